@@ -1,0 +1,222 @@
+//! Enrolment, check-in and the check-in loop.
+
+use crate::collect::{CollectOptions, collect};
+use crate::http::{Client, HttpError};
+use crate::state::{Acked, Identity, StateDir};
+use anyhow::{Context, bail};
+use patchbay_core::inventory::{Inventory, PackageDelta};
+use patchbay_proto::AGENT_PROTOCOL_VERSION;
+use patchbay_proto::agent::{
+    CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, InventoryPayload,
+};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Agent options.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Server base URL.
+    pub server: String,
+    /// Enrolment token, needed only until the agent is enrolled.
+    pub enroll_token: Option<String>,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Root file system to inventory.
+    pub root: PathBuf,
+    /// Check-in interval.
+    pub interval: Duration,
+    /// Collect pending updates (apt/dnf/apk simulation).
+    pub pending_updates: bool,
+    /// HTTP timeout.
+    pub timeout: Duration,
+}
+
+/// What one check-in did.
+#[derive(Debug, Clone)]
+pub struct CheckinOutcome {
+    /// Asset name.
+    pub asset_name: String,
+    /// `unchanged`, `delta` or `full`.
+    pub sent: &'static str,
+    /// Packages in the inventory.
+    pub packages: usize,
+    /// Package rows the server wrote.
+    pub rows_written: u64,
+    /// Suggested next interval.
+    pub next_checkin_secs: u64,
+}
+
+/// Reads the host name for enrolment.
+fn hostname(inv: &Inventory) -> String {
+    if inv.facts.hostname.is_empty() {
+        "host".to_string()
+    } else {
+        inv.facts.hostname.clone()
+    }
+}
+
+/// Enrols if the state directory has no identity; returns the identity.
+pub fn ensure_enrolled(
+    opts: &AgentOptions,
+    state: &StateDir,
+    inv: &Inventory,
+) -> anyhow::Result<Identity> {
+    if let Some(id) = state.identity()? {
+        return Ok(id);
+    }
+    let Some(token) = &opts.enroll_token else {
+        bail!(
+            "this agent is not enrolled (no identity in {}): pass --enroll-token",
+            state.path().display()
+        );
+    };
+    let client = Client::new(&opts.server, None, opts.timeout);
+    let resp: EnrollResponse = client
+        .send(
+            "POST",
+            "/agent/v1/enroll",
+            &EnrollRequest {
+                protocol: AGENT_PROTOCOL_VERSION,
+                enroll_token: token.clone(),
+                hostname: hostname(inv),
+                machine_id: inv.facts.machine_id.clone(),
+            },
+        )
+        .with_context(|| format!("enrolling with {}", opts.server))?;
+    let id = Identity {
+        server: opts.server.clone(),
+        agent_id: resp.agent_id,
+        asset_name: resp.asset_name,
+        secret: resp.agent_secret,
+    };
+    state.save_identity(&id)?;
+    state.clear_acked()?;
+    tracing::info!(agent = %id.agent_id, asset = %id.asset_name, "enrolled");
+    Ok(id)
+}
+
+/// Builds the check-in payload: nothing if unchanged, a delta against the last
+/// acknowledged inventory, or the full inventory.
+pub fn payload(
+    inv: &Inventory,
+    hash: &str,
+    acked: Option<&Acked>,
+) -> (InventoryPayload, &'static str) {
+    match acked {
+        Some(a) if a.hash == hash => (InventoryPayload::Unchanged, "unchanged"),
+        Some(a) => {
+            let d = PackageDelta::between(&a.inventory.packages, &inv.packages);
+            (
+                InventoryPayload::Delta {
+                    base_hash: a.hash.clone(),
+                    facts: inv.facts.clone(),
+                    format: inv.format,
+                    added: d.added,
+                    removed: d.removed,
+                    pending_updates: inv.pending_updates.clone(),
+                },
+                "delta",
+            )
+        }
+        None => (
+            InventoryPayload::Full {
+                inventory: inv.clone(),
+            },
+            "full",
+        ),
+    }
+}
+
+/// Collects the inventory and checks in once (enrolling first if needed).
+pub fn checkin_once(opts: &AgentOptions) -> anyhow::Result<CheckinOutcome> {
+    let state = StateDir::open(&opts.state_dir)?;
+    let inv = collect(&CollectOptions {
+        root: opts.root.clone(),
+        pending_updates: opts.pending_updates,
+        ..Default::default()
+    })
+    .with_context(|| format!("collecting the inventory of {}", opts.root.display()))?;
+    let mut id = ensure_enrolled(opts, &state, &inv)?;
+    let hash = inv.content_hash();
+    let mut acked = state.acked()?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (inventory, sent) = payload(&inv, &hash, acked.as_ref());
+        let client = Client::new(&id.server, Some(id.secret.clone()), opts.timeout);
+        let req = CheckinRequest {
+            protocol: AGENT_PROTOCOL_VERSION,
+            inventory_hash: hash.clone(),
+            inventory,
+        };
+        match client.send::<_, CheckinResponse>("POST", "/agent/v1/checkin", &req) {
+            Ok(resp) => {
+                if sent != "unchanged" {
+                    state.save_acked(&Acked {
+                        hash: resp.stored_hash.clone(),
+                        inventory: inv.clone(),
+                    })?;
+                }
+                return Ok(CheckinOutcome {
+                    asset_name: id.asset_name.clone(),
+                    sent,
+                    packages: inv.packages.len(),
+                    rows_written: resp.package_rows_written,
+                    next_checkin_secs: resp.next_checkin_secs,
+                });
+            }
+            // The server holds another base (restored backup, lost write): send it all.
+            Err(e) if e.code() == Some("inventory_base_mismatch") && attempt == 1 => {
+                tracing::info!("server holds a different inventory; sending the full inventory");
+                acked = None;
+                state.clear_acked()?;
+            }
+            // Credential rejected: re-enrol when a token was given.
+            Err(HttpError::Api { status: 401, .. })
+                if attempt == 1 && opts.enroll_token.is_some() =>
+            {
+                tracing::warn!("agent credential rejected; enrolling again");
+                std::fs::remove_file(state.path().join("identity.json")).ok();
+                id = ensure_enrolled(opts, &state, &inv)?;
+                acked = None;
+            }
+            Err(e) => return Err(e).with_context(|| format!("checking in with {}", id.server)),
+        }
+    }
+}
+
+/// Sleep time with ±10 % jitter, so a fleet restarted together spreads out.
+pub fn jittered(interval: Duration) -> Duration {
+    use rand::Rng;
+    let f: f64 = rand::rng().random_range(0.9..1.1);
+    interval.mul_f64(f)
+}
+
+/// Runs forever: check in, sleep with jitter, repeat. Failures are logged and
+/// retried with exponential backoff capped at the interval.
+pub fn run_loop(opts: &AgentOptions, stop: &std::sync::atomic::AtomicBool) {
+    let mut backoff = Duration::from_secs(5);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let wait = match checkin_once(opts) {
+            Ok(o) => {
+                backoff = Duration::from_secs(5);
+                tracing::info!(asset = %o.asset_name, sent = o.sent, packages = o.packages, rows = o.rows_written, "checked in");
+                jittered(opts.interval)
+            }
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "check-in failed");
+                let w = backoff;
+                backoff = (backoff * 2).min(opts.interval);
+                w
+            }
+        };
+        let deadline = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < deadline
+            && !stop.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            std::thread::sleep(
+                Duration::from_millis(200).min(deadline - std::time::Instant::now()),
+            );
+        }
+    }
+}

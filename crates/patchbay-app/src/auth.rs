@@ -1,0 +1,252 @@
+//! Authentication of API tokens and agents, and the role check.
+
+use crate::{App, AppError, fmt_ts, random32};
+use jiff::SignedDuration;
+use patchbay_core::auth::{Action, Role};
+use patchbay_core::token::{self, TokenKind};
+use patchbay_proto::api::{TokenCreated, TokenInfo};
+use patchbay_proto::error::ErrorCode;
+use patchbay_store::{AgentRow, ApiTokenRow, NewApiToken};
+use serde_json::json;
+
+/// Who is calling the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Token id.
+    pub token_id: i64,
+    /// Token label.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+impl Caller {
+    /// The audit actor string.
+    pub fn actor(&self) -> String {
+        format!("token:{}:{}", self.token_id, self.name)
+    }
+}
+
+/// Request facts recorded with refusals.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCtx {
+    /// HTTP method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Peer address.
+    pub remote: String,
+}
+
+impl RequestCtx {
+    fn detail(&self, reason: &str) -> serde_json::Value {
+        json!({"method": self.method, "path": self.path, "remote": self.remote, "reason": reason})
+    }
+}
+
+/// `last_used_at` resolution: a token used many times a minute is written once.
+const LAST_USED_RESOLUTION: SignedDuration = SignedDuration::from_secs(60);
+
+pub(crate) fn token_info(r: &ApiTokenRow) -> Result<TokenInfo, AppError> {
+    Ok(TokenInfo {
+        id: r.id,
+        name: r.name.clone(),
+        role: r.role.parse().map_err(|e: String| {
+            AppError::new(ErrorCode::Internal, format!("stored token {}: {e}", r.id))
+        })?,
+        prefix: r.prefix.clone(),
+        created_at: fmt_ts(r.created_at),
+        created_by: r.created_by.clone(),
+        last_used_at: r.last_used_at.map(fmt_ts),
+        revoked_at: r.revoked_at.map(fmt_ts),
+    })
+}
+
+fn bearer(header: Option<&str>) -> Option<&str> {
+    let h = header?.trim();
+    let (scheme, rest) = h.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl App {
+    /// Authenticates an API request from its `Authorization` header. Refusals are
+    /// recorded in the audit log and answered with 401.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        ctx: &RequestCtx,
+    ) -> Result<Caller, AppError> {
+        let Some(secret) = bearer(authorization) else {
+            let reason = if authorization.is_some() {
+                "malformed Authorization header"
+            } else {
+                "no token"
+            };
+            self.audit_refusal("anonymous", "request.denied", &ctx.path, ctx.detail(reason))
+                .await;
+            return Err(AppError::new(
+                ErrorCode::Unauthenticated,
+                "an API token is required: send 'Authorization: Bearer <token>'",
+            ));
+        };
+        let hash = token::hash(secret);
+        let row = {
+            let mut tx = self.store.read().await?;
+            tx.api_token_by_hash(&hash).await?
+        };
+        let now = self.now();
+        let row = match row {
+            Some(r) if r.revoked_at.is_none() => r,
+            Some(r) => {
+                self.audit_refusal(
+                    &format!("token:{}:{}", r.id, r.name),
+                    "request.denied",
+                    &ctx.path,
+                    ctx.detail("revoked token"),
+                )
+                .await;
+                return Err(AppError::new(
+                    ErrorCode::Unauthenticated,
+                    "this API token has been revoked",
+                ));
+            }
+            None => {
+                self.audit_refusal(
+                    &format!("unknown:{}", token::display_prefix(secret)),
+                    "request.denied",
+                    &ctx.path,
+                    ctx.detail("unknown token"),
+                )
+                .await;
+                return Err(AppError::new(
+                    ErrorCode::Unauthenticated,
+                    "unknown API token",
+                ));
+            }
+        };
+        let stale = row
+            .last_used_at
+            .is_none_or(|t| now.duration_since(t) >= LAST_USED_RESOLUTION);
+        if stale {
+            let mut tx = self.store.write().await?;
+            tx.touch_api_token(row.id, now).await?;
+            tx.commit().await?;
+        }
+        let role: Role = row.role.parse().map_err(|e: String| {
+            AppError::new(ErrorCode::Internal, format!("stored token {}: {e}", row.id))
+        })?;
+        Ok(Caller {
+            token_id: row.id,
+            name: row.name,
+            role,
+        })
+    }
+
+    /// Checks that `caller` may perform `action`; a refusal is recorded and
+    /// answered with 403.
+    pub async fn require(
+        &self,
+        caller: &Caller,
+        action: Action,
+        ctx: &RequestCtx,
+    ) -> Result<(), AppError> {
+        if caller.role.permits(action) {
+            return Ok(());
+        }
+        let mut detail = ctx.detail("role lacks permission");
+        detail["role"] = json!(caller.role.as_str());
+        detail["needed"] = json!(format!("{action:?}"));
+        self.audit_refusal(&caller.actor(), "request.denied", &ctx.path, detail)
+            .await;
+        Err(AppError::new(
+            ErrorCode::Forbidden,
+            format!("role '{}' may not do this ({action:?})", caller.role),
+        ))
+    }
+
+    /// Authenticates an agent by its credential. Refusals are recorded.
+    pub async fn authenticate_agent(
+        &self,
+        authorization: Option<&str>,
+        ctx: &RequestCtx,
+    ) -> Result<AgentRow, AppError> {
+        let secret = bearer(authorization);
+        let row = match secret {
+            Some(s) => {
+                let mut tx = self.store.read().await?;
+                tx.agent_by_secret_hash(&token::hash(s)).await?
+            }
+            None => None,
+        };
+        match row {
+            Some(a) if a.revoked_at.is_none() => Ok(a),
+            other => {
+                let reason = match (&secret, &other) {
+                    (None, _) => "no agent credential",
+                    (Some(_), Some(_)) => "revoked agent credential",
+                    (Some(_), None) => "unknown agent credential",
+                };
+                let actor = other
+                    .map(|a| format!("agent:{}", a.id))
+                    .unwrap_or_else(|| "anonymous".into());
+                self.audit_refusal(&actor, "request.denied", &ctx.path, ctx.detail(reason))
+                    .await;
+                Err(AppError::new(
+                    ErrorCode::Unauthenticated,
+                    format!("{reason}: enrol the agent again"),
+                ))
+            }
+        }
+    }
+
+    /// On first start (no API token exists), creates an admin token and returns its
+    /// secret so the caller can write it to the data directory. Returns `None` when
+    /// tokens exist already.
+    pub async fn bootstrap_admin_token(&self) -> Result<Option<TokenCreated>, AppError> {
+        let mut tx = self.store.write().await?;
+        if !tx.list_api_tokens().await?.is_empty() {
+            return Ok(None);
+        }
+        let secret = token::render(TokenKind::Api, &random32());
+        let row = tx
+            .insert_api_token(&NewApiToken {
+                name: "bootstrap-admin".into(),
+                role: Role::Admin.as_str().into(),
+                token_hash: token::hash(&secret),
+                prefix: token::display_prefix(&secret),
+                created_at: self.now(),
+                created_by: "system".into(),
+            })
+            .await?;
+        self.audit_in(
+            &mut tx,
+            "system",
+            "token.create",
+            &format!("token:{}", row.id),
+            json!({"role": "admin", "name": row.name}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(TokenCreated {
+            info: token_info(&row)?,
+            token: secret,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(Some("bearer   abc ")), Some("abc"));
+        assert_eq!(bearer(Some("Basic abc")), None);
+        assert_eq!(bearer(Some("Bearer ")), None);
+        assert_eq!(bearer(None), None);
+    }
+}

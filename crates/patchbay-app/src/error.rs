@@ -1,0 +1,55 @@
+//! Service errors: a stable [`ErrorCode`] and a message for people.
+
+use patchbay_proto::error::ErrorCode;
+use patchbay_store::StoreError;
+
+/// An error answered to a caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct AppError {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// What went wrong, naming the thing.
+    pub message: String,
+}
+
+impl AppError {
+    /// Builds an error.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+    /// `invalid_request`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+    /// `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => AppError::new(ErrorCode::NotFound, m),
+            StoreError::Conflict(m) => AppError::new(ErrorCode::Conflict, m),
+            StoreError::Unavailable(m) => {
+                tracing::warn!(error = %m, "database unavailable");
+                AppError::new(
+                    ErrorCode::Unavailable,
+                    "the database is unavailable; retry later",
+                )
+            }
+            StoreError::Other(m) => {
+                tracing::error!(error = %m, "storage error");
+                AppError::new(
+                    ErrorCode::Internal,
+                    "internal storage error (see the server log)",
+                )
+            }
+        }
+    }
+}

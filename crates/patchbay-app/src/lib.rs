@@ -1,0 +1,191 @@
+//! Patchbay's service layer: the one place that authorizes, opens transactions
+//! and records audit events.
+//!
+//! HTTP handlers decode a request, call one method of [`App`], and encode the
+//! answer. Each method that changes state checks the caller's role, runs one
+//! write transaction, and appends its audit event *inside that transaction*, so a
+//! change and its record commit together or not at all. Refused requests are
+//! recorded too, in a transaction of their own.
+//!
+//! Time comes from an injected [`Clock`] so tests control it.
+//!
+//! # Layout
+//! - [`error`]: [`AppError`], a stable code plus a human message.
+//! - [`auth`]: callers, token authentication, role checks, bootstrap token.
+//! - [`assets`]: registry queries, edits and agentless imports.
+//! - [`agents`]: enrolment and check-in (inventory deltas).
+//! - [`tokens`]: API and enrolment tokens, audit listing.
+#![forbid(unsafe_code)]
+
+pub mod agents;
+pub mod assets;
+pub mod auth;
+pub mod error;
+pub mod tokens;
+
+use jiff::{SignedDuration, Timestamp};
+use patchbay_store::{AuditRecord, Store, Tx};
+use std::sync::{Arc, Mutex};
+
+pub use auth::{Caller, RequestCtx};
+pub use error::AppError;
+
+/// Source of the current time.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A clock that tests set by hand.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<Timestamp>);
+
+impl ManualClock {
+    /// Starts at `t`.
+    pub fn new(t: Timestamp) -> Self {
+        Self(Mutex::new(t))
+    }
+    /// Moves the clock.
+    pub fn set(&self, t: Timestamp) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = t;
+    }
+    /// Advances the clock.
+    pub fn advance(&self, d: SignedDuration) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *g = *g + d;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Settings of the service layer.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// A managed asset is stale after this long without a check-in.
+    pub stale_after: SignedDuration,
+    /// Check-in interval suggested to agents.
+    pub checkin_interval_secs: u64,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            stale_after: patchbay_core::asset::DEFAULT_STALE_AFTER,
+            checkin_interval_secs: 15 * 60,
+        }
+    }
+}
+
+/// The service layer.
+#[derive(Clone)]
+pub struct App {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: AppConfig,
+}
+
+impl App {
+    /// Creates the service over a store and a clock.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: AppConfig) -> Self {
+        Self {
+            store,
+            clock,
+            config,
+        }
+    }
+
+    /// The store (for health checks).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Now, from the injected clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    fn record(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        detail: serde_json::Value,
+    ) -> AuditRecord {
+        AuditRecord {
+            at: self.now(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            target: target.to_string(),
+            outcome: outcome.to_string(),
+            detail,
+        }
+    }
+
+    /// Appends an audit event inside `tx`.
+    async fn audit_in(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), AppError> {
+        let rec = self.record(actor, action, target, "ok", detail);
+        tx.append_audit(&rec).await?;
+        Ok(())
+    }
+
+    /// Records a refused request in its own transaction. Failing to record is
+    /// logged, never turned into a different answer for the client.
+    async fn audit_refusal(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) {
+        let rec = self.record(actor, action, target, "denied", detail);
+        let res = async {
+            let mut tx = self.store.write().await?;
+            tx.append_audit(&rec).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, action, "could not record a refused request in the audit log");
+        }
+    }
+}
+
+/// Generates 32 random bytes from the OS-seeded generator.
+pub(crate) fn random32() -> [u8; 32] {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    b
+}
+
+/// Formats a timestamp for the wire (RFC 3339, UTC, second precision).
+pub fn fmt_ts(t: Timestamp) -> String {
+    t.round(jiff::Unit::Second).unwrap_or(t).to_string()
+}

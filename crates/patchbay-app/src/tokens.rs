@@ -1,0 +1,176 @@
+//! API tokens, enrolment tokens and the audit listing.
+
+use crate::auth::token_info;
+use crate::{App, AppError, Caller, RequestCtx, fmt_ts, random32};
+use jiff::SignedDuration;
+use patchbay_core::auth::Action;
+use patchbay_core::token::{self, TokenKind};
+use patchbay_proto::api::{
+    AuditEventOut, CreateEnrollToken, CreateToken, EnrollTokenCreated, TokenCreated, TokenInfo,
+};
+use patchbay_store::{NewApiToken, NewEnrollToken};
+use serde_json::json;
+
+/// Default lifetime of an enrolment token.
+pub const DEFAULT_ENROLL_TTL: SignedDuration = SignedDuration::from_hours(24);
+/// Longest allowed enrolment-token lifetime: a year. Longer-lived enrolment
+/// secrets end up in images and wikis.
+pub const MAX_ENROLL_TTL_SECS: u64 = 366 * 24 * 3600;
+/// Most uses of one enrolment token (a fleet roll-out of 100k hosts).
+pub const MAX_ENROLL_USES: u32 = 100_000;
+
+impl App {
+    /// Creates an API token (admin only).
+    pub async fn create_token(
+        &self,
+        caller: &Caller,
+        req: CreateToken,
+        ctx: &RequestCtx,
+    ) -> Result<TokenCreated, AppError> {
+        self.require(caller, Action::ManageTokens, ctx).await?;
+        let name = req.name.trim();
+        if name.is_empty() || name.len() > 128 {
+            return Err(AppError::invalid("token name must be 1 to 128 characters"));
+        }
+        let secret = token::render(TokenKind::Api, &random32());
+        let mut tx = self.store.write().await?;
+        let row = tx
+            .insert_api_token(&NewApiToken {
+                name: name.to_string(),
+                role: req.role.as_str().to_string(),
+                token_hash: token::hash(&secret),
+                prefix: token::display_prefix(&secret),
+                created_at: self.now(),
+                created_by: caller.actor(),
+            })
+            .await?;
+        self.audit_in(
+            &mut tx,
+            &caller.actor(),
+            "token.create",
+            &format!("token:{}", row.id),
+            json!({"name": row.name, "role": row.role}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(TokenCreated {
+            info: token_info(&row)?,
+            token: secret,
+        })
+    }
+
+    /// Lists API tokens (never the secrets).
+    pub async fn list_tokens(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<TokenInfo>, AppError> {
+        self.require(caller, Action::ReadTokens, ctx).await?;
+        let mut tx = self.store.read().await?;
+        tx.list_api_tokens().await?.iter().map(token_info).collect()
+    }
+
+    /// Revokes an API token (admin only).
+    pub async fn revoke_token(
+        &self,
+        caller: &Caller,
+        id: i64,
+        ctx: &RequestCtx,
+    ) -> Result<(), AppError> {
+        self.require(caller, Action::ManageTokens, ctx).await?;
+        let mut tx = self.store.write().await?;
+        tx.revoke_api_token(id, self.now()).await?;
+        self.audit_in(
+            &mut tx,
+            &caller.actor(),
+            "token.revoke",
+            &format!("token:{id}"),
+            json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates an agent enrolment token.
+    pub async fn create_enroll_token(
+        &self,
+        caller: &Caller,
+        req: CreateEnrollToken,
+        ctx: &RequestCtx,
+    ) -> Result<EnrollTokenCreated, AppError> {
+        self.require(caller, Action::CreateEnrollToken, ctx).await?;
+        let uses = req.uses.unwrap_or(1);
+        if uses == 0 || uses > MAX_ENROLL_USES {
+            return Err(AppError::invalid(format!(
+                "uses must be between 1 and {MAX_ENROLL_USES}, got {uses}"
+            )));
+        }
+        let ttl = match req.ttl_secs {
+            None => DEFAULT_ENROLL_TTL,
+            Some(s) if s == 0 || s > MAX_ENROLL_TTL_SECS => {
+                return Err(AppError::invalid(format!(
+                    "ttl must be between 1 second and {MAX_ENROLL_TTL_SECS} seconds, got {s}"
+                )));
+            }
+            Some(s) => SignedDuration::from_secs(s as i64),
+        };
+        let now = self.now();
+        let secret = token::render(TokenKind::Enroll, &random32());
+        let name = req.name.unwrap_or_else(|| "enrolment".into());
+        let mut tx = self.store.write().await?;
+        let row = tx
+            .insert_enroll_token(&NewEnrollToken {
+                name,
+                token_hash: token::hash(&secret),
+                prefix: token::display_prefix(&secret),
+                uses: uses as i64,
+                expires_at: now + ttl,
+                created_at: now,
+                created_by: caller.actor(),
+            })
+            .await?;
+        self.audit_in(
+            &mut tx,
+            &caller.actor(),
+            "enroll_token.create",
+            &format!("enroll_token:{}", row.id),
+            json!({"uses": uses, "expires_at": fmt_ts(row.expires_at)}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(EnrollTokenCreated {
+            id: row.id,
+            token: secret,
+            uses,
+            expires_at: fmt_ts(row.expires_at),
+        })
+    }
+
+    /// Lists audit events after `after`, at most `limit` (≤ 10,000).
+    pub async fn list_audit(
+        &self,
+        caller: &Caller,
+        after: i64,
+        limit: i64,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<AuditEventOut>, AppError> {
+        self.require(caller, Action::ReadAudit, ctx).await?;
+        let limit = limit.clamp(1, 10_000);
+        let mut tx = self.store.read().await?;
+        Ok(tx
+            .list_audit(after, limit)
+            .await?
+            .into_iter()
+            .map(|e| AuditEventOut {
+                seq: e.seq,
+                at: fmt_ts(e.record.at),
+                actor: e.record.actor,
+                action: e.record.action,
+                target: e.record.target,
+                outcome: e.record.outcome,
+                detail: e.record.detail,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,23 @@
+//! The `patchbay-agent` binary: parses flags and hands over to the agent library.
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = patchbay_agent::cli::Args::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if args.log_json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    std::process::ExitCode::from(patchbay_agent::cli::main_entry(args) as u8)
+}

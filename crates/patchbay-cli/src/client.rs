@@ -1,0 +1,468 @@
+//! Client commands over the REST API.
+
+use crate::Format;
+use crate::output::{json, table};
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use patchbay_agent::http::Client;
+use patchbay_core::auth::Role;
+use patchbay_proto::api::{
+    AssetDetail, AssetPatch, AssetSummary, AuditEventOut, CreateEnrollToken, CreateToken,
+    EnrollTokenCreated, ImportAsset, ImportResult, List, TokenCreated, TokenInfo,
+};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where `patchbay dev` and a first `patchbay serve` write the admin token.
+pub const DEFAULT_TOKEN_FILE: &str = "./patchbay-data/admin.token";
+
+/// Builds a client from flags, falling back to the default admin token file.
+pub fn connect(url: &str, token: Option<String>) -> anyhow::Result<Client> {
+    let token = match token {
+        Some(t) => t,
+        None => match std::fs::read_to_string(DEFAULT_TOKEN_FILE) {
+            Ok(t) => t.trim().to_string(),
+            Err(_) => bail!(
+                "no API token: pass --token or set PATCHBAY_TOKEN (a first server start writes one to DATA_DIR/admin.token)"
+            ),
+        },
+    };
+    Ok(Client::new(url, Some(token), Duration::from_secs(300)))
+}
+
+/// `patchbay assets …`
+#[derive(Debug, Subcommand)]
+pub enum AssetsCmd {
+    /// List assets with liveness (managed, stale, unmanaged).
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Show one asset; JSON includes its packages.
+    Show {
+        /// Asset name.
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Change an asset's attributes.
+    Set {
+        /// Asset name.
+        name: String,
+        /// Kind: server, desktop, cloud-instance, network-device, appliance, application.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Owner (team or person).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Business impact: critical, high, medium, low.
+        #[arg(long)]
+        business_impact: Option<String>,
+        /// Exposure: internet-facing, privileged-data, internal, isolated.
+        #[arg(long)]
+        exposure: Option<String>,
+        /// Environment, e.g. prod, staging.
+        #[arg(long)]
+        environment: Option<String>,
+        /// Tags, comma-separated (replaces the existing set).
+        #[arg(long, value_delimiter = ',')]
+        tags: Option<Vec<String>>,
+    },
+    /// Import agentless assets from a CSV or JSON file (by extension, or --csv/--json).
+    ///
+    /// CSV columns: name (required), kind, owner, business_impact, exposure,
+    /// environment, tags (a;b), os (id:version), packages (name=version;name=version).
+    /// JSON: a list of objects with the same fields (packages as [{name, version}]).
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Treat the file as CSV.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// Treat the file as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `patchbay tokens …`
+#[derive(Debug, Subcommand)]
+pub enum TokensCmd {
+    /// Create an API token; its secret is printed once.
+    Create {
+        /// Label: who or what uses the token.
+        #[arg(long)]
+        name: String,
+        /// Role: admin, operator, approver, auditor.
+        #[arg(long)]
+        role: Role,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// List API tokens (never their secrets).
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Revoke an API token by id.
+    Revoke {
+        /// Token id.
+        id: i64,
+    },
+}
+
+/// `patchbay enroll-token …`
+#[derive(Debug, Subcommand)]
+pub enum EnrollTokenCmd {
+    /// Create an agent enrolment token.
+    Create {
+        /// How many agents may enrol with it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// Lifetime, e.g. 30m, 24h, 7d.
+        #[arg(long, default_value = "24h", value_parser = patchbay_agent::cli::parse_duration)]
+        ttl: Duration,
+        /// Label.
+        #[arg(long)]
+        name: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+/// `patchbay audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// List audit events, oldest first.
+    List {
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Runs an `assets` command.
+pub fn assets(c: &Client, cmd: AssetsCmd) -> anyhow::Result<()> {
+    match cmd {
+        AssetsCmd::List { format } => {
+            let l: List<AssetSummary> = c.get("/api/v1/assets")?;
+            match format {
+                Format::Json => json(&l.items)?,
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = l
+                        .items
+                        .iter()
+                        .map(|a| {
+                            vec![
+                                a.name.clone(),
+                                a.kind.clone(),
+                                a.liveness.clone(),
+                                a.os.clone(),
+                                a.package_count.to_string(),
+                                a.owner.clone(),
+                                a.environment.clone(),
+                                a.business_impact.clone(),
+                                a.exposure.clone(),
+                                a.last_seen.clone().unwrap_or_else(|| "-".into()),
+                            ]
+                        })
+                        .collect();
+                    print!(
+                        "{}",
+                        table(
+                            &[
+                                "NAME",
+                                "KIND",
+                                "LIVENESS",
+                                "OS",
+                                "PACKAGES",
+                                "OWNER",
+                                "ENV",
+                                "IMPACT",
+                                "EXPOSURE",
+                                "LAST SEEN"
+                            ],
+                            &rows
+                        )
+                    );
+                }
+            }
+        }
+        AssetsCmd::Show { name, format } => {
+            let a: AssetDetail = c.get(&format!("/api/v1/assets/{}", enc(&name)))?;
+            match format {
+                Format::Json => json(&a)?,
+                Format::Table => print_asset(&a),
+            }
+        }
+        AssetsCmd::Set {
+            name,
+            kind,
+            owner,
+            business_impact,
+            exposure,
+            environment,
+            tags,
+        } => {
+            let patch = AssetPatch {
+                kind,
+                owner,
+                business_impact,
+                exposure,
+                environment,
+                tags,
+            };
+            let a: AssetDetail =
+                c.send("PATCH", &format!("/api/v1/assets/{}", enc(&name)), &patch)?;
+            println!("updated {}", a.summary.name);
+        }
+        AssetsCmd::Import {
+            file,
+            csv,
+            json: as_json,
+        } => {
+            let data =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let is_csv = csv
+                || (!as_json
+                    && file
+                        .extension()
+                        .is_some_and(|e| e.eq_ignore_ascii_case("csv")));
+            let r: ImportResult = if is_csv {
+                c.post_raw("/api/v1/assets/import", "text/csv", &data)?
+            } else {
+                let items: Vec<ImportAsset> = serde_json::from_slice(&data)
+                    .with_context(|| format!("{} is not a JSON list of assets", file.display()))?;
+                c.send("POST", "/api/v1/assets/import", &items)?
+            };
+            println!(
+                "imported {}: {} created, {} updated",
+                file.display(),
+                r.created,
+                r.updated
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_asset(a: &AssetDetail) {
+    let s = &a.summary;
+    let kv = [
+        ("name", s.name.clone()),
+        ("kind", s.kind.clone()),
+        ("liveness", s.liveness.clone()),
+        (
+            "last seen",
+            s.last_seen.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("owner", s.owner.clone()),
+        ("environment", s.environment.clone()),
+        ("business impact", s.business_impact.clone()),
+        ("exposure", s.exposure.clone()),
+        ("tags", s.tags.join(", ")),
+        ("hostname", a.hostname.clone()),
+        ("os", format!("{} ({})", s.os, a.os_pretty_name)),
+        ("kernel", a.kernel.clone()),
+        ("arch", a.arch.clone()),
+        ("ip addresses", a.ip_addresses.join(", ")),
+        ("reboot required", a.reboot_required.to_string()),
+        ("needs restart", a.services_needing_restart.join(", ")),
+        (
+            "packages",
+            format!(
+                "{} ({})",
+                s.package_count,
+                a.package_format.clone().unwrap_or_default()
+            ),
+        ),
+        ("pending updates", a.pending_updates.len().to_string()),
+    ];
+    for (k, v) in kv {
+        println!("{k:>16}: {v}");
+    }
+    if !a.pending_updates.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = a
+            .pending_updates
+            .iter()
+            .map(|u| {
+                vec![
+                    u.name.clone(),
+                    u.current_version.clone(),
+                    u.available_version.clone(),
+                    u.origin.clone(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(&["PENDING", "INSTALLED", "AVAILABLE", "ORIGIN"], &rows)
+        );
+    }
+}
+
+/// Runs a `tokens` command.
+pub fn tokens(c: &Client, cmd: TokensCmd) -> anyhow::Result<()> {
+    match cmd {
+        TokensCmd::Create { name, role, format } => {
+            let t: TokenCreated = c.send("POST", "/api/v1/tokens", &CreateToken { name, role })?;
+            match format {
+                Format::Json => json(&t)?,
+                Format::Table => {
+                    println!(
+                        "created token {} ({}, role {})",
+                        t.info.id, t.info.name, t.info.role
+                    );
+                    println!("{}", t.token);
+                    eprintln!("store this secret now: it is not shown again");
+                }
+            }
+        }
+        TokensCmd::List { format } => {
+            let l: List<TokenInfo> = c.get("/api/v1/tokens")?;
+            match format {
+                Format::Json => json(&l.items)?,
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = l
+                        .items
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t.id.to_string(),
+                                t.name.clone(),
+                                t.role.to_string(),
+                                t.prefix.clone(),
+                                t.created_at.clone(),
+                                t.last_used_at.clone().unwrap_or_else(|| "-".into()),
+                                t.revoked_at.clone().unwrap_or_else(|| "-".into()),
+                            ]
+                        })
+                        .collect();
+                    print!(
+                        "{}",
+                        table(
+                            &[
+                                "ID",
+                                "NAME",
+                                "ROLE",
+                                "PREFIX",
+                                "CREATED",
+                                "LAST USED",
+                                "REVOKED"
+                            ],
+                            &rows
+                        )
+                    );
+                }
+            }
+        }
+        TokensCmd::Revoke { id } => {
+            c.delete(&format!("/api/v1/tokens/{id}"))?;
+            println!("revoked token {id}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs an `enroll-token` command.
+pub fn enroll_token(c: &Client, cmd: EnrollTokenCmd) -> anyhow::Result<()> {
+    match cmd {
+        EnrollTokenCmd::Create {
+            uses,
+            ttl,
+            name,
+            format,
+        } => {
+            let t: EnrollTokenCreated = c.send(
+                "POST",
+                "/api/v1/enroll-tokens",
+                &CreateEnrollToken {
+                    name,
+                    uses: Some(uses),
+                    ttl_secs: Some(ttl.as_secs()),
+                },
+            )?;
+            match format {
+                Format::Json => json(&t)?,
+                Format::Table => {
+                    println!("{}", t.token);
+                    eprintln!(
+                        "enrolment token {}: {} use(s), expires {}",
+                        t.id, t.uses, t.expires_at
+                    );
+                    eprintln!(
+                        "enrol a host: patchbay-agent --server {} --enroll-token {} --state-dir /var/lib/patchbay-agent",
+                        c.base(),
+                        t.token
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs an `audit` command.
+pub fn audit(c: &Client, cmd: AuditCmd) -> anyhow::Result<()> {
+    match cmd {
+        AuditCmd::List {
+            after,
+            limit,
+            format,
+        } => {
+            let l: List<AuditEventOut> =
+                c.get(&format!("/api/v1/audit?after={after}&limit={limit}"))?;
+            match format {
+                Format::Json => json(&l.items)?,
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = l
+                        .items
+                        .iter()
+                        .map(|e| {
+                            vec![
+                                e.seq.to_string(),
+                                e.at.clone(),
+                                e.actor.clone(),
+                                e.action.clone(),
+                                e.target.clone(),
+                                e.outcome.clone(),
+                            ]
+                        })
+                        .collect();
+                    print!(
+                        "{}",
+                        table(
+                            &["SEQ", "AT", "ACTOR", "ACTION", "TARGET", "OUTCOME"],
+                            &rows
+                        )
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The `patchbay` command: server (`serve`), the all-in-one `dev` mode, client
+//! commands over the REST API, and the fleet simulator.
+//!
+//! # Layout
+//! - this file: flags ([`Cli`]) and dispatch ([`run`]).
+//! - [`server`]: `serve` and `dev`.
+//! - [`client`]: `assets`, `tokens`, `enroll-token`, `audit` (REST API clients).
+//! - [`output`]: table and JSON rendering.
+//! - [`sim`]: the fleet simulator (virtual agents with real inventories).
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod output;
+pub mod server;
+pub mod sim;
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Patchbay: a patch-management control plane.
+///
+/// Client commands talk to a server given by --url / PATCHBAY_URL with the API
+/// token from --token / PATCHBAY_TOKEN (falling back to ./patchbay-data/admin.token,
+/// which `patchbay dev` and a first `patchbay serve` write).
+#[derive(Debug, Parser)]
+#[command(name = "patchbay", version, propagate_version = true)]
+pub struct Cli {
+    /// Server URL for client commands.
+    #[arg(
+        long,
+        global = true,
+        env = "PATCHBAY_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// API token for client commands.
+    #[arg(long, global = true, env = "PATCHBAY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Log format of server commands.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Output formats of read commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns.
+    Table,
+    /// JSON.
+    Json,
+}
+
+/// Server options shared by `serve` and `dev`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Database URL: postgres://user:pass@host/db, or sqlite://PATH.
+    /// Default: SQLite at DATA_DIR/patchbay.db.
+    #[arg(long, env = "PATCHBAY_DB")]
+    pub db: Option<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Data directory (SQLite database, admin.token).
+    #[arg(long, default_value = "./patchbay-data")]
+    pub data_dir: PathBuf,
+    /// A managed asset without a check-in for this long is stale (e.g. 24h, 90m).
+    #[arg(long, default_value = "24h", value_parser = patchbay_agent::cli::parse_duration)]
+    pub stale_after: std::time::Duration,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: REST API, agent endpoints, /metrics, /healthz.
+    Serve(ServeArgs),
+    /// All-in-one local demo: server on SQLite in ./patchbay-data plus a read-only
+    /// agent for this machine.
+    Dev(server::DevArgs),
+    /// Manage assets.
+    #[command(subcommand)]
+    Assets(client::AssetsCmd),
+    /// Manage API tokens (admin).
+    #[command(subcommand)]
+    Tokens(client::TokensCmd),
+    /// Manage agent enrolment tokens.
+    #[command(name = "enroll-token", subcommand)]
+    EnrollToken(client::EnrollTokenCmd),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(client::AuditCmd),
+    /// Fleet simulator: enrol N virtual agents with realistic inventories.
+    Sim(sim::SimArgs),
+}
+
+/// Sets up tracing: server commands log at info, client commands only warnings.
+pub fn init_logging(cli: &Cli) {
+    let default = match cli.command {
+        Command::Serve(_) | Command::Dev(_) => "info,tower_http=warn,sqlx=warn",
+        _ => "warn",
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.init(),
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(a) => server::serve(a),
+        Command::Dev(a) => server::dev(a),
+        Command::Assets(c) => client::assets(&client::connect(&cli.url, cli.token)?, c),
+        Command::Tokens(c) => client::tokens(&client::connect(&cli.url, cli.token)?, c),
+        Command::EnrollToken(c) => client::enroll_token(&client::connect(&cli.url, cli.token)?, c),
+        Command::Audit(c) => client::audit(&client::connect(&cli.url, cli.token)?, c),
+        Command::Sim(a) => sim::run(&cli.url, cli.token, a),
+    }
+}

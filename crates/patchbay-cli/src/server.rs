@@ -1,0 +1,177 @@
+//! `patchbay serve` and `patchbay dev`.
+
+use crate::ServeArgs;
+use anyhow::Context;
+use patchbay_agent::http::Client;
+use patchbay_agent::run::AgentOptions;
+use patchbay_app::AppConfig;
+use patchbay_proto::api::{CreateEnrollToken, EnrollTokenCreated};
+use patchbay_server::{Settings, prepare, serve as serve_http};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+fn settings(a: &ServeArgs) -> anyhow::Result<Settings> {
+    Ok(Settings {
+        db_url: a.db.clone(),
+        data_dir: a.data_dir.clone(),
+        app: AppConfig {
+            stale_after: jiff::SignedDuration::try_from(a.stale_after)
+                .context("--stale-after is too large")?,
+            ..AppConfig::default()
+        },
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+/// `patchbay serve`
+pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let s = settings(&a)?;
+    runtime()?.block_on(async move {
+        let prepared = prepare(&s).await?;
+        let listener = TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("listening on {}", a.listen))?;
+        serve_http(&prepared, listener, shutdown_signal()).await
+    })
+}
+
+/// `patchbay dev` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    /// Data directory (SQLite database, admin.token, the local agent's state).
+    #[arg(long, default_value = "./patchbay-data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Check-in interval of the local agent.
+    #[arg(long, default_value = "5m", value_parser = patchbay_agent::cli::parse_duration)]
+    pub interval: Duration,
+    /// Do not start the local agent.
+    #[arg(long)]
+    pub no_agent: bool,
+}
+
+/// `patchbay dev`: the server on SQLite plus a read-only agent for this machine.
+pub fn dev(a: DevArgs) -> anyhow::Result<()> {
+    let s = Settings {
+        db_url: None,
+        data_dir: a.data_dir.clone(),
+        app: AppConfig::default(),
+    };
+    let rt = runtime()?;
+    let prepared = rt.block_on(prepare(&s))?;
+    let listener = rt
+        .block_on(TcpListener::bind(a.listen))
+        .with_context(|| format!("listening on {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
+    let token_path = prepared.admin_token_path.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(async move {
+        let shutdown = async move {
+            tokio::select! { _ = shutdown_signal() => {}, _ = stop_rx => {} }
+        };
+        serve_http(&prepared, listener, shutdown).await
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let agent_thread = if a.no_agent {
+        None
+    } else {
+        let state_dir = a.data_dir.join("agent");
+        let enroll_token = if state_dir.join("identity.json").exists() {
+            None
+        } else {
+            let admin = std::fs::read_to_string(&token_path).with_context(|| {
+                format!(
+                    "reading {} (delete the data directory to start afresh)",
+                    token_path.display()
+                )
+            })?;
+            let c = Client::new(
+                &url,
+                Some(admin.trim().to_string()),
+                Duration::from_secs(30),
+            );
+            let t: EnrollTokenCreated = c.send(
+                "POST",
+                "/api/v1/enroll-tokens",
+                &CreateEnrollToken {
+                    name: Some("dev-local-agent".into()),
+                    uses: Some(1),
+                    ttl_secs: Some(600),
+                },
+            )?;
+            Some(t.token)
+        };
+        let opts = AgentOptions {
+            server: url.clone(),
+            enroll_token,
+            state_dir,
+            root: "/".into(),
+            interval: a.interval,
+            pending_updates: true,
+            timeout: Duration::from_secs(120),
+        };
+        let stop = stop.clone();
+        Some(std::thread::spawn(move || {
+            patchbay_agent::run::run_loop(&opts, &stop)
+        }))
+    };
+
+    println!("Patchbay dev mode");
+    println!("  API:          {url}/api/v1   (health: {url}/healthz, metrics: {url}/metrics)");
+    println!("  Admin token:  {}", token_path.display());
+    println!("  Database:     SQLite in {}", a.data_dir.display());
+    if a.no_agent {
+        println!("  Local agent:  not started (--no-agent)");
+    } else {
+        println!(
+            "  Local agent:  read-only, inventories this machine every {:?}",
+            a.interval
+        );
+    }
+    println!("Try:");
+    println!(
+        "  PATCHBAY_URL={url} PATCHBAY_TOKEN=$(cat {}) patchbay assets list",
+        token_path.display()
+    );
+    println!("Press Ctrl-C to stop.");
+    std::io::stdout().flush().ok();
+
+    let result = rt.block_on(server).context("server task")?;
+    stop.store(true, Ordering::Relaxed);
+    let _ = stop_tx;
+    if let Some(t) = agent_thread {
+        let _ = t.join();
+    }
+    result
+}

@@ -1,0 +1,22 @@
+//! Patchbay's pure domain core.
+//!
+//! Everything here is a plain function over values: no IO, no async, no clock.
+//! Callers pass `now` in. Parsers of untrusted input (dpkg status, apk installed
+//! database, rpm query lists, os-release) live here so they can be property-tested
+//! and fuzzed without touching a file system.
+//!
+//! # Layout
+//! - [`names`]: validated newtypes for asset names and other identifiers.
+//! - [`auth`]: roles, actions, and the single role → permission table.
+//! - [`asset`]: asset kinds, business impact, exposure, and the liveness rule
+//!   (managed / stale / unmanaged).
+//! - [`inventory`]: the inventory model, its canonical hash, deltas, and the
+//!   parsers of package databases.
+//! - [`token`]: token format and hashing (random bytes are an input).
+#![forbid(unsafe_code)]
+
+pub mod asset;
+pub mod auth;
+pub mod inventory;
+pub mod names;
+pub mod token;

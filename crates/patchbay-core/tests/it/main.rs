@@ -1,0 +1,11 @@
+//! Integration tests of the inventory parsers: real files from `fixtures/`,
+//! property tests (no panics on any input, truncation and line deletion of real
+//! files, render → parse round trips), and differential checks against the real
+//! tools of this machine (`dpkg-query`, `/bin/sh`) where they exist.
+
+mod apk;
+mod common;
+mod dpkg;
+mod machine;
+mod os_release;
+mod rpm;

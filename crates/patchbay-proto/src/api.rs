@@ -1,0 +1,245 @@
+//! REST API v1 bodies.
+
+use patchbay_core::auth::Role;
+use serde::{Deserialize, Serialize};
+
+/// One asset in a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetSummary {
+    /// Unique standard name.
+    pub name: String,
+    /// Asset kind.
+    pub kind: String,
+    /// Owner (team or person), empty when unknown.
+    pub owner: String,
+    /// Business impact.
+    pub business_impact: String,
+    /// Exposure.
+    pub exposure: String,
+    /// Environment (`prod`, `staging`…), empty when unknown.
+    pub environment: String,
+    /// Tags / groups.
+    pub tags: Vec<String>,
+    /// `managed`, `stale` or `unmanaged`.
+    pub liveness: String,
+    /// Last agent check-in (RFC 3339), if any.
+    pub last_seen: Option<String>,
+    /// OS as `id:version_id` (e.g. `debian:12`), empty when unknown.
+    pub os: String,
+    /// Number of installed packages known.
+    pub package_count: u64,
+}
+
+/// A package as shown by the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageOut {
+    /// Binary package name.
+    pub name: String,
+    /// Exact installed version.
+    pub version: String,
+    /// Architecture.
+    pub arch: String,
+    /// Source package name, if known.
+    pub source: Option<String>,
+    /// Source version, when it differs from `version`.
+    pub source_version: Option<String>,
+}
+
+/// One asset with everything known about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetDetail {
+    /// Summary fields.
+    #[serde(flatten)]
+    pub summary: AssetSummary,
+    /// Host name reported by the agent.
+    pub hostname: String,
+    /// Machine id.
+    pub machine_id: String,
+    /// os-release `PRETTY_NAME`.
+    pub os_pretty_name: String,
+    /// os-release `VERSION_CODENAME`.
+    pub os_codename: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// Architecture.
+    pub arch: String,
+    /// IP addresses.
+    pub ip_addresses: Vec<String>,
+    /// Reboot required.
+    pub reboot_required: bool,
+    /// Services still running deleted libraries.
+    pub services_needing_restart: Vec<String>,
+    /// Package format (`deb`, `rpm`, `apk`, `other`).
+    pub package_format: Option<String>,
+    /// Hash of the stored inventory.
+    pub inventory_hash: Option<String>,
+    /// Installed packages.
+    pub packages: Vec<PackageOut>,
+    /// Pending updates reported by the package manager.
+    pub pending_updates: Vec<patchbay_core::inventory::PendingUpdate>,
+}
+
+/// `PATCH /api/v1/assets/{name}`: fields to change (absent fields stay).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetPatch {
+    /// New kind.
+    pub kind: Option<String>,
+    /// New owner.
+    pub owner: Option<String>,
+    /// New business impact.
+    pub business_impact: Option<String>,
+    /// New exposure.
+    pub exposure: Option<String>,
+    /// New environment.
+    pub environment: Option<String>,
+    /// New tag set (replaces the old one).
+    pub tags: Option<Vec<String>>,
+}
+
+/// One agentless asset in an import (JSON form; CSV columns have the same names,
+/// with `tags` separated by `;` and `packages` as `name=version;name=version`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportAsset {
+    /// Unique name.
+    pub name: String,
+    /// Kind (default `appliance`: agentless assets are mostly devices and appliances).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Owner.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Business impact (default `medium`).
+    #[serde(default)]
+    pub business_impact: Option<String>,
+    /// Exposure (default `internal`).
+    #[serde(default)]
+    pub exposure: Option<String>,
+    /// Environment.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// OS as `id:version` (e.g. `ios-xe:17.9`), optional.
+    #[serde(default)]
+    pub os: Option<String>,
+    /// Software with versions (firmware, applications).
+    #[serde(default)]
+    pub packages: Vec<ImportPackage>,
+}
+
+/// A versioned component of an agentless asset.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportPackage {
+    /// Name.
+    pub name: String,
+    /// Exact version.
+    pub version: String,
+}
+
+/// Result of an import.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportResult {
+    /// Assets created.
+    pub created: u64,
+    /// Assets updated.
+    pub updated: u64,
+}
+
+/// `POST /api/v1/tokens`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// A label (who or what uses it).
+    pub name: String,
+    /// The role.
+    pub role: Role,
+}
+
+/// A token as listed (never the secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Id.
+    pub id: i64,
+    /// Label.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// First characters of the token, to recognise it.
+    pub prefix: String,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Who created it.
+    pub created_by: String,
+    /// Last use (RFC 3339).
+    pub last_used_at: Option<String>,
+    /// Revocation time (RFC 3339).
+    pub revoked_at: Option<String>,
+}
+
+/// A freshly created token: the only time the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenCreated {
+    /// Token metadata.
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    /// The secret.
+    pub token: String,
+}
+
+/// `POST /api/v1/enroll-tokens`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnrollToken {
+    /// Label.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// How many agents may enrol with it (default 1).
+    #[serde(default)]
+    pub uses: Option<u32>,
+    /// Lifetime in seconds (default 24 h).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// A created enrolment token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollTokenCreated {
+    /// Id.
+    pub id: i64,
+    /// The secret.
+    pub token: String,
+    /// Uses allowed.
+    pub uses: u32,
+    /// Expiry (RFC 3339).
+    pub expires_at: String,
+}
+
+/// One audit event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEventOut {
+    /// Sequence number (gap-free, increasing).
+    pub seq: i64,
+    /// Time (RFC 3339).
+    pub at: String,
+    /// Who: `token:<id>:<name>`, `agent:<id>`, `system`, or `anonymous`.
+    pub actor: String,
+    /// What, e.g. `asset.update`, `token.create`, `request.denied`.
+    pub action: String,
+    /// On what, e.g. `asset:prod-web-01`.
+    pub target: String,
+    /// `ok`, `denied` or `error`.
+    pub outcome: String,
+    /// Details (JSON).
+    pub detail: serde_json::Value,
+}
+
+/// A list answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct List<T> {
+    /// Items.
+    pub items: Vec<T>,
+}

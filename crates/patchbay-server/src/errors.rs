@@ -1,0 +1,37 @@
+//! HTTP error answers: `{"error": {"code", "message"}}` with the code's status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use patchbay_app::AppError;
+use patchbay_proto::error::{ErrorBody, ErrorCode, ErrorDetail};
+
+/// An error answered over HTTP.
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl ApiError {
+    /// Builds an error from a code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError(AppError::new(code, message))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.0.code,
+                message: self.0.message,
+            },
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}

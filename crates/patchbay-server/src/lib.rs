@@ -1,0 +1,28 @@
+//! Patchbay's HTTP server: the REST API (`/api/v1`), the agent endpoints
+//! (`/agent/v1`), health and Prometheus metrics.
+//!
+//! Handlers decode, call one [`App`] method, and encode; authorization, transactions
+//! and audit live in the service layer. [`serve`] takes a bound listener and a
+//! shutdown future, so tests bind port 0 and stop the server when they like.
+//!
+//! # Layout
+//! - [`routes`]: the router and handlers.
+//! - [`errors`]: [`ApiError`], mapping service errors to HTTP answers.
+//! - [`metrics`]: Prometheus registry and counters.
+//! - [`setup`]: opening the store, first-start admin token, listener.
+#![forbid(unsafe_code)]
+
+pub mod errors;
+pub mod metrics;
+pub mod routes;
+pub mod setup;
+
+pub use errors::ApiError;
+pub use routes::router;
+pub use setup::{Prepared, Settings, prepare, serve};
+
+/// Largest accepted body on the agent check-in endpoint: a 100,000-package
+/// inventory is about 20 MB of JSON.
+pub const MAX_AGENT_BODY: usize = 32 * 1024 * 1024;
+/// Largest accepted body on the REST API (imports of tens of thousands of assets).
+pub const MAX_API_BODY: usize = 16 * 1024 * 1024;

@@ -1,0 +1,387 @@
+//! The router and its handlers.
+//!
+//! Authentication runs in middleware *before* the body is read, so an
+//! unauthenticated client cannot make the server buffer a large body.
+
+use crate::errors::ApiError;
+use crate::metrics::{CheckinLabels, HttpLabels, Metrics};
+use crate::{MAX_AGENT_BODY, MAX_API_BODY};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use patchbay_app::agents::CheckinKind;
+use patchbay_app::{App, Caller, RequestCtx};
+use patchbay_proto::api::{AssetPatch, CreateEnrollToken, CreateToken, ImportAsset, List};
+use patchbay_proto::error::ErrorCode;
+use patchbay_store::AgentRow;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Shared handler state.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service layer.
+    pub app: App,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Builds the whole router.
+pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
+    let state = AppState { app, metrics };
+    let api = Router::new()
+        .route("/whoami", get(whoami))
+        .route("/assets", get(list_assets))
+        .route("/assets/import", post(import_assets))
+        .route("/assets/{name}", get(show_asset).patch(update_asset))
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
+        .route("/enroll-tokens", post(create_enroll_token))
+        .route("/audit", get(list_audit))
+        .fallback(api_not_found)
+        .layer(DefaultBodyLimit::max(MAX_API_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), api_auth));
+    let agent_authed = Router::new()
+        .route("/checkin", post(checkin))
+        .layer(DefaultBodyLimit::max(MAX_AGENT_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), agent_auth));
+    let agent = Router::new()
+        .route("/enroll", post(enroll))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .merge(agent_authed);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_handler))
+        .nest("/api/v1", api)
+        .nest("/agent/v1", agent)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn ctx_of(req: &Request) -> RequestCtx {
+    RequestCtx {
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+        remote: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("<non-ASCII>"))
+}
+
+/// Records request counts and latencies by route template.
+async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let labels = HttpLabels {
+        method,
+        route,
+        status: resp.status().as_u16(),
+    };
+    st.metrics.http_requests.get_or_create(&labels).inc();
+    st.metrics
+        .http_duration
+        .get_or_create(&labels)
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+async fn api_auth(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ctx = ctx_of(&req);
+    match st
+        .app
+        .authenticate(authorization(req.headers()), &ctx)
+        .await
+    {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            req.extensions_mut().insert(ctx);
+            next.run(req).await
+        }
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+async fn agent_auth(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ctx = ctx_of(&req);
+    match st
+        .app
+        .authenticate_agent(authorization(req.headers()), &ctx)
+        .await
+    {
+        Ok(agent) => {
+            req.extensions_mut().insert(agent);
+            next.run(req).await
+        }
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// Decodes a JSON body, naming the line and column of a syntax error and mapping
+/// an oversized body to 413.
+fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
+    let bytes = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("request body too large: {}", r.body_text()),
+            )
+        } else {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("cannot read request body: {}", r.body_text()),
+            )
+        }
+    })?;
+    if bytes.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "request body is empty; JSON expected",
+        ));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}")))
+}
+
+async fn healthz(State(st): State<AppState>) -> Response {
+    match st.app.store().ping().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database unavailable: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics_handler(State(st): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route for {} {}", req.method(), req.uri().path()),
+    )
+}
+
+async fn api_not_found(req: Request) -> ApiError {
+    not_found(req).await
+}
+
+async fn whoami(Extension(caller): Extension<Caller>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({"token_id": caller.token_id, "name": caller.name, "role": caller.role}))
+}
+
+async fn list_assets(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(List {
+        items: st.app.list_assets(&caller, &ctx).await?,
+    }))
+}
+
+async fn show_asset(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(st.app.show_asset(&caller, &name, &ctx).await?))
+}
+
+async fn update_asset(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let patch: AssetPatch = json_body(body)?;
+    Ok(Json(
+        st.app.update_asset(&caller, &name, patch, &ctx).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ImportBody {
+    List(Vec<ImportAsset>),
+    Wrapped { assets: Vec<ImportAsset> },
+}
+
+async fn import_assets(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let is_csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv"));
+    let items = if is_csv {
+        let bytes = body.map_err(|r| ApiError::new(ErrorCode::PayloadTooLarge, r.body_text()))?;
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("CSV body is not UTF-8: {e}"),
+            )
+        })?;
+        patchbay_app::assets::parse_import_csv(text)?
+    } else {
+        match json_body::<ImportBody>(body)? {
+            ImportBody::List(v) | ImportBody::Wrapped { assets: v } => v,
+        }
+    };
+    Ok(Json(st.app.import_assets(&caller, items, &ctx).await?))
+}
+
+async fn list_tokens(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(List {
+        items: st.app.list_tokens(&caller, &ctx).await?,
+    }))
+}
+
+async fn create_token(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let req: CreateToken = json_body(body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.app.create_token(&caller, req, &ctx).await?),
+    ))
+}
+
+async fn revoke_token(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("token id {id:?} is not a number"),
+        )
+    })?;
+    st.app.revoke_token(&caller, id, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn create_enroll_token(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let req: CreateEnrollToken = json_body(body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.app.create_enroll_token(&caller, req, &ctx).await?),
+    ))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    #[serde(default)]
+    after: i64,
+    #[serde(default = "default_limit")]
+    limit: i64,
+}
+
+fn default_limit() -> i64 {
+    1000
+}
+
+async fn list_audit(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    Ok(Json(List {
+        items: st.app.list_audit(&caller, q.after, q.limit, &ctx).await?,
+    }))
+}
+
+async fn enroll(
+    State(st): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let req = json_body(body)?;
+    let ctx = RequestCtx {
+        method: "POST".into(),
+        path: "/agent/v1/enroll".into(),
+        remote: remote.to_string(),
+    };
+    let resp = st.app.enroll(req, &ctx).await?;
+    st.metrics.enrolments.inc();
+    Ok((StatusCode::CREATED, Json(resp)))
+}
+
+async fn checkin(
+    State(st): State<AppState>,
+    Extension(agent): Extension<AgentRow>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let req = json_body(body)?;
+    let (resp, kind) = st.app.checkin(&agent, req).await?;
+    let kind = match kind {
+        CheckinKind::Unchanged => "unchanged",
+        CheckinKind::Full => "full",
+        CheckinKind::Delta => "delta",
+    };
+    st.metrics
+        .checkins
+        .get_or_create(&CheckinLabels { kind: kind.into() })
+        .inc();
+    st.metrics
+        .package_rows_written
+        .inc_by(resp.package_rows_written);
+    Ok(Json(resp))
+}

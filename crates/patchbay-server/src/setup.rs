@@ -1,0 +1,131 @@
+//! Opening the store, the first-start admin token, and serving.
+
+use crate::metrics::Metrics;
+use anyhow::Context;
+use patchbay_app::{App, AppConfig, Clock, SystemClock};
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Server settings.
+#[derive(Clone)]
+pub struct Settings {
+    /// Database URL; `None` means SQLite at `<data_dir>/patchbay.db`.
+    pub db_url: Option<String>,
+    /// Data directory (SQLite file, admin token).
+    pub data_dir: PathBuf,
+    /// Service settings.
+    pub app: AppConfig,
+}
+
+impl std::fmt::Debug for Settings {
+    // The database URL may carry a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field(
+                "db_url",
+                &self.db_url.as_deref().map(patchbay_store::redact_url),
+            )
+            .field("data_dir", &self.data_dir)
+            .field("app", &self.app)
+            .finish()
+    }
+}
+
+/// A ready-to-serve server.
+pub struct Prepared {
+    /// The service layer.
+    pub app: App,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where the first-start admin token is written.
+    pub admin_token_path: PathBuf,
+    /// Whether this start created the admin token.
+    pub admin_token_created: bool,
+    /// The effective database URL (redacted).
+    pub db_display: String,
+}
+
+/// Opens the store (applying migrations) and creates the admin token on first start.
+pub async fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
+    prepare_with_clock(settings, Arc::new(SystemClock)).await
+}
+
+/// [`prepare`] with an injected clock.
+pub async fn prepare_with_clock(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Prepared> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+    let url = settings.db_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            settings.data_dir.join("patchbay.db").display()
+        )
+    });
+    let store = patchbay_store::open(&url)
+        .await
+        .with_context(|| format!("opening database {}", patchbay_store::redact_url(&url)))?;
+    let app = App::new(store, clock, settings.app.clone());
+    let admin_token_path = settings.data_dir.join("admin.token");
+    let created = app
+        .bootstrap_admin_token()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let admin_token_created = created.is_some();
+    if let Some(t) = created {
+        write_secret(&admin_token_path, &t.token)?;
+        tracing::info!(path = %admin_token_path.display(), "first start: created an admin API token and wrote it to the data directory (mode 0600)");
+    } else if !admin_token_path.exists() {
+        tracing::info!(
+            "API tokens exist already; no admin token file written (create one with `patchbay tokens create`)"
+        );
+    }
+    Ok(Prepared {
+        app,
+        metrics: Metrics::new(),
+        admin_token_path,
+        admin_token_created,
+        db_display: patchbay_store::redact_url(&url),
+    })
+}
+
+/// Writes a secret to a new file readable only by its owner.
+pub fn write_secret(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "{secret}").with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))?;
+    Ok(())
+}
+
+/// Serves until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    prepared: &Prepared,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let router = crate::router(prepared.app.clone(), prepared.metrics.clone());
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, db = %prepared.db_display, "patchbay server listening");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving HTTP")?;
+    prepared.app.store().close().await;
+    Ok(())
+}

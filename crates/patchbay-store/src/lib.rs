@@ -1,0 +1,441 @@
+//! Patchbay storage: role-sized traits and their SQLite and PostgreSQL
+//! implementations.
+//!
+//! Every operation runs inside a transaction ([`Tx`]) obtained from a [`Store`]:
+//! the service layer opens one write transaction per state change and appends the
+//! audit event inside it, so a change and its audit record commit or vanish
+//! together. Driver errors never leave this crate: they become [`StoreError`].
+//!
+//! # Layout
+//! - this file: the traits, the row types, [`open`] (backend chosen by URL).
+//! - `sql.rs`: one implementation of the traits, stamped out for both engines by
+//!   a macro: the SQL is shared because both engines accept `$n` placeholders,
+//!   `RETURNING` and `ON CONFLICT`.
+//! - `sqlite.rs`, `postgres.rs`: pools, pragmas, migrations.
+//! - `migrations/{sqlite,postgres}/NNNN_*.sql`: append-only, versions in lock-step.
+//!
+//! **Invariant:** SQLite has exactly one writer (a one-connection write pool whose
+//! transactions start with `BEGIN IMMEDIATE`), so writers queue instead of failing
+//! with `SQLITE_BUSY`.
+#![forbid(unsafe_code)]
+
+mod migrations;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use patchbay_core::inventory::{HostFacts, Package, PackageDelta, PendingUpdate};
+use std::sync::Arc;
+
+pub use migrations::MIGRATION_VERSIONS;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Storage errors, free of driver types.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A uniqueness or state conflict.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached or is overloaded.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (corrupt data, bad SQL: bugs).
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+/// Result alias.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Converts a timestamp to the stored form (milliseconds since the epoch).
+pub fn to_millis(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+/// Converts the stored form back.
+pub fn from_millis(ms: i64) -> Result<Timestamp> {
+    Timestamp::from_millisecond(ms)
+        .map_err(|e| StoreError::Other(format!("bad timestamp {ms}: {e}")))
+}
+
+/// Editable attributes of an asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetAttrs {
+    /// Kind (`server`, `network-device`…).
+    pub kind: String,
+    /// Owner.
+    pub owner: String,
+    /// Business impact.
+    pub business_impact: String,
+    /// Exposure.
+    pub exposure: String,
+    /// Environment.
+    pub environment: String,
+    /// Tags, sorted.
+    pub tags: Vec<String>,
+}
+
+impl Default for AssetAttrs {
+    fn default() -> Self {
+        Self {
+            kind: "server".into(),
+            owner: String::new(),
+            business_impact: "medium".into(),
+            exposure: "internal".into(),
+            environment: String::new(),
+            tags: Vec::new(),
+        }
+    }
+}
+
+/// A stored asset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssetRow {
+    /// Row id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Editable attributes.
+    pub attrs: AssetAttrs,
+    /// Whether an agent is enrolled for it.
+    pub has_agent: bool,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change of attributes or inventory.
+    pub updated_at: Timestamp,
+    /// Last agent check-in.
+    pub last_seen_at: Option<Timestamp>,
+    /// Host facts of the stored inventory.
+    pub facts: HostFacts,
+    /// Package format (`deb`, `rpm`, `apk`, `other`).
+    pub package_format: Option<String>,
+    /// Hash of the stored inventory (`None` before the first one).
+    pub inventory_hash: Option<String>,
+    /// Pending updates.
+    pub pending_updates: Vec<PendingUpdate>,
+    /// Number of package rows.
+    pub package_count: i64,
+}
+
+/// A stored API token (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenRow {
+    /// Id.
+    pub id: i64,
+    /// Label.
+    pub name: String,
+    /// Role name.
+    pub role: String,
+    /// Display prefix.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Creator.
+    pub created_by: String,
+    /// Last use (one-minute resolution).
+    pub last_used_at: Option<Timestamp>,
+    /// Revocation time.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A new API token.
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    /// Label.
+    pub name: String,
+    /// Role name.
+    pub role: String,
+    /// SHA-256 of the secret.
+    pub token_hash: String,
+    /// Display prefix.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Creator.
+    pub created_by: String,
+}
+
+/// A stored enrolment token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollTokenRow {
+    /// Id.
+    pub id: i64,
+    /// Label.
+    pub name: String,
+    /// Display prefix.
+    pub prefix: String,
+    /// Uses allowed in all.
+    pub uses_total: i64,
+    /// Uses left.
+    pub uses_left: i64,
+    /// Expiry.
+    pub expires_at: Timestamp,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Creator.
+    pub created_by: String,
+    /// Revocation time.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A new enrolment token.
+#[derive(Debug, Clone)]
+pub struct NewEnrollToken {
+    /// Label.
+    pub name: String,
+    /// SHA-256 of the secret.
+    pub token_hash: String,
+    /// Display prefix.
+    pub prefix: String,
+    /// Uses allowed.
+    pub uses: i64,
+    /// Expiry.
+    pub expires_at: Timestamp,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Creator.
+    pub created_by: String,
+}
+
+/// A stored agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRow {
+    /// Agent id.
+    pub id: String,
+    /// Asset id.
+    pub asset_id: i64,
+    /// Asset name.
+    pub asset_name: String,
+    /// Enrolment time.
+    pub enrolled_at: Timestamp,
+    /// Last check-in.
+    pub last_checkin_at: Option<Timestamp>,
+    /// Revocation time.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// An audit event to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// When.
+    pub at: Timestamp,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// `ok`, `denied`, `error`.
+    pub outcome: String,
+    /// Details.
+    pub detail: serde_json::Value,
+}
+
+/// A stored audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// Sequence number.
+    pub seq: i64,
+    /// The event.
+    pub record: AuditRecord,
+}
+
+/// Host state written with an inventory.
+#[derive(Debug, Clone)]
+pub struct HostState<'a> {
+    /// Facts.
+    pub facts: &'a HostFacts,
+    /// Package format.
+    pub package_format: Option<&'a str>,
+    /// Pending updates.
+    pub pending_updates: &'a [PendingUpdate],
+    /// New inventory hash.
+    pub inventory_hash: &'a str,
+    /// Check-in time; `None` keeps the last one (imports are not check-ins).
+    pub seen_at: Option<Timestamp>,
+    /// Time of the change.
+    pub now: Timestamp,
+}
+
+/// Assets: the registry.
+#[async_trait]
+pub trait AssetStore {
+    /// Finds an asset by name.
+    async fn asset_by_name(&mut self, name: &str) -> Result<Option<AssetRow>>;
+    /// Finds an asset by machine id (re-enrolment of a known host).
+    async fn asset_by_machine_id(&mut self, machine_id: &str) -> Result<Option<AssetRow>>;
+    /// All assets, by name.
+    async fn list_assets(&mut self) -> Result<Vec<AssetRow>>;
+    /// Inserts an asset; `Conflict` when the name is taken.
+    async fn insert_asset(
+        &mut self,
+        name: &str,
+        attrs: &AssetAttrs,
+        has_agent: bool,
+        now: Timestamp,
+    ) -> Result<i64>;
+    /// Replaces an asset's editable attributes.
+    async fn update_asset_attrs(
+        &mut self,
+        id: i64,
+        attrs: &AssetAttrs,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Marks an asset as having an agent.
+    async fn set_has_agent(&mut self, id: i64, has_agent: bool, now: Timestamp) -> Result<()>;
+}
+
+/// Installed packages and host state.
+#[async_trait]
+pub trait InventoryStore {
+    /// An asset's packages, sorted by (name, arch, version).
+    async fn packages(&mut self, asset_id: i64) -> Result<Vec<Package>>;
+    /// Applies a package delta; returns the number of rows inserted plus deleted.
+    /// Writes nothing for an empty delta.
+    async fn apply_package_delta(&mut self, asset_id: i64, delta: &PackageDelta) -> Result<u64>;
+    /// Stores the host facts, pending updates and inventory hash, and the check-in time.
+    async fn set_host_state(&mut self, asset_id: i64, state: &HostState<'_>) -> Result<()>;
+    /// Records a check-in that changed nothing.
+    async fn touch_seen(&mut self, asset_id: i64, at: Timestamp) -> Result<()>;
+}
+
+/// API and enrolment tokens.
+#[async_trait]
+pub trait TokenStore {
+    /// Inserts an API token.
+    async fn insert_api_token(&mut self, t: &NewApiToken) -> Result<ApiTokenRow>;
+    /// Finds an API token by hash (revoked ones included; the caller checks).
+    async fn api_token_by_hash(&mut self, hash: &str) -> Result<Option<ApiTokenRow>>;
+    /// Records a use.
+    async fn touch_api_token(&mut self, id: i64, at: Timestamp) -> Result<()>;
+    /// All API tokens.
+    async fn list_api_tokens(&mut self) -> Result<Vec<ApiTokenRow>>;
+    /// Revokes a token; `NotFound` if absent, `Conflict` if already revoked.
+    async fn revoke_api_token(&mut self, id: i64, at: Timestamp) -> Result<()>;
+    /// Inserts an enrolment token.
+    async fn insert_enroll_token(&mut self, t: &NewEnrollToken) -> Result<EnrollTokenRow>;
+    /// Consumes one use of a valid (unexpired, unrevoked, uses left) enrolment token.
+    async fn consume_enroll_token(
+        &mut self,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<EnrollTokenRow>>;
+    /// All enrolment tokens.
+    async fn list_enroll_tokens(&mut self) -> Result<Vec<EnrollTokenRow>>;
+}
+
+/// Enrolled agents.
+#[async_trait]
+pub trait AgentStore {
+    /// Inserts an agent.
+    async fn insert_agent(
+        &mut self,
+        id: &str,
+        asset_id: i64,
+        secret_hash: &str,
+        enroll_token_id: Option<i64>,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Finds an agent by its secret's hash.
+    async fn agent_by_secret_hash(&mut self, hash: &str) -> Result<Option<AgentRow>>;
+    /// Revokes all agents of an asset (on re-enrolment).
+    async fn revoke_agents_of_asset(&mut self, asset_id: i64, now: Timestamp) -> Result<u64>;
+    /// Records a check-in.
+    async fn touch_agent(&mut self, id: &str, at: Timestamp) -> Result<()>;
+}
+
+/// The audit log (append-only).
+#[async_trait]
+pub trait AuditStore {
+    /// Appends an event; returns its sequence number.
+    async fn append_audit(&mut self, rec: &AuditRecord) -> Result<i64>;
+    /// Events with `seq > after`, oldest first, at most `limit`.
+    async fn list_audit(&mut self, after: i64, limit: i64) -> Result<Vec<AuditEntry>>;
+}
+
+/// A transaction over every role store. Dropping it without [`Tx::commit`] rolls back.
+#[async_trait]
+pub trait Tx: AssetStore + InventoryStore + TokenStore + AgentStore + AuditStore + Send {
+    /// Commits.
+    async fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// A database.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Begins a write transaction (serialised on SQLite).
+    async fn write(&self) -> Result<Box<dyn Tx>>;
+    /// Begins a read transaction (a consistent snapshot).
+    async fn read(&self) -> Result<Box<dyn Tx>>;
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<()>;
+    /// Closes the pools.
+    async fn close(&self);
+}
+
+/// Opens the database named by `url` and applies pending migrations.
+///
+/// `postgres://…` and `postgresql://…` select PostgreSQL; `sqlite://PATH`,
+/// `sqlite:PATH` or a bare path select SQLite (the file is created if missing).
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        Ok(Arc::new(
+            SqliteStore::open(std::path::Path::new(path)).await?,
+        ))
+    }
+}
+
+/// Redacts the password of a database URL for logs.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((creds, host)) = rest.rsplit_once('@')
+    {
+        let user = creds.split(':').next().unwrap_or("");
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Conflict(d.message().to_string())
+        }
+        sqlx::Error::Database(d) if d.message().contains("database is locked") => {
+            StoreError::Unavailable(d.message().to_string())
+        }
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,71 @@
+//! Embedded, append-only migrations, one directory per engine.
+//!
+//! Versions must be identical in both lists (a unit test checks it), so that a
+//! feature lands on both engines at once. Applied with sqlx's `Migrator`, which
+//! records each migration's checksum and refuses a database whose applied
+//! migrations were edited.
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+use std::borrow::Cow;
+
+/// (version, description, SQLite SQL, PostgreSQL SQL)
+type Entry = (i64, &'static str, &'static str, &'static str);
+
+const MIGRATIONS: &[Entry] = &[(
+    1,
+    "foundation",
+    include_str!("../migrations/sqlite/0001_foundation.sql"),
+    include_str!("../migrations/postgres/0001_foundation.sql"),
+)];
+
+/// The versions of all migrations.
+pub const MIGRATION_VERSIONS: &[i64] = &[1];
+
+fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
+    let list = MIGRATIONS
+        .iter()
+        .map(|m| {
+            Migration::new(
+                m.0,
+                Cow::Borrowed(m.1),
+                MigrationType::Simple,
+                AssertSqlSafe(pick(m)).into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(list)
+}
+
+pub(crate) fn sqlite() -> Migrator {
+    build(|m| m.2)
+}
+
+pub(crate) fn postgres() -> Migrator {
+    build(|m| m.3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_in_lock_step_and_files_exist() {
+        let v: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).collect();
+        assert_eq!(v, MIGRATION_VERSIONS);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for engine in ["sqlite", "postgres"] {
+            let mut files: Vec<String> = std::fs::read_dir(dir.join(engine))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            files.sort();
+            let versions: Vec<i64> = files.iter().map(|f| f[..4].parse().unwrap()).collect();
+            assert_eq!(
+                versions, MIGRATION_VERSIONS,
+                "{engine}: every migration file must be embedded"
+            );
+        }
+    }
+}

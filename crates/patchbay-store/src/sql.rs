@@ -1,0 +1,625 @@
+//! The shared SQL implementation of the role traits, stamped out per engine by
+//! [`impl_tx!`]. Both engines accept the same statements here; where they must
+//! differ, the engine module says so.
+
+/// Rows per multi-row INSERT/DELETE statement: 6 parameters per row stays far
+/// below SQLite's 32,766 and PostgreSQL's 65,535 bound-parameter limits.
+pub(crate) const BATCH_ROWS: usize = 500;
+
+macro_rules! impl_tx {
+    ($db:ty, $tx:ident) => {
+        /// A transaction on this engine.
+        pub struct $tx {
+            pub(crate) tx: sqlx::Transaction<'static, $db>,
+        }
+
+        fn row_to_asset(r: &<$db as sqlx::Database>::Row) -> $crate::Result<$crate::AssetRow> {
+            use sqlx::Row;
+            let g = |e: sqlx::Error| $crate::map_err(e);
+            let json_list = |s: String| -> $crate::Result<Vec<String>> {
+                serde_json::from_str(&s).map_err(|e| $crate::StoreError::Other(format!("bad JSON list: {e}")))
+            };
+            Ok($crate::AssetRow {
+                id: r.try_get("id").map_err(g)?,
+                name: r.try_get("name").map_err(g)?,
+                attrs: $crate::AssetAttrs {
+                    kind: r.try_get("kind").map_err(g)?,
+                    owner: r.try_get("owner").map_err(g)?,
+                    business_impact: r.try_get("business_impact").map_err(g)?,
+                    exposure: r.try_get("exposure").map_err(g)?,
+                    environment: r.try_get("environment").map_err(g)?,
+                    tags: json_list(r.try_get("tags").map_err(g)?)?,
+                },
+                has_agent: r.try_get("has_agent").map_err(g)?,
+                created_at: $crate::from_millis(r.try_get("created_at").map_err(g)?)?,
+                updated_at: $crate::from_millis(r.try_get("updated_at").map_err(g)?)?,
+                last_seen_at: r
+                    .try_get::<Option<i64>, _>("last_seen_at")
+                    .map_err(g)?
+                    .map($crate::from_millis)
+                    .transpose()?,
+                facts: patchbay_core::inventory::HostFacts {
+                    hostname: r.try_get("hostname").map_err(g)?,
+                    machine_id: r.try_get("machine_id").map_err(g)?,
+                    os: patchbay_core::inventory::OsRelease {
+                        id: r.try_get("os_id").map_err(g)?,
+                        version_id: r.try_get("os_version_id").map_err(g)?,
+                        version_codename: r.try_get("os_codename").map_err(g)?,
+                        pretty_name: r.try_get("os_pretty_name").map_err(g)?,
+                        id_like: r.try_get("os_id_like").map_err(g)?,
+                    },
+                    kernel: r.try_get("kernel").map_err(g)?,
+                    arch: r.try_get("arch").map_err(g)?,
+                    ip_addresses: json_list(r.try_get("ip_addresses").map_err(g)?)?,
+                    reboot_required: r.try_get("reboot_required").map_err(g)?,
+                    services_needing_restart: json_list(r.try_get("services_restart").map_err(g)?)?,
+                },
+                package_format: r.try_get("package_format").map_err(g)?,
+                inventory_hash: r.try_get("inventory_hash").map_err(g)?,
+                pending_updates: serde_json::from_str(&r.try_get::<String, _>("pending_updates").map_err(g)?)
+                    .map_err(|e| $crate::StoreError::Other(format!("bad pending updates: {e}")))?,
+                package_count: r.try_get("package_count").map_err(g)?,
+            })
+        }
+
+        fn row_to_api_token(r: &<$db as sqlx::Database>::Row) -> $crate::Result<$crate::ApiTokenRow> {
+            use sqlx::Row;
+            let g = |e: sqlx::Error| $crate::map_err(e);
+            Ok($crate::ApiTokenRow {
+                id: r.try_get("id").map_err(g)?,
+                name: r.try_get("name").map_err(g)?,
+                role: r.try_get("role").map_err(g)?,
+                prefix: r.try_get("prefix").map_err(g)?,
+                created_at: $crate::from_millis(r.try_get("created_at").map_err(g)?)?,
+                created_by: r.try_get("created_by").map_err(g)?,
+                last_used_at: r
+                    .try_get::<Option<i64>, _>("last_used_at")
+                    .map_err(g)?
+                    .map($crate::from_millis)
+                    .transpose()?,
+                revoked_at: r
+                    .try_get::<Option<i64>, _>("revoked_at")
+                    .map_err(g)?
+                    .map($crate::from_millis)
+                    .transpose()?,
+            })
+        }
+
+        fn row_to_enroll(r: &<$db as sqlx::Database>::Row) -> $crate::Result<$crate::EnrollTokenRow> {
+            use sqlx::Row;
+            let g = |e: sqlx::Error| $crate::map_err(e);
+            Ok($crate::EnrollTokenRow {
+                id: r.try_get("id").map_err(g)?,
+                name: r.try_get("name").map_err(g)?,
+                prefix: r.try_get("prefix").map_err(g)?,
+                uses_total: r.try_get("uses_total").map_err(g)?,
+                uses_left: r.try_get("uses_left").map_err(g)?,
+                expires_at: $crate::from_millis(r.try_get("expires_at").map_err(g)?)?,
+                created_at: $crate::from_millis(r.try_get("created_at").map_err(g)?)?,
+                created_by: r.try_get("created_by").map_err(g)?,
+                revoked_at: r
+                    .try_get::<Option<i64>, _>("revoked_at")
+                    .map_err(g)?
+                    .map($crate::from_millis)
+                    .transpose()?,
+            })
+        }
+
+        const ASSET_COLS: &str = "id, name, kind, owner, business_impact, exposure, environment, tags, \
+            has_agent, created_at, updated_at, last_seen_at, hostname, machine_id, os_id, os_version_id, \
+            os_codename, os_pretty_name, os_id_like, kernel, arch, ip_addresses, reboot_required, \
+            services_restart, package_format, inventory_hash, pending_updates, package_count";
+
+        fn to_json<T: serde::Serialize>(v: &T) -> String {
+            serde_json::to_string(v).expect("serializing plain data cannot fail")
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::AssetStore for $tx {
+            async fn asset_by_name(&mut self, name: &str) -> $crate::Result<Option<$crate::AssetRow>> {
+                let sql = format!("SELECT {ASSET_COLS} FROM assets WHERE name = $1");
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(name)
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                row.as_ref().map(row_to_asset).transpose()
+            }
+
+            async fn asset_by_machine_id(&mut self, machine_id: &str) -> $crate::Result<Option<$crate::AssetRow>> {
+                if machine_id.is_empty() {
+                    return Ok(None);
+                }
+                let sql = format!(
+                    "SELECT {ASSET_COLS} FROM assets WHERE machine_id = $1 AND has_agent ORDER BY id LIMIT 1"
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(machine_id)
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                row.as_ref().map(row_to_asset).transpose()
+            }
+
+            async fn list_assets(&mut self) -> $crate::Result<Vec<$crate::AssetRow>> {
+                let sql = format!("SELECT {ASSET_COLS} FROM assets ORDER BY name");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                rows.iter().map(row_to_asset).collect()
+            }
+
+            async fn insert_asset(
+                &mut self,
+                name: &str,
+                attrs: &$crate::AssetAttrs,
+                has_agent: bool,
+                now: jiff::Timestamp,
+            ) -> $crate::Result<i64> {
+                use sqlx::Row;
+                let now = $crate::to_millis(now);
+                let row = sqlx::query(
+                    "INSERT INTO assets (name, kind, owner, business_impact, exposure, environment, tags, \
+                     has_agent, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+                )
+                .bind(name)
+                .bind(&attrs.kind)
+                .bind(&attrs.owner)
+                .bind(&attrs.business_impact)
+                .bind(&attrs.exposure)
+                .bind(&attrs.environment)
+                .bind(to_json(&attrs.tags))
+                .bind(has_agent)
+                .bind(now)
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err(|e| match $crate::map_err(e) {
+                    $crate::StoreError::Conflict(_) => {
+                        $crate::StoreError::Conflict(format!("an asset named {name:?} already exists"))
+                    }
+                    other => other,
+                })?;
+                row.try_get("id").map_err($crate::map_err)
+            }
+
+            async fn update_asset_attrs(
+                &mut self,
+                id: i64,
+                attrs: &$crate::AssetAttrs,
+                now: jiff::Timestamp,
+            ) -> $crate::Result<()> {
+                let r = sqlx::query(
+                    "UPDATE assets SET kind = $2, owner = $3, business_impact = $4, exposure = $5, \
+                     environment = $6, tags = $7, updated_at = $8 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(&attrs.kind)
+                .bind(&attrs.owner)
+                .bind(&attrs.business_impact)
+                .bind(&attrs.exposure)
+                .bind(&attrs.environment)
+                .bind(to_json(&attrs.tags))
+                .bind($crate::to_millis(now))
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                if r.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound(format!("asset id {id}")));
+                }
+                Ok(())
+            }
+
+            async fn set_has_agent(&mut self, id: i64, has_agent: bool, now: jiff::Timestamp) -> $crate::Result<()> {
+                sqlx::query("UPDATE assets SET has_agent = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(has_agent)
+                    .bind($crate::to_millis(now))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::InventoryStore for $tx {
+            async fn packages(&mut self, asset_id: i64) -> $crate::Result<Vec<patchbay_core::inventory::Package>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT name, arch, version, source, source_version FROM asset_packages \
+                     WHERE asset_id = $1 ORDER BY name, arch, version",
+                )
+                .bind(asset_id)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                let mut out: Vec<patchbay_core::inventory::Package> = rows
+                    .iter()
+                    .map(|r| {
+                        Ok(patchbay_core::inventory::Package {
+                            name: r.try_get("name").map_err(g)?,
+                            arch: r.try_get("arch").map_err(g)?,
+                            version: r.try_get("version").map_err(g)?,
+                            source: r.try_get("source").map_err(g)?,
+                            source_version: r.try_get("source_version").map_err(g)?,
+                        })
+                    })
+                    .collect::<$crate::Result<_>>()?;
+                // Byte order, as in the domain (collations may differ between engines).
+                out.sort();
+                Ok(out)
+            }
+
+            async fn apply_package_delta(
+                &mut self,
+                asset_id: i64,
+                delta: &patchbay_core::inventory::PackageDelta,
+            ) -> $crate::Result<u64> {
+                let mut written = 0u64;
+                for chunk in delta.removed.chunks($crate::sql::BATCH_ROWS) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM asset_packages WHERE asset_id = ");
+                    qb.push_bind(asset_id);
+                    qb.push(" AND (name, arch, version) IN (");
+                    let mut sep = qb.separated(", ");
+                    for p in chunk {
+                        sep.push("(");
+                        sep.push_bind_unseparated(p.name.clone());
+                        sep.push_unseparated(", ");
+                        sep.push_bind_unseparated(p.arch.clone());
+                        sep.push_unseparated(", ");
+                        sep.push_bind_unseparated(p.version.clone());
+                        sep.push_unseparated(")");
+                    }
+                    qb.push(")");
+                    let r = qb.build().execute(&mut *self.tx).await.map_err($crate::map_err)?;
+                    written += r.rows_affected();
+                }
+                for chunk in delta.added.chunks($crate::sql::BATCH_ROWS) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO asset_packages (asset_id, name, arch, version, source, source_version) ",
+                    );
+                    qb.push_values(chunk, |mut b, p| {
+                        b.push_bind(asset_id)
+                            .push_bind(p.name.clone())
+                            .push_bind(p.arch.clone())
+                            .push_bind(p.version.clone())
+                            .push_bind(p.source.clone())
+                            .push_bind(p.source_version.clone());
+                    });
+                    // A package whose key exists already differs only in source
+                    // fields: update those in place.
+                    qb.push(
+                        " ON CONFLICT (asset_id, name, arch, version) DO UPDATE SET \
+                         source = excluded.source, source_version = excluded.source_version",
+                    );
+                    let r = qb.build().execute(&mut *self.tx).await.map_err($crate::map_err)?;
+                    written += r.rows_affected();
+                }
+                if written > 0 {
+                    sqlx::query(
+                        "UPDATE assets SET package_count = \
+                         (SELECT COUNT(*) FROM asset_packages WHERE asset_id = $1) WHERE id = $1",
+                    )
+                    .bind(asset_id)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                }
+                Ok(written)
+            }
+
+            async fn set_host_state(&mut self, asset_id: i64, s: &$crate::HostState<'_>) -> $crate::Result<()> {
+                let f = s.facts;
+                sqlx::query(
+                    "UPDATE assets SET hostname = $2, machine_id = $3, os_id = $4, os_version_id = $5, \
+                     os_codename = $6, os_pretty_name = $7, os_id_like = $8, kernel = $9, arch = $10, \
+                     ip_addresses = $11, reboot_required = $12, services_restart = $13, package_format = $14, \
+                     inventory_hash = $15, pending_updates = $16, last_seen_at = COALESCE($17, last_seen_at), \
+                     updated_at = $18 \
+                     WHERE id = $1",
+                )
+                .bind(asset_id)
+                .bind(&f.hostname)
+                .bind(&f.machine_id)
+                .bind(&f.os.id)
+                .bind(&f.os.version_id)
+                .bind(&f.os.version_codename)
+                .bind(&f.os.pretty_name)
+                .bind(&f.os.id_like)
+                .bind(&f.kernel)
+                .bind(&f.arch)
+                .bind(to_json(&f.ip_addresses))
+                .bind(f.reboot_required)
+                .bind(to_json(&f.services_needing_restart))
+                .bind(s.package_format)
+                .bind(s.inventory_hash)
+                .bind(to_json(&s.pending_updates))
+                .bind(s.seen_at.map($crate::to_millis))
+                .bind($crate::to_millis(s.now))
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                Ok(())
+            }
+
+            async fn touch_seen(&mut self, asset_id: i64, at: jiff::Timestamp) -> $crate::Result<()> {
+                sqlx::query("UPDATE assets SET last_seen_at = $2 WHERE id = $1")
+                    .bind(asset_id)
+                    .bind($crate::to_millis(at))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::TokenStore for $tx {
+            async fn insert_api_token(&mut self, t: &$crate::NewApiToken) -> $crate::Result<$crate::ApiTokenRow> {
+                let row = sqlx::query(
+                    "INSERT INTO api_tokens (name, role, token_hash, prefix, created_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     RETURNING id, name, role, prefix, created_at, created_by, last_used_at, revoked_at",
+                )
+                .bind(&t.name)
+                .bind(&t.role)
+                .bind(&t.token_hash)
+                .bind(&t.prefix)
+                .bind($crate::to_millis(t.created_at))
+                .bind(&t.created_by)
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                row_to_api_token(&row)
+            }
+
+            async fn api_token_by_hash(&mut self, hash: &str) -> $crate::Result<Option<$crate::ApiTokenRow>> {
+                let row = sqlx::query(
+                    "SELECT id, name, role, prefix, created_at, created_by, last_used_at, revoked_at \
+                     FROM api_tokens WHERE token_hash = $1",
+                )
+                .bind(hash)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                row.as_ref().map(row_to_api_token).transpose()
+            }
+
+            async fn touch_api_token(&mut self, id: i64, at: jiff::Timestamp) -> $crate::Result<()> {
+                sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind($crate::to_millis(at))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                Ok(())
+            }
+
+            async fn list_api_tokens(&mut self) -> $crate::Result<Vec<$crate::ApiTokenRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, name, role, prefix, created_at, created_by, last_used_at, revoked_at \
+                     FROM api_tokens ORDER BY id",
+                )
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                rows.iter().map(row_to_api_token).collect()
+            }
+
+            async fn revoke_api_token(&mut self, id: i64, at: jiff::Timestamp) -> $crate::Result<()> {
+                let r = sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(id)
+                    .bind($crate::to_millis(at))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                if r.rows_affected() == 1 {
+                    return Ok(());
+                }
+                let exists = sqlx::query("SELECT id FROM api_tokens WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                Err(match exists {
+                    Some(_) => $crate::StoreError::Conflict(format!("token {id} is already revoked")),
+                    None => $crate::StoreError::NotFound(format!("token {id}")),
+                })
+            }
+
+            async fn insert_enroll_token(
+                &mut self,
+                t: &$crate::NewEnrollToken,
+            ) -> $crate::Result<$crate::EnrollTokenRow> {
+                let row = sqlx::query(
+                    "INSERT INTO enroll_tokens (name, token_hash, prefix, uses_total, uses_left, expires_at, \
+                     created_at, created_by) VALUES ($1, $2, $3, $4, $4, $5, $6, $7) \
+                     RETURNING id, name, prefix, uses_total, uses_left, expires_at, created_at, created_by, revoked_at",
+                )
+                .bind(&t.name)
+                .bind(&t.token_hash)
+                .bind(&t.prefix)
+                .bind(t.uses)
+                .bind($crate::to_millis(t.expires_at))
+                .bind($crate::to_millis(t.created_at))
+                .bind(&t.created_by)
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                row_to_enroll(&row)
+            }
+
+            async fn consume_enroll_token(
+                &mut self,
+                hash: &str,
+                now: jiff::Timestamp,
+            ) -> $crate::Result<Option<$crate::EnrollTokenRow>> {
+                // One statement decides and decrements, so two agents racing for
+                // the last use cannot both win.
+                let row = sqlx::query(
+                    "UPDATE enroll_tokens SET uses_left = uses_left - 1 \
+                     WHERE token_hash = $1 AND uses_left > 0 AND revoked_at IS NULL AND expires_at > $2 \
+                     RETURNING id, name, prefix, uses_total, uses_left, expires_at, created_at, created_by, revoked_at",
+                )
+                .bind(hash)
+                .bind($crate::to_millis(now))
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                row.as_ref().map(row_to_enroll).transpose()
+            }
+
+            async fn list_enroll_tokens(&mut self) -> $crate::Result<Vec<$crate::EnrollTokenRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, name, prefix, uses_total, uses_left, expires_at, created_at, created_by, revoked_at \
+                     FROM enroll_tokens ORDER BY id",
+                )
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                rows.iter().map(row_to_enroll).collect()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::AgentStore for $tx {
+            async fn insert_agent(
+                &mut self,
+                id: &str,
+                asset_id: i64,
+                secret_hash: &str,
+                enroll_token_id: Option<i64>,
+                now: jiff::Timestamp,
+            ) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO agents (id, asset_id, secret_hash, enroll_token_id, enrolled_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(asset_id)
+                .bind(secret_hash)
+                .bind(enroll_token_id)
+                .bind($crate::to_millis(now))
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                Ok(())
+            }
+
+            async fn agent_by_secret_hash(&mut self, hash: &str) -> $crate::Result<Option<$crate::AgentRow>> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT g.id, g.asset_id, a.name, g.enrolled_at, g.last_checkin_at, g.revoked_at \
+                     FROM agents g JOIN assets a ON a.id = g.asset_id WHERE g.secret_hash = $1",
+                )
+                .bind(hash)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                row.map(|r| {
+                    Ok($crate::AgentRow {
+                        id: r.try_get("id").map_err(g)?,
+                        asset_id: r.try_get("asset_id").map_err(g)?,
+                        asset_name: r.try_get("name").map_err(g)?,
+                        enrolled_at: $crate::from_millis(r.try_get("enrolled_at").map_err(g)?)?,
+                        last_checkin_at: r
+                            .try_get::<Option<i64>, _>("last_checkin_at")
+                            .map_err(g)?
+                            .map($crate::from_millis)
+                            .transpose()?,
+                        revoked_at: r
+                            .try_get::<Option<i64>, _>("revoked_at")
+                            .map_err(g)?
+                            .map($crate::from_millis)
+                            .transpose()?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn revoke_agents_of_asset(&mut self, asset_id: i64, now: jiff::Timestamp) -> $crate::Result<u64> {
+                let r = sqlx::query("UPDATE agents SET revoked_at = $2 WHERE asset_id = $1 AND revoked_at IS NULL")
+                    .bind(asset_id)
+                    .bind($crate::to_millis(now))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                Ok(r.rows_affected())
+            }
+
+            async fn touch_agent(&mut self, id: &str, at: jiff::Timestamp) -> $crate::Result<()> {
+                sqlx::query("UPDATE agents SET last_checkin_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind($crate::to_millis(at))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::AuditStore for $tx {
+            async fn append_audit(&mut self, rec: &$crate::AuditRecord) -> $crate::Result<i64> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "INSERT INTO audit_events (at, actor, action, target, outcome, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+                )
+                .bind($crate::to_millis(rec.at))
+                .bind(&rec.actor)
+                .bind(&rec.action)
+                .bind(&rec.target)
+                .bind(&rec.outcome)
+                .bind(rec.detail.to_string())
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                row.try_get("seq").map_err($crate::map_err)
+            }
+
+            async fn list_audit(&mut self, after: i64, limit: i64) -> $crate::Result<Vec<$crate::AuditEntry>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT seq, at, actor, action, target, outcome, detail FROM audit_events \
+                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                rows.iter()
+                    .map(|r| {
+                        let detail: String = r.try_get("detail").map_err(g)?;
+                        Ok($crate::AuditEntry {
+                            seq: r.try_get("seq").map_err(g)?,
+                            record: $crate::AuditRecord {
+                                at: $crate::from_millis(r.try_get("at").map_err(g)?)?,
+                                actor: r.try_get("actor").map_err(g)?,
+                                action: r.try_get("action").map_err(g)?,
+                                target: r.try_get("target").map_err(g)?,
+                                outcome: r.try_get("outcome").map_err(g)?,
+                                detail: serde_json::from_str(&detail)
+                                    .map_err(|e| $crate::StoreError::Other(format!("bad audit detail: {e}")))?,
+                            },
+                        })
+                    })
+                    .collect()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Tx for $tx {
+            async fn commit(self: Box<Self>) -> $crate::Result<()> {
+                self.tx.commit().await.map_err($crate::map_err)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_tx;

@@ -1,0 +1,93 @@
+//! SQLite backend: one file, WAL, one writer.
+
+use crate::sql::impl_tx;
+use crate::{Result, Store, StoreError, Tx, map_err};
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::path::Path;
+use std::time::Duration;
+
+impl_tx!(sqlx::Sqlite, SqliteTx);
+
+/// The SQLite store.
+pub struct SqliteStore {
+    /// Exactly one connection: SQLite allows one writer at a time, and queueing
+    /// writers here is cheaper and more predictable than `SQLITE_BUSY` retries.
+    writer: SqlitePool,
+    /// Readers run concurrently with the writer thanks to WAL.
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode: a committed transaction survives a crash of the
+            // process (SIGKILL); only an OS crash/power loss may lose the last ones.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts.clone())
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot open SQLite database {}: {e}",
+                    path.display()
+                ))
+            })?;
+        crate::migrations::sqlite()
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Other(format!("migrating {}: {e}", path.display())))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await
+            .map_err(map_err)?;
+        Ok(Self { writer, reader })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn write(&self) -> Result<Box<dyn Tx>> {
+        // IMMEDIATE takes the write lock at BEGIN, so a transaction never fails
+        // later when it upgrades from read to write.
+        let tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        Ok(Box::new(SqliteTx { tx }))
+    }
+
+    async fn read(&self) -> Result<Box<dyn Tx>> {
+        let tx = self.reader.begin().await.map_err(map_err)?;
+        Ok(Box::new(SqliteTx { tx }))
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
