@@ -23,6 +23,7 @@ mod migrations;
 mod postgres;
 mod sql;
 mod sqlite;
+pub mod testing;
 
 use async_trait::async_trait;
 use jiff::Timestamp;

@@ -159,9 +159,13 @@ macro_rules! impl_tx {
             ) -> $crate::Result<i64> {
                 use sqlx::Row;
                 let now = $crate::to_millis(now);
+                // ON CONFLICT DO NOTHING instead of a unique violation: on
+                // PostgreSQL a failed statement aborts the whole transaction, and
+                // callers must be able to go on (e.g. try another name).
                 let row = sqlx::query(
                     "INSERT INTO assets (name, kind, owner, business_impact, exposure, environment, tags, \
-                     has_agent, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+                     has_agent, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                     ON CONFLICT (name) DO NOTHING RETURNING id",
                 )
                 .bind(name)
                 .bind(&attrs.kind)
@@ -172,14 +176,10 @@ macro_rules! impl_tx {
                 .bind(to_json(&attrs.tags))
                 .bind(has_agent)
                 .bind(now)
-                .fetch_one(&mut *self.tx)
+                .fetch_optional(&mut *self.tx)
                 .await
-                .map_err(|e| match $crate::map_err(e) {
-                    $crate::StoreError::Conflict(_) => {
-                        $crate::StoreError::Conflict(format!("an asset named {name:?} already exists"))
-                    }
-                    other => other,
-                })?;
+                .map_err($crate::map_err)?
+                .ok_or_else(|| $crate::StoreError::Conflict(format!("an asset named {name:?} already exists")))?;
                 row.try_get("id").map_err($crate::map_err)
             }
 

@@ -567,7 +567,7 @@ musl-1.2.5-r10                          = 1.2.5-r10
     /// The 15 kB host apt sample is too long for the quadratic prefix loop in a
     /// debug build; its prefixes are taken over its header, its first Inst/Conf
     /// lines and lines of every other shape (multi-archive origin, trailing
-    /// dependency brackets), while line removal and substitutions use all of it.
+    /// dependency brackets), and so are substitutions; line removal uses all of it.
     #[test]
     fn never_panics_on_truncations_and_mutations() {
         let apt_head: String = APT_HOST
@@ -611,8 +611,11 @@ musl-1.2.5-r10                          = 1.2.5-r10
                 run_all(&s.join("\n"));
                 runs += 1;
             }
-            // Substitutions are quadratic; stride through the long samples.
-            let stride = (sample.len() / 300).max(1);
+            if sample.len() > 5000 {
+                continue;
+            }
+            // Substitutions are quadratic; stride through the longer samples.
+            let stride = (sample.len() / 150).max(1);
             let positions: Vec<usize> = sample
                 .char_indices()
                 .map(|(i, _)| i)

@@ -21,6 +21,11 @@
 //! terminating newline is reported as truncated, since dpkg always ends the file
 //! with one and the last value could otherwise be silently cut short.
 //!
+//! Two deliberate differences from dpkg's own reading of the file: values are kept
+//! exactly as written (dpkg-query would show `Version: 0:1.0` as `1.0`), and a
+//! present package without `Version` is an error even in state `half-installed`,
+//! which dpkg tolerates for packages whose very first unpack failed.
+//!
 //! The parser is a single pass over the lines and keeps only the current stanza's
 //! few fields, so it is linear in the size of the file.
 

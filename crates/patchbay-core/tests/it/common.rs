@@ -123,8 +123,7 @@ fn line_pair(fragments: &'static [&'static str]) -> impl Strategy<Value = String
     (prop::sample::select(fragments), "[ -~]{0,6}").prop_map(|(f, s)| format!("{f}{s}"))
 }
 
-/// Whether an external program can be run (`prog --version` or similar succeeds
-/// in starting).
+/// Whether an external program can be started (`prog --help`).
 pub fn have(prog: &str) -> bool {
     Command::new(prog)
         .arg("--help")

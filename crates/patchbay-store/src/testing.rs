@@ -1,0 +1,59 @@
+//! Test support: fresh databases for each test, on both backends.
+//!
+//! PostgreSQL tests need `PATCHBAY_TEST_PG_URL` (set by `scripts/with-postgres`,
+//! which `scripts/test` uses). Without it they fail loudly rather than skip: a
+//! skipped backend is not a passed one.
+
+use sqlx::Connection;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
+}
+
+/// The admin URL of the test PostgreSQL server; panics with instructions when unset.
+pub fn postgres_admin_url() -> String {
+    std::env::var("PATCHBAY_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "PATCHBAY_TEST_PG_URL is not set: run the tests with scripts/test (or scripts/with-postgres cargo test), \
+             which starts a throwaway PostgreSQL. PostgreSQL tests never skip."
+        )
+    })
+}
+
+/// Creates an empty PostgreSQL database and returns its URL.
+pub async fn fresh_postgres_url() -> String {
+    let admin = postgres_admin_url();
+    let name = format!("pbtest_{}", unique());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL at {admin}: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("CREATE DATABASE");
+    let (base, _) = admin.rsplit_once('/').expect("URL with a database path");
+    format!("{base}/{name}")
+}
+
+/// A URL for a fresh SQLite file in the temporary directory.
+pub fn fresh_sqlite_url() -> String {
+    let dir = std::env::temp_dir().join(format!("patchbay-test-{}", unique()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    format!("sqlite://{}", dir.join("patchbay.db").display())
+}
+
+/// A fresh database URL for the named backend (`sqlite` or `postgres`).
+pub async fn fresh_url(backend: &str) -> String {
+    match backend {
+        "sqlite" => fresh_sqlite_url(),
+        "postgres" => fresh_postgres_url().await,
+        other => panic!("unknown backend {other}"),
+    }
+}

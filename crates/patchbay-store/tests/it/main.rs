@@ -1,0 +1,286 @@
+//! Store conformance suite: the same stories run unchanged against SQLite and
+//! PostgreSQL. PostgreSQL needs PATCHBAY_TEST_PG_URL (scripts/test sets it).
+
+use jiff::{SignedDuration, Timestamp};
+use patchbay_core::inventory::{HostFacts, OsRelease, Package, PackageDelta};
+use patchbay_store::testing::fresh_url;
+use patchbay_store::{AssetAttrs, AuditRecord, HostState, NewApiToken, NewEnrollToken, Store, StoreError};
+use std::sync::Arc;
+
+fn t0() -> Timestamp {
+    "2026-11-24T10:00:00Z".parse().unwrap()
+}
+
+fn pkg(name: &str, version: &str, arch: &str) -> Package {
+    Package {
+        name: name.into(),
+        version: version.into(),
+        arch: arch.into(),
+        source: Some(format!("{name}-src")),
+        source_version: None,
+    }
+}
+
+async fn open(backend: &str) -> Arc<dyn Store> {
+    let url = fresh_url(backend).await;
+    let s = patchbay_store::open(&url).await.unwrap();
+    assert_eq!(s.backend(), backend);
+    s
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::open("sqlite").await).await } )* }
+        mod postgres { $( #[tokio::test] async fn $name() { super::$name(super::open("postgres").await).await } )* }
+    };
+}
+
+both!(
+    assets_story,
+    packages_story,
+    tokens_story,
+    enroll_tokens_story,
+    agents_story,
+    audit_story,
+    uncommitted_transactions_leave_nothing,
+);
+
+async fn assets_story(s: Arc<dyn Store>) {
+    let mut tx = s.write().await.unwrap();
+    let attrs = AssetAttrs { owner: "web-team".into(), tags: vec!["dc1".into()], ..AssetAttrs::default() };
+    let id = tx.insert_asset("prod-web-01", &attrs, true, t0()).await.unwrap();
+    let err = tx.insert_asset("prod-web-01", &attrs, false, t0()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("prod-web-01")), "{err:?}");
+    tx.commit().await.unwrap();
+
+    let mut tx = s.write().await.unwrap();
+    tx.insert_asset("core-sw-01", &AssetAttrs::default(), false, t0()).await.unwrap();
+    let facts = HostFacts {
+        hostname: "web01".into(),
+        machine_id: "abc123".into(),
+        os: OsRelease { id: "debian".into(), version_id: "12".into(), ..Default::default() },
+        ip_addresses: vec!["10.0.0.1".into()],
+        reboot_required: true,
+        ..Default::default()
+    };
+    tx.set_host_state(
+        id,
+        &HostState {
+            facts: &facts,
+            package_format: Some("deb"),
+            pending_updates: &[],
+            inventory_hash: "h1",
+            seen_at: Some(t0()),
+            now: t0(),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = s.read().await.unwrap();
+    let a = tx.asset_by_name("prod-web-01").await.unwrap().unwrap();
+    assert_eq!(a.attrs, attrs);
+    assert!(a.has_agent);
+    assert_eq!(a.facts, facts);
+    assert_eq!(a.inventory_hash.as_deref(), Some("h1"));
+    assert_eq!(a.last_seen_at, Some(t0()));
+    assert_eq!(tx.asset_by_machine_id("abc123").await.unwrap().unwrap().id, id);
+    assert!(tx.asset_by_machine_id("").await.unwrap().is_none());
+    let names: Vec<String> = tx.list_assets().await.unwrap().into_iter().map(|a| a.name).collect();
+    assert_eq!(names, vec!["core-sw-01", "prod-web-01"]);
+    drop(tx);
+
+    // Attribute edits; a host-state write without a check-in keeps last_seen.
+    let mut tx = s.write().await.unwrap();
+    let new_attrs = AssetAttrs { business_impact: "critical".into(), ..attrs.clone() };
+    tx.update_asset_attrs(id, &new_attrs, t0() + SignedDuration::from_secs(5)).await.unwrap();
+    assert!(matches!(tx.update_asset_attrs(9999, &new_attrs, t0()).await, Err(StoreError::NotFound(_))));
+    tx.set_host_state(
+        id,
+        &HostState {
+            facts: &facts,
+            package_format: Some("deb"),
+            pending_updates: &[],
+            inventory_hash: "h2",
+            seen_at: None,
+            now: t0() + SignedDuration::from_secs(9),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let a = s.read().await.unwrap().asset_by_name("prod-web-01").await.unwrap().unwrap();
+    assert_eq!(a.attrs.business_impact, "critical");
+    assert_eq!(a.last_seen_at, Some(t0()));
+    assert_eq!(a.inventory_hash.as_deref(), Some("h2"));
+}
+
+async fn packages_story(s: Arc<dyn Store>) {
+    let mut tx = s.write().await.unwrap();
+    let id = tx.insert_asset("h1", &AssetAttrs::default(), true, t0()).await.unwrap();
+    // More than one batch, with multiarch duplicates of a name.
+    let mut v1: Vec<Package> = (0..1203).map(|i| pkg(&format!("p{i:04}"), "1.0-1", "amd64")).collect();
+    v1.push(pkg("libc6", "2.36-9", "i386"));
+    v1.push(pkg("libc6", "2.36-9", "amd64"));
+    v1.sort();
+    let d = PackageDelta::between(&[], &v1);
+    assert_eq!(tx.apply_package_delta(id, &d).await.unwrap(), 1205);
+    tx.commit().await.unwrap();
+
+    let mut tx = s.write().await.unwrap();
+    assert_eq!(tx.packages(id).await.unwrap(), v1);
+    // An empty delta writes nothing.
+    assert_eq!(tx.apply_package_delta(id, &PackageDelta::default()).await.unwrap(), 0);
+    // A change: one upgrade, one removal, one new package = 2 deletes + 2 inserts.
+    let mut v2 = v1.clone();
+    v2.retain(|p| p.name != "p0007");
+    for p in v2.iter_mut().filter(|p| p.name == "p0001") {
+        p.version = "1.0-2".into();
+    }
+    v2.push(pkg("newpkg", "3", "all"));
+    v2.sort();
+    let d = PackageDelta::between(&v1, &v2);
+    assert_eq!(tx.apply_package_delta(id, &d).await.unwrap(), 4);
+    tx.commit().await.unwrap();
+    let mut tx = s.read().await.unwrap();
+    assert_eq!(tx.packages(id).await.unwrap(), v2);
+    assert_eq!(tx.asset_by_name("h1").await.unwrap().unwrap().package_count, v2.len() as i64);
+}
+
+async fn tokens_story(s: Arc<dyn Store>) {
+    let mut tx = s.write().await.unwrap();
+    let t = tx
+        .insert_api_token(&NewApiToken {
+            name: "ops".into(),
+            role: "operator".into(),
+            token_hash: "hash-1".into(),
+            prefix: "pbt_1234".into(),
+            created_at: t0(),
+            created_by: "system".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(t.role, "operator");
+    assert!(t.last_used_at.is_none() && t.revoked_at.is_none());
+    tx.commit().await.unwrap();
+
+    let mut tx = s.write().await.unwrap();
+    assert_eq!(tx.api_token_by_hash("hash-1").await.unwrap().unwrap().id, t.id);
+    assert!(tx.api_token_by_hash("nope").await.unwrap().is_none());
+    tx.touch_api_token(t.id, t0() + SignedDuration::from_secs(60)).await.unwrap();
+    tx.revoke_api_token(t.id, t0() + SignedDuration::from_secs(120)).await.unwrap();
+    assert!(matches!(tx.revoke_api_token(t.id, t0()).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(tx.revoke_api_token(4242, t0()).await, Err(StoreError::NotFound(_))));
+    tx.commit().await.unwrap();
+    let l = s.read().await.unwrap().list_api_tokens().await.unwrap();
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].last_used_at, Some(t0() + SignedDuration::from_secs(60)));
+    assert_eq!(l[0].revoked_at, Some(t0() + SignedDuration::from_secs(120)));
+}
+
+async fn enroll_tokens_story(s: Arc<dyn Store>) {
+    let mut tx = s.write().await.unwrap();
+    let mk = |hash: &str, uses| NewEnrollToken {
+        name: "e".into(),
+        token_hash: hash.into(),
+        prefix: "pbe_".into(),
+        uses,
+        expires_at: t0() + SignedDuration::from_hours(1),
+        created_at: t0(),
+        created_by: "system".into(),
+    };
+    tx.insert_enroll_token(&mk("two-uses", 2)).await.unwrap();
+    tx.insert_enroll_token(&mk("one-use", 1)).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.write().await.unwrap();
+    let now = t0() + SignedDuration::from_mins(1);
+    assert_eq!(tx.consume_enroll_token("two-uses", now).await.unwrap().unwrap().uses_left, 1);
+    assert_eq!(tx.consume_enroll_token("two-uses", now).await.unwrap().unwrap().uses_left, 0);
+    assert!(tx.consume_enroll_token("two-uses", now).await.unwrap().is_none(), "used up");
+    assert!(tx.consume_enroll_token("unknown", now).await.unwrap().is_none());
+    let late = t0() + SignedDuration::from_hours(1);
+    assert!(tx.consume_enroll_token("one-use", late).await.unwrap().is_none(), "expired at expires_at");
+    assert!(tx.consume_enroll_token("one-use", now).await.unwrap().is_some());
+    tx.commit().await.unwrap();
+    assert_eq!(s.read().await.unwrap().list_enroll_tokens().await.unwrap().len(), 2);
+}
+
+async fn agents_story(s: Arc<dyn Store>) {
+    let mut tx = s.write().await.unwrap();
+    let id = tx.insert_asset("h", &AssetAttrs::default(), true, t0()).await.unwrap();
+    tx.insert_agent("agt_1", id, "secret-hash", None, t0()).await.unwrap();
+    tx.touch_agent("agt_1", t0() + SignedDuration::from_secs(3)).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.write().await.unwrap();
+    let a = tx.agent_by_secret_hash("secret-hash").await.unwrap().unwrap();
+    assert_eq!((a.id.as_str(), a.asset_id, a.asset_name.as_str()), ("agt_1", id, "h"));
+    assert_eq!(a.last_checkin_at, Some(t0() + SignedDuration::from_secs(3)));
+    assert_eq!(tx.revoke_agents_of_asset(id, t0()).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    let a = s.read().await.unwrap().agent_by_secret_hash("secret-hash").await.unwrap().unwrap();
+    assert!(a.revoked_at.is_some());
+}
+
+async fn audit_story(s: Arc<dyn Store>) {
+    let mut seqs = vec![];
+    for i in 0..5 {
+        let mut tx = s.write().await.unwrap();
+        let seq = tx
+            .append_audit(&AuditRecord {
+                at: t0() + SignedDuration::from_secs(i),
+                actor: "token:1:ops".into(),
+                action: "asset.update".into(),
+                target: format!("asset:h{i}"),
+                outcome: "ok".into(),
+                detail: serde_json::json!({"i": i, "text": "naïve ✓"}),
+            })
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        seqs.push(seq);
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let mut tx = s.read().await.unwrap();
+    let all = tx.list_audit(0, 100).await.unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[4].record.detail["text"], "naïve ✓");
+    let tail = tx.list_audit(seqs[2], 1).await.unwrap();
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0].seq, seqs[3]);
+}
+
+async fn uncommitted_transactions_leave_nothing(s: Arc<dyn Store>) {
+    {
+        let mut tx = s.write().await.unwrap();
+        tx.insert_asset("ghost", &AssetAttrs::default(), false, t0()).await.unwrap();
+        tx.append_audit(&AuditRecord {
+            at: t0(),
+            actor: "x".into(),
+            action: "y".into(),
+            target: "z".into(),
+            outcome: "ok".into(),
+            detail: serde_json::json!({}),
+        })
+        .await
+        .unwrap();
+        // dropped without commit
+    }
+    let mut tx = s.read().await.unwrap();
+    assert!(tx.asset_by_name("ghost").await.unwrap().is_none());
+    assert!(tx.list_audit(0, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_reopen_cleanly() {
+    for backend in ["sqlite", "postgres"] {
+        let url = fresh_url(backend).await;
+        let s = patchbay_store::open(&url).await.unwrap();
+        let mut tx = s.write().await.unwrap();
+        tx.insert_asset("kept", &AssetAttrs::default(), false, t0()).await.unwrap();
+        tx.commit().await.unwrap();
+        s.close().await;
+        let s = patchbay_store::open(&url).await.unwrap();
+        assert!(s.read().await.unwrap().asset_by_name("kept").await.unwrap().is_some(), "{backend}");
+    }
+}
