@@ -143,7 +143,9 @@ pub fn checkin_once(opts: &AgentOptions) -> anyhow::Result<CheckinOutcome> {
     loop {
         attempt += 1;
         let (inventory, sent) = payload(&inv, &hash, acked.as_ref());
-        let client = Client::new(&id.server, Some(id.secret.clone()), opts.timeout);
+        // The --server given now wins over the one recorded at enrolment: servers
+        // move (new address, load balancer) without re-enrolling their fleet.
+        let client = Client::new(&opts.server, Some(id.secret.clone()), opts.timeout);
         let req = CheckinRequest {
             protocol: AGENT_PROTOCOL_VERSION,
             inventory_hash: hash.clone(),
@@ -180,7 +182,7 @@ pub fn checkin_once(opts: &AgentOptions) -> anyhow::Result<CheckinOutcome> {
                 id = ensure_enrolled(opts, &state, &inv)?;
                 acked = None;
             }
-            Err(e) => return Err(e).with_context(|| format!("checking in with {}", id.server)),
+            Err(e) => return Err(e).with_context(|| format!("checking in with {}", opts.server)),
         }
     }
 }

@@ -120,6 +120,8 @@ impl App {
                     }
                 }
             };
+        tx.set_machine(asset_id, &req.hostname, &req.machine_id, now)
+            .await?;
         let agent_id = format!("agt_{}", &hex_id());
         let secret = token::render(TokenKind::Agent, &crate::random32());
         tx.insert_agent(

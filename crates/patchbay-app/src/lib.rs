@@ -62,7 +62,7 @@ impl ManualClock {
     /// Advances the clock.
     pub fn advance(&self, d: SignedDuration) {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *g = *g + d;
+        *g += d;
     }
 }
 

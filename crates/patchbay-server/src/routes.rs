@@ -8,7 +8,9 @@ use crate::metrics::{CheckinLabels, HttpLabels, Metrics};
 use crate::{MAX_AGENT_BODY, MAX_API_BODY};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, MatchedPath, OriginalUri, Path, Query, Request, State,
+};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -73,7 +75,13 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
 fn ctx_of(req: &Request) -> RequestCtx {
     RequestCtx {
         method: req.method().to_string(),
-        path: req.uri().path().to_string(),
+        // Inside nested routers the URI is stripped of the prefix: record the
+        // path the client asked for.
+        path: req
+            .extensions()
+            .get::<OriginalUri>()
+            .map(|u| u.0.path().to_string())
+            .unwrap_or_else(|| req.uri().path().to_string()),
         remote: req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()

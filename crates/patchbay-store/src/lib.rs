@@ -288,6 +288,15 @@ pub trait AssetStore {
         attrs: &AssetAttrs,
         now: Timestamp,
     ) -> Result<()>;
+    /// Records the host name and machine id an agent enrolled with (so a host that
+    /// enrols again is recognised before its first check-in).
+    async fn set_machine(
+        &mut self,
+        id: i64,
+        hostname: &str,
+        machine_id: &str,
+        now: Timestamp,
+    ) -> Result<()>;
     /// Marks an asset as having an agent.
     async fn set_has_agent(&mut self, id: i64, has_agent: bool, now: Timestamp) -> Result<()>;
 }

@@ -210,6 +210,24 @@ macro_rules! impl_tx {
                 Ok(())
             }
 
+            async fn set_machine(
+                &mut self,
+                id: i64,
+                hostname: &str,
+                machine_id: &str,
+                now: jiff::Timestamp,
+            ) -> $crate::Result<()> {
+                sqlx::query("UPDATE assets SET hostname = $2, machine_id = $3, updated_at = $4 WHERE id = $1")
+                    .bind(id)
+                    .bind(hostname)
+                    .bind(machine_id)
+                    .bind($crate::to_millis(now))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                Ok(())
+            }
+
             async fn set_has_agent(&mut self, id: i64, has_agent: bool, now: jiff::Timestamp) -> $crate::Result<()> {
                 sqlx::query("UPDATE assets SET has_agent = $2, updated_at = $3 WHERE id = $1")
                     .bind(id)

@@ -76,7 +76,7 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<Inventory> {
     let os = read_os_release(&fsroot)?;
     let (format, packages) = read_packages(&fsroot, opts.command_timeout)?;
 
-    let mut facts = HostFacts {
+    let facts = HostFacts {
         hostname: if host {
             read_trimmed(Path::new("/proc/sys/kernel/hostname"))
                 .filter(|h| !h.is_empty())
@@ -105,7 +105,6 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<Inventory> {
             Vec::new()
         },
     };
-    facts.ip_addresses.sort();
 
     let pending_updates = if opts.pending_updates {
         pending_updates(&fsroot, format, &packages, opts.command_timeout)
@@ -1000,7 +999,7 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert!(loaded, "LD_PRELOAD did not map the library");
-        let cgroup = fs::read_to_string(format!("/proc/self/cgroup")).unwrap_or_default();
+        let cgroup = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let expected = parse::cgroup_service(&cgroup).unwrap_or_else(|| "sleep".into());
         assert!(found.contains(&expected), "{found:?} lacks {expected}");
     }

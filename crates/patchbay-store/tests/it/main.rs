@@ -4,7 +4,9 @@
 use jiff::{SignedDuration, Timestamp};
 use patchbay_core::inventory::{HostFacts, OsRelease, Package, PackageDelta};
 use patchbay_store::testing::fresh_url;
-use patchbay_store::{AssetAttrs, AuditRecord, HostState, NewApiToken, NewEnrollToken, Store, StoreError};
+use patchbay_store::{
+    AssetAttrs, AuditRecord, HostState, NewApiToken, NewEnrollToken, Store, StoreError,
+};
 use std::sync::Arc;
 
 fn t0() -> Timestamp {
@@ -47,18 +49,37 @@ both!(
 
 async fn assets_story(s: Arc<dyn Store>) {
     let mut tx = s.write().await.unwrap();
-    let attrs = AssetAttrs { owner: "web-team".into(), tags: vec!["dc1".into()], ..AssetAttrs::default() };
-    let id = tx.insert_asset("prod-web-01", &attrs, true, t0()).await.unwrap();
-    let err = tx.insert_asset("prod-web-01", &attrs, false, t0()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("prod-web-01")), "{err:?}");
+    let attrs = AssetAttrs {
+        owner: "web-team".into(),
+        tags: vec!["dc1".into()],
+        ..AssetAttrs::default()
+    };
+    let id = tx
+        .insert_asset("prod-web-01", &attrs, true, t0())
+        .await
+        .unwrap();
+    let err = tx
+        .insert_asset("prod-web-01", &attrs, false, t0())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(ref m) if m.contains("prod-web-01")),
+        "{err:?}"
+    );
     tx.commit().await.unwrap();
 
     let mut tx = s.write().await.unwrap();
-    tx.insert_asset("core-sw-01", &AssetAttrs::default(), false, t0()).await.unwrap();
+    tx.insert_asset("core-sw-01", &AssetAttrs::default(), false, t0())
+        .await
+        .unwrap();
     let facts = HostFacts {
         hostname: "web01".into(),
         machine_id: "abc123".into(),
-        os: OsRelease { id: "debian".into(), version_id: "12".into(), ..Default::default() },
+        os: OsRelease {
+            id: "debian".into(),
+            version_id: "12".into(),
+            ..Default::default()
+        },
         ip_addresses: vec!["10.0.0.1".into()],
         reboot_required: true,
         ..Default::default()
@@ -85,17 +106,34 @@ async fn assets_story(s: Arc<dyn Store>) {
     assert_eq!(a.facts, facts);
     assert_eq!(a.inventory_hash.as_deref(), Some("h1"));
     assert_eq!(a.last_seen_at, Some(t0()));
-    assert_eq!(tx.asset_by_machine_id("abc123").await.unwrap().unwrap().id, id);
+    assert_eq!(
+        tx.asset_by_machine_id("abc123").await.unwrap().unwrap().id,
+        id
+    );
     assert!(tx.asset_by_machine_id("").await.unwrap().is_none());
-    let names: Vec<String> = tx.list_assets().await.unwrap().into_iter().map(|a| a.name).collect();
+    let names: Vec<String> = tx
+        .list_assets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
     assert_eq!(names, vec!["core-sw-01", "prod-web-01"]);
     drop(tx);
 
     // Attribute edits; a host-state write without a check-in keeps last_seen.
     let mut tx = s.write().await.unwrap();
-    let new_attrs = AssetAttrs { business_impact: "critical".into(), ..attrs.clone() };
-    tx.update_asset_attrs(id, &new_attrs, t0() + SignedDuration::from_secs(5)).await.unwrap();
-    assert!(matches!(tx.update_asset_attrs(9999, &new_attrs, t0()).await, Err(StoreError::NotFound(_))));
+    let new_attrs = AssetAttrs {
+        business_impact: "critical".into(),
+        ..attrs.clone()
+    };
+    tx.update_asset_attrs(id, &new_attrs, t0() + SignedDuration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(matches!(
+        tx.update_asset_attrs(9999, &new_attrs, t0()).await,
+        Err(StoreError::NotFound(_))
+    ));
     tx.set_host_state(
         id,
         &HostState {
@@ -110,7 +148,14 @@ async fn assets_story(s: Arc<dyn Store>) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    let a = s.read().await.unwrap().asset_by_name("prod-web-01").await.unwrap().unwrap();
+    let a = s
+        .read()
+        .await
+        .unwrap()
+        .asset_by_name("prod-web-01")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(a.attrs.business_impact, "critical");
     assert_eq!(a.last_seen_at, Some(t0()));
     assert_eq!(a.inventory_hash.as_deref(), Some("h2"));
@@ -118,9 +163,14 @@ async fn assets_story(s: Arc<dyn Store>) {
 
 async fn packages_story(s: Arc<dyn Store>) {
     let mut tx = s.write().await.unwrap();
-    let id = tx.insert_asset("h1", &AssetAttrs::default(), true, t0()).await.unwrap();
+    let id = tx
+        .insert_asset("h1", &AssetAttrs::default(), true, t0())
+        .await
+        .unwrap();
     // More than one batch, with multiarch duplicates of a name.
-    let mut v1: Vec<Package> = (0..1203).map(|i| pkg(&format!("p{i:04}"), "1.0-1", "amd64")).collect();
+    let mut v1: Vec<Package> = (0..1203)
+        .map(|i| pkg(&format!("p{i:04}"), "1.0-1", "amd64"))
+        .collect();
     v1.push(pkg("libc6", "2.36-9", "i386"));
     v1.push(pkg("libc6", "2.36-9", "amd64"));
     v1.sort();
@@ -131,7 +181,12 @@ async fn packages_story(s: Arc<dyn Store>) {
     let mut tx = s.write().await.unwrap();
     assert_eq!(tx.packages(id).await.unwrap(), v1);
     // An empty delta writes nothing.
-    assert_eq!(tx.apply_package_delta(id, &PackageDelta::default()).await.unwrap(), 0);
+    assert_eq!(
+        tx.apply_package_delta(id, &PackageDelta::default())
+            .await
+            .unwrap(),
+        0
+    );
     // A change: one upgrade, one removal, one new package = 2 deletes + 2 inserts.
     let mut v2 = v1.clone();
     v2.retain(|p| p.name != "p0007");
@@ -145,7 +200,10 @@ async fn packages_story(s: Arc<dyn Store>) {
     tx.commit().await.unwrap();
     let mut tx = s.read().await.unwrap();
     assert_eq!(tx.packages(id).await.unwrap(), v2);
-    assert_eq!(tx.asset_by_name("h1").await.unwrap().unwrap().package_count, v2.len() as i64);
+    assert_eq!(
+        tx.asset_by_name("h1").await.unwrap().unwrap().package_count,
+        v2.len() as i64
+    );
 }
 
 async fn tokens_story(s: Arc<dyn Store>) {
@@ -166,16 +224,32 @@ async fn tokens_story(s: Arc<dyn Store>) {
     tx.commit().await.unwrap();
 
     let mut tx = s.write().await.unwrap();
-    assert_eq!(tx.api_token_by_hash("hash-1").await.unwrap().unwrap().id, t.id);
+    assert_eq!(
+        tx.api_token_by_hash("hash-1").await.unwrap().unwrap().id,
+        t.id
+    );
     assert!(tx.api_token_by_hash("nope").await.unwrap().is_none());
-    tx.touch_api_token(t.id, t0() + SignedDuration::from_secs(60)).await.unwrap();
-    tx.revoke_api_token(t.id, t0() + SignedDuration::from_secs(120)).await.unwrap();
-    assert!(matches!(tx.revoke_api_token(t.id, t0()).await, Err(StoreError::Conflict(_))));
-    assert!(matches!(tx.revoke_api_token(4242, t0()).await, Err(StoreError::NotFound(_))));
+    tx.touch_api_token(t.id, t0() + SignedDuration::from_secs(60))
+        .await
+        .unwrap();
+    tx.revoke_api_token(t.id, t0() + SignedDuration::from_secs(120))
+        .await
+        .unwrap();
+    assert!(matches!(
+        tx.revoke_api_token(t.id, t0()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        tx.revoke_api_token(4242, t0()).await,
+        Err(StoreError::NotFound(_))
+    ));
     tx.commit().await.unwrap();
     let l = s.read().await.unwrap().list_api_tokens().await.unwrap();
     assert_eq!(l.len(), 1);
-    assert_eq!(l[0].last_used_at, Some(t0() + SignedDuration::from_secs(60)));
+    assert_eq!(
+        l[0].last_used_at,
+        Some(t0() + SignedDuration::from_secs(60))
+    );
     assert_eq!(l[0].revoked_at, Some(t0() + SignedDuration::from_secs(120)));
 }
 
@@ -195,30 +269,108 @@ async fn enroll_tokens_story(s: Arc<dyn Store>) {
     tx.commit().await.unwrap();
     let mut tx = s.write().await.unwrap();
     let now = t0() + SignedDuration::from_mins(1);
-    assert_eq!(tx.consume_enroll_token("two-uses", now).await.unwrap().unwrap().uses_left, 1);
-    assert_eq!(tx.consume_enroll_token("two-uses", now).await.unwrap().unwrap().uses_left, 0);
-    assert!(tx.consume_enroll_token("two-uses", now).await.unwrap().is_none(), "used up");
-    assert!(tx.consume_enroll_token("unknown", now).await.unwrap().is_none());
+    assert_eq!(
+        tx.consume_enroll_token("two-uses", now)
+            .await
+            .unwrap()
+            .unwrap()
+            .uses_left,
+        1
+    );
+    assert_eq!(
+        tx.consume_enroll_token("two-uses", now)
+            .await
+            .unwrap()
+            .unwrap()
+            .uses_left,
+        0
+    );
+    assert!(
+        tx.consume_enroll_token("two-uses", now)
+            .await
+            .unwrap()
+            .is_none(),
+        "used up"
+    );
+    assert!(
+        tx.consume_enroll_token("unknown", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let late = t0() + SignedDuration::from_hours(1);
-    assert!(tx.consume_enroll_token("one-use", late).await.unwrap().is_none(), "expired at expires_at");
-    assert!(tx.consume_enroll_token("one-use", now).await.unwrap().is_some());
+    assert!(
+        tx.consume_enroll_token("one-use", late)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired at expires_at"
+    );
+    assert!(
+        tx.consume_enroll_token("one-use", now)
+            .await
+            .unwrap()
+            .is_some()
+    );
     tx.commit().await.unwrap();
-    assert_eq!(s.read().await.unwrap().list_enroll_tokens().await.unwrap().len(), 2);
+    assert_eq!(
+        s.read()
+            .await
+            .unwrap()
+            .list_enroll_tokens()
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 async fn agents_story(s: Arc<dyn Store>) {
     let mut tx = s.write().await.unwrap();
-    let id = tx.insert_asset("h", &AssetAttrs::default(), true, t0()).await.unwrap();
-    tx.insert_agent("agt_1", id, "secret-hash", None, t0()).await.unwrap();
-    tx.touch_agent("agt_1", t0() + SignedDuration::from_secs(3)).await.unwrap();
+    let id = tx
+        .insert_asset("h", &AssetAttrs::default(), true, t0())
+        .await
+        .unwrap();
+    tx.set_machine(id, "h.example", "feed01", t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        tx.asset_by_machine_id("feed01")
+            .await
+            .unwrap()
+            .unwrap()
+            .facts
+            .hostname,
+        "h.example"
+    );
+    tx.insert_agent("agt_1", id, "secret-hash", None, t0())
+        .await
+        .unwrap();
+    tx.touch_agent("agt_1", t0() + SignedDuration::from_secs(3))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let mut tx = s.write().await.unwrap();
-    let a = tx.agent_by_secret_hash("secret-hash").await.unwrap().unwrap();
-    assert_eq!((a.id.as_str(), a.asset_id, a.asset_name.as_str()), ("agt_1", id, "h"));
+    let a = tx
+        .agent_by_secret_hash("secret-hash")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (a.id.as_str(), a.asset_id, a.asset_name.as_str()),
+        ("agt_1", id, "h")
+    );
     assert_eq!(a.last_checkin_at, Some(t0() + SignedDuration::from_secs(3)));
     assert_eq!(tx.revoke_agents_of_asset(id, t0()).await.unwrap(), 1);
     tx.commit().await.unwrap();
-    let a = s.read().await.unwrap().agent_by_secret_hash("secret-hash").await.unwrap().unwrap();
+    let a = s
+        .read()
+        .await
+        .unwrap()
+        .agent_by_secret_hash("secret-hash")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(a.revoked_at.is_some());
 }
 
@@ -253,7 +405,9 @@ async fn audit_story(s: Arc<dyn Store>) {
 async fn uncommitted_transactions_leave_nothing(s: Arc<dyn Store>) {
     {
         let mut tx = s.write().await.unwrap();
-        tx.insert_asset("ghost", &AssetAttrs::default(), false, t0()).await.unwrap();
+        tx.insert_asset("ghost", &AssetAttrs::default(), false, t0())
+            .await
+            .unwrap();
         tx.append_audit(&AuditRecord {
             at: t0(),
             actor: "x".into(),
@@ -277,10 +431,21 @@ async fn migrations_apply_once_and_reopen_cleanly() {
         let url = fresh_url(backend).await;
         let s = patchbay_store::open(&url).await.unwrap();
         let mut tx = s.write().await.unwrap();
-        tx.insert_asset("kept", &AssetAttrs::default(), false, t0()).await.unwrap();
+        tx.insert_asset("kept", &AssetAttrs::default(), false, t0())
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         s.close().await;
         let s = patchbay_store::open(&url).await.unwrap();
-        assert!(s.read().await.unwrap().asset_by_name("kept").await.unwrap().is_some(), "{backend}");
+        assert!(
+            s.read()
+                .await
+                .unwrap()
+                .asset_by_name("kept")
+                .await
+                .unwrap()
+                .is_some(),
+            "{backend}"
+        );
     }
 }

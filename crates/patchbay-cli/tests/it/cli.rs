@@ -1,0 +1,156 @@
+//! The `patchbay` client commands, run as a user would.
+
+use crate::support::{PATCHBAY, Server, ok};
+use std::process::Command;
+
+#[test]
+fn client_commands_work_end_to_end() {
+    let s = Server::start("sqlite");
+    // Enrolment token from the CLI; the printed token enrols an agent.
+    let out = s.cli(&[
+        "enroll-token",
+        "create",
+        "--uses",
+        "2",
+        "--ttl",
+        "1h",
+        "--format",
+        "json",
+    ]);
+    let t: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(t["uses"], 2);
+    let root = crate::support::deb_root(&crate::support::minbase_before());
+    let state = tempfile::tempdir().unwrap();
+    ok(&s.agent_once(
+        state.path(),
+        t["token"].as_str(),
+        &[
+            "--root",
+            root.path().to_str().unwrap(),
+            "--no-pending-updates",
+        ],
+    ));
+
+    // assets list / show / set.
+    let list = ok(&s.cli(&["assets", "list"]));
+    assert!(list.starts_with("NAME"), "{list}");
+    assert!(
+        list.contains("chroot-host") && list.contains("debian:12") && list.contains("managed"),
+        "{list}"
+    );
+    let out = ok(&s.cli(&[
+        "assets",
+        "set",
+        "chroot-host",
+        "--owner",
+        "platform",
+        "--business-impact",
+        "critical",
+        "--exposure",
+        "internet-facing",
+        "--environment",
+        "prod",
+        "--tags",
+        "web,pci",
+    ]));
+    assert!(out.contains("updated chroot-host"));
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&s.cli(&["assets", "list", "--format", "json"]))).unwrap();
+    assert_eq!(j[0]["owner"], "platform");
+    assert_eq!(j[0]["tags"], serde_json::json!(["pci", "web"]));
+    let show = ok(&s.cli(&["assets", "show", "chroot-host"]));
+    assert!(
+        show.contains("critical") && show.contains("88 (deb)"),
+        "{show}"
+    );
+
+    // A bad value is refused with a message naming the field; exit code non-zero.
+    let out = s.cli(&["assets", "set", "chroot-host", "--exposure", "dmz"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("exposure") && err.contains("internet-facing"),
+        "{err}"
+    );
+    let out = s.cli(&["assets", "show", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no asset named"));
+
+    // Import from a JSON file.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("assets.json");
+    std::fs::write(&f, r#"[{"name": "erp-app", "kind": "application", "packages": [{"name": "sap-kernel", "version": "7.93"}]}]"#)
+        .unwrap();
+    let out = ok(&s.cli(&["assets", "import", f.to_str().unwrap()]));
+    assert!(out.contains("1 created"), "{out}");
+
+    // Tokens: create, list, revoke.
+    let created: serde_json::Value = serde_json::from_str(&ok(&s.cli(&[
+        "tokens", "create", "--name", "ci", "--role", "auditor", "--format", "json",
+    ])))
+    .unwrap();
+    let id = created["id"].as_i64().unwrap().to_string();
+    let list = ok(&s.cli(&["tokens", "list"]));
+    assert!(list.contains("ci") && list.contains("auditor"), "{list}");
+    assert!(
+        !list.contains(created["token"].as_str().unwrap()),
+        "secrets are never listed"
+    );
+    ok(&s.cli(&["tokens", "revoke", &id]));
+    let out = s.cli(&["tokens", "revoke", &id]);
+    assert!(!out.status.success(), "revoking twice is a conflict");
+    let out = s.cli(&["tokens", "create", "--name", "x", "--role", "root"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
+
+    // The audit log shows the writes.
+    let audit = ok(&s.cli(&["audit", "list", "--limit", "100"]));
+    for action in [
+        "enroll_token.create",
+        "agent.enroll",
+        "inventory.update",
+        "asset.update",
+        "asset.import",
+        "token.revoke",
+    ] {
+        assert!(audit.contains(action), "{action} missing from:\n{audit}");
+    }
+}
+
+#[test]
+fn client_without_a_token_says_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(PATCHBAY)
+        .args(["assets", "list"])
+        .current_dir(dir.path())
+        .env_remove("PATCHBAY_TOKEN")
+        .env("PATCHBAY_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--token") && err.contains("PATCHBAY_TOKEN"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = ok(&Command::new(PATCHBAY).arg("--help").output().unwrap());
+    for c in [
+        "serve",
+        "dev",
+        "assets",
+        "tokens",
+        "enroll-token",
+        "audit",
+        "sim",
+    ] {
+        assert!(out.contains(c), "{c} missing from --help");
+    }
+    let out = ok(&Command::new(crate::support::AGENT)
+        .arg("--help")
+        .output()
+        .unwrap());
+    assert!(out.contains("--enroll-token") && out.contains("--root") && out.contains("--once"));
+}

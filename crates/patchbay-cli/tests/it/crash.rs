@@ -1,0 +1,189 @@
+//! Acceptance: SIGKILL of the server during inventory uploads loses nothing stored
+//! before, and the agent's next check-in succeeds.
+
+use crate::support::{AGENT, PATCHBAY, deb_root, minbase_before, ok};
+use patchbay_agent::http::Client;
+use patchbay_core::inventory::Package;
+use patchbay_proto::api::{AssetDetail, AssetSummary, List};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Starts `patchbay serve` on port 0 and returns the child and its URL (read from
+/// the JSON log line that announces the address).
+fn spawn_server(data_dir: &Path, db: &str) -> (Child, String) {
+    let mut child = Command::new(PATCHBAY)
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db,
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(addr) = v["fields"]["addr"].as_str()
+            {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server announces its address");
+    (child, format!("http://{addr}"))
+}
+
+fn big_inventory(i: usize) -> patchbay_core::inventory::Inventory {
+    let t = patchbay_cli::sim::Templates::load().unwrap();
+    let mut inv = t.host(i, 7, &format!("bulk-{i:03}"));
+    for k in 0..2500 {
+        inv.packages.push(Package {
+            name: format!("pbsim-lib{k:04}"),
+            version: format!("1.{k}-1+deb12u{}", i % 5),
+            arch: "amd64".into(),
+            source: Some(format!("pbsim-src{}", k / 10)),
+            source_version: None,
+        });
+    }
+    inv.normalize();
+    inv
+}
+
+fn sigkill_during_uploads_loses_nothing(backend: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(patchbay_store::testing::fresh_url(backend));
+    let data = tempfile::tempdir().unwrap();
+    let (mut server, url) = spawn_server(data.path(), &db);
+    let admin_token = std::fs::read_to_string(data.path().join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let admin = Client::new(&url, Some(admin_token.clone()), Duration::from_secs(30));
+
+    // Host A: enrolled and stored before the crash.
+    let root = deb_root(&minbase_before());
+    let state = tempfile::tempdir().unwrap();
+    let enroll = |uses: u32| -> String {
+        let t: patchbay_proto::api::EnrollTokenCreated = admin
+            .send(
+                "POST",
+                "/api/v1/enroll-tokens",
+                &serde_json::json!({"uses": uses}),
+            )
+            .unwrap();
+        t.token
+    };
+    let run_agent = |url: &str, token: Option<&str>| {
+        let mut c = Command::new(AGENT);
+        c.args([
+            "--once",
+            "--no-pending-updates",
+            "--server",
+            url,
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .arg("--root")
+        .arg(root.path());
+        if let Some(t) = token {
+            c.args(["--enroll-token", t]);
+        }
+        c.output().unwrap()
+    };
+    ok(&run_agent(&url, Some(&enroll(1))));
+    let stored: AssetDetail = admin.get("/api/v1/assets/chroot-host").unwrap();
+    assert_eq!(stored.packages.len(), 88);
+
+    // Many large uploads in flight, then SIGKILL.
+    let bulk_token = enroll(1000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let cut = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let (url, tok, stop, attempts) = (
+                url.clone(),
+                bulk_token.clone(),
+                stop.clone(),
+                attempts.clone(),
+            );
+            let cut = cut.clone();
+            std::thread::spawn(move || {
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let inv = big_inventory(i);
+                    attempts.fetch_add(1, Ordering::Relaxed);
+                    if patchbay_cli::sim::enrol_and_checkin(&url, &tok, &inv).is_err() {
+                        cut.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += 6;
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    while attempts.load(Ordering::Relaxed) < 12 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert!(
+        cut.load(Ordering::Relaxed) >= 1,
+        "the kill interrupted uploads in flight"
+    );
+
+    // Restart on the same database.
+    let (mut server, url) = spawn_server(data.path(), &db);
+    let admin = Client::new(&url, Some(admin_token), Duration::from_secs(30));
+    let after: AssetDetail = admin.get("/api/v1/assets/chroot-host").unwrap();
+    assert_eq!(
+        after.packages, stored.packages,
+        "host A's stored inventory survived"
+    );
+    assert_eq!(after.inventory_hash, stored.inventory_hash);
+    // Every upload is all or nothing: a bulk host holds either no packages or all.
+    let list: List<AssetSummary> = admin.get("/api/v1/assets").unwrap();
+    let bulk: Vec<&AssetSummary> = list
+        .items
+        .iter()
+        .filter(|a| a.name.starts_with("bulk-"))
+        .collect();
+    assert!(!bulk.is_empty(), "some uploads were stored before the kill");
+    for a in &bulk {
+        let i: usize = a.name["bulk-".len()..].parse().unwrap();
+        let want = big_inventory(i).packages.len() as u64;
+        assert!(
+            a.package_count == 0 || a.package_count == want,
+            "{} holds {} of {want}",
+            a.name,
+            a.package_count
+        );
+    }
+    // The agent's next check-in succeeds (nothing changed: nothing is rewritten).
+    let out = ok(&run_agent(&url, None));
+    assert!(out.contains("sent unchanged inventory"), "{out}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+crate::both_backends!(sigkill_during_uploads_loses_nothing);

@@ -1,0 +1,99 @@
+//! The main job: `patchbay dev` starts the server on SQLite, enrols a read-only
+//! local agent, and prints where to find the API and the admin token.
+
+use crate::support::{PATCHBAY, dpkg_query};
+use patchbay_agent::http::Client;
+use patchbay_proto::api::{AssetSummary, List};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn dev_mode_serves_and_inventories_this_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(PATCHBAY)
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "1h",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut url = None;
+    let mut banner = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if let Some(rest) = line.trim().strip_prefix("API:") {
+            url = Some(
+                rest.split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_end_matches("/api/v1")
+                    .to_string(),
+            );
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    let url = url.unwrap_or_else(|| panic!("no API line in:\n{banner}"));
+    assert!(banner.contains("admin.token"), "{banner}");
+
+    let token_path = data.join("admin.token");
+    assert_eq!(
+        std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let token = std::fs::read_to_string(&token_path)
+        .unwrap()
+        .trim()
+        .to_string();
+    let c = Client::new(&url, Some(token), Duration::from_secs(10));
+    assert_eq!(
+        ureq::get(format!("{url}/healthz"))
+            .call()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+
+    let want = dpkg_query().len() as u64;
+    let start = Instant::now();
+    loop {
+        let l: List<AssetSummary> = c.get("/api/v1/assets").unwrap();
+        if let Some(a) = l.items.first()
+            && a.package_count == want
+        {
+            assert_eq!(a.liveness, "managed");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the local agent did not report"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // SIGTERM stops it cleanly.
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(data.join("patchbay.db").exists());
+    assert!(data.join("agent/identity.json").exists());
+}

@@ -1,0 +1,22 @@
+//! End-to-end tests of the `patchbay` and `patchbay-agent` binaries against a real
+//! server, on SQLite and on PostgreSQL (PATCHBAY_TEST_PG_URL, set by scripts/test).
+
+mod support;
+
+mod agent;
+mod auth;
+mod checkin;
+mod cli;
+mod crash;
+mod dev;
+mod lifecycle;
+mod malformed;
+
+/// Runs each named test function once per backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[test] fn $name() { super::$name("sqlite") } )* }
+        mod postgres { $( #[test] fn $name() { super::$name("postgres") } )* }
+    };
+}

@@ -1,0 +1,239 @@
+//! Test support: an in-process server on a fresh database, binaries, oracles.
+
+use jiff::Timestamp;
+use patchbay_agent::http::Client;
+use patchbay_app::{AppConfig, ManualClock};
+use patchbay_proto::api::{CreateEnrollToken, EnrollTokenCreated};
+use patchbay_server::Settings;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const PATCHBAY: &str = env!("CARGO_BIN_EXE_patchbay");
+pub const AGENT: &str = env!("CARGO_BIN_EXE_patchbay-agent");
+
+/// The repository's fixtures directory.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// A server running in this process on its own runtime thread.
+pub struct Server {
+    pub url: String,
+    pub admin: String,
+    pub clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn start(backend: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_path_buf();
+        // Whole seconds: the store keeps milliseconds, and tests compare exact periods.
+        let clock = Arc::new(ManualClock::new(
+            Timestamp::now().round(jiff::Unit::Second).unwrap(),
+        ));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let backend = backend.to_string();
+        let clk = clock.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let db_url = patchbay_store::testing::fresh_url(&backend).await;
+                let settings = Settings {
+                    db_url: Some(db_url),
+                    data_dir,
+                    app: AppConfig::default(),
+                };
+                let prepared = patchbay_server::setup::prepare_with_clock(&settings, clk)
+                    .await
+                    .unwrap();
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let admin = std::fs::read_to_string(&prepared.admin_token_path).unwrap();
+                ready_tx.send((addr, admin.trim().to_string())).unwrap();
+                patchbay_server::serve(&prepared, listener, async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let (addr, admin) = ready_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server start");
+        Server {
+            url: format!("http://{addr}"),
+            admin,
+            clock,
+            _dir: dir,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn client(&self, token: Option<&str>) -> Client {
+        Client::new(
+            &self.url,
+            token.map(str::to_string),
+            Duration::from_secs(60),
+        )
+    }
+
+    pub fn admin(&self) -> Client {
+        self.client(Some(&self.admin))
+    }
+
+    pub fn enroll_token(&self, uses: u32) -> String {
+        let t: EnrollTokenCreated = self
+            .admin()
+            .send(
+                "POST",
+                "/api/v1/enroll-tokens",
+                &CreateEnrollToken {
+                    name: Some("test".into()),
+                    uses: Some(uses),
+                    ttl_secs: None,
+                },
+            )
+            .unwrap();
+        t.token
+    }
+
+    /// Runs `patchbay` with this server's URL and admin token.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(PATCHBAY)
+            .args(args)
+            .env("PATCHBAY_URL", &self.url)
+            .env("PATCHBAY_TOKEN", &self.admin)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `patchbay-agent --once` against this server.
+    pub fn agent_once(
+        &self,
+        state_dir: &Path,
+        enroll_token: Option<&str>,
+        extra: &[&str],
+    ) -> Output {
+        let mut c = Command::new(AGENT);
+        c.arg("--server")
+            .arg(&self.url)
+            .arg("--state-dir")
+            .arg(state_dir)
+            .arg("--once")
+            .args(extra);
+        if let Some(t) = enroll_token {
+            c.arg("--enroll-token").arg(t);
+        }
+        c.env_remove("PATCHBAY_ENROLL_TOKEN").output().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Asserts a command succeeded and returns its stdout.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// The packages present on this machine per `dpkg-query -W` (the oracle):
+/// (name, version, arch), excluding packages whose status is not-installed or
+/// config-files (dpkg-query -W lists config-files packages, which are not installed).
+pub fn dpkg_query() -> Vec<(String, String, String)> {
+    let out = Command::new("dpkg-query")
+        .args([
+            "-W",
+            "-f=${Package}\t${Version}\t${Architecture}\t${db:Status-Status}\n",
+        ])
+        .output()
+        .expect("dpkg-query must exist on the Debian test machine");
+    assert!(out.status.success());
+    let mut v: Vec<(String, String, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.len() == 4 && f[3] != "not-installed" && f[3] != "config-files")
+                .then(|| (f[0].to_string(), f[1].to_string(), f[2].to_string()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Makes a root file system with an os-release and a dpkg status file.
+pub fn deb_root(status: &str) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    std::fs::create_dir_all(root.path().join("var/lib/dpkg")).unwrap();
+    std::fs::write(
+        root.path().join("etc/os-release"),
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
+    )
+    .unwrap();
+    std::fs::write(root.path().join("etc/hostname"), "chroot-host\n").unwrap();
+    std::fs::write(
+        root.path().join("etc/machine-id"),
+        format!("{:032x}\n", rand::random::<u128>()),
+    )
+    .unwrap();
+    std::fs::write(root.path().join("var/lib/dpkg/status"), status).unwrap();
+    root
+}
+
+pub fn minbase_before() -> String {
+    std::fs::read_to_string(
+        fixtures()
+            .join("inventories/debian12/debootstrap-minbase-before-security-upgrade.dpkg-status"),
+    )
+    .unwrap()
+}
+
+pub fn minbase_after() -> String {
+    std::fs::read_to_string(
+        fixtures()
+            .join("inventories/debian12/debootstrap-minbase-after-security-upgrade.dpkg-status"),
+    )
+    .unwrap()
+}
+
+/// Reads a counter from /metrics (sum over label sets whose line contains `filter`).
+pub fn metric(server: &Server, name: &str, filter: &str) -> f64 {
+    let body = ureq::get(format!("{}/metrics", server.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    body.lines()
+        .filter(|l| l.starts_with(name) && l.contains(filter))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
