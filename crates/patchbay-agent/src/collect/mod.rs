@@ -532,10 +532,16 @@ mod tests {
     use std::collections::BTreeSet;
     use std::os::unix::fs::symlink;
 
+    /// Agent-specific captures live in fixtures/agent; package databases are
+    /// shared with the other crates' tests in fixtures/inventories.
     fn fixture(rel: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fixtures/agent")
-            .join(rel)
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        let own = base.join("agent").join(rel);
+        if own.exists() {
+            own
+        } else {
+            base.join("inventories").join(rel)
+        }
     }
 
     fn copy(from: &str, root: &Path, to: &str) {
