@@ -181,6 +181,7 @@ pub fn parse_import_csv(text: &str) -> Result<Vec<ImportAsset>, AppError> {
     Ok(out)
 }
 
+#[derive(Debug)]
 struct ValidImport {
     name: AssetName,
     patch: AssetPatch,

@@ -158,12 +158,26 @@ fn help_lists_the_commands() {
 #[test]
 fn fleet_simulator_enrols_virtual_agents_with_real_inventories() {
     let s = Server::start("sqlite");
-    let out = ok(&s.cli(&["sim", "--agents", "12", "--concurrency", "3", "--prefix", "vm"]));
+    let out = ok(&s.cli(&[
+        "sim",
+        "--agents",
+        "12",
+        "--concurrency",
+        "3",
+        "--prefix",
+        "vm",
+    ]));
     assert!(out.contains("enrolled 12 virtual agents"), "{out}");
-    let l: serde_json::Value = serde_json::from_str(&ok(&s.cli(&["assets", "list", "--format", "json"]))).unwrap();
+    let l: serde_json::Value =
+        serde_json::from_str(&ok(&s.cli(&["assets", "list", "--format", "json"]))).unwrap();
     let items = l.as_array().unwrap();
     assert_eq!(items.len(), 12);
-    let oses: std::collections::BTreeSet<&str> = items.iter().map(|a| a["os"].as_str().unwrap()).collect();
+    let oses: std::collections::BTreeSet<&str> =
+        items.iter().map(|a| a["os"].as_str().unwrap()).collect();
     assert!(oses.contains("debian:12"), "{oses:?}");
-    assert!(items.iter().all(|a| a["package_count"].as_u64().unwrap() > 50 && a["liveness"] == "managed"));
+    assert!(
+        items
+            .iter()
+            .all(|a| a["package_count"].as_u64().unwrap() > 50 && a["liveness"] == "managed")
+    );
 }

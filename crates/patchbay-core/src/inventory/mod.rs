@@ -263,7 +263,11 @@ mod tests {
     fn deb_inventory(packages: Vec<Package>) -> Inventory {
         Inventory {
             facts: HostFacts {
-                os: OsRelease { id: "debian".into(), version_id: "12".into(), ..Default::default() },
+                os: OsRelease {
+                    id: "debian".into(),
+                    version_id: "12".into(),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             format: Some(PackageFormat::Deb),
@@ -274,18 +278,34 @@ mod tests {
 
     #[test]
     fn os_families_from_id_and_id_like() {
-        let os = |id: &str, like: &str| OsRelease { id: id.into(), id_like: like.into(), ..Default::default() };
+        let os = |id: &str, like: &str| OsRelease {
+            id: id.into(),
+            id_like: like.into(),
+            ..Default::default()
+        };
         assert_eq!(os_family(&os("ubuntu", "debian")), Some(OsFamily::Debian));
-        assert_eq!(os_family(&os("almalinux", "rhel centos fedora")), Some(OsFamily::RedHat));
-        assert_eq!(os_family(&os("opensuse-leap", "suse opensuse")), Some(OsFamily::Suse));
+        assert_eq!(
+            os_family(&os("almalinux", "rhel centos fedora")),
+            Some(OsFamily::RedHat)
+        );
+        assert_eq!(
+            os_family(&os("opensuse-leap", "suse opensuse")),
+            Some(OsFamily::Suse)
+        );
         assert_eq!(os_family(&os("alpine", "")), Some(OsFamily::Alpine));
-        assert_eq!(os_family(&os("mydistro", "ubuntu debian")), Some(OsFamily::Debian));
+        assert_eq!(
+            os_family(&os("mydistro", "ubuntu debian")),
+            Some(OsFamily::Debian)
+        );
         assert_eq!(os_family(&os("plan9", "")), None);
     }
 
     #[test]
     fn validate_names_the_problem() {
-        assert_eq!(validate(&deb_inventory(vec![p("a", "1")])), Ok(OsFamily::Debian));
+        assert_eq!(
+            validate(&deb_inventory(vec![p("a", "1")])),
+            Ok(OsFamily::Debian)
+        );
         let mut inv = deb_inventory(vec![]);
         inv.facts.os.id = "plan9".into();
         assert!(validate(&inv).unwrap_err().contains("unknown OS"));
@@ -293,11 +313,31 @@ mod tests {
         inv.format = Some(PackageFormat::Rpm);
         assert!(validate(&inv).unwrap_err().contains("does not fit"));
         inv.format = None;
-        assert!(validate(&inv).unwrap_err().contains("without a package format"));
-        assert!(validate(&deb_inventory(vec![p("a", "")])).unwrap_err().contains("empty version"));
-        assert!(validate(&deb_inventory(vec![p("a", "1"), p("a", "1")])).unwrap_err().contains("listed twice"));
-        assert!(validate(&deb_inventory(vec![p("a", "1\n2")])).unwrap_err().contains("control characters"));
-        assert!(validate(&deb_inventory(vec![p(&"x".repeat(600), "1")])).unwrap_err().contains("longer than"));
+        assert!(
+            validate(&inv)
+                .unwrap_err()
+                .contains("without a package format")
+        );
+        assert!(
+            validate(&deb_inventory(vec![p("a", "")]))
+                .unwrap_err()
+                .contains("empty version")
+        );
+        assert!(
+            validate(&deb_inventory(vec![p("a", "1"), p("a", "1")]))
+                .unwrap_err()
+                .contains("listed twice")
+        );
+        assert!(
+            validate(&deb_inventory(vec![p("a", "1\n2")]))
+                .unwrap_err()
+                .contains("control characters")
+        );
+        assert!(
+            validate(&deb_inventory(vec![p(&"x".repeat(600), "1")]))
+                .unwrap_err()
+                .contains("longer than")
+        );
         // Same name, two architectures (multiarch) is fine.
         let mut q = p("libc6", "2.36");
         q.arch = "i386".into();
