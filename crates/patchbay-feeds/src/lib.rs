@@ -1,0 +1,1 @@
+//! patchbay-feeds (in progress)

@@ -1,0 +1,1 @@
+//! patchbay-version (in progress)
