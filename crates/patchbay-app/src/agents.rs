@@ -236,13 +236,20 @@ impl App {
         )
         .await?;
         tx.touch_agent(&agent.id, now).await?;
+        // Re-assess this asset now: its findings follow its inventory.
+        let stored = tx
+            .asset_by_name(&asset.name)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("asset {} is gone", asset.name)))?;
+        let findings = self.assess_in(&mut tx, &stored).await?;
         self.audit_in(
             &mut tx,
             &format!("agent:{}", agent.id),
             "inventory.update",
             &format!("asset:{}", asset.name),
             json!({"kind": format!("{kind:?}").to_lowercase(), "added": delta.added.len(),
-                   "removed": delta.removed.len(), "packages": inv.packages.len(), "hash": hash}),
+                   "removed": delta.removed.len(), "packages": inv.packages.len(), "hash": hash,
+                   "findings": findings}),
         )
         .await?;
         tx.commit().await?;

@@ -15,10 +15,14 @@
 //! - [`assets`]: registry queries, edits and agentless imports.
 //! - [`agents`]: enrolment and check-in (inventory deltas).
 //! - [`tokens`]: API and enrolment tokens, audit listing.
+//! - [`assess`]: findings kept in step with inventories and feeds.
+//! - [`feeds`]: storing imported advisory, KEV and EPSS feeds.
 #![forbid(unsafe_code)]
 
 pub mod agents;
+pub mod assess;
 pub mod assets;
+pub mod feeds;
 pub mod auth;
 pub mod error;
 pub mod tokens;
@@ -96,6 +100,7 @@ pub struct App {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: AppConfig,
+    index_cache: Arc<Mutex<assess::IndexCache>>,
 }
 
 impl App {
@@ -105,6 +110,7 @@ impl App {
             store,
             clock,
             config,
+            index_cache: Arc::default(),
         }
     }
 

@@ -10,6 +10,8 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod feeds;
+pub mod findings;
 pub mod output;
 pub mod server;
 pub mod sim;
@@ -103,12 +105,47 @@ pub enum Command {
     Audit(client::AuditCmd),
     /// Fleet simulator: enrol N virtual agents with realistic inventories.
     Sim(sim::SimArgs),
+    /// Advisory feeds: import (next to the database) and list.
+    #[command(subcommand)]
+    Feeds(FeedsCmd),
+    /// Findings: vulnerable packages per asset.
+    #[command(subcommand)]
+    Findings(findings::FindingsCmd),
+    /// Offline scan of one host's package list against feed files (no server).
+    Scan(feeds::ScanArgs),
+    /// Compare two versions: prints <, = or >.
+    Vercmp {
+        /// Scheme: deb, rpm, apk or semver.
+        scheme: String,
+        /// First version.
+        a: String,
+        /// Second version.
+        b: String,
+    },
+}
+
+/// `patchbay feeds …`
+#[derive(Debug, Subcommand)]
+pub enum FeedsCmd {
+    /// Import feed files or directories into the database and re-assess the fleet.
+    ///
+    /// Runs next to the database (like `serve`): --db or --data-dir. Never fetches
+    /// from the network. Malformed records are reported with file and record id and
+    /// skipped alone; re-importing the same files changes nothing.
+    Import(feeds::ImportArgs),
+    /// List imported feeds (source, version/date, records) via the API.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 /// Sets up tracing: server commands log at info, client commands only warnings.
 pub fn init_logging(cli: &Cli) {
     let default = match cli.command {
         Command::Serve(_) | Command::Dev(_) => "info,tower_http=warn,sqlx=warn",
+        Command::Feeds(FeedsCmd::Import(_)) => "warn",
         _ => "warn",
     };
     let filter =
@@ -132,5 +169,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::EnrollToken(c) => client::enroll_token(&client::connect(&cli.url, cli.token)?, c),
         Command::Audit(c) => client::audit(&client::connect(&cli.url, cli.token)?, c),
         Command::Sim(a) => sim::run(&cli.url, cli.token, a),
+        Command::Feeds(FeedsCmd::Import(a)) => feeds::import(a),
+        Command::Feeds(FeedsCmd::List { format }) => findings::feeds_list(&client::connect(&cli.url, cli.token)?, format),
+        Command::Findings(c) => findings::findings(&client::connect(&cli.url, cli.token)?, c),
+        Command::Scan(a) => feeds::scan(a),
+        Command::Vercmp { scheme, a, b } => findings::vercmp(&scheme, &a, &b),
     }
 }

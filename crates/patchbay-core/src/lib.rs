@@ -13,8 +13,11 @@
 //! - [`inventory`]: the inventory model, its canonical hash, deltas, and the
 //!   parsers of package databases.
 //! - [`token`]: token format and hashing (random bytes are an input).
+//! - [`assess`]: OS → OSV ecosystem, the advisory index, and matching with a
+//!   fleet-wide cache of (ecosystem, package, version) results.
 #![forbid(unsafe_code)]
 
+pub mod assess;
 pub mod asset;
 pub mod auth;
 pub mod inventory;

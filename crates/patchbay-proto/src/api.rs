@@ -243,3 +243,59 @@ pub struct List<T> {
     /// Items.
     pub items: Vec<T>,
 }
+
+/// A finding: asset × advisory × installed package.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingOut {
+    /// Standard name `F-<asset>-<advisory>-<package>`.
+    pub id: String,
+    /// Asset name.
+    pub asset: String,
+    /// Installed (binary) package.
+    pub package: String,
+    /// Source package the advisory is keyed by.
+    pub source_package: String,
+    /// Architecture.
+    pub arch: String,
+    /// Installed version.
+    pub installed_version: String,
+    /// Version that fixes it, if known.
+    pub fixed_version: Option<String>,
+    /// Advisory id.
+    pub advisory: String,
+    /// CVE aliases.
+    pub cves: Vec<String>,
+    /// CVSS base score (from the advisory), if known.
+    pub cvss: Option<f64>,
+    /// Highest EPSS score of its CVEs, if known.
+    pub epss: Option<f64>,
+    /// Whether one of its CVEs is in CISA KEV.
+    pub kev: bool,
+    /// Due date (YYYY-MM-DD): the KEV due date where one applies.
+    pub due_date: Option<String>,
+    /// First detection (RFC 3339).
+    pub first_seen: String,
+    /// Last detection (RFC 3339).
+    pub last_seen: String,
+    /// When a later inventory showed a fixed version (RFC 3339).
+    pub resolved_at: Option<String>,
+}
+
+/// A recorded feed import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedOut {
+    /// `osv`, `kev` or `epss`.
+    pub kind: String,
+    /// Source path.
+    pub source: String,
+    /// Version or date of the feed.
+    pub version: String,
+    /// Records imported.
+    pub records: i64,
+    /// Malformed records skipped.
+    pub skipped: i64,
+    /// Import time (RFC 3339).
+    pub imported_at: String,
+    /// Who imported it.
+    pub imported_by: String,
+}

@@ -50,6 +50,8 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
         .route("/tokens/{id}", delete(revoke_token))
         .route("/enroll-tokens", post(create_enroll_token))
         .route("/audit", get(list_audit))
+        .route("/findings", get(list_findings))
+        .route("/feeds", get(list_feeds))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), api_auth));
@@ -392,4 +394,29 @@ async fn checkin(
         .package_rows_written
         .inc_by(resp.package_rows_written);
     Ok(Json(resp))
+}
+
+#[derive(Deserialize)]
+struct FindingsQuery {
+    asset: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+async fn list_findings(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    q: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    Ok(Json(List { items: st.app.list_findings(&caller, q.asset.as_deref(), q.all, &ctx).await? }))
+}
+
+async fn list_feeds(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(List { items: st.app.list_feeds(&caller, &ctx).await? }))
 }

@@ -369,9 +369,163 @@ pub trait AuditStore {
     async fn list_audit(&mut self, after: i64, limit: i64) -> Result<Vec<AuditEntry>>;
 }
 
+/// A recorded feed import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedRow {
+    /// Id.
+    pub id: i64,
+    /// `osv`, `kev` or `epss`.
+    pub kind: String,
+    /// The path it was imported from.
+    pub source: String,
+    /// Feed version or date (KEV catalog version, EPSS score date, newest OSV modification).
+    pub version: String,
+    /// Records imported.
+    pub records: i64,
+    /// Malformed records skipped.
+    pub skipped: i64,
+    /// Last import time.
+    pub imported_at: Timestamp,
+    /// Who imported it.
+    pub imported_by: String,
+}
+
+/// A stored advisory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdvisoryRow {
+    /// Feed id (`DSA-…`, `ALSA-…`).
+    pub id: String,
+    /// Summary.
+    pub summary: String,
+    /// CVE ids.
+    pub cves: Vec<String>,
+    /// CVSS base score.
+    pub cvss_score: Option<f64>,
+    /// CVSS vector.
+    pub cvss_vector: Option<String>,
+    /// Publication time.
+    pub published: Option<Timestamp>,
+    /// Last modification.
+    pub modified: Option<Timestamp>,
+    /// Affected packages (JSON owned by the service layer).
+    pub affected: serde_json::Value,
+    /// Ecosystems, space-separated.
+    pub ecosystems: String,
+}
+
+/// A CISA KEV entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KevRow {
+    /// CVE id.
+    pub cve: String,
+    /// Vendor.
+    pub vendor: String,
+    /// Product.
+    pub product: String,
+    /// Vulnerability name.
+    pub name: String,
+    /// Date added (YYYY-MM-DD).
+    pub date_added: String,
+    /// Remediation due date (YYYY-MM-DD).
+    pub due_date: String,
+    /// Known ransomware use.
+    pub ransomware: bool,
+    /// Catalog version it came from.
+    pub catalog_version: String,
+}
+
+/// An EPSS score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpssRow {
+    /// CVE id.
+    pub cve: String,
+    /// Probability of exploitation in 30 days.
+    pub epss: f64,
+    /// Percentile.
+    pub percentile: f64,
+    /// Score date.
+    pub score_date: String,
+}
+
+/// A finding as computed by an assessment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFinding {
+    /// Advisory id.
+    pub advisory_id: String,
+    /// Installed package.
+    pub package: String,
+    /// Architecture.
+    pub arch: String,
+    /// Source package.
+    pub source_package: String,
+    /// Installed version.
+    pub installed_version: String,
+    /// Fixed version.
+    pub fixed_version: Option<String>,
+}
+
+/// A stored finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingRow {
+    /// Id.
+    pub id: i64,
+    /// Asset id.
+    pub asset_id: i64,
+    /// Asset name.
+    pub asset_name: String,
+    /// The finding.
+    pub finding: NewFinding,
+    /// First detection.
+    pub first_seen: Timestamp,
+    /// Last detection.
+    pub last_seen: Timestamp,
+    /// When a later inventory showed it fixed.
+    pub resolved_at: Option<Timestamp>,
+}
+
+/// Advisory feeds, KEV and EPSS.
+#[async_trait]
+pub trait FeedStore {
+    /// Records an import of `source` (insert or update on (kind, source)).
+    async fn record_feed(&mut self, row: &FeedRow) -> Result<()>;
+    /// All recorded feeds.
+    async fn list_feeds(&mut self) -> Result<Vec<FeedRow>>;
+    /// A number that changes whenever a feed import is recorded (for caches).
+    async fn feeds_generation(&mut self) -> Result<i64>;
+    /// Inserts or replaces advisories; returns rows written.
+    async fn upsert_advisories(&mut self, rows: &[AdvisoryRow]) -> Result<u64>;
+    /// All advisories.
+    async fn all_advisories(&mut self) -> Result<Vec<AdvisoryRow>>;
+    /// Inserts or replaces KEV entries; returns the CVEs that were not in KEV before.
+    async fn upsert_kev(&mut self, rows: &[KevRow]) -> Result<Vec<String>>;
+    /// All KEV entries.
+    async fn all_kev(&mut self) -> Result<Vec<KevRow>>;
+    /// Inserts or replaces EPSS scores.
+    async fn upsert_epss(&mut self, rows: &[EpssRow]) -> Result<u64>;
+    /// EPSS scores of the given CVEs.
+    async fn epss_for(&mut self, cves: &[String]) -> Result<Vec<EpssRow>>;
+}
+
+/// Findings and their lifecycle.
+#[async_trait]
+pub trait FindingStore {
+    /// Every finding of an asset, open and resolved.
+    async fn findings_of_asset(&mut self, asset_id: i64) -> Result<Vec<FindingRow>>;
+    /// Inserts a new open finding.
+    async fn insert_finding(&mut self, asset_id: i64, f: &NewFinding, now: Timestamp) -> Result<()>;
+    /// Marks findings as seen now, updating versions (and reopening resolved ones).
+    async fn refresh_finding(&mut self, id: i64, f: &NewFinding, now: Timestamp) -> Result<()>;
+    /// Resolves findings.
+    async fn resolve_findings(&mut self, ids: &[i64], now: Timestamp) -> Result<()>;
+    /// Findings of all assets or one, open only or all, ordered by asset, package, advisory.
+    async fn list_findings(&mut self, asset_id: Option<i64>, include_resolved: bool) -> Result<Vec<FindingRow>>;
+}
+
 /// A transaction over every role store. Dropping it without [`Tx::commit`] rolls back.
 #[async_trait]
-pub trait Tx: AssetStore + InventoryStore + TokenStore + AgentStore + AuditStore + Send {
+pub trait Tx:
+    AssetStore + InventoryStore + TokenStore + AgentStore + AuditStore + FeedStore + FindingStore + Send
+{
     /// Commits.
     async fn commit(self: Box<Self>) -> Result<()>;
 }

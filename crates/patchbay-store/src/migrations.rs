@@ -12,15 +12,23 @@ use std::borrow::Cow;
 /// (version, description, SQLite SQL, PostgreSQL SQL)
 type Entry = (i64, &'static str, &'static str, &'static str);
 
-const MIGRATIONS: &[Entry] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/sqlite/0001_foundation.sql"),
-    include_str!("../migrations/postgres/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[Entry] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/sqlite/0001_foundation.sql"),
+        include_str!("../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "assessment",
+        include_str!("../migrations/sqlite/0002_assessment.sql"),
+        include_str!("../migrations/postgres/0002_assessment.sql"),
+    ),
+];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1];
+pub const MIGRATION_VERSIONS: &[i64] = &[1, 2];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS

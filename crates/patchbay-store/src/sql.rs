@@ -631,6 +631,356 @@ macro_rules! impl_tx {
             }
         }
 
+        fn opt_ts(v: Option<i64>) -> $crate::Result<Option<jiff::Timestamp>> {
+            v.map($crate::from_millis).transpose()
+        }
+
+        fn row_to_finding(r: &<$db as sqlx::Database>::Row) -> $crate::Result<$crate::FindingRow> {
+            use sqlx::Row;
+            let g = |e: sqlx::Error| $crate::map_err(e);
+            Ok($crate::FindingRow {
+                id: r.try_get("id").map_err(g)?,
+                asset_id: r.try_get("asset_id").map_err(g)?,
+                asset_name: r.try_get("asset_name").map_err(g)?,
+                finding: $crate::NewFinding {
+                    advisory_id: r.try_get("advisory_id").map_err(g)?,
+                    package: r.try_get("package").map_err(g)?,
+                    arch: r.try_get("arch").map_err(g)?,
+                    source_package: r.try_get("source_package").map_err(g)?,
+                    installed_version: r.try_get("installed_version").map_err(g)?,
+                    fixed_version: r.try_get("fixed_version").map_err(g)?,
+                },
+                first_seen: $crate::from_millis(r.try_get("first_seen").map_err(g)?)?,
+                last_seen: $crate::from_millis(r.try_get("last_seen").map_err(g)?)?,
+                resolved_at: opt_ts(r.try_get("resolved_at").map_err(g)?)?,
+            })
+        }
+
+        const FINDING_COLS: &str = "f.id, f.asset_id, a.name AS asset_name, f.advisory_id, f.package, f.arch, \
+            f.source_package, f.installed_version, f.fixed_version, f.first_seen, f.last_seen, f.resolved_at";
+
+        #[async_trait::async_trait]
+        impl $crate::FeedStore for $tx {
+            async fn record_feed(&mut self, f: &$crate::FeedRow) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO feeds (kind, source, version, records, skipped, imported_at, imported_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, source) DO UPDATE SET \
+                     version = excluded.version, records = excluded.records, skipped = excluded.skipped, \
+                     imported_at = excluded.imported_at, imported_by = excluded.imported_by",
+                )
+                .bind(&f.kind)
+                .bind(&f.source)
+                .bind(&f.version)
+                .bind(f.records)
+                .bind(f.skipped)
+                .bind($crate::to_millis(f.imported_at))
+                .bind(&f.imported_by)
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                Ok(())
+            }
+
+            async fn list_feeds(&mut self) -> $crate::Result<Vec<$crate::FeedRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT id, kind, source, version, records, skipped, imported_at, imported_by FROM feeds \
+                     ORDER BY kind, source",
+                )
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::FeedRow {
+                            id: r.try_get("id").map_err(g)?,
+                            kind: r.try_get("kind").map_err(g)?,
+                            source: r.try_get("source").map_err(g)?,
+                            version: r.try_get("version").map_err(g)?,
+                            records: r.try_get("records").map_err(g)?,
+                            skipped: r.try_get("skipped").map_err(g)?,
+                            imported_at: $crate::from_millis(r.try_get("imported_at").map_err(g)?)?,
+                            imported_by: r.try_get("imported_by").map_err(g)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn feeds_generation(&mut self) -> $crate::Result<i64> {
+                use sqlx::Row;
+                let r = sqlx::query("SELECT COALESCE(MAX(imported_at), 0) AS g, COUNT(*) AS n FROM feeds")
+                    .fetch_one(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                let g: i64 = r.try_get("g").map_err($crate::map_err)?;
+                let n: i64 = r.try_get("n").map_err($crate::map_err)?;
+                Ok(g.wrapping_mul(31).wrapping_add(n))
+            }
+
+            async fn upsert_advisories(&mut self, rows: &[$crate::AdvisoryRow]) -> $crate::Result<u64> {
+                let mut written = 0;
+                // 9 parameters per row.
+                for chunk in rows.chunks(200) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO advisories (id, summary, cves, cvss_score, cvss_vector, published, modified, \
+                         affected, ecosystems) ",
+                    );
+                    qb.push_values(chunk, |mut b, a| {
+                        b.push_bind(a.id.clone())
+                            .push_bind(a.summary.clone())
+                            .push_bind(to_json(&a.cves))
+                            .push_bind(a.cvss_score)
+                            .push_bind(a.cvss_vector.clone())
+                            .push_bind(a.published.map($crate::to_millis))
+                            .push_bind(a.modified.map($crate::to_millis))
+                            .push_bind(a.affected.to_string())
+                            .push_bind(a.ecosystems.clone());
+                    });
+                    qb.push(
+                        " ON CONFLICT (id) DO UPDATE SET summary = excluded.summary, cves = excluded.cves, \
+                         cvss_score = excluded.cvss_score, cvss_vector = excluded.cvss_vector, \
+                         published = excluded.published, modified = excluded.modified, \
+                         affected = excluded.affected, ecosystems = excluded.ecosystems",
+                    );
+                    written += qb.build().execute(&mut *self.tx).await.map_err($crate::map_err)?.rows_affected();
+                }
+                Ok(written)
+            }
+
+            async fn all_advisories(&mut self) -> $crate::Result<Vec<$crate::AdvisoryRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT id, summary, cves, cvss_score, cvss_vector, published, modified, affected, ecosystems \
+                     FROM advisories ORDER BY id",
+                )
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                rows.iter()
+                    .map(|r| {
+                        let cves: String = r.try_get("cves").map_err(g)?;
+                        let affected: String = r.try_get("affected").map_err(g)?;
+                        Ok($crate::AdvisoryRow {
+                            id: r.try_get("id").map_err(g)?,
+                            summary: r.try_get("summary").map_err(g)?,
+                            cves: serde_json::from_str(&cves)
+                                .map_err(|e| $crate::StoreError::Other(format!("bad advisory cves: {e}")))?,
+                            cvss_score: r.try_get("cvss_score").map_err(g)?,
+                            cvss_vector: r.try_get("cvss_vector").map_err(g)?,
+                            published: opt_ts(r.try_get("published").map_err(g)?)?,
+                            modified: opt_ts(r.try_get("modified").map_err(g)?)?,
+                            affected: serde_json::from_str(&affected)
+                                .map_err(|e| $crate::StoreError::Other(format!("bad advisory affected: {e}")))?,
+                            ecosystems: r.try_get("ecosystems").map_err(g)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn upsert_kev(&mut self, rows: &[$crate::KevRow]) -> $crate::Result<Vec<String>> {
+                use sqlx::Row;
+                let mut existing = std::collections::HashSet::new();
+                for chunk in rows.chunks($crate::sql::BATCH_ROWS) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT cve FROM kev WHERE cve IN (");
+                    let mut sep = qb.separated(", ");
+                    for k in chunk {
+                        sep.push_bind(k.cve.clone());
+                    }
+                    qb.push(")");
+                    for r in qb.build().fetch_all(&mut *self.tx).await.map_err($crate::map_err)? {
+                        existing.insert(r.try_get::<String, _>("cve").map_err($crate::map_err)?);
+                    }
+                }
+                for chunk in rows.chunks(400) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO kev (cve, vendor, product, name, date_added, due_date, ransomware, catalog_version) ",
+                    );
+                    qb.push_values(chunk, |mut b, k| {
+                        b.push_bind(k.cve.clone())
+                            .push_bind(k.vendor.clone())
+                            .push_bind(k.product.clone())
+                            .push_bind(k.name.clone())
+                            .push_bind(k.date_added.clone())
+                            .push_bind(k.due_date.clone())
+                            .push_bind(k.ransomware)
+                            .push_bind(k.catalog_version.clone());
+                    });
+                    qb.push(
+                        " ON CONFLICT (cve) DO UPDATE SET vendor = excluded.vendor, product = excluded.product, \
+                         name = excluded.name, date_added = excluded.date_added, due_date = excluded.due_date, \
+                         ransomware = excluded.ransomware, catalog_version = excluded.catalog_version",
+                    );
+                    qb.build().execute(&mut *self.tx).await.map_err($crate::map_err)?;
+                }
+                let mut added: Vec<String> =
+                    rows.iter().filter(|k| !existing.contains(&k.cve)).map(|k| k.cve.clone()).collect();
+                added.sort();
+                added.dedup();
+                Ok(added)
+            }
+
+            async fn all_kev(&mut self) -> $crate::Result<Vec<$crate::KevRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT cve, vendor, product, name, date_added, due_date, ransomware, catalog_version FROM kev \
+                     ORDER BY cve",
+                )
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::KevRow {
+                            cve: r.try_get("cve").map_err(g)?,
+                            vendor: r.try_get("vendor").map_err(g)?,
+                            product: r.try_get("product").map_err(g)?,
+                            name: r.try_get("name").map_err(g)?,
+                            date_added: r.try_get("date_added").map_err(g)?,
+                            due_date: r.try_get("due_date").map_err(g)?,
+                            ransomware: r.try_get("ransomware").map_err(g)?,
+                            catalog_version: r.try_get("catalog_version").map_err(g)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn upsert_epss(&mut self, rows: &[$crate::EpssRow]) -> $crate::Result<u64> {
+                let mut written = 0;
+                for chunk in rows.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO epss (cve, epss, percentile, score_date) ");
+                    qb.push_values(chunk, |mut b, e| {
+                        b.push_bind(e.cve.clone())
+                            .push_bind(e.epss)
+                            .push_bind(e.percentile)
+                            .push_bind(e.score_date.clone());
+                    });
+                    qb.push(
+                        " ON CONFLICT (cve) DO UPDATE SET epss = excluded.epss, percentile = excluded.percentile, \
+                         score_date = excluded.score_date",
+                    );
+                    written += qb.build().execute(&mut *self.tx).await.map_err($crate::map_err)?.rows_affected();
+                }
+                Ok(written)
+            }
+
+            async fn epss_for(&mut self, cves: &[String]) -> $crate::Result<Vec<$crate::EpssRow>> {
+                use sqlx::Row;
+                let mut out = Vec::new();
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                for chunk in cves.chunks($crate::sql::BATCH_ROWS) {
+                    let mut qb =
+                        sqlx::QueryBuilder::<$db>::new("SELECT cve, epss, percentile, score_date FROM epss WHERE cve IN (");
+                    let mut sep = qb.separated(", ");
+                    for c in chunk {
+                        sep.push_bind(c.clone());
+                    }
+                    qb.push(")");
+                    for r in qb.build().fetch_all(&mut *self.tx).await.map_err($crate::map_err)? {
+                        out.push($crate::EpssRow {
+                            cve: r.try_get("cve").map_err(g)?,
+                            epss: r.try_get("epss").map_err(g)?,
+                            percentile: r.try_get("percentile").map_err(g)?,
+                            score_date: r.try_get("score_date").map_err(g)?,
+                        });
+                    }
+                }
+                Ok(out)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::FindingStore for $tx {
+            async fn findings_of_asset(&mut self, asset_id: i64) -> $crate::Result<Vec<$crate::FindingRow>> {
+                let sql = format!(
+                    "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id WHERE f.asset_id = $1 \
+                     ORDER BY f.package, f.arch, f.advisory_id"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(asset_id)
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                rows.iter().map(row_to_finding).collect()
+            }
+
+            async fn insert_finding(
+                &mut self,
+                asset_id: i64,
+                f: &$crate::NewFinding,
+                now: jiff::Timestamp,
+            ) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO findings (asset_id, advisory_id, package, arch, source_package, installed_version, \
+                     fixed_version, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                )
+                .bind(asset_id)
+                .bind(&f.advisory_id)
+                .bind(&f.package)
+                .bind(&f.arch)
+                .bind(&f.source_package)
+                .bind(&f.installed_version)
+                .bind(&f.fixed_version)
+                .bind($crate::to_millis(now))
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                Ok(())
+            }
+
+            async fn refresh_finding(&mut self, id: i64, f: &$crate::NewFinding, now: jiff::Timestamp) -> $crate::Result<()> {
+                sqlx::query(
+                    "UPDATE findings SET installed_version = $2, fixed_version = $3, source_package = $4, \
+                     last_seen = $5, resolved_at = NULL WHERE id = $1",
+                )
+                .bind(id)
+                .bind(&f.installed_version)
+                .bind(&f.fixed_version)
+                .bind(&f.source_package)
+                .bind($crate::to_millis(now))
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                Ok(())
+            }
+
+            async fn resolve_findings(&mut self, ids: &[i64], now: jiff::Timestamp) -> $crate::Result<()> {
+                for chunk in ids.chunks($crate::sql::BATCH_ROWS) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE findings SET resolved_at = ");
+                    qb.push_bind($crate::to_millis(now));
+                    qb.push(" WHERE resolved_at IS NULL AND id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(*id);
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *self.tx).await.map_err($crate::map_err)?;
+                }
+                Ok(())
+            }
+
+            async fn list_findings(
+                &mut self,
+                asset_id: Option<i64>,
+                include_resolved: bool,
+            ) -> $crate::Result<Vec<$crate::FindingRow>> {
+                let sql = format!(
+                    "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id \
+                     WHERE ($1 IS NULL OR f.asset_id = $1) AND ($2 OR f.resolved_at IS NULL) \
+                     ORDER BY a.name, f.package, f.arch, f.advisory_id"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(asset_id)
+                    .bind(include_resolved)
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                rows.iter().map(row_to_finding).collect()
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::Tx for $tx {
             async fn commit(self: Box<Self>) -> $crate::Result<()> {

@@ -1,0 +1,318 @@
+//! Assessment: keeping each asset's findings in step with its inventory and the
+//! advisory feeds.
+//!
+//! The advisory [`Index`] is built from the store once per feed generation and
+//! shared; an asset is re-assessed when its inventory changes (check-in) and the
+//! whole fleet when a feed changes (import). Matching itself is the pure
+//! [`patchbay_core::assess`]; this module loads, diffs and stores.
+
+use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
+use patchbay_core::assess::{AdvisoryInfo, Assessor, Finding, Index, Target, target_for};
+use patchbay_core::auth::Action;
+use patchbay_proto::api::FindingOut;
+use patchbay_store::{AdvisoryRow, AssetRow, FindingRow, NewFinding, Tx};
+use patchbay_version::osv::{Event, Range, RangeKind};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// One affected package of an advisory, as stored (OSV's own shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAffected {
+    /// OSV ecosystem.
+    pub ecosystem: String,
+    /// Package name.
+    pub package: String,
+    /// Ranges, OSV-shaped.
+    #[serde(default)]
+    pub ranges: Vec<StoredRange>,
+    /// Explicit versions.
+    #[serde(default)]
+    pub versions: Vec<String>,
+}
+
+/// An OSV range as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRange {
+    /// `ECOSYSTEM`, `SEMVER` or `GIT`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Events: objects with one of `introduced`, `fixed`, `last_affected`, `limit`.
+    pub events: Vec<HashMap<String, String>>,
+}
+
+impl StoredRange {
+    fn to_range(&self) -> Option<Range> {
+        let kind = match self.kind.as_str() {
+            "ECOSYSTEM" => RangeKind::Ecosystem,
+            "SEMVER" => RangeKind::Semver,
+            // GIT ranges need the repository to evaluate.
+            _ => return None,
+        };
+        let mut events = Vec::new();
+        for e in &self.events {
+            for (k, v) in e {
+                events.push(match k.as_str() {
+                    "introduced" => Event::Introduced(v.clone()),
+                    "fixed" => Event::Fixed(v.clone()),
+                    "last_affected" => Event::LastAffected(v.clone()),
+                    "limit" => Event::Limit(v.clone()),
+                    _ => continue,
+                });
+            }
+        }
+        Some(Range { kind, events })
+    }
+}
+
+/// Builds the matching index from stored advisories.
+pub fn build_index(rows: &[AdvisoryRow]) -> Index {
+    let mut idx = Index::new();
+    for r in rows {
+        let affected: Vec<StoredAffected> = serde_json::from_value(r.affected.clone()).unwrap_or_default();
+        idx.add(
+            AdvisoryInfo {
+                id: r.id.clone(),
+                cves: r.cves.clone(),
+                cvss: r.cvss_score,
+                cvss_vector: r.cvss_vector.clone(),
+                summary: r.summary.clone(),
+            },
+            affected
+                .into_iter()
+                .map(|a| {
+                    let ranges = a.ranges.iter().filter_map(StoredRange::to_range).collect();
+                    (a.ecosystem, a.package, ranges, a.versions)
+                })
+                .collect(),
+        );
+    }
+    idx
+}
+
+/// What an assessment changed for one asset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStats {
+    /// New findings.
+    pub opened: u64,
+    /// Resolved findings seen again (e.g. after a downgrade).
+    pub reopened: u64,
+    /// Findings closed because the inventory shows a fixed version.
+    pub resolved: u64,
+    /// Findings still open.
+    pub still_open: u64,
+}
+
+impl std::ops::AddAssign for SyncStats {
+    fn add_assign(&mut self, o: Self) {
+        self.opened += o.opened;
+        self.reopened += o.reopened;
+        self.resolved += o.resolved;
+        self.still_open += o.still_open;
+    }
+}
+
+fn to_new(f: &Finding) -> NewFinding {
+    NewFinding {
+        advisory_id: f.advisory.clone(),
+        package: f.package.clone(),
+        arch: f.arch.clone(),
+        source_package: f.source_package.clone(),
+        installed_version: f.installed_version.clone(),
+        fixed_version: f.fixed_version.clone(),
+    }
+}
+
+/// Brings the stored findings of one asset in line with `current` (inside `tx`).
+pub(crate) async fn sync_findings(
+    tx: &mut Box<dyn Tx>,
+    asset_id: i64,
+    current: &[Finding],
+    now: jiff::Timestamp,
+) -> Result<SyncStats, AppError> {
+    let existing = tx.findings_of_asset(asset_id).await?;
+    let key = |a: &str, p: &str, arch: &str| (a.to_string(), p.to_string(), arch.to_string());
+    let by_key: HashMap<(String, String, String), &FindingRow> = existing
+        .iter()
+        .map(|r| (key(&r.finding.advisory_id, &r.finding.package, &r.finding.arch), r))
+        .collect();
+    let mut stats = SyncStats::default();
+    let mut seen = HashSet::new();
+    for f in current {
+        let k = key(&f.advisory, &f.package, &f.arch);
+        let nf = to_new(f);
+        match by_key.get(&k) {
+            None => {
+                tx.insert_finding(asset_id, &nf, now).await?;
+                stats.opened += 1;
+            }
+            Some(r) => {
+                if r.resolved_at.is_some() {
+                    stats.reopened += 1;
+                } else {
+                    stats.still_open += 1;
+                }
+                tx.refresh_finding(r.id, &nf, now).await?;
+            }
+        }
+        seen.insert(k);
+    }
+    let gone: Vec<i64> = existing
+        .iter()
+        .filter(|r| r.resolved_at.is_none())
+        .filter(|r| !seen.contains(&key(&r.finding.advisory_id, &r.finding.package, &r.finding.arch)))
+        .map(|r| r.id)
+        .collect();
+    stats.resolved = gone.len() as u64;
+    tx.resolve_findings(&gone, now).await?;
+    Ok(stats)
+}
+
+/// The cached index, the feed generation it was built from, and the matcher whose
+/// (ecosystem, package, version) cache is shared by every assessment until the
+/// feeds change.
+#[derive(Default)]
+pub(crate) struct IndexCache {
+    generation: Option<i64>,
+    index: Arc<Index>,
+    assessor: Assessor,
+}
+
+impl App {
+    /// The advisory index for the current feeds (rebuilt when feeds changed).
+    pub async fn index(&self) -> Result<Arc<Index>, AppError> {
+        let generation = {
+            let mut tx = self.store.read().await?;
+            tx.feeds_generation().await?
+        };
+        {
+            let c = self.index_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if c.generation == Some(generation) {
+                return Ok(c.index.clone());
+            }
+        }
+        let rows = {
+            let mut tx = self.store.read().await?;
+            tx.all_advisories().await?
+        };
+        let index = Arc::new(build_index(&rows));
+        let mut c = self.index_cache.lock().unwrap_or_else(|e| e.into_inner());
+        *c = IndexCache { generation: Some(generation), index: index.clone(), assessor: Assessor::new() };
+        Ok(index)
+    }
+
+    /// Matches packages with the shared matcher.
+    fn match_packages(&self, target: &Target, packages: &[patchbay_core::inventory::Package]) -> Vec<Finding> {
+        let mut c = self.index_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let index = c.index.clone();
+        let (findings, problems) = c.assessor.assess(&index, target, packages);
+        for p in problems {
+            tracing::debug!(advisory = %p.advisory, problem = %p.message, "advisory skipped while matching");
+        }
+        findings
+    }
+
+    /// Re-assesses one asset inside `tx` (check-ins, imports, feed changes).
+    pub(crate) async fn assess_in(&self, tx: &mut Box<dyn Tx>, asset: &AssetRow) -> Result<SyncStats, AppError> {
+        let Ok(target) = target_for(&asset.facts.os) else {
+            return Ok(SyncStats::default());
+        };
+        self.index().await?;
+        let packages = tx.packages(asset.id).await?;
+        let findings = self.match_packages(&target, &packages);
+        sync_findings(tx, asset.id, &findings, self.now()).await
+    }
+
+    /// Re-assesses every asset against the current feeds, one transaction per
+    /// asset. Returns the changes and how many (ecosystem, package, version)
+    /// triples were evaluated and reused from the fleet-wide cache.
+    pub async fn assess_fleet(&self, progress: &dyn Fn(usize, usize)) -> Result<(SyncStats, u64, u64), AppError> {
+        self.index().await?;
+        let (e0, r0) = self.matcher_counters();
+        let assets = {
+            let mut tx = self.store.read().await?;
+            tx.list_assets().await?
+        };
+        let mut total = SyncStats::default();
+        for (i, a) in assets.iter().enumerate() {
+            let mut tx = self.store.write().await?;
+            total += self.assess_in(&mut tx, a).await?;
+            tx.commit().await?;
+            progress(i + 1, assets.len());
+        }
+        let (e1, r1) = self.matcher_counters();
+        Ok((total, e1 - e0, r1 - r0))
+    }
+
+    fn matcher_counters(&self) -> (u64, u64) {
+        let c = self.index_cache.lock().unwrap_or_else(|e| e.into_inner());
+        (c.assessor.evaluated, c.assessor.reused)
+    }
+
+    /// Lists findings, enriched with KEV and EPSS.
+    pub async fn list_findings(
+        &self,
+        caller: &Caller,
+        asset: Option<&str>,
+        include_resolved: bool,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<FindingOut>, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut tx = self.store.read().await?;
+        let asset_id = match asset {
+            None => None,
+            Some(n) => Some(
+                tx.asset_by_name(&n.to_ascii_lowercase())
+                    .await?
+                    .ok_or_else(|| AppError::not_found(format!("no asset named {n:?}")))?
+                    .id,
+            ),
+        };
+        let rows = tx.list_findings(asset_id, include_resolved).await?;
+        let index = self.index().await?;
+        let kev: HashMap<String, patchbay_store::KevRow> =
+            tx.all_kev().await?.into_iter().map(|k| (k.cve.clone(), k)).collect();
+        let mut info: HashMap<&str, &AdvisoryInfo> = HashMap::new();
+        for i in 0..index.len() {
+            let a = index.advisory(i);
+            info.insert(a.id.as_str(), a);
+        }
+        let mut all_cves: Vec<String> = rows
+            .iter()
+            .filter_map(|r| info.get(r.finding.advisory_id.as_str()))
+            .flat_map(|a| a.cves.iter().cloned())
+            .collect();
+        all_cves.sort();
+        all_cves.dedup();
+        let epss: HashMap<String, f64> = tx.epss_for(&all_cves).await?.into_iter().map(|e| (e.cve, e.epss)).collect();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let a = info.get(r.finding.advisory_id.as_str());
+                let cves = a.map(|a| a.cves.clone()).unwrap_or_default();
+                let kev_due = cves.iter().filter_map(|c| kev.get(c)).map(|k| k.due_date.clone()).min();
+                let epss = cves.iter().filter_map(|c| epss.get(c)).copied().fold(None, |m: Option<f64>, x| {
+                    Some(m.map_or(x, |m| m.max(x)))
+                });
+                FindingOut {
+                    id: format!("F-{}-{}-{}", r.asset_name, r.finding.advisory_id, r.finding.package),
+                    asset: r.asset_name,
+                    package: r.finding.package,
+                    source_package: r.finding.source_package,
+                    arch: r.finding.arch,
+                    installed_version: r.finding.installed_version,
+                    fixed_version: r.finding.fixed_version,
+                    advisory: r.finding.advisory_id,
+                    cves,
+                    cvss: a.and_then(|a| a.cvss),
+                    epss,
+                    kev: kev_due.is_some(),
+                    due_date: kev_due,
+                    first_seen: fmt_ts(r.first_seen),
+                    last_seen: fmt_ts(r.last_seen),
+                    resolved_at: r.resolved_at.map(fmt_ts),
+                }
+            })
+            .collect())
+    }
+}

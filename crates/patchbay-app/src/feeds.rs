@@ -1,0 +1,201 @@
+//! Storing imported feeds: OSV advisories, CISA KEV, FIRST EPSS.
+//!
+//! Reading files is the caller's business (`patchbay feeds import` uses
+//! `patchbay_feeds`); this module stores parsed records idempotently, records the
+//! import (source, version/date, counts) and audits it. Re-importing the same file
+//! leaves the database as it was.
+
+use crate::assess::{StoredAffected, StoredRange};
+use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
+use patchbay_core::auth::Action;
+use patchbay_feeds::epss::EpssScore;
+use patchbay_feeds::kev::Catalog;
+use patchbay_feeds::osv::{Advisory, Event, RangeKind};
+use patchbay_proto::api::FeedOut;
+use patchbay_store::{AdvisoryRow, EpssRow, FeedRow, KevRow};
+use serde_json::json;
+use std::collections::{BTreeSet, HashMap};
+
+/// Feed kinds.
+pub const KINDS: [&str; 3] = ["osv", "kev", "epss"];
+
+/// Converts a parsed OSV record to its stored form. A withdrawn advisory is
+/// stored without affected packages, so it stops matching.
+pub fn advisory_row(a: &Advisory) -> AdvisoryRow {
+    let affected: Vec<StoredAffected> = if a.is_withdrawn() {
+        vec![]
+    } else {
+        a.affected
+            .iter()
+            .map(|x| StoredAffected {
+                ecosystem: x.ecosystem.clone(),
+                package: x.package.clone(),
+                ranges: x
+                    .ranges
+                    .iter()
+                    .map(|r| StoredRange {
+                        kind: match &r.kind {
+                            RangeKind::Ecosystem => "ECOSYSTEM".into(),
+                            RangeKind::Semver => "SEMVER".into(),
+                            RangeKind::Git => "GIT".into(),
+                            RangeKind::Other(o) => o.clone(),
+                        },
+                        events: r
+                            .events
+                            .iter()
+                            .map(|e| {
+                                let (k, v) = match e {
+                                    Event::Introduced(v) => ("introduced", v),
+                                    Event::Fixed(v) => ("fixed", v),
+                                    Event::LastAffected(v) => ("last_affected", v),
+                                    Event::Limit(v) => ("limit", v),
+                                };
+                                HashMap::from([(k.to_string(), v.clone())])
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                versions: x.versions.clone(),
+            })
+            .collect()
+    };
+    let ecosystems: BTreeSet<&str> = a.affected.iter().map(|x| x.ecosystem.as_str()).collect();
+    AdvisoryRow {
+        id: a.id.clone(),
+        summary: a.summary.clone().unwrap_or_default(),
+        cves: a.cves.clone(),
+        cvss_score: a.cvss.as_ref().map(|c| c.base_score),
+        cvss_vector: a.cvss.as_ref().map(|c| c.vector.clone()),
+        published: a.published,
+        modified: a.modified,
+        affected: serde_json::to_value(&affected).unwrap_or_default(),
+        ecosystems: ecosystems.into_iter().collect::<Vec<_>>().join(" "),
+    }
+}
+
+/// What an import stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportOutcome {
+    /// Records stored.
+    pub records: u64,
+    /// Malformed records skipped (reported by the reader).
+    pub skipped: u64,
+    /// CVEs that entered KEV with this import (KEV only).
+    pub kev_added: Vec<String>,
+}
+
+impl App {
+    async fn record_import(
+        &self,
+        tx: &mut Box<dyn patchbay_store::Tx>,
+        kind: &str,
+        source: &str,
+        version: &str,
+        outcome: &ImportOutcome,
+        by: &str,
+    ) -> Result<(), AppError> {
+        tx.record_feed(&FeedRow {
+            id: 0,
+            kind: kind.into(),
+            source: source.into(),
+            version: version.into(),
+            records: outcome.records as i64,
+            skipped: outcome.skipped as i64,
+            imported_at: self.now(),
+            imported_by: by.into(),
+        })
+        .await?;
+        self.audit_in(
+            tx,
+            by,
+            "feed.import",
+            &format!("feed:{kind}:{source}"),
+            json!({"version": version, "records": outcome.records, "skipped": outcome.skipped,
+                   "kev_added": outcome.kev_added.len()}),
+        )
+        .await
+    }
+
+    /// Stores OSV advisories read from `source` (one transaction).
+    pub async fn import_advisories(
+        &self,
+        source: &str,
+        advisories: &[Advisory],
+        skipped: u64,
+        by: &str,
+    ) -> Result<ImportOutcome, AppError> {
+        let rows: Vec<AdvisoryRow> = advisories.iter().map(advisory_row).collect();
+        let version = advisories.iter().filter_map(|a| a.modified).max().map(fmt_ts).unwrap_or_default();
+        let outcome = ImportOutcome { records: rows.len() as u64, skipped, kev_added: vec![] };
+        let mut tx = self.store.write().await?;
+        tx.upsert_advisories(&rows).await?;
+        self.record_import(&mut tx, "osv", source, &version, &outcome, by).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Stores a KEV catalog; reports the CVEs it added to KEV.
+    pub async fn import_kev(&self, source: &str, catalog: &Catalog, skipped: u64, by: &str) -> Result<ImportOutcome, AppError> {
+        let rows: Vec<KevRow> = catalog
+            .entries
+            .iter()
+            .map(|e| KevRow {
+                cve: e.cve.clone(),
+                vendor: e.vendor.clone(),
+                product: e.product.clone(),
+                name: e.name.clone(),
+                date_added: e.date_added.to_string(),
+                due_date: e.due_date.to_string(),
+                ransomware: e.known_ransomware,
+                catalog_version: catalog.version.clone(),
+            })
+            .collect();
+        let mut tx = self.store.write().await?;
+        let kev_added = tx.upsert_kev(&rows).await?;
+        let outcome = ImportOutcome { records: rows.len() as u64, skipped, kev_added };
+        self.record_import(&mut tx, "kev", source, &catalog.version, &outcome, by).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Stores EPSS scores.
+    pub async fn import_epss(
+        &self,
+        source: &str,
+        score_date: &str,
+        scores: &[EpssScore],
+        skipped: u64,
+        by: &str,
+    ) -> Result<ImportOutcome, AppError> {
+        let rows: Vec<EpssRow> = scores
+            .iter()
+            .map(|s| EpssRow { cve: s.cve.clone(), epss: s.epss, percentile: s.percentile, score_date: score_date.into() })
+            .collect();
+        let mut tx = self.store.write().await?;
+        tx.upsert_epss(&rows).await?;
+        let outcome = ImportOutcome { records: rows.len() as u64, skipped, kev_added: vec![] };
+        self.record_import(&mut tx, "epss", source, score_date, &outcome, by).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Lists recorded feed imports.
+    pub async fn list_feeds(&self, caller: &Caller, ctx: &RequestCtx) -> Result<Vec<FeedOut>, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut tx = self.store.read().await?;
+        Ok(tx
+            .list_feeds()
+            .await?
+            .into_iter()
+            .map(|f| FeedOut {
+                kind: f.kind,
+                source: f.source,
+                version: f.version,
+                records: f.records,
+                skipped: f.skipped,
+                imported_at: fmt_ts(f.imported_at),
+                imported_by: f.imported_by,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,304 @@
+//! `patchbay feeds import` (runs next to the database, like `serve`) and
+//! `patchbay scan` (offline, no server).
+
+use crate::Format;
+use crate::output::{json, table};
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use patchbay_app::assess::build_index;
+use patchbay_app::feeds::advisory_row;
+use patchbay_core::assess::{Assessor, target_for};
+use patchbay_core::inventory::{OsRelease, Package, apk, dpkg, rpm};
+use patchbay_feeds::epss::{EpssMeta, EpssScore};
+use patchbay_feeds::kev::Catalog;
+use patchbay_feeds::osv::Advisory;
+use patchbay_feeds::source::{FeedSink, ImportSummary, read_path};
+use patchbay_feeds::RecordError;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Collects records with a progress spinner; errors are printed as they come.
+struct Progress {
+    bar: ProgressBar,
+    advisories: Vec<Advisory>,
+    kev: Vec<Catalog>,
+    epss_meta: Vec<EpssMeta>,
+    epss: Vec<EpssScore>,
+    errors: Vec<RecordError>,
+    quiet_errors: bool,
+}
+
+impl Progress {
+    fn new(show: bool) -> Self {
+        let bar = if show { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        Self {
+            bar,
+            advisories: vec![],
+            kev: vec![],
+            epss_meta: vec![],
+            epss: vec![],
+            errors: vec![],
+            quiet_errors: !show,
+        }
+    }
+
+    fn tick(&self) {
+        let n = self.advisories.len() + self.epss.len();
+        if n % 1000 == 0 {
+            self.bar.set_message(format!(
+                "{} advisories, {} KEV catalogs, {} EPSS scores, {} skipped",
+                self.advisories.len(),
+                self.kev.len(),
+                self.epss.len(),
+                self.errors.len()
+            ));
+        }
+    }
+}
+
+impl FeedSink for Progress {
+    fn on_advisory(&mut self, a: Advisory) {
+        self.advisories.push(a);
+        self.tick();
+    }
+    fn on_kev(&mut self, c: Catalog) {
+        self.kev.push(c);
+    }
+    fn on_epss_meta(&mut self, m: &EpssMeta) {
+        self.epss_meta.push(m.clone());
+    }
+    fn on_epss(&mut self, s: EpssScore) {
+        self.epss.push(s);
+        self.tick();
+    }
+    fn on_error(&mut self, e: RecordError) {
+        if !self.quiet_errors {
+            self.bar.println(format!("skipped: {e}"));
+        }
+        self.errors.push(e);
+    }
+}
+
+fn read_feeds(path: &Path, show: bool) -> anyhow::Result<(Progress, ImportSummary)> {
+    let mut p = Progress::new(show);
+    let summary = read_path(path, &mut p).with_context(|| format!("reading feeds from {}", path.display()))?;
+    p.bar.finish_and_clear();
+    Ok((p, summary))
+}
+
+/// `patchbay feeds import` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportArgs {
+    /// Feed files or directories: OSV JSON / JSONL / zip, CISA KEV JSON, FIRST EPSS CSV (.gz).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Database URL (default: SQLite in DATA_DIR).
+    #[arg(long, env = "PATCHBAY_DB")]
+    pub db: Option<String>,
+    /// Data directory of the server.
+    #[arg(long, default_value = "./patchbay-data")]
+    pub data_dir: PathBuf,
+}
+
+/// `patchbay feeds import`: reads feeds, stores them, re-assesses the fleet.
+pub fn import(a: ImportArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let settings = patchbay_server::Settings {
+            db_url: a.db.clone(),
+            data_dir: a.data_dir.clone(),
+            app: patchbay_app::AppConfig::default(),
+        };
+        let prepared = patchbay_server::prepare(&settings).await?;
+        let app = prepared.app;
+        let by = format!("local:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        for path in &a.paths {
+            let source = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display().to_string();
+            let (p, summary) = read_feeds(path, tty)?;
+            if !tty {
+                for e in &p.errors {
+                    eprintln!("skipped: {e}");
+                }
+            }
+            if summary.osv.files > 0 {
+                let o = app
+                    .import_advisories(&source, &p.advisories, summary.osv.skipped, &by)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
+                println!("{source}: OSV: {} advisories stored, {} skipped", o.records, o.skipped);
+            }
+            for c in &p.kev {
+                let o = app
+                    .import_kev(&source, c, summary.kev.skipped, &by)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
+                println!(
+                    "{source}: KEV catalog {}: {} entries, {} newly in KEV",
+                    c.version,
+                    o.records,
+                    o.kev_added.len()
+                );
+            }
+            if summary.epss.files > 0 {
+                let date = p
+                    .epss_meta
+                    .iter()
+                    .filter_map(|m| m.score_date)
+                    .max()
+                    .map(|d| d.strftime("%Y-%m-%d").to_string())
+                    .unwrap_or_default();
+                let o = app
+                    .import_epss(&source, &date, &p.epss, summary.epss.skipped, &by)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
+                println!("{source}: EPSS {date}: {} scores, {} skipped", o.records, o.skipped);
+            }
+            if summary.osv.files + summary.kev.files + summary.epss.files == 0 {
+                bail!("{}: no feed files found (OSV JSON/JSONL/zip, KEV JSON, EPSS CSV)", path.display());
+            }
+        }
+        let bar = if tty { ProgressBar::new(0) } else { ProgressBar::hidden() };
+        let (stats, evaluated, reused) = app
+            .assess_fleet(&|done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        bar.finish_and_clear();
+        println!(
+            "assessed the fleet: {} findings opened, {} reopened, {} resolved, {} still open \
+             ({evaluated} package versions evaluated, {reused} reused)",
+            stats.opened, stats.reopened, stats.resolved, stats.still_open
+        );
+        app.store().close().await;
+        Ok(())
+    })
+}
+
+/// `patchbay scan` flags.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group = clap::ArgGroup::new("inventory").required(true).args(["dpkg_status", "apk_installed", "rpm_list"]))]
+pub struct ScanArgs {
+    /// A dpkg status file (/var/lib/dpkg/status).
+    #[arg(long)]
+    pub dpkg_status: Option<PathBuf>,
+    /// An apk installed database (/lib/apk/db/installed).
+    #[arg(long)]
+    pub apk_installed: Option<PathBuf>,
+    /// Output of: rpm -qa --queryformat '%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\t%{ARCH}\t%{SOURCERPM}\n'
+    #[arg(long)]
+    pub rpm_list: Option<PathBuf>,
+    /// The OS as ID:VERSION_ID from os-release, e.g. debian:12, ubuntu:24.04, alpine:3.20, almalinux:9.
+    #[arg(long)]
+    pub os: String,
+    /// A directory (or file) of feeds: OSV JSON/JSONL/zip, KEV JSON, EPSS CSV.
+    #[arg(long)]
+    pub feeds: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// One finding of an offline scan.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ScanFinding {
+    /// Installed package.
+    pub package: String,
+    /// Source package the advisory is keyed by.
+    pub source_package: String,
+    /// Installed version.
+    pub installed_version: String,
+    /// Version that fixes it.
+    pub fixed_version: Option<String>,
+    /// Advisory id.
+    pub advisory: String,
+    /// CVE ids.
+    pub cves: Vec<String>,
+    /// CVSS base score.
+    pub cvss: Option<f64>,
+    /// Highest EPSS of its CVEs.
+    pub epss: Option<f64>,
+    /// Whether a CVE is in KEV.
+    pub kev: bool,
+}
+
+/// Scans one host's package list against feeds, without a server.
+pub fn scan_findings(a: &ScanArgs) -> anyhow::Result<(Vec<ScanFinding>, usize)> {
+    let (path, parse): (&PathBuf, fn(&str) -> Result<Vec<Package>, patchbay_core::inventory::ParseError>) =
+        match (&a.dpkg_status, &a.apk_installed, &a.rpm_list) {
+            (Some(p), _, _) => (p, dpkg::parse_status),
+            (_, Some(p), _) => (p, apk::parse_installed),
+            (_, _, Some(p)) => (p, rpm::parse_query_list),
+            _ => bail!("give one of --dpkg-status, --apk-installed, --rpm-list"),
+        };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let packages = parse(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let (id, version) = a
+        .os
+        .split_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--os must be ID:VERSION, e.g. debian:12 (got {:?})", a.os))?;
+    let os = OsRelease { id: id.to_ascii_lowercase(), version_id: version.into(), ..Default::default() };
+    let target = target_for(&os).map_err(|e| anyhow::anyhow!("--os {}: {e}", a.os))?;
+    let (feeds, _) = read_feeds(&a.feeds, false)?;
+    for e in &feeds.errors {
+        eprintln!("skipped: {e}");
+    }
+    let rows: Vec<_> = feeds.advisories.iter().map(advisory_row).collect();
+    let index = build_index(&rows);
+    let kev: HashMap<&str, ()> = feeds.kev.iter().flat_map(|c| c.entries.iter().map(|e| (e.cve.as_str(), ()))).collect();
+    let epss: HashMap<&str, f64> = feeds.epss.iter().map(|s| (s.cve.as_str(), s.epss)).collect();
+    let (findings, problems) = Assessor::new().assess(&index, &target, &packages);
+    for p in &problems {
+        eprintln!("advisory {} skipped: {}", p.advisory, p.message);
+    }
+    let out = findings
+        .into_iter()
+        .map(|f| ScanFinding {
+            kev: f.cves.iter().any(|c| kev.contains_key(c.as_str())),
+            epss: f.cves.iter().filter_map(|c| epss.get(c.as_str()).copied()).reduce(f64::max),
+            package: f.package,
+            source_package: f.source_package,
+            installed_version: f.installed_version,
+            fixed_version: f.fixed_version,
+            advisory: f.advisory,
+            cves: f.cves,
+            cvss: f.cvss,
+        })
+        .collect();
+    Ok((out, packages.len()))
+}
+
+/// `patchbay scan`
+pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
+    let (findings, n) = scan_findings(&a)?;
+    match a.format {
+        Format::Json => json(&findings)?,
+        Format::Table => {
+            let rows: Vec<Vec<String>> = findings
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.package.clone(),
+                        f.installed_version.clone(),
+                        f.fixed_version.clone().unwrap_or_else(|| "-".into()),
+                        f.advisory.clone(),
+                        f.cves.join(","),
+                        f.cvss.map(|c| format!("{c:.1}")).unwrap_or_else(|| "-".into()),
+                        f.epss.map(|c| format!("{c:.3}")).unwrap_or_else(|| "-".into()),
+                        if f.kev { "KEV".into() } else { String::new() },
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table(&["PACKAGE", "INSTALLED", "FIXED", "ADVISORY", "CVES", "CVSS", "EPSS", "KEV"], &rows)
+            );
+            eprintln!("{} findings in {n} packages", findings.len());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! Matching installed packages against advisories.
+//!
+//! An asset's OS decides the OSV ecosystem (`Debian:12`, `Ubuntu:24.04:LTS`,
+//! `Alpine:v3.20`, `AlmaLinux:9`, `Rocky Linux:9`) and the version scheme. Debian,
+//! Ubuntu and Alpine advisories are keyed by **source** package (dpkg `Source:`, apk
+//! origin), so the source name and source version are compared; RPM distributions
+//! key advisories by binary package name.
+//!
+//! The unit of work is one (ecosystem, package, version) triple
+//! ([`Index::match_version`]): fleets share most of their packages, so an
+//! [`Assessor`] caches each triple's matches and a 10,000-host fleet costs little more
+//! than its distinct set.
+
+use crate::inventory::{OsRelease, Package};
+use patchbay_version::Scheme;
+use patchbay_version::osv::{Range, evaluate};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Which package name advisories of an ecosystem are keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyBy {
+    /// Source package (Debian, Ubuntu, Alpine).
+    Source,
+    /// Binary package (RPM distributions).
+    Binary,
+}
+
+/// Where an asset's packages are matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// OSV ecosystem, e.g. `Debian:12`.
+    pub ecosystem: String,
+    /// Version scheme of that ecosystem.
+    pub scheme: Scheme,
+    /// Advisory key.
+    pub key_by: KeyBy,
+}
+
+fn major(v: &str) -> &str {
+    v.split('.').next().unwrap_or(v)
+}
+
+fn major_minor(v: &str) -> String {
+    v.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// Maps an os-release to its OSV ecosystem. `Err` names what is unsupported.
+pub fn target_for(os: &OsRelease) -> Result<Target, String> {
+    let v = os.version_id.trim();
+    let need_version = || {
+        if v.is_empty() {
+            Err(format!("os-release of {:?} has no VERSION_ID", os.id))
+        } else {
+            Ok(())
+        }
+    };
+    let t = |eco: String, scheme, key_by| Ok(Target { ecosystem: eco, scheme, key_by });
+    match os.id.as_str() {
+        "debian" => {
+            need_version()?;
+            t(format!("Debian:{}", major(v)), Scheme::Deb, KeyBy::Source)
+        }
+        "ubuntu" => {
+            need_version()?;
+            // OSV names LTS releases `Ubuntu:YY.04:LTS`: even years, April.
+            let lts = v.ends_with(".04") && v.split('.').next().and_then(|y| y.parse::<u32>().ok()).is_some_and(|y| y % 2 == 0);
+            let eco = if lts { format!("Ubuntu:{v}:LTS") } else { format!("Ubuntu:{v}") };
+            t(eco, Scheme::Deb, KeyBy::Source)
+        }
+        "alpine" => {
+            need_version()?;
+            t(format!("Alpine:v{}", major_minor(v)), Scheme::Apk, KeyBy::Source)
+        }
+        "almalinux" => {
+            need_version()?;
+            t(format!("AlmaLinux:{}", major(v)), Scheme::Rpm, KeyBy::Binary)
+        }
+        "rocky" => {
+            need_version()?;
+            t(format!("Rocky Linux:{}", major(v)), Scheme::Rpm, KeyBy::Binary)
+        }
+        other => Err(format!(
+            "no advisory ecosystem for OS {other:?} {v:?}; supported: debian, ubuntu, alpine, almalinux, rocky"
+        )),
+    }
+}
+
+/// What an advisory says beyond its affected packages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdvisoryInfo {
+    /// Feed id (`DSA-…`, `ALSA-…`, `DEBIAN-CVE-…`, `UBUNTU-CVE-…`).
+    pub id: String,
+    /// CVE ids it covers.
+    pub cves: Vec<String>,
+    /// CVSS base score, when the feed gives one.
+    pub cvss: Option<f64>,
+    /// CVSS vector.
+    pub cvss_vector: Option<String>,
+    /// Summary.
+    pub summary: String,
+}
+
+/// One affected-package entry of an advisory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AffectedEntry {
+    /// Index of the advisory in the [`Index`].
+    pub advisory: usize,
+    /// Ranges.
+    pub ranges: Vec<Range>,
+    /// Explicitly listed affected versions.
+    pub versions: Vec<String>,
+}
+
+/// Advisories indexed by (ecosystem, package).
+#[derive(Debug, Default, Clone)]
+pub struct Index {
+    advisories: Vec<AdvisoryInfo>,
+    by_key: HashMap<(String, String), Vec<AffectedEntry>>,
+    ids: HashMap<String, usize>,
+}
+
+/// A problem met while matching (an advisory with an invalid version), reported
+/// and skipped — it never hides the other advisories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Advisory id.
+    pub advisory: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// An advisory that applies to one installed version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    /// Index of the advisory.
+    pub advisory: usize,
+    /// The version that fixes it, if known.
+    pub fixed: Option<String>,
+}
+
+impl Index {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an advisory with its affected entries `(ecosystem, package, ranges,
+    /// versions)`. An advisory id seen before replaces nothing: the first wins, so
+    /// re-reading the same feed is harmless.
+    pub fn add(&mut self, info: AdvisoryInfo, affected: Vec<(String, String, Vec<Range>, Vec<String>)>) {
+        if self.ids.contains_key(&info.id) {
+            return;
+        }
+        let idx = self.advisories.len();
+        self.ids.insert(info.id.clone(), idx);
+        self.advisories.push(info);
+        for (eco, pkg, ranges, versions) in affected {
+            self.by_key
+                .entry((eco, pkg))
+                .or_default()
+                .push(AffectedEntry { advisory: idx, ranges, versions });
+        }
+    }
+
+    /// Number of advisories.
+    pub fn len(&self) -> usize {
+        self.advisories.len()
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.advisories.is_empty()
+    }
+
+    /// The advisory at `i`.
+    pub fn advisory(&self, i: usize) -> &AdvisoryInfo {
+        &self.advisories[i]
+    }
+
+    /// Entries for (ecosystem, package).
+    pub fn entries(&self, ecosystem: &str, package: &str) -> &[AffectedEntry] {
+        self.by_key
+            .get(&(ecosystem.to_string(), package.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// The advisories that affect `version` of `package` in `ecosystem`.
+    pub fn match_version(&self, scheme: Scheme, ecosystem: &str, package: &str, version: &str) -> (Vec<Match>, Vec<Problem>) {
+        let mut matches = Vec::new();
+        let mut problems = Vec::new();
+        for e in self.entries(ecosystem, package) {
+            match evaluate(scheme, &e.ranges, &e.versions, version) {
+                Ok(v) if v.affected => {
+                    // One advisory may list a package twice (two ranges entries):
+                    // keep one match, with a fixed version if any says so.
+                    if let Some(m) = matches.iter_mut().find(|m: &&mut Match| m.advisory == e.advisory) {
+                        if m.fixed.is_none() {
+                            m.fixed = v.fixed;
+                        }
+                    } else {
+                        matches.push(Match { advisory: e.advisory, fixed: v.fixed });
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => problems.push(Problem {
+                    advisory: self.advisories[e.advisory].id.clone(),
+                    message: err.to_string(),
+                }),
+            }
+        }
+        (matches, problems)
+    }
+}
+
+/// A vulnerable installed package: asset × advisory × package.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Installed (binary) package name.
+    pub package: String,
+    /// Source package the advisory is keyed by (Debian, Ubuntu, Alpine), else the
+    /// binary name.
+    pub source_package: String,
+    /// Architecture of the installed package.
+    pub arch: String,
+    /// Installed version (of the binary package).
+    pub installed_version: String,
+    /// The version compared against the advisory (the source version for dpkg).
+    pub compared_version: String,
+    /// Version that fixes it, if known.
+    pub fixed_version: Option<String>,
+    /// Advisory id.
+    pub advisory: String,
+    /// CVE ids.
+    pub cves: Vec<String>,
+    /// CVSS base score.
+    pub cvss: Option<f64>,
+}
+
+/// The (package, version) an installed package is matched under.
+pub fn match_key<'a>(p: &'a Package, key_by: KeyBy) -> (&'a str, &'a str) {
+    match key_by {
+        KeyBy::Binary => (&p.name, &p.version),
+        KeyBy::Source => (
+            p.source.as_deref().unwrap_or(&p.name),
+            p.source_version.as_deref().unwrap_or(&p.version),
+        ),
+    }
+}
+
+/// Matches packages against an index, caching each (ecosystem, package, version)
+/// so that hosts sharing packages share the work.
+#[derive(Debug, Default)]
+pub struct Assessor {
+    cache: HashMap<(String, String, String), Arc<(Vec<Match>, Vec<Problem>)>>,
+    /// Triples evaluated (cache misses).
+    pub evaluated: u64,
+    /// Triples answered from the cache.
+    pub reused: u64,
+}
+
+impl Assessor {
+    /// A new assessor with an empty cache (make a new one when the index changes).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The findings of one host.
+    pub fn assess(&mut self, index: &Index, target: &Target, packages: &[Package]) -> (Vec<Finding>, Vec<Problem>) {
+        let mut findings = Vec::new();
+        let mut problems = Vec::new();
+        for p in packages {
+            let (name, version) = match_key(p, target.key_by);
+            let key = (target.ecosystem.clone(), name.to_string(), version.to_string());
+            let res = match self.cache.get(&key) {
+                Some(r) => {
+                    self.reused += 1;
+                    r.clone()
+                }
+                None => {
+                    self.evaluated += 1;
+                    let r = Arc::new(index.match_version(target.scheme, &target.ecosystem, name, version));
+                    self.cache.insert(key, r.clone());
+                    r
+                }
+            };
+            for m in &res.0 {
+                let a = index.advisory(m.advisory);
+                findings.push(Finding {
+                    package: p.name.clone(),
+                    source_package: name.to_string(),
+                    arch: p.arch.clone(),
+                    installed_version: p.version.clone(),
+                    compared_version: version.to_string(),
+                    fixed_version: m.fixed.clone(),
+                    advisory: a.id.clone(),
+                    cves: a.cves.clone(),
+                    cvss: a.cvss,
+                });
+            }
+            for pr in &res.1 {
+                if !problems.contains(pr) {
+                    problems.push(pr.clone());
+                }
+            }
+        }
+        findings.sort_by(|a, b| (&a.package, &a.arch, &a.advisory).cmp(&(&b.package, &b.arch, &b.advisory)));
+        (findings, problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(id: &str, v: &str) -> OsRelease {
+        OsRelease { id: id.into(), version_id: v.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn ecosystems_follow_osv_names() {
+        let eco = |id, v| target_for(&os(id, v)).map(|t| t.ecosystem);
+        assert_eq!(eco("debian", "12").unwrap(), "Debian:12");
+        assert_eq!(eco("ubuntu", "24.04").unwrap(), "Ubuntu:24.04:LTS");
+        assert_eq!(eco("ubuntu", "22.04").unwrap(), "Ubuntu:22.04:LTS");
+        assert_eq!(eco("ubuntu", "23.10").unwrap(), "Ubuntu:23.10");
+        assert_eq!(eco("ubuntu", "25.04").unwrap(), "Ubuntu:25.04");
+        assert_eq!(eco("alpine", "3.20.3").unwrap(), "Alpine:v3.20");
+        assert_eq!(eco("almalinux", "9.4").unwrap(), "AlmaLinux:9");
+        assert_eq!(eco("rocky", "8.10").unwrap(), "Rocky Linux:8");
+        assert!(eco("debian", "").is_err());
+        assert!(eco("plan9", "4").unwrap_err().contains("plan9"));
+        assert_eq!(target_for(&os("alpine", "3.20.3")).unwrap().scheme, Scheme::Apk);
+        assert_eq!(target_for(&os("almalinux", "9")).unwrap().key_by, KeyBy::Binary);
+    }
+}
