@@ -69,7 +69,8 @@ impl StoredRange {
 pub fn build_index(rows: &[AdvisoryRow]) -> Index {
     let mut idx = Index::new();
     for r in rows {
-        let affected: Vec<StoredAffected> = serde_json::from_value(r.affected.clone()).unwrap_or_default();
+        let affected: Vec<StoredAffected> =
+            serde_json::from_value(r.affected.clone()).unwrap_or_default();
         idx.add(
             AdvisoryInfo {
                 id: r.id.clone(),
@@ -134,7 +135,12 @@ pub(crate) async fn sync_findings(
     let key = |a: &str, p: &str, arch: &str| (a.to_string(), p.to_string(), arch.to_string());
     let by_key: HashMap<(String, String, String), &FindingRow> = existing
         .iter()
-        .map(|r| (key(&r.finding.advisory_id, &r.finding.package, &r.finding.arch), r))
+        .map(|r| {
+            (
+                key(&r.finding.advisory_id, &r.finding.package, &r.finding.arch),
+                r,
+            )
+        })
         .collect();
     let mut stats = SyncStats::default();
     let mut seen = HashSet::new();
@@ -160,7 +166,13 @@ pub(crate) async fn sync_findings(
     let gone: Vec<i64> = existing
         .iter()
         .filter(|r| r.resolved_at.is_none())
-        .filter(|r| !seen.contains(&key(&r.finding.advisory_id, &r.finding.package, &r.finding.arch)))
+        .filter(|r| {
+            !seen.contains(&key(
+                &r.finding.advisory_id,
+                &r.finding.package,
+                &r.finding.arch,
+            ))
+        })
         .map(|r| r.id)
         .collect();
     stats.resolved = gone.len() as u64;
@@ -197,12 +209,20 @@ impl App {
         };
         let index = Arc::new(build_index(&rows));
         let mut c = self.index_cache.lock().unwrap_or_else(|e| e.into_inner());
-        *c = IndexCache { generation: Some(generation), index: index.clone(), assessor: Assessor::new() };
+        *c = IndexCache {
+            generation: Some(generation),
+            index: index.clone(),
+            assessor: Assessor::new(),
+        };
         Ok(index)
     }
 
     /// Matches packages with the shared matcher.
-    fn match_packages(&self, target: &Target, packages: &[patchbay_core::inventory::Package]) -> Vec<Finding> {
+    fn match_packages(
+        &self,
+        target: &Target,
+        packages: &[patchbay_core::inventory::Package],
+    ) -> Vec<Finding> {
         let mut c = self.index_cache.lock().unwrap_or_else(|e| e.into_inner());
         let index = c.index.clone();
         let (findings, problems) = c.assessor.assess(&index, target, packages);
@@ -213,7 +233,11 @@ impl App {
     }
 
     /// Re-assesses one asset inside `tx` (check-ins, imports, feed changes).
-    pub(crate) async fn assess_in(&self, tx: &mut Box<dyn Tx>, asset: &AssetRow) -> Result<SyncStats, AppError> {
+    pub(crate) async fn assess_in(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        asset: &AssetRow,
+    ) -> Result<SyncStats, AppError> {
         let Ok(target) = target_for(&asset.facts.os) else {
             return Ok(SyncStats::default());
         };
@@ -226,7 +250,10 @@ impl App {
     /// Re-assesses every asset against the current feeds, one transaction per
     /// asset. Returns the changes and how many (ecosystem, package, version)
     /// triples were evaluated and reused from the fleet-wide cache.
-    pub async fn assess_fleet(&self, progress: &dyn Fn(usize, usize)) -> Result<(SyncStats, u64, u64), AppError> {
+    pub async fn assess_fleet(
+        &self,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<(SyncStats, u64, u64), AppError> {
         self.index().await?;
         let (e0, r0) = self.matcher_counters();
         let assets = {
@@ -270,8 +297,12 @@ impl App {
         };
         let rows = tx.list_findings(asset_id, include_resolved).await?;
         let index = self.index().await?;
-        let kev: HashMap<String, patchbay_store::KevRow> =
-            tx.all_kev().await?.into_iter().map(|k| (k.cve.clone(), k)).collect();
+        let kev: HashMap<String, patchbay_store::KevRow> = tx
+            .all_kev()
+            .await?
+            .into_iter()
+            .map(|k| (k.cve.clone(), k))
+            .collect();
         let mut info: HashMap<&str, &AdvisoryInfo> = HashMap::new();
         for i in 0..index.len() {
             let a = index.advisory(i);
@@ -284,18 +315,32 @@ impl App {
             .collect();
         all_cves.sort();
         all_cves.dedup();
-        let epss: HashMap<String, f64> = tx.epss_for(&all_cves).await?.into_iter().map(|e| (e.cve, e.epss)).collect();
+        let epss: HashMap<String, f64> = tx
+            .epss_for(&all_cves)
+            .await?
+            .into_iter()
+            .map(|e| (e.cve, e.epss))
+            .collect();
         Ok(rows
             .into_iter()
             .map(|r| {
                 let a = info.get(r.finding.advisory_id.as_str());
                 let cves = a.map(|a| a.cves.clone()).unwrap_or_default();
-                let kev_due = cves.iter().filter_map(|c| kev.get(c)).map(|k| k.due_date.clone()).min();
-                let epss = cves.iter().filter_map(|c| epss.get(c)).copied().fold(None, |m: Option<f64>, x| {
-                    Some(m.map_or(x, |m| m.max(x)))
-                });
+                let kev_due = cves
+                    .iter()
+                    .filter_map(|c| kev.get(c))
+                    .map(|k| k.due_date.clone())
+                    .min();
+                let epss = cves
+                    .iter()
+                    .filter_map(|c| epss.get(c))
+                    .copied()
+                    .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
                 FindingOut {
-                    id: format!("F-{}-{}-{}", r.asset_name, r.finding.advisory_id, r.finding.package),
+                    id: format!(
+                        "F-{}-{}-{}",
+                        r.asset_name, r.finding.advisory_id, r.finding.package
+                    ),
                     asset: r.asset_name,
                     package: r.finding.package,
                     source_package: r.finding.source_package,

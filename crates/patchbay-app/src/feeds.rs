@@ -73,6 +73,53 @@ pub fn advisory_row(a: &Advisory) -> AdvisoryRow {
     }
 }
 
+/// Merges rows with the same id: feeds may split one advisory over several
+/// records (AlmaLinux publishes one per module stream), and the store keeps one
+/// row per id.
+pub fn merge_rows(rows: impl IntoIterator<Item = AdvisoryRow>) -> Vec<AdvisoryRow> {
+    let mut out: Vec<AdvisoryRow> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for r in rows {
+        match at.get(&r.id) {
+            None => {
+                at.insert(r.id.clone(), out.len());
+                out.push(r);
+            }
+            Some(&i) => {
+                let m = &mut out[i];
+                if let (Some(a), Some(b)) = (m.affected.as_array_mut(), r.affected.as_array()) {
+                    for x in b {
+                        if !a.contains(x) {
+                            a.push(x.clone());
+                        }
+                    }
+                }
+                for c in r.cves {
+                    if !m.cves.contains(&c) {
+                        m.cves.push(c);
+                    }
+                }
+                let mut ecos: BTreeSet<String> = m
+                    .ecosystems
+                    .split_whitespace()
+                    .chain(r.ecosystems.split_whitespace())
+                    .map(str::to_string)
+                    .collect();
+                m.ecosystems = std::mem::take(&mut ecos)
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                m.modified = m.modified.max(r.modified);
+                if m.cvss_score.is_none() {
+                    m.cvss_score = r.cvss_score;
+                    m.cvss_vector = r.cvss_vector;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// What an import stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImportOutcome {
@@ -124,18 +171,34 @@ impl App {
         skipped: u64,
         by: &str,
     ) -> Result<ImportOutcome, AppError> {
-        let rows: Vec<AdvisoryRow> = advisories.iter().map(advisory_row).collect();
-        let version = advisories.iter().filter_map(|a| a.modified).max().map(fmt_ts).unwrap_or_default();
-        let outcome = ImportOutcome { records: rows.len() as u64, skipped, kev_added: vec![] };
+        let rows = merge_rows(advisories.iter().map(advisory_row));
+        let version = advisories
+            .iter()
+            .filter_map(|a| a.modified)
+            .max()
+            .map(fmt_ts)
+            .unwrap_or_default();
+        let outcome = ImportOutcome {
+            records: rows.len() as u64,
+            skipped,
+            kev_added: vec![],
+        };
         let mut tx = self.store.write().await?;
         tx.upsert_advisories(&rows).await?;
-        self.record_import(&mut tx, "osv", source, &version, &outcome, by).await?;
+        self.record_import(&mut tx, "osv", source, &version, &outcome, by)
+            .await?;
         tx.commit().await?;
         Ok(outcome)
     }
 
     /// Stores a KEV catalog; reports the CVEs it added to KEV.
-    pub async fn import_kev(&self, source: &str, catalog: &Catalog, skipped: u64, by: &str) -> Result<ImportOutcome, AppError> {
+    pub async fn import_kev(
+        &self,
+        source: &str,
+        catalog: &Catalog,
+        skipped: u64,
+        by: &str,
+    ) -> Result<ImportOutcome, AppError> {
         let rows: Vec<KevRow> = catalog
             .entries
             .iter()
@@ -152,8 +215,13 @@ impl App {
             .collect();
         let mut tx = self.store.write().await?;
         let kev_added = tx.upsert_kev(&rows).await?;
-        let outcome = ImportOutcome { records: rows.len() as u64, skipped, kev_added };
-        self.record_import(&mut tx, "kev", source, &catalog.version, &outcome, by).await?;
+        let outcome = ImportOutcome {
+            records: rows.len() as u64,
+            skipped,
+            kev_added,
+        };
+        self.record_import(&mut tx, "kev", source, &catalog.version, &outcome, by)
+            .await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -169,18 +237,32 @@ impl App {
     ) -> Result<ImportOutcome, AppError> {
         let rows: Vec<EpssRow> = scores
             .iter()
-            .map(|s| EpssRow { cve: s.cve.clone(), epss: s.epss, percentile: s.percentile, score_date: score_date.into() })
+            .map(|s| EpssRow {
+                cve: s.cve.clone(),
+                epss: s.epss,
+                percentile: s.percentile,
+                score_date: score_date.into(),
+            })
             .collect();
         let mut tx = self.store.write().await?;
         tx.upsert_epss(&rows).await?;
-        let outcome = ImportOutcome { records: rows.len() as u64, skipped, kev_added: vec![] };
-        self.record_import(&mut tx, "epss", source, score_date, &outcome, by).await?;
+        let outcome = ImportOutcome {
+            records: rows.len() as u64,
+            skipped,
+            kev_added: vec![],
+        };
+        self.record_import(&mut tx, "epss", source, score_date, &outcome, by)
+            .await?;
         tx.commit().await?;
         Ok(outcome)
     }
 
     /// Lists recorded feed imports.
-    pub async fn list_feeds(&self, caller: &Caller, ctx: &RequestCtx) -> Result<Vec<FeedOut>, AppError> {
+    pub async fn list_feeds(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<FeedOut>, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
         let mut tx = self.store.read().await?;
         Ok(tx

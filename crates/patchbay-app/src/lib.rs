@@ -22,9 +22,9 @@
 pub mod agents;
 pub mod assess;
 pub mod assets;
-pub mod feeds;
 pub mod auth;
 pub mod error;
+pub mod feeds;
 pub mod tokens;
 
 use jiff::{SignedDuration, Timestamp};

@@ -9,11 +9,11 @@ use patchbay_app::assess::build_index;
 use patchbay_app::feeds::advisory_row;
 use patchbay_core::assess::{Assessor, target_for};
 use patchbay_core::inventory::{OsRelease, Package, apk, dpkg, rpm};
+use patchbay_feeds::RecordError;
 use patchbay_feeds::epss::{EpssMeta, EpssScore};
 use patchbay_feeds::kev::Catalog;
 use patchbay_feeds::osv::Advisory;
 use patchbay_feeds::source::{FeedSink, ImportSummary, read_path};
-use patchbay_feeds::RecordError;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,8 +31,15 @@ struct Progress {
 
 impl Progress {
     fn new(show: bool) -> Self {
-        let bar = if show { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        let bar = if show {
+            ProgressBar::new_spinner()
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         Self {
             bar,
             advisories: vec![],
@@ -83,7 +90,8 @@ impl FeedSink for Progress {
 
 fn read_feeds(path: &Path, show: bool) -> anyhow::Result<(Progress, ImportSummary)> {
     let mut p = Progress::new(show);
-    let summary = read_path(path, &mut p).with_context(|| format!("reading feeds from {}", path.display()))?;
+    let summary = read_path(path, &mut p)
+        .with_context(|| format!("reading feeds from {}", path.display()))?;
     p.bar.finish_and_clear();
     Ok((p, summary))
 }
@@ -104,7 +112,9 @@ pub struct ImportArgs {
 
 /// `patchbay feeds import`: reads feeds, stores them, re-assesses the fleet.
 pub fn import(a: ImportArgs) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let settings = patchbay_server::Settings {
             db_url: a.db.clone(),
@@ -113,10 +123,16 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
         };
         let prepared = patchbay_server::prepare(&settings).await?;
         let app = prepared.app;
-        let by = format!("local:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+        let by = format!(
+            "local:{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+        );
         let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
         for path in &a.paths {
-            let source = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display().to_string();
+            let source = std::fs::canonicalize(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string();
             let (p, summary) = read_feeds(path, tty)?;
             if !tty {
                 for e in &p.errors {
@@ -128,7 +144,10 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                     .import_advisories(&source, &p.advisories, summary.osv.skipped, &by)
                     .await
                     .map_err(|e| anyhow::anyhow!(e.message))?;
-                println!("{source}: OSV: {} advisories stored, {} skipped", o.records, o.skipped);
+                println!(
+                    "{source}: OSV: {} advisories stored, {} skipped",
+                    o.records, o.skipped
+                );
             }
             for c in &p.kev {
                 let o = app
@@ -154,13 +173,23 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                     .import_epss(&source, &date, &p.epss, summary.epss.skipped, &by)
                     .await
                     .map_err(|e| anyhow::anyhow!(e.message))?;
-                println!("{source}: EPSS {date}: {} scores, {} skipped", o.records, o.skipped);
+                println!(
+                    "{source}: EPSS {date}: {} scores, {} skipped",
+                    o.records, o.skipped
+                );
             }
             if summary.osv.files + summary.kev.files + summary.epss.files == 0 {
-                bail!("{}: no feed files found (OSV JSON/JSONL/zip, KEV JSON, EPSS CSV)", path.display());
+                bail!(
+                    "{}: no feed files found (OSV JSON/JSONL/zip, KEV JSON, EPSS CSV)",
+                    path.display()
+                );
             }
         }
-        let bar = if tty { ProgressBar::new(0) } else { ProgressBar::hidden() };
+        let bar = if tty {
+            ProgressBar::new(0)
+        } else {
+            ProgressBar::hidden()
+        };
         let (stats, evaluated, reused) = app
             .assess_fleet(&|done, total| {
                 bar.set_length(total as u64);
@@ -228,20 +257,26 @@ pub struct ScanFinding {
 
 /// Scans one host's package list against feeds, without a server.
 pub fn scan_findings(a: &ScanArgs) -> anyhow::Result<(Vec<ScanFinding>, usize)> {
-    let (path, parse): (&PathBuf, fn(&str) -> Result<Vec<Package>, patchbay_core::inventory::ParseError>) =
-        match (&a.dpkg_status, &a.apk_installed, &a.rpm_list) {
-            (Some(p), _, _) => (p, dpkg::parse_status),
-            (_, Some(p), _) => (p, apk::parse_installed),
-            (_, _, Some(p)) => (p, rpm::parse_query_list),
-            _ => bail!("give one of --dpkg-status, --apk-installed, --rpm-list"),
-        };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let (path, parse): (
+        &PathBuf,
+        fn(&str) -> Result<Vec<Package>, patchbay_core::inventory::ParseError>,
+    ) = match (&a.dpkg_status, &a.apk_installed, &a.rpm_list) {
+        (Some(p), _, _) => (p, dpkg::parse_status),
+        (_, Some(p), _) => (p, apk::parse_installed),
+        (_, _, Some(p)) => (p, rpm::parse_query_list),
+        _ => bail!("give one of --dpkg-status, --apk-installed, --rpm-list"),
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let packages = parse(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let (id, version) = a
-        .os
-        .split_once(':')
-        .ok_or_else(|| anyhow::anyhow!("--os must be ID:VERSION, e.g. debian:12 (got {:?})", a.os))?;
-    let os = OsRelease { id: id.to_ascii_lowercase(), version_id: version.into(), ..Default::default() };
+    let (id, version) = a.os.split_once(':').ok_or_else(|| {
+        anyhow::anyhow!("--os must be ID:VERSION, e.g. debian:12 (got {:?})", a.os)
+    })?;
+    let os = OsRelease {
+        id: id.to_ascii_lowercase(),
+        version_id: version.into(),
+        ..Default::default()
+    };
     let target = target_for(&os).map_err(|e| anyhow::anyhow!("--os {}: {e}", a.os))?;
     let (feeds, _) = read_feeds(&a.feeds, false)?;
     for e in &feeds.errors {
@@ -249,8 +284,16 @@ pub fn scan_findings(a: &ScanArgs) -> anyhow::Result<(Vec<ScanFinding>, usize)> 
     }
     let rows: Vec<_> = feeds.advisories.iter().map(advisory_row).collect();
     let index = build_index(&rows);
-    let kev: HashMap<&str, ()> = feeds.kev.iter().flat_map(|c| c.entries.iter().map(|e| (e.cve.as_str(), ()))).collect();
-    let epss: HashMap<&str, f64> = feeds.epss.iter().map(|s| (s.cve.as_str(), s.epss)).collect();
+    let kev: HashMap<&str, ()> = feeds
+        .kev
+        .iter()
+        .flat_map(|c| c.entries.iter().map(|e| (e.cve.as_str(), ())))
+        .collect();
+    let epss: HashMap<&str, f64> = feeds
+        .epss
+        .iter()
+        .map(|s| (s.cve.as_str(), s.epss))
+        .collect();
     let (findings, problems) = Assessor::new().assess(&index, &target, &packages);
     for p in &problems {
         eprintln!("advisory {} skipped: {}", p.advisory, p.message);
@@ -259,7 +302,11 @@ pub fn scan_findings(a: &ScanArgs) -> anyhow::Result<(Vec<ScanFinding>, usize)> 
         .into_iter()
         .map(|f| ScanFinding {
             kev: f.cves.iter().any(|c| kev.contains_key(c.as_str())),
-            epss: f.cves.iter().filter_map(|c| epss.get(c.as_str()).copied()).reduce(f64::max),
+            epss: f
+                .cves
+                .iter()
+                .filter_map(|c| epss.get(c.as_str()).copied())
+                .reduce(f64::max),
             package: f.package,
             source_package: f.source_package,
             installed_version: f.installed_version,
@@ -287,15 +334,31 @@ pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
                         f.fixed_version.clone().unwrap_or_else(|| "-".into()),
                         f.advisory.clone(),
                         f.cves.join(","),
-                        f.cvss.map(|c| format!("{c:.1}")).unwrap_or_else(|| "-".into()),
-                        f.epss.map(|c| format!("{c:.3}")).unwrap_or_else(|| "-".into()),
+                        f.cvss
+                            .map(|c| format!("{c:.1}"))
+                            .unwrap_or_else(|| "-".into()),
+                        f.epss
+                            .map(|c| format!("{c:.3}"))
+                            .unwrap_or_else(|| "-".into()),
                         if f.kev { "KEV".into() } else { String::new() },
                     ]
                 })
                 .collect();
             print!(
                 "{}",
-                table(&["PACKAGE", "INSTALLED", "FIXED", "ADVISORY", "CVES", "CVSS", "EPSS", "KEV"], &rows)
+                table(
+                    &[
+                        "PACKAGE",
+                        "INSTALLED",
+                        "FIXED",
+                        "ADVISORY",
+                        "CVES",
+                        "CVSS",
+                        "EPSS",
+                        "KEV"
+                    ],
+                    &rows
+                )
             );
             eprintln!("{} findings in {n} packages", findings.len());
         }

@@ -54,7 +54,8 @@ pub fn findings(c: &Client, cmd: FindingsCmd) -> anyhow::Result<()> {
 }
 
 fn opt_f(v: Option<f64>, digits: usize) -> String {
-    v.map(|x| format!("{x:.digits$}")).unwrap_or_else(|| "-".into())
+    v.map(|x| format!("{x:.digits$}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn print_findings(items: &[FindingOut]) {
@@ -72,14 +73,30 @@ fn print_findings(items: &[FindingOut]) {
                 opt_f(f.epss, 3),
                 if f.kev { "KEV".into() } else { String::new() },
                 f.due_date.clone().unwrap_or_default(),
-                if f.resolved_at.is_some() { "resolved".into() } else { "open".into() },
+                if f.resolved_at.is_some() {
+                    "resolved".into()
+                } else {
+                    "open".into()
+                },
             ]
         })
         .collect();
     print!(
         "{}",
         table(
-            &["ASSET", "PACKAGE", "INSTALLED", "FIXED", "ADVISORY", "CVES", "CVSS", "EPSS", "KEV", "DUE", "STATUS"],
+            &[
+                "ASSET",
+                "PACKAGE",
+                "INSTALLED",
+                "FIXED",
+                "ADVISORY",
+                "CVES",
+                "CVSS",
+                "EPSS",
+                "KEV",
+                "DUE",
+                "STATUS"
+            ],
             &rows
         )
     );
@@ -105,7 +122,15 @@ pub fn feeds_list(c: &Client, format: Format) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            print!("{}", table(&["KIND", "VERSION", "RECORDS", "SKIPPED", "IMPORTED", "SOURCE"], &rows));
+            print!(
+                "{}",
+                table(
+                    &[
+                        "KIND", "VERSION", "RECORDS", "SKIPPED", "IMPORTED", "SOURCE"
+                    ],
+                    &rows
+                )
+            );
         }
     }
     Ok(())
@@ -113,8 +138,7 @@ pub fn feeds_list(c: &Client, format: Format) -> anyhow::Result<()> {
 
 /// `patchbay vercmp SCHEME A B`: prints `<`, `=` or `>`.
 pub fn vercmp(scheme: &str, a: &str, b: &str) -> anyhow::Result<()> {
-    let scheme: patchbay_version::Scheme =
-        scheme.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let scheme: patchbay_version::Scheme = scheme.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let ord = patchbay_version::compare(scheme, a, b)?;
     println!(
         "{}",

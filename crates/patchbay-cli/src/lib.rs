@@ -170,7 +170,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(c) => client::audit(&client::connect(&cli.url, cli.token)?, c),
         Command::Sim(a) => sim::run(&cli.url, cli.token, a),
         Command::Feeds(FeedsCmd::Import(a)) => feeds::import(a),
-        Command::Feeds(FeedsCmd::List { format }) => findings::feeds_list(&client::connect(&cli.url, cli.token)?, format),
+        Command::Feeds(FeedsCmd::List { format }) => {
+            findings::feeds_list(&client::connect(&cli.url, cli.token)?, format)
+        }
         Command::Findings(c) => findings::findings(&client::connect(&cli.url, cli.token)?, c),
         Command::Scan(a) => feeds::scan(a),
         Command::Vercmp { scheme, a, b } => findings::vercmp(&scheme, &a, &b),

@@ -56,7 +56,13 @@ pub fn target_for(os: &OsRelease) -> Result<Target, String> {
             Ok(())
         }
     };
-    let t = |eco: String, scheme, key_by| Ok(Target { ecosystem: eco, scheme, key_by });
+    let t = |eco: String, scheme, key_by| {
+        Ok(Target {
+            ecosystem: eco,
+            scheme,
+            key_by,
+        })
+    };
     match os.id.as_str() {
         "debian" => {
             need_version()?;
@@ -65,21 +71,41 @@ pub fn target_for(os: &OsRelease) -> Result<Target, String> {
         "ubuntu" => {
             need_version()?;
             // OSV names LTS releases `Ubuntu:YY.04:LTS`: even years, April.
-            let lts = v.ends_with(".04") && v.split('.').next().and_then(|y| y.parse::<u32>().ok()).is_some_and(|y| y % 2 == 0);
-            let eco = if lts { format!("Ubuntu:{v}:LTS") } else { format!("Ubuntu:{v}") };
+            let lts = v.ends_with(".04")
+                && v.split('.')
+                    .next()
+                    .and_then(|y| y.parse::<u32>().ok())
+                    .is_some_and(|y| y % 2 == 0);
+            let eco = if lts {
+                format!("Ubuntu:{v}:LTS")
+            } else {
+                format!("Ubuntu:{v}")
+            };
             t(eco, Scheme::Deb, KeyBy::Source)
         }
         "alpine" => {
             need_version()?;
-            t(format!("Alpine:v{}", major_minor(v)), Scheme::Apk, KeyBy::Source)
+            t(
+                format!("Alpine:v{}", major_minor(v)),
+                Scheme::Apk,
+                KeyBy::Source,
+            )
         }
         "almalinux" => {
             need_version()?;
-            t(format!("AlmaLinux:{}", major(v)), Scheme::Rpm, KeyBy::Binary)
+            t(
+                format!("AlmaLinux:{}", major(v)),
+                Scheme::Rpm,
+                KeyBy::Binary,
+            )
         }
         "rocky" => {
             need_version()?;
-            t(format!("Rocky Linux:{}", major(v)), Scheme::Rpm, KeyBy::Binary)
+            t(
+                format!("Rocky Linux:{}", major(v)),
+                Scheme::Rpm,
+                KeyBy::Binary,
+            )
         }
         other => Err(format!(
             "no advisory ecosystem for OS {other:?} {v:?}; supported: debian, ubuntu, alpine, almalinux, rocky"
@@ -147,20 +173,33 @@ impl Index {
     }
 
     /// Adds an advisory with its affected entries `(ecosystem, package, ranges,
-    /// versions)`. An advisory id seen before replaces nothing: the first wins, so
-    /// re-reading the same feed is harmless.
-    pub fn add(&mut self, info: AdvisoryInfo, affected: Vec<(String, String, Vec<Range>, Vec<String>)>) {
-        if self.ids.contains_key(&info.id) {
-            return;
-        }
-        let idx = self.advisories.len();
-        self.ids.insert(info.id.clone(), idx);
-        self.advisories.push(info);
+    /// versions)`. Feeds may split one advisory over several records (AlmaLinux
+    /// does, one per module stream): a known id gets the new entries added to it.
+    pub fn add(
+        &mut self,
+        info: AdvisoryInfo,
+        affected: Vec<(String, String, Vec<Range>, Vec<String>)>,
+    ) {
+        let idx = match self.ids.get(&info.id) {
+            Some(&i) => i,
+            None => {
+                let i = self.advisories.len();
+                self.ids.insert(info.id.clone(), i);
+                self.advisories.push(info);
+                i
+            }
+        };
         for (eco, pkg, ranges, versions) in affected {
-            self.by_key
-                .entry((eco, pkg))
-                .or_default()
-                .push(AffectedEntry { advisory: idx, ranges, versions });
+            let entries = self.by_key.entry((eco, pkg)).or_default();
+            let e = AffectedEntry {
+                advisory: idx,
+                ranges,
+                versions,
+            };
+            // Reading the same record twice must not double anything.
+            if !entries.contains(&e) {
+                entries.push(e);
+            }
         }
     }
 
@@ -188,7 +227,13 @@ impl Index {
     }
 
     /// The advisories that affect `version` of `package` in `ecosystem`.
-    pub fn match_version(&self, scheme: Scheme, ecosystem: &str, package: &str, version: &str) -> (Vec<Match>, Vec<Problem>) {
+    pub fn match_version(
+        &self,
+        scheme: Scheme,
+        ecosystem: &str,
+        package: &str,
+        version: &str,
+    ) -> (Vec<Match>, Vec<Problem>) {
         let mut matches = Vec::new();
         let mut problems = Vec::new();
         for e in self.entries(ecosystem, package) {
@@ -196,12 +241,24 @@ impl Index {
                 Ok(v) if v.affected => {
                     // One advisory may list a package twice (two ranges entries):
                     // keep one match, with a fixed version if any says so.
-                    if let Some(m) = matches.iter_mut().find(|m: &&mut Match| m.advisory == e.advisory) {
-                        if m.fixed.is_none() {
-                            m.fixed = v.fixed;
-                        }
+                    // keep one match, with the lowest fixed version any of them names
+                    // (the nearest upgrade that closes it).
+                    if let Some(m) = matches
+                        .iter_mut()
+                        .find(|m: &&mut Match| m.advisory == e.advisory)
+                    {
+                        m.fixed = match (m.fixed.take(), v.fixed) {
+                            (Some(a), Some(b)) => match patchbay_version::compare(scheme, &b, &a) {
+                                Ok(std::cmp::Ordering::Less) => Some(b),
+                                _ => Some(a),
+                            },
+                            (a, b) => a.or(b),
+                        };
                     } else {
-                        matches.push(Match { advisory: e.advisory, fixed: v.fixed });
+                        matches.push(Match {
+                            advisory: e.advisory,
+                            fixed: v.fixed,
+                        });
                     }
                 }
                 Ok(_) => {}
@@ -268,12 +325,21 @@ impl Assessor {
     }
 
     /// The findings of one host.
-    pub fn assess(&mut self, index: &Index, target: &Target, packages: &[Package]) -> (Vec<Finding>, Vec<Problem>) {
+    pub fn assess(
+        &mut self,
+        index: &Index,
+        target: &Target,
+        packages: &[Package],
+    ) -> (Vec<Finding>, Vec<Problem>) {
         let mut findings = Vec::new();
         let mut problems = Vec::new();
         for p in packages {
             let (name, version) = match_key(p, target.key_by);
-            let key = (target.ecosystem.clone(), name.to_string(), version.to_string());
+            let key = (
+                target.ecosystem.clone(),
+                name.to_string(),
+                version.to_string(),
+            );
             let res = match self.cache.get(&key) {
                 Some(r) => {
                     self.reused += 1;
@@ -281,7 +347,12 @@ impl Assessor {
                 }
                 None => {
                     self.evaluated += 1;
-                    let r = Arc::new(index.match_version(target.scheme, &target.ecosystem, name, version));
+                    let r = Arc::new(index.match_version(
+                        target.scheme,
+                        &target.ecosystem,
+                        name,
+                        version,
+                    ));
                     self.cache.insert(key, r.clone());
                     r
                 }
@@ -306,7 +377,9 @@ impl Assessor {
                 }
             }
         }
-        findings.sort_by(|a, b| (&a.package, &a.arch, &a.advisory).cmp(&(&b.package, &b.arch, &b.advisory)));
+        findings.sort_by(|a, b| {
+            (&a.package, &a.arch, &a.advisory).cmp(&(&b.package, &b.arch, &b.advisory))
+        });
         (findings, problems)
     }
 }
@@ -316,7 +389,11 @@ mod tests {
     use super::*;
 
     fn os(id: &str, v: &str) -> OsRelease {
-        OsRelease { id: id.into(), version_id: v.into(), ..Default::default() }
+        OsRelease {
+            id: id.into(),
+            version_id: v.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -332,7 +409,13 @@ mod tests {
         assert_eq!(eco("rocky", "8.10").unwrap(), "Rocky Linux:8");
         assert!(eco("debian", "").is_err());
         assert!(eco("plan9", "4").unwrap_err().contains("plan9"));
-        assert_eq!(target_for(&os("alpine", "3.20.3")).unwrap().scheme, Scheme::Apk);
-        assert_eq!(target_for(&os("almalinux", "9")).unwrap().key_by, KeyBy::Binary);
+        assert_eq!(
+            target_for(&os("alpine", "3.20.3")).unwrap().scheme,
+            Scheme::Apk
+        );
+        assert_eq!(
+            target_for(&os("almalinux", "9")).unwrap().key_by,
+            KeyBy::Binary
+        );
     }
 }

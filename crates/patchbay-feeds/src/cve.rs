@@ -52,7 +52,12 @@ pub(crate) fn from_url(url: &str) -> Option<String> {
         Some((p, q)) => (p, Some(q)),
         None => (url, None),
     };
-    if let Some(c) = path.trim_end_matches('/').rsplit('/').next().and_then(normalize) {
+    if let Some(c) = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .and_then(normalize)
+    {
         return Some(c);
     }
     query?
@@ -87,7 +92,10 @@ mod tests {
         );
         assert_eq!(from_record_id("ALPINE-CVE-????-?????"), None);
         assert_eq!(from_record_id("DSA-3029-1"), None);
-        assert_eq!(from_record_id("CVE-2014-3616").as_deref(), Some("CVE-2014-3616"));
+        assert_eq!(
+            from_record_id("CVE-2014-3616").as_deref(),
+            Some("CVE-2014-3616")
+        );
     }
 
     #[test]

@@ -141,7 +141,9 @@ pub struct CvssScore {
 /// ```
 pub fn score(vector: &str) -> Result<CvssScore, FeedError> {
     let trimmed = vector.trim();
-    let bad = |e: &dyn fmt::Display| FeedError::malformed(format!("invalid CVSS vector {trimmed:?}: {e}"));
+    let bad = |e: &dyn fmt::Display| {
+        FeedError::malformed(format!("invalid CVSS vector {trimmed:?}: {e}"))
+    };
     let v2 = trimmed
         .strip_prefix('(')
         .and_then(|s| s.strip_suffix(')'))
@@ -152,8 +154,14 @@ pub fn score(vector: &str) -> Result<CvssScore, FeedError> {
     } else {
         match ::cvss::Cvss::from_str(trimmed).map_err(|e| bad(&e))? {
             ::cvss::Cvss::CvssV20(v) => (CvssVersion::V2_0, v.score().value()),
-            ::cvss::Cvss::CvssV30(v) => (CvssVersion::V3_0, v.base_score().value()),
-            ::cvss::Cvss::CvssV31(v) => (CvssVersion::V3_1, v.base_score().value()),
+            ::cvss::Cvss::CvssV30(v) => {
+                require_v3_base(trimmed).map_err(|e| bad(&e))?;
+                (CvssVersion::V3_0, v.base_score().value())
+            }
+            ::cvss::Cvss::CvssV31(v) => {
+                require_v3_base(trimmed).map_err(|e| bad(&e))?;
+                (CvssVersion::V3_1, v.base_score().value())
+            }
             ::cvss::Cvss::CvssV40(_) => {
                 let base = v4_base_only(trimmed);
                 let v = ::cvss::v4::Vector::from_str(&base).map_err(|e| bad(&e))?;
@@ -171,6 +179,27 @@ pub fn score(vector: &str) -> Result<CvssScore, FeedError> {
         base_score,
         rating: Rating::of(version, base_score),
     })
+}
+
+/// The `cvss` crate scores a v3 vector with missing base metrics as if they were
+/// zero; the specification requires all eight.
+fn require_v3_base(vector: &str) -> Result<(), String> {
+    const BASE: [&str; 8] = ["AV", "AC", "PR", "UI", "S", "C", "I", "A"];
+    let missing: Vec<&str> = BASE
+        .into_iter()
+        .filter(|m| {
+            !vector.split('/').skip(1).any(|part| {
+                part.split(':')
+                    .next()
+                    .is_some_and(|k| k.eq_ignore_ascii_case(m))
+            })
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("missing base metric(s) {}", missing.join(", ")))
+    }
 }
 
 /// The vector with only the v4.0 base metrics (and the `CVSS:4.0` prefix).
@@ -229,7 +258,11 @@ mod tests {
             ),
             ("AV:N/AC:L/Au:N/C:C/I:C/A:C", 10.0, CvssVersion::V2_0),
             ("(AV:N/AC:L/Au:N/C:P/I:P/A:P)", 7.5, CvssVersion::V2_0),
-            ("CVSS:2.0/AV:N/AC:L/Au:N/C:P/I:P/A:P", 7.5, CvssVersion::V2_0),
+            (
+                "CVSS:2.0/AV:N/AC:L/Au:N/C:P/I:P/A:P",
+                7.5,
+                CvssVersion::V2_0,
+            ),
             (
                 "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
                 9.3,
@@ -244,8 +277,10 @@ mod tests {
 
     #[test]
     fn v4_threat_metrics_do_not_change_the_base_score() {
-        let base = score("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N").unwrap();
-        let bt = score("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/E:U").unwrap();
+        let base =
+            score("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N").unwrap();
+        let bt =
+            score("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/E:U").unwrap();
         assert_eq!(base.base_score, bt.base_score);
         assert!(bt.vector.ends_with("/E:U"));
     }
@@ -263,6 +298,12 @@ mod tests {
         assert_eq!(b.vector, "CVSS:3.1/AV:L/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H");
         assert_eq!(b.base_score, 9.3);
         assert_eq!(best(["nope"]), None);
+    }
+
+    #[test]
+    fn v3_needs_every_base_metric() {
+        let e = score("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H").unwrap_err();
+        assert!(e.to_string().contains("missing base metric(s) A"), "{e}");
     }
 
     #[test]

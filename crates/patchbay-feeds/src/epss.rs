@@ -100,7 +100,9 @@ struct Columns {
 
 impl std::fmt::Debug for Reader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reader").field("meta", &self.meta).finish_non_exhaustive()
+        f.debug_struct("Reader")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
     }
 }
 
@@ -126,18 +128,35 @@ fn columns(header: &str) -> Option<(EpssFormat, Columns)> {
         .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
         .collect();
     let find = |n: &str| names.iter().position(|c| c == n);
-    if let (Some(cve), Some(epss), Some(percentile)) = (find("cve"), find("epss"), find("percentile")) {
-        return Some((
-            EpssFormat::Official,
-            Columns { cve, epss, percentile, cvss3: None, len: names.len() },
-        ));
-    }
-    if let (Some(cve), Some(cvss3), Some(epss), Some(percentile)) =
-        (find("cve"), find("cvss3"), find("epss"), find("epss percentile"))
+    if let (Some(cve), Some(epss), Some(percentile)) =
+        (find("cve"), find("epss"), find("percentile"))
     {
         return Some((
+            EpssFormat::Official,
+            Columns {
+                cve,
+                epss,
+                percentile,
+                cvss3: None,
+                len: names.len(),
+            },
+        ));
+    }
+    if let (Some(cve), Some(cvss3), Some(epss), Some(percentile)) = (
+        find("cve"),
+        find("cvss3"),
+        find("epss"),
+        find("epss percentile"),
+    ) {
+        return Some((
             EpssFormat::KevEpss,
-            Columns { cve, epss, percentile, cvss3: Some(cvss3), len: names.len() },
+            Columns {
+                cve,
+                epss,
+                percentile,
+                cvss3: Some(cvss3),
+                len: names.len(),
+            },
         ));
     }
     None
@@ -166,7 +185,10 @@ impl<'a> Reader<'a> {
         let gz = magic == [0x1f, 0x8b];
         let chained = Cursor::new(magic).chain(r);
         let mut input: Box<dyn BufRead + 'a> = if gz {
-            Box::new(BufReader::with_capacity(64 * 1024, MultiGzDecoder::new(chained)))
+            Box::new(BufReader::with_capacity(
+                64 * 1024,
+                MultiGzDecoder::new(chained),
+            ))
         } else {
             Box::new(BufReader::with_capacity(64 * 1024, chained))
         };
@@ -181,7 +203,9 @@ impl<'a> Reader<'a> {
         if line.first() == Some(&b'#') {
             let text = String::from_utf8_lossy(&line);
             for item in text[1..].trim().split(',') {
-                let Some((key, value)) = item.split_once(':') else { continue };
+                let Some((key, value)) = item.split_once(':') else {
+                    continue;
+                };
                 match key.trim() {
                     "model_version" => model_version = Some(value.trim().to_owned()),
                     "score_date" => {
@@ -215,7 +239,11 @@ impl<'a> Reader<'a> {
             .flexible(true)
             .from_reader(input);
         Ok(Self {
-            meta: EpssMeta { format, model_version, score_date },
+            meta: EpssMeta {
+                format,
+                model_version,
+                score_date,
+            },
             columns,
             line_offset,
             csv,
@@ -261,7 +289,11 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        Ok(EpssSummary { meta: self.meta, rows, skipped })
+        Ok(EpssSummary {
+            meta: self.meta,
+            rows,
+            skipped,
+        })
     }
 }
 
@@ -285,7 +317,10 @@ fn row(record: &csv::ByteRecord, c: Columns) -> Result<EpssScore, (Option<String
     let raw_cve = field(record, c.cve);
     let id = || raw_cve.filter(|s| !s.is_empty()).map(str::to_owned);
     if record.len() < c.len {
-        return Err((id(), format!("expected {} columns, found {}", c.len, record.len())));
+        return Err((
+            id(),
+            format!("expected {} columns, found {}", c.len, record.len()),
+        ));
     }
     let cve = match raw_cve {
         Some(s) if cve::is_cve_id(s) => {
@@ -305,7 +340,12 @@ fn row(record: &csv::ByteRecord, c: Columns) -> Result<EpssScore, (Option<String
         None | Some(Some("")) => None,
         Some(s) => Some(unit("CVSS3", s, 10.0).map_err(fail)?),
     };
-    Ok(EpssScore { cve, epss, percentile, cvss3 })
+    Ok(EpssScore {
+        cve,
+        epss,
+        percentile,
+        cvss3,
+    })
 }
 
 #[cfg(test)]
@@ -325,7 +365,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.meta.model_version.as_deref(), Some("v2025.03.14"));
-        assert_eq!(s.meta.score_date.unwrap().to_string(), "2025-03-14T00:00:00Z");
+        assert_eq!(
+            s.meta.score_date.unwrap().to_string(),
+            "2025-03-14T00:00:00Z"
+        );
         assert_eq!((s.rows, s.skipped), (1, 1));
         assert_eq!(rows[0].cve, "CVE-1999-0001");
         assert_eq!(errors[0].line, Some(4));

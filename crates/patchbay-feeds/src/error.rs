@@ -162,7 +162,11 @@ pub struct RecordError {
 }
 
 impl RecordError {
-    pub(crate) fn new(record: Option<String>, line: Option<u64>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        record: Option<String>,
+        line: Option<u64>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             file: String::new(),
             record,
@@ -181,7 +185,13 @@ impl RecordError {
 
 impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_located(f, &self.file, self.record.as_deref(), self.line, &self.message)
+        write_located(
+            f,
+            &self.file,
+            self.record.as_deref(),
+            self.line,
+            &self.message,
+        )
     }
 }
 

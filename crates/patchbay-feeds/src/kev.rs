@@ -127,17 +127,17 @@ pub fn parse(bytes: &[u8]) -> Result<(Catalog, Vec<RecordError>), FeedError> {
         .ok_or_else(|| header("no vulnerabilities array".into()))?;
 
     let mut errors = Vec::new();
-    if let Some(count) = raw.count {
-        if count != vulnerabilities.len() as u64 {
-            errors.push(RecordError::new(
-                None,
-                None,
-                format!(
-                    "KEV catalog {version}: count says {count} but the catalog lists {} entries",
-                    vulnerabilities.len()
-                ),
-            ));
-        }
+    if let Some(count) = raw.count
+        && count != vulnerabilities.len() as u64
+    {
+        errors.push(RecordError::new(
+            None,
+            None,
+            format!(
+                "KEV catalog {version}: count says {count} but the catalog lists {} entries",
+                vulnerabilities.len()
+            ),
+        ));
     }
     let mut entries = Vec::with_capacity(vulnerabilities.len());
     for (i, value) in vulnerabilities.iter().enumerate() {
@@ -163,7 +163,10 @@ pub fn parse(bytes: &[u8]) -> Result<(Catalog, Vec<RecordError>), FeedError> {
 
 fn entry(value: &serde_json::Value) -> Result<KevEntry, (Option<String>, String)> {
     let raw = RawEntry::deserialize(value).map_err(|e| {
-        let id = value.get("cveID").and_then(|v| v.as_str()).map(str::to_owned);
+        let id = value
+            .get("cveID")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
         (id, format!("invalid KEV entry: {e}"))
     })?;
     let id = raw.cve_id.clone();
@@ -173,7 +176,9 @@ fn entry(value: &serde_json::Value) -> Result<KevEntry, (Option<String>, String)
         .as_deref()
         .map(str::trim)
         .ok_or_else(|| fail("no cveID".into()))
-        .and_then(|c| cve::normalize(c).ok_or_else(|| fail(format!("cveID {c:?} is not a CVE id"))))?;
+        .and_then(|c| {
+            cve::normalize(c).ok_or_else(|| fail(format!("cveID {c:?} is not a CVE id")))
+        })?;
     let required = |name: &str, v: Option<String>| v.ok_or_else(|| fail(format!("no {name}")));
     let date = |name: &str, v: Option<String>| {
         let s = required(name, v)?;

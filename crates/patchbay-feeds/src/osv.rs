@@ -249,7 +249,8 @@ pub(crate) fn probe_id(bytes: &[u8]) -> Option<String> {
     let mut id = None;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let _ = serde::Deserializer::deserialize_map(&mut de, IdVisitor(&mut id));
-    id.map(|id| id.trim().to_owned()).filter(|id| !id.is_empty())
+    id.map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
 }
 
 fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -483,16 +484,21 @@ impl RawAdvisory {
         );
         cves.extend(references.iter().filter_map(|r| cve::from_url(&r.url)));
 
-        let cvss = cvss::best(severity.iter().filter(|s| s.is_cvss()).map(|s| s.score.as_str()))
-            .or_else(|| {
-                cvss::best(
-                    affected
-                        .iter()
-                        .flat_map(|a| &a.severity)
-                        .filter(|s| s.is_cvss())
-                        .map(|s| s.score.as_str()),
-                )
-            });
+        let cvss = cvss::best(
+            severity
+                .iter()
+                .filter(|s| s.is_cvss())
+                .map(|s| s.score.as_str()),
+        )
+        .or_else(|| {
+            cvss::best(
+                affected
+                    .iter()
+                    .flat_map(|a| &a.severity)
+                    .filter(|s| s.is_cvss())
+                    .map(|s| s.score.as_str()),
+            )
+        });
 
         Ok(Advisory {
             id,
@@ -562,8 +568,14 @@ mod tests {
 
     #[test]
     fn id_of_a_truncated_document() {
-        assert_eq!(probe_id(br#"{"id": "DSA-1-1", "affected": [{"pack"#).as_deref(), Some("DSA-1-1"));
-        assert_eq!(probe_id(br#"{"summary": "s", "id": "X-1"}"#).as_deref(), Some("X-1"));
+        assert_eq!(
+            probe_id(br#"{"id": "DSA-1-1", "affected": [{"pack"#).as_deref(),
+            Some("DSA-1-1")
+        );
+        assert_eq!(
+            probe_id(br#"{"summary": "s", "id": "X-1"}"#).as_deref(),
+            Some("X-1")
+        );
         assert_eq!(probe_id(br#"{"summary": "s", "affec"#), None);
         assert_eq!(probe_id(b"[1]"), None);
         let e = parse(br#"{"id": "DSA-1-1", "affected": [{"pack"#).unwrap_err();

@@ -532,21 +532,26 @@ impl<'s> Importer<'s> {
             }
         };
         self.sink.on_epss_meta(reader.meta());
+        // Counted here rather than from the reader's summary: on a read error the
+        // rows delivered before it count too.
+        let (mut rows, mut skipped) = (0u64, 0u64);
         let sink = RefCell::new(&mut *self.sink);
         let result = reader.read_rows(
-            |row| sink.borrow_mut().on_epss(row),
-            |e| sink.borrow_mut().on_error(e.in_file(name)),
+            |row| {
+                rows += 1;
+                sink.borrow_mut().on_epss(row);
+            },
+            |e| {
+                skipped += 1;
+                sink.borrow_mut().on_error(e.in_file(name));
+            },
         );
-        match result {
-            Ok(s) => {
-                self.summary.epss.records += s.rows;
-                self.summary.epss.skipped += s.skipped;
-                self.summary.errors += s.skipped;
-            }
-            Err(e) => {
-                self.summary.epss.skipped += 1;
-                self.failed(name, e);
-            }
+        self.summary.epss.records += rows;
+        self.summary.epss.skipped += skipped;
+        self.summary.errors += skipped;
+        if let Err(e) = result {
+            self.summary.epss.skipped += 1;
+            self.failed(name, e);
         }
     }
 
@@ -554,7 +559,10 @@ impl<'s> Importer<'s> {
         let mut archive = match zip::ZipArchive::new(reader) {
             Ok(a) => a,
             Err(e) => {
-                self.failed(name, FeedError::malformed(format!("invalid zip archive: {e}")));
+                self.failed(
+                    name,
+                    FeedError::malformed(format!("invalid zip archive: {e}")),
+                );
                 return;
             }
         };
@@ -564,7 +572,10 @@ impl<'s> Importer<'s> {
                     Ok(f) => f,
                     Err(e) => {
                         let member = format!("{name}!/#{i}");
-                        self.failed(&member, FeedError::malformed(format!("unreadable zip member: {e}")));
+                        self.failed(
+                            &member,
+                            FeedError::malformed(format!("unreadable zip member: {e}")),
+                        );
                         continue;
                     }
                 };

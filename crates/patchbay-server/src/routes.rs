@@ -410,7 +410,12 @@ async fn list_findings(
     q: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
-    Ok(Json(List { items: st.app.list_findings(&caller, q.asset.as_deref(), q.all, &ctx).await? }))
+    Ok(Json(List {
+        items: st
+            .app
+            .list_findings(&caller, q.asset.as_deref(), q.all, &ctx)
+            .await?,
+    }))
 }
 
 async fn list_feeds(
@@ -418,5 +423,7 @@ async fn list_feeds(
     Extension(caller): Extension<Caller>,
     Extension(ctx): Extension<RequestCtx>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(List { items: st.app.list_feeds(&caller, &ctx).await? }))
+    Ok(Json(List {
+        items: st.app.list_feeds(&caller, &ctx).await?,
+    }))
 }

@@ -512,13 +512,18 @@ pub trait FindingStore {
     /// Every finding of an asset, open and resolved.
     async fn findings_of_asset(&mut self, asset_id: i64) -> Result<Vec<FindingRow>>;
     /// Inserts a new open finding.
-    async fn insert_finding(&mut self, asset_id: i64, f: &NewFinding, now: Timestamp) -> Result<()>;
+    async fn insert_finding(&mut self, asset_id: i64, f: &NewFinding, now: Timestamp)
+    -> Result<()>;
     /// Marks findings as seen now, updating versions (and reopening resolved ones).
     async fn refresh_finding(&mut self, id: i64, f: &NewFinding, now: Timestamp) -> Result<()>;
     /// Resolves findings.
     async fn resolve_findings(&mut self, ids: &[i64], now: Timestamp) -> Result<()>;
     /// Findings of all assets or one, open only or all, ordered by asset, package, advisory.
-    async fn list_findings(&mut self, asset_id: Option<i64>, include_resolved: bool) -> Result<Vec<FindingRow>>;
+    async fn list_findings(
+        &mut self,
+        asset_id: Option<i64>,
+        include_resolved: bool,
+    ) -> Result<Vec<FindingRow>>;
 }
 
 /// A transaction over every role store. Dropping it without [`Tx::commit`] rolls back.

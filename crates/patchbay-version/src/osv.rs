@@ -143,7 +143,11 @@ enum InRange<'a> {
 fn eval_range<'a>(v: &SchemeVersion, events: &'a [Parsed<'a>]) -> InRange<'a> {
     let at = Bound::At(v.clone());
     let limits: Vec<&Parsed<'_>> = events.iter().filter(|e| e.kind == Kind::Limit).collect();
-    if !limits.is_empty() && !limits.iter().any(|l| cmp_bound(&at, &l.bound) == Ordering::Less) {
+    if !limits.is_empty()
+        && !limits
+            .iter()
+            .any(|l| cmp_bound(&at, &l.bound) == Ordering::Less)
+    {
         return InRange::Outside;
     }
     let mut sorted: Vec<&Parsed<'_>> = events.iter().filter(|e| e.kind != Kind::Limit).collect();
@@ -194,11 +198,12 @@ pub fn evaluate(
     installed: &str,
 ) -> Result<Verdict, VersionError> {
     let inst = SchemeVersion::parse(scheme, installed)?;
-    let inst_semver = if scheme != Scheme::Semver && ranges.iter().any(|r| r.kind == RangeKind::Semver) {
-        Some(SchemeVersion::parse(Scheme::Semver, installed)?)
-    } else {
-        None
-    };
+    let inst_semver =
+        if scheme != Scheme::Semver && ranges.iter().any(|r| r.kind == RangeKind::Semver) {
+            Some(SchemeVersion::parse(Scheme::Semver, installed)?)
+        } else {
+            None
+        };
 
     let mut parsed_ranges = Vec::with_capacity(ranges.len());
     for range in ranges {
@@ -222,9 +227,9 @@ pub fn evaluate(
         }
     }
 
-    let listed = versions.iter().any(|s| {
-        s == installed || SchemeVersion::parse(scheme, s).is_ok_and(|p| p == inst)
-    });
+    let listed = versions
+        .iter()
+        .any(|s| s == installed || SchemeVersion::parse(scheme, s).is_ok_and(|p| p == inst));
 
     let fixed = if containing.is_empty() {
         None
@@ -242,7 +247,11 @@ pub fn evaluate(
                 },
             }
         }
-        if ok { best.map(|(_, text)| text.to_owned()) } else { None }
+        if ok {
+            best.map(|(_, text)| text.to_owned())
+        } else {
+            None
+        }
     };
 
     Ok(Verdict {

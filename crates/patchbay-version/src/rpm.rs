@@ -171,7 +171,11 @@ impl Evr {
     /// them. Errors when a part is invalid (see the module docs) or when the parts
     /// would not read back as the same label (a `-` in the version, or a version
     /// that would read as an epoch).
-    pub fn new(epoch: Option<u64>, version: &str, release: Option<&str>) -> Result<Evr, VersionError> {
+    pub fn new(
+        epoch: Option<u64>,
+        version: &str,
+        release: Option<&str>,
+    ) -> Result<Evr, VersionError> {
         let evr = Evr {
             epoch,
             version: version.to_owned(),
@@ -310,11 +314,17 @@ mod tests {
     #[test]
     fn parse_like_rpm() {
         let e: Evr = "1:2:3".parse().unwrap();
-        assert_eq!((e.epoch(), e.version(), e.release()), (Some(1), "2:3", None));
+        assert_eq!(
+            (e.epoch(), e.version(), e.release()),
+            (Some(1), "2:3", None)
+        );
         let e: Evr = "a:1".parse().unwrap();
         assert_eq!((e.epoch(), e.version(), e.release()), (None, "a:1", None));
         let e: Evr = "1-2-3".parse().unwrap();
-        assert_eq!((e.epoch(), e.version(), e.release()), (None, "1-2", Some("3")));
+        assert_eq!(
+            (e.epoch(), e.version(), e.release()),
+            (None, "1-2", Some("3"))
+        );
         let e: Evr = ":1".parse().unwrap();
         assert_eq!((e.epoch(), e.version(), e.release()), (Some(0), "1", None));
         assert!("1:".parse::<Evr>().is_err());

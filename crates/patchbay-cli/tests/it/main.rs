@@ -11,6 +11,7 @@ mod crash;
 mod dev;
 mod lifecycle;
 mod malformed;
+mod scan;
 
 /// Runs each named test function once per backend.
 #[macro_export]

@@ -20,12 +20,20 @@ fn official_head40() {
     assert!(errors.is_empty());
     assert_eq!(summary.meta.format, EpssFormat::Official);
     assert_eq!(summary.meta.model_version.as_deref(), Some("v2026.06.15"));
-    assert_eq!(summary.meta.score_date.unwrap().to_string(), "2026-09-29T12:00:22Z");
+    assert_eq!(
+        summary.meta.score_date.unwrap().to_string(),
+        "2026-09-29T12:00:22Z"
+    );
     assert_eq!((summary.rows, summary.skipped), (40, 0));
     assert_eq!(rows.len(), 40);
     assert_eq!(
         rows[0],
-        EpssScore { cve: "CVE-1999-0001".into(), epss: 0.03351, percentile: 0.88255, cvss3: None }
+        EpssScore {
+            cve: "CVE-1999-0001".into(),
+            epss: 0.03351,
+            percentile: 0.88255,
+            cvss3: None
+        }
     );
     assert_eq!(rows[1].epss, 0.27858);
 }
@@ -49,7 +57,14 @@ fn gzip_and_no_comment_line() {
 #[test]
 fn kev_epss_layout() {
     let (summary, sink) = import("epss/epss_kev_nvd-2026-08-22.head100.csv");
-    assert_eq!((summary.epss.files, summary.epss.records, summary.epss.skipped), (1, 100, 0));
+    assert_eq!(
+        (
+            summary.epss.files,
+            summary.epss.records,
+            summary.epss.skipped
+        ),
+        (1, 100, 0)
+    );
     assert_eq!(sink.epss_meta[0].format, EpssFormat::KevEpss);
     assert_eq!(
         sink.epss[0],
@@ -103,12 +118,22 @@ fn full_size_synthetic_daily_file() {
     {
         let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
         let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
-        writeln!(gz, "#model_version:v2026.06.15,score_date:2026-09-29T12:00:22Z").unwrap();
+        writeln!(
+            gz,
+            "#model_version:v2026.06.15,score_date:2026-09-29T12:00:22Z"
+        )
+        .unwrap();
         writeln!(gz, "cve,epss,percentile").unwrap();
         for i in 0..ROWS {
             let year = 1999 + i / 20_000;
             let epss = (i % 100_000) as f64 / 100_000.0;
-            writeln!(gz, "CVE-{year}-{:05},{epss:.5},{:.5}", i % 20_000 + 1000, 1.0 - epss).unwrap();
+            writeln!(
+                gz,
+                "CVE-{year}-{:05},{epss:.5},{:.5}",
+                i % 20_000 + 1000,
+                1.0 - epss
+            )
+            .unwrap();
         }
         gz.finish().unwrap().flush().unwrap();
     }
@@ -116,19 +141,35 @@ fn full_size_synthetic_daily_file() {
     let size = std::fs::metadata(&path).unwrap().len();
 
     let started = Instant::now();
-    let mut sink = Count { rows: 0, sum: 0.0, errors: 0 };
+    let mut sink = Count {
+        rows: 0,
+        sum: 0.0,
+        errors: 0,
+    };
     let summary = patchbay_feeds::read_path(&path, &mut sink).unwrap();
     let read = started.elapsed();
     eprintln!(
         "EPSS synthetic: {ROWS} rows, {size} bytes gzip, written in {written:?}, imported in {read:?}"
     );
-    assert_eq!((summary.epss.files, summary.epss.records, summary.epss.skipped), (1, ROWS, 0));
+    assert_eq!(
+        (
+            summary.epss.files,
+            summary.epss.records,
+            summary.epss.skipped
+        ),
+        (1, ROWS, 0)
+    );
     assert_eq!((sink.rows, sink.errors), (ROWS, 0));
     assert!(sink.sum > 0.0);
 
     // The pure reader over the same file.
     let (mut rows, mut errors) = (0u64, 0u64);
-    let s = epss::read(std::fs::File::open(&path).unwrap(), |_| rows += 1, |_| errors += 1).unwrap();
+    let s = epss::read(
+        std::fs::File::open(&path).unwrap(),
+        |_| rows += 1,
+        |_| errors += 1,
+    )
+    .unwrap();
     assert_eq!((s.rows, rows, errors), (ROWS, ROWS, 0));
     assert_eq!(s.meta.model_version.as_deref(), Some("v2026.06.15"));
 }
@@ -137,16 +178,39 @@ fn full_size_synthetic_daily_file() {
 /// reported as an error and the import still returns its summary.
 #[test]
 fn truncated_gzip() {
-    let text = fixture("epss/epss_scores-2026-09-29-head40.csv");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&text).unwrap();
+    writeln!(gz, "cve,epss,percentile").unwrap();
+    for i in 0..5000 {
+        writeln!(gz, "CVE-2020-{:05},0.{i:05},0.5", 10000 + i).unwrap();
+    }
     let gz = gz.finish().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cut.csv.gz");
-    std::fs::write(&path, &gz[..gz.len() - 12]).unwrap();
+    std::fs::write(&path, &gz[..gz.len() * 2 / 3]).unwrap();
     let (summary, sink) = import_path(&path);
     assert_eq!(summary.epss.files, 1);
     assert_eq!(sink.errors.len(), 1, "{:?}", sink.errors);
-    assert!(sink.errors[0].file.ends_with("cut.csv.gz"));
-    assert!(summary.epss.records <= 40);
+    assert!(
+        sink.errors[0].file.ends_with("cut.csv.gz"),
+        "{}",
+        sink.errors[0]
+    );
+    assert!(
+        sink.errors[0].message.contains("read error"),
+        "{}",
+        sink.errors[0]
+    );
+    assert!(
+        (1000..5000).contains(&summary.epss.records),
+        "{} {:?}",
+        summary.epss.records,
+        sink.errors
+    );
+    assert_eq!(sink.epss.len() as u64, summary.epss.records);
+
+    // Cut before the kind could be read: the file named directly is refused.
+    std::fs::write(&path, &gz[..30]).unwrap();
+    let e = patchbay_feeds::read_path(&path, &mut patchbay_feeds::Collect::default()).unwrap_err();
+    assert_eq!(e.kind(), FeedErrorKind::Io);
+    assert!(e.to_string().contains("cut.csv.gz"), "{e}");
 }

@@ -6,14 +6,22 @@ use patchbay_feeds::kev;
 
 #[test]
 fn catalog_2026_08_07() {
-    let (catalog, errors) =
-        kev::parse(&gunzip(&fixture("kev/known_exploited_vulnerabilities-2026.08.07.json.gz")))
-            .unwrap();
+    let (catalog, errors) = kev::parse(&gunzip(&fixture(
+        "kev/known_exploited_vulnerabilities-2026.08.07.json.gz",
+    )))
+    .unwrap();
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(catalog.version, "2026.08.07");
     assert_eq!(catalog.released.to_string(), "2026-08-07T16:45:47.0648Z");
     assert_eq!(catalog.entries.len(), 1662);
-    assert_eq!(catalog.entries.iter().filter(|e| e.known_ransomware).count(), 338);
+    assert_eq!(
+        catalog
+            .entries
+            .iter()
+            .filter(|e| e.known_ransomware)
+            .count(),
+        338
+    );
 
     let glibc = catalog.get("CVE-2023-4911").unwrap();
     assert_eq!(glibc.vendor, "GNU");
@@ -33,7 +41,10 @@ fn catalog_2026_08_07() {
 #[test]
 fn catalog_2025_08_25_gz_through_the_io_layer() {
     let (summary, sink) = import("kev/known_exploited_vulnerabilities-2025.08.25.json.gz");
-    assert_eq!((summary.kev.files, summary.kev.records, summary.kev.skipped), (1, 1404, 0));
+    assert_eq!(
+        (summary.kev.files, summary.kev.records, summary.kev.skipped),
+        (1, 1404, 0)
+    );
     assert_eq!(sink.kev.len(), 1);
     let c = &sink.kev[0];
     assert_eq!(c.version, "2025.08.25");
@@ -50,7 +61,9 @@ fn plain_json_under_any_name() {
     let path = dir.path().join("download.bin");
     std::fs::write(
         &path,
-        gunzip(&fixture("kev/known_exploited_vulnerabilities-2026.08.07.json.gz")),
+        gunzip(&fixture(
+            "kev/known_exploited_vulnerabilities-2026.08.07.json.gz",
+        )),
     )
     .unwrap();
     let (summary, sink) = import_path(&path);
@@ -62,14 +75,22 @@ fn plain_json_under_any_name() {
 /// them, and 258 CVEs were added.
 #[test]
 fn catalog_growth() {
-    let (old, _) =
-        kev::parse(&gunzip(&fixture("kev/known_exploited_vulnerabilities-2025.08.25.json.gz")))
-            .unwrap();
-    let (new, _) =
-        kev::parse(&gunzip(&fixture("kev/known_exploited_vulnerabilities-2026.08.07.json.gz")))
-            .unwrap();
+    let (old, _) = kev::parse(&gunzip(&fixture(
+        "kev/known_exploited_vulnerabilities-2025.08.25.json.gz",
+    )))
+    .unwrap();
+    let (new, _) = kev::parse(&gunzip(&fixture(
+        "kev/known_exploited_vulnerabilities-2026.08.07.json.gz",
+    )))
+    .unwrap();
     let old_ids: std::collections::HashSet<_> = old.entries.iter().map(|e| &e.cve).collect();
     assert!(old.entries.iter().all(|e| new.get(&e.cve).is_some()));
-    assert_eq!(new.entries.iter().filter(|e| !old_ids.contains(&e.cve)).count(), 258);
+    assert_eq!(
+        new.entries
+            .iter()
+            .filter(|e| !old_ids.contains(&e.cve))
+            .count(),
+        258
+    );
     assert!(new.released > old.released);
 }

@@ -476,18 +476,36 @@ async fn feeds_story(s: Arc<dyn Store>) {
         ransomware: false,
         catalog_version: "2025.08.25".into(),
     };
-    assert_eq!(tx.upsert_kev(&[kev("CVE-2023-4911", "2023-12-12"), kev("CVE-2024-1", "2024-02-01")]).await.unwrap().len(), 2);
+    assert_eq!(
+        tx.upsert_kev(&[
+            kev("CVE-2023-4911", "2023-12-12"),
+            kev("CVE-2024-1", "2024-02-01")
+        ])
+        .await
+        .unwrap()
+        .len(),
+        2
+    );
     tx.commit().await.unwrap();
     let g1 = s.read().await.unwrap().feeds_generation().await.unwrap();
     assert_ne!(g0, g1, "recording a feed changes the generation");
 
     // Re-import: same source updates its row; only new CVEs are reported as added.
     let mut tx = s.write().await.unwrap();
-    tx.record_feed(&FeedRow { version: "2026.08.07".into(), records: 3, imported_at: t0() + SignedDuration::from_secs(60), ..feed.clone() })
-        .await
-        .unwrap();
+    tx.record_feed(&FeedRow {
+        version: "2026.08.07".into(),
+        records: 3,
+        imported_at: t0() + SignedDuration::from_secs(60),
+        ..feed.clone()
+    })
+    .await
+    .unwrap();
     let added = tx
-        .upsert_kev(&[kev("CVE-2023-4911", "2023-12-12"), kev("CVE-2024-1", "2024-02-02"), kev("CVE-2026-9", "2026-09-01")])
+        .upsert_kev(&[
+            kev("CVE-2023-4911", "2023-12-12"),
+            kev("CVE-2024-1", "2024-02-02"),
+            kev("CVE-2026-9", "2026-09-01"),
+        ])
         .await
         .unwrap();
     assert_eq!(added, vec!["CVE-2026-9".to_string()]);
@@ -503,9 +521,19 @@ async fn feeds_story(s: Arc<dyn Store>) {
         ecosystems: "Debian:12".into(),
     };
     tx.upsert_advisories(&[adv.clone()]).await.unwrap();
-    tx.upsert_advisories(&[AdvisoryRow { summary: "glibc (updated)".into(), ..adv.clone() }]).await.unwrap();
+    tx.upsert_advisories(&[AdvisoryRow {
+        summary: "glibc (updated)".into(),
+        ..adv.clone()
+    }])
+    .await
+    .unwrap();
     let scores: Vec<EpssRow> = (0..2500)
-        .map(|i| EpssRow { cve: format!("CVE-2025-{i:05}"), epss: i as f64 / 2500.0, percentile: 0.5, score_date: "2026-09-29".into() })
+        .map(|i| EpssRow {
+            cve: format!("CVE-2025-{i:05}"),
+            epss: i as f64 / 2500.0,
+            percentile: 0.5,
+            score_date: "2026-09-29".into(),
+        })
         .collect();
     assert_eq!(tx.upsert_epss(&scores).await.unwrap(), 2500);
     tx.commit().await.unwrap();
@@ -513,21 +541,39 @@ async fn feeds_story(s: Arc<dyn Store>) {
     let mut tx = s.read().await.unwrap();
     let feeds = tx.list_feeds().await.unwrap();
     assert_eq!(feeds.len(), 1);
-    assert_eq!((feeds[0].version.as_str(), feeds[0].records), ("2026.08.07", 3));
+    assert_eq!(
+        (feeds[0].version.as_str(), feeds[0].records),
+        ("2026.08.07", 3)
+    );
     let all = tx.all_advisories().await.unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].summary, "glibc (updated)");
     assert_eq!(all[0].affected, adv.affected);
     assert_eq!(all[0].cvss_score, Some(7.8));
-    assert_eq!(tx.all_kev().await.unwrap().iter().find(|k| k.cve == "CVE-2024-1").unwrap().due_date, "2024-02-02");
-    let e = tx.epss_for(&["CVE-2025-01250".into(), "CVE-1999-0001".into()]).await.unwrap();
+    assert_eq!(
+        tx.all_kev()
+            .await
+            .unwrap()
+            .iter()
+            .find(|k| k.cve == "CVE-2024-1")
+            .unwrap()
+            .due_date,
+        "2024-02-02"
+    );
+    let e = tx
+        .epss_for(&["CVE-2025-01250".into(), "CVE-1999-0001".into()])
+        .await
+        .unwrap();
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].epss, 0.5);
 }
 
 async fn findings_story(s: Arc<dyn Store>) {
     let mut tx = s.write().await.unwrap();
-    let id = tx.insert_asset("h", &AssetAttrs::default(), true, t0()).await.unwrap();
+    let id = tx
+        .insert_asset("h", &AssetAttrs::default(), true, t0())
+        .await
+        .unwrap();
     let f = |adv: &str, v: &str| NewFinding {
         advisory_id: adv.into(),
         package: "libc6".into(),
@@ -536,15 +582,21 @@ async fn findings_story(s: Arc<dyn Store>) {
         installed_version: v.into(),
         fixed_version: Some("2.36-9+deb12u3".into()),
     };
-    tx.insert_finding(id, &f("DSA-1", "2.36-9"), t0()).await.unwrap();
-    tx.insert_finding(id, &f("DSA-2", "2.36-9"), t0()).await.unwrap();
+    tx.insert_finding(id, &f("DSA-1", "2.36-9"), t0())
+        .await
+        .unwrap();
+    tx.insert_finding(id, &f("DSA-2", "2.36-9"), t0())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let mut tx = s.write().await.unwrap();
     let rows = tx.findings_of_asset(id).await.unwrap();
     assert_eq!(rows.len(), 2);
     let later = t0() + SignedDuration::from_hours(2);
     tx.resolve_findings(&[rows[0].id], later).await.unwrap();
-    tx.refresh_finding(rows[1].id, &f("DSA-2", "2.36-9+deb12u1"), later).await.unwrap();
+    tx.refresh_finding(rows[1].id, &f("DSA-2", "2.36-9+deb12u1"), later)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let mut tx = s.write().await.unwrap();
     let open = tx.list_findings(Some(id), false).await.unwrap();
@@ -556,9 +608,21 @@ async fn findings_story(s: Arc<dyn Store>) {
     assert_eq!(all[0].resolved_at, Some(later));
     assert_eq!(all[0].asset_name, "h");
     // Reopen (a downgrade): resolved_at clears, first_seen stays.
-    tx.refresh_finding(all[0].id, &f("DSA-1", "2.36-9"), later + SignedDuration::from_hours(1)).await.unwrap();
+    tx.refresh_finding(
+        all[0].id,
+        &f("DSA-1", "2.36-9"),
+        later + SignedDuration::from_hours(1),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
-    let all = s.read().await.unwrap().list_findings(None, false).await.unwrap();
+    let all = s
+        .read()
+        .await
+        .unwrap()
+        .list_findings(None, false)
+        .await
+        .unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].first_seen, t0());
 }

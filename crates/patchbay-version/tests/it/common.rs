@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 /// `fixtures/<rel>` of the workspace.
 pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(rel)
 }
 
 /// The text of `fixtures/version-vectors/<rel>`.
@@ -115,7 +117,10 @@ pub fn pairs<T: Clone>(
 ) -> Vec<(T, T)> {
     let mut sorted = items.to_vec();
     sorted.sort_by(&cmp);
-    let mut out: Vec<(T, T)> = sorted.windows(2).map(|w| (w[0].clone(), w[1].clone())).collect();
+    let mut out: Vec<(T, T)> = sorted
+        .windows(2)
+        .map(|w| (w[0].clone(), w[1].clone()))
+        .collect();
     if !items.is_empty() {
         for _ in 0..random {
             out.push((rng.pick(items).clone(), rng.pick(items).clone()));

@@ -10,7 +10,13 @@ use crate::common::{op, scalibr, sym, tsv};
 fn check_pairs(rows: &[(usize, String, Ordering, String)], file: &str) -> usize {
     for (line, l, o, r) in rows {
         let got = compare(Scheme::Deb, l, r).unwrap_or_else(|e| panic!("{file}:{line}: {e}"));
-        assert_eq!(got, *o, "{file}:{line}: {l} {} {r}, got {}", sym(*o), sym(got));
+        assert_eq!(
+            got,
+            *o,
+            "{file}:{line}: {l} {} {r}, got {}",
+            sym(*o),
+            sym(got)
+        );
         let back = compare(Scheme::Deb, r, l).unwrap();
         assert_eq!(back, o.reverse(), "{file}:{line}: reversed");
     }
@@ -46,8 +52,17 @@ fn dpkg_t_version_c() {
             _ => assert_eq!(got, op(o), "line {}: {l} {o} {rt}", r.line),
         }
         let strict_ok = l.parse::<deb::Version>().is_ok() && rt.parse::<deb::Version>().is_ok();
-        let digit_start = |s: &str| s.split(':').nth(1).is_some_and(|u| u.starts_with(|c: char| c.is_ascii_digit()));
-        assert_eq!(strict_ok, digit_start(l) && digit_start(rt), "line {}", r.line);
+        let digit_start = |s: &str| {
+            s.split(':')
+                .nth(1)
+                .is_some_and(|u| u.starts_with(|c: char| c.is_ascii_digit()))
+        };
+        assert_eq!(
+            strict_ok,
+            digit_start(l) && digit_start(rt),
+            "line {}",
+            r.line
+        );
         if strict_ok {
             let got = compare(Scheme::Deb, l, rt).unwrap();
             assert_eq!(got, a.cmp(&b));
@@ -62,7 +77,10 @@ fn dpkg_t_version_c() {
 
 /// Decodes the `|…|` input of the parse table (C escapes: `\t`).
 fn unquote(cell: &str) -> String {
-    let inner = cell.strip_prefix('|').and_then(|s| s.strip_suffix('|')).expect("|…|");
+    let inner = cell
+        .strip_prefix('|')
+        .and_then(|s| s.strip_suffix('|'))
+        .expect("|…|");
     inner.replace("\\t", "\t")
 }
 
@@ -93,15 +111,32 @@ fn dpkg_t_version_c_parse() {
             match expected {
                 "ok" => {
                     let v = strict.unwrap_or_else(|e| panic!("line {}: {e}", r.line));
-                    let want = (r.cols[2].parse::<u32>().unwrap(), r.cols[3].as_str(), r.cols[4].as_str());
-                    assert_eq!((v.epoch(), v.upstream(), v.revision()), want, "line {}", r.line);
+                    let want = (
+                        r.cols[2].parse::<u32>().unwrap(),
+                        r.cols[3].as_str(),
+                        r.cols[4].as_str(),
+                    );
+                    assert_eq!(
+                        (v.epoch(), v.upstream(), v.revision()),
+                        want,
+                        "line {}",
+                        r.line
+                    );
                     let l = lax.unwrap();
                     assert_eq!((l.epoch(), l.upstream(), l.revision()), want);
                     ok += 1;
                 }
                 "error" => {
-                    assert!(strict.is_err(), "line {}: {input:?} must be an error", r.line);
-                    assert!(lax.is_err(), "line {}: {input:?} must be an error (lax)", r.line);
+                    assert!(
+                        strict.is_err(),
+                        "line {}: {input:?} must be an error",
+                        r.line
+                    );
+                    assert!(
+                        lax.is_err(),
+                        "line {}: {input:?} must be an error (lax)",
+                        r.line
+                    );
                     error += 1;
                 }
                 "warning" => {

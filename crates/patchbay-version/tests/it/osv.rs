@@ -52,11 +52,22 @@ fn schema_examples() {
     assert_eq!(eval(Scheme::Semver, &all, "99.0.0"), affected(None));
 
     let fixed_102 = [semver(vec![intro("0"), fixed("1.0.2")])];
-    assert_eq!(eval(Scheme::Semver, &fixed_102, "1.0.1"), affected(Some("1.0.2")));
-    assert_eq!(eval(Scheme::Semver, &fixed_102, "1.0.2-rc.1"), affected(Some("1.0.2")));
+    assert_eq!(
+        eval(Scheme::Semver, &fixed_102, "1.0.1"),
+        affected(Some("1.0.2"))
+    );
+    assert_eq!(
+        eval(Scheme::Semver, &fixed_102, "1.0.2-rc.1"),
+        affected(Some("1.0.2"))
+    );
     assert_eq!(eval(Scheme::Semver, &fixed_102, "1.0.2"), unaffected());
 
-    let multi = [semver(vec![intro("1.0.0"), fixed("1.0.2"), intro("3.0.0"), fixed("3.2.5")])];
+    let multi = [semver(vec![
+        intro("1.0.0"),
+        fixed("1.0.2"),
+        intro("3.0.0"),
+        fixed("3.2.5"),
+    ])];
     for (v, want) in [
         ("0.9.0", unaffected()),
         ("1.0.0", affected(Some("1.0.2"))),
@@ -75,12 +86,26 @@ fn schema_examples() {
 /// string sort would put `1.10` before `1.9`).
 #[test]
 fn events_are_sorted_by_scheme_order() {
-    let shuffled = [eco(vec![fixed("1.10-1"), intro("1.9-1"), fixed("1.2-1"), intro("0")])];
-    assert_eq!(eval(Scheme::Deb, &shuffled, "1.1-1"), affected(Some("1.2-1")));
+    let shuffled = [eco(vec![
+        fixed("1.10-1"),
+        intro("1.9-1"),
+        fixed("1.2-1"),
+        intro("0"),
+    ])];
+    assert_eq!(
+        eval(Scheme::Deb, &shuffled, "1.1-1"),
+        affected(Some("1.2-1"))
+    );
     assert_eq!(eval(Scheme::Deb, &shuffled, "1.2-1"), unaffected());
     assert_eq!(eval(Scheme::Deb, &shuffled, "1.8-1"), unaffected());
-    assert_eq!(eval(Scheme::Deb, &shuffled, "1.9-1"), affected(Some("1.10-1")));
-    assert_eq!(eval(Scheme::Deb, &shuffled, "1.10~rc1-1"), affected(Some("1.10-1")));
+    assert_eq!(
+        eval(Scheme::Deb, &shuffled, "1.9-1"),
+        affected(Some("1.10-1"))
+    );
+    assert_eq!(
+        eval(Scheme::Deb, &shuffled, "1.10~rc1-1"),
+        affected(Some("1.10-1"))
+    );
     assert_eq!(eval(Scheme::Deb, &shuffled, "1.10-1"), unaffected());
 }
 
@@ -116,7 +141,12 @@ fn limits() {
     assert_eq!(eval(Scheme::Rpm, &r, "2.0-1"), unaffected());
     let star = [eco(vec![intro("1.0"), limit("*")])];
     assert_eq!(eval(Scheme::Rpm, &star, "100"), affected(None));
-    let two = [eco(vec![intro("0"), fixed("5.0"), limit("1.0"), limit("3.0")])];
+    let two = [eco(vec![
+        intro("0"),
+        fixed("5.0"),
+        limit("1.0"),
+        limit("3.0"),
+    ])];
     assert_eq!(eval(Scheme::Rpm, &two, "2.0"), affected(Some("5.0")));
     assert_eq!(eval(Scheme::Rpm, &two, "3.0"), unaffected());
 }
@@ -145,7 +175,10 @@ fn git_ranges_are_ignored() {
     }];
     assert_eq!(eval(Scheme::Deb, &g, "1.0"), unaffected());
     let listed = vec!["1.0".to_owned()];
-    assert_eq!(evaluate(Scheme::Deb, &g, &listed, "1.0").unwrap(), affected(None));
+    assert_eq!(
+        evaluate(Scheme::Deb, &g, &listed, "1.0").unwrap(),
+        affected(None)
+    );
 }
 
 /// A SEMVER range in a non-SemVer package compares the installed version as
@@ -174,14 +207,25 @@ fn invalid_versions_are_errors() {
     assert_eq!(e.version, "1.0-r0-r1");
     assert!(e.to_string().contains("\"1.0-r0-r1\""), "{e}");
 
-    let r = [eco(vec![intro("0"), fixed("1.0"), intro("2.0"), fixed("2.1bc")])];
+    let r = [eco(vec![
+        intro("0"),
+        fixed("1.0"),
+        intro("2.0"),
+        fixed("2.1bc"),
+    ])];
     let e = evaluate(Scheme::Apk, &r, &[], "0.5").unwrap_err();
     assert_eq!((e.scheme, e.version.as_str()), (Scheme::Apk, "2.1bc"));
 
     let r = [eco(vec![last("1.0 beta")])];
-    assert_eq!(evaluate(Scheme::Deb, &r, &[], "1.0").unwrap_err().version, "1.0 beta");
+    assert_eq!(
+        evaluate(Scheme::Deb, &r, &[], "1.0").unwrap_err().version,
+        "1.0 beta"
+    );
     let r = [eco(vec![limit("")])];
-    assert_eq!(evaluate(Scheme::Rpm, &r, &[], "1.0").unwrap_err().version, "");
+    assert_eq!(
+        evaluate(Scheme::Rpm, &r, &[], "1.0").unwrap_err().version,
+        ""
+    );
 }
 
 /// Events at equal versions keep their order in the record (stable sort), as
@@ -193,10 +237,20 @@ fn ties_keep_record_order() {
     assert_eq!(eval(Scheme::Rpm, &empty, "1.0"), unaffected());
     assert_eq!(eval(Scheme::Rpm, &empty, "1.5"), unaffected());
     // fixed then re-introduced at the same version: 1.0 is affected again.
-    let again = [eco(vec![intro("0"), fixed("1.0"), intro("1.0"), fixed("2.0")])];
+    let again = [eco(vec![
+        intro("0"),
+        fixed("1.0"),
+        intro("1.0"),
+        fixed("2.0"),
+    ])];
     assert_eq!(eval(Scheme::Rpm, &again, "1.0"), affected(Some("2.0")));
     // Equal under rpm's order but spelled differently still counts as a tie.
-    let spelled = [eco(vec![intro("0"), fixed("1.01"), intro("1.1"), fixed("2.0")])];
+    let spelled = [eco(vec![
+        intro("0"),
+        fixed("1.01"),
+        intro("1.1"),
+        fixed("2.0"),
+    ])];
     assert_eq!(eval(Scheme::Rpm, &spelled, "1.1"), affected(Some("2.0")));
 }
 
@@ -204,7 +258,10 @@ fn ties_keep_record_order() {
 /// them has no fix.
 #[test]
 fn several_containing_ranges() {
-    let r = [eco(vec![intro("0"), fixed("1.5")]), eco(vec![intro("1.0"), fixed("2.0")])];
+    let r = [
+        eco(vec![intro("0"), fixed("1.5")]),
+        eco(vec![intro("1.0"), fixed("2.0")]),
+    ];
     assert_eq!(eval(Scheme::Rpm, &r, "1.2"), affected(Some("2.0")));
     assert_eq!(eval(Scheme::Rpm, &r, "1.7"), affected(Some("2.0")));
     assert_eq!(eval(Scheme::Rpm, &r, "0.5"), affected(Some("1.5")));
@@ -217,7 +274,12 @@ fn several_containing_ranges() {
 /// `introduced` does nothing.
 #[test]
 fn interval_structure() {
-    let r = [eco(vec![fixed("0.5"), intro("1.0"), intro("1.2"), fixed("1.4")])];
+    let r = [eco(vec![
+        fixed("0.5"),
+        intro("1.0"),
+        intro("1.2"),
+        fixed("1.4"),
+    ])];
     assert_eq!(eval(Scheme::Deb, &r, "0.1"), unaffected());
     assert_eq!(eval(Scheme::Deb, &r, "1.1"), affected(Some("1.4")));
     assert_eq!(eval(Scheme::Deb, &r, "1.3"), affected(Some("1.4")));
@@ -234,7 +296,10 @@ fn ranges_from_osv_json() {
     let ranges: Vec<Range> = serde_json::from_str(json).unwrap();
     assert_eq!(ranges[0].events, vec![intro("0"), fixed("2.36-9+deb12u3")]);
     assert_eq!(ranges[1].kind, RangeKind::Git);
-    assert_eq!(eval(Scheme::Deb, &ranges, "2.36-9+deb12u2"), affected(Some("2.36-9+deb12u3")));
+    assert_eq!(
+        eval(Scheme::Deb, &ranges, "2.36-9+deb12u2"),
+        affected(Some("2.36-9+deb12u3"))
+    );
     assert_eq!(eval(Scheme::Deb, &ranges, "2.36-9+deb12u3"), unaffected());
     let back = serde_json::to_value(&ranges[0]).unwrap();
     assert_eq!(back["events"][1]["fixed"], "2.36-9+deb12u3");
@@ -246,8 +311,14 @@ fn ranges_from_osv_json() {
 #[test]
 fn real_ubuntu_record_shape() {
     let r = [eco(vec![intro("0"), fixed("2.35-0ubuntu3.4")])];
-    assert_eq!(eval(Scheme::Deb, &r, "2.35-0ubuntu3.3"), affected(Some("2.35-0ubuntu3.4")));
+    assert_eq!(
+        eval(Scheme::Deb, &r, "2.35-0ubuntu3.3"),
+        affected(Some("2.35-0ubuntu3.4"))
+    );
     assert_eq!(eval(Scheme::Deb, &r, "2.35-0ubuntu3.4"), unaffected());
     assert_eq!(eval(Scheme::Deb, &r, "2.35-0ubuntu3.10"), unaffected());
-    assert_eq!(eval(Scheme::Deb, &r, "2.35-0ubuntu3.4~esm1"), affected(Some("2.35-0ubuntu3.4")));
+    assert_eq!(
+        eval(Scheme::Deb, &r, "2.35-0ubuntu3.4~esm1"),
+        affected(Some("2.35-0ubuntu3.4"))
+    );
 }

@@ -80,13 +80,31 @@ fn scalibr_redhat_versions() {
     for c in scalibr("redhat-versions.txt") {
         match compare(Scheme::Rpm, &c.left, &c.right) {
             Ok(got) => {
-                assert_eq!(got, c.op, "line {}: {} {} {}", c.line, c.left, sym(c.op), c.right);
-                assert_eq!(compare(Scheme::Rpm, &c.right, &c.left).unwrap(), c.op.reverse());
+                assert_eq!(
+                    got,
+                    c.op,
+                    "line {}: {} {} {}",
+                    c.line,
+                    c.left,
+                    sym(c.op),
+                    c.right
+                );
+                assert_eq!(
+                    compare(Scheme::Rpm, &c.right, &c.left).unwrap(),
+                    c.op.reverse()
+                );
                 same += 1;
             }
             Err(e) => {
-                assert!(!(c.left.is_ascii() && c.right.is_ascii()), "line {}: {e}", c.line);
-                assert!(!e.version.is_ascii(), "the error names the non-ASCII version: {e}");
+                assert!(
+                    !(c.left.is_ascii() && c.right.is_ascii()),
+                    "line {}: {e}",
+                    c.line
+                );
+                assert!(
+                    !e.version.is_ascii(),
+                    "the error names the non-ASCII version: {e}"
+                );
                 rejected += 1;
             }
         }
@@ -103,5 +121,9 @@ fn tilde_and_caret() {
     assert_eq!(rpmvercmp("1.0^", "1.0.0"), Ordering::Less);
     assert_eq!(rpmvercmp("1.0~rc1^git", "1.0~rc1"), Ordering::Greater);
     assert_eq!(rpmvercmp("1..0", "1.0"), Ordering::Equal);
-    assert_eq!(rpmvercmp("1.0\u{0}9", "1.0"), Ordering::Equal, "NUL ends a C string");
+    assert_eq!(
+        rpmvercmp("1.0\u{0}9", "1.0"),
+        Ordering::Equal,
+        "NUL ends a C string"
+    );
 }
