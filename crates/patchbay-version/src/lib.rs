@@ -214,10 +214,12 @@ fn parse_semver(s: &str) -> Result<semver::Version, VersionError> {
 /// Both must be valid; the error names the first invalid one. SemVer versions are
 /// compared by precedence (build metadata ignored), so `1.0.0+a` equals `1.0.0+b`.
 pub fn compare(scheme: Scheme, a: &str, b: &str) -> Result<Ordering, VersionError> {
-    let a = SchemeVersion::parse(scheme, a)?;
-    let b = SchemeVersion::parse(scheme, b)?;
-    // Same scheme on both sides, so this is always `Some`.
-    Ok(a.partial_cmp(&b).unwrap_or(Ordering::Equal))
+    Ok(match scheme {
+        Scheme::Deb => a.parse::<deb::Version>()?.cmp(&b.parse()?),
+        Scheme::Rpm => a.parse::<rpm::Evr>()?.cmp(&b.parse()?),
+        Scheme::Apk => a.parse::<apk::Version>()?.cmp(&b.parse()?),
+        Scheme::Semver => parse_semver(a)?.cmp_precedence(&parse_semver(b)?),
+    })
 }
 
 /// Checks that `v` is a valid version in `scheme`.

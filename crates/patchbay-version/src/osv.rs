@@ -100,6 +100,8 @@ fn cmp_bound(a: &Bound, b: &Bound) -> Ordering {
         (Bound::Bottom, Bound::Bottom) | (Bound::Top, Bound::Top) => Ordering::Equal,
         (Bound::Bottom, _) | (_, Bound::Top) => Ordering::Less,
         (_, Bound::Bottom) | (Bound::Top, _) => Ordering::Greater,
+        // All versions of one range are parsed in the range's scheme, so this is
+        // always `Some`.
         (Bound::At(x), Bound::At(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
     }
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod agent;
+mod assess;
 mod auth;
 mod checkin;
 mod cli;

@@ -22,6 +22,7 @@ pub fn fixtures() -> PathBuf {
 pub struct Server {
     pub url: String,
     pub admin: String,
+    pub db_url: String,
     pub clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -49,7 +50,7 @@ impl Server {
             rt.block_on(async move {
                 let db_url = patchbay_store::testing::fresh_url(&backend).await;
                 let settings = Settings {
-                    db_url: Some(db_url),
+                    db_url: Some(db_url.clone()),
                     data_dir,
                     app: AppConfig::default(),
                 };
@@ -59,7 +60,9 @@ impl Server {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let addr = listener.local_addr().unwrap();
                 let admin = std::fs::read_to_string(&prepared.admin_token_path).unwrap();
-                ready_tx.send((addr, admin.trim().to_string())).unwrap();
+                ready_tx
+                    .send((addr, admin.trim().to_string(), db_url.clone()))
+                    .unwrap();
                 patchbay_server::serve(&prepared, listener, async move {
                     let _ = stop_rx.await;
                 })
@@ -67,12 +70,13 @@ impl Server {
                 .unwrap();
             });
         });
-        let (addr, admin) = ready_rx
+        let (addr, admin, db_url) = ready_rx
             .recv_timeout(Duration::from_secs(60))
             .expect("server start");
         Server {
             url: format!("http://{addr}"),
             admin,
+            db_url,
             clock,
             _dir: dir,
             stop: Some(stop_tx),

@@ -107,3 +107,21 @@ fn scheme_versions() {
         Ordering::Less
     );
 }
+
+/// SemVer is strict SemVer 2.0.0, as OSV `SEMVER` ranges require.
+#[test]
+fn semver_is_strict() {
+    for bad in [
+        "v1.0.0", "1.0", "01.0.0", "1.0.0-01", " 1.0.0", "1.0.0 ", "1.0.0-", "1.0.0+", "",
+    ] {
+        assert!(validate(Scheme::Semver, bad).is_err(), "{bad:?}");
+    }
+    for good in [
+        "0.0.0",
+        "1.0.0-0A.is.legal",
+        "1.0.0-alpha-a.b-c-somethinglong+build.1-aef.1-its-okay",
+        "1.0.0+0.build.1-rc.10000aaa-kk-0.1",
+    ] {
+        assert!(validate(Scheme::Semver, good).is_ok(), "{good:?}");
+    }
+}

@@ -174,3 +174,13 @@ pub fn python_over_pairs(script: &str, pairs: &[(String, String)]) -> Vec<Orderi
     assert_eq!(res.len(), pairs.len(), "oracle answered every pair");
     res
 }
+
+/// `PATCHBAY_ORACLE_SCALE` (default 1): multiplies the number of pairs the oracle
+/// tests sample, for an occasional deeper run (`PATCHBAY_ORACLE_SCALE=20`).
+pub fn oracle_scale() -> usize {
+    std::env::var("PATCHBAY_ORACLE_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
+}

@@ -17,7 +17,7 @@ use std::process::Command;
 
 use patchbay_version::{Scheme, compare, deb};
 
-use crate::common::{Rng, fixture, pairs, python_has, python_over_pairs, sym};
+use crate::common::{Rng, fixture, oracle_scale, pairs, python_has, python_over_pairs, sym};
 
 fn dpkg_available() -> bool {
     Command::new("dpkg")
@@ -244,26 +244,28 @@ fn dpkg_oracle() {
         .collect();
     assert!(invalid.is_empty(), "archive versions rejected: {invalid:?}");
 
+    let scale = oracle_scale();
     let mut rng = Rng(0x5eed_d9c6);
     let mut pool: Vec<String> = all.iter().cloned().collect();
-    for i in 0..pool.len().min(3000) {
+    let sample = 3000 * scale;
+    for i in 0..pool.len().min(sample) {
         let j = i + rng.below(pool.len() - i);
         pool.swap(i, j);
     }
-    pool.truncate(3000);
+    pool.truncate(sample);
     pool.sort();
 
     let cmp = |a: &String, b: &String| compare(Scheme::Deb, a, b).unwrap();
-    let mut ps = pairs(&pool, cmp, 3000, &mut rng);
+    let mut ps = pairs(&pool, cmp, 3000 * scale, &mut rng);
     let (sorted_and_random, mut_start) = (ps.len(), ps.len());
-    for _ in 0..250 {
+    for _ in 0..250 * scale {
         let v = rng.pick(&pool).clone();
         for m in mutations(&v, &mut rng) {
             ps.push((v.clone(), m));
         }
     }
     let mutated = ps.len() - mut_start;
-    for _ in 0..1500 {
+    for _ in 0..1500 * scale {
         let (a, b) = (random_version(&mut rng), random_version(&mut rng));
         if a.parse::<deb::Version>().is_ok() && b.parse::<deb::Version>().is_ok() {
             ps.push((a, b));

@@ -21,7 +21,9 @@ use std::process::Command;
 use patchbay_version::rpm::{Evr, rpmvercmp};
 use patchbay_version::{Scheme, compare};
 
-use crate::common::{PYTHON, Rng, fixture, pairs, python_has, scalibr, sym, tsv, vectors};
+use crate::common::{
+    PYTHON, Rng, fixture, oracle_scale, pairs, python_has, scalibr, sym, tsv, vectors,
+};
 
 const ORACLE: &str = r#"
 import sys, rpm
@@ -118,13 +120,14 @@ fn rpm_oracle() {
         "python3-rpm is not importable by {PYTHON}: install it with `apt-get install -y rpm python3-rpm` \
          (this test does not skip)"
     );
+    let scale = oracle_scale();
     let mut rng = Rng(0x0072_706d);
     let all: Vec<String> = labels().into_iter().collect();
 
     let cmp = |a: &String, b: &String| compare(Scheme::Rpm, a, b).unwrap();
-    let mut label_pairs = pairs(&all, cmp, 4000, &mut rng);
+    let mut label_pairs = pairs(&all, cmp, 4000 * scale, &mut rng);
     let base = label_pairs.len();
-    for _ in 0..400 {
+    for _ in 0..400 * scale {
         let v = rng.pick(&all).clone();
         for m in mutations(&v, &mut rng) {
             label_pairs.push((v.clone(), m));
@@ -137,7 +140,7 @@ fn rpm_oracle() {
         "0", "9", "10", "a", "Z", "zz", ".", "-", ":", "~", "^", "é", "%", "α",
     ];
     let mut seg_pairs = Vec::new();
-    for i in 0..4000 {
+    for i in 0..4000 * scale {
         let alphabet: &[&str] = if i % 2 == 0 { &narrow } else { &wide };
         let a = random_string(&mut rng, alphabet, 6);
         let b = if rng.below(3) == 0 {
