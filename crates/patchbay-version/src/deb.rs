@@ -221,7 +221,7 @@ fn order(c: Option<u8>) -> i32 {
 
 /// dpkg's `verrevcmp()` (`lib/dpkg/version.c`), used for both the upstream version
 /// and the revision: alternately compare a run of non-digits character by character
-/// with [`order`]-like weights (`~` < end < letters < other characters), then a run of
+/// with dpkg's `order()` weights (`~` < end < letters < other characters), then a run of
 /// digits numerically (any length: leading zeros are skipped, then the longer run
 /// wins, then the first differing digit).
 pub fn verrevcmp(a: &str, b: &str) -> Ordering {

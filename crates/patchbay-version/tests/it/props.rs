@@ -137,7 +137,10 @@ fn check_total_order(scheme: Scheme, a: &str, b: &str, c: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    // 512 cases unless PROPTEST_CASES says otherwise (for a deeper run).
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(512)
+    ))]
 
     #[test]
     fn deb_total_order(a in deb_version(), b in deb_version(), c in deb_version()) {
