@@ -107,6 +107,7 @@ struct RawEntry {
 /// Fails when the document is not JSON, or `catalogVersion`, `dateReleased` or the
 /// `vulnerabilities` array is missing or invalid.
 pub fn parse(bytes: &[u8]) -> Result<(Catalog, Vec<RecordError>), FeedError> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let raw: RawCatalog = serde_json::from_slice(bytes)
         .map_err(|e| FeedError::malformed(format!("invalid KEV catalog JSON: {e}")))?;
     let version = raw

@@ -197,7 +197,7 @@ pub struct Reference {
 /// Parses one OSV JSON document.
 ///
 /// Errors name the record id when it can be read, and the JSON line and column
-/// for syntax errors.
+/// for syntax errors. A UTF-8 byte order mark is ignored.
 ///
 /// ```
 /// let a = patchbay_feeds::osv::parse(br#"{"id":"DSA-1-1","aliases":["CVE-2014-3616"],
@@ -207,6 +207,7 @@ pub struct Reference {
 /// assert_eq!(a.affected[0].ecosystem, "Debian:7");
 /// ```
 pub fn parse(bytes: &[u8]) -> Result<Advisory, FeedError> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let raw: RawAdvisory = serde_json::from_slice(bytes).map_err(|e| {
         FeedError::malformed(format!("invalid OSV JSON: {e}")).with_record(probe_id(bytes))
     })?;
@@ -529,6 +530,11 @@ mod tests {
         let a = parse(br#"{"id":"X-1"}"#).unwrap();
         assert_eq!(a.id, "X-1");
         assert!(a.affected.is_empty() && a.cves.is_empty() && a.cvss.is_none());
+    }
+
+    #[test]
+    fn byte_order_mark() {
+        assert_eq!(parse(b"\xef\xbb\xbf{\"id\":\"X-1\"}").unwrap().id, "X-1");
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub fn read_path(path: &Path, sink: &mut dyn FeedSink) -> Result<ImportSummary, 
     if meta.is_dir() {
         importer.dir(path, true)?;
     } else {
-        importer.file(path, &name)?;
+        importer.file(path, &name, true)?;
     }
     Ok(importer.summary)
 }
@@ -330,7 +330,7 @@ impl<'s> Importer<'s> {
             let result = match fs::metadata(&path) {
                 Err(e) => Err(FeedError::io(&name, e)),
                 Ok(m) if m.is_dir() => self.dir(&path, false),
-                Ok(m) if m.is_file() => self.file_in_dir(&path, &name),
+                Ok(m) if m.is_file() => self.file(&path, &name, false),
                 Ok(_) => Ok(()),
             };
             if let Err(e) = result {
@@ -340,21 +340,7 @@ impl<'s> Importer<'s> {
         Ok(())
     }
 
-    fn file_in_dir(&mut self, path: &Path, name: &str) -> Result<(), FeedError> {
-        match self.file_inner(path, name, false) {
-            Err(e) if e.kind() == FeedErrorKind::UnknownFormat => {
-                self.summary.ignored.push(name.to_owned());
-                Ok(())
-            }
-            other => other,
-        }
-    }
-
-    fn file(&mut self, path: &Path, name: &str) -> Result<(), FeedError> {
-        self.file_inner(path, name, true)
-    }
-
-    fn file_inner(&mut self, path: &Path, name: &str, top: bool) -> Result<(), FeedError> {
+    fn file(&mut self, path: &Path, name: &str, top: bool) -> Result<(), FeedError> {
         let mut file = File::open(path).map_err(|e| FeedError::io(name, e))?;
         let prefix = read_prefix(&mut file, 4, name)?;
         if is_zip(&prefix) && file.rewind().is_ok() {
@@ -414,6 +400,7 @@ impl<'s> Importer<'s> {
     }
 
     fn json(&mut self, name: &str, bytes: &[u8], top: bool) -> Result<(), FeedError> {
+        let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
         let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<Probe>();
         match values.next() {
             Some(Ok(probe)) => {

@@ -336,3 +336,24 @@ fn debian_sized_zip() {
     assert_eq!(counts(summary.osv), (10_464, 10_464, 0));
     assert_eq!(sink.advisories[10_463].id, "DEBIAN-SYN-10463");
 }
+
+/// JSON Lines recognised by content under a `.json` name; a byte order mark is
+/// tolerated; the line numbers of errors count from the first line.
+#[test]
+fn json_lines_by_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.json");
+    std::fs::write(
+        &path,
+        "\u{feff}{\"id\":\"A-1\"}\n{\"id\":\"A-2\",\"published\":\"soon\"}\n\n{\"id\":\"A-3\"}\n",
+    )
+    .unwrap();
+    let (summary, sink) = import_path(&path);
+    assert_eq!(counts(summary.osv), (1, 2, 1));
+    let ids: Vec<_> = sink.advisories.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["A-1", "A-3"]);
+    assert_eq!(
+        (sink.errors[0].line, sink.errors[0].record.as_deref()),
+        (Some(2), Some("A-2"))
+    );
+}
