@@ -53,7 +53,7 @@ impl Progress {
 
     fn tick(&self) {
         let n = self.advisories.len() + self.epss.len();
-        if n % 1000 == 0 {
+        if n.is_multiple_of(1000) {
             self.bar.set_message(format!(
                 "{} advisories, {} KEV catalogs, {} EPSS scores, {} skipped",
                 self.advisories.len(),
@@ -255,17 +255,18 @@ pub struct ScanFinding {
     pub kev: bool,
 }
 
+/// A parser of one package-database format.
+type PackageParser = fn(&str) -> Result<Vec<Package>, patchbay_core::inventory::ParseError>;
+
 /// Scans one host's package list against feeds, without a server.
 pub fn scan_findings(a: &ScanArgs) -> anyhow::Result<(Vec<ScanFinding>, usize)> {
-    let (path, parse): (
-        &PathBuf,
-        fn(&str) -> Result<Vec<Package>, patchbay_core::inventory::ParseError>,
-    ) = match (&a.dpkg_status, &a.apk_installed, &a.rpm_list) {
-        (Some(p), _, _) => (p, dpkg::parse_status),
-        (_, Some(p), _) => (p, apk::parse_installed),
-        (_, _, Some(p)) => (p, rpm::parse_query_list),
-        _ => bail!("give one of --dpkg-status, --apk-installed, --rpm-list"),
-    };
+    let (path, parse): (&PathBuf, PackageParser) =
+        match (&a.dpkg_status, &a.apk_installed, &a.rpm_list) {
+            (Some(p), _, _) => (p, dpkg::parse_status),
+            (_, Some(p), _) => (p, apk::parse_installed),
+            (_, _, Some(p)) => (p, rpm::parse_query_list),
+            _ => bail!("give one of --dpkg-status, --apk-installed, --rpm-list"),
+        };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let packages = parse(&text).with_context(|| format!("parsing {}", path.display()))?;

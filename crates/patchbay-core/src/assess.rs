@@ -297,7 +297,7 @@ pub struct Finding {
 }
 
 /// The (package, version) an installed package is matched under.
-pub fn match_key<'a>(p: &'a Package, key_by: KeyBy) -> (&'a str, &'a str) {
+pub fn match_key(p: &Package, key_by: KeyBy) -> (&str, &str) {
     match key_by {
         KeyBy::Binary => (&p.name, &p.version),
         KeyBy::Source => (
@@ -307,11 +307,16 @@ pub fn match_key<'a>(p: &'a Package, key_by: KeyBy) -> (&'a str, &'a str) {
     }
 }
 
+/// (ecosystem, package, version).
+type Triple = (String, String, String);
+/// The matches of one triple, and the advisories skipped on the way.
+type Matched = (Vec<Match>, Vec<Problem>);
+
 /// Matches packages against an index, caching each (ecosystem, package, version)
 /// so that hosts sharing packages share the work.
 #[derive(Debug, Default)]
 pub struct Assessor {
-    cache: HashMap<(String, String, String), Arc<(Vec<Match>, Vec<Problem>)>>,
+    cache: HashMap<Triple, Arc<Matched>>,
     /// Triples evaluated (cache misses).
     pub evaluated: u64,
     /// Triples answered from the cache.

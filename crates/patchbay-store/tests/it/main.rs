@@ -5,7 +5,8 @@ use jiff::{SignedDuration, Timestamp};
 use patchbay_core::inventory::{HostFacts, OsRelease, Package, PackageDelta};
 use patchbay_store::testing::fresh_url;
 use patchbay_store::{
-    AssetAttrs, AuditRecord, HostState, NewApiToken, NewEnrollToken, Store, StoreError,
+    AdvisoryRow, AssetAttrs, AuditRecord, EpssRow, FeedRow, HostState, KevRow, NewApiToken,
+    NewEnrollToken, NewFinding, Store, StoreError,
 };
 use std::sync::Arc;
 
@@ -520,7 +521,7 @@ async fn feeds_story(s: Arc<dyn Store>) {
         affected: serde_json::json!([{"ecosystem": "Debian:12", "package": "glibc"}]),
         ecosystems: "Debian:12".into(),
     };
-    tx.upsert_advisories(&[adv.clone()]).await.unwrap();
+    tx.upsert_advisories(std::slice::from_ref(&adv)).await.unwrap();
     tx.upsert_advisories(&[AdvisoryRow {
         summary: "glibc (updated)".into(),
         ..adv.clone()
