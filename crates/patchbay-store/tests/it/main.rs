@@ -521,7 +521,9 @@ async fn feeds_story(s: Arc<dyn Store>) {
         affected: serde_json::json!([{"ecosystem": "Debian:12", "package": "glibc"}]),
         ecosystems: "Debian:12".into(),
     };
-    tx.upsert_advisories(std::slice::from_ref(&adv)).await.unwrap();
+    tx.upsert_advisories(std::slice::from_ref(&adv))
+        .await
+        .unwrap();
     tx.upsert_advisories(&[AdvisoryRow {
         summary: "glibc (updated)".into(),
         ..adv.clone()
