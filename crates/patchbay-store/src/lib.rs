@@ -526,10 +526,90 @@ pub trait FindingStore {
     ) -> Result<Vec<FindingRow>>;
 }
 
+/// An applied policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyRow {
+    /// Id (increasing).
+    pub id: i64,
+    /// Canonical fingerprint of the policy.
+    pub fingerprint: String,
+    /// The policy file as applied.
+    pub text: String,
+    /// Who applied it.
+    pub applied_by: String,
+    /// When.
+    pub applied_at: Timestamp,
+    /// The effect computed at apply time (JSON).
+    pub effect: serde_json::Value,
+}
+
+/// A zero-day lane event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OobEventRow {
+    /// Id.
+    pub id: i64,
+    /// When.
+    pub at: Timestamp,
+    /// What triggered it (e.g. `feed:kev:…`).
+    pub source: String,
+    /// CVEs that raised findings to P0.
+    pub cves: Vec<String>,
+    /// Findings created or raised.
+    pub findings: i64,
+    /// The proposed deployment.
+    pub deployment: Option<String>,
+}
+
+/// A deployment record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentRow {
+    /// `DEP-<yyyy>-<mm>-<seq>` or `DEP-OOB-…`.
+    pub id: String,
+    /// `oob` or `baseline`.
+    pub kind: String,
+    /// `proposed`, …
+    pub status: String,
+    /// Why.
+    pub reason: String,
+    /// Patch names (JSON list).
+    pub patches: Vec<String>,
+    /// Asset names.
+    pub assets: Vec<String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Creator.
+    pub created_by: String,
+}
+
+/// Policies, out-of-band events and proposed deployments.
+#[async_trait]
+pub trait PlanStore {
+    /// The policy in force, if any.
+    async fn current_policy(&mut self) -> Result<Option<PolicyRow>>;
+    /// Records an applied policy; returns its id.
+    async fn insert_policy(&mut self, p: &PolicyRow) -> Result<i64>;
+    /// Records an out-of-band event; returns its id.
+    async fn insert_oob_event(&mut self, e: &OobEventRow) -> Result<i64>;
+    /// Out-of-band events, newest first.
+    async fn list_oob_events(&mut self) -> Result<Vec<OobEventRow>>;
+    /// Inserts a deployment.
+    async fn insert_deployment(&mut self, d: &DeploymentRow) -> Result<()>;
+    /// Deployments, newest first.
+    async fn list_deployments(&mut self) -> Result<Vec<DeploymentRow>>;
+}
+
 /// A transaction over every role store. Dropping it without [`Tx::commit`] rolls back.
 #[async_trait]
 pub trait Tx:
-    AssetStore + InventoryStore + TokenStore + AgentStore + AuditStore + FeedStore + FindingStore + Send
+    AssetStore
+    + InventoryStore
+    + TokenStore
+    + AgentStore
+    + AuditStore
+    + FeedStore
+    + FindingStore
+    + PlanStore
+    + Send
 {
     /// Commits.
     async fn commit(self: Box<Self>) -> Result<()>;

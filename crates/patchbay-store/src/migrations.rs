@@ -25,10 +25,16 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0002_assessment.sql"),
         include_str!("../migrations/postgres/0002_assessment.sql"),
     ),
+    (
+        3,
+        "prioritisation",
+        include_str!("../migrations/sqlite/0003_prioritisation.sql"),
+        include_str!("../migrations/postgres/0003_prioritisation.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1, 2];
+pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS

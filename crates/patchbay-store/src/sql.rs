@@ -982,6 +982,138 @@ macro_rules! impl_tx {
         }
 
         #[async_trait::async_trait]
+        impl $crate::PlanStore for $tx {
+            async fn current_policy(&mut self) -> $crate::Result<Option<$crate::PolicyRow>> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT id, fingerprint, text, applied_by, applied_at, effect FROM policies ORDER BY id DESC LIMIT 1",
+                )
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                row.map(|r| {
+                    let effect: String = r.try_get("effect").map_err(g)?;
+                    Ok($crate::PolicyRow {
+                        id: r.try_get("id").map_err(g)?,
+                        fingerprint: r.try_get("fingerprint").map_err(g)?,
+                        text: r.try_get("text").map_err(g)?,
+                        applied_by: r.try_get("applied_by").map_err(g)?,
+                        applied_at: $crate::from_millis(r.try_get("applied_at").map_err(g)?)?,
+                        effect: serde_json::from_str(&effect)
+                            .map_err(|e| $crate::StoreError::Other(format!("bad policy effect: {e}")))?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn insert_policy(&mut self, p: &$crate::PolicyRow) -> $crate::Result<i64> {
+                use sqlx::Row;
+                let r = sqlx::query(
+                    "INSERT INTO policies (fingerprint, text, applied_by, applied_at, effect) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(&p.fingerprint)
+                .bind(&p.text)
+                .bind(&p.applied_by)
+                .bind($crate::to_millis(p.applied_at))
+                .bind(p.effect.to_string())
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                r.try_get("id").map_err($crate::map_err)
+            }
+
+            async fn insert_oob_event(&mut self, e: &$crate::OobEventRow) -> $crate::Result<i64> {
+                use sqlx::Row;
+                let r = sqlx::query(
+                    "INSERT INTO oob_events (at, source, cves, findings, deployment) VALUES ($1, $2, $3, $4, $5) \
+                     RETURNING id",
+                )
+                .bind($crate::to_millis(e.at))
+                .bind(&e.source)
+                .bind(to_json(&e.cves))
+                .bind(e.findings)
+                .bind(&e.deployment)
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                r.try_get("id").map_err($crate::map_err)
+            }
+
+            async fn list_oob_events(&mut self) -> $crate::Result<Vec<$crate::OobEventRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT id, at, source, cves, findings, deployment FROM oob_events ORDER BY id DESC")
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                rows.iter()
+                    .map(|r| {
+                        let cves: String = r.try_get("cves").map_err(g)?;
+                        Ok($crate::OobEventRow {
+                            id: r.try_get("id").map_err(g)?,
+                            at: $crate::from_millis(r.try_get("at").map_err(g)?)?,
+                            source: r.try_get("source").map_err(g)?,
+                            cves: serde_json::from_str(&cves)
+                                .map_err(|e| $crate::StoreError::Other(format!("bad oob cves: {e}")))?,
+                            findings: r.try_get("findings").map_err(g)?,
+                            deployment: r.try_get("deployment").map_err(g)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn insert_deployment(&mut self, d: &$crate::DeploymentRow) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO deployments (id, kind, status, reason, patches, assets, created_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&d.id)
+                .bind(&d.kind)
+                .bind(&d.status)
+                .bind(&d.reason)
+                .bind(to_json(&d.patches))
+                .bind(to_json(&d.assets))
+                .bind($crate::to_millis(d.created_at))
+                .bind(&d.created_by)
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                Ok(())
+            }
+
+            async fn list_deployments(&mut self) -> $crate::Result<Vec<$crate::DeploymentRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT id, kind, status, reason, patches, assets, created_at, created_by FROM deployments \
+                     ORDER BY created_at DESC, id DESC",
+                )
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                let list = |s: String| -> $crate::Result<Vec<String>> {
+                    serde_json::from_str(&s).map_err(|e| $crate::StoreError::Other(format!("bad JSON list: {e}")))
+                };
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::DeploymentRow {
+                            id: r.try_get("id").map_err(g)?,
+                            kind: r.try_get("kind").map_err(g)?,
+                            status: r.try_get("status").map_err(g)?,
+                            reason: r.try_get("reason").map_err(g)?,
+                            patches: list(r.try_get("patches").map_err(g)?)?,
+                            assets: list(r.try_get("assets").map_err(g)?)?,
+                            created_at: $crate::from_millis(r.try_get("created_at").map_err(g)?)?,
+                            created_by: r.try_get("created_by").map_err(g)?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+
+        #[async_trait::async_trait]
         impl $crate::Tx for $tx {
             async fn commit(self: Box<Self>) -> $crate::Result<()> {
                 self.tx.commit().await.map_err($crate::map_err)

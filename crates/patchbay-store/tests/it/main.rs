@@ -5,8 +5,8 @@ use jiff::{SignedDuration, Timestamp};
 use patchbay_core::inventory::{HostFacts, OsRelease, Package, PackageDelta};
 use patchbay_store::testing::fresh_url;
 use patchbay_store::{
-    AdvisoryRow, AssetAttrs, AuditRecord, EpssRow, FeedRow, HostState, KevRow, NewApiToken,
-    NewEnrollToken, NewFinding, Store, StoreError,
+    AdvisoryRow, AssetAttrs, AuditRecord, DeploymentRow, EpssRow, FeedRow, HostState, KevRow,
+    NewApiToken, NewEnrollToken, NewFinding, OobEventRow, PolicyRow, Store, StoreError,
 };
 use std::sync::Arc;
 
@@ -48,6 +48,7 @@ both!(
     uncommitted_transactions_leave_nothing,
     feeds_story,
     findings_story,
+    plan_story,
 );
 
 async fn assets_story(s: Arc<dyn Store>) {
@@ -628,4 +629,67 @@ async fn findings_story(s: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].first_seen, t0());
+}
+
+async fn plan_story(s: Arc<dyn Store>) {
+    let mut tx = s.write().await.unwrap();
+    assert!(tx.current_policy().await.unwrap().is_none());
+    let p = PolicyRow {
+        id: 0,
+        fingerprint: "fp1".into(),
+        text: "version = 1\n".into(),
+        applied_by: "token:1:admin".into(),
+        applied_at: t0(),
+        effect: serde_json::json!({"findings_changing_tier": 3}),
+    };
+    let id1 = tx.insert_policy(&p).await.unwrap();
+    let id2 = tx
+        .insert_policy(&PolicyRow {
+            fingerprint: "fp2".into(),
+            ..p.clone()
+        })
+        .await
+        .unwrap();
+    assert!(id2 > id1);
+    let cur = tx.current_policy().await.unwrap().unwrap();
+    assert_eq!((cur.id, cur.fingerprint.as_str()), (id2, "fp2"));
+    assert_eq!(cur.effect, p.effect);
+    let e = OobEventRow {
+        id: 0,
+        at: t0(),
+        source: "feed:kev:x".into(),
+        cves: vec!["CVE-2026-1".into()],
+        findings: 4,
+        deployment: Some("DEP-OOB-2026-11-001".into()),
+    };
+    tx.insert_oob_event(&e).await.unwrap();
+    let d = DeploymentRow {
+        id: "DEP-OOB-2026-11-001".into(),
+        kind: "oob".into(),
+        status: "proposed".into(),
+        reason: "KEV".into(),
+        patches: vec!["PB-2026-11-debian12-glibc-2.36-9+deb12u3".into()],
+        assets: vec!["h1".into()],
+        created_at: t0(),
+        created_by: "system".into(),
+    };
+    tx.insert_deployment(&d).await.unwrap();
+    assert!(matches!(
+        tx.insert_deployment(&d).await,
+        Err(StoreError::Conflict(_))
+    ));
+    drop(tx);
+    let mut tx = s.write().await.unwrap();
+    tx.insert_oob_event(&e).await.unwrap();
+    tx.insert_deployment(&d).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.read().await.unwrap();
+    let ev = tx.list_oob_events().await.unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].cves, e.cves);
+    assert_eq!(tx.list_deployments().await.unwrap(), vec![d]);
+    assert!(
+        tx.current_policy().await.unwrap().is_none(),
+        "the dropped transaction left nothing"
+    );
 }
