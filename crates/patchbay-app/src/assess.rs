@@ -78,6 +78,7 @@ pub fn build_index(rows: &[AdvisoryRow]) -> Index {
                 cvss: r.cvss_score,
                 cvss_vector: r.cvss_vector.clone(),
                 summary: r.summary.clone(),
+                published: r.published,
             },
             affected
                 .into_iter()

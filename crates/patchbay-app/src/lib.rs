@@ -17,6 +17,7 @@
 //! - [`tokens`]: API and enrolment tokens, audit listing.
 //! - [`assess`]: findings kept in step with inventories and feeds.
 //! - [`feeds`]: storing imported advisory, KEV and EPSS feeds.
+//! - [`prioritise`]: risk tiers, the worklist, policy preview/apply, triage.
 #![forbid(unsafe_code)]
 
 pub mod agents;
@@ -25,6 +26,7 @@ pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod feeds;
+pub mod prioritise;
 pub mod tokens;
 
 use jiff::{SignedDuration, Timestamp};

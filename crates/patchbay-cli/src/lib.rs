@@ -13,6 +13,7 @@ pub mod client;
 pub mod feeds;
 pub mod findings;
 pub mod output;
+pub mod prioritise;
 pub mod server;
 pub mod sim;
 
@@ -113,6 +114,19 @@ pub enum Command {
     Findings(findings::FindingsCmd),
     /// Offline scan of one host's package list against feed files (no server).
     Scan(feeds::ScanArgs),
+    /// What to patch next: ranked findings, overdue first, with due dates and reasons.
+    Worklist(prioritise::WorklistArgs),
+    /// Policy as code: check (locally), preview and apply.
+    #[command(subcommand)]
+    Policy(prioritise::PolicyCmd),
+    /// One screen on one CVE: affected assets, versions, fixes, due dates.
+    Triage {
+        /// The CVE id.
+        cve: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Compare two versions: prints <, = or >.
     Vercmp {
         /// Scheme: deb, rpm, apk or semver.
@@ -175,6 +189,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Findings(c) => findings::findings(&client::connect(&cli.url, cli.token)?, c),
         Command::Scan(a) => feeds::scan(a),
+        Command::Worklist(a) => prioritise::worklist(&client::connect(&cli.url, cli.token)?, a),
+        Command::Policy(c) => prioritise::policy(&cli.url, cli.token, c),
+        Command::Triage { cve, format } => {
+            prioritise::triage(&client::connect(&cli.url, cli.token)?, &cve, format)
+        }
         Command::Vercmp { scheme, a, b } => findings::vercmp(&scheme, &a, &b),
     }
 }

@@ -126,6 +126,8 @@ pub struct AdvisoryInfo {
     pub cvss_vector: Option<String>,
     /// Summary.
     pub summary: String,
+    /// Publication time (the SLA clock starts no earlier).
+    pub published: Option<jiff::Timestamp>,
 }
 
 /// One affected-package entry of an advisory.

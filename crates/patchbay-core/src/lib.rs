@@ -15,6 +15,10 @@
 //! - [`token`]: token format and hashing (random bytes are an input).
 //! - [`assess`]: OS → OSV ecosystem, the advisory index, and matching with a
 //!   fleet-wide cache of (ecosystem, package, version) results.
+//! - [`risk`]: the risk model: tiers P0–P4, rank score, SLA due dates (KEV due
+//!   dates honoured), and the reasons for each decision.
+//! - [`policy`]: policy as code: the versioned TOML policy file, its validation
+//!   (errors name line and field), groups, approval, exclusions, pins, rings.
 #![forbid(unsafe_code)]
 
 pub mod assess;
@@ -22,4 +26,6 @@ pub mod asset;
 pub mod auth;
 pub mod inventory;
 pub mod names;
+pub mod policy;
+pub mod risk;
 pub mod token;

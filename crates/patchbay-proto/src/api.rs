@@ -299,3 +299,67 @@ pub struct FeedOut {
     /// Who imported it.
     pub imported_by: String,
 }
+
+/// One line of the worklist: a finding with its risk tier, due date and reasons.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkItem {
+    /// The finding.
+    #[serde(flatten)]
+    pub finding: FindingOut,
+    /// `P0` … `P4`.
+    pub tier: String,
+    /// Rank within the tier (higher first).
+    pub score: f64,
+    /// SLA due time (RFC 3339): the earlier of the tier's SLA and the KEV due date.
+    pub due: String,
+    /// Whether `due` has passed.
+    pub overdue: bool,
+    /// Why this tier ("in CISA KEV (due 2026-12-01)", "asset internet-facing", …).
+    pub reasons: Vec<String>,
+    /// One-line summary.
+    pub summary: String,
+    /// Asset owner.
+    pub owner: String,
+    /// Policy groups of the asset.
+    pub groups: Vec<String>,
+}
+
+/// What applying a policy changes (the preview equals the apply).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyEffect {
+    /// Canonical fingerprint of the policy.
+    pub fingerprint: String,
+    /// Whether it is the policy in force already (applying it changes nothing).
+    pub no_op: bool,
+    /// Open findings assessed.
+    pub findings: u64,
+    /// Open findings whose tier changes.
+    pub findings_changing_tier: u64,
+    /// Findings newly excluded by the policy.
+    pub findings_newly_excluded: u64,
+    /// Patches (package → fixed version per OS) that become approved.
+    pub patches_becoming_approved: u64,
+    /// Patches that stop being approved.
+    pub patches_losing_approval: u64,
+    /// Human summary, e.g. "37 findings change tier, 2 patches become approved".
+    pub summary: String,
+}
+
+/// `patchbay triage CVE`: one screen on one CVE.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Triage {
+    /// The CVE.
+    pub cve: String,
+    /// Whether any asset is affected now.
+    pub affected: bool,
+    /// Advisories that name it.
+    pub advisories: Vec<String>,
+    /// KEV entry: due date, if listed.
+    pub kev_due_date: Option<String>,
+    /// EPSS score.
+    pub epss: Option<f64>,
+    /// Affected assets, most exposed and most critical first.
+    pub items: Vec<WorkItem>,
+    /// Distinct (package, installed → fixed) upgrades that close it.
+    pub fixes: Vec<String>,
+}

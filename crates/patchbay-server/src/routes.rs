@@ -52,6 +52,10 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
         .route("/audit", get(list_audit))
         .route("/findings", get(list_findings))
         .route("/feeds", get(list_feeds))
+        .route("/worklist", get(worklist))
+        .route("/policy", get(get_policy).post(apply_policy))
+        .route("/policy/preview", post(preview_policy))
+        .route("/triage/{cve}", get(triage))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), api_auth));
@@ -426,4 +430,108 @@ async fn list_feeds(
     Ok(Json(List {
         items: st.app.list_feeds(&caller, &ctx).await?,
     }))
+}
+
+#[derive(Deserialize)]
+struct WorkQuery {
+    asset: Option<String>,
+    owner: Option<String>,
+    group: Option<String>,
+    tier: Option<String>,
+}
+
+async fn worklist(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    q: Result<Query<WorkQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let tier = match q.tier.as_deref() {
+        None | Some("") => None,
+        Some(t) => Some(
+            t.parse()
+                .map_err(|e: String| ApiError::new(ErrorCode::InvalidRequest, e))?,
+        ),
+    };
+    let filter = patchbay_app::prioritise::WorkFilter {
+        asset: q.asset,
+        owner: q.owner,
+        group: q.group,
+        tier,
+    };
+    Ok(Json(List {
+        items: st.app.worklist(&caller, &filter, &ctx).await?,
+    }))
+}
+
+/// A policy body: the TOML text, sent as `text/plain`/`application/toml`, or JSON
+/// `{"text": "..."}`.
+fn policy_text(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<String> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json {
+        #[derive(Deserialize)]
+        struct Body {
+            text: String,
+        }
+        return Ok(json_body::<Body>(body)?.text);
+    }
+    let bytes = body.map_err(|r| ApiError::new(ErrorCode::PayloadTooLarge, r.body_text()))?;
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("policy is not UTF-8: {e}"),
+        )
+    })
+}
+
+async fn get_policy(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+) -> ApiResult<impl IntoResponse> {
+    st.app
+        .require(&caller, patchbay_core::auth::Action::ReadInventory, &ctx)
+        .await?;
+    let (p, row) = st.app.policy_in_force().await?;
+    Ok(Json(serde_json::json!({
+        "fingerprint": p.fingerprint(),
+        "text": row.as_ref().map(|r| r.text.clone()).unwrap_or_else(|| patchbay_app::prioritise::DEFAULT_POLICY.into()),
+        "applied_by": row.as_ref().map(|r| r.applied_by.clone()),
+        "applied_at": row.as_ref().map(|r| patchbay_app::fmt_ts(r.applied_at)),
+    })))
+}
+
+async fn preview_policy(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let text = policy_text(&headers, body)?;
+    Ok(Json(st.app.policy_preview(&caller, &text, &ctx).await?))
+}
+
+async fn apply_policy(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let text = policy_text(&headers, body)?;
+    Ok(Json(st.app.policy_apply(&caller, &text, &ctx).await?))
+}
+
+async fn triage(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    Path(cve): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(st.app.triage(&caller, &cve, &ctx).await?))
 }

@@ -12,6 +12,7 @@ mod crash;
 mod dev;
 mod lifecycle;
 mod malformed;
+mod prioritise;
 mod scan;
 
 /// Runs each named test function once per backend.

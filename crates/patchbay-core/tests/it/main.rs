@@ -8,4 +8,6 @@ mod common;
 mod dpkg;
 mod machine;
 mod os_release;
+mod policy;
+mod risk;
 mod rpm;

@@ -1,0 +1,433 @@
+//! Prioritisation: risk tiers with due dates and reasons, the worklist, policy
+//! preview/apply, and CVE triage.
+//!
+//! Tiers are computed when asked, from the findings, the asset's attributes, KEV,
+//! EPSS and the policy in force — so a new policy or a new feed takes effect
+//! immediately, and a preview is the same computation as the apply.
+
+use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
+use jiff::Timestamp;
+use patchbay_core::asset::{AssetKind, BusinessImpact, Exposure};
+use patchbay_core::auth::Action;
+use patchbay_core::policy::{self, AssetFacts, Policy};
+use patchbay_core::risk::{KevInfo, RiskInput, Tier, summary};
+use patchbay_proto::api::{FindingOut, PolicyEffect, Triage, WorkItem};
+use patchbay_store::{AssetRow, PolicyRow};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Filters of the worklist.
+#[derive(Debug, Clone, Default)]
+pub struct WorkFilter {
+    /// Only this asset.
+    pub asset: Option<String>,
+    /// Only assets of this owner.
+    pub owner: Option<String>,
+    /// Only assets in this policy group.
+    pub group: Option<String>,
+    /// Only this tier.
+    pub tier: Option<Tier>,
+}
+
+/// The policy in force when none was applied.
+pub const DEFAULT_POLICY: &str = "version = 1\n";
+
+fn parse_policy(text: &str) -> Result<Policy, AppError> {
+    policy::parse(text).map_err(|errs| {
+        AppError::invalid(
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })
+}
+
+fn facts(a: &AssetRow) -> (String, AssetKind, BusinessImpact, Exposure) {
+    let os = if a.facts.os.id.is_empty() {
+        String::new()
+    } else {
+        format!("{}:{}", a.facts.os.id, a.facts.os.version_id)
+    };
+    (
+        os,
+        a.attrs.kind.parse().unwrap_or(AssetKind::Server),
+        a.attrs
+            .business_impact
+            .parse()
+            .unwrap_or(BusinessImpact::Medium),
+        a.attrs.exposure.parse().unwrap_or(Exposure::Internal),
+    )
+}
+
+/// One assessed finding, before filtering.
+struct Ranked {
+    item: WorkItem,
+    tier: Tier,
+    due: Timestamp,
+    excluded: bool,
+    patch: (String, String, String),
+    published: Option<Timestamp>,
+}
+
+impl App {
+    /// The policy in force (the default when none was applied) and its record.
+    pub async fn policy_in_force(&self) -> Result<(Policy, Option<PolicyRow>), AppError> {
+        let row = {
+            let mut tx = self.store.read().await?;
+            tx.current_policy().await?
+        };
+        let text = row
+            .as_ref()
+            .map(|r| r.text.as_str())
+            .unwrap_or(DEFAULT_POLICY);
+        Ok((parse_policy(text)?, row))
+    }
+
+    /// Assesses every open finding under `policy`.
+    async fn rank(
+        &self,
+        policy: &Policy,
+        findings: Vec<FindingOut>,
+    ) -> Result<Vec<Ranked>, AppError> {
+        let assets: HashMap<String, AssetRow> = {
+            let mut tx = self.store.read().await?;
+            tx.list_assets()
+                .await?
+                .into_iter()
+                .map(|a| (a.name.clone(), a))
+                .collect()
+        };
+        let index = self.index().await?;
+        let published: HashMap<&str, Option<Timestamp>> = (0..index.len())
+            .map(|i| (index.advisory(i).id.as_str(), index.advisory(i).published))
+            .collect();
+        let model = policy.risk_model();
+        let now = self.now();
+        let mut groups_cache: HashMap<String, Vec<String>> = HashMap::new();
+        let mut out = Vec::with_capacity(findings.len());
+        for f in findings {
+            let Some(a) = assets.get(&f.asset) else {
+                continue;
+            };
+            let (os, kind, impact, exposure) = facts(a);
+            let groups = groups_cache
+                .entry(a.name.clone())
+                .or_insert_with(|| {
+                    policy.groups_of(&AssetFacts {
+                        name: &a.name,
+                        os: &os,
+                        tags: &a.attrs.tags,
+                        owner: &a.attrs.owner,
+                        environment: &a.attrs.environment,
+                        kind,
+                        impact,
+                        exposure,
+                    })
+                })
+                .clone();
+            let pubd = published.get(f.advisory.as_str()).copied().flatten();
+            let first_seen: Timestamp = f.first_seen.parse().unwrap_or(now);
+            let input = RiskInput {
+                cvss: f.cvss,
+                severity_hint: None,
+                epss: f.epss,
+                kev: f
+                    .due_date
+                    .as_deref()
+                    .and_then(|d| d.parse().ok())
+                    .map(|due_date| KevInfo { due_date }),
+                business_impact: impact,
+                exposure,
+                first_seen,
+                published: pubd,
+            };
+            let a_ = model.assess(&input);
+            let excluded = policy.is_excluded(&a.name, &groups, &f.source_package)
+                || policy.is_excluded(&a.name, &groups, &f.package);
+            let patch = (
+                os.clone(),
+                f.source_package.clone(),
+                f.fixed_version.clone().unwrap_or_default(),
+            );
+            out.push(Ranked {
+                tier: a_.tier,
+                due: a_.due,
+                excluded,
+                patch,
+                published: pubd,
+                item: WorkItem {
+                    tier: a_.tier.to_string(),
+                    score: a_.score,
+                    due: fmt_ts(a_.due),
+                    overdue: a_.is_overdue(now),
+                    summary: summary(&a_),
+                    reasons: a_.reasons.clone(),
+                    owner: a.attrs.owner.clone(),
+                    groups,
+                    finding: f,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    async fn open_findings(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<FindingOut>, AppError> {
+        self.list_findings(caller, None, false, ctx).await
+    }
+
+    /// What to patch next: open, non-excluded findings, overdue first, then by
+    /// tier, due time and score.
+    pub async fn worklist(
+        &self,
+        caller: &Caller,
+        filter: &WorkFilter,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<WorkItem>, AppError> {
+        let (policy, _) = self.policy_in_force().await?;
+        let findings = self.open_findings(caller, ctx).await?;
+        let mut ranked: Vec<Ranked> = self
+            .rank(&policy, findings)
+            .await?
+            .into_iter()
+            .filter(|r| !r.excluded)
+            .filter(|r| {
+                filter
+                    .asset
+                    .as_ref()
+                    .is_none_or(|a| r.item.finding.asset.eq_ignore_ascii_case(a))
+            })
+            .filter(|r| filter.owner.as_ref().is_none_or(|o| &r.item.owner == o))
+            .filter(|r| {
+                filter
+                    .group
+                    .as_ref()
+                    .is_none_or(|g| r.item.groups.contains(g))
+            })
+            .filter(|r| filter.tier.is_none_or(|t| r.tier == t))
+            .collect();
+        ranked.sort_by(|a, b| {
+            (!a.item.overdue, a.tier, a.due)
+                .cmp(&(!b.item.overdue, b.tier, b.due))
+                .then(b.item.score.total_cmp(&a.item.score))
+                .then_with(|| a.item.finding.id.cmp(&b.item.finding.id))
+        });
+        Ok(ranked.into_iter().map(|r| r.item).collect())
+    }
+
+    fn effect_of(
+        &self,
+        old: &[Ranked],
+        new: &[Ranked],
+        old_p: &Policy,
+        new_p: &Policy,
+        fingerprint: String,
+        no_op: bool,
+    ) -> PolicyEffect {
+        let changing = old
+            .iter()
+            .zip(new)
+            .filter(|(a, b)| a.tier != b.tier)
+            .count() as u64;
+        let newly_excluded = old
+            .iter()
+            .zip(new)
+            .filter(|(a, b)| !a.excluded && b.excluded)
+            .count() as u64;
+        let today = self.now().to_zoned(jiff::tz::TimeZone::UTC).date();
+        let approvals = |p: &Policy, rs: &[Ranked]| -> BTreeMap<(String, String, String), bool> {
+            let mut best: BTreeMap<(String, String, String), (Tier, Option<Timestamp>)> =
+                BTreeMap::new();
+            for r in rs.iter().filter(|r| !r.excluded && !r.patch.2.is_empty()) {
+                let e = best.entry(r.patch.clone()).or_insert((r.tier, r.published));
+                e.0 = e.0.min(r.tier);
+                e.1 = match (e.1, r.published) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            best.into_iter()
+                .map(|(k, (tier, released))| {
+                    let released = released
+                        .unwrap_or(self.now())
+                        .to_zoned(jiff::tz::TimeZone::UTC)
+                        .date();
+                    (k, p.approval(tier, released, today).approved)
+                })
+                .collect()
+        };
+        let a_old = approvals(old_p, old);
+        let a_new = approvals(new_p, new);
+        let became = a_new
+            .iter()
+            .filter(|(k, v)| **v && !a_old.get(*k).copied().unwrap_or(false))
+            .count() as u64;
+        let lost = a_old
+            .iter()
+            .filter(|(k, v)| **v && !a_new.get(*k).copied().unwrap_or(false))
+            .count() as u64;
+        let summary = if no_op {
+            "this policy is already in force: nothing changes".to_string()
+        } else {
+            format!(
+                "{changing} findings change tier, {newly_excluded} become excluded, {became} patches become approved, {lost} lose approval"
+            )
+        };
+        PolicyEffect {
+            fingerprint,
+            no_op,
+            findings: new.len() as u64,
+            findings_changing_tier: changing,
+            findings_newly_excluded: newly_excluded,
+            patches_becoming_approved: became,
+            patches_losing_approval: lost,
+            summary,
+        }
+    }
+
+    async fn policy_effect(
+        &self,
+        caller: &Caller,
+        text: &str,
+        ctx: &RequestCtx,
+    ) -> Result<(PolicyEffect, Policy), AppError> {
+        let new_p = parse_policy(text)?;
+        let (old_p, row) = self.policy_in_force().await?;
+        let fingerprint = new_p.fingerprint();
+        let no_op = row
+            .as_ref()
+            .map(|r| r.fingerprint == fingerprint)
+            .unwrap_or(fingerprint == old_p.fingerprint());
+        let findings = self.open_findings(caller, ctx).await?;
+        let old = self.rank(&old_p, findings.clone()).await?;
+        let new = self.rank(&new_p, findings).await?;
+        Ok((
+            self.effect_of(&old, &new, &old_p, &new_p, fingerprint, no_op),
+            new_p,
+        ))
+    }
+
+    /// Shows what applying `text` would change, without changing anything.
+    pub async fn policy_preview(
+        &self,
+        caller: &Caller,
+        text: &str,
+        ctx: &RequestCtx,
+    ) -> Result<PolicyEffect, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        Ok(self.policy_effect(caller, text, ctx).await?.0)
+    }
+
+    /// Applies a policy (admin, operator): records who applied it and its effect.
+    /// Applying the policy in force again is a no-op.
+    pub async fn policy_apply(
+        &self,
+        caller: &Caller,
+        text: &str,
+        ctx: &RequestCtx,
+    ) -> Result<PolicyEffect, AppError> {
+        self.require(caller, Action::WriteAssets, ctx).await?;
+        let (effect, _) = self.policy_effect(caller, text, ctx).await?;
+        if effect.no_op {
+            return Ok(effect);
+        }
+        let mut tx = self.store.write().await?;
+        let id = tx
+            .insert_policy(&PolicyRow {
+                id: 0,
+                fingerprint: effect.fingerprint.clone(),
+                text: text.to_string(),
+                applied_by: caller.actor(),
+                applied_at: self.now(),
+                effect: serde_json::to_value(&effect).unwrap_or_default(),
+            })
+            .await?;
+        self.audit_in(
+            &mut tx,
+            &caller.actor(),
+            "policy.apply",
+            &format!("policy:{id}"),
+            json!({"fingerprint": effect.fingerprint, "effect": effect.summary}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(effect)
+    }
+
+    /// One screen on one CVE: are we affected, where, what fixes it, by when.
+    pub async fn triage(
+        &self,
+        caller: &Caller,
+        cve: &str,
+        ctx: &RequestCtx,
+    ) -> Result<Triage, AppError> {
+        let cve = cve.trim().to_ascii_uppercase();
+        if !cve.starts_with("CVE-") {
+            return Err(AppError::invalid(format!(
+                "{cve:?} is not a CVE id (CVE-YYYY-NNNN)"
+            )));
+        }
+        let (policy, _) = self.policy_in_force().await?;
+        let findings: Vec<FindingOut> = self
+            .open_findings(caller, ctx)
+            .await?
+            .into_iter()
+            .filter(|f| f.cves.contains(&cve))
+            .collect();
+        let mut ranked = self.rank(&policy, findings).await?;
+        ranked.sort_by(|a, b| {
+            (a.tier, a.due)
+                .cmp(&(b.tier, b.due))
+                .then(b.item.score.total_cmp(&a.item.score))
+        });
+        let index = self.index().await?;
+        let advisories: Vec<String> = (0..index.len())
+            .map(|i| index.advisory(i))
+            .filter(|a| a.cves.contains(&cve))
+            .map(|a| a.id.clone())
+            .collect();
+        let (kev_due_date, epss) = {
+            let mut tx = self.store.read().await?;
+            let kev = tx
+                .all_kev()
+                .await?
+                .into_iter()
+                .find(|k| k.cve == cve)
+                .map(|k| k.due_date);
+            let epss = tx
+                .epss_for(std::slice::from_ref(&cve))
+                .await?
+                .first()
+                .map(|e| e.epss);
+            (kev, epss)
+        };
+        let mut fixes: Vec<String> = ranked
+            .iter()
+            .map(|r| {
+                let f = &r.item.finding;
+                format!(
+                    "{} {} -> {}",
+                    f.package,
+                    f.installed_version,
+                    f.fixed_version.as_deref().unwrap_or("(no fix yet)")
+                )
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        fixes.sort();
+        Ok(Triage {
+            affected: !ranked.is_empty(),
+            cve,
+            advisories,
+            kev_due_date,
+            epss,
+            items: ranked.into_iter().map(|r| r.item).collect(),
+            fixes,
+        })
+    }
+}
