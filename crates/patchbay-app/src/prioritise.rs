@@ -431,3 +431,270 @@ impl App {
         })
     }
 }
+
+/// The compact OS name of a patch: `debian:12` → `debian12`, `ubuntu:24.04` → `ubuntu2404`.
+pub fn os_compact(os: &str) -> String {
+    os.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// A patch's standard name `PB-<yyyy>-<mm>-<os>-<package>-<version>`.
+pub fn patch_name(released: jiff::civil::Date, os: &str, package: &str, version: &str) -> String {
+    format!(
+        "PB-{:04}-{:02}-{}-{package}-{version}",
+        released.year(),
+        released.month(),
+        os_compact(os)
+    )
+}
+
+impl App {
+    async fn patches_from(
+        &self,
+        policy: &Policy,
+        ranked: &[Ranked],
+    ) -> Vec<patchbay_proto::api::PatchOut> {
+        use patchbay_proto::api::PatchOut;
+        struct Acc {
+            tier: Tier,
+            released: Option<Timestamp>,
+            cves: std::collections::BTreeSet<String>,
+            advisories: std::collections::BTreeSet<String>,
+            assets: std::collections::BTreeSet<String>,
+            findings: u64,
+            first_seen: Option<Timestamp>,
+        }
+        let mut acc: BTreeMap<(String, String, String), Acc> = BTreeMap::new();
+        for r in ranked
+            .iter()
+            .filter(|r| !r.excluded && !r.patch.2.is_empty())
+        {
+            let a = acc.entry(r.patch.clone()).or_insert(Acc {
+                tier: r.tier,
+                released: None,
+                cves: Default::default(),
+                advisories: Default::default(),
+                assets: Default::default(),
+                findings: 0,
+                first_seen: None,
+            });
+            a.tier = a.tier.min(r.tier);
+            a.released = match (a.released, r.published) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            };
+            let fs: Option<Timestamp> = r.item.finding.first_seen.parse().ok();
+            a.first_seen = match (a.first_seen, fs) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            };
+            a.cves.extend(r.item.finding.cves.iter().cloned());
+            a.advisories.insert(r.item.finding.advisory.clone());
+            a.assets.insert(r.item.finding.asset.clone());
+            a.findings += 1;
+        }
+        let now = self.now();
+        let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+        acc.into_iter()
+            .map(|((os, package, version), a)| {
+                let released = a
+                    .released
+                    .or(a.first_seen)
+                    .unwrap_or(now)
+                    .to_zoned(jiff::tz::TimeZone::UTC)
+                    .date();
+                let approval = policy.approval(a.tier, released, today);
+                PatchOut {
+                    name: patch_name(released, &os, &package, &version),
+                    family: "os".into(),
+                    os,
+                    package,
+                    fixed_version: version,
+                    cves: a.cves.into_iter().collect(),
+                    advisories: a.advisories.into_iter().collect(),
+                    findings: a.findings,
+                    assets: a.assets.into_iter().collect(),
+                    highest_tier: a.tier.to_string(),
+                    released: released.to_string(),
+                    approved: approval.approved,
+                    approval_reason: approval.reason,
+                }
+            })
+            .collect()
+    }
+
+    /// The patch catalog: open findings grouped into patches (package → fixed
+    /// version per OS release), most urgent first.
+    pub async fn patches(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<patchbay_proto::api::PatchOut>, AppError> {
+        let (policy, _) = self.policy_in_force().await?;
+        let findings = self.open_findings(caller, ctx).await?;
+        let ranked = self.rank(&policy, findings).await?;
+        let mut p = self.patches_from(&policy, &ranked).await;
+        p.sort_by(|a, b| (&a.highest_tier, &a.name).cmp(&(&b.highest_tier, &b.name)));
+        Ok(p)
+    }
+
+    /// The zero-day lane: after a feed import that added CVEs to KEV, the open
+    /// findings those CVEs now make P0 are recorded as an out-of-band event, and an
+    /// out-of-band deployment of their (policy-approved) patches is proposed for the
+    /// rollout engine. Returns `None` when no finding is raised.
+    pub async fn zero_day_lane(
+        &self,
+        source: &str,
+        added_cves: &[String],
+        by: &str,
+    ) -> Result<Option<patchbay_store::OobEventRow>, AppError> {
+        if added_cves.is_empty() {
+            return Ok(None);
+        }
+        let added: HashSet<&str> = added_cves.iter().map(String::as_str).collect();
+        let system = Caller {
+            token_id: 0,
+            name: by.to_string(),
+            role: patchbay_core::auth::Role::Admin,
+        };
+        let findings: Vec<FindingOut> = self
+            .open_findings(&system, &RequestCtx::default())
+            .await?
+            .into_iter()
+            .filter(|f| f.cves.iter().any(|c| added.contains(c.as_str())))
+            .collect();
+        let (policy, _) = self.policy_in_force().await?;
+        let ranked: Vec<Ranked> = self
+            .rank(&policy, findings)
+            .await?
+            .into_iter()
+            .filter(|r| r.tier == Tier::P0 && !r.excluded)
+            .collect();
+        if ranked.is_empty() {
+            return Ok(None);
+        }
+        let patches: Vec<String> = self
+            .patches_from(&policy, &ranked)
+            .await
+            .into_iter()
+            .filter(|p| p.approved)
+            .map(|p| p.name)
+            .collect();
+        let mut cves: Vec<String> = ranked
+            .iter()
+            .flat_map(|r| {
+                r.item
+                    .finding
+                    .cves
+                    .iter()
+                    .filter(|c| added.contains(c.as_str()))
+                    .cloned()
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        cves.sort();
+        let assets: Vec<String> = ranked
+            .iter()
+            .map(|r| r.item.finding.asset.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let now = self.now();
+        let month = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let mut tx = self.store.write().await?;
+        let prefix = format!("DEP-OOB-{:04}-{:02}-", month.year(), month.month());
+        let seq = tx
+            .list_deployments()
+            .await?
+            .iter()
+            .filter(|d| d.id.starts_with(&prefix))
+            .count()
+            + 1;
+        let dep = format!("{prefix}{seq:03}");
+        tx.insert_deployment(&patchbay_store::DeploymentRow {
+            id: dep.clone(),
+            kind: "oob".into(),
+            status: "proposed".into(),
+            reason: format!(
+                "{} CVE(s) newly in CISA KEV raise {} finding(s) to P0: {}",
+                cves.len(),
+                ranked.len(),
+                cves.join(", ")
+            ),
+            patches,
+            assets,
+            created_at: now,
+            created_by: by.to_string(),
+        })
+        .await?;
+        let mut ev = patchbay_store::OobEventRow {
+            id: 0,
+            at: now,
+            source: source.to_string(),
+            cves,
+            findings: ranked.len() as i64,
+            deployment: Some(dep.clone()),
+        };
+        ev.id = tx.insert_oob_event(&ev).await?;
+        self.audit_in(
+            &mut tx,
+            by,
+            "oob.raise",
+            &format!("deployment:{dep}"),
+            json!({"source": source, "cves": ev.cves, "findings": ev.findings}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(ev))
+    }
+
+    /// Out-of-band events, newest first.
+    pub async fn oob_events(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<patchbay_proto::api::OobEventOut>, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut tx = self.store.read().await?;
+        Ok(tx
+            .list_oob_events()
+            .await?
+            .into_iter()
+            .map(|e| patchbay_proto::api::OobEventOut {
+                at: fmt_ts(e.at),
+                source: e.source,
+                cves: e.cves,
+                findings: e.findings,
+                deployment: e.deployment,
+            })
+            .collect())
+    }
+
+    /// Deployments, newest first.
+    pub async fn deployments(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<patchbay_proto::api::DeploymentOut>, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut tx = self.store.read().await?;
+        Ok(tx
+            .list_deployments()
+            .await?
+            .into_iter()
+            .map(|d| patchbay_proto::api::DeploymentOut {
+                id: d.id,
+                kind: d.kind,
+                status: d.status,
+                reason: d.reason,
+                patches: d.patches,
+                assets: d.assets,
+                created_at: fmt_ts(d.created_at),
+                created_by: d.created_by,
+            })
+            .collect())
+    }
+}

@@ -1237,12 +1237,12 @@ fn fleet(templates: &Templates, index: &Index, n: usize, shared: bool) -> anyhow
 fn print_fleets(rows: &[Fleet], fresh: &Fleet) {
     println!();
     println!(
-        "| hosts | assessor | seconds | hosts/s | packages | triples evaluated | reused | findings | shared ÷ fresh |"
+        "| hosts | assessor | seconds | hosts/s | packages | triples evaluated | reused | findings | findings/s | shared ÷ fresh |"
     );
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for f in rows.iter().chain(std::iter::once(fresh)) {
         println!(
-            "| {} | {} | {:.2} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.2} | {:.0} | {} | {} | {} | {} | {:.0} | {} |",
             f.hosts,
             if f.shared {
                 "one shared"
@@ -1255,6 +1255,7 @@ fn print_fleets(rows: &[Fleet], fresh: &Fleet) {
             f.evaluated,
             f.reused,
             f.findings,
+            f.findings as f64 / f.secs,
             if f.shared {
                 format!("{:.1}", f.hosts_per_sec() / fresh.hosts_per_sec())
             } else {
@@ -1640,13 +1641,19 @@ fn print_service(rows: &[ServiceRun], hosts: usize) {
         if r.with_advisories {
             println!(
                 "{}: advisories imported in {:.2} s; first check-ins of the {hosts} simulated hosts \
-                 (incl. assessment) {:.2} s",
-                r.backend, r.import_secs, r.first_checkins_secs
+                 (incl. assessment) {:.2} s, {:.1} ms per host",
+                r.backend,
+                r.import_secs,
+                r.first_checkins_secs,
+                ms(r.first_checkins_secs / hosts as f64)
             );
         } else {
             println!(
-                "{}: no advisories; first check-ins of the {hosts} simulated hosts {:.2} s",
-                r.backend, r.first_checkins_secs
+                "{}: no advisories; first check-ins of the {hosts} simulated hosts {:.2} s, \
+                 {:.1} ms per host",
+                r.backend,
+                r.first_checkins_secs,
+                ms(r.first_checkins_secs / hosts as f64)
             );
         }
     }

@@ -128,6 +128,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
             std::env::var("USER").unwrap_or_else(|_| "unknown".into())
         );
         let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let mut kev_added = std::collections::BTreeSet::new();
         for path in &a.paths {
             let source = std::fs::canonicalize(path)
                 .unwrap_or_else(|_| path.clone())
@@ -154,6 +155,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
                     .import_kev(&source, c, summary.kev.skipped, &by)
                     .await
                     .map_err(|e| anyhow::anyhow!(e.message))?;
+                kev_added.extend(o.kev_added.iter().cloned());
                 println!(
                     "{source}: KEV catalog {}: {} entries, {} newly in KEV",
                     c.version,
@@ -203,6 +205,15 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
              ({evaluated} package versions evaluated, {reused} reused)",
             stats.opened, stats.reopened, stats.resolved, stats.still_open
         );
+        // The zero-day lane: CVEs that entered KEV with this import.
+        if let Some(ev) = app.zero_day_lane("feeds import", &kev_added.iter().cloned().collect::<Vec<_>>(), &by).await.map_err(|e| anyhow::anyhow!(e.message))? {
+            println!(
+                "zero-day lane: {} finding(s) raised to P0 by {} CVE(s) newly in KEV; proposed out-of-band deployment {}",
+                ev.findings,
+                ev.cves.len(),
+                ev.deployment.as_deref().unwrap_or("-")
+            );
+        }
         app.store().close().await;
         Ok(())
     })

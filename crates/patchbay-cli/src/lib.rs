@@ -119,6 +119,18 @@ pub enum Command {
     /// Policy as code: check (locally), preview and apply.
     #[command(subcommand)]
     Policy(prioritise::PolicyCmd),
+    /// The patch catalog: findings grouped into patches with standard names.
+    Patches {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Deployments, including out-of-band ones proposed by the zero-day lane.
+    Deployments {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// One screen on one CVE: affected assets, versions, fixes, due dates.
     Triage {
         /// The CVE id.
@@ -191,6 +203,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scan(a) => feeds::scan(a),
         Command::Worklist(a) => prioritise::worklist(&client::connect(&cli.url, cli.token)?, a),
         Command::Policy(c) => prioritise::policy(&cli.url, cli.token, c),
+        Command::Patches { format } => {
+            prioritise::patches(&client::connect(&cli.url, cli.token)?, format)
+        }
+        Command::Deployments { format } => {
+            prioritise::deployments(&client::connect(&cli.url, cli.token)?, format)
+        }
         Command::Triage { cve, format } => {
             prioritise::triage(&client::connect(&cli.url, cli.token)?, &cve, format)
         }

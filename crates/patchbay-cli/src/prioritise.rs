@@ -291,3 +291,73 @@ mod tests {
         assert_eq!(super::csv_safe("openssl"), "openssl");
     }
 }
+
+/// `patchbay patches`: the patch catalog.
+pub fn patches(c: &Client, format: crate::Format) -> anyhow::Result<()> {
+    let l: List<patchbay_proto::api::PatchOut> = c.get("/api/v1/patches")?;
+    if format == crate::Format::Json {
+        return json(&l.items);
+    }
+    let rows: Vec<Vec<String>> = l
+        .items
+        .iter()
+        .map(|p| {
+            vec![
+                p.highest_tier.clone(),
+                p.name.clone(),
+                p.findings.to_string(),
+                p.assets.len().to_string(),
+                p.cves.len().to_string(),
+                if p.approved {
+                    "approved".into()
+                } else {
+                    String::new()
+                },
+                p.approval_reason.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "TIER", "PATCH", "FINDINGS", "ASSETS", "CVES", "APPROVED", "WHY"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+/// `patchbay deployments`: deployments, including proposed out-of-band ones.
+pub fn deployments(c: &Client, format: crate::Format) -> anyhow::Result<()> {
+    let l: List<patchbay_proto::api::DeploymentOut> = c.get("/api/v1/deployments")?;
+    if format == crate::Format::Json {
+        return json(&l.items);
+    }
+    let rows: Vec<Vec<String>> = l
+        .items
+        .iter()
+        .map(|d| {
+            vec![
+                d.id.clone(),
+                d.kind.clone(),
+                d.status.clone(),
+                d.patches.len().to_string(),
+                d.assets.len().to_string(),
+                d.created_at.clone(),
+                d.reason.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "ID", "KIND", "STATUS", "PATCHES", "ASSETS", "CREATED", "REASON"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}

@@ -363,3 +363,71 @@ pub struct Triage {
     /// Distinct (package, installed → fixed) upgrades that close it.
     pub fixes: Vec<String>,
 }
+
+/// A patch: one package → fixed version for one OS release, with what it closes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatchOut {
+    /// Standard name `PB-<yyyy>-<mm>-<os>-<package>-<version>`.
+    pub name: String,
+    /// `os`, `security-agent`, `network-device` or `application`.
+    pub family: String,
+    /// OS release, e.g. `debian:12`.
+    pub os: String,
+    /// (Source) package.
+    pub package: String,
+    /// Version it installs.
+    pub fixed_version: String,
+    /// CVEs it closes.
+    pub cves: Vec<String>,
+    /// Advisories it closes.
+    pub advisories: Vec<String>,
+    /// Open findings it closes.
+    pub findings: u64,
+    /// Assets it applies to.
+    pub assets: Vec<String>,
+    /// Most urgent tier among its findings.
+    pub highest_tier: String,
+    /// Release date (YYYY-MM-DD): the earliest publication of its advisories, or
+    /// first detection when unknown.
+    pub released: String,
+    /// Approved for deployment by the policy in force.
+    pub approved: bool,
+    /// Why (not) approved.
+    pub approval_reason: String,
+}
+
+/// A zero-day lane event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OobEventOut {
+    /// Time (RFC 3339).
+    pub at: String,
+    /// What triggered it.
+    pub source: String,
+    /// CVEs that raised findings to P0.
+    pub cves: Vec<String>,
+    /// Findings raised.
+    pub findings: i64,
+    /// Proposed out-of-band deployment.
+    pub deployment: Option<String>,
+}
+
+/// A deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentOut {
+    /// `DEP-<yyyy>-<mm>-<seq>` or `DEP-OOB-<yyyy>-<mm>-<seq>`.
+    pub id: String,
+    /// `oob` or `baseline`.
+    pub kind: String,
+    /// `proposed`, …
+    pub status: String,
+    /// Why.
+    pub reason: String,
+    /// Patch names.
+    pub patches: Vec<String>,
+    /// Asset names.
+    pub assets: Vec<String>,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Creator.
+    pub created_by: String,
+}

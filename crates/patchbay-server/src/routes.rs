@@ -56,6 +56,9 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
         .route("/policy", get(get_policy).post(apply_policy))
         .route("/policy/preview", post(preview_policy))
         .route("/triage/{cve}", get(triage))
+        .route("/patches", get(list_patches))
+        .route("/oob-events", get(list_oob))
+        .route("/deployments", get(list_deployments))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), api_auth));
@@ -534,4 +537,34 @@ async fn triage(
     Path(cve): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.triage(&caller, &cve, &ctx).await?))
+}
+
+async fn list_patches(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(List {
+        items: st.app.patches(&caller, &ctx).await?,
+    }))
+}
+
+async fn list_oob(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(List {
+        items: st.app.oob_events(&caller, &ctx).await?,
+    }))
+}
+
+async fn list_deployments(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(List {
+        items: st.app.deployments(&caller, &ctx).await?,
+    }))
 }

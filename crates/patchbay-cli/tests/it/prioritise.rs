@@ -185,4 +185,220 @@ fn worklist_policy_and_triage(backend: &str) {
     assert!(!t.affected);
 }
 
-crate::both_backends!(worklist_policy_and_triage);
+/// Acceptance: importing the 2026.08.07 KEV catalog over the 2025.08.25 one raises
+/// exactly the findings whose CVEs were added to KEV, records the out-of-band
+/// event and proposes an out-of-band deployment.
+fn kev_catalog_update_drives_the_zero_day_lane(backend: &str) {
+    let s = Server::start(backend);
+    // A Debian 12 host with packages that the KEV additions of 2025-08..2026-08
+    // touch in the real Debian data (chromium, inetutils), at vulnerable versions.
+    let mut status = minbase_before();
+    status.push_str(
+        "Package: chromium\nStatus: install ok installed\nArchitecture: amd64\n\
+         Version: 139.0.7258.154-1~deb12u1\n\n\
+         Package: inetutils-telnet\nStatus: install ok installed\nArchitecture: amd64\n\
+         Source: inetutils\nVersion: 2:2.4-2+deb12u1\n\n",
+    );
+    let root = deb_root(&status);
+    let state = tempfile::tempdir().unwrap();
+    ok(&s.agent_once(
+        state.path(),
+        Some(&s.enroll_token(1)),
+        &[
+            "--root",
+            root.path().to_str().unwrap(),
+            "--no-pending-updates",
+        ],
+    ));
+    let import = |files: &[&str]| -> String {
+        let mut c = Command::new(PATCHBAY);
+        c.args(["feeds", "import", "--db", &s.db_url]);
+        for f in files {
+            c.arg(fixtures().join(f));
+        }
+        ok(&c.output().unwrap())
+    };
+    import(&[
+        "feeds/osv/Debian-12-derived.osv.zip",
+        "feeds/kev/known_exploited_vulnerabilities-2025.08.25.json.gz",
+    ]);
+    let before = worklist(&s, "");
+    let p0_before: std::collections::BTreeSet<String> = before
+        .iter()
+        .filter(|w| w.tier == "P0")
+        .map(|w| w.finding.id.clone())
+        .collect();
+
+    let out = import(&["feeds/kev/known_exploited_vulnerabilities-2026.08.07.json.gz"]);
+    assert!(out.contains("zero-day lane"), "{out}");
+    let after = worklist(&s, "");
+
+    // The CVEs added between the two catalogs, read independently.
+    let read = |f: &str| -> std::collections::BTreeSet<String> {
+        let mut d = flate2::read::GzDecoder::new(std::fs::File::open(fixtures().join(f)).unwrap());
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut d, &mut text).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["vulnerabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["cveID"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let old = read("feeds/kev/known_exploited_vulnerabilities-2025.08.25.json.gz");
+    let new = read("feeds/kev/known_exploited_vulnerabilities-2026.08.07.json.gz");
+    let added: std::collections::BTreeSet<&String> = new.difference(&old).collect();
+    assert_eq!(added.len(), 258);
+    let expected: std::collections::BTreeSet<String> = after
+        .iter()
+        .filter(|w| w.finding.cves.iter().any(|c| added.contains(c)))
+        .map(|w| w.finding.id.clone())
+        .collect();
+    let raised: std::collections::BTreeSet<String> = after
+        .iter()
+        .filter(|w| w.tier == "P0" && !p0_before.contains(&w.finding.id))
+        .map(|w| w.finding.id.clone())
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(
+        raised, expected,
+        "exactly the findings whose CVEs were added to KEV are raised"
+    );
+    assert!(
+        after
+            .iter()
+            .filter(|w| raised.contains(&w.finding.id))
+            .all(|w| w.due
+                <= w.finding
+                    .due_date
+                    .clone()
+                    .map(|d| format!("{d}T23:59:59Z"))
+                    .unwrap())
+    );
+
+    let events: List<patchbay_proto::api::OobEventOut> =
+        s.admin().get("/api/v1/oob-events").unwrap();
+    assert_eq!(events.items.len(), 1);
+    assert_eq!(events.items[0].findings as usize, expected.len());
+    let dep = events.items[0].deployment.clone().unwrap();
+    assert!(dep.starts_with("DEP-OOB-"), "{dep}");
+    let deps: List<patchbay_proto::api::DeploymentOut> =
+        s.admin().get("/api/v1/deployments").unwrap();
+    assert_eq!(deps.items.len(), 1);
+    assert_eq!(
+        (deps.items[0].id.as_str(), deps.items[0].status.as_str()),
+        (dep.as_str(), "proposed")
+    );
+    assert_eq!(deps.items[0].assets, vec!["chroot-host".to_string()]);
+    // Its patches are approved P0 patches of the catalog, named by the standard.
+    let patches: List<patchbay_proto::api::PatchOut> = s.admin().get("/api/v1/patches").unwrap();
+    for name in &deps.items[0].patches {
+        let p = patches.items.iter().find(|p| &p.name == name).unwrap();
+        assert!(p.approved && p.highest_tier == "P0", "{p:?}");
+        assert!(
+            name.starts_with("PB-") && name.contains("-debian12-"),
+            "{name}"
+        );
+    }
+    assert!(
+        deps.items[0]
+            .patches
+            .iter()
+            .any(|n| n.contains("-chromium-"))
+    );
+    assert!(
+        deps.items[0]
+            .patches
+            .iter()
+            .any(|n| n.contains("-inetutils-2:2.4-2+deb12u2"))
+    );
+    // Importing the same catalog again raises nothing new.
+    let out = import(&["feeds/kev/known_exploited_vulnerabilities-2026.08.07.json.gz"]);
+    assert!(!out.contains("zero-day lane"), "{out}");
+    let list = ok(&s.cli(&["deployments"]));
+    assert!(list.contains(&dep));
+}
+
+/// Acceptance: triage on the real fixture data gives the assets and fixed versions
+/// that the offline scan (itself checked against dpkg) gives.
+fn triage_matches_the_scan(backend: &str) {
+    let s = Server::start(backend);
+    let _root = setup(&s);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures().join("feeds/osv/Debian-12-derived.osv.zip"),
+        dir.path().join("d.zip"),
+    )
+    .unwrap();
+    let status = _root.path().join("var/lib/dpkg/status");
+    let scan: Vec<serde_json::Value> = serde_json::from_str(&ok(&Command::new(PATCHBAY)
+        .args([
+            "scan",
+            "--dpkg-status",
+            status.to_str().unwrap(),
+            "--os",
+            "debian:12",
+            "--format",
+            "json",
+            "--feeds",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap()))
+    .unwrap();
+    let mut cves: Vec<String> = scan
+        .iter()
+        .flat_map(|f| {
+            f["cves"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string())
+        })
+        .collect();
+    cves.sort();
+    cves.dedup();
+    assert!(cves.len() >= 5);
+    for cve in cves.iter().take(10) {
+        let t: Triage = s.admin().get(&format!("/api/v1/triage/{cve}")).unwrap();
+        let mut got: Vec<(String, String, String)> = t
+            .items
+            .iter()
+            .map(|w| {
+                (
+                    w.finding.package.clone(),
+                    w.finding.installed_version.clone(),
+                    w.finding.fixed_version.clone().unwrap(),
+                )
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<(String, String, String)> = scan
+            .iter()
+            .filter(|f| {
+                f["cves"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c == cve.as_str())
+            })
+            .map(|f| {
+                (
+                    f["package"].as_str().unwrap().into(),
+                    f["installed_version"].as_str().unwrap().into(),
+                    f["fixed_version"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "{cve}");
+        assert!(t.items.iter().all(|w| w.finding.asset == "chroot-host"));
+    }
+}
+
+crate::both_backends!(
+    worklist_policy_and_triage,
+    kev_catalog_update_drives_the_zero_day_lane,
+    triage_matches_the_scan
+);
