@@ -281,17 +281,6 @@ pub fn triage(c: &Client, cve: &str, format: crate::Format) -> anyhow::Result<()
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn csv_cells_cannot_be_formulas() {
-        assert_eq!(super::csv_safe("=1+1"), "'=1+1");
-        assert_eq!(super::csv_safe("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(super::csv_safe("-2"), "'-2");
-        assert_eq!(super::csv_safe("openssl"), "openssl");
-    }
-}
-
 /// `patchbay patches`: the patch catalog.
 pub fn patches(c: &Client, format: crate::Format) -> anyhow::Result<()> {
     let l: List<patchbay_proto::api::PatchOut> = c.get("/api/v1/patches")?;
@@ -360,4 +349,15 @@ pub fn deployments(c: &Client, format: crate::Format) -> anyhow::Result<()> {
         )
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_cells_cannot_be_formulas() {
+        assert_eq!(super::csv_safe("=1+1"), "'=1+1");
+        assert_eq!(super::csv_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(super::csv_safe("-2"), "'-2");
+        assert_eq!(super::csv_safe("openssl"), "openssl");
+    }
 }
