@@ -417,6 +417,10 @@ impl App {
                     },
                 )
                 .await?;
+                // Agentless assets with an OS and versions are assessed like any other.
+                if let Some(row) = tx.asset_by_name(v.name.as_str()).await? {
+                    self.assess_in(&mut tx, &row).await?;
+                }
             }
         }
         self.audit_in(

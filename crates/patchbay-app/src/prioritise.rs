@@ -68,6 +68,7 @@ struct Ranked {
     excluded: bool,
     patch: (String, String, String),
     published: Option<Timestamp>,
+    kind: AssetKind,
 }
 
 impl App {
@@ -156,6 +157,7 @@ impl App {
                 excluded,
                 patch,
                 published: pubd,
+                kind,
                 item: WorkItem {
                     tier: a_.tier.to_string(),
                     score: a_.score,
@@ -458,6 +460,7 @@ impl App {
     ) -> Vec<patchbay_proto::api::PatchOut> {
         use patchbay_proto::api::PatchOut;
         struct Acc {
+            family: &'static str,
             tier: Tier,
             released: Option<Timestamp>,
             cves: std::collections::BTreeSet<String>,
@@ -472,6 +475,11 @@ impl App {
             .filter(|r| !r.excluded && !r.patch.2.is_empty())
         {
             let a = acc.entry(r.patch.clone()).or_insert(Acc {
+                family: match r.kind {
+                    AssetKind::NetworkDevice => "network-device",
+                    AssetKind::Application => "application",
+                    _ => "os",
+                },
                 tier: r.tier,
                 released: None,
                 cves: Default::default(),
@@ -508,7 +516,7 @@ impl App {
                 let approval = policy.approval(a.tier, released, today);
                 PatchOut {
                     name: patch_name(released, &os, &package, &version),
-                    family: "os".into(),
+                    family: a.family.into(),
                     os,
                     package,
                     fixed_version: version,

@@ -402,3 +402,24 @@ crate::both_backends!(
     kev_catalog_update_drives_the_zero_day_lane,
     triage_matches_the_scan
 );
+
+#[test]
+fn agentless_assets_with_versions_get_findings_and_patches() {
+    let s = Server::start("sqlite");
+    ok(&Command::new(PATCHBAY)
+        .args(["feeds", "import", "--db", &s.db_url])
+        .arg(fixtures().join("feeds/osv/Debian-12-derived.osv.zip"))
+        .output()
+        .unwrap());
+    // An appliance on Debian 12 known only from a CMDB export, with one package.
+    let csv = "name,kind,os,packages,exposure\nvpn-gw-01,appliance,debian:12,sudo=1.9.13p3-1+deb12u1,internet-facing\n";
+    let _: serde_json::Value = s.admin().post_raw("/api/v1/assets/import", "text/csv", csv.as_bytes()).unwrap();
+    let items = worklist(&s, "asset=vpn-gw-01");
+    assert!(!items.is_empty(), "the imported versions are assessed");
+    assert!(items.iter().all(|w| w.finding.package == "sudo" && w.reasons.iter().any(|r| r.contains("internet-facing")) || w.tier != "P0"));
+    let patches: List<patchbay_proto::api::PatchOut> = s.admin().get("/api/v1/patches").unwrap();
+    let p = patches.items.iter().find(|p| p.assets == vec!["vpn-gw-01".to_string()]).unwrap();
+    assert!(p.name.starts_with("PB-") && p.name.contains("-debian12-sudo-"), "{}", p.name);
+    assert_eq!(p.family, "os");
+    assert_eq!(p.os, "debian:12");
+}
