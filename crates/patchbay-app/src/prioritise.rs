@@ -27,7 +27,13 @@ pub struct WorkFilter {
     pub group: Option<String>,
     /// Only this tier.
     pub tier: Option<Tier>,
+    /// At most this many lines (default [`DEFAULT_WORKLIST_LIMIT`]).
+    pub limit: Option<usize>,
 }
+
+/// Lines a worklist returns unless asked otherwise: what a team can act on; the
+/// ranking itself always covers every finding.
+pub const DEFAULT_WORKLIST_LIMIT: usize = 1000;
 
 /// The policy in force when none was applied.
 pub const DEFAULT_POLICY: &str = "version = 1\n";
@@ -63,12 +69,23 @@ fn facts(a: &AssetRow) -> (String, AssetKind, BusinessImpact, Exposure) {
 /// One assessed finding, before filtering.
 struct Ranked {
     item: WorkItem,
+    input: RiskInput,
     tier: Tier,
     due: Timestamp,
     excluded: bool,
     patch: (String, String, String),
     published: Option<Timestamp>,
     kind: AssetKind,
+}
+
+/// Adds the reasons (the full assessment) to the lines that are returned.
+fn explain(policy: &Policy, ranked: &mut [Ranked]) {
+    let model = policy.risk_model();
+    for r in ranked {
+        let a = model.assess(&r.input);
+        r.item.summary = summary(&a);
+        r.item.reasons = a.reasons;
+    }
 }
 
 impl App {
@@ -143,7 +160,7 @@ impl App {
                 first_seen,
                 published: pubd,
             };
-            let a_ = model.assess(&input);
+            let c = model.classify(&input);
             let excluded = policy.is_excluded(&a.name, &groups, &f.source_package)
                 || policy.is_excluded(&a.name, &groups, &f.package);
             let patch = (
@@ -152,19 +169,21 @@ impl App {
                 f.fixed_version.clone().unwrap_or_default(),
             );
             out.push(Ranked {
-                tier: a_.tier,
-                due: a_.due,
+                tier: c.tier,
+                due: c.due,
                 excluded,
                 patch,
                 published: pubd,
                 kind,
+                input,
                 item: WorkItem {
-                    tier: a_.tier.to_string(),
-                    score: a_.score,
-                    due: fmt_ts(a_.due),
-                    overdue: a_.is_overdue(now),
-                    summary: summary(&a_),
-                    reasons: a_.reasons.clone(),
+                    tier: c.tier.to_string(),
+                    score: c.score,
+                    due: fmt_ts(c.due),
+                    overdue: c.due < now,
+                    // Filled in for the lines returned (see `explain`).
+                    summary: String::new(),
+                    reasons: vec![],
                     owner: a.attrs.owner.clone(),
                     groups,
                     finding: f,
@@ -212,12 +231,20 @@ impl App {
             })
             .filter(|r| filter.tier.is_none_or(|t| r.tier == t))
             .collect();
-        ranked.sort_by(|a, b| {
+        let limit = filter.limit.unwrap_or(DEFAULT_WORKLIST_LIMIT).max(1);
+        let order = |a: &Ranked, b: &Ranked| {
             (!a.item.overdue, a.tier, a.due)
                 .cmp(&(!b.item.overdue, b.tier, b.due))
                 .then(b.item.score.total_cmp(&a.item.score))
                 .then_with(|| a.item.finding.id.cmp(&b.item.finding.id))
-        });
+        };
+        // Select the top `limit` in linear time, then sort only those.
+        if ranked.len() > limit {
+            ranked.select_nth_unstable_by(limit - 1, order);
+            ranked.truncate(limit);
+        }
+        ranked.sort_by(order);
+        explain(&policy, &mut ranked);
         Ok(ranked.into_iter().map(|r| r.item).collect())
     }
 

@@ -33,6 +33,9 @@ pub struct WorklistArgs {
     /// Only this tier (P0 … P4).
     #[arg(long)]
     pub tier: Option<String>,
+    /// At most this many lines (the ranking covers every finding).
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
@@ -62,7 +65,7 @@ pub fn csv_safe(s: &str) -> String {
 
 /// `patchbay worklist`
 pub fn worklist(c: &Client, a: WorklistArgs) -> anyhow::Result<()> {
-    let mut q = vec![];
+    let mut q = vec![format!("limit={}", a.limit)];
     for (k, v) in [
         ("asset", &a.asset),
         ("owner", &a.owner),

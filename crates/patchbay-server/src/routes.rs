@@ -441,6 +441,7 @@ struct WorkQuery {
     owner: Option<String>,
     group: Option<String>,
     tier: Option<String>,
+    limit: Option<usize>,
 }
 
 async fn worklist(
@@ -462,6 +463,7 @@ async fn worklist(
         owner: q.owner,
         group: q.group,
         tier,
+        limit: q.limit,
     };
     Ok(Json(List {
         items: st.app.worklist(&caller, &filter, &ctx).await?,

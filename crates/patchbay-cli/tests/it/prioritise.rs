@@ -37,6 +37,8 @@ fn worklist_policy_and_triage(backend: &str) {
     let _root = setup(&s);
     let items = worklist(&s, "");
     assert!(items.len() >= 10);
+    // A limit returns the head of the same ranking.
+    assert_eq!(worklist(&s, "limit=3"), items[..3].to_vec());
     // No CVSS in the Debian data: the documented missing-data rule applies and says so.
     assert!(
         items.iter().all(|w| w.tier == "P2"),
@@ -413,13 +415,26 @@ fn agentless_assets_with_versions_get_findings_and_patches() {
         .unwrap());
     // An appliance on Debian 12 known only from a CMDB export, with one package.
     let csv = "name,kind,os,packages,exposure\nvpn-gw-01,appliance,debian:12,sudo=1.9.13p3-1+deb12u1,internet-facing\n";
-    let _: serde_json::Value = s.admin().post_raw("/api/v1/assets/import", "text/csv", csv.as_bytes()).unwrap();
+    let _: serde_json::Value = s
+        .admin()
+        .post_raw("/api/v1/assets/import", "text/csv", csv.as_bytes())
+        .unwrap();
     let items = worklist(&s, "asset=vpn-gw-01");
     assert!(!items.is_empty(), "the imported versions are assessed");
-    assert!(items.iter().all(|w| w.finding.package == "sudo" && w.reasons.iter().any(|r| r.contains("internet-facing")) || w.tier != "P0"));
+    assert!(items.iter().all(|w| w.finding.package == "sudo"
+        && w.reasons.iter().any(|r| r.contains("internet-facing"))
+        || w.tier != "P0"));
     let patches: List<patchbay_proto::api::PatchOut> = s.admin().get("/api/v1/patches").unwrap();
-    let p = patches.items.iter().find(|p| p.assets == vec!["vpn-gw-01".to_string()]).unwrap();
-    assert!(p.name.starts_with("PB-") && p.name.contains("-debian12-sudo-"), "{}", p.name);
+    let p = patches
+        .items
+        .iter()
+        .find(|p| p.assets == vec!["vpn-gw-01".to_string()])
+        .unwrap();
+    assert!(
+        p.name.starts_with("PB-") && p.name.contains("-debian12-sudo-"),
+        "{}",
+        p.name
+    );
     assert_eq!(p.family, "os");
     assert_eq!(p.os, "debian:12");
 }

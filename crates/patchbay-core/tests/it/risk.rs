@@ -969,3 +969,53 @@ proptest! {
         prop_assert!(summary(&a).starts_with(a.tier.as_str()));
     }
 }
+
+mod classify_agrees_with_assess {
+    use jiff::{SignedDuration, Timestamp};
+    use patchbay_core::asset::{BusinessImpact, Exposure};
+    use patchbay_core::risk::{KevInfo, RiskInput, RiskModel};
+    use proptest::prelude::*;
+
+    fn impact() -> impl Strategy<Value = BusinessImpact> {
+        prop::sample::select(BusinessImpact::ALL.to_vec())
+    }
+    fn exposure() -> impl Strategy<Value = Exposure> {
+        prop::sample::select(Exposure::ALL.to_vec())
+    }
+
+    proptest! {
+        #[test]
+        fn same_tier_score_and_due(
+            cvss in prop::option::of(-1.0f64..11.0),
+            hint in prop::option::of(prop::sample::select(vec!["High", "critical", "moderate", "unimportant", "weird", "", " LOW* "])),
+            epss in prop::option::of(-0.2f64..1.2),
+            kev in prop::option::of(0i64..400),
+            impact in impact(),
+            exposure in exposure(),
+            seen in 0i64..10_000,
+            published in prop::option::of(0i64..10_000),
+            assume in any::<bool>(),
+        ) {
+            let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+            let mut model = RiskModel::default();
+            if assume {
+                model.missing_cvss = patchbay_core::risk::MissingCvss::Assume;
+            }
+            let input = RiskInput {
+                cvss,
+                severity_hint: hint.map(str::to_string),
+                epss,
+                kev: kev.map(|d| KevInfo { due_date: "2026-01-01".parse::<jiff::civil::Date>().unwrap() + jiff::Span::new().days(d) }),
+                business_impact: impact,
+                exposure,
+                first_seen: t0 + SignedDuration::from_hours(seen),
+                published: published.map(|p| t0 + SignedDuration::from_hours(p)),
+            };
+            let a = model.assess(&input);
+            let c = model.classify(&input);
+            prop_assert_eq!(c.tier, a.tier);
+            prop_assert_eq!(c.due, a.due);
+            prop_assert_eq!(c.score, a.score);
+        }
+    }
+}
