@@ -650,15 +650,15 @@ impl RiskModel {
         };
         let epss = input.epss.filter(|e| (0.0..=1.0).contains(e));
         let internet = input.exposure == Exposure::InternetFacing;
-        let base = if self.kev_is_p0 && input.kev.is_some() {
+        // The same rules as `assess`, first match wins.
+        let p0 = (self.kev_is_p0 && input.kev.is_some())
+            || (internet && epss.is_some_and(|e| e >= self.p0_epss_internet))
+            || (internet && cvss >= self.p0_cvss_internet);
+        let p1 = cvss >= self.p1_cvss
+            || (cvss >= self.p1_cvss_with_epss && epss.is_some_and(|e| e >= self.p1_epss));
+        let base = if p0 {
             Tier::P0
-        } else if internet && epss.is_some_and(|e| e >= self.p0_epss_internet) {
-            Tier::P0
-        } else if internet && cvss >= self.p0_cvss_internet {
-            Tier::P0
-        } else if cvss >= self.p1_cvss {
-            Tier::P1
-        } else if cvss >= self.p1_cvss_with_epss && epss.is_some_and(|e| e >= self.p1_epss) {
+        } else if p1 {
             Tier::P1
         } else if cvss >= self.p2_cvss {
             Tier::P2
