@@ -32,7 +32,9 @@
 //!    plus the Debian 12 host and the 2,000-package host enrolled and checked in
 //!    through [`App::enroll`] / [`App::checkin`]; then the timed check-ins of one
 //!    host whose inventory changed by one package version (a `Delta` payload; the
-//!    check-in re-assesses the asset inside its transaction), and one
+//!    check-in re-assesses the asset inside its transaction) — a package no
+//!    advisory names, and the package with the most findings (see [`Change`]) —
+//!    and one
 //!    [`App::assess_fleet`] after a feed change. Baseline: the same on a
 //!    database with **no advisories** (the check-in without matching).
 //!
@@ -230,16 +232,22 @@ fn run() -> anyhow::Result<()> {
 
     // ---- 1. advisories -------------------------------------------------------
     let osv_dir = fixtures().join("feeds/osv");
+    // Resident memory before and after each step: at the start of the process
+    // the heap only grows, so the differences approximate each structure's size.
+    let rss0 = status_kb("VmRSS:").unwrap_or(0);
     let (read_secs, (collected, summary)) = timed(|| {
         let mut c = Collect::default();
         let s = read_path(&osv_dir, &mut c);
         (c, s)
     });
     let summary = summary.with_context(|| format!("reading {}", osv_dir.display()))?;
+    let rss1 = status_kb("VmRSS:").unwrap_or(0);
     let (rows_secs, rows) = timed(|| merge_rows(collected.advisories.iter().map(advisory_row)));
-    let mut builds = Vec::new();
-    let mut index = Index::new();
-    for _ in 0..INDEX_REPS {
+    let rss2 = status_kb("VmRSS:").unwrap_or(0);
+    let (s, mut index) = timed(|| build_index(&rows));
+    let rss3 = status_kb("VmRSS:").unwrap_or(0);
+    let mut builds = vec![s];
+    for _ in 1..INDEX_REPS {
         let (s, i) = timed(|| build_index(&rows));
         builds.push(s);
         index = i;
@@ -268,6 +276,13 @@ fn run() -> anyhow::Result<()> {
     for (eco, (pkgs, entries)) in &per_eco {
         println!("  {eco:<16} {pkgs:>5} packages {entries:>6} affected entries");
     }
+    let mb = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1024.0;
+    println!(
+        "resident memory added: parsed OSV records {:.0} MB, store rows {:.0} MB, index {:.0} MB",
+        mb(rss0, rss1),
+        mb(rss1, rss2),
+        mb(rss2, rss3)
+    );
     println!("peak RSS after loading: {}", peak_rss());
 
     // ---- 2. one host ---------------------------------------------------------
