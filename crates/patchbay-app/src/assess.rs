@@ -145,25 +145,31 @@ pub(crate) async fn sync_findings(
         .collect();
     let mut stats = SyncStats::default();
     let mut seen = HashSet::new();
+    let mut fresh = Vec::new();
     for f in current {
         let k = key(&f.advisory, &f.package, &f.arch);
         let nf = to_new(f);
         match by_key.get(&k) {
             None => {
-                tx.insert_finding(asset_id, &nf, now).await?;
+                fresh.push(nf);
                 stats.opened += 1;
             }
-            Some(r) => {
-                if r.resolved_at.is_some() {
-                    stats.reopened += 1;
-                } else {
-                    stats.still_open += 1;
-                }
+            Some(r) if r.resolved_at.is_some() => {
+                stats.reopened += 1;
                 tx.refresh_finding(r.id, &nf, now).await?;
+            }
+            Some(r) => {
+                stats.still_open += 1;
+                // Only a change is written: an unchanged open finding costs nothing,
+                // so a check-in's cost follows what changed, not what is open.
+                if r.finding != nf {
+                    tx.refresh_finding(r.id, &nf, now).await?;
+                }
             }
         }
         seen.insert(k);
     }
+    tx.insert_findings(asset_id, &fresh, now).await?;
     let gone: Vec<i64> = existing
         .iter()
         .filter(|r| r.resolved_at.is_none())

@@ -514,7 +514,14 @@ pub trait FindingStore {
     /// Inserts a new open finding.
     async fn insert_finding(&mut self, asset_id: i64, f: &NewFinding, now: Timestamp)
     -> Result<()>;
-    /// Marks findings as seen now, updating versions (and reopening resolved ones).
+    /// Inserts new open findings in batched statements.
+    async fn insert_findings(
+        &mut self,
+        asset_id: i64,
+        fs: &[NewFinding],
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Marks a finding as seen now with new versions (and reopens it if resolved).
     async fn refresh_finding(&mut self, id: i64, f: &NewFinding, now: Timestamp) -> Result<()>;
     /// Resolves findings.
     async fn resolve_findings(&mut self, ids: &[i64], now: Timestamp) -> Result<()>;

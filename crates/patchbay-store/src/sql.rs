@@ -930,6 +930,35 @@ macro_rules! impl_tx {
                 Ok(())
             }
 
+            async fn insert_findings(
+                &mut self,
+                asset_id: i64,
+                fs: &[$crate::NewFinding],
+                now: jiff::Timestamp,
+            ) -> $crate::Result<()> {
+                let now = $crate::to_millis(now);
+                // 9 parameters per row.
+                for chunk in fs.chunks(400) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO findings (asset_id, advisory_id, package, arch, source_package, \
+                         installed_version, fixed_version, first_seen, last_seen) ",
+                    );
+                    qb.push_values(chunk, |mut b, f| {
+                        b.push_bind(asset_id)
+                            .push_bind(f.advisory_id.clone())
+                            .push_bind(f.package.clone())
+                            .push_bind(f.arch.clone())
+                            .push_bind(f.source_package.clone())
+                            .push_bind(f.installed_version.clone())
+                            .push_bind(f.fixed_version.clone())
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    qb.build().execute(&mut *self.tx).await.map_err($crate::map_err)?;
+                }
+                Ok(())
+            }
+
             async fn refresh_finding(&mut self, id: i64, f: &$crate::NewFinding, now: jiff::Timestamp) -> $crate::Result<()> {
                 sqlx::query(
                     "UPDATE findings SET installed_version = $2, fixed_version = $3, source_package = $4, \
