@@ -241,7 +241,14 @@ impl App {
             .asset_by_name(&asset.name)
             .await?
             .ok_or_else(|| AppError::not_found(format!("asset {} is gone", asset.name)))?;
-        let findings = self.assess_in(&mut tx, &stored).await?;
+        // Only what changed is re-matched; an OS change (or the first inventory,
+        // whose delta is everything) re-assesses the whole asset.
+        let findings = if asset.facts.os == inv.facts.os && asset.inventory_hash.is_some() {
+            self.assess_changed(&mut tx, &stored, &inv.packages, &delta)
+                .await?
+        } else {
+            self.assess_in(&mut tx, &stored).await?
+        };
         self.audit_in(
             &mut tx,
             &format!("agent:{}", agent.id),

@@ -129,10 +129,10 @@ fn to_new(f: &Finding) -> NewFinding {
 pub(crate) async fn sync_findings(
     tx: &mut Box<dyn Tx>,
     asset_id: i64,
+    existing: Vec<FindingRow>,
     current: &[Finding],
     now: jiff::Timestamp,
 ) -> Result<SyncStats, AppError> {
-    let existing = tx.findings_of_asset(asset_id).await?;
     let key = |a: &str, p: &str, arch: &str| (a.to_string(), p.to_string(), arch.to_string());
     let by_key: HashMap<(String, String, String), &FindingRow> = existing
         .iter()
@@ -251,7 +251,42 @@ impl App {
         self.index().await?;
         let packages = tx.packages(asset.id).await?;
         let findings = self.match_packages(&target, &packages);
-        sync_findings(tx, asset.id, &findings, self.now()).await
+        let existing = tx.findings_of_asset(asset.id).await?;
+        sync_findings(tx, asset.id, existing, &findings, self.now()).await
+    }
+
+    /// Re-assesses only the packages a check-in changed (inside `tx`): a finding
+    /// depends on its own package's version alone, so the rest of the asset's
+    /// findings stand. Feed changes re-assess whole assets (`assess_fleet`).
+    pub(crate) async fn assess_changed(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        asset: &AssetRow,
+        new_packages: &[patchbay_core::inventory::Package],
+        delta: &patchbay_core::inventory::PackageDelta,
+    ) -> Result<SyncStats, AppError> {
+        let Ok(target) = target_for(&asset.facts.os) else {
+            return Ok(SyncStats::default());
+        };
+        if delta.is_empty() {
+            return Ok(SyncStats::default());
+        }
+        self.index().await?;
+        let changed: HashSet<(String, String)> = delta
+            .added
+            .iter()
+            .chain(&delta.removed)
+            .map(|p| (p.name.clone(), p.arch.clone()))
+            .collect();
+        let subset: Vec<patchbay_core::inventory::Package> = new_packages
+            .iter()
+            .filter(|p| changed.contains(&(p.name.clone(), p.arch.clone())))
+            .cloned()
+            .collect();
+        let findings = self.match_packages(&target, &subset);
+        let keys: Vec<(String, String)> = changed.into_iter().collect();
+        let existing = tx.findings_of_packages(asset.id, &keys).await?;
+        sync_findings(tx, asset.id, existing, &findings, self.now()).await
     }
 
     /// Re-assesses every asset against the current feeds, one transaction per

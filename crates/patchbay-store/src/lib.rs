@@ -511,6 +511,12 @@ pub trait FeedStore {
 pub trait FindingStore {
     /// Every finding of an asset, open and resolved.
     async fn findings_of_asset(&mut self, asset_id: i64) -> Result<Vec<FindingRow>>;
+    /// The findings (open and resolved) of an asset's given (package, arch) pairs.
+    async fn findings_of_packages(
+        &mut self,
+        asset_id: i64,
+        packages: &[(String, String)],
+    ) -> Result<Vec<FindingRow>>;
     /// Inserts a new open finding.
     async fn insert_finding(&mut self, asset_id: i64, f: &NewFinding, now: Timestamp)
     -> Result<()>;

@@ -930,6 +930,35 @@ macro_rules! impl_tx {
                 Ok(())
             }
 
+            async fn findings_of_packages(
+                &mut self,
+                asset_id: i64,
+                packages: &[(String, String)],
+            ) -> $crate::Result<Vec<$crate::FindingRow>> {
+                let mut out = Vec::new();
+                for chunk in packages.chunks($crate::sql::BATCH_ROWS) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id WHERE f.asset_id = "
+                    ));
+                    qb.push_bind(asset_id);
+                    qb.push(" AND (f.package, f.arch) IN (");
+                    let mut sep = qb.separated(", ");
+                    for (name, arch) in chunk {
+                        sep.push("(");
+                        sep.push_bind_unseparated(name.clone());
+                        sep.push_unseparated(", ");
+                        sep.push_bind_unseparated(arch.clone());
+                        sep.push_unseparated(")");
+                    }
+                    qb.push(")");
+                    let rows = qb.build().fetch_all(&mut *self.tx).await.map_err($crate::map_err)?;
+                    for r in &rows {
+                        out.push(row_to_finding(r)?);
+                    }
+                }
+                Ok(out)
+            }
+
             async fn insert_findings(
                 &mut self,
                 asset_id: i64,
