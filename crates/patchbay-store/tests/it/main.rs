@@ -629,6 +629,44 @@ async fn findings_story(s: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].first_seen, t0());
+
+    // Batched inserts and lookups by (package, arch).
+    let mut tx = s.write().await.unwrap();
+    let many: Vec<NewFinding> = (0..1200)
+        .map(|i| NewFinding {
+            advisory_id: format!("DSA-{i}"),
+            package: format!("p{}", i % 7),
+            arch: if i % 2 == 0 {
+                "amd64".into()
+            } else {
+                "all".into()
+            },
+            source_package: "src".into(),
+            installed_version: "1".into(),
+            fixed_version: None,
+        })
+        .collect();
+    tx.insert_findings(id, &many, later).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.read().await.unwrap();
+    assert_eq!(tx.findings_of_asset(id).await.unwrap().len(), 1202);
+    let some = tx
+        .findings_of_packages(
+            id,
+            &[
+                ("p3".into(), "amd64".into()),
+                ("libc6".into(), "amd64".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    let expected = many
+        .iter()
+        .filter(|f| f.package == "p3" && f.arch == "amd64")
+        .count()
+        + 2;
+    assert_eq!(some.len(), expected);
+    assert!(some.iter().all(|r| r.asset_name == "h"));
 }
 
 async fn plan_story(s: Arc<dyn Store>) {
