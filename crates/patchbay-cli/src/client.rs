@@ -152,7 +152,8 @@ pub enum AuditCmd {
     },
 }
 
-fn enc(s: &str) -> String {
+/// Percent-encodes a path segment or query value.
+pub fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

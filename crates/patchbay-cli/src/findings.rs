@@ -1,6 +1,7 @@
 //! `patchbay findings`, `patchbay feeds list`, `patchbay vercmp`.
 
 use crate::Format;
+use crate::client::enc;
 use crate::output::{json, table};
 use clap::Subcommand;
 use patchbay_agent::http::Client;
@@ -21,18 +22,6 @@ pub enum FindingsCmd {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// Runs a `findings` command.

@@ -1,5 +1,6 @@
 //! `patchbay worklist`, `patchbay policy check|preview|apply`, `patchbay triage`.
 
+use crate::client::enc;
 use crate::output::{json, table};
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -39,18 +40,6 @@ pub struct WorklistArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// A CSV cell that spreadsheets will not run as a formula: cells starting with
