@@ -19,6 +19,8 @@
 //!   dates honoured), and the reasons for each decision.
 //! - [`policy`]: policy as code: the versioned TOML policy file, its validation
 //!   (errors name line and field), groups, approval, exclusions, pins, rings.
+//! - [`window`]: maintenance windows: RFC 5545 recurrences in an IANA time
+//!   zone, with RFC DST rules, a day offset and a cutoff.
 #![forbid(unsafe_code)]
 
 pub mod assess;
@@ -29,3 +31,4 @@ pub mod names;
 pub mod policy;
 pub mod risk;
 pub mod token;
+pub mod window;

@@ -11,3 +11,4 @@ mod os_release;
 mod policy;
 mod risk;
 mod rpm;
+mod window;
