@@ -165,7 +165,9 @@ impl App {
             AppError::not_found(format!("asset {} of this agent is gone", agent.asset_name))
         })?;
         let held = asset.inventory_hash.clone();
-        let (new_inv, kind) = match req.inventory {
+        // The stored packages are read once: a delta is applied to them, and the
+        // rows to write are computed against them.
+        let (new_inv, kind, stored) = match req.inventory {
             InventoryPayload::Unchanged => {
                 if held.as_deref() != Some(req.inventory_hash.as_str()) {
                     return Err(mismatch(held.as_deref()));
@@ -182,7 +184,7 @@ impl App {
                     CheckinKind::Unchanged,
                 ));
             }
-            InventoryPayload::Full { inventory } => (inventory, CheckinKind::Full),
+            InventoryPayload::Full { inventory } => (inventory, CheckinKind::Full, None),
             InventoryPayload::Delta {
                 base_hash,
                 facts,
@@ -206,6 +208,7 @@ impl App {
                         pending_updates,
                     },
                     CheckinKind::Delta,
+                    Some(old),
                 )
             }
         };
@@ -220,7 +223,10 @@ impl App {
                 req.inventory_hash
             )));
         }
-        let old = tx.packages(asset.id).await?;
+        let old = match stored {
+            Some(old) => old,
+            None => tx.packages(asset.id).await?,
+        };
         let delta = PackageDelta::between(&old, &inv.packages);
         let written = tx.apply_package_delta(asset.id, &delta).await?;
         tx.set_host_state(

@@ -345,14 +345,9 @@ impl App {
             .into_iter()
             .map(|k| (k.cve.clone(), k))
             .collect();
-        let mut info: HashMap<&str, &AdvisoryInfo> = HashMap::new();
-        for i in 0..index.len() {
-            let a = index.advisory(i);
-            info.insert(a.id.as_str(), a);
-        }
         let mut all_cves: Vec<String> = rows
             .iter()
-            .filter_map(|r| info.get(r.finding.advisory_id.as_str()))
+            .filter_map(|r| index.by_id(&r.finding.advisory_id))
             .flat_map(|a| a.cves.iter().cloned())
             .collect();
         all_cves.sort();
@@ -366,7 +361,7 @@ impl App {
         Ok(rows
             .into_iter()
             .map(|r| {
-                let a = info.get(r.finding.advisory_id.as_str());
+                let a = index.by_id(&r.finding.advisory_id);
                 let cves = a.map(|a| a.cves.clone()).unwrap_or_default();
                 let kev_due = cves
                     .iter()

@@ -117,9 +117,6 @@ impl App {
                 .collect()
         };
         let index = self.index().await?;
-        let published: HashMap<&str, Option<Timestamp>> = (0..index.len())
-            .map(|i| (index.advisory(i).id.as_str(), index.advisory(i).published))
-            .collect();
         let model = policy.risk_model();
         let now = self.now();
         let mut groups_cache: HashMap<String, Vec<String>> = HashMap::new();
@@ -144,7 +141,7 @@ impl App {
                     })
                 })
                 .clone();
-            let pubd = published.get(f.advisory.as_str()).copied().flatten();
+            let pubd = index.by_id(&f.advisory).and_then(|a| a.published);
             let first_seen: Timestamp = f.first_seen.parse().unwrap_or(now);
             let input = RiskInput {
                 cvss: f.cvss,

@@ -206,7 +206,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
             stats.opened, stats.reopened, stats.resolved, stats.still_open
         );
         // The zero-day lane: CVEs that entered KEV with this import.
-        if let Some(ev) = app.zero_day_lane("feeds import", &kev_added.iter().cloned().collect::<Vec<_>>(), &by).await.map_err(|e| anyhow::anyhow!(e.message))? {
+        if let Some(ev) = app.zero_day_lane("feeds import", &Vec::from_iter(kev_added), &by).await.map_err(|e| anyhow::anyhow!(e.message))? {
             println!(
                 "zero-day lane: {} finding(s) raised to P0 by {} CVE(s) newly in KEV; proposed out-of-band deployment {}",
                 ev.findings,

@@ -220,6 +220,11 @@ impl Index {
         &self.advisories[i]
     }
 
+    /// The advisory with this id.
+    pub fn by_id(&self, id: &str) -> Option<&AdvisoryInfo> {
+        self.ids.get(id).map(|&i| &self.advisories[i])
+    }
+
     /// Entries for (ecosystem, package).
     pub fn entries(&self, ecosystem: &str, package: &str) -> &[AffectedEntry] {
         self.by_key
@@ -401,6 +406,41 @@ mod tests {
             version_id: v.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn split_advisories_merge_and_are_found_by_id() {
+        let info = |id: &str| AdvisoryInfo {
+            id: id.into(),
+            cves: vec![],
+            cvss: None,
+            cvss_vector: None,
+            summary: String::new(),
+            published: None,
+        };
+        let mut idx = Index::new();
+        idx.add(
+            info("ALSA-1"),
+            vec![("AlmaLinux:9".into(), "a".into(), vec![], vec!["1-1".into()])],
+        );
+        idx.add(
+            info("ALSA-1"),
+            vec![("AlmaLinux:9".into(), "b".into(), vec![], vec!["1-1".into()])],
+        );
+        idx.add(
+            info("ALSA-1"),
+            vec![("AlmaLinux:9".into(), "b".into(), vec![], vec!["1-1".into()])],
+        );
+        assert_eq!(idx.len(), 1);
+        assert_eq!(
+            idx.entries("AlmaLinux:9", "b").len(),
+            1,
+            "a record read twice adds nothing"
+        );
+        assert_eq!(idx.by_id("ALSA-1").map(|a| a.id.as_str()), Some("ALSA-1"));
+        assert!(idx.by_id("ALSA-2").is_none());
+        let (m, _) = idx.match_version(Scheme::Rpm, "AlmaLinux:9", "a", "1-1");
+        assert_eq!(m.len(), 1);
     }
 
     #[test]

@@ -517,9 +517,6 @@ pub trait FindingStore {
         asset_id: i64,
         packages: &[(String, String)],
     ) -> Result<Vec<FindingRow>>;
-    /// Inserts a new open finding.
-    async fn insert_finding(&mut self, asset_id: i64, f: &NewFinding, now: Timestamp)
-    -> Result<()>;
     /// Inserts new open findings in batched statements.
     async fn insert_findings(
         &mut self,

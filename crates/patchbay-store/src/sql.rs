@@ -906,30 +906,6 @@ macro_rules! impl_tx {
                 rows.iter().map(row_to_finding).collect()
             }
 
-            async fn insert_finding(
-                &mut self,
-                asset_id: i64,
-                f: &$crate::NewFinding,
-                now: jiff::Timestamp,
-            ) -> $crate::Result<()> {
-                sqlx::query(
-                    "INSERT INTO findings (asset_id, advisory_id, package, arch, source_package, installed_version, \
-                     fixed_version, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-                )
-                .bind(asset_id)
-                .bind(&f.advisory_id)
-                .bind(&f.package)
-                .bind(&f.arch)
-                .bind(&f.source_package)
-                .bind(&f.installed_version)
-                .bind(&f.fixed_version)
-                .bind($crate::to_millis(now))
-                .execute(&mut *self.tx)
-                .await
-                .map_err($crate::map_err)?;
-                Ok(())
-            }
-
             async fn findings_of_packages(
                 &mut self,
                 asset_id: i64,

@@ -586,10 +586,7 @@ async fn findings_story(s: Arc<dyn Store>) {
         installed_version: v.into(),
         fixed_version: Some("2.36-9+deb12u3".into()),
     };
-    tx.insert_finding(id, &f("DSA-1", "2.36-9"), t0())
-        .await
-        .unwrap();
-    tx.insert_finding(id, &f("DSA-2", "2.36-9"), t0())
+    tx.insert_findings(id, &[f("DSA-1", "2.36-9"), f("DSA-2", "2.36-9")], t0())
         .await
         .unwrap();
     tx.commit().await.unwrap();
