@@ -152,6 +152,29 @@ impl Client {
         self.finish(&format!("POST {path}"), req.send(body))
     }
 
+    /// GET a text document (e.g. `text/calendar`).
+    pub fn get_text(&self, path: &str) -> Result<String, HttpError> {
+        let what = format!("GET {path}");
+        let mut req = self.agent.get(self.url(path));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut resp = req.call().map_err(|e| {
+            HttpError::Transport(format!("{what}: cannot reach {}: {e}", self.base))
+        })?;
+        if resp.status().is_success() {
+            return resp
+                .body_mut()
+                .with_config()
+                .limit(MAX_RESPONSE)
+                .read_to_string()
+                .map_err(|e| HttpError::Transport(format!("{what}: reading the answer: {e}")));
+        }
+        // Errors are JSON: decode them the usual way.
+        self.finish::<serde_json::Value>(&what, Ok(resp))
+            .map(|_| String::new())
+    }
+
     /// DELETE.
     pub fn delete(&self, path: &str) -> Result<(), HttpError> {
         let mut req = self.agent.delete(self.url(path));

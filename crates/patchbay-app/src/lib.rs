@@ -18,6 +18,7 @@
 //! - [`assess`]: findings kept in step with inventories and feeds.
 //! - [`feeds`]: storing imported advisory, KEV and EPSS feeds.
 //! - [`prioritise`]: risk tiers, the worklist, policy preview/apply, triage.
+//! - [`schedule`]: maintenance windows, blackouts, the plan preview, the calendar.
 #![forbid(unsafe_code)]
 
 pub mod agents;
@@ -27,6 +28,7 @@ pub mod auth;
 pub mod error;
 pub mod feeds;
 pub mod prioritise;
+pub mod schedule;
 pub mod tokens;
 
 use jiff::{SignedDuration, Timestamp};

@@ -49,7 +49,7 @@ fn parse_policy(text: &str) -> Result<Policy, AppError> {
     })
 }
 
-fn facts(a: &AssetRow) -> (String, AssetKind, BusinessImpact, Exposure) {
+pub(crate) fn facts(a: &AssetRow) -> (String, AssetKind, BusinessImpact, Exposure) {
     let os = if a.facts.os.id.is_empty() {
         String::new()
     } else {
@@ -67,12 +67,12 @@ fn facts(a: &AssetRow) -> (String, AssetKind, BusinessImpact, Exposure) {
 }
 
 /// One assessed finding, before filtering.
-struct Ranked {
-    item: WorkItem,
+pub(crate) struct Ranked {
+    pub(crate) item: WorkItem,
     input: RiskInput,
-    tier: Tier,
-    due: Timestamp,
-    excluded: bool,
+    pub(crate) tier: Tier,
+    pub(crate) due: Timestamp,
+    pub(crate) excluded: bool,
     patch: (String, String, String),
     published: Option<Timestamp>,
     kind: AssetKind,
@@ -103,7 +103,7 @@ impl App {
     }
 
     /// Assesses every open finding under `policy`.
-    async fn rank(
+    pub(crate) async fn rank(
         &self,
         policy: &Policy,
         findings: Vec<FindingOut>,
@@ -190,7 +190,7 @@ impl App {
         Ok(out)
     }
 
-    async fn open_findings(
+    pub(crate) async fn open_findings(
         &self,
         caller: &Caller,
         ctx: &RequestCtx,

@@ -7,6 +7,7 @@
 //! - [`client`]: `assets`, `tokens`, `enroll-token`, `audit` (REST API clients).
 //! - [`output`]: table and JSON rendering.
 //! - [`sim`]: the fleet simulator (virtual agents with real inventories).
+//! - [`schedule`]: `windows`, `blackouts`, `plan preview`, `calendar`.
 #![forbid(unsafe_code)]
 
 pub mod client;
@@ -14,6 +15,7 @@ pub mod feeds;
 pub mod findings;
 pub mod output;
 pub mod prioritise;
+pub mod schedule;
 pub mod server;
 pub mod sim;
 
@@ -139,6 +141,20 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Maintenance windows: preview a definition (no server), add, list, remove.
+    #[command(subcommand)]
+    Windows(schedule::WindowsCmd),
+    /// Blackouts (change freezes): add, list, remove, approve out-of-band entry.
+    #[command(subcommand)]
+    Blackouts(schedule::BlackoutsCmd),
+    /// Schedule planning: when will each asset be patched, which SLAs are at risk.
+    #[command(subcommand)]
+    Plan(schedule::PlanCmd),
+    /// The maintenance calendar (windows and blackouts) as iCalendar (.ics).
+    ///
+    /// Calendar applications can subscribe to GET /calendar.ics?token=… on the
+    /// server (use a read-only auditor token), optionally with &group=NAME.
+    Calendar(schedule::CalendarArgs),
     /// Compare two versions: prints <, = or >.
     Vercmp {
         /// Scheme: deb, rpm, apk or semver.
@@ -212,6 +228,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Triage { cve, format } => {
             prioritise::triage(&client::connect(&cli.url, cli.token)?, &cve, format)
         }
+        Command::Windows(c) => schedule::windows(&cli.url, cli.token, c),
+        Command::Blackouts(c) => schedule::blackouts(&client::connect(&cli.url, cli.token)?, c),
+        Command::Plan(c) => schedule::plan(&client::connect(&cli.url, cli.token)?, c),
+        Command::Calendar(a) => schedule::calendar(&client::connect(&cli.url, cli.token)?, a),
         Command::Vercmp { scheme, a, b } => findings::vercmp(&scheme, &a, &b),
     }
 }

@@ -21,6 +21,8 @@
 //!   (errors name line and field), groups, approval, exclusions, pins, rings.
 //! - [`window`]: maintenance windows: RFC 5545 recurrences in an IANA time
 //!   zone, with RFC DST rules, a day offset and a cutoff.
+//! - [`plan`]: the schedule planner: assets into their earliest eligible
+//!   windows in ring order, blackouts and soak respected, SLA-at-risk forecast.
 #![forbid(unsafe_code)]
 
 pub mod assess;
@@ -28,6 +30,7 @@ pub mod asset;
 pub mod auth;
 pub mod inventory;
 pub mod names;
+pub mod plan;
 pub mod policy;
 pub mod risk;
 pub mod token;

@@ -32,7 +32,7 @@
 //! | `[approval]` | `always_approve_tiers` (list of tiers), `auto_approve_security_after_days` (0..=3650) |
 //! | `[[exclusions]]` | `package` (glob), `asset` (glob), `group`, `reason` (required) |
 //! | `[[pins]]` | `package` (exact), `max_version`, `asset` (glob), `group`, `reason` |
-//! | `[[rings]]` | `name` (unique), `order` (unique, 0..=1000), `groups` and/or `match` |
+//! | `[[rings]]` | `name` (unique), `order` (unique, 0..=1000), `groups` and/or `match`, `soak` (`"NNh"`/`"NNd"`, `"0h"` for none; default 24h) |
 //!
 //! A rule's keys (`os`, `name`, `tags_any`, `tags_all`, `owner`, `environment`,
 //! `kind`, `impact`, `exposure`) take a string or a non-empty list of strings; see
@@ -57,8 +57,8 @@
 
 use crate::asset::{AssetKind, BusinessImpact, Exposure};
 use crate::risk::{MissingCvss, RiskModel, Tier, format_duration, num, parse_duration};
-use jiff::Span;
 use jiff::civil::Date;
+use jiff::{SignedDuration, Span};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
@@ -290,7 +290,13 @@ pub struct Ring {
     pub groups: Vec<String>,
     /// Assets matching this rule are in the ring.
     pub rule: Option<Rule>,
+    /// How long to wait after the ring's last job before the next ring starts
+    /// (`soak`, default 24h; `"0h"` for none).
+    pub soak: SignedDuration,
 }
+
+/// The soak time of a ring that does not set one.
+pub const DEFAULT_SOAK: SignedDuration = SignedDuration::from_hours(24);
 
 /// A validated policy. [`Default`] is the built-in policy, the one `version = 1`
 /// alone gives.
@@ -489,6 +495,7 @@ impl Policy {
             w.header("[[rings]]");
             w.kv("name", &quote(&r.name));
             w.kv("order", &r.order.to_string());
+            w.kv("soak", &quote(&format_duration(r.soak)));
             if !r.groups.is_empty() {
                 w.kv("groups", &list(&r.groups));
             }
@@ -1401,7 +1408,7 @@ fn parse_rings(cx: &mut Cx<'_>, v: &Value<'_>, names: &HashMap<String, usize>) -
     let mut ring_names: HashMap<String, usize> = HashMap::new();
     let mut orders: HashMap<u32, usize> = HashMap::new();
     for (t, span, path) in cx.tables(v, "rings") {
-        cx.known_keys(t, &path, &["name", "order", "groups", "match"]);
+        cx.known_keys(t, &path, &["name", "order", "groups", "match", "soak"]);
         let mut ok = true;
         let name = match t.get("name") {
             Some(nv) => {
@@ -1481,6 +1488,24 @@ fn parse_rings(cx: &mut Cx<'_>, v: &Value<'_>, names: &HashMap<String, usize>) -
             }
             None => None,
         };
+        let mut soak = DEFAULT_SOAK;
+        if let Some(sv) = t.get("soak") {
+            let sp = join(&path, "soak");
+            if let Some(text) = cx.string(sv, &sp) {
+                match text {
+                    "0h" | "0d" => soak = SignedDuration::ZERO,
+                    _ => match parse_duration(text) {
+                        Ok(d) => soak = d,
+                        Err(m) => {
+                            cx.err(sv.span(), &sp, m);
+                            ok = false;
+                        }
+                    },
+                }
+            } else {
+                ok = false;
+            }
+        }
         if t.get("groups").is_none() && t.get("match").is_none() {
             cx.err(
                 span,
@@ -1495,6 +1520,7 @@ fn parse_rings(cx: &mut Cx<'_>, v: &Value<'_>, names: &HashMap<String, usize>) -
                 order,
                 groups: sorted(groups),
                 rule,
+                soak,
             });
         }
     }

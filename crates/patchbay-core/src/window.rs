@@ -597,10 +597,20 @@ impl Window {
     /// the first one may have started before `from` and still be open
     /// (`start < from < end`); all later ones start after it.
     pub fn occurrences(&self, from: Timestamp, limit: usize) -> Vec<Occurrence> {
-        let mut out = Vec::new();
         if limit == 0 {
-            return out;
+            return Vec::new();
         }
+        self.expand(from, limit, None)
+    }
+
+    /// Every occurrence that has not ended by `from` and starts before
+    /// `until`, in order (the first may have started before `from`).
+    pub fn occurrences_between(&self, from: Timestamp, until: Timestamp) -> Vec<Occurrence> {
+        self.expand(from, usize::MAX, Some(until))
+    }
+
+    fn expand(&self, from: Timestamp, limit: usize, until: Option<Timestamp>) -> Vec<Occurrence> {
+        let mut out = Vec::new();
         let time = self.dtstart.time();
         let mut instances = Instances::new(&self.rrule, self.dtstart.date());
         let mut emitted: u32 = 0;
@@ -633,6 +643,9 @@ impl Window {
             let Ok(end) = start.checked_add(self.duration) else {
                 break;
             };
+            if until.is_some_and(|u| start >= u) {
+                break;
+            }
             if end > from {
                 out.push(Occurrence { start, end });
                 if out.len() >= limit {

@@ -431,3 +431,232 @@ pub struct DeploymentOut {
     /// Creator.
     pub created_by: String,
 }
+
+/// A maintenance window definition (`POST /api/v1/windows`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// Unique name (letters, digits, `.`, `_`, `-`).
+    pub name: String,
+    /// RFC 5545 recurrence rule, e.g. `FREQ=MONTHLY;BYDAY=2TU`.
+    pub rrule: String,
+    /// Local start date-time (`YYYY-MM-DDTHH:MM[:SS]`) in `tz`.
+    pub dtstart: String,
+    /// IANA time zone, e.g. `Europe/Berlin`.
+    pub tz: String,
+    /// Duration, e.g. `4h`, `90m`, `1h30m`.
+    pub duration: String,
+    /// Days added to each instance (`2` for Patch Tuesday + 2).
+    #[serde(default)]
+    pub offset_days: i32,
+    /// No new job starts within this long of the window's end (e.g. `30m`).
+    #[serde(default)]
+    pub cutoff: Option<String>,
+    /// Groups (from the policy) the window applies to.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Assets the window applies to.
+    #[serde(default)]
+    pub assets: Vec<String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// One occurrence of a window (`[start, end)`, RFC 3339 UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OccurrenceOut {
+    /// Opens.
+    pub start: String,
+    /// Closes.
+    pub end: String,
+}
+
+/// A stored window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowOut {
+    /// The definition.
+    #[serde(flatten)]
+    pub spec: WindowSpec,
+    /// The next occurrences (up to 3) from now.
+    pub next: Vec<OccurrenceOut>,
+    /// Creation time.
+    pub created_at: String,
+    /// Creator.
+    pub created_by: String,
+}
+
+/// A blackout (change freeze) definition (`POST /api/v1/blackouts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlackoutSpec {
+    /// Unique name.
+    pub name: String,
+    /// Start (RFC 3339, or `YYYY-MM-DDTHH:MM` with `tz`).
+    pub start: String,
+    /// End, exclusive (same forms).
+    pub end: String,
+    /// Zone for local `start`/`end` (default UTC).
+    #[serde(default)]
+    pub tz: Option<String>,
+    /// Why (required).
+    pub reason: String,
+    /// Who owns it (required).
+    pub owner: String,
+    /// Groups it applies to; with no groups and no assets it applies to everything.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Assets it applies to.
+    #[serde(default)]
+    pub assets: Vec<String>,
+}
+
+/// A stored blackout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlackoutOut {
+    /// Name.
+    pub name: String,
+    /// Start (RFC 3339 UTC).
+    pub start: String,
+    /// End (RFC 3339 UTC).
+    pub end: String,
+    /// Why.
+    pub reason: String,
+    /// Owner.
+    pub owner: String,
+    /// Groups (empty with empty assets: everything).
+    pub groups: Vec<String>,
+    /// Assets.
+    pub assets: Vec<String>,
+    /// Out-of-band deployments approved to enter it.
+    pub approvals: Vec<BlackoutApprovalOut>,
+    /// Creation time.
+    pub created_at: String,
+    /// Creator.
+    pub created_by: String,
+}
+
+/// `POST /api/v1/blackouts/{name}/approvals`: let an out-of-band deployment
+/// enter the blackout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlackoutApprovalIn {
+    /// The out-of-band deployment (`DEP-OOB-…`).
+    pub deployment: String,
+    /// Why (required).
+    pub note: String,
+}
+
+/// A recorded approval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlackoutApprovalOut {
+    /// The deployment.
+    pub deployment: String,
+    /// The approver (the caller who approved).
+    pub approver: String,
+    /// Why.
+    pub note: String,
+    /// When.
+    pub approved_at: String,
+}
+
+/// `POST /api/v1/plan/preview`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {
+    /// Plan this deployment's assets (default: every asset with open findings).
+    #[serde(default)]
+    pub deployment: Option<String>,
+    /// Only assets in this group.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Plan from this instant (RFC 3339; default now).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Horizon in days (default 90, at most 366).
+    #[serde(default)]
+    pub days: Option<u32>,
+    /// Expected duration of one asset's job (default `30m`).
+    #[serde(default)]
+    pub job_estimate: Option<String>,
+}
+
+/// One ring's forecast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RingPlanOut {
+    /// Ring name.
+    pub ring: String,
+    /// Soak after the ring.
+    pub soak: String,
+    /// Earliest start (earlier rings + soak).
+    pub earliest: String,
+    /// First planned job.
+    pub first: Option<String>,
+    /// Last planned job.
+    pub last: Option<String>,
+    /// Assets in the ring.
+    pub assets: usize,
+    /// Of which without a slot.
+    pub unplanned: usize,
+}
+
+/// One asset's forecast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetPlanOut {
+    /// Asset name.
+    pub asset: String,
+    /// Its ring.
+    pub ring: Option<String>,
+    /// Planned job start.
+    pub planned: Option<String>,
+    /// The window it is planned in.
+    pub window: Option<String>,
+    /// That window occurrence.
+    pub occurrence: Option<OccurrenceOut>,
+    /// Blackouts it enters under an out-of-band approval.
+    pub enters_blackouts: Vec<String>,
+    /// Why it has no slot.
+    pub unplanned: Option<String>,
+    /// Open findings on it.
+    pub findings: usize,
+}
+
+/// A finding forecast to miss its SLA.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AtRiskOut {
+    /// Asset.
+    pub asset: String,
+    /// Advisory / CVE.
+    pub cve: String,
+    /// Package.
+    pub package: String,
+    /// Tier.
+    pub tier: String,
+    /// SLA due date.
+    pub due: String,
+    /// Planned patch time.
+    pub planned: Option<String>,
+    /// Why (at least one).
+    pub reasons: Vec<String>,
+}
+
+/// The answer of a plan preview.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanOut {
+    /// Planned from.
+    pub from: String,
+    /// Horizon end.
+    pub until: String,
+    /// The deployment planned, if any.
+    pub deployment: Option<String>,
+    /// Whether blackouts with an approval are entered (out-of-band).
+    pub out_of_band: bool,
+    /// Per ring.
+    pub rings: Vec<RingPlanOut>,
+    /// Per asset, in planned order (unplanned last).
+    pub assets: Vec<AssetPlanOut>,
+    /// Findings at risk, by due date.
+    pub at_risk: Vec<AtRiskOut>,
+    /// One line.
+    pub summary: String,
+}

@@ -59,6 +59,13 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
         .route("/patches", get(list_patches))
         .route("/oob-events", get(list_oob))
         .route("/deployments", get(list_deployments))
+        .route("/windows", get(list_windows).post(add_window))
+        .route("/windows/{name}", delete(remove_window))
+        .route("/blackouts", get(list_blackouts).post(add_blackout))
+        .route("/blackouts/{name}", delete(remove_blackout))
+        .route("/blackouts/{name}/approvals", post(approve_blackout))
+        .route("/plan/preview", post(plan_preview))
+        .route("/calendar.ics", get(calendar_authed))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), api_auth));
@@ -73,6 +80,7 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_handler))
+        .route("/calendar.ics", get(calendar_feed))
         .nest("/api/v1", api)
         .nest("/agent/v1", agent)
         .fallback(not_found)
@@ -569,4 +577,170 @@ async fn list_deployments(
     Ok(Json(List {
         items: st.app.deployments(&caller, &ctx).await?,
     }))
+}
+
+async fn list_windows(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(List {
+        items: st.app.windows(&caller, &ctx).await?,
+    }))
+}
+
+async fn add_window(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let spec: patchbay_proto::api::WindowSpec = json_body(body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.app.add_window(&caller, &spec, &ctx).await?),
+    ))
+}
+
+async fn remove_window(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    st.app.remove_window(&caller, &name, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_blackouts(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(List {
+        items: st.app.blackouts(&caller, &ctx).await?,
+    }))
+}
+
+async fn add_blackout(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let spec: patchbay_proto::api::BlackoutSpec = json_body(body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.app.add_blackout(&caller, &spec, &ctx).await?),
+    ))
+}
+
+async fn remove_blackout(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    st.app.remove_blackout(&caller, &name, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn approve_blackout(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let input: patchbay_proto::api::BlackoutApprovalIn = json_body(body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            st.app
+                .approve_blackout(&caller, &name, &input, &ctx)
+                .await?,
+        ),
+    ))
+}
+
+async fn plan_preview(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let req: patchbay_proto::api::PlanRequest = json_body(body)?;
+    Ok(Json(st.app.plan_preview(&caller, &req, &ctx).await?))
+}
+
+/// Query of the calendar feed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CalendarQuery {
+    group: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    /// For calendar applications that cannot send an Authorization header.
+    token: Option<String>,
+}
+
+async fn calendar_response(
+    st: &AppState,
+    caller: &Caller,
+    q: CalendarQuery,
+    ctx: &RequestCtx,
+) -> ApiResult<Response> {
+    let utc = jiff::tz::TimeZone::UTC;
+    let from = q
+        .from
+        .as_deref()
+        .map(|f| patchbay_app::schedule::parse_instant("from", f, &utc))
+        .transpose()?;
+    let to =
+        q.to.as_deref()
+            .map(|t| patchbay_app::schedule::parse_instant("to", t, &utc))
+            .transpose()?;
+    let body = st
+        .app
+        .calendar(caller, q.group.as_deref(), from, to, ctx)
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "inline; filename=\"patchbay.ics\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/calendar.ics` (token in the Authorization header).
+async fn calendar_authed(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    q: Result<Query<CalendarQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    calendar_response(&st, &caller, q, &ctx).await
+}
+
+/// `GET /calendar.ics`: the subscribable feed. Calendar applications cannot
+/// send headers, so the token may also come as `?token=` (use a read-only
+/// auditor token; the token is never recorded, the path is).
+async fn calendar_feed(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<CalendarQuery>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> ApiResult<Response> {
+    let ctx = ctx_of(&req);
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let from_query = q.token.as_ref().map(|t| format!("Bearer {t}"));
+    let auth = authorization(&headers).map(str::to_string).or(from_query);
+    let caller = st.app.authenticate(auth.as_deref(), &ctx).await?;
+    calendar_response(&st, &caller, q, &ctx).await
 }

@@ -608,6 +608,94 @@ pub trait PlanStore {
     async fn list_deployments(&mut self) -> Result<Vec<DeploymentRow>>;
 }
 
+/// A stored maintenance window (see `patchbay_core::window::Window`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowRow {
+    /// Unique name.
+    pub name: String,
+    /// The RRULE (canonical text).
+    pub rrule: String,
+    /// Local DTSTART (`YYYY-MM-DDTHH:MM:SS`).
+    pub dtstart: String,
+    /// IANA time zone.
+    pub tz: String,
+    /// Duration in seconds.
+    pub duration_secs: i64,
+    /// Day offset.
+    pub offset_days: i64,
+    /// Cutoff in seconds.
+    pub cutoff_secs: i64,
+    /// Groups it applies to.
+    pub groups: Vec<String>,
+    /// Assets it applies to.
+    pub assets: Vec<String>,
+    /// Free text.
+    pub description: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Creator.
+    pub created_by: String,
+}
+
+/// A stored blackout (change freeze).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlackoutRow {
+    /// Unique name.
+    pub name: String,
+    /// Start (inclusive).
+    pub starts_at: Timestamp,
+    /// End (exclusive).
+    pub ends_at: Timestamp,
+    /// Why.
+    pub reason: String,
+    /// Who owns it.
+    pub owner: String,
+    /// Groups it applies to (none and no assets: everything).
+    pub groups: Vec<String>,
+    /// Assets it applies to.
+    pub assets: Vec<String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Creator.
+    pub created_by: String,
+}
+
+/// An approval for an out-of-band deployment to enter a blackout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlackoutApprovalRow {
+    /// The blackout.
+    pub blackout: String,
+    /// The deployment (`DEP-OOB-…`).
+    pub deployment: String,
+    /// Who approved.
+    pub approver: String,
+    /// Why.
+    pub note: String,
+    /// When.
+    pub approved_at: Timestamp,
+}
+
+/// Maintenance windows, blackouts and blackout approvals.
+#[async_trait]
+pub trait ScheduleStore {
+    /// Inserts a window; `false` when the name is taken (nothing written).
+    async fn insert_window(&mut self, w: &WindowRow) -> Result<bool>;
+    /// All windows, by name.
+    async fn list_windows(&mut self) -> Result<Vec<WindowRow>>;
+    /// Deletes a window; `false` when there was none.
+    async fn delete_window(&mut self, name: &str) -> Result<bool>;
+    /// Inserts a blackout; `false` when the name is taken.
+    async fn insert_blackout(&mut self, b: &BlackoutRow) -> Result<bool>;
+    /// All blackouts, by start.
+    async fn list_blackouts(&mut self) -> Result<Vec<BlackoutRow>>;
+    /// Deletes a blackout (and its approvals); `false` when there was none.
+    async fn delete_blackout(&mut self, name: &str) -> Result<bool>;
+    /// Records an approval; `false` when one exists for the pair.
+    async fn insert_blackout_approval(&mut self, a: &BlackoutApprovalRow) -> Result<bool>;
+    /// All approvals, by blackout then deployment.
+    async fn list_blackout_approvals(&mut self) -> Result<Vec<BlackoutApprovalRow>>;
+}
+
 /// A transaction over every role store. Dropping it without [`Tx::commit`] rolls back.
 #[async_trait]
 pub trait Tx:
@@ -619,6 +707,7 @@ pub trait Tx:
     + FeedStore
     + FindingStore
     + PlanStore
+    + ScheduleStore
     + Send
 {
     /// Commits.

@@ -31,10 +31,16 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0003_prioritisation.sql"),
         include_str!("../migrations/postgres/0003_prioritisation.sql"),
     ),
+    (
+        4,
+        "schedule",
+        include_str!("../migrations/sqlite/0004_schedule.sql"),
+        include_str!("../migrations/postgres/0004_schedule.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3];
+pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS

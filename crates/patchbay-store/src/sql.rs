@@ -114,6 +114,10 @@ macro_rules! impl_tx {
             serde_json::to_string(v).expect("serializing plain data cannot fail")
         }
 
+        fn json_list(s: String) -> $crate::Result<Vec<String>> {
+            serde_json::from_str(&s).map_err(|e| $crate::StoreError::Other(format!("bad JSON list: {e}")))
+        }
+
         #[async_trait::async_trait]
         impl $crate::AssetStore for $tx {
             async fn asset_by_name(&mut self, name: &str) -> $crate::Result<Option<$crate::AssetRow>> {
@@ -1141,6 +1145,173 @@ macro_rules! impl_tx {
                             assets: list(r.try_get("assets").map_err(g)?)?,
                             created_at: $crate::from_millis(r.try_get("created_at").map_err(g)?)?,
                             created_by: r.try_get("created_by").map_err(g)?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::ScheduleStore for $tx {
+            async fn insert_window(&mut self, w: &$crate::WindowRow) -> $crate::Result<bool> {
+                let r = sqlx::query(
+                    "INSERT INTO windows (name, rrule, dtstart, tz, duration_s, offset_days, cutoff_s, groups, assets, \
+                     description, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(&w.name)
+                .bind(&w.rrule)
+                .bind(&w.dtstart)
+                .bind(&w.tz)
+                .bind(w.duration_secs)
+                .bind(w.offset_days)
+                .bind(w.cutoff_secs)
+                .bind(to_json(&w.groups))
+                .bind(to_json(&w.assets))
+                .bind(&w.description)
+                .bind($crate::to_millis(w.created_at))
+                .bind(&w.created_by)
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn list_windows(&mut self) -> $crate::Result<Vec<$crate::WindowRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT name, rrule, dtstart, tz, duration_s, offset_days, cutoff_s, groups, assets, description, \
+                     created_at, created_by FROM windows ORDER BY name",
+                )
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::WindowRow {
+                            name: r.try_get("name").map_err(g)?,
+                            rrule: r.try_get("rrule").map_err(g)?,
+                            dtstart: r.try_get("dtstart").map_err(g)?,
+                            tz: r.try_get("tz").map_err(g)?,
+                            duration_secs: r.try_get("duration_s").map_err(g)?,
+                            offset_days: r.try_get("offset_days").map_err(g)?,
+                            cutoff_secs: r.try_get("cutoff_s").map_err(g)?,
+                            groups: json_list(r.try_get("groups").map_err(g)?)?,
+                            assets: json_list(r.try_get("assets").map_err(g)?)?,
+                            description: r.try_get("description").map_err(g)?,
+                            created_at: $crate::from_millis(r.try_get("created_at").map_err(g)?)?,
+                            created_by: r.try_get("created_by").map_err(g)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_window(&mut self, name: &str) -> $crate::Result<bool> {
+                let r = sqlx::query("DELETE FROM windows WHERE name = $1")
+                    .bind(name)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn insert_blackout(&mut self, b: &$crate::BlackoutRow) -> $crate::Result<bool> {
+                let r = sqlx::query(
+                    "INSERT INTO blackouts (name, starts_at, ends_at, reason, owner, groups, assets, created_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(&b.name)
+                .bind($crate::to_millis(b.starts_at))
+                .bind($crate::to_millis(b.ends_at))
+                .bind(&b.reason)
+                .bind(&b.owner)
+                .bind(to_json(&b.groups))
+                .bind(to_json(&b.assets))
+                .bind($crate::to_millis(b.created_at))
+                .bind(&b.created_by)
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn list_blackouts(&mut self) -> $crate::Result<Vec<$crate::BlackoutRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT name, starts_at, ends_at, reason, owner, groups, assets, created_at, created_by \
+                     FROM blackouts ORDER BY starts_at, name",
+                )
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::BlackoutRow {
+                            name: r.try_get("name").map_err(g)?,
+                            starts_at: $crate::from_millis(r.try_get("starts_at").map_err(g)?)?,
+                            ends_at: $crate::from_millis(r.try_get("ends_at").map_err(g)?)?,
+                            reason: r.try_get("reason").map_err(g)?,
+                            owner: r.try_get("owner").map_err(g)?,
+                            groups: json_list(r.try_get("groups").map_err(g)?)?,
+                            assets: json_list(r.try_get("assets").map_err(g)?)?,
+                            created_at: $crate::from_millis(r.try_get("created_at").map_err(g)?)?,
+                            created_by: r.try_get("created_by").map_err(g)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_blackout(&mut self, name: &str) -> $crate::Result<bool> {
+                // Explicit, so that the approvals go on engines without cascades too.
+                sqlx::query("DELETE FROM blackout_approvals WHERE blackout = $1")
+                    .bind(name)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                let r = sqlx::query("DELETE FROM blackouts WHERE name = $1")
+                    .bind(name)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn insert_blackout_approval(&mut self, a: &$crate::BlackoutApprovalRow) -> $crate::Result<bool> {
+                let r = sqlx::query(
+                    "INSERT INTO blackout_approvals (blackout, deployment, approver, note, approved_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (blackout, deployment) DO NOTHING",
+                )
+                .bind(&a.blackout)
+                .bind(&a.deployment)
+                .bind(&a.approver)
+                .bind(&a.note)
+                .bind($crate::to_millis(a.approved_at))
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn list_blackout_approvals(&mut self) -> $crate::Result<Vec<$crate::BlackoutApprovalRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT blackout, deployment, approver, note, approved_at FROM blackout_approvals \
+                     ORDER BY blackout, deployment",
+                )
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::BlackoutApprovalRow {
+                            blackout: r.try_get("blackout").map_err(g)?,
+                            deployment: r.try_get("deployment").map_err(g)?,
+                            approver: r.try_get("approver").map_err(g)?,
+                            note: r.try_get("note").map_err(g)?,
+                            approved_at: $crate::from_millis(r.try_get("approved_at").map_err(g)?)?,
                         })
                     })
                     .collect()

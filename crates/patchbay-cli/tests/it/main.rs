@@ -14,6 +14,7 @@ mod lifecycle;
 mod malformed;
 mod prioritise;
 mod scan;
+mod schedule;
 
 /// Runs each named test function once per backend.
 #[macro_export]

@@ -8,6 +8,7 @@ mod common;
 mod dpkg;
 mod machine;
 mod os_release;
+mod plan;
 mod policy;
 mod risk;
 mod rpm;

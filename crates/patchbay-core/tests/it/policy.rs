@@ -67,16 +67,23 @@ fn the_example_parses() {
     assert_eq!(p.approval.auto_approve_security_after_days, Some(7));
     assert_eq!(p.exclusions.len(), 2);
     assert_eq!(p.pins.len(), 2);
-    let rings: Vec<(&str, u32)> = p.rings.iter().map(|r| (r.name.as_str(), r.order)).collect();
+    let rings: Vec<(&str, u32, i64)> = p
+        .rings
+        .iter()
+        .map(|r| (r.name.as_str(), r.order, r.soak.as_hours()))
+        .collect();
     assert_eq!(
         rings,
         [
-            ("ring0-staging", 0),
-            ("ring1-pilot", 1),
-            ("ring2-broad", 2),
-            ("ring3-critical", 3)
+            ("ring0-staging", 0, 24),
+            ("ring1-pilot", 1, 48),
+            ("ring2-broad", 2, 24),
+            ("ring3-critical", 3, 0)
         ]
     );
+    // A ring without `soak` soaks 24 hours.
+    let q = ok("version = 1\n[[rings]]\nname = \"a\"\norder = 0\nmatch = {}\n");
+    assert_eq!(q.rings[0].soak, patchbay_core::policy::DEFAULT_SOAK);
 }
 
 #[test]
@@ -303,6 +310,13 @@ const BROKEN: &[(&str, &str, usize, &str, &str)] = &[
         2,
         "rings[0]",
         "a ring needs `groups` or `match`",
+    ),
+    (
+        "bad ring soak",
+        "version = 1\n[[rings]]\nname = \"a\"\norder = 0\nmatch = {}\nsoak = \"2w\"\n",
+        6,
+        "rings[0].soak",
+        "invalid duration \"2w\" (use e.g. 72h or 7d)",
     ),
     (
         "duplicate ring order",
@@ -946,14 +960,17 @@ max_version = "1.24.0-2"
 name = "ring3-critical"
 order = 3
 groups = "crown-jewels"
+soak = "0d"
 
 [[rings]]
 name = "ring2-broad"
 order = 2
 groups = ["not-critical-prod"]
+soak = "1d"
 
 [[rings]]
 name = "ring1-pilot"
+soak = "2d"
 order = 1
 match = { environment = "prod", tags_any = "pilot" }
 

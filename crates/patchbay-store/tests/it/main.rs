@@ -8,6 +8,7 @@ use patchbay_store::{
     AdvisoryRow, AssetAttrs, AuditRecord, DeploymentRow, EpssRow, FeedRow, HostState, KevRow,
     NewApiToken, NewEnrollToken, NewFinding, OobEventRow, PolicyRow, Store, StoreError,
 };
+use patchbay_store::{BlackoutApprovalRow, BlackoutRow, WindowRow};
 use std::sync::Arc;
 
 fn t0() -> Timestamp {
@@ -49,6 +50,7 @@ both!(
     feeds_story,
     findings_story,
     plan_story,
+    schedule_story,
 );
 
 async fn assets_story(s: Arc<dyn Store>) {
@@ -727,4 +729,72 @@ async fn plan_story(s: Arc<dyn Store>) {
         tx.current_policy().await.unwrap().is_none(),
         "the dropped transaction left nothing"
     );
+}
+
+async fn schedule_story(s: Arc<dyn Store>) {
+    let w = WindowRow {
+        name: "patch-tuesday".into(),
+        rrule: "FREQ=MONTHLY;BYDAY=2TU".into(),
+        dtstart: "2026-01-01T22:00:00".into(),
+        tz: "Europe/Berlin".into(),
+        duration_secs: 4 * 3600,
+        offset_days: 2,
+        cutoff_secs: 1800,
+        groups: vec!["web-prod".into()],
+        assets: vec!["db-1".into()],
+        description: "monthly baseline".into(),
+        created_at: t0(),
+        created_by: "admin".into(),
+    };
+    let b = BlackoutRow {
+        name: "year-end".into(),
+        starts_at: "2026-12-20T00:00:00Z".parse().unwrap(),
+        ends_at: "2027-01-05T00:00:00Z".parse().unwrap(),
+        reason: "year-end freeze".into(),
+        owner: "cab".into(),
+        groups: vec![],
+        assets: vec![],
+        created_at: t0(),
+        created_by: "admin".into(),
+    };
+    let a = BlackoutApprovalRow {
+        blackout: "year-end".into(),
+        deployment: "DEP-OOB-2026-12-001".into(),
+        approver: "ciso".into(),
+        note: "actively exploited".into(),
+        approved_at: t0(),
+    };
+    let mut tx = s.write().await.unwrap();
+    assert!(tx.insert_window(&w).await.unwrap());
+    assert!(!tx.insert_window(&w).await.unwrap(), "the name is taken");
+    assert!(tx.insert_blackout(&b).await.unwrap());
+    assert!(!tx.insert_blackout(&b).await.unwrap());
+    assert!(tx.insert_blackout_approval(&a).await.unwrap());
+    assert!(!tx.insert_blackout_approval(&a).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let mut tx = s.read().await.unwrap();
+    assert_eq!(tx.list_windows().await.unwrap(), vec![w.clone()]);
+    assert_eq!(tx.list_blackouts().await.unwrap(), vec![b.clone()]);
+    assert_eq!(tx.list_blackout_approvals().await.unwrap(), vec![a]);
+    drop(tx);
+
+    // An end before the start is refused by the database itself.
+    let mut bad = b.clone();
+    bad.name = "backwards".into();
+    bad.ends_at = bad.starts_at;
+    let mut tx = s.write().await.unwrap();
+    assert!(tx.insert_blackout(&bad).await.is_err());
+    drop(tx);
+
+    let mut tx = s.write().await.unwrap();
+    assert!(tx.delete_window("patch-tuesday").await.unwrap());
+    assert!(!tx.delete_window("patch-tuesday").await.unwrap());
+    assert!(tx.delete_blackout("year-end").await.unwrap());
+    assert!(!tx.delete_blackout("year-end").await.unwrap());
+    tx.commit().await.unwrap();
+    let mut tx = s.read().await.unwrap();
+    assert!(tx.list_windows().await.unwrap().is_empty());
+    assert!(tx.list_blackouts().await.unwrap().is_empty());
+    assert!(tx.list_blackout_approvals().await.unwrap().is_empty());
 }
