@@ -16,6 +16,7 @@
 //! - [`agents`]: enrolment and check-in (inventory deltas).
 //! - [`tokens`]: API and enrolment tokens, audit listing.
 //! - [`assess`]: findings kept in step with inventories and feeds.
+//! - [`evidence`]: verifying and exporting the hash-chained audit trail.
 //! - [`feeds`]: storing imported advisory, KEV and EPSS feeds.
 //! - [`prioritise`]: risk tiers, the worklist, policy preview/apply, triage.
 //! - [`schedule`]: maintenance windows, blackouts, the plan preview, the calendar.
@@ -26,6 +27,7 @@ pub mod assess;
 pub mod assets;
 pub mod auth;
 pub mod error;
+pub mod evidence;
 pub mod feeds;
 pub mod prioritise;
 pub mod schedule;
@@ -105,6 +107,7 @@ pub struct App {
     clock: Arc<dyn Clock>,
     config: AppConfig,
     index_cache: Arc<Mutex<assess::IndexCache>>,
+    signer: Option<Arc<patchbay_core::audit::Signer>>,
 }
 
 impl App {
@@ -115,7 +118,31 @@ impl App {
             clock,
             config,
             index_cache: Arc::default(),
+            signer: None,
         }
+    }
+
+    /// Signs audit entries (and evidence) with the server's key.
+    pub fn with_signer(mut self, signer: patchbay_core::audit::Signer) -> Self {
+        self.signer = Some(Arc::new(signer));
+        self
+    }
+
+    /// The server's signing key, if this process holds it.
+    pub fn signer(&self) -> Option<&patchbay_core::audit::Signer> {
+        self.signer.as_deref()
+    }
+
+    /// Records the signing key's public half and seals audit entries written
+    /// before the hash chain existed. Run once at start.
+    pub async fn init_audit_chain(&self) -> Result<u64, AppError> {
+        let mut tx = self.store.write().await?;
+        if let Some(s) = &self.signer {
+            tx.register_server_key(&s.public_hex(), self.now()).await?;
+        }
+        let sealed = tx.seal_legacy_audit(self.signer.as_deref()).await?;
+        tx.commit().await?;
+        Ok(sealed)
     }
 
     /// The store (for health checks).
@@ -161,7 +188,7 @@ impl App {
         detail: serde_json::Value,
     ) -> Result<(), AppError> {
         let rec = self.record(actor, action, target, "ok", detail);
-        tx.append_audit(&rec).await?;
+        tx.append_audit(&rec, self.signer.as_deref()).await?;
         Ok(())
     }
 
@@ -177,7 +204,7 @@ impl App {
         let rec = self.record(actor, action, target, "denied", detail);
         let res = async {
             let mut tx = self.store.write().await?;
-            tx.append_audit(&rec).await?;
+            tx.append_audit(&rec, self.signer.as_deref()).await?;
             tx.commit().await
         }
         .await;
@@ -185,6 +212,11 @@ impl App {
             tracing::error!(error = %e, action, "could not record a refused request in the audit log");
         }
     }
+}
+
+/// A fresh 32-byte seed for a signing key.
+pub fn new_signing_seed() -> [u8; 32] {
+    random32()
 }
 
 /// Generates 32 random bytes from the OS-seeded generator.

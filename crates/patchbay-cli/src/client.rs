@@ -150,6 +150,27 @@ pub enum AuditCmd {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Verify the hash chain offline, straight from the database (no server).
+    ///
+    /// Checks that sequence numbers are dense, every entry's hash matches its
+    /// content and the previous entry's hash, the server's signatures (every
+    /// --every-th signed entry and the last one), and that the chain's head is
+    /// its last entry. Exits 0 when intact; otherwise exits 1 naming the first
+    /// bad entry (edited, deleted, inserted or reordered).
+    Verify(crate::evidence::VerifyArgs),
+    /// Export audit entries with at in [--from, --to) as JSON Lines, with
+    /// hashes and signatures so the segment can be re-checked.
+    Export {
+        /// From (RFC 3339 or YYYY-MM-DD, UTC).
+        #[arg(long)]
+        from: String,
+        /// To, exclusive.
+        #[arg(long)]
+        to: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 /// Percent-encodes a path segment or query value.
@@ -430,6 +451,22 @@ pub fn enroll_token(c: &Client, cmd: EnrollTokenCmd) -> anyhow::Result<()> {
 /// Runs an `audit` command.
 pub fn audit(c: &Client, cmd: AuditCmd) -> anyhow::Result<()> {
     match cmd {
+        AuditCmd::Verify(_) => unreachable!("verify runs offline"),
+        AuditCmd::Export { from, to, out } => {
+            let text = c.get_text(&format!(
+                "/api/v1/audit/export?from={}&to={}",
+                enc(&from),
+                enc(&to)
+            ))?;
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, &text)
+                        .with_context(|| format!("writing {}", p.display()))?;
+                    eprintln!("wrote {} entries to {}", text.lines().count(), p.display());
+                }
+                None => print!("{text}"),
+            }
+        }
         AuditCmd::List {
             after,
             limit,

@@ -121,7 +121,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
             data_dir: a.data_dir.clone(),
             app: patchbay_app::AppConfig::default(),
         };
-        let prepared = patchbay_server::prepare(&settings).await?;
+        let prepared = patchbay_server::setup::prepare_tool(&settings).await?;
         let app = prepared.app;
         let by = format!(
             "local:{}",

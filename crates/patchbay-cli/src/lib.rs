@@ -5,12 +5,14 @@
 //! - this file: flags ([`Cli`]) and dispatch ([`run`]).
 //! - [`server`]: `serve` and `dev`.
 //! - [`client`]: `assets`, `tokens`, `enroll-token`, `audit` (REST API clients).
+//! - [`evidence`]: offline `audit verify`.
 //! - [`output`]: table and JSON rendering.
 //! - [`sim`]: the fleet simulator (virtual agents with real inventories).
 //! - [`schedule`]: `windows`, `blackouts`, `plan preview`, `calendar`.
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod evidence;
 pub mod feeds;
 pub mod findings;
 pub mod output;
@@ -209,6 +211,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Assets(c) => client::assets(&client::connect(&cli.url, cli.token)?, c),
         Command::Tokens(c) => client::tokens(&client::connect(&cli.url, cli.token)?, c),
         Command::EnrollToken(c) => client::enroll_token(&client::connect(&cli.url, cli.token)?, c),
+        Command::Audit(client::AuditCmd::Verify(a)) => evidence::verify(a),
         Command::Audit(c) => client::audit(&client::connect(&cli.url, cli.token)?, c),
         Command::Sim(a) => sim::run(&cli.url, cli.token, a),
         Command::Feeds(FeedsCmd::Import(a)) => feeds::import(a),

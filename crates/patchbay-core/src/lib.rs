@@ -6,6 +6,7 @@
 //! and fuzzed without touching a file system.
 //!
 //! # Layout
+//! - [`audit`]: the audit trail's hash chain, head signatures and verifier.
 //! - [`names`]: validated newtypes for asset names and other identifiers.
 //! - [`auth`]: roles, actions, and the single role → permission table.
 //! - [`asset`]: asset kinds, business impact, exposure, and the liveness rule
@@ -27,6 +28,7 @@
 
 pub mod assess;
 pub mod asset;
+pub mod audit;
 pub mod auth;
 pub mod inventory;
 pub mod names;

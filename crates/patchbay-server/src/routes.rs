@@ -50,6 +50,7 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
         .route("/tokens/{id}", delete(revoke_token))
         .route("/enroll-tokens", post(create_enroll_token))
         .route("/audit", get(list_audit))
+        .route("/audit/export", get(export_audit))
         .route("/findings", get(list_findings))
         .route("/feeds", get(list_feeds))
         .route("/worklist", get(worklist))
@@ -743,4 +744,31 @@ async fn calendar_feed(
     let auth = authorization(&headers).map(str::to_string).or(from_query);
     let caller = st.app.authenticate(auth.as_deref(), &ctx).await?;
     calendar_response(&st, &caller, q, &ctx).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    from: String,
+    to: String,
+}
+
+/// `GET /api/v1/audit/export?from=&to=`: JSON Lines with hashes and signatures.
+async fn export_audit(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    q: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let utc = jiff::tz::TimeZone::UTC;
+    let from = patchbay_app::schedule::parse_instant("from", &q.from, &utc)?;
+    let to = patchbay_app::schedule::parse_instant("to", &q.to, &utc)?;
+    let entries = st.app.audit_export(&caller, from, to, &ctx).await?;
+    let mut body = String::new();
+    for e in &entries {
+        body.push_str(&serde_json::to_string(e).unwrap_or_default());
+        body.push('\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }

@@ -60,6 +60,55 @@ pub async fn prepare_with_clock(
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Prepared> {
+    prepare_inner(settings, clock, true).await
+}
+
+/// For tools that run next to the database (`feeds import`): like [`prepare`],
+/// but uses the server's signing key only if the data directory holds one
+/// (their audit entries are otherwise unsigned and covered by the server's
+/// next signed entry).
+pub async fn prepare_tool(settings: &Settings) -> anyhow::Result<Prepared> {
+    prepare_inner(settings, Arc::new(SystemClock), false).await
+}
+
+/// The signing key file in a data directory.
+pub fn signing_key_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("server-signing.key")
+}
+
+/// Loads the server's signing key (hex seed, mode 0600), creating it if asked.
+pub fn load_signing_key(
+    data_dir: &std::path::Path,
+    create: bool,
+) -> anyhow::Result<Option<patchbay_core::audit::Signer>> {
+    let path = signing_key_path(data_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let bytes = hex::decode(text.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+                .with_context(|| format!("{}: not a 32-byte hex key", path.display()))?;
+            Ok(Some(patchbay_core::audit::Signer::from_seed(&bytes)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !create {
+                return Ok(None);
+            }
+            let seed = patchbay_app::new_signing_seed();
+            write_secret(&path, &hex::encode(seed))?;
+            let s = patchbay_core::audit::Signer::from_seed(&seed);
+            tracing::info!(path = %path.display(), public_key = %s.public_hex(), "created the server's signing key");
+            Ok(Some(s))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+async fn prepare_inner(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    create_key: bool,
+) -> anyhow::Result<Prepared> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
     let url = settings.db_url.clone().unwrap_or_else(|| {
@@ -71,7 +120,20 @@ pub async fn prepare_with_clock(
     let store = patchbay_store::open(&url)
         .await
         .with_context(|| format!("opening database {}", patchbay_store::redact_url(&url)))?;
-    let app = App::new(store, clock, settings.app.clone());
+    let mut app = App::new(store, clock, settings.app.clone());
+    if let Some(signer) = load_signing_key(&settings.data_dir, create_key)? {
+        app = app.with_signer(signer);
+    }
+    let sealed = app
+        .init_audit_chain()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    if sealed > 0 {
+        tracing::info!(
+            entries = sealed,
+            "sealed earlier audit entries into the hash chain"
+        );
+    }
     let admin_token_path = settings.data_dir.join("admin.token");
     let created = app
         .bootstrap_admin_token()

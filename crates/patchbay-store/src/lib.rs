@@ -363,8 +363,31 @@ pub trait AgentStore {
 /// The audit log (append-only).
 #[async_trait]
 pub trait AuditStore {
-    /// Appends an event; returns its sequence number.
-    async fn append_audit(&mut self, rec: &AuditRecord) -> Result<i64>;
+    /// Appends an event to the hash chain (signed when a signer is given);
+    /// returns its sequence number.
+    async fn append_audit(
+        &mut self,
+        rec: &AuditRecord,
+        signer: Option<&patchbay_core::audit::Signer>,
+    ) -> Result<i64>;
+    /// Raw chain entries with `seq > after`, oldest first, at most `limit`.
+    async fn audit_entries(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<patchbay_core::audit::StoredEntry>>;
+    /// The chain's head: last sequence number and hash (hex).
+    async fn audit_head(&mut self) -> Result<(i64, String)>;
+    /// Seals entries written before the chain existed into it (once, at start);
+    /// returns how many.
+    async fn seal_legacy_audit(
+        &mut self,
+        signer: Option<&patchbay_core::audit::Signer>,
+    ) -> Result<u64>;
+    /// Records a public key the server signs with.
+    async fn register_server_key(&mut self, public_hex: &str, at: Timestamp) -> Result<()>;
+    /// Recorded public keys (hex), oldest first.
+    async fn server_keys(&mut self) -> Result<Vec<String>>;
     /// Events with `seq > after`, oldest first, at most `limit`.
     async fn list_audit(&mut self, after: i64, limit: i64) -> Result<Vec<AuditEntry>>;
 }

@@ -37,10 +37,16 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0004_schedule.sql"),
         include_str!("../migrations/postgres/0004_schedule.sql"),
     ),
+    (
+        5,
+        "audit chain",
+        include_str!("../migrations/sqlite/0005_audit_chain.sql"),
+        include_str!("../migrations/postgres/0005_audit_chain.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4];
+pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS

@@ -114,6 +114,13 @@ macro_rules! impl_tx {
             serde_json::to_string(v).expect("serializing plain data cannot fail")
         }
 
+        fn parse_hash(h: &str) -> $crate::Result<[u8; 32]> {
+            hex::decode(h)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+                .ok_or_else(|| $crate::StoreError::Other(format!("bad audit hash {h:?}")))
+        }
+
         fn json_list(s: String) -> $crate::Result<Vec<String>> {
             serde_json::from_str(&s).map_err(|e| $crate::StoreError::Other(format!("bad JSON list: {e}")))
         }
@@ -585,22 +592,179 @@ macro_rules! impl_tx {
 
         #[async_trait::async_trait]
         impl $crate::AuditStore for $tx {
-            async fn append_audit(&mut self, rec: &$crate::AuditRecord) -> $crate::Result<i64> {
+            async fn append_audit(
+                &mut self,
+                rec: &$crate::AuditRecord,
+                signer: Option<&patchbay_core::audit::Signer>,
+            ) -> $crate::Result<i64> {
                 use sqlx::Row;
-                let row = sqlx::query(
-                    "INSERT INTO audit_events (at, actor, action, target, outcome, detail) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+                // Take the head (a row lock until commit on PostgreSQL).
+                let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?
+                    .ok_or_else(|| $crate::StoreError::Other("the audit chain head is missing".into()))?;
+                let seq: i64 = head.try_get("seq").map_err($crate::map_err)?;
+                let prev_hex: String = head.try_get("hash").map_err($crate::map_err)?;
+                let prev = parse_hash(&prev_hex)?;
+                let detail = rec.detail.to_string();
+                let at = $crate::to_millis(rec.at);
+                let fields = patchbay_core::audit::EntryFields {
+                    seq,
+                    at_millis: at,
+                    actor: &rec.actor,
+                    action: &rec.action,
+                    target: &rec.target,
+                    outcome: &rec.outcome,
+                    detail: &detail,
+                };
+                let hash = patchbay_core::audit::entry_hash(&fields, &prev);
+                let hash_hex = hex::encode(hash);
+                let sig = signer.map(|s| s.sign_head(seq, &hash));
+                sqlx::query(
+                    "INSERT INTO audit_events (seq, at, actor, action, target, outcome, detail, prev_hash, hash, sig) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
-                .bind($crate::to_millis(rec.at))
+                .bind(seq)
+                .bind(at)
                 .bind(&rec.actor)
                 .bind(&rec.action)
                 .bind(&rec.target)
                 .bind(&rec.outcome)
-                .bind(rec.detail.to_string())
-                .fetch_one(&mut *self.tx)
+                .bind(&detail)
+                .bind(&prev_hex)
+                .bind(&hash_hex)
+                .bind(&sig)
+                .execute(&mut *self.tx)
                 .await
                 .map_err($crate::map_err)?;
-                row.try_get("seq").map_err($crate::map_err)
+                sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+                    .bind(&hash_hex)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                Ok(seq)
+            }
+
+            async fn audit_entries(&mut self, after: i64, limit: i64) -> $crate::Result<Vec<patchbay_core::audit::StoredEntry>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT seq, at, actor, action, target, outcome, detail, prev_hash, hash, sig FROM audit_events \
+                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                rows.iter()
+                    .map(|r| {
+                        Ok(patchbay_core::audit::StoredEntry {
+                            seq: r.try_get("seq").map_err(g)?,
+                            at_millis: r.try_get("at").map_err(g)?,
+                            actor: r.try_get("actor").map_err(g)?,
+                            action: r.try_get("action").map_err(g)?,
+                            target: r.try_get("target").map_err(g)?,
+                            outcome: r.try_get("outcome").map_err(g)?,
+                            detail: r.try_get("detail").map_err(g)?,
+                            prev_hash: r.try_get("prev_hash").map_err(g)?,
+                            hash: r.try_get("hash").map_err(g)?,
+                            sig: r.try_get("sig").map_err(g)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn audit_head(&mut self) -> $crate::Result<(i64, String)> {
+                use sqlx::Row;
+                let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?
+                    .ok_or_else(|| $crate::StoreError::Other("the audit chain head is missing".into()))?;
+                Ok((r.try_get("seq").map_err($crate::map_err)?, r.try_get("hash").map_err($crate::map_err)?))
+            }
+
+            async fn seal_legacy_audit(&mut self, signer: Option<&patchbay_core::audit::Signer>) -> $crate::Result<u64> {
+                use sqlx::Row;
+                let (head, _) = self.audit_head().await?;
+                let rows = sqlx::query("SELECT seq FROM audit_events WHERE hash IS NULL ORDER BY seq")
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                if rows.is_empty() {
+                    return Ok(0);
+                }
+                if head != 0 {
+                    return Err($crate::StoreError::Other(
+                        "audit entries without a hash exist after the chain started".into(),
+                    ));
+                }
+                // Renumber densely (ascending, so each target number is free), then hash.
+                let mut prev = patchbay_core::audit::GENESIS;
+                let mut n: i64 = 0;
+                for r in &rows {
+                    let old: i64 = r.try_get("seq").map_err($crate::map_err)?;
+                    n += 1;
+                    if old != n {
+                        sqlx::query("UPDATE audit_events SET seq = $1 WHERE seq = $2")
+                            .bind(n)
+                            .bind(old)
+                            .execute(&mut *self.tx)
+                            .await
+                            .map_err($crate::map_err)?;
+                    }
+                }
+                let entries = self.audit_entries(0, n).await?;
+                for e in &entries {
+                    let fields = patchbay_core::audit::EntryFields {
+                        seq: e.seq,
+                        at_millis: e.at_millis,
+                        actor: &e.actor,
+                        action: &e.action,
+                        target: &e.target,
+                        outcome: &e.outcome,
+                        detail: &e.detail,
+                    };
+                    let h = patchbay_core::audit::entry_hash(&fields, &prev);
+                    let sig = if e.seq == n { signer.map(|s| s.sign_head(e.seq, &h)) } else { None };
+                    sqlx::query("UPDATE audit_events SET prev_hash = $1, hash = $2, sig = $3 WHERE seq = $4")
+                        .bind(hex::encode(prev))
+                        .bind(hex::encode(h))
+                        .bind(sig)
+                        .bind(e.seq)
+                        .execute(&mut *self.tx)
+                        .await
+                        .map_err($crate::map_err)?;
+                    prev = h;
+                }
+                sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+                    .bind(n)
+                    .bind(hex::encode(prev))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                Ok(n as u64)
+            }
+
+            async fn register_server_key(&mut self, public_hex: &str, at: jiff::Timestamp) -> $crate::Result<()> {
+                sqlx::query("INSERT INTO server_keys (public_key, created_at) VALUES ($1, $2) ON CONFLICT (public_key) DO NOTHING")
+                    .bind(public_hex)
+                    .bind($crate::to_millis(at))
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                Ok(())
+            }
+
+            async fn server_keys(&mut self) -> $crate::Result<Vec<String>> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT public_key FROM server_keys ORDER BY created_at, public_key")
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                rows.iter().map(|r| r.try_get("public_key").map_err($crate::map_err)).collect()
             }
 
             async fn list_audit(&mut self, after: i64, limit: i64) -> $crate::Result<Vec<$crate::AuditEntry>> {

@@ -62,3 +62,33 @@ pub async fn fresh_url(backend: &str) -> String {
         other => panic!("unknown backend {other}"),
     }
 }
+
+/// Runs raw SQL (one or more statements) against a database, bypassing the
+/// store: for tests that tamper with the database the way an attacker with
+/// database access would. Returns the rows affected.
+pub async fn execute_raw(url: &str, sql: &str) -> Result<u64, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut c = sqlx::PgConnection::connect(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let r = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut c)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(r.rows_affected())
+    } else {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+        let mut c = sqlx::SqliteConnection::connect_with(&opts)
+            .await
+            .map_err(|e| e.to_string())?;
+        let r = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut c)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(r.rows_affected())
+    }
+}

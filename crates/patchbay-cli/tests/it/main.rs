@@ -5,6 +5,7 @@ mod support;
 
 mod agent;
 mod assess;
+mod audit_chain;
 mod auth;
 mod checkin;
 mod cli;

@@ -24,6 +24,8 @@ pub struct Server {
     pub admin: String,
     pub db_url: String,
     pub clock: Arc<ManualClock>,
+    /// The server's data directory (admin token, signing key).
+    pub data_dir: PathBuf,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -78,6 +80,7 @@ impl Server {
             admin,
             db_url,
             clock,
+            data_dir: dir.path().to_path_buf(),
             _dir: dir,
             stop: Some(stop_tx),
             thread: Some(thread),

@@ -4,6 +4,7 @@
 //! tools of this machine (`dpkg-query`, `/bin/sh`) where they exist.
 
 mod apk;
+mod audit;
 mod common;
 mod dpkg;
 mod machine;

@@ -51,6 +51,7 @@ both!(
     findings_story,
     plan_story,
     schedule_story,
+    failed_write_leaves_no_audit,
 );
 
 async fn assets_story(s: Arc<dyn Store>) {
@@ -381,24 +382,28 @@ async fn agents_story(s: Arc<dyn Store>) {
 }
 
 async fn audit_story(s: Arc<dyn Store>) {
+    let signer = patchbay_core::audit::Signer::from_seed(&[3; 32]);
     let mut seqs = vec![];
     for i in 0..5 {
         let mut tx = s.write().await.unwrap();
         let seq = tx
-            .append_audit(&AuditRecord {
-                at: t0() + SignedDuration::from_secs(i),
-                actor: "token:1:ops".into(),
-                action: "asset.update".into(),
-                target: format!("asset:h{i}"),
-                outcome: "ok".into(),
-                detail: serde_json::json!({"i": i, "text": "naïve ✓"}),
-            })
+            .append_audit(
+                &AuditRecord {
+                    at: t0() + SignedDuration::from_secs(i),
+                    actor: "token:1:ops".into(),
+                    action: "asset.update".into(),
+                    target: format!("asset:h{i}"),
+                    outcome: "ok".into(),
+                    detail: serde_json::json!({"i": i, "text": "naïve ✓"}),
+                },
+                (i % 2 == 0).then_some(&signer),
+            )
             .await
             .unwrap();
         tx.commit().await.unwrap();
         seqs.push(seq);
     }
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5], "dense sequence numbers");
     let mut tx = s.read().await.unwrap();
     let all = tx.list_audit(0, 100).await.unwrap();
     assert_eq!(all.len(), 5);
@@ -406,6 +411,65 @@ async fn audit_story(s: Arc<dyn Store>) {
     let tail = tx.list_audit(seqs[2], 1).await.unwrap();
     assert_eq!(tail.len(), 1);
     assert_eq!(tail[0].seq, seqs[3]);
+    // The stored chain verifies, signatures included, and the head is its end.
+    let entries = tx.audit_entries(0, 100).await.unwrap();
+    let key = patchbay_core::audit::public_key(&signer.public_hex()).unwrap();
+    let mut v = patchbay_core::audit::Verifier::new(Some(key), 1);
+    for e in &entries {
+        v.push(e).unwrap();
+    }
+    let summary = v.finish().unwrap();
+    assert_eq!(summary.signatures_checked, 3);
+    assert_eq!(tx.audit_head().await.unwrap(), (5, summary.last_hash));
+    drop(tx);
+
+    // Concurrent writers still build one dense, valid chain.
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let s = s.clone();
+        let signer = signer.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20 {
+                let mut tx = s.write().await.unwrap();
+                tx.append_audit(
+                    &AuditRecord {
+                        at: t0(),
+                        actor: format!("w{w}"),
+                        action: "x".into(),
+                        target: format!("{i}"),
+                        outcome: "ok".into(),
+                        detail: serde_json::json!({}),
+                    },
+                    Some(&signer),
+                )
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut tx = s.read().await.unwrap();
+    let entries = tx.audit_entries(0, 1000).await.unwrap();
+    assert_eq!(entries.len(), 125);
+    let mut v = patchbay_core::audit::Verifier::new(Some(key), 1);
+    for e in &entries {
+        v.push(e).unwrap();
+    }
+    assert_eq!(v.finish().unwrap().last_seq, 125);
+    drop(tx);
+    let mut tx = s.write().await.unwrap();
+    tx.register_server_key(&signer.public_hex(), t0())
+        .await
+        .unwrap();
+    tx.register_server_key(&signer.public_hex(), t0())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.read().await.unwrap();
+    assert_eq!(tx.server_keys().await.unwrap(), vec![signer.public_hex()]);
 }
 
 async fn uncommitted_transactions_leave_nothing(s: Arc<dyn Store>) {
@@ -414,14 +478,17 @@ async fn uncommitted_transactions_leave_nothing(s: Arc<dyn Store>) {
         tx.insert_asset("ghost", &AssetAttrs::default(), false, t0())
             .await
             .unwrap();
-        tx.append_audit(&AuditRecord {
-            at: t0(),
-            actor: "x".into(),
-            action: "y".into(),
-            target: "z".into(),
-            outcome: "ok".into(),
-            detail: serde_json::json!({}),
-        })
+        tx.append_audit(
+            &AuditRecord {
+                at: t0(),
+                actor: "x".into(),
+                action: "y".into(),
+                target: "z".into(),
+                outcome: "ok".into(),
+                detail: serde_json::json!({}),
+            },
+            None,
+        )
         .await
         .unwrap();
         // dropped without commit
@@ -429,6 +496,8 @@ async fn uncommitted_transactions_leave_nothing(s: Arc<dyn Store>) {
     let mut tx = s.read().await.unwrap();
     assert!(tx.asset_by_name("ghost").await.unwrap().is_none());
     assert!(tx.list_audit(0, 10).await.unwrap().is_empty());
+    // The rolled-back append did not move the head: no gap in the sequence.
+    assert_eq!(tx.audit_head().await.unwrap().0, 0);
 }
 
 #[tokio::test]
@@ -797,4 +866,64 @@ async fn schedule_story(s: Arc<dyn Store>) {
     assert!(tx.list_windows().await.unwrap().is_empty());
     assert!(tx.list_blackouts().await.unwrap().is_empty());
     assert!(tx.list_blackout_approvals().await.unwrap().is_empty());
+}
+
+/// A write whose transaction fails after its audit entry was appended leaves
+/// neither the write nor the entry, and the chain continues densely.
+async fn failed_write_leaves_no_audit(s: Arc<dyn Store>) {
+    {
+        let mut tx = s.write().await.unwrap();
+        tx.insert_asset("ghost", &AssetAttrs::default(), false, t0())
+            .await
+            .unwrap();
+        tx.append_audit(
+            &AuditRecord {
+                at: t0(),
+                actor: "x".into(),
+                action: "asset.add".into(),
+                target: "asset:ghost".into(),
+                outcome: "ok".into(),
+                detail: serde_json::json!({}),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        // The database refuses the next statement (end before start).
+        let bad = BlackoutRow {
+            name: "b".into(),
+            starts_at: t0(),
+            ends_at: t0(),
+            reason: "r".into(),
+            owner: "o".into(),
+            groups: vec![],
+            assets: vec![],
+            created_at: t0(),
+            created_by: "x".into(),
+        };
+        assert!(tx.insert_blackout(&bad).await.is_err());
+        // The service returns the error and drops the transaction.
+    }
+    let mut tx = s.read().await.unwrap();
+    assert!(tx.asset_by_name("ghost").await.unwrap().is_none());
+    assert!(tx.audit_entries(0, 10).await.unwrap().is_empty());
+    assert_eq!(tx.audit_head().await.unwrap().0, 0);
+    drop(tx);
+    let mut tx = s.write().await.unwrap();
+    let seq = tx
+        .append_audit(
+            &AuditRecord {
+                at: t0(),
+                actor: "x".into(),
+                action: "y".into(),
+                target: "z".into(),
+                outcome: "ok".into(),
+                detail: serde_json::json!({}),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(seq, 1);
 }

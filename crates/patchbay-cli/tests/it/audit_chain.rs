@@ -1,0 +1,287 @@
+//! The hash-chained audit trail end to end, on both backends: an untouched
+//! database passes `patchbay audit verify`; editing, deleting, inserting or
+//! reordering one row directly in the database fails it, naming that entry;
+//! an audit append that fails rolls the write back; the export carries what a
+//! segment needs to be re-checked.
+
+use crate::support::{PATCHBAY, Server, ok};
+use patchbay_proto::api::List;
+use std::process::{Command, Output};
+
+fn verify(s: &Server, extra: &[&str]) -> Output {
+    Command::new(PATCHBAY)
+        .args(["audit", "verify", "--db", &s.db_url, "--data-dir"])
+        .arg(&s.data_dir)
+        .args(extra)
+        .env_remove("PATCHBAY_DB")
+        .output()
+        .unwrap()
+}
+
+fn broken(s: &Server, needle: &str) {
+    let out = verify(s, &["--every", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+}
+
+fn sql(s: &Server, q: &str) -> u64 {
+    let url = s.db_url.clone();
+    let text = q.to_string();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move { patchbay_store::testing::execute_raw(&url, &text).await })
+        .unwrap_or_else(|e| panic!("{q}: {e}"))
+}
+
+fn exported(s: &Server) -> Vec<patchbay_app::evidence::ExportedEntry> {
+    let text = ok(&s.cli(&[
+        "audit",
+        "export",
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2100-01-01",
+    ]));
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn q(v: &Option<String>) -> String {
+    match v {
+        Some(s) => format!("'{}'", s.replace('\'', "''")),
+        None => "NULL".into(),
+    }
+}
+
+fn insert_sql(e: &patchbay_app::evidence::ExportedEntry) -> String {
+    format!(
+        "INSERT INTO audit_events (seq, at, actor, action, target, outcome, detail, prev_hash, hash, sig) \
+         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+        e.seq,
+        e.at_millis,
+        q(&Some(e.actor.clone())),
+        q(&Some(e.action.clone())),
+        q(&Some(e.target.clone())),
+        q(&Some(e.outcome.clone())),
+        q(&Some(e.detail.clone())),
+        q(&e.prev_hash),
+        q(&e.hash),
+        q(&e.sig)
+    )
+}
+
+fn tamper_is_detected_and_named(backend: &str) {
+    let s = Server::start(backend);
+    // Some history: tokens, an enrolment, a window, a refused request.
+    let _ = s.enroll_token(2);
+    ok(&s.cli(&["tokens", "create", "--name", "ops", "--role", "operator"]));
+    ok(&s.cli(&[
+        "windows",
+        "add",
+        "nightly",
+        "--rrule",
+        "FREQ=DAILY",
+        "--dtstart",
+        "2026-01-01T02:00",
+        "--duration",
+        "2h",
+    ]));
+    let _ = s
+        .client(Some("pba_bogus"))
+        .get::<serde_json::Value>("/api/v1/assets");
+    ok(&s.cli(&["tokens", "create", "--name", "auditor", "--role", "auditor"]));
+
+    let out = ok(&verify(&s, &["--every", "1"]));
+    assert!(out.contains("audit log intact"), "{out}");
+    let entries = exported(&s);
+    let n = entries.len() as i64;
+    assert!(n >= 5, "{n}");
+    assert!(
+        entries.iter().all(|e| e.sig.is_some()),
+        "the server signs every entry"
+    );
+    assert_eq!(
+        entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=n).collect::<Vec<_>>()
+    );
+    let e3 = entries[2].clone();
+    let e4 = entries[3].clone();
+
+    // Edit one field of entry 3.
+    sql(
+        &s,
+        "UPDATE audit_events SET actor = 'mallory' WHERE seq = 3",
+    );
+    broken(&s, "entry 3 was edited");
+    sql(
+        &s,
+        &format!(
+            "UPDATE audit_events SET actor = {} WHERE seq = 3",
+            q(&Some(e3.actor.clone()))
+        ),
+    );
+    ok(&verify(&s, &[]));
+
+    // Edit the detail JSON (a different but equivalent text is an edit too).
+    sql(
+        &s,
+        "UPDATE audit_events SET detail = detail || ' ' WHERE seq = 4",
+    );
+    broken(&s, "entry 4 was edited");
+    sql(
+        &s,
+        &format!(
+            "UPDATE audit_events SET detail = {} WHERE seq = 4",
+            q(&Some(e4.detail.clone()))
+        ),
+    );
+    ok(&verify(&s, &[]));
+
+    // Delete entry 3.
+    sql(&s, "DELETE FROM audit_events WHERE seq = 3");
+    broken(&s, "entry 3 is missing");
+    sql(&s, &insert_sql(&e3));
+    ok(&verify(&s, &[]));
+
+    // Delete the last entry (and leave the head alone).
+    let last = entries.last().unwrap().clone();
+    sql(&s, &format!("DELETE FROM audit_events WHERE seq = {n}"));
+    broken(
+        &s,
+        &format!(
+            "the chain head names entry {n} as the last, but the log ends at entry {}",
+            n - 1
+        ),
+    );
+    sql(&s, &insert_sql(&last));
+    ok(&verify(&s, &[]));
+
+    // Insert an entry after the last one.
+    let mut forged = last.clone();
+    forged.seq = n + 1;
+    forged.actor = "mallory".into();
+    forged.prev_hash = last.hash.clone();
+    sql(&s, &insert_sql(&forged));
+    broken(
+        &s,
+        &format!(
+            "entry {} lies beyond the chain head (entry {n}): inserted",
+            n + 1
+        ),
+    );
+    // … and move the head to cover it: its hash does not match its content.
+    sql(&s, &format!("UPDATE audit_head SET seq = {}", n + 1));
+    broken(&s, &format!("entry {} was edited", n + 1));
+    sql(
+        &s,
+        &format!(
+            "DELETE FROM audit_events WHERE seq = {}; UPDATE audit_head SET seq = {n}",
+            n + 1
+        ),
+    );
+    ok(&verify(&s, &[]));
+
+    // Reorder entries 3 and 4.
+    sql(
+        &s,
+        "UPDATE audit_events SET seq = -3 WHERE seq = 3; UPDATE audit_events SET seq = 3 WHERE seq = 4; \
+         UPDATE audit_events SET seq = 4 WHERE seq = -3",
+    );
+    broken(&s, "entry 3 does not follow entry 2");
+    sql(
+        &s,
+        "UPDATE audit_events SET seq = -3 WHERE seq = 3; UPDATE audit_events SET seq = 3 WHERE seq = 4; \
+         UPDATE audit_events SET seq = 4 WHERE seq = -3",
+    );
+    ok(&verify(&s, &[]));
+
+    // A signature from another key fails; the right key pinned passes.
+    sql(
+        &s,
+        &format!(
+            "UPDATE audit_events SET sig = '{}' WHERE seq = {n}",
+            "00".repeat(64)
+        ),
+    );
+    broken(
+        &s,
+        &format!("entry {n}: the server signature does not verify"),
+    );
+    sql(
+        &s,
+        &format!(
+            "UPDATE audit_events SET sig = {} WHERE seq = {n}",
+            q(&last.sig)
+        ),
+    );
+    let key = patchbay_server::setup::load_signing_key(&s.data_dir, false)
+        .unwrap()
+        .unwrap()
+        .public_hex();
+    let out = ok(&verify(&s, &["--public-key", &key]));
+    assert!(out.contains("against the given public key"), "{out}");
+    let other = patchbay_core::audit::Signer::from_seed(&[1; 32]).public_hex();
+    let out = verify(&s, &["--public-key", &other]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// An audit append that fails rolls the write back: with the chain head gone,
+/// adding a window fails and stores nothing; once the head is back the log
+/// verifies and the window was never created.
+fn failed_audit_append_rolls_back_the_write(backend: &str) {
+    let s = Server::start(backend);
+    ok(&s.cli(&["tokens", "create", "--name", "ops", "--role", "operator"]));
+    let (seq, hash): (i64, String) = {
+        let e = exported(&s);
+        let l = e.last().unwrap();
+        (l.seq, l.hash.clone().unwrap())
+    };
+    sql(&s, "DELETE FROM audit_head");
+    let out = s.cli(&[
+        "windows",
+        "add",
+        "nightly",
+        "--rrule",
+        "FREQ=DAILY",
+        "--dtstart",
+        "2026-01-01T02:00",
+        "--duration",
+        "2h",
+    ]);
+    assert!(!out.status.success());
+    sql(
+        &s,
+        &format!("INSERT INTO audit_head (id, seq, hash) VALUES (1, {seq}, '{hash}')"),
+    );
+    let l: List<patchbay_proto::api::WindowOut> = s.admin().get("/api/v1/windows").unwrap();
+    assert!(
+        l.items.is_empty(),
+        "the write was rolled back with its audit entry"
+    );
+    ok(&verify(&s, &["--every", "1"]));
+    // And the next write works and is chained.
+    ok(&s.cli(&[
+        "windows",
+        "add",
+        "nightly",
+        "--rrule",
+        "FREQ=DAILY",
+        "--dtstart",
+        "2026-01-01T02:00",
+        "--duration",
+        "2h",
+    ]));
+    let e = exported(&s);
+    assert_eq!(e.last().unwrap().action, "window.add");
+    assert_eq!(e.last().unwrap().seq, seq + 1);
+    ok(&verify(&s, &["--every", "1"]));
+}
+
+crate::both_backends!(
+    tamper_is_detected_and_named,
+    failed_audit_append_rolls_back_the_write,
+);

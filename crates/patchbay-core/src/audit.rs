@@ -1,0 +1,382 @@
+//! The audit trail's hash chain and its verification.
+//!
+//! Every audit entry commits to the previous entry's hash:
+//! `hash(n) = SHA-256(encoding(entry n) ‖ hash(n − 1))`, with [`GENESIS`] before
+//! entry 1. The encoding is explicit and length-prefixed ([`encode`]): a
+//! domain tag, the sequence number, the time in milliseconds, then actor,
+//! action, target, outcome and the detail exactly as stored (its JSON text), each
+//! as a big-endian `u32` length followed by the UTF-8 bytes. Sequence numbers are
+//! dense (1, 2, 3, …): the store hands them out under a lock together with the
+//! previous hash, so a rolled-back transaction leaves no gap.
+//!
+//! The server signs `(seq, hash)` of entries with its ed25519 key
+//! ([`Signer::sign_head`]); a signature over entry *n* vouches for the whole
+//! chain up to *n*. [`Verifier`] walks entries in order and reports the first
+//! broken one: edited (its hash does not match its content), deleted (a gap in
+//! the sequence), inserted or reordered (its `prev_hash` is not the previous
+//! entry's hash, or its sequence number is out of place), or a bad signature.
+//! Entries written without the key (offline tools) carry no signature; they are
+//! covered by the next signed entry, and trailing unsigned entries are reported.
+//!
+//! What a hash chain cannot show on its own: an attacker with write access who
+//! deletes the *last* entries and rewinds the head. Compare the verified head
+//! with an external record (the exported segment, the SIEM copy) to rule that
+//! out.
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+/// The hash before the first entry.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+const ENTRY_TAG: &[u8] = b"patchbay-audit-entry-v1";
+const HEAD_TAG: &[u8] = b"patchbay-audit-head-v1";
+
+/// The hashed fields of one entry, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryFields<'a> {
+    /// Sequence number (1, 2, …).
+    pub seq: i64,
+    /// Milliseconds since the epoch.
+    pub at_millis: i64,
+    /// Who.
+    pub actor: &'a str,
+    /// What.
+    pub action: &'a str,
+    /// On what.
+    pub target: &'a str,
+    /// `ok`, `denied`, …
+    pub outcome: &'a str,
+    /// The detail's JSON text, byte for byte as stored.
+    pub detail: &'a str,
+}
+
+fn put(out: &mut Vec<u8>, s: &[u8]) {
+    // Lengths above u32::MAX cannot be stored; saturating keeps this total.
+    let n = u32::try_from(s.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&n.to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+/// The canonical encoding of an entry (without the previous hash).
+pub fn encode(e: &EntryFields<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        64 + e.actor.len() + e.action.len() + e.target.len() + e.outcome.len() + e.detail.len(),
+    );
+    put(&mut out, ENTRY_TAG);
+    out.extend_from_slice(&e.seq.to_be_bytes());
+    out.extend_from_slice(&e.at_millis.to_be_bytes());
+    for f in [e.actor, e.action, e.target, e.outcome, e.detail] {
+        put(&mut out, f.as_bytes());
+    }
+    out
+}
+
+/// `SHA-256(encode(e) ‖ prev)`.
+pub fn entry_hash(e: &EntryFields<'_>, prev: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(encode(e));
+    h.update(prev);
+    h.finalize().into()
+}
+
+/// What a head signature signs: the tag, `seq` and `hash`.
+pub fn head_message(seq: i64, hash: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(HEAD_TAG.len() + 40);
+    m.extend_from_slice(HEAD_TAG);
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(hash);
+    m
+}
+
+/// The server's signing key (ed25519).
+#[derive(Clone)]
+pub struct Signer {
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("public", &self.public_hex())
+            .finish()
+    }
+}
+
+impl Signer {
+    /// A key from its 32-byte seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self {
+            key: SigningKey::from_bytes(seed),
+        }
+    }
+
+    /// The public key, hex.
+    pub fn public_hex(&self) -> String {
+        hex::encode(self.key.verifying_key().as_bytes())
+    }
+
+    /// Signs `(seq, hash)`; the signature as hex.
+    pub fn sign_head(&self, seq: i64, hash: &[u8; 32]) -> String {
+        hex::encode(self.key.sign(&head_message(seq, hash)).to_bytes())
+    }
+
+    /// Signs arbitrary bytes (e.g. an evidence manifest); the signature as hex.
+    pub fn sign_bytes(&self, msg: &[u8]) -> String {
+        hex::encode(self.key.sign(msg).to_bytes())
+    }
+}
+
+/// Parses a hex public key.
+pub fn public_key(hex_key: &str) -> Result<VerifyingKey, String> {
+    let bytes = hex::decode(hex_key.trim()).map_err(|e| format!("public key is not hex: {e}"))?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| "public key must be 32 bytes".to_string())?;
+    VerifyingKey::from_bytes(&arr).map_err(|e| format!("invalid public key: {e}"))
+}
+
+/// Checks a hex signature over `msg`.
+pub fn verify_bytes(key: &VerifyingKey, msg: &[u8], sig_hex: &str) -> bool {
+    let Ok(bytes) = hex::decode(sig_hex.trim()) else {
+        return false;
+    };
+    let Ok(arr) = <[u8; 64]>::try_from(bytes.as_slice()) else {
+        return false;
+    };
+    key.verify(msg, &Signature::from_bytes(&arr)).is_ok()
+}
+
+/// One stored entry as the verifier reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// Sequence number.
+    pub seq: i64,
+    /// Milliseconds since the epoch.
+    pub at_millis: i64,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// Outcome.
+    pub outcome: String,
+    /// Detail JSON text.
+    pub detail: String,
+    /// Stored previous hash (hex), if any.
+    pub prev_hash: Option<String>,
+    /// Stored hash (hex), if any.
+    pub hash: Option<String>,
+    /// Stored head signature (hex), if any.
+    pub sig: Option<String>,
+}
+
+impl StoredEntry {
+    fn fields(&self) -> EntryFields<'_> {
+        EntryFields {
+            seq: self.seq,
+            at_millis: self.at_millis,
+            actor: &self.actor,
+            action: &self.action,
+            target: &self.target,
+            outcome: &self.outcome,
+            detail: &self.detail,
+        }
+    }
+}
+
+/// Why verification failed, naming the first bad entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Break {
+    /// Entries are missing: the sequence jumps.
+    #[error("entry {expected} is missing (the sequence jumps from {} to {found}): deleted", expected - 1)]
+    Missing {
+        /// The first missing sequence number.
+        expected: i64,
+        /// The one found instead.
+        found: i64,
+    },
+    /// A sequence number appears out of place (duplicate or reordered).
+    #[error("entry {found} appears where entry {expected} belongs: inserted or reordered")]
+    OutOfPlace {
+        /// Where we are.
+        expected: i64,
+        /// What was found.
+        found: i64,
+    },
+    /// The content does not match the stored hash.
+    #[error("entry {seq} was edited: its content does not match its hash")]
+    Edited {
+        /// The entry.
+        seq: i64,
+    },
+    /// The stored previous hash is not the previous entry's hash.
+    #[error("entry {seq} does not follow entry {}: inserted, deleted or reordered", seq - 1)]
+    NotLinked {
+        /// The entry.
+        seq: i64,
+    },
+    /// The entry has no hash.
+    #[error("entry {seq} has no hash: written outside the chain")]
+    Unhashed {
+        /// The entry.
+        seq: i64,
+    },
+    /// An entry lies beyond the chain's head.
+    #[error("entry {seq} lies beyond the chain head (entry {head}): inserted")]
+    BeyondHead {
+        /// The entry.
+        seq: i64,
+        /// The head's sequence number.
+        head: i64,
+    },
+    /// The stored head disagrees with the chain's last entry.
+    #[error(
+        "the chain head names entry {head_seq} as the last, but the log ends at entry {last_seq}: entries deleted from the end, or the head rewritten"
+    )]
+    HeadMismatch {
+        /// The head's sequence number.
+        head_seq: i64,
+        /// The last entry's.
+        last_seq: i64,
+    },
+    /// A signature does not verify.
+    #[error("entry {seq}: the server signature does not verify (forged or re-signed chain)")]
+    BadSignature {
+        /// The entry.
+        seq: i64,
+    },
+}
+
+/// What a successful verification saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Entries checked.
+    pub entries: u64,
+    /// The last sequence number.
+    pub last_seq: i64,
+    /// The last hash (hex).
+    pub last_hash: String,
+    /// Signatures checked.
+    pub signatures_checked: u64,
+    /// The last signed sequence number.
+    pub last_signed: Option<i64>,
+    /// Entries after the last signed one.
+    pub unsigned_tail: u64,
+}
+
+/// Walks entries in sequence order; feed them with [`Verifier::push`].
+#[derive(Debug)]
+pub struct Verifier {
+    keys: Vec<VerifyingKey>,
+    every: i64,
+    prev: [u8; 32],
+    next_seq: i64,
+    summary: Summary,
+    /// The last signed entry not yet checked (checked at the end).
+    pending: Option<(i64, [u8; 32], String)>,
+}
+
+impl Verifier {
+    /// A verifier that checks the signature of every `every`-th signed entry
+    /// and of the last signed one (`every = 1`: all) against the given key, or
+    /// none without a key.
+    pub fn new(key: Option<VerifyingKey>, every: i64) -> Self {
+        Self::with_keys(key.into_iter().collect(), every)
+    }
+
+    /// Like [`Verifier::new`]; a signature passes when any of `keys` verifies
+    /// it (keys rotated over the log's life).
+    pub fn with_keys(keys: Vec<VerifyingKey>, every: i64) -> Self {
+        Self {
+            keys,
+            every: every.max(1),
+            prev: GENESIS,
+            next_seq: 1,
+            summary: Summary::default(),
+            pending: None,
+        }
+    }
+
+    fn check_sig(&mut self, seq: i64, hash: &[u8; 32], sig: &str) -> Result<(), Break> {
+        if !self.keys.is_empty() {
+            self.summary.signatures_checked += 1;
+            let msg = head_message(seq, hash);
+            if !self.keys.iter().any(|k| verify_bytes(k, &msg, sig)) {
+                return Err(Break::BadSignature { seq });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the next entry.
+    pub fn push(&mut self, e: &StoredEntry) -> Result<(), Break> {
+        if e.seq != self.next_seq {
+            return Err(if e.seq > self.next_seq {
+                Break::Missing {
+                    expected: self.next_seq,
+                    found: e.seq,
+                }
+            } else {
+                Break::OutOfPlace {
+                    expected: self.next_seq,
+                    found: e.seq,
+                }
+            });
+        }
+        let (Some(hash_hex), Some(prev_hex)) = (&e.hash, &e.prev_hash) else {
+            return Err(Break::Unhashed { seq: e.seq });
+        };
+        if !eq_hex(prev_hex, &self.prev) {
+            return Err(Break::NotLinked { seq: e.seq });
+        }
+        let h = entry_hash(&e.fields(), &self.prev);
+        if !eq_hex(hash_hex, &h) {
+            return Err(Break::Edited { seq: e.seq });
+        }
+        match &e.sig {
+            Some(sig) => {
+                self.summary.last_signed = Some(e.seq);
+                self.summary.unsigned_tail = 0;
+                if e.seq % self.every == 0 {
+                    self.check_sig(e.seq, &h, sig)?;
+                    self.pending = None;
+                } else {
+                    self.pending = Some((e.seq, h, sig.clone()));
+                }
+            }
+            None => self.summary.unsigned_tail += 1,
+        }
+        self.prev = h;
+        self.next_seq += 1;
+        self.summary.entries += 1;
+        self.summary.last_seq = e.seq;
+        Ok(())
+    }
+
+    /// Ends the walk: checks the last signed entry's signature.
+    pub fn finish(mut self) -> Result<Summary, Break> {
+        if let Some((seq, h, sig)) = self.pending.take() {
+            self.check_sig(seq, &h, &sig)?;
+        }
+        self.summary.last_hash = hex::encode(self.prev);
+        Ok(self.summary)
+    }
+}
+
+/// Compares a hex string with bytes without allocating.
+fn eq_hex(hex_str: &str, bytes: &[u8; 32]) -> bool {
+    let s = hex_str.as_bytes();
+    if s.len() != 64 {
+        return false;
+    }
+    let nib = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    bytes.iter().enumerate().all(|(i, b)| {
+        matches!((nib(s[2 * i]), nib(s[2 * i + 1])), (Some(h), Some(l)) if (h << 4 | l) == *b)
+    })
+}
