@@ -17,6 +17,7 @@
 //! - [`tokens`]: API and enrolment tokens, audit listing.
 //! - [`assess`]: findings kept in step with inventories and feeds.
 //! - [`evidence`]: verifying and exporting the hash-chained audit trail.
+//! - [`exceptions`]: the exception register (EXC-…), review and expiry events.
 //! - [`feeds`]: storing imported advisory, KEV and EPSS feeds.
 //! - [`prioritise`]: risk tiers, the worklist, policy preview/apply, triage.
 //! - [`schedule`]: maintenance windows, blackouts, the plan preview, the calendar.
@@ -28,6 +29,7 @@ pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod evidence;
+pub mod exceptions;
 pub mod feeds;
 pub mod prioritise;
 pub mod schedule;

@@ -184,6 +184,7 @@ impl App {
                     owner: a.attrs.owner.clone(),
                     groups,
                     finding: f,
+                    exception: None,
                 },
             });
         }
@@ -198,8 +199,8 @@ impl App {
         self.list_findings(caller, None, false, ctx).await
     }
 
-    /// What to patch next: open, non-excluded findings, overdue first, then by
-    /// tier, due time and score.
+    /// What to patch next: open findings that are neither excluded by the policy
+    /// nor excepted, overdue first, then by tier, due time and score.
     pub async fn worklist(
         &self,
         caller: &Caller,
@@ -208,11 +209,12 @@ impl App {
     ) -> Result<Vec<WorkItem>, AppError> {
         let (policy, _) = self.policy_in_force().await?;
         let findings = self.open_findings(caller, ctx).await?;
-        let mut ranked: Vec<Ranked> = self
-            .rank(&policy, findings)
-            .await?
+        let exceptions = self.exception_list().await?;
+        let mut ranked: Vec<Ranked> = self.rank(&policy, findings).await?;
+        crate::exceptions::mark(&mut ranked, &exceptions, self.now());
+        let mut ranked: Vec<Ranked> = ranked
             .into_iter()
-            .filter(|r| !r.excluded)
+            .filter(|r| !r.excluded && r.item.exception.is_none())
             .filter(|r| {
                 filter
                     .asset
@@ -405,6 +407,8 @@ impl App {
             .filter(|f| f.cves.contains(&cve))
             .collect();
         let mut ranked = self.rank(&policy, findings).await?;
+        let exceptions = self.exception_list().await?;
+        crate::exceptions::mark(&mut ranked, &exceptions, self.now());
         ranked.sort_by(|a, b| {
             (a.tier, a.due)
                 .cmp(&(b.tier, b.due))

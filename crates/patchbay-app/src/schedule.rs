@@ -652,11 +652,12 @@ impl App {
             )
         };
         let findings = self.open_findings(caller, ctx).await?;
-        let ranked: Vec<Ranked> = self
-            .rank(&policy, findings)
-            .await?
+        let mut ranked: Vec<Ranked> = self.rank(&policy, findings).await?;
+        let exceptions = self.exception_list().await?;
+        crate::exceptions::mark(&mut ranked, &exceptions, now);
+        let ranked: Vec<Ranked> = ranked
             .into_iter()
-            .filter(|r| !r.excluded)
+            .filter(|r| !r.excluded && r.item.exception.is_none())
             .collect();
         let out_of_band = deployment.as_ref().is_some_and(|d| d.kind == "oob");
         let windows: Vec<Window> = window_rows

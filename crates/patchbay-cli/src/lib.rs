@@ -6,6 +6,7 @@
 //! - [`server`]: `serve` and `dev`.
 //! - [`client`]: `assets`, `tokens`, `enroll-token`, `audit` (REST API clients).
 //! - [`evidence`]: offline `audit verify`.
+//! - [`exceptions`]: the exception register.
 //! - [`output`]: table and JSON rendering.
 //! - [`sim`]: the fleet simulator (virtual agents with real inventories).
 //! - [`schedule`]: `windows`, `blackouts`, `plan preview`, `calendar`.
@@ -13,6 +14,7 @@
 
 pub mod client;
 pub mod evidence;
+pub mod exceptions;
 pub mod feeds;
 pub mod findings;
 pub mod output;
@@ -143,6 +145,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// The exception register: defer findings with owner, reason, control, expiry.
+    #[command(subcommand)]
+    Exceptions(exceptions::ExceptionsCmd),
     /// Maintenance windows: preview a definition (no server), add, list, remove.
     #[command(subcommand)]
     Windows(schedule::WindowsCmd),
@@ -231,6 +236,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Triage { cve, format } => {
             prioritise::triage(&client::connect(&cli.url, cli.token)?, &cve, format)
         }
+        Command::Exceptions(c) => exceptions::run(&client::connect(&cli.url, cli.token)?, c),
         Command::Windows(c) => schedule::windows(&cli.url, cli.token, c),
         Command::Blackouts(c) => schedule::blackouts(&client::connect(&cli.url, cli.token)?, c),
         Command::Plan(c) => schedule::plan(&client::connect(&cli.url, cli.token)?, c),

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`audit`]: the audit trail's hash chain, head signatures and verifier.
+//! - [`exception`]: the exception register's matching, lifetimes and review.
 //! - [`names`]: validated newtypes for asset names and other identifiers.
 //! - [`auth`]: roles, actions, and the single role → permission table.
 //! - [`asset`]: asset kinds, business impact, exposure, and the liveness rule
@@ -30,6 +31,7 @@ pub mod assess;
 pub mod asset;
 pub mod audit;
 pub mod auth;
+pub mod exception;
 pub mod inventory;
 pub mod names;
 pub mod plan;

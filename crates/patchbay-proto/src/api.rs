@@ -322,6 +322,9 @@ pub struct WorkItem {
     pub owner: String,
     /// Policy groups of the asset.
     pub groups: Vec<String>,
+    /// The exception (`EXC-…`) in force for this finding, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
 }
 
 /// What applying a policy changes (the preview equals the apply).
@@ -659,4 +662,88 @@ pub struct PlanOut {
     pub at_risk: Vec<AtRiskOut>,
     /// One line.
     pub summary: String,
+}
+
+/// `POST /api/v1/exceptions`: defer findings on purpose.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionSpec {
+    /// Advisory or CVE id (with or instead of `package`).
+    #[serde(default)]
+    pub advisory: Option<String>,
+    /// Package (binary or source).
+    #[serde(default)]
+    pub package: Option<String>,
+    /// One asset (or `group`).
+    #[serde(default)]
+    pub asset: Option<String>,
+    /// One policy group (or `asset`).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Who owns the risk.
+    pub owner: String,
+    /// Why.
+    pub reason: String,
+    /// What mitigates the risk meanwhile.
+    pub compensating_control: String,
+    /// Expiry: RFC 3339, `YYYY-MM-DD` (UTC), or a duration from now (`30d`, `72h`).
+    pub expires: String,
+}
+
+/// An exception.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExceptionOut {
+    /// `EXC-<yyyy>-<nnnn>`.
+    pub id: String,
+    /// `active`, `expired` or `revoked`.
+    pub status: String,
+    /// Advisory / CVE (empty: any).
+    pub advisory: String,
+    /// Package (empty: any).
+    pub package: String,
+    /// Asset (empty for a group exception).
+    pub asset: String,
+    /// Group (empty for an asset exception).
+    pub group: String,
+    /// Owner.
+    pub owner: String,
+    /// Reason.
+    pub reason: String,
+    /// Compensating control.
+    pub compensating_control: String,
+    /// Approver (the caller who created it).
+    pub approver: String,
+    /// Created.
+    pub created_at: String,
+    /// Expires.
+    pub expires_at: String,
+    /// Revoked.
+    pub revoked_at: Option<String>,
+    /// By.
+    pub revoked_by: Option<String>,
+    /// Why.
+    pub revoke_reason: Option<String>,
+    /// Open findings it covers now (`asset package advisory`).
+    pub covers: Vec<String>,
+}
+
+/// `POST /api/v1/exceptions/{id}/revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeIn {
+    /// Why (required).
+    pub reason: String,
+}
+
+/// `GET /api/v1/exceptions/review`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExceptionReviewOut {
+    /// In force, expiring within 7 days.
+    pub expiring: Vec<ExceptionOut>,
+    /// Expired (not revoked).
+    pub expired: Vec<ExceptionOut>,
+    /// In force, but their owner owns none of the assets in scope any more.
+    pub ownerless: Vec<ExceptionOut>,
+    /// Expiry events raised by this review (exceptions that had just expired).
+    pub expiry_events_raised: Vec<String>,
 }

@@ -66,6 +66,10 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
         .route("/blackouts/{name}", delete(remove_blackout))
         .route("/blackouts/{name}/approvals", post(approve_blackout))
         .route("/plan/preview", post(plan_preview))
+        .route("/exceptions", get(list_exceptions).post(add_exception))
+        .route("/exceptions/review", get(review_exceptions))
+        .route("/exceptions/{id}", get(show_exception))
+        .route("/exceptions/{id}/revoke", post(revoke_exception))
         .route("/calendar.ics", get(calendar_authed))
         .fallback(api_not_found)
         .layer(DefaultBodyLimit::max(MAX_API_BODY))
@@ -771,4 +775,68 @@ async fn export_audit(
         body.push('\n');
     }
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExceptionsQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+async fn list_exceptions(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    q: Result<Query<ExceptionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    Ok(Json(List {
+        items: st.app.exceptions(&caller, q.all, &ctx).await?,
+    }))
+}
+
+async fn add_exception(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let spec: patchbay_proto::api::ExceptionSpec = json_body(body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.app.add_exception(&caller, &spec, &ctx).await?),
+    ))
+}
+
+async fn show_exception(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(st.app.exception(&caller, &id, &ctx).await?))
+}
+
+async fn revoke_exception(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let input: patchbay_proto::api::RevokeIn = json_body(body)?;
+    Ok(Json(
+        st.app
+            .revoke_exception(&caller, &id, &input.reason, &ctx)
+            .await?,
+    ))
+}
+
+async fn review_exceptions(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(st.app.review_exceptions(&caller, &ctx).await?))
 }

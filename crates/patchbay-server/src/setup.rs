@@ -180,6 +180,22 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let router = crate::router(prepared.app.clone(), prepared.metrics.clone());
     let addr = listener.local_addr()?;
+    // Background duties: raise exception-expiry events.
+    let sweeper = {
+        let app = prepared.app.clone();
+        tokio::spawn(async move {
+            let every = std::time::Duration::from_secs(
+                patchbay_app::exceptions::SWEEP_EVERY.as_secs().max(1) as u64,
+            );
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = app.sweep_exceptions().await {
+                    tracing::warn!(error = %e.message, "exception expiry sweep failed");
+                }
+            }
+        })
+    };
     tracing::info!(%addr, db = %prepared.db_display, "patchbay server listening");
     axum::serve(
         listener,
@@ -188,6 +204,7 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await
     .context("serving HTTP")?;
+    sweeper.abort();
     prepared.app.store().close().await;
     Ok(())
 }

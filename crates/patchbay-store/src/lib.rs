@@ -719,6 +719,62 @@ pub trait ScheduleStore {
     async fn list_blackout_approvals(&mut self) -> Result<Vec<BlackoutApprovalRow>>;
 }
 
+/// A stored exception (see `patchbay_core::exception`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExceptionRow {
+    /// `EXC-<yyyy>-<nnnn>`.
+    pub id: String,
+    /// Advisory or CVE; empty: any.
+    pub advisory: String,
+    /// Package; empty: any.
+    pub package: String,
+    /// Asset name, or empty for a group exception.
+    pub asset: String,
+    /// Group name, or empty for an asset exception.
+    pub group: String,
+    /// Who owns the risk.
+    pub owner: String,
+    /// Why.
+    pub reason: String,
+    /// What mitigates the risk meanwhile.
+    pub compensating_control: String,
+    /// Who approved it.
+    pub approver: String,
+    /// Created.
+    pub created_at: Timestamp,
+    /// By.
+    pub created_by: String,
+    /// Expires.
+    pub expires_at: Timestamp,
+    /// Revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// By.
+    pub revoked_by: Option<String>,
+    /// Why.
+    pub revoke_reason: Option<String>,
+    /// When the expiry event was raised.
+    pub expired_noted_at: Option<Timestamp>,
+}
+
+/// The exception register.
+#[async_trait]
+pub trait ExceptionStore {
+    /// Inserts an exception; `false` when the id is taken.
+    async fn insert_exception(&mut self, e: &ExceptionRow) -> Result<bool>;
+    /// All exceptions, by id.
+    async fn list_exceptions(&mut self) -> Result<Vec<ExceptionRow>>;
+    /// Revokes one in force; `false` when there is none to revoke.
+    async fn revoke_exception(
+        &mut self,
+        id: &str,
+        at: Timestamp,
+        by: &str,
+        reason: &str,
+    ) -> Result<bool>;
+    /// Marks the expiry event raised; `false` when it already was.
+    async fn note_exception_expired(&mut self, id: &str, at: Timestamp) -> Result<bool>;
+}
+
 /// A transaction over every role store. Dropping it without [`Tx::commit`] rolls back.
 #[async_trait]
 pub trait Tx:
@@ -731,6 +787,7 @@ pub trait Tx:
     + FindingStore
     + PlanStore
     + ScheduleStore
+    + ExceptionStore
     + Send
 {
     /// Commits.

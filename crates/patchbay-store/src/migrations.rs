@@ -43,10 +43,16 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0005_audit_chain.sql"),
         include_str!("../migrations/postgres/0005_audit_chain.sql"),
     ),
+    (
+        6,
+        "exceptions",
+        include_str!("../migrations/sqlite/0006_exceptions.sql"),
+        include_str!("../migrations/postgres/0006_exceptions.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5];
+pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS

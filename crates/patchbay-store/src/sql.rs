@@ -1483,6 +1483,101 @@ macro_rules! impl_tx {
         }
 
         #[async_trait::async_trait]
+        impl $crate::ExceptionStore for $tx {
+            async fn insert_exception(&mut self, e: &$crate::ExceptionRow) -> $crate::Result<bool> {
+                let r = sqlx::query(
+                    "INSERT INTO exceptions (id, advisory, package, asset, group_name, owner, reason, compensating_control, \
+                     approver, created_at, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&e.id)
+                .bind(&e.advisory)
+                .bind(&e.package)
+                .bind(&e.asset)
+                .bind(&e.group)
+                .bind(&e.owner)
+                .bind(&e.reason)
+                .bind(&e.compensating_control)
+                .bind(&e.approver)
+                .bind($crate::to_millis(e.created_at))
+                .bind(&e.created_by)
+                .bind($crate::to_millis(e.expires_at))
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn list_exceptions(&mut self) -> $crate::Result<Vec<$crate::ExceptionRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT id, advisory, package, asset, group_name, owner, reason, compensating_control, approver, \
+                     created_at, created_by, expires_at, revoked_at, revoked_by, revoke_reason, expired_noted_at \
+                     FROM exceptions ORDER BY id",
+                )
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::ExceptionRow {
+                            id: r.try_get("id").map_err(g)?,
+                            advisory: r.try_get("advisory").map_err(g)?,
+                            package: r.try_get("package").map_err(g)?,
+                            asset: r.try_get("asset").map_err(g)?,
+                            group: r.try_get("group_name").map_err(g)?,
+                            owner: r.try_get("owner").map_err(g)?,
+                            reason: r.try_get("reason").map_err(g)?,
+                            compensating_control: r.try_get("compensating_control").map_err(g)?,
+                            approver: r.try_get("approver").map_err(g)?,
+                            created_at: $crate::from_millis(r.try_get("created_at").map_err(g)?)?,
+                            created_by: r.try_get("created_by").map_err(g)?,
+                            expires_at: $crate::from_millis(r.try_get("expires_at").map_err(g)?)?,
+                            revoked_at: opt_ts(r.try_get("revoked_at").map_err(g)?)?,
+                            revoked_by: r.try_get("revoked_by").map_err(g)?,
+                            revoke_reason: r.try_get("revoke_reason").map_err(g)?,
+                            expired_noted_at: opt_ts(r.try_get("expired_noted_at").map_err(g)?)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn revoke_exception(
+                &mut self,
+                id: &str,
+                at: jiff::Timestamp,
+                by: &str,
+                reason: &str,
+            ) -> $crate::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE exceptions SET revoked_at = $2, revoked_by = $3, revoke_reason = $4 \
+                     WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
+                )
+                .bind(id)
+                .bind($crate::to_millis(at))
+                .bind(by)
+                .bind(reason)
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn note_exception_expired(&mut self, id: &str, at: jiff::Timestamp) -> $crate::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE exceptions SET expired_noted_at = $2 WHERE id = $1 AND expired_noted_at IS NULL",
+                )
+                .bind(id)
+                .bind($crate::to_millis(at))
+                .execute(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                Ok(r.rows_affected() == 1)
+            }
+        }
+
+        #[async_trait::async_trait]
         impl $crate::Tx for $tx {
             async fn commit(self: Box<Self>) -> $crate::Result<()> {
                 self.tx.commit().await.map_err($crate::map_err)

@@ -11,6 +11,7 @@ mod checkin;
 mod cli;
 mod crash;
 mod dev;
+mod exceptions;
 mod lifecycle;
 mod malformed;
 mod prioritise;

@@ -7,6 +7,7 @@ mod apk;
 mod audit;
 mod common;
 mod dpkg;
+mod exception;
 mod machine;
 mod os_release;
 mod plan;

@@ -8,7 +8,7 @@ use patchbay_store::{
     AdvisoryRow, AssetAttrs, AuditRecord, DeploymentRow, EpssRow, FeedRow, HostState, KevRow,
     NewApiToken, NewEnrollToken, NewFinding, OobEventRow, PolicyRow, Store, StoreError,
 };
-use patchbay_store::{BlackoutApprovalRow, BlackoutRow, WindowRow};
+use patchbay_store::{BlackoutApprovalRow, BlackoutRow, ExceptionRow, WindowRow};
 use std::sync::Arc;
 
 fn t0() -> Timestamp {
@@ -52,6 +52,7 @@ both!(
     plan_story,
     schedule_story,
     failed_write_leaves_no_audit,
+    exceptions_story,
 );
 
 async fn assets_story(s: Arc<dyn Store>) {
@@ -926,4 +927,75 @@ async fn failed_write_leaves_no_audit(s: Arc<dyn Store>) {
         .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(seq, 1);
+}
+
+async fn exceptions_story(s: Arc<dyn Store>) {
+    let e = ExceptionRow {
+        id: "EXC-2026-0001".into(),
+        advisory: "CVE-2024-2961".into(),
+        package: "".into(),
+        asset: "web-1".into(),
+        group: "".into(),
+        owner: "web-team".into(),
+        reason: "vendor build pending".into(),
+        compensating_control: "WAF rule 942100".into(),
+        approver: "token:1:ciso".into(),
+        created_at: t0(),
+        created_by: "token:2:ops".into(),
+        expires_at: t0() + SignedDuration::from_hours(24 * 30),
+        revoked_at: None,
+        revoked_by: None,
+        revoke_reason: None,
+        expired_noted_at: None,
+    };
+    let mut tx = s.write().await.unwrap();
+    assert!(tx.insert_exception(&e).await.unwrap());
+    assert!(!tx.insert_exception(&e).await.unwrap());
+    tx.commit().await.unwrap();
+    // The database itself refuses an exception for both an asset and a group,
+    // for neither an advisory nor a package, or ending before it starts.
+    for bad in [
+        ExceptionRow {
+            id: "X1".into(),
+            group: "g".into(),
+            ..e.clone()
+        },
+        ExceptionRow {
+            id: "X2".into(),
+            advisory: "".into(),
+            ..e.clone()
+        },
+        ExceptionRow {
+            id: "X3".into(),
+            expires_at: t0(),
+            ..e.clone()
+        },
+    ] {
+        let mut tx = s.write().await.unwrap();
+        assert!(tx.insert_exception(&bad).await.is_err(), "{}", bad.id);
+    }
+    let mut tx = s.read().await.unwrap();
+    assert_eq!(tx.list_exceptions().await.unwrap(), vec![e.clone()]);
+    drop(tx);
+    let mut tx = s.write().await.unwrap();
+    let at = t0() + SignedDuration::from_hours(1);
+    assert!(
+        tx.revoke_exception(&e.id, at, "token:1:ciso", "patched")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.revoke_exception(&e.id, at, "token:1:ciso", "again")
+            .await
+            .unwrap()
+    );
+    assert!(!tx.revoke_exception("EXC-none", at, "x", "y").await.unwrap());
+    assert!(tx.note_exception_expired(&e.id, at).await.unwrap());
+    assert!(!tx.note_exception_expired(&e.id, at).await.unwrap());
+    tx.commit().await.unwrap();
+    let mut tx = s.read().await.unwrap();
+    let got = tx.list_exceptions().await.unwrap();
+    assert_eq!(got[0].revoked_at, Some(at));
+    assert_eq!(got[0].revoke_reason.as_deref(), Some("patched"));
+    assert_eq!(got[0].expired_noted_at, Some(at));
 }

@@ -1,0 +1,415 @@
+//! The exception register: add, list, show, revoke, review, and the expiry
+//! sweep that raises an event when an exception ends on its own.
+//!
+//! Creating or revoking an exception needs the `approve` permission (admin or
+//! approver); the caller is recorded as the approver. Matching and lifetimes
+//! are `patchbay_core::exception`.
+
+use crate::prioritise::Ranked;
+use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
+use jiff::{SignedDuration, Timestamp};
+use patchbay_core::auth::Action;
+use patchbay_core::exception::{self, Exception, FindingFacts, Scope, Status};
+use patchbay_proto::api::{ExceptionOut, ExceptionReviewOut, ExceptionSpec};
+use patchbay_store::ExceptionRow;
+use serde_json::json;
+
+/// The actor of events the server raises on its own.
+pub const SYSTEM_ACTOR: &str = "system:scheduler";
+
+pub(crate) fn core_of(r: &ExceptionRow) -> Exception {
+    Exception {
+        id: r.id.clone(),
+        advisory: r.advisory.clone(),
+        package: r.package.clone(),
+        scope: if r.group.is_empty() {
+            Scope::Asset(r.asset.clone())
+        } else {
+            Scope::Group(r.group.clone())
+        },
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        revoked_at: r.revoked_at,
+    }
+}
+
+pub(crate) fn facts_of(r: &Ranked) -> FindingFacts<'_> {
+    let f = &r.item.finding;
+    FindingFacts {
+        asset: &f.asset,
+        groups: &r.item.groups,
+        advisory: &f.advisory,
+        cves: &f.cves,
+        package: &f.package,
+        source_package: &f.source_package,
+    }
+}
+
+/// Marks each ranked finding with the exception in force at `now`, if any.
+pub(crate) fn mark(ranked: &mut [Ranked], exceptions: &[Exception], now: Timestamp) {
+    for r in ranked {
+        r.item.exception =
+            exception::excepting(exceptions, &facts_of(r), now).map(|e| e.id.clone());
+    }
+}
+
+fn status_str(s: Status) -> &'static str {
+    match s {
+        Status::Active | Status::Future => "active",
+        Status::Expired => "expired",
+        Status::Revoked => "revoked",
+    }
+}
+
+fn out(r: &ExceptionRow, now: Timestamp, ranked: &[Ranked]) -> ExceptionOut {
+    let core = core_of(r);
+    let mut covers: Vec<String> = if core.active_at(now) {
+        ranked
+            .iter()
+            .filter(|x| core.covers(&facts_of(x)))
+            .map(|x| {
+                let f = &x.item.finding;
+                format!("{} {} {}", f.asset, f.package, f.advisory)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    covers.sort();
+    ExceptionOut {
+        id: r.id.clone(),
+        status: status_str(core.status(now)).into(),
+        advisory: r.advisory.clone(),
+        package: r.package.clone(),
+        asset: r.asset.clone(),
+        group: r.group.clone(),
+        owner: r.owner.clone(),
+        reason: r.reason.clone(),
+        compensating_control: r.compensating_control.clone(),
+        approver: r.approver.clone(),
+        created_at: fmt_ts(r.created_at),
+        expires_at: fmt_ts(r.expires_at),
+        revoked_at: r.revoked_at.map(fmt_ts),
+        revoked_by: r.revoked_by.clone(),
+        revoke_reason: r.revoke_reason.clone(),
+        covers,
+    }
+}
+
+/// Parses an expiry: a duration from `now` (`30d`, `72h`), RFC 3339, or a
+/// date (UTC midnight).
+pub fn parse_expiry(s: &str, now: Timestamp) -> Result<Timestamp, AppError> {
+    let t = s.trim();
+    if let Ok(d) = patchbay_core::risk::parse_duration(t) {
+        return Ok(now + d);
+    }
+    crate::schedule::parse_instant("expires", t, &jiff::tz::TimeZone::UTC)
+}
+
+fn required<'a>(field: &str, v: &'a str) -> Result<&'a str, AppError> {
+    let v = v.trim();
+    if v.is_empty() {
+        Err(AppError::invalid(format!("{field}: required")))
+    } else {
+        Ok(v)
+    }
+}
+
+impl App {
+    pub(crate) async fn exception_list(&self) -> Result<Vec<Exception>, AppError> {
+        let mut tx = self.store.read().await?;
+        Ok(tx.list_exceptions().await?.iter().map(core_of).collect())
+    }
+
+    /// Every open, non-excluded finding ranked, marked with its exception.
+    async fn ranked_open(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<Ranked>, AppError> {
+        let (policy, _) = self.policy_in_force().await?;
+        let findings = self.open_findings(caller, ctx).await?;
+        let mut ranked: Vec<Ranked> = self
+            .rank(&policy, findings)
+            .await?
+            .into_iter()
+            .filter(|r| !r.excluded)
+            .collect();
+        let exc = self.exception_list().await?;
+        mark(&mut ranked, &exc, self.now());
+        Ok(ranked)
+    }
+
+    /// Adds an exception (admin, approver); the caller is the approver.
+    pub async fn add_exception(
+        &self,
+        caller: &Caller,
+        spec: &ExceptionSpec,
+        ctx: &RequestCtx,
+    ) -> Result<ExceptionOut, AppError> {
+        self.require(caller, Action::Approve, ctx).await?;
+        let now = self.now();
+        let advisory = spec.advisory.as_deref().unwrap_or("").trim().to_string();
+        let package = spec.package.as_deref().unwrap_or("").trim().to_string();
+        if advisory.is_empty() && package.is_empty() {
+            return Err(AppError::invalid(
+                "advisory: name an advisory or CVE, a package, or both (blanket exceptions are not allowed)",
+            ));
+        }
+        let asset = spec.asset.as_deref().unwrap_or("").trim().to_string();
+        let group = spec.group.as_deref().unwrap_or("").trim().to_string();
+        let (asset, group) = match (asset.is_empty(), group.is_empty()) {
+            (false, true) => {
+                let n = patchbay_core::names::AssetName::parse(&asset)
+                    .map_err(|e| AppError::invalid(format!("asset: {e}")))?;
+                let mut tx = self.store.read().await?;
+                if tx.asset_by_name(n.as_str()).await?.is_none() {
+                    return Err(AppError::invalid(format!("asset: unknown asset {asset:?}")));
+                }
+                (n.as_str().to_string(), String::new())
+            }
+            (true, false) => {
+                let (policy, _) = self.policy_in_force().await?;
+                if !policy.groups.iter().any(|g| g.name == group) {
+                    return Err(AppError::invalid(format!(
+                        "group: unknown group {group:?} in the policy in force"
+                    )));
+                }
+                (String::new(), group)
+            }
+            _ => {
+                return Err(AppError::invalid(
+                    "asset: give exactly one of asset or group",
+                ));
+            }
+        };
+        let owner = required("owner", &spec.owner)?.to_string();
+        let reason = required("reason", &spec.reason)?.to_string();
+        let control = required("compensating_control", &spec.compensating_control)?.to_string();
+        let expires_at = parse_expiry(&spec.expires, now)?;
+        exception::check_expiry(now, expires_at).map_err(AppError::invalid)?;
+        let year = now.to_zoned(jiff::tz::TimeZone::UTC).year();
+        let prefix = format!("EXC-{year:04}-");
+        let mut tx = self.store.write().await?;
+        let seq = tx
+            .list_exceptions()
+            .await?
+            .iter()
+            .filter(|e| e.id.starts_with(&prefix))
+            .count()
+            + 1;
+        let row = ExceptionRow {
+            id: format!("{prefix}{seq:04}"),
+            advisory,
+            package,
+            asset,
+            group,
+            owner,
+            reason,
+            compensating_control: control,
+            approver: caller.actor(),
+            created_at: now,
+            created_by: caller.actor(),
+            expires_at,
+            revoked_at: None,
+            revoked_by: None,
+            revoke_reason: None,
+            expired_noted_at: None,
+        };
+        if !tx.insert_exception(&row).await? {
+            return Err(AppError::new(
+                patchbay_proto::error::ErrorCode::Conflict,
+                format!("{} exists; retry", row.id),
+            ));
+        }
+        self.audit_in(
+            &mut tx,
+            &caller.actor(),
+            "exception.add",
+            &format!("exception:{}", row.id),
+            json!({"advisory": row.advisory, "package": row.package, "asset": row.asset,
+                   "group": row.group, "owner": row.owner, "reason": row.reason,
+                   "compensating_control": row.compensating_control,
+                   "expires_at": fmt_ts(row.expires_at)}),
+        )
+        .await?;
+        tx.commit().await?;
+        let ranked = self.ranked_open(caller, ctx).await?;
+        Ok(out(&row, self.now(), &ranked))
+    }
+
+    /// Exceptions (in force only unless `all`), with the findings each covers.
+    pub async fn exceptions(
+        &self,
+        caller: &Caller,
+        all: bool,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<ExceptionOut>, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let rows = {
+            let mut tx = self.store.read().await?;
+            tx.list_exceptions().await?
+        };
+        let now = self.now();
+        let ranked = self.ranked_open(caller, ctx).await?;
+        Ok(rows
+            .iter()
+            .filter(|r| all || core_of(r).active_at(now))
+            .map(|r| out(r, now, &ranked))
+            .collect())
+    }
+
+    /// One exception.
+    pub async fn exception(
+        &self,
+        caller: &Caller,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> Result<ExceptionOut, AppError> {
+        self.exceptions(caller, true, ctx)
+            .await?
+            .into_iter()
+            .find(|e| e.id.eq_ignore_ascii_case(id.trim()))
+            .ok_or_else(|| AppError::not_found(format!("no exception {id:?}")))
+    }
+
+    /// Revokes an exception in force (admin, approver): its findings are back
+    /// at once, with their original SLA clock.
+    pub async fn revoke_exception(
+        &self,
+        caller: &Caller,
+        id: &str,
+        reason: &str,
+        ctx: &RequestCtx,
+    ) -> Result<ExceptionOut, AppError> {
+        self.require(caller, Action::Approve, ctx).await?;
+        let reason = required("reason", reason)?;
+        let id = id.trim().to_ascii_uppercase();
+        let mut tx = self.store.write().await?;
+        if !tx
+            .revoke_exception(&id, self.now(), &caller.actor(), reason)
+            .await?
+        {
+            let exists = tx.list_exceptions().await?.iter().any(|e| e.id == id);
+            return Err(if exists {
+                AppError::new(
+                    patchbay_proto::error::ErrorCode::Conflict,
+                    format!("{id} is not in force (expired or revoked already)"),
+                )
+            } else {
+                AppError::not_found(format!("no exception {id:?}"))
+            });
+        }
+        self.audit_in(
+            &mut tx,
+            &caller.actor(),
+            "exception.revoke",
+            &format!("exception:{id}"),
+            json!({"reason": reason}),
+        )
+        .await?;
+        tx.commit().await?;
+        self.exception(caller, &id, ctx).await
+    }
+
+    /// Raises the expiry event (an audit entry `exception.expired`) once for
+    /// every exception that has run out; returns their ids. The server runs
+    /// this every minute; a review runs it first.
+    pub async fn sweep_exceptions(&self) -> Result<Vec<String>, AppError> {
+        let now = self.now();
+        let due: Vec<ExceptionRow> = {
+            let mut tx = self.store.read().await?;
+            tx.list_exceptions()
+                .await?
+                .into_iter()
+                .filter(|r| {
+                    r.expired_noted_at.is_none() && core_of(r).status(now) == Status::Expired
+                })
+                .collect()
+        };
+        let mut raised = Vec::new();
+        for r in due {
+            let mut tx = self.store.write().await?;
+            if !tx.note_exception_expired(&r.id, now).await? {
+                continue; // another replica raised it
+            }
+            self.audit_in(
+                &mut tx,
+                SYSTEM_ACTOR,
+                "exception.expired",
+                &format!("exception:{}", r.id),
+                json!({"expired_at": fmt_ts(r.expires_at), "owner": r.owner,
+                       "advisory": r.advisory, "package": r.package,
+                       "asset": r.asset, "group": r.group}),
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::info!(exception = %r.id, "exception expired: its findings are back in the worklist");
+            raised.push(r.id);
+        }
+        Ok(raised)
+    }
+
+    /// The review: expiring within 7 days, expired, ownerless (after raising
+    /// any due expiry events).
+    pub async fn review_exceptions(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<ExceptionReviewOut, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let raised = self.sweep_exceptions().await?;
+        let now = self.now();
+        let (rows, assets) = {
+            let mut tx = self.store.read().await?;
+            (tx.list_exceptions().await?, tx.list_assets().await?)
+        };
+        let (policy, _) = self.policy_in_force().await?;
+        let owners_in = |e: &Exception| -> Vec<String> {
+            assets
+                .iter()
+                .filter(|a| match &e.scope {
+                    Scope::Asset(n) => a.name.eq_ignore_ascii_case(n),
+                    Scope::Group(g) => {
+                        let (os, kind, impact, exposure) = crate::prioritise::facts(a);
+                        policy
+                            .groups_of(&patchbay_core::policy::AssetFacts {
+                                name: &a.name,
+                                os: &os,
+                                tags: &a.attrs.tags,
+                                owner: &a.attrs.owner,
+                                environment: &a.attrs.environment,
+                                kind,
+                                impact,
+                                exposure,
+                            })
+                            .contains(g)
+                    }
+                })
+                .map(|a| a.attrs.owner.clone())
+                .collect()
+        };
+        let cores: Vec<Exception> = rows.iter().map(core_of).collect();
+        let r = exception::review(
+            cores.iter().zip(rows.iter().map(|r| r.owner.as_str())),
+            now,
+            owners_in,
+        );
+        let ranked = self.ranked_open(caller, ctx).await?;
+        let pick = |ids: &[String]| -> Vec<ExceptionOut> {
+            rows.iter()
+                .filter(|r| ids.contains(&r.id))
+                .map(|r| out(r, now, &ranked))
+                .collect()
+        };
+        Ok(ExceptionReviewOut {
+            expiring: pick(&r.expiring),
+            expired: pick(&r.expired),
+            ownerless: pick(&r.ownerless),
+            expiry_events_raised: raised,
+        })
+    }
+}
+
+/// How long the server waits between expiry sweeps.
+pub const SWEEP_EVERY: SignedDuration = SignedDuration::from_secs(60);

@@ -1,0 +1,218 @@
+//! `patchbay exceptions add|list|show|revoke|review`.
+
+use crate::Format;
+use crate::client::enc;
+use crate::output::{json, table};
+use clap::Subcommand;
+use patchbay_agent::http::Client;
+use patchbay_proto::api::{ExceptionOut, ExceptionReviewOut, ExceptionSpec, List, RevokeIn};
+
+/// `patchbay exceptions …`
+#[derive(Debug, Subcommand)]
+pub enum ExceptionsCmd {
+    /// Defer findings on purpose (admin or approver; you are the approver).
+    ///
+    /// Name what (--advisory and/or --package) and where (--asset or --group).
+    /// Excepted findings leave the worklist and the plan but stay in reports as
+    /// excepted; when the exception expires or is revoked they come back with
+    /// their original SLA clock.
+    Add {
+        /// Advisory or CVE id.
+        #[arg(long)]
+        advisory: Option<String>,
+        /// Package (binary or source).
+        #[arg(long)]
+        package: Option<String>,
+        /// One asset.
+        #[arg(long, conflicts_with = "group")]
+        asset: Option<String>,
+        /// One policy group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Who owns the risk.
+        #[arg(long)]
+        owner: String,
+        /// Why it is deferred.
+        #[arg(long)]
+        reason: String,
+        /// What mitigates the risk meanwhile.
+        #[arg(long = "control")]
+        compensating_control: String,
+        /// Expiry: a duration (30d, 72h), a date (YYYY-MM-DD, UTC) or RFC 3339.
+        #[arg(long)]
+        expires: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// List exceptions in force (--all: every one, with expired and revoked).
+    List {
+        /// Include expired and revoked ones.
+        #[arg(long)]
+        all: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Show one exception and the open findings it covers.
+    Show {
+        /// `EXC-…`
+        id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Revoke an exception in force (admin or approver).
+    Revoke {
+        /// `EXC-…`
+        id: String,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Review: expiring within 7 days, expired, and ownerless (the owner owns
+    /// none of the assets in scope any more). Raises due expiry events first.
+    Review {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+fn rows(list: &[ExceptionOut]) -> String {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|e| {
+            vec![
+                e.id.clone(),
+                e.status.clone(),
+                if e.asset.is_empty() {
+                    format!("group:{}", e.group)
+                } else {
+                    e.asset.clone()
+                },
+                [e.advisory.as_str(), e.package.as_str()]
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                e.owner.clone(),
+                e.expires_at.clone(),
+                e.covers.len().to_string(),
+                e.reason.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID", "STATUS", "WHERE", "WHAT", "OWNER", "EXPIRES", "FINDINGS", "REASON",
+        ],
+        &rows,
+    )
+}
+
+fn show(e: &ExceptionOut) {
+    print!("{}", rows(std::slice::from_ref(e)));
+    println!("compensating control: {}", e.compensating_control);
+    println!("approved by {} at {}", e.approver, e.created_at);
+    if let (Some(at), Some(by)) = (&e.revoked_at, &e.revoked_by) {
+        println!(
+            "revoked by {by} at {at}: {}",
+            e.revoke_reason.as_deref().unwrap_or("")
+        );
+    }
+    for c in &e.covers {
+        println!("  covers {c}");
+    }
+}
+
+/// Runs an `exceptions` command.
+pub fn run(c: &Client, cmd: ExceptionsCmd) -> anyhow::Result<()> {
+    match cmd {
+        ExceptionsCmd::Add {
+            advisory,
+            package,
+            asset,
+            group,
+            owner,
+            reason,
+            compensating_control,
+            expires,
+            format,
+        } => {
+            let e: ExceptionOut = c.send(
+                "POST",
+                "/api/v1/exceptions",
+                &ExceptionSpec {
+                    advisory,
+                    package,
+                    asset,
+                    group,
+                    owner,
+                    reason,
+                    compensating_control,
+                    expires,
+                },
+            )?;
+            match format {
+                Format::Json => json(&e),
+                Format::Table => {
+                    show(&e);
+                    Ok(())
+                }
+            }
+        }
+        ExceptionsCmd::List { all, format } => {
+            let l: List<ExceptionOut> = c.get(&format!("/api/v1/exceptions?all={all}"))?;
+            match format {
+                Format::Json => json(&l.items),
+                Format::Table => {
+                    print!("{}", rows(&l.items));
+                    Ok(())
+                }
+            }
+        }
+        ExceptionsCmd::Show { id, format } => {
+            let e: ExceptionOut = c.get(&format!("/api/v1/exceptions/{}", enc(&id)))?;
+            match format {
+                Format::Json => json(&e),
+                Format::Table => {
+                    show(&e);
+                    Ok(())
+                }
+            }
+        }
+        ExceptionsCmd::Revoke { id, reason } => {
+            let e: ExceptionOut = c.send(
+                "POST",
+                &format!("/api/v1/exceptions/{}/revoke", enc(&id)),
+                &RevokeIn { reason },
+            )?;
+            println!("revoked {}", e.id);
+            Ok(())
+        }
+        ExceptionsCmd::Review { format } => {
+            let r: ExceptionReviewOut = c.get("/api/v1/exceptions/review")?;
+            match format {
+                Format::Json => json(&r),
+                Format::Table => {
+                    for id in &r.expiry_events_raised {
+                        println!("expired now: {id} (event raised; its findings are back)");
+                    }
+                    for (title, list) in [
+                        ("Expiring within 7 days", &r.expiring),
+                        ("Expired", &r.expired),
+                        ("Ownerless", &r.ownerless),
+                    ] {
+                        println!("{title}: {}", list.len());
+                        if !list.is_empty() {
+                            print!("{}", rows(list));
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+}
