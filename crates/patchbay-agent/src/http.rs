@@ -154,6 +154,13 @@ impl Client {
 
     /// GET a text document (e.g. `text/calendar`).
     pub fn get_text(&self, path: &str) -> Result<String, HttpError> {
+        let bytes = self.get_bytes(path)?;
+        String::from_utf8(bytes)
+            .map_err(|e| HttpError::Transport(format!("GET {path}: not UTF-8: {e}")))
+    }
+
+    /// GET a binary document (e.g. a zip archive).
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>, HttpError> {
         let what = format!("GET {path}");
         let mut req = self.agent.get(self.url(path));
         if let Some(t) = &self.token {
@@ -167,12 +174,12 @@ impl Client {
                 .body_mut()
                 .with_config()
                 .limit(MAX_RESPONSE)
-                .read_to_string()
+                .read_to_vec()
                 .map_err(|e| HttpError::Transport(format!("{what}: reading the answer: {e}")));
         }
         // Errors are JSON: decode them the usual way.
         self.finish::<serde_json::Value>(&what, Ok(resp))
-            .map(|_| String::new())
+            .map(|_| Vec::new())
     }
 
     /// DELETE.

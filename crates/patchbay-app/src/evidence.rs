@@ -137,3 +137,272 @@ impl App {
         Ok(out)
     }
 }
+
+/// The manifest of an evidence bundle (`manifest.json`), signed in
+/// `manifest.sig` (hex ed25519 over the exact bytes of `manifest.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format tag.
+    pub format: String,
+    /// The date the reports are as of (RFC 3339).
+    pub as_of: String,
+    /// When the bundle was made.
+    pub generated_at: String,
+    /// The signing key (hex).
+    pub public_key: String,
+    /// Every other file with its SHA-256 and size.
+    pub files: Vec<ManifestFile>,
+}
+
+/// One file of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    /// Path inside the archive.
+    pub path: String,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// The bundle format tag.
+pub const BUNDLE_FORMAT: &str = "patchbay-evidence-v1";
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// Writes files and a signed manifest into a zip archive.
+pub fn write_bundle(
+    files: &[(String, Vec<u8>)],
+    as_of: Timestamp,
+    generated_at: Timestamp,
+    signer: &patchbay_core::audit::Signer,
+) -> Result<Vec<u8>, AppError> {
+    use std::io::Write;
+    let manifest = Manifest {
+        format: BUNDLE_FORMAT.into(),
+        as_of: crate::fmt_ts(as_of),
+        generated_at: crate::fmt_ts(generated_at),
+        public_key: signer.public_hex(),
+        files: files
+            .iter()
+            .map(|(p, b)| ManifestFile {
+                path: p.clone(),
+                sha256: sha256_hex(b),
+                bytes: b.len() as u64,
+            })
+            .collect(),
+    };
+    let mjson = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    let sig = signer.sign_bytes(&mjson);
+    let err = |e: zip::result::ZipError| {
+        AppError::new(
+            patchbay_proto::error::ErrorCode::Internal,
+            format!("writing the evidence archive: {e}"),
+        )
+    };
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default());
+    let io = |e: std::io::Error| {
+        AppError::new(
+            patchbay_proto::error::ErrorCode::Internal,
+            format!("writing the evidence archive: {e}"),
+        )
+    };
+    for (p, b) in files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .chain([
+            ("manifest.json", mjson.as_slice()),
+            ("manifest.sig", sig.as_bytes()),
+        ])
+    {
+        z.start_file(p, opts).map_err(err)?;
+        z.write_all(b).map_err(io)?;
+    }
+    Ok(z.finish().map_err(err)?.into_inner())
+}
+
+/// What a verified bundle holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleSummary {
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+/// Verifies a bundle offline: the manifest's signature (against `pinned` when
+/// given, else the key the manifest names), every listed file present with its
+/// hash, and no file that the manifest does not list. The error names the
+/// file.
+pub fn verify_bundle(
+    bytes: &[u8],
+    pinned: Option<&ed25519_dalek::VerifyingKey>,
+) -> Result<BundleSummary, String> {
+    use std::io::Read;
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("not a readable zip archive: {e}"))?;
+    let mut contents: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    for i in 0..z.len() {
+        let mut f = z.by_index(i).map_err(|e| format!("entry {i}: {e}"))?;
+        let name = f
+            .name()
+            .map_err(|e| format!("entry {i}: bad name: {e}"))?
+            .to_string();
+        let mut b = Vec::new();
+        f.read_to_end(&mut b)
+            .map_err(|e| format!("{name}: cannot be read: {e}"))?;
+        if contents.insert(name.clone(), b).is_some() {
+            return Err(format!("{name}: appears twice in the archive"));
+        }
+    }
+    let mjson = contents
+        .remove("manifest.json")
+        .ok_or("manifest.json: missing")?;
+    let sig = contents
+        .remove("manifest.sig")
+        .ok_or("manifest.sig: missing")?;
+    let manifest: Manifest = serde_json::from_slice(&mjson)
+        .map_err(|e| format!("manifest.json: not a manifest: {e}"))?;
+    if manifest.format != BUNDLE_FORMAT {
+        return Err(format!(
+            "manifest.json: unknown format {:?}",
+            manifest.format
+        ));
+    }
+    let named = patchbay_core::audit::public_key(&manifest.public_key)
+        .map_err(|e| format!("manifest.json: {e}"))?;
+    let key = match pinned {
+        Some(k) => {
+            if k != &named {
+                return Err(
+                    "manifest.sig: the bundle is signed by another key than the pinned one".into(),
+                );
+            }
+            k
+        }
+        None => &named,
+    };
+    let sig = String::from_utf8_lossy(&sig).to_string();
+    if !patchbay_core::audit::verify_bytes(key, &mjson, &sig) {
+        return Err(
+            "manifest.sig: the signature does not verify (manifest changed or wrong key)".into(),
+        );
+    }
+    for f in &manifest.files {
+        let Some(b) = contents.remove(&f.path) else {
+            return Err(format!("{}: listed in the manifest but missing", f.path));
+        };
+        if sha256_hex(&b) != f.sha256 || b.len() as u64 != f.bytes {
+            return Err(format!(
+                "{}: modified (SHA-256 does not match the manifest)",
+                f.path
+            ));
+        }
+    }
+    if let Some(extra) = contents.keys().next() {
+        return Err(format!("{extra}: not listed in the manifest (added)"));
+    }
+    Ok(BundleSummary { manifest })
+}
+
+impl App {
+    /// Builds the signed evidence bundle as of a date: the four reports in
+    /// JSON, CSV and HTML, the exception register, the deployments, the
+    /// audit-log segment up to the date with its verification, and the control
+    /// mapping (auditor and up).
+    pub async fn evidence_bundle(
+        &self,
+        caller: &Caller,
+        as_of: Timestamp,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<u8>, AppError> {
+        self.require(caller, Action::ReadAudit, ctx).await?;
+        let signer = self.signer().ok_or_else(|| {
+            AppError::new(
+                patchbay_proto::error::ErrorCode::Unavailable,
+                "this server has no signing key (DATA_DIR/server-signing.key)",
+            )
+        })?;
+        let h = self.history(caller, ctx).await?;
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        for kind in crate::reports::KINDS {
+            for fmt in [
+                crate::reports::Format::Json,
+                crate::reports::Format::Csv,
+                crate::reports::Format::Html,
+            ] {
+                let body = crate::reports::render(kind, &h, as_of, fmt)?;
+                files.push((format!("reports/{kind}.{}", fmt.ext()), body.into_bytes()));
+            }
+        }
+        let exceptions = self.exceptions(caller, true, ctx).await?;
+        files.push((
+            "exceptions.json".into(),
+            serde_json::to_vec_pretty(&exceptions).unwrap_or_default(),
+        ));
+        let deployments = self.deployments(caller, ctx).await?;
+        files.push((
+            "deployments.json".into(),
+            serde_json::to_vec_pretty(&deployments).unwrap_or_default(),
+        ));
+        let segment = self
+            .audit_export(caller, Timestamp::UNIX_EPOCH, as_of, ctx)
+            .await?;
+        let mut jsonl = Vec::new();
+        for e in &segment {
+            jsonl.extend(serde_json::to_vec(e).unwrap_or_default());
+            jsonl.push(b'\n');
+        }
+        files.push(("audit/segment.jsonl".into(), jsonl));
+        let key =
+            patchbay_core::audit::public_key(&signer.public_hex()).map_err(AppError::invalid)?;
+        let verification = match verify_audit(self.store.as_ref(), vec![key], 1024, |_| {}).await? {
+            Ok(s) => {
+                serde_json::json!({"intact": true, "entries": s.entries, "last_seq": s.last_seq,
+                "last_hash": s.last_hash, "signatures_checked": s.signatures_checked})
+            }
+            Err(b) => serde_json::json!({"intact": false, "first_break": b.to_string()}),
+        };
+        files.push((
+            "audit/verification.json".into(),
+            serde_json::to_vec_pretty(&verification).unwrap_or_default(),
+        ));
+        let mapping: serde_json::Map<String, serde_json::Value> = [
+            "compliance",
+            "ttp",
+            "sla",
+            "coverage",
+            "exceptions",
+            "audit",
+            "changes",
+        ]
+        .iter()
+        .map(|k| {
+            (
+                k.to_string(),
+                serde_json::json!(patchbay_core::report::controls(k)),
+            )
+        })
+        .collect();
+        files.push((
+            "controls.json".into(),
+            serde_json::to_vec_pretty(&mapping).unwrap_or_default(),
+        ));
+        let bundle = write_bundle(&files, as_of, self.now(), signer)?;
+        let mut tx = self.store.write().await?;
+        self.audit_in(
+            &mut tx,
+            &caller.actor(),
+            "evidence.export",
+            "evidence",
+            serde_json::json!({"as_of": crate::fmt_ts(as_of), "files": files.len(), "sha256": sha256_hex(&bundle)}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(bundle)
+    }
+}

@@ -20,6 +20,8 @@
 //! - [`exceptions`]: the exception register (EXC-…), review and expiry events.
 //! - [`feeds`]: storing imported advisory, KEV and EPSS feeds.
 //! - [`prioritise`]: risk tiers, the worklist, policy preview/apply, triage.
+//! - [`reports`]: compliance, time-to-patch, SLA and coverage reports as of a
+//!   date, in JSON, CSV and printable HTML with SVG charts.
 //! - [`schedule`]: maintenance windows, blackouts, the plan preview, the calendar.
 #![forbid(unsafe_code)]
 
@@ -32,6 +34,7 @@ pub mod evidence;
 pub mod exceptions;
 pub mod feeds;
 pub mod prioritise;
+pub mod reports;
 pub mod schedule;
 pub mod tokens;
 

@@ -1,4 +1,5 @@
-//! `patchbay audit verify`: the offline check of the hash-chained audit trail.
+//! `patchbay audit verify` (the offline check of the hash-chained audit
+//! trail) and `patchbay evidence export|verify` (the signed evidence bundle).
 
 use anyhow::Context;
 use std::path::PathBuf;
@@ -99,4 +100,87 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+/// `patchbay evidence …`
+#[derive(Debug, clap::Subcommand)]
+pub enum EvidenceCmd {
+    /// Download the signed evidence bundle: reports (JSON, CSV, HTML), the
+    /// exception register, deployments, the audit-log segment with its
+    /// verification, the control mapping, and a manifest of SHA-256 hashes
+    /// signed with the server's key.
+    Export {
+        /// As of: a date (the end of that day, UTC) or RFC 3339; default now.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// The archive to write (.zip).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a bundle offline: the manifest signature, every file's hash, and
+    /// that no file was added or removed. Exits 1 naming the first problem.
+    Verify {
+        /// The archive.
+        file: PathBuf,
+        /// The server's public key (hex) to require; default: the key the
+        /// manifest names (then compare its fingerprint with the server's).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+}
+
+/// Runs an `evidence` command (`verify` needs no server).
+pub fn evidence(url: &str, token: Option<String>, cmd: EvidenceCmd) -> anyhow::Result<()> {
+    match cmd {
+        EvidenceCmd::Export { as_of, out } => {
+            let c = crate::client::connect(url, token)?;
+            let path = match &as_of {
+                Some(t) => format!("/api/v1/evidence?as_of={}", crate::client::enc(t)),
+                None => "/api/v1/evidence".to_string(),
+            };
+            let bytes = c.get_bytes(&path)?;
+            std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            let s = patchbay_app::evidence::verify_bundle(&bytes, None).map_err(|e| {
+                anyhow::anyhow!("the server sent a bundle that does not verify: {e}")
+            })?;
+            println!(
+                "wrote {} ({} files, as of {}, signed by key {})",
+                out.display(),
+                s.manifest.files.len(),
+                s.manifest.as_of,
+                s.manifest.public_key
+            );
+            Ok(())
+        }
+        EvidenceCmd::Verify { file, public_key } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let pinned = public_key
+                .as_deref()
+                .map(patchbay_core::audit::public_key)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!(e))?;
+            match patchbay_app::evidence::verify_bundle(&bytes, pinned.as_ref()) {
+                Ok(s) => {
+                    println!(
+                        "evidence bundle intact: {} files, as of {}, generated {}, signed by key {}{}",
+                        s.manifest.files.len(),
+                        s.manifest.as_of,
+                        s.manifest.generated_at,
+                        s.manifest.public_key,
+                        if pinned.is_some() {
+                            " (pinned)"
+                        } else {
+                            " (as named in the manifest: compare it with the server's)"
+                        }
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("patchbay: evidence bundle BROKEN: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
 }

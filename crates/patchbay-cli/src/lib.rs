@@ -5,8 +5,9 @@
 //! - this file: flags ([`Cli`]) and dispatch ([`run`]).
 //! - [`server`]: `serve` and `dev`.
 //! - [`client`]: `assets`, `tokens`, `enroll-token`, `audit` (REST API clients).
-//! - [`evidence`]: offline `audit verify`.
+//! - [`evidence`]: offline `audit verify`, `evidence export|verify`.
 //! - [`exceptions`]: the exception register.
+//! - [`reports`]: `report compliance|ttp|sla|coverage`.
 //! - [`output`]: table and JSON rendering.
 //! - [`sim`]: the fleet simulator (virtual agents with real inventories).
 //! - [`schedule`]: `windows`, `blackouts`, `plan preview`, `calendar`.
@@ -19,6 +20,7 @@ pub mod feeds;
 pub mod findings;
 pub mod output;
 pub mod prioritise;
+pub mod reports;
 pub mod schedule;
 pub mod server;
 pub mod sim;
@@ -145,6 +147,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// The signed evidence bundle: export (from the server) and verify (offline).
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCmd),
+    /// Reports as of a date: compliance, time to patch, SLA adherence, coverage.
+    Report(reports::ReportArgs),
     /// The exception register: defer findings with owner, reason, control, expiry.
     #[command(subcommand)]
     Exceptions(exceptions::ExceptionsCmd),
@@ -236,6 +243,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Triage { cve, format } => {
             prioritise::triage(&client::connect(&cli.url, cli.token)?, &cve, format)
         }
+        Command::Evidence(c) => evidence::evidence(&cli.url, cli.token, c),
+        Command::Report(a) => reports::run(&client::connect(&cli.url, cli.token)?, a),
         Command::Exceptions(c) => exceptions::run(&client::connect(&cli.url, cli.token)?, c),
         Command::Windows(c) => schedule::windows(&cli.url, cli.token, c),
         Command::Blackouts(c) => schedule::blackouts(&client::connect(&cli.url, cli.token)?, c),

@@ -17,6 +17,8 @@
 //! - [`token`]: token format and hashing (random bytes are an input).
 //! - [`assess`]: OS → OSV ecosystem, the advisory index, and matching with a
 //!   fleet-wide cache of (ecosystem, package, version) results.
+//! - [`report`]: compliance, time-to-patch, SLA adherence and coverage as of any
+//!   date, and the controls each evidences.
 //! - [`risk`]: the risk model: tiers P0–P4, rank score, SLA due dates (KEV due
 //!   dates honoured), and the reasons for each decision.
 //! - [`policy`]: policy as code: the versioned TOML policy file, its validation
@@ -36,6 +38,7 @@ pub mod inventory;
 pub mod names;
 pub mod plan;
 pub mod policy;
+pub mod report;
 pub mod risk;
 pub mod token;
 pub mod window;

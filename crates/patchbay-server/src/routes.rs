@@ -66,6 +66,8 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
         .route("/blackouts/{name}", delete(remove_blackout))
         .route("/blackouts/{name}/approvals", post(approve_blackout))
         .route("/plan/preview", post(plan_preview))
+        .route("/reports/{kind}", get(report))
+        .route("/evidence", get(evidence_bundle))
         .route("/exceptions", get(list_exceptions).post(add_exception))
         .route("/exceptions/review", get(review_exceptions))
         .route("/exceptions/{id}", get(show_exception))
@@ -839,4 +841,62 @@ async fn review_exceptions(
     Extension(ctx): Extension<RequestCtx>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.review_exceptions(&caller, &ctx).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    as_of: Option<String>,
+    format: Option<String>,
+}
+
+/// `GET /api/v1/reports/{kind}?as_of=&format=json|csv|html`.
+async fn report(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    Path(kind): Path<String>,
+    q: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let format: patchbay_app::reports::Format = q.format.as_deref().unwrap_or("json").parse()?;
+    let as_of = q
+        .as_of
+        .as_deref()
+        .map(patchbay_app::reports::parse_as_of)
+        .transpose()?;
+    let body = st.app.report(&caller, &kind, as_of, format, &ctx).await?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvidenceQuery {
+    as_of: Option<String>,
+}
+
+/// `GET /api/v1/evidence?as_of=`: the signed evidence bundle (zip).
+async fn evidence_bundle(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    q: Result<Query<EvidenceQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let as_of = match q.as_of.as_deref() {
+        Some(t) => patchbay_app::reports::parse_as_of(t)?,
+        None => st.app.now(),
+    };
+    let body = st.app.evidence_bundle(&caller, as_of, &ctx).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"patchbay-evidence.zip\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -15,6 +15,7 @@ mod exceptions;
 mod lifecycle;
 mod malformed;
 mod prioritise;
+mod reports;
 mod scan;
 mod schedule;
 

@@ -12,6 +12,7 @@ mod machine;
 mod os_release;
 mod plan;
 mod policy;
+mod report;
 mod risk;
 mod rpm;
 mod window;

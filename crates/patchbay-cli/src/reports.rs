@@ -1,0 +1,80 @@
+//! `patchbay report compliance|ttp|sla|coverage`.
+
+use crate::client::enc;
+use anyhow::Context;
+use patchbay_agent::http::Client;
+use std::path::PathBuf;
+
+/// Which report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// Per asset, owner and group: within SLA, overdue, excepted, patched.
+    Compliance,
+    /// Time to patch per tier: mean, median, p90.
+    Ttp,
+    /// SLA adherence per tier.
+    Sla,
+    /// Assets seen in the last 24 h over all known assets.
+    Coverage,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Compliance => "compliance",
+            Kind::Ttp => "ttp",
+            Kind::Sla => "sla",
+            Kind::Coverage => "coverage",
+        }
+    }
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// JSON (with the controls evidenced).
+    Json,
+    /// CSV (formula-injection safe).
+    Csv,
+    /// Self-contained printable HTML with SVG charts.
+    Html,
+}
+
+/// `patchbay report` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// The report.
+    #[arg(value_enum)]
+    pub kind: Kind,
+    /// As of: a date (YYYY-MM-DD: the end of that day, UTC) or RFC 3339; default now.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+    pub format: ReportFormat,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs `patchbay report`.
+pub fn run(c: &Client, a: ReportArgs) -> anyhow::Result<()> {
+    let format = match a.format {
+        ReportFormat::Json => "json",
+        ReportFormat::Csv => "csv",
+        ReportFormat::Html => "html",
+    };
+    let mut path = format!("/api/v1/reports/{}?format={format}", a.kind.as_str());
+    if let Some(t) = &a.as_of {
+        path.push_str(&format!("&as_of={}", enc(t)));
+    }
+    let body = c.get_text(&path)?;
+    match a.out {
+        Some(p) => {
+            std::fs::write(&p, body).with_context(|| format!("writing {}", p.display()))?;
+            eprintln!("wrote {}", p.display());
+        }
+        None => print!("{body}"),
+    }
+    Ok(())
+}
