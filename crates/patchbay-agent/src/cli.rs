@@ -1,25 +1,42 @@
-//! `patchbay-agent` command-line flags.
+//! `patchbay-agent` command-line flags and the binary's entry point.
+//!
+//! Without a subcommand the agent enrols and checks in (`--server` is then
+//! required). The subcommands act locally and print one JSON object on stdout.
 
+use crate::exec::config::Config;
+use crate::exec::job::{self, JobEnv, JobOutput, RollbackMethod};
+use crate::exec::{BackendKind, Wanted};
 use crate::run::{AgentOptions, checkin_once, run_loop};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Patchbay agent: enrols with a Patchbay server and reports this host's
-/// inventory (OS, packages with exact versions, pending updates, reboot state).
-///
-/// The agent is read-only: it never installs or removes packages in this release.
+/// inventory (OS, packages with exact versions, pending updates, reboot state);
+/// locally, applies exact package versions with pre-flight checks, health checks,
+/// rollback and a crash-safe journal.
 #[derive(Debug, Parser)]
-#[command(name = "patchbay-agent", version)]
+#[command(
+    name = "patchbay-agent",
+    version,
+    subcommand_negates_reqs = true,
+    after_help = "Without a subcommand the agent checks in with --server (every --interval, or --once).\n\n\
+Local commands print one JSON object on stdout. Exit codes: 0 success; 1 the job was refused\n\
+or failed (the JSON names the step in \"error\"); 2 bad usage; 3 the command could not run\n\
+(JSON {\"ok\": false, \"error\": {\"step\", \"message\"}})."
+)]
 pub struct Args {
-    /// Server base URL, e.g. http://patchbay.example:8080
-    #[arg(long, env = "PATCHBAY_SERVER")]
-    pub server: String,
+    /// Local command; without one, enrol and check in with --server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Server base URL, e.g. http://patchbay.example:8080 (required without a subcommand).
+    #[arg(long, env = "PATCHBAY_SERVER", required = true)]
+    pub server: Option<String>,
     /// Enrolment token (pbe_…), needed for the first run only.
     #[arg(long, env = "PATCHBAY_ENROLL_TOKEN")]
     pub enroll_token: Option<String>,
-    /// State directory: identity and last acknowledged inventory.
-    #[arg(long, default_value = "/var/lib/patchbay-agent")]
+    /// State directory: identity, last acknowledged inventory, job journal and logs.
+    #[arg(long, default_value = "/var/lib/patchbay-agent", global = true)]
     pub state_dir: PathBuf,
     /// Check in once and exit (exit code 0 on success).
     #[arg(long)]
@@ -27,15 +44,93 @@ pub struct Args {
     /// Check-in interval, e.g. 15m, 1h, 30s (±10 % jitter is added).
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     pub interval: Duration,
-    /// Inventory another root file system (a chroot or mounted image) instead of /.
-    #[arg(long, default_value = "/")]
+    /// Operate on another root file system (a chroot or mounted image) instead of /.
+    #[arg(long, default_value = "/", global = true)]
     pub root: PathBuf,
     /// Do not run the package manager's update simulation.
     #[arg(long)]
     pub no_pending_updates: bool,
     /// Log as JSON lines.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub log_json: bool,
+    /// Local configuration (health checks, hooks, pre-flight limits)
+    /// [default: /etc/patchbay-agent/agent.toml when it exists].
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// Local commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply exact package versions (journalled, idempotent per job key).
+    ///
+    /// Pre-flight (lock, database consistency, free space, snapshot hook, health
+    /// baseline), a simulation that must touch nothing but the named packages and
+    /// new dependencies, the change, then verification (versions, unnamed packages
+    /// unchanged, health). Every step is journalled; a job key already in the
+    /// journal returns its recorded result without acting again.
+    #[command(
+        after_help = "Example: patchbay-agent apply --root /srv/chroot --job-key deploy-42/host-7 openssl=3.0.15-1~deb12u1 libssl3=3.0.15-1~deb12u1"
+    )]
+    Apply {
+        /// Idempotency key of the job.
+        #[arg(long)]
+        job_key: String,
+        /// Packages with exact versions: PKG=VERSION.
+        #[arg(required = true, value_name = "PKG=VERSION", value_parser = parse_wanted)]
+        packages: Vec<Wanted>,
+        /// Do not refresh repository metadata first.
+        #[arg(long)]
+        no_refresh: bool,
+        /// Package manager (detected from the root by default).
+        #[arg(long, value_enum)]
+        backend: Option<BackendKind>,
+    },
+    /// Roll back an applied job to its recorded versions (or a snapshot).
+    ///
+    /// Installs the versions the job's rollback plan recorded (downgrading) and
+    /// removes the packages it newly installed, or runs the configured
+    /// snapshot-restore hook; then verifies versions and that health is not worse
+    /// than before the job.
+    Rollback {
+        /// Idempotency key of the apply job to roll back.
+        #[arg(long)]
+        job_key: String,
+        /// How to restore.
+        #[arg(long, value_enum, default_value = "packages")]
+        method: RollbackMethod,
+        /// Do not refresh repository metadata first.
+        #[arg(long)]
+        no_refresh: bool,
+        /// Package manager (detected from the root by default).
+        #[arg(long, value_enum)]
+        backend: Option<BackendKind>,
+    },
+    /// Run the health checks of the local configuration (all, or one by name).
+    Check {
+        /// Run only this check.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List available updates with versions and origin (repository, pocket).
+    Updates {
+        /// Do not refresh repository metadata first.
+        #[arg(long)]
+        no_refresh: bool,
+        /// Package manager (detected from the root by default).
+        #[arg(long, value_enum)]
+        backend: Option<BackendKind>,
+    },
+    /// Record interrupted jobs and check (and repair) the package database.
+    Recover {
+        /// Package manager (detected from the root by default).
+        #[arg(long, value_enum)]
+        backend: Option<BackendKind>,
+    },
+}
+
+fn parse_wanted(s: &str) -> Result<Wanted, String> {
+    crate::exec::parse::wanted(s)
 }
 
 /// Parses `90s`, `15m`, `2h`, `1d` or a bare number of seconds.
@@ -59,10 +154,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Args {
-    /// Agent options from flags.
+    /// Agent options from flags (check-in mode).
     pub fn options(&self) -> AgentOptions {
         AgentOptions {
-            server: self.server.clone(),
+            server: self.server.clone().unwrap_or_default(),
             enroll_token: self.enroll_token.clone(),
             state_dir: self.state_dir.clone(),
             root: self.root.clone(),
@@ -75,6 +170,13 @@ impl Args {
 
 /// The binary's entry point; returns the process exit code.
 pub fn main_entry(args: Args) -> i32 {
+    match &args.command {
+        Some(cmd) => local_command(&args, cmd),
+        None => checkin_mode(&args),
+    }
+}
+
+fn checkin_mode(args: &Args) -> i32 {
     let opts = args.options();
     if args.once {
         match checkin_once(&opts) {
@@ -97,9 +199,138 @@ pub fn main_entry(args: Args) -> i32 {
     }
 }
 
+/// Runs a local command and prints its JSON; returns the exit code.
+fn local_command(args: &Args, cmd: &Command) -> i32 {
+    let name = match cmd {
+        Command::Apply { .. } => "apply",
+        Command::Rollback { .. } => "rollback",
+        Command::Check { .. } => "check",
+        Command::Updates { .. } => "updates",
+        Command::Recover { .. } => "recover",
+    };
+    match run_local(args, cmd) {
+        Ok(JobOutput { json, ok }) => {
+            println!("{json}");
+            if ok { 0 } else { 1 }
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            eprintln!("patchbay-agent {name}: {msg}");
+            println!(
+                "{}",
+                serde_json::json!({"ok": false, "error": {"step": name, "message": msg}})
+            );
+            3
+        }
+    }
+}
+
+fn run_local(args: &Args, cmd: &Command) -> anyhow::Result<JobOutput> {
+    let (config, _) = Config::load(args.config.as_deref())?;
+    let env = |backend: Option<BackendKind>, refresh: bool| JobEnv {
+        state_dir: args.state_dir.clone(),
+        root: args.root.clone(),
+        backend,
+        config: config.clone(),
+        refresh,
+    };
+    match cmd {
+        Command::Apply {
+            job_key,
+            packages,
+            no_refresh,
+            backend,
+        } => job::apply(&env(*backend, !no_refresh), job_key, packages),
+        Command::Rollback {
+            job_key,
+            method,
+            no_refresh,
+            backend,
+        } => job::rollback(&env(*backend, !no_refresh), job_key, *method),
+        Command::Check { name } => job::check(&config, name.as_deref()),
+        Command::Updates {
+            no_refresh,
+            backend,
+        } => job::updates(&env(*backend, !no_refresh)),
+        Command::Recover { backend } => job::recover(&env(*backend, false)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_is_required_only_without_a_subcommand() {
+        let parse = |a: &[&str]| Args::try_parse_from(a.iter().copied());
+        // Only meaningful when the environment does not supply a server.
+        if std::env::var_os("PATCHBAY_SERVER").is_none() {
+            assert!(parse(&["patchbay-agent", "--once"]).is_err());
+        }
+        let a = parse(&[
+            "patchbay-agent",
+            "--server",
+            "http://x",
+            "--once",
+            "--root",
+            "/r",
+        ])
+        .unwrap();
+        assert!(a.command.is_none() && a.once);
+        let a = parse(&[
+            "patchbay-agent",
+            "apply",
+            "--root",
+            "/r",
+            "--state-dir",
+            "/s",
+            "--job-key",
+            "k",
+            "a=1",
+            "b=2",
+        ])
+        .unwrap();
+        assert_eq!(a.root, PathBuf::from("/r"));
+        assert_eq!(a.state_dir, PathBuf::from("/s"));
+        match a.command {
+            Some(Command::Apply {
+                job_key, packages, ..
+            }) => {
+                assert_eq!(job_key, "k");
+                assert_eq!(packages.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            parse(&["patchbay-agent", "apply", "--job-key", "k"]).is_err(),
+            "packages required"
+        );
+        assert!(
+            parse(&["patchbay-agent", "apply", "--job-key", "k", "pkg"]).is_err(),
+            "PKG=VER only"
+        );
+        let a = parse(&[
+            "patchbay-agent",
+            "--config",
+            "/c.toml",
+            "check",
+            "--name",
+            "web",
+        ])
+        .unwrap();
+        assert_eq!(a.config, Some(PathBuf::from("/c.toml")));
+        assert!(
+            parse(&[
+                "patchbay-agent",
+                "rollback",
+                "--job-key",
+                "k",
+                "--method",
+                "snapshot"
+            ])
+            .is_ok()
+        );
+    }
 
     #[test]
     fn durations() {

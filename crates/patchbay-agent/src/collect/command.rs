@@ -2,9 +2,8 @@
 //!
 //! Every command runs non-interactively: stdin is `/dev/null`, `LC_ALL=C` and
 //! `DEBIAN_FRONTEND=noninteractive` are set, and the child is the leader of its own
-//! process group. On timeout the whole group is killed with `kill -s KILL -- -PGID`
-//! (run as a separate program, because sending a signal directly needs `unsafe`),
-//! then the child itself is killed as a fallback.
+//! process group. On timeout the whole group is killed with `killpg(PGID, SIGKILL)`
+//! (through the safe `nix` wrapper), then the child itself is killed as a fallback.
 
 use std::io::{self, Read};
 use std::os::unix::process::CommandExt;
@@ -171,26 +170,17 @@ fn kill_group(pgid: u32, child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Sends SIGKILL to process group `pgid` through the `kill` program.
-fn kill_group_by_id(pgid: u32) {
-    let group = format!("-{pgid}");
-    for args in [
-        &["-s", "KILL", "--", group.as_str()][..],
-        &["-KILL", group.as_str()][..],
-    ] {
-        let ok = Command::new("kill")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            return;
-        }
+/// Sends SIGKILL to process group `pgid`.
+pub(crate) fn kill_group_by_id(pgid: u32) {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    let Ok(id) = i32::try_from(pgid) else {
+        return;
+    };
+    match killpg(Pid::from_raw(id), Signal::SIGKILL) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => tracing::warn!(pgid, error = %e, "could not kill process group"),
     }
-    tracing::warn!(pgid, "could not kill process group (is `kill` installed?)");
 }
 
 #[cfg(test)]

@@ -356,7 +356,7 @@ fn ip_addresses(timeout: Duration) -> Vec<String> {
 
 /// Services (or process names) that still map a deleted shared library, from
 /// `<proc>/<pid>/maps`. Processes we may not read are skipped.
-fn services_needing_restart(proc: &Path) -> Vec<String> {
+pub(crate) fn services_needing_restart(proc: &Path) -> Vec<String> {
     let Ok(entries) = fs::read_dir(proc) else {
         tracing::warn!("cannot list {}; no services reported", proc.display());
         return Vec::new();

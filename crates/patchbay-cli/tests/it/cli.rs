@@ -155,6 +155,56 @@ fn help_lists_the_commands() {
     assert!(out.contains("--enroll-token") && out.contains("--root") && out.contains("--once"));
 }
 
+/// The real `patchbay-agent` binary runs its local commands without `--server`
+/// and prints JSON; the execution layer itself is tested in `patchbay-agent`'s
+/// `tests/exec` on real Debian and rpm roots.
+#[test]
+fn agent_binary_local_commands_print_json_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        "[[check]]\nname = \"true\"\nkind = \"command\"\ncommand = [\"true\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(crate::support::AGENT)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("check")
+        .env_remove("PATCHBAY_SERVER")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["checks"][0]["name"], "true");
+    // A rollback of an unknown key fails with a JSON error object and exit code 3.
+    let out = Command::new(crate::support::AGENT)
+        .args([
+            "rollback",
+            "--job-key",
+            "nope",
+            "--root",
+            "/",
+            "--state-dir",
+        ])
+        .arg(dir.path().join("state"))
+        .arg("--config")
+        .arg(&cfg)
+        .env_remove("PATCHBAY_SERVER")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["step"], "rollback");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown job key")
+    );
+}
+
 #[test]
 fn fleet_simulator_enrols_virtual_agents_with_real_inventories() {
     let s = Server::start("sqlite");

@@ -1,0 +1,1076 @@
+//! Apply, rollback and recovery, journalled step by step.
+//!
+//! Every job runs under an exclusive lock on `STATE/agent.lock` (two agents never
+//! run jobs on one state directory at once) and in this order:
+//!
+//! 1. **Replay.** A job key the journal already holds a final result for returns
+//!    that result (`"replayed": true`) without running anything.
+//! 2. **Recovery.** Every job that started and never finished (the agent was
+//!    killed) is reported as `interrupted`: the package database of its root is
+//!    checked (`dpkg --audit`, dpkg's update journal) and, when the configuration
+//!    allows (`preflight.repair`, default on), repaired (`dpkg --configure -a`);
+//!    the finding is journalled as that job's final result.
+//! 3. **Steps.** Each step's result is appended to the journal (fsynced) before
+//!    the next begins, and the final result before it is printed. Apply: lock →
+//!    refresh → consistency → simulate → scope → **plan** (the rollback plan is
+//!    durable before anything changes) → space → snapshot → health baseline →
+//!    apply → verify (versions, scope, health) → reboot/services.
+//!
+//! Outcomes: `succeeded`; `refused` (a pre-flight step failed, nothing was
+//! changed); `failed` (the transaction or a verification failed after changes
+//! began); `interrupted` (recorded by recovery).
+
+use super::config::Config;
+use super::health::{self, CheckResult};
+use super::journal::{Event, JobKind, Journal, ReadReport, Record};
+use super::plan::{self, PlanEntry};
+use super::{Backend, BackendKind, Change, Installed, Runner, SpaceNeed, Wanted};
+use anyhow::{Context, anyhow, bail};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where and how jobs run.
+#[derive(Debug, Clone)]
+pub struct JobEnv {
+    /// State directory (journal, logs, lock).
+    pub state_dir: PathBuf,
+    /// Root file system the job acts on.
+    pub root: PathBuf,
+    /// Backend (detected from the root when `None`).
+    pub backend: Option<BackendKind>,
+    /// Local configuration.
+    pub config: Config,
+    /// Refresh repository metadata before simulating.
+    pub refresh: bool,
+}
+
+/// How a rollback restores the earlier state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RollbackMethod {
+    /// Install the recorded versions, remove packages that were absent.
+    Packages,
+    /// Run the configured `hooks.snapshot_restore`.
+    Snapshot,
+}
+
+/// A job's printed result and whether it succeeded.
+#[derive(Debug, Clone)]
+pub struct JobOutput {
+    /// The JSON result.
+    pub json: Value,
+    /// Success (exit code 0).
+    pub ok: bool,
+}
+
+/// A failed step.
+#[derive(Debug)]
+struct Fail {
+    step: String,
+    message: String,
+}
+
+fn fail(step: &str, message: impl Into<String>) -> Fail {
+    Fail {
+        step: step.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The exclusive state-directory lock, held for a job's lifetime.
+#[derive(Debug)]
+pub struct StateLock(#[allow(dead_code)] File);
+
+/// Takes the state-directory lock or fails naming it.
+pub fn lock_state(dir: &Path) -> anyhow::Result<StateLock> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("agent.lock");
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(StateLock(f)),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another patchbay-agent is running a job on this state directory ({} is locked)",
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
+/// A job in progress: journals steps, collects the result.
+struct Run<'a> {
+    journal: &'a mut Journal,
+    key: String,
+    kind: JobKind,
+    res: Map<String, Value>,
+    steps: Vec<Value>,
+    changing: bool,
+}
+
+impl Run<'_> {
+    /// Journals one step; a journal write failure fails the job.
+    fn step(&mut self, name: &str, ok: bool, started: Instant, data: Value) -> Result<(), Fail> {
+        let ms = started.elapsed().as_millis() as u64;
+        self.journal
+            .append(Record::new(
+                &self.key,
+                self.kind,
+                Event::Step,
+                Some(name),
+                Some(ok),
+                data,
+            ))
+            .map_err(|e| fail("journal", format!("{e:#}")))?;
+        self.steps
+            .push(json!({"step": name, "ok": ok, "duration_ms": ms}));
+        Ok(())
+    }
+
+    fn set(&mut self, k: &str, v: impl serde::Serialize) {
+        self.res
+            .insert(k.to_owned(), serde_json::to_value(v).unwrap_or(Value::Null));
+    }
+
+    /// Journals the final result and returns it.
+    fn finish(mut self, outcome: Result<(), Fail>) -> anyhow::Result<JobOutput> {
+        let ok = outcome.is_ok();
+        let label = match (&outcome, self.changing) {
+            (Ok(()), _) => "succeeded",
+            (Err(_), false) => "refused",
+            (Err(_), true) => "failed",
+        };
+        self.res.insert("outcome".into(), json!(label));
+        self.res.insert("ok".into(), json!(ok));
+        if let Err(f) = &outcome {
+            self.res.insert(
+                "error".into(),
+                json!({"step": f.step, "message": f.message}),
+            );
+        }
+        self.res.insert(
+            "steps".into(),
+            Value::Array(std::mem::take(&mut self.steps)),
+        );
+        let json = Value::Object(self.res);
+        self.journal.append(Record::new(
+            &self.key,
+            self.kind,
+            Event::Finished,
+            None,
+            Some(ok),
+            json.clone(),
+        ))?;
+        Ok(JobOutput { json, ok })
+    }
+}
+
+/// Opens the journal under the state lock and handles replay and recovery.
+/// Returns `Err(output)` when the job must not run (already recorded).
+fn prologue(
+    env: &JobEnv,
+    journal: &mut Journal,
+    report: &ReadReport,
+    kind: JobKind,
+    key: &str,
+) -> anyhow::Result<Result<Vec<Value>, JobOutput>> {
+    if let Some(rec) = journal.finished(kind, key) {
+        return Ok(Err(replay(rec, report)));
+    }
+    let recovered = recover_unfinished(env, journal)?;
+    if let Some(rec) = journal.finished(kind, key) {
+        let mut out = replay(rec, report);
+        out.json["replayed"] = json!(false);
+        out.json["recovered"] = Value::Array(recovered);
+        return Ok(Err(out));
+    }
+    Ok(Ok(recovered))
+}
+
+fn replay(rec: &Record, report: &ReadReport) -> JobOutput {
+    let mut json = rec.data.clone();
+    if let Value::Object(m) = &mut json {
+        m.insert("replayed".into(), json!(true));
+        m.insert("journal".into(), json!(report));
+    }
+    JobOutput {
+        ok: rec.ok == Some(true),
+        json,
+    }
+}
+
+/// Finalizes every interrupted job as `interrupted`, checking and (if allowed)
+/// repairing the package database of its root.
+fn recover_unfinished(env: &JobEnv, journal: &mut Journal) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for (kind, key) in journal.unfinished() {
+        let started = journal
+            .job(kind, &key)
+            .find(|r| r.event == Event::Started)
+            .map(|r| r.data.clone())
+            .unwrap_or(Value::Null);
+        let last_step = journal
+            .job(kind, &key)
+            .filter(|r| r.event == Event::Step)
+            .last()
+            .and_then(|r| r.step.clone());
+        let root = started["root"]
+            .as_str()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| env.root.clone());
+        let backend_kind = started["backend"]
+            .as_str()
+            .and_then(|b| <BackendKind as clap::ValueEnum>::from_str(b, true).ok());
+        let mut data = json!({
+            "job_key": key,
+            "kind": kind.as_str(),
+            "outcome": "interrupted",
+            "ok": false,
+            "root": root,
+            "last_step": last_step,
+            "error": {"step": last_step.clone().unwrap_or_else(|| "started".into()),
+                      "message": "the agent stopped before this job finished (killed or crashed)"},
+        });
+        match check_and_repair(
+            &root,
+            backend_kind,
+            &env.config,
+            &env.state_dir,
+            &format!("recover-{}-{key}", kind.as_str()),
+        ) {
+            Ok(v) => {
+                for (k, x) in v {
+                    data[k] = x;
+                }
+            }
+            Err(e) => data["recovery_error"] = json!(format!("{e:#}")),
+        }
+        tracing::warn!(job_key = %key, kind = kind.as_str(), "recorded an interrupted job");
+        journal.append(Record::new(
+            &key,
+            kind,
+            Event::Finished,
+            None,
+            Some(false),
+            data.clone(),
+        ))?;
+        out.push(data);
+    }
+    Ok(out)
+}
+
+/// Checks the package database of `root` and repairs it when allowed. Returns
+/// `consistency_before`, `repair`, `consistency_after` fields.
+fn check_and_repair(
+    root: &Path,
+    kind: Option<BackendKind>,
+    config: &Config,
+    state_dir: &Path,
+    log_name: &str,
+) -> anyhow::Result<Map<String, Value>> {
+    let backend = super::open(kind, root)?;
+    let runner = runner(config, state_dir, log_name);
+    let before = backend.consistency(&runner)?;
+    let mut m = Map::new();
+    m.insert("consistency_before".into(), json!(before));
+    if !before.ok
+        && let Some(h) = backend.lock_held()?
+    {
+        // The package manager is still running (an orphan of the killed agent,
+        // or someone else): repairing now would race it.
+        m.insert("lock_held".into(), json!(h));
+        return Ok(m);
+    }
+    if !before.ok && config.preflight.repair {
+        let log = backend.repair(&runner)?;
+        let after = backend.consistency(&runner)?;
+        m.insert("repair".into(), json!(log));
+        m.insert("consistency_after".into(), json!(after));
+    }
+    Ok(m)
+}
+
+fn runner(config: &Config, state_dir: &Path, name: &str) -> Runner {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let stamp = jiff::Timestamp::now().as_millisecond();
+    Runner::new(
+        Some(state_dir.join("logs").join(format!("{stamp}-{safe}"))),
+        Duration::from_secs(config.timeouts.query_secs),
+        Duration::from_secs(config.timeouts.apply_secs),
+    )
+}
+
+/// Runs the recovery alone (`patchbay-agent recover`).
+pub fn recover(env: &JobEnv) -> anyhow::Result<JobOutput> {
+    let _lock = lock_state(&env.state_dir)?;
+    let (mut journal, report) = Journal::open(&env.state_dir)?;
+    let recovered = recover_unfinished(env, &mut journal)?;
+    let mut json = json!({
+        "recovered": recovered,
+        "journal": report,
+    });
+    let checked = check_and_repair(
+        &env.root,
+        env.backend,
+        &env.config,
+        &env.state_dir,
+        "recover",
+    )?;
+    let ok = checked
+        .get("consistency_after")
+        .or_else(|| checked.get("consistency_before"))
+        .and_then(|c| c["ok"].as_bool())
+        .unwrap_or(false);
+    for (k, v) in checked {
+        json[k] = v;
+    }
+    json["ok"] = json!(ok);
+    Ok(JobOutput { json, ok })
+}
+
+/// Applies exact versions (`patchbay-agent apply`).
+pub fn apply(env: &JobEnv, key: &str, wanted: &[Wanted]) -> anyhow::Result<JobOutput> {
+    validate_key(key)?;
+    if wanted.is_empty() {
+        bail!("nothing to apply: name at least one PKG=VERSION");
+    }
+    let _lock = lock_state(&env.state_dir)?;
+    let (mut journal, report) = Journal::open(&env.state_dir)?;
+    let recovered = match prologue(env, &mut journal, &report, JobKind::Apply, key)? {
+        Ok(r) => r,
+        Err(out) => return Ok(out),
+    };
+    let backend = super::open(env.backend, &env.root)?;
+    let changes: Vec<Change> = wanted
+        .iter()
+        .map(|w| Change::Install {
+            name: w.name.clone(),
+            version: w.version.clone(),
+        })
+        .collect();
+    journal.append(Record::new(
+        key,
+        JobKind::Apply,
+        Event::Started,
+        None,
+        None,
+        json!({"root": backend.root(), "backend": backend.name(), "packages": wanted}),
+    ))?;
+    let mut run = Run {
+        journal: &mut journal,
+        key: key.to_owned(),
+        kind: JobKind::Apply,
+        res: Map::new(),
+        steps: Vec::new(),
+        changing: false,
+    };
+    run.set("job_key", key);
+    run.set("kind", "apply");
+    run.set("replayed", false);
+    run.set("root", backend.root());
+    run.set("backend", backend.name());
+    run.set("requested", wanted);
+    run.set("recovered", &recovered);
+    run.set("journal", &report);
+    let r = runner(&env.config, &env.state_dir, &format!("apply-{key}"));
+    let outcome = apply_steps(env, &mut run, backend.as_ref(), &r, &changes);
+    run.finish(outcome)
+}
+
+fn validate_key(key: &str) -> anyhow::Result<()> {
+    if key.is_empty() || key.len() > 200 || key.chars().any(|c| c.is_control()) {
+        bail!("invalid job key {key:?}: 1-200 printable characters");
+    }
+    Ok(())
+}
+
+/// Pre-flight steps shared by apply and rollback: lock, refresh, consistency.
+fn preflight_common(env: &JobEnv, run: &mut Run, b: &dyn Backend, r: &Runner) -> Result<(), Fail> {
+    let t = Instant::now();
+    match b.lock_held() {
+        Ok(None) => run.step("preflight.lock", true, t, Value::Null)?,
+        Ok(Some(h)) => {
+            let who = h.pid.map(|p| format!(" by pid {p}")).unwrap_or_default();
+            let msg = format!("package-manager lock {} is held{who}", h.path.display());
+            run.step("preflight.lock", false, t, json!({"held": h}))?;
+            return Err(fail("preflight.lock", msg));
+        }
+        Err(e) => {
+            run.step(
+                "preflight.lock",
+                false,
+                t,
+                json!({"error": format!("{e:#}")}),
+            )?;
+            return Err(fail("preflight.lock", format!("{e:#}")));
+        }
+    }
+    if env.refresh {
+        let t = Instant::now();
+        match b.refresh(r) {
+            Ok(log) => {
+                let ok = log.success();
+                run.step("refresh", ok, t, json!(log))?;
+                if !ok {
+                    tracing::warn!(tail = %log.tail, "metadata refresh failed; continuing with cached metadata");
+                }
+            }
+            Err(e) => {
+                run.step("refresh", false, t, json!({"error": format!("{e:#}")}))?;
+                return Err(fail("refresh", format!("{e:#}")));
+            }
+        }
+    }
+    let t = Instant::now();
+    let before = b
+        .consistency(r)
+        .map_err(|e| fail("preflight.consistency", format!("{e:#}")))?;
+    if before.ok {
+        run.step("preflight.consistency", true, t, json!(before))?;
+        return Ok(());
+    }
+    if !env.config.preflight.repair {
+        run.step("preflight.consistency", false, t, json!(before))?;
+        return Err(fail(
+            "preflight.consistency",
+            format!(
+                "the package database is inconsistent ({}) and repair is disabled",
+                describe_issues(&before)
+            ),
+        ));
+    }
+    let repair = b
+        .repair(r)
+        .map_err(|e| fail("preflight.consistency", format!("{e:#}")))?;
+    let after = b
+        .consistency(r)
+        .map_err(|e| fail("preflight.consistency", format!("{e:#}")))?;
+    run.step(
+        "preflight.consistency",
+        after.ok,
+        t,
+        json!({"before": before, "repair": repair, "after": after}),
+    )?;
+    run.set(
+        "repaired",
+        json!({"before": before, "repair": repair, "after": after}),
+    );
+    if !after.ok {
+        return Err(fail(
+            "preflight.consistency",
+            format!(
+                "the package database is inconsistent ({}) and repair did not fix it",
+                describe_issues(&after)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn describe_issues(c: &super::Consistency) -> String {
+    let mut parts: Vec<String> = c
+        .issues
+        .iter()
+        .map(|i| format!("{}: {}", i.package, i.problem))
+        .collect();
+    if c.interrupted {
+        parts.push("dpkg was interrupted (unfinished update journal)".into());
+    }
+    parts.join("; ")
+}
+
+fn installed(
+    run: &mut Run,
+    b: &dyn Backend,
+    r: &Runner,
+    step: &str,
+) -> Result<Vec<Installed>, Fail> {
+    let t = Instant::now();
+    match b.installed(r) {
+        Ok(p) => {
+            run.step(step, true, t, json!({"packages": p.len()}))?;
+            Ok(p)
+        }
+        Err(e) => {
+            run.step(step, false, t, json!({"error": format!("{e:#}")}))?;
+            Err(fail(step, format!("{e:#}")))
+        }
+    }
+}
+
+/// Simulates and checks the scope; returns the announced actions.
+fn simulate_and_scope(
+    run: &mut Run,
+    b: &dyn Backend,
+    r: &Runner,
+    changes: &[Change],
+    before: &[Installed],
+) -> Result<Vec<super::Action>, Fail> {
+    let t = Instant::now();
+    let (actions, log) = match b.simulate(r, changes) {
+        Ok(x) => x,
+        Err(e) => {
+            run.step("simulate", false, t, json!({"error": format!("{e:#}")}))?;
+            return Err(fail("simulate", format!("{e:#}")));
+        }
+    };
+    // Fill versions the tool did not print ("?") from the package database.
+    let actions: Vec<_> = actions
+        .into_iter()
+        .map(|mut a| {
+            if a.from.as_deref() == Some("?") {
+                a.from = before
+                    .iter()
+                    .find(|p| p.name == a.name)
+                    .map(|p| p.version.clone())
+                    .or(a.from);
+            }
+            a
+        })
+        .collect();
+    run.step("simulate", true, t, json!({"actions": actions, "log": log}))?;
+    run.set("actions", &actions);
+    let t = Instant::now();
+    let violations = plan::check_scope(changes, &actions);
+    let unreached = plan::unreached(changes, &actions, before);
+    let ok = violations.is_empty() && unreached.is_empty();
+    run.step(
+        "scope",
+        ok,
+        t,
+        json!({"violations": violations, "unreached": unreached}),
+    )?;
+    if !violations.is_empty() {
+        let list: Vec<String> = violations
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} ({} -> {}): {}",
+                    v.package,
+                    v.from.as_deref().unwrap_or("absent"),
+                    v.to.as_deref().unwrap_or("absent"),
+                    v.reason
+                )
+            })
+            .collect();
+        return Err(fail(
+            "scope",
+            format!(
+                "refusing: the transaction would touch packages the job does not allow: {}",
+                list.join("; ")
+            ),
+        ));
+    }
+    if !unreached.is_empty() {
+        let list: Vec<String> = unreached.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        return Err(fail(
+            "scope",
+            format!("the package manager would not install {}", list.join(", ")),
+        ));
+    }
+    Ok(actions)
+}
+
+fn space_check(env: &JobEnv, run: &mut Run, needs: &[SpaceNeed]) -> Result<(), Fail> {
+    let t = Instant::now();
+    let reserve = env.config.preflight.min_free_mb.saturating_mul(1024 * 1024);
+    // Sum needs per file system.
+    let mut per_fs: BTreeMap<u64, (PathBuf, u64, u64)> = BTreeMap::new();
+    for n in needs {
+        let mut p = n.path.clone();
+        while !p.exists() {
+            if !p.pop() {
+                break;
+            }
+        }
+        let st = nix::sys::statvfs::statvfs(&p)
+            .map_err(|e| fail("preflight.space", format!("statvfs {}: {e}", p.display())))?;
+        let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
+        let e = per_fs
+            .entry(st.filesystem_id() as u64)
+            .or_insert((p.clone(), avail, 0));
+        e.2 = e.2.saturating_add(n.bytes);
+    }
+    let report: Vec<Value> = per_fs
+        .values()
+        .map(|(p, avail, need)| json!({"path": p, "available_bytes": avail, "needed_bytes": need, "reserve_bytes": reserve}))
+        .collect();
+    let short: Vec<String> = per_fs
+        .values()
+        .filter(|(_, avail, need)| need.saturating_add(reserve) > *avail)
+        .map(|(p, avail, need)| {
+            format!(
+                "{}: {} MiB free, {} MiB needed + {} MiB reserve",
+                p.display(),
+                avail / (1 << 20),
+                need.div_ceil(1 << 20),
+                reserve / (1 << 20)
+            )
+        })
+        .collect();
+    run.step(
+        "preflight.space",
+        short.is_empty(),
+        t,
+        json!({"filesystems": report, "needs": needs}),
+    )?;
+    if !short.is_empty() {
+        return Err(fail(
+            "preflight.space",
+            format!("not enough free space: {}", short.join("; ")),
+        ));
+    }
+    Ok(())
+}
+
+fn baseline(env: &JobEnv, run: &mut Run) -> Result<Vec<CheckResult>, Fail> {
+    let t = Instant::now();
+    let results = health::run_all(&env.config.checks);
+    run.step("health.baseline", true, t, json!(results))?;
+    run.set("health_baseline", &results);
+    Ok(results)
+}
+
+fn apply_steps(
+    env: &JobEnv,
+    run: &mut Run,
+    b: &dyn Backend,
+    r: &Runner,
+    changes: &[Change],
+) -> Result<(), Fail> {
+    preflight_common(env, run, b, r)?;
+    let before = installed(run, b, r, "inventory.before")?;
+    let actions = simulate_and_scope(run, b, r, changes, &before)?;
+
+    let t = Instant::now();
+    let rollback_plan = plan::rollback_plan(changes, &actions, &before);
+    run.step("plan", true, t, json!(rollback_plan))?;
+    run.set("plan", &rollback_plan);
+
+    let t = Instant::now();
+    let needs = b
+        .space_needed(r, &actions, &before)
+        .map_err(|e| fail("preflight.space", format!("{e:#}")));
+    let needs = match needs {
+        Ok(n) => n,
+        Err(f) => {
+            run.step("preflight.space", false, t, json!({"error": f.message}))?;
+            return Err(f);
+        }
+    };
+    space_check(env, run, &needs)?;
+
+    if let Some(hook) = &env.config.hooks.snapshot {
+        let t = Instant::now();
+        let h = health::run_hook(
+            hook,
+            &run.key,
+            b.root(),
+            Duration::from_secs(env.config.hooks.timeout_secs),
+        );
+        run.step("preflight.snapshot", h.ok, t, json!(h))?;
+        run.set("snapshot", &h);
+        if !h.ok {
+            return Err(fail(
+                "preflight.snapshot",
+                format!("snapshot hook `{}` failed: {}", h.command, h.detail),
+            ));
+        }
+    }
+    let base = baseline(env, run)?;
+
+    if actions.is_empty() {
+        // Everything is already at the named versions.
+        run.set("changed", Vec::<Value>::new());
+        return verify_after(env, run, b, r, changes, &before, &base);
+    }
+    transact(run, b, r, changes, "apply")?;
+    verify_after(env, run, b, r, changes, &before, &base)
+}
+
+/// Journals the start of the transaction, runs it, journals the result.
+fn transact(
+    run: &mut Run,
+    b: &dyn Backend,
+    r: &Runner,
+    changes: &[Change],
+    step: &str,
+) -> Result<(), Fail> {
+    let t = Instant::now();
+    run.journal
+        .append(Record::new(
+            &run.key,
+            run.kind,
+            Event::Step,
+            Some(&format!("{step}.begin")),
+            None,
+            json!(changes),
+        ))
+        .map_err(|e| fail("journal", format!("{e:#}")))?;
+    run.changing = true;
+    let res = if step == "rollback" {
+        b.downgrade(r, changes)
+    } else {
+        b.apply(r, changes)
+    };
+    match res {
+        Ok(log) => {
+            run.step(step, true, t, json!(log))?;
+            run.set("log", &log);
+            Ok(())
+        }
+        Err(e) => {
+            run.step(step, false, t, json!({"error": format!("{e:#}")}))?;
+            Err(fail(step, format!("{e:#}")))
+        }
+    }
+}
+
+/// After a change: versions, scope, health, reboot and services.
+fn verify_after(
+    env: &JobEnv,
+    run: &mut Run,
+    b: &dyn Backend,
+    r: &Runner,
+    changes: &[Change],
+    before: &[Installed],
+    base: &[CheckResult],
+) -> Result<(), Fail> {
+    let after = installed(run, b, r, "inventory.after")?;
+    let changed = plan::diff(before, &after);
+    run.set("changed", &changed);
+
+    let t = Instant::now();
+    let mut wrong = Vec::new();
+    for c in changes {
+        let name = plan::base_name(c.name());
+        let now = after.iter().find(|p| p.name == name);
+        match (c, now) {
+            (Change::Install { version, .. }, Some(p))
+                if &p.version == version && p.status == "installed" => {}
+            (Change::Remove { .. }, None) => {}
+            (Change::Install { version, .. }, now) => wrong.push(format!(
+                "{name}: expected {version}, found {}",
+                now.map_or("absent".to_owned(), |p| format!(
+                    "{} ({})",
+                    p.version, p.status
+                ))
+            )),
+            (Change::Remove { .. }, Some(p)) => {
+                wrong.push(format!("{name}: expected absent, found {}", p.version))
+            }
+        }
+    }
+    run.step(
+        "verify.versions",
+        wrong.is_empty(),
+        t,
+        json!({"wrong": wrong}),
+    )?;
+    if !wrong.is_empty() {
+        return Err(fail("verify.versions", wrong.join("; ")));
+    }
+
+    let t = Instant::now();
+    let names: Vec<&str> = changes.iter().map(Change::name).collect();
+    let unnamed = plan::unnamed_changes(before, &after, &names);
+    run.step(
+        "verify.scope",
+        unnamed.is_empty(),
+        t,
+        json!({"unnamed_changes": unnamed}),
+    )?;
+    if !unnamed.is_empty() {
+        let list: Vec<String> = unnamed
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {} -> {}",
+                    d.name,
+                    d.before.as_deref().unwrap_or("absent"),
+                    d.after.as_deref().unwrap_or("absent")
+                )
+            })
+            .collect();
+        return Err(fail(
+            "verify.scope",
+            format!("packages the job did not name changed: {}", list.join(", ")),
+        ));
+    }
+
+    let t = Instant::now();
+    let reboot = b.reboot_required(r);
+    let services = b.services_needing_restart();
+    run.step(
+        "verify.reboot",
+        true,
+        t,
+        json!({"reboot_required": reboot, "services_needing_restart": services}),
+    )?;
+    run.set("reboot_required", reboot);
+    run.set("services_needing_restart", &services);
+
+    let t = Instant::now();
+    let health_after = health::run_all(&env.config.checks);
+    let regressions = plan::health_regressions(base, &health_after);
+    run.step(
+        "verify.health",
+        regressions.is_empty(),
+        t,
+        json!({"results": health_after, "regressions": regressions}),
+    )?;
+    run.set("health_after", &health_after);
+    if !regressions.is_empty() {
+        let details: Vec<String> = health_after
+            .iter()
+            .filter(|h| regressions.contains(&h.name))
+            .map(|h| format!("{} ({})", h.name, h.detail))
+            .collect();
+        return Err(fail(
+            "verify.health",
+            format!(
+                "health checks failed after the change: {}",
+                details.join("; ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Rolls back an applied job (`patchbay-agent rollback`).
+pub fn rollback(env: &JobEnv, key: &str, method: RollbackMethod) -> anyhow::Result<JobOutput> {
+    validate_key(key)?;
+    let _lock = lock_state(&env.state_dir)?;
+    let (mut journal, report) = Journal::open(&env.state_dir)?;
+    let recovered = match prologue(env, &mut journal, &report, JobKind::Rollback, key)? {
+        Ok(r) => r,
+        Err(out) => return Ok(out),
+    };
+    let Some(apply_start) = journal
+        .job(JobKind::Apply, key)
+        .find(|r| r.event == Event::Started)
+        .cloned()
+    else {
+        bail!("unknown job key {key:?}: the journal holds no apply job with this key");
+    };
+    let plan_rec = journal.step(JobKind::Apply, key, "plan").cloned();
+    let apply_baseline: Vec<CheckResult> = journal
+        .step(JobKind::Apply, key, "health.baseline")
+        .and_then(|r| serde_json::from_value(r.data.clone()).ok())
+        .unwrap_or_default();
+    let backend = super::open(env.backend, &env.root)?;
+    let recorded_root = apply_start.data["root"].as_str().map(PathBuf::from);
+    if recorded_root
+        .as_deref()
+        .is_some_and(|p| p != backend.root())
+    {
+        bail!(
+            "job {key:?} was applied to {}, not {}",
+            recorded_root.unwrap_or_default().display(),
+            backend.root().display()
+        );
+    }
+    journal.append(Record::new(
+        key,
+        JobKind::Rollback,
+        Event::Started,
+        None,
+        None,
+        json!({"root": backend.root(), "backend": backend.name(), "method": format!("{method:?}").to_lowercase()}),
+    ))?;
+    let mut run = Run {
+        journal: &mut journal,
+        key: key.to_owned(),
+        kind: JobKind::Rollback,
+        res: Map::new(),
+        steps: Vec::new(),
+        changing: false,
+    };
+    run.set("job_key", key);
+    run.set("kind", "rollback");
+    run.set("replayed", false);
+    run.set("root", backend.root());
+    run.set("backend", backend.name());
+    run.set("method", format!("{method:?}").to_lowercase());
+    run.set("recovered", &recovered);
+    run.set("journal", &report);
+    let r = runner(&env.config, &env.state_dir, &format!("rollback-{key}"));
+    let outcome = match (method, plan_rec) {
+        (RollbackMethod::Snapshot, _) => {
+            rollback_snapshot(env, &mut run, backend.as_ref(), &apply_baseline)
+        }
+        (RollbackMethod::Packages, None) => {
+            run.set("noop", true);
+            run.set(
+                "note",
+                "the apply job stopped before it recorded a plan: it changed nothing",
+            );
+            Ok(())
+        }
+        (RollbackMethod::Packages, Some(p)) => {
+            match serde_json::from_value::<Vec<PlanEntry>>(p.data) {
+                Ok(plan) => {
+                    rollback_packages(env, &mut run, backend.as_ref(), &r, &plan, &apply_baseline)
+                }
+                Err(e) => Err(fail(
+                    "plan",
+                    format!("the recorded rollback plan is unreadable: {e}"),
+                )),
+            }
+        }
+    };
+    run.finish(outcome)
+}
+
+fn rollback_packages(
+    env: &JobEnv,
+    run: &mut Run,
+    b: &dyn Backend,
+    r: &Runner,
+    rollback_plan: &[PlanEntry],
+    apply_baseline: &[CheckResult],
+) -> Result<(), Fail> {
+    run.set("plan", rollback_plan);
+    preflight_common(env, run, b, r)?;
+    let before = installed(run, b, r, "inventory.before")?;
+    let changes = plan::rollback_changes(rollback_plan, &before);
+    run.set("changes", &changes);
+    let base = if apply_baseline.is_empty() {
+        baseline(env, run)?
+    } else {
+        run.set("health_baseline", apply_baseline);
+        apply_baseline.to_vec()
+    };
+    if changes.is_empty() {
+        run.set("note", "every package is already in its recorded state");
+        return verify_after(env, run, b, r, &[], &before, &base);
+    }
+    simulate_and_scope(run, b, r, &changes, &before)?;
+    transact(run, b, r, &changes, "rollback")?;
+    verify_after(env, run, b, r, &changes, &before, &base)
+}
+
+fn rollback_snapshot(
+    env: &JobEnv,
+    run: &mut Run,
+    b: &dyn Backend,
+    apply_baseline: &[CheckResult],
+) -> Result<(), Fail> {
+    let Some(hook) = &env.config.hooks.snapshot_restore else {
+        return Err(fail(
+            "snapshot_restore",
+            "no hooks.snapshot_restore in the configuration",
+        ));
+    };
+    let t = Instant::now();
+    run.journal
+        .append(Record::new(
+            &run.key,
+            run.kind,
+            Event::Step,
+            Some("snapshot_restore.begin"),
+            None,
+            Value::Null,
+        ))
+        .map_err(|e| fail("journal", format!("{e:#}")))?;
+    run.changing = true;
+    let h = health::run_hook(
+        hook,
+        &run.key,
+        b.root(),
+        Duration::from_secs(env.config.hooks.timeout_secs),
+    );
+    run.step("snapshot_restore", h.ok, t, json!(h))?;
+    run.set("snapshot_restore", &h);
+    if !h.ok {
+        return Err(fail(
+            "snapshot_restore",
+            format!("`{}` failed: {}", h.command, h.detail),
+        ));
+    }
+    let t = Instant::now();
+    let after = health::run_all(&env.config.checks);
+    let regressions = plan::health_regressions(apply_baseline, &after);
+    run.step(
+        "verify.health",
+        regressions.is_empty(),
+        t,
+        json!({"results": after, "regressions": regressions}),
+    )?;
+    run.set("health_after", &after);
+    if !regressions.is_empty() {
+        return Err(fail(
+            "verify.health",
+            format!("health checks still failing: {}", regressions.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+/// Lists available updates (`patchbay-agent updates`). Read-only apart from the
+/// metadata refresh.
+pub fn updates(env: &JobEnv) -> anyhow::Result<JobOutput> {
+    let backend = super::open(env.backend, &env.root)?;
+    let r = Runner::new(
+        None,
+        Duration::from_secs(env.config.timeouts.query_secs),
+        Duration::from_secs(env.config.timeouts.apply_secs),
+    );
+    let refresh = if env.refresh {
+        if let Some(h) = backend.lock_held()? {
+            return Err(anyhow!(
+                "package-manager lock {} is held{}",
+                h.path.display(),
+                h.pid.map(|p| format!(" by pid {p}")).unwrap_or_default()
+            ));
+        }
+        Some(backend.refresh(&r)?)
+    } else {
+        None
+    };
+    let updates = backend.updates(&r)?;
+    Ok(JobOutput {
+        json: json!({
+            "ok": true,
+            "root": backend.root(),
+            "backend": backend.name(),
+            "refresh": refresh,
+            "updates": updates,
+        }),
+        ok: true,
+    })
+}
+
+/// Runs the configured health checks (`patchbay-agent check`), or one by name.
+pub fn check(config: &Config, name: Option<&str>) -> anyhow::Result<JobOutput> {
+    let results = match name {
+        Some(n) => {
+            let c = config.check(n).ok_or_else(|| {
+                anyhow!("unknown check {n:?}: not defined in the local configuration")
+            })?;
+            vec![health::run(c)]
+        }
+        None => health::run_all(&config.checks),
+    };
+    let ok = results.iter().all(|r| r.ok);
+    Ok(JobOutput {
+        json: json!({"ok": ok, "checks": results}),
+        ok,
+    })
+}

@@ -1,0 +1,138 @@
+//! Integration tests of the execution layer against real package managers — no
+//! mocks: a debootstrapped Debian 12 root, a local apt repository served over
+//! HTTP on 127.0.0.1, and the agent run as a separate process.
+//!
+//! This binary has its own small test runner (`harness = false`) because the
+//! agent must run as a separate process that can be SIGKILLed, and the
+//! `patchbay-agent` binary belongs to another package: started with
+//! `PATCHBAY_EXEC_TEST_AGENT=1`, this executable *is* the agent (it runs
+//! `patchbay_agent::cli::main_entry` on its arguments). The runner understands
+//! what `cargo test` passes: name filters, `--exact`, `--list`,
+//! `--test-threads=N`, and ignores other flags.
+//!
+//! Nothing here skips silently: a missing tool is installed with apt-get (we
+//! run as root, as CI does) and a failure to get one fails the tests with a
+//! message saying what is missing.
+
+mod apt;
+mod rpm;
+mod support;
+
+use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// A test: name and function.
+type Test = (&'static str, fn());
+
+fn tests() -> Vec<Test> {
+    let mut t: Vec<Test> = Vec::new();
+    t.extend(apt::TESTS);
+    t.extend(rpm::TESTS);
+    t
+}
+
+fn main() {
+    if std::env::var_os(support::CHILD_ENV).is_some() {
+        use clap::Parser;
+        let args = patchbay_agent::cli::Args::parse();
+        std::process::exit(patchbay_agent::cli::main_entry(args));
+    }
+    let mut filters = Vec::new();
+    let mut exact = false;
+    let mut list = false;
+    let mut threads: usize = std::env::var("RUST_TEST_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--exact" => exact = true,
+            "--list" => list = true,
+            "--test-threads" => {
+                threads = args.next().and_then(|v| v.parse().ok()).unwrap_or(threads);
+            }
+            s if s.starts_with("--test-threads=") => {
+                threads = s["--test-threads=".len()..].parse().unwrap_or(threads);
+            }
+            "--skip" | "--format" | "--color" | "-Z" | "--logfile" => {
+                args.next();
+            }
+            s if s.starts_with('-') => {}
+            s => filters.push(s.to_owned()),
+        }
+    }
+    let selected: Vec<Test> = tests()
+        .into_iter()
+        .filter(|(name, _)| {
+            filters.is_empty()
+                || filters.iter().any(|f| {
+                    if exact {
+                        name == f
+                    } else {
+                        name.contains(f.as_str())
+                    }
+                })
+        })
+        .collect();
+    if list {
+        for (name, _) in &selected {
+            println!("{name}: test");
+        }
+        return;
+    }
+    println!("\nrunning {} tests", selected.len());
+    let start = Instant::now();
+    let queue = Arc::new(Mutex::new(selected.clone()));
+    let failed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let workers: Vec<_> = (0..threads.max(1))
+        .map(|_| {
+            let queue = Arc::clone(&queue);
+            let failed = Arc::clone(&failed);
+            std::thread::spawn(move || {
+                loop {
+                    let Some((name, f)) = queue.lock().unwrap().pop() else {
+                        break;
+                    };
+                    let t = Instant::now();
+                    let res = catch_unwind(AssertUnwindSafe(f));
+                    let secs = t.elapsed().as_secs_f64();
+                    let mut out = std::io::stdout().lock();
+                    match res {
+                        Ok(()) => {
+                            let _ = writeln!(out, "test {name} ... ok ({secs:.1}s)");
+                        }
+                        Err(_) => {
+                            let _ = writeln!(out, "test {name} ... FAILED ({secs:.1}s)");
+                            failed.lock().unwrap().push(name.to_owned());
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    let failed = failed.lock().unwrap().clone();
+    let secs = start.elapsed().as_secs_f64();
+    if failed.is_empty() {
+        println!(
+            "\ntest result: ok. {} passed; 0 failed; finished in {secs:.1}s\n",
+            selected.len()
+        );
+    } else {
+        println!("\nfailures:");
+        for f in &failed {
+            println!("    {f}");
+        }
+        println!(
+            "\ntest result: FAILED. {} passed; {} failed; finished in {secs:.1}s\n",
+            selected.len() - failed.len(),
+            failed.len()
+        );
+        std::process::exit(101);
+    }
+}
