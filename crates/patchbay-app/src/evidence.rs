@@ -311,7 +311,8 @@ pub fn verify_bundle(
 
 impl App {
     /// Builds the signed evidence bundle as of a date: the four reports in
-    /// JSON, CSV and HTML, the exception register, the deployments, the
+    /// JSON, CSV and HTML, the exception register, the deployments with their
+    /// change records and runbooks, the
     /// audit-log segment up to the date with its verification, and the control
     /// mapping (auditor and up).
     pub async fn evidence_bundle(
@@ -349,6 +350,17 @@ impl App {
             "deployments.json".into(),
             serde_json::to_vec_pretty(&deployments).unwrap_or_default(),
         ));
+        for c in self.change_records(caller, ctx).await? {
+            let record = self.change_record(caller, &c.id, ctx).await?;
+            files.push((
+                format!("changes/{}.json", c.id),
+                serde_json::to_vec_pretty(&record).unwrap_or_default(),
+            ));
+            files.push((
+                format!("changes/{}-runbook.md", c.id),
+                self.runbook(caller, &c.id, false, ctx).await?.into_bytes(),
+            ));
+        }
         let segment = self
             .audit_export(caller, Timestamp::UNIX_EPOCH, as_of, ctx)
             .await?;

@@ -10,6 +10,7 @@
 //! Time comes from an injected [`Clock`] so tests control it.
 //!
 //! # Layout
+//! - [`changes`]: change records (CHG-…), runbooks, the lessons-learned log.
 //! - [`error`]: [`AppError`], a stable code plus a human message.
 //! - [`auth`]: callers, token authentication, role checks, bootstrap token.
 //! - [`assets`]: registry queries, edits and agentless imports.
@@ -29,6 +30,7 @@ pub mod agents;
 pub mod assess;
 pub mod assets;
 pub mod auth;
+pub mod changes;
 pub mod error;
 pub mod evidence;
 pub mod exceptions;

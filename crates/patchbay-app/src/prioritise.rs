@@ -481,7 +481,7 @@ pub fn patch_name(released: jiff::civil::Date, os: &str, package: &str, version:
 }
 
 impl App {
-    async fn patches_from(
+    pub(crate) async fn patches_from(
         &self,
         policy: &Policy,
         ranked: &[Ranked],
@@ -675,12 +675,13 @@ impl App {
             deployment: Some(dep.clone()),
         };
         ev.id = tx.insert_oob_event(&ev).await?;
+        let (change, _) = tx.ensure_change_record(&dep, now, by).await?;
         self.audit_in(
             &mut tx,
             by,
             "oob.raise",
             &format!("deployment:{dep}"),
-            json!({"source": source, "cves": ev.cves, "findings": ev.findings}),
+            json!({"source": source, "cves": ev.cves, "findings": ev.findings, "change": change.id}),
         )
         .await?;
         tx.commit().await?;

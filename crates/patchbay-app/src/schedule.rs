@@ -5,6 +5,9 @@
 //! assets in scope with their policy rings, the windows and blackouts that
 //! apply to each, and every open, non-excluded finding with its SLA due date.
 //!
+//! Rings come from the policy; a policy without rings plans every asset in
+//! one implicit ring, `all`, without soak.
+//!
 //! Targeting: a window or blackout applies to the assets it names and to the
 //! members of the policy groups it names; one that names neither applies to
 //! every asset. An out-of-band deployment (`DEP-OOB-…`) may enter a blackout
@@ -30,6 +33,9 @@ use patchbay_proto::api::{
 use patchbay_store::{AssetRow, BlackoutApprovalRow, BlackoutRow, WindowRow};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
+
+/// The one ring of a policy that defines none: every asset, no soak.
+pub const IMPLICIT_RING: &str = "all";
 
 /// Default planning horizon.
 pub const DEFAULT_PLAN_DAYS: u32 = 90;
@@ -730,14 +736,25 @@ impl App {
             });
             meta.push(fs);
         }
-        let rings: Vec<RingSpec> = policy
-            .rings
-            .iter()
-            .map(|r| RingSpec {
-                name: r.name.clone(),
-                soak: r.soak,
-            })
-            .collect();
+        // A policy without rings rolls out to every asset in one implicit ring.
+        let rings: Vec<RingSpec> = if policy.rings.is_empty() {
+            for a in &mut plan_assets {
+                a.ring = Some(0);
+            }
+            vec![RingSpec {
+                name: IMPLICIT_RING.into(),
+                soak: SignedDuration::ZERO,
+            }]
+        } else {
+            policy
+                .rings
+                .iter()
+                .map(|r| RingSpec {
+                    name: r.name.clone(),
+                    soak: r.soak,
+                })
+                .collect()
+        };
         let opts = PlanOptions {
             now,
             until,

@@ -4,6 +4,7 @@
 //! # Layout
 //! - this file: flags ([`Cli`]) and dispatch ([`run`]).
 //! - [`server`]: `serve` and `dev`.
+//! - [`changes`]: change records, runbooks, lessons learned.
 //! - [`client`]: `assets`, `tokens`, `enroll-token`, `audit` (REST API clients).
 //! - [`evidence`]: offline `audit verify`, `evidence export|verify`.
 //! - [`exceptions`]: the exception register.
@@ -13,6 +14,7 @@
 //! - [`schedule`]: `windows`, `blackouts`, `plan preview`, `calendar`.
 #![forbid(unsafe_code)]
 
+pub mod changes;
 pub mod client;
 pub mod evidence;
 pub mod exceptions;
@@ -147,6 +149,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Change records (CHG-…), runbooks and the lessons-learned log.
+    #[command(subcommand)]
+    Changes(changes::ChangesCmd),
     /// The signed evidence bundle: export (from the server) and verify (offline).
     #[command(subcommand)]
     Evidence(evidence::EvidenceCmd),
@@ -243,6 +248,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Triage { cve, format } => {
             prioritise::triage(&client::connect(&cli.url, cli.token)?, &cve, format)
         }
+        Command::Changes(c) => changes::run(&client::connect(&cli.url, cli.token)?, c),
         Command::Evidence(c) => evidence::evidence(&cli.url, cli.token, c),
         Command::Report(a) => reports::run(&client::connect(&cli.url, cli.token)?, a),
         Command::Exceptions(c) => exceptions::run(&client::connect(&cli.url, cli.token)?, c),

@@ -747,3 +747,133 @@ pub struct ExceptionReviewOut {
     /// Expiry events raised by this review (exceptions that had just expired).
     pub expiry_events_raised: Vec<String>,
 }
+
+/// A change record in a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeSummaryOut {
+    /// `CHG-<nnnn>`.
+    pub id: String,
+    /// The deployment.
+    pub deployment: String,
+    /// `oob` or `baseline`.
+    pub kind: String,
+    /// The deployment's status.
+    pub status: String,
+    /// Highest tier among its patches.
+    pub highest_tier: String,
+    /// Assets in scope.
+    pub assets: usize,
+    /// Patches in scope.
+    pub patches: usize,
+    /// Created.
+    pub created_at: String,
+}
+
+/// A patch in a change's scope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangePatch {
+    /// Standard name (`PB-…`).
+    pub name: String,
+    /// Package.
+    pub package: String,
+    /// Target version.
+    pub fixed_version: String,
+    /// Highest tier of its findings.
+    pub highest_tier: String,
+    /// CVEs it fixes.
+    pub cves: Vec<String>,
+}
+
+/// One back-out step: return a package on an asset to its recorded version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackOutStep {
+    /// Asset.
+    pub asset: String,
+    /// Binary package.
+    pub package: String,
+    /// The version installed before the change (the rollback target).
+    pub installed_version: String,
+    /// The version the change installs.
+    pub target_version: String,
+    /// How to back out by hand if the agent cannot (`patchbay-agent rollback`
+    /// restores the plan it recorded before applying).
+    pub command: String,
+}
+
+/// An approval recorded for a change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeApproval {
+    /// What was approved (`blackout:<name>`, …).
+    pub subject: String,
+    /// Who.
+    pub approver: String,
+    /// When.
+    pub at: String,
+    /// Why.
+    pub note: String,
+}
+
+/// A lessons-learned entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LessonOut {
+    /// Id.
+    pub id: i64,
+    /// The change record.
+    pub change_id: String,
+    /// When.
+    pub at: String,
+    /// Who.
+    pub author: String,
+    /// The lesson.
+    pub text: String,
+}
+
+/// `POST /api/v1/changes/{id}/lessons`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LessonIn {
+    /// The lesson (required).
+    pub text: String,
+}
+
+/// A change record: scope, risk, windows, back-out plan, approvals, outcome
+/// and lessons learned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeRecordOut {
+    /// `CHG-<nnnn>`.
+    pub id: String,
+    /// The deployment.
+    pub deployment: String,
+    /// `oob` or `baseline`.
+    pub kind: String,
+    /// Why the change is made.
+    pub reason: String,
+    /// Created.
+    pub created_at: String,
+    /// By.
+    pub created_by: String,
+    /// Assets in scope.
+    pub assets: Vec<String>,
+    /// Patches in scope.
+    pub patches: Vec<ChangePatch>,
+    /// Highest tier among the patches.
+    pub highest_tier: String,
+    /// CVEs in CISA KEV that the change fixes.
+    pub kev_cves: Vec<String>,
+    /// Open findings the change closes.
+    pub findings: u64,
+    /// One line on the risk.
+    pub risk: String,
+    /// Rings in order with their forecast.
+    pub rings: Vec<RingPlanOut>,
+    /// Per asset: window and planned time.
+    pub windows: Vec<AssetPlanOut>,
+    /// The back-out plan.
+    pub back_out: Vec<BackOutStep>,
+    /// Approvals recorded.
+    pub approvals: Vec<ChangeApproval>,
+    /// Outcome (the deployment's status until the rollout engine reports).
+    pub outcome: String,
+    /// Lessons learned.
+    pub lessons: Vec<LessonOut>,
+}

@@ -68,6 +68,11 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
         .route("/plan/preview", post(plan_preview))
         .route("/reports/{kind}", get(report))
         .route("/evidence", get(evidence_bundle))
+        .route("/changes", get(list_changes))
+        .route("/changes/{id}", get(show_change))
+        .route("/changes/{id}/runbook", get(change_runbook))
+        .route("/changes/{id}/lessons", post(add_lesson))
+        .route("/lessons", get(search_lessons))
         .route("/exceptions", get(list_exceptions).post(add_exception))
         .route("/exceptions/review", get(review_exceptions))
         .route("/exceptions/{id}", get(show_exception))
@@ -899,4 +904,91 @@ async fn evidence_bundle(
         body,
     )
         .into_response())
+}
+
+async fn list_changes(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(List {
+        items: st.app.change_records(&caller, &ctx).await?,
+    }))
+}
+
+async fn show_change(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(st.app.change_record(&caller, &id, &ctx).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunbookQuery {
+    format: Option<String>,
+}
+
+async fn change_runbook(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    Path(id): Path<String>,
+    q: Result<Query<RunbookQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let html = match q.format.as_deref().unwrap_or("md") {
+        "md" | "markdown" => false,
+        "html" => true,
+        other => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("format: unknown format {other:?} (md or html)"),
+            ));
+        }
+    };
+    let body = st.app.runbook(&caller, &id, html, &ctx).await?;
+    let ct = if html {
+        "text/html; charset=utf-8"
+    } else {
+        "text/markdown; charset=utf-8"
+    };
+    Ok(([(header::CONTENT_TYPE, ct)], body).into_response())
+}
+
+async fn add_lesson(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let input: patchbay_proto::api::LessonIn = json_body(body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.app.add_lesson(&caller, &id, &input.text, &ctx).await?),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LessonQuery {
+    q: Option<String>,
+}
+
+async fn search_lessons(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    q: Result<Query<LessonQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    Ok(Json(List {
+        items: st
+            .app
+            .search_lessons(&caller, q.q.as_deref().unwrap_or(""), &ctx)
+            .await?,
+    }))
 }

@@ -775,6 +775,59 @@ pub trait ExceptionStore {
     async fn note_exception_expired(&mut self, id: &str, at: Timestamp) -> Result<bool>;
 }
 
+/// A change record (`CHG-<nnnn>`) of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRow {
+    /// `CHG-<nnnn>`.
+    pub id: String,
+    /// The deployment.
+    pub deployment: String,
+    /// Created.
+    pub created_at: Timestamp,
+    /// By.
+    pub created_by: String,
+}
+
+/// A lessons-learned entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LessonRow {
+    /// Id.
+    pub id: i64,
+    /// The change record.
+    pub change_id: String,
+    /// The lesson.
+    pub text: String,
+    /// Who wrote it.
+    pub author: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// Change records and the lessons-learned log.
+#[async_trait]
+pub trait ChangeStore {
+    /// The deployment's change record, created (with the next `CHG-<nnnn>`)
+    /// when it has none; returns it and whether it was created.
+    async fn ensure_change_record(
+        &mut self,
+        deployment: &str,
+        at: Timestamp,
+        by: &str,
+    ) -> Result<(ChangeRow, bool)>;
+    /// All change records, by id.
+    async fn list_change_records(&mut self) -> Result<Vec<ChangeRow>>;
+    /// Appends a lesson; returns its id.
+    async fn add_lesson(
+        &mut self,
+        change_id: &str,
+        text: &str,
+        author: &str,
+        at: Timestamp,
+    ) -> Result<i64>;
+    /// All lessons, oldest first.
+    async fn list_lessons(&mut self) -> Result<Vec<LessonRow>>;
+}
+
 /// A transaction over every role store. Dropping it without [`Tx::commit`] rolls back.
 #[async_trait]
 pub trait Tx:
@@ -788,6 +841,7 @@ pub trait Tx:
     + PlanStore
     + ScheduleStore
     + ExceptionStore
+    + ChangeStore
     + Send
 {
     /// Commits.

@@ -49,10 +49,16 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0006_exceptions.sql"),
         include_str!("../migrations/postgres/0006_exceptions.sql"),
     ),
+    (
+        7,
+        "changes",
+        include_str!("../migrations/sqlite/0007_changes.sql"),
+        include_str!("../migrations/postgres/0007_changes.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6];
+pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS

@@ -1578,6 +1578,108 @@ macro_rules! impl_tx {
         }
 
         #[async_trait::async_trait]
+        impl $crate::ChangeStore for $tx {
+            async fn ensure_change_record(
+                &mut self,
+                deployment: &str,
+                at: jiff::Timestamp,
+                by: &str,
+            ) -> $crate::Result<($crate::ChangeRow, bool)> {
+                use sqlx::Row;
+                let find = "SELECT id, deployment, created_at, created_by FROM change_records WHERE deployment = $1";
+                let to_row = |r: &<$db as sqlx::Database>::Row| -> $crate::Result<$crate::ChangeRow> {
+                    let g = |e: sqlx::Error| $crate::map_err(e);
+                    Ok($crate::ChangeRow {
+                        id: r.try_get("id").map_err(g)?,
+                        deployment: r.try_get("deployment").map_err(g)?,
+                        created_at: $crate::from_millis(r.try_get("created_at").map_err(g)?)?,
+                        created_by: r.try_get("created_by").map_err(g)?,
+                    })
+                };
+                if let Some(r) = sqlx::query(find).bind(deployment).fetch_optional(&mut *self.tx).await.map_err($crate::map_err)? {
+                    return Ok((to_row(&r)?, false));
+                }
+                let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM change_records")
+                    .fetch_one(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?
+                    .try_get("n")
+                    .map_err($crate::map_err)?;
+                // Another writer may take a number first: try the next ones.
+                for k in 1..=20 {
+                    let id = format!("CHG-{:04}", n + k);
+                    let r = sqlx::query(
+                        "INSERT INTO change_records (id, deployment, created_at, created_by) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&id)
+                    .bind(deployment)
+                    .bind($crate::to_millis(at))
+                    .bind(by)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                    if let Some(found) = sqlx::query(find).bind(deployment).fetch_optional(&mut *self.tx).await.map_err($crate::map_err)? {
+                        return Ok((to_row(&found)?, r.rows_affected() == 1));
+                    }
+                }
+                Err($crate::StoreError::Conflict("could not number the change record; retry".into()))
+            }
+
+            async fn list_change_records(&mut self) -> $crate::Result<Vec<$crate::ChangeRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT id, deployment, created_at, created_by FROM change_records ORDER BY id")
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::ChangeRow {
+                            id: r.try_get("id").map_err(g)?,
+                            deployment: r.try_get("deployment").map_err(g)?,
+                            created_at: $crate::from_millis(r.try_get("created_at").map_err(g)?)?,
+                            created_by: r.try_get("created_by").map_err(g)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn add_lesson(&mut self, change_id: &str, text: &str, author: &str, at: jiff::Timestamp) -> $crate::Result<i64> {
+                use sqlx::Row;
+                let r = sqlx::query("INSERT INTO lessons (change_id, text, author, at) VALUES ($1, $2, $3, $4) RETURNING id")
+                    .bind(change_id)
+                    .bind(text)
+                    .bind(author)
+                    .bind($crate::to_millis(at))
+                    .fetch_one(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                r.try_get("id").map_err($crate::map_err)
+            }
+
+            async fn list_lessons(&mut self) -> $crate::Result<Vec<$crate::LessonRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT id, change_id, text, author, at FROM lessons ORDER BY id")
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::LessonRow {
+                            id: r.try_get("id").map_err(g)?,
+                            change_id: r.try_get("change_id").map_err(g)?,
+                            text: r.try_get("text").map_err(g)?,
+                            author: r.try_get("author").map_err(g)?,
+                            at: $crate::from_millis(r.try_get("at").map_err(g)?)?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+
+        #[async_trait::async_trait]
         impl $crate::Tx for $tx {
             async fn commit(self: Box<Self>) -> $crate::Result<()> {
                 self.tx.commit().await.map_err($crate::map_err)

@@ -1,0 +1,643 @@
+//! Change records (`CHG-<nnnn>`), runbooks and the lessons-learned log.
+//!
+//! Every deployment has one change record, created with it (the zero-day lane
+//! creates both in one transaction; deployments from before get theirs when
+//! change records are first listed). Its content is computed when read, from
+//! the deployment, the patch catalog, KEV, the plan preview (windows), the
+//! installed versions (the back-out plan: each package returns to the version
+//! installed before the change, which is also what the agent records as its
+//! rollback plan before applying) and the approvals; the outcome is the
+//! deployment's status until the rollout engine reports. Runbooks (Markdown
+//! and HTML) are generated from the record.
+
+use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
+use patchbay_core::auth::Action;
+use patchbay_proto::api::{
+    BackOutStep, ChangeApproval, ChangePatch, ChangeRecordOut, ChangeSummaryOut, LessonOut,
+    PlanRequest,
+};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+fn lesson_out(l: &patchbay_store::LessonRow) -> LessonOut {
+    LessonOut {
+        id: l.id,
+        change_id: l.change_id.clone(),
+        at: fmt_ts(l.at),
+        author: l.author.clone(),
+        text: l.text.clone(),
+    }
+}
+
+/// The back-out command for one package, by package format.
+fn back_out_command(format: &str, package: &str, version: &str) -> String {
+    match format {
+        "rpm" => format!(
+            "dnf -y install {package}-{version}  # or: zypper install --oldpackage {package}={version}"
+        ),
+        "apk" => format!("apk add {package}={version}"),
+        _ => format!(
+            "apt-get install -y --allow-downgrades -o Dpkg::Options::=--force-confold {package}={version}"
+        ),
+    }
+}
+
+impl App {
+    /// Gives every deployment its change record (audited when one is created).
+    async fn ensure_change_records(&self) -> Result<(), AppError> {
+        let (deps, have) = {
+            let mut tx = self.store.read().await?;
+            (
+                tx.list_deployments().await?,
+                tx.list_change_records().await?,
+            )
+        };
+        let have: BTreeSet<String> = have.into_iter().map(|c| c.deployment).collect();
+        let missing: Vec<_> = deps.into_iter().filter(|d| !have.contains(&d.id)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.write().await?;
+        for d in missing {
+            let (c, created) = tx
+                .ensure_change_record(&d.id, self.now(), &d.created_by)
+                .await?;
+            if created {
+                self.audit_in(
+                    &mut tx,
+                    crate::exceptions::SYSTEM_ACTOR,
+                    "change.create",
+                    &format!("change:{}", c.id),
+                    json!({"deployment": d.id}),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Change records, newest first.
+    pub async fn change_records(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<ChangeSummaryOut>, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        self.ensure_change_records().await?;
+        let ids: Vec<String> = {
+            let mut tx = self.store.read().await?;
+            tx.list_change_records()
+                .await?
+                .into_iter()
+                .map(|c| c.id)
+                .collect()
+        };
+        let mut out = Vec::new();
+        for id in ids.iter().rev() {
+            let c = self.change_record(caller, id, ctx).await?;
+            out.push(ChangeSummaryOut {
+                id: c.id,
+                deployment: c.deployment,
+                kind: c.kind,
+                status: c.outcome,
+                highest_tier: c.highest_tier,
+                assets: c.assets.len(),
+                patches: c.patches.len(),
+                created_at: c.created_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One change record with everything it shows.
+    pub async fn change_record(
+        &self,
+        caller: &Caller,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> Result<ChangeRecordOut, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        self.ensure_change_records().await?;
+        let id = id.trim().to_ascii_uppercase();
+        let (change, dep, approvals, lessons, assets, kev) = {
+            let mut tx = self.store.read().await?;
+            let change = tx
+                .list_change_records()
+                .await?
+                .into_iter()
+                .find(|c| c.id == id || c.deployment == id)
+                .ok_or_else(|| AppError::not_found(format!("no change record {id:?}")))?;
+            let dep = tx
+                .list_deployments()
+                .await?
+                .into_iter()
+                .find(|d| d.id == change.deployment)
+                .ok_or_else(|| {
+                    AppError::not_found(format!("deployment {} is gone", change.deployment))
+                })?;
+            (
+                change,
+                dep,
+                tx.list_blackout_approvals().await?,
+                tx.list_lessons().await?,
+                tx.list_assets().await?,
+                tx.all_kev().await?,
+            )
+        };
+        let (policy, _) = self.policy_in_force().await?;
+        // Every finding (open or resolved) on the deployment's assets.
+        let all = self.list_findings(caller, None, true, ctx).await?;
+        let scope: BTreeSet<&str> = dep.assets.iter().map(String::as_str).collect();
+        let on_scope: Vec<_> = all
+            .into_iter()
+            .filter(|f| scope.contains(f.asset.as_str()))
+            .collect();
+        let ranked = self.rank(&policy, on_scope.clone()).await?;
+        let catalog = self.patches_from(&policy, &ranked).await;
+        let patches: Vec<ChangePatch> = dep
+            .patches
+            .iter()
+            .map(|name| match catalog.iter().find(|p| &p.name == name) {
+                Some(p) => ChangePatch {
+                    name: p.name.clone(),
+                    package: p.package.clone(),
+                    fixed_version: p.fixed_version.clone(),
+                    highest_tier: p.highest_tier.clone(),
+                    cves: p.cves.clone(),
+                },
+                None => ChangePatch {
+                    name: name.clone(),
+                    package: String::new(),
+                    fixed_version: String::new(),
+                    highest_tier: String::new(),
+                    cves: vec![],
+                },
+            })
+            .collect();
+        let highest_tier = patches
+            .iter()
+            .filter(|p| !p.highest_tier.is_empty())
+            .map(|p| p.highest_tier.clone())
+            .min()
+            .unwrap_or_else(|| "-".into());
+        let kev_set: BTreeSet<&str> = kev.iter().map(|k| k.cve.as_str()).collect();
+        let kev_cves: Vec<String> = patches
+            .iter()
+            .flat_map(|p| p.cves.iter())
+            .filter(|c| kev_set.contains(c.as_str()))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // The findings the change closes, and the back-out plan: per asset and
+        // binary package of each patched source, the installed version.
+        let pkgs: BTreeMap<&str, &str> = patches
+            .iter()
+            .map(|p| (p.package.as_str(), p.fixed_version.as_str()))
+            .collect();
+        let formats: BTreeMap<&str, &str> = assets
+            .iter()
+            .map(|a| {
+                (
+                    a.name.as_str(),
+                    a.package_format.as_deref().unwrap_or("deb"),
+                )
+            })
+            .collect();
+        let mut findings = 0u64;
+        let mut steps: BTreeMap<(String, String), BackOutStep> = BTreeMap::new();
+        for f in &on_scope {
+            let target = pkgs
+                .get(f.source_package.as_str())
+                .or_else(|| pkgs.get(f.package.as_str()));
+            let Some(target) = target else { continue };
+            if f.resolved_at.is_none() {
+                findings += 1;
+            }
+            let fmt = formats.get(f.asset.as_str()).copied().unwrap_or("deb");
+            steps
+                .entry((f.asset.clone(), f.package.clone()))
+                .or_insert_with(|| BackOutStep {
+                    asset: f.asset.clone(),
+                    package: f.package.clone(),
+                    installed_version: f.installed_version.clone(),
+                    target_version: f
+                        .fixed_version
+                        .clone()
+                        .unwrap_or_else(|| target.to_string()),
+                    command: back_out_command(fmt, &f.package, &f.installed_version),
+                });
+        }
+        let plan = self
+            .plan_preview(
+                caller,
+                &PlanRequest {
+                    deployment: Some(dep.id.clone()),
+                    ..PlanRequest::default()
+                },
+                ctx,
+            )
+            .await?;
+        let approvals: Vec<ChangeApproval> = approvals
+            .iter()
+            .filter(|a| a.deployment == dep.id)
+            .map(|a| ChangeApproval {
+                subject: format!("blackout:{}", a.blackout),
+                approver: a.approver.clone(),
+                at: fmt_ts(a.approved_at),
+                note: a.note.clone(),
+            })
+            .collect();
+        let risk = format!(
+            "{} {} change of {} patch(es) on {} asset(s), closing {} open finding(s){}",
+            highest_tier,
+            if dep.kind == "oob" {
+                "out-of-band"
+            } else {
+                "baseline"
+            },
+            patches.len(),
+            dep.assets.len(),
+            findings,
+            if kev_cves.is_empty() {
+                String::new()
+            } else {
+                format!("; {} CVE(s) actively exploited (CISA KEV)", kev_cves.len())
+            }
+        );
+        Ok(ChangeRecordOut {
+            id: change.id.clone(),
+            deployment: dep.id.clone(),
+            kind: dep.kind.clone(),
+            reason: dep.reason.clone(),
+            created_at: fmt_ts(change.created_at),
+            created_by: change.created_by.clone(),
+            assets: dep.assets.clone(),
+            patches,
+            highest_tier,
+            kev_cves,
+            findings,
+            risk,
+            rings: plan.rings,
+            windows: plan.assets,
+            back_out: steps.into_values().collect(),
+            approvals,
+            outcome: dep.status.clone(),
+            lessons: lessons
+                .iter()
+                .filter(|l| l.change_id == change.id)
+                .map(lesson_out)
+                .collect(),
+        })
+    }
+
+    /// Adds a lessons-learned entry (admin, operator).
+    pub async fn add_lesson(
+        &self,
+        caller: &Caller,
+        id: &str,
+        text: &str,
+        ctx: &RequestCtx,
+    ) -> Result<LessonOut, AppError> {
+        self.require(caller, Action::WriteAssets, ctx).await?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(AppError::invalid("text: a lesson needs text"));
+        }
+        self.ensure_change_records().await?;
+        let id = id.trim().to_ascii_uppercase();
+        let mut tx = self.store.write().await?;
+        if !tx.list_change_records().await?.iter().any(|c| c.id == id) {
+            return Err(AppError::not_found(format!("no change record {id:?}")));
+        }
+        let now = self.now();
+        let lid = tx.add_lesson(&id, text, &caller.actor(), now).await?;
+        self.audit_in(
+            &mut tx,
+            &caller.actor(),
+            "change.lesson",
+            &format!("change:{id}"),
+            json!({"lesson": lid, "text": text}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(LessonOut {
+            id: lid,
+            change_id: id,
+            at: fmt_ts(now),
+            author: caller.actor(),
+            text: text.to_string(),
+        })
+    }
+
+    /// Lessons whose text contains every word of `query` (case-insensitive);
+    /// all lessons for an empty query.
+    pub async fn search_lessons(
+        &self,
+        caller: &Caller,
+        query: &str,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<LessonOut>, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+        let mut tx = self.store.read().await?;
+        Ok(tx
+            .list_lessons()
+            .await?
+            .iter()
+            .filter(|l| {
+                let t = l.text.to_lowercase();
+                words.iter().all(|w| t.contains(w))
+            })
+            .map(lesson_out)
+            .collect())
+    }
+
+    /// The change's runbook, Markdown (`html == false`) or HTML.
+    pub async fn runbook(
+        &self,
+        caller: &Caller,
+        id: &str,
+        html: bool,
+        ctx: &RequestCtx,
+    ) -> Result<String, AppError> {
+        let c = self.change_record(caller, id, ctx).await?;
+        let (owners, approvers) = {
+            let mut tx = self.store.read().await?;
+            let owners: BTreeSet<String> = tx
+                .list_assets()
+                .await?
+                .into_iter()
+                .filter(|a| c.assets.contains(&a.name) && !a.attrs.owner.is_empty())
+                .map(|a| a.attrs.owner)
+                .collect();
+            let approvers: BTreeSet<String> = tx
+                .list_api_tokens()
+                .await?
+                .into_iter()
+                .filter(|t| {
+                    t.revoked_at.is_none() && matches!(t.role.as_str(), "approver" | "admin")
+                })
+                .map(|t| format!("token:{}:{}", t.id, t.name))
+                .collect();
+            (owners, approvers)
+        };
+        let md = runbook_markdown(&c, &owners, &approvers);
+        Ok(if html {
+            crate::reports::page(
+                &format!("Runbook {} — {}", c.id, c.deployment),
+                &c.created_at,
+                &markdown_to_html(&md),
+            )
+        } else {
+            md
+        })
+    }
+}
+
+fn join_or(items: impl IntoIterator<Item = String>, none: &str) -> String {
+    let v: Vec<String> = items.into_iter().collect();
+    if v.is_empty() {
+        none.to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// The runbook as Markdown.
+pub fn runbook_markdown(
+    c: &ChangeRecordOut,
+    owners: &BTreeSet<String>,
+    approvers: &BTreeSet<String>,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Runbook {} — {}\n", c.id, c.deployment);
+    let _ = writeln!(s, "**Risk:** {}.  ", c.risk);
+    let _ = writeln!(s, "**Why:** {}.  ", c.reason);
+    let _ = writeln!(s, "**Status:** {}.\n", c.outcome);
+
+    s.push_str("## Roles\n\n| Role | Who | Does |\n|---|---|---|\n");
+    let _ = writeln!(
+        s,
+        "| Change approver | {} | approves the change, each ring that needs approval and any blackout entry; never the change's creator ({}) |",
+        join_or(approvers.iter().cloned(), "(an approver token)"),
+        c.created_by
+    );
+    s.push_str("| NOC operator | the operator on shift | starts the rollout, watches the gates, pauses, aborts or rolls back (`patchbay deployments`, `patchbay plan preview`) |\n");
+    let _ = writeln!(
+        s,
+        "| Asset owners | {} | confirm their services after their window; receive escalations for their assets |",
+        join_or(
+            owners.iter().cloned(),
+            "(no owner recorded: set one with `patchbay assets set`)"
+        )
+    );
+    let _ = writeln!(
+        s,
+        "| Security | the vulnerability lead | owns the risk ({}); signs the change off |\n",
+        if c.kev_cves.is_empty() {
+            "no KEV CVE".to_string()
+        } else {
+            format!("KEV: {}", c.kev_cves.join(", "))
+        }
+    );
+
+    s.push_str("## Timeline by window\n\n| Asset | Ring | Window | Planned start | Note |\n|---|---|---|---|---|\n");
+    for w in &c.windows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            w.asset,
+            w.ring.as_deref().unwrap_or("-"),
+            w.window.as_deref().unwrap_or("-"),
+            w.planned.as_deref().unwrap_or("not planned"),
+            w.unplanned
+                .clone()
+                .or_else(|| (!w.enters_blackouts.is_empty()).then(|| format!(
+                    "enters blackout {} (approved)",
+                    w.enters_blackouts.join(", ")
+                )))
+                .unwrap_or_default()
+        );
+    }
+    s.push('\n');
+
+    s.push_str("## Steps\n\n");
+    s.push_str("1. Before the first window: confirm the approvals below, check that the agents are checking in (`patchbay assets list`), and that each asset's snapshot hook and health checks are configured.\n");
+    let mut n = 2;
+    for r in &c.rings {
+        let _ = writeln!(
+            s,
+            "{n}. Ring **{}** ({} asset(s)) from {}: the agents record the rollback plan and the health baseline, apply the exact versions, run the health checks; then soak {} before the next ring.",
+            r.ring, r.assets, r.earliest, r.soak
+        );
+        n += 1;
+    }
+    let _ = writeln!(
+        s,
+        "{n}. After the last ring: confirm the findings are closed (`patchbay findings list`), record the outcome and the lessons learned (`patchbay changes lessons add {}`).\n",
+        c.id
+    );
+
+    s.push_str("## Gates\n\n");
+    s.push_str("- Success rate of the ring's jobs at least 95 %.\n");
+    s.push_str("- Health not worse than the baseline taken before the change (canary analysis); too little data pauses for a human.\n");
+    s.push_str("- The ring's soak time has passed since its last job.\n");
+    s.push_str("- Approval recorded where the ring needs one (before `ring3-critical`, and before an out-of-band change leaves ring 1), never by the change's creator.\n\n");
+
+    s.push_str("## Escalation chain\n\n");
+    s.push_str("1. NOC operator on shift: pause the deployment.\n");
+    let _ = writeln!(
+        s,
+        "2. Asset owners: {}.",
+        join_or(owners.iter().cloned(), "(none recorded)")
+    );
+    let _ = writeln!(
+        s,
+        "3. Change approver: {}.",
+        join_or(approvers.iter().cloned(), "(none)")
+    );
+    s.push_str(
+        "4. Security lead: decides on abort versus exception (`patchbay exceptions add`).\n\n",
+    );
+
+    s.push_str("## Back-out\n\n");
+    s.push_str("The agent records each package's installed version before applying; `patchbay-agent rollback --job-key KEY` restores them (or runs the snapshot-restore hook). By hand:\n\n");
+    s.push_str("| Asset | Package | Back to | From | Command |\n|---|---|---|---|---|\n");
+    for b in &c.back_out {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | `{}` |",
+            b.asset, b.package, b.installed_version, b.target_version, b.command
+        );
+    }
+    s.push('\n');
+
+    s.push_str("## Approvals\n\n");
+    if c.approvals.is_empty() {
+        s.push_str("None recorded yet.\n\n");
+    }
+    for a in &c.approvals {
+        let _ = writeln!(
+            s,
+            "- {} by {} at {}: {}",
+            a.subject, a.approver, a.at, a.note
+        );
+    }
+    if !c.approvals.is_empty() {
+        s.push('\n');
+    }
+
+    s.push_str("## Lessons learned\n\n");
+    if c.lessons.is_empty() {
+        s.push_str("None yet.\n");
+    }
+    for l in &c.lessons {
+        let _ = writeln!(s, "- {} ({}): {}", l.at, l.author, l.text);
+    }
+    s
+}
+
+/// The small Markdown subset the runbook uses, as HTML: headings, tables,
+/// numbered and bulleted lists, paragraphs, `code` and **bold**.
+pub fn markdown_to_html(md: &str) -> String {
+    fn inline(s: &str) -> String {
+        let e = crate::reports::esc(s);
+        let mut out = String::new();
+        let mut code = false;
+        for (i, part) in e.split('`').enumerate() {
+            if i > 0 {
+                out.push_str(if code { "</code>" } else { "<code>" });
+                code = !code;
+            }
+            let mut bold = false;
+            for (j, p) in part.split("**").enumerate() {
+                if j > 0 {
+                    out.push_str(if bold { "</strong>" } else { "<strong>" });
+                    bold = !bold;
+                }
+                out.push_str(p);
+            }
+            if bold {
+                out.push_str("</strong>");
+            }
+        }
+        if code {
+            out.push_str("</code>");
+        }
+        out
+    }
+    let mut out = String::new();
+    let mut list: Option<&str> = None;
+    let mut table_head = false;
+    let close_list = |out: &mut String, list: &mut Option<&str>| {
+        if let Some(t) = list.take() {
+            let _ = write!(out, "</{t}>");
+        }
+    };
+    let mut in_table = false;
+    for line in md.lines() {
+        let t = line.trim_end();
+        if t.starts_with('|') {
+            close_list(&mut out, &mut list);
+            if !in_table {
+                out.push_str("<table>");
+                in_table = true;
+                table_head = true;
+            }
+            let cells: Vec<&str> = t.trim_matches('|').split('|').map(str::trim).collect();
+            if cells.iter().all(|c| c.chars().all(|ch| ch == '-')) {
+                continue;
+            }
+            let tag = if table_head { "th" } else { "td" };
+            out.push_str("<tr>");
+            for c in cells {
+                let _ = write!(out, "<{tag}>{}</{tag}>", inline(c));
+            }
+            out.push_str("</tr>");
+            table_head = false;
+            continue;
+        }
+        if in_table {
+            out.push_str("</table>");
+            in_table = false;
+        }
+        if let Some(h) = t.strip_prefix("## ") {
+            close_list(&mut out, &mut list);
+            let _ = write!(out, "<h2>{}</h2>", inline(h));
+        } else if let Some(h) = t.strip_prefix("# ") {
+            close_list(&mut out, &mut list);
+            let _ = write!(out, "<h2>{}</h2>", inline(h));
+        } else if let Some(item) = t.strip_prefix("- ") {
+            if list != Some("ul") {
+                close_list(&mut out, &mut list);
+                out.push_str("<ul>");
+                list = Some("ul");
+            }
+            let _ = write!(out, "<li>{}</li>", inline(item));
+        } else if let Some((num, item)) = t
+            .split_once(". ")
+            .filter(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        {
+            let _ = num;
+            if list != Some("ol") {
+                close_list(&mut out, &mut list);
+                out.push_str("<ol>");
+                list = Some("ol");
+            }
+            let _ = write!(out, "<li>{}</li>", inline(item));
+        } else if t.is_empty() {
+            close_list(&mut out, &mut list);
+        } else {
+            close_list(&mut out, &mut list);
+            let _ = write!(out, "<p>{}</p>", inline(t));
+        }
+    }
+    if in_table {
+        out.push_str("</table>");
+    }
+    close_list(&mut out, &mut list);
+    out
+}
