@@ -127,96 +127,111 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
             "local:{}",
             std::env::var("USER").unwrap_or_else(|_| "unknown".into())
         );
-        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let mut kev_added = std::collections::BTreeSet::new();
-        for path in &a.paths {
-            let source = std::fs::canonicalize(path)
-                .unwrap_or_else(|_| path.clone())
-                .display()
-                .to_string();
-            let (p, summary) = read_feeds(path, tty)?;
-            if !tty {
-                for e in &p.errors {
-                    eprintln!("skipped: {e}");
-                }
-            }
-            if summary.osv.files > 0 {
-                let o = app
-                    .import_advisories(&source, &p.advisories, summary.osv.skipped, &by)
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.message))?;
-                println!(
-                    "{source}: OSV: {} advisories stored, {} skipped",
-                    o.records, o.skipped
-                );
-            }
-            for c in &p.kev {
-                let o = app
-                    .import_kev(&source, c, summary.kev.skipped, &by)
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.message))?;
-                kev_added.extend(o.kev_added.iter().cloned());
-                println!(
-                    "{source}: KEV catalog {}: {} entries, {} newly in KEV",
-                    c.version,
-                    o.records,
-                    o.kev_added.len()
-                );
-            }
-            if summary.epss.files > 0 {
-                let date = p
-                    .epss_meta
-                    .iter()
-                    .filter_map(|m| m.score_date)
-                    .max()
-                    .map(|d| d.strftime("%Y-%m-%d").to_string())
-                    .unwrap_or_default();
-                let o = app
-                    .import_epss(&source, &date, &p.epss, summary.epss.skipped, &by)
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.message))?;
-                println!(
-                    "{source}: EPSS {date}: {} scores, {} skipped",
-                    o.records, o.skipped
-                );
-            }
-            if summary.osv.files + summary.kev.files + summary.epss.files == 0 {
-                bail!(
-                    "{}: no feed files found (OSV JSON/JSONL/zip, KEV JSON, EPSS CSV)",
-                    path.display()
-                );
-            }
-        }
-        let bar = if tty {
-            ProgressBar::new(0)
-        } else {
-            ProgressBar::hidden()
-        };
-        let (stats, evaluated, reused) = app
-            .assess_fleet(&|done, total| {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
-        bar.finish_and_clear();
-        println!(
-            "assessed the fleet: {} findings opened, {} reopened, {} resolved, {} still open \
-             ({evaluated} package versions evaluated, {reused} reused)",
-            stats.opened, stats.reopened, stats.resolved, stats.still_open
-        );
-        // The zero-day lane: CVEs that entered KEV with this import.
-        if let Some(ev) = app.zero_day_lane("feeds import", &Vec::from_iter(kev_added), &by).await.map_err(|e| anyhow::anyhow!(e.message))? {
-            println!(
-                "zero-day lane: {} finding(s) raised to P0 by {} CVE(s) newly in KEV; proposed out-of-band deployment {}",
-                ev.findings,
-                ev.cves.len(),
-                ev.deployment.as_deref().unwrap_or("-")
-            );
-        }
+        import_with(&app, &a.paths, &by).await?;
         app.store().close().await;
         Ok(())
     })
+}
+
+/// Imports feed files or directories through `app`, re-assesses the fleet and
+/// runs the zero-day lane; prints a line per feed.
+pub async fn import_with(
+    app: &patchbay_app::App,
+    paths: &[PathBuf],
+    by: &str,
+) -> anyhow::Result<()> {
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut kev_added = std::collections::BTreeSet::new();
+    for path in paths {
+        let source = std::fs::canonicalize(path)
+            .unwrap_or_else(|_| path.clone())
+            .display()
+            .to_string();
+        let (p, summary) = read_feeds(path, tty)?;
+        if !tty {
+            for e in &p.errors {
+                eprintln!("skipped: {e}");
+            }
+        }
+        if summary.osv.files > 0 {
+            let o = app
+                .import_advisories(&source, &p.advisories, summary.osv.skipped, by)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            println!(
+                "{source}: OSV: {} advisories stored, {} skipped",
+                o.records, o.skipped
+            );
+        }
+        for c in &p.kev {
+            let o = app
+                .import_kev(&source, c, summary.kev.skipped, by)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            kev_added.extend(o.kev_added.iter().cloned());
+            println!(
+                "{source}: KEV catalog {}: {} entries, {} newly in KEV",
+                c.version,
+                o.records,
+                o.kev_added.len()
+            );
+        }
+        if summary.epss.files > 0 {
+            let date = p
+                .epss_meta
+                .iter()
+                .filter_map(|m| m.score_date)
+                .max()
+                .map(|d| d.strftime("%Y-%m-%d").to_string())
+                .unwrap_or_default();
+            let o = app
+                .import_epss(&source, &date, &p.epss, summary.epss.skipped, by)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            println!(
+                "{source}: EPSS {date}: {} scores, {} skipped",
+                o.records, o.skipped
+            );
+        }
+        if summary.osv.files + summary.kev.files + summary.epss.files == 0 {
+            bail!(
+                "{}: no feed files found (OSV JSON/JSONL/zip, KEV JSON, EPSS CSV)",
+                path.display()
+            );
+        }
+    }
+    let bar = if tty {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    let (stats, evaluated, reused) = app
+        .assess_fleet(&|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    bar.finish_and_clear();
+    println!(
+        "assessed the fleet: {} findings opened, {} reopened, {} resolved, {} still open \
+         ({evaluated} package versions evaluated, {reused} reused)",
+        stats.opened, stats.reopened, stats.resolved, stats.still_open
+    );
+    // The zero-day lane: CVEs that entered KEV with this import.
+    if let Some(ev) = app
+        .zero_day_lane("feeds import", &Vec::from_iter(kev_added), by)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?
+    {
+        println!(
+            "zero-day lane: {} finding(s) raised to P0 by {} CVE(s) newly in KEV; proposed out-of-band deployment {}",
+            ev.findings,
+            ev.cves.len(),
+            ev.deployment.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
 }
 
 /// `patchbay scan` flags.

@@ -77,6 +77,35 @@ pub struct DevArgs {
     /// Do not start the local agent.
     #[arg(long)]
     pub no_agent: bool,
+    /// Sample feeds imported on first start (the repository's fixtures/feeds:
+    /// Debian 12, Alpine 3.10 and AlmaLinux 9 OSV data, CISA KEV, FIRST EPSS).
+    /// Default: ./fixtures/feeds, else the source tree's.
+    #[arg(long)]
+    pub feeds: Option<PathBuf>,
+    /// Do not import the sample feeds.
+    #[arg(long)]
+    pub no_feeds: bool,
+}
+
+/// The bundled sample feeds under a `fixtures/feeds` directory, in import order.
+pub const SAMPLE_FEEDS: [&str; 5] = [
+    "osv/Debian-12-derived.osv.zip",
+    "osv/Alpine-v3.10-derived.osv.zip",
+    "osv/almalinux9.osv.jsonl.gz",
+    "kev/known_exploited_vulnerabilities-2026.08.07.json.gz",
+    "epss/epss_scores-2026-09-29-head40.csv",
+];
+
+fn sample_feeds_dir(given: Option<&PathBuf>) -> Option<PathBuf> {
+    if let Some(g) = given {
+        return Some(g.clone());
+    }
+    [
+        PathBuf::from("fixtures/feeds"),
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/feeds")),
+    ]
+    .into_iter()
+    .find(|p| p.join(SAMPLE_FEEDS[0]).exists())
 }
 
 /// `patchbay dev`: the server on SQLite plus a read-only agent for this machine.
@@ -88,6 +117,42 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
     };
     let rt = runtime()?;
     let prepared = rt.block_on(prepare(&s))?;
+    // First start: import the bundled sample feeds so that findings, the
+    // worklist and the plan have real data to show.
+    let mut feeds_note = "sample feeds: already imported".to_string();
+    if a.no_feeds {
+        feeds_note = "sample feeds: not imported (--no-feeds)".into();
+    } else {
+        let have = rt
+            .block_on(async {
+                let mut tx = prepared.app.store().read().await?;
+                tx.list_feeds().await
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if have.is_empty() {
+            match sample_feeds_dir(a.feeds.as_ref()) {
+                Some(dir) => {
+                    let paths: Vec<PathBuf> = SAMPLE_FEEDS
+                        .iter()
+                        .map(|f| dir.join(f))
+                        .filter(|p| p.exists())
+                        .collect();
+                    println!("Importing the sample feeds from {} …", dir.display());
+                    rt.block_on(crate::feeds::import_with(
+                        &prepared.app,
+                        &paths,
+                        "dev:sample-feeds",
+                    ))?;
+                    feeds_note = format!("sample feeds: imported from {}", dir.display());
+                }
+                None => {
+                    feeds_note =
+                        "sample feeds: not found (run from the repository, or pass --feeds DIR)"
+                            .into();
+                }
+            }
+        }
+    }
     let listener = rt
         .block_on(TcpListener::bind(a.listen))
         .with_context(|| format!("listening on {}", a.listen))?;
@@ -151,6 +216,7 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
     println!("  API:          {url}/api/v1   (health: {url}/healthz, metrics: {url}/metrics)");
     println!("  Admin token:  {}", token_path.display());
     println!("  Database:     SQLite in {}", a.data_dir.display());
+    println!("  Feeds:        {feeds_note}");
     if a.no_agent {
         println!("  Local agent:  not started (--no-agent)");
     } else {
@@ -159,11 +225,17 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
             a.interval
         );
     }
-    println!("Try:");
     println!(
-        "  PATCHBAY_URL={url} PATCHBAY_TOKEN=$(cat {}) patchbay assets list",
+        "Try (after `export PATCHBAY_URL={url} PATCHBAY_TOKEN=$(cat {})`):",
         token_path.display()
     );
+    println!("  patchbay assets list");
+    println!("  patchbay worklist --limit 20");
+    println!(
+        "  patchbay windows add nightly --rrule FREQ=DAILY --dtstart 2026-01-01T02:00 --duration 2h"
+    );
+    println!("  patchbay plan preview");
+    println!("  patchbay report compliance --format html --out compliance.html");
     println!("Press Ctrl-C to stop.");
     std::io::stdout().flush().ok();
 

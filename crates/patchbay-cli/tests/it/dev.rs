@@ -50,6 +50,7 @@ fn dev_mode_serves_and_inventories_this_machine() {
     }
     let url = url.unwrap_or_else(|| panic!("no API line in:\n{banner}"));
     assert!(banner.contains("admin.token"), "{banner}");
+    assert!(banner.contains("sample feeds: imported from"), "{banner}");
 
     let token_path = data.join("admin.token");
     assert_eq!(
@@ -86,6 +87,22 @@ fn dev_mode_serves_and_inventories_this_machine() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+    // The bundled sample feeds were imported on first start.
+    let feeds: List<serde_json::Value> = c.get("/api/v1/feeds").unwrap();
+    let kinds: Vec<&str> = feeds
+        .items
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "osv").count(),
+        3,
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"kev") && kinds.contains(&"epss"),
+        "{kinds:?}"
+    );
     // SIGTERM stops it cleanly.
     Command::new("kill")
         .arg("-TERM")
