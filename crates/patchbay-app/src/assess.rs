@@ -146,6 +146,7 @@ pub(crate) async fn sync_findings(
     let mut stats = SyncStats::default();
     let mut seen = HashSet::new();
     let mut fresh = Vec::new();
+    let mut refresh = Vec::new();
     for f in current {
         let k = key(&f.advisory, &f.package, &f.arch);
         let nf = to_new(f);
@@ -156,20 +157,21 @@ pub(crate) async fn sync_findings(
             }
             Some(r) if r.resolved_at.is_some() => {
                 stats.reopened += 1;
-                tx.refresh_finding(r.id, &nf, now).await?;
+                refresh.push((r.id, nf));
             }
             Some(r) => {
                 stats.still_open += 1;
                 // Only a change is written: an unchanged open finding costs nothing,
                 // so a check-in's cost follows what changed, not what is open.
                 if r.finding != nf {
-                    tx.refresh_finding(r.id, &nf, now).await?;
+                    refresh.push((r.id, nf));
                 }
             }
         }
         seen.insert(k);
     }
     tx.insert_findings(asset_id, &fresh, now).await?;
+    tx.refresh_findings(&refresh, now).await?;
     let gone: Vec<i64> = existing
         .iter()
         .filter(|r| r.resolved_at.is_none())

@@ -370,21 +370,7 @@ impl App {
                 .iter()
                 .filter(|a| match &e.scope {
                     Scope::Asset(n) => a.name.eq_ignore_ascii_case(n),
-                    Scope::Group(g) => {
-                        let (os, kind, impact, exposure) = crate::prioritise::facts(a);
-                        policy
-                            .groups_of(&patchbay_core::policy::AssetFacts {
-                                name: &a.name,
-                                os: &os,
-                                tags: &a.attrs.tags,
-                                owner: &a.attrs.owner,
-                                environment: &a.attrs.environment,
-                                kind,
-                                impact,
-                                exposure,
-                            })
-                            .contains(g)
-                    }
+                    Scope::Group(g) => crate::prioritise::groups_of(&policy, a).contains(g),
                 })
                 .map(|a| a.attrs.owner.clone())
                 .collect()

@@ -66,6 +66,21 @@ pub(crate) fn facts(a: &AssetRow) -> (String, AssetKind, BusinessImpact, Exposur
     )
 }
 
+/// The policy groups an asset belongs to.
+pub(crate) fn groups_of(policy: &Policy, a: &AssetRow) -> Vec<String> {
+    let (os, kind, impact, exposure) = facts(a);
+    policy.groups_of(&AssetFacts {
+        name: &a.name,
+        os: &os,
+        tags: &a.attrs.tags,
+        owner: &a.attrs.owner,
+        environment: &a.attrs.environment,
+        kind,
+        impact,
+        exposure,
+    })
+}
+
 /// One assessed finding, before filtering.
 pub(crate) struct Ranked {
     pub(crate) item: WorkItem,
@@ -128,18 +143,7 @@ impl App {
             let (os, kind, impact, exposure) = facts(a);
             let groups = groups_cache
                 .entry(a.name.clone())
-                .or_insert_with(|| {
-                    policy.groups_of(&AssetFacts {
-                        name: &a.name,
-                        os: &os,
-                        tags: &a.attrs.tags,
-                        owner: &a.attrs.owner,
-                        environment: &a.attrs.environment,
-                        kind,
-                        impact,
-                        exposure,
-                    })
-                })
+                .or_insert_with(|| groups_of(policy, a))
                 .clone();
             let pubd = index.by_id(&f.advisory).and_then(|a| a.published);
             let first_seen: Timestamp = f.first_seen.parse().unwrap_or(now);

@@ -2,11 +2,9 @@
 //! (formula-injection safe) or a self-contained printable HTML page with SVG
 //! charts; each names the controls it evidences.
 
-use crate::prioritise::facts;
 use crate::{App, AppError, Caller, RequestCtx};
 use jiff::Timestamp;
 use patchbay_core::auth::Action;
-use patchbay_core::policy::AssetFacts;
 use patchbay_core::report::{self, AssetRecord, Control, FindingRecord, History};
 use serde_json::json;
 use std::fmt::Write as _;
@@ -428,20 +426,10 @@ impl App {
             .enumerate()
             .map(|(i, a)| {
                 index.insert(a.name.clone(), i);
-                let (os, kind, impact, exposure) = facts(a);
                 AssetRecord {
                     name: a.name.clone(),
                     owner: a.attrs.owner.clone(),
-                    groups: policy.groups_of(&AssetFacts {
-                        name: &a.name,
-                        os: &os,
-                        tags: &a.attrs.tags,
-                        owner: &a.attrs.owner,
-                        environment: &a.attrs.environment,
-                        kind,
-                        impact,
-                        exposure,
-                    }),
+                    groups: crate::prioritise::groups_of(&policy, a),
                     managed: a.has_agent,
                     created_at: a.created_at,
                     last_seen: if a.has_agent {

@@ -547,8 +547,10 @@ pub trait FindingStore {
         fs: &[NewFinding],
         now: Timestamp,
     ) -> Result<()>;
-    /// Marks a finding as seen now with new versions (and reopens it if resolved).
-    async fn refresh_finding(&mut self, id: i64, f: &NewFinding, now: Timestamp) -> Result<()>;
+    /// Marks findings as seen now with new versions (and reopens resolved ones),
+    /// in one statement per distinct (installed, fixed, source) triple.
+    async fn refresh_findings(&mut self, batch: &[(i64, NewFinding)], now: Timestamp)
+    -> Result<()>;
     /// Resolves findings.
     async fn resolve_findings(&mut self, ids: &[i64], now: Timestamp) -> Result<()>;
     /// Findings of all assets or one, open only or all, ordered by asset, package, advisory.

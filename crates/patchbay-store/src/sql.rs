@@ -1132,19 +1132,36 @@ macro_rules! impl_tx {
                 Ok(())
             }
 
-            async fn refresh_finding(&mut self, id: i64, f: &$crate::NewFinding, now: jiff::Timestamp) -> $crate::Result<()> {
-                sqlx::query(
-                    "UPDATE findings SET installed_version = $2, fixed_version = $3, source_package = $4, \
-                     last_seen = $5, resolved_at = NULL WHERE id = $1",
-                )
-                .bind(id)
-                .bind(&f.installed_version)
-                .bind(&f.fixed_version)
-                .bind(&f.source_package)
-                .bind($crate::to_millis(now))
-                .execute(&mut *self.tx)
-                .await
-                .map_err($crate::map_err)?;
+            async fn refresh_findings(
+                &mut self,
+                batch: &[(i64, $crate::NewFinding)],
+                now: jiff::Timestamp,
+            ) -> $crate::Result<()> {
+                // One statement per chunk: UPDATE … FROM (VALUES …) joins the new
+                // values by id (both engines; casts keep PostgreSQL's types exact).
+                // 4 binds per row keeps a chunk under SQLite's bind limit.
+                for chunk in batch.chunks($crate::sql::BATCH_ROWS / 2) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("WITH v(id, iv, fv, sp) AS (VALUES ");
+                    let mut sep = qb.separated(", ");
+                    for (id, f) in chunk {
+                        sep.push("(CAST(");
+                        sep.push_bind_unseparated(*id);
+                        sep.push_unseparated(" AS BIGINT), CAST(");
+                        sep.push_bind_unseparated(&f.installed_version);
+                        sep.push_unseparated(" AS TEXT), CAST(");
+                        sep.push_bind_unseparated(&f.fixed_version);
+                        sep.push_unseparated(" AS TEXT), CAST(");
+                        sep.push_bind_unseparated(&f.source_package);
+                        sep.push_unseparated(" AS TEXT))");
+                    }
+                    qb.push(
+                        ") UPDATE findings SET installed_version = v.iv, fixed_version = v.fv, \
+                         source_package = v.sp, resolved_at = NULL, last_seen = ",
+                    );
+                    qb.push_bind($crate::to_millis(now));
+                    qb.push(" FROM v WHERE findings.id = v.id");
+                    qb.build().execute(&mut *self.tx).await.map_err($crate::map_err)?;
+                }
                 Ok(())
             }
 

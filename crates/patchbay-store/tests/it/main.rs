@@ -667,7 +667,7 @@ async fn findings_story(s: Arc<dyn Store>) {
     assert_eq!(rows.len(), 2);
     let later = t0() + SignedDuration::from_hours(2);
     tx.resolve_findings(&[rows[0].id], later).await.unwrap();
-    tx.refresh_finding(rows[1].id, &f("DSA-2", "2.36-9+deb12u1"), later)
+    tx.refresh_findings(&[(rows[1].id, f("DSA-2", "2.36-9+deb12u1"))], later)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -681,9 +681,8 @@ async fn findings_story(s: Arc<dyn Store>) {
     assert_eq!(all[0].resolved_at, Some(later));
     assert_eq!(all[0].asset_name, "h");
     // Reopen (a downgrade): resolved_at clears, first_seen stays.
-    tx.refresh_finding(
-        all[0].id,
-        &f("DSA-1", "2.36-9"),
+    tx.refresh_findings(
+        &[(all[0].id, f("DSA-1", "2.36-9"))],
         later + SignedDuration::from_hours(1),
     )
     .await
@@ -717,6 +716,44 @@ async fn findings_story(s: Arc<dyn Store>) {
         .collect();
     tx.insert_findings(id, &many, later).await.unwrap();
     tx.commit().await.unwrap();
+    // A batched refresh of 1,200 findings in mixed groups (and with resolved
+    // ones among them) equals refreshing each row: every row gets its own values.
+    {
+        let mut tx = s.write().await.unwrap();
+        let rows = tx.findings_of_asset(id).await.unwrap();
+        let ours: Vec<_> = rows
+            .iter()
+            .filter(|r| r.finding.source_package == "src")
+            .collect();
+        let half: Vec<i64> = ours.iter().step_by(2).map(|r| r.id).collect();
+        tx.resolve_findings(&half, later).await.unwrap();
+        let batch: Vec<(i64, NewFinding)> = ours
+            .iter()
+            .map(|r| {
+                let mut nf = r.finding.clone();
+                nf.installed_version = format!("2.{}", r.id % 3);
+                nf.fixed_version = (r.id % 5 != 0).then(|| format!("3.{}", r.id % 4));
+                (r.id, nf)
+            })
+            .collect();
+        let at = later + SignedDuration::from_hours(5);
+        tx.refresh_findings(&batch, at).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = s.read().await.unwrap();
+        let after = tx.findings_of_asset(id).await.unwrap();
+        for (rid, nf) in &batch {
+            let r = after.iter().find(|x| x.id == *rid).unwrap();
+            assert_eq!(&r.finding, nf);
+            assert_eq!((r.resolved_at, r.last_seen), (None, at));
+        }
+        // Put them back as they were for the checks below.
+        drop(tx);
+        let mut tx = s.write().await.unwrap();
+        let restore: Vec<(i64, NewFinding)> =
+            ours.iter().map(|r| (r.id, r.finding.clone())).collect();
+        tx.refresh_findings(&restore, later).await.unwrap();
+        tx.commit().await.unwrap();
+    }
     let mut tx = s.read().await.unwrap();
     assert_eq!(tx.findings_of_asset(id).await.unwrap().len(), 1202);
     let some = tx
