@@ -35,6 +35,10 @@ pub struct Args {
     /// Enrolment token (pbe_…), needed for the first run only.
     #[arg(long, env = "PATCHBAY_ENROLL_TOKEN")]
     pub enroll_token: Option<String>,
+    /// CA certificate (PEM) to trust for an https:// server (a private CA or the
+    /// server's self-signed certificate); default: the public web roots.
+    #[arg(long, env = "PATCHBAY_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// State directory: identity, last acknowledged inventory, job journal and logs.
     #[arg(long, default_value = "/var/lib/patchbay-agent", global = true)]
     pub state_dir: PathBuf,
@@ -164,6 +168,7 @@ impl Args {
             interval: self.interval,
             pending_updates: !self.no_pending_updates,
             timeout: Duration::from_secs(120),
+            ca_cert: self.ca_cert.clone(),
         }
     }
 }

@@ -42,10 +42,13 @@ pub struct Client {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
+    timeout: Duration,
 }
 
 impl Client {
-    /// A client for `base` (e.g. `http://127.0.0.1:8080`), with an optional bearer token.
+    /// A client for `base` (e.g. `http://127.0.0.1:8080` or `https://…`), with an
+    /// optional bearer token. HTTPS servers are checked against Mozilla's roots
+    /// unless [`Client::with_ca_file`] pins a CA.
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Self {
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
@@ -57,6 +60,49 @@ impl Client {
             base: base.trim_end_matches('/').to_string(),
             token,
             agent,
+            timeout,
+        }
+    }
+
+    /// Trusts only the CA certificates in this PEM file for HTTPS (a private CA
+    /// or the server's self-signed certificate). Errors name the file.
+    pub fn with_ca_file(mut self, path: &std::path::Path) -> Result<Self, HttpError> {
+        let pem = std::fs::read(path).map_err(|e| {
+            HttpError::Transport(format!(
+                "reading the CA certificate {}: {e}",
+                path.display()
+            ))
+        })?;
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(HttpError::Transport(format!(
+                "{}: no PEM certificate in the file",
+                path.display()
+            )));
+        }
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+            .build();
+        self.agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .timeout_global(Some(self.timeout))
+                .http_status_as_error(false)
+                .tls_config(tls)
+                .build(),
+        );
+        Ok(self)
+    }
+
+    /// [`Client::with_ca_file`] when a path is given.
+    pub fn with_ca(self, path: Option<&std::path::Path>) -> Result<Self, HttpError> {
+        match path {
+            Some(p) => self.with_ca_file(p),
+            None => Ok(self),
         }
     }
 

@@ -29,6 +29,9 @@ pub struct AgentOptions {
     pub pending_updates: bool,
     /// HTTP timeout.
     pub timeout: Duration,
+    /// CA certificate (PEM) to trust for an HTTPS server, instead of the
+    /// public roots.
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// What one check-in did.
@@ -70,7 +73,7 @@ pub fn ensure_enrolled(
             state.path().display()
         );
     };
-    let client = Client::new(&opts.server, None, opts.timeout);
+    let client = Client::new(&opts.server, None, opts.timeout).with_ca(opts.ca_cert.as_deref())?;
     let resp: EnrollResponse = client
         .send(
             "POST",
@@ -145,7 +148,8 @@ pub fn checkin_once(opts: &AgentOptions) -> anyhow::Result<CheckinOutcome> {
         let (inventory, sent) = payload(&inv, &hash, acked.as_ref());
         // The --server given now wins over the one recorded at enrolment: servers
         // move (new address, load balancer) without re-enrolling their fleet.
-        let client = Client::new(&opts.server, Some(id.secret.clone()), opts.timeout);
+        let client = Client::new(&opts.server, Some(id.secret.clone()), opts.timeout)
+            .with_ca(opts.ca_cert.as_deref())?;
         let req = CheckinRequest {
             protocol: AGENT_PROTOCOL_VERSION,
             inventory_hash: hash.clone(),

@@ -16,7 +16,12 @@ use std::time::Duration;
 /// Where `patchbay dev` and a first `patchbay serve` write the admin token.
 pub const DEFAULT_TOKEN_FILE: &str = "./patchbay-data/admin.token";
 
-/// Builds a client from flags, falling back to the default admin token file.
+/// The CA certificate given with `--ca-cert` / `PATCHBAY_CA_CERT`, set once by
+/// [`crate::run`] for every client command.
+pub static CA_CERT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// A client for `url` with the API token (from `--token`, `PATCHBAY_TOKEN` or
+/// ./patchbay-data/admin.token) and the CA given, if any.
 pub fn connect(url: &str, token: Option<String>) -> anyhow::Result<Client> {
     let token = match token {
         Some(t) => t,
@@ -27,7 +32,8 @@ pub fn connect(url: &str, token: Option<String>) -> anyhow::Result<Client> {
             ),
         },
     };
-    Ok(Client::new(url, Some(token), Duration::from_secs(300)))
+    Ok(Client::new(url, Some(token), Duration::from_secs(300))
+        .with_ca(CA_CERT.get().map(PathBuf::as_path))?)
 }
 
 /// `patchbay assets …`

@@ -50,6 +50,10 @@ pub struct Cli {
     /// API token for client commands.
     #[arg(long, global = true, env = "PATCHBAY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// CA certificate (PEM) to trust for an https:// server (a private CA or the
+    /// server's self-signed certificate); default: the public web roots.
+    #[arg(long, global = true, env = "PATCHBAY_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Log format of server commands.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -92,6 +96,12 @@ pub struct ServeArgs {
     /// A managed asset without a check-in for this long is stale (e.g. 24h, 90m).
     #[arg(long, default_value = "24h", value_parser = patchbay_agent::cli::parse_duration)]
     pub stale_after: std::time::Duration,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Commands.
@@ -222,6 +232,9 @@ pub fn init_logging(cli: &Cli) {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(ca) = &cli.ca_cert {
+        let _ = client::CA_CERT.set(ca.clone());
+    }
     match cli.command {
         Command::Serve(a) => server::serve(a),
         Command::Dev(a) => server::dev(a),

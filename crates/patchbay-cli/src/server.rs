@@ -54,11 +54,22 @@ async fn shutdown_signal() {
 pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let s = settings(&a)?;
     runtime()?.block_on(async move {
+        // Load the certificate before anything else, so a bad file fails fast.
+        let tls = match (&a.tls_cert, &a.tls_key) {
+            (Some(c), Some(k)) => Some(patchbay_server::tls::load(c, k)?),
+            (None, None) => None,
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        };
         let prepared = prepare(&s).await?;
         let listener = TcpListener::bind(a.listen)
             .await
             .with_context(|| format!("listening on {}", a.listen))?;
-        serve_http(&prepared, listener, shutdown_signal()).await
+        match tls {
+            Some(cfg) => {
+                patchbay_server::serve_tls(&prepared, listener, cfg, shutdown_signal()).await
+            }
+            None => serve_http(&prepared, listener, shutdown_signal()).await,
+        }
     })
 }
 
@@ -205,6 +216,7 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
             interval: a.interval,
             pending_updates: true,
             timeout: Duration::from_secs(120),
+            ca_cert: None,
         };
         let stop = stop.clone();
         Some(std::thread::spawn(move || {

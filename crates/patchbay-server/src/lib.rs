@@ -10,16 +10,18 @@
 //! - [`errors`]: [`ApiError`], mapping service errors to HTTP answers.
 //! - [`metrics`]: Prometheus registry and counters.
 //! - [`setup`]: opening the store, first-start admin token, listener.
+//! - [`tls`]: serving HTTPS (rustls) from PEM files.
 #![forbid(unsafe_code)]
 
 pub mod errors;
 pub mod metrics;
 pub mod routes;
 pub mod setup;
+pub mod tls;
 
 pub use errors::ApiError;
 pub use routes::router;
-pub use setup::{Prepared, Settings, prepare, serve};
+pub use setup::{Prepared, Settings, prepare, serve, serve_tls};
 
 /// Largest accepted body on the agent check-in endpoint: a 100,000-package
 /// inventory is about 20 MB of JSON.

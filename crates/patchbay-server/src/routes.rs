@@ -23,7 +23,6 @@ use patchbay_proto::error::ErrorCode;
 use patchbay_store::AgentRow;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -113,7 +112,7 @@ fn ctx_of(req: &Request) -> RequestCtx {
             .unwrap_or_else(|| req.uri().path().to_string()),
         remote: req
             .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
+            .get::<ConnectInfo<crate::tls::RemoteAddr>>()
             .map(|c| c.0.to_string())
             .unwrap_or_default(),
     }
@@ -387,7 +386,7 @@ async fn list_audit(
 
 async fn enroll(
     State(st): State<AppState>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    ConnectInfo(remote): ConnectInfo<crate::tls::RemoteAddr>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let req = json_body(body)?;

@@ -178,6 +178,36 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_on(prepared, listener, "http", shutdown).await
+}
+
+/// [`serve`] over TLS (`config` from [`crate::tls::load`]).
+pub async fn serve_tls(
+    prepared: &Prepared,
+    listener: TcpListener,
+    config: Arc<tokio_rustls::rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_on(
+        prepared,
+        crate::tls::TlsListener::new(listener, config),
+        "https",
+        shutdown,
+    )
+    .await
+}
+
+async fn serve_on<L>(
+    prepared: &Prepared,
+    listener: L,
+    scheme: &str,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    crate::tls::RemoteAddr:
+        for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
     let router = crate::router(prepared.app.clone(), prepared.metrics.clone());
     let addr = listener.local_addr()?;
     // Background duties: raise exception-expiry events.
@@ -196,10 +226,10 @@ pub async fn serve(
             }
         })
     };
-    tracing::info!(%addr, db = %prepared.db_display, "patchbay server listening");
+    tracing::info!(%addr, scheme, db = %prepared.db_display, "patchbay server listening");
     axum::serve(
         listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+        router.into_make_service_with_connect_info::<crate::tls::RemoteAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -19,6 +19,7 @@ mod prioritise;
 mod reports;
 mod scan;
 mod schedule;
+mod tls;
 
 /// Runs each named test function once per backend.
 #[macro_export]
