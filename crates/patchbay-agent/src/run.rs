@@ -91,6 +91,7 @@ pub fn ensure_enrolled(
         agent_id: resp.agent_id,
         asset_name: resp.asset_name,
         secret: resp.agent_secret,
+        server_public_key: resp.server_public_key,
     };
     state.save_identity(&id)?;
     state.clear_acked()?;

@@ -25,6 +25,10 @@ pub struct Identity {
     pub asset_name: String,
     /// Credential.
     pub secret: String,
+    /// The server's public key (hex), pinned at enrolment; `None` when the
+    /// server had no signing key.
+    #[serde(default)]
+    pub server_public_key: Option<String>,
 }
 
 /// The last inventory the server acknowledged.

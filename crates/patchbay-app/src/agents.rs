@@ -148,6 +148,7 @@ impl App {
             asset_name,
             agent_secret: secret,
             checkin_interval_secs: self.config.checkin_interval_secs,
+            server_public_key: self.signer().map(|s| s.public_hex()),
         })
     }
 

@@ -30,6 +30,10 @@ pub struct EnrollResponse {
     pub agent_secret: String,
     /// Suggested check-in interval.
     pub checkin_interval_secs: u64,
+    /// The server's ed25519 public key (hex): it signs the audit trail, evidence
+    /// and (with the rollout engine) jobs. The agent pins it at enrolment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_public_key: Option<String>,
 }
 
 /// What a check-in carries about the inventory.

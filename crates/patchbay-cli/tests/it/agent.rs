@@ -59,6 +59,15 @@ fn agent_once_reports_exactly_what_dpkg_query_lists(backend: &str) {
     let mode = std::fs::metadata(state.path().join("identity.json")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+    // The server's signing key is pinned in the identity at enrolment.
+    let id: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.path().join("identity.json")).unwrap())
+            .unwrap();
+    let key = patchbay_server::setup::load_signing_key(&s.data_dir, false)
+        .unwrap()
+        .unwrap()
+        .public_hex();
+    assert_eq!(id["server_public_key"], key.as_str());
 }
 
 fn agent_inventories_another_root(backend: &str) {
