@@ -55,10 +55,16 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0007_changes.sql"),
         include_str!("../migrations/postgres/0007_changes.sql"),
     ),
+    (
+        8,
+        "findings writes",
+        include_str!("../migrations/sqlite/0008_findings_writes.sql"),
+        include_str!("../migrations/postgres/0008_findings_writes.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7];
+pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS
