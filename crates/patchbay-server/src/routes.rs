@@ -96,7 +96,13 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
         .nest("/agent/v1", agent)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), track))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Spans record the path, never the query: `/calendar.ics?token=…`
+        // carries a secret.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
         .with_state(state)
 }
 

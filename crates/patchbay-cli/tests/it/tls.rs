@@ -231,3 +231,57 @@ fn https_server_agent_and_cli() {
         .unwrap();
     assert!(server.wait().unwrap().success());
 }
+
+/// The calendar feed's `?token=` never reaches the logs, even at debug level.
+#[test]
+fn calendar_token_is_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = dir.path().join("data");
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+    let mut server = Command::new(PATCHBAY)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let c = Client::new(&url, None, Duration::from_secs(10));
+    let start = Instant::now();
+    while c.get_text("/healthz").is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the server did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let admin = std::fs::read_to_string(data.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let ics = c.get_text(&format!("/calendar.ics?token={admin}")).unwrap();
+    assert!(ics.starts_with("BEGIN:VCALENDAR"));
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().to_string())
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+    let logs = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    assert!(
+        logs.contains("/calendar.ics"),
+        "the request is logged at debug level"
+    );
+    assert!(!logs.contains(&admin), "the token must not be logged");
+}
