@@ -117,6 +117,7 @@ fn sample_feeds_dir(given: Option<&PathBuf>) -> Option<PathBuf> {
     ]
     .into_iter()
     .find(|p| p.join(SAMPLE_FEEDS[0]).exists())
+    .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
 }
 
 /// `patchbay dev`: the server on SQLite plus a read-only agent for this machine.
