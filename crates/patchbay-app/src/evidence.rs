@@ -329,6 +329,7 @@ impl App {
             )
         })?;
         let h = self.history(caller, ctx).await?;
+        let as_of = as_of.round(jiff::Unit::Second).unwrap_or(as_of);
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         for kind in crate::reports::KINDS {
             for fmt in [

@@ -110,6 +110,9 @@ fn bars(title: &str, unit: &str, items: &[(String, f64)], max: f64) -> String {
         esc(title)
     );
     let max = if max > 0.0 { max } else { 1.0 };
+    if items.is_empty() {
+        s.push_str("<text x=\"0\" y=\"41\" font-size=\"12\" fill=\"#666\">(none)</text>");
+    }
     for (i, (label, v)) in items.iter().enumerate() {
         let y = 28 + i * row;
         let w = (v / max * 380.0).clamp(0.0, 380.0);
@@ -483,6 +486,7 @@ impl App {
             )));
         }
         let h = self.history(caller, ctx).await?;
-        render(kind, &h, as_of.unwrap_or_else(|| self.now()), format)
+        let as_of = as_of.unwrap_or_else(|| self.now());
+        render(kind, &h, as_of.round(jiff::Unit::Second).unwrap_or(as_of), format)
     }
 }
