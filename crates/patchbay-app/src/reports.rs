@@ -487,6 +487,11 @@ impl App {
         }
         let h = self.history(caller, ctx).await?;
         let as_of = as_of.unwrap_or_else(|| self.now());
-        render(kind, &h, as_of.round(jiff::Unit::Second).unwrap_or(as_of), format)
+        render(
+            kind,
+            &h,
+            as_of.round(jiff::Unit::Second).unwrap_or(as_of),
+            format,
+        )
     }
 }
