@@ -145,9 +145,38 @@ fn help_lists_the_commands() {
         "enroll-token",
         "audit",
         "sim",
+        "windows",
+        "blackouts",
+        "plan",
+        "calendar",
+        "exceptions",
+        "report",
+        "changes",
+        "evidence",
     ] {
         assert!(out.contains(c), "{c} missing from --help");
     }
+    // The RFC 5545 DST rules are documented where windows are defined.
+    for sub in [["windows", "preview"], ["windows", "add"]] {
+        let out = ok(&Command::new(PATCHBAY)
+            .args(sub)
+            .arg("--help")
+            .output()
+            .unwrap());
+        for rule in [
+            "spring-forward gap",
+            "UTC offset from before the gap",
+            "first of the two",
+            "exact elapsed time",
+        ] {
+            assert!(out.contains(rule), "{sub:?} --help lacks {rule:?}");
+        }
+    }
+    let out = ok(&Command::new(PATCHBAY)
+        .args(["audit", "verify", "--help"])
+        .output()
+        .unwrap());
+    assert!(out.contains("edited, deleted, inserted or reordered"));
     let out = ok(&Command::new(crate::support::AGENT)
         .arg("--help")
         .output()
