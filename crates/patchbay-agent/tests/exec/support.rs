@@ -124,13 +124,28 @@ pub fn base_root() -> &'static Path {
             .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
         eprintln!("debootstrap base: building {} from {mirror} (once)", base.display());
         let start = Instant::now();
-        let out = Command::new("debootstrap")
-            .args(["--variant=minbase", "bookworm"])
-            .arg(&tmp)
-            .arg(&mirror)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running debootstrap");
+        // A network hiccup should not fail the suite: up to three attempts.
+        let mut out = None;
+        for attempt in 1..=3 {
+            if tmp.exists() {
+                std::fs::remove_dir_all(&tmp).unwrap();
+            }
+            let o = Command::new("debootstrap")
+                .args(["--variant=minbase", "bookworm"])
+                .arg(&tmp)
+                .arg(&mirror)
+                .stdin(Stdio::null())
+                .output()
+                .expect("running debootstrap");
+            let ok = o.status.success();
+            out = Some(o);
+            if ok {
+                break;
+            }
+            eprintln!("debootstrap attempt {attempt} failed; retrying");
+            std::thread::sleep(std::time::Duration::from_secs(5 * attempt));
+        }
+        let out = out.expect("at least one attempt");
         assert!(
             out.status.success(),
             "debootstrap --variant=minbase bookworm failed ({}); these tests need a Debian root and cannot run without one:\n{}\n{}",
