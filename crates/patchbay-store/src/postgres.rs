@@ -6,7 +6,12 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::time::Duration;
 
-impl_tx!(sqlx::Postgres, PgTx);
+impl_tx!(
+    sqlx::Postgres,
+    PgTx,
+    "SELECT json_agg(json_build_array(seq, at, actor, action, target, outcome, detail, prev_hash, hash, sig) ORDER BY seq)::text \
+     FROM (SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2) AS page"
+);
 
 /// The PostgreSQL store.
 pub struct PgStore {

@@ -7,7 +7,7 @@
 pub(crate) const BATCH_ROWS: usize = 500;
 
 macro_rules! impl_tx {
-    ($db:ty, $tx:ident) => {
+    ($db:ty, $tx:ident, $audit_page:expr) => {
         /// A transaction on this engine.
         pub struct $tx {
             pub(crate) tx: sqlx::Transaction<'static, $db>,
@@ -648,32 +648,40 @@ macro_rules! impl_tx {
 
             async fn audit_entries(&mut self, after: i64, limit: i64) -> $crate::Result<Vec<patchbay_core::audit::StoredEntry>> {
                 use sqlx::Row;
-                let rows = sqlx::query(
-                    "SELECT seq, at, actor, action, target, outcome, detail, prev_hash, hash, sig FROM audit_events \
-                     WHERE seq > $1 ORDER BY seq LIMIT $2",
-                )
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&mut *self.tx)
-                .await
-                .map_err($crate::map_err)?;
-                let g = |e: sqlx::Error| $crate::map_err(e);
-                rows.iter()
-                    .map(|r| {
-                        Ok(patchbay_core::audit::StoredEntry {
-                            seq: r.try_get("seq").map_err(g)?,
-                            at_millis: r.try_get("at").map_err(g)?,
-                            actor: r.try_get("actor").map_err(g)?,
-                            action: r.try_get("action").map_err(g)?,
-                            target: r.try_get("target").map_err(g)?,
-                            outcome: r.try_get("outcome").map_err(g)?,
-                            detail: r.try_get("detail").map_err(g)?,
-                            prev_hash: r.try_get("prev_hash").map_err(g)?,
-                            hash: r.try_get("hash").map_err(g)?,
-                            sig: r.try_get("sig").map_err(g)?,
-                        })
+                // One row per page: the engine aggregates the page into one JSON
+                // array (per-row transport costs more than the verification).
+                type Raw = (i64, i64, String, String, String, String, String, Option<String>, Option<String>, Option<String>);
+                let row = sqlx::query($audit_page)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                let Some(row) = row else { return Ok(Vec::new()) };
+                let text: Option<String> = row.try_get(0).map_err($crate::map_err)?;
+                let Some(text) = text else { return Ok(Vec::new()) };
+                let raw: Vec<Raw> = serde_json::from_str(&text)
+                    .map_err(|e| $crate::StoreError::Other(format!("bad audit page: {e}")))?;
+                let mut out: Vec<patchbay_core::audit::StoredEntry> = raw
+                    .into_iter()
+                    .map(|(seq, at_millis, actor, action, target, outcome, detail, prev_hash, hash, sig)| {
+                        patchbay_core::audit::StoredEntry {
+                            seq,
+                            at_millis,
+                            actor,
+                            action,
+                            target,
+                            outcome,
+                            detail,
+                            prev_hash,
+                            hash,
+                            sig,
+                        }
                     })
-                    .collect()
+                    .collect();
+                // Aggregate order is the engine's business: sort to be sure.
+                out.sort_by_key(|e| e.seq);
+                Ok(out)
             }
 
             async fn audit_head(&mut self) -> $crate::Result<(i64, String)> {

@@ -9,7 +9,12 @@ use sqlx::sqlite::{
 use std::path::Path;
 use std::time::Duration;
 
-impl_tx!(sqlx::Sqlite, SqliteTx);
+impl_tx!(
+    sqlx::Sqlite,
+    SqliteTx,
+    "SELECT json_group_array(json_array(seq, at, actor, action, target, outcome, detail, prev_hash, hash, sig)) \
+     FROM (SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2) HAVING COUNT(*) > 0"
+);
 
 /// The SQLite store.
 pub struct SqliteStore {
