@@ -2,7 +2,7 @@
 //!
 //! Every deployment has one change record, created with it (the zero-day lane
 //! creates both in one transaction; deployments from before get theirs when
-//! change records are first listed). Its content is computed when read, from
+//! the server starts, `App::init_change_records`). Its content is computed when read, from
 //! the deployment, the patch catalog, KEV, the plan preview (windows), the
 //! installed versions (the back-out plan: each package returns to the version
 //! installed before the change, which is also what the agent records as its
@@ -44,8 +44,10 @@ fn back_out_command(format: &str, package: &str, version: &str) -> String {
 }
 
 impl App {
-    /// Gives every deployment its change record (audited when one is created).
-    async fn ensure_change_records(&self) -> Result<(), AppError> {
+    /// Gives every deployment from before change records existed its record
+    /// (audited when one is created); returns how many. Run once at start:
+    /// deployments made since get theirs in their own transaction.
+    pub async fn init_change_records(&self) -> Result<u64, AppError> {
         let (deps, have) = {
             let mut tx = self.store.read().await?;
             (
@@ -56,8 +58,9 @@ impl App {
         let have: BTreeSet<String> = have.into_iter().map(|c| c.deployment).collect();
         let missing: Vec<_> = deps.into_iter().filter(|d| !have.contains(&d.id)).collect();
         if missing.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        let n = missing.len() as u64;
         let mut tx = self.store.write().await?;
         for d in missing {
             let (c, created) = tx
@@ -75,7 +78,7 @@ impl App {
             }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(n)
     }
 
     /// Change records, newest first.
@@ -85,30 +88,45 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<Vec<ChangeSummaryOut>, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
-        self.ensure_change_records().await?;
-        let ids: Vec<String> = {
+        let (changes, deps) = {
             let mut tx = self.store.read().await?;
-            tx.list_change_records()
-                .await?
-                .into_iter()
-                .map(|c| c.id)
-                .collect()
+            (
+                tx.list_change_records().await?,
+                tx.list_deployments().await?,
+            )
         };
-        let mut out = Vec::new();
-        for id in ids.iter().rev() {
-            let c = self.change_record(caller, id, ctx).await?;
-            out.push(ChangeSummaryOut {
-                id: c.id,
-                deployment: c.deployment,
-                kind: c.kind,
-                status: c.outcome,
-                highest_tier: c.highest_tier,
-                assets: c.assets.len(),
-                patches: c.patches.len(),
-                created_at: c.created_at,
-            });
-        }
-        Ok(out)
+        // One patch catalog for all of them (not a full record each).
+        let (policy, _) = self.policy_in_force().await?;
+        let all = self.list_findings(caller, None, true, ctx).await?;
+        let ranked = self.rank(&policy, all).await?;
+        let catalog = self.patches_from(&policy, &ranked).await;
+        let tier_of: BTreeMap<&str, &str> = catalog
+            .iter()
+            .map(|p| (p.name.as_str(), p.highest_tier.as_str()))
+            .collect();
+        Ok(changes
+            .iter()
+            .rev()
+            .filter_map(|c| {
+                let d = deps.iter().find(|d| d.id == c.deployment)?;
+                Some(ChangeSummaryOut {
+                    id: c.id.clone(),
+                    deployment: d.id.clone(),
+                    kind: d.kind.clone(),
+                    status: d.status.clone(),
+                    highest_tier: d
+                        .patches
+                        .iter()
+                        .filter_map(|p| tier_of.get(p.as_str()).copied())
+                        .min()
+                        .unwrap_or("-")
+                        .to_string(),
+                    assets: d.assets.len(),
+                    patches: d.patches.len(),
+                    created_at: fmt_ts(c.created_at),
+                })
+            })
+            .collect())
     }
 
     /// One change record with everything it shows.
@@ -119,7 +137,6 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<ChangeRecordOut, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
-        self.ensure_change_records().await?;
         let id = id.trim().to_ascii_uppercase();
         let (change, dep, approvals, lessons, assets, kev) = {
             let mut tx = self.store.read().await?;
@@ -306,7 +323,6 @@ impl App {
         if text.is_empty() {
             return Err(AppError::invalid("text: a lesson needs text"));
         }
-        self.ensure_change_records().await?;
         let id = id.trim().to_ascii_uppercase();
         let mut tx = self.store.write().await?;
         if !tx.list_change_records().await?.iter().any(|c| c.id == id) {
@@ -364,6 +380,15 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<String, AppError> {
         let c = self.change_record(caller, id, ctx).await?;
+        self.runbook_of(&c, html).await
+    }
+
+    /// The runbook of a record already computed.
+    pub(crate) async fn runbook_of(
+        &self,
+        c: &ChangeRecordOut,
+        html: bool,
+    ) -> Result<String, AppError> {
         let (owners, approvers) = {
             let mut tx = self.store.read().await?;
             let owners: BTreeSet<String> = tx
@@ -384,7 +409,7 @@ impl App {
                 .collect();
             (owners, approvers)
         };
-        let md = runbook_markdown(&c, &owners, &approvers);
+        let md = runbook_markdown(c, &owners, &approvers);
         Ok(if html {
             crate::reports::page(
                 &format!("Runbook {} — {}", c.id, c.deployment),

@@ -359,7 +359,7 @@ impl App {
             ));
             files.push((
                 format!("changes/{}-runbook.md", c.id),
-                self.runbook(caller, &c.id, false, ctx).await?.into_bytes(),
+                self.runbook_of(&record, false).await?.into_bytes(),
             ));
         }
         let segment = self

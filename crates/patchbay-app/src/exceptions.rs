@@ -365,14 +365,20 @@ impl App {
             (tx.list_exceptions().await?, tx.list_assets().await?)
         };
         let (policy, _) = self.policy_in_force().await?;
+        // Each asset's groups once, not once per exception.
+        let groups: Vec<Vec<String>> = assets
+            .iter()
+            .map(|a| crate::prioritise::groups_of(&policy, a))
+            .collect();
         let owners_in = |e: &Exception| -> Vec<String> {
             assets
                 .iter()
-                .filter(|a| match &e.scope {
+                .zip(&groups)
+                .filter(|(a, gs)| match &e.scope {
                     Scope::Asset(n) => a.name.eq_ignore_ascii_case(n),
-                    Scope::Group(g) => crate::prioritise::groups_of(&policy, a).contains(g),
+                    Scope::Group(g) => gs.contains(g),
                 })
-                .map(|a| a.attrs.owner.clone())
+                .map(|(a, _)| a.attrs.owner.clone())
                 .collect()
         };
         let cores: Vec<Exception> = rows.iter().map(core_of).collect();

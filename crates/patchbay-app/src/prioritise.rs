@@ -66,10 +66,10 @@ pub(crate) fn facts(a: &AssetRow) -> (String, AssetKind, BusinessImpact, Exposur
     )
 }
 
-/// The policy groups an asset belongs to.
-pub(crate) fn groups_of(policy: &Policy, a: &AssetRow) -> Vec<String> {
+/// Runs `f` over the facts policy rules look at for this asset.
+pub(crate) fn with_facts<R>(a: &AssetRow, f: impl FnOnce(&AssetFacts<'_>) -> R) -> R {
     let (os, kind, impact, exposure) = facts(a);
-    policy.groups_of(&AssetFacts {
+    f(&AssetFacts {
         name: &a.name,
         os: &os,
         tags: &a.attrs.tags,
@@ -79,6 +79,11 @@ pub(crate) fn groups_of(policy: &Policy, a: &AssetRow) -> Vec<String> {
         impact,
         exposure,
     })
+}
+
+/// The policy groups an asset belongs to.
+pub(crate) fn groups_of(policy: &Policy, a: &AssetRow) -> Vec<String> {
+    with_facts(a, |f| policy.groups_of(f))
 }
 
 /// One assessed finding, before filtering.

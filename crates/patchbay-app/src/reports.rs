@@ -73,7 +73,8 @@ pub fn parse_as_of(s: &str) -> Result<Timestamp, AppError> {
     crate::schedule::parse_instant("as_of", t, &jiff::tz::TimeZone::UTC)
 }
 
-/// A CSV cell spreadsheets will not run as a formula.
+/// A CSV cell that spreadsheets will not run as a formula: cells starting with
+/// `=`, `+`, `-`, `@`, tab or carriage return get a leading `'`.
 pub fn csv_safe(s: &str) -> String {
     if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")

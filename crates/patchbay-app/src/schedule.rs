@@ -14,7 +14,7 @@
 //! only once an approver (never the deployment's creator) has recorded an
 //! approval for that pair.
 
-use crate::prioritise::{Ranked, facts};
+use crate::prioritise::Ranked;
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
@@ -23,7 +23,7 @@ use patchbay_core::auth::Action;
 use patchbay_core::names::AssetName;
 use patchbay_core::plan::{self, Blackout, PlanAsset, PlanFinding, PlanOptions, RingSpec};
 use patchbay_core::plan::{RiskReason, Unplanned};
-use patchbay_core::policy::{AssetFacts, Policy};
+use patchbay_core::policy::Policy;
 use patchbay_core::risk::format_duration;
 use patchbay_core::window::{Recurrence, Window};
 use patchbay_proto::api::{
@@ -174,34 +174,14 @@ fn covers(groups: &[String], assets: &[String], asset: &str, asset_groups: &[Str
         || groups.iter().any(|g| asset_groups.contains(g))
 }
 
-fn asset_facts<'a>(a: &'a AssetRow, os: &'a str, f: &FactsOf) -> AssetFacts<'a> {
-    AssetFacts {
-        name: &a.name,
-        os,
-        tags: &a.attrs.tags,
-        owner: &a.attrs.owner,
-        environment: &a.attrs.environment,
-        kind: f.0,
-        impact: f.1,
-        exposure: f.2,
-    }
-}
-
-type FactsOf = (
-    patchbay_core::asset::AssetKind,
-    patchbay_core::asset::BusinessImpact,
-    patchbay_core::asset::Exposure,
-);
-
 fn groups_and_ring(policy: &Policy, a: &AssetRow) -> (Vec<String>, Option<usize>) {
-    let (os, kind, impact, exposure) = facts(a);
-    let f = (kind, impact, exposure);
-    let af = asset_facts(a, &os, &f);
-    let groups = policy.groups_of(&af);
-    let ring = policy
-        .ring_of(&af, &groups)
-        .and_then(|r| policy.rings.iter().position(|x| x.name == r.name));
-    (groups, ring)
+    crate::prioritise::with_facts(a, |af| {
+        let groups = policy.groups_of(af);
+        let ring = policy
+            .ring_of(af, &groups)
+            .and_then(|r| policy.rings.iter().position(|x| x.name == r.name));
+        (groups, ring)
+    })
 }
 
 fn blackout_out(b: BlackoutRow, approvals: &[BlackoutApprovalRow]) -> BlackoutOut {

@@ -42,15 +42,7 @@ pub struct WorklistArgs {
     pub format: ListFormat,
 }
 
-/// A CSV cell that spreadsheets will not run as a formula: cells starting with
-/// `=`, `+`, `-`, `@`, tab or carriage return get a leading `'`.
-pub fn csv_safe(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    }
-}
+pub use patchbay_app::reports::csv_safe;
 
 /// `patchbay worklist`
 pub fn worklist(c: &Client, a: WorklistArgs) -> anyhow::Result<()> {

@@ -134,6 +134,13 @@ async fn prepare_inner(
             "sealed earlier audit entries into the hash chain"
         );
     }
+    let changes = app
+        .init_change_records()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    if changes > 0 {
+        tracing::info!(changes, "created change records for earlier deployments");
+    }
     let admin_token_path = settings.data_dir.join("admin.token");
     let created = app
         .bootstrap_admin_token()

@@ -46,6 +46,11 @@ fn change_records_and_runbooks(backend: &str) {
         list.contains("CHG-0001") && list.contains("DEP-OOB-"),
         "{list}"
     );
+    // The summary's tier and counts agree with the full record (below).
+    let summaries: List<patchbay_proto::api::ChangeSummaryOut> =
+        s.admin().get("/api/v1/changes").unwrap();
+    assert_eq!(summaries.items.len(), 1);
+    let summary = summaries.items[0].clone();
     let audit = ok(&s.cli(&["audit", "list", "--limit", "10000", "--format", "json"]));
     // Created in the deployment's own transaction (recorded with oob.raise),
     // not afterwards.
@@ -93,6 +98,20 @@ fn change_records_and_runbooks(backend: &str) {
             .ends_with("chromium=139.0.7258.154-1~deb12u1")
     );
     assert_eq!(c.outcome, "proposed");
+    assert_eq!(
+        (
+            summary.highest_tier.as_str(),
+            summary.assets,
+            summary.patches,
+            summary.status.as_str()
+        ),
+        (
+            c.highest_tier.as_str(),
+            c.assets.len(),
+            c.patches.len(),
+            c.outcome.as_str()
+        )
+    );
     assert!(c.approvals.is_empty());
 
     // An approval to enter a blackout shows up in the record.
