@@ -677,21 +677,7 @@ fn apply_steps(
     space_check(env, run, &needs)?;
 
     if let Some(hook) = &env.config.hooks.snapshot {
-        let t = Instant::now();
-        let h = health::run_hook(
-            hook,
-            &run.key,
-            b.root(),
-            Duration::from_secs(env.config.hooks.timeout_secs),
-        );
-        run.step("preflight.snapshot", h.ok, t, json!(h))?;
-        run.set("snapshot", &h);
-        if !h.ok {
-            return Err(fail(
-                "preflight.snapshot",
-                format!("snapshot hook `{}` failed: {}", h.command, h.detail),
-            ));
-        }
+        hook_step(env, run, b, hook, "preflight.snapshot", "snapshot")?;
     }
     let base = baseline(env, run)?;
 
@@ -966,6 +952,34 @@ fn rollback_packages(
     verify_after(env, run, b, r, &changes, &before, &base)
 }
 
+/// Runs a configured hook as one journalled step; a failing hook fails the step.
+fn hook_step(
+    env: &JobEnv,
+    run: &mut Run,
+    b: &dyn Backend,
+    hook: &[String],
+    step: &str,
+    key: &str,
+) -> Result<(), Fail> {
+    let t = Instant::now();
+    let h = health::run_hook(
+        hook,
+        &run.key,
+        b.root(),
+        Duration::from_secs(env.config.hooks.timeout_secs),
+    );
+    run.step(step, h.ok, t, json!(h))?;
+    run.set(key, &h);
+    if h.ok {
+        Ok(())
+    } else {
+        Err(fail(
+            step,
+            format!("hook `{}` failed: {}", h.command, h.detail),
+        ))
+    }
+}
+
 fn rollback_snapshot(
     env: &JobEnv,
     run: &mut Run,
@@ -978,7 +992,6 @@ fn rollback_snapshot(
             "no hooks.snapshot_restore in the configuration",
         ));
     };
-    let t = Instant::now();
     run.journal
         .append(Record::new(
             &run.key,
@@ -990,20 +1003,7 @@ fn rollback_snapshot(
         ))
         .map_err(|e| fail("journal", format!("{e:#}")))?;
     run.changing = true;
-    let h = health::run_hook(
-        hook,
-        &run.key,
-        b.root(),
-        Duration::from_secs(env.config.hooks.timeout_secs),
-    );
-    run.step("snapshot_restore", h.ok, t, json!(h))?;
-    run.set("snapshot_restore", &h);
-    if !h.ok {
-        return Err(fail(
-            "snapshot_restore",
-            format!("`{}` failed: {}", h.command, h.detail),
-        ));
-    }
+    hook_step(env, run, b, hook, "snapshot_restore", "snapshot_restore")?;
     let t = Instant::now();
     let after = health::run_all(&env.config.checks);
     let regressions = plan::health_regressions(apply_baseline, &after);
