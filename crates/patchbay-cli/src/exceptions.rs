@@ -2,7 +2,7 @@
 
 use crate::Format;
 use crate::client::enc;
-use crate::output::{json, table};
+use crate::output::{emit, json, table};
 use clap::Subcommand;
 use patchbay_agent::http::Client;
 use patchbay_proto::api::{ExceptionOut, ExceptionReviewOut, ExceptionSpec, List, RevokeIn};
@@ -165,13 +165,7 @@ pub fn run(c: &Client, cmd: ExceptionsCmd) -> anyhow::Result<()> {
         }
         ExceptionsCmd::List { all, format } => {
             let l: List<ExceptionOut> = c.get(&format!("/api/v1/exceptions?all={all}"))?;
-            match format {
-                Format::Json => json(&l.items),
-                Format::Table => {
-                    print!("{}", rows(&l.items));
-                    Ok(())
-                }
-            }
+            emit(format, &l.items, |v| rows(v))
         }
         ExceptionsCmd::Show { id, format } => {
             let e: ExceptionOut = c.get(&format!("/api/v1/exceptions/{}", enc(&id)))?;

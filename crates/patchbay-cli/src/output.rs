@@ -8,6 +8,21 @@ pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints `value` as JSON, or the table `table` renders, per `format`.
+pub fn emit<T: Serialize>(
+    format: crate::Format,
+    value: &T,
+    table: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    match format {
+        crate::Format::Json => json(value),
+        crate::Format::Table => {
+            print!("{}", table(value));
+            Ok(())
+        }
+    }
+}
+
 /// Renders rows as left-aligned columns under a header.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

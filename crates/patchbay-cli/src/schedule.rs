@@ -3,7 +3,7 @@
 
 use crate::Format;
 use crate::client::enc;
-use crate::output::{json, table};
+use crate::output::{emit, json, table};
 use anyhow::Context;
 use clap::Subcommand;
 use patchbay_agent::http::Client;
@@ -347,23 +347,11 @@ pub fn windows(url: &str, token: Option<String>, cmd: WindowsCmd) -> anyhow::Res
             spec.assets = assets;
             spec.description = description;
             let w: WindowOut = c.send("POST", "/api/v1/windows", &spec)?;
-            match format {
-                Format::Json => json(&w),
-                Format::Table => {
-                    print!("{}", window_rows(std::slice::from_ref(&w)));
-                    Ok(())
-                }
-            }
+            emit(format, &w, |v| window_rows(std::slice::from_ref(v)))
         }
         WindowsCmd::List { format } => {
             let l: List<WindowOut> = c.get("/api/v1/windows")?;
-            match format {
-                Format::Json => json(&l.items),
-                Format::Table => {
-                    print!("{}", window_rows(&l.items));
-                    Ok(())
-                }
-            }
+            emit(format, &l.items, |v| window_rows(v))
         }
         WindowsCmd::Rm { name } => {
             c.delete(&format!("/api/v1/windows/{}", enc(&name)))?;
@@ -431,23 +419,11 @@ pub fn blackouts(c: &Client, cmd: BlackoutsCmd) -> anyhow::Result<()> {
                 assets,
             };
             let b: BlackoutOut = c.send("POST", "/api/v1/blackouts", &spec)?;
-            match format {
-                Format::Json => json(&b),
-                Format::Table => {
-                    print!("{}", blackout_rows(std::slice::from_ref(&b)));
-                    Ok(())
-                }
-            }
+            emit(format, &b, |v| blackout_rows(std::slice::from_ref(v)))
         }
         BlackoutsCmd::List { format } => {
             let l: List<BlackoutOut> = c.get("/api/v1/blackouts")?;
-            match format {
-                Format::Json => json(&l.items),
-                Format::Table => {
-                    print!("{}", blackout_rows(&l.items));
-                    Ok(())
-                }
-            }
+            emit(format, &l.items, |v| blackout_rows(v))
         }
         BlackoutsCmd::Rm { name } => {
             c.delete(&format!("/api/v1/blackouts/{}", enc(&name)))?;
