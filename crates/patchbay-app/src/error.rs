@@ -43,6 +43,10 @@ impl From<StoreError> for AppError {
                     "the database is unavailable; retry later",
                 )
             }
+            StoreError::Integrity(m) => {
+                tracing::error!(error = %m, "audit chain integrity check failed; refusing the change");
+                AppError::new(ErrorCode::Internal, m)
+            }
             StoreError::Other(m) => {
                 tracing::error!(error = %m, "storage error");
                 AppError::new(

@@ -16,15 +16,18 @@ use serde::{Deserialize, Serialize};
 pub const PAGE: i64 = 10_000;
 
 /// Verifies the whole audit chain of `store`. `keys`: the public keys to check
-/// signatures against (none: the chain only). Calls `progress` with the
-/// number of entries checked after each page.
+/// signatures against (none: the chain only); `allow_unsigned_tail`: how many
+/// unsigned entries may end the log (0: none, every entry must be covered by
+/// a signature). Calls `progress` with the number of entries checked after
+/// each page.
 pub async fn verify_audit(
     store: &dyn Store,
     keys: Vec<ed25519_dalek::VerifyingKey>,
     every: i64,
+    allow_unsigned_tail: u64,
     mut progress: impl FnMut(u64),
 ) -> Result<Result<Summary, Break>, AppError> {
-    let mut v = Verifier::with_keys(keys, every);
+    let mut v = Verifier::with_keys(keys, every).allow_unsigned_tail(allow_unsigned_tail);
     let mut tx = store.read().await?;
     let head = tx.audit_head().await?;
     let mut after = 0;
@@ -234,14 +237,20 @@ pub struct BundleSummary {
     pub manifest: Manifest,
 }
 
-/// Verifies a bundle offline: the manifest's signature (against `pinned` when
-/// given, else the key the manifest names), every listed file present with its
-/// hash, and no file that the manifest does not list. The error names the
-/// file.
-pub fn verify_bundle(
-    bytes: &[u8],
-    pinned: Option<&ed25519_dalek::VerifyingKey>,
-) -> Result<BundleSummary, String> {
+/// Which key a bundle's manifest signature must verify under.
+#[derive(Debug, Clone, Copy)]
+pub enum BundleKey<'a> {
+    /// The server's key, known independently of the bundle (the default).
+    Pinned(&'a ed25519_dalek::VerifyingKey),
+    /// Whatever key the manifest names. Proves only that the bundle is intact
+    /// as signed by *someone*: a bundle re-signed with any key passes.
+    TrustEmbedded,
+}
+
+/// Verifies a bundle offline: the manifest's signature (under `key`), every
+/// listed file present with its hash, and no file that the manifest does not
+/// list. The error names the file.
+pub fn verify_bundle(bytes: &[u8], key: BundleKey<'_>) -> Result<BundleSummary, String> {
     use std::io::Read;
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| format!("not a readable zip archive: {e}"))?;
@@ -275,16 +284,18 @@ pub fn verify_bundle(
     }
     let named = patchbay_core::audit::public_key(&manifest.public_key)
         .map_err(|e| format!("manifest.json: {e}"))?;
-    let key = match pinned {
-        Some(k) => {
+    let key = match key {
+        BundleKey::Pinned(k) => {
             if k != &named {
-                return Err(
-                    "manifest.sig: the bundle is signed by another key than the pinned one".into(),
-                );
+                return Err(format!(
+                    "manifest.sig: the bundle names key {} but the pinned key is {}: re-signed with another key",
+                    manifest.public_key,
+                    hex::encode(k.as_bytes())
+                ));
             }
             k
         }
-        None => &named,
+        BundleKey::TrustEmbedded => &named,
     };
     let sig = String::from_utf8_lossy(&sig).to_string();
     if !patchbay_core::audit::verify_bytes(key, &mjson, &sig) {
@@ -373,13 +384,14 @@ impl App {
         files.push(("audit/segment.jsonl".into(), jsonl));
         let key =
             patchbay_core::audit::public_key(&signer.public_hex()).map_err(AppError::invalid)?;
-        let verification = match verify_audit(self.store.as_ref(), vec![key], 1024, |_| {}).await? {
-            Ok(s) => {
-                serde_json::json!({"intact": true, "entries": s.entries, "last_seq": s.last_seq,
+        let verification =
+            match verify_audit(self.store.as_ref(), vec![key], 1024, 0, |_| {}).await? {
+                Ok(s) => {
+                    serde_json::json!({"intact": true, "entries": s.entries, "last_seq": s.last_seq,
                 "last_hash": s.last_hash, "signatures_checked": s.signatures_checked})
-            }
-            Err(b) => serde_json::json!({"intact": false, "first_break": b.to_string()}),
-        };
+                }
+                Err(b) => serde_json::json!({"intact": false, "first_break": b.to_string()}),
+            };
         files.push((
             "audit/verification.json".into(),
             serde_json::to_vec_pretty(&verification).unwrap_or_default(),

@@ -151,7 +151,7 @@ fn main() {
         }
         let write_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let r = patchbay_app::evidence::verify_audit(store.as_ref(), vec![key], every, |_| {})
+        let r = patchbay_app::evidence::verify_audit(store.as_ref(), vec![key], every, 0, |_| {})
             .await
             .unwrap()
             .unwrap();

@@ -13,11 +13,22 @@ pub struct VerifyArgs {
     /// Data directory of the server (for the default database and its key).
     #[arg(long, default_value = "./patchbay-data")]
     pub data_dir: PathBuf,
-    /// The server's public key (hex) to check signatures against. Default: the
-    /// key in DATA_DIR/server-signing.key, else the keys recorded in the
-    /// database (weaker: someone who can edit the database can add a key).
+    /// The server's public key (hex) to check signatures against (printed by
+    /// `patchbay whoami` and `evidence export`). Default: the public half of
+    /// DATA_DIR/server-signing.key, the server's own key file.
     #[arg(long)]
     pub public_key: Option<String>,
+    /// INSECURE: trust the public keys recorded in the database itself.
+    /// Anyone who can write to the database can add a key there and sign a
+    /// forged log with it; use only to inspect a copy whose key is lost.
+    #[arg(long, conflicts_with = "public_key")]
+    pub insecure_trust_recorded_keys: bool,
+    /// Accept up to N entries at the end of the log that carry no server
+    /// signature (entries a tool wrote without the key). Default 0: an
+    /// unsigned tail means the log was rewritten or extended without the key,
+    /// and verification fails.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub allow_unsigned_tail: u64,
     /// Check the signature of every N-th signed entry (and always the last).
     #[arg(long, default_value_t = 1024)]
     pub every: i64,
@@ -41,30 +52,42 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<()> {
         let store = patchbay_store::open(&url)
             .await
             .with_context(|| format!("opening {}", patchbay_store::redact_url(&url)))?;
-        let (keys, source) = match &a.public_key {
-            Some(k) => (
-                vec![patchbay_core::audit::public_key(k).map_err(|e| anyhow::anyhow!(e))?],
+        let (keys, source) = if let Some(k) = &a.public_key {
+            (
+                vec![patchbay_core::audit::public_key(k).map_err(|e| anyhow::anyhow!("--public-key: {e}"))?],
                 "the given public key".to_string(),
-            ),
-            None => match patchbay_server::setup::load_signing_key(&a.data_dir, false)? {
+            )
+        } else if a.insecure_trust_recorded_keys {
+            let mut tx = store.read().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let hexes = tx.server_keys().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let keys = hexes
+                .iter()
+                .map(|h| patchbay_core::audit::public_key(h).map_err(|e| anyhow::anyhow!(e)))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if keys.is_empty() {
+                anyhow::bail!("the database records no server key");
+            }
+            eprintln!(
+                "patchbay: WARNING: trusting the {} key(s) recorded in the database itself; whoever can write to the database can add one",
+                keys.len()
+            );
+            (keys, "the keys recorded in the database (INSECURE: not pinned)".to_string())
+        } else {
+            match patchbay_server::setup::load_signing_key(&a.data_dir, false)? {
                 Some(s) => (
                     vec![patchbay_core::audit::public_key(&s.public_hex()).map_err(|e| anyhow::anyhow!(e))?],
                     format!("the key in {}", patchbay_server::setup::signing_key_path(&a.data_dir).display()),
                 ),
-                None => {
-                    let mut tx = store.read().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-                    let hexes = tx.server_keys().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-                    let keys = hexes
-                        .iter()
-                        .map(|h| patchbay_core::audit::public_key(h).map_err(|e| anyhow::anyhow!(e)))
-                        .collect::<anyhow::Result<Vec<_>>>()?;
-                    (keys, "the keys recorded in the database (pass --public-key to pin the server's key)".to_string())
-                }
-            },
+                None => anyhow::bail!(
+                    "no key to check the log's signatures against: give --public-key HEX (the server's public key, shown by `patchbay whoami`), \
+                     or run next to the server's data directory ({} holds no server-signing.key)",
+                    a.data_dir.display()
+                ),
+            }
         };
         let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let start = std::time::Instant::now();
-        let result = patchbay_app::evidence::verify_audit(store.as_ref(), keys.clone(), a.every, |n| {
+        let result = patchbay_app::evidence::verify_audit(store.as_ref(), keys.clone(), a.every, a.allow_unsigned_tail, |n| {
             if tty {
                 eprint!("\rverified {n} entries");
             }
@@ -83,12 +106,12 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<()> {
                     s.last_seq,
                     s.last_hash,
                     s.signatures_checked,
-                    if keys.is_empty() { "no key".to_string() } else { source },
+                    source,
                     s.entries as f64 / start.elapsed().as_secs_f64().max(1e-9)
                 );
                 if s.unsigned_tail > 0 {
                     println!(
-                        "note: the last {} entries are not signed yet (written without the server key); the server's next entry covers them",
+                        "WARNING: the last {} entries carry no server signature; they were accepted only because of --allow-unsigned-tail",
                         s.unsigned_tail
                     );
                 }
@@ -122,10 +145,16 @@ pub enum EvidenceCmd {
     Verify {
         /// The archive.
         file: PathBuf,
-        /// The server's public key (hex) to require; default: the key the
-        /// manifest names (then compare its fingerprint with the server's).
-        #[arg(long)]
+        /// The server's public key (hex) the bundle must be signed with:
+        /// printed by `evidence export` and `patchbay whoami`. Required unless
+        /// --insecure-trust-embedded-key.
+        #[arg(long, required_unless_present = "insecure_trust_embedded_key")]
         public_key: Option<String>,
+        /// INSECURE: accept the key the bundle's own manifest names. This
+        /// proves only that the bundle is intact as signed by someone; a
+        /// bundle re-signed with any key passes.
+        #[arg(long, conflicts_with = "public_key")]
+        insecure_trust_embedded_key: bool,
     },
 }
 
@@ -140,27 +169,54 @@ pub fn evidence(url: &str, token: Option<String>, cmd: EvidenceCmd) -> anyhow::R
             };
             let bytes = c.get_bytes(&path)?;
             std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
-            let s = patchbay_app::evidence::verify_bundle(&bytes, None).map_err(|e| {
-                anyhow::anyhow!("the server sent a bundle that does not verify: {e}")
-            })?;
+            let who: serde_json::Value = c.get("/api/v1/whoami")?;
+            let server_key = who["server_public_key"]
+                .as_str()
+                .map(patchbay_core::audit::public_key)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("the server's public key: {e}"))?
+                .context("the server does not publish a signing key")?;
+            let s = patchbay_app::evidence::verify_bundle(
+                &bytes,
+                patchbay_app::evidence::BundleKey::Pinned(&server_key),
+            )
+            .map_err(|e| anyhow::anyhow!("the server sent a bundle that does not verify: {e}"))?;
             println!(
-                "wrote {} ({} files, as of {}, signed by key {})",
+                "wrote {} ({} files, as of {}, signed by the server's key {})",
                 out.display(),
                 s.manifest.files.len(),
                 s.manifest.as_of,
                 s.manifest.public_key
             );
+            println!(
+                "keep this key to check the bundle later: evidence verify FILE --public-key {}",
+                s.manifest.public_key
+            );
             Ok(())
         }
-        EvidenceCmd::Verify { file, public_key } => {
+        EvidenceCmd::Verify {
+            file,
+            public_key,
+            insecure_trust_embedded_key,
+        } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let pinned = public_key
                 .as_deref()
                 .map(patchbay_core::audit::public_key)
                 .transpose()
-                .map_err(|e| anyhow::anyhow!(e))?;
-            match patchbay_app::evidence::verify_bundle(&bytes, pinned.as_ref()) {
+                .map_err(|e| anyhow::anyhow!("--public-key: {e}"))?;
+            let key = match &pinned {
+                Some(k) => patchbay_app::evidence::BundleKey::Pinned(k),
+                None if insecure_trust_embedded_key => {
+                    eprintln!(
+                        "patchbay: WARNING: trusting the key the bundle names itself (--insecure-trust-embedded-key): a bundle re-signed with any key passes"
+                    );
+                    patchbay_app::evidence::BundleKey::TrustEmbedded
+                }
+                None => anyhow::bail!("give --public-key (or --insecure-trust-embedded-key)"),
+            };
+            match patchbay_app::evidence::verify_bundle(&bytes, key) {
                 Ok(s) => {
                     println!(
                         "evidence bundle intact: {} files, as of {}, generated {}, signed by key {}{}",
@@ -171,7 +227,7 @@ pub fn evidence(url: &str, token: Option<String>, cmd: EvidenceCmd) -> anyhow::R
                         if pinned.is_some() {
                             " (pinned)"
                         } else {
-                            " (as named in the manifest: compare it with the server's)"
+                            " (NOT pinned: as the bundle names it)"
                         }
                     );
                     Ok(())

@@ -124,6 +124,13 @@ pub enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(client::AuditCmd),
+    /// Who the token is (name, role), and the server's public signing key to
+    /// pin in `audit verify --public-key` and `evidence verify --public-key`.
+    Whoami {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Fleet simulator: enrol N virtual agents with realistic inventories.
     Sim(sim::SimArgs),
     /// Advisory feeds: import (next to the database) and list.
@@ -252,6 +259,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scan(a) => feeds::scan(a),
         Command::Worklist(a) => prioritise::worklist(&client::connect(&cli.url, cli.token)?, a),
         Command::Policy(c) => prioritise::policy(&cli.url, cli.token, c),
+        Command::Whoami { format } => {
+            let who: serde_json::Value =
+                client::connect(&cli.url, cli.token)?.get("/api/v1/whoami")?;
+            match format {
+                Format::Json => output::json(&who),
+                Format::Table => {
+                    let field = |k: &str| who[k].as_str().unwrap_or("-").to_string();
+                    println!("name:              {}", field("name"));
+                    println!("role:              {}", field("role"));
+                    println!("server public key: {}", field("server_public_key"));
+                    Ok(())
+                }
+            }
+        }
         Command::Patches { format } => {
             prioritise::patches(&client::connect(&cli.url, cli.token)?, format)
         }

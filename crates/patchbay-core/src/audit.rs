@@ -15,8 +15,14 @@
 //! broken one: edited (its hash does not match its content), deleted (a gap in
 //! the sequence), inserted or reordered (its `prev_hash` is not the previous
 //! entry's hash, or its sequence number is out of place), or a bad signature.
-//! Entries written without the key (offline tools) carry no signature; they are
-//! covered by the next signed entry, and trailing unsigned entries are reported.
+//! An entry without a signature is trusted only when a later, checked
+//! signature covers it: entries after the last signed one (an *unsigned
+//! tail*) fail verification unless the caller explicitly allows a bounded
+//! number of them ([`Verifier::allow_unsigned_tail`]). Otherwise an attacker
+//! with write access could edit an entry, re-hash every later one and drop
+//! their signatures. The server, for its part, never signs a new entry on top
+//! of a head that its own key has not signed ([`Signer::signed_head`]), so a
+//! forged tail is never covered by a real signature later.
 //!
 //! What a hash chain cannot show on its own: an attacker with write access who
 //! deletes the *last* entries and rewinds the head. Compare the verified head
@@ -119,6 +125,14 @@ impl Signer {
     /// Signs `(seq, hash)`; the signature as hex.
     pub fn sign_head(&self, seq: i64, hash: &[u8; 32]) -> String {
         hex::encode(self.key.sign(&head_message(seq, hash)).to_bytes())
+    }
+
+    /// Whether `sig` is this key's signature over `(seq, hash)`: the check the
+    /// store makes on the chain's head before signing an entry on top of it.
+    pub fn signed_head(&self, seq: i64, hash: &[u8; 32], sig: Option<&str>) -> bool {
+        sig.is_some_and(|sig| {
+            verify_bytes(&self.key.verifying_key(), &head_message(seq, hash), sig)
+        })
     }
 
     /// Signs arbitrary bytes (e.g. an evidence manifest); the signature as hex.
@@ -247,6 +261,18 @@ pub enum Break {
         /// The entry.
         seq: i64,
     },
+    /// The last entries carry no signature, so nothing vouches for them.
+    #[error(
+        "entries {first} to {last} are not covered by any server signature: the chain was rewritten or extended without the server's key (allowed unsigned entries at the end: {allowed})"
+    )]
+    Unsigned {
+        /// The first unsigned entry of the tail.
+        first: i64,
+        /// The last entry.
+        last: i64,
+        /// How many unsigned entries the caller allowed.
+        allowed: u64,
+    },
 }
 
 /// What a successful verification saw.
@@ -262,7 +288,8 @@ pub struct Summary {
     pub signatures_checked: u64,
     /// The last signed sequence number.
     pub last_signed: Option<i64>,
-    /// Entries after the last signed one.
+    /// Entries after the last signed one (at most the allowed number, else
+    /// verification fails).
     pub unsigned_tail: u64,
 }
 
@@ -271,6 +298,7 @@ pub struct Summary {
 pub struct Verifier {
     keys: Vec<VerifyingKey>,
     every: i64,
+    allow_unsigned_tail: u64,
     prev: [u8; 32],
     next_seq: i64,
     summary: Summary,
@@ -292,11 +320,20 @@ impl Verifier {
         Self {
             keys,
             every: every.max(1),
+            allow_unsigned_tail: 0,
             prev: GENESIS,
             next_seq: 1,
             summary: Summary::default(),
             pending: None,
         }
+    }
+
+    /// Accepts up to `n` unsigned entries at the end of the log (entries a
+    /// tool wrote without the key). Default 0: every entry must be covered by
+    /// a signature.
+    pub fn allow_unsigned_tail(mut self, n: u64) -> Self {
+        self.allow_unsigned_tail = n;
+        self
     }
 
     fn check_sig(&mut self, seq: i64, hash: &[u8; 32], sig: &str) -> Result<(), Break> {
@@ -355,10 +392,19 @@ impl Verifier {
         Ok(())
     }
 
-    /// Ends the walk: checks the last signed entry's signature.
+    /// Ends the walk: checks the last signed entry's signature, and refuses
+    /// an unsigned tail longer than allowed.
     pub fn finish(mut self) -> Result<Summary, Break> {
         if let Some((seq, h, sig)) = self.pending.take() {
             self.check_sig(seq, &h, &sig)?;
+        }
+        let tail = self.summary.unsigned_tail;
+        if tail > self.allow_unsigned_tail {
+            return Err(Break::Unsigned {
+                first: self.summary.last_seq - tail as i64 + 1,
+                last: self.summary.last_seq,
+                allowed: self.allow_unsigned_tail,
+            });
         }
         self.summary.last_hash = hex::encode(self.prev);
         Ok(self.summary)

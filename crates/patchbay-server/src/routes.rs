@@ -243,8 +243,16 @@ async fn api_not_found(req: Request) -> ApiError {
     not_found(req).await
 }
 
-async fn whoami(Extension(caller): Extension<Caller>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({"token_id": caller.token_id, "name": caller.name, "role": caller.role}))
+/// `GET /api/v1/whoami`: the caller, and the server's public signing key
+/// (for pinning in `audit verify` and `evidence verify`).
+async fn whoami(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Json<serde_json::Value> {
+    Json(
+        serde_json::json!({"token_id": caller.token_id, "name": caller.name, "role": caller.role,
+        "server_public_key": st.app.signer().map(|s| s.public_hex())}),
+    )
 }
 
 async fn list_assets(

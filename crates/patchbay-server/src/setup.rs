@@ -63,11 +63,19 @@ pub async fn prepare_with_clock(
     prepare_inner(settings, clock, true).await
 }
 
-/// For tools that run next to the database (`feeds import`): like [`prepare`],
-/// but uses the server's signing key only if the data directory holds one
-/// (their audit entries are otherwise unsigned and covered by the server's
-/// next signed entry).
+/// For tools that run next to the database (`feeds import --db`): like
+/// [`prepare`], but the server's signing key must already be in the data
+/// directory. Their audit entries are signed like the server's: an unsigned
+/// entry would end the chain with one that nothing vouches for, and the
+/// server refuses to sign on top of it.
 pub async fn prepare_tool(settings: &Settings) -> anyhow::Result<Prepared> {
+    if load_signing_key(&settings.data_dir, false)?.is_none() {
+        anyhow::bail!(
+            "{} does not exist: tools that write to the database directly sign their audit entries with the server's key, \
+             so run them with --data-dir set to the server's data directory",
+            signing_key_path(&settings.data_dir).display()
+        );
+    }
     prepare_inner(settings, Arc::new(SystemClock), false).await
 }
 

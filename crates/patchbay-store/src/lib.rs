@@ -49,6 +49,10 @@ pub enum StoreError {
     /// Anything else (corrupt data, bad SQL: bugs).
     #[error("storage error: {0}")]
     Other(String),
+    /// Stored evidence fails an integrity check (the audit chain's head is not
+    /// signed by this server's key): the write is refused, nothing changed.
+    #[error("integrity: {0}")]
+    Integrity(String),
 }
 
 /// Result alias.

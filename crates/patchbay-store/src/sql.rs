@@ -607,6 +607,23 @@ macro_rules! impl_tx {
                 let seq: i64 = head.try_get("seq").map_err($crate::map_err)?;
                 let prev_hex: String = head.try_get("hash").map_err($crate::map_err)?;
                 let prev = parse_hash(&prev_hex)?;
+                // Never sign on top of a head this key has not signed: a chain
+                // rewritten without the key (re-hashed, signatures dropped) would
+                // otherwise be vouched for by the next real signature.
+                if let (Some(s), true) = (signer, seq > 1) {
+                    let sig: Option<Option<String>> = sqlx::query_scalar("SELECT sig FROM audit_events WHERE seq = $1")
+                        .bind(seq - 1)
+                        .fetch_optional(&mut *self.tx)
+                        .await
+                        .map_err($crate::map_err)?;
+                    if !s.signed_head(seq - 1, &prev, sig.flatten().as_deref()) {
+                        return Err($crate::StoreError::Integrity(format!(
+                            "the audit log's last entry ({}) is not signed by this server's key, so the log may have been \
+                             rewritten; changes are refused until it is checked with `patchbay audit verify`",
+                            seq - 1
+                        )));
+                    }
+                }
                 let detail = rec.detail.to_string();
                 let at = $crate::to_millis(rec.at);
                 let fields = patchbay_core::audit::EntryFields {

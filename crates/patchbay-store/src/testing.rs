@@ -92,3 +92,100 @@ pub async fn execute_raw(url: &str, sql: &str) -> Result<u64, String> {
         Ok(r.rows_affected())
     }
 }
+
+/// Runs a raw query whose rows are `(text, integer)` pairs, bypassing the
+/// store: for tests that check what is really stored (row counts per asset,
+/// say) rather than what an API view or a cached counter reports.
+pub async fn query_pairs(url: &str, sql: &str) -> Result<Vec<(String, i64)>, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut c = sqlx::PgConnection::connect(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_all(&mut c)
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+        let mut c = sqlx::SqliteConnection::connect_with(&opts)
+            .await
+            .map_err(|e| e.to_string())?;
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_all(&mut c)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Every table of a database with all its rows as canonical text (rows
+/// sorted), bypassing the store: tests compare two dumps to show that a
+/// refused request changed nothing anywhere, not just in one API view.
+pub async fn dump_all(url: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    use sqlx::Row;
+    let mut out = std::collections::BTreeMap::new();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut c = sqlx::PgConnection::connect(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1",
+        )
+        .fetch_all(&mut c)
+        .await
+        .map_err(|e| e.to_string())?;
+        for t in tables {
+            let q = format!(
+                "SELECT COALESCE(string_agg(r, E'\\n' ORDER BY r), '') FROM (SELECT t::text AS r FROM \"{t}\" t) x"
+            );
+            let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(q))
+                .fetch_one(&mut c)
+                .await
+                .map_err(|e| format!("{t}: {e}"))?;
+            out.insert(t, text);
+        }
+    } else {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+        let mut c = sqlx::SqliteConnection::connect_with(&opts)
+            .await
+            .map_err(|e| e.to_string())?;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1",
+        )
+        .fetch_all(&mut c)
+        .await
+        .map_err(|e| e.to_string())?;
+        for t in tables {
+            let cols: Vec<String> = sqlx::query("SELECT name FROM pragma_table_info($1)")
+                .bind(&t)
+                .fetch_all(&mut c)
+                .await
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|r| r.get::<String, _>(0))
+                .collect();
+            let row = cols
+                .iter()
+                .map(|c| format!("quote(\"{c}\")"))
+                .collect::<Vec<_>>()
+                .join(" || ',' || ");
+            let q = format!(
+                "SELECT COALESCE(group_concat(r, char(10)), '') FROM (SELECT {row} AS r FROM \"{t}\" ORDER BY 1)"
+            );
+            let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(q))
+                .fetch_one(&mut c)
+                .await
+                .map_err(|e| format!("{t}: {e}"))?;
+            out.insert(t, text);
+        }
+    }
+    Ok(out)
+}

@@ -9,7 +9,9 @@ use std::process::Command;
 
 fn import(s: &Server, paths: &[&str]) -> String {
     let mut c = Command::new(PATCHBAY);
-    c.args(["feeds", "import", "--db", &s.db_url]);
+    c.args(["feeds", "import", "--db", &s.db_url])
+        .arg("--data-dir")
+        .arg(&s.data_dir);
     for p in paths {
         c.arg(fixtures().join(p));
     }
@@ -198,6 +200,8 @@ fn malformed_feed_records_are_skipped_alone(backend: &str) {
     let s = Server::start(backend);
     let out = Command::new(PATCHBAY)
         .args(["feeds", "import", "--db", &s.db_url])
+        .arg("--data-dir")
+        .arg(&s.data_dir)
         .arg(fixtures().join("feeds/malformed"))
         .output()
         .unwrap();
@@ -216,6 +220,8 @@ fn malformed_feed_records_are_skipped_alone(backend: &str) {
     // A path that does not exist is an error naming it.
     let out = Command::new(PATCHBAY)
         .args(["feeds", "import", "--db", &s.db_url, "/nonexistent/feeds"])
+        .arg("--data-dir")
+        .arg(&s.data_dir)
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -281,7 +281,152 @@ fn failed_audit_append_rolls_back_the_write(backend: &str) {
     ok(&verify(&s, &["--every", "1"]));
 }
 
+/// Rewrites the log from entry `from` on the way an attacker without the key
+/// would: `edit` the entry, re-hash it and every later one, drop their
+/// signatures (or re-sign them with `key`), and move the head.
+fn rewrite_from(
+    s: &Server,
+    entries: &[patchbay_app::evidence::ExportedEntry],
+    from: usize,
+    edit: impl Fn(&mut patchbay_app::evidence::ExportedEntry),
+    key: Option<&patchbay_core::audit::Signer>,
+) {
+    let mut prev: [u8; 32] = hex::decode(entries[from - 2].hash.as_ref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let mut stmts = Vec::new();
+    for (i, e) in entries.iter().enumerate().skip(from - 1) {
+        let mut e = e.clone();
+        if i == from - 1 {
+            edit(&mut e);
+        }
+        let h = patchbay_core::audit::entry_hash(
+            &patchbay_core::audit::EntryFields {
+                seq: e.seq,
+                at_millis: e.at_millis,
+                actor: &e.actor,
+                action: &e.action,
+                target: &e.target,
+                outcome: &e.outcome,
+                detail: &e.detail,
+            },
+            &prev,
+        );
+        stmts.push(format!(
+            "UPDATE audit_events SET actor = {}, prev_hash = '{}', hash = '{}', sig = {} WHERE seq = {}",
+            q(&Some(e.actor.clone())),
+            hex::encode(prev),
+            hex::encode(h),
+            q(&key.map(|k| k.sign_head(e.seq, &h))),
+            e.seq
+        ));
+        prev = h;
+    }
+    stmts.push(format!(
+        "UPDATE audit_head SET hash = '{}'",
+        hex::encode(prev)
+    ));
+    sql(s, &stmts.join("; "));
+}
+
+/// Security issue, hole 1: the history rewritten without the signing key (an
+/// entry edited, every later entry re-hashed, their signatures dropped, the
+/// head moved) must fail verification against the pinned key, and the server
+/// must not sign on top of the forgery.
+fn history_rewritten_without_the_key_is_refused(backend: &str) {
+    let s = Server::start(backend);
+    let _ = s.enroll_token(2);
+    for name in ["ops", "ops2", "ops3"] {
+        ok(&s.cli(&["tokens", "create", "--name", name, "--role", "operator"]));
+    }
+    let entries = exported(&s);
+    let n = entries.len() as i64;
+    assert!(n >= 5, "{n}");
+    let key = patchbay_server::setup::load_signing_key(&s.data_dir, false)
+        .unwrap()
+        .unwrap();
+    let pinned = ["--public-key", &key.public_hex()];
+    ok(&verify(&s, &pinned));
+
+    rewrite_from(&s, &entries, 3, |e| e.actor = "mallory".into(), None);
+    let tail = format!("entries 3 to {n} are not covered by any server signature");
+    for every in ["1", "1024"] {
+        let out = verify(&s, &[pinned[0], pinned[1], "--every", every]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&tail), "{err}");
+    }
+    // The server refuses to sign on top of it: the write fails, nothing is
+    // appended, and the forgery stays uncovered.
+    let refused = s.cli(&["tokens", "create", "--name", "after", "--role", "auditor"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not signed by this server's key"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let after = exported(&s);
+    assert_eq!(after.len() as i64, n, "nothing appended over the forgery");
+    assert_eq!(after[2].actor, "mallory");
+    let out = verify(&s, &pinned);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&tail));
+    // An unsigned tail passes only when explicitly allowed, and only as long
+    // as the bound covers it.
+    let short = (n - 3).to_string();
+    let out = verify(&s, &[pinned[0], pinned[1], "--allow-unsigned-tail", &short]);
+    assert_eq!(out.status.code(), Some(1));
+    let enough = (n - 2).to_string();
+    let out = ok(&verify(
+        &s,
+        &[pinned[0], pinned[1], "--allow-unsigned-tail", &enough],
+    ));
+    assert!(out.contains("WARNING"), "{out}");
+
+    // Re-signed with the attacker's own key, recorded in the database as a
+    // "server key": the pinned key refuses it; only the loudly named
+    // insecure flag would trust the database's keys.
+    let mallory = patchbay_core::audit::Signer::from_seed(&[6; 32]);
+    rewrite_from(
+        &s,
+        &entries,
+        3,
+        |e| e.actor = "mallory".into(),
+        Some(&mallory),
+    );
+    sql(
+        &s,
+        &format!(
+            "INSERT INTO server_keys (public_key, created_at) VALUES ('{}', 0)",
+            mallory.public_hex()
+        ),
+    );
+    let out = verify(&s, &pinned);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the server signature does not verify"));
+    // The server's key file is the default pin.
+    assert_eq!(verify(&s, &[]).status.code(), Some(1));
+    let out = verify(&s, &["--insecure-trust-recorded-keys"]);
+    assert!(
+        out.status.success(),
+        "the insecure mode trusts what the database says"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING"));
+    // With neither a pinned key nor the key file, verification refuses to
+    // guess.
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(PATCHBAY)
+        .args(["audit", "verify", "--db", &s.db_url, "--data-dir"])
+        .arg(empty.path())
+        .env_remove("PATCHBAY_DB")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--public-key"));
+}
+
 crate::both_backends!(
     tamper_is_detected_and_named,
     failed_audit_append_rolls_back_the_write,
+    history_rewritten_without_the_key_is_refused,
 );

@@ -30,7 +30,9 @@ fn change_records_and_runbooks(backend: &str) {
     ok(&s.cli(&["assets", "set", "chroot-host", "--owner", "web-team"]));
     let import = |files: &[&str]| {
         let mut c = Command::new(PATCHBAY);
-        c.args(["feeds", "import", "--db", &s.db_url]);
+        c.args(["feeds", "import", "--db", &s.db_url])
+            .arg("--data-dir")
+            .arg(&s.data_dir);
         for f in files {
             c.arg(fixtures().join(f));
         }
@@ -222,9 +224,12 @@ fn change_records_and_runbooks(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("e.zip");
     ok(&s.cli(&["evidence", "export", "--out", file.to_str().unwrap()]));
-    let m = patchbay_app::evidence::verify_bundle(&std::fs::read(&file).unwrap(), None)
-        .unwrap()
-        .manifest;
+    let m = patchbay_app::evidence::verify_bundle(
+        &std::fs::read(&file).unwrap(),
+        patchbay_app::evidence::BundleKey::TrustEmbedded,
+    )
+    .unwrap()
+    .manifest;
     assert!(m.files.iter().any(|f| f.path == "changes/CHG-0001.json"));
     assert!(
         m.files

@@ -4,17 +4,17 @@
 use crate::support::{AGENT, PATCHBAY, deb_root, minbase_before, ok};
 use patchbay_agent::http::Client;
 use patchbay_core::inventory::Package;
-use patchbay_proto::api::{AssetDetail, AssetSummary, List};
+use patchbay_proto::api::AssetDetail;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Starts `patchbay serve` on port 0 and returns the child and its URL (read from
 /// the JSON log line that announces the address).
-fn spawn_server(data_dir: &Path, db: &str) -> (Child, String) {
+fn spawn_server(data_dir: &Path, db: &str) -> (Child, String, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(PATCHBAY)
         .args([
             "--log-format",
@@ -27,13 +27,21 @@ fn spawn_server(data_dir: &Path, db: &str) -> (Child, String) {
             "--data-dir",
         ])
         .arg(data_dir)
-        .env("RUST_LOG", "info")
+        // tower_http at debug logs each request's start and end inside the
+        // request span (method, path): the proof that the kill landed while
+        // uploads were being received or stored.
+        .env(
+            "RUST_LOG",
+            "info,tower_http=debug,patchbay_server::routes=debug",
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let keep = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
@@ -41,12 +49,26 @@ fn spawn_server(data_dir: &Path, db: &str) -> (Child, String) {
             {
                 let _ = tx.send(addr.to_string());
             }
+            keep.lock().unwrap().push(line);
         }
     });
     let addr = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("server announces its address");
-    (child, format!("http://{addr}"))
+    (child, format!("http://{addr}"), log)
+}
+
+/// Check-in requests the server started and finished, from its log.
+fn checkins_in_log(log: &[String]) -> (usize, usize) {
+    let count = |msg: &str| {
+        log.iter()
+            .filter(|l| l.contains(msg) && l.contains("/agent/v1/checkin"))
+            .count()
+    };
+    (
+        count("started processing request"),
+        count("finished processing request"),
+    )
 }
 
 fn big_inventory(i: usize) -> patchbay_core::inventory::Inventory {
@@ -69,7 +91,7 @@ fn sigkill_during_uploads_loses_nothing(backend: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(patchbay_store::testing::fresh_url(backend));
     let data = tempfile::tempdir().unwrap();
-    let (mut server, url) = spawn_server(data.path(), &db);
+    let (mut server, url, log) = spawn_server(data.path(), &db);
     let admin_token = std::fs::read_to_string(data.path().join("admin.token"))
         .unwrap()
         .trim()
@@ -114,7 +136,6 @@ fn sigkill_during_uploads_loses_nothing(backend: &str) {
     let bulk_token = enroll(1000);
     let stop = Arc::new(AtomicBool::new(false));
     let attempts = Arc::new(AtomicUsize::new(0));
-    let cut = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..6)
         .map(|w| {
             let (url, tok, stop, attempts) = (
@@ -123,15 +144,13 @@ fn sigkill_during_uploads_loses_nothing(backend: &str) {
                 stop.clone(),
                 attempts.clone(),
             );
-            let cut = cut.clone();
             std::thread::spawn(move || {
                 let mut i = w;
                 while !stop.load(Ordering::Relaxed) {
                     let inv = big_inventory(i);
                     attempts.fetch_add(1, Ordering::Relaxed);
-                    if patchbay_cli::sim::enrol_and_checkin(&url, &tok, &inv).is_err() {
-                        cut.fetch_add(1, Ordering::Relaxed);
-                    }
+                    // Errors are expected once the server is killed.
+                    let _ = patchbay_cli::sim::enrol_and_checkin(&url, &tok, &inv);
                     i += 6;
                 }
             })
@@ -141,19 +160,35 @@ fn sigkill_during_uploads_loses_nothing(backend: &str) {
     while attempts.load(Ordering::Relaxed) < 12 && start.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Kill only while the server is receiving or storing check-ins, as its
+    // own log shows (a kill between requests would prove nothing).
+    let start = Instant::now();
+    loop {
+        let (started, finished) = checkins_in_log(&log.lock().unwrap());
+        if started > finished {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no check-in was ever in flight ({started} started, {finished} finished)"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     server.kill().unwrap(); // SIGKILL
     server.wait().unwrap();
+    let (started, finished) = checkins_in_log(&log.lock().unwrap());
+    assert!(
+        started > finished,
+        "the kill landed while {} check-in(s) were in flight (server log: {started} started, {finished} finished)",
+        started - finished
+    );
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.join().unwrap();
     }
-    assert!(
-        cut.load(Ordering::Relaxed) >= 1,
-        "the kill interrupted uploads in flight"
-    );
 
     // Restart on the same database.
-    let (mut server, url) = spawn_server(data.path(), &db);
+    let (mut server, url, _log) = spawn_server(data.path(), &db);
     let admin = Client::new(&url, Some(admin_token), Duration::from_secs(30));
     let after: AssetDetail = admin.get("/api/v1/assets/chroot-host").unwrap();
     assert_eq!(
@@ -161,22 +196,26 @@ fn sigkill_during_uploads_loses_nothing(backend: &str) {
         "host A's stored inventory survived"
     );
     assert_eq!(after.inventory_hash, stored.inventory_hash);
-    // Every upload is all or nothing: a bulk host holds either no packages or all.
-    let list: List<AssetSummary> = admin.get("/api/v1/assets").unwrap();
-    let bulk: Vec<&AssetSummary> = list
-        .items
-        .iter()
-        .filter(|a| a.name.starts_with("bulk-"))
-        .collect();
-    assert!(!bulk.is_empty(), "some uploads were stored before the kill");
-    for a in &bulk {
-        let i: usize = a.name["bulk-".len()..].parse().unwrap();
-        let want = big_inventory(i).packages.len() as u64;
+    // Every upload is all or nothing: each bulk host's stored package rows,
+    // counted in the database itself, are none or the complete inventory.
+    let rows = rt
+        .block_on(patchbay_store::testing::query_pairs(
+            &db,
+            "SELECT a.name, COUNT(p.asset_id) FROM assets a LEFT JOIN asset_packages p ON p.asset_id = a.id \
+             WHERE a.name LIKE 'bulk-%' GROUP BY a.name",
+        ))
+        .unwrap();
+    assert!(!rows.is_empty(), "some uploads were stored before the kill");
+    assert!(
+        rows.iter().any(|(_, n)| *n > 0),
+        "some complete inventories were stored before the kill"
+    );
+    for (name, n) in &rows {
+        let i: usize = name["bulk-".len()..].parse().unwrap();
+        let want = big_inventory(i).packages.len() as i64;
         assert!(
-            a.package_count == 0 || a.package_count == want,
-            "{} holds {} of {want}",
-            a.name,
-            a.package_count
+            *n == 0 || *n == want,
+            "{name} holds {n} of {want} package rows"
         );
     }
     // The agent's next check-in succeeds (nothing changed: nothing is rewritten).

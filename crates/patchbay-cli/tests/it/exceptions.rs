@@ -52,6 +52,8 @@ fn register_and_expiry(backend: &str) {
     ));
     ok(&Command::new(PATCHBAY)
         .args(["feeds", "import", "--db", &s.db_url])
+        .arg("--data-dir")
+        .arg(&s.data_dir)
         .arg(fixtures().join("feeds/osv/Debian-12-derived.osv.zip"))
         .output()
         .unwrap());

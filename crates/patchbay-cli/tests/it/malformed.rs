@@ -7,25 +7,15 @@ use patchbay_proto::agent::EnrollResponse;
 use patchbay_proto::api::AssetDetail;
 use std::time::Duration;
 
-fn snapshot(s: &Server) -> (serde_json::Value, usize) {
-    let assets: serde_json::Value = s.admin().get("/api/v1/assets").unwrap();
-    let mut details = vec![];
-    for a in assets["items"].as_array().unwrap() {
-        let d: serde_json::Value = s
-            .admin()
-            .get(&format!("/api/v1/assets/{}", a["name"].as_str().unwrap()))
-            .unwrap();
-        details.push(d);
-    }
-    let stable = serde_json::Value::Array(details);
-    let audit: serde_json::Value = s.admin().get("/api/v1/audit?limit=10000").unwrap();
-    let writes = audit["items"]
-        .as_array()
+/// Every table of the server's database, every row: what "unchanged" means.
+fn snapshot(s: &Server) -> std::collections::BTreeMap<String, String> {
+    let url = s.db_url.clone();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap()
-        .iter()
-        .filter(|e| e["outcome"] == "ok")
-        .count();
-    (stable, writes)
+        .block_on(async move { patchbay_store::testing::dump_all(&url).await })
+        .unwrap()
 }
 
 fn raw_post(url: &str, token: &str, body: &[u8]) -> (u16, serde_json::Value) {
@@ -67,11 +57,22 @@ fn malformed_input_is_refused_and_changes_nothing(backend: &str) {
     let (st, body) = raw_post(&checkin, &secret, b"{\"protocol\": 1, \"inventory_hash\": ");
     assert_eq!(st, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_request");
+    // The message names where the body broke: it ends after 34 characters.
+    let msg = body["error"]["message"].as_str().unwrap();
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("invalid JSON body"),
+        msg.contains("invalid JSON body") && msg.contains("line 1 column 34"),
+        "{body}"
+    );
+    // Line 3 is `  "inventory_hash": "x"x`: its 24th character is wrong.
+    let (st, body) = raw_post(
+        &checkin,
+        &secret,
+        b"{\n  \"protocol\": 1,\n  \"inventory_hash\": \"x\"x\n}",
+    );
+    assert_eq!(st, 400, "{body}");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("expected `,` or `}` at line 3 column 24"),
         "{body}"
     );
     let (st, body) = raw_post(&checkin, &secret, b"\xff\xfe garbage");
@@ -158,10 +159,20 @@ fn malformed_input_is_refused_and_changes_nothing(backend: &str) {
         .unwrap_err();
     assert!(matches!(&err, HttpError::Api { status: 404, .. }), "{err}");
 
+    let after = snapshot(&s);
     assert_eq!(
-        snapshot(&s),
-        before,
-        "the store is unchanged after refused input"
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    for (table, rows) in &before {
+        assert_eq!(
+            &after[table], rows,
+            "table {table} is unchanged after refused input"
+        );
+    }
+    assert!(
+        before["asset_packages"].lines().count() >= 88,
+        "the dump sees the stored rows"
     );
     let d: AssetDetail = s.admin().get("/api/v1/assets/chroot-host").unwrap();
     assert_eq!(d.packages.len(), 88);

@@ -21,6 +21,8 @@ fn setup(s: &Server) -> tempfile::TempDir {
     ));
     ok(&Command::new(PATCHBAY)
         .args(["feeds", "import", "--db", &s.db_url])
+        .arg("--data-dir")
+        .arg(&s.data_dir)
         .arg(fixtures().join("feeds/osv/Debian-12-derived.osv.zip"))
         .output()
         .unwrap());
@@ -214,7 +216,9 @@ fn kev_catalog_update_drives_the_zero_day_lane(backend: &str) {
     ));
     let import = |files: &[&str]| -> String {
         let mut c = Command::new(PATCHBAY);
-        c.args(["feeds", "import", "--db", &s.db_url]);
+        c.args(["feeds", "import", "--db", &s.db_url])
+            .arg("--data-dir")
+            .arg(&s.data_dir);
         for f in files {
             c.arg(fixtures().join(f));
         }
@@ -410,6 +414,8 @@ fn agentless_assets_with_versions_get_findings_and_patches() {
     let s = Server::start("sqlite");
     ok(&Command::new(PATCHBAY)
         .args(["feeds", "import", "--db", &s.db_url])
+        .arg("--data-dir")
+        .arg(&s.data_dir)
         .arg(fixtures().join("feeds/osv/Debian-12-derived.osv.zip"))
         .output()
         .unwrap());

@@ -26,6 +26,8 @@ fn setup(s: &Server) {
     ok(&s.agent_once(state.path(), Some(&s.enroll_token(1)), &args));
     ok(&Command::new(PATCHBAY)
         .args(["feeds", "import", "--db", &s.db_url])
+        .arg("--data-dir")
+        .arg(&s.data_dir)
         .arg(fixtures().join("feeds/osv/Debian-12-derived.osv.zip"))
         .output()
         .unwrap());
@@ -187,8 +189,17 @@ fn evidence_bundle_is_tamper_evident(backend: &str) {
     ]));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("evidence.zip");
+    let key = patchbay_server::setup::load_signing_key(&s.data_dir, false)
+        .unwrap()
+        .unwrap()
+        .public_hex();
+    // The server publishes its key (to pin), and export names it.
+    let who: serde_json::Value =
+        serde_json::from_str(&ok(&s.cli(&["whoami", "--format", "json"]))).unwrap();
+    assert_eq!(who["server_public_key"], key.as_str());
     let out = ok(&s.cli(&["evidence", "export", "--out", file.to_str().unwrap()]));
     assert!(out.contains("files"), "{out}");
+    assert!(out.contains(&format!("--public-key {key}")), "{out}");
     let bytes = std::fs::read(&file).unwrap();
     let verify = |b: &[u8], extra: &[&str]| {
         let p = dir.path().join("check.zip");
@@ -197,22 +208,31 @@ fn evidence_bundle_is_tamper_evident(backend: &str) {
         args.extend_from_slice(extra);
         Command::new(PATCHBAY).args(&args).output().unwrap()
     };
-    let good = verify(&bytes, &[]);
+    let pinned = ["--public-key", key.as_str()];
+    let good = verify(&bytes, &pinned);
     assert!(
         good.status.success(),
         "{}",
         String::from_utf8_lossy(&good.stderr)
     );
-    let key = patchbay_server::setup::load_signing_key(&s.data_dir, false)
-        .unwrap()
-        .unwrap()
-        .public_hex();
-    assert!(verify(&bytes, &["--public-key", &key]).status.success());
+    assert!(String::from_utf8_lossy(&good.stdout).contains("(pinned)"));
+    // No key, no verdict: the bundle's own key is not trusted by default.
+    let unpinned = verify(&bytes, &[]);
+    assert!(!unpinned.status.success());
+    assert!(
+        String::from_utf8_lossy(&unpinned.stderr).contains("--public-key"),
+        "{}",
+        String::from_utf8_lossy(&unpinned.stderr)
+    );
 
     // The bundle holds what the issue lists.
-    let m = patchbay_app::evidence::verify_bundle(&bytes, None)
-        .unwrap()
-        .manifest;
+    let server_key = patchbay_core::audit::public_key(&key).unwrap();
+    let m = patchbay_app::evidence::verify_bundle(
+        &bytes,
+        patchbay_app::evidence::BundleKey::Pinned(&server_key),
+    )
+    .unwrap()
+    .manifest;
     let names: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
     for want in [
         "reports/compliance.html",
@@ -245,19 +265,19 @@ fn evidence_bundle_is_tamper_evident(backend: &str) {
             },
             None,
         ),
-        &[],
+        &pinned,
         "exceptions.json: modified",
     );
     // Removed file.
     fail(
         rezip(&bytes, |n, b| (n != "reports/ttp.csv").then_some(b), None),
-        &[],
+        &pinned,
         "reports/ttp.csv: listed in the manifest but missing",
     );
     // Added file.
     fail(
         rezip(&bytes, |_, b| Some(b), Some(("notes.txt", b"trust me"))),
-        &[],
+        &pinned,
         "notes.txt: not listed in the manifest (added)",
     );
     // A manifest edited to match a modified file breaks the signature.
@@ -276,7 +296,7 @@ fn evidence_bundle_is_tamper_evident(backend: &str) {
             },
             None,
         ),
-        &[],
+        &pinned,
         "manifest.sig: the signature does not verify",
     );
     // Re-signed with another key: fails when the server's key is pinned.
@@ -313,11 +333,13 @@ fn evidence_bundle_is_tamper_evident(backend: &str) {
             None,
         )
     };
-    fail(
-        resigned.clone(),
-        &["--public-key", &key],
-        "signed by another key than the pinned one",
-    );
+    fail(resigned.clone(), &pinned, "re-signed with another key");
+    // Trusting the embedded key is explicit, loud, and accepts the forgery:
+    // exactly why it is not the default.
+    let trusting = verify(&resigned, &["--insecure-trust-embedded-key"]);
+    assert!(trusting.status.success());
+    assert!(String::from_utf8_lossy(&trusting.stderr).contains("WARNING"));
+    assert!(String::from_utf8_lossy(&trusting.stdout).contains("NOT pinned"));
     // A garbage signature fails outright.
     fail(
         rezip(
@@ -331,7 +353,7 @@ fn evidence_bundle_is_tamper_evident(backend: &str) {
             },
             None,
         ),
-        &[],
+        &pinned,
         "manifest.sig: the signature does not verify",
     );
     // Exporting is audited.

@@ -50,7 +50,9 @@ fn host(s: &Server, extra_status: &str) -> tempfile::TempDir {
 
 fn import(s: &Server, files: &[&str]) -> String {
     let mut c = Command::new(PATCHBAY);
-    c.args(["feeds", "import", "--db", &s.db_url]);
+    c.args(["feeds", "import", "--db", &s.db_url])
+        .arg("--data-dir")
+        .arg(&s.data_dir);
     for f in files {
         c.arg(fixtures().join(f));
     }

@@ -147,8 +147,25 @@ fn an_insertion_is_named() {
     };
     c.truncate(10);
     c.push(forged);
-    // Unsigned: fine as far as the chain goes, reported as an unsigned tail.
-    assert_eq!(verify(&c, 10).unwrap().unsigned_tail, 1);
+    // Unsigned: refused unless the caller allows (and bounds) an unsigned tail.
+    assert_eq!(
+        verify(&c, 10),
+        Err(Break::Unsigned {
+            first: 11,
+            last: 11,
+            allowed: 0
+        })
+    );
+    let allowing = |n: u64| {
+        let key = public_key(&signer().public_hex()).unwrap();
+        let mut v = Verifier::new(Some(key), 10).allow_unsigned_tail(n);
+        for e in &c {
+            v.push(e)?;
+        }
+        v.finish()
+    };
+    assert_eq!(allowing(1).unwrap().unsigned_tail, 1);
+    assert!(allowing(0).is_err());
     // Signed with another key: refused.
     c[10].sig = Some(Signer::from_seed(&[9; 32]).sign_head(11, &h));
     assert_eq!(verify(&c, 10), Err(Break::BadSignature { seq: 11 }));
@@ -249,4 +266,66 @@ proptest! {
         prop_assume!(changed);
         prop_assert!(verify(&c, 1).is_err());
     }
+}
+
+/// The attack the security review found: edit an entry, re-hash every later
+/// one and drop their signatures. The rewritten tail is covered by no
+/// signature, so verification fails naming it, with or without the
+/// checkpoint spacing.
+#[test]
+fn a_rewritten_tail_without_signatures_is_refused() {
+    let mut c = chain(50, true);
+    c[19].actor = "mallory".into();
+    let mut prev = hex::decode(c[18].hash.as_ref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    for e in c.iter_mut().skip(19) {
+        let h = entry_hash(
+            &EntryFields {
+                seq: e.seq,
+                at_millis: e.at_millis,
+                actor: &e.actor,
+                action: &e.action,
+                target: &e.target,
+                outcome: &e.outcome,
+                detail: &e.detail,
+            },
+            &prev,
+        );
+        e.prev_hash = Some(hex::encode(prev));
+        e.hash = Some(hex::encode(h));
+        e.sig = None;
+        prev = h;
+    }
+    for every in [1, 10, 1024] {
+        assert_eq!(
+            verify(&c, every),
+            Err(Break::Unsigned {
+                first: 20,
+                last: 50,
+                allowed: 0
+            }),
+            "every {every}"
+        );
+    }
+    // Garbage signatures instead of none: the last one is always checked.
+    for e in c.iter_mut().skip(19) {
+        e.sig = Some("00".repeat(64));
+    }
+    assert_eq!(verify(&c, 1024), Err(Break::BadSignature { seq: 50 }));
+}
+
+#[test]
+fn the_server_checks_its_own_head_signature() {
+    let s = signer();
+    let c = chain(3, true);
+    let h: [u8; 32] = hex::decode(c[2].hash.as_ref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert!(s.signed_head(3, &h, c[2].sig.as_deref()));
+    assert!(!s.signed_head(3, &h, None));
+    assert!(!s.signed_head(2, &h, c[2].sig.as_deref()));
+    assert!(!Signer::from_seed(&[8; 32]).signed_head(3, &h, c[2].sig.as_deref()));
 }

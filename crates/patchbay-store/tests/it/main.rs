@@ -53,6 +53,7 @@ both!(
     schedule_story,
     failed_write_leaves_no_audit,
     exceptions_story,
+    signed_append_refuses_an_unsigned_head,
 );
 
 async fn assets_story(s: Arc<dyn Store>) {
@@ -397,7 +398,7 @@ async fn audit_story(s: Arc<dyn Store>) {
                     outcome: "ok".into(),
                     detail: serde_json::json!({"i": i, "text": "naïve ✓"}),
                 },
-                (i % 2 == 0).then_some(&signer),
+                Some(&signer),
             )
             .await
             .unwrap();
@@ -420,7 +421,7 @@ async fn audit_story(s: Arc<dyn Store>) {
         v.push(e).unwrap();
     }
     let summary = v.finish().unwrap();
-    assert_eq!(summary.signatures_checked, 3);
+    assert_eq!(summary.signatures_checked, 5);
     assert_eq!(tx.audit_head().await.unwrap(), (5, summary.last_hash));
     drop(tx);
 
@@ -1035,4 +1036,53 @@ async fn exceptions_story(s: Arc<dyn Store>) {
     assert_eq!(got[0].revoked_at, Some(at));
     assert_eq!(got[0].revoke_reason.as_deref(), Some("patched"));
     assert_eq!(got[0].expired_noted_at, Some(at));
+}
+
+/// The server never signs on top of a head its key did not sign: after an
+/// entry written without the key (or a head whose signature was dropped), a
+/// signed append fails with an integrity error and leaves nothing behind.
+async fn signed_append_refuses_an_unsigned_head(s: Arc<dyn Store>) {
+    let ours = patchbay_core::audit::Signer::from_seed(&[3; 32]);
+    let other = patchbay_core::audit::Signer::from_seed(&[4; 32]);
+    let append = |i: i64, key: Option<&patchbay_core::audit::Signer>| {
+        let s = s.clone();
+        let key = key.cloned();
+        async move {
+            let rec = AuditRecord {
+                at: t0() + SignedDuration::from_secs(i),
+                actor: "token:1:ops".into(),
+                action: "asset.update".into(),
+                target: format!("asset:h{i}"),
+                outcome: "ok".into(),
+                detail: serde_json::json!({"i": i}),
+            };
+            let mut tx = s.write().await.unwrap();
+            let r = tx.append_audit(&rec, key.as_ref()).await;
+            if r.is_ok() {
+                tx.commit().await.unwrap();
+            }
+            r
+        }
+    };
+    let integrity = |r: patchbay_store::Result<i64>, needle: &str| match r {
+        Err(StoreError::Integrity(m)) => assert!(m.contains(needle), "{m}"),
+        other => panic!("expected an integrity refusal, got {other:?}"),
+    };
+    assert_eq!(append(1, Some(&ours)).await.unwrap(), 1);
+    assert_eq!(append(2, Some(&ours)).await.unwrap(), 2);
+    // Another key does not sign on top of our head.
+    integrity(
+        append(3, Some(&other)).await,
+        "last entry (2) is not signed",
+    );
+    // Written without a key: nobody signs on top of it.
+    assert_eq!(append(3, None).await.unwrap(), 3);
+    integrity(append(4, Some(&ours)).await, "last entry (3) is not signed");
+    integrity(
+        append(4, Some(&other)).await,
+        "last entry (3) is not signed",
+    );
+    let mut tx = s.read().await.unwrap();
+    assert_eq!(tx.audit_head().await.unwrap().0, 3, "nothing appended");
+    assert_eq!(tx.audit_entries(0, 10).await.unwrap().len(), 3);
 }
