@@ -313,8 +313,8 @@ impl App {
     }
 
     /// Raises the expiry event (an audit entry `exception.expired`) once for
-    /// every exception that has run out; returns their ids. The server runs
-    /// this every minute; a review runs it first.
+    /// every exception that has run out; returns their ids. The duties
+    /// runner's `exception-expiry` duty runs this (every minute by default).
     pub async fn sweep_exceptions(&self) -> Result<Vec<String>, AppError> {
         let now = self.now();
         let due: Vec<ExceptionRow> = {
@@ -350,15 +350,14 @@ impl App {
         Ok(raised)
     }
 
-    /// The review: expiring within 7 days, expired, ownerless (after raising
-    /// any due expiry events).
+    /// The review: expiring within 7 days, expired, ownerless. A read: the
+    /// expiry events are raised by the duties runner's sweep.
     pub async fn review_exceptions(
         &self,
         caller: &Caller,
         ctx: &RequestCtx,
     ) -> Result<ExceptionReviewOut, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
-        let raised = self.sweep_exceptions().await?;
         let now = self.now();
         let (rows, assets) = {
             let mut tx = self.store.read().await?;
@@ -398,7 +397,6 @@ impl App {
             expiring: pick(&r.expiring),
             expired: pick(&r.expired),
             ownerless: pick(&r.ownerless),
-            expiry_events_raised: raised,
         })
     }
 }

@@ -11,6 +11,7 @@
 //!
 //! # Layout
 //! - [`changes`]: change records (CHG-…), runbooks, the lessons-learned log.
+//! - [`duties`]: the duties runner: background work under a leader lease.
 //! - [`error`]: [`AppError`], a stable code plus a human message.
 //! - [`auth`]: callers, token authentication, role checks, bootstrap token.
 //! - [`assets`]: registry queries, edits and agentless imports.
@@ -31,6 +32,7 @@ pub mod assess;
 pub mod assets;
 pub mod auth;
 pub mod changes;
+pub mod duties;
 pub mod error;
 pub mod evidence;
 pub mod exceptions;
@@ -96,6 +98,8 @@ pub struct AppConfig {
     pub stale_after: SignedDuration,
     /// Check-in interval suggested to agents.
     pub checkin_interval_secs: u64,
+    /// The background duties runner.
+    pub duties: duties::DutiesConfig,
 }
 
 impl Default for AppConfig {
@@ -103,6 +107,7 @@ impl Default for AppConfig {
         Self {
             stale_after: patchbay_core::asset::DEFAULT_STALE_AFTER,
             checkin_interval_secs: 15 * 60,
+            duties: duties::DutiesConfig::default(),
         }
     }
 }

@@ -191,9 +191,6 @@ pub fn run(c: &Client, cmd: ExceptionsCmd) -> anyhow::Result<()> {
             match format {
                 Format::Json => json(&r),
                 Format::Table => {
-                    for id in &r.expiry_events_raised {
-                        println!("expired now: {id} (event raised; its findings are back)");
-                    }
                     for (title, list) in [
                         ("Expiring within 7 days", &r.expiring),
                         ("Expired", &r.expired),

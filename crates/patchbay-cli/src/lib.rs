@@ -102,6 +102,19 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Background duties (exception expiry; later feed sync and rollouts) run
+    /// on one replica at a time, the holder of a leader lease in the database.
+    /// A dead leader's duties resume on another replica at most this much
+    /// (plus one --duty-tick) later.
+    #[arg(long, default_value = "30s", value_parser = patchbay_agent::cli::parse_duration)]
+    pub lease_ttl: std::time::Duration,
+    /// How often each replica renews or tries to take the lease and runs the
+    /// duties that are due. Must be shorter than --lease-ttl.
+    #[arg(long, default_value = "5s", value_parser = patchbay_agent::cli::parse_duration)]
+    pub duty_tick: std::time::Duration,
+    /// How often the leader raises the expiry events of exceptions that ran out.
+    #[arg(long, default_value = "60s", value_parser = patchbay_agent::cli::parse_duration)]
+    pub exception_sweep_every: std::time::Duration,
 }
 
 /// Commands.

@@ -15,12 +15,26 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 fn settings(a: &ServeArgs) -> anyhow::Result<Settings> {
+    if a.duty_tick >= a.lease_ttl {
+        anyhow::bail!(
+            "--duty-tick ({}s) must be shorter than --lease-ttl ({}s): the leader renews its lease every tick",
+            a.duty_tick.as_secs(),
+            a.lease_ttl.as_secs()
+        );
+    }
+    let signed = |d: Duration, flag: &str| {
+        jiff::SignedDuration::try_from(d).with_context(|| format!("{flag} is too large"))
+    };
     Ok(Settings {
         db_url: a.db.clone(),
         data_dir: a.data_dir.clone(),
         app: AppConfig {
-            stale_after: jiff::SignedDuration::try_from(a.stale_after)
-                .context("--stale-after is too large")?,
+            stale_after: signed(a.stale_after, "--stale-after")?,
+            duties: patchbay_app::duties::DutiesConfig {
+                tick: a.duty_tick,
+                lease_ttl: signed(a.lease_ttl, "--lease-ttl")?,
+                exception_sweep_every: signed(a.exception_sweep_every, "--exception-sweep-every")?,
+            },
             ..AppConfig::default()
         },
     })

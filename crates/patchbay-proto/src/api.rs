@@ -744,8 +744,6 @@ pub struct ExceptionReviewOut {
     pub expired: Vec<ExceptionOut>,
     /// In force, but their owner owns none of the assets in scope any more.
     pub ownerless: Vec<ExceptionOut>,
-    /// Expiry events raised by this review (exceptions that had just expired).
-    pub expiry_events_raised: Vec<String>,
 }
 
 /// A change record in a list.

@@ -48,6 +48,9 @@ pub struct Prepared {
     pub admin_token_created: bool,
     /// The effective database URL (redacted).
     pub db_display: String,
+    /// Whether [`serve`] runs the duties runner in the background (default;
+    /// tests that drive the runner by hand turn it off).
+    pub run_duties: bool,
 }
 
 /// Opens the store (applying migrations) and creates the admin token on first start.
@@ -169,6 +172,7 @@ async fn prepare_inner(
         admin_token_path,
         admin_token_created,
         db_display: patchbay_store::redact_url(&url),
+        run_duties: true,
     })
 }
 
@@ -225,21 +229,15 @@ where
 {
     let router = crate::router(prepared.app.clone(), prepared.metrics.clone());
     let addr = listener.local_addr()?;
-    // Background duties: raise exception-expiry events.
-    let sweeper = {
-        let app = prepared.app.clone();
-        tokio::spawn(async move {
-            let every = std::time::Duration::from_secs(
-                patchbay_app::exceptions::SWEEP_EVERY.as_secs().max(1) as u64,
-            );
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                if let Err(e) = app.sweep_exceptions().await {
-                    tracing::warn!(error = %e.message, "exception expiry sweep failed");
-                }
-            }
-        })
+    // Background work: the duties runner, under the leader lease.
+    let (stop_duties, duties) = if prepared.run_duties {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let holder = patchbay_app::duties::replica_id();
+        tracing::info!(%holder, "duties runner started");
+        let runner = patchbay_app::duties::Runner::new(prepared.app.clone(), holder);
+        (Some(tx), Some(tokio::spawn(run_duties(runner, rx))))
+    } else {
+        (None, None)
     };
     tracing::info!(%addr, scheme, db = %prepared.db_display, "patchbay server listening");
     axum::serve(
@@ -249,7 +247,34 @@ where
     .with_graceful_shutdown(shutdown)
     .await
     .context("serving HTTP")?;
-    sweeper.abort();
+    if let (Some(stop), Some(task)) = (stop_duties, duties) {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
     prepared.app.store().close().await;
     Ok(())
+}
+
+/// Ticks the duties runner until `stop`, then releases its lease.
+async fn run_duties(
+    mut runner: patchbay_app::duties::Runner,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut every = tokio::time::interval(runner_tick(&runner));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = every.tick() => {
+                runner.tick().await;
+            }
+        }
+    }
+    runner.release().await;
+}
+
+fn runner_tick(runner: &patchbay_app::duties::Runner) -> std::time::Duration {
+    runner
+        .tick_every()
+        .max(std::time::Duration::from_millis(10))
 }

@@ -834,6 +834,49 @@ pub trait ChangeStore {
     async fn list_lessons(&mut self) -> Result<Vec<LessonRow>>;
 }
 
+/// A leader lease as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRow {
+    /// The lease's name (e.g. `duties`).
+    pub name: String,
+    /// Who holds it.
+    pub holder: String,
+    /// When the holder took it (renewals keep this).
+    pub acquired_at: Timestamp,
+    /// When it lapses unless renewed.
+    pub expires_at: Timestamp,
+}
+
+/// What [`LeaseStore::try_lease`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// The caller took the lease (it was free, expired, or another's expired).
+    Acquired,
+    /// The caller held it already and extended it.
+    Renewed,
+    /// Another holder's lease is still running.
+    HeldByOther,
+}
+
+/// Leader leases: at most one holder per name at a time, until it expires.
+#[async_trait]
+pub trait LeaseStore {
+    /// Takes or renews lease `name` for `holder` until `until`, if it is free,
+    /// expired at `now`, or `holder`'s already. Atomic: of two replicas racing
+    /// for an expired lease, exactly one gets it.
+    async fn try_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<LeaseOutcome>;
+    /// Gives the lease up if `holder` has it; returns whether it did.
+    async fn release_lease(&mut self, name: &str, holder: &str) -> Result<bool>;
+    /// The lease as stored.
+    async fn lease(&mut self, name: &str) -> Result<Option<LeaseRow>>;
+}
+
 /// A transaction over every role store. Dropping it without [`Tx::commit`] rolls back.
 #[async_trait]
 pub trait Tx:
@@ -848,6 +891,7 @@ pub trait Tx:
     + ScheduleStore
     + ExceptionStore
     + ChangeStore
+    + LeaseStore
     + Send
 {
     /// Commits.

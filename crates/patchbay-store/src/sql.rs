@@ -1722,6 +1722,73 @@ macro_rules! impl_tx {
         }
 
         #[async_trait::async_trait]
+        impl $crate::LeaseStore for $tx {
+            async fn try_lease(
+                &mut self,
+                name: &str,
+                holder: &str,
+                now: jiff::Timestamp,
+                until: jiff::Timestamp,
+            ) -> $crate::Result<$crate::LeaseOutcome> {
+                use sqlx::Row;
+                // One statement: the conflict row is locked and re-checked, so of
+                // two racers for an expired lease only one update applies.
+                let now_ms = $crate::to_millis(now);
+                let row = sqlx::query(
+                    "INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (name) DO UPDATE SET \
+                       acquired_at = CASE WHEN leases.holder = excluded.holder THEN leases.acquired_at ELSE excluded.acquired_at END, \
+                       holder = excluded.holder, expires_at = excluded.expires_at \
+                     WHERE leases.holder = excluded.holder OR leases.expires_at <= excluded.acquired_at \
+                     RETURNING acquired_at",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(now_ms)
+                .bind($crate::to_millis(until))
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                Ok(match row {
+                    None => $crate::LeaseOutcome::HeldByOther,
+                    Some(r) if r.try_get::<i64, _>("acquired_at").map_err($crate::map_err)? == now_ms => {
+                        $crate::LeaseOutcome::Acquired
+                    }
+                    Some(_) => $crate::LeaseOutcome::Renewed,
+                })
+            }
+
+            async fn release_lease(&mut self, name: &str, holder: &str) -> $crate::Result<bool> {
+                let r = sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+                    .bind(name)
+                    .bind(holder)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn lease(&mut self, name: &str) -> $crate::Result<Option<$crate::LeaseRow>> {
+                use sqlx::Row;
+                let Some(r) = sqlx::query("SELECT name, holder, acquired_at, expires_at FROM leases WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?
+                else {
+                    return Ok(None);
+                };
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                Ok(Some($crate::LeaseRow {
+                    name: r.try_get("name").map_err(g)?,
+                    holder: r.try_get("holder").map_err(g)?,
+                    acquired_at: $crate::from_millis(r.try_get("acquired_at").map_err(g)?)?,
+                    expires_at: $crate::from_millis(r.try_get("expires_at").map_err(g)?)?,
+                }))
+            }
+        }
+
+        #[async_trait::async_trait]
         impl $crate::Tx for $tx {
             async fn commit(self: Box<Self>) -> $crate::Result<()> {
                 self.tx.commit().await.map_err($crate::map_err)

@@ -1,61 +1,28 @@
 //! Acceptance: SIGKILL of the server during inventory uploads loses nothing stored
 //! before, and the agent's next check-in succeeds.
 
-use crate::support::{AGENT, PATCHBAY, deb_root, minbase_before, ok};
+use crate::support::{AGENT, ServeProcess, deb_root, minbase_before, ok};
 use patchbay_agent::http::Client;
 use patchbay_core::inventory::Package;
 use patchbay_proto::api::AssetDetail;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Starts `patchbay serve` on port 0 and returns the child and its URL (read from
-/// the JSON log line that announces the address).
-fn spawn_server(data_dir: &Path, db: &str) -> (Child, String, Arc<Mutex<Vec<String>>>) {
-    let mut child = Command::new(PATCHBAY)
-        .args([
-            "--log-format",
-            "json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            db,
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        // tower_http at debug logs each request's start and end inside the
-        // request span (method, path): the proof that the kill landed while
-        // uploads were being received or stored.
-        .env(
-            "RUST_LOG",
-            "info,tower_http=debug,patchbay_server::routes=debug",
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let keep = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && let Some(addr) = v["fields"]["addr"].as_str()
-            {
-                let _ = tx.send(addr.to_string());
-            }
-            keep.lock().unwrap().push(line);
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server announces its address");
-    (child, format!("http://{addr}"), log)
+/// `patchbay serve` with tower_http at debug, which logs each request's start
+/// and end inside the request span (method, path): the proof that the kill
+/// landed while uploads were being received or stored.
+fn spawn_server(data_dir: &Path, db: &str) -> (ServeProcess, String, Arc<Mutex<Vec<String>>>) {
+    let p = ServeProcess::start(
+        data_dir,
+        db,
+        &[],
+        "info,tower_http=debug,patchbay_server::routes=debug",
+    );
+    let (url, log) = (p.url.clone(), p.log.clone());
+    (p, url, log)
 }
 
 /// Check-in requests the server started and finished, from its log.
@@ -174,8 +141,7 @@ fn sigkill_during_uploads_loses_nothing(backend: &str) {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
-    server.kill().unwrap(); // SIGKILL
-    server.wait().unwrap();
+    server.kill(); // SIGKILL
     let (started, finished) = checkins_in_log(&log.lock().unwrap());
     assert!(
         started > finished,
@@ -221,8 +187,7 @@ fn sigkill_during_uploads_loses_nothing(backend: &str) {
     // The agent's next check-in succeeds (nothing changed: nothing is rewritten).
     let out = ok(&run_agent(&url, None));
     assert!(out.contains("sent unchanged inventory"), "{out}");
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
 }
 
 crate::both_backends!(sigkill_during_uploads_loses_nothing);

@@ -12,6 +12,7 @@ mod checkin;
 mod cli;
 mod crash;
 mod dev;
+mod duties;
 mod exceptions;
 mod lifecycle;
 mod malformed;

@@ -27,6 +27,11 @@ pub struct Server {
     /// The server's data directory (admin token, signing key).
     pub data_dir: PathBuf,
     _dir: tempfile::TempDir,
+    /// Ticks this server's duties runner (it has no background runner: tests
+    /// drive it with [`Server::run_duties`]).
+    duties: tokio::sync::mpsc::UnboundedSender<
+        tokio::sync::oneshot::Sender<patchbay_app::duties::TickReport>,
+    >,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -41,6 +46,9 @@ impl Server {
         ));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (duties_tx, mut duties_rx) = tokio::sync::mpsc::unbounded_channel::<
+            tokio::sync::oneshot::Sender<patchbay_app::duties::TickReport>,
+        >();
         let backend = backend.to_string();
         let clk = clock.clone();
         let thread = std::thread::spawn(move || {
@@ -56,9 +64,17 @@ impl Server {
                     data_dir,
                     app: AppConfig::default(),
                 };
-                let prepared = patchbay_server::setup::prepare_with_clock(&settings, clk)
+                let mut prepared = patchbay_server::setup::prepare_with_clock(&settings, clk)
                     .await
                     .unwrap();
+                prepared.run_duties = false;
+                let mut runner =
+                    patchbay_app::duties::Runner::new(prepared.app.clone(), "test-replica");
+                tokio::spawn(async move {
+                    while let Some(reply) = duties_rx.recv().await {
+                        let _ = reply.send(runner.tick().await);
+                    }
+                });
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let addr = listener.local_addr().unwrap();
                 let admin = std::fs::read_to_string(&prepared.admin_token_path).unwrap();
@@ -82,9 +98,17 @@ impl Server {
             clock,
             data_dir: dir.path().to_path_buf(),
             _dir: dir,
+            duties: duties_tx,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
+    }
+
+    /// One tick of the server's duties runner, at the server's (manual) clock.
+    pub fn run_duties(&self) -> patchbay_app::duties::TickReport {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.duties.send(tx).unwrap();
+        rx.blocking_recv().unwrap()
     }
 
     pub fn client(&self, token: Option<&str>) -> Client {
@@ -243,4 +267,85 @@ pub fn metric(server: &Server, name: &str, filter: &str) -> f64 {
         .filter(|l| l.starts_with(name) && l.contains(filter))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// A `patchbay serve` process on port 0 whose JSON log lines are kept.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub url: String,
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ServeProcess {
+    /// Starts `patchbay --log-format json serve --listen 127.0.0.1:0 --db DB
+    /// --data-dir DIR EXTRA…` with `RUST_LOG=rust_log`; returns once it has
+    /// announced its address.
+    pub fn start(data_dir: &Path, db: &str, extra: &[&str], rust_log: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(PATCHBAY)
+            .args([
+                "--log-format",
+                "json",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                db,
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", rust_log)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(addr) = v["fields"]["addr"].as_str()
+                {
+                    let _ = tx.send(addr.to_string());
+                }
+                keep.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server announces its address");
+        Self {
+            child,
+            url: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    /// The log lines so far, parsed.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -8,7 +8,7 @@ use patchbay_store::{
     AdvisoryRow, AssetAttrs, AuditRecord, DeploymentRow, EpssRow, FeedRow, HostState, KevRow,
     NewApiToken, NewEnrollToken, NewFinding, OobEventRow, PolicyRow, Store, StoreError,
 };
-use patchbay_store::{BlackoutApprovalRow, BlackoutRow, ExceptionRow, WindowRow};
+use patchbay_store::{BlackoutApprovalRow, BlackoutRow, ExceptionRow, LeaseOutcome, WindowRow};
 use std::sync::Arc;
 
 fn t0() -> Timestamp {
@@ -54,6 +54,7 @@ both!(
     failed_write_leaves_no_audit,
     exceptions_story,
     signed_append_refuses_an_unsigned_head,
+    leases_story,
 );
 
 async fn assets_story(s: Arc<dyn Store>) {
@@ -1085,4 +1086,68 @@ async fn signed_append_refuses_an_unsigned_head(s: Arc<dyn Store>) {
     let mut tx = s.read().await.unwrap();
     assert_eq!(tx.audit_head().await.unwrap().0, 3, "nothing appended");
     assert_eq!(tx.audit_entries(0, 10).await.unwrap().len(), 3);
+}
+
+/// Leader leases: one holder at a time until expiry; renewals keep the
+/// acquisition time; an expired lease goes to exactly one of many racers.
+async fn leases_story(s: Arc<dyn Store>) {
+    let secs = |n: i64| t0() + SignedDuration::from_secs(n);
+    let take = |holder: &'static str, now: i64, ttl: i64| {
+        let s = s.clone();
+        async move {
+            let mut tx = s.write().await.unwrap();
+            let r = tx
+                .try_lease("duties", holder, secs(now), secs(now + ttl))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            r
+        }
+    };
+    assert_eq!(take("a", 0, 10).await, LeaseOutcome::Acquired);
+    assert_eq!(take("a", 3, 10).await, LeaseOutcome::Renewed);
+    assert_eq!(
+        take("b", 12, 10).await,
+        LeaseOutcome::HeldByOther,
+        "renewed until 13"
+    );
+    let mut tx = s.read().await.unwrap();
+    let l = tx.lease("duties").await.unwrap().unwrap();
+    assert_eq!(
+        (l.holder.as_str(), l.acquired_at, l.expires_at),
+        ("a", secs(0), secs(13))
+    );
+    drop(tx);
+    assert_eq!(
+        take("b", 13, 10).await,
+        LeaseOutcome::Acquired,
+        "expired at 13"
+    );
+    assert_eq!(take("a", 14, 10).await, LeaseOutcome::HeldByOther);
+    let mut tx = s.write().await.unwrap();
+    assert!(
+        !tx.release_lease("duties", "a").await.unwrap(),
+        "not a's to release"
+    );
+    assert!(tx.release_lease("duties", "b").await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(take("a", 15, 10).await, LeaseOutcome::Acquired);
+    // Many racers for the lease once it has expired: exactly one wins.
+    let mut tasks = Vec::new();
+    for h in ["r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8"] {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = s.write().await.unwrap();
+            let r = tx.try_lease("duties", h, secs(30), secs(40)).await.unwrap();
+            tx.commit().await.unwrap();
+            r
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        if t.await.unwrap() == LeaseOutcome::Acquired {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
 }
