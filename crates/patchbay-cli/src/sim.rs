@@ -150,6 +150,7 @@ pub fn enrol_and_checkin(server: &str, enroll_token: &str, inv: &Inventory) -> a
             enroll_token: enroll_token.to_string(),
             hostname: inv.facts.hostname.clone(),
             machine_id: inv.facts.machine_id.clone(),
+            agent_secret: None,
         },
     )?;
     let c = Client::new(server, Some(e.agent_secret), Duration::from_secs(120));

@@ -109,8 +109,10 @@ impl fmt::Display for AssetName {
 pub const MAX_HOSTNAME_LEN: usize = 253;
 /// Longest machine id (`/etc/machine-id` is 32 hex digits; SMBIOS UUIDs 36).
 pub const MAX_MACHINE_ID_LEN: usize = 128;
-/// Longest label of people's making (token names, notes).
+/// Longest label of people's making (token names).
 pub const MAX_LABEL_LEN: usize = 128;
+/// Longest one-line text of people's making (reasons, owners, notes).
+pub const MAX_TEXT_LEN: usize = 1024;
 
 /// Checks a host name as an agent reports it: 1 to 253 characters, labels of
 /// 1 to 63 characters separated by `.`, each label of ASCII letters, digits,

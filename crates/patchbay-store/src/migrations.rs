@@ -61,10 +61,16 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0008_findings_writes.sql"),
         include_str!("../migrations/postgres/0008_findings_writes.sql"),
     ),
+    (
+        9,
+        "enrollment approvals",
+        include_str!("../migrations/sqlite/0009_enrollment_approvals.sql"),
+        include_str!("../migrations/postgres/0009_enrollment_approvals.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8];
+pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS

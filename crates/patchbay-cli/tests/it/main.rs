@@ -13,6 +13,7 @@ mod cli;
 mod crash;
 mod dev;
 mod exceptions;
+mod identity;
 mod injection;
 mod lifecycle;
 mod malformed;
