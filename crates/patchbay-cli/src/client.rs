@@ -517,7 +517,8 @@ pub fn audit(c: &Client, cmd: AuditCmd) -> anyhow::Result<()> {
                         .with_context(|| format!("writing {}", p.display()))?;
                     eprintln!("wrote {} entries to {}", text.lines().count(), p.display());
                 }
-                None => print!("{text}"),
+                // JSON Lines for machines: exact.
+                None => std::print!("{text}"),
             }
         }
         AuditCmd::List {

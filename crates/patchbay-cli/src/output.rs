@@ -51,7 +51,9 @@ pub fn clean_text(s: &str) -> String {
 
 /// Prints `value` as pretty JSON.
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    // JSON escapes control characters itself; bidirectional characters stay
+    // as they are, for the scripts that read it.
+    std::println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
