@@ -45,6 +45,11 @@ pub struct Args {
     /// Check in once and exit (exit code 0 on success).
     #[arg(long)]
     pub once: bool,
+    /// Enrol again with --enroll-token although the state directory holds an
+    /// identity, presenting the current credential as proof that this is the
+    /// asset's agent; the server issues a new credential and revokes the old.
+    #[arg(long, requires = "enroll_token", requires = "once")]
+    pub re_enroll: bool,
     /// Check-in interval, e.g. 15m, 1h, 30s (±10 % jitter is added).
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     pub interval: Duration,
@@ -169,6 +174,7 @@ impl Args {
             pending_updates: !self.no_pending_updates,
             timeout: Duration::from_secs(120),
             ca_cert: self.ca_cert.clone(),
+            re_enroll: self.re_enroll,
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct AgentOptions {
     /// CA certificate (PEM) to trust for an HTTPS server, instead of the
     /// public roots.
     pub ca_cert: Option<PathBuf>,
+    /// Enrol again although enrolled, presenting the current credential.
+    pub re_enroll: bool,
 }
 
 /// What one check-in did.
@@ -64,9 +66,21 @@ pub fn ensure_enrolled(
     state: &StateDir,
     inv: &Inventory,
 ) -> anyhow::Result<Identity> {
-    if let Some(id) = state.identity()? {
-        return Ok(id);
+    match state.identity()? {
+        Some(id) if !opts.re_enroll => Ok(id),
+        previous => enroll(opts, state, inv, previous.map(|p| p.secret)),
     }
+}
+
+/// Enrols with the enrolment token. When the host was enrolled before, its
+/// credential goes along as the proof the server asks for before it lets an
+/// enrolment take over an asset whose agent is active.
+pub fn enroll(
+    opts: &AgentOptions,
+    state: &StateDir,
+    inv: &Inventory,
+    previous_secret: Option<String>,
+) -> anyhow::Result<Identity> {
     let Some(token) = &opts.enroll_token else {
         bail!(
             "this agent is not enrolled (no identity in {}): pass --enroll-token",
@@ -83,6 +97,7 @@ pub fn ensure_enrolled(
                 enroll_token: token.clone(),
                 hostname: hostname(inv),
                 machine_id: inv.facts.machine_id.clone(),
+                agent_secret: previous_secret,
             },
         )
         .with_context(|| format!("enrolling with {}", opts.server))?;
@@ -183,8 +198,9 @@ pub fn checkin_once(opts: &AgentOptions) -> anyhow::Result<CheckinOutcome> {
                 if attempt == 1 && opts.enroll_token.is_some() =>
             {
                 tracing::warn!("agent credential rejected; enrolling again");
-                std::fs::remove_file(state.path().join("identity.json")).ok();
-                id = ensure_enrolled(opts, &state, &inv)?;
+                // The rejected credential still goes along: the server decides
+                // whether it proves anything.
+                id = enroll(opts, &state, &inv, Some(id.secret.clone()))?;
                 acked = None;
             }
             Err(e) => return Err(e).with_context(|| format!("checking in with {}", opts.server)),

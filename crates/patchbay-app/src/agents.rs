@@ -5,14 +5,17 @@
 //! server rewrites only the package rows that changed, and a check-in whose hash
 //! matches writes no package row at all (only the last-seen time).
 
-use crate::{App, AppError, RequestCtx};
+use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
+use jiff::SignedDuration;
+use patchbay_core::auth::Action;
 use patchbay_core::inventory::{self, Inventory, PackageDelta};
-use patchbay_core::names::AssetName;
+use patchbay_core::names::{self, AssetName};
 use patchbay_core::token::{self, TokenKind};
 use patchbay_proto::AGENT_PROTOCOL_VERSION;
 use patchbay_proto::agent::{
     CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, InventoryPayload,
 };
+use patchbay_proto::api::{EnrollmentApprovalIn, EnrollmentApprovalOut};
 use patchbay_proto::error::ErrorCode;
 use patchbay_store::{AgentRow, AssetAttrs, HostState};
 use serde_json::json;
@@ -27,6 +30,12 @@ pub enum CheckinKind {
     /// A delta was sent.
     Delta,
 }
+
+/// Lifetime of an enrolment approval unless the operator gives one: long
+/// enough to reinstall a host, short enough not to lie around.
+pub const DEFAULT_APPROVAL_TTL_SECS: u64 = 3600;
+/// Longest lifetime of an enrolment approval (a day).
+pub const MAX_APPROVAL_TTL_SECS: u64 = 24 * 3600;
 
 fn check_protocol(v: u32) -> Result<(), AppError> {
     if v != AGENT_PROTOCOL_VERSION {
@@ -51,22 +60,28 @@ fn mismatch(held: Option<&str>) -> AppError {
 }
 
 impl App {
-    /// Enrols an agent with an enrolment token. A host that enrols again (same
-    /// machine id) keeps its asset, and its earlier agent credentials are revoked.
+    /// Enrols an agent with an enrolment token.
+    ///
+    /// A host that enrols again (same machine id) keeps its asset and its
+    /// earlier agent credentials are revoked, but only with proof when that
+    /// asset has an active agent: the current agent credential in the request
+    /// (`agent_secret`), or an operator's enrolment approval of the asset
+    /// (one-shot, time-limited). A new host whose name matches an imported
+    /// (agentless) asset adopts it only with such an approval too. Without
+    /// proof the enrolment is refused (`enrollment_needs_approval`), audited,
+    /// and nothing changes: the enrolment token keeps its use and the real
+    /// agent keeps working. Machine ids are readable by every API caller, so
+    /// they identify a host but never authenticate one.
     pub async fn enroll(
         &self,
         req: EnrollRequest,
         ctx: &RequestCtx,
     ) -> Result<EnrollResponse, AppError> {
         check_protocol(req.protocol)?;
-        if req.hostname.len() > 253
-            || req.machine_id.len() > 128
-            || req.machine_id.chars().any(|c| !c.is_ascii_alphanumeric())
-        {
-            return Err(AppError::invalid(
-                "hostname must be at most 253 characters and machine_id at most 128 alphanumeric characters",
-            ));
-        }
+        names::check_hostname(&req.hostname)
+            .map_err(|m| AppError::invalid(format!("hostname {:?}: {m}", req.hostname)))?;
+        names::check_machine_id(&req.machine_id)
+            .map_err(|m| AppError::invalid(format!("machine_id {:?}: {m}", req.machine_id)))?;
         let now = self.now();
         let mut tx = self.store.write().await?;
         let Some(enroll) = tx
@@ -87,39 +102,77 @@ impl App {
                 "the enrolment token is unknown, expired, revoked or used up",
             ));
         };
-        let (asset_id, asset_name, re_enrolled) =
-            match tx.asset_by_machine_id(&req.machine_id).await? {
-                Some(a) => {
-                    tx.revoke_agents_of_asset(a.id, now).await?;
-                    (a.id, a.name, true)
-                }
-                None => {
-                    let base = AssetName::from_hostname(&req.hostname);
-                    let mut name = base.to_string();
-                    let mut n = 1;
-                    while let Some(existing) = tx.asset_by_name(&name).await? {
-                        // An imported (unmanaged) asset of the same name is this host:
-                        // the agent adopts it.
-                        if !existing.has_agent {
-                            break;
-                        }
-                        n += 1;
-                        name = format!("{base}-{n}");
-                    }
+        let actor = format!("enroll_token:{}", enroll.id);
+        // Which asset is this host: a managed one with its machine id, an
+        // imported one with its name, a managed one of its name that an
+        // operator approved for re-enrolment (a reinstalled host has a new
+        // machine id), or a new one.
+        let mut proof = serde_json::Value::Null;
+        let (existing, kind, free_name) = match tx.asset_by_machine_id(&req.machine_id).await? {
+            Some(a) => (Some(a), "re-enrolment", String::new()),
+            None => {
+                let base = AssetName::from_hostname(&req.hostname);
+                let mut name = base.to_string();
+                let mut n = 1;
+                loop {
                     match tx.asset_by_name(&name).await? {
-                        Some(existing) => {
-                            tx.set_has_agent(existing.id, true, now).await?;
-                            (existing.id, name, false)
+                        // A managed asset of that name is another host, unless
+                        // an operator approved this enrolment for it.
+                        Some(a) if a.has_agent => {
+                            if let Some((id, by)) = tx.take_enrollment_approval(a.id, now).await? {
+                                proof = json!({"approval": id, "approved_by": by});
+                                break (Some(a), "re-enrolment", name);
+                            }
+                            n += 1;
+                            name = format!("{base}-{n}");
                         }
-                        None => {
-                            let id = tx
-                                .insert_asset(&name, &AssetAttrs::default(), true, now)
-                                .await?;
-                            (id, name, false)
-                        }
+                        // An imported (unmanaged) asset of that name may be this host.
+                        Some(a) => break (Some(a), "adoption", name),
+                        None => break (None, "new", name),
                     }
                 }
-            };
+            }
+        };
+        let mut revoked = 0;
+        let (asset_id, asset_name) = match existing {
+            Some(a) => {
+                let needs_proof = proof.is_null()
+                    && (kind == "adoption" || tx.active_agents_of_asset(a.id).await? > 0);
+                if needs_proof {
+                    let by_credential = match &req.agent_secret {
+                        Some(s) => tx
+                            .agent_by_secret_hash(&token::hash(s))
+                            .await?
+                            .filter(|g| g.revoked_at.is_none() && g.asset_id == a.id),
+                        None => None,
+                    };
+                    proof = match by_credential {
+                        Some(g) => json!({"credential_of": g.id}),
+                        None => match tx.take_enrollment_approval(a.id, now).await? {
+                            Some((id, by)) => json!({"approval": id, "approved_by": by}),
+                            None => {
+                                drop(tx);
+                                return Err(self
+                                    .refuse_enrollment(&actor, &req, &a.name, kind, ctx)
+                                    .await);
+                            }
+                        },
+                    };
+                }
+                if kind == "adoption" {
+                    tx.set_has_agent(a.id, true, now).await?;
+                } else {
+                    revoked = tx.revoke_agents_of_asset(a.id, now).await?;
+                }
+                (a.id, a.name)
+            }
+            None => {
+                let id = tx
+                    .insert_asset(&free_name, &AssetAttrs::default(), true, now)
+                    .await?;
+                (id, free_name)
+            }
+        };
         tx.set_machine(asset_id, &req.hostname, &req.machine_id, now)
             .await?;
         let agent_id = format!("agt_{}", &hex_id());
@@ -134,21 +187,119 @@ impl App {
         .await?;
         self.audit_in(
             &mut tx,
-            &format!("enroll_token:{}", enroll.id),
+            &actor,
             "agent.enroll",
             &format!("asset:{asset_name}"),
             json!({"agent_id": agent_id, "hostname": req.hostname, "machine_id": req.machine_id,
-                   "re_enrolled": re_enrolled, "remote": ctx.remote}),
+                   "re_enrolled": kind == "re-enrolment", "adopted": kind == "adoption",
+                   "proof": proof, "revoked_agents": revoked, "remote": ctx.remote}),
         )
         .await?;
         tx.commit().await?;
-        tracing::info!(agent = %agent_id, asset = %asset_name, "agent enrolled");
+        tracing::info!(agent = %agent_id, asset = %asset_name, kind, "agent enrolled");
         Ok(EnrollResponse {
             agent_id,
             asset_name,
             agent_secret: secret,
             checkin_interval_secs: self.config.checkin_interval_secs,
             server_public_key: self.signer().map(|s| s.public_hex()),
+        })
+    }
+
+    /// Audits a refused enrolment (in its own transaction) and builds its error.
+    async fn refuse_enrollment(
+        &self,
+        actor: &str,
+        req: &EnrollRequest,
+        asset: &str,
+        kind: &str,
+        ctx: &RequestCtx,
+    ) -> AppError {
+        let (reason, message) = if kind == "adoption" {
+            (
+                "adoption of an imported asset without approval",
+                format!(
+                    "asset {asset} was imported without an agent; a host named {:?} adopts it only \
+                     after an operator approves: patchbay assets approve-enrollment {asset}",
+                    req.hostname
+                ),
+            )
+        } else {
+            (
+                "re-enrolment of a managed asset without proof",
+                format!(
+                    "asset {asset} already has an active agent for machine id {}; enrolling again \
+                     needs that agent's credential (patchbay-agent --re-enroll on the host) or an \
+                     operator's approval: patchbay assets approve-enrollment {asset}",
+                    req.machine_id
+                ),
+            )
+        };
+        self.audit_refusal(
+            actor,
+            "agent.enroll",
+            &format!("asset:{asset}"),
+            json!({"reason": reason, "hostname": req.hostname, "machine_id": req.machine_id,
+                   "credential_presented": req.agent_secret.is_some(), "remote": ctx.remote}),
+        )
+        .await;
+        AppError::new(ErrorCode::EnrollmentNeedsApproval, message)
+    }
+
+    /// Records an operator's approval for the next enrolment to take over (or
+    /// adopt) `name` (admin, operator). One use, valid for `ttl_secs`.
+    pub async fn approve_enrollment(
+        &self,
+        caller: &Caller,
+        name: &str,
+        input: &EnrollmentApprovalIn,
+        ctx: &RequestCtx,
+    ) -> Result<EnrollmentApprovalOut, AppError> {
+        self.require(caller, Action::WriteAssets, ctx).await?;
+        let ttl = input.ttl_secs.unwrap_or(DEFAULT_APPROVAL_TTL_SECS);
+        if ttl == 0 || ttl > MAX_APPROVAL_TTL_SECS {
+            return Err(AppError::invalid(format!(
+                "ttl_secs must be between 1 and {MAX_APPROVAL_TTL_SECS}, got {ttl}"
+            )));
+        }
+        let note = match input.note.as_deref().map(str::trim) {
+            None | Some("") => String::new(),
+            Some(n) => {
+                names::check_label(n, 256).map_err(|m| AppError::invalid(format!("note: {m}")))?
+            }
+        };
+        let now = self.now();
+        let expires = now + SignedDuration::from_secs(ttl as i64);
+        let mut tx = self.store.write().await?;
+        let a = tx
+            .asset_by_name(&name.trim().to_ascii_lowercase())
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("no asset named {name:?}")))?;
+        let kind = if tx.active_agents_of_asset(a.id).await? > 0 {
+            "re-enrolment"
+        } else {
+            "adoption"
+        };
+        let id = tx
+            .insert_enrollment_approval(a.id, &caller.actor(), &note, now, expires)
+            .await?;
+        self.audit_in(
+            &mut tx,
+            &caller.actor(),
+            "asset.approve_enrollment",
+            &format!("asset:{}", a.name),
+            json!({"approval": id, "kind": kind, "expires_at": fmt_ts(expires), "note": note}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(EnrollmentApprovalOut {
+            id,
+            asset: a.name,
+            approved_by: caller.actor(),
+            approved_at: fmt_ts(now),
+            expires_at: fmt_ts(expires),
+            kind: kind.to_string(),
+            note,
         })
     }
 
@@ -224,6 +375,50 @@ impl App {
                 req.inventory_hash
             )));
         }
+        // Identity facts cannot be changed by a check-in. The machine id is the
+        // one the asset was enrolled with: another one is refused (a cloned VM
+        // enrols as a new host; a forged report must not make this asset look
+        // like another). The host name stays the one the asset was enrolled or
+        // adopted under (hosts are renamed, so a different one is not refused,
+        // but ignored and recorded in the audit event).
+        names::check_machine_id(&inv.facts.machine_id).map_err(|m| {
+            AppError::invalid(format!(
+                "inventory rejected: facts.machine_id {:?}: {m}",
+                inv.facts.machine_id
+            ))
+        })?;
+        if !inv.facts.hostname.is_empty() {
+            names::check_hostname(&inv.facts.hostname).map_err(|m| {
+                AppError::invalid(format!(
+                    "inventory rejected: facts.hostname {:?}: {m}",
+                    inv.facts.hostname
+                ))
+            })?;
+        }
+        if inv.facts.machine_id != asset.facts.machine_id {
+            drop(tx);
+            self.audit_refusal(
+                &format!("agent:{}", agent.id),
+                "inventory.update",
+                &format!("asset:{}", asset.name),
+                json!({"reason": "machine id differs from the enrolled one",
+                       "enrolled_machine_id": asset.facts.machine_id,
+                       "reported_machine_id": inv.facts.machine_id}),
+            )
+            .await;
+            return Err(AppError::new(
+                ErrorCode::IdentityMismatch,
+                format!(
+                    "asset {} was enrolled with machine id {:?}, but this check-in reports {:?}; \
+                     a host with another machine id must enrol as its own asset",
+                    asset.name, asset.facts.machine_id, inv.facts.machine_id
+                ),
+            ));
+        }
+        let reported_hostname =
+            (inv.facts.hostname != asset.facts.hostname).then(|| inv.facts.hostname.clone());
+        let mut facts = inv.facts.clone();
+        facts.hostname = asset.facts.hostname.clone();
         let old = match stored {
             Some(old) => old,
             None => tx.packages(asset.id).await?,
@@ -233,7 +428,7 @@ impl App {
         tx.set_host_state(
             asset.id,
             &HostState {
-                facts: &inv.facts,
+                facts: &facts,
                 package_format: inv.format.map(|f| f.as_str()),
                 pending_updates: &inv.pending_updates,
                 inventory_hash: &hash,
@@ -256,14 +451,18 @@ impl App {
         } else {
             self.assess_in(&mut tx, &stored).await?
         };
+        let mut detail = json!({"kind": format!("{kind:?}").to_lowercase(), "added": delta.added.len(),
+                   "removed": delta.removed.len(), "packages": inv.packages.len(), "hash": hash,
+                   "findings": findings});
+        if let Some(h) = reported_hostname {
+            detail["hostname_ignored"] = json!({"enrolled": asset.facts.hostname, "reported": h});
+        }
         self.audit_in(
             &mut tx,
             &format!("agent:{}", agent.id),
             "inventory.update",
             &format!("asset:{}", asset.name),
-            json!({"kind": format!("{kind:?}").to_lowercase(), "added": delta.added.len(),
-                   "removed": delta.removed.len(), "packages": inv.packages.len(), "hash": hash,
-                   "findings": findings}),
+            detail,
         )
         .await?;
         tx.commit().await?;

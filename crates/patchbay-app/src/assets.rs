@@ -228,6 +228,22 @@ fn validate_import(i: usize, a: &ImportAsset) -> Result<ValidImport, AppError> {
                 p.name
             )));
         }
+        use patchbay_core::inventory::{PackageFormat, rules};
+        if !rules::valid_name(PackageFormat::Other, p.name.trim()) {
+            return Err(at(format!(
+                "package {:?}: invalid name: {}",
+                p.name,
+                rules::name_rule(PackageFormat::Other)
+            )));
+        }
+        if !rules::valid_version(PackageFormat::Other, p.version.trim()) {
+            return Err(at(format!(
+                "package {:?}: invalid version {:?}: {}",
+                p.name,
+                p.version,
+                rules::version_rule(PackageFormat::Other)
+            )));
+        }
         if !seen.insert(p.name.trim().to_string()) {
             return Err(at(format!("package {:?} is listed twice", p.name)));
         }

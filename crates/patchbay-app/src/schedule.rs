@@ -332,7 +332,11 @@ impl App {
             cutoff_secs: w.cutoff().as_secs(),
             groups,
             assets,
-            description: spec.description.trim().to_string(),
+            description: match spec.description.trim() {
+                "" => String::new(),
+                d => patchbay_core::names::check_label(d, patchbay_core::names::MAX_TEXT_LEN)
+                    .map_err(|m| AppError::invalid(format!("description: {m}")))?,
+            },
             created_at: self.now(),
             created_by: caller.actor(),
         };
@@ -442,6 +446,10 @@ impl App {
         if owner.is_empty() {
             return Err(AppError::invalid("owner: a blackout needs an owner"));
         }
+        for (field, v) in [("reason", reason), ("owner", owner)] {
+            patchbay_core::names::check_label(v, patchbay_core::names::MAX_TEXT_LEN)
+                .map_err(|m| AppError::invalid(format!("{field}: {m}")))?;
+        }
         let (groups, assets) = self.validate_targets(&spec.groups, &spec.assets).await?;
         let row = BlackoutRow {
             name: name.clone(),
@@ -533,6 +541,8 @@ impl App {
                 "note: an approval to enter a blackout needs a reason",
             ));
         }
+        patchbay_core::names::check_label(note, patchbay_core::names::MAX_TEXT_LEN)
+            .map_err(|m| AppError::invalid(format!("note: {m}")))?;
         let mut tx = self.store.write().await?;
         if !tx.list_blackouts().await?.iter().any(|b| b.name == name) {
             return Err(AppError::not_found(format!("no blackout named {name:?}")));

@@ -4,6 +4,7 @@ use crate::auth::token_info;
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts, random32};
 use jiff::SignedDuration;
 use patchbay_core::auth::Action;
+use patchbay_core::names::{MAX_LABEL_LEN, check_label};
 use patchbay_core::token::{self, TokenKind};
 use patchbay_proto::api::{
     AuditEventOut, CreateEnrollToken, CreateToken, EnrollTokenCreated, TokenCreated, TokenInfo,
@@ -28,10 +29,9 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<TokenCreated, AppError> {
         self.require(caller, Action::ManageTokens, ctx).await?;
-        let name = req.name.trim();
-        if name.is_empty() || name.len() > 128 {
-            return Err(AppError::invalid("token name must be 1 to 128 characters"));
-        }
+        let name = check_label(&req.name, MAX_LABEL_LEN)
+            .map_err(|m| AppError::invalid(format!("name: {m}")))?;
+        let name = name.as_str();
         let secret = token::render(TokenKind::Api, &random32());
         let mut tx = self.store.write().await?;
         let row = tx
@@ -117,7 +117,11 @@ impl App {
         };
         let now = self.now();
         let secret = token::render(TokenKind::Enroll, &random32());
-        let name = req.name.unwrap_or_else(|| "enrolment".into());
+        let name = match req.name.as_deref() {
+            None => "enrolment".to_string(),
+            Some(n) => check_label(n, MAX_LABEL_LEN)
+                .map_err(|m| AppError::invalid(format!("name: {m}")))?,
+        };
         let mut tx = self.store.write().await?;
         let row = tx
             .insert_enroll_token(&NewEnrollToken {

@@ -1371,6 +1371,7 @@ async fn enrol_and_check_in(
                 enroll_token: enroll_token.to_string(),
                 hostname: inv.facts.hostname.clone(),
                 machine_id: inv.facts.machine_id.clone(),
+                agent_secret: None,
             },
             &ctx,
         )

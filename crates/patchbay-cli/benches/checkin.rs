@@ -231,6 +231,7 @@ fn enrol(ctx: &Ctx<'_>, inv: &Inventory) -> anyhow::Result<Agent> {
             enroll_token: ctx.enrol_token.to_string(),
             hostname: inv.facts.hostname.clone(),
             machine_id: inv.facts.machine_id.clone(),
+            agent_secret: None,
         },
     )?;
     Ok(Agent {

@@ -2,7 +2,7 @@
 
 use crate::Format;
 use crate::client::enc;
-use crate::output::{json, table};
+use crate::output::{clean, clean_text, json, table};
 use anyhow::Context;
 use clap::Subcommand;
 use patchbay_agent::http::Client;
@@ -114,35 +114,45 @@ pub fn run(c: &Client, cmd: ChangesCmd) -> anyhow::Result<()> {
             match format {
                 Format::Json => json(&r),
                 Format::Table => {
-                    println!("{} — {} ({}, {})", r.id, r.deployment, r.kind, r.outcome);
-                    println!("risk: {}", r.risk);
-                    println!("why: {}", r.reason);
-                    println!("assets: {}", r.assets.join(", "));
+                    // Every line is built first and printed through `clean`, so
+                    // a reason, note or lesson cannot add lines or escapes.
+                    let mut lines = vec![
+                        format!("{} — {} ({}, {})", r.id, r.deployment, r.kind, r.outcome),
+                        format!("risk: {}", r.risk),
+                        format!("why: {}", r.reason),
+                        format!("assets: {}", r.assets.join(", ")),
+                    ];
                     for p in &r.patches {
-                        println!(
+                        lines.push(format!(
                             "patch: {} ({} -> {}, {})",
                             p.name, p.package, p.fixed_version, p.highest_tier
-                        );
+                        ));
                     }
                     for w in &r.windows {
-                        println!(
+                        lines.push(format!(
                             "window: {} {} {}",
                             w.asset,
                             w.window.as_deref().unwrap_or("-"),
                             w.planned.as_deref().unwrap_or("not planned")
-                        );
+                        ));
                     }
                     for b in &r.back_out {
-                        println!(
+                        lines.push(format!(
                             "back-out: {} {} {} -> {}",
                             b.asset, b.package, b.target_version, b.installed_version
-                        );
+                        ));
                     }
                     for a in &r.approvals {
-                        println!("approval: {} by {} at {}", a.subject, a.approver, a.at);
+                        lines.push(format!(
+                            "approval: {} by {} at {}",
+                            a.subject, a.approver, a.at
+                        ));
                     }
                     for l in &r.lessons {
-                        println!("lesson: {} ({}): {}", l.at, l.author, l.text);
+                        lines.push(format!("lesson: {} ({}): {}", l.at, l.author, l.text));
+                    }
+                    for l in lines {
+                        println!("{}", clean(&l));
                     }
                     Ok(())
                 }
@@ -159,7 +169,7 @@ pub fn run(c: &Client, cmd: ChangesCmd) -> anyhow::Result<()> {
                     std::fs::write(&p, body).with_context(|| format!("writing {}", p.display()))?;
                     eprintln!("wrote {}", p.display());
                 }
-                None => print!("{body}"),
+                None => print!("{}", clean_text(&body)),
             }
             Ok(())
         }

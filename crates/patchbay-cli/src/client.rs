@@ -1,14 +1,15 @@
 //! Client commands over the REST API.
 
 use crate::Format;
-use crate::output::{json, table};
+use crate::output::{clean, json, table};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use patchbay_agent::http::Client;
 use patchbay_core::auth::Role;
 use patchbay_proto::api::{
     AssetDetail, AssetPatch, AssetSummary, AuditEventOut, CreateEnrollToken, CreateToken,
-    EnrollTokenCreated, ImportAsset, ImportResult, List, TokenCreated, TokenInfo,
+    EnrollTokenCreated, EnrollmentApprovalIn, EnrollmentApprovalOut, ImportAsset, ImportResult,
+    List, TokenCreated, TokenInfo,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -75,6 +76,25 @@ pub enum AssetsCmd {
         /// Tags, comma-separated (replaces the existing set).
         #[arg(long, value_delimiter = ',')]
         tags: Option<Vec<String>>,
+    },
+    /// Let the next agent enrolment take over (or adopt) an asset.
+    ///
+    /// Needed when a host enrols again without its old agent credential (a
+    /// reinstalled host, a lost state directory) while the asset's agent is
+    /// still active, and when a new host's name matches an imported asset.
+    /// One use, and only until it expires.
+    ApproveEnrollment {
+        /// Asset name.
+        name: String,
+        /// How long the approval stays usable, e.g. 30m, 1h (at most 24h).
+        #[arg(long, default_value = "1h", value_parser = patchbay_agent::cli::parse_duration)]
+        ttl: Duration,
+        /// Why (recorded in the audit trail).
+        #[arg(long)]
+        note: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Import agentless assets from a CSV or JSON file (by extension, or --csv/--json).
     ///
@@ -265,7 +285,32 @@ pub fn assets(c: &Client, cmd: AssetsCmd) -> anyhow::Result<()> {
             };
             let a: AssetDetail =
                 c.send("PATCH", &format!("/api/v1/assets/{}", enc(&name)), &patch)?;
-            println!("updated {}", a.summary.name);
+            println!("updated {}", clean(&a.summary.name));
+        }
+        AssetsCmd::ApproveEnrollment {
+            name,
+            ttl,
+            note,
+            format,
+        } => {
+            let a: EnrollmentApprovalOut = c.send(
+                "POST",
+                &format!("/api/v1/assets/{}/enrollment-approvals", enc(&name)),
+                &EnrollmentApprovalIn {
+                    ttl_secs: Some(ttl.as_secs()),
+                    note,
+                },
+            )?;
+            match format {
+                Format::Json => json(&a)?,
+                Format::Table => println!(
+                    "approved the next enrolment ({}) of {} until {} (approval {})",
+                    a.kind,
+                    clean(&a.asset),
+                    a.expires_at,
+                    a.id
+                ),
+            }
         }
         AssetsCmd::Import {
             file,
@@ -330,7 +375,7 @@ fn print_asset(a: &AssetDetail) {
         ("pending updates", a.pending_updates.len().to_string()),
     ];
     for (k, v) in kv {
-        println!("{k:>16}: {v}");
+        println!("{k:>16}: {}", clean(&v));
     }
     if !a.pending_updates.is_empty() {
         println!();
@@ -363,7 +408,9 @@ pub fn tokens(c: &Client, cmd: TokensCmd) -> anyhow::Result<()> {
                 Format::Table => {
                     println!(
                         "created token {} ({}, role {})",
-                        t.info.id, t.info.name, t.info.role
+                        t.info.id,
+                        clean(&t.info.name),
+                        t.info.role
                     );
                     println!("{}", t.token);
                     eprintln!("store this secret now: it is not shown again");
@@ -470,7 +517,8 @@ pub fn audit(c: &Client, cmd: AuditCmd) -> anyhow::Result<()> {
                         .with_context(|| format!("writing {}", p.display()))?;
                     eprintln!("wrote {} entries to {}", text.lines().count(), p.display());
                 }
-                None => print!("{text}"),
+                // JSON Lines for machines: exact.
+                None => std::print!("{text}"),
             }
         }
         AuditCmd::List {

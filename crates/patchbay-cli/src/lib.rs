@@ -14,6 +14,26 @@
 //! - [`schedule`]: `windows`, `blackouts`, `plan preview`, `calendar`.
 #![forbid(unsafe_code)]
 
+// Everything the CLI prints for people goes through `output::clean_text`, so a
+// value from the server or a feed (a host name, a token name, a reason, an
+// advisory summary) cannot carry terminal escape sequences or other control
+// characters to the screen (security issue, hole 7). These shadow the std
+// macros in every module below; machine output (JSON, JSON Lines, iCalendar,
+// CSV/HTML reports) is written with `std::print!` and stays byte-exact.
+macro_rules! print {
+    ($($arg:tt)*) => {
+        ::std::print!("{}", $crate::output::clean_text(&::std::format!($($arg)*)))
+    };
+}
+macro_rules! println {
+    () => {
+        ::std::println!()
+    };
+    ($($arg:tt)*) => {
+        ::std::println!("{}", $crate::output::clean_text(&::std::format!($($arg)*)))
+    };
+}
+
 pub mod changes;
 pub mod client;
 pub mod evidence;

@@ -74,7 +74,8 @@ pub fn run(c: &Client, a: ReportArgs) -> anyhow::Result<()> {
             std::fs::write(&p, body).with_context(|| format!("writing {}", p.display()))?;
             eprintln!("wrote {}", p.display());
         }
-        None => print!("{body}"),
+        // CSV, HTML or JSON for machines and browsers: exact.
+        None => std::print!("{body}"),
     }
     Ok(())
 }

@@ -587,7 +587,8 @@ pub fn calendar(c: &Client, a: CalendarArgs) -> anyhow::Result<()> {
             std::fs::write(&p, ics).with_context(|| format!("writing {}", p.display()))?;
             eprintln!("wrote {}", p.display());
         }
-        None => print!("{ics}"),
+        // iCalendar for calendar applications: exact.
+        None => std::print!("{ics}"),
     }
     Ok(())
 }

@@ -232,6 +232,7 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
             pending_updates: true,
             timeout: Duration::from_secs(120),
             ca_cert: None,
+            re_enroll: false,
         };
         let stop = stop.clone();
         Some(std::thread::spawn(move || {

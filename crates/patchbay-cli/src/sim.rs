@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use patchbay_agent::http::Client;
 use patchbay_core::inventory::{
-    HostFacts, Inventory, OsRelease, PackageFormat, apk, dpkg, os_release,
+    HostFacts, Inventory, OsRelease, PackageFormat, apk, dpkg, os_release, rules,
 };
 use patchbay_proto::AGENT_PROTOCOL_VERSION;
 use patchbay_proto::agent::{
@@ -111,9 +111,19 @@ impl Templates {
             _ => 3,
         };
         let mut inv = self.0[pick].clone();
+        let format = inv.format.unwrap_or(PackageFormat::Deb);
         for p in inv.packages.iter_mut() {
             if rng.random_bool(0.01) {
-                p.version = format!("{}~sim1", p.version);
+                // An older version in the ecosystem's own syntax (check-ins are
+                // held to it): `~` sorts before anything in dpkg and rpm, an
+                // `_rc` suffix before the release in apk.
+                let older = match (format, p.version.rsplit_once("-r")) {
+                    (PackageFormat::Apk, Some((v, r))) => format!("{v}_rc1-r{r}"),
+                    _ => format!("{}~sim1", p.version),
+                };
+                if rules::valid_version(format, &older) {
+                    p.version = older;
+                }
             }
         }
         inv.facts.hostname = name.to_string();
@@ -140,6 +150,7 @@ pub fn enrol_and_checkin(server: &str, enroll_token: &str, inv: &Inventory) -> a
             enroll_token: enroll_token.to_string(),
             hostname: inv.facts.hostname.clone(),
             machine_id: inv.facts.machine_id.clone(),
+            agent_secret: None,
         },
     )?;
     let c = Client::new(server, Some(e.agent_secret), Duration::from_secs(120));

@@ -105,6 +105,83 @@ impl fmt::Display for AssetName {
     }
 }
 
+/// Longest host name (the DNS limit for a full name).
+pub const MAX_HOSTNAME_LEN: usize = 253;
+/// Longest machine id (`/etc/machine-id` is 32 hex digits; SMBIOS UUIDs 36).
+pub const MAX_MACHINE_ID_LEN: usize = 128;
+/// Longest label of people's making (token names).
+pub const MAX_LABEL_LEN: usize = 128;
+/// Longest one-line text of people's making (reasons, owners, notes).
+pub const MAX_TEXT_LEN: usize = 1024;
+
+/// Checks a host name as an agent reports it: 1 to 253 characters, labels of
+/// 1 to 63 characters separated by `.`, each label of ASCII letters, digits,
+/// `-` and `_` (RFC 1123, plus the `_` that Windows and some clouds use),
+/// starting with a letter or digit. Host names reach terminals, logs and
+/// reports, so nothing else (no spaces, escapes, newlines, NUL) is accepted.
+pub fn check_hostname(host: &str) -> Result<(), String> {
+    if host.is_empty() || host.len() > MAX_HOSTNAME_LEN {
+        return Err(format!(
+            "must be 1 to {MAX_HOSTNAME_LEN} characters, got {}",
+            host.len()
+        ));
+    }
+    for label in host.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err("labels between dots must be 1 to 63 characters".into());
+        }
+        if !label.as_bytes()[0].is_ascii_alphanumeric() {
+            return Err(format!(
+                "label {label:?} must start with a letter or a digit"
+            ));
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_')))
+        {
+            return Err(format!(
+                "contains {c:?}; allowed are ASCII letters, digits, '-', '_' and '.'"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a machine id: at most 128 ASCII letters and digits (empty when the
+/// host has none).
+pub fn check_machine_id(id: &str) -> Result<(), String> {
+    if id.len() > MAX_MACHINE_ID_LEN || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "must be at most {MAX_MACHINE_ID_LEN} ASCII letters and digits"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `c` must never appear in text shown to people: control characters
+/// (escape sequences, newlines, NUL) and the Unicode bidirectional and
+/// zero-width format characters that make text display as something else.
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Checks a one-line label of people's making (a token name, a note): 1 to
+/// `max` bytes after trimming, no control or bidirectional characters.
+/// Returns the trimmed label.
+pub fn check_label(value: &str, max: usize) -> Result<String, String> {
+    let v = value.trim();
+    if v.is_empty() || v.len() > max {
+        return Err(format!("must be 1 to {max} characters, got {}", v.len()));
+    }
+    if let Some(c) = v.chars().find(|&c| is_unsafe_char(c)) {
+        return Err(format!(
+            "contains the control character {c:?}; control, bidirectional and zero-width characters are not allowed"
+        ));
+    }
+    Ok(v.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +207,36 @@ mod tests {
             AssetName::parse(&"a".repeat(300)),
             Err(NameError::TooLong(300))
         ));
+    }
+
+    #[test]
+    fn host_names_machine_ids_and_labels() {
+        for ok in ["web-01", "db1.example.org", "WIN_HOST", "chroot-host", "a"] {
+            assert!(check_hostname(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "a\u{1b}[31mb",
+            "a\nb",
+            "a\0",
+            "-x",
+            "a..b",
+            "a b",
+            "x;y",
+            "a".repeat(64).as_str(),
+            "a.".repeat(140).as_str(),
+        ] {
+            assert!(check_hostname(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_machine_id("0123abcdef").is_ok());
+        assert!(check_machine_id("").is_ok());
+        assert!(check_machine_id("ab\u{1b}").is_err());
+        assert!(check_machine_id(&"a".repeat(129)).is_err());
+        assert_eq!(check_label("  ci bot ", 128).unwrap(), "ci bot");
+        assert!(check_label("x\u{1b}]0;pwned\u{7}", 128).is_err());
+        assert!(check_label("evil\u{202E}txt", 128).is_err());
+        assert!(check_label("", 128).is_err());
+        assert!(check_label(&"x".repeat(129), 128).is_err());
     }
 
     #[test]

@@ -17,6 +17,12 @@ pub struct EnrollRequest {
     pub hostname: String,
     /// `/etc/machine-id`, used to recognise a re-enrolling host.
     pub machine_id: String,
+    /// The agent's current credential, when it enrols again for a host it
+    /// already reports for: the proof that it is that host's agent. Without it
+    /// (or an operator's enrolment approval) the server refuses to re-enrol an
+    /// asset whose agent is active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_secret: Option<String>,
 }
 
 /// Answer to an enrolment.

@@ -875,3 +875,38 @@ pub struct ChangeRecordOut {
     /// Lessons learned.
     pub lessons: Vec<LessonOut>,
 }
+
+/// `POST /api/v1/assets/{name}/enrollment-approvals`: lets the next agent
+/// enrolment take over this asset (re-enrolment of a host whose agent is
+/// active, without its old credential) or adopt it (an imported asset whose
+/// name a new host's name matches). One use, then it is spent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentApprovalIn {
+    /// How long the approval stays usable, in seconds (default 3600, at most
+    /// 86400).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+    /// Why (for the audit trail), at most 256 characters.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A recorded enrolment approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentApprovalOut {
+    /// Its id.
+    pub id: i64,
+    /// The asset.
+    pub asset: String,
+    /// Who approved.
+    pub approved_by: String,
+    /// When (RFC 3339).
+    pub approved_at: String,
+    /// Until when the next enrolment may use it (RFC 3339).
+    pub expires_at: String,
+    /// `re-enrolment` (the asset has an active agent) or `adoption` (it has none).
+    pub kind: String,
+    /// Why.
+    pub note: String,
+}

@@ -25,6 +25,13 @@ pub enum ErrorCode {
     InventoryBaseMismatch,
     /// The agent speaks a protocol version this server does not (HTTP 400).
     UnsupportedProtocol,
+    /// An enrolment would take over an asset that has an active agent, or adopt
+    /// an imported asset, without proof: the old agent's credential or an
+    /// operator's enrolment approval (HTTP 409).
+    EnrollmentNeedsApproval,
+    /// A check-in reports a machine id other than the one its asset was
+    /// enrolled with (HTTP 409).
+    IdentityMismatch,
     /// The storage backend is unavailable; retry later (HTTP 503).
     Unavailable,
     /// A bug or unexpected failure (HTTP 500).
@@ -38,7 +45,10 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
-            ErrorCode::Conflict | ErrorCode::InventoryBaseMismatch => 409,
+            ErrorCode::Conflict
+            | ErrorCode::InventoryBaseMismatch
+            | ErrorCode::EnrollmentNeedsApproval
+            | ErrorCode::IdentityMismatch => 409,
             ErrorCode::InvalidRequest | ErrorCode::UnsupportedProtocol => 400,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Unavailable => 503,
@@ -57,6 +67,8 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::InventoryBaseMismatch => "inventory_base_mismatch",
             ErrorCode::UnsupportedProtocol => "unsupported_protocol",
+            ErrorCode::EnrollmentNeedsApproval => "enrollment_needs_approval",
+            ErrorCode::IdentityMismatch => "identity_mismatch",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }

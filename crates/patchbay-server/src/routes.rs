@@ -45,6 +45,10 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
         .route("/assets", get(list_assets))
         .route("/assets/import", post(import_assets))
         .route("/assets/{name}", get(show_asset).patch(update_asset))
+        .route(
+            "/assets/{name}/enrollment-approvals",
+            post(approve_enrollment),
+        )
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/enroll-tokens", post(create_enroll_token))
@@ -284,6 +288,24 @@ async fn update_asset(
     let patch: AssetPatch = json_body(body)?;
     Ok(Json(
         st.app.update_asset(&caller, &name, patch, &ctx).await?,
+    ))
+}
+
+async fn approve_enrollment(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(ctx): Extension<RequestCtx>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let input: patchbay_proto::api::EnrollmentApprovalIn = json_body(body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            st.app
+                .approve_enrollment(&caller, &name, &input, &ctx)
+                .await?,
+        ),
     ))
 }
 

@@ -362,6 +362,25 @@ pub trait AgentStore {
     async fn revoke_agents_of_asset(&mut self, asset_id: i64, now: Timestamp) -> Result<u64>;
     /// Records a check-in.
     async fn touch_agent(&mut self, id: &str, at: Timestamp) -> Result<()>;
+    /// Number of agents of an asset that are not revoked.
+    async fn active_agents_of_asset(&mut self, asset_id: i64) -> Result<u64>;
+    /// Records an operator's approval for the next enrolment to take over (or
+    /// adopt) an asset; returns its id.
+    async fn insert_enrollment_approval(
+        &mut self,
+        asset_id: i64,
+        approved_by: &str,
+        note: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<i64>;
+    /// Uses up the oldest unused, unexpired enrolment approval of an asset;
+    /// returns its id and approver, or `None` when there is none.
+    async fn take_enrollment_approval(
+        &mut self,
+        asset_id: i64,
+        now: Timestamp,
+    ) -> Result<Option<(i64, String)>>;
 }
 
 /// The audit log (append-only).

@@ -63,14 +63,20 @@ const MIGRATIONS: &[Entry] = &[
     ),
     (
         9,
+        "enrollment approvals",
+        include_str!("../migrations/sqlite/0009_enrollment_approvals.sql"),
+        include_str!("../migrations/postgres/0009_enrollment_approvals.sql"),
+    ),
+    (
+        10,
         "leases",
-        include_str!("../migrations/sqlite/0009_leases.sql"),
-        include_str!("../migrations/postgres/0009_leases.sql"),
+        include_str!("../migrations/sqlite/0010_leases.sql"),
+        include_str!("../migrations/postgres/0010_leases.sql"),
     ),
 ];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9];
+pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS

@@ -588,6 +588,66 @@ macro_rules! impl_tx {
                     .map_err($crate::map_err)?;
                 Ok(())
             }
+
+            async fn active_agents_of_asset(&mut self, asset_id: i64) -> $crate::Result<u64> {
+                use sqlx::Row;
+                let r = sqlx::query("SELECT COUNT(*) AS n FROM agents WHERE asset_id = $1 AND revoked_at IS NULL")
+                    .bind(asset_id)
+                    .fetch_one(&mut *self.tx)
+                    .await
+                    .map_err($crate::map_err)?;
+                let n: i64 = r.try_get("n").map_err($crate::map_err)?;
+                Ok(n.max(0) as u64)
+            }
+
+            async fn insert_enrollment_approval(
+                &mut self,
+                asset_id: i64,
+                approved_by: &str,
+                note: &str,
+                now: jiff::Timestamp,
+                expires_at: jiff::Timestamp,
+            ) -> $crate::Result<i64> {
+                use sqlx::Row;
+                let r = sqlx::query(
+                    "INSERT INTO enrollment_approvals (asset_id, approved_by, approved_at, expires_at, note) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(asset_id)
+                .bind(approved_by)
+                .bind($crate::to_millis(now))
+                .bind($crate::to_millis(expires_at))
+                .bind(note)
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                r.try_get("id").map_err($crate::map_err)
+            }
+
+            async fn take_enrollment_approval(
+                &mut self,
+                asset_id: i64,
+                now: jiff::Timestamp,
+            ) -> $crate::Result<Option<(i64, String)>> {
+                use sqlx::Row;
+                // One statement: on PostgreSQL the UPDATE's row lock makes two
+                // concurrent enrolments race for one approval, and only one wins.
+                let row = sqlx::query(
+                    "UPDATE enrollment_approvals SET used_at = $2 WHERE id = ( \
+                       SELECT id FROM enrollment_approvals \
+                       WHERE asset_id = $1 AND used_at IS NULL AND expires_at > $2 \
+                       ORDER BY id LIMIT 1) \
+                     AND used_at IS NULL RETURNING id, approved_by",
+                )
+                .bind(asset_id)
+                .bind($crate::to_millis(now))
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                let g = |e: sqlx::Error| $crate::map_err(e);
+                row.map(|r| Ok((r.try_get("id").map_err(g)?, r.try_get("approved_by").map_err(g)?)))
+                    .transpose()
+            }
         }
 
         #[async_trait::async_trait]

@@ -97,7 +97,7 @@ fn change_records_and_runbooks(backend: &str) {
     assert!(
         chromium
             .command
-            .ends_with("chromium=139.0.7258.154-1~deb12u1")
+            .ends_with("'chromium=139.0.7258.154-1~deb12u1'")
     );
     assert_eq!(c.outcome, "proposed");
     assert_eq!(
@@ -238,4 +238,136 @@ fn change_records_and_runbooks(backend: &str) {
     );
 }
 
-crate::both_backends!(change_records_and_runbooks);
+/// A server with one agent (a Debian root with a KEV-listed chromium) and the
+/// feeds that make the zero-day lane propose CHG-0001.
+fn server_with_a_change(backend: &str) -> Server {
+    let s = Server::start(backend);
+    let mut status = minbase_before();
+    status.push_str(
+        "Package: chromium\nStatus: install ok installed\nArchitecture: amd64\n\
+         Version: 139.0.7258.154-1~deb12u1\n\n",
+    );
+    let root = deb_root(&status);
+    let state = tempfile::tempdir().unwrap();
+    ok(&s.agent_once(
+        state.path(),
+        Some(&s.enroll_token(1)),
+        &[
+            "--root",
+            root.path().to_str().unwrap(),
+            "--no-pending-updates",
+        ],
+    ));
+    for files in [
+        &[
+            "feeds/osv/Debian-12-derived.osv.zip",
+            "feeds/kev/known_exploited_vulnerabilities-2025.08.25.json.gz",
+        ][..],
+        &["feeds/kev/known_exploited_vulnerabilities-2026.08.07.json.gz"][..],
+    ] {
+        let mut c = Command::new(PATCHBAY);
+        c.args(["feeds", "import", "--db", &s.db_url]);
+        for f in files {
+            c.arg(fixtures().join(f));
+        }
+        ok(&c.output().unwrap());
+    }
+    assert!(ok(&s.cli(&["changes", "list"])).contains("CHG-0001"));
+    s
+}
+
+/// Security issue, hole 7: a lesson is text in the runbook, never structure;
+/// lessons are bounded and hold no control characters. Hole 4: the back-out
+/// commands are shell words a shell splits back into exactly the arguments.
+fn lessons_cannot_forge_runbook_sections_and_back_out_commands_are_quoted(backend: &str) {
+    let s = server_with_a_change(backend);
+    let add = |text: &str| -> Result<LessonOut, HttpError> {
+        s.admin().send(
+            "POST",
+            "/api/v1/changes/CHG-0001/lessons",
+            &LessonIn { text: text.into() },
+        )
+    };
+    let forged = "Restarted the kiosks.\n## Approvals\n| forged | approved by CAB |\n|---|---|\n\
+                  # Runbook CHG-0001 (hacked)\n- fake item\n1. fake step\n> quote\n    indented code\n\
+                  <script>alert(1)</script>\n---\n===";
+    add(forged).unwrap();
+    // Control characters, and more than 16 KiB, are refused; nothing stored.
+    for (text, status) in [
+        ("see \u{1b}[2J here".to_string(), 400),
+        ("nul \u{0} byte".to_string(), 400),
+        ("x".repeat(5 * 1024 * 1024), 413),
+        ("x".repeat(16 * 1024 + 1), 413),
+    ] {
+        let e = add(&text).unwrap_err();
+        assert!(
+            matches!(&e, HttpError::Api { status: got, message, .. } if *got == status && message.starts_with("text:")),
+            "{e}"
+        );
+    }
+    add(&"y".repeat(16 * 1024)).unwrap();
+    let c: ChangeRecordOut = s.admin().get("/api/v1/changes/CHG-0001").unwrap();
+    assert_eq!(c.lessons.len(), 2);
+
+    let md = ok(&s.cli(&["changes", "runbook", "CHG-0001"]));
+    let headings: Vec<&str> = md.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(
+        headings.iter().filter(|h| **h == "## Approvals").count(),
+        1,
+        "{headings:?}"
+    );
+    assert!(
+        headings.iter().all(|h| !h.contains("hacked")),
+        "{headings:?}"
+    );
+    // No line of the lesson starts a block: every one is an indented
+    // continuation of its list item whose first character is escaped.
+    let lesson_at = md
+        .find("Restarted the kiosks.")
+        .expect("the lesson is shown");
+    let item_start = md[..lesson_at].rfind('\n').unwrap() + 1;
+    assert!(md[item_start..].starts_with("- "), "a list item");
+    for l in md[item_start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+    {
+        let t = &l[2..];
+        assert!(
+            !t.starts_with(['#', '|', '-', '>', '<', '=', ' ']) && !t.starts_with("1."),
+            "{l:?} would start a block"
+        );
+    }
+    assert!(
+        !md.lines()
+            .any(|l| l.starts_with('|') && l.contains("forged")),
+        "{md}"
+    );
+    let html = ok(&s.cli(&["changes", "runbook", "CHG-0001", "--format", "html"]));
+    assert_eq!(html.matches("<h2>Approvals</h2>").count(), 1);
+    assert!(
+        !html.contains("<script>") && !html.contains("<td>forged"),
+        "{html}"
+    );
+    assert!(html.contains("&lt;script&gt;") && html.contains("## Approvals"));
+
+    // The back-out command, split by a POSIX shell-word splitter (Python's
+    // shlex), is the command with the package pinned as one argument.
+    let back = c.back_out.iter().find(|b| b.package == "chromium").unwrap();
+    let split = Command::new("python3")
+        .args([
+            "-c",
+            "import json, shlex, sys; print(json.dumps(shlex.split(sys.argv[1])))",
+            &back.command,
+        ])
+        .output()
+        .expect("python3");
+    let words: Vec<String> = serde_json::from_str(&ok(&split)).unwrap();
+    assert_eq!(words[0], "apt-get");
+    assert_eq!(words.last().unwrap(), "chromium=139.0.7258.154-1~deb12u1");
+}
+
+crate::both_backends!(
+    change_records_and_runbooks,
+    lessons_cannot_forge_runbook_sections_and_back_out_commands_are_quoted
+);

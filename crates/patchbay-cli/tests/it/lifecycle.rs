@@ -67,7 +67,16 @@ fn same_machine_re_enrols_into_its_asset_and_old_credential_dies(backend: &str) 
     let s = Server::start(backend);
     let tok = s.enroll_token(3);
     let first = enrol(&s, &tok, "app-1", "cc01").unwrap();
-    let second = enrol(&s, &tok, "app-1", "cc01").unwrap();
+    // Enrolling again needs proof (security issue, hole 2): the agent's
+    // current credential.
+    let second: EnrollResponse = Client::new(&s.url, None, Duration::from_secs(10))
+        .send(
+            "POST",
+            "/agent/v1/enroll",
+            &serde_json::json!({"protocol": 1, "enroll_token": tok, "hostname": "app-1",
+                                "machine_id": "cc01", "agent_secret": first.agent_secret}),
+        )
+        .unwrap();
     assert_eq!(first.asset_name, second.asset_name);
     let old = Client::new(&s.url, Some(first.agent_secret), Duration::from_secs(10));
     let body = serde_json::json!({"protocol": 1, "inventory_hash": "x", "inventory": {"kind": "unchanged"}});
@@ -162,7 +171,8 @@ fn managed_assets_go_stale_and_imports_are_unmanaged(backend: &str) {
         (Some(0), Some(1))
     );
     assert_eq!(asset(&s, "core-sw-01").owner, "noc");
-    // An agent on an imported host adopts the asset.
+    // An agent on an imported host adopts the asset, once an operator approves.
+    ok(&s.cli(&["assets", "approve-enrollment", "fw-edge-01"]));
     let e = enrol(&s, &s.enroll_token(1), "fw-edge-01", "dd01").unwrap();
     assert_eq!(e.asset_name, "fw-edge-01");
 }

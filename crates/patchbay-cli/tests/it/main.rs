@@ -14,6 +14,8 @@ mod crash;
 mod dev;
 mod duties;
 mod exceptions;
+mod identity;
+mod injection;
 mod lifecycle;
 mod malformed;
 mod prioritise;

@@ -10,6 +10,7 @@ pub mod apk;
 pub mod dpkg;
 pub mod os_release;
 pub mod rpm;
+pub mod rules;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -303,13 +304,13 @@ mod tests {
     #[test]
     fn validate_names_the_problem() {
         assert_eq!(
-            validate(&deb_inventory(vec![p("a", "1")])),
+            validate(&deb_inventory(vec![p("ab", "1")])),
             Ok(OsFamily::Debian)
         );
         let mut inv = deb_inventory(vec![]);
         inv.facts.os.id = "plan9".into();
         assert!(validate(&inv).unwrap_err().contains("unknown OS"));
-        let mut inv = deb_inventory(vec![p("a", "1")]);
+        let mut inv = deb_inventory(vec![p("ab", "1")]);
         inv.format = Some(PackageFormat::Rpm);
         assert!(validate(&inv).unwrap_err().contains("does not fit"));
         inv.format = None;
@@ -319,17 +320,17 @@ mod tests {
                 .contains("without a package format")
         );
         assert!(
-            validate(&deb_inventory(vec![p("a", "")]))
+            validate(&deb_inventory(vec![p("ab", "")]))
                 .unwrap_err()
                 .contains("empty version")
         );
         assert!(
-            validate(&deb_inventory(vec![p("a", "1"), p("a", "1")]))
+            validate(&deb_inventory(vec![p("ab", "1"), p("ab", "1")]))
                 .unwrap_err()
                 .contains("listed twice")
         );
         assert!(
-            validate(&deb_inventory(vec![p("a", "1\n2")]))
+            validate(&deb_inventory(vec![p("ab", "1\n2")]))
                 .unwrap_err()
                 .contains("control characters")
         );
@@ -338,6 +339,31 @@ mod tests {
                 .unwrap_err()
                 .contains("longer than")
         );
+        // Each ecosystem's own rules: the attack of the security issue is refused,
+        // naming the package and the rule.
+        let e = validate(&deb_inventory(vec![p("libssl3;curl x|sh;#", "3.0.17-1")])).unwrap_err();
+        assert!(
+            e.contains("libssl3;curl") && e.contains("Debian Policy"),
+            "{e}"
+        );
+        let e = validate(&deb_inventory(vec![p("libssl3", "3.0;id")])).unwrap_err();
+        assert!(e.contains("invalid version"), "{e}");
+        let mut q = p("libssl3", "3.0");
+        q.source = Some("openssl|sh".into());
+        assert!(
+            validate(&deb_inventory(vec![q]))
+                .unwrap_err()
+                .contains("source name")
+        );
+        let mut inv = deb_inventory(vec![]);
+        inv.pending_updates.push(PendingUpdate {
+            name: "x;reboot".into(),
+            arch: String::new(),
+            current_version: String::new(),
+            available_version: "1.0".into(),
+            origin: String::new(),
+        });
+        assert!(validate(&inv).unwrap_err().contains("pending update #0"));
         // Same name, two architectures (multiarch) is fine.
         let mut q = p("libc6", "2.36");
         q.arch = "i386".into();
@@ -484,6 +510,7 @@ pub fn validate(inv: &Inventory) -> Result<OsFamily, String> {
                 ));
             }
         }
+        check_package_rules(family.package_format(), &format!("package #{i}"), p)?;
         if !seen.insert(p.key()) {
             return Err(format!(
                 "package {} {} ({}) is listed twice",
@@ -491,5 +518,82 @@ pub fn validate(inv: &Inventory) -> Result<OsFamily, String> {
             ));
         }
     }
+    let fmt = family.package_format();
+    for (i, u) in inv.pending_updates.iter().enumerate() {
+        let at = format!("pending update #{i} ({:?})", u.name);
+        for (field, value) in [
+            ("name", &u.name),
+            ("arch", &u.arch),
+            ("current_version", &u.current_version),
+            ("available_version", &u.available_version),
+            ("origin", &u.origin),
+        ] {
+            if value.len() > limits::MAX_FIELD_LEN || value.chars().any(char::is_control) {
+                return Err(format!(
+                    "{at}: {field} is longer than {} bytes or contains control characters",
+                    limits::MAX_FIELD_LEN
+                ));
+            }
+        }
+        if !rules::valid_name(fmt, &u.name) {
+            return Err(format!("{at}: invalid name: {}", rules::name_rule(fmt)));
+        }
+        if !rules::valid_arch(&u.arch) {
+            return Err(format!(
+                "{at}: invalid arch {:?}: architectures are [A-Za-z0-9_.-]*",
+                u.arch
+            ));
+        }
+        for (field, v) in [
+            ("current_version", &u.current_version),
+            ("available_version", &u.available_version),
+        ] {
+            if !v.is_empty() && !rules::valid_version(fmt, v) {
+                return Err(format!(
+                    "{at}: invalid {field} {v:?}: {}",
+                    rules::version_rule(fmt)
+                ));
+            }
+        }
+    }
     Ok(family)
+}
+
+/// Holds one package to its ecosystem's rules ([`rules`]); the message names
+/// the package (`at`), the field and the rule.
+fn check_package_rules(fmt: PackageFormat, at: &str, p: &Package) -> Result<(), String> {
+    let at = format!("{at} ({:?})", p.name);
+    if !rules::valid_name(fmt, &p.name) {
+        return Err(format!("{at}: invalid name: {}", rules::name_rule(fmt)));
+    }
+    if !rules::valid_version(fmt, &p.version) {
+        return Err(format!(
+            "{at}: invalid version {:?}: {}",
+            p.version,
+            rules::version_rule(fmt)
+        ));
+    }
+    if !rules::valid_arch(&p.arch) {
+        return Err(format!(
+            "{at}: invalid arch {:?}: architectures are [A-Za-z0-9_.-]*",
+            p.arch
+        ));
+    }
+    if let Some(s) = &p.source
+        && !rules::valid_name(fmt, s)
+    {
+        return Err(format!(
+            "{at}: invalid source name {s:?}: {}",
+            rules::name_rule(fmt)
+        ));
+    }
+    if let Some(v) = &p.source_version
+        && !rules::valid_version(fmt, v)
+    {
+        return Err(format!(
+            "{at}: invalid source_version {v:?}: {}",
+            rules::version_rule(fmt)
+        ));
+    }
+    Ok(())
 }

@@ -15,4 +15,5 @@ mod policy;
 mod report;
 mod risk;
 mod rpm;
+mod rules;
 mod window;

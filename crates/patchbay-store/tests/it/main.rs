@@ -382,6 +382,50 @@ async fn agents_story(s: Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     assert!(a.revoked_at.is_some());
+
+    // Active agents and enrolment approvals: one use, unexpired only, oldest first.
+    let mut tx = s.write().await.unwrap();
+    assert_eq!(tx.active_agents_of_asset(id).await.unwrap(), 0);
+    tx.insert_agent("agt_2", id, "secret-hash-2", None, t0())
+        .await
+        .unwrap();
+    assert_eq!(tx.active_agents_of_asset(id).await.unwrap(), 1);
+    assert_eq!(tx.take_enrollment_approval(id, t0()).await.unwrap(), None);
+    let early = t0() + SignedDuration::from_secs(60);
+    let late = t0() + SignedDuration::from_secs(3600);
+    let a1 = tx
+        .insert_enrollment_approval(id, "token:1:ops", "reinstalled", t0(), early)
+        .await
+        .unwrap();
+    let a2 = tx
+        .insert_enrollment_approval(id, "token:2:noc", "", t0(), late)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.write().await.unwrap();
+    assert_eq!(
+        tx.take_enrollment_approval(id, t0()).await.unwrap(),
+        Some((a1, "token:1:ops".to_string()))
+    );
+    // a1 is used up; at its expiry only a2 is left, then nothing.
+    assert_eq!(
+        tx.take_enrollment_approval(id, early).await.unwrap(),
+        Some((a2, "token:2:noc".to_string()))
+    );
+    assert_eq!(tx.take_enrollment_approval(id, t0()).await.unwrap(), None);
+    tx.commit().await.unwrap();
+    let mut tx = s.write().await.unwrap();
+    let a3 = tx
+        .insert_enrollment_approval(id, "token:1:ops", "", t0(), early)
+        .await
+        .unwrap();
+    assert!(a3 > a2);
+    assert_eq!(
+        tx.take_enrollment_approval(id, early).await.unwrap(),
+        None,
+        "expired"
+    );
+    tx.commit().await.unwrap();
 }
 
 async fn audit_story(s: Arc<dyn Store>) {

@@ -1,4 +1,4 @@
--- 0009 leases: leader leases for background duties. One row per lease name;
+-- 0010 leases: leader leases for background duties. One row per lease name;
 -- a replica holds it until expires_at (milliseconds since the epoch) and
 -- renews it while alive, so each duty runs on exactly one replica.
 CREATE TABLE leases (
