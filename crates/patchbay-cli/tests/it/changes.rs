@@ -266,7 +266,9 @@ fn server_with_a_change(backend: &str) -> Server {
         &["feeds/kev/known_exploited_vulnerabilities-2026.08.07.json.gz"][..],
     ] {
         let mut c = Command::new(PATCHBAY);
-        c.args(["feeds", "import", "--db", &s.db_url]);
+        c.args(["feeds", "import", "--db", &s.db_url])
+            .arg("--data-dir")
+            .arg(&s.data_dir);
         for f in files {
             c.arg(fixtures().join(f));
         }

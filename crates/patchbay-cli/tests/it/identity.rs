@@ -102,6 +102,8 @@ fn takeover_by_enrolling_with_the_victims_machine_id_is_refused(backend: &str) {
     ok(&s.agent_once(state.path(), Some(&s.enroll_token(1)), &agent_args));
     ok(&std::process::Command::new(crate::support::PATCHBAY)
         .args(["feeds", "import", "--db", &s.db_url])
+        .arg("--data-dir")
+        .arg(&s.data_dir)
         .arg(fixtures().join("feeds/osv/Debian-12-derived.osv.zip"))
         .output()
         .unwrap());
