@@ -128,15 +128,16 @@ impl App {
         policy: &Policy,
         findings: Vec<FindingOut>,
     ) -> Result<Vec<Ranked>, AppError> {
-        let assets: HashMap<String, AssetRow> = {
+        let (assets, index): (HashMap<String, AssetRow>, _) = {
             let mut tx = self.store.read().await?;
-            tx.list_assets()
+            let assets = tx
+                .list_assets()
                 .await?
                 .into_iter()
                 .map(|a| (a.name.clone(), a))
-                .collect()
+                .collect();
+            (assets, self.index_in(&mut tx).await?)
         };
-        let index = self.index().await?;
         let model = policy.risk_model();
         let now = self.now();
         let mut groups_cache: HashMap<String, Vec<String>> = HashMap::new();
@@ -423,14 +424,9 @@ impl App {
                 .cmp(&(b.tier, b.due))
                 .then(b.item.score.total_cmp(&a.item.score))
         });
-        let index = self.index().await?;
-        let advisories: Vec<String> = (0..index.len())
-            .map(|i| index.advisory(i))
-            .filter(|a| a.cves.contains(&cve))
-            .map(|a| a.id.clone())
-            .collect();
-        let (kev_due_date, epss) = {
+        let (kev_due_date, epss, index) = {
             let mut tx = self.store.read().await?;
+            let index = self.index_in(&mut tx).await?;
             let kev = tx
                 .all_kev()
                 .await?
@@ -442,8 +438,13 @@ impl App {
                 .await?
                 .first()
                 .map(|e| e.epss);
-            (kev, epss)
+            (kev, epss, index)
         };
+        let advisories: Vec<String> = (0..index.len())
+            .map(|i| index.advisory(i))
+            .filter(|a| a.cves.contains(&cve))
+            .map(|a| a.id.clone())
+            .collect();
         let mut fixes: Vec<String> = ranked
             .iter()
             .map(|r| {
