@@ -78,6 +78,7 @@ impl App {
                 "anonymous",
                 "agent.enroll",
                 &format!("host:{}", req.hostname),
+                &ctx.remote,
                 json!({"reason": "invalid enrolment token", "remote": ctx.remote,
                        "token_prefix": token::display_prefix(&req.enroll_token)}),
             )

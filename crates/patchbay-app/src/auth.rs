@@ -39,8 +39,10 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// The detail of a refusal. The path is the entry's target (bounded), not
+    /// repeated here: an unbounded path must not be stored twice.
     fn detail(&self, reason: &str) -> serde_json::Value {
-        json!({"method": self.method, "path": self.path, "remote": self.remote, "reason": reason})
+        json!({"method": crate::bounded_text(&self.method), "remote": crate::bounded_text(&self.remote), "reason": reason})
     }
 }
 
@@ -85,8 +87,14 @@ impl App {
             } else {
                 "no token"
             };
-            self.audit_refusal("anonymous", "request.denied", &ctx.path, ctx.detail(reason))
-                .await;
+            self.audit_refusal(
+                "anonymous",
+                "request.denied",
+                &ctx.path,
+                &ctx.remote,
+                ctx.detail(reason),
+            )
+            .await;
             return Err(AppError::new(
                 ErrorCode::Unauthenticated,
                 "an API token is required: send 'Authorization: Bearer <token>'",
@@ -105,6 +113,7 @@ impl App {
                     &format!("token:{}:{}", r.id, r.name),
                     "request.denied",
                     &ctx.path,
+                    &ctx.remote,
                     ctx.detail("revoked token"),
                 )
                 .await;
@@ -118,6 +127,7 @@ impl App {
                     &format!("unknown:{}", token::display_prefix(secret)),
                     "request.denied",
                     &ctx.path,
+                    &ctx.remote,
                     ctx.detail("unknown token"),
                 )
                 .await;
@@ -159,8 +169,14 @@ impl App {
         let mut detail = ctx.detail("role lacks permission");
         detail["role"] = json!(caller.role.as_str());
         detail["needed"] = json!(format!("{action:?}"));
-        self.audit_refusal(&caller.actor(), "request.denied", &ctx.path, detail)
-            .await;
+        self.audit_refusal(
+            &caller.actor(),
+            "request.denied",
+            &ctx.path,
+            &ctx.remote,
+            detail,
+        )
+        .await;
         Err(AppError::new(
             ErrorCode::Forbidden,
             format!("role '{}' may not do this ({action:?})", caller.role),
@@ -192,8 +208,14 @@ impl App {
                 let actor = other
                     .map(|a| format!("agent:{}", a.id))
                     .unwrap_or_else(|| "anonymous".into());
-                self.audit_refusal(&actor, "request.denied", &ctx.path, ctx.detail(reason))
-                    .await;
+                self.audit_refusal(
+                    &actor,
+                    "request.denied",
+                    &ctx.path,
+                    &ctx.remote,
+                    ctx.detail(reason),
+                )
+                .await;
                 Err(AppError::new(
                     ErrorCode::Unauthenticated,
                     format!("{reason}: enrol the agent again"),

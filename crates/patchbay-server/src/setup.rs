@@ -217,7 +217,8 @@ where
 {
     let router = crate::router(prepared.app.clone(), prepared.metrics.clone());
     let addr = listener.local_addr()?;
-    // Background duties: raise exception-expiry events.
+    // Background duties: raise exception-expiry events, record suppressed
+    // refusal counts.
     let sweeper = {
         let app = prepared.app.clone();
         tokio::spawn(async move {
@@ -230,6 +231,8 @@ where
                 if let Err(e) = app.sweep_exceptions().await {
                     tracing::warn!(error = %e.message, "exception expiry sweep failed");
                 }
+                // Record the counts of refusals suppressed by the rate limit.
+                app.flush_refusals().await;
             }
         })
     };
