@@ -14,6 +14,7 @@ mod crash;
 mod dev;
 mod exceptions;
 mod lifecycle;
+mod limits;
 mod malformed;
 mod prioritise;
 mod reports;
