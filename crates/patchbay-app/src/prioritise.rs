@@ -34,6 +34,18 @@ pub struct WorkFilter {
 /// Lines a worklist returns unless asked otherwise: what a team can act on; the
 /// ranking itself always covers every finding.
 pub const DEFAULT_WORKLIST_LIMIT: usize = 1000;
+/// Most lines one worklist request may ask for (`limit` is `1..=` this).
+pub const MAX_WORKLIST_LIMIT: usize = 10_000;
+
+/// Checks a list endpoint's `limit` (`1..=max`), naming the field.
+pub fn check_limit(limit: u64, max: u64) -> Result<(), AppError> {
+    if limit == 0 || limit > max {
+        return Err(AppError::invalid(format!(
+            "limit: must be between 1 and {max}, got {limit}"
+        )));
+    }
+    Ok(())
+}
 
 /// The policy in force when none was applied.
 pub const DEFAULT_POLICY: &str = "version = 1\n";
@@ -217,6 +229,9 @@ impl App {
         filter: &WorkFilter,
         ctx: &RequestCtx,
     ) -> Result<Vec<WorkItem>, AppError> {
+        if let Some(l) = filter.limit {
+            check_limit(l as u64, MAX_WORKLIST_LIMIT as u64)?;
+        }
         let (policy, _) = self.policy_in_force().await?;
         let findings = self.open_findings(caller, ctx).await?;
         let exceptions = self.exception_list().await?;
@@ -240,7 +255,7 @@ impl App {
             })
             .filter(|r| filter.tier.is_none_or(|t| r.tier == t))
             .collect();
-        let limit = filter.limit.unwrap_or(DEFAULT_WORKLIST_LIMIT).max(1);
+        let limit = filter.limit.unwrap_or(DEFAULT_WORKLIST_LIMIT);
         let order = |a: &Ranked, b: &Ranked| {
             (!a.item.overdue, a.tier, a.due)
                 .cmp(&(!b.item.overdue, b.tier, b.due))

@@ -16,6 +16,8 @@ pub const DEFAULT_ENROLL_TTL: SignedDuration = SignedDuration::from_hours(24);
 /// Longest allowed enrolment-token lifetime: a year. Longer-lived enrolment
 /// secrets end up in images and wikis.
 pub const MAX_ENROLL_TTL_SECS: u64 = 366 * 24 * 3600;
+/// Most audit events one listing request may ask for.
+pub const MAX_AUDIT_LIMIT: i64 = 10_000;
 /// Most uses of one enrolment token (a fleet roll-out of 100k hosts).
 pub const MAX_ENROLL_USES: u32 = 100_000;
 
@@ -147,7 +149,7 @@ impl App {
         })
     }
 
-    /// Lists audit events after `after`, at most `limit` (≤ 10,000).
+    /// Lists audit events after `after`, at most `limit` (`1..=`[`MAX_AUDIT_LIMIT`]).
     pub async fn list_audit(
         &self,
         caller: &Caller,
@@ -156,7 +158,12 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<Vec<AuditEventOut>, AppError> {
         self.require(caller, Action::ReadAudit, ctx).await?;
-        let limit = limit.clamp(1, 10_000);
+        if limit < 1 {
+            return Err(AppError::invalid(format!(
+                "limit: must be between 1 and {MAX_AUDIT_LIMIT}, got {limit}"
+            )));
+        }
+        crate::prioritise::check_limit(limit as u64, MAX_AUDIT_LIMIT as u64)?;
         let mut tx = self.store.read().await?;
         Ok(tx
             .list_audit(after, limit)
