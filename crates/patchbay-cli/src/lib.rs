@@ -102,6 +102,11 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// How long a client connection may take to send a complete request head,
+    /// from connecting or from the end of its previous response (so it also
+    /// closes idle keep-alive connections), e.g. 30s, 2m.
+    #[arg(long, default_value = "30s", value_parser = patchbay_agent::cli::parse_duration)]
+    pub header_read_timeout: std::time::Duration,
 }
 
 /// Commands.
