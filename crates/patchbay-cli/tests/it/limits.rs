@@ -8,7 +8,7 @@
 use crate::support::{PATCHBAY, Server, deb_root, fixtures, minbase_before, ok};
 use jiff::SignedDuration;
 use patchbay_agent::http::{Client, HttpError};
-use patchbay_proto::api::{List, PlanRequest, WorkItem};
+use patchbay_proto::api::{BlackoutSpec, List, PlanRequest, WindowSpec, WorkItem};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -283,7 +283,275 @@ fn refusal_flood_grows_the_audit_log_boundedly(backend: &str) {
     ok(&out);
 }
 
+fn bad_request(e: &HttpError, field: &str) {
+    assert_eq!(status_of(e), Some(400), "{e}");
+    assert!(e.to_string().contains(field), "{e} does not name {field:?}");
+}
+
+/// Hole 8a: list limits are `1..=MAX` or a 400 naming `limit`.
+fn list_limits_are_bounded(backend: &str) {
+    let s = Server::start(backend);
+    let _root = host(&s);
+    import(&s, &["feeds/osv/Debian-12-derived.osv.zip"]);
+    let admin = s.admin();
+    let max = patchbay_app::prioritise::MAX_WORKLIST_LIMIT;
+    for q in ["0".to_string(), (max + 1).to_string(), "-1".into()] {
+        let e = admin
+            .get::<serde_json::Value>(&format!("/api/v1/worklist?limit={q}"))
+            .unwrap_err();
+        bad_request(&e, "limit");
+    }
+    let all: List<WorkItem> = admin.get("/api/v1/worklist").unwrap();
+    assert!(all.items.len() > 1);
+    let one: List<WorkItem> = admin.get("/api/v1/worklist?limit=1").unwrap();
+    assert_eq!(one.items.len(), 1);
+    let _: List<WorkItem> = admin.get(&format!("/api/v1/worklist?limit={max}")).unwrap();
+    let amax = patchbay_app::tokens::MAX_AUDIT_LIMIT;
+    for q in ["0".to_string(), (amax + 1).to_string(), "-5".into()] {
+        let e = admin
+            .get::<serde_json::Value>(&format!("/api/v1/audit?limit={q}"))
+            .unwrap_err();
+        bad_request(&e, "limit");
+    }
+    let one: List<serde_json::Value> = admin.get("/api/v1/audit?limit=1").unwrap();
+    assert_eq!(one.items.len(), 1);
+    // The CLI passes the server's answer on.
+    let out = s.cli(&["worklist", "--limit", "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("limit"));
+}
+
+fn window(name: &str, duration: &str) -> WindowSpec {
+    WindowSpec {
+        name: name.into(),
+        rrule: "FREQ=WEEKLY".into(),
+        dtstart: "2026-01-01T02:00".into(),
+        tz: "UTC".into(),
+        duration: duration.into(),
+        offset_days: 0,
+        cutoff: None,
+        groups: vec![],
+        assets: vec![],
+        description: String::new(),
+    }
+}
+
+fn blackout(name: &str, start: &str, end: &str) -> BlackoutSpec {
+    BlackoutSpec {
+        name: name.into(),
+        start: start.into(),
+        end: end.into(),
+        tz: None,
+        reason: "freeze".into(),
+        owner: "ops".into(),
+        groups: vec![],
+        assets: vec![],
+    }
+}
+
+/// Hole 8b: window durations are `(0, 7 days]`, blackouts at most 366 days,
+/// plan job estimates at most 24 h; a 400 names the field and nothing changes.
+fn window_and_blackout_lengths_are_bounded(backend: &str) {
+    let s = Server::start(backend);
+    let admin = s.admin();
+    let audit0 = query_i64(&s, "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events");
+    for d in ["0m", "169h", "8760h", "99999h"] {
+        let e = admin
+            .send::<_, serde_json::Value>("POST", "/api/v1/windows", &window("w", d))
+            .unwrap_err();
+        bad_request(&e, "duration");
+    }
+    for (start, end) in [
+        ("2026-01-01T00:00:00Z", "2027-01-03T00:00:00Z"),
+        ("2026-01-01T00:00:00Z", "9999-01-01T00:00:00Z"),
+    ] {
+        let e = admin
+            .send::<_, serde_json::Value>("POST", "/api/v1/blackouts", &blackout("b", start, end))
+            .unwrap_err();
+        bad_request(&e, "end");
+    }
+    let e = admin
+        .send::<_, serde_json::Value>(
+            "POST",
+            "/api/v1/plan/preview",
+            &PlanRequest {
+                deployment: None,
+                group: None,
+                from: None,
+                days: None,
+                job_estimate: Some("1000h".into()),
+            },
+        )
+        .unwrap_err();
+    bad_request(&e, "job_estimate");
+    // Nothing was stored or audited.
+    assert_eq!(
+        query_i64(&s, "SELECT CAST(COUNT(*) AS TEXT) FROM windows"),
+        0
+    );
+    assert_eq!(
+        query_i64(&s, "SELECT CAST(COUNT(*) AS TEXT) FROM blackouts"),
+        0
+    );
+    assert_eq!(
+        query_i64(&s, "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events"),
+        audit0
+    );
+    // The longest allowed are accepted.
+    let _: serde_json::Value = admin
+        .send("POST", "/api/v1/windows", &window("week", "168h"))
+        .unwrap();
+    let _: serde_json::Value = admin
+        .send(
+            "POST",
+            "/api/v1/blackouts",
+            &blackout("year", "2026-01-01T00:00:00Z", "2027-01-02T00:00:00Z"),
+        )
+        .unwrap();
+}
+
+/// Runs `patchbay serve` (SQLite in `data_dir`) on a free loopback port;
+/// returns the child and its address.
+fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(PATCHBAY)
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "info")
+        .env_remove("PATCHBAY_DB")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(addr) = v["fields"]["addr"].as_str()
+            {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server announces its address");
+    (child, addr)
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Hole 8c: `patchbay serve` creates its data directory 0700 and the SQLite
+/// database with its -wal and -shm files 0600; an existing database made
+/// world-readable is tightened at the next start.
+#[test]
+fn database_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (child, addr) = spawn_serve(&data, &[]);
+    let health = Client::new(&format!("http://{addr}"), None, Duration::from_secs(10));
+    assert_eq!(health.get_text("/healthz").unwrap(), "ok\n");
+    assert_eq!(mode(&data), 0o700, "data directory");
+    for f in [
+        "patchbay.db",
+        "patchbay.db-wal",
+        "patchbay.db-shm",
+        "admin.token",
+    ] {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+    }
+    stop(child);
+    for f in ["patchbay.db", "patchbay.db-wal", "patchbay.db-shm"] {
+        let p = data.join(f);
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let (child, addr) = spawn_serve(&data, &[]);
+    let health = Client::new(&format!("http://{addr}"), None, Duration::from_secs(10));
+    assert_eq!(health.get_text("/healthz").unwrap(), "ok\n");
+    for f in ["patchbay.db", "patchbay.db-wal", "patchbay.db-shm"] {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f} after a restart");
+    }
+    stop(child);
+}
+
+/// Reads until the server closes the connection; returns what it sent and
+/// how long it took (the read timeout bounds the wait).
+fn read_until_closed(c: &mut std::net::TcpStream) -> (String, Duration) {
+    use std::io::Read;
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t0 = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the connection stayed open ({e}) after {:?}", t0.elapsed()),
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), t0.elapsed())
+}
+
+/// Hole 8d: a client that sends half a request line is disconnected within
+/// the (configured) header-read timeout, an idle keep-alive connection too,
+/// and the server keeps serving others meanwhile.
+#[test]
+fn slow_and_idle_connections_are_closed() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let (child, addr) = spawn_serve(&tmp.path().join("data"), &["--header-read-timeout", "1s"]);
+    let health = Client::new(&format!("http://{addr}"), None, Duration::from_secs(5));
+
+    // Slowloris: half a request line, then nothing.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /healthz HT").unwrap();
+    // Others are served while it hangs.
+    assert_eq!(health.get_text("/healthz").unwrap(), "ok\n");
+    let (_, waited) = read_until_closed(&mut slow);
+    assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+
+    // Idle keep-alive: one request answered, then the connection is closed.
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let (answer, waited) = read_until_closed(&mut idle);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(500),
+        "closed at once: {waited:?}"
+    );
+
+    // Still serving.
+    assert_eq!(health.get_text("/healthz").unwrap(), "ok\n");
+    stop(child);
+}
+
 crate::both_backends!(
     concurrent_heavy_readers_do_not_deadlock,
     refusal_flood_grows_the_audit_log_boundedly,
+    list_limits_are_bounded,
+    window_and_blackout_lengths_are_bounded,
 );

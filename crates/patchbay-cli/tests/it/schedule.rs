@@ -198,7 +198,7 @@ fn windows_blackouts_and_the_plan(backend: &str) {
         a.planned.as_deref(),
         Some(tomorrow_2am.to_string().as_str())
     );
-    let findings: List<WorkItem> = s.admin().get("/api/v1/worklist?limit=100000").unwrap();
+    let findings: List<WorkItem> = s.admin().get("/api/v1/worklist?limit=10000").unwrap();
     assert_eq!(a.findings, findings.items.len());
     assert!(p.at_risk.is_empty(), "{:?}", p.at_risk);
     assert_eq!(p.rings[0].soak, "24h");
