@@ -155,6 +155,38 @@ impl App {
         })
     }
 
+    /// Authenticates a request to the subscribable calendar feed
+    /// (`/calendar.ics`): only a calendar token (role `calendar`) is accepted
+    /// there, from the query or the header — any other token in a calendar URL
+    /// would leak a key to everything. Refusals are recorded (401/403).
+    pub async fn authenticate_calendar(
+        &self,
+        authorization: Option<&str>,
+        ctx: &RequestCtx,
+    ) -> Result<Caller, AppError> {
+        let caller = self.authenticate(authorization, ctx).await?;
+        if caller.role == Role::Calendar {
+            return Ok(caller);
+        }
+        let mut detail = ctx.detail("not a calendar token");
+        detail["role"] = json!(caller.role.as_str());
+        self.audit_refusal(
+            &caller.actor(),
+            "request.denied",
+            &ctx.path,
+            &ctx.remote,
+            detail,
+        )
+        .await;
+        Err(AppError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "the calendar feed takes only a calendar token, not a '{}' token: create one with `patchbay tokens create --name NAME --role calendar`",
+                caller.role
+            ),
+        ))
+    }
+
     /// Checks that `caller` may perform `action`; a refusal is recorded and
     /// answered with 403.
     pub async fn require(

@@ -929,7 +929,7 @@ impl App {
         to: Option<Timestamp>,
         ctx: &RequestCtx,
     ) -> Result<String, AppError> {
-        self.require(caller, Action::ReadInventory, ctx).await?;
+        self.require(caller, Action::ReadCalendar, ctx).await?;
         let now = self.now();
         let from = from.unwrap_or_else(|| now - SignedDuration::from_hours(24 * 7));
         let to = to.unwrap_or_else(|| now + SignedDuration::from_hours(24 * 90));

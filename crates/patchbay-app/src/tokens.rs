@@ -34,7 +34,14 @@ impl App {
         if name.is_empty() || name.len() > 128 {
             return Err(AppError::invalid("token name must be 1 to 128 characters"));
         }
-        let secret = token::render(TokenKind::Api, &random32());
+        // Calendar tokens end up in calendar URLs: their own prefix makes them
+        // recognisable (and they open nothing but the feed).
+        let kind = if req.role == patchbay_core::auth::Role::Calendar {
+            TokenKind::Calendar
+        } else {
+            TokenKind::Api
+        };
+        let secret = token::render(kind, &random32());
         let mut tx = self.store.write().await?;
         let row = tx
             .insert_api_token(&NewApiToken {

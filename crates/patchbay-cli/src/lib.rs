@@ -187,7 +187,8 @@ pub enum Command {
     /// The maintenance calendar (windows and blackouts) as iCalendar (.ics).
     ///
     /// Calendar applications can subscribe to GET /calendar.ics?token=… on the
-    /// server (use a read-only auditor token), optionally with &group=NAME.
+    /// server with a calendar token (`patchbay tokens create --name NAME --role
+    /// calendar`; it opens nothing else), optionally with &group=NAME.
     Calendar(schedule::CalendarArgs),
     /// Compare two versions: prints <, = or >.
     Vercmp {

@@ -549,9 +549,96 @@ fn slow_and_idle_connections_are_closed() {
     stop(child);
 }
 
+/// Hole 8e: the subscribable calendar feed takes only a calendar token (which
+/// opens nothing else); an admin or auditor token in its query is refused
+/// (403, recorded).
+fn calendar_feed_takes_only_calendar_tokens(backend: &str) {
+    use patchbay_core::auth::Role;
+    use patchbay_proto::api::{CreateToken, TokenCreated};
+    let s = Server::start(backend);
+    let admin = s.admin();
+    // The CLI creates one; its secret is recognisable as a calendar token.
+    let out = ok(&s.cli(&[
+        "tokens", "create", "--name", "team-cal", "--role", "calendar", "--format", "json",
+    ]));
+    let cal: TokenCreated = serde_json::from_str(&out).unwrap();
+    assert!(cal.token.starts_with("pbc_"), "{}", cal.token);
+    assert_eq!(cal.info.role, Role::Calendar);
+    let auditor: TokenCreated = admin
+        .send(
+            "POST",
+            "/api/v1/tokens",
+            &CreateToken {
+                name: "aud".into(),
+                role: Role::Auditor,
+            },
+        )
+        .unwrap();
+    let anon = s.client(None);
+    let ics = anon
+        .get_text(&format!("/calendar.ics?token={}", cal.token))
+        .unwrap();
+    assert!(ics.starts_with("BEGIN:VCALENDAR"), "{ics}");
+    let denied0 = query_i64(
+        &s,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events WHERE outcome = 'denied'",
+    );
+    for t in [&s.admin, &auditor.token] {
+        let e = anon
+            .get_text(&format!("/calendar.ics?token={t}"))
+            .unwrap_err();
+        assert_eq!(status_of(&e), Some(403), "{e}");
+        assert!(e.to_string().contains("calendar token"), "{e}");
+        // Nor in the header, on the feed.
+        let e = s.client(Some(t)).get_text("/calendar.ics").unwrap_err();
+        assert_eq!(status_of(&e), Some(403), "{e}");
+    }
+    let reasons = query(
+        &s,
+        "SELECT detail FROM audit_events WHERE outcome = 'denied' ORDER BY seq",
+    );
+    assert_eq!(reasons.len() as i64 - denied0, 4, "{reasons:?}");
+    assert!(reasons.last().unwrap().contains("not a calendar token"));
+    // The calendar token opens nothing else.
+    let c = s.client(Some(&cal.token));
+    for path in [
+        "/api/v1/assets",
+        "/api/v1/audit",
+        "/api/v1/worklist",
+        "/api/v1/tokens",
+    ] {
+        let e = c.get::<serde_json::Value>(path).unwrap_err();
+        assert_eq!(status_of(&e), Some(403), "{path}: {e}");
+    }
+    let e = c
+        .send::<_, serde_json::Value>(
+            "POST",
+            "/api/v1/tokens",
+            &CreateToken {
+                name: "x".into(),
+                role: Role::Admin,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(status_of(&e), Some(403));
+    // The API's own calendar still serves every role by header.
+    assert!(
+        admin
+            .get_text("/api/v1/calendar.ics")
+            .unwrap()
+            .starts_with("BEGIN:VCALENDAR")
+    );
+    assert!(
+        c.get_text("/api/v1/calendar.ics")
+            .unwrap()
+            .starts_with("BEGIN:VCALENDAR")
+    );
+}
+
 crate::both_backends!(
     concurrent_heavy_readers_do_not_deadlock,
     refusal_flood_grows_the_audit_log_boundedly,
     list_limits_are_bounded,
     window_and_blackout_lengths_are_bounded,
+    calendar_feed_takes_only_calendar_tokens,
 );

@@ -669,10 +669,14 @@ fn calendar_feed_equals_the_preview(backend: &str) {
     assert_eq!(blackouts[0]["start"], "2026-12-19T23:00:00Z");
     assert_eq!(blackouts[0]["end"], "2027-01-03T23:00:00Z");
 
-    // The subscribable feed, per group, with the token in the query.
+    // The subscribable feed, per group, with a calendar token in the query.
+    let cal: patchbay_proto::api::TokenCreated = serde_json::from_str(&ok(&s.cli(&[
+        "tokens", "create", "--name", "cal", "--role", "calendar", "--format", "json",
+    ])))
+    .unwrap();
     let url = format!(
         "{}/calendar.ics?group=db&from={from}&to={to}&token={}",
-        s.url, s.admin
+        s.url, cal.token
     );
     let body = ureq::get(&url)
         .call()
