@@ -47,6 +47,11 @@ pub fn check_limit(limit: u64, max: u64) -> Result<(), AppError> {
     Ok(())
 }
 
+/// The creator of the deployments the zero-day lane proposes: a named system
+/// caller, never a person, so its approval always takes a human approver
+/// (four-eyes: the creator may not approve, and no token acts as the system).
+pub const ZERO_DAY_LANE_ACTOR: &str = "system:zero-day-lane";
+
 /// The policy in force when none was applied.
 pub const DEFAULT_POLICY: &str = "version = 1\n";
 
@@ -605,20 +610,24 @@ impl App {
     /// findings those CVEs now make P0 are recorded as an out-of-band event, and an
     /// out-of-band deployment of their (policy-approved) patches is proposed for the
     /// rollout engine. Returns `None` when no finding is raised.
+    ///
+    /// The deployment is created by [`ZERO_DAY_LANE_ACTOR`]; `by` (who ran the
+    /// import that triggered it) is recorded as `triggered_by`.
     pub async fn zero_day_lane(
         &self,
         source: &str,
         added_cves: &[String],
         by: &str,
     ) -> Result<Option<patchbay_store::OobEventRow>, AppError> {
+        let creator = ZERO_DAY_LANE_ACTOR;
         if added_cves.is_empty() {
             return Ok(None);
         }
         let added: HashSet<&str> = added_cves.iter().map(String::as_str).collect();
         let system = Caller {
             token_id: 0,
-            name: by.to_string(),
-            role: patchbay_core::auth::Role::Admin,
+            name: creator.to_string(),
+            role: patchbay_core::auth::Role::Auditor,
         };
         let findings: Vec<FindingOut> = self
             .open_findings(&system, &RequestCtx::default())
@@ -688,7 +697,7 @@ impl App {
             patches,
             assets,
             created_at: now,
-            created_by: by.to_string(),
+            created_by: creator.to_string(),
         })
         .await?;
         let mut ev = patchbay_store::OobEventRow {
@@ -700,13 +709,14 @@ impl App {
             deployment: Some(dep.clone()),
         };
         ev.id = tx.insert_oob_event(&ev).await?;
-        let (change, _) = tx.ensure_change_record(&dep, now, by).await?;
+        let (change, _) = tx.ensure_change_record(&dep, now, creator).await?;
         self.audit_in(
             &mut tx,
-            by,
+            creator,
             "oob.raise",
             &format!("deployment:{dep}"),
-            json!({"source": source, "cves": ev.cves, "findings": ev.findings, "change": change.id}),
+            json!({"source": source, "cves": ev.cves, "findings": ev.findings, "change": change.id,
+                   "triggered_by": by}),
         )
         .await?;
         tx.commit().await?;

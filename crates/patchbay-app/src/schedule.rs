@@ -573,6 +573,22 @@ impl App {
         }
         let approver = caller.actor();
         if approver == dep.created_by {
+            // Four-eyes: recorded like every refusal (after the write
+            // transaction ends: never hold one connection waiting for another).
+            drop(tx);
+            let mut detail = json!({"method": crate::bounded_text(&ctx.method),
+                                    "remote": crate::bounded_text(&ctx.remote),
+                                    "reason": "the deployment's creator may not approve it",
+                                    "deployment": dep.id});
+            detail["blackout"] = json!(name);
+            self.audit_refusal(
+                &approver,
+                "blackout.approve",
+                &format!("blackout:{name}"),
+                &ctx.remote,
+                detail,
+            )
+            .await;
             return Err(AppError::new(
                 patchbay_proto::error::ErrorCode::Forbidden,
                 format!(

@@ -635,10 +635,107 @@ fn calendar_feed_takes_only_calendar_tokens(backend: &str) {
     );
 }
 
+/// Hole 8f: the zero-day lane's deployment is created by the named system
+/// caller `system:zero-day-lane` (not the importing shell user), so four-eyes
+/// applies: its approval comes from a human approver's token, recorded as
+/// such, and the trigger is recorded separately.
+fn zero_day_deployment_is_created_by_the_system(backend: &str) {
+    use patchbay_proto::api::{BlackoutApprovalIn, DeploymentOut};
+    let s = Server::start(backend);
+    let root = deb_root(&format!(
+        "{}Package: chromium\nStatus: install ok installed\nArchitecture: amd64\n\
+         Version: 139.0.7258.154-1~deb12u1\n\n",
+        minbase_before()
+    ));
+    let state = tempfile::tempdir().unwrap();
+    ok(&s.agent_once(
+        state.path(),
+        Some(&s.enroll_token(1)),
+        &[
+            "--root",
+            root.path().to_str().unwrap(),
+            "--no-pending-updates",
+        ],
+    ));
+    import(
+        &s,
+        &[
+            "feeds/osv/Debian-12-derived.osv.zip",
+            "feeds/kev/known_exploited_vulnerabilities-2025.08.25.json.gz",
+        ],
+    );
+    // USER unset: the importer used to become the creator `local:unknown`.
+    ok(&Command::new(PATCHBAY)
+        .args(["feeds", "import", "--db", &s.db_url])
+        .arg(fixtures().join("feeds/kev/known_exploited_vulnerabilities-2026.08.07.json.gz"))
+        .env_remove("USER")
+        .output()
+        .unwrap());
+    let deps: List<DeploymentOut> = s.admin().get("/api/v1/deployments").unwrap();
+    let dep = &deps.items[0];
+    assert!(dep.id.starts_with("DEP-OOB-"), "{dep:?}");
+    assert_eq!(dep.created_by, "system:zero-day-lane");
+    assert_eq!(
+        query(&s, "SELECT created_by FROM deployments"),
+        vec!["system:zero-day-lane"]
+    );
+    let raised = query(
+        &s,
+        "SELECT actor || ' ' || detail FROM audit_events WHERE action = 'oob.raise'",
+    );
+    assert_eq!(raised.len(), 1);
+    assert!(
+        raised[0].starts_with("system:zero-day-lane {"),
+        "{}",
+        raised[0]
+    );
+    assert!(
+        raised[0].contains("\"triggered_by\":\"local:unknown\""),
+        "{}",
+        raised[0]
+    );
+
+    // A human approver's approval is what lets it enter a blackout.
+    let _: serde_json::Value = s
+        .admin()
+        .send(
+            "POST",
+            "/api/v1/blackouts",
+            &blackout("freeze", "2026-12-20T00:00:00Z", "2027-01-04T00:00:00Z"),
+        )
+        .unwrap();
+    let approver: patchbay_proto::api::TokenCreated = s
+        .admin()
+        .send(
+            "POST",
+            "/api/v1/tokens",
+            &patchbay_proto::api::CreateToken {
+                name: "alice".into(),
+                role: patchbay_core::auth::Role::Approver,
+            },
+        )
+        .unwrap();
+    let _: serde_json::Value = s
+        .client(Some(&approver.token))
+        .send(
+            "POST",
+            "/api/v1/blackouts/freeze/approvals",
+            &BlackoutApprovalIn {
+                deployment: dep.id.clone(),
+                note: "exploited".into(),
+            },
+        )
+        .unwrap();
+    let by = query(&s, "SELECT approver FROM blackout_approvals");
+    assert_eq!(by, vec![format!("token:{}:alice", approver.info.id)]);
+    assert_ne!(by[0], dep.created_by);
+}
+
 crate::both_backends!(
     concurrent_heavy_readers_do_not_deadlock,
     refusal_flood_grows_the_audit_log_boundedly,
     list_limits_are_bounded,
     window_and_blackout_lengths_are_bounded,
     calendar_feed_takes_only_calendar_tokens,
+    zero_day_deployment_is_created_by_the_system,
 );
