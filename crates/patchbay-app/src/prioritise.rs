@@ -352,7 +352,7 @@ impl App {
         caller: &Caller,
         text: &str,
         ctx: &RequestCtx,
-    ) -> Result<(PolicyEffect, Policy), AppError> {
+    ) -> Result<(PolicyEffect, Policy, Policy), AppError> {
         let new_p = parse_policy(text)?;
         let (old_p, row) = self.policy_in_force().await?;
         let fingerprint = new_p.fingerprint();
@@ -366,6 +366,72 @@ impl App {
         Ok((
             self.effect_of(&old, &new, &old_p, &new_p, fingerprint, no_op),
             new_p,
+            old_p,
+        ))
+    }
+
+    /// Exclusions take findings out of the worklist like exceptions do, so a new
+    /// or widened exclusion rule needs the approve permission (admin, approver),
+    /// as an exception does: an operator alone cannot exclude a package (let
+    /// alone every package with `package = "*"`). Changing only a rule's reason,
+    /// or removing rules, needs no approval. A refusal is recorded and answered
+    /// with 403 naming the rule.
+    async fn require_approval_of_exclusions(
+        &self,
+        caller: &Caller,
+        old_p: &Policy,
+        new_p: &Policy,
+        effect: &PolicyEffect,
+        ctx: &RequestCtx,
+    ) -> Result<(), AppError> {
+        if caller.role.permits(Action::Approve) {
+            return Ok(());
+        }
+        let key = |e: &policy::Exclusion| (e.package.clone(), e.asset.clone(), e.group.clone());
+        let had: HashSet<_> = old_p.exclusions.iter().map(key).collect();
+        let added: Vec<(usize, &policy::Exclusion)> = new_p
+            .exclusions
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !had.contains(&key(e)))
+            .collect();
+        let Some(&(i, e)) = added
+            .iter()
+            .find(|(_, e)| is_glob(&e.package))
+            .or_else(|| added.first())
+        else {
+            return Ok(());
+        };
+        let mut rule = format!("exclusions[{i}] (package = {:?}", e.package);
+        if let Some(a) = &e.asset {
+            rule.push_str(&format!(", asset = {a:?}"));
+        }
+        if let Some(g) = &e.group {
+            rule.push_str(&format!(", group = {g:?}"));
+        }
+        rule.push(')');
+        let what = if is_glob(&e.package) {
+            "is a wildcard exclusion: it takes every matching package out of patching"
+        } else {
+            "is a new exclusion: it takes that package out of patching"
+        };
+        let message = format!(
+            "{rule} {what} ({} findings newly excluded); exclusions need the approve permission,              like exceptions: have an admin or approver apply this policy",
+            effect.findings_newly_excluded
+        );
+        self.audit_refusal(
+            &caller.actor(),
+            "policy.apply",
+            "policy",
+            &ctx.remote,
+            json!({"method": crate::bounded_text(&ctx.method), "remote": crate::bounded_text(&ctx.remote),
+                   "reason": "exclusion needs the approve permission", "role": caller.role.as_str(),
+                   "rule": crate::bounded_text(&rule), "findings_newly_excluded": effect.findings_newly_excluded}),
+        )
+        .await;
+        Err(AppError::new(
+            patchbay_proto::error::ErrorCode::Forbidden,
+            message,
         ))
     }
 
@@ -389,10 +455,12 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<PolicyEffect, AppError> {
         self.require(caller, Action::WriteAssets, ctx).await?;
-        let (effect, _) = self.policy_effect(caller, text, ctx).await?;
+        let (effect, new_p, old_p) = self.policy_effect(caller, text, ctx).await?;
         if effect.no_op {
             return Ok(effect);
         }
+        self.require_approval_of_exclusions(caller, &old_p, &new_p, &effect, ctx)
+            .await?;
         let mut tx = self.store.write().await?;
         let id = tx
             .insert_policy(&PolicyRow {
@@ -490,6 +558,11 @@ impl App {
             fixes,
         })
     }
+}
+
+/// Whether a name pattern is a glob (matches more than one name).
+fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
 }
 
 /// The compact OS name of a patch: `debian:12` → `debian12`, `ubuntu:24.04` → `ubuntu2404`.

@@ -731,6 +731,75 @@ fn zero_day_deployment_is_created_by_the_system(backend: &str) {
     assert_ne!(by[0], dep.created_by);
 }
 
+/// Hole 8g: an exclusion takes findings out of the worklist like an exception,
+/// so an operator (no approve permission) cannot add one — least of all
+/// `package = "*"`: 403 naming the rule, recorded, nothing applied. An admin
+/// can; the operator may then change only its reason, or remove it.
+fn exclusions_need_the_approve_permission(backend: &str) {
+    use patchbay_core::auth::Role;
+    use patchbay_proto::api::{CreateToken, TokenCreated};
+    let s = Server::start(backend);
+    let _root = host(&s);
+    import(&s, &["feeds/osv/Debian-12-derived.osv.zip"]);
+    let ops: TokenCreated = s
+        .admin()
+        .send(
+            "POST",
+            "/api/v1/tokens",
+            &CreateToken {
+                name: "ops".into(),
+                role: Role::Operator,
+            },
+        )
+        .unwrap();
+    let op = s.client(Some(&ops.token));
+    let before: List<WorkItem> = s.admin().get("/api/v1/worklist").unwrap();
+    assert!(!before.items.is_empty());
+    let apply = |c: &Client, text: &str| {
+        c.post_raw::<serde_json::Value>("/api/v1/policy", "application/toml", text.as_bytes())
+    };
+    let wildcard = "version = 1\n[[exclusions]]\npackage = \"*\"\nreason = \"no patching\"\n";
+    let e = apply(&op, wildcard).unwrap_err();
+    assert_eq!(status_of(&e), Some(403), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("exclusions[0] (package = \"*\")"), "{msg}");
+    assert!(msg.contains("wildcard") && msg.contains("approve"), "{msg}");
+    let one = "version = 1\n[[exclusions]]\npackage = \"perl\"\nreason = \"vendor\"\n";
+    let e = apply(&op, one).unwrap_err();
+    assert_eq!(status_of(&e), Some(403), "{e}");
+    assert!(
+        e.to_string().contains("exclusions[0] (package = \"perl\")"),
+        "{e}"
+    );
+    // Nothing applied, the worklist unchanged, the refusals recorded.
+    assert_eq!(
+        query_i64(&s, "SELECT CAST(COUNT(*) AS TEXT) FROM policies"),
+        0
+    );
+    let after: List<WorkItem> = s.admin().get("/api/v1/worklist").unwrap();
+    assert_eq!(after.items.len(), before.items.len());
+    let refused = query(
+        &s,
+        "SELECT detail FROM audit_events WHERE action = 'policy.apply' AND outcome = 'denied' ORDER BY seq",
+    );
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused[0].contains("exclusions[0] (package = \\\"*\\\")"),
+        "{}",
+        refused[0]
+    );
+    // An admin (who holds the approve permission) may exclude.
+    let _ = apply(&s.admin(), one).unwrap();
+    // The operator may reword the reason or remove the rule: nothing more excluded.
+    let reworded = "version = 1\n[[exclusions]]\npackage = \"perl\"\nreason = \"vendor-managed\"\n";
+    let _ = apply(&op, reworded).unwrap();
+    let _ = apply(&op, "version = 1\n").unwrap();
+    assert_eq!(
+        query_i64(&s, "SELECT CAST(COUNT(*) AS TEXT) FROM policies"),
+        3
+    );
+}
+
 crate::both_backends!(
     concurrent_heavy_readers_do_not_deadlock,
     refusal_flood_grows_the_audit_log_boundedly,
@@ -738,4 +807,5 @@ crate::both_backends!(
     window_and_blackout_lengths_are_bounded,
     calendar_feed_takes_only_calendar_tokens,
     zero_day_deployment_is_created_by_the_system,
+    exclusions_need_the_approve_permission,
 );
