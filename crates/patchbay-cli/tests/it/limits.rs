@@ -800,8 +800,77 @@ fn exclusions_need_the_approve_permission(backend: &str) {
     );
 }
 
+/// Hole 3, the write side: concurrent check-ins (each re-assessed inside its
+/// own write transaction) never wait for a second pooled connection (before,
+/// the advisory index was read through a new read transaction while the write
+/// transaction was held, so as many concurrent check-ins as the pool has
+/// connections could deadlock PostgreSQL's pool).
+fn concurrent_checkins_do_not_deadlock(backend: &str) {
+    let s = Server::start(backend);
+    import(&s, &["feeds/osv/Debian-12-derived.osv.zip"]);
+    const AGENTS: usize = 48;
+    let token = s.enroll_token(AGENTS as u32);
+    let roots: Vec<_> = (0..AGENTS).map(|_| deb_root(&minbase_before())).collect();
+    let states: Vec<_> = (0..AGENTS).map(|_| tempfile::tempdir().unwrap()).collect();
+    let args = |i: usize| -> Vec<String> {
+        vec![
+            "--root".into(),
+            roots[i].path().to_str().unwrap().into(),
+            "--no-pending-updates".into(),
+        ]
+    };
+    // Enrolled and first inventories in turn; then every host changes and
+    // all check in (a delta each) at once.
+    for i in 0..AGENTS {
+        let a = args(i);
+        ok(&s.agent_once(
+            states[i].path(),
+            Some(&token),
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        ));
+        std::fs::write(
+            roots[i].path().join("var/lib/dpkg/status"),
+            crate::support::minbase_after(),
+        )
+        .unwrap();
+    }
+    let barrier = std::sync::Barrier::new(AGENTS);
+    let started = Instant::now();
+    let outs: Vec<std::process::Output> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..AGENTS)
+            .map(|i| {
+                let (s, barrier, a) = (&s, &barrier, args(i));
+                let state = states[i].path();
+                sc.spawn(move || {
+                    barrier.wait();
+                    s.agent_once(
+                        state,
+                        None,
+                        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+                    )
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in &outs {
+        ok(o);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "{AGENTS} check-ins took {:?}",
+        started.elapsed()
+    );
+    let resolved = query_i64(
+        &s,
+        "SELECT CAST(COUNT(DISTINCT asset_id) AS TEXT) FROM findings WHERE resolved_at IS NOT NULL",
+    );
+    assert_eq!(resolved, AGENTS as i64, "every host was re-assessed");
+}
+
 crate::both_backends!(
     concurrent_heavy_readers_do_not_deadlock,
+    concurrent_checkins_do_not_deadlock,
     refusal_flood_grows_the_audit_log_boundedly,
     list_limits_are_bounded,
     window_and_blackout_lengths_are_bounded,
