@@ -433,3 +433,48 @@ pub(crate) fn random32() -> [u8; 32] {
 pub fn fmt_ts(t: Timestamp) -> String {
     t.round(jiff::Unit::Second).unwrap_or(t).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_text_cuts_at_a_char_boundary_and_marks() {
+        assert_eq!(bounded_text("short"), "short");
+        let long = "é".repeat(MAX_AUDIT_TEXT); // 2 bytes each
+        let b = bounded_text(&long);
+        assert!(b.len() <= MAX_AUDIT_TEXT + 32, "{}", b.len());
+        assert!(b.ends_with(&format!("…[{} more bytes]", MAX_AUDIT_TEXT)));
+    }
+
+    #[test]
+    fn limiter_records_n_per_window_then_aggregates() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut l = RefusalLimiter::default();
+        let mut recorded = 0;
+        for _ in 0..50 {
+            let (flushed, rec) = l.admit("10.0.0.1", t0);
+            assert!(flushed.is_none());
+            recorded += u32::from(rec);
+        }
+        assert_eq!(recorded, REFUSALS_PER_MINUTE);
+        // Another source has its own budget.
+        assert!(l.admit("10.0.0.2", t0).1);
+        // Within the window nothing is flushed; after it, the count is.
+        assert!(l.flush(t0 + SignedDuration::from_secs(59)).is_empty());
+        let (flushed, rec) = l.admit("10.0.0.1", t0 + REFUSAL_WINDOW);
+        let s = flushed.expect("the aggregate of the ended window");
+        assert_eq!((s.source.as_str(), s.count), ("10.0.0.1", 30));
+        assert!(rec);
+        let done = l.flush(t0 + REFUSAL_WINDOW * 3);
+        assert!(done.is_empty(), "nothing suppressed since");
+        assert!(l.by_source.is_empty(), "ended windows are forgotten");
+    }
+
+    #[test]
+    fn refusal_source_is_the_ip() {
+        assert_eq!(refusal_source("127.0.0.1:5555"), "127.0.0.1");
+        assert_eq!(refusal_source("[::1]:80"), "::1");
+        assert_eq!(refusal_source(""), "(unknown)");
+    }
+}
