@@ -410,9 +410,19 @@ fn window_and_blackout_lengths_are_bounded(backend: &str) {
         .unwrap();
 }
 
+/// A `patchbay serve` child, killed when dropped (also when a test fails).
+struct ServeChild(std::process::Child);
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs `patchbay serve` (SQLite in `data_dir`) on a free loopback port;
 /// returns the child and its address.
-fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
+fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (ServeChild, String) {
     use std::io::BufRead;
     let mut child = Command::new(PATCHBAY)
         .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
@@ -426,6 +436,7 @@ fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Chi
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    let child = ServeChild(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
@@ -445,9 +456,8 @@ fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Chi
     (child, addr)
 }
 
-fn stop(mut child: std::process::Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+fn stop(child: ServeChild) {
+    drop(child);
 }
 
 fn mode(p: &std::path::Path) -> u32 {

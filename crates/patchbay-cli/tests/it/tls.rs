@@ -314,7 +314,14 @@ fn a_stalled_tls_handshake_blocks_nobody() {
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new(PATCHBAY)
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server = Command::new(PATCHBAY)
         .args([
             "serve",
             "--listen",
@@ -330,6 +337,8 @@ fn a_stalled_tls_handshake_blocks_nobody() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Killed if the test fails before it stops the server.
+    let mut server = Kill(server);
     let url = format!("https://127.0.0.1:{port}");
     let ca = dir.path().join("ca.pem");
     let trusted = Client::new(&url, None, Duration::from_secs(3))
@@ -358,8 +367,8 @@ fn a_stalled_tls_handshake_blocks_nobody() {
     drop(stalled);
     Command::new("kill")
         .arg("-TERM")
-        .arg(server.id().to_string())
+        .arg(server.0.id().to_string())
         .status()
         .unwrap();
-    assert!(server.wait().unwrap().success());
+    assert!(server.0.wait().unwrap().success());
 }
