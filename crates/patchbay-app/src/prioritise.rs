@@ -395,28 +395,37 @@ impl App {
             .enumerate()
             .filter(|(_, e)| !had.contains(&key(e)))
             .collect();
-        let Some(&(i, e)) = added
+        let (rule, what) = match added
             .iter()
             .find(|(_, e)| is_glob(&e.package))
             .or_else(|| added.first())
-        else {
-            return Ok(());
-        };
-        let mut rule = format!("exclusions[{i}] (package = {:?}", e.package);
-        if let Some(a) = &e.asset {
-            rule.push_str(&format!(", asset = {a:?}"));
-        }
-        if let Some(g) = &e.group {
-            rule.push_str(&format!(", group = {g:?}"));
-        }
-        rule.push(')');
-        let what = if is_glob(&e.package) {
-            "is a wildcard exclusion: it takes every matching package out of patching"
-        } else {
-            "is a new exclusion: it takes that package out of patching"
+        {
+            Some(&(i, e)) => {
+                let mut rule = format!("exclusions[{i}] (package = {:?}", e.package);
+                if let Some(a) = &e.asset {
+                    rule.push_str(&format!(", asset = {a:?}"));
+                }
+                if let Some(g) = &e.group {
+                    rule.push_str(&format!(", group = {g:?}"));
+                }
+                rule.push(')');
+                let what = if is_glob(&e.package) {
+                    "is a wildcard exclusion: it takes every matching package out of patching"
+                } else {
+                    "is a new exclusion: it takes that package out of patching"
+                };
+                (rule, what)
+            }
+            // Same rules, but changed groups put more assets under them.
+            None if effect.findings_newly_excluded > 0 => (
+                "exclusions".to_string(),
+                "reach more assets through the changed groups",
+            ),
+            None => return Ok(()),
         };
         let message = format!(
-            "{rule} {what} ({} findings newly excluded); exclusions need the approve permission,              like exceptions: have an admin or approver apply this policy",
+            "{rule} {what} ({} findings newly excluded); exclusions need the approve permission, \
+             like exceptions: have an admin or approver apply this policy",
             effect.findings_newly_excluded
         );
         self.audit_refusal(

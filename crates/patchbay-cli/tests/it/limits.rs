@@ -798,6 +798,17 @@ fn exclusions_need_the_approve_permission(backend: &str) {
         "{}",
         refused[0]
     );
+    // Nor widen a group an exclusion is limited to.
+    let scoped = |name: &str| {
+        format!(
+            "version = 1\n[[groups]]\nname = \"g\"\n[groups.match]\nname = [\"{name}\"]\n\n\
+             [[exclusions]]\npackage = \"perl\"\ngroup = \"g\"\nreason = \"vendor\"\n"
+        )
+    };
+    let _ = apply(&s.admin(), &scoped("nothing-*")).unwrap();
+    let e = apply(&op, &scoped("chroot-*")).unwrap_err();
+    assert_eq!(status_of(&e), Some(403), "{e}");
+    assert!(e.to_string().contains("changed groups"), "{e}");
     // An admin (who holds the approve permission) may exclude.
     let _ = apply(&s.admin(), one).unwrap();
     // The operator may reword the reason or remove the rule: nothing more excluded.
@@ -806,7 +817,7 @@ fn exclusions_need_the_approve_permission(backend: &str) {
     let _ = apply(&op, "version = 1\n").unwrap();
     assert_eq!(
         query_i64(&s, "SELECT CAST(COUNT(*) AS TEXT) FROM policies"),
-        3
+        4
     );
 }
 
