@@ -233,12 +233,12 @@ impl RefusalLimiter {
         }
     }
 
-    /// Ends every window older than [`REFUSAL_WINDOW`] at `now`, returning the
-    /// aggregates to record; forgets those sources.
-    fn flush(&mut self, now: Timestamp) -> Vec<Suppressed> {
+    /// Ends every window older than [`REFUSAL_WINDOW`] at `now` (every window
+    /// when `all`), returning the aggregates to record; forgets those sources.
+    fn flush(&mut self, now: Timestamp, all: bool) -> Vec<Suppressed> {
         let mut out = Vec::new();
         self.by_source.retain(|k, w| {
-            if now.duration_since(w.start) < REFUSAL_WINDOW && now >= w.start {
+            if !all && now.duration_since(w.start) < REFUSAL_WINDOW && now >= w.start {
                 return true;
             }
             out.extend(w.suppressed(k));
@@ -373,12 +373,22 @@ impl App {
     /// runs this every minute, so a burst is recorded even if its source goes
     /// quiet). Returns how many aggregate entries were written.
     pub async fn flush_refusals(&self) -> usize {
+        self.flush_refusals_inner(false).await
+    }
+
+    /// Records the aggregates of every refusal window, ended or not (at
+    /// shutdown, so no suppressed count is lost).
+    pub async fn flush_all_refusals(&self) -> usize {
+        self.flush_refusals_inner(true).await
+    }
+
+    async fn flush_refusals_inner(&self, all: bool) -> usize {
         let now = self.now();
         let done = self
             .refusals
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .flush(now);
+            .flush(now, all);
         let recs: Vec<AuditRecord> = done.iter().map(|s| self.suppressed_record(s)).collect();
         self.append_refusals(&recs, "request.denied.suppressed")
             .await;
@@ -461,14 +471,25 @@ mod tests {
         // Another source has its own budget.
         assert!(l.admit("10.0.0.2", t0).1);
         // Within the window nothing is flushed; after it, the count is.
-        assert!(l.flush(t0 + SignedDuration::from_secs(59)).is_empty());
+        assert!(
+            l.flush(t0 + SignedDuration::from_secs(59), false)
+                .is_empty()
+        );
         let (flushed, rec) = l.admit("10.0.0.1", t0 + REFUSAL_WINDOW);
         let s = flushed.expect("the aggregate of the ended window");
         assert_eq!((s.source.as_str(), s.count), ("10.0.0.1", 30));
         assert!(rec);
-        let done = l.flush(t0 + REFUSAL_WINDOW * 3);
+        let done = l.flush(t0 + REFUSAL_WINDOW * 3, false);
         assert!(done.is_empty(), "nothing suppressed since");
         assert!(l.by_source.is_empty(), "ended windows are forgotten");
+        // At shutdown every window is flushed, ended or not.
+        for _ in 0..25 {
+            l.admit("10.0.0.3", t0);
+        }
+        assert!(l.flush(t0, false).is_empty());
+        let all = l.flush(t0, true);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].count, 5);
     }
 
     #[test]

@@ -267,6 +267,8 @@ where
     tracing::info!(%addr, scheme, db = %prepared.db_display, "patchbay server listening");
     serve_connections(listener, router, prepared.conn, shutdown).await;
     sweeper.abort();
+    // No suppressed refusal count is lost at shutdown.
+    prepared.app.flush_all_refusals().await;
     prepared.app.store().close().await;
     Ok(())
 }
