@@ -93,6 +93,7 @@ impl App {
                 "anonymous",
                 "agent.enroll",
                 &format!("host:{}", req.hostname),
+                &ctx.remote,
                 json!({"reason": "invalid enrolment token", "remote": ctx.remote,
                        "token_prefix": token::display_prefix(&req.enroll_token)}),
             )
@@ -239,6 +240,7 @@ impl App {
             actor,
             "agent.enroll",
             &format!("asset:{asset}"),
+            &ctx.remote,
             json!({"reason": reason, "hostname": req.hostname, "machine_id": req.machine_id,
                    "credential_presented": req.agent_secret.is_some(), "remote": ctx.remote}),
         )
@@ -397,10 +399,12 @@ impl App {
         }
         if inv.facts.machine_id != asset.facts.machine_id {
             drop(tx);
+            // No peer address here: the agent is the source the limiter counts.
             self.audit_refusal(
                 &format!("agent:{}", agent.id),
                 "inventory.update",
                 &format!("asset:{}", asset.name),
+                &format!("agent:{}", agent.id),
                 json!({"reason": "machine id differs from the enrolled one",
                        "enrolled_machine_id": asset.facts.machine_id,
                        "reported_machine_id": inv.facts.machine_id}),

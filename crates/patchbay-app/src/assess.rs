@@ -200,22 +200,28 @@ pub(crate) struct IndexCache {
 }
 
 impl App {
-    /// The advisory index for the current feeds (rebuilt when feeds changed).
+    /// The advisory index for the current feeds (rebuilt when feeds changed),
+    /// read through a read transaction of its own.
+    ///
+    /// Never call this while a transaction is open in the same call chain: use
+    /// [`App::index_in`] with that transaction instead, so no request holds one
+    /// pooled connection while waiting for another (a pool of N connections
+    /// deadlocks with N such requests).
     pub async fn index(&self) -> Result<Arc<Index>, AppError> {
-        let generation = {
-            let mut tx = self.store.read().await?;
-            tx.feeds_generation().await?
-        };
+        let mut tx = self.store.read().await?;
+        self.index_in(&mut tx).await
+    }
+
+    /// [`App::index`] through the caller's transaction (read or write).
+    pub(crate) async fn index_in(&self, tx: &mut Box<dyn Tx>) -> Result<Arc<Index>, AppError> {
+        let generation = tx.feeds_generation().await?;
         {
             let c = self.index_cache.lock().unwrap_or_else(|e| e.into_inner());
             if c.generation == Some(generation) {
                 return Ok(c.index.clone());
             }
         }
-        let rows = {
-            let mut tx = self.store.read().await?;
-            tx.all_advisories().await?
-        };
+        let rows = tx.all_advisories().await?;
         let index = Arc::new(build_index(&rows));
         let mut c = self.index_cache.lock().unwrap_or_else(|e| e.into_inner());
         *c = IndexCache {
@@ -250,7 +256,7 @@ impl App {
         let Ok(target) = target_for(&asset.facts.os) else {
             return Ok(SyncStats::default());
         };
-        self.index().await?;
+        self.index_in(tx).await?;
         let packages = tx.packages(asset.id).await?;
         let findings = self.match_packages(&target, &packages);
         let existing = tx.findings_of_asset(asset.id).await?;
@@ -273,7 +279,7 @@ impl App {
         if delta.is_empty() {
             return Ok(SyncStats::default());
         }
-        self.index().await?;
+        self.index_in(tx).await?;
         let changed: HashSet<(String, String)> = delta
             .added
             .iter()
@@ -340,7 +346,8 @@ impl App {
             ),
         };
         let rows = tx.list_findings(asset_id, include_resolved).await?;
-        let index = self.index().await?;
+        // Through this transaction: a second connection here deadlocks the pool.
+        let index = self.index_in(&mut tx).await?;
         let kev: HashMap<String, patchbay_store::KevRow> = tx
             .all_kev()
             .await?

@@ -348,6 +348,10 @@ impl App {
             )
             .await?;
             tx.commit().await?;
+        } else {
+            // Nothing changes: end the write transaction before reading through
+            // another connection (never hold one connection waiting for another).
+            drop(tx);
         }
         self.show_asset(caller, &a.name, ctx).await
     }

@@ -39,8 +39,10 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// The detail of a refusal. The path is the entry's target (bounded), not
+    /// repeated here: an unbounded path must not be stored twice.
     fn detail(&self, reason: &str) -> serde_json::Value {
-        json!({"method": self.method, "path": self.path, "remote": self.remote, "reason": reason})
+        json!({"method": crate::bounded_text(&self.method), "remote": crate::bounded_text(&self.remote), "reason": reason})
     }
 }
 
@@ -85,8 +87,14 @@ impl App {
             } else {
                 "no token"
             };
-            self.audit_refusal("anonymous", "request.denied", &ctx.path, ctx.detail(reason))
-                .await;
+            self.audit_refusal(
+                "anonymous",
+                "request.denied",
+                &ctx.path,
+                &ctx.remote,
+                ctx.detail(reason),
+            )
+            .await;
             return Err(AppError::new(
                 ErrorCode::Unauthenticated,
                 "an API token is required: send 'Authorization: Bearer <token>'",
@@ -105,6 +113,7 @@ impl App {
                     &format!("token:{}:{}", r.id, r.name),
                     "request.denied",
                     &ctx.path,
+                    &ctx.remote,
                     ctx.detail("revoked token"),
                 )
                 .await;
@@ -118,6 +127,7 @@ impl App {
                     &format!("unknown:{}", token::display_prefix(secret)),
                     "request.denied",
                     &ctx.path,
+                    &ctx.remote,
                     ctx.detail("unknown token"),
                 )
                 .await;
@@ -145,6 +155,38 @@ impl App {
         })
     }
 
+    /// Authenticates a request to the subscribable calendar feed
+    /// (`/calendar.ics`): only a calendar token (role `calendar`) is accepted
+    /// there, from the query or the header — any other token in a calendar URL
+    /// would leak a key to everything. Refusals are recorded (401/403).
+    pub async fn authenticate_calendar(
+        &self,
+        authorization: Option<&str>,
+        ctx: &RequestCtx,
+    ) -> Result<Caller, AppError> {
+        let caller = self.authenticate(authorization, ctx).await?;
+        if caller.role == Role::Calendar {
+            return Ok(caller);
+        }
+        let mut detail = ctx.detail("not a calendar token");
+        detail["role"] = json!(caller.role.as_str());
+        self.audit_refusal(
+            &caller.actor(),
+            "request.denied",
+            &ctx.path,
+            &ctx.remote,
+            detail,
+        )
+        .await;
+        Err(AppError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "the calendar feed takes only a calendar token, not a '{}' token: create one with `patchbay tokens create --name NAME --role calendar`",
+                caller.role
+            ),
+        ))
+    }
+
     /// Checks that `caller` may perform `action`; a refusal is recorded and
     /// answered with 403.
     pub async fn require(
@@ -159,8 +201,14 @@ impl App {
         let mut detail = ctx.detail("role lacks permission");
         detail["role"] = json!(caller.role.as_str());
         detail["needed"] = json!(format!("{action:?}"));
-        self.audit_refusal(&caller.actor(), "request.denied", &ctx.path, detail)
-            .await;
+        self.audit_refusal(
+            &caller.actor(),
+            "request.denied",
+            &ctx.path,
+            &ctx.remote,
+            detail,
+        )
+        .await;
         Err(AppError::new(
             ErrorCode::Forbidden,
             format!("role '{}' may not do this ({action:?})", caller.role),
@@ -192,8 +240,14 @@ impl App {
                 let actor = other
                     .map(|a| format!("agent:{}", a.id))
                     .unwrap_or_else(|| "anonymous".into());
-                self.audit_refusal(&actor, "request.denied", &ctx.path, ctx.detail(reason))
-                    .await;
+                self.audit_refusal(
+                    &actor,
+                    "request.denied",
+                    &ctx.path,
+                    &ctx.remote,
+                    ctx.detail(reason),
+                )
+                .await;
                 Err(AppError::new(
                     ErrorCode::Unauthenticated,
                     format!("{reason}: enrol the agent again"),

@@ -1,7 +1,9 @@
 //! The duties runner: the one owner of background work.
 //!
 //! Background duties (today the exception-expiry sweep; later feed sync and
-//! the rollout driver) run here and nowhere else. Several server replicas may
+//! the rollout driver) run here and nowhere else, and so does each replica's
+//! own housekeeping (recording its suppressed refusal counts), which runs on
+//! every replica whether it leads or not. Several server replicas may
 //! share one PostgreSQL database, and a duty must run on exactly one of them,
 //! so the runner holds a **leader lease** (a row in `leases`, taken and
 //! renewed with one atomic upsert, as River and Oban do): each tick, a replica
@@ -124,6 +126,9 @@ impl Runner {
     /// due. A lease error counts as not leading (duties pause, never double).
     pub async fn tick(&mut self) -> TickReport {
         let config = self.app.config().duties.clone();
+        // Replica-local work first, leader or not: this process's suppressed
+        // refusal counts.
+        self.app.flush_refusals().await;
         let now = self.app.now();
         let outcome = self.take_lease(now, config.lease_ttl).await;
         let was_leader = self.leader;

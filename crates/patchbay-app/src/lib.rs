@@ -44,6 +44,8 @@ pub mod tokens;
 
 use jiff::{SignedDuration, Timestamp};
 use patchbay_store::{AuditRecord, Store, Tx};
+use serde_json::json;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use auth::{Caller, RequestCtx};
@@ -119,7 +121,137 @@ pub struct App {
     clock: Arc<dyn Clock>,
     config: AppConfig,
     index_cache: Arc<Mutex<assess::IndexCache>>,
+    refusals: Arc<Mutex<RefusalLimiter>>,
     signer: Option<Arc<patchbay_core::audit::Signer>>,
+}
+
+/// Refusal entries one source (client IP address) may add to the audit log per
+/// minute; further refusals in that minute are counted and recorded as one
+/// `request.denied.suppressed` entry with their number.
+pub const REFUSALS_PER_MINUTE: u32 = 20;
+/// The window of [`REFUSALS_PER_MINUTE`].
+pub const REFUSAL_WINDOW: SignedDuration = SignedDuration::from_secs(60);
+/// Longest request-derived text (path, method) recorded in an audit entry, in
+/// bytes; longer text is cut at a character boundary and marked.
+pub const MAX_AUDIT_TEXT: usize = 256;
+/// Sources tracked at once; refusals from further sources share one bucket.
+const MAX_REFUSAL_SOURCES: usize = 10_000;
+/// The bucket of sources beyond [`MAX_REFUSAL_SOURCES`].
+const OVERFLOW_SOURCE: &str = "(other sources)";
+/// The actor of aggregated refusal entries.
+pub const REFUSAL_LIMITER_ACTOR: &str = "system:refusal-limiter";
+
+/// `s` cut to at most [`MAX_AUDIT_TEXT`] bytes (at a character boundary), with
+/// a marker naming how many bytes were cut.
+pub fn bounded_text(s: &str) -> String {
+    if s.len() <= MAX_AUDIT_TEXT {
+        return s.to_string();
+    }
+    let mut cut = MAX_AUDIT_TEXT;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…[{} more bytes]", &s[..cut], s.len() - cut)
+}
+
+/// The source a refusal is counted against: the peer's IP address (its port
+/// changes with every connection).
+fn refusal_source(remote: &str) -> String {
+    match remote.parse::<std::net::SocketAddr>() {
+        Ok(a) => a.ip().to_string(),
+        Err(_) if remote.is_empty() => "(unknown)".into(),
+        Err(_) => bounded_text(remote),
+    }
+}
+
+/// Refusals of one source in the current window.
+struct SourceWindow {
+    start: Timestamp,
+    recorded: u32,
+    suppressed: u64,
+    first_suppressed: Option<Timestamp>,
+    last_suppressed: Option<Timestamp>,
+}
+
+/// Refusals counted but not recorded one by one.
+struct Suppressed {
+    source: String,
+    count: u64,
+    from: Timestamp,
+    to: Timestamp,
+}
+
+impl SourceWindow {
+    fn new(start: Timestamp) -> Self {
+        Self {
+            start,
+            recorded: 0,
+            suppressed: 0,
+            first_suppressed: None,
+            last_suppressed: None,
+        }
+    }
+
+    fn suppressed(&self, source: &str) -> Option<Suppressed> {
+        (self.suppressed > 0).then(|| Suppressed {
+            source: source.to_string(),
+            count: self.suppressed,
+            from: self.first_suppressed.unwrap_or(self.start),
+            to: self.last_suppressed.unwrap_or(self.start),
+        })
+    }
+}
+
+/// Per-source rate limit of refusal entries (time from the app's clock).
+#[derive(Default)]
+pub(crate) struct RefusalLimiter {
+    by_source: HashMap<String, SourceWindow>,
+}
+
+impl RefusalLimiter {
+    /// Counts one refusal of `source` at `now`: returns the aggregate of an
+    /// ended window to record first, and whether this refusal is recorded.
+    fn admit(&mut self, source: &str, now: Timestamp) -> (Option<Suppressed>, bool) {
+        let key =
+            if self.by_source.contains_key(source) || self.by_source.len() < MAX_REFUSAL_SOURCES {
+                source
+            } else {
+                OVERFLOW_SOURCE
+            };
+        let w = self
+            .by_source
+            .entry(key.to_string())
+            .or_insert_with(|| SourceWindow::new(now));
+        let mut flushed = None;
+        if now.duration_since(w.start) >= REFUSAL_WINDOW || now < w.start {
+            flushed = w.suppressed(key);
+            *w = SourceWindow::new(now);
+        }
+        if w.recorded < REFUSALS_PER_MINUTE {
+            w.recorded += 1;
+            (flushed, true)
+        } else {
+            w.suppressed += 1;
+            w.first_suppressed.get_or_insert(now);
+            w.last_suppressed = Some(now);
+            (flushed, false)
+        }
+    }
+
+    /// Ends every window older than [`REFUSAL_WINDOW`] at `now` (every window
+    /// when `all`), returning the aggregates to record; forgets those sources.
+    fn flush(&mut self, now: Timestamp, all: bool) -> Vec<Suppressed> {
+        let mut out = Vec::new();
+        self.by_source.retain(|k, w| {
+            if !all && now.duration_since(w.start) < REFUSAL_WINDOW && now >= w.start {
+                return true;
+            }
+            out.extend(w.suppressed(k));
+            false
+        });
+        out.sort_by(|a, b| a.source.cmp(&b.source));
+        out
+    }
 }
 
 impl App {
@@ -130,6 +262,7 @@ impl App {
             clock,
             config,
             index_cache: Arc::default(),
+            refusals: Arc::default(),
             signer: None,
         }
     }
@@ -206,17 +339,90 @@ impl App {
 
     /// Records a refused request in its own transaction. Failing to record is
     /// logged, never turned into a different answer for the client.
+    ///
+    /// Bounded: the target is cut to [`MAX_AUDIT_TEXT`] bytes, and a source
+    /// (`remote`'s IP address) adds at most [`REFUSALS_PER_MINUTE`] entries per
+    /// [`REFUSAL_WINDOW`]; the rest are counted and recorded as one
+    /// `request.denied.suppressed` entry when the window has ended (at the
+    /// source's next refusal or at [`App::flush_refusals`]).
     async fn audit_refusal(
         &self,
         actor: &str,
         action: &str,
         target: &str,
+        remote: &str,
         detail: serde_json::Value,
     ) {
-        let rec = self.record(actor, action, target, "denied", detail);
+        let now = self.now();
+        let source = refusal_source(remote);
+        let (flushed, record) = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(&source, now);
+        let mut recs: Vec<AuditRecord> =
+            flushed.iter().map(|s| self.suppressed_record(s)).collect();
+        if record {
+            recs.push(self.record(
+                &bounded_text(actor),
+                action,
+                &bounded_text(target),
+                "denied",
+                detail,
+            ));
+        }
+        self.append_refusals(&recs, action).await;
+    }
+
+    /// Records the aggregates of refusal windows that have ended (every
+    /// replica's duties runner runs this each tick, leader or not: the counts
+    /// live in each process, so a burst is recorded even if its source goes
+    /// quiet). Returns how many aggregate entries were written.
+    pub async fn flush_refusals(&self) -> usize {
+        self.flush_refusals_inner(false).await
+    }
+
+    /// Records the aggregates of every refusal window, ended or not (at
+    /// shutdown, so no suppressed count is lost).
+    pub async fn flush_all_refusals(&self) -> usize {
+        self.flush_refusals_inner(true).await
+    }
+
+    async fn flush_refusals_inner(&self, all: bool) -> usize {
+        let now = self.now();
+        let done = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .flush(now, all);
+        let recs: Vec<AuditRecord> = done.iter().map(|s| self.suppressed_record(s)).collect();
+        self.append_refusals(&recs, "request.denied.suppressed")
+            .await;
+        recs.len()
+    }
+
+    fn suppressed_record(&self, s: &Suppressed) -> AuditRecord {
+        self.record(
+            REFUSAL_LIMITER_ACTOR,
+            "request.denied.suppressed",
+            &format!("source:{}", s.source),
+            "denied",
+            json!({"source": s.source, "count": s.count, "from": fmt_ts(s.from), "to": fmt_ts(s.to),
+                   "limit_per_minute": REFUSALS_PER_MINUTE,
+                   "reason": format!("{} more refusals from {} suppressed (at most {} recorded per minute)",
+                                     s.count, s.source, REFUSALS_PER_MINUTE)}),
+        )
+    }
+
+    async fn append_refusals(&self, recs: &[AuditRecord], action: &str) {
+        if recs.is_empty() {
+            return;
+        }
         let res = async {
             let mut tx = self.store.write().await?;
-            tx.append_audit(&rec, self.signer.as_deref()).await?;
+            for rec in recs {
+                tx.append_audit(rec, self.signer.as_deref()).await?;
+            }
             tx.commit().await
         }
         .await;
@@ -242,4 +448,60 @@ pub(crate) fn random32() -> [u8; 32] {
 /// Formats a timestamp for the wire (RFC 3339, UTC, second precision).
 pub fn fmt_ts(t: Timestamp) -> String {
     t.round(jiff::Unit::Second).unwrap_or(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_text_cuts_at_a_char_boundary_and_marks() {
+        assert_eq!(bounded_text("short"), "short");
+        let long = "é".repeat(MAX_AUDIT_TEXT); // 2 bytes each
+        let b = bounded_text(&long);
+        assert!(b.len() <= MAX_AUDIT_TEXT + 32, "{}", b.len());
+        assert!(b.ends_with(&format!("…[{} more bytes]", MAX_AUDIT_TEXT)));
+    }
+
+    #[test]
+    fn limiter_records_n_per_window_then_aggregates() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut l = RefusalLimiter::default();
+        let mut recorded = 0;
+        for _ in 0..50 {
+            let (flushed, rec) = l.admit("10.0.0.1", t0);
+            assert!(flushed.is_none());
+            recorded += u32::from(rec);
+        }
+        assert_eq!(recorded, REFUSALS_PER_MINUTE);
+        // Another source has its own budget.
+        assert!(l.admit("10.0.0.2", t0).1);
+        // Within the window nothing is flushed; after it, the count is.
+        assert!(
+            l.flush(t0 + SignedDuration::from_secs(59), false)
+                .is_empty()
+        );
+        let (flushed, rec) = l.admit("10.0.0.1", t0 + REFUSAL_WINDOW);
+        let s = flushed.expect("the aggregate of the ended window");
+        assert_eq!((s.source.as_str(), s.count), ("10.0.0.1", 30));
+        assert!(rec);
+        let done = l.flush(t0 + REFUSAL_WINDOW * 3, false);
+        assert!(done.is_empty(), "nothing suppressed since");
+        assert!(l.by_source.is_empty(), "ended windows are forgotten");
+        // At shutdown every window is flushed, ended or not.
+        for _ in 0..25 {
+            l.admit("10.0.0.3", t0);
+        }
+        assert!(l.flush(t0, false).is_empty());
+        let all = l.flush(t0, true);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].count, 5);
+    }
+
+    #[test]
+    fn refusal_source_is_the_ip() {
+        assert_eq!(refusal_source("127.0.0.1:5555"), "127.0.0.1");
+        assert_eq!(refusal_source("[::1]:80"), "::1");
+        assert_eq!(refusal_source(""), "(unknown)");
+    }
 }

@@ -34,6 +34,23 @@ pub struct WorkFilter {
 /// Lines a worklist returns unless asked otherwise: what a team can act on; the
 /// ranking itself always covers every finding.
 pub const DEFAULT_WORKLIST_LIMIT: usize = 1000;
+/// Most lines one worklist request may ask for (`limit` is `1..=` this).
+pub const MAX_WORKLIST_LIMIT: usize = 10_000;
+
+/// Checks a list endpoint's `limit` (`1..=max`), naming the field.
+pub fn check_limit(limit: u64, max: u64) -> Result<(), AppError> {
+    if limit == 0 || limit > max {
+        return Err(AppError::invalid(format!(
+            "limit: must be between 1 and {max}, got {limit}"
+        )));
+    }
+    Ok(())
+}
+
+/// The creator of the deployments the zero-day lane proposes: a named system
+/// caller, never a person, so its approval always takes a human approver
+/// (four-eyes: the creator may not approve, and no token acts as the system).
+pub const ZERO_DAY_LANE_ACTOR: &str = "system:zero-day-lane";
 
 /// The policy in force when none was applied.
 pub const DEFAULT_POLICY: &str = "version = 1\n";
@@ -128,15 +145,16 @@ impl App {
         policy: &Policy,
         findings: Vec<FindingOut>,
     ) -> Result<Vec<Ranked>, AppError> {
-        let assets: HashMap<String, AssetRow> = {
+        let (assets, index): (HashMap<String, AssetRow>, _) = {
             let mut tx = self.store.read().await?;
-            tx.list_assets()
+            let assets = tx
+                .list_assets()
                 .await?
                 .into_iter()
                 .map(|a| (a.name.clone(), a))
-                .collect()
+                .collect();
+            (assets, self.index_in(&mut tx).await?)
         };
-        let index = self.index().await?;
         let model = policy.risk_model();
         let now = self.now();
         let mut groups_cache: HashMap<String, Vec<String>> = HashMap::new();
@@ -216,6 +234,9 @@ impl App {
         filter: &WorkFilter,
         ctx: &RequestCtx,
     ) -> Result<Vec<WorkItem>, AppError> {
+        if let Some(l) = filter.limit {
+            check_limit(l as u64, MAX_WORKLIST_LIMIT as u64)?;
+        }
         let (policy, _) = self.policy_in_force().await?;
         let findings = self.open_findings(caller, ctx).await?;
         let exceptions = self.exception_list().await?;
@@ -239,7 +260,7 @@ impl App {
             })
             .filter(|r| filter.tier.is_none_or(|t| r.tier == t))
             .collect();
-        let limit = filter.limit.unwrap_or(DEFAULT_WORKLIST_LIMIT).max(1);
+        let limit = filter.limit.unwrap_or(DEFAULT_WORKLIST_LIMIT);
         let order = |a: &Ranked, b: &Ranked| {
             (!a.item.overdue, a.tier, a.due)
                 .cmp(&(!b.item.overdue, b.tier, b.due))
@@ -331,7 +352,7 @@ impl App {
         caller: &Caller,
         text: &str,
         ctx: &RequestCtx,
-    ) -> Result<(PolicyEffect, Policy), AppError> {
+    ) -> Result<(PolicyEffect, Policy, Policy), AppError> {
         let new_p = parse_policy(text)?;
         let (old_p, row) = self.policy_in_force().await?;
         let fingerprint = new_p.fingerprint();
@@ -345,6 +366,81 @@ impl App {
         Ok((
             self.effect_of(&old, &new, &old_p, &new_p, fingerprint, no_op),
             new_p,
+            old_p,
+        ))
+    }
+
+    /// Exclusions take findings out of the worklist like exceptions do, so a new
+    /// or widened exclusion rule needs the approve permission (admin, approver),
+    /// as an exception does: an operator alone cannot exclude a package (let
+    /// alone every package with `package = "*"`). Changing only a rule's reason,
+    /// or removing rules, needs no approval. A refusal is recorded and answered
+    /// with 403 naming the rule.
+    async fn require_approval_of_exclusions(
+        &self,
+        caller: &Caller,
+        old_p: &Policy,
+        new_p: &Policy,
+        effect: &PolicyEffect,
+        ctx: &RequestCtx,
+    ) -> Result<(), AppError> {
+        if caller.role.permits(Action::Approve) {
+            return Ok(());
+        }
+        let key = |e: &policy::Exclusion| (e.package.clone(), e.asset.clone(), e.group.clone());
+        let had: HashSet<_> = old_p.exclusions.iter().map(key).collect();
+        let added: Vec<(usize, &policy::Exclusion)> = new_p
+            .exclusions
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !had.contains(&key(e)))
+            .collect();
+        let (rule, what) = match added
+            .iter()
+            .find(|(_, e)| is_glob(&e.package))
+            .or_else(|| added.first())
+        {
+            Some(&(i, e)) => {
+                let mut rule = format!("exclusions[{i}] (package = {:?}", e.package);
+                if let Some(a) = &e.asset {
+                    rule.push_str(&format!(", asset = {a:?}"));
+                }
+                if let Some(g) = &e.group {
+                    rule.push_str(&format!(", group = {g:?}"));
+                }
+                rule.push(')');
+                let what = if is_glob(&e.package) {
+                    "is a wildcard exclusion: it takes every matching package out of patching"
+                } else {
+                    "is a new exclusion: it takes that package out of patching"
+                };
+                (rule, what)
+            }
+            // Same rules, but changed groups put more assets under them.
+            None if effect.findings_newly_excluded > 0 => (
+                "exclusions".to_string(),
+                "reach more assets through the changed groups",
+            ),
+            None => return Ok(()),
+        };
+        let message = format!(
+            "{rule} {what} ({} findings newly excluded); exclusions need the approve permission, \
+             like exceptions: have an admin or approver apply this policy",
+            effect.findings_newly_excluded
+        );
+        self.audit_refusal(
+            &caller.actor(),
+            "policy.apply",
+            "policy",
+            &ctx.remote,
+            json!({"method": crate::bounded_text(&ctx.method), "remote": crate::bounded_text(&ctx.remote),
+                   "reason": "exclusion needs the approve permission", "role": caller.role.as_str(),
+                   "rule": crate::bounded_text(&rule), "findings_newly_excluded": effect.findings_newly_excluded}),
+        )
+        .await;
+        Err(AppError::new(
+            patchbay_proto::error::ErrorCode::Forbidden,
+            message,
         ))
     }
 
@@ -368,10 +464,12 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<PolicyEffect, AppError> {
         self.require(caller, Action::WriteAssets, ctx).await?;
-        let (effect, _) = self.policy_effect(caller, text, ctx).await?;
+        let (effect, new_p, old_p) = self.policy_effect(caller, text, ctx).await?;
         if effect.no_op {
             return Ok(effect);
         }
+        self.require_approval_of_exclusions(caller, &old_p, &new_p, &effect, ctx)
+            .await?;
         let mut tx = self.store.write().await?;
         let id = tx
             .insert_policy(&PolicyRow {
@@ -423,14 +521,9 @@ impl App {
                 .cmp(&(b.tier, b.due))
                 .then(b.item.score.total_cmp(&a.item.score))
         });
-        let index = self.index().await?;
-        let advisories: Vec<String> = (0..index.len())
-            .map(|i| index.advisory(i))
-            .filter(|a| a.cves.contains(&cve))
-            .map(|a| a.id.clone())
-            .collect();
-        let (kev_due_date, epss) = {
+        let (kev_due_date, epss, index) = {
             let mut tx = self.store.read().await?;
+            let index = self.index_in(&mut tx).await?;
             let kev = tx
                 .all_kev()
                 .await?
@@ -442,8 +535,13 @@ impl App {
                 .await?
                 .first()
                 .map(|e| e.epss);
-            (kev, epss)
+            (kev, epss, index)
         };
+        let advisories: Vec<String> = (0..index.len())
+            .map(|i| index.advisory(i))
+            .filter(|a| a.cves.contains(&cve))
+            .map(|a| a.id.clone())
+            .collect();
         let mut fixes: Vec<String> = ranked
             .iter()
             .map(|r| {
@@ -469,6 +567,11 @@ impl App {
             fixes,
         })
     }
+}
+
+/// Whether a name pattern is a glob (matches more than one name).
+fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
 }
 
 /// The compact OS name of a patch: `debian:12` → `debian12`, `ubuntu:24.04` → `ubuntu2404`.
@@ -589,20 +692,24 @@ impl App {
     /// findings those CVEs now make P0 are recorded as an out-of-band event, and an
     /// out-of-band deployment of their (policy-approved) patches is proposed for the
     /// rollout engine. Returns `None` when no finding is raised.
+    ///
+    /// The deployment is created by [`ZERO_DAY_LANE_ACTOR`]; `by` (who ran the
+    /// import that triggered it) is recorded as `triggered_by`.
     pub async fn zero_day_lane(
         &self,
         source: &str,
         added_cves: &[String],
         by: &str,
     ) -> Result<Option<patchbay_store::OobEventRow>, AppError> {
+        let creator = ZERO_DAY_LANE_ACTOR;
         if added_cves.is_empty() {
             return Ok(None);
         }
         let added: HashSet<&str> = added_cves.iter().map(String::as_str).collect();
         let system = Caller {
             token_id: 0,
-            name: by.to_string(),
-            role: patchbay_core::auth::Role::Admin,
+            name: creator.to_string(),
+            role: patchbay_core::auth::Role::Auditor,
         };
         let findings: Vec<FindingOut> = self
             .open_findings(&system, &RequestCtx::default())
@@ -672,7 +779,7 @@ impl App {
             patches,
             assets,
             created_at: now,
-            created_by: by.to_string(),
+            created_by: creator.to_string(),
         })
         .await?;
         let mut ev = patchbay_store::OobEventRow {
@@ -684,13 +791,14 @@ impl App {
             deployment: Some(dep.clone()),
         };
         ev.id = tx.insert_oob_event(&ev).await?;
-        let (change, _) = tx.ensure_change_record(&dep, now, by).await?;
+        let (change, _) = tx.ensure_change_record(&dep, now, creator).await?;
         self.audit_in(
             &mut tx,
-            by,
+            creator,
             "oob.raise",
             &format!("deployment:{dep}"),
-            json!({"source": source, "cves": ev.cves, "findings": ev.findings, "change": change.id}),
+            json!({"source": source, "cves": ev.cves, "findings": ev.findings, "change": change.id,
+                   "triggered_by": by}),
         )
         .await?;
         tx.commit().await?;

@@ -45,6 +45,13 @@ pub const MAX_PLAN_DAYS: u32 = 366;
 pub const DEFAULT_JOB_ESTIMATE: SignedDuration = SignedDuration::from_mins(30);
 /// Longest calendar range.
 pub const MAX_CALENDAR_DAYS: i64 = 2 * 366;
+/// Longest maintenance-window occurrence: a week (a longer "window" is no
+/// window; leave such assets unconstrained instead).
+pub const MAX_WINDOW_DURATION: SignedDuration = SignedDuration::from_hours(7 * 24);
+/// Longest blackout: a year (longer freezes hide assets from patching for good).
+pub const MAX_BLACKOUT: SignedDuration = SignedDuration::from_hours(366 * 24);
+/// Longest expected job of one asset in a plan preview.
+pub const MAX_JOB_ESTIMATE: SignedDuration = SignedDuration::from_hours(24);
 
 /// Parses a duration such as `4h`, `90m`, `1h30m` or `PT4H`, naming `field`.
 pub fn parse_duration(field: &str, s: &str) -> Result<SignedDuration, AppError> {
@@ -321,6 +328,13 @@ impl App {
         self.require(caller, Action::WriteAssets, ctx).await?;
         let name = name_of("name", &spec.name)?;
         let w = window_from_spec(spec)?;
+        if w.duration() > MAX_WINDOW_DURATION {
+            return Err(AppError::invalid(format!(
+                "duration: {:?} is longer than the longest window, {}",
+                spec.duration,
+                format_duration(MAX_WINDOW_DURATION)
+            )));
+        }
         let (groups, assets) = self.validate_targets(&spec.groups, &spec.assets).await?;
         let row = WindowRow {
             name: name.clone(),
@@ -436,6 +450,14 @@ impl App {
                 "end: {} is not after start {}",
                 fmt_ts(end),
                 fmt_ts(start)
+            )));
+        }
+        if end.duration_since(start) > MAX_BLACKOUT {
+            return Err(AppError::invalid(format!(
+                "end: the blackout from {} to {} is longer than the longest blackout, {} days",
+                fmt_ts(start),
+                fmt_ts(end),
+                MAX_BLACKOUT.as_hours() / 24
             )));
         }
         let reason = spec.reason.trim();
@@ -561,6 +583,22 @@ impl App {
         }
         let approver = caller.actor();
         if approver == dep.created_by {
+            // Four-eyes: recorded like every refusal (after the write
+            // transaction ends: never hold one connection waiting for another).
+            drop(tx);
+            let mut detail = json!({"method": crate::bounded_text(&ctx.method),
+                                    "remote": crate::bounded_text(&ctx.remote),
+                                    "reason": "the deployment's creator may not approve it",
+                                    "deployment": dep.id});
+            detail["blackout"] = json!(name);
+            self.audit_refusal(
+                &approver,
+                "blackout.approve",
+                &format!("blackout:{name}"),
+                &ctx.remote,
+                detail,
+            )
+            .await;
             return Err(AppError::new(
                 patchbay_proto::error::ErrorCode::Forbidden,
                 format!(
@@ -616,6 +654,12 @@ impl App {
             Some(s) => parse_duration("job_estimate", s)?,
             None => DEFAULT_JOB_ESTIMATE,
         };
+        if job_estimate > MAX_JOB_ESTIMATE {
+            return Err(AppError::invalid(format!(
+                "job_estimate: must be at most {}",
+                format_duration(MAX_JOB_ESTIMATE)
+            )));
+        }
         let until = now
             .checked_add(SignedDuration::from_hours(24 * i64::from(days)))
             .map_err(|e| AppError::invalid(format!("from: out of range: {e}")))?;
@@ -911,7 +955,7 @@ impl App {
         to: Option<Timestamp>,
         ctx: &RequestCtx,
     ) -> Result<String, AppError> {
-        self.require(caller, Action::ReadInventory, ctx).await?;
+        self.require(caller, Action::ReadCalendar, ctx).await?;
         let now = self.now();
         let from = from.unwrap_or_else(|| now - SignedDuration::from_hours(24 * 7));
         let to = to.unwrap_or_else(|| now + SignedDuration::from_hours(24 * 90));

@@ -17,6 +17,8 @@ pub const DEFAULT_ENROLL_TTL: SignedDuration = SignedDuration::from_hours(24);
 /// Longest allowed enrolment-token lifetime: a year. Longer-lived enrolment
 /// secrets end up in images and wikis.
 pub const MAX_ENROLL_TTL_SECS: u64 = 366 * 24 * 3600;
+/// Most audit events one listing request may ask for.
+pub const MAX_AUDIT_LIMIT: i64 = 10_000;
 /// Most uses of one enrolment token (a fleet roll-out of 100k hosts).
 pub const MAX_ENROLL_USES: u32 = 100_000;
 
@@ -32,7 +34,14 @@ impl App {
         let name = check_label(&req.name, MAX_LABEL_LEN)
             .map_err(|m| AppError::invalid(format!("name: {m}")))?;
         let name = name.as_str();
-        let secret = token::render(TokenKind::Api, &random32());
+        // Calendar tokens end up in calendar URLs: their own prefix makes them
+        // recognisable (and they open nothing but the feed).
+        let kind = if req.role == patchbay_core::auth::Role::Calendar {
+            TokenKind::Calendar
+        } else {
+            TokenKind::Api
+        };
+        let secret = token::render(kind, &random32());
         let mut tx = self.store.write().await?;
         let row = tx
             .insert_api_token(&NewApiToken {
@@ -151,7 +160,7 @@ impl App {
         })
     }
 
-    /// Lists audit events after `after`, at most `limit` (≤ 10,000).
+    /// Lists audit events after `after`, at most `limit` (`1..=`[`MAX_AUDIT_LIMIT`]).
     pub async fn list_audit(
         &self,
         caller: &Caller,
@@ -160,7 +169,12 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<Vec<AuditEventOut>, AppError> {
         self.require(caller, Action::ReadAudit, ctx).await?;
-        let limit = limit.clamp(1, 10_000);
+        if limit < 1 {
+            return Err(AppError::invalid(format!(
+                "limit: must be between 1 and {MAX_AUDIT_LIMIT}, got {limit}"
+            )));
+        }
+        crate::prioritise::check_limit(limit as u64, MAX_AUDIT_LIMIT as u64)?;
         let mut tx = self.store.read().await?;
         Ok(tx
             .list_audit(after, limit)

@@ -121,7 +121,8 @@ pub enum TokensCmd {
         /// Label: who or what uses the token.
         #[arg(long)]
         name: String,
-        /// Role: admin, operator, approver, auditor.
+        /// Role: admin, operator, approver, auditor, or calendar (only the
+        /// subscribable calendar feed, /calendar.ics?token=…).
         #[arg(long)]
         role: Role,
         /// Output format.

@@ -135,6 +135,11 @@ pub struct ServeArgs {
     /// How often the leader raises the expiry events of exceptions that ran out.
     #[arg(long, default_value = "60s", value_parser = patchbay_agent::cli::parse_duration)]
     pub exception_sweep_every: std::time::Duration,
+    /// How long a client connection may take to send a complete request head,
+    /// from connecting or from the end of its previous response (so it also
+    /// closes idle keep-alive connections), e.g. 30s, 2m.
+    #[arg(long, default_value = "30s", value_parser = patchbay_agent::cli::parse_duration)]
+    pub header_read_timeout: std::time::Duration,
 }
 
 /// Commands.
@@ -222,7 +227,8 @@ pub enum Command {
     /// The maintenance calendar (windows and blackouts) as iCalendar (.ics).
     ///
     /// Calendar applications can subscribe to GET /calendar.ics?token=… on the
-    /// server (use a read-only auditor token), optionally with &group=NAME.
+    /// server with a calendar token (`patchbay tokens create --name NAME --role
+    /// calendar`; it opens nothing else), optionally with &group=NAME.
     Calendar(schedule::CalendarArgs),
     /// Compare two versions: prints <, = or >.
     Vercmp {

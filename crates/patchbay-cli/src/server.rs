@@ -74,7 +74,11 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
             (None, None) => None,
             _ => anyhow::bail!("--tls-cert and --tls-key go together"),
         };
-        let prepared = prepare(&s).await?;
+        if a.header_read_timeout.is_zero() {
+            anyhow::bail!("--header-read-timeout must be positive");
+        }
+        let mut prepared = prepare(&s).await?;
+        prepared.conn.header_read_timeout = a.header_read_timeout;
         let listener = TcpListener::bind(a.listen)
             .await
             .with_context(|| format!("listening on {}", a.listen))?;

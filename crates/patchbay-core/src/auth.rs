@@ -19,11 +19,21 @@ pub enum Role {
     Approver,
     /// Read-only, including the audit trail.
     Auditor,
+    /// Only the subscribable calendar feed (`/calendar.ics?token=…`): a token
+    /// that ends up in calendar URLs must open nothing else. The feed takes no
+    /// other token in its query.
+    Calendar,
 }
 
 impl Role {
     /// All roles, in order of decreasing power.
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Operator, Role::Approver, Role::Auditor];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Operator,
+        Role::Approver,
+        Role::Auditor,
+        Role::Calendar,
+    ];
 
     /// The role's wire name.
     pub fn as_str(self) -> &'static str {
@@ -32,6 +42,7 @@ impl Role {
             Role::Operator => "operator",
             Role::Approver => "approver",
             Role::Auditor => "auditor",
+            Role::Calendar => "calendar",
         }
     }
 
@@ -39,8 +50,10 @@ impl Role {
     pub fn permits(self, action: Action) -> bool {
         use Action::*;
         match action {
-            // Every role reads.
-            ReadInventory | ReadTokens | ReadAudit => true,
+            // Every role reads the calendar; every role but the calendar's reads
+            // the rest.
+            ReadCalendar => true,
+            ReadInventory | ReadTokens | ReadAudit => self != Role::Calendar,
             WriteAssets | ImportAssets | CreateEnrollToken => {
                 matches!(self, Role::Admin | Role::Operator)
             }
@@ -64,8 +77,9 @@ impl FromStr for Role {
             "operator" => Ok(Role::Operator),
             "approver" => Ok(Role::Approver),
             "auditor" => Ok(Role::Auditor),
+            "calendar" => Ok(Role::Calendar),
             other => Err(format!(
-                "unknown role {other:?}; expected one of admin, operator, approver, auditor"
+                "unknown role {other:?}; expected one of admin, operator, approver, auditor, calendar"
             )),
         }
     }
@@ -90,6 +104,8 @@ pub enum Action {
     ManageTokens,
     /// Record approvals.
     Approve,
+    /// Read the maintenance calendar (windows and blackouts as iCalendar).
+    ReadCalendar,
 }
 
 impl Action {
@@ -97,7 +113,7 @@ impl Action {
     pub fn is_write(self) -> bool {
         !matches!(
             self,
-            Action::ReadInventory | Action::ReadTokens | Action::ReadAudit
+            Action::ReadInventory | Action::ReadTokens | Action::ReadAudit | Action::ReadCalendar
         )
     }
 }
@@ -119,6 +135,25 @@ mod tests {
             assert!(!Role::Auditor.permits(a), "{a:?}");
         }
         assert!(Role::Auditor.permits(Action::ReadAudit));
+    }
+
+    #[test]
+    fn calendar_tokens_read_only_the_calendar() {
+        for a in [
+            Action::ReadInventory,
+            Action::ReadTokens,
+            Action::ReadAudit,
+            Action::WriteAssets,
+            Action::ImportAssets,
+            Action::CreateEnrollToken,
+            Action::ManageTokens,
+            Action::Approve,
+        ] {
+            assert!(!Role::Calendar.permits(a), "{a:?}");
+        }
+        for r in Role::ALL {
+            assert!(r.permits(Action::ReadCalendar), "{r}");
+        }
     }
 
     #[test]

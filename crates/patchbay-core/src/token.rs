@@ -17,6 +17,8 @@ pub enum TokenKind {
     Enroll,
     /// An enrolled agent's own credential.
     Agent,
+    /// A calendar-feed token (an API token of role `calendar`).
+    Calendar,
 }
 
 impl TokenKind {
@@ -25,6 +27,7 @@ impl TokenKind {
             TokenKind::Api => "pbt_",
             TokenKind::Enroll => "pbe_",
             TokenKind::Agent => "pba_",
+            TokenKind::Calendar => "pbc_",
         }
     }
 }

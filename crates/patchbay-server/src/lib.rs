@@ -21,7 +21,7 @@ pub mod tls;
 
 pub use errors::ApiError;
 pub use routes::router;
-pub use setup::{Prepared, Settings, prepare, serve, serve_tls};
+pub use setup::{ConnLimits, Prepared, Settings, prepare, serve, serve_tls};
 
 /// Largest accepted body on the agent check-in endpoint: a 100,000-package
 /// inventory is about 20 MB of JSON.

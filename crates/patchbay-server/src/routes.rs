@@ -776,8 +776,9 @@ async fn calendar_authed(
 }
 
 /// `GET /calendar.ics`: the subscribable feed. Calendar applications cannot
-/// send headers, so the token may also come as `?token=` (use a read-only
-/// auditor token; the token is never recorded, the path is).
+/// send headers, so the token may also come as `?token=`; only a calendar
+/// token (role `calendar`, which opens nothing else) is accepted here. The
+/// token is never recorded, the path is.
 async fn calendar_feed(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -788,7 +789,7 @@ async fn calendar_feed(
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
     let from_query = q.token.as_ref().map(|t| format!("Bearer {t}"));
     let auth = authorization(&headers).map(str::to_string).or(from_query);
-    let caller = st.app.authenticate(auth.as_deref(), &ctx).await?;
+    let caller = st.app.authenticate_calendar(auth.as_deref(), &ctx).await?;
     calendar_response(&st, &caller, q, &ctx).await
 }
 

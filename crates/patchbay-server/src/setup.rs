@@ -6,7 +6,7 @@ use patchbay_app::{App, AppConfig, Clock, SystemClock};
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -36,6 +36,28 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// Limits of client connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// How long a connection may take to send a complete request head (request
+    /// line and headers), counted from the connection's start and, on a
+    /// keep-alive connection, from the end of the previous response: it bounds
+    /// slow senders (slowloris) and idle keep-alive connections alike. The
+    /// connection is closed when it runs out.
+    pub header_read_timeout: std::time::Duration,
+}
+
+/// Default of [`ConnLimits::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+        }
+    }
+}
+
 /// A ready-to-serve server.
 pub struct Prepared {
     /// The service layer.
@@ -51,6 +73,8 @@ pub struct Prepared {
     /// Whether [`serve`] runs the duties runner in the background (default;
     /// tests that drive the runner by hand turn it off).
     pub run_duties: bool,
+    /// Connection limits (set before serving).
+    pub conn: ConnLimits,
 }
 
 /// Opens the store (applying migrations) and creates the admin token on first start.
@@ -120,7 +144,12 @@ async fn prepare_inner(
     clock: Arc<dyn Clock>,
     create_key: bool,
 ) -> anyhow::Result<Prepared> {
-    std::fs::create_dir_all(&settings.data_dir)
+    // Owner-only (0700): the directory holds the database, the admin token and
+    // the signing key. An existing directory is left as it is.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&settings.data_dir)
         .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
     let url = settings.db_url.clone().unwrap_or_else(|| {
         format!(
@@ -173,6 +202,7 @@ async fn prepare_inner(
         admin_token_created,
         db_display: patchbay_store::redact_url(&url),
         run_duties: true,
+        conn: ConnLimits::default(),
     })
 }
 
@@ -224,12 +254,11 @@ async fn serve_on<L>(
 ) -> anyhow::Result<()>
 where
     L: axum::serve::Listener<Addr = SocketAddr>,
-    crate::tls::RemoteAddr:
-        for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
     let router = crate::router(prepared.app.clone(), prepared.metrics.clone());
     let addr = listener.local_addr()?;
-    // Background work: the duties runner, under the leader lease.
+    // Background work: the duties runner (under the leader lease), which
+    // also records this replica's suppressed refusal counts.
     let (stop_duties, duties) = if prepared.run_duties {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let holder = patchbay_app::duties::replica_id();
@@ -240,17 +269,13 @@ where
         (None, None)
     };
     tracing::info!(%addr, scheme, db = %prepared.db_display, "patchbay server listening");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<crate::tls::RemoteAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serving HTTP")?;
+    serve_connections(listener, router, prepared.conn, shutdown).await;
     if let (Some(stop), Some(task)) = (stop_duties, duties) {
         let _ = stop.send(());
         let _ = task.await;
     }
+    // No suppressed refusal count is lost at shutdown.
+    prepared.app.flush_all_refusals().await;
     prepared.app.store().close().await;
     Ok(())
 }
@@ -277,4 +302,74 @@ fn runner_tick(runner: &patchbay_app::duties::Runner) -> std::time::Duration {
     runner
         .tick_every()
         .max(std::time::Duration::from_millis(10))
+}
+
+/// The accept loop: like `axum::serve` with graceful shutdown, but each HTTP/1
+/// connection has a header-read timeout (hyper's, on the tokio timer — axum's
+/// own loop sets no timer, so it has none).
+async fn serve_connections<L>(
+    mut listener: L,
+    router: axum::Router,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let (signal_tx, signal_rx) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        shutdown.await;
+        drop(signal_rx);
+    });
+    let (close_tx, close_rx) = tokio::sync::watch::channel(());
+    loop {
+        let (io, remote) = tokio::select! {
+            conn = listener.accept() => conn,
+            _ = signal_tx.closed() => break,
+        };
+        let remote = crate::tls::RemoteAddr(remote);
+        let svc = router.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(remote));
+                req.map(axum::body::Body::new)
+            },
+        );
+        let svc = TowerToHyperService::new(svc);
+        let signal_tx = signal_tx.clone();
+        let close_rx = close_rx.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            let conn = builder
+                .serve_connection(TokioIo::new(io), svc)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            let mut closed = std::pin::pin!(signal_tx.closed());
+            let mut draining = false;
+            loop {
+                tokio::select! {
+                    res = conn.as_mut() => {
+                        if let Err(e) = res {
+                            tracing::debug!(%remote, error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = &mut closed, if !draining => {
+                        draining = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(close_rx);
+        });
+    }
+    drop(close_rx);
+    drop(listener);
+    close_tx.closed().await;
 }

@@ -40,10 +40,18 @@ pub fn load(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>
     Ok(Arc::new(config))
 }
 
-/// A TCP listener that serves TLS.
+/// Most TLS handshakes in progress at once; beyond that, accepting waits.
+pub const MAX_HANDSHAKES: usize = 1024;
+
+type Handshake = Option<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>;
+
+/// A TCP listener that serves TLS. Handshakes run concurrently (each bounded
+/// by [`HANDSHAKE_TIMEOUT`]), so a client that stalls its handshake delays
+/// nobody else.
 pub struct TlsListener {
     tcp: TcpListener,
     acceptor: TlsAcceptor,
+    handshakes: tokio::task::JoinSet<Handshake>,
 }
 
 impl TlsListener {
@@ -52,6 +60,7 @@ impl TlsListener {
         Self {
             tcp,
             acceptor: TlsAcceptor::from(config),
+            handshakes: tokio::task::JoinSet::new(),
         }
     }
 }
@@ -61,19 +70,38 @@ impl axum::serve::Listener for TlsListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        // Both branches are cancel-safe: handshakes in progress stay in the set.
         loop {
-            let (stream, addr) = match self.tcp.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+            tokio::select! {
+                Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
+                    if let Ok(Some(conn)) = done {
+                        return conn;
+                    }
                 }
-            };
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => return (tls, addr),
-                Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+                accepted = self.tcp.accept(), if self.handshakes.len() < MAX_HANDSHAKES => {
+                    let (stream, addr) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accepting a connection failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let acceptor = self.acceptor.clone();
+                    self.handshakes.spawn(async move {
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(tls)) => Some((tls, addr)),
+                            Ok(Err(e)) => {
+                                tracing::debug!(%addr, error = %e, "TLS handshake failed");
+                                None
+                            }
+                            Err(_) => {
+                                tracing::debug!(%addr, "TLS handshake timed out");
+                                None
+                            }
+                        }
+                    });
+                }
             }
         }
     }

@@ -25,9 +25,51 @@ pub struct SqliteStore {
     reader: SqlitePool,
 }
 
+/// Creates the database file readable by its owner only (0600) before SQLite
+/// opens it — SQLite gives its `-wal` and `-shm` files the database file's
+/// mode — and tightens an existing database and its `-wal`/`-shm` files to 0600.
+fn owner_only(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let text = path.to_string_lossy();
+    if text.is_empty() || text.starts_with(':') || text.starts_with("file:") || text.contains('?') {
+        return Ok(()); // in-memory or URI-style names: no file of ours to create
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(StoreError::Unavailable(format!(
+                "cannot create SQLite database {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot make {} readable by its owner only: {e}",
+                    p.display()
+                ))
+            })?;
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and applies migrations.
+    /// Opens (creating if needed, mode 0600) the database file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self> {
+        owner_only(path)?;
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -189,3 +189,47 @@ pub async fn dump_all(url: &str) -> Result<std::collections::BTreeMap<String, St
     }
     Ok(out)
 }
+
+/// Runs one query against a database, bypassing the store, and returns the
+/// first column of every row as text (`NULL` as an empty string): for tests
+/// that check what was stored. Cast non-text columns in the query.
+pub async fn query_text(url: &str, sql: &str) -> Result<Vec<String>, String> {
+    use sqlx::Row;
+    let q = sqlx::AssertSqlSafe(sql.to_string());
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut c = sqlx::PgConnection::connect(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rows = sqlx::query(q)
+            .fetch_all(&mut c)
+            .await
+            .map_err(|e| e.to_string())?;
+        rows.iter()
+            .map(|r| {
+                r.try_get::<Option<String>, _>(0)
+                    .map(Option::unwrap_or_default)
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    } else {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+        let mut c = sqlx::SqliteConnection::connect_with(&opts)
+            .await
+            .map_err(|e| e.to_string())?;
+        let rows = sqlx::query(q)
+            .fetch_all(&mut c)
+            .await
+            .map_err(|e| e.to_string())?;
+        rows.iter()
+            .map(|r| {
+                r.try_get::<Option<String>, _>(0)
+                    .map(Option::unwrap_or_default)
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+}

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 fn worklist(s: &Server) -> BTreeMap<String, String> {
-    let l: List<WorkItem> = s.admin().get("/api/v1/worklist?limit=100000").unwrap();
+    let l: List<WorkItem> = s.admin().get("/api/v1/worklist?limit=10000").unwrap();
     l.items
         .into_iter()
         .map(|w| (w.finding.id.clone(), w.due.clone()))
@@ -20,7 +20,7 @@ fn worklist(s: &Server) -> BTreeMap<String, String> {
 }
 
 fn all_items(s: &Server) -> Vec<WorkItem> {
-    let l: List<WorkItem> = s.admin().get("/api/v1/worklist?limit=100000").unwrap();
+    let l: List<WorkItem> = s.admin().get("/api/v1/worklist?limit=10000").unwrap();
     l.items
 }
 

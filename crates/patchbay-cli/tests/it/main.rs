@@ -17,6 +17,7 @@ mod exceptions;
 mod identity;
 mod injection;
 mod lifecycle;
+mod limits;
 mod malformed;
 mod prioritise;
 mod reports;

@@ -200,7 +200,7 @@ fn windows_blackouts_and_the_plan(backend: &str) {
         a.planned.as_deref(),
         Some(tomorrow_2am.to_string().as_str())
     );
-    let findings: List<WorkItem> = s.admin().get("/api/v1/worklist?limit=100000").unwrap();
+    let findings: List<WorkItem> = s.admin().get("/api/v1/worklist?limit=10000").unwrap();
     assert_eq!(a.findings, findings.items.len());
     assert!(p.at_risk.is_empty(), "{:?}", p.at_risk);
     assert_eq!(p.rings[0].soak, "24h");
@@ -671,10 +671,14 @@ fn calendar_feed_equals_the_preview(backend: &str) {
     assert_eq!(blackouts[0]["start"], "2026-12-19T23:00:00Z");
     assert_eq!(blackouts[0]["end"], "2027-01-03T23:00:00Z");
 
-    // The subscribable feed, per group, with the token in the query.
+    // The subscribable feed, per group, with a calendar token in the query.
+    let cal: patchbay_proto::api::TokenCreated = serde_json::from_str(&ok(&s.cli(&[
+        "tokens", "create", "--name", "cal", "--role", "calendar", "--format", "json",
+    ])))
+    .unwrap();
     let url = format!(
         "{}/calendar.ics?group=db&from={from}&to={to}&token={}",
-        s.url, s.admin
+        s.url, cal.token
     );
     let body = ureq::get(&url)
         .call()

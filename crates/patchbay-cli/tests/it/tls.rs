@@ -270,7 +270,22 @@ fn calendar_token_is_never_logged() {
         .unwrap()
         .trim()
         .to_string();
-    let ics = c.get_text(&format!("/calendar.ics?token={admin}")).unwrap();
+    // The feed takes a calendar token (an admin token in a URL would be a key
+    // to everything).
+    let cal: patchbay_proto::api::TokenCreated =
+        Client::new(&url, Some(admin.clone()), Duration::from_secs(10))
+            .send(
+                "POST",
+                "/api/v1/tokens",
+                &patchbay_proto::api::CreateToken {
+                    name: "calendar".into(),
+                    role: patchbay_core::auth::Role::Calendar,
+                },
+            )
+            .unwrap();
+    let ics = c
+        .get_text(&format!("/calendar.ics?token={}", cal.token))
+        .unwrap();
     assert!(ics.starts_with("BEGIN:VCALENDAR"));
     Command::new("kill")
         .arg("-TERM")
@@ -284,4 +299,76 @@ fn calendar_token_is_never_logged() {
         "the request is logged at debug level"
     );
     assert!(!logs.contains(&admin), "the token must not be logged");
+    assert!(!logs.contains(&cal.token), "the token must not be logged");
+}
+
+/// A client that opens a TCP connection to the HTTPS server and never starts
+/// its TLS handshake delays nobody: handshakes run concurrently (before, the
+/// accept loop waited up to the 10 s handshake timeout for each in turn).
+#[test]
+fn a_stalled_tls_handshake_blocks_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    make_pki(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server = Command::new(PATCHBAY)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .arg("--tls-cert")
+        .arg(dir.path().join("server.pem"))
+        .arg("--tls-key")
+        .arg(dir.path().join("server.key"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed if the test fails before it stops the server.
+    let mut server = Kill(server);
+    let url = format!("https://127.0.0.1:{port}");
+    let ca = dir.path().join("ca.pem");
+    let trusted = Client::new(&url, None, Duration::from_secs(3))
+        .with_ca_file(&ca)
+        .unwrap();
+    let start = Instant::now();
+    while trusted.get_text("/healthz").is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the HTTPS server did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Three silent connections, then a real client: answered at once.
+    let stalled: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // A new client: a new connection and handshake (not a pooled one).
+    let fresh = Client::new(&url, None, Duration::from_secs(3))
+        .with_ca_file(&ca)
+        .unwrap();
+    let t0 = Instant::now();
+    assert_eq!(fresh.get_text("/healthz").unwrap().trim(), "ok");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    drop(stalled);
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(server.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(server.0.wait().unwrap().success());
 }
