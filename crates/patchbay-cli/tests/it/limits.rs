@@ -37,7 +37,9 @@ fn host(s: &Server) -> tempfile::TempDir {
 
 fn import(s: &Server, files: &[&str]) -> String {
     let mut c = Command::new(PATCHBAY);
-    c.args(["feeds", "import", "--db", &s.db_url]);
+    c.args(["feeds", "import", "--db", &s.db_url])
+        .arg("--data-dir")
+        .arg(&s.data_dir);
     for f in files {
         c.arg(fixtures().join(f));
     }
@@ -677,6 +679,8 @@ fn zero_day_deployment_is_created_by_the_system(backend: &str) {
     // USER unset: the importer used to become the creator `local:unknown`.
     ok(&Command::new(PATCHBAY)
         .args(["feeds", "import", "--db", &s.db_url])
+        .arg("--data-dir")
+        .arg(&s.data_dir)
         .arg(fixtures().join("feeds/kev/known_exploited_vulnerabilities-2026.08.07.json.gz"))
         .env_remove("USER")
         .output()
