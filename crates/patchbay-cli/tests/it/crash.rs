@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 fn spawn_server(data_dir: &Path, db: &str) -> (ServeProcess, String, Arc<Mutex<Vec<String>>>) {
     let p = ServeProcess::start(
         data_dir,
-        db,
-        &[],
+        &["--db", db],
         "info,tower_http=debug,patchbay_server::routes=debug",
     );
     let (url, log) = (p.url.clone(), p.log.clone());

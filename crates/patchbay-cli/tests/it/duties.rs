@@ -8,7 +8,8 @@ use crate::support::{PATCHBAY, ServeProcess, ok};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const FLAGS: &[&str] = &[
+/// The duties flags, fast for the test.
+const FAST: &[&str] = &[
     "--lease-ttl",
     "3s",
     "--duty-tick",
@@ -16,6 +17,12 @@ const FLAGS: &[&str] = &[
     "--exception-sweep-every",
     "1s",
 ];
+fn flags(db: &str) -> Vec<&str> {
+    let mut f = vec!["--db", db];
+    f.extend_from_slice(FAST);
+    f
+}
+
 const LOG: &str = "info,patchbay_app::duties=debug";
 
 fn query(db: &str, sql: &str) -> Vec<(String, i64)> {
@@ -133,14 +140,14 @@ fn one_leader_runs_the_duties_and_another_takes_over_after_kill_9() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(patchbay_store::testing::fresh_url("postgres"));
     let (da, db_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut a = ServeProcess::start(da.path(), &db, FLAGS, LOG);
+    let mut a = ServeProcess::start(da.path(), &flags(&db), LOG);
     // Replicas share the signing key (each signs on top of the other's entries).
     std::fs::copy(
         da.path().join("server-signing.key"),
         db_dir.path().join("server-signing.key"),
     )
     .unwrap();
-    let mut b = ServeProcess::start(db_dir.path(), &db, FLAGS, LOG);
+    let mut b = ServeProcess::start(db_dir.path(), &flags(&db), LOG);
     let token = std::fs::read_to_string(da.path().join("admin.token"))
         .unwrap()
         .trim()
@@ -198,9 +205,12 @@ fn one_leader_runs_the_duties_and_another_takes_over_after_kill_9() {
         acquired >= expiry,
         "taken over no earlier than the dead leader's lease expired (acquired {acquired}, expired {expiry})"
     );
+    // The follower tries every 1 s tick; 5 s leaves room for a loaded
+    // machine (the whole suite runs in parallel) while still far below what
+    // "never" would look like.
     assert!(
-        acquired <= expiry + 2500,
-        "taken over within a tick or two of the expiry (acquired {acquired}, expired {expiry})"
+        acquired <= expiry + 5000,
+        "taken over within a few ticks of the expiry (acquired {acquired}, expired {expiry})"
     );
 
     // The new leader raises the next expiry event, once.
@@ -226,7 +236,7 @@ fn a_graceful_stop_releases_the_lease() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(patchbay_store::testing::fresh_url("sqlite"));
     let d = tempfile::tempdir().unwrap();
-    let p = ServeProcess::start(d.path(), &db, FLAGS, LOG);
+    let p = ServeProcess::start(d.path(), &flags(&db), LOG);
     wait_for("the lease", Duration::from_secs(20), || {
         lease(&db).is_some()
     });

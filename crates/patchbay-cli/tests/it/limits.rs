@@ -5,6 +5,7 @@
 //! blackout bounds, file permissions, connection timeouts, the calendar token,
 //! four-eyes on the zero-day lane and approval of broad policy exclusions.
 
+use crate::support::ServeProcess;
 use crate::support::{PATCHBAY, Server, deb_root, fixtures, minbase_before, ok};
 use jiff::SignedDuration;
 use patchbay_agent::http::{Client, HttpError};
@@ -412,53 +413,16 @@ fn window_and_blackout_lengths_are_bounded(backend: &str) {
         .unwrap();
 }
 
-/// A `patchbay serve` child, killed when dropped (also when a test fails).
-struct ServeChild(std::process::Child);
-
-impl Drop for ServeChild {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs `patchbay serve` (SQLite in `data_dir`) on a free loopback port;
-/// returns the child and its address.
-fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (ServeChild, String) {
-    use std::io::BufRead;
-    let mut child = Command::new(PATCHBAY)
-        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "info")
-        .env_remove("PATCHBAY_DB")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let child = ServeChild(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && let Some(addr) = v["fields"]["addr"].as_str()
-            {
-                let _ = tx.send(addr.to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server announces its address");
-    (child, addr)
+/// returns the process (killed when dropped, also when a test fails) and its
+/// address.
+fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (ServeProcess, String) {
+    let p = ServeProcess::start(data_dir, extra, "info");
+    let addr = p.url.trim_start_matches("http://").to_string();
+    (p, addr)
 }
 
-fn stop(child: ServeChild) {
+fn stop(child: ServeProcess) {
     drop(child);
 }
 

@@ -277,10 +277,10 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
-    /// Starts `patchbay --log-format json serve --listen 127.0.0.1:0 --db DB
-    /// --data-dir DIR EXTRA…` with `RUST_LOG=rust_log`; returns once it has
-    /// announced its address.
-    pub fn start(data_dir: &Path, db: &str, extra: &[&str], rust_log: &str) -> Self {
+    /// Starts `patchbay --log-format json serve --listen 127.0.0.1:0
+    /// --data-dir DIR EXTRA…` (SQLite in DIR unless EXTRA has `--db`) with
+    /// `RUST_LOG=rust_log`; returns once it has announced its address.
+    pub fn start(data_dir: &Path, extra: &[&str], rust_log: &str) -> Self {
         use std::io::BufRead;
         let mut child = Command::new(PATCHBAY)
             .args([
@@ -289,13 +289,12 @@ impl ServeProcess {
                 "serve",
                 "--listen",
                 "127.0.0.1:0",
-                "--db",
-                db,
                 "--data-dir",
             ])
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", rust_log)
+            .env_remove("PATCHBAY_DB")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
