@@ -374,14 +374,19 @@ pub fn format_duration(d: SignedDuration) -> String {
 /// integer. The error is a message for people.
 pub fn parse_duration(s: &str) -> Result<SignedDuration, String> {
     let bad = || format!("invalid duration {s:?} (use e.g. 72h or 7d)");
-    let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+    // Split off the last *character*: the unit may be any UTF-8 (found by
+    // fuzzing: splitting at the last byte panicked on "2\u{313}").
+    let Some(unit) = s.chars().next_back() else {
+        return Err(bad());
+    };
+    let digits = &s[..s.len() - unit.len_utf8()];
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
     let n: i64 = digits.parse().map_err(|_| bad())?;
     let hours = match unit {
-        "h" => n,
-        "d" => n.checked_mul(24).ok_or_else(bad)?,
+        'h' => n,
+        'd' => n.checked_mul(24).ok_or_else(bad)?,
         _ => return Err(bad()),
     };
     if hours == 0 {

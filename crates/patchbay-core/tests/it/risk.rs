@@ -886,6 +886,11 @@ fn durations() {
         "7 d",
         "3651d",
         "99999999999999999999d",
+        // Found by the policy_toml fuzz target: a multi-byte last character
+        // made the parser slice inside it and panic.
+        "2\u{313}",
+        "7\u{e9}",
+        "\u{e9}",
     ] {
         assert!(parse_duration(bad).is_err(), "{bad:?}");
     }
