@@ -83,7 +83,7 @@ impl App {
         names::check_machine_id(&req.machine_id)
             .map_err(|m| AppError::invalid(format!("machine_id {:?}: {m}", req.machine_id)))?;
         let now = self.now();
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         let Some(enroll) = tx
             .consume_enroll_token(&token::hash(&req.enroll_token), now)
             .await?
@@ -272,7 +272,7 @@ impl App {
         };
         let now = self.now();
         let expires = now + SignedDuration::from_secs(ttl as i64);
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         let a = tx
             .asset_by_name(&name.trim().to_ascii_lowercase())
             .await?
@@ -314,7 +314,7 @@ impl App {
     ) -> Result<(CheckinResponse, CheckinKind), AppError> {
         check_protocol(req.protocol)?;
         let now = self.now();
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         let asset = tx.asset_by_name(&agent.asset_name).await?.ok_or_else(|| {
             AppError::not_found(format!("asset {} of this agent is gone", agent.asset_name))
         })?;
@@ -328,7 +328,8 @@ impl App {
                 }
                 tx.touch_seen(asset.id, now).await?;
                 tx.touch_agent(&agent.id, now).await?;
-                tx.commit().await?;
+                tx.commit_unaudited("check-in heartbeat (inventory unchanged)")
+                    .await?;
                 return Ok((
                     CheckinResponse {
                         stored_hash: req.inventory_hash,

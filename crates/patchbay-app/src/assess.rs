@@ -312,9 +312,11 @@ impl App {
         };
         let mut total = SyncStats::default();
         for (i, a) in assets.iter().enumerate() {
-            let mut tx = self.store.write().await?;
+            let mut tx = self.change().await?;
             total += self.assess_in(&mut tx, a).await?;
-            tx.commit().await?;
+            // Findings follow the feeds; the import that moved them is audited.
+            tx.commit_unaudited("findings re-assessed after a feed import")
+                .await?;
             progress(i + 1, assets.len());
         }
         let (e1, r1) = self.matcher_counters();

@@ -331,7 +331,7 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<AssetDetail, AppError> {
         self.require(caller, Action::WriteAssets, ctx).await?;
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         let a = tx
             .asset_by_name(&name.to_ascii_lowercase())
             .await?
@@ -386,7 +386,7 @@ impl App {
         }
         let now = self.now();
         let (mut created, mut updated) = (0u64, 0u64);
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         for v in &valid {
             let existing = tx.asset_by_name(v.name.as_str()).await?;
             let (id, managed) = match &existing {

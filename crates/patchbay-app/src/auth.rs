@@ -141,9 +141,9 @@ impl App {
             .last_used_at
             .is_none_or(|t| now.duration_since(t) >= LAST_USED_RESOLUTION);
         if stale {
-            let mut tx = self.store.write().await?;
+            let mut tx = self.change().await?;
             tx.touch_api_token(row.id, now).await?;
-            tx.commit().await?;
+            tx.commit_unaudited("token last-use stamp").await?;
         }
         let role: Role = row.role.parse().map_err(|e: String| {
             AppError::new(ErrorCode::Internal, format!("stored token {}: {e}", row.id))
@@ -260,7 +260,7 @@ impl App {
     /// secret so the caller can write it to the data directory. Returns `None` when
     /// tokens exist already.
     pub async fn bootstrap_admin_token(&self) -> Result<Option<TokenCreated>, AppError> {
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         if !tx.list_api_tokens().await?.is_empty() {
             return Ok(None);
         }

@@ -144,11 +144,13 @@ impl App {
             return Ok(0);
         }
         let n = missing.len() as u64;
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
+        let mut any = false;
         for d in missing {
             let (c, created) = tx
                 .ensure_change_record(&d.id, self.now(), &d.created_by)
                 .await?;
+            any |= created;
             if created {
                 self.audit_in(
                     &mut tx,
@@ -160,7 +162,10 @@ impl App {
                 .await?;
             }
         }
-        tx.commit().await?;
+        if any {
+            tx.commit().await?;
+        }
+        // Else another replica created them first: nothing was written.
         Ok(n)
     }
 
@@ -426,7 +431,7 @@ impl App {
             )));
         }
         let id = id.trim().to_ascii_uppercase();
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         if !tx.list_change_records().await?.iter().any(|c| c.id == id) {
             return Err(AppError::not_found(format!("no change record {id:?}")));
         }

@@ -182,7 +182,7 @@ impl Runner {
         now: Timestamp,
         ttl: SignedDuration,
     ) -> Result<LeaseOutcome, AppError> {
-        let mut tx = self.app.store.write().await?;
+        let mut tx = self.app.change().await?;
         let outcome = tx.try_lease(LEASE, &self.holder, now, now + ttl).await?;
         if outcome == LeaseOutcome::Acquired {
             self.app
@@ -194,8 +194,11 @@ impl Runner {
                     json!({"holder": self.holder, "ttl_secs": ttl.as_secs()}),
                 )
                 .await?;
+            tx.commit().await?;
+        } else {
+            tx.commit_unaudited("lease renewal (or none: held by another)")
+                .await?;
         }
-        tx.commit().await?;
         Ok(outcome)
     }
 
@@ -207,16 +210,24 @@ impl Runner {
         }
         self.leader = false;
         let released = async {
-            let mut tx = self.app.store.write().await?;
-            let r = tx.release_lease(LEASE, &self.holder).await?;
-            tx.commit().await?;
-            Ok::<bool, patchbay_store::StoreError>(r)
+            let mut tx = self.app.change().await?;
+            if tx.release_lease(LEASE, &self.holder).await? {
+                tx.audit(
+                    ACTOR,
+                    "duties.leader_released",
+                    &format!("lease:{LEASE}"),
+                    json!({"holder": self.holder}),
+                )
+                .await?;
+                tx.commit().await?;
+            }
+            Ok::<(), AppError>(())
         }
         .await;
         match released {
-            Ok(_) => tracing::info!(holder = %self.holder, "duties: released the leader lease"),
+            Ok(()) => tracing::info!(holder = %self.holder, "duties: released the leader lease"),
             Err(e) => {
-                tracing::warn!(error = %e, "duties: could not release the lease (it expires on its own)")
+                tracing::warn!(error = %e.message, "duties: could not release the lease (it expires on its own)")
             }
         }
     }

@@ -418,7 +418,7 @@ impl App {
             serde_json::to_vec_pretty(&mapping).unwrap_or_default(),
         ));
         let bundle = write_bundle(&files, as_of, self.now(), signer)?;
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         self.audit_in(
             &mut tx,
             &caller.actor(),

@@ -191,7 +191,7 @@ impl App {
         exception::check_expiry(now, expires_at).map_err(AppError::invalid)?;
         let year = now.to_zoned(jiff::tz::TimeZone::UTC).year();
         let prefix = format!("EXC-{year:04}-");
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         let seq = tx
             .list_exceptions()
             .await?
@@ -286,7 +286,7 @@ impl App {
         self.require(caller, Action::Approve, ctx).await?;
         let reason = required("reason", reason)?;
         let id = id.trim().to_ascii_uppercase();
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         if !tx
             .revoke_exception(&id, self.now(), &caller.actor(), reason)
             .await?
@@ -330,7 +330,7 @@ impl App {
         };
         let mut raised = Vec::new();
         for r in due {
-            let mut tx = self.store.write().await?;
+            let mut tx = self.change().await?;
             if !tx.note_exception_expired(&r.id, now).await? {
                 continue; // another replica raised it
             }

@@ -134,7 +134,7 @@ pub struct ImportOutcome {
 impl App {
     async fn record_import(
         &self,
-        tx: &mut Box<dyn patchbay_store::Tx>,
+        tx: &mut crate::change::Change<'_>,
         kind: &str,
         source: &str,
         version: &str,
@@ -183,7 +183,7 @@ impl App {
             skipped,
             kev_added: vec![],
         };
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         tx.upsert_advisories(&rows).await?;
         self.record_import(&mut tx, "osv", source, &version, &outcome, by)
             .await?;
@@ -213,7 +213,7 @@ impl App {
                 catalog_version: catalog.version.clone(),
             })
             .collect();
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         let kev_added = tx.upsert_kev(&rows).await?;
         let outcome = ImportOutcome {
             records: rows.len() as u64,
@@ -244,7 +244,7 @@ impl App {
                 score_date: score_date.into(),
             })
             .collect();
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         tx.upsert_epss(&rows).await?;
         let outcome = ImportOutcome {
             records: rows.len() as u64,

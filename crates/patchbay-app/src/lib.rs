@@ -10,6 +10,8 @@
 //! Time comes from an injected [`Clock`] so tests control it.
 //!
 //! # Layout
+//! - [`change`]: the one path for every state change (transaction, audit
+//!   entry, outbox event).
 //! - [`changes`]: change records (CHG-…), runbooks, the lessons-learned log.
 //! - [`duties`]: the duties runner: background work under a leader lease.
 //! - [`error`]: [`AppError`], a stable code plus a human message.
@@ -31,6 +33,7 @@ pub mod agents;
 pub mod assess;
 pub mod assets;
 pub mod auth;
+pub mod change;
 pub mod changes;
 pub mod duties;
 pub mod error;
@@ -43,7 +46,7 @@ pub mod schedule;
 pub mod tokens;
 
 use jiff::{SignedDuration, Timestamp};
-use patchbay_store::{AuditRecord, Store, Tx};
+use patchbay_store::{AuditRecord, Store};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -281,12 +284,14 @@ impl App {
     /// Records the signing key's public half and seals audit entries written
     /// before the hash chain existed. Run once at start.
     pub async fn init_audit_chain(&self) -> Result<u64, AppError> {
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         if let Some(s) = &self.signer {
             tx.register_server_key(&s.public_hex(), self.now()).await?;
         }
         let sealed = tx.seal_legacy_audit(self.signer.as_deref()).await?;
-        tx.commit().await?;
+        // Sealing hashes and signs the audit log itself; it has no entry of its own.
+        tx.commit_unaudited("key registration and sealing of the audit chain at start")
+            .await?;
         Ok(sealed)
     }
 
@@ -323,18 +328,16 @@ impl App {
         }
     }
 
-    /// Appends an audit event inside `tx`.
+    /// Records the change in `tx`: its audit entry and outbox event.
     async fn audit_in(
         &self,
-        tx: &mut Box<dyn Tx>,
+        tx: &mut change::Change<'_>,
         actor: &str,
         action: &str,
         target: &str,
         detail: serde_json::Value,
     ) -> Result<(), AppError> {
-        let rec = self.record(actor, action, target, "ok", detail);
-        tx.append_audit(&rec, self.signer.as_deref()).await?;
-        Ok(())
+        tx.audit(actor, action, target, detail).await
     }
 
     /// Records a refused request in its own transaction. Failing to record is
@@ -419,15 +422,13 @@ impl App {
             return;
         }
         let res = async {
-            let mut tx = self.store.write().await?;
-            for rec in recs {
-                tx.append_audit(rec, self.signer.as_deref()).await?;
-            }
+            let mut tx = self.change().await?;
+            tx.audit_refusals(recs).await?;
             tx.commit().await
         }
         .await;
         if let Err(e) = res {
-            tracing::error!(error = %e, action, "could not record a refused request in the audit log");
+            tracing::error!(error = %e.message, action, "could not record a refused request in the audit log");
         }
     }
 }

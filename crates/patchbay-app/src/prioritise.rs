@@ -470,7 +470,7 @@ impl App {
         }
         self.require_approval_of_exclusions(caller, &old_p, &new_p, &effect, ctx)
             .await?;
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         let id = tx
             .insert_policy(&PolicyRow {
                 id: 0,
@@ -756,7 +756,7 @@ impl App {
             .collect();
         let now = self.now();
         let month = now.to_zoned(jiff::tz::TimeZone::UTC).date();
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         let prefix = format!("DEP-OOB-{:04}-{:02}-", month.year(), month.month());
         let seq = tx
             .list_deployments()

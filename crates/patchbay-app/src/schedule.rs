@@ -354,7 +354,7 @@ impl App {
             created_at: self.now(),
             created_by: caller.actor(),
         };
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         if !tx.insert_window(&row).await? {
             return Err(AppError::new(
                 patchbay_proto::error::ErrorCode::Conflict,
@@ -414,7 +414,7 @@ impl App {
     ) -> Result<(), AppError> {
         self.require(caller, Action::WriteAssets, ctx).await?;
         let name = name_of("name", name)?;
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         if !tx.delete_window(&name).await? {
             return Err(AppError::not_found(format!("no window named {name:?}")));
         }
@@ -484,7 +484,7 @@ impl App {
             created_at: self.now(),
             created_by: caller.actor(),
         };
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         if !tx.insert_blackout(&row).await? {
             return Err(AppError::new(
                 patchbay_proto::error::ErrorCode::Conflict,
@@ -530,7 +530,7 @@ impl App {
     ) -> Result<(), AppError> {
         self.require(caller, Action::WriteAssets, ctx).await?;
         let name = name_of("name", name)?;
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         if !tx.delete_blackout(&name).await? {
             return Err(AppError::not_found(format!("no blackout named {name:?}")));
         }
@@ -565,7 +565,7 @@ impl App {
         }
         patchbay_core::names::check_label(note, patchbay_core::names::MAX_TEXT_LEN)
             .map_err(|m| AppError::invalid(format!("note: {m}")))?;
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         if !tx.list_blackouts().await?.iter().any(|b| b.name == name) {
             return Err(AppError::not_found(format!("no blackout named {name:?}")));
         }

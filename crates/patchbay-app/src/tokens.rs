@@ -42,7 +42,7 @@ impl App {
             TokenKind::Api
         };
         let secret = token::render(kind, &random32());
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         let row = tx
             .insert_api_token(&NewApiToken {
                 name: name.to_string(),
@@ -87,7 +87,7 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<(), AppError> {
         self.require(caller, Action::ManageTokens, ctx).await?;
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         tx.revoke_api_token(id, self.now()).await?;
         self.audit_in(
             &mut tx,
@@ -131,7 +131,7 @@ impl App {
             Some(n) => check_label(n, MAX_LABEL_LEN)
                 .map_err(|m| AppError::invalid(format!("name: {m}")))?,
         };
-        let mut tx = self.store.write().await?;
+        let mut tx = self.change().await?;
         let row = tx
             .insert_enroll_token(&NewEnrollToken {
                 name,

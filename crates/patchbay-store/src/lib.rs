@@ -896,6 +896,43 @@ pub trait LeaseStore {
     async fn lease(&mut self, name: &str) -> Result<Option<LeaseRow>>;
 }
 
+/// A domain event to enqueue in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// When.
+    pub at: Timestamp,
+    /// What happened (`window.add`, `exception.expired`, …).
+    pub kind: String,
+    /// The payload's schema version.
+    pub version: i32,
+    /// Who did it.
+    pub actor: String,
+    /// What it happened to (`window:nightly`).
+    pub subject: String,
+    /// The payload.
+    pub payload: serde_json::Value,
+    /// The audit entry recording the same change.
+    pub audit_seq: i64,
+}
+
+/// A domain event as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    /// Outbox position (increasing).
+    pub id: i64,
+    /// The event.
+    pub event: NewEvent,
+}
+
+/// The outbox of domain events, written in the transaction of the change.
+#[async_trait]
+pub trait EventStore {
+    /// Enqueues an event; returns its id.
+    async fn enqueue_event(&mut self, e: &NewEvent) -> Result<i64>;
+    /// Events with id > `after`, oldest first, at most `limit`.
+    async fn events_after(&mut self, after: i64, limit: i64) -> Result<Vec<EventRow>>;
+}
+
 /// A transaction over every role store. Dropping it without [`Tx::commit`] rolls back.
 #[async_trait]
 pub trait Tx:
@@ -911,6 +948,7 @@ pub trait Tx:
     + ExceptionStore
     + ChangeStore
     + LeaseStore
+    + EventStore
     + Send
 {
     /// Commits.

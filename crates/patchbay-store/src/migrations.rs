@@ -73,10 +73,16 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0010_leases.sql"),
         include_str!("../migrations/postgres/0010_leases.sql"),
     ),
+    (
+        11,
+        "events",
+        include_str!("../migrations/sqlite/0011_events.sql"),
+        include_str!("../migrations/postgres/0011_events.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS

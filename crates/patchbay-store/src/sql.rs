@@ -1849,6 +1849,60 @@ macro_rules! impl_tx {
         }
 
         #[async_trait::async_trait]
+        impl $crate::EventStore for $tx {
+            async fn enqueue_event(&mut self, e: &$crate::NewEvent) -> $crate::Result<i64> {
+                use sqlx::Row;
+                let r = sqlx::query(
+                    "INSERT INTO events (at, kind, version, actor, subject, payload, audit_seq) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind($crate::to_millis(e.at))
+                .bind(&e.kind)
+                .bind(e.version)
+                .bind(&e.actor)
+                .bind(&e.subject)
+                .bind(e.payload.to_string())
+                .bind(e.audit_seq)
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                r.try_get("id").map_err($crate::map_err)
+            }
+
+            async fn events_after(&mut self, after: i64, limit: i64) -> $crate::Result<Vec<$crate::EventRow>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT id, at, kind, version, actor, subject, payload, audit_seq FROM events \
+                     WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err($crate::map_err)?;
+                rows.iter()
+                    .map(|r| {
+                        let g = |e: sqlx::Error| $crate::map_err(e);
+                        let payload: String = r.try_get("payload").map_err(g)?;
+                        Ok($crate::EventRow {
+                            id: r.try_get("id").map_err(g)?,
+                            event: $crate::NewEvent {
+                                at: $crate::from_millis(r.try_get("at").map_err(g)?)?,
+                                kind: r.try_get("kind").map_err(g)?,
+                                version: r.try_get("version").map_err(g)?,
+                                actor: r.try_get("actor").map_err(g)?,
+                                subject: r.try_get("subject").map_err(g)?,
+                                payload: serde_json::from_str(&payload)
+                                    .map_err(|e| $crate::StoreError::Other(format!("bad event payload: {e}")))?,
+                                audit_seq: r.try_get("audit_seq").map_err(g)?,
+                            },
+                        })
+                    })
+                    .collect()
+            }
+        }
+
+        #[async_trait::async_trait]
         impl $crate::Tx for $tx {
             async fn commit(self: Box<Self>) -> $crate::Result<()> {
                 self.tx.commit().await.map_err($crate::map_err)

@@ -262,6 +262,22 @@ fn failed_audit_append_rolls_back_the_write(backend: &str) {
         l.items.is_empty(),
         "the write was rolled back with its audit entry"
     );
+    let window_events = || {
+        let url = s.db_url.clone();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                patchbay_store::testing::query_pairs(
+                    &url,
+                    "SELECT kind, audit_seq FROM events WHERE kind = 'window.add'",
+                )
+                .await
+            })
+            .unwrap()
+    };
+    assert!(window_events().is_empty(), "and with its outbox event");
     ok(&verify(&s, &["--every", "1"]));
     // And the next write works and is chained.
     ok(&s.cli(&[
@@ -278,6 +294,8 @@ fn failed_audit_append_rolls_back_the_write(backend: &str) {
     let e = exported(&s);
     assert_eq!(e.last().unwrap().action, "window.add");
     assert_eq!(e.last().unwrap().seq, seq + 1);
+    // The committed change has its event, naming its audit entry.
+    assert_eq!(window_events(), vec![("window.add".to_string(), seq + 1)]);
     ok(&verify(&s, &["--every", "1"]));
 }
 
