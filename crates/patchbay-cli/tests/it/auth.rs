@@ -191,7 +191,53 @@ fn agent_endpoints_refuse_bad_credentials(backend: &str) {
     );
 }
 
+/// Security headers on every kind of response: public, authenticated,
+/// refused, not found, and the HTML reports (whose inline styles and SVG the
+/// policy allows, and nothing else).
+fn security_headers_on_every_response(backend: &str) {
+    let s = Server::start(backend);
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = ureq::get(format!("{}{path}", s.url))
+            .config()
+            .http_status_as_error(false)
+            .build();
+        if let Some(t) = token {
+            r = r.header("Authorization", format!("Bearer {t}"));
+        }
+        r.call().unwrap()
+    };
+    let cases = [
+        ("/healthz", None, 200),
+        ("/api/v1/whoami", Some(s.admin.as_str()), 200),
+        ("/api/v1/whoami", None, 401),
+        ("/api/v1/nope", Some(s.admin.as_str()), 404),
+        (
+            "/api/v1/reports/compliance?format=html",
+            Some(s.admin.as_str()),
+            200,
+        ),
+    ];
+    for (path, token, status) in cases {
+        let resp = get(path, token);
+        assert_eq!(resp.status().as_u16(), status, "{path}");
+        let h = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_else(|| panic!("{path}: no {name} header"))
+        };
+        assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(h("x-frame-options"), "DENY", "{path}");
+        assert_eq!(h("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(h("cache-control"), "no-store", "{path}");
+        let csp = h("content-security-policy");
+        assert!(csp.starts_with("default-src 'none'"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    }
+}
+
 crate::both_backends!(
     refused_requests_get_401_403_and_are_recorded,
-    agent_endpoints_refuse_bad_credentials
+    agent_endpoints_refuse_bad_credentials,
+    security_headers_on_every_response
 );
