@@ -36,17 +36,6 @@ fn host(s: &Server) -> tempfile::TempDir {
     root
 }
 
-fn import(s: &Server, files: &[&str]) -> String {
-    let mut c = Command::new(PATCHBAY);
-    c.args(["feeds", "import", "--db", &s.db_url])
-        .arg("--data-dir")
-        .arg(&s.data_dir);
-    for f in files {
-        c.arg(fixtures().join(f));
-    }
-    ok(&c.output().unwrap())
-}
-
 fn apply_policy(s: &Server, text: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("policy.toml");
@@ -100,7 +89,7 @@ fn status_of(e: &HttpError) -> Option<u16> {
 fn concurrent_heavy_readers_do_not_deadlock(backend: &str) {
     let s = Server::start(backend);
     let _root = host(&s);
-    import(&s, &["feeds/osv/Debian-12-derived.osv.zip"]);
+    s.import_feeds(&["feeds/osv/Debian-12-derived.osv.zip"]);
     ok(&apply_policy(&s, POLICY));
     ok(&s.cli(&[
         "windows",
@@ -295,7 +284,7 @@ fn bad_request(e: &HttpError, field: &str) {
 fn list_limits_are_bounded(backend: &str) {
     let s = Server::start(backend);
     let _root = host(&s);
-    import(&s, &["feeds/osv/Debian-12-derived.osv.zip"]);
+    s.import_feeds(&["feeds/osv/Debian-12-derived.osv.zip"]);
     let admin = s.admin();
     let max = patchbay_app::prioritise::MAX_WORKLIST_LIMIT;
     for q in ["0".to_string(), (max + 1).to_string(), "-1".into()] {
@@ -633,13 +622,10 @@ fn zero_day_deployment_is_created_by_the_system(backend: &str) {
             "--no-pending-updates",
         ],
     ));
-    import(
-        &s,
-        &[
-            "feeds/osv/Debian-12-derived.osv.zip",
-            "feeds/kev/known_exploited_vulnerabilities-2025.08.25.json.gz",
-        ],
-    );
+    s.import_feeds(&[
+        "feeds/osv/Debian-12-derived.osv.zip",
+        "feeds/kev/known_exploited_vulnerabilities-2025.08.25.json.gz",
+    ]);
     // USER unset: the importer used to become the creator `local:unknown`.
     ok(&Command::new(PATCHBAY)
         .args(["feeds", "import", "--db", &s.db_url])
@@ -718,7 +704,7 @@ fn exclusions_need_the_approve_permission(backend: &str) {
     use patchbay_proto::api::{CreateToken, TokenCreated};
     let s = Server::start(backend);
     let _root = host(&s);
-    import(&s, &["feeds/osv/Debian-12-derived.osv.zip"]);
+    s.import_feeds(&["feeds/osv/Debian-12-derived.osv.zip"]);
     let ops: TokenCreated = s
         .admin()
         .send(
@@ -796,7 +782,7 @@ fn exclusions_need_the_approve_permission(backend: &str) {
 /// connections could deadlock PostgreSQL's pool).
 fn concurrent_checkins_do_not_deadlock(backend: &str) {
     let s = Server::start(backend);
-    import(&s, &["feeds/osv/Debian-12-derived.osv.zip"]);
+    s.import_feeds(&["feeds/osv/Debian-12-derived.osv.zip"]);
     const AGENTS: usize = 48;
     let token = s.enroll_token(AGENTS as u32);
     let roots: Vec<_> = (0..AGENTS).map(|_| deb_root(&minbase_before())).collect();

@@ -19,13 +19,7 @@ fn setup(s: &Server) -> tempfile::TempDir {
             "--no-pending-updates",
         ],
     ));
-    ok(&Command::new(PATCHBAY)
-        .args(["feeds", "import", "--db", &s.db_url])
-        .arg("--data-dir")
-        .arg(&s.data_dir)
-        .arg(fixtures().join("feeds/osv/Debian-12-derived.osv.zip"))
-        .output()
-        .unwrap());
+    s.import_feeds(&["feeds/osv/Debian-12-derived.osv.zip"]);
     root
 }
 

@@ -5,7 +5,7 @@
 //! after an approver's recorded approval; the `.ics` parses with python's
 //! `icalendar` and its events equal the preview's occurrences.
 
-use crate::support::{PATCHBAY, Server, deb_root, fixtures, minbase_before, ok};
+use crate::support::{Server, deb_root, minbase_before, ok};
 use jiff::{SignedDuration, Timestamp};
 use patchbay_agent::http::HttpError;
 use patchbay_proto::api::{
@@ -48,17 +48,6 @@ fn host(s: &Server, extra_status: &str) -> tempfile::TempDir {
     root
 }
 
-fn import(s: &Server, files: &[&str]) -> String {
-    let mut c = Command::new(PATCHBAY);
-    c.args(["feeds", "import", "--db", &s.db_url])
-        .arg("--data-dir")
-        .arg(&s.data_dir);
-    for f in files {
-        c.arg(fixtures().join(f));
-    }
-    ok(&c.output().unwrap())
-}
-
 fn apply_policy(s: &Server) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("policy.toml");
@@ -90,7 +79,7 @@ fn noon(s: &Server) -> Timestamp {
 fn windows_blackouts_and_the_plan(backend: &str) {
     let s = Server::start(backend);
     let _root = host(&s, "");
-    import(&s, &["feeds/osv/Debian-12-derived.osv.zip"]);
+    s.import_feeds(&["feeds/osv/Debian-12-derived.osv.zip"]);
     apply_policy(&s);
 
     // Bad definitions are refused, naming the field; nothing is stored.
@@ -348,18 +337,12 @@ fn out_of_band_enters_a_blackout_only_with_approval(backend: &str) {
         "Package: chromium\nStatus: install ok installed\nArchitecture: amd64\n\
          Version: 139.0.7258.154-1~deb12u1\n\n",
     );
-    import(
-        &s,
-        &[
-            "feeds/osv/Debian-12-derived.osv.zip",
-            "feeds/kev/known_exploited_vulnerabilities-2025.08.25.json.gz",
-        ],
-    );
+    s.import_feeds(&[
+        "feeds/osv/Debian-12-derived.osv.zip",
+        "feeds/kev/known_exploited_vulnerabilities-2025.08.25.json.gz",
+    ]);
     apply_policy(&s);
-    import(
-        &s,
-        &["feeds/kev/known_exploited_vulnerabilities-2026.08.07.json.gz"],
-    );
+    s.import_feeds(&["feeds/kev/known_exploited_vulnerabilities-2026.08.07.json.gz"]);
     let deps: List<patchbay_proto::api::DeploymentOut> =
         s.admin().get("/api/v1/deployments").unwrap();
     let dep = deps.items[0].id.clone();

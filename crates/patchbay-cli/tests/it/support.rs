@@ -104,6 +104,20 @@ impl Server {
         }
     }
 
+    /// `patchbay feeds import` run next to this server's database (a tool,
+    /// signing with the server's key from its data directory) on fixture
+    /// files; returns its output and fails the test if it fails.
+    pub fn import_feeds(&self, fixture_files: &[&str]) -> String {
+        let mut c = Command::new(PATCHBAY);
+        c.args(["feeds", "import", "--db", &self.db_url])
+            .arg("--data-dir")
+            .arg(&self.data_dir);
+        for f in fixture_files {
+            c.arg(fixtures().join(f));
+        }
+        ok(&c.output().unwrap())
+    }
+
     /// One tick of the server's duties runner, at the server's (manual) clock.
     pub fn run_duties(&self) -> patchbay_app::duties::TickReport {
         let (tx, rx) = tokio::sync::oneshot::channel();
