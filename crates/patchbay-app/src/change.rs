@@ -124,8 +124,8 @@ impl Change<'_> {
     /// Commits a write that is deliberately not audited; `why` names the kind
     /// (a heartbeat, a lease renewal, a last-use stamp, …).
     pub(crate) async fn commit_unaudited(self, why: &'static str) -> Result<(), AppError> {
-        let _ = why;
         self.tx.commit().await?;
+        tracing::trace!(why, "committed a deliberately unaudited write");
         Ok(())
     }
 }

@@ -26,14 +26,7 @@ fn broken(s: &Server, needle: &str) {
 }
 
 fn sql(s: &Server, q: &str) -> u64 {
-    let url = s.db_url.clone();
-    let text = q.to_string();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move { patchbay_store::testing::execute_raw(&url, &text).await })
-        .unwrap_or_else(|e| panic!("{q}: {e}"))
+    crate::support::db_exec(&s.db_url, q)
 }
 
 fn exported(s: &Server) -> Vec<patchbay_app::evidence::ExportedEntry> {
@@ -263,19 +256,10 @@ fn failed_audit_append_rolls_back_the_write(backend: &str) {
         "the write was rolled back with its audit entry"
     );
     let window_events = || {
-        let url = s.db_url.clone();
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                patchbay_store::testing::query_pairs(
-                    &url,
-                    "SELECT kind, audit_seq FROM events WHERE kind = 'window.add'",
-                )
-                .await
-            })
-            .unwrap()
+        crate::support::db_pairs(
+            &s.db_url,
+            "SELECT kind, audit_seq FROM events WHERE kind = 'window.add'",
+        )
     };
     assert!(window_events().is_empty(), "and with its outbox event");
     ok(&verify(&s, &["--every", "1"]));

@@ -163,13 +163,11 @@ fn sigkill_during_uploads_loses_nothing(backend: &str) {
     assert_eq!(after.inventory_hash, stored.inventory_hash);
     // Every upload is all or nothing: each bulk host's stored package rows,
     // counted in the database itself, are none or the complete inventory.
-    let rows = rt
-        .block_on(patchbay_store::testing::query_pairs(
-            &db,
-            "SELECT a.name, COUNT(p.asset_id) FROM assets a LEFT JOIN asset_packages p ON p.asset_id = a.id \
-             WHERE a.name LIKE 'bulk-%' GROUP BY a.name",
-        ))
-        .unwrap();
+    let rows = crate::support::db_pairs(
+        &db,
+        "SELECT a.name, COUNT(p.asset_id) FROM assets a LEFT JOIN asset_packages p ON p.asset_id = a.id \
+         WHERE a.name LIKE 'bulk-%' GROUP BY a.name",
+    );
     assert!(!rows.is_empty(), "some uploads were stored before the kill");
     assert!(
         rows.iter().any(|(_, n)| *n > 0),

@@ -25,25 +25,7 @@ fn flags(db: &str) -> Vec<&str> {
 
 const LOG: &str = "info,patchbay_app::duties=debug";
 
-fn query(db: &str, sql: &str) -> Vec<(String, i64)> {
-    let (db, sql) = (db.to_string(), sql.to_string());
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move { patchbay_store::testing::query_pairs(&db, &sql).await })
-        .unwrap()
-}
-
-fn exec(db: &str, sql: &str) {
-    let (db, sql) = (db.to_string(), sql.to_string());
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move { patchbay_store::testing::execute_raw(&db, &sql).await })
-        .unwrap();
-}
+use crate::support::{db_exec as exec, db_pairs as query};
 
 /// The lease row: (holder, acquired_at ms), (holder, expires_at ms).
 fn lease(db: &str) -> Option<(String, i64, i64)> {

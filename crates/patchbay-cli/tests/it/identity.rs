@@ -8,7 +8,7 @@
 use crate::support::{Server, deb_root, fixtures, minbase_before, ok};
 use patchbay_agent::http::{Client, HttpError};
 use patchbay_core::inventory::{HostFacts, Inventory, OsRelease, PackageFormat, dpkg};
-use patchbay_proto::agent::{CheckinRequest, CheckinResponse, EnrollResponse, InventoryPayload};
+use patchbay_proto::agent::EnrollResponse;
 use patchbay_proto::api::{AssetDetail, AssetSummary, AuditEventOut, List};
 use std::time::Duration;
 
@@ -78,19 +78,7 @@ fn inventory(host: &str, machine_id: &str) -> Inventory {
     inv
 }
 
-fn full(agent: &Client, inv: &Inventory) -> Result<CheckinResponse, HttpError> {
-    agent.send(
-        "POST",
-        "/agent/v1/checkin",
-        &CheckinRequest {
-            protocol: 1,
-            inventory_hash: inv.content_hash(),
-            inventory: InventoryPayload::Full {
-                inventory: inv.clone(),
-            },
-        },
-    )
-}
+use crate::support::full_checkin as full;
 
 fn takeover_by_enrolling_with_the_victims_machine_id_is_refused(backend: &str) {
     let s = Server::start(backend);

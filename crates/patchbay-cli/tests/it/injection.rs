@@ -6,7 +6,7 @@
 use crate::support::{Server, minbase_before, ok};
 use patchbay_agent::http::{Client, HttpError};
 use patchbay_core::inventory::{HostFacts, Inventory, OsRelease, Package, PackageFormat, dpkg};
-use patchbay_proto::agent::{CheckinRequest, CheckinResponse, EnrollResponse, InventoryPayload};
+use patchbay_proto::agent::EnrollResponse;
 use patchbay_proto::api::AssetDetail;
 use std::time::Duration;
 
@@ -48,19 +48,7 @@ fn inventory(packages: Vec<Package>) -> Inventory {
     inv
 }
 
-fn full(agent: &Client, inv: &Inventory) -> Result<CheckinResponse, HttpError> {
-    agent.send(
-        "POST",
-        "/agent/v1/checkin",
-        &CheckinRequest {
-            protocol: 1,
-            inventory_hash: inv.content_hash(),
-            inventory: InventoryPayload::Full {
-                inventory: inv.clone(),
-            },
-        },
-    )
-}
+use crate::support::full_checkin as full;
 
 fn package_names_with_shell_metacharacters_are_refused_and_store_nothing(backend: &str) {
     let s = Server::start(backend);
@@ -203,15 +191,7 @@ fn stored_control_characters_print_escaped_in_audit_list_and_assets_show(backend
     // Values written before the boundary checked them (or by any path that
     // does not): put them in the database directly.
     let esc = "\u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[31m";
-    let sql = |q: String| {
-        let url = s.db_url.clone();
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move { patchbay_store::testing::execute_raw(&url, &q).await })
-            .unwrap()
-    };
+    let sql = |q: String| crate::support::db_exec(&s.db_url, &q);
     sql(format!(
         "UPDATE assets SET hostname = 'host{esc}\nFAKE: line', kernel = 'k\rx' WHERE name = 'proto-host'"
     ));

@@ -22,18 +22,7 @@ name = ["chroot-*"]
 "#;
 
 fn host(s: &Server) -> tempfile::TempDir {
-    let root = deb_root(&minbase_before());
-    let state = tempfile::tempdir().unwrap();
-    ok(&s.agent_once(
-        state.path(),
-        Some(&s.enroll_token(1)),
-        &[
-            "--root",
-            root.path().to_str().unwrap(),
-            "--no-pending-updates",
-        ],
-    ));
-    root
+    s.host_with(&minbase_before())
 }
 
 fn apply_policy(s: &Server, text: &str) -> std::process::Output {
@@ -45,14 +34,7 @@ fn apply_policy(s: &Server, text: &str) -> std::process::Output {
 
 /// The first column of every row of `q`, read from the database directly.
 pub fn query(s: &Server, q: &str) -> Vec<String> {
-    let url = s.db_url.clone();
-    let text = q.to_string();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move { patchbay_store::testing::query_text(&url, &text).await })
-        .unwrap_or_else(|e| panic!("{q}: {e}"))
+    crate::support::db_text(&s.db_url, q)
 }
 
 fn query_i64(s: &Server, q: &str) -> i64 {

@@ -9,13 +9,7 @@ use std::time::Duration;
 
 /// Every table of the server's database, every row: what "unchanged" means.
 fn snapshot(s: &Server) -> std::collections::BTreeMap<String, String> {
-    let url = s.db_url.clone();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move { patchbay_store::testing::dump_all(&url).await })
-        .unwrap()
+    crate::support::db_dump(&s.db_url)
 }
 
 /// POSTs `len` bytes of spaces with a raw socket; returns the status and the

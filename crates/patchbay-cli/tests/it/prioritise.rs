@@ -8,17 +8,7 @@ use patchbay_proto::api::{List, PolicyEffect, Triage, WorkItem};
 use std::process::Command;
 
 fn setup(s: &Server) -> tempfile::TempDir {
-    let root = deb_root(&minbase_before());
-    let state = tempfile::tempdir().unwrap();
-    ok(&s.agent_once(
-        state.path(),
-        Some(&s.enroll_token(1)),
-        &[
-            "--root",
-            root.path().to_str().unwrap(),
-            "--no-pending-updates",
-        ],
-    ));
+    let root = s.host_with(&minbase_before());
     s.import_feeds(&["feeds/osv/Debian-12-derived.osv.zip"]);
     root
 }

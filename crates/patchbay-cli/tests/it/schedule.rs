@@ -5,7 +5,7 @@
 //! after an approver's recorded approval; the `.ics` parses with python's
 //! `icalendar` and its events equal the preview's occurrences.
 
-use crate::support::{Server, deb_root, minbase_before, ok};
+use crate::support::{Server, minbase_before, ok};
 use jiff::{SignedDuration, Timestamp};
 use patchbay_agent::http::HttpError;
 use patchbay_proto::api::{
@@ -34,18 +34,7 @@ soak = "24h"
 fn host(s: &Server, extra_status: &str) -> tempfile::TempDir {
     let mut status = minbase_before();
     status.push_str(extra_status);
-    let root = deb_root(&status);
-    let state = tempfile::tempdir().unwrap();
-    ok(&s.agent_once(
-        state.path(),
-        Some(&s.enroll_token(1)),
-        &[
-            "--root",
-            root.path().to_str().unwrap(),
-            "--no-pending-updates",
-        ],
-    ));
-    root
+    s.host_with(&status)
 }
 
 fn apply_policy(s: &Server) {

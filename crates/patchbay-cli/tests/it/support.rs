@@ -118,6 +118,23 @@ impl Server {
         ok(&c.output().unwrap())
     }
 
+    /// Enrols a read-only agent on a Debian root with this dpkg `status` and
+    /// runs one check-in; returns the root.
+    pub fn host_with(&self, status: &str) -> tempfile::TempDir {
+        let root = deb_root(status);
+        let state = tempfile::tempdir().unwrap();
+        ok(&self.agent_once(
+            state.path(),
+            Some(&self.enroll_token(1)),
+            &[
+                "--root",
+                root.path().to_str().unwrap(),
+                "--no-pending-updates",
+            ],
+        ));
+        root
+    }
+
     /// One tick of the server's duties runner, at the server's (manual) clock.
     pub fn run_duties(&self) -> patchbay_app::duties::TickReport {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -361,4 +378,54 @@ impl Drop for ServeProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Runs one `patchbay_store::testing` call on a throwaway runtime: the tests
+/// read and tamper with the database directly, bypassing the server.
+fn blocking<T>(f: impl std::future::Future<Output = Result<T, String>>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+        .unwrap_or_else(|e| panic!("database: {e}"))
+}
+
+/// Raw SQL against `db` (tampering as an attacker with database access would);
+/// the rows affected.
+pub fn db_exec(db: &str, sql: &str) -> u64 {
+    blocking(patchbay_store::testing::execute_raw(db, sql))
+}
+
+/// Rows of `(text, integer)` read from `db` directly.
+pub fn db_pairs(db: &str, sql: &str) -> Vec<(String, i64)> {
+    blocking(patchbay_store::testing::query_pairs(db, sql))
+}
+
+/// The first column of every row, as text, read from `db` directly.
+pub fn db_text(db: &str, sql: &str) -> Vec<String> {
+    blocking(patchbay_store::testing::query_text(db, sql))
+}
+
+/// Every table of `db` with all its rows.
+pub fn db_dump(db: &str) -> std::collections::BTreeMap<String, String> {
+    blocking(patchbay_store::testing::dump_all(db))
+}
+
+/// A full check-in of `inv` with an agent's client.
+pub fn full_checkin(
+    agent: &Client,
+    inv: &patchbay_core::inventory::Inventory,
+) -> Result<patchbay_proto::agent::CheckinResponse, patchbay_agent::http::HttpError> {
+    agent.send(
+        "POST",
+        "/agent/v1/checkin",
+        &patchbay_proto::agent::CheckinRequest {
+            protocol: 1,
+            inventory_hash: inv.content_hash(),
+            inventory: patchbay_proto::agent::InventoryPayload::Full {
+                inventory: inv.clone(),
+            },
+        },
+    )
 }
