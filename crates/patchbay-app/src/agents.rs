@@ -17,7 +17,7 @@ use patchbay_proto::agent::{
 };
 use patchbay_proto::api::{EnrollmentApprovalIn, EnrollmentApprovalOut};
 use patchbay_proto::error::ErrorCode;
-use patchbay_store::{AgentRow, AssetAttrs, HostState};
+use patchbay_store::{AssetAttrs, HostState};
 use serde_json::json;
 
 /// What a check-in did, for metrics.
@@ -309,7 +309,7 @@ impl App {
     /// is unchanged.
     pub async fn checkin(
         &self,
-        agent: &AgentRow,
+        agent: &crate::AgentCaller,
         req: CheckinRequest,
     ) -> Result<(CheckinResponse, CheckinKind), AppError> {
         check_protocol(req.protocol)?;
@@ -327,7 +327,7 @@ impl App {
                     return Err(mismatch(held.as_deref()));
                 }
                 tx.touch_seen(asset.id, now).await?;
-                tx.touch_agent(&agent.id, now).await?;
+                tx.touch_agent(&agent.agent_id, now).await?;
                 tx.commit_unaudited("check-in heartbeat (inventory unchanged)")
                     .await?;
                 return Ok((
@@ -402,10 +402,10 @@ impl App {
             drop(tx);
             // No peer address here: the agent is the source the limiter counts.
             self.audit_refusal(
-                &format!("agent:{}", agent.id),
+                &agent.actor(),
                 "inventory.update",
                 &format!("asset:{}", asset.name),
-                &format!("agent:{}", agent.id),
+                &agent.actor(),
                 json!({"reason": "machine id differs from the enrolled one",
                        "enrolled_machine_id": asset.facts.machine_id,
                        "reported_machine_id": inv.facts.machine_id}),
@@ -442,7 +442,7 @@ impl App {
             },
         )
         .await?;
-        tx.touch_agent(&agent.id, now).await?;
+        tx.touch_agent(&agent.agent_id, now).await?;
         // Re-assess this asset now: its findings follow its inventory.
         let stored = tx
             .asset_by_name(&asset.name)
@@ -464,7 +464,7 @@ impl App {
         }
         self.audit_in(
             &mut tx,
-            &format!("agent:{}", agent.id),
+            &agent.actor(),
             "inventory.update",
             &format!("asset:{}", asset.name),
             detail,

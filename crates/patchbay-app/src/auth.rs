@@ -6,7 +6,7 @@ use patchbay_core::auth::{Action, Role};
 use patchbay_core::token::{self, TokenKind};
 use patchbay_proto::api::{TokenCreated, TokenInfo};
 use patchbay_proto::error::ErrorCode;
-use patchbay_store::{AgentRow, ApiTokenRow, NewApiToken};
+use patchbay_store::{ApiTokenRow, NewApiToken};
 use serde_json::json;
 
 /// Who is calling the API.
@@ -24,6 +24,25 @@ impl Caller {
     /// The audit actor string.
     pub fn actor(&self) -> String {
         format!("token:{}:{}", self.token_id, self.name)
+    }
+}
+
+/// An enrolled agent, authenticated by its credential: the identity a
+/// check-in acts as (the service's own type, not a storage row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCaller {
+    /// Agent id.
+    pub agent_id: String,
+    /// The asset it reports for.
+    pub asset_id: i64,
+    /// That asset's name.
+    pub asset_name: String,
+}
+
+impl AgentCaller {
+    /// The audit actor string.
+    pub fn actor(&self) -> String {
+        format!("agent:{}", self.agent_id)
     }
 }
 
@@ -220,7 +239,7 @@ impl App {
         &self,
         authorization: Option<&str>,
         ctx: &RequestCtx,
-    ) -> Result<AgentRow, AppError> {
+    ) -> Result<AgentCaller, AppError> {
         let secret = bearer(authorization);
         let row = match secret {
             Some(s) => {
@@ -230,7 +249,11 @@ impl App {
             None => None,
         };
         match row {
-            Some(a) if a.revoked_at.is_none() => Ok(a),
+            Some(a) if a.revoked_at.is_none() => Ok(AgentCaller {
+                agent_id: a.id,
+                asset_id: a.asset_id,
+                asset_name: a.asset_name,
+            }),
             other => {
                 let reason = match (&secret, &other) {
                     (None, _) => "no agent credential",

@@ -51,7 +51,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use auth::{Caller, RequestCtx};
+pub use auth::{AgentCaller, Caller, RequestCtx};
 pub use error::AppError;
 
 /// Source of the current time.

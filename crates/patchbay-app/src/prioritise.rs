@@ -139,6 +139,25 @@ impl App {
         Ok((parse_policy(text)?, row))
     }
 
+    /// The policy in force, for a caller who may read the inventory.
+    pub async fn policy(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<patchbay_proto::api::PolicyOut, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let (p, row) = self.policy_in_force().await?;
+        Ok(patchbay_proto::api::PolicyOut {
+            fingerprint: p.fingerprint(),
+            text: row
+                .as_ref()
+                .map(|r| r.text.clone())
+                .unwrap_or_else(|| DEFAULT_POLICY.into()),
+            applied_by: row.as_ref().map(|r| r.applied_by.clone()),
+            applied_at: row.as_ref().map(|r| fmt_ts(r.applied_at)),
+        })
+    }
+
     /// Assesses every open finding under `policy`.
     pub(crate) async fn rank(
         &self,

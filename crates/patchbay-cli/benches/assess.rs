@@ -50,6 +50,7 @@
 //! error instead of a loud skip. The latest figures are in `docs/benchmarks.md`.
 
 use anyhow::{Context, anyhow, bail};
+use patchbay_app::AgentCaller;
 use patchbay_app::assess::{StoredAffected, build_index};
 use patchbay_app::feeds::{advisory_row, merge_rows};
 use patchbay_app::{App, AppConfig, AppError, RequestCtx};
@@ -65,7 +66,6 @@ use patchbay_proto::agent::{CheckinRequest, EnrollRequest, InventoryPayload};
 use patchbay_proto::api::CreateEnrollToken;
 use patchbay_server::Settings;
 use patchbay_store::AdvisoryRow;
-use patchbay_store::AgentRow;
 use patchbay_version::Scheme;
 use patchbay_version::osv::{Event, evaluate};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -1354,7 +1354,7 @@ struct ServiceRun {
 
 /// An enrolled host as the service knows it.
 struct Enrolled {
-    agent: AgentRow,
+    agent: AgentCaller,
     asset: String,
 }
 

@@ -327,6 +327,19 @@ pub struct WorkItem {
     pub exception: Option<String>,
 }
 
+/// The policy in force (`GET /api/v1/policy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyOut {
+    /// Canonical fingerprint of the policy.
+    pub fingerprint: String,
+    /// Its TOML text (the built-in default when none was applied).
+    pub text: String,
+    /// Who applied it (none: the default).
+    pub applied_by: Option<String>,
+    /// When (RFC 3339).
+    pub applied_at: Option<String>,
+}
+
 /// What applying a policy changes (the preview equals the apply).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyEffect {

@@ -6,7 +6,9 @@
 //! shutdown future, so tests bind port 0 and stop the server when they like.
 //!
 //! # Layout
-//! - [`routes`]: the router and handlers.
+//! - [`router`]: every route with who may call it (one table), middleware.
+//! - [`handlers`]: one file per resource.
+//! - [`extract`]: the [`Authed`] caller extractor, body and query decoding.
 //! - [`errors`]: [`ApiError`], mapping service errors to HTTP answers.
 //! - [`metrics`]: Prometheus registry and counters.
 //! - [`setup`]: opening the store, first-start admin token, listener.
@@ -14,13 +16,16 @@
 #![forbid(unsafe_code)]
 
 pub mod errors;
+pub mod extract;
+pub(crate) mod handlers;
 pub mod metrics;
-pub mod routes;
+pub mod router;
 pub mod setup;
 pub mod tls;
 
 pub use errors::ApiError;
-pub use routes::router;
+pub use extract::Authed;
+pub use router::{Access, RouteSpec, router, routes};
 pub use setup::{ConnLimits, Prepared, Settings, prepare, serve, serve_tls};
 
 /// Largest accepted body on the agent check-in endpoint: a 100,000-package

@@ -1,0 +1,125 @@
+//! Extractors and decoding helpers shared by the handlers.
+//!
+//! [`Authed`] is the authenticated API caller with the facts of its request;
+//! the authentication middleware puts it in the request, handlers take it as
+//! an argument. Bodies and queries are decoded by [`json_body`] and [`query`],
+//! which turn every decoding failure into a stable `invalid_request` (or 413)
+//! answer naming what was wrong and where.
+
+use crate::errors::ApiError;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{Extensions, Method, StatusCode, Uri};
+use patchbay_app::{Caller, RequestCtx};
+use patchbay_proto::error::ErrorCode;
+use serde::de::DeserializeOwned;
+
+/// Handler result.
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// An authenticated API caller and its request's facts (method, path, peer),
+/// which refusals and audit entries record.
+#[derive(Debug, Clone)]
+pub struct Authed {
+    /// Who is calling.
+    pub caller: Caller,
+    /// The request, for the audit trail.
+    pub ctx: RequestCtx,
+}
+
+/// The answer when a handler that needs a caller runs without the
+/// authentication middleware in front of it (a wiring mistake, never a
+/// client's fault; refusing is the safe side).
+pub(crate) fn missing_auth() -> ApiError {
+    tracing::error!("a handler needing a caller ran without authentication middleware");
+    ApiError::new(
+        ErrorCode::Internal,
+        "internal error: request not authenticated",
+    )
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Authed>()
+            .cloned()
+            .ok_or_else(missing_auth)
+    }
+}
+
+/// The facts of a request recorded with refusals: method, the path the client
+/// asked for, and the peer address when the server knows it.
+pub(crate) fn request_ctx(req: &Request) -> RequestCtx {
+    ctx_from(req.method(), req.uri(), req.extensions())
+}
+
+fn ctx_from(method: &Method, uri: &Uri, ext: &Extensions) -> RequestCtx {
+    RequestCtx {
+        method: method.to_string(),
+        // Inside nested routers the URI is stripped of the prefix: record the
+        // path the client asked for.
+        path: ext
+            .get::<OriginalUri>()
+            .map(|u| u.0.path().to_string())
+            .unwrap_or_else(|| uri.path().to_string()),
+        remote: ext
+            .get::<ConnectInfo<crate::tls::RemoteAddr>>()
+            .map(|c| c.0.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// The request's facts, for handlers whose caller is not an API token (the
+/// enrolment endpoint).
+#[derive(Debug, Clone)]
+pub struct Ctx(pub RequestCtx);
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Ctx(ctx_from(&parts.method, &parts.uri, &parts.extensions)))
+    }
+}
+
+/// Decodes a JSON body, naming the line and column of a syntax error and mapping
+/// an oversized body to 413.
+pub(crate) fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
+    let bytes = raw_body(body)?;
+    if bytes.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "request body is empty; JSON expected",
+        ));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}")))
+}
+
+/// The body's bytes; an oversized body is 413, any other read failure 400.
+pub(crate) fn raw_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("request body too large: {}", r.body_text()),
+            )
+        } else {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("cannot read request body: {}", r.body_text()),
+            )
+        }
+    })
+}
+
+/// A decoded query string; a failure is 400 naming the parameter.
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))
+}

@@ -1,0 +1,64 @@
+//! The audit log: listing and the JSON Lines export.
+
+use crate::extract::{ApiResult, Authed, query};
+use crate::router::AppState;
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use patchbay_proto::api::List;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub(crate) struct AuditQuery {
+    #[serde(default)]
+    after: i64,
+    #[serde(default = "default_limit")]
+    limit: i64,
+}
+
+fn default_limit() -> i64 {
+    1000
+}
+
+/// `GET /api/v1/audit?after=&limit=`.
+pub async fn list(
+    State(st): State<AppState>,
+    a: Authed,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let q = query(q)?;
+    Ok(Json(List {
+        items: st
+            .app
+            .list_audit(&a.caller, q.after, q.limit, &a.ctx)
+            .await?,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExportQuery {
+    from: String,
+    to: String,
+}
+
+/// `GET /api/v1/audit/export?from=&to=`: JSON Lines with hashes and signatures.
+pub async fn export(
+    State(st): State<AppState>,
+    a: Authed,
+    q: Result<Query<ExportQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let q = query(q)?;
+    let utc = jiff::tz::TimeZone::UTC;
+    let from = patchbay_app::schedule::parse_instant("from", &q.from, &utc)?;
+    let to = patchbay_app::schedule::parse_instant("to", &q.to, &utc)?;
+    let entries = st.app.audit_export(&a.caller, from, to, &a.ctx).await?;
+    let mut body = String::new();
+    for e in &entries {
+        body.push_str(&serde_json::to_string(e).unwrap_or_default());
+        body.push('\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}

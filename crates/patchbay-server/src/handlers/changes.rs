@@ -1,0 +1,102 @@
+//! Change records (CHG-…), runbooks, and the lessons-learned log.
+
+use crate::errors::ApiError;
+use crate::extract::{ApiResult, Authed, json_body, query};
+use crate::router::AppState;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use patchbay_proto::api::{LessonIn, List};
+use patchbay_proto::error::ErrorCode;
+use serde::Deserialize;
+
+/// `GET /api/v1/changes`.
+pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
+    Ok(Json(List {
+        items: st.app.change_records(&a.caller, &a.ctx).await?,
+    }))
+}
+
+/// `GET /api/v1/changes/{id}`.
+pub async fn show(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(st.app.change_record(&a.caller, &id, &a.ctx).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RunbookQuery {
+    format: Option<String>,
+}
+
+/// `GET /api/v1/changes/{id}/runbook?format=md|html`.
+pub async fn runbook(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+    q: Result<Query<RunbookQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let q = query(q)?;
+    let html = match q.format.as_deref().unwrap_or("md") {
+        "md" | "markdown" => false,
+        "html" => true,
+        other => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("format: unknown format {other:?} (md or html)"),
+            ));
+        }
+    };
+    let body = st.app.runbook(&a.caller, &id, html, &a.ctx).await?;
+    let ct = if html {
+        "text/html; charset=utf-8"
+    } else {
+        "text/markdown; charset=utf-8"
+    };
+    Ok(([(header::CONTENT_TYPE, ct)], body).into_response())
+}
+
+/// `POST /api/v1/changes/{id}/lessons`.
+pub async fn add_lesson(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let input: LessonIn = json_body(body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            st.app
+                .add_lesson(&a.caller, &id, &input.text, &a.ctx)
+                .await?,
+        ),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LessonQuery {
+    q: Option<String>,
+}
+
+/// `GET /api/v1/lessons?q=`.
+pub async fn search_lessons(
+    State(st): State<AppState>,
+    a: Authed,
+    q: Result<Query<LessonQuery>, QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let q = query(q)?;
+    Ok(Json(List {
+        items: st
+            .app
+            .search_lessons(&a.caller, q.q.as_deref().unwrap_or(""), &a.ctx)
+            .await?,
+    }))
+}

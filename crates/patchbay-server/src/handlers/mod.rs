@@ -1,0 +1,28 @@
+//! Request handlers, one file per resource. Each decodes its request, calls
+//! one [`patchbay_app::App`] method and encodes the answer; who may call which
+//! handler is declared in [`crate::router`].
+//!
+//! # Layout
+//! - [`ops`]: health, metrics, the 404 answer, `whoami`.
+//! - [`agent`]: the agent protocol (enrolment, check-in).
+//! - [`assets`]: the asset registry, imports, enrolment approvals.
+//! - [`tokens`]: API and enrolment tokens.
+//! - [`audit`]: the audit log and its export.
+//! - [`findings`]: findings and imported feeds.
+//! - [`prioritise`]: worklist, policy, triage, patches, deployments.
+//! - [`schedule`]: windows, blackouts, the plan preview, the calendar.
+//! - [`exceptions`]: the exception register.
+//! - [`reports`]: reports and the evidence bundle.
+//! - [`changes`]: change records, runbooks, lessons.
+
+pub mod agent;
+pub mod assets;
+pub mod audit;
+pub mod changes;
+pub mod exceptions;
+pub mod findings;
+pub mod ops;
+pub mod prioritise;
+pub mod reports;
+pub mod schedule;
+pub mod tokens;

@@ -1,0 +1,51 @@
+//! Health, metrics, the 404 answer and `whoami`.
+
+use crate::errors::ApiError;
+use crate::extract::Authed;
+use crate::router::AppState;
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use patchbay_proto::error::ErrorCode;
+
+/// `GET /healthz`: 200 when the database answers, 503 naming why otherwise.
+pub async fn healthz(State(st): State<AppState>) -> Response {
+    match st.app.store().ping().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database unavailable: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /metrics`: Prometheus metrics (OpenMetrics text).
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// The answer for a path no route matches.
+pub async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route for {} {}", req.method(), req.uri().path()),
+    )
+}
+
+/// `GET /api/v1/whoami`: the caller, and the server's public signing key
+/// (for pinning in `audit verify` and `evidence verify`).
+pub async fn whoami(State(st): State<AppState>, a: Authed) -> Json<serde_json::Value> {
+    Json(
+        serde_json::json!({"token_id": a.caller.token_id, "name": a.caller.name, "role": a.caller.role,
+        "server_public_key": st.app.signer().map(|s| s.public_hex())}),
+    )
+}

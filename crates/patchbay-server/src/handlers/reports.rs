@@ -1,0 +1,68 @@
+//! Reports as of a date, and the signed evidence bundle.
+
+use crate::extract::{ApiResult, Authed, query};
+use crate::router::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReportQuery {
+    as_of: Option<String>,
+    format: Option<String>,
+}
+
+/// `GET /api/v1/reports/{kind}?as_of=&format=json|csv|html`.
+pub async fn report(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(kind): Path<String>,
+    q: Result<Query<ReportQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let q = query(q)?;
+    let format: patchbay_app::reports::Format = q.format.as_deref().unwrap_or("json").parse()?;
+    let as_of = q
+        .as_of
+        .as_deref()
+        .map(patchbay_app::reports::parse_as_of)
+        .transpose()?;
+    let body = st
+        .app
+        .report(&a.caller, &kind, as_of, format, &a.ctx)
+        .await?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EvidenceQuery {
+    as_of: Option<String>,
+}
+
+/// `GET /api/v1/evidence?as_of=`: the signed evidence bundle (zip).
+pub async fn evidence(
+    State(st): State<AppState>,
+    a: Authed,
+    q: Result<Query<EvidenceQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let q = query(q)?;
+    let as_of = match q.as_of.as_deref() {
+        Some(t) => patchbay_app::reports::parse_as_of(t)?,
+        None => st.app.now(),
+    };
+    let body = st.app.evidence_bundle(&a.caller, as_of, &a.ctx).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"patchbay-evidence.zip\"",
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

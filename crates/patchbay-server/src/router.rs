@@ -1,0 +1,330 @@
+//! The router: every route, who may call it, and the middleware around it.
+//!
+//! Routes are declared once, in the tables of [`routes!`] invocations below,
+//! with the access each needs ([`Access`]). The same declaration builds the
+//! axum router *and* the public [`ROUTES`] list, so a route cannot exist
+//! without saying who may call it, and the authorisation-matrix test (which
+//! has its own, independent expectation per route) fails for a route it has
+//! no row for.
+//!
+//! Order of checks on `/api/v1`: authentication (middleware, before the body
+//! is read) → the route's permission ([`Access::Api`], a route layer, still
+//! before the body is read) → the handler, which decodes and calls one [`App`]
+//! method (which checks the role again: the service layer is the authority,
+//! the route layer answers early so a refused caller never gets its body
+//! parsed or validated).
+
+use crate::errors::ApiError;
+use crate::extract::{Authed, request_ctx};
+use crate::handlers::{
+    agent, assets, audit, changes, exceptions, findings, ops, prioritise, reports, schedule, tokens,
+};
+use crate::metrics::{HttpLabels, Metrics};
+use crate::{MAX_AGENT_BODY, MAX_API_BODY};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, on};
+use axum::{Router, middleware::from_fn_with_state};
+use patchbay_app::App;
+use patchbay_core::auth::Action;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Shared handler state.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service layer.
+    pub app: App,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, metrics).
+    Public,
+    /// Anyone with an enrolment token in the body (checked by the service).
+    Enrol,
+    /// An enrolled agent's credential.
+    Agent,
+    /// Only a calendar token, in the header or the `token` query parameter.
+    CalendarToken,
+    /// An API token whose role permits the action; `None`: any API token.
+    Api(Option<Action>),
+}
+
+/// One route: method, full path template, access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// HTTP method (upper case).
+    pub method: &'static str,
+    /// Path template as the router matches it (`{name}` for a parameter).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+/// Declares a group of routes: builds `fn $build(&AppState) -> Router` and
+/// the `const $table: &[RouteSpec]` from one list, so the two cannot differ.
+macro_rules! routes {
+    ($table:ident, $build:ident, $prefix:literal, { $( $method:ident $path:literal => $handler:path, $access:expr; )* }) => {
+        const $table: &[RouteSpec] = &[
+            $( RouteSpec { method: stringify!($method), path: concat!($prefix, $path), access: $access }, )*
+        ];
+        fn $build(state: &AppState) -> Router<AppState> {
+            let router = Router::new();
+            $(
+                let router = router.route(
+                    $path,
+                    with_access(state, $access, on(MethodFilter::$method, $handler)),
+                );
+            )*
+            router
+        }
+    };
+}
+
+use Access::{Agent, Api, CalendarToken, Enrol, Public};
+use Action::{
+    Approve, CreateEnrollToken, ImportAssets, ManageTokens, ReadAudit, ReadCalendar, ReadInventory,
+    ReadTokens, WriteAssets,
+};
+
+routes!(API_ROUTES, api_routes, "/api/v1", {
+    GET "/whoami" => ops::whoami, Api(None);
+    GET "/assets" => assets::list, Api(Some(ReadInventory));
+    POST "/assets/import" => assets::import, Api(Some(ImportAssets));
+    GET "/assets/{name}" => assets::show, Api(Some(ReadInventory));
+    PATCH "/assets/{name}" => assets::update, Api(Some(WriteAssets));
+    POST "/assets/{name}/enrollment-approvals" => assets::approve_enrollment, Api(Some(WriteAssets));
+    GET "/tokens" => tokens::list, Api(Some(ReadTokens));
+    POST "/tokens" => tokens::create, Api(Some(ManageTokens));
+    DELETE "/tokens/{id}" => tokens::revoke, Api(Some(ManageTokens));
+    POST "/enroll-tokens" => tokens::create_enroll_token, Api(Some(CreateEnrollToken));
+    GET "/audit" => audit::list, Api(Some(ReadAudit));
+    GET "/audit/export" => audit::export, Api(Some(ReadAudit));
+    GET "/findings" => findings::list, Api(Some(ReadInventory));
+    GET "/feeds" => findings::feeds, Api(Some(ReadInventory));
+    GET "/worklist" => prioritise::worklist, Api(Some(ReadInventory));
+    GET "/policy" => prioritise::get_policy, Api(Some(ReadInventory));
+    POST "/policy" => prioritise::apply_policy, Api(Some(WriteAssets));
+    POST "/policy/preview" => prioritise::preview_policy, Api(Some(ReadInventory));
+    GET "/triage/{cve}" => prioritise::triage, Api(Some(ReadInventory));
+    GET "/patches" => prioritise::patches, Api(Some(ReadInventory));
+    GET "/oob-events" => prioritise::oob_events, Api(Some(ReadInventory));
+    GET "/deployments" => prioritise::deployments, Api(Some(ReadInventory));
+    GET "/windows" => schedule::list_windows, Api(Some(ReadInventory));
+    POST "/windows" => schedule::add_window, Api(Some(WriteAssets));
+    DELETE "/windows/{name}" => schedule::remove_window, Api(Some(WriteAssets));
+    GET "/blackouts" => schedule::list_blackouts, Api(Some(ReadInventory));
+    POST "/blackouts" => schedule::add_blackout, Api(Some(WriteAssets));
+    DELETE "/blackouts/{name}" => schedule::remove_blackout, Api(Some(WriteAssets));
+    POST "/blackouts/{name}/approvals" => schedule::approve_blackout, Api(Some(Approve));
+    POST "/plan/preview" => schedule::plan_preview, Api(Some(ReadInventory));
+    GET "/calendar.ics" => schedule::calendar_authed, Api(Some(ReadCalendar));
+    GET "/reports/{kind}" => reports::report, Api(Some(ReadInventory));
+    GET "/evidence" => reports::evidence, Api(Some(ReadAudit));
+    GET "/changes" => changes::list, Api(Some(ReadInventory));
+    GET "/changes/{id}" => changes::show, Api(Some(ReadInventory));
+    GET "/changes/{id}/runbook" => changes::runbook, Api(Some(ReadInventory));
+    POST "/changes/{id}/lessons" => changes::add_lesson, Api(Some(WriteAssets));
+    GET "/lessons" => changes::search_lessons, Api(Some(ReadInventory));
+    GET "/exceptions" => exceptions::list, Api(Some(ReadInventory));
+    POST "/exceptions" => exceptions::add, Api(Some(Approve));
+    GET "/exceptions/review" => exceptions::review, Api(Some(ReadInventory));
+    GET "/exceptions/{id}" => exceptions::show, Api(Some(ReadInventory));
+    POST "/exceptions/{id}/revoke" => exceptions::revoke, Api(Some(Approve));
+});
+
+routes!(ENROL_ROUTES, enrol_routes, "/agent/v1", {
+    POST "/enroll" => agent::enroll, Enrol;
+});
+
+routes!(AGENT_ROUTES, agent_routes, "/agent/v1", {
+    POST "/checkin" => agent::checkin, Agent;
+});
+
+routes!(ROOT_ROUTES, root_routes, "", {
+    GET "/healthz" => ops::healthz, Public;
+    GET "/metrics" => ops::metrics, Public;
+    GET "/calendar.ics" => schedule::calendar_feed, CalendarToken;
+});
+
+/// Every route the server answers, with who may call it.
+pub const ROUTES: &[&[RouteSpec]] = &[ROOT_ROUTES, ENROL_ROUTES, AGENT_ROUTES, API_ROUTES];
+
+/// Every route, flattened.
+pub fn routes() -> impl Iterator<Item = &'static RouteSpec> {
+    ROUTES.iter().flat_map(|g| g.iter())
+}
+
+/// Wraps a route's handler in its permission check (API routes that need a
+/// particular action); other kinds of access are checked by their group's
+/// middleware or by the service.
+fn with_access(
+    state: &AppState,
+    access: Access,
+    method_router: axum::routing::MethodRouter<AppState>,
+) -> axum::routing::MethodRouter<AppState> {
+    match access {
+        Access::Api(Some(action)) => method_router.route_layer(from_fn_with_state(
+            (state.clone(), action),
+            require_permission,
+        )),
+        _ => method_router,
+    }
+}
+
+/// Builds the whole router.
+pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
+    let state = AppState { app, metrics };
+    let api = api_routes(&state)
+        .fallback(ops::not_found)
+        .layer(DefaultBodyLimit::max(MAX_API_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), api_auth));
+    let agent_authed = agent_routes(&state)
+        .layer(DefaultBodyLimit::max(MAX_AGENT_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), agent_auth));
+    let agent = enrol_routes(&state)
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .merge(agent_authed);
+    let mut router = root_routes(&state)
+        .nest("/api/v1", api)
+        .nest("/agent/v1", agent)
+        .fallback(ops::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), track));
+    for (name, value) in SECURITY_HEADERS {
+        router = router.layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                axum::http::HeaderName::from_static(name),
+                axum::http::HeaderValue::from_static(value),
+            ),
+        );
+    }
+    router
+        // Spans record the path, never the query: `/calendar.ics?token=…`
+        // carries a secret.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .with_state(state)
+}
+
+/// Headers on every response: nothing is sniffed, framed, cached or sent on as
+/// a referrer, and HTML (reports, runbooks) may load nothing from anywhere —
+/// inline styles and inline SVG only. A handler's own value wins.
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ),
+    ("cache-control", "no-store"),
+];
+
+/// The `Authorization` header's value (non-ASCII is kept as a marker, never
+/// guessed at).
+pub(crate) fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("<non-ASCII>"))
+}
+
+/// Records request counts and latencies by route template.
+async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let labels = HttpLabels {
+        method,
+        route,
+        status: resp.status().as_u16(),
+    };
+    st.metrics.http_requests.get_or_create(&labels).inc();
+    st.metrics
+        .http_duration
+        .get_or_create(&labels)
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Authenticates an API token before anything else (the body is not read).
+async fn api_auth(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ctx = request_ctx(&req);
+    match st
+        .app
+        .authenticate(authorization(req.headers()), &ctx)
+        .await
+    {
+        Ok(caller) => {
+            req.extensions_mut().insert(Authed { caller, ctx });
+            next.run(req).await
+        }
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// The route's permission, checked (and a refusal recorded) before the body is
+/// read or decoded.
+async fn require_permission(
+    State((st, action)): State<(AppState, Action)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(authed) = req.extensions().get::<Authed>() else {
+        return crate::extract::missing_auth().into_response();
+    };
+    match st.app.require(&authed.caller, action, &authed.ctx).await {
+        Ok(()) => next.run(req).await,
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// Authenticates an agent's credential before the body is read.
+async fn agent_auth(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ctx = request_ctx(&req);
+    match st
+        .app
+        .authenticate_agent(authorization(req.headers()), &ctx)
+        .await
+    {
+        Ok(agent) => {
+            req.extensions_mut().insert(agent);
+            next.run(req).await
+        }
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_route_is_declared_once() {
+        let mut seen = HashSet::new();
+        for r in routes() {
+            assert!(
+                seen.insert((r.method, r.path)),
+                "{} {} twice",
+                r.method,
+                r.path
+            );
+            assert!(r.path.starts_with('/'), "{}", r.path);
+        }
+        assert!(seen.len() > 40, "{}", seen.len());
+    }
+}

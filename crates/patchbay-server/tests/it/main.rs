@@ -1,0 +1,7 @@
+//! In-process service tests: the router called with `tower::ServiceExt::oneshot`
+//! over a real SQLite store, no sockets, no processes (the middle test
+//! boundary between the unit tests and the end-to-end tests in
+//! `crates/patchbay-cli/tests/it`).
+
+mod matrix;
+mod support;

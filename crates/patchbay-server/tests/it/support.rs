@@ -1,0 +1,78 @@
+//! A server in-process: a prepared SQLite data directory and its router.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use patchbay_server::{Settings, prepare};
+use tower::ServiceExt;
+
+/// The router over a fresh data directory, and the admin token's secret.
+pub struct InProcess {
+    pub router: Router,
+    pub admin: String,
+    _dir: tempfile::TempDir,
+}
+
+impl InProcess {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            db_url: None,
+            data_dir: dir.path().join("data"),
+            app: Default::default(),
+        };
+        let prepared = prepare(&settings).await.unwrap();
+        let admin = std::fs::read_to_string(&prepared.admin_token_path)
+            .unwrap()
+            .trim()
+            .to_string();
+        let router = patchbay_server::router(prepared.app.clone(), prepared.metrics.clone());
+        Self {
+            router,
+            admin,
+            _dir: dir,
+        }
+    }
+
+    /// Sends one request; returns the status and the body as text.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, String) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = bearer {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Sends a JSON request that must succeed; returns the decoded answer.
+    pub async fn ok_json(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let (status, text) = self
+            .call(method, path, Some(bearer), Some(&body.to_string()))
+            .await;
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+}
