@@ -83,7 +83,7 @@ impl App {
         names::check_machine_id(&req.machine_id)
             .map_err(|m| AppError::invalid(format!("machine_id {:?}: {m}", req.machine_id)))?;
         let now = self.now();
-        let mut tx = self.change().await?;
+        let mut tx = self.change_for_enrolment().await?;
         let Some(enroll) = tx
             .consume_enroll_token(&token::hash(&req.enroll_token), now)
             .await?
@@ -104,6 +104,7 @@ impl App {
             ));
         };
         let actor = format!("enroll_token:{}", enroll.id);
+        tx.set_actor(actor.clone());
         // Which asset is this host: a managed one with its machine id, an
         // imported one with its name, a managed one of its name that an
         // operator approved for re-enrolment (a reinstalled host has a new
@@ -186,9 +187,7 @@ impl App {
             now,
         )
         .await?;
-        self.audit_in(
-            &mut tx,
-            &actor,
+        tx.audit(
             "agent.enroll",
             &format!("asset:{asset_name}"),
             json!({"agent_id": agent_id, "hostname": req.hostname, "machine_id": req.machine_id,
@@ -272,7 +271,7 @@ impl App {
         };
         let now = self.now();
         let expires = now + SignedDuration::from_secs(ttl as i64);
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
         let a = tx
             .asset_by_name(&name.trim().to_ascii_lowercase())
             .await?
@@ -285,9 +284,7 @@ impl App {
         let id = tx
             .insert_enrollment_approval(a.id, &caller.actor(), &note, now, expires)
             .await?;
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
+        tx.audit(
             "asset.approve_enrollment",
             &format!("asset:{}", a.name),
             json!({"approval": id, "kind": kind, "expires_at": fmt_ts(expires), "note": note}),
@@ -314,7 +311,7 @@ impl App {
     ) -> Result<(CheckinResponse, CheckinKind), AppError> {
         check_protocol(req.protocol)?;
         let now = self.now();
-        let mut tx = self.change().await?;
+        let mut tx = self.change_by_agent(agent).await?;
         let asset = tx.asset_by_name(&agent.asset_name).await?.ok_or_else(|| {
             AppError::not_found(format!("asset {} of this agent is gone", agent.asset_name))
         })?;
@@ -462,14 +459,8 @@ impl App {
         if let Some(h) = reported_hostname {
             detail["hostname_ignored"] = json!({"enrolled": asset.facts.hostname, "reported": h});
         }
-        self.audit_in(
-            &mut tx,
-            &agent.actor(),
-            "inventory.update",
-            &format!("asset:{}", asset.name),
-            detail,
-        )
-        .await?;
+        tx.audit("inventory.update", &format!("asset:{}", asset.name), detail)
+            .await?;
         tx.commit().await?;
         Ok((
             CheckinResponse {

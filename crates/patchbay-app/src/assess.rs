@@ -312,7 +312,9 @@ impl App {
         };
         let mut total = SyncStats::default();
         for (i, a) in assets.iter().enumerate() {
-            let mut tx = self.change().await?;
+            let mut tx = self
+                .change_by_system(crate::system::SystemActor::Assessor)
+                .await?;
             total += self.assess_in(&mut tx, a).await?;
             // Findings follow the feeds; the import that moved them is audited.
             tx.commit_unaudited("findings re-assessed after a feed import")

@@ -331,7 +331,7 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<AssetDetail, AppError> {
         self.require(caller, Action::WriteAssets, ctx).await?;
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
         let a = tx
             .asset_by_name(&name.to_ascii_lowercase())
             .await?
@@ -339,9 +339,7 @@ impl App {
         let attrs = apply_patch(a.attrs.clone(), &patch)?;
         if attrs != a.attrs {
             tx.update_asset_attrs(a.id, &attrs, self.now()).await?;
-            self.audit_in(
-                &mut tx,
-                &caller.actor(),
+            tx.audit(
                 "asset.update",
                 &format!("asset:{}", a.name),
                 json!({"before": attrs_json(&a.attrs), "after": attrs_json(&attrs)}),
@@ -386,7 +384,7 @@ impl App {
         }
         let now = self.now();
         let (mut created, mut updated) = (0u64, 0u64);
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::ImportAssets, ctx).await?;
         for v in &valid {
             let existing = tx.asset_by_name(v.name.as_str()).await?;
             let (id, managed) = match &existing {
@@ -443,9 +441,7 @@ impl App {
                 }
             }
         }
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
+        tx.audit(
             "asset.import",
             "assets",
             json!({"created": created, "updated": updated, "names": valid.iter().map(|v| v.name.as_str()).collect::<Vec<_>>()}),

@@ -9,21 +9,61 @@ use patchbay_proto::error::ErrorCode;
 use patchbay_store::{ApiTokenRow, NewApiToken};
 use serde_json::json;
 
-/// Who is calling the API.
+/// Who is calling the service layer, and with which role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// Token id.
-    pub token_id: i64,
-    /// Token label.
-    pub name: String,
+    /// Who: an API token, a local tool, or a named system actor.
+    pub principal: Principal,
     /// Role.
     pub role: Role,
+}
+
+/// The identity behind a [`Caller`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// An API token (authenticated by its secret).
+    Token {
+        /// Token id.
+        id: i64,
+        /// Token label.
+        name: String,
+    },
+    /// A tool run next to the database by an operating-system user (who can
+    /// read the database and the signing key, and so is an administrator).
+    Local {
+        /// The user name.
+        user: String,
+    },
+    /// Patchbay's own work ([`crate::system`]).
+    System(crate::system::SystemActor),
 }
 
 impl Caller {
     /// The audit actor string.
     pub fn actor(&self) -> String {
-        format!("token:{}:{}", self.token_id, self.name)
+        match &self.principal {
+            Principal::Token { id, name } => format!("token:{id}:{name}"),
+            Principal::Local { user } => format!("local:{user}"),
+            Principal::System(a) => a.name().to_string(),
+        }
+    }
+
+    /// A tool run next to the database by `user` (`feeds import --db`).
+    pub fn local(user: &str) -> Self {
+        Caller {
+            principal: Principal::Local {
+                user: crate::bounded_text(user),
+            },
+            role: Role::Admin,
+        }
+    }
+
+    /// The API token's id and label, when the caller is one.
+    pub fn token(&self) -> Option<(i64, &str)> {
+        match &self.principal {
+            Principal::Token { id, name } => Some((*id, name)),
+            _ => None,
+        }
     }
 }
 
@@ -160,7 +200,9 @@ impl App {
             .last_used_at
             .is_none_or(|t| now.duration_since(t) >= LAST_USED_RESOLUTION);
         if stale {
-            let mut tx = self.change().await?;
+            let mut tx = self
+                .change_by_system(crate::system::SystemActor::Authenticator)
+                .await?;
             tx.touch_api_token(row.id, now).await?;
             tx.commit_unaudited("token last-use stamp").await?;
         }
@@ -168,8 +210,10 @@ impl App {
             AppError::new(ErrorCode::Internal, format!("stored token {}: {e}", row.id))
         })?;
         Ok(Caller {
-            token_id: row.id,
-            name: row.name,
+            principal: Principal::Token {
+                id: row.id,
+                name: row.name,
+            },
             role,
         })
     }
@@ -283,7 +327,9 @@ impl App {
     /// secret so the caller can write it to the data directory. Returns `None` when
     /// tokens exist already.
     pub async fn bootstrap_admin_token(&self) -> Result<Option<TokenCreated>, AppError> {
-        let mut tx = self.change().await?;
+        let mut tx = self
+            .change_by_system(crate::system::SystemActor::Bootstrap)
+            .await?;
         if !tx.list_api_tokens().await?.is_empty() {
             return Ok(None);
         }
@@ -298,9 +344,7 @@ impl App {
                 created_by: "system".into(),
             })
             .await?;
-        self.audit_in(
-            &mut tx,
-            "system",
+        tx.audit(
             "token.create",
             &format!("token:{}", row.id),
             json!({"role": "admin", "name": row.name}),

@@ -15,7 +15,9 @@
 //! accident. Refusals (401/403) are audit entries without an event: they
 //! change nothing.
 
-use crate::{App, AppError};
+use crate::system::SystemActor;
+use crate::{AgentCaller, App, AppError, Caller, RequestCtx};
+use patchbay_core::auth::Action;
 use patchbay_store::{AuditRecord, NewEvent, Tx};
 use std::ops::{Deref, DerefMut};
 
@@ -23,11 +25,15 @@ use std::ops::{Deref, DerefMut};
 /// The typed, documented event schema (integrations issue) bumps it.
 pub const EVENT_VERSION: i32 = 1;
 
-/// A state change in progress: one write transaction. Dropped without
-/// [`Change::commit`], it rolls back with everything it recorded.
+/// A state change in progress: one write transaction, made by one actor.
+/// Dropped without [`Change::commit`], it rolls back with everything it
+/// recorded.
 pub struct Change<'a> {
     app: &'a App,
     tx: Box<dyn Tx>,
+    /// Who makes the change: every audit entry it records names this actor,
+    /// so an entry cannot claim someone other than the authenticated caller.
+    actor: String,
     audited: usize,
 }
 
@@ -45,24 +51,69 @@ impl DerefMut for Change<'_> {
 }
 
 impl App {
-    /// Begins a state change (the write transaction). Check the caller's role
-    /// first (`require`), validate before writing.
-    pub(crate) async fn change(&self) -> Result<Change<'_>, AppError> {
+    /// Begins a state change by `caller`, who must be permitted `action`
+    /// (a refusal is recorded and answered 403, and no transaction is
+    /// opened). Validate before calling: the write transaction is exclusive.
+    pub(crate) async fn change(
+        &self,
+        caller: &Caller,
+        action: Action,
+        ctx: &RequestCtx,
+    ) -> Result<Change<'_>, AppError> {
+        self.require(caller, action, ctx).await?;
+        self.open_change(caller.actor()).await
+    }
+
+    /// Begins a state change made by an enrolled agent (its check-in).
+    pub(crate) async fn change_by_agent(
+        &self,
+        agent: &AgentCaller,
+    ) -> Result<Change<'_>, AppError> {
+        self.open_change(agent.actor()).await
+    }
+
+    /// Begins a state change made by Patchbay itself ([`SystemActor`]).
+    pub(crate) async fn change_by_system(&self, who: SystemActor) -> Result<Change<'_>, AppError> {
+        self.open_change(who.name().to_string()).await
+    }
+
+    /// Begins an enrolment, whose actor (the enrolment token) is known only
+    /// once the token has been looked up in the transaction: see
+    /// [`Change::set_actor`].
+    pub(crate) async fn change_for_enrolment(&self) -> Result<Change<'_>, AppError> {
+        self.open_change("anonymous".to_string()).await
+    }
+
+    async fn open_change(&self, actor: String) -> Result<Change<'_>, AppError> {
         Ok(Change {
             app: self,
             tx: self.store.write().await?,
+            actor,
             audited: 0,
         })
     }
 }
 
 impl Change<'_> {
+    /// Who makes this change (the actor its audit entries name).
+    pub(crate) fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// The actor of an enrolment, once its token is known (before anything is
+    /// recorded).
+    pub(crate) fn set_actor(&mut self, actor: String) {
+        debug_assert_eq!(self.audited, 0, "the actor is fixed once recorded");
+        if self.audited == 0 {
+            self.actor = actor;
+        }
+    }
+
     /// Records the change: its audit entry, and its domain event in the outbox
     /// (kind = `action`, subject = `target`, payload = `detail`), in this
-    /// transaction.
+    /// transaction, both naming the change's actor.
     pub(crate) async fn audit(
         &mut self,
-        actor: &str,
         action: &str,
         target: &str,
         detail: serde_json::Value,
@@ -70,7 +121,7 @@ impl Change<'_> {
         let at = self.app.now();
         let rec = AuditRecord {
             at,
-            actor: actor.to_string(),
+            actor: self.actor.clone(),
             action: action.to_string(),
             target: target.to_string(),
             outcome: "ok".to_string(),
@@ -132,7 +183,8 @@ impl Change<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{App, AppConfig, ManualClock};
+    use super::{Action, SystemActor};
+    use crate::{App, AppConfig, Caller, ManualClock};
     use std::path::Path;
     use std::sync::Arc;
 
@@ -187,7 +239,7 @@ mod tests {
     #[tokio::test]
     async fn a_change_without_an_audit_entry_is_refused_and_rolled_back() {
         let app = app().await;
-        let mut c = app.change().await.unwrap();
+        let mut c = app.change_by_system(SystemActor::Bootstrap).await.unwrap();
         c.register_server_key(&"ab".repeat(32), app.now())
             .await
             .unwrap();
@@ -197,33 +249,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_caller_without_the_permission_gets_no_transaction() {
+        let app = app().await;
+        let auditor = Caller {
+            principal: crate::auth::Principal::Token {
+                id: 2,
+                name: "audit".into(),
+            },
+            role: patchbay_core::auth::Role::Auditor,
+        };
+        let ctx = crate::RequestCtx::default();
+        let err = app
+            .change(&auditor, Action::WriteAssets, &ctx)
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(err.code, patchbay_proto::error::ErrorCode::Forbidden);
+        // The refusal is recorded (as denied), nothing else is.
+        let mut r = app.store.read().await.unwrap();
+        assert_eq!(r.audit_head().await.unwrap().0, 1);
+        assert!(r.events_after(0, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn the_audit_entry_and_the_event_commit_together_or_not_at_all() {
         let app = app().await;
         // Rolled back: neither the entry nor the event.
-        let mut c = app.change().await.unwrap();
-        c.audit(
-            "token:1:ops",
-            "window.add",
-            "window:nightly",
-            serde_json::json!({"n": 1}),
-        )
-        .await
-        .unwrap();
+        let ops = Caller {
+            principal: crate::auth::Principal::Token {
+                id: 1,
+                name: "ops".into(),
+            },
+            role: patchbay_core::auth::Role::Operator,
+        };
+        let ctx = crate::RequestCtx::default();
+        let mut c = app.change(&ops, Action::WriteAssets, &ctx).await.unwrap();
+        c.audit("window.add", "window:nightly", serde_json::json!({"n": 1}))
+            .await
+            .unwrap();
         drop(c);
         let mut r = app.store.read().await.unwrap();
         assert_eq!(r.audit_head().await.unwrap().0, 0);
         assert!(r.events_after(0, 10).await.unwrap().is_empty());
         drop(r);
         // Committed: both, the event naming its audit entry.
-        let mut c = app.change().await.unwrap();
-        c.audit(
-            "token:1:ops",
-            "window.add",
-            "window:nightly",
-            serde_json::json!({"n": 2}),
-        )
-        .await
-        .unwrap();
+        let mut c = app.change(&ops, Action::WriteAssets, &ctx).await.unwrap();
+        c.audit("window.add", "window:nightly", serde_json::json!({"n": 2}))
+            .await
+            .unwrap();
         c.commit().await.unwrap();
         let mut r = app.store.read().await.unwrap();
         let ev = r.events_after(0, 10).await.unwrap();

@@ -144,7 +144,9 @@ impl App {
             return Ok(0);
         }
         let n = missing.len() as u64;
-        let mut tx = self.change().await?;
+        let mut tx = self
+            .change_by_system(crate::system::SystemActor::Bootstrap)
+            .await?;
         let mut any = false;
         for d in missing {
             let (c, created) = tx
@@ -152,9 +154,7 @@ impl App {
                 .await?;
             any |= created;
             if created {
-                self.audit_in(
-                    &mut tx,
-                    crate::exceptions::SYSTEM_ACTOR,
+                tx.audit(
                     "change.create",
                     &format!("change:{}", c.id),
                     json!({"deployment": d.id}),
@@ -431,15 +431,13 @@ impl App {
             )));
         }
         let id = id.trim().to_ascii_uppercase();
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
         if !tx.list_change_records().await?.iter().any(|c| c.id == id) {
             return Err(AppError::not_found(format!("no change record {id:?}")));
         }
         let now = self.now();
         let lid = tx.add_lesson(&id, text, &caller.actor(), now).await?;
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
+        tx.audit(
             "change.lesson",
             &format!("change:{id}"),
             json!({"lesson": lid, "text": text}),

@@ -28,7 +28,7 @@ use std::time::Duration;
 pub const LEASE: &str = "duties";
 
 /// The audit actor of the runner's own entries.
-pub const ACTOR: &str = "system:duties";
+pub const ACTOR: &str = crate::SystemActor::Duties.name();
 
 /// Settings of the runner.
 #[derive(Debug, Clone)]
@@ -182,18 +182,18 @@ impl Runner {
         now: Timestamp,
         ttl: SignedDuration,
     ) -> Result<LeaseOutcome, AppError> {
-        let mut tx = self.app.change().await?;
+        let mut tx = self
+            .app
+            .change_by_system(crate::system::SystemActor::Duties)
+            .await?;
         let outcome = tx.try_lease(LEASE, &self.holder, now, now + ttl).await?;
         if outcome == LeaseOutcome::Acquired {
-            self.app
-                .audit_in(
-                    &mut tx,
-                    ACTOR,
-                    "duties.leader",
-                    &format!("lease:{LEASE}"),
-                    json!({"holder": self.holder, "ttl_secs": ttl.as_secs()}),
-                )
-                .await?;
+            tx.audit(
+                "duties.leader",
+                &format!("lease:{LEASE}"),
+                json!({"holder": self.holder, "ttl_secs": ttl.as_secs()}),
+            )
+            .await?;
             tx.commit().await?;
         } else {
             tx.commit_unaudited("lease renewal (or none: held by another)")
@@ -210,10 +210,12 @@ impl Runner {
         }
         self.leader = false;
         let released = async {
-            let mut tx = self.app.change().await?;
+            let mut tx = self
+                .app
+                .change_by_system(crate::system::SystemActor::Duties)
+                .await?;
             if tx.release_lease(LEASE, &self.holder).await? {
                 tx.audit(
-                    ACTOR,
                     "duties.leader_released",
                     &format!("lease:{LEASE}"),
                     json!({"holder": self.holder}),

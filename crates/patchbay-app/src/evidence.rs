@@ -418,10 +418,8 @@ impl App {
             serde_json::to_vec_pretty(&mapping).unwrap_or_default(),
         ));
         let bundle = write_bundle(&files, as_of, self.now(), signer)?;
-        let mut tx = self.change().await?;
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
+        let mut tx = self.change(caller, Action::ReadAudit, ctx).await?;
+        tx.audit(
             "evidence.export",
             "evidence",
             serde_json::json!({"as_of": crate::fmt_ts(as_of), "files": files.len(), "sha256": sha256_hex(&bundle)}),

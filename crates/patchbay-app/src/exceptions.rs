@@ -15,7 +15,7 @@ use patchbay_store::ExceptionRow;
 use serde_json::json;
 
 /// The actor of events the server raises on its own.
-pub const SYSTEM_ACTOR: &str = "system:scheduler";
+pub const SYSTEM_ACTOR: &str = crate::SystemActor::ExceptionExpiry.name();
 
 pub(crate) fn core_of(r: &ExceptionRow) -> Exception {
     Exception {
@@ -191,7 +191,7 @@ impl App {
         exception::check_expiry(now, expires_at).map_err(AppError::invalid)?;
         let year = now.to_zoned(jiff::tz::TimeZone::UTC).year();
         let prefix = format!("EXC-{year:04}-");
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::Approve, ctx).await?;
         let seq = tx
             .list_exceptions()
             .await?
@@ -223,9 +223,7 @@ impl App {
                 format!("{} exists; retry", row.id),
             ));
         }
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
+        tx.audit(
             "exception.add",
             &format!("exception:{}", row.id),
             json!({"advisory": row.advisory, "package": row.package, "asset": row.asset,
@@ -286,7 +284,7 @@ impl App {
         self.require(caller, Action::Approve, ctx).await?;
         let reason = required("reason", reason)?;
         let id = id.trim().to_ascii_uppercase();
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::Approve, ctx).await?;
         if !tx
             .revoke_exception(&id, self.now(), &caller.actor(), reason)
             .await?
@@ -301,9 +299,7 @@ impl App {
                 AppError::not_found(format!("no exception {id:?}"))
             });
         }
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
+        tx.audit(
             "exception.revoke",
             &format!("exception:{id}"),
             json!({"reason": reason}),
@@ -330,13 +326,13 @@ impl App {
         };
         let mut raised = Vec::new();
         for r in due {
-            let mut tx = self.change().await?;
+            let mut tx = self
+                .change_by_system(crate::system::SystemActor::ExceptionExpiry)
+                .await?;
             if !tx.note_exception_expired(&r.id, now).await? {
                 continue; // another replica raised it
             }
-            self.audit_in(
-                &mut tx,
-                SYSTEM_ACTOR,
+            tx.audit(
                 "exception.expired",
                 &format!("exception:{}", r.id),
                 json!({"expired_at": fmt_ts(r.expires_at), "owner": r.owner,

@@ -139,8 +139,8 @@ impl App {
         source: &str,
         version: &str,
         outcome: &ImportOutcome,
-        by: &str,
     ) -> Result<(), AppError> {
+        let by = tx.actor().to_string();
         tx.record_feed(&FeedRow {
             id: 0,
             kind: kind.into(),
@@ -149,12 +149,10 @@ impl App {
             records: outcome.records as i64,
             skipped: outcome.skipped as i64,
             imported_at: self.now(),
-            imported_by: by.into(),
+            imported_by: by,
         })
         .await?;
-        self.audit_in(
-            tx,
-            by,
+        tx.audit(
             "feed.import",
             &format!("feed:{kind}:{source}"),
             json!({"version": version, "records": outcome.records, "skipped": outcome.skipped,
@@ -169,7 +167,7 @@ impl App {
         source: &str,
         advisories: &[Advisory],
         skipped: u64,
-        by: &str,
+        caller: &Caller,
     ) -> Result<ImportOutcome, AppError> {
         let rows = merge_rows(advisories.iter().map(advisory_row));
         let version = advisories
@@ -183,9 +181,11 @@ impl App {
             skipped,
             kev_added: vec![],
         };
-        let mut tx = self.change().await?;
+        let mut tx = self
+            .change(caller, Action::ImportFeeds, &RequestCtx::default())
+            .await?;
         tx.upsert_advisories(&rows).await?;
-        self.record_import(&mut tx, "osv", source, &version, &outcome, by)
+        self.record_import(&mut tx, "osv", source, &version, &outcome)
             .await?;
         tx.commit().await?;
         Ok(outcome)
@@ -197,7 +197,7 @@ impl App {
         source: &str,
         catalog: &Catalog,
         skipped: u64,
-        by: &str,
+        caller: &Caller,
     ) -> Result<ImportOutcome, AppError> {
         let rows: Vec<KevRow> = catalog
             .entries
@@ -213,14 +213,16 @@ impl App {
                 catalog_version: catalog.version.clone(),
             })
             .collect();
-        let mut tx = self.change().await?;
+        let mut tx = self
+            .change(caller, Action::ImportFeeds, &RequestCtx::default())
+            .await?;
         let kev_added = tx.upsert_kev(&rows).await?;
         let outcome = ImportOutcome {
             records: rows.len() as u64,
             skipped,
             kev_added,
         };
-        self.record_import(&mut tx, "kev", source, &catalog.version, &outcome, by)
+        self.record_import(&mut tx, "kev", source, &catalog.version, &outcome)
             .await?;
         tx.commit().await?;
         Ok(outcome)
@@ -233,7 +235,7 @@ impl App {
         score_date: &str,
         scores: &[EpssScore],
         skipped: u64,
-        by: &str,
+        caller: &Caller,
     ) -> Result<ImportOutcome, AppError> {
         let rows: Vec<EpssRow> = scores
             .iter()
@@ -244,14 +246,16 @@ impl App {
                 score_date: score_date.into(),
             })
             .collect();
-        let mut tx = self.change().await?;
+        let mut tx = self
+            .change(caller, Action::ImportFeeds, &RequestCtx::default())
+            .await?;
         tx.upsert_epss(&rows).await?;
         let outcome = ImportOutcome {
             records: rows.len() as u64,
             skipped,
             kev_added: vec![],
         };
-        self.record_import(&mut tx, "epss", source, score_date, &outcome, by)
+        self.record_import(&mut tx, "epss", source, score_date, &outcome)
             .await?;
         tx.commit().await?;
         Ok(outcome)

@@ -18,6 +18,7 @@
 //! - [`auth`]: callers, token authentication, role checks, bootstrap token.
 //! - [`assets`]: registry queries, edits and agentless imports.
 //! - [`agents`]: enrolment and check-in (inventory deltas).
+//! - [`system`]: the named system callers (duties, start-up, zero-day lane, …).
 //! - [`tokens`]: API and enrolment tokens, audit listing.
 //! - [`assess`]: findings kept in step with inventories and feeds.
 //! - [`evidence`]: verifying and exporting the hash-chained audit trail.
@@ -43,6 +44,7 @@ pub mod feeds;
 pub mod prioritise;
 pub mod reports;
 pub mod schedule;
+pub mod system;
 pub mod tokens;
 
 use jiff::{SignedDuration, Timestamp};
@@ -51,8 +53,9 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use auth::{AgentCaller, Caller, RequestCtx};
+pub use auth::{AgentCaller, Caller, Principal, RequestCtx};
 pub use error::AppError;
+pub use system::SystemActor;
 
 /// Source of the current time.
 pub trait Clock: Send + Sync + 'static {
@@ -142,7 +145,7 @@ const MAX_REFUSAL_SOURCES: usize = 10_000;
 /// The bucket of sources beyond [`MAX_REFUSAL_SOURCES`].
 const OVERFLOW_SOURCE: &str = "(other sources)";
 /// The actor of aggregated refusal entries.
-pub const REFUSAL_LIMITER_ACTOR: &str = "system:refusal-limiter";
+pub const REFUSAL_LIMITER_ACTOR: &str = SystemActor::RefusalLimiter.name();
 
 /// `s` cut to at most [`MAX_AUDIT_TEXT`] bytes (at a character boundary), with
 /// a marker naming how many bytes were cut.
@@ -284,7 +287,9 @@ impl App {
     /// Records the signing key's public half and seals audit entries written
     /// before the hash chain existed. Run once at start.
     pub async fn init_audit_chain(&self) -> Result<u64, AppError> {
-        let mut tx = self.change().await?;
+        let mut tx = self
+            .change_by_system(system::SystemActor::Bootstrap)
+            .await?;
         if let Some(s) = &self.signer {
             tx.register_server_key(&s.public_hex(), self.now()).await?;
         }
@@ -326,18 +331,6 @@ impl App {
             outcome: outcome.to_string(),
             detail,
         }
-    }
-
-    /// Records the change in `tx`: its audit entry and outbox event.
-    async fn audit_in(
-        &self,
-        tx: &mut change::Change<'_>,
-        actor: &str,
-        action: &str,
-        target: &str,
-        detail: serde_json::Value,
-    ) -> Result<(), AppError> {
-        tx.audit(actor, action, target, detail).await
     }
 
     /// Records a refused request in its own transaction. Failing to record is
@@ -422,7 +415,9 @@ impl App {
             return;
         }
         let res = async {
-            let mut tx = self.change().await?;
+            let mut tx = self
+                .change_by_system(system::SystemActor::RefusalLimiter)
+                .await?;
             tx.audit_refusals(recs).await?;
             tx.commit().await
         }

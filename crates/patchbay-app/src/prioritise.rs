@@ -50,7 +50,7 @@ pub fn check_limit(limit: u64, max: u64) -> Result<(), AppError> {
 /// The creator of the deployments the zero-day lane proposes: a named system
 /// caller, never a person, so its approval always takes a human approver
 /// (four-eyes: the creator may not approve, and no token acts as the system).
-pub const ZERO_DAY_LANE_ACTOR: &str = "system:zero-day-lane";
+pub const ZERO_DAY_LANE_ACTOR: &str = crate::SystemActor::ZeroDayLane.name();
 
 /// The policy in force when none was applied.
 pub const DEFAULT_POLICY: &str = "version = 1\n";
@@ -489,7 +489,7 @@ impl App {
         }
         self.require_approval_of_exclusions(caller, &old_p, &new_p, &effect, ctx)
             .await?;
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
         let id = tx
             .insert_policy(&PolicyRow {
                 id: 0,
@@ -500,9 +500,7 @@ impl App {
                 effect: serde_json::to_value(&effect).unwrap_or_default(),
             })
             .await?;
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
+        tx.audit(
             "policy.apply",
             &format!("policy:{id}"),
             json!({"fingerprint": effect.fingerprint, "effect": effect.summary}),
@@ -718,18 +716,16 @@ impl App {
         &self,
         source: &str,
         added_cves: &[String],
-        by: &str,
+        triggered_by: &Caller,
     ) -> Result<Option<patchbay_store::OobEventRow>, AppError> {
+        let by = triggered_by.actor();
+        let by = by.as_str();
         let creator = ZERO_DAY_LANE_ACTOR;
         if added_cves.is_empty() {
             return Ok(None);
         }
         let added: HashSet<&str> = added_cves.iter().map(String::as_str).collect();
-        let system = Caller {
-            token_id: 0,
-            name: creator.to_string(),
-            role: patchbay_core::auth::Role::Auditor,
-        };
+        let system = crate::system::SystemActor::ZeroDayLane.caller();
         let findings: Vec<FindingOut> = self
             .open_findings(&system, &RequestCtx::default())
             .await?
@@ -775,7 +771,9 @@ impl App {
             .collect();
         let now = self.now();
         let month = now.to_zoned(jiff::tz::TimeZone::UTC).date();
-        let mut tx = self.change().await?;
+        let mut tx = self
+            .change_by_system(crate::system::SystemActor::ZeroDayLane)
+            .await?;
         let prefix = format!("DEP-OOB-{:04}-{:02}-", month.year(), month.month());
         let seq = tx
             .list_deployments()
@@ -811,9 +809,7 @@ impl App {
         };
         ev.id = tx.insert_oob_event(&ev).await?;
         let (change, _) = tx.ensure_change_record(&dep, now, creator).await?;
-        self.audit_in(
-            &mut tx,
-            creator,
+        tx.audit(
             "oob.raise",
             &format!("deployment:{dep}"),
             json!({"source": source, "cves": ev.cves, "findings": ev.findings, "change": change.id,

@@ -354,16 +354,14 @@ impl App {
             created_at: self.now(),
             created_by: caller.actor(),
         };
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
         if !tx.insert_window(&row).await? {
             return Err(AppError::new(
                 patchbay_proto::error::ErrorCode::Conflict,
                 format!("a window named {name:?} exists; remove it first"),
             ));
         }
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
+        tx.audit(
             "window.add",
             &format!("window:{name}"),
             json!({"rrule": row.rrule, "dtstart": row.dtstart, "tz": row.tz,
@@ -414,18 +412,12 @@ impl App {
     ) -> Result<(), AppError> {
         self.require(caller, Action::WriteAssets, ctx).await?;
         let name = name_of("name", name)?;
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
         if !tx.delete_window(&name).await? {
             return Err(AppError::not_found(format!("no window named {name:?}")));
         }
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
-            "window.remove",
-            &format!("window:{name}"),
-            json!({}),
-        )
-        .await?;
+        tx.audit("window.remove", &format!("window:{name}"), json!({}))
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -484,16 +476,14 @@ impl App {
             created_at: self.now(),
             created_by: caller.actor(),
         };
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
         if !tx.insert_blackout(&row).await? {
             return Err(AppError::new(
                 patchbay_proto::error::ErrorCode::Conflict,
                 format!("a blackout named {name:?} exists; remove it first"),
             ));
         }
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
+        tx.audit(
             "blackout.add",
             &format!("blackout:{name}"),
             json!({"start": fmt_ts(start), "end": fmt_ts(end), "reason": row.reason,
@@ -530,18 +520,12 @@ impl App {
     ) -> Result<(), AppError> {
         self.require(caller, Action::WriteAssets, ctx).await?;
         let name = name_of("name", name)?;
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
         if !tx.delete_blackout(&name).await? {
             return Err(AppError::not_found(format!("no blackout named {name:?}")));
         }
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
-            "blackout.remove",
-            &format!("blackout:{name}"),
-            json!({}),
-        )
-        .await?;
+        tx.audit("blackout.remove", &format!("blackout:{name}"), json!({}))
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -565,7 +549,7 @@ impl App {
         }
         patchbay_core::names::check_label(note, patchbay_core::names::MAX_TEXT_LEN)
             .map_err(|m| AppError::invalid(format!("note: {m}")))?;
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::Approve, ctx).await?;
         if !tx.list_blackouts().await?.iter().any(|b| b.name == name) {
             return Err(AppError::not_found(format!("no blackout named {name:?}")));
         }
@@ -620,9 +604,7 @@ impl App {
                 format!("{} is already approved to enter {name}", dep.id),
             ));
         }
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
+        tx.audit(
             "blackout.approve",
             &format!("blackout:{name}"),
             json!({"deployment": dep.id, "note": row.note}),

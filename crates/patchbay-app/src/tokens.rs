@@ -42,7 +42,7 @@ impl App {
             TokenKind::Api
         };
         let secret = token::render(kind, &random32());
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::ManageTokens, ctx).await?;
         let row = tx
             .insert_api_token(&NewApiToken {
                 name: name.to_string(),
@@ -53,9 +53,7 @@ impl App {
                 created_by: caller.actor(),
             })
             .await?;
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
+        tx.audit(
             "token.create",
             &format!("token:{}", row.id),
             json!({"name": row.name, "role": row.role}),
@@ -87,16 +85,10 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<(), AppError> {
         self.require(caller, Action::ManageTokens, ctx).await?;
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::ManageTokens, ctx).await?;
         tx.revoke_api_token(id, self.now()).await?;
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
-            "token.revoke",
-            &format!("token:{id}"),
-            json!({}),
-        )
-        .await?;
+        tx.audit("token.revoke", &format!("token:{id}"), json!({}))
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -131,7 +123,7 @@ impl App {
             Some(n) => check_label(n, MAX_LABEL_LEN)
                 .map_err(|m| AppError::invalid(format!("name: {m}")))?,
         };
-        let mut tx = self.change().await?;
+        let mut tx = self.change(caller, Action::CreateEnrollToken, ctx).await?;
         let row = tx
             .insert_enroll_token(&NewEnrollToken {
                 name,
@@ -143,9 +135,7 @@ impl App {
                 created_by: caller.actor(),
             })
             .await?;
-        self.audit_in(
-            &mut tx,
-            &caller.actor(),
+        tx.audit(
             "enroll_token.create",
             &format!("enroll_token:{}", row.id),
             json!({"uses": uses, "expires_at": fmt_ts(row.expires_at)}),

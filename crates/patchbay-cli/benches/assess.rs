@@ -1575,7 +1575,12 @@ async fn service(ctx: &ServiceCtx<'_>) -> anyhow::Result<ServiceRun> {
     let (import_secs, imported) = {
         let t = Instant::now();
         let o = app
-            .import_advisories("fixtures/feeds/osv", ctx.advisories, ctx.skipped, "bench")
+            .import_advisories(
+                "fixtures/feeds/osv",
+                ctx.advisories,
+                ctx.skipped,
+                &patchbay_app::Caller::local("bench"),
+            )
             .await
             .map_err(app_err)?;
         (t.elapsed().as_secs_f64(), o)
@@ -1620,9 +1625,14 @@ async fn service(ctx: &ServiceCtx<'_>) -> anyhow::Result<ServiceRun> {
     } else {
         ctx.samples
     };
-    app.import_advisories("fixtures/feeds/osv/samples", change, 0, "bench")
-        .await
-        .map_err(app_err)?;
+    app.import_advisories(
+        "fixtures/feeds/osv/samples",
+        change,
+        0,
+        &patchbay_app::Caller::local("bench"),
+    )
+    .await
+    .map_err(app_err)?;
     let t = Instant::now();
     let (stats, fleet_evaluated, fleet_reused) =
         app.assess_fleet(&|_, _| {}).await.map_err(app_err)?;

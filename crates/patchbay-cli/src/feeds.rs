@@ -123,9 +123,8 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
         };
         let prepared = patchbay_server::setup::prepare_tool(&settings).await?;
         let app = prepared.app;
-        let by = format!(
-            "local:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+        let by = patchbay_app::Caller::local(
+            &std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
         );
         import_with(&app, &a.paths, &by).await?;
         app.store().close().await;
@@ -138,7 +137,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
 pub async fn import_with(
     app: &patchbay_app::App,
     paths: &[PathBuf],
-    by: &str,
+    by: &patchbay_app::Caller,
 ) -> anyhow::Result<()> {
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut kev_added = std::collections::BTreeSet::new();

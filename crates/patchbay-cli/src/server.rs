@@ -171,7 +171,7 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
                     rt.block_on(crate::feeds::import_with(
                         &prepared.app,
                         &paths,
-                        "dev:sample-feeds",
+                        &patchbay_app::Caller::local("dev:sample-feeds"),
                     ))?;
                     feeds_note = format!("sample feeds: imported from {}", dir.display());
                 }

@@ -54,7 +54,7 @@ impl Role {
             // the rest.
             ReadCalendar => true,
             ReadInventory | ReadTokens | ReadAudit => self != Role::Calendar,
-            WriteAssets | ImportAssets | CreateEnrollToken => {
+            WriteAssets | ImportAssets | ImportFeeds | CreateEnrollToken => {
                 matches!(self, Role::Admin | Role::Operator)
             }
             ManageTokens => self == Role::Admin,
@@ -98,6 +98,8 @@ pub enum Action {
     WriteAssets,
     /// Import agentless assets.
     ImportAssets,
+    /// Import advisory, KEV and EPSS feeds.
+    ImportFeeds,
     /// Create agent enrolment tokens.
     CreateEnrollToken,
     /// Create and revoke API tokens.
@@ -127,6 +129,7 @@ mod tests {
         for a in [
             Action::WriteAssets,
             Action::ImportAssets,
+            Action::ImportFeeds,
             Action::CreateEnrollToken,
             Action::ManageTokens,
             Action::Approve,
@@ -145,6 +148,7 @@ mod tests {
             Action::ReadAudit,
             Action::WriteAssets,
             Action::ImportAssets,
+            Action::ImportFeeds,
             Action::CreateEnrollToken,
             Action::ManageTokens,
             Action::Approve,

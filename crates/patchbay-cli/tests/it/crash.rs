@@ -18,7 +18,7 @@ fn spawn_server(data_dir: &Path, db: &str) -> (ServeProcess, String, Arc<Mutex<V
     let p = ServeProcess::start(
         data_dir,
         &["--db", db],
-        "info,tower_http=debug,patchbay_server::routes=debug",
+        "info,tower_http=debug,patchbay_server::router=debug",
     );
     let (url, log) = (p.url.clone(), p.log.clone());
     (p, url, log)

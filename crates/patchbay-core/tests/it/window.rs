@@ -16,53 +16,7 @@ use patchbay_core::window::{Frequency, Occurrence, Recurrence, Until, Window, Wi
 /// time takes the earlier instant (and we assert that is `fold=0`). A UTC UNTIL
 /// is applied to the resolved instance, since dateutil refuses an aware UNTIL
 /// with a naive DTSTART. Prints `start end` in epoch seconds.
-const REFERENCE: &str = r#"
-import sys, datetime as D
-try:
-    from dateutil.rrule import rrulestr
-except ImportError:
-    print("NO_DATEUTIL"); sys.exit(3)
-from zoneinfo import ZoneInfo
-rule_s, dtstart_s, tz_s, dur, off, frm, limit = sys.argv[1:8]
-tz = ZoneInfo(tz_s); UTC = D.timezone.utc
-dur = int(dur); off = int(off); frm = int(frm); limit = int(limit)
-kept = []; utc_until = None
-for p in rule_s.split(';'):
-    k, v = p.split('=', 1)
-    if k == 'UNTIL' and v.endswith('Z'):
-        utc_until = D.datetime.strptime(v, '%Y%m%dT%H%M%SZ').replace(tzinfo=UTC)
-    else:
-        kept.append(p)
-dtstart = D.datetime.strptime(dtstart_s, '%Y-%m-%dT%H:%M:%S')
-rule = rrulestr(';'.join(kept), dtstart=dtstart)
-
-def resolve(local):
-    a0 = local.replace(tzinfo=tz, fold=0)
-    a1 = local.replace(tzinfo=tz, fold=1)
-    back = a0.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
-    if back != local:
-        # Gap: RFC 5545 says use the UTC offset from before the gap.
-        before = (local - D.timedelta(days=1)).replace(tzinfo=tz).utcoffset()
-        assert a0.utcoffset() == before, ("zoneinfo fold=0 differs from the RFC gap rule", local)
-        return (local - before).replace(tzinfo=UTC)
-    # Fold (or unambiguous): the first occurrence, i.e. the earlier instant.
-    t0 = a0.astimezone(UTC); t1 = a1.astimezone(UTC)
-    assert t0 <= t1, ("zoneinfo fold=0 is not the earlier instant", local)
-    return min(t0, t1)
-
-out = []
-for dt in rule:
-    if utc_until is not None and resolve(dt) > utc_until:
-        break
-    s = resolve(dt + D.timedelta(days=off))
-    e = s + D.timedelta(seconds=dur)
-    if e.timestamp() > frm:
-        out.append((s, e))
-        if len(out) >= limit:
-            break
-for s, e in out:
-    print(int(s.timestamp()), int(e.timestamp()))
-"#;
+const REFERENCE: &str = include_str!("../../../../fixtures/oracles/rrule_reference.py");
 
 fn reference(
     rule: &str,

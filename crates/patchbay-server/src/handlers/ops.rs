@@ -45,7 +45,7 @@ pub async fn not_found(req: Request) -> ApiError {
 /// (for pinning in `audit verify` and `evidence verify`).
 pub async fn whoami(State(st): State<AppState>, a: Authed) -> Json<serde_json::Value> {
     Json(
-        serde_json::json!({"token_id": a.caller.token_id, "name": a.caller.name, "role": a.caller.role,
+        serde_json::json!({"token_id": a.caller.token().map(|t| t.0), "name": a.caller.token().map(|t| t.1), "role": a.caller.role,
         "server_public_key": st.app.signer().map(|s| s.public_hex())}),
     )
 }

@@ -1,0 +1,90 @@
+//! System work: who Patchbay is when no person asked.
+//!
+//! Background duties, start-up, the zero-day lane, fleet re-assessment and
+//! the refusal limiter act as named system callers, never as an anonymous
+//! "system": each is a [`SystemActor`] with its own audit name and the least
+//! role it needs. Only this crate creates them ([`SystemActor::caller`] is
+//! crate-private), so no request can claim to be the system.
+
+use crate::Caller;
+use crate::auth::Principal;
+use patchbay_core::auth::Role;
+
+/// A named system caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SystemActor {
+    /// First start: the signing key's registration, sealing the chain, the
+    /// first admin token, change records for deployments that predate them.
+    Bootstrap,
+    /// The duties runner's own records (leader terms).
+    Duties,
+    /// Raising exception expiry events (a duty).
+    ExceptionExpiry,
+    /// The zero-day lane: proposes out-of-band deployments after a KEV change.
+    ZeroDayLane,
+    /// Re-assessing the fleet after its feeds changed.
+    Assessor,
+    /// Aggregating refused requests (bounded refusal logging).
+    RefusalLimiter,
+    /// Stamping an API token's last use while authenticating it.
+    Authenticator,
+}
+
+impl SystemActor {
+    /// The name recorded as the actor of its audit entries. Do not change:
+    /// stored audit entries and reports name these.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SystemActor::Bootstrap => "system",
+            SystemActor::Duties => "system:duties",
+            SystemActor::ExceptionExpiry => "system:scheduler",
+            SystemActor::ZeroDayLane => "system:zero-day-lane",
+            SystemActor::Assessor => "system:assessor",
+            SystemActor::RefusalLimiter => "system:refusal-limiter",
+            SystemActor::Authenticator => "system:authenticator",
+        }
+    }
+
+    /// The least role the work needs: the zero-day lane only reads what it
+    /// proposes (its deployment must still be approved by a person), the rest
+    /// keep the server's own records.
+    pub const fn role(self) -> Role {
+        match self {
+            SystemActor::ZeroDayLane => Role::Auditor,
+            _ => Role::Admin,
+        }
+    }
+
+    /// This actor as a caller of the service layer.
+    pub(crate) fn caller(self) -> Caller {
+        Caller {
+            principal: Principal::System(self),
+            role: self.role(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_actors_have_distinct_names_under_system() {
+        let all = [
+            SystemActor::Bootstrap,
+            SystemActor::Duties,
+            SystemActor::ExceptionExpiry,
+            SystemActor::ZeroDayLane,
+            SystemActor::Assessor,
+            SystemActor::RefusalLimiter,
+            SystemActor::Authenticator,
+        ];
+        let names: std::collections::HashSet<_> = all.iter().map(|a| a.name()).collect();
+        assert_eq!(names.len(), all.len());
+        for a in all {
+            assert!(a.name().starts_with("system"), "{}", a.name());
+            assert_eq!(a.caller().actor(), a.name());
+        }
+        assert_eq!(SystemActor::ZeroDayLane.caller().role, Role::Auditor);
+    }
+}
