@@ -10,7 +10,6 @@
 //!
 //! # Layout
 //! - [`collect`]: host facts, package databases (dpkg, apk, rpm), pending updates.
-//! - [`http`]: a small blocking JSON client shared with the CLI.
 //! - [`state`]: the state directory (identity, last acknowledged inventory).
 //! - [`run`]: enrolment, check-in (full, delta or unchanged) and the loop.
 //! - [`exec`]: the execution layer: package-manager backends (apt, dnf, zypper,
@@ -21,6 +20,5 @@
 pub mod cli;
 pub mod collect;
 pub mod exec;
-pub mod http;
 pub mod run;
 pub mod state;
