@@ -19,6 +19,10 @@
 //! Outcomes: `succeeded`; `refused` (a pre-flight step failed, nothing was
 //! changed); `failed` (the transaction or a verification failed after changes
 //! began); `interrupted` (recorded by recovery).
+//!
+//! Every command returns a typed [`JobOutput`] ([`super::report`]); a job's final
+//! journal record is that value, so a replay decodes it back (a final record that
+//! is not a job result is an error, and the job is still not run again).
 
 use super::config::Config;
 use super::health::{self, CheckResult};
@@ -462,23 +466,16 @@ fn preflight_common(env: &JobEnv, run: &mut Run, b: &dyn Backend, r: &Runner) ->
         t,
         json!({"before": before, "repair": repair, "after": after}),
     )?;
-    let after_ok = after.ok;
+    let still = (!after.ok).then(|| describe_issues(&after));
     run.res.repaired = Some(Repaired {
         before,
         repair,
         after,
     });
-    if !after_ok {
+    if let Some(issues) = still {
         return Err(fail(
             "preflight.consistency",
-            format!(
-                "the package database is inconsistent ({}) and repair did not fix it",
-                run.res
-                    .repaired
-                    .as_ref()
-                    .map(|r| describe_issues(&r.after))
-                    .unwrap_or_default()
-            ),
+            format!("the package database is inconsistent ({issues}) and repair did not fix it"),
         ));
     }
     Ok(())
