@@ -4,7 +4,8 @@
 //! required). The subcommands act locally and print one JSON object on stdout.
 
 use crate::exec::config::Config;
-use crate::exec::job::{self, JobEnv, JobOutput, RollbackMethod};
+use crate::exec::job::{self, JobEnv, RollbackMethod};
+use crate::exec::report::JobOutput;
 use crate::exec::{BackendKind, Wanted};
 use crate::run::{AgentOptions, checkin_once, run_loop};
 use clap::{Parser, Subcommand};
@@ -219,18 +220,21 @@ fn local_command(args: &Args, cmd: &Command) -> i32 {
         Command::Updates { .. } => "updates",
         Command::Recover { .. } => "recover",
     };
-    match run_local(args, cmd) {
-        Ok(JobOutput { json, ok }) => {
-            println!("{json}");
+    let printed = run_local(args, cmd).and_then(|out| {
+        let line = out.to_json()?;
+        Ok((line, out.ok()))
+    });
+    match printed {
+        Ok((line, ok)) => {
+            println!("{line}");
             if ok { 0 } else { 1 }
         }
         Err(e) => {
             let msg = format!("{e:#}");
             eprintln!("patchbay-agent {name}: {msg}");
-            println!(
-                "{}",
-                serde_json::json!({"ok": false, "error": {"step": name, "message": msg}})
-            );
+            let out = JobOutput::error(name, msg);
+            // Strings only: encoding cannot fail.
+            println!("{}", out.to_json().unwrap_or_default());
             3
         }
     }

@@ -1,9 +1,9 @@
 //! Enrolment, check-in and the check-in loop.
 
 use crate::collect::{CollectOptions, collect};
-use crate::http::{Client, HttpError};
 use crate::state::{Acked, Identity, StateDir};
 use anyhow::{Context, bail};
+use patchbay_client::{Client, HttpError};
 use patchbay_core::inventory::{Inventory, PackageDelta};
 use patchbay_proto::AGENT_PROTOCOL_VERSION;
 use patchbay_proto::agent::{

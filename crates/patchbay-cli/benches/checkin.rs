@@ -5,7 +5,7 @@
 //! as `scripts/with-postgres` does), the real server runs in-process
 //! ([`patchbay_server::prepare`] + [`patchbay_server::serve`] on a multi-thread
 //! tokio runtime, bound to `127.0.0.1:0`) and blocking clients
-//! ([`patchbay_agent::http::Client`], ureq) post pre-serialized check-ins from
+//! ([`patchbay_client::Client`], ureq) post pre-serialized check-ins from
 //! [`CONCURRENCY`] (8) threads:
 //!
 //! - **unchanged**: agents whose inventory the server already holds (enrolled and
@@ -43,9 +43,9 @@ use anyhow::{Context, anyhow, bail};
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use patchbay_agent::http::Client;
 use patchbay_app::AppConfig;
 use patchbay_cli::sim::Templates;
+use patchbay_client::Client;
 use patchbay_core::inventory::{self, Inventory, Package, PackageFormat};
 use patchbay_proto::AGENT_PROTOCOL_VERSION;
 use patchbay_proto::agent::{

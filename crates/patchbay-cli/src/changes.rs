@@ -5,7 +5,7 @@ use crate::client::enc;
 use crate::output::{clean, clean_text, json, table};
 use anyhow::Context;
 use clap::Subcommand;
-use patchbay_agent::http::Client;
+use patchbay_client::Client;
 use patchbay_proto::api::{ChangeRecordOut, ChangeSummaryOut, LessonIn, LessonOut, List};
 use std::path::PathBuf;
 

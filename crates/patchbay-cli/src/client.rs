@@ -4,7 +4,7 @@ use crate::Format;
 use crate::output::{clean, json, table};
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use patchbay_agent::http::Client;
+use patchbay_client::Client;
 use patchbay_core::auth::Role;
 use patchbay_proto::api::{
     AssetDetail, AssetPatch, AssetSummary, AuditEventOut, CreateEnrollToken, CreateToken,

@@ -4,7 +4,7 @@ use crate::Format;
 use crate::client::enc;
 use crate::output::{json, table};
 use clap::Subcommand;
-use patchbay_agent::http::Client;
+use patchbay_client::Client;
 use patchbay_proto::api::{FeedOut, FindingOut, List};
 
 /// `patchbay findings …`

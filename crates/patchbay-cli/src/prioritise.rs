@@ -4,7 +4,7 @@ use crate::client::enc;
 use crate::output::{json, table};
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use patchbay_agent::http::Client;
+use patchbay_client::Client;
 use patchbay_proto::api::{List, PolicyEffect, Triage, WorkItem};
 use std::path::PathBuf;
 

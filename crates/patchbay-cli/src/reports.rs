@@ -2,7 +2,7 @@
 
 use crate::client::enc;
 use anyhow::Context;
-use patchbay_agent::http::Client;
+use patchbay_client::Client;
 use std::path::PathBuf;
 
 /// Which report.

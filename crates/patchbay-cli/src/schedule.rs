@@ -6,8 +6,8 @@ use crate::client::enc;
 use crate::output::{emit, json, table};
 use anyhow::Context;
 use clap::Subcommand;
-use patchbay_agent::http::Client;
 use patchbay_app::schedule::{occurrences_out, parse_instant, window_from_spec};
+use patchbay_client::Client;
 use patchbay_proto::api::{
     BlackoutApprovalIn, BlackoutApprovalOut, BlackoutOut, BlackoutSpec, List, PlanOut, PlanRequest,
     WindowOut, WindowSpec,

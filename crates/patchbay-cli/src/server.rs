@@ -2,9 +2,9 @@
 
 use crate::ServeArgs;
 use anyhow::Context;
-use patchbay_agent::http::Client;
 use patchbay_agent::run::AgentOptions;
 use patchbay_app::AppConfig;
+use patchbay_client::Client;
 use patchbay_proto::api::{CreateEnrollToken, EnrollTokenCreated};
 use patchbay_server::{Settings, prepare, serve as serve_http};
 use std::io::Write;

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use patchbay_agent::http::Client;
+use patchbay_client::Client;
 use patchbay_core::inventory::{
     HostFacts, Inventory, OsRelease, PackageFormat, apk, dpkg, os_release, rules,
 };

@@ -19,14 +19,22 @@
 //! Outcomes: `succeeded`; `refused` (a pre-flight step failed, nothing was
 //! changed); `failed` (the transaction or a verification failed after changes
 //! began); `interrupted` (recorded by recovery).
+//!
+//! Every command returns a typed [`JobOutput`] ([`super::report`]); a job's final
+//! journal record is that value, so a replay decodes it back (a final record that
+//! is not a job result is an error, and the job is still not run again).
 
 use super::config::Config;
 use super::health::{self, CheckResult};
 use super::journal::{Event, JobKind, Journal, ReadReport, Record};
 use super::plan::{self, PlanEntry};
+use super::report::{
+    CheckReport, DbCheck, DbRepair, InterruptedJob, JobOutput, JobReport, Outcome, RecoverReport,
+    Repaired, StepError, StepSummary, UpdatesReport,
+};
 use super::{Backend, BackendKind, Change, Installed, Runner, SpaceNeed, Wanted};
 use anyhow::{Context, anyhow, bail};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -48,7 +56,10 @@ pub struct JobEnv {
 }
 
 /// How a rollback restores the earlier state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum RollbackMethod {
     /// Install the recorded versions, remove packages that were absent.
     Packages,
@@ -56,27 +67,11 @@ pub enum RollbackMethod {
     Snapshot,
 }
 
-/// A job's printed result and whether it succeeded.
-#[derive(Debug, Clone)]
-pub struct JobOutput {
-    /// The JSON result.
-    pub json: Value,
-    /// Success (exit code 0).
-    pub ok: bool,
-}
-
-/// A failed step.
-#[derive(Debug)]
-struct Fail {
-    step: String,
-    message: String,
-}
+/// A failed step (the report's `error`).
+type Fail = StepError;
 
 fn fail(step: &str, message: impl Into<String>) -> Fail {
-    Fail {
-        step: step.to_owned(),
-        message: message.into(),
-    }
+    StepError::new(step, message)
 }
 
 /// The exclusive state-directory lock, held for a job's lifetime.
@@ -110,8 +105,7 @@ struct Run<'a> {
     journal: &'a mut Journal,
     key: String,
     kind: JobKind,
-    res: Map<String, Value>,
-    steps: Vec<Value>,
+    res: JobReport,
     changing: bool,
 }
 
@@ -129,46 +123,29 @@ impl Run<'_> {
                 data,
             ))
             .map_err(|e| fail("journal", format!("{e:#}")))?;
-        self.steps
-            .push(json!({"step": name, "ok": ok, "duration_ms": ms}));
+        self.res.steps.push(StepSummary {
+            step: name.to_owned(),
+            ok,
+            duration_ms: ms,
+        });
         Ok(())
-    }
-
-    fn set(&mut self, k: &str, v: impl serde::Serialize) {
-        self.res
-            .insert(k.to_owned(), serde_json::to_value(v).unwrap_or(Value::Null));
     }
 
     /// Journals the final result and returns it.
     fn finish(mut self, outcome: Result<(), Fail>) -> anyhow::Result<JobOutput> {
-        let ok = outcome.is_ok();
-        let label = match (&outcome, self.changing) {
-            (Ok(()), _) => "succeeded",
-            (Err(_), false) => "refused",
-            (Err(_), true) => "failed",
-        };
-        self.res.insert("outcome".into(), json!(label));
-        self.res.insert("ok".into(), json!(ok));
-        if let Err(f) = &outcome {
-            self.res.insert(
-                "error".into(),
-                json!({"step": f.step, "message": f.message}),
-            );
-        }
-        self.res.insert(
-            "steps".into(),
-            Value::Array(std::mem::take(&mut self.steps)),
-        );
-        let json = Value::Object(self.res);
+        self.res.finish(outcome.err(), self.changing);
+        let ok = self.res.ok;
+        let out = JobOutput::Job(Box::new(self.res));
+        let data = serde_json::to_value(&out).context("encoding the job's result")?;
         self.journal.append(Record::new(
             &self.key,
             self.kind,
             Event::Finished,
             None,
             Some(ok),
-            json.clone(),
+            data,
         ))?;
-        Ok(JobOutput { json, ok })
+        Ok(out)
     }
 }
 
@@ -180,35 +157,59 @@ fn prologue(
     report: &ReadReport,
     kind: JobKind,
     key: &str,
-) -> anyhow::Result<Result<Vec<Value>, JobOutput>> {
+) -> anyhow::Result<Result<Vec<InterruptedJob>, JobOutput>> {
     if let Some(rec) = journal.finished(kind, key) {
-        return Ok(Err(replay(rec, report)));
+        return Ok(Err(replay(rec, report)?));
     }
     let recovered = recover_unfinished(env, journal)?;
     if let Some(rec) = journal.finished(kind, key) {
-        let mut out = replay(rec, report);
-        out.json["replayed"] = json!(false);
-        out.json["recovered"] = Value::Array(recovered);
+        let out = match replay(rec, report)? {
+            JobOutput::Job(mut r) => {
+                r.replayed = false;
+                r.recovered = recovered;
+                JobOutput::Job(r)
+            }
+            JobOutput::Interrupted(mut r) => {
+                r.replayed = Some(false);
+                r.recovered = Some(recovered);
+                JobOutput::Interrupted(r)
+            }
+            other => other,
+        };
         return Ok(Err(out));
     }
     Ok(Ok(recovered))
 }
 
-fn replay(rec: &Record, report: &ReadReport) -> JobOutput {
-    let mut json = rec.data.clone();
-    if let Value::Object(m) = &mut json {
-        m.insert("replayed".into(), json!(true));
-        m.insert("journal".into(), json!(report));
-    }
-    JobOutput {
-        ok: rec.ok == Some(true),
-        json,
+/// The recorded result of a finished job, marked as replayed. A final record
+/// that is not a job result is an error: the job is still not run again.
+fn replay(rec: &Record, report: &ReadReport) -> anyhow::Result<JobOutput> {
+    let unreadable = |why: String| {
+        anyhow!(
+            "job {:?} ({}) has a final record in the journal that is not a job result ({why}); it is not run again",
+            rec.job_key,
+            rec.kind.as_str()
+        )
+    };
+    match serde_json::from_value::<JobOutput>(rec.data.clone()) {
+        Ok(JobOutput::Job(mut r)) => {
+            r.replayed = true;
+            r.journal = report.clone();
+            Ok(JobOutput::Job(r))
+        }
+        Ok(JobOutput::Interrupted(mut r)) => {
+            r.replayed = Some(true);
+            r.journal = Some(report.clone());
+            Ok(JobOutput::Interrupted(r))
+        }
+        Ok(_) => Err(unreadable("another command's output".into())),
+        Err(e) => Err(unreadable(e.to_string())),
     }
 }
 
 /// Finalizes every interrupted job as `interrupted`, checking and (if allowed)
 /// repairing the package database of its root.
-fn recover_unfinished(env: &JobEnv, journal: &mut Journal) -> anyhow::Result<Vec<Value>> {
+fn recover_unfinished(env: &JobEnv, journal: &mut Journal) -> anyhow::Result<Vec<InterruptedJob>> {
     let mut out = Vec::new();
     for (kind, key) in journal.unfinished() {
         let started = journal
@@ -228,73 +229,79 @@ fn recover_unfinished(env: &JobEnv, journal: &mut Journal) -> anyhow::Result<Vec
         let backend_kind = started["backend"]
             .as_str()
             .and_then(|b| <BackendKind as clap::ValueEnum>::from_str(b, true).ok());
-        let mut data = json!({
-            "job_key": key,
-            "kind": kind.as_str(),
-            "outcome": "interrupted",
-            "ok": false,
-            "root": root,
-            "last_step": last_step,
-            "error": {"step": last_step.clone().unwrap_or_else(|| "started".into()),
-                      "message": "the agent stopped before this job finished (killed or crashed)"},
-        });
-        match check_and_repair(
+        let checked = check_and_repair(
             &root,
             backend_kind,
             &env.config,
             &env.state_dir,
             &format!("recover-{}-{key}", kind.as_str()),
-        ) {
-            Ok(v) => {
-                for (k, x) in v {
-                    data[k] = x;
-                }
-            }
-            Err(e) => data["recovery_error"] = json!(format!("{e:#}")),
-        }
+        );
+        let job = InterruptedJob {
+            job_key: key.clone(),
+            kind,
+            outcome: Outcome::Interrupted,
+            ok: false,
+            error: StepError::new(
+                last_step.as_deref().unwrap_or("started"),
+                "the agent stopped before this job finished (killed or crashed)",
+            ),
+            root,
+            last_step,
+            recovery_error: checked.as_ref().err().map(|e| format!("{e:#}")),
+            check: checked.ok(),
+            replayed: None,
+            journal: None,
+            recovered: None,
+        };
         tracing::warn!(job_key = %key, kind = kind.as_str(), "recorded an interrupted job");
+        let data = serde_json::to_value(&job).context("encoding an interrupted job")?;
         journal.append(Record::new(
             &key,
             kind,
             Event::Finished,
             None,
             Some(false),
-            data.clone(),
+            data,
         ))?;
-        out.push(data);
+        out.push(job);
     }
     Ok(out)
 }
 
-/// Checks the package database of `root` and repairs it when allowed. Returns
-/// `consistency_before`, `repair`, `consistency_after` fields.
+/// Checks the package database of `root` and repairs it when allowed.
 fn check_and_repair(
     root: &Path,
     kind: Option<BackendKind>,
     config: &Config,
     state_dir: &Path,
     log_name: &str,
-) -> anyhow::Result<Map<String, Value>> {
+) -> anyhow::Result<DbCheck> {
     let backend = super::open(kind, root)?;
     let runner = runner(config, state_dir, log_name);
     let before = backend.consistency(&runner)?;
-    let mut m = Map::new();
-    m.insert("consistency_before".into(), json!(before));
-    if !before.ok
-        && let Some(h) = backend.lock_held()?
-    {
+    let mut check = DbCheck {
+        consistency_before: before,
+        lock_held: None,
+        repaired: None,
+    };
+    if check.consistency_before.ok {
+        return Ok(check);
+    }
+    if let Some(h) = backend.lock_held()? {
         // The package manager is still running (an orphan of the killed agent,
         // or someone else): repairing now would race it.
-        m.insert("lock_held".into(), json!(h));
-        return Ok(m);
+        check.lock_held = Some(h);
+        return Ok(check);
     }
-    if !before.ok && config.preflight.repair {
-        let log = backend.repair(&runner)?;
-        let after = backend.consistency(&runner)?;
-        m.insert("repair".into(), json!(log));
-        m.insert("consistency_after".into(), json!(after));
+    if config.preflight.repair {
+        let repair = backend.repair(&runner)?;
+        let consistency_after = backend.consistency(&runner)?;
+        check.repaired = Some(DbRepair {
+            repair,
+            consistency_after,
+        });
     }
-    Ok(m)
+    Ok(check)
 }
 
 fn runner(config: &Config, state_dir: &Path, name: &str) -> Runner {
@@ -321,27 +328,19 @@ pub fn recover(env: &JobEnv) -> anyhow::Result<JobOutput> {
     let _lock = lock_state(&env.state_dir)?;
     let (mut journal, report) = Journal::open(&env.state_dir)?;
     let recovered = recover_unfinished(env, &mut journal)?;
-    let mut json = json!({
-        "recovered": recovered,
-        "journal": report,
-    });
-    let checked = check_and_repair(
+    let check = check_and_repair(
         &env.root,
         env.backend,
         &env.config,
         &env.state_dir,
         "recover",
     )?;
-    let ok = checked
-        .get("consistency_after")
-        .or_else(|| checked.get("consistency_before"))
-        .and_then(|c| c["ok"].as_bool())
-        .unwrap_or(false);
-    for (k, v) in checked {
-        json[k] = v;
-    }
-    json["ok"] = json!(ok);
-    Ok(JobOutput { json, ok })
+    Ok(JobOutput::Recover(RecoverReport {
+        ok: check.ok(),
+        recovered,
+        journal: report,
+        check,
+    }))
 }
 
 /// Applies exact versions (`patchbay-agent apply`).
@@ -372,22 +371,22 @@ pub fn apply(env: &JobEnv, key: &str, wanted: &[Wanted]) -> anyhow::Result<JobOu
         None,
         json!({"root": backend.root(), "backend": backend.name(), "packages": wanted}),
     ))?;
+    let mut res = JobReport::start(
+        key,
+        JobKind::Apply,
+        backend.root().to_owned(),
+        backend.name(),
+    );
+    res.requested = Some(wanted.to_vec());
+    res.recovered = recovered;
+    res.journal = report;
     let mut run = Run {
         journal: &mut journal,
         key: key.to_owned(),
         kind: JobKind::Apply,
-        res: Map::new(),
-        steps: Vec::new(),
+        res,
         changing: false,
     };
-    run.set("job_key", key);
-    run.set("kind", "apply");
-    run.set("replayed", false);
-    run.set("root", backend.root());
-    run.set("backend", backend.name());
-    run.set("requested", wanted);
-    run.set("recovered", &recovered);
-    run.set("journal", &report);
     let r = runner(&env.config, &env.state_dir, &format!("apply-{key}"));
     let outcome = apply_steps(env, &mut run, backend.as_ref(), &r, &changes);
     run.finish(outcome)
@@ -467,17 +466,16 @@ fn preflight_common(env: &JobEnv, run: &mut Run, b: &dyn Backend, r: &Runner) ->
         t,
         json!({"before": before, "repair": repair, "after": after}),
     )?;
-    run.set(
-        "repaired",
-        json!({"before": before, "repair": repair, "after": after}),
-    );
-    if !after.ok {
+    let still = (!after.ok).then(|| describe_issues(&after));
+    run.res.repaired = Some(Repaired {
+        before,
+        repair,
+        after,
+    });
+    if let Some(issues) = still {
         return Err(fail(
             "preflight.consistency",
-            format!(
-                "the package database is inconsistent ({}) and repair did not fix it",
-                describe_issues(&after)
-            ),
+            format!("the package database is inconsistent ({issues}) and repair did not fix it"),
         ));
     }
     Ok(())
@@ -545,7 +543,7 @@ fn simulate_and_scope(
         })
         .collect();
     run.step("simulate", true, t, json!({"actions": actions, "log": log}))?;
-    run.set("actions", &actions);
+    run.res.actions = Some(actions.clone());
     let t = Instant::now();
     let violations = plan::check_scope(changes, &actions);
     let unreached = plan::unreached(changes, &actions, before);
@@ -643,7 +641,7 @@ fn baseline(env: &JobEnv, run: &mut Run) -> Result<Vec<CheckResult>, Fail> {
     let t = Instant::now();
     let results = health::run_all(&env.config.checks);
     run.step("health.baseline", true, t, json!(results))?;
-    run.set("health_baseline", &results);
+    run.res.health_baseline = Some(results.clone());
     Ok(results)
 }
 
@@ -661,7 +659,7 @@ fn apply_steps(
     let t = Instant::now();
     let rollback_plan = plan::rollback_plan(changes, &actions, &before);
     run.step("plan", true, t, json!(rollback_plan))?;
-    run.set("plan", &rollback_plan);
+    run.res.plan = Some(rollback_plan);
 
     let t = Instant::now();
     let needs = b
@@ -677,13 +675,13 @@ fn apply_steps(
     space_check(env, run, &needs)?;
 
     if let Some(hook) = &env.config.hooks.snapshot {
-        hook_step(env, run, b, hook, "preflight.snapshot", "snapshot")?;
+        hook_step(env, run, b, hook, "preflight.snapshot", Hook::Snapshot)?;
     }
     let base = baseline(env, run)?;
 
     if actions.is_empty() {
         // Everything is already at the named versions.
-        run.set("changed", Vec::<Value>::new());
+        run.res.changed = Some(Vec::new());
         return verify_after(env, run, b, r, changes, &before, &base);
     }
     transact(run, b, r, changes, "apply")?;
@@ -718,7 +716,7 @@ fn transact(
     match res {
         Ok(log) => {
             run.step(step, true, t, json!(log))?;
-            run.set("log", &log);
+            run.res.log = Some(log);
             Ok(())
         }
         Err(e) => {
@@ -739,8 +737,7 @@ fn verify_after(
     base: &[CheckResult],
 ) -> Result<(), Fail> {
     let after = installed(run, b, r, "inventory.after")?;
-    let changed = plan::diff(before, &after);
-    run.set("changed", &changed);
+    run.res.changed = Some(plan::diff(before, &after));
 
     let t = Instant::now();
     let mut wrong = Vec::new();
@@ -809,8 +806,8 @@ fn verify_after(
         t,
         json!({"reboot_required": reboot, "services_needing_restart": services}),
     )?;
-    run.set("reboot_required", reboot);
-    run.set("services_needing_restart", &services);
+    run.res.reboot_required = Some(reboot);
+    run.res.services_needing_restart = Some(services);
 
     let t = Instant::now();
     let health_after = health::run_all(&env.config.checks);
@@ -821,7 +818,7 @@ fn verify_after(
         t,
         json!({"results": health_after, "regressions": regressions}),
     )?;
-    run.set("health_after", &health_after);
+    run.res.health_after = Some(health_after.clone());
     if !regressions.is_empty() {
         let details: Vec<String> = health_after
             .iter()
@@ -880,33 +877,31 @@ pub fn rollback(env: &JobEnv, key: &str, method: RollbackMethod) -> anyhow::Resu
         None,
         json!({"root": backend.root(), "backend": backend.name(), "method": format!("{method:?}").to_lowercase()}),
     ))?;
+    let mut res = JobReport::start(
+        key,
+        JobKind::Rollback,
+        backend.root().to_owned(),
+        backend.name(),
+    );
+    res.method = Some(method);
+    res.recovered = recovered;
+    res.journal = report;
     let mut run = Run {
         journal: &mut journal,
         key: key.to_owned(),
         kind: JobKind::Rollback,
-        res: Map::new(),
-        steps: Vec::new(),
+        res,
         changing: false,
     };
-    run.set("job_key", key);
-    run.set("kind", "rollback");
-    run.set("replayed", false);
-    run.set("root", backend.root());
-    run.set("backend", backend.name());
-    run.set("method", format!("{method:?}").to_lowercase());
-    run.set("recovered", &recovered);
-    run.set("journal", &report);
     let r = runner(&env.config, &env.state_dir, &format!("rollback-{key}"));
     let outcome = match (method, plan_rec) {
         (RollbackMethod::Snapshot, _) => {
             rollback_snapshot(env, &mut run, backend.as_ref(), &apply_baseline)
         }
         (RollbackMethod::Packages, None) => {
-            run.set("noop", true);
-            run.set(
-                "note",
-                "the apply job stopped before it recorded a plan: it changed nothing",
-            );
+            run.res.noop = true;
+            run.res.note =
+                Some("the apply job stopped before it recorded a plan: it changed nothing".into());
             Ok(())
         }
         (RollbackMethod::Packages, Some(p)) => {
@@ -932,24 +927,33 @@ fn rollback_packages(
     rollback_plan: &[PlanEntry],
     apply_baseline: &[CheckResult],
 ) -> Result<(), Fail> {
-    run.set("plan", rollback_plan);
+    run.res.plan = Some(rollback_plan.to_vec());
     preflight_common(env, run, b, r)?;
     let before = installed(run, b, r, "inventory.before")?;
     let changes = plan::rollback_changes(rollback_plan, &before);
-    run.set("changes", &changes);
+    run.res.changes = Some(changes.clone());
     let base = if apply_baseline.is_empty() {
         baseline(env, run)?
     } else {
-        run.set("health_baseline", apply_baseline);
+        run.res.health_baseline = Some(apply_baseline.to_vec());
         apply_baseline.to_vec()
     };
     if changes.is_empty() {
-        run.set("note", "every package is already in its recorded state");
+        run.res.note = Some("every package is already in its recorded state".into());
         return verify_after(env, run, b, r, &[], &before, &base);
     }
     simulate_and_scope(run, b, r, &changes, &before)?;
     transact(run, b, r, &changes, "rollback")?;
     verify_after(env, run, b, r, &changes, &before, &base)
+}
+
+/// Which configured hook a step runs (and which report field records it).
+#[derive(Debug, Clone, Copy)]
+enum Hook {
+    /// `hooks.snapshot` (pre-flight).
+    Snapshot,
+    /// `hooks.snapshot_restore` (rollback).
+    SnapshotRestore,
 }
 
 /// Runs a configured hook as one journalled step; a failing hook fails the step.
@@ -959,7 +963,7 @@ fn hook_step(
     b: &dyn Backend,
     hook: &[String],
     step: &str,
-    key: &str,
+    which: Hook,
 ) -> Result<(), Fail> {
     let t = Instant::now();
     let h = health::run_hook(
@@ -969,7 +973,11 @@ fn hook_step(
         Duration::from_secs(env.config.hooks.timeout_secs),
     );
     run.step(step, h.ok, t, json!(h))?;
-    run.set(key, &h);
+    let slot = match which {
+        Hook::Snapshot => &mut run.res.snapshot,
+        Hook::SnapshotRestore => &mut run.res.snapshot_restore,
+    };
+    let h = slot.insert(h);
     if h.ok {
         Ok(())
     } else {
@@ -1003,7 +1011,7 @@ fn rollback_snapshot(
         ))
         .map_err(|e| fail("journal", format!("{e:#}")))?;
     run.changing = true;
-    hook_step(env, run, b, hook, "snapshot_restore", "snapshot_restore")?;
+    hook_step(env, run, b, hook, "snapshot_restore", Hook::SnapshotRestore)?;
     let t = Instant::now();
     let after = health::run_all(&env.config.checks);
     let regressions = plan::health_regressions(apply_baseline, &after);
@@ -1013,7 +1021,7 @@ fn rollback_snapshot(
         t,
         json!({"results": after, "regressions": regressions}),
     )?;
-    run.set("health_after", &after);
+    run.res.health_after = Some(after);
     if !regressions.is_empty() {
         return Err(fail(
             "verify.health",
@@ -1045,16 +1053,13 @@ pub fn updates(env: &JobEnv) -> anyhow::Result<JobOutput> {
         None
     };
     let updates = backend.updates(&r)?;
-    Ok(JobOutput {
-        json: json!({
-            "ok": true,
-            "root": backend.root(),
-            "backend": backend.name(),
-            "refresh": refresh,
-            "updates": updates,
-        }),
+    Ok(JobOutput::Updates(UpdatesReport {
         ok: true,
-    })
+        root: backend.root().to_owned(),
+        backend: backend.name().to_owned(),
+        refresh,
+        updates,
+    }))
 }
 
 /// Runs the configured health checks (`patchbay-agent check`), or one by name.
@@ -1068,9 +1073,8 @@ pub fn check(config: &Config, name: Option<&str>) -> anyhow::Result<JobOutput> {
         }
         None => health::run_all(&config.checks),
     };
-    let ok = results.iter().all(|r| r.ok);
-    Ok(JobOutput {
-        json: json!({"ok": ok, "checks": results}),
-        ok,
-    })
+    Ok(JobOutput::Check(CheckReport {
+        ok: results.iter().all(|r| r.ok),
+        checks: results,
+    }))
 }

@@ -40,6 +40,8 @@
 //! - [`lock`]: package-manager lock probes (`fcntl` locks, pid files).
 //! - [`journal`]: the crash-safe JSON-lines journal.
 //! - [`job`]: apply, rollback and recovery, journalled step by step.
+//! - [`report`]: the typed results the local commands print (and the journal
+//!   keeps as a job's final record).
 
 pub mod apk;
 pub mod apt;
@@ -51,6 +53,7 @@ pub mod journal;
 pub mod lock;
 pub mod parse;
 pub mod plan;
+pub mod report;
 pub mod zypper;
 
 use crate::collect::{CommandError, run_command};

@@ -1,14 +1,14 @@
 //! Integration tests of the execution layer against real package managers — no
 //! mocks: a debootstrapped Debian 12 root, a local apt repository served over
-//! HTTP on 127.0.0.1, and the agent run as a separate process.
+//! HTTP on 127.0.0.1, and the agent run as a separate process: the shipped
+//! `patchbay-agent` binary of this package (`CARGO_BIN_EXE_patchbay-agent`, built
+//! by cargo before these tests), so flag parsing, logging, the printed JSON and
+//! the exit codes are tested as they ship.
 //!
-//! This binary has its own small test runner (`harness = false`) because the
-//! agent must run as a separate process that can be SIGKILLed, and the
-//! `patchbay-agent` binary belongs to another package: started with
-//! `PATCHBAY_EXEC_TEST_AGENT=1`, this executable *is* the agent (it runs
-//! `patchbay_agent::cli::main_entry` on its arguments). The runner understands
-//! what `cargo test` passes: name filters, `--exact`, `--list`,
-//! `--test-threads=N`, and ignores other flags.
+//! This binary has its own small test runner (`harness = false`): the tests run
+//! in parallel threads on per-test roots, each with a wall time printed. The
+//! runner understands what `cargo test` passes: name filters, `--exact`,
+//! `--list`, `--test-threads=N`, and ignores other flags.
 //!
 //! Nothing here skips silently: a missing tool is installed with apt-get (we
 //! run as root, as CI does) and a failure to get one fails the tests with a
@@ -34,11 +34,6 @@ fn tests() -> Vec<Test> {
 }
 
 fn main() {
-    if std::env::var_os(support::CHILD_ENV).is_some() {
-        use clap::Parser;
-        let args = patchbay_agent::cli::Args::parse();
-        std::process::exit(patchbay_agent::cli::main_entry(args));
-    }
     let mut filters = Vec::new();
     let mut exact = false;
     let mut list = false;

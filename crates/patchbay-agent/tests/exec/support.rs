@@ -11,8 +11,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Set in the environment of a child that should act as the agent.
-pub const CHILD_ENV: &str = "PATCHBAY_EXEC_TEST_AGENT";
+/// The shipped `patchbay-agent` binary of this package (cargo builds it before
+/// the tests that use it).
+pub const AGENT: &str = env!("CARGO_BIN_EXE_patchbay-agent");
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -373,12 +374,10 @@ pub struct AgentRun {
     pub stderr: String,
 }
 
-/// A command that runs this test binary as the agent.
+/// A command that runs the real `patchbay-agent` binary.
 pub fn agent_command() -> Command {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.env(CHILD_ENV, "1")
-        .env_remove("PATCHBAY_SERVER")
-        .env("RUST_LOG", "warn");
+    let mut c = Command::new(AGENT);
+    c.env_remove("PATCHBAY_SERVER").env("RUST_LOG", "warn");
     c
 }
 

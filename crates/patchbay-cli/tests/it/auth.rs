@@ -15,7 +15,7 @@ fn refused_requests_get_401_403_and_are_recorded(backend: &str) {
         .get::<serde_json::Value>("/api/v1/assets")
         .unwrap_err();
     assert!(
-        matches!(&e, patchbay_agent::http::HttpError::Api { status: 401, code, .. } if code == "unauthenticated"),
+        matches!(&e, patchbay_client::HttpError::Api { status: 401, code, .. } if code == "unauthenticated"),
         "{e}"
     );
     // Garbage token.
@@ -25,7 +25,7 @@ fn refused_requests_get_401_403_and_are_recorded(backend: &str) {
         .unwrap_err();
     assert!(matches!(
         e,
-        patchbay_agent::http::HttpError::Api { status: 401, .. }
+        patchbay_client::HttpError::Api { status: 401, .. }
     ));
 
     // Revoked token.
@@ -50,7 +50,7 @@ fn refused_requests_get_401_403_and_are_recorded(backend: &str) {
         .get::<serde_json::Value>("/api/v1/assets")
         .unwrap_err();
     assert!(
-        matches!(&e, patchbay_agent::http::HttpError::Api { status: 401, message, .. } if message.contains("revoked")),
+        matches!(&e, patchbay_client::HttpError::Api { status: 401, message, .. } if message.contains("revoked")),
         "{e}"
     );
 
@@ -72,7 +72,7 @@ fn refused_requests_get_401_403_and_are_recorded(backend: &str) {
         .send::<_, serde_json::Value>("POST", "/api/v1/enroll-tokens", &serde_json::json!({}))
         .unwrap_err();
     assert!(
-        matches!(&e, patchbay_agent::http::HttpError::Api { status: 403, code, .. } if code == "forbidden"),
+        matches!(&e, patchbay_client::HttpError::Api { status: 403, code, .. } if code == "forbidden"),
         "{e}"
     );
     let e = auditor
@@ -87,7 +87,7 @@ fn refused_requests_get_401_403_and_are_recorded(backend: &str) {
         .unwrap_err();
     assert!(matches!(
         e,
-        patchbay_agent::http::HttpError::Api { status: 403, .. }
+        patchbay_client::HttpError::Api { status: 403, .. }
     ));
     // Operators may not manage tokens either.
     let ops2: TokenCreated = admin
@@ -106,7 +106,7 @@ fn refused_requests_get_401_403_and_are_recorded(backend: &str) {
         .unwrap_err();
     assert!(matches!(
         e,
-        patchbay_agent::http::HttpError::Api { status: 403, .. }
+        patchbay_client::HttpError::Api { status: 403, .. }
     ));
 
     // Every refusal is in the audit log, with who and why.
@@ -164,7 +164,7 @@ fn agent_endpoints_refuse_bad_credentials(backend: &str) {
         .unwrap_err();
     assert!(matches!(
         e,
-        patchbay_agent::http::HttpError::Api { status: 401, .. }
+        patchbay_client::HttpError::Api { status: 401, .. }
     ));
     // An API token is not an agent credential.
     let e = s
@@ -173,7 +173,7 @@ fn agent_endpoints_refuse_bad_credentials(backend: &str) {
         .unwrap_err();
     assert!(matches!(
         e,
-        patchbay_agent::http::HttpError::Api { status: 401, .. }
+        patchbay_client::HttpError::Api { status: 401, .. }
     ));
     let bad_enroll = serde_json::json!({"protocol": 1, "enroll_token": "pbe_wrong", "hostname": "h", "machine_id": "ab"});
     let e = s
@@ -182,7 +182,7 @@ fn agent_endpoints_refuse_bad_credentials(backend: &str) {
         .unwrap_err();
     assert!(matches!(
         e,
-        patchbay_agent::http::HttpError::Api { status: 401, .. }
+        patchbay_client::HttpError::Api { status: 401, .. }
     ));
     let log: List<AuditEventOut> = s.admin().get("/api/v1/audit").unwrap();
     assert_eq!(

@@ -5,7 +5,7 @@
 //! has every section in Markdown and HTML; lessons are searchable.
 
 use crate::support::{PATCHBAY, Server, deb_root, fixtures, minbase_before, ok};
-use patchbay_agent::http::HttpError;
+use patchbay_client::HttpError;
 use patchbay_proto::api::{ChangeRecordOut, LessonIn, LessonOut, List};
 use std::process::Command;
 

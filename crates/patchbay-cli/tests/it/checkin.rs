@@ -2,7 +2,7 @@
 //! writes only the delta.
 
 use crate::support::{Server, deb_root, metric, minbase_after, minbase_before, ok};
-use patchbay_agent::http::{Client, HttpError};
+use patchbay_client::{Client, HttpError};
 use patchbay_core::inventory::{Inventory, PackageDelta, dpkg};
 use patchbay_proto::agent::{
     CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, InventoryPayload,

@@ -177,7 +177,7 @@ fn help_lists_the_commands() {
         .output()
         .unwrap());
     assert!(out.contains("edited, deleted, inserted or reordered"));
-    let out = ok(&Command::new(crate::support::AGENT)
+    let out = ok(&Command::new(crate::support::agent())
         .arg("--help")
         .output()
         .unwrap());
@@ -196,7 +196,7 @@ fn agent_binary_local_commands_print_json_without_a_server() {
         "[[check]]\nname = \"true\"\nkind = \"command\"\ncommand = [\"true\"]\n",
     )
     .unwrap();
-    let out = Command::new(crate::support::AGENT)
+    let out = Command::new(crate::support::agent())
         .arg("--config")
         .arg(&cfg)
         .arg("check")
@@ -208,7 +208,7 @@ fn agent_binary_local_commands_print_json_without_a_server() {
     assert_eq!(v["ok"], true);
     assert_eq!(v["checks"][0]["name"], "true");
     // A rollback of an unknown key fails with a JSON error object and exit code 3.
-    let out = Command::new(crate::support::AGENT)
+    let out = Command::new(crate::support::agent())
         .args([
             "rollback",
             "--job-key",

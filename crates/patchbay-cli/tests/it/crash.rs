@@ -1,8 +1,8 @@
 //! Acceptance: SIGKILL of the server during inventory uploads loses nothing stored
 //! before, and the agent's next check-in succeeds.
 
-use crate::support::{AGENT, ServeProcess, deb_root, minbase_before, ok};
-use patchbay_agent::http::Client;
+use crate::support::{ServeProcess, agent, deb_root, minbase_before, ok};
+use patchbay_client::Client;
 use patchbay_core::inventory::Package;
 use patchbay_proto::api::AssetDetail;
 use std::path::Path;
@@ -78,7 +78,7 @@ fn sigkill_during_uploads_loses_nothing(backend: &str) {
         t.token
     };
     let run_agent = |url: &str, token: Option<&str>| {
-        let mut c = Command::new(AGENT);
+        let mut c = Command::new(agent());
         c.args([
             "--once",
             "--no-pending-updates",

@@ -2,7 +2,7 @@
 //! local agent, and prints where to find the API and the admin token.
 
 use crate::support::{PATCHBAY, dpkg_query};
-use patchbay_agent::http::Client;
+use patchbay_client::Client;
 use patchbay_proto::api::{AssetSummary, List};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;

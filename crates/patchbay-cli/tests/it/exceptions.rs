@@ -6,7 +6,7 @@
 
 use crate::support::{PATCHBAY, Server, deb_root, fixtures, minbase_before, ok};
 use jiff::SignedDuration;
-use patchbay_agent::http::HttpError;
+use patchbay_client::HttpError;
 use patchbay_proto::api::{ExceptionOut, ExceptionReviewOut, ExceptionSpec, List, WorkItem};
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -127,7 +127,7 @@ fn register_and_expiry(backend: &str) {
         expires: "10d".into(),
         ..ExceptionSpec::default()
     };
-    let post = |c: &patchbay_agent::http::Client, sp: &ExceptionSpec| {
+    let post = |c: &patchbay_client::Client, sp: &ExceptionSpec| {
         c.send::<_, ExceptionOut>("POST", "/api/v1/exceptions", sp)
     };
     let (code, msg) = status(post(

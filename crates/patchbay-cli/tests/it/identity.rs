@@ -6,7 +6,7 @@
 //! imported asset. Every refusal is audited and changes nothing.
 
 use crate::support::{Server, deb_root, fixtures, minbase_before, ok};
-use patchbay_agent::http::{Client, HttpError};
+use patchbay_client::{Client, HttpError};
 use patchbay_core::inventory::{HostFacts, Inventory, OsRelease, PackageFormat, dpkg};
 use patchbay_proto::agent::EnrollResponse;
 use patchbay_proto::api::{AssetDetail, AssetSummary, AuditEventOut, List};

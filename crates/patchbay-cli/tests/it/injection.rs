@@ -4,7 +4,7 @@
 //! nothing stored), and what the CLI prints of stored values is escaped.
 
 use crate::support::{Server, minbase_before, ok};
-use patchbay_agent::http::{Client, HttpError};
+use patchbay_client::{Client, HttpError};
 use patchbay_core::inventory::{HostFacts, Inventory, OsRelease, Package, PackageFormat, dpkg};
 use patchbay_proto::agent::EnrollResponse;
 use patchbay_proto::api::AssetDetail;

@@ -3,7 +3,7 @@
 
 use crate::support::{Server, deb_root, minbase_before, ok};
 use jiff::SignedDuration;
-use patchbay_agent::http::{Client, HttpError};
+use patchbay_client::{Client, HttpError};
 use patchbay_proto::agent::EnrollResponse;
 use patchbay_proto::api::{AssetDetail, AssetSummary, EnrollTokenCreated, List};
 use std::time::Duration;

@@ -8,7 +8,7 @@
 use crate::support::ServeProcess;
 use crate::support::{PATCHBAY, Server, deb_root, fixtures, minbase_before, ok};
 use jiff::SignedDuration;
-use patchbay_agent::http::{Client, HttpError};
+use patchbay_client::{Client, HttpError};
 use patchbay_proto::api::{BlackoutSpec, List, PlanRequest, WindowSpec, WorkItem};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,7 +2,7 @@
 //! the problem and leaves the store unchanged.
 
 use crate::support::{Server, deb_root, minbase_before};
-use patchbay_agent::http::{Client, HttpError};
+use patchbay_client::{Client, HttpError};
 use patchbay_proto::agent::EnrollResponse;
 use patchbay_proto::api::AssetDetail;
 use std::time::Duration;

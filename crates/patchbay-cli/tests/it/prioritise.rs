@@ -3,7 +3,7 @@
 //! twice is a no-op); triage of one CVE.
 
 use crate::support::{PATCHBAY, Server, deb_root, fixtures, minbase_before, ok};
-use patchbay_agent::http::HttpError;
+use patchbay_client::HttpError;
 use patchbay_proto::api::{List, PolicyEffect, Triage, WorkItem};
 use std::process::Command;
 

@@ -8,7 +8,7 @@
 
 use crate::support::{Server, minbase_before, ok};
 use jiff::{SignedDuration, Timestamp};
-use patchbay_agent::http::HttpError;
+use patchbay_client::HttpError;
 use patchbay_proto::api::{
     BlackoutApprovalIn, BlackoutOut, List, OccurrenceOut, PlanOut, PlanRequest, WindowOut, WorkItem,
 };
@@ -395,7 +395,7 @@ fn out_of_band_enters_a_blackout_only_with_approval(backend: &str) {
             },
         )
         .unwrap();
-    let approve = |c: &patchbay_agent::http::Client, blackout: &str, dep: &str, note: &str| {
+    let approve = |c: &patchbay_client::Client, blackout: &str, dep: &str, note: &str| {
         c.send::<_, serde_json::Value>(
             "POST",
             &format!("/api/v1/blackouts/{blackout}/approvals"),

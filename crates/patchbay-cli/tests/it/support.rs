@@ -1,8 +1,8 @@
 //! Test support: an in-process server on a fresh database, binaries, oracles.
 
 use jiff::Timestamp;
-use patchbay_agent::http::Client;
 use patchbay_app::{AppConfig, ManualClock};
+use patchbay_client::Client;
 use patchbay_proto::api::{CreateEnrollToken, EnrollTokenCreated};
 use patchbay_server::Settings;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const PATCHBAY: &str = env!("CARGO_BIN_EXE_patchbay");
-pub const AGENT: &str = env!("CARGO_BIN_EXE_patchbay-agent");
+
+/// The `patchbay-agent` binary. It belongs to the `patchbay-agent` package, so
+/// cargo does not build it for this package's tests; it is looked up next to
+/// the `patchbay` binary, in the same target directory and profile
+/// (`cargo test --workspace` builds every binary before running tests).
+pub fn agent() -> &'static Path {
+    static AGENT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| {
+        let p = Path::new(PATCHBAY)
+            .with_file_name(format!("patchbay-agent{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            p.is_file(),
+            "the patchbay-agent binary is missing at {}: build it: cargo build -p patchbay-agent \
+             (cargo test --workspace builds it too)",
+            p.display()
+        );
+        p
+    })
+}
 
 /// The repository's fixtures directory.
 pub fn fixtures() -> PathBuf {
@@ -188,7 +206,7 @@ impl Server {
         enroll_token: Option<&str>,
         extra: &[&str],
     ) -> Output {
-        let mut c = Command::new(AGENT);
+        let mut c = Command::new(agent());
         c.arg("--server")
             .arg(&self.url)
             .arg("--state-dir")
@@ -416,7 +434,7 @@ pub fn db_dump(db: &str) -> std::collections::BTreeMap<String, String> {
 pub fn full_checkin(
     agent: &Client,
     inv: &patchbay_core::inventory::Inventory,
-) -> Result<patchbay_proto::agent::CheckinResponse, patchbay_agent::http::HttpError> {
+) -> Result<patchbay_proto::agent::CheckinResponse, patchbay_client::HttpError> {
     agent.send(
         "POST",
         "/agent/v1/checkin",

@@ -3,8 +3,8 @@
 //! refuse it without; a plain-HTTP client is turned away without stopping the
 //! server.
 
-use crate::support::{AGENT, PATCHBAY, deb_root, minbase_before, ok};
-use patchbay_agent::http::Client;
+use crate::support::{PATCHBAY, deb_root, minbase_before, ok};
+use patchbay_client::Client;
 use patchbay_proto::api::{AssetSummary, CreateEnrollToken, EnrollTokenCreated, List};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -188,7 +188,7 @@ fn https_server_agent_and_cli() {
     let root = deb_root(&minbase_before());
     let state = dir.path().join("agent");
     let agent = |with_ca: bool| {
-        let mut c = Command::new(AGENT);
+        let mut c = Command::new(crate::support::agent());
         c.args([
             "--server",
             &url,

@@ -1,4 +1,9 @@
-//! The `patchbay-agent` binary: parses flags and hands over to the agent library.
+//! The `patchbay-agent` binary: parses flags, sets up logging (stderr, text or
+//! JSON lines) and hands over to the agent library ([`patchbay_agent::cli`]).
+//!
+//! It is built from this crate, so it links only the agent's own dependencies
+//! (`scripts/test` checks that no server crate — sqlx, axum, hyper,
+//! tokio-postgres — is among them).
 #![forbid(unsafe_code)]
 
 use clap::Parser;

@@ -4,33 +4,46 @@
 //! stripped size of the release binary.
 //!
 //! Run it (release build; needs root, debootstrap and apt-utils, as the
-//! `patchbay-agent` exec tests do, and reuses their cached debootstrap base):
+//! `patchbay-agent` exec tests do, and reuses their cached debootstrap base).
+//! The idle measurement enrols the agent with a real `patchbay serve`, so build
+//! the release `patchbay` binary first:
 //!
 //! ```text
-//! cargo bench -p patchbay --bench agent_exec
+//! cargo build --release -p patchbay && cargo bench -p patchbay-agent --bench agent_exec
 //! ```
 //!
 //! `PATCHBAY_BENCH_RUNS` (default 7) sets the number of timed repetitions; the
 //! medians are printed. The latest figures are in `docs/benchmarks.md`.
 //!
-//! It lives in this package (not in `patchbay-agent`) because the
-//! `patchbay-agent` binary is built here, and a bench gets the release build of
-//! its own package's binaries (`CARGO_BIN_EXE_…`). The test support (debootstrap
-//! cache, local apt repository over HTTP) is the exec tests' own module.
+//! The agent measured is this package's own release binary
+//! (`CARGO_BIN_EXE_patchbay-agent`); the server is found next to it. The test
+//! support (debootstrap cache, local apt repository over HTTP) is the exec
+//! tests' own module.
 
 #[allow(dead_code)]
-#[path = "../../patchbay-agent/tests/exec/support.rs"]
+#[path = "../tests/exec/support.rs"]
 mod support;
 
 use patchbay_agent::collect::{CollectOptions, collect};
-use patchbay_agent::http::Client;
+use patchbay_client::Client;
 use patchbay_proto::api::{CreateEnrollToken, EnrollTokenCreated};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_patchbay-agent");
-const PATCHBAY: &str = env!("CARGO_BIN_EXE_patchbay");
+
+/// The `patchbay` binary of the same profile, next to the agent (another
+/// package's binary: cargo does not build it for this bench).
+fn patchbay() -> PathBuf {
+    let p = Path::new(AGENT).with_file_name("patchbay");
+    assert!(
+        p.is_file(),
+        "{} is missing: the idle measurement needs the server; build it: cargo build --release -p patchbay",
+        p.display()
+    );
+    p
+}
 
 fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -85,6 +98,8 @@ fn reset(root: &support::Root) {
 }
 
 fn main() {
+    // Checked first: a missing server should not cost the whole run.
+    let server_bin = patchbay();
     let runs: usize = std::env::var("PATCHBAY_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -170,7 +185,7 @@ fn main() {
 
     // Idle: the release agent enrolled with a real `patchbay serve`, checked in
     // once, sleeping in its loop (interval 1h).
-    let (idle_anon, idle_rss) = idle_memory(&root);
+    let (idle_anon, idle_rss) = idle_memory(&root, &server_bin);
 
     // Binary size.
     let size = std::fs::metadata(AGENT).unwrap().len();
@@ -230,7 +245,7 @@ fn main() {
     println!("\ngoals {}", if ok { "met" } else { "NOT met" });
 }
 
-fn idle_memory(root: &support::Root) -> (u64, u64) {
+fn idle_memory(root: &support::Root, server_bin: &Path) -> (u64, u64) {
     let data = root.scratch.join("server");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -238,7 +253,7 @@ fn idle_memory(root: &support::Root) -> (u64, u64) {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut server = Command::new(PATCHBAY)
+    let mut server = Command::new(server_bin)
         .args([
             "serve",
             "--listen",

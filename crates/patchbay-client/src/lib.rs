@@ -1,4 +1,15 @@
-//! A small blocking JSON-over-HTTP client (ureq), used by the agent and the CLI.
+//! A small blocking JSON-over-HTTP client (ureq), used by the agent (enrolment,
+//! check-ins) and the CLI (every client command, the simulator, the benchmarks).
+//!
+//! It lives in its own crate so that neither side pulls in the other: the agent
+//! binary stays free of the server's stack (sqlx, axum, hyper), and the CLI does not
+//! need the agent library to talk to a server. It depends on `patchbay-proto` only
+//! for the error body ([`patchbay_proto::error::ErrorBody`]), which it decodes into
+//! [`HttpError::Api`] with the stable error code.
+//!
+//! Every call is blocking and bounded by the client's global timeout; response
+//! bodies are read up to 256 MiB.
+#![forbid(unsafe_code)]
 
 use patchbay_proto::error::ErrorBody;
 use serde::Serialize;
@@ -236,5 +247,157 @@ impl Client {
         }
         self.finish::<serde_json::Value>(&format!("DELETE {path}"), req.call())
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    /// Serves one canned answer on 127.0.0.1 and returns the base URL and the
+    /// request line and headers that reached it.
+    fn serve_once(
+        status: &str,
+        content_type: &str,
+        body: &'static str,
+    ) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let status = status.to_string();
+        let content_type = content_type.to_string();
+        let h = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut head = Vec::new();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let line = line.trim_end().to_string();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                head.push(line);
+            }
+            let mut req_body = vec![0; len];
+            reader.read_exact(&mut req_body).unwrap();
+            head.push(String::from_utf8(req_body).unwrap());
+            let mut stream = reader.into_inner();
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            head
+        });
+        (base, h)
+    }
+
+    fn client(base: &str) -> Client {
+        Client::new(
+            &format!("{base}/"),
+            Some("s3cret".into()),
+            Duration::from_secs(10),
+        )
+    }
+
+    #[test]
+    fn get_decodes_json_and_sends_the_bearer_token() {
+        let (base, h) = serve_once("200 OK", "application/json", r#"{"a":[1,2]}"#);
+        let c = client(&base);
+        assert_eq!(c.base(), base, "the trailing slash is dropped");
+        let v: serde_json::Value = c.get("/api/v1/x").unwrap();
+        assert_eq!(v, serde_json::json!({"a": [1, 2]}));
+        let head = h.join().unwrap();
+        assert_eq!(head[0], "GET /api/v1/x HTTP/1.1");
+        assert!(
+            head.iter()
+                .any(|l| l.eq_ignore_ascii_case("authorization: Bearer s3cret")),
+            "{head:?}"
+        );
+    }
+
+    #[test]
+    fn send_posts_a_json_body_and_reads_an_empty_answer_as_null() {
+        let (base, h) = serve_once("204 No Content", "application/json", "");
+        let v: Option<u32> = client(&base)
+            .send("PATCH", "/api/v1/y", &serde_json::json!({"k": "v"}))
+            .unwrap();
+        assert_eq!(v, None);
+        let head = h.join().unwrap();
+        assert_eq!(head[0], "PATCH /api/v1/y HTTP/1.1");
+        let sent: serde_json::Value = serde_json::from_str(head.last().unwrap()).unwrap();
+        assert_eq!(sent, serde_json::json!({"k": "v"}));
+    }
+
+    #[test]
+    fn an_error_body_becomes_an_api_error_with_its_code() {
+        let (base, h) = serve_once(
+            "401 Unauthorized",
+            "application/json",
+            r#"{"error":{"code":"unauthenticated","message":"token revoked"}}"#,
+        );
+        let e = client(&base).get::<serde_json::Value>("/z").unwrap_err();
+        h.join().unwrap();
+        assert_eq!(e.code(), Some("unauthenticated"));
+        assert!(
+            matches!(&e, HttpError::Api { status: 401, message, .. } if message == "token revoked"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_non_json_error_keeps_its_text() {
+        let (base, h) = serve_once("502 Bad Gateway", "text/plain", "upstream down\n");
+        let e = client(&base).get_bytes("/b").unwrap_err();
+        h.join().unwrap();
+        match e {
+            HttpError::Api {
+                status,
+                code,
+                message,
+            } => {
+                assert_eq!((status, code.as_str()), (502, "http"));
+                assert_eq!(message, "GET /b: upstream down");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unreachable_server_is_a_transport_error() {
+        // Bind and drop: nothing listens on that port any more.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = client(&format!("http://127.0.0.1:{port}"))
+            .delete("/gone")
+            .unwrap_err();
+        assert!(
+            matches!(&e, HttpError::Transport(m) if m.starts_with("DELETE /gone: cannot reach")),
+            "{e:?}"
+        );
+        assert_eq!(e.code(), None);
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_named() {
+        let c = Client::new("https://x", None, Duration::from_secs(1));
+        let missing = std::path::Path::new("/nonexistent/ca.pem");
+        let e = c.clone().with_ca_file(missing).err().unwrap();
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+        let dir = std::env::temp_dir().join(format!("pb-client-ca-{}", std::process::id()));
+        std::fs::write(&dir, "not a certificate\n").unwrap();
+        let e = c.with_ca(Some(&dir)).err().unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert!(e.to_string().contains("no PEM certificate"), "{e}");
     }
 }
