@@ -1,13 +1,42 @@
 //! The apk backend (Alpine).
 //!
-//! Runs the **host's** `apk` with `--root ROOT`. Installed packages are read
-//! directly from `ROOT/lib/apk/db/installed` (the parser is
-//! `patchbay_core::inventory::apk`). Exact versions are `apk add NAME=VERSION…`
-//! (apk records the `=VERSION` constraint in `/etc/apk/world`, which is what keeps
-//! a pinned version from being upgraded later); removals are `apk del NAME…`. The
-//! simulation is the same command with `--simulate`, whose progress lines are
-//! parsed ([`parse::apk_simulation`]).
+//! For a root other than `/`, apk runs as `chroot ROOT /sbin/apk …`: the
+//! **root's own** apk-tools on its own database, `/etc/apk/repositories`, keys and
+//! cache, with package scripts running inside the root, as the apt backend does
+//! with the root's apt-get/dpkg. Why not the host's `apk --root ROOT`: a host that
+//! manages Alpine roots is often not Alpine (no `apk` at all, as on the Debian CI
+//! machine), and where it is, its apk-tools may be older or newer than the one
+//! that wrote the root's database (apk-tools 2 vs 3). Why not the root's own
+//! binary through its musl loader (`ROOT/lib/ld-musl-ARCH.so.1 --library-path …
+//! ROOT/sbin/apk --root ROOT`): it needs the loader's per-architecture name, and
+//! apk chroots into the root for package scripts anyway, so it needs the same
+//! privilege as `chroot`. Nothing is mounted: apk-tools 3 and busybox scripts run
+//! without `/proc` (checked against Alpine 3.23, apk-tools 3.0.8). A root without
+//! `sbin/apk` falls back to the host's `apk --root ROOT`.
+//!
+//! Installed packages are read directly from `ROOT/lib/apk/db/installed` (the
+//! parser is `patchbay_core::inventory::apk`). Exact versions are `apk add
+//! NAME=VERSION…` (apk records the `=VERSION` constraint in `/etc/apk/world`, which
+//! is what keeps a pinned version from being upgraded later; a rollback's
+//! `apk add NAME=OLD` re-pins to the old version); removals are `apk del NAME…`,
+//! run after the `add` (apk purges a dependency no longer needed by the world in
+//! the `add` transaction itself; a `del` of a package that is no longer installed
+//! changes nothing). The simulation is the same commands with `--simulate`,
+//! whose progress lines are parsed ([`parse::apk_simulation`]).
+//!
+//! apk has no "keep orphans" mode: a change that leaves a dependency unneeded by
+//! the world purges it in the same transaction. So a job that downgrades a
+//! package below the version that pulled a dependency in is refused by the scope
+//! check (it would remove an unnamed package); the rollback of the job that
+//! installed the dependency, whose plan records it as absent, is the way back.
+//!
+//! apk-tools 3 takes a BSD `flock(2)` lock on `lib/apk/db/lock` (not an `fcntl`
+//! lock), probed through `/proc/locks` ([`LockKind::Flock`]).
+//!
+//! Reboot: Alpine has no `reboot-required` marker; see
+//! [`super::plan::apk_reboot_required`] for the kernel rule.
 
+use super::plan::PackageDiff;
 use super::{
     Action, Backend, Change, CmdLog, Consistency, Installed, Runner, SpaceNeed, is_host,
     lock::{LockFile, LockKind},
@@ -17,6 +46,25 @@ use anyhow::{Context, anyhow};
 use patchbay_core::inventory::PendingUpdate;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// `PATH` inside a chroot (Alpine's default).
+const CHROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The `apk` command for `root`: `apk` on the host, `chroot ROOT /sbin/apk` for
+/// another root that has apk-tools, else the host's `apk --root ROOT`.
+pub fn command(root: &Path) -> Command {
+    if is_host(root) {
+        Command::new("apk")
+    } else if std::fs::symlink_metadata(root.join("sbin/apk")).is_ok() {
+        let mut c = Command::new("chroot");
+        c.arg(root).arg("/sbin/apk").env("PATH", CHROOT_PATH);
+        c
+    } else {
+        let mut c = Command::new("apk");
+        c.arg("--root").arg(root);
+        c
+    }
+}
 
 /// apk on one root.
 #[derive(Debug, Clone)]
@@ -31,10 +79,7 @@ impl Apk {
     }
 
     fn apk(&self) -> Command {
-        let mut c = Command::new("apk");
-        if !is_host(&self.root) {
-            c.arg("--root").arg(&self.root);
-        }
+        let mut c = command(&self.root);
         c.arg("--no-progress");
         c
     }
@@ -136,7 +181,7 @@ impl Backend for Apk {
     fn locks(&self) -> Vec<LockFile> {
         vec![LockFile {
             path: self.root.join("lib/apk/db/lock"),
-            kind: LockKind::Fcntl,
+            kind: LockKind::Flock,
         }]
     }
 
@@ -185,7 +230,68 @@ impl Backend for Apk {
         Ok(Some(log))
     }
 
-    fn reboot_required(&self, _r: &Runner) -> bool {
-        false
+    fn reboot_required(&self, _r: &Runner, after: &[Installed], changed: &[PackageDiff]) -> bool {
+        let running = if is_host(&self.root) {
+            std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        } else {
+            None
+        };
+        let modules = module_dirs(&self.root);
+        let installed: Vec<(&str, &str)> = after
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect();
+        super::plan::apk_reboot_required(&installed, changed, running.as_deref(), &modules)
+    }
+}
+
+/// The names of the directories in `ROOT/lib/modules` (one per installed kernel).
+pub fn module_dirs(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root.join("lib/modules"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_chroots_into_a_root_with_apk_tools() {
+        let d = tempfile::tempdir().unwrap();
+        let c = command(d.path());
+        assert_eq!(c.get_program(), "apk", "no sbin/apk: the host's apk");
+        let args: Vec<_> = c.get_args().collect();
+        assert_eq!(args, [std::ffi::OsStr::new("--root"), d.path().as_os_str()]);
+        std::fs::create_dir(d.path().join("sbin")).unwrap();
+        std::fs::write(d.path().join("sbin/apk"), "").unwrap();
+        let c = command(d.path());
+        assert_eq!(c.get_program(), "chroot");
+        let args: Vec<_> = c.get_args().collect();
+        assert_eq!(
+            args,
+            [d.path().as_os_str(), std::ffi::OsStr::new("/sbin/apk")]
+        );
+        let c = command(Path::new("/"));
+        assert_eq!(c.get_program(), "apk");
+        assert_eq!(c.get_args().count(), 0);
+    }
+
+    #[test]
+    fn module_dirs_lists_directories() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(module_dirs(d.path()).is_empty());
+        std::fs::create_dir_all(d.path().join("lib/modules/6.18.56-0-virt")).unwrap();
+        std::fs::write(d.path().join("lib/modules/stray"), "").unwrap();
+        assert_eq!(module_dirs(d.path()), ["6.18.56-0-virt"]);
     }
 }

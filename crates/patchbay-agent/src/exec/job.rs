@@ -801,7 +801,7 @@ fn verify_after(
     }
 
     let t = Instant::now();
-    let reboot = b.reboot_required(r);
+    let reboot = b.reboot_required(r, &after, &changed);
     let services = b.services_needing_restart();
     run.step(
         "verify.reboot",

@@ -937,6 +937,54 @@ Upgrade  1 Package\n";
         assert_eq!(a[3].to.as_deref(), Some("1.0-r0"));
     }
 
+    /// Real output of apk-tools 3.0.8 (Alpine 3.23 root, `chroot ROOT /sbin/apk
+    /// --no-progress …`, packages built with `apk mkpkg`).
+    #[test]
+    fn apk_sim_real_apk_tools_3() {
+        // `add --simulate pbtest=1.1-r0` over pbtest 1.0-r0: a new dependency.
+        let a = apk_simulation(
+            "(1/2) Installing pbextra (1.0-r0)\n(2/2) Upgrading pbtest (1.0-r0 -> 1.1-r0)\nOK: 67.8 MiB in 61 packages\n",
+        );
+        assert_eq!(
+            a.iter()
+                .map(|a| (a.name.as_str(), a.from.as_deref(), a.to.as_deref()))
+                .collect::<Vec<_>>(),
+            [
+                ("pbextra", None, Some("1.0-r0")),
+                ("pbtest", Some("1.0-r0"), Some("1.1-r0"))
+            ]
+        );
+        // The real `add pbtest=1.0-r0` (a rollback): script lines are not actions;
+        // the orphaned dependency is purged in the same transaction.
+        let a = apk_simulation(
+            "(1/2) Downgrading pbtest (1.1-r0 -> 1.0-r0)\n  Executing pbtest-1.0-r0.post-upgrade\n(2/2) Purging pbextra (1.0-r0)\nOK: 67.8 MiB in 60 packages\n",
+        );
+        assert_eq!(
+            a.iter()
+                .map(|a| (a.name.as_str(), a.from.as_deref(), a.to.as_deref()))
+                .collect::<Vec<_>>(),
+            [
+                ("pbtest", Some("1.1-r0"), Some("1.0-r0")),
+                ("pbextra", Some("1.0-r0"), None)
+            ]
+        );
+        // `add --simulate pbtool=1.0-r0` upgrading the unnamed pblib.
+        let a = apk_simulation(
+            "(1/2) Upgrading pblib (1.0-r0 -> 2.0-r0)\n(2/2) Installing pbtool (1.0-r0)\nOK: 67.8 MiB in 63 packages\n",
+        );
+        assert_eq!(a[0].name, "pblib");
+        assert_eq!(a[0].to.as_deref(), Some("2.0-r0"));
+        // `del --simulate pbextra` while pbtest needs it: nothing happens.
+        assert!(
+            apk_simulation(
+                "World updated, but the following packages are not removed due to:\n  pbextra: pbtest\n\nOK: 67.8 MiB in 61 packages\n"
+            )
+            .is_empty()
+        );
+        // `fix --simulate` on a consistent root.
+        assert!(apk_simulation("OK: 67.8 MiB in 60 packages\n").is_empty());
+    }
+
     #[test]
     fn proc_status() {
         let s = "Name:\tpatchbay-agent\nVmHWM:\t    5120 kB\nRssAnon:\t    2048 kB\n";

@@ -1,6 +1,8 @@
 //! Integration tests of the execution layer against real package managers — no
 //! mocks: a debootstrapped Debian 12 root, a local apt repository served over
-//! HTTP on 127.0.0.1, and the agent run as a separate process.
+//! HTTP on 127.0.0.1, rpm installroots with dnf and zypper, an Alpine 3.23 root
+//! with its own apk-tools 3 and a signed local apk repository (`apk.rs`), and
+//! the agent run as a separate process.
 //!
 //! This binary has its own small test runner (`harness = false`) because the
 //! agent must run as a separate process that can be SIGKILLed, and the
@@ -14,6 +16,7 @@
 //! run as root, as CI does) and a failure to get one fails the tests with a
 //! message saying what is missing.
 
+mod apk;
 mod apt;
 mod rpm;
 mod support;
@@ -29,6 +32,7 @@ type Test = (&'static str, fn());
 fn tests() -> Vec<Test> {
     let mut t: Vec<Test> = Vec::new();
     t.extend(apt::TESTS);
+    t.extend(apk::TESTS);
     t.extend(rpm::TESTS);
     t
 }
