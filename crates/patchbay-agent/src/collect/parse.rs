@@ -162,7 +162,7 @@ pub fn apk_version(text: &str) -> Vec<PendingUpdate> {
 }
 
 /// Splits apk's `name-version-rN` into name and `version-rN`.
-fn split_apk_name_version(s: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_apk_name_version(s: &str) -> Option<(&str, &str)> {
     let rel = s.rfind('-')?;
     let release = &s[rel + 1..];
     if !release.starts_with('r') || !release[1..].chars().all(|c| c.is_ascii_digit()) {

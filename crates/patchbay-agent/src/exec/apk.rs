@@ -200,6 +200,14 @@ impl Backend for Apk {
         ))
     }
 
+    /// `apk fix --simulate` (packages apk itself flagged, e.g. a failed script)
+    /// and the scripts left in `lib/apk/exec` ([`leftover_scripts`]): apk-tools
+    /// 3 writes each package script there, runs it and deletes it, and writes
+    /// its database only at the end of the transaction, so a script left behind
+    /// means apk was killed after replacing that package's files and before
+    /// recording it — seen with apk-tools 3.0.8 after a SIGKILL during a
+    /// post-upgrade script: the files were the new version's, the database and
+    /// the world still the old ones, and `apk fix --simulate` saw nothing.
     fn consistency(&self, r: &Runner) -> anyhow::Result<Consistency> {
         let (out, log) = r.run(
             "apk-fix-simulate",
@@ -207,7 +215,8 @@ impl Backend for Apk {
             r.query_timeout,
         )?;
         let actions = parse::apk_simulation(&String::from_utf8_lossy(&out.stdout));
-        let ok = out.status.success() && actions.is_empty();
+        let leftovers = leftover_scripts(&self.root);
+        let ok = out.status.success() && actions.is_empty() && leftovers.is_empty();
         Ok(Consistency {
             ok,
             issues: actions
@@ -216,17 +225,50 @@ impl Backend for Apk {
                     package: a.name.clone(),
                     problem: "apk fix would reinstall it".into(),
                 })
+                .chain(leftovers.iter().map(|s| super::AuditIssue {
+                    package: s.name.clone(),
+                    problem: format!(
+                        "apk was stopped in its {} script of {}-{}: the files on disk may not match the database",
+                        s.kind, s.name, s.version
+                    ),
+                }))
                 .chain((!out.status.success()).then(|| super::AuditIssue {
                     package: String::new(),
                     problem: log.tail.clone(),
                 }))
                 .collect(),
-            interrupted: false,
+            interrupted: !leftovers.is_empty(),
         })
     }
 
+    /// `apk fix --reinstall NAME…` for the packages of left-over scripts that the
+    /// database still lists (their recorded version is installed again, so the
+    /// files match the database; a package that was being newly installed is not
+    /// in the database and a later install overwrites its files), else plain
+    /// `apk fix`; on success the left-over scripts are deleted.
     fn repair(&self, r: &Runner) -> anyhow::Result<Option<CmdLog>> {
-        let (_, log) = r.run("apk-fix", self.apk().arg("fix"), r.change_timeout)?;
+        let leftovers = leftover_scripts(&self.root);
+        let installed = self.installed(r)?;
+        let mut names: Vec<&str> = leftovers
+            .iter()
+            .map(|s| s.name.as_str())
+            .filter(|n| installed.iter().any(|p| p.name == *n))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut cmd = self.apk();
+        cmd.arg("fix");
+        if !names.is_empty() {
+            cmd.arg("--reinstall").args(&names);
+        }
+        let (out, log) = r.run("apk-fix", &mut cmd, r.change_timeout)?;
+        if out.status.success() {
+            for s in &leftovers {
+                let path = self.root.join("lib/apk/exec").join(&s.file);
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
         Ok(Some(log))
     }
 
@@ -245,6 +287,21 @@ impl Backend for Apk {
             .collect();
         super::plan::apk_reboot_required(&installed, changed, running.as_deref(), &modules)
     }
+}
+
+/// The package scripts left in `ROOT/lib/apk/exec` (see [`Apk::consistency`]),
+/// sorted by file name; files whose names are not `NAME-VERSION.KIND` are left
+/// out.
+pub fn leftover_scripts(root: &Path) -> Vec<parse::ApkScript> {
+    let mut v: Vec<parse::ApkScript> = std::fs::read_dir(root.join("lib/apk/exec"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| parse::apk_script(&e.file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_by(|a, b| a.file.cmp(&b.file));
+    v
 }
 
 /// The names of the directories in `ROOT/lib/modules` (one per installed kernel).

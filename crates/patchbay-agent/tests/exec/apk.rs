@@ -16,7 +16,9 @@
 //! host, without `--allow-untrusted` — and served on 127.0.0.1 by the apt
 //! tests' HTTP server ([`serve_dir`]).
 
-use crate::support::{agent, cache_dir, ensure_tools, journal, run, serve_dir};
+use crate::support::{
+    agent, agent_command, cache_dir, ensure_tools, journal, kill_tree, run, serve_dir, wait_for,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -45,6 +47,10 @@ pub const TESTS: &[crate::Test] = &[
     (
         "apk::held_apk_lock_makes_preflight_refuse_naming_the_holder",
         held_apk_lock_makes_preflight_refuse_naming_the_holder,
+    ),
+    (
+        "apk::sigkill_during_apply_is_detected_and_repaired_on_the_next_run",
+        sigkill_during_apply_is_detected_and_repaired_on_the_next_run,
     ),
     (
         "apk::updates_lists_newer_versions",
@@ -220,12 +226,19 @@ struct Pkg {
     health: Option<&'static str>,
     /// Extra file (path in the root) with empty content.
     extra_file: Option<&'static str>,
+    /// A post-upgrade script of its own.
+    post_upgrade: Option<&'static str>,
 }
+
+/// The post-upgrade script of pbslow 1.1-r0: on its first run it leaves a marker
+/// and sleeps for a long time (the test SIGKILLs the agent then).
+const SLOW_POST_UPGRADE: &str = "#!/bin/sh\nif [ ! -e /var/lib/pbslow-slept ]; then\n  touch /var/lib/pbslow-slept\n  sleep 600\nfi\n";
 
 /// `pbtest` 1.0-r0, 1.1-r0 and 1.2-r0 (1.1 and 1.2 depend on `pbextra`; 1.2's
 /// scripts write `broken` where the others write `ok`), `pbextra` 1.0-r0,
-/// `pblib` 1.0-r0 and 2.0-r0, `pbtool` 1.0-r0 (depends on `pblib>=2.0`), and a
-/// fake kernel `linux-pbk` 6.1.0-r0 / 6.1.1-r0 with its modules directory.
+/// `pblib` 1.0-r0 and 2.0-r0, `pbtool` 1.0-r0 (depends on `pblib>=2.0`), a
+/// fake kernel `linux-pbk` 6.1.0-r0 / 6.1.1-r0 with its modules directory, and
+/// `pbslow` 1.0-r0 / 1.1-r0 (whose post-upgrade script hangs once).
 fn apk_repo() -> &'static ApkRepo {
     static REPO: OnceLock<ApkRepo> = OnceLock::new();
     REPO.get_or_init(|| {
@@ -255,6 +268,7 @@ fn apk_repo() -> &'static ApkRepo {
             depends,
             health,
             extra_file,
+            post_upgrade: None,
         };
         let pkgs = [
             p("pbtest", "1.0-r0", None, Some("ok"), None),
@@ -278,6 +292,11 @@ fn apk_repo() -> &'static ApkRepo {
                 None,
                 Some("lib/modules/6.1.1-0-pbk/modules.order"),
             ),
+            p("pbslow", "1.0-r0", None, None, None),
+            Pkg {
+                post_upgrade: Some(SLOW_POST_UPGRADE),
+                ..p("pbslow", "1.1-r0", None, None, None)
+            },
         ];
         let mut files = Vec::new();
         for k in &pkgs {
@@ -319,6 +338,12 @@ fn apk_repo() -> &'static ApkRepo {
                 for kind in ["post-install", "post-upgrade"] {
                     cmd.arg("-s").arg(format!("{kind}:{}", script.display()));
                 }
+            }
+            if let Some(text) = k.post_upgrade {
+                let script = build.join(format!("{}-{}.post-upgrade", k.name, k.version));
+                std::fs::write(&script, text).unwrap();
+                cmd.arg("-s")
+                    .arg(format!("post-upgrade:{}", script.display()));
             }
             let file = repo.join(format!("noarch/{}-{}.apk", k.name, k.version));
             run(cmd.arg("-F").arg(&tree).arg("-o").arg(&file));
@@ -773,4 +798,87 @@ fn kernel_change_reports_reboot_required() {
     assert_eq!(rb.code, 0, "{:#}", rb.json);
     assert_eq!(root.version("linux-pbk").as_deref(), Some("6.1.0-r0"));
     assert_eq!(rb.json["reboot_required"], true, "{:#}", rb.json);
+}
+
+/// SIGKILL of the agent and everything it started while apk runs pbslow
+/// 1.1-r0's post-upgrade script. apk-tools 3 writes its database only at the
+/// end, so the crash leaves pbslow 1.1's files on disk, the database and world
+/// at 1.0-r0, and the script in `lib/apk/exec` (`apk fix --simulate` sees
+/// nothing). The next run reports the job as interrupted with that finding,
+/// repairs with `apk fix --reinstall pbslow` (files back to 1.0-r0, as the
+/// database says), and runs its own job; the same key then returns the
+/// recorded result.
+fn sigkill_during_apply_is_detected_and_repaired_on_the_next_run() {
+    let root = alpine_root(&["pbslow=1.0-r0", "pbtest=1.0-r0"]);
+    let marker = root.path.join("var/lib/pbslow-slept");
+    let version_file = root.path.join("usr/share/pbslow/version");
+    let mut child = agent_command()
+        .args(["apply", "--root"])
+        .arg(&root.path)
+        .arg("--state-dir")
+        .arg(&root.state)
+        .args(["--job-key", "slow-1", "pbslow=1.1-r0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "pbslow 1.1-r0's post-upgrade script to start",
+        Duration::from_secs(120),
+        || marker.exists() || child.try_wait().unwrap().is_some(),
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the agent ended before the script ran"
+    );
+    let killed = kill_tree(child.id());
+    child.wait().unwrap();
+    assert!(killed.len() >= 3, "agent, apk, script, sleep: {killed:?}");
+
+    // The crash is real: new files, old database, the script left behind.
+    assert_eq!(std::fs::read_to_string(&version_file).unwrap(), "1.1\n");
+    assert_eq!(root.version("pbslow").as_deref(), Some("1.0-r0"));
+    let left = root.path.join("lib/apk/exec/pbslow-1.1-r0.post-upgrade");
+    assert!(left.is_file(), "the script apk was running is left behind");
+    let j = journal(&root.state);
+    assert!(
+        !j.iter()
+            .any(|r| r["job_key"] == "slow-1" && r["event"] == "finished")
+    );
+
+    let r = root.agent("apply", &["--job-key", "next-1", "pbtest=1.1-r0"]);
+    assert_eq!(r.code, 0, "{:#}\n{}", r.json, r.stderr);
+    let rec = &r.json["recovered"][0];
+    assert_eq!(rec["job_key"], "slow-1", "{:#}", r.json);
+    assert_eq!(rec["outcome"], "interrupted");
+    assert_eq!(rec["last_step"], "apply.begin");
+    assert_eq!(rec["consistency_before"]["ok"], false, "{rec:#}");
+    assert_eq!(rec["consistency_before"]["interrupted"], true);
+    assert_eq!(rec["consistency_before"]["issues"][0]["package"], "pbslow");
+    assert_eq!(rec["repair"]["exit"], 0, "{rec:#}");
+    assert_eq!(rec["consistency_after"]["ok"], true, "{rec:#}");
+    assert!(!left.exists());
+    assert_eq!(root.version("pbslow").as_deref(), Some("1.0-r0"));
+    assert_eq!(
+        std::fs::read_to_string(&version_file).unwrap(),
+        "1.0\n",
+        "the files match the database again"
+    );
+    assert_eq!(
+        root.version("pbtest").as_deref(),
+        Some("1.1-r0"),
+        "and the new job ran"
+    );
+
+    let rec = root.agent("recover", &[]);
+    assert_eq!(rec.code, 0, "{:#}", rec.json);
+    assert_eq!(rec.json["recovered"], serde_json::json!([]));
+    assert_eq!(rec.json["consistency_before"]["ok"], true);
+
+    let again = root.agent("apply", &["--job-key", "slow-1", "pbslow=1.1-r0"]);
+    assert_eq!(again.code, 1);
+    assert_eq!(again.json["outcome"], "interrupted");
+    assert_eq!(again.json["replayed"], true);
+    assert_eq!(root.version("pbslow").as_deref(), Some("1.0-r0"));
 }
