@@ -57,6 +57,10 @@ pub const TESTS: &[crate::Test] = &[
         updates_lists_newer_versions,
     ),
     (
+        "apk::inventory_of_the_root_lists_packages_and_pending_updates",
+        inventory_of_the_root_lists_packages_and_pending_updates,
+    ),
+    (
         "apk::kernel_change_reports_reboot_required",
         kernel_change_reports_reboot_required,
     ),
@@ -881,4 +885,44 @@ fn sigkill_during_apply_is_detected_and_repaired_on_the_next_run() {
     assert_eq!(again.json["outcome"], "interrupted");
     assert_eq!(again.json["replayed"], true);
     assert_eq!(root.version("pbslow").as_deref(), Some("1.0-r0"));
+}
+
+/// The check-in inventory of an Alpine root (`collect`, read-only): the apk
+/// database, os-release, and pending updates from the root's own `apk version`
+/// (`--no-network`: the indexes of the last `apk update`); the cache and the
+/// database are not written.
+fn inventory_of_the_root_lists_packages_and_pending_updates() {
+    let root = alpine_root(&["pbtest=1.0-r0", "pbextra=1.0-r0"]);
+    let stat = |rel: &str| {
+        let m = std::fs::metadata(root.path.join(rel)).unwrap();
+        (m.len(), m.modified().unwrap())
+    };
+    let watched = ["lib/apk/db/installed", "etc/apk/world", "var/cache/apk"];
+    let before: Vec<_> = watched.iter().map(|p| stat(p)).collect();
+    let inv = patchbay_agent::collect::collect(&patchbay_agent::collect::CollectOptions {
+        root: root.path.clone(),
+        pending_updates: true,
+        command_timeout: Duration::from_secs(60),
+    })
+    .unwrap();
+    assert_eq!(inv.facts.os.id, "alpine");
+    assert_eq!(inv.facts.os.version_id, "3.23.6");
+    let pkg = |n: &str| inv.packages.iter().find(|p| p.name == n);
+    assert_eq!(pkg("apk-tools").unwrap().version, "3.0.8-r0");
+    assert_eq!(pkg("pbtest").unwrap().version, "1.0-r0");
+    let ups: Vec<(&str, &str, &str)> = inv
+        .pending_updates
+        .iter()
+        .map(|u| {
+            (
+                u.name.as_str(),
+                u.current_version.as_str(),
+                u.available_version.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(ups, [("pbtest", "1.0-r0", "1.2-r0")]);
+    assert!(!inv.facts.reboot_required, "not the running system");
+    let after: Vec<_> = watched.iter().map(|p| stat(p)).collect();
+    assert_eq!(before, after, "collection is read-only");
 }
