@@ -161,7 +161,7 @@ pub struct Consistency {
     /// Packages in an unfinished state.
     pub issues: Vec<AuditIssue>,
     /// The package manager's own journal holds an unfinished run
-    /// (`/var/lib/dpkg/updates`).
+    /// (`/var/lib/dpkg/updates`; apk: a package script left in `lib/apk/exec`).
     pub interrupted: bool,
 }
 
