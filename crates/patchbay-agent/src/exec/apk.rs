@@ -161,19 +161,51 @@ impl Backend for Apk {
         Ok((actions, last.ok_or_else(|| anyhow!("nothing to simulate"))?))
     }
 
+    /// `apk add`, then `apk del`. apk-tools 3 writes the new constraints to
+    /// `/etc/apk/world` even when the transaction fails before changing any
+    /// package (seen with 3.0.8 when a package download failed: `1 error`, the
+    /// package absent, `NAME=VERSION` in the world), and the next apk run by
+    /// anyone would then install it — as a "new package" that a later job's
+    /// scope check allows. So when a command fails and the installed database is
+    /// byte for byte what it was, the world file is put back as it was.
     fn apply(&self, r: &Runner, changes: &[Change]) -> anyhow::Result<CmdLog> {
         let (add, del) = Self::split(changes);
+        let world = self.root.join("etc/apk/world");
+        let db = self.root.join("lib/apk/db/installed");
+        let world_before = std::fs::read(&world).ok();
+        let db_before = std::fs::read(&db).ok();
         let mut last = None;
         for (verb, pkgs) in [("add", add), ("del", del)] {
             if pkgs.is_empty() {
                 continue;
             }
-            let (_, log) = r.run_ok(
+            match r.run_ok(
                 &format!("apk-{verb}"),
                 self.apk().arg(verb).args(&pkgs),
                 r.change_timeout,
-            )?;
-            last = Some(log);
+            ) {
+                Ok((_, log)) => last = Some(log),
+                Err(e) => {
+                    let (Some(w), Some(d)) = (&world_before, &db_before) else {
+                        return Err(e);
+                    };
+                    if std::fs::read(&db).ok().as_ref() != Some(d)
+                        || std::fs::read(&world).ok().as_ref() == Some(w)
+                    {
+                        return Err(e);
+                    }
+                    return Err(match restore(&world, w) {
+                        Ok(()) => e.context(format!(
+                            "no package changed; {} restored as it was before",
+                            world.display()
+                        )),
+                        Err(re) => e.context(format!(
+                            "no package changed, but restoring {} failed: {re:#}",
+                            world.display()
+                        )),
+                    });
+                }
+            }
         }
         last.ok_or_else(|| anyhow!("nothing to apply"))
     }
@@ -287,6 +319,19 @@ impl Backend for Apk {
             .collect();
         super::plan::apk_reboot_required(&installed, changed, running.as_deref(), &modules)
     }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory,
+/// fsynced and renamed over it.
+fn restore(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("patchbay-tmp");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
 }
 
 /// The package scripts left in `ROOT/lib/apk/exec` (see [`Apk::consistency`]),

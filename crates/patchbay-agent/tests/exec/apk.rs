@@ -41,6 +41,10 @@ pub const TESTS: &[crate::Test] = &[
         failing_health_check_then_rollback_restores_versions_and_health,
     ),
     (
+        "apk::failed_transaction_leaves_packages_and_world_unchanged",
+        failed_transaction_leaves_packages_and_world_unchanged,
+    ),
+    (
         "apk::same_job_key_twice_applies_once",
         same_job_key_twice_applies_once,
     ),
@@ -256,8 +260,9 @@ const SLOW_POST_UPGRADE: &str = "#!/bin/sh\nif [ ! -e /var/lib/pbslow-slept ]; t
 /// `pbtest` 1.0-r0, 1.1-r0 and 1.2-r0 (1.1 and 1.2 depend on `pbextra`; 1.2's
 /// scripts write `broken` where the others write `ok`), `pbextra` 1.0-r0,
 /// `pblib` 1.0-r0 and 2.0-r0, `pbtool` 1.0-r0 (depends on `pblib>=2.0`), a
-/// fake kernel `linux-pbk` 6.1.0-r0 / 6.1.1-r0 with its modules directory, and
-/// `pbslow` 1.0-r0 / 1.1-r0 (whose post-upgrade script hangs once).
+/// fake kernel `linux-pbk` 6.1.0-r0 / 6.1.1-r0 with its modules directory,
+/// `pbslow` 1.0-r0 / 1.1-r0 (whose post-upgrade script hangs once), and
+/// `pbgone` 1.0-r0, indexed but missing from the server.
 fn apk_repo() -> &'static ApkRepo {
     static REPO: OnceLock<ApkRepo> = OnceLock::new();
     REPO.get_or_init(|| {
@@ -311,6 +316,7 @@ fn apk_repo() -> &'static ApkRepo {
                 None,
                 Some("lib/modules/6.1.1-0-pbk/modules.order"),
             ),
+            p("pbgone", "1.0-r0", None, None, None),
             p("pbslow", "1.0-r0", None, None, None),
             Pkg {
                 post_upgrade: Some(SLOW_POST_UPGRADE),
@@ -380,6 +386,8 @@ fn apk_repo() -> &'static ApkRepo {
             .arg("-o")
             .arg(repo.join("x86_64/APKINDEX.tar.gz"))
             .args(&files));
+        // pbgone is in the index but not on the server: its download fails.
+        std::fs::remove_file(repo.join("noarch/pbgone-1.0-r0.apk")).unwrap();
         let url = serve_dir(repo);
         ApkRepo {
             url: url.trim_end_matches('/').to_owned(),
@@ -940,4 +948,29 @@ fn inventory_of_the_root_lists_packages_and_pending_updates() {
     assert!(!inv.facts.reboot_required, "not the running system");
     let after: Vec<_> = watched.iter().map(|p| stat(p)).collect();
     assert_eq!(before, after, "collection is read-only");
+}
+
+/// pbgone's download fails (HTTP 404). apk-tools 3 fails without installing
+/// anything but has written `pbgone=1.0-r0` to the world; the agent puts the
+/// world back, so the next job (or anyone's next apk run) does not install
+/// pbgone as a "new package".
+fn failed_transaction_leaves_packages_and_world_unchanged() {
+    let root = alpine_root(&["pbtest=1.0-r0"]);
+    let before = root.packages();
+    let world = root.world();
+    let r = root.agent("apply", &["--job-key", "gone-1", "pbgone=1.0-r0"]);
+    assert_eq!(r.code, 1, "{:#}", r.json);
+    assert_eq!(s(&r.json["outcome"]), "failed");
+    let msg = s(&r.json["error"]["message"]);
+    assert!(msg.contains("restored as it was before"), "{msg}");
+    assert_eq!(root.packages(), before);
+    assert_eq!(root.world(), world, "no pbgone constraint left behind");
+    let r = root.agent("apply", &["--job-key", "gone-2", "pbtest=1.1-r0"]);
+    assert_eq!(r.code, 0, "{:#}", r.json);
+    assert_eq!(root.version("pbgone"), None);
+    let diff = changes(&before, &root.packages());
+    assert_eq!(
+        diff.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["pbextra", "pbtest"]
+    );
 }
