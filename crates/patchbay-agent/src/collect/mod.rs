@@ -98,7 +98,7 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<Inventory> {
         } else {
             Vec::new()
         },
-        reboot_required: reboot_required(&fsroot, format, opts.command_timeout),
+        reboot_required: reboot_required(&fsroot, format, &packages, opts.command_timeout),
         services_needing_restart: if host {
             services_needing_restart(Path::new("/proc"))
         } else {
@@ -307,8 +307,36 @@ fn read_rpm(fsroot: &FsRoot, dbpath: &str, timeout: Duration) -> anyhow::Result<
 }
 
 /// Whether the host waits for a reboot to finish applying updates.
-fn reboot_required(fsroot: &FsRoot, format: Option<PackageFormat>, timeout: Duration) -> bool {
+///
+/// rpm: `needs-restarting -r` on the running host. apk: the kernel rule of
+/// [`crate::exec::plan::apk_reboot_required`] on the running host (Alpine writes
+/// no marker file). Others: a `reboot-required` marker. For an rpm or apk root
+/// other than `/` nothing here says whether the system on it waits for a reboot
+/// (both rules compare with the running system; a job on such a root reports it
+/// from the packages it changed), so it is `false`.
+fn reboot_required(
+    fsroot: &FsRoot,
+    format: Option<PackageFormat>,
+    packages: &[Package],
+    timeout: Duration,
+) -> bool {
     match format {
+        Some(PackageFormat::Apk) => {
+            if !fsroot.host {
+                return false;
+            }
+            let running = read_trimmed(Path::new("/proc/sys/kernel/osrelease"));
+            let installed: Vec<(&str, &str)> = packages
+                .iter()
+                .map(|p| (p.name.as_str(), p.version.as_str()))
+                .collect();
+            crate::exec::plan::apk_reboot_required(
+                &installed,
+                &[],
+                running.as_deref(),
+                &crate::exec::apk::module_dirs(Path::new("/")),
+            )
+        }
         Some(PackageFormat::Rpm) => {
             if !fsroot.host {
                 return false;
@@ -480,12 +508,14 @@ fn dnf_pending(fsroot: &FsRoot, timeout: Duration) -> anyhow::Result<Vec<Pending
     Err(last_err.map_or_else(|| anyhow!("no dnf or yum"), Into::into))
 }
 
+/// `apk version -l '<'` run as the execution layer runs apk (the root's own apk
+/// through `chroot` for a root other than `/`, [`crate::exec::apk::command`]),
+/// with `--no-network`: like `apt-get -s`, it reads the indexes of the last
+/// `apk update` and never fetches (apk would otherwise refresh stale indexes,
+/// writing to the cache, which the check-in path must not).
 fn apk_pending(fsroot: &FsRoot, timeout: Duration) -> anyhow::Result<Vec<PendingUpdate>> {
-    let mut cmd = Command::new("apk");
-    if !fsroot.host {
-        cmd.arg("--root").arg(&fsroot.root);
-    }
-    cmd.args(["version", "-l", "<"]);
+    let mut cmd = crate::exec::apk::command(&fsroot.root);
+    cmd.args(["--no-network", "version", "-l", "<"]);
     let out = run_command(&mut cmd, timeout)?;
     if !out.status.success() {
         bail!(

@@ -162,7 +162,7 @@ pub fn apk_version(text: &str) -> Vec<PendingUpdate> {
 }
 
 /// Splits apk's `name-version-rN` into name and `version-rN`.
-fn split_apk_name_version(s: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_apk_name_version(s: &str) -> Option<(&str, &str)> {
     let rel = s.rfind('-')?;
     let release = &s[rel + 1..];
     if !release.starts_with('r') || !release[1..].chars().all(|c| c.is_ascii_digit()) {
@@ -508,6 +508,14 @@ musl-1.2.5-r10                          = 1.2.5-r10
             Some(("py3-foo-bar", "1.0_rc1-r2"))
         );
         assert_eq!(split_apk_name_version("x-r1"), None);
+        // Real apk-tools 3.0.8 output (Alpine 3.23 root, local test repository):
+        // the header is 42 columns wide and the line ends with a space.
+        assert_eq!(
+            apk_version(
+                "Installed:                                Available:\npblib-1.0-r0                            < 2.0-r0 \n"
+            ),
+            vec![upd("pblib", "", "1.0-r0", "2.0-r0", "")]
+        );
         assert_eq!(split_apk_name_version("-1-r1"), None);
     }
 

@@ -213,7 +213,12 @@ impl Backend for Apt {
         Ok(Some(log))
     }
 
-    fn reboot_required(&self, _r: &Runner) -> bool {
+    fn reboot_required(
+        &self,
+        _r: &Runner,
+        _after: &[Installed],
+        _changed: &[super::plan::PackageDiff],
+    ) -> bool {
         // In a chroot `var/run` is usually a link to the *host's* `/run`: only
         // follow it when it is a real directory.
         let var_run = self.root.join("var/run");

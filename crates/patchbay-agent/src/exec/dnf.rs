@@ -270,9 +270,16 @@ impl Backend for Dnf {
         Ok(None)
     }
 
-    fn reboot_required(&self, r: &Runner) -> bool {
+    /// The running system: `needs-restarting -r` (exit 1: reboot). Another root:
+    /// the transaction changed a package of [`super::plan::RPM_REBOOT_PACKAGES`].
+    fn reboot_required(
+        &self,
+        r: &Runner,
+        _after: &[Installed],
+        changed: &[super::plan::PackageDiff],
+    ) -> bool {
         if !is_host(&self.root) {
-            return false;
+            return super::plan::rpm_reboot_required(changed);
         }
         matches!(
             r.run("needs-restarting", Command::new("needs-restarting").arg("-r"), r.query_timeout),

@@ -7,8 +7,10 @@
 //!    that result (`"replayed": true`) without running anything.
 //! 2. **Recovery.** Every job that started and never finished (the agent was
 //!    killed) is reported as `interrupted`: the package database of its root is
-//!    checked (`dpkg --audit`, dpkg's update journal) and, when the configuration
-//!    allows (`preflight.repair`, default on), repaired (`dpkg --configure -a`);
+//!    checked (`dpkg --audit`, dpkg's update journal; apk: `apk fix --simulate`
+//!    and scripts left in `lib/apk/exec`) and, when the configuration allows
+//!    (`preflight.repair`, default on), repaired (`dpkg --configure -a`; apk:
+//!    `apk fix --reinstall` of the interrupted packages);
 //!    the finding is journalled as that job's final result.
 //! 3. **Steps.** Each step's result is appended to the journal (fsynced) before
 //!    the next begins, and the final result before it is printed. Apply: lock →
@@ -798,7 +800,7 @@ fn verify_after(
     }
 
     let t = Instant::now();
-    let reboot = b.reboot_required(r);
+    let reboot = b.reboot_required(r, &after, &changed);
     let services = b.services_needing_restart();
     run.step(
         "verify.reboot",

@@ -9,7 +9,7 @@
 //! | [`apt::Apt`] | Debian, Ubuntu | `dpkg-query -W -f` | `apt-get install -y --allow-downgrades PKG=VER… [PKG-…]` | `chroot DIR` around the root's **own** apt-get/dpkg (the root's tools match its database); nothing is mounted, so `/proc` is absent inside |
 //! | [`dnf::Dnf`] | RHEL, Fedora, Alma, Rocky | `rpm -qa --qf` | `dnf -y install NAME-VER…` (upgrades or downgrades to that version); a `dnf shell` script when packages are also removed | the **host's** dnf/rpm with `--installroot DIR` (rpm: `--root DIR`) |
 //! | [`zypper::Zypper`] | SUSE | `rpm -qa --qf` | `zypper --non-interactive install --oldpackage NAME=VER…` | the **host's** zypper with `--root DIR` |
-//! | [`apk::Apk`] | Alpine | `lib/apk/db/installed` read directly | `apk add NAME=VER…` | the **host's** apk with `--root DIR` |
+//! | [`apk::Apk`] | Alpine | `lib/apk/db/installed` read directly | `apk add NAME=VER…`, then `apk del NAME…` | `chroot DIR /sbin/apk`: the root's **own** apk-tools (the host's `apk --root DIR` only when the root has none) |
 //!
 //! With the default root `/` every tool runs directly. All commands are
 //! non-interactive (stdin is `/dev/null`; `DEBIAN_FRONTEND=noninteractive`,
@@ -164,7 +164,7 @@ pub struct Consistency {
     /// Packages in an unfinished state.
     pub issues: Vec<AuditIssue>,
     /// The package manager's own journal holds an unfinished run
-    /// (`/var/lib/dpkg/updates`).
+    /// (`/var/lib/dpkg/updates`; apk: a package script left in `lib/apk/exec`).
     pub interrupted: bool,
 }
 
@@ -392,8 +392,14 @@ pub trait Backend {
     /// Finishes an interrupted run where the package manager can
     /// (`dpkg --configure -a`); `None` when there is nothing such to run.
     fn repair(&self, r: &Runner) -> anyhow::Result<Option<CmdLog>>;
-    /// Whether the root waits for a reboot.
-    fn reboot_required(&self, r: &Runner) -> bool;
+    /// Whether the root waits for a reboot, after a transaction that left `after`
+    /// installed and changed `changed` (see each backend for its rule).
+    fn reboot_required(
+        &self,
+        r: &Runner,
+        after: &[Installed],
+        changed: &[plan::PackageDiff],
+    ) -> bool;
 
     /// Downgrades (or re-installs) the recorded versions: the same transaction as
     /// [`Backend::apply`], named for the rollback path.

@@ -715,6 +715,45 @@ pub fn apk_simulation(text: &str) -> Vec<Action> {
         .collect()
 }
 
+/// A package script apk-tools wrote to `lib/apk/exec` to run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApkScript {
+    /// The file name (`pbslow-1.1-r0.post-upgrade`).
+    pub file: String,
+    /// Package name.
+    pub name: String,
+    /// Package version.
+    pub version: String,
+    /// Script kind (`post-upgrade`, `pre-install`, …).
+    pub kind: String,
+}
+
+/// Parses the name of a script file in `lib/apk/exec`: `NAME-VERSION.KIND`,
+/// where KIND is one of apk's script types (apk-tools 3.0.8 ran
+/// `lib/apk/exec/pbslow-1.1-r0.post-upgrade 1.1-r0 1.0-r0` from there).
+pub fn apk_script(file: &str) -> Option<ApkScript> {
+    const KINDS: &[&str] = &[
+        "pre-install",
+        "post-install",
+        "pre-deinstall",
+        "post-deinstall",
+        "pre-upgrade",
+        "post-upgrade",
+        "trigger",
+    ];
+    let (pkgver, kind) = file.rsplit_once('.')?;
+    if !KINDS.contains(&kind) {
+        return None;
+    }
+    let (name, version) = crate::collect::parse::split_apk_name_version(pkgver)?;
+    Some(ApkScript {
+        file: file.to_owned(),
+        name: name.to_owned(),
+        version: version.to_owned(),
+        kind: kind.to_owned(),
+    })
+}
+
 /// A `KEY:   123 kB` field of `/proc/PID/status`, in KiB.
 pub fn proc_status_kib(status: &str, key: &str) -> Option<u64> {
     status.lines().find_map(|l| {
@@ -937,6 +976,71 @@ Upgrade  1 Package\n";
         assert_eq!(a[3].to.as_deref(), Some("1.0-r0"));
     }
 
+    /// Real output of apk-tools 3.0.8 (Alpine 3.23 root, `chroot ROOT /sbin/apk
+    /// --no-progress …`, packages built with `apk mkpkg`).
+    #[test]
+    fn apk_sim_real_apk_tools_3() {
+        // `add --simulate pbtest=1.1-r0` over pbtest 1.0-r0: a new dependency.
+        let a = apk_simulation(
+            "(1/2) Installing pbextra (1.0-r0)\n(2/2) Upgrading pbtest (1.0-r0 -> 1.1-r0)\nOK: 67.8 MiB in 61 packages\n",
+        );
+        assert_eq!(
+            a.iter()
+                .map(|a| (a.name.as_str(), a.from.as_deref(), a.to.as_deref()))
+                .collect::<Vec<_>>(),
+            [
+                ("pbextra", None, Some("1.0-r0")),
+                ("pbtest", Some("1.0-r0"), Some("1.1-r0"))
+            ]
+        );
+        // The real `add pbtest=1.0-r0` (a rollback): script lines are not actions;
+        // the orphaned dependency is purged in the same transaction.
+        let a = apk_simulation(
+            "(1/2) Downgrading pbtest (1.1-r0 -> 1.0-r0)\n  Executing pbtest-1.0-r0.post-upgrade\n(2/2) Purging pbextra (1.0-r0)\nOK: 67.8 MiB in 60 packages\n",
+        );
+        assert_eq!(
+            a.iter()
+                .map(|a| (a.name.as_str(), a.from.as_deref(), a.to.as_deref()))
+                .collect::<Vec<_>>(),
+            [
+                ("pbtest", Some("1.1-r0"), Some("1.0-r0")),
+                ("pbextra", Some("1.0-r0"), None)
+            ]
+        );
+        // `add --simulate pbtool=1.0-r0` upgrading the unnamed pblib.
+        let a = apk_simulation(
+            "(1/2) Upgrading pblib (1.0-r0 -> 2.0-r0)\n(2/2) Installing pbtool (1.0-r0)\nOK: 67.8 MiB in 63 packages\n",
+        );
+        assert_eq!(a[0].name, "pblib");
+        assert_eq!(a[0].to.as_deref(), Some("2.0-r0"));
+        // `del --simulate pbextra` while pbtest needs it: nothing happens.
+        assert!(
+            apk_simulation(
+                "World updated, but the following packages are not removed due to:\n  pbextra: pbtest\n\nOK: 67.8 MiB in 61 packages\n"
+            )
+            .is_empty()
+        );
+        // `fix --simulate` on a consistent root.
+        assert!(apk_simulation("OK: 67.8 MiB in 60 packages\n").is_empty());
+    }
+
+    #[test]
+    fn apk_scripts() {
+        let s = apk_script("pbslow-1.1-r0.post-upgrade").unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.version.as_str(), s.kind.as_str()),
+            ("pbslow", "1.1-r0", "post-upgrade")
+        );
+        let s = apk_script("py3-foo-bar-1.0_rc1-r2.pre-install").unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.version.as_str()),
+            ("py3-foo-bar", "1.0_rc1-r2")
+        );
+        assert_eq!(apk_script("pbslow-1.1-r0.sh"), None);
+        assert_eq!(apk_script("pbslow.post-upgrade"), None);
+        assert_eq!(apk_script(""), None);
+    }
+
     #[test]
     fn proc_status() {
         let s = "Name:\tpatchbay-agent\nVmHWM:\t    5120 kB\nRssAnon:\t    2048 kB\n";
@@ -965,6 +1069,7 @@ Upgrade  1 Package\n";
             let _ = zypper_updates(&s);
             let _ = zypper_summary(&s);
             let _ = apk_simulation(&s);
+            let _ = apk_script(&s);
             let _ = proc_status_kib(&s, "RssAnon");
             let _ = zypper_sizes(&s);
             let _ = dnf_sizes(&s);

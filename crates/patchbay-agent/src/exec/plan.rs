@@ -261,6 +261,101 @@ pub fn space_needed(
     ]
 }
 
+/// The kernel release (`uname -r`, the name of its `lib/modules` directory) that
+/// an Alpine kernel package installs: `linux-FLAVOR` at `VER-rN` gives
+/// `VER-N-FLAVOR` (`linux-virt` 6.18.56-r0 → `6.18.56-0-virt`, as in the Alpine
+/// 3.23 image). `None` when the name or version is not of that shape (which says
+/// nothing yet about whether it is a kernel: `linux-pam` has that shape too).
+pub fn alpine_kernel_release(name: &str, version: &str) -> Option<String> {
+    let flavor = name.strip_prefix("linux-").filter(|f| !f.is_empty())?;
+    let (ver, rel) = version.rsplit_once("-r")?;
+    if ver.is_empty() || rel.is_empty() || !rel.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!("{ver}-{rel}-{flavor}"))
+}
+
+/// Whether an Alpine root needs a reboot (Alpine keeps no `reboot-required`
+/// marker; only a kernel needs one: musl, busybox and OpenRC services are
+/// restarted, not rebooted). A package is a kernel when it is `linux-FLAVOR`
+/// and the root holds the modules directory its version installs
+/// ([`alpine_kernel_release`] is in `modules`, the names under
+/// `ROOT/lib/modules`); that excludes `linux-pam`, `linux-firmware-*`,
+/// `linux-headers`.
+///
+/// - The running system (`running` is the running kernel's release,
+///   `/proc/sys/kernel/osrelease`): a reboot is needed when a kernel package of
+///   the running kernel's flavor is installed and its release is not the running
+///   one (upgraded by this job or earlier). A root whose kernel is not an Alpine
+///   package of that flavor (a container on another distribution's kernel) never
+///   needs one.
+/// - Another root (`running` is `None`): which kernel the system on that root
+///   runs, if any, cannot be known from here, so a reboot is needed exactly when
+///   this transaction changed a kernel package (`changed`); kernels changed
+///   earlier, outside the job, are not seen.
+pub fn apk_reboot_required(
+    installed: &[(&str, &str)],
+    changed: &[PackageDiff],
+    running: Option<&str>,
+    modules: &[String],
+) -> bool {
+    let kernel = |name: &str, version: &str| {
+        alpine_kernel_release(name, version).filter(|r| modules.iter().any(|m| m == r))
+    };
+    match running {
+        Some(running) => {
+            let Some((_, flavor)) = running.rsplit_once('-') else {
+                return false;
+            };
+            let package = format!("linux-{flavor}");
+            let releases: Vec<String> = installed
+                .iter()
+                .filter(|(n, _)| *n == package)
+                .filter_map(|(n, v)| kernel(n, v))
+                .collect();
+            !releases.is_empty() && !releases.iter().any(|r| r == running)
+        }
+        None => changed.iter().any(|d| {
+            d.before != d.after
+                && d.after
+                    .as_deref()
+                    .is_some_and(|v| kernel(&d.name, v).is_some())
+        }),
+    }
+}
+
+/// rpm packages whose change needs a reboot: the list dnf's `needs-restarting
+/// -r` uses (dnf-plugins-core: `kernel`, `kernel-rt`, `glibc`, `linux-firmware`,
+/// `systemd`, `dbus`, `dbus-broker`, `dbus-daemon`) plus the packages that carry
+/// the kernel image itself (`kernel-core`, `kernel-rt-core`, `kernel-uek`,
+/// `kernel-uek-core`, SUSE's `kernel-default`, `kernel-default-base`).
+pub const RPM_REBOOT_PACKAGES: &[&str] = &[
+    "kernel",
+    "kernel-core",
+    "kernel-rt",
+    "kernel-rt-core",
+    "kernel-uek",
+    "kernel-uek-core",
+    "kernel-default",
+    "kernel-default-base",
+    "glibc",
+    "linux-firmware",
+    "systemd",
+    "dbus",
+    "dbus-broker",
+    "dbus-daemon",
+];
+
+/// Whether an rpm root other than `/` needs a reboot after a transaction: it
+/// changed one of [`RPM_REBOOT_PACKAGES`]. (`needs-restarting -r` compares those
+/// packages' install times with the *running* system's boot time, which says
+/// nothing about another root; changes made there outside the job are not seen.)
+pub fn rpm_reboot_required(changed: &[PackageDiff]) -> bool {
+    changed
+        .iter()
+        .any(|d| d.before != d.after && RPM_REBOOT_PACKAGES.contains(&base_name(&d.name)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,5 +518,130 @@ mod tests {
         );
         assert_eq!(n[0].bytes, 1000);
         assert_eq!(n[1].bytes, 20 * 1024);
+    }
+
+    fn d(name: &str, before: Option<&str>, after: Option<&str>) -> PackageDiff {
+        PackageDiff {
+            name: name.into(),
+            arch: "x86_64".into(),
+            before: before.map(Into::into),
+            after: after.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn alpine_kernel_releases() {
+        // The Alpine 3.23.6 image: linux-virt 6.18.56-r0, lib/modules/6.18.56-0-virt.
+        assert_eq!(
+            alpine_kernel_release("linux-virt", "6.18.56-r0").as_deref(),
+            Some("6.18.56-0-virt")
+        );
+        assert_eq!(
+            alpine_kernel_release("linux-lts", "6.12.13-r2").as_deref(),
+            Some("6.12.13-2-lts")
+        );
+        assert_eq!(alpine_kernel_release("linux-", "1.0-r0"), None);
+        assert_eq!(alpine_kernel_release("musl", "1.2.5-r10"), None);
+        assert_eq!(alpine_kernel_release("linux-virt", "6.18.56"), None);
+        assert_eq!(alpine_kernel_release("linux-virt", "6.18.56-rx"), None);
+        assert_eq!(alpine_kernel_release("linux-virt", "-r0"), None);
+    }
+
+    #[test]
+    fn apk_reboot_rule() {
+        let modules = vec!["6.18.57-0-virt".to_owned()];
+        let upgraded = [("linux-virt", "6.18.57-r0"), ("linux-pam", "1.7.1-r2")];
+        // The running system still runs the old kernel: reboot.
+        assert!(apk_reboot_required(
+            &upgraded,
+            &[],
+            Some("6.18.56-0-virt"),
+            &modules
+        ));
+        // It runs the installed one: no reboot.
+        assert!(!apk_reboot_required(
+            &upgraded,
+            &[],
+            Some("6.18.57-0-virt"),
+            &modules
+        ));
+        // A container on another distribution's kernel: never.
+        assert!(!apk_reboot_required(
+            &upgraded,
+            &[],
+            Some("6.1.0-18-amd64"),
+            &modules
+        ));
+        assert!(!apk_reboot_required(
+            &upgraded,
+            &[],
+            Some("6.6.0"),
+            &modules
+        ));
+        assert!(!apk_reboot_required(
+            &upgraded,
+            &[],
+            Some("weird"),
+            &modules
+        ));
+        // A linux-virt package without its modules directory is not taken for
+        // the kernel (a broken or partial root).
+        assert!(!apk_reboot_required(
+            &upgraded,
+            &[],
+            Some("6.18.56-0-virt"),
+            &[]
+        ));
+        // linux-pam is not a kernel, even for a running "...-pam" release.
+        assert!(!apk_reboot_required(
+            &upgraded,
+            &[],
+            Some("1.7.1-2-pam"),
+            &["6.18.57-0-virt".to_owned()]
+        ));
+
+        // Another root: exactly when the transaction changed a kernel.
+        let kernel = [d("linux-virt", Some("6.18.56-r0"), Some("6.18.57-r0"))];
+        assert!(apk_reboot_required(&upgraded, &kernel, None, &modules));
+        assert!(!apk_reboot_required(&upgraded, &[], None, &modules));
+        let others = [
+            d("linux-pam", Some("1.7.0-r0"), Some("1.7.1-r2")),
+            d("pbtest", Some("1.0-r0"), Some("1.1-r0")),
+            d("linux-firmware-none", None, Some("20251111-r0")),
+        ];
+        assert!(!apk_reboot_required(&upgraded, &others, None, &modules));
+        let removed = [d("linux-virt", Some("6.18.57-r0"), None)];
+        assert!(!apk_reboot_required(&[], &removed, None, &modules));
+    }
+
+    #[test]
+    fn rpm_reboot_rule() {
+        assert!(rpm_reboot_required(&[d(
+            "kernel-core",
+            Some("5.14.0-1.el9"),
+            Some("5.14.0-2.el9")
+        )]));
+        assert!(rpm_reboot_required(&[d(
+            "glibc",
+            Some("2.34-1"),
+            Some("2.34-2")
+        )]));
+        assert!(rpm_reboot_required(&[d("systemd", None, Some("252-1"))]));
+        assert!(!rpm_reboot_required(&[d(
+            "kernel-headers",
+            Some("1"),
+            Some("2")
+        )]));
+        assert!(!rpm_reboot_required(&[d(
+            "pb-demo",
+            Some("1.0-1"),
+            Some("1.1-1")
+        )]));
+        assert!(!rpm_reboot_required(&[d(
+            "glibc",
+            Some("2.34-1"),
+            Some("2.34-1")
+        )]));
+        assert!(!rpm_reboot_required(&[]));
     }
 }

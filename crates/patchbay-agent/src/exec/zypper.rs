@@ -211,7 +211,16 @@ impl Backend for Zypper {
         Ok(None)
     }
 
-    fn reboot_required(&self, _r: &Runner) -> bool {
+    /// zypper's own marker `run/reboot-needed` (written for packages flagged
+    /// reboot-needed); for a root other than `/` also a change of a package of
+    /// [`super::plan::RPM_REBOOT_PACKAGES`].
+    fn reboot_required(
+        &self,
+        _r: &Runner,
+        _after: &[Installed],
+        changed: &[super::plan::PackageDiff],
+    ) -> bool {
         self.root.join("run/reboot-needed").exists()
+            || (!super::is_host(&self.root) && super::plan::rpm_reboot_required(changed))
     }
 }

@@ -1,9 +1,11 @@
 //! Integration tests of the execution layer against real package managers — no
 //! mocks: a debootstrapped Debian 12 root, a local apt repository served over
-//! HTTP on 127.0.0.1, and the agent run as a separate process: the shipped
-//! `patchbay-agent` binary of this package (`CARGO_BIN_EXE_patchbay-agent`, built
-//! by cargo before these tests), so flag parsing, logging, the printed JSON and
-//! the exit codes are tested as they ship.
+//! HTTP on 127.0.0.1, rpm installroots with dnf and zypper, an Alpine 3.23 root
+//! with its own apk-tools 3 and a signed local apk repository (`apk.rs`), and the
+//! agent run as a separate process: the shipped `patchbay-agent` binary of this
+//! package (`CARGO_BIN_EXE_patchbay-agent`, built by cargo before these tests), so
+//! flag parsing, logging, the printed JSON and the exit codes are tested as they
+//! ship.
 //!
 //! This binary has its own small test runner (`harness = false`): the tests run
 //! in parallel threads on per-test roots, each with a wall time printed. The
@@ -14,6 +16,7 @@
 //! run as root, as CI does) and a failure to get one fails the tests with a
 //! message saying what is missing.
 
+mod apk;
 mod apt;
 mod rpm;
 mod support;
@@ -29,6 +32,7 @@ type Test = (&'static str, fn());
 fn tests() -> Vec<Test> {
     let mut t: Vec<Test> = Vec::new();
     t.extend(apt::TESTS);
+    t.extend(apk::TESTS);
     t.extend(rpm::TESTS);
     t
 }
