@@ -739,7 +739,8 @@ fn verify_after(
     base: &[CheckResult],
 ) -> Result<(), Fail> {
     let after = installed(run, b, r, "inventory.after")?;
-    run.res.changed = Some(plan::diff(before, &after));
+    let changed = plan::diff(before, &after);
+    run.res.changed = Some(changed.clone());
 
     let t = Instant::now();
     let mut wrong = Vec::new();
