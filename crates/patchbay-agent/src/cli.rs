@@ -52,7 +52,7 @@ pub struct Args {
     #[arg(long, requires = "enroll_token", requires = "once")]
     pub re_enroll: bool,
     /// Check-in interval, e.g. 15m, 1h, 30s (±10 % jitter is added).
-    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, default_value = "15m", value_parser = patchbay_core::when::flag_interval)]
     pub interval: Duration,
     /// Operate on another root file system (a chroot or mounted image) instead of /.
     #[arg(long, default_value = "/", global = true)]
@@ -141,26 +141,6 @@ pub enum Command {
 
 fn parse_wanted(s: &str) -> Result<Wanted, String> {
     crate::exec::parse::wanted(s)
-}
-
-/// Parses `90s`, `15m`, `2h`, `1d` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 15m, 2h, 1d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(format!("invalid duration unit in {s:?}: use s, m, h or d")),
-    };
-    if secs == 0 {
-        return Err("duration must be positive".into());
-    }
-    Ok(Duration::from_secs(secs))
 }
 
 impl Args {
@@ -348,12 +328,12 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5y").is_err());
-        assert!(parse_duration("m").is_err());
+    fn interval_flag() {
+        let parse = |a: &[&str]| Args::try_parse_from(a.iter().copied());
+        // The grammar is `patchbay_core::when::interval`'s; this checks the wiring.
+        let a = parse(&["patchbay-agent", "--server", "http://s", "--interval", "1d"]).unwrap();
+        assert_eq!(a.interval, Duration::from_secs(86400));
+        let e = parse(&["patchbay-agent", "--server", "http://s", "--interval", "5y"]).unwrap_err();
+        assert!(e.to_string().contains("use s, m, h or d"), "{e}");
     }
 }

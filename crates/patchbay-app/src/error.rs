@@ -31,6 +31,13 @@ impl AppError {
     }
 }
 
+/// A time text that could not be read: `invalid_request`, naming the field.
+impl From<patchbay_core::when::WhenError> for AppError {
+    fn from(e: patchbay_core::when::WhenError) -> Self {
+        AppError::invalid(e.to_string())
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -96,16 +96,6 @@ fn out(r: &ExceptionRow, now: Timestamp, ranked: &[Ranked]) -> ExceptionOut {
     }
 }
 
-/// Parses an expiry: a duration from `now` (`30d`, `72h`), RFC 3339, or a
-/// date (UTC midnight).
-pub fn parse_expiry(s: &str, now: Timestamp) -> Result<Timestamp, AppError> {
-    let t = s.trim();
-    if let Ok(d) = patchbay_core::risk::parse_duration(t) {
-        return Ok(now + d);
-    }
-    crate::schedule::parse_instant("expires", t, &jiff::tz::TimeZone::UTC)
-}
-
 fn required<'a>(field: &str, v: &'a str) -> Result<&'a str, AppError> {
     let v = v.trim();
     if v.is_empty() {
@@ -187,7 +177,7 @@ impl App {
         let owner = required("owner", &spec.owner)?.to_string();
         let reason = required("reason", &spec.reason)?.to_string();
         let control = required("compensating_control", &spec.compensating_control)?.to_string();
-        let expires_at = parse_expiry(&spec.expires, now)?;
+        let expires_at = patchbay_core::when::expiry("expires", &spec.expires, now)?;
         exception::check_expiry(now, expires_at).map_err(AppError::invalid)?;
         let year = now.to_zoned(jiff::tz::TimeZone::UTC).year();
         let prefix = format!("EXC-{year:04}-");

@@ -56,23 +56,6 @@ impl Format {
     }
 }
 
-/// Parses `--as-of`: a date means the end of that day (UTC), so everything
-/// that happened on it counts; otherwise RFC 3339.
-pub fn parse_as_of(s: &str) -> Result<Timestamp, AppError> {
-    let t = s.trim();
-    if let Ok(d) = t.parse::<jiff::civil::Date>() {
-        let next = d
-            .tomorrow()
-            .map_err(|e| AppError::invalid(format!("as_of: {e}")))?;
-        return crate::schedule::parse_instant(
-            "as_of",
-            &next.to_string(),
-            &jiff::tz::TimeZone::UTC,
-        );
-    }
-    crate::schedule::parse_instant("as_of", t, &jiff::tz::TimeZone::UTC)
-}
-
 /// A CSV cell that spreadsheets will not run as a formula: cells starting with
 /// `=`, `+`, `-`, `@`, tab or carriage return get a leading `'`.
 pub fn csv_safe(s: &str) -> String {

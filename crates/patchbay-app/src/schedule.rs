@@ -16,7 +16,6 @@
 
 use crate::prioritise::Ranked;
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
-use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use patchbay_core::auth::Action;
@@ -24,7 +23,7 @@ use patchbay_core::names::AssetName;
 use patchbay_core::plan::{self, Blackout, PlanAsset, PlanFinding, PlanOptions, RingSpec};
 use patchbay_core::plan::{RiskReason, Unplanned};
 use patchbay_core::policy::Policy;
-use patchbay_core::risk::format_duration;
+use patchbay_core::when::{self, format_duration};
 use patchbay_core::window::{Recurrence, Window};
 use patchbay_proto::api::{
     AssetPlanOut, AtRiskOut, BlackoutApprovalIn, BlackoutApprovalOut, BlackoutOut, BlackoutSpec,
@@ -53,76 +52,22 @@ pub const MAX_BLACKOUT: SignedDuration = SignedDuration::from_hours(366 * 24);
 /// Longest expected job of one asset in a plan preview.
 pub const MAX_JOB_ESTIMATE: SignedDuration = SignedDuration::from_hours(24);
 
-/// Parses a duration such as `4h`, `90m`, `1h30m` or `PT4H`, naming `field`.
-pub fn parse_duration(field: &str, s: &str) -> Result<SignedDuration, AppError> {
-    let d: SignedDuration = s.trim().parse().map_err(|e| {
-        AppError::invalid(format!(
-            "{field}: invalid duration {s:?} (use e.g. 4h, 90m or 1h30m): {e}"
-        ))
-    })?;
-    if d.is_negative() {
-        return Err(AppError::invalid(format!(
-            "{field}: duration {s:?} is negative"
-        )));
-    }
-    Ok(d)
-}
-
-/// Parses a local date-time `YYYY-MM-DDTHH:MM[:SS]`, naming `field`.
-pub fn parse_local(field: &str, s: &str) -> Result<DateTime, AppError> {
-    s.trim().parse().map_err(|e| {
-        AppError::invalid(format!(
-            "{field}: invalid local date-time {s:?} (use YYYY-MM-DDTHH:MM): {e}"
-        ))
-    })
-}
-
-/// Looks up an IANA zone, naming `field`.
-pub fn parse_tz(field: &str, s: &str) -> Result<TimeZone, AppError> {
-    TimeZone::get(s.trim()).map_err(|_| {
-        AppError::invalid(format!(
-            "{field}: unknown time zone {s:?} (use an IANA name such as Europe/Berlin or UTC)"
-        ))
-    })
-}
-
-/// An instant: RFC 3339 (`2026-12-20T00:00:00Z`, `…+01:00`), or a local
-/// date-time / date resolved in `tz` with the RFC 5545 rules.
-pub fn parse_instant(field: &str, s: &str, tz: &TimeZone) -> Result<Timestamp, AppError> {
-    let s = s.trim();
-    if let Ok(t) = s.parse::<Timestamp>() {
-        return Ok(t);
-    }
-    let local: Result<DateTime, _> = s.parse::<DateTime>().or_else(|_| {
-        s.parse::<jiff::civil::Date>()
-            .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
-    });
-    let local = local.map_err(|_| {
-        AppError::invalid(format!(
-            "{field}: invalid time {s:?} (use RFC 3339 such as 2026-12-20T00:00:00Z, or YYYY-MM-DD[THH:MM] in the given zone)"
-        ))
-    })?;
-    tz.to_ambiguous_timestamp(local)
-        .compatible()
-        .map_err(|e| AppError::invalid(format!("{field}: {s:?} cannot be resolved: {e}")))
-}
-
 /// Builds the core window of a definition; every error names its field.
 pub fn window_from_spec(spec: &WindowSpec) -> Result<Window, AppError> {
     let rrule: Recurrence = spec
         .rrule
         .parse()
         .map_err(|e| AppError::invalid(format!("rrule: {e}")))?;
-    let dtstart = parse_local("dtstart", &spec.dtstart)?;
-    let tz = parse_tz("tz", &spec.tz)?;
-    let duration = parse_duration("duration", &spec.duration)?;
+    let dtstart = when::local("dtstart", &spec.dtstart)?;
+    let tz = when::zone("tz", &spec.tz)?;
+    let duration = when::span("duration", &spec.duration)?;
     let w = Window::new(rrule, dtstart, tz, duration)
         .map_err(|e| AppError::invalid(e.to_string()))?
         .with_offset_days(spec.offset_days)
         .map_err(|e| AppError::invalid(e.to_string()))?;
     match &spec.cutoff {
         Some(c) => w
-            .with_cutoff(parse_duration("cutoff", c)?)
+            .with_cutoff(when::span("cutoff", c)?)
             .map_err(|e| AppError::invalid(e.to_string())),
         None => Ok(w),
     }
@@ -432,11 +377,11 @@ impl App {
         self.require(caller, Action::WriteAssets, ctx).await?;
         let name = name_of("name", &spec.name)?;
         let tz = match &spec.tz {
-            Some(z) => parse_tz("tz", z)?,
+            Some(z) => when::zone("tz", z)?,
             None => TimeZone::UTC,
         };
-        let start = parse_instant("start", &spec.start, &tz)?;
-        let end = parse_instant("end", &spec.end, &tz)?;
+        let start = when::instant("start", &spec.start, &tz)?;
+        let end = when::instant("end", &spec.end, &tz)?;
         if end <= start {
             return Err(AppError::invalid(format!(
                 "end: {} is not after start {}",
@@ -623,7 +568,7 @@ impl App {
     ) -> Result<PlanOut, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
         let now = match &req.from {
-            Some(f) => parse_instant("from", f, &TimeZone::UTC)?,
+            Some(f) => when::instant("from", f, &TimeZone::UTC)?,
             None => self.now(),
         };
         let days = req.days.unwrap_or(DEFAULT_PLAN_DAYS);
@@ -633,7 +578,7 @@ impl App {
             )));
         }
         let job_estimate = match &req.job_estimate {
-            Some(s) => parse_duration("job_estimate", s)?,
+            Some(s) => when::span("job_estimate", s)?,
             None => DEFAULT_JOB_ESTIMATE,
         };
         if job_estimate > MAX_JOB_ESTIMATE {
@@ -1104,7 +1049,7 @@ mod tests {
         assert!(err(&|s| s.offset_days = 9999).contains("offset_days"));
         // Durations print in a form that parses back.
         assert_eq!(format_secs(5400), "1h 30m");
-        assert_eq!(parse_duration("d", "1h 30m").unwrap().as_secs(), 5400);
-        assert_eq!(parse_duration("d", "PT4H").unwrap().as_secs(), 14400);
+        assert_eq!(when::span("d", "1h 30m").unwrap().as_secs(), 5400);
+        assert_eq!(when::span("d", "PT4H").unwrap().as_secs(), 14400);
     }
 }

@@ -87,7 +87,7 @@ pub enum AssetsCmd {
         /// Asset name.
         name: String,
         /// How long the approval stays usable, e.g. 30m, 1h (at most 24h).
-        #[arg(long, default_value = "1h", value_parser = patchbay_agent::cli::parse_duration)]
+        #[arg(long, default_value = "1h", value_parser = patchbay_core::when::flag_interval)]
         ttl: Duration,
         /// Why (recorded in the audit trail).
         #[arg(long)]
@@ -151,7 +151,7 @@ pub enum EnrollTokenCmd {
         #[arg(long, default_value_t = 1)]
         uses: u32,
         /// Lifetime, e.g. 30m, 24h, 7d.
-        #[arg(long, default_value = "24h", value_parser = patchbay_agent::cli::parse_duration)]
+        #[arg(long, default_value = "24h", value_parser = patchbay_core::when::flag_interval)]
         ttl: Duration,
         /// Label.
         #[arg(long)]

@@ -114,7 +114,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "./patchbay-data")]
     pub data_dir: PathBuf,
     /// A managed asset without a check-in for this long is stale (e.g. 24h, 90m).
-    #[arg(long, default_value = "24h", value_parser = patchbay_agent::cli::parse_duration)]
+    #[arg(long, default_value = "24h", value_parser = patchbay_core::when::flag_interval)]
     pub stale_after: std::time::Duration,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
     #[arg(long, requires = "tls_key")]
@@ -126,19 +126,19 @@ pub struct ServeArgs {
     /// on one replica at a time, the holder of a leader lease in the database.
     /// A dead leader's duties resume on another replica at most this much
     /// (plus one --duty-tick) later.
-    #[arg(long, default_value = "30s", value_parser = patchbay_agent::cli::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = patchbay_core::when::flag_interval)]
     pub lease_ttl: std::time::Duration,
     /// How often each replica renews or tries to take the lease and runs the
     /// duties that are due. Must be shorter than --lease-ttl.
-    #[arg(long, default_value = "5s", value_parser = patchbay_agent::cli::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = patchbay_core::when::flag_interval)]
     pub duty_tick: std::time::Duration,
     /// How often the leader raises the expiry events of exceptions that ran out.
-    #[arg(long, default_value = "60s", value_parser = patchbay_agent::cli::parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = patchbay_core::when::flag_interval)]
     pub exception_sweep_every: std::time::Duration,
     /// How long a client connection may take to send a complete request head,
     /// from connecting or from the end of its previous response (so it also
     /// closes idle keep-alive connections), e.g. 30s, 2m.
-    #[arg(long, default_value = "30s", value_parser = patchbay_agent::cli::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = patchbay_core::when::flag_interval)]
     pub header_read_timeout: std::time::Duration,
 }
 

@@ -6,7 +6,7 @@ use crate::client::enc;
 use crate::output::{emit, json, table};
 use anyhow::Context;
 use clap::Subcommand;
-use patchbay_app::schedule::{occurrences_out, parse_instant, window_from_spec};
+use patchbay_app::schedule::{occurrences_out, window_from_spec};
 use patchbay_client::Client;
 use patchbay_proto::api::{
     BlackoutApprovalIn, BlackoutApprovalOut, BlackoutOut, BlackoutSpec, List, PlanOut, PlanRequest,
@@ -236,8 +236,7 @@ fn local_preview(
 ) -> anyhow::Result<()> {
     let w = window_from_spec(&def.spec("preview")).map_err(|e| anyhow::anyhow!(e.message))?;
     let from = match from {
-        Some(f) => parse_instant("from", f, &jiff::tz::TimeZone::UTC)
-            .map_err(|e| anyhow::anyhow!(e.message))?,
+        Some(f) => patchbay_core::when::instant("from", f, &jiff::tz::TimeZone::UTC)?,
         None => jiff::Timestamp::now(),
     };
     let occ = occurrences_out(&w, from, count);

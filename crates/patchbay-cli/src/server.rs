@@ -101,7 +101,7 @@ pub struct DevArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
     /// Check-in interval of the local agent.
-    #[arg(long, default_value = "5m", value_parser = patchbay_agent::cli::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = patchbay_core::when::flag_interval)]
     pub interval: Duration,
     /// Do not start the local agent.
     #[arg(long)]

@@ -25,6 +25,8 @@
 //!   (errors name line and field), groups, approval, exclusions, pins, rings.
 //! - [`window`]: maintenance windows: RFC 5545 recurrences in an IANA time
 //!   zone, with RFC DST rules, a day offset and a cutoff.
+//! - [`when`]: the one parser of instants, durations and time zones (and the
+//!   renderer of SLA durations); errors name the field and the text.
 //! - [`plan`]: the schedule planner: assets into their earliest eligible
 //!   windows in ring order, blackouts and soak respected, SLA-at-risk forecast.
 #![forbid(unsafe_code)]
@@ -41,4 +43,5 @@ pub mod policy;
 pub mod report;
 pub mod risk;
 pub mod token;
+pub mod when;
 pub mod window;

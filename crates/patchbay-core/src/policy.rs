@@ -56,7 +56,8 @@
 //! [`Policy`].
 
 use crate::asset::{AssetKind, BusinessImpact, Exposure};
-use crate::risk::{MissingCvss, RiskModel, Tier, format_duration, num, parse_duration};
+use crate::risk::{MissingCvss, RiskModel, Tier, num};
+use crate::when::{format_duration, sla_duration};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Span};
 use sha2::{Digest, Sha256};
@@ -1064,12 +1065,12 @@ fn parse_sla(cx: &mut Cx<'_>, v: &Value<'_>, risk: &mut RiskModel) {
         let Some(s) = cx.string(v, &path) else {
             continue;
         };
-        match parse_duration(s) {
+        match sla_duration(&path, s) {
             Ok(d) => {
                 risk.sla[tier.index()] = d;
                 spans[tier.index()] = Some((v.span(), path));
             }
-            Err(m) => cx.err(v.span(), &path, m),
+            Err(e) => cx.err(v.span(), &path, e.message()),
         }
     }
     // A less urgent tier must not be due sooner than a more urgent one. Blame the
@@ -1494,10 +1495,10 @@ fn parse_rings(cx: &mut Cx<'_>, v: &Value<'_>, names: &HashMap<String, usize>) -
             if let Some(text) = cx.string(sv, &sp) {
                 match text {
                     "0h" | "0d" => soak = SignedDuration::ZERO,
-                    _ => match parse_duration(text) {
+                    _ => match sla_duration(&sp, text) {
                         Ok(d) => soak = d,
-                        Err(m) => {
-                            cx.err(sv.span(), &sp, m);
+                        Err(e) => {
+                            cx.err(sv.span(), &sp, e.message());
                             ok = false;
                         }
                     },

@@ -356,49 +356,6 @@ pub(crate) fn num(x: f64) -> String {
     }
 }
 
-/// Formats a duration as a policy writes it: `7d` for a whole number of days above
-/// three, `72h` for whole hours up to three days (operators speak of 24, 48 and 72
-/// hours, and the product's P0 SLA is "72 hours"), seconds (`90s`) otherwise.
-pub fn format_duration(d: SignedDuration) -> String {
-    let secs = d.as_secs();
-    if secs % 86_400 == 0 && secs > 3 * 86_400 {
-        format!("{}d", secs / 86_400)
-    } else if secs % 3_600 == 0 {
-        format!("{}h", secs / 3_600)
-    } else {
-        format!("{secs}s")
-    }
-}
-
-/// Parses a duration `NNh` (hours) or `NNd` (days of 24 hours), `NN` a positive
-/// integer. The error is a message for people.
-pub fn parse_duration(s: &str) -> Result<SignedDuration, String> {
-    let bad = || format!("invalid duration {s:?} (use e.g. 72h or 7d)");
-    // Split off the last *character*: the unit may be any UTF-8 (found by
-    // fuzzing: splitting at the last byte panicked on "2\u{313}").
-    let Some(unit) = s.chars().next_back() else {
-        return Err(bad());
-    };
-    let digits = &s[..s.len() - unit.len_utf8()];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let n: i64 = digits.parse().map_err(|_| bad())?;
-    let hours = match unit {
-        'h' => n,
-        'd' => n.checked_mul(24).ok_or_else(bad)?,
-        _ => return Err(bad()),
-    };
-    if hours == 0 {
-        return Err(format!("invalid duration {s:?}: must be at least 1h"));
-    }
-    // Keeps every sum with a timestamp far from jiff's limits.
-    if hours > 3650 * 24 {
-        return Err(format!("invalid duration {s:?}: at most 3650d"));
-    }
-    Ok(SignedDuration::from_hours(hours))
-}
-
 /// `ts + d`, saturating at jiff's limits instead of failing.
 fn add(ts: Timestamp, d: SignedDuration) -> Timestamp {
     ts.checked_add(d).unwrap_or(if d.is_negative() {
@@ -575,7 +532,7 @@ impl RiskModel {
                 reasons.push(format!(
                     "due {} by the CISA KEV due date, before the {} SLA",
                     k.due_date,
-                    format_duration(sla)
+                    crate::when::format_duration(sla)
                 ));
             }
         }

@@ -15,6 +15,13 @@ impl From<AppError> for ApiError {
     }
 }
 
+/// A time text that could not be read (`invalid_request`, naming the field).
+impl From<patchbay_core::when::WhenError> for ApiError {
+    fn from(e: patchbay_core::when::WhenError) -> Self {
+        ApiError(e.into())
+    }
+}
+
 impl ApiError {
     /// Builds an error from a code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {

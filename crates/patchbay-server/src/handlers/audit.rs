@@ -52,8 +52,8 @@ pub async fn export(
 ) -> ApiResult<Response> {
     let q = query(q)?;
     let utc = jiff::tz::TimeZone::UTC;
-    let from = patchbay_app::schedule::parse_instant("from", &q.from, &utc)?;
-    let to = patchbay_app::schedule::parse_instant("to", &q.to, &utc)?;
+    let from = patchbay_core::when::instant("from", &q.from, &utc)?;
+    let to = patchbay_core::when::instant("to", &q.to, &utc)?;
     let entries = st.app.audit_export(&a.caller, from, to, &a.ctx).await?;
     let mut body = String::new();
     for e in &entries {

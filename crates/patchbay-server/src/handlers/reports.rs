@@ -27,7 +27,7 @@ pub async fn report(
     let as_of = q
         .as_of
         .as_deref()
-        .map(patchbay_app::reports::parse_as_of)
+        .map(|t| patchbay_core::when::as_of("as_of", t))
         .transpose()?;
     let body = st
         .app
@@ -50,7 +50,7 @@ pub async fn evidence(
 ) -> ApiResult<Response> {
     let q = query(q)?;
     let as_of = match q.as_of.as_deref() {
-        Some(t) => patchbay_app::reports::parse_as_of(t)?,
+        Some(t) => patchbay_core::when::as_of("as_of", t)?,
         None => st.app.now(),
     };
     let body = st.app.evidence_bundle(&a.caller, as_of, &a.ctx).await?;

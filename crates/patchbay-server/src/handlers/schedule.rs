@@ -122,11 +122,11 @@ async fn calendar_response(
     let from = q
         .from
         .as_deref()
-        .map(|f| patchbay_app::schedule::parse_instant("from", f, &utc))
+        .map(|f| patchbay_core::when::instant("from", f, &utc))
         .transpose()?;
     let to =
         q.to.as_deref()
-            .map(|t| patchbay_app::schedule::parse_instant("to", t, &utc))
+            .map(|t| patchbay_core::when::instant("to", t, &utc))
             .transpose()?;
     let body = st
         .app
