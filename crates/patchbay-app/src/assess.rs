@@ -6,10 +6,8 @@
 //! whole fleet when a feed changes (import). Matching itself is the pure
 //! [`patchbay_core::assess`]; this module loads, diffs and stores.
 
-use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
+use crate::{App, AppError};
 use patchbay_core::assess::{AdvisoryInfo, Assessor, Finding, Index, Target, target_for};
-use patchbay_core::auth::Action;
-use patchbay_proto::api::FindingOut;
 use patchbay_store::{AdvisoryRow, AssetRow, FindingRow, NewFinding, Tx};
 use patchbay_version::osv::{Event, Range, RangeKind};
 use serde::{Deserialize, Serialize};
@@ -328,86 +326,5 @@ impl App {
     fn matcher_counters(&self) -> (u64, u64) {
         let c = self.index_cache.lock().unwrap_or_else(|e| e.into_inner());
         (c.assessor.evaluated, c.assessor.reused)
-    }
-
-    /// Lists findings, enriched with KEV and EPSS.
-    pub async fn list_findings(
-        &self,
-        caller: &Caller,
-        asset: Option<&str>,
-        include_resolved: bool,
-        ctx: &RequestCtx,
-    ) -> Result<Vec<FindingOut>, AppError> {
-        self.require(caller, Action::ReadInventory, ctx).await?;
-        let mut tx = self.store.read().await?;
-        let asset_id = match asset {
-            None => None,
-            Some(n) => Some(
-                tx.asset_by_name(&n.to_ascii_lowercase())
-                    .await?
-                    .ok_or_else(|| AppError::not_found(format!("no asset named {n:?}")))?
-                    .id,
-            ),
-        };
-        let rows = tx.list_findings(asset_id, include_resolved).await?;
-        // Through this transaction: a second connection here deadlocks the pool.
-        let index = self.index_in(&mut tx).await?;
-        let kev: HashMap<String, patchbay_store::KevRow> = tx
-            .all_kev()
-            .await?
-            .into_iter()
-            .map(|k| (k.cve.clone(), k))
-            .collect();
-        let mut all_cves: Vec<String> = rows
-            .iter()
-            .filter_map(|r| index.by_id(&r.finding.advisory_id))
-            .flat_map(|a| a.cves.iter().cloned())
-            .collect();
-        all_cves.sort();
-        all_cves.dedup();
-        let epss: HashMap<String, f64> = tx
-            .epss_for(&all_cves)
-            .await?
-            .into_iter()
-            .map(|e| (e.cve, e.epss))
-            .collect();
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let a = index.by_id(&r.finding.advisory_id);
-                let cves = a.map(|a| a.cves.clone()).unwrap_or_default();
-                let kev_due = cves
-                    .iter()
-                    .filter_map(|c| kev.get(c))
-                    .map(|k| k.due_date.clone())
-                    .min();
-                let epss = cves
-                    .iter()
-                    .filter_map(|c| epss.get(c))
-                    .copied()
-                    .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
-                FindingOut {
-                    id: format!(
-                        "F-{}-{}-{}",
-                        r.asset_name, r.finding.advisory_id, r.finding.package
-                    ),
-                    asset: r.asset_name,
-                    package: r.finding.package,
-                    source_package: r.finding.source_package,
-                    arch: r.finding.arch,
-                    installed_version: r.finding.installed_version,
-                    fixed_version: r.finding.fixed_version,
-                    advisory: r.finding.advisory_id,
-                    cves,
-                    cvss: a.and_then(|a| a.cvss),
-                    epss,
-                    kev: kev_due.is_some(),
-                    due_date: kev_due,
-                    first_seen: fmt_ts(r.first_seen),
-                    last_seen: fmt_ts(r.last_seen),
-                    resolved_at: r.resolved_at.map(fmt_ts),
-                }
-            })
-            .collect())
     }
 }

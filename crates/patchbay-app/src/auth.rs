@@ -38,6 +38,17 @@ pub enum Principal {
     System(crate::system::SystemActor),
 }
 
+impl crate::system::SystemActor {
+    /// This actor as a caller of the service layer (crate-private: no request
+    /// can claim to be the system).
+    pub(crate) fn caller(self) -> Caller {
+        Caller {
+            principal: Principal::System(self),
+            role: self.role(),
+        }
+    }
+}
+
 impl Caller {
     /// The audit actor string.
     pub fn actor(&self) -> String {

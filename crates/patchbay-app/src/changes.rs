@@ -176,17 +176,14 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<Vec<ChangeSummaryOut>, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
-        let (changes, deps) = {
-            let mut tx = self.store.read().await?;
-            (
-                tx.list_change_records().await?,
-                tx.list_deployments().await?,
-            )
-        };
+        let mut snap = self.snapshot().await?;
+        let changes = snap.tx().list_change_records().await?;
+        let deps = snap.tx().list_deployments().await?;
         // One patch catalog for all of them (not a full record each).
-        let (policy, _) = self.policy_in_force().await?;
-        let all = self.list_findings(caller, None, true, ctx).await?;
-        let ranked = self.rank(&policy, all).await?;
+        let (policy, _) = snap.policy_in_force().await?;
+        let all = snap.findings(None, true).await?;
+        let ranked = snap.rank(&policy, all).await?;
+        drop(snap);
         let catalog = self.patches_from(&policy, &ranked).await;
         let tier_of: BTreeMap<&str, &str> = catalog
             .iter()
@@ -226,8 +223,9 @@ impl App {
     ) -> Result<ChangeRecordOut, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
         let id = id.trim().to_ascii_uppercase();
+        let mut snap = self.snapshot().await?;
         let (change, dep, approvals, lessons, assets, kev) = {
-            let mut tx = self.store.read().await?;
+            let tx = snap.tx();
             let change = tx
                 .list_change_records()
                 .await?
@@ -251,15 +249,16 @@ impl App {
                 tx.all_kev().await?,
             )
         };
-        let (policy, _) = self.policy_in_force().await?;
+        let (policy, _) = snap.policy_in_force().await?;
         // Every finding (open or resolved) on the deployment's assets.
-        let all = self.list_findings(caller, None, true, ctx).await?;
+        let all = snap.findings(None, true).await?;
         let scope: BTreeSet<&str> = dep.assets.iter().map(String::as_str).collect();
         let on_scope: Vec<_> = all
             .into_iter()
             .filter(|f| scope.contains(f.asset.as_str()))
             .collect();
-        let ranked = self.rank(&policy, on_scope.clone()).await?;
+        let ranked = snap.rank(&policy, on_scope.clone()).await?;
+        drop(snap);
         let catalog = self.patches_from(&policy, &ranked).await;
         let patches: Vec<ChangePatch> = dep
             .patches

@@ -5,53 +5,18 @@
 //! approver); the caller is recorded as the approver. Matching and lifetimes
 //! are `patchbay_core::exception`.
 
-use crate::prioritise::Ranked;
+use crate::ranking::{Ranked, core_of, facts_of, groups_of};
+use crate::snapshot::Snapshot;
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
 use jiff::{SignedDuration, Timestamp};
 use patchbay_core::auth::Action;
-use patchbay_core::exception::{self, Exception, FindingFacts, Scope, Status};
+use patchbay_core::exception::{self, Exception, Scope, Status};
 use patchbay_proto::api::{ExceptionOut, ExceptionReviewOut, ExceptionSpec};
 use patchbay_store::ExceptionRow;
 use serde_json::json;
 
 /// The actor of events the server raises on its own.
 pub const SYSTEM_ACTOR: &str = crate::SystemActor::ExceptionExpiry.name();
-
-pub(crate) fn core_of(r: &ExceptionRow) -> Exception {
-    Exception {
-        id: r.id.clone(),
-        advisory: r.advisory.clone(),
-        package: r.package.clone(),
-        scope: if r.group.is_empty() {
-            Scope::Asset(r.asset.clone())
-        } else {
-            Scope::Group(r.group.clone())
-        },
-        created_at: r.created_at,
-        expires_at: r.expires_at,
-        revoked_at: r.revoked_at,
-    }
-}
-
-pub(crate) fn facts_of(r: &Ranked) -> FindingFacts<'_> {
-    let f = &r.item.finding;
-    FindingFacts {
-        asset: &f.asset,
-        groups: &r.item.groups,
-        advisory: &f.advisory,
-        cves: &f.cves,
-        package: &f.package,
-        source_package: &f.source_package,
-    }
-}
-
-/// Marks each ranked finding with the exception in force at `now`, if any.
-pub(crate) fn mark(ranked: &mut [Ranked], exceptions: &[Exception], now: Timestamp) {
-    for r in ranked {
-        r.item.exception =
-            exception::excepting(exceptions, &facts_of(r), now).map(|e| e.id.clone());
-    }
-}
 
 fn status_str(s: Status) -> &'static str {
     match s {
@@ -106,31 +71,18 @@ fn required<'a>(field: &str, v: &'a str) -> Result<&'a str, AppError> {
     Ok(v)
 }
 
+/// Every open, non-excluded finding ranked, marked with its exception.
+async fn ranked_open(snap: &mut Snapshot<'_>) -> Result<Vec<Ranked>, AppError> {
+    let (policy, _) = snap.policy_in_force().await?;
+    Ok(snap
+        .ranked_open(&policy)
+        .await?
+        .into_iter()
+        .filter(|r| !r.excluded)
+        .collect())
+}
+
 impl App {
-    pub(crate) async fn exception_list(&self) -> Result<Vec<Exception>, AppError> {
-        let mut tx = self.store.read().await?;
-        Ok(tx.list_exceptions().await?.iter().map(core_of).collect())
-    }
-
-    /// Every open, non-excluded finding ranked, marked with its exception.
-    async fn ranked_open(
-        &self,
-        caller: &Caller,
-        ctx: &RequestCtx,
-    ) -> Result<Vec<Ranked>, AppError> {
-        let (policy, _) = self.policy_in_force().await?;
-        let findings = self.open_findings(caller, ctx).await?;
-        let mut ranked: Vec<Ranked> = self
-            .rank(&policy, findings)
-            .await?
-            .into_iter()
-            .filter(|r| !r.excluded)
-            .collect();
-        let exc = self.exception_list().await?;
-        mark(&mut ranked, &exc, self.now());
-        Ok(ranked)
-    }
-
     /// Adds an exception (admin, approver); the caller is the approver.
     pub async fn add_exception(
         &self,
@@ -223,7 +175,8 @@ impl App {
         )
         .await?;
         tx.commit().await?;
-        let ranked = self.ranked_open(caller, ctx).await?;
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let ranked = ranked_open(&mut self.snapshot().await?).await?;
         Ok(out(&row, self.now(), &ranked))
     }
 
@@ -235,12 +188,10 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<Vec<ExceptionOut>, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
-        let rows = {
-            let mut tx = self.store.read().await?;
-            tx.list_exceptions().await?
-        };
+        let mut snap = self.snapshot().await?;
+        let rows = snap.tx().list_exceptions().await?;
         let now = self.now();
-        let ranked = self.ranked_open(caller, ctx).await?;
+        let ranked = ranked_open(&mut snap).await?;
         Ok(rows
             .iter()
             .filter(|r| all || core_of(r).active_at(now))
@@ -346,16 +297,12 @@ impl App {
     ) -> Result<ExceptionReviewOut, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
         let now = self.now();
-        let (rows, assets) = {
-            let mut tx = self.store.read().await?;
-            (tx.list_exceptions().await?, tx.list_assets().await?)
-        };
-        let (policy, _) = self.policy_in_force().await?;
+        let mut snap = self.snapshot().await?;
+        let rows = snap.tx().list_exceptions().await?;
+        let assets = snap.assets().await?;
+        let (policy, _) = snap.policy_in_force().await?;
         // Each asset's groups once, not once per exception.
-        let groups: Vec<Vec<String>> = assets
-            .iter()
-            .map(|a| crate::prioritise::groups_of(&policy, a))
-            .collect();
+        let groups: Vec<Vec<String>> = assets.iter().map(|a| groups_of(&policy, a)).collect();
         let owners_in = |e: &Exception| -> Vec<String> {
             assets
                 .iter()
@@ -373,7 +320,8 @@ impl App {
             now,
             owners_in,
         );
-        let ranked = self.ranked_open(caller, ctx).await?;
+        let ranked = ranked_open(&mut snap).await?;
+        drop(snap);
         let pick = |ids: &[String]| -> Vec<ExceptionOut> {
             rows.iter()
                 .filter(|r| ids.contains(&r.id))

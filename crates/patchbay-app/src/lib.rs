@@ -25,6 +25,9 @@
 //! - [`exceptions`]: the exception register (EXC-…), review and expiry events.
 //! - [`feeds`]: storing imported advisory, KEV and EPSS feeds.
 //! - [`prioritise`]: risk tiers, the worklist, policy preview/apply, triage.
+//! - `ranking`: the one ranking of findings (tier, due date, groups, exclusion,
+//!   exception) that prioritise, schedule, exceptions and reports share.
+//! - `snapshot`: one read transaction for the reads of a consistent answer.
 //! - [`reports`]: compliance, time-to-patch, SLA and coverage reports as of a
 //!   date, in JSON, CSV and printable HTML with SVG charts.
 //! - [`schedule`]: maintenance windows, blackouts, the plan preview, the calendar.
@@ -42,8 +45,10 @@ pub mod evidence;
 pub mod exceptions;
 pub mod feeds;
 pub mod prioritise;
+mod ranking;
 pub mod reports;
 pub mod schedule;
+mod snapshot;
 pub mod system;
 pub mod tokens;
 

@@ -5,16 +5,18 @@
 //! EPSS and the policy in force — so a new policy or a new feed takes effect
 //! immediately, and a preview is the same computation as the apply.
 
+use crate::ranking::{Ranked, explain};
+use crate::snapshot::parse_policy;
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
 use jiff::Timestamp;
-use patchbay_core::asset::{AssetKind, BusinessImpact, Exposure};
+use patchbay_core::asset::AssetKind;
 use patchbay_core::auth::Action;
-use patchbay_core::policy::{self, AssetFacts, Policy};
-use patchbay_core::risk::{KevInfo, RiskInput, Tier, summary};
+use patchbay_core::policy::{self, Policy};
+use patchbay_core::risk::Tier;
 use patchbay_proto::api::{FindingOut, PolicyEffect, Triage, WorkItem};
-use patchbay_store::{AssetRow, PolicyRow};
+use patchbay_store::PolicyRow;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// Filters of the worklist.
 #[derive(Debug, Clone, Default)]
@@ -52,93 +54,9 @@ pub fn check_limit(limit: u64, max: u64) -> Result<(), AppError> {
 /// (four-eyes: the creator may not approve, and no token acts as the system).
 pub const ZERO_DAY_LANE_ACTOR: &str = crate::SystemActor::ZeroDayLane.name();
 
-/// The policy in force when none was applied.
-pub const DEFAULT_POLICY: &str = "version = 1\n";
-
-fn parse_policy(text: &str) -> Result<Policy, AppError> {
-    policy::parse(text).map_err(|errs| {
-        AppError::invalid(
-            errs.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })
-}
-
-pub(crate) fn facts(a: &AssetRow) -> (String, AssetKind, BusinessImpact, Exposure) {
-    let os = if a.facts.os.id.is_empty() {
-        String::new()
-    } else {
-        format!("{}:{}", a.facts.os.id, a.facts.os.version_id)
-    };
-    (
-        os,
-        a.attrs.kind.parse().unwrap_or(AssetKind::Server),
-        a.attrs
-            .business_impact
-            .parse()
-            .unwrap_or(BusinessImpact::Medium),
-        a.attrs.exposure.parse().unwrap_or(Exposure::Internal),
-    )
-}
-
-/// Runs `f` over the facts policy rules look at for this asset.
-pub(crate) fn with_facts<R>(a: &AssetRow, f: impl FnOnce(&AssetFacts<'_>) -> R) -> R {
-    let (os, kind, impact, exposure) = facts(a);
-    f(&AssetFacts {
-        name: &a.name,
-        os: &os,
-        tags: &a.attrs.tags,
-        owner: &a.attrs.owner,
-        environment: &a.attrs.environment,
-        kind,
-        impact,
-        exposure,
-    })
-}
-
-/// The policy groups an asset belongs to.
-pub(crate) fn groups_of(policy: &Policy, a: &AssetRow) -> Vec<String> {
-    with_facts(a, |f| policy.groups_of(f))
-}
-
-/// One assessed finding, before filtering.
-pub(crate) struct Ranked {
-    pub(crate) item: WorkItem,
-    input: RiskInput,
-    pub(crate) tier: Tier,
-    pub(crate) due: Timestamp,
-    pub(crate) excluded: bool,
-    patch: (String, String, String),
-    published: Option<Timestamp>,
-    kind: AssetKind,
-}
-
-/// Adds the reasons (the full assessment) to the lines that are returned.
-fn explain(policy: &Policy, ranked: &mut [Ranked]) {
-    let model = policy.risk_model();
-    for r in ranked {
-        let a = model.assess(&r.input);
-        r.item.summary = summary(&a);
-        r.item.reasons = a.reasons;
-    }
-}
+pub use crate::snapshot::DEFAULT_POLICY;
 
 impl App {
-    /// The policy in force (the default when none was applied) and its record.
-    pub async fn policy_in_force(&self) -> Result<(Policy, Option<PolicyRow>), AppError> {
-        let row = {
-            let mut tx = self.store.read().await?;
-            tx.current_policy().await?
-        };
-        let text = row
-            .as_ref()
-            .map(|r| r.text.as_str())
-            .unwrap_or(DEFAULT_POLICY);
-        Ok((parse_policy(text)?, row))
-    }
-
     /// The policy in force, for a caller who may read the inventory.
     pub async fn policy(
         &self,
@@ -158,93 +76,6 @@ impl App {
         })
     }
 
-    /// Assesses every open finding under `policy`.
-    pub(crate) async fn rank(
-        &self,
-        policy: &Policy,
-        findings: Vec<FindingOut>,
-    ) -> Result<Vec<Ranked>, AppError> {
-        let (assets, index): (HashMap<String, AssetRow>, _) = {
-            let mut tx = self.store.read().await?;
-            let assets = tx
-                .list_assets()
-                .await?
-                .into_iter()
-                .map(|a| (a.name.clone(), a))
-                .collect();
-            (assets, self.index_in(&mut tx).await?)
-        };
-        let model = policy.risk_model();
-        let now = self.now();
-        let mut groups_cache: HashMap<String, Vec<String>> = HashMap::new();
-        let mut out = Vec::with_capacity(findings.len());
-        for f in findings {
-            let Some(a) = assets.get(&f.asset) else {
-                continue;
-            };
-            let (os, kind, impact, exposure) = facts(a);
-            let groups = groups_cache
-                .entry(a.name.clone())
-                .or_insert_with(|| groups_of(policy, a))
-                .clone();
-            let pubd = index.by_id(&f.advisory).and_then(|a| a.published);
-            let first_seen: Timestamp = f.first_seen.parse().unwrap_or(now);
-            let input = RiskInput {
-                cvss: f.cvss,
-                severity_hint: None,
-                epss: f.epss,
-                kev: f
-                    .due_date
-                    .as_deref()
-                    .and_then(|d| d.parse().ok())
-                    .map(|due_date| KevInfo { due_date }),
-                business_impact: impact,
-                exposure,
-                first_seen,
-                published: pubd,
-            };
-            let c = model.classify(&input);
-            let excluded = policy.is_excluded(&a.name, &groups, &f.source_package)
-                || policy.is_excluded(&a.name, &groups, &f.package);
-            let patch = (
-                os.clone(),
-                f.source_package.clone(),
-                f.fixed_version.clone().unwrap_or_default(),
-            );
-            out.push(Ranked {
-                tier: c.tier,
-                due: c.due,
-                excluded,
-                patch,
-                published: pubd,
-                kind,
-                input,
-                item: WorkItem {
-                    tier: c.tier.to_string(),
-                    score: c.score,
-                    due: fmt_ts(c.due),
-                    overdue: c.due < now,
-                    // Filled in for the lines returned (see `explain`).
-                    summary: String::new(),
-                    reasons: vec![],
-                    owner: a.attrs.owner.clone(),
-                    groups,
-                    finding: f,
-                    exception: None,
-                },
-            });
-        }
-        Ok(out)
-    }
-
-    pub(crate) async fn open_findings(
-        &self,
-        caller: &Caller,
-        ctx: &RequestCtx,
-    ) -> Result<Vec<FindingOut>, AppError> {
-        self.list_findings(caller, None, false, ctx).await
-    }
-
     /// What to patch next: open findings that are neither excluded by the policy
     /// nor excepted, overdue first, then by tier, due time and score.
     pub async fn worklist(
@@ -256,11 +87,11 @@ impl App {
         if let Some(l) = filter.limit {
             check_limit(l as u64, MAX_WORKLIST_LIMIT as u64)?;
         }
-        let (policy, _) = self.policy_in_force().await?;
-        let findings = self.open_findings(caller, ctx).await?;
-        let exceptions = self.exception_list().await?;
-        let mut ranked: Vec<Ranked> = self.rank(&policy, findings).await?;
-        crate::exceptions::mark(&mut ranked, &exceptions, self.now());
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut snap = self.snapshot().await?;
+        let (policy, _) = snap.policy_in_force().await?;
+        let ranked = snap.ranked_open(&policy).await?;
+        drop(snap);
         let mut ranked: Vec<Ranked> = ranked
             .into_iter()
             .filter(|r| !r.excluded && r.item.exception.is_none())
@@ -373,15 +204,18 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<(PolicyEffect, Policy, Policy), AppError> {
         let new_p = parse_policy(text)?;
-        let (old_p, row) = self.policy_in_force().await?;
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut snap = self.snapshot().await?;
+        let (old_p, row) = snap.policy_in_force().await?;
         let fingerprint = new_p.fingerprint();
         let no_op = row
             .as_ref()
             .map(|r| r.fingerprint == fingerprint)
             .unwrap_or(fingerprint == old_p.fingerprint());
-        let findings = self.open_findings(caller, ctx).await?;
-        let old = self.rank(&old_p, findings.clone()).await?;
-        let new = self.rank(&new_p, findings).await?;
+        let findings = snap.open_findings().await?;
+        let old = snap.rank(&old_p, findings.clone()).await?;
+        let new = snap.rank(&new_p, findings).await?;
+        drop(snap);
         Ok((
             self.effect_of(&old, &new, &old_p, &new_p, fingerprint, no_op),
             new_p,
@@ -523,24 +357,26 @@ impl App {
                 "{cve:?} is not a CVE id (CVE-YYYY-NNNN)"
             )));
         }
-        let (policy, _) = self.policy_in_force().await?;
-        let findings: Vec<FindingOut> = self
-            .open_findings(caller, ctx)
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut snap = self.snapshot().await?;
+        let (policy, _) = snap.policy_in_force().await?;
+        let findings: Vec<FindingOut> = snap
+            .open_findings()
             .await?
             .into_iter()
             .filter(|f| f.cves.contains(&cve))
             .collect();
-        let mut ranked = self.rank(&policy, findings).await?;
-        let exceptions = self.exception_list().await?;
-        crate::exceptions::mark(&mut ranked, &exceptions, self.now());
+        let mut ranked = snap.rank(&policy, findings).await?;
+        let exceptions = snap.exceptions().await?;
+        crate::ranking::mark(&mut ranked, &exceptions, self.now());
         ranked.sort_by(|a, b| {
             (a.tier, a.due)
                 .cmp(&(b.tier, b.due))
                 .then(b.item.score.total_cmp(&a.item.score))
         });
         let (kev_due_date, epss, index) = {
-            let mut tx = self.store.read().await?;
-            let index = self.index_in(&mut tx).await?;
+            let index = snap.index().await?;
+            let tx = snap.tx();
             let kev = tx
                 .all_kev()
                 .await?
@@ -697,9 +533,12 @@ impl App {
         caller: &Caller,
         ctx: &RequestCtx,
     ) -> Result<Vec<patchbay_proto::api::PatchOut>, AppError> {
-        let (policy, _) = self.policy_in_force().await?;
-        let findings = self.open_findings(caller, ctx).await?;
-        let ranked = self.rank(&policy, findings).await?;
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut snap = self.snapshot().await?;
+        let (policy, _) = snap.policy_in_force().await?;
+        let findings = snap.open_findings().await?;
+        let ranked = snap.rank(&policy, findings).await?;
+        drop(snap);
         let mut p = self.patches_from(&policy, &ranked).await;
         p.sort_by(|a, b| (&a.highest_tier, &a.name).cmp(&(&b.highest_tier, &b.name)));
         Ok(p)
@@ -726,19 +565,23 @@ impl App {
         }
         let added: HashSet<&str> = added_cves.iter().map(String::as_str).collect();
         let system = crate::system::SystemActor::ZeroDayLane.caller();
-        let findings: Vec<FindingOut> = self
-            .open_findings(&system, &RequestCtx::default())
+        self.require(&system, Action::ReadInventory, &RequestCtx::default())
+            .await?;
+        let mut snap = self.snapshot().await?;
+        let findings: Vec<FindingOut> = snap
+            .open_findings()
             .await?
             .into_iter()
             .filter(|f| f.cves.iter().any(|c| added.contains(c.as_str())))
             .collect();
-        let (policy, _) = self.policy_in_force().await?;
-        let ranked: Vec<Ranked> = self
+        let (policy, _) = snap.policy_in_force().await?;
+        let ranked: Vec<Ranked> = snap
             .rank(&policy, findings)
             .await?
             .into_iter()
             .filter(|r| r.tier == Tier::P0 && !r.excluded)
             .collect();
+        drop(snap);
         if ranked.is_empty() {
             return Ok(None);
         }

@@ -402,11 +402,9 @@ impl App {
     /// The history the reports recompute from.
     pub async fn history(&self, caller: &Caller, ctx: &RequestCtx) -> Result<History, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
-        let (policy, _) = self.policy_in_force().await?;
-        let rows = {
-            let mut tx = self.store.read().await?;
-            tx.list_assets().await?
-        };
+        let mut snap = self.snapshot().await?;
+        let (policy, _) = snap.policy_in_force().await?;
+        let rows = snap.assets().await?;
         let mut index = std::collections::HashMap::new();
         let assets: Vec<AssetRecord> = rows
             .iter()
@@ -416,7 +414,7 @@ impl App {
                 AssetRecord {
                     name: a.name.clone(),
                     owner: a.attrs.owner.clone(),
-                    groups: crate::prioritise::groups_of(&policy, a),
+                    groups: crate::ranking::groups_of(&policy, a),
                     managed: a.has_agent,
                     created_at: a.created_at,
                     last_seen: if a.has_agent {
@@ -427,8 +425,8 @@ impl App {
                 }
             })
             .collect();
-        let all = self.list_findings(caller, None, true, ctx).await?;
-        let ranked = self.rank(&policy, all).await?;
+        let all = snap.findings(None, true).await?;
+        let ranked = snap.rank(&policy, all).await?;
         let findings = ranked
             .into_iter()
             .filter(|r| !r.excluded)
@@ -447,7 +445,7 @@ impl App {
                 })
             })
             .collect();
-        let exceptions = self.exception_list().await?;
+        let exceptions = snap.exceptions().await?;
         Ok(History {
             assets,
             findings,

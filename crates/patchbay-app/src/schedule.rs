@@ -14,7 +14,7 @@
 //! only once an approver (never the deployment's creator) has recorded an
 //! approval for that pair.
 
-use crate::prioritise::Ranked;
+use crate::ranking::{self, Ranked};
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -127,7 +127,7 @@ fn covers(groups: &[String], assets: &[String], asset: &str, asset_groups: &[Str
 }
 
 fn groups_and_ring(policy: &Policy, a: &AssetRow) -> (Vec<String>, Option<usize>) {
-    crate::prioritise::with_facts(a, |af| {
+    ranking::with_facts(a, |af| {
         let groups = policy.groups_of(af);
         let ring = policy
             .ring_of(af, &groups)
@@ -229,7 +229,8 @@ impl App {
         groups: &[String],
         assets: &[String],
     ) -> Result<(Vec<String>, Vec<String>), AppError> {
-        let (policy, _) = self.policy_in_force().await?;
+        let mut snap = self.snapshot().await?;
+        let (policy, _) = snap.policy_in_force().await?;
         let known: Vec<&str> = policy.groups.iter().map(|g| g.name.as_str()).collect();
         let mut gs: Vec<String> = Vec::new();
         for (i, g) in groups.iter().enumerate() {
@@ -245,7 +246,7 @@ impl App {
             }
             gs.push(g.clone());
         }
-        let mut tx = self.store.read().await?;
+        let tx = snap.tx();
         let mut names = Vec::new();
         for (i, a) in assets.iter().enumerate() {
             let n = name_of(&format!("assets[{i}]"), a)?;
@@ -590,7 +591,8 @@ impl App {
         let until = now
             .checked_add(SignedDuration::from_hours(24 * i64::from(days)))
             .map_err(|e| AppError::invalid(format!("from: out of range: {e}")))?;
-        let (policy, _) = self.policy_in_force().await?;
+        let mut snap = self.snapshot().await?;
+        let (policy, _) = snap.policy_in_force().await?;
         if let Some(g) = &req.group
             && !policy.groups.iter().any(|x| &x.name == g)
         {
@@ -599,7 +601,7 @@ impl App {
             )));
         }
         let (window_rows, blackout_rows, approvals, deployment, assets) = {
-            let mut tx = self.store.read().await?;
+            let tx = snap.tx();
             let deployment = match &req.deployment {
                 Some(id) => Some(
                     tx.list_deployments()
@@ -618,10 +620,11 @@ impl App {
                 tx.list_assets().await?,
             )
         };
-        let findings = self.open_findings(caller, ctx).await?;
-        let mut ranked: Vec<Ranked> = self.rank(&policy, findings).await?;
-        let exceptions = self.exception_list().await?;
-        crate::exceptions::mark(&mut ranked, &exceptions, now);
+        let findings = snap.open_findings().await?;
+        let mut ranked: Vec<Ranked> = snap.rank(&policy, findings).await?;
+        let exceptions = snap.exceptions().await?;
+        drop(snap);
+        ranking::mark(&mut ranked, &exceptions, now);
         let ranked: Vec<Ranked> = ranked
             .into_iter()
             .filter(|r| !r.excluded && r.item.exception.is_none())

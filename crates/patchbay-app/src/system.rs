@@ -6,8 +6,10 @@
 //! role it needs. Only this crate creates them ([`SystemActor::caller`] is
 //! crate-private), so no request can claim to be the system.
 
-use crate::Caller;
-use crate::auth::Principal;
+//!
+//! A leaf of the module graph: `auth` builds an actor's [`crate::Caller`]
+//! (`SystemActor::caller`), so this module depends on nothing of the crate.
+
 use patchbay_core::auth::Role;
 
 /// A named system caller.
@@ -52,14 +54,6 @@ impl SystemActor {
         match self {
             SystemActor::ZeroDayLane => Role::Auditor,
             _ => Role::Admin,
-        }
-    }
-
-    /// This actor as a caller of the service layer.
-    pub(crate) fn caller(self) -> Caller {
-        Caller {
-            principal: Principal::System(self),
-            role: self.role(),
         }
     }
 }

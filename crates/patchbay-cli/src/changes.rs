@@ -1,7 +1,7 @@
 //! `patchbay changes list|show|runbook|lessons`.
 
 use crate::Format;
-use crate::client::enc;
+use crate::conn::enc;
 use crate::output::{clean, clean_text, json, table};
 use anyhow::Context;
 use clap::Subcommand;

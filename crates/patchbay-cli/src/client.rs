@@ -1,8 +1,9 @@
 //! Client commands over the REST API.
 
 use crate::Format;
+use crate::conn::enc;
 use crate::output::{clean, json, table};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Subcommand;
 use patchbay_client::Client;
 use patchbay_core::auth::Role;
@@ -13,29 +14,6 @@ use patchbay_proto::api::{
 };
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Where `patchbay dev` and a first `patchbay serve` write the admin token.
-pub const DEFAULT_TOKEN_FILE: &str = "./patchbay-data/admin.token";
-
-/// The CA certificate given with `--ca-cert` / `PATCHBAY_CA_CERT`, set once by
-/// [`crate::run`] for every client command.
-pub static CA_CERT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-/// A client for `url` with the API token (from `--token`, `PATCHBAY_TOKEN` or
-/// ./patchbay-data/admin.token) and the CA given, if any.
-pub fn connect(url: &str, token: Option<String>) -> anyhow::Result<Client> {
-    let token = match token {
-        Some(t) => t,
-        None => match std::fs::read_to_string(DEFAULT_TOKEN_FILE) {
-            Ok(t) => t.trim().to_string(),
-            Err(_) => bail!(
-                "no API token: pass --token or set PATCHBAY_TOKEN (a first server start writes one to DATA_DIR/admin.token)"
-            ),
-        },
-    };
-    Ok(Client::new(url, Some(token), Duration::from_secs(300))
-        .with_ca(CA_CERT.get().map(PathBuf::as_path))?)
-}
 
 /// `patchbay assets …`
 #[derive(Debug, Subcommand)]
@@ -198,19 +176,6 @@ pub enum AuditCmd {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
-}
-
-/// Percent-encodes a path segment or query value.
-pub fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// Runs an `assets` command.

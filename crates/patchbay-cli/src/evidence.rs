@@ -162,9 +162,9 @@ pub enum EvidenceCmd {
 pub fn evidence(url: &str, token: Option<String>, cmd: EvidenceCmd) -> anyhow::Result<()> {
     match cmd {
         EvidenceCmd::Export { as_of, out } => {
-            let c = crate::client::connect(url, token)?;
+            let c = crate::conn::connect(url, token)?;
             let path = match &as_of {
-                Some(t) => format!("/api/v1/evidence?as_of={}", crate::client::enc(t)),
+                Some(t) => format!("/api/v1/evidence?as_of={}", crate::conn::enc(t)),
                 None => "/api/v1/evidence".to_string(),
             };
             let bytes = c.get_bytes(&path)?;

@@ -1,7 +1,7 @@
 //! `patchbay exceptions add|list|show|revoke|review`.
 
 use crate::Format;
-use crate::client::enc;
+use crate::conn::enc;
 use crate::output::{emit, json, table};
 use clap::Subcommand;
 use patchbay_client::Client;

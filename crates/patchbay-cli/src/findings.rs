@@ -1,7 +1,7 @@
 //! `patchbay findings`, `patchbay feeds list`, `patchbay vercmp`.
 
 use crate::Format;
-use crate::client::enc;
+use crate::conn::enc;
 use crate::output::{json, table};
 use clap::Subcommand;
 use patchbay_client::Client;

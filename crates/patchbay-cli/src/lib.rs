@@ -36,6 +36,7 @@ macro_rules! println {
 
 pub mod changes;
 pub mod client;
+pub mod conn;
 pub mod evidence;
 pub mod exceptions;
 pub mod feeds;
@@ -279,28 +280,28 @@ pub fn init_logging(cli: &Cli) {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(ca) = &cli.ca_cert {
-        let _ = client::CA_CERT.set(ca.clone());
+        let _ = conn::CA_CERT.set(ca.clone());
     }
     match cli.command {
         Command::Serve(a) => server::serve(a),
         Command::Dev(a) => server::dev(a),
-        Command::Assets(c) => client::assets(&client::connect(&cli.url, cli.token)?, c),
-        Command::Tokens(c) => client::tokens(&client::connect(&cli.url, cli.token)?, c),
-        Command::EnrollToken(c) => client::enroll_token(&client::connect(&cli.url, cli.token)?, c),
+        Command::Assets(c) => client::assets(&conn::connect(&cli.url, cli.token)?, c),
+        Command::Tokens(c) => client::tokens(&conn::connect(&cli.url, cli.token)?, c),
+        Command::EnrollToken(c) => client::enroll_token(&conn::connect(&cli.url, cli.token)?, c),
         Command::Audit(client::AuditCmd::Verify(a)) => evidence::verify(a),
-        Command::Audit(c) => client::audit(&client::connect(&cli.url, cli.token)?, c),
+        Command::Audit(c) => client::audit(&conn::connect(&cli.url, cli.token)?, c),
         Command::Sim(a) => sim::run(&cli.url, cli.token, a),
         Command::Feeds(FeedsCmd::Import(a)) => feeds::import(a),
         Command::Feeds(FeedsCmd::List { format }) => {
-            findings::feeds_list(&client::connect(&cli.url, cli.token)?, format)
+            findings::feeds_list(&conn::connect(&cli.url, cli.token)?, format)
         }
-        Command::Findings(c) => findings::findings(&client::connect(&cli.url, cli.token)?, c),
+        Command::Findings(c) => findings::findings(&conn::connect(&cli.url, cli.token)?, c),
         Command::Scan(a) => feeds::scan(a),
-        Command::Worklist(a) => prioritise::worklist(&client::connect(&cli.url, cli.token)?, a),
+        Command::Worklist(a) => prioritise::worklist(&conn::connect(&cli.url, cli.token)?, a),
         Command::Policy(c) => prioritise::policy(&cli.url, cli.token, c),
         Command::Whoami { format } => {
             let who: serde_json::Value =
-                client::connect(&cli.url, cli.token)?.get("/api/v1/whoami")?;
+                conn::connect(&cli.url, cli.token)?.get("/api/v1/whoami")?;
             match format {
                 Format::Json => output::json(&who),
                 Format::Table => {
@@ -313,22 +314,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Patches { format } => {
-            prioritise::patches(&client::connect(&cli.url, cli.token)?, format)
+            prioritise::patches(&conn::connect(&cli.url, cli.token)?, format)
         }
         Command::Deployments { format } => {
-            prioritise::deployments(&client::connect(&cli.url, cli.token)?, format)
+            prioritise::deployments(&conn::connect(&cli.url, cli.token)?, format)
         }
         Command::Triage { cve, format } => {
-            prioritise::triage(&client::connect(&cli.url, cli.token)?, &cve, format)
+            prioritise::triage(&conn::connect(&cli.url, cli.token)?, &cve, format)
         }
-        Command::Changes(c) => changes::run(&client::connect(&cli.url, cli.token)?, c),
+        Command::Changes(c) => changes::run(&conn::connect(&cli.url, cli.token)?, c),
         Command::Evidence(c) => evidence::evidence(&cli.url, cli.token, c),
-        Command::Report(a) => reports::run(&client::connect(&cli.url, cli.token)?, a),
-        Command::Exceptions(c) => exceptions::run(&client::connect(&cli.url, cli.token)?, c),
+        Command::Report(a) => reports::run(&conn::connect(&cli.url, cli.token)?, a),
+        Command::Exceptions(c) => exceptions::run(&conn::connect(&cli.url, cli.token)?, c),
         Command::Windows(c) => schedule::windows(&cli.url, cli.token, c),
-        Command::Blackouts(c) => schedule::blackouts(&client::connect(&cli.url, cli.token)?, c),
-        Command::Plan(c) => schedule::plan(&client::connect(&cli.url, cli.token)?, c),
-        Command::Calendar(a) => schedule::calendar(&client::connect(&cli.url, cli.token)?, a),
+        Command::Blackouts(c) => schedule::blackouts(&conn::connect(&cli.url, cli.token)?, c),
+        Command::Plan(c) => schedule::plan(&conn::connect(&cli.url, cli.token)?, c),
+        Command::Calendar(a) => schedule::calendar(&conn::connect(&cli.url, cli.token)?, a),
         Command::Vercmp { scheme, a, b } => findings::vercmp(&scheme, &a, &b),
     }
 }

@@ -1,6 +1,6 @@
 //! `patchbay worklist`, `patchbay policy check|preview|apply`, `patchbay triage`.
 
-use crate::client::enc;
+use crate::conn::enc;
 use crate::output::{json, table};
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -154,7 +154,7 @@ pub fn policy(url: &str, token: Option<String>, cmd: PolicyCmd) -> anyhow::Resul
             }
         },
         PolicyCmd::Preview { file } => {
-            let c = crate::client::connect(url, token)?;
+            let c = crate::conn::connect(url, token)?;
             let e: PolicyEffect = c.post_raw(
                 "/api/v1/policy/preview",
                 "application/toml",
@@ -163,7 +163,7 @@ pub fn policy(url: &str, token: Option<String>, cmd: PolicyCmd) -> anyhow::Resul
             println!("preview: {}", e.summary);
         }
         PolicyCmd::Apply { file } => {
-            let c = crate::client::connect(url, token)?;
+            let c = crate::conn::connect(url, token)?;
             let text = read(&file)?;
             let e: PolicyEffect =
                 c.post_raw("/api/v1/policy", "application/toml", text.as_bytes())?;

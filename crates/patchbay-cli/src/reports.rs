@@ -1,6 +1,6 @@
 //! `patchbay report compliance|ttp|sla|coverage`.
 
-use crate::client::enc;
+use crate::conn::enc;
 use anyhow::Context;
 use patchbay_client::Client;
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! `patchbay calendar`.
 
 use crate::Format;
-use crate::client::enc;
+use crate::conn::enc;
 use crate::output::{emit, json, table};
 use anyhow::Context;
 use clap::Subcommand;
@@ -330,7 +330,7 @@ pub fn windows(url: &str, token: Option<String>, cmd: WindowsCmd) -> anyhow::Res
     {
         return local_preview(def, *count, from.as_deref(), *format);
     }
-    let c = crate::client::connect(url, token)?;
+    let c = crate::conn::connect(url, token)?;
     match cmd {
         WindowsCmd::Preview { .. } => unreachable!("handled above"),
         WindowsCmd::Add {

@@ -174,7 +174,7 @@ pub fn run(url: &str, token: Option<String>, a: SimArgs) -> anyhow::Result<()> {
         bail!("--agents and --concurrency must be positive");
     }
     let templates = Templates::load()?;
-    let admin = crate::client::connect(url, token)?;
+    let admin = crate::conn::connect(url, token)?;
     let t: EnrollTokenCreated = admin.send(
         "POST",
         "/api/v1/enroll-tokens",

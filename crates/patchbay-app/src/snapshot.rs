@@ -1,0 +1,315 @@
+//! One read snapshot: the reads an answer must see consistently, through one
+//! read transaction (issue 11, item 1).
+//!
+//! The worklist, triage, the patch catalog, the policy preview, the plan
+//! preview, the exception register and the reports each combine the policy in
+//! force, the open findings with KEV and EPSS, the assets, the advisory index
+//! and the exceptions. Read through separate transactions they could mix two
+//! states of the database (a finding resolved between two reads, a policy
+//! applied in between); [`App::snapshot`] opens one read transaction, and every
+//! read of such an answer goes through the [`Snapshot`] it returns.
+//!
+//! Invariants: a snapshot is opened after the caller's permission is checked
+//! (a refusal writes an audit entry) and dropped before any write transaction
+//! is opened, so no call chain holds it while waiting for another connection.
+//! `tests::the_worklist_reads_one_snapshot` counts read transactions.
+
+use crate::ranking::{self, Ranked, core_of};
+use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
+use patchbay_core::assess::Index;
+use patchbay_core::auth::Action;
+use patchbay_core::exception::Exception;
+use patchbay_core::policy::{self, Policy};
+use patchbay_proto::api::FindingOut;
+use patchbay_store::{AssetRow, PolicyRow, Tx};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The policy in force when none was applied.
+pub const DEFAULT_POLICY: &str = "version = 1\n";
+
+pub(crate) fn parse_policy(text: &str) -> Result<Policy, AppError> {
+    policy::parse(text).map_err(|errs| {
+        AppError::invalid(
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })
+}
+
+/// One read transaction and the reads of a consistent answer.
+pub(crate) struct Snapshot<'a> {
+    app: &'a App,
+    tx: Box<dyn Tx>,
+}
+
+impl App {
+    /// Opens the one read transaction an answer is computed from.
+    pub(crate) async fn snapshot(&self) -> Result<Snapshot<'_>, AppError> {
+        let tx = self.store.read().await?;
+        Ok(Snapshot { app: self, tx })
+    }
+
+    /// The policy in force (the default when none was applied) and its record.
+    pub async fn policy_in_force(&self) -> Result<(Policy, Option<PolicyRow>), AppError> {
+        self.snapshot().await?.policy_in_force().await
+    }
+
+    /// Lists findings, enriched with KEV and EPSS.
+    pub async fn list_findings(
+        &self,
+        caller: &Caller,
+        asset: Option<&str>,
+        include_resolved: bool,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<FindingOut>, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        self.snapshot()
+            .await?
+            .findings(asset, include_resolved)
+            .await
+    }
+}
+
+impl Snapshot<'_> {
+    /// The transaction, for reads of the answer not named here.
+    pub(crate) fn tx(&mut self) -> &mut Box<dyn Tx> {
+        &mut self.tx
+    }
+
+    /// The policy in force (the default when none was applied) and its record.
+    pub(crate) async fn policy_in_force(
+        &mut self,
+    ) -> Result<(Policy, Option<PolicyRow>), AppError> {
+        let row = self.tx.current_policy().await?;
+        let text = row
+            .as_ref()
+            .map(|r| r.text.as_str())
+            .unwrap_or(DEFAULT_POLICY);
+        Ok((parse_policy(text)?, row))
+    }
+
+    /// Every asset.
+    pub(crate) async fn assets(&mut self) -> Result<Vec<AssetRow>, AppError> {
+        Ok(self.tx.list_assets().await?)
+    }
+
+    /// The advisory index (cached per feed generation).
+    pub(crate) async fn index(&mut self) -> Result<Arc<Index>, AppError> {
+        self.app.index_in(&mut self.tx).await
+    }
+
+    /// Every exception of the register.
+    pub(crate) async fn exceptions(&mut self) -> Result<Vec<Exception>, AppError> {
+        Ok(self
+            .tx
+            .list_exceptions()
+            .await?
+            .iter()
+            .map(core_of)
+            .collect())
+    }
+
+    /// Open findings of every asset.
+    pub(crate) async fn open_findings(&mut self) -> Result<Vec<FindingOut>, AppError> {
+        self.findings(None, false).await
+    }
+
+    /// Findings (of one asset, resolved too if asked), enriched with KEV and EPSS.
+    pub(crate) async fn findings(
+        &mut self,
+        asset: Option<&str>,
+        include_resolved: bool,
+    ) -> Result<Vec<FindingOut>, AppError> {
+        let app = self.app;
+        let tx = &mut self.tx;
+        let asset_id = match asset {
+            None => None,
+            Some(n) => Some(
+                tx.asset_by_name(&n.to_ascii_lowercase())
+                    .await?
+                    .ok_or_else(|| AppError::not_found(format!("no asset named {n:?}")))?
+                    .id,
+            ),
+        };
+        let rows = tx.list_findings(asset_id, include_resolved).await?;
+        // Through this transaction: a second connection here deadlocks the pool.
+        let index = app.index_in(tx).await?;
+        let kev: HashMap<String, patchbay_store::KevRow> = tx
+            .all_kev()
+            .await?
+            .into_iter()
+            .map(|k| (k.cve.clone(), k))
+            .collect();
+        let mut all_cves: Vec<String> = rows
+            .iter()
+            .filter_map(|r| index.by_id(&r.finding.advisory_id))
+            .flat_map(|a| a.cves.iter().cloned())
+            .collect();
+        all_cves.sort();
+        all_cves.dedup();
+        let epss: HashMap<String, f64> = tx
+            .epss_for(&all_cves)
+            .await?
+            .into_iter()
+            .map(|e| (e.cve, e.epss))
+            .collect();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let a = index.by_id(&r.finding.advisory_id);
+                let cves = a.map(|a| a.cves.clone()).unwrap_or_default();
+                let kev_due = cves
+                    .iter()
+                    .filter_map(|c| kev.get(c))
+                    .map(|k| k.due_date.clone())
+                    .min();
+                let epss = cves
+                    .iter()
+                    .filter_map(|c| epss.get(c))
+                    .copied()
+                    .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+                FindingOut {
+                    id: format!(
+                        "F-{}-{}-{}",
+                        r.asset_name, r.finding.advisory_id, r.finding.package
+                    ),
+                    asset: r.asset_name,
+                    package: r.finding.package,
+                    source_package: r.finding.source_package,
+                    arch: r.finding.arch,
+                    installed_version: r.finding.installed_version,
+                    fixed_version: r.finding.fixed_version,
+                    advisory: r.finding.advisory_id,
+                    cves,
+                    cvss: a.and_then(|a| a.cvss),
+                    epss,
+                    kev: kev_due.is_some(),
+                    due_date: kev_due,
+                    first_seen: fmt_ts(r.first_seen),
+                    last_seen: fmt_ts(r.last_seen),
+                    resolved_at: r.resolved_at.map(fmt_ts),
+                }
+            })
+            .collect())
+    }
+
+    /// Ranks `findings` under `policy` (see [`ranking::rank`]).
+    pub(crate) async fn rank(
+        &mut self,
+        policy: &Policy,
+        findings: Vec<FindingOut>,
+    ) -> Result<Vec<Ranked>, AppError> {
+        let assets: HashMap<String, AssetRow> = self
+            .assets()
+            .await?
+            .into_iter()
+            .map(|a| (a.name.clone(), a))
+            .collect();
+        let index = self.index().await?;
+        Ok(ranking::rank(
+            policy,
+            &assets,
+            &index,
+            findings,
+            self.app.now(),
+        ))
+    }
+
+    /// Open findings ranked under `policy`, each marked with the exception
+    /// that covers it now, if any.
+    pub(crate) async fn ranked_open(&mut self, policy: &Policy) -> Result<Vec<Ranked>, AppError> {
+        let findings = self.open_findings().await?;
+        let mut ranked = self.rank(policy, findings).await?;
+        let exceptions = self.exceptions().await?;
+        ranking::mark(&mut ranked, &exceptions, self.app.now());
+        Ok(ranked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{App, AppConfig, Caller, ManualClock, RequestCtx};
+    use async_trait::async_trait;
+    use patchbay_core::auth::Role;
+    use patchbay_store::{Store, Tx};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A store that counts the read transactions opened through it.
+    struct Counting {
+        inner: Arc<dyn Store>,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Store for Counting {
+        async fn write(&self) -> patchbay_store::Result<Box<dyn Tx>> {
+            self.inner.write().await
+        }
+        async fn read(&self) -> patchbay_store::Result<Box<dyn Tx>> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.read().await
+        }
+        fn backend(&self) -> &'static str {
+            self.inner.backend()
+        }
+        async fn ping(&self) -> patchbay_store::Result<()> {
+            self.inner.ping().await
+        }
+        async fn close(&self) {
+            self.inner.close().await
+        }
+    }
+
+    /// Each consistent answer is computed from exactly one read transaction.
+    #[tokio::test]
+    async fn the_worklist_reads_one_snapshot() {
+        let url = patchbay_store::testing::fresh_sqlite_url();
+        let store = Arc::new(Counting {
+            inner: patchbay_store::open(&url).await.unwrap(),
+            reads: AtomicUsize::new(0),
+        });
+        let t0 = "2026-12-04T00:00:00Z".parse().unwrap();
+        let app = App::new(
+            store.clone(),
+            Arc::new(ManualClock::new(t0)),
+            AppConfig::default(),
+        );
+        let who = Caller {
+            principal: crate::auth::Principal::Token {
+                id: 1,
+                name: "ops".into(),
+            },
+            role: Role::Operator,
+        };
+        let ctx = RequestCtx::default();
+        let reads = |what: &str, n: usize| {
+            let got = store.reads.swap(0, Ordering::SeqCst);
+            assert_eq!(got, n, "{what}: {got} read transactions");
+        };
+        store.reads.store(0, Ordering::SeqCst); // App::new and setup
+        app.worklist(&who, &Default::default(), &ctx).await.unwrap();
+        reads("worklist", 1);
+        app.triage(&who, "CVE-2024-0001", &ctx).await.unwrap();
+        reads("triage", 1);
+        app.patches(&who, &ctx).await.unwrap();
+        reads("patches", 1);
+        app.policy_preview(&who, "version = 1\n", &ctx)
+            .await
+            .unwrap();
+        reads("policy preview", 1);
+        app.plan_preview(&who, &Default::default(), &ctx)
+            .await
+            .unwrap();
+        reads("plan preview", 1);
+        app.history(&who, &ctx).await.unwrap();
+        reads("report history", 1);
+        app.exceptions(&who, true, &ctx).await.unwrap();
+        reads("exceptions", 1);
+        app.review_exceptions(&who, &ctx).await.unwrap();
+        reads("exception review", 1);
+    }
+}
