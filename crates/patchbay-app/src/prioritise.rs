@@ -3,7 +3,9 @@
 //!
 //! Tiers are computed when asked, from the findings, the asset's attributes, KEV,
 //! EPSS and the policy in force — so a new policy or a new feed takes effect
-//! immediately, and a preview is the same computation as the apply.
+//! immediately, and a preview is the same computation as the apply. The
+//! ranking itself is `crate::ranking` (shared with the schedule, exceptions
+//! and reports); each answer reads through one `crate::snapshot`.
 
 use crate::ranking::{Ranked, explain};
 use crate::snapshot::parse_policy;
