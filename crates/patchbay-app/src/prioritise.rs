@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use patchbay_core::asset::AssetKind;
 use patchbay_core::auth::Action;
 use patchbay_core::policy::{self, Policy};
+use patchbay_core::rank::worklist_order;
 use patchbay_core::risk::Tier;
 use patchbay_proto::api::{FindingOut, PolicyEffect, Triage, WorkItem};
 use patchbay_store::PolicyRow;
@@ -114,10 +115,7 @@ impl App {
             .collect();
         let limit = filter.limit.unwrap_or(DEFAULT_WORKLIST_LIMIT);
         let order = |a: &Ranked, b: &Ranked| {
-            (!a.item.overdue, a.tier, a.due)
-                .cmp(&(!b.item.overdue, b.tier, b.due))
-                .then(b.item.score.total_cmp(&a.item.score))
-                .then_with(|| a.item.finding.id.cmp(&b.item.finding.id))
+            worklist_order(&a.rank(), &a.item.finding.id, &b.rank(), &b.item.finding.id)
         };
         // Select the top `limit` in linear time, then sort only those.
         if ranked.len() > limit {

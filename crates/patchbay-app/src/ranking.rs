@@ -6,8 +6,10 @@
 //! disagree — and so none of those modules depends on another (issue 11, item
 //! 1: the module graph is a DAG, checked by `tests::module_graph_is_a_dag`).
 //! Pure: the inputs come from one [`crate::snapshot::Snapshot`]; `now` is an
-//! argument. The risk model itself is `patchbay_core::risk`; exception matching
-//! is `patchbay_core::exception`.
+//! argument. The ranking itself (tier, due date, score, exclusion, groups, the
+//! worklist order) is `patchbay_core::rank`, over domain types; this module
+//! converts stored rows into its candidates and carries the wire lines.
+//! Exception matching is `patchbay_core::exception`.
 
 use crate::fmt_ts;
 use jiff::Timestamp;
@@ -15,6 +17,7 @@ use patchbay_core::assess::Index;
 use patchbay_core::asset::{AssetKind, BusinessImpact, Exposure};
 use patchbay_core::exception::{self, Exception, FindingFacts, Scope};
 use patchbay_core::policy::{AssetFacts, Policy};
+use patchbay_core::rank::{Candidate, Rank, Ranker};
 use patchbay_core::risk::{KevInfo, RiskInput, Tier, summary};
 use patchbay_proto::api::{FindingOut, WorkItem};
 use patchbay_store::{AssetRow, ExceptionRow};
@@ -70,6 +73,19 @@ pub(crate) struct Ranked {
     pub(crate) kind: AssetKind,
 }
 
+impl Ranked {
+    /// The core's view of this line's rank.
+    pub(crate) fn rank(&self) -> Rank {
+        Rank {
+            tier: self.tier,
+            score: self.item.score,
+            due: self.due,
+            overdue: self.item.overdue,
+            excluded: self.excluded,
+        }
+    }
+}
+
 /// Assesses `findings` under `policy`; findings of unknown assets are skipped.
 pub(crate) fn rank(
     policy: &Policy,
@@ -78,7 +94,7 @@ pub(crate) fn rank(
     findings: Vec<FindingOut>,
     now: Timestamp,
 ) -> Vec<Ranked> {
-    let model = policy.risk_model();
+    let ranker = Ranker::new(policy);
     let mut groups_cache: HashMap<String, Vec<String>> = HashMap::new();
     let mut out = Vec::with_capacity(findings.len());
     for f in findings {
@@ -88,7 +104,7 @@ pub(crate) fn rank(
         let (os, kind, impact, exposure) = facts(a);
         let groups = groups_cache
             .entry(a.name.clone())
-            .or_insert_with(|| groups_of(policy, a))
+            .or_insert_with(|| with_facts(a, |af| ranker.groups(af)))
             .clone();
         let pubd = index.by_id(&f.advisory).and_then(|a| a.published);
         let first_seen: Timestamp = f.first_seen.parse().unwrap_or(now);
@@ -106,9 +122,16 @@ pub(crate) fn rank(
             first_seen,
             published: pubd,
         };
-        let c = model.classify(&input);
-        let excluded = policy.is_excluded(&a.name, &groups, &f.source_package)
-            || policy.is_excluded(&a.name, &groups, &f.package);
+        let c = ranker.rank(
+            &Candidate {
+                asset: &a.name,
+                groups: &groups,
+                package: &f.package,
+                source_package: &f.source_package,
+                input: &input,
+            },
+            now,
+        );
         let patch = (
             os.clone(),
             f.source_package.clone(),
@@ -117,7 +140,7 @@ pub(crate) fn rank(
         out.push(Ranked {
             tier: c.tier,
             due: c.due,
-            excluded,
+            excluded: c.excluded,
             patch,
             published: pubd,
             kind,
@@ -126,7 +149,7 @@ pub(crate) fn rank(
                 tier: c.tier.to_string(),
                 score: c.score,
                 due: fmt_ts(c.due),
-                overdue: c.due < now,
+                overdue: c.overdue,
                 // Filled in for the lines returned (see `explain`).
                 summary: String::new(),
                 reasons: vec![],

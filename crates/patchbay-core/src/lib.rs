@@ -21,6 +21,8 @@
 //!   date, and the controls each evidences.
 //! - [`risk`]: the risk model: tiers P0–P4, rank score, SLA due dates (KEV due
 //!   dates honoured), and the reasons for each decision.
+//! - [`rank`]: findings ranked under a policy (tier, due date, score,
+//!   exclusion, groups) and the worklist order — one ranking for every answer.
 //! - [`policy`]: policy as code: the versioned TOML policy file, its validation
 //!   (errors name line and field), groups, approval, exclusions, pins, rings.
 //! - [`window`]: maintenance windows: RFC 5545 recurrences in an IANA time
@@ -40,6 +42,7 @@ pub mod inventory;
 pub mod names;
 pub mod plan;
 pub mod policy;
+pub mod rank;
 pub mod report;
 pub mod risk;
 pub mod token;
