@@ -27,12 +27,17 @@
 //!   zone, with RFC DST rules, a day offset and a cutoff.
 //! - [`plan`]: the schedule planner: assets into their earliest eligible
 //!   windows in ring order, blackouts and soak respected, SLA-at-risk forecast.
+//! - [`rollout`]: the rollout state machine (`step(state, observations, now)`):
+//!   rings, concurrency, the hard error-budget cap, gates, halt and rollback.
+//! - [`canary`]: canary analysis of a ring's health checks (Fisher exact,
+//!   Mann-Whitney U with a tolerance; inconclusive when data is thin).
 #![forbid(unsafe_code)]
 
 pub mod assess;
 pub mod asset;
 pub mod audit;
 pub mod auth;
+pub mod canary;
 pub mod exception;
 pub mod inventory;
 pub mod names;
@@ -40,5 +45,6 @@ pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod risk;
+pub mod rollout;
 pub mod token;
 pub mod window;
