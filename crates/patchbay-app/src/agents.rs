@@ -329,6 +329,8 @@ impl App {
                     .await?;
                 return Ok((
                     CheckinResponse {
+                        jobs: vec![],
+                        acked: vec![],
                         stored_hash: req.inventory_hash,
                         package_rows_written: 0,
                         next_checkin_secs: self.config.checkin_interval_secs,
@@ -464,6 +466,8 @@ impl App {
         tx.commit().await?;
         Ok((
             CheckinResponse {
+                jobs: vec![],
+                acked: vec![],
                 stored_hash: hash,
                 package_rows_written: written,
                 next_checkin_secs: self.config.checkin_interval_secs,

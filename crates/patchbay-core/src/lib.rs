@@ -29,6 +29,8 @@
 //!   windows in ring order, blackouts and soak respected, SLA-at-risk forecast.
 //! - [`rollout`]: the rollout state machine (`step(state, observations, now)`):
 //!   rings, concurrency, the hard error-budget cap, gates, halt and rollback.
+//! - [`job`]: agent jobs: typed, signed (canonical encoding, ed25519), and the
+//!   agent's admission rules.
 //! - [`canary`]: canary analysis of a ring's health checks (Fisher exact,
 //!   Mann-Whitney U with a tolerance; inconclusive when data is thin).
 #![forbid(unsafe_code)]
@@ -40,6 +42,7 @@ pub mod auth;
 pub mod canary;
 pub mod exception;
 pub mod inventory;
+pub mod job;
 pub mod names;
 pub mod plan;
 pub mod policy;
