@@ -80,7 +80,8 @@ impl Done {
     }
 }
 
-type Fut<'e, T> = Pin<Box<dyn Future<Output = sqlx::Result<T>> + Send + 'e>>;
+/// A statement's future; driver errors are already [`StoreError`]s.
+type Fut<'e, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'e>>;
 
 /// Running a statement on a connection.
 pub(crate) trait Exec: Database {
@@ -104,6 +105,8 @@ pub(crate) trait Exec: Database {
         c: &'e mut Self::Connection,
         q: Query<'q, Self, Self::Arguments>,
     ) -> Fut<'e, Self::Row>;
+    /// Executes one or more statements without parameters (for `testing`).
+    fn exec_raw(c: &mut Self::Connection, sql: String) -> Fut<'_, Done>;
 }
 
 impl<DB: Database> Exec for DB
@@ -117,25 +120,32 @@ where
         q: Query<'q, DB, DB::Arguments>,
     ) -> Fut<'e, Done> {
         let f = c.execute(q);
-        Box::pin(async move { f.await.map(|r| Done(r.rows_affected())) })
+        Box::pin(async move { f.await.map(|r| Done(r.rows_affected())).map_err(map_err) })
     }
     fn all<'e, 'q: 'e>(
         c: &'e mut DB::Connection,
         q: Query<'q, DB, DB::Arguments>,
     ) -> Fut<'e, Vec<DB::Row>> {
-        c.fetch_all(q)
+        let f = c.fetch_all(q);
+        Box::pin(async move { f.await.map_err(map_err) })
     }
     fn opt<'e, 'q: 'e>(
         c: &'e mut DB::Connection,
         q: Query<'q, DB, DB::Arguments>,
     ) -> Fut<'e, Option<DB::Row>> {
-        c.fetch_optional(q)
+        let f = c.fetch_optional(q);
+        Box::pin(async move { f.await.map_err(map_err) })
     }
     fn one<'e, 'q: 'e>(
         c: &'e mut DB::Connection,
         q: Query<'q, DB, DB::Arguments>,
     ) -> Fut<'e, DB::Row> {
-        c.fetch_one(q)
+        let f = c.fetch_one(q);
+        Box::pin(async move { f.await.map_err(map_err) })
+    }
+    fn exec_raw(c: &mut DB::Connection, sql: String) -> Fut<'_, Done> {
+        let f = c.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)));
+        Box::pin(async move { f.await.map(|r| Done(r.rows_affected())).map_err(map_err) })
     }
 }
 
@@ -170,17 +180,23 @@ where
 
 /// Decoding a `T` from a named column of a row.
 pub(crate) trait Get<T> {
-    /// [`sqlx::Row::try_get`].
-    fn col(&self, name: &str) -> sqlx::Result<T>;
+    /// [`sqlx::Row::try_get`], the error mapped.
+    fn col(&self, name: &str) -> Result<T>;
+    /// The same by position (for `testing`'s ad-hoc queries).
+    fn col_at(&self, index: usize) -> Result<T>;
 }
 
 impl<R: sqlx::Row, T> Get<T> for R
 where
     T: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     for<'a> &'a str: ColumnIndex<R>,
+    usize: ColumnIndex<R>,
 {
-    fn col(&self, name: &str) -> sqlx::Result<T> {
-        self.try_get(name)
+    fn col(&self, name: &str) -> Result<T> {
+        self.try_get(name).map_err(map_err)
+    }
+    fn col_at(&self, index: usize) -> Result<T> {
+        self.try_get(index).map_err(map_err)
     }
 }
 

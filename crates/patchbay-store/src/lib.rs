@@ -118,17 +118,25 @@ pub trait Store: Send + Sync + 'static {
 /// `postgres://…` and `postgresql://…` select PostgreSQL; `sqlite://PATH`,
 /// `sqlite:PATH` or a bare path select SQLite (the file is created if missing).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if is_postgres_url(url) {
         Ok(Arc::new(PgStore::connect(url).await?))
     } else {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
         Ok(Arc::new(
-            SqliteStore::open(std::path::Path::new(path)).await?,
+            SqliteStore::open(std::path::Path::new(sqlite_path(url))).await?,
         ))
     }
+}
+
+/// Whether `url` names a PostgreSQL database (else it names a SQLite file).
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The file of a SQLite URL: `sqlite://PATH`, `sqlite:PATH` or a bare path.
+fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
 }
 
 /// Redacts the password of a database URL for logs.

@@ -1,7 +1,7 @@
 //! Enrolled agents and enrolment approvals (`agents`, `enrollment_approvals`).
 
 use crate::engine::{Engine, Get, QueryExt, SqlTx, opt_ts};
-use crate::{Result, from_millis, map_err, to_millis};
+use crate::{Result, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
 
@@ -69,7 +69,7 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
         asset_id: i64,
         secret_hash: &str,
         enroll_token_id: Option<i64>,
-        now: jiff::Timestamp,
+        now: Timestamp,
     ) -> Result<()> {
         sqlx::query::<DB>(
             "INSERT INTO agents (id, asset_id, secret_hash, enroll_token_id, enrolled_at) \
@@ -81,8 +81,7 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
         .arg(enroll_token_id)
         .arg(to_millis(now))
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(())
     }
 
@@ -93,41 +92,37 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
         )
         .arg(hash)
         .opt(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
+        .await?;
         row.map(|r| {
             Ok(AgentRow {
-                id: r.col("id").map_err(g)?,
-                asset_id: r.col("asset_id").map_err(g)?,
-                asset_name: r.col("name").map_err(g)?,
-                enrolled_at: from_millis(r.col("enrolled_at").map_err(g)?)?,
-                last_checkin_at: opt_ts(r.col("last_checkin_at").map_err(g)?)?,
-                revoked_at: opt_ts(r.col("revoked_at").map_err(g)?)?,
+                id: r.col("id")?,
+                asset_id: r.col("asset_id")?,
+                asset_name: r.col("name")?,
+                enrolled_at: from_millis(r.col("enrolled_at")?)?,
+                last_checkin_at: opt_ts(r.col("last_checkin_at")?)?,
+                revoked_at: opt_ts(r.col("revoked_at")?)?,
             })
         })
         .transpose()
     }
 
-    async fn revoke_agents_of_asset(&mut self, asset_id: i64, now: jiff::Timestamp) -> Result<u64> {
+    async fn revoke_agents_of_asset(&mut self, asset_id: i64, now: Timestamp) -> Result<u64> {
         let r = sqlx::query::<DB>(
             "UPDATE agents SET revoked_at = $2 WHERE asset_id = $1 AND revoked_at IS NULL",
         )
         .arg(asset_id)
         .arg(to_millis(now))
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(r.rows_affected())
     }
 
-    async fn touch_agent(&mut self, id: &str, at: jiff::Timestamp) -> Result<()> {
+    async fn touch_agent(&mut self, id: &str, at: Timestamp) -> Result<()> {
         sqlx::query::<DB>("UPDATE agents SET last_checkin_at = $2 WHERE id = $1")
             .arg(id)
             .arg(to_millis(at))
             .exec(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(())
     }
 
@@ -137,9 +132,8 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
         )
         .arg(asset_id)
         .one(self.c())
-        .await
-        .map_err(map_err)?;
-        let n: i64 = r.col("n").map_err(map_err)?;
+        .await?;
+        let n: i64 = r.col("n")?;
         Ok(n.max(0) as u64)
     }
 
@@ -148,8 +142,8 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
         asset_id: i64,
         approved_by: &str,
         note: &str,
-        now: jiff::Timestamp,
-        expires_at: jiff::Timestamp,
+        now: Timestamp,
+        expires_at: Timestamp,
     ) -> Result<i64> {
         let r = sqlx::query::<DB>(
             "INSERT INTO enrollment_approvals (asset_id, approved_by, approved_at, expires_at, note) \
@@ -161,15 +155,14 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
         .arg(to_millis(expires_at))
         .arg(note)
         .one(self.c())
-        .await
-        .map_err(map_err)?;
-        r.col("id").map_err(map_err)
+        .await?;
+        r.col("id")
     }
 
     async fn take_enrollment_approval(
         &mut self,
         asset_id: i64,
-        now: jiff::Timestamp,
+        now: Timestamp,
     ) -> Result<Option<(i64, String)>> {
         // One statement: on PostgreSQL the UPDATE's row lock makes two
         // concurrent enrolments race for one approval, and only one wins.
@@ -183,10 +176,8 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
         .arg(asset_id)
         .arg(to_millis(now))
         .opt(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
-        row.map(|r| Ok((r.col("id").map_err(g)?, r.col("approved_by").map_err(g)?)))
+        .await?;
+        row.map(|r| Ok((r.col("id")?, r.col("approved_by")?)))
             .transpose()
     }
 }

@@ -1,10 +1,10 @@
 //! Assets: the registry (`assets`).
 
 use crate::engine::{Engine, Get, QueryExt, SqlTx, json_list, opt_ts, to_json};
-use crate::{Result, StoreError, from_millis, map_err, to_millis};
+use crate::{Result, StoreError, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
-use patchbay_core::inventory::{HostFacts, PendingUpdate};
+use patchbay_core::inventory::{HostFacts, OsRelease, PendingUpdate};
 
 /// Editable attributes of an asset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,44 +108,43 @@ const ASSET_COLS: &str = "id, name, kind, owner, business_impact, exposure, envi
     services_restart, package_format, inventory_hash, pending_updates, package_count";
 
 fn row_to_asset<DB: Engine>(r: &DB::Row) -> Result<AssetRow> {
-    let g = |e: sqlx::Error| map_err(e);
-    let pending: String = r.col("pending_updates").map_err(g)?;
+    let pending: String = r.col("pending_updates")?;
     Ok(AssetRow {
-        id: r.col("id").map_err(g)?,
-        name: r.col("name").map_err(g)?,
+        id: r.col("id")?,
+        name: r.col("name")?,
         attrs: AssetAttrs {
-            kind: r.col("kind").map_err(g)?,
-            owner: r.col("owner").map_err(g)?,
-            business_impact: r.col("business_impact").map_err(g)?,
-            exposure: r.col("exposure").map_err(g)?,
-            environment: r.col("environment").map_err(g)?,
-            tags: json_list(r.col("tags").map_err(g)?)?,
+            kind: r.col("kind")?,
+            owner: r.col("owner")?,
+            business_impact: r.col("business_impact")?,
+            exposure: r.col("exposure")?,
+            environment: r.col("environment")?,
+            tags: json_list(r.col("tags")?)?,
         },
-        has_agent: r.col("has_agent").map_err(g)?,
-        created_at: from_millis(r.col("created_at").map_err(g)?)?,
-        updated_at: from_millis(r.col("updated_at").map_err(g)?)?,
-        last_seen_at: opt_ts(r.col("last_seen_at").map_err(g)?)?,
-        facts: patchbay_core::inventory::HostFacts {
-            hostname: r.col("hostname").map_err(g)?,
-            machine_id: r.col("machine_id").map_err(g)?,
-            os: patchbay_core::inventory::OsRelease {
-                id: r.col("os_id").map_err(g)?,
-                version_id: r.col("os_version_id").map_err(g)?,
-                version_codename: r.col("os_codename").map_err(g)?,
-                pretty_name: r.col("os_pretty_name").map_err(g)?,
-                id_like: r.col("os_id_like").map_err(g)?,
+        has_agent: r.col("has_agent")?,
+        created_at: from_millis(r.col("created_at")?)?,
+        updated_at: from_millis(r.col("updated_at")?)?,
+        last_seen_at: opt_ts(r.col("last_seen_at")?)?,
+        facts: HostFacts {
+            hostname: r.col("hostname")?,
+            machine_id: r.col("machine_id")?,
+            os: OsRelease {
+                id: r.col("os_id")?,
+                version_id: r.col("os_version_id")?,
+                version_codename: r.col("os_codename")?,
+                pretty_name: r.col("os_pretty_name")?,
+                id_like: r.col("os_id_like")?,
             },
-            kernel: r.col("kernel").map_err(g)?,
-            arch: r.col("arch").map_err(g)?,
-            ip_addresses: json_list(r.col("ip_addresses").map_err(g)?)?,
-            reboot_required: r.col("reboot_required").map_err(g)?,
-            services_needing_restart: json_list(r.col("services_restart").map_err(g)?)?,
+            kernel: r.col("kernel")?,
+            arch: r.col("arch")?,
+            ip_addresses: json_list(r.col("ip_addresses")?)?,
+            reboot_required: r.col("reboot_required")?,
+            services_needing_restart: json_list(r.col("services_restart")?)?,
         },
-        package_format: r.col("package_format").map_err(g)?,
-        inventory_hash: r.col("inventory_hash").map_err(g)?,
+        package_format: r.col("package_format")?,
+        inventory_hash: r.col("inventory_hash")?,
         pending_updates: serde_json::from_str(&pending)
             .map_err(|e| StoreError::Other(format!("bad pending updates: {e}")))?,
-        package_count: r.col("package_count").map_err(g)?,
+        package_count: r.col("package_count")?,
     })
 }
 
@@ -156,8 +155,7 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
         let row = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
             .arg(name)
             .opt(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         row.as_ref().map(row_to_asset::<DB>).transpose()
     }
 
@@ -171,8 +169,7 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
         let row = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
             .arg(machine_id)
             .opt(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         row.as_ref().map(row_to_asset::<DB>).transpose()
     }
 
@@ -180,8 +177,7 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
         let sql = format!("SELECT {ASSET_COLS} FROM assets ORDER BY name");
         let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
             .all(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         rows.iter().map(row_to_asset::<DB>).collect()
     }
 
@@ -190,7 +186,7 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
         name: &str,
         attrs: &AssetAttrs,
         has_agent: bool,
-        now: jiff::Timestamp,
+        now: Timestamp,
     ) -> Result<i64> {
         let now = to_millis(now);
         // ON CONFLICT DO NOTHING instead of a unique violation: on
@@ -211,17 +207,16 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
         .arg(has_agent)
         .arg(now)
         .opt(self.c())
-        .await
-        .map_err(map_err)?
+        .await?
         .ok_or_else(|| StoreError::Conflict(format!("an asset named {name:?} already exists")))?;
-        row.col("id").map_err(map_err)
+        row.col("id")
     }
 
     async fn update_asset_attrs(
         &mut self,
         id: i64,
         attrs: &AssetAttrs,
-        now: jiff::Timestamp,
+        now: Timestamp,
     ) -> Result<()> {
         let r = sqlx::query::<DB>(
             "UPDATE assets SET kind = $2, owner = $3, business_impact = $4, exposure = $5, \
@@ -236,8 +231,7 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
         .arg(to_json(&attrs.tags))
         .arg(to_millis(now))
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("asset id {id}")));
         }
@@ -249,7 +243,7 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
         id: i64,
         hostname: &str,
         machine_id: &str,
-        now: jiff::Timestamp,
+        now: Timestamp,
     ) -> Result<()> {
         sqlx::query::<DB>(
             "UPDATE assets SET hostname = $2, machine_id = $3, updated_at = $4 WHERE id = $1",
@@ -259,24 +253,17 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
         .arg(machine_id)
         .arg(to_millis(now))
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(())
     }
 
-    async fn set_has_agent(
-        &mut self,
-        id: i64,
-        has_agent: bool,
-        now: jiff::Timestamp,
-    ) -> Result<()> {
+    async fn set_has_agent(&mut self, id: i64, has_agent: bool, now: Timestamp) -> Result<()> {
         sqlx::query::<DB>("UPDATE assets SET has_agent = $2, updated_at = $3 WHERE id = $1")
             .arg(id)
             .arg(has_agent)
             .arg(to_millis(now))
             .exec(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(())
     }
 }

@@ -1,9 +1,10 @@
 //! The audit log: a hash chain, signed at its head (`audit_events`, `audit_head`, `server_keys`).
 
 use crate::engine::{Engine, Get, QueryExt, SqlTx};
-use crate::{Result, StoreError, from_millis, map_err, to_millis};
+use crate::{Result, StoreError, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
+use patchbay_core::audit;
 
 /// An audit event to append.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,22 +40,15 @@ pub trait AuditStore {
     async fn append_audit(
         &mut self,
         rec: &AuditRecord,
-        signer: Option<&patchbay_core::audit::Signer>,
+        signer: Option<&audit::Signer>,
     ) -> Result<i64>;
     /// Raw chain entries with `seq > after`, oldest first, at most `limit`.
-    async fn audit_entries(
-        &mut self,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<patchbay_core::audit::StoredEntry>>;
+    async fn audit_entries(&mut self, after: i64, limit: i64) -> Result<Vec<audit::StoredEntry>>;
     /// The chain's head: last sequence number and hash (hex).
     async fn audit_head(&mut self) -> Result<(i64, String)>;
     /// Seals entries written before the chain existed into it (once, at start);
     /// returns how many.
-    async fn seal_legacy_audit(
-        &mut self,
-        signer: Option<&patchbay_core::audit::Signer>,
-    ) -> Result<u64>;
+    async fn seal_legacy_audit(&mut self, signer: Option<&audit::Signer>) -> Result<u64>;
     /// Records a public key the server signs with.
     async fn register_server_key(&mut self, public_hex: &str, at: Timestamp) -> Result<()>;
     /// Recorded public keys (hex), oldest first.
@@ -75,18 +69,17 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
     async fn append_audit(
         &mut self,
         rec: &AuditRecord,
-        signer: Option<&patchbay_core::audit::Signer>,
+        signer: Option<&audit::Signer>,
     ) -> Result<i64> {
         // Take the head (a row lock until commit on PostgreSQL).
         let head = sqlx::query::<DB>(
             "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
         )
         .opt(self.c())
-        .await
-        .map_err(map_err)?
+        .await?
         .ok_or_else(|| StoreError::Other("the audit chain head is missing".into()))?;
-        let seq: i64 = head.col("seq").map_err(map_err)?;
-        let prev_hex: String = head.col("hash").map_err(map_err)?;
+        let seq: i64 = head.col("seq")?;
+        let prev_hex: String = head.col("hash")?;
         let prev = parse_hash(&prev_hex)?;
         // Never sign on top of a head this key has not signed: a chain
         // rewritten without the key (re-hashed, signatures dropped) would
@@ -96,10 +89,9 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
                 match sqlx::query::<DB>("SELECT sig FROM audit_events WHERE seq = $1")
                     .arg(seq - 1)
                     .opt(self.c())
-                    .await
-                    .map_err(map_err)?
+                    .await?
                 {
-                    Some(r) => r.col("sig").map_err(map_err)?,
+                    Some(r) => r.col("sig")?,
                     None => None,
                 };
             if !s.signed_head(seq - 1, &prev, sig.as_deref()) {
@@ -112,7 +104,7 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
         }
         let detail = rec.detail.to_string();
         let at = to_millis(rec.at);
-        let fields = patchbay_core::audit::EntryFields {
+        let fields = audit::EntryFields {
             seq,
             at_millis: at,
             actor: &rec.actor,
@@ -121,7 +113,7 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
             outcome: &rec.outcome,
             detail: &detail,
         };
-        let hash = patchbay_core::audit::entry_hash(&fields, &prev);
+        let hash = audit::entry_hash(&fields, &prev);
         let hash_hex = hex::encode(hash);
         let sig = signer.map(|s| s.sign_head(seq, &hash));
         sqlx::query::<DB>(
@@ -139,21 +131,15 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
         .arg(&hash_hex)
         .arg(&sig)
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         sqlx::query::<DB>("UPDATE audit_head SET hash = $1 WHERE id = 1")
             .arg(&hash_hex)
             .exec(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(seq)
     }
 
-    async fn audit_entries(
-        &mut self,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<patchbay_core::audit::StoredEntry>> {
+    async fn audit_entries(&mut self, after: i64, limit: i64) -> Result<Vec<audit::StoredEntry>> {
         // One row per page: the engine aggregates the page into one JSON
         // array (per-row transport costs more than the verification).
         type Raw = (
@@ -172,22 +158,21 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
             .arg(after)
             .arg(limit)
             .opt(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         let Some(row) = row else {
             return Ok(Vec::new());
         };
-        let text: Option<String> = row.col("page").map_err(map_err)?;
+        let text: Option<String> = row.col("page")?;
         let Some(text) = text else {
             return Ok(Vec::new());
         };
         let raw: Vec<Raw> = serde_json::from_str(&text)
             .map_err(|e| StoreError::Other(format!("bad audit page: {e}")))?;
-        let mut out: Vec<patchbay_core::audit::StoredEntry> = raw
+        let mut out: Vec<audit::StoredEntry> = raw
             .into_iter()
             .map(
                 |(seq, at_millis, actor, action, target, outcome, detail, prev_hash, hash, sig)| {
-                    patchbay_core::audit::StoredEntry {
+                    audit::StoredEntry {
                         seq,
                         at_millis,
                         actor,
@@ -210,25 +195,17 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
     async fn audit_head(&mut self) -> Result<(i64, String)> {
         let r = sqlx::query::<DB>("SELECT seq, hash FROM audit_head WHERE id = 1")
             .opt(self.c())
-            .await
-            .map_err(map_err)?
+            .await?
             .ok_or_else(|| StoreError::Other("the audit chain head is missing".into()))?;
-        Ok((
-            r.col("seq").map_err(map_err)?,
-            r.col("hash").map_err(map_err)?,
-        ))
+        Ok((r.col("seq")?, r.col("hash")?))
     }
 
-    async fn seal_legacy_audit(
-        &mut self,
-        signer: Option<&patchbay_core::audit::Signer>,
-    ) -> Result<u64> {
+    async fn seal_legacy_audit(&mut self, signer: Option<&audit::Signer>) -> Result<u64> {
         let (head, _) = self.audit_head().await?;
         let rows =
             sqlx::query::<DB>("SELECT seq FROM audit_events WHERE hash IS NULL ORDER BY seq")
                 .all(self.c())
-                .await
-                .map_err(map_err)?;
+                .await?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -238,23 +215,22 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
             ));
         }
         // Renumber densely (ascending, so each target number is free), then hash.
-        let mut prev = patchbay_core::audit::GENESIS;
+        let mut prev = audit::GENESIS;
         let mut n: i64 = 0;
         for r in &rows {
-            let old: i64 = r.col("seq").map_err(map_err)?;
+            let old: i64 = r.col("seq")?;
             n += 1;
             if old != n {
                 sqlx::query::<DB>("UPDATE audit_events SET seq = $1 WHERE seq = $2")
                     .arg(n)
                     .arg(old)
                     .exec(self.c())
-                    .await
-                    .map_err(map_err)?;
+                    .await?;
             }
         }
         let entries = self.audit_entries(0, n).await?;
         for e in &entries {
-            let fields = patchbay_core::audit::EntryFields {
+            let fields = audit::EntryFields {
                 seq: e.seq,
                 at_millis: e.at_millis,
                 actor: &e.actor,
@@ -263,7 +239,7 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
                 outcome: &e.outcome,
                 detail: &e.detail,
             };
-            let h = patchbay_core::audit::entry_hash(&fields, &prev);
+            let h = audit::entry_hash(&fields, &prev);
             let sig = if e.seq == n {
                 signer.map(|s| s.sign_head(e.seq, &h))
             } else {
@@ -277,26 +253,23 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
             .arg(sig)
             .arg(e.seq)
             .exec(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
             prev = h;
         }
         sqlx::query::<DB>("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
             .arg(n)
             .arg(hex::encode(prev))
             .exec(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(n as u64)
     }
 
-    async fn register_server_key(&mut self, public_hex: &str, at: jiff::Timestamp) -> Result<()> {
+    async fn register_server_key(&mut self, public_hex: &str, at: Timestamp) -> Result<()> {
         sqlx::query::<DB>("INSERT INTO server_keys (public_key, created_at) VALUES ($1, $2) ON CONFLICT (public_key) DO NOTHING")
             .arg(public_hex)
             .arg(to_millis(at))
             .exec(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(())
     }
 
@@ -304,11 +277,8 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
         let rows =
             sqlx::query::<DB>("SELECT public_key FROM server_keys ORDER BY created_at, public_key")
                 .all(self.c())
-                .await
-                .map_err(map_err)?;
-        rows.iter()
-            .map(|r| r.col("public_key").map_err(map_err))
-            .collect()
+                .await?;
+        rows.iter().map(|r| r.col("public_key")).collect()
     }
 
     async fn list_audit(&mut self, after: i64, limit: i64) -> Result<Vec<AuditEntry>> {
@@ -319,20 +289,18 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
         .arg(after)
         .arg(limit)
         .all(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
+        .await?;
         rows.iter()
             .map(|r| {
-                let detail: String = r.col("detail").map_err(g)?;
+                let detail: String = r.col("detail")?;
                 Ok(AuditEntry {
-                    seq: r.col("seq").map_err(g)?,
+                    seq: r.col("seq")?,
                     record: AuditRecord {
-                        at: from_millis(r.col("at").map_err(g)?)?,
-                        actor: r.col("actor").map_err(g)?,
-                        action: r.col("action").map_err(g)?,
-                        target: r.col("target").map_err(g)?,
-                        outcome: r.col("outcome").map_err(g)?,
+                        at: from_millis(r.col("at")?)?,
+                        actor: r.col("actor")?,
+                        action: r.col("action")?,
+                        target: r.col("target")?,
+                        outcome: r.col("outcome")?,
                         detail: serde_json::from_str(&detail)
                             .map_err(|e| StoreError::Other(format!("bad audit detail: {e}")))?,
                     },

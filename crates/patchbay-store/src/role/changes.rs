@@ -1,7 +1,7 @@
 //! Change records and the lessons-learned log (`change_records`, `lessons`).
 
 use crate::engine::{Engine, Get, QueryExt, SqlTx};
-use crate::{Result, StoreError, from_millis, map_err, to_millis};
+use crate::{Result, StoreError, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
 
@@ -63,33 +63,29 @@ impl<DB: Engine> ChangeStore for SqlTx<DB> {
     async fn ensure_change_record(
         &mut self,
         deployment: &str,
-        at: jiff::Timestamp,
+        at: Timestamp,
         by: &str,
     ) -> Result<(ChangeRow, bool)> {
         let find = "SELECT id, deployment, created_at, created_by FROM change_records WHERE deployment = $1";
         let to_row = |r: &DB::Row| -> Result<ChangeRow> {
-            let g = |e: sqlx::Error| map_err(e);
             Ok(ChangeRow {
-                id: r.col("id").map_err(g)?,
-                deployment: r.col("deployment").map_err(g)?,
-                created_at: from_millis(r.col("created_at").map_err(g)?)?,
-                created_by: r.col("created_by").map_err(g)?,
+                id: r.col("id")?,
+                deployment: r.col("deployment")?,
+                created_at: from_millis(r.col("created_at")?)?,
+                created_by: r.col("created_by")?,
             })
         };
         if let Some(r) = sqlx::query::<DB>(find)
             .arg(deployment)
             .opt(self.c())
-            .await
-            .map_err(map_err)?
+            .await?
         {
             return Ok((to_row(&r)?, false));
         }
         let n: i64 = sqlx::query::<DB>("SELECT COUNT(*) AS n FROM change_records")
             .one(self.c())
-            .await
-            .map_err(map_err)?
-            .col("n")
-            .map_err(map_err)?;
+            .await?
+            .col("n")?;
         // Another writer may take a number first: try the next ones.
         for k in 1..=20 {
             let id = format!("CHG-{:04}", n + k);
@@ -102,13 +98,11 @@ impl<DB: Engine> ChangeStore for SqlTx<DB> {
             .arg(to_millis(at))
             .arg(by)
             .exec(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
             if let Some(found) = sqlx::query::<DB>(find)
                 .arg(deployment)
                 .opt(self.c())
-                .await
-                .map_err(map_err)?
+                .await?
             {
                 return Ok((to_row(&found)?, r.rows_affected() == 1));
             }
@@ -123,16 +117,14 @@ impl<DB: Engine> ChangeStore for SqlTx<DB> {
             "SELECT id, deployment, created_at, created_by FROM change_records ORDER BY id",
         )
         .all(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(ChangeRow {
-                    id: r.col("id").map_err(g)?,
-                    deployment: r.col("deployment").map_err(g)?,
-                    created_at: from_millis(r.col("created_at").map_err(g)?)?,
-                    created_by: r.col("created_by").map_err(g)?,
+                    id: r.col("id")?,
+                    deployment: r.col("deployment")?,
+                    created_at: from_millis(r.col("created_at")?)?,
+                    created_by: r.col("created_by")?,
                 })
             })
             .collect()
@@ -143,7 +135,7 @@ impl<DB: Engine> ChangeStore for SqlTx<DB> {
         change_id: &str,
         text: &str,
         author: &str,
-        at: jiff::Timestamp,
+        at: Timestamp,
     ) -> Result<i64> {
         let r = sqlx::query::<DB>("INSERT INTO lessons (change_id, text, author, at) VALUES ($1, $2, $3, $4) RETURNING id")
             .arg(change_id)
@@ -151,26 +143,23 @@ impl<DB: Engine> ChangeStore for SqlTx<DB> {
             .arg(author)
             .arg(to_millis(at))
             .one(self.c())
-            .await
-            .map_err(map_err)?;
-        r.col("id").map_err(map_err)
+            .await?;
+        r.col("id")
     }
 
     async fn list_lessons(&mut self) -> Result<Vec<LessonRow>> {
         let rows =
             sqlx::query::<DB>("SELECT id, change_id, text, author, at FROM lessons ORDER BY id")
                 .all(self.c())
-                .await
-                .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(LessonRow {
-                    id: r.col("id").map_err(g)?,
-                    change_id: r.col("change_id").map_err(g)?,
-                    text: r.col("text").map_err(g)?,
-                    author: r.col("author").map_err(g)?,
-                    at: from_millis(r.col("at").map_err(g)?)?,
+                    id: r.col("id")?,
+                    change_id: r.col("change_id")?,
+                    text: r.col("text")?,
+                    author: r.col("author")?,
+                    at: from_millis(r.col("at")?)?,
                 })
             })
             .collect()

@@ -1,7 +1,7 @@
 //! The outbox of domain events (`events`, ADR 0005).
 
 use crate::engine::{Engine, Get, QueryExt, SqlTx};
-use crate::{Result, StoreError, from_millis, map_err, to_millis};
+use crate::{Result, StoreError, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
 
@@ -57,9 +57,8 @@ impl<DB: Engine> EventStore for SqlTx<DB> {
         .arg(e.payload.to_string())
         .arg(e.audit_seq)
         .one(self.c())
-        .await
-        .map_err(map_err)?;
-        r.col("id").map_err(map_err)
+        .await?;
+        r.col("id")
     }
 
     async fn events_after(&mut self, after: i64, limit: i64) -> Result<Vec<EventRow>> {
@@ -70,23 +69,21 @@ impl<DB: Engine> EventStore for SqlTx<DB> {
         .arg(after)
         .arg(limit)
         .all(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         rows.iter()
             .map(|r| {
-                let g = |e: sqlx::Error| map_err(e);
-                let payload: String = r.col("payload").map_err(g)?;
+                let payload: String = r.col("payload")?;
                 Ok(EventRow {
-                    id: r.col("id").map_err(g)?,
+                    id: r.col("id")?,
                     event: NewEvent {
-                        at: from_millis(r.col("at").map_err(g)?)?,
-                        kind: r.col("kind").map_err(g)?,
-                        version: r.col("version").map_err(g)?,
-                        actor: r.col("actor").map_err(g)?,
-                        subject: r.col("subject").map_err(g)?,
+                        at: from_millis(r.col("at")?)?,
+                        kind: r.col("kind")?,
+                        version: r.col("version")?,
+                        actor: r.col("actor")?,
+                        subject: r.col("subject")?,
                         payload: serde_json::from_str(&payload)
                             .map_err(|e| StoreError::Other(format!("bad event payload: {e}")))?,
-                        audit_seq: r.col("audit_seq").map_err(g)?,
+                        audit_seq: r.col("audit_seq")?,
                     },
                 })
             })

@@ -1,7 +1,7 @@
 //! The exception register (`exceptions`).
 
 use crate::engine::{Engine, Get, QueryExt, SqlTx, opt_ts};
-use crate::{Result, from_millis, map_err, to_millis};
+use crate::{Result, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
 
@@ -82,8 +82,7 @@ impl<DB: Engine> ExceptionStore for SqlTx<DB> {
         .arg(&e.created_by)
         .arg(to_millis(e.expires_at))
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -94,28 +93,26 @@ impl<DB: Engine> ExceptionStore for SqlTx<DB> {
              FROM exceptions ORDER BY id",
         )
         .all(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(ExceptionRow {
-                    id: r.col("id").map_err(g)?,
-                    advisory: r.col("advisory").map_err(g)?,
-                    package: r.col("package").map_err(g)?,
-                    asset: r.col("asset").map_err(g)?,
-                    group: r.col("group_name").map_err(g)?,
-                    owner: r.col("owner").map_err(g)?,
-                    reason: r.col("reason").map_err(g)?,
-                    compensating_control: r.col("compensating_control").map_err(g)?,
-                    approver: r.col("approver").map_err(g)?,
-                    created_at: from_millis(r.col("created_at").map_err(g)?)?,
-                    created_by: r.col("created_by").map_err(g)?,
-                    expires_at: from_millis(r.col("expires_at").map_err(g)?)?,
-                    revoked_at: opt_ts(r.col("revoked_at").map_err(g)?)?,
-                    revoked_by: r.col("revoked_by").map_err(g)?,
-                    revoke_reason: r.col("revoke_reason").map_err(g)?,
-                    expired_noted_at: opt_ts(r.col("expired_noted_at").map_err(g)?)?,
+                    id: r.col("id")?,
+                    advisory: r.col("advisory")?,
+                    package: r.col("package")?,
+                    asset: r.col("asset")?,
+                    group: r.col("group_name")?,
+                    owner: r.col("owner")?,
+                    reason: r.col("reason")?,
+                    compensating_control: r.col("compensating_control")?,
+                    approver: r.col("approver")?,
+                    created_at: from_millis(r.col("created_at")?)?,
+                    created_by: r.col("created_by")?,
+                    expires_at: from_millis(r.col("expires_at")?)?,
+                    revoked_at: opt_ts(r.col("revoked_at")?)?,
+                    revoked_by: r.col("revoked_by")?,
+                    revoke_reason: r.col("revoke_reason")?,
+                    expired_noted_at: opt_ts(r.col("expired_noted_at")?)?,
                 })
             })
             .collect()
@@ -124,7 +121,7 @@ impl<DB: Engine> ExceptionStore for SqlTx<DB> {
     async fn revoke_exception(
         &mut self,
         id: &str,
-        at: jiff::Timestamp,
+        at: Timestamp,
         by: &str,
         reason: &str,
     ) -> Result<bool> {
@@ -137,20 +134,18 @@ impl<DB: Engine> ExceptionStore for SqlTx<DB> {
         .arg(by)
         .arg(reason)
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 
-    async fn note_exception_expired(&mut self, id: &str, at: jiff::Timestamp) -> Result<bool> {
+    async fn note_exception_expired(&mut self, id: &str, at: Timestamp) -> Result<bool> {
         let r = sqlx::query::<DB>(
             "UPDATE exceptions SET expired_noted_at = $2 WHERE id = $1 AND expired_noted_at IS NULL",
         )
         .arg(id)
         .arg(to_millis(at))
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 }

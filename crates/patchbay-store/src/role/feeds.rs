@@ -1,7 +1,7 @@
 //! Advisory feeds, KEV and EPSS (`feeds`, `advisories`, `kev`, `epss`).
 
 use crate::engine::{BATCH_ROWS, Engine, Get, QueryExt, SeparatedExt, SqlTx, opt_ts, to_json};
-use crate::{Result, StoreError, from_millis, map_err, to_millis};
+use crate::{Result, StoreError, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::QueryBuilder;
@@ -124,8 +124,7 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
         .arg(to_millis(f.imported_at))
         .arg(&f.imported_by)
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(())
     }
 
@@ -135,20 +134,18 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
              ORDER BY kind, source",
         )
         .all(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(FeedRow {
-                    id: r.col("id").map_err(g)?,
-                    kind: r.col("kind").map_err(g)?,
-                    source: r.col("source").map_err(g)?,
-                    version: r.col("version").map_err(g)?,
-                    records: r.col("records").map_err(g)?,
-                    skipped: r.col("skipped").map_err(g)?,
-                    imported_at: from_millis(r.col("imported_at").map_err(g)?)?,
-                    imported_by: r.col("imported_by").map_err(g)?,
+                    id: r.col("id")?,
+                    kind: r.col("kind")?,
+                    source: r.col("source")?,
+                    version: r.col("version")?,
+                    records: r.col("records")?,
+                    skipped: r.col("skipped")?,
+                    imported_at: from_millis(r.col("imported_at")?)?,
+                    imported_by: r.col("imported_by")?,
                 })
             })
             .collect()
@@ -159,10 +156,9 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
             "SELECT COALESCE(MAX(imported_at), 0) AS g, COUNT(*) AS n FROM feeds",
         )
         .one(self.c())
-        .await
-        .map_err(map_err)?;
-        let g: i64 = r.col("g").map_err(map_err)?;
-        let n: i64 = r.col("n").map_err(map_err)?;
+        .await?;
+        let g: i64 = r.col("g")?;
+        let n: i64 = r.col("n")?;
         Ok(g.wrapping_mul(31).wrapping_add(n))
     }
 
@@ -191,12 +187,7 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
                  published = excluded.published, modified = excluded.modified, \
                  affected = excluded.affected, ecosystems = excluded.ecosystems",
             );
-            written += qb
-                .build()
-                .exec(self.c())
-                .await
-                .map_err(map_err)?
-                .rows_affected();
+            written += qb.build().exec(self.c()).await?.rows_affected();
         }
         Ok(written)
     }
@@ -207,25 +198,23 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
              FROM advisories ORDER BY id",
         )
         .all(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
+        .await?;
         rows.iter()
             .map(|r| {
-                let cves: String = r.col("cves").map_err(g)?;
-                let affected: String = r.col("affected").map_err(g)?;
+                let cves: String = r.col("cves")?;
+                let affected: String = r.col("affected")?;
                 Ok(AdvisoryRow {
-                    id: r.col("id").map_err(g)?,
-                    summary: r.col("summary").map_err(g)?,
+                    id: r.col("id")?,
+                    summary: r.col("summary")?,
                     cves: serde_json::from_str(&cves)
                         .map_err(|e| StoreError::Other(format!("bad advisory cves: {e}")))?,
-                    cvss_score: r.col("cvss_score").map_err(g)?,
-                    cvss_vector: r.col("cvss_vector").map_err(g)?,
-                    published: opt_ts(r.col("published").map_err(g)?)?,
-                    modified: opt_ts(r.col("modified").map_err(g)?)?,
+                    cvss_score: r.col("cvss_score")?,
+                    cvss_vector: r.col("cvss_vector")?,
+                    published: opt_ts(r.col("published")?)?,
+                    modified: opt_ts(r.col("modified")?)?,
                     affected: serde_json::from_str(&affected)
                         .map_err(|e| StoreError::Other(format!("bad advisory affected: {e}")))?,
-                    ecosystems: r.col("ecosystems").map_err(g)?,
+                    ecosystems: r.col("ecosystems")?,
                 })
             })
             .collect()
@@ -240,8 +229,8 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
                 sep.push_arg(k.cve.clone());
             }
             qb.push(")");
-            for r in qb.build().all(self.c()).await.map_err(map_err)? {
-                let cve: String = r.col("cve").map_err(map_err)?;
+            for r in qb.build().all(self.c()).await? {
+                let cve: String = r.col("cve")?;
                 existing.insert(cve);
             }
         }
@@ -264,7 +253,7 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
                  name = excluded.name, date_added = excluded.date_added, due_date = excluded.due_date, \
                  ransomware = excluded.ransomware, catalog_version = excluded.catalog_version",
             );
-            qb.build().exec(self.c()).await.map_err(map_err)?;
+            qb.build().exec(self.c()).await?;
         }
         let mut added: Vec<String> = rows
             .iter()
@@ -282,20 +271,18 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
              ORDER BY cve",
         )
         .all(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(KevRow {
-                    cve: r.col("cve").map_err(g)?,
-                    vendor: r.col("vendor").map_err(g)?,
-                    product: r.col("product").map_err(g)?,
-                    name: r.col("name").map_err(g)?,
-                    date_added: r.col("date_added").map_err(g)?,
-                    due_date: r.col("due_date").map_err(g)?,
-                    ransomware: r.col("ransomware").map_err(g)?,
-                    catalog_version: r.col("catalog_version").map_err(g)?,
+                    cve: r.col("cve")?,
+                    vendor: r.col("vendor")?,
+                    product: r.col("product")?,
+                    name: r.col("name")?,
+                    date_added: r.col("date_added")?,
+                    due_date: r.col("due_date")?,
+                    ransomware: r.col("ransomware")?,
+                    catalog_version: r.col("catalog_version")?,
                 })
             })
             .collect()
@@ -316,19 +303,13 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
                 " ON CONFLICT (cve) DO UPDATE SET epss = excluded.epss, percentile = excluded.percentile, \
                  score_date = excluded.score_date",
             );
-            written += qb
-                .build()
-                .exec(self.c())
-                .await
-                .map_err(map_err)?
-                .rows_affected();
+            written += qb.build().exec(self.c()).await?.rows_affected();
         }
         Ok(written)
     }
 
     async fn epss_for(&mut self, cves: &[String]) -> Result<Vec<EpssRow>> {
         let mut out = Vec::new();
-        let g = |e: sqlx::Error| map_err(e);
         for chunk in cves.chunks(BATCH_ROWS) {
             let mut qb = QueryBuilder::<DB>::new(
                 "SELECT cve, epss, percentile, score_date FROM epss WHERE cve IN (",
@@ -338,12 +319,12 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
                 sep.push_arg(c.clone());
             }
             qb.push(")");
-            for r in qb.build().all(self.c()).await.map_err(map_err)? {
+            for r in qb.build().all(self.c()).await? {
                 out.push(EpssRow {
-                    cve: r.col("cve").map_err(g)?,
-                    epss: r.col("epss").map_err(g)?,
-                    percentile: r.col("percentile").map_err(g)?,
-                    score_date: r.col("score_date").map_err(g)?,
+                    cve: r.col("cve")?,
+                    epss: r.col("epss")?,
+                    percentile: r.col("percentile")?,
+                    score_date: r.col("score_date")?,
                 });
             }
         }

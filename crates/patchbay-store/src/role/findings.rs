@@ -1,7 +1,7 @@
 //! Findings and their lifecycle (`findings`).
 
 use crate::engine::{BATCH_ROWS, BuilderExt, Engine, Get, QueryExt, SeparatedExt, SqlTx, opt_ts};
-use crate::{Result, from_millis, map_err, to_millis};
+use crate::{Result, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::QueryBuilder;
@@ -78,22 +78,21 @@ const FINDING_COLS: &str = "f.id, f.asset_id, a.name AS asset_name, f.advisory_i
     f.source_package, f.installed_version, f.fixed_version, f.first_seen, f.last_seen, f.resolved_at";
 
 fn row_to_finding<DB: Engine>(r: &DB::Row) -> Result<FindingRow> {
-    let g = |e: sqlx::Error| map_err(e);
     Ok(FindingRow {
-        id: r.col("id").map_err(g)?,
-        asset_id: r.col("asset_id").map_err(g)?,
-        asset_name: r.col("asset_name").map_err(g)?,
+        id: r.col("id")?,
+        asset_id: r.col("asset_id")?,
+        asset_name: r.col("asset_name")?,
         finding: NewFinding {
-            advisory_id: r.col("advisory_id").map_err(g)?,
-            package: r.col("package").map_err(g)?,
-            arch: r.col("arch").map_err(g)?,
-            source_package: r.col("source_package").map_err(g)?,
-            installed_version: r.col("installed_version").map_err(g)?,
-            fixed_version: r.col("fixed_version").map_err(g)?,
+            advisory_id: r.col("advisory_id")?,
+            package: r.col("package")?,
+            arch: r.col("arch")?,
+            source_package: r.col("source_package")?,
+            installed_version: r.col("installed_version")?,
+            fixed_version: r.col("fixed_version")?,
         },
-        first_seen: from_millis(r.col("first_seen").map_err(g)?)?,
-        last_seen: from_millis(r.col("last_seen").map_err(g)?)?,
-        resolved_at: opt_ts(r.col("resolved_at").map_err(g)?)?,
+        first_seen: from_millis(r.col("first_seen")?)?,
+        last_seen: from_millis(r.col("last_seen")?)?,
+        resolved_at: opt_ts(r.col("resolved_at")?)?,
     })
 }
 
@@ -107,8 +106,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
         let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
             .arg(asset_id)
             .all(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         rows.iter().map(row_to_finding::<DB>).collect()
     }
 
@@ -133,7 +131,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                 sep.push_unseparated(")");
             }
             qb.push(")");
-            let rows = qb.build().all(self.c()).await.map_err(map_err)?;
+            let rows = qb.build().all(self.c()).await?;
             for r in &rows {
                 out.push(row_to_finding::<DB>(r)?);
             }
@@ -145,7 +143,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
         &mut self,
         asset_id: i64,
         fs: &[NewFinding],
-        now: jiff::Timestamp,
+        now: Timestamp,
     ) -> Result<()> {
         let now = to_millis(now);
         // 9 parameters per row.
@@ -165,7 +163,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                     .push_arg(now)
                     .push_arg(now);
             });
-            qb.build().exec(self.c()).await.map_err(map_err)?;
+            qb.build().exec(self.c()).await?;
         }
         Ok(())
     }
@@ -173,7 +171,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
     async fn refresh_findings(
         &mut self,
         batch: &[(i64, NewFinding)],
-        now: jiff::Timestamp,
+        now: Timestamp,
     ) -> Result<()> {
         // One statement per chunk: UPDATE … FROM (VALUES …) joins the new
         // values by id (both engines; casts keep PostgreSQL's types exact).
@@ -198,12 +196,12 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
             );
             qb.push_arg(to_millis(now));
             qb.push(" FROM v WHERE findings.id = v.id");
-            qb.build().exec(self.c()).await.map_err(map_err)?;
+            qb.build().exec(self.c()).await?;
         }
         Ok(())
     }
 
-    async fn resolve_findings(&mut self, ids: &[i64], now: jiff::Timestamp) -> Result<()> {
+    async fn resolve_findings(&mut self, ids: &[i64], now: Timestamp) -> Result<()> {
         for chunk in ids.chunks(BATCH_ROWS) {
             let mut qb = QueryBuilder::<DB>::new("UPDATE findings SET resolved_at = ");
             qb.push_arg(to_millis(now));
@@ -213,7 +211,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                 sep.push_arg(*id);
             }
             qb.push(")");
-            qb.build().exec(self.c()).await.map_err(map_err)?;
+            qb.build().exec(self.c()).await?;
         }
         Ok(())
     }
@@ -232,8 +230,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
             .arg(asset_id)
             .arg(include_resolved)
             .all(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         rows.iter().map(row_to_finding::<DB>).collect()
     }
 }

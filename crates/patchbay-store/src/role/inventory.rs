@@ -1,7 +1,7 @@
 //! Installed packages and host state (`asset_packages`, host columns of `assets`).
 
 use crate::engine::{BATCH_ROWS, BuilderExt, Engine, Get, QueryExt, SeparatedExt, SqlTx, to_json};
-use crate::{Result, map_err, to_millis};
+use crate::{Result, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use patchbay_core::inventory::{HostFacts, Package, PackageDelta, PendingUpdate};
@@ -40,25 +40,23 @@ pub trait InventoryStore {
 
 #[async_trait]
 impl<DB: Engine> InventoryStore for SqlTx<DB> {
-    async fn packages(&mut self, asset_id: i64) -> Result<Vec<patchbay_core::inventory::Package>> {
+    async fn packages(&mut self, asset_id: i64) -> Result<Vec<Package>> {
         let rows = sqlx::query::<DB>(
             "SELECT name, arch, version, source, source_version FROM asset_packages \
              WHERE asset_id = $1 ORDER BY name, arch, version",
         )
         .arg(asset_id)
         .all(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
-        let mut out: Vec<patchbay_core::inventory::Package> = rows
+        .await?;
+        let mut out: Vec<Package> = rows
             .iter()
             .map(|r| {
-                Ok(patchbay_core::inventory::Package {
-                    name: r.col("name").map_err(g)?,
-                    arch: r.col("arch").map_err(g)?,
-                    version: r.col("version").map_err(g)?,
-                    source: r.col("source").map_err(g)?,
-                    source_version: r.col("source_version").map_err(g)?,
+                Ok(Package {
+                    name: r.col("name")?,
+                    arch: r.col("arch")?,
+                    version: r.col("version")?,
+                    source: r.col("source")?,
+                    source_version: r.col("source_version")?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -67,11 +65,7 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
         Ok(out)
     }
 
-    async fn apply_package_delta(
-        &mut self,
-        asset_id: i64,
-        delta: &patchbay_core::inventory::PackageDelta,
-    ) -> Result<u64> {
+    async fn apply_package_delta(&mut self, asset_id: i64, delta: &PackageDelta) -> Result<u64> {
         let mut written = 0u64;
         for chunk in delta.removed.chunks(BATCH_ROWS) {
             let mut qb = QueryBuilder::<DB>::new("DELETE FROM asset_packages WHERE asset_id = ");
@@ -88,7 +82,7 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
                 sep.push_unseparated(")");
             }
             qb.push(")");
-            let r = qb.build().exec(self.c()).await.map_err(map_err)?;
+            let r = qb.build().exec(self.c()).await?;
             written += r.rows_affected();
         }
         for chunk in delta.added.chunks(BATCH_ROWS) {
@@ -109,7 +103,7 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
                 " ON CONFLICT (asset_id, name, arch, version) DO UPDATE SET \
                  source = excluded.source, source_version = excluded.source_version",
             );
-            let r = qb.build().exec(self.c()).await.map_err(map_err)?;
+            let r = qb.build().exec(self.c()).await?;
             written += r.rows_affected();
         }
         if written > 0 {
@@ -119,8 +113,7 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
             )
             .arg(asset_id)
             .exec(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         }
         Ok(written)
     }
@@ -154,18 +147,16 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
         .arg(s.seen_at.map(to_millis))
         .arg(to_millis(s.now))
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(())
     }
 
-    async fn touch_seen(&mut self, asset_id: i64, at: jiff::Timestamp) -> Result<()> {
+    async fn touch_seen(&mut self, asset_id: i64, at: Timestamp) -> Result<()> {
         sqlx::query::<DB>("UPDATE assets SET last_seen_at = $2 WHERE id = $1")
             .arg(asset_id)
             .arg(to_millis(at))
             .exec(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Leader leases (`leases`, ADR 0004).
 
 use crate::engine::{Engine, Get, QueryExt, SqlTx};
-use crate::{Result, from_millis, map_err, to_millis};
+use crate::{Result, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
 
@@ -54,8 +54,8 @@ impl<DB: Engine> LeaseStore for SqlTx<DB> {
         &mut self,
         name: &str,
         holder: &str,
-        now: jiff::Timestamp,
-        until: jiff::Timestamp,
+        now: Timestamp,
+        until: Timestamp,
     ) -> Result<LeaseOutcome> {
         // One statement: the conflict row is locked and re-checked, so of
         // two racers for an expired lease only one update applies.
@@ -73,12 +73,11 @@ impl<DB: Engine> LeaseStore for SqlTx<DB> {
         .arg(now_ms)
         .arg(to_millis(until))
         .opt(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         let Some(r) = row else {
             return Ok(LeaseOutcome::HeldByOther);
         };
-        let acquired_at: i64 = r.col("acquired_at").map_err(map_err)?;
+        let acquired_at: i64 = r.col("acquired_at")?;
         Ok(if acquired_at == now_ms {
             LeaseOutcome::Acquired
         } else {
@@ -91,8 +90,7 @@ impl<DB: Engine> LeaseStore for SqlTx<DB> {
             .arg(name)
             .arg(holder)
             .exec(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -102,17 +100,15 @@ impl<DB: Engine> LeaseStore for SqlTx<DB> {
         )
         .arg(name)
         .opt(self.c())
-        .await
-        .map_err(map_err)?
+        .await?
         else {
             return Ok(None);
         };
-        let g = |e: sqlx::Error| map_err(e);
         Ok(Some(LeaseRow {
-            name: r.col("name").map_err(g)?,
-            holder: r.col("holder").map_err(g)?,
-            acquired_at: from_millis(r.col("acquired_at").map_err(g)?)?,
-            expires_at: from_millis(r.col("expires_at").map_err(g)?)?,
+            name: r.col("name")?,
+            holder: r.col("holder")?,
+            acquired_at: from_millis(r.col("acquired_at")?)?,
+            expires_at: from_millis(r.col("expires_at")?)?,
         }))
     }
 }

@@ -1,7 +1,7 @@
 //! Policies, out-of-band events and proposed deployments (`policies`, `oob_events`, `deployments`).
 
 use crate::engine::{Engine, Get, QueryExt, SqlTx, to_json};
-use crate::{Result, StoreError, from_millis, map_err, to_millis};
+use crate::{Result, StoreError, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
 
@@ -84,17 +84,15 @@ impl<DB: Engine> PlanStore for SqlTx<DB> {
             "SELECT id, fingerprint, text, applied_by, applied_at, effect FROM policies ORDER BY id DESC LIMIT 1",
         )
         .opt(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
+        .await?;
         row.map(|r| {
-            let effect: String = r.col("effect").map_err(g)?;
+            let effect: String = r.col("effect")?;
             Ok(PolicyRow {
-                id: r.col("id").map_err(g)?,
-                fingerprint: r.col("fingerprint").map_err(g)?,
-                text: r.col("text").map_err(g)?,
-                applied_by: r.col("applied_by").map_err(g)?,
-                applied_at: from_millis(r.col("applied_at").map_err(g)?)?,
+                id: r.col("id")?,
+                fingerprint: r.col("fingerprint")?,
+                text: r.col("text")?,
+                applied_by: r.col("applied_by")?,
+                applied_at: from_millis(r.col("applied_at")?)?,
                 effect: serde_json::from_str(&effect)
                     .map_err(|e| StoreError::Other(format!("bad policy effect: {e}")))?,
             })
@@ -113,9 +111,8 @@ impl<DB: Engine> PlanStore for SqlTx<DB> {
         .arg(to_millis(p.applied_at))
         .arg(p.effect.to_string())
         .one(self.c())
-        .await
-        .map_err(map_err)?;
-        r.col("id").map_err(map_err)
+        .await?;
+        r.col("id")
     }
 
     async fn insert_oob_event(&mut self, e: &OobEventRow) -> Result<i64> {
@@ -129,9 +126,8 @@ impl<DB: Engine> PlanStore for SqlTx<DB> {
         .arg(e.findings)
         .arg(&e.deployment)
         .one(self.c())
-        .await
-        .map_err(map_err)?;
-        r.col("id").map_err(map_err)
+        .await?;
+        r.col("id")
     }
 
     async fn list_oob_events(&mut self) -> Result<Vec<OobEventRow>> {
@@ -139,20 +135,18 @@ impl<DB: Engine> PlanStore for SqlTx<DB> {
             "SELECT id, at, source, cves, findings, deployment FROM oob_events ORDER BY id DESC",
         )
         .all(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
+        .await?;
         rows.iter()
             .map(|r| {
-                let cves: String = r.col("cves").map_err(g)?;
+                let cves: String = r.col("cves")?;
                 Ok(OobEventRow {
-                    id: r.col("id").map_err(g)?,
-                    at: from_millis(r.col("at").map_err(g)?)?,
-                    source: r.col("source").map_err(g)?,
+                    id: r.col("id")?,
+                    at: from_millis(r.col("at")?)?,
+                    source: r.col("source")?,
                     cves: serde_json::from_str(&cves)
                         .map_err(|e| StoreError::Other(format!("bad oob cves: {e}")))?,
-                    findings: r.col("findings").map_err(g)?,
-                    deployment: r.col("deployment").map_err(g)?,
+                    findings: r.col("findings")?,
+                    deployment: r.col("deployment")?,
                 })
             })
             .collect()
@@ -172,8 +166,7 @@ impl<DB: Engine> PlanStore for SqlTx<DB> {
         .arg(to_millis(d.created_at))
         .arg(&d.created_by)
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(())
     }
 
@@ -183,23 +176,21 @@ impl<DB: Engine> PlanStore for SqlTx<DB> {
              ORDER BY created_at DESC, id DESC",
         )
         .all(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
+        .await?;
         let list = |s: String| -> Result<Vec<String>> {
             serde_json::from_str(&s).map_err(|e| StoreError::Other(format!("bad JSON list: {e}")))
         };
         rows.iter()
             .map(|r| {
                 Ok(DeploymentRow {
-                    id: r.col("id").map_err(g)?,
-                    kind: r.col("kind").map_err(g)?,
-                    status: r.col("status").map_err(g)?,
-                    reason: r.col("reason").map_err(g)?,
-                    patches: list(r.col("patches").map_err(g)?)?,
-                    assets: list(r.col("assets").map_err(g)?)?,
-                    created_at: from_millis(r.col("created_at").map_err(g)?)?,
-                    created_by: r.col("created_by").map_err(g)?,
+                    id: r.col("id")?,
+                    kind: r.col("kind")?,
+                    status: r.col("status")?,
+                    reason: r.col("reason")?,
+                    patches: list(r.col("patches")?)?,
+                    assets: list(r.col("assets")?)?,
+                    created_at: from_millis(r.col("created_at")?)?,
+                    created_by: r.col("created_by")?,
                 })
             })
             .collect()

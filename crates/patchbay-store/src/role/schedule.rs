@@ -1,7 +1,7 @@
 //! Maintenance windows, blackouts and blackout approvals (`windows`, `blackouts`, `blackout_approvals`).
 
 use crate::engine::{Engine, Get, QueryExt, SqlTx, json_list, to_json};
-use crate::{Result, from_millis, map_err, to_millis};
+use crate::{Result, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
 
@@ -114,8 +114,7 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
         .arg(to_millis(w.created_at))
         .arg(&w.created_by)
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -125,24 +124,22 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
              created_at, created_by FROM windows ORDER BY name",
         )
         .all(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(WindowRow {
-                    name: r.col("name").map_err(g)?,
-                    rrule: r.col("rrule").map_err(g)?,
-                    dtstart: r.col("dtstart").map_err(g)?,
-                    tz: r.col("tz").map_err(g)?,
-                    duration_secs: r.col("duration_s").map_err(g)?,
-                    offset_days: r.col("offset_days").map_err(g)?,
-                    cutoff_secs: r.col("cutoff_s").map_err(g)?,
-                    groups: json_list(r.col("groups").map_err(g)?)?,
-                    assets: json_list(r.col("assets").map_err(g)?)?,
-                    description: r.col("description").map_err(g)?,
-                    created_at: from_millis(r.col("created_at").map_err(g)?)?,
-                    created_by: r.col("created_by").map_err(g)?,
+                    name: r.col("name")?,
+                    rrule: r.col("rrule")?,
+                    dtstart: r.col("dtstart")?,
+                    tz: r.col("tz")?,
+                    duration_secs: r.col("duration_s")?,
+                    offset_days: r.col("offset_days")?,
+                    cutoff_secs: r.col("cutoff_s")?,
+                    groups: json_list(r.col("groups")?)?,
+                    assets: json_list(r.col("assets")?)?,
+                    description: r.col("description")?,
+                    created_at: from_millis(r.col("created_at")?)?,
+                    created_by: r.col("created_by")?,
                 })
             })
             .collect()
@@ -152,8 +149,7 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
         let r = sqlx::query::<DB>("DELETE FROM windows WHERE name = $1")
             .arg(name)
             .exec(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -172,8 +168,7 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
         .arg(to_millis(b.created_at))
         .arg(&b.created_by)
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -183,21 +178,19 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
              FROM blackouts ORDER BY starts_at, name",
         )
         .all(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(BlackoutRow {
-                    name: r.col("name").map_err(g)?,
-                    starts_at: from_millis(r.col("starts_at").map_err(g)?)?,
-                    ends_at: from_millis(r.col("ends_at").map_err(g)?)?,
-                    reason: r.col("reason").map_err(g)?,
-                    owner: r.col("owner").map_err(g)?,
-                    groups: json_list(r.col("groups").map_err(g)?)?,
-                    assets: json_list(r.col("assets").map_err(g)?)?,
-                    created_at: from_millis(r.col("created_at").map_err(g)?)?,
-                    created_by: r.col("created_by").map_err(g)?,
+                    name: r.col("name")?,
+                    starts_at: from_millis(r.col("starts_at")?)?,
+                    ends_at: from_millis(r.col("ends_at")?)?,
+                    reason: r.col("reason")?,
+                    owner: r.col("owner")?,
+                    groups: json_list(r.col("groups")?)?,
+                    assets: json_list(r.col("assets")?)?,
+                    created_at: from_millis(r.col("created_at")?)?,
+                    created_by: r.col("created_by")?,
                 })
             })
             .collect()
@@ -208,13 +201,11 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
         sqlx::query::<DB>("DELETE FROM blackout_approvals WHERE blackout = $1")
             .arg(name)
             .exec(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         let r = sqlx::query::<DB>("DELETE FROM blackouts WHERE name = $1")
             .arg(name)
             .exec(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -229,8 +220,7 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
         .arg(&a.note)
         .arg(to_millis(a.approved_at))
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -240,17 +230,15 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
              ORDER BY blackout, deployment",
         )
         .all(self.c())
-        .await
-        .map_err(map_err)?;
-        let g = |e: sqlx::Error| map_err(e);
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(BlackoutApprovalRow {
-                    blackout: r.col("blackout").map_err(g)?,
-                    deployment: r.col("deployment").map_err(g)?,
-                    approver: r.col("approver").map_err(g)?,
-                    note: r.col("note").map_err(g)?,
-                    approved_at: from_millis(r.col("approved_at").map_err(g)?)?,
+                    blackout: r.col("blackout")?,
+                    deployment: r.col("deployment")?,
+                    approver: r.col("approver")?,
+                    note: r.col("note")?,
+                    approved_at: from_millis(r.col("approved_at")?)?,
                 })
             })
             .collect()

@@ -1,7 +1,7 @@
 //! API and enrolment tokens (`api_tokens`, `enroll_tokens`).
 
 use crate::engine::{Engine, Get, QueryExt, SqlTx, opt_ts};
-use crate::{Result, StoreError, from_millis, map_err, to_millis};
+use crate::{Result, StoreError, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
 
@@ -111,31 +111,29 @@ pub trait TokenStore {
 }
 
 fn row_to_api_token<DB: Engine>(r: &DB::Row) -> Result<ApiTokenRow> {
-    let g = |e: sqlx::Error| map_err(e);
     Ok(ApiTokenRow {
-        id: r.col("id").map_err(g)?,
-        name: r.col("name").map_err(g)?,
-        role: r.col("role").map_err(g)?,
-        prefix: r.col("prefix").map_err(g)?,
-        created_at: from_millis(r.col("created_at").map_err(g)?)?,
-        created_by: r.col("created_by").map_err(g)?,
-        last_used_at: opt_ts(r.col("last_used_at").map_err(g)?)?,
-        revoked_at: opt_ts(r.col("revoked_at").map_err(g)?)?,
+        id: r.col("id")?,
+        name: r.col("name")?,
+        role: r.col("role")?,
+        prefix: r.col("prefix")?,
+        created_at: from_millis(r.col("created_at")?)?,
+        created_by: r.col("created_by")?,
+        last_used_at: opt_ts(r.col("last_used_at")?)?,
+        revoked_at: opt_ts(r.col("revoked_at")?)?,
     })
 }
 
 fn row_to_enroll<DB: Engine>(r: &DB::Row) -> Result<EnrollTokenRow> {
-    let g = |e: sqlx::Error| map_err(e);
     Ok(EnrollTokenRow {
-        id: r.col("id").map_err(g)?,
-        name: r.col("name").map_err(g)?,
-        prefix: r.col("prefix").map_err(g)?,
-        uses_total: r.col("uses_total").map_err(g)?,
-        uses_left: r.col("uses_left").map_err(g)?,
-        expires_at: from_millis(r.col("expires_at").map_err(g)?)?,
-        created_at: from_millis(r.col("created_at").map_err(g)?)?,
-        created_by: r.col("created_by").map_err(g)?,
-        revoked_at: opt_ts(r.col("revoked_at").map_err(g)?)?,
+        id: r.col("id")?,
+        name: r.col("name")?,
+        prefix: r.col("prefix")?,
+        uses_total: r.col("uses_total")?,
+        uses_left: r.col("uses_left")?,
+        expires_at: from_millis(r.col("expires_at")?)?,
+        created_at: from_millis(r.col("created_at")?)?,
+        created_by: r.col("created_by")?,
+        revoked_at: opt_ts(r.col("revoked_at")?)?,
     })
 }
 
@@ -154,8 +152,7 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
         .arg(to_millis(t.created_at))
         .arg(&t.created_by)
         .one(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         row_to_api_token::<DB>(&row)
     }
 
@@ -166,18 +163,16 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
         )
         .arg(hash)
         .opt(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         row.as_ref().map(row_to_api_token::<DB>).transpose()
     }
 
-    async fn touch_api_token(&mut self, id: i64, at: jiff::Timestamp) -> Result<()> {
+    async fn touch_api_token(&mut self, id: i64, at: Timestamp) -> Result<()> {
         sqlx::query::<DB>("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
             .arg(id)
             .arg(to_millis(at))
             .exec(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         Ok(())
     }
 
@@ -187,28 +182,25 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
              FROM api_tokens ORDER BY id",
         )
         .all(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         rows.iter().map(row_to_api_token::<DB>).collect()
     }
 
-    async fn revoke_api_token(&mut self, id: i64, at: jiff::Timestamp) -> Result<()> {
+    async fn revoke_api_token(&mut self, id: i64, at: Timestamp) -> Result<()> {
         let r = sqlx::query::<DB>(
             "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
         )
         .arg(id)
         .arg(to_millis(at))
         .exec(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         if r.rows_affected() == 1 {
             return Ok(());
         }
         let exists = sqlx::query::<DB>("SELECT id FROM api_tokens WHERE id = $1")
             .arg(id)
             .opt(self.c())
-            .await
-            .map_err(map_err)?;
+            .await?;
         Err(match exists {
             Some(_) => StoreError::Conflict(format!("token {id} is already revoked")),
             None => StoreError::NotFound(format!("token {id}")),
@@ -229,15 +221,14 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
         .arg(to_millis(t.created_at))
         .arg(&t.created_by)
         .one(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         row_to_enroll::<DB>(&row)
     }
 
     async fn consume_enroll_token(
         &mut self,
         hash: &str,
-        now: jiff::Timestamp,
+        now: Timestamp,
     ) -> Result<Option<EnrollTokenRow>> {
         // One statement decides and decrements, so two agents racing for
         // the last use cannot both win.
@@ -249,8 +240,7 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
         .arg(hash)
         .arg(to_millis(now))
         .opt(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         row.as_ref().map(row_to_enroll::<DB>).transpose()
     }
 
@@ -260,8 +250,7 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
              FROM enroll_tokens ORDER BY id",
         )
         .all(self.c())
-        .await
-        .map_err(map_err)?;
+        .await?;
         rows.iter().map(row_to_enroll::<DB>).collect()
     }
 }
