@@ -34,6 +34,11 @@ use std::pin::Pin;
 pub(crate) const BATCH_ROWS: usize = 500;
 
 /// A database engine the role implementations run on.
+///
+/// The supertraits list every Rust type a role binds or decodes; a role that
+/// needs another one fails to compile naming `Bind<T>` or `Get<T>`: add it here
+/// (both engines must then support it, which the compiler checks too). Booleans
+/// are `BOOLEAN` on PostgreSQL and `INTEGER` 0/1 on SQLite; sqlx decodes both.
 pub(crate) trait Engine:
     Exec
     + Bind<i64>
@@ -311,7 +316,7 @@ pub(crate) struct SqlTx<DB: Engine> {
 
 impl<DB: Engine> SqlTx<DB> {
     /// The transaction's connection, to run statements on.
-    pub(crate) fn c(&mut self) -> &mut DB::Connection {
+    pub(crate) fn conn(&mut self) -> &mut DB::Connection {
         &mut self.tx
     }
 }

@@ -80,7 +80,7 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
         .arg(secret_hash)
         .arg(enroll_token_id)
         .arg(to_millis(now))
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         Ok(())
     }
@@ -91,7 +91,7 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
              FROM agents g JOIN assets a ON a.id = g.asset_id WHERE g.secret_hash = $1",
         )
         .arg(hash)
-        .opt(self.c())
+        .opt(self.conn())
         .await?;
         row.map(|r| {
             Ok(AgentRow {
@@ -112,7 +112,7 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
         )
         .arg(asset_id)
         .arg(to_millis(now))
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         Ok(r.rows_affected())
     }
@@ -121,7 +121,7 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
         sqlx::query::<DB>("UPDATE agents SET last_checkin_at = $2 WHERE id = $1")
             .arg(id)
             .arg(to_millis(at))
-            .exec(self.c())
+            .exec(self.conn())
             .await?;
         Ok(())
     }
@@ -131,7 +131,7 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
             "SELECT COUNT(*) AS n FROM agents WHERE asset_id = $1 AND revoked_at IS NULL",
         )
         .arg(asset_id)
-        .one(self.c())
+        .one(self.conn())
         .await?;
         let n: i64 = r.col("n")?;
         Ok(n.max(0) as u64)
@@ -154,7 +154,7 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
         .arg(to_millis(now))
         .arg(to_millis(expires_at))
         .arg(note)
-        .one(self.c())
+        .one(self.conn())
         .await?;
         r.col("id")
     }
@@ -175,7 +175,7 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
         )
         .arg(asset_id)
         .arg(to_millis(now))
-        .opt(self.c())
+        .opt(self.conn())
         .await?;
         row.map(|r| Ok((r.col("id")?, r.col("approved_by")?)))
             .transpose()

@@ -154,7 +154,7 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
         let sql = format!("SELECT {ASSET_COLS} FROM assets WHERE name = $1");
         let row = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
             .arg(name)
-            .opt(self.c())
+            .opt(self.conn())
             .await?;
         row.as_ref().map(row_to_asset::<DB>).transpose()
     }
@@ -168,7 +168,7 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
         );
         let row = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
             .arg(machine_id)
-            .opt(self.c())
+            .opt(self.conn())
             .await?;
         row.as_ref().map(row_to_asset::<DB>).transpose()
     }
@@ -176,7 +176,7 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
     async fn list_assets(&mut self) -> Result<Vec<AssetRow>> {
         let sql = format!("SELECT {ASSET_COLS} FROM assets ORDER BY name");
         let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
-            .all(self.c())
+            .all(self.conn())
             .await?;
         rows.iter().map(row_to_asset::<DB>).collect()
     }
@@ -206,7 +206,7 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
         .arg(to_json(&attrs.tags))
         .arg(has_agent)
         .arg(now)
-        .opt(self.c())
+        .opt(self.conn())
         .await?
         .ok_or_else(|| StoreError::Conflict(format!("an asset named {name:?} already exists")))?;
         row.col("id")
@@ -230,7 +230,7 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
         .arg(&attrs.environment)
         .arg(to_json(&attrs.tags))
         .arg(to_millis(now))
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("asset id {id}")));
@@ -252,7 +252,7 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
         .arg(hostname)
         .arg(machine_id)
         .arg(to_millis(now))
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         Ok(())
     }
@@ -262,7 +262,7 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
             .arg(id)
             .arg(has_agent)
             .arg(to_millis(now))
-            .exec(self.c())
+            .exec(self.conn())
             .await?;
         Ok(())
     }

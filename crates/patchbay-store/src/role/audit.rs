@@ -75,7 +75,7 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
         let head = sqlx::query::<DB>(
             "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
         )
-        .opt(self.c())
+        .opt(self.conn())
         .await?
         .ok_or_else(|| StoreError::Other("the audit chain head is missing".into()))?;
         let seq: i64 = head.col("seq")?;
@@ -88,7 +88,7 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
             let sig: Option<String> =
                 match sqlx::query::<DB>("SELECT sig FROM audit_events WHERE seq = $1")
                     .arg(seq - 1)
-                    .opt(self.c())
+                    .opt(self.conn())
                     .await?
                 {
                     Some(r) => r.col("sig")?,
@@ -130,11 +130,11 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
         .arg(&prev_hex)
         .arg(&hash_hex)
         .arg(&sig)
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         sqlx::query::<DB>("UPDATE audit_head SET hash = $1 WHERE id = 1")
             .arg(&hash_hex)
-            .exec(self.c())
+            .exec(self.conn())
             .await?;
         Ok(seq)
     }
@@ -157,7 +157,7 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
         let row = sqlx::query::<DB>(DB::AUDIT_PAGE)
             .arg(after)
             .arg(limit)
-            .opt(self.c())
+            .opt(self.conn())
             .await?;
         let Some(row) = row else {
             return Ok(Vec::new());
@@ -194,7 +194,7 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
 
     async fn audit_head(&mut self) -> Result<(i64, String)> {
         let r = sqlx::query::<DB>("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .opt(self.c())
+            .opt(self.conn())
             .await?
             .ok_or_else(|| StoreError::Other("the audit chain head is missing".into()))?;
         Ok((r.col("seq")?, r.col("hash")?))
@@ -204,7 +204,7 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
         let (head, _) = self.audit_head().await?;
         let rows =
             sqlx::query::<DB>("SELECT seq FROM audit_events WHERE hash IS NULL ORDER BY seq")
-                .all(self.c())
+                .all(self.conn())
                 .await?;
         if rows.is_empty() {
             return Ok(0);
@@ -224,7 +224,7 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
                 sqlx::query::<DB>("UPDATE audit_events SET seq = $1 WHERE seq = $2")
                     .arg(n)
                     .arg(old)
-                    .exec(self.c())
+                    .exec(self.conn())
                     .await?;
             }
         }
@@ -252,14 +252,14 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
             .arg(hex::encode(h))
             .arg(sig)
             .arg(e.seq)
-            .exec(self.c())
+            .exec(self.conn())
             .await?;
             prev = h;
         }
         sqlx::query::<DB>("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
             .arg(n)
             .arg(hex::encode(prev))
-            .exec(self.c())
+            .exec(self.conn())
             .await?;
         Ok(n as u64)
     }
@@ -268,7 +268,7 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
         sqlx::query::<DB>("INSERT INTO server_keys (public_key, created_at) VALUES ($1, $2) ON CONFLICT (public_key) DO NOTHING")
             .arg(public_hex)
             .arg(to_millis(at))
-            .exec(self.c())
+            .exec(self.conn())
             .await?;
         Ok(())
     }
@@ -276,7 +276,7 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
     async fn server_keys(&mut self) -> Result<Vec<String>> {
         let rows =
             sqlx::query::<DB>("SELECT public_key FROM server_keys ORDER BY created_at, public_key")
-                .all(self.c())
+                .all(self.conn())
                 .await?;
         rows.iter().map(|r| r.col("public_key")).collect()
     }
@@ -288,7 +288,7 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
         )
         .arg(after)
         .arg(limit)
-        .all(self.c())
+        .all(self.conn())
         .await?;
         rows.iter()
             .map(|r| {

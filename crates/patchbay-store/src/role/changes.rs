@@ -77,13 +77,13 @@ impl<DB: Engine> ChangeStore for SqlTx<DB> {
         };
         if let Some(r) = sqlx::query::<DB>(find)
             .arg(deployment)
-            .opt(self.c())
+            .opt(self.conn())
             .await?
         {
             return Ok((to_row(&r)?, false));
         }
         let n: i64 = sqlx::query::<DB>("SELECT COUNT(*) AS n FROM change_records")
-            .one(self.c())
+            .one(self.conn())
             .await?
             .col("n")?;
         // Another writer may take a number first: try the next ones.
@@ -97,11 +97,11 @@ impl<DB: Engine> ChangeStore for SqlTx<DB> {
             .arg(deployment)
             .arg(to_millis(at))
             .arg(by)
-            .exec(self.c())
+            .exec(self.conn())
             .await?;
             if let Some(found) = sqlx::query::<DB>(find)
                 .arg(deployment)
-                .opt(self.c())
+                .opt(self.conn())
                 .await?
             {
                 return Ok((to_row(&found)?, r.rows_affected() == 1));
@@ -116,7 +116,7 @@ impl<DB: Engine> ChangeStore for SqlTx<DB> {
         let rows = sqlx::query::<DB>(
             "SELECT id, deployment, created_at, created_by FROM change_records ORDER BY id",
         )
-        .all(self.c())
+        .all(self.conn())
         .await?;
         rows.iter()
             .map(|r| {
@@ -142,7 +142,7 @@ impl<DB: Engine> ChangeStore for SqlTx<DB> {
             .arg(text)
             .arg(author)
             .arg(to_millis(at))
-            .one(self.c())
+            .one(self.conn())
             .await?;
         r.col("id")
     }
@@ -150,7 +150,7 @@ impl<DB: Engine> ChangeStore for SqlTx<DB> {
     async fn list_lessons(&mut self) -> Result<Vec<LessonRow>> {
         let rows =
             sqlx::query::<DB>("SELECT id, change_id, text, author, at FROM lessons ORDER BY id")
-                .all(self.c())
+                .all(self.conn())
                 .await?;
         rows.iter()
             .map(|r| {

@@ -56,7 +56,7 @@ impl<DB: Engine> EventStore for SqlTx<DB> {
         .arg(&e.subject)
         .arg(e.payload.to_string())
         .arg(e.audit_seq)
-        .one(self.c())
+        .one(self.conn())
         .await?;
         r.col("id")
     }
@@ -68,7 +68,7 @@ impl<DB: Engine> EventStore for SqlTx<DB> {
         )
         .arg(after)
         .arg(limit)
-        .all(self.c())
+        .all(self.conn())
         .await?;
         rows.iter()
             .map(|r| {

@@ -81,7 +81,7 @@ impl<DB: Engine> ExceptionStore for SqlTx<DB> {
         .arg(to_millis(e.created_at))
         .arg(&e.created_by)
         .arg(to_millis(e.expires_at))
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -92,7 +92,7 @@ impl<DB: Engine> ExceptionStore for SqlTx<DB> {
              created_at, created_by, expires_at, revoked_at, revoked_by, revoke_reason, expired_noted_at \
              FROM exceptions ORDER BY id",
         )
-        .all(self.c())
+        .all(self.conn())
         .await?;
         rows.iter()
             .map(|r| {
@@ -133,7 +133,7 @@ impl<DB: Engine> ExceptionStore for SqlTx<DB> {
         .arg(to_millis(at))
         .arg(by)
         .arg(reason)
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -144,7 +144,7 @@ impl<DB: Engine> ExceptionStore for SqlTx<DB> {
         )
         .arg(id)
         .arg(to_millis(at))
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         Ok(r.rows_affected() == 1)
     }

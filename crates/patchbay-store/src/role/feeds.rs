@@ -123,7 +123,7 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
         .arg(f.skipped)
         .arg(to_millis(f.imported_at))
         .arg(&f.imported_by)
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         Ok(())
     }
@@ -133,7 +133,7 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
             "SELECT id, kind, source, version, records, skipped, imported_at, imported_by FROM feeds \
              ORDER BY kind, source",
         )
-        .all(self.c())
+        .all(self.conn())
         .await?;
         rows.iter()
             .map(|r| {
@@ -155,7 +155,7 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
         let r = sqlx::query::<DB>(
             "SELECT COALESCE(MAX(imported_at), 0) AS g, COUNT(*) AS n FROM feeds",
         )
-        .one(self.c())
+        .one(self.conn())
         .await?;
         let g: i64 = r.col("g")?;
         let n: i64 = r.col("n")?;
@@ -187,7 +187,7 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
                  published = excluded.published, modified = excluded.modified, \
                  affected = excluded.affected, ecosystems = excluded.ecosystems",
             );
-            written += qb.build().exec(self.c()).await?.rows_affected();
+            written += qb.build().exec(self.conn()).await?.rows_affected();
         }
         Ok(written)
     }
@@ -197,7 +197,7 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
             "SELECT id, summary, cves, cvss_score, cvss_vector, published, modified, affected, ecosystems \
              FROM advisories ORDER BY id",
         )
-        .all(self.c())
+        .all(self.conn())
         .await?;
         rows.iter()
             .map(|r| {
@@ -229,7 +229,7 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
                 sep.push_arg(k.cve.clone());
             }
             qb.push(")");
-            for r in qb.build().all(self.c()).await? {
+            for r in qb.build().all(self.conn()).await? {
                 let cve: String = r.col("cve")?;
                 existing.insert(cve);
             }
@@ -253,7 +253,7 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
                  name = excluded.name, date_added = excluded.date_added, due_date = excluded.due_date, \
                  ransomware = excluded.ransomware, catalog_version = excluded.catalog_version",
             );
-            qb.build().exec(self.c()).await?;
+            qb.build().exec(self.conn()).await?;
         }
         let mut added: Vec<String> = rows
             .iter()
@@ -270,7 +270,7 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
             "SELECT cve, vendor, product, name, date_added, due_date, ransomware, catalog_version FROM kev \
              ORDER BY cve",
         )
-        .all(self.c())
+        .all(self.conn())
         .await?;
         rows.iter()
             .map(|r| {
@@ -303,7 +303,7 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
                 " ON CONFLICT (cve) DO UPDATE SET epss = excluded.epss, percentile = excluded.percentile, \
                  score_date = excluded.score_date",
             );
-            written += qb.build().exec(self.c()).await?.rows_affected();
+            written += qb.build().exec(self.conn()).await?.rows_affected();
         }
         Ok(written)
     }
@@ -319,7 +319,7 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
                 sep.push_arg(c.clone());
             }
             qb.push(")");
-            for r in qb.build().all(self.c()).await? {
+            for r in qb.build().all(self.conn()).await? {
                 out.push(EpssRow {
                     cve: r.col("cve")?,
                     epss: r.col("epss")?,

@@ -105,7 +105,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
         );
         let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
             .arg(asset_id)
-            .all(self.c())
+            .all(self.conn())
             .await?;
         rows.iter().map(row_to_finding::<DB>).collect()
     }
@@ -131,7 +131,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                 sep.push_unseparated(")");
             }
             qb.push(")");
-            let rows = qb.build().all(self.c()).await?;
+            let rows = qb.build().all(self.conn()).await?;
             for r in &rows {
                 out.push(row_to_finding::<DB>(r)?);
             }
@@ -163,7 +163,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                     .push_arg(now)
                     .push_arg(now);
             });
-            qb.build().exec(self.c()).await?;
+            qb.build().exec(self.conn()).await?;
         }
         Ok(())
     }
@@ -196,7 +196,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
             );
             qb.push_arg(to_millis(now));
             qb.push(" FROM v WHERE findings.id = v.id");
-            qb.build().exec(self.c()).await?;
+            qb.build().exec(self.conn()).await?;
         }
         Ok(())
     }
@@ -211,7 +211,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                 sep.push_arg(*id);
             }
             qb.push(")");
-            qb.build().exec(self.c()).await?;
+            qb.build().exec(self.conn()).await?;
         }
         Ok(())
     }
@@ -229,7 +229,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
         let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
             .arg(asset_id)
             .arg(include_resolved)
-            .all(self.c())
+            .all(self.conn())
             .await?;
         rows.iter().map(row_to_finding::<DB>).collect()
     }

@@ -46,7 +46,7 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
              WHERE asset_id = $1 ORDER BY name, arch, version",
         )
         .arg(asset_id)
-        .all(self.c())
+        .all(self.conn())
         .await?;
         let mut out: Vec<Package> = rows
             .iter()
@@ -82,7 +82,7 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
                 sep.push_unseparated(")");
             }
             qb.push(")");
-            let r = qb.build().exec(self.c()).await?;
+            let r = qb.build().exec(self.conn()).await?;
             written += r.rows_affected();
         }
         for chunk in delta.added.chunks(BATCH_ROWS) {
@@ -103,7 +103,7 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
                 " ON CONFLICT (asset_id, name, arch, version) DO UPDATE SET \
                  source = excluded.source, source_version = excluded.source_version",
             );
-            let r = qb.build().exec(self.c()).await?;
+            let r = qb.build().exec(self.conn()).await?;
             written += r.rows_affected();
         }
         if written > 0 {
@@ -112,7 +112,7 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
                  (SELECT COUNT(*) FROM asset_packages WHERE asset_id = $1) WHERE id = $1",
             )
             .arg(asset_id)
-            .exec(self.c())
+            .exec(self.conn())
             .await?;
         }
         Ok(written)
@@ -146,7 +146,7 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
         .arg(to_json(&s.pending_updates))
         .arg(s.seen_at.map(to_millis))
         .arg(to_millis(s.now))
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         Ok(())
     }
@@ -155,7 +155,7 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
         sqlx::query::<DB>("UPDATE assets SET last_seen_at = $2 WHERE id = $1")
             .arg(asset_id)
             .arg(to_millis(at))
-            .exec(self.c())
+            .exec(self.conn())
             .await?;
         Ok(())
     }

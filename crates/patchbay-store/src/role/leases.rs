@@ -72,7 +72,7 @@ impl<DB: Engine> LeaseStore for SqlTx<DB> {
         .arg(holder)
         .arg(now_ms)
         .arg(to_millis(until))
-        .opt(self.c())
+        .opt(self.conn())
         .await?;
         let Some(r) = row else {
             return Ok(LeaseOutcome::HeldByOther);
@@ -89,7 +89,7 @@ impl<DB: Engine> LeaseStore for SqlTx<DB> {
         let r = sqlx::query::<DB>("DELETE FROM leases WHERE name = $1 AND holder = $2")
             .arg(name)
             .arg(holder)
-            .exec(self.c())
+            .exec(self.conn())
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -99,7 +99,7 @@ impl<DB: Engine> LeaseStore for SqlTx<DB> {
             "SELECT name, holder, acquired_at, expires_at FROM leases WHERE name = $1",
         )
         .arg(name)
-        .opt(self.c())
+        .opt(self.conn())
         .await?
         else {
             return Ok(None);

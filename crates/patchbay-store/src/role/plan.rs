@@ -83,7 +83,7 @@ impl<DB: Engine> PlanStore for SqlTx<DB> {
         let row = sqlx::query::<DB>(
             "SELECT id, fingerprint, text, applied_by, applied_at, effect FROM policies ORDER BY id DESC LIMIT 1",
         )
-        .opt(self.c())
+        .opt(self.conn())
         .await?;
         row.map(|r| {
             let effect: String = r.col("effect")?;
@@ -110,7 +110,7 @@ impl<DB: Engine> PlanStore for SqlTx<DB> {
         .arg(&p.applied_by)
         .arg(to_millis(p.applied_at))
         .arg(p.effect.to_string())
-        .one(self.c())
+        .one(self.conn())
         .await?;
         r.col("id")
     }
@@ -125,7 +125,7 @@ impl<DB: Engine> PlanStore for SqlTx<DB> {
         .arg(to_json(&e.cves))
         .arg(e.findings)
         .arg(&e.deployment)
-        .one(self.c())
+        .one(self.conn())
         .await?;
         r.col("id")
     }
@@ -134,7 +134,7 @@ impl<DB: Engine> PlanStore for SqlTx<DB> {
         let rows = sqlx::query::<DB>(
             "SELECT id, at, source, cves, findings, deployment FROM oob_events ORDER BY id DESC",
         )
-        .all(self.c())
+        .all(self.conn())
         .await?;
         rows.iter()
             .map(|r| {
@@ -165,7 +165,7 @@ impl<DB: Engine> PlanStore for SqlTx<DB> {
         .arg(to_json(&d.assets))
         .arg(to_millis(d.created_at))
         .arg(&d.created_by)
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         Ok(())
     }
@@ -175,7 +175,7 @@ impl<DB: Engine> PlanStore for SqlTx<DB> {
             "SELECT id, kind, status, reason, patches, assets, created_at, created_by FROM deployments \
              ORDER BY created_at DESC, id DESC",
         )
-        .all(self.c())
+        .all(self.conn())
         .await?;
         let list = |s: String| -> Result<Vec<String>> {
             serde_json::from_str(&s).map_err(|e| StoreError::Other(format!("bad JSON list: {e}")))

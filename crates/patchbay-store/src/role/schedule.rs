@@ -113,7 +113,7 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
         .arg(&w.description)
         .arg(to_millis(w.created_at))
         .arg(&w.created_by)
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -123,7 +123,7 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
             "SELECT name, rrule, dtstart, tz, duration_s, offset_days, cutoff_s, groups, assets, description, \
              created_at, created_by FROM windows ORDER BY name",
         )
-        .all(self.c())
+        .all(self.conn())
         .await?;
         rows.iter()
             .map(|r| {
@@ -148,7 +148,7 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
     async fn delete_window(&mut self, name: &str) -> Result<bool> {
         let r = sqlx::query::<DB>("DELETE FROM windows WHERE name = $1")
             .arg(name)
-            .exec(self.c())
+            .exec(self.conn())
             .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -167,7 +167,7 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
         .arg(to_json(&b.assets))
         .arg(to_millis(b.created_at))
         .arg(&b.created_by)
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -177,7 +177,7 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
             "SELECT name, starts_at, ends_at, reason, owner, groups, assets, created_at, created_by \
              FROM blackouts ORDER BY starts_at, name",
         )
-        .all(self.c())
+        .all(self.conn())
         .await?;
         rows.iter()
             .map(|r| {
@@ -200,11 +200,11 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
         // Explicit, so that the approvals go on engines without cascades too.
         sqlx::query::<DB>("DELETE FROM blackout_approvals WHERE blackout = $1")
             .arg(name)
-            .exec(self.c())
+            .exec(self.conn())
             .await?;
         let r = sqlx::query::<DB>("DELETE FROM blackouts WHERE name = $1")
             .arg(name)
-            .exec(self.c())
+            .exec(self.conn())
             .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -219,7 +219,7 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
         .arg(&a.approver)
         .arg(&a.note)
         .arg(to_millis(a.approved_at))
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -229,7 +229,7 @@ impl<DB: Engine> ScheduleStore for SqlTx<DB> {
             "SELECT blackout, deployment, approver, note, approved_at FROM blackout_approvals \
              ORDER BY blackout, deployment",
         )
-        .all(self.c())
+        .all(self.conn())
         .await?;
         rows.iter()
             .map(|r| {

@@ -151,7 +151,7 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
         .arg(&t.prefix)
         .arg(to_millis(t.created_at))
         .arg(&t.created_by)
-        .one(self.c())
+        .one(self.conn())
         .await?;
         row_to_api_token::<DB>(&row)
     }
@@ -162,7 +162,7 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
              FROM api_tokens WHERE token_hash = $1",
         )
         .arg(hash)
-        .opt(self.c())
+        .opt(self.conn())
         .await?;
         row.as_ref().map(row_to_api_token::<DB>).transpose()
     }
@@ -171,7 +171,7 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
         sqlx::query::<DB>("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
             .arg(id)
             .arg(to_millis(at))
-            .exec(self.c())
+            .exec(self.conn())
             .await?;
         Ok(())
     }
@@ -181,7 +181,7 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
             "SELECT id, name, role, prefix, created_at, created_by, last_used_at, revoked_at \
              FROM api_tokens ORDER BY id",
         )
-        .all(self.c())
+        .all(self.conn())
         .await?;
         rows.iter().map(row_to_api_token::<DB>).collect()
     }
@@ -192,14 +192,14 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
         )
         .arg(id)
         .arg(to_millis(at))
-        .exec(self.c())
+        .exec(self.conn())
         .await?;
         if r.rows_affected() == 1 {
             return Ok(());
         }
         let exists = sqlx::query::<DB>("SELECT id FROM api_tokens WHERE id = $1")
             .arg(id)
-            .opt(self.c())
+            .opt(self.conn())
             .await?;
         Err(match exists {
             Some(_) => StoreError::Conflict(format!("token {id} is already revoked")),
@@ -220,7 +220,7 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
         .arg(to_millis(t.expires_at))
         .arg(to_millis(t.created_at))
         .arg(&t.created_by)
-        .one(self.c())
+        .one(self.conn())
         .await?;
         row_to_enroll::<DB>(&row)
     }
@@ -239,7 +239,7 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
         )
         .arg(hash)
         .arg(to_millis(now))
-        .opt(self.c())
+        .opt(self.conn())
         .await?;
         row.as_ref().map(row_to_enroll::<DB>).transpose()
     }
@@ -249,7 +249,7 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
             "SELECT id, name, prefix, uses_total, uses_left, expires_at, created_at, created_by, revoked_at \
              FROM enroll_tokens ORDER BY id",
         )
-        .all(self.c())
+        .all(self.conn())
         .await?;
         rows.iter().map(row_to_enroll::<DB>).collect()
     }
