@@ -12,7 +12,8 @@
 //! # Layout
 //! - [`change`]: the one path for every state change (transaction, audit
 //!   entry, outbox event).
-//! - [`changes`]: change records (CHG-…), runbooks, the lessons-learned log.
+//! - [`changes`]: change records (CHG-…), runbooks (as data, rendered by
+//!   `patchbay-render`), the lessons-learned log.
 //! - [`duties`]: the duties runner: background work under a leader lease.
 //! - [`error`]: [`AppError`], a stable code plus a human message.
 //! - [`auth`]: callers, token authentication, role checks, bootstrap token.
@@ -26,7 +27,7 @@
 //! - [`feeds`]: storing imported advisory, KEV and EPSS feeds.
 //! - [`prioritise`]: risk tiers, the worklist, policy preview/apply, triage.
 //! - [`reports`]: compliance, time-to-patch, SLA and coverage reports as of a
-//!   date, in JSON, CSV and printable HTML with SVG charts.
+//!   date, as data (rendered by `patchbay-render`).
 //! - [`schedule`]: maintenance windows, blackouts, the plan preview, the calendar.
 #![forbid(unsafe_code)]
 
