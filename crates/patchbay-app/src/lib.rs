@@ -14,6 +14,8 @@
 //!   entry, outbox event).
 //! - [`changes`]: change records (CHG-…), runbooks (as data, rendered by
 //!   `patchbay-render`), the lessons-learned log.
+//! - [`deployments`]: server-driven rollouts: preview, create, operator
+//!   actions and approvals, the rollout driver, the job half of check-ins.
 //! - [`duties`]: the duties runner: background work under a leader lease.
 //! - [`error`]: [`AppError`], a stable code plus a human message.
 //! - [`auth`]: callers, token authentication, role checks, bootstrap token.
@@ -37,6 +39,7 @@ pub mod assets;
 pub mod auth;
 pub mod change;
 pub mod changes;
+pub mod deployments;
 pub mod duties;
 pub mod error;
 pub mod evidence;
@@ -130,6 +133,8 @@ pub struct App {
     index_cache: Arc<Mutex<assess::IndexCache>>,
     refusals: Arc<Mutex<RefusalLimiter>>,
     signer: Option<Arc<patchbay_core::audit::Signer>>,
+    /// Rung when jobs are leased, so long-polling check-ins answer at once.
+    job_bell: Arc<tokio::sync::Notify>,
 }
 
 /// Refusal entries one source (client IP address) may add to the audit log per
@@ -271,6 +276,7 @@ impl App {
             index_cache: Arc::default(),
             refusals: Arc::default(),
             signer: None,
+            job_bell: Arc::default(),
         }
     }
 

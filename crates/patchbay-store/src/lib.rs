@@ -92,6 +92,7 @@ pub trait Tx:
     + ChangeStore
     + LeaseStore
     + EventStore
+    + RolloutStore
     + Send
 {
     /// Commits.

@@ -13,6 +13,7 @@ mod findings;
 mod inventory;
 mod leases;
 mod plan;
+mod rollouts;
 mod schedule;
 mod tokens;
 
@@ -27,5 +28,6 @@ pub use findings::*;
 pub use inventory::*;
 pub use leases::*;
 pub use plan::*;
+pub use rollouts::*;
 pub use schedule::*;
 pub use tokens::*;
