@@ -167,6 +167,8 @@ pub fn checkin_once(opts: &AgentOptions) -> anyhow::Result<CheckinOutcome> {
         let client = Client::new(&opts.server, Some(id.secret.clone()), opts.timeout)
             .with_ca(opts.ca_cert.as_deref())?;
         let req = CheckinRequest {
+            results: vec![],
+            wait_secs: None,
             protocol: AGENT_PROTOCOL_VERSION,
             inventory_hash: hash.clone(),
             inventory,

@@ -309,6 +309,23 @@ impl App {
         agent: &crate::AgentCaller,
         req: CheckinRequest,
     ) -> Result<(CheckinResponse, CheckinKind), AppError> {
+        let wait = req.wait_secs.unwrap_or(0).min(MAX_LONG_POLL_SECS);
+        let (mut resp, kind) = self.checkin_now(agent, req).await?;
+        // Long poll: with no job at once, wait for one (answered within a
+        // moment of its lease), then answer with whatever there is.
+        if resp.jobs.is_empty() && wait > 0 {
+            resp.jobs = self
+                .wait_for_jobs(agent, std::time::Duration::from_secs(wait.into()))
+                .await?;
+        }
+        Ok((resp, kind))
+    }
+
+    async fn checkin_now(
+        &self,
+        agent: &crate::AgentCaller,
+        req: CheckinRequest,
+    ) -> Result<(CheckinResponse, CheckinKind), AppError> {
         check_protocol(req.protocol)?;
         let now = self.now();
         let mut tx = self.change_by_agent(agent).await?;
@@ -325,10 +342,16 @@ impl App {
                 }
                 tx.touch_seen(asset.id, now).await?;
                 tx.touch_agent(&agent.agent_id, now).await?;
+                let (acked, jobs) = self
+                    .job_exchange(&mut tx, &asset.name, &req.results, now)
+                    .await?;
+                // Stored results are audited (job.result); a bare heartbeat is not.
                 tx.commit_unaudited("check-in heartbeat (inventory unchanged)")
                     .await?;
                 return Ok((
                     CheckinResponse {
+                        jobs,
+                        acked,
                         stored_hash: req.inventory_hash,
                         package_rows_written: 0,
                         next_checkin_secs: self.config.checkin_interval_secs,
@@ -461,9 +484,14 @@ impl App {
         }
         tx.audit("inventory.update", &format!("asset:{}", asset.name), detail)
             .await?;
+        let (acked, jobs) = self
+            .job_exchange(&mut tx, &asset.name, &req.results, now)
+            .await?;
         tx.commit().await?;
         Ok((
             CheckinResponse {
+                jobs,
+                acked,
                 stored_hash: hash,
                 package_rows_written: written,
                 next_checkin_secs: self.config.checkin_interval_secs,
@@ -472,6 +500,10 @@ impl App {
         ))
     }
 }
+
+/// Longest long poll a check-in may ask for (proxies commonly cut idle
+/// requests at 60 s).
+pub const MAX_LONG_POLL_SECS: u32 = 55;
 
 fn hex_id() -> String {
     let b = crate::random32();

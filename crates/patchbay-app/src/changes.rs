@@ -7,8 +7,11 @@
 //! installed versions (the back-out plan: each package returns to the version
 //! installed before the change, which is also what the agent records as its
 //! rollback plan before applying) and the approvals; the outcome is the
-//! deployment's status until the rollout engine reports. Runbooks (Markdown
-//! and HTML) are generated from the record.
+//! deployment's status until the rollout engine reports. A runbook is the
+//! record plus the owners of its assets and the tokens that may approve it
+//! ([`patchbay_render::Runbook`], returned as data); its Markdown and HTML are
+//! made by `patchbay-render`. The back-out commands are made here, each
+//! stored value one quoted shell word ([`back_out_command`]).
 
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
 use patchbay_core::auth::Action;
@@ -18,65 +21,13 @@ use patchbay_proto::api::{
     PlanRequest,
 };
 use patchbay_proto::error::ErrorCode;
+use patchbay_render::Runbook;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 
 /// Longest lesson: 16 KiB is several pages of text, and a lesson is shown in
 /// every runbook of its change.
 pub const MAX_LESSON_BYTES: usize = 16 * 1024;
-
-/// A value of someone else's making (a reason, a note, an owner, a token name,
-/// a package) as Markdown text that stays text: characters Markdown would act
-/// on are backslash-escaped and line breaks become spaces, so the value cannot
-/// start a heading, a table row, a list, a link, HTML or code, nor end the
-/// table cell it is in.
-pub fn md_text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '&' | '#' | '!' | '~' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\n' | '\r' | '\t' => out.push(' '),
-            c if is_unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A command for a Markdown table cell, inside a code span: only the `|` that
-/// would end the cell needs escaping (GFM), and line breaks become spaces.
-fn md_code(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r', '`'], " ")
-}
-
-/// A multi-line lesson as the continuation of a Markdown list item: each line
-/// escaped ([`md_text`]; a leading ASCII punctuation character and the `.` or
-/// `)` after leading digits are escaped too, leading blanks dropped) and
-/// indented under the item, with hard line breaks between lines. No line can
-/// open a heading, a table, a list, a quote, a code block or HTML.
-pub fn md_lesson(text: &str) -> String {
-    let lines: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let mut e = md_text(l);
-            if e.starts_with(|c: char| c.is_ascii_punctuation() && c != '\\') {
-                e.insert(0, '\\');
-            }
-            let digits = e.bytes().take_while(u8::is_ascii_digit).count();
-            if digits > 0 && matches!(e.as_bytes().get(digits), Some(b'.' | b')')) {
-                e.insert(digits, '\\');
-            }
-            e
-        })
-        .collect();
-    lines.join("  \n  ")
-}
 
 fn lesson_out(l: &patchbay_store::LessonRow) -> LessonOut {
     LessonOut {
@@ -475,375 +426,40 @@ impl App {
             .collect())
     }
 
-    /// The change's runbook, Markdown (`html == false`) or HTML.
+    /// The change's runbook, as data (rendered by `patchbay-render`).
     pub async fn runbook(
         &self,
         caller: &Caller,
         id: &str,
-        html: bool,
         ctx: &RequestCtx,
-    ) -> Result<String, AppError> {
+    ) -> Result<Runbook, AppError> {
         let c = self.change_record(caller, id, ctx).await?;
-        self.runbook_of(&c, html).await
+        self.runbook_of(c).await
     }
 
     /// The runbook of a record already computed.
-    pub(crate) async fn runbook_of(
-        &self,
-        c: &ChangeRecordOut,
-        html: bool,
-    ) -> Result<String, AppError> {
-        let (owners, approvers) = {
-            let mut tx = self.store.read().await?;
-            let owners: BTreeSet<String> = tx
-                .list_assets()
-                .await?
-                .into_iter()
-                .filter(|a| c.assets.contains(&a.name) && !a.attrs.owner.is_empty())
-                .map(|a| a.attrs.owner)
-                .collect();
-            let approvers: BTreeSet<String> = tx
-                .list_api_tokens()
-                .await?
-                .into_iter()
-                .filter(|t| {
-                    t.revoked_at.is_none() && matches!(t.role.as_str(), "approver" | "admin")
-                })
-                .map(|t| format!("token:{}:{}", t.id, t.name))
-                .collect();
-            (owners, approvers)
-        };
-        let md = runbook_markdown(c, &owners, &approvers);
-        Ok(if html {
-            crate::reports::page(
-                &format!("Runbook {} — {}", c.id, c.deployment),
-                &c.created_at,
-                &markdown_to_html(&md),
-            )
-        } else {
-            md
+    pub(crate) async fn runbook_of(&self, change: ChangeRecordOut) -> Result<Runbook, AppError> {
+        let mut tx = self.store.read().await?;
+        let owners: BTreeSet<String> = tx
+            .list_assets()
+            .await?
+            .into_iter()
+            .filter(|a| change.assets.contains(&a.name) && !a.attrs.owner.is_empty())
+            .map(|a| a.attrs.owner)
+            .collect();
+        let approvers: BTreeSet<String> = tx
+            .list_api_tokens()
+            .await?
+            .into_iter()
+            .filter(|t| t.revoked_at.is_none() && matches!(t.role.as_str(), "approver" | "admin"))
+            .map(|t| format!("token:{}:{}", t.id, t.name))
+            .collect();
+        Ok(Runbook {
+            change,
+            owners,
+            approvers,
         })
     }
-}
-
-fn join_or(items: impl IntoIterator<Item = String>, none: &str) -> String {
-    let v: Vec<String> = items.into_iter().collect();
-    if v.is_empty() {
-        none.to_string()
-    } else {
-        v.join(", ")
-    }
-}
-
-/// The runbook as Markdown.
-pub fn runbook_markdown(
-    c: &ChangeRecordOut,
-    owners: &BTreeSet<String>,
-    approvers: &BTreeSet<String>,
-) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "# Runbook {} — {}\n", c.id, c.deployment);
-    let _ = writeln!(s, "**Risk:** {}.  ", c.risk);
-    let _ = writeln!(s, "**Why:** {}.  ", md_text(&c.reason));
-    let _ = writeln!(s, "**Status:** {}.\n", c.outcome);
-
-    s.push_str("## Roles\n\n| Role | Who | Does |\n|---|---|---|\n");
-    let _ = writeln!(
-        s,
-        "| Change approver | {} | approves the change, each ring that needs approval and any blackout entry; never the change's creator ({}) |",
-        join_or(approvers.iter().map(|a| md_text(a)), "(an approver token)"),
-        md_text(&c.created_by)
-    );
-    s.push_str("| NOC operator | the operator on shift | starts the rollout, watches the gates, pauses, aborts or rolls back (`patchbay deployments`, `patchbay plan preview`) |\n");
-    let _ = writeln!(
-        s,
-        "| Asset owners | {} | confirm their services after their window; receive escalations for their assets |",
-        join_or(
-            owners.iter().map(|o| md_text(o)),
-            "(no owner recorded: set one with `patchbay assets set`)"
-        )
-    );
-    let _ = writeln!(
-        s,
-        "| Security | the vulnerability lead | owns the risk ({}); signs the change off |\n",
-        if c.kev_cves.is_empty() {
-            "no KEV CVE".to_string()
-        } else {
-            format!("KEV: {}", c.kev_cves.join(", "))
-        }
-    );
-
-    s.push_str("## Timeline by window\n\n| Asset | Ring | Window | Planned start | Note |\n|---|---|---|---|---|\n");
-    for w in &c.windows {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} |",
-            md_text(&w.asset),
-            md_text(w.ring.as_deref().unwrap_or("-")),
-            md_text(w.window.as_deref().unwrap_or("-")),
-            md_text(w.planned.as_deref().unwrap_or("not planned")),
-            md_text(
-                &w.unplanned
-                    .clone()
-                    .or_else(|| (!w.enters_blackouts.is_empty()).then(|| format!(
-                        "enters blackout {} (approved)",
-                        w.enters_blackouts.join(", ")
-                    )))
-                    .unwrap_or_default()
-            )
-        );
-    }
-    s.push('\n');
-
-    s.push_str("## Steps\n\n");
-    s.push_str("1. Before the first window: confirm the approvals below, check that the agents are checking in (`patchbay assets list`), and that each asset's snapshot hook and health checks are configured.\n");
-    let mut n = 2;
-    for r in &c.rings {
-        let _ = writeln!(
-            s,
-            "{n}. Ring **{}** ({} asset(s)) from {}: the agents record the rollback plan and the health baseline, apply the exact versions, run the health checks; then soak {} before the next ring.",
-            md_text(&r.ring),
-            r.assets,
-            r.earliest,
-            r.soak
-        );
-        n += 1;
-    }
-    let _ = writeln!(
-        s,
-        "{n}. After the last ring: confirm the findings are closed (`patchbay findings list`), record the outcome and the lessons learned (`patchbay changes lessons add {}`).\n",
-        c.id
-    );
-
-    s.push_str("## Gates\n\n");
-    s.push_str("- Success rate of the ring's jobs at least 95 %.\n");
-    s.push_str("- Health not worse than the baseline taken before the change (canary analysis); too little data pauses for a human.\n");
-    s.push_str("- The ring's soak time has passed since its last job.\n");
-    s.push_str("- Approval recorded where the ring needs one (before `ring3-critical`, and before an out-of-band change leaves ring 1), never by the change's creator.\n\n");
-
-    s.push_str("## Escalation chain\n\n");
-    s.push_str("1. NOC operator on shift: pause the deployment.\n");
-    let _ = writeln!(
-        s,
-        "2. Asset owners: {}.",
-        join_or(owners.iter().map(|o| md_text(o)), "(none recorded)")
-    );
-    let _ = writeln!(
-        s,
-        "3. Change approver: {}.",
-        join_or(approvers.iter().map(|a| md_text(a)), "(none)")
-    );
-    s.push_str(
-        "4. Security lead: decides on abort versus exception (`patchbay exceptions add`).\n\n",
-    );
-
-    s.push_str("## Back-out\n\n");
-    s.push_str("The agent records each package's installed version before applying; `patchbay-agent rollback --job-key KEY` restores them (or runs the snapshot-restore hook). By hand:\n\n");
-    s.push_str("| Asset | Package | Back to | From | Command |\n|---|---|---|---|---|\n");
-    for b in &c.back_out {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | `{}` |",
-            md_text(&b.asset),
-            md_text(&b.package),
-            md_text(&b.installed_version),
-            md_text(&b.target_version),
-            md_code(&b.command)
-        );
-    }
-    s.push('\n');
-
-    s.push_str("## Approvals\n\n");
-    if c.approvals.is_empty() {
-        s.push_str("None recorded yet.\n\n");
-    }
-    for a in &c.approvals {
-        let _ = writeln!(
-            s,
-            "- {} by {} at {}: {}",
-            md_text(&a.subject),
-            md_text(&a.approver),
-            a.at,
-            md_text(&a.note)
-        );
-    }
-    if !c.approvals.is_empty() {
-        s.push('\n');
-    }
-
-    s.push_str("## Lessons learned\n\n");
-    if c.lessons.is_empty() {
-        s.push_str("None yet.\n");
-    }
-    for l in &c.lessons {
-        let _ = writeln!(
-            s,
-            "- {} ({}): {}",
-            l.at,
-            md_text(&l.author),
-            md_lesson(&l.text)
-        );
-    }
-    s
-}
-
-/// The small Markdown subset the runbook uses, as HTML: headings, tables,
-/// numbered and bulleted lists (with indented continuation lines), paragraphs,
-/// `code`, **bold** and backslash escapes. Text is HTML-escaped.
-pub fn markdown_to_html(md: &str) -> String {
-    fn push_esc(out: &mut String, c: char) {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    fn inline(s: &str) -> String {
-        let chars: Vec<char> = s.chars().collect();
-        let mut out = String::new();
-        let (mut code, mut bold) = (false, false);
-        let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
-            let next = chars.get(i + 1).copied();
-            match (c, next) {
-                // In a code span only the table's `\|` is an escape (GFM).
-                ('\\', Some(n)) if n.is_ascii_punctuation() && (!code || n == '|') => {
-                    push_esc(&mut out, n);
-                    i += 2;
-                }
-                ('`', _) => {
-                    out.push_str(if code { "</code>" } else { "<code>" });
-                    code = !code;
-                    i += 1;
-                }
-                ('*', Some('*')) if !code => {
-                    out.push_str(if bold { "</strong>" } else { "<strong>" });
-                    bold = !bold;
-                    i += 2;
-                }
-                (c, _) => {
-                    push_esc(&mut out, c);
-                    i += 1;
-                }
-            }
-        }
-        if code {
-            out.push_str("</code>");
-        }
-        if bold {
-            out.push_str("</strong>");
-        }
-        out
-    }
-    /// The cells of a table row, split at the `|` that are not escaped.
-    fn cells(row: &str) -> Vec<String> {
-        let mut cells = vec![String::new()];
-        let mut it = row.trim().chars();
-        while let Some(c) = it.next() {
-            match c {
-                '\\' => {
-                    let last = cells.last_mut().expect("one cell");
-                    last.push('\\');
-                    if let Some(n) = it.next() {
-                        last.push(n);
-                    }
-                }
-                '|' => cells.push(String::new()),
-                c => cells.last_mut().expect("one cell").push(c),
-            }
-        }
-        if cells.first().is_some_and(|c| c.trim().is_empty()) {
-            cells.remove(0);
-        }
-        if cells.last().is_some_and(|c| c.trim().is_empty()) {
-            cells.pop();
-        }
-        cells.into_iter().map(|c| c.trim().to_string()).collect()
-    }
-    let mut out = String::new();
-    let mut list: Option<&str> = None;
-    let mut table_head = false;
-    let close_list = |out: &mut String, list: &mut Option<&str>| {
-        if let Some(t) = list.take() {
-            let _ = write!(out, "</{t}>");
-        }
-    };
-    let mut in_table = false;
-    for line in md.lines() {
-        let t = line.trim_end();
-        // An indented line under a list item continues it.
-        if list.is_some()
-            && line.starts_with("  ")
-            && !t.trim().is_empty()
-            && out.ends_with("</li>")
-        {
-            out.truncate(out.len() - "</li>".len());
-            let _ = write!(out, "<br>{}</li>", inline(t.trim()));
-            continue;
-        }
-        if t.starts_with('|') {
-            close_list(&mut out, &mut list);
-            if !in_table {
-                out.push_str("<table>");
-                in_table = true;
-                table_head = true;
-            }
-            let cells = cells(t);
-            if cells.iter().all(|c| c.chars().all(|ch| ch == '-')) {
-                continue;
-            }
-            let tag = if table_head { "th" } else { "td" };
-            out.push_str("<tr>");
-            for c in &cells {
-                let _ = write!(out, "<{tag}>{}</{tag}>", inline(c));
-            }
-            out.push_str("</tr>");
-            table_head = false;
-            continue;
-        }
-        if in_table {
-            out.push_str("</table>");
-            in_table = false;
-        }
-        if let Some(h) = t.strip_prefix("## ") {
-            close_list(&mut out, &mut list);
-            let _ = write!(out, "<h2>{}</h2>", inline(h));
-        } else if let Some(h) = t.strip_prefix("# ") {
-            close_list(&mut out, &mut list);
-            let _ = write!(out, "<h2>{}</h2>", inline(h));
-        } else if let Some(item) = t.strip_prefix("- ") {
-            if list != Some("ul") {
-                close_list(&mut out, &mut list);
-                out.push_str("<ul>");
-                list = Some("ul");
-            }
-            let _ = write!(out, "<li>{}</li>", inline(item));
-        } else if let Some((num, item)) = t
-            .split_once(". ")
-            .filter(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-        {
-            let _ = num;
-            if list != Some("ol") {
-                close_list(&mut out, &mut list);
-                out.push_str("<ol>");
-                list = Some("ol");
-            }
-            let _ = write!(out, "<li>{}</li>", inline(item));
-        } else if t.is_empty() {
-            close_list(&mut out, &mut list);
-        } else {
-            close_list(&mut out, &mut list);
-            let _ = write!(out, "<p>{}</p>", inline(t));
-        }
-    }
-    if in_table {
-        out.push_str("</table>");
-    }
-    close_list(&mut out, &mut list);
-    out
 }
 
 #[cfg(test)]
@@ -891,20 +507,5 @@ mod tests {
         let cmd = back_out_command("rpm", "x", "1\nreboot");
         assert!(cmd.starts_with("# no command"), "{cmd}");
         assert!(!cmd.contains('\n'));
-    }
-
-    #[test]
-    fn markdown_values_stay_text() {
-        assert_eq!(md_text("a|b\n## c"), "a\\|b \\#\\# c");
-        assert_eq!(
-            md_lesson("ok\n## Approvals\n| x |\n1. y\n   > z"),
-            "ok  \n  \\#\\# Approvals  \n  \\| x \\|  \n  1\\. y  \n  \\> z"
-        );
-        let html =
-            markdown_to_html("- a  \n  \\#\\# b\n\n| `x \\| y` | \\| |\n|---|---|\n| 1 | 2 |\n");
-        assert_eq!(
-            html,
-            "<ul><li>a<br>## b</li></ul><table><tr><th><code>x | y</code></th><th>|</th></tr><tr><td>1</td><td>2</td></tr></table>"
-        );
     }
 }

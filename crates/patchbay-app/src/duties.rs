@@ -57,28 +57,34 @@ impl Default for DutiesConfig {
 pub enum Duty {
     /// Raise `exception.expired` once for each exception that ran out.
     ExceptionExpiry,
+    /// Step every moving deployment (`deployments::drive_rollouts`).
+    Rollouts,
 }
 
 impl Duty {
     /// Every duty.
-    pub const ALL: [Duty; 1] = [Duty::ExceptionExpiry];
+    pub const ALL: [Duty; 2] = [Duty::ExceptionExpiry, Duty::Rollouts];
 
     /// Its name in logs and reports.
     pub fn name(self) -> &'static str {
         match self {
             Duty::ExceptionExpiry => "exception-expiry",
+            Duty::Rollouts => "rollouts",
         }
     }
 
     fn every(self, c: &DutiesConfig) -> SignedDuration {
         match self {
             Duty::ExceptionExpiry => c.exception_sweep_every,
+            // Every tick: results and leases should not wait.
+            Duty::Rollouts => SignedDuration::ZERO,
         }
     }
 
     async fn run(self, app: &App) -> Result<usize, AppError> {
         match self {
             Duty::ExceptionExpiry => app.sweep_exceptions().await.map(|v| v.len()),
+            Duty::Rollouts => app.drive_rollouts().await,
         }
     }
 }

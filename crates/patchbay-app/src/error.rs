@@ -64,3 +64,10 @@ impl From<StoreError> for AppError {
         }
     }
 }
+
+impl From<patchbay_render::Error> for AppError {
+    fn from(e: patchbay_render::Error) -> Self {
+        tracing::error!(error = %e, "rendering failed");
+        AppError::new(ErrorCode::Internal, e.to_string())
+    }
+}

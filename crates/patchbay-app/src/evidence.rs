@@ -1,4 +1,6 @@
-//! Evidence: verifying and exporting the hash-chained audit trail.
+//! Evidence: verifying and exporting the hash-chained audit trail, and the
+//! signed evidence bundle (its reports and runbooks rendered by
+//! `patchbay-render`).
 //!
 //! Verification reads the raw chain straight from a store (it works offline,
 //! against a database, without a running server) and checks every link and
@@ -343,12 +345,10 @@ impl App {
         let as_of = as_of.round(jiff::Unit::Second).unwrap_or(as_of);
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         for kind in crate::reports::KINDS {
-            for fmt in [
-                crate::reports::Format::Json,
-                crate::reports::Format::Csv,
-                crate::reports::Format::Html,
-            ] {
-                let body = crate::reports::render(kind, &h, as_of, fmt)?;
+            let report = patchbay_core::report::Report::compute(kind, &h, as_of)
+                .ok_or_else(|| AppError::invalid(format!("kind: unknown report {kind:?}")))?;
+            for fmt in patchbay_render::Format::ALL {
+                let body = patchbay_render::report::render(&report, fmt)?;
                 files.push((format!("reports/{kind}.{}", fmt.ext()), body.into_bytes()));
             }
         }
@@ -368,9 +368,10 @@ impl App {
                 format!("changes/{}.json", c.id),
                 serde_json::to_vec_pretty(&record).unwrap_or_default(),
             ));
+            let runbook = self.runbook_of(record).await?;
             files.push((
                 format!("changes/{}-runbook.md", c.id),
-                self.runbook_of(&record, false).await?.into_bytes(),
+                patchbay_render::runbook::markdown(&runbook).into_bytes(),
             ));
         }
         let segment = self

@@ -12,7 +12,10 @@
 //! # Layout
 //! - [`change`]: the one path for every state change (transaction, audit
 //!   entry, outbox event).
-//! - [`changes`]: change records (CHG-…), runbooks, the lessons-learned log.
+//! - [`changes`]: change records (CHG-…), runbooks (as data, rendered by
+//!   `patchbay-render`), the lessons-learned log.
+//! - [`deployments`]: server-driven rollouts: preview, create, operator
+//!   actions and approvals, the rollout driver, the job half of check-ins.
 //! - [`duties`]: the duties runner: background work under a leader lease.
 //! - [`error`]: [`AppError`], a stable code plus a human message.
 //! - [`auth`]: callers, token authentication, role checks, bootstrap token.
@@ -29,7 +32,7 @@
 //!   exception) that prioritise, schedule, exceptions and reports share.
 //! - `snapshot`: one read transaction for the reads of a consistent answer.
 //! - [`reports`]: compliance, time-to-patch, SLA and coverage reports as of a
-//!   date, in JSON, CSV and printable HTML with SVG charts.
+//!   date, as data (rendered by `patchbay-render`).
 //! - [`schedule`]: maintenance windows, blackouts, the plan preview, the calendar.
 #![forbid(unsafe_code)]
 
@@ -39,6 +42,7 @@ pub mod assets;
 pub mod auth;
 pub mod change;
 pub mod changes;
+pub mod deployments;
 pub mod duties;
 pub mod error;
 pub mod evidence;
@@ -134,6 +138,8 @@ pub struct App {
     index_cache: Arc<Mutex<assess::IndexCache>>,
     refusals: Arc<Mutex<RefusalLimiter>>,
     signer: Option<Arc<patchbay_core::audit::Signer>>,
+    /// Rung when jobs are leased, so long-polling check-ins answer at once.
+    job_bell: Arc<tokio::sync::Notify>,
 }
 
 /// Refusal entries one source (client IP address) may add to the audit log per
@@ -275,6 +281,7 @@ impl App {
             index_cache: Arc::default(),
             refusals: Arc::default(),
             signer: None,
+            job_bell: Arc::default(),
         }
     }
 

@@ -30,6 +30,8 @@ pub enum SystemActor {
     RefusalLimiter,
     /// Stamping an API token's last use while authenticating it.
     Authenticator,
+    /// The rollout driver (a duty): steps deployments, leases jobs.
+    RolloutDriver,
 }
 
 impl SystemActor {
@@ -44,6 +46,7 @@ impl SystemActor {
             SystemActor::Assessor => "system:assessor",
             SystemActor::RefusalLimiter => "system:refusal-limiter",
             SystemActor::Authenticator => "system:authenticator",
+            SystemActor::RolloutDriver => "system:rollout-driver",
         }
     }
 
@@ -72,6 +75,7 @@ mod tests {
             SystemActor::Assessor,
             SystemActor::RefusalLimiter,
             SystemActor::Authenticator,
+            SystemActor::RolloutDriver,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|a| a.name()).collect();
         assert_eq!(names.len(), all.len());

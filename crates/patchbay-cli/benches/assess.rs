@@ -1382,6 +1382,8 @@ async fn enrol_and_check_in(
         .await
         .map_err(app_err)?;
     let req = CheckinRequest {
+        results: vec![],
+        wait_secs: None,
         protocol: AGENT_PROTOCOL_VERSION,
         inventory_hash: inv.content_hash(),
         inventory: InventoryPayload::Full {
@@ -1489,6 +1491,8 @@ async fn incremental(
         next.normalize();
         let delta = PackageDelta::between(&cur.packages, &next.packages);
         let req = CheckinRequest {
+            results: vec![],
+            wait_secs: None,
             protocol: AGENT_PROTOCOL_VERSION,
             inventory_hash: next.content_hash(),
             inventory: InventoryPayload::Delta {

@@ -243,6 +243,8 @@ fn enrol(ctx: &Ctx<'_>, inv: &Inventory) -> anyhow::Result<Agent> {
 
 fn full_body(inv: &Inventory) -> anyhow::Result<Vec<u8>> {
     Ok(serde_json::to_vec(&CheckinRequest {
+        results: vec![],
+        wait_secs: None,
         protocol: AGENT_PROTOCOL_VERSION,
         inventory_hash: inv.content_hash(),
         inventory: InventoryPayload::Full {
@@ -253,6 +255,8 @@ fn full_body(inv: &Inventory) -> anyhow::Result<Vec<u8>> {
 
 fn unchanged_body(hash: &str) -> anyhow::Result<Vec<u8>> {
     Ok(serde_json::to_vec(&CheckinRequest {
+        results: vec![],
+        wait_secs: None,
         protocol: AGENT_PROTOCOL_VERSION,
         inventory_hash: hash.to_string(),
         inventory: InventoryPayload::Unchanged,

@@ -42,7 +42,7 @@ pub struct WorklistArgs {
     pub format: ListFormat,
 }
 
-pub use patchbay_app::reports::csv_safe;
+pub use patchbay_render::csv_safe;
 
 /// `patchbay worklist`
 pub fn worklist(c: &Client, a: WorklistArgs) -> anyhow::Result<()> {

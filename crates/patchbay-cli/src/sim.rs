@@ -158,6 +158,8 @@ pub fn enrol_and_checkin(server: &str, enroll_token: &str, inv: &Inventory) -> a
         "POST",
         "/agent/v1/checkin",
         &CheckinRequest {
+            results: vec![],
+            wait_secs: None,
             protocol: AGENT_PROTOCOL_VERSION,
             inventory_hash: inv.content_hash(),
             inventory: InventoryPayload::Full {

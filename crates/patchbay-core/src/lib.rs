@@ -31,20 +31,29 @@
 //!   renderer of SLA durations); errors name the field and the text.
 //! - [`plan`]: the schedule planner: assets into their earliest eligible
 //!   windows in ring order, blackouts and soak respected, SLA-at-risk forecast.
+//! - [`rollout`]: the rollout state machine (`step(state, observations, now)`):
+//!   rings, concurrency, the hard error-budget cap, gates, halt and rollback.
+//! - [`job`]: agent jobs: typed, signed (canonical encoding, ed25519), and the
+//!   agent's admission rules.
+//! - [`canary`]: canary analysis of a ring's health checks (Fisher exact,
+//!   Mann-Whitney U with a tolerance; inconclusive when data is thin).
 #![forbid(unsafe_code)]
 
 pub mod assess;
 pub mod asset;
 pub mod audit;
 pub mod auth;
+pub mod canary;
 pub mod exception;
 pub mod inventory;
+pub mod job;
 pub mod names;
 pub mod plan;
 pub mod policy;
 pub mod rank;
 pub mod report;
 pub mod risk;
+pub mod rollout;
 pub mod token;
 pub mod when;
 pub mod window;

@@ -25,7 +25,9 @@
 //! in between; assets keep their last check-in only, so for a past date an
 //! asset seen after it counts as seen at it.
 //!
-//! Each report names the controls it evidences ([`controls`]).
+//! Each report names the controls it evidences ([`controls`]). [`Report`]
+//! holds any one of them, by kind ([`KINDS`]), for whoever renders it
+//! (`patchbay-render`).
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -499,6 +501,52 @@ pub fn coverage(h: &History, as_of: Timestamp) -> Coverage {
     }
     c.seen_24h_pct = pct(c.seen_24h, c.known);
     c
+}
+
+/// The report kinds, as named in the API and the evidence bundle.
+pub const KINDS: [&str; 4] = ["compliance", "ttp", "sla", "coverage"];
+
+/// One report of any kind, as data (serialized as the report itself).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Report {
+    /// `compliance`.
+    Compliance(Compliance),
+    /// `ttp`.
+    TimeToPatch(TimeToPatch),
+    /// `sla`.
+    SlaAdherence(SlaAdherence),
+    /// `coverage`.
+    Coverage(Coverage),
+}
+
+impl Report {
+    /// The report of `kind` (one of [`KINDS`]) at `as_of`; `None` for an
+    /// unknown kind.
+    pub fn compute(kind: &str, h: &History, as_of: Timestamp) -> Option<Report> {
+        Some(match kind {
+            "compliance" => Report::Compliance(compliance(h, as_of)),
+            "ttp" => Report::TimeToPatch(time_to_patch(h, as_of)),
+            "sla" => Report::SlaAdherence(sla_adherence(h, as_of)),
+            "coverage" => Report::Coverage(coverage(h, as_of)),
+            _ => return None,
+        })
+    }
+
+    /// Its kind, one of [`KINDS`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Report::Compliance(_) => "compliance",
+            Report::TimeToPatch(_) => "ttp",
+            Report::SlaAdherence(_) => "sla",
+            Report::Coverage(_) => "coverage",
+        }
+    }
+
+    /// The controls it evidences.
+    pub fn controls(&self) -> &'static [Control] {
+        controls(self.kind())
+    }
 }
 
 /// A control a report section evidences.

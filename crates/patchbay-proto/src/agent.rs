@@ -3,7 +3,9 @@
 //! The agent authenticates check-ins with `Authorization: Bearer <agent secret>`,
 //! a per-agent credential issued at enrolment and stored hashed by the server.
 
+pub use patchbay_core::canary::CheckSample;
 use patchbay_core::inventory::{HostFacts, Inventory, Package, PackageFormat, PendingUpdate};
+pub use patchbay_core::job::{Job, JobKind, PackagePin, SignedJob};
 use serde::{Deserialize, Serialize};
 
 /// `POST /agent/v1/enroll`
@@ -79,6 +81,73 @@ pub struct CheckinRequest {
     pub inventory_hash: String,
     /// The inventory, whole, as a delta, or not at all.
     pub inventory: InventoryPayload,
+    /// Results of jobs (and refusals), sent until the server acknowledges
+    /// them (`acked` in the answer). The server stores one per key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<JobResult>,
+    /// Long-poll: the agent waits up to this many seconds for a job when
+    /// the server has none at once (0 or absent: answer at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_secs: Option<u32>,
+}
+
+/// How a job ended on the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobOutcome {
+    /// Applied and verified.
+    Succeeded,
+    /// Pre-flight, apply or verification failed (the step says which).
+    Failed,
+    /// The agent refused to run it (`refusal` says why).
+    Refused,
+    /// A rollback job put the recorded versions back.
+    RolledBack,
+    /// A rollback job failed.
+    RollbackFailed,
+}
+
+/// A package whose version a job changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionChange {
+    /// Package name.
+    pub name: String,
+    /// Version before (absent: newly installed).
+    pub before: Option<String>,
+    /// Version after (absent: removed).
+    pub after: Option<String>,
+}
+
+/// A job's result as the agent reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// The job's idempotency key.
+    pub key: String,
+    /// How it ended.
+    pub outcome: JobOutcome,
+    /// The failing step (`preflight.lock`, `verify.health`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// What went wrong, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The refusal's stable code (`bad_signature`, `unknown_check`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// Health before the change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline: Vec<CheckSample>,
+    /// Health after it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<CheckSample>,
+    /// What changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<VersionChange>,
+    /// Whether the host needs a reboot now.
+    #[serde(default)]
+    pub reboot_required: bool,
+    /// When the job finished on the agent (RFC 3339).
+    pub finished_at: String,
 }
 
 /// Answer to a check-in.
@@ -90,4 +159,11 @@ pub struct CheckinResponse {
     pub package_rows_written: u64,
     /// Suggested delay before the next check-in.
     pub next_checkin_secs: u64,
+    /// Jobs leased to this agent, signed by the server's key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<SignedJob>,
+    /// Keys of the results the server has stored (the agent stops re-sending
+    /// them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acked: Vec<String>,
 }

@@ -448,6 +448,135 @@ pub struct DeploymentOut {
     pub created_by: String,
 }
 
+/// A ring of a new deployment (`POST /api/v1/deployments`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RingIn {
+    /// Name (`ring0-canary`).
+    pub name: String,
+    /// These assets (canary hosts pinned by name).
+    #[serde(default)]
+    pub assets: Vec<String>,
+    /// Or this many of the remaining targets, `N` or `N%`, chosen by a stable
+    /// hash of each host's machine id (the last ring takes the rest).
+    #[serde(default)]
+    pub size: Option<String>,
+    /// Jobs in flight at most: `N` or `N%` of the ring (default 1).
+    #[serde(default)]
+    pub max_concurrent: Option<String>,
+    /// Failures tolerated: `N` or `N%` of the ring (default 0); one more halts.
+    #[serde(default)]
+    pub error_budget: Option<String>,
+    /// Share of jobs that must succeed, 0–1 (default 0.95).
+    #[serde(default)]
+    pub success_threshold: Option<f64>,
+    /// Soak before the next ring (`30m`, `24h`; default 0).
+    #[serde(default)]
+    pub soak: Option<String>,
+    /// Whether a human must approve the ring (not its creator or starter).
+    #[serde(default)]
+    pub approval: bool,
+    /// `failed-hosts` (default), `ring` or `none`.
+    #[serde(default)]
+    pub rollback: Option<String>,
+}
+
+/// A new deployment (`POST /api/v1/deployments`, and its preview).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSpec {
+    /// Exact versions to install.
+    pub packages: Vec<patchbay_core::job::PackagePin>,
+    /// Target assets (with `groups`; neither: every managed asset that has
+    /// one of the packages installed).
+    #[serde(default)]
+    pub assets: Vec<String>,
+    /// Target policy groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The rings, in order (default: one ring `all`, one host at a time).
+    #[serde(default)]
+    pub rings: Vec<RingIn>,
+    /// Health checks (names in the agents' local configuration) run before
+    /// and after each job.
+    #[serde(default)]
+    pub checks: Vec<String>,
+    /// How long after the start jobs may begin (`4h`; default 24h): the
+    /// window's cutoff.
+    #[serde(default)]
+    pub window: Option<String>,
+    /// How long an agent has to report a job (`30m`; default 30m).
+    #[serde(default)]
+    pub job_timeout: Option<String>,
+}
+
+/// One host in a deployment preview.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewHost {
+    /// Asset.
+    pub asset: String,
+    /// Its ring.
+    pub ring: String,
+    /// Each package: installed version → the version it will get.
+    pub packages: Vec<PreviewPackage>,
+}
+
+/// A package change in a preview.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewPackage {
+    /// Name.
+    pub name: String,
+    /// Installed now.
+    pub from: Option<String>,
+    /// Will get.
+    pub to: String,
+}
+
+/// A target that will not be touched, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewSkip {
+    /// Asset.
+    pub asset: String,
+    /// Why (no agent, package not installed, already at the version, …).
+    pub reason: String,
+}
+
+/// What a deployment would do (`POST /api/v1/deployments/preview`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentPreview {
+    /// Hosts and what each gets, ring by ring.
+    pub hosts: Vec<PreviewHost>,
+    /// Targets left alone, with the reason.
+    pub skipped: Vec<PreviewSkip>,
+    /// The rules, as they will apply (what counts against the budget).
+    pub rules: Vec<String>,
+}
+
+/// A deployment with its rollout (`GET /api/v1/deployments/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentDetail {
+    /// The deployment.
+    pub deployment: DeploymentOut,
+    /// Its rollout: state, rings with gate verdicts, each host's job.
+    pub rollout: Option<patchbay_core::rollout::Rollout>,
+    /// Each job's last result as the agent reported it.
+    #[serde(default)]
+    pub results: Vec<serde_json::Value>,
+}
+
+/// An approval or rejection of a deployment's ring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployApprovalIn {
+    /// The ring (name); default: the ring waiting for approval.
+    #[serde(default)]
+    pub ring: Option<String>,
+    /// Approve (true) or reject (false; aborts the deployment).
+    pub approve: bool,
+    /// Why (required).
+    pub comment: String,
+}
+
 /// A maintenance window definition (`POST /api/v1/windows`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -17,7 +17,8 @@
 use crate::errors::ApiError;
 use crate::extract::{Authed, request_ctx};
 use crate::handlers::{
-    agent, assets, audit, changes, exceptions, findings, ops, prioritise, reports, schedule, tokens,
+    agent, assets, audit, changes, deployments, exceptions, findings, ops, prioritise, reports,
+    schedule, tokens,
 };
 use crate::metrics::{HttpLabels, Metrics};
 use crate::{MAX_AGENT_BODY, MAX_API_BODY};
@@ -116,6 +117,15 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     GET "/patches" => prioritise::patches, Api(Some(ReadInventory));
     GET "/oob-events" => prioritise::oob_events, Api(Some(ReadInventory));
     GET "/deployments" => prioritise::deployments, Api(Some(ReadInventory));
+    POST "/deployments" => deployments::create, Api(Some(WriteAssets));
+    POST "/deployments/preview" => deployments::preview, Api(Some(ReadInventory));
+    GET "/deployments/{id}" => deployments::show, Api(Some(ReadInventory));
+    POST "/deployments/{id}/start" => deployments::start, Api(Some(WriteAssets));
+    POST "/deployments/{id}/pause" => deployments::pause, Api(Some(WriteAssets));
+    POST "/deployments/{id}/resume" => deployments::resume, Api(Some(WriteAssets));
+    POST "/deployments/{id}/abort" => deployments::abort, Api(Some(WriteAssets));
+    POST "/deployments/{id}/rollback" => deployments::rollback, Api(Some(WriteAssets));
+    POST "/deployments/{id}/approvals" => deployments::approval, Api(Some(Approve));
     GET "/windows" => schedule::list_windows, Api(Some(ReadInventory));
     POST "/windows" => schedule::add_window, Api(Some(WriteAssets));
     DELETE "/windows/{name}" => schedule::remove_window, Api(Some(WriteAssets));

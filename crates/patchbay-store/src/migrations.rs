@@ -79,10 +79,16 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0011_events.sql"),
         include_str!("../migrations/postgres/0011_events.sql"),
     ),
+    (
+        12,
+        "rollouts",
+        include_str!("../migrations/sqlite/0012_rollouts.sql"),
+        include_str!("../migrations/postgres/0012_rollouts.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS

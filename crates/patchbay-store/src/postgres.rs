@@ -1,17 +1,26 @@
 //! PostgreSQL backend, for several stateless server replicas sharing one database.
+//!
+//! What differs from SQLite: read transactions are read-only repeatable-read
+//! snapshots, and the audit page aggregate.
 
-use crate::sql::impl_tx;
+use crate::engine::{Affected, Engine, SqlTx};
 use crate::{Result, Store, StoreError, Tx, map_err};
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Postgres;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgQueryResult};
 use std::time::Duration;
 
-impl_tx!(
-    sqlx::Postgres,
-    PgTx,
-    "SELECT json_agg(json_build_array(seq, at, actor, action, target, outcome, detail, prev_hash, hash, sig) ORDER BY seq)::text \
-     FROM (SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2) AS page"
-);
+impl Engine for Postgres {
+    const AUDIT_PAGE: &'static str = "SELECT json_agg(json_build_array(seq, at, actor, action, target, outcome, \
+         detail, prev_hash, hash, sig) ORDER BY seq)::text AS page \
+         FROM (SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2) AS p";
+}
+
+impl Affected for PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
 
 /// The PostgreSQL store.
 pub struct PgStore {
@@ -45,7 +54,7 @@ impl PgStore {
 impl Store for PgStore {
     async fn write(&self) -> Result<Box<dyn Tx>> {
         let tx = self.pool.begin().await.map_err(map_err)?;
-        Ok(Box::new(PgTx { tx }))
+        Ok(Box::new(SqlTx::<Postgres> { tx }))
     }
 
     async fn read(&self) -> Result<Box<dyn Tx>> {
@@ -54,7 +63,7 @@ impl Store for PgStore {
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .map_err(map_err)?;
-        Ok(Box::new(PgTx { tx }))
+        Ok(Box::new(SqlTx::<Postgres> { tx }))
     }
 
     fn backend(&self) -> &'static str {

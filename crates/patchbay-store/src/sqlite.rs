@@ -1,20 +1,30 @@
 //! SQLite backend: one file, WAL, one writer.
+//!
+//! What differs from PostgreSQL: write transactions begin with
+//! `BEGIN IMMEDIATE` on a one-connection pool, and the audit page aggregate.
 
-use crate::sql::impl_tx;
+use crate::engine::{Affected, Engine, SqlTx};
 use crate::{Result, Store, StoreError, Tx, map_err};
 use async_trait::async_trait;
+use sqlx::Sqlite;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
 };
 use std::path::Path;
 use std::time::Duration;
 
-impl_tx!(
-    sqlx::Sqlite,
-    SqliteTx,
-    "SELECT json_group_array(json_array(seq, at, actor, action, target, outcome, detail, prev_hash, hash, sig)) \
-     FROM (SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2) HAVING COUNT(*) > 0"
-);
+impl Engine for Sqlite {
+    const AUDIT_PAGE: &'static str = "SELECT json_group_array(json_array(seq, at, actor, action, target, outcome, \
+         detail, prev_hash, hash, sig)) AS page \
+         FROM (SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2) HAVING COUNT(*) > 0";
+}
+
+impl Affected for SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -113,12 +123,12 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(SqlTx::<Sqlite> { tx }))
     }
 
     async fn read(&self) -> Result<Box<dyn Tx>> {
         let tx = self.reader.begin().await.map_err(map_err)?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(SqlTx::<Sqlite> { tx }))
     }
 
     fn backend(&self) -> &'static str {

@@ -4,7 +4,8 @@
 //! which `scripts/test` uses). Without it they fail loudly rather than skip: a
 //! skipped backend is not a passed one.
 
-use sqlx::Connection;
+use crate::engine::{Engine, Exec, Get, QueryExt};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Sqlite, SqliteConnection};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -36,10 +37,10 @@ pub fn postgres_admin_url() -> String {
 pub async fn fresh_postgres_url() -> String {
     let admin = postgres_admin_url();
     let name = format!("pbtest_{}", unique());
-    let mut conn = sqlx::PgConnection::connect(&admin)
+    let mut conn = PgConnection::connect(&admin)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL at {admin}: {e}"));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
         .expect("CREATE DATABASE");
@@ -63,173 +64,153 @@ pub async fn fresh_url(backend: &str) -> String {
     }
 }
 
+/// A direct connection to a test database, bypassing the store.
+enum Raw {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+impl Raw {
+    /// Connects to the database `url` names, as [`crate::open`] reads URLs.
+    async fn connect(url: &str) -> Result<Self, String> {
+        if crate::is_postgres_url(url) {
+            PgConnection::connect(url).await.map(Raw::Postgres)
+        } else {
+            let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(crate::sqlite_path(url));
+            SqliteConnection::connect_with(&opts).await.map(Raw::Sqlite)
+        }
+        .map_err(|e| format!("cannot connect to {}: {e}", crate::redact_url(url)))
+    }
+}
+
 /// Runs raw SQL (one or more statements) against a database, bypassing the
 /// store: for tests that tamper with the database the way an attacker with
 /// database access would. Returns the rows affected.
 pub async fn execute_raw(url: &str, sql: &str) -> Result<u64, String> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let mut c = sqlx::PgConnection::connect(url)
-            .await
-            .map_err(|e| e.to_string())?;
-        let r = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(&mut c)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(r.rows_affected())
-    } else {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
-        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-        let mut c = sqlx::SqliteConnection::connect_with(&opts)
-            .await
-            .map_err(|e| e.to_string())?;
-        let r = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(&mut c)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(r.rows_affected())
-    }
+    let done = match Raw::connect(url).await? {
+        Raw::Postgres(mut c) => Postgres::exec_raw(&mut c, sql.to_string()).await,
+        Raw::Sqlite(mut c) => Sqlite::exec_raw(&mut c, sql.to_string()).await,
+    };
+    done.map(|d| d.rows_affected()).map_err(|e| e.to_string())
 }
 
 /// Runs a raw query whose rows are `(text, integer)` pairs, bypassing the
 /// store: for tests that check what is really stored (row counts per asset,
 /// say) rather than what an API view or a cached counter reports.
 pub async fn query_pairs(url: &str, sql: &str) -> Result<Vec<(String, i64)>, String> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let mut c = sqlx::PgConnection::connect(url)
-            .await
-            .map_err(|e| e.to_string())?;
-        sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
-            .fetch_all(&mut c)
-            .await
-            .map_err(|e| e.to_string())
-    } else {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
-        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-        let mut c = sqlx::SqliteConnection::connect_with(&opts)
-            .await
-            .map_err(|e| e.to_string())?;
-        sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
-            .fetch_all(&mut c)
-            .await
-            .map_err(|e| e.to_string())
+    async fn pairs<DB: Engine>(
+        c: &mut DB::Connection,
+        sql: &str,
+    ) -> crate::Result<Vec<(String, i64)>> {
+        let rows = sqlx::query::<DB>(AssertSqlSafe(sql.to_string()))
+            .all(c)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.col_at(0)?, r.col_at(1)?)))
+            .collect()
     }
-}
-
-/// Every table of a database with all its rows as canonical text (rows
-/// sorted), bypassing the store: tests compare two dumps to show that a
-/// refused request changed nothing anywhere, not just in one API view.
-pub async fn dump_all(url: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
-    use sqlx::Row;
-    let mut out = std::collections::BTreeMap::new();
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let mut c = sqlx::PgConnection::connect(url)
-            .await
-            .map_err(|e| e.to_string())?;
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT table_name::text FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1",
-        )
-        .fetch_all(&mut c)
-        .await
-        .map_err(|e| e.to_string())?;
-        for t in tables {
-            let q = format!(
-                "SELECT COALESCE(string_agg(r, E'\\n' ORDER BY r), '') FROM (SELECT t::text AS r FROM \"{t}\" t) x"
-            );
-            let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(q))
-                .fetch_one(&mut c)
-                .await
-                .map_err(|e| format!("{t}: {e}"))?;
-            out.insert(t, text);
-        }
-    } else {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
-        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-        let mut c = sqlx::SqliteConnection::connect_with(&opts)
-            .await
-            .map_err(|e| e.to_string())?;
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1",
-        )
-        .fetch_all(&mut c)
-        .await
-        .map_err(|e| e.to_string())?;
-        for t in tables {
-            let cols: Vec<String> = sqlx::query("SELECT name FROM pragma_table_info($1)")
-                .bind(&t)
-                .fetch_all(&mut c)
-                .await
-                .map_err(|e| e.to_string())?
-                .iter()
-                .map(|r| r.get::<String, _>(0))
-                .collect();
-            let row = cols
-                .iter()
-                .map(|c| format!("quote(\"{c}\")"))
-                .collect::<Vec<_>>()
-                .join(" || ',' || ");
-            let q = format!(
-                "SELECT COALESCE(group_concat(r, char(10)), '') FROM (SELECT {row} AS r FROM \"{t}\" ORDER BY 1)"
-            );
-            let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(q))
-                .fetch_one(&mut c)
-                .await
-                .map_err(|e| format!("{t}: {e}"))?;
-            out.insert(t, text);
-        }
+    match Raw::connect(url).await? {
+        Raw::Postgres(mut c) => pairs::<Postgres>(&mut c, sql).await,
+        Raw::Sqlite(mut c) => pairs::<Sqlite>(&mut c, sql).await,
     }
-    Ok(out)
+    .map_err(|e| e.to_string())
 }
 
 /// Runs one query against a database, bypassing the store, and returns the
 /// first column of every row as text (`NULL` as an empty string): for tests
 /// that check what was stored. Cast non-text columns in the query.
 pub async fn query_text(url: &str, sql: &str) -> Result<Vec<String>, String> {
-    use sqlx::Row;
-    let q = sqlx::AssertSqlSafe(sql.to_string());
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let mut c = sqlx::PgConnection::connect(url)
-            .await
-            .map_err(|e| e.to_string())?;
-        let rows = sqlx::query(q)
-            .fetch_all(&mut c)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn texts<DB: Engine>(c: &mut DB::Connection, sql: &str) -> crate::Result<Vec<String>> {
+        let rows = sqlx::query::<DB>(AssertSqlSafe(sql.to_string()))
+            .all(c)
+            .await?;
         rows.iter()
-            .map(|r| {
-                r.try_get::<Option<String>, _>(0)
-                    .map(Option::unwrap_or_default)
-                    .map_err(|e| e.to_string())
-            })
+            .map(|r| r.col_at(0).map(Option::<String>::unwrap_or_default))
             .collect()
-    } else {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
-        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-        let mut c = sqlx::SqliteConnection::connect_with(&opts)
+    }
+    match Raw::connect(url).await? {
+        Raw::Postgres(mut c) => texts::<Postgres>(&mut c, sql).await,
+        Raw::Sqlite(mut c) => texts::<Sqlite>(&mut c, sql).await,
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// Every table of a database with all its rows as canonical text (rows
+/// sorted), bypassing the store: tests compare two dumps to show that a
+/// refused request changed nothing anywhere, not just in one API view.
+///
+/// The catalogs differ per engine, so the table list and the row-to-text
+/// query are per engine; each table becomes one text value either way.
+pub async fn dump_all(url: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    async fn dump<DB: Engine>(
+        c: &mut DB::Connection,
+        tables: &str,
+        columns: Option<&'static str>,
+        table_text: fn(&str, &[String]) -> String,
+    ) -> Result<std::collections::BTreeMap<String, String>, String> {
+        let mut out = std::collections::BTreeMap::new();
+        let names: Vec<String> = sqlx::query::<DB>(AssertSqlSafe(tables.to_string()))
+            .all(&mut *c)
             .await
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|r| r.col_at(0))
+            .collect::<crate::Result<_>>()
             .map_err(|e| e.to_string())?;
-        let rows = sqlx::query(q)
-            .fetch_all(&mut c)
+        for t in names {
+            let cols: Vec<String> = match columns {
+                Some(q) => sqlx::query::<DB>(q)
+                    .arg(t.as_str())
+                    .all(&mut *c)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .map(|r| r.col_at(0))
+                    .collect::<crate::Result<_>>()
+                    .map_err(|e| e.to_string())?,
+                None => Vec::new(),
+            };
+            let text: String = sqlx::query::<DB>(AssertSqlSafe(table_text(&t, &cols)))
+                .one(&mut *c)
+                .await
+                .and_then(|r| r.col_at(0))
+                .map_err(|e| format!("{t}: {e}"))?;
+            out.insert(t, text);
+        }
+        Ok(out)
+    }
+    match Raw::connect(url).await? {
+        Raw::Postgres(mut c) => {
+            dump::<Postgres>(
+                &mut c,
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1",
+                None,
+                |t, _| {
+                    format!(
+                        "SELECT COALESCE(string_agg(r, E'\\n' ORDER BY r), '') FROM (SELECT t::text AS r FROM \"{t}\" t) x"
+                    )
+                },
+            )
             .await
-            .map_err(|e| e.to_string())?;
-        rows.iter()
-            .map(|r| {
-                r.try_get::<Option<String>, _>(0)
-                    .map(Option::unwrap_or_default)
-                    .map_err(|e| e.to_string())
-            })
-            .collect()
+        }
+        Raw::Sqlite(mut c) => {
+            dump::<Sqlite>(
+                &mut c,
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1",
+                Some("SELECT name FROM pragma_table_info($1)"),
+                |t, cols| {
+                    let row = cols
+                        .iter()
+                        .map(|c| format!("quote(\"{c}\")"))
+                        .collect::<Vec<_>>()
+                        .join(" || ',' || ");
+                    format!(
+                        "SELECT COALESCE(group_concat(r, char(10)), '') FROM (SELECT {row} AS r FROM \"{t}\" ORDER BY 1)"
+                    )
+                },
+            )
+            .await
+        }
     }
 }

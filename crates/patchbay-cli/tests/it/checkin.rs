@@ -127,6 +127,8 @@ fn protocol_delta_against_a_wrong_base_is_refused_and_full_resend_works(backend:
             "POST",
             "/agent/v1/checkin",
             &CheckinRequest {
+                results: vec![],
+                wait_secs: None,
                 protocol: 1,
                 inventory_hash: h1.clone(),
                 inventory: InventoryPayload::Unchanged,
@@ -140,6 +142,8 @@ fn protocol_delta_against_a_wrong_base_is_refused_and_full_resend_works(backend:
             "POST",
             "/agent/v1/checkin",
             &CheckinRequest {
+                results: vec![],
+                wait_secs: None,
                 protocol: 1,
                 inventory_hash: h1.clone(),
                 inventory: InventoryPayload::Full {
@@ -159,6 +163,8 @@ fn protocol_delta_against_a_wrong_base_is_refused_and_full_resend_works(backend:
             "POST",
             "/agent/v1/checkin",
             &CheckinRequest {
+                results: vec![],
+                wait_secs: None,
                 protocol: 1,
                 inventory_hash: h1.clone(),
                 inventory: InventoryPayload::Full {
@@ -183,6 +189,8 @@ fn protocol_delta_against_a_wrong_base_is_refused_and_full_resend_works(backend:
             "POST",
             "/agent/v1/checkin",
             &CheckinRequest {
+                results: vec![],
+                wait_secs: None,
                 protocol: 1,
                 inventory_hash: h2.clone(),
                 inventory: delta("not-the-base"),
@@ -196,6 +204,8 @@ fn protocol_delta_against_a_wrong_base_is_refused_and_full_resend_works(backend:
             "POST",
             "/agent/v1/checkin",
             &CheckinRequest {
+                results: vec![],
+                wait_secs: None,
                 protocol: 1,
                 inventory_hash: "f00".into(),
                 inventory: delta(&h1),
@@ -211,6 +221,8 @@ fn protocol_delta_against_a_wrong_base_is_refused_and_full_resend_works(backend:
             "POST",
             "/agent/v1/checkin",
             &CheckinRequest {
+                results: vec![],
+                wait_secs: None,
                 protocol: 1,
                 inventory_hash: h2.clone(),
                 inventory: delta(&h1),

@@ -439,6 +439,8 @@ pub fn full_checkin(
         "POST",
         "/agent/v1/checkin",
         &patchbay_proto::agent::CheckinRequest {
+            results: vec![],
+            wait_secs: None,
             protocol: 1,
             inventory_hash: inv.content_hash(),
             inventory: patchbay_proto::agent::InventoryPayload::Full {

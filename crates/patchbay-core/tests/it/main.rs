@@ -5,6 +5,7 @@
 
 mod apk;
 mod audit;
+mod canary;
 mod common;
 mod dpkg;
 mod exception;
@@ -14,6 +15,7 @@ mod plan;
 mod policy;
 mod report;
 mod risk;
+mod rollout;
 mod rpm;
 mod rules;
 mod window;

@@ -1,4 +1,5 @@
-//! Change records (CHG-…), runbooks, and the lessons-learned log.
+//! Change records (CHG-…), runbooks (data from the app, rendered by
+//! `patchbay-render`), and the lessons-learned log.
 
 use crate::errors::ApiError;
 use crate::extract::{ApiResult, Authed, json_body, query};
@@ -9,6 +10,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use patchbay_app::AppError;
 use patchbay_proto::api::{LessonIn, List};
 use patchbay_proto::error::ErrorCode;
 use serde::Deserialize;
@@ -53,13 +55,18 @@ pub async fn runbook(
             ));
         }
     };
-    let body = st.app.runbook(&a.caller, &id, html, &a.ctx).await?;
-    let ct = if html {
-        "text/html; charset=utf-8"
+    let runbook = st.app.runbook(&a.caller, &id, &a.ctx).await?;
+    Ok(if html {
+        let body = patchbay_render::runbook::html(&runbook).map_err(AppError::from)?;
+        ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
     } else {
-        "text/markdown; charset=utf-8"
-    };
-    Ok(([(header::CONTENT_TYPE, ct)], body).into_response())
+        let body = patchbay_render::runbook::markdown(&runbook);
+        (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    })
 }
 
 /// `POST /api/v1/changes/{id}/lessons`.

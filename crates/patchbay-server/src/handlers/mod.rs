@@ -11,6 +11,7 @@
 //! - [`findings`]: findings and imported feeds.
 //! - [`prioritise`]: worklist, policy, triage, patches, deployments.
 //! - [`schedule`]: windows, blackouts, the plan preview, the calendar.
+//! - [`deployments`]: deployments and their rollouts.
 //! - [`exceptions`]: the exception register.
 //! - [`reports`]: reports and the evidence bundle.
 //! - [`changes`]: change records, runbooks, lessons.
@@ -19,6 +20,7 @@ pub mod agent;
 pub mod assets;
 pub mod audit;
 pub mod changes;
+pub mod deployments;
 pub mod exceptions;
 pub mod findings;
 pub mod ops;

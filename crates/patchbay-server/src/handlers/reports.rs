@@ -1,11 +1,16 @@
-//! Reports as of a date, and the signed evidence bundle.
+//! Reports as of a date (computed by the app, rendered by `patchbay-render`),
+//! and the signed evidence bundle.
 
+use crate::errors::ApiError;
 use crate::extract::{ApiResult, Authed, query};
 use crate::router::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use patchbay_app::AppError;
+use patchbay_proto::error::ErrorCode;
+use patchbay_render::Format;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -23,16 +28,19 @@ pub async fn report(
     q: Result<Query<ReportQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let q = query(q)?;
-    let format: patchbay_app::reports::Format = q.format.as_deref().unwrap_or("json").parse()?;
+    let format: Format = q
+        .format
+        .as_deref()
+        .unwrap_or("json")
+        .parse()
+        .map_err(|m: String| ApiError::new(ErrorCode::InvalidRequest, m))?;
     let as_of = q
         .as_of
         .as_deref()
         .map(|t| patchbay_core::when::as_of("as_of", t))
         .transpose()?;
-    let body = st
-        .app
-        .report(&a.caller, &kind, as_of, format, &a.ctx)
-        .await?;
+    let report = st.app.report(&a.caller, &kind, as_of, &a.ctx).await?;
+    let body = patchbay_render::report::render(&report, format).map_err(AppError::from)?;
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
 

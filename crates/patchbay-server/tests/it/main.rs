@@ -3,5 +3,6 @@
 //! boundary between the unit tests and the end-to-end tests in
 //! `crates/patchbay-cli/tests/it`).
 
+mod deploy;
 mod matrix;
 mod support;

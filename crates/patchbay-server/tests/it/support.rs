@@ -3,13 +3,19 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use patchbay_server::{Settings, prepare};
+use patchbay_app::{App, ManualClock};
+use patchbay_server::Settings;
+use patchbay_server::setup::prepare_with_clock;
+use std::sync::Arc;
 use tower::ServiceExt;
 
-/// The router over a fresh data directory, and the admin token's secret.
+/// The router over a fresh data directory, the admin token's secret, the
+/// service (for duties driven by hand) and its clock.
 pub struct InProcess {
     pub router: Router,
     pub admin: String,
+    pub app: App,
+    pub clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
 
@@ -21,7 +27,8 @@ impl InProcess {
             data_dir: dir.path().join("data"),
             app: Default::default(),
         };
-        let prepared = prepare(&settings).await.unwrap();
+        let clock = Arc::new(ManualClock::new("2026-12-08T22:00:00Z".parse().unwrap()));
+        let prepared = prepare_with_clock(&settings, clock.clone()).await.unwrap();
         let admin = std::fs::read_to_string(&prepared.admin_token_path)
             .unwrap()
             .trim()
@@ -30,6 +37,8 @@ impl InProcess {
         Self {
             router,
             admin,
+            app: prepared.app,
+            clock,
             _dir: dir,
         }
     }

@@ -8,6 +8,7 @@ use patchbay_store::{
     AdvisoryRow, AssetAttrs, AuditRecord, DeploymentRow, EpssRow, FeedRow, HostState, KevRow,
     NewApiToken, NewEnrollToken, NewFinding, OobEventRow, PolicyRow, Store, StoreError,
 };
+use patchbay_store::{AgentJobRow, RolloutRow};
 use patchbay_store::{BlackoutApprovalRow, BlackoutRow, ExceptionRow, LeaseOutcome, WindowRow};
 use std::sync::Arc;
 
@@ -55,6 +56,7 @@ both!(
     exceptions_story,
     signed_append_refuses_an_unsigned_head,
     leases_story,
+    rollouts_story,
 );
 
 async fn assets_story(s: Arc<dyn Store>) {
@@ -1194,4 +1196,106 @@ async fn leases_story(s: Arc<dyn Store>) {
         }
     }
     assert_eq!(won, 1);
+}
+
+async fn rollouts_story(s: Arc<dyn Store>) {
+    let mut tx = s.write().await.unwrap();
+    let r = RolloutRow {
+        deployment: "DEP-2026-12-001".into(),
+        state: serde_json::json!({"state": "running"}),
+        status: "running".into(),
+        updated_at: t0(),
+    };
+    tx.put_rollout(&r).await.unwrap();
+    let mut r2 = r.clone();
+    r2.status = "completed".into();
+    r2.deployment = "DEP-2026-12-002".into();
+    tx.put_rollout(&r2).await.unwrap();
+    let job = |key: &str, asset: &str| AgentJobRow {
+        key: key.into(),
+        deployment: "DEP-2026-12-001".into(),
+        asset: asset.into(),
+        job: serde_json::json!({"job": {"key": key}, "signature": "00"}),
+        leased_at: t0(),
+        delivered_at: None,
+        result: None,
+        result_at: None,
+        consumed_at: None,
+    };
+    assert!(
+        tx.insert_agent_job(&job("DEP-2026-12-001/a", "a"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.insert_agent_job(&job("DEP-2026-12-001/b", "b"))
+            .await
+            .unwrap()
+    );
+    // A key is leased once.
+    assert!(
+        !tx.insert_agent_job(&job("DEP-2026-12-001/a", "a"))
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+
+    let mut tx = s.write().await.unwrap();
+    assert_eq!(tx.rollout("DEP-2026-12-001").await.unwrap().unwrap(), r);
+    let running = tx
+        .rollouts_with_status(&["running", "paused"])
+        .await
+        .unwrap();
+    assert_eq!(running.len(), 1);
+    assert_eq!(tx.list_rollouts().await.unwrap().len(), 2);
+    let open = tx.open_jobs_for("a", 10).await.unwrap();
+    assert_eq!(open.len(), 1);
+    tx.mark_delivered(&[open[0].key.clone()], t0() + SignedDuration::from_secs(1))
+        .await
+        .unwrap();
+    tx.mark_delivered(&[open[0].key.clone()], t0() + SignedDuration::from_secs(9))
+        .await
+        .unwrap();
+    // Another asset cannot answer a's job; the result is stored once.
+    let res = serde_json::json!({"outcome": "succeeded"});
+    assert_eq!(
+        tx.store_job_result("b", "DEP-2026-12-001/a", &res, t0())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        tx.store_job_result("a", "DEP-2026-12-001/a", &res, t0())
+            .await
+            .unwrap(),
+        Some(true)
+    );
+    let other = serde_json::json!({"outcome": "failed"});
+    assert_eq!(
+        tx.store_job_result("a", "DEP-2026-12-001/a", &other, t0())
+            .await
+            .unwrap(),
+        Some(false)
+    );
+    assert!(tx.open_jobs_for("a", 10).await.unwrap().is_empty());
+    let un = tx.unconsumed_results("DEP-2026-12-001").await.unwrap();
+    assert_eq!(un.len(), 1);
+    assert_eq!(
+        un[0].result.as_ref().unwrap(),
+        &res,
+        "the first result stands"
+    );
+    assert_eq!(
+        un[0].delivered_at,
+        Some(t0() + SignedDuration::from_secs(1))
+    );
+    tx.mark_consumed(&[un[0].key.clone()], t0()).await.unwrap();
+    assert!(
+        tx.unconsumed_results("DEP-2026-12-001")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(tx.jobs_of("DEP-2026-12-001").await.unwrap().len(), 2);
+    tx.commit().await.unwrap();
 }

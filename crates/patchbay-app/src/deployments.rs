@@ -1,0 +1,1059 @@
+//! Deployments driven by the server: preview, create, act, and the rollout
+//! driver.
+//!
+//! A deployment names exact package versions and its targets; its rings come
+//! from the request (explicit canary hosts, or shares of the rest chosen by a
+//! stable hash of each host's machine id). The rollout itself is the pure
+//! state machine of [`patchbay_core::rollout`]; this module feeds it (operator
+//! actions, stored job results, which agents are reachable, the clock) and
+//! carries out its commands, **in one transaction with the new state**: a
+//! leased job is a signed row in `agent_jobs` that the agent's next check-in
+//! (a long poll) takes, a rollback is another such job, a notification is an
+//! audit entry with its outbox event. A crash between deciding and sending
+//! therefore re-sends (the agent's journal runs each key at most once) and
+//! never skips.
+//!
+//! The driver runs as a duty ([`crate::duties`]) on the lease holder only.
+
+use crate::system::SystemActor;
+use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
+use jiff::{SignedDuration, Timestamp};
+use patchbay_core::auth::Action;
+use patchbay_core::job::{self, Job, JobKind, PackagePin};
+use patchbay_core::rollout::{
+    Command, DeploymentState, JobSpec, Observation, RingSpec, RollbackPolicy, Rollout, step,
+};
+use patchbay_proto::agent::{JobOutcome, JobResult};
+use patchbay_proto::api::{
+    DeployApprovalIn, DeploymentDetail, DeploymentOut, DeploymentPreview, DeploymentSpec,
+    PreviewHost, PreviewPackage, PreviewSkip, RingIn,
+};
+use patchbay_store::{AgentJobRow, AssetRow, DeploymentRow, RolloutRow, Tx};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Default time after the start during which jobs may begin.
+pub const DEFAULT_WINDOW: SignedDuration = SignedDuration::from_hours(24);
+/// Default time an agent has to report a job.
+pub const DEFAULT_JOB_TIMEOUT: SignedDuration = SignedDuration::from_mins(30);
+/// Jobs handed to one agent per check-in.
+const JOBS_PER_CHECKIN: i64 = 16;
+
+/// What is stored per deployment: the state machine's state and what its
+/// jobs carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRollout {
+    /// The rollout.
+    pub rollout: Rollout,
+    /// Per host: the exact versions its job installs.
+    pub pins: BTreeMap<String, Vec<PackagePin>>,
+    /// Health checks run before and after each job.
+    pub checks: Vec<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+fn status_name(s: DeploymentState) -> &'static str {
+    match s {
+        DeploymentState::Draft => "draft",
+        DeploymentState::Running => "running",
+        DeploymentState::Paused => "paused",
+        DeploymentState::Completed => "completed",
+        DeploymentState::Halted => "halted",
+        DeploymentState::Aborted => "aborted",
+    }
+}
+
+/// `N` or `N%` of `n` (percentages round up for concurrency, down for
+/// budgets: `round_up`).
+pub fn parse_count(field: &str, s: &str, n: usize, round_up: bool) -> Result<usize, AppError> {
+    let t = s.trim();
+    let bad = || {
+        AppError::invalid(format!(
+            "{field}: {s:?} is not a count or a percentage (e.g. 2 or 10%)"
+        ))
+    };
+    if let Some(p) = t.strip_suffix('%') {
+        let p: f64 = p.trim().parse().map_err(|_| bad())?;
+        if !(0.0..=100.0).contains(&p) {
+            return Err(AppError::invalid(format!(
+                "{field}: {s:?} must be between 0% and 100%"
+            )));
+        }
+        let x = p / 100.0 * n as f64;
+        Ok(if round_up {
+            x.ceil() as usize
+        } else {
+            x.floor() as usize
+        })
+    } else {
+        t.parse().map_err(|_| bad())
+    }
+}
+
+fn parse_policy(field: &str, s: Option<&str>) -> Result<RollbackPolicy, AppError> {
+    match s.unwrap_or("failed-hosts") {
+        "failed-hosts" => Ok(RollbackPolicy::FailedHosts),
+        "ring" => Ok(RollbackPolicy::Ring),
+        "none" => Ok(RollbackPolicy::None),
+        other => Err(AppError::invalid(format!(
+            "{field}: unknown rollback {other:?} (failed-hosts, ring or none)"
+        ))),
+    }
+}
+
+/// A stable shard order: SHA-256 of the machine id.
+fn shard_key(machine_id: &str) -> [u8; 32] {
+    Sha256::digest(machine_id.as_bytes()).into()
+}
+
+/// Machine ids that are placeholders (images never given an id): ringing by
+/// them would pile every such host into one ring.
+fn placeholder(machine_id: &str) -> bool {
+    let m = machine_id.trim();
+    m.is_empty() || m.chars().all(|c| c == '0') || m.eq_ignore_ascii_case("uninitialized")
+}
+
+/// A planned deployment: the preview, and the rings with their hosts.
+struct Planned {
+    preview: DeploymentPreview,
+    rings: Vec<(RingSpec, Vec<String>)>,
+    pins: BTreeMap<String, Vec<PackagePin>>,
+    window: SignedDuration,
+    job_timeout: SignedDuration,
+}
+
+impl App {
+    /// Plans `spec` against the inventory: which hosts get what, in which
+    /// ring, and what is left alone and why. Validation names the field.
+    async fn plan_deployment(
+        &self,
+        tx: &mut Box<dyn Tx>,
+        spec: &DeploymentSpec,
+    ) -> Result<Planned, AppError> {
+        if spec.packages.is_empty() {
+            return Err(AppError::invalid(
+                "packages: name at least one package and exact version (NAME=VERSION)",
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for p in &spec.packages {
+            if p.name.trim().is_empty() || p.version.trim().is_empty() {
+                return Err(AppError::invalid(format!(
+                    "packages: {:?}={:?} needs a name and an exact version",
+                    p.name, p.version
+                )));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(AppError::invalid(format!(
+                    "packages: {} is named twice",
+                    p.name
+                )));
+            }
+            // The ecosystem rules are applied per host below (format known).
+        }
+        let parse_d = |field: &str, v: &Option<String>, d: SignedDuration| {
+            v.as_deref()
+                .map(|s| patchbay_core::when::span(field, s))
+                .transpose()
+                .map(|x| x.unwrap_or(d))
+        };
+        let window = parse_d("window", &spec.window, DEFAULT_WINDOW)?;
+        let job_timeout = parse_d("job_timeout", &spec.job_timeout, DEFAULT_JOB_TIMEOUT)?;
+        if job_timeout.is_zero() || window.is_zero() {
+            return Err(AppError::invalid(
+                "window and job_timeout must be longer than 0",
+            ));
+        }
+        let (policy, _) = self.policy_in_force().await?;
+        let all = tx.list_assets().await?;
+        let by_name: BTreeMap<&str, &AssetRow> = all.iter().map(|a| (a.name.as_str(), a)).collect();
+        for a in &spec.assets {
+            if !by_name.contains_key(a.as_str()) {
+                return Err(AppError::not_found(format!("assets: no asset named {a:?}")));
+            }
+        }
+        for g in &spec.groups {
+            if !policy.groups.iter().any(|x| &x.name == g) {
+                return Err(AppError::invalid(format!(
+                    "groups: no policy group named {g:?}"
+                )));
+            }
+        }
+        let mut candidates: Vec<&AssetRow> = all
+            .iter()
+            .filter(|a| {
+                (spec.assets.is_empty() && spec.groups.is_empty())
+                    || spec.assets.contains(&a.name)
+                    || crate::ranking::groups_of(&policy, a)
+                        .iter()
+                        .any(|g| spec.groups.contains(g))
+            })
+            .collect();
+        candidates.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut skipped = Vec::new();
+        let mut pins: BTreeMap<String, Vec<PackagePin>> = BTreeMap::new();
+        let mut from: BTreeMap<String, Vec<PreviewPackage>> = BTreeMap::new();
+        let mut seen_ids: BTreeMap<String, String> = BTreeMap::new();
+        for a in candidates {
+            if !a.has_agent {
+                skipped.push(PreviewSkip {
+                    asset: a.name.clone(),
+                    reason: "no agent (imported asset): patch it by hand".into(),
+                });
+                continue;
+            }
+            let mid = a.facts.machine_id.clone();
+            if placeholder(&mid) {
+                return Err(AppError::invalid(format!(
+                    "asset {}: machine id {mid:?} is a placeholder; give the host a real /etc/machine-id before ringing it",
+                    a.name
+                )));
+            }
+            if let Some(other) = seen_ids.insert(mid.clone(), a.name.clone()) {
+                return Err(AppError::invalid(format!(
+                    "assets {other} and {} share machine id {mid:?}: cloned images must get their own ids before ringing",
+                    a.name
+                )));
+            }
+            let installed = tx.packages(a.id).await?;
+            use patchbay_core::inventory::PackageFormat;
+            let format = match a.package_format.as_deref() {
+                Some("rpm") => PackageFormat::Rpm,
+                Some("apk") => PackageFormat::Apk,
+                Some("other") => PackageFormat::Other,
+                _ => PackageFormat::Deb,
+            };
+            let mut mine = Vec::new();
+            let mut changes = Vec::new();
+            for p in &spec.packages {
+                use patchbay_core::inventory::rules;
+                if !rules::valid_name(format, &p.name) || !rules::valid_version(format, &p.version)
+                {
+                    return Err(AppError::invalid(format!(
+                        "packages: {:?}={:?} is not a valid {} package name and version ({}; {})",
+                        p.name,
+                        p.version,
+                        format.as_str(),
+                        rules::name_rule(format),
+                        rules::version_rule(format)
+                    )));
+                }
+                let now = installed
+                    .iter()
+                    .find(|x| x.name == p.name)
+                    .map(|x| x.version.clone());
+                match now {
+                    None => {}
+                    Some(v) if v == p.version => {}
+                    Some(v) => {
+                        mine.push(p.clone());
+                        changes.push(PreviewPackage {
+                            name: p.name.clone(),
+                            from: Some(v),
+                            to: p.version.clone(),
+                        });
+                    }
+                }
+            }
+            if mine.is_empty() {
+                skipped.push(PreviewSkip {
+                    asset: a.name.clone(),
+                    reason: "none of the packages is installed at another version (not installed, or already there)".into(),
+                });
+                continue;
+            }
+            pins.insert(a.name.clone(), mine);
+            from.insert(a.name.clone(), changes);
+        }
+        // Rings: explicit hosts first, then shares of the rest by shard order.
+        let ring_ins: Vec<RingIn> = if spec.rings.is_empty() {
+            vec![RingIn {
+                name: "all".into(),
+                assets: vec![],
+                size: None,
+                max_concurrent: None,
+                error_budget: None,
+                success_threshold: None,
+                soak: None,
+                approval: false,
+                rollback: None,
+            }]
+        } else {
+            spec.rings.clone()
+        };
+        let mut ring_names = BTreeSet::new();
+        for r in &ring_ins {
+            patchbay_core::names::check_label(&r.name, 64)
+                .map_err(|m| AppError::invalid(format!("rings: name {:?}: {m}", r.name)))?;
+            if !ring_names.insert(r.name.as_str()) {
+                return Err(AppError::invalid(format!(
+                    "rings: {} is named twice",
+                    r.name
+                )));
+            }
+            if !r.assets.is_empty() && r.size.is_some() {
+                return Err(AppError::invalid(format!(
+                    "rings: {}: give either assets or a size, not both",
+                    r.name
+                )));
+            }
+        }
+        let mut remaining: Vec<String> = pins.keys().cloned().collect();
+        let mut assigned: Vec<Vec<String>> = vec![vec![]; ring_ins.len()];
+        for (i, r) in ring_ins.iter().enumerate() {
+            for a in &r.assets {
+                if !by_name.contains_key(a.as_str()) {
+                    return Err(AppError::not_found(format!(
+                        "rings: {}: no asset named {a:?}",
+                        r.name
+                    )));
+                }
+                if let Some(pos) = remaining.iter().position(|x| x == a) {
+                    assigned[i].push(remaining.remove(pos));
+                } else if !pins.contains_key(a) {
+                    // Named but nothing to do there: reported as skipped.
+                } else {
+                    return Err(AppError::invalid(format!("rings: {a} is in two rings")));
+                }
+            }
+        }
+        remaining.sort_by_key(|a| shard_key(&by_name[a.as_str()].facts.machine_id));
+        let total = remaining.len();
+        let last_sized = ring_ins
+            .iter()
+            .rposition(|r| r.assets.is_empty())
+            .unwrap_or(usize::MAX);
+        for (i, r) in ring_ins.iter().enumerate() {
+            if !r.assets.is_empty() {
+                continue;
+            }
+            let n = if i == last_sized {
+                remaining.len()
+            } else {
+                match &r.size {
+                    Some(s) => parse_count(&format!("rings: {}: size", r.name), s, total, true)?
+                        .min(remaining.len()),
+                    None => remaining.len(),
+                }
+            };
+            assigned[i].extend(remaining.drain(..n));
+        }
+        let mut rings = Vec::new();
+        let mut hosts = Vec::new();
+        for (r, members) in ring_ins.iter().zip(assigned) {
+            let n = members.len();
+            let field = |k: &str| format!("rings: {}: {k}", r.name);
+            let spec = RingSpec {
+                name: r.name.clone(),
+                max_concurrent: r
+                    .max_concurrent
+                    .as_deref()
+                    .map(|s| parse_count(&field("max_concurrent"), s, n, true))
+                    .transpose()?
+                    .unwrap_or(1)
+                    .max(1),
+                error_budget: r
+                    .error_budget
+                    .as_deref()
+                    .map(|s| parse_count(&field("error_budget"), s, n, false))
+                    .transpose()?
+                    .unwrap_or(0),
+                success_threshold: match r.success_threshold {
+                    Some(t) if (0.0..=1.0).contains(&t) => t,
+                    Some(t) => {
+                        return Err(AppError::invalid(format!(
+                            "{}: {t} is not between 0 and 1",
+                            field("success_threshold")
+                        )));
+                    }
+                    None => 0.95,
+                },
+                soak: r
+                    .soak
+                    .as_deref()
+                    .map(|s| patchbay_core::when::span(&field("soak"), s))
+                    .transpose()?
+                    .unwrap_or(SignedDuration::ZERO),
+                approval: r.approval,
+                rollback: parse_policy(&field("rollback"), r.rollback.as_deref())?,
+            };
+            for m in &members {
+                hosts.push(PreviewHost {
+                    asset: m.clone(),
+                    ring: r.name.clone(),
+                    packages: from.get(m).cloned().unwrap_or_default(),
+                });
+            }
+            rings.push((spec, members));
+        }
+        if rings.iter().all(|(_, m)| m.is_empty()) {
+            return Err(AppError::invalid(
+                "no target has any of the packages installed at another version: nothing to deploy",
+            ));
+        }
+        let rules = rings
+            .iter()
+            .map(|(s, m)| {
+                format!(
+                    "{}: {} host(s), at most {} at a time; {} failure(s) tolerated, and failures plus jobs in flight never exceed {} (the next failure halts everything); success ≥ {:.0} %; soak {}; {}; rollback {:?}",
+                    s.name,
+                    m.len(),
+                    s.max_concurrent,
+                    s.error_budget,
+                    s.error_budget + 1,
+                    s.success_threshold * 100.0,
+                    s.soak,
+                    if s.approval { "human approval (not the creator or starter)" } else { "no approval" },
+                    s.rollback
+                )
+            })
+            .chain([
+                "a job fails when its pre-flight, apply or post-checks fail, when the agent refuses it, or when no report arrives by its deadline".to_string(),
+                "a host offline until its window closes is skipped: reported, not counted against the budget".to_string(),
+            ])
+            .collect();
+        Ok(Planned {
+            preview: DeploymentPreview {
+                hosts,
+                skipped,
+                rules,
+            },
+            rings,
+            pins,
+            window,
+            job_timeout,
+        })
+    }
+
+    /// What `spec` would do, host by host (nothing is stored).
+    pub async fn deploy_preview(
+        &self,
+        caller: &Caller,
+        spec: &DeploymentSpec,
+        ctx: &RequestCtx,
+    ) -> Result<DeploymentPreview, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut tx = self.store.read().await?;
+        Ok(self.plan_deployment(&mut tx, spec).await?.preview)
+    }
+
+    /// Creates a deployment (`DEP-…`, draft) with its change record.
+    pub async fn deploy_create(
+        &self,
+        caller: &Caller,
+        spec: &DeploymentSpec,
+        ctx: &RequestCtx,
+    ) -> Result<DeploymentDetail, AppError> {
+        self.require(caller, Action::WriteAssets, ctx).await?;
+        for c in &spec.checks {
+            patchbay_core::names::check_label(c, 128)
+                .map_err(|m| AppError::invalid(format!("checks: {c:?}: {m}")))?;
+        }
+        let now = self.now();
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
+        let planned = self.plan_deployment(&mut tx, spec).await?;
+        let prefix = format!("DEP-{}-", now.strftime("%Y-%m"));
+        let seq = tx
+            .list_deployments()
+            .await?
+            .iter()
+            .filter(|d| d.id.starts_with(&prefix))
+            .count()
+            + 1;
+        let id = format!("{prefix}{seq:03}");
+        let rings = planned
+            .rings
+            .iter()
+            .map(|(s, hosts)| {
+                let jobs = hosts
+                    .iter()
+                    .map(|h| JobSpec {
+                        host: h.clone(),
+                        key: format!("{id}/{h}"),
+                        not_before: now,
+                        cutoff: now + planned.window,
+                        run_timeout: planned.job_timeout,
+                    })
+                    .collect();
+                (s.clone(), jobs)
+            })
+            .collect();
+        let rollout = Rollout::new(&id, &caller.actor(), rings);
+        let stored = StoredRollout {
+            rollout,
+            pins: planned.pins.clone(),
+            checks: spec.checks.clone(),
+            created_at: now,
+        };
+        let row = DeploymentRow {
+            id: id.clone(),
+            kind: "baseline".into(),
+            status: "draft".into(),
+            reason: format!(
+                "{} package(s) to {} host(s)",
+                spec.packages.len(),
+                planned.pins.len()
+            ),
+            patches: spec
+                .packages
+                .iter()
+                .map(|p| format!("{}={}", p.name, p.version))
+                .collect(),
+            assets: planned.pins.keys().cloned().collect(),
+            created_at: now,
+            created_by: caller.actor(),
+        };
+        tx.insert_deployment(&row).await?;
+        tx.put_rollout(&rollout_row(&stored, now)?).await?;
+        tx.ensure_change_record(&id, now, &caller.actor()).await?;
+        tx.audit(
+            "deployment.created",
+            &format!("deployment:{id}"),
+            json!({"packages": row.patches, "hosts": row.assets, "skipped": planned.preview.skipped.len(),
+                   "rings": planned.rings.iter().map(|(s, h)| json!({"name": s.name, "hosts": h})).collect::<Vec<_>>()}),
+        )
+        .await?;
+        tx.commit().await?;
+        self.deploy_show(caller, &id, ctx).await
+    }
+
+    /// A deployment with its rollout and its jobs' results.
+    pub async fn deploy_show(
+        &self,
+        caller: &Caller,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> Result<DeploymentDetail, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut tx = self.store.read().await?;
+        let Some(d) = tx
+            .list_deployments()
+            .await?
+            .into_iter()
+            .find(|d| d.id == id)
+        else {
+            return Err(AppError::not_found(format!("no deployment {id}")));
+        };
+        let stored = match tx.rollout(id).await? {
+            Some(r) => Some(stored_of(&r)?),
+            None => None,
+        };
+        let results = tx
+            .jobs_of(id)
+            .await?
+            .into_iter()
+            .filter_map(|j| j.result)
+            .collect();
+        let status = stored
+            .as_ref()
+            .map(|s| status_name(s.rollout.state).to_string())
+            .unwrap_or(d.status.clone());
+        Ok(DeploymentDetail {
+            deployment: DeploymentOut {
+                id: d.id,
+                kind: d.kind,
+                status,
+                reason: d.reason,
+                patches: d.patches,
+                assets: d.assets,
+                created_at: fmt_ts(d.created_at),
+                created_by: d.created_by,
+            },
+            rollout: stored.map(|s| s.rollout),
+            results,
+        })
+    }
+
+    /// An operator's action: `start`, `pause`, `resume`, `abort`, `rollback`.
+    pub async fn deploy_action(
+        &self,
+        caller: &Caller,
+        id: &str,
+        action: &str,
+        comment: Option<&str>,
+        ctx: &RequestCtx,
+    ) -> Result<DeploymentDetail, AppError> {
+        self.require(caller, Action::WriteAssets, ctx).await?;
+        let by = caller.actor();
+        let obs = match action {
+            "start" => Observation::Start { by },
+            "pause" => Observation::Pause { by },
+            "resume" => Observation::Resume { by },
+            "abort" => Observation::Abort { by },
+            "rollback" => Observation::RollbackAll { by },
+            other => {
+                return Err(AppError::invalid(format!(
+                    "unknown action {other:?} (start, pause, resume, abort, rollback)"
+                )));
+            }
+        };
+        let comment = comment.map(str::trim).filter(|c| !c.is_empty());
+        if matches!(action, "abort" | "rollback") && comment.is_none() {
+            return Err(AppError::invalid(format!(
+                "comment: say why you {action} {id}"
+            )));
+        }
+        self.observe(caller, id, obs, Action::WriteAssets, comment, ctx)
+            .await?;
+        self.deploy_show(caller, id, ctx).await
+    }
+
+    /// Approves (or rejects, which aborts) a ring; four eyes: never the
+    /// deployment's creator or starter.
+    pub async fn deploy_approval(
+        &self,
+        caller: &Caller,
+        id: &str,
+        input: &DeployApprovalIn,
+        ctx: &RequestCtx,
+    ) -> Result<DeploymentDetail, AppError> {
+        self.require(caller, Action::Approve, ctx).await?;
+        let comment = input.comment.trim();
+        if comment.is_empty() {
+            return Err(AppError::invalid(
+                "comment: an approval or rejection says why",
+            ));
+        }
+        let obs = if input.approve {
+            let stored = {
+                let mut tx = self.store.read().await?;
+                let r = tx
+                    .rollout(id)
+                    .await?
+                    .ok_or_else(|| AppError::not_found(format!("no deployment {id}")))?;
+                stored_of(&r)?
+            };
+            let rings = &stored.rollout.rings;
+            let ring = match &input.ring {
+                Some(name) => rings
+                    .iter()
+                    .position(|r| &r.spec.name == name)
+                    .ok_or_else(|| AppError::not_found(format!("{id} has no ring {name}")))?,
+                None => rings
+                    .iter()
+                    .position(|r| {
+                        r.approved_by.is_none()
+                            && !matches!(
+                                r.state,
+                                patchbay_core::rollout::RingState::Passed
+                                    | patchbay_core::rollout::RingState::Failed
+                            )
+                    })
+                    .ok_or_else(|| {
+                        AppError::invalid(format!("{id} has no ring waiting for approval"))
+                    })?,
+            };
+            Observation::Approve {
+                ring,
+                by: caller.actor(),
+            }
+        } else {
+            Observation::Abort { by: caller.actor() }
+        };
+        self.observe(caller, id, obs, Action::Approve, Some(comment), ctx)
+            .await?;
+        self.deploy_show(caller, id, ctx).await
+    }
+
+    /// Applies one operator observation and steps the rollout, all in one
+    /// audited change. A refused observation is a 409 naming why.
+    async fn observe(
+        &self,
+        caller: &Caller,
+        id: &str,
+        obs: Observation,
+        action: Action,
+        comment: Option<&str>,
+        ctx: &RequestCtx,
+    ) -> Result<(), AppError> {
+        let now = self.now();
+        let mut tx = self.change(caller, action, ctx).await?;
+        let row = tx
+            .rollout(id)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("no deployment {id}")))?;
+        let mut stored = stored_of(&row)?;
+        stored
+            .rollout
+            .check(&obs)
+            .map_err(|r| AppError::new(patchbay_proto::error::ErrorCode::Conflict, r.0))?;
+        if matches!(obs, Observation::Start { .. }) {
+            // The immediate window opens at the start.
+            for ring in &mut stored.rollout.rings {
+                for j in &mut ring.jobs {
+                    let w = j.spec.cutoff.duration_since(j.spec.not_before);
+                    j.spec.not_before = now;
+                    j.spec.cutoff = now + w;
+                }
+            }
+        }
+        let kind = match &obs {
+            Observation::Start { .. } => "deployment.start",
+            Observation::Pause { .. } => "deployment.pause",
+            Observation::Resume { .. } => "deployment.resume",
+            Observation::Abort { .. } => "deployment.abort",
+            Observation::RollbackAll { .. } => "deployment.rollback",
+            Observation::Approve { .. } => "deployment.approve",
+            _ => "deployment.observe",
+        };
+        tx.audit(
+            kind,
+            &format!("deployment:{id}"),
+            json!({"comment": comment, "observation": obs}),
+        )
+        .await?;
+        let cmds = step(&mut stored.rollout, &[obs], now);
+        self.carry_out(&mut tx, &stored, &cmds, now).await?;
+        tx.put_rollout(&rollout_row(&stored, now)?).await?;
+        tx.commit().await?;
+        self.job_bell.notify_waiters();
+        Ok(())
+    }
+
+    /// Carries out a step's commands inside the change that stores the new
+    /// state: leased and rollback jobs become signed rows, notifications
+    /// audit entries with their events.
+    async fn carry_out(
+        &self,
+        tx: &mut crate::change::Change<'_>,
+        stored: &StoredRollout,
+        cmds: &[Command],
+        now: Timestamp,
+    ) -> Result<(), AppError> {
+        let id = &stored.rollout.id;
+        for c in cmds {
+            match c {
+                Command::Lease {
+                    host,
+                    key,
+                    deadline,
+                    ..
+                } => {
+                    let packages = stored.pins.get(host).cloned().unwrap_or_default();
+                    let job = Job {
+                        deployment: id.clone(),
+                        key: key.clone(),
+                        asset: host.clone(),
+                        not_before: now,
+                        deadline: *deadline,
+                        kind: JobKind::Apply { packages },
+                        checks: stored.checks.clone(),
+                    };
+                    self.lease_job(tx, job, now).await?;
+                }
+                Command::Rollback { host, key, ring } => {
+                    let timeout = stored.rollout.rings[*ring]
+                        .jobs
+                        .iter()
+                        .find(|j| &j.spec.key == key)
+                        .map(|j| j.spec.run_timeout)
+                        .unwrap_or(DEFAULT_JOB_TIMEOUT);
+                    let job = Job {
+                        deployment: id.clone(),
+                        key: format!("{key}/rollback"),
+                        asset: host.clone(),
+                        not_before: now,
+                        deadline: now + timeout,
+                        kind: JobKind::Rollback { of: key.clone() },
+                        checks: stored.checks.clone(),
+                    };
+                    self.lease_job(tx, job, now).await?;
+                }
+                Command::Notify { event, message } => {
+                    tx.audit(
+                        event,
+                        &format!("deployment:{id}"),
+                        json!({"message": message}),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn lease_job(
+        &self,
+        tx: &mut crate::change::Change<'_>,
+        job: Job,
+        now: Timestamp,
+    ) -> Result<(), AppError> {
+        let signer = self.signer().ok_or_else(|| {
+            AppError::new(
+                patchbay_proto::error::ErrorCode::Unavailable,
+                "this server has no signing key (DATA_DIR/server-signing.key): it cannot issue jobs",
+            )
+        })?;
+        let signed = job::sign(job, signer);
+        tx.insert_agent_job(&AgentJobRow {
+            key: signed.job.key.clone(),
+            deployment: signed.job.deployment.clone(),
+            asset: signed.job.asset.clone(),
+            job: serde_json::to_value(&signed).map_err(|e| {
+                AppError::new(patchbay_proto::error::ErrorCode::Internal, e.to_string())
+            })?,
+            leased_at: now,
+            delivered_at: None,
+            result: None,
+            result_at: None,
+            consumed_at: None,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The rollout driver (a duty): for every deployment still moving, takes
+    /// in the stored results and which agents are reachable, steps the state
+    /// machine, and stores the new state with its commands — one change per
+    /// deployment. Returns how many deployments it stepped.
+    pub async fn drive_rollouts(&self) -> Result<usize, AppError> {
+        let active: Vec<String> = {
+            let mut tx = self.store.read().await?;
+            let mut out = Vec::new();
+            for r in tx
+                .rollouts_with_status(&["running", "paused", "halted", "aborted"])
+                .await?
+            {
+                let s = stored_of(&r)?;
+                let settled = s.rollout.state.is_final()
+                    && s.rollout
+                        .rings
+                        .iter()
+                        .all(|ring| ring.jobs.iter().all(|j| j.state.is_terminal()));
+                if !settled || !tx.unconsumed_results(&r.deployment).await?.is_empty() {
+                    out.push(r.deployment);
+                }
+            }
+            out
+        };
+        let mut n = 0;
+        for id in active {
+            self.drive_one(&id).await?;
+            n += 1;
+        }
+        if n > 0 {
+            self.job_bell.notify_waiters();
+        }
+        Ok(n)
+    }
+
+    async fn drive_one(&self, id: &str) -> Result<(), AppError> {
+        let now = self.now();
+        let mut tx = self.change_by_system(SystemActor::RolloutDriver).await?;
+        let Some(row) = tx.rollout(id).await? else {
+            return tx.commit_unaudited("rollout vanished").await;
+        };
+        let mut stored = stored_of(&row)?;
+        let mut obs = Vec::new();
+        // Which agents are reachable: checked in within three intervals.
+        let recent = SignedDuration::from_secs(3 * self.config.checkin_interval_secs as i64)
+            .max(SignedDuration::from_mins(2));
+        let hosts: BTreeSet<String> = stored
+            .rollout
+            .rings
+            .iter()
+            .flat_map(|r| r.jobs.iter().map(|j| j.spec.host.clone()))
+            .collect();
+        for h in &hosts {
+            let online = tx
+                .asset_by_name(h)
+                .await?
+                .and_then(|a| a.last_seen_at)
+                .is_some_and(|t| now.duration_since(t) <= recent);
+            obs.push(Observation::Online {
+                host: h.clone(),
+                online,
+            });
+        }
+        let results = tx.unconsumed_results(id).await?;
+        let mut consumed = Vec::new();
+        for r in &results {
+            consumed.push(r.key.clone());
+            let Some(v) = &r.result else { continue };
+            let Ok(res) = serde_json::from_value::<JobResult>(v.clone()) else {
+                tracing::warn!(key = %r.key, "a stored job result does not decode; counted as a failure");
+                obs.push(Observation::Result {
+                    key: r.key.clone(),
+                    ok: false,
+                    error: Some("the agent's result could not be read".into()),
+                    baseline: vec![],
+                    after: vec![],
+                });
+                continue;
+            };
+            obs.push(observation_of(&r.key, res));
+        }
+        let before = stored.rollout.clone();
+        let cmds = step(&mut stored.rollout, &obs, now);
+        tx.mark_consumed(&consumed, now).await?;
+        self.carry_out(&mut tx, &stored, &cmds, now).await?;
+        if stored.rollout != before {
+            tx.put_rollout(&rollout_row(&stored, now)?).await?;
+        }
+        // Leases and state changes are recorded as their notifications and
+        // the jobs' rows; a tick that changed nothing audits nothing.
+        tx.commit_unaudited("rollout driver step (its notifications are audited)")
+            .await
+    }
+
+    /// The job half of a check-in, inside its transaction: stores the
+    /// agent's results (once per key) and hands it its open jobs.
+    pub(crate) async fn job_exchange(
+        &self,
+        tx: &mut crate::change::Change<'_>,
+        asset: &str,
+        results: &[JobResult],
+        now: Timestamp,
+    ) -> Result<(Vec<String>, Vec<job::SignedJob>), AppError> {
+        let mut acked = Vec::new();
+        for r in results {
+            let v = serde_json::to_value(r).map_err(|e| {
+                AppError::new(patchbay_proto::error::ErrorCode::Internal, e.to_string())
+            })?;
+            match tx.store_job_result(asset, &r.key, &v, now).await? {
+                Some(true) => {
+                    tx.audit(
+                        "job.result",
+                        &format!("job:{}", r.key),
+                        json!({"outcome": r.outcome, "step": r.step, "refusal": r.refusal,
+                               "message": r.message, "changed": r.changed}),
+                    )
+                    .await?;
+                    acked.push(r.key.clone());
+                }
+                Some(false) => acked.push(r.key.clone()),
+                // Not a job of this agent's: never acknowledged, so a forged
+                // or misdirected result is neither stored nor silently dropped
+                // by the agent (it keeps it and the operator sees it there).
+                None => {}
+            }
+        }
+        let jobs = self.open_jobs(tx, asset, now).await?;
+        Ok((acked, jobs))
+    }
+
+    async fn open_jobs(
+        &self,
+        tx: &mut crate::change::Change<'_>,
+        asset: &str,
+        now: Timestamp,
+    ) -> Result<Vec<job::SignedJob>, AppError> {
+        let rows = tx.open_jobs_for(asset, JOBS_PER_CHECKIN).await?;
+        let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+        tx.mark_delivered(&keys, now).await?;
+        rows.into_iter()
+            .map(|r| {
+                serde_json::from_value(r.job).map_err(|e| {
+                    AppError::new(
+                        patchbay_proto::error::ErrorCode::Internal,
+                        format!("stored job {} does not decode: {e}", r.key),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Waits (long poll) until `asset` has an open job or `wait` passes;
+    /// returns the jobs handed over.
+    pub(crate) async fn wait_for_jobs(
+        &self,
+        agent: &crate::AgentCaller,
+        wait: std::time::Duration,
+    ) -> Result<Vec<job::SignedJob>, AppError> {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let bell = self.job_bell.notified();
+            let has = {
+                let mut tx = self.store.read().await?;
+                !tx.open_jobs_for(&agent.asset_name, 1).await?.is_empty()
+            };
+            if has {
+                let now = self.now();
+                let mut tx = self.change_by_agent(agent).await?;
+                let jobs = self.open_jobs(&mut tx, &agent.asset_name, now).await?;
+                tx.commit_unaudited("job delivery stamp").await?;
+                return Ok(jobs);
+            }
+            // Woken by a lease on this replica, or re-checked every 250 ms
+            // (leases made by another replica).
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Ok(vec![]);
+            }
+            let nap = left.min(std::time::Duration::from_millis(250));
+            let _ = tokio::time::timeout(nap, bell).await;
+        }
+    }
+}
+
+/// An agent's result as an observation of the state machine.
+pub fn observation_of(key: &str, r: JobResult) -> Observation {
+    let error = match (&r.refusal, &r.step, &r.message) {
+        (Some(code), _, m) => Some(format!(
+            "refused ({code}): {}",
+            m.as_deref().unwrap_or_default()
+        )),
+        (None, Some(s), Some(m)) => Some(format!("{s}: {m}")),
+        (None, None, Some(m)) => Some(m.clone()),
+        (None, Some(s), None) => Some(s.clone()),
+        (None, None, None) => None,
+    };
+    if let Some(base) = key.strip_suffix("/rollback") {
+        return Observation::RollbackResult {
+            key: base.to_string(),
+            ok: r.outcome == JobOutcome::RolledBack || r.outcome == JobOutcome::Succeeded,
+            error,
+        };
+    }
+    Observation::Result {
+        key: key.to_string(),
+        ok: r.outcome == JobOutcome::Succeeded,
+        error,
+        baseline: r.baseline,
+        after: r.after,
+    }
+}
+
+fn stored_of(r: &RolloutRow) -> Result<StoredRollout, AppError> {
+    serde_json::from_value(r.state.clone()).map_err(|e| {
+        AppError::new(
+            patchbay_proto::error::ErrorCode::Internal,
+            format!("stored rollout {} does not decode: {e}", r.deployment),
+        )
+    })
+}
+
+fn rollout_row(s: &StoredRollout, now: Timestamp) -> Result<RolloutRow, AppError> {
+    Ok(RolloutRow {
+        deployment: s.rollout.id.clone(),
+        state: serde_json::to_value(s).map_err(|e| {
+            AppError::new(patchbay_proto::error::ErrorCode::Internal, e.to_string())
+        })?,
+        status: status_name(s.rollout.state).to_string(),
+        updated_at: now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_percentages() {
+        assert_eq!(parse_count("x", "3", 10, true).unwrap(), 3);
+        assert_eq!(parse_count("x", "25%", 10, true).unwrap(), 3);
+        assert_eq!(parse_count("x", "25%", 10, false).unwrap(), 2);
+        assert!(parse_count("x", "ten", 10, true).is_err());
+        assert!(parse_count("x", "150%", 10, true).is_err());
+    }
+
+    #[test]
+    fn placeholders_are_recognised() {
+        assert!(placeholder("00000000000000000000000000000000"));
+        assert!(placeholder("uninitialized"));
+        assert!(!placeholder("0123456789abcdef0123456789abcdef"));
+    }
+}

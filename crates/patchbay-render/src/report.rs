@@ -1,0 +1,494 @@
+//! The reports ([`Report`], computed by `patchbay_core::report`) as JSON,
+//! CSV or a printable HTML page with SVG charts; each names the controls it
+//! evidences.
+//!
+//! One table per report feeds both the CSV and the HTML table, so the two
+//! cannot disagree. Every CSV cell goes through [`csv_safe`]; every HTML
+//! value is escaped by the template.
+
+use askama::Template;
+use patchbay_core::report::{
+    Adherence, ComplianceLine, Control, Report, SlaAdherence, TimeToPatch,
+};
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON (the report with its `controls`).
+    Json,
+    /// CSV.
+    Csv,
+    /// HTML with SVG charts.
+    Html,
+}
+
+impl Format {
+    /// Every format, in the order the evidence bundle lists them.
+    pub const ALL: [Format; 3] = [Format::Json, Format::Csv, Format::Html];
+
+    /// The HTTP content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Html => "text/html; charset=utf-8",
+        }
+    }
+
+    /// File extension.
+    pub fn ext(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Html => "html",
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    /// The message for people (`format: unknown format …`).
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "json" => Ok(Format::Json),
+            "csv" => Ok(Format::Csv),
+            "html" => Ok(Format::Html),
+            other => Err(format!(
+                "format: unknown format {other:?} (json, csv or html)"
+            )),
+        }
+    }
+}
+
+/// A CSV cell that spreadsheets will not run as a formula: cells starting with
+/// `=`, `+`, `-`, `@`, tab or carriage return get a leading `'`.
+pub fn csv_safe(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
+fn csv(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(header);
+    for r in rows {
+        let _ = w.write_record(r.iter().map(|c| csv_safe(c)));
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// A horizontal bar chart, drawn by `templates/chart.html`.
+struct Chart {
+    title: String,
+    height: usize,
+    bars: Vec<Bar>,
+}
+
+/// One bar, its geometry worked out here so the template only places it.
+struct Bar {
+    label: String,
+    y: usize,
+    text_y: usize,
+    width: String,
+    value_x: String,
+    value: String,
+}
+
+const ROW: usize = 22;
+const BAR_MAX: f64 = 380.0;
+
+/// A chart of `(label, value)` scaled to `max`; labels are cut to 24
+/// characters.
+fn chart(title: &str, unit: &str, items: &[(String, f64)], max: f64) -> Chart {
+    let max = if max > 0.0 { max } else { 1.0 };
+    Chart {
+        title: title.to_string(),
+        height: 30 + ROW * items.len().max(1),
+        bars: items
+            .iter()
+            .enumerate()
+            .map(|(i, (label, v))| {
+                let y = 28 + i * ROW;
+                let w = (v / max * BAR_MAX).clamp(0.0, BAR_MAX);
+                Bar {
+                    label: truncate(label, 24),
+                    y,
+                    text_y: y + 13,
+                    width: format!("{w:.1}"),
+                    value_x: format!("{:.1}", 175.0 + w),
+                    value: format!("{v} {unit}").trim_end().to_string(),
+                }
+            })
+            .collect(),
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+/// A report page (`templates/report.html`).
+#[derive(Template)]
+#[template(path = "report.html")]
+struct Page<'a> {
+    title: &'a str,
+    as_of: &'a str,
+    heading: &'a str,
+    summary: String,
+    charts: Vec<Chart>,
+    header: &'a [&'a str],
+    rows: &'a [Vec<String>],
+    controls: &'static [Control],
+}
+
+const COMPLIANCE_HEADER: [&str; 9] = [
+    "scope",
+    "name",
+    "assets",
+    "compliant_assets",
+    "compliant_pct",
+    "within_sla",
+    "overdue",
+    "excepted",
+    "patched",
+];
+const TTP_HEADER: [&str; 5] = ["tier", "patched", "mean_hours", "median_hours", "p90_hours"];
+const SLA_HEADER: [&str; 7] = [
+    "tier",
+    "resolved",
+    "resolved_in_sla",
+    "resolved_in_sla_pct",
+    "open",
+    "open_overdue",
+    "excepted",
+];
+const COVERAGE_HEADER: [&str; 6] = [
+    "known",
+    "managed",
+    "unmanaged",
+    "seen_24h",
+    "seen_24h_pct",
+    "stale",
+];
+
+/// The report's table: its header and rows (shared by CSV and HTML).
+fn table(r: &Report) -> (&'static [&'static str], Vec<Vec<String>>) {
+    match r {
+        Report::Compliance(r) => {
+            let line = |scope: &str, l: &ComplianceLine| {
+                vec![
+                    scope.to_string(),
+                    l.name.clone(),
+                    l.assets.to_string(),
+                    l.compliant_assets.to_string(),
+                    l.compliant_pct.to_string(),
+                    l.findings.within_sla.to_string(),
+                    l.findings.overdue.to_string(),
+                    l.findings.excepted.to_string(),
+                    l.findings.patched.to_string(),
+                ]
+            };
+            let mut rows = vec![line("fleet", &r.total)];
+            rows.extend(r.by_owner.iter().map(|l| line("owner", l)));
+            rows.extend(r.by_group.iter().map(|l| line("group", l)));
+            rows.extend(r.by_asset.iter().map(|l| line("asset", l)));
+            (&COMPLIANCE_HEADER, rows)
+        }
+        Report::TimeToPatch(r) => {
+            let line = |t: &str, s: &patchbay_core::report::Stats| {
+                vec![
+                    t.to_string(),
+                    s.count.to_string(),
+                    s.mean_hours.to_string(),
+                    s.median_hours.to_string(),
+                    s.p90_hours.to_string(),
+                ]
+            };
+            let mut rows: Vec<Vec<String>> = r.by_tier.iter().map(|(t, s)| line(t, s)).collect();
+            rows.push(line("all", &r.all));
+            (&TTP_HEADER, rows)
+        }
+        Report::SlaAdherence(r) => {
+            let line = |t: &str, a: &Adherence| {
+                vec![
+                    t.to_string(),
+                    a.resolved.to_string(),
+                    a.resolved_in_sla.to_string(),
+                    a.resolved_in_sla_pct.to_string(),
+                    a.open.to_string(),
+                    a.open_overdue.to_string(),
+                    a.excepted.to_string(),
+                ]
+            };
+            let mut rows: Vec<Vec<String>> = r.by_tier.iter().map(|(t, a)| line(t, a)).collect();
+            rows.push(line("all", &r.all));
+            (&SLA_HEADER, rows)
+        }
+        Report::Coverage(r) => (
+            &COVERAGE_HEADER,
+            vec![vec![
+                r.known.to_string(),
+                r.managed.to_string(),
+                r.unmanaged.to_string(),
+                r.seen_24h.to_string(),
+                r.seen_24h_pct.to_string(),
+                r.stale.join(" "),
+            ]],
+        ),
+    }
+}
+
+fn ttp_charts(r: &TimeToPatch) -> Vec<Chart> {
+    let max = r.by_tier.values().map(|s| s.p90_hours).fold(0.0, f64::max);
+    let med: Vec<(String, f64)> = r
+        .by_tier
+        .iter()
+        .map(|(t, s)| (t.clone(), s.median_hours))
+        .collect();
+    let p90: Vec<(String, f64)> = r
+        .by_tier
+        .iter()
+        .map(|(t, s)| (t.clone(), s.p90_hours))
+        .collect();
+    vec![
+        chart("Median hours by tier", "h", &med, max),
+        chart("p90 hours by tier", "h", &p90, max),
+    ]
+}
+
+fn sla_charts(r: &SlaAdherence) -> Vec<Chart> {
+    let items: Vec<(String, f64)> = r
+        .by_tier
+        .iter()
+        .map(|(t, a)| (t.clone(), a.resolved_in_sla_pct))
+        .collect();
+    vec![chart("Patched within SLA by tier", "%", &items, 100.0)]
+}
+
+/// The report as a printable, self-contained HTML page.
+pub fn html(r: &Report) -> Result<String, crate::Error> {
+    let (header, rows) = table(r);
+    let by_name = |title: &str, ls: &[ComplianceLine]| {
+        let items: Vec<(String, f64)> = ls
+            .iter()
+            .map(|l| (l.name.clone(), l.compliant_pct))
+            .collect();
+        chart(title, "%", &items, 100.0)
+    };
+    let (title, as_of, heading, summary, charts) = match r {
+        Report::Compliance(c) => (
+            "Patch compliance",
+            &c.as_of,
+            "Compliance",
+            format!(
+                "{} of {} assets compliant ({} %): no overdue finding outside an exception.",
+                c.total.compliant_assets, c.total.assets, c.total.compliant_pct
+            ),
+            vec![
+                by_name("Compliant assets by owner", &c.by_owner),
+                by_name("Compliant assets by group", &c.by_group),
+            ],
+        ),
+        Report::TimeToPatch(t) => (
+            "Time to patch",
+            &t.as_of,
+            "Time to patch",
+            "From first detection to resolution, findings patched by the date.".to_string(),
+            ttp_charts(t),
+        ),
+        Report::SlaAdherence(s) => (
+            "SLA adherence",
+            &s.as_of,
+            "SLA adherence",
+            format!(
+                "{} % of {} patched findings were patched by their due date; {} of {} open findings are overdue.",
+                s.all.resolved_in_sla_pct, s.all.resolved, s.all.open_overdue, s.all.open
+            ),
+            sla_charts(s),
+        ),
+        Report::Coverage(c) => (
+            "Inventory coverage",
+            &c.as_of,
+            "Coverage",
+            format!(
+                "{} of {} known assets ({} %) were seen in the 24 hours before the date.",
+                c.seen_24h, c.known, c.seen_24h_pct
+            ),
+            vec![chart(
+                "Assets",
+                "",
+                &[
+                    ("known".into(), c.known as f64),
+                    ("managed".into(), c.managed as f64),
+                    ("unmanaged".into(), c.unmanaged as f64),
+                    ("seen in 24 h".into(), c.seen_24h as f64),
+                ],
+                c.known as f64,
+            )],
+        ),
+    };
+    Ok(Page {
+        title,
+        as_of,
+        heading,
+        summary,
+        charts,
+        header,
+        rows: &rows,
+        controls: r.controls(),
+    }
+    .render()?)
+}
+
+/// The report as CSV (one row per line of its table; formula-injection safe).
+pub fn csv_text(r: &Report) -> String {
+    let (header, rows) = table(r);
+    csv(header, &rows)
+}
+
+/// The report as pretty JSON: the report's fields and its `controls`.
+pub fn json(r: &Report) -> String {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    v["controls"] = serde_json::json!(r.controls());
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+/// The report in `format`.
+pub fn render(r: &Report, format: Format) -> Result<String, crate::Error> {
+    Ok(match format {
+        Format::Json => json(r),
+        Format::Csv => csv_text(r),
+        Format::Html => html(r)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patchbay_core::report::{Compliance, Counts, Coverage};
+
+    fn line(name: &str, assets: u64, compliant: u64) -> ComplianceLine {
+        ComplianceLine {
+            name: name.into(),
+            assets,
+            compliant_assets: compliant,
+            compliant_pct: (compliant * 100 / assets.max(1)) as f64,
+            findings: Counts {
+                within_sla: 1,
+                overdue: assets - compliant,
+                excepted: 0,
+                patched: 2,
+            },
+        }
+    }
+
+    fn compliance() -> Report {
+        Report::Compliance(Compliance {
+            as_of: "2026-11-24T00:00:00Z".into(),
+            total: line("fleet", 4, 3),
+            by_owner: vec![
+                line("web-team", 2, 2),
+                line("<script>alert(1)</script> # heading | row |", 2, 1),
+            ],
+            by_group: vec![line("=HYPERLINK(\"x\")", 4, 3)],
+            by_asset: vec![],
+        })
+    }
+
+    fn r_controls() -> usize {
+        compliance().controls().len()
+    }
+
+    #[test]
+    fn html_page_structure_and_escaping() {
+        let html = html(&compliance()).unwrap();
+        assert!(
+            html.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"),
+            "{html}"
+        );
+        assert!(html.contains("<title>Patch compliance</title>"));
+        assert!(html.contains("<h1>Patch compliance</h1><p>As of 2026-11-24T00:00:00Z."));
+        assert!(html.contains(
+            "<h2>Compliance</h2><p>3 of 4 assets compliant (75 %): no overdue finding outside an exception.</p>"
+        ));
+        // Two SVG charts, one bar per owner and per group.
+        assert_eq!(html.matches("<svg ").count(), 2);
+        assert_eq!(html.matches("</svg>").count(), 2);
+        assert_eq!(html.matches("<rect ").count(), 3);
+        assert!(html.contains("aria-label=\"Compliant assets by owner\""));
+        assert!(html.contains(
+            "<rect x=\"170\" y=\"28\" width=\"380.0\" height=\"16\" fill=\"#3b6ea8\"/><text x=\"555.0\" y=\"41\" font-size=\"12\">100 %</text>"
+        ), "{html}");
+        // Rows: fleet, two owners, one group; then the controls.
+        let controls = r_controls();
+        assert_eq!(html.matches("<tr>").count(), 1 + 4 + 1 + controls, "{html}");
+        assert!(html.contains("<td>fleet</td><td>fleet</td><td>4</td><td>3</td><td>75</td>"));
+        assert!(html.contains("<h3>Controls evidenced</h3>"));
+        assert!(
+            html.contains("PCI DSS v4.0") && html.contains("6.3.3"),
+            "{html}"
+        );
+        // Hostile names are text, in the chart (cut to 24 characters) and the table.
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(
+            html.contains("<td>&#60;script&#62;alert(1)&#60;/script&#62; # heading | row |</td>")
+                || html
+                    .contains("<td>&lt;script&gt;alert(1)&lt;/script&gt; # heading | row |</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("HYPERLINK(&quot;x&quot;)") || html.contains("HYPERLINK(&#34;x&#34;)"),
+            "{html}"
+        );
+        assert!(!html.contains("HYPERLINK(\"x\")"));
+        assert!(!html.contains("src=") && !html.contains("href="));
+    }
+
+    #[test]
+    fn csv_is_formula_safe_and_json_names_controls() {
+        let r = compliance();
+        let text = csv_text(&r);
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some(
+                "scope,name,assets,compliant_assets,compliant_pct,within_sla,overdue,excepted,patched"
+            )
+        );
+        assert!(
+            text.contains("group,\"'=HYPERLINK(\"\"x\"\")\",4,3,75,1,1,0,2"),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
+        assert_eq!(v["total"]["compliant_assets"], 3);
+        assert!(v["controls"].as_array().is_some_and(|c| !c.is_empty()));
+        assert_eq!(csv_safe("-2"), "'-2");
+        assert_eq!(csv_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_safe("openssl"), "openssl");
+    }
+
+    #[test]
+    fn empty_chart_says_none() {
+        let r = Report::Coverage(Coverage::default());
+        let html = render(&r, Format::Html).unwrap();
+        assert!(
+            html.contains("<h2>Coverage</h2><p>0 of 0 known assets (0 %)"),
+            "{html}"
+        );
+        let r = Report::TimeToPatch(TimeToPatch::default());
+        assert_eq!(
+            render(&r, Format::Html).unwrap().matches("(none)").count(),
+            2
+        );
+        assert_eq!(
+            "pdf".parse::<Format>().unwrap_err(),
+            "format: unknown format \"pdf\" (json, csv or html)"
+        );
+    }
+}

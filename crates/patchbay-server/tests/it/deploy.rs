@@ -1,0 +1,573 @@
+//! Deployments through the API and the agent protocol, in-process: five
+//! enrolled hosts with `pb-demo` 1.0, rings 1 canary / 2 pilot / 2 broad. The
+//! agents' side is played by this test over the real check-in endpoint (the
+//! real agent runs jobs in the agent crate's tests and the end-to-end tests);
+//! here the server's half is checked: signed jobs only to the ring whose turn
+//! it is, results stored once and acknowledged, gates, halt and rollback jobs,
+//! four eyes, and a long-polling check-in woken by a lease.
+
+use crate::support::InProcess;
+use axum::http::StatusCode;
+use jiff::SignedDuration;
+use patchbay_core::job::{AgentView, JobKind, SignedJob, admit};
+use patchbay_proto::agent::{CheckinRequest, InventoryPayload};
+use serde_json::{Value, json};
+
+struct Host {
+    name: String,
+    secret: String,
+}
+
+async fn fleet(s: &InProcess, n: usize) -> Vec<Host> {
+    let et = s
+        .ok_json(
+            "POST",
+            "/api/v1/enroll-tokens",
+            &s.admin,
+            json!({"uses": n, "ttl_secs": 3600}),
+        )
+        .await;
+    let mut out = vec![];
+    for i in 1..=n {
+        let name = format!("h{i}");
+        let mid = format!("{:032x}", 0xabc0 + i);
+        let e = s
+            .ok_json(
+                "POST",
+                "/agent/v1/enroll",
+                "-",
+                json!({"protocol": 1, "enroll_token": et["token"], "hostname": name, "machine_id": mid}),
+            )
+            .await;
+        let secret = e["agent_secret"].as_str().unwrap().to_string();
+        let inv = patchbay_core::inventory::Inventory {
+            facts: patchbay_core::inventory::HostFacts {
+                hostname: name.clone(),
+                machine_id: mid,
+                os: patchbay_core::inventory::OsRelease {
+                    id: "debian".into(),
+                    version_id: "12".into(),
+                    ..Default::default()
+                },
+                kernel: "6.1.0".into(),
+                arch: "amd64".into(),
+                ..Default::default()
+            },
+            format: Some(patchbay_core::inventory::PackageFormat::Deb),
+            packages: vec![patchbay_core::inventory::Package {
+                name: "pb-demo".into(),
+                version: "1.0".into(),
+                arch: "all".into(),
+                source: None,
+                source_version: None,
+            }],
+            pending_updates: vec![],
+        };
+        let body = serde_json::to_value(CheckinRequest {
+            protocol: 1,
+            inventory_hash: inv.content_hash(),
+            inventory: InventoryPayload::Full { inventory: inv },
+            results: vec![],
+            wait_secs: None,
+        })
+        .unwrap();
+        s.ok_json("POST", "/agent/v1/checkin", &secret, body).await;
+        out.push(Host { name, secret });
+    }
+    out
+}
+
+async fn token(s: &InProcess, role: &str) -> String {
+    s.ok_json(
+        "POST",
+        "/api/v1/tokens",
+        &s.admin,
+        json!({"name": format!("deploy-{role}"), "role": role}),
+    )
+    .await["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// An unchanged check-in carrying `results`; returns (jobs, acked).
+async fn checkin(s: &InProcess, h: &Host, results: Value) -> (Vec<SignedJob>, Vec<String>) {
+    let hash = {
+        // The stored hash: ask the server by sending a wrong one first is
+        // clumsy; an unchanged check-in must name the held hash, which the
+        // show endpoint reports.
+        let a = s
+            .ok_json(
+                "GET",
+                &format!("/api/v1/assets/{}", h.name),
+                &s.admin,
+                json!(null),
+            )
+            .await;
+        a["inventory_hash"].as_str().unwrap().to_string()
+    };
+    let body = unchanged(hash, results, None);
+    let r = s
+        .ok_json("POST", "/agent/v1/checkin", &h.secret, body)
+        .await;
+    let jobs = serde_json::from_value(r["jobs"].clone()).unwrap_or_default();
+    let acked = serde_json::from_value(r["acked"].clone()).unwrap_or_default();
+    (jobs, acked)
+}
+
+/// An unchanged check-in's body, with results given as JSON.
+fn unchanged(hash: String, results: Value, wait_secs: Option<u32>) -> Value {
+    serde_json::to_value(CheckinRequest {
+        protocol: 1,
+        inventory_hash: hash,
+        inventory: InventoryPayload::Unchanged,
+        results: serde_json::from_value(results).unwrap(),
+        wait_secs,
+    })
+    .unwrap()
+}
+
+fn result(key: &str, host: &str, ok: bool) -> Value {
+    json!({"key": key, "outcome": if ok {"succeeded"} else {"failed"},
+           "step": if ok { Value::Null } else { json!("verify.health") },
+           "message": if ok { Value::Null } else { json!("web: expected 200, got 500") },
+           "baseline": [{"host": host, "check": "web", "pass": true}],
+           "after": [{"host": host, "check": "web", "pass": ok}],
+           "changed": [{"name": "pb-demo", "before": "1.0", "after": "1.1"}],
+           "finished_at": "2026-12-08T22:05:00Z"})
+}
+
+fn spec(version: &str) -> Value {
+    json!({"packages": [{"name": "pb-demo", "version": version}],
+    "checks": ["web"],
+    "rings": [
+        {"name": "ring0-canary", "assets": ["h1"]},
+        {"name": "ring1-pilot", "size": "2", "max_concurrent": "2", "error_budget": "1"},
+        {"name": "ring2-broad", "max_concurrent": "100%", "error_budget": "1"}
+    ]})
+}
+
+async fn show(s: &InProcess, id: &str) -> Value {
+    s.ok_json(
+        "GET",
+        &format!("/api/v1/deployments/{id}"),
+        &s.admin,
+        json!(null),
+    )
+    .await
+}
+
+fn ring_states(d: &Value) -> Vec<String> {
+    d["rollout"]["rings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn server_key(whoami: &Value) -> String {
+    whoami["server_public_key"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_good_rollout_runs_ring_by_ring_with_signed_jobs() {
+    let s = InProcess::new().await;
+    let hosts = fleet(&s, 5).await;
+    let ops = token(&s, "operator").await;
+    let key = server_key(
+        &s.ok_json("GET", "/api/v1/whoami", &s.admin, json!(null))
+            .await,
+    );
+
+    // Preview: every host, its ring, 1.0 -> 1.1, and the rules.
+    let p = s
+        .ok_json("POST", "/api/v1/deployments/preview", &ops, spec("1.1"))
+        .await;
+    let rings: Vec<(&str, &str)> = p["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["asset"].as_str().unwrap(), h["ring"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rings.len(), 5);
+    assert_eq!(rings[0], ("h1", "ring0-canary"));
+    assert_eq!(rings.iter().filter(|r| r.1 == "ring1-pilot").count(), 2);
+    assert_eq!(
+        p["hosts"][0]["packages"][0],
+        json!({"name": "pb-demo", "from": "1.0", "to": "1.1"})
+    );
+    assert!(
+        p["rules"][0].as_str().unwrap().contains("never exceed 1"),
+        "{}",
+        p["rules"]
+    );
+
+    let d = s
+        .ok_json("POST", "/api/v1/deployments", &ops, spec("1.1"))
+        .await;
+    let id = d["deployment"]["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("DEP-2026-12-"), "{id}");
+    assert_eq!(d["deployment"]["status"], "draft");
+    // Nothing is leased before the start.
+    for h in &hosts {
+        assert!(checkin(&s, h, json!([])).await.0.is_empty());
+    }
+    s.ok_json(
+        "POST",
+        &format!("/api/v1/deployments/{id}/start"),
+        &ops,
+        json!({}),
+    )
+    .await;
+
+    let checks = vec!["web".to_string()];
+    let mut done = 0;
+    for round in 0..10 {
+        s.app.drive_rollouts().await.unwrap();
+        let mut any = false;
+        for h in &hosts {
+            let (jobs, _) = checkin(&s, h, json!([])).await;
+            for j in &jobs {
+                any = true;
+                // Every job is signed by the server key, for this host, typed.
+                let view = AgentView {
+                    jobs_enabled: true,
+                    pinned_key: Some(&key),
+                    asset: &h.name,
+                    checks: &checks,
+                };
+                admit(j, view, s.app.now()).unwrap();
+                assert_eq!(
+                    j.job.kind,
+                    JobKind::Apply {
+                        packages: vec![patchbay_core::job::PackagePin {
+                            name: "pb-demo".into(),
+                            version: "1.1".into()
+                        }]
+                    }
+                );
+                // Rings in order: a broad host gets nothing before the pilot passed.
+                let d = show(&s, &id).await;
+                let states = ring_states(&d);
+                let ring_of = d["rollout"]["rings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .position(|r| {
+                        r["jobs"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|x| x["spec"]["host"] == h.name.as_str())
+                    })
+                    .unwrap();
+                for earlier in &states[..ring_of] {
+                    assert_eq!(earlier, "passed", "round {round}: {} leased early", h.name);
+                }
+                let (_, acked) = checkin(&s, h, json!([result(&j.job.key, &h.name, true)])).await;
+                assert_eq!(acked, vec![j.job.key.clone()]);
+                // Sent again (the ack was lost): acknowledged, stored once.
+                let (_, acked) = checkin(&s, h, json!([result(&j.job.key, &h.name, false)])).await;
+                assert_eq!(acked, vec![j.job.key.clone()]);
+                done += 1;
+            }
+        }
+        if !any && show(&s, &id).await["deployment"]["status"] == "completed" {
+            break;
+        }
+        s.clock.advance(SignedDuration::from_mins(1));
+    }
+    let d = show(&s, &id).await;
+    assert_eq!(d["deployment"]["status"], "completed", "{:#}", d["rollout"]);
+    assert_eq!(done, 5);
+    assert_eq!(ring_states(&d), vec!["passed"; 3]);
+    for r in d["rollout"]["rings"].as_array().unwrap() {
+        let gates: Vec<&str> = r["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["gate"].as_str().unwrap())
+            .collect();
+        assert_eq!(gates, vec!["success_rate", "health", "soak"]);
+        // The first result stood (the re-sent "failed" changed nothing).
+        for j in r["jobs"].as_array().unwrap() {
+            assert_eq!(j["state"], "succeeded");
+        }
+    }
+    // Audited: creation, start, each stored result once, the ring passes, completion.
+    let audit = s
+        .ok_json("GET", "/api/v1/audit?limit=10000", &s.admin, json!(null))
+        .await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions.iter().filter(|a| **a == "job.result").count(), 5);
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == "deployment.ring_passed")
+            .count(),
+        3
+    );
+    assert!(actions.contains(&"deployment.created"));
+    assert!(actions.contains(&"deployment.completed"));
+}
+
+#[tokio::test]
+async fn a_bad_version_halts_in_the_canary_and_rolls_it_back() {
+    let s = InProcess::new().await;
+    let hosts = fleet(&s, 5).await;
+    let ops = token(&s, "operator").await;
+    let d = s
+        .ok_json("POST", "/api/v1/deployments", &ops, spec("1.2"))
+        .await;
+    let id = d["deployment"]["id"].as_str().unwrap().to_string();
+    s.ok_json(
+        "POST",
+        &format!("/api/v1/deployments/{id}/start"),
+        &ops,
+        json!({}),
+    )
+    .await;
+    let (jobs, _) = checkin(&s, &hosts[0], json!([])).await;
+    assert_eq!(jobs.len(), 1);
+    let k = jobs[0].job.key.clone();
+    checkin(&s, &hosts[0], json!([result(&k, "h1", false)])).await;
+    s.app.drive_rollouts().await.unwrap();
+    let d = show(&s, &id).await;
+    assert_eq!(d["deployment"]["status"], "halted", "{:#}", d["rollout"]);
+    assert!(
+        d["rollout"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("error budget"),
+        "{}",
+        d["rollout"]["reason"]
+    );
+    // The canary gets a signed rollback job for its key; nobody else gets anything.
+    let (jobs, _) = checkin(&s, &hosts[0], json!([])).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].job.kind, JobKind::Rollback { of: k.clone() });
+    for h in &hosts[1..] {
+        assert!(checkin(&s, h, json!([])).await.0.is_empty(), "{}", h.name);
+    }
+    let rk = jobs[0].job.key.clone();
+    checkin(
+        &s,
+        &hosts[0],
+        json!([{"key": rk, "outcome": "rolled_back", "finished_at": "2026-12-08T22:06:00Z"}]),
+    )
+    .await;
+    s.app.drive_rollouts().await.unwrap();
+    let d = show(&s, &id).await;
+    assert_eq!(d["rollout"]["rings"][0]["jobs"][0]["state"], "rolled_back");
+    for r in &d["rollout"]["rings"].as_array().unwrap()[1..] {
+        for j in r["jobs"].as_array().unwrap() {
+            assert_eq!(j["state"], "skipped");
+        }
+    }
+    // Hours later nothing more is leased anywhere.
+    s.clock.advance(SignedDuration::from_hours(2));
+    s.app.drive_rollouts().await.unwrap();
+    for h in &hosts {
+        assert!(checkin(&s, h, json!([])).await.0.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn four_eyes_actions_and_refusals() {
+    let s = InProcess::new().await;
+    fleet(&s, 2).await;
+    let ops = token(&s, "operator").await;
+    let approver = token(&s, "approver").await;
+    let mut sp = spec("1.1");
+    sp["rings"] =
+        json!([{"name": "only", "approval": true, "max_concurrent": "2", "error_budget": "1"}]);
+    let d = s.ok_json("POST", "/api/v1/deployments", &ops, sp).await;
+    let id = d["deployment"]["id"].as_str().unwrap().to_string();
+    // An approver may not start it; an operator may not approve; abort needs a comment.
+    let (st, _) = s
+        .call(
+            "POST",
+            &format!("/api/v1/deployments/{id}/start"),
+            Some(&approver),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, body) = s
+        .call(
+            "POST",
+            &format!("/api/v1/deployments/{id}/abort"),
+            Some(&ops),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    s.ok_json(
+        "POST",
+        &format!("/api/v1/deployments/{id}/start"),
+        &ops,
+        json!({}),
+    )
+    .await;
+    // Starting twice is a conflict naming the state.
+    let (st, body) = s
+        .call(
+            "POST",
+            &format!("/api/v1/deployments/{id}/start"),
+            Some(&ops),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    // The admin who is neither creator nor starter may approve; the creator
+    // (operator) may not even hold the permission; an admin that created one may not.
+    let (st, _) = s
+        .call(
+            "POST",
+            &format!("/api/v1/deployments/{id}/approvals"),
+            Some(&ops),
+            Some(&json!({"approve": true, "comment": "lgtm"}).to_string()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let mut sp2 = spec("1.1");
+    sp2["rings"] = json!([{"name": "only", "approval": true}]);
+    let d2 = s
+        .ok_json("POST", "/api/v1/deployments", &s.admin, sp2)
+        .await;
+    let id2 = d2["deployment"]["id"].as_str().unwrap().to_string();
+    s.ok_json(
+        "POST",
+        &format!("/api/v1/deployments/{id2}/start"),
+        &ops,
+        json!({}),
+    )
+    .await;
+    let (st, body) = s
+        .call(
+            "POST",
+            &format!("/api/v1/deployments/{id2}/approvals"),
+            Some(&s.admin),
+            Some(&json!({"approve": true, "comment": "mine"}).to_string()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("four eyes"), "{body}");
+    let d = s
+        .ok_json(
+            "POST",
+            &format!("/api/v1/deployments/{id2}/approvals"),
+            &approver,
+            json!({"approve": true, "comment": "checked the canary dashboards"}),
+        )
+        .await;
+    assert_eq!(
+        d["rollout"]["rings"][0]["approved_by"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .nth(2),
+        Some("deploy-approver")
+    );
+    // Rejection aborts, with the comment audited.
+    let d = s
+        .ok_json(
+            "POST",
+            &format!("/api/v1/deployments/{id}/approvals"),
+            &approver,
+            json!({"approve": false, "comment": "not this week"}),
+        )
+        .await;
+    assert_eq!(d["deployment"]["status"], "aborted");
+    // Bad specs are refused naming the field, and nothing is stored.
+    for (bad, needle) in [
+        (json!({"packages": []}), "packages"),
+        (
+            json!({"packages": [{"name": "pb-demo", "version": "1.1"}], "rings": [{"name": "r", "size": "ten"}, {"name": "s"}]}),
+            "size",
+        ),
+        (
+            json!({"packages": [{"name": "pb;rm -rf /", "version": "1.1"}]}),
+            "not a valid deb package",
+        ),
+        (
+            json!({"packages": [{"name": "absent", "version": "1"}]}),
+            "nothing to deploy",
+        ),
+        (
+            json!({"packages": [{"name": "pb-demo", "version": "1.1"}], "assets": ["ghost"]}),
+            "ghost",
+        ),
+    ] {
+        let (st, body) = s
+            .call(
+                "POST",
+                "/api/v1/deployments",
+                Some(&ops),
+                Some(&bad.to_string()),
+            )
+            .await;
+        assert!(st.is_client_error(), "{bad}: {st} {body}");
+        assert!(body.contains(needle), "{bad}: {body}");
+    }
+    let list = s
+        .ok_json("GET", "/api/v1/deployments", &s.admin, json!(null))
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_long_polling_agent_gets_its_job_as_soon_as_it_is_leased() {
+    let s = std::sync::Arc::new(InProcess::new().await);
+    let hosts = fleet(&s, 1).await;
+    let ops = token(&s, "operator").await;
+    let d = s
+        .ok_json(
+            "POST",
+            "/api/v1/deployments",
+            &ops,
+            json!({"packages": [{"name": "pb-demo", "version": "1.1"}]}),
+        )
+        .await;
+    let id = d["deployment"]["id"].as_str().unwrap().to_string();
+    let hash = s
+        .ok_json("GET", "/api/v1/assets/h1", &s.admin, json!(null))
+        .await["inventory_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s2, secret) = (s.clone(), hosts[0].secret.clone());
+    let started = std::time::Instant::now();
+    let poll = tokio::spawn(async move {
+        s2.ok_json(
+            "POST",
+            "/agent/v1/checkin",
+            &secret,
+            unchanged(hash, json!([]), Some(30)),
+        )
+        .await
+    });
+    // Let the poll start waiting, then lease.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    s.ok_json(
+        "POST",
+        &format!("/api/v1/deployments/{id}/start"),
+        &ops,
+        json!({}),
+    )
+    .await;
+    let r = poll.await.unwrap();
+    assert_eq!(r["jobs"].as_array().unwrap().len(), 1, "{r}");
+    // Answered on the lease, not at the end of the 30 s wait.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}

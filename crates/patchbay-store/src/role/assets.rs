@@ -1,0 +1,269 @@
+//! Assets: the registry (`assets`).
+
+use crate::engine::{Engine, Get, QueryExt, SqlTx, json_list, opt_ts, to_json};
+use crate::{Result, StoreError, from_millis, to_millis};
+use async_trait::async_trait;
+use jiff::Timestamp;
+use patchbay_core::inventory::{HostFacts, OsRelease, PendingUpdate};
+
+/// Editable attributes of an asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetAttrs {
+    /// Kind (`server`, `network-device`…).
+    pub kind: String,
+    /// Owner.
+    pub owner: String,
+    /// Business impact.
+    pub business_impact: String,
+    /// Exposure.
+    pub exposure: String,
+    /// Environment.
+    pub environment: String,
+    /// Tags, sorted.
+    pub tags: Vec<String>,
+}
+
+impl Default for AssetAttrs {
+    fn default() -> Self {
+        Self {
+            kind: "server".into(),
+            owner: String::new(),
+            business_impact: "medium".into(),
+            exposure: "internal".into(),
+            environment: String::new(),
+            tags: Vec::new(),
+        }
+    }
+}
+
+/// A stored asset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssetRow {
+    /// Row id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Editable attributes.
+    pub attrs: AssetAttrs,
+    /// Whether an agent is enrolled for it.
+    pub has_agent: bool,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change of attributes or inventory.
+    pub updated_at: Timestamp,
+    /// Last agent check-in.
+    pub last_seen_at: Option<Timestamp>,
+    /// Host facts of the stored inventory.
+    pub facts: HostFacts,
+    /// Package format (`deb`, `rpm`, `apk`, `other`).
+    pub package_format: Option<String>,
+    /// Hash of the stored inventory (`None` before the first one).
+    pub inventory_hash: Option<String>,
+    /// Pending updates.
+    pub pending_updates: Vec<PendingUpdate>,
+    /// Number of package rows.
+    pub package_count: i64,
+}
+
+/// Assets: the registry.
+#[async_trait]
+pub trait AssetStore {
+    /// Finds an asset by name.
+    async fn asset_by_name(&mut self, name: &str) -> Result<Option<AssetRow>>;
+    /// Finds an asset by machine id (re-enrolment of a known host).
+    async fn asset_by_machine_id(&mut self, machine_id: &str) -> Result<Option<AssetRow>>;
+    /// All assets, by name.
+    async fn list_assets(&mut self) -> Result<Vec<AssetRow>>;
+    /// Inserts an asset; `Conflict` when the name is taken.
+    async fn insert_asset(
+        &mut self,
+        name: &str,
+        attrs: &AssetAttrs,
+        has_agent: bool,
+        now: Timestamp,
+    ) -> Result<i64>;
+    /// Replaces an asset's editable attributes.
+    async fn update_asset_attrs(
+        &mut self,
+        id: i64,
+        attrs: &AssetAttrs,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Records the host name and machine id an agent enrolled with (so a host that
+    /// enrols again is recognised before its first check-in).
+    async fn set_machine(
+        &mut self,
+        id: i64,
+        hostname: &str,
+        machine_id: &str,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Marks an asset as having an agent.
+    async fn set_has_agent(&mut self, id: i64, has_agent: bool, now: Timestamp) -> Result<()>;
+}
+
+const ASSET_COLS: &str = "id, name, kind, owner, business_impact, exposure, environment, tags, \
+    has_agent, created_at, updated_at, last_seen_at, hostname, machine_id, os_id, os_version_id, \
+    os_codename, os_pretty_name, os_id_like, kernel, arch, ip_addresses, reboot_required, \
+    services_restart, package_format, inventory_hash, pending_updates, package_count";
+
+fn row_to_asset<DB: Engine>(r: &DB::Row) -> Result<AssetRow> {
+    let pending: String = r.col("pending_updates")?;
+    Ok(AssetRow {
+        id: r.col("id")?,
+        name: r.col("name")?,
+        attrs: AssetAttrs {
+            kind: r.col("kind")?,
+            owner: r.col("owner")?,
+            business_impact: r.col("business_impact")?,
+            exposure: r.col("exposure")?,
+            environment: r.col("environment")?,
+            tags: json_list(r.col("tags")?)?,
+        },
+        has_agent: r.col("has_agent")?,
+        created_at: from_millis(r.col("created_at")?)?,
+        updated_at: from_millis(r.col("updated_at")?)?,
+        last_seen_at: opt_ts(r.col("last_seen_at")?)?,
+        facts: HostFacts {
+            hostname: r.col("hostname")?,
+            machine_id: r.col("machine_id")?,
+            os: OsRelease {
+                id: r.col("os_id")?,
+                version_id: r.col("os_version_id")?,
+                version_codename: r.col("os_codename")?,
+                pretty_name: r.col("os_pretty_name")?,
+                id_like: r.col("os_id_like")?,
+            },
+            kernel: r.col("kernel")?,
+            arch: r.col("arch")?,
+            ip_addresses: json_list(r.col("ip_addresses")?)?,
+            reboot_required: r.col("reboot_required")?,
+            services_needing_restart: json_list(r.col("services_restart")?)?,
+        },
+        package_format: r.col("package_format")?,
+        inventory_hash: r.col("inventory_hash")?,
+        pending_updates: serde_json::from_str(&pending)
+            .map_err(|e| StoreError::Other(format!("bad pending updates: {e}")))?,
+        package_count: r.col("package_count")?,
+    })
+}
+
+#[async_trait]
+impl<DB: Engine> AssetStore for SqlTx<DB> {
+    async fn asset_by_name(&mut self, name: &str) -> Result<Option<AssetRow>> {
+        let sql = format!("SELECT {ASSET_COLS} FROM assets WHERE name = $1");
+        let row = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+            .arg(name)
+            .opt(self.conn())
+            .await?;
+        row.as_ref().map(row_to_asset::<DB>).transpose()
+    }
+
+    async fn asset_by_machine_id(&mut self, machine_id: &str) -> Result<Option<AssetRow>> {
+        if machine_id.is_empty() {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT {ASSET_COLS} FROM assets WHERE machine_id = $1 AND has_agent ORDER BY id LIMIT 1"
+        );
+        let row = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+            .arg(machine_id)
+            .opt(self.conn())
+            .await?;
+        row.as_ref().map(row_to_asset::<DB>).transpose()
+    }
+
+    async fn list_assets(&mut self) -> Result<Vec<AssetRow>> {
+        let sql = format!("SELECT {ASSET_COLS} FROM assets ORDER BY name");
+        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+            .all(self.conn())
+            .await?;
+        rows.iter().map(row_to_asset::<DB>).collect()
+    }
+
+    async fn insert_asset(
+        &mut self,
+        name: &str,
+        attrs: &AssetAttrs,
+        has_agent: bool,
+        now: Timestamp,
+    ) -> Result<i64> {
+        let now = to_millis(now);
+        // ON CONFLICT DO NOTHING instead of a unique violation: on
+        // PostgreSQL a failed statement aborts the whole transaction, and
+        // callers must be able to go on (e.g. try another name).
+        let row = sqlx::query::<DB>(
+            "INSERT INTO assets (name, kind, owner, business_impact, exposure, environment, tags, \
+             has_agent, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+             ON CONFLICT (name) DO NOTHING RETURNING id",
+        )
+        .arg(name)
+        .arg(&attrs.kind)
+        .arg(&attrs.owner)
+        .arg(&attrs.business_impact)
+        .arg(&attrs.exposure)
+        .arg(&attrs.environment)
+        .arg(to_json(&attrs.tags))
+        .arg(has_agent)
+        .arg(now)
+        .opt(self.conn())
+        .await?
+        .ok_or_else(|| StoreError::Conflict(format!("an asset named {name:?} already exists")))?;
+        row.col("id")
+    }
+
+    async fn update_asset_attrs(
+        &mut self,
+        id: i64,
+        attrs: &AssetAttrs,
+        now: Timestamp,
+    ) -> Result<()> {
+        let r = sqlx::query::<DB>(
+            "UPDATE assets SET kind = $2, owner = $3, business_impact = $4, exposure = $5, \
+             environment = $6, tags = $7, updated_at = $8 WHERE id = $1",
+        )
+        .arg(id)
+        .arg(&attrs.kind)
+        .arg(&attrs.owner)
+        .arg(&attrs.business_impact)
+        .arg(&attrs.exposure)
+        .arg(&attrs.environment)
+        .arg(to_json(&attrs.tags))
+        .arg(to_millis(now))
+        .exec(self.conn())
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("asset id {id}")));
+        }
+        Ok(())
+    }
+
+    async fn set_machine(
+        &mut self,
+        id: i64,
+        hostname: &str,
+        machine_id: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        sqlx::query::<DB>(
+            "UPDATE assets SET hostname = $2, machine_id = $3, updated_at = $4 WHERE id = $1",
+        )
+        .arg(id)
+        .arg(hostname)
+        .arg(machine_id)
+        .arg(to_millis(now))
+        .exec(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    async fn set_has_agent(&mut self, id: i64, has_agent: bool, now: Timestamp) -> Result<()> {
+        sqlx::query::<DB>("UPDATE assets SET has_agent = $2, updated_at = $3 WHERE id = $1")
+            .arg(id)
+            .arg(has_agent)
+            .arg(to_millis(now))
+            .exec(self.conn())
+            .await?;
+        Ok(())
+    }
+}

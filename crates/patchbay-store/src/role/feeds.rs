@@ -1,0 +1,333 @@
+//! Advisory feeds, KEV and EPSS (`feeds`, `advisories`, `kev`, `epss`).
+
+use crate::engine::{BATCH_ROWS, Engine, Get, QueryExt, SeparatedExt, SqlTx, opt_ts, to_json};
+use crate::{Result, StoreError, from_millis, to_millis};
+use async_trait::async_trait;
+use jiff::Timestamp;
+use sqlx::QueryBuilder;
+
+/// A recorded feed import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedRow {
+    /// Id.
+    pub id: i64,
+    /// `osv`, `kev` or `epss`.
+    pub kind: String,
+    /// The path it was imported from.
+    pub source: String,
+    /// Feed version or date (KEV catalog version, EPSS score date, newest OSV modification).
+    pub version: String,
+    /// Records imported.
+    pub records: i64,
+    /// Malformed records skipped.
+    pub skipped: i64,
+    /// Last import time.
+    pub imported_at: Timestamp,
+    /// Who imported it.
+    pub imported_by: String,
+}
+
+/// A stored advisory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdvisoryRow {
+    /// Feed id (`DSA-…`, `ALSA-…`).
+    pub id: String,
+    /// Summary.
+    pub summary: String,
+    /// CVE ids.
+    pub cves: Vec<String>,
+    /// CVSS base score.
+    pub cvss_score: Option<f64>,
+    /// CVSS vector.
+    pub cvss_vector: Option<String>,
+    /// Publication time.
+    pub published: Option<Timestamp>,
+    /// Last modification.
+    pub modified: Option<Timestamp>,
+    /// Affected packages (JSON owned by the service layer).
+    pub affected: serde_json::Value,
+    /// Ecosystems, space-separated.
+    pub ecosystems: String,
+}
+
+/// A CISA KEV entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KevRow {
+    /// CVE id.
+    pub cve: String,
+    /// Vendor.
+    pub vendor: String,
+    /// Product.
+    pub product: String,
+    /// Vulnerability name.
+    pub name: String,
+    /// Date added (YYYY-MM-DD).
+    pub date_added: String,
+    /// Remediation due date (YYYY-MM-DD).
+    pub due_date: String,
+    /// Known ransomware use.
+    pub ransomware: bool,
+    /// Catalog version it came from.
+    pub catalog_version: String,
+}
+
+/// An EPSS score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpssRow {
+    /// CVE id.
+    pub cve: String,
+    /// Probability of exploitation in 30 days.
+    pub epss: f64,
+    /// Percentile.
+    pub percentile: f64,
+    /// Score date.
+    pub score_date: String,
+}
+
+/// Advisory feeds, KEV and EPSS.
+#[async_trait]
+pub trait FeedStore {
+    /// Records an import of `source` (insert or update on (kind, source)).
+    async fn record_feed(&mut self, row: &FeedRow) -> Result<()>;
+    /// All recorded feeds.
+    async fn list_feeds(&mut self) -> Result<Vec<FeedRow>>;
+    /// A number that changes whenever a feed import is recorded (for caches).
+    async fn feeds_generation(&mut self) -> Result<i64>;
+    /// Inserts or replaces advisories; returns rows written.
+    async fn upsert_advisories(&mut self, rows: &[AdvisoryRow]) -> Result<u64>;
+    /// All advisories.
+    async fn all_advisories(&mut self) -> Result<Vec<AdvisoryRow>>;
+    /// Inserts or replaces KEV entries; returns the CVEs that were not in KEV before.
+    async fn upsert_kev(&mut self, rows: &[KevRow]) -> Result<Vec<String>>;
+    /// All KEV entries.
+    async fn all_kev(&mut self) -> Result<Vec<KevRow>>;
+    /// Inserts or replaces EPSS scores.
+    async fn upsert_epss(&mut self, rows: &[EpssRow]) -> Result<u64>;
+    /// EPSS scores of the given CVEs.
+    async fn epss_for(&mut self, cves: &[String]) -> Result<Vec<EpssRow>>;
+}
+
+#[async_trait]
+impl<DB: Engine> FeedStore for SqlTx<DB> {
+    async fn record_feed(&mut self, f: &FeedRow) -> Result<()> {
+        sqlx::query::<DB>(
+            "INSERT INTO feeds (kind, source, version, records, skipped, imported_at, imported_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (kind, source) DO UPDATE SET \
+             version = excluded.version, records = excluded.records, skipped = excluded.skipped, \
+             imported_at = excluded.imported_at, imported_by = excluded.imported_by",
+        )
+        .arg(&f.kind)
+        .arg(&f.source)
+        .arg(&f.version)
+        .arg(f.records)
+        .arg(f.skipped)
+        .arg(to_millis(f.imported_at))
+        .arg(&f.imported_by)
+        .exec(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    async fn list_feeds(&mut self) -> Result<Vec<FeedRow>> {
+        let rows = sqlx::query::<DB>(
+            "SELECT id, kind, source, version, records, skipped, imported_at, imported_by FROM feeds \
+             ORDER BY kind, source",
+        )
+        .all(self.conn())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FeedRow {
+                    id: r.col("id")?,
+                    kind: r.col("kind")?,
+                    source: r.col("source")?,
+                    version: r.col("version")?,
+                    records: r.col("records")?,
+                    skipped: r.col("skipped")?,
+                    imported_at: from_millis(r.col("imported_at")?)?,
+                    imported_by: r.col("imported_by")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn feeds_generation(&mut self) -> Result<i64> {
+        let r = sqlx::query::<DB>(
+            "SELECT COALESCE(MAX(imported_at), 0) AS g, COUNT(*) AS n FROM feeds",
+        )
+        .one(self.conn())
+        .await?;
+        let g: i64 = r.col("g")?;
+        let n: i64 = r.col("n")?;
+        Ok(g.wrapping_mul(31).wrapping_add(n))
+    }
+
+    async fn upsert_advisories(&mut self, rows: &[AdvisoryRow]) -> Result<u64> {
+        let mut written = 0;
+        // 9 parameters per row.
+        for chunk in rows.chunks(200) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "INSERT INTO advisories (id, summary, cves, cvss_score, cvss_vector, published, modified, \
+                 affected, ecosystems) ",
+            );
+            qb.push_values(chunk, |mut b, a| {
+                b.push_arg(a.id.clone())
+                    .push_arg(a.summary.clone())
+                    .push_arg(to_json(&a.cves))
+                    .push_arg(a.cvss_score)
+                    .push_arg(a.cvss_vector.clone())
+                    .push_arg(a.published.map(to_millis))
+                    .push_arg(a.modified.map(to_millis))
+                    .push_arg(a.affected.to_string())
+                    .push_arg(a.ecosystems.clone());
+            });
+            qb.push(
+                " ON CONFLICT (id) DO UPDATE SET summary = excluded.summary, cves = excluded.cves, \
+                 cvss_score = excluded.cvss_score, cvss_vector = excluded.cvss_vector, \
+                 published = excluded.published, modified = excluded.modified, \
+                 affected = excluded.affected, ecosystems = excluded.ecosystems",
+            );
+            written += qb.build().exec(self.conn()).await?.rows_affected();
+        }
+        Ok(written)
+    }
+
+    async fn all_advisories(&mut self) -> Result<Vec<AdvisoryRow>> {
+        let rows = sqlx::query::<DB>(
+            "SELECT id, summary, cves, cvss_score, cvss_vector, published, modified, affected, ecosystems \
+             FROM advisories ORDER BY id",
+        )
+        .all(self.conn())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let cves: String = r.col("cves")?;
+                let affected: String = r.col("affected")?;
+                Ok(AdvisoryRow {
+                    id: r.col("id")?,
+                    summary: r.col("summary")?,
+                    cves: serde_json::from_str(&cves)
+                        .map_err(|e| StoreError::Other(format!("bad advisory cves: {e}")))?,
+                    cvss_score: r.col("cvss_score")?,
+                    cvss_vector: r.col("cvss_vector")?,
+                    published: opt_ts(r.col("published")?)?,
+                    modified: opt_ts(r.col("modified")?)?,
+                    affected: serde_json::from_str(&affected)
+                        .map_err(|e| StoreError::Other(format!("bad advisory affected: {e}")))?,
+                    ecosystems: r.col("ecosystems")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn upsert_kev(&mut self, rows: &[KevRow]) -> Result<Vec<String>> {
+        let mut existing = std::collections::HashSet::new();
+        for chunk in rows.chunks(BATCH_ROWS) {
+            let mut qb = QueryBuilder::<DB>::new("SELECT cve FROM kev WHERE cve IN (");
+            let mut sep = qb.separated(", ");
+            for k in chunk {
+                sep.push_arg(k.cve.clone());
+            }
+            qb.push(")");
+            for r in qb.build().all(self.conn()).await? {
+                let cve: String = r.col("cve")?;
+                existing.insert(cve);
+            }
+        }
+        for chunk in rows.chunks(400) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "INSERT INTO kev (cve, vendor, product, name, date_added, due_date, ransomware, catalog_version) ",
+            );
+            qb.push_values(chunk, |mut b, k| {
+                b.push_arg(k.cve.clone())
+                    .push_arg(k.vendor.clone())
+                    .push_arg(k.product.clone())
+                    .push_arg(k.name.clone())
+                    .push_arg(k.date_added.clone())
+                    .push_arg(k.due_date.clone())
+                    .push_arg(k.ransomware)
+                    .push_arg(k.catalog_version.clone());
+            });
+            qb.push(
+                " ON CONFLICT (cve) DO UPDATE SET vendor = excluded.vendor, product = excluded.product, \
+                 name = excluded.name, date_added = excluded.date_added, due_date = excluded.due_date, \
+                 ransomware = excluded.ransomware, catalog_version = excluded.catalog_version",
+            );
+            qb.build().exec(self.conn()).await?;
+        }
+        let mut added: Vec<String> = rows
+            .iter()
+            .filter(|k| !existing.contains(&k.cve))
+            .map(|k| k.cve.clone())
+            .collect();
+        added.sort();
+        added.dedup();
+        Ok(added)
+    }
+
+    async fn all_kev(&mut self) -> Result<Vec<KevRow>> {
+        let rows = sqlx::query::<DB>(
+            "SELECT cve, vendor, product, name, date_added, due_date, ransomware, catalog_version FROM kev \
+             ORDER BY cve",
+        )
+        .all(self.conn())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KevRow {
+                    cve: r.col("cve")?,
+                    vendor: r.col("vendor")?,
+                    product: r.col("product")?,
+                    name: r.col("name")?,
+                    date_added: r.col("date_added")?,
+                    due_date: r.col("due_date")?,
+                    ransomware: r.col("ransomware")?,
+                    catalog_version: r.col("catalog_version")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn upsert_epss(&mut self, rows: &[EpssRow]) -> Result<u64> {
+        let mut written = 0;
+        for chunk in rows.chunks(1000) {
+            let mut qb =
+                QueryBuilder::<DB>::new("INSERT INTO epss (cve, epss, percentile, score_date) ");
+            qb.push_values(chunk, |mut b, e| {
+                b.push_arg(e.cve.clone())
+                    .push_arg(e.epss)
+                    .push_arg(e.percentile)
+                    .push_arg(e.score_date.clone());
+            });
+            qb.push(
+                " ON CONFLICT (cve) DO UPDATE SET epss = excluded.epss, percentile = excluded.percentile, \
+                 score_date = excluded.score_date",
+            );
+            written += qb.build().exec(self.conn()).await?.rows_affected();
+        }
+        Ok(written)
+    }
+
+    async fn epss_for(&mut self, cves: &[String]) -> Result<Vec<EpssRow>> {
+        let mut out = Vec::new();
+        for chunk in cves.chunks(BATCH_ROWS) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "SELECT cve, epss, percentile, score_date FROM epss WHERE cve IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for c in chunk {
+                sep.push_arg(c.clone());
+            }
+            qb.push(")");
+            for r in qb.build().all(self.conn()).await? {
+                out.push(EpssRow {
+                    cve: r.col("cve")?,
+                    epss: r.col("epss")?,
+                    percentile: r.col("percentile")?,
+                    score_date: r.col("score_date")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,33 @@
+//! The role stores: one file per role, each with its trait, its row types and
+//! its one implementation for both engines (for `SqlTx<DB>`, `DB: Engine`; see
+//! `engine.rs`). A new role is a new file here.
+
+mod agents;
+mod assets;
+mod audit;
+mod changes;
+mod events;
+mod exceptions;
+mod feeds;
+mod findings;
+mod inventory;
+mod leases;
+mod plan;
+mod rollouts;
+mod schedule;
+mod tokens;
+
+pub use agents::*;
+pub use assets::*;
+pub use audit::*;
+pub use changes::*;
+pub use events::*;
+pub use exceptions::*;
+pub use feeds::*;
+pub use findings::*;
+pub use inventory::*;
+pub use leases::*;
+pub use plan::*;
+pub use rollouts::*;
+pub use schedule::*;
+pub use tokens::*;
