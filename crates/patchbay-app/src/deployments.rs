@@ -167,7 +167,9 @@ impl App {
                 "window and job_timeout must be longer than 0",
             ));
         }
-        let (policy, _) = self.policy_in_force().await?;
+        // Through `tx`: in `deploy_create` it is the change's, and a second
+        // connection here could deadlock the pool.
+        let (policy, _) = crate::snapshot::policy_in(tx).await?;
         let all = tx.list_assets().await?;
         let by_name: BTreeMap<&str, &AssetRow> = all.iter().map(|a| (a.name.as_str(), a)).collect();
         for a in &spec.assets {

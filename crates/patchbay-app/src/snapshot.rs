@@ -39,6 +39,19 @@ pub(crate) fn parse_policy(text: &str) -> Result<Policy, AppError> {
     })
 }
 
+/// The policy in force read through `tx` (a snapshot's, or a change's: a
+/// change must not wait for a second connection to read it).
+pub(crate) async fn policy_in(
+    tx: &mut Box<dyn Tx>,
+) -> Result<(Policy, Option<PolicyRow>), AppError> {
+    let row = tx.current_policy().await?;
+    let text = row
+        .as_ref()
+        .map(|r| r.text.as_str())
+        .unwrap_or(DEFAULT_POLICY);
+    Ok((parse_policy(text)?, row))
+}
+
 /// One read transaction and the reads of a consistent answer.
 pub(crate) struct Snapshot<'a> {
     app: &'a App,
@@ -83,12 +96,7 @@ impl Snapshot<'_> {
     pub(crate) async fn policy_in_force(
         &mut self,
     ) -> Result<(Policy, Option<PolicyRow>), AppError> {
-        let row = self.tx.current_policy().await?;
-        let text = row
-            .as_ref()
-            .map(|r| r.text.as_str())
-            .unwrap_or(DEFAULT_POLICY);
-        Ok((parse_policy(text)?, row))
+        policy_in(&mut self.tx).await
     }
 
     /// Every asset.
