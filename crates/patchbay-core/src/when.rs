@@ -11,7 +11,8 @@
 //!   exception lifetimes (the product speaks of "72 hours" and "7 days").
 //!   [`format_duration`] renders a duration back in this grammar.
 //! - [`span`]: jiff's friendly or ISO 8601 form (`4h`, `90m`, `1h30m`, `PT4H`),
-//!   zero or more — window lengths, cutoffs, job estimates.
+//!   zero or more — window lengths, cutoffs, job estimates, and a
+//!   deployment's window, job timeout and ring soaks.
 //! - [`interval`]: `90s`, `15m`, `2h`, `1d` or bare seconds, positive, as a
 //!   `std::time::Duration` — command-line flags of the agent and the CLI.
 //!
