@@ -177,7 +177,7 @@ impl App {
     ) -> Result<ChangeRecordOut, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
         let id = id.trim().to_ascii_uppercase();
-        let (change, dep, approvals, lessons, assets, kev) = {
+        let (change, dep, approvals, lessons, assets, kev, rollout) = {
             let mut tx = self.store.read().await?;
             let change = tx
                 .list_change_records()
@@ -193,6 +193,7 @@ impl App {
                 .ok_or_else(|| {
                     AppError::not_found(format!("deployment {} is gone", change.deployment))
                 })?;
+            let rollout = tx.rollout(&change.deployment).await?;
             (
                 change,
                 dep,
@@ -200,8 +201,12 @@ impl App {
                 tx.list_lessons().await?,
                 tx.list_assets().await?,
                 tx.all_kev().await?,
+                rollout,
             )
         };
+        let rollout = rollout
+            .map(|r| crate::deployments::summary_of(&r))
+            .transpose()?;
         let (policy, _) = self.policy_in_force().await?;
         // Every finding (open or resolved) on the deployment's assets.
         let all = self.list_findings(caller, None, true, ctx).await?;
@@ -340,7 +345,14 @@ impl App {
             windows: plan.assets,
             back_out: steps.into_values().collect(),
             approvals,
-            outcome: dep.status.clone(),
+            outcome: match &rollout {
+                Some(r) => match &r.reason {
+                    Some(why) => format!("{}: {why}", r.status),
+                    None => r.status.clone(),
+                },
+                None => dep.status.clone(),
+            },
+            rollout,
             lessons: lessons
                 .iter()
                 .filter(|l| l.change_id == change.id)

@@ -1017,6 +1017,44 @@ pub fn observation_of(key: &str, r: JobResult) -> Observation {
     }
 }
 
+/// A rollout's summary for its change record.
+pub fn summary_of(r: &RolloutRow) -> Result<patchbay_proto::api::RolloutSummary, AppError> {
+    use patchbay_core::rollout::JobState as J;
+    let s = stored_of(r)?;
+    fn json_name(v: &impl Serialize) -> String {
+        serde_json::to_value(v)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+    Ok(patchbay_proto::api::RolloutSummary {
+        status: status_name(s.rollout.state).to_string(),
+        reason: s.rollout.reason.clone(),
+        rings: s
+            .rollout
+            .rings
+            .iter()
+            .map(|ring| {
+                let count = |f: &dyn Fn(J) -> bool| ring.jobs.iter().filter(|j| f(j.state)).count();
+                patchbay_proto::api::RingSummary {
+                    name: ring.spec.name.clone(),
+                    state: json_name(&ring.state),
+                    succeeded: count(&|s| s == J::Succeeded),
+                    failed: count(&|s| matches!(s, J::Failed | J::RollbackFailed)),
+                    rolled_back: count(&|s| s == J::RolledBack),
+                    skipped: count(&|s| s == J::Skipped),
+                    approved_by: ring.approved_by.clone(),
+                    gates: ring
+                        .gates
+                        .iter()
+                        .map(|g| (g.gate.clone(), json_name(&g.verdict), g.reason.clone()))
+                        .collect(),
+                }
+            })
+            .collect(),
+    })
+}
+
 fn stored_of(r: &RolloutRow) -> Result<StoredRollout, AppError> {
     serde_json::from_value(r.state.clone()).map_err(|e| {
         AppError::new(
