@@ -104,6 +104,21 @@ fn parse_policy(field: &str, s: Option<&str>) -> Result<RollbackPolicy, AppError
     }
 }
 
+/// Whether `a` orders before `b` in the format's version ordering (an
+/// unparsable version counts as not lower: the host is then planned and the
+/// agent's simulation decides).
+fn is_lower(format: patchbay_core::inventory::PackageFormat, a: &str, b: &str) -> bool {
+    use patchbay_core::inventory::PackageFormat as F;
+    use patchbay_version::Scheme;
+    let scheme = match format {
+        F::Deb => Scheme::Deb,
+        F::Rpm => Scheme::Rpm,
+        F::Apk => Scheme::Apk,
+        F::Other => return false,
+    };
+    patchbay_version::compare(scheme, a, b).ok() == Some(std::cmp::Ordering::Less)
+}
+
 /// A stable shard order: SHA-256 of the machine id.
 fn shard_key(machine_id: &str) -> [u8; 32] {
     Sha256::digest(machine_id.as_bytes()).into()
@@ -228,6 +243,7 @@ impl App {
             };
             let mut mine = Vec::new();
             let mut changes = Vec::new();
+            let mut downgrades = Vec::new();
             for p in &spec.packages {
                 use patchbay_core::inventory::rules;
                 if !rules::valid_name(format, &p.name) || !rules::valid_version(format, &p.version)
@@ -248,6 +264,9 @@ impl App {
                 match now {
                     None => {}
                     Some(v) if v == p.version => {}
+                    Some(v) if is_lower(format, &p.version, &v) => {
+                        downgrades.push(format!("{} {v} -> {}", p.name, p.version));
+                    }
                     Some(v) => {
                         mine.push(p.clone());
                         changes.push(PreviewPackage {
@@ -257,6 +276,18 @@ impl App {
                         });
                     }
                 }
+            }
+            if !downgrades.is_empty() {
+                // A deployment only moves versions up; going back is what a
+                // rollback (to the journalled versions) is for.
+                skipped.push(PreviewSkip {
+                    asset: a.name.clone(),
+                    reason: format!(
+                        "would downgrade ({}): deployments only upgrade; use a rollback",
+                        downgrades.join(", ")
+                    ),
+                });
+                continue;
             }
             if mine.is_empty() {
                 skipped.push(PreviewSkip {
@@ -398,7 +429,7 @@ impl App {
             .iter()
             .map(|(s, m)| {
                 format!(
-                    "{}: {} host(s), at most {} at a time; {} failure(s) tolerated, and failures plus jobs in flight never exceed {} (the next failure halts everything); success ≥ {:.0} %; soak {}; {}; rollback {:?}",
+                    "{}: {} host(s), at most {} at a time; {} failure(s) tolerated, and failures plus jobs in flight never exceed {} (the next failure halts everything); success ≥ {:.0} %; soak {:#}; {}; rollback {}",
                     s.name,
                     m.len(),
                     s.max_concurrent,
@@ -407,7 +438,11 @@ impl App {
                     s.success_threshold * 100.0,
                     s.soak,
                     if s.approval { "human approval (not the creator or starter)" } else { "no approval" },
-                    s.rollback
+                    match s.rollback {
+                        RollbackPolicy::FailedHosts => "failed-hosts",
+                        RollbackPolicy::Ring => "ring",
+                        RollbackPolicy::None => "none",
+                    }
                 )
             })
             .chain([

@@ -23,15 +23,18 @@
 // CSV/HTML reports) is written with `std::print!` and stays byte-exact.
 macro_rules! print {
     ($($arg:tt)*) => {
-        ::std::print!("{}", $crate::output::clean_text(&::std::format!($($arg)*)))
+        $crate::output::write_stdout(&$crate::output::clean_text(&::std::format!($($arg)*)))
     };
 }
 macro_rules! println {
     () => {
-        ::std::println!()
+        $crate::output::write_stdout("\n")
     };
     ($($arg:tt)*) => {
-        ::std::println!("{}", $crate::output::clean_text(&::std::format!($($arg)*)))
+        $crate::output::write_stdout(&::std::format!(
+            "{}\n",
+            $crate::output::clean_text(&::std::format!($($arg)*))
+        ))
     };
 }
 
