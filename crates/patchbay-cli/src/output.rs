@@ -108,6 +108,21 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Writes to standard output. A reader that went away (`patchbay … | head`)
+/// ends the process quietly with the shell's broken-pipe status (141), as
+/// Unix tools do, instead of a panic.
+pub fn write_stdout(s: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(s.as_bytes()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("patchbay: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -132,20 +147,5 @@ mod tests {
         let t = super::table(&["NAME"], &[vec!["evil\u{1b}[31m\nfake row".into()]]);
         assert_eq!(t, "NAME\nevil\\x1b[31m\\nfake row\n");
         assert_eq!(super::clean_text("# t\n\tx\u{1b}"), "# t\n\tx\\x1b");
-    }
-}
-
-/// Writes to standard output. A reader that went away (`patchbay … | head`)
-/// ends the process quietly with the shell's broken-pipe status (141), as
-/// Unix tools do, instead of a panic.
-pub fn write_stdout(s: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(s.as_bytes()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(141);
-        }
-        eprintln!("patchbay: cannot write to standard output: {e}");
-        std::process::exit(1);
     }
 }

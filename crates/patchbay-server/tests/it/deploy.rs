@@ -525,6 +525,11 @@ async fn four_eyes_actions_and_refusals() {
             json!({"packages": [{"name": "absent", "version": "1"}]}),
             "nothing to deploy",
         ),
+        // Going back is what a rollback is for: every host would downgrade.
+        (
+            json!({"packages": [{"name": "pb-demo", "version": "0.9"}]}),
+            "nothing to deploy",
+        ),
         (
             json!({"packages": [{"name": "pb-demo", "version": "1.1"}], "assets": ["ghost"]}),
             "ghost",
