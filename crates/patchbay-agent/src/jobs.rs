@@ -27,12 +27,15 @@
 //! jobs admitted but not finished (`pending`) and the results not yet
 //! acknowledged (`results`). A job is written to `pending` before it runs and
 //! moves to `results` in one write when it has finished; results are sent with
-//! every check-in until the server lists their key in `acked`, then dropped.
+//! every check-in until the server lists their key in `acked`, then moved to
+//! `done` (the last [`DONE_KEPT`] acknowledged results): a job delivered again
+//! later is answered with its recorded result and not run.
 //! An agent killed at any point therefore either still holds the job — and
 //! runs it again through the execution layer, whose journal returns the
 //! recorded result of a finished key, or records an interrupted one, instead
 //! of acting twice — or holds its result. A job delivered again after its
-//! result was acknowledged goes the same way: the journal replays it. A reboot
+//! result was acknowledged is answered from `done` (and, for apply and
+//! rollback, beyond that by the journal's replay). A reboot
 //! job's result is stored *before* the reboot command runs, so a reboot
 //! is never repeated.
 //!
@@ -70,7 +73,16 @@ pub struct Outbox {
     /// Results sent with every check-in until acknowledged.
     #[serde(default)]
     pub results: Vec<JobResult>,
+    /// Acknowledged results, newest last (at most [`DONE_KEPT`]): a job
+    /// delivered again is answered with its result instead of running again,
+    /// whatever its kind (apply and rollback are also protected by the
+    /// journal; reboot, run_check and inventory only by this).
+    #[serde(default)]
+    pub done: Vec<JobResult>,
 }
+
+/// How many acknowledged results the outbox keeps.
+pub const DONE_KEPT: usize = 1000;
 
 impl Outbox {
     /// Reads the outbox (empty when absent). An unreadable outbox is an error,
@@ -86,9 +98,18 @@ impl Outbox {
 
     /// Drops the results the server acknowledged; whether any was dropped.
     pub fn ack(&mut self, keys: &[String]) -> bool {
-        let n = self.results.len();
-        self.results.retain(|r| !keys.contains(&r.key));
-        n != self.results.len()
+        let (acked, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.results)
+            .into_iter()
+            .partition(|r| keys.contains(&r.key));
+        self.results = kept;
+        if acked.is_empty() {
+            return false;
+        }
+        self.done.retain(|d| !acked.iter().any(|a| a.key == d.key));
+        self.done.extend(acked);
+        let extra = self.done.len().saturating_sub(DONE_KEPT);
+        self.done.drain(..extra);
+        true
     }
 
     /// The earliest `not_before` of the pending jobs.
@@ -195,6 +216,18 @@ pub fn receive(
                 .any(|r| &r.key == key && r.outcome != JobOutcome::Refused);
         if known {
             tracing::debug!(job = %key, "job already taken");
+            continue;
+        }
+        if let Some(d) = outbox
+            .done
+            .iter()
+            .find(|d| &d.key == key && d.outcome != JobOutcome::Refused)
+        {
+            // Delivered again after its result was acknowledged: report the
+            // same result again, never run it twice.
+            tracing::info!(job = %key, "job already done; its result is sent again");
+            let d = d.clone();
+            outbox.results.push(d);
             continue;
         }
         match admit(signed, ctx.view(&names), now) {
@@ -569,7 +602,32 @@ mod tests {
         );
         assert!(ob.ack(&["b".into()]));
         assert_eq!(ob.results.len(), 1);
+        assert_eq!(ob.done.len(), 1);
         assert!(!ob.ack(&["zzz".into()]));
+        // Not due yet: stays pending, nothing runs.
+        let mut future = job("later", "2099-01-01T00:00:00Z");
+        future.not_before = "2098-01-01T00:00:00Z".parse().unwrap();
+        let mut ob2 = Outbox::default();
+        receive(&mut ob2, &[sign(future, &server)], &ctx, now).unwrap();
+        assert_eq!(run_due(&mut ob2, &ctx).unwrap(), 0);
+        assert_eq!(ob2.pending.len(), 1);
+        assert_eq!(
+            ob2.next_due(),
+            Some("2098-01-01T00:00:00Z".parse().unwrap())
+        );
+        // A done (acknowledged) key delivered again: its result, not a run.
+        let mut ob3 = Outbox::default();
+        let mut r = result("a", JobOutcome::Succeeded);
+        r.message = Some("first".into());
+        ob3.results.push(r.clone());
+        ob3.ack(&["a".into()]);
+        assert!(ob3.results.is_empty());
+        assert_eq!(
+            receive(&mut ob3, std::slice::from_ref(&good), &ctx, now).unwrap(),
+            0
+        );
+        assert_eq!(ob3.results, [r]);
+        assert!(ob3.pending.is_empty());
         // Disabled: refused with its code.
         let off = Config::default();
         let ctx = JobContext {

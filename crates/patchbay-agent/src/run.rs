@@ -370,3 +370,62 @@ pub fn run_loop(opts: &AgentOptions, stop: &std::sync::atomic::AtomicBool) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(jobs_received: usize, jobs_run: usize, elapsed_secs: u64) -> CheckinOutcome {
+        CheckinOutcome {
+            asset_name: "a".into(),
+            sent: "unchanged",
+            packages: 0,
+            rows_written: 0,
+            next_checkin_secs: 60,
+            results_sent: 0,
+            acked: 0,
+            jobs_received,
+            jobs_run,
+            unacked: 0,
+            next_due: None,
+            elapsed: Duration::from_secs(elapsed_secs),
+        }
+    }
+
+    fn opts(wait_secs: u32) -> AgentOptions {
+        AgentOptions {
+            server: "http://x".into(),
+            enroll_token: None,
+            state_dir: "/nonexistent".into(),
+            root: "/".into(),
+            interval: Duration::from_secs(600),
+            pending_updates: false,
+            timeout: Duration::from_secs(10),
+            ca_cert: None,
+            re_enroll: false,
+            config: Config::default(),
+            wait_secs,
+        }
+    }
+
+    #[test]
+    fn the_loop_polls_again_at_once_only_when_it_should() {
+        let interval = |w: Duration| w >= Duration::from_secs(540);
+        // No long-poll: the interval, unless a job ran (report it at once).
+        assert!(interval(next_wait(&opts(0), &outcome(0, 0, 0))));
+        assert_eq!(next_wait(&opts(0), &outcome(1, 1, 0)), Duration::ZERO);
+        // Long-poll: an answer the server held, or one with jobs → again at once.
+        assert_eq!(next_wait(&opts(20), &outcome(0, 0, 20)), Duration::ZERO);
+        assert_eq!(next_wait(&opts(20), &outcome(1, 0, 0)), Duration::ZERO);
+        // A server that answers at once (no long-poll support): the interval.
+        assert!(interval(next_wait(&opts(20), &outcome(0, 0, 0))));
+        // A pending job due in ~30 s caps the wait.
+        let mut o = outcome(0, 0, 0);
+        o.next_due = Some(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30));
+        let w = next_wait(&opts(0), &o);
+        assert!(
+            w <= Duration::from_secs(30) && w >= Duration::from_secs(25),
+            "{w:?}"
+        );
+    }
+}

@@ -185,6 +185,13 @@ fn apply_kind(pins: &[(&str, &str)]) -> JobKind {
     }
 }
 
+fn enabled_with_reboot(marker: &std::path::Path) -> String {
+    format!(
+        "[jobs]\nenabled = true\nreboot_command = [\"touch\", \"{}\"]\n\n[[check]]\nname = \"alive\"\nkind = \"command\"\ncommand = [\"true\"]\n",
+        marker.display()
+    )
+}
+
 const ENABLED: &str = "[jobs]\nenabled = true\nreboot_command = [\"/bin/false\"]\n\n[[check]]\nname = \"alive\"\nkind = \"command\"\ncommand = [\"true\"]\n";
 
 /// One `--once` check-in of the real agent against `peer` (`--long-poll 0`
@@ -318,25 +325,19 @@ fn apply_job_is_reported_until_acked_and_never_run_twice() {
     assert!(c[2].get("wait_secs").is_none(), "--long-poll 0 sends none");
     assert_eq!(events(&root, "DEP-1/web-1", "started"), 1);
 
-    // (b) Delivered again after its result was acknowledged.
+    // (b) Delivered again after its result was acknowledged: the same result
+    // is reported again, nothing runs.
     once(&root, &peer, &config, &[]);
     once(&root, &peer, &config, &[]);
     once(&root, &peer, &config, &[]);
     let c = peer.checkins();
-    let r2 = result_for(&c[5], "DEP-1/web-1");
-    assert_eq!(r2["outcome"], "succeeded", "{r2:#}");
-    assert_eq!(r2["changed"], r["changed"], "the recorded result");
-    assert_eq!(r2["baseline"], r["baseline"]);
-    assert!(
-        r2["message"].as_str().unwrap().contains("not run again"),
-        "{r2:#}"
-    );
+    assert_eq!(result_for(&c[5], "DEP-1/web-1"), r, "the recorded result");
     assert_eq!(
         events(&root, "DEP-1/web-1", "started"),
         1,
         "the journal shows one execution"
     );
-    assert!(results(&c[6]).len() == 1);
+    assert_eq!(results(&c[6]).len(), 1);
     let out = String::from_utf8_lossy(&once(&root, &peer, &config, &[]).stdout).into_owned();
     assert!(out.contains("results sent 0"), "{out}");
     assert_eq!(root.version("pb-demo").as_deref(), Some("1.1"));
@@ -503,10 +504,13 @@ fn killed_before_ack_resends_the_result_without_running_again() {
 /// The other kinds: `rollback` of an applied job restores the recorded
 /// versions; `run_check` runs the named local check; `inventory` makes the
 /// next check-in send the full inventory; `reboot` with no reboot required
-/// succeeds without running the reboot command (configured as /bin/false).
+/// succeeds without running the reboot command; with one required (the root's
+/// `/run/reboot-required`) it runs the configured command (here: `touch` a
+/// marker) once, and not again when delivered again.
 fn rollback_run_check_inventory_and_reboot_jobs() {
     let root = debian_root(&["pb-demo=1.0"]);
-    let config = root.config(ENABLED);
+    let marker = root.scratch.join("rebooted");
+    let config = root.config(&enabled_with_reboot(&marker));
     let signer = server_key();
     let apply = sign(
         job("A/web-1", apply_kind(&[("pb-demo", "1.1")]), &[]),
@@ -534,6 +538,7 @@ fn rollback_run_check_inventory_and_reboot_jobs() {
     );
     let inventory = sign(job("I/web-1", JobKind::Inventory, &[]), &signer);
     let reboot = sign(job("R/web-1", JobKind::Reboot, &["alive"]), &signer);
+    let reboot2 = sign(job("R2/web-1", JobKind::Reboot, &[]), &signer);
     let peer = Peer::start(
         signer.public_hex(),
         Box::new(move |n, body| {
@@ -545,6 +550,7 @@ fn rollback_run_check_inventory_and_reboot_jobs() {
                 0 => vec![apply.clone()],
                 1 => vec![rollback.clone()],
                 2 => vec![check.clone(), inventory.clone(), reboot.clone()],
+                4 | 6 => vec![reboot2.clone()],
                 _ => vec![],
             };
             Some((jobs, acked))
