@@ -263,6 +263,10 @@ fn apply_job_is_reported_until_acked_and_never_run_twice() {
         &signer,
     );
     let again = j.clone();
+    let next = sign(
+        job("DEP-1b/web-1", apply_kind(&[("pb-demo", "1.2")]), &[]),
+        &signer,
+    );
     let peer = Peer::start(
         signer.public_hex(),
         Box::new(move |n, _| match n {
@@ -271,6 +275,7 @@ fn apply_job_is_reported_until_acked_and_never_run_twice() {
             2 => Some((vec![], vec!["DEP-1/web-1".into()])),
             4 => Some((vec![again.clone()], vec![])),
             6 => Some((vec![], vec!["DEP-1/web-1".into()])),
+            8 => Some((vec![next.clone()], vec![])),
             _ => Some((vec![], vec![])),
         }),
     );
@@ -341,6 +346,27 @@ fn apply_job_is_reported_until_acked_and_never_run_twice() {
     let out = String::from_utf8_lossy(&once(&root, &peer, &config, &[]).stdout).into_owned();
     assert!(out.contains("results sent 0"), "{out}");
     assert_eq!(root.version("pb-demo").as_deref(), Some("1.1"));
+
+    // A local `patchbay-agent apply` holds the state directory: the next job
+    // is postponed (no result, nothing run), then runs once it is free.
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.state.join("agent.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    once(&root, &peer, &config, &[]);
+    assert_eq!(root.version("pb-demo").as_deref(), Some("1.1"));
+    let ob: Value =
+        serde_json::from_slice(&std::fs::read(root.state.join("outbox.json")).unwrap()).unwrap();
+    assert_eq!(ob["pending"][0]["job"]["key"], "DEP-1b/web-1", "{ob:#}");
+    assert!(ob["results"].as_array().unwrap().is_empty(), "{ob:#}");
+    drop(lock);
+    once(&root, &peer, &config, &[]);
+    assert_eq!(root.version("pb-demo").as_deref(), Some("1.2"));
+    let c = peer.checkins();
+    assert_eq!(result_for(&c[9], "DEP-1b/web-1")["outcome"], "succeeded");
 }
 
 /// (c) Every refusal is reported with its code and nothing runs: a bad
