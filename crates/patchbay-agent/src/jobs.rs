@@ -17,7 +17,8 @@
 //! | `inventory` | forgets the acknowledged inventory: the next check-in sends it whole |
 //! | `reboot` | the configured `[jobs] reboot_command`, only when the root reports a reboot is required; otherwise succeeds with a message |
 //!
-//! The job's `checks` give the result's `baseline` and `after` samples: for
+//! The job's `checks` give the result's `baseline` and `after` samples (pass or
+//! fail; `critical` when `[jobs] critical_checks` names the check): for
 //! `apply` and `rollback` they are the execution layer's own health results
 //! (journalled, so a replay reports what was measured then), for the other
 //! kinds they are run before and after.
@@ -321,7 +322,7 @@ fn sample(ctx: &JobContext<'_>, r: &CheckResult) -> CheckSample {
         check: r.name.clone(),
         pass: r.ok,
         value: None,
-        critical: false,
+        critical: ctx.config.jobs.critical_checks.contains(&r.name),
     }
 }
 

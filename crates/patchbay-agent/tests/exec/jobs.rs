@@ -187,7 +187,7 @@ fn apply_kind(pins: &[(&str, &str)]) -> JobKind {
 
 fn enabled_with_reboot(marker: &std::path::Path) -> String {
     format!(
-        "[jobs]\nenabled = true\nreboot_command = [\"touch\", \"{}\"]\n\n[[check]]\nname = \"alive\"\nkind = \"command\"\ncommand = [\"true\"]\n",
+        "[jobs]\nenabled = true\ncritical_checks = [\"alive\"]\nreboot_command = [\"touch\", \"{}\"]\n\n[[check]]\nname = \"alive\"\nkind = \"command\"\ncommand = [\"true\"]\n",
         marker.display()
     )
 }
@@ -532,7 +532,8 @@ fn killed_before_ack_resends_the_result_without_running_again() {
 /// next check-in send the full inventory; `reboot` with no reboot required
 /// succeeds without running the reboot command; with one required (the root's
 /// `/run/reboot-required`) it runs the configured command (here: `touch` a
-/// marker) once, and not again when delivered again.
+/// marker) once, and not again when delivered again. `[jobs] critical_checks`
+/// marks a check's samples critical.
 fn rollback_run_check_inventory_and_reboot_jobs() {
     let root = debian_root(&["pb-demo=1.0"]);
     let marker = root.scratch.join("rebooted");
@@ -609,7 +610,7 @@ fn rollback_run_check_inventory_and_reboot_jobs() {
     assert_eq!(r["outcome"], "succeeded", "{r:#}");
     assert_eq!(
         r["after"],
-        json!([{"host": ASSET, "check": "alive", "pass": true, "critical": false}])
+        json!([{"host": ASSET, "check": "alive", "pass": true, "critical": true}])
     );
     let r = result_for(&c[3], "I/web-1");
     assert_eq!(r["outcome"], "succeeded", "{r:#}");
