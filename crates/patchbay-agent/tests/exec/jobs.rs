@@ -367,6 +367,16 @@ fn apply_job_is_reported_until_acked_and_never_run_twice() {
     assert_eq!(root.version("pb-demo").as_deref(), Some("1.2"));
     let c = peer.checkins();
     assert_eq!(result_for(&c[9], "DEP-1b/web-1")["outcome"], "succeeded");
+    // It ran before the inventory was collected: the same check-in carries
+    // the changed packages.
+    assert_eq!(c[9]["inventory"]["kind"], "delta");
+    let added = c[9]["inventory"]["added"].as_array().unwrap();
+    assert!(
+        added
+            .iter()
+            .any(|p| p["name"] == "pb-demo" && p["version"] == "1.2"),
+        "{added:?}"
+    );
 }
 
 /// (c) Every refusal is reported with its code and nothing runs: a bad
