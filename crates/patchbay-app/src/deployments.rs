@@ -892,11 +892,17 @@ impl App {
             .iter()
             .flat_map(|r| r.jobs.iter().map(|j| j.spec.host.clone()))
             .collect();
+        let seen: BTreeMap<String, Option<Timestamp>> = tx
+            .list_assets()
+            .await?
+            .into_iter()
+            .map(|a| (a.name, a.last_seen_at))
+            .collect();
         for h in &hosts {
-            let online = tx
-                .asset_by_name(h)
-                .await?
-                .and_then(|a| a.last_seen_at)
+            let online = seen
+                .get(h)
+                .copied()
+                .flatten()
                 .is_some_and(|t| now.duration_since(t) <= recent);
             obs.push(Observation::Online {
                 host: h.clone(),
