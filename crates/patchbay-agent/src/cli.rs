@@ -60,6 +60,11 @@ pub struct Args {
     /// Do not run the package manager's update simulation.
     #[arg(long)]
     pub no_pending_updates: bool,
+    /// Long-poll: ask the server to hold each check-in up to SECS seconds until
+    /// it has a job for this agent (0: no long-poll; check in every --interval)
+    /// [default: 25; with --once: 0].
+    #[arg(long, value_name = "SECS")]
+    pub long_poll: Option<u32>,
     /// Log as JSON lines.
     #[arg(long, global = true)]
     pub log_json: bool,
@@ -156,6 +161,8 @@ impl Args {
             timeout: Duration::from_secs(120),
             ca_cert: self.ca_cert.clone(),
             re_enroll: self.re_enroll,
+            config: Config::default(),
+            wait_secs: self.long_poll.unwrap_or(if self.once { 0 } else { 25 }),
         }
     }
 }
@@ -169,13 +176,28 @@ pub fn main_entry(args: Args) -> i32 {
 }
 
 fn checkin_mode(args: &Args) -> i32 {
-    let opts = args.options();
+    let mut opts = args.options();
+    match Config::load(args.config.as_deref()) {
+        Ok((config, _)) => opts.config = config,
+        Err(e) => {
+            eprintln!("patchbay-agent: {e:#}");
+            return 1;
+        }
+    }
     if args.once {
         match checkin_once(&opts) {
             Ok(o) => {
                 println!(
-                    "checked in as {}: sent {} inventory ({} packages, {} rows written)",
-                    o.asset_name, o.sent, o.packages, o.rows_written
+                    "checked in as {}: sent {} inventory ({} packages, {} rows written); results sent {}, acknowledged {}; jobs received {}, run {}; results waiting {}",
+                    o.asset_name,
+                    o.sent,
+                    o.packages,
+                    o.rows_written,
+                    o.results_sent,
+                    o.acked,
+                    o.jobs_received,
+                    o.jobs_run,
+                    o.unacked
                 );
                 0
             }
@@ -324,6 +346,29 @@ mod tests {
                 "snapshot"
             ])
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn long_poll_defaults_to_25_in_the_loop_and_off_with_once() {
+        let parse = |a: &[&str]| Args::try_parse_from(a.iter().copied()).unwrap();
+        assert_eq!(
+            parse(&["a", "--server", "http://x"]).options().wait_secs,
+            25
+        );
+        assert_eq!(
+            parse(&["a", "--server", "http://x", "--once"])
+                .options()
+                .wait_secs,
+            0
+        );
+        let a = parse(&["a", "--server", "http://x", "--once", "--long-poll", "5"]);
+        assert_eq!(a.options().wait_secs, 5);
+        let a = parse(&["a", "--server", "http://x", "--long-poll", "0"]);
+        assert_eq!(a.options().wait_secs, 0);
+        assert!(
+            !a.options().config.jobs.enabled,
+            "jobs off until the config says"
         );
     }
 

@@ -175,7 +175,7 @@ impl App {
         self.require(caller, Action::ReadInventory, ctx).await?;
         let id = id.trim().to_ascii_uppercase();
         let mut snap = self.snapshot().await?;
-        let (change, dep, approvals, lessons, assets, kev) = {
+        let (change, dep, approvals, lessons, assets, kev, rollout) = {
             let tx = snap.tx();
             let change = tx
                 .list_change_records()
@@ -191,6 +191,7 @@ impl App {
                 .ok_or_else(|| {
                     AppError::not_found(format!("deployment {} is gone", change.deployment))
                 })?;
+            let rollout = tx.rollout(&change.deployment).await?;
             (
                 change,
                 dep,
@@ -198,8 +199,12 @@ impl App {
                 tx.list_lessons().await?,
                 tx.list_assets().await?,
                 tx.all_kev().await?,
+                rollout,
             )
         };
+        let rollout = rollout
+            .map(|r| crate::deployments::summary_of(&r))
+            .transpose()?;
         let (policy, _) = snap.policy_in_force().await?;
         // Every finding (open or resolved) on the deployment's assets.
         let all = snap.findings(None, true).await?;
@@ -339,7 +344,14 @@ impl App {
             windows: plan.assets,
             back_out: steps.into_values().collect(),
             approvals,
-            outcome: dep.status.clone(),
+            outcome: match &rollout {
+                Some(r) => match &r.reason {
+                    Some(why) => format!("{}: {why}", r.status),
+                    None => r.status.clone(),
+                },
+                None => dep.status.clone(),
+            },
+            rollout,
             lessons: lessons
                 .iter()
                 .filter(|l| l.change_id == change.id)

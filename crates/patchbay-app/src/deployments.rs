@@ -104,6 +104,21 @@ fn parse_policy(field: &str, s: Option<&str>) -> Result<RollbackPolicy, AppError
     }
 }
 
+/// Whether `a` orders before `b` in the format's version ordering (an
+/// unparsable version counts as not lower: the host is then planned and the
+/// agent's simulation decides).
+fn is_lower(format: patchbay_core::inventory::PackageFormat, a: &str, b: &str) -> bool {
+    use patchbay_core::inventory::PackageFormat as F;
+    use patchbay_version::Scheme;
+    let scheme = match format {
+        F::Deb => Scheme::Deb,
+        F::Rpm => Scheme::Rpm,
+        F::Apk => Scheme::Apk,
+        F::Other => return false,
+    };
+    patchbay_version::compare(scheme, a, b).ok() == Some(std::cmp::Ordering::Less)
+}
+
 /// A stable shard order: SHA-256 of the machine id.
 fn shard_key(machine_id: &str) -> [u8; 32] {
     Sha256::digest(machine_id.as_bytes()).into()
@@ -230,6 +245,7 @@ impl App {
             };
             let mut mine = Vec::new();
             let mut changes = Vec::new();
+            let mut downgrades = Vec::new();
             for p in &spec.packages {
                 use patchbay_core::inventory::rules;
                 if !rules::valid_name(format, &p.name) || !rules::valid_version(format, &p.version)
@@ -250,6 +266,9 @@ impl App {
                 match now {
                     None => {}
                     Some(v) if v == p.version => {}
+                    Some(v) if is_lower(format, &p.version, &v) => {
+                        downgrades.push(format!("{} {v} -> {}", p.name, p.version));
+                    }
                     Some(v) => {
                         mine.push(p.clone());
                         changes.push(PreviewPackage {
@@ -259,6 +278,18 @@ impl App {
                         });
                     }
                 }
+            }
+            if !downgrades.is_empty() {
+                // A deployment only moves versions up; going back is what a
+                // rollback (to the journalled versions) is for.
+                skipped.push(PreviewSkip {
+                    asset: a.name.clone(),
+                    reason: format!(
+                        "would downgrade ({}): deployments only upgrade; use a rollback",
+                        downgrades.join(", ")
+                    ),
+                });
+                continue;
             }
             if mine.is_empty() {
                 skipped.push(PreviewSkip {
@@ -400,7 +431,7 @@ impl App {
             .iter()
             .map(|(s, m)| {
                 format!(
-                    "{}: {} host(s), at most {} at a time; {} failure(s) tolerated, and failures plus jobs in flight never exceed {} (the next failure halts everything); success ≥ {:.0} %; soak {}; {}; rollback {:?}",
+                    "{}: {} host(s), at most {} at a time; {} failure(s) tolerated, and failures plus jobs in flight never exceed {} (the next failure halts everything); success ≥ {:.0} %; soak {:#}; {}; rollback {}",
                     s.name,
                     m.len(),
                     s.max_concurrent,
@@ -409,7 +440,11 @@ impl App {
                     s.success_threshold * 100.0,
                     s.soak,
                     if s.approval { "human approval (not the creator or starter)" } else { "no approval" },
-                    s.rollback
+                    match s.rollback {
+                        RollbackPolicy::FailedHosts => "failed-hosts",
+                        RollbackPolicy::Ring => "ring",
+                        RollbackPolicy::None => "none",
+                    }
                 )
             })
             .chain([
@@ -859,11 +894,17 @@ impl App {
             .iter()
             .flat_map(|r| r.jobs.iter().map(|j| j.spec.host.clone()))
             .collect();
+        let seen: BTreeMap<String, Option<Timestamp>> = tx
+            .list_assets()
+            .await?
+            .into_iter()
+            .map(|a| (a.name, a.last_seen_at))
+            .collect();
         for h in &hosts {
-            let online = tx
-                .asset_by_name(h)
-                .await?
-                .and_then(|a| a.last_seen_at)
+            let online = seen
+                .get(h)
+                .copied()
+                .flatten()
                 .is_some_and(|t| now.duration_since(t) <= recent);
             obs.push(Observation::Online {
                 host: h.clone(),
@@ -1017,6 +1058,44 @@ pub fn observation_of(key: &str, r: JobResult) -> Observation {
         baseline: r.baseline,
         after: r.after,
     }
+}
+
+/// A rollout's summary for its change record.
+pub fn summary_of(r: &RolloutRow) -> Result<patchbay_proto::api::RolloutSummary, AppError> {
+    use patchbay_core::rollout::JobState as J;
+    let s = stored_of(r)?;
+    fn json_name(v: &impl Serialize) -> String {
+        serde_json::to_value(v)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+    Ok(patchbay_proto::api::RolloutSummary {
+        status: status_name(s.rollout.state).to_string(),
+        reason: s.rollout.reason.clone(),
+        rings: s
+            .rollout
+            .rings
+            .iter()
+            .map(|ring| {
+                let count = |f: &dyn Fn(J) -> bool| ring.jobs.iter().filter(|j| f(j.state)).count();
+                patchbay_proto::api::RingSummary {
+                    name: ring.spec.name.clone(),
+                    state: json_name(&ring.state),
+                    succeeded: count(&|s| s == J::Succeeded),
+                    failed: count(&|s| matches!(s, J::Failed | J::RollbackFailed)),
+                    rolled_back: count(&|s| s == J::RolledBack),
+                    skipped: count(&|s| s == J::Skipped),
+                    approved_by: ring.approved_by.clone(),
+                    gates: ring
+                        .gates
+                        .iter()
+                        .map(|g| (g.gate.clone(), json_name(&g.verdict), g.reason.clone()))
+                        .collect(),
+                }
+            })
+            .collect(),
+    })
 }
 
 fn stored_of(r: &RolloutRow) -> Result<StoredRollout, AppError> {

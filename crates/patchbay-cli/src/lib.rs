@@ -7,6 +7,7 @@
 //! - [`changes`]: change records, runbooks, lessons learned.
 //! - [`client`]: `assets`, `tokens`, `enroll-token`, `audit` (REST API clients).
 //! - [`evidence`]: offline `audit verify`, `evidence export|verify`.
+//! - [`deploy`]: `deploy preview|create|list|show|start|…|approve|reject` (rollouts).
 //! - [`exceptions`]: the exception register.
 //! - [`reports`]: `report compliance|ttp|sla|coverage`.
 //! - [`output`]: table and JSON rendering.
@@ -22,21 +23,25 @@
 // CSV/HTML reports) is written with `std::print!` and stays byte-exact.
 macro_rules! print {
     ($($arg:tt)*) => {
-        ::std::print!("{}", $crate::output::clean_text(&::std::format!($($arg)*)))
+        $crate::output::write_stdout(&$crate::output::clean_text(&::std::format!($($arg)*)))
     };
 }
 macro_rules! println {
     () => {
-        ::std::println!()
+        $crate::output::write_stdout("\n")
     };
     ($($arg:tt)*) => {
-        ::std::println!("{}", $crate::output::clean_text(&::std::format!($($arg)*)))
+        $crate::output::write_stdout(&::std::format!(
+            "{}\n",
+            $crate::output::clean_text(&::std::format!($($arg)*))
+        ))
     };
 }
 
 pub mod changes;
 pub mod client;
 pub mod conn;
+pub mod deploy;
 pub mod evidence;
 pub mod exceptions;
 pub mod feeds;
@@ -191,6 +196,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Ring-by-ring deployments of exact package versions: preview, create,
+    /// list, show, start, pause, resume, abort, rollback, approve, reject.
+    ///
+    /// Each ring has a concurrency limit and an error budget with a hard cap
+    /// (failures plus jobs in flight never exceed the budget plus one; one
+    /// failure over the budget halts everything and rolls back per the ring's
+    /// policy). Hosts offline before their job is leased are skipped, not
+    /// counted. Approvals need four eyes: not the creator or the starter.
+    #[command(subcommand)]
+    Deploy(deploy::DeployCmd),
     /// Deployments, including out-of-band ones proposed by the zero-day lane.
     Deployments {
         /// Output format.
@@ -319,6 +334,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deployments { format } => {
             prioritise::deployments(&conn::connect(&cli.url, cli.token)?, format)
         }
+        Command::Deploy(c) => deploy::run(&cli.url, cli.token, c),
         Command::Triage { cve, format } => {
             prioritise::triage(&conn::connect(&cli.url, cli.token)?, &cve, format)
         }

@@ -1012,10 +1012,47 @@ pub struct ChangeRecordOut {
     pub back_out: Vec<BackOutStep>,
     /// Approvals recorded.
     pub approvals: Vec<ChangeApproval>,
-    /// Outcome (the deployment's status until the rollout engine reports).
+    /// Outcome: the rollout's state and why (the deployment's status before
+    /// it started).
     pub outcome: String,
     /// Lessons learned.
     pub lessons: Vec<LessonOut>,
+    /// The rollout as it ran: each ring's state, its jobs by outcome, and
+    /// every gate decision with its reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSummary>,
+}
+
+/// What a deployment's rollout did, for its change record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutSummary {
+    /// `running`, `completed`, `halted`, …
+    pub status: String,
+    /// Why it paused, halted or was aborted.
+    pub reason: Option<String>,
+    /// Rings in order.
+    pub rings: Vec<RingSummary>,
+}
+
+/// One ring of a rollout summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RingSummary {
+    /// Name.
+    pub name: String,
+    /// State.
+    pub state: String,
+    /// Jobs that succeeded.
+    pub succeeded: usize,
+    /// Jobs that failed (and were not rolled back).
+    pub failed: usize,
+    /// Jobs rolled back.
+    pub rolled_back: usize,
+    /// Jobs skipped (offline, window closed, halted, aborted).
+    pub skipped: usize,
+    /// Who approved it.
+    pub approved_by: Option<String>,
+    /// Gate decisions: (gate, verdict, reason).
+    pub gates: Vec<(String, String, String)>,
 }
 
 /// `POST /api/v1/assets/{name}/enrollment-approvals`: lets the next agent

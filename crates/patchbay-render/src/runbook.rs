@@ -218,6 +218,7 @@ mod tests {
     fn runbook() -> Runbook {
         Runbook {
             change: ChangeRecordOut {
+                rollout: None,
                 id: "CHG-0001".into(),
                 deployment: "DEP-0001".into(),
                 kind: "oob".into(),

@@ -370,6 +370,31 @@ async fn a_bad_version_halts_in_the_canary_and_rolls_it_back() {
             assert_eq!(j["state"], "skipped");
         }
     }
+    // The change record carries the real outcome and the gate decision.
+    let chg = s
+        .ok_json(
+            "GET",
+            &format!("/api/v1/changes/{id}"),
+            &s.admin,
+            json!(null),
+        )
+        .await;
+    assert!(
+        chg["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("halted: ring ring0-canary"),
+        "{}",
+        chg["outcome"]
+    );
+    let ring0 = &chg["rollout"]["rings"][0];
+    assert_eq!(
+        (ring0["rolled_back"].as_u64(), ring0["succeeded"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(ring0["gates"][0][0], "budget");
+    assert_eq!(ring0["gates"][0][1], "fail");
+    assert_eq!(chg["rollout"]["rings"][1]["skipped"], 2);
     // Hours later nothing more is leased anywhere.
     s.clock.advance(SignedDuration::from_hours(2));
     s.app.drive_rollouts().await.unwrap();
@@ -498,6 +523,11 @@ async fn four_eyes_actions_and_refusals() {
         ),
         (
             json!({"packages": [{"name": "absent", "version": "1"}]}),
+            "nothing to deploy",
+        ),
+        // Going back is what a rollback is for: every host would downgrade.
+        (
+            json!({"packages": [{"name": "pb-demo", "version": "0.9"}]}),
             "nothing to deploy",
         ),
         (

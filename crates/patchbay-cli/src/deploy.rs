@@ -1,0 +1,1128 @@
+//! `patchbay deploy preview|create|list|show|start|pause|resume|abort|rollback|approve|reject`:
+//! ring-by-ring deployments of exact package versions over the REST API
+//! (`/api/v1/deployments…`).
+
+use crate::Format;
+use crate::conn::enc;
+use crate::output::{json, table};
+use anyhow::bail;
+use clap::Subcommand;
+use patchbay_client::Client;
+use patchbay_core::job::PackagePin;
+use patchbay_core::rollout::{Job, Ring, Rollout};
+use patchbay_proto::api::{
+    DeployApprovalIn, DeploymentDetail, DeploymentPreview, DeploymentSpec, RingIn,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The body of start, pause, resume, abort and rollback.
+#[derive(Debug, Serialize, Deserialize)]
+struct CommentIn {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
+}
+
+const RULES_HELP: &str = "\
+Rules:
+- Rings run in order. A ring starts only after the previous one passed: its gates \
+(success rate at least the threshold, health checks no worse than before and than \
+unpatched hosts, budget kept), its soak time, and its approval when it needs one.
+- Hard error-budget cap: a job is leased only while the ring's failures plus its \
+jobs in flight stay within budget+1, so in-flight jobs can never overshoot the \
+budget (budget 0 means one host at a time). One failure more than the budget halts \
+the whole deployment: nothing new is leased in any ring, and the ring's rollback \
+policy runs (failed-hosts by default).
+- A failure is a failed pre-flight, install or post-check, or no report within \
+--job-timeout of the lease. A host offline before its job is leased is skipped: \
+reported, not counted against the budget.
+- No job starts after the window (--window from the start) has closed.
+- Four eyes: a ring is approved or rejected by an approver or admin who neither \
+created nor started the deployment; rejecting aborts it.
+- Jobs are signed by the server, name exact versions and carry an idempotency key: \
+each agent runs a job at most once, and refuses one it cannot verify.";
+
+const RING_HELP: &str = "\
+--ring NAME[:KEY=VALUE,…] (repeatable, in order; default: one ring `all`, one host \
+at a time). Keys:
+  assets=A+B       these hosts (canaries pinned by name)
+  size=N|N%        or this many of the remaining targets (chosen by a stable hash; \
+the last ring takes the rest)
+  max=N|N%         jobs in flight at most (default 1)
+  budget=N|N%      failures tolerated (default 0); one more halts the deployment
+  threshold=F      share of jobs that must succeed, 0-1 (default 0.95)
+  soak=DURATION    wait after the ring's last job before the next ring (30m, 24h, 1h30m)
+  approval         a human must approve the ring (four eyes)
+  rollback=failed-hosts|ring|none   what a failed ring rolls back (default failed-hosts)
+
+Example:
+  patchbay deploy create --package openssl=3.0.15-1~deb12u1 --group web-prod \\
+    --ring canary:assets=web-1 --ring pilot:size=10%,budget=1,soak=1h,approval \\
+    --ring broad:max=20%,budget=2% --check http-ok --window 24h --job-timeout 30m
+";
+
+/// What to deploy where, shared by `preview` and `create`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SpecArgs {
+    /// Exact version to install: NAME=VERSION (repeatable).
+    #[arg(long = "package", value_name = "NAME=VERSION", num_args = 1.., required = true)]
+    pub packages: Vec<String>,
+    /// Target asset (repeatable; with neither --asset nor --group: every managed
+    /// asset that has one of the packages installed).
+    #[arg(long = "asset", value_name = "ASSET", num_args = 1..)]
+    pub assets: Vec<String>,
+    /// Target policy group (repeatable).
+    #[arg(long = "group", value_name = "GROUP", num_args = 1..)]
+    pub groups: Vec<String>,
+    /// A ring, NAME[:KEY=VALUE,…], in order (repeatable; see the keys below).
+    #[arg(long = "ring", value_name = "SPEC", num_args = 1..)]
+    pub rings: Vec<String>,
+    /// Health check run before and after each job: a name in the agents'
+    /// agent.toml (repeatable).
+    #[arg(long = "check", value_name = "NAME", num_args = 1..)]
+    pub checks: Vec<String>,
+    /// Jobs may start for this long after the deployment starts (default 24h).
+    #[arg(long, value_name = "DURATION")]
+    pub window: Option<String>,
+    /// How long an agent has to report a job; silence after that counts as a
+    /// failure (default 30m).
+    #[arg(long, value_name = "DURATION")]
+    pub job_timeout: Option<String>,
+}
+
+/// `patchbay deploy …`
+#[derive(Debug, Subcommand)]
+pub enum DeployCmd {
+    /// What a deployment would do, changing nothing: each host's ring and
+    /// package versions (installed → new), the targets left alone and why, and
+    /// the rules as they will apply.
+    #[command(after_long_help = format!("{RING_HELP}\n{RULES_HELP}"))]
+    Preview {
+        /// What, where, how.
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Create a deployment (a draft: nothing runs until `deploy start`).
+    /// Prints its id and its rings and hosts.
+    #[command(after_long_help = format!("{RING_HELP}\n{RULES_HELP}"))]
+    Create {
+        /// What, where, how.
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// List deployments.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// A deployment's state and reason, each ring's state and last gate
+    /// verdict, and each host's job: state, error, versions before → after.
+    #[command(after_long_help = RULES_HELP)]
+    Show {
+        /// The deployment, DEP-….
+        id: String,
+        /// Output format (json: the deployment, its rollout and the agents'
+        /// results as the server holds them).
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Start a draft deployment: its first ring runs in its window.
+    #[command(after_long_help = RULES_HELP)]
+    Start(ActionArgs),
+    /// Pause: nothing new is leased; jobs in flight finish and report.
+    Pause(ActionArgs),
+    /// Resume a paused deployment.
+    Resume(ActionArgs),
+    /// Abort: nothing new is leased, pending jobs are skipped; nothing is
+    /// rolled back.
+    Abort(RequiredCommentArgs),
+    /// Halt and roll back: nothing new is leased and each ring's rollback
+    /// policy runs on the hosts whose jobs ran.
+    Rollback(RequiredCommentArgs),
+    /// Approve a ring waiting for approval (approver or admin; four eyes: not
+    /// the deployment's creator or starter).
+    Approve(ApprovalArgs),
+    /// Reject a ring waiting for approval, which aborts the deployment
+    /// (approver or admin; not the creator or starter).
+    Reject(ApprovalArgs),
+}
+
+/// `start`, `pause`, `resume`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ActionArgs {
+    /// The deployment, DEP-….
+    pub id: String,
+    /// Why (recorded in the audit log).
+    #[arg(long)]
+    pub comment: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `abort`, `rollback`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RequiredCommentArgs {
+    /// The deployment, DEP-….
+    pub id: String,
+    /// Why (required; recorded in the audit log).
+    #[arg(long)]
+    pub comment: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `approve`, `reject`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApprovalArgs {
+    /// The deployment, DEP-….
+    pub id: String,
+    /// The ring (default: the ring waiting for approval).
+    #[arg(long)]
+    pub ring: Option<String>,
+    /// Why (required; recorded in the audit log).
+    #[arg(long)]
+    pub comment: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Parses `NAME=VERSION`.
+pub fn parse_package(s: &str) -> anyhow::Result<PackagePin> {
+    let Some((name, version)) = s.split_once('=') else {
+        bail!("--package {s}: expected NAME=VERSION");
+    };
+    let (name, version) = (name.trim(), version.trim());
+    if name.is_empty() {
+        bail!("--package {s}: the package name is empty");
+    }
+    if version.is_empty() {
+        bail!("--package {s}: the version is empty (exact versions only)");
+    }
+    Ok(PackagePin {
+        name: name.to_string(),
+        version: version.to_string(),
+    })
+}
+
+/// `N` or `N%` (a percentage may have decimals, `2.5%`, and is at most 100),
+/// at least `min` (for a percentage: above 0 when `min` is positive).
+fn count_or_percent(key: &str, v: &str, min: u64) -> Result<String, String> {
+    let bad = || format!("{key} must be N or N%");
+    if let Some(p) = v.strip_suffix('%') {
+        let digits_and_dot = !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && p.bytes().filter(|b| *b == b'.').count() <= 1;
+        let x: f64 = p.parse().ok().filter(|_| digits_and_dot).ok_or_else(bad)?;
+        if x > 100.0 {
+            return Err(format!("{key} must be at most 100%"));
+        }
+        if min > 0 && x == 0.0 {
+            return Err(format!("{key} must be more than 0%"));
+        }
+    } else {
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let n: u64 = v.parse().map_err(|_| bad())?;
+        if n < min {
+            return Err(format!("{key} must be at least {min}"));
+        }
+    }
+    Ok(v.to_string())
+}
+
+/// A duration as the server reads it (`30m`, `4h`, `1h30m`, `PT4H`), not negative.
+/// Checked by `patchbay_core::when::span`, the server's own reader.
+fn duration(key: &str, v: &str) -> Result<String, String> {
+    patchbay_core::when::span(key, v)
+        .map_err(|_| format!("{key} must be a duration such as 30m, 4h or 1h30m"))?;
+    Ok(v.trim().to_string())
+}
+
+/// Parses a `--ring` spec, `NAME[:KEY=VALUE,…]` (keys in [`RING_HELP`]).
+/// Errors name the spec and the bad part:
+/// `--ring ring0:size=ten: size must be N or N%`.
+pub fn parse_ring(spec: &str) -> anyhow::Result<RingIn> {
+    parse_ring_parts(spec)
+        .map_err(|e| anyhow::anyhow!("--ring {}: {e}", crate::output::clean(spec)))
+}
+
+fn parse_ring_parts(spec: &str) -> Result<RingIn, String> {
+    let (name, rest) = match spec.split_once(':') {
+        Some((n, r)) => (n.trim(), Some(r)),
+        None => (spec.trim(), None),
+    };
+    if name.is_empty() {
+        return Err("the ring name is empty (NAME[:KEY=VALUE,…])".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.".contains(*c)))
+    {
+        return Err(format!(
+            "ring name {:?}: {c:?} is not allowed (letters, digits, - _ .)",
+            crate::output::clean(name)
+        ));
+    }
+    let mut ring = RingIn {
+        name: name.to_string(),
+        assets: vec![],
+        size: None,
+        max_concurrent: None,
+        error_budget: None,
+        success_threshold: None,
+        soak: None,
+        approval: false,
+        rollback: None,
+    };
+    let Some(rest) = rest else {
+        return Ok(ring);
+    };
+    if rest.trim().is_empty() {
+        return Err("nothing after ':' (KEY=VALUE,… or drop the ':')".into());
+    }
+    let mut seen: Vec<&str> = vec![];
+    for part in rest.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err("an empty KEY=VALUE (two commas in a row?)".into());
+        }
+        let (key, value) = match part.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (part, None),
+        };
+        if seen.contains(&key) {
+            return Err(format!("{key} given twice"));
+        }
+        let need = || value.ok_or_else(|| format!("{key} needs a value ({key}=…)"));
+        match key {
+            "assets" => {
+                let v = need()?;
+                let assets: Vec<String> = v.split('+').map(|a| a.trim().to_string()).collect();
+                if assets.iter().any(String::is_empty) {
+                    return Err("assets must be A or A+B+… (no empty names)".into());
+                }
+                ring.assets = assets;
+            }
+            "size" => ring.size = Some(count_or_percent(key, need()?, 1)?),
+            "max" => ring.max_concurrent = Some(count_or_percent(key, need()?, 1)?),
+            "budget" => ring.error_budget = Some(count_or_percent(key, need()?, 0)?),
+            "threshold" => {
+                let v = need()?;
+                let t: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|t: &f64| (0.0..=1.0).contains(t))
+                    .ok_or_else(|| {
+                        "threshold must be a number from 0 to 1, e.g. 0.95".to_string()
+                    })?;
+                ring.success_threshold = Some(t);
+            }
+            "soak" => ring.soak = Some(duration(key, need()?)?),
+            "approval" => match value {
+                None | Some("true" | "yes") => ring.approval = true,
+                Some("false" | "no") => ring.approval = false,
+                Some(_) => return Err("approval is a flag (approval, or approval=false)".into()),
+            },
+            "rollback" => {
+                let v = need()?;
+                if !["failed-hosts", "ring", "none"].contains(&v) {
+                    return Err("rollback must be failed-hosts, ring or none".into());
+                }
+                ring.rollback = Some(v.to_string());
+            }
+            other => {
+                return Err(format!(
+                    "unknown key {:?} (known: assets, size, max, budget, threshold, soak, \
+                     approval, rollback)",
+                    crate::output::clean(other)
+                ));
+            }
+        }
+        seen.push(key);
+    }
+    if !ring.assets.is_empty() && ring.size.is_some() {
+        return Err(
+            "assets and size exclude each other (pinned hosts, or a share of the rest)".into(),
+        );
+    }
+    Ok(ring)
+}
+
+impl SpecArgs {
+    /// The request body, with every flag checked.
+    pub fn spec(&self) -> anyhow::Result<DeploymentSpec> {
+        let packages = self
+            .packages
+            .iter()
+            .map(|p| parse_package(p))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for (i, p) in packages.iter().enumerate() {
+            if packages[..i].iter().any(|q| q.name == p.name) {
+                bail!("--package {}: given twice", p.name);
+            }
+        }
+        let rings = self
+            .rings
+            .iter()
+            .map(|r| parse_ring(r))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for (i, r) in rings.iter().enumerate() {
+            if rings[..i].iter().any(|q| q.name == r.name) {
+                bail!("--ring {}: a ring of that name is given twice", r.name);
+            }
+        }
+        let window = self
+            .window
+            .as_deref()
+            .map(|w| duration("window", w))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--window: {e}"))?;
+        let job_timeout = self
+            .job_timeout
+            .as_deref()
+            .map(|w| duration("job timeout", w))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--job-timeout: {e}"))?;
+        if let Some(c) = self.checks.iter().find(|c| c.trim().is_empty()) {
+            bail!("--check {c:?}: empty check name");
+        }
+        Ok(DeploymentSpec {
+            packages,
+            assets: self.assets.clone(),
+            groups: self.groups.clone(),
+            rings,
+            checks: self.checks.clone(),
+            window,
+            job_timeout,
+        })
+    }
+}
+
+/// A serde enum's wire name (`running`, `awaiting_approval`, `pass`).
+fn name<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
+/// Renders a preview: hosts, skipped targets, rules.
+fn preview_text(p: &DeploymentPreview) -> String {
+    let mut out = String::new();
+    if p.hosts.is_empty() {
+        out.push_str("No host would be changed.\n");
+    } else {
+        let rows: Vec<Vec<String>> = p
+            .hosts
+            .iter()
+            .flat_map(|h| {
+                h.packages.iter().map(move |pk| {
+                    vec![
+                        h.asset.clone(),
+                        h.ring.clone(),
+                        pk.name.clone(),
+                        pk.from.clone().unwrap_or_else(|| "(not installed)".into()),
+                        pk.to.clone(),
+                    ]
+                })
+            })
+            .collect();
+        let hosts = p.hosts.len();
+        out.push_str(&format!(
+            "{hosts} host{} would be changed:\n",
+            if hosts == 1 { "" } else { "s" }
+        ));
+        out.push_str(&table(&["HOST", "RING", "PACKAGE", "FROM", "TO"], &rows));
+    }
+    if !p.skipped.is_empty() {
+        out.push_str(&format!("\nSkipped ({}):\n", p.skipped.len()));
+        let rows: Vec<Vec<String>> = p
+            .skipped
+            .iter()
+            .map(|s| vec![s.asset.clone(), s.reason.clone()])
+            .collect();
+        out.push_str(&table(&["ASSET", "REASON"], &rows));
+    }
+    if !p.rules.is_empty() {
+        out.push_str("\nRules:\n");
+        for r in &p.rules {
+            out.push_str(&format!("- {}\n", crate::output::clean(r)));
+        }
+    }
+    out
+}
+
+/// One line of a ring's rules.
+fn ring_rules(r: &Ring) -> String {
+    let s = &r.spec;
+    let mut parts = vec![
+        format!("max {} in flight", s.max_concurrent),
+        format!("budget {}", s.error_budget),
+        format!("threshold {}", s.success_threshold),
+    ];
+    if !s.soak.is_zero() {
+        parts.push(format!("soak {:#}", s.soak));
+    }
+    if s.approval {
+        parts.push("approval".into());
+    }
+    parts.push(format!("rollback {}", name(&s.rollback)));
+    parts.join(", ")
+}
+
+/// Renders the id and the rings/hosts summary of a new deployment.
+fn created_text(d: &DeploymentDetail) -> String {
+    let mut out = format!(
+        "created {} ({})\n",
+        crate::output::clean(&d.deployment.id),
+        crate::output::clean(&d.deployment.status)
+    );
+    match &d.rollout {
+        None => out.push_str(&format!("{} assets\n", d.deployment.assets.len())),
+        Some(r) => {
+            let rows: Vec<Vec<String>> = r
+                .rings
+                .iter()
+                .map(|ring| {
+                    vec![
+                        ring.spec.name.clone(),
+                        ring.jobs.len().to_string(),
+                        ring.jobs
+                            .iter()
+                            .map(|j| j.spec.host.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        ring_rules(ring),
+                    ]
+                })
+                .collect();
+            out.push_str(&table(&["RING", "HOSTS", "NAMES", "RULES"], &rows));
+        }
+    }
+    out.push_str(&format!(
+        "start it with: patchbay deploy start {}\n",
+        crate::output::clean(&d.deployment.id)
+    ));
+    out
+}
+
+/// The agent's last result for `job`: its `JobResult` (possibly wrapped as
+/// `{"result": …}`), matched by idempotency key.
+fn result_for<'a>(results: &'a [Value], job: &Job) -> Option<&'a Value> {
+    results
+        .iter()
+        .rev()
+        .map(|v| match v.get("result") {
+            Some(r) if r.is_object() => r,
+            _ => v,
+        })
+        .find(|r| r.get("key").and_then(Value::as_str) == Some(job.spec.key.as_str()))
+}
+
+/// `name before→after` for each package a result changed.
+fn versions(result: Option<&Value>, which: &str) -> String {
+    let Some(changed) = result
+        .and_then(|r| r.get("changed"))
+        .and_then(Value::as_array)
+    else {
+        return String::new();
+    };
+    changed
+        .iter()
+        .map(|c| {
+            let name = c.get("name").and_then(Value::as_str).unwrap_or("?");
+            let v = c.get(which).and_then(Value::as_str).unwrap_or("-");
+            if changed.len() == 1 {
+                v.to_string()
+            } else {
+                format!("{name}={v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The job's error, or the agent's (refusal code, failing step, message).
+fn job_error(job: &Job, result: Option<&Value>) -> String {
+    let field = |k: &str| {
+        result
+            .and_then(|r| r.get(k))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(e) = job.error.as_deref().filter(|e| !e.is_empty()) {
+        return match field("refusal") {
+            Some(code) if !e.contains(code) => format!("{e} (refused: {code})"),
+            _ => e.to_string(),
+        };
+    }
+    let mut parts = vec![];
+    if let Some(code) = field("refusal") {
+        parts.push(format!("refused: {code}"));
+    }
+    if let Some(step) = field("step") {
+        parts.push(step.to_string());
+    }
+    if let Some(m) = field("message") {
+        parts.push(m.to_string());
+    }
+    parts.join(": ")
+}
+
+/// Renders `deploy show`.
+fn detail_text(d: &DeploymentDetail) -> String {
+    let dep = &d.deployment;
+    let mut out = String::new();
+    let (state, reason) = match &d.rollout {
+        Some(r) => (name(&r.state), r.reason.clone().unwrap_or_default()),
+        None => (dep.status.clone(), String::new()),
+    };
+    out.push_str(&format!("deployment: {}\n", crate::output::clean(&dep.id)));
+    out.push_str(&format!("state:      {}\n", crate::output::clean(&state)));
+    if !reason.is_empty() {
+        out.push_str(&format!("reason:     {}\n", crate::output::clean(&reason)));
+    }
+    out.push_str(&format!(
+        "created:    {} by {}\n",
+        crate::output::clean(&dep.created_at),
+        crate::output::clean(&dep.created_by)
+    ));
+    let Some(r) = &d.rollout else {
+        if !dep.reason.is_empty() {
+            out.push_str(&format!(
+                "why:        {}\n",
+                crate::output::clean(&dep.reason)
+            ));
+        }
+        out.push_str(&format!("assets:     {}\n", dep.assets.len()));
+        return out;
+    };
+    if let Some(by) = &r.started_by {
+        out.push_str(&format!("started by: {}\n", crate::output::clean(by)));
+    }
+    out.push_str(&rings_text(r, &d.results));
+    out
+}
+
+fn rings_text(r: &Rollout, results: &[Value]) -> String {
+    let mut out = String::new();
+    for ring in &r.rings {
+        out.push('\n');
+        out.push_str(&format!(
+            "ring {}: {} ({} failed of budget {}, {} in flight; {})\n",
+            crate::output::clean(&ring.spec.name),
+            name(&ring.state),
+            ring.failures(),
+            ring.spec.error_budget,
+            ring.in_flight(),
+            ring_rules(ring)
+        ));
+        if let Some(g) = ring.gates.last() {
+            out.push_str(&format!(
+                "  last gate: {} {}: {}\n",
+                crate::output::clean(&g.gate),
+                name(&g.verdict),
+                crate::output::clean(&g.reason)
+            ));
+        }
+        if let Some(by) = &ring.approved_by {
+            out.push_str(&format!("  approved by {}\n", crate::output::clean(by)));
+        }
+        if ring.jobs.is_empty() {
+            continue;
+        }
+        let rows: Vec<Vec<String>> = ring
+            .jobs
+            .iter()
+            .map(|j| {
+                let res = result_for(results, j);
+                vec![
+                    j.spec.host.clone(),
+                    name(&j.state),
+                    if j.online { "yes" } else { "no" }.to_string(),
+                    versions(res, "before"),
+                    versions(res, "after"),
+                    job_error(j, res),
+                ]
+            })
+            .collect();
+        for line in table(
+            &["HOST", "JOB", "ONLINE", "BEFORE", "AFTER", "ERROR"],
+            &rows,
+        )
+        .lines()
+        {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Prints a deployment after an action: a line, then `show`'s view.
+fn after_action(verb: &str, d: &DeploymentDetail, format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Json => json(d),
+        Format::Table => {
+            println!("{verb} {}", d.deployment.id);
+            print!("{}", detail_text(d));
+            Ok(())
+        }
+    }
+}
+
+fn action(
+    c: &Client,
+    id: &str,
+    verb: &str,
+    comment: Option<String>,
+) -> anyhow::Result<DeploymentDetail> {
+    Ok(c.send(
+        "POST",
+        &format!("/api/v1/deployments/{}/{verb}", enc(id)),
+        &CommentIn { comment },
+    )?)
+}
+
+fn approval(
+    connect: &dyn Fn() -> anyhow::Result<Client>,
+    a: &ApprovalArgs,
+    approve: bool,
+) -> anyhow::Result<DeploymentDetail> {
+    if a.comment.trim().is_empty() {
+        bail!("--comment: say why (it is recorded)");
+    }
+    Ok(connect()?.send(
+        "POST",
+        &format!("/api/v1/deployments/{}/approvals", enc(&a.id)),
+        &DeployApprovalIn {
+            ring: a.ring.clone(),
+            approve,
+            comment: a.comment.clone(),
+        },
+    )?)
+}
+
+fn required(a: &RequiredCommentArgs) -> anyhow::Result<Option<String>> {
+    if a.comment.trim().is_empty() {
+        bail!("--comment: say why (it is recorded)");
+    }
+    Ok(Some(a.comment.clone()))
+}
+
+/// Runs a `deploy` command. The flags are checked before the server is
+/// contacted, so a bad `--ring` or `--package` is reported even offline.
+pub fn run(url: &str, token: Option<String>, cmd: DeployCmd) -> anyhow::Result<()> {
+    // Connects only once the flags are known to be good.
+    let connect = || crate::conn::connect(url, token.clone());
+    match cmd {
+        DeployCmd::Preview { spec, format } => {
+            let body = spec.spec()?;
+            let p: DeploymentPreview =
+                connect()?.send("POST", "/api/v1/deployments/preview", &body)?;
+            match format {
+                Format::Json => json(&p),
+                Format::Table => {
+                    print!("{}", preview_text(&p));
+                    Ok(())
+                }
+            }
+        }
+        DeployCmd::Create { spec, format } => {
+            let body = spec.spec()?;
+            let d: DeploymentDetail = connect()?.send("POST", "/api/v1/deployments", &body)?;
+            match format {
+                Format::Json => json(&d),
+                Format::Table => {
+                    print!("{}", created_text(&d));
+                    Ok(())
+                }
+            }
+        }
+        DeployCmd::List { format } => crate::prioritise::deployments(&connect()?, format),
+        DeployCmd::Show { id, format } => {
+            let d: DeploymentDetail =
+                connect()?.get(&format!("/api/v1/deployments/{}", enc(&id)))?;
+            match format {
+                Format::Json => json(&d),
+                Format::Table => {
+                    print!("{}", detail_text(&d));
+                    Ok(())
+                }
+            }
+        }
+        DeployCmd::Start(a) => after_action(
+            "started",
+            &action(&connect()?, &a.id, "start", a.comment)?,
+            a.format,
+        ),
+        DeployCmd::Pause(a) => after_action(
+            "paused",
+            &action(&connect()?, &a.id, "pause", a.comment)?,
+            a.format,
+        ),
+        DeployCmd::Resume(a) => after_action(
+            "resumed",
+            &action(&connect()?, &a.id, "resume", a.comment)?,
+            a.format,
+        ),
+        DeployCmd::Abort(a) => {
+            let comment = required(&a)?;
+            after_action(
+                "aborted",
+                &action(&connect()?, &a.id, "abort", comment)?,
+                a.format,
+            )
+        }
+        DeployCmd::Rollback(a) => {
+            let comment = required(&a)?;
+            after_action(
+                "rolling back",
+                &action(&connect()?, &a.id, "rollback", comment)?,
+                a.format,
+            )
+        }
+        DeployCmd::Approve(a) => after_action("approved", &approval(&connect, &a, true)?, a.format),
+        DeployCmd::Reject(a) => after_action("rejected", &approval(&connect, &a, false)?, a.format),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(spec: &str) -> String {
+        parse_ring(spec).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn ring_name_only() {
+        let r = parse_ring("ring0-canary").unwrap();
+        assert_eq!(r.name, "ring0-canary");
+        assert!(r.assets.is_empty() && r.size.is_none() && !r.approval);
+        assert_eq!(r.max_concurrent, None);
+        assert_eq!(r.rollback, None);
+    }
+
+    #[test]
+    fn ring_every_key() {
+        let r = parse_ring(
+            "pilot:size=10%,max=2,budget=1,threshold=0.9,soak=1h30m,approval,rollback=ring",
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            RingIn {
+                name: "pilot".into(),
+                assets: vec![],
+                size: Some("10%".into()),
+                max_concurrent: Some("2".into()),
+                error_budget: Some("1".into()),
+                success_threshold: Some(0.9),
+                soak: Some("1h30m".into()),
+                approval: true,
+                rollback: Some("ring".into()),
+            }
+        );
+        let r = parse_ring("canary:assets=web-1+web-2, budget=0%, rollback=none").unwrap();
+        assert_eq!(r.assets, vec!["web-1", "web-2"]);
+        assert_eq!(r.error_budget.as_deref(), Some("0%"));
+        assert_eq!(r.rollback.as_deref(), Some("none"));
+        assert!(parse_ring("x:approval=false").is_ok_and(|r| !r.approval));
+        assert_eq!(
+            parse_ring("x:soak=24h").unwrap().soak.as_deref(),
+            Some("24h")
+        );
+    }
+
+    #[test]
+    fn ring_errors_name_the_bad_part() {
+        assert_eq!(
+            err("ring0:size=ten"),
+            "--ring ring0:size=ten: size must be N or N%"
+        );
+        assert_eq!(err("r:size=0"), "--ring r:size=0: size must be at least 1");
+        assert_eq!(err("r:max=0%"), "--ring r:max=0%: max must be more than 0%");
+        assert_eq!(
+            parse_ring("r:budget=2.5%").unwrap().error_budget.as_deref(),
+            Some("2.5%")
+        );
+        assert_eq!(
+            err("r:budget=2.5"),
+            "--ring r:budget=2.5: budget must be N or N%"
+        );
+        assert_eq!(
+            err("r:size=1.2.3%"),
+            "--ring r:size=1.2.3%: size must be N or N%"
+        );
+        assert_eq!(err("r:size=%"), "--ring r:size=%: size must be N or N%");
+        assert_eq!(
+            err("r:budget=101%"),
+            "--ring r:budget=101%: budget must be at most 100%"
+        );
+        assert_eq!(
+            err("r:budget=-1"),
+            "--ring r:budget=-1: budget must be N or N%"
+        );
+        assert_eq!(err("r:max=1.5"), "--ring r:max=1.5: max must be N or N%");
+        assert_eq!(
+            err("r:threshold=1.5"),
+            "--ring r:threshold=1.5: threshold must be a number from 0 to 1, e.g. 0.95"
+        );
+        assert_eq!(
+            err("r:soak=soon"),
+            "--ring r:soak=soon: soak must be a duration such as 30m, 4h or 1h30m"
+        );
+        assert_eq!(
+            err("r:rollback=all"),
+            "--ring r:rollback=all: rollback must be failed-hosts, ring or none"
+        );
+        assert_eq!(
+            err("r:colour=red"),
+            "--ring r:colour=red: unknown key \"colour\" (known: assets, size, max, budget, \
+             threshold, soak, approval, rollback)"
+        );
+        assert_eq!(err("r:size"), "--ring r:size: size needs a value (size=…)");
+        assert_eq!(
+            err("r:max=1,max=2"),
+            "--ring r:max=1,max=2: max given twice"
+        );
+        assert_eq!(
+            err("r:max=1,,budget=1"),
+            "--ring r:max=1,,budget=1: an empty KEY=VALUE (two commas in a row?)"
+        );
+        assert_eq!(
+            err(":max=1"),
+            "--ring :max=1: the ring name is empty (NAME[:KEY=VALUE,…])"
+        );
+        assert!(err("r:").contains("nothing after ':'"));
+        assert!(err("a b").contains("' ' is not allowed"));
+        assert!(err("r:assets=a++b").contains("no empty names"));
+        assert!(err("r:assets=a,size=2").contains("exclude each other"));
+        assert!(err("r:approval=maybe").contains("approval is a flag"));
+        // Control characters in what is echoed are escaped.
+        let e = err("r:\u{1b}[2J=1");
+        assert!(e.contains("\\x1b") && !e.contains('\u{1b}'), "{e}");
+    }
+
+    #[test]
+    fn packages_and_spec() {
+        let p = parse_package("openssl=3.0.15-1~deb12u1").unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.version.as_str()),
+            ("openssl", "3.0.15-1~deb12u1")
+        );
+        // Only the first '=' splits (epochs and odd versions pass through).
+        assert_eq!(parse_package("a=1:2=3").unwrap().version, "1:2=3");
+        assert_eq!(
+            parse_package("openssl").unwrap_err().to_string(),
+            "--package openssl: expected NAME=VERSION"
+        );
+        assert!(
+            parse_package("=1")
+                .unwrap_err()
+                .to_string()
+                .contains("name is empty")
+        );
+        assert!(
+            parse_package("a=")
+                .unwrap_err()
+                .to_string()
+                .contains("version is empty")
+        );
+
+        let args = SpecArgs {
+            packages: vec!["pb-demo=1.1".into()],
+            assets: vec![],
+            groups: vec!["web".into()],
+            rings: vec!["canary:assets=h1".into(), "rest:budget=10%".into()],
+            checks: vec!["health".into()],
+            window: Some("4h".into()),
+            job_timeout: None,
+        };
+        let s = args.spec().unwrap();
+        assert_eq!(s.rings.len(), 2);
+        assert_eq!(s.window.as_deref(), Some("4h"));
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["packages"][0]["name"], "pb-demo");
+        assert_eq!(v["rings"][1]["error_budget"], "10%");
+        assert_eq!(v["rings"][0]["assets"][0], "h1");
+
+        let mut dup = args.clone();
+        dup.packages.push("pb-demo=1.2".into());
+        assert!(dup.spec().unwrap_err().to_string().contains("given twice"));
+        let mut dup = args.clone();
+        dup.rings.push("canary".into());
+        assert!(dup.spec().unwrap_err().to_string().contains("given twice"));
+        let mut bad = args;
+        bad.job_timeout = Some("-5m".into());
+        assert!(
+            bad.spec()
+                .unwrap_err()
+                .to_string()
+                .starts_with("--job-timeout:")
+        );
+    }
+
+    #[test]
+    fn bodies_match_the_contract() {
+        let none = serde_json::to_string(&CommentIn { comment: None }).unwrap();
+        assert_eq!(none, "{}");
+        let a = serde_json::to_value(DeployApprovalIn {
+            ring: None,
+            approve: false,
+            comment: "no".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            a,
+            serde_json::json!({"ring": null, "approve": false, "comment": "no"})
+        );
+    }
+
+    fn detail() -> DeploymentDetail {
+        let d = serde_json::json!({
+            "deployment": {
+                "id": "DEP-2026-12-001", "kind": "baseline", "status": "halted",
+                "reason": "", "patches": [], "assets": ["h1", "h2"],
+                "created_at": "2026-12-06T10:00:00Z", "created_by": "alice"
+            },
+            "rollout": {
+                "id": "DEP-2026-12-001", "created_by": "alice", "started_by": "bob",
+                "state": "halted", "reason": "ring canary: 1 failure > budget 0",
+                "rings": [{
+                    "spec": {"name": "canary", "max_concurrent": 1, "error_budget": 0,
+                             "success_threshold": 0.95, "soak": "PT30M", "approval": false,
+                             "rollback": "failed-hosts"},
+                    "state": "failed",
+                    "jobs": [
+                        {"spec": {"host": "h1", "key": "DEP-2026-12-001/h1",
+                                  "not_before": "2026-12-06T10:00:00Z",
+                                  "cutoff": "2026-12-07T10:00:00Z", "run_timeout": "PT30M"},
+                         "state": "rolled_back", "online": true,
+                         "leased_at": "2026-12-06T10:01:00Z", "finished_at": null,
+                         "error": "verify.health: http-ok failed\u{1b}[31m",
+                         "baseline": [], "after": [], "ran": true, "failed": true},
+                        {"spec": {"host": "h2", "key": "DEP-2026-12-001/h2",
+                                  "not_before": "2026-12-06T10:00:00Z",
+                                  "cutoff": "2026-12-07T10:00:00Z", "run_timeout": "PT30M"},
+                         "state": "skipped", "online": false, "leased_at": null,
+                         "finished_at": null, "error": null,
+                         "baseline": [], "after": [], "ran": false, "failed": false}
+                    ],
+                    "done_at": null, "approved_by": null,
+                    "gates": [{"at": "2026-12-06T10:05:00Z", "gate": "budget",
+                               "verdict": "fail", "reason": "1 failure, budget 0"}],
+                    "control": []
+                }]
+            },
+            "results": [{"key": "DEP-2026-12-001/h1", "outcome": "failed",
+                         "step": "verify.health", "message": "http-ok failed",
+                         "changed": [{"name": "pb-demo", "before": "1.0", "after": "1.2"}],
+                         "finished_at": "2026-12-06T10:04:00Z"}]
+        });
+        serde_json::from_value(d).unwrap()
+    }
+
+    #[test]
+    fn show_renders_states_gates_jobs_and_versions() {
+        let t = detail_text(&detail());
+        assert!(t.contains("state:      halted\n"), "{t}");
+        assert!(
+            t.contains("reason:     ring canary: 1 failure > budget 0\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("ring canary: failed (1 failed of budget 0, 0 in flight;"),
+            "{t}"
+        );
+        assert!(t.contains("soak 30m"), "{t}");
+        assert!(
+            t.contains("  last gate: budget fail: 1 failure, budget 0\n"),
+            "{t}"
+        );
+        let h1 = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("h1"))
+            .unwrap();
+        assert!(h1.contains("rolled_back"), "{h1}");
+        assert!(h1.contains("1.0") && h1.contains("1.2"), "{h1}");
+        assert!(h1.contains("\\x1b[31m") && !h1.contains('\u{1b}'), "{h1}");
+        let h2 = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("h2"))
+            .unwrap();
+        assert!(h2.contains("skipped") && h2.contains("no"), "{h2}");
+        let c = created_text(&detail());
+        assert!(c.starts_with("created DEP-2026-12-001 (halted)\n"), "{c}");
+        assert!(c.contains("canary  2      h1 h2"), "{c}");
+    }
+
+    #[test]
+    fn preview_renders_hosts_skips_rules() {
+        let p: DeploymentPreview = serde_json::from_value(serde_json::json!({
+            "hosts": [{"asset": "h1", "ring": "canary",
+                       "packages": [{"name": "pb-demo", "from": "1.0", "to": "1.1"}]}],
+            "skipped": [{"asset": "h9", "reason": "no agent\u{7}"}],
+            "rules": ["budget 0: one host at a time"]
+        }))
+        .unwrap();
+        let t = preview_text(&p);
+        assert_eq!(
+            t,
+            "1 host would be changed:\n\
+             HOST  RING    PACKAGE  FROM  TO\n\
+             h1    canary  pb-demo  1.0   1.1\n\
+             \nSkipped (1):\n\
+             ASSET  REASON\n\
+             h9     no agent\\x07\n\
+             \nRules:\n\
+             - budget 0: one host at a time\n"
+        );
+    }
+
+    #[test]
+    fn help_parses() {
+        use clap::CommandFactory;
+        crate::Cli::command().debug_assert();
+        let cli = <crate::Cli as clap::Parser>::try_parse_from([
+            "patchbay",
+            "deploy",
+            "create",
+            "--package",
+            "a=1",
+            "b=2",
+            "--ring",
+            "r0",
+            "--ring",
+            "r1:max=2",
+            "--group",
+            "g",
+        ])
+        .unwrap();
+        match cli.command {
+            crate::Command::Deploy(DeployCmd::Create { spec, .. }) => {
+                assert_eq!(spec.packages, vec!["a=1", "b=2"]);
+                assert_eq!(spec.rings, vec!["r0", "r1:max=2"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            <crate::Cli as clap::Parser>::try_parse_from(["patchbay", "deploy", "abort", "D"])
+                .is_err()
+        );
+    }
+}
