@@ -44,6 +44,12 @@
 //! scripts/with-postgres cargo bench -p patchbay --bench assess
 //! ```
 //!
+//! It stays in the CLI package although most of it measures patchbay-core and
+//! patchbay-app: scenario 2 times the whole `patchbay scan` process (the binary,
+//! `CARGO_BIN_EXE_patchbay`, which Cargo gives only to the package that builds
+//! it) next to debsecan's, and the fleets come from the CLI's simulator
+//! ([`patchbay_cli::sim::Templates`]).
+//!
 //! Knobs: `PATCHBAY_BENCH_SCALE` (float, default 1.0) multiplies the host counts
 //! (fleets, the fresh-assessor sample, the service-path fleet), e.g. `0.05` for a
 //! quick smoke run; `PATCHBAY_BENCH_REQUIRE_PG=1` makes a missing PostgreSQL an

@@ -6,7 +6,9 @@
 //! history, against a baseline: the same compliance computation with a
 //! linear scan of all exceptions per finding instead of the per-asset index.
 //!
-//! Run: `cargo bench -p patchbay --bench report` (PATCHBAY_BENCH_SCALE=0.1 for
+//! Pure core (`patchbay_core::{report, exception}`), so it lives in patchbay-core.
+//!
+//! Run: `cargo bench -p patchbay-core --bench report` (PATCHBAY_BENCH_SCALE=0.1 for
 //! a quick run).
 
 use jiff::{SignedDuration, Timestamp};

@@ -30,14 +30,16 @@
 //! Run it (release build; the PostgreSQL server is throwaway):
 //!
 //! ```text
-//! scripts/with-postgres cargo bench -p patchbay --bench checkin
+//! scripts/with-postgres cargo bench -p patchbay-server --bench checkin
 //! ```
 //!
 //! Knobs: `PATCHBAY_BENCH_SCALE` (float, default 1.0) multiplies the counts, e.g.
 //! `0.05` for a quick smoke run; `PATCHBAY_BENCH_REQUIRE_PG=1` makes a missing
 //! PostgreSQL an error instead of a loud skip. The latest figures are recorded in
-//! `docs/benchmarks.md`. The ceiling needs `axum` (the workspace's) as a
-//! dev-dependency of this package.
+//! `docs/benchmarks.md`. The ceiling uses the server's own `axum`; the fleet's
+//! inventories come from the CLI's simulator (`patchbay_cli::sim::Templates`),
+//! a dev-dependency of this package (a cycle through dev-dependencies, which
+//! Cargo allows: the CLI links this very `patchbay-server`).
 
 use anyhow::{Context, anyhow, bail};
 use axum::body::Bytes;

@@ -8,7 +8,10 @@
 //!    database of 200,000 entries written through the store (what
 //!    `patchbay audit verify` runs).
 //!
-//! Run: `cargo bench -p patchbay --bench audit` (PATCHBAY_BENCH_SCALE=0.1 for a
+//! It lives in patchbay-app, the lowest crate holding both halves (the core
+//! verifier and `evidence::verify_audit` over the store).
+//!
+//! Run: `cargo bench -p patchbay-app --bench audit` (PATCHBAY_BENCH_SCALE=0.1 for a
 //! quick run).
 
 use patchbay_core::audit::{

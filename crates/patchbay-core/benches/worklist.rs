@@ -7,7 +7,9 @@
 //! the same run: the full sort alone over precomputed keys, and the naive path
 //! (full assessment with reasons for every finding, then a full sort).
 //!
-//! Run: `cargo bench -p patchbay --bench worklist` (PATCHBAY_BENCH_SCALE=0.1 for a
+//! Pure core (`patchbay_core::risk`), so it lives in patchbay-core.
+//!
+//! Run: `cargo bench -p patchbay-core --bench worklist` (PATCHBAY_BENCH_SCALE=0.1 for a
 //! quick run).
 
 use jiff::{SignedDuration, Timestamp};

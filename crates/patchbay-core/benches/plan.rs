@@ -8,7 +8,10 @@
 //! the same run: the naive planner that expands each asset's windows itself
 //! (no shared expansion), run on a 5,000-asset sample and scaled per asset.
 //!
-//! Run: `cargo bench -p patchbay --bench plan` (PATCHBAY_BENCH_SCALE=0.1 for a
+//! It lives next to the planner it measures (`patchbay_core::plan`; it uses
+//! nothing outside patchbay-core but `jiff` and `rand`).
+//!
+//! Run: `cargo bench -p patchbay-core --bench plan` (PATCHBAY_BENCH_SCALE=0.1 for a
 //! quick run).
 
 use jiff::civil::DateTime;
