@@ -60,6 +60,10 @@ pub struct Args {
     /// Do not run the package manager's update simulation.
     #[arg(long)]
     pub no_pending_updates: bool,
+    /// Long-poll: ask the server to hold each check-in up to SECS seconds until
+    /// it has a job for this agent (0: no long-poll; check in every --interval).
+    #[arg(long, value_name = "SECS", default_value_t = 25)]
+    pub long_poll: u32,
     /// Log as JSON lines.
     #[arg(long, global = true)]
     pub log_json: bool,
@@ -176,6 +180,8 @@ impl Args {
             timeout: Duration::from_secs(120),
             ca_cert: self.ca_cert.clone(),
             re_enroll: self.re_enroll,
+            config: Config::default(),
+            wait_secs: self.long_poll,
         }
     }
 }
@@ -189,13 +195,28 @@ pub fn main_entry(args: Args) -> i32 {
 }
 
 fn checkin_mode(args: &Args) -> i32 {
-    let opts = args.options();
+    let mut opts = args.options();
+    match Config::load(args.config.as_deref()) {
+        Ok((config, _)) => opts.config = config,
+        Err(e) => {
+            eprintln!("patchbay-agent: {e:#}");
+            return 1;
+        }
+    }
     if args.once {
         match checkin_once(&opts) {
             Ok(o) => {
                 println!(
-                    "checked in as {}: sent {} inventory ({} packages, {} rows written)",
-                    o.asset_name, o.sent, o.packages, o.rows_written
+                    "checked in as {}: sent {} inventory ({} packages, {} rows written); results sent {}, acknowledged {}; jobs received {}, run {}; results waiting {}",
+                    o.asset_name,
+                    o.sent,
+                    o.packages,
+                    o.rows_written,
+                    o.results_sent,
+                    o.acked,
+                    o.jobs_received,
+                    o.jobs_run,
+                    o.unacked
                 );
                 0
             }

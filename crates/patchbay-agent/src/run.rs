@@ -1,6 +1,17 @@
 //! Enrolment, check-in and the check-in loop.
+//!
+//! Each check-in sends the inventory (unchanged, delta or full) and the job
+//! results of the outbox ([`crate::jobs::Outbox`]) until the server
+//! acknowledges them; the answer's signed jobs are admitted or refused and the
+//! due ones run ([`crate::jobs`]). With long-polling (`wait_secs`, flag
+//! `--long-poll`) the server holds a check-in until it leases a job, so the
+//! loop checks in again at once, collecting the inventory afresh only every
+//! `--interval` (and after every job: re-inventory); without it, or against a
+//! server that answers at once, the loop sleeps the interval.
 
 use crate::collect::{CollectOptions, collect};
+use crate::exec::config::Config;
+use crate::jobs::{self, JobContext, Outbox};
 use crate::state::{Acked, Identity, StateDir};
 use anyhow::{Context, bail};
 use patchbay_client::{Client, HttpError};
@@ -34,6 +45,12 @@ pub struct AgentOptions {
     pub ca_cert: Option<PathBuf>,
     /// Enrol again although enrolled, presenting the current credential.
     pub re_enroll: bool,
+    /// The local configuration (`[jobs]`, checks); the default refuses every
+    /// job (`[jobs] enabled = false`).
+    pub config: Config,
+    /// Long-poll: ask the server to hold a check-in up to this many seconds
+    /// until it has a job (0: no long-poll).
+    pub wait_secs: u32,
 }
 
 /// What one check-in did.
@@ -49,6 +66,20 @@ pub struct CheckinOutcome {
     pub rows_written: u64,
     /// Suggested next interval.
     pub next_checkin_secs: u64,
+    /// Job results sent with this check-in.
+    pub results_sent: usize,
+    /// Results the server acknowledged.
+    pub acked: usize,
+    /// Jobs in the answer.
+    pub jobs_received: usize,
+    /// Jobs run (before and after the check-in).
+    pub jobs_run: usize,
+    /// Results still waiting for an acknowledgement.
+    pub unacked: usize,
+    /// The earliest `not_before` of the jobs still pending.
+    pub next_due: Option<jiff::Timestamp>,
+    /// How long the server took to answer.
+    pub elapsed: Duration,
 }
 
 /// Reads the host name for enrolment.
@@ -146,47 +177,96 @@ pub fn payload(
     }
 }
 
-/// Collects the inventory and checks in once (enrolling first if needed).
-pub fn checkin_once(opts: &AgentOptions) -> anyhow::Result<CheckinOutcome> {
-    let state = StateDir::open(&opts.state_dir)?;
-    let inv = collect(&CollectOptions {
+/// Collects the inventory of the agent's root.
+pub fn collect_inventory(opts: &AgentOptions) -> anyhow::Result<Inventory> {
+    collect(&CollectOptions {
         root: opts.root.clone(),
         pending_updates: opts.pending_updates,
         ..Default::default()
     })
-    .with_context(|| format!("collecting the inventory of {}", opts.root.display()))?;
-    let mut id = ensure_enrolled(opts, &state, &inv)?;
+    .with_context(|| format!("collecting the inventory of {}", opts.root.display()))
+}
+
+/// Collects the inventory and checks in once (enrolling first if needed),
+/// then runs the jobs the server sent that are due.
+pub fn checkin_once(opts: &AgentOptions) -> anyhow::Result<CheckinOutcome> {
+    let inv = collect_inventory(opts)?;
+    checkin_with(opts, &inv)
+}
+
+fn job_context<'a>(
+    opts: &'a AgentOptions,
+    state: &'a StateDir,
+    id: &'a Identity,
+) -> JobContext<'a> {
+    JobContext {
+        state,
+        root: opts.root.clone(),
+        config: &opts.config,
+        asset: &id.asset_name,
+        pinned_key: id.server_public_key.as_deref(),
+    }
+}
+
+/// Checks in once with `inv`: first runs jobs left pending by an earlier run
+/// (their results go with this check-in), sends the outbox's results, drops
+/// those acknowledged, admits or refuses the answer's jobs and runs the due
+/// ones (their results go with the next check-in).
+pub fn checkin_with(opts: &AgentOptions, inv: &Inventory) -> anyhow::Result<CheckinOutcome> {
+    let state = StateDir::open(&opts.state_dir)?;
+    let mut id = ensure_enrolled(opts, &state, inv)?;
+    let mut outbox = Outbox::load(&state)?;
+    let mut jobs_run = 0;
+    if !outbox.pending.is_empty() {
+        jobs_run += jobs::run_due(&mut outbox, &job_context(opts, &state, &id))?;
+    }
     let hash = inv.content_hash();
     let mut acked = state.acked()?;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (inventory, sent) = payload(&inv, &hash, acked.as_ref());
+        let (inventory, sent) = payload(inv, &hash, acked.as_ref());
         // The --server given now wins over the one recorded at enrolment: servers
         // move (new address, load balancer) without re-enrolling their fleet.
-        let client = Client::new(&opts.server, Some(id.secret.clone()), opts.timeout)
+        let wait = Duration::from_secs(opts.wait_secs.into());
+        let client = Client::new(&opts.server, Some(id.secret.clone()), opts.timeout + wait)
             .with_ca(opts.ca_cert.as_deref())?;
         let req = CheckinRequest {
-            results: vec![],
-            wait_secs: None,
+            results: outbox.results.clone(),
+            wait_secs: (opts.wait_secs > 0).then_some(opts.wait_secs),
             protocol: AGENT_PROTOCOL_VERSION,
             inventory_hash: hash.clone(),
             inventory,
         };
+        let started = std::time::Instant::now();
         match client.send::<_, CheckinResponse>("POST", "/agent/v1/checkin", &req) {
             Ok(resp) => {
+                let elapsed = started.elapsed();
                 if sent != "unchanged" {
                     state.save_acked(&Acked {
                         hash: resp.stored_hash.clone(),
                         inventory: inv.clone(),
                     })?;
                 }
+                if outbox.ack(&resp.acked) {
+                    outbox.save(&state)?;
+                }
+                let ctx = job_context(opts, &state, &id);
+                jobs::receive(&mut outbox, &resp.jobs, &ctx, jiff::Timestamp::now())?;
+                jobs_run += jobs::run_due(&mut outbox, &ctx)?;
                 return Ok(CheckinOutcome {
                     asset_name: id.asset_name.clone(),
                     sent,
                     packages: inv.packages.len(),
                     rows_written: resp.package_rows_written,
                     next_checkin_secs: resp.next_checkin_secs,
+                    results_sent: req.results.len(),
+                    acked: resp.acked.len(),
+                    jobs_received: resp.jobs.len(),
+                    jobs_run,
+                    unacked: outbox.results.len(),
+                    next_due: outbox.next_due(),
+                    elapsed,
                 });
             }
             // The server holds another base (restored backup, lost write): send it all.
@@ -202,7 +282,7 @@ pub fn checkin_once(opts: &AgentOptions) -> anyhow::Result<CheckinOutcome> {
                 tracing::warn!("agent credential rejected; enrolling again");
                 // The rejected credential still goes along: the server decides
                 // whether it proves anything.
-                id = enroll(opts, &state, &inv, Some(id.secret.clone()))?;
+                id = enroll(opts, &state, inv, Some(id.secret.clone()))?;
                 acked = None;
             }
             Err(e) => return Err(e).with_context(|| format!("checking in with {}", opts.server)),
@@ -217,16 +297,61 @@ pub fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(f)
 }
 
-/// Runs forever: check in, sleep with jitter, repeat. Failures are logged and
-/// retried with exponential backoff capped at the interval.
+/// How long the loop waits after a check-in that went through.
+///
+/// At once after running a job (results and the changed inventory are
+/// reported without delay) and, with long-polling, after an answer the server
+/// held (it will hold the next one until it has a job); otherwise the jittered
+/// interval. Never past the `not_before` of a pending job.
+pub fn next_wait(opts: &AgentOptions, o: &CheckinOutcome) -> Duration {
+    let held = opts.wait_secs > 0
+        && (o.jobs_received > 0 || o.elapsed >= Duration::from_secs(u64::from(opts.wait_secs) / 2));
+    let mut wait = if o.jobs_run > 0 || held {
+        Duration::ZERO
+    } else {
+        jittered(opts.interval)
+    };
+    if let Some(due) = o.next_due {
+        let until = due.duration_since(jiff::Timestamp::now());
+        let until = Duration::try_from(until).unwrap_or(Duration::ZERO);
+        wait = wait.min(until);
+    }
+    wait
+}
+
+/// Runs forever: check in, run jobs, wait ([`next_wait`]), repeat. The
+/// inventory is collected every interval and after every job; in between a
+/// long-polling agent sends the one it has (usually `unchanged`). Failures
+/// are logged and retried with exponential backoff capped at the interval.
 pub fn run_loop(opts: &AgentOptions, stop: &std::sync::atomic::AtomicBool) {
     let mut backoff = Duration::from_secs(5);
+    let mut cached: Option<(std::time::Instant, Inventory)> = None;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let wait = match checkin_once(opts) {
+        let fresh = cached
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= opts.interval);
+        if fresh {
+            cached = match collect_inventory(opts) {
+                Ok(inv) => Some((std::time::Instant::now(), inv)),
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "collecting the inventory failed");
+                    None
+                }
+            };
+        }
+        let res = match &cached {
+            Some((_, inv)) => checkin_with(opts, inv),
+            None => Err(anyhow::anyhow!("no inventory")),
+        };
+        let wait = match res {
             Ok(o) => {
                 backoff = Duration::from_secs(5);
-                tracing::info!(asset = %o.asset_name, sent = o.sent, packages = o.packages, rows = o.rows_written, "checked in");
-                jittered(opts.interval)
+                tracing::info!(asset = %o.asset_name, sent = o.sent, packages = o.packages, rows = o.rows_written, results = o.results_sent, acked = o.acked, jobs = o.jobs_received, ran = o.jobs_run, "checked in");
+                if o.jobs_run > 0 {
+                    // Re-inventory after every job.
+                    cached = None;
+                }
+                next_wait(opts, &o)
             }
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "check-in failed");
@@ -243,5 +368,64 @@ pub fn run_loop(opts: &AgentOptions, stop: &std::sync::atomic::AtomicBool) {
                 Duration::from_millis(200).min(deadline - std::time::Instant::now()),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(jobs_received: usize, jobs_run: usize, elapsed_secs: u64) -> CheckinOutcome {
+        CheckinOutcome {
+            asset_name: "a".into(),
+            sent: "unchanged",
+            packages: 0,
+            rows_written: 0,
+            next_checkin_secs: 60,
+            results_sent: 0,
+            acked: 0,
+            jobs_received,
+            jobs_run,
+            unacked: 0,
+            next_due: None,
+            elapsed: Duration::from_secs(elapsed_secs),
+        }
+    }
+
+    fn opts(wait_secs: u32) -> AgentOptions {
+        AgentOptions {
+            server: "http://x".into(),
+            enroll_token: None,
+            state_dir: "/nonexistent".into(),
+            root: "/".into(),
+            interval: Duration::from_secs(600),
+            pending_updates: false,
+            timeout: Duration::from_secs(10),
+            ca_cert: None,
+            re_enroll: false,
+            config: Config::default(),
+            wait_secs,
+        }
+    }
+
+    #[test]
+    fn the_loop_polls_again_at_once_only_when_it_should() {
+        let interval = |w: Duration| w >= Duration::from_secs(540);
+        // No long-poll: the interval, unless a job ran (report it at once).
+        assert!(interval(next_wait(&opts(0), &outcome(0, 0, 0))));
+        assert_eq!(next_wait(&opts(0), &outcome(1, 1, 0)), Duration::ZERO);
+        // Long-poll: an answer the server held, or one with jobs → again at once.
+        assert_eq!(next_wait(&opts(20), &outcome(0, 0, 20)), Duration::ZERO);
+        assert_eq!(next_wait(&opts(20), &outcome(1, 0, 0)), Duration::ZERO);
+        // A server that answers at once (no long-poll support): the interval.
+        assert!(interval(next_wait(&opts(20), &outcome(0, 0, 0))));
+        // A pending job due in ~30 s caps the wait.
+        let mut o = outcome(0, 0, 0);
+        o.next_due = Some(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30));
+        let w = next_wait(&opts(0), &o);
+        assert!(
+            w <= Duration::from_secs(30) && w >= Duration::from_secs(25),
+            "{w:?}"
+        );
     }
 }

@@ -3,6 +3,10 @@
 //! - `identity.json` (mode 0600): server URL, agent id, asset name, credential.
 //! - `last-inventory.json`: the inventory the server last acknowledged, the base
 //!   for the next delta.
+//! - `outbox.json`: server jobs admitted and not yet finished, and job results
+//!   not yet acknowledged by the server ([`crate::jobs::Outbox`]).
+//! - `journal.jsonl`, `logs/`, `agent.lock`: the execution layer's
+//!   ([`crate::exec`]).
 //!
 //! Files are written to a temporary name, fsynced and renamed, so a crash leaves
 //! either the old or the new file, never a torn one.
@@ -57,7 +61,10 @@ impl StateDir {
         &self.0
     }
 
-    fn read<T: for<'de> Deserialize<'de>>(&self, name: &str) -> anyhow::Result<Option<T>> {
+    pub(crate) fn read<T: for<'de> Deserialize<'de>>(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<Option<T>> {
         let p = self.0.join(name);
         match std::fs::read(&p) {
             Ok(b) => Ok(Some(
@@ -68,7 +75,7 @@ impl StateDir {
         }
     }
 
-    fn write<T: Serialize>(&self, name: &str, value: &T) -> anyhow::Result<()> {
+    pub(crate) fn write<T: Serialize>(&self, name: &str, value: &T) -> anyhow::Result<()> {
         let p = self.0.join(name);
         let tmp = self.0.join(format!(".{name}.tmp"));
         let data = serde_json::to_vec(value)?;

@@ -237,6 +237,10 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
             timeout: Duration::from_secs(120),
             ca_cert: None,
             re_enroll: false,
+            // Read-only: the default configuration refuses every job
+            // (`[jobs] enabled = false`), and no long-poll.
+            config: Default::default(),
+            wait_secs: 0,
         };
         let stop = stop.clone();
         Some(std::thread::spawn(move || {

@@ -17,6 +17,10 @@
 //! snapshot_restore = ["/usr/local/sbin/snapshot", "restore"] # `rollback --method snapshot`
 //! timeout_secs = 600
 //!
+//! [jobs]
+//! enabled = false          # run server-signed jobs from the check-in (default: no)
+//! reboot_command = ["systemctl", "reboot"]  # argv of a `reboot` job, when one is required
+//!
 //! [[check]]
 //! name = "web"
 //! kind = "http"
@@ -42,6 +46,9 @@
 //! ```
 //!
 //! Hooks run with `PATCHBAY_JOB_KEY` and `PATCHBAY_ROOT` in their environment.
+//! `[jobs] enabled` is the host's consent to server-driven change: without it
+//! the check-in loop refuses every job it receives (`jobs_disabled`) and stays
+//! read-only; the local commands are not affected.
 //! Unknown keys are errors, so a typo never silently disables a check.
 
 use anyhow::{Context, bail};
@@ -65,9 +72,39 @@ pub struct Config {
     /// Snapshot hooks.
     #[serde(default)]
     pub hooks: Hooks,
+    /// Server-signed jobs.
+    #[serde(default)]
+    pub jobs: Jobs,
     /// Health checks, in order.
     #[serde(default, rename = "check")]
     pub checks: Vec<Check>,
+}
+
+/// `[jobs]`: whether the check-in loop runs server-signed jobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jobs {
+    /// Run jobs received over the check-in (default `false`: every job is
+    /// refused with `jobs_disabled`).
+    #[serde(default)]
+    pub enabled: bool,
+    /// The command (argv, no shell) a `reboot` job runs when a reboot is
+    /// required.
+    #[serde(default = "default_reboot_command")]
+    pub reboot_command: Vec<String>,
+}
+
+fn default_reboot_command() -> Vec<String> {
+    vec!["systemctl".into(), "reboot".into()]
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Jobs {
+            enabled: false,
+            reboot_command: default_reboot_command(),
+        }
+    }
 }
 
 /// `[preflight]`.
@@ -264,6 +301,9 @@ impl Config {
                 bail!("check {:?}: command is empty", ch.name());
             }
         }
+        if c.jobs.reboot_command.is_empty() {
+            bail!("jobs.reboot_command is empty");
+        }
         for (what, h) in [
             ("snapshot", &c.hooks.snapshot),
             ("snapshot_restore", &c.hooks.snapshot_restore),
@@ -325,6 +365,13 @@ mod tests {
         assert!(matches!(&c.checks[0], Check::Http { status: 200, .. }));
         assert_eq!(c.checks[3].timeout(), Duration::from_secs(10));
         assert!(c.hooks.snapshot.is_some());
+        assert!(!c.jobs.enabled);
+        assert_eq!(c.jobs.reboot_command, ["systemctl", "reboot"]);
+        assert!(!Config::default().jobs.enabled, "jobs are off by default");
+        let c = Config::parse("[jobs]\nenabled = true\n").unwrap();
+        assert!(c.jobs.enabled);
+        assert!(Config::parse("[jobs]\nreboot_command = []\n").is_err());
+        assert!(Config::parse("[jobs]\nenable = true\n").is_err(), "typo");
     }
 
     #[test]

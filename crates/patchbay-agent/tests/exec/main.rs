@@ -1,7 +1,8 @@
 //! Integration tests of the execution layer against real package managers — no
 //! mocks: a debootstrapped Debian 12 root, a local apt repository served over
 //! HTTP on 127.0.0.1, rpm installroots with dnf and zypper, an Alpine 3.23 root
-//! with its own apk-tools 3 and a signed local apk repository (`apk.rs`), and the
+//! with its own apk-tools 3 and a signed local apk repository (`apk.rs`), a
+//! scripted HTTP peer playing the server for check-in jobs (`jobs.rs`), and the
 //! agent run as a separate process: the shipped `patchbay-agent` binary of this
 //! package (`CARGO_BIN_EXE_patchbay-agent`, built by cargo before these tests), so
 //! flag parsing, logging, the printed JSON and the exit codes are tested as they
@@ -18,6 +19,7 @@
 
 mod apk;
 mod apt;
+mod jobs;
 mod rpm;
 mod support;
 
@@ -32,6 +34,7 @@ type Test = (&'static str, fn());
 fn tests() -> Vec<Test> {
     let mut t: Vec<Test> = Vec::new();
     t.extend(apt::TESTS);
+    t.extend(jobs::TESTS);
     t.extend(apk::TESTS);
     t.extend(rpm::TESTS);
     t
