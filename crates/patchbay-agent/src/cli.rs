@@ -61,9 +61,10 @@ pub struct Args {
     #[arg(long)]
     pub no_pending_updates: bool,
     /// Long-poll: ask the server to hold each check-in up to SECS seconds until
-    /// it has a job for this agent (0: no long-poll; check in every --interval).
-    #[arg(long, value_name = "SECS", default_value_t = 25)]
-    pub long_poll: u32,
+    /// it has a job for this agent (0: no long-poll; check in every --interval)
+    /// [default: 25; with --once: 0].
+    #[arg(long, value_name = "SECS")]
+    pub long_poll: Option<u32>,
     /// Log as JSON lines.
     #[arg(long, global = true)]
     pub log_json: bool,
@@ -181,7 +182,7 @@ impl Args {
             ca_cert: self.ca_cert.clone(),
             re_enroll: self.re_enroll,
             config: Config::default(),
-            wait_secs: self.long_poll,
+            wait_secs: self.long_poll.unwrap_or(if self.once { 0 } else { 25 }),
         }
     }
 }
@@ -365,6 +366,29 @@ mod tests {
                 "snapshot"
             ])
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn long_poll_defaults_to_25_in_the_loop_and_off_with_once() {
+        let parse = |a: &[&str]| Args::try_parse_from(a.iter().copied()).unwrap();
+        assert_eq!(
+            parse(&["a", "--server", "http://x"]).options().wait_secs,
+            25
+        );
+        assert_eq!(
+            parse(&["a", "--server", "http://x", "--once"])
+                .options()
+                .wait_secs,
+            0
+        );
+        let a = parse(&["a", "--server", "http://x", "--once", "--long-poll", "5"]);
+        assert_eq!(a.options().wait_secs, 5);
+        let a = parse(&["a", "--server", "http://x", "--long-poll", "0"]);
+        assert_eq!(a.options().wait_secs, 0);
+        assert!(
+            !a.options().config.jobs.enabled,
+            "jobs off until the config says"
         );
     }
 

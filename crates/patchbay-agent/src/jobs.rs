@@ -17,7 +17,8 @@
 //! | `inventory` | forgets the acknowledged inventory: the next check-in sends it whole |
 //! | `reboot` | the configured `[jobs] reboot_command`, only when the root reports a reboot is required; otherwise succeeds with a message |
 //!
-//! The job's `checks` give the result's `baseline` and `after` samples: for
+//! The job's `checks` give the result's `baseline` and `after` samples (pass or
+//! fail; `critical` when `[jobs] critical_checks` names the check): for
 //! `apply` and `rollback` they are the execution layer's own health results
 //! (journalled, so a replay reports what was measured then), for the other
 //! kinds they are run before and after.
@@ -39,7 +40,9 @@
 //! job's result is stored *before* the reboot command runs, so a reboot
 //! is never repeated.
 //!
-//! A failure of the execution layer before a job's result exists (for example
+//! An apply or rollback that finds the state directory locked (a local
+//! `patchbay-agent apply` is running) stays pending and is tried again at the
+//! next check-in. A failure of the execution layer before a job's result exists (for example
 //! the package manager could not be found) is reported as `failed` with step
 //! `agent`. The execution layer's own pre-flight refusals (a simulation that
 //! would touch a package the job does not name: step `scope`; a held package
@@ -112,9 +115,15 @@ impl Outbox {
         true
     }
 
-    /// The earliest `not_before` of the pending jobs.
+    /// The earliest `not_before` still ahead among the pending jobs (a job
+    /// already due but postponed is tried at the next check-in).
     pub fn next_due(&self) -> Option<Timestamp> {
-        self.pending.iter().map(|j| j.job.not_before).min()
+        let now = Timestamp::now();
+        self.pending
+            .iter()
+            .map(|j| j.job.not_before)
+            .filter(|t| *t > now)
+            .min()
     }
 
     fn record(&mut self, result: JobResult) {
@@ -267,6 +276,21 @@ pub fn run_due(outbox: &mut Outbox, ctx: &JobContext<'_>) -> anyhow::Result<usiz
         let res = match admit(&signed, ctx.view(&names), now) {
             Err(refusal) => refused(&signed.job.key, refusal.code(), refusal.to_string()),
             Ok(()) => {
+                // A probe: the lock is released at once (`err()` drops it);
+                // the execution layer takes it for the job.
+                let busy = match signed.job.kind {
+                    JobKind::Apply { .. } | JobKind::Rollback { .. } => {
+                        exec_job::lock_state(ctx.state.path()).err()
+                    }
+                    _ => None,
+                };
+                if let Some(e) = busy {
+                    // A local `patchbay-agent apply` (or another agent) holds
+                    // the state directory: not a failure of this job; it stays
+                    // pending and is tried again at the next check-in.
+                    tracing::warn!(job = %signed.job.key, error = format!("{e:#}"), "job postponed");
+                    return Ok(ran);
+                }
                 if signed.job.kind == JobKind::Reboot {
                     run_reboot(outbox, ctx, &signed)?;
                     ran += 1;
@@ -298,7 +322,7 @@ fn sample(ctx: &JobContext<'_>, r: &CheckResult) -> CheckSample {
         check: r.name.clone(),
         pass: r.ok,
         value: None,
-        critical: false,
+        critical: ctx.config.jobs.critical_checks.contains(&r.name),
     }
 }
 

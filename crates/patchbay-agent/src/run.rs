@@ -190,8 +190,27 @@ pub fn collect_inventory(opts: &AgentOptions) -> anyhow::Result<Inventory> {
 /// Collects the inventory and checks in once (enrolling first if needed),
 /// then runs the jobs the server sent that are due.
 pub fn checkin_once(opts: &AgentOptions) -> anyhow::Result<CheckinOutcome> {
+    let ran = run_pending(opts)?;
     let inv = collect_inventory(opts)?;
-    checkin_with(opts, &inv)
+    let mut o = checkin_with(opts, &inv)?;
+    o.jobs_run += ran;
+    Ok(o)
+}
+
+/// Runs the due jobs an earlier run left pending (killed while running one,
+/// or waiting for its not-before), before the inventory is collected, so the
+/// check-in that carries their results also carries the changed inventory.
+/// Nothing to do before enrolment.
+pub fn run_pending(opts: &AgentOptions) -> anyhow::Result<usize> {
+    let state = StateDir::open(&opts.state_dir)?;
+    let Some(id) = state.identity()? else {
+        return Ok(0);
+    };
+    let mut outbox = Outbox::load(&state)?;
+    if outbox.pending.is_empty() {
+        return Ok(0);
+    }
+    jobs::run_due(&mut outbox, &job_context(opts, &state, &id))
 }
 
 fn job_context<'a>(
@@ -208,18 +227,14 @@ fn job_context<'a>(
     }
 }
 
-/// Checks in once with `inv`: first runs jobs left pending by an earlier run
-/// (their results go with this check-in), sends the outbox's results, drops
-/// those acknowledged, admits or refuses the answer's jobs and runs the due
-/// ones (their results go with the next check-in).
+/// Checks in once with `inv`: sends the outbox's results, drops those
+/// acknowledged, admits or refuses the answer's jobs and runs the due ones
+/// (their results go with the next check-in; [`run_pending`] runs the jobs an
+/// earlier run left pending).
 pub fn checkin_with(opts: &AgentOptions, inv: &Inventory) -> anyhow::Result<CheckinOutcome> {
     let state = StateDir::open(&opts.state_dir)?;
     let mut id = ensure_enrolled(opts, &state, inv)?;
     let mut outbox = Outbox::load(&state)?;
-    let mut jobs_run = 0;
-    if !outbox.pending.is_empty() {
-        jobs_run += jobs::run_due(&mut outbox, &job_context(opts, &state, &id))?;
-    }
     let hash = inv.content_hash();
     let mut acked = state.acked()?;
     let mut attempt = 0;
@@ -253,7 +268,7 @@ pub fn checkin_with(opts: &AgentOptions, inv: &Inventory) -> anyhow::Result<Chec
                 }
                 let ctx = job_context(opts, &state, &id);
                 jobs::receive(&mut outbox, &resp.jobs, &ctx, jiff::Timestamp::now())?;
-                jobs_run += jobs::run_due(&mut outbox, &ctx)?;
+                let jobs_run = jobs::run_due(&mut outbox, &ctx)?;
                 return Ok(CheckinOutcome {
                     asset_name: id.asset_name.clone(),
                     sent,
@@ -327,6 +342,11 @@ pub fn run_loop(opts: &AgentOptions, stop: &std::sync::atomic::AtomicBool) {
     let mut backoff = Duration::from_secs(5);
     let mut cached: Option<(std::time::Instant, Inventory)> = None;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        match run_pending(opts) {
+            Ok(0) => {}
+            Ok(_) => cached = None,
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "running pending jobs failed"),
+        }
         let fresh = cached
             .as_ref()
             .is_none_or(|(at, _)| at.elapsed() >= opts.interval);

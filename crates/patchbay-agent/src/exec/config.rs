@@ -20,6 +20,7 @@
 //! [jobs]
 //! enabled = false          # run server-signed jobs from the check-in (default: no)
 //! reboot_command = ["systemctl", "reboot"]  # argv of a `reboot` job, when one is required
+//! critical_checks = ["web"] # reported critical: failing after a change fails the ring
 //!
 //! [[check]]
 //! name = "web"
@@ -92,6 +93,10 @@ pub struct Jobs {
     /// required.
     #[serde(default = "default_reboot_command")]
     pub reboot_command: Vec<String>,
+    /// Checks (by name) reported as critical in job results: a failure after
+    /// a change fails the deployment's ring outright.
+    #[serde(default)]
+    pub critical_checks: Vec<String>,
 }
 
 fn default_reboot_command() -> Vec<String> {
@@ -103,6 +108,7 @@ impl Default for Jobs {
         Jobs {
             enabled: false,
             reboot_command: default_reboot_command(),
+            critical_checks: Vec::new(),
         }
     }
 }
@@ -304,6 +310,9 @@ impl Config {
         if c.jobs.reboot_command.is_empty() {
             bail!("jobs.reboot_command is empty");
         }
+        if let Some(n) = c.jobs.critical_checks.iter().find(|n| c.check(n).is_none()) {
+            bail!("jobs.critical_checks names {n:?}, which is not a [[check]]");
+        }
         for (what, h) in [
             ("snapshot", &c.hooks.snapshot),
             ("snapshot_restore", &c.hooks.snapshot_restore),
@@ -372,6 +381,7 @@ mod tests {
         assert!(c.jobs.enabled);
         assert!(Config::parse("[jobs]\nreboot_command = []\n").is_err());
         assert!(Config::parse("[jobs]\nenable = true\n").is_err(), "typo");
+        assert!(Config::parse("[jobs]\ncritical_checks = [\"nope\"]\n").is_err());
     }
 
     #[test]

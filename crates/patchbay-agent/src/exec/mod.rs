@@ -34,7 +34,7 @@
 //! # Modules
 //! - [`parse`]: pure parsers of tool output (property-tested).
 //! - [`plan`]: pure decisions: scope check, rollback plan, health comparison.
-//! - [`config`]: the agent's local configuration (`agent.toml`): health checks,
+//! - [`config`]: the agent's local configuration (`agent.toml`): `[jobs]`, health checks,
 //!   hooks, pre-flight limits.
 //! - [`health`]: running health checks.
 //! - [`lock`]: package-manager lock probes (`fcntl` locks, pid files).

@@ -187,7 +187,7 @@ fn apply_kind(pins: &[(&str, &str)]) -> JobKind {
 
 fn enabled_with_reboot(marker: &std::path::Path) -> String {
     format!(
-        "[jobs]\nenabled = true\nreboot_command = [\"touch\", \"{}\"]\n\n[[check]]\nname = \"alive\"\nkind = \"command\"\ncommand = [\"true\"]\n",
+        "[jobs]\nenabled = true\ncritical_checks = [\"alive\"]\nreboot_command = [\"touch\", \"{}\"]\n\n[[check]]\nname = \"alive\"\nkind = \"command\"\ncommand = [\"true\"]\n",
         marker.display()
     )
 }
@@ -263,6 +263,10 @@ fn apply_job_is_reported_until_acked_and_never_run_twice() {
         &signer,
     );
     let again = j.clone();
+    let next = sign(
+        job("DEP-1b/web-1", apply_kind(&[("pb-demo", "1.2")]), &[]),
+        &signer,
+    );
     let peer = Peer::start(
         signer.public_hex(),
         Box::new(move |n, _| match n {
@@ -271,6 +275,7 @@ fn apply_job_is_reported_until_acked_and_never_run_twice() {
             2 => Some((vec![], vec!["DEP-1/web-1".into()])),
             4 => Some((vec![again.clone()], vec![])),
             6 => Some((vec![], vec!["DEP-1/web-1".into()])),
+            8 => Some((vec![next.clone()], vec![])),
             _ => Some((vec![], vec![])),
         }),
     );
@@ -341,6 +346,37 @@ fn apply_job_is_reported_until_acked_and_never_run_twice() {
     let out = String::from_utf8_lossy(&once(&root, &peer, &config, &[]).stdout).into_owned();
     assert!(out.contains("results sent 0"), "{out}");
     assert_eq!(root.version("pb-demo").as_deref(), Some("1.1"));
+
+    // A local `patchbay-agent apply` holds the state directory: the next job
+    // is postponed (no result, nothing run), then runs once it is free.
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.state.join("agent.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    once(&root, &peer, &config, &[]);
+    assert_eq!(root.version("pb-demo").as_deref(), Some("1.1"));
+    let ob: Value =
+        serde_json::from_slice(&std::fs::read(root.state.join("outbox.json")).unwrap()).unwrap();
+    assert_eq!(ob["pending"][0]["job"]["key"], "DEP-1b/web-1", "{ob:#}");
+    assert!(ob["results"].as_array().unwrap().is_empty(), "{ob:#}");
+    drop(lock);
+    once(&root, &peer, &config, &[]);
+    assert_eq!(root.version("pb-demo").as_deref(), Some("1.2"));
+    let c = peer.checkins();
+    assert_eq!(result_for(&c[9], "DEP-1b/web-1")["outcome"], "succeeded");
+    // It ran before the inventory was collected: the same check-in carries
+    // the changed packages.
+    assert_eq!(c[9]["inventory"]["kind"], "delta");
+    let added = c[9]["inventory"]["added"].as_array().unwrap();
+    assert!(
+        added
+            .iter()
+            .any(|p| p["name"] == "pb-demo" && p["version"] == "1.2"),
+        "{added:?}"
+    );
 }
 
 /// (c) Every refusal is reported with its code and nothing runs: a bad
@@ -506,7 +542,8 @@ fn killed_before_ack_resends_the_result_without_running_again() {
 /// next check-in send the full inventory; `reboot` with no reboot required
 /// succeeds without running the reboot command; with one required (the root's
 /// `/run/reboot-required`) it runs the configured command (here: `touch` a
-/// marker) once, and not again when delivered again.
+/// marker) once, and not again when delivered again. `[jobs] critical_checks`
+/// marks a check's samples critical.
 fn rollback_run_check_inventory_and_reboot_jobs() {
     let root = debian_root(&["pb-demo=1.0"]);
     let marker = root.scratch.join("rebooted");
@@ -583,7 +620,7 @@ fn rollback_run_check_inventory_and_reboot_jobs() {
     assert_eq!(r["outcome"], "succeeded", "{r:#}");
     assert_eq!(
         r["after"],
-        json!([{"host": ASSET, "check": "alive", "pass": true, "critical": false}])
+        json!([{"host": ASSET, "check": "alive", "pass": true, "critical": true}])
     );
     let r = result_for(&c[3], "I/web-1");
     assert_eq!(r["outcome"], "succeeded", "{r:#}");
