@@ -610,6 +610,31 @@ fn five_hosts_in_namespaces_good_then_bad_with_a_cut_link() {
 
     // ---- Scenario A: 1.1, with one broad host's link cut during its job.
     let canary = hosts[0].name.clone();
+    // The preview names every host's versions as its agent reported them.
+    let p = server.post("/api/v1/deployments/preview", spec("1.1", &canary));
+    let mut previewed: Vec<(String, Value)> = p["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["asset"].as_str().unwrap().to_owned(),
+                h["packages"].clone(),
+            )
+        })
+        .collect();
+    previewed.sort_by(|a, b| a.0.cmp(&b.0));
+    let expected: Vec<(String, Value)> = hosts
+        .iter()
+        .map(|h| {
+            (
+                h.name.clone(),
+                json!([{"name": "pb-demo", "from": "1.0", "to": "1.1"}]),
+            )
+        })
+        .collect();
+    assert_eq!(previewed, expected, "{p:#}");
+    assert_eq!(p["hosts"][0]["ring"], "ring0-canary", "{p:#}");
     let (id, shown) = create_and_start(&server, "1.1", &canary);
     let layout = ring_hosts(&shown);
     assert_eq!(layout[0], vec![canary.clone()]);
@@ -724,6 +749,19 @@ fn five_hosts_in_namespaces_good_then_bad_with_a_cut_link() {
             h.name
         );
         assert!(h.web_passes(), "{}", h.name);
+        // Dispatch: from the lease to the agent's journal starting the job.
+        let key = format!("{id}/{}", h.name);
+        let leased = ts(&job_of(&d, &h.name)["leased_at"]).unwrap();
+        let started = h
+            .journal_of(&key)
+            .iter()
+            .find(|r| r["event"] == "started")
+            .and_then(|r| ts(&r["ts"]))
+            .unwrap_or_else(|| panic!("{key} not started in {}'s journal", h.name));
+        let latency = started.duration_since(leased).as_secs_f64();
+        println!("    {}: job started {latency:.2} s after its lease", h.name);
+        // A long-polling agent gets its job at once (generous for loaded CI).
+        assert!(latency < 5.0, "{}: {latency} s from lease to start", h.name);
     }
     // The cut host's result: delivered after the link came back, stored once,
     // its key executed once.
@@ -777,6 +815,23 @@ fn five_hosts_in_namespaces_good_then_bad_with_a_cut_link() {
             .contains("error budget"),
         "{:#}",
         d["rollout"]
+    );
+    for g in rings(&d)[0]["gates"].as_array().unwrap() {
+        println!(
+            "    ring0-canary gate {}: {} — {}",
+            g["gate"].as_str().unwrap_or("?"),
+            g["verdict"].as_str().unwrap_or("?"),
+            g["reason"].as_str().unwrap_or("")
+        );
+    }
+    assert!(
+        rings(&d)[0]["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["gate"] == "budget" && g["verdict"] == "fail"),
+        "{:#}",
+        rings(&d)[0]
     );
     let canary_job = &rings(&d)[0]["jobs"][0];
     assert_eq!(canary_job["state"], "rolled_back", "{canary_job:#}");
