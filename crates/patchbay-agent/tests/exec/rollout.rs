@@ -1,5 +1,7 @@
-//! The real end-to-end rollout (issue 13, acceptance): a real `patchbay serve`
-//! (SQLite) and five hosts, each a copy of the debootstrapped Debian 12 root
+//! The real end-to-end rollout (issue 13, acceptance), once per engine: a
+//! real `patchbay serve` (SQLite; PostgreSQL on a fresh database of
+//! `PATCHBAY_TEST_PG_URL`'s server, failing rather than skipping without it)
+//! and five hosts, each a copy of the debootstrapped Debian 12 root
 //! with `pb-demo` 1.0 installed and its own `patchbay-agent` process in loop
 //! mode with server jobs enabled and a long poll, each in **its own network
 //! namespace** joined to this one by a veth pair on a private /30 created
@@ -30,20 +32,60 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const TESTS: &[crate::Test] = &[(
-    "rollout::five_hosts_in_namespaces_good_then_bad_with_a_cut_link",
-    five_hosts_in_namespaces_good_then_bad_with_a_cut_link,
-)];
+pub const TESTS: &[crate::Test] = &[
+    (
+        "rollout::sqlite_five_hosts_in_namespaces_good_then_bad_with_a_cut_link",
+        sqlite_five_hosts_in_namespaces_good_then_bad_with_a_cut_link,
+    ),
+    (
+        "rollout::postgres_five_hosts_in_namespaces_good_then_bad_with_a_cut_link",
+        postgres_five_hosts_in_namespaces_good_then_bad_with_a_cut_link,
+    ),
+];
 
 const HOSTS: usize = 5;
 
+/// The server's database.
+#[derive(Debug, Clone, Copy)]
+enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
+
+    /// Where this run's hosts start among the links (both runs may share a
+    /// process and its /24).
+    fn first_slot(self) -> u8 {
+        match self {
+            Engine::Sqlite => 1,
+            Engine::Postgres => 1 + HOSTS as u8,
+        }
+    }
+}
+
+fn sqlite_five_hosts_in_namespaces_good_then_bad_with_a_cut_link() {
+    five_hosts_in_namespaces_good_then_bad_with_a_cut_link(Engine::Sqlite);
+}
+
+fn postgres_five_hosts_in_namespaces_good_then_bad_with_a_cut_link() {
+    five_hosts_in_namespaces_good_then_bad_with_a_cut_link(Engine::Postgres);
+}
+
 /// Phase timings, printed as they happen.
-struct Clock(Instant);
+struct Clock(Instant, Engine);
 
 impl Clock {
     fn phase(&self, what: &str) {
         println!(
-            "  [rollout e2e {:>6.1}s] {what}",
+            "  [rollout e2e {} {:>6.1}s] {what}",
+            self.1.name(),
             self.0.elapsed().as_secs_f64()
         );
     }
@@ -103,7 +145,9 @@ fn subnet() -> u8 {
 }
 
 impl Netns {
-    fn create(n: u8) -> Netns {
+    /// The link of `slot` (1–60): addresses .4·slot+1 and .4·slot+2.
+    fn create(slot: u8) -> Netns {
+        let n = slot;
         let tag = format!("pb{}x{n}", std::process::id());
         let name = format!("{tag}-ns");
         let host_if = format!("{tag}h");
@@ -214,7 +258,7 @@ struct Server {
 }
 
 impl Server {
-    fn start() -> Server {
+    fn start(engine: Engine) -> Server {
         let bin = Path::new(AGENT).with_file_name("patchbay");
         assert!(
             bin.is_file(),
@@ -231,9 +275,14 @@ impl Server {
             .unwrap()
             .port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let db = match engine {
+            Engine::Sqlite => format!("sqlite://{}", dir.path().join("patchbay.db").display()),
+            Engine::Postgres => fresh_postgres(),
+        };
         let log = File::create(dir.path().join("server.log")).unwrap();
         let child = Command::new(&bin)
             .arg("serve")
+            .args(["--db", &db])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(["--listen", &addr.to_string()])
@@ -307,6 +356,30 @@ impl Drop for Server {
     }
 }
 
+/// A fresh database on the test PostgreSQL server (`PATCHBAY_TEST_PG_URL`,
+/// set by `scripts/with-postgres`, which `scripts/test` uses), made with
+/// `psql`. Without the variable this fails rather than skips: a skipped
+/// backend is not a passed one.
+fn fresh_postgres() -> String {
+    let admin = std::env::var("PATCHBAY_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "PATCHBAY_TEST_PG_URL is not set: run the tests with scripts/test (or scripts/with-postgres cargo test), \
+             which starts a throwaway PostgreSQL. PostgreSQL tests never skip."
+        )
+    });
+    ensure_tools(&[("psql", "postgresql-client")]);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = format!("pbe2e_{}_{nanos}", std::process::id());
+    run(Command::new("psql")
+        .args(["-v", "ON_ERROR_STOP=1", "-q", &admin, "-c"])
+        .arg(format!("CREATE DATABASE {name}")));
+    let (base, _) = admin.rsplit_once('/').expect("a URL with a database path");
+    format!("{base}/{name}")
+}
+
 /// One test host: its root, namespace and agent process.
 struct Host {
     name: String,
@@ -322,12 +395,12 @@ struct Host {
 impl Host {
     /// A root with pb-demo 1.0, its namespace, relays to the repository and
     /// the server on its link, and the agent's configuration.
-    fn prepare(n: u8, repo: SocketAddr, server: SocketAddr) -> Host {
+    fn prepare(n: u8, slot: u8, repo: SocketAddr, server: SocketAddr) -> Host {
         let name = format!("e2e-h{n}");
         let root = debian_root(&["pb-demo=1.0"]);
         std::fs::write(root.path.join("etc/hostname"), format!("{name}\n")).unwrap();
         std::fs::write(root.path.join("etc/machine-id"), format!("e2e{n:029x}\n")).unwrap();
-        let net = Netns::create(n);
+        let net = Netns::create(slot);
         let repo_port = relay(net.host_ip, repo);
         let server_port = relay(net.host_ip, server);
         std::fs::write(
@@ -546,8 +619,8 @@ fn wait_deployment(
     }
 }
 
-fn five_hosts_in_namespaces_good_then_bad_with_a_cut_link() {
-    let clock = Clock(Instant::now());
+fn five_hosts_in_namespaces_good_then_bad_with_a_cut_link(engine: Engine) {
+    let clock = Clock(Instant::now(), engine);
     ensure_tools(&[("ip", "iproute2")]);
     let repo = deb_repo();
     let repo_addr: SocketAddr = repo
@@ -556,14 +629,17 @@ fn five_hosts_in_namespaces_good_then_bad_with_a_cut_link() {
         .trim_end_matches('/')
         .parse()
         .unwrap();
-    let server = Server::start();
+    let server = Server::start(engine);
     clock.phase(&format!("server up on {}", server.addr));
 
     // Five hosts, prepared in parallel (copy of the base root, pb-demo 1.0,
     // namespace, relays, apt-get update from inside the namespace).
     let mut hosts: Vec<Host> = std::thread::scope(|sc| {
         let handles: Vec<_> = (1..=HOSTS as u8)
-            .map(|n| sc.spawn(move || Host::prepare(n, repo_addr, server.addr)))
+            .map(|n| {
+                let slot = engine.first_slot() + n - 1;
+                sc.spawn(move || Host::prepare(n, slot, repo_addr, server.addr))
+            })
             .collect();
         handles
             .into_iter()
