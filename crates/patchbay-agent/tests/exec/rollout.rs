@@ -847,9 +847,10 @@ fn five_hosts_in_namespaces_good_then_bad_with_a_cut_link(engine: Engine) {
         .filter(|e| e["target"] == format!("job:{key}"))
         .collect();
     assert_eq!(results.len(), 1, "{results:#?}");
+    // Audit times are rounded to the second; the link was down for more than 4 s.
     let stored = ts(&results[0]["at"]).expect("audit time");
     assert!(
-        stored >= link_back,
+        stored >= link_back - jiff::SignedDuration::from_secs(1),
         "{cut_name}'s result stored at {stored}, link back at {link_back}"
     );
     assert_eq!(job_of(&d, &cut_name)["state"], "succeeded");
