@@ -20,6 +20,7 @@
 mod apk;
 mod apt;
 mod jobs;
+mod rollout;
 mod rpm;
 mod support;
 
@@ -37,6 +38,7 @@ fn tests() -> Vec<Test> {
     t.extend(jobs::TESTS);
     t.extend(apk::TESTS);
     t.extend(rpm::TESTS);
+    t.extend(rollout::TESTS);
     t
 }
 
