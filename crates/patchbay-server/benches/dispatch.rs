@@ -187,6 +187,55 @@ fn main() {
         let total = t.elapsed().as_secs_f64();
         assert_eq!(dispatched, n);
         assert_eq!(acked, n);
+        // Halt latency: a deployment of 1.2 whose first canary fails. From
+        // the check-in carrying the failing result to the halt decision (one
+        // driver step), and to the canary's rollback job being handed over.
+        for a in agents.iter_mut() {
+            a.results.clear();
+        }
+        let spec = json!({"packages": [{"name": "pb-demo", "version": "1.2"}],
+            "rings": [
+                {"name": "ring0-canary", "size": "10", "max_concurrent": "100%", "error_budget": "0"},
+                {"name": "ring1-rest", "max_concurrent": "100%", "error_budget": "5%"}
+            ]});
+        let d2 = call(&router, "POST", "/api/v1/deployments", &admin, spec).await;
+        let id2 = d2["deployment"]["id"].as_str().unwrap().to_string();
+        call(&router, "POST", &format!("/api/v1/deployments/{id2}/start"), &admin, json!({})).await;
+        let canaries: Vec<String> = d2["rollout"]["rings"][0]["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["spec"]["host"].as_str().unwrap().to_string())
+            .collect();
+        let first = agents.iter().position(|a| a.name == canaries[0]).unwrap();
+        let r = call(&router, "POST", "/agent/v1/checkin", &agents[first].secret, checkin_body(&agents[first])).await;
+        let key = r["jobs"][0]["job"]["key"].as_str().unwrap().to_string();
+        agents[first].results = vec![JobResult {
+            key: key.clone(),
+            outcome: JobOutcome::Failed,
+            step: Some("verify.health".into()),
+            message: Some("web: 500".into()),
+            refusal: None,
+            baseline: vec![], after: vec![], changed: vec![],
+            reboot_required: false,
+            finished_at: "2026-12-08T22:05:00Z".into(),
+        }];
+        let t0 = Instant::now();
+        call(&router, "POST", "/agent/v1/checkin", &agents[first].secret, checkin_body(&agents[first])).await;
+        agents[first].results.clear();
+        app.drive_rollouts().await.unwrap();
+        let halted = t0.elapsed();
+        let r = call(&router, "POST", "/agent/v1/checkin", &agents[first].secret, checkin_body(&agents[first])).await;
+        let rollback_out = t0.elapsed();
+        assert_eq!(r["jobs"][0]["job"]["kind"]["type"], "rollback", "{r}");
+        let d = call(&router, "GET", &format!("/api/v1/deployments/{id2}"), &admin, Value::Null).await;
+        assert_eq!(d["deployment"]["status"], "halted");
+        println!(
+            "halt: failing report -> halt decided in {:.0} ms, -> rollback job handed to the canary in {:.0} ms \
+             (processing only; in a server the driver runs every --duty-tick, default 5 s)",
+            halted.as_secs_f64() * 1e3,
+            rollback_out.as_secs_f64() * 1e3
+        );
         println!(
             "dispatch: {n} jobs leased, delivered, reported and acknowledged, deployment completed, in {total:.2} s \
              ({rounds} rounds, {checkins} check-ins, driver {:.2} s); ratio to the ceiling of the same number of empty answers: {:.2}",
