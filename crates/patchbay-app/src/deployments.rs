@@ -966,6 +966,9 @@ impl App {
                     )
                     .await?;
                     acked.push(r.key.clone());
+                    // Wake the rollout driver (after this commits, it reads
+                    // the result; a permit is kept if it is busy).
+                    self.driver_bell.notify_one();
                 }
                 Some(false) => acked.push(r.key.clone()),
                 // Not a job of this agent's: never acknowledged, so a forged

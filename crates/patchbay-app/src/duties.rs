@@ -118,6 +118,11 @@ impl Runner {
         }
     }
 
+    /// Rung when a job result is stored: the server ticks at once then too.
+    pub fn bell(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.app.driver_bell()
+    }
+
     /// How often the server should call [`Runner::tick`].
     pub fn tick_every(&self) -> Duration {
         self.app.config().duties.tick

@@ -140,6 +140,10 @@ pub struct App {
     signer: Option<Arc<patchbay_core::audit::Signer>>,
     /// Rung when jobs are leased, so long-polling check-ins answer at once.
     job_bell: Arc<tokio::sync::Notify>,
+    /// Rung when an agent's job result is stored, so the duties runner steps
+    /// the rollouts at once instead of at its next tick (a failing canary
+    /// halts the deployment within moments, a passed ring's successor starts).
+    driver_bell: Arc<tokio::sync::Notify>,
 }
 
 /// Refusal entries one source (client IP address) may add to the audit log per
@@ -282,6 +286,7 @@ impl App {
             refusals: Arc::default(),
             signer: None,
             job_bell: Arc::default(),
+            driver_bell: Arc::default(),
         }
     }
 
@@ -310,6 +315,13 @@ impl App {
         tx.commit_unaudited("key registration and sealing of the audit chain at start")
             .await?;
         Ok(sealed)
+    }
+
+    /// The bell the duties runner waits on besides its tick: rung when a job
+    /// result is stored (it keeps one permit, so a result stored while the
+    /// runner is busy is not missed).
+    pub fn driver_bell(&self) -> Arc<tokio::sync::Notify> {
+        self.driver_bell.clone()
     }
 
     /// The store (for health checks).

@@ -287,10 +287,16 @@ async fn run_duties(
 ) {
     let mut every = tokio::time::interval(runner_tick(&runner));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A stored job result rings the bell: step the rollouts now rather than
+    // at the next tick (results stored meanwhile coalesce into one permit).
+    let bell = runner.bell();
     loop {
         tokio::select! {
             _ = &mut stop => break,
             _ = every.tick() => {
+                runner.tick().await;
+            }
+            _ = bell.notified() => {
                 runner.tick().await;
             }
         }

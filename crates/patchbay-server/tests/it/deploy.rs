@@ -336,7 +336,12 @@ async fn a_bad_version_halts_in_the_canary_and_rolls_it_back() {
     let (jobs, _) = checkin(&s, &hosts[0], json!([])).await;
     assert_eq!(jobs.len(), 1);
     let k = jobs[0].job.key.clone();
+    let bell = s.app.driver_bell();
     checkin(&s, &hosts[0], json!([result(&k, "h1", false)])).await;
+    // The stored result woke the rollout driver (a permit waits for it).
+    tokio::time::timeout(std::time::Duration::from_millis(100), bell.notified())
+        .await
+        .expect("a stored job result rings the driver's bell");
     s.app.drive_rollouts().await.unwrap();
     let d = show(&s, &id).await;
     assert_eq!(d["deployment"]["status"], "halted", "{:#}", d["rollout"]);
