@@ -232,7 +232,7 @@ fn main() {
         assert_eq!(d["deployment"]["status"], "halted");
         println!(
             "halt: failing report -> halt decided in {:.0} ms, -> rollback job handed to the canary in {:.0} ms \
-             (processing only; in a server the driver runs every --duty-tick, default 5 s)",
+             (a server wakes its driver when a result is stored)",
             halted.as_secs_f64() * 1e3,
             rollback_out.as_secs_f64() * 1e3
         );
