@@ -19,7 +19,7 @@ use patchbay_core::risk::Tier;
 use patchbay_proto::api::{FindingOut, PolicyEffect, Triage, WorkItem};
 use patchbay_store::PolicyRow;
 use serde_json::json;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Filters of the worklist.
 #[derive(Debug, Clone, Default)]
@@ -693,14 +693,22 @@ impl App {
     ) -> Result<Vec<patchbay_proto::api::DeploymentOut>, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
         let mut tx = self.store.read().await?;
+        // A started deployment's status is its rollout's (running, halted,
+        // completed, …), read in the same snapshot.
+        let rollouts: HashMap<String, String> = tx
+            .list_rollouts()
+            .await?
+            .into_iter()
+            .map(|r| (r.deployment, r.status))
+            .collect();
         Ok(tx
             .list_deployments()
             .await?
             .into_iter()
             .map(|d| patchbay_proto::api::DeploymentOut {
+                status: rollouts.get(&d.id).cloned().unwrap_or(d.status),
                 id: d.id,
                 kind: d.kind,
-                status: d.status,
                 reason: d.reason,
                 patches: d.patches,
                 assets: d.assets,

@@ -281,6 +281,11 @@ async fn a_good_rollout_runs_ring_by_ring_with_signed_jobs() {
     let d = show(&s, &id).await;
     assert_eq!(d["deployment"]["status"], "completed", "{:#}", d["rollout"]);
     assert_eq!(done, 5);
+    // The list shows the rollout's status too.
+    let list = s
+        .ok_json("GET", "/api/v1/deployments", &s.admin, json!(null))
+        .await;
+    assert_eq!(list["items"][0]["status"], "completed", "{list}");
     assert_eq!(ring_states(&d), vec!["passed"; 3]);
     for r in d["rollout"]["rings"].as_array().unwrap() {
         let gates: Vec<&str> = r["gates"]
