@@ -69,27 +69,15 @@ fn status_name(s: DeploymentState) -> &'static str {
 /// `N` or `N%` of `n` (percentages round up for concurrency, down for
 /// budgets: `round_up`).
 pub fn parse_count(field: &str, s: &str, n: usize, round_up: bool) -> Result<usize, AppError> {
-    let t = s.trim();
-    let bad = || {
-        AppError::invalid(format!(
+    use patchbay_core::rollout::{Share, ShareError};
+    match Share::parse(s) {
+        Ok(share) => Ok(share.of(n, round_up)),
+        Err(ShareError::Over100) => Err(AppError::invalid(format!(
+            "{field}: {s:?} must be between 0% and 100%"
+        ))),
+        Err(ShareError::Malformed) => Err(AppError::invalid(format!(
             "{field}: {s:?} is not a count or a percentage (e.g. 2 or 10%)"
-        ))
-    };
-    if let Some(p) = t.strip_suffix('%') {
-        let p: f64 = p.trim().parse().map_err(|_| bad())?;
-        if !(0.0..=100.0).contains(&p) {
-            return Err(AppError::invalid(format!(
-                "{field}: {s:?} must be between 0% and 100%"
-            )));
-        }
-        let x = p / 100.0 * n as f64;
-        Ok(if round_up {
-            x.ceil() as usize
-        } else {
-            x.floor() as usize
-        })
-    } else {
-        t.parse().map_err(|_| bad())
+        ))),
     }
 }
 

@@ -217,28 +217,14 @@ pub fn parse_package(s: &str) -> anyhow::Result<PackagePin> {
 /// `N` or `N%` (a percentage may have decimals, `2.5%`, and is at most 100),
 /// at least `min` (for a percentage: above 0 when `min` is positive).
 fn count_or_percent(key: &str, v: &str, min: u64) -> Result<String, String> {
-    let bad = || format!("{key} must be N or N%");
-    if let Some(p) = v.strip_suffix('%') {
-        let digits_and_dot = !p.is_empty()
-            && p.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-            && p.bytes().filter(|b| *b == b'.').count() <= 1;
-        let x: f64 = p.parse().ok().filter(|_| digits_and_dot).ok_or_else(bad)?;
-        if x > 100.0 {
-            return Err(format!("{key} must be at most 100%"));
-        }
-        if min > 0 && x == 0.0 {
-            return Err(format!("{key} must be more than 0%"));
-        }
-    } else {
-        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        let n: u64 = v.parse().map_err(|_| bad())?;
-        if n < min {
-            return Err(format!("{key} must be at least {min}"));
-        }
+    use patchbay_core::rollout::{Share, ShareError};
+    match Share::parse(v) {
+        Err(ShareError::Malformed) => Err(format!("{key} must be N or N%")),
+        Err(ShareError::Over100) => Err(format!("{key} must be at most 100%")),
+        Ok(Share::Percent(x)) if min > 0 && x == 0.0 => Err(format!("{key} must be more than 0%")),
+        Ok(Share::Count(n)) if n < min => Err(format!("{key} must be at least {min}")),
+        Ok(_) => Ok(v.to_string()),
     }
-    Ok(v.to_string())
 }
 
 /// A duration as the server reads it (`30m`, `4h`, `1h30m`, `PT4H`), not negative.

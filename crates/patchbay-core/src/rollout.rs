@@ -43,6 +43,61 @@ use crate::canary::{self, CanaryInput, CanaryVerdict, CheckSample, Verdict};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+/// A ring's size, concurrency or error budget as people write it: `N`, or
+/// `N%` of the ring (decimals allowed, at most 100). The one grammar the API
+/// and the CLI both check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Share {
+    /// An absolute count.
+    Count(u64),
+    /// A percentage, 0–100.
+    Percent(f64),
+}
+
+/// Why a [`Share`] was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareError {
+    /// Not `N` or `N%`.
+    Malformed,
+    /// A percentage above 100.
+    Over100,
+}
+
+impl Share {
+    /// Parses `N` or `N%` (digits only; a percentage may have one dot).
+    pub fn parse(s: &str) -> Result<Share, ShareError> {
+        let t = s.trim();
+        if let Some(p) = t.strip_suffix('%') {
+            let ok = !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                && p.bytes().filter(|b| *b == b'.').count() <= 1;
+            let x: f64 = p.parse().ok().filter(|_| ok).ok_or(ShareError::Malformed)?;
+            if x > 100.0 {
+                return Err(ShareError::Over100);
+            }
+            Ok(Share::Percent(x))
+        } else if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            t.parse()
+                .map(Share::Count)
+                .map_err(|_| ShareError::Malformed)
+        } else {
+            Err(ShareError::Malformed)
+        }
+    }
+
+    /// The count for a ring of `n` hosts (a percentage rounds up when
+    /// `round_up`, as concurrency does, else down, as budgets do).
+    pub fn of(self, n: usize, round_up: bool) -> usize {
+        match self {
+            Share::Count(c) => usize::try_from(c).unwrap_or(usize::MAX),
+            Share::Percent(p) => {
+                let x = p / 100.0 * n as f64;
+                (if round_up { x.ceil() } else { x.floor() }) as usize
+            }
+        }
+    }
+}
+
 /// What a failed host gets when its ring fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]

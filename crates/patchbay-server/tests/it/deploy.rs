@@ -93,9 +93,7 @@ async fn token(s: &InProcess, role: &str) -> String {
 /// An unchanged check-in carrying `results`; returns (jobs, acked).
 async fn checkin(s: &InProcess, h: &Host, results: Value) -> (Vec<SignedJob>, Vec<String>) {
     let hash = {
-        // The stored hash: ask the server by sending a wrong one first is
-        // clumsy; an unchanged check-in must name the held hash, which the
-        // show endpoint reports.
+        // An unchanged check-in names the hash the server holds.
         let a = s
             .ok_json(
                 "GET",
