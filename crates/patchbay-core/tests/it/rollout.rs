@@ -573,3 +573,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn shares_have_one_grammar() {
+    use patchbay_core::rollout::{Share, ShareError};
+    assert_eq!(Share::parse("3"), Ok(Share::Count(3)));
+    assert_eq!(Share::parse("2.5%"), Ok(Share::Percent(2.5)));
+    assert_eq!(Share::parse("101%"), Err(ShareError::Over100));
+    for bad in ["", "%", "ten", "-1", "1.5", "1e2%", "1.2.3%", "+3"] {
+        assert_eq!(Share::parse(bad), Err(ShareError::Malformed), "{bad:?}");
+    }
+    assert_eq!(Share::Percent(25.0).of(10, true), 3);
+    assert_eq!(Share::Percent(25.0).of(10, false), 2);
+    assert_eq!(Share::Count(4).of(10, true), 4);
+}
