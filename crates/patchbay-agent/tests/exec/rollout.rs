@@ -43,17 +43,17 @@ pub const TESTS: &[crate::Test] = &[
     ),
 ];
 
-const HOSTS: usize = 5;
+pub(crate) const HOSTS: usize = 5;
 
 /// The server's database.
 #[derive(Debug, Clone, Copy)]
-enum Engine {
+pub(crate) enum Engine {
     Sqlite,
     Postgres,
 }
 
 impl Engine {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Engine::Sqlite => "sqlite",
             Engine::Postgres => "postgres",
@@ -62,7 +62,7 @@ impl Engine {
 
     /// Where this run's hosts start among the links (both runs may share a
     /// process and its /24).
-    fn first_slot(self) -> u8 {
+    pub(crate) fn first_slot(self) -> u8 {
         match self {
             Engine::Sqlite => 1,
             Engine::Postgres => 1 + HOSTS as u8,
@@ -70,19 +70,19 @@ impl Engine {
     }
 }
 
-fn sqlite_five_hosts_in_namespaces_good_then_bad_with_a_cut_link() {
+pub(crate) fn sqlite_five_hosts_in_namespaces_good_then_bad_with_a_cut_link() {
     five_hosts_in_namespaces_good_then_bad_with_a_cut_link(Engine::Sqlite);
 }
 
-fn postgres_five_hosts_in_namespaces_good_then_bad_with_a_cut_link() {
+pub(crate) fn postgres_five_hosts_in_namespaces_good_then_bad_with_a_cut_link() {
     five_hosts_in_namespaces_good_then_bad_with_a_cut_link(Engine::Postgres);
 }
 
 /// Phase timings, printed as they happen.
-struct Clock(Instant, Engine);
+pub(crate) struct Clock(Instant, Engine);
 
 impl Clock {
-    fn phase(&self, what: &str) {
+    pub(crate) fn phase(&self, what: &str) {
         println!(
             "  [rollout e2e {} {:>6.1}s] {what}",
             self.1.name(),
@@ -92,7 +92,7 @@ impl Clock {
 }
 
 /// Runs `ip ARGS`, failing with the reason when the machine does not allow it.
-fn ip(args: &[&str]) {
+pub(crate) fn ip(args: &[&str]) {
     let out = Command::new("ip")
         .args(args)
         .stdin(Stdio::null())
@@ -108,7 +108,7 @@ fn ip(args: &[&str]) {
 }
 
 /// Runs `ip ARGS`, ignoring failure (clean-up of what may not exist).
-fn ip_quiet(args: &[&str]) {
+pub(crate) fn ip_quiet(args: &[&str]) {
     let _ = Command::new("ip")
         .args(args)
         .stdin(Stdio::null())
@@ -121,14 +121,14 @@ fn ip_quiet(args: &[&str]) {
 /// host side `…h` has the first address, the inside `…n` the second. Names
 /// carry this process's id, and the /24 the pairs take is one no interface
 /// of this machine uses yet, so parallel runs never meet. Deleted on drop.
-struct Netns {
-    name: String,
-    host_if: String,
-    host_ip: Ipv4Addr,
+pub(crate) struct Netns {
+    pub(crate) name: String,
+    pub(crate) host_if: String,
+    pub(crate) host_ip: Ipv4Addr,
 }
 
 /// A `10.231.B.0/24` no interface uses, chosen once per process.
-fn subnet() -> u8 {
+pub(crate) fn subnet() -> u8 {
     static B: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
     *B.get_or_init(|| {
         let out = Command::new("ip")
@@ -146,7 +146,7 @@ fn subnet() -> u8 {
 
 impl Netns {
     /// The link of `slot` (1–60): addresses .4·slot+1 and .4·slot+2.
-    fn create(slot: u8) -> Netns {
+    pub(crate) fn create(slot: u8) -> Netns {
         let n = slot;
         let tag = format!("pb{}x{n}", std::process::id());
         let name = format!("{tag}-ns");
@@ -186,14 +186,14 @@ impl Netns {
     }
 
     /// A command run inside the namespace.
-    fn exec(&self, program: &str) -> Command {
+    pub(crate) fn exec(&self, program: &str) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.name, program]);
         c
     }
 
     /// Brings the host-side end of the link down or up.
-    fn link(&self, up: bool) {
+    pub(crate) fn link(&self, up: bool) {
         ip(&["link", "set", &self.host_if, if up { "up" } else { "down" }]);
     }
 }
@@ -209,7 +209,7 @@ impl Drop for Netns {
 /// Relays TCP connections to `bind` (port 0: any) to `to`; returns the port.
 /// The relay lives as long as the process; it accepts nothing once its
 /// address is gone with its namespace's link.
-fn relay(bind: Ipv4Addr, to: SocketAddr) -> u16 {
+pub(crate) fn relay(bind: Ipv4Addr, to: SocketAddr) -> u16 {
     let listener =
         TcpListener::bind((bind, 0)).unwrap_or_else(|e| panic!("binding a relay on {bind}: {e}"));
     let port = listener.local_addr().unwrap().port();
@@ -225,7 +225,7 @@ fn relay(bind: Ipv4Addr, to: SocketAddr) -> u16 {
     port
 }
 
-fn pipe(a: TcpStream, b: TcpStream) {
+pub(crate) fn pipe(a: TcpStream, b: TcpStream) {
     let (Ok(a2), Ok(b2)) = (a.try_clone(), b.try_clone()) else {
         return;
     };
@@ -234,7 +234,7 @@ fn pipe(a: TcpStream, b: TcpStream) {
     let _ = t.join();
 }
 
-fn copy_then_close(mut from: TcpStream, mut to: TcpStream) {
+pub(crate) fn copy_then_close(mut from: TcpStream, mut to: TcpStream) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         match from.read(&mut buf) {
@@ -250,15 +250,15 @@ fn copy_then_close(mut from: TcpStream, mut to: TcpStream) {
 }
 
 /// `patchbay serve` on 127.0.0.1 with a fresh SQLite data directory.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    api: Client,
-    dir: tempfile::TempDir,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) api: Client,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Server {
-    fn start(engine: Engine) -> Server {
+    pub(crate) fn start(engine: Engine) -> Server {
         let bin = Path::new(AGENT).with_file_name("patchbay");
         assert!(
             bin.is_file(),
@@ -321,24 +321,24 @@ impl Server {
         server
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
-    fn get(&self, path: &str) -> Value {
+    pub(crate) fn get(&self, path: &str) -> Value {
         self.api
             .get(path)
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
-    fn post(&self, path: &str, body: Value) -> Value {
+    pub(crate) fn post(&self, path: &str, body: Value) -> Value {
         self.api
             .send("POST", path, &body)
             .unwrap_or_else(|e| panic!("POST {path} {body}: {e}"))
     }
 
     /// The audit entries with `action`.
-    fn audit(&self, action: &str) -> Vec<Value> {
+    pub(crate) fn audit(&self, action: &str) -> Vec<Value> {
         self.get("/api/v1/audit?limit=10000")["items"]
             .as_array()
             .unwrap()
@@ -360,7 +360,7 @@ impl Drop for Server {
 /// set by `scripts/with-postgres`, which `scripts/test` uses), made with
 /// `psql`. Without the variable this fails rather than skips: a skipped
 /// backend is not a passed one.
-fn fresh_postgres() -> String {
+pub(crate) fn fresh_postgres() -> String {
     let admin = std::env::var("PATCHBAY_TEST_PG_URL").unwrap_or_else(|_| {
         panic!(
             "PATCHBAY_TEST_PG_URL is not set: run the tests with scripts/test (or scripts/with-postgres cargo test), \
@@ -381,21 +381,21 @@ fn fresh_postgres() -> String {
 }
 
 /// One test host: its root, namespace and agent process.
-struct Host {
-    name: String,
-    root: Root,
-    net: Netns,
+pub(crate) struct Host {
+    pub(crate) name: String,
+    pub(crate) root: Root,
+    pub(crate) net: Netns,
     /// While this file exists, the `web` check takes 4 s (a slow job).
-    slow: PathBuf,
+    pub(crate) slow: PathBuf,
     /// The relay to the server on this host's link.
-    server_port: u16,
-    agent: Option<Child>,
+    pub(crate) server_port: u16,
+    pub(crate) agent: Option<Child>,
 }
 
 impl Host {
     /// A root with pb-demo 1.0, its namespace, relays to the repository and
     /// the server on its link, and the agent's configuration.
-    fn prepare(n: u8, slot: u8, repo: SocketAddr, server: SocketAddr) -> Host {
+    pub(crate) fn prepare(n: u8, slot: u8, repo: SocketAddr, server: SocketAddr) -> Host {
         let name = format!("e2e-h{n}");
         let root = debian_root(&["pb-demo=1.0"]);
         std::fs::write(root.path.join("etc/hostname"), format!("{name}\n")).unwrap();
@@ -435,7 +435,7 @@ impl Host {
     }
 
     /// Starts the agent in loop mode inside the namespace.
-    fn start_agent(&mut self, enroll_token: &str) {
+    pub(crate) fn start_agent(&mut self, enroll_token: &str) {
         let log = File::create(self.root.scratch.join("agent.log")).unwrap();
         let url = format!("http://{}:{}", self.net.host_ip, self.server_port);
         let child = self
@@ -465,12 +465,12 @@ impl Host {
         self.agent = Some(child);
     }
 
-    fn agent_log(&self) -> String {
+    pub(crate) fn agent_log(&self) -> String {
         std::fs::read_to_string(self.root.scratch.join("agent.log")).unwrap_or_default()
     }
 
     /// Whether the `web` check (run as the agent runs it) passes.
-    fn web_passes(&self) -> bool {
+    pub(crate) fn web_passes(&self) -> bool {
         let text = std::fs::read_to_string(self.root.path.join("usr/share/pb-demo/version"))
             .unwrap_or_default();
         let check = format!(
@@ -487,7 +487,7 @@ impl Host {
     }
 
     /// The journal records of `key`.
-    fn journal_of(&self, key: &str) -> Vec<Value> {
+    pub(crate) fn journal_of(&self, key: &str) -> Vec<Value> {
         if !self.root.state.join("journal.jsonl").exists() {
             return vec![];
         }
@@ -508,7 +508,7 @@ impl Drop for Host {
 }
 
 /// A TOML basic string.
-fn toml_str(s: &str) -> String {
+pub(crate) fn toml_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -521,7 +521,7 @@ fn toml_str(s: &str) -> String {
     out
 }
 
-fn spec(version: &str, canary: &str) -> Value {
+pub(crate) fn spec(version: &str, canary: &str) -> Value {
     json!({"packages": [{"name": "pb-demo", "version": version}],
     "checks": ["web"],
     "rings": [
@@ -531,11 +531,11 @@ fn spec(version: &str, canary: &str) -> Value {
     ]})
 }
 
-fn rings(d: &Value) -> &Vec<Value> {
+pub(crate) fn rings(d: &Value) -> &Vec<Value> {
     d["rollout"]["rings"].as_array().unwrap()
 }
 
-fn ring_states(d: &Value) -> Vec<String> {
+pub(crate) fn ring_states(d: &Value) -> Vec<String> {
     rings(d)
         .iter()
         .map(|r| r["state"].as_str().unwrap_or("?").to_owned())
@@ -543,7 +543,7 @@ fn ring_states(d: &Value) -> Vec<String> {
 }
 
 /// Each ring's hosts.
-fn ring_hosts(d: &Value) -> Vec<Vec<String>> {
+pub(crate) fn ring_hosts(d: &Value) -> Vec<Vec<String>> {
     rings(d)
         .iter()
         .map(|r| {
@@ -558,7 +558,7 @@ fn ring_hosts(d: &Value) -> Vec<Vec<String>> {
 }
 
 /// The job of `host` in a deployment.
-fn job_of<'a>(d: &'a Value, host: &str) -> &'a Value {
+pub(crate) fn job_of<'a>(d: &'a Value, host: &str) -> &'a Value {
     rings(d)
         .iter()
         .flat_map(|r| r["jobs"].as_array().unwrap())
@@ -566,11 +566,11 @@ fn job_of<'a>(d: &'a Value, host: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no job for {host}"))
 }
 
-fn ts(v: &Value) -> Option<jiff::Timestamp> {
+pub(crate) fn ts(v: &Value) -> Option<jiff::Timestamp> {
     v.as_str().and_then(|s| s.parse().ok())
 }
 
-fn create_and_start(s: &Server, version: &str, canary: &str) -> (String, Value) {
+pub(crate) fn create_and_start(s: &Server, version: &str, canary: &str) -> (String, Value) {
     let d = s.post("/api/v1/deployments", spec(version, canary));
     let id = d["deployment"]["id"].as_str().unwrap().to_owned();
     assert_eq!(d["deployment"]["status"], "draft", "{d:#}");
@@ -580,7 +580,7 @@ fn create_and_start(s: &Server, version: &str, canary: &str) -> (String, Value) 
 }
 
 /// Polls the deployment until `done` holds (at most `limit`).
-fn wait_deployment(
+pub(crate) fn wait_deployment(
     s: &Server,
     hosts: &[Host],
     id: &str,
@@ -619,7 +619,7 @@ fn wait_deployment(
     }
 }
 
-fn five_hosts_in_namespaces_good_then_bad_with_a_cut_link(engine: Engine) {
+pub(crate) fn five_hosts_in_namespaces_good_then_bad_with_a_cut_link(engine: Engine) {
     let clock = Clock(Instant::now(), engine);
     ensure_tools(&[("ip", "iproute2")]);
     let repo = deb_repo();
