@@ -498,3 +498,63 @@ fn blocking(
         })
         .collect()
 }
+
+/// When a job may **start** on an asset, for a server-driven rollout: every
+/// occurrence of `windows` that is open between `from` and `until`, from its
+/// start to its last job start ([`Window::last_job_start`]: the cutoff
+/// leaves time to finish), minus every start `t` at which the job
+/// `[t, t + job_estimate)` would overlap one of `blackouts`. Sorted,
+/// non-overlapping, each `[opens, closes)` non-empty. The ends are
+/// exclusive, so the very last instant a window or a blackout would allow is
+/// given up: a job never starts past a cutoff nor runs into a freeze.
+pub fn job_slots(
+    windows: &[&Window],
+    blackouts: &[&Blackout],
+    from: Timestamp,
+    until: Timestamp,
+    job_estimate: SignedDuration,
+) -> Vec<crate::rollout::Slot> {
+    let mut spans: Vec<(Timestamp, Timestamp)> = Vec::new();
+    for w in windows {
+        for occ in w.occurrences_between(from, until) {
+            let opens = occ.start.max(from);
+            let closes = w.last_job_start(&occ).min(until);
+            if opens < closes {
+                spans.push((opens, closes));
+            }
+        }
+    }
+    // Blackouts: no start in (start − estimate, end).
+    for b in blackouts {
+        let no_from = b.start.checked_sub(job_estimate).unwrap_or(b.start);
+        let no_until = b.end;
+        spans = spans
+            .into_iter()
+            .flat_map(|(o, c)| {
+                if c <= no_from || o >= no_until {
+                    return vec![(o, c)];
+                }
+                let mut v = Vec::new();
+                if o < no_from {
+                    v.push((o, no_from));
+                }
+                if no_until < c {
+                    v.push((no_until, c));
+                }
+                v
+            })
+            .collect();
+    }
+    spans.sort();
+    let mut out: Vec<crate::rollout::Slot> = Vec::new();
+    for (o, c) in spans {
+        match out.last_mut() {
+            Some(last) if o <= last.closes => last.closes = last.closes.max(c),
+            _ => out.push(crate::rollout::Slot {
+                opens: o,
+                closes: c,
+            }),
+        }
+    }
+    out
+}

@@ -32,7 +32,7 @@
 //! | `[approval]` | `always_approve_tiers` (list of tiers), `auto_approve_security_after_days` (0..=3650) |
 //! | `[[exclusions]]` | `package` (glob), `asset` (glob), `group`, `reason` (required) |
 //! | `[[pins]]` | `package` (exact), `max_version`, `asset` (glob), `group`, `reason` |
-//! | `[[rings]]` | `name` (unique), `order` (unique, 0..=1000), `groups` and/or `match`, `soak` (`"NNh"`/`"NNd"`, `"0h"` for none; default 24h) |
+//! | `[[rings]]` | `name` (unique), `order` (unique, 0..=1000), `groups` and/or `match`, `soak` (`"NNh"`/`"NNd"`, `"0h"` for none; default 24h); what a deployment obeys in the ring: `max_concurrent` (`N` or `"N%"` of its hosts, rounded up; default 1), `error_budget` (`N` or `"N%"`, rounded down; default 0), `success_threshold` (0–1 or `"NN%"`; default 0.95), `health_checks` (check names of the agents' configuration), `approval` (bool; default false), `rollback` (`"failed-hosts"` (default), `"ring"`, `"none"`) |
 //!
 //! A rule's keys (`os`, `name`, `tags_any`, `tags_all`, `owner`, `environment`,
 //! `kind`, `impact`, `exposure`) take a string or a non-empty list of strings; see
@@ -57,6 +57,7 @@
 
 use crate::asset::{AssetKind, BusinessImpact, Exposure};
 use crate::risk::{MissingCvss, RiskModel, Tier, num};
+use crate::rollout::{RollbackPolicy, Share, ShareError};
 use crate::when::{format_duration, sla_duration};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Span};
@@ -281,7 +282,7 @@ impl Pin {
 }
 
 /// A rollout ring.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Ring {
     /// Unique name (`ring0-staging`).
     pub name: String,
@@ -294,6 +295,25 @@ pub struct Ring {
     /// How long to wait after the ring's last job before the next ring starts
     /// (`soak`, default 24h; `"0h"` for none).
     pub soak: SignedDuration,
+    /// Jobs in flight at most: `N` or `N%` of the ring's hosts, rounded up
+    /// (`max_concurrent`; default 1).
+    pub max_concurrent: Option<String>,
+    /// Failures tolerated: `N` or `N%` of the ring's hosts, rounded down
+    /// (`error_budget`; default 0); jobs in flight count against it.
+    pub error_budget: Option<String>,
+    /// Share of the ring's jobs that ran that must succeed, 0–1 or `"NN%"`
+    /// (`success_threshold`; default 0.95).
+    pub success_threshold: Option<f64>,
+    /// Health checks (names in the agents' local configuration) run before
+    /// and after each job of the ring, in addition to the deployment's
+    /// (`health_checks`, sorted).
+    pub health_checks: Vec<String>,
+    /// Whether a human approval (not by the deployment's creator or starter)
+    /// is needed before the ring passes (`approval`; default false).
+    pub approval: bool,
+    /// What a failed ring rolls back (`rollback`: `"failed-hosts"`
+    /// (default), `"ring"` or `"none"`).
+    pub rollback: RollbackPolicy,
 }
 
 /// The soak time of a ring that does not set one.
@@ -499,6 +519,26 @@ impl Policy {
             w.kv("soak", &quote(&format_duration(r.soak)));
             if !r.groups.is_empty() {
                 w.kv("groups", &list(&r.groups));
+            }
+            // Rollout rules: written only when set, so a policy that does not
+            // use them keeps its fingerprint.
+            if let Some(c) = &r.max_concurrent {
+                w.kv("max_concurrent", &quote(c));
+            }
+            if let Some(b) = &r.error_budget {
+                w.kv("error_budget", &quote(b));
+            }
+            if let Some(t) = r.success_threshold {
+                w.kv("success_threshold", &float(t));
+            }
+            if !r.health_checks.is_empty() {
+                w.kv("health_checks", &list(&r.health_checks));
+            }
+            if r.approval {
+                w.kv("approval", "true");
+            }
+            if r.rollback != RollbackPolicy::FailedHosts {
+                w.kv("rollback", &quote(r.rollback.as_str()));
             }
             if let Some(rule) = &r.rule {
                 w.header("[rings.match]");
@@ -1409,7 +1449,23 @@ fn parse_rings(cx: &mut Cx<'_>, v: &Value<'_>, names: &HashMap<String, usize>) -
     let mut ring_names: HashMap<String, usize> = HashMap::new();
     let mut orders: HashMap<u32, usize> = HashMap::new();
     for (t, span, path) in cx.tables(v, "rings") {
-        cx.known_keys(t, &path, &["name", "order", "groups", "match", "soak"]);
+        cx.known_keys(
+            t,
+            &path,
+            &[
+                "name",
+                "order",
+                "groups",
+                "match",
+                "soak",
+                "max_concurrent",
+                "error_budget",
+                "success_threshold",
+                "health_checks",
+                "approval",
+                "rollback",
+            ],
+        );
         let mut ok = true;
         let name = match t.get("name") {
             Some(nv) => {
@@ -1509,12 +1565,131 @@ fn parse_rings(cx: &mut Cx<'_>, v: &Value<'_>, names: &HashMap<String, usize>) -
         }
         if t.get("groups").is_none() && t.get("match").is_none() {
             cx.err(
-                span,
+                span.clone(),
                 &path,
                 "a ring needs `groups` or `match` (use `match = {}` for every asset)",
             );
             ok = false;
         }
+        // Rollout rules (what a deployment in this ring obeys).
+        let mut share = |cx: &mut Cx<'_>, key: &str| -> Option<String> {
+            let v = t.get(key)?;
+            let kp = join(&path, key);
+            let text = match v.get_ref() {
+                DeValue::Integer(_) => cx.integer(v, &kp, 0, 1_000_000).map(|n| n.to_string()),
+                _ => cx.string(v, &kp).map(|s| s.trim().to_string()),
+            };
+            let Some(text) = text else {
+                ok = false;
+                return None;
+            };
+            match Share::parse(&text) {
+                Ok(_) => Some(text),
+                Err(ShareError::Over100) => {
+                    cx.err(v.span(), &kp, format!("{text:?} is over 100%"));
+                    ok = false;
+                    None
+                }
+                Err(ShareError::Malformed) => {
+                    cx.err(
+                        v.span(),
+                        &kp,
+                        format!("{text:?} is not a count or a percentage (e.g. 2 or \"10%\")"),
+                    );
+                    ok = false;
+                    None
+                }
+            }
+        };
+        let max_concurrent = share(cx, "max_concurrent");
+        let error_budget = share(cx, "error_budget");
+        if let Some(c) = &max_concurrent
+            && Share::parse(c).is_ok_and(|s| s == Share::Count(0) || s == Share::Percent(0.0))
+        {
+            let kp = join(&path, "max_concurrent");
+            let sp = t
+                .get("max_concurrent")
+                .map(|v| v.span())
+                .unwrap_or(span.clone());
+            cx.err(sp, &kp, "must allow at least one job at a time");
+            ok = false;
+        }
+        let success_threshold = match t.get("success_threshold") {
+            None => None,
+            Some(v) => {
+                let kp = join(&path, "success_threshold");
+                let x = match v.get_ref() {
+                    DeValue::String(s) => match Share::parse(s) {
+                        Ok(Share::Percent(p)) => Some(p / 100.0),
+                        _ => {
+                            cx.err(
+                                v.span(),
+                                &kp,
+                                format!("{s:?} is not a share: write 0.95 or \"95%\""),
+                            );
+                            None
+                        }
+                    },
+                    _ => cx.number(v, &kp, 0.0, 1.0),
+                };
+                if x.is_none() {
+                    ok = false;
+                }
+                x
+            }
+        };
+        let mut health_checks = Vec::new();
+        if let Some(hv) = t.get("health_checks") {
+            let hp = join(&path, "health_checks");
+            match cx.strings(hv, &hp) {
+                Some(items) => {
+                    for item in items {
+                        match crate::names::check_label(item.text, 128) {
+                            Ok(c) => health_checks.push(c),
+                            Err(m) => {
+                                cx.err(item.span, &item.path, m);
+                                ok = false;
+                            }
+                        }
+                    }
+                }
+                None => ok = false,
+            }
+        }
+        let approval = match t.get("approval") {
+            None => false,
+            Some(v) => {
+                let b = cx.boolean(v, &join(&path, "approval"));
+                ok &= b.is_some();
+                b.unwrap_or(false)
+            }
+        };
+        let rollback = match t.get("rollback") {
+            None => RollbackPolicy::FailedHosts,
+            Some(v) => {
+                let kp = join(&path, "rollback");
+                match cx.string(v, &kp) {
+                    Some(text) => match RollbackPolicy::parse(text) {
+                        Some(p) => p,
+                        None => {
+                            cx.err(
+                                v.span(),
+                                &kp,
+                                format!(
+                                    "unknown rollback {text:?} (\"failed-hosts\", \"ring\" or \"none\")"
+                                ),
+                            );
+                            ok = false;
+                            RollbackPolicy::FailedHosts
+                        }
+                    },
+                    None => {
+                        ok = false;
+                        RollbackPolicy::FailedHosts
+                    }
+                }
+            }
+        };
         if let (true, Some(name), Some(order)) = (ok, name, order) {
             rings.push(Ring {
                 name,
@@ -1522,6 +1697,12 @@ fn parse_rings(cx: &mut Cx<'_>, v: &Value<'_>, names: &HashMap<String, usize>) -
                 groups: sorted(groups),
                 rule,
                 soak,
+                max_concurrent,
+                error_budget,
+                success_threshold,
+                health_checks: sorted(health_checks),
+                approval,
+                rollback,
             });
         }
     }

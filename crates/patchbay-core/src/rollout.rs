@@ -22,7 +22,9 @@
 //! `tests/it/rollout.rs`):
 //! 1. A ring starts only after the previous ring passed.
 //! 2. Jobs in flight in a ring never exceed its concurrency limit; no job is
-//!    leased outside its window (before it opens, or at or after its cutoff).
+//!    leased outside its window (before it opens, or at or after its cutoff)
+//!    nor, when the planner gave the host maintenance-window slots, outside
+//!    one of them.
 //! 3. **Hard cap:** a job is leased only while the ring's failures plus its
 //!    jobs in flight stay within the error budget plus one, so the failure
 //!    that exhausts the budget is the last one possible — in-flight jobs can
@@ -111,6 +113,27 @@ pub enum RollbackPolicy {
     None,
 }
 
+impl RollbackPolicy {
+    /// Its name in policies and requests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FailedHosts => "failed-hosts",
+            Self::Ring => "ring",
+            Self::None => "none",
+        }
+    }
+
+    /// Parses `failed-hosts`, `ring` or `none`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "failed-hosts" => Some(Self::FailedHosts),
+            "ring" => Some(Self::Ring),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+}
+
 /// A ring's rules, resolved to counts for its hosts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RingSpec {
@@ -144,6 +167,52 @@ pub struct JobSpec {
     pub cutoff: Timestamp,
     /// How long the agent has to report after a lease.
     pub run_timeout: SignedDuration,
+    /// The host's maintenance-window occurrences inside `[not_before,
+    /// cutoff)`, from the planner: when any is given a job is leased only
+    /// inside one of them; none means anywhere in `[not_before, cutoff)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<Slot>,
+}
+
+/// One maintenance-window occurrence a job may start in: `[opens, closes)`,
+/// `closes` being the occurrence's cutoff (the last moment a job may start,
+/// leaving time for it to finish before the window ends), already clipped
+/// by blackouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    /// When jobs may start.
+    pub opens: Timestamp,
+    /// When they may no longer start (exclusive).
+    pub closes: Timestamp,
+}
+
+impl JobSpec {
+    /// Whether the job may be leased at `now`: inside `[not_before, cutoff)`
+    /// and, when it has slots, inside one of them.
+    pub fn open_at(&self, now: Timestamp) -> bool {
+        now >= self.not_before
+            && now < self.cutoff
+            && (self.slots.is_empty()
+                || self.slots.iter().any(|s| now >= s.opens && now < s.closes))
+    }
+
+    /// When the job's next slot (or its window) opens at or after `now`;
+    /// `None` when none will before the cutoff.
+    pub fn next_open(&self, now: Timestamp) -> Option<Timestamp> {
+        if now >= self.cutoff {
+            return None;
+        }
+        if self.slots.is_empty() {
+            return Some(now.max(self.not_before));
+        }
+        self.slots
+            .iter()
+            .filter_map(|s| {
+                let from = s.opens.max(now).max(self.not_before);
+                (from < s.closes.min(self.cutoff)).then_some(from)
+            })
+            .min()
+    }
 }
 
 /// A deployment's state.
@@ -876,10 +945,12 @@ fn advance_ring(st: &mut Rollout, r: usize, now: Timestamp, out: &mut Vec<Comman
         // Pending jobs whose window has closed, or whose host is offline when
         // it closes, are skipped (reported, not counted).
         for j in &mut ring.jobs {
-            if j.state == JobState::Pending && now >= j.spec.cutoff {
+            if j.state == JobState::Pending && j.spec.next_open(now).is_none() {
                 j.state = JobState::Skipped;
                 j.finished_at = Some(now);
-                j.error = Some(if j.online {
+                j.error = Some(if j.online && !j.spec.slots.is_empty() {
+                    "the host's maintenance windows closed before its job could start".into()
+                } else if j.online {
                     "the window closed before the job could start".into()
                 } else {
                     "host offline until the window closed".into()
@@ -895,11 +966,7 @@ fn advance_ring(st: &mut Rollout, r: usize, now: Timestamp, out: &mut Vec<Comman
                 break;
             }
             let j = &mut ring.jobs[i];
-            if j.state != JobState::Pending
-                || !j.online
-                || now < j.spec.not_before
-                || now >= j.spec.cutoff
-            {
+            if j.state != JobState::Pending || !j.online || !j.spec.open_at(now) {
                 continue;
             }
             j.state = JobState::Leased;

@@ -712,3 +712,106 @@ proptest! {
         prop_assert!(p.at_risk.iter().all(|r| !r.reasons.is_empty()));
     }
 }
+
+/// Job slots for a server-driven rollout: occurrences from their start to
+/// their cutoff, clipped to [from, until), with blackouts cut out so a job
+/// never runs into one.
+#[test]
+fn job_slots_clip_cutoffs_and_cut_out_blackouts() {
+    use patchbay_core::plan::job_slots;
+    use patchbay_core::rollout::Slot;
+    let slot = |o: &str, c: &str| Slot {
+        opens: ts(o),
+        closes: ts(c),
+    };
+    // Nightly 02:00–04:00 UTC with a 30 min cutoff: starts 02:00–03:30.
+    let w = nightly()
+        .with_cutoff(SignedDuration::from_mins(30))
+        .unwrap();
+    let from = ts("2026-12-07T03:00:00Z");
+    let until = ts("2026-12-10T02:30:00Z");
+    let est = SignedDuration::from_mins(20);
+    assert_eq!(
+        job_slots(&[&w], &[], from, until, est),
+        vec![
+            // Already open at `from`: clipped to it.
+            slot("2026-12-07T03:00:00Z", "2026-12-07T03:30:00Z"),
+            slot("2026-12-08T02:00:00Z", "2026-12-08T03:30:00Z"),
+            slot("2026-12-09T02:00:00Z", "2026-12-09T03:30:00Z"),
+            // Clipped to `until`.
+            slot("2026-12-10T02:00:00Z", "2026-12-10T02:30:00Z"),
+        ]
+    );
+    // A blackout 02:50–03:10 on the 8th: no start from 02:30 (a 20 min job
+    // would run into it) until 03:10. One covering the 9th removes it.
+    let bs = [
+        blackout("BLK-1", "2026-12-08T02:50:00Z", "2026-12-08T03:10:00Z"),
+        blackout("BLK-2", "2026-12-09T00:00:00Z", "2026-12-09T12:00:00Z"),
+    ];
+    let b: Vec<&Blackout> = bs.iter().collect();
+    assert_eq!(
+        job_slots(&[&w], &b, from, until, est),
+        vec![
+            slot("2026-12-07T03:00:00Z", "2026-12-07T03:30:00Z"),
+            slot("2026-12-08T02:00:00Z", "2026-12-08T02:30:00Z"),
+            slot("2026-12-08T03:10:00Z", "2026-12-08T03:30:00Z"),
+            slot("2026-12-10T02:00:00Z", "2026-12-10T02:30:00Z"),
+        ]
+    );
+    // Two overlapping windows merge; no window, no slot.
+    let early = win("FREQ=DAILY", "2026-01-01T01:00:00", "UTC", hours(2));
+    let day = ts("2026-12-11T00:00:00Z");
+    assert_eq!(
+        job_slots(&[&w, &early], &[], day, day + hours(24), est),
+        vec![slot("2026-12-11T01:00:00Z", "2026-12-11T03:30:00Z")]
+    );
+    assert!(job_slots(&[], &[], from, until, est).is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+    /// Against a minute-by-minute search: `t` is in a slot exactly when it
+    /// lies in [from, until), some occurrence has `start <= t < last job
+    /// start`, and the job [t, t + estimate] touches no blackout.
+    #[test]
+    fn job_slots_match_a_minute_search(
+        cutoff in 0i64..90,
+        est in 0i64..120,
+        bl in prop::collection::vec((0i64..4000, 1i64..600), 0..4),
+        from_off in 0i64..600,
+        len in 60i64..4000,
+    ) {
+        use patchbay_core::plan::job_slots;
+        let w = nightly().with_cutoff(SignedDuration::from_mins(cutoff)).unwrap();
+        let base = ts("2026-12-07T00:00:00Z");
+        let m = SignedDuration::from_mins;
+        let from = base + m(from_off);
+        let until = from + m(len);
+        let bs: Vec<Blackout> = bl
+            .iter()
+            .enumerate()
+            .map(|(i, (s, l))| Blackout {
+                id: format!("B{i}"),
+                start: base + m(*s),
+                end: base + m(s + l),
+                reason: String::new(),
+                owner: String::new(),
+                approved_by: None,
+            })
+            .collect();
+        let b: Vec<&Blackout> = bs.iter().collect();
+        let slots = job_slots(&[&w], &b, from, until, m(est));
+        let occs = w.occurrences_between(base - m(1440), until + m(1440));
+        for k in 0..(len + 60) {
+            let t = from + m(k) - m(30);
+            let in_slot = slots.iter().any(|s| t >= s.opens && t < s.closes);
+            let expect = t >= from
+                && t < until
+                && occs.iter().any(|o| o.start <= t && t < w.last_job_start(o))
+                // (The instant a job would end exactly at a blackout's start
+                // is given up, like the last instant before a cutoff.)
+                && bs.iter().all(|b| !(t < b.end && t + m(est) >= b.start));
+            prop_assert_eq!(in_slot, expect, "t = {}, slots {:?}", t, slots);
+        }
+    }
+}

@@ -958,19 +958,27 @@ max_version = "1.24.0-2"
 
 [[rings]]
 name = "ring3-critical"
+rollback = "ring"
 order = 3
 groups = "crown-jewels"
 soak = "0d"
+approval = true
 
 [[rings]]
 name = "ring2-broad"
 order = 2
+success_threshold = 0.98
+error_budget = " 5% "
+max_concurrent = "10%"
 groups = ["not-critical-prod"]
 soak = "1d"
 
 [[rings]]
 name = "ring1-pilot"
 soak = "2d"
+approval = true
+max_concurrent = "2"
+error_budget = 1
 order = 1
 match = { environment = "prod", tags_any = "pilot" }
 
@@ -978,6 +986,9 @@ match = { environment = "prod", tags_any = "pilot" }
 name = "ring0-staging"
 order = 0
 groups = ["staging", "staging"]
+health_checks = ["web", "web"]
+rollback = "failed-hosts"
+approval = false
 "#;
     assert_eq!(ok(rewritten).fingerprint(), original);
 }
@@ -988,6 +999,15 @@ fn fingerprint_sees_meaning() {
     let changes: &[(&str, &str)] = &[
         ("P1 = \"7d\"", "P1 = \"6d\""),
         ("p1_epss = 0.1", "p1_epss = 0.11"),
+        ("max_concurrent = 2", "max_concurrent = 3"),
+        ("error_budget = \"5%\"", "error_budget = \"6%\""),
+        ("success_threshold = \"98%\"", "success_threshold = \"97%\""),
+        (
+            "health_checks = [\"web\"]",
+            "health_checks = [\"web\", \"db\"]",
+        ),
+        ("rollback = \"ring\"", "rollback = \"none\""),
+        ("approval = true\nrollback", "approval = false\nrollback"),
         ("kev_is_p0 = true", "kev_is_p0 = false"),
         (
             "missing_cvss = \"distro-severity\"",
@@ -1098,5 +1118,96 @@ proptest! {
         )
     ) {
         let _ = parse(&lines.join("\n"));
+    }
+}
+
+/// The rollout rules of `[[rings]]`: read from the example, each bad value
+/// refused with its field and line.
+#[test]
+fn ring_rollout_rules_are_read_and_bad_ones_named() {
+    use patchbay_core::rollout::RollbackPolicy;
+    let p = ok(&example());
+    let r = |n: &str| p.rings.iter().find(|r| r.name == n).unwrap().clone();
+    let stg = r("ring0-staging");
+    assert_eq!(stg.health_checks, vec!["web".to_string()]);
+    assert_eq!(
+        (
+            stg.max_concurrent.clone(),
+            stg.error_budget.clone(),
+            stg.approval
+        ),
+        (None, None, false)
+    );
+    assert_eq!(stg.rollback, RollbackPolicy::FailedHosts);
+    let pilot = r("ring1-pilot");
+    assert_eq!(pilot.max_concurrent.as_deref(), Some("2"));
+    assert_eq!(pilot.error_budget.as_deref(), Some("1"));
+    assert!(pilot.approval);
+    let broad = r("ring2-broad");
+    assert_eq!(broad.max_concurrent.as_deref(), Some("10%"));
+    assert_eq!(broad.error_budget.as_deref(), Some("5%"));
+    assert_eq!(broad.success_threshold, Some(0.98));
+    assert_eq!(r("ring3-critical").rollback, RollbackPolicy::Ring);
+
+    let bad: &[(&str, &str, &str)] = &[
+        (
+            "max_concurrent = 0",
+            "rings[0].max_concurrent",
+            "at least one",
+        ),
+        (
+            "max_concurrent = \"0%\"",
+            "rings[0].max_concurrent",
+            "at least one",
+        ),
+        (
+            "max_concurrent = \"150%\"",
+            "rings[0].max_concurrent",
+            "over 100%",
+        ),
+        (
+            "error_budget = \"1e2%\"",
+            "rings[0].error_budget",
+            "not a count",
+        ),
+        ("error_budget = -1", "rings[0].error_budget", "out of range"),
+        (
+            "success_threshold = 1.5",
+            "rings[0].success_threshold",
+            "between",
+        ),
+        (
+            "success_threshold = \"x\"",
+            "rings[0].success_threshold",
+            "not a share",
+        ),
+        ("health_checks = [\"\"]", "rings[0].health_checks", "empty"),
+        (
+            "health_checks = [\"a\\u0007b\"]",
+            "rings[0].health_checks",
+            "character",
+        ),
+        ("approval = \"yes\"", "rings[0].approval", "boolean"),
+        (
+            "rollback = \"all\"",
+            "rings[0].rollback",
+            "unknown rollback",
+        ),
+        (
+            "max_conccurent = 2",
+            "rings[0].max_conccurent",
+            "unknown key",
+        ),
+    ];
+    for (line, field, says) in bad {
+        let text = format!(
+            "version = 1\n[[groups]]\nname = \"g\"\nmatch = {{}}\n[[rings]]\nname = \"r\"\norder = 0\ngroups = [\"g\"]\n{line}\n"
+        );
+        let es = errors(&text);
+        assert!(
+            es.iter()
+                .any(|e| e.field.starts_with(field) && e.line == 9 && e.message.contains(says)),
+            "{line}: {es:?}"
+        );
     }
 }

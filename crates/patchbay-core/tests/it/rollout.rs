@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use patchbay_core::canary::{CheckSample, Verdict};
 use patchbay_core::rollout::{
     Command, DeploymentState, JobSpec, JobState, Observation, RingSpec, RingState, RollbackPolicy,
-    Rollout, step,
+    Rollout, Slot, step,
 };
 use proptest::prelude::*;
 
@@ -41,6 +41,7 @@ fn jobs(prefix: &str, n: usize) -> Vec<JobSpec> {
             not_before: t0(),
             cutoff: t0() + SignedDuration::from_hours(4),
             run_timeout: mins(30),
+            slots: vec![],
         })
         .collect()
 }
@@ -384,6 +385,22 @@ fn build(g: &Gen) -> Rollout {
             let jobs = (0..hosts)
                 .map(|_| {
                     let (start, len) = g.windows[n % g.windows.len()];
+                    // Every other host has two maintenance-window slots inside
+                    // its window (the first third and the last third).
+                    let slots = if n % 2 == 1 {
+                        vec![
+                            Slot {
+                                opens: t0() + mins(start),
+                                closes: t0() + mins(start + len / 3),
+                            },
+                            Slot {
+                                opens: t0() + mins(start + 2 * len / 3),
+                                closes: t0() + mins(start + len),
+                            },
+                        ]
+                    } else {
+                        vec![]
+                    };
                     n += 1;
                     JobSpec {
                         host: format!("h{n}"),
@@ -391,6 +408,7 @@ fn build(g: &Gen) -> Rollout {
                         not_before: t0() + mins(start),
                         cutoff: t0() + mins(start + len),
                         run_timeout: mins(30),
+                        slots,
                     }
                 })
                 .collect();
@@ -493,6 +511,17 @@ fn check_rules(d: &Rollout, cmds: &[Command], now: Timestamp) -> Result<(), Test
                 .find(|j| &j.spec.key == key)
                 .unwrap();
             prop_assert!(now >= j.spec.not_before && now < j.spec.cutoff);
+            // And inside one of its maintenance-window slots, when it has any.
+            prop_assert!(
+                j.spec.slots.is_empty()
+                    || j.spec
+                        .slots
+                        .iter()
+                        .any(|s| now >= s.opens && now < s.closes),
+                "leased at {} outside its slots {:?}",
+                now,
+                j.spec.slots
+            );
         }
     }
     Ok(())
@@ -586,4 +615,108 @@ fn shares_have_one_grammar() {
     assert_eq!(Share::Percent(25.0).of(10, true), 3);
     assert_eq!(Share::Percent(25.0).of(10, false), 2);
     assert_eq!(Share::Count(4).of(10, true), 4);
+}
+
+/// Maintenance-window slots from the planner: a job is leased only inside
+/// one, and a job that could not start in any is skipped when the last one
+/// closes — before the deployment's cutoff, not counted as a failure.
+#[test]
+fn slots_bound_leases_and_a_missed_last_slot_skips_the_job() {
+    let mut specs = jobs("w", 2);
+    for s in &mut specs {
+        s.slots = vec![
+            Slot {
+                opens: t0() + mins(60),
+                closes: t0() + mins(90),
+            },
+            Slot {
+                opens: t0() + mins(180),
+                closes: t0() + mins(200),
+            },
+        ];
+    }
+    let mut ring_spec = ring("r", 2, 0);
+    ring_spec.soak = SignedDuration::ZERO;
+    let mut d = Rollout::new("DEP-S", "creator", vec![(ring_spec, specs)]);
+    let host1 = d.rings[0].jobs[1].spec.host.clone();
+    let c = step(
+        &mut d,
+        &[
+            Observation::Start {
+                by: "starter".into(),
+            },
+            Observation::Online {
+                host: host1.clone(),
+                online: false,
+            },
+        ],
+        t0(),
+    );
+    assert!(leases(&c).is_empty(), "before the first slot: {c:?}");
+    assert!(leases(&step(&mut d, &[], t0() + mins(59))).is_empty());
+    // The first slot opens: the online host is leased, the offline one not.
+    let c = step(&mut d, &[], t0() + mins(60));
+    assert_eq!(leases(&c), vec![d.rings[0].jobs[0].spec.key.clone()]);
+    let key0 = d.rings[0].jobs[0].spec.key.clone();
+    step(
+        &mut d,
+        &[Observation::Result {
+            key: key0,
+            ok: true,
+            error: None,
+            baseline: vec![],
+            after: vec![],
+        }],
+        t0() + mins(70),
+    );
+    // Between the slots the offline host comes back: still nothing.
+    let c = step(
+        &mut d,
+        &[Observation::Online {
+            host: host1.clone(),
+            online: true,
+        }],
+        t0() + mins(120),
+    );
+    assert!(leases(&c).is_empty(), "between slots: {c:?}");
+    assert_eq!(d.rings[0].jobs[1].state, JobState::Pending);
+    // It goes away again before the second slot and misses it: skipped when
+    // the last slot closes (t0+200), well before the cutoff (t0+240).
+    step(
+        &mut d,
+        &[Observation::Online {
+            host: host1,
+            online: false,
+        }],
+        t0() + mins(170),
+    );
+    step(&mut d, &[], t0() + mins(199));
+    assert_eq!(d.rings[0].jobs[1].state, JobState::Pending);
+    step(&mut d, &[], t0() + mins(200));
+    let j = &d.rings[0].jobs[1];
+    assert_eq!(j.state, JobState::Skipped);
+    assert!(!j.failed, "a skipped job does not count against the budget");
+}
+
+#[test]
+fn next_open_is_the_first_usable_moment() {
+    let mut j = jobs("n", 1).remove(0);
+    assert_eq!(j.next_open(t0() - mins(5)), Some(t0()));
+    j.slots = vec![
+        Slot {
+            opens: t0() - mins(30),
+            closes: t0() + mins(10),
+        },
+        Slot {
+            opens: t0() + mins(100),
+            closes: t0() + mins(400),
+        },
+    ];
+    // Clipped to not_before, then the next slot, then clipped to the cutoff.
+    assert_eq!(j.next_open(t0() - mins(60)), Some(t0()));
+    assert_eq!(j.next_open(t0() + mins(10)), Some(t0() + mins(100)));
+    assert_eq!(j.next_open(t0() + mins(239)), Some(t0() + mins(239)));
+    assert_eq!(j.next_open(t0() + mins(240)), None);
+    assert!(!j.open_at(t0() + mins(50)));
+    assert!(j.open_at(t0() + mins(5)));
 }
