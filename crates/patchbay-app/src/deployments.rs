@@ -51,8 +51,26 @@ pub struct StoredRollout {
     pub pins: BTreeMap<String, Vec<PackagePin>>,
     /// Health checks run before and after each job.
     pub checks: Vec<String>,
+    /// Per ring (by index): its own health checks (from the policy's
+    /// `[[rings]] health_checks`), run in addition to `checks`.
+    #[serde(default)]
+    pub ring_checks: Vec<Vec<String>>,
     /// When it was created.
     pub created_at: Timestamp,
+}
+
+impl StoredRollout {
+    /// The health checks of ring `ring`'s jobs: the deployment's, then the
+    /// ring's own, each once.
+    pub fn checks_of(&self, ring: usize) -> Vec<String> {
+        let mut out = self.checks.clone();
+        for c in self.ring_checks.get(ring).into_iter().flatten() {
+            if !out.contains(c) {
+                out.push(c.clone());
+            }
+        }
+        out
+    }
 }
 
 fn status_name(s: DeploymentState) -> &'static str {
@@ -82,12 +100,101 @@ pub fn parse_count(field: &str, s: &str, n: usize, round_up: bool) -> Result<usi
 }
 
 fn parse_policy(field: &str, s: Option<&str>) -> Result<RollbackPolicy, AppError> {
-    match s.unwrap_or("failed-hosts") {
-        "failed-hosts" => Ok(RollbackPolicy::FailedHosts),
-        "ring" => Ok(RollbackPolicy::Ring),
-        "none" => Ok(RollbackPolicy::None),
+    let text = s.unwrap_or("failed-hosts");
+    RollbackPolicy::parse(text).ok_or_else(|| {
+        AppError::invalid(format!(
+            "{field}: unknown rollback {text:?} (failed-hosts, ring or none)"
+        ))
+    })
+}
+
+/// A ring as asked for — by the request (`rings`) or by the policy in force
+/// (`[[rings]]`) — before its shares are resolved against its hosts.
+struct RingReq {
+    name: String,
+    assets: Vec<String>,
+    size: Option<String>,
+    max_concurrent: Option<String>,
+    error_budget: Option<String>,
+    success_threshold: Option<f64>,
+    soak: SignedDuration,
+    approval: bool,
+    rollback: RollbackPolicy,
+    checks: Vec<String>,
+}
+
+impl RingReq {
+    fn from_request(r: &RingIn) -> Result<RingReq, AppError> {
+        let field = |k: &str| format!("rings: {}: {k}", r.name);
+        Ok(RingReq {
+            name: r.name.clone(),
+            assets: r.assets.clone(),
+            size: r.size.clone(),
+            max_concurrent: r.max_concurrent.clone(),
+            error_budget: r.error_budget.clone(),
+            success_threshold: r.success_threshold,
+            soak: r
+                .soak
+                .as_deref()
+                .map(|s| patchbay_core::when::span(&field("soak"), s))
+                .transpose()?
+                .unwrap_or(SignedDuration::ZERO),
+            approval: r.approval,
+            rollback: parse_policy(&field("rollback"), r.rollback.as_deref())?,
+            checks: vec![],
+        })
+    }
+
+    fn from_policy(r: &patchbay_core::policy::Ring, members: Vec<String>) -> RingReq {
+        RingReq {
+            name: r.name.clone(),
+            assets: members,
+            size: None,
+            max_concurrent: r.max_concurrent.clone(),
+            error_budget: r.error_budget.clone(),
+            success_threshold: r.success_threshold,
+            soak: r.soak,
+            approval: r.approval,
+            rollback: r.rollback,
+            checks: r.health_checks.clone(),
+        }
+    }
+
+    fn everything() -> RingReq {
+        RingReq {
+            name: "all".into(),
+            assets: vec![],
+            size: None,
+            max_concurrent: None,
+            error_budget: None,
+            success_threshold: None,
+            soak: SignedDuration::ZERO,
+            approval: false,
+            rollback: RollbackPolicy::FailedHosts,
+            checks: vec![],
+        }
+    }
+}
+
+/// How a deployment uses the maintenance windows (`windows` in the request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WindowMode {
+    /// A host covered by windows runs in their occurrences; one covered by
+    /// none any time before the deadline (default).
+    Planner,
+    /// A host covered by no window is left alone.
+    Required,
+    /// Windows are not looked at: any time before the deadline.
+    Ignore,
+}
+
+fn window_mode(s: Option<&str>) -> Result<WindowMode, AppError> {
+    match s.unwrap_or("planner") {
+        "planner" => Ok(WindowMode::Planner),
+        "required" => Ok(WindowMode::Required),
+        "ignore" => Ok(WindowMode::Ignore),
         other => Err(AppError::invalid(format!(
-            "{field}: unknown rollback {other:?} (failed-hosts, ring or none)"
+            "windows: unknown mode {other:?} (planner, required or ignore)"
         ))),
     }
 }
@@ -123,8 +230,12 @@ fn placeholder(machine_id: &str) -> bool {
 struct Planned {
     preview: DeploymentPreview,
     rings: Vec<(RingSpec, Vec<String>)>,
+    /// Per ring: the policy ring's own health checks.
+    ring_checks: Vec<Vec<String>>,
     pins: BTreeMap<String, Vec<PackagePin>>,
-    window: SignedDuration,
+    /// Per host: when its job may start (empty: any time before the deadline).
+    slots: BTreeMap<String, Vec<patchbay_core::rollout::Slot>>,
+    deadline: Timestamp,
     job_timeout: SignedDuration,
 }
 
@@ -135,6 +246,7 @@ impl App {
         &self,
         tx: &mut Box<dyn Tx>,
         spec: &DeploymentSpec,
+        now: Timestamp,
     ) -> Result<Planned, AppError> {
         if spec.packages.is_empty() {
             return Err(AppError::invalid(
@@ -170,6 +282,10 @@ impl App {
                 "window and job_timeout must be longer than 0",
             ));
         }
+        let mode = window_mode(spec.windows.as_deref())?;
+        let deadline = now
+            .checked_add(window)
+            .map_err(|e| AppError::invalid(format!("window: {e}")))?;
         // Through `tx`: in `deploy_create` it is the change's, and a second
         // connection here could deadlock the pool.
         let (policy, _) = crate::snapshot::policy_in(tx).await?;
@@ -289,21 +405,156 @@ impl App {
             pins.insert(a.name.clone(), mine);
             from.insert(a.name.clone(), changes);
         }
-        // Rings: explicit hosts first, then shares of the rest by shard order.
-        let ring_ins: Vec<RingIn> = if spec.rings.is_empty() {
-            vec![RingIn {
-                name: "all".into(),
-                assets: vec![],
-                size: None,
-                max_concurrent: None,
-                error_budget: None,
-                success_threshold: None,
-                soak: None,
-                approval: false,
-                rollback: None,
-            }]
+        // Windows: when each host's job may start — the occurrences of the
+        // maintenance windows covering it up to the deadline, to each one's
+        // cutoff, minus the blackouts covering it (a job never runs into a
+        // freeze); a host no window covers runs any time before the
+        // deadline, outside blackouts (or is left alone: `required`).
+        let window_rows = tx.list_windows().await?;
+        let windows: Vec<patchbay_core::window::Window> = window_rows
+            .iter()
+            .map(crate::schedule::window_from_row)
+            .collect::<Result<_, _>>()?;
+        let blackout_rows = tx.list_blackouts().await?;
+        let blackouts: Vec<patchbay_core::plan::Blackout> = blackout_rows
+            .iter()
+            .map(|b| patchbay_core::plan::Blackout {
+                id: b.name.clone(),
+                start: b.starts_at,
+                end: b.ends_at,
+                reason: b.reason.clone(),
+                owner: b.owner.clone(),
+                approved_by: None,
+            })
+            .collect();
+        let mut slots: BTreeMap<String, Vec<patchbay_core::rollout::Slot>> = BTreeMap::new();
+        let mut window_of: BTreeMap<String, String> = BTreeMap::new();
+        for host in pins.keys().cloned().collect::<Vec<_>>() {
+            let a = by_name[host.as_str()];
+            let groups = crate::ranking::groups_of(&policy, a);
+            let covering: Vec<usize> = window_rows
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| crate::schedule::covers(&w.groups, &w.assets, &host, &groups))
+                .map(|(i, _)| i)
+                .collect();
+            let bs: Vec<&patchbay_core::plan::Blackout> = blackout_rows
+                .iter()
+                .zip(&blackouts)
+                .filter(|(r, _)| crate::schedule::covers(&r.groups, &r.assets, &host, &groups))
+                .map(|(_, b)| b)
+                .collect();
+            let blackout_note = if bs.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; outside blackout(s) {}",
+                    bs.iter()
+                        .map(|b| b.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let skip = |reason: String| PreviewSkip {
+                asset: host.clone(),
+                reason,
+            };
+            let (mine, text) = if covering.is_empty() || mode == WindowMode::Ignore {
+                if mode == WindowMode::Required {
+                    skipped.push(skip(
+                        "no maintenance window covers it (windows = required)".into(),
+                    ));
+                    pins.remove(&host);
+                    continue;
+                }
+                let whole = patchbay_core::rollout::Slot {
+                    opens: now,
+                    closes: deadline,
+                };
+                let free = patchbay_core::plan::without_blackouts(vec![whole], &bs, job_timeout);
+                let why = if mode == WindowMode::Ignore {
+                    "windows ignored"
+                } else {
+                    "no maintenance window covers it"
+                };
+                let text = format!("any time until {} ({why}){blackout_note}", fmt_ts(deadline));
+                (if bs.is_empty() { vec![] } else { free }, text)
+            } else {
+                let ws: Vec<&patchbay_core::window::Window> =
+                    covering.iter().map(|i| &windows[*i]).collect();
+                let names: Vec<&str> = covering
+                    .iter()
+                    .map(|i| window_rows[*i].name.as_str())
+                    .collect();
+                let free = patchbay_core::plan::job_slots(&ws, &bs, now, deadline, job_timeout);
+                let Some(first) = free.first() else {
+                    skipped.push(skip(format!(
+                        "no occurrence of its maintenance window(s) {} lets a job start before the deadline {}{blackout_note}",
+                        names.join(", "),
+                        fmt_ts(deadline)
+                    )));
+                    pins.remove(&host);
+                    continue;
+                };
+                let text = format!(
+                    "{}: {} slot(s) before {}, first {} – {}{blackout_note}",
+                    names.join(", "),
+                    free.len(),
+                    fmt_ts(deadline),
+                    fmt_ts(first.opens),
+                    fmt_ts(first.closes)
+                );
+                (free, text)
+            };
+            if mine.is_empty() && !bs.is_empty() {
+                skipped.push(skip(format!(
+                    "blackouts cover the whole time until the deadline {}{blackout_note}",
+                    fmt_ts(deadline)
+                )));
+                pins.remove(&host);
+                continue;
+            }
+            slots.insert(host.clone(), mine);
+            window_of.insert(host, text);
+        }
+        // Rings: from the request, else the policy's `[[rings]]` (a host in
+        // none of them is left alone), else one ring of everything.
+        let ring_ins: Vec<RingReq> = if !spec.rings.is_empty() {
+            spec.rings
+                .iter()
+                .map(RingReq::from_request)
+                .collect::<Result<_, _>>()?
+        } else if !policy.rings.is_empty() {
+            let mut members: Vec<Vec<String>> = vec![vec![]; policy.rings.len()];
+            for host in pins.keys().cloned().collect::<Vec<_>>() {
+                let a = by_name[host.as_str()];
+                let at = crate::ranking::with_facts(a, |af| {
+                    let groups = policy.groups_of(af);
+                    policy
+                        .ring_of(af, &groups)
+                        .and_then(|r| policy.rings.iter().position(|x| x.name == r.name))
+                });
+                match at {
+                    Some(i) => members[i].push(host),
+                    None => {
+                        skipped.push(PreviewSkip {
+                            asset: host.clone(),
+                            reason: "in no ring of the policy in force (add it to a ring's groups or match, or name the rings in the request)".into(),
+                        });
+                        pins.remove(&host);
+                        slots.remove(&host);
+                    }
+                }
+            }
+            policy
+                .rings
+                .iter()
+                .zip(members)
+                .filter(|(_, m)| !m.is_empty())
+                .map(|(r, m)| RingReq::from_policy(r, m))
+                .collect()
         } else {
-            spec.rings.clone()
+            vec![RingReq::everything()]
         };
         let mut ring_names = BTreeSet::new();
         for r in &ring_ins {
@@ -363,6 +614,7 @@ impl App {
             assigned[i].extend(remaining.drain(..n));
         }
         let mut rings = Vec::new();
+        let mut ring_checks = Vec::new();
         let mut hosts = Vec::new();
         for (r, members) in ring_ins.iter().zip(assigned) {
             let n = members.len();
@@ -392,23 +644,20 @@ impl App {
                     }
                     None => 0.95,
                 },
-                soak: r
-                    .soak
-                    .as_deref()
-                    .map(|s| patchbay_core::when::span(&field("soak"), s))
-                    .transpose()?
-                    .unwrap_or(SignedDuration::ZERO),
+                soak: r.soak,
                 approval: r.approval,
-                rollback: parse_policy(&field("rollback"), r.rollback.as_deref())?,
+                rollback: r.rollback,
             };
             for m in &members {
                 hosts.push(PreviewHost {
                     asset: m.clone(),
                     ring: r.name.clone(),
                     packages: from.get(m).cloned().unwrap_or_default(),
+                    window: window_of.get(m).cloned().unwrap_or_default(),
                 });
             }
             rings.push((spec, members));
+            ring_checks.push(r.checks.clone());
         }
         if rings.iter().all(|(_, m)| m.is_empty()) {
             return Err(AppError::invalid(
@@ -428,11 +677,7 @@ impl App {
                     s.success_threshold * 100.0,
                     s.soak,
                     if s.approval { "human approval (not the creator or starter)" } else { "no approval" },
-                    match s.rollback {
-                        RollbackPolicy::FailedHosts => "failed-hosts",
-                        RollbackPolicy::Ring => "ring",
-                        RollbackPolicy::None => "none",
-                    }
+                    s.rollback.as_str()
                 )
             })
             .chain([
@@ -447,8 +692,10 @@ impl App {
                 rules,
             },
             rings,
+            ring_checks,
             pins,
-            window,
+            slots,
+            deadline,
             job_timeout,
         })
     }
@@ -462,7 +709,10 @@ impl App {
     ) -> Result<DeploymentPreview, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
         let mut tx = self.store.read().await?;
-        Ok(self.plan_deployment(&mut tx, spec).await?.preview)
+        Ok(self
+            .plan_deployment(&mut tx, spec, self.now())
+            .await?
+            .preview)
     }
 
     /// Creates a deployment (`DEP-…`, draft) with its change record.
@@ -479,7 +729,7 @@ impl App {
         }
         let now = self.now();
         let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
-        let planned = self.plan_deployment(&mut tx, spec).await?;
+        let planned = self.plan_deployment(&mut tx, spec, now).await?;
         let prefix = format!("DEP-{}-", now.strftime("%Y-%m"));
         let seq = tx
             .list_deployments()
@@ -499,8 +749,9 @@ impl App {
                         host: h.clone(),
                         key: format!("{id}/{h}"),
                         not_before: now,
-                        cutoff: now + planned.window,
+                        cutoff: planned.deadline,
                         run_timeout: planned.job_timeout,
+                        slots: planned.slots.get(h).cloned().unwrap_or_default(),
                     })
                     .collect();
                 (s.clone(), jobs)
@@ -511,6 +762,7 @@ impl App {
             rollout,
             pins: planned.pins.clone(),
             checks: spec.checks.clone(),
+            ring_checks: planned.ring_checks.clone(),
             created_at: now,
         };
         let row = DeploymentRow {
@@ -755,7 +1007,7 @@ impl App {
                     host,
                     key,
                     deadline,
-                    ..
+                    ring,
                 } => {
                     let packages = stored.pins.get(host).cloned().unwrap_or_default();
                     let job = Job {
@@ -765,7 +1017,7 @@ impl App {
                         not_before: now,
                         deadline: *deadline,
                         kind: JobKind::Apply { packages },
-                        checks: stored.checks.clone(),
+                        checks: stored.checks_of(*ring),
                     };
                     self.lease_job(tx, job, now).await?;
                 }
@@ -783,7 +1035,7 @@ impl App {
                         not_before: now,
                         deadline: now + timeout,
                         kind: JobKind::Rollback { of: key.clone() },
-                        checks: stored.checks.clone(),
+                        checks: stored.checks_of(*ring),
                     };
                     self.lease_job(tx, job, now).await?;
                 }

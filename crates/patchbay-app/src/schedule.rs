@@ -73,7 +73,7 @@ pub fn window_from_spec(spec: &WindowSpec) -> Result<Window, AppError> {
     }
 }
 
-fn window_from_row(r: &WindowRow) -> Result<Window, AppError> {
+pub(crate) fn window_from_row(r: &WindowRow) -> Result<Window, AppError> {
     window_from_spec(&spec_of(r)).map_err(|e| {
         AppError::new(
             patchbay_proto::error::ErrorCode::Internal,
@@ -120,7 +120,12 @@ fn name_of(field: &str, raw: &str) -> Result<String, AppError> {
 }
 
 /// Whether a definition naming `groups` and `assets` covers this asset.
-fn covers(groups: &[String], assets: &[String], asset: &str, asset_groups: &[String]) -> bool {
+pub(crate) fn covers(
+    groups: &[String],
+    assets: &[String],
+    asset: &str,
+    asset_groups: &[String],
+) -> bool {
     (groups.is_empty() && assets.is_empty())
         || assets.iter().any(|a| a.eq_ignore_ascii_case(asset))
         || groups.iter().any(|g| asset_groups.contains(g))

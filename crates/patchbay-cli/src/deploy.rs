@@ -88,6 +88,33 @@ pub struct SpecArgs {
     /// failure (default 30m).
     #[arg(long, value_name = "DURATION")]
     pub job_timeout: Option<String>,
+    /// How maintenance windows apply: planner (default: hosts covered by
+    /// windows run only in their occurrences, to each one's cutoff; others any
+    /// time before the deadline), required (hosts no window covers are left
+    /// alone) or ignore. Blackouts always apply.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub windows: Option<WindowsMode>,
+}
+
+/// `--windows`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WindowsMode {
+    /// Windows where defined, any time elsewhere.
+    Planner,
+    /// Only hosts with a window.
+    Required,
+    /// Any time before the deadline.
+    Ignore,
+}
+
+impl WindowsMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Planner => "planner",
+            Self::Required => "required",
+            Self::Ignore => "ignore",
+        }
+    }
 }
 
 /// `patchbay deploy …`
@@ -391,6 +418,7 @@ impl SpecArgs {
             checks: self.checks.clone(),
             window,
             job_timeout,
+            windows: self.windows.map(|m| m.as_str().to_string()),
         })
     }
 }
@@ -425,12 +453,22 @@ fn preview_text(p: &DeploymentPreview) -> String {
                 })
             })
             .collect();
+        let windows: Vec<Vec<String>> = p
+            .hosts
+            .iter()
+            .filter(|h| !h.window.is_empty())
+            .map(|h| vec![h.asset.clone(), h.window.clone()])
+            .collect();
         let hosts = p.hosts.len();
         out.push_str(&format!(
             "{hosts} host{} would be changed:\n",
             if hosts == 1 { "" } else { "s" }
         ));
         out.push_str(&table(&["HOST", "RING", "PACKAGE", "FROM", "TO"], &rows));
+        if !windows.is_empty() {
+            out.push_str("\nWhen each host's job may start:\n");
+            out.push_str(&table(&["HOST", "WINDOW"], &windows));
+        }
     }
     if !p.skipped.is_empty() {
         out.push_str(&format!("\nSkipped ({}):\n", p.skipped.len()));
@@ -938,8 +976,10 @@ mod tests {
             checks: vec!["health".into()],
             window: Some("4h".into()),
             job_timeout: None,
+            windows: Some(WindowsMode::Required),
         };
         let s = args.spec().unwrap();
+        assert_eq!(s.windows.as_deref(), Some("required"));
         assert_eq!(s.rings.len(), 2);
         assert_eq!(s.window.as_deref(), Some("4h"));
         let v = serde_json::to_value(&s).unwrap();

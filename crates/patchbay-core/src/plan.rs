@@ -524,7 +524,26 @@ pub fn job_slots(
             }
         }
     }
-    // Blackouts: no start in (start − estimate, end).
+    let spans = spans
+        .into_iter()
+        .map(|(opens, closes)| crate::rollout::Slot { opens, closes })
+        .collect();
+    without_blackouts(spans, blackouts, job_estimate)
+}
+
+/// `spans` minus every start `t` at which a job `[t, t + job_estimate]`
+/// would touch one of `blackouts`; sorted and merged (see [`job_slots`]).
+pub fn without_blackouts(
+    spans: Vec<crate::rollout::Slot>,
+    blackouts: &[&Blackout],
+    job_estimate: SignedDuration,
+) -> Vec<crate::rollout::Slot> {
+    let mut spans: Vec<(Timestamp, Timestamp)> = spans
+        .into_iter()
+        .filter(|s| s.opens < s.closes)
+        .map(|s| (s.opens, s.closes))
+        .collect();
+    // Blackouts: no start in [start − estimate, end).
     for b in blackouts {
         let no_from = b.start.checked_sub(job_estimate).unwrap_or(b.start);
         let no_until = b.end;

@@ -508,6 +508,13 @@ pub struct DeploymentSpec {
     /// How long an agent has to report a job (`30m`; default 30m).
     #[serde(default)]
     pub job_timeout: Option<String>,
+    /// How the maintenance windows apply: `planner` (default: a host covered
+    /// by windows runs only in their occurrences, to each one's cutoff; one
+    /// covered by none, any time before the deadline), `required` (a host no
+    /// window covers is left alone) or `ignore` (any time before the
+    /// deadline). Blackouts covering a host always apply.
+    #[serde(default)]
+    pub windows: Option<String>,
 }
 
 /// One host in a deployment preview.
@@ -519,6 +526,10 @@ pub struct PreviewHost {
     pub ring: String,
     /// Each package: installed version → the version it will get.
     pub packages: Vec<PreviewPackage>,
+    /// When its job may start: its maintenance window(s) and the first slot
+    /// before the deadline, or "any time until …".
+    #[serde(default)]
+    pub window: String,
 }
 
 /// A package change in a preview.

@@ -609,3 +609,211 @@ async fn a_long_polling_agent_gets_its_job_as_soon_as_it_is_leased() {
         started.elapsed()
     );
 }
+
+/// With no rings in the request, the policy's `[[rings]]` give them and their
+/// rules (a host in none is left alone); the maintenance windows and
+/// blackouts covering each host decide when its job may start: the preview
+/// says so per host, the job carries its slots, and the driver leases it only
+/// inside one.
+#[tokio::test]
+async fn policy_rings_and_maintenance_windows_shape_the_rollout() {
+    let s = InProcess::new().await; // 2026-12-08T22:00Z
+    let hosts = fleet(&s, 5).await;
+    let ops = token(&s, "operator").await;
+    let policy = r#"version = 1
+[[groups]]
+name = "canary"
+match = { name = "h1" }
+
+[[rings]]
+name = "r0-canary"
+order = 0
+groups = ["canary"]
+soak = "0h"
+health_checks = ["disk"]
+
+[[rings]]
+name = "r1-rest"
+order = 1
+match = { name = ["h2", "h3", "h4"] }
+soak = "0h"
+max_concurrent = "100%"
+error_budget = 1
+success_threshold = "60%"
+rollback = "none"
+"#;
+    let (st, text) = s
+        .call_typed(
+            "POST",
+            "/api/v1/policy",
+            Some(&s.admin),
+            "application/toml",
+            Some(policy),
+        )
+        .await;
+    assert!(st.is_success(), "{st} {text}");
+    // h2: nightly 23:00–00:30 UTC with a 30 min cutoff; h3: frozen for two
+    // days; h4: no window (any time); h5: in no ring.
+    s.ok_json(
+        "POST",
+        "/api/v1/windows",
+        &ops,
+        json!({"name": "nightly-h2", "rrule": "FREQ=DAILY", "dtstart": "2026-12-01T23:00:00",
+               "tz": "UTC", "duration": "90m", "cutoff": "30m", "assets": ["h2"]}),
+    )
+    .await;
+    s.ok_json(
+        "POST",
+        "/api/v1/blackouts",
+        &ops,
+        json!({"name": "freeze-h3", "start": "2026-12-08T00:00:00Z", "end": "2026-12-10T12:00:00Z",
+               "reason": "audit week", "owner": "cab", "assets": ["h3"]}),
+    )
+    .await;
+    let body = json!({"packages": [{"name": "pb-demo", "version": "1.1"}], "checks": ["web"],
+                      "job_timeout": "20m"});
+    let p = s
+        .ok_json("POST", "/api/v1/deployments/preview", &ops, body.clone())
+        .await;
+    let ring_of = |a: &str| {
+        p["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["asset"] == a)
+            .map(|h| {
+                (
+                    h["ring"].as_str().unwrap().to_string(),
+                    h["window"].as_str().unwrap().to_string(),
+                )
+            })
+    };
+    let skip_of = |a: &str| {
+        p["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["asset"] == a)
+            .map(|h| h["reason"].as_str().unwrap().to_string())
+    };
+    assert_eq!(ring_of("h1").unwrap().0, "r0-canary", "{p:#}");
+    let (r2, w2) = ring_of("h2").unwrap();
+    assert_eq!(r2, "r1-rest");
+    assert!(
+        w2.contains("nightly-h2")
+            && w2.contains("first 2026-12-08T23:00:00Z – 2026-12-09T00:00:00Z"),
+        "{w2}"
+    );
+    assert!(
+        ring_of("h4")
+            .unwrap()
+            .1
+            .starts_with("any time until 2026-12-09T22:00:00Z"),
+        "{p:#}"
+    );
+    assert!(skip_of("h3").unwrap().contains("blackouts cover"), "{p:#}");
+    assert!(
+        skip_of("h5").unwrap().contains("in no ring of the policy"),
+        "{p:#}"
+    );
+    assert!(
+        p["rules"].as_array().unwrap().iter().any(|r| r
+            .as_str()
+            .unwrap()
+            .starts_with("r1-rest: 2 host(s), at most 2 at a time; 1 failure(s) tolerated")
+            && r.as_str().unwrap().contains("success ≥ 60 %")
+            && r.as_str().unwrap().ends_with("rollback none")),
+        "{:#}",
+        p["rules"]
+    );
+
+    let d = s.ok_json("POST", "/api/v1/deployments", &ops, body).await;
+    let id = d["deployment"]["id"].as_str().unwrap().to_string();
+    // The stored plan: the policy's rules, the host's slots.
+    let r1 = &d["rollout"]["rings"][1];
+    assert_eq!(r1["spec"]["max_concurrent"], 2);
+    assert_eq!(r1["spec"]["error_budget"], 1);
+    assert_eq!(r1["spec"]["rollback"], "none");
+    let h2 = r1["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["spec"]["host"] == "h2")
+        .unwrap();
+    assert_eq!(
+        h2["spec"]["slots"][0],
+        json!({"opens": "2026-12-08T23:00:00Z", "closes": "2026-12-09T00:00:00Z"})
+    );
+    s.ok_json(
+        "POST",
+        &format!("/api/v1/deployments/{id}/start"),
+        &ops,
+        json!({}),
+    )
+    .await;
+    let by = |n: &str| hosts.iter().find(|h| h.name == n).unwrap();
+    // The canary's job carries the deployment's checks and its ring's.
+    s.app.drive_rollouts().await.unwrap();
+    let (jobs, _) = checkin(&s, by("h1"), json!([])).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0].job.checks,
+        vec!["web".to_string(), "disk".to_string()]
+    );
+    checkin(&s, by("h1"), json!([result(&jobs[0].job.key, "h1", true)])).await;
+    s.clock.advance(SignedDuration::from_mins(1));
+    s.app.drive_rollouts().await.unwrap();
+    s.app.drive_rollouts().await.unwrap();
+    // 22:01: h4 (any time) is leased; h2's window has not opened.
+    let (j4, _) = checkin(&s, by("h4"), json!([])).await;
+    assert_eq!(j4.len(), 1, "{:#}", show(&s, &id).await["rollout"]);
+    assert_eq!(j4[0].job.checks, vec!["web".to_string()]);
+    assert!(checkin(&s, by("h2"), json!([])).await.0.is_empty());
+    // 22:59: still closed. 23:00: open.
+    s.clock.advance(SignedDuration::from_mins(58));
+    s.app.drive_rollouts().await.unwrap();
+    assert!(checkin(&s, by("h2"), json!([])).await.0.is_empty());
+    s.clock.advance(SignedDuration::from_mins(1));
+    s.app.drive_rollouts().await.unwrap();
+    let (j2, _) = checkin(&s, by("h2"), json!([])).await;
+    assert_eq!(j2.len(), 1);
+    // Neither the frozen host nor the one in no ring ever gets a job.
+    for n in ["h3", "h5"] {
+        assert!(checkin(&s, by(n), json!([])).await.0.is_empty());
+    }
+    // `windows = required` leaves h4 (no window) alone as well.
+    let p = s
+        .ok_json(
+            "POST",
+            "/api/v1/deployments/preview",
+            &ops,
+            json!({"packages": [{"name": "pb-demo", "version": "1.1"}], "windows": "required"}),
+        )
+        .await;
+    assert!(
+        p["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["asset"] == "h4"
+                && x["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no maintenance window covers it")),
+        "{p:#}"
+    );
+    // A bad mode is named.
+    let (st, text) = s
+        .call(
+            "POST",
+            "/api/v1/deployments/preview",
+            Some(&ops),
+            Some(&json!({"packages": [{"name": "pb-demo", "version": "1.1"}], "windows": "sometimes"}).to_string()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        text.contains("windows: unknown mode \\\"sometimes\\\""),
+        "{text}"
+    );
+}

@@ -51,13 +51,26 @@ impl InProcess {
         bearer: Option<&str>,
         body: Option<&str>,
     ) -> (StatusCode, String) {
+        self.call_typed(method, path, bearer, "application/json", body)
+            .await
+    }
+
+    /// Sends one request with a body of `content_type`.
+    pub async fn call_typed(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        content_type: &str,
+        body: Option<&str>,
+    ) -> (StatusCode, String) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = bearer {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         let req = match body {
             Some(b) => req
-                .header("content-type", "application/json")
+                .header("content-type", content_type)
                 .body(Body::from(b.to_string())),
             None => req.body(Body::empty()),
         }
