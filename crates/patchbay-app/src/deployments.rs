@@ -1087,6 +1087,10 @@ impl App {
     /// machine, and stores the new state with its commands — one change per
     /// deployment. Returns how many deployments it stepped.
     pub async fn drive_rollouts(&self) -> Result<usize, AppError> {
+        // Which rollouts may move: running or paused ones, and ended ones with
+        // a job still out or a result waiting. Read without decoding the
+        // rollouts (each is decoded once, in its own step's transaction), so
+        // old halted deployments cost a glance, not a write transaction.
         let active: Vec<String> = {
             let mut tx = self.store.read().await?;
             let mut out = Vec::new();
@@ -1094,13 +1098,8 @@ impl App {
                 .rollouts_with_status(&["running", "paused", "halted", "aborted"])
                 .await?
             {
-                let s = stored_of(&r)?;
-                let settled = s.rollout.state.is_final()
-                    && s.rollout
-                        .rings
-                        .iter()
-                        .all(|ring| ring.jobs.iter().all(|j| j.state.is_terminal()));
-                if !settled || !tx.unconsumed_results(&r.deployment).await?.is_empty() {
+                if !settled_in(&r.state) || !tx.unconsumed_results(&r.deployment).await?.is_empty()
+                {
                     out.push(r.deployment);
                 }
             }
@@ -1108,8 +1107,9 @@ impl App {
         };
         let mut n = 0;
         for id in active {
-            self.drive_one(&id).await?;
-            n += 1;
+            if self.drive_one(&id).await? {
+                n += 1;
+            }
         }
         if n > 0 {
             self.job_bell.notify_waiters();
@@ -1117,13 +1117,28 @@ impl App {
         Ok(n)
     }
 
-    async fn drive_one(&self, id: &str) -> Result<(), AppError> {
+    /// One step of one rollout; `false` when it had settled (ended, every
+    /// job terminal, no result waiting) and nothing was done.
+    async fn drive_one(&self, id: &str) -> Result<bool, AppError> {
         let now = self.now();
         let mut tx = self.change_by_system(SystemActor::RolloutDriver).await?;
         let Some(row) = tx.rollout(id).await? else {
-            return tx.commit_unaudited("rollout vanished").await;
+            tx.commit_unaudited("rollout vanished").await?;
+            return Ok(false);
         };
         let mut stored = stored_of(&row)?;
+        let results = tx.unconsumed_results(id).await?;
+        let settled = stored.rollout.state.is_final()
+            && stored
+                .rollout
+                .rings
+                .iter()
+                .all(|ring| ring.jobs.iter().all(|j| j.state.is_terminal()));
+        if settled && results.is_empty() {
+            tx.commit_unaudited("settled rollout: nothing to do")
+                .await?;
+            return Ok(false);
+        }
         let mut obs = Vec::new();
         // Which agents are reachable: checked in within three intervals.
         let recent = SignedDuration::from_secs(3 * self.config.checkin_interval_secs as i64)
@@ -1134,12 +1149,8 @@ impl App {
             .iter()
             .flat_map(|r| r.jobs.iter().map(|j| j.spec.host.clone()))
             .collect();
-        let seen: BTreeMap<String, Option<Timestamp>> = tx
-            .list_assets()
-            .await?
-            .into_iter()
-            .map(|a| (a.name, a.last_seen_at))
-            .collect();
+        let seen: BTreeMap<String, Option<Timestamp>> =
+            tx.asset_last_seen().await?.into_iter().collect();
         for h in &hosts {
             let online = seen
                 .get(h)
@@ -1151,7 +1162,6 @@ impl App {
                 online,
             });
         }
-        let results = tx.unconsumed_results(id).await?;
         let mut consumed = Vec::new();
         for r in &results {
             consumed.push(r.key.clone());
@@ -1179,7 +1189,8 @@ impl App {
         // Leases and state changes are recorded as their notifications and
         // the jobs' rows; a tick that changed nothing audits nothing.
         tx.commit_unaudited("rollout driver step (its notifications are audited)")
-            .await
+            .await?;
+        Ok(true)
     }
 
     /// The job half of a check-in, inside its transaction: stores the
@@ -1341,6 +1352,33 @@ pub fn summary_of(r: &RolloutRow) -> Result<patchbay_proto::api::RolloutSummary,
     })
 }
 
+/// Whether a stored rollout has settled — ended, every job terminal — read
+/// from its JSON without decoding it (anything unexpected: not settled, so
+/// the driver looks properly).
+fn settled_in(v: &serde_json::Value) -> bool {
+    const TERMINAL: [&str; 5] = [
+        "succeeded",
+        "failed",
+        "rolled_back",
+        "rollback_failed",
+        "skipped",
+    ];
+    let r = &v["rollout"];
+    let ended = matches!(
+        r["state"].as_str(),
+        Some("completed" | "halted" | "aborted")
+    );
+    ended
+        && r["rings"].as_array().is_some_and(|rings| {
+            rings.iter().all(|ring| {
+                ring["jobs"].as_array().is_some_and(|jobs| {
+                    jobs.iter()
+                        .all(|j| j["state"].as_str().is_some_and(|s| TERMINAL.contains(&s)))
+                })
+            })
+        })
+}
+
 fn stored_of(r: &RolloutRow) -> Result<StoredRollout, AppError> {
     serde_json::from_value(r.state.clone()).map_err(|e| {
         AppError::new(
@@ -1379,5 +1417,75 @@ mod tests {
         assert!(placeholder("00000000000000000000000000000000"));
         assert!(placeholder("uninitialized"));
         assert!(!placeholder("0123456789abcdef0123456789abcdef"));
+    }
+}
+
+#[cfg(test)]
+mod settled_tests {
+    use super::*;
+    use patchbay_core::rollout::{JobState, RingSpec};
+
+    /// `settled_in` (a glance at the JSON) agrees with the decoded rollout,
+    /// so a wire name changed in core cannot make the driver forget a job.
+    #[test]
+    fn settled_in_agrees_with_the_decoded_rollout() {
+        let t: Timestamp = "2026-12-08T22:00:00Z".parse().unwrap();
+        let spec = RingSpec {
+            name: "r".into(),
+            max_concurrent: 1,
+            error_budget: 0,
+            success_threshold: 0.95,
+            soak: SignedDuration::ZERO,
+            approval: false,
+            rollback: RollbackPolicy::FailedHosts,
+        };
+        let job = JobSpec {
+            host: "h".into(),
+            key: "DEP-X/h".into(),
+            not_before: t,
+            cutoff: t,
+            run_timeout: SignedDuration::from_mins(1),
+            slots: vec![],
+        };
+        let states = [
+            JobState::Pending,
+            JobState::Leased,
+            JobState::Preflight,
+            JobState::Applying,
+            JobState::Verifying,
+            JobState::Succeeded,
+            JobState::Failed,
+            JobState::RollingBack,
+            JobState::RolledBack,
+            JobState::RollbackFailed,
+            JobState::Skipped,
+        ];
+        for d in [
+            DeploymentState::Draft,
+            DeploymentState::Running,
+            DeploymentState::Paused,
+            DeploymentState::Completed,
+            DeploymentState::Halted,
+            DeploymentState::Aborted,
+        ] {
+            for js in states {
+                let mut r = Rollout::new("DEP-X", "me", vec![(spec.clone(), vec![job.clone()])]);
+                r.state = d;
+                r.rings[0].jobs[0].state = js;
+                let stored = StoredRollout {
+                    rollout: r,
+                    pins: BTreeMap::new(),
+                    checks: vec![],
+                    ring_checks: vec![],
+                    created_at: t,
+                };
+                let v = serde_json::to_value(&stored).unwrap();
+                assert_eq!(
+                    settled_in(&v),
+                    d.is_final() && js.is_terminal(),
+                    "{d:?} {js:?}"
+                );
+            }
+        }
     }
 }

@@ -135,8 +135,10 @@ pub struct ServeArgs {
     #[arg(long, default_value = "30s", value_parser = patchbay_core::when::flag_interval)]
     pub lease_ttl: std::time::Duration,
     /// How often each replica renews or tries to take the lease and runs the
-    /// duties that are due. Must be shorter than --lease-ttl.
-    #[arg(long, default_value = "5s", value_parser = patchbay_core::when::flag_interval)]
+    /// duties that are due, e.g. 5s or 250ms. Must be shorter than
+    /// --lease-ttl. (A stored job result wakes the leader's rollout driver
+    /// at once; the tick bounds the rest.)
+    #[arg(long, default_value = "5s", value_parser = patchbay_core::when::flag_fine_interval)]
     pub duty_tick: std::time::Duration,
     /// How often the leader raises the expiry events of exceptions that ran out.
     #[arg(long, default_value = "60s", value_parser = patchbay_core::when::flag_interval)]

@@ -17,9 +17,9 @@ use tokio::net::TcpListener;
 fn settings(a: &ServeArgs) -> anyhow::Result<Settings> {
     if a.duty_tick >= a.lease_ttl {
         anyhow::bail!(
-            "--duty-tick ({}s) must be shorter than --lease-ttl ({}s): the leader renews its lease every tick",
-            a.duty_tick.as_secs(),
-            a.lease_ttl.as_secs()
+            "--duty-tick ({:?}) must be shorter than --lease-ttl ({:?}): the leader renews its lease every tick",
+            a.duty_tick,
+            a.lease_ttl
         );
     }
     let signed = |d: Duration, flag: &str| {
@@ -282,4 +282,40 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
         let _ = t.join();
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Cli, Command};
+    use clap::Parser;
+
+    fn serve(args: &[&str]) -> Result<crate::ServeArgs, String> {
+        let mut argv = vec!["patchbay", "serve"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Command::Serve(a) => Ok(a),
+            _ => Err("not serve".into()),
+        }
+    }
+
+    /// `--duty-tick` takes milliseconds (a test or a latency-minded replica
+    /// ticks faster than once a second) and must stay below `--lease-ttl`.
+    #[test]
+    fn duty_tick_takes_milliseconds_and_stays_below_the_lease() {
+        let a = serve(&["--duty-tick", "250ms"]).unwrap();
+        assert_eq!(a.duty_tick, std::time::Duration::from_millis(250));
+        assert!(super::settings(&a).is_ok());
+        let a = serve(&["--duty-tick", "30s", "--lease-ttl", "30s"]).unwrap();
+        let e = super::settings(&a).unwrap_err().to_string();
+        assert!(
+            e.contains("--duty-tick (30s) must be shorter than --lease-ttl (30s)"),
+            "{e}"
+        );
+        // Whole-second flags refuse milliseconds.
+        let e = serve(&["--lease-ttl", "500ms"]).unwrap_err();
+        assert!(e.contains("use s, m, h or d"), "{e}");
+    }
 }

@@ -182,6 +182,21 @@ pub fn span(field: &str, s: &str) -> Result<SignedDuration, WhenError> {
 /// Parses a positive interval `90s`, `15m`, `2h`, `1d` or a bare number of
 /// seconds (trimmed), as a `std::time::Duration` for timers.
 pub fn interval(field: &str, s: &str) -> Result<std::time::Duration, WhenError> {
+    parse_interval(field, s, false)
+}
+
+/// [`interval`], also in milliseconds (`250ms`): for timers that may tick
+/// faster than once a second (the duties runner's `--duty-tick`).
+pub fn fine_interval(field: &str, s: &str) -> Result<std::time::Duration, WhenError> {
+    parse_interval(field, s, true)
+}
+
+/// [`fine_interval`] for clap's `value_parser`.
+pub fn flag_fine_interval(s: &str) -> Result<std::time::Duration, WhenError> {
+    fine_interval("", s)
+}
+
+fn parse_interval(field: &str, s: &str, allow_ms: bool) -> Result<std::time::Duration, WhenError> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let bad = || {
@@ -189,26 +204,35 @@ pub fn interval(field: &str, s: &str) -> Result<std::time::Duration, WhenError> 
             field,
             s,
             WhenErrorKind::InvalidDuration,
-            format!("invalid duration {s:?}: expected e.g. 30s, 15m, 2h, 1d"),
+            if allow_ms {
+                format!("invalid duration {s:?}: expected e.g. 500ms, 30s, 15m, 2h, 1d")
+            } else {
+                format!("invalid duration {s:?}: expected e.g. 30s, 15m, 2h, 1d")
+            },
         )
     };
     let n: u64 = num.parse().map_err(|_| bad())?;
-    let per = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
+    let per_ms = match unit {
+        "ms" if allow_ms => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => {
             return Err(WhenError::new(
                 field,
                 s,
                 WhenErrorKind::InvalidDuration,
-                format!("invalid duration unit in {s:?}: use s, m, h or d"),
+                if allow_ms {
+                    format!("invalid duration unit in {s:?}: use ms, s, m, h or d")
+                } else {
+                    format!("invalid duration unit in {s:?}: use s, m, h or d")
+                },
             ));
         }
     };
-    let secs = n.checked_mul(per).ok_or_else(bad)?;
-    if secs == 0 {
+    let ms = n.checked_mul(per_ms).ok_or_else(bad)?;
+    if ms == 0 {
         return Err(WhenError::new(
             field,
             s,
@@ -216,7 +240,7 @@ pub fn interval(field: &str, s: &str) -> Result<std::time::Duration, WhenError> 
             "duration must be positive".into(),
         ));
     }
-    Ok(std::time::Duration::from_secs(secs))
+    Ok(std::time::Duration::from_millis(ms))
 }
 
 /// [`interval`] for clap's `value_parser` (clap names the flag).
@@ -497,6 +521,17 @@ mod tests {
             prop_assert_eq!(interval("f", &format!("{n}")).map(|d| d.as_secs()), Ok(n));
             prop_assert_eq!(interval("f", &format!("{n}m")).map(|d| d.as_secs()), Ok(n * 60));
             prop_assert_eq!(interval("f", &format!("{n}d")).map(|d| d.as_secs()), Ok(n * 86400));
+            prop_assert_eq!(
+                fine_interval("f", &format!("{n}ms")).map(|d| d.as_millis()),
+                Ok(u128::from(n))
+            );
+            prop_assert_eq!(
+                fine_interval("f", &format!("{n}m")).map(|d| d.as_secs()),
+                Ok(n * 60)
+            );
+            // Whole-second timers refuse milliseconds, naming the units.
+            let e = interval("f", &format!("{n}ms")).unwrap_err();
+            prop_assert!(e.to_string().contains("use s, m, h or d"), "{}", e);
         }
     }
 }

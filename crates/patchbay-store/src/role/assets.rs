@@ -74,6 +74,9 @@ pub trait AssetStore {
     async fn asset_by_machine_id(&mut self, machine_id: &str) -> Result<Option<AssetRow>>;
     /// All assets, by name.
     async fn list_assets(&mut self) -> Result<Vec<AssetRow>>;
+    /// Each asset's name and last check-in, by name: the narrow read the
+    /// rollout driver needs every step (no facts, attributes or JSON).
+    async fn asset_last_seen(&mut self) -> Result<Vec<(String, Option<Timestamp>)>>;
     /// Inserts an asset; `Conflict` when the name is taken.
     async fn insert_asset(
         &mut self,
@@ -179,6 +182,15 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
             .all(self.conn())
             .await?;
         rows.iter().map(row_to_asset::<DB>).collect()
+    }
+
+    async fn asset_last_seen(&mut self) -> Result<Vec<(String, Option<Timestamp>)>> {
+        let rows = sqlx::query::<DB>("SELECT name, last_seen_at FROM assets ORDER BY name")
+            .all(self.conn())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.col("name")?, opt_ts(r.col("last_seen_at")?)?)))
+            .collect()
     }
 
     async fn insert_asset(

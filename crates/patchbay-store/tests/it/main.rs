@@ -131,6 +131,14 @@ async fn assets_story(s: Arc<dyn Store>) {
         .map(|a| a.name)
         .collect();
     assert_eq!(names, vec!["core-sw-01", "prod-web-01"]);
+    // The narrow read of the rollout driver agrees.
+    assert_eq!(
+        tx.asset_last_seen().await.unwrap(),
+        vec![
+            ("core-sw-01".to_string(), None),
+            ("prod-web-01".to_string(), Some(t0()))
+        ]
+    );
     drop(tx);
 
     // Attribute edits; a host-state write without a check-in keeps last_seen.
