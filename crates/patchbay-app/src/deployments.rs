@@ -283,6 +283,14 @@ impl App {
             ));
         }
         let mode = window_mode(spec.windows.as_deref())?;
+        let reboot = match spec.reboot.as_deref() {
+            None => patchbay_core::rollout::RebootPolicy::IfRequired,
+            Some(t) => patchbay_core::rollout::RebootPolicy::parse(t).ok_or_else(|| {
+                AppError::invalid(format!(
+                    "reboot: unknown policy {t:?} (if-required or never)"
+                ))
+            })?,
+        };
         let deadline = now
             .checked_add(window)
             .map_err(|e| AppError::invalid(format!("window: {e}")))?;
@@ -647,6 +655,7 @@ impl App {
                 soak: r.soak,
                 approval: r.approval,
                 rollback: r.rollback,
+                reboot,
             };
             for m in &members {
                 hosts.push(PreviewHost {
@@ -1021,6 +1030,24 @@ impl App {
                     };
                     self.lease_job(tx, job, now).await?;
                 }
+                Command::Reboot { host, key, ring } => {
+                    let timeout = stored.rollout.rings[*ring]
+                        .jobs
+                        .iter()
+                        .find(|j| &j.spec.key == key)
+                        .map(|j| j.spec.run_timeout)
+                        .unwrap_or(DEFAULT_JOB_TIMEOUT);
+                    let job = Job {
+                        deployment: id.clone(),
+                        key: format!("{key}/reboot"),
+                        asset: host.clone(),
+                        not_before: now,
+                        deadline: now + timeout,
+                        kind: JobKind::Reboot,
+                        checks: stored.checks_of(*ring),
+                    };
+                    self.lease_job(tx, job, now).await?;
+                }
                 Command::Rollback { host, key, ring } => {
                     let timeout = stored.rollout.rings[*ring]
                         .jobs
@@ -1174,6 +1201,7 @@ impl App {
                     error: Some("the agent's result could not be read".into()),
                     baseline: vec![],
                     after: vec![],
+                    reboot_required: false,
                 });
                 continue;
             };
@@ -1298,6 +1326,14 @@ pub fn observation_of(key: &str, r: JobResult) -> Observation {
         (None, Some(s), None) => Some(s.clone()),
         (None, None, None) => None,
     };
+    if let Some(base) = key.strip_suffix("/reboot") {
+        return Observation::RebootResult {
+            key: base.to_string(),
+            ok: r.outcome == JobOutcome::Succeeded,
+            error,
+            after: r.after,
+        };
+    }
     if let Some(base) = key.strip_suffix("/rollback") {
         return Observation::RollbackResult {
             key: base.to_string(),
@@ -1311,6 +1347,7 @@ pub fn observation_of(key: &str, r: JobResult) -> Observation {
         error,
         baseline: r.baseline,
         after: r.after,
+        reboot_required: r.reboot_required,
     }
 }
 
@@ -1438,6 +1475,7 @@ mod settled_tests {
             soak: SignedDuration::ZERO,
             approval: false,
             rollback: RollbackPolicy::FailedHosts,
+            reboot: Default::default(),
         };
         let job = JobSpec {
             host: "h".into(),
@@ -1453,6 +1491,7 @@ mod settled_tests {
             JobState::Preflight,
             JobState::Applying,
             JobState::Verifying,
+            JobState::Rebooting,
             JobState::Succeeded,
             JobState::Failed,
             JobState::RollingBack,

@@ -94,6 +94,29 @@ pub struct SpecArgs {
     /// alone) or ignore. Blackouts always apply.
     #[arg(long, value_enum, value_name = "MODE")]
     pub windows: Option<WindowsMode>,
+    /// Whether a host that needs a reboot after its job gets one (while its
+    /// window is open; its job succeeds once the reboot reports): if-required
+    /// (default) or never (the need is noted on the job).
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub reboot: Option<RebootMode>,
+}
+
+/// `--reboot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RebootMode {
+    /// Reboot when the host reports it is required and its window is open.
+    IfRequired,
+    /// Never reboot.
+    Never,
+}
+
+impl RebootMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::IfRequired => "if-required",
+            Self::Never => "never",
+        }
+    }
 }
 
 /// `--windows`.
@@ -419,6 +442,7 @@ impl SpecArgs {
             window,
             job_timeout,
             windows: self.windows.map(|m| m.as_str().to_string()),
+            reboot: self.reboot.map(|m| m.as_str().to_string()),
         })
     }
 }
@@ -977,9 +1001,11 @@ mod tests {
             window: Some("4h".into()),
             job_timeout: None,
             windows: Some(WindowsMode::Required),
+            reboot: Some(RebootMode::Never),
         };
         let s = args.spec().unwrap();
         assert_eq!(s.windows.as_deref(), Some("required"));
+        assert_eq!(s.reboot.as_deref(), Some("never"));
         assert_eq!(s.rings.len(), 2);
         assert_eq!(s.window.as_deref(), Some("4h"));
         let v = serde_json::to_value(&s).unwrap();

@@ -152,6 +152,41 @@ pub struct RingSpec {
     pub approval: bool,
     /// What a failed ring rolls back.
     pub rollback: RollbackPolicy,
+    /// Whether a host that reports it needs a reboot after its job gets a
+    /// reboot job (while its window is open and the deployment runs).
+    #[serde(default)]
+    pub reboot: RebootPolicy,
+}
+
+/// Whether hosts are rebooted after their job when they need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RebootPolicy {
+    /// Reboot when the host reports it is required and the host's window is
+    /// still open (default).
+    #[default]
+    IfRequired,
+    /// Never reboot; a host that needs one is reported.
+    Never,
+}
+
+impl RebootPolicy {
+    /// Its name in requests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IfRequired => "if-required",
+            Self::Never => "never",
+        }
+    }
+
+    /// Parses `if-required` or `never`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "if-required" => Some(Self::IfRequired),
+            "never" => Some(Self::Never),
+            _ => None,
+        }
+    }
 }
 
 /// A host's job, as planned.
@@ -276,6 +311,10 @@ pub enum JobState {
     Applying,
     /// The agent verifies.
     Verifying,
+    /// Applied and verified; the host reported that it needs a reboot, the
+    /// window allowed one, and a reboot job is out (in flight until it
+    /// reports).
+    Rebooting,
     /// Done, verified.
     Succeeded,
     /// Failed (pre-flight, apply, verification, or no report by the deadline).
@@ -295,7 +334,7 @@ impl JobState {
     pub fn in_flight(self) -> bool {
         matches!(
             self,
-            Self::Leased | Self::Preflight | Self::Applying | Self::Verifying
+            Self::Leased | Self::Preflight | Self::Applying | Self::Verifying | Self::Rebooting
         )
     }
     /// Nothing more will happen to it.
@@ -334,6 +373,10 @@ pub struct Job {
     pub ran: bool,
     /// Whether it failed (counts against the budget, also once rolled back).
     pub failed: bool,
+    /// Something people should know about a job that did not fail (a reboot
+    /// required but not done, and why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A gate decision, stored with its inputs and reason.
@@ -462,6 +505,21 @@ pub enum Observation {
         baseline: Vec<CheckSample>,
         /// Health after.
         after: Vec<CheckSample>,
+        /// Whether the host needs a reboot now.
+        #[serde(default)]
+        reboot_required: bool,
+    },
+    /// The agent reported a reboot job's result.
+    RebootResult {
+        /// The job key the reboot completes.
+        key: String,
+        /// Whether the host rebooted (or needed none after all) and its
+        /// checks pass.
+        ok: bool,
+        /// Why not.
+        error: Option<String>,
+        /// Health after the reboot, when reported.
+        after: Vec<CheckSample>,
     },
     /// The agent reported a rollback's result.
     RollbackResult {
@@ -495,6 +553,15 @@ pub enum Command {
         key: String,
         /// Report by then.
         deadline: Timestamp,
+    },
+    /// Send the host a reboot job for its key (it needs one after the job).
+    Reboot {
+        /// Ring index.
+        ring: usize,
+        /// Host.
+        host: String,
+        /// The job key the reboot completes.
+        key: String,
     },
     /// Send the host a rollback job for its key (back to recorded versions).
     Rollback {
@@ -546,6 +613,7 @@ impl Rollout {
                             after: vec![],
                             ran: false,
                             failed: false,
+                            note: None,
                         })
                         .collect(),
                     done_at: None,
@@ -616,6 +684,7 @@ impl Rollout {
             }
             Observation::Progress { key, .. }
             | Observation::Result { key, .. }
+            | Observation::RebootResult { key, .. }
             | Observation::RollbackResult { key, .. }
                 if self.find(key).is_none() =>
             {
@@ -719,7 +788,12 @@ fn apply(st: &mut Rollout, obs: &Observation, now: Timestamp, out: &mut Vec<Comm
             let j = &mut st.rings[r].jobs[i];
             // Only forward, and only while in flight (a late report of a job
             // that timed out does not revive it).
-            if j.state.in_flight() && state.in_flight() && *state as u8 > j.state as u8 {
+            if j.state.in_flight()
+                && state.in_flight()
+                && *state != JobState::Rebooting
+                && j.state != JobState::Rebooting
+                && *state as u8 > j.state as u8
+            {
                 j.state = *state;
             }
         }
@@ -729,18 +803,50 @@ fn apply(st: &mut Rollout, obs: &Observation, now: Timestamp, out: &mut Vec<Comm
             error,
             baseline,
             after,
+            reboot_required,
         } => {
             let Some((r, i)) = st.find(key) else { return };
+            let running = st.state == DeploymentState::Running;
+            let reboot = st.rings[r].spec.reboot;
             let j = &mut st.rings[r].jobs[i];
-            // One result per key: a re-sent result changes nothing.
-            if !j.state.in_flight() {
+            // One result per key: a re-sent result changes nothing (nor does
+            // an apply result arriving while its reboot is out).
+            if !j.state.in_flight() || j.state == JobState::Rebooting {
                 return;
             }
             j.ran = true;
             j.baseline = baseline.clone();
             j.after = after.clone();
             j.finished_at = Some(now);
-            if *ok {
+            if *ok && *reboot_required {
+                // Reboot only when required, the deployment runs and the
+                // host's window is still open; otherwise say why not.
+                let why_not = if reboot == RebootPolicy::Never {
+                    Some("the deployment does not reboot hosts")
+                } else if !running {
+                    Some("the deployment is no longer running")
+                } else if !j.spec.open_at(now) {
+                    Some("the host's window had closed")
+                } else {
+                    None
+                };
+                match why_not {
+                    None => {
+                        j.state = JobState::Rebooting;
+                        // The reboot has the same time to report as the job.
+                        j.leased_at = Some(now);
+                        out.push(Command::Reboot {
+                            ring: r,
+                            host: j.spec.host.clone(),
+                            key: j.spec.key.clone(),
+                        });
+                    }
+                    Some(why) => {
+                        j.state = JobState::Succeeded;
+                        j.note = Some(format!("a reboot is required but was not done: {why}"));
+                    }
+                }
+            } else if *ok {
                 j.state = JobState::Succeeded;
             } else {
                 j.state = JobState::Failed;
@@ -753,6 +859,37 @@ fn apply(st: &mut Rollout, obs: &Observation, now: Timestamp, out: &mut Vec<Comm
                     if policy != RollbackPolicy::None {
                         roll_back_job(st, r, i, now, out);
                     }
+                }
+            }
+        }
+        Observation::RebootResult {
+            key,
+            ok,
+            error,
+            after,
+        } => {
+            let Some((r, i)) = st.find(key) else { return };
+            let j = &mut st.rings[r].jobs[i];
+            if j.state != JobState::Rebooting {
+                return;
+            }
+            j.finished_at = Some(now);
+            if !after.is_empty() {
+                j.after = after.clone();
+            }
+            if *ok {
+                j.state = JobState::Succeeded;
+            } else {
+                j.state = JobState::Failed;
+                j.failed = true;
+                j.error = Some(format!(
+                    "reboot: {}",
+                    error.clone().unwrap_or_else(|| "failed".into())
+                ));
+                if st.state == DeploymentState::Halted
+                    && st.rings[r].spec.rollback != RollbackPolicy::None
+                {
+                    roll_back_job(st, r, i, now, out);
                 }
             }
         }
@@ -861,10 +998,14 @@ fn advance(st: &mut Rollout, now: Timestamp, out: &mut Vec<Command>) {
             let j = &mut st.rings[r].jobs[i];
             let overdue = j.leased_at.is_some_and(|t| now >= t + j.spec.run_timeout);
             if j.state.in_flight() && overdue {
+                j.error = Some(if j.state == JobState::Rebooting {
+                    "no report of the reboot by its deadline".into()
+                } else {
+                    "no report from the agent by the job's deadline".into()
+                });
                 j.state = JobState::Failed;
                 j.failed = true;
                 j.finished_at = Some(now);
-                j.error = Some("no report from the agent by the job's deadline".into());
                 if st.state == DeploymentState::Halted
                     && st.rings[r].spec.rollback != RollbackPolicy::None
                 {

@@ -515,6 +515,11 @@ pub struct DeploymentSpec {
     /// deadline). Blackouts covering a host always apply.
     #[serde(default)]
     pub windows: Option<String>,
+    /// `if-required` (default: a host that reports it needs a reboot after
+    /// its job gets a reboot job while its window is open; the job succeeds
+    /// when the reboot reports) or `never` (the need is noted).
+    #[serde(default)]
+    pub reboot: Option<String>,
 }
 
 /// One host in a deployment preview.

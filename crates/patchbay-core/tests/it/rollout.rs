@@ -8,8 +8,8 @@
 use jiff::{SignedDuration, Timestamp};
 use patchbay_core::canary::{CheckSample, Verdict};
 use patchbay_core::rollout::{
-    Command, DeploymentState, JobSpec, JobState, Observation, RingSpec, RingState, RollbackPolicy,
-    Rollout, Slot, step,
+    Command, DeploymentState, JobSpec, JobState, Observation, RebootPolicy, RingSpec, RingState,
+    RollbackPolicy, Rollout, Slot, step,
 };
 use proptest::prelude::*;
 
@@ -30,6 +30,7 @@ fn ring(name: &str, conc: usize, budget: usize) -> RingSpec {
         soak: mins(30),
         approval: false,
         rollback: RollbackPolicy::FailedHosts,
+        reboot: RebootPolicy::IfRequired,
     }
 }
 
@@ -73,6 +74,7 @@ fn result(key: &str, ok: bool) -> Observation {
         error: (!ok).then(|| "verify.health: web failed".into()),
         baseline: health(host, true),
         after: health(host, ok),
+        reboot_required: false,
     }
 }
 
@@ -300,6 +302,7 @@ fn four_eyes_and_inconclusive_health_pause_for_a_human() {
             error: None,
             baseline: vec![],
             after: health("h-0", true),
+            reboot_required: false,
         }],
         t0() + mins(5),
     );
@@ -381,6 +384,11 @@ fn build(g: &Gen) -> Rollout {
                     RollbackPolicy::Ring,
                     RollbackPolicy::None,
                 ][rb as usize],
+                reboot: if approval {
+                    RebootPolicy::Never
+                } else {
+                    RebootPolicy::IfRequired
+                },
             };
             let jobs = (0..hosts)
                 .map(|_| {
@@ -440,6 +448,12 @@ fn observations(d: &Rollout, (kind, a, b, _): (u8, u8, u8, i64)) -> Vec<Observat
                 ok: b % 4 != 0,
                 error: None,
             }],
+            Some((key, JobState::Rebooting)) => vec![Observation::RebootResult {
+                key,
+                ok: b % 4 != 0,
+                error: None,
+                after: vec![],
+            }],
             Some((key, _)) if kind == 4 => vec![Observation::Progress {
                 key,
                 state: JobState::Applying,
@@ -453,6 +467,8 @@ fn observations(d: &Rollout, (kind, a, b, _): (u8, u8, u8, i64)) -> Vec<Observat
                     error: None,
                     baseline: health(&host, true),
                     after: health(&host, ok || b % 2 == 0),
+                    // Some hosts need a reboot after their job.
+                    reboot_required: b % 3 == 0,
                 }]
             }
             None => vec![],
@@ -502,6 +518,29 @@ fn check_rules(d: &Rollout, cmds: &[Command], now: Timestamp) -> Result<(), Test
         }
     }
     for c in cmds {
+        // A reboot only where the ring reboots, inside the job's window, and
+        // the job waits for it in flight.
+        if let Command::Reboot { ring, key, .. } = c {
+            let r = &d.rings[*ring];
+            prop_assert_eq!(r.spec.reboot, RebootPolicy::IfRequired);
+            let j = r.jobs.iter().find(|j| &j.spec.key == key).unwrap();
+            prop_assert!(now >= j.spec.not_before && now < j.spec.cutoff);
+            prop_assert!(
+                j.spec.slots.is_empty()
+                    || j.spec
+                        .slots
+                        .iter()
+                        .any(|s| now >= s.opens && now < s.closes)
+            );
+            prop_assert!(
+                matches!(
+                    j.state,
+                    JobState::Rebooting | JobState::Failed | JobState::RollingBack
+                ),
+                "{:?}",
+                j.state
+            );
+        }
         if let Command::Lease { ring, key, .. } = c {
             // Leases only while running, inside the job's window.
             prop_assert_eq!(d.state, DeploymentState::Running);
@@ -571,8 +610,14 @@ proptest! {
                 for j in &ring.jobs {
                     if j.state.in_flight() {
                         let host = j.spec.host.clone();
-                        obs.push(Observation::Result { key: j.spec.key.clone(), ok: true, error: None,
-                            baseline: health(&host, true), after: health(&host, true) });
+                        if j.state == JobState::Rebooting {
+                            obs.push(Observation::RebootResult { key: j.spec.key.clone(), ok: true,
+                                error: None, after: vec![] });
+                        } else {
+                            obs.push(Observation::Result { key: j.spec.key.clone(), ok: true, error: None,
+                                baseline: health(&host, true), after: health(&host, true),
+                                reboot_required: false });
+                        }
                     } else if j.state == JobState::RollingBack {
                         obs.push(Observation::RollbackResult { key: j.spec.key.clone(), ok: true, error: None });
                     }
@@ -666,6 +711,7 @@ fn slots_bound_leases_and_a_missed_last_slot_skips_the_job() {
             error: None,
             baseline: vec![],
             after: vec![],
+            reboot_required: false,
         }],
         t0() + mins(70),
     );
@@ -719,4 +765,94 @@ fn next_open_is_the_first_usable_moment() {
     assert_eq!(j.next_open(t0() + mins(240)), None);
     assert!(!j.open_at(t0() + mins(50)));
     assert!(j.open_at(t0() + mins(5)));
+}
+
+/// Reboots: a host that needs one after its job gets a reboot job while its
+/// window is open (the job stays in flight until the reboot reports); not
+/// when the deployment does not reboot or the window has closed — then the
+/// job succeeds with a note saying why.
+#[test]
+fn a_required_reboot_runs_in_the_window_and_is_noted_otherwise() {
+    let reboot_result = |key: &str| Observation::Result {
+        key: key.into(),
+        ok: true,
+        error: None,
+        baseline: health("r-0", true),
+        after: health("r-0", true),
+        reboot_required: true,
+    };
+    let mut spec = ring("r", 1, 0);
+    spec.soak = SignedDuration::ZERO;
+    let mut d = Rollout::new("DEP-R", "alice", vec![(spec.clone(), jobs("r", 2))]);
+    let c = step(&mut d, &[Observation::Start { by: "bob".into() }], t0());
+    let k0 = leases(&c)[0].clone();
+    let c = step(&mut d, &[reboot_result(&k0)], t0() + mins(5));
+    assert!(
+        c.iter()
+            .any(|c| matches!(c, Command::Reboot { key, .. } if *key == k0)),
+        "{c:?}"
+    );
+    assert_eq!(d.rings[0].jobs[0].state, JobState::Rebooting);
+    // In flight: concurrency 1 holds the second host back.
+    assert!(leases(&c).is_empty());
+    // A re-sent apply result changes nothing; the reboot's result finishes it.
+    step(&mut d, &[reboot_result(&k0)], t0() + mins(6));
+    assert_eq!(d.rings[0].jobs[0].state, JobState::Rebooting);
+    let c = step(
+        &mut d,
+        &[Observation::RebootResult {
+            key: k0.clone(),
+            ok: true,
+            error: None,
+            after: health("r-0", true),
+        }],
+        t0() + mins(9),
+    );
+    assert_eq!(d.rings[0].jobs[0].state, JobState::Succeeded);
+    let k1 = leases(&c)[0].clone();
+    // A reboot that does not report by the deadline is a failure (budget 0:
+    // the deployment halts and the failed host is rolled back).
+    step(&mut d, &[reboot_result(&k1)], t0() + mins(10));
+    assert_eq!(d.rings[0].jobs[1].state, JobState::Rebooting);
+    step(&mut d, &[], t0() + mins(40));
+    assert!(d.rings[0].jobs[1].failed);
+    assert_eq!(d.rings[0].jobs[1].state, JobState::RollingBack);
+    assert_eq!(
+        d.rings[0].jobs[1].error.as_deref(),
+        Some("no report of the reboot by its deadline")
+    );
+    assert_eq!(d.state, DeploymentState::Halted);
+
+    // The window has closed when the result arrives (reported late but before
+    // the deadline): no reboot, a note.
+    let mut late = jobs("l", 1);
+    late[0].cutoff = t0() + mins(10);
+    let mut d = Rollout::new("DEP-L", "alice", vec![(spec.clone(), late)]);
+    let c = step(&mut d, &[Observation::Start { by: "bob".into() }], t0());
+    let k = leases(&c)[0].clone();
+    let c = step(&mut d, &[reboot_result(&k)], t0() + mins(12));
+    assert!(
+        !c.iter().any(|c| matches!(c, Command::Reboot { .. })),
+        "{c:?}"
+    );
+    let j = &d.rings[0].jobs[0];
+    assert_eq!(j.state, JobState::Succeeded);
+    assert_eq!(
+        j.note.as_deref(),
+        Some("a reboot is required but was not done: the host's window had closed")
+    );
+    // A ring that never reboots.
+    spec.reboot = RebootPolicy::Never;
+    let mut d = Rollout::new("DEP-N", "alice", vec![(spec, jobs("n", 1))]);
+    let c = step(&mut d, &[Observation::Start { by: "bob".into() }], t0());
+    let k = leases(&c)[0].clone();
+    let c = step(&mut d, &[reboot_result(&k)], t0() + mins(2));
+    assert!(!c.iter().any(|c| matches!(c, Command::Reboot { .. })));
+    assert!(
+        d.rings[0].jobs[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("does not reboot")
+    );
 }

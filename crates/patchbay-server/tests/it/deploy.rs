@@ -817,3 +817,113 @@ rollback = "none"
         "{text}"
     );
 }
+
+/// A host that reports it needs a reboot after its job gets a signed reboot
+/// job (key `…/reboot`) while its window is open; its job stays in flight
+/// (holding the ring's concurrency) until the reboot reports, then succeeds.
+/// With `reboot = never` the need is only noted.
+#[tokio::test]
+async fn a_required_reboot_is_a_signed_job_and_never_means_a_note() {
+    let s = InProcess::new().await;
+    let hosts = fleet(&s, 2).await;
+    let ops = token(&s, "operator").await;
+    let body = |reboot: &str| {
+        json!({"packages": [{"name": "pb-demo", "version": "1.1"}], "assets": ["h1", "h2"],
+               "rings": [{"name": "all", "max_concurrent": "1"}], "reboot": reboot})
+    };
+    let d = s
+        .ok_json("POST", "/api/v1/deployments", &ops, body("if-required"))
+        .await;
+    let id = d["deployment"]["id"].as_str().unwrap().to_string();
+    s.ok_json(
+        "POST",
+        &format!("/api/v1/deployments/{id}/start"),
+        &ops,
+        json!({}),
+    )
+    .await;
+    s.app.drive_rollouts().await.unwrap();
+    // Concurrency 1: exactly one of the two hosts gets its job.
+    let (j1, _) = checkin(&s, &hosts[0], json!([])).await;
+    let (j2, _) = checkin(&s, &hosts[1], json!([])).await;
+    assert_eq!(j1.len() + j2.len(), 1);
+    let (first, other) = if j1.is_empty() {
+        (&hosts[1], &hosts[0])
+    } else {
+        (&hosts[0], &hosts[1])
+    };
+    let key = format!("{id}/{}", first.name);
+    let mut r = result(&key, &first.name, true);
+    r["reboot_required"] = json!(true);
+    checkin(&s, first, json!([r])).await;
+    s.app.drive_rollouts().await.unwrap();
+    let (reboot, _) = checkin(&s, first, json!([])).await;
+    assert_eq!(reboot.len(), 1, "{:#}", show(&s, &id).await["rollout"]);
+    assert_eq!(reboot[0].job.kind, JobKind::Reboot);
+    assert_eq!(reboot[0].job.key, format!("{key}/reboot"));
+    let d = show(&s, &id).await;
+    let job_state = |d: &Value, host: &str| {
+        d["rollout"]["rings"][0]["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["spec"]["host"] == host)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(job_state(&d, &first.name), "rebooting");
+    // Concurrency 1: the other host waits for the reboot.
+    assert!(checkin(&s, other, json!([])).await.0.is_empty());
+    let rr = json!({"key": format!("{key}/reboot"), "outcome": "succeeded",
+                    "message": "reboot issued", "finished_at": "2026-12-08T22:06:00Z"});
+    checkin(&s, first, json!([rr])).await;
+    s.app.drive_rollouts().await.unwrap();
+    let d = show(&s, &id).await;
+    assert_eq!(job_state(&d, &first.name), "succeeded");
+    assert_eq!(checkin(&s, other, json!([])).await.0.len(), 1);
+
+    // `never`: noted, not rebooted.
+    let s = InProcess::new().await;
+    let hosts = fleet(&s, 1).await;
+    let ops = token(&s, "operator").await;
+    let mut b = body("never");
+    b["assets"] = json!(["h1"]);
+    let d = s.ok_json("POST", "/api/v1/deployments", &ops, b).await;
+    let id = d["deployment"]["id"].as_str().unwrap().to_string();
+    s.ok_json(
+        "POST",
+        &format!("/api/v1/deployments/{id}/start"),
+        &ops,
+        json!({}),
+    )
+    .await;
+    s.app.drive_rollouts().await.unwrap();
+    let (jobs, _) = checkin(&s, &hosts[0], json!([])).await;
+    assert_eq!(jobs.len(), 1);
+    let mut r = result(&jobs[0].job.key, "h1", true);
+    r["reboot_required"] = json!(true);
+    checkin(&s, &hosts[0], json!([r])).await;
+    s.app.drive_rollouts().await.unwrap();
+    assert!(checkin(&s, &hosts[0], json!([])).await.0.is_empty());
+    let d = show(&s, &id).await;
+    let j = &d["rollout"]["rings"][0]["jobs"][0];
+    assert_eq!(j["state"], "succeeded");
+    assert_eq!(
+        j["note"],
+        "a reboot is required but was not done: the deployment does not reboot hosts"
+    );
+    // A bad policy is named.
+    let (st, text) = s
+        .call(
+            "POST",
+            "/api/v1/deployments/preview",
+            Some(&ops),
+            Some(
+                &json!({"packages": [{"name": "pb-demo", "version": "1.1"}], "reboot": "always"})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(text.contains("reboot: unknown policy"), "{text}");
+}
