@@ -13,7 +13,7 @@
 //! ```text
 //! deployment: draft -> scheduled -> running -> (paused <-> running) -> completed | halted | aborted
 //! ring:       pending -> waiting_window -> running -> soaking -> awaiting_approval -> passed | failed
-//! job:        pending -> leased -> preflight -> applying -> verifying -> succeeded
+//! job:        pending -> leased -> preflight -> applying -> verifying -> [rebooting ->] succeeded
 //!                                       \-> failed -> rolling_back -> rolled_back | rollback_failed
 //!             (any non-terminal) -> skipped (window closed, host offline, halted, aborted)
 //! ```
