@@ -371,7 +371,19 @@ fn check_case(
 ) {
     let key = format!("{id}/{}", h.name);
     // (a) Nothing changed in the root; no execution in the journal.
-    assert_eq!(&h.root.packages(), before, "{}: dpkg changed", h.name);
+    let now = h.root.packages();
+    let changed: Vec<String> = now
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k} {v}"))
+        .chain(
+            before
+                .keys()
+                .filter(|k| !now.contains_key(*k))
+                .map(|k| format!("{k} removed")),
+        )
+        .collect();
+    assert!(changed.is_empty(), "{}: dpkg changed: {changed:?}", h.name);
     let recs = h.journal_of(&key);
     if e.step == Some("scope") {
         let steps: Vec<&str> = recs
