@@ -18,7 +18,9 @@
 //! | `reboot` | the configured `[jobs] reboot_command`, only when the root reports a reboot is required; otherwise succeeds with a message |
 //!
 //! The job's `checks` give the result's `baseline` and `after` samples (pass or
-//! fail; `critical` when `[jobs] critical_checks` names the check): for
+//! fail; `critical` when `[jobs] critical_checks` names the check; the measured
+//! `value` of a `metric = true` command check, for the server's numeric
+//! canary judge): for
 //! `apply` and `rollback` they are the execution layer's own health results
 //! (journalled, so a replay reports what was measured then), for the other
 //! kinds they are run before and after.
@@ -321,7 +323,7 @@ fn sample(ctx: &JobContext<'_>, r: &CheckResult) -> CheckSample {
         host: ctx.asset.to_owned(),
         check: r.name.clone(),
         pass: r.ok,
-        value: None,
+        value: r.value,
         critical: ctx.config.jobs.critical_checks.contains(&r.name),
     }
 }

@@ -603,6 +603,9 @@ fn versions(result: Option<&Value>, which: &str) -> String {
 }
 
 /// The job's error, or the agent's (refusal code, failing step, message).
+/// A refusal that arrived after the server had already failed the job (for
+/// example a job delivered past its deadline, refused `expired`) is added to
+/// the server's error with its code and the agent's message.
 fn job_error(job: &Job, result: Option<&Value>) -> String {
     let field = |k: &str| {
         result
@@ -611,8 +614,9 @@ fn job_error(job: &Job, result: Option<&Value>) -> String {
             .filter(|s| !s.is_empty())
     };
     if let Some(e) = job.error.as_deref().filter(|e| !e.is_empty()) {
-        return match field("refusal") {
-            Some(code) if !e.contains(code) => format!("{e} (refused: {code})"),
+        return match (field("refusal"), field("message")) {
+            (Some(code), Some(m)) if !e.contains(code) => format!("{e} (refused: {code}: {m})"),
+            (Some(code), None) if !e.contains(code) => format!("{e} (refused: {code})"),
             _ => e.to_string(),
         };
     }
@@ -1121,6 +1125,50 @@ mod tests {
         let c = created_text(&detail());
         assert!(c.starts_with("created DEP-2026-12-001 (halted)\n"), "{c}");
         assert!(c.contains("canary  2      h1 h2"), "{c}");
+    }
+
+    #[test]
+    fn a_refusal_shows_its_code_and_message_beside_the_servers_error() {
+        let mut d = detail();
+        let job = &mut d.rollout.as_mut().unwrap().rings[0].jobs[0];
+        job.error = Some("no report from the agent by the job's deadline".into());
+        let late = serde_json::json!({"key": "DEP-2026-12-001/h1", "outcome": "refused",
+            "refusal": "expired", "message": "job DEP-2026-12-001/h1: its deadline has passed",
+            "finished_at": "2026-12-06T10:40:00Z"});
+        d.results = vec![late.clone()];
+        let row = |d: &DeploymentDetail| {
+            detail_text(d)
+                .lines()
+                .find(|l| l.trim_start().starts_with("h1"))
+                .unwrap()
+                .to_owned()
+        };
+        assert!(
+            row(&d).ends_with(
+                "no report from the agent by the job's deadline (refused: expired: job DEP-2026-12-001/h1: its deadline has passed)"
+            ),
+            "{}",
+            row(&d)
+        );
+        // Without a message: the code alone.
+        let mut bare = late.clone();
+        bare.as_object_mut().unwrap().remove("message");
+        d.results = vec![bare];
+        assert!(
+            row(&d).ends_with("deadline (refused: expired)"),
+            "{}",
+            row(&d)
+        );
+        // A refusal the server's error already names is not repeated.
+        let job = &mut d.rollout.as_mut().unwrap().rings[0].jobs[0];
+        job.error =
+            Some("refused (expired): job DEP-2026-12-001/h1: its deadline has passed".into());
+        d.results = vec![late];
+        assert!(
+            row(&d).ends_with("refused (expired): job DEP-2026-12-001/h1: its deadline has passed"),
+            "{}",
+            row(&d)
+        );
     }
 
     #[test]

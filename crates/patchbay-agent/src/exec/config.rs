@@ -44,7 +44,22 @@
 //! kind = "command"
 //! command = ["/usr/local/bin/app", "--self-test"]
 //! timeout_secs = 10
+//!
+//! [[check]]
+//! name = "p99-ms"          # a measurement: stdout is the value (higher is worse)
+//! kind = "command"
+//! command = ["/usr/local/bin/p99-latency-ms"]
+//! metric = true
 //! ```
+//!
+//! A `command` check with `metric = true` measures a number: its standard
+//! output, trimmed, must be one plain decimal number (`42`, `-0.5`, `1.5e3`;
+//! at most 64 characters, finite). The number is the check's value in job
+//! results' baseline and after samples, which the server's canary judge
+//! compares (Mann-Whitney, higher is worse, 25 % tolerance). Output that is
+//! not such a number (empty, `nan`, `inf`, `12 ms`, two lines) gives the sample
+//! no value, and the check's detail says why; pass or fail is still the exit
+//! status.
 //!
 //! Hooks run with `PATCHBAY_JOB_KEY` and `PATCHBAY_ROOT` in their environment.
 //! `[jobs] enabled` is the host's consent to server-driven change: without it
@@ -249,6 +264,14 @@ pub enum Check {
         /// Seconds.
         #[serde(default)]
         timeout_secs: Option<u64>,
+        /// The command measures a number: its whole standard output, trimmed,
+        /// is the check's value (a plain decimal such as `12`, `-0.5` or
+        /// `1.5e3`; higher is worse), sent with job results for the numeric
+        /// canary judge. Anything else (empty, two numbers, `nan`, `inf`,
+        /// text, out of range) gives no value and the detail says why; the
+        /// pass/fail verdict is still the exit status.
+        #[serde(default)]
+        metric: bool,
     },
 }
 
@@ -368,7 +391,9 @@ mod tests {
             .map(|l| format!("{l}\n"))
             .collect();
         let c = Config::parse(&text).unwrap();
-        assert_eq!(c.checks.len(), 4);
+        assert_eq!(c.checks.len(), 5);
+        assert!(matches!(&c.checks[3], Check::Command { metric: false, .. }));
+        assert!(matches!(&c.checks[4], Check::Command { metric: true, .. }));
         assert_eq!(c.preflight.min_free_mb, 100);
         assert_eq!(c.checks[0].kind(), "http");
         assert!(matches!(&c.checks[0], Check::Http { status: 200, .. }));
@@ -391,6 +416,14 @@ mod tests {
         );
         assert!(Config::parse("[[check]]\nname='a'\nkind='nope'\n").is_err());
         assert!(Config::parse("[[check]]\nname='a'\nkind='command'\ncommand=[]\n").is_err());
+        // Only a command measures a value; `metric` is a boolean.
+        assert!(
+            Config::parse("[[check]]\nname='a'\nkind='tcp'\naddress='x:1'\nmetric=true\n").is_err()
+        );
+        assert!(
+            Config::parse("[[check]]\nname='a'\nkind='command'\ncommand=['x']\nmetric='stdout'\n")
+                .is_err()
+        );
         assert!(
             Config::parse("[[check]]\nname='a'\nkind='tcp'\naddress='x:1'\n[[check]]\nname='a'\nkind='tcp'\naddress='x:2'\n").is_err()
         );

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The result of one check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// The check's name.
     pub name: String,
@@ -20,10 +20,83 @@ pub struct CheckResult {
     pub kind: String,
     /// Passed.
     pub ok: bool,
-    /// What was seen (status, exit code, error, output tail).
+    /// What was seen (status, exit code, error, output tail; for a metric,
+    /// the value or why there is none).
     pub detail: String,
     /// Wall time.
     pub duration_ms: u64,
+    /// The measured value of a `metric = true` command check (always finite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+}
+
+// A value is only ever set from [`parse_metric`], which admits finite numbers
+// alone, so equality is reflexive (no NaN) and `Eq` holds.
+impl Eq for CheckResult {}
+
+/// The longest metric output taken (characters, after trimming).
+pub const METRIC_MAX_CHARS: usize = 64;
+
+/// Parses a metric check's standard output: one plain decimal number
+/// (optional sign, digits, optional fraction, optional exponent), finite.
+/// The error says why the output is not one.
+pub fn parse_metric(stdout: &[u8]) -> Result<f64, String> {
+    let Ok(text) = std::str::from_utf8(stdout) else {
+        return Err("the output is not UTF-8".into());
+    };
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("the output is empty".into());
+    }
+    if t.chars().count() > METRIC_MAX_CHARS {
+        return Err(format!(
+            "the output is longer than {METRIC_MAX_CHARS} characters"
+        ));
+    }
+    let shown = || format!("{t:?}");
+    if !plain_decimal(t) {
+        return Err(format!(
+            "{} is not a plain decimal number (e.g. 12, -0.5, 1.5e3)",
+            shown()
+        ));
+    }
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(format!("{} is out of range", shown())),
+        Err(e) => Err(format!("{}: {e}", shown())),
+    }
+}
+
+/// `[+-]? digits ('.' digits?)? ([eE] [+-]? digits)?` or `[+-]? '.' digits …`.
+fn plain_decimal(t: &str) -> bool {
+    let b = t.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+    }
+    let int = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+    i += int;
+    let mut frac = 0;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        frac = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        i += frac;
+    }
+    if int + frac == 0 {
+        return false;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        let exp = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if exp == 0 {
+            return false;
+        }
+        i += exp;
+    }
+    i == b.len()
 }
 
 /// Runs every check in order.
@@ -35,6 +108,7 @@ pub fn run_all(checks: &[Check]) -> Vec<CheckResult> {
 pub fn run(check: &Check) -> CheckResult {
     let start = Instant::now();
     let timeout = check.timeout();
+    let mut value = None;
     let (ok, detail) = match check {
         Check::Systemd { unit, .. } => systemd(unit, timeout),
         Check::Tcp { address, .. } => tcp(address, timeout),
@@ -44,7 +118,25 @@ pub fn run(check: &Check) -> CheckResult {
             body_contains,
             ..
         } => http(url, *status, body_contains.as_deref(), timeout),
-        Check::Command { command, .. } => command_check(command, timeout),
+        Check::Command {
+            command, metric, ..
+        } => {
+            let (ok, detail, stdout) = command_check(command, timeout);
+            match (metric, stdout) {
+                (false, _) => (ok, detail),
+                (true, None) => (
+                    ok,
+                    format!("{detail}; no value: the command did not finish"),
+                ),
+                (true, Some(out)) => match parse_metric(&out) {
+                    Ok(v) => {
+                        value = Some(v);
+                        (ok, format!("{detail}; value {v}"))
+                    }
+                    Err(why) => (ok, format!("{detail}; no value: {why}")),
+                },
+            }
+        }
     };
     CheckResult {
         name: check.name().to_owned(),
@@ -52,6 +144,7 @@ pub fn run(check: &Check) -> CheckResult {
         ok,
         detail,
         duration_ms: start.elapsed().as_millis() as u64,
+        value,
     }
 }
 
@@ -118,9 +211,11 @@ fn http(url: &str, want: u16, contains: Option<&str>, timeout: Duration) -> (boo
     (true, format!("{url}: status {status}"))
 }
 
-fn command_check(argv: &[String], timeout: Duration) -> (bool, String) {
+/// Runs a command check: pass, detail, and the standard output when the
+/// command finished.
+fn command_check(argv: &[String], timeout: Duration) -> (bool, String, Option<Vec<u8>>) {
     let Some((prog, args)) = argv.split_first() else {
-        return (false, "empty command".into());
+        return (false, "empty command".into(), None);
     };
     match run_command(Command::new(prog).args(args), timeout) {
         Ok(out) => {
@@ -149,10 +244,11 @@ fn command_check(argv: &[String], timeout: Duration) -> (bool, String) {
                 } else {
                     format!("{exit}: {tail}")
                 },
+                Some(out.stdout),
             )
         }
-        Err(e @ CommandError::TimedOut { .. }) => (false, e.to_string()),
-        Err(e) => (false, e.to_string()),
+        Err(e @ CommandError::TimedOut { .. }) => (false, e.to_string(), None),
+        Err(e) => (false, e.to_string(), None),
     }
 }
 
@@ -220,7 +316,106 @@ mod tests {
             name: name.into(),
             command: argv.iter().map(|s| s.to_string()).collect(),
             timeout_secs: t,
+            metric: false,
         }
+    }
+
+    fn metric(script: &str) -> CheckResult {
+        run(&Check::Command {
+            name: "m".into(),
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            timeout_secs: Some(5),
+            metric: true,
+        })
+    }
+
+    #[test]
+    fn metric_values_are_parsed_strictly() {
+        for (text, want) in [
+            ("12", 12.0),
+            ("  -0.5\n", -0.5),
+            ("+3", 3.0),
+            ("1.5e3", 1500.0),
+            ("2E-2", 0.02),
+            (".25", 0.25),
+            ("7.", 7.0),
+        ] {
+            assert_eq!(parse_metric(text.as_bytes()), Ok(want), "{text:?}");
+        }
+        for (text, why) in [
+            ("", "empty"),
+            ("   \n", "empty"),
+            ("nan", "not a plain decimal"),
+            ("NaN", "not a plain decimal"),
+            ("inf", "not a plain decimal"),
+            ("-Infinity", "not a plain decimal"),
+            ("12 ms", "not a plain decimal"),
+            ("1\n2", "not a plain decimal"),
+            ("0x10", "not a plain decimal"),
+            ("1e", "not a plain decimal"),
+            ("e5", "not a plain decimal"),
+            (".", "not a plain decimal"),
+            ("--1", "not a plain decimal"),
+            ("1_000", "not a plain decimal"),
+            ("1e999", "out of range"),
+        ] {
+            let e = parse_metric(text.as_bytes()).unwrap_err();
+            assert!(e.contains(why), "{text:?}: {e}");
+        }
+        assert!(parse_metric(&[0xff, b'1']).unwrap_err().contains("UTF-8"));
+        let long = "1".repeat(METRIC_MAX_CHARS + 1);
+        assert!(
+            parse_metric(long.as_bytes())
+                .unwrap_err()
+                .contains("longer")
+        );
+        let ok = "1".repeat(METRIC_MAX_CHARS);
+        assert!(parse_metric(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn metric_command_checks_carry_their_value() {
+        let r = metric("echo 41.5");
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.value, Some(41.5));
+        assert!(r.detail.ends_with("; value 41.5"), "{r:?}");
+        // The exit status still decides pass or fail; the value is kept.
+        let r = metric("echo 900; exit 2");
+        assert!(!r.ok && r.value == Some(900.0), "{r:?}");
+        // Garbage, NaN, inf: no value, and the detail says why.
+        let r = metric("echo fast");
+        assert!(r.ok && r.value.is_none(), "{r:?}");
+        assert!(
+            r.detail
+                .contains("no value: \"fast\" is not a plain decimal number"),
+            "{r:?}"
+        );
+        let r = metric("echo nan");
+        assert!(r.value.is_none() && r.detail.contains("no value"), "{r:?}");
+        let r = metric("echo inf");
+        assert!(r.value.is_none() && r.detail.contains("no value"), "{r:?}");
+        // A command that did not finish has no value.
+        let r = run(&Check::Command {
+            name: "m".into(),
+            command: vec!["sleep".into(), "30".into()],
+            timeout_secs: Some(1),
+            metric: true,
+        });
+        assert!(!r.ok && r.value.is_none(), "{r:?}");
+        assert!(
+            r.detail.contains("no value: the command did not finish"),
+            "{r:?}"
+        );
+        // Not a metric: no value, whatever it prints.
+        let r = run(&cmd("n", &["echo", "5"], None));
+        assert_eq!(r.value, None);
+        // Journalled results without a value still read.
+        let old: CheckResult = serde_json::from_str(
+            r#"{"name":"web","kind":"command","ok":true,"detail":"exit 0","duration_ms":3}"#,
+        )
+        .unwrap();
+        assert_eq!(old.value, None);
+        assert!(!serde_json::to_string(&old).unwrap().contains("value"));
     }
 
     #[test]

@@ -490,6 +490,7 @@ mod tests {
             ok,
             detail: String::new(),
             duration_ms: 0,
+            value: None,
         };
         let regress = health_regressions(
             &[r("a", true), r("b", false)],

@@ -400,6 +400,7 @@ mod tests {
             ok,
             detail: "connected".into(),
             duration_ms: 1,
+            value: None,
         }
     }
 

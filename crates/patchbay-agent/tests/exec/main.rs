@@ -2,7 +2,10 @@
 //! mocks: a debootstrapped Debian 12 root, a local apt repository served over
 //! HTTP on 127.0.0.1, rpm installroots with dnf and zypper, an Alpine 3.23 root
 //! with its own apk-tools 3 and a signed local apk repository (`apk.rs`), a
-//! scripted HTTP peer playing the server for check-in jobs (`jobs.rs`), and the
+//! scripted HTTP peer playing the server for check-in jobs (`jobs.rs`), the
+//! real server with real agents in network namespaces (`rollout.rs`, and every
+//! agent refusal through it in `refusals.rs`, measured health values through it
+//! in `numeric.rs`), and the
 //! agent run as a separate process: the shipped `patchbay-agent` binary of this
 //! package (`CARGO_BIN_EXE_patchbay-agent`, built by cargo before these tests), so
 //! flag parsing, logging, the printed JSON and the exit codes are tested as they
@@ -20,6 +23,8 @@
 mod apk;
 mod apt;
 mod jobs;
+mod numeric;
+mod refusals;
 mod rollout;
 mod rpm;
 mod support;
@@ -39,6 +44,8 @@ fn tests() -> Vec<Test> {
     t.extend(apk::TESTS);
     t.extend(rpm::TESTS);
     t.extend(rollout::TESTS);
+    t.extend(refusals::TESTS);
+    t.extend(numeric::TESTS);
     t
 }
 

@@ -927,3 +927,112 @@ async fn a_required_reboot_is_a_signed_job_and_never_means_a_note() {
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(text.contains("reboot: unknown policy"), "{text}");
 }
+
+/// A succeeded result whose `p99` check measured `base` before and `after`
+/// after the change (higher is worse), as an agent with a `metric = true`
+/// check reports it.
+fn measured(key: &str, host: &str, base: f64, after: f64) -> Value {
+    json!({"key": key, "outcome": "succeeded",
+           "baseline": [{"host": host, "check": "p99", "pass": true, "value": base}],
+           "after": [{"host": host, "check": "p99", "pass": true, "value": after}],
+           "changed": [{"name": "pb-demo", "before": "1.0", "after": "1.1"}],
+           "finished_at": "2026-12-08T22:05:00Z"})
+}
+
+/// Runs a one-ring deployment of the five hosts to its end, each host
+/// reporting its `p99` as `before[i]` then `after(before[i])`; returns the
+/// deployment's detail.
+async fn numeric_rollout(s: &InProcess, hosts: &[Host], after: impl Fn(f64) -> f64) -> Value {
+    let spec = json!({"packages": [{"name": "pb-demo", "version": "1.1"}],
+        "checks": ["p99"],
+        "rings": [{"name": "all", "max_concurrent": "100%", "error_budget": "0", "rollback": "none"}]});
+    let d = s
+        .ok_json("POST", "/api/v1/deployments", &s.admin, spec)
+        .await;
+    let id = d["deployment"]["id"].as_str().unwrap().to_string();
+    s.ok_json(
+        "POST",
+        &format!("/api/v1/deployments/{id}/start"),
+        &s.admin,
+        json!({}),
+    )
+    .await;
+    // The hosts' own spread: every check passes, only the numbers differ.
+    let before = [100.0, 104.0, 97.0, 101.0, 99.0];
+    for _ in 0..10 {
+        s.app.drive_rollouts().await.unwrap();
+        for (h, b) in hosts.iter().zip(before) {
+            let (jobs, _) = checkin(s, h, json!([])).await;
+            for j in jobs {
+                let (_, acked) =
+                    checkin(s, h, json!([measured(&j.job.key, &h.name, b, after(b))])).await;
+                assert_eq!(acked, vec![j.job.key.clone()]);
+            }
+        }
+        let d = show(s, &id).await;
+        if !["running", "draft"].contains(&d["deployment"]["status"].as_str().unwrap()) {
+            return d;
+        }
+        s.clock.advance(SignedDuration::from_mins(1));
+    }
+    panic!("{id} did not finish: {:#}", show(s, &id).await["rollout"]);
+}
+
+fn health_gate(d: &Value) -> Value {
+    d["rollout"]["rings"][0]["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == "health")
+        .cloned()
+        .unwrap_or_else(|| panic!("no health gate: {:#}", d["rollout"]))
+}
+
+/// Numeric health values (issue 13): every job succeeds and every check
+/// passes, so only the numbers the agents measured decide. Values twice the
+/// baseline fail the ring's health gate (Mann-Whitney at 98 %, beyond the
+/// 25 % tolerance) and halt the deployment; values 10 % higher — significant
+/// for five hosts, but within the tolerance — pass it.
+#[tokio::test]
+async fn numeric_health_values_decide_the_health_gate_with_their_tolerance() {
+    let s = InProcess::new().await;
+    let hosts = fleet(&s, 5).await;
+
+    let d = numeric_rollout(&s, &hosts, |b| b * 2.0).await;
+    let g = health_gate(&d);
+    println!("twice the baseline: {g}");
+    assert_eq!(g["verdict"], "fail", "{g:#}");
+    let reason = g["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("p99") && reason.contains("more than the 25 % tolerance"),
+        "{reason}"
+    );
+    assert_eq!(d["deployment"]["status"], "halted", "{:#}", d["rollout"]);
+    assert_eq!(d["rollout"]["rings"][0]["state"], "failed");
+    // The samples the gate judged are the values the agents sent, stored.
+    for j in d["rollout"]["rings"][0]["jobs"].as_array().unwrap() {
+        assert_eq!(j["state"], "succeeded", "{j:#}");
+        let (b, a) = (
+            j["baseline"][0]["value"].as_f64().unwrap(),
+            j["after"][0]["value"].as_f64().unwrap(),
+        );
+        assert_eq!(a, b * 2.0, "{j:#}");
+    }
+    let stored: Vec<f64> = d["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["after"][0]["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(stored.len(), 5, "{:#}", d["results"]);
+
+    let d = numeric_rollout(&s, &hosts, |b| b * 1.1).await;
+    let g = health_gate(&d);
+    println!("10 % over the baseline: {g}");
+    assert_eq!(g["verdict"], "pass", "{g:#}");
+    // Significant at 98 %: the tolerance alone lets it pass.
+    let p = g["canary"]["checks"][0]["p_value"].as_f64().unwrap();
+    assert!(p < 0.02, "{g:#}");
+    assert_eq!(d["deployment"]["status"], "completed", "{:#}", d["rollout"]);
+    assert_eq!(d["rollout"]["rings"][0]["state"], "passed");
+}
