@@ -602,7 +602,8 @@ fn versions(result: Option<&Value>, which: &str) -> String {
         .join(" ")
 }
 
-/// The job's error, or the agent's (refusal code, failing step, message).
+/// The job's error, or its note (a reboot required but not done), or the
+/// agent's (refusal code, failing step, message).
 /// A refusal that arrived after the server had already failed the job (for
 /// example a job delivered past its deadline, refused `expired`) is added to
 /// the server's error with its code and the agent's message.
@@ -619,6 +620,10 @@ fn job_error(job: &Job, result: Option<&Value>) -> String {
             (Some(code), None) if !e.contains(code) => format!("{e} (refused: {code})"),
             _ => e.to_string(),
         };
+    }
+    if let Some(n) = job.note.as_deref().filter(|n| !n.is_empty()) {
+        // A job that did not fail but needs attention (a reboot not done).
+        return n.to_string();
     }
     let mut parts = vec![];
     if let Some(code) = field("refusal") {
@@ -1125,6 +1130,28 @@ mod tests {
         let c = created_text(&detail());
         assert!(c.starts_with("created DEP-2026-12-001 (halted)\n"), "{c}");
         assert!(c.contains("canary  2      h1 h2"), "{c}");
+    }
+
+    #[test]
+    fn a_reboot_not_done_shows_its_note() {
+        let mut d = detail();
+        let job = &mut d.rollout.as_mut().unwrap().rings[0].jobs[0];
+        job.error = None;
+        job.note = Some(
+            "a reboot is required but was not done: the host's window had closed\u{1b}[2J".into(),
+        );
+        d.results = vec![];
+        let t = detail_text(&d);
+        let row = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("h1"))
+            .unwrap();
+        assert!(
+            row.ends_with(
+                "a reboot is required but was not done: the host's window had closed\\x1b[2J"
+            ),
+            "{row}"
+        );
     }
 
     #[test]
