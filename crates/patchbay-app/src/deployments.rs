@@ -358,6 +358,7 @@ impl App {
             let mut mine = Vec::new();
             let mut changes = Vec::new();
             let mut downgrades = Vec::new();
+            let mut unavailable = Vec::new();
             for p in &spec.packages {
                 use patchbay_core::inventory::rules;
                 if !rules::valid_name(format, &p.name) || !rules::valid_version(format, &p.version)
@@ -382,14 +383,42 @@ impl App {
                         downgrades.push(format!("{} {v} -> {}", p.name, p.version));
                     }
                     Some(v) => {
+                        // What the host's own repositories offer, as its agent
+                        // last reported (pending updates): a pin above that
+                        // cannot be installed there.
+                        let offered = a
+                            .pending_updates
+                            .iter()
+                            .find(|u| u.name == p.name && !u.available_version.is_empty())
+                            .map(|u| u.available_version.clone());
+                        if let Some(o) = &offered
+                            && is_lower(format, o, &p.version)
+                        {
+                            unavailable.push(format!(
+                                "{} {} (its repositories offer {o} at most)",
+                                p.name, p.version
+                            ));
+                            continue;
+                        }
                         mine.push(p.clone());
                         changes.push(PreviewPackage {
                             name: p.name.clone(),
                             from: Some(v),
                             to: p.version.clone(),
+                            available: offered,
                         });
                     }
                 }
+            }
+            if !unavailable.is_empty() {
+                skipped.push(PreviewSkip {
+                    asset: a.name.clone(),
+                    reason: format!(
+                        "not available to the host: {} — as its agent last reported",
+                        unavailable.join(", ")
+                    ),
+                });
+                continue;
             }
             if !downgrades.is_empty() {
                 // A deployment only moves versions up; going back is what a

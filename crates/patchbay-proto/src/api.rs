@@ -546,6 +546,11 @@ pub struct PreviewPackage {
     pub from: Option<String>,
     /// Will get.
     pub to: String,
+    /// The newest version the host's repositories offer, as its agent last
+    /// reported (pending updates); `None` when it reported none for the
+    /// package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<String>,
 }
 
 /// A target that will not be touched, and why.

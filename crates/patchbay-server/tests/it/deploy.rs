@@ -1036,3 +1036,79 @@ async fn numeric_health_values_decide_the_health_gate_with_their_tolerance() {
     assert_eq!(d["deployment"]["status"], "completed", "{:#}", d["rollout"]);
     assert_eq!(d["rollout"]["rings"][0]["state"], "passed");
 }
+
+/// The preview uses what each host's agent reported its repositories offer
+/// (pending updates): a pin above that is not available there — the host is
+/// skipped with the reason — and an available one is shown.
+#[tokio::test]
+async fn a_version_the_hosts_repositories_do_not_offer_is_skipped() {
+    let s = InProcess::new().await;
+    let hosts = fleet(&s, 2).await;
+    let ops = token(&s, "operator").await;
+    // h2 reports that its repositories offer pb-demo 1.1 at most.
+    let inv = patchbay_core::inventory::Inventory {
+        facts: patchbay_core::inventory::HostFacts {
+            hostname: "h2".into(),
+            machine_id: format!("{:032x}", 0xabc0 + 2),
+            os: patchbay_core::inventory::OsRelease {
+                id: "debian".into(),
+                version_id: "12".into(),
+                ..Default::default()
+            },
+            kernel: "6.1.0".into(),
+            arch: "amd64".into(),
+            ..Default::default()
+        },
+        format: Some(patchbay_core::inventory::PackageFormat::Deb),
+        packages: vec![patchbay_core::inventory::Package {
+            name: "pb-demo".into(),
+            version: "1.0".into(),
+            arch: "all".into(),
+            source: None,
+            source_version: None,
+        }],
+        pending_updates: vec![patchbay_core::inventory::PendingUpdate {
+            name: "pb-demo".into(),
+            arch: "all".into(),
+            current_version: "1.0".into(),
+            available_version: "1.1".into(),
+            origin: "local".into(),
+        }],
+    };
+    let body = serde_json::to_value(CheckinRequest {
+        protocol: 1,
+        inventory_hash: inv.content_hash(),
+        inventory: InventoryPayload::Full { inventory: inv },
+        results: vec![],
+        wait_secs: None,
+    })
+    .unwrap();
+    s.ok_json("POST", "/agent/v1/checkin", &hosts[1].secret, body)
+        .await;
+    let preview = |v: &str| {
+        let ops = ops.clone();
+        let s = &s;
+        let v = v.to_string();
+        async move {
+            s.ok_json(
+                "POST",
+                "/api/v1/deployments/preview",
+                &ops,
+                json!({"packages": [{"name": "pb-demo", "version": v}]}),
+            )
+            .await
+        }
+    };
+    let p = preview("1.2").await;
+    assert_eq!(p["hosts"].as_array().unwrap().len(), 1, "{p:#}");
+    assert_eq!(p["hosts"][0]["asset"], "h1");
+    assert!(p["hosts"][0]["packages"][0].get("available").is_none());
+    assert_eq!(p["skipped"][0]["asset"], "h2");
+    assert_eq!(
+        p["skipped"][0]["reason"],
+        "not available to the host: pb-demo 1.2 (its repositories offer 1.1 at most) — as its agent last reported"
+    );
+    let p = preview("1.1").await;
+    assert_eq!(p["hosts"].as_array().unwrap().len(), 2, "{p:#}");
+    assert_eq!(p["hosts"][1]["packages"][0]["available"], "1.1");
+}
