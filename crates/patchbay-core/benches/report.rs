@@ -90,6 +90,7 @@ fn main() {
         assets,
         findings,
         exceptions,
+        deployments: vec![],
     };
     let total = h.findings.len();
 
