@@ -98,14 +98,27 @@ impl App {
 
 /// Every deployment with its jobs: the state the rollout engine stored per
 /// job, and the lease and result times of its apply and rollback jobs from
-/// `agent_jobs`. A rollback that ended without a result (no report by its
-/// deadline) is dated by the rollout's last write, when the engine marked it.
+/// `agent_jobs` (three queries, whatever the number of deployments). A
+/// rollback that ended without a result (no report by its deadline) is dated
+/// by the rollout's last write, when the engine marked it.
 async fn deployment_records(
     tx: &mut Box<dyn patchbay_store::Tx>,
 ) -> Result<Vec<DeploymentRecord>, AppError> {
+    let mut rollouts: HashMap<String, patchbay_store::RolloutRow> = tx
+        .list_rollouts()
+        .await?
+        .into_iter()
+        .map(|r| (r.deployment.clone(), r))
+        .collect();
+    let times: HashMap<String, patchbay_store::AgentJobTimes> = tx
+        .agent_job_times()
+        .await?
+        .into_iter()
+        .map(|j| (j.key.clone(), j))
+        .collect();
     let mut out = Vec::new();
     for d in tx.list_deployments().await? {
-        let Some(row) = tx.rollout(&d.id).await? else {
+        let Some(row) = rollouts.remove(&d.id) else {
             out.push(DeploymentRecord {
                 id: d.id,
                 kind: d.kind,
@@ -116,24 +129,18 @@ async fn deployment_records(
             });
             continue;
         };
-        let stored: crate::deployments::StoredRollout = serde_json::from_value(row.state.clone())
-            .map_err(|e| {
-            AppError::new(
-                patchbay_proto::error::ErrorCode::Internal,
-                format!("stored rollout {} does not decode: {e}", row.deployment),
-            )
-        })?;
-        let rows: HashMap<String, patchbay_store::AgentJobRow> = tx
-            .jobs_of(&d.id)
-            .await?
-            .into_iter()
-            .map(|j| (j.key.clone(), j))
-            .collect();
+        let stored: crate::deployments::StoredRollout =
+            serde_json::from_value(row.state).map_err(|e| {
+                AppError::new(
+                    patchbay_proto::error::ErrorCode::Internal,
+                    format!("stored rollout {} does not decode: {e}", row.deployment),
+                )
+            })?;
         let mut jobs = Vec::new();
         for ring in &stored.rollout.rings {
             for j in &ring.jobs {
-                let apply = rows.get(&j.spec.key);
-                let rollback = rows.get(&format!("{}/rollback", j.spec.key));
+                let apply = times.get(&j.spec.key);
+                let rollback = times.get(&format!("{}/rollback", j.spec.key));
                 let rollback_at = match j.state {
                     JobState::RolledBack | JobState::RollbackFailed => {
                         Some(rollback.and_then(|r| r.result_at).unwrap_or(row.updated_at))
