@@ -51,7 +51,7 @@ use super::{History, Stats, stats};
 use crate::rollout::JobState;
 use jiff::Timestamp;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One host's job in a deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,26 +301,42 @@ pub fn iso_week(t: Timestamp) -> String {
 
 /// The deployments report at `as_of`.
 pub fn deployments(h: &History, as_of: Timestamp) -> Deployments {
-    // Findings by (asset name, package).
-    let mut by_host_pkg: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
-    for (i, f) in h.findings.iter().enumerate() {
-        if let Some(a) = h.assets.get(f.asset) {
-            by_host_pkg
-                .entry((a.name.as_str(), f.package.as_str()))
-                .or_default()
-                .push(i);
-        }
-    }
-    let mut all = Tally::default();
-    let mut weeks: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut ttp_all = Vec::new();
-    let mut lines = Vec::new();
     let mut deps: Vec<&DeploymentRecord> = h
         .deployments
         .iter()
         .filter(|d| d.created_at <= as_of)
         .collect();
     deps.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    // The findings a succeeded job could have patched, by (asset, package):
+    // only the pairs such jobs touch are indexed, in one pass over findings.
+    let asset_ix: HashMap<&str, usize> = h
+        .assets
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.name.as_str(), i))
+        .collect();
+    let mut by_host_pkg: HashMap<(usize, &str), Vec<usize>> = HashMap::new();
+    for j in deps.iter().flat_map(|d| d.jobs.iter()) {
+        if outcome(j, as_of) != Outcome::Succeeded {
+            continue;
+        }
+        if let Some(&a) = asset_ix.get(j.host.as_str()) {
+            for p in &j.packages {
+                by_host_pkg.entry((a, p.as_str())).or_default();
+            }
+        }
+    }
+    if !by_host_pkg.is_empty() {
+        for (i, f) in h.findings.iter().enumerate() {
+            if let Some(v) = by_host_pkg.get_mut(&(f.asset, f.package.as_str())) {
+                v.push(i);
+            }
+        }
+    }
+    let mut all = Tally::default();
+    let mut weeks: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut ttp_all = Vec::new();
+    let mut lines = Vec::new();
     for d in deps {
         let mut tally = Tally::default();
         let mut ttp = Vec::new();
@@ -335,12 +351,14 @@ pub fn deployments(h: &History, as_of: Timestamp) -> Deployments {
             if outcome(j, as_of) != Outcome::Succeeded {
                 continue;
             }
-            let (Some(leased), Some(result)) = (j.leased_at, j.result_at) else {
+            let (Some(leased), Some(result), Some(&a)) =
+                (j.leased_at, j.result_at, asset_ix.get(j.host.as_str()))
+            else {
                 continue;
             };
             for p in &j.packages {
                 for &i in by_host_pkg
-                    .get(&(j.host.as_str(), p.as_str()))
+                    .get(&(a, p.as_str()))
                     .map(Vec::as_slice)
                     .unwrap_or_default()
                 {
