@@ -384,8 +384,14 @@ pub fn deployments(h: &History, as_of: Timestamp) -> Deployments {
             .iter()
             .map(|j| match outcome(j, as_of) {
                 Outcome::InProgress => None,
-                // A rollback still out has not ended.
+                // A rollback still out has not ended; nor has a job whose
+                // rollback ended only after the date.
                 _ if j.state == JobState::RollingBack => None,
+                Outcome::Succeeded | Outcome::Failed
+                    if matches!(j.state, JobState::RolledBack | JobState::RollbackFailed) =>
+                {
+                    None
+                }
                 Outcome::RolledBack | Outcome::RollbackFailed => j.rollback_at,
                 _ => j.finished_at,
             })

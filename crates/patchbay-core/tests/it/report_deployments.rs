@@ -362,6 +362,11 @@ fn as_of_an_earlier_date_counts_what_had_happened() {
     // F0 resolved at 10:05; F1 only at 11:00.
     assert_eq!(a.patched_findings, 1);
     assert_eq!(a.time_to_patch.median_hours, 82.07);
+    // 12-07 08:45: every DEP-A job has an outcome, but cache-1's rollback
+    // (09:30) has not ended: the deployment has not finished.
+    let r = deployments(&history(), t("2026-12-07T08:45:00Z"));
+    assert_eq!(r.deployments[0].outcomes.failed, 1);
+    assert_eq!(r.deployments[0].finished_at, None);
     // Before any lease: a draft.
     let r = deployments(&history(), t("2026-12-01T00:00:00Z"));
     assert_eq!(r.deployments[0].state, "draft");
