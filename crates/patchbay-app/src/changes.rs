@@ -10,10 +10,9 @@
 //! deployment's status until the rollout engine reports, with each host's
 //! job (state, error, and per package the pinned version and the versions
 //! before and after as its agent reported them: [`host_outcomes`]). A
-//! runbook is the
-//! record plus the owners of its assets and the tokens that may approve it
-//! ([`patchbay_render::Runbook`], returned as data); its Markdown and HTML are
-//! made by `patchbay-render`. The back-out commands are made here, each
+//! runbook is the record plus the owners of its assets and the tokens that
+//! may approve it ([`patchbay_render::Runbook`], returned as data); its
+//! Markdown and HTML are made by `patchbay-render`. The back-out commands are made here, each
 //! stored value one quoted shell word ([`back_out_command`]).
 
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
@@ -503,9 +502,11 @@ pub fn host_outcomes(
             format!("stored rollout {} does not decode: {e}", rollout.deployment),
         )
     })?;
+    let by_key: BTreeMap<&str, &patchbay_store::AgentJobRow> =
+        jobs.iter().map(|j| (j.key.as_str(), j)).collect();
     let result = |key: &str| -> Option<JobResult> {
-        jobs.iter()
-            .find(|j| j.key == key)
+        by_key
+            .get(key)
             .and_then(|j| j.result.clone())
             .and_then(|v| serde_json::from_value(v).ok())
     };
@@ -557,10 +558,7 @@ pub fn host_outcomes(
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
-                leased_at: jobs
-                    .iter()
-                    .find(|r| r.key == j.spec.key)
-                    .map(|r| fmt_ts(r.leased_at)),
+                leased_at: by_key.get(j.spec.key.as_str()).map(|r| fmt_ts(r.leased_at)),
                 finished_at: j.finished_at.map(fmt_ts),
                 error: j.error.clone(),
                 packages,
