@@ -7,18 +7,20 @@
 //! installed versions (the back-out plan: each package returns to the version
 //! installed before the change, which is also what the agent records as its
 //! rollback plan before applying) and the approvals; the outcome is the
-//! deployment's status until the rollout engine reports. A runbook is the
-//! record plus the owners of its assets and the tokens that may approve it
-//! ([`patchbay_render::Runbook`], returned as data); its Markdown and HTML are
-//! made by `patchbay-render`. The back-out commands are made here, each
+//! deployment's status until the rollout engine reports, with each host's
+//! job (state, error, and per package the pinned version and the versions
+//! before and after as its agent reported them: [`host_outcomes`]). A
+//! runbook is the record plus the owners of its assets and the tokens that
+//! may approve it ([`patchbay_render::Runbook`], returned as data); its
+//! Markdown and HTML are made by `patchbay-render`. The back-out commands are made here, each
 //! stored value one quoted shell word ([`back_out_command`]).
 
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
 use patchbay_core::auth::Action;
 use patchbay_core::names::is_unsafe_char;
 use patchbay_proto::api::{
-    BackOutStep, ChangeApproval, ChangePatch, ChangeRecordOut, ChangeSummaryOut, LessonOut,
-    PlanRequest,
+    BackOutStep, ChangeApproval, ChangePatch, ChangeRecordOut, ChangeSummaryOut, HostOutcome,
+    LessonOut, PackageOutcome, PlanRequest,
 };
 use patchbay_proto::error::ErrorCode;
 use patchbay_render::Runbook;
@@ -175,7 +177,7 @@ impl App {
         self.require(caller, Action::ReadInventory, ctx).await?;
         let id = id.trim().to_ascii_uppercase();
         let mut snap = self.snapshot().await?;
-        let (change, dep, approvals, lessons, assets, kev, rollout) = {
+        let (change, dep, approvals, lessons, assets, kev, rollout, jobs) = {
             let tx = snap.tx();
             let change = tx
                 .list_change_records()
@@ -192,6 +194,10 @@ impl App {
                     AppError::not_found(format!("deployment {} is gone", change.deployment))
                 })?;
             let rollout = tx.rollout(&change.deployment).await?;
+            let jobs = match &rollout {
+                Some(_) => tx.jobs_of(&change.deployment).await?,
+                None => vec![],
+            };
             (
                 change,
                 dep,
@@ -200,7 +206,12 @@ impl App {
                 tx.list_assets().await?,
                 tx.all_kev().await?,
                 rollout,
+                jobs,
             )
+        };
+        let hosts = match &rollout {
+            Some(r) => host_outcomes(r, &jobs)?,
+            None => vec![],
         };
         let rollout = rollout
             .map(|r| crate::deployments::summary_of(&r))
@@ -352,6 +363,7 @@ impl App {
                 None => dep.status.clone(),
             },
             rollout,
+            hosts,
             lessons: lessons
                 .iter()
                 .filter(|l| l.change_id == change.id)
@@ -472,6 +484,98 @@ impl App {
             approvers,
         })
     }
+}
+
+/// Each host's job of a rollout, in ring order: its state and error from
+/// the stored rollout, and per package the pinned version with the versions
+/// before and after that the agent reported for the apply job (after a
+/// rollback, `after` is what the rollback restored).
+pub fn host_outcomes(
+    rollout: &patchbay_store::RolloutRow,
+    jobs: &[patchbay_store::AgentJobRow],
+) -> Result<Vec<HostOutcome>, AppError> {
+    use patchbay_proto::agent::{JobOutcome, JobResult};
+    let stored: crate::deployments::StoredRollout = serde_json::from_value(rollout.state.clone())
+        .map_err(|e| {
+        AppError::new(
+            ErrorCode::Internal,
+            format!("stored rollout {} does not decode: {e}", rollout.deployment),
+        )
+    })?;
+    let by_key: BTreeMap<&str, &patchbay_store::AgentJobRow> =
+        jobs.iter().map(|j| (j.key.as_str(), j)).collect();
+    let result = |key: &str| -> Option<JobResult> {
+        by_key
+            .get(key)
+            .and_then(|j| j.result.clone())
+            .and_then(|v| serde_json::from_value(v).ok())
+    };
+    let mut out = Vec::new();
+    for ring in &stored.rollout.rings {
+        for j in &ring.jobs {
+            let apply = result(&j.spec.key);
+            let rollback = result(&format!("{}/rollback", j.spec.key));
+            let mut packages: Vec<PackageOutcome> = stored
+                .pins
+                .get(&j.spec.host)
+                .into_iter()
+                .flatten()
+                .map(|p| PackageOutcome {
+                    name: p.name.clone(),
+                    target: Some(p.version.clone()),
+                    before: None,
+                    after: None,
+                })
+                .collect();
+            for c in apply.iter().flat_map(|r| r.changed.iter()) {
+                match packages.iter_mut().find(|p| p.name == c.name) {
+                    Some(p) => {
+                        p.before = c.before.clone();
+                        p.after = c.after.clone();
+                    }
+                    None => packages.push(PackageOutcome {
+                        name: c.name.clone(),
+                        target: None,
+                        before: c.before.clone(),
+                        after: c.after.clone(),
+                    }),
+                }
+            }
+            if let Some(r) = rollback
+                .as_ref()
+                .filter(|r| r.outcome == JobOutcome::RolledBack)
+            {
+                for c in &r.changed {
+                    if let Some(p) = packages.iter_mut().find(|p| p.name == c.name) {
+                        p.after = c.after.clone();
+                    }
+                }
+            }
+            out.push(HostOutcome {
+                host: j.spec.host.clone(),
+                ring: ring.spec.name.clone(),
+                state: serde_json::to_value(j.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                leased_at: by_key.get(j.spec.key.as_str()).map(|r| fmt_ts(r.leased_at)),
+                finished_at: j.finished_at.map(fmt_ts),
+                error: j.error.clone(),
+                packages,
+                rollback: rollback.map(|r| {
+                    let outcome = serde_json::to_value(r.outcome)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    match r.message {
+                        Some(m) => format!("{outcome}: {m}"),
+                        None => outcome,
+                    }
+                }),
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -323,7 +323,8 @@ pub fn verify_bundle(bytes: &[u8], key: BundleKey<'_>) -> Result<BundleSummary, 
 }
 
 impl App {
-    /// Builds the signed evidence bundle as of a date: the four reports in
+    /// Builds the signed evidence bundle as of a date: the five reports
+    /// (compliance, time to patch, SLA, coverage, rollout outcomes) in
     /// JSON, CSV and HTML, the exception register, the deployments with their
     /// change records and runbooks, the
     /// audit-log segment up to the date with its verification, and the control
@@ -402,6 +403,7 @@ impl App {
             "ttp",
             "sla",
             "coverage",
+            "deployments",
             "exceptions",
             "audit",
             "changes",

@@ -9,7 +9,7 @@
 //! - [`evidence`]: offline `audit verify`, `evidence export|verify`.
 //! - [`deploy`]: `deploy preview|create|list|show|start|…|approve|reject` (rollouts).
 //! - [`exceptions`]: the exception register.
-//! - [`reports`]: `report compliance|ttp|sla|coverage`.
+//! - [`reports`]: `report compliance|ttp|sla|coverage|deployments`.
 //! - [`output`]: table and JSON rendering.
 //! - [`sim`]: the fleet simulator (virtual agents with real inventories).
 //! - [`schedule`]: `windows`, `blackouts`, `plan preview`, `calendar`.

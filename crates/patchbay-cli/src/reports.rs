@@ -1,4 +1,4 @@
-//! `patchbay report compliance|ttp|sla|coverage`.
+//! `patchbay report compliance|ttp|sla|coverage|deployments`.
 
 use crate::conn::enc;
 use anyhow::Context;
@@ -16,6 +16,10 @@ pub enum Kind {
     Sla,
     /// Assets seen in the last 24 h over all known assets.
     Coverage,
+    /// Rollout outcomes per deployment and per ISO week: jobs succeeded,
+    /// failed, rolled back; success and rollback rates; job durations; time
+    /// to patch through jobs.
+    Deployments,
 }
 
 impl Kind {
@@ -25,6 +29,7 @@ impl Kind {
             Kind::Ttp => "ttp",
             Kind::Sla => "sla",
             Kind::Coverage => "coverage",
+            Kind::Deployments => "deployments",
         }
     }
 }

@@ -11,7 +11,11 @@
 //! - [`sla_adherence`]: per tier, the share of findings resolved by their due
 //!   date, and of open findings not yet overdue;
 //! - [`coverage`]: assets seen in the 24 h before `as_of` over all known
-//!   assets, managed and unmanaged.
+//!   assets, managed and unmanaged;
+//! - [`deployments()`]: rollout outcomes — per deployment and per ISO week,
+//!   jobs succeeded, failed, rolled back, rollback failed and skipped, the
+//!   success and rollback rates, job durations, and time to patch through
+//!   Patchbay's own jobs ([`deployments`](mod@deployments) defines each).
 //!
 //! Definitions. A finding exists at `t` when `first_seen ≤ t`; it is open at
 //! `t` unless `resolved_at ≤ t`; it is overdue at `t` when open and `due < t`;
@@ -35,6 +39,9 @@ use std::collections::BTreeMap;
 
 use crate::exception::{Exception, FindingFacts, excepting};
 use crate::risk::Tier;
+
+pub mod deployments;
+pub use deployments::{DeploymentRecord, Deployments, JobRecord, deployments};
 
 /// An asset in the history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +92,8 @@ pub struct History {
     pub findings: Vec<FindingRecord>,
     /// Exceptions.
     pub exceptions: Vec<Exception>,
+    /// Deployments with their jobs' outcomes.
+    pub deployments: Vec<DeploymentRecord>,
 }
 
 /// A finding's state at an instant.
@@ -504,7 +513,7 @@ pub fn coverage(h: &History, as_of: Timestamp) -> Coverage {
 }
 
 /// The report kinds, as named in the API and the evidence bundle.
-pub const KINDS: [&str; 4] = ["compliance", "ttp", "sla", "coverage"];
+pub const KINDS: [&str; 5] = ["compliance", "ttp", "sla", "coverage", "deployments"];
 
 /// One report of any kind, as data (serialized as the report itself).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -518,6 +527,8 @@ pub enum Report {
     SlaAdherence(SlaAdherence),
     /// `coverage`.
     Coverage(Coverage),
+    /// `deployments`.
+    Deployments(Deployments),
 }
 
 impl Report {
@@ -529,6 +540,7 @@ impl Report {
             "ttp" => Report::TimeToPatch(time_to_patch(h, as_of)),
             "sla" => Report::SlaAdherence(sla_adherence(h, as_of)),
             "coverage" => Report::Coverage(coverage(h, as_of)),
+            "deployments" => Report::Deployments(deployments(h, as_of)),
             _ => return None,
         })
     }
@@ -540,6 +552,7 @@ impl Report {
             Report::TimeToPatch(_) => "ttp",
             Report::SlaAdherence(_) => "sla",
             Report::Coverage(_) => "coverage",
+            Report::Deployments(_) => "deployments",
         }
     }
 
@@ -569,7 +582,7 @@ const fn c(framework: &'static str, id: &'static str, title: &'static str) -> Co
 }
 
 /// The controls each report evidences (`compliance`, `ttp`, `sla`,
-/// `coverage`, `exceptions`, `audit`, `changes`).
+/// `coverage`, `deployments`, `exceptions`, `audit`, `changes`).
 pub fn controls(report: &str) -> &'static [Control] {
     const SI2: Control = c("NIST SP 800-53 Rev. 5", "SI-2", "Flaw remediation");
     const RA5: Control = c(
@@ -638,6 +651,7 @@ pub fn controls(report: &str) -> &'static [Control] {
         "ttp" => &[SI2, CIS72, CIS73, CIS74, ISO88, PCI],
         "sla" => &[SI2, CIS72, CIS77, ISO88, PCI, BOD],
         "coverage" => &[RA5, CIS71, CIS75, ISO88, CC71],
+        "deployments" => &[SI2, CIS73, CIS74, CIS77, ISO832, CC81],
         "exceptions" => &[SI2, CIS72, ISO88, CC71],
         "audit" => &[ISO832, CC81, CC71],
         "changes" => &[ISO832, CC81, SI2],

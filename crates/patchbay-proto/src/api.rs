@@ -1042,6 +1042,47 @@ pub struct ChangeRecordOut {
     /// every gate decision with its reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutSummary>,
+    /// Per host, what its job did (none before the rollout starts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostOutcome>,
+}
+
+/// One host's job in a change record: its state, error and versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostOutcome {
+    /// The host (asset name).
+    pub host: String,
+    /// Its ring.
+    pub ring: String,
+    /// The job's state (`pending`, `succeeded`, `failed`, `rolled_back`,
+    /// `rollback_failed`, `skipped`, …).
+    pub state: String,
+    /// When its job was leased (RFC 3339).
+    pub leased_at: Option<String>,
+    /// When its outcome was taken in (RFC 3339).
+    pub finished_at: Option<String>,
+    /// Why it failed or was skipped (a failed rollback says so).
+    pub error: Option<String>,
+    /// Per package: the pinned version and what the agent reported.
+    pub packages: Vec<PackageOutcome>,
+    /// What the rollback job reported, if one ran: `rolled_back` or
+    /// `rollback_failed`, with the agent's message.
+    pub rollback: Option<String>,
+}
+
+/// One package of a host's job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageOutcome {
+    /// Package name.
+    pub name: String,
+    /// The version the job installs (none: changed as a dependency).
+    pub target: Option<String>,
+    /// Installed before, as the agent reported (none: not reported, or newly
+    /// installed).
+    pub before: Option<String>,
+    /// Installed after the job, as the agent reported (none: not reported or
+    /// removed; after a rollback, the version it restored).
+    pub after: Option<String>,
 }
 
 /// What a deployment's rollout did, for its change record.

@@ -7,8 +7,9 @@
 //! value is escaped by the template.
 
 use askama::Template;
+use patchbay_core::report::deployments::Outcomes;
 use patchbay_core::report::{
-    Adherence, ComplianceLine, Control, Report, SlaAdherence, TimeToPatch,
+    Adherence, ComplianceLine, Control, Deployments, Report, SlaAdherence, TimeToPatch,
 };
 
 /// Output formats.
@@ -177,6 +178,117 @@ const COVERAGE_HEADER: [&str; 6] = [
     "stale",
 ];
 
+const DEPLOYMENTS_HEADER: [&str; 23] = [
+    "scope",
+    "name",
+    "kind",
+    "state",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "jobs",
+    "ran",
+    "succeeded",
+    "failed",
+    "rolled_back",
+    "rollback_failed",
+    "skipped",
+    "in_progress",
+    "success_pct",
+    "rollback_pct",
+    "failures_rolled_back_pct",
+    "job_median_secs",
+    "job_p90_secs",
+    "patched_findings",
+    "ttp_median_hours",
+    "ttp_p90_hours",
+];
+
+/// A rate as a cell: empty when there was nothing to divide by.
+fn opt(v: Option<f64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// The deployments report's rows: the whole, each deployment, each week.
+fn deployment_rows(r: &Deployments) -> Vec<Vec<String>> {
+    let outcomes = |o: &Outcomes| {
+        vec![
+            o.jobs.to_string(),
+            o.ran.to_string(),
+            o.succeeded.to_string(),
+            o.failed.to_string(),
+            o.rolled_back.to_string(),
+            o.rollback_failed.to_string(),
+            o.skipped.to_string(),
+            o.in_progress.to_string(),
+            opt(o.success_pct),
+            opt(o.rollback_pct),
+            opt(o.failures_rolled_back_pct),
+            o.duration.median_secs.to_string(),
+            o.duration.p90_secs.to_string(),
+        ]
+    };
+    let row =
+        |head: [String; 7], o: &Outcomes, ttp: Option<(u64, &patchbay_core::report::Stats)>| {
+            let mut v: Vec<String> = head.into();
+            v.extend(outcomes(o));
+            match ttp {
+                Some((n, s)) => v.extend([
+                    n.to_string(),
+                    s.median_hours.to_string(),
+                    s.p90_hours.to_string(),
+                ]),
+                None => v.extend([String::new(), String::new(), String::new()]),
+            }
+            v
+        };
+    let blank = String::new;
+    let mut rows = vec![row(
+        [
+            "all".into(),
+            "all".into(),
+            blank(),
+            blank(),
+            blank(),
+            blank(),
+            blank(),
+        ],
+        &r.all,
+        Some((r.time_to_patch.count, &r.time_to_patch)),
+    )];
+    for d in &r.deployments {
+        rows.push(row(
+            [
+                "deployment".into(),
+                d.id.clone(),
+                d.kind.clone(),
+                d.state.clone(),
+                d.created_at.clone(),
+                d.started_at.clone().unwrap_or_default(),
+                d.finished_at.clone().unwrap_or_default(),
+            ],
+            &d.outcomes,
+            Some((d.patched_findings, &d.time_to_patch)),
+        ));
+    }
+    for w in &r.by_week {
+        rows.push(row(
+            [
+                "week".into(),
+                w.week.clone(),
+                blank(),
+                blank(),
+                blank(),
+                blank(),
+                blank(),
+            ],
+            &w.outcomes,
+            None,
+        ));
+    }
+    rows
+}
+
 /// The report's table: its header and rows (shared by CSV and HTML).
 fn table(r: &Report) -> (&'static [&'static str], Vec<Vec<String>>) {
     match r {
@@ -241,7 +353,52 @@ fn table(r: &Report) -> (&'static [&'static str], Vec<Vec<String>>) {
                 r.stale.join(" "),
             ]],
         ),
+        Report::Deployments(r) => (&DEPLOYMENTS_HEADER, deployment_rows(r)),
     }
+}
+
+fn deployment_charts(r: &Deployments) -> Vec<Chart> {
+    let rates = |items: Vec<(String, Option<f64>)>| -> Vec<(String, f64)> {
+        items
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect()
+    };
+    vec![
+        chart(
+            "Job success rate by deployment",
+            "%",
+            &rates(
+                r.deployments
+                    .iter()
+                    .map(|d| (d.id.clone(), d.outcomes.success_pct))
+                    .collect(),
+            ),
+            100.0,
+        ),
+        chart(
+            "Job success rate by week",
+            "%",
+            &rates(
+                r.by_week
+                    .iter()
+                    .map(|w| (w.week.clone(), w.outcomes.success_pct))
+                    .collect(),
+            ),
+            100.0,
+        ),
+        chart(
+            "Rollback rate by week",
+            "%",
+            &rates(
+                r.by_week
+                    .iter()
+                    .map(|w| (w.week.clone(), w.outcomes.rollback_pct))
+                    .collect(),
+            ),
+            100.0,
+        ),
+    ]
 }
 
 fn ttp_charts(r: &TimeToPatch) -> Vec<Chart> {
@@ -331,6 +488,33 @@ pub fn html(r: &Report) -> Result<String, crate::Error> {
                 ],
                 c.known as f64,
             )],
+        ),
+        Report::Deployments(d) => (
+            "Rollout outcomes",
+            &d.as_of,
+            "Deployments",
+            format!(
+                "{} deployment(s), {} job(s), {} ran: {} succeeded ({}), {} rolled back ({}), {} rollback(s) failed, {} skipped, {} without an outcome yet; {} finding(s) patched through jobs, median {} h from detection to the job's success.",
+                d.deployments.len(),
+                d.all.jobs,
+                d.all.ran,
+                d.all.succeeded,
+                d.all
+                    .success_pct
+                    .map(|p| format!("{p} %"))
+                    .unwrap_or_else(|| "-".into()),
+                d.all.rolled_back,
+                d.all
+                    .rollback_pct
+                    .map(|p| format!("{p} %"))
+                    .unwrap_or_else(|| "-".into()),
+                d.all.rollback_failed,
+                d.all.skipped,
+                d.all.in_progress,
+                d.time_to_patch.count,
+                d.time_to_patch.median_hours
+            ),
+            deployment_charts(d),
         ),
     };
     Ok(Page {
@@ -490,5 +674,90 @@ mod tests {
             "pdf".parse::<Format>().unwrap_err(),
             "format: unknown format \"pdf\" (json, csv or html)"
         );
+    }
+
+    fn deployments() -> Report {
+        use patchbay_core::report::deployments::{DeploymentLine, WeekLine};
+        let o = Outcomes {
+            jobs: 4,
+            ran: 3,
+            succeeded: 2,
+            rolled_back: 1,
+            skipped: 1,
+            failures: 1,
+            failures_rolled_back: 1,
+            success_pct: Some(66.7),
+            rollback_pct: Some(33.3),
+            failures_rolled_back_pct: Some(100.0),
+            ..Outcomes::default()
+        };
+        Report::Deployments(Deployments {
+            as_of: "2026-12-08T12:00:00Z".into(),
+            all: o.clone(),
+            time_to_patch: Default::default(),
+            deployments: vec![DeploymentLine {
+                id: "=cmd|' /C calc'!A0 <img src=x onerror=alert(1)>".into(),
+                kind: "oob".into(),
+                state: "halted".into(),
+                created_at: "2026-11-30T12:00:00Z".into(),
+                outcomes: o.clone(),
+                ..DeploymentLine::default()
+            }],
+            by_week: vec![WeekLine {
+                week: "2026-W49".into(),
+                outcomes: Outcomes {
+                    jobs: 1,
+                    skipped: 1,
+                    ..Outcomes::default()
+                },
+            }],
+        })
+    }
+
+    #[test]
+    fn deployments_table_csv_and_html() {
+        let r = deployments();
+        let text = csv_text(&r);
+        let mut rd = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(rd.headers().unwrap().len(), DEPLOYMENTS_HEADER.len());
+        let rows: Vec<csv::StringRecord> = rd.records().map(|x| x.unwrap()).collect();
+        assert_eq!(rows.len(), 3, "{text}");
+        // all, then the deployment (its id defused), then the week.
+        assert_eq!(&rows[0][0], "all");
+        assert_eq!(
+            &rows[1][1],
+            "'=cmd|' /C calc'!A0 <img src=x onerror=alert(1)>"
+        );
+        assert_eq!(
+            (
+                &rows[1][7],
+                &rows[1][8],
+                &rows[1][9],
+                &rows[1][15],
+                &rows[1][16]
+            ),
+            ("4", "3", "2", "66.7", "33.3")
+        );
+        // Nothing ran that week: no rate, an empty cell (not 0 or 100).
+        assert_eq!(
+            (&rows[2][0], &rows[2][1], &rows[2][15]),
+            ("week", "2026-W49", "")
+        );
+        let html = html(&r).unwrap();
+        assert!(html.contains("<title>Rollout outcomes</title>"), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+        assert!(
+            html.contains("&#60;img") || html.contains("&lt;img"),
+            "{html}"
+        );
+        // Three charts, one bar: the deployment's success rate; the week
+        // without a rate has no bar in either week chart.
+        assert_eq!(html.matches("<svg ").count(), 3);
+        assert_eq!(html.matches("<rect ").count(), 1, "{html}");
+        assert!(html.contains("4 job(s), 3 ran: 2 succeeded (66.7 %), 1 rolled back (33.3 %)"));
+        let v: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
+        assert_eq!(v["deployments"][0]["success_pct"], 66.7);
+        assert!(v["by_week"][0]["success_pct"].is_null());
+        assert!(v["controls"].as_array().is_some_and(|c| !c.is_empty()));
     }
 }

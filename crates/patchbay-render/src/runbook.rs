@@ -1,6 +1,7 @@
 //! A change's runbook, from its change record ([`Runbook`]): Markdown
 //! ([`markdown`]: roles, timeline by window, steps, gates, escalation chain,
-//! back-out, approvals, lessons learned) and HTML ([`html`]: that Markdown
+//! back-out, approvals, the rollout's outcome per ring and per host — job
+//! state, versions before and after, error —, lessons learned) and HTML ([`html`]: that Markdown
 //! through pulldown-cmark, in `templates/runbook.html`).
 //!
 //! Every value of someone else's making (a reason, an owner, a token name, a
@@ -189,6 +190,8 @@ pub fn markdown(r: &Runbook) -> String {
         s.push('\n');
     }
 
+    rollout_outcome(&mut s, c);
+
     s.push_str("## Lessons learned\n\n");
     if c.lessons.is_empty() {
         s.push_str("None yet.\n");
@@ -205,6 +208,75 @@ pub fn markdown(r: &Runbook) -> String {
     s
 }
 
+/// The "Rollout outcome" section: per ring its jobs by outcome, per host
+/// its job's state, versions and error.
+fn rollout_outcome(s: &mut String, c: &ChangeRecordOut) {
+    s.push_str("## Rollout outcome\n\n");
+    let Some(r) = &c.rollout else {
+        s.push_str("Not started: no job has run.\n\n");
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "**Rollout:** {}{}.\n",
+        md_text(&r.status),
+        r.reason
+            .as_deref()
+            .map(|w| format!(" — {}", md_text(w)))
+            .unwrap_or_default()
+    );
+    s.push_str("| Ring | State | Succeeded | Failed | Rolled back | Skipped | Approved by |\n|---|---|---|---|---|---|---|\n");
+    for g in &r.rings {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            md_text(&g.name),
+            md_text(&g.state),
+            g.succeeded,
+            g.failed,
+            g.rolled_back,
+            g.skipped,
+            md_text(g.approved_by.as_deref().unwrap_or("-"))
+        );
+    }
+    s.push('\n');
+    if c.hosts.is_empty() {
+        return;
+    }
+    s.push_str("| Host | Ring | Job | Package | Target | Before | After | Finished | Error | Rollback |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    let dash = |v: Option<&str>| md_text(v.unwrap_or("-"));
+    for h in &c.hosts {
+        let empty = [patchbay_proto::api::PackageOutcome {
+            name: "-".into(),
+            target: None,
+            before: None,
+            after: None,
+        }];
+        let pkgs = if h.packages.is_empty() {
+            &empty[..]
+        } else {
+            &h.packages[..]
+        };
+        for p in pkgs {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                md_text(&h.host),
+                md_text(&h.ring),
+                md_text(&h.state),
+                md_text(&p.name),
+                dash(p.target.as_deref()),
+                dash(p.before.as_deref()),
+                dash(p.after.as_deref()),
+                dash(h.finished_at.as_deref()),
+                dash(h.error.as_deref()),
+                dash(h.rollback.as_deref()),
+            );
+        }
+    }
+    s.push('\n');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +291,7 @@ mod tests {
         Runbook {
             change: ChangeRecordOut {
                 rollout: None,
+                hosts: vec![],
                 id: "CHG-0001".into(),
                 deployment: "DEP-0001".into(),
                 kind: "oob".into(),
@@ -298,10 +371,12 @@ mod tests {
                 "## Escalation chain",
                 "## Back-out",
                 "## Approvals",
+                "## Rollout outcome",
                 "## Lessons learned",
             ],
             "{md}"
         );
+        assert!(md.contains("## Rollout outcome\n\nNot started: no job has run.\n"));
         assert!(md.contains("| web-1 | ring1 | nightly | 2026-11-24T12:00:00Z |  |"));
         assert!(
             md.contains("`apt-get install -y 'chromium=139.0-1\\|x'`"),
@@ -343,6 +418,7 @@ mod tests {
             "Escalation chain",
             "Back-out",
             "Approvals",
+            "Rollout outcome",
             "Lessons learned",
         ] {
             assert_eq!(
@@ -372,5 +448,93 @@ mod tests {
         assert!(!lessons.contains("<ol>"), "{lessons}");
         // No external reference.
         assert!(!html.contains("src=") && !html.contains("href="));
+    }
+
+    #[test]
+    fn rollout_outcome_shows_each_host_and_values_stay_text() {
+        use patchbay_proto::api::{HostOutcome, PackageOutcome, RingSummary, RolloutSummary};
+        let mut r = runbook();
+        r.change.rollout = Some(RolloutSummary {
+            status: "halted".into(),
+            reason: Some("ring ring1: error budget".into()),
+            rings: vec![RingSummary {
+                name: "ring1".into(),
+                state: "failed".into(),
+                succeeded: 1,
+                failed: 0,
+                rolled_back: 1,
+                skipped: 0,
+                approved_by: None,
+                gates: vec![],
+            }],
+        });
+        r.change.hosts = vec![
+            HostOutcome {
+                host: "web-1".into(),
+                ring: "ring1".into(),
+                state: "succeeded".into(),
+                leased_at: Some("2026-11-24T12:00:00Z".into()),
+                finished_at: Some("2026-11-24T12:05:00Z".into()),
+                error: None,
+                packages: vec![PackageOutcome {
+                    name: "chromium".into(),
+                    target: Some("140.0-1".into()),
+                    before: Some("139.0-1".into()),
+                    after: Some("140.0-1".into()),
+                }],
+                rollback: None,
+            },
+            HostOutcome {
+                host: format!("evil {HOSTILE}"),
+                ring: "ring1".into(),
+                state: "rolled_back".into(),
+                leased_at: None,
+                finished_at: Some("2026-11-24T12:06:00Z".into()),
+                error: Some("verify.health: <b>500</b> | boom".into()),
+                packages: vec![],
+                rollback: Some("rolled_back".into()),
+            },
+        ];
+        let md = markdown(&r);
+        assert!(
+            md.contains("**Rollout:** halted — ring ring1: error budget."),
+            "{md}"
+        );
+        assert!(
+            md.contains("| ring1 | failed | 1 | 0 | 1 | 0 | - |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| web-1 | ring1 | succeeded | chromium | 140.0-1 | 139.0-1 | 140.0-1 | 2026-11-24T12:05:00Z | - | - |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("verify.health: \\<b\\>500\\</b\\> \\| boom"),
+            "{md}"
+        );
+        // Every host row has its 11 borders: the hostile name adds no cell,
+        // no row and no heading.
+        let unescaped = |l: &str| {
+            let b = l.as_bytes();
+            (0..b.len())
+                .filter(|&i| b[i] == b'|' && (i == 0 || b[i - 1] != b'\\'))
+                .count()
+        };
+        let rows: Vec<&str> = md
+            .lines()
+            .skip_while(|l| !l.starts_with("| Host |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        assert_eq!(rows.len(), 2, "{md}");
+        for row in rows {
+            assert_eq!(unescaped(row), 11, "{row}");
+        }
+        let html = html(&r).unwrap();
+        assert!(
+            !html.contains("<script>") && !html.contains("<b>500"),
+            "{html}"
+        );
+        assert!(html.contains("<td>140.0-1</td>"), "{html}");
     }
 }

@@ -198,6 +198,7 @@ fn change_records_and_runbooks(backend: &str) {
         "## Escalation chain",
         "## Back-out",
         "## Approvals",
+        "## Rollout outcome",
         "## Lessons learned",
     ] {
         assert!(md.contains(section), "{section} missing:\n{md}");

@@ -139,6 +139,15 @@ fn reports_agree_with_the_findings(backend: &str) {
     // markup.
     assert!(html.contains("=HYPERLINK(&#34;x&#34;)"), "{html}");
     assert!(!html.contains("HYPERLINK(\"x\")"));
+    // Rollout outcomes: no deployment yet, so no job and no rate (null, not
+    // 0 or 100); the CSV has its one "all" row.
+    let v: serde_json::Value = serde_json::from_str(&report(&s, "deployments", &[])).unwrap();
+    assert_eq!(v["all"]["jobs"], 0);
+    assert!(v["all"]["success_pct"].is_null(), "{v}");
+    assert_eq!(v["deployments"], serde_json::json!([]));
+    let text = report(&s, "deployments", &["--format", "csv"]);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.starts_with("scope,name,kind,state,"), "{text}");
     // Unknown kinds and formats are refused.
     let out = s.cli(&["report", "nope"]);
     assert!(!out.status.success());
@@ -240,6 +249,9 @@ fn evidence_bundle_is_tamper_evident(backend: &str) {
         "reports/ttp.csv",
         "reports/sla.json",
         "reports/coverage.json",
+        "reports/deployments.json",
+        "reports/deployments.csv",
+        "reports/deployments.html",
         "exceptions.json",
         "deployments.json",
         "audit/segment.jsonl",

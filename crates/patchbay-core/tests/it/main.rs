@@ -14,6 +14,7 @@ mod os_release;
 mod plan;
 mod policy;
 mod report;
+mod report_deployments;
 mod risk;
 mod rollout;
 mod rpm;

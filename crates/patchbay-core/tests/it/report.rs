@@ -145,6 +145,7 @@ fn history() -> History {
         assets,
         findings,
         exceptions,
+        deployments: vec![],
     }
 }
 

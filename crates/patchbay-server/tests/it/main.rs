@@ -5,4 +5,5 @@
 
 mod deploy;
 mod matrix;
+mod outcomes;
 mod support;

@@ -1,4 +1,5 @@
-//! A server in-process: a prepared SQLite data directory and its router.
+//! A server in-process: a prepared data directory (SQLite inside it, or a
+//! fresh database of either backend) and its router.
 
 use axum::Router;
 use axum::body::Body;
@@ -21,9 +22,19 @@ pub struct InProcess {
 
 impl InProcess {
     pub async fn new() -> Self {
+        Self::with_db(None).await
+    }
+
+    /// On a fresh database of `backend` (`sqlite` or `postgres`; PostgreSQL
+    /// needs `PATCHBAY_TEST_PG_URL`, as `scripts/with-postgres` sets).
+    pub async fn on(backend: &str) -> Self {
+        Self::with_db(Some(patchbay_store::testing::fresh_url(backend).await)).await
+    }
+
+    async fn with_db(db_url: Option<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let settings = Settings {
-            db_url: None,
+            db_url,
             data_dir: dir.path().join("data"),
             app: Default::default(),
         };

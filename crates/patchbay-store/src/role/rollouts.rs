@@ -46,6 +46,20 @@ pub struct AgentJobRow {
     pub consumed_at: Option<Timestamp>,
 }
 
+/// When a job was leased and answered, without its signed job or result (what
+/// the rollout-outcomes report reads for every job at once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentJobTimes {
+    /// Idempotency key (`DEP-…/host`, `…/rollback` for a rollback job).
+    pub key: String,
+    /// The deployment.
+    pub deployment: String,
+    /// When it was leased.
+    pub leased_at: Timestamp,
+    /// When its result was stored.
+    pub result_at: Option<Timestamp>,
+}
+
 /// Rollout state and agent jobs.
 #[async_trait]
 pub trait RolloutStore {
@@ -80,6 +94,8 @@ pub trait RolloutStore {
     async fn mark_consumed(&mut self, keys: &[String], at: Timestamp) -> Result<()>;
     /// Every job of a deployment.
     async fn jobs_of(&mut self, deployment: &str) -> Result<Vec<AgentJobRow>>;
+    /// Every job of every deployment, its times only, by deployment and key.
+    async fn agent_job_times(&mut self) -> Result<Vec<AgentJobTimes>>;
 }
 
 fn json(s: &str, what: &str) -> Result<serde_json::Value> {
@@ -292,6 +308,24 @@ impl<DB: Engine> RolloutStore for SqlTx<DB> {
         .await?
         .iter()
         .map(job_row)
+        .collect()
+    }
+
+    async fn agent_job_times(&mut self) -> Result<Vec<AgentJobTimes>> {
+        sqlx::query::<DB>(
+            "SELECT key, deployment, leased_at, result_at FROM agent_jobs ORDER BY deployment, key",
+        )
+        .all(self.conn())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AgentJobTimes {
+                key: r.col("key")?,
+                deployment: r.col("deployment")?,
+                leased_at: from_millis(r.col("leased_at")?)?,
+                result_at: crate::engine::opt_ts(r.col("result_at")?)?,
+            })
+        })
         .collect()
     }
 }

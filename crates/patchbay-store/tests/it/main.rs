@@ -1273,9 +1273,14 @@ async fn rollouts_story(s: Arc<dyn Store>) {
         None
     );
     assert_eq!(
-        tx.store_job_result("a", "DEP-2026-12-001/a", &res, t0())
-            .await
-            .unwrap(),
+        tx.store_job_result(
+            "a",
+            "DEP-2026-12-001/a",
+            &res,
+            t0() + SignedDuration::from_secs(5)
+        )
+        .await
+        .unwrap(),
         Some(true)
     );
     let other = serde_json::json!({"outcome": "failed"});
@@ -1305,5 +1310,30 @@ async fn rollouts_story(s: Arc<dyn Store>) {
             .is_empty()
     );
     assert_eq!(tx.jobs_of("DEP-2026-12-001").await.unwrap().len(), 2);
+    // The times of every job: a's lease and result, b's lease only.
+    let times: Vec<_> = tx
+        .agent_job_times()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| (j.key, j.deployment, j.leased_at, j.result_at))
+        .collect();
+    assert_eq!(
+        times,
+        [
+            (
+                "DEP-2026-12-001/a".to_string(),
+                "DEP-2026-12-001".to_string(),
+                t0(),
+                Some(t0() + SignedDuration::from_secs(5))
+            ),
+            (
+                "DEP-2026-12-001/b".to_string(),
+                "DEP-2026-12-001".to_string(),
+                t0(),
+                None
+            ),
+        ]
+    );
     tx.commit().await.unwrap();
 }
