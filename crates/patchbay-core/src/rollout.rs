@@ -833,6 +833,8 @@ fn apply(st: &mut Rollout, obs: &Observation, now: Timestamp, out: &mut Vec<Comm
                 match why_not {
                     None => {
                         j.state = JobState::Rebooting;
+                        // Not finished until the reboot reports.
+                        j.finished_at = None;
                         // The reboot has the same time to report as the job.
                         j.leased_at = Some(now);
                         out.push(Command::Reboot {

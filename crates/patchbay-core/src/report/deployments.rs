@@ -112,7 +112,7 @@ pub enum Outcome {
 
 /// The outcome of job `j` at `t` (see the module docs).
 pub fn outcome(j: &JobRecord, t: Timestamp) -> Outcome {
-    if j.finished_at.is_none_or(|f| f > t) {
+    if j.finished_at.is_none_or(|f| f > t) || j.state == JobState::Rebooting {
         return Outcome::InProgress;
     }
     if j.state == JobState::Skipped {

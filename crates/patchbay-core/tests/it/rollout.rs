@@ -793,6 +793,7 @@ fn a_required_reboot_runs_in_the_window_and_is_noted_otherwise() {
         "{c:?}"
     );
     assert_eq!(d.rings[0].jobs[0].state, JobState::Rebooting);
+    assert_eq!(d.rings[0].jobs[0].finished_at, None);
     // In flight: concurrency 1 holds the second host back.
     assert!(leases(&c).is_empty());
     // A re-sent apply result changes nothing; the reboot's result finishes it.
