@@ -226,6 +226,18 @@ fn placeholder(machine_id: &str) -> bool {
     m.is_empty() || m.chars().all(|c| c == '0') || m.eq_ignore_ascii_case("uninitialized")
 }
 
+/// Patches selected from the catalog (`patches`, `tier`), resolved to what
+/// each host is to get.
+#[derive(Debug, Default)]
+struct Selection {
+    /// Whether the request selected patches at all.
+    given: bool,
+    /// The selected patches' names.
+    names: Vec<String>,
+    /// Per asset: the findings' packages at the patches' fixed versions.
+    pins: BTreeMap<String, Vec<PackagePin>>,
+}
+
 /// A planned deployment: the preview, and the rings with their hosts.
 struct Planned {
     preview: DeploymentPreview,
@@ -240,17 +252,94 @@ struct Planned {
 }
 
 impl App {
+    /// Resolves `patches` and `tier` against the patch catalog, read in one
+    /// snapshot: each selected patch must be approved by the policy in force;
+    /// every open, not excluded, not excepted finding it fixes gives its
+    /// asset the finding's package at the patch's fixed version.
+    async fn select_patches(&self, spec: &DeploymentSpec) -> Result<Selection, AppError> {
+        use patchbay_core::risk::Tier;
+        if spec.patches.is_empty() && spec.tier.is_none() {
+            return Ok(Selection::default());
+        }
+        let tier: Option<Tier> = spec
+            .tier
+            .as_deref()
+            .map(|t| t.trim().parse::<Tier>())
+            .transpose()
+            .map_err(|e| AppError::invalid(format!("tier: {e}")))?;
+        let mut snap = self.snapshot().await?;
+        let (policy, _) = snap.policy_in_force().await?;
+        let findings = snap.open_findings().await?;
+        let mut ranked = snap.rank(&policy, findings).await?;
+        let exceptions = snap.exceptions().await?;
+        drop(snap);
+        crate::ranking::mark(&mut ranked, &exceptions, self.now());
+        let catalog = self.patches_from(&policy, &ranked).await;
+        let mut chosen: BTreeSet<(String, String, String)> = BTreeSet::new();
+        let mut names = BTreeSet::new();
+        for name in &spec.patches {
+            let p = catalog.iter().find(|p| &p.name == name).ok_or_else(|| {
+                AppError::not_found(format!(
+                    "patches: no patch {name:?} in the catalog (it lists the patches of open findings: `patchbay patches`)"
+                ))
+            })?;
+            if !p.approved {
+                return Err(AppError::invalid(format!(
+                    "patches: {name} is not approved by the policy in force: {}",
+                    p.approval_reason
+                )));
+            }
+            chosen.insert((p.os.clone(), p.package.clone(), p.fixed_version.clone()));
+            names.insert(p.name.clone());
+        }
+        if let Some(t) = tier {
+            let before = chosen.len();
+            for p in &catalog {
+                let urgent = p.highest_tier.parse::<Tier>().is_ok_and(|pt| pt <= t);
+                if urgent && p.approved {
+                    chosen.insert((p.os.clone(), p.package.clone(), p.fixed_version.clone()));
+                    names.insert(p.name.clone());
+                }
+            }
+            if chosen.len() == before && spec.patches.is_empty() {
+                return Err(AppError::invalid(format!(
+                    "tier: no approved patch of the catalog fixes a {t} finding or a more urgent one"
+                )));
+            }
+        }
+        let mut pins: BTreeMap<String, Vec<PackagePin>> = BTreeMap::new();
+        for r in ranked
+            .iter()
+            .filter(|r| !r.excluded && r.item.exception.is_none() && chosen.contains(&r.patch))
+        {
+            let f = &r.item.finding;
+            let mine = pins.entry(f.asset.clone()).or_default();
+            if !mine.iter().any(|p| p.name == f.package) {
+                mine.push(PackagePin {
+                    name: f.package.clone(),
+                    version: r.patch.2.clone(),
+                });
+            }
+        }
+        Ok(Selection {
+            given: true,
+            names: names.into_iter().collect(),
+            pins,
+        })
+    }
+
     /// Plans `spec` against the inventory: which hosts get what, in which
     /// ring, and what is left alone and why. Validation names the field.
     async fn plan_deployment(
         &self,
         tx: &mut Box<dyn Tx>,
         spec: &DeploymentSpec,
+        selection: &Selection,
         now: Timestamp,
     ) -> Result<Planned, AppError> {
-        if spec.packages.is_empty() {
+        if spec.packages.is_empty() && !selection.given {
             return Err(AppError::invalid(
-                "packages: name at least one package and exact version (NAME=VERSION)",
+                "packages: name at least one package and exact version (NAME=VERSION), or select patches (patches, tier)",
             ));
         }
         let mut names = BTreeSet::new();
@@ -314,6 +403,12 @@ impl App {
         let mut candidates: Vec<&AssetRow> = all
             .iter()
             .filter(|a| {
+                if selection.given
+                    && !selection.pins.contains_key(&a.name)
+                    && spec.packages.is_empty()
+                {
+                    return false;
+                }
                 (spec.assets.is_empty() && spec.groups.is_empty())
                     || spec.assets.contains(&a.name)
                     || crate::ranking::groups_of(&policy, a)
@@ -359,7 +454,18 @@ impl App {
             let mut changes = Vec::new();
             let mut downgrades = Vec::new();
             let mut unavailable = Vec::new();
-            for p in &spec.packages {
+            // What this host is to get: the explicit pins, then what the
+            // selected patches give it (for a package named twice, the higher
+            // version).
+            let mut wanted: Vec<PackagePin> = spec.packages.clone();
+            for p in selection.pins.get(&a.name).into_iter().flatten() {
+                match wanted.iter_mut().find(|w| w.name == p.name) {
+                    Some(w) if is_lower(format, &w.version, &p.version) => *w = p.clone(),
+                    Some(_) => {}
+                    None => wanted.push(p.clone()),
+                }
+            }
+            for p in &wanted {
                 use patchbay_core::inventory::rules;
                 if !rules::valid_name(format, &p.name) || !rules::valid_version(format, &p.version)
                 {
@@ -746,9 +852,10 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<DeploymentPreview, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
+        let selection = self.select_patches(spec).await?;
         let mut tx = self.store.read().await?;
         Ok(self
-            .plan_deployment(&mut tx, spec, self.now())
+            .plan_deployment(&mut tx, spec, &selection, self.now())
             .await?
             .preview)
     }
@@ -766,8 +873,11 @@ impl App {
                 .map_err(|m| AppError::invalid(format!("checks: {c:?}: {m}")))?;
         }
         let now = self.now();
+        // The catalog is read before the change opens (one connection at a
+        // time: a snapshot inside the write transaction could wait on the pool).
+        let selection = self.select_patches(spec).await?;
         let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
-        let planned = self.plan_deployment(&mut tx, spec, now).await?;
+        let planned = self.plan_deployment(&mut tx, spec, &selection, now).await?;
         let prefix = format!("DEP-{}-", now.strftime("%Y-%m"));
         let seq = tx
             .list_deployments()
@@ -816,6 +926,7 @@ impl App {
                 .packages
                 .iter()
                 .map(|p| format!("{}={}", p.name, p.version))
+                .chain(selection.names.iter().cloned())
                 .collect(),
             assets: planned.pins.keys().cloned().collect(),
             created_at: now,

@@ -65,8 +65,17 @@ Example:
 #[derive(Debug, Clone, clap::Args)]
 pub struct SpecArgs {
     /// Exact version to install: NAME=VERSION (repeatable).
-    #[arg(long = "package", value_name = "NAME=VERSION", num_args = 1.., required = true)]
+    #[arg(long = "package", value_name = "NAME=VERSION", num_args = 1.., required_unless_present_any = ["patches", "tier"])]
     pub packages: Vec<String>,
+    /// A patch of the catalog (`patchbay patches`), approved by the policy:
+    /// each asset with an open finding it fixes gets the finding's package at
+    /// the patch's version (repeatable).
+    #[arg(long = "patch", value_name = "PB-…", num_args = 1..)]
+    pub patches: Vec<String>,
+    /// Every approved patch of the catalog whose most urgent finding is of
+    /// this tier or a more urgent one (P0…P4).
+    #[arg(long, value_name = "TIER")]
+    pub tier: Option<String>,
     /// Target asset (repeatable; with neither --asset nor --group: every managed
     /// asset that has one of the packages installed).
     #[arg(long = "asset", value_name = "ASSET", num_args = 1..)]
@@ -435,6 +444,8 @@ impl SpecArgs {
         }
         Ok(DeploymentSpec {
             packages,
+            patches: self.patches.clone(),
+            tier: self.tier.clone(),
             assets: self.assets.clone(),
             groups: self.groups.clone(),
             rings,
@@ -1003,6 +1014,8 @@ mod tests {
 
         let args = SpecArgs {
             packages: vec!["pb-demo=1.1".into()],
+            patches: vec![],
+            tier: Some("P1".into()),
             assets: vec![],
             groups: vec!["web".into()],
             rings: vec!["canary:assets=h1".into(), "rest:budget=10%".into()],
@@ -1015,6 +1028,7 @@ mod tests {
         let s = args.spec().unwrap();
         assert_eq!(s.windows.as_deref(), Some("required"));
         assert_eq!(s.reboot.as_deref(), Some("never"));
+        assert_eq!(s.tier.as_deref(), Some("P1"));
         assert_eq!(s.rings.len(), 2);
         assert_eq!(s.window.as_deref(), Some("4h"));
         let v = serde_json::to_value(&s).unwrap();

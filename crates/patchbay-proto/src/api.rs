@@ -485,8 +485,19 @@ pub struct RingIn {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentSpec {
-    /// Exact versions to install.
+    /// Exact versions to install (with or instead of `patches`/`tier`).
+    #[serde(default)]
     pub packages: Vec<patchbay_core::job::PackagePin>,
+    /// Patches of the catalog by name (`PB-…`), each approved by the policy
+    /// in force: every asset with an open, not excluded, not excepted
+    /// finding the patch fixes gets the finding's package at the patch's
+    /// fixed version.
+    #[serde(default)]
+    pub patches: Vec<String>,
+    /// A worklist selection: every approved patch of the catalog whose most
+    /// urgent finding is of this tier or a more urgent one (`P0`…`P4`).
+    #[serde(default)]
+    pub tier: Option<String>,
     /// Target assets (with `groups`; neither: every managed asset that has
     /// one of the packages installed).
     #[serde(default)]

@@ -1112,3 +1112,126 @@ async fn a_version_the_hosts_repositories_do_not_offer_is_skipped() {
     assert_eq!(p["hosts"].as_array().unwrap().len(), 2, "{p:#}");
     assert_eq!(p["hosts"][1]["packages"][0]["available"], "1.1");
 }
+
+/// "What" from the catalog: `patches` by name or a `tier` selection give each
+/// host with an open, not excluded finding the finding's package at the
+/// patch's fixed version; an unapproved patch is refused by name.
+#[tokio::test]
+async fn patches_and_tiers_of_the_catalog_select_what_each_host_gets() {
+    let s = InProcess::new().await;
+    let _hosts = fleet(&s, 3).await;
+    let ops = token(&s, "operator").await;
+    let advisory = patchbay_feeds::osv::parse_str(
+        r#"{"id": "DSA-9999-1", "modified": "2026-12-01T00:00:00Z", "aliases": ["CVE-2026-99999"],
+            "affected": [{"package": {"ecosystem": "Debian:12", "name": "pb-demo"},
+              "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1"}]}]}]}"#,
+    )
+    .unwrap();
+    s.app
+        .import_advisories("test", &[advisory], 0, &patchbay_app::Caller::local("test"))
+        .await
+        .unwrap();
+    s.app.assess_fleet(&|_, _| {}).await.unwrap();
+    let policy = |approve: &str| {
+        format!(
+            "version = 1\n[approval]\nalways_approve_tiers = {approve}\n[[exclusions]]\npackage = \"pb-demo\"\nasset = \"h3\"\nreason = \"vendor appliance\"\n"
+        )
+    };
+    let apply = |text: String| {
+        let s = &s;
+        async move {
+            let (st, body) = s
+                .call_typed(
+                    "POST",
+                    "/api/v1/policy",
+                    Some(&s.admin),
+                    "application/toml",
+                    Some(&text),
+                )
+                .await;
+            assert!(st.is_success(), "{st} {body}");
+        }
+    };
+    apply(policy(r#"["P0", "P1", "P2", "P3", "P4"]"#)).await;
+    let catalog = s
+        .ok_json("GET", "/api/v1/patches", &s.admin, json!(null))
+        .await;
+    let patch = catalog["items"][0].clone();
+    let name = patch["name"].as_str().unwrap().to_string();
+    let tier = patch["highest_tier"].as_str().unwrap().to_string();
+    assert_eq!(patch["fixed_version"], "1.1", "{catalog:#}");
+    for body in [json!({"patches": [name]}), json!({"tier": tier})] {
+        let p = s
+            .ok_json("POST", "/api/v1/deployments/preview", &ops, body.clone())
+            .await;
+        let hosts: Vec<&str> = p["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["asset"].as_str().unwrap())
+            .collect();
+        // h3's finding is excluded by the policy: it is not selected.
+        assert_eq!(hosts, vec!["h1", "h2"], "{body}: {p:#}");
+        assert_eq!(
+            p["hosts"][0]["packages"][0],
+            json!({"name": "pb-demo", "from": "1.0", "to": "1.1"})
+        );
+    }
+    let d = s
+        .ok_json("POST", "/api/v1/deployments", &ops, json!({"tier": "P4"}))
+        .await;
+    assert_eq!(
+        d["deployment"]["patches"],
+        json!([name]),
+        "{:#}",
+        d["deployment"]
+    );
+    // Unknown and unapproved patches are named.
+    let (st, text) = s
+        .call(
+            "POST",
+            "/api/v1/deployments/preview",
+            Some(&ops),
+            Some(&json!({"patches": ["PB-nope"]}).to_string()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{text}");
+    assert!(
+        text.contains("no patch \\\"PB-nope\\\" in the catalog"),
+        "{text}"
+    );
+    apply(policy("[]")).await;
+    let (st, text) = s
+        .call(
+            "POST",
+            "/api/v1/deployments/preview",
+            Some(&ops),
+            Some(&json!({"patches": [name]}).to_string()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{text}");
+    assert!(
+        text.contains("is not approved by the policy in force"),
+        "{text}"
+    );
+    let (st, text) = s
+        .call(
+            "POST",
+            "/api/v1/deployments/preview",
+            Some(&ops),
+            Some(&json!({"tier": "P4"}).to_string()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("tier: no approved patch"), "{text}");
+    // Neither packages nor a selection.
+    let (st, text) = s
+        .call(
+            "POST",
+            "/api/v1/deployments/preview",
+            Some(&ops),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{text}");
+}
