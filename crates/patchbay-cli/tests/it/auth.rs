@@ -36,6 +36,8 @@ fn refused_requests_get_401_403_and_are_recorded(backend: &str) {
             &CreateToken {
                 name: "ops".into(),
                 role: Role::Operator,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap();
@@ -62,6 +64,8 @@ fn refused_requests_get_401_403_and_are_recorded(backend: &str) {
             &CreateToken {
                 name: "aud".into(),
                 role: Role::Auditor,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap();
@@ -82,6 +86,8 @@ fn refused_requests_get_401_403_and_are_recorded(backend: &str) {
             &CreateToken {
                 name: "x".into(),
                 role: Role::Admin,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap_err();
@@ -97,6 +103,8 @@ fn refused_requests_get_401_403_and_are_recorded(backend: &str) {
             &CreateToken {
                 name: "ops2".into(),
                 role: Role::Operator,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap();

@@ -280,6 +280,8 @@ fn calendar_token_is_never_logged() {
                 &patchbay_proto::api::CreateToken {
                     name: "calendar".into(),
                     role: patchbay_core::auth::Role::Calendar,
+                    ttl_secs: None,
+                    scopes: None,
                 },
             )
             .unwrap();

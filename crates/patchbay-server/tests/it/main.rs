@@ -4,5 +4,6 @@
 //! `crates/patchbay-cli/tests/it`).
 
 mod deploy;
+mod hardening;
 mod matrix;
 mod support;

@@ -21,11 +21,16 @@ pub struct InProcess {
 
 impl InProcess {
     pub async fn new() -> Self {
+        Self::with_config(Default::default()).await
+    }
+
+    /// With the service layer's settings `app` (SQLite).
+    pub async fn with_config(app: patchbay_app::AppConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let settings = Settings {
             db_url: None,
             data_dir: dir.path().join("data"),
-            app: Default::default(),
+            app,
         };
         let clock = Arc::new(ManualClock::new("2026-12-08T22:00:00Z".parse().unwrap()));
         let prepared = prepare_with_clock(&settings, clock.clone()).await.unwrap();
@@ -51,7 +56,44 @@ impl InProcess {
         bearer: Option<&str>,
         body: Option<&str>,
     ) -> (StatusCode, String) {
+        let resp = self.send(method, path, bearer, body, None).await;
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Sends one request as if from peer `from` (when given); returns the
+    /// whole response (headers included).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+        from: Option<&str>,
+    ) -> axum::response::Response {
+        self.send_to(&self.router, method, path, bearer, body, from)
+            .await
+    }
+
+    /// [`Self::send`] through another router over the same app.
+    pub async fn send_to(
+        &self,
+        router: &Router,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+        from: Option<&str>,
+    ) -> axum::response::Response {
         let mut req = Request::builder().method(method).uri(path);
+        if let Some(peer) = from {
+            req = req.extension(axum::extract::ConnectInfo(
+                patchbay_server::tls::RemoteAddr(peer.parse().unwrap()),
+            ));
+        }
         if let Some(t) = bearer {
             req = req.header("authorization", format!("Bearer {t}"));
         }
@@ -62,12 +104,7 @@ impl InProcess {
             None => req.body(Body::empty()),
         }
         .unwrap();
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
-            .await
-            .unwrap();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
+        router.clone().oneshot(req).await.unwrap()
     }
 
     /// Sends a JSON request that must succeed; returns the decoded answer.
