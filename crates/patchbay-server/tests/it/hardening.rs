@@ -65,14 +65,19 @@ async fn an_expired_token_is_refused_with_token_expired() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
         assert!(text.contains("ttl_secs"), "{text}");
     }
-    let t = s
-        .ok_json(
+    let resp = s
+        .send(
             "POST",
             "/api/v1/tokens",
-            &s.admin,
-            json!({"name": "ci", "role": "auditor", "ttl_secs": 90 * 86400}),
+            Some(&s.admin),
+            Some(&json!({"name": "ci", "role": "auditor", "ttl_secs": 90 * 86400}).to_string()),
+            None,
         )
         .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    // The answer carrying the secret is never cached.
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let t = body_json(resp).await;
     let id = t["id"].as_i64().unwrap();
     let secret = t["token"].as_str().unwrap();
     assert_eq!(t["expires_at"], "2027-03-08T22:00:00Z");
