@@ -112,7 +112,7 @@ pub enum TokensCmd {
         /// or separate with commas): read, write, enrol, approve, tokens. The
         /// token may then do only what its role permits *and* a scope covers.
         /// Without it: everything the role permits.
-        #[arg(long = "scope", value_delimiter = ',')]
+        #[arg(long = "scope", value_name = "SCOPE", value_delimiter = ',')]
         scopes: Vec<patchbay_core::auth::Scope>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
