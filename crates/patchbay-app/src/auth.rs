@@ -1,8 +1,15 @@
-//! Authentication of API tokens and agents, and the role check.
+//! Authentication of API tokens and agents, and the role and scope check.
+//!
+//! Order of checks for an API token: the backoff table ([`crate::backoff`]:
+//! a locked source or credential is answered 429 before any lookup) → the
+//! token by hash → revoked → expired (401 `token_expired`) → the caller, with
+//! its role and scopes. [`App::require`] then admits an action only when the
+//! role permits it and the token's scopes include the action's scope.
 
+use crate::backoff::Realm;
 use crate::{App, AppError, fmt_ts, random32};
 use jiff::SignedDuration;
-use patchbay_core::auth::{Action, Role};
+use patchbay_core::auth::{Action, Role, Scopes};
 use patchbay_core::token::{self, TokenKind};
 use patchbay_proto::api::{TokenCreated, TokenInfo};
 use patchbay_proto::error::ErrorCode;
@@ -16,6 +23,9 @@ pub struct Caller {
     pub principal: Principal,
     /// Role.
     pub role: Role,
+    /// The token's restriction below its role ([`Scopes::UNRESTRICTED`] for
+    /// everyone but scoped API tokens).
+    pub scopes: Scopes,
 }
 
 /// The identity behind a [`Caller`].
@@ -45,6 +55,7 @@ impl crate::system::SystemActor {
         Caller {
             principal: Principal::System(self),
             role: self.role(),
+            scopes: Scopes::UNRESTRICTED,
         }
     }
 }
@@ -66,7 +77,14 @@ impl Caller {
                 user: crate::bounded_text(user),
             },
             role: Role::Admin,
+            scopes: Scopes::UNRESTRICTED,
         }
+    }
+
+    /// Whether this caller may perform `action`: its role permits it and its
+    /// scopes include the action's scope.
+    pub fn permits(&self, action: Action) -> bool {
+        patchbay_core::auth::permits(self.role, &self.scopes, action)
     }
 
     /// The API token's id and label, when the caller is one.
@@ -119,8 +137,21 @@ impl RequestCtx {
 /// `last_used_at` resolution: a token used many times a minute is written once.
 const LAST_USED_RESOLUTION: SignedDuration = SignedDuration::from_secs(60);
 
+/// A stored token's scopes; a value that does not parse is an internal error
+/// naming the token (never a wider permission).
+fn stored_scopes(r: &ApiTokenRow) -> Result<Scopes, AppError> {
+    Scopes::from_stored(r.scopes.as_deref()).map_err(|e| {
+        AppError::new(
+            ErrorCode::Internal,
+            format!("stored token {} scopes: {e}", r.id),
+        )
+    })
+}
+
 pub(crate) fn token_info(r: &ApiTokenRow) -> Result<TokenInfo, AppError> {
     Ok(TokenInfo {
+        expires_at: r.expires_at.map(fmt_ts),
+        scopes: stored_scopes(r)?.list(),
         id: r.id,
         name: r.name.clone(),
         role: r.role.parse().map_err(|e: String| {
@@ -171,42 +202,59 @@ impl App {
             ));
         };
         let hash = token::hash(secret);
+        let source = crate::refusal_source(&ctx.remote);
+        self.throttle(Realm::Api, &source, Some(&hash), ctx).await?;
         let row = {
             let mut tx = self.store.read().await?;
             tx.api_token_by_hash(&hash).await?
         };
         let now = self.now();
-        let row = match row {
-            Some(r) if r.revoked_at.is_none() => r,
-            Some(r) => {
-                self.audit_refusal(
-                    &format!("token:{}:{}", r.id, r.name),
-                    "request.denied",
-                    &ctx.path,
-                    &ctx.remote,
-                    ctx.detail("revoked token"),
-                )
-                .await;
-                return Err(AppError::new(
+        let refused = match &row {
+            None => Some((
+                format!("unknown:{}", token::display_prefix(secret)),
+                "unknown token",
+                AppError::new(ErrorCode::Unauthenticated, "unknown API token"),
+            )),
+            Some(r) if r.revoked_at.is_some() => Some((
+                format!("token:{}:{}", r.id, r.name),
+                "revoked token",
+                AppError::new(
                     ErrorCode::Unauthenticated,
                     "this API token has been revoked",
-                ));
-            }
-            None => {
-                self.audit_refusal(
-                    &format!("unknown:{}", token::display_prefix(secret)),
-                    "request.denied",
-                    &ctx.path,
-                    &ctx.remote,
-                    ctx.detail("unknown token"),
-                )
-                .await;
-                return Err(AppError::new(
-                    ErrorCode::Unauthenticated,
-                    "unknown API token",
-                ));
-            }
+                ),
+            )),
+            Some(r) if r.expires_at.is_some_and(|e| now >= e) => Some((
+                format!("token:{}:{}", r.id, r.name),
+                "expired token",
+                // The caller holds the secret: telling it the token expired
+                // (and when) reveals nothing it could not learn from a listing.
+                AppError::new(
+                    ErrorCode::TokenExpired,
+                    format!(
+                        "this API token expired at {}: create a new one (`patchbay tokens create`)",
+                        r.expires_at.map(fmt_ts).unwrap_or_default()
+                    ),
+                ),
+            )),
+            Some(_) => None,
         };
+        if let Some((actor, reason, err)) = refused {
+            self.backoff_lock()
+                .fail(Realm::Api, &source, Some(&hash), now);
+            self.audit_refusal(
+                &actor,
+                "request.denied",
+                &ctx.path,
+                &ctx.remote,
+                ctx.detail(reason),
+            )
+            .await;
+            return Err(err);
+        }
+        let Some(row) = row else {
+            return Err(AppError::new(ErrorCode::Internal, "token row vanished"));
+        };
+        self.backoff_lock().succeed(Realm::Api, &source, &hash, now);
         let stale = row
             .last_used_at
             .is_none_or(|t| now.duration_since(t) >= LAST_USED_RESOLUTION);
@@ -220,13 +268,52 @@ impl App {
         let role: Role = row.role.parse().map_err(|e: String| {
             AppError::new(ErrorCode::Internal, format!("stored token {}: {e}", row.id))
         })?;
+        let scopes = stored_scopes(&row)?;
         Ok(Caller {
             principal: Principal::Token {
                 id: row.id,
                 name: row.name,
             },
             role,
+            scopes,
         })
+    }
+
+    fn backoff_lock(&self) -> std::sync::MutexGuard<'_, crate::backoff::AuthBackoff> {
+        self.backoff.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Answers 429 (recorded like other refusals, so bounded per source) when
+    /// the source or the presented credential is locked by the backoff table;
+    /// nothing is looked up.
+    async fn throttle(
+        &self,
+        realm: Realm,
+        source: &str,
+        credential: Option<&str>,
+        ctx: &RequestCtx,
+    ) -> Result<(), AppError> {
+        let now = self.now();
+        let Some(wait) = self.backoff_lock().locked(realm, source, credential, now) else {
+            return Ok(());
+        };
+        let mut detail = ctx.detail("too many failed authentications");
+        detail["retry_after_secs"] = json!(wait);
+        self.audit_refusal(
+            "anonymous",
+            "request.throttled",
+            &ctx.path,
+            &ctx.remote,
+            detail,
+        )
+        .await;
+        Err(AppError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "too many failed authentications from this address or with this credential: retry in {wait} s"
+            ),
+        )
+        .with_retry_after(wait))
     }
 
     /// Authenticates a request to the subscribable calendar feed
@@ -269,12 +356,21 @@ impl App {
         action: Action,
         ctx: &RequestCtx,
     ) -> Result<(), AppError> {
-        if caller.role.permits(action) {
+        if caller.permits(action) {
             return Ok(());
         }
-        let mut detail = ctx.detail("role lacks permission");
+        let by_role = !caller.role.permits(action);
+        let mut detail = ctx.detail(if by_role {
+            "role lacks permission"
+        } else {
+            "token scopes exclude this"
+        });
         detail["role"] = json!(caller.role.as_str());
         detail["needed"] = json!(format!("{action:?}"));
+        if let Some(scopes) = caller.scopes.list() {
+            detail["scopes"] = json!(scopes);
+            detail["needed_scope"] = json!(action.scope().as_str());
+        }
         self.audit_refusal(
             &caller.actor(),
             "request.denied",
@@ -283,10 +379,15 @@ impl App {
             detail,
         )
         .await;
-        Err(AppError::new(
-            ErrorCode::Forbidden,
-            format!("role '{}' may not do this ({action:?})", caller.role),
-        ))
+        let message = if by_role {
+            format!("role '{}' may not do this ({action:?})", caller.role)
+        } else {
+            format!(
+                "this token's scopes do not include '{}' ({action:?})",
+                action.scope()
+            )
+        };
+        Err(AppError::new(ErrorCode::Forbidden, message))
     }
 
     /// Authenticates an agent by its credential. Refusals are recorded.
@@ -296,20 +397,37 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<AgentCaller, AppError> {
         let secret = bearer(authorization);
-        let row = match secret {
-            Some(s) => {
+        let hash = secret.map(token::hash);
+        let source = crate::refusal_source(&ctx.remote);
+        if hash.is_some() {
+            self.throttle(Realm::Agent, &source, hash.as_deref(), ctx)
+                .await?;
+        }
+        let row = match &hash {
+            Some(h) => {
                 let mut tx = self.store.read().await?;
-                tx.agent_by_secret_hash(&token::hash(s)).await?
+                tx.agent_by_secret_hash(h).await?
             }
             None => None,
         };
         match row {
-            Some(a) if a.revoked_at.is_none() => Ok(AgentCaller {
-                agent_id: a.id,
-                asset_id: a.asset_id,
-                asset_name: a.asset_name,
-            }),
+            Some(a) if a.revoked_at.is_none() => {
+                if let Some(h) = &hash {
+                    let now = self.now();
+                    self.backoff_lock().succeed(Realm::Agent, &source, h, now);
+                }
+                Ok(AgentCaller {
+                    agent_id: a.id,
+                    asset_id: a.asset_id,
+                    asset_name: a.asset_name,
+                })
+            }
             other => {
+                if let Some(h) = &hash {
+                    let now = self.now();
+                    self.backoff_lock()
+                        .fail(Realm::Agent, &source, Some(h), now);
+                }
                 let reason = match (&secret, &other) {
                     (None, _) => "no agent credential",
                     (Some(_), Some(_)) => "revoked agent credential",
@@ -353,6 +471,8 @@ impl App {
                 prefix: token::display_prefix(&secret),
                 created_at: self.now(),
                 created_by: "system".into(),
+                expires_at: None,
+                scopes: None,
             })
             .await?;
         tx.audit(

@@ -257,6 +257,7 @@ mod tests {
                 name: "audit".into(),
             },
             role: patchbay_core::auth::Role::Auditor,
+            scopes: patchbay_core::auth::Scopes::UNRESTRICTED,
         };
         let ctx = crate::RequestCtx::default();
         let err = app
@@ -281,6 +282,7 @@ mod tests {
                 name: "ops".into(),
             },
             role: patchbay_core::auth::Role::Operator,
+            scopes: patchbay_core::auth::Scopes::UNRESTRICTED,
         };
         let ctx = crate::RequestCtx::default();
         let mut c = app.change(&ops, Action::WriteAssets, &ctx).await.unwrap();

@@ -11,6 +11,9 @@ pub struct AppError {
     pub code: ErrorCode,
     /// What went wrong, naming the thing.
     pub message: String,
+    /// For `too_many_requests`: seconds until a retry may succeed (the HTTP
+    /// `Retry-After` header).
+    pub retry_after: Option<u64>,
 }
 
 impl AppError {
@@ -19,7 +22,13 @@ impl AppError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+    /// Sets the seconds until a retry may succeed.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
     /// `invalid_request`.
     pub fn invalid(message: impl Into<String>) -> Self {

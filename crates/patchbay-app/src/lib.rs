@@ -18,7 +18,10 @@
 //!   actions and approvals, the rollout driver, the job half of check-ins.
 //! - [`duties`]: the duties runner: background work under a leader lease.
 //! - [`error`]: [`AppError`], a stable code plus a human message.
-//! - [`auth`]: callers, token authentication, role checks, bootstrap token.
+//! - [`auth`]: callers, token authentication (expiry), role and scope
+//!   checks, bootstrap token.
+//! - [`backoff`]: backoff on repeated authentication failures (429 before the
+//!   secret is looked up), per source and per credential, bounded memory.
 //! - [`assets`]: registry queries, edits and agentless imports.
 //! - [`agents`]: enrolment and check-in (inventory deltas).
 //! - [`system`]: the named system callers (duties, start-up, zero-day lane, …).
@@ -40,6 +43,7 @@ pub mod agents;
 pub mod assess;
 pub mod assets;
 pub mod auth;
+pub mod backoff;
 pub mod change;
 pub mod changes;
 pub mod deployments;
@@ -117,6 +121,8 @@ pub struct AppConfig {
     pub checkin_interval_secs: u64,
     /// The background duties runner.
     pub duties: duties::DutiesConfig,
+    /// Backoff on repeated authentication failures.
+    pub auth_backoff: backoff::BackoffConfig,
 }
 
 impl Default for AppConfig {
@@ -125,6 +131,7 @@ impl Default for AppConfig {
             stale_after: patchbay_core::asset::DEFAULT_STALE_AFTER,
             checkin_interval_secs: 15 * 60,
             duties: duties::DutiesConfig::default(),
+            auth_backoff: backoff::BackoffConfig::default(),
         }
     }
 }
@@ -137,6 +144,7 @@ pub struct App {
     config: AppConfig,
     index_cache: Arc<Mutex<assess::IndexCache>>,
     refusals: Arc<Mutex<RefusalLimiter>>,
+    backoff: Arc<Mutex<backoff::AuthBackoff>>,
     signer: Option<Arc<patchbay_core::audit::Signer>>,
     /// Rung when jobs are leased, so long-polling check-ins answer at once.
     job_bell: Arc<tokio::sync::Notify>,
@@ -177,7 +185,7 @@ pub fn bounded_text(s: &str) -> String {
 
 /// The source a refusal is counted against: the peer's IP address (its port
 /// changes with every connection).
-fn refusal_source(remote: &str) -> String {
+pub(crate) fn refusal_source(remote: &str) -> String {
     match remote.parse::<std::net::SocketAddr>() {
         Ok(a) => a.ip().to_string(),
         Err(_) if remote.is_empty() => "(unknown)".into(),
@@ -281,9 +289,12 @@ impl App {
         Self {
             store,
             clock,
-            config,
+            config: config.clone(),
             index_cache: Arc::default(),
             refusals: Arc::default(),
+            backoff: Arc::new(Mutex::new(backoff::AuthBackoff::new(
+                config.auth_backoff.clone(),
+            ))),
             signer: None,
             job_bell: Arc::default(),
             driver_bell: Arc::default(),

@@ -294,6 +294,7 @@ mod tests {
                 name: "ops".into(),
             },
             role: Role::Operator,
+            scopes: patchbay_core::auth::Scopes::UNRESTRICTED,
         };
         let ctx = RequestCtx::default();
         let reads = |what: &str, n: usize| {

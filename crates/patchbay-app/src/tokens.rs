@@ -3,7 +3,7 @@
 use crate::auth::token_info;
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts, random32};
 use jiff::SignedDuration;
-use patchbay_core::auth::Action;
+use patchbay_core::auth::{Action, Scopes};
 use patchbay_core::names::{MAX_LABEL_LEN, check_label};
 use patchbay_core::token::{self, TokenKind};
 use patchbay_proto::api::{
@@ -17,6 +17,10 @@ pub const DEFAULT_ENROLL_TTL: SignedDuration = SignedDuration::from_hours(24);
 /// Longest allowed enrolment-token lifetime: a year. Longer-lived enrolment
 /// secrets end up in images and wikis.
 pub const MAX_ENROLL_TTL_SECS: u64 = 366 * 24 * 3600;
+/// Longest allowed API-token lifetime: 366 days (a yearly rotation). A token
+/// created without a lifetime does not expire (kept for compatibility with
+/// scripts written before expiry existed; `patchbay tokens create` warns).
+pub const MAX_TOKEN_TTL_SECS: u64 = 366 * 24 * 3600;
 /// Most audit events one listing request may ask for.
 pub const MAX_AUDIT_LIMIT: i64 = 10_000;
 /// Most uses of one enrolment token (a fleet roll-out of 100k hosts).
@@ -41,6 +45,33 @@ impl App {
         } else {
             TokenKind::Api
         };
+        let now = self.now();
+        let expires_at = match req.ttl_secs {
+            None => None,
+            Some(s) if s == 0 || s > MAX_TOKEN_TTL_SECS => {
+                return Err(AppError::invalid(format!(
+                    "ttl_secs: must be between 1 second and {MAX_TOKEN_TTL_SECS} seconds (366 days), got {s}"
+                )));
+            }
+            Some(s) => Some(now + SignedDuration::from_secs(s as i64)),
+        };
+        let scopes = match &req.scopes {
+            None => Scopes::UNRESTRICTED,
+            Some(l) if l.is_empty() => {
+                return Err(AppError::invalid(
+                    "scopes: an empty list would permit nothing; omit it for everything the role permits",
+                ));
+            }
+            Some(l) => {
+                if let Some(s) = l.iter().find(|s| !s.within(req.role)) {
+                    return Err(AppError::invalid(format!(
+                        "scopes: role '{}' has no '{s}' permission; a scope restricts a role, it cannot widen it",
+                        req.role
+                    )));
+                }
+                Scopes::only(l.iter().copied())
+            }
+        };
         let secret = token::render(kind, &random32());
         let mut tx = self.change(caller, Action::ManageTokens, ctx).await?;
         let row = tx
@@ -49,14 +80,17 @@ impl App {
                 role: req.role.as_str().to_string(),
                 token_hash: token::hash(&secret),
                 prefix: token::display_prefix(&secret),
-                created_at: self.now(),
+                created_at: now,
                 created_by: caller.actor(),
+                expires_at,
+                scopes: scopes.to_stored(),
             })
             .await?;
         tx.audit(
             "token.create",
             &format!("token:{}", row.id),
-            json!({"name": row.name, "role": row.role}),
+            json!({"name": row.name, "role": row.role,
+                   "expires_at": row.expires_at.map(fmt_ts), "scopes": scopes.list()}),
         )
         .await?;
         tx.commit().await?;

@@ -103,11 +103,22 @@ pub enum TokensCmd {
         /// subscribable calendar feed, /calendar.ics?token=…).
         #[arg(long)]
         role: Role,
+        /// Lifetime, e.g. 90d, 12h (at most 366d). Without it the token never
+        /// expires (a warning is printed); an expired token is refused with
+        /// 401 token_expired.
+        #[arg(long, value_parser = patchbay_core::when::flag_interval)]
+        ttl: Option<Duration>,
+        /// Restrict the token below its role to these scopes (repeat the flag
+        /// or separate with commas): read, write, enrol, approve, tokens. The
+        /// token may then do only what its role permits *and* a scope covers.
+        /// Without it: everything the role permits.
+        #[arg(long = "scope", value_name = "SCOPE", value_delimiter = ',')]
+        scopes: Vec<patchbay_core::auth::Scope>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// List API tokens (never their secrets).
+    /// List API tokens (never their secrets), with expiry and scopes.
     List {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -367,8 +378,28 @@ fn print_asset(a: &AssetDetail) {
 /// Runs a `tokens` command.
 pub fn tokens(c: &Client, cmd: TokensCmd) -> anyhow::Result<()> {
     match cmd {
-        TokensCmd::Create { name, role, format } => {
-            let t: TokenCreated = c.send("POST", "/api/v1/tokens", &CreateToken { name, role })?;
+        TokensCmd::Create {
+            name,
+            role,
+            ttl,
+            scopes,
+            format,
+        } => {
+            if ttl.is_none() {
+                eprintln!(
+                    "warning: this token never expires; pass --ttl (e.g. --ttl 90d) to limit its lifetime"
+                );
+            }
+            let t: TokenCreated = c.send(
+                "POST",
+                "/api/v1/tokens",
+                &CreateToken {
+                    name,
+                    role,
+                    ttl_secs: ttl.map(|d| d.as_secs()),
+                    scopes: (!scopes.is_empty()).then_some(scopes),
+                },
+            )?;
             match format {
                 Format::Json => json(&t)?,
                 Format::Table => {
@@ -400,6 +431,13 @@ pub fn tokens(c: &Client, cmd: TokensCmd) -> anyhow::Result<()> {
                                 t.created_at.clone(),
                                 t.last_used_at.clone().unwrap_or_else(|| "-".into()),
                                 t.revoked_at.clone().unwrap_or_else(|| "-".into()),
+                                t.expires_at.clone().unwrap_or_else(|| "never".into()),
+                                t.scopes
+                                    .as_ref()
+                                    .map(|l| {
+                                        l.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+                                    })
+                                    .unwrap_or_else(|| "(role)".into()),
                             ]
                         })
                         .collect();
@@ -413,7 +451,9 @@ pub fn tokens(c: &Client, cmd: TokensCmd) -> anyhow::Result<()> {
                                 "PREFIX",
                                 "CREATED",
                                 "LAST USED",
-                                "REVOKED"
+                                "REVOKED",
+                                "EXPIRES",
+                                "SCOPES"
                             ],
                             &rows
                         )

@@ -2,6 +2,11 @@
 //!
 //! The service layer asks [`Role::permits`] before every operation; handlers never
 //! decide authorization themselves.
+//!
+//! An API token may also carry [`Scopes`]: a restriction *below* its role. Every
+//! [`Action`] belongs to exactly one [`Scope`] ([`Action::scope`]); a scoped
+//! token may perform an action only when its role permits it **and** the
+//! action's scope is among the token's (role ∩ scopes).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -111,6 +116,32 @@ pub enum Action {
 }
 
 impl Action {
+    /// The scope this action belongs to (each action has exactly one).
+    pub fn scope(self) -> Scope {
+        use Action::*;
+        match self {
+            ReadInventory | ReadTokens | ReadAudit | ReadCalendar => Scope::Read,
+            WriteAssets | ImportAssets | ImportFeeds => Scope::Write,
+            CreateEnrollToken => Scope::Enrol,
+            Approve => Scope::Approve,
+            ManageTokens => Scope::Tokens,
+        }
+    }
+
+    /// Every action.
+    pub const ALL: [Action; 10] = [
+        Action::ReadInventory,
+        Action::ReadTokens,
+        Action::ReadAudit,
+        Action::WriteAssets,
+        Action::ImportAssets,
+        Action::ImportFeeds,
+        Action::CreateEnrollToken,
+        Action::ManageTokens,
+        Action::Approve,
+        Action::ReadCalendar,
+    ];
+
     /// Whether this action changes state (used for audit and read-only checks).
     pub fn is_write(self) -> bool {
         !matches!(
@@ -120,9 +151,155 @@ impl Action {
     }
 }
 
+/// A family of actions an API token can be restricted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Every read: inventory, findings, reports, tokens list, audit, calendar.
+    Read,
+    /// Changes to assets, policy, windows, deployments, lessons; imports.
+    Write,
+    /// Creating agent enrolment tokens.
+    Enrol,
+    /// Approvals (deployment rings, blackouts, exceptions, exclusions).
+    Approve,
+    /// Creating and revoking API tokens.
+    Tokens,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 5] = [
+        Scope::Read,
+        Scope::Write,
+        Scope::Enrol,
+        Scope::Approve,
+        Scope::Tokens,
+    ];
+
+    /// The scope's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Enrol => "enrol",
+            Scope::Approve => "approve",
+            Scope::Tokens => "tokens",
+        }
+    }
+
+    /// Whether `role` permits any action of this scope (a token of that role
+    /// scoped to it could do something).
+    pub fn within(self, role: Role) -> bool {
+        Action::ALL
+            .iter()
+            .any(|a| a.scope() == self && role.permits(*a))
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scope::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown scope {s:?}; expected one of read, write, enrol, approve, tokens")
+            })
+    }
+}
+
+/// A token's restriction: `None` is every scope (what its role permits),
+/// `Some(set)` only those.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Scopes(Option<std::collections::BTreeSet<Scope>>);
+
+impl Scopes {
+    /// No restriction beyond the role.
+    pub const UNRESTRICTED: Scopes = Scopes(None);
+
+    /// Restricted to `set`.
+    pub fn only(set: impl IntoIterator<Item = Scope>) -> Self {
+        Scopes(Some(set.into_iter().collect()))
+    }
+
+    /// Whether these scopes admit `action` (the role is checked separately).
+    pub fn admit(&self, action: Action) -> bool {
+        self.0.as_ref().is_none_or(|s| s.contains(&action.scope()))
+    }
+
+    /// The restriction, if any, in order.
+    pub fn list(&self) -> Option<Vec<Scope>> {
+        self.0.as_ref().map(|s| s.iter().copied().collect())
+    }
+
+    /// The stored form: `None` for unrestricted, else comma-separated names.
+    pub fn to_stored(&self) -> Option<String> {
+        self.list()
+            .map(|l| l.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","))
+    }
+
+    /// Parses the stored form.
+    pub fn from_stored(s: Option<&str>) -> Result<Self, String> {
+        match s {
+            None => Ok(Scopes::UNRESTRICTED),
+            Some(s) => Ok(Scopes::only(
+                s.split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(str::parse)
+                    .collect::<Result<Vec<Scope>, _>>()?,
+            )),
+        }
+    }
+}
+
+/// Whether a caller of `role` restricted to `scopes` may perform `action`:
+/// role ∩ scopes.
+pub fn permits(role: Role, scopes: &Scopes, action: Action) -> bool {
+    role.permits(action) && scopes.admit(action)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes_intersect_the_role() {
+        let read = Scopes::only([Scope::Read]);
+        assert!(permits(Role::Admin, &read, Action::ReadAudit));
+        assert!(!permits(Role::Admin, &read, Action::ManageTokens));
+        assert!(!permits(Role::Admin, &read, Action::WriteAssets));
+        // A scope never widens a role.
+        let wide = Scopes::only(Scope::ALL);
+        assert!(!permits(Role::Auditor, &wide, Action::WriteAssets));
+        for a in Action::ALL {
+            assert_eq!(
+                permits(Role::Operator, &Scopes::UNRESTRICTED, a),
+                Role::Operator.permits(a)
+            );
+        }
+        assert!(Scope::Approve.within(Role::Approver));
+        assert!(!Scope::Write.within(Role::Auditor));
+        assert!(
+            !Scope::Read.within(Role::Calendar) || Role::Calendar.permits(Action::ReadCalendar)
+        );
+        let stored = Scopes::only([Scope::Approve, Scope::Read]).to_stored();
+        assert_eq!(stored.as_deref(), Some("read,approve"));
+        assert_eq!(
+            Scopes::from_stored(stored.as_deref()).unwrap(),
+            Scopes::only([Scope::Read, Scope::Approve])
+        );
+        assert!(Scopes::from_stored(Some("read,root")).is_err());
+        for s in Scope::ALL {
+            assert_eq!(s.as_str().parse::<Scope>().unwrap(), s);
+        }
+    }
 
     #[test]
     fn auditor_never_writes() {

@@ -157,6 +157,13 @@ pub struct CreateToken {
     pub name: String,
     /// The role.
     pub role: Role,
+    /// Lifetime in seconds (at most a year); absent: the token does not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+    /// Restriction below the role (`read`, `write`, `enrol`, `approve`,
+    /// `tokens`); absent: everything the role permits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<patchbay_core::auth::Scope>>,
 }
 
 /// A token as listed (never the secret).
@@ -178,6 +185,12 @@ pub struct TokenInfo {
     pub last_used_at: Option<String>,
     /// Revocation time (RFC 3339).
     pub revoked_at: Option<String>,
+    /// Expiry (RFC 3339); absent: never.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// Scopes the token is restricted to; absent: everything its role permits.
+    #[serde(default)]
+    pub scopes: Option<Vec<patchbay_core::auth::Scope>>,
 }
 
 /// A freshly created token: the only time the secret is shown.

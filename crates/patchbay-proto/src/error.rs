@@ -10,7 +10,12 @@ use serde::{Deserialize, Serialize};
 pub enum ErrorCode {
     /// No credentials, or unknown, revoked or expired credentials (HTTP 401).
     Unauthenticated,
-    /// Valid credentials without the needed role (HTTP 403).
+    /// An API token past its expiry (HTTP 401): create a new one.
+    TokenExpired,
+    /// Too many failed authentications from this source or with this
+    /// credential; retry after the `Retry-After` header's seconds (HTTP 429).
+    TooManyRequests,
+    /// Valid credentials without the needed role or scope (HTTP 403).
     Forbidden,
     /// The named thing does not exist (HTTP 404).
     NotFound,
@@ -42,7 +47,8 @@ impl ErrorCode {
     /// The HTTP status for this code.
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::Unauthenticated => 401,
+            ErrorCode::Unauthenticated | ErrorCode::TokenExpired => 401,
+            ErrorCode::TooManyRequests => 429,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict
@@ -60,6 +66,8 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",

@@ -239,6 +239,20 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("cache-control", "no-store"),
 ];
 
+/// `Strict-Transport-Security` on every answer of a server serving TLS
+/// (`--tls-cert`): browsers that saw it refuse plain HTTP to this host for a
+/// year. Not sent over plain HTTP (browsers ignore it there, and a server
+/// behind a TLS-terminating proxy leaves it to the proxy).
+pub const HSTS: &str = "max-age=31536000";
+
+/// The router with [`HSTS`] on every response (for serving TLS).
+pub fn with_hsts(router: Router) -> Router {
+    router.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+        header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static(HSTS),
+    ))
+}
+
 /// The `Authorization` header's value (non-ASCII is kept as a marker, never
 /// guessed at).
 pub(crate) fn authorization(headers: &HeaderMap) -> Option<&str> {

@@ -255,7 +255,10 @@ async fn serve_on<L>(
 where
     L: axum::serve::Listener<Addr = SocketAddr>,
 {
-    let router = crate::router(prepared.app.clone(), prepared.metrics.clone());
+    let mut router = crate::router(prepared.app.clone(), prepared.metrics.clone());
+    if scheme == "https" {
+        router = crate::router::with_hsts(router);
+    }
     let addr = listener.local_addr()?;
     // Background work: the duties runner (under the leader lease), which
     // also records this replica's suppressed refusal counts.

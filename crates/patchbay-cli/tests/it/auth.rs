@@ -36,6 +36,8 @@ fn refused_requests_get_401_403_and_are_recorded(backend: &str) {
             &CreateToken {
                 name: "ops".into(),
                 role: Role::Operator,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap();
@@ -62,6 +64,8 @@ fn refused_requests_get_401_403_and_are_recorded(backend: &str) {
             &CreateToken {
                 name: "aud".into(),
                 role: Role::Auditor,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap();
@@ -82,6 +86,8 @@ fn refused_requests_get_401_403_and_are_recorded(backend: &str) {
             &CreateToken {
                 name: "x".into(),
                 role: Role::Admin,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap_err();
@@ -97,6 +103,8 @@ fn refused_requests_get_401_403_and_are_recorded(backend: &str) {
             &CreateToken {
                 name: "ops2".into(),
                 role: Role::Operator,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap();
@@ -233,11 +241,105 @@ fn security_headers_on_every_response(backend: &str) {
         let csp = h("content-security-policy");
         assert!(csp.starts_with("default-src 'none'"), "{path}: {csp}");
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        // HSTS only when serving TLS (tls::https_server_agent_and_cli).
+        assert!(
+            resp.headers().get("strict-transport-security").is_none(),
+            "{path}"
+        );
     }
+}
+
+/// `patchbay tokens create --ttl --scope`: the expiry and scopes are stored,
+/// listed, enforced (403 outside the scopes, 401 token_expired once expired,
+/// by the server's clock).
+fn tokens_expire_and_scopes_restrict_through_the_cli(backend: &str) {
+    let s = Server::start(backend);
+    let now = patchbay_app::Clock::now(&*s.clock);
+    let out = s.cli(&[
+        "tokens",
+        "create",
+        "--name",
+        "reporting",
+        "--role",
+        "admin",
+        "--ttl",
+        "90d",
+        "--scope",
+        "read",
+        "--format",
+        "json",
+    ]);
+    let created: serde_json::Value = serde_json::from_str(&crate::support::ok(&out)).unwrap();
+    let expires = (now + jiff::SignedDuration::from_hours(90 * 24)).to_string();
+    assert_eq!(created["expires_at"], expires.as_str());
+    assert_eq!(created["scopes"], serde_json::json!(["read"]));
+    let secret = created["token"].as_str().unwrap().to_string();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("never expires"),
+        "no warning with --ttl"
+    );
+    // Stored as given (this backend's table).
+    let stored = crate::support::db_text(
+        &s.db_url,
+        "SELECT scopes FROM api_tokens WHERE name = 'reporting'",
+    );
+    assert_eq!(stored, vec!["read".to_string()]);
+    // Without --ttl: a warning; too long: refused, naming the bound.
+    let out = s.cli(&["tokens", "create", "--name", "forever", "--role", "auditor"]);
+    crate::support::ok(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("warning: this token never expires"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s.cli(&[
+        "tokens", "create", "--name", "x", "--role", "auditor", "--ttl", "400d",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("366 days"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s.cli(&[
+        "tokens", "create", "--name", "x", "--role", "auditor", "--scope", "write",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no 'write' permission"));
+    // Listing shows expiry and scopes.
+    let list = crate::support::ok(&s.cli(&["tokens", "list"]));
+    let line = list.lines().find(|l| l.contains("reporting")).unwrap();
+    assert!(line.contains(&expires) && line.contains("read"), "{list}");
+    let line = list.lines().find(|l| l.contains("forever")).unwrap();
+    assert!(line.contains("never") && line.contains("(role)"), "{list}");
+
+    let as_scoped = |args: &[&str]| {
+        std::process::Command::new(crate::support::PATCHBAY)
+            .args(args)
+            .env("PATCHBAY_URL", &s.url)
+            .env("PATCHBAY_TOKEN", &secret)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    crate::support::ok(&as_scoped(&["assets", "list"]));
+    let out = as_scoped(&[
+        "tokens", "create", "--name", "y", "--role", "admin", "--ttl", "1d",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("scopes do not include 'tokens'"), "{err}");
+
+    s.clock.advance(jiff::SignedDuration::from_hours(90 * 24));
+    let out = as_scoped(&["assets", "list"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expired at"), "{err}");
 }
 
 crate::both_backends!(
     refused_requests_get_401_403_and_are_recorded,
     agent_endpoints_refuse_bad_credentials,
-    security_headers_on_every_response
+    security_headers_on_every_response,
+    tokens_expire_and_scopes_restrict_through_the_cli
 );

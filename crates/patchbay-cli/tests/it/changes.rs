@@ -156,6 +156,8 @@ fn change_records_and_runbooks(backend: &str) {
             &patchbay_proto::api::CreateToken {
                 name: "aud".into(),
                 role: patchbay_core::auth::Role::Auditor,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap();

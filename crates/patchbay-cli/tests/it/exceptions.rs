@@ -182,6 +182,8 @@ fn register_and_expiry(backend: &str) {
             &patchbay_proto::api::CreateToken {
                 name: "ops".into(),
                 role: patchbay_core::auth::Role::Operator,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap();

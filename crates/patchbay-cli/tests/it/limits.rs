@@ -518,6 +518,8 @@ fn calendar_feed_takes_only_calendar_tokens(backend: &str) {
             &CreateToken {
                 name: "aud".into(),
                 role: Role::Auditor,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap();
@@ -564,6 +566,8 @@ fn calendar_feed_takes_only_calendar_tokens(backend: &str) {
             &CreateToken {
                 name: "x".into(),
                 role: Role::Admin,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap_err();
@@ -658,6 +662,8 @@ fn zero_day_deployment_is_created_by_the_system(backend: &str) {
             &patchbay_proto::api::CreateToken {
                 name: "alice".into(),
                 role: patchbay_core::auth::Role::Approver,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap();
@@ -695,6 +701,8 @@ fn exclusions_need_the_approve_permission(backend: &str) {
             &CreateToken {
                 name: "ops".into(),
                 role: Role::Operator,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap();

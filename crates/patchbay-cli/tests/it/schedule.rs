@@ -392,6 +392,8 @@ fn out_of_band_enters_a_blackout_only_with_approval(backend: &str) {
             &patchbay_proto::api::CreateToken {
                 name: "aud".into(),
                 role: patchbay_core::auth::Role::Auditor,
+                ttl_secs: None,
+                scopes: None,
             },
         )
         .unwrap();

@@ -155,6 +155,35 @@ fn https_server_agent_and_cli() {
         .trim()
         .to_string();
 
+    // Over TLS every answer carries HSTS (a raw request through openssl, so
+    // the headers are seen as sent).
+    let mut sc = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-CAfile",
+        ])
+        .arg(&ca)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut sc.stdin.take().unwrap(),
+        b"GET /api/v1/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let raw = String::from_utf8_lossy(&sc.wait_with_output().unwrap().stdout).to_lowercase();
+    assert!(raw.starts_with("http/1.1 401"), "{raw}");
+    assert!(
+        raw.contains("strict-transport-security: max-age=31536000"),
+        "{raw}"
+    );
+    assert!(raw.contains("x-content-type-options: nosniff"), "{raw}");
+
     // The CLI trusts the server only with the CA.
     let cli = |extra: &[&str]| {
         let mut c = Command::new(PATCHBAY);
@@ -280,6 +309,8 @@ fn calendar_token_is_never_logged() {
                 &patchbay_proto::api::CreateToken {
                     name: "calendar".into(),
                     role: patchbay_core::auth::Role::Calendar,
+                    ttl_secs: None,
+                    scopes: None,
                 },
             )
             .unwrap();

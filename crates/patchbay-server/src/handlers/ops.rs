@@ -46,6 +46,7 @@ pub async fn not_found(req: Request) -> ApiError {
 pub async fn whoami(State(st): State<AppState>, a: Authed) -> Json<serde_json::Value> {
     Json(
         serde_json::json!({"token_id": a.caller.token().map(|t| t.0), "name": a.caller.token().map(|t| t.1), "role": a.caller.role,
+        "scopes": a.caller.scopes.list(),
         "server_public_key": st.app.signer().map(|s| s.public_hex())}),
     )
 }

@@ -4,6 +4,7 @@
 //! `crates/patchbay-cli/tests/it`).
 
 mod deploy;
+mod hardening;
 mod matrix;
 mod outcomes;
 mod support;

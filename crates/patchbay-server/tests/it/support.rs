@@ -1,5 +1,5 @@
-//! A server in-process: a prepared data directory (SQLite inside it, or a
-//! fresh database of either backend) and its router.
+//! A server in-process: a prepared data directory (SQLite, or a fresh
+//! PostgreSQL database) and its router.
 
 use axum::Router;
 use axum::body::Body;
@@ -22,21 +22,30 @@ pub struct InProcess {
 
 impl InProcess {
     pub async fn new() -> Self {
-        Self::with_db(None).await
+        Self::with(None, Default::default()).await
     }
 
     /// On a fresh database of `backend` (`sqlite` or `postgres`; PostgreSQL
     /// needs `PATCHBAY_TEST_PG_URL`, as `scripts/with-postgres` sets).
     pub async fn on(backend: &str) -> Self {
-        Self::with_db(Some(patchbay_store::testing::fresh_url(backend).await)).await
+        Self::with(
+            Some(patchbay_store::testing::fresh_url(backend).await),
+            Default::default(),
+        )
+        .await
     }
 
-    async fn with_db(db_url: Option<String>) -> Self {
+    /// With the service layer's settings `app` (SQLite).
+    pub async fn with_config(app: patchbay_app::AppConfig) -> Self {
+        Self::with(None, app).await
+    }
+
+    async fn with(db_url: Option<String>, app: patchbay_app::AppConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let settings = Settings {
             db_url,
             data_dir: dir.path().join("data"),
-            app: Default::default(),
+            app,
         };
         let clock = Arc::new(ManualClock::new("2026-12-08T22:00:00Z".parse().unwrap()));
         let prepared = prepare_with_clock(&settings, clock.clone()).await.unwrap();
@@ -62,7 +71,25 @@ impl InProcess {
         bearer: Option<&str>,
         body: Option<&str>,
     ) -> (StatusCode, String) {
-        self.call_typed(method, path, bearer, "application/json", body)
+        let resp = self.send(method, path, bearer, body, None).await;
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Sends one request as if from peer `from` (when given); returns the
+    /// whole response (headers included).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+        from: Option<&str>,
+    ) -> axum::response::Response {
+        self.send_to(&self.router, method, path, bearer, body, from)
             .await
     }
 
@@ -92,6 +119,35 @@ impl InProcess {
             .await
             .unwrap();
         (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// [`Self::send`] through another router over the same app.
+    pub async fn send_to(
+        &self,
+        router: &Router,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+        from: Option<&str>,
+    ) -> axum::response::Response {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(peer) = from {
+            req = req.extension(axum::extract::ConnectInfo(
+                patchbay_server::tls::RemoteAddr(peer.parse().unwrap()),
+            ));
+        }
+        if let Some(t) = bearer {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        router.clone().oneshot(req).await.unwrap()
     }
 
     /// Sends a JSON request that must succeed; returns the decoded answer.

@@ -24,6 +24,10 @@ pub struct ApiTokenRow {
     pub last_used_at: Option<Timestamp>,
     /// Revocation time.
     pub revoked_at: Option<Timestamp>,
+    /// Expiry (`None`: never).
+    pub expires_at: Option<Timestamp>,
+    /// Scopes, comma-separated (`None`: everything the role permits).
+    pub scopes: Option<String>,
 }
 
 /// A new API token.
@@ -41,6 +45,10 @@ pub struct NewApiToken {
     pub created_at: Timestamp,
     /// Creator.
     pub created_by: String,
+    /// Expiry (`None`: never).
+    pub expires_at: Option<Timestamp>,
+    /// Scopes, comma-separated (`None`: everything the role permits).
+    pub scopes: Option<String>,
 }
 
 /// A stored enrolment token.
@@ -120,6 +128,8 @@ fn row_to_api_token<DB: Engine>(r: &DB::Row) -> Result<ApiTokenRow> {
         created_by: r.col("created_by")?,
         last_used_at: opt_ts(r.col("last_used_at")?)?,
         revoked_at: opt_ts(r.col("revoked_at")?)?,
+        expires_at: opt_ts(r.col("expires_at")?)?,
+        scopes: r.col("scopes")?,
     })
 }
 
@@ -141,9 +151,9 @@ fn row_to_enroll<DB: Engine>(r: &DB::Row) -> Result<EnrollTokenRow> {
 impl<DB: Engine> TokenStore for SqlTx<DB> {
     async fn insert_api_token(&mut self, t: &NewApiToken) -> Result<ApiTokenRow> {
         let row = sqlx::query::<DB>(
-            "INSERT INTO api_tokens (name, role, token_hash, prefix, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             RETURNING id, name, role, prefix, created_at, created_by, last_used_at, revoked_at",
+            "INSERT INTO api_tokens (name, role, token_hash, prefix, created_at, created_by, \
+             expires_at, scopes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             RETURNING id, name, role, prefix, created_at, created_by, last_used_at, revoked_at, expires_at, scopes",
         )
         .arg(&t.name)
         .arg(&t.role)
@@ -151,6 +161,8 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
         .arg(&t.prefix)
         .arg(to_millis(t.created_at))
         .arg(&t.created_by)
+        .arg(t.expires_at.map(to_millis))
+        .arg(&t.scopes)
         .one(self.conn())
         .await?;
         row_to_api_token::<DB>(&row)
@@ -158,7 +170,7 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
 
     async fn api_token_by_hash(&mut self, hash: &str) -> Result<Option<ApiTokenRow>> {
         let row = sqlx::query::<DB>(
-            "SELECT id, name, role, prefix, created_at, created_by, last_used_at, revoked_at \
+            "SELECT id, name, role, prefix, created_at, created_by, last_used_at, revoked_at, expires_at, scopes \
              FROM api_tokens WHERE token_hash = $1",
         )
         .arg(hash)
@@ -178,7 +190,7 @@ impl<DB: Engine> TokenStore for SqlTx<DB> {
 
     async fn list_api_tokens(&mut self) -> Result<Vec<ApiTokenRow>> {
         let rows = sqlx::query::<DB>(
-            "SELECT id, name, role, prefix, created_at, created_by, last_used_at, revoked_at \
+            "SELECT id, name, role, prefix, created_at, created_by, last_used_at, revoked_at, expires_at, scopes \
              FROM api_tokens ORDER BY id",
         )
         .all(self.conn())

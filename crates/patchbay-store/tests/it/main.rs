@@ -236,12 +236,43 @@ async fn tokens_story(s: Arc<dyn Store>) {
             prefix: "pbt_1234".into(),
             created_at: t0(),
             created_by: "system".into(),
+            expires_at: None,
+            scopes: None,
         })
         .await
         .unwrap();
     assert_eq!(t.role, "operator");
     assert!(t.last_used_at.is_none() && t.revoked_at.is_none());
+    assert!(t.expires_at.is_none() && t.scopes.is_none());
+    // Expiry and scopes are stored and read back as given.
+    let scoped = tx
+        .insert_api_token(&NewApiToken {
+            name: "ci".into(),
+            role: "admin".into(),
+            token_hash: "hash-2".into(),
+            prefix: "pbt_5678".into(),
+            created_at: t0(),
+            created_by: "system".into(),
+            expires_at: Some(t0() + SignedDuration::from_hours(24 * 90)),
+            scopes: Some("read,approve".into()),
+        })
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
+    let back = s
+        .read()
+        .await
+        .unwrap()
+        .api_token_by_hash("hash-2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, scoped);
+    assert_eq!(
+        back.expires_at,
+        Some(t0() + SignedDuration::from_hours(24 * 90))
+    );
+    assert_eq!(back.scopes.as_deref(), Some("read,approve"));
 
     let mut tx = s.write().await.unwrap();
     assert_eq!(
@@ -265,7 +296,8 @@ async fn tokens_story(s: Arc<dyn Store>) {
     ));
     tx.commit().await.unwrap();
     let l = s.read().await.unwrap().list_api_tokens().await.unwrap();
-    assert_eq!(l.len(), 1);
+    assert_eq!(l.len(), 2);
+    assert_eq!(l[1].scopes.as_deref(), Some("read,approve"));
     assert_eq!(
         l[0].last_used_at,
         Some(t0() + SignedDuration::from_secs(60))
