@@ -19,6 +19,7 @@
 
 mod apk;
 mod apt;
+mod crash;
 mod jobs;
 mod rollout;
 mod rpm;
@@ -39,6 +40,7 @@ fn tests() -> Vec<Test> {
     t.extend(apk::TESTS);
     t.extend(rpm::TESTS);
     t.extend(rollout::TESTS);
+    t.extend(crash::TESTS);
     t
 }
 
