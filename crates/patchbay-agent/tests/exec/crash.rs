@@ -67,7 +67,12 @@ const MIN_KILLS: usize = 20;
 /// The random delay from a server answering `/healthz` to its kill, in ms.
 /// The upper end is past the lease hand-over (`--lease-ttl 2s` plus a tick),
 /// so some incarnations drive the rollout and some die before they lead.
-const DELAY_MS: (u64, u64) = (100, 3500);
+const DELAY_MS: (u64, u64) = (100, 3000);
+
+/// How long (ms) a killed server stays dead at most before it is started
+/// again (a supervisor's restart delay): agents meanwhile finish jobs and
+/// fail to check in, so their results wait in their outboxes.
+const DOWN_MS: u64 = 1000;
 
 /// An anchored kill comes this long at most (ms) after a job finished.
 const ANCHOR_MS: u64 = 1500;
@@ -231,9 +236,10 @@ impl Crashable {
         }
     }
 
-    /// SIGKILLs the server and starts it again on the same database, data
-    /// directory and port; returns how long it was gone.
-    fn kill_and_restart(&mut self) -> Duration {
+    /// SIGKILLs the server, leaves it dead for `down`, and starts it again on
+    /// the same database, data directory and port; returns how long it was
+    /// gone.
+    fn kill_and_restart(&mut self, down: Duration) -> Duration {
         let t = Instant::now();
         self.server.child.kill().expect("SIGKILL patchbay serve");
         let st = self.server.child.wait().expect("reaping patchbay serve");
@@ -242,6 +248,7 @@ impl Crashable {
             "patchbay serve had already exited ({st}) before its kill:\n{}",
             tail(&self.server.log(), 40)
         );
+        std::thread::sleep(down);
         self.server.child = spawn(
             &self.bin,
             &self.db,
@@ -469,7 +476,7 @@ fn crash_spec(version: &str, canary: &str) -> Value {
     "checks": ["web"],
     "rings": [
         {"name": "ring0-canary", "assets": [canary], "soak": "4s"},
-        {"name": "ring1-pilot", "size": "2", "max_concurrent": "2", "error_budget": "1", "soak": "4s"},
+        {"name": "ring1-pilot", "size": "2", "max_concurrent": "1", "error_budget": "1", "soak": "4s"},
         {"name": "ring2-broad", "max_concurrent": "100%", "error_budget": "1"}
     ]})
 }
@@ -513,7 +520,7 @@ fn run_with_kills(
     done: fn(&Value) -> bool,
 ) -> Value {
     let start = Instant::now();
-    let limit = Duration::from_secs(240);
+    let limit = Duration::from_secs(150);
     loop {
         let d = c.server.get(&format!("/api/v1/deployments/{id}"));
         if done(&d) {
@@ -532,7 +539,7 @@ fn run_with_kills(
                 tail(&c.server.log(), 40)
             );
         }
-        // Three draws per kill whatever happens, so a seed replays the same
+        // Four draws per kill whatever happens, so a seed replays the same
         // delays: a plain random moment, or (one kill in three) a moment
         // shortly after a host finished a job of this deployment — when its
         // result travels, is stored, taken in and acted on (the next ring
@@ -540,6 +547,7 @@ fn run_with_kills(
         let delay_ms = rng.range(DELAY_MS.0, DELAY_MS.1);
         let anchored = rng.range(0, 2) == 0;
         let after_ms = rng.range(0, ANCHOR_MS);
+        let down_ms = rng.range(0, DOWN_MS);
         let how = if anchored {
             // At the random delay anyway if no job finishes before it.
             let base = finished(hosts, id);
@@ -567,7 +575,7 @@ fn run_with_kills(
             .get::<Value>(&format!("/api/v1/deployments/{id}"));
         let windows = job_windows(c, id);
         let at = clock.secs();
-        let gone = c.kill_and_restart();
+        let gone = c.kill_and_restart(Duration::from_millis(down_ms));
         let (during, line, tags) = match &before {
             Ok(d) => {
                 let (line, mut tags) = describe(d, id, hosts);
