@@ -1,23 +1,30 @@
 //! The rollout crash test (issue 13, acceptance), once per engine: the real
 //! `patchbay serve` (SQLite file; PostgreSQL on a fresh database of
 //! `PATCHBAY_TEST_PG_URL`'s server, failing rather than skipping without it)
-//! is **SIGKILLed at least 20 times at random moments** of two rollouts and
-//! restarted each time on the same database, data directory and port, while
-//! four real hosts (debootstrapped Debian 12 roots with `pb-demo` 1.0, each
-//! with its own `patchbay-agent` in loop mode with jobs and a long poll, each
-//! in its own network namespace, the same hosts as `rollout.rs`) keep
-//! checking in.
+//! is **SIGKILLed at least 20 times at random moments** of two rollouts and,
+//! after a random outage of up to a second, restarted on the same database,
+//! data directory and port, while four real hosts (debootstrapped Debian 12
+//! roots with `pb-demo` 1.0, each with its own `patchbay-agent` in loop mode
+//! with jobs and a long poll, each in its own network namespace, the same
+//! hosts as `rollout.rs`) keep checking in.
 //!
 //! - Rolling out 1.1 must complete every ring with every gate passed and
 //!   every root on 1.1, as a crash-free run does.
 //! - Rolling out 1.2 (its `web` health check fails) must halt in the canary
 //!   ring, roll the canary back to 1.1 and lease nothing to a later ring.
 //!
+//! Rings 1/2/1 (pilot one job at a time), 4 s soaks after the canary and the
+//! pilot, and a `web` check slowed to 4 s make a crash-free run of both
+//! rollouts last about a minute, so the ≥ 20 kills spread over it (one kill
+//! in three comes shortly after a host finished a job, when its result
+//! travels and is acted on). Each run takes about two minutes.
+//!
 //! The kills land wherever the random delays put them: jobs being leased,
 //! running on the hosts, results in flight or being taken in, gates, the halt
 //! and the rollback; each kill prints its time and the deployment just before
 //! it (server side: ring and job states; host side: jobs running, results not
-//! yet acknowledged), and the test counts the kills that fell while the
+//! yet stored or not yet acknowledged; in the database: job rows not yet
+//! delivered, results not yet taken in by the driver), and the test counts the kills that fell while the
 //! deployment was not final (at least [`MIN_KILLS`] must). The killer's RNG is
 //! seeded: the seed is printed, and `PATCHBAY_CRASH_SEED=N` replays a run's
 //! kill delays.
