@@ -334,6 +334,15 @@ pub fn next_wait(opts: &AgentOptions, o: &CheckinOutcome) -> Duration {
     wait
 }
 
+/// How long the loop waits after a failed check-in: the current backoff,
+/// never longer than the interval (an agent checking in every second retries
+/// within a second, not after the 5 s first step), which then doubles.
+pub fn retry_wait(backoff: &mut Duration, interval: Duration) -> Duration {
+    let w = (*backoff).min(interval);
+    *backoff = (*backoff * 2).min(interval);
+    w
+}
+
 /// Runs forever: check in, run jobs, wait ([`next_wait`]), repeat. The
 /// inventory is collected every interval and after every job; in between a
 /// long-polling agent sends the one it has (usually `unchanged`). Failures
@@ -374,9 +383,8 @@ pub fn run_loop(opts: &AgentOptions, stop: &std::sync::atomic::AtomicBool) {
                 next_wait(opts, &o)
             }
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "check-in failed");
-                let w = backoff;
-                backoff = (backoff * 2).min(opts.interval);
+                let w = retry_wait(&mut backoff, opts.interval);
+                tracing::warn!(error = format!("{e:#}"), retry_in = ?w, "check-in failed");
                 w
             }
         };
@@ -426,6 +434,22 @@ mod tests {
             config: Config::default(),
             wait_secs,
         }
+    }
+
+    #[test]
+    fn a_failed_checkin_is_retried_within_the_interval() {
+        // Interval 1 s: every retry within 1 s, the first one included.
+        let mut b = Duration::from_secs(5);
+        let waits: Vec<Duration> = (0..3)
+            .map(|_| retry_wait(&mut b, Duration::from_secs(1)))
+            .collect();
+        assert_eq!(waits, vec![Duration::from_secs(1); 3]);
+        // Interval 60 s: 5, 10, 20, 40, 60, 60 s.
+        let mut b = Duration::from_secs(5);
+        let waits: Vec<u64> = (0..6)
+            .map(|_| retry_wait(&mut b, Duration::from_secs(60)).as_secs())
+            .collect();
+        assert_eq!(waits, vec![5, 10, 20, 40, 60, 60]);
     }
 
     #[test]

@@ -22,6 +22,7 @@
 
 mod apk;
 mod apt;
+mod crash;
 mod jobs;
 mod numeric;
 mod refusals;
@@ -46,6 +47,7 @@ fn tests() -> Vec<Test> {
     t.extend(rollout::TESTS);
     t.extend(refusals::TESTS);
     t.extend(numeric::TESTS);
+    t.extend(crash::TESTS);
     t
 }
 
