@@ -40,6 +40,14 @@ pub const DEFAULT_WINDOW: SignedDuration = SignedDuration::from_hours(24);
 pub const DEFAULT_JOB_TIMEOUT: SignedDuration = SignedDuration::from_mins(30);
 /// Jobs handed to one agent per check-in.
 const JOBS_PER_CHECKIN: i64 = 16;
+/// Not-yet-patched hosts asked for control samples per ring, at most.
+const CONTROL_HOSTS: usize = 20;
+
+/// The ring a control-sample job's key (`DEP…/control/RING/HOST`) is for.
+fn control_ring(key: &str) -> Option<usize> {
+    let (_, rest) = key.split_once("/control/")?;
+    rest.split('/').next()?.parse().ok()
+}
 
 /// What is stored per deployment: the state machine's state and what its
 /// jobs carry.
@@ -55,6 +63,10 @@ pub struct StoredRollout {
     /// `[[rings]] health_checks`), run in addition to `checks`.
     #[serde(default)]
     pub ring_checks: Vec<Vec<String>>,
+    /// Rings (by index) whose control samples were asked for: health checks
+    /// run on not-yet-patched hosts of later rings while the ring runs.
+    #[serde(default)]
+    pub control_asked: BTreeSet<usize>,
     /// When it was created.
     pub created_at: Timestamp,
 }
@@ -911,6 +923,7 @@ impl App {
             pins: planned.pins.clone(),
             checks: spec.checks.clone(),
             ring_checks: planned.ring_checks.clone(),
+            control_asked: BTreeSet::new(),
             created_at: now,
         };
         let row = DeploymentRow {
@@ -1219,6 +1232,67 @@ impl App {
         Ok(())
     }
 
+    /// For each ring that started running with health checks to judge and
+    /// no control samples asked for yet: a `run_check` job to up to
+    /// [`CONTROL_HOSTS`] reachable, not-yet-patched hosts of later rings —
+    /// the canary analysis compares the ring's hosts after their change
+    /// against them. Read-only on the hosts; their results arrive as
+    /// `Observation::Control`.
+    async fn ask_control(
+        &self,
+        tx: &mut crate::change::Change<'_>,
+        stored: &mut StoredRollout,
+        seen: &BTreeMap<String, Option<Timestamp>>,
+        recent: SignedDuration,
+        now: Timestamp,
+    ) -> Result<(), AppError> {
+        if stored.rollout.state != DeploymentState::Running {
+            return Ok(());
+        }
+        let id = stored.rollout.id.clone();
+        for r in 0..stored.rollout.rings.len() {
+            let ring = &stored.rollout.rings[r];
+            let checks = stored.checks_of(r);
+            if ring.state != patchbay_core::rollout::RingState::Running
+                || stored.control_asked.contains(&r)
+                || checks.is_empty()
+            {
+                continue;
+            }
+            let online = |h: &str| {
+                seen.get(h)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|t| now.duration_since(t) <= recent)
+            };
+            let later: Vec<(String, SignedDuration)> = stored.rollout.rings[r + 1..]
+                .iter()
+                .flat_map(|g| g.jobs.iter())
+                .filter(|j| {
+                    j.state == patchbay_core::rollout::JobState::Pending && online(&j.spec.host)
+                })
+                .map(|j| (j.spec.host.clone(), j.spec.run_timeout))
+                .take(CONTROL_HOSTS)
+                .collect();
+            stored.control_asked.insert(r);
+            for (host, timeout) in later {
+                let job = Job {
+                    deployment: id.clone(),
+                    key: format!("{id}/control/{r}/{host}"),
+                    asset: host,
+                    not_before: now,
+                    deadline: now + timeout,
+                    kind: JobKind::RunCheck {
+                        name: checks[0].clone(),
+                    },
+                    checks: checks.clone(),
+                };
+                self.lease_job(tx, job, now).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn lease_job(
         &self,
         tx: &mut crate::change::Change<'_>,
@@ -1330,9 +1404,25 @@ impl App {
             });
         }
         let mut consumed = Vec::new();
+        let mut control: BTreeMap<usize, Vec<patchbay_core::canary::CheckSample>> = BTreeMap::new();
         for r in &results {
             consumed.push(r.key.clone());
             let Some(v) = &r.result else { continue };
+            if let Some(ring) = control_ring(&r.key) {
+                // A control sample: the checks as the not-yet-patched host ran
+                // them (a refusal or a failure to run gives none).
+                if let Ok(res) = serde_json::from_value::<JobResult>(v.clone())
+                    && res.refusal.is_none()
+                {
+                    control.entry(ring).or_default().extend(
+                        res.baseline.into_iter().chain(res.after).map(|mut s| {
+                            s.host = r.asset.clone();
+                            s
+                        }),
+                    );
+                }
+                continue;
+            }
             let Ok(res) = serde_json::from_value::<JobResult>(v.clone()) else {
                 tracing::warn!(key = %r.key, "a stored job result does not decode; counted as a failure");
                 obs.push(Observation::Result {
@@ -1347,11 +1437,21 @@ impl App {
             };
             obs.push(observation_of(&r.key, res));
         }
+        for (ring, samples) in control {
+            if let Some(rg) = stored.rollout.rings.get(ring) {
+                let mut all = rg.control.clone();
+                all.extend(samples);
+                obs.insert(0, Observation::Control { ring, samples: all });
+            }
+        }
         let before = stored.rollout.clone();
+        let asked_before = stored.control_asked.clone();
         let cmds = step(&mut stored.rollout, &obs, now);
         tx.mark_consumed(&consumed, now).await?;
         self.carry_out(&mut tx, &stored, &cmds, now).await?;
-        if stored.rollout != before {
+        self.ask_control(&mut tx, &mut stored, &seen, recent, now)
+            .await?;
+        if stored.rollout != before || stored.control_asked != asked_before {
             tx.put_rollout(&rollout_row(&stored, now)?).await?;
         }
         // Leases and state changes are recorded as their notifications and
@@ -1656,6 +1756,7 @@ mod settled_tests {
                     pins: BTreeMap::new(),
                     checks: vec![],
                     ring_checks: vec![],
+                    control_asked: BTreeSet::new(),
                     created_at: t,
                 };
                 let v = serde_json::to_value(&stored).unwrap();

@@ -977,6 +977,11 @@ fn crash_run(engine: Engine) {
     // only job rows are a crash-free run's.
     let mut rows = job_rows(&c, &good);
     rows.extend(job_rows(&c, &bad));
+    // Control samples (`…/control/RING/HOST`: health checks run on
+    // not-yet-patched hosts of later rings while a ring runs) are read-only
+    // jobs of their own; checked apart below.
+    let (control_rows, rows): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        rows.into_iter().partition(|(k, _)| k.contains("/control/"));
     assert_eq!(
         rows.keys().cloned().collect::<BTreeSet<_>>(),
         expected,
@@ -992,12 +997,39 @@ fn crash_run(engine: Engine) {
             );
         }
     }
+    let (control_results, agent_results): (BTreeMap<_, _>, BTreeMap<_, _>) = agent_results
+        .into_iter()
+        .partition(|(k, _)| k.contains("/control/"));
     assert_eq!(
         agent_results.keys().cloned().collect::<BTreeSet<_>>(),
         expected,
         "the results the agents recorded and had acknowledged"
     );
     let audits = c.server.audit("job.result");
+    // Control samples: each stored once as its agent recorded it.
+    assert_eq!(
+        control_rows.keys().collect::<BTreeSet<_>>(),
+        control_results.keys().collect::<BTreeSet<_>>(),
+        "control samples: the server's rows and the agents' results"
+    );
+    assert!(!control_rows.is_empty(), "no control sample was taken");
+    for (key, (asset, stored, delivered, consumed)) in &control_rows {
+        assert!(key.ends_with(&format!("/{asset}")), "{key} on {asset}");
+        assert!(
+            *delivered && *consumed,
+            "{key}: delivered {delivered}, consumed {consumed}"
+        );
+        assert_eq!(stored["outcome"], control_results[key]["outcome"], "{key}");
+        assert_eq!(
+            stored["finished_at"], control_results[key]["finished_at"],
+            "{key}"
+        );
+        let n = audits
+            .iter()
+            .filter(|e| e["target"] == format!("job:{key}"))
+            .count();
+        assert_eq!(n, 1, "{key}: {n} job.result audit entries");
+    }
     for (key, (asset, stored, delivered, consumed)) in &rows {
         let (host, ok, kind) = &executed[key];
         assert_eq!(asset, host, "{key}: row's asset");

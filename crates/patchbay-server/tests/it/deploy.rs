@@ -221,6 +221,7 @@ async fn a_good_rollout_runs_ring_by_ring_with_signed_jobs() {
 
     let checks = vec!["web".to_string()];
     let mut done = 0;
+    let mut controls = 0;
     for round in 0..10 {
         s.app.drive_rollouts().await.unwrap();
         let mut any = false;
@@ -236,6 +237,19 @@ async fn a_good_rollout_runs_ring_by_ring_with_signed_jobs() {
                     checks: &checks,
                 };
                 admit(j, view, s.app.now()).unwrap();
+                if let JobKind::RunCheck { name } = &j.job.kind {
+                    // A control sample from a host of a later ring, not yet
+                    // patched, while an earlier ring runs.
+                    assert_eq!(name, "web");
+                    assert!(j.job.key.contains("/control/"), "{}", j.job.key);
+                    let sample = json!({"key": j.job.key, "outcome": "succeeded",
+                        "baseline": [{"host": h.name, "check": "web", "pass": true}],
+                        "finished_at": "2026-12-08T22:05:00Z"});
+                    let (_, acked) = checkin(&s, h, json!([sample])).await;
+                    assert_eq!(acked, vec![j.job.key.clone()]);
+                    controls += 1;
+                    continue;
+                }
                 assert_eq!(
                     j.job.kind,
                     JobKind::Apply {
@@ -279,6 +293,24 @@ async fn a_good_rollout_runs_ring_by_ring_with_signed_jobs() {
     let d = show(&s, &id).await;
     assert_eq!(d["deployment"]["status"], "completed", "{:#}", d["rollout"]);
     assert_eq!(done, 5);
+    // Control samples: the canary ring's from the four later hosts, the
+    // pilot's from the two broad ones, and the canary analysis saw them.
+    assert_eq!(controls, 6);
+    let rings = d["rollout"]["rings"].as_array().unwrap();
+    assert_eq!(
+        rings[0]["control"].as_array().unwrap().len(),
+        4,
+        "{:#}",
+        rings[0]
+    );
+    assert_eq!(rings[1]["control"].as_array().unwrap().len(), 2);
+    let health = rings[0]["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == "health")
+        .unwrap();
+    assert!(health.to_string().contains("control"), "{health:#}");
     // The list shows the rollout's status too.
     let list = s
         .ok_json("GET", "/api/v1/deployments", &s.admin, json!(null))
@@ -308,7 +340,8 @@ async fn a_good_rollout_runs_ring_by_ring_with_signed_jobs() {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions.iter().filter(|a| **a == "job.result").count(), 5);
+    // Five jobs and six control samples, each stored once.
+    assert_eq!(actions.iter().filter(|a| **a == "job.result").count(), 11);
     assert_eq!(
         actions
             .iter()
@@ -610,6 +643,13 @@ async fn a_long_polling_agent_gets_its_job_as_soon_as_it_is_leased() {
     );
 }
 
+/// The apply jobs among `jobs` (not control samples).
+fn applies(jobs: Vec<SignedJob>) -> Vec<SignedJob> {
+    jobs.into_iter()
+        .filter(|j| matches!(j.job.kind, JobKind::Apply { .. }))
+        .collect()
+}
+
 /// With no rings in the request, the policy's `[[rings]]` give them and their
 /// rules (a host in none is left alone); the maintenance windows and
 /// blackouts covering each host decide when its job may start: the preview
@@ -766,17 +806,22 @@ rollback = "none"
     s.app.drive_rollouts().await.unwrap();
     // 22:01: h4 (any time) is leased; h2's window has not opened.
     let (j4, _) = checkin(&s, by("h4"), json!([])).await;
+    // (h4 also got a control-sample job while the canary ring ran.)
+    let j4: Vec<SignedJob> = j4
+        .into_iter()
+        .filter(|j| matches!(j.job.kind, JobKind::Apply { .. }))
+        .collect();
     assert_eq!(j4.len(), 1, "{:#}", show(&s, &id).await["rollout"]);
     assert_eq!(j4[0].job.checks, vec!["web".to_string()]);
-    assert!(checkin(&s, by("h2"), json!([])).await.0.is_empty());
+    assert!(applies(checkin(&s, by("h2"), json!([])).await.0).is_empty());
     // 22:59: still closed. 23:00: open.
     s.clock.advance(SignedDuration::from_mins(58));
     s.app.drive_rollouts().await.unwrap();
-    assert!(checkin(&s, by("h2"), json!([])).await.0.is_empty());
+    assert!(applies(checkin(&s, by("h2"), json!([])).await.0).is_empty());
     s.clock.advance(SignedDuration::from_mins(1));
     s.app.drive_rollouts().await.unwrap();
     let (j2, _) = checkin(&s, by("h2"), json!([])).await;
-    assert_eq!(j2.len(), 1);
+    assert_eq!(applies(j2).len(), 1);
     // Neither the frozen host nor the one in no ring ever gets a job.
     for n in ["h3", "h5"] {
         assert!(checkin(&s, by(n), json!([])).await.0.is_empty());
