@@ -1110,8 +1110,10 @@ impl App {
     ) -> Result<(), AppError> {
         let now = self.now();
         let mut tx = self.change(caller, action, ctx).await?;
+        // Locked until commit: the driver (on whichever replica leads) waits
+        // for this change or steps the state it leaves, never the one before.
         let row = tx
-            .rollout(id)
+            .lock_rollout(id, false)
             .await?
             .ok_or_else(|| AppError::not_found(format!("no deployment {id}")))?;
         let mut stored = stored_of(&row)?;
@@ -1363,8 +1365,13 @@ impl App {
     async fn drive_one(&self, id: &str) -> Result<bool, AppError> {
         let now = self.now();
         let mut tx = self.change_by_system(SystemActor::RolloutDriver).await?;
-        let Some(row) = tx.rollout(id).await? else {
-            tx.commit_unaudited("rollout vanished").await?;
+        // Claimed for this step (`FOR UPDATE SKIP LOCKED` on PostgreSQL): if
+        // another transaction is changing it — an operator's action, or a
+        // previous leader still finishing a step at a handover — this tick
+        // leaves it alone and the next one steps the state that left.
+        let Some(row) = tx.lock_rollout(id, true).await? else {
+            tx.commit_unaudited("rollout vanished, or being changed by another transaction")
+                .await?;
             return Ok(false);
         };
         let mut stored = stored_of(&row)?;
@@ -1531,6 +1538,13 @@ impl App {
         let until = tokio::time::Instant::now() + wait;
         loop {
             let bell = self.job_bell.notified();
+            let drain = self.draining.1.notified();
+            // A replica shutting down answers at once (no jobs): the agent's
+            // next check-in goes to a replica that stays, and the shutdown
+            // does not wait out every long poll.
+            if self.draining.0.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(vec![]);
+            }
             let has = {
                 let mut tx = self.store.read().await?;
                 !tx.open_jobs_for(&agent.asset_name, 1).await?.is_empty()
@@ -1549,7 +1563,10 @@ impl App {
                 return Ok(vec![]);
             }
             let nap = left.min(std::time::Duration::from_millis(250));
-            let _ = tokio::time::timeout(nap, bell).await;
+            tokio::select! {
+                _ = tokio::time::timeout(nap, bell) => {}
+                _ = drain => {}
+            }
         }
     }
 }

@@ -152,6 +152,9 @@ pub struct App {
     /// the rollouts at once instead of at its next tick (a failing canary
     /// halts the deployment within moments, a passed ring's successor starts).
     driver_bell: Arc<tokio::sync::Notify>,
+    /// Set (and rung) when the server starts shutting down: long-polling
+    /// check-ins answer at once instead of holding the shutdown up.
+    draining: Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>,
 }
 
 /// Refusal entries one source (client IP address) may add to the audit log per
@@ -298,6 +301,7 @@ impl App {
             signer: None,
             job_bell: Arc::default(),
             driver_bell: Arc::default(),
+            draining: Arc::default(),
         }
     }
 
@@ -333,6 +337,17 @@ impl App {
     /// runner is busy is not missed).
     pub fn driver_bell(&self) -> Arc<tokio::sync::Notify> {
         self.driver_bell.clone()
+    }
+
+    /// Ends every long poll now and any started later (they answer with no
+    /// jobs): called when the server begins a graceful shutdown, so a rolling
+    /// restart of replicas does not wait out each agent's long poll, and the
+    /// agents' next check-ins go to the replicas that stay.
+    pub fn end_long_polls(&self) {
+        self.draining
+            .0
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.draining.1.notify_waiters();
     }
 
     /// The store (for health checks).

@@ -272,6 +272,13 @@ where
         (None, None)
     };
     tracing::info!(%addr, scheme, db = %prepared.db_display, "patchbay server listening");
+    // At the shutdown signal the listener closes and open long polls answer
+    // at once (no jobs), so in-flight requests drain in moments.
+    let app = prepared.app.clone();
+    let shutdown = async move {
+        shutdown.await;
+        app.end_long_polls();
+    };
     serve_connections(listener, router, prepared.conn, shutdown).await;
     if let (Some(stop), Some(task)) = (stop_duties, duties) {
         let _ = stop.send(());

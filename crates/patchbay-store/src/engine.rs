@@ -14,8 +14,9 @@
 //! on the *engine* (supertraits of [`Engine`], which Rust does carry); their
 //! blanket impls prove them once from sqlx's, for both engines.
 //!
-//! **Per-engine differences** are the items of [`Engine`] (today one: the
-//! statement that aggregates a page of the audit chain into JSON) plus, in the
+//! **Per-engine differences** are the items of [`Engine`] (the statement that
+//! aggregates a page of the audit chain into JSON, and the row-lock clauses
+//! `FOR UPDATE [SKIP LOCKED]`, which SQLite lacks and does not need) plus, in the
 //! engine modules, how transactions begin (`BEGIN IMMEDIATE` on SQLite, a
 //! read-only repeatable-read snapshot on PostgreSQL) and how a statement
 //! reports its affected rows ([`Affected`]).
@@ -67,6 +68,15 @@ pub(crate) trait Engine:
     /// `$2`, as a JSON array of arrays (NULL or no row when there are none).
     /// The engines' JSON aggregates differ (`json_group_array`, `json_agg`).
     const AUDIT_PAGE: &'static str;
+    /// Appended to a `SELECT` of one row in a write transaction to lock it
+    /// until commit, skipping it if another transaction holds it
+    /// (`FOR UPDATE SKIP LOCKED` on PostgreSQL; nothing on SQLite, whose
+    /// write transactions already run one at a time from `BEGIN IMMEDIATE`).
+    const LOCK_SKIP_LOCKED: &'static str;
+    /// Appended to a `SELECT` of one row in a write transaction to lock it
+    /// until commit, waiting for another holder (`FOR UPDATE`; nothing on
+    /// SQLite).
+    const LOCK: &'static str;
 }
 
 /// How many rows a statement changed (sqlx has no trait for it).

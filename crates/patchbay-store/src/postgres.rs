@@ -1,7 +1,8 @@
 //! PostgreSQL backend, for several stateless server replicas sharing one database.
 //!
 //! What differs from SQLite: read transactions are read-only repeatable-read
-//! snapshots, and the audit page aggregate.
+//! snapshots, the audit page aggregate, and rows claimed in write
+//! transactions are locked (`FOR UPDATE [SKIP LOCKED]`).
 
 use crate::engine::{Affected, Engine, SqlTx};
 use crate::{Result, Store, StoreError, Tx, map_err};
@@ -14,6 +15,8 @@ impl Engine for Postgres {
     const AUDIT_PAGE: &'static str = "SELECT json_agg(json_build_array(seq, at, actor, action, target, outcome, \
          detail, prev_hash, hash, sig) ORDER BY seq)::text AS page \
          FROM (SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2) AS p";
+    const LOCK_SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const LOCK: &'static str = " FOR UPDATE";
 }
 
 impl Affected for PgQueryResult {

@@ -5,7 +5,8 @@
 //! scripted HTTP peer playing the server for check-in jobs (`jobs.rs`), the
 //! real server with real agents in network namespaces (`rollout.rs`, and every
 //! agent refusal through it in `refusals.rs`, measured health values through it
-//! in `numeric.rs`), and the
+//! in `numeric.rs`; three server replicas on one PostgreSQL behind HAProxy,
+//! restarted and killed under a rollout, in `replicas.rs`), and the
 //! agent run as a separate process: the shipped `patchbay-agent` binary of this
 //! package (`CARGO_BIN_EXE_patchbay-agent`, built by cargo before these tests), so
 //! flag parsing, logging, the printed JSON and the exit codes are tested as they
@@ -26,6 +27,7 @@ mod crash;
 mod jobs;
 mod numeric;
 mod refusals;
+mod replicas;
 mod rollout;
 mod rpm;
 mod support;
@@ -48,6 +50,7 @@ fn tests() -> Vec<Test> {
     t.extend(refusals::TESTS);
     t.extend(numeric::TESTS);
     t.extend(crash::TESTS);
+    t.extend(replicas::TESTS);
     t
 }
 

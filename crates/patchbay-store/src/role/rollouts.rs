@@ -67,6 +67,18 @@ pub trait RolloutStore {
     async fn put_rollout(&mut self, r: &RolloutRow) -> Result<()>;
     /// A rollout by deployment.
     async fn rollout(&mut self, deployment: &str) -> Result<Option<RolloutRow>>;
+    /// A rollout read to be changed, in a write transaction: its row is
+    /// locked until commit, so two writers (the rollout driver on the leader
+    /// and an operator's action on any replica, or an old and a new leader
+    /// overlapping at a handover) never step the same state and overwrite
+    /// each other. With `skip_locked`, a row another transaction holds is
+    /// skipped (`None`, like a missing one) instead of waited for; PostgreSQL
+    /// `FOR UPDATE [SKIP LOCKED]`, SQLite's single writer needs no clause.
+    async fn lock_rollout(
+        &mut self,
+        deployment: &str,
+        skip_locked: bool,
+    ) -> Result<Option<RolloutRow>>;
     /// Rollouts whose status is one of `statuses`, by deployment.
     async fn rollouts_with_status(&mut self, statuses: &[&str]) -> Result<Vec<RolloutRow>>;
     /// Every rollout.
@@ -164,6 +176,28 @@ impl<DB: Engine> RolloutStore for SqlTx<DB> {
         .await?
         .map(|r| rollout_row(&r))
         .transpose()
+    }
+
+    async fn lock_rollout(
+        &mut self,
+        deployment: &str,
+        skip_locked: bool,
+    ) -> Result<Option<RolloutRow>> {
+        let sql = format!(
+            "SELECT deployment, state, status, updated_at FROM rollouts WHERE deployment = $1{}",
+            if skip_locked {
+                DB::LOCK_SKIP_LOCKED
+            } else {
+                DB::LOCK
+            }
+        );
+        // Only the engine's constant clause is spliced in; the value is bound.
+        sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+            .arg(deployment)
+            .opt(self.conn())
+            .await?
+            .map(|r| rollout_row(&r))
+            .transpose()
     }
 
     async fn rollouts_with_status(&mut self, statuses: &[&str]) -> Result<Vec<RolloutRow>> {
@@ -288,11 +322,13 @@ impl<DB: Engine> RolloutStore for SqlTx<DB> {
 
     async fn mark_consumed(&mut self, keys: &[String], at: Timestamp) -> Result<()> {
         for k in keys {
-            sqlx::query::<DB>("UPDATE agent_jobs SET consumed_at = $2 WHERE key = $1")
-                .arg(k)
-                .arg(to_millis(at))
-                .exec(self.conn())
-                .await?;
+            sqlx::query::<DB>(
+                "UPDATE agent_jobs SET consumed_at = $2 WHERE key = $1 AND consumed_at IS NULL",
+            )
+            .arg(k)
+            .arg(to_millis(at))
+            .exec(self.conn())
+            .await?;
         }
         Ok(())
     }

@@ -57,6 +57,7 @@ both!(
     signed_append_refuses_an_unsigned_head,
     leases_story,
     rollouts_story,
+    rollout_rows_are_claimed_by_one_writer,
 );
 
 async fn assets_story(s: Arc<dyn Store>) {
@@ -1368,4 +1369,65 @@ async fn rollouts_story(s: Arc<dyn Store>) {
         ]
     );
     tx.commit().await.unwrap();
+}
+
+/// A rollout row read to be changed (`lock_rollout`) is one writer's until it
+/// commits: on PostgreSQL another claimer skips it (`FOR UPDATE SKIP LOCKED`,
+/// the rollout driver) while an unclaimed one is still handed out, and a
+/// waiting claimer (`FOR UPDATE`, an operator's action) gets the state the
+/// first one wrote, never the one before it (no lost update). SQLite's single
+/// writer gives the same guarantee by running write transactions one at a time.
+async fn rollout_rows_are_claimed_by_one_writer(s: Arc<dyn Store>) {
+    let row = |dep: &str, status: &str| RolloutRow {
+        deployment: dep.into(),
+        state: serde_json::json!({"state": status}),
+        status: status.into(),
+        updated_at: t0(),
+    };
+    let mut tx = s.write().await.unwrap();
+    tx.put_rollout(&row("DEP-1", "running")).await.unwrap();
+    tx.put_rollout(&row("DEP-2", "running")).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // The driver claims DEP-1.
+    let mut first = s.write().await.unwrap();
+    assert_eq!(
+        first.lock_rollout("DEP-1", true).await.unwrap(),
+        Some(row("DEP-1", "running"))
+    );
+    if s.backend() == "postgres" {
+        // Another driver (an old leader overlapping its successor) skips it,
+        // without waiting.
+        let mut other = s.write().await.unwrap();
+        let skipped = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            other.lock_rollout("DEP-1", true),
+        )
+        .await
+        .expect("a claimer with skip_locked waited for a claimed rollout");
+        assert_eq!(skipped.unwrap(), None, "a claimed rollout is skipped");
+        assert_eq!(
+            other.lock_rollout("DEP-2", true).await.unwrap(),
+            Some(row("DEP-2", "running")),
+            "an unclaimed one is not"
+        );
+        other.commit().await.unwrap();
+    }
+    // An operator's action on DEP-1 waits for the driver's step.
+    let waiter = tokio::spawn({
+        let s = s.clone();
+        async move {
+            let mut tx = s.write().await.unwrap();
+            let r = tx.lock_rollout("DEP-1", false).await.unwrap();
+            tx.commit().await.unwrap();
+            r
+        }
+    });
+    // Let the waiter reach its lock (or, on SQLite, the writer queue) before
+    // the first writer commits: what it reads must be the new state anyway.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!waiter.is_finished(), "the second claimer waits");
+    first.put_rollout(&row("DEP-1", "paused")).await.unwrap();
+    first.commit().await.unwrap();
+    assert_eq!(waiter.await.unwrap(), Some(row("DEP-1", "paused")));
 }
