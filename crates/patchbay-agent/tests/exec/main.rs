@@ -5,7 +5,9 @@
 //! scripted HTTP peer playing the server for check-in jobs (`jobs.rs`), the
 //! real server with real agents in network namespaces (`rollout.rs`, and every
 //! agent refusal through it in `refusals.rs`, measured health values through it
-//! in `numeric.rs`), and the
+//! in `numeric.rs`), the chaos matrix's rows
+//! (`chaos.rs`: PostgreSQL outages, packet loss and partitions, a full disk,
+//! skewed clocks), and the
 //! agent run as a separate process: the shipped `patchbay-agent` binary of this
 //! package (`CARGO_BIN_EXE_patchbay-agent`, built by cargo before these tests), so
 //! flag parsing, logging, the printed JSON and the exit codes are tested as they
@@ -22,6 +24,7 @@
 
 mod apk;
 mod apt;
+mod chaos;
 mod crash;
 mod jobs;
 mod numeric;
@@ -48,6 +51,7 @@ fn tests() -> Vec<Test> {
     t.extend(refusals::TESTS);
     t.extend(numeric::TESTS);
     t.extend(crash::TESTS);
+    t.extend(chaos::TESTS);
     t
 }
 
