@@ -186,14 +186,9 @@ const CLOCK_SLACK_MS: i64 = 2_000;
 /// difference applied (server minus local).
 pub fn note_server_date(date: Option<&str>, local: Timestamp) -> jiff::SignedDuration {
     use std::sync::atomic::Ordering;
-    let Some(server) = date.and_then(|d| jiff::fmt::rfc2822::parse(d).ok()) else {
+    let Some(applied) = date.and_then(|d| clock_offset_ms(d, local)) else {
         return jiff::SignedDuration::from_millis(CLOCK_OFFSET_MS.load(Ordering::Relaxed));
     };
-    // The header is truncated to the second: the server's clock was half a
-    // second past it on average.
-    let diff = server.timestamp().duration_since(local) + jiff::SignedDuration::from_millis(500);
-    let ms = i64::try_from(diff.as_millis()).unwrap_or(0);
-    let applied = if ms.abs() > CLOCK_SLACK_MS { ms } else { 0 };
     let before = CLOCK_OFFSET_MS.swap(applied, Ordering::Relaxed);
     if applied != 0 && (applied - before).abs() > CLOCK_SLACK_MS {
         let secs = (applied as f64 / 1000.0).round() as i64;
@@ -203,6 +198,17 @@ pub fn note_server_date(date: Option<&str>, local: Timestamp) -> jiff::SignedDur
         );
     }
     jiff::SignedDuration::from_millis(applied)
+}
+
+/// The correction (server minus local, ms) a `Date` header received at
+/// `local` calls for: 0 within [`CLOCK_SLACK_MS`]; `None` when unreadable.
+fn clock_offset_ms(date: &str, local: Timestamp) -> Option<i64> {
+    let server = jiff::fmt::rfc2822::parse(date).ok()?;
+    // The header is truncated to the second: the server's clock was half a
+    // second past it on average.
+    let diff = server.timestamp().duration_since(local) + jiff::SignedDuration::from_millis(500);
+    let ms = i64::try_from(diff.as_millis()).ok()?;
+    Some(if ms.abs() > CLOCK_SLACK_MS { ms } else { 0 })
 }
 
 /// Now on the server's clock: this host's clock corrected by the last
@@ -730,5 +736,24 @@ mod tests {
         receive(&mut ob, &[good], &ctx, now).unwrap();
         assert_eq!(ob.results[0].refusal.as_deref(), Some("jobs_disabled"));
         assert!(ob.pending.is_empty());
+    }
+
+    #[test]
+    fn clock_offset_from_the_date_header() {
+        let local: Timestamp = "2026-12-06T14:00:00.200Z".parse().unwrap();
+        // An hour behind the server / ahead of it; within the slack: none.
+        assert_eq!(
+            clock_offset_ms("Sun, 06 Dec 2026 15:00:00 GMT", local),
+            Some(3_600_300)
+        );
+        assert_eq!(
+            clock_offset_ms("Sun, 06 Dec 2026 13:00:00 GMT", local),
+            Some(-3_599_700)
+        );
+        assert_eq!(
+            clock_offset_ms("Sun, 06 Dec 2026 14:00:01 GMT", local),
+            Some(0)
+        );
+        assert_eq!(clock_offset_ms("yesterday", local), None);
     }
 }
