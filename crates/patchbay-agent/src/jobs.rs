@@ -120,7 +120,7 @@ impl Outbox {
     /// The earliest `not_before` still ahead among the pending jobs (a job
     /// already due but postponed is tried at the next check-in).
     pub fn next_due(&self) -> Option<Timestamp> {
-        let now = Timestamp::now();
+        let now = server_now();
         self.pending
             .iter()
             .map(|j| j.job.not_before)
@@ -167,6 +167,70 @@ impl JobContext<'_> {
             checks: names,
         }
     }
+}
+
+/// The server's clock minus this host's, in milliseconds, as last measured
+/// from a check-in answer's `Date` header ([`note_server_date`]); 0 until then.
+static CLOCK_OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Differences below this are the `Date` header's one-second resolution and
+/// the answer's travel time, not a skewed clock: they are not corrected.
+const CLOCK_SLACK_MS: i64 = 2_000;
+
+/// Takes the server's clock from a check-in answer's `Date` header (RFC
+/// 2822, to the second), received at `local`: job times (`not_before`,
+/// `deadline`) are the server's, so they are judged on the server's clock —
+/// a host whose clock is an hour behind would otherwise hold every job an
+/// hour, and one an hour ahead refuse jobs as expired an hour early. A
+/// difference of more than [`CLOCK_SLACK_MS`] is logged. Returns the
+/// difference applied (server minus local).
+pub fn note_server_date(date: Option<&str>, local: Timestamp) -> jiff::SignedDuration {
+    use std::sync::atomic::Ordering;
+    let Some(applied) = date.and_then(|d| clock_offset_ms(d, local)) else {
+        return jiff::SignedDuration::from_millis(CLOCK_OFFSET_MS.load(Ordering::Relaxed));
+    };
+    let before = CLOCK_OFFSET_MS.swap(applied, Ordering::Relaxed);
+    if applied != 0 && (applied - before).abs() > CLOCK_SLACK_MS {
+        let secs = (applied as f64 / 1000.0).round() as i64;
+        tracing::warn!(
+            server_minus_local_secs = secs,
+            "this host's clock differs from the server's by {secs} s; job times are judged on the server's clock",
+        );
+    }
+    jiff::SignedDuration::from_millis(applied)
+}
+
+/// The correction (server minus local, ms) a `Date` header received at
+/// `local` calls for: 0 within [`CLOCK_SLACK_MS`]; `None` when unreadable.
+fn clock_offset_ms(date: &str, local: Timestamp) -> Option<i64> {
+    let server = jiff::fmt::rfc2822::parse(date).ok()?;
+    // The header is truncated to the second: the server's clock was half a
+    // second past it on average.
+    let diff = server.timestamp().duration_since(local) + jiff::SignedDuration::from_millis(500);
+    let ms = i64::try_from(diff.as_millis()).ok()?;
+    Some(if ms.abs() > CLOCK_SLACK_MS { ms } else { 0 })
+}
+
+/// Now on the server's clock: this host's clock corrected by the last
+/// measured difference ([`note_server_date`]).
+pub fn server_now() -> Timestamp {
+    let ms = CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed);
+    Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_millis(ms))
+        .unwrap_or_else(|_| Timestamp::now())
+}
+
+/// A refusal's message, naming the clock correction when one applies (a
+/// deadline judged on the server's clock, not this host's).
+fn with_clock(message: String) -> String {
+    let ms = CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed);
+    if ms == 0 {
+        return message;
+    }
+    format!(
+        "{message} (judged on the server's clock; this host's clock differs from it by {:+} s)",
+        (-ms as f64 / 1000.0).round() as i64
+    )
 }
 
 fn now_rfc3339() -> String {
@@ -250,7 +314,11 @@ pub fn receive(
             }
             Err(refusal) => {
                 tracing::warn!(job = %key, code = refusal.code(), "job refused: {refusal}");
-                outbox.record(refused(key, refusal.code(), refusal.to_string()));
+                outbox.record(refused(
+                    key,
+                    refusal.code(),
+                    with_clock(refusal.to_string()),
+                ));
             }
         }
     }
@@ -264,7 +332,7 @@ pub fn run_due(outbox: &mut Outbox, ctx: &JobContext<'_>) -> anyhow::Result<usiz
     let names = ctx.check_names();
     let mut ran = 0;
     loop {
-        let now = Timestamp::now();
+        let now = server_now();
         let Some(signed) = outbox
             .pending
             .iter()
@@ -276,7 +344,11 @@ pub fn run_due(outbox: &mut Outbox, ctx: &JobContext<'_>) -> anyhow::Result<usiz
         // Admitted when received; the deadline (and the configuration, which
         // may have changed across a restart) are checked again now.
         let res = match admit(&signed, ctx.view(&names), now) {
-            Err(refusal) => refused(&signed.job.key, refusal.code(), refusal.to_string()),
+            Err(refusal) => refused(
+                &signed.job.key,
+                refusal.code(),
+                with_clock(refusal.to_string()),
+            ),
             Ok(()) => {
                 // A probe: the lock is released at once (`err()` drops it);
                 // the execution layer takes it for the job.
@@ -664,5 +736,24 @@ mod tests {
         receive(&mut ob, &[good], &ctx, now).unwrap();
         assert_eq!(ob.results[0].refusal.as_deref(), Some("jobs_disabled"));
         assert!(ob.pending.is_empty());
+    }
+
+    #[test]
+    fn clock_offset_from_the_date_header() {
+        let local: Timestamp = "2026-12-06T14:00:00.200Z".parse().unwrap();
+        // An hour behind the server / ahead of it; within the slack: none.
+        assert_eq!(
+            clock_offset_ms("Sun, 06 Dec 2026 15:00:00 GMT", local),
+            Some(3_600_300)
+        );
+        assert_eq!(
+            clock_offset_ms("Sun, 06 Dec 2026 13:00:00 GMT", local),
+            Some(-3_599_700)
+        );
+        assert_eq!(
+            clock_offset_ms("Sun, 06 Dec 2026 14:00:01 GMT", local),
+            Some(0)
+        );
+        assert_eq!(clock_offset_ms("yesterday", local), None);
     }
 }

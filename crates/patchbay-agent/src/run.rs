@@ -254,9 +254,10 @@ pub fn checkin_with(opts: &AgentOptions, inv: &Inventory) -> anyhow::Result<Chec
             inventory,
         };
         let started = std::time::Instant::now();
-        match client.send::<_, CheckinResponse>("POST", "/agent/v1/checkin", &req) {
-            Ok(resp) => {
+        match client.send_dated::<_, CheckinResponse>("POST", "/agent/v1/checkin", &req) {
+            Ok((resp, date)) => {
                 let elapsed = started.elapsed();
+                jobs::note_server_date(date.as_deref(), jiff::Timestamp::now());
                 if sent != "unchanged" {
                     state.save_acked(&Acked {
                         hash: resp.stored_hash.clone(),
@@ -267,7 +268,7 @@ pub fn checkin_with(opts: &AgentOptions, inv: &Inventory) -> anyhow::Result<Chec
                     outbox.save(&state)?;
                 }
                 let ctx = job_context(opts, &state, &id);
-                jobs::receive(&mut outbox, &resp.jobs, &ctx, jiff::Timestamp::now())?;
+                jobs::receive(&mut outbox, &resp.jobs, &ctx, jobs::server_now())?;
                 let jobs_run = jobs::run_due(&mut outbox, &ctx)?;
                 return Ok(CheckinOutcome {
                     asset_name: id.asset_name.clone(),
@@ -327,7 +328,7 @@ pub fn next_wait(opts: &AgentOptions, o: &CheckinOutcome) -> Duration {
         jittered(opts.interval)
     };
     if let Some(due) = o.next_due {
-        let until = due.duration_since(jiff::Timestamp::now());
+        let until = due.duration_since(jobs::server_now());
         let until = Duration::try_from(until).unwrap_or(Duration::ZERO);
         wait = wait.min(until);
     }

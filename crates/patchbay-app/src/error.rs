@@ -52,6 +52,13 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::NotFound(m) => AppError::new(ErrorCode::NotFound, m),
             StoreError::Conflict(m) => AppError::new(ErrorCode::Conflict, m),
+            StoreError::Unavailable(m) if m.starts_with(patchbay_store::DISK_FULL) => {
+                tracing::error!(error = %m, "database disk full; changes refused");
+                AppError::new(
+                    ErrorCode::Unavailable,
+                    "the database's disk is full: changes are refused until space is freed (reads still work); retry later",
+                )
+            }
             StoreError::Unavailable(m) => {
                 tracing::warn!(error = %m, "database unavailable");
                 AppError::new(

@@ -192,6 +192,34 @@ impl Client {
         self.finish(&format!("{method} {path}"), req.send_json(body))
     }
 
+    /// [`Client::send`], also returning the answer's `Date` header (the
+    /// server's clock, to the second), when it has one.
+    pub fn send_dated<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<(T, Option<String>), HttpError> {
+        let url = self.url(path);
+        let mut req = match method {
+            "PATCH" => self.agent.patch(url),
+            "PUT" => self.agent.put(url),
+            _ => self.agent.post(url),
+        };
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let r = req.send_json(body);
+        let date = r.as_ref().ok().and_then(|resp| {
+            resp.headers()
+                .get("date")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
+        let t = self.finish(&format!("{method} {path}"), r)?;
+        Ok((t, date))
+    }
+
     /// POSTs raw bytes with a content type (CSV imports).
     pub fn post_raw<T: DeserializeOwned>(
         &self,

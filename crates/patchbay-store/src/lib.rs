@@ -163,8 +163,36 @@ fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(d) if d.message().contains("database is locked") => {
             StoreError::Unavailable(d.message().to_string())
         }
+        sqlx::Error::Database(d) if is_disk_full(d.code().as_deref(), d.message()) => {
+            StoreError::Unavailable(format!("{DISK_FULL}: {}", d.message()))
+        }
+        // PostgreSQL going away under a pooled connection: class 08
+        // (connection exception) and 57P01–57P03 (admin shutdown, crash
+        // shutdown, cannot connect now) are outages, not bugs.
+        sqlx::Error::Database(d)
+            if d.code().is_some_and(|c| {
+                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+            }) =>
+        {
+            StoreError::Unavailable(d.message().to_string())
+        }
+        _ if is_disk_full(None, &e.to_string()) => {
+            StoreError::Unavailable(format!("{DISK_FULL}: {e}"))
+        }
         _ => StoreError::Other(e.to_string()),
     }
+}
+
+/// The prefix of a [`StoreError::Unavailable`] whose cause is a full disk
+/// (the HTTP layer names it: writes are refused until space is freed).
+pub const DISK_FULL: &str = "disk full";
+
+/// SQLite's `SQLITE_FULL` (13), PostgreSQL's `disk_full` (53100), or an
+/// operating-system `ENOSPC` in the message.
+fn is_disk_full(code: Option<&str>, message: &str) -> bool {
+    matches!(code, Some("13" | "53100"))
+        || message.contains("database or disk is full")
+        || message.contains("No space left on device")
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ impl Affected for PgQueryResult {
     }
 }
 
+/// How long `ping` (`/healthz`) waits for the database.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The PostgreSQL store.
 pub struct PgStore {
     pool: PgPool,
@@ -36,7 +39,9 @@ impl PgStore {
     pub async fn connect(url: &str) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(30))
+            // While PostgreSQL is down sqlx retries connecting until this
+            // runs out: it bounds how long a request waits before its 503.
+            .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
             .map_err(|e| {
@@ -74,11 +79,19 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(())
+        // A health check answers promptly: a database that cannot be reached
+        // within PING_TIMEOUT is unavailable (the pool would wait longer).
+        match tokio::time::timeout(PING_TIMEOUT, sqlx::query("SELECT 1").execute(&self.pool)).await
+        {
+            Ok(r) => {
+                r.map_err(map_err)?;
+                Ok(())
+            }
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "PostgreSQL did not answer within {} s",
+                PING_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     async fn close(&self) {

@@ -122,11 +122,24 @@ impl Store for SqliteStore {
     async fn write(&self) -> Result<Box<dyn Tx>> {
         // IMMEDIATE takes the write lock at BEGIN, so a transaction never fails
         // later when it upgrades from read to write.
-        let tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let tx = match self.writer.begin_with("BEGIN IMMEDIATE").await {
+            // A COMMIT that failed with SQLITE_FULL or SQLITE_IOERR is rolled
+            // back by SQLite itself, but sqlx still counts the transaction
+            // open on that connection and refuses every later BEGIN on it —
+            // with one writer connection, every write until a restart. Such
+            // a connection is closed and the pool opens a fresh one.
+            Err(e) if e.to_string().contains("non-zero transaction depth") => {
+                tracing::warn!(error = %e, "closing a SQLite writer connection left in a failed transaction");
+                if let Ok(conn) = self.writer.acquire().await {
+                    let _ = conn.close().await;
+                }
+                self.writer
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(map_err)?
+            }
+            r => r.map_err(map_err)?,
+        };
         Ok(Box::new(SqlTx::<Sqlite> { tx }))
     }
 

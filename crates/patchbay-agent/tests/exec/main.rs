@@ -6,7 +6,9 @@
 //! real server with real agents in network namespaces (`rollout.rs`, and every
 //! agent refusal through it in `refusals.rs`, measured health values through it
 //! in `numeric.rs`; three server replicas on one PostgreSQL behind HAProxy,
-//! restarted and killed under a rollout, in `replicas.rs`), and the
+//! restarted and killed under a rollout, in `replicas.rs`), the chaos matrix's
+//! rows (`chaos.rs`: PostgreSQL outages, packet loss and partitions, a full
+//! disk, skewed clocks), and the
 //! agent run as a separate process: the shipped `patchbay-agent` binary of this
 //! package (`CARGO_BIN_EXE_patchbay-agent`, built by cargo before these tests), so
 //! flag parsing, logging, the printed JSON and the exit codes are tested as they
@@ -23,6 +25,7 @@
 
 mod apk;
 mod apt;
+mod chaos;
 mod crash;
 mod jobs;
 mod numeric;
@@ -51,6 +54,7 @@ fn tests() -> Vec<Test> {
     t.extend(numeric::TESTS);
     t.extend(crash::TESTS);
     t.extend(replicas::TESTS);
+    t.extend(chaos::TESTS);
     t
 }
 

@@ -13,6 +13,10 @@ use patchbay_proto::error::ErrorCode;
 pub async fn healthz(State(st): State<AppState>) -> Response {
     match st.app.store().ping().await {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        // An outage's error already reads "database unavailable: …".
+        Err(e @ patchbay_store::StoreError::Unavailable(_)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
+        }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("database unavailable: {e}\n"),
