@@ -355,6 +355,7 @@ impl App {
                         stored_hash: req.inventory_hash,
                         package_rows_written: 0,
                         next_checkin_secs: self.config.checkin_interval_secs,
+                        key_announcements: self.key_announcements(),
                     },
                     CheckinKind::Unchanged,
                 ));
@@ -495,6 +496,7 @@ impl App {
                 stored_hash: hash,
                 package_rows_written: written,
                 next_checkin_secs: self.config.checkin_interval_secs,
+                key_announcements: self.key_announcements(),
             },
             kind,
         ))

@@ -420,7 +420,7 @@ impl App {
             "controls.json".into(),
             serde_json::to_vec_pretty(&mapping).unwrap_or_default(),
         ));
-        let bundle = write_bundle(&files, as_of, self.now(), signer)?;
+        let bundle = write_bundle(&files, as_of, self.now(), &signer)?;
         let mut tx = self.change(caller, Action::ReadAudit, ctx).await?;
         tx.audit(
             "evidence.export",

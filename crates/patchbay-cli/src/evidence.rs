@@ -15,7 +15,11 @@ pub struct VerifyArgs {
     pub data_dir: PathBuf,
     /// The server's public key (hex) to check signatures against (printed by
     /// `patchbay whoami` and `evidence export`). Default: the public half of
-    /// DATA_DIR/server-signing.key, the server's own key file.
+    /// DATA_DIR/server-signing.key, the server's own key file. Key
+    /// rotations in the log are followed: pinned to an older key, its
+    /// announcement of the next key is checked and that key trusted from
+    /// there on; pinned to a newer key, the entries before its announcement
+    /// are vouched for by its signatures.
     #[arg(long)]
     pub public_key: Option<String>,
     /// INSECURE: trust the public keys recorded in the database itself.
@@ -109,6 +113,14 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<()> {
                     source,
                     s.entries as f64 / start.elapsed().as_secs_f64().max(1e-9)
                 );
+                for (seq, key) in &s.rotations {
+                    println!("followed the key rotation in entry {seq} to key {key}");
+                }
+                if let Some(seq) = s.pinned_key_announced_at {
+                    println!(
+                        "the pinned key was announced in entry {seq}; the entries before it are vouched for by its later signatures over the chain"
+                    );
+                }
                 if s.unsigned_tail > 0 {
                     println!(
                         "WARNING: the last {} entries carry no server signature; they were accepted only because of --allow-unsigned-tail",

@@ -166,4 +166,9 @@ pub struct CheckinResponse {
     /// them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acked: Vec<String>,
+    /// The server's signing key rotations, oldest first: each announces a
+    /// new public key signed by the key it replaces. The agent follows them
+    /// from the key it pinned at enrolment and re-pins (ADR 0007).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_announcements: Vec<patchbay_core::audit::KeyAnnouncement>,
 }
