@@ -106,28 +106,32 @@ impl KeyAnnouncement {
     }
 
     /// Follows `announcements` (in order) from the pinned key `pinned` (hex):
-    /// each one whose old key is the currently pinned key must be signed by
-    /// it and moves the pin to its new key; others (older rotations, or
-    /// rotations of another server) are skipped. Returns the final pin, or an
-    /// error naming the first announcement that claims the pinned key but is
-    /// not signed by it (forged).
-    pub fn follow(pinned: &str, announcements: &[KeyAnnouncement]) -> Result<String, String> {
+    /// each one whose old key is the currently pinned key and that this key
+    /// signed moves the pin to its new key; one that claims the pinned key
+    /// but is not signed by it is refused (skipped, and described in the
+    /// second value); others (older rotations) are skipped. Returns the final
+    /// pin and the refusals.
+    pub fn follow(pinned: &str, announcements: &[KeyAnnouncement]) -> (String, Vec<String>) {
         let mut pin = pinned.trim().to_string();
+        let mut refused = Vec::new();
         for a in announcements {
             if a.old_public_key.trim() != pin {
                 continue;
             }
-            let key = public_key(&pin)?;
-            if !a.signed_by(&key) {
-                return Err(format!(
+            let signed = public_key(&pin).is_ok_and(|k| a.signed_by(&k));
+            match a.new_key() {
+                Ok(_) if signed => pin = a.new_public_key.trim().to_string(),
+                Ok(_) => refused.push(format!(
                     "the announcement of key {} claims to come from the pinned key {pin} but is not signed by it (forged)",
                     a.new_public_key
-                ));
+                )),
+                Err(e) => refused.push(format!(
+                    "the announcement of key {:?} from the pinned key {pin} is malformed: {e}",
+                    a.new_public_key
+                )),
             }
-            a.new_key()?;
-            pin = a.new_public_key.trim().to_string();
         }
-        Ok(pin)
+        (pin, refused)
     }
 }
 

@@ -4,10 +4,13 @@
 //! verify` pinned to the old key follows the announcement over the whole
 //! chain (and pinned to the new key accepts the chain before it); a
 //! signature by the retired key after the rotation, and a forged
-//! announcement inserted into the database by hand, fail verification.
+//! announcement inserted into the database by hand, fail verification. A
+//! real `patchbay-agent` enrolled before the rotation re-pins from the
+//! announcement in its next check-in answer, and a refusal it reports is
+//! recorded in the audit log.
 
 use crate::audit_chain::{exported, insert_sql, sql, verify};
-use crate::support::{Server, ok};
+use crate::support::{Server, deb_root, ok};
 use patchbay_core::audit::{KeyAnnouncement, ROTATE_ACTION, Signer, entry_hash};
 
 fn stderr(o: &std::process::Output) -> String {
@@ -79,6 +82,23 @@ fn rotation_is_announced_and_followed(backend: &str) {
         .unwrap();
     let old_hex = old.public_hex();
     ok(&verify(&s, &["--public-key", &old_hex]));
+    // A real agent enrols and pins the old key.
+    let root = deb_root("");
+    let state = tempfile::tempdir().unwrap();
+    let agent_args = [
+        "--root",
+        root.path().to_str().unwrap(),
+        "--no-pending-updates",
+    ];
+    let token = s.enroll_token(1);
+    ok(&s.agent_once(state.path(), Some(&token), &agent_args));
+    let pin = || -> String {
+        let id: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(state.path().join("identity.json")).unwrap())
+                .unwrap();
+        id["server_public_key"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(pin(), old_hex);
 
     // Rotate on the running server.
     let out = ok(&s.cli(&["keys", "rotate", "--format", "json"]));
@@ -104,6 +124,17 @@ fn rotation_is_announced_and_followed(backend: &str) {
     for name in ["after1", "after2"] {
         ok(&s.cli(&["tokens", "create", "--name", name, "--role", "auditor"]));
     }
+    // The agent's next check-in answer carries the announcement: it re-pins
+    // (persisted in its state directory). A refusal it keeps there (as after
+    // a forged announcement) goes with that check-in and is audited.
+    std::fs::write(
+        state.path().join("key-refusals.json"),
+        r#"["the announcement of key abc is forged"]"#,
+    )
+    .unwrap();
+    ok(&s.agent_once(state.path(), None, &agent_args));
+    assert_eq!(pin(), ann.new_public_key, "the agent re-pinned");
+    assert!(!state.path().join("key-refusals.json").exists(), "reported");
 
     // Stored: the rotation entry carries the announcement, signed by the old
     // key; the entry before it is the old key's, it and those after are the
@@ -130,6 +161,17 @@ fn rotation_is_announced_and_followed(backend: &str) {
         );
     }
     assert!(entries.len() > rot + 2, "entries after the rotation");
+    let reported = entries
+        .iter()
+        .find(|e| e.action == "agent.key_announcement_refused")
+        .expect("the agent's refusal is audited");
+    assert!(
+        reported
+            .detail
+            .contains("the announcement of key abc is forged"),
+        "{}",
+        reported.detail
+    );
     let rot_seq = entries[rot].seq;
 
     // Pinned to the old key only: the whole chain verifies, following the

@@ -69,6 +69,7 @@ async fn fleet(s: &InProcess, n: usize) -> Vec<Host> {
             inventory: InventoryPayload::Full { inventory: inv },
             results: vec![],
             wait_secs: None,
+            key_refusals: Vec::new(),
         })
         .unwrap();
         s.ok_json("POST", "/agent/v1/checkin", &secret, body).await;
@@ -1126,6 +1127,7 @@ async fn a_version_the_hosts_repositories_do_not_offer_is_skipped() {
         inventory: InventoryPayload::Full { inventory: inv },
         results: vec![],
         wait_secs: None,
+        key_refusals: Vec::new(),
     })
     .unwrap();
     s.ok_json("POST", "/agent/v1/checkin", &hosts[1].secret, body)
