@@ -158,7 +158,9 @@ pub enum EvidenceCmd {
         /// The archive.
         file: PathBuf,
         /// The server's public key (hex) the bundle must be signed with:
-        /// printed by `evidence export` and `patchbay whoami`. Required unless
+        /// printed by `evidence export` and `patchbay whoami`. A bundle signed
+        /// by a later key passes when its key rotations lead there from this
+        /// key, each signed by the key before it. Required unless
         /// --insecure-trust-embedded-key.
         #[arg(long, required_unless_present = "insecure_trust_embedded_key")]
         public_key: Option<String>,
@@ -242,6 +244,9 @@ pub fn evidence(url: &str, token: Option<String>, cmd: EvidenceCmd) -> anyhow::R
                             " (NOT pinned: as the bundle names it)"
                         }
                     );
+                    for k in &s.followed_keys {
+                        println!("followed the server's key rotation to key {k}");
+                    }
                     Ok(())
                 }
                 Err(e) => {

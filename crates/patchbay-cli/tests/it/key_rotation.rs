@@ -7,7 +7,9 @@
 //! announcement inserted into the database by hand, fail verification. A
 //! real `patchbay-agent` enrolled before the rotation re-pins from the
 //! announcement in its next check-in answer, and a refusal it reports is
-//! recorded in the audit log.
+//! recorded in the audit log. An evidence bundle signed after the rotation
+//! verifies from the old key through the rotations it carries; one whose
+//! rotation is forged does not.
 
 use crate::audit_chain::{exported, insert_sql, sql, verify};
 use crate::support::{Server, deb_root, ok};
@@ -100,6 +102,10 @@ fn rotation_is_announced_and_followed(backend: &str) {
     };
     assert_eq!(pin(), old_hex);
 
+    let bundles = tempfile::tempdir().unwrap();
+    let before_zip = bundles.path().join("before.zip");
+    ok(&s.cli(&["evidence", "export", "--out", before_zip.to_str().unwrap()]));
+
     // Rotate on the running server.
     let out = ok(&s.cli(&["keys", "rotate", "--format", "json"]));
     let rotated: patchbay_app::keys::KeyRotated = serde_json::from_str(&out).unwrap();
@@ -135,6 +141,55 @@ fn rotation_is_announced_and_followed(backend: &str) {
     ok(&s.agent_once(state.path(), None, &agent_args));
     assert_eq!(pin(), ann.new_public_key, "the agent re-pinned");
     assert!(!state.path().join("key-refusals.json").exists(), "reported");
+
+    // Evidence: a bundle signed by the new key verifies pinned to the old
+    // one (following the rotation it carries) and to the new one; the bundle
+    // from before the rotation still verifies with the old key.
+    let after_zip = bundles.path().join("after.zip");
+    ok(&s.cli(&["evidence", "export", "--out", after_zip.to_str().unwrap()]));
+    let evidence_verify = |zip: &std::path::Path, key: &str| {
+        s.cli(&[
+            "evidence",
+            "verify",
+            zip.to_str().unwrap(),
+            "--public-key",
+            key,
+        ])
+    };
+    let out = ok(&evidence_verify(&after_zip, &old_hex));
+    assert!(
+        out.contains(&format!(
+            "followed the server's key rotation to key {}",
+            ann.new_public_key
+        )),
+        "{out}"
+    );
+    ok(&evidence_verify(&after_zip, &ann.new_public_key));
+    ok(&evidence_verify(&before_zip, &old_hex));
+    let other = Signer::from_seed(&[9; 32]).public_hex();
+    assert_eq!(evidence_verify(&after_zip, &other).status.code(), Some(1));
+    // A bundle re-signed by another key that carries a forged rotation from
+    // the old key is refused, naming the forgery.
+    let mallory = Signer::from_seed(&[8; 32]);
+    let forged = vec![KeyAnnouncement {
+        old_public_key: old_hex.clone(),
+        ..mallory.announce(&mallory, 0)
+    }];
+    let bytes = patchbay_app::evidence::write_bundle(
+        &[(
+            patchbay_app::evidence::KEY_ANNOUNCEMENTS.to_string(),
+            serde_json::to_vec(&forged).unwrap(),
+        )],
+        jiff::Timestamp::now(),
+        jiff::Timestamp::now(),
+        &mallory,
+    )
+    .unwrap();
+    let forged_zip = bundles.path().join("forged.zip");
+    std::fs::write(&forged_zip, bytes).unwrap();
+    let out = evidence_verify(&forged_zip, &old_hex);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("(forged)"), "{}", stderr(&out));
 
     // Stored: the rotation entry carries the announcement, signed by the old
     // key; the entry before it is the old key's, it and those after are the

@@ -64,9 +64,21 @@ pub async fn export(
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
 
-/// `POST /api/v1/keys/rotate` (admin): a new signing key, announced in the
-/// audit log under the old one; answers with the announcement.
-pub async fn rotate_key(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
+/// The body of `POST /api/v1/keys/rotate`: a JSON object (`{}`), so that a
+/// stray POST with any other body rotates nothing.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RotateKey {}
+
+/// `POST /api/v1/keys/rotate` (admin), body `{}`: a new signing key,
+/// announced in the audit log under the old one; answers with the
+/// announcement.
+pub async fn rotate_key(
+    State(st): State<AppState>,
+    a: Authed,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let RotateKey {} = crate::extract::json_body(body)?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(st.app.rotate_signing_key(&a.caller, &a.ctx).await?),

@@ -122,6 +122,7 @@ fn unchanged(hash: String, results: Value, wait_secs: Option<u32>) -> Value {
         inventory: InventoryPayload::Unchanged,
         results: serde_json::from_value(results).unwrap(),
         wait_secs,
+        key_refusals: Vec::new(),
     })
     .unwrap()
 }
