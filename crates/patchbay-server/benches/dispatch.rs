@@ -115,8 +115,7 @@ fn main() {
             let secret = e["agent_secret"].as_str().unwrap().to_string();
             call(&router, "POST", "/agent/v1/checkin", &secret, serde_json::to_value(CheckinRequest {
                 protocol: 1, inventory_hash: hash.clone(), inventory: InventoryPayload::Full { inventory: inv },
-                results: vec![], wait_secs: None,
-                results: vec![], key_refusals: Vec::new(),
+                results: vec![], wait_secs: None, key_refusals: Vec::new(),
             }).unwrap()).await;
             agents.push(Agent { name: asset, secret, hash, results: vec![] });
         }

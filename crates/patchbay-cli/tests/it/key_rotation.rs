@@ -203,17 +203,12 @@ fn rotation_is_announced_and_followed(backend: &str) {
     assert_eq!(stored, ann);
     assert!(stored.signed_by(&old.verifying_key()));
     assert!(!stored.signed_by(&new.verifying_key()));
-    let signed_by = |k: &Signer, i: usize| {
-        let e = &entries[i];
+    let signed_by = |k: &Signer, e: &patchbay_app::evidence::ExportedEntry| {
         k.signed_head(e.seq, &hash_of(&e.hash), e.sig.as_deref())
     };
-    assert!(signed_by(&old, rot - 1));
-    for i in rot..entries.len() {
-        assert!(
-            signed_by(&new, i) && !signed_by(&old, i),
-            "entry {}",
-            entries[i].seq
-        );
+    assert!(signed_by(&old, &entries[rot - 1]));
+    for e in &entries[rot..] {
+        assert!(signed_by(&new, e) && !signed_by(&old, e), "entry {}", e.seq);
     }
     assert!(entries.len() > rot + 2, "entries after the rotation");
     let reported = entries
