@@ -1,6 +1,7 @@
 //! Key rotation on the server's side (ADR 0007), on both engines: audited
 //! writes racing a rotation are neither refused nor signed by the wrong key
-//! (the chain verifies from the old key alone), and a rotation interrupted
+//! (the chain verifies from the old key alone), a replica still holding the
+//! retired key refuses changes naming the rotation, and a rotation interrupted
 //! between its commit and the key file swap is finished at the next start,
 //! while a `.next` key of a rotation that never committed is discarded.
 
@@ -78,6 +79,34 @@ async fn rotation_races_and_recovery(backend: &str) {
         .unwrap()
         .expect("the chain verifies from the old key");
     assert_eq!(v.rotations.len(), 1);
+
+    // Another replica on the same database still holding the old key refuses
+    // changes, and says why.
+    let replica_settings = Settings {
+        data_dir: dir.path().join("replica"),
+        ..settings.clone()
+    };
+    std::fs::create_dir_all(&replica_settings.data_dir).unwrap();
+    std::fs::write(signing_key_path(&replica_settings.data_dir), &old_seed).unwrap();
+    let replica = prepare_with_clock(&replica_settings, clock.clone())
+        .await
+        .unwrap();
+    let replica_router = patchbay_server::router(replica.app.clone(), replica.metrics.clone());
+    let (status, text) = call(
+        &replica_router,
+        &admin,
+        "POST",
+        "/api/v1/tokens",
+        r#"{"name": "stale", "role": "auditor", "ttl_secs": 60}"#,
+    )
+    .await;
+    assert!(!status.is_success(), "{status} {text}");
+    assert!(
+        text.contains("was retired by the key rotation in audit entry"),
+        "{text}"
+    );
+    replica.app.store().close().await;
+    drop((replica_router, replica));
 
     // Interrupted after the commit, before the key file swap: the old key is
     // back in the file and the new one waits in `.next`.

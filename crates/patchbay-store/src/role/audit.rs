@@ -347,6 +347,17 @@ async fn append<DB: Engine>(
                 None => None,
             };
         if !s.signed_head(seq - 1, &prev, sig.as_deref()) {
+            // A replica still holding a key another replica rotated away
+            // (ADR 0007): say so, rather than suspecting a rewrite. Only a
+            // hint — the refusal is the same either way.
+            let retired = retired_by(this, &s.public_hex()).await?;
+            if let Some(at) = retired {
+                return Err(StoreError::Integrity(format!(
+                    "this server's signing key was retired by the key rotation in audit entry {at}: \
+                     install the new DATA_DIR/server-signing.key from the replica that rotated it and restart; \
+                     changes are refused until then"
+                )));
+            }
             return Err(StoreError::Integrity(format!(
                 "the audit log's last entry ({}) is not signed by this server's key, so the log may have been \
                  rewritten; changes are refused until it is checked with `patchbay audit verify`",
@@ -389,4 +400,23 @@ async fn append<DB: Engine>(
         .exec(this.conn())
         .await?;
     Ok(seq)
+}
+
+/// The key rotation entry that retired `public_hex`, if any.
+async fn retired_by<DB: Engine>(this: &mut SqlTx<DB>, public_hex: &str) -> Result<Option<i64>> {
+    let rows = sqlx::query::<DB>(
+        "SELECT seq, detail FROM audit_events WHERE action = $1 AND outcome = 'ok' ORDER BY seq",
+    )
+    .arg(audit::ROTATE_ACTION)
+    .all(this.conn())
+    .await?;
+    for r in rows {
+        let detail: String = r.col("detail")?;
+        if audit::KeyAnnouncement::from_detail(&detail)
+            .is_ok_and(|a| a.old_public_key.trim() == public_hex)
+        {
+            return Ok(Some(r.col("seq")?));
+        }
+    }
+    Ok(None)
 }
