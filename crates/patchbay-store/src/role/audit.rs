@@ -348,9 +348,10 @@ async fn append<DB: Engine>(
             };
         if !s.signed_head(seq - 1, &prev, sig.as_deref()) {
             // A replica still holding a key another replica rotated away
-            // (ADR 0007): say so, rather than suspecting a rewrite. Only a
-            // hint — the refusal is the same either way.
-            let retired = retired_by(this, &s.public_hex()).await?;
+            // (ADR 0007): say so, rather than suspecting a rewrite — only
+            // when this key itself signed the announcement (an inserted one
+            // must not explain a forgery away). The refusal is the same.
+            let retired = retired_by(this, s).await?;
             if let Some(at) = retired {
                 return Err(StoreError::Integrity(format!(
                     "this server's signing key was retired by the key rotation in audit entry {at}: \
@@ -402,8 +403,9 @@ async fn append<DB: Engine>(
     Ok(seq)
 }
 
-/// The key rotation entry that retired `public_hex`, if any.
-async fn retired_by<DB: Engine>(this: &mut SqlTx<DB>, public_hex: &str) -> Result<Option<i64>> {
+/// The key rotation entry that retired `key`, announced under its own
+/// signature, if any.
+async fn retired_by<DB: Engine>(this: &mut SqlTx<DB>, key: &audit::Signer) -> Result<Option<i64>> {
     let rows = sqlx::query::<DB>(
         "SELECT seq, detail FROM audit_events WHERE action = $1 AND outcome = 'ok' ORDER BY seq",
     )
@@ -413,7 +415,7 @@ async fn retired_by<DB: Engine>(this: &mut SqlTx<DB>, public_hex: &str) -> Resul
     for r in rows {
         let detail: String = r.col("detail")?;
         if audit::KeyAnnouncement::from_detail(&detail)
-            .is_ok_and(|a| a.old_public_key.trim() == public_hex)
+            .is_ok_and(|a| a.signed_by(&key.verifying_key()))
         {
             return Ok(Some(r.col("seq")?));
         }
