@@ -199,6 +199,9 @@ fn checkin_mode(args: &Args) -> i32 {
                     o.jobs_run,
                     o.unacked
                 );
+                for r in &o.key_refusals {
+                    println!("refused a server key announcement: {r}");
+                }
                 0
             }
             Err(e) => {

@@ -80,6 +80,37 @@ pub struct CheckinOutcome {
     pub next_due: Option<jiff::Timestamp>,
     /// How long the server took to answer.
     pub elapsed: Duration,
+    /// Key announcements in the answer refused (not signed by the pinned
+    /// key); reported to the server with the next check-in.
+    pub key_refusals: Vec<String>,
+}
+
+/// Follows the server's key rotations from the pinned key (ADR 0007): the
+/// pin moves along every announcement signed by the key pinned so far and is
+/// persisted; an announcement that claims the pinned key but is not signed by
+/// it is refused, logged and kept in the state directory until a check-in
+/// has reported it. Refusals already reported are forgotten here.
+fn follow_key_announcements(
+    state: &StateDir,
+    id: &mut Identity,
+    announcements: &[patchbay_core::audit::KeyAnnouncement],
+) -> anyhow::Result<Vec<String>> {
+    let (pin, refused) = match &id.server_public_key {
+        Some(pinned) if !announcements.is_empty() => {
+            patchbay_core::audit::KeyAnnouncement::follow(pinned, announcements)
+        }
+        _ => (String::new(), Vec::new()),
+    };
+    if !pin.is_empty() && id.server_public_key.as_deref() != Some(pin.as_str()) {
+        tracing::info!(old = ?id.server_public_key, new = %pin, "the server rotated its signing key: re-pinned");
+        id.server_public_key = Some(pin);
+        state.save_identity(id)?;
+    }
+    for r in &refused {
+        tracing::error!(refusal = %r, "refused a server key announcement");
+    }
+    state.save_key_refusals(&refused)?;
+    Ok(refused)
 }
 
 /// Reads the host name for enrolment.
@@ -247,6 +278,7 @@ pub fn checkin_with(opts: &AgentOptions, inv: &Inventory) -> anyhow::Result<Chec
         let client = Client::new(&opts.server, Some(id.secret.clone()), opts.timeout + wait)
             .with_ca(opts.ca_cert.as_deref())?;
         let req = CheckinRequest {
+            key_refusals: state.key_refusals()?,
             results: outbox.results.clone(),
             wait_secs: (opts.wait_secs > 0).then_some(opts.wait_secs),
             protocol: AGENT_PROTOCOL_VERSION,
@@ -267,6 +299,10 @@ pub fn checkin_with(opts: &AgentOptions, inv: &Inventory) -> anyhow::Result<Chec
                 if outbox.ack(&resp.acked) {
                     outbox.save(&state)?;
                 }
+                // Key rotations first: the answer's jobs are signed with the
+                // key in force now.
+                let key_refusals =
+                    follow_key_announcements(&state, &mut id, &resp.key_announcements)?;
                 let ctx = job_context(opts, &state, &id);
                 jobs::receive(&mut outbox, &resp.jobs, &ctx, jobs::server_now())?;
                 let jobs_run = jobs::run_due(&mut outbox, &ctx)?;
@@ -283,6 +319,7 @@ pub fn checkin_with(opts: &AgentOptions, inv: &Inventory) -> anyhow::Result<Chec
                     unacked: outbox.results.len(),
                     next_due: outbox.next_due(),
                     elapsed,
+                    key_refusals,
                 });
             }
             // The server holds another base (restored backup, lost write): send it all.
@@ -418,6 +455,7 @@ mod tests {
             unacked: 0,
             next_due: None,
             elapsed: Duration::from_secs(elapsed_secs),
+            key_refusals: Vec::new(),
         }
     }
 

@@ -5,6 +5,8 @@
 //!   for the next delta.
 //! - `outbox.json`: server jobs admitted and not yet finished, and job results
 //!   not yet acknowledged by the server ([`crate::jobs::Outbox`]).
+//! - `key-refusals.json`: server key announcements refused (not signed by the
+//!   pinned key), kept until a check-in has reported them.
 //! - `journal.jsonl`, `logs/`, `agent.lock`: the execution layer's
 //!   ([`crate::exec`]).
 //!
@@ -101,6 +103,22 @@ impl StateDir {
     /// Saves the identity.
     pub fn save_identity(&self, id: &Identity) -> anyhow::Result<()> {
         self.write("identity.json", id)
+    }
+
+    /// Key announcements refused and not yet reported.
+    pub fn key_refusals(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self.read("key-refusals.json")?.unwrap_or_default())
+    }
+
+    /// Replaces the refused key announcements to report.
+    pub fn save_key_refusals(&self, refusals: &[String]) -> anyhow::Result<()> {
+        if refusals.is_empty() {
+            return match std::fs::remove_file(self.0.join("key-refusals.json")) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            };
+        }
+        self.write("key-refusals.json", &refusals)
     }
 
     /// The last acknowledged inventory.

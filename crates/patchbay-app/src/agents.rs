@@ -332,6 +332,23 @@ impl App {
         let asset = tx.asset_by_name(&agent.asset_name).await?.ok_or_else(|| {
             AppError::not_found(format!("asset {} of this agent is gone", agent.asset_name))
         })?;
+        if !req.key_refusals.is_empty() {
+            // The agent refused a key announcement (not signed by the key it
+            // pinned): the log, or the way to the agent, was tampered with.
+            let refusals: Vec<String> = req
+                .key_refusals
+                .iter()
+                .take(MAX_KEY_REFUSALS)
+                .map(|r| r.chars().take(MAX_KEY_REFUSAL_LEN).collect())
+                .collect();
+            tracing::error!(asset = %asset.name, ?refusals, "an agent refused a server key announcement");
+            tx.audit(
+                "agent.key_announcement_refused",
+                &format!("asset:{}", asset.name),
+                json!({"refusals": refusals, "count": req.key_refusals.len()}),
+            )
+            .await?;
+        }
         let held = asset.inventory_hash.clone();
         // The stored packages are read once: a delta is applied to them, and the
         // rows to write are computed against them.
@@ -355,6 +372,7 @@ impl App {
                         stored_hash: req.inventory_hash,
                         package_rows_written: 0,
                         next_checkin_secs: self.config.checkin_interval_secs,
+                        key_announcements: self.key_announcements(),
                     },
                     CheckinKind::Unchanged,
                 ));
@@ -495,11 +513,17 @@ impl App {
                 stored_hash: hash,
                 package_rows_written: written,
                 next_checkin_secs: self.config.checkin_interval_secs,
+                key_announcements: self.key_announcements(),
             },
             kind,
         ))
     }
 }
+
+/// Refused key announcements one check-in may report (the rest are counted).
+const MAX_KEY_REFUSALS: usize = 8;
+/// Characters kept of each reported refusal.
+const MAX_KEY_REFUSAL_LEN: usize = 400;
 
 /// Longest long poll a check-in may ask for (proxies commonly cut idle
 /// requests at 60 s).

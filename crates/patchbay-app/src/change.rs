@@ -127,9 +127,46 @@ impl Change<'_> {
             outcome: "ok".to_string(),
             detail,
         };
+        let seq = self.tx.append_audit_with(&rec, &self.app.keyring).await?;
+        self.tx
+            .enqueue_event(&NewEvent {
+                at,
+                kind: rec.action,
+                version: EVENT_VERSION,
+                actor: rec.actor,
+                subject: rec.target,
+                payload: rec.detail,
+                audit_seq: seq,
+            })
+            .await?;
+        self.audited += 1;
+        Ok(())
+    }
+
+    /// Records a key rotation: the audit entry announcing `new` (its detail
+    /// is `announcement`, signed by `old`), signed with `new`, and its domain
+    /// event; the server's keyring holds `new` from the moment the chain's
+    /// head is locked (the caller restores `old` if the change does not
+    /// commit).
+    pub(crate) async fn rotation(
+        &mut self,
+        announcement: &patchbay_core::audit::KeyAnnouncement,
+        old: &patchbay_core::audit::Signer,
+        new: std::sync::Arc<patchbay_core::audit::Signer>,
+    ) -> Result<(), AppError> {
+        let at = self.app.now();
+        let rec = AuditRecord {
+            at,
+            actor: self.actor.clone(),
+            action: patchbay_core::audit::ROTATE_ACTION.to_string(),
+            target: format!("server_key:{}", announcement.new_public_key),
+            outcome: "ok".to_string(),
+            detail: serde_json::to_value(announcement)
+                .map_err(|e| AppError::invalid(e.to_string()))?,
+        };
         let seq = self
             .tx
-            .append_audit(&rec, self.app.signer.as_deref())
+            .append_rotation(&rec, old, new, &self.app.keyring)
             .await?;
         self.tx
             .enqueue_event(&NewEvent {
@@ -150,9 +187,7 @@ impl Change<'_> {
     /// nothing, so it announces nothing).
     pub(crate) async fn audit_refusals(&mut self, recs: &[AuditRecord]) -> Result<(), AppError> {
         for rec in recs {
-            self.tx
-                .append_audit(rec, self.app.signer.as_deref())
-                .await?;
+            self.tx.append_audit_with(rec, &self.app.keyring).await?;
             self.audited += 1;
         }
         Ok(())

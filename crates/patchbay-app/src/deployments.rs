@@ -1307,7 +1307,7 @@ impl App {
                 "this server has no signing key (DATA_DIR/server-signing.key): it cannot issue jobs",
             )
         })?;
-        let signed = job::sign(job, signer);
+        let signed = job::sign(job, &signer);
         tx.insert_agent_job(&AgentJobRow {
             key: signed.job.key.clone(),
             deployment: signed.job.deployment.clone(),

@@ -232,11 +232,17 @@ pub fn write_bundle(
     Ok(z.finish().map_err(err)?.into_inner())
 }
 
+/// The bundle file with the server's key rotations (ADR 0007).
+pub const KEY_ANNOUNCEMENTS: &str = "keys/announcements.json";
+
 /// What a verified bundle holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleSummary {
     /// The manifest.
     pub manifest: Manifest,
+    /// The keys followed from the pinned key to the bundle's signing key
+    /// (empty when the pinned key signed it).
+    pub followed_keys: Vec<String>,
 }
 
 /// Which key a bundle's manifest signature must verify under.
@@ -286,16 +292,39 @@ pub fn verify_bundle(bytes: &[u8], key: BundleKey<'_>) -> Result<BundleSummary, 
     }
     let named = patchbay_core::audit::public_key(&manifest.public_key)
         .map_err(|e| format!("manifest.json: {e}"))?;
+    let mut followed_keys = Vec::new();
     let key = match key {
         BundleKey::Pinned(k) => {
             if k != &named {
-                return Err(format!(
-                    "manifest.sig: the bundle names key {} but the pinned key is {}: re-signed with another key",
-                    manifest.public_key,
-                    hex::encode(k.as_bytes())
-                ));
+                // Signed by a later key? Follow the bundle's rotations from
+                // the pinned key (each must be signed by the key before it).
+                let pinned = hex::encode(k.as_bytes());
+                let list: Vec<patchbay_core::audit::KeyAnnouncement> =
+                    match contents.get(KEY_ANNOUNCEMENTS) {
+                        Some(b) => serde_json::from_slice(b).map_err(|e| {
+                            format!("{KEY_ANNOUNCEMENTS}: not a list of key announcements: {e}")
+                        })?,
+                        None => Vec::new(),
+                    };
+                let (pin, refused) = patchbay_core::audit::KeyAnnouncement::follow(&pinned, &list);
+                if let Some(r) = refused.first() {
+                    return Err(format!("{KEY_ANNOUNCEMENTS}: {r}"));
+                }
+                if pin != manifest.public_key {
+                    return Err(format!(
+                        "manifest.sig: the bundle names key {} but the pinned key is {pinned} and no key rotation in the bundle leads from it there: re-signed with another key",
+                        manifest.public_key,
+                    ));
+                }
+                let mut at = pinned;
+                for a in &list {
+                    if a.old_public_key == at {
+                        at = a.new_public_key.clone();
+                        followed_keys.push(at.clone());
+                    }
+                }
             }
-            k
+            &named
         }
         BundleKey::TrustEmbedded => &named,
     };
@@ -319,7 +348,10 @@ pub fn verify_bundle(bytes: &[u8], key: BundleKey<'_>) -> Result<BundleSummary, 
     if let Some(extra) = contents.keys().next() {
         return Err(format!("{extra}: not listed in the manifest (added)"));
     }
-    Ok(BundleSummary { manifest })
+    Ok(BundleSummary {
+        manifest,
+        followed_keys,
+    })
 }
 
 impl App {
@@ -384,6 +416,15 @@ impl App {
             jsonl.push(b'\n');
         }
         files.push(("audit/segment.jsonl".into(), jsonl));
+        // The key rotations (each signed by the key before it), so a verifier
+        // pinned to an older key can follow to the key that signs this bundle.
+        let announcements = self.key_announcements();
+        if !announcements.is_empty() {
+            files.push((
+                KEY_ANNOUNCEMENTS.into(),
+                serde_json::to_vec_pretty(&announcements).unwrap_or_default(),
+            ));
+        }
         let key =
             patchbay_core::audit::public_key(&signer.public_hex()).map_err(AppError::invalid)?;
         let verification =
@@ -420,7 +461,7 @@ impl App {
             "controls.json".into(),
             serde_json::to_vec_pretty(&mapping).unwrap_or_default(),
         ));
-        let bundle = write_bundle(&files, as_of, self.now(), signer)?;
+        let bundle = write_bundle(&files, as_of, self.now(), &signer)?;
         let mut tx = self.change(caller, Action::ReadAudit, ctx).await?;
         tx.audit(
             "evidence.export",

@@ -52,6 +52,7 @@ pub mod error;
 pub mod evidence;
 pub mod exceptions;
 pub mod feeds;
+pub mod keys;
 pub mod prioritise;
 mod ranking;
 pub mod reports;
@@ -145,7 +146,13 @@ pub struct App {
     index_cache: Arc<Mutex<assess::IndexCache>>,
     refusals: Arc<Mutex<RefusalLimiter>>,
     backoff: Arc<Mutex<backoff::AuthBackoff>>,
-    signer: Option<Arc<patchbay_core::audit::Signer>>,
+    /// The signing key, replaceable while running ([`App::rotate_signing_key`]).
+    keyring: patchbay_core::audit::Keyring,
+    /// Where the signing key lives (rotation writes the new one there).
+    key_file: Option<std::path::PathBuf>,
+    /// The key rotations recorded in the audit log, oldest first (handed to
+    /// agents at check-in so they can follow from the key they pinned).
+    announcements: Arc<std::sync::RwLock<Vec<patchbay_core::audit::KeyAnnouncement>>>,
     /// Rung when jobs are leased, so long-polling check-ins answer at once.
     job_bell: Arc<tokio::sync::Notify>,
     /// Rung when an agent's job result is stored, so the duties runner steps
@@ -298,7 +305,9 @@ impl App {
             backoff: Arc::new(Mutex::new(backoff::AuthBackoff::new(
                 config.auth_backoff.clone(),
             ))),
-            signer: None,
+            keyring: patchbay_core::audit::Keyring::default(),
+            key_file: None,
+            announcements: Arc::default(),
             job_bell: Arc::default(),
             driver_bell: Arc::default(),
             draining: Arc::default(),
@@ -306,14 +315,22 @@ impl App {
     }
 
     /// Signs audit entries (and evidence) with the server's key.
-    pub fn with_signer(mut self, signer: patchbay_core::audit::Signer) -> Self {
-        self.signer = Some(Arc::new(signer));
+    pub fn with_signer(self, signer: patchbay_core::audit::Signer) -> Self {
+        self.keyring.replace(Some(Arc::new(signer)));
         self
     }
 
-    /// The server's signing key, if this process holds it.
-    pub fn signer(&self) -> Option<&patchbay_core::audit::Signer> {
-        self.signer.as_deref()
+    /// Keeps the signing key in `path` (the data directory's key file), so
+    /// that a key rotation can store the new key there.
+    pub fn with_key_file(mut self, path: std::path::PathBuf) -> Self {
+        self.key_file = Some(path);
+        self
+    }
+
+    /// The server's signing key, if this process holds it (the current one:
+    /// a key rotation replaces it).
+    pub fn signer(&self) -> Option<Arc<patchbay_core::audit::Signer>> {
+        self.keyring.current()
     }
 
     /// Records the signing key's public half and seals audit entries written
@@ -322,10 +339,13 @@ impl App {
         let mut tx = self
             .change_by_system(system::SystemActor::Bootstrap)
             .await?;
-        if let Some(s) = &self.signer {
+        let signer = self.signer();
+        if let Some(s) = &signer {
             tx.register_server_key(&s.public_hex(), self.now()).await?;
         }
-        let sealed = tx.seal_legacy_audit(self.signer.as_deref()).await?;
+        let sealed = tx.seal_legacy_audit(signer.as_deref()).await?;
+        let announced = tx.key_announcements().await?;
+        self.set_announcements(&announced);
         // Sealing hashes and signs the audit log itself; it has no entry of its own.
         tx.commit_unaudited("key registration and sealing of the audit chain at start")
             .await?;

@@ -1390,6 +1390,7 @@ async fn enrol_and_check_in(
     let req = CheckinRequest {
         results: vec![],
         wait_secs: None,
+        key_refusals: Vec::new(),
         protocol: AGENT_PROTOCOL_VERSION,
         inventory_hash: inv.content_hash(),
         inventory: InventoryPayload::Full {
@@ -1499,6 +1500,7 @@ async fn incremental(
         let req = CheckinRequest {
             results: vec![],
             wait_secs: None,
+            key_refusals: Vec::new(),
             protocol: AGENT_PROTOCOL_VERSION,
             inventory_hash: next.content_hash(),
             inventory: InventoryPayload::Delta {

@@ -91,6 +91,46 @@ pub enum AssetsCmd {
     },
 }
 
+/// `patchbay keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Rotate the server's signing key on the running server: a new key is
+    /// generated in its data directory, its public key is announced in the
+    /// audit log signed by the old key, and from then on the new key signs
+    /// audit entries, jobs and evidence. Agents re-pin from the announcement
+    /// at their next check-in; `audit verify --public-key OLD` follows it.
+    /// Other replicas sharing the database must be given the new key file
+    /// (DATA_DIR/server-signing.key) and restarted: until then they refuse
+    /// changes. Prints the announcement.
+    Rotate {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+/// Runs a `keys` command.
+pub fn keys(c: &Client, cmd: KeysCmd) -> anyhow::Result<()> {
+    match cmd {
+        KeysCmd::Rotate { format } => {
+            let r: patchbay_app::keys::KeyRotated =
+                c.send("POST", "/api/v1/keys/rotate", &serde_json::json!({}))?;
+            match format {
+                Format::Json => json(&r)?,
+                Format::Table => {
+                    println!("old public key: {}", r.announcement.old_public_key);
+                    println!("new public key: {}", r.announcement.new_public_key);
+                    println!(
+                        "announced in the audit log under the old key; `audit verify --public-key {}` follows it",
+                        r.announcement.old_public_key
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 /// `patchbay tokens …`
 #[derive(Debug, Subcommand)]
 pub enum TokensCmd {

@@ -15,7 +15,11 @@ pub struct VerifyArgs {
     pub data_dir: PathBuf,
     /// The server's public key (hex) to check signatures against (printed by
     /// `patchbay whoami` and `evidence export`). Default: the public half of
-    /// DATA_DIR/server-signing.key, the server's own key file.
+    /// DATA_DIR/server-signing.key, the server's own key file. Key
+    /// rotations in the log are followed: pinned to an older key, its
+    /// announcement of the next key is checked and that key trusted from
+    /// there on; pinned to a newer key, the entries before its announcement
+    /// are vouched for by its signatures.
     #[arg(long)]
     pub public_key: Option<String>,
     /// INSECURE: trust the public keys recorded in the database itself.
@@ -109,6 +113,14 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<()> {
                     source,
                     s.entries as f64 / start.elapsed().as_secs_f64().max(1e-9)
                 );
+                for (seq, key) in &s.rotations {
+                    println!("followed the key rotation in entry {seq} to key {key}");
+                }
+                if let Some(seq) = s.pinned_key_announced_at {
+                    println!(
+                        "the pinned key was announced in entry {seq}; the entries before it are vouched for by its later signatures over the chain"
+                    );
+                }
                 if s.unsigned_tail > 0 {
                     println!(
                         "WARNING: the last {} entries carry no server signature; they were accepted only because of --allow-unsigned-tail",
@@ -146,7 +158,9 @@ pub enum EvidenceCmd {
         /// The archive.
         file: PathBuf,
         /// The server's public key (hex) the bundle must be signed with:
-        /// printed by `evidence export` and `patchbay whoami`. Required unless
+        /// printed by `evidence export` and `patchbay whoami`. A bundle signed
+        /// by a later key passes when its key rotations lead there from this
+        /// key, each signed by the key before it. Required unless
         /// --insecure-trust-embedded-key.
         #[arg(long, required_unless_present = "insecure_trust_embedded_key")]
         public_key: Option<String>,
@@ -230,6 +244,9 @@ pub fn evidence(url: &str, token: Option<String>, cmd: EvidenceCmd) -> anyhow::R
                             " (NOT pinned: as the bundle names it)"
                         }
                     );
+                    for k in &s.followed_keys {
+                        println!("followed the server's key rotation to key {k}");
+                    }
                     Ok(())
                 }
                 Err(e) => {

@@ -170,6 +170,9 @@ pub enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(client::AuditCmd),
+    /// The server's signing key (admin).
+    #[command(subcommand)]
+    Keys(client::KeysCmd),
     /// Who the token is (name, role), and the server's public signing key to
     /// pin in `audit verify --public-key` and `evidence verify --public-key`.
     Whoami {
@@ -307,6 +310,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::EnrollToken(c) => client::enroll_token(&conn::connect(&cli.url, cli.token)?, c),
         Command::Audit(client::AuditCmd::Verify(a)) => evidence::verify(a),
         Command::Audit(c) => client::audit(&conn::connect(&cli.url, cli.token)?, c),
+        Command::Keys(c) => client::keys(&conn::connect(&cli.url, cli.token)?, c),
         Command::Sim(a) => sim::run(&cli.url, cli.token, a),
         Command::Feeds(FeedsCmd::Import(a)) => feeds::import(a),
         Command::Feeds(FeedsCmd::List { format }) => {

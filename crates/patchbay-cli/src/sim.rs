@@ -160,6 +160,7 @@ pub fn enrol_and_checkin(server: &str, enroll_token: &str, inv: &Inventory) -> a
         &CheckinRequest {
             results: vec![],
             wait_secs: None,
+            key_refusals: Vec::new(),
             protocol: AGENT_PROTOCOL_VERSION,
             inventory_hash: inv.content_hash(),
             inventory: InventoryPayload::Full {

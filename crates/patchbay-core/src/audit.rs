@@ -24,6 +24,18 @@
 //! of a head that its own key has not signed ([`Signer::signed_head`]), so a
 //! forged tail is never covered by a real signature later.
 //!
+//! **Key rotation** ([`KeyAnnouncement`], ADR 0007): the server switches to a
+//! new key by appending an entry with action [`ROTATE_ACTION`] whose detail
+//! is the announcement — the new public key, signed by the old key. The
+//! rotation entry's own head signature and every later one are the new key's.
+//! The [`Verifier`] follows announcements: pinned to the old key, it checks
+//! the announcement with the key it trusts and from there on trusts only the
+//! new one (a retired key's signature after its rotation fails); pinned to a
+//! newer key, it accepts the part of the chain before that key's announcement
+//! as vouched for by the pinned key's later signatures over the hash chain.
+//! An announcement no trusted key signed, after the pinned key is in force,
+//! fails verification ([`Break::ForgedAnnouncement`]).
+//!
 //! What a hash chain cannot show on its own: an attacker with write access who
 //! deletes the *last* entries and rewinds the head. Compare the verified head
 //! with an external record (the exported segment, the SIEM copy) to rule that
@@ -37,6 +49,91 @@ pub const GENESIS: [u8; 32] = [0; 32];
 
 const ENTRY_TAG: &[u8] = b"patchbay-audit-entry-v1";
 const HEAD_TAG: &[u8] = b"patchbay-audit-head-v1";
+const ROTATE_TAG: &[u8] = b"patchbay-key-rotation-v1";
+
+/// The audit action of a key rotation entry; its detail is a
+/// [`KeyAnnouncement`] as JSON.
+pub const ROTATE_ACTION: &str = "server_key.rotate";
+
+/// A key rotation: `new_public_key` announced by (signed with) the key
+/// `old_public_key`. Written into the audit chain (the detail of a
+/// [`ROTATE_ACTION`] entry) and handed to agents at check-in, so whoever pins
+/// the old key can follow to the new one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeyAnnouncement {
+    /// The retired key (hex).
+    pub old_public_key: String,
+    /// The key that signs from now on (hex).
+    pub new_public_key: String,
+    /// When, in milliseconds since the epoch.
+    pub at_millis: i64,
+    /// The old key's signature over [`announcement_message`] (hex).
+    pub signature: String,
+}
+
+/// What an announcement's signature signs: the tag, both keys, the time.
+pub fn announcement_message(old_hex: &str, new_hex: &str, at_millis: i64) -> Vec<u8> {
+    let mut m = Vec::with_capacity(ROTATE_TAG.len() + 150);
+    put(&mut m, ROTATE_TAG);
+    put(&mut m, old_hex.as_bytes());
+    put(&mut m, new_hex.as_bytes());
+    m.extend_from_slice(&at_millis.to_be_bytes());
+    m
+}
+
+impl KeyAnnouncement {
+    /// Parses an announcement from a rotation entry's detail.
+    pub fn from_detail(detail: &str) -> Result<Self, String> {
+        let a: Self =
+            serde_json::from_str(detail).map_err(|e| format!("not a key announcement: {e}"))?;
+        public_key(&a.new_public_key).map_err(|e| format!("new_public_key: {e}"))?;
+        Ok(a)
+    }
+
+    /// Whether `key` is the announced old key and signed this announcement.
+    pub fn signed_by(&self, key: &VerifyingKey) -> bool {
+        self.old_public_key.trim() == hex::encode(key.as_bytes())
+            && verify_bytes(
+                key,
+                &announcement_message(&self.old_public_key, &self.new_public_key, self.at_millis),
+                &self.signature,
+            )
+    }
+
+    /// The announced key, parsed.
+    pub fn new_key(&self) -> Result<VerifyingKey, String> {
+        public_key(&self.new_public_key)
+    }
+
+    /// Follows `announcements` (in order) from the pinned key `pinned` (hex):
+    /// each one whose old key is the currently pinned key and that this key
+    /// signed moves the pin to its new key; one that claims the pinned key
+    /// but is not signed by it is refused (skipped, and described in the
+    /// second value); others (older rotations) are skipped. Returns the final
+    /// pin and the refusals.
+    pub fn follow(pinned: &str, announcements: &[KeyAnnouncement]) -> (String, Vec<String>) {
+        let mut pin = pinned.trim().to_string();
+        let mut refused = Vec::new();
+        for a in announcements {
+            if a.old_public_key.trim() != pin {
+                continue;
+            }
+            let signed = public_key(&pin).is_ok_and(|k| a.signed_by(&k));
+            match a.new_key() {
+                Ok(_) if signed => pin = a.new_public_key.trim().to_string(),
+                Ok(_) => refused.push(format!(
+                    "the announcement of key {} claims to come from the pinned key {pin} but is not signed by it (forged)",
+                    a.new_public_key
+                )),
+                Err(e) => refused.push(format!(
+                    "the announcement of key {:?} from the pinned key {pin} is malformed: {e}",
+                    a.new_public_key
+                )),
+            }
+        }
+        (pin, refused)
+    }
+}
 
 /// The hashed fields of one entry, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +235,59 @@ impl Signer {
     /// Signs arbitrary bytes (e.g. an evidence manifest); the signature as hex.
     pub fn sign_bytes(&self, msg: &[u8]) -> String {
         hex::encode(self.key.sign(msg).to_bytes())
+    }
+
+    /// The public key.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// Announces `next` as the key that replaces this one, signed by this one.
+    pub fn announce(&self, next: &Signer, at_millis: i64) -> KeyAnnouncement {
+        let (old, new) = (self.public_hex(), next.public_hex());
+        let signature = self.sign_bytes(&announcement_message(&old, &new, at_millis));
+        KeyAnnouncement {
+            old_public_key: old,
+            new_public_key: new,
+            at_millis,
+            signature,
+        }
+    }
+}
+
+/// The key a running server signs with, replaceable while it runs (key
+/// rotation). Cloning shares the slot.
+#[derive(Debug, Clone, Default)]
+pub struct Keyring {
+    slot: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<Signer>>>>,
+}
+
+impl Keyring {
+    /// A keyring holding `signer`.
+    pub fn new(signer: Option<Signer>) -> Self {
+        Self {
+            slot: std::sync::Arc::new(std::sync::RwLock::new(signer.map(std::sync::Arc::new))),
+        }
+    }
+
+    /// The current key.
+    pub fn current(&self) -> Option<std::sync::Arc<Signer>> {
+        match self.slot.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the current key; returns the previous one.
+    pub fn replace(
+        &self,
+        signer: Option<std::sync::Arc<Signer>>,
+    ) -> Option<std::sync::Arc<Signer>> {
+        let mut g = match self.slot.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        std::mem::replace(&mut *g, signer)
     }
 }
 
@@ -261,6 +411,24 @@ pub enum Break {
         /// The entry.
         seq: i64,
     },
+    /// A key rotation entry no trusted key announced.
+    #[error(
+        "entry {seq}: key rotation announcing {new_key} is not signed by the key in force (forged announcement)"
+    )]
+    ForgedAnnouncement {
+        /// The entry.
+        seq: i64,
+        /// The key it announces.
+        new_key: String,
+    },
+    /// A key rotation entry that cannot be read.
+    #[error("entry {seq}: malformed key rotation: {why}")]
+    BadAnnouncement {
+        /// The entry.
+        seq: i64,
+        /// What is wrong.
+        why: String,
+    },
     /// The last entries carry no signature, so nothing vouches for them.
     #[error(
         "entries {first} to {last} are not covered by any server signature: the chain was rewritten or extended without the server's key (allowed unsigned entries at the end: {allowed})"
@@ -291,12 +459,23 @@ pub struct Summary {
     /// Entries after the last signed one (at most the allowed number, else
     /// verification fails).
     pub unsigned_tail: u64,
+    /// Key rotations followed: the entry and the key announced there.
+    pub rotations: Vec<(i64, String)>,
+    /// Whether the pinned key was announced inside the log (then the entries
+    /// before that rotation are vouched for by its later signatures).
+    pub pinned_key_announced_at: Option<i64>,
 }
 
 /// Walks entries in sequence order; feed them with [`Verifier::push`].
 #[derive(Debug)]
 pub struct Verifier {
+    /// The keys in force (after rotations: the last announced key).
     keys: Vec<VerifyingKey>,
+    /// Whether a trusted key has verified something yet (before that,
+    /// failures are deferred: the pinned key may be announced later).
+    anchored: bool,
+    /// The first signature (or announcement) that failed before anchoring.
+    deferred: Option<i64>,
     every: i64,
     allow_unsigned_tail: u64,
     prev: [u8; 32],
@@ -319,6 +498,8 @@ impl Verifier {
     pub fn with_keys(keys: Vec<VerifyingKey>, every: i64) -> Self {
         Self {
             keys,
+            anchored: false,
+            deferred: None,
             every: every.max(1),
             allow_unsigned_tail: 0,
             prev: GENESIS,
@@ -340,10 +521,70 @@ impl Verifier {
         if !self.keys.is_empty() {
             self.summary.signatures_checked += 1;
             let msg = head_message(seq, hash);
-            if !self.keys.iter().any(|k| verify_bytes(k, &msg, sig)) {
+            if self.keys.iter().any(|k| verify_bytes(k, &msg, sig)) {
+                // A trusted key was in force here: earlier failures are real.
+                if let Some(d) = self.deferred {
+                    return Err(Break::BadSignature { seq: d });
+                }
+                self.anchored = true;
+            } else if self.anchored {
                 return Err(Break::BadSignature { seq });
+            } else {
+                // Perhaps signed by an older key whose rotation to the pinned
+                // one comes later; decided there (or at the end).
+                self.deferred.get_or_insert(seq);
             }
         }
+        Ok(())
+    }
+
+    /// A key rotation entry: checks the announcement against the keys in
+    /// force and moves trust to the announced key.
+    fn rotation(&mut self, e: &StoredEntry) -> Result<(), Break> {
+        // The signature before the rotation is checked with the keys that
+        // were in force then.
+        if let Some((seq, h, sig)) = self.pending.take() {
+            self.check_sig(seq, &h, &sig)?;
+        }
+        let a = KeyAnnouncement::from_detail(&e.detail)
+            .map_err(|why| Break::BadAnnouncement { seq: e.seq, why })?;
+        let new_key = a
+            .new_key()
+            .map_err(|why| Break::BadAnnouncement { seq: e.seq, why })?;
+        if self.keys.is_empty() {
+            self.summary.rotations.push((e.seq, a.new_public_key));
+            return Ok(());
+        }
+        if self.keys.iter().any(|k| a.signed_by(k)) {
+            if let Some(d) = self.deferred {
+                return Err(Break::BadSignature { seq: d });
+            }
+            self.anchored = true;
+            self.keys = vec![new_key];
+        } else if self.keys.contains(&new_key) && !self.anchored {
+            // The pinned key is announced here: what came before is vouched
+            // for by its signatures from here on (checked below and later).
+            // The announcement must at least be its named old key's.
+            let old = public_key(&a.old_public_key)
+                .map_err(|why| Break::BadAnnouncement { seq: e.seq, why })?;
+            if !a.signed_by(&old) {
+                return Err(Break::ForgedAnnouncement {
+                    seq: e.seq,
+                    new_key: a.new_public_key,
+                });
+            }
+            self.deferred = None;
+            self.summary.pinned_key_announced_at = Some(e.seq);
+            self.keys = vec![new_key];
+        } else if !self.anchored {
+            self.deferred.get_or_insert(e.seq);
+        } else {
+            return Err(Break::ForgedAnnouncement {
+                seq: e.seq,
+                new_key: a.new_public_key,
+            });
+        }
+        self.summary.rotations.push((e.seq, a.new_public_key));
         Ok(())
     }
 
@@ -372,16 +613,25 @@ impl Verifier {
         if !eq_hex(hash_hex, &h) {
             return Err(Break::Edited { seq: e.seq });
         }
+        let rotation = e.action == ROTATE_ACTION && e.outcome == "ok";
+        if rotation {
+            self.rotation(e)?;
+        }
         match &e.sig {
             Some(sig) => {
                 self.summary.last_signed = Some(e.seq);
                 self.summary.unsigned_tail = 0;
-                if e.seq % self.every == 0 {
+                // A rotation entry is always checked: it is the new key's first
+                // signature.
+                if rotation || e.seq % self.every == 0 {
                     self.check_sig(e.seq, &h, sig)?;
                     self.pending = None;
                 } else {
                     self.pending = Some((e.seq, h, sig.clone()));
                 }
+            }
+            None if rotation && !self.keys.is_empty() => {
+                return Err(Break::BadSignature { seq: e.seq });
             }
             None => self.summary.unsigned_tail += 1,
         }
@@ -397,6 +647,9 @@ impl Verifier {
     pub fn finish(mut self) -> Result<Summary, Break> {
         if let Some((seq, h, sig)) = self.pending.take() {
             self.check_sig(seq, &h, &sig)?;
+        }
+        if let Some(seq) = self.deferred {
+            return Err(Break::BadSignature { seq });
         }
         let tail = self.summary.unsigned_tail;
         if tail > self.allow_unsigned_tail {

@@ -89,6 +89,11 @@ pub struct CheckinRequest {
     /// the server has none at once (0 or absent: answer at once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_secs: Option<u32>,
+    /// Key announcements the agent refused since its last successful
+    /// check-in (not signed by the key it pinned), each described; the
+    /// server records them in the audit log (ADR 0007).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_refusals: Vec<String>,
 }
 
 /// How a job ended on the agent.
@@ -166,4 +171,9 @@ pub struct CheckinResponse {
     /// them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acked: Vec<String>,
+    /// The server's signing key rotations, oldest first: each announces a
+    /// new public key signed by the key it replaces. The agent follows them
+    /// from the key it pinned at enrolment and re-pins (ADR 0007).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_announcements: Vec<patchbay_core::audit::KeyAnnouncement>,
 }

@@ -247,6 +247,7 @@ fn full_body(inv: &Inventory) -> anyhow::Result<Vec<u8>> {
     Ok(serde_json::to_vec(&CheckinRequest {
         results: vec![],
         wait_secs: None,
+        key_refusals: Vec::new(),
         protocol: AGENT_PROTOCOL_VERSION,
         inventory_hash: inv.content_hash(),
         inventory: InventoryPayload::Full {
@@ -259,6 +260,7 @@ fn unchanged_body(hash: &str) -> anyhow::Result<Vec<u8>> {
     Ok(serde_json::to_vec(&CheckinRequest {
         results: vec![],
         wait_secs: None,
+        key_refusals: Vec::new(),
         protocol: AGENT_PROTOCOL_VERSION,
         inventory_hash: hash.to_string(),
         inventory: InventoryPayload::Unchanged,

@@ -60,6 +60,7 @@ fn checkin_body(a: &Agent) -> Value {
         inventory: InventoryPayload::Unchanged,
         results: a.results.clone(),
         wait_secs: None,
+        key_refusals: Vec::new(),
     })
     .unwrap()
 }
@@ -114,7 +115,7 @@ fn main() {
             let secret = e["agent_secret"].as_str().unwrap().to_string();
             call(&router, "POST", "/agent/v1/checkin", &secret, serde_json::to_value(CheckinRequest {
                 protocol: 1, inventory_hash: hash.clone(), inventory: InventoryPayload::Full { inventory: inv },
-                results: vec![], wait_secs: None,
+                results: vec![], wait_secs: None, key_refusals: Vec::new(),
             }).unwrap()).await;
             agents.push(Agent { name: asset, secret, hash, results: vec![] });
         }

@@ -107,6 +107,7 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     POST "/enroll-tokens" => tokens::create_enroll_token, Api(Some(CreateEnrollToken));
     GET "/audit" => audit::list, Api(Some(ReadAudit));
     GET "/audit/export" => audit::export, Api(Some(ReadAudit));
+    POST "/keys/rotate" => audit::rotate_key, Api(Some(ManageTokens));
     GET "/findings" => findings::list, Api(Some(ReadInventory));
     GET "/feeds" => findings::feeds, Api(Some(ReadInventory));
     GET "/worklist" => prioritise::worklist, Api(Some(ReadInventory));

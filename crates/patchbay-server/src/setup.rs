@@ -160,7 +160,16 @@ async fn prepare_inner(
     let store = patchbay_store::open(&url)
         .await
         .with_context(|| format!("opening database {}", patchbay_store::redact_url(&url)))?;
-    let mut app = App::new(store, clock, settings.app.clone());
+    // A key rotation interrupted between its commit and the key file swap
+    // is finished (or abandoned) before the key is read.
+    let key_file = signing_key_path(&settings.data_dir);
+    if let Some(public_key) = patchbay_app::keys::recover_pending_key(store.as_ref(), &key_file)
+        .await
+        .map_err(|e| anyhow::anyhow!("finishing an interrupted key rotation: {e}"))?
+    {
+        tracing::warn!(%public_key, "installed the signing key of a rotation interrupted before its key file was replaced");
+    }
+    let mut app = App::new(store, clock, settings.app.clone()).with_key_file(key_file);
     if let Some(signer) = load_signing_key(&settings.data_dir, create_key)? {
         app = app.with_signer(signer);
     }

@@ -2,11 +2,12 @@
 //! in check-in mode against a scripted HTTP peer that plays the server
 //! (enrolment pins a key the test holds; check-in answers carry jobs signed
 //! with it and acknowledge results when the script says), on a real Debian 12
-//! root with the local apt repository.
+//! root with the local apt repository. The peer can also announce key
+//! rotations (ADR 0007) in its check-in answers.
 
 use crate::support::{Root, agent_command, debian_root, journal, kill_tree, wait_for};
 use jiff::Timestamp;
-use patchbay_core::audit::Signer;
+use patchbay_core::audit::{KeyAnnouncement, Signer};
 use patchbay_core::job::{Job, JobKind, PackagePin, SignedJob, sign};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -32,6 +33,10 @@ pub const TESTS: &[crate::Test] = &[
         "jobs::rollback_run_check_inventory_and_reboot_jobs",
         rollback_run_check_inventory_and_reboot_jobs,
     ),
+    (
+        "jobs::a_key_rotation_is_followed_and_the_retired_key_refused",
+        a_key_rotation_is_followed_and_the_retired_key_refused,
+    ),
 ];
 
 const ASSET: &str = "web-1";
@@ -43,6 +48,8 @@ type Script = Box<dyn FnMut(usize, &Value) -> Option<(Vec<SignedJob>, Vec<String
 struct PeerState {
     checkins: Vec<Value>,
     script: Script,
+    /// Key announcements every check-in answer carries.
+    announcements: Vec<KeyAnnouncement>,
 }
 
 /// A tiny HTTP/1.1 peer playing the Patchbay server's agent API.
@@ -58,6 +65,7 @@ impl Peer {
         let state = Arc::new(Mutex::new(PeerState {
             checkins: Vec::new(),
             script,
+            announcements: Vec::new(),
         }));
         let st = Arc::clone(&state);
         std::thread::spawn(move || {
@@ -74,6 +82,10 @@ impl Peer {
 
     fn checkins(&self) -> Vec<Value> {
         self.state.lock().unwrap().checkins.clone()
+    }
+
+    fn announce(&self, a: Vec<KeyAnnouncement>) {
+        self.state.lock().unwrap().announcements = a;
     }
 }
 
@@ -128,11 +140,11 @@ fn serve(mut stream: TcpStream, st: &Mutex<PeerState>, key: &str) -> std::io::Re
             "server_public_key": key,
         })
     } else {
-        let reply = {
+        let (reply, announcements) = {
             let mut s = st.lock().unwrap();
             let n = s.checkins.len();
             s.checkins.push(body.clone());
-            (s.script)(n, &body)
+            ((s.script)(n, &body), s.announcements.clone())
         };
         let Some((jobs, acked)) = reply else {
             // Hold the request open, as a server that went away mid-answer.
@@ -145,6 +157,7 @@ fn serve(mut stream: TcpStream, st: &Mutex<PeerState>, key: &str) -> std::io::Re
             "next_checkin_secs": 60,
             "jobs": jobs,
             "acked": acked,
+            "key_announcements": announcements,
         })
     };
     let data = answer.to_string();
@@ -638,4 +651,102 @@ fn rollback_run_check_inventory_and_reboot_jobs() {
         "{r:#}"
     );
     assert_eq!(r["reboot_required"], false);
+}
+
+fn identity_pin(root: &Root) -> String {
+    let id: Value =
+        serde_json::from_slice(&std::fs::read(root.state.join("identity.json")).unwrap()).unwrap();
+    id["server_public_key"].as_str().unwrap().to_owned()
+}
+
+/// (e) Key rotation (ADR 0007): before any announcement a job signed by the
+/// new key is refused; an announcement claiming the pinned key but signed by
+/// another key is refused, reported with the next check-in, and moves
+/// nothing; the real announcement (the new key signed by the pinned one)
+/// re-pins the agent, persisted in its state directory, after which a job
+/// signed by the new key runs and one signed by the retired key is refused.
+fn a_key_rotation_is_followed_and_the_retired_key_refused() {
+    let root = debian_root(&[]);
+    let config = root.config(ENABLED);
+    let old = server_key();
+    let new = Signer::from_seed(&[43; 32]);
+    let mallory = Signer::from_seed(&[44; 32]);
+    let check = |key: &str, by: &Signer| {
+        sign(
+            job(
+                key,
+                JobKind::RunCheck {
+                    name: "alive".into(),
+                },
+                &[],
+            ),
+            by,
+        )
+    };
+    let jobs = [
+        vec![check("C/early-new", &new)],
+        vec![check("C/mallory", &mallory)],
+        vec![check("C/new", &new), check("C/old", &old)],
+    ];
+    let peer = Peer::start(
+        old.public_hex(),
+        Box::new(move |n, _| Some((jobs.get(n).cloned().unwrap_or_default(), vec![]))),
+    );
+    let now = Timestamp::now().as_millisecond();
+    let forged = KeyAnnouncement {
+        old_public_key: old.public_hex(),
+        ..mallory.announce(&mallory, now)
+    };
+    let real = old.announce(&new, now);
+
+    once(&root, &peer, &config, &[]);
+    assert_eq!(identity_pin(&root), old.public_hex());
+
+    peer.announce(vec![forged.clone()]);
+    let out = once(&root, &peer, &config, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("refused a server key announcement") && stdout.contains("(forged)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        identity_pin(&root),
+        old.public_hex(),
+        "the forgery moved nothing"
+    );
+
+    peer.announce(vec![forged, real]);
+    once(&root, &peer, &config, &[]);
+    assert_eq!(
+        identity_pin(&root),
+        new.public_hex(),
+        "re-pinned, persisted"
+    );
+    once(&root, &peer, &config, &[]);
+
+    let c = peer.checkins();
+    // The forged announcement is reported with the check-in after it.
+    assert_eq!(c[1].get("key_refusals"), None, "{:#}", c[1]);
+    let reported = c[2]["key_refusals"].as_array().unwrap();
+    assert_eq!(reported.len(), 1, "{:#}", c[2]);
+    assert!(
+        reported[0]
+            .as_str()
+            .unwrap()
+            .contains(&mallory.public_hex()),
+        "{reported:?}"
+    );
+    for (key, outcome) in [
+        ("C/early-new", "refused"),
+        ("C/mallory", "refused"),
+        ("C/new", "succeeded"),
+        ("C/old", "refused"),
+    ] {
+        let r = result_for(&c[3], key);
+        assert_eq!(r["outcome"], outcome, "{key}: {r:#}");
+        if outcome == "refused" {
+            assert_eq!(r["refusal"], "bad_signature", "{key}: {r:#}");
+            assert_eq!(events(&root, key, "started"), 0, "{key} never ran");
+        }
+    }
 }

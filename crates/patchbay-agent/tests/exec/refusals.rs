@@ -25,7 +25,7 @@
 //! The route of a server restarted with a new `DATA_DIR/server-signing.key`
 //! after the agents enrolled cannot produce such a job: the restarted server
 //! refuses every audited change on top of an audit log its key did not sign
-//! (key rotation is an open item of docs/security.md), so it creates no
+//! (a key is replaced with `patchbay keys rotate` instead, ADR 0007), so it creates no
 //! deployment and signs no job. The test restarts it so and asserts exactly
 //! that, after the six cases.
 //!

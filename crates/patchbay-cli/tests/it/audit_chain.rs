@@ -8,7 +8,7 @@ use crate::support::{PATCHBAY, Server, ok};
 use patchbay_proto::api::List;
 use std::process::{Command, Output};
 
-fn verify(s: &Server, extra: &[&str]) -> Output {
+pub(crate) fn verify(s: &Server, extra: &[&str]) -> Output {
     Command::new(PATCHBAY)
         .args(["audit", "verify", "--db", &s.db_url, "--data-dir"])
         .arg(&s.data_dir)
@@ -25,11 +25,11 @@ fn broken(s: &Server, needle: &str) {
     assert!(err.contains(needle), "{err:?} lacks {needle:?}");
 }
 
-fn sql(s: &Server, q: &str) -> u64 {
+pub(crate) fn sql(s: &Server, q: &str) -> u64 {
     crate::support::db_exec(&s.db_url, q)
 }
 
-fn exported(s: &Server) -> Vec<patchbay_app::evidence::ExportedEntry> {
+pub(crate) fn exported(s: &Server) -> Vec<patchbay_app::evidence::ExportedEntry> {
     let text = ok(&s.cli(&[
         "audit",
         "export",
@@ -50,7 +50,7 @@ fn q(v: &Option<String>) -> String {
     }
 }
 
-fn insert_sql(e: &patchbay_app::evidence::ExportedEntry) -> String {
+pub(crate) fn insert_sql(e: &patchbay_app::evidence::ExportedEntry) -> String {
     format!(
         "INSERT INTO audit_events (seq, at, actor, action, target, outcome, detail, prev_hash, hash, sig) \
          VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {})",

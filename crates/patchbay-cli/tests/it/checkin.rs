@@ -129,6 +129,7 @@ fn protocol_delta_against_a_wrong_base_is_refused_and_full_resend_works(backend:
             &CheckinRequest {
                 results: vec![],
                 wait_secs: None,
+                key_refusals: Vec::new(),
                 protocol: 1,
                 inventory_hash: h1.clone(),
                 inventory: InventoryPayload::Unchanged,
@@ -144,6 +145,7 @@ fn protocol_delta_against_a_wrong_base_is_refused_and_full_resend_works(backend:
             &CheckinRequest {
                 results: vec![],
                 wait_secs: None,
+                key_refusals: Vec::new(),
                 protocol: 1,
                 inventory_hash: h1.clone(),
                 inventory: InventoryPayload::Full {
@@ -165,6 +167,7 @@ fn protocol_delta_against_a_wrong_base_is_refused_and_full_resend_works(backend:
             &CheckinRequest {
                 results: vec![],
                 wait_secs: None,
+                key_refusals: Vec::new(),
                 protocol: 1,
                 inventory_hash: h1.clone(),
                 inventory: InventoryPayload::Full {
@@ -191,6 +194,7 @@ fn protocol_delta_against_a_wrong_base_is_refused_and_full_resend_works(backend:
             &CheckinRequest {
                 results: vec![],
                 wait_secs: None,
+                key_refusals: Vec::new(),
                 protocol: 1,
                 inventory_hash: h2.clone(),
                 inventory: delta("not-the-base"),
@@ -206,6 +210,7 @@ fn protocol_delta_against_a_wrong_base_is_refused_and_full_resend_works(backend:
             &CheckinRequest {
                 results: vec![],
                 wait_secs: None,
+                key_refusals: Vec::new(),
                 protocol: 1,
                 inventory_hash: "f00".into(),
                 inventory: delta(&h1),
@@ -223,6 +228,7 @@ fn protocol_delta_against_a_wrong_base_is_refused_and_full_resend_works(backend:
             &CheckinRequest {
                 results: vec![],
                 wait_secs: None,
+                key_refusals: Vec::new(),
                 protocol: 1,
                 inventory_hash: h2.clone(),
                 inventory: delta(&h1),

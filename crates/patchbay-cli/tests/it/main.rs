@@ -16,6 +16,7 @@ mod duties;
 mod exceptions;
 mod identity;
 mod injection;
+mod key_rotation;
 mod lifecycle;
 mod limits;
 mod malformed;

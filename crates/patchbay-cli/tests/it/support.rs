@@ -441,6 +441,7 @@ pub fn full_checkin(
         &patchbay_proto::agent::CheckinRequest {
             results: vec![],
             wait_secs: None,
+            key_refusals: Vec::new(),
             protocol: 1,
             inventory_hash: inv.content_hash(),
             inventory: patchbay_proto::agent::InventoryPayload::Full {

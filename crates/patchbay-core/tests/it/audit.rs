@@ -329,3 +329,105 @@ fn the_server_checks_its_own_head_signature() {
     assert!(!s.signed_head(2, &h, c[2].sig.as_deref()));
     assert!(!Signer::from_seed(&[8; 32]).signed_head(3, &h, c[2].sig.as_deref()));
 }
+
+/// A chain of `n` entries rotating from key `[1; 32]` to `[2; 32]` at entry
+/// `r1` and on to `[3; 32]` at `r2` (announcements signed by `forger` when
+/// given, else by the key in force), each entry signed by the key in force.
+fn rotated_chain(n: i64, r1: i64, r2: i64, forger: Option<&Signer>) -> Vec<StoredEntry> {
+    use patchbay_core::audit::ROTATE_ACTION;
+    let keys = [1u8, 2, 3].map(|b| Signer::from_seed(&[b; 32]));
+    let mut k = 0;
+    let mut prev = GENESIS;
+    let mut out = Vec::new();
+    for seq in 1..=n {
+        let at = 1_790_000_000_000 + seq * 1000;
+        let (action, detail) = if seq == r1 || seq == r2 {
+            let by = forger.unwrap_or(&keys[k]);
+            let mut a = by.announce(&keys[k + 1], at);
+            a.old_public_key = keys[k].public_hex();
+            k += 1;
+            (ROTATE_ACTION, serde_json::to_string(&a).unwrap())
+        } else {
+            ("window.add", format!("{{\"n\":{seq}}}"))
+        };
+        let f = EntryFields {
+            seq,
+            at_millis: at,
+            actor: "token:1:admin",
+            action,
+            target: "t",
+            outcome: "ok",
+            detail: &detail,
+        };
+        let h = entry_hash(&f, &prev);
+        out.push(StoredEntry {
+            seq,
+            at_millis: at,
+            actor: f.actor.into(),
+            action: action.into(),
+            target: "t".into(),
+            outcome: "ok".into(),
+            detail,
+            prev_hash: Some(hex::encode(prev)),
+            hash: Some(hex::encode(h)),
+            sig: Some(keys[k].sign_head(seq, &h)),
+        });
+        prev = h;
+    }
+    out
+}
+
+fn verify_pinned(
+    entries: &[StoredEntry],
+    pin: u8,
+    every: i64,
+) -> Result<patchbay_core::audit::Summary, Break> {
+    let key = Signer::from_seed(&[pin; 32]).verifying_key();
+    let mut v = Verifier::new(Some(key), every);
+    for e in entries {
+        v.push(e)?;
+    }
+    v.finish()
+}
+
+/// Two rotations: any key of the three, pinned, verifies the whole chain
+/// with every signature checked or sampled; a fourth key does not; a forged
+/// second announcement fails from the keys in force before it.
+#[test]
+fn rotations_are_followed_from_any_pinned_key_and_forgeries_fail() {
+    let c = rotated_chain(40, 11, 27, None);
+    for every in [1, 4, 1024] {
+        let s = verify_pinned(&c, 1, every).unwrap();
+        assert_eq!(s.rotations.len(), 2, "every {every}");
+        assert_eq!(s.pinned_key_announced_at, None);
+        let s = verify_pinned(&c, 2, every).unwrap();
+        assert_eq!(s.pinned_key_announced_at, Some(11), "every {every}");
+        let s = verify_pinned(&c, 3, every).unwrap();
+        assert_eq!(s.pinned_key_announced_at, Some(27), "every {every}");
+        assert!(matches!(
+            verify_pinned(&c, 9, every),
+            Err(Break::BadSignature { .. })
+        ));
+    }
+    let mallory = Signer::from_seed(&[9; 32]);
+    let forged = rotated_chain(40, 11, 27, Some(&mallory));
+    assert!(
+        matches!(
+            verify_pinned(&forged, 1, 1),
+            Err(Break::ForgedAnnouncement { seq: 11, .. })
+        ),
+        "{:?}",
+        verify_pinned(&forged, 1, 1)
+    );
+    // A retired key's signature after its rotation fails.
+    let mut late = c.clone();
+    let h: [u8; 32] = hex::decode(late[30].hash.as_ref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    late[30].sig = Some(Signer::from_seed(&[2; 32]).sign_head(31, &h));
+    assert_eq!(
+        verify_pinned(&late, 1, 1),
+        Err(Break::BadSignature { seq: 31 })
+    );
+}

@@ -1,4 +1,5 @@
-//! The audit log: listing and the JSON Lines export.
+//! The audit log: listing, the JSON Lines export, and the rotation of the
+//! key that signs it (`POST /api/v1/keys/rotate`, ADR 0007).
 
 use crate::extract::{ApiResult, Authed, query};
 use crate::router::AppState;
@@ -61,4 +62,25 @@ pub async fn export(
         body.push('\n');
     }
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// The body of `POST /api/v1/keys/rotate`: a JSON object (`{}`), so that a
+/// stray POST with any other body rotates nothing.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RotateKey {}
+
+/// `POST /api/v1/keys/rotate` (admin), body `{}`: a new signing key,
+/// announced in the audit log under the old one; answers with the
+/// announcement.
+pub async fn rotate_key(
+    State(st): State<AppState>,
+    a: Authed,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let RotateKey {} = crate::extract::json_body(body)?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(st.app.rotate_signing_key(&a.caller, &a.ctx).await?),
+    ))
 }

@@ -69,6 +69,7 @@ async fn fleet(s: &InProcess, n: usize) -> Vec<Host> {
             inventory: InventoryPayload::Full { inventory: inv },
             results: vec![],
             wait_secs: None,
+            key_refusals: Vec::new(),
         })
         .unwrap();
         s.ok_json("POST", "/agent/v1/checkin", &secret, body).await;
@@ -121,6 +122,7 @@ fn unchanged(hash: String, results: Value, wait_secs: Option<u32>) -> Value {
         inventory: InventoryPayload::Unchanged,
         results: serde_json::from_value(results).unwrap(),
         wait_secs,
+        key_refusals: Vec::new(),
     })
     .unwrap()
 }
@@ -1126,6 +1128,7 @@ async fn a_version_the_hosts_repositories_do_not_offer_is_skipped() {
         inventory: InventoryPayload::Full { inventory: inv },
         results: vec![],
         wait_secs: None,
+        key_refusals: Vec::new(),
     })
     .unwrap();
     s.ok_json("POST", "/agent/v1/checkin", &hosts[1].secret, body)

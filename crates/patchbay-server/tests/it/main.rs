@@ -7,4 +7,5 @@ mod deploy;
 mod hardening;
 mod matrix;
 mod outcomes;
+mod rotation;
 mod support;

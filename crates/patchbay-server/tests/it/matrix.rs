@@ -68,6 +68,7 @@ const EXPECTED: &[(&str, &str, Who)] = &[
     ("POST", "/api/v1/enroll-tokens", Who::Roles(OPERATORS)),
     ("GET", "/api/v1/audit", Who::Roles(AUDIT_READERS)),
     ("GET", "/api/v1/audit/export", Who::Roles(AUDIT_READERS)),
+    ("POST", "/api/v1/keys/rotate", Who::Roles(ADMINS)),
     ("GET", "/api/v1/findings", Who::Roles(READERS)),
     ("GET", "/api/v1/feeds", Who::Roles(READERS)),
     ("GET", "/api/v1/worklist", Who::Roles(READERS)),

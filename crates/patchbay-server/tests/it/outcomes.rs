@@ -68,6 +68,7 @@ fn full(inv: patchbay_core::inventory::Inventory, results: Value) -> Value {
         inventory: InventoryPayload::Full { inventory: inv },
         results: serde_json::from_value(results).unwrap(),
         wait_secs: None,
+        key_refusals: Vec::new(),
     })
     .unwrap()
 }

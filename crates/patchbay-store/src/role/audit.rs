@@ -42,6 +42,27 @@ pub trait AuditStore {
         rec: &AuditRecord,
         signer: Option<&audit::Signer>,
     ) -> Result<i64>;
+    /// Appends an event signed with the key `keyring` holds at the moment
+    /// the head is locked (so a write that waited behind a key rotation signs
+    /// with the new key).
+    async fn append_audit_with(
+        &mut self,
+        rec: &AuditRecord,
+        keyring: &audit::Keyring,
+    ) -> Result<i64>;
+    /// Appends a key rotation entry (`rec.detail` is the announcement): the
+    /// head must carry `old`'s signature, the entry is signed with `new`, and
+    /// `keyring` switches to `new` while the head is locked. The caller puts
+    /// `old` back if the transaction does not commit.
+    async fn append_rotation(
+        &mut self,
+        rec: &AuditRecord,
+        old: &audit::Signer,
+        new: std::sync::Arc<audit::Signer>,
+        keyring: &audit::Keyring,
+    ) -> Result<i64>;
+    /// The details (JSON text) of the key rotation entries, oldest first.
+    async fn key_announcements(&mut self) -> Result<Vec<String>>;
     /// Raw chain entries with `seq > after`, oldest first, at most `limit`.
     async fn audit_entries(&mut self, after: i64, limit: i64) -> Result<Vec<audit::StoredEntry>>;
     /// The chain's head: last sequence number and hash (hex).
@@ -71,72 +92,43 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
         rec: &AuditRecord,
         signer: Option<&audit::Signer>,
     ) -> Result<i64> {
-        // Take the head (a row lock until commit on PostgreSQL).
-        let head = sqlx::query::<DB>(
-            "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
+        append(self, rec, |_| (signer.cloned(), signer.cloned()).into()).await
+    }
+
+    async fn append_audit_with(
+        &mut self,
+        rec: &AuditRecord,
+        keyring: &audit::Keyring,
+    ) -> Result<i64> {
+        append(self, rec, |_| {
+            let k = keyring.current();
+            (k.as_deref().cloned(), k.as_deref().cloned()).into()
+        })
+        .await
+    }
+
+    async fn append_rotation(
+        &mut self,
+        rec: &AuditRecord,
+        old: &audit::Signer,
+        new: std::sync::Arc<audit::Signer>,
+        keyring: &audit::Keyring,
+    ) -> Result<i64> {
+        append(self, rec, |_| {
+            keyring.replace(Some(new.clone()));
+            (Some(old.clone()), Some((*new).clone())).into()
+        })
+        .await
+    }
+
+    async fn key_announcements(&mut self) -> Result<Vec<String>> {
+        let rows = sqlx::query::<DB>(
+            "SELECT detail FROM audit_events WHERE action = $1 AND outcome = 'ok' ORDER BY seq",
         )
-        .opt(self.conn())
-        .await?
-        .ok_or_else(|| StoreError::Other("the audit chain head is missing".into()))?;
-        let seq: i64 = head.col("seq")?;
-        let prev_hex: String = head.col("hash")?;
-        let prev = parse_hash(&prev_hex)?;
-        // Never sign on top of a head this key has not signed: a chain
-        // rewritten without the key (re-hashed, signatures dropped) would
-        // otherwise be vouched for by the next real signature.
-        if let (Some(s), true) = (signer, seq > 1) {
-            let sig: Option<String> =
-                match sqlx::query::<DB>("SELECT sig FROM audit_events WHERE seq = $1")
-                    .arg(seq - 1)
-                    .opt(self.conn())
-                    .await?
-                {
-                    Some(r) => r.col("sig")?,
-                    None => None,
-                };
-            if !s.signed_head(seq - 1, &prev, sig.as_deref()) {
-                return Err(StoreError::Integrity(format!(
-                    "the audit log's last entry ({}) is not signed by this server's key, so the log may have been \
-                     rewritten; changes are refused until it is checked with `patchbay audit verify`",
-                    seq - 1
-                )));
-            }
-        }
-        let detail = rec.detail.to_string();
-        let at = to_millis(rec.at);
-        let fields = audit::EntryFields {
-            seq,
-            at_millis: at,
-            actor: &rec.actor,
-            action: &rec.action,
-            target: &rec.target,
-            outcome: &rec.outcome,
-            detail: &detail,
-        };
-        let hash = audit::entry_hash(&fields, &prev);
-        let hash_hex = hex::encode(hash);
-        let sig = signer.map(|s| s.sign_head(seq, &hash));
-        sqlx::query::<DB>(
-            "INSERT INTO audit_events (seq, at, actor, action, target, outcome, detail, prev_hash, hash, sig) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .arg(seq)
-        .arg(at)
-        .arg(&rec.actor)
-        .arg(&rec.action)
-        .arg(&rec.target)
-        .arg(&rec.outcome)
-        .arg(&detail)
-        .arg(&prev_hex)
-        .arg(&hash_hex)
-        .arg(&sig)
-        .exec(self.conn())
+        .arg(audit::ROTATE_ACTION)
+        .all(self.conn())
         .await?;
-        sqlx::query::<DB>("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .arg(&hash_hex)
-            .exec(self.conn())
-            .await?;
-        Ok(seq)
+        rows.iter().map(|r| r.col("detail")).collect()
     }
 
     async fn audit_entries(&mut self, after: i64, limit: i64) -> Result<Vec<audit::StoredEntry>> {
@@ -308,4 +300,125 @@ impl<DB: Engine> AuditStore for SqlTx<DB> {
             })
             .collect()
     }
+}
+
+/// The keys of one append: the one the head must be signed by, and the one
+/// that signs the new entry.
+struct Keys {
+    check: Option<audit::Signer>,
+    sign: Option<audit::Signer>,
+}
+
+impl From<(Option<audit::Signer>, Option<audit::Signer>)> for Keys {
+    fn from((check, sign): (Option<audit::Signer>, Option<audit::Signer>)) -> Self {
+        Self { check, sign }
+    }
+}
+
+/// Appends `rec`; `keys` is asked once the head is locked (given its
+/// sequence number).
+async fn append<DB: Engine>(
+    this: &mut SqlTx<DB>,
+    rec: &AuditRecord,
+    keys: impl FnOnce(i64) -> Keys + Send,
+) -> Result<i64> {
+    // Take the head (a row lock until commit on PostgreSQL).
+    let head =
+        sqlx::query::<DB>("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            .opt(this.conn())
+            .await?
+            .ok_or_else(|| StoreError::Other("the audit chain head is missing".into()))?;
+    let seq: i64 = head.col("seq")?;
+    let prev_hex: String = head.col("hash")?;
+    let prev = parse_hash(&prev_hex)?;
+    let Keys { check, sign } = keys(seq);
+    let signer = sign.as_ref();
+    // Never sign on top of a head this key has not signed: a chain
+    // rewritten without the key (re-hashed, signatures dropped) would
+    // otherwise be vouched for by the next real signature.
+    if let (Some(s), true) = (check.as_ref(), seq > 1) {
+        let sig: Option<String> =
+            match sqlx::query::<DB>("SELECT sig FROM audit_events WHERE seq = $1")
+                .arg(seq - 1)
+                .opt(this.conn())
+                .await?
+            {
+                Some(r) => r.col("sig")?,
+                None => None,
+            };
+        if !s.signed_head(seq - 1, &prev, sig.as_deref()) {
+            // A replica still holding a key another replica rotated away
+            // (ADR 0007): say so, rather than suspecting a rewrite — only
+            // when this key itself signed the announcement (an inserted one
+            // must not explain a forgery away). The refusal is the same.
+            let retired = retired_by(this, s).await?;
+            if let Some(at) = retired {
+                return Err(StoreError::Integrity(format!(
+                    "this server's signing key was retired by the key rotation in audit entry {at}: \
+                     install the new DATA_DIR/server-signing.key from the replica that rotated it and restart; \
+                     changes are refused until then"
+                )));
+            }
+            return Err(StoreError::Integrity(format!(
+                "the audit log's last entry ({}) is not signed by this server's key, so the log may have been \
+                 rewritten; changes are refused until it is checked with `patchbay audit verify`",
+                seq - 1
+            )));
+        }
+    }
+    let detail = rec.detail.to_string();
+    let at = to_millis(rec.at);
+    let fields = audit::EntryFields {
+        seq,
+        at_millis: at,
+        actor: &rec.actor,
+        action: &rec.action,
+        target: &rec.target,
+        outcome: &rec.outcome,
+        detail: &detail,
+    };
+    let hash = audit::entry_hash(&fields, &prev);
+    let hash_hex = hex::encode(hash);
+    let sig = signer.map(|s| s.sign_head(seq, &hash));
+    sqlx::query::<DB>(
+        "INSERT INTO audit_events (seq, at, actor, action, target, outcome, detail, prev_hash, hash, sig) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .arg(seq)
+    .arg(at)
+    .arg(&rec.actor)
+    .arg(&rec.action)
+    .arg(&rec.target)
+    .arg(&rec.outcome)
+    .arg(&detail)
+    .arg(&prev_hex)
+    .arg(&hash_hex)
+    .arg(&sig)
+    .exec(this.conn())
+    .await?;
+    sqlx::query::<DB>("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .arg(&hash_hex)
+        .exec(this.conn())
+        .await?;
+    Ok(seq)
+}
+
+/// The key rotation entry that retired `key`, announced under its own
+/// signature, if any.
+async fn retired_by<DB: Engine>(this: &mut SqlTx<DB>, key: &audit::Signer) -> Result<Option<i64>> {
+    let rows = sqlx::query::<DB>(
+        "SELECT seq, detail FROM audit_events WHERE action = $1 AND outcome = 'ok' ORDER BY seq",
+    )
+    .arg(audit::ROTATE_ACTION)
+    .all(this.conn())
+    .await?;
+    for r in rows {
+        let detail: String = r.col("detail")?;
+        if audit::KeyAnnouncement::from_detail(&detail)
+            .is_ok_and(|a| a.signed_by(&key.verifying_key()))
+        {
+            return Ok(Some(r.col("seq")?));
+        }
+    }
+    Ok(None)
 }
