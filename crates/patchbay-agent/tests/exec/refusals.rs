@@ -791,7 +791,7 @@ fn six_refusals(engine: Engine) {
     // The other route to a foreign key — the server restarted with a new
     // DATA_DIR/server-signing.key — cannot issue a job at all: the server
     // refuses every audited change on top of an audit log its key did not
-    // sign (signing-key rotation is an open item, docs/security.md), so no
+    // sign (a key is changed by `patchbay keys rotate`, ADR 0007), so no
     // deployment is created and nothing reaches the agent.
     restart_with_new_key(&mut server);
     let refused = server
