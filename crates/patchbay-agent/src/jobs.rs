@@ -184,10 +184,33 @@ const CLOCK_SLACK_MS: i64 = 2_000;
 /// hour, and one an hour ahead refuse jobs as expired an hour early. A
 /// difference of more than [`CLOCK_SLACK_MS`] is logged. Returns the
 /// difference applied (server minus local).
+///
+/// A delayed answer (a slow link, or someone holding it on purpose) carries
+/// an old `Date` and so makes the server's clock look *behind*; delays never
+/// make it look ahead. So the correction is the largest of the last
+/// [`CLOCK_SAMPLES`] measurements (a held answer cannot lower it, so cannot
+/// make a job past its deadline look current), and a correction that would
+/// move this host's clock back is trusted only once two answers agree.
 pub fn note_server_date(date: Option<&str>, local: Timestamp) -> jiff::SignedDuration {
     use std::sync::atomic::Ordering;
-    let Some(applied) = date.and_then(|d| clock_offset_ms(d, local)) else {
+    let Some(sample) = date.and_then(|d| raw_offset_ms(d, local)) else {
         return jiff::SignedDuration::from_millis(CLOCK_OFFSET_MS.load(Ordering::Relaxed));
+    };
+    let applied = {
+        let mut recent = RECENT_OFFSETS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.len() == CLOCK_SAMPLES {
+            recent.remove(0);
+        }
+        recent.push(sample);
+        let best = recent.iter().copied().max().unwrap_or(0);
+        let best = if best < 0 && recent.len() < 2 {
+            0
+        } else {
+            best
+        };
+        if best.abs() > CLOCK_SLACK_MS { best } else { 0 }
     };
     let before = CLOCK_OFFSET_MS.swap(applied, Ordering::Relaxed);
     if applied != 0 && (applied - before).abs() > CLOCK_SLACK_MS {
@@ -200,14 +223,28 @@ pub fn note_server_date(date: Option<&str>, local: Timestamp) -> jiff::SignedDur
     jiff::SignedDuration::from_millis(applied)
 }
 
-/// The correction (server minus local, ms) a `Date` header received at
-/// `local` calls for: 0 within [`CLOCK_SLACK_MS`]; `None` when unreadable.
-fn clock_offset_ms(date: &str, local: Timestamp) -> Option<i64> {
+/// Measurements the correction is the largest of (one per check-in answer).
+const CLOCK_SAMPLES: usize = 8;
+
+/// The last [`CLOCK_SAMPLES`] measured differences (server minus local, ms).
+static RECENT_OFFSETS: std::sync::Mutex<Vec<i64>> = std::sync::Mutex::new(Vec::new());
+
+/// The server's clock minus this host's (ms) that a `Date` header received
+/// at `local` shows; `None` when unreadable.
+fn raw_offset_ms(date: &str, local: Timestamp) -> Option<i64> {
     let server = jiff::fmt::rfc2822::parse(date).ok()?;
     // The header is truncated to the second: the server's clock was half a
     // second past it on average.
     let diff = server.timestamp().duration_since(local) + jiff::SignedDuration::from_millis(500);
-    let ms = i64::try_from(diff.as_millis()).ok()?;
+    i64::try_from(diff.as_millis()).ok()
+}
+
+/// The correction (server minus local, ms) one `Date` header received at
+/// `local` calls for on its own: 0 within [`CLOCK_SLACK_MS`]; `None` when
+/// unreadable.
+#[cfg(test)]
+fn clock_offset_ms(date: &str, local: Timestamp) -> Option<i64> {
+    let ms = raw_offset_ms(date, local)?;
     Some(if ms.abs() > CLOCK_SLACK_MS { ms } else { 0 })
 }
 
@@ -736,6 +773,25 @@ mod tests {
         receive(&mut ob, &[good], &ctx, now).unwrap();
         assert_eq!(ob.results[0].refusal.as_deref(), Some("jobs_disabled"));
         assert!(ob.pending.is_empty());
+    }
+
+    /// A held answer (old `Date`) cannot make the server's clock look
+    /// behind, so a job past its deadline never looks current; a real skew
+    /// is still followed.
+    #[test]
+    fn a_held_answer_does_not_turn_the_clock_back() {
+        let local: Timestamp = "2026-12-06T14:00:00Z".parse().unwrap();
+        let at = |secs: i64| local + jiff::SignedDuration::from_secs(secs);
+        // Answers on time: no correction.
+        for _ in 0..3 {
+            note_server_date(Some("Sun, 06 Dec 2026 14:00:00 GMT"), local);
+        }
+        // An answer held 10 s: its Date is 10 s old — ignored.
+        let applied = note_server_date(Some("Sun, 06 Dec 2026 14:00:00 GMT"), at(10));
+        assert_eq!(applied, jiff::SignedDuration::ZERO);
+        // A server an hour ahead (this host behind): followed at once.
+        let applied = note_server_date(Some("Sun, 06 Dec 2026 15:00:00 GMT"), local);
+        assert!(applied.as_secs() >= 3599, "{applied:?}");
     }
 
     #[test]
