@@ -196,22 +196,12 @@ pub fn note_server_date(date: Option<&str>, local: Timestamp) -> jiff::SignedDur
     let Some(sample) = date.and_then(|d| raw_offset_ms(d, local)) else {
         return jiff::SignedDuration::from_millis(CLOCK_OFFSET_MS.load(Ordering::Relaxed));
     };
-    let applied = {
-        let mut recent = RECENT_OFFSETS
+    let applied = correction(
+        &mut RECENT_OFFSETS
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if recent.len() == CLOCK_SAMPLES {
-            recent.remove(0);
-        }
-        recent.push(sample);
-        let best = recent.iter().copied().max().unwrap_or(0);
-        let best = if best < 0 && recent.len() < 2 {
-            0
-        } else {
-            best
-        };
-        if best.abs() > CLOCK_SLACK_MS { best } else { 0 }
-    };
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+        sample,
+    );
     let before = CLOCK_OFFSET_MS.swap(applied, Ordering::Relaxed);
     if applied != 0 && (applied - before).abs() > CLOCK_SLACK_MS {
         let secs = (applied as f64 / 1000.0).round() as i64;
@@ -221,6 +211,24 @@ pub fn note_server_date(date: Option<&str>, local: Timestamp) -> jiff::SignedDur
         );
     }
     jiff::SignedDuration::from_millis(applied)
+}
+
+/// Adds `sample` (server minus local, ms) to the `recent` measurements and
+/// returns the correction to apply: the largest of the last
+/// [`CLOCK_SAMPLES`], a negative one only once two answers were measured, 0
+/// within [`CLOCK_SLACK_MS`].
+fn correction(recent: &mut Vec<i64>, sample: i64) -> i64 {
+    if recent.len() == CLOCK_SAMPLES {
+        recent.remove(0);
+    }
+    recent.push(sample);
+    let best = recent.iter().copied().max().unwrap_or(0);
+    let best = if best < 0 && recent.len() < 2 {
+        0
+    } else {
+        best
+    };
+    if best.abs() > CLOCK_SLACK_MS { best } else { 0 }
 }
 
 /// Measurements the correction is the largest of (one per check-in answer).
@@ -780,18 +788,28 @@ mod tests {
     /// is still followed.
     #[test]
     fn a_held_answer_does_not_turn_the_clock_back() {
-        let local: Timestamp = "2026-12-06T14:00:00Z".parse().unwrap();
-        let at = |secs: i64| local + jiff::SignedDuration::from_secs(secs);
+        // (The pure estimator: the process-wide clock stays untouched, as
+        // other tests read it.)
+        let mut recent = Vec::new();
         // Answers on time: no correction.
         for _ in 0..3 {
-            note_server_date(Some("Sun, 06 Dec 2026 14:00:00 GMT"), local);
+            assert_eq!(correction(&mut recent, 500), 0);
         }
-        // An answer held 10 s: its Date is 10 s old — ignored.
-        let applied = note_server_date(Some("Sun, 06 Dec 2026 14:00:00 GMT"), at(10));
-        assert_eq!(applied, jiff::SignedDuration::ZERO);
+        // An answer held 10 s: its Date looks 10 s old — ignored.
+        assert_eq!(correction(&mut recent, -9_500), 0);
         // A server an hour ahead (this host behind): followed at once.
-        let applied = note_server_date(Some("Sun, 06 Dec 2026 15:00:00 GMT"), local);
-        assert!(applied.as_secs() >= 3599, "{applied:?}");
+        assert_eq!(correction(&mut recent, 3_600_500), 3_600_500);
+        // A host an hour ahead: a lone first answer does not move the clock
+        // back; two agreeing answers do.
+        let mut fresh = Vec::new();
+        assert_eq!(correction(&mut fresh, -3_599_500), 0);
+        assert_eq!(correction(&mut fresh, -3_599_400), -3_599_400);
+        // Old measurements age out after CLOCK_SAMPLES answers.
+        let mut aging = vec![3_600_000];
+        for _ in 0..CLOCK_SAMPLES {
+            correction(&mut aging, 0);
+        }
+        assert_eq!(correction(&mut aging, 0), 0);
     }
 
     #[test]
