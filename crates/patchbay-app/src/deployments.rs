@@ -72,6 +72,16 @@ pub struct StoredRollout {
 }
 
 impl StoredRollout {
+    /// How long job `key` of ring `ring` has to report (a reboot or rollback
+    /// following it gets as long).
+    fn timeout_of(&self, ring: usize, key: &str) -> SignedDuration {
+        self.rollout
+            .rings
+            .get(ring)
+            .and_then(|r| r.jobs.iter().find(|j| j.spec.key == key))
+            .map_or(DEFAULT_JOB_TIMEOUT, |j| j.spec.run_timeout)
+    }
+
     /// The health checks of ring `ring`'s jobs: the deployment's, then the
     /// ring's own, each once.
     pub fn checks_of(&self, ring: usize) -> Vec<String> {
@@ -1166,61 +1176,37 @@ impl App {
     ) -> Result<(), AppError> {
         let id = &stored.rollout.id;
         for c in cmds {
-            match c {
+            // Each job command is one signed job row; only its key, kind and
+            // deadline differ.
+            let (ring, host, key, kind, deadline) = match c {
                 Command::Lease {
                     host,
                     key,
                     deadline,
                     ring,
-                } => {
-                    let packages = stored.pins.get(host).cloned().unwrap_or_default();
-                    let job = Job {
-                        deployment: id.clone(),
-                        key: key.clone(),
-                        asset: host.clone(),
-                        not_before: now,
-                        deadline: *deadline,
-                        kind: JobKind::Apply { packages },
-                        checks: stored.checks_of(*ring),
-                    };
-                    self.lease_job(tx, job, now).await?;
-                }
-                Command::Reboot { host, key, ring } => {
-                    let timeout = stored.rollout.rings[*ring]
-                        .jobs
-                        .iter()
-                        .find(|j| &j.spec.key == key)
-                        .map(|j| j.spec.run_timeout)
-                        .unwrap_or(DEFAULT_JOB_TIMEOUT);
-                    let job = Job {
-                        deployment: id.clone(),
-                        key: format!("{key}/reboot"),
-                        asset: host.clone(),
-                        not_before: now,
-                        deadline: now + timeout,
-                        kind: JobKind::Reboot,
-                        checks: stored.checks_of(*ring),
-                    };
-                    self.lease_job(tx, job, now).await?;
-                }
-                Command::Rollback { host, key, ring } => {
-                    let timeout = stored.rollout.rings[*ring]
-                        .jobs
-                        .iter()
-                        .find(|j| &j.spec.key == key)
-                        .map(|j| j.spec.run_timeout)
-                        .unwrap_or(DEFAULT_JOB_TIMEOUT);
-                    let job = Job {
-                        deployment: id.clone(),
-                        key: format!("{key}/rollback"),
-                        asset: host.clone(),
-                        not_before: now,
-                        deadline: now + timeout,
-                        kind: JobKind::Rollback { of: key.clone() },
-                        checks: stored.checks_of(*ring),
-                    };
-                    self.lease_job(tx, job, now).await?;
-                }
+                } => (
+                    *ring,
+                    host,
+                    key.clone(),
+                    JobKind::Apply {
+                        packages: stored.pins.get(host).cloned().unwrap_or_default(),
+                    },
+                    *deadline,
+                ),
+                Command::Reboot { host, key, ring } => (
+                    *ring,
+                    host,
+                    format!("{key}/reboot"),
+                    JobKind::Reboot,
+                    now + stored.timeout_of(*ring, key),
+                ),
+                Command::Rollback { host, key, ring } => (
+                    *ring,
+                    host,
+                    format!("{key}/rollback"),
+                    JobKind::Rollback { of: key.clone() },
+                    now + stored.timeout_of(*ring, key),
+                ),
                 Command::Notify { event, message } => {
                     tx.audit(
                         event,
@@ -1228,8 +1214,19 @@ impl App {
                         json!({"message": message}),
                     )
                     .await?;
+                    continue;
                 }
-            }
+            };
+            let job = Job {
+                deployment: id.clone(),
+                key,
+                asset: host.clone(),
+                not_before: now,
+                deadline,
+                kind,
+                checks: stored.checks_of(ring),
+            };
+            self.lease_job(tx, job, now).await?;
         }
         Ok(())
     }
@@ -1244,8 +1241,6 @@ impl App {
         &self,
         tx: &mut crate::change::Change<'_>,
         stored: &mut StoredRollout,
-        seen: &BTreeMap<String, Option<Timestamp>>,
-        recent: SignedDuration,
         now: Timestamp,
     ) -> Result<(), AppError> {
         if stored.rollout.state != DeploymentState::Running {
@@ -1261,23 +1256,19 @@ impl App {
             {
                 continue;
             }
-            let online = |h: &str| {
-                seen.get(h)
-                    .copied()
-                    .flatten()
-                    .is_some_and(|t| now.duration_since(t) <= recent)
-            };
+            // Reachability as this step observed it.
             let later: Vec<(String, SignedDuration)> = stored.rollout.rings[r + 1..]
                 .iter()
                 .flat_map(|g| g.jobs.iter())
-                .filter(|j| {
-                    j.state == patchbay_core::rollout::JobState::Pending && online(&j.spec.host)
-                })
+                .filter(|j| j.state == patchbay_core::rollout::JobState::Pending && j.online)
                 .map(|j| (j.spec.host.clone(), j.spec.run_timeout))
                 .take(CONTROL_HOSTS)
                 .collect();
             stored.control_asked.insert(r);
             for (host, timeout) in later {
+                // The first check by name, the others as the job's checks: the
+                // result's `after` holds each check once (the agent runs the
+                // job's checks before and after the named one).
                 let job = Job {
                     deployment: id.clone(),
                     key: format!("{id}/control/{r}/{host}"),
@@ -1287,7 +1278,7 @@ impl App {
                     kind: JobKind::RunCheck {
                         name: checks[0].clone(),
                     },
-                    checks: checks.clone(),
+                    checks: checks[1..].to_vec(),
                 };
                 self.lease_job(tx, job, now).await?;
             }
@@ -1376,13 +1367,7 @@ impl App {
         };
         let mut stored = stored_of(&row)?;
         let results = tx.unconsumed_results(id).await?;
-        let settled = stored.rollout.state.is_final()
-            && stored
-                .rollout
-                .rings
-                .iter()
-                .all(|ring| ring.jobs.iter().all(|j| j.state.is_terminal()));
-        if settled && results.is_empty() {
+        if stored.rollout.is_settled() && results.is_empty() {
             tx.commit_unaudited("settled rollout: nothing to do")
                 .await?;
             return Ok(false);
@@ -1415,22 +1400,25 @@ impl App {
         for r in &results {
             consumed.push(r.key.clone());
             let Some(v) = &r.result else { continue };
+            let res = JobResult::deserialize(v);
             if let Some(ring) = control_ring(&r.key) {
-                // A control sample: the checks as the not-yet-patched host ran
-                // them (a refusal or a failure to run gives none).
-                if let Ok(res) = serde_json::from_value::<JobResult>(v.clone())
+                // A control sample: each check once, as the not-yet-patched
+                // host ran it (`after`; a refusal or a failure to run gives
+                // none).
+                if let Ok(res) = res
                     && res.refusal.is_none()
                 {
-                    control.entry(ring).or_default().extend(
-                        res.baseline.into_iter().chain(res.after).map(|mut s| {
+                    control
+                        .entry(ring)
+                        .or_default()
+                        .extend(res.after.into_iter().map(|mut s| {
                             s.host = r.asset.clone();
                             s
-                        }),
-                    );
+                        }));
                 }
                 continue;
             }
-            let Ok(res) = serde_json::from_value::<JobResult>(v.clone()) else {
+            let Ok(res) = res else {
                 tracing::warn!(key = %r.key, "a stored job result does not decode; counted as a failure");
                 obs.push(Observation::Result {
                     key: r.key.clone(),
@@ -1456,8 +1444,7 @@ impl App {
         let cmds = step(&mut stored.rollout, &obs, now);
         tx.mark_consumed(&consumed, now).await?;
         self.carry_out(&mut tx, &stored, &cmds, now).await?;
-        self.ask_control(&mut tx, &mut stored, &seen, recent, now)
-            .await?;
+        self.ask_control(&mut tx, &mut stored, now).await?;
         if stored.rollout != before || stored.control_asked != asked_before {
             tx.put_rollout(&rollout_row(&stored, now)?).await?;
         }
@@ -1646,8 +1633,8 @@ pub fn summary_of(r: &RolloutRow) -> Result<patchbay_proto::api::RolloutSummary,
     })
 }
 
-/// Whether a stored rollout has settled — ended, every job terminal — read
-/// from its JSON without decoding it (anything unexpected: not settled, so
+/// [`Rollout::is_settled`] of a stored rollout, read from its JSON without
+/// decoding it (anything unexpected: not settled, so
 /// the driver looks properly).
 fn settled_in(v: &serde_json::Value) -> bool {
     const TERMINAL: [&str; 5] = [
@@ -1777,11 +1764,8 @@ mod settled_tests {
                     created_at: t,
                 };
                 let v = serde_json::to_value(&stored).unwrap();
-                assert_eq!(
-                    settled_in(&v),
-                    d.is_final() && js.is_terminal(),
-                    "{d:?} {js:?}"
-                );
+                assert_eq!(settled_in(&v), stored.rollout.is_settled(), "{d:?} {js:?}");
+                assert_eq!(settled_in(&v), d.is_final() && js.is_terminal());
             }
         }
     }

@@ -625,6 +625,16 @@ impl Rollout {
         }
     }
 
+    /// Whether nothing more can happen: the deployment ended and every job
+    /// is terminal (no job in flight still to report).
+    pub fn is_settled(&self) -> bool {
+        self.state.is_final()
+            && self
+                .rings
+                .iter()
+                .all(|r| r.jobs.iter().all(|j| j.state.is_terminal()))
+    }
+
     fn find(&self, key: &str) -> Option<(usize, usize)> {
         self.rings.iter().enumerate().find_map(|(r, ring)| {
             ring.jobs

@@ -241,11 +241,16 @@ async fn a_good_rollout_runs_ring_by_ring_with_signed_jobs() {
                 admit(j, view, s.app.now()).unwrap();
                 if let JobKind::RunCheck { name } = &j.job.kind {
                     // A control sample from a host of a later ring, not yet
-                    // patched, while an earlier ring runs.
+                    // patched, while an earlier ring runs: its first check by
+                    // name, the others as the job's checks (none here).
                     assert_eq!(name, "web");
+                    assert!(j.job.checks.is_empty(), "{:?}", j.job.checks);
                     assert!(j.job.key.contains("/control/"), "{}", j.job.key);
+                    // As the agent answers it: the job's checks before, then
+                    // each check once after (only `after` is a sample).
                     let sample = json!({"key": j.job.key, "outcome": "succeeded",
                         "baseline": [{"host": h.name, "check": "web", "pass": true}],
+                        "after": [{"host": h.name, "check": "web", "pass": true}],
                         "finished_at": "2026-12-08T22:05:00Z"});
                     let (_, acked) = checkin(&s, h, json!([sample])).await;
                     assert_eq!(acked, vec![j.job.key.clone()]);
@@ -312,7 +317,12 @@ async fn a_good_rollout_runs_ring_by_ring_with_signed_jobs() {
         .iter()
         .find(|g| g["gate"] == "health")
         .unwrap();
-    assert!(health.to_string().contains("control"), "{health:#}");
+    // The canary analysis counted them: no failure among 4 control samples.
+    assert_eq!(
+        health["canary"]["checks"][0]["control"],
+        json!([0, 4]),
+        "{health:#}"
+    );
     // The list shows the rollout's status too.
     let list = s
         .ok_json("GET", "/api/v1/deployments", &s.admin, json!(null))
