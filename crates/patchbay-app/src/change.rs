@@ -128,19 +128,7 @@ impl Change<'_> {
             detail,
         };
         let seq = self.tx.append_audit_with(&rec, &self.app.keyring).await?;
-        self.tx
-            .enqueue_event(&NewEvent {
-                at,
-                kind: rec.action,
-                version: EVENT_VERSION,
-                actor: rec.actor,
-                subject: rec.target,
-                payload: rec.detail,
-                audit_seq: seq,
-            })
-            .await?;
-        self.audited += 1;
-        Ok(())
+        self.announce(rec, seq).await
     }
 
     /// Records a key rotation: the audit entry announcing `new` (its detail
@@ -168,9 +156,14 @@ impl Change<'_> {
             .tx
             .append_rotation(&rec, old, new, &self.app.keyring)
             .await?;
+        self.announce(rec, seq).await
+    }
+
+    /// The domain event of audit entry `seq` (`rec`), in the outbox with it.
+    async fn announce(&mut self, rec: AuditRecord, seq: i64) -> Result<(), AppError> {
         self.tx
             .enqueue_event(&NewEvent {
-                at,
+                at: rec.at,
                 kind: rec.action,
                 version: EVENT_VERSION,
                 actor: rec.actor,

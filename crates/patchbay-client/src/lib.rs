@@ -180,16 +180,7 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, HttpError> {
-        let url = self.url(path);
-        let mut req = match method {
-            "PATCH" => self.agent.patch(url),
-            "PUT" => self.agent.put(url),
-            _ => self.agent.post(url),
-        };
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        self.finish(&format!("{method} {path}"), req.send_json(body))
+        self.send_dated(method, path, body).map(|(t, _)| t)
     }
 
     /// [`Client::send`], also returning the answer's `Date` header (the
