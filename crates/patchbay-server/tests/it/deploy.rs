@@ -6,76 +6,15 @@
 //! it is, results stored once and acknowledged, gates, halt and rollback jobs,
 //! four eyes, and a long-polling check-in woken by a lease.
 
-use crate::support::InProcess;
+use crate::support::{Host, InProcess, full_checkin, import_pb_demo_advisory, pb_demo_inventory};
 use axum::http::StatusCode;
 use jiff::SignedDuration;
 use patchbay_core::job::{AgentView, JobKind, SignedJob, admit};
 use patchbay_proto::agent::{CheckinRequest, InventoryPayload};
 use serde_json::{Value, json};
 
-struct Host {
-    name: String,
-    secret: String,
-}
-
 async fn fleet(s: &InProcess, n: usize) -> Vec<Host> {
-    let et = s
-        .ok_json(
-            "POST",
-            "/api/v1/enroll-tokens",
-            &s.admin,
-            json!({"uses": n, "ttl_secs": 3600}),
-        )
-        .await;
-    let mut out = vec![];
-    for i in 1..=n {
-        let name = format!("h{i}");
-        let mid = format!("{:032x}", 0xabc0 + i);
-        let e = s
-            .ok_json(
-                "POST",
-                "/agent/v1/enroll",
-                "-",
-                json!({"protocol": 1, "enroll_token": et["token"], "hostname": name, "machine_id": mid}),
-            )
-            .await;
-        let secret = e["agent_secret"].as_str().unwrap().to_string();
-        let inv = patchbay_core::inventory::Inventory {
-            facts: patchbay_core::inventory::HostFacts {
-                hostname: name.clone(),
-                machine_id: mid,
-                os: patchbay_core::inventory::OsRelease {
-                    id: "debian".into(),
-                    version_id: "12".into(),
-                    ..Default::default()
-                },
-                kernel: "6.1.0".into(),
-                arch: "amd64".into(),
-                ..Default::default()
-            },
-            format: Some(patchbay_core::inventory::PackageFormat::Deb),
-            packages: vec![patchbay_core::inventory::Package {
-                name: "pb-demo".into(),
-                version: "1.0".into(),
-                arch: "all".into(),
-                source: None,
-                source_version: None,
-            }],
-            pending_updates: vec![],
-        };
-        let body = serde_json::to_value(CheckinRequest {
-            protocol: 1,
-            inventory_hash: inv.content_hash(),
-            inventory: InventoryPayload::Full { inventory: inv },
-            results: vec![],
-            wait_secs: None,
-            key_refusals: Vec::new(),
-        })
-        .unwrap();
-        s.ok_json("POST", "/agent/v1/checkin", &secret, body).await;
-        out.push(Host { name, secret });
-    }
-    out
+    crate::support::fleet(s, n, 0xabc0).await
 }
 
 async fn token(s: &InProcess, role: &str) -> String {
@@ -1103,44 +1042,15 @@ async fn a_version_the_hosts_repositories_do_not_offer_is_skipped() {
     let hosts = fleet(&s, 2).await;
     let ops = token(&s, "operator").await;
     // h2 reports that its repositories offer pb-demo 1.1 at most.
-    let inv = patchbay_core::inventory::Inventory {
-        facts: patchbay_core::inventory::HostFacts {
-            hostname: "h2".into(),
-            machine_id: format!("{:032x}", 0xabc0 + 2),
-            os: patchbay_core::inventory::OsRelease {
-                id: "debian".into(),
-                version_id: "12".into(),
-                ..Default::default()
-            },
-            kernel: "6.1.0".into(),
-            arch: "amd64".into(),
-            ..Default::default()
-        },
-        format: Some(patchbay_core::inventory::PackageFormat::Deb),
-        packages: vec![patchbay_core::inventory::Package {
-            name: "pb-demo".into(),
-            version: "1.0".into(),
-            arch: "all".into(),
-            source: None,
-            source_version: None,
-        }],
-        pending_updates: vec![patchbay_core::inventory::PendingUpdate {
-            name: "pb-demo".into(),
-            arch: "all".into(),
-            current_version: "1.0".into(),
-            available_version: "1.1".into(),
-            origin: "local".into(),
-        }],
-    };
-    let body = serde_json::to_value(CheckinRequest {
-        protocol: 1,
-        inventory_hash: inv.content_hash(),
-        inventory: InventoryPayload::Full { inventory: inv },
-        results: vec![],
-        wait_secs: None,
-        key_refusals: Vec::new(),
-    })
-    .unwrap();
+    let mut inv = pb_demo_inventory("h2", &hosts[1].mid, "1.0");
+    inv.pending_updates = vec![patchbay_core::inventory::PendingUpdate {
+        name: "pb-demo".into(),
+        arch: "all".into(),
+        current_version: "1.0".into(),
+        available_version: "1.1".into(),
+        origin: "local".into(),
+    }];
+    let body = full_checkin(inv, json!([]));
     s.ok_json("POST", "/agent/v1/checkin", &hosts[1].secret, body)
         .await;
     let preview = |v: &str| {
@@ -1179,17 +1089,7 @@ async fn patches_and_tiers_of_the_catalog_select_what_each_host_gets() {
     let s = InProcess::new().await;
     let _hosts = fleet(&s, 3).await;
     let ops = token(&s, "operator").await;
-    let advisory = patchbay_feeds::osv::parse_str(
-        r#"{"id": "DSA-9999-1", "modified": "2026-12-01T00:00:00Z", "aliases": ["CVE-2026-99999"],
-            "affected": [{"package": {"ecosystem": "Debian:12", "name": "pb-demo"},
-              "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1"}]}]}]}"#,
-    )
-    .unwrap();
-    s.app
-        .import_advisories("test", &[advisory], 0, &patchbay_app::Caller::local("test"))
-        .await
-        .unwrap();
-    s.app.assess_fleet(&|_, _| {}).await.unwrap();
+    import_pb_demo_advisory(&s).await;
     let policy = |approve: &str| {
         format!(
             "version = 1\n[approval]\nalways_approve_tiers = {approve}\n[[exclusions]]\npackage = \"pb-demo\"\nasset = \"h3\"\nreason = \"vendor appliance\"\n"

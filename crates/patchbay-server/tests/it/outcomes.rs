@@ -21,90 +21,14 @@
 //!   to h4 succeed after 1, 2, 3 and 4 min (sending 1.2: h2–h4's findings
 //!   close), h5 never reports (still in flight when the report is read).
 
-use crate::support::InProcess;
+use crate::support::{Host, InProcess, full_checkin, import_pb_demo_advisory, pb_demo_inventory};
 use jiff::{SignedDuration, Timestamp};
 use patchbay_core::job::SignedJob;
-use patchbay_proto::agent::{CheckinRequest, InventoryPayload};
 use serde_json::{Value, json};
 use std::io::Read;
 
-struct Host {
-    name: String,
-    mid: String,
-    secret: String,
-}
-
-fn inventory(h: &str, mid: &str, version: &str) -> patchbay_core::inventory::Inventory {
-    use patchbay_core::inventory::*;
-    Inventory {
-        facts: HostFacts {
-            hostname: h.into(),
-            machine_id: mid.into(),
-            os: OsRelease {
-                id: "debian".into(),
-                version_id: "12".into(),
-                ..Default::default()
-            },
-            kernel: "6.1.0".into(),
-            arch: "amd64".into(),
-            ..Default::default()
-        },
-        format: Some(PackageFormat::Deb),
-        packages: vec![Package {
-            name: "pb-demo".into(),
-            version: version.into(),
-            arch: "all".into(),
-            source: None,
-            source_version: None,
-        }],
-        pending_updates: vec![],
-    }
-}
-
-fn full(inv: patchbay_core::inventory::Inventory, results: Value) -> Value {
-    serde_json::to_value(CheckinRequest {
-        protocol: 1,
-        inventory_hash: inv.content_hash(),
-        inventory: InventoryPayload::Full { inventory: inv },
-        results: serde_json::from_value(results).unwrap(),
-        wait_secs: None,
-        key_refusals: Vec::new(),
-    })
-    .unwrap()
-}
-
 async fn fleet(s: &InProcess, n: usize) -> Vec<Host> {
-    let et = s
-        .ok_json(
-            "POST",
-            "/api/v1/enroll-tokens",
-            &s.admin,
-            json!({"uses": n, "ttl_secs": 3600}),
-        )
-        .await;
-    let mut out = vec![];
-    for i in 1..=n {
-        let name = format!("h{i}");
-        let mid = format!("{:032x}", 0xbee0 + i);
-        let e = s
-            .ok_json(
-                "POST",
-                "/agent/v1/enroll",
-                "-",
-                json!({"protocol": 1, "enroll_token": et["token"], "hostname": name, "machine_id": mid}),
-            )
-            .await;
-        let secret = e["agent_secret"].as_str().unwrap().to_string();
-        s.ok_json(
-            "POST",
-            "/agent/v1/checkin",
-            &secret,
-            full(inventory(&name, &mid, "1.0"), json!([])),
-        )
-        .await;
-        out.push(Host { name, mid, secret });
-    }
-    out
+    crate::support::fleet(s, n, 0xbee0).await
 }
 
 /// A check-in with the full inventory at `version` and `results`; returns
@@ -115,7 +39,7 @@ async fn checkin(s: &InProcess, h: &Host, version: &str, results: Value) -> Vec<
             "POST",
             "/agent/v1/checkin",
             &h.secret,
-            full(inventory(&h.name, &h.mid, version), results),
+            full_checkin(pb_demo_inventory(&h.name, &h.mid, version), results),
         )
         .await;
     serde_json::from_value(r["jobs"].clone()).unwrap_or_default()
@@ -176,17 +100,7 @@ async fn create_and_start(s: &InProcess, spec: Value) -> String {
 async fn outcomes_are_reported(backend: &str) {
     let s = InProcess::on(backend).await;
     let hosts = fleet(&s, 5).await;
-    let advisory = patchbay_feeds::osv::parse_str(
-        r#"{"id": "DSA-9999-1", "modified": "2026-12-01T00:00:00Z", "aliases": ["CVE-2026-99999"],
-            "affected": [{"package": {"ecosystem": "Debian:12", "name": "pb-demo"},
-              "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1"}]}]}]}"#,
-    )
-    .unwrap();
-    s.app
-        .import_advisories("test", &[advisory], 0, &patchbay_app::Caller::local("test"))
-        .await
-        .unwrap();
-    s.app.assess_fleet(&|_, _| {}).await.unwrap();
+    import_pb_demo_advisory(&s).await;
     let open = s
         .ok_json("GET", "/api/v1/findings", &s.admin, json!(null))
         .await;

@@ -165,3 +165,111 @@ impl InProcess {
         serde_json::from_str(&text).unwrap()
     }
 }
+
+/// An enrolled test host: its asset name, machine id and agent secret.
+pub struct Host {
+    pub name: String,
+    pub mid: String,
+    pub secret: String,
+}
+
+/// A Debian 12 host's inventory with `pb-demo` at `version`.
+pub fn pb_demo_inventory(
+    host: &str,
+    mid: &str,
+    version: &str,
+) -> patchbay_core::inventory::Inventory {
+    use patchbay_core::inventory::*;
+    Inventory {
+        facts: HostFacts {
+            hostname: host.into(),
+            machine_id: mid.into(),
+            os: OsRelease {
+                id: "debian".into(),
+                version_id: "12".into(),
+                ..Default::default()
+            },
+            kernel: "6.1.0".into(),
+            arch: "amd64".into(),
+            ..Default::default()
+        },
+        format: Some(PackageFormat::Deb),
+        packages: vec![Package {
+            name: "pb-demo".into(),
+            version: version.into(),
+            arch: "all".into(),
+            source: None,
+            source_version: None,
+        }],
+        pending_updates: vec![],
+    }
+}
+
+/// A check-in body with the whole inventory and `results` (JSON).
+pub fn full_checkin(
+    inv: patchbay_core::inventory::Inventory,
+    results: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::to_value(patchbay_proto::agent::CheckinRequest {
+        protocol: 1,
+        inventory_hash: inv.content_hash(),
+        inventory: patchbay_proto::agent::InventoryPayload::Full { inventory: inv },
+        results: serde_json::from_value(results).unwrap(),
+        wait_secs: None,
+        key_refusals: Vec::new(),
+    })
+    .unwrap()
+}
+
+/// `n` agents enrolled as h1…hn (machine ids `mid_base + i`), each having
+/// sent a full inventory with `pb-demo` 1.0.
+pub async fn fleet(s: &InProcess, n: usize, mid_base: usize) -> Vec<Host> {
+    use serde_json::json;
+    let et = s
+        .ok_json(
+            "POST",
+            "/api/v1/enroll-tokens",
+            &s.admin,
+            json!({"uses": n, "ttl_secs": 3600}),
+        )
+        .await;
+    let mut out = vec![];
+    for i in 1..=n {
+        let name = format!("h{i}");
+        let mid = format!("{:032x}", mid_base + i);
+        let e = s
+            .ok_json(
+                "POST",
+                "/agent/v1/enroll",
+                "-",
+                json!({"protocol": 1, "enroll_token": et["token"], "hostname": name, "machine_id": mid}),
+            )
+            .await;
+        let secret = e["agent_secret"].as_str().unwrap().to_string();
+        s.ok_json(
+            "POST",
+            "/agent/v1/checkin",
+            &secret,
+            full_checkin(pb_demo_inventory(&name, &mid, "1.0"), json!([])),
+        )
+        .await;
+        out.push(Host { name, mid, secret });
+    }
+    out
+}
+
+/// Imports DSA-9999-1 (`pb-demo` fixed in 1.1, Debian 12) and assesses the
+/// fleet: every host on 1.0 gets an open finding.
+pub async fn import_pb_demo_advisory(s: &InProcess) {
+    let advisory = patchbay_feeds::osv::parse_str(
+        r#"{"id": "DSA-9999-1", "modified": "2026-12-01T00:00:00Z", "aliases": ["CVE-2026-99999"],
+            "affected": [{"package": {"ecosystem": "Debian:12", "name": "pb-demo"},
+              "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1"}]}]}]}"#,
+    )
+    .unwrap();
+    s.app
+        .import_advisories("test", &[advisory], 0, &patchbay_app::Caller::local("test"))
+        .await
+        .unwrap();
+    s.app.assess_fleet(&|_, _| {}).await.unwrap();
+}
