@@ -28,8 +28,8 @@
 //!   times on the server's clock, so a rollout completes as it does with true
 //!   clocks (a host an hour behind would otherwise hold its job for an hour).
 
-use crate::rollout::{Engine, Host, Server, job_of, rings, wait_deployment};
-use crate::support::{AGENT, deb_repo, ensure_tools, run, wait_for};
+use crate::rollout::{Engine, Host, Server, free_addr, job_of, rings, wait_deployment};
+use crate::support::{AGENT, deb_repo, ensure_tools, in_parallel, run, wait_for};
 use patchbay_client::{Client, HttpError};
 use serde_json::{Value, json};
 use std::fs::File;
@@ -85,65 +85,6 @@ fn secs_env(var: &str, default: u64) -> u64 {
     }
 }
 
-fn free_addr() -> SocketAddr {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("127.0.0.1:{port}").parse().unwrap()
-}
-
-/// `patchbay serve` on `db` with `data_dir`, logging to `dir/server.log`.
-fn serve(db: &str, data_dir: &Path, dir: tempfile::TempDir) -> Server {
-    let bin = Path::new(AGENT).with_file_name("patchbay");
-    assert!(
-        bin.is_file(),
-        "{} is missing; build it: cargo build -p patchbay",
-        bin.display()
-    );
-    let addr = free_addr();
-    let log = File::create(dir.path().join("server.log")).unwrap();
-    let child = Command::new(&bin)
-        .arg("serve")
-        .args(["--db", db])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--listen", &addr.to_string()])
-        .args(["--duty-tick", "1s"])
-        .env("RUST_LOG", "info")
-        .env_remove("PATCHBAY_DB")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-    let url = format!("http://{addr}");
-    let mut s = Server {
-        child,
-        addr,
-        api: Client::new(&url, None, Duration::from_secs(30)),
-        dir,
-    };
-    let probe = Client::new(&url, None, Duration::from_secs(2));
-    let start = Instant::now();
-    while probe.get_text("/healthz").is_err() {
-        if let Ok(Some(st)) = s.child.try_wait() {
-            panic!("patchbay serve exited ({st}):\n{}", s.log());
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "patchbay serve did not answer /healthz within 60 s:\n{}",
-            s.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let token =
-        std::fs::read_to_string(data_dir.join("admin.token")).expect("DATA_DIR/admin.token");
-    s.api = Client::new(&url, Some(token.trim().to_owned()), Duration::from_secs(30));
-    s
-}
-
 /// The server process is the one started (never restarted) and alive, and
 /// its log shows no panic.
 fn assert_alive(s: &mut Server, pid: u32) {
@@ -183,15 +124,7 @@ fn hosts(first: u8, n: u8, server: SocketAddr) -> Vec<Host> {
         first >= 51 && first + n - 1 <= 60,
         "chaos uses link slots 51–60"
     );
-    std::thread::scope(|sc| {
-        let handles: Vec<_> = (1..=n)
-            .map(|i| sc.spawn(move || Host::prepare(i, first + i - 1, repo_addr, server)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
+    in_parallel(n, |i| Host::prepare(i, first + i - 1, repo_addr, server))
 }
 
 /// Enrols every host (agents started with `start`) and waits for their
@@ -395,7 +328,7 @@ pub(crate) fn postgres_restarted_and_stopped_under_a_rollout() {
         .tempdir()
         .unwrap();
     let data = dir.path().join("data");
-    let mut s = serve(&pg.url(), &data, dir);
+    let mut s = Server::serve(&pg.url(), &data, dir, &[]);
     let pid = s.child.id();
     p.say(&format!(
         "own PostgreSQL on port {}, server up on {}",
@@ -818,7 +751,7 @@ pub(crate) fn sqlite_disk_full_then_space_returns() {
     let db_path = fs.mnt.join("patchbay.db");
     let db = format!("sqlite://{}", db_path.display());
     let data = fs.mnt.join("data");
-    let mut s = serve(&db, &data, dir);
+    let mut s = Server::serve(&db, &data, dir, &[]);
     let pid = s.child.id();
     p.say(&format!(
         "server on a 24 MB loop-mounted ext4 ({})",

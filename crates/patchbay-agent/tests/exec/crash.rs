@@ -43,13 +43,15 @@
 //! is a new lease holder and drives rollouts once its dead predecessor's
 //! leader lease has expired (as documented in `crate::duties`).
 
-use crate::rollout::{Engine, Host, Server, fresh_postgres, rings, ts};
-use crate::support::{AGENT, deb_repo, ensure_tools, journal, run, wait_for};
+use crate::rollout::{Engine, Host, Server, db_url, free_addr, patchbay_bin, rings, ts};
+use crate::support::{
+    deb_repo, drop_in_parallel, ensure_tools, in_parallel, journal, run, wait_for,
+};
 use patchbay_client::Client;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -166,26 +168,13 @@ struct Crashable {
 
 impl Crashable {
     fn start(engine: Engine) -> Crashable {
-        let bin = Path::new(AGENT).with_file_name("patchbay");
-        assert!(
-            bin.is_file(),
-            "{} is missing; build it: cargo build -p patchbay",
-            bin.display()
-        );
+        let bin = patchbay_bin();
         let dir = tempfile::Builder::new()
             .prefix("pb-crash-server-")
             .tempdir()
             .unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let db = match engine {
-            Engine::Sqlite => format!("sqlite://{}", dir.path().join("patchbay.db").display()),
-            Engine::Postgres => fresh_postgres(),
-        };
+        let addr = free_addr();
+        let db = db_url(engine, dir.path());
         let child = spawn(&bin, &db, dir.path(), addr);
         let url = format!("http://{addr}");
         let mut c = Crashable {
@@ -685,17 +674,8 @@ fn crash_run(engine: Engine) {
     let mut c = Crashable::start(engine);
     let server_addr = c.server.addr;
     clock.phase(&format!("server up on {server_addr}"));
-    let mut hosts: Vec<Host> = std::thread::scope(|sc| {
-        let handles: Vec<_> = (1..=HOSTS as u8)
-            .map(|n| {
-                let slot = first_slot(engine) + n - 1;
-                sc.spawn(move || Host::prepare(n, slot, repo_addr, server_addr))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+    let mut hosts: Vec<Host> = in_parallel(HOSTS as u8, |n| {
+        Host::prepare(n, first_slot(engine) + n - 1, repo_addr, server_addr)
     });
     clock.phase(&format!(
         "{HOSTS} Debian roots with pb-demo 1.0, each in its namespace"
@@ -1058,10 +1038,6 @@ fn crash_run(engine: Engine) {
         "final state as without crashes; {} job keys each run once on their host, each result stored once and taken in",
         expected.len()
     ));
-    std::thread::scope(|sc| {
-        for h in hosts {
-            sc.spawn(move || drop(h));
-        }
-    });
+    drop_in_parallel(hosts);
     clock.phase("agents stopped, namespaces and roots removed");
 }

@@ -17,7 +17,7 @@
 //! shows the same numbers.
 
 use crate::rollout::{Engine, Host, Server, job_of, toml_str};
-use crate::support::{AGENT, deb_repo, ensure_tools, wait_for};
+use crate::support::{AGENT, deb_repo, drop_in_parallel, ensure_tools, in_parallel, wait_for};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -93,18 +93,9 @@ fn measured_values_reach_the_health_gate(engine: Engine) {
         Engine::Sqlite => 31,
         Engine::Postgres => 31 + HOSTS,
     };
-    let mut hosts: Vec<Host> = std::thread::scope(|sc| {
-        let handles: Vec<_> = (1..=HOSTS)
-            .map(|n| {
-                let addr = server.addr;
-                sc.spawn(move || Host::prepare(n, first + n - 1, repo_addr, addr))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
+    let addr = server.addr;
+    let mut hosts: Vec<Host> =
+        in_parallel(HOSTS, |n| Host::prepare(n, first + n - 1, repo_addr, addr));
     for (i, h) in hosts.iter().enumerate() {
         h.root.config(&config(h, i as u8 + 1));
     }
@@ -237,9 +228,5 @@ fn measured_values_reach_the_health_gate(engine: Engine) {
     phase(&format!(
         "{id} halted on p99: measured values stored, judged, shown; junk sent without a value"
     ));
-    std::thread::scope(|sc| {
-        for h in hosts {
-            sc.spawn(move || drop(h));
-        }
-    });
+    drop_in_parallel(hosts);
 }

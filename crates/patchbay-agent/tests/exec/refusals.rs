@@ -38,7 +38,7 @@
 //! it on the host's row, as text and as `--format json`.
 
 use crate::rollout::{Engine, Host, Server, job_of, toml_str};
-use crate::support::{AGENT, deb_repo, ensure_tools, run, wait_for};
+use crate::support::{AGENT, deb_repo, drop_in_parallel, ensure_tools, in_parallel, run, wait_for};
 use patchbay_core::audit::Signer;
 use patchbay_core::job::{SignedJob, sign};
 use serde_json::{Value, json};
@@ -569,18 +569,8 @@ fn six_refusals(engine: Engine) {
         Engine::Sqlite => 21,
         Engine::Postgres => 24,
     };
-    let mut hosts: Vec<Steered> = std::thread::scope(|sc| {
-        let handles: Vec<_> = (1..=3u8)
-            .map(|n| {
-                let addr = server.addr;
-                sc.spawn(move || prepare(n, first + n - 1, repo_addr, addr))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
+    let addr = server.addr;
+    let mut hosts: Vec<Steered> = in_parallel(3, |n| prepare(n, first + n - 1, repo_addr, addr));
     // h1: jobs enabled (signature, check, deadline, key); h2: the pinned
     // plugin (scope); h3: jobs disabled.
     hosts[0].host.root.config(&enabled_config());
@@ -818,11 +808,7 @@ fn six_refusals(engine: Engine) {
         "server restarted with a new signing key: it refuses to create a deployment (no job signed)",
     );
 
-    std::thread::scope(|sc| {
-        for h in hosts {
-            sc.spawn(move || drop(h));
-        }
-    });
+    drop_in_parallel(hosts);
     drop(server);
     phase("agents stopped, namespaces and roots removed");
 }

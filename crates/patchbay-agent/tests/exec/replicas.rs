@@ -26,7 +26,9 @@
 //!   key in each journal, one `job.result` per key).
 
 use crate::rollout::{fresh_postgres, job_of, ring_states, rings, toml_str, ts};
-use crate::support::{AGENT, Root, debian_root, ensure_tools, journal, kill_tree, run};
+use crate::support::{
+    AGENT, Root, debian_root, drop_in_parallel, ensure_tools, in_parallel, journal, kill_tree, run,
+};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use patchbay_client::Client;
@@ -671,15 +673,7 @@ pub(crate) fn postgres_three_replicas_behind_haproxy_rolling_restart_and_leader_
         lb.url()
     ));
 
-    let mut hosts: Vec<Host> = std::thread::scope(|sc| {
-        let handles: Vec<_> = (1..=HOSTS)
-            .map(|n| sc.spawn(move || Host::prepare(n)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
+    let mut hosts: Vec<Host> = in_parallel(HOSTS as u8, |n| Host::prepare(usize::from(n)));
     let et = api.post(
         "/api/v1/enroll-tokens",
         json!({"uses": HOSTS, "ttl_secs": 3600}),
@@ -1012,9 +1006,5 @@ pub(crate) fn postgres_three_replicas_behind_haproxy_rolling_restart_and_leader_
     clock.phase(&format!(
         "{id2} completed after the leader's death: each key leased once, run once, one result each"
     ));
-    std::thread::scope(|sc| {
-        for h in hosts {
-            sc.spawn(move || drop(h));
-        }
-    });
+    drop_in_parallel(hosts);
 }

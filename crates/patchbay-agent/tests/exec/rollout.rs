@@ -22,7 +22,10 @@
 //!   canary is rolled back to 1.1 (dpkg shows it, `web` passes again), and no
 //!   job of that deployment is ever leased to a later ring.
 
-use crate::support::{AGENT, Root, deb_repo, debian_root, ensure_tools, journal, run, wait_for};
+use crate::support::{
+    AGENT, Root, deb_repo, debian_root, drop_in_parallel, ensure_tools, in_parallel, journal, run,
+    wait_for,
+};
 use patchbay_client::Client;
 use serde_json::{Value, json};
 use std::fs::File;
@@ -257,37 +260,70 @@ pub(crate) struct Server {
     pub(crate) dir: tempfile::TempDir,
 }
 
+/// The `patchbay` binary beside the agent under test (`cargo build -p
+/// patchbay` puts it there; `cargo test --workspace` builds it).
+pub(crate) fn patchbay_bin() -> PathBuf {
+    let bin = Path::new(AGENT).with_file_name("patchbay");
+    assert!(
+        bin.is_file(),
+        "{} is missing; build it: cargo build -p patchbay",
+        bin.display()
+    );
+    bin
+}
+
+/// A port on 127.0.0.1 free at the moment.
+pub(crate) fn free_addr() -> SocketAddr {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The database of a server whose files live in `dir`: a SQLite file there,
+/// or a fresh PostgreSQL database.
+pub(crate) fn db_url(engine: Engine, dir: &Path) -> String {
+    match engine {
+        Engine::Sqlite => format!("sqlite://{}", dir.join("patchbay.db").display()),
+        Engine::Postgres => fresh_postgres(),
+    }
+}
+
 impl Server {
     pub(crate) fn start(engine: Engine) -> Server {
-        let bin = Path::new(AGENT).with_file_name("patchbay");
-        assert!(
-            bin.is_file(),
-            "{} is missing; build it: cargo build -p patchbay",
-            bin.display()
-        );
         let dir = tempfile::Builder::new()
             .prefix("pb-e2e-server-")
             .tempdir()
             .unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let db = match engine {
-            Engine::Sqlite => format!("sqlite://{}", dir.path().join("patchbay.db").display()),
-            Engine::Postgres => fresh_postgres(),
-        };
+        let db = db_url(engine, dir.path());
+        let data = dir.path().join("data");
+        Server::serve(&db, &data, dir, &[])
+    }
+
+    /// `patchbay serve` on `db` with `data_dir` (and `extra` flags) on a free
+    /// port of 127.0.0.1, logging to `dir/server.log`; returns once it
+    /// answers `/healthz`, its API client holding the admin token.
+    pub(crate) fn serve(
+        db: &str,
+        data_dir: &Path,
+        dir: tempfile::TempDir,
+        extra: &[&str],
+    ) -> Server {
+        let bin = patchbay_bin();
+        let addr = free_addr();
         let log = File::create(dir.path().join("server.log")).unwrap();
         let child = Command::new(&bin)
             .arg("serve")
-            .args(["--db", &db])
+            .args(["--db", db])
             .arg("--data-dir")
-            .arg(dir.path().join("data"))
+            .arg(data_dir)
             .args(["--listen", &addr.to_string()])
-            // The finest tick the flag takes: the rollout driver steps every second.
+            // The rollout driver steps every second (and at once when a
+            // result arrives).
             .args(["--duty-tick", "1s"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("PATCHBAY_DB")
             .stdin(Stdio::null())
@@ -315,8 +351,8 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let token = std::fs::read_to_string(server.dir.path().join("data/admin.token"))
-            .expect("DATA_DIR/admin.token");
+        let token =
+            std::fs::read_to_string(data_dir.join("admin.token")).expect("DATA_DIR/admin.token");
         server.api = Client::new(&url, Some(token.trim().to_owned()), Duration::from_secs(30));
         server
     }
@@ -634,17 +670,9 @@ pub(crate) fn five_hosts_in_namespaces_good_then_bad_with_a_cut_link(engine: Eng
 
     // Five hosts, prepared in parallel (copy of the base root, pb-demo 1.0,
     // namespace, relays, apt-get update from inside the namespace).
-    let mut hosts: Vec<Host> = std::thread::scope(|sc| {
-        let handles: Vec<_> = (1..=HOSTS as u8)
-            .map(|n| {
-                let slot = engine.first_slot() + n - 1;
-                sc.spawn(move || Host::prepare(n, slot, repo_addr, server.addr))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+    let addr = server.addr;
+    let mut hosts: Vec<Host> = in_parallel(HOSTS as u8, |n| {
+        Host::prepare(n, engine.first_slot() + n - 1, repo_addr, addr)
     });
     clock.phase("5 Debian roots with pb-demo 1.0, each in its namespace, repository reachable");
 
@@ -1009,10 +1037,6 @@ pub(crate) fn five_hosts_in_namespaces_good_then_bad_with_a_cut_link(engine: Eng
         "{bad} halted in the canary: rolled back to 1.1, web passes, nothing leased to later rings"
     ));
     // Removing a fresh root is slow on some disks: all five at once.
-    std::thread::scope(|sc| {
-        for h in hosts {
-            sc.spawn(move || drop(h));
-        }
-    });
+    drop_in_parallel(hosts);
     clock.phase("agents stopped, namespaces and roots removed");
 }

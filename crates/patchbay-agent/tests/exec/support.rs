@@ -520,3 +520,26 @@ pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `make(1)` … `make(n)`, each on a thread of its own (a test host takes
+/// seconds to prepare), in order; a panic in one is raised here.
+pub fn in_parallel<T: Send>(n: u8, make: impl Fn(u8) -> T + Sync) -> Vec<T> {
+    let make = &make;
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = (1..=n).map(|i| sc.spawn(move || make(i))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// Drops every item at once (removing a test host's root and namespace is
+/// slow on some disks).
+pub fn drop_in_parallel<T: Send>(items: Vec<T>) {
+    std::thread::scope(|sc| {
+        for it in items {
+            sc.spawn(move || drop(it));
+        }
+    });
+}
