@@ -260,6 +260,71 @@ struct Selection {
     pins: BTreeMap<String, Vec<PackagePin>>,
 }
 
+/// When a host's job may start, given the maintenance windows (by name)
+/// and blackouts covering it: its slots (none: any time before the
+/// deadline) and the preview's words for them — or why the host is left
+/// alone. A job never starts where it would run (for `estimate`) into a
+/// blackout.
+fn host_slots(
+    windows: &[(&str, &patchbay_core::window::Window)],
+    blackouts: &[&patchbay_core::plan::Blackout],
+    mode: WindowMode,
+    now: Timestamp,
+    deadline: Timestamp,
+    estimate: SignedDuration,
+) -> Result<(Vec<patchbay_core::rollout::Slot>, String), String> {
+    use patchbay_core::plan::{job_slots, without_blackouts};
+    let note = if blackouts.is_empty() {
+        String::new()
+    } else {
+        let ids: Vec<&str> = blackouts.iter().map(|b| b.id.as_str()).collect();
+        format!("; outside blackout(s) {}", ids.join(", "))
+    };
+    let until = fmt_ts(deadline);
+    if windows.is_empty() || mode == WindowMode::Ignore {
+        if mode == WindowMode::Required {
+            return Err("no maintenance window covers it (windows = required)".into());
+        }
+        let why = if mode == WindowMode::Ignore {
+            "windows ignored"
+        } else {
+            "no maintenance window covers it"
+        };
+        let text = format!("any time until {until} ({why}){note}");
+        if blackouts.is_empty() {
+            return Ok((vec![], text));
+        }
+        let whole = patchbay_core::rollout::Slot {
+            opens: now,
+            closes: deadline,
+        };
+        let free = without_blackouts(vec![whole], blackouts, estimate);
+        if free.is_empty() {
+            return Err(format!(
+                "blackouts cover the whole time until the deadline {until}{note}"
+            ));
+        }
+        return Ok((free, text));
+    }
+    let names: Vec<&str> = windows.iter().map(|(n, _)| *n).collect();
+    let ws: Vec<&patchbay_core::window::Window> = windows.iter().map(|(_, w)| *w).collect();
+    let free = job_slots(&ws, blackouts, now, deadline, estimate);
+    let Some(first) = free.first() else {
+        return Err(format!(
+            "no occurrence of its maintenance window(s) {} lets a job start before the deadline {until}{note}",
+            names.join(", ")
+        ));
+    };
+    let text = format!(
+        "{}: {} slot(s) before {until}, first {} – {}{note}",
+        names.join(", "),
+        free.len(),
+        fmt_ts(first.opens),
+        fmt_ts(first.closes)
+    );
+    Ok((free, text))
+}
+
 /// A planned deployment: the preview, and the rings with their hosts.
 struct Planned {
     preview: DeploymentPreview,
@@ -291,11 +356,8 @@ impl App {
             .map_err(|e| AppError::invalid(format!("tier: {e}")))?;
         let mut snap = self.snapshot().await?;
         let (policy, _) = snap.policy_in_force().await?;
-        let findings = snap.open_findings().await?;
-        let mut ranked = snap.rank(&policy, findings).await?;
-        let exceptions = snap.exceptions().await?;
+        let ranked = snap.ranked_open(&policy).await?;
         drop(snap);
-        crate::ranking::mark(&mut ranked, &exceptions, self.now());
         let catalog = self.patches_from(&policy, &ranked).await;
         let mut chosen: BTreeSet<(String, String, String)> = BTreeSet::new();
         let mut names = BTreeSet::new();
@@ -609,78 +671,23 @@ impl App {
                 .filter(|(r, _)| crate::schedule::covers(&r.groups, &r.assets, &host, &groups))
                 .map(|(_, b)| b)
                 .collect();
-            let blackout_note = if bs.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; outside blackout(s) {}",
-                    bs.iter()
-                        .map(|b| b.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            let skip = |reason: String| PreviewSkip {
-                asset: host.clone(),
-                reason,
-            };
-            let (mine, text) = if covering.is_empty() || mode == WindowMode::Ignore {
-                if mode == WindowMode::Required {
-                    skipped.push(skip(
-                        "no maintenance window covers it (windows = required)".into(),
-                    ));
-                    pins.remove(&host);
-                    continue;
+            let ws: Vec<(&str, &patchbay_core::window::Window)> = covering
+                .iter()
+                .map(|i| (window_rows[*i].name.as_str(), &windows[*i]))
+                .collect();
+            match host_slots(&ws, &bs, mode, now, deadline, job_timeout) {
+                Ok((mine, text)) => {
+                    slots.insert(host.clone(), mine);
+                    window_of.insert(host, text);
                 }
-                let whole = patchbay_core::rollout::Slot {
-                    opens: now,
-                    closes: deadline,
-                };
-                let free = patchbay_core::plan::without_blackouts(vec![whole], &bs, job_timeout);
-                let why = if mode == WindowMode::Ignore {
-                    "windows ignored"
-                } else {
-                    "no maintenance window covers it"
-                };
-                let text = format!("any time until {} ({why}){blackout_note}", fmt_ts(deadline));
-                (if bs.is_empty() { vec![] } else { free }, text)
-            } else {
-                let ws: Vec<&patchbay_core::window::Window> =
-                    covering.iter().map(|i| &windows[*i]).collect();
-                let names: Vec<&str> = covering
-                    .iter()
-                    .map(|i| window_rows[*i].name.as_str())
-                    .collect();
-                let free = patchbay_core::plan::job_slots(&ws, &bs, now, deadline, job_timeout);
-                let Some(first) = free.first() else {
-                    skipped.push(skip(format!(
-                        "no occurrence of its maintenance window(s) {} lets a job start before the deadline {}{blackout_note}",
-                        names.join(", "),
-                        fmt_ts(deadline)
-                    )));
+                Err(reason) => {
+                    skipped.push(PreviewSkip {
+                        asset: host.clone(),
+                        reason,
+                    });
                     pins.remove(&host);
-                    continue;
-                };
-                let text = format!(
-                    "{}: {} slot(s) before {}, first {} – {}{blackout_note}",
-                    names.join(", "),
-                    free.len(),
-                    fmt_ts(deadline),
-                    fmt_ts(first.opens),
-                    fmt_ts(first.closes)
-                );
-                (free, text)
-            };
-            if mine.is_empty() && !bs.is_empty() {
-                skipped.push(skip(format!(
-                    "blackouts cover the whole time until the deadline {}{blackout_note}",
-                    fmt_ts(deadline)
-                )));
-                pins.remove(&host);
-                continue;
+                }
             }
-            slots.insert(host.clone(), mine);
-            window_of.insert(host, text);
         }
         // Rings: from the request, else the policy's `[[rings]]` (a host in
         // none of them is left alone), else one ring of everything.
