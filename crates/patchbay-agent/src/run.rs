@@ -12,13 +12,14 @@
 use crate::collect::{CollectOptions, collect};
 use crate::exec::config::Config;
 use crate::jobs::{self, JobContext, Outbox};
-use crate::state::{Acked, Identity, StateDir};
+use crate::state::{Acked, ClientCert, Identity, StateDir};
 use anyhow::{Context, bail};
 use patchbay_client::{Client, HttpError};
 use patchbay_core::inventory::{Inventory, PackageDelta};
 use patchbay_proto::AGENT_PROTOCOL_VERSION;
 use patchbay_proto::agent::{
-    CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, InventoryPayload,
+    CertificateRequest, CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse,
+    InventoryPayload, IssuedCertificate,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -149,7 +150,15 @@ pub fn enroll(
             state.path().display()
         );
     };
+    // The enrolment presents no client certificate (an old one may have
+    // expired: re-enrolling is how an agent recovers); over HTTPS it asks for
+    // one for a new key, which a server with agent mutual TLS issues.
     let client = Client::new(&opts.server, None, opts.timeout).with_ca(opts.ca_cert.as_deref())?;
+    let new_key = if is_https(&opts.server) {
+        Some(new_key_and_csr()?)
+    } else {
+        None
+    };
     let resp: EnrollResponse = client
         .send(
             "POST",
@@ -160,6 +169,7 @@ pub fn enroll(
                 hostname: hostname(inv),
                 machine_id: inv.facts.machine_id.clone(),
                 agent_secret: previous_secret,
+                csr: new_key.as_ref().map(|(_, csr)| csr.clone()),
             },
         )
         .with_context(|| format!("enrolling with {}", opts.server))?;
@@ -172,8 +182,98 @@ pub fn enroll(
     };
     state.save_identity(&id)?;
     state.clear_acked()?;
+    match (resp.client_certificate, new_key) {
+        (Some(issued), Some((key_pem, _))) => save_certificate(state, issued, key_pem)?,
+        // A certificate of an earlier enrolment belongs to a revoked agent.
+        _ => state.clear_client_cert()?,
+    }
     tracing::info!(agent = %id.agent_id, asset = %id.asset_name, "enrolled");
     Ok(id)
+}
+
+fn is_https(server: &str) -> bool {
+    server
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+}
+
+/// A new TLS client key (ECDSA P-256, PEM) and a certificate signing request
+/// for it (PEM). The server takes only the public key from the request.
+pub fn new_key_and_csr() -> anyhow::Result<(String, String)> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .context("making a TLS client key")?;
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .and_then(|r| r.pem())
+        .context("making a certificate signing request")?;
+    Ok((key.serialize_pem(), csr))
+}
+
+fn save_certificate(
+    state: &StateDir,
+    issued: IssuedCertificate,
+    key_pem: String,
+) -> anyhow::Result<()> {
+    state.save_client_cert(&ClientCert {
+        key_pem,
+        cert_pem: issued.certificate,
+        not_after: issued.not_after.clone(),
+        sha256: issued.sha256,
+    })?;
+    tracing::info!(not_after = %issued.not_after, "stored the TLS client certificate issued by the server");
+    Ok(())
+}
+
+/// A client for the server with the agent's TLS settings: `--ca-cert`, and
+/// the agent's client certificate when it has one that has not expired (an
+/// expired one would fail the handshake; without one, a server that requires
+/// it answers 401 and the agent re-enrols when it has an enrolment token).
+fn agent_client(
+    opts: &AgentOptions,
+    state: &StateDir,
+    token: Option<String>,
+    timeout: Duration,
+) -> anyhow::Result<Client> {
+    let mut client = Client::new(&opts.server, token, timeout).with_ca(opts.ca_cert.as_deref())?;
+    if !is_https(&opts.server) {
+        return Ok(client);
+    }
+    if let Some(cc) = state.client_cert()? {
+        let expired = cc
+            .not_after
+            .parse::<jiff::Timestamp>()
+            .map(|end| end <= jiff::Timestamp::now())
+            .unwrap_or(true);
+        if expired {
+            tracing::warn!(not_after = %cc.not_after, "the TLS client certificate has expired; not presenting it (re-enrol with --enroll-token if the server requires it)");
+        } else {
+            let what = state.path().join("client-cert.json").display().to_string();
+            client = client.with_client_cert(&cc.cert_pem, &cc.key_pem, &what)?;
+        }
+    }
+    Ok(client)
+}
+
+/// Gets a new client certificate for a new key (`POST /agent/v1/certificate`)
+/// and stores it; the request presents the current one, if any.
+pub fn renew_certificate(
+    opts: &AgentOptions,
+    state: &StateDir,
+    id: &Identity,
+) -> anyhow::Result<()> {
+    let (key_pem, csr) = new_key_and_csr()?;
+    let client = agent_client(opts, state, Some(id.secret.clone()), opts.timeout)?;
+    let issued: IssuedCertificate = client
+        .send(
+            "POST",
+            "/agent/v1/certificate",
+            &CertificateRequest {
+                protocol: AGENT_PROTOCOL_VERSION,
+                csr,
+            },
+        )
+        .with_context(|| format!("getting a TLS client certificate from {}", opts.server))?;
+    save_certificate(state, issued, key_pem)
 }
 
 /// Builds the check-in payload: nothing if unchanged, a delta against the last
@@ -275,8 +375,7 @@ pub fn checkin_with(opts: &AgentOptions, inv: &Inventory) -> anyhow::Result<Chec
         // The --server given now wins over the one recorded at enrolment: servers
         // move (new address, load balancer) without re-enrolling their fleet.
         let wait = Duration::from_secs(opts.wait_secs.into());
-        let client = Client::new(&opts.server, Some(id.secret.clone()), opts.timeout + wait)
-            .with_ca(opts.ca_cert.as_deref())?;
+        let client = agent_client(opts, &state, Some(id.secret.clone()), opts.timeout + wait)?;
         let req = CheckinRequest {
             key_refusals: state.key_refusals()?,
             results: outbox.results.clone(),
@@ -303,6 +402,14 @@ pub fn checkin_with(opts: &AgentOptions, inv: &Inventory) -> anyhow::Result<Chec
                 // key in force now.
                 let key_refusals =
                     follow_key_announcements(&state, &mut id, &resp.key_announcements)?;
+                // The server asks for a (new) client certificate: a failure
+                // costs nothing now, the next check-in asks again.
+                if resp.certificate_wanted
+                    && is_https(&opts.server)
+                    && let Err(e) = renew_certificate(opts, &state, &id)
+                {
+                    tracing::warn!(error = %format!("{e:#}"), "getting a TLS client certificate failed; retrying at the next check-in");
+                }
                 let ctx = job_context(opts, &state, &id);
                 jobs::receive(&mut outbox, &resp.jobs, &ctx, jobs::server_now())?;
                 let jobs_run = jobs::run_due(&mut outbox, &ctx)?;

@@ -5,6 +5,8 @@
 //!   for the next delta.
 //! - `outbox.json`: server jobs admitted and not yet finished, and job results
 //!   not yet acknowledged by the server ([`crate::jobs::Outbox`]).
+//! - `client-cert.json` (mode 0600): the agent's TLS client key and the
+//!   certificate the server's agent CA issued for it (agent mutual TLS).
 //! - `key-refusals.json`: server key announcements refused (not signed by the
 //!   pinned key), kept until a check-in has reported them.
 //! - `journal.jsonl`, `logs/`, `agent.lock`: the execution layer's
@@ -35,6 +37,20 @@ pub struct Identity {
     /// server had no signing key.
     #[serde(default)]
     pub server_public_key: Option<String>,
+}
+
+/// The agent's TLS client certificate and its key (agent mutual TLS). The key
+/// is made on this host and never leaves it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientCert {
+    /// Private key (PKCS#8 PEM).
+    pub key_pem: String,
+    /// Certificate (PEM).
+    pub cert_pem: String,
+    /// End of its validity (RFC 3339).
+    pub not_after: String,
+    /// SHA-256 of its DER (hex), as the server recorded it.
+    pub sha256: String,
 }
 
 /// The last inventory the server acknowledged.
@@ -103,6 +119,24 @@ impl StateDir {
     /// Saves the identity.
     pub fn save_identity(&self, id: &Identity) -> anyhow::Result<()> {
         self.write("identity.json", id)
+    }
+
+    /// The client certificate, if the server issued one.
+    pub fn client_cert(&self) -> anyhow::Result<Option<ClientCert>> {
+        self.read("client-cert.json")
+    }
+
+    /// Saves the client certificate with its key.
+    pub fn save_client_cert(&self, c: &ClientCert) -> anyhow::Result<()> {
+        self.write("client-cert.json", c)
+    }
+
+    /// Forgets the client certificate (enrolled with a server that issues none).
+    pub fn clear_client_cert(&self) -> anyhow::Result<()> {
+        match std::fs::remove_file(self.0.join("client-cert.json")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Key announcements refused and not yet reported.

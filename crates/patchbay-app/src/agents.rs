@@ -5,6 +5,7 @@
 //! server rewrites only the package rows that changed, and a check-in whose hash
 //! matches writes no package row at all (only the last-seen time).
 
+use crate::agent_ca::{Csr, Issued, MtlsMode};
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
 use jiff::SignedDuration;
 use patchbay_core::auth::Action;
@@ -13,7 +14,8 @@ use patchbay_core::names::{self, AssetName};
 use patchbay_core::token::{self, TokenKind};
 use patchbay_proto::AGENT_PROTOCOL_VERSION;
 use patchbay_proto::agent::{
-    CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse, InventoryPayload,
+    CertificateRequest, CheckinRequest, CheckinResponse, EnrollRequest, EnrollResponse,
+    InventoryPayload, IssuedCertificate,
 };
 use patchbay_proto::api::{EnrollmentApprovalIn, EnrollmentApprovalOut};
 use patchbay_proto::error::ErrorCode;
@@ -82,6 +84,9 @@ impl App {
             .map_err(|m| AppError::invalid(format!("hostname {:?}: {m}", req.hostname)))?;
         names::check_machine_id(&req.machine_id)
             .map_err(|m| AppError::invalid(format!("machine_id {:?}: {m}", req.machine_id)))?;
+        // A certificate request is checked before the enrolment token is
+        // used: a bad one costs the token nothing.
+        let csr = self.enrolment_csr(req.csr.as_deref())?;
         let now = self.now();
         let mut tx = self.change_for_enrolment().await?;
         let Some(enroll) = tx
@@ -187,12 +192,25 @@ impl App {
             now,
         )
         .await?;
+        let certificate = match (&csr, &self.agent_ca) {
+            (Some(csr), Some(ca)) => {
+                let issued = ca
+                    .issue(csr, &agent_id, now, self.config.agent_mtls.validity)
+                    .map_err(|m| AppError::new(ErrorCode::Internal, m))?;
+                tx.set_agent_certificate(&agent_id, &issued.sha256, issued.not_after)
+                    .await?;
+                Some(issued)
+            }
+            _ => None,
+        };
         tx.audit(
             "agent.enroll",
             &format!("asset:{asset_name}"),
             json!({"agent_id": agent_id, "hostname": req.hostname, "machine_id": req.machine_id,
                    "re_enrolled": kind == "re-enrolment", "adopted": kind == "adoption",
-                   "proof": proof, "revoked_agents": revoked, "remote": ctx.remote}),
+                   "proof": proof, "revoked_agents": revoked, "remote": ctx.remote,
+                   "certificate": certificate.as_ref().map(|c| json!({
+                       "sha256": c.sha256, "not_after": fmt_ts(c.not_after)}))}),
         )
         .await?;
         tx.commit().await?;
@@ -203,7 +221,64 @@ impl App {
             agent_secret: secret,
             checkin_interval_secs: self.config.checkin_interval_secs,
             server_public_key: self.signer().map(|s| s.public_hex()),
+            client_certificate: certificate.map(issued_out),
         })
+    }
+
+    /// The enrolment's certificate signing request, checked: required when
+    /// the server requires agent client certificates, ignored when agent
+    /// mutual TLS is off.
+    fn enrolment_csr(&self, csr: Option<&str>) -> Result<Option<Csr>, AppError> {
+        if self.agent_ca.is_none() {
+            return Ok(None);
+        }
+        match csr {
+            Some(pem) => Csr::parse(pem)
+                .map(Some)
+                .map_err(|m| AppError::invalid(format!("csr: {m}"))),
+            None if self.config.agent_mtls.mode == MtlsMode::Required => Err(AppError::invalid(
+                "csr: this server requires agent client certificates (mutual TLS); \
+                     the enrolment must carry a certificate signing request (upgrade the agent)",
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Issues the calling agent a new client certificate for the key of its
+    /// certificate signing request (its first on a server that turned agent
+    /// mutual TLS on, or a renewal); the one before stops being accepted.
+    /// Audited (`agent.certificate`).
+    pub async fn issue_agent_certificate(
+        &self,
+        agent: &crate::AgentCaller,
+        req: CertificateRequest,
+        ctx: &RequestCtx,
+    ) -> Result<IssuedCertificate, AppError> {
+        check_protocol(req.protocol)?;
+        let Some(ca) = &self.agent_ca else {
+            return Err(AppError::new(
+                ErrorCode::InvalidRequest,
+                "this server does not issue agent client certificates (agent mutual TLS is off)",
+            ));
+        };
+        let csr = Csr::parse(&req.csr).map_err(|m| AppError::invalid(format!("csr: {m}")))?;
+        let now = self.now();
+        let issued = ca
+            .issue(&csr, &agent.agent_id, now, self.config.agent_mtls.validity)
+            .map_err(|m| AppError::new(ErrorCode::Internal, m))?;
+        let mut tx = self.change_by_agent(agent).await?;
+        tx.set_agent_certificate(&agent.agent_id, &issued.sha256, issued.not_after)
+            .await?;
+        tx.audit(
+            "agent.certificate",
+            &format!("asset:{}", agent.asset_name),
+            json!({"agent_id": agent.agent_id, "sha256": issued.sha256,
+                   "not_after": fmt_ts(issued.not_after), "remote": ctx.remote,
+                   "presented": ctx.client_cert}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(issued_out(issued))
     }
 
     /// Audits a refused enrolment (in its own transaction) and builds its error.
@@ -311,6 +386,7 @@ impl App {
     ) -> Result<(CheckinResponse, CheckinKind), AppError> {
         let wait = req.wait_secs.unwrap_or(0).min(MAX_LONG_POLL_SECS);
         let (mut resp, kind) = self.checkin_now(agent, req).await?;
+        resp.certificate_wanted = agent.certificate_wanted;
         // Long poll: with no job at once, wait for one (answered within a
         // moment of its lease), then answer with whatever there is.
         if resp.jobs.is_empty() && wait > 0 {
@@ -373,6 +449,7 @@ impl App {
                         package_rows_written: 0,
                         next_checkin_secs: self.config.checkin_interval_secs,
                         key_announcements: self.key_announcements(),
+                        certificate_wanted: false,
                     },
                     CheckinKind::Unchanged,
                 ));
@@ -514,9 +591,18 @@ impl App {
                 package_rows_written: written,
                 next_checkin_secs: self.config.checkin_interval_secs,
                 key_announcements: self.key_announcements(),
+                certificate_wanted: false,
             },
             kind,
         ))
+    }
+}
+
+fn issued_out(i: Issued) -> IssuedCertificate {
+    IssuedCertificate {
+        certificate: i.pem,
+        not_after: fmt_ts(i.not_after),
+        sha256: i.sha256,
     }
 }
 

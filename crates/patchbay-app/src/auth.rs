@@ -6,6 +6,7 @@
 //! its role and scopes. [`App::require`] then admits an action only when the
 //! role permits it and the token's scopes include the action's scope.
 
+use crate::agent_ca;
 use crate::backoff::Realm;
 use crate::{App, AppError, fmt_ts, random32};
 use jiff::SignedDuration;
@@ -106,6 +107,9 @@ pub struct AgentCaller {
     pub asset_id: i64,
     /// That asset's name.
     pub asset_name: String,
+    /// The server wants the agent to get a (new) client certificate
+    /// ([`crate::agent_ca::certificate_wanted`]).
+    pub certificate_wanted: bool,
 }
 
 impl AgentCaller {
@@ -124,6 +128,9 @@ pub struct RequestCtx {
     pub path: String,
     /// Peer address.
     pub remote: String,
+    /// SHA-256 (hex) of the client certificate the TLS layer verified, if
+    /// the client presented one.
+    pub client_cert: Option<String>,
 }
 
 impl RequestCtx {
@@ -411,12 +418,28 @@ impl App {
             None => None,
         };
         match row {
-            Some(a) if a.revoked_at.is_none() => {
+            Some(a)
+                if a.revoked_at.is_none()
+                    && agent_ca::certificate_refusal(
+                        self.config.agent_mtls.mode,
+                        ctx.client_cert.as_deref(),
+                        a.cert_sha256.as_deref(),
+                    )
+                    .is_none() =>
+            {
+                let now = self.now();
                 if let Some(h) = &hash {
-                    let now = self.now();
                     self.backoff_lock().succeed(Realm::Agent, &source, h, now);
                 }
+                let presented_own = ctx.client_cert.is_some();
                 Ok(AgentCaller {
+                    certificate_wanted: self.agent_ca.is_some()
+                        && agent_ca::certificate_wanted(
+                            &self.config.agent_mtls,
+                            presented_own,
+                            a.cert_not_after,
+                            now,
+                        ),
                     agent_id: a.id,
                     asset_id: a.asset_id,
                     asset_name: a.asset_name,
@@ -430,7 +453,13 @@ impl App {
                 }
                 let reason = match (&secret, &other) {
                     (None, _) => "no agent credential",
-                    (Some(_), Some(_)) => "revoked agent credential",
+                    (Some(_), Some(a)) if a.revoked_at.is_some() => "revoked agent credential",
+                    (Some(_), Some(a)) => agent_ca::certificate_refusal(
+                        self.config.agent_mtls.mode,
+                        ctx.client_cert.as_deref(),
+                        a.cert_sha256.as_deref(),
+                    )
+                    .unwrap_or("refused"),
                     (Some(_), None) => "unknown agent credential",
                 };
                 let actor = other

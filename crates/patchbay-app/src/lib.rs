@@ -39,6 +39,7 @@
 //! - [`schedule`]: maintenance windows, blackouts, the plan preview, the calendar.
 #![forbid(unsafe_code)]
 
+pub mod agent_ca;
 pub mod agents;
 pub mod assess;
 pub mod assets;
@@ -124,6 +125,8 @@ pub struct AppConfig {
     pub duties: duties::DutiesConfig,
     /// Backoff on repeated authentication failures.
     pub auth_backoff: backoff::BackoffConfig,
+    /// Mutual TLS for agents (the CA itself: [`App::with_agent_ca`]).
+    pub agent_mtls: agent_ca::AgentMtls,
 }
 
 impl Default for AppConfig {
@@ -133,6 +136,7 @@ impl Default for AppConfig {
             checkin_interval_secs: 15 * 60,
             duties: duties::DutiesConfig::default(),
             auth_backoff: backoff::BackoffConfig::default(),
+            agent_mtls: agent_ca::AgentMtls::default(),
         }
     }
 }
@@ -162,6 +166,8 @@ pub struct App {
     /// Set (and rung) when the server starts shutting down: long-polling
     /// check-ins answer at once instead of holding the shutdown up.
     draining: Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>,
+    /// The agent CA, when agent mutual TLS is on.
+    agent_ca: Option<Arc<agent_ca::AgentCa>>,
 }
 
 /// Refusal entries one source (client IP address) may add to the audit log per
@@ -311,7 +317,20 @@ impl App {
             job_bell: Arc::default(),
             driver_bell: Arc::default(),
             draining: Arc::default(),
+            agent_ca: None,
         }
+    }
+
+    /// Issues agents' client certificates with this CA (agent mutual TLS;
+    /// [`AppConfig::agent_mtls`] says how they are enforced).
+    pub fn with_agent_ca(mut self, ca: agent_ca::AgentCa) -> Self {
+        self.agent_ca = Some(Arc::new(ca));
+        self
+    }
+
+    /// The agent CA, if agent mutual TLS is on.
+    pub fn agent_ca(&self) -> Option<&agent_ca::AgentCa> {
+        self.agent_ca.as_deref()
     }
 
     /// Signs audit entries (and evidence) with the server's key.

@@ -1378,6 +1378,7 @@ async fn enrol_and_check_in(
                 hostname: inv.facts.hostname.clone(),
                 machine_id: inv.facts.machine_id.clone(),
                 agent_secret: None,
+                csr: None,
             },
             &ctx,
         )

@@ -106,6 +106,27 @@ pub enum Format {
     Json,
 }
 
+/// `--agent-mtls` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AgentMtlsArg {
+    /// No client certificates.
+    Off,
+    /// Issue them; check them when presented.
+    Optional,
+    /// Refuse agent requests without the agent's own certificate.
+    Required,
+}
+
+impl From<AgentMtlsArg> for patchbay_app::agent_ca::MtlsMode {
+    fn from(a: AgentMtlsArg) -> Self {
+        match a {
+            AgentMtlsArg::Off => Self::Off,
+            AgentMtlsArg::Optional => Self::Optional,
+            AgentMtlsArg::Required => Self::Required,
+        }
+    }
+}
+
 /// Server options shared by `serve` and `dev`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -128,6 +149,20 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Mutual TLS for agents (needs --tls-cert). `optional`: each agent gets a
+    /// client certificate from Patchbay's own agent CA (DATA_DIR/agent-ca.pem
+    /// and agent-ca.key, created on first start; copy both to every replica)
+    /// at enrolment or its next check-in, and a certificate it presents must
+    /// be its own. `required`: agent requests without the agent's own
+    /// certificate are refused too. Go from off to optional to required, so
+    /// agents enrolled before pick theirs up. Needs TLS to end at this server
+    /// (a load balancer in TCP mode, not one that terminates TLS).
+    #[arg(long, value_enum, default_value_t = AgentMtlsArg::Off)]
+    pub agent_mtls: AgentMtlsArg,
+    /// Validity of agents' client certificates, e.g. 90d, 30d (agents renew
+    /// in the last third).
+    #[arg(long, default_value = "90d", value_parser = patchbay_core::when::flag_interval)]
+    pub agent_cert_validity: std::time::Duration,
     /// Background duties (exception expiry; later feed sync and rollouts) run
     /// on one replica at a time, the holder of a leader lease in the database.
     /// A dead leader's duties resume on another replica at most this much

@@ -35,6 +35,10 @@ fn settings(a: &ServeArgs) -> anyhow::Result<Settings> {
                 lease_ttl: signed(a.lease_ttl, "--lease-ttl")?,
                 exception_sweep_every: signed(a.exception_sweep_every, "--exception-sweep-every")?,
             },
+            agent_mtls: patchbay_app::agent_ca::AgentMtls {
+                mode: a.agent_mtls.into(),
+                validity: signed(a.agent_cert_validity, "--agent-cert-validity")?,
+            },
             ..AppConfig::default()
         },
     })
@@ -69,15 +73,33 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let s = settings(&a)?;
     runtime()?.block_on(async move {
         // Load the certificate before anything else, so a bad file fails fast.
+        let mtls = a.agent_mtls != crate::AgentMtlsArg::Off;
         let tls = match (&a.tls_cert, &a.tls_key) {
             (Some(c), Some(k)) => Some(patchbay_server::tls::load(c, k)?),
+            (None, None) if mtls => anyhow::bail!(
+                "--agent-mtls {} needs TLS: give --tls-cert and --tls-key",
+                patchbay_app::agent_ca::MtlsMode::from(a.agent_mtls).as_str()
+            ),
             (None, None) => None,
             _ => anyhow::bail!("--tls-cert and --tls-key go together"),
         };
         if a.header_read_timeout.is_zero() {
             anyhow::bail!("--header-read-timeout must be positive");
         }
+        if mtls && a.agent_cert_validity < Duration::from_secs(3600) {
+            anyhow::bail!("--agent-cert-validity must be at least 1h");
+        }
         let mut prepared = prepare(&s).await?;
+        // With agent mutual TLS the handshake checks client certificates
+        // against the agent CA (created by `prepare` on first start).
+        let tls = match (&a.tls_cert, &a.tls_key, prepared.app.agent_ca()) {
+            (Some(c), Some(k), Some(ca)) => Some(patchbay_server::tls::load_with_client_ca(
+                c,
+                k,
+                Some(ca.cert_pem()),
+            )?),
+            _ => tls,
+        };
         prepared.conn.header_read_timeout = a.header_read_timeout;
         let listener = TcpListener::bind(a.listen)
             .await

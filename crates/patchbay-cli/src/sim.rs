@@ -151,6 +151,7 @@ pub fn enrol_and_checkin(server: &str, enroll_token: &str, inv: &Inventory) -> a
             hostname: inv.facts.hostname.clone(),
             machine_id: inv.facts.machine_id.clone(),
             agent_secret: None,
+            csr: None,
         },
     )?;
     let c = Client::new(server, Some(e.agent_secret), Duration::from_secs(120));

@@ -54,6 +54,8 @@ pub struct Client {
     token: Option<String>,
     agent: ureq::Agent,
     timeout: Duration,
+    roots: Option<std::sync::Arc<Vec<ureq::tls::Certificate<'static>>>>,
+    client_cert: Option<ureq::tls::ClientCert>,
 }
 
 impl Client {
@@ -61,18 +63,31 @@ impl Client {
     /// optional bearer token. HTTPS servers are checked against Mozilla's roots
     /// unless [`Client::with_ca_file`] pins a CA.
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Self {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .timeout_global(Some(timeout))
-                .http_status_as_error(false)
-                .build(),
-        );
-        Self {
+        let mut c = Self {
             base: base.trim_end_matches('/').to_string(),
             token,
-            agent,
+            agent: ureq::Agent::new_with_defaults(),
             timeout,
+            roots: None,
+            client_cert: None,
+        };
+        c.rebuild();
+        c
+    }
+
+    /// A new connection pool with the current TLS settings.
+    fn rebuild(&mut self) {
+        let mut tls = ureq::tls::TlsConfig::builder().client_cert(self.client_cert.clone());
+        if let Some(roots) = &self.roots {
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(roots.clone()));
         }
+        self.agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .timeout_global(Some(self.timeout))
+                .http_status_as_error(false)
+                .tls_config(tls.build())
+                .build(),
+        );
     }
 
     /// Trusts only the CA certificates in this PEM file for HTTPS (a private CA
@@ -96,16 +111,8 @@ impl Client {
                 path.display()
             )));
         }
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
-            .build();
-        self.agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .timeout_global(Some(self.timeout))
-                .http_status_as_error(false)
-                .tls_config(tls)
-                .build(),
-        );
+        self.roots = Some(std::sync::Arc::new(certs));
+        self.rebuild();
         Ok(self)
     }
 
@@ -115,6 +122,31 @@ impl Client {
             Some(p) => self.with_ca_file(p),
             None => Ok(self),
         }
+    }
+
+    /// Presents this client certificate (PEM chain, leaf first) and private
+    /// key (PEM) in TLS handshakes: mutual TLS, for agents of a server that
+    /// asks for their certificates. `what` names the source in errors.
+    pub fn with_client_cert(
+        mut self,
+        cert_pem: &str,
+        key_pem: &str,
+        what: &str,
+    ) -> Result<Self, HttpError> {
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(cert_pem.as_bytes())
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(HttpError::Transport(format!("{what}: no PEM certificate")));
+        }
+        let key = ureq::tls::PrivateKey::from_pem(key_pem.as_bytes())
+            .map_err(|e| HttpError::Transport(format!("{what}: the private key: {e}")))?;
+        self.client_cert = Some(ureq::tls::ClientCert::new_with_certs(&certs, key));
+        self.rebuild();
+        Ok(self)
     }
 
     /// The base URL.

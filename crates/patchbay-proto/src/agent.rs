@@ -25,6 +25,12 @@ pub struct EnrollRequest {
     /// asset whose agent is active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_secret: Option<String>,
+    /// A PKCS#10 certificate signing request (PEM) for the agent's own key:
+    /// a server with agent mutual TLS on answers with a client certificate
+    /// from its agent CA (`client_certificate`). Only the public key is taken
+    /// from it; the server sets every other field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csr: Option<String>,
 }
 
 /// Answer to an enrolment.
@@ -42,6 +48,31 @@ pub struct EnrollResponse {
     /// and (with the rollout engine) jobs. The agent pins it at enrolment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_public_key: Option<String>,
+    /// The agent's client certificate (PEM), when the server runs agent
+    /// mutual TLS and the request carried a `csr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<IssuedCertificate>,
+}
+
+/// A client certificate issued by the server's agent CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedCertificate {
+    /// The certificate (PEM).
+    pub certificate: String,
+    /// When it stops being valid (RFC 3339).
+    pub not_after: String,
+    /// SHA-256 of its DER encoding (hex): what the server binds to the agent.
+    pub sha256: String,
+}
+
+/// `POST /agent/v1/certificate`: a new client certificate for the calling
+/// agent (first one on a server that turned mutual TLS on, or a renewal).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertificateRequest {
+    /// Protocol version (1).
+    pub protocol: u32,
+    /// A PKCS#10 certificate signing request (PEM) for a new key.
+    pub csr: String,
 }
 
 /// What a check-in carries about the inventory.
@@ -176,4 +207,10 @@ pub struct CheckinResponse {
     /// from the key it pinned at enrolment and re-pins (ADR 0007).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_announcements: Vec<patchbay_core::audit::KeyAnnouncement>,
+    /// The server asks the agent to get a client certificate
+    /// (`POST /agent/v1/certificate`): it runs agent mutual TLS and this
+    /// check-in came without one, or the one it came with is in its last
+    /// third of validity.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub certificate_wanted: bool,
 }

@@ -234,6 +234,7 @@ fn enrol(ctx: &Ctx<'_>, inv: &Inventory) -> anyhow::Result<Agent> {
             hostname: inv.facts.hostname.clone(),
             machine_id: inv.facts.machine_id.clone(),
             agent_secret: None,
+            csr: None,
         },
     )?;
     Ok(Agent {

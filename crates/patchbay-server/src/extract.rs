@@ -71,6 +71,9 @@ fn ctx_from(method: &Method, uri: &Uri, ext: &Extensions) -> RequestCtx {
             .get::<ConnectInfo<crate::tls::RemoteAddr>>()
             .map(|c| c.0.to_string())
             .unwrap_or_default(),
+        client_cert: ext
+            .get::<crate::tls::ClientCert>()
+            .and_then(|c| c.0.clone()),
     }
 }
 

@@ -156,6 +156,7 @@ routes!(ENROL_ROUTES, enrol_routes, "/agent/v1", {
 
 routes!(AGENT_ROUTES, agent_routes, "/agent/v1", {
     POST "/checkin" => agent::checkin, Agent;
+    POST "/certificate" => agent::certificate, Agent;
 });
 
 routes!(ROOT_ROUTES, root_routes, "", {

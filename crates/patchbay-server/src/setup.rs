@@ -139,6 +139,39 @@ pub fn load_signing_key(
     }
 }
 
+/// The agent CA's certificate and key files in a data directory.
+pub fn agent_ca_paths(data_dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    (data_dir.join("agent-ca.pem"), data_dir.join("agent-ca.key"))
+}
+
+/// Loads the agent CA (agent mutual TLS) from the data directory, creating
+/// it (key mode 0600) on first use if asked. Replicas share one CA: copy
+/// both files to every replica's data directory (ADR 0008).
+pub fn load_agent_ca(
+    data_dir: &std::path::Path,
+    create: bool,
+) -> anyhow::Result<patchbay_app::agent_ca::AgentCa> {
+    use patchbay_app::agent_ca::AgentCa;
+    let (cert, key) = agent_ca_paths(data_dir);
+    if create && !cert.exists() && !key.exists() {
+        let ca = AgentCa::generate(jiff::Timestamp::now()).map_err(anyhow::Error::msg)?;
+        write_secret(&key, ca.key_pem.trim_end())?;
+        std::fs::write(&cert, &ca.cert_pem)
+            .with_context(|| format!("writing {}", cert.display()))?;
+        tracing::info!(cert = %cert.display(), "created the agent CA (agent mutual TLS)");
+    }
+    let cert_pem = std::fs::read_to_string(&cert).with_context(|| {
+        format!(
+            "reading the agent CA certificate {} (agent mutual TLS)",
+            cert.display()
+        )
+    })?;
+    let key_pem = std::fs::read_to_string(&key)
+        .with_context(|| format!("reading the agent CA key {}", key.display()))?;
+    AgentCa::from_pem(&cert_pem, &key_pem, &data_dir.display().to_string())
+        .map_err(anyhow::Error::msg)
+}
+
 async fn prepare_inner(
     settings: &Settings,
     clock: Arc<dyn Clock>,
@@ -172,6 +205,9 @@ async fn prepare_inner(
     let mut app = App::new(store, clock, settings.app.clone()).with_key_file(key_file);
     if let Some(signer) = load_signing_key(&settings.data_dir, create_key)? {
         app = app.with_signer(signer);
+    }
+    if settings.app.agent_mtls.mode != patchbay_app::agent_ca::MtlsMode::Off {
+        app = app.with_agent_ca(load_agent_ca(&settings.data_dir, create_key)?);
     }
     let sealed = app
         .init_audit_chain()
@@ -263,6 +299,7 @@ async fn serve_on<L>(
 ) -> anyhow::Result<()>
 where
     L: axum::serve::Listener<Addr = SocketAddr>,
+    L::Io: crate::tls::PeerCert,
 {
     let mut router = crate::router(prepared.app.clone(), prepared.metrics.clone());
     if scheme == "https" {
@@ -339,7 +376,9 @@ async fn serve_connections<L>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) where
     L: axum::serve::Listener<Addr = SocketAddr>,
+    L::Io: crate::tls::PeerCert,
 {
+    use crate::tls::PeerCert;
     use axum::extract::ConnectInfo;
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
@@ -357,9 +396,11 @@ async fn serve_connections<L>(
             _ = signal_tx.closed() => break,
         };
         let remote = crate::tls::RemoteAddr(remote);
+        let client_cert = crate::tls::ClientCert(io.client_cert_sha256());
         let svc = router.clone().map_request(
             move |mut req: axum::http::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(remote));
+                req.extensions_mut().insert(client_cert.clone());
                 req.map(axum::body::Body::new)
             },
         );

@@ -21,6 +21,20 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Loads a server configuration from PEM files; errors name the file.
 pub fn load(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    load_with_client_ca(cert, key, None)
+}
+
+/// [`load`], and with `client_ca` (PEM) agent mutual TLS: a client may
+/// present a certificate, which must then chain to that CA and be within its
+/// validity, or the handshake fails. Clients without one (operators,
+/// browsers, enrolling agents) still connect; which requests need a
+/// certificate, and whose, the service layer decides
+/// ([`patchbay_app::agent_ca`]).
+pub fn load_with_client_ca(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&str>,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading the TLS certificate {}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -31,10 +45,29 @@ pub fn load(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>
     let key = PrivateKeyDer::from_pem_file(key)
         .with_context(|| format!("{}: not a PEM private key", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
+        .context("TLS protocol versions")?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                roots
+                    .add(c.context("the agent CA certificate is not PEM")?)
+                    .context("the agent CA certificate")?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .context("the agent CA certificate")?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
         .with_single_cert(certs, key)
         .context("the TLS certificate and key do not go together")?;
     Ok(Arc::new(config))
@@ -108,6 +141,33 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.tcp.local_addr()
+    }
+}
+
+/// The SHA-256 (hex) of the client certificate a connection's TLS handshake
+/// verified, if any; put in every request of the connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientCert(pub Option<String>);
+
+/// What a connection knows of its client's certificate.
+pub trait PeerCert {
+    /// SHA-256 (hex) of the verified client certificate (the leaf), if any.
+    fn client_cert_sha256(&self) -> Option<String>;
+}
+
+impl PeerCert for TcpStream {
+    fn client_cert_sha256(&self) -> Option<String> {
+        None
+    }
+}
+
+impl PeerCert for tokio_rustls::server::TlsStream<TcpStream> {
+    fn client_cert_sha256(&self) -> Option<String> {
+        self.get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|leaf| patchbay_app::agent_ca::fingerprint(leaf.as_ref()))
     }
 }
 

@@ -91,10 +91,16 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0020_token_expiry_scopes.sql"),
         include_str!("../migrations/postgres/0020_token_expiry_scopes.sql"),
     ),
+    (
+        30,
+        "agent certificates",
+        include_str!("../migrations/sqlite/0030_agent_certificates.sql"),
+        include_str!("../migrations/postgres/0030_agent_certificates.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20];
+pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 30];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS

@@ -112,6 +112,7 @@ fn protocol_delta_against_a_wrong_base_is_refused_and_full_resend_works(backend:
                 hostname: "proto-host".into(),
                 machine_id: "0123abcd".into(),
                 agent_secret: None,
+                csr: None,
             },
         )
         .unwrap();

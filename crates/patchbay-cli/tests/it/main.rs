@@ -20,6 +20,7 @@ mod key_rotation;
 mod lifecycle;
 mod limits;
 mod malformed;
+mod mtls;
 mod prioritise;
 mod reports;
 mod scan;

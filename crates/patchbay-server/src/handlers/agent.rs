@@ -1,4 +1,5 @@
-//! The agent protocol (`/agent/v1`): enrolment and check-in.
+//! The agent protocol (`/agent/v1`): enrolment, check-in and client
+//! certificates (agent mutual TLS).
 
 use crate::extract::{ApiResult, Ctx, json_body};
 use crate::metrics::CheckinLabels;
@@ -45,4 +46,17 @@ pub async fn checkin(
         .package_rows_written
         .inc_by(resp.package_rows_written);
     Ok(Json(resp))
+}
+
+/// `POST /agent/v1/certificate`: a new client certificate for the calling
+/// agent's key (agent mutual TLS).
+pub async fn certificate(
+    State(st): State<AppState>,
+    Extension(agent): Extension<AgentCaller>,
+    Ctx(ctx): Ctx,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let req = json_body(body)?;
+    let resp = st.app.issue_agent_certificate(&agent, req, &ctx).await?;
+    Ok((StatusCode::CREATED, Json(resp)))
 }

@@ -52,6 +52,7 @@ const EXPECTED: &[(&str, &str, Who)] = &[
     ("GET", "/calendar.ics", Who::CalendarOnly),
     ("POST", "/agent/v1/enroll", Who::Enrol),
     ("POST", "/agent/v1/checkin", Who::Agent),
+    ("POST", "/agent/v1/certificate", Who::Agent),
     ("GET", "/api/v1/whoami", Who::Roles(EVERY_ROLE)),
     ("GET", "/api/v1/assets", Who::Roles(READERS)),
     ("POST", "/api/v1/assets/import", Who::Roles(OPERATORS)),

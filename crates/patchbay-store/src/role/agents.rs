@@ -20,6 +20,10 @@ pub struct AgentRow {
     pub last_checkin_at: Option<Timestamp>,
     /// Revocation time.
     pub revoked_at: Option<Timestamp>,
+    /// SHA-256 (hex) of the client certificate issued to the agent last.
+    pub cert_sha256: Option<String>,
+    /// End of that certificate's validity.
+    pub cert_not_after: Option<Timestamp>,
 }
 
 /// Enrolled agents.
@@ -38,6 +42,14 @@ pub trait AgentStore {
     async fn agent_by_secret_hash(&mut self, hash: &str) -> Result<Option<AgentRow>>;
     /// Revokes all agents of an asset (on re-enrolment).
     async fn revoke_agents_of_asset(&mut self, asset_id: i64, now: Timestamp) -> Result<u64>;
+    /// Records the client certificate issued to an agent (replacing the
+    /// one before: only the latest is accepted).
+    async fn set_agent_certificate(
+        &mut self,
+        id: &str,
+        sha256: &str,
+        not_after: Timestamp,
+    ) -> Result<()>;
     /// Records a check-in.
     async fn touch_agent(&mut self, id: &str, at: Timestamp) -> Result<()>;
     /// Number of agents of an asset that are not revoked.
@@ -87,8 +99,8 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
 
     async fn agent_by_secret_hash(&mut self, hash: &str) -> Result<Option<AgentRow>> {
         let row = sqlx::query::<DB>(
-            "SELECT g.id, g.asset_id, a.name, g.enrolled_at, g.last_checkin_at, g.revoked_at \
-             FROM agents g JOIN assets a ON a.id = g.asset_id WHERE g.secret_hash = $1",
+            "SELECT g.id, g.asset_id, a.name, g.enrolled_at, g.last_checkin_at, g.revoked_at, \
+             g.cert_sha256, g.cert_not_after FROM agents g JOIN assets a ON a.id = g.asset_id WHERE g.secret_hash = $1",
         )
         .arg(hash)
         .opt(self.conn())
@@ -101,6 +113,8 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
                 enrolled_at: from_millis(r.col("enrolled_at")?)?,
                 last_checkin_at: opt_ts(r.col("last_checkin_at")?)?,
                 revoked_at: opt_ts(r.col("revoked_at")?)?,
+                cert_sha256: r.col("cert_sha256")?,
+                cert_not_after: opt_ts(r.col("cert_not_after")?)?,
             })
         })
         .transpose()
@@ -115,6 +129,21 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
         .exec(self.conn())
         .await?;
         Ok(r.rows_affected())
+    }
+
+    async fn set_agent_certificate(
+        &mut self,
+        id: &str,
+        sha256: &str,
+        not_after: Timestamp,
+    ) -> Result<()> {
+        sqlx::query::<DB>("UPDATE agents SET cert_sha256 = $2, cert_not_after = $3 WHERE id = $1")
+            .arg(id)
+            .arg(sha256)
+            .arg(to_millis(not_after))
+            .exec(self.conn())
+            .await?;
+        Ok(())
     }
 
     async fn touch_agent(&mut self, id: &str, at: Timestamp) -> Result<()> {
