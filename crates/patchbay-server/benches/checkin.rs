@@ -413,7 +413,8 @@ fn unchanged(
     // bound of what the server must store for it.
     let mut last = Vec::with_capacity(agents);
     for (agent, client, body) in &setup {
-        let sent = jiff::Timestamp::now();
+        // Stored times have millisecond precision.
+        let sent = jiff::Timestamp::from_millisecond(jiff::Timestamp::now().as_millisecond())?;
         let r: CheckinResponse = client.post_raw(CHECKIN, JSON, body)?;
         expect(&r, agent, 0)?;
         last.push((patchbay_core::token::hash(&agent.secret), sent));
