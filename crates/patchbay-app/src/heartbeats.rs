@@ -25,8 +25,9 @@
 //! last check-in was lost shows the check-in before it, at most one check-in
 //! interval plus one flush interval earlier than the truth, until its next
 //! check-in. It is wrongly stale only if `stale_after` (24 h by default) is
-//! shorter than the agent's check-in interval plus the flush interval — the
-//! server refuses such a configuration. The rollout driver counts an agent
+//! shorter than the agent's check-in interval plus the flush interval (`patchbay
+//! serve` refuses a `--stale-after` not longer than `--heartbeat-flush`; the
+//! agents' interval is theirs to choose). The rollout driver counts an agent
 //! online when it checked in within three check-in intervals (at least two
 //! minutes); it reads this replica's pending times, and another replica's are
 //! at most one flush interval behind in the database.
@@ -72,6 +73,9 @@ impl Heartbeats {
                 if b.agent_id != agent_id {
                     b.agent_id = agent_id.to_string();
                 }
+                if b.asset_name != asset_name {
+                    b.asset_name = asset_name.to_string();
+                }
             }
             None => {
                 g.insert(
@@ -111,16 +115,21 @@ impl Heartbeats {
         self.lock().is_empty()
     }
 
-    /// A copy of what is pending, to store (entries stay until [`Self::stored`]).
+    /// A copy of what is pending, to store (entries stay until [`Self::stored`]),
+    /// in asset id order: replicas flushing at once on PostgreSQL lock the rows
+    /// in the same order, so their flushes cannot deadlock each other.
     pub(crate) fn snapshot(&self) -> Vec<Seen> {
-        self.lock()
+        let mut out: Vec<Seen> = self
+            .lock()
             .iter()
             .map(|(id, b)| Seen {
                 asset_id: *id,
                 agent_id: b.agent_id.clone(),
                 at: b.at,
             })
-            .collect()
+            .collect();
+        out.sort_unstable_by_key(|s| s.asset_id);
+        out
     }
 
     /// Forgets the entries `flushed` stored, unless a later check-in came
@@ -149,6 +158,11 @@ mod tests {
         h.record(1, "a", "agt_1", t1);
         h.record(1, "a", "agt_1", t0); // an older one (a slower request) loses
         assert_eq!(h.seen(1, None), Some(t1));
+        h.record(3, "c", "agt_3", t0);
+        h.record(2, "b", "agt_2", t0);
+        let ids: Vec<i64> = h.snapshot().iter().map(|s| s.asset_id).collect();
+        assert_eq!(ids, [1, 2, 3], "flushed in asset id order");
+        h.stored(&h.snapshot()[1..]);
         assert_eq!(h.seen(1, Some(t0)), Some(t1));
         assert_eq!(h.seen(2, Some(t0)), Some(t0));
         let snap = h.snapshot();
