@@ -4,6 +4,11 @@
 //! inventory: whole, or as a delta against the inventory the server holds. The
 //! server rewrites only the package rows that changed, and a check-in whose hash
 //! matches writes no package row at all (only the last-seen time).
+//!
+//! The steady state — hash unchanged, no job results, no key refusals, no job
+//! waiting — opens no write transaction: it is checked on a reader and its
+//! time is recorded in memory and stored in batches ([`crate::heartbeats`]).
+//! Everything else goes through one write transaction.
 
 use crate::agent_ca::{Csr, Issued, MtlsMode};
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
@@ -397,6 +402,41 @@ impl App {
         Ok((resp, kind))
     }
 
+    /// The steady-state check-in on a reader: `Some` when it is answered
+    /// (its time recorded in memory), `None` when it needs the write path (a
+    /// job to hand over; the hash mismatch is answered here too).
+    async fn checkin_unchanged(
+        &self,
+        agent: &crate::AgentCaller,
+        req: &CheckinRequest,
+        now: jiff::Timestamp,
+    ) -> Result<Option<CheckinResponse>, AppError> {
+        let state = {
+            let mut tx = self.store.read().await?;
+            tx.checkin_state(agent.asset_id).await?
+        };
+        let state = state.ok_or_else(|| {
+            AppError::not_found(format!("asset {} of this agent is gone", agent.asset_name))
+        })?;
+        if state.inventory_hash.as_deref() != Some(req.inventory_hash.as_str()) {
+            return Err(mismatch(state.inventory_hash.as_deref()));
+        }
+        if state.open_jobs {
+            return Ok(None);
+        }
+        self.heartbeats
+            .record(agent.asset_id, &state.asset_name, &agent.agent_id, now);
+        Ok(Some(CheckinResponse {
+            jobs: vec![],
+            acked: vec![],
+            stored_hash: req.inventory_hash.clone(),
+            package_rows_written: 0,
+            next_checkin_secs: self.config.checkin_interval_secs,
+            key_announcements: self.key_announcements(),
+            certificate_wanted: false,
+        }))
+    }
+
     async fn checkin_now(
         &self,
         agent: &crate::AgentCaller,
@@ -404,6 +444,14 @@ impl App {
     ) -> Result<(CheckinResponse, CheckinKind), AppError> {
         check_protocol(req.protocol)?;
         let now = self.now();
+        if matches!(req.inventory, InventoryPayload::Unchanged)
+            && req.results.is_empty()
+            && req.key_refusals.is_empty()
+            && !self.config.heartbeat_flush.is_zero()
+            && let Some(resp) = self.checkin_unchanged(agent, &req, now).await?
+        {
+            return Ok((resp, CheckinKind::Unchanged));
+        }
         let mut tx = self.change_by_agent(agent).await?;
         let asset = tx.asset_by_name(&agent.asset_name).await?.ok_or_else(|| {
             AppError::not_found(format!("asset {} of this agent is gone", agent.asset_name))

@@ -21,6 +21,8 @@ fn summary(app: &App, a: &AssetRow) -> AssetSummary {
     } else {
         format!("{}:{}", a.facts.os.id, a.facts.os.version_id)
     };
+    // The stored time, or this replica's later one not yet stored.
+    let last_seen = app.last_seen(a.id, a.last_seen_at);
     AssetSummary {
         name: a.name.clone(),
         kind: a.attrs.kind.clone(),
@@ -29,14 +31,8 @@ fn summary(app: &App, a: &AssetRow) -> AssetSummary {
         exposure: a.attrs.exposure.clone(),
         environment: a.attrs.environment.clone(),
         tags: a.attrs.tags.clone(),
-        liveness: liveness(
-            a.has_agent,
-            a.last_seen_at,
-            app.now(),
-            app.config.stale_after,
-        )
-        .to_string(),
-        last_seen: a.last_seen_at.map(fmt_ts),
+        liveness: liveness(a.has_agent, last_seen, app.now(), app.config.stale_after).to_string(),
+        last_seen: last_seen.map(fmt_ts),
         os,
         package_count: a.package_count.max(0) as u64,
     }

@@ -1389,8 +1389,18 @@ impl App {
             .iter()
             .flat_map(|r| r.jobs.iter().map(|j| j.spec.host.clone()))
             .collect();
-        let seen: BTreeMap<String, Option<Timestamp>> =
-            tx.asset_last_seen().await?.into_iter().collect();
+        // Stored times, or this replica's later ones not yet stored
+        // (another replica's are at most one heartbeat flush behind).
+        let pending = self.heartbeats.by_name();
+        let seen: BTreeMap<String, Option<Timestamp>> = tx
+            .asset_last_seen()
+            .await?
+            .into_iter()
+            .map(|(name, t)| {
+                let t = t.max(pending.get(&name).copied());
+                (name, t)
+            })
+            .collect();
         for h in &hosts {
             let online = seen
                 .get(h)

@@ -24,6 +24,8 @@
 //!   secret is looked up), per source and per credential, bounded memory.
 //! - [`assets`]: registry queries, edits and agentless imports.
 //! - [`agents`]: enrolment and check-in (inventory deltas).
+//! - [`heartbeats`]: liveness of unchanged check-ins, in memory, flushed in
+//!   batches (no write transaction per steady check-in).
 //! - [`system`]: the named system callers (duties, start-up, zero-day lane, …).
 //! - [`tokens`]: API and enrolment tokens, audit listing.
 //! - [`assess`]: findings kept in step with inventories and feeds.
@@ -53,6 +55,7 @@ pub mod error;
 pub mod evidence;
 pub mod exceptions;
 pub mod feeds;
+pub mod heartbeats;
 pub mod keys;
 pub mod prioritise;
 mod ranking;
@@ -127,6 +130,10 @@ pub struct AppConfig {
     pub auth_backoff: backoff::BackoffConfig,
     /// Mutual TLS for agents (the CA itself: [`App::with_agent_ca`]).
     pub agent_mtls: agent_ca::AgentMtls,
+    /// How often the liveness of unchanged check-ins, kept in memory, is
+    /// stored ([`heartbeats`]); zero writes each one at once, in its own
+    /// transaction (the behaviour before batching).
+    pub heartbeat_flush: std::time::Duration,
 }
 
 impl Default for AppConfig {
@@ -137,6 +144,7 @@ impl Default for AppConfig {
             duties: duties::DutiesConfig::default(),
             auth_backoff: backoff::BackoffConfig::default(),
             agent_mtls: agent_ca::AgentMtls::default(),
+            heartbeat_flush: heartbeats::DEFAULT_HEARTBEAT_FLUSH,
         }
     }
 }
@@ -168,6 +176,8 @@ pub struct App {
     draining: Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>,
     /// The agent CA, when agent mutual TLS is on.
     agent_ca: Option<Arc<agent_ca::AgentCa>>,
+    /// Check-in times of unchanged check-ins not yet stored.
+    heartbeats: Arc<heartbeats::Heartbeats>,
 }
 
 /// Refusal entries one source (client IP address) may add to the audit log per
@@ -318,6 +328,7 @@ impl App {
             driver_bell: Arc::default(),
             draining: Arc::default(),
             agent_ca: None,
+            heartbeats: Arc::default(),
         }
     }
 
@@ -387,6 +398,36 @@ impl App {
             .0
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.draining.1.notify_waiters();
+    }
+
+    /// Check-in times not yet stored ([`heartbeats`]).
+    pub fn heartbeats(&self) -> &heartbeats::Heartbeats {
+        &self.heartbeats
+    }
+
+    /// An asset's last check-in: the later of the stored time and this
+    /// replica's pending one.
+    pub(crate) fn last_seen(&self, asset_id: i64, stored: Option<Timestamp>) -> Option<Timestamp> {
+        self.heartbeats.seen(asset_id, stored)
+    }
+
+    /// Stores the pending check-in times in one transaction (every replica
+    /// runs this every `heartbeat_flush`, and once more at shutdown). Returns
+    /// how many assets' times were written; on error the times stay pending
+    /// for the next flush.
+    pub async fn flush_heartbeats(&self) -> Result<usize, AppError> {
+        let beats = self.heartbeats.snapshot();
+        if beats.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self
+            .change_by_system(system::SystemActor::Heartbeats)
+            .await?;
+        tx.record_seen(&beats).await?;
+        tx.commit_unaudited("check-in heartbeats (inventory unchanged), batched")
+            .await?;
+        self.heartbeats.stored(&beats);
+        Ok(beats.len())
     }
 
     /// The store (for health checks).

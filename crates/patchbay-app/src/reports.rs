@@ -35,10 +35,11 @@ impl App {
                     groups: crate::ranking::groups_of(&policy, a),
                     managed: a.has_agent,
                     created_at: a.created_at,
+                    // The stored time, or this replica's later one not yet stored.
                     last_seen: if a.has_agent {
-                        a.last_seen_at
+                        self.last_seen(a.id, a.last_seen_at)
                     } else {
-                        Some(a.last_seen_at.unwrap_or(a.updated_at))
+                        Some(self.last_seen(a.id, a.last_seen_at).unwrap_or(a.updated_at))
                     },
                 }
             })

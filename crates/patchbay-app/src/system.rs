@@ -32,6 +32,8 @@ pub enum SystemActor {
     Authenticator,
     /// The rollout driver (a duty): steps deployments, leases jobs.
     RolloutDriver,
+    /// Storing the batched check-in times of unchanged check-ins.
+    Heartbeats,
 }
 
 impl SystemActor {
@@ -47,6 +49,7 @@ impl SystemActor {
             SystemActor::RefusalLimiter => "system:refusal-limiter",
             SystemActor::Authenticator => "system:authenticator",
             SystemActor::RolloutDriver => "system:rollout-driver",
+            SystemActor::Heartbeats => "system:heartbeats",
         }
     }
 
@@ -76,6 +79,7 @@ mod tests {
             SystemActor::RefusalLimiter,
             SystemActor::Authenticator,
             SystemActor::RolloutDriver,
+            SystemActor::Heartbeats,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|a| a.name()).collect();
         assert_eq!(names.len(), all.len());

@@ -175,6 +175,12 @@ pub struct ServeArgs {
     /// at once; the tick bounds the rest.)
     #[arg(long, default_value = "5s", value_parser = patchbay_core::when::flag_fine_interval)]
     pub duty_tick: std::time::Duration,
+    /// How often the check-in times of unchanged check-ins, kept in memory,
+    /// are stored (e.g. 5s, 500ms). An unchanged check-in opens no write
+    /// transaction; a crash (SIGKILL) loses at most this much of them
+    /// (docs/resilience.md). Must be shorter than --stale-after.
+    #[arg(long, default_value = "5s", value_parser = patchbay_core::when::flag_fine_interval)]
+    pub heartbeat_flush: std::time::Duration,
     /// How often the leader raises the expiry events of exceptions that ran out.
     #[arg(long, default_value = "60s", value_parser = patchbay_core::when::flag_interval)]
     pub exception_sweep_every: std::time::Duration,

@@ -22,6 +22,14 @@ fn settings(a: &ServeArgs) -> anyhow::Result<Settings> {
             a.lease_ttl
         );
     }
+    if a.stale_after <= a.heartbeat_flush {
+        anyhow::bail!(
+            "--stale-after ({:?}) must be longer than --heartbeat-flush ({:?}): a crash loses up to one \
+             flush interval of check-in times, which must not make live assets stale",
+            a.stale_after,
+            a.heartbeat_flush
+        );
+    }
     let signed = |d: Duration, flag: &str| {
         jiff::SignedDuration::try_from(d).with_context(|| format!("{flag} is too large"))
     };
@@ -39,6 +47,7 @@ fn settings(a: &ServeArgs) -> anyhow::Result<Settings> {
                 mode: a.agent_mtls.into(),
                 validity: signed(a.agent_cert_validity, "--agent-cert-validity")?,
             },
+            heartbeat_flush: a.heartbeat_flush,
             ..AppConfig::default()
         },
     })

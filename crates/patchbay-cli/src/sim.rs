@@ -1,6 +1,9 @@
 //! The fleet simulator: enrols N virtual agents whose inventories are built from
 //! real package databases (see `fixtures/inventories`), then checks each in once,
-//! with a progress bar. For demos and benchmarks.
+//! with a progress bar. For demos and benchmarks. `patchbay sim load` ([`load`])
+//! keeps a simulated fleet checking in at an interval and measures the server.
+
+pub mod load;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,7 +23,11 @@ use std::time::{Duration, Instant};
 
 /// `patchbay sim` flags.
 #[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct SimArgs {
+    /// A load test instead of a one-off enrolment.
+    #[command(subcommand)]
+    pub mode: Option<SimMode>,
     /// Number of virtual agents.
     #[arg(long, default_value_t = 100)]
     pub agents: usize,
@@ -33,6 +40,16 @@ pub struct SimArgs {
     /// Random seed (the same seed gives the same fleet).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// `patchbay sim` modes.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum SimMode {
+    /// Load test: N simulated agents enrol, send their first inventory, then
+    /// check in unchanged every --interval for --duration (async client);
+    /// reports p50/p99 latency, errors, and the server's CPU and RSS
+    /// (--server-pid).
+    Load(load::LoadArgs),
 }
 
 /// The real inventories the fleet is built from.
@@ -174,6 +191,9 @@ pub fn enrol_and_checkin(server: &str, enroll_token: &str, inv: &Inventory) -> a
 
 /// `patchbay sim`
 pub fn run(url: &str, token: Option<String>, a: SimArgs) -> anyhow::Result<()> {
+    if let Some(SimMode::Load(l)) = a.mode {
+        return load::run(url, token, l);
+    }
     if a.agents == 0 || a.concurrency == 0 {
         bail!("--agents and --concurrency must be positive");
     }

@@ -12,7 +12,14 @@
 //!   checked in fully beforehand, untimed; inventories from the real package
 //!   databases of [`patchbay_cli::sim::Templates`]) check in with
 //!   `InventoryPayload::Unchanged` and the matching hash: the steady state of a
-//!   fleet. 64 agents take turns for 20,000 timed check-ins.
+//!   fleet. 64 agents take turns for 20,000 timed check-ins. The server runs
+//!   with its defaults: an unchanged check-in opens no write transaction, its
+//!   time is flushed in batches (`patchbay_app::heartbeats`); after the timed
+//!   run the bench flushes (a graceful stop) and checks that every agent's
+//!   stored `last_seen_at` is at least its last answered check-in's.
+//! - **unchanged, write each** (the baseline in the same run): the same
+//!   check-ins against a second server with `heartbeat_flush` zero, the path
+//!   before batching — one write transaction per check-in.
 //! - **first inventory**: freshly enrolled agents (enrolment untimed) send their
 //!   first full inventory of 2,000 packages (a real template topped up with
 //!   synthetic `pbsim-lib…` packages); every package row is written. 500 agents,
@@ -164,8 +171,9 @@ fn run() -> anyhow::Result<()> {
     let bare = Server::start_bare()?;
     for backend in backends {
         let data_dir = tempfile::tempdir().context("creating a temporary data directory")?;
-        let (server, admin_token) = Server::start_real(backend, data_dir.path().to_path_buf())
-            .with_context(|| format!("starting the server on {}", backend.name()))?;
+        let (server, admin_token) =
+            Server::start_real(backend, data_dir.path().to_path_buf(), AppConfig::default())
+                .with_context(|| format!("starting the server on {}", backend.name()))?;
         let admin = Client::new(&server.base, Some(admin_token), TIMEOUT);
         let enrol_token: EnrollTokenCreated = admin.send(
             "POST",
@@ -183,16 +191,62 @@ fn run() -> anyhow::Result<()> {
             enrol_token: &enrol_token.token,
             templates: &templates,
         };
-        rows.push(
-            unchanged(&ctx, unchanged_agents, unchanged_checkins)
-                .with_context(|| format!("{}: unchanged check-ins", backend.name()))?,
-        );
+        let (row, last_answered) =
+            unchanged(&ctx, "unchanged", unchanged_agents, unchanged_checkins)
+                .with_context(|| format!("{}: unchanged check-ins", backend.name()))?;
+        rows.push(row);
         rows.push(
             first_inventory(&ctx, first_agents)
                 .with_context(|| format!("{}: first inventories", backend.name()))?,
         );
+        // A graceful stop flushes the pending check-in times: each agent's
+        // stored time is at least the one of its last answered check-in.
+        let db_url = server.db_url.clone();
         server.stop()?;
+        check_stored_seen(&db_url, &last_answered)
+            .with_context(|| format!("{}: stored check-in times", backend.name()))?;
+
+        // The baseline in the same run: one write transaction per check-in.
+        let data_dir2 = tempfile::tempdir().context("creating a temporary data directory")?;
+        let (legacy, admin_token) = Server::start_real(
+            backend,
+            data_dir2.path().to_path_buf(),
+            AppConfig {
+                heartbeat_flush: Duration::ZERO,
+                ..AppConfig::default()
+            },
+        )
+        .with_context(|| format!("starting the write-each server on {}", backend.name()))?;
+        let admin = Client::new(&legacy.base, Some(admin_token), TIMEOUT);
+        let enrol_token: EnrollTokenCreated = admin.send(
+            "POST",
+            "/api/v1/enroll-tokens",
+            &CreateEnrollToken {
+                name: Some("bench-write-each".into()),
+                uses: Some(u32::try_from(unchanged_agents)?),
+                ttl_secs: Some(3600),
+            },
+        )?;
+        let ctx = Ctx {
+            backend,
+            base: &legacy.base,
+            bare: &bare.base,
+            enrol_token: &enrol_token.token,
+            templates: &templates,
+        };
+        rows.push(
+            unchanged(
+                &ctx,
+                "unchanged, write each (before)",
+                unchanged_agents,
+                unchanged_checkins,
+            )
+            .with_context(|| format!("{}: unchanged check-ins, write each", backend.name()))?
+            .0,
+        );
+        legacy.stop()?;
         drop(data_dir);
+        drop(data_dir2);
     }
     bare.stop()?;
 
@@ -281,7 +335,49 @@ fn expect(r: &CheckinResponse, agent: &Agent, rows: u64) -> anyhow::Result<u64> 
     Ok(rows)
 }
 
-fn unchanged(ctx: &Ctx<'_>, agents: usize, checkins: usize) -> anyhow::Result<Row> {
+/// The check-in times the server answered last, by agent secret hash: the
+/// time just before each agent's last check-in was sent.
+type LastAnswered = Vec<(String, jiff::Timestamp)>;
+
+/// Checks that every agent's stored `last_checkin_at` and its asset's
+/// `last_seen_at` are at least the time its last answered check-in was sent.
+fn check_stored_seen(db_url: &str, last: &LastAnswered) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let store = patchbay_store::open(db_url).await?;
+        let mut tx = store.read().await?;
+        for (hash, sent) in last {
+            let g = tx
+                .agent_by_secret_hash(hash)
+                .await?
+                .ok_or_else(|| anyhow!("agent with secret hash {hash} is gone"))?;
+            let a = tx
+                .asset_by_name(&g.asset_name)
+                .await?
+                .ok_or_else(|| anyhow!("asset {} is gone", g.asset_name))?;
+            for (what, t) in [
+                ("agent last_checkin_at", g.last_checkin_at),
+                ("asset last_seen_at", a.last_seen_at),
+            ] {
+                if t.is_none_or(|t| t < *sent) {
+                    bail!(
+                        "{} {what} is {t:?}, before its last answered check-in (sent {sent})",
+                        g.asset_name
+                    );
+                }
+            }
+        }
+        drop(tx);
+        store.close().await;
+        Ok(())
+    })
+}
+
+fn unchanged(
+    ctx: &Ctx<'_>,
+    label: &str,
+    agents: usize,
+    checkins: usize,
+) -> anyhow::Result<(Row, LastAnswered)> {
     // Untimed setup: enrol and send the first (full) inventory.
     let setup = par_map(agents, |i| {
         let inv = ctx.templates.host(i, SEED, &format!("bench-steady-{i:05}"));
@@ -314,15 +410,28 @@ fn unchanged(ctx: &Ctx<'_>, agents: usize, checkins: usize) -> anyhow::Result<Ro
         let r: CheckinResponse = client.post_raw(CHECKIN, JSON, body)?;
         expect(&r, agent, 0)
     })?;
-    Ok(Row {
-        backend: ctx.backend.name(),
-        scenario: format!("unchanged ({} B body)", setup[0].2.len()),
-        ops: checkins,
-        secs,
-        rows: None,
-        no_db: checkins as f64 / no_db,
-        ceiling: checkins as f64 / ceiling,
-    })
+    // One more, untimed, per agent: the time before it was sent is a lower
+    // bound of what the server must store for it.
+    let mut last = Vec::with_capacity(agents);
+    for (agent, client, body) in &setup {
+        // Stored times have millisecond precision.
+        let sent = jiff::Timestamp::from_millisecond(jiff::Timestamp::now().as_millisecond())?;
+        let r: CheckinResponse = client.post_raw(CHECKIN, JSON, body)?;
+        expect(&r, agent, 0)?;
+        last.push((patchbay_core::token::hash(&agent.secret), sent));
+    }
+    Ok((
+        Row {
+            backend: ctx.backend.name(),
+            scenario: format!("{label} ({} B body)", setup[0].2.len()),
+            ops: checkins,
+            secs,
+            rows: None,
+            no_db: checkins as f64 / no_db,
+            ceiling: checkins as f64 / ceiling,
+        },
+        last,
+    ))
 }
 
 /// A host with [`FIRST_PACKAGES`] packages: a real template topped up with
@@ -499,6 +608,8 @@ fn par_map<R: Send>(
 /// A server running on its own tokio runtime in a background thread.
 struct Server {
     base: String,
+    /// The database (real server only).
+    db_url: String,
     stop: oneshot::Sender<()>,
     thread: JoinHandle<anyhow::Result<()>>,
 }
@@ -536,8 +647,12 @@ fn await_ready<T>(
 
 impl Server {
     /// The real server (setup, router, store) on a fresh database.
-    fn start_real(backend: Backend, data_dir: PathBuf) -> anyhow::Result<(Self, String)> {
-        let (ready_tx, ready_rx) = mpsc::channel::<anyhow::Result<(SocketAddr, String)>>();
+    fn start_real(
+        backend: Backend,
+        data_dir: PathBuf,
+        app: AppConfig,
+    ) -> anyhow::Result<(Self, String)> {
+        let (ready_tx, ready_rx) = mpsc::channel::<anyhow::Result<(SocketAddr, String, String)>>();
         let (stop, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("patchbay-server".into())
@@ -553,9 +668,9 @@ impl Server {
                             }
                         };
                         let prepared = patchbay_server::prepare(&Settings {
-                            db_url: Some(db_url),
+                            db_url: Some(db_url.clone()),
                             data_dir,
-                            app: AppConfig::default(),
+                            app,
                         })
                         .await?;
                         let token = std::fs::read_to_string(&prepared.admin_token_path)
@@ -566,12 +681,12 @@ impl Server {
                             .to_string();
                         let listener = TcpListener::bind("127.0.0.1:0").await?;
                         let addr = listener.local_addr()?;
-                        anyhow::Ok((prepared, listener, addr, token))
+                        anyhow::Ok((prepared, listener, addr, token, db_url))
                     }
                     .await;
                     match started {
-                        Ok((prepared, listener, addr, token)) => {
-                            let _ = ready_tx.send(Ok((addr, token)));
+                        Ok((prepared, listener, addr, token, db_url)) => {
+                            let _ = ready_tx.send(Ok((addr, token, db_url)));
                             patchbay_server::serve(&prepared, listener, async {
                                 let _ = stop_rx.await;
                             })
@@ -586,11 +701,12 @@ impl Server {
             })
             .context("spawning the server thread")?;
         let mut thread = Some(thread);
-        let (addr, token) = await_ready("the patchbay server", ready_rx, &mut thread)?;
+        let (addr, token, db_url) = await_ready("the patchbay server", ready_rx, &mut thread)?;
         let thread = thread.ok_or_else(|| anyhow!("server thread gone"))?;
         Ok((
             Self {
                 base: format!("http://{addr}"),
+                db_url,
                 stop,
                 thread,
             },
@@ -637,6 +753,7 @@ impl Server {
         let thread = thread.ok_or_else(|| anyhow!("bare server thread gone"))?;
         Ok(Self {
             base: format!("http://{addr}"),
+            db_url: String::new(),
             stop,
             thread,
         })

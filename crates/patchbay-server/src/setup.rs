@@ -317,6 +317,12 @@ where
     } else {
         (None, None)
     };
+    // Every replica stores its in-memory check-in times in batches
+    // (patchbay_app::heartbeats), leader or not.
+    let (stop_flush, flusher) = {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        (tx, tokio::spawn(flush_heartbeats(prepared.app.clone(), rx)))
+    };
     tracing::info!(%addr, scheme, db = %prepared.db_display, "patchbay server listening");
     // At the shutdown signal the listener closes and open long polls answer
     // at once (no jobs), so in-flight requests drain in moments.
@@ -330,10 +336,41 @@ where
         let _ = stop.send(());
         let _ = task.await;
     }
-    // No suppressed refusal count is lost at shutdown.
+    // No check-in time and no suppressed refusal count is lost at shutdown.
+    let _ = stop_flush.send(());
+    let _ = flusher.await;
     prepared.app.flush_all_refusals().await;
     prepared.app.store().close().await;
     Ok(())
+}
+
+/// Stores the pending check-in times every `heartbeat_flush` until `stop`,
+/// then once more (no-op when the flush interval is zero: nothing is pending).
+async fn flush_heartbeats(app: App, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    let every = app.config().heartbeat_flush;
+    if !every.is_zero() {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tick.tick() => {
+                    if let Err(e) = app.flush_heartbeats().await {
+                        tracing::error!(error = %e.message, pending = app.heartbeats().len(),
+                            "could not store check-in times; they stay pending for the next flush");
+                    }
+                }
+            }
+        }
+    } else {
+        let _ = stop.await;
+    }
+    match app.flush_heartbeats().await {
+        Ok(n) => tracing::info!(assets = n, "check-in times stored at shutdown"),
+        Err(e) => tracing::error!(error = %e.message, pending = app.heartbeats().len(),
+            "could not store check-in times at shutdown; they are lost"),
+    }
 }
 
 /// Ticks the duties runner until `stop`, then releases its lease.

@@ -14,6 +14,7 @@ mod crash;
 mod dev;
 mod duties;
 mod exceptions;
+mod heartbeats;
 mod identity;
 mod injection;
 mod key_rotation;

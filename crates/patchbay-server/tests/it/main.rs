@@ -5,6 +5,7 @@
 
 mod deploy;
 mod hardening;
+mod heartbeats;
 mod matrix;
 mod outcomes;
 mod rotation;

@@ -1,9 +1,13 @@
-//! Enrolled agents and enrolment approvals (`agents`, `enrollment_approvals`).
+//! Enrolled agents and enrolment approvals (`agents`, `enrollment_approvals`),
+//! and the two queries of write-free check-ins: [`AgentStore::checkin_state`]
+//! (what an unchanged check-in needs, in one read) and
+//! [`AgentStore::record_seen`] (a batch of liveness times, flushed from memory).
 
-use crate::engine::{Engine, Get, QueryExt, SqlTx, opt_ts};
+use crate::engine::{Engine, Get, QueryExt, SeparatedExt, SqlTx, opt_ts};
 use crate::{Result, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
+use sqlx::QueryBuilder;
 
 /// A stored agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +29,32 @@ pub struct AgentRow {
     /// End of that certificate's validity.
     pub cert_not_after: Option<Timestamp>,
 }
+
+/// What an unchanged check-in needs to know of its asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckinState {
+    /// The asset's name.
+    pub asset_name: String,
+    /// The inventory hash the server holds.
+    pub inventory_hash: Option<String>,
+    /// Whether the asset has a job without a result (to hand over or re-hand).
+    pub open_jobs: bool,
+}
+
+/// One check-in's liveness, recorded in memory and flushed in a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// The asset that checked in.
+    pub asset_id: i64,
+    /// The agent that checked in for it.
+    pub agent_id: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// Rows per `UPDATE … FROM (VALUES …)` statement of [`AgentStore::record_seen`]
+/// (two bound values each; far below both engines' parameter limits).
+const SEEN_CHUNK: usize = 500;
 
 /// Enrolled agents.
 #[async_trait]
@@ -52,6 +82,14 @@ pub trait AgentStore {
     ) -> Result<()>;
     /// Records a check-in.
     async fn touch_agent(&mut self, id: &str, at: Timestamp) -> Result<()>;
+    /// The asset's name, held inventory hash and whether it has open jobs, in
+    /// one query (`None`: no asset with that id).
+    async fn checkin_state(&mut self, asset_id: i64) -> Result<Option<CheckinState>>;
+    /// Records check-in times in batches: each asset's `last_seen_at` and each
+    /// agent's `last_checkin_at` become the later of the stored and the given
+    /// time (never earlier: several replicas flush the same assets, in any
+    /// order). Returns the asset rows changed.
+    async fn record_seen(&mut self, seen: &[Seen]) -> Result<u64>;
     /// Number of agents of an asset that are not revoked.
     async fn active_agents_of_asset(&mut self, asset_id: i64) -> Result<u64>;
     /// Records an operator's approval for the next enrolment to take over (or
@@ -153,6 +191,55 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
             .exec(self.conn())
             .await?;
         Ok(())
+    }
+
+    async fn checkin_state(&mut self, asset_id: i64) -> Result<Option<CheckinState>> {
+        let row = sqlx::query::<DB>(
+            "SELECT a.name, a.inventory_hash, \
+               CAST(CASE WHEN EXISTS (SELECT 1 FROM agent_jobs j \
+                 WHERE j.asset = a.name AND j.result_at IS NULL) THEN 1 ELSE 0 END AS BIGINT) AS open_jobs \
+             FROM assets a WHERE a.id = $1",
+        )
+        .arg(asset_id)
+        .opt(self.conn())
+        .await?;
+        row.map(|r| {
+            let open: i64 = r.col("open_jobs")?;
+            Ok(CheckinState {
+                asset_name: r.col("name")?,
+                inventory_hash: r.col("inventory_hash")?,
+                open_jobs: open != 0,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_seen(&mut self, seen: &[Seen]) -> Result<u64> {
+        let mut changed = 0;
+        // `VALUES` names its columns column1, column2 on both engines.
+        for chunk in seen.chunks(SEEN_CHUNK) {
+            let mut qb =
+                QueryBuilder::<DB>::new("UPDATE assets SET last_seen_at = v.column2 FROM (");
+            qb.push_values(chunk, |mut b, s| {
+                b.push_arg(s.asset_id).push_arg(to_millis(s.at));
+            });
+            qb.push(
+                ") AS v WHERE assets.id = v.column1 \
+                 AND (assets.last_seen_at IS NULL OR assets.last_seen_at < v.column2)",
+            );
+            changed += qb.build().exec(self.conn()).await?.rows_affected();
+            let mut qb =
+                QueryBuilder::<DB>::new("UPDATE agents SET last_checkin_at = v.column2 FROM (");
+            qb.push_values(chunk, |mut b, s| {
+                b.push_arg(s.agent_id.clone()).push_arg(to_millis(s.at));
+            });
+            qb.push(
+                ") AS v WHERE agents.id = v.column1 \
+                 AND (agents.last_checkin_at IS NULL OR agents.last_checkin_at < v.column2)",
+            );
+            qb.build().exec(self.conn()).await?;
+        }
+        Ok(changed)
     }
 
     async fn active_agents_of_asset(&mut self, asset_id: i64) -> Result<u64> {

@@ -12,6 +12,8 @@ use patchbay_store::{AgentJobRow, RolloutRow};
 use patchbay_store::{BlackoutApprovalRow, BlackoutRow, ExceptionRow, LeaseOutcome, WindowRow};
 use std::sync::Arc;
 
+mod seen;
+
 fn t0() -> Timestamp {
     "2026-11-24T10:00:00Z".parse().unwrap()
 }

@@ -1,0 +1,142 @@
+//! Write-free check-ins, the store's half, on both engines: what an unchanged
+//! check-in reads in one query (`checkin_state`), and batched liveness
+//! (`record_seen`) — the stored times only move forward, so replicas flushing
+//! in any order agree, and more rows than one statement holds are all written.
+
+use super::{open, t0};
+use jiff::SignedDuration;
+use patchbay_core::inventory::HostFacts;
+use patchbay_store::{AgentJobRow, AssetAttrs, HostState, RolloutRow, Seen, Store};
+use std::sync::Arc;
+
+async fn checkin_state_and_record_seen(s: Arc<dyn Store>) {
+    let secs = |n: i64| t0() + SignedDuration::from_secs(n);
+    // 1,201 assets: more than two statements' worth of rows.
+    let mut tx = s.write().await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..1201 {
+        let name = format!("h{i:04}");
+        let id = tx
+            .insert_asset(&name, &AssetAttrs::default(), true, t0())
+            .await
+            .unwrap();
+        tx.insert_agent(&format!("agt_{i}"), id, &format!("hash{i}"), None, t0())
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    tx.set_host_state(
+        ids[0],
+        &HostState {
+            facts: &HostFacts::default(),
+            package_format: Some("deb"),
+            pending_updates: &[],
+            inventory_hash: "inv-h0",
+            seen_at: Some(secs(10)),
+            now: secs(10),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = s.read().await.unwrap();
+    let st = tx.checkin_state(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            st.asset_name.as_str(),
+            st.inventory_hash.as_deref(),
+            st.open_jobs
+        ),
+        ("h0000", Some("inv-h0"), false)
+    );
+    let st1 = tx.checkin_state(ids[1]).await.unwrap().unwrap();
+    assert_eq!((st1.inventory_hash, st1.open_jobs), (None, false));
+    assert!(tx.checkin_state(i64::MAX).await.unwrap().is_none());
+    drop(tx);
+
+    // An open job (no result yet) makes the check-in take the write path.
+    let mut tx = s.write().await.unwrap();
+    tx.put_rollout(&RolloutRow {
+        deployment: "DEP-2026-12-001".into(),
+        state: serde_json::json!({"state": "running"}),
+        status: "running".into(),
+        updated_at: t0(),
+    })
+    .await
+    .unwrap();
+    tx.insert_agent_job(&AgentJobRow {
+        key: "DEP-2026-12-001/h0000".into(),
+        deployment: "DEP-2026-12-001".into(),
+        asset: "h0000".into(),
+        job: serde_json::json!({"job": {}, "signature": "00"}),
+        leased_at: t0(),
+        delivered_at: None,
+        result: None,
+        result_at: None,
+        consumed_at: None,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.read().await.unwrap();
+    assert!(tx.checkin_state(ids[0]).await.unwrap().unwrap().open_jobs);
+    assert!(!tx.checkin_state(ids[1]).await.unwrap().unwrap().open_jobs);
+    drop(tx);
+
+    // A batch: every asset seen at 20 s, but asset 0 at 5 s (earlier than its
+    // stored 10 s: it stays at 10 s).
+    let batch: Vec<Seen> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| Seen {
+            asset_id: *id,
+            agent_id: format!("agt_{i}"),
+            at: if i == 0 { secs(5) } else { secs(20) },
+        })
+        .collect();
+    let mut tx = s.write().await.unwrap();
+    assert_eq!(tx.record_seen(&batch).await.unwrap(), 1200);
+    tx.commit().await.unwrap();
+    let mut tx = s.read().await.unwrap();
+    let seen: std::collections::HashMap<String, Option<jiff::Timestamp>> =
+        tx.asset_last_seen().await.unwrap().into_iter().collect();
+    assert_eq!(seen.len(), 1201);
+    assert_eq!(seen["h0000"], Some(secs(10)));
+    assert!(
+        seen.iter()
+            .filter(|(n, _)| n.as_str() != "h0000")
+            .all(|(_, t)| *t == Some(secs(20))),
+        "every asset of the batch is stored, across statements"
+    );
+    let a = tx.agent_by_secret_hash("hash1200").await.unwrap().unwrap();
+    assert_eq!(a.last_checkin_at, Some(secs(20)));
+    drop(tx);
+
+    // Another replica's older batch does not move a time back.
+    let mut tx = s.write().await.unwrap();
+    let older = [Seen {
+        asset_id: ids[7],
+        agent_id: "agt_7".into(),
+        at: secs(15),
+    }];
+    assert_eq!(tx.record_seen(&older).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+    let mut tx = s.read().await.unwrap();
+    let a = tx.agent_by_secret_hash("hash7").await.unwrap().unwrap();
+    assert_eq!(a.last_checkin_at, Some(secs(20)));
+}
+
+mod sqlite {
+    #[tokio::test]
+    async fn checkin_state_and_record_seen() {
+        super::checkin_state_and_record_seen(super::open("sqlite").await).await
+    }
+}
+
+mod postgres {
+    #[tokio::test]
+    async fn checkin_state_and_record_seen() {
+        super::checkin_state_and_record_seen(super::open("postgres").await).await
+    }
+}
