@@ -63,6 +63,7 @@ fn enrol(
                         hostname: name.clone(),
                         machine_id: inv.facts.machine_id.clone(),
                         agent_secret: None,
+                        csr: None,
                     },
                 )
                 .unwrap();
