@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use patchbay_app::assess::build_index;
 use patchbay_app::feeds::advisory_row;
-use patchbay_core::assess::{Assessor, target_for};
+use patchbay_core::assess::{Assessor, match_key, target_for};
 use patchbay_core::inventory::{OsRelease, Package, apk, dpkg, rpm};
 use patchbay_feeds::RecordError;
 use patchbay_feeds::epss::{EpssMeta, EpssScore};
@@ -15,7 +15,6 @@ use patchbay_feeds::kev::Catalog;
 use patchbay_feeds::osv::Advisory;
 use patchbay_feeds::source::{FeedSink, ImportSummary, read_path};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Collects records with a progress spinner; errors are printed as they come.
@@ -252,6 +251,12 @@ pub struct ScanArgs {
     /// A directory (or file) of feeds: OSV JSON/JSONL/zip, KEV JSON, EPSS CSV.
     #[arg(long)]
     pub feeds: PathBuf,
+    /// The compiled advisory index to use (built from --feeds on first use, rebuilt
+    /// when the feeds change or the file is corrupt). Default:
+    /// $XDG_CACHE_HOME/patchbay/advisories-<hash of the feeds path>.pbidx
+    /// (~/.cache/patchbay/… without XDG_CACHE_HOME).
+    #[arg(long)]
+    pub index: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -304,35 +309,55 @@ pub fn scan_findings(a: &ScanArgs) -> anyhow::Result<(Vec<ScanFinding>, usize)> 
         ..Default::default()
     };
     let target = target_for(&os).map_err(|e| anyhow::anyhow!("--os {}: {e}", a.os))?;
-    let (feeds, _) = read_feeds(&a.feeds, false)?;
-    for e in &feeds.errors {
-        eprintln!("skipped: {e}");
-    }
-    let rows: Vec<_> = feeds.advisories.iter().map(advisory_row).collect();
-    let index = build_index(&rows);
-    let kev: HashMap<&str, ()> = feeds
-        .kev
-        .iter()
-        .flat_map(|c| c.entries.iter().map(|e| (e.cve.as_str(), ())))
-        .collect();
-    let epss: HashMap<&str, f64> = feeds
-        .epss
-        .iter()
-        .map(|s| (s.cve.as_str(), s.epss))
-        .collect();
+    let index_path = match &a.index {
+        Some(p) => p.clone(),
+        None => crate::advisory_index::default_path(&a.feeds)?,
+    };
+    let key = crate::advisory_index::feeds_key(&a.feeds)?;
+    let (compiled, _) = crate::advisory_index::load_or_build(&index_path, key, || {
+        let (feeds, _) = read_feeds(&a.feeds, false)?;
+        for e in &feeds.errors {
+            eprintln!("skipped: {e}");
+        }
+        let rows: Vec<_> = feeds.advisories.iter().map(advisory_row).collect();
+        let index = build_index(&rows);
+        Ok(crate::advisory_index::compile_feeds(
+            key,
+            &index,
+            &feeds.kev,
+            &feeds.epss,
+        ))
+    })?;
+    let corrupt = |e: patchbay_core::compiled::IndexError| {
+        anyhow::anyhow!(
+            "advisory index {}: {e}; delete it to rebuild",
+            index_path.display()
+        )
+    };
+    // Only the host's own keys are decoded: matching is the same code on them.
+    let index = compiled
+        .subset(
+            &target.ecosystem,
+            packages.iter().map(|p| match_key(p, target.key_by).0),
+        )
+        .map_err(corrupt)?;
     let (findings, problems) = Assessor::new().assess(&index, &target, &packages);
     for p in &problems {
         eprintln!("advisory {} skipped: {}", p.advisory, p.message);
     }
-    let out = findings
-        .into_iter()
-        .map(|f| ScanFinding {
-            kev: f.cves.iter().any(|c| kev.contains_key(c.as_str())),
-            epss: f
-                .cves
-                .iter()
-                .filter_map(|c| epss.get(c.as_str()).copied())
-                .reduce(f64::max),
+    let mut out = Vec::with_capacity(findings.len());
+    for f in findings {
+        let mut kev = false;
+        let mut epss: Option<f64> = None;
+        for c in &f.cves {
+            kev |= compiled.kev(c).map_err(corrupt)?;
+            if let Some(s) = compiled.epss(c).map_err(corrupt)? {
+                epss = Some(epss.map_or(s, |e| e.max(s)));
+            }
+        }
+        out.push(ScanFinding {
+            kev,
+            epss,
             package: f.package,
             source_package: f.source_package,
             installed_version: f.installed_version,
@@ -340,8 +365,8 @@ pub fn scan_findings(a: &ScanArgs) -> anyhow::Result<(Vec<ScanFinding>, usize)> 
             advisory: f.advisory,
             cves: f.cves,
             cvss: f.cvss,
-        })
-        .collect();
+        });
+    }
     Ok((out, packages.len()))
 }
 

@@ -23,6 +23,7 @@ mod malformed;
 mod prioritise;
 mod reports;
 mod scan;
+mod scan_index;
 mod schedule;
 mod tls;
 
