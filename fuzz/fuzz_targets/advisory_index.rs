@@ -13,6 +13,7 @@ fn exercise(c: &CompiledIndex) {
         let _ = c.kev(cve);
         let _ = c.epss(cve);
     }
+    let _ = c.note();
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

@@ -5,8 +5,6 @@ use crate::Format;
 use crate::output::{json, table};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use patchbay_app::assess::build_index;
-use patchbay_app::feeds::advisory_row;
 use patchbay_core::assess::{Assessor, match_key, target_for};
 use patchbay_core::inventory::{OsRelease, Package, apk, dpkg, rpm};
 use patchbay_feeds::RecordError;
@@ -232,6 +230,31 @@ pub async fn import_with(
     Ok(())
 }
 
+/// Indexes OSV records as the reader yields them (what `advisory_row` +
+/// `patchbay_app::assess::build_index` would give, without keeping the
+/// records); keeps KEV catalogs and EPSS scores; prints skipped records.
+#[derive(Default)]
+struct IndexSink {
+    index: patchbay_core::assess::Index,
+    kev: Vec<Catalog>,
+    epss: Vec<EpssScore>,
+}
+
+impl FeedSink for IndexSink {
+    fn on_advisory(&mut self, a: Advisory) {
+        patchbay_app::feeds::index_advisory(&mut self.index, &a);
+    }
+    fn on_kev(&mut self, c: Catalog) {
+        self.kev.push(c);
+    }
+    fn on_epss(&mut self, s: EpssScore) {
+        self.epss.push(s);
+    }
+    fn on_error(&mut self, e: RecordError) {
+        eprintln!("skipped: {e}");
+    }
+}
+
 /// `patchbay scan` flags.
 #[derive(Debug, Clone, clap::Args)]
 #[command(group = clap::ArgGroup::new("inventory").required(true).args(["dpkg_status", "apk_installed", "rpm_list"]))]
@@ -313,21 +336,20 @@ pub fn scan_findings(a: &ScanArgs) -> anyhow::Result<(Vec<ScanFinding>, usize)> 
         Some(p) => p.clone(),
         None => crate::advisory_index::default_path(&a.feeds)?,
     };
-    let key = crate::advisory_index::feeds_key(&a.feeds)?;
-    let (compiled, _) = crate::advisory_index::load_or_build(&index_path, key, || {
-        let (feeds, _) = read_feeds(&a.feeds, false)?;
-        for e in &feeds.errors {
-            eprintln!("skipped: {e}");
-        }
-        let rows: Vec<_> = feeds.advisories.iter().map(advisory_row).collect();
-        let index = build_index(&rows);
-        Ok(crate::advisory_index::compile_feeds(
-            key,
-            &index,
-            &feeds.kev,
-            &feeds.epss,
-        ))
-    })?;
+    let (compiled, _) =
+        crate::advisory_index::load_or_build(&index_path, &a.feeds, |key, note| {
+            // Each record goes into the index as it is read (none is kept).
+            let mut sink = IndexSink::default();
+            read_path(&a.feeds, &mut sink)
+                .with_context(|| format!("reading feeds from {}", a.feeds.display()))?;
+            Ok(crate::advisory_index::compile_feeds(
+                key,
+                note,
+                &sink.index,
+                &sink.kev,
+                &sink.epss,
+            ))
+        })?;
     let corrupt = |e: patchbay_core::compiled::IndexError| {
         anyhow::anyhow!(
             "advisory index {}: {e}; delete it to rebuild",

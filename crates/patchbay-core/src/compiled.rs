@@ -15,7 +15,7 @@
 //!  48  payload length   u64
 //!  56  checksum         [u8; 32]       SHA-256 of header[0..56] ‖ payload
 //! payload
-//!   counts              u32 × 4        advisories, keys, KEV CVEs, EPSS scores
+//!   counts              u32 × 5        advisories, keys, KEV CVEs, EPSS scores, notes (1)
 //!   tables              u32 × counts   offsets (into the payload) of each record;
 //!                                      keys sorted by (ecosystem, package) bytes,
 //!                                      KEV and EPSS by CVE
@@ -23,6 +23,8 @@
 //!                       key: ecosystem, package, entries (advisory number, ranges
 //!                            with their events, versions)
 //!                       KEV: cve; EPSS: cve, score (f64 bits)
+//!                       note: the caller's bytes (the scan keeps what it knows of
+//!                             its input files there), length-prefixed
 //! ```
 //!
 //! Strings are `u32 length ‖ UTF-8`. [`CompiledIndex::open`] checks magic,
@@ -156,7 +158,13 @@ fn kind_code(k: &RangeKind) -> u8 {
 /// Compiles `index`, the KEV CVEs and the EPSS scores into index bytes under
 /// `key` (the caller's hash of what it was built from). Deterministic: the same
 /// inputs give the same bytes.
-pub fn compile(key: [u8; 32], index: &Index, kev: &[String], epss: &[(String, f64)]) -> Vec<u8> {
+pub fn compile(
+    key: [u8; 32],
+    index: &Index,
+    kev: &[String],
+    epss: &[(String, f64)],
+    note: &[u8],
+) -> Vec<u8> {
     let mut keys: Vec<(&str, &str, &[AffectedEntry])> = index.keys().collect();
     keys.sort_by(|a, b| (a.0.as_bytes(), a.1.as_bytes()).cmp(&(b.0.as_bytes(), b.1.as_bytes())));
     let mut kev: Vec<&str> = kev.iter().map(String::as_str).collect();
@@ -172,7 +180,7 @@ pub fn compile(key: [u8; 32], index: &Index, kev: &[String], epss: &[(String, f6
         epss_sorted.extend(last);
         epss_sorted.sort_by(|a, b| a.0.cmp(b.0));
     }
-    let counts = [index.len(), keys.len(), kev.len(), epss_sorted.len()];
+    let counts = [index.len(), keys.len(), kev.len(), epss_sorted.len(), 1];
     let mut w = Writer {
         buf: Vec::with_capacity(1 << 20),
     };
@@ -242,6 +250,9 @@ pub fn compile(key: [u8; 32], index: &Index, kev: &[String], epss: &[(String, f6
         w.str(c);
         w.f64(*s);
     }
+    offsets.push(w.here());
+    w.len(note.len());
+    w.buf.extend_from_slice(note);
     for (i, o) in offsets.iter().enumerate() {
         let at = tables + 4 * i;
         w.buf[at..at + 4].copy_from_slice(&o.to_le_bytes());
@@ -335,7 +346,7 @@ impl<'a> Reader<'a> {
 #[derive(Debug, Clone)]
 pub struct CompiledIndex {
     bytes: Vec<u8>,
-    counts: [usize; 4],
+    counts: [usize; TABLES],
 }
 
 /// Table numbers in the payload.
@@ -343,6 +354,10 @@ const ADV: usize = 0;
 const KEY: usize = 1;
 const KEV: usize = 2;
 const EPSS: usize = 3;
+const NOTE: usize = 4;
+const TABLES: usize = 5;
+/// Bytes of the counts at the start of the payload.
+const COUNTS_LEN: usize = 4 * TABLES;
 
 impl CompiledIndex {
     /// Checks an index file's bytes: magic, format version, length, checksum,
@@ -386,7 +401,7 @@ impl CompiledIndex {
         }
         let mut this = Self {
             bytes,
-            counts: [0; 4],
+            counts: [0; TABLES],
         };
         if let Some(k) = expected_key {
             let found = this.key();
@@ -398,12 +413,14 @@ impl CompiledIndex {
             }
         }
         let mut r = this.reader(0);
-        let mut counts = [0usize; 4];
+        let mut counts = [0usize; TABLES];
         for c in &mut counts {
             *c = r.count(4, "table counts")?;
         }
         let total: usize = counts.iter().sum();
-        if total.saturating_mul(4).saturating_add(16) > this.payload().len() {
+        if counts[NOTE] != 1
+            || total.saturating_mul(4).saturating_add(COUNTS_LEN) > this.payload().len()
+        {
             return Err(IndexError::Malformed {
                 offset: 0,
                 what: "tables longer than the payload",
@@ -439,7 +456,7 @@ impl CompiledIndex {
     /// The offset of record `i` of table `t`.
     fn record(&self, t: usize, i: usize) -> Result<usize, IndexError> {
         let before: usize = self.counts[..t].iter().sum();
-        let at = 16 + 4 * (before + i);
+        let at = COUNTS_LEN + 4 * (before + i);
         Ok(self.reader(at).u32("table offset")? as usize)
     }
 
@@ -658,6 +675,13 @@ impl CompiledIndex {
         .transpose()
     }
 
+    /// The caller's note stored with the index.
+    pub fn note(&self) -> Result<&[u8], IndexError> {
+        let mut r = self.reader(self.record(NOTE, 0)?);
+        let n = r.u32("note length")? as usize;
+        r.bytes(n, "note")
+    }
+
     /// Number of KEV CVEs and EPSS scores.
     pub fn kev_and_epss(&self) -> (usize, usize) {
         (self.counts[KEV], self.counts[EPSS])
@@ -761,6 +785,7 @@ mod tests {
                 ("CVE-Z".into(), 0.1),
                 ("CVE-A".into(), 0.9),
             ],
+            b"the note",
         )
     }
 
@@ -782,6 +807,7 @@ mod tests {
         assert!(c.kev("CVE-A").unwrap() && c.kev("CVE-B").unwrap());
         assert!(!c.kev("CVE-C").unwrap());
         assert_eq!(c.kev_and_epss(), (2, 2));
+        assert_eq!(c.note().unwrap(), b"the note");
         assert_eq!(c.epss("CVE-A").unwrap(), Some(0.9), "the last score wins");
         assert_eq!(c.epss("CVE-Z").unwrap(), Some(0.1));
         assert_eq!(c.epss("CVE-B").unwrap(), None);
@@ -798,6 +824,12 @@ mod tests {
             assert_eq!(ids, ["A", "B"]);
         }
         assert_eq!(sub.len(), 2);
+        // An advisory that is not the first one alone: renumbered from 0.
+        let alpine = c.subset("Alpine:v3.20", ["openssl"]).unwrap();
+        assert_eq!(alpine.len(), 1);
+        let e = alpine.entries("Alpine:v3.20", "openssl");
+        assert_eq!(e.len(), 1);
+        assert_eq!(alpine.advisory(e[0].advisory).id, "B");
         assert!(sub.entries("Alpine:v3.20", "openssl").is_empty());
         assert_eq!(built(), built(), "deterministic");
     }
@@ -868,9 +900,10 @@ mod tests {
         #[test]
         fn forged_payloads_never_panic(mut payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), small in 0u32..4) {
             // Small counts make the tables plausible so the records get read.
-            if payload.len() >= 16 {
-                for t in 0..4 {
-                    payload[4 * t..4 * t + 4].copy_from_slice(&small.to_le_bytes());
+            if payload.len() >= COUNTS_LEN {
+                for t in 0..TABLES {
+                    let n = if t == NOTE { 1 } else { small };
+                    payload[4 * t..4 * t + 4].copy_from_slice(&n.to_le_bytes());
                 }
             }
             if let Ok(c) = CompiledIndex::open(seal([0; 32], &payload), None) {
@@ -878,6 +911,7 @@ mod tests {
                 let _ = c.subset("Debian:12", ["openssl"]);
                 let _ = c.kev("CVE-A");
                 let _ = c.epss("CVE-A");
+                let _ = c.note();
             }
         }
     }
