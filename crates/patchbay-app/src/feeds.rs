@@ -73,6 +73,63 @@ pub fn advisory_row(a: &Advisory) -> AdvisoryRow {
     }
 }
 
+/// Adds a parsed OSV record to `idx` exactly as storing it ([`advisory_row`])
+/// and indexing the stored row ([`crate::assess::build_index`]) would, without
+/// the JSON in between: the offline scan compiles its index this way, record by
+/// record as the reader yields them (ADR 0009). GIT and unknown range types are
+/// left out, as the stored form's reader leaves them out.
+pub fn index_advisory(idx: &mut patchbay_core::assess::Index, a: &Advisory) {
+    use patchbay_version::osv as v;
+    let affected = if a.is_withdrawn() {
+        vec![]
+    } else {
+        a.affected
+            .iter()
+            .map(|x| {
+                let ranges = x
+                    .ranges
+                    .iter()
+                    .filter_map(|r| {
+                        let kind = match &r.kind {
+                            RangeKind::Ecosystem => v::RangeKind::Ecosystem,
+                            RangeKind::Semver => v::RangeKind::Semver,
+                            _ => return None,
+                        };
+                        let events = r
+                            .events
+                            .iter()
+                            .map(|e| match e {
+                                Event::Introduced(s) => v::Event::Introduced(s.clone()),
+                                Event::Fixed(s) => v::Event::Fixed(s.clone()),
+                                Event::LastAffected(s) => v::Event::LastAffected(s.clone()),
+                                Event::Limit(s) => v::Event::Limit(s.clone()),
+                            })
+                            .collect();
+                        Some(v::Range { kind, events })
+                    })
+                    .collect();
+                (
+                    x.ecosystem.clone(),
+                    x.package.clone(),
+                    ranges,
+                    x.versions.clone(),
+                )
+            })
+            .collect()
+    };
+    idx.add(
+        patchbay_core::assess::AdvisoryInfo {
+            id: a.id.clone(),
+            cves: a.cves.clone(),
+            cvss: a.cvss.as_ref().map(|c| c.base_score),
+            cvss_vector: a.cvss.as_ref().map(|c| c.vector.clone()),
+            summary: a.summary.clone().unwrap_or_default(),
+            published: a.published,
+        },
+        affected,
+    );
+}
+
 /// Merges rows with the same id: feeds may split one advisory over several
 /// records (AlmaLinux publishes one per module stream), and the store keeps one
 /// row per id.

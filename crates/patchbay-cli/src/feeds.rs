@@ -5,9 +5,7 @@ use crate::Format;
 use crate::output::{json, table};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use patchbay_app::assess::build_index;
-use patchbay_app::feeds::advisory_row;
-use patchbay_core::assess::{Assessor, target_for};
+use patchbay_core::assess::{Assessor, match_key, target_for};
 use patchbay_core::inventory::{OsRelease, Package, apk, dpkg, rpm};
 use patchbay_feeds::RecordError;
 use patchbay_feeds::epss::{EpssMeta, EpssScore};
@@ -15,7 +13,6 @@ use patchbay_feeds::kev::Catalog;
 use patchbay_feeds::osv::Advisory;
 use patchbay_feeds::source::{FeedSink, ImportSummary, read_path};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Collects records with a progress spinner; errors are printed as they come.
@@ -233,6 +230,31 @@ pub async fn import_with(
     Ok(())
 }
 
+/// Indexes OSV records as the reader yields them (what `advisory_row` +
+/// `patchbay_app::assess::build_index` would give, without keeping the
+/// records); keeps KEV catalogs and EPSS scores; prints skipped records.
+#[derive(Default)]
+struct IndexSink {
+    index: patchbay_core::assess::Index,
+    kev: Vec<Catalog>,
+    epss: Vec<EpssScore>,
+}
+
+impl FeedSink for IndexSink {
+    fn on_advisory(&mut self, a: Advisory) {
+        patchbay_app::feeds::index_advisory(&mut self.index, &a);
+    }
+    fn on_kev(&mut self, c: Catalog) {
+        self.kev.push(c);
+    }
+    fn on_epss(&mut self, s: EpssScore) {
+        self.epss.push(s);
+    }
+    fn on_error(&mut self, e: RecordError) {
+        eprintln!("skipped: {e}");
+    }
+}
+
 /// `patchbay scan` flags.
 #[derive(Debug, Clone, clap::Args)]
 #[command(group = clap::ArgGroup::new("inventory").required(true).args(["dpkg_status", "apk_installed", "rpm_list"]))]
@@ -252,6 +274,12 @@ pub struct ScanArgs {
     /// A directory (or file) of feeds: OSV JSON/JSONL/zip, KEV JSON, EPSS CSV.
     #[arg(long)]
     pub feeds: PathBuf,
+    /// The compiled advisory index to use (built from --feeds on first use, rebuilt
+    /// when the feeds change or the file is corrupt). Default:
+    /// $XDG_CACHE_HOME/patchbay/advisories-<hash of the feeds path>.pbidx
+    /// (~/.cache/patchbay/… without XDG_CACHE_HOME).
+    #[arg(long)]
+    pub index: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -304,35 +332,54 @@ pub fn scan_findings(a: &ScanArgs) -> anyhow::Result<(Vec<ScanFinding>, usize)> 
         ..Default::default()
     };
     let target = target_for(&os).map_err(|e| anyhow::anyhow!("--os {}: {e}", a.os))?;
-    let (feeds, _) = read_feeds(&a.feeds, false)?;
-    for e in &feeds.errors {
-        eprintln!("skipped: {e}");
-    }
-    let rows: Vec<_> = feeds.advisories.iter().map(advisory_row).collect();
-    let index = build_index(&rows);
-    let kev: HashMap<&str, ()> = feeds
-        .kev
-        .iter()
-        .flat_map(|c| c.entries.iter().map(|e| (e.cve.as_str(), ())))
-        .collect();
-    let epss: HashMap<&str, f64> = feeds
-        .epss
-        .iter()
-        .map(|s| (s.cve.as_str(), s.epss))
-        .collect();
+    let index_path = match &a.index {
+        Some(p) => p.clone(),
+        None => crate::advisory_index::default_path(&a.feeds)?,
+    };
+    let (compiled, _) =
+        crate::advisory_index::load_or_build(&index_path, &a.feeds, |key, note| {
+            // Each record goes into the index as it is read (none is kept).
+            let mut sink = IndexSink::default();
+            read_path(&a.feeds, &mut sink)
+                .with_context(|| format!("reading feeds from {}", a.feeds.display()))?;
+            Ok(crate::advisory_index::compile_feeds(
+                key,
+                note,
+                &sink.index,
+                &sink.kev,
+                &sink.epss,
+            ))
+        })?;
+    let corrupt = |e: patchbay_core::compiled::IndexError| {
+        anyhow::anyhow!(
+            "advisory index {}: {e}; delete it to rebuild",
+            index_path.display()
+        )
+    };
+    // Only the host's own keys are decoded: matching is the same code on them.
+    let index = compiled
+        .subset(
+            &target.ecosystem,
+            packages.iter().map(|p| match_key(p, target.key_by).0),
+        )
+        .map_err(corrupt)?;
     let (findings, problems) = Assessor::new().assess(&index, &target, &packages);
     for p in &problems {
         eprintln!("advisory {} skipped: {}", p.advisory, p.message);
     }
-    let out = findings
-        .into_iter()
-        .map(|f| ScanFinding {
-            kev: f.cves.iter().any(|c| kev.contains_key(c.as_str())),
-            epss: f
-                .cves
-                .iter()
-                .filter_map(|c| epss.get(c.as_str()).copied())
-                .reduce(f64::max),
+    let mut out = Vec::with_capacity(findings.len());
+    for f in findings {
+        let mut kev = false;
+        let mut epss: Option<f64> = None;
+        for c in &f.cves {
+            kev |= compiled.kev(c).map_err(corrupt)?;
+            if let Some(s) = compiled.epss(c).map_err(corrupt)? {
+                epss = Some(epss.map_or(s, |e| e.max(s)));
+            }
+        }
+        out.push(ScanFinding {
+            kev,
+            epss,
             package: f.package,
             source_package: f.source_package,
             installed_version: f.installed_version,
@@ -340,8 +387,8 @@ pub fn scan_findings(a: &ScanArgs) -> anyhow::Result<(Vec<ScanFinding>, usize)> 
             advisory: f.advisory,
             cves: f.cves,
             cvss: f.cvss,
-        })
-        .collect();
+        });
+    }
     Ok((out, packages.len()))
 }
 

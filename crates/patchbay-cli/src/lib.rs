@@ -4,6 +4,7 @@
 //! # Layout
 //! - this file: flags ([`Cli`]) and dispatch ([`run`]).
 //! - [`server`]: `serve` and `dev`.
+//! - [`advisory_index`]: the compiled advisory index `scan` keeps on disk (key, cache path, rebuild).
 //! - [`changes`]: change records, runbooks, lessons learned.
 //! - [`client`]: `assets`, `tokens`, `enroll-token`, `audit` (REST API clients).
 //! - [`evidence`]: offline `audit verify`, `evidence export|verify`.
@@ -38,6 +39,7 @@ macro_rules! println {
     };
 }
 
+pub mod advisory_index;
 pub mod changes;
 pub mod client;
 pub mod conn;

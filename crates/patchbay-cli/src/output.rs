@@ -53,7 +53,13 @@ pub fn clean_text(s: &str) -> String {
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     // JSON escapes control characters itself; bidirectional characters stay
     // as they are, for the scripts that read it.
-    std::println!("{}", serde_json::to_string_pretty(value)?);
+    // Streamed: a large answer (a scan's thousands of findings) is not built as
+    // one string first.
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
     Ok(())
 }
 

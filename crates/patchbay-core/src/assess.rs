@@ -233,6 +233,42 @@ impl Index {
             .unwrap_or(&[])
     }
 
+    /// Every (ecosystem, package) with its entries, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &str, &[AffectedEntry])> {
+        self.by_key
+            .iter()
+            .map(|((e, p), v)| (e.as_str(), p.as_str(), v.as_slice()))
+    }
+
+    /// An index of exactly these advisories and entries (the entries' `advisory`
+    /// indices point into `advisories`; nothing is merged or deduplicated — the
+    /// compiled index hands back what an [`Index`] held). An entry whose advisory
+    /// index is out of range is an error, naming the key.
+    pub fn from_parts(
+        advisories: Vec<AdvisoryInfo>,
+        by_key: HashMap<(String, String), Vec<AffectedEntry>>,
+    ) -> Result<Self, String> {
+        for ((eco, pkg), entries) in &by_key {
+            if let Some(e) = entries.iter().find(|e| e.advisory >= advisories.len()) {
+                return Err(format!(
+                    "entry of ({eco}, {pkg}) names advisory {} of {}",
+                    e.advisory,
+                    advisories.len()
+                ));
+            }
+        }
+        let ids = advisories
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id.clone(), i))
+            .collect();
+        Ok(Self {
+            advisories,
+            by_key,
+            ids,
+        })
+    }
+
     /// The advisories that affect `version` of `package` in `ecosystem`.
     pub fn match_version(
         &self,

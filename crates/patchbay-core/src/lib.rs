@@ -17,6 +17,8 @@
 //! - [`token`]: token format and hashing (random bytes are an input).
 //! - [`assess`]: OS → OSV ecosystem, the advisory index, and matching with a
 //!   fleet-wide cache of (ecosystem, package, version) results.
+//! - [`compiled`]: the compiled advisory index: an index, KEV and EPSS laid out
+//!   once in a versioned, checksummed binary form, decoded on demand.
 //! - [`report`]: compliance, time-to-patch, SLA adherence and coverage as of any
 //!   date, and the controls each evidences.
 //! - [`risk`]: the risk model: tiers P0–P4, rank score, SLA due dates (KEV due
@@ -44,6 +46,7 @@ pub mod asset;
 pub mod audit;
 pub mod auth;
 pub mod canary;
+pub mod compiled;
 pub mod exception;
 pub mod inventory;
 pub mod job;

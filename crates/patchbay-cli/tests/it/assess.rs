@@ -61,8 +61,10 @@ fn feeds_import_and_findings_lifecycle(backend: &str) {
     .unwrap();
     let status = root.path().join("var/lib/dpkg/status");
     let scan: Vec<serde_json::Value> = serde_json::from_str(&ok(&Command::new(PATCHBAY)
+        // The compiled index beside the feeds (a dot file: not read as a feed).
+        .args(["scan", "--index"])
+        .arg(scan_dir.path().join(".advisories.pbidx"))
         .args([
-            "scan",
             "--dpkg-status",
             status.to_str().unwrap(),
             "--os",

@@ -25,6 +25,7 @@ mod mtls;
 mod prioritise;
 mod reports;
 mod scan;
+mod scan_index;
 mod schedule;
 mod tls;
 

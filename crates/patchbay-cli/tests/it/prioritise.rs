@@ -323,8 +323,10 @@ fn triage_matches_the_scan(backend: &str) {
     .unwrap();
     let status = _root.path().join("var/lib/dpkg/status");
     let scan: Vec<serde_json::Value> = serde_json::from_str(&ok(&Command::new(PATCHBAY)
+        // The compiled index beside the feeds (a dot file: not read as a feed).
+        .args(["scan", "--index"])
+        .arg(dir.path().join(".advisories.pbidx"))
         .args([
-            "scan",
             "--dpkg-status",
             status.to_str().unwrap(),
             "--os",

@@ -78,9 +78,13 @@ fn scan(
     os: &str,
     feeds: &Path,
 ) -> (BTreeSet<Triple>, Vec<serde_json::Value>) {
+    // The compiled index goes next to nothing else (not into ~/.cache, not into
+    // the feeds); tests/it/scan_index.rs covers the index itself.
+    let cache = tempfile::tempdir().unwrap();
     let out = ok(&Command::new(PATCHBAY)
+        .args(["scan", "--index"])
+        .arg(cache.path().join("advisories.pbidx"))
         .args([
-            "scan",
             flag,
             packages.to_str().unwrap(),
             "--os",

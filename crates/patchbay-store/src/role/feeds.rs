@@ -97,6 +97,10 @@ pub trait FeedStore {
     async fn upsert_advisories(&mut self, rows: &[AdvisoryRow]) -> Result<u64>;
     /// All advisories.
     async fn all_advisories(&mut self) -> Result<Vec<AdvisoryRow>>;
+    /// Up to `limit` advisories with ids after `after` (`""`: from the first), in
+    /// id order: the next page of a walk over all of them that never holds more
+    /// than one page (the server's index is built this way, ADR 0009).
+    async fn advisories_after(&mut self, after: &str, limit: u32) -> Result<Vec<AdvisoryRow>>;
     /// Inserts or replaces KEV entries; returns the CVEs that were not in KEV before.
     async fn upsert_kev(&mut self, rows: &[KevRow]) -> Result<Vec<String>>;
     /// All KEV entries.
@@ -105,6 +109,24 @@ pub trait FeedStore {
     async fn upsert_epss(&mut self, rows: &[EpssRow]) -> Result<u64>;
     /// EPSS scores of the given CVEs.
     async fn epss_for(&mut self, cves: &[String]) -> Result<Vec<EpssRow>>;
+}
+
+fn advisory_of<DB: Engine>(r: &DB::Row) -> Result<AdvisoryRow> {
+    let cves: String = r.col("cves")?;
+    let affected: String = r.col("affected")?;
+    Ok(AdvisoryRow {
+        id: r.col("id")?,
+        summary: r.col("summary")?,
+        cves: serde_json::from_str(&cves)
+            .map_err(|e| StoreError::Other(format!("bad advisory cves: {e}")))?,
+        cvss_score: r.col("cvss_score")?,
+        cvss_vector: r.col("cvss_vector")?,
+        published: opt_ts(r.col("published")?)?,
+        modified: opt_ts(r.col("modified")?)?,
+        affected: serde_json::from_str(&affected)
+            .map_err(|e| StoreError::Other(format!("bad advisory affected: {e}")))?,
+        ecosystems: r.col("ecosystems")?,
+    })
 }
 
 #[async_trait]
@@ -199,25 +221,19 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
         )
         .all(self.conn())
         .await?;
-        rows.iter()
-            .map(|r| {
-                let cves: String = r.col("cves")?;
-                let affected: String = r.col("affected")?;
-                Ok(AdvisoryRow {
-                    id: r.col("id")?,
-                    summary: r.col("summary")?,
-                    cves: serde_json::from_str(&cves)
-                        .map_err(|e| StoreError::Other(format!("bad advisory cves: {e}")))?,
-                    cvss_score: r.col("cvss_score")?,
-                    cvss_vector: r.col("cvss_vector")?,
-                    published: opt_ts(r.col("published")?)?,
-                    modified: opt_ts(r.col("modified")?)?,
-                    affected: serde_json::from_str(&affected)
-                        .map_err(|e| StoreError::Other(format!("bad advisory affected: {e}")))?,
-                    ecosystems: r.col("ecosystems")?,
-                })
-            })
-            .collect()
+        rows.iter().map(advisory_of::<DB>).collect()
+    }
+
+    async fn advisories_after(&mut self, after: &str, limit: u32) -> Result<Vec<AdvisoryRow>> {
+        let rows = sqlx::query::<DB>(
+            "SELECT id, summary, cves, cvss_score, cvss_vector, published, modified, affected, ecosystems \
+             FROM advisories WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .arg(after)
+        .arg(i64::from(limit))
+        .all(self.conn())
+        .await?;
+        rows.iter().map(advisory_of::<DB>).collect()
     }
 
     async fn upsert_kev(&mut self, rows: &[KevRow]) -> Result<Vec<String>> {

@@ -51,6 +51,7 @@ both!(
     audit_story,
     uncommitted_transactions_leave_nothing,
     feeds_story,
+    advisory_pages_walk_every_row_once,
     findings_story,
     plan_story,
     schedule_story,
@@ -733,6 +734,45 @@ async fn feeds_story(s: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].epss, 0.5);
+}
+
+/// `advisories_after` pages through every advisory once, in id order, whatever
+/// the page size (the server builds its index this way).
+async fn advisory_pages_walk_every_row_once(s: Arc<dyn Store>) {
+    let rows: Vec<AdvisoryRow> = (0..23)
+        .map(|i| AdvisoryRow {
+            id: format!("DSA-{i:03}"),
+            summary: format!("advisory {i}"),
+            cves: vec![format!("CVE-2024-{i}")],
+            cvss_score: None,
+            cvss_vector: None,
+            published: None,
+            modified: None,
+            affected: serde_json::json!([{"ecosystem": "Debian:12", "package": format!("p{i}")}]),
+            ecosystems: "Debian:12".into(),
+        })
+        .collect();
+    let mut tx = s.write().await.unwrap();
+    // Stored out of order: the walk orders them.
+    let mut shuffled = rows.clone();
+    shuffled.reverse();
+    tx.upsert_advisories(&shuffled).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.read().await.unwrap();
+    for limit in [1, 5, 23, 100] {
+        let mut got = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = tx.advisories_after(&after, limit).await.unwrap();
+            assert!(page.len() <= limit as usize);
+            let Some(last) = page.last() else { break };
+            after = last.id.clone();
+            got.extend(page);
+        }
+        assert_eq!(got, rows, "page size {limit}");
+    }
+    assert!(tx.advisories_after("DSA-022", 10).await.unwrap().is_empty());
+    assert_eq!(tx.advisories_after("DSA-020", 10).await.unwrap().len(), 2);
 }
 
 async fn findings_story(s: Arc<dyn Store>) {
