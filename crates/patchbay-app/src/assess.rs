@@ -4,13 +4,14 @@
 //! The advisory [`Index`] is built from the store once per OSV import generation
 //! and shared. An asset is re-assessed when its inventory changes (check-in:
 //! only the packages that changed); a feed import re-assesses only what it
-//! changed (**delta re-assessment**): [`changed_pairs`] compares each imported
-//! advisory with its stored version, the import queues the (ecosystem, package)
-//! pairs whose affected entries differ (`assess_pending` table, same
-//! transaction), and [`App::assess_pending`] re-matches those packages on the
-//! hosts that have them and clears the queue. A finding depends only on its own
-//! package's version and that package's advisories, so this gives exactly what a
-//! full re-assessment ([`App::assess_fleet`]) gives. KEV and EPSS imports queue
+//! changed (**delta re-assessment**): [`changed_entries`] compares each
+//! imported advisory with its stored version, the import queues the
+//! (ecosystem, package, advisory) entries that differ (`assess_pending` table,
+//! same transaction), and [`App::assess_pending`] re-matches those packages on
+//! the hosts that have them — reading and writing only the findings of the
+//! changed advisories — and clears the queue. A finding depends only on its own
+//! package's version and one advisory's entries for that package, so this gives
+//! exactly what a full re-assessment ([`App::assess_fleet`]) gives. KEV and EPSS imports queue
 //! nothing: tiers are derived when findings are read, so they re-tier without
 //! re-matching.
 //!
@@ -26,9 +27,12 @@ use patchbay_core::assess::{
     AdvisoryInfo, Assessor, Finding, Index, Target, match_key, target_for,
 };
 use patchbay_core::inventory::Package;
-use patchbay_store::{AdvisoryRow, AssetRow, FindingRow, NewFinding, Tx};
+use patchbay_store::{
+    AdvisoryRow, AssetRow, FindingRow, MAX_ADVISORY_FILTER, NewFinding, Reassess, Tx,
+};
 use patchbay_version::osv::{Event, Range, RangeKind};
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -38,15 +42,18 @@ use std::sync::Arc;
 pub const CHUNK_ASSETS: usize = 250;
 
 fn parse_affected(v: &serde_json::Value) -> Vec<StoredAffected> {
-    serde_json::from_value(v.clone()).unwrap_or_default()
+    Vec::<StoredAffected>::deserialize(v).unwrap_or_default()
 }
 
-/// The (ecosystem, package) pairs whose affected entries differ between the
-/// stored advisories `old` and their new versions `new` (matched by id; an
-/// advisory absent from `old` is new, so all its pairs changed). Only affected
-/// entries decide what matches: a changed summary or CVSS score changes no
-/// finding (those are read from the advisory when findings are listed).
-pub fn changed_pairs(old: &[AdvisoryRow], new: &[AdvisoryRow]) -> BTreeSet<(String, String)> {
+/// The (ecosystem, package, advisory id) entries whose affected entries differ
+/// between the stored advisories `old` and their new versions `new` (matched by
+/// id; an advisory absent from `old` is new, so all its entries changed). Only
+/// affected entries decide what matches: a changed summary or CVSS score
+/// changes no finding (those are read from the advisory when findings are
+/// listed). A finding depends on its package's version and one advisory's
+/// entries for that package alone, so re-matching these entries is exactly
+/// what a full re-assessment would change.
+pub fn changed_entries(old: &[AdvisoryRow], new: &[AdvisoryRow]) -> BTreeSet<Reassess> {
     type Groups = BTreeMap<(String, String), Vec<StoredAffected>>;
     fn groups(v: &serde_json::Value) -> Groups {
         let mut g: Groups = BTreeMap::new();
@@ -67,12 +74,12 @@ pub fn changed_pairs(old: &[AdvisoryRow], new: &[AdvisoryRow]) -> BTreeSet<(Stri
             .unwrap_or_default();
         for (k, v) in &after {
             if before.get(k) != Some(v) {
-                out.insert(k.clone());
+                out.insert((k.0.clone(), k.1.clone(), n.id.clone()));
             }
         }
         for k in before.keys() {
             if !after.contains_key(k) {
-                out.insert(k.clone());
+                out.insert((k.0.clone(), k.1.clone(), n.id.clone()));
             }
         }
     }
@@ -204,51 +211,38 @@ impl FindingsDiff {
     /// the packages that were matched (all of them, or a subset), `current` the
     /// matches of those same packages. Unchanged open findings cost nothing, so
     /// the writes follow what changed, not what is open.
-    fn add(&mut self, asset_id: i64, existing: &[&FindingRow], current: &[Finding]) {
-        let by_key: HashMap<(&str, &str, &str), &FindingRow> = existing
-            .iter()
-            .map(|r| {
-                (
-                    (
-                        r.finding.advisory_id.as_str(),
-                        r.finding.package.as_str(),
-                        r.finding.arch.as_str(),
-                    ),
-                    *r,
-                )
-            })
-            .collect();
-        let mut seen = HashSet::new();
-        for f in current {
-            let k = (f.advisory.as_str(), f.package.as_str(), f.arch.as_str());
-            match by_key.get(&k) {
+    fn add(&mut self, asset_id: i64, existing: &[&FindingRow], current: Vec<NewFinding>) {
+        type Key<'a> = (&'a str, &'a str, &'a str);
+        fn key(f: &NewFinding) -> Key<'_> {
+            (&f.advisory_id, &f.package, &f.arch)
+        }
+        let by_key: HashMap<Key<'_>, &FindingRow> =
+            existing.iter().map(|r| (key(&r.finding), *r)).collect();
+        {
+            let seen: HashSet<Key<'_>> = current.iter().map(key).collect();
+            for r in existing {
+                if r.resolved_at.is_none() && !seen.contains(&key(&r.finding)) {
+                    self.gone.push(r.id);
+                    self.stats.resolved += 1;
+                }
+            }
+        }
+        for nf in current {
+            match by_key.get(&key(&nf)).copied() {
                 None => {
-                    self.fresh.push((asset_id, to_new(f)));
+                    self.fresh.push((asset_id, nf));
                     self.stats.opened += 1;
                 }
                 Some(r) if r.resolved_at.is_some() => {
                     self.stats.reopened += 1;
-                    self.refresh.push((r.id, to_new(f)));
+                    self.refresh.push((r.id, nf));
                 }
                 Some(r) => {
                     self.stats.still_open += 1;
-                    let nf = to_new(f);
                     if r.finding != nf {
                         self.refresh.push((r.id, nf));
                     }
                 }
-            }
-            seen.insert(k);
-        }
-        for r in existing {
-            let k = (
-                r.finding.advisory_id.as_str(),
-                r.finding.package.as_str(),
-                r.finding.arch.as_str(),
-            );
-            if r.resolved_at.is_none() && !seen.contains(&k) {
-                self.gone.push(r.id);
-                self.stats.resolved += 1;
             }
         }
     }
@@ -276,7 +270,11 @@ pub(crate) async fn sync_findings(
     now: jiff::Timestamp,
 ) -> Result<SyncStats, AppError> {
     let mut diff = FindingsDiff::default();
-    diff.add(asset_id, &existing.iter().collect::<Vec<_>>(), current);
+    diff.add(
+        asset_id,
+        &existing.iter().collect::<Vec<_>>(),
+        current.iter().map(to_new).collect(),
+    );
     diff.apply(tx, now).await
 }
 
@@ -287,6 +285,8 @@ pub struct DeltaAssessment {
     pub stats: SyncStats,
     /// Distinct (ecosystem, package) pairs re-assessed.
     pub pairs: u64,
+    /// Distinct advisories whose entries for those pairs changed.
+    pub advisories: u64,
     /// Assets that have at least one of those packages.
     pub assets: u64,
     /// Installed packages re-matched.
@@ -447,7 +447,11 @@ impl App {
                 pkgs.sort();
                 let found = self.match_packages(&target, &pkgs);
                 let old = existing.remove(&a.id).unwrap_or_default();
-                diff.add(a.id, &old.iter().collect::<Vec<_>>(), &found);
+                diff.add(
+                    a.id,
+                    &old.iter().collect::<Vec<_>>(),
+                    found.iter().map(to_new).collect(),
+                );
             }
             total += diff.apply(&mut tx, self.now()).await?;
             // Findings follow the feeds; the import that moved them is audited.
@@ -468,35 +472,49 @@ impl App {
         Ok((total, e1 - e0, r1 - r0))
     }
 
-    /// Delta re-assessment: re-matches the (ecosystem, package) pairs that feed
-    /// imports queued since the last run, only on the hosts that have those
-    /// packages, [`CHUNK_ASSETS`] assets per transaction, then removes them from
-    /// the queue. Nothing queued (a KEV or EPSS import, an unchanged re-import)
-    /// costs two small reads: no index rebuild, no matching.
+    /// Delta re-assessment: re-matches the (ecosystem, package, advisory)
+    /// entries that feed imports queued since the last run, only on the hosts
+    /// that have those packages and only against those advisories (reading and
+    /// writing only their findings), [`CHUNK_ASSETS`] assets per transaction,
+    /// then removes them from the queue. Nothing queued (a KEV or EPSS import,
+    /// an unchanged re-import) costs one small read: no index rebuild, no
+    /// matching.
     pub async fn assess_pending(
         &self,
         progress: &dyn Fn(usize, usize),
     ) -> Result<DeltaAssessment, AppError> {
-        let (upto, pairs) = {
+        let (upto, entries) = {
             let mut tx = self.store.read().await?;
             tx.pending_reassessment().await?
         };
         let Some(upto) = upto else {
             return Ok(DeltaAssessment::default());
         };
+        // (ecosystem, package) → the advisories whose entries for it changed.
+        let mut changed: HashMap<(String, String), HashSet<String>> = HashMap::new();
+        let mut advisories = BTreeSet::new();
+        for (eco, pkg, adv) in entries {
+            advisories.insert(adv.clone());
+            changed.entry((eco, pkg)).or_default().insert(adv);
+        }
         let mut out = DeltaAssessment {
-            pairs: pairs.len() as u64,
+            pairs: changed.len() as u64,
+            advisories: advisories.len() as u64,
             ..Default::default()
         };
-        self.index().await?;
-        let (e0, r0) = self.matcher_counters();
-        let names: Vec<String> = pairs
-            .iter()
+        // Few advisories (a feed update): the findings read are only theirs. Many
+        // (a first import): all findings of the packages, filtered below.
+        let filter: Vec<String> = if advisories.len() <= MAX_ADVISORY_FILTER {
+            advisories.into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        let names: Vec<String> = changed
+            .keys()
             .map(|(_, p)| p.clone())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let pairs: HashSet<(String, String)> = pairs.into_iter().collect();
         // Candidate hosts, read outside the write transactions; each chunk
         // re-reads its packages inside its own, so a check-in in between is seen.
         let candidates: Vec<i64> = {
@@ -521,46 +539,98 @@ impl App {
                 .map(|a| (a.id, a))
                 .collect()
         };
+        // (ecosystem, package, version) → matches, for this run.
+        let mut memo: HashMap<(String, String, String), Arc<Vec<patchbay_core::assess::Match>>> =
+            HashMap::new();
         let mut done = 0;
         for chunk in candidates.chunks(CHUNK_ASSETS) {
             let mut tx = self
                 .change_by_system(crate::system::SystemActor::Assessor)
                 .await?;
-            self.index_in(&mut tx).await?;
-            // The packages of this chunk that a queued pair names, per asset.
+            let index = self.index_in(&mut tx).await?;
+            // The packages of this chunk that a queued pair names, per asset,
+            // and the changed advisories of each (asset, package, arch).
             let mut subset: BTreeMap<i64, (Target, Vec<Package>)> = BTreeMap::new();
+            let mut which: HashMap<(i64, String, String), &HashSet<String>> = HashMap::new();
             for (id, p) in tx.packages_named(&names, Some(chunk)).await? {
                 let Some(a) = assets.get(&id) else { continue };
                 let Ok(target) = target_for(&a.facts.os) else {
                     continue;
                 };
                 let (name, _) = match_key(&p, target.key_by);
-                if !pairs.contains(&(target.ecosystem.clone(), name.to_string())) {
+                let Some(advs) = changed.get(&(target.ecosystem.clone(), name.to_string())) else {
                     continue;
-                }
+                };
+                which.insert((id, p.name.clone(), p.arch.clone()), advs);
                 subset
                     .entry(id)
                     .or_insert_with(|| (target, Vec::new()))
                     .1
                     .push(p);
             }
-            let keys: Vec<(i64, String, String)> = subset
-                .iter()
-                .flat_map(|(id, (_, ps))| ps.iter().map(|p| (*id, p.name.clone(), p.arch.clone())))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
+            let keys: Vec<(i64, String, String)> = which.keys().cloned().collect();
             let mut existing: HashMap<i64, Vec<FindingRow>> = HashMap::new();
-            for f in tx.findings_of_asset_packages(&keys).await? {
-                existing.entry(f.asset_id).or_default().push(f);
+            for f in tx.findings_of_asset_packages(&keys, &filter).await? {
+                let k = (
+                    f.asset_id,
+                    f.finding.package.clone(),
+                    f.finding.arch.clone(),
+                );
+                if which
+                    .get(&k)
+                    .is_some_and(|advs| advs.contains(&f.finding.advisory_id))
+                {
+                    existing.entry(f.asset_id).or_default().push(f);
+                }
             }
             let mut diff = FindingsDiff::default();
             for (id, (target, pkgs)) in &subset {
                 out.assets += 1;
                 out.packages += pkgs.len() as u64;
-                let found = self.match_packages(target, pkgs);
+                let mut current = Vec::new();
+                for p in pkgs {
+                    let (name, version) = match_key(p, target.key_by);
+                    let advs = which[&(*id, p.name.clone(), p.arch.clone())];
+                    let memo_key = (
+                        target.ecosystem.clone(),
+                        name.to_string(),
+                        version.to_string(),
+                    );
+                    let matches = match memo.entry(memo_key) {
+                        Entry::Occupied(e) => {
+                            out.reused += 1;
+                            e.get().clone()
+                        }
+                        Entry::Vacant(e) => {
+                            out.evaluated += 1;
+                            let (m, problems) = index.match_version(
+                                target.scheme,
+                                &target.ecosystem,
+                                name,
+                                version,
+                            );
+                            for pr in problems {
+                                tracing::debug!(advisory = %pr.advisory, problem = %pr.message, "advisory skipped while matching");
+                            }
+                            e.insert(Arc::new(m)).clone()
+                        }
+                    };
+                    for m in matches.iter() {
+                        let a = index.advisory(m.advisory);
+                        if advs.contains(&a.id) {
+                            current.push(NewFinding {
+                                advisory_id: a.id.clone(),
+                                package: p.name.clone(),
+                                arch: p.arch.clone(),
+                                source_package: name.to_string(),
+                                installed_version: p.version.clone(),
+                                fixed_version: m.fixed.clone(),
+                            });
+                        }
+                    }
+                }
                 let old = existing.remove(id).unwrap_or_default();
-                diff.add(*id, &old.iter().collect::<Vec<_>>(), &found);
+                diff.add(*id, &old.iter().collect::<Vec<_>>(), current);
             }
             out.stats += diff.apply(&mut tx, self.now()).await?;
             tx.commit_unaudited("findings re-assessed after a feed import")
@@ -573,9 +643,6 @@ impl App {
             .await?;
         tx.clear_reassessment(upto).await?;
         tx.commit_unaudited("re-assessment queue emptied").await?;
-        let (e1, r1) = self.matcher_counters();
-        out.evaluated = e1 - e0;
-        out.reused = r1 - r0;
         Ok(out)
     }
 

@@ -129,8 +129,9 @@ pub struct ImportOutcome {
     pub skipped: u64,
     /// CVEs that entered KEV with this import (KEV only).
     pub kev_added: Vec<String>,
-    /// (ecosystem, package) pairs whose advisories this import changed, queued
-    /// for [`App::assess_pending`] (OSV only).
+    /// (ecosystem, package) pairs whose advisories this import changed (their
+    /// (ecosystem, package, advisory) entries are queued for
+    /// [`App::assess_pending`]; OSV only).
     pub pairs_changed: u64,
 }
 
@@ -186,8 +187,12 @@ impl App {
             .await?;
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let before = tx.advisories_by_ids(&ids).await?;
-        let pairs: Vec<(String, String)> = crate::assess::changed_pairs(&before, &rows)
+        let entries: Vec<patchbay_store::Reassess> = crate::assess::changed_entries(&before, &rows)
             .into_iter()
+            .collect();
+        let pairs: BTreeSet<(&str, &str)> = entries
+            .iter()
+            .map(|(e, p, _)| (e.as_str(), p.as_str()))
             .collect();
         let outcome = ImportOutcome {
             records: rows.len() as u64,
@@ -196,7 +201,7 @@ impl App {
             pairs_changed: pairs.len() as u64,
         };
         tx.upsert_advisories(&rows).await?;
-        tx.queue_reassessment(&pairs).await?;
+        tx.queue_reassessment(&entries).await?;
         self.record_import(&mut tx, "osv", source, &version, &outcome)
             .await?;
         tx.commit().await?;

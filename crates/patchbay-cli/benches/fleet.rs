@@ -33,7 +33,8 @@
 //!    `PATCHBAY_BENCH_WORKLIST_ASSETS` (default 10,000) assets × 200 open
 //!    findings (real advisory/package pairs of the Debian 12 host, written with
 //!    the batched insert), then [`App::worklist`] with `limit = 1000` (p50/p95
-//!    of 15) and the compliance report [`App::report`] (median of 5). Baseline:
+//!    of `PATCHBAY_BENCH_WORKLIST_REPS`, default 15) and the compliance report
+//!    [`App::report`] (median of 5). Baseline:
 //!    reading every open finding (`list_findings`), the floor of any approach
 //!    that loads them.
 //!
@@ -64,7 +65,6 @@ use std::time::Instant;
 
 const SEED: u64 = 14;
 const FLIP_REPS: usize = 11;
-const WORKLIST_REPS: usize = 15;
 const REPORT_REPS: usize = 5;
 const FINDINGS_PER_ASSET: usize = 200;
 
@@ -285,6 +285,7 @@ fn advisories() -> anyhow::Result<Vec<Advisory>> {
 fn run() -> anyhow::Result<()> {
     let hosts = env_usize("PATCHBAY_BENCH_HOSTS", 1_000)?;
     let wl_assets = env_usize("PATCHBAY_BENCH_WORKLIST_ASSETS", 10_000)?;
+    let wl_reps = env_usize("PATCHBAY_BENCH_WORKLIST_REPS", 15)?;
     let only = std::env::var("PATCHBAY_BENCH_ONLY").unwrap_or_default();
     let want = |s: &str| only.is_empty() || only == s;
     let require_pg = std::env::var("PATCHBAY_BENCH_REQUIRE_PG").is_ok_and(|v| v.trim() == "1");
@@ -324,8 +325,10 @@ fn run() -> anyhow::Result<()> {
                 .with_context(|| format!("{}: flips", b.name()))?;
         }
         if want("worklist") {
-            rt.block_on(worklist(b, wl_assets, &all, &templates, &mut goals))
-                .with_context(|| format!("{}: worklist", b.name()))?;
+            rt.block_on(worklist(
+                b, wl_assets, wl_reps, &all, &templates, &mut goals,
+            ))
+            .with_context(|| format!("{}: worklist", b.name()))?;
         }
     }
     println!("\n## Goals\n");
@@ -450,7 +453,11 @@ async fn fleet(
     println!("|---|---:|---:|---:|---:|---:|");
     for (what, a, o) in [
         ("first (every finding inserted)", first_new, first_old),
-        ("steady (full re-assessment, nothing changes)", steady_new, steady_old),
+        (
+            "steady (full re-assessment, nothing changes)",
+            steady_new,
+            steady_old,
+        ),
     ] {
         println!(
             "| {what} | {a:.2} s | {o:.2} s | {:.0} | {:.0} | {:.1}× |",
@@ -465,7 +472,11 @@ async fn fleet(
             b.name()
         ),
         value: format!("{:.0} hosts/s", hps(first_new)),
-        baseline: format!("{:.0} hosts/s ({:.1}×)", hps(first_old), first_old / first_new),
+        baseline: format!(
+            "{:.0} hosts/s ({:.1}×)",
+            hps(first_old),
+            first_old / first_new
+        ),
         goal: "≥ 5,000 hosts/s",
         met: hps(first_new) >= 5_000.0,
     });
@@ -488,6 +499,7 @@ async fn fleet(
     let update = update_of(all, &new.open_findings().await?);
     let t = Instant::now();
     let queued = new.import("update", &update).await?;
+    let import_secs = t.elapsed().as_secs_f64();
     let d = new.app.assess_pending(&|_, _| {}).await.map_err(app_err)?;
     let delta_secs = t.elapsed().as_secs_f64();
     let t = Instant::now();
@@ -499,10 +511,11 @@ async fn fleet(
     }
     println!();
     println!(
-        "10-advisory update ({} advisories: withdrawn or fixed versions moved): {queued} pairs queued, \
+        "10-advisory update ({} advisories: withdrawn or fixed versions moved; import {:.0} ms): {queued} pairs queued, \
          {} hosts have them ({} packages re-matched); {} findings opened, {} resolved, {} refreshed or still open \
          (baseline counted {} opened, {} resolved); both databases hold the same open findings afterwards",
         update.len(),
+        ms(import_secs),
         d.assets,
         d.packages,
         d.stats.opened,
@@ -541,7 +554,9 @@ async fn fleet(
         bail!("a KEV import re-matched: {k:?}");
     }
     println!();
-    println!("| feed change | new: import + delta | baseline: import + full re-assessment | speed-up |");
+    println!(
+        "| feed change | new: import + delta | baseline: import + full re-assessment | speed-up |"
+    );
     println!("|---|---:|---:|---:|");
     println!(
         "| 10 advisories | {:.3} s | {:.2} s | {:.0}× |",
@@ -642,9 +657,9 @@ async fn flips(
     let kernel: Vec<_> = found
         .iter()
         .filter(|f| {
-            host.packages.iter().any(|p| {
-                p.name == f.package && match_key(p, target.key_by).0 == "linux"
-            })
+            host.packages
+                .iter()
+                .any(|p| p.name == f.package && match_key(p, target.key_by).0 == "linux")
         })
         .collect();
     let new_version = kernel
@@ -667,7 +682,11 @@ async fn flips(
         let mut cur = host.clone();
         let (mut up, mut down) = (Vec::new(), Vec::new());
         for k in 0..2 * FLIP_REPS {
-            let v = if k % 2 == 0 { &new_version } else { &old_version };
+            let v = if k % 2 == 0 {
+                &new_version
+            } else {
+                &old_version
+            };
             let (req, next) = kernel_checkin(&cur, v);
             let t = Instant::now();
             db.app.checkin(&agent, req).await.map_err(app_err)?;
@@ -715,7 +734,10 @@ async fn flips(
     }
     for (what, w, o) in [("resolve", up, up0), ("reopen", down, down0)] {
         goals.push(Goal {
-            what: format!("{}: mass {what} of {flips} findings (check-in increment)", b.name()),
+            what: format!(
+                "{}: mass {what} of {flips} findings (check-in increment)",
+                b.name()
+            ),
             value: format!("{:.1} ms (whole check-in {:.1} ms)", ms(w - o), ms(w)),
             baseline: format!("{:.1} ms without advisories", ms(o)),
             goal: "≤ 10 ms",
@@ -728,6 +750,7 @@ async fn flips(
 async fn worklist(
     b: Backend,
     n: usize,
+    reps: usize,
     all: &[Advisory],
     templates: &Templates,
     goals: &mut Vec<Goal>,
@@ -735,7 +758,10 @@ async fn worklist(
     let db = Db::new(b).await?;
     db.import("fixtures/feeds/osv", all).await?;
     // Real (advisory, package) pairs: the findings of the Debian 12 host.
-    let host = templates.host(0, SEED, "x");
+    let host = (0..)
+        .map(|i| templates.host(i, SEED, "x"))
+        .find(|h| h.facts.os.id == "debian" && h.packages.len() > 700)
+        .ok_or_else(|| anyhow!("no Debian 12 host template"))?;
     let rows = patchbay_app::feeds::merge_rows(all.iter().map(patchbay_app::feeds::advisory_row));
     let index = patchbay_app::assess::build_index(&rows);
     let target = target_for(&host.facts.os).map_err(|e| anyhow!(e))?;
@@ -786,7 +812,7 @@ async fn worklist(
         ..Default::default()
     };
     let mut wl = Vec::new();
-    for _ in 0..WORKLIST_REPS {
+    for _ in 0..reps {
         let t = Instant::now();
         let items = db
             .app
@@ -818,10 +844,12 @@ async fn worklist(
         }
     }
     let floor = median(&read);
-    println!("| request | p50 | p95 | baseline: read every open finding (median) | ratio (p50 ÷ baseline) |");
+    println!(
+        "| request | p50 | p95 | baseline: read every open finding (median) | ratio (p50 ÷ baseline) |"
+    );
     println!("|---|---:|---:|---:|---:|");
     println!(
-        "| `worklist?limit=1000` ({WORKLIST_REPS} runs) | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} |",
+        "| `worklist?limit=1000` ({reps} runs) | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} |",
         ms(median(&wl)),
         ms(pct(&wl, 95.0)),
         ms(floor),

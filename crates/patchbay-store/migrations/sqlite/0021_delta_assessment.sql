@@ -1,14 +1,16 @@
 -- 0021 delta assessment (SQLite): what a feed import changed, and the indexes
 -- that find the hosts and findings it touches without scanning the fleet.
 
--- (ecosystem, package) pairs whose advisories an import changed, waiting for
--- `App::assess_pending` to re-match them on the hosts that have them. Written in
+-- (ecosystem, package, advisory) entries an import changed, waiting for
+-- `App::assess_pending` to re-match them on the hosts that have the package
+-- (only those advisories: the others' findings cannot have changed). Written in
 -- the import's transaction, deleted (up to the highest id read) once they are
 -- re-assessed: a crash in between re-assesses them again, never loses them.
 CREATE TABLE assess_pending (
     id         INTEGER PRIMARY KEY,
     ecosystem  TEXT    NOT NULL,
-    package    TEXT    NOT NULL
+    package    TEXT    NOT NULL,
+    advisory   TEXT    NOT NULL
 );
 
 -- The hosts that have a package, by binary name and by source name (advisories

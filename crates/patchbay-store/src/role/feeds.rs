@@ -84,6 +84,9 @@ pub struct EpssRow {
     pub score_date: String,
 }
 
+/// A queued re-assessment: (ecosystem, package, advisory id).
+pub type Reassess = (String, String, String);
+
 /// Advisory feeds, KEV and EPSS.
 #[async_trait]
 pub trait FeedStore {
@@ -99,11 +102,12 @@ pub trait FeedStore {
     async fn advisories_generation(&mut self) -> Result<i64>;
     /// The stored advisories with the given ids (those that exist).
     async fn advisories_by_ids(&mut self, ids: &[String]) -> Result<Vec<AdvisoryRow>>;
-    /// Queues (ecosystem, package) pairs whose advisories changed for re-assessment.
-    async fn queue_reassessment(&mut self, pairs: &[(String, String)]) -> Result<()>;
-    /// The queued pairs (distinct, sorted) and the highest queue id read
+    /// Queues (ecosystem, package, advisory id) entries that an import changed
+    /// for re-assessment.
+    async fn queue_reassessment(&mut self, entries: &[Reassess]) -> Result<()>;
+    /// The queued entries (distinct, sorted) and the highest queue id read
     /// (`None` when the queue is empty).
-    async fn pending_reassessment(&mut self) -> Result<(Option<i64>, Vec<(String, String)>)>;
+    async fn pending_reassessment(&mut self) -> Result<(Option<i64>, Vec<Reassess>)>;
     /// Removes queued pairs up to and including `upto` (those read and re-assessed).
     async fn clear_reassessment(&mut self, upto: i64) -> Result<()>;
     /// Inserts or replaces advisories; returns rows written.
@@ -265,20 +269,23 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
         Ok(out)
     }
 
-    async fn queue_reassessment(&mut self, pairs: &[(String, String)]) -> Result<()> {
-        for chunk in pairs.chunks(BATCH_ROWS) {
-            let mut qb =
-                QueryBuilder::<DB>::new("INSERT INTO assess_pending (ecosystem, package) ");
-            qb.push_values(chunk, |mut b, (eco, pkg)| {
-                b.push_arg(eco.clone()).push_arg(pkg.clone());
+    async fn queue_reassessment(&mut self, entries: &[Reassess]) -> Result<()> {
+        for chunk in entries.chunks(BATCH_ROWS) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "INSERT INTO assess_pending (ecosystem, package, advisory) ",
+            );
+            qb.push_values(chunk, |mut b, (eco, pkg, adv)| {
+                b.push_arg(eco.clone())
+                    .push_arg(pkg.clone())
+                    .push_arg(adv.clone());
             });
             qb.build().exec(self.conn()).await?;
         }
         Ok(())
     }
 
-    async fn pending_reassessment(&mut self) -> Result<(Option<i64>, Vec<(String, String)>)> {
-        let rows = sqlx::query::<DB>("SELECT id, ecosystem, package FROM assess_pending")
+    async fn pending_reassessment(&mut self) -> Result<(Option<i64>, Vec<Reassess>)> {
+        let rows = sqlx::query::<DB>("SELECT id, ecosystem, package, advisory FROM assess_pending")
             .all(self.conn())
             .await?;
         let mut upto = None;
@@ -287,8 +294,9 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
             let id: i64 = r.col("id")?;
             let eco: String = r.col("ecosystem")?;
             let pkg: String = r.col("package")?;
+            let adv: String = r.col("advisory")?;
             upto = upto.max(Some(id));
-            pairs.insert((eco, pkg));
+            pairs.insert((eco, pkg, adv));
         }
         Ok((upto, pairs.into_iter().collect()))
     }

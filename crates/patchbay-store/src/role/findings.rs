@@ -6,6 +6,10 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::QueryBuilder;
 
+/// Most advisory ids [`FindingStore::findings_of_asset_packages`] filters by
+/// (binds stay far below both engines' limits next to a chunk of keys).
+pub const MAX_ADVISORY_FILTER: usize = 1_000;
+
 /// A finding as computed by an assessment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewFinding {
@@ -56,10 +60,13 @@ pub trait FindingStore {
     /// Every finding (open and resolved) of the given assets, in batched statements.
     async fn findings_of_assets(&mut self, asset_ids: &[i64]) -> Result<Vec<FindingRow>>;
     /// The findings (open and resolved) of the given (asset, package, arch)
-    /// triples, in batched statements (served by the `findings_package` index).
+    /// triples, in batched statements (served by the `findings_package` index);
+    /// only of the given advisories unless `advisories` is empty (at most
+    /// [`MAX_ADVISORY_FILTER`] ids).
     async fn findings_of_asset_packages(
         &mut self,
         keys: &[(i64, String, String)],
+        advisories: &[String],
     ) -> Result<Vec<FindingRow>>;
     /// Inserts new open findings of several assets in batched statements.
     async fn insert_findings_of_assets(
@@ -174,9 +181,16 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
     async fn findings_of_asset_packages(
         &mut self,
         keys: &[(i64, String, String)],
+        advisories: &[String],
     ) -> Result<Vec<FindingRow>> {
+        if advisories.len() > MAX_ADVISORY_FILTER {
+            return Err(crate::StoreError::Other(format!(
+                "findings_of_asset_packages: {} advisory ids, at most {MAX_ADVISORY_FILTER}",
+                advisories.len()
+            )));
+        }
         let mut out = Vec::new();
-        // 3 binds per key.
+        // 3 binds per key, plus the advisory ids.
         for chunk in keys.chunks(BATCH_ROWS) {
             let mut qb = QueryBuilder::<DB>::new(format!(
                 "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id \
@@ -193,6 +207,14 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                 sep.push_unseparated(")");
             }
             qb.push(")");
+            if !advisories.is_empty() {
+                qb.push(" AND f.advisory_id IN (");
+                let mut sep = qb.separated(", ");
+                for a in advisories {
+                    sep.push_arg(a.clone());
+                }
+                qb.push(")");
+            }
             for r in &qb.build().all(self.conn()).await? {
                 out.push(row_to_finding::<DB>(r)?);
             }
