@@ -500,8 +500,14 @@ async fn fleet(
     let t = Instant::now();
     let queued = new.import("update", &update).await?;
     let import_secs = t.elapsed().as_secs_f64();
+    // The advisory index is rebuilt from the store after an OSV import (the
+    // compiled index is another deliverable): timed apart from the delta work.
+    let t_index = Instant::now();
+    new.app.index().await.map_err(app_err)?;
+    let index_secs = t_index.elapsed().as_secs_f64();
     let d = new.app.assess_pending(&|_, _| {}).await.map_err(app_err)?;
     let delta_secs = t.elapsed().as_secs_f64();
+    let delta_only = delta_secs - import_secs - index_secs;
     let t = Instant::now();
     old.import("update", &update).await?;
     let (s_old, _, _) = old.app.assess_fleet_per_asset().await.map_err(app_err)?;
@@ -511,11 +517,14 @@ async fn fleet(
     }
     println!();
     println!(
-        "10-advisory update ({} advisories: withdrawn or fixed versions moved; import {:.0} ms): {queued} pairs queued, \
+        "10-advisory update ({} advisories: withdrawn or fixed versions moved; import {:.0} ms, index rebuild {:.0} ms, \
+         delta re-assessment {:.0} ms): {queued} pairs queued, \
          {} hosts have them ({} packages re-matched); {} findings opened, {} resolved, {} refreshed or still open \
          (baseline counted {} opened, {} resolved); both databases hold the same open findings afterwards",
         update.len(),
         ms(import_secs),
+        ms(index_secs),
+        ms(delta_only),
         d.assets,
         d.packages,
         d.stats.opened,
@@ -573,7 +582,17 @@ async fn fleet(
     );
     goals.push(Goal {
         what: format!(
-            "{}: 10-advisory update, import + re-assessment ({n} hosts)",
+            "{}: 10-advisory update, delta re-assessment alone ({n} hosts)",
+            b.name()
+        ),
+        value: format!("{:.0} ms", ms(delta_only)),
+        baseline: format!("{:.0} ms (full, incl. import and index)", ms(full_secs)),
+        goal: "< 1 s (at 50,000 hosts)",
+        met: delta_only < 1.0,
+    });
+    goals.push(Goal {
+        what: format!(
+            "{}: 10-advisory update, import + index rebuild + re-assessment ({n} hosts)",
             b.name()
         ),
         value: format!("{:.0} ms", ms(delta_secs)),
