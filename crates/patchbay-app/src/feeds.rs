@@ -186,6 +186,10 @@ pub struct ImportOutcome {
     pub skipped: u64,
     /// CVEs that entered KEV with this import (KEV only).
     pub kev_added: Vec<String>,
+    /// (ecosystem, package) pairs whose advisories this import changed (their
+    /// (ecosystem, package, advisory) entries are queued for
+    /// [`App::assess_pending`]; OSV only).
+    pub pairs_changed: u64,
 }
 
 impl App {
@@ -218,7 +222,9 @@ impl App {
         .await
     }
 
-    /// Stores OSV advisories read from `source` (one transaction).
+    /// Stores OSV advisories read from `source` (one transaction) and queues the
+    /// (ecosystem, package) pairs whose affected entries changed for delta
+    /// re-assessment ([`App::assess_pending`]).
     pub async fn import_advisories(
         &self,
         source: &str,
@@ -233,15 +239,26 @@ impl App {
             .max()
             .map(fmt_ts)
             .unwrap_or_default();
+        let mut tx = self
+            .change(caller, Action::ImportFeeds, &RequestCtx::default())
+            .await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let before = tx.advisories_by_ids(&ids).await?;
+        let entries: Vec<patchbay_store::Reassess> = crate::assess::changed_entries(&before, &rows)
+            .into_iter()
+            .collect();
+        let pairs: BTreeSet<(&str, &str)> = entries
+            .iter()
+            .map(|(e, p, _)| (e.as_str(), p.as_str()))
+            .collect();
         let outcome = ImportOutcome {
             records: rows.len() as u64,
             skipped,
             kev_added: vec![],
+            pairs_changed: pairs.len() as u64,
         };
-        let mut tx = self
-            .change(caller, Action::ImportFeeds, &RequestCtx::default())
-            .await?;
         tx.upsert_advisories(&rows).await?;
+        tx.queue_reassessment(&entries).await?;
         self.record_import(&mut tx, "osv", source, &version, &outcome)
             .await?;
         tx.commit().await?;
@@ -278,6 +295,7 @@ impl App {
             records: rows.len() as u64,
             skipped,
             kev_added,
+            pairs_changed: 0,
         };
         self.record_import(&mut tx, "kev", source, &catalog.version, &outcome)
             .await?;
@@ -311,6 +329,7 @@ impl App {
             records: rows.len() as u64,
             skipped,
             kev_added: vec![],
+            pairs_changed: 0,
         };
         self.record_import(&mut tx, "epss", source, score_date, &outcome)
             .await?;

@@ -201,8 +201,10 @@ pub async fn import_with(
     } else {
         ProgressBar::hidden()
     };
-    let (stats, evaluated, reused) = app
-        .assess_fleet(&|done, total| {
+    // Delta re-assessment: only the (ecosystem, package) pairs the imports
+    // changed, on the hosts that have them (KEV and EPSS change no match).
+    let d = app
+        .assess_pending(&|done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         })
@@ -211,8 +213,15 @@ pub async fn import_with(
     bar.finish_and_clear();
     println!(
         "assessed the fleet: {} findings opened, {} reopened, {} resolved, {} still open \
-         ({evaluated} package versions evaluated, {reused} reused)",
-        stats.opened, stats.reopened, stats.resolved, stats.still_open
+         ({} changed (ecosystem, package) pairs on {} assets; {} package versions evaluated, {} reused)",
+        d.stats.opened,
+        d.stats.reopened,
+        d.stats.resolved,
+        d.stats.still_open,
+        d.pairs,
+        d.assets,
+        d.evaluated,
+        d.reused
     );
     // The zero-day lane: CVEs that entered KEV with this import.
     if let Some(ev) = app

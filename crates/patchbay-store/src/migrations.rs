@@ -92,6 +92,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/postgres/0020_token_expiry_scopes.sql"),
     ),
     (
+        21,
+        "delta assessment",
+        include_str!("../migrations/sqlite/0021_delta_assessment.sql"),
+        include_str!("../migrations/postgres/0021_delta_assessment.sql"),
+    ),
+    (
         30,
         "agent certificates",
         include_str!("../migrations/sqlite/0030_agent_certificates.sql"),
@@ -100,7 +106,7 @@ const MIGRATIONS: &[Entry] = &[
 ];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 30];
+pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS

@@ -148,6 +148,14 @@ fn feeds_import_and_findings_lifecycle(backend: &str) {
         out.contains("0 findings opened, 0 reopened, 0 resolved"),
         "{out}"
     );
+    // Delta re-assessment: an unchanged re-import queues no (ecosystem,
+    // package) pair, so nothing is re-matched.
+    assert!(
+        out.contains(
+            "(0 changed (ecosystem, package) pairs on 0 assets; 0 package versions evaluated"
+        ),
+        "{out}"
+    );
     let feeds_after: List<FeedOut> = s.admin().get("/api/v1/feeds").unwrap();
     let strip = |l: &List<FeedOut>| -> Vec<(String, String, String, i64, i64)> {
         l.items

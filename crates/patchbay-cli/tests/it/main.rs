@@ -11,6 +11,7 @@ mod changes;
 mod checkin;
 mod cli;
 mod crash;
+mod delta;
 mod dev;
 mod duties;
 mod exceptions;

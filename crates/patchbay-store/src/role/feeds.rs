@@ -84,6 +84,9 @@ pub struct EpssRow {
     pub score_date: String,
 }
 
+/// A queued re-assessment: (ecosystem, package, advisory id).
+pub type Reassess = (String, String, String);
+
 /// Advisory feeds, KEV and EPSS.
 #[async_trait]
 pub trait FeedStore {
@@ -93,6 +96,20 @@ pub trait FeedStore {
     async fn list_feeds(&mut self) -> Result<Vec<FeedRow>>;
     /// A number that changes whenever a feed import is recorded (for caches).
     async fn feeds_generation(&mut self) -> Result<i64>;
+    /// A number that changes whenever an OSV import is recorded: the advisory
+    /// index depends on it alone (KEV and EPSS imports re-tier, they do not
+    /// change what matches).
+    async fn advisories_generation(&mut self) -> Result<i64>;
+    /// The stored advisories with the given ids (those that exist).
+    async fn advisories_by_ids(&mut self, ids: &[String]) -> Result<Vec<AdvisoryRow>>;
+    /// Queues (ecosystem, package, advisory id) entries that an import changed
+    /// for re-assessment.
+    async fn queue_reassessment(&mut self, entries: &[Reassess]) -> Result<()>;
+    /// The queued entries (distinct, sorted) and the highest queue id read
+    /// (`None` when the queue is empty).
+    async fn pending_reassessment(&mut self) -> Result<(Option<i64>, Vec<Reassess>)>;
+    /// Removes queued pairs up to and including `upto` (those read and re-assessed).
+    async fn clear_reassessment(&mut self, upto: i64) -> Result<()>;
     /// Inserts or replaces advisories; returns rows written.
     async fn upsert_advisories(&mut self, rows: &[AdvisoryRow]) -> Result<u64>;
     /// All advisories.
@@ -111,20 +128,24 @@ pub trait FeedStore {
     async fn epss_for(&mut self, cves: &[String]) -> Result<Vec<EpssRow>>;
 }
 
-fn advisory_of<DB: Engine>(r: &DB::Row) -> Result<AdvisoryRow> {
+const ADVISORY_COLS: &str =
+    "id, summary, cves, cvss_score, cvss_vector, published, modified, affected, ecosystems";
+
+fn row_to_advisory<DB: Engine>(r: &DB::Row) -> Result<AdvisoryRow> {
     let cves: String = r.col("cves")?;
     let affected: String = r.col("affected")?;
+    let id: String = r.col("id")?;
     Ok(AdvisoryRow {
-        id: r.col("id")?,
-        summary: r.col("summary")?,
         cves: serde_json::from_str(&cves)
-            .map_err(|e| StoreError::Other(format!("bad advisory cves: {e}")))?,
+            .map_err(|e| StoreError::Other(format!("advisory {id}: bad cves: {e}")))?,
+        affected: serde_json::from_str(&affected)
+            .map_err(|e| StoreError::Other(format!("advisory {id}: bad affected: {e}")))?,
+        id,
+        summary: r.col("summary")?,
         cvss_score: r.col("cvss_score")?,
         cvss_vector: r.col("cvss_vector")?,
         published: opt_ts(r.col("published")?)?,
         modified: opt_ts(r.col("modified")?)?,
-        affected: serde_json::from_str(&affected)
-            .map_err(|e| StoreError::Other(format!("bad advisory affected: {e}")))?,
         ecosystems: r.col("ecosystems")?,
     })
 }
@@ -215,25 +236,92 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
     }
 
     async fn all_advisories(&mut self) -> Result<Vec<AdvisoryRow>> {
-        let rows = sqlx::query::<DB>(
-            "SELECT id, summary, cves, cvss_score, cvss_vector, published, modified, affected, ecosystems \
-             FROM advisories ORDER BY id",
-        )
+        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(format!(
+            "SELECT {ADVISORY_COLS} FROM advisories ORDER BY id"
+        )))
         .all(self.conn())
         .await?;
-        rows.iter().map(advisory_of::<DB>).collect()
+        rows.iter().map(row_to_advisory::<DB>).collect()
     }
 
     async fn advisories_after(&mut self, after: &str, limit: u32) -> Result<Vec<AdvisoryRow>> {
-        let rows = sqlx::query::<DB>(
-            "SELECT id, summary, cves, cvss_score, cvss_vector, published, modified, affected, ecosystems \
-             FROM advisories WHERE id > $1 ORDER BY id LIMIT $2",
-        )
+        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(format!(
+            "SELECT {ADVISORY_COLS} FROM advisories WHERE id > $1 ORDER BY id LIMIT $2"
+        )))
         .arg(after)
         .arg(i64::from(limit))
         .all(self.conn())
         .await?;
-        rows.iter().map(advisory_of::<DB>).collect()
+        rows.iter().map(row_to_advisory::<DB>).collect()
+    }
+
+    async fn advisories_generation(&mut self) -> Result<i64> {
+        let r = sqlx::query::<DB>(
+            "SELECT COALESCE(MAX(imported_at), 0) AS g, COUNT(*) AS n FROM feeds WHERE kind = 'osv'",
+        )
+        .one(self.conn())
+        .await?;
+        let g: i64 = r.col("g")?;
+        let n: i64 = r.col("n")?;
+        Ok(g.wrapping_mul(31).wrapping_add(n))
+    }
+
+    async fn advisories_by_ids(&mut self, ids: &[String]) -> Result<Vec<AdvisoryRow>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(BATCH_ROWS) {
+            let mut qb = QueryBuilder::<DB>::new(format!(
+                "SELECT {ADVISORY_COLS} FROM advisories WHERE id IN ("
+            ));
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_arg(id.clone());
+            }
+            qb.push(")");
+            for r in &qb.build().all(self.conn()).await? {
+                out.push(row_to_advisory::<DB>(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn queue_reassessment(&mut self, entries: &[Reassess]) -> Result<()> {
+        for chunk in entries.chunks(BATCH_ROWS) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "INSERT INTO assess_pending (ecosystem, package, advisory) ",
+            );
+            qb.push_values(chunk, |mut b, (eco, pkg, adv)| {
+                b.push_arg(eco.clone())
+                    .push_arg(pkg.clone())
+                    .push_arg(adv.clone());
+            });
+            qb.build().exec(self.conn()).await?;
+        }
+        Ok(())
+    }
+
+    async fn pending_reassessment(&mut self) -> Result<(Option<i64>, Vec<Reassess>)> {
+        let rows = sqlx::query::<DB>("SELECT id, ecosystem, package, advisory FROM assess_pending")
+            .all(self.conn())
+            .await?;
+        let mut upto = None;
+        let mut pairs = std::collections::BTreeSet::new();
+        for r in &rows {
+            let id: i64 = r.col("id")?;
+            let eco: String = r.col("ecosystem")?;
+            let pkg: String = r.col("package")?;
+            let adv: String = r.col("advisory")?;
+            upto = upto.max(Some(id));
+            pairs.insert((eco, pkg, adv));
+        }
+        Ok((upto, pairs.into_iter().collect()))
+    }
+
+    async fn clear_reassessment(&mut self, upto: i64) -> Result<()> {
+        sqlx::query::<DB>("DELETE FROM assess_pending WHERE id <= $1")
+            .arg(upto)
+            .exec(self.conn())
+            .await?;
+        Ok(())
     }
 
     async fn upsert_kev(&mut self, rows: &[KevRow]) -> Result<Vec<String>> {

@@ -6,6 +6,10 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::QueryBuilder;
 
+/// Most advisory ids [`FindingStore::findings_of_asset_packages`] filters by
+/// (binds stay far below both engines' limits next to a chunk of keys).
+pub const MAX_ADVISORY_FILTER: usize = 1_000;
+
 /// A finding as computed by an assessment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewFinding {
@@ -53,6 +57,23 @@ pub trait FindingStore {
         asset_id: i64,
         packages: &[(String, String)],
     ) -> Result<Vec<FindingRow>>;
+    /// Every finding (open and resolved) of the given assets, in batched statements.
+    async fn findings_of_assets(&mut self, asset_ids: &[i64]) -> Result<Vec<FindingRow>>;
+    /// The findings (open and resolved) of the given (asset, package, arch)
+    /// triples, in batched statements (served by the `findings_package` index);
+    /// only of the given advisories unless `advisories` is empty (at most
+    /// [`MAX_ADVISORY_FILTER`] ids).
+    async fn findings_of_asset_packages(
+        &mut self,
+        keys: &[(i64, String, String)],
+        advisories: &[String],
+    ) -> Result<Vec<FindingRow>>;
+    /// Inserts new open findings of several assets in batched statements.
+    async fn insert_findings_of_assets(
+        &mut self,
+        fs: &[(i64, NewFinding)],
+        now: Timestamp,
+    ) -> Result<()>;
     /// Inserts new open findings in batched statements.
     async fn insert_findings(
         &mut self,
@@ -137,6 +158,96 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
             }
         }
         Ok(out)
+    }
+
+    async fn findings_of_assets(&mut self, asset_ids: &[i64]) -> Result<Vec<FindingRow>> {
+        let mut out = Vec::new();
+        for chunk in asset_ids.chunks(BATCH_ROWS) {
+            let mut qb = QueryBuilder::<DB>::new(format!(
+                "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id WHERE f.asset_id IN ("
+            ));
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_arg(*id);
+            }
+            qb.push(")");
+            for r in &qb.build().all(self.conn()).await? {
+                out.push(row_to_finding::<DB>(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn findings_of_asset_packages(
+        &mut self,
+        keys: &[(i64, String, String)],
+        advisories: &[String],
+    ) -> Result<Vec<FindingRow>> {
+        if advisories.len() > MAX_ADVISORY_FILTER {
+            return Err(crate::StoreError::Other(format!(
+                "findings_of_asset_packages: {} advisory ids, at most {MAX_ADVISORY_FILTER}",
+                advisories.len()
+            )));
+        }
+        let mut out = Vec::new();
+        // 3 binds per key, plus the advisory ids.
+        for chunk in keys.chunks(BATCH_ROWS) {
+            let mut qb = QueryBuilder::<DB>::new(format!(
+                "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id \
+                 WHERE (f.asset_id, f.package, f.arch) IN ("
+            ));
+            let mut sep = qb.separated(", ");
+            for (asset_id, name, arch) in chunk {
+                sep.push("(");
+                sep.push_arg_unseparated(*asset_id);
+                sep.push_unseparated(", ");
+                sep.push_arg_unseparated(name.clone());
+                sep.push_unseparated(", ");
+                sep.push_arg_unseparated(arch.clone());
+                sep.push_unseparated(")");
+            }
+            qb.push(")");
+            if !advisories.is_empty() {
+                qb.push(" AND f.advisory_id IN (");
+                let mut sep = qb.separated(", ");
+                for a in advisories {
+                    sep.push_arg(a.clone());
+                }
+                qb.push(")");
+            }
+            for r in &qb.build().all(self.conn()).await? {
+                out.push(row_to_finding::<DB>(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert_findings_of_assets(
+        &mut self,
+        fs: &[(i64, NewFinding)],
+        now: Timestamp,
+    ) -> Result<()> {
+        let now = to_millis(now);
+        // 9 parameters per row.
+        for chunk in fs.chunks(400) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "INSERT INTO findings (asset_id, advisory_id, package, arch, source_package, \
+                 installed_version, fixed_version, first_seen, last_seen) ",
+            );
+            qb.push_values(chunk, |mut b, (asset_id, f)| {
+                b.push_arg(*asset_id)
+                    .push_arg(f.advisory_id.clone())
+                    .push_arg(f.package.clone())
+                    .push_arg(f.arch.clone())
+                    .push_arg(f.source_package.clone())
+                    .push_arg(f.installed_version.clone())
+                    .push_arg(f.fixed_version.clone())
+                    .push_arg(now)
+                    .push_arg(now);
+            });
+            qb.build().exec(self.conn()).await?;
+        }
+        Ok(())
     }
 
     async fn insert_findings(

@@ -29,6 +29,16 @@ pub struct HostState<'a> {
 pub trait InventoryStore {
     /// An asset's packages, sorted by (name, arch, version).
     async fn packages(&mut self, asset_id: i64) -> Result<Vec<Package>>;
+    /// The packages of the given assets, as (asset id, package), in batched statements.
+    async fn packages_of_assets(&mut self, asset_ids: &[i64]) -> Result<Vec<(i64, Package)>>;
+    /// Every installed package whose binary or source name is one of `names`, as
+    /// (asset id, package), sorted: the hosts an advisory change touches. Of
+    /// every asset, or only of `assets` when given.
+    async fn packages_named(
+        &mut self,
+        names: &[String],
+        assets: Option<&[i64]>,
+    ) -> Result<Vec<(i64, Package)>>;
     /// Applies a package delta; returns the number of rows inserted plus deleted.
     /// Writes nothing for an empty delta.
     async fn apply_package_delta(&mut self, asset_id: i64, delta: &PackageDelta) -> Result<u64>;
@@ -36,6 +46,19 @@ pub trait InventoryStore {
     async fn set_host_state(&mut self, asset_id: i64, state: &HostState<'_>) -> Result<()>;
     /// Records a check-in that changed nothing.
     async fn touch_seen(&mut self, asset_id: i64, at: Timestamp) -> Result<()>;
+}
+
+fn row_to_asset_package<DB: Engine>(r: &DB::Row) -> Result<(i64, Package)> {
+    Ok((
+        r.col("asset_id")?,
+        Package {
+            name: r.col("name")?,
+            arch: r.col("arch")?,
+            version: r.col("version")?,
+            source: r.col("source")?,
+            source_version: r.col("source_version")?,
+        },
+    ))
 }
 
 #[async_trait]
@@ -62,6 +85,73 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
             .collect::<Result<_>>()?;
         // Byte order, as in the domain (collations may differ between engines).
         out.sort();
+        Ok(out)
+    }
+
+    async fn packages_of_assets(&mut self, asset_ids: &[i64]) -> Result<Vec<(i64, Package)>> {
+        let mut out = Vec::new();
+        for chunk in asset_ids.chunks(BATCH_ROWS) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "SELECT asset_id, name, arch, version, source, source_version FROM asset_packages \
+                 WHERE asset_id IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_arg(*id);
+            }
+            qb.push(")");
+            for r in &qb.build().all(self.conn()).await? {
+                out.push(row_to_asset_package::<DB>(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn packages_named(
+        &mut self,
+        names: &[String],
+        assets: Option<&[i64]>,
+    ) -> Result<Vec<(i64, Package)>> {
+        let mut out = Vec::new();
+        let asset_chunks: Vec<Option<&[i64]>> = match assets {
+            None => vec![None],
+            Some(ids) => ids.chunks(BATCH_ROWS).map(Some).collect(),
+        };
+        // Two binds per name (plus the asset ids); UNION lets each half use its
+        // own index (asset_packages_name, asset_packages_source) and drops
+        // duplicates.
+        for ids in asset_chunks {
+            for chunk in names.chunks(BATCH_ROWS / 2) {
+                let mut qb = QueryBuilder::<DB>::new("");
+                for (i, col) in ["name", "source"].into_iter().enumerate() {
+                    if i > 0 {
+                        qb.push(" UNION ");
+                    }
+                    qb.push(format!(
+                        "SELECT asset_id, name, arch, version, source, source_version \
+                         FROM asset_packages WHERE {col} IN ("
+                    ));
+                    let mut sep = qb.separated(", ");
+                    for n in chunk {
+                        sep.push_arg(n.clone());
+                    }
+                    qb.push(")");
+                    if let Some(ids) = ids {
+                        qb.push(" AND asset_id IN (");
+                        let mut sep = qb.separated(", ");
+                        for id in ids {
+                            sep.push_arg(*id);
+                        }
+                        qb.push(")");
+                    }
+                }
+                for r in &qb.build().all(self.conn()).await? {
+                    out.push(row_to_asset_package::<DB>(r)?);
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
         Ok(out)
     }
 

@@ -61,7 +61,131 @@ both!(
     leases_story,
     rollouts_story,
     rollout_rows_are_claimed_by_one_writer,
+    delta_assessment_story,
 );
+
+/// The store side of delta re-assessment: the queue keeps what was queued after
+/// a read, packages are found by binary or source name (of all assets or some),
+/// and findings by (asset, package, arch), optionally of some advisories only.
+async fn delta_assessment_story(s: Arc<dyn Store>) {
+    let mut tx = s.write().await.unwrap();
+    assert_eq!(tx.pending_reassessment().await.unwrap(), (None, vec![]));
+    let e = |p: &str, a: &str| ("Debian:12".to_string(), p.to_string(), a.to_string());
+    tx.queue_reassessment(&[e("glibc", "DSA-1"), e("glibc", "DSA-1"), e("zlib", "DSA-2")])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (upto, read) = s
+        .read()
+        .await
+        .unwrap()
+        .pending_reassessment()
+        .await
+        .unwrap();
+    assert_eq!(
+        read,
+        vec![e("glibc", "DSA-1"), e("zlib", "DSA-2")],
+        "distinct, sorted"
+    );
+    // An import after the read stays queued when the read entries are cleared.
+    let mut tx = s.write().await.unwrap();
+    tx.queue_reassessment(&[e("openssl", "DSA-3")])
+        .await
+        .unwrap();
+    tx.clear_reassessment(upto.unwrap()).await.unwrap();
+    tx.commit().await.unwrap();
+    let (upto2, left) = s
+        .read()
+        .await
+        .unwrap()
+        .pending_reassessment()
+        .await
+        .unwrap();
+    assert_eq!(left, vec![e("openssl", "DSA-3")]);
+    assert!(upto2 > upto);
+
+    let mut tx = s.write().await.unwrap();
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let id = tx
+            .insert_asset(name, &AssetAttrs::default(), true, t0())
+            .await
+            .unwrap();
+        // pkg() gives each package the source `<name>-src`.
+        let ps = vec![
+            pkg("libc6", "2.36-9", "amd64"),
+            pkg(&format!("only-{name}"), "1", "all"),
+        ];
+        tx.apply_package_delta(id, &PackageDelta::between(&[], &ps))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let by_binary = tx.packages_named(&["only-b".into()], None).await.unwrap();
+    assert_eq!(by_binary.len(), 1);
+    assert_eq!(
+        (by_binary[0].0, by_binary[0].1.name.as_str()),
+        (ids[1], "only-b")
+    );
+    let by_source = tx
+        .packages_named(&["libc6-src".into()], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        by_source.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        ids,
+        "every asset with a package of that source"
+    );
+    let some = tx
+        .packages_named(&["libc6-src".into(), "only-a".into()], Some(&ids[..1]))
+        .await
+        .unwrap();
+    assert_eq!(some.len(), 2, "{some:?}");
+    assert!(some.iter().all(|(id, _)| *id == ids[0]));
+    assert_eq!(tx.packages_of_assets(&ids[1..]).await.unwrap().len(), 4);
+
+    let f = |adv: &str, p: &str| NewFinding {
+        advisory_id: adv.into(),
+        package: p.into(),
+        arch: "amd64".into(),
+        source_package: format!("{p}-src"),
+        installed_version: "2.36-9".into(),
+        fixed_version: Some("2.36-10".into()),
+    };
+    tx.insert_findings_of_assets(
+        &[
+            (ids[0], f("DSA-1", "libc6")),
+            (ids[0], f("DSA-2", "libc6")),
+            (ids[1], f("DSA-1", "libc6")),
+            (ids[2], f("DSA-1", "libc6")),
+        ],
+        t0(),
+    )
+    .await
+    .unwrap();
+    let keys = vec![
+        (ids[0], "libc6".to_string(), "amd64".to_string()),
+        (ids[1], "libc6".to_string(), "amd64".to_string()),
+    ];
+    assert_eq!(
+        tx.findings_of_asset_packages(&keys, &[])
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    let only = tx
+        .findings_of_asset_packages(&keys, &["DSA-2".into()])
+        .await
+        .unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(
+        (only[0].asset_id, only[0].finding.advisory_id.as_str()),
+        (ids[0], "DSA-2")
+    );
+    assert_eq!(tx.findings_of_assets(&ids[1..]).await.unwrap().len(), 2);
+    tx.commit().await.unwrap();
+}
 
 async fn assets_story(s: Arc<dyn Store>) {
     let mut tx = s.write().await.unwrap();
