@@ -60,6 +60,7 @@ pub mod schedule;
 mod snapshot;
 pub mod system;
 pub mod tokens;
+pub mod webhooks;
 
 use jiff::{SignedDuration, Timestamp};
 use patchbay_store::{AuditRecord, Store};
@@ -124,6 +125,8 @@ pub struct AppConfig {
     pub duties: duties::DutiesConfig,
     /// Backoff on repeated authentication failures.
     pub auth_backoff: backoff::BackoffConfig,
+    /// Webhook delivery (retries, timeouts, concurrency).
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 impl Default for AppConfig {
@@ -133,6 +136,7 @@ impl Default for AppConfig {
             checkin_interval_secs: 15 * 60,
             duties: duties::DutiesConfig::default(),
             auth_backoff: backoff::BackoffConfig::default(),
+            webhooks: webhooks::WebhookConfig::default(),
         }
     }
 }
@@ -159,6 +163,9 @@ pub struct App {
     /// the rollouts at once instead of at its next tick (a failing canary
     /// halts the deployment within moments, a passed ring's successor starts).
     driver_bell: Arc<tokio::sync::Notify>,
+    /// Rung when a change that enqueued events commits, so the webhook
+    /// delivery loop fans out at once.
+    outbox_bell: Arc<tokio::sync::Notify>,
     /// Set (and rung) when the server starts shutting down: long-polling
     /// check-ins answer at once instead of holding the shutdown up.
     draining: Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>,
@@ -310,6 +317,7 @@ impl App {
             announcements: Arc::default(),
             job_bell: Arc::default(),
             driver_bell: Arc::default(),
+            outbox_bell: Arc::default(),
             draining: Arc::default(),
         }
     }
@@ -357,6 +365,12 @@ impl App {
     /// runner is busy is not missed).
     pub fn driver_bell(&self) -> Arc<tokio::sync::Notify> {
         self.driver_bell.clone()
+    }
+
+    /// Rung when events were committed to the outbox (the webhook delivery
+    /// loop waits on it).
+    pub fn outbox_bell(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_bell.clone()
     }
 
     /// Ends every long poll now and any started later (they answer with no

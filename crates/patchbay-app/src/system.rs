@@ -32,6 +32,9 @@ pub enum SystemActor {
     Authenticator,
     /// The rollout driver (a duty): steps deployments, leases jobs.
     RolloutDriver,
+    /// Webhook delivery: fans outbox events out into deliveries and records
+    /// attempts (bookkeeping of already-audited events, never audited itself).
+    Webhooks,
 }
 
 impl SystemActor {
@@ -47,6 +50,7 @@ impl SystemActor {
             SystemActor::RefusalLimiter => "system:refusal-limiter",
             SystemActor::Authenticator => "system:authenticator",
             SystemActor::RolloutDriver => "system:rollout-driver",
+            SystemActor::Webhooks => "system:webhooks",
         }
     }
 
@@ -76,6 +80,7 @@ mod tests {
             SystemActor::RefusalLimiter,
             SystemActor::Authenticator,
             SystemActor::RolloutDriver,
+            SystemActor::Webhooks,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|a| a.name()).collect();
         assert_eq!(names.len(), all.len());

@@ -35,6 +35,8 @@
 //!   rings, concurrency, the hard error-budget cap, gates, halt and rollback.
 //! - [`job`]: agent jobs: typed, signed (canonical encoding, ed25519), and the
 //!   agent's admission rules.
+//! - [`event`]: the typed, versioned event schema integrations receive.
+//! - [`webhook`]: webhook signatures, retry backoff, filters and templates.
 //! - [`canary`]: canary analysis of a ring's health checks (Fisher exact,
 //!   Mann-Whitney U with a tolerance; inconclusive when data is thin).
 #![forbid(unsafe_code)]
@@ -44,6 +46,7 @@ pub mod asset;
 pub mod audit;
 pub mod auth;
 pub mod canary;
+pub mod event;
 pub mod exception;
 pub mod inventory;
 pub mod job;
@@ -55,5 +58,6 @@ pub mod report;
 pub mod risk;
 pub mod rollout;
 pub mod token;
+pub mod webhook;
 pub mod when;
 pub mod window;

@@ -91,10 +91,16 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0020_token_expiry_scopes.sql"),
         include_str!("../migrations/postgres/0020_token_expiry_scopes.sql"),
     ),
+    (
+        40,
+        "webhooks",
+        include_str!("../migrations/sqlite/0040_webhooks.sql"),
+        include_str!("../migrations/postgres/0040_webhooks.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20];
+pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 40];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS

@@ -25,6 +25,7 @@ mod reports;
 mod scan;
 mod schedule;
 mod tls;
+mod webhooks;
 
 /// Runs each named test function once per backend.
 #[macro_export]

@@ -9,3 +9,4 @@ mod matrix;
 mod outcomes;
 mod rotation;
 mod support;
+mod webhooks;
