@@ -234,7 +234,9 @@ impl App {
                 "template pagerduty needs routing_key (the PagerDuty integration key)",
             ));
         }
-        let max_attempts = spec.max_attempts.unwrap_or(self.config().webhooks.max_attempts);
+        let max_attempts = spec
+            .max_attempts
+            .unwrap_or(self.config().webhooks.max_attempts);
         if !(1..=50).contains(&max_attempts) {
             return Err(AppError::invalid(format!(
                 "max_attempts {max_attempts}: must be 1–50"
@@ -351,7 +353,13 @@ impl App {
     ) -> Result<Vec<DeliveryOut>, AppError> {
         self.require(caller, Action::WriteAssets, ctx).await?;
         if let Some(s) = state_filter
-            && ![state::PENDING, state::DELIVERED, state::DEAD, state::SKIPPED].contains(&s)
+            && ![
+                state::PENDING,
+                state::DELIVERED,
+                state::DEAD,
+                state::SKIPPED,
+            ]
+            .contains(&s)
         {
             return Err(AppError::invalid(format!(
                 "state {s:?}: one of pending, delivered, dead, skipped"

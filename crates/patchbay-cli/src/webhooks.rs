@@ -143,7 +143,9 @@ fn delivery_rows(list: &[DeliveryOut]) -> String {
         })
         .collect();
     table(
-        &["DELIVERY", "EVENT", "STATE", "ATTEMPTS", "STATUS", "ERROR", "AT"],
+        &[
+            "DELIVERY", "EVENT", "STATE", "ATTEMPTS", "STATUS", "ERROR", "AT",
+        ],
         &rows,
     )
 }

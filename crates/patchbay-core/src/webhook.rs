@@ -62,7 +62,9 @@ pub enum SignatureError {
     #[error("malformed Patchbay-Signature header: {0}")]
     Malformed(String),
     /// The timestamp is outside the replay window.
-    #[error("signature timestamp {t} is {skew}s from now, outside the {REPLAY_WINDOW_SECS}s window")]
+    #[error(
+        "signature timestamp {t} is {skew}s from now, outside the {REPLAY_WINDOW_SECS}s window"
+    )]
     Stale {
         /// The header's timestamp.
         t: i64,
@@ -92,9 +94,8 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<(), 
                         .map_err(|_| SignatureError::Malformed(format!("t={v:?}")))?,
                 )
             }
-            "v1" => tags.push(
-                hex::decode(v).map_err(|_| SignatureError::Malformed(format!("v1={v:?}")))?,
-            ),
+            "v1" => tags
+                .push(hex::decode(v).map_err(|_| SignatureError::Malformed(format!("v1={v:?}")))?),
             _ => {}
         }
     }
@@ -436,7 +437,16 @@ mod tests {
     #[test]
     fn pagerduty_triggers_on_halt_and_resolves_on_completion_with_one_dedup_key() {
         let at = "2026-12-06T00:00:00Z".parse().unwrap();
-        let ev = |a: &str| Event::from_outbox(1, at, a, "system:duties", "deployment:DEP-9", &json!({"message": "m"}));
+        let ev = |a: &str| {
+            Event::from_outbox(
+                1,
+                at,
+                a,
+                "system:duties",
+                "deployment:DEP-9",
+                &json!({"message": "m"}),
+            )
+        };
         let o = TemplateOptions::default();
         let t = render(Template::Pagerduty, &ev("deployment.halted"), &o).unwrap();
         let r = render(Template::Pagerduty, &ev("deployment.completed"), &o).unwrap();

@@ -49,7 +49,10 @@ async fn receive(
     headers: HeaderMap,
     _body: axum::body::Bytes,
 ) -> StatusCode {
-    match headers.get("patchbay-delivery").and_then(|v| v.to_str().ok()) {
+    match headers
+        .get("patchbay-delivery")
+        .and_then(|v| v.to_str().ok())
+    {
         Some(id) => {
             c.ids.lock().unwrap().insert(id.to_string());
         }
@@ -101,7 +104,14 @@ async fn main() {
     .await;
     let t = Instant::now();
     for _ in 0..n {
-        call(&router, "POST", "/api/v1/webhooks/bench/test", &admin, json!({})).await;
+        call(
+            &router,
+            "POST",
+            "/api/v1/webhooks/bench/test",
+            &admin,
+            json!({}),
+        )
+        .await;
     }
     let produce = t.elapsed();
     println!(
@@ -145,7 +155,12 @@ async fn main() {
     let t = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..n {
-        let (sender, url, body, sem) = (sender.clone(), format!("http://{addr}/hook"), body.clone(), sem.clone());
+        let (sender, url, body, sem) = (
+            sender.clone(),
+            format!("http://{addr}/hook"),
+            body.clone(),
+            sem.clone(),
+        );
         set.spawn(async move {
             let _p = sem.acquire_owned().await;
             tokio::task::spawn_blocking(move || sender.post_plain(&url, body))
@@ -171,5 +186,8 @@ async fn main() {
         cfg.concurrency,
         ceiling.as_secs_f64()
     );
-    println!("ratio: {:.2} of the ceiling (goal: ≥ 2,000 events/s)", rate / ceil);
+    println!(
+        "ratio: {:.2} of the ceiling (goal: ≥ 2,000 events/s)",
+        rate / ceil
+    );
 }

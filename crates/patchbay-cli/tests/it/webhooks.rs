@@ -18,8 +18,8 @@ struct PyReceiver {
 
 impl PyReceiver {
     fn start() -> Self {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/it/webhook_receiver.py");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/webhook_receiver.py");
         let mut child = Command::new("python3")
             .arg(script)
             .stdout(Stdio::piped())
@@ -101,7 +101,10 @@ fn kill_9_then_exactly_once(backend: &str) {
     });
     server.kill(); // SIGKILL
     let before = rx.stats()["accepted"].as_object().unwrap().len();
-    assert!(before < EVENTS, "all {before} delivered before the kill: nothing tested");
+    assert!(
+        before < EVENTS,
+        "all {before} delivered before the kill: nothing tested"
+    );
     rx.config(json!({"delay_ms": 0}));
     let server = ServeProcess::start(dir.path(), &flags, "info");
     wait_for("every event delivered", Duration::from_secs(60), || {
@@ -113,7 +116,11 @@ fn kill_9_then_exactly_once(backend: &str) {
     let events = s["events"].as_object().unwrap();
     assert_eq!(events.len(), EVENTS, "each event accepted");
     for (ev, ids) in events {
-        assert_eq!(ids.as_array().unwrap().len(), 1, "{ev} under several delivery ids: {ids}");
+        assert_eq!(
+            ids.as_array().unwrap().len(),
+            1,
+            "{ev} under several delivery ids: {ids}"
+        );
     }
     for (id, n) in s["accepted"].as_object().unwrap() {
         assert_eq!(n, 1, "{id} accepted {n} times");
@@ -129,7 +136,11 @@ fn kill_9_then_exactly_once(backend: &str) {
         &db,
         "SELECT state, COUNT(*) FROM webhook_deliveries GROUP BY state",
     );
-    assert_eq!(rows, vec![("delivered".to_string(), EVENTS as i64)], "{rows:?}");
+    assert_eq!(
+        rows,
+        vec![("delivered".to_string(), EVENTS as i64)],
+        "{rows:?}"
+    );
     drop(server);
 }
 

@@ -33,14 +33,23 @@ fn events() -> Vec<Event> {
             "deployment.created",
             json!({"packages": ["openssl"], "hosts": 40, "skipped": 0, "rings": []}),
         ),
-        ("deployment.started", json!({"message": "DEP-1 started by ops"})),
+        (
+            "deployment.started",
+            json!({"message": "DEP-1 started by ops"}),
+        ),
         (
             "deployment.ring_passed",
             json!({"message": "DEP-1: ring canary passed"}),
         ),
         ("deployment.halted", json!({"message": long})),
-        ("deployment.completed", json!({"message": "DEP-1 completed"})),
-        ("deployment.rollback", json!({"comment": "bad", "observation": {}})),
+        (
+            "deployment.completed",
+            json!({"message": "DEP-1 completed"}),
+        ),
+        (
+            "deployment.rollback",
+            json!({"comment": "bad", "observation": {}}),
+        ),
         (
             "deployment.rollback_failed",
             json!({"message": "rollback of h1 failed"}),
@@ -70,7 +79,8 @@ fn events() -> Vec<Event> {
 
 #[test]
 fn every_template_matches_its_services_documented_schema() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/webhook-schemas");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/webhook-schemas");
     let opts = TemplateOptions {
         routing_key: Some("0123456789abcdef0123456789abcdef".into()),
         project: Some("OPS".into()),

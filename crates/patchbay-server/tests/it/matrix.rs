@@ -156,8 +156,16 @@ const EXPECTED: &[(&str, &str, Who)] = &[
         "/api/v1/webhooks/{name}/deliveries",
         Who::Roles(OPERATORS),
     ),
-    ("POST", "/api/v1/webhooks/{name}/replay", Who::Roles(OPERATORS)),
-    ("POST", "/api/v1/webhooks/{name}/test", Who::Roles(OPERATORS)),
+    (
+        "POST",
+        "/api/v1/webhooks/{name}/replay",
+        Who::Roles(OPERATORS),
+    ),
+    (
+        "POST",
+        "/api/v1/webhooks/{name}/test",
+        Who::Roles(OPERATORS),
+    ),
 ];
 
 /// A caller of the matrix.

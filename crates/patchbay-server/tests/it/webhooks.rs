@@ -274,14 +274,22 @@ async fn retries_dead_letters_and_replay(backend: &str) {
     let r = s.app.webhooks_deliver(flaky, &sender).await.unwrap();
     assert_eq!(r.sent, 1);
     let d = &deliveries(&s, "flaky").await[0];
-    assert_eq!((d["state"].as_str(), d["attempts"].as_u64()), (Some("delivered"), Some(3)));
+    assert_eq!(
+        (d["state"].as_str(), d["attempts"].as_u64()),
+        (Some("delivered"), Some(3))
+    );
     let id = d["delivery_id"].as_str().unwrap().to_string();
     // Delivered: never sent again.
     s.clock.advance(SignedDuration::from_secs(7200));
     let r = s.app.webhooks_deliver(flaky, &sender).await.unwrap();
     assert_eq!(r.sent + r.failed, 0);
     rx.seen(|x| {
-        assert_eq!(x.accepted.get(&id), Some(&1), "accepted once: {:?}", x.accepted);
+        assert_eq!(
+            x.accepted.get(&id),
+            Some(&1),
+            "accepted once: {:?}",
+            x.accepted
+        );
         assert_eq!(x.failed, 2 + 0, "the planned failures of flaky so far");
         assert_eq!(x.rejected, 0, "every signature verified");
     });
@@ -292,7 +300,10 @@ async fn retries_dead_letters_and_replay(backend: &str) {
         s.clock.advance(SignedDuration::from_secs(3600));
     }
     let d = &deliveries(&s, "down").await[0];
-    assert_eq!((d["state"].as_str(), d["attempts"].as_u64()), (Some("dead"), Some(3)));
+    assert_eq!(
+        (d["state"].as_str(), d["attempts"].as_u64()),
+        (Some("dead"), Some(3))
+    );
     let dead_id = d["delivery_id"].as_str().unwrap().to_string();
     let r = s.app.webhooks_deliver(down, &sender).await.unwrap();
     assert_eq!(r.sent + r.failed, 0, "a dead letter is not retried");
@@ -300,12 +311,20 @@ async fn retries_dead_letters_and_replay(backend: &str) {
         .ok_json("GET", "/api/v1/webhooks/down", &s.admin, json!(null))
         .await;
     assert_eq!(show["dead"], 1, "{show}");
-    assert!(show.get("secret").is_none(), "the secret is shown once only");
+    assert!(
+        show.get("secret").is_none(),
+        "the secret is shown once only"
+    );
     // The receiver is fixed; the dead letter is replayed and delivered once,
     // under its original delivery id.
     rx.fail_first("down", 0);
     let rep = s
-        .ok_json("POST", "/api/v1/webhooks/down/replay", &s.admin, json!(null))
+        .ok_json(
+            "POST",
+            "/api/v1/webhooks/down/replay",
+            &s.admin,
+            json!(null),
+        )
         .await;
     assert_eq!(rep["replayed"], 1);
     let r = s.app.webhooks_deliver(down, &sender).await.unwrap();
@@ -313,7 +332,12 @@ async fn retries_dead_letters_and_replay(backend: &str) {
     let r = s.app.webhooks_deliver(down, &sender).await.unwrap();
     assert_eq!(r.sent + r.failed, 0);
     let again = s
-        .ok_json("POST", "/api/v1/webhooks/down/replay", &s.admin, json!(null))
+        .ok_json(
+            "POST",
+            "/api/v1/webhooks/down/replay",
+            &s.admin,
+            json!(null),
+        )
         .await;
     assert_eq!(again["replayed"], 0, "nothing dead any more");
     rx.seen(|x| {
@@ -325,17 +349,23 @@ async fn retries_dead_letters_and_replay(backend: &str) {
     // the five-minute window, is refused.
     let (headers, body) = rx.seen(|x| x.last.clone()).unwrap();
     s.clock.advance(SignedDuration::from_secs(301));
-    let mut req = ureq::post(rx.url("down"));
-    for (k, v) in headers.iter() {
-        if k.as_str().starts_with("patchbay-") || k == "content-type" {
-            req = req.header(k.as_str(), v.to_str().unwrap());
+    let url = rx.url("down");
+    // Off the runtime's thread: the receiver runs on it.
+    let status = tokio::task::spawn_blocking(move || {
+        let mut req = ureq::post(url);
+        for (k, v) in headers.iter() {
+            if k.as_str().starts_with("patchbay-") || k == "content-type" {
+                req = req.header(k.as_str(), v.to_str().unwrap());
+            }
         }
-    }
-    let status = match req.send(&body[..]) {
-        Ok(r) => r.status().as_u16(),
-        Err(ureq::Error::StatusCode(c)) => c,
-        Err(e) => panic!("{e}"),
-    };
+        match req.send(&body[..]) {
+            Ok(r) => r.status().as_u16(),
+            Err(ureq::Error::StatusCode(c)) => c,
+            Err(e) => panic!("{e}"),
+        }
+    })
+    .await
+    .unwrap();
     assert_eq!(status, 401);
     // Every step of the change path was audited; delivery bookkeeping was not.
     let audit = s
@@ -398,7 +428,10 @@ async fn a_hanging_receiver_does_not_delay_another() {
             if n > i {
                 break;
             }
-            assert!(Instant::now() < deadline, "quick delivery {i} not received in 5 s");
+            assert!(
+                Instant::now() < deadline,
+                "quick delivery {i} not received in 5 s"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         worst = worst.max(t0.elapsed());
@@ -409,7 +442,10 @@ async fn a_hanging_receiver_does_not_delay_another() {
     let stuck = deliveries(&s, "stuck").await;
     assert_eq!(stuck[0]["state"], "pending", "still in flight");
     let m = metrics.encode();
-    assert!(m.contains("patchbay_webhook_deliveries_sent_total 5"), "{m}");
+    assert!(
+        m.contains("patchbay_webhook_deliveries_sent_total 5"),
+        "{m}"
+    );
     let _ = stop.send(());
     let _ = task.await;
 }

@@ -29,7 +29,7 @@ CREATE TABLE webhook_deliveries (
     next_at         BIGINT  NOT NULL,
     created_at      BIGINT  NOT NULL,
     last_at         BIGINT,
-    last_status     INTEGER,
+    last_status     BIGINT,
     last_error      TEXT,
     delivered_at    BIGINT,
     UNIQUE (subscription_id, event_id)
