@@ -553,6 +553,10 @@ impl App {
         }
         let mut attempts = Vec::new();
         let mut rep = DeliverReport::default();
+        // Outcomes are stored in small batches as they come (not at the end of
+        // the round): after a crash, only the last few accepted deliveries are
+        // sent again, and a hanging request does not hold the others' results.
+        let flush_every = cfg.concurrency.max(1);
         while let Some(done) = set.join_next().await {
             let Ok((d, r)) = done else { continue };
             let at = self.now();
@@ -589,17 +593,29 @@ impl App {
                 status,
                 error: error.map(|e| e.chars().take(500).collect()),
             });
+            if attempts.len() >= flush_every {
+                self.record_attempts(&std::mem::take(&mut attempts)).await?;
+            }
         }
-        let mut tx = self.change_by_system(SystemActor::Webhooks).await?;
-        for a in &attempts {
-            tx.record_attempt(a).await?;
-        }
-        rep.next_due = tx.next_due(sub).await?;
-        tx.commit_unaudited("webhook delivery attempts (the delivery log)")
-            .await?;
+        self.record_attempts(&attempts).await?;
+        rep.next_due = self.store.read().await?.next_due(sub).await?;
         if rep.dead > 0 {
             tracing::warn!(webhook = %s.sub.name, dead = rep.dead, "webhook deliveries dead-lettered; replay with `patchbay webhooks replay`");
         }
         Ok(rep)
+    }
+
+    /// Stores delivery attempts (the delivery log; bookkeeping of events
+    /// already audited, so not audited itself).
+    async fn record_attempts(&self, attempts: &[Attempt]) -> Result<(), AppError> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.change_by_system(SystemActor::Webhooks).await?;
+        for a in attempts {
+            tx.record_attempt(a).await?;
+        }
+        tx.commit_unaudited("webhook delivery attempts (the delivery log)")
+            .await
     }
 }

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 lock = threading.Lock()
 state = {"secret": None, "delay_ms": 0}
-accepted = {}  # delivery id -> times accepted
+accepted = {}  # delivery id -> 1 (processed once; re-sends are counted in duplicates)
 events = {}  # event id -> set of delivery ids accepted for it
 stats = {"rejected": 0, "duplicates": 0}
 
@@ -71,8 +71,9 @@ class H(BaseHTTPRequestHandler):
                 stats["rejected"] += 1
                 return self.answer(401)
             if did in accepted:
+                # A re-send (the sender crashed before storing our 2xx):
+                # answered 200 so it stops, not processed again.
                 stats["duplicates"] += 1
-                accepted[did] += 1
                 return self.answer(200)
             accepted[did] = 1
             ev = json.loads(body)["id"]
