@@ -4,7 +4,7 @@
 //! verifies signatures with Python's `hmac`) accepts each event under exactly
 //! one delivery id, once — on SQLite and PostgreSQL.
 
-use crate::support::{PATCHBAY, ServeProcess, db_pairs};
+use crate::support::{ServeProcess, db_pairs};
 use patchbay_client::Client;
 use serde_json::{Value, json};
 use std::io::BufRead;
