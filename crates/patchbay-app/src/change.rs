@@ -35,6 +35,8 @@ pub struct Change<'a> {
     /// so an entry cannot claim someone other than the authenticated caller.
     actor: String,
     audited: usize,
+    /// Of `audited`, the refusals (entries without an event).
+    refusals: usize,
 }
 
 impl Deref for Change<'_> {
@@ -90,6 +92,7 @@ impl App {
             tx: self.store.write().await?,
             actor,
             audited: 0,
+            refusals: 0,
         })
     }
 }
@@ -182,6 +185,7 @@ impl Change<'_> {
         for rec in recs {
             self.tx.append_audit_with(rec, &self.app.keyring).await?;
             self.audited += 1;
+            self.refusals += 1;
         }
         Ok(())
     }
@@ -196,7 +200,12 @@ impl Change<'_> {
                 "internal error: a state change without an audit entry was refused",
             ));
         }
+        let announced = self.audited > self.refusals;
+        let bell = self.app.outbox_bell.clone();
         self.tx.commit().await?;
+        if announced {
+            bell.notify_one();
+        }
         Ok(())
     }
 

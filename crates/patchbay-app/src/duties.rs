@@ -103,6 +103,9 @@ pub struct Runner {
     app: App,
     holder: String,
     leader: bool,
+    /// `leader`, shared with work that runs beside the runner (the webhook
+    /// delivery loop delivers only while this replica leads).
+    leading: std::sync::Arc<std::sync::atomic::AtomicBool>,
     last_run: HashMap<Duty, Timestamp>,
 }
 
@@ -114,6 +117,7 @@ impl Runner {
             app,
             holder: holder.into(),
             leader: false,
+            leading: Default::default(),
             last_run: HashMap::new(),
         }
     }
@@ -121,6 +125,12 @@ impl Runner {
     /// Rung when a job result is stored: the server ticks at once then too.
     pub fn bell(&self) -> std::sync::Arc<tokio::sync::Notify> {
         self.app.driver_bell()
+    }
+
+    /// Whether this replica leads, as of its last tick (shared: background
+    /// work beside the runner checks it).
+    pub fn leading(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.leading.clone()
     }
 
     /// How often the server should call [`Runner::tick`].
@@ -144,6 +154,8 @@ impl Runner {
         let outcome = self.take_lease(now, config.lease_ttl).await;
         let was_leader = self.leader;
         self.leader = matches!(outcome, Ok(LeaseOutcome::Acquired | LeaseOutcome::Renewed));
+        self.leading
+            .store(self.leader, std::sync::atomic::Ordering::SeqCst);
         match &outcome {
             Ok(LeaseOutcome::Acquired) => {
                 tracing::info!(holder = %self.holder, "duties: this replica took the leader lease");
@@ -220,6 +232,8 @@ impl Runner {
             return;
         }
         self.leader = false;
+        self.leading
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         let released = async {
             let mut tx = self
                 .app

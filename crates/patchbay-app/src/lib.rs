@@ -64,6 +64,7 @@ pub mod schedule;
 mod snapshot;
 pub mod system;
 pub mod tokens;
+pub mod webhooks;
 
 use jiff::{SignedDuration, Timestamp};
 use patchbay_store::{AuditRecord, Store};
@@ -134,6 +135,8 @@ pub struct AppConfig {
     /// stored ([`heartbeats`]); zero writes each one at once, in its own
     /// transaction (the behaviour before batching).
     pub heartbeat_flush: std::time::Duration,
+    /// Webhook delivery (retries, timeouts, concurrency).
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 impl Default for AppConfig {
@@ -145,6 +148,7 @@ impl Default for AppConfig {
             auth_backoff: backoff::BackoffConfig::default(),
             agent_mtls: agent_ca::AgentMtls::default(),
             heartbeat_flush: heartbeats::DEFAULT_HEARTBEAT_FLUSH,
+            webhooks: webhooks::WebhookConfig::default(),
         }
     }
 }
@@ -171,6 +175,9 @@ pub struct App {
     /// the rollouts at once instead of at its next tick (a failing canary
     /// halts the deployment within moments, a passed ring's successor starts).
     driver_bell: Arc<tokio::sync::Notify>,
+    /// Rung when a change that enqueued events commits, so the webhook
+    /// delivery loop fans out at once.
+    outbox_bell: Arc<tokio::sync::Notify>,
     /// Set (and rung) when the server starts shutting down: long-polling
     /// check-ins answer at once instead of holding the shutdown up.
     draining: Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>,
@@ -326,6 +333,7 @@ impl App {
             announcements: Arc::default(),
             job_bell: Arc::default(),
             driver_bell: Arc::default(),
+            outbox_bell: Arc::default(),
             draining: Arc::default(),
             agent_ca: None,
             heartbeats: Arc::default(),
@@ -387,6 +395,12 @@ impl App {
     /// runner is busy is not missed).
     pub fn driver_bell(&self) -> Arc<tokio::sync::Notify> {
         self.driver_bell.clone()
+    }
+
+    /// Rung when events were committed to the outbox (the webhook delivery
+    /// loop waits on it).
+    pub fn outbox_bell(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_bell.clone()
     }
 
     /// Ends every long poll now and any started later (they answer with no

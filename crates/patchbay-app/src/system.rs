@@ -34,6 +34,9 @@ pub enum SystemActor {
     RolloutDriver,
     /// Storing the batched check-in times of unchanged check-ins.
     Heartbeats,
+    /// Webhook delivery: fans outbox events out into deliveries and records
+    /// attempts (bookkeeping of already-audited events, never audited itself).
+    Webhooks,
 }
 
 impl SystemActor {
@@ -50,6 +53,7 @@ impl SystemActor {
             SystemActor::Authenticator => "system:authenticator",
             SystemActor::RolloutDriver => "system:rollout-driver",
             SystemActor::Heartbeats => "system:heartbeats",
+            SystemActor::Webhooks => "system:webhooks",
         }
     }
 
@@ -80,6 +84,7 @@ mod tests {
             SystemActor::Authenticator,
             SystemActor::RolloutDriver,
             SystemActor::Heartbeats,
+            SystemActor::Webhooks,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|a| a.name()).collect();
         assert_eq!(names.len(), all.len());

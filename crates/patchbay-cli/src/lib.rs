@@ -10,6 +10,7 @@
 //! - [`evidence`]: offline `audit verify`, `evidence export|verify`.
 //! - [`deploy`]: `deploy preview|create|list|show|start|…|approve|reject` (rollouts).
 //! - [`exceptions`]: the exception register.
+//! - [`webhooks`]: webhook subscriptions, deliveries, replays.
 //! - [`reports`]: `report compliance|ttp|sla|coverage|deployments`.
 //! - [`output`]: table and JSON rendering.
 //! - [`sim`]: the fleet simulator (virtual agents with real inventories).
@@ -54,6 +55,7 @@ pub mod reports;
 pub mod schedule;
 pub mod server;
 pub mod sim;
+pub mod webhooks;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -279,6 +281,9 @@ pub enum Command {
     /// The exception register: defer findings with owner, reason, control, expiry.
     #[command(subcommand)]
     Exceptions(exceptions::ExceptionsCmd),
+    /// Webhooks: signed event deliveries to receivers (Slack, Teams, PagerDuty, …).
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCmd),
     /// Maintenance windows: preview a definition (no server), add, list, remove.
     #[command(subcommand)]
     Windows(schedule::WindowsCmd),
@@ -391,6 +396,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Evidence(c) => evidence::evidence(&cli.url, cli.token, c),
         Command::Report(a) => reports::run(&conn::connect(&cli.url, cli.token)?, a),
         Command::Exceptions(c) => exceptions::run(&conn::connect(&cli.url, cli.token)?, c),
+        Command::Webhooks(c) => webhooks::run(&conn::connect(&cli.url, cli.token)?, c),
         Command::Windows(c) => schedule::windows(&cli.url, cli.token, c),
         Command::Blackouts(c) => schedule::blackouts(&conn::connect(&cli.url, cli.token)?, c),
         Command::Plan(c) => schedule::plan(&conn::connect(&cli.url, cli.token)?, c),

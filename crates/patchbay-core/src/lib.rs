@@ -37,6 +37,8 @@
 //!   rings, concurrency, the hard error-budget cap, gates, halt and rollback.
 //! - [`job`]: agent jobs: typed, signed (canonical encoding, ed25519), and the
 //!   agent's admission rules.
+//! - [`event`]: the typed, versioned event schema integrations receive.
+//! - [`webhook`]: webhook signatures, retry backoff, filters and templates.
 //! - [`canary`]: canary analysis of a ring's health checks (Fisher exact,
 //!   Mann-Whitney U with a tolerance; inconclusive when data is thin).
 #![forbid(unsafe_code)]
@@ -47,6 +49,7 @@ pub mod audit;
 pub mod auth;
 pub mod canary;
 pub mod compiled;
+pub mod event;
 pub mod exception;
 pub mod inventory;
 pub mod job;
@@ -58,5 +61,6 @@ pub mod report;
 pub mod risk;
 pub mod rollout;
 pub mod token;
+pub mod webhook;
 pub mod when;
 pub mod window;

@@ -1175,3 +1175,124 @@ pub struct EnrollmentApprovalOut {
     /// Why.
     pub note: String,
 }
+
+/// `POST /api/v1/webhooks`: a new subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    /// Unique name (letters, digits, `-`, `_`, `.`; at most 64).
+    pub name: String,
+    /// Where deliveries are POSTed (`http://` or `https://`).
+    pub url: String,
+    /// `generic` (default), `slack`, `teams`, `pagerduty`, `jira`, `servicenow`.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Event kinds (`*` or empty: all); see `docs/events.md`.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Only events of this deployment.
+    #[serde(default)]
+    pub deployment: Option<String>,
+    /// Only events naming this policy group.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Only events naming this tier.
+    #[serde(default)]
+    pub tier: Option<String>,
+    /// PagerDuty routing key (template `pagerduty`).
+    #[serde(default)]
+    pub routing_key: Option<String>,
+    /// Jira project key (template `jira`).
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Attempts before dead-lettering (1–50; default 10).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+}
+
+/// A subscription (never its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookOut {
+    /// Name.
+    pub name: String,
+    /// Receiver URL.
+    pub url: String,
+    /// Template.
+    pub template: String,
+    /// Event kinds.
+    pub events: Vec<String>,
+    /// Deployment filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// Group filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Tier filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// Attempts before dead-lettering.
+    pub max_attempts: u32,
+    /// Outbox position fanned out so far.
+    pub cursor: i64,
+    /// When created (RFC 3339).
+    pub created_at: String,
+    /// By whom.
+    pub created_by: String,
+    /// Deliveries pending / delivered / dead (in the last `counts` rows).
+    #[serde(default)]
+    pub pending: u64,
+    /// Dead letters.
+    #[serde(default)]
+    pub dead: u64,
+}
+
+/// `POST /api/v1/webhooks` answer: the subscription and its secret, shown
+/// this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookCreated {
+    /// The subscription.
+    pub webhook: WebhookOut,
+    /// The signing secret (`whsec_…`): shown once, never again.
+    pub secret: String,
+}
+
+/// One delivery in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryOut {
+    /// The `Patchbay-Delivery` id.
+    pub delivery_id: String,
+    /// The outbox event (`evt_<n>`).
+    pub event_id: String,
+    /// `pending`, `delivered`, `dead`, `skipped`.
+    pub state: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When due next (pending).
+    pub next_at: String,
+    /// Last attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<String>,
+    /// Last HTTP status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
+    /// Last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+}
+
+/// `POST /api/v1/webhooks/{name}/replay` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayOut {
+    /// Dead letters made pending again.
+    pub replayed: u64,
+}
+
+/// `POST /api/v1/webhooks/{name}/test` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookTestOut {
+    /// The test event queued (`evt_<n>`); it is delivered like any other.
+    pub event_id: String,
+}

@@ -13,8 +13,11 @@
 //! - [`metrics`]: Prometheus registry and counters.
 //! - [`setup`]: opening the store, first-start admin token, listener.
 //! - [`tls`]: serving HTTPS (rustls) from PEM files.
+//! - [`delivery`]: the webhook delivery loop (leader only, a task per
+//!   subscription).
 #![forbid(unsafe_code)]
 
+pub mod delivery;
 pub mod errors;
 pub mod extract;
 pub(crate) mod handlers;

@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -39,6 +40,18 @@ pub struct Metrics {
     pub package_rows_written: Counter,
     /// Successful enrolments.
     pub enrolments: Counter,
+    /// Webhook deliveries answered 2xx.
+    pub webhook_sent: Counter,
+    /// Webhook delivery attempts that failed (retried or dead-lettered).
+    pub webhook_failed: Counter,
+    /// Failed attempts scheduled for another try.
+    pub webhook_retried: Counter,
+    /// Deliveries dead-lettered (attempts ran out).
+    pub webhook_dead_lettered: Counter,
+    /// Pending deliveries (the queue's depth).
+    pub webhook_queue_depth: Gauge,
+    /// Age of the oldest pending delivery, seconds.
+    pub webhook_oldest_pending_age: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Metrics {
@@ -69,6 +82,42 @@ impl Metrics {
             package_rows_written.clone(),
         );
         registry.register("agent_enrolments", "Agents enrolled", enrolments.clone());
+        let webhook_sent = Counter::default();
+        let webhook_failed = Counter::default();
+        let webhook_retried = Counter::default();
+        let webhook_dead_lettered = Counter::default();
+        let webhook_queue_depth = Gauge::default();
+        let webhook_oldest_pending_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "webhook_deliveries_sent",
+            "Webhook deliveries answered 2xx",
+            webhook_sent.clone(),
+        );
+        registry.register(
+            "webhook_deliveries_failed",
+            "Webhook delivery attempts that failed",
+            webhook_failed.clone(),
+        );
+        registry.register(
+            "webhook_deliveries_retried",
+            "Failed webhook attempts scheduled for another try",
+            webhook_retried.clone(),
+        );
+        registry.register(
+            "webhook_deliveries_dead_lettered",
+            "Webhook deliveries dead-lettered after their last attempt",
+            webhook_dead_lettered.clone(),
+        );
+        registry.register(
+            "webhook_queue_depth",
+            "Pending webhook deliveries",
+            webhook_queue_depth.clone(),
+        );
+        registry.register(
+            "webhook_oldest_pending_age_seconds",
+            "Age of the oldest pending webhook delivery",
+            webhook_oldest_pending_age.clone(),
+        );
         Arc::new(Self {
             registry,
             http_requests,
@@ -76,6 +125,12 @@ impl Metrics {
             checkins,
             package_rows_written,
             enrolments,
+            webhook_sent,
+            webhook_failed,
+            webhook_retried,
+            webhook_dead_lettered,
+            webhook_queue_depth,
+            webhook_oldest_pending_age,
         })
     }
 

@@ -18,7 +18,7 @@ use crate::errors::ApiError;
 use crate::extract::{Authed, request_ctx};
 use crate::handlers::{
     agent, assets, audit, changes, deployments, exceptions, findings, ops, prioritise, reports,
-    schedule, tokens,
+    schedule, tokens, webhooks,
 };
 use crate::metrics::{HttpLabels, Metrics};
 use crate::{MAX_AGENT_BODY, MAX_API_BODY};
@@ -148,6 +148,13 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     GET "/exceptions/review" => exceptions::review, Api(Some(ReadInventory));
     GET "/exceptions/{id}" => exceptions::show, Api(Some(ReadInventory));
     POST "/exceptions/{id}/revoke" => exceptions::revoke, Api(Some(Approve));
+    GET "/webhooks" => webhooks::list, Api(Some(WriteAssets));
+    POST "/webhooks" => webhooks::add, Api(Some(WriteAssets));
+    GET "/webhooks/{name}" => webhooks::show, Api(Some(WriteAssets));
+    DELETE "/webhooks/{name}" => webhooks::remove, Api(Some(WriteAssets));
+    GET "/webhooks/{name}/deliveries" => webhooks::deliveries, Api(Some(WriteAssets));
+    POST "/webhooks/{name}/replay" => webhooks::replay, Api(Some(WriteAssets));
+    POST "/webhooks/{name}/test" => webhooks::test, Api(Some(WriteAssets));
 });
 
 routes!(ENROL_ROUTES, enrol_routes, "/agent/v1", {

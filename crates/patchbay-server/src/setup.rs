@@ -313,7 +313,21 @@ where
         let holder = patchbay_app::duties::replica_id();
         tracing::info!(%holder, "duties runner started");
         let runner = patchbay_app::duties::Runner::new(prepared.app.clone(), holder);
-        (Some(tx), Some(tokio::spawn(run_duties(runner, rx))))
+        // Webhook delivery beside it, while this replica leads.
+        let (wtx, wrx) = tokio::sync::oneshot::channel::<()>();
+        let webhooks = tokio::spawn(crate::delivery::run(
+            prepared.app.clone(),
+            prepared.metrics.clone(),
+            runner.leading(),
+            wrx,
+        ));
+        let duties = tokio::spawn(run_duties(runner, rx));
+        let both = tokio::spawn(async move {
+            let _ = duties.await;
+            let _ = wtx.send(());
+            let _ = webhooks.await;
+        });
+        (Some(tx), Some(both))
     } else {
         (None, None)
     };

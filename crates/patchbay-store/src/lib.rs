@@ -93,6 +93,7 @@ pub trait Tx:
     + LeaseStore
     + EventStore
     + RolloutStore
+    + WebhookStore
     + Send
 {
     /// Commits.

@@ -29,6 +29,7 @@ mod scan;
 mod scan_index;
 mod schedule;
 mod tls;
+mod webhooks;
 
 /// Runs each named test function once per backend.
 #[macro_export]

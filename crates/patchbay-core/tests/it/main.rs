@@ -19,4 +19,5 @@ mod risk;
 mod rollout;
 mod rpm;
 mod rules;
+mod webhook_templates;
 mod window;

@@ -15,6 +15,7 @@
 //! - [`exceptions`]: the exception register.
 //! - [`reports`]: reports and the evidence bundle.
 //! - [`changes`]: change records, runbooks, lessons.
+//! - [`webhooks`]: webhook subscriptions, deliveries, replays, tests.
 
 pub mod agent;
 pub mod assets;
@@ -28,3 +29,4 @@ pub mod prioritise;
 pub mod reports;
 pub mod schedule;
 pub mod tokens;
+pub mod webhooks;

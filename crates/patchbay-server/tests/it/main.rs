@@ -10,3 +10,4 @@ mod matrix;
 mod outcomes;
 mod rotation;
 mod support;
+mod webhooks;

@@ -146,6 +146,27 @@ const EXPECTED: &[(&str, &str, Who)] = &[
         "/api/v1/exceptions/{id}/revoke",
         Who::Roles(APPROVERS),
     ),
+    // Webhooks carry receiver URLs and send data out of Patchbay: the
+    // operators who run integrations (admin, operator), reads included.
+    ("GET", "/api/v1/webhooks", Who::Roles(OPERATORS)),
+    ("POST", "/api/v1/webhooks", Who::Roles(OPERATORS)),
+    ("GET", "/api/v1/webhooks/{name}", Who::Roles(OPERATORS)),
+    ("DELETE", "/api/v1/webhooks/{name}", Who::Roles(OPERATORS)),
+    (
+        "GET",
+        "/api/v1/webhooks/{name}/deliveries",
+        Who::Roles(OPERATORS),
+    ),
+    (
+        "POST",
+        "/api/v1/webhooks/{name}/replay",
+        Who::Roles(OPERATORS),
+    ),
+    (
+        "POST",
+        "/api/v1/webhooks/{name}/test",
+        Who::Roles(OPERATORS),
+    ),
 ];
 
 /// A caller of the matrix.

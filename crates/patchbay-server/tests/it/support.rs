@@ -35,6 +35,11 @@ impl InProcess {
         .await
     }
 
+    /// On `backend` with the service layer's settings `app`.
+    pub async fn on_with(backend: &str, app: patchbay_app::AppConfig) -> Self {
+        Self::with(Some(patchbay_store::testing::fresh_url(backend).await), app).await
+    }
+
     /// With the service layer's settings `app` (SQLite).
     pub async fn with_config(app: patchbay_app::AppConfig) -> Self {
         Self::with(None, app).await

@@ -16,6 +16,7 @@ mod plan;
 mod rollouts;
 mod schedule;
 mod tokens;
+mod webhooks;
 
 pub use agents::*;
 pub use assets::*;
@@ -31,3 +32,4 @@ pub use plan::*;
 pub use rollouts::*;
 pub use schedule::*;
 pub use tokens::*;
+pub use webhooks::*;

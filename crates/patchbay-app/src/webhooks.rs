@@ -1,0 +1,621 @@
+//! Webhook subscriptions and their delivery from the outbox (issue 15).
+//!
+//! **Fan-out** ([`App::webhooks_fan_out`]): in one write transaction, each
+//! subscription's new outbox events (after its cursor) are mapped to typed
+//! events ([`patchbay_core::event`]), filtered, and each match becomes one
+//! delivery row (unique per subscription and event, with its own
+//! `Patchbay-Delivery` id); the cursor moves in the same transaction. An
+//! event therefore becomes exactly one delivery per subscriber, whatever
+//! crashes when.
+//!
+//! **Delivery** ([`App::webhooks_deliver`]): one subscription's due deliveries
+//! are sent (at most [`WebhookConfig::concurrency`] at once, each bounded by
+//! [`WebhookConfig::timeout`]), signed per [`patchbay_core::webhook`]; the
+//! results are stored in one transaction afterwards. A delivery is marked
+//! delivered only after a 2xx, so a crash between the receiver's 2xx and the
+//! commit sends it again *with the same delivery id*: receivers deduplicate
+//! on it (at-least-once on the wire, exactly once accepted). A failure is
+//! retried after [`backoff_delay`] (time from the app's clock, jitter from
+//! the RNG) until `max_attempts`, then dead-lettered; [`App::replay_webhook`]
+//! makes dead letters pending again. The server runs one task per
+//! subscription, so a slow or hanging receiver only delays itself.
+//!
+//! The secret is stored as is, not hashed: the server must compute an HMAC
+//! with it for every delivery, which a hash would not allow (encryption at
+//! rest is out of scope; the database is as sensitive as the signing key
+//! beside it). It is shown once, at creation, and never printed by `Debug`.
+
+use crate::{App, AppError, Caller, RequestCtx, SystemActor};
+use jiff::{SignedDuration, Timestamp};
+use patchbay_core::auth::Action;
+use patchbay_core::event::{Event, Kind};
+use patchbay_core::webhook::{
+    self, DELIVERY_HEADER, EVENT_HEADER, Filter, SIGNATURE_HEADER, Template, TemplateOptions,
+    backoff_delay,
+};
+use patchbay_proto::api::{
+    DeliveryOut, ReplayOut, WebhookCreated, WebhookOut, WebhookSpec, WebhookTestOut,
+};
+use patchbay_store::{
+    Attempt, DeliveryRow, NewSubscription, SubscriptionRow, delivery_state as state,
+};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Delivery settings.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// First retry delay (doubles per attempt, jittered).
+    pub backoff_base: SignedDuration,
+    /// Longest retry delay.
+    pub backoff_max: SignedDuration,
+    /// Default attempts before dead-lettering.
+    pub max_attempts: u32,
+    /// One request's limit (connect, send, answer).
+    pub timeout: Duration,
+    /// Requests in flight per subscription.
+    pub concurrency: usize,
+    /// Deliveries taken per round, and events fanned out per subscription
+    /// per round.
+    pub batch: i64,
+    /// How often the server's delivery loop looks for work without being
+    /// woken (new events wake it at once).
+    pub poll: Duration,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            backoff_base: SignedDuration::from_secs(1),
+            backoff_max: SignedDuration::from_secs(3600),
+            max_attempts: 10,
+            timeout: Duration::from_secs(10),
+            concurrency: 8,
+            batch: 500,
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What one delivery round of a subscription did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliverReport {
+    /// Answered 2xx.
+    pub sent: u64,
+    /// Failed (any kind), of which:
+    pub failed: u64,
+    /// … scheduled for another attempt,
+    pub retried: u64,
+    /// … dead-lettered.
+    pub dead: u64,
+    /// When the subscription next has a delivery due, if any.
+    pub next_due: Option<Timestamp>,
+}
+
+/// A shared, pooling HTTP client for deliveries (blocking ureq, run on the
+/// blocking pool: a hanging receiver holds one thread of its own
+/// subscription until the timeout, nothing else).
+#[derive(Clone)]
+pub struct Sender {
+    agent: ureq::Agent,
+}
+
+impl Sender {
+    /// A client whose requests give up after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .max_idle_connections_per_host(64)
+            .user_agent("patchbay-webhooks")
+            .build()
+            .into();
+        Self { agent }
+    }
+
+    /// POSTs `body` with no Patchbay headers (the benchmark's ceiling).
+    pub fn post_plain(&self, url: &str, body: Vec<u8>) -> Result<u16, String> {
+        self.post(url, &[], body)
+    }
+
+    fn post(&self, url: &str, headers: &[(&str, String)], body: Vec<u8>) -> Result<u16, String> {
+        let mut req = self
+            .agent
+            .post(url)
+            .header("Content-Type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        match req.send(&body[..]) {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                // Read (and drop) the answer so the connection is reused.
+                let _ = resp
+                    .into_body()
+                    .with_config()
+                    .limit(64 * 1024)
+                    .read_to_vec();
+                Ok(status)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn filter_of(s: &SubscriptionRow) -> Result<Filter, AppError> {
+    serde_json::from_value(s.sub.filter.clone()).map_err(|e| {
+        AppError::invalid(format!(
+            "webhook {:?}: stored filter unreadable: {e}",
+            s.sub.name
+        ))
+    })
+}
+
+fn out(s: &SubscriptionRow, pending: u64, dead: u64) -> WebhookOut {
+    let f: Filter = serde_json::from_value(s.sub.filter.clone()).unwrap_or_default();
+    WebhookOut {
+        name: s.sub.name.clone(),
+        url: s.sub.url.clone(),
+        template: s.sub.template.clone(),
+        events: f.events,
+        deployment: f.deployment,
+        group: f.group,
+        tier: f.tier,
+        max_attempts: s.sub.max_attempts.max(0) as u32,
+        cursor: s.sub.cursor,
+        created_at: s.sub.created_at.to_string(),
+        created_by: s.sub.created_by.clone(),
+        pending,
+        dead,
+    }
+}
+
+fn delivery_out(d: &DeliveryRow) -> DeliveryOut {
+    DeliveryOut {
+        delivery_id: d.delivery_id.clone(),
+        event_id: format!("evt_{}", d.event_id),
+        state: d.state.clone(),
+        attempts: d.attempts.max(0) as u32,
+        next_at: d.next_at.to_string(),
+        last_at: d.last_at.map(|t| t.to_string()),
+        last_status: d.last_status.and_then(|s| u16::try_from(s).ok()),
+        last_error: d.last_error.clone(),
+        delivered_at: d.delivered_at.map(|t| t.to_string()),
+    }
+}
+
+impl App {
+    /// Adds a subscription (it receives events from now on); returns it with
+    /// its secret, shown this once.
+    pub async fn add_webhook(
+        &self,
+        caller: &Caller,
+        spec: &WebhookSpec,
+        ctx: &RequestCtx,
+    ) -> Result<WebhookCreated, AppError> {
+        if !valid_name(&spec.name) {
+            return Err(AppError::invalid(format!(
+                "webhook name {:?}: use 1–64 letters, digits, '-', '_' or '.'",
+                spec.name
+            )));
+        }
+        let url = spec.url.trim();
+        if !(url.starts_with("http://") || url.starts_with("https://"))
+            || url.len() > 2048
+            || url.chars().any(char::is_whitespace)
+        {
+            return Err(AppError::invalid(format!(
+                "webhook url {url:?}: must be an http:// or https:// URL without spaces"
+            )));
+        }
+        let template = Template::parse(spec.template.as_deref().unwrap_or("generic"))
+            .map_err(AppError::invalid)?;
+        let filter = Filter {
+            events: spec.events.clone(),
+            deployment: spec.deployment.clone(),
+            group: spec.group.clone(),
+            tier: spec.tier.clone(),
+        };
+        filter.validate().map_err(AppError::invalid)?;
+        let options = TemplateOptions {
+            routing_key: spec.routing_key.clone(),
+            project: spec.project.clone(),
+        };
+        if template == Template::Pagerduty && options.routing_key.is_none() {
+            return Err(AppError::invalid(
+                "template pagerduty needs routing_key (the PagerDuty integration key)",
+            ));
+        }
+        let max_attempts = spec
+            .max_attempts
+            .unwrap_or(self.config().webhooks.max_attempts);
+        if !(1..=50).contains(&max_attempts) {
+            return Err(AppError::invalid(format!(
+                "max_attempts {max_attempts}: must be 1–50"
+            )));
+        }
+        let secret = format!("whsec_{}", hex::encode(crate::random32()));
+        let now = self.now();
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
+        let cursor = tx.outbox_head().await?;
+        let mut new = NewSubscription {
+            name: spec.name.clone(),
+            url: url.to_string(),
+            template: template.as_str().to_string(),
+            filter: serde_json::to_value(&filter).map_err(|e| AppError::invalid(e.to_string()))?,
+            options: serde_json::to_value(&options)
+                .map_err(|e| AppError::invalid(e.to_string()))?,
+            secret: secret.clone(),
+            max_attempts: max_attempts as i32,
+            cursor,
+            created_at: now,
+            created_by: tx.actor().to_string(),
+        };
+        let Some(id) = tx.add_subscription(&new).await? else {
+            return Err(AppError::new(
+                patchbay_proto::error::ErrorCode::Conflict,
+                format!("a webhook named {:?} exists", spec.name),
+            ));
+        };
+        tx.audit(
+            "webhook.add",
+            &format!("webhook:{}", spec.name),
+            json!({"url": new.url, "template": new.template, "filter": new.filter}),
+        )
+        .await?;
+        // From now on: its own creation included, nothing earlier.
+        let cursor = tx.outbox_head().await?;
+        tx.set_cursor(id, cursor).await?;
+        new.cursor = cursor;
+        tx.commit().await?;
+        self.outbox_bell().notify_one();
+        Ok(WebhookCreated {
+            webhook: out(&SubscriptionRow { id, sub: new }, 0, 0),
+            secret,
+        })
+    }
+
+    async fn webhook_row(&self, name: &str) -> Result<SubscriptionRow, AppError> {
+        let mut r = self.store.read().await?;
+        r.subscription(name)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("no webhook named {name:?}")))
+    }
+
+    async fn counts(&self, id: i64) -> Result<(u64, u64), AppError> {
+        let mut r = self.store.read().await?;
+        let pending = r.deliveries(id, Some(state::PENDING), 100_000).await?.len();
+        let dead = r.deliveries(id, Some(state::DEAD), 100_000).await?.len();
+        Ok((pending as u64, dead as u64))
+    }
+
+    /// Every subscription.
+    pub async fn webhooks(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<WebhookOut>, AppError> {
+        self.require(caller, Action::WriteAssets, ctx).await?;
+        let subs = self.store.read().await?.subscriptions().await?;
+        let mut v = Vec::new();
+        for s in &subs {
+            let (p, d) = self.counts(s.id).await?;
+            v.push(out(s, p, d));
+        }
+        Ok(v)
+    }
+
+    /// One subscription.
+    pub async fn webhook(
+        &self,
+        caller: &Caller,
+        name: &str,
+        ctx: &RequestCtx,
+    ) -> Result<WebhookOut, AppError> {
+        self.require(caller, Action::WriteAssets, ctx).await?;
+        let s = self.webhook_row(name).await?;
+        let (p, d) = self.counts(s.id).await?;
+        Ok(out(&s, p, d))
+    }
+
+    /// Removes a subscription and its deliveries.
+    pub async fn remove_webhook(
+        &self,
+        caller: &Caller,
+        name: &str,
+        ctx: &RequestCtx,
+    ) -> Result<(), AppError> {
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
+        if !tx.remove_subscription(name).await? {
+            return Err(AppError::not_found(format!("no webhook named {name:?}")));
+        }
+        tx.audit("webhook.remove", &format!("webhook:{name}"), json!({}))
+            .await?;
+        tx.commit().await
+    }
+
+    /// A subscription's delivery log, newest first (`state` filters).
+    pub async fn webhook_deliveries(
+        &self,
+        caller: &Caller,
+        name: &str,
+        state_filter: Option<&str>,
+        limit: i64,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<DeliveryOut>, AppError> {
+        self.require(caller, Action::WriteAssets, ctx).await?;
+        if let Some(s) = state_filter
+            && ![
+                state::PENDING,
+                state::DELIVERED,
+                state::DEAD,
+                state::SKIPPED,
+            ]
+            .contains(&s)
+        {
+            return Err(AppError::invalid(format!(
+                "state {s:?}: one of pending, delivered, dead, skipped"
+            )));
+        }
+        let s = self.webhook_row(name).await?;
+        let mut r = self.store.read().await?;
+        let rows = r
+            .deliveries(s.id, state_filter, limit.clamp(1, 10_000))
+            .await?;
+        Ok(rows.iter().map(delivery_out).collect())
+    }
+
+    /// Makes a subscription's dead letters pending again, due now.
+    pub async fn replay_webhook(
+        &self,
+        caller: &Caller,
+        name: &str,
+        ctx: &RequestCtx,
+    ) -> Result<ReplayOut, AppError> {
+        let s = self.webhook_row(name).await?;
+        let now = self.now();
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
+        let n = tx.replay_dead(s.id, now).await?;
+        tx.audit(
+            "webhook.replay",
+            &format!("webhook:{name}"),
+            json!({"replayed": n}),
+        )
+        .await?;
+        tx.commit().await?;
+        self.outbox_bell().notify_one();
+        Ok(ReplayOut { replayed: n })
+    }
+
+    /// Queues a `webhook.test` event for one subscription (delivered like
+    /// any other, through the outbox).
+    pub async fn test_webhook(
+        &self,
+        caller: &Caller,
+        name: &str,
+        ctx: &RequestCtx,
+    ) -> Result<WebhookTestOut, AppError> {
+        self.webhook_row(name).await?;
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
+        tx.audit(
+            "webhook.test",
+            &format!("webhook:{name}"),
+            json!({"message": format!("Test delivery to webhook {name}")}),
+        )
+        .await?;
+        let head = tx.outbox_head().await?;
+        tx.commit().await?;
+        self.outbox_bell().notify_one();
+        Ok(WebhookTestOut {
+            event_id: format!("evt_{head}"),
+        })
+    }
+
+    /// Moves every subscription's new outbox events into deliveries (one
+    /// transaction); returns the deliveries created.
+    pub async fn webhooks_fan_out(&self) -> Result<usize, AppError> {
+        let batch = self.config().webhooks.batch.max(1);
+        let now = self.now();
+        let mut tx = self.change_by_system(SystemActor::Webhooks).await?;
+        let subs = tx.subscriptions().await?;
+        let mut created = 0;
+        let mut moved = false;
+        for s in &subs {
+            let filter = filter_of(s)?;
+            let template = Template::parse(&s.sub.template).map_err(AppError::invalid)?;
+            let opts: TemplateOptions =
+                serde_json::from_value(s.sub.options.clone()).unwrap_or_default();
+            let events = tx.events_after(s.sub.cursor, batch).await?;
+            let Some(last) = events.last().map(|e| e.id) else {
+                continue;
+            };
+            for row in &events {
+                let e = &row.event;
+                let ev =
+                    Event::from_outbox(row.id, e.at, &e.kind, &e.actor, &e.subject, &e.payload);
+                let wanted = if ev.kind == Kind::WebhookTest {
+                    ev.subject == format!("webhook:{}", s.sub.name)
+                } else {
+                    filter.matches(&ev)
+                };
+                if !wanted {
+                    continue;
+                }
+                let st = if webhook::render(template, &ev, &opts).is_some() {
+                    state::PENDING
+                } else {
+                    state::SKIPPED
+                };
+                let d = DeliveryRow {
+                    id: 0,
+                    subscription_id: s.id,
+                    event_id: row.id,
+                    delivery_id: format!("dlv_{}", hex::encode(&crate::random32()[..16])),
+                    state: st.to_string(),
+                    attempts: 0,
+                    next_at: now,
+                    created_at: now,
+                    last_at: None,
+                    last_status: None,
+                    last_error: None,
+                    delivered_at: None,
+                };
+                if tx.insert_delivery(&d).await? {
+                    created += 1;
+                }
+            }
+            tx.set_cursor(s.id, last).await?;
+            moved = true;
+        }
+        if moved {
+            tx.commit_unaudited("webhook fan-out: delivery bookkeeping of audited events")
+                .await?;
+        }
+        Ok(created)
+    }
+
+    /// The ids of every subscription.
+    pub async fn webhook_ids(&self) -> Result<Vec<i64>, AppError> {
+        Ok(self
+            .store
+            .read()
+            .await?
+            .subscriptions()
+            .await?
+            .iter()
+            .map(|s| s.id)
+            .collect())
+    }
+
+    /// Counts for metrics: pending deliveries, the oldest pending one's age
+    /// (seconds), dead letters.
+    pub async fn webhook_queue(&self) -> Result<(i64, f64, i64), AppError> {
+        let st = self.store.read().await?.delivery_stats().await?;
+        let age = st
+            .oldest_pending
+            .map(|t| self.now().duration_since(t).as_secs_f64().max(0.0))
+            .unwrap_or(0.0);
+        Ok((st.pending, age, st.dead))
+    }
+
+    /// Sends subscription `sub`'s due deliveries (one round, at most
+    /// [`WebhookConfig::batch`]) and stores the outcomes.
+    pub async fn webhooks_deliver(
+        &self,
+        sub: i64,
+        sender: &Sender,
+    ) -> Result<DeliverReport, AppError> {
+        let cfg = self.config().webhooks.clone();
+        let now = self.now();
+        let (s, due) = {
+            let mut r = self.store.read().await?;
+            let Some(s) = r.subscriptions().await?.into_iter().find(|s| s.id == sub) else {
+                return Ok(DeliverReport::default());
+            };
+            let due = r.due_deliveries(sub, now, cfg.batch.max(1)).await?;
+            (s, due)
+        };
+        let template = Template::parse(&s.sub.template).map_err(AppError::invalid)?;
+        let opts: TemplateOptions =
+            serde_json::from_value(s.sub.options.clone()).unwrap_or_default();
+        let secret = Arc::new(s.sub.secret.clone());
+        let url = Arc::new(s.sub.url.clone());
+        let sem = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency.max(1)));
+        let mut set = tokio::task::JoinSet::new();
+        for (d, row) in due {
+            let e = &row.event;
+            let ev = Event::from_outbox(row.id, e.at, &e.kind, &e.actor, &e.subject, &e.payload);
+            let body = webhook::render(template, &ev, &opts)
+                .map(|v| v.to_string().into_bytes())
+                .unwrap_or_default();
+            let t = self.now().as_second();
+            let headers = vec![
+                (SIGNATURE_HEADER, webhook::sign(secret.as_bytes(), t, &body)),
+                (DELIVERY_HEADER, d.delivery_id.clone()),
+                (EVENT_HEADER, ev.kind.as_str().to_string()),
+            ];
+            let (sender, url, sem) = (sender.clone(), url.clone(), sem.clone());
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let r = tokio::task::spawn_blocking(move || sender.post(&url, &headers, body))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("sender task failed: {e}")));
+                (d, r)
+            });
+        }
+        let mut attempts = Vec::new();
+        let mut rep = DeliverReport::default();
+        // Outcomes are stored in small batches as they come (not at the end of
+        // the round): after a crash, only the last few accepted deliveries are
+        // sent again, and a hanging request does not hold the others' results.
+        let flush_every = cfg.concurrency.max(1);
+        while let Some(done) = set.join_next().await {
+            let Ok((d, r)) = done else { continue };
+            let at = self.now();
+            let (status, error) = match r {
+                Ok(code) if (200..300).contains(&code) => (Some(code as i64), None),
+                Ok(code) => (Some(code as i64), Some(format!("HTTP {code}"))),
+                Err(e) => (None, Some(e)),
+            };
+            let n = d.attempts.max(0) as u32 + 1;
+            let (st, next_at) = if error.is_none() {
+                rep.sent += 1;
+                (state::DELIVERED, at)
+            } else if n >= s.sub.max_attempts.max(1) as u32 {
+                rep.failed += 1;
+                rep.dead += 1;
+                (state::DEAD, at)
+            } else {
+                rep.failed += 1;
+                rep.retried += 1;
+                let unit: f64 = rand::random();
+                (
+                    state::PENDING,
+                    at + backoff_delay(n, cfg.backoff_base, cfg.backoff_max, unit),
+                )
+            };
+            if let Some(err) = &error {
+                tracing::debug!(webhook = %s.sub.name, delivery = %d.delivery_id, attempt = n, error = %err, "webhook delivery failed");
+            }
+            attempts.push(Attempt {
+                id: d.id,
+                at,
+                state: st.to_string(),
+                next_at,
+                status,
+                error: error.map(|e| e.chars().take(500).collect()),
+            });
+            if attempts.len() >= flush_every {
+                self.record_attempts(&std::mem::take(&mut attempts)).await?;
+            }
+        }
+        self.record_attempts(&attempts).await?;
+        rep.next_due = self.store.read().await?.next_due(sub).await?;
+        if rep.dead > 0 {
+            tracing::warn!(webhook = %s.sub.name, dead = rep.dead, "webhook deliveries dead-lettered; replay with `patchbay webhooks replay`");
+        }
+        Ok(rep)
+    }
+
+    /// Stores delivery attempts (the delivery log; bookkeeping of events
+    /// already audited, so not audited itself).
+    async fn record_attempts(&self, attempts: &[Attempt]) -> Result<(), AppError> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.change_by_system(SystemActor::Webhooks).await?;
+        for a in attempts {
+            tx.record_attempt(a).await?;
+        }
+        tx.commit_unaudited("webhook delivery attempts (the delivery log)")
+            .await
+    }
+}

@@ -1,0 +1,458 @@
+//! Webhooks, the pure part: the signature scheme, retry backoff,
+//! subscription filters and payload templates.
+//!
+//! **Signature** (as Stripe and Slack do): the signed string is
+//! `"{t}.{body}"`, `t` the sending time in Unix seconds, signed with
+//! HMAC-SHA256 under the subscription's secret; the header is
+//! `Patchbay-Signature: t={t},v1={hex}`. A receiver recomputes the MAC over
+//! the raw body, compares in constant time, and refuses a `t` more than
+//! [`REPLAY_WINDOW_SECS`] from its own clock (replays of an old, captured
+//! request fail), then deduplicates by the `Patchbay-Delivery` id (a retried
+//! delivery keeps its id). [`verify`] is that receiver check.
+//!
+//! **Backoff**: attempt *n* (1-based) failed → next try after
+//! `min(max, base·2^(n−1))`, of which the upper half is jittered
+//! ([`backoff_delay`], "equal jitter"); the random unit is an argument.
+//!
+//! **Templates** ([`Template`]): the same typed [`Event`] rendered as generic
+//! JSON, Slack Block Kit, a Microsoft Teams Adaptive Card (Workflows
+//! webhook), PagerDuty Events v2, a Jira issue and a ServiceNow change
+//! request; [`render`] returns `None` for an event a template does not carry
+//! (PagerDuty only pages on a halt and resolves on completion or rollback).
+
+use crate::event::{Event, Kind};
+use hmac::{Hmac, KeyInit, Mac};
+use jiff::SignedDuration;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// How far a signature's timestamp may be from the receiver's clock, either
+/// way (five minutes, as Stripe and Slack).
+pub const REPLAY_WINDOW_SECS: i64 = 300;
+
+/// The signature header.
+pub const SIGNATURE_HEADER: &str = "Patchbay-Signature";
+/// The unique delivery id header (the same across retries of one delivery).
+pub const DELIVERY_HEADER: &str = "Patchbay-Delivery";
+/// The event kind header.
+pub const EVENT_HEADER: &str = "Patchbay-Event";
+
+type HmacSha256 = Hmac<sha2_next::Sha256>;
+
+fn mac(secret: &[u8], t: i64, body: &[u8]) -> HmacSha256 {
+    // HMAC takes a key of any length: this cannot fail.
+    let mut m = <HmacSha256 as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    m.update(t.to_string().as_bytes());
+    m.update(b".");
+    m.update(body);
+    m
+}
+
+/// The `Patchbay-Signature` header value for `body` sent at `t` (Unix
+/// seconds) under `secret`.
+pub fn sign(secret: &[u8], t: i64, body: &[u8]) -> String {
+    let tag = mac(secret, t, body).finalize().into_bytes();
+    format!("t={t},v1={}", hex::encode(tag))
+}
+
+/// Why a signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// The header is not `t=…,v1=…`.
+    #[error("malformed Patchbay-Signature header: {0}")]
+    Malformed(String),
+    /// The timestamp is outside the replay window.
+    #[error(
+        "signature timestamp {t} is {skew}s from now, outside the {REPLAY_WINDOW_SECS}s window"
+    )]
+    Stale {
+        /// The header's timestamp.
+        t: i64,
+        /// Its distance from now, in seconds.
+        skew: i64,
+    },
+    /// No `v1` MAC matches.
+    #[error("signature does not match the body")]
+    Mismatch,
+}
+
+/// Checks a `Patchbay-Signature` header against the raw `body`, at `now`
+/// (Unix seconds). Several `v1=` values are accepted (a secret being
+/// rotated); any one matching suffices. Never panics on any input.
+pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<(), SignatureError> {
+    let mut t = None;
+    let mut tags = Vec::new();
+    for part in header.split(',') {
+        let (k, v) = part
+            .trim()
+            .split_once('=')
+            .ok_or_else(|| SignatureError::Malformed(format!("no '=' in {part:?}")))?;
+        match k {
+            "t" => {
+                t = Some(
+                    v.parse::<i64>()
+                        .map_err(|_| SignatureError::Malformed(format!("t={v:?}")))?,
+                )
+            }
+            "v1" => tags
+                .push(hex::decode(v).map_err(|_| SignatureError::Malformed(format!("v1={v:?}")))?),
+            _ => {}
+        }
+    }
+    let t = t.ok_or_else(|| SignatureError::Malformed("no t=".into()))?;
+    if tags.is_empty() {
+        return Err(SignatureError::Malformed("no v1=".into()));
+    }
+    let skew = now.saturating_sub(t);
+    if skew.saturating_abs() > REPLAY_WINDOW_SECS {
+        return Err(SignatureError::Stale { t, skew });
+    }
+    for tag in tags {
+        if mac(secret, t, body).verify_slice(&tag).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(SignatureError::Mismatch)
+}
+
+/// The wait before the next try after failed attempt `attempt` (1-based):
+/// `d = min(max, base·2^(attempt−1))`, then `d/2 + unit·d/2` with `unit` in
+/// `[0, 1)` drawn by the caller (clamped).
+pub fn backoff_delay(
+    attempt: u32,
+    base: SignedDuration,
+    max: SignedDuration,
+    unit: f64,
+) -> SignedDuration {
+    let base_ms = base.as_millis().max(1) as f64;
+    let max_ms = max.as_millis().max(1) as f64;
+    let exp = attempt.saturating_sub(1).min(62) as i32;
+    let d = (base_ms * 2f64.powi(exp)).min(max_ms);
+    let unit = if unit.is_finite() {
+        unit.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    SignedDuration::from_millis((d / 2.0 + unit * d / 2.0) as i64)
+}
+
+/// What a subscription receives.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// Event kinds (`deployment.halted`, …); `*` is every kind. Empty means
+    /// every kind.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Only events of this deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// Only events naming this policy group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Only events naming this tier (`P0`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+}
+
+impl Filter {
+    /// Checks the kind names: each is a kind, a reserved kind or `*`.
+    pub fn validate(&self) -> Result<(), String> {
+        for e in &self.events {
+            if e != "*" && Kind::parse(e).is_none() && !Kind::RESERVED.contains(&e.as_str()) {
+                return Err(format!(
+                    "unknown event kind {e:?} (one of: *, {})",
+                    Kind::ALL
+                        .iter()
+                        .map(|k| k.as_str())
+                        .chain(Kind::RESERVED)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `e` passes: its kind is listed (or `*`), and each scope the
+    /// filter sets is one the event names (an event that names no group
+    /// does not pass a group filter).
+    pub fn matches(&self, e: &Event) -> bool {
+        let kind_ok = self.events.is_empty()
+            || self.events.iter().any(|k| k == "*" || k == e.kind.as_str())
+            // A test delivery reaches every subscription.
+            || e.kind == Kind::WebhookTest;
+        let scope = |want: &Option<String>, have: &Option<String>| match want {
+            None => true,
+            Some(w) => have.as_deref() == Some(w.as_str()),
+        };
+        kind_ok
+            && scope(&self.deployment, &e.deployment)
+            && scope(&self.group, &e.group)
+            && scope(&self.tier, &e.tier)
+    }
+}
+
+/// A payload template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Template {
+    /// The event envelope as JSON.
+    Generic,
+    /// Slack incoming webhook, Block Kit.
+    Slack,
+    /// Microsoft Teams via a Workflows webhook: an Adaptive Card message.
+    Teams,
+    /// PagerDuty Events API v2.
+    Pagerduty,
+    /// Jira Cloud REST v2 create-issue body (one issue per deployment).
+    Jira,
+    /// ServiceNow Change Management API (a normal change per deployment).
+    Servicenow,
+}
+
+impl Template {
+    /// Every template.
+    pub const ALL: [Template; 6] = [
+        Template::Generic,
+        Template::Slack,
+        Template::Teams,
+        Template::Pagerduty,
+        Template::Jira,
+        Template::Servicenow,
+    ];
+
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Template::Generic => "generic",
+            Template::Slack => "slack",
+            Template::Teams => "teams",
+            Template::Pagerduty => "pagerduty",
+            Template::Jira => "jira",
+            Template::Servicenow => "servicenow",
+        }
+    }
+
+    /// The template named `s`.
+    pub fn parse(s: &str) -> Result<Template, String> {
+        Template::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown template {s:?} (one of: {})",
+                    Template::ALL.map(|t| t.as_str()).join(", ")
+                )
+            })
+    }
+}
+
+/// Per-subscription template settings (the PagerDuty routing key, the Jira
+/// project).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateOptions {
+    /// PagerDuty integration (routing) key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<String>,
+    /// Jira project key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+}
+
+/// Slack's limit of blocks per message, and of a section's text.
+pub const SLACK_MAX_BLOCKS: usize = 50;
+/// Slack's limit of a section block's text.
+pub const SLACK_MAX_SECTION_TEXT: usize = 3000;
+
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The body `template` makes of `e`, or `None` when the template carries no
+/// such event.
+pub fn render(template: Template, e: &Event, opts: &TemplateOptions) -> Option<Value> {
+    let title = format!("Patchbay: {}", e.kind);
+    match template {
+        Template::Generic => Some(serde_json::to_value(e).unwrap_or(Value::Null)),
+        Template::Slack => {
+            let blocks = vec![
+                json!({"type": "header", "text": {"type": "plain_text", "text": clip(&title, 150)}}),
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&e.summary, SLACK_MAX_SECTION_TEXT)}}),
+                json!({"type": "context", "elements": [
+                    {"type": "mrkdwn", "text": clip(&format!("{} · {} · {}", e.subject, e.actor, e.at), SLACK_MAX_SECTION_TEXT)}
+                ]}),
+            ];
+            debug_assert!(blocks.len() <= SLACK_MAX_BLOCKS);
+            Some(json!({"text": clip(&e.summary, 3000), "blocks": blocks}))
+        }
+        Template::Teams => Some(json!({
+            "type": "message",
+            "attachments": [{
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": null,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "body": [
+                        {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "text": title, "wrap": true},
+                        {"type": "TextBlock", "text": e.summary, "wrap": true},
+                        {"type": "FactSet", "facts": [
+                            {"title": "Subject", "value": e.subject},
+                            {"title": "Actor", "value": e.actor},
+                            {"title": "At", "value": e.at.to_string()},
+                        ]}
+                    ]
+                }
+            }]
+        })),
+        Template::Pagerduty => {
+            let action = match e.kind {
+                Kind::DeploymentHalted | Kind::DeploymentRollbackFailed => "trigger",
+                Kind::DeploymentCompleted | Kind::DeploymentRolledBack => "resolve",
+                _ => return None,
+            };
+            let dep = e.deployment.clone().unwrap_or_else(|| e.subject.clone());
+            let mut body = json!({
+                "routing_key": opts.routing_key.clone().unwrap_or_default(),
+                "event_action": action,
+                "dedup_key": format!("patchbay-deployment-{dep}"),
+            });
+            if action == "trigger" {
+                body["payload"] = json!({
+                    "summary": clip(&e.summary, 1024),
+                    "source": "patchbay",
+                    "severity": "critical",
+                    "timestamp": e.at.to_string(),
+                    "component": dep,
+                    "class": e.kind.as_str(),
+                    "custom_details": e.data,
+                });
+            }
+            Some(body)
+        }
+        Template::Jira => {
+            if e.kind != Kind::DeploymentCreated {
+                return None;
+            }
+            let dep = e.deployment.clone().unwrap_or_default();
+            Some(json!({"fields": {
+                "project": {"key": opts.project.clone().unwrap_or_else(|| "OPS".into())},
+                "summary": clip(&format!("Patch deployment {dep}"), 255),
+                "description": format!("{}\n\nCreated by {} at {}.", e.summary, e.actor, e.at),
+                "issuetype": {"name": "Task"},
+                "labels": ["patchbay", format!("patchbay-{dep}")],
+            }}))
+        }
+        Template::Servicenow => {
+            if e.kind != Kind::DeploymentCreated {
+                return None;
+            }
+            let dep = e.deployment.clone().unwrap_or_default();
+            Some(json!({
+                "short_description": clip(&format!("Patch deployment {dep}"), 160),
+                "description": e.summary,
+                "correlation_id": format!("patchbay-{dep}"),
+                "correlation_display": "Patchbay",
+                "category": "Software",
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// RFC 4231 test case 2 (key "Jefe"), through the signed-string shape:
+    /// HMAC-SHA256("Jefe", "what do ya want for nothing?").
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        let t = 0;
+        // "0." ‖ body: recompute the known vector on its exact message instead.
+        let mut m = <HmacSha256 as KeyInit>::new_from_slice(b"Jefe").unwrap();
+        m.update(b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(m.finalize().into_bytes()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert!(sign(b"k", t, b"x").starts_with("t=0,v1="));
+    }
+
+    proptest! {
+        /// Any body and secret: a signature verifies within the window, and
+        /// fails with any body byte changed, another secret, or a time
+        /// outside the window. No input panics the verifier.
+        #[test]
+        fn signatures_verify_and_only_for_what_was_signed(
+            secret in proptest::collection::vec(any::<u8>(), 1..64),
+            body in proptest::collection::vec(any::<u8>(), 0..512),
+            t in 1_000_000_000i64..3_000_000_000,
+            skew in -REPLAY_WINDOW_SECS..=REPLAY_WINDOW_SECS,
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let h = sign(&secret, t, &body);
+            prop_assert_eq!(verify(&secret, &h, &body, t + skew), Ok(()));
+            if !body.is_empty() {
+                let mut b = body.clone();
+                let i = flip.index(b.len());
+                b[i] ^= 1;
+                prop_assert_eq!(verify(&secret, &h, &b, t), Err(SignatureError::Mismatch));
+            }
+            let mut other = secret.clone();
+            other[0] ^= 0x80;
+            prop_assert_eq!(verify(&other, &h, &body, t), Err(SignatureError::Mismatch));
+            let stale = verify(&secret, &h, &body, t + REPLAY_WINDOW_SECS + 1);
+            prop_assert!(matches!(stale, Err(SignatureError::Stale { .. })), "stale accepted");
+            // A timestamp moved into the window by an attacker breaks the MAC.
+            let moved = h.replacen(&format!("t={t}"), &format!("t={}", t + 1), 1);
+            prop_assert_eq!(verify(&secret, &moved, &body, t), Err(SignatureError::Mismatch));
+        }
+
+        #[test]
+        fn the_verifier_never_panics(header in ".{0,200}", body in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = verify(b"s", &header, &body, 0);
+        }
+
+        /// Backoff: within [d/2, d], d = min(max, base·2^(n−1)), so it grows
+        /// with the attempt until the cap.
+        #[test]
+        fn backoff_stays_within_its_bounds(n in 1u32..40, unit in 0.0f64..1.0) {
+            let base = SignedDuration::from_secs(1);
+            let max = SignedDuration::from_secs(3600);
+            let d = backoff_delay(n, base, max, unit).as_millis() as f64;
+            let full = (1000f64 * 2f64.powi(n as i32 - 1)).min(3_600_000.0);
+            prop_assert!(d >= (full / 2.0).floor() && d <= full, "{n}: {d} vs {full}");
+        }
+    }
+
+    #[test]
+    fn pagerduty_triggers_on_halt_and_resolves_on_completion_with_one_dedup_key() {
+        let at = "2026-12-06T00:00:00Z".parse().unwrap();
+        let ev = |a: &str| {
+            Event::from_outbox(
+                1,
+                at,
+                a,
+                "system:duties",
+                "deployment:DEP-9",
+                &json!({"message": "m"}),
+            )
+        };
+        let o = TemplateOptions::default();
+        let t = render(Template::Pagerduty, &ev("deployment.halted"), &o).unwrap();
+        let r = render(Template::Pagerduty, &ev("deployment.completed"), &o).unwrap();
+        assert_eq!(t["event_action"], "trigger");
+        assert_eq!(r["event_action"], "resolve");
+        assert_eq!(t["dedup_key"], r["dedup_key"]);
+        assert!(render(Template::Pagerduty, &ev("deployment.started"), &o).is_none());
+    }
+}

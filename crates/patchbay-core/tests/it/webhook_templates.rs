@@ -1,0 +1,131 @@
+//! Every payload template, rendered from typed events, validates against the
+//! receiving service's documented schema (`fixtures/webhook-schemas`, written
+//! from each service's public documentation; see its README), checked by
+//! Python's `jsonschema` (Draft 2020-12), not by Patchbay's code.
+
+use jiff::Timestamp;
+use patchbay_core::event::Event;
+use patchbay_core::webhook::{Template, TemplateOptions, render};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const VALIDATE: &str = r#"
+import json, sys
+from jsonschema import Draft202012Validator
+cases = json.load(sys.stdin)
+bad = []
+for c in cases:
+    schema = json.load(open(c["schema"]))
+    Draft202012Validator.check_schema(schema)
+    for e in Draft202012Validator(schema).iter_errors(c["body"]):
+        bad.append(f'{c["name"]}: {"/".join(map(str, e.absolute_path))}: {e.message[:200]}')
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+"#;
+
+fn events() -> Vec<Event> {
+    let at: Timestamp = "2026-12-06T17:00:00Z".parse().unwrap();
+    let long = "x".repeat(5000);
+    let mut v = Vec::new();
+    for (i, (action, payload)) in [
+        (
+            "deployment.created",
+            json!({"packages": ["openssl"], "hosts": 40, "skipped": 0, "rings": []}),
+        ),
+        (
+            "deployment.started",
+            json!({"message": "DEP-1 started by ops"}),
+        ),
+        (
+            "deployment.ring_passed",
+            json!({"message": "DEP-1: ring canary passed"}),
+        ),
+        ("deployment.halted", json!({"message": long})),
+        (
+            "deployment.completed",
+            json!({"message": "DEP-1 completed"}),
+        ),
+        (
+            "deployment.rollback",
+            json!({"comment": "bad", "observation": {}}),
+        ),
+        (
+            "deployment.rollback_failed",
+            json!({"message": "rollback of h1 failed"}),
+        ),
+        ("exception.expired", json!({"owner": "db"})),
+        ("window.add", json!({"n": 1})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let subject = if action.starts_with("deployment") {
+            "deployment:DEP-2026-0001".to_string()
+        } else {
+            "exception:EXC-2026-0001".to_string()
+        };
+        v.push(Event::from_outbox(
+            i as i64 + 1,
+            at,
+            action,
+            &"token:1:a-very-long-actor-name".repeat(40),
+            &subject,
+            &payload,
+        ));
+    }
+    v
+}
+
+#[test]
+fn every_template_matches_its_services_documented_schema() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/webhook-schemas");
+    let opts = TemplateOptions {
+        routing_key: Some("0123456789abcdef0123456789abcdef".into()),
+        project: Some("OPS".into()),
+    };
+    let mut cases = Vec::new();
+    let mut rendered = std::collections::HashMap::<&str, usize>::new();
+    for t in Template::ALL {
+        if t == Template::Generic {
+            continue;
+        }
+        for e in events() {
+            if let Some(body) = render(t, &e, &opts) {
+                *rendered.entry(t.as_str()).or_default() += 1;
+                cases.push(json!({
+                    "name": format!("{} / {}", t.as_str(), e.kind),
+                    "schema": dir.join(format!("{}.schema.json", t.as_str())),
+                    "body": body,
+                }));
+            }
+        }
+    }
+    // Each template rendered something (PagerDuty: 2 triggers, 2 resolves).
+    assert_eq!(rendered.get("pagerduty"), Some(&4), "{rendered:?}");
+    assert_eq!(rendered.get("jira"), Some(&1));
+    assert_eq!(rendered.get("servicenow"), Some(&1));
+    assert_eq!(rendered.get("slack"), Some(&9));
+    assert_eq!(rendered.get("teams"), Some(&9));
+    let mut child = Command::new("python3")
+        .args(["-c", VALIDATE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with jsonschema (pip install jsonschema) validates the templates");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(Value::Array(cases).to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "templates off their schemas:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
