@@ -14,7 +14,6 @@ use jiff::Timestamp;
 use patchbay_core::asset::AssetKind;
 use patchbay_core::auth::Action;
 use patchbay_core::policy::{self, Policy};
-use patchbay_core::rank::worklist_order;
 use patchbay_core::risk::Tier;
 use patchbay_proto::api::{FindingOut, PolicyEffect, Triage, WorkItem};
 use patchbay_store::PolicyRow;
@@ -93,36 +92,15 @@ impl App {
         self.require(caller, Action::ReadInventory, ctx).await?;
         let mut snap = self.snapshot().await?;
         let (policy, _) = snap.policy_in_force().await?;
-        let ranked = snap.ranked_open(&policy).await?;
-        drop(snap);
-        let mut ranked: Vec<Ranked> = ranked
-            .into_iter()
-            .filter(|r| !r.excluded && r.item.exception.is_none())
-            .filter(|r| {
-                filter
-                    .asset
-                    .as_ref()
-                    .is_none_or(|a| r.item.finding.asset.eq_ignore_ascii_case(a))
-            })
-            .filter(|r| filter.owner.as_ref().is_none_or(|o| &r.item.owner == o))
-            .filter(|r| {
-                filter
-                    .group
-                    .as_ref()
-                    .is_none_or(|g| r.item.groups.contains(g))
-            })
-            .filter(|r| filter.tier.is_none_or(|t| r.tier == t))
-            .collect();
         let limit = filter.limit.unwrap_or(DEFAULT_WORKLIST_LIMIT);
-        let order = |a: &Ranked, b: &Ranked| {
-            worklist_order(&a.rank(), &a.item.finding.id, &b.rank(), &b.item.finding.id)
+        let wanted = crate::ranking::Wanted {
+            asset: filter.asset.as_deref(),
+            owner: filter.owner.as_deref(),
+            group: filter.group.as_deref(),
+            tier: filter.tier,
         };
-        // Select the top `limit` in linear time, then sort only those.
-        if ranked.len() > limit {
-            ranked.select_nth_unstable_by(limit - 1, order);
-            ranked.truncate(limit);
-        }
-        ranked.sort_by(order);
+        let mut ranked = snap.top_open(&policy, &wanted, limit).await?;
+        drop(snap);
         explain(&policy, &mut ranked);
         Ok(ranked.into_iter().map(|r| r.item).collect())
     }

@@ -163,6 +163,33 @@ pub(crate) fn rank(
     out
 }
 
+/// Which lines a worklist keeps (each `None` keeps every line).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Wanted<'a> {
+    /// Only this asset (any case).
+    pub(crate) asset: Option<&'a str>,
+    /// Only assets of this owner.
+    pub(crate) owner: Option<&'a str>,
+    /// Only assets in this policy group.
+    pub(crate) group: Option<&'a str>,
+    /// Only this tier.
+    pub(crate) tier: Option<Tier>,
+}
+
+impl Wanted<'_> {
+    /// Whether an asset's lines can be kept at all.
+    pub(crate) fn asset(&self, name: &str, owner: &str, groups: &[String]) -> bool {
+        self.asset.is_none_or(|a| name.eq_ignore_ascii_case(a))
+            && self.owner.is_none_or(|o| owner == o)
+            && self.group.is_none_or(|g| groups.iter().any(|x| x == g))
+    }
+
+    /// Whether a line of a kept asset is kept.
+    pub(crate) fn line(&self, r: &Rank) -> bool {
+        self.tier.is_none_or(|t| r.tier == t)
+    }
+}
+
 /// Adds the reasons (the full assessment) to the lines that are returned.
 pub(crate) fn explain(policy: &Policy, ranked: &mut [Ranked]) {
     let model = policy.risk_model();

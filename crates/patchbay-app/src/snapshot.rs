@@ -52,6 +52,102 @@ pub(crate) async fn policy_in(
     Ok((parse_policy(text)?, row))
 }
 
+/// What a stored finding is enriched with: its advisory (CVEs, CVSS), KEV
+/// due dates and EPSS scores — read through the snapshot's transaction.
+pub(crate) struct Enrichment {
+    pub(crate) index: Arc<Index>,
+    kev: HashMap<String, patchbay_store::KevRow>,
+    epss: HashMap<String, f64>,
+}
+
+impl Enrichment {
+    /// Reads what `rows` need.
+    async fn read(
+        app: &App,
+        tx: &mut Box<dyn Tx>,
+        rows: &[patchbay_store::FindingRow],
+    ) -> Result<Self, AppError> {
+        // Through this transaction: a second connection here deadlocks the pool.
+        let index = app.index_in(tx).await?;
+        let kev: HashMap<String, patchbay_store::KevRow> = tx
+            .all_kev()
+            .await?
+            .into_iter()
+            .map(|k| (k.cve.clone(), k))
+            .collect();
+        let mut all_cves: Vec<String> = rows
+            .iter()
+            .filter_map(|r| index.by_id(&r.finding.advisory_id))
+            .flat_map(|a| a.cves.iter().cloned())
+            .collect();
+        all_cves.sort();
+        all_cves.dedup();
+        let epss: HashMap<String, f64> = tx
+            .epss_for(&all_cves)
+            .await?
+            .into_iter()
+            .map(|e| (e.cve, e.epss))
+            .collect();
+        Ok(Enrichment { index, kev, epss })
+    }
+
+    /// The CVEs, CVSS score, highest EPSS and earliest KEV due date of an advisory.
+    pub(crate) fn advisory(&self, id: &str) -> AdvisoryFacts<'_> {
+        let a = self.index.by_id(id);
+        let cves: &[String] = a.map(|a| a.cves.as_slice()).unwrap_or(&[]);
+        AdvisoryFacts {
+            cves,
+            cvss: a.and_then(|a| a.cvss),
+            published: a.and_then(|a| a.published),
+            kev_due: cves
+                .iter()
+                .filter_map(|c| self.kev.get(c))
+                .map(|k| k.due_date.clone())
+                .min(),
+            epss: cves
+                .iter()
+                .filter_map(|c| self.epss.get(c))
+                .copied()
+                .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x)))),
+        }
+    }
+
+    /// The wire form of a stored finding.
+    pub(crate) fn finding_out(&self, r: patchbay_store::FindingRow) -> FindingOut {
+        let a = self.advisory(&r.finding.advisory_id);
+        FindingOut {
+            id: format!(
+                "F-{}-{}-{}",
+                r.asset_name, r.finding.advisory_id, r.finding.package
+            ),
+            cves: a.cves.to_vec(),
+            cvss: a.cvss,
+            epss: a.epss,
+            kev: a.kev_due.is_some(),
+            due_date: a.kev_due,
+            asset: r.asset_name,
+            package: r.finding.package,
+            source_package: r.finding.source_package,
+            arch: r.finding.arch,
+            installed_version: r.finding.installed_version,
+            fixed_version: r.finding.fixed_version,
+            advisory: r.finding.advisory_id,
+            first_seen: fmt_ts(r.first_seen),
+            last_seen: fmt_ts(r.last_seen),
+            resolved_at: r.resolved_at.map(fmt_ts),
+        }
+    }
+}
+
+/// What ranking reads of a finding's advisory (see [`Enrichment::advisory`]).
+pub(crate) struct AdvisoryFacts<'a> {
+    pub(crate) cves: &'a [String],
+    pub(crate) cvss: Option<f64>,
+    pub(crate) published: Option<jiff::Timestamp>,
+    pub(crate) kev_due: Option<String>,
+    pub(crate) epss: Option<f64>,
+}
+
 /// One read transaction and the reads of a consistent answer.
 pub(crate) struct Snapshot<'a> {
     app: &'a App,
@@ -143,65 +239,8 @@ impl Snapshot<'_> {
             ),
         };
         let rows = tx.list_findings(asset_id, include_resolved).await?;
-        // Through this transaction: a second connection here deadlocks the pool.
-        let index = app.index_in(tx).await?;
-        let kev: HashMap<String, patchbay_store::KevRow> = tx
-            .all_kev()
-            .await?
-            .into_iter()
-            .map(|k| (k.cve.clone(), k))
-            .collect();
-        let mut all_cves: Vec<String> = rows
-            .iter()
-            .filter_map(|r| index.by_id(&r.finding.advisory_id))
-            .flat_map(|a| a.cves.iter().cloned())
-            .collect();
-        all_cves.sort();
-        all_cves.dedup();
-        let epss: HashMap<String, f64> = tx
-            .epss_for(&all_cves)
-            .await?
-            .into_iter()
-            .map(|e| (e.cve, e.epss))
-            .collect();
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let a = index.by_id(&r.finding.advisory_id);
-                let cves = a.map(|a| a.cves.clone()).unwrap_or_default();
-                let kev_due = cves
-                    .iter()
-                    .filter_map(|c| kev.get(c))
-                    .map(|k| k.due_date.clone())
-                    .min();
-                let epss = cves
-                    .iter()
-                    .filter_map(|c| epss.get(c))
-                    .copied()
-                    .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
-                FindingOut {
-                    id: format!(
-                        "F-{}-{}-{}",
-                        r.asset_name, r.finding.advisory_id, r.finding.package
-                    ),
-                    asset: r.asset_name,
-                    package: r.finding.package,
-                    source_package: r.finding.source_package,
-                    arch: r.finding.arch,
-                    installed_version: r.finding.installed_version,
-                    fixed_version: r.finding.fixed_version,
-                    advisory: r.finding.advisory_id,
-                    cves,
-                    cvss: a.and_then(|a| a.cvss),
-                    epss,
-                    kev: kev_due.is_some(),
-                    due_date: kev_due,
-                    first_seen: fmt_ts(r.first_seen),
-                    last_seen: fmt_ts(r.last_seen),
-                    resolved_at: r.resolved_at.map(fmt_ts),
-                }
-            })
-            .collect())
+        let e = Enrichment::read(app, tx, &rows).await?;
+        Ok(rows.into_iter().map(|r| e.finding_out(r)).collect())
     }
 
     /// Ranks `findings` under `policy` (see [`ranking::rank`]).
@@ -224,6 +263,148 @@ impl Snapshot<'_> {
             findings,
             self.app.now(),
         ))
+    }
+
+    /// The worklist: the `limit` first open findings in worklist order that
+    /// the policy does not exclude, no exception covers and `wanted` keeps —
+    /// ranked, marked and in order, as [`Snapshot::ranked_open`] would give
+    /// them after filtering, but without building every finding's wire line
+    /// (issue 14, item 6: at 2,000,000 open findings that took ~3.5 KB each).
+    ///
+    /// Each stored finding is ranked from borrowed data (per-asset facts and
+    /// groups, per-advisory CVEs, KEV and EPSS computed once); only the
+    /// `limit` selected ones are then turned into wire lines and ranked again
+    /// by [`ranking::rank`], the one ranking every other answer uses — so a
+    /// line cannot differ from what the full ranking says of it (checked in
+    /// debug builds; the in-process test compares the two).
+    pub(crate) async fn top_open(
+        &mut self,
+        policy: &Policy,
+        wanted: &ranking::Wanted<'_>,
+        limit: usize,
+    ) -> Result<Vec<Ranked>, AppError> {
+        use patchbay_core::exception::{FindingFacts, excepting};
+        use patchbay_core::rank::{Candidate, Ranker, worklist_order};
+        use patchbay_core::risk::{KevInfo, RiskInput};
+        let rows = self.tx.list_findings(None, false).await?;
+        let e = Enrichment::read(self.app, &mut self.tx, &rows).await?;
+        let assets: HashMap<String, AssetRow> = self
+            .assets()
+            .await?
+            .into_iter()
+            .map(|a| (a.name.clone(), a))
+            .collect();
+        let exceptions = self.exceptions().await?;
+        let now = self.app.now();
+        let ranker = Ranker::new(policy);
+        struct AssetFacts {
+            groups: Vec<String>,
+            impact: patchbay_core::asset::BusinessImpact,
+            exposure: patchbay_core::asset::Exposure,
+            kept: bool,
+        }
+        let mut per_asset: HashMap<&str, AssetFacts> = HashMap::new();
+        let mut per_advisory: HashMap<&str, AdvisoryFacts<'_>> = HashMap::new();
+        let mut lines: Vec<(patchbay_core::rank::Rank, String, usize)> = Vec::new();
+        for (i, r) in rows.iter().enumerate() {
+            let Some(a) = assets.get(&r.asset_name) else {
+                continue;
+            };
+            let af = per_asset.entry(a.name.as_str()).or_insert_with(|| {
+                let (_, _, impact, exposure) = ranking::facts(a);
+                let groups = ranking::with_facts(a, |f| ranker.groups(f));
+                AssetFacts {
+                    kept: wanted.asset(&a.name, &a.attrs.owner, &groups),
+                    groups,
+                    impact,
+                    exposure,
+                }
+            });
+            if !af.kept {
+                continue;
+            }
+            let adv = per_advisory
+                .entry(r.finding.advisory_id.as_str())
+                .or_insert_with(|| e.advisory(&r.finding.advisory_id));
+            let input = RiskInput {
+                cvss: adv.cvss,
+                severity_hint: None,
+                epss: adv.epss,
+                kev: adv
+                    .kev_due
+                    .as_deref()
+                    .and_then(|d| d.parse().ok())
+                    .map(|due_date| KevInfo { due_date }),
+                business_impact: af.impact,
+                exposure: af.exposure,
+                // As the wire line carries it (whole seconds).
+                first_seen: r
+                    .first_seen
+                    .round(jiff::Unit::Second)
+                    .unwrap_or(r.first_seen),
+                published: adv.published,
+            };
+            let rank = ranker.rank(
+                &Candidate {
+                    asset: &a.name,
+                    groups: &af.groups,
+                    package: &r.finding.package,
+                    source_package: &r.finding.source_package,
+                    input: &input,
+                },
+                now,
+            );
+            if rank.excluded || !wanted.line(&rank) {
+                continue;
+            }
+            let facts = FindingFacts {
+                asset: &r.asset_name,
+                groups: &af.groups,
+                advisory: &r.finding.advisory_id,
+                cves: adv.cves,
+                package: &r.finding.package,
+                source_package: &r.finding.source_package,
+            };
+            if excepting(&exceptions, &facts, now).is_some() {
+                continue;
+            }
+            let id = format!(
+                "F-{}-{}-{}",
+                r.asset_name, r.finding.advisory_id, r.finding.package
+            );
+            lines.push((rank, id, i));
+        }
+        drop(per_advisory);
+        drop(per_asset);
+        let order = |a: &(patchbay_core::rank::Rank, String, usize),
+                     b: &(patchbay_core::rank::Rank, String, usize)| {
+            worklist_order(&a.0, &a.1, &b.0, &b.1)
+        };
+        // Select the top `limit` in linear time, then sort only those.
+        if limit == 0 {
+            lines.clear();
+        } else if lines.len() > limit {
+            lines.select_nth_unstable_by(limit - 1, order);
+            lines.truncate(limit);
+        }
+        lines.sort_by(order);
+        let mut rows: Vec<Option<patchbay_store::FindingRow>> =
+            rows.into_iter().map(Some).collect();
+        let chosen: Vec<FindingOut> = lines
+            .iter()
+            .filter_map(|(_, _, i)| rows[*i].take())
+            .map(|r| e.finding_out(r))
+            .collect();
+        let mut ranked = ranking::rank(policy, &assets, &e.index, chosen, now);
+        ranking::mark(&mut ranked, &exceptions, now);
+        debug_assert!(
+            ranked
+                .iter()
+                .zip(&lines)
+                .all(|(r, l)| r.rank() == l.0 && r.item.exception.is_none()),
+            "the worklist's selection ranked a line differently from the full ranking"
+        );
+        Ok(ranked)
     }
 
     /// Open findings ranked under `policy`, each marked with the exception

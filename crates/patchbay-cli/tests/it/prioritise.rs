@@ -4,7 +4,7 @@
 
 use crate::support::{PATCHBAY, Server, deb_root, fixtures, minbase_before, ok};
 use patchbay_client::HttpError;
-use patchbay_proto::api::{List, PolicyEffect, Triage, WorkItem};
+use patchbay_proto::api::{FindingOut, List, PolicyEffect, Triage, WorkItem};
 use std::process::Command;
 
 fn setup(s: &Server) -> tempfile::TempDir {
@@ -16,6 +16,59 @@ fn setup(s: &Server) -> tempfile::TempDir {
 fn worklist(s: &Server, q: &str) -> Vec<WorkItem> {
     let l: List<WorkItem> = s.admin().get(&format!("/api/v1/worklist?{q}")).unwrap();
     l.items
+}
+
+/// The worklist selects its lines without building every finding's line
+/// (`Snapshot::top_open`); whatever the filter and limit, the answer must be
+/// the full ranking filtered and cut — and the full ranking must hold every
+/// open finding that no exclusion or exception takes out (`dropped`: the
+/// (asset, advisory, package) lines the caller knows are taken out).
+fn assert_selection(s: &Server, dropped: &[(String, String, String)]) {
+    let full = worklist(s, "limit=10000");
+    let open: List<FindingOut> = s.admin().get("/api/v1/findings").unwrap();
+    let key = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    let mut want: Vec<_> = open
+        .items
+        .iter()
+        .map(|f| key(&f.asset, &f.advisory, &f.package))
+        .filter(|k| !dropped.contains(k))
+        .collect();
+    let mut got: Vec<_> = full
+        .iter()
+        .map(|w| key(&w.finding.asset, &w.finding.advisory, &w.finding.package))
+        .collect();
+    want.sort();
+    got.sort();
+    assert_eq!(
+        got, want,
+        "the full worklist holds every open finding not taken out"
+    );
+    type Keep = fn(&WorkItem) -> bool;
+    let cases: [(&str, Keep); 8] = [
+        ("limit=1", |_| true),
+        ("limit=7", |_| true),
+        ("limit=250", |_| true),
+        ("owner=web-team&limit=5", |w| w.owner == "web-team"),
+        ("tier=P1&limit=4", |w| w.tier == "P1"),
+        ("tier=P2&limit=9", |w| w.tier == "P2"),
+        ("asset=CHROOT-HOST&limit=6", |w| {
+            w.finding.asset == "chroot-host"
+        }),
+        ("owner=nobody", |_| false),
+    ];
+    for (q, keep) in cases {
+        let limit = q
+            .split('&')
+            .find_map(|p| p.strip_prefix("limit="))
+            .map_or(1000, |n| n.parse().unwrap());
+        let reference: Vec<WorkItem> = full
+            .iter()
+            .filter(|w| keep(w))
+            .take(limit)
+            .cloned()
+            .collect();
+        assert_eq!(worklist(s, q), reference, "worklist?{q}");
+    }
 }
 
 fn worklist_policy_and_triage(backend: &str) {
@@ -63,6 +116,7 @@ fn worklist_policy_and_triage(backend: &str) {
     );
     assert!(worklist(&s, "owner=nobody").is_empty());
     assert_eq!(worklist(&s, "tier=P1").len(), items.len());
+    assert_selection(&s, &[]);
     let e = s
         .admin()
         .get::<serde_json::Value>("/api/v1/worklist?tier=P9")
@@ -138,6 +192,18 @@ fn worklist_policy_and_triage(backend: &str) {
         "every finding drops from P1 to P2"
     );
     assert!(after.iter().all(|w| w.tier == "P2"));
+    let perl_lines: Vec<_> = before
+        .iter()
+        .filter(|w| w.finding.source_package == "perl")
+        .map(|w| {
+            (
+                w.finding.asset.clone(),
+                w.finding.advisory.clone(),
+                w.finding.package.clone(),
+            )
+        })
+        .collect();
+    assert_selection(&s, &perl_lines);
     // Applying it again (reformatted, with a comment) is a no-op.
     let again = format!("# same policy\n{policy}");
     let second: PolicyEffect = s
