@@ -20,7 +20,7 @@ use patchbay_core::policy::{AssetFacts, Policy};
 use patchbay_core::rank::{Candidate, Rank, Ranker};
 use patchbay_core::risk::{KevInfo, RiskInput, Tier, summary};
 use patchbay_proto::api::{FindingOut, WorkItem};
-use patchbay_store::{AssetRow, ExceptionRow};
+use patchbay_store::{AssetRow, ExceptionRow, FindingRow};
 use std::collections::HashMap;
 
 pub(crate) fn facts(a: &AssetRow) -> (String, AssetKind, BusinessImpact, Exposure) {
@@ -161,6 +161,90 @@ pub(crate) fn rank(
         });
     }
     out
+}
+
+/// What ranking reads of a finding's advisory (see [`Enrichment::advisory`]).
+pub(crate) struct AdvisoryFacts<'a> {
+    pub(crate) cves: &'a [String],
+    pub(crate) cvss: Option<f64>,
+    pub(crate) published: Option<Timestamp>,
+    pub(crate) kev_due: Option<String>,
+    pub(crate) epss: Option<f64>,
+}
+
+/// Ranks stored findings from borrowed data, computing each asset's facts
+/// and groups once and each advisory's facts once (`advisory`), as [`rank`]
+/// ranks their wire lines: `each(i, row, rank, groups, advisory)` is called
+/// for every finding of a known asset that `keep_asset(asset, groups)` keeps,
+/// in `rows` order. The first-seen time is taken to the second, as the wire
+/// line carries it, so both give the same rank.
+pub(crate) fn rank_rows<'r, 'e>(
+    policy: &Policy,
+    assets: &'r HashMap<String, AssetRow>,
+    rows: &'r [FindingRow],
+    advisory: impl Fn(&str) -> AdvisoryFacts<'e>,
+    now: Timestamp,
+    keep_asset: impl Fn(&AssetRow, &[String]) -> bool,
+    mut each: impl FnMut(usize, &'r FindingRow, Rank, &[String], &AdvisoryFacts<'e>),
+) {
+    struct PerAsset {
+        groups: Vec<String>,
+        impact: BusinessImpact,
+        exposure: Exposure,
+        kept: bool,
+    }
+    let ranker = Ranker::new(policy);
+    let mut per_asset: HashMap<&str, PerAsset> = HashMap::new();
+    let mut per_advisory: HashMap<&str, AdvisoryFacts<'e>> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let Some(a) = assets.get(&r.asset_name) else {
+            continue;
+        };
+        let pa = per_asset.entry(a.name.as_str()).or_insert_with(|| {
+            let (_, _, impact, exposure) = facts(a);
+            let groups = with_facts(a, |f| ranker.groups(f));
+            PerAsset {
+                kept: keep_asset(a, &groups),
+                groups,
+                impact,
+                exposure,
+            }
+        });
+        if !pa.kept {
+            continue;
+        }
+        let adv = per_advisory
+            .entry(r.finding.advisory_id.as_str())
+            .or_insert_with(|| advisory(&r.finding.advisory_id));
+        let input = RiskInput {
+            cvss: adv.cvss,
+            severity_hint: None,
+            epss: adv.epss,
+            kev: adv
+                .kev_due
+                .as_deref()
+                .and_then(|d| d.parse().ok())
+                .map(|due_date| KevInfo { due_date }),
+            business_impact: pa.impact,
+            exposure: pa.exposure,
+            first_seen: r
+                .first_seen
+                .round(jiff::Unit::Second)
+                .unwrap_or(r.first_seen),
+            published: adv.published,
+        };
+        let rank = ranker.rank(
+            &Candidate {
+                asset: &a.name,
+                groups: &pa.groups,
+                package: &r.finding.package,
+                source_package: &r.finding.source_package,
+                input: &input,
+            },
+            now,
+        );
+        each(i, r, rank, &pa.groups, adv);
+    }
 }
 
 /// Which lines a worklist keeps (each `None` keeps every line).

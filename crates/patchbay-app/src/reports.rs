@@ -8,9 +8,7 @@
 use crate::{App, AppError, Caller, RequestCtx};
 use jiff::Timestamp;
 use patchbay_core::auth::Action;
-use patchbay_core::report::{
-    AssetRecord, DeploymentRecord, FindingRecord, History, JobRecord, Report,
-};
+use patchbay_core::report::{AssetRecord, DeploymentRecord, History, JobRecord, Report};
 use patchbay_core::rollout::JobState;
 use std::collections::HashMap;
 
@@ -44,26 +42,7 @@ impl App {
                 }
             })
             .collect();
-        let all = snap.findings(None, true).await?;
-        let ranked = snap.rank(&policy, all).await?;
-        let findings = ranked
-            .into_iter()
-            .filter(|r| !r.excluded)
-            .filter_map(|r| {
-                let f = &r.item.finding;
-                Some(FindingRecord {
-                    asset: *index.get(&f.asset)?,
-                    advisory: f.advisory.clone(),
-                    cves: f.cves.clone(),
-                    package: f.package.clone(),
-                    source_package: f.source_package.clone(),
-                    tier: r.tier,
-                    first_seen: f.first_seen.parse().ok()?,
-                    resolved_at: f.resolved_at.as_deref().and_then(|t| t.parse().ok()),
-                    due: r.due,
-                })
-            })
-            .collect();
+        let findings = snap.finding_records(&policy, &rows, &index).await?;
         let exceptions = snap.exceptions().await?;
         let deployments = deployment_records(snap.tx()).await?;
         Ok(History {

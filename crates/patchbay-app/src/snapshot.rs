@@ -92,10 +92,10 @@ impl Enrichment {
     }
 
     /// The CVEs, CVSS score, highest EPSS and earliest KEV due date of an advisory.
-    pub(crate) fn advisory(&self, id: &str) -> AdvisoryFacts<'_> {
+    pub(crate) fn advisory(&self, id: &str) -> ranking::AdvisoryFacts<'_> {
         let a = self.index.by_id(id);
         let cves: &[String] = a.map(|a| a.cves.as_slice()).unwrap_or(&[]);
-        AdvisoryFacts {
+        ranking::AdvisoryFacts {
             cves,
             cvss: a.and_then(|a| a.cvss),
             published: a.and_then(|a| a.published),
@@ -137,15 +137,6 @@ impl Enrichment {
             resolved_at: r.resolved_at.map(fmt_ts),
         }
     }
-}
-
-/// What ranking reads of a finding's advisory (see [`Enrichment::advisory`]).
-pub(crate) struct AdvisoryFacts<'a> {
-    pub(crate) cves: &'a [String],
-    pub(crate) cvss: Option<f64>,
-    pub(crate) published: Option<jiff::Timestamp>,
-    pub(crate) kev_due: Option<String>,
-    pub(crate) epss: Option<f64>,
 }
 
 /// One read transaction and the reads of a consistent answer.
@@ -265,6 +256,52 @@ impl Snapshot<'_> {
         ))
     }
 
+    /// Every finding, open and resolved, of the assets in `assets` (their
+    /// positions by name: `positions`) that `policy` does not exclude, as the
+    /// reports read them — ranked from the stored rows (see
+    /// [`ranking::rank_rows`]) without building wire lines.
+    pub(crate) async fn finding_records(
+        &mut self,
+        policy: &Policy,
+        assets: &[AssetRow],
+        positions: &HashMap<String, usize>,
+    ) -> Result<Vec<patchbay_core::report::FindingRecord>, AppError> {
+        let rows = self.tx.list_findings(None, true).await?;
+        let e = Enrichment::read(self.app, &mut self.tx, &rows).await?;
+        let by_name: HashMap<String, AssetRow> =
+            assets.iter().map(|a| (a.name.clone(), a.clone())).collect();
+        let second = |t: jiff::Timestamp| t.round(jiff::Unit::Second).unwrap_or(t);
+        let mut out = Vec::with_capacity(rows.len());
+        ranking::rank_rows(
+            policy,
+            &by_name,
+            &rows,
+            |id| e.advisory(id),
+            self.app.now(),
+            |_, _| true,
+            |_, r, rank, _, adv| {
+                let Some(&asset) = positions.get(&r.asset_name) else {
+                    return;
+                };
+                if rank.excluded {
+                    return;
+                }
+                out.push(patchbay_core::report::FindingRecord {
+                    asset,
+                    advisory: r.finding.advisory_id.clone(),
+                    cves: adv.cves.to_vec(),
+                    package: r.finding.package.clone(),
+                    source_package: r.finding.source_package.clone(),
+                    tier: rank.tier,
+                    first_seen: second(r.first_seen),
+                    resolved_at: r.resolved_at.map(second),
+                    due: rank.due,
+                });
+            },
+        );
+        Ok(out)
+    }
+
     /// The worklist: the `limit` first open findings in worklist order that
     /// the policy does not exclude, no exception covers and `wanted` keeps —
     /// ranked, marked and in order, as [`Snapshot::ranked_open`] would give
@@ -284,8 +321,7 @@ impl Snapshot<'_> {
         limit: usize,
     ) -> Result<Vec<Ranked>, AppError> {
         use patchbay_core::exception::{FindingFacts, excepting};
-        use patchbay_core::rank::{Candidate, Ranker, worklist_order};
-        use patchbay_core::risk::{KevInfo, RiskInput};
+        use patchbay_core::rank::worklist_order;
         let rows = self.tx.list_findings(None, false).await?;
         let e = Enrichment::read(self.app, &mut self.tx, &rows).await?;
         let assets: HashMap<String, AssetRow> = self
@@ -296,86 +332,36 @@ impl Snapshot<'_> {
             .collect();
         let exceptions = self.exceptions().await?;
         let now = self.app.now();
-        let ranker = Ranker::new(policy);
-        struct AssetFacts {
-            groups: Vec<String>,
-            impact: patchbay_core::asset::BusinessImpact,
-            exposure: patchbay_core::asset::Exposure,
-            kept: bool,
-        }
-        let mut per_asset: HashMap<&str, AssetFacts> = HashMap::new();
-        let mut per_advisory: HashMap<&str, AdvisoryFacts<'_>> = HashMap::new();
         let mut lines: Vec<(patchbay_core::rank::Rank, String, usize)> = Vec::new();
-        for (i, r) in rows.iter().enumerate() {
-            let Some(a) = assets.get(&r.asset_name) else {
-                continue;
-            };
-            let af = per_asset.entry(a.name.as_str()).or_insert_with(|| {
-                let (_, _, impact, exposure) = ranking::facts(a);
-                let groups = ranking::with_facts(a, |f| ranker.groups(f));
-                AssetFacts {
-                    kept: wanted.asset(&a.name, &a.attrs.owner, &groups),
-                    groups,
-                    impact,
-                    exposure,
+        ranking::rank_rows(
+            policy,
+            &assets,
+            &rows,
+            |id| e.advisory(id),
+            now,
+            |a, groups| wanted.asset(&a.name, &a.attrs.owner, groups),
+            |i, r, rank, groups, adv| {
+                if rank.excluded || !wanted.line(&rank) {
+                    return;
                 }
-            });
-            if !af.kept {
-                continue;
-            }
-            let adv = per_advisory
-                .entry(r.finding.advisory_id.as_str())
-                .or_insert_with(|| e.advisory(&r.finding.advisory_id));
-            let input = RiskInput {
-                cvss: adv.cvss,
-                severity_hint: None,
-                epss: adv.epss,
-                kev: adv
-                    .kev_due
-                    .as_deref()
-                    .and_then(|d| d.parse().ok())
-                    .map(|due_date| KevInfo { due_date }),
-                business_impact: af.impact,
-                exposure: af.exposure,
-                // As the wire line carries it (whole seconds).
-                first_seen: r
-                    .first_seen
-                    .round(jiff::Unit::Second)
-                    .unwrap_or(r.first_seen),
-                published: adv.published,
-            };
-            let rank = ranker.rank(
-                &Candidate {
-                    asset: &a.name,
-                    groups: &af.groups,
+                let facts = FindingFacts {
+                    asset: &r.asset_name,
+                    groups,
+                    advisory: &r.finding.advisory_id,
+                    cves: adv.cves,
                     package: &r.finding.package,
                     source_package: &r.finding.source_package,
-                    input: &input,
-                },
-                now,
-            );
-            if rank.excluded || !wanted.line(&rank) {
-                continue;
-            }
-            let facts = FindingFacts {
-                asset: &r.asset_name,
-                groups: &af.groups,
-                advisory: &r.finding.advisory_id,
-                cves: adv.cves,
-                package: &r.finding.package,
-                source_package: &r.finding.source_package,
-            };
-            if excepting(&exceptions, &facts, now).is_some() {
-                continue;
-            }
-            let id = format!(
-                "F-{}-{}-{}",
-                r.asset_name, r.finding.advisory_id, r.finding.package
-            );
-            lines.push((rank, id, i));
-        }
-        drop(per_advisory);
-        drop(per_asset);
+                };
+                if excepting(&exceptions, &facts, now).is_some() {
+                    return;
+                }
+                let id = format!(
+                    "F-{}-{}-{}",
+                    r.asset_name, r.finding.advisory_id, r.finding.package
+                );
+                lines.push((rank, id, i));
+            },
+        );
         let order = |a: &(patchbay_core::rank::Rank, String, usize),
                      b: &(patchbay_core::rank::Rank, String, usize)| {
             worklist_order(&a.0, &a.1, &b.0, &b.1)

@@ -86,6 +86,17 @@ fn reports_agree_with_the_findings(backend: &str) {
     assert_eq!(v["all"]["resolved_in_sla_pct"], 100.0);
     assert_eq!(v["all"]["open"], open);
     assert_eq!(v["all"]["open_overdue"], 0);
+    // Per tier, the open findings are the worklist's lines of that tier.
+    let work: List<patchbay_proto::api::WorkItem> =
+        s.admin().get("/api/v1/worklist?limit=10000").unwrap();
+    assert_eq!(work.items.len() as u64, open);
+    for tier in ["P0", "P1", "P2", "P3", "P4"] {
+        let lines = work.items.iter().filter(|w| w.tier == tier).count() as u64;
+        assert_eq!(
+            v["by_tier"][tier]["open"], lines,
+            "open {tier} findings in the SLA report"
+        );
+    }
 
     // Compliance: compliant now; 30 days on the open findings are overdue.
     let v: serde_json::Value = serde_json::from_str(&report(&s, "compliance", &[])).unwrap();
