@@ -64,6 +64,7 @@ pub mod schedule;
 mod snapshot;
 pub mod system;
 pub mod tokens;
+pub mod siem;
 pub mod webhooks;
 
 use jiff::{SignedDuration, Timestamp};
