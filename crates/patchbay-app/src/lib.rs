@@ -61,10 +61,10 @@ pub mod prioritise;
 mod ranking;
 pub mod reports;
 pub mod schedule;
+pub mod siem;
 mod snapshot;
 pub mod system;
 pub mod tokens;
-pub mod siem;
 pub mod webhooks;
 
 use jiff::{SignedDuration, Timestamp};

@@ -85,7 +85,10 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let file = patchbay_server::config::load(a.config.as_deref(), std::env::vars())
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let siem = match &file.syslog {
-        Some(c) => Some(c.sink().map_err(|e| anyhow::anyhow!("configuration: {e}"))?),
+        Some(c) => Some(
+            c.sink()
+                .map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
+        ),
         None => None,
     };
     if let Some(m) = &file.smtp {

@@ -250,13 +250,19 @@ pub fn cef_value(s: &str) -> String {
     out
 }
 
+/// Free-text fields of an audit detail a SIEM analyst reads first, in order:
+/// the first present becomes `cs3` (labelled with its name), unescaped by
+/// any JSON (a lesson's line breaks arrive as line breaks).
+pub const FREE_TEXT: [&str; 4] = ["text", "reason", "comment", "message"];
+
 /// The CEF line of an entry (`version` is Patchbay's, the `Device Version`).
 ///
 /// Extension: `rt` (milliseconds since the epoch), `externalId` (the audit
 /// sequence number), `act` (the audit action), `suser` (the actor), `outcome`,
 /// `msg` (the summary, exact), `cs1` (the target, labelled `target`), `cs2`
-/// (the audit detail as JSON, labelled `detail`), and `src` when the detail
-/// names the client address (`remote`).
+/// (the audit detail as JSON, labelled `detail`), `cs3` (the detail's first
+/// [`FREE_TEXT`] field as text, labelled with its name) and `src` when the
+/// detail names the client address (`remote`).
 pub fn to_cef(e: &Entry, version: &str) -> String {
     let sig = signature(&e.action, &e.outcome);
     let name = summary(e);
@@ -272,6 +278,13 @@ pub fn to_cef(e: &Entry, version: &str) -> String {
         ("cs2Label", "detail".into()),
         ("cs2", e.detail.to_string()),
     ];
+    if let Some((field, text)) = FREE_TEXT
+        .iter()
+        .find_map(|f| e.detail.get(*f).and_then(Value::as_str).map(|t| (*f, t)))
+    {
+        ext.push(("cs3Label", field.to_string()));
+        ext.push(("cs3", text.to_string()));
+    }
     if let Some(ip) = e
         .detail
         .get("remote")
@@ -357,9 +370,21 @@ pub struct Origin {
     pub procid: String,
 }
 
+/// The MSGID of an entry: its signature's class (`deployment.rolled_back`,
+/// `request.denied`), or for the catch-all (199) the audit action itself
+/// (`window.add`), so receivers can filter on it.
+pub fn msgid(e: &Entry) -> &str {
+    let sig = signature(&e.action, &e.outcome);
+    if sig.class == "audit.recorded" {
+        &e.action
+    } else {
+        sig.class
+    }
+}
+
 /// An RFC 5424 message: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID -
-/// BOM MSG`. MSGID is the entry's signature class (e.g. `request.denied`),
-/// the timestamp UTC with milliseconds.
+/// BOM MSG`. MSGID is [`msgid`] (at most 32 printable characters), the
+/// timestamp UTC with milliseconds.
 pub fn syslog_5424(origin: &Origin, e: &Entry, msg: &str) -> String {
     let sig = signature(&e.action, &e.outcome);
     let pri = u32::from(origin.facility.min(23)) * 8 + u32::from(syslog_severity(sig.severity));
@@ -369,7 +394,7 @@ pub fn syslog_5424(origin: &Origin, e: &Entry, msg: &str) -> String {
         header_field(&origin.hostname, 255),
         header_field(&origin.app_name, 48),
         header_field(&origin.procid, 128),
-        header_field(sig.class, 32),
+        header_field(msgid(e), 32),
     )
 }
 
@@ -684,7 +709,10 @@ mod tests {
         );
         let p = parse_cef(&cef).unwrap();
         assert_eq!(p.get("cs1"), Some("token:2:ci|deploy=x\\y"));
-        assert_eq!(p.header[5], "token.create token:2:ci|deploy=x\\y by token:1:admin");
+        assert_eq!(
+            p.header[5],
+            "token.create token:2:ci|deploy=x\\y by token:1:admin"
+        );
         let origin = Origin {
             facility: 13,
             hostname: "nms 1".into(),
@@ -693,7 +721,9 @@ mod tests {
         };
         let line = syslog_5424(&origin, &e, &cef);
         assert!(
-            line.starts_with("<109>1 2026-12-06T17:02:11.204Z nms_1 patchbay 77 token.create - \u{FEFF}CEF:0|"),
+            line.starts_with(
+                "<109>1 2026-12-06T17:02:11.204Z nms_1 patchbay 77 token.create - \u{FEFF}CEF:0|"
+            ),
             "{line}"
         );
     }
@@ -722,7 +752,10 @@ mod tests {
     #[test]
     fn source_address_from_the_detail() {
         let e = entry("anonymous", "/api/v1/x", json!({"remote": "10.1.2.3:4567"}));
-        assert_eq!(parse_cef(&to_cef(&e, "1")).unwrap().get("src"), Some("10.1.2.3"));
+        assert_eq!(
+            parse_cef(&to_cef(&e, "1")).unwrap().get("src"),
+            Some("10.1.2.3")
+        );
     }
 
     #[test]

@@ -155,17 +155,17 @@ parsed!(
     /// A syslog facility name.
     FacilityName(u8), "a syslog facility (audit, authpriv, local0 … local7, …)", patchbay_core::siem::facility);
 parsed!(
-    /// `drop` or `wait`.
-    OverflowName(Overflow), "drop or wait", |s| match s {
-        "drop" => Some(Overflow::Drop),
-        "wait" => Some(Overflow::Wait),
-        _ => None,
-    });
+/// `drop` or `wait`.
+OverflowName(Overflow), "drop or wait", |s| match s {
+    "drop" => Some(Overflow::Drop),
+    "wait" => Some(Overflow::Wait),
+    _ => None,
+});
 parsed!(
-    /// An interval (`500ms`, `30s`, `5m`).
-    Interval(Duration), "an interval such as 500ms, 30s or 5m", |s| {
-        patchbay_core::when::fine_interval("", s).ok().filter(|d| !d.is_zero())
-    });
+/// An interval (`500ms`, `30s`, `5m`).
+Interval(Duration), "an interval such as 500ms, 30s or 5m", |s| {
+    patchbay_core::when::fine_interval("", s).ok().filter(|d| !d.is_zero())
+});
 
 impl Default for FormatName {
     fn default() -> Self {
@@ -213,8 +213,7 @@ pub struct Host(pub String);
 impl<'de> Deserialize<'de> for Host {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        if s.is_empty() || s.len() > 253 || s.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
+        if s.is_empty() || s.len() > 253 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(serde::de::Error::custom(format!(
                 "{s:?}: expected a host name or address (1–253 characters, no spaces)"
             )));
@@ -241,7 +240,9 @@ impl<'de> Deserialize<'de> for Mailbox {
                     !l.is_empty()
                         && !dom.is_empty()
                         && !dom.contains('@')
-                        && !addr.chars().any(|c| c.is_whitespace() || "<>,;\"".contains(c))
+                        && !addr
+                            .chars()
+                            .any(|c| c.is_whitespace() || "<>,;\"".contains(c))
                 }
                 None => false,
             };
@@ -388,8 +389,7 @@ pub fn load(
     let (name, text) = match path {
         Some(p) => (
             p.display().to_string(),
-            std::fs::read_to_string(p)
-                .map_err(|e| ConfigError(format!("{}: {e}", p.display())))?,
+            std::fs::read_to_string(p).map_err(|e| ConfigError(format!("{}: {e}", p.display())))?,
         ),
         None => ("(no configuration file)".to_string(), String::new()),
     };
@@ -412,21 +412,20 @@ pub fn parse(
     overrides.sort();
     for (var, value) in &overrides {
         let rest = var.trim_start_matches("PATCHBAY_").to_ascii_lowercase();
-        let Some(&(section, key, int)) = KEYS
-            .iter()
-            .find(|(s, k, _)| rest == format!("{s}_{k}"))
+        let Some(&(section, key, int)) = KEYS.iter().find(|(s, k, _)| rest == format!("{s}_{k}"))
         else {
             return Err(ConfigError(format!(
                 "{var}: not a setting (the [syslog] and [smtp] keys are listed in docs/configuration.md)"
             )));
         };
-        let v = if int {
-            toml::Value::Integer(value.trim().parse().map_err(|_| {
-                ConfigError(format!("{var}: {value:?}: expected a whole number"))
-            })?)
-        } else {
-            toml::Value::String(value.clone())
-        };
+        let v =
+            if int {
+                toml::Value::Integer(value.trim().parse().map_err(|_| {
+                    ConfigError(format!("{var}: {value:?}: expected a whole number"))
+                })?)
+            } else {
+                toml::Value::String(value.clone())
+            };
         let sec = table
             .entry(section)
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -595,15 +594,20 @@ from = "Patchbay <patchbay@example.net>"
         let e = p("[syslog]\ntransport = \"smoke\"\nhost = \"h\"\n").unwrap_err();
         assert!(e.0.starts_with("pb.toml:2:13: [syslog] transport: "), "{e}");
         assert!(e.0.contains("udp, tcp or tls"), "{e}");
-        let e = p("[smtp]\nhost = \"h\"\ntls = \"starttls\"\nfrom = \"a@b\"\nprot = 25\n").unwrap_err();
+        let e =
+            p("[smtp]\nhost = \"h\"\ntls = \"starttls\"\nfrom = \"a@b\"\nprot = 25\n").unwrap_err();
         assert!(e.0.starts_with("pb.toml:5:1: [smtp] prot: "), "{e}");
         assert!(e.0.contains("unknown field"), "{e}");
         let e = p("[smtp]\nhost = \"h\"\ntls = \"maybe\"\nfrom = \"a@b\"\n").unwrap_err();
         assert!(e.0.starts_with("pb.toml:3:7: [smtp] tls: "), "{e}");
-        let e = p("[smtp]\nhost = \"h\"\ntls = \"none\"\nfrom = \"x\\r\\nBcc: all@evil\"\n").unwrap_err();
+        let e = p("[smtp]\nhost = \"h\"\ntls = \"none\"\nfrom = \"x\\r\\nBcc: all@evil\"\n")
+            .unwrap_err();
         assert!(e.0.starts_with("pb.toml:4:8: [smtp] from: "), "{e}");
         let e = p("[syslog]\ntransport = \"tls\"\nhost = \"h\"\n").unwrap_err();
-        assert!(e.0.starts_with("pb.toml:1: [syslog]: transport \"tls\" needs ca"), "{e}");
+        assert!(
+            e.0.starts_with("pb.toml:1: [syslog]: transport \"tls\" needs ca"),
+            "{e}"
+        );
         let e = p("[syslog]\ntransport = \"udp\"\n").unwrap_err();
         assert!(e.0.starts_with("pb.toml:1:1: [syslog]"), "{e}");
         assert!(e.0.contains("missing field `host`"), "{e}");
@@ -616,7 +620,9 @@ from = "Patchbay <patchbay@example.net>"
         let e = p("[smtp]\nhost = \"h\"\ntls = \"none\"\nfrom = \"a@b\"\nusername = \"u\"\npassword = 123456789\n").unwrap_err();
         assert!(e.0.starts_with("pb.toml:6:12: [smtp] password: "), "{e}");
         assert!(!e.0.contains("123456789"), "{e}");
-        let e = p("[smtp]\nhost = \"h\"\ntls = \"none\"\nfrom = \"a@b\"\npassword = \"pw-secret\"\n").unwrap_err();
+        let e =
+            p("[smtp]\nhost = \"h\"\ntls = \"none\"\nfrom = \"a@b\"\npassword = \"pw-secret\"\n")
+                .unwrap_err();
         assert!(e.0.contains("username and password go together"), "{e}");
         assert!(!e.0.contains("pw-secret"), "{e}");
     }
@@ -631,23 +637,36 @@ from = "Patchbay <patchbay@example.net>"
         let c = parse(
             "pb.toml",
             FULL,
-            env(&[("PATCHBAY_SYSLOG_PORT", "2514"), ("PATCHBAY_SMTP_PASSWORD", "from-env"), ("PATCHBAY_DB", "x")]),
+            env(&[
+                ("PATCHBAY_SYSLOG_PORT", "2514"),
+                ("PATCHBAY_SMTP_PASSWORD", "from-env"),
+                ("PATCHBAY_DB", "x"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.syslog.as_ref().unwrap().port, Some(Port(2514)));
-        assert_eq!(c.smtp.as_ref().unwrap().password.as_ref().unwrap().expose(), "from-env");
+        assert_eq!(
+            c.smtp.as_ref().unwrap().password.as_ref().unwrap().expose(),
+            "from-env"
+        );
         // Environment alone, without a file.
         let c = parse(
             "(none)",
             "",
-            env(&[("PATCHBAY_SYSLOG_TRANSPORT", "udp"), ("PATCHBAY_SYSLOG_HOST", "127.0.0.1")]),
+            env(&[
+                ("PATCHBAY_SYSLOG_TRANSPORT", "udp"),
+                ("PATCHBAY_SYSLOG_HOST", "127.0.0.1"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.syslog.unwrap().sink().unwrap().port, 514);
         let e = parse("pb.toml", FULL, env(&[("PATCHBAY_SYSLOG_PORT", "many")])).unwrap_err();
         assert!(e.0.starts_with("PATCHBAY_SYSLOG_PORT: "), "{e}");
         let e = parse("pb.toml", FULL, env(&[("PATCHBAY_SYSLOG_FORMAT", "xml")])).unwrap_err();
-        assert!(e.0.starts_with("PATCHBAY_SYSLOG_FORMAT (environment, overriding [syslog] format): "), "{e}");
+        assert!(
+            e.0.starts_with("PATCHBAY_SYSLOG_FORMAT (environment, overriding [syslog] format): "),
+            "{e}"
+        );
         let e = parse("pb.toml", FULL, env(&[("PATCHBAY_SYSLOG_PROT", "1")])).unwrap_err();
         assert!(e.0.contains("not a setting"), "{e}");
     }

@@ -242,12 +242,7 @@ pub async fn run(
             tx,
             start,
         ));
-        let writer = tokio::spawn(write_loop(
-            cfg.clone(),
-            metrics.clone(),
-            state.clone(),
-            rx,
-        ));
+        let writer = tokio::spawn(write_loop(cfg.clone(), metrics.clone(), state.clone(), rx));
         let mut committed = start;
         let stopping = loop {
             tokio::select! {
@@ -328,17 +323,31 @@ async fn read_loop(
             match tx.try_send(item) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(item)) => {
-                    if cfg.overflow == Overflow::Wait || !state.down.load(Ordering::SeqCst) {
-                        if tx.send(item).await.is_err() {
-                            return;
+                    // Wait for room while the receiver is up (or always, with
+                    // Overflow::Wait); drop once it is known to be down —
+                    // rechecked every poll, so a wait that began while it
+                    // was up ends when it goes down.
+                    let mut item = Some(item);
+                    while let Some(it) = item.take() {
+                        let may_drop =
+                            cfg.overflow == Overflow::Drop && state.down.load(Ordering::SeqCst);
+                        if may_drop {
+                            metrics.siem_dropped.inc();
+                            if dropping == 0 {
+                                tracing::warn!(
+                                    seq = e.seq,
+                                    queue = cap,
+                                    "SIEM receiver down and the queue full: dropping audit entries (counted in patchbay_siem_dropped_total; the audit log keeps them)"
+                                );
+                            }
+                            dropping += 1;
+                            break;
                         }
-                    } else {
-                        metrics.siem_dropped.inc();
-                        if dropping == 0 {
-                            tracing::warn!(seq = e.seq, queue = cap, "SIEM receiver down and the queue full: dropping audit entries (counted in patchbay_siem_dropped_total; the audit log keeps them)");
+                        match tokio::time::timeout(cfg.poll, tx.reserve()).await {
+                            Ok(Ok(permit)) => permit.send(it),
+                            Ok(Err(_)) => return,
+                            Err(_) => item = Some(it),
                         }
-                        dropping += 1;
-                        continue;
                     }
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => return,

@@ -96,7 +96,13 @@ proptest! {
         prop_assert_eq!(p.get("msg"), Some(summary.as_str()));
         prop_assert_eq!(p.get("externalId"), Some(seq.as_str()));
         let detail: serde_json::Value = serde_json::from_str(p.get("cs2").unwrap()).unwrap();
-        prop_assert_eq!(detail, e.detail.clone());
+        prop_assert_eq!(&detail, &e.detail);
+        if let Some(m) = e.detail.get("message").and_then(|m| m.as_str()) {
+            prop_assert_eq!(p.get("cs3Label"), Some("message"));
+            prop_assert_eq!(p.get("cs3"), Some(m));
+        } else {
+            prop_assert_eq!(p.get("cs3"), None);
+        }
     }
 
     /// Escaped text has no unescaped separator: a header field never has a
@@ -142,7 +148,7 @@ proptest! {
             let sig = siem::signature(&e.action, &e.outcome);
             prop_assert_eq!(u32::from(p.pri), 13 * 8 + u32::from(siem::syslog_severity(sig.severity)));
             prop_assert!(p.hostname.bytes().all(|b| (33..=126).contains(&b)) && p.hostname.len() <= 255);
-            prop_assert_eq!(&p.msgid, sig.class);
+            prop_assert_eq!(&p.msgid, &siem::header_field(siem::msgid(e), 32));
             prop_assert_eq!(&p.structured_data, "-");
             prop_assert_eq!(p.timestamp.parse::<jiff::Timestamp>().unwrap(), e.at);
             match format {
