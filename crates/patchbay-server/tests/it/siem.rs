@@ -596,7 +596,7 @@ async fn down_then_up(backend: &str) {
         )
         .await;
     }
-    let k = Sink::start(&s, cfg, &metrics).await;
+    let k = Sink::start(&s, cfg.clone(), &metrics).await;
     wait_for("the backlog delivered", Duration::from_secs(20), || {
         rs.lines().len() >= held + 4
     });
@@ -616,6 +616,53 @@ async fn down_then_up(backend: &str) {
         })
         .collect();
     assert_eq!(seqs, later.iter().map(|e| e.seq).collect::<Vec<_>>());
+
+    // The receiver restarts under a connected sink: the sink notices the
+    // closed connection before its next write and reconnects, so nothing
+    // vanishes into the dead socket.
+    let k = Sink::start(&s, cfg, &metrics).await;
+    s.ok_json(
+        "POST",
+        "/api/v1/tokens",
+        &s.admin,
+        json!({"name": "warm", "role": "auditor"}),
+    )
+    .await;
+    wait_for("the connection in use", Duration::from_secs(20), || {
+        rs.lines().len() > held + 4
+    });
+    let mark = audit_after(&s, later.last().unwrap().seq).await[0].seq;
+    rs.stop();
+    let rs = Rsyslog::start(&dir.path().join("rs2"), port, None);
+    for i in 0..3 {
+        s.ok_json(
+            "POST",
+            "/api/v1/tokens",
+            &s.admin,
+            json!({"name": format!("again{i}"), "role": "auditor"}),
+        )
+        .await;
+    }
+    let again = audit_after(&s, mark).await;
+    wait_for(
+        "entries after the receiver's restart",
+        Duration::from_secs(20),
+        || rs.lines().len() >= again.len(),
+    );
+    k.stop().await;
+    let seqs: Vec<i64> = rs
+        .lines()
+        .iter()
+        .map(|l| {
+            siem::parse_cef(&l[4])
+                .unwrap()
+                .get("externalId")
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, again.iter().map(|e| e.seq).collect::<Vec<_>>());
     rs.stop();
 }
 
