@@ -219,3 +219,31 @@ fn malformed_frames_are_refused() {
     assert!(parse_cef("CEF:0|a|b|c|d|e").is_err());
     assert!(parse_cef("CEF:0|a|b|c|d|e|f|k=v\\").is_err());
 }
+
+/// docs/siem.md's signature table and its example line are the code's.
+#[test]
+fn the_documentation_matches_the_code() {
+    let doc = include_str!("../../../../docs/siem.md");
+    for (class, id, severity) in siem::SIGNATURES {
+        let row = format!("| {id} | `{class}`");
+        let line = doc
+            .lines()
+            .find(|l| l.starts_with(&row))
+            .unwrap_or_else(|| panic!("docs/siem.md has no row for {id} {class}"));
+        assert!(line.ends_with(&format!("| {severity} |")), "{line}");
+    }
+    let e = Entry {
+        seq: 9,
+        at: "2026-12-08T22:00:00Z".parse().unwrap(),
+        actor: "token:2:ci|deploy=x\\y".into(),
+        action: "change.lesson".into(),
+        target: "change:CHG-0001".into(),
+        outcome: "ok".into(),
+        detail: json!({"lesson": 1, "text": "restart the pool\nthen check"}),
+    };
+    let line = to_cef(&e, "0.1.0");
+    assert!(
+        doc.lines().any(|l| l == line),
+        "docs/siem.md lacks the example line:\n{line}"
+    );
+}
