@@ -82,7 +82,10 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let s = settings(&a)?;
     // The configuration file (and its PATCHBAY_… overrides): errors name
     // the file, line and key, and stop the start.
-    let file = patchbay_server::config::load(a.config.as_deref(), std::env::vars())
+    // (vars_os: a variable that is not UTF-8 is not ours, and must not panic.)
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let file = patchbay_server::config::load(a.config.as_deref(), env)
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let siem = match &file.syslog {
         Some(c) => Some(

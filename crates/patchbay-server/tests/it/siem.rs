@@ -675,3 +675,62 @@ async fn a_receiver_down_then_up_sqlite() {
 async fn a_receiver_down_then_up_postgres() {
     down_then_up("postgres").await;
 }
+
+/// `overflow = "wait"`: with the receiver down and a queue of 2, nothing is
+/// dropped; when it comes up every entry arrives, in order, once.
+async fn wait_mode(backend: &str) {
+    let s = InProcess::on(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let metrics = patchbay_server::metrics::Metrics::new();
+    let mut cfg = sink("wait", Transport::Tcp, port, Format::Json);
+    cfg.queue = 2;
+    cfg.overflow = Overflow::Wait;
+    let head = s.app.siem_cursor("wait").await.unwrap();
+    let k = Sink::start(&s, cfg, &metrics).await;
+    for i in 0..8 {
+        s.ok_json(
+            "POST",
+            "/api/v1/tokens",
+            &s.admin,
+            json!({"name": format!("w{i}"), "role": "auditor"}),
+        )
+        .await;
+    }
+    let st = k.state.clone();
+    wait_async(
+        "the receiver known down",
+        Duration::from_secs(20),
+        async || st.down.load(Ordering::SeqCst),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(metrics.encode().contains("patchbay_siem_dropped_total 0"));
+    let all = audit_after(&s, head).await;
+    let rs = Rsyslog::start(&dir.path().join("rs"), port, None);
+    wait_for("every entry", Duration::from_secs(20), || {
+        rs.lines().len() >= all.len()
+    });
+    k.stop().await;
+    let seqs: Vec<i64> = rs
+        .lines()
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(&l[4]).unwrap();
+            v["seq"].as_i64().unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, all.iter().map(|e| e.seq).collect::<Vec<_>>());
+    assert!(metrics.encode().contains("patchbay_siem_dropped_total 0"));
+    rs.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_mode_drops_nothing_sqlite() {
+    wait_mode("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_mode_drops_nothing_postgres() {
+    wait_mode("postgres").await;
+}
