@@ -169,6 +169,9 @@ pub fn local_hostname() -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// Most entries written at once.
+const MAX_WRITE: usize = 256;
+
 /// One encoded entry.
 struct Item {
     seq: i64,
@@ -475,14 +478,8 @@ async fn write_loop(
                 return;
             };
             pending.push(first);
-            while pending.len() < 256 {
-                match rx.try_recv() {
-                    Ok(i) => pending.push(i),
-                    Err(_) => break,
-                }
-            }
-            metrics.siem_queue_depth.set(rx.len().min(cap) as i64);
         }
+        metrics.siem_queue_depth.set(rx.len().min(cap) as i64);
         if let Some(c) = conn.as_mut()
             && c.closed().await
         {
@@ -506,6 +503,15 @@ async fn write_loop(
                     failed(&cfg, &metrics, &state, &mut failures, "connect timed out").await;
                     continue;
                 }
+            }
+        }
+        // Take more from the queue only once connected: while the receiver
+        // is down the writer holds one entry and the queue the rest, so the
+        // queue's bound is what decides drops.
+        while pending.len() < MAX_WRITE {
+            match rx.try_recv() {
+                Ok(i) => pending.push(i),
+                Err(_) => break,
             }
         }
         let Some(c) = conn.as_mut() else { continue };
