@@ -479,6 +479,53 @@ async fn to_rsyslog_over_tcp_and_tls(backend: &str) {
         "{m}"
     );
     assert!(m.contains("patchbay_siem_dropped_total 0"), "{m}");
+
+    // A receiver whose certificate the configured CA did not sign is never
+    // sent anything (an impersonated SIEM learns nothing).
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    openssl(
+        &other,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=some other CA",
+        ],
+    );
+    let before = tls.lines().len();
+    let mut wrong = sink("tls-wrong-ca", Transport::Tls, tls.port, Format::Cef);
+    wrong.tls = Some(patchbay_server::config::client_config(&other.join("ca.pem")).unwrap());
+    wrong.server_name = Some("localhost".into());
+    s.app.siem_cursor("tls-wrong-ca").await.unwrap();
+    let k = Sink::start(&s, wrong, &metrics).await;
+    s.ok_json(
+        "POST",
+        "/api/v1/tokens",
+        &s.admin,
+        json!({"name": "unseen", "role": "auditor"}),
+    )
+    .await;
+    let st = k.state.clone();
+    wait_async(
+        "the handshake refused",
+        Duration::from_secs(20),
+        async || st.down.load(Ordering::SeqCst),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!st.connected.load(Ordering::SeqCst));
+    k.stop().await;
+    assert_eq!(tls.lines().len(), before, "nothing reached the receiver");
     plain.stop();
     tls.stop();
 }
