@@ -286,8 +286,18 @@ const SECRET_KEYS: &[&str] = &["password"];
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// `at` moved down to a character boundary of `text` (never slices inside
+/// a character, whatever span an error carries).
+fn boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
 fn line_col(text: &str, at: usize) -> (usize, usize) {
-    let at = at.min(text.len());
+    let at = boundary(text, at);
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
     let col = before.rfind('\n').map(|i| at - i).unwrap_or(at + 1);
@@ -297,7 +307,7 @@ fn line_col(text: &str, at: usize) -> (usize, usize) {
 /// The section and key at byte `at`: the key of the `key = …` line there,
 /// and the last `[section]` header above it.
 fn key_at(text: &str, at: usize) -> (Option<String>, Option<String>) {
-    let at = at.min(text.len());
+    let at = boundary(text, at);
     let start = text[..at].rfind('\n').map(|i| i + 1).unwrap_or(0);
     let line = text[start..].lines().next().unwrap_or("");
     let key = line
@@ -669,6 +679,22 @@ from = "Patchbay <patchbay@example.net>"
         );
         let e = parse("pb.toml", FULL, env(&[("PATCHBAY_SYSLOG_PROT", "1")])).unwrap_err();
         assert!(e.0.contains("not a setting"), "{e}");
+    }
+
+    #[test]
+    fn never_panics_on_odd_text() {
+        for t in [
+            "é = 1",
+            "[syslog]\nhost = \"é\"\u{0}",
+            "[[syslog]]",
+            "syslog = 3",
+            "[smtp]\nport = \"ü\"",
+            "[syslog]\ntransport = \"tcp\"\nhost = \"h\"\nport = -1\n",
+            "\u{FEFF}[syslog]",
+        ] {
+            let _ = p(t);
+        }
+        assert_eq!(boundary("aé", 2), 1);
     }
 
     #[test]
