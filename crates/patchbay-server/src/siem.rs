@@ -113,7 +113,8 @@ pub struct SinkConfig {
     pub backoff_max: Duration,
     /// Limit of one connect or write.
     pub timeout: Duration,
-    /// How often the reader looks for new audit entries without being woken.
+    /// How often the reader looks for new audit entries (default 250 ms: the
+    /// SIEM's latency bound).
     pub poll: Duration,
     /// How often the cursor is stored.
     pub commit_every: Duration,
@@ -139,7 +140,7 @@ impl SinkConfig {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
             timeout: Duration::from_secs(10),
-            poll: Duration::from_millis(500),
+            poll: Duration::from_millis(250),
             commit_every: Duration::from_secs(1),
             udp_max: siem::DEFAULT_UDP_MAX,
         }
@@ -299,7 +300,6 @@ async fn read_loop(
         app_name: "patchbay".into(),
         procid: std::process::id().to_string(),
     };
-    let bell = app.outbox_bell();
     let cap = cfg.queue.max(1);
     let mut dropping = 0u64;
     loop {
@@ -311,10 +311,10 @@ async fn read_loop(
             }
         };
         if entries.is_empty() {
-            tokio::select! {
-                _ = bell.notified() => {}
-                _ = tokio::time::sleep(cfg.poll) => {}
-            }
+            // Polled, not woken by the app's outbox bell: that bell wakes one
+            // waiter (the webhook loop), and refusals, which reach the SIEM
+            // too, do not ring it.
+            tokio::time::sleep(cfg.poll).await;
             continue;
         }
         for e in entries {
