@@ -61,6 +61,7 @@ pub mod prioritise;
 mod ranking;
 pub mod reports;
 pub mod schedule;
+pub mod siem;
 mod snapshot;
 pub mod system;
 pub mod tokens;

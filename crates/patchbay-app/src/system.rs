@@ -37,6 +37,9 @@ pub enum SystemActor {
     /// Webhook delivery: fans outbox events out into deliveries and records
     /// attempts (bookkeeping of already-audited events, never audited itself).
     Webhooks,
+    /// SIEM forwarding: stores each sink's cursor into the audit log
+    /// (bookkeeping of already-audited entries, never audited itself).
+    Siem,
 }
 
 impl SystemActor {
@@ -54,6 +57,7 @@ impl SystemActor {
             SystemActor::RolloutDriver => "system:rollout-driver",
             SystemActor::Heartbeats => "system:heartbeats",
             SystemActor::Webhooks => "system:webhooks",
+            SystemActor::Siem => "system:siem",
         }
     }
 
@@ -85,6 +89,7 @@ mod tests {
             SystemActor::RolloutDriver,
             SystemActor::Heartbeats,
             SystemActor::Webhooks,
+            SystemActor::Siem,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|a| a.name()).collect();
         assert_eq!(names.len(), all.len());

@@ -134,6 +134,12 @@ impl From<AgentMtlsArg> for patchbay_app::agent_ca::MtlsMode {
 /// Server options shared by `serve` and `dev`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
+    /// The server configuration file (TOML): the SIEM sink (`[syslog]`) and
+    /// the mail relay (`[smtp]`); see docs/configuration.md. Each key can
+    /// also be set, or overridden, by PATCHBAY_<SECTION>_<KEY> (e.g.
+    /// PATCHBAY_SMTP_PASSWORD). Precedence: flags > environment > file.
+    #[arg(long, env = "PATCHBAY_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Database URL: postgres://user:pass@host/db, or sqlite://PATH.
     /// Default: SQLite at DATA_DIR/patchbay.db.
     #[arg(long, env = "PATCHBAY_DB")]

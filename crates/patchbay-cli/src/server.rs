@@ -80,6 +80,25 @@ async fn shutdown_signal() {
 /// `patchbay serve`
 pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let s = settings(&a)?;
+    // The configuration file (and its PATCHBAY_… overrides): errors name
+    // the file, line and key, and stop the start.
+    // (vars_os: a variable that is not UTF-8 is not ours, and must not panic.)
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let file = patchbay_server::config::load(a.config.as_deref(), env)
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let siem = match &file.syslog {
+        Some(c) => Some(
+            c.sink()
+                .map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
+        ),
+        None => None,
+    };
+    if let Some(m) = &file.smtp {
+        // Parsed and validated; email delivery uses it (the password is
+        // never logged).
+        tracing::info!(host = %m.host.0, port = m.port(), tls = ?m.tls, "SMTP relay configured");
+    }
     runtime()?.block_on(async move {
         // Load the certificate before anything else, so a bad file fails fast.
         let mtls = a.agent_mtls != crate::AgentMtlsArg::Off;
@@ -110,6 +129,7 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
             _ => tls,
         };
         prepared.conn.header_read_timeout = a.header_read_timeout;
+        prepared.siem = siem;
         let listener = TcpListener::bind(a.listen)
             .await
             .with_context(|| format!("listening on {}", a.listen))?;

@@ -60,6 +60,7 @@ pub mod rank;
 pub mod report;
 pub mod risk;
 pub mod rollout;
+pub mod siem;
 pub mod token;
 pub mod webhook;
 pub mod when;

@@ -15,8 +15,11 @@
 //! - [`tls`]: serving HTTPS (rustls) from PEM files.
 //! - [`delivery`]: the webhook delivery loop (leader only, a task per
 //!   subscription).
+//! - [`siem`]: the SIEM sink (syslog RFC 5424 over UDP, TCP, TLS; CEF or
+//!   JSON; leader only) and [`config`], the server configuration file.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod delivery;
 pub mod errors;
 pub mod extract;
@@ -24,6 +27,7 @@ pub(crate) mod handlers;
 pub mod metrics;
 pub mod router;
 pub mod setup;
+pub mod siem;
 pub mod tls;
 
 pub use errors::ApiError;

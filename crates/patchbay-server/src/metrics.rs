@@ -52,6 +52,15 @@ pub struct Metrics {
     pub webhook_queue_depth: Gauge,
     /// Age of the oldest pending delivery, seconds.
     pub webhook_oldest_pending_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Audit entries written to the SIEM receiver.
+    pub siem_sent: Counter,
+    /// Audit entries dropped because the SIEM queue was full while the
+    /// receiver was down.
+    pub siem_dropped: Counter,
+    /// Entries waiting in the SIEM queue.
+    pub siem_queue_depth: Gauge,
+    /// 1 while the SIEM receiver is connected, else 0.
+    pub siem_connected: Gauge,
 }
 
 impl Metrics {
@@ -118,6 +127,30 @@ impl Metrics {
             "Age of the oldest pending webhook delivery",
             webhook_oldest_pending_age.clone(),
         );
+        let siem_sent = Counter::default();
+        let siem_dropped = Counter::default();
+        let siem_queue_depth = Gauge::default();
+        let siem_connected = Gauge::default();
+        registry.register(
+            "siem_sent",
+            "Audit entries written to the SIEM receiver",
+            siem_sent.clone(),
+        );
+        registry.register(
+            "siem_dropped",
+            "Audit entries dropped: SIEM queue full while the receiver was down",
+            siem_dropped.clone(),
+        );
+        registry.register(
+            "siem_queue_depth",
+            "Entries waiting in the SIEM queue",
+            siem_queue_depth.clone(),
+        );
+        registry.register(
+            "siem_connected",
+            "1 while the SIEM receiver is connected",
+            siem_connected.clone(),
+        );
         Arc::new(Self {
             registry,
             http_requests,
@@ -131,6 +164,10 @@ impl Metrics {
             webhook_dead_lettered,
             webhook_queue_depth,
             webhook_oldest_pending_age,
+            siem_sent,
+            siem_dropped,
+            siem_queue_depth,
+            siem_connected,
         })
     }
 

@@ -75,6 +75,9 @@ pub struct Prepared {
     pub run_duties: bool,
     /// Connection limits (set before serving).
     pub conn: ConnLimits,
+    /// The SIEM sink, if configured (`[syslog]` of the configuration file,
+    /// [`crate::config`]); runs beside the duties, on the leader.
+    pub siem: Option<crate::siem::SinkConfig>,
 }
 
 /// Opens the store (applying migrations) and creates the admin token on first start.
@@ -248,6 +251,7 @@ async fn prepare_inner(
         db_display: patchbay_store::redact_url(&url),
         run_duties: true,
         conn: ConnLimits::default(),
+        siem: None,
     })
 }
 
@@ -321,11 +325,27 @@ where
             runner.leading(),
             wrx,
         ));
+        // The SIEM sink too, while this replica leads.
+        let (stx, srx) = tokio::sync::oneshot::channel::<()>();
+        let siem = prepared.siem.clone().map(|cfg| {
+            tokio::spawn(crate::siem::run(
+                prepared.app.clone(),
+                cfg,
+                prepared.metrics.clone(),
+                runner.leading(),
+                Arc::default(),
+                srx,
+            ))
+        });
         let duties = tokio::spawn(run_duties(runner, rx));
         let both = tokio::spawn(async move {
             let _ = duties.await;
             let _ = wtx.send(());
+            let _ = stx.send(());
             let _ = webhooks.await;
+            if let Some(s) = siem {
+                let _ = s.await;
+            }
         });
         (Some(tx), Some(both))
     } else {

@@ -94,6 +94,7 @@ pub trait Tx:
     + EventStore
     + RolloutStore
     + WebhookStore
+    + SiemStore
     + Send
 {
     /// Commits.

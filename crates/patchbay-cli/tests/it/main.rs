@@ -28,6 +28,7 @@ mod reports;
 mod scan;
 mod scan_index;
 mod schedule;
+mod siem_config;
 mod tls;
 mod webhooks;
 

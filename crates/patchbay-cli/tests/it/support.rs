@@ -330,6 +330,16 @@ impl ServeProcess {
     /// --data-dir DIR EXTRA…` (SQLite in DIR unless EXTRA has `--db`) with
     /// `RUST_LOG=rust_log`; returns once it has announced its address.
     pub fn start(data_dir: &Path, extra: &[&str], rust_log: &str) -> Self {
+        Self::start_env(data_dir, extra, rust_log, &[])
+    }
+
+    /// [`ServeProcess::start`] with extra environment variables.
+    pub fn start_env(
+        data_dir: &Path,
+        extra: &[&str],
+        rust_log: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         use std::io::BufRead;
         let mut child = Command::new(PATCHBAY)
             .args([
@@ -344,6 +354,7 @@ impl ServeProcess {
             .args(extra)
             .env("RUST_LOG", rust_log)
             .env_remove("PATCHBAY_DB")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -19,5 +19,6 @@ mod risk;
 mod rollout;
 mod rpm;
 mod rules;
+mod siem;
 mod webhook_templates;
 mod window;

@@ -9,5 +9,6 @@ mod heartbeats;
 mod matrix;
 mod outcomes;
 mod rotation;
+mod siem;
 mod support;
 mod webhooks;

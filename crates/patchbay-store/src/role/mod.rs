@@ -15,6 +15,7 @@ mod leases;
 mod plan;
 mod rollouts;
 mod schedule;
+mod siem;
 mod tokens;
 mod webhooks;
 
@@ -31,5 +32,6 @@ pub use leases::*;
 pub use plan::*;
 pub use rollouts::*;
 pub use schedule::*;
+pub use siem::*;
 pub use tokens::*;
 pub use webhooks::*;
