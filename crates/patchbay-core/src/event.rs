@@ -61,11 +61,22 @@ pub enum Kind {
     AuditRecorded,
     /// A test delivery (`webhook.test`, `patchbay webhooks test`).
     WebhookTest,
+    /// A deployment ring waits for a human approval (`approval.requested`).
+    ApprovalRequested,
+    /// A step of an escalation chain told someone
+    /// (`escalation.notified`; addressed: only the named contact or
+    /// webhook subscription receives it).
+    EscalationNotified,
+    /// An escalation was acknowledged: its chain stops
+    /// (`escalation.acknowledged`).
+    EscalationAcknowledged,
+    /// The weekly exception review (`exception.review`).
+    ExceptionReview,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 21] = [
         Kind::DeploymentCreated,
         Kind::DeploymentStarted,
         Kind::DeploymentRingPassed,
@@ -83,19 +94,22 @@ impl Kind {
         Kind::FeedImported,
         Kind::AuditRecorded,
         Kind::WebhookTest,
+        Kind::ApprovalRequested,
+        Kind::EscalationNotified,
+        Kind::EscalationAcknowledged,
+        Kind::ExceptionReview,
     ];
 
     /// The kinds the issue lists that no part of Patchbay raises yet (they
     /// are reserved names: a subscription may name them and will receive
     /// them once their source exists).
-    pub const RESERVED: [&'static str; 10] = [
+    pub const RESERVED: [&'static str; 9] = [
         "finding.p0",
         "sla.at_risk",
         "sla.breached",
         "feed.stale",
         "agent.stale",
         "asset.shadow_found",
-        "approval.requested",
         "approval.rejected",
         "exception.expiring",
         "audit.verify_failed",
@@ -121,6 +135,10 @@ impl Kind {
             Kind::FeedImported => "feed.imported",
             Kind::AuditRecorded => "audit.recorded",
             Kind::WebhookTest => "webhook.test",
+            Kind::ApprovalRequested => "approval.requested",
+            Kind::EscalationNotified => "escalation.notified",
+            Kind::EscalationAcknowledged => "escalation.acknowledged",
+            Kind::ExceptionReview => "exception.review",
         }
     }
 
@@ -145,6 +163,10 @@ impl Kind {
             "exception.expired" => Kind::ExceptionExpired,
             "feed.import" => Kind::FeedImported,
             "webhook.test" => Kind::WebhookTest,
+            "approval.requested" => Kind::ApprovalRequested,
+            "escalation.notify" => Kind::EscalationNotified,
+            "escalation.ack" => Kind::EscalationAcknowledged,
+            "exception.review" => Kind::ExceptionReview,
             _ => Kind::AuditRecorded,
         }
     }
