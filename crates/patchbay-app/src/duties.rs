@@ -59,17 +59,21 @@ pub enum Duty {
     ExceptionExpiry,
     /// Step every moving deployment (`deployments::drive_rollouts`).
     Rollouts,
+    /// Open, resolve and step escalation chains
+    /// (`escalations::run_escalations`).
+    Escalations,
 }
 
 impl Duty {
     /// Every duty.
-    pub const ALL: [Duty; 2] = [Duty::ExceptionExpiry, Duty::Rollouts];
+    pub const ALL: [Duty; 3] = [Duty::ExceptionExpiry, Duty::Rollouts, Duty::Escalations];
 
     /// Its name in logs and reports.
     pub fn name(self) -> &'static str {
         match self {
             Duty::ExceptionExpiry => "exception-expiry",
             Duty::Rollouts => "rollouts",
+            Duty::Escalations => "escalations",
         }
     }
 
@@ -78,6 +82,8 @@ impl Duty {
             Duty::ExceptionExpiry => c.exception_sweep_every,
             // Every tick: results and leases should not wait.
             Duty::Rollouts => SignedDuration::ZERO,
+            // Every tick: a step is due to the tick.
+            Duty::Escalations => SignedDuration::ZERO,
         }
     }
 
@@ -85,6 +91,7 @@ impl Duty {
         match self {
             Duty::ExceptionExpiry => app.sweep_exceptions().await.map(|v| v.len()),
             Duty::Rollouts => app.drive_rollouts().await,
+            Duty::Escalations => app.run_escalations().await,
         }
     }
 }

@@ -37,6 +37,11 @@ pub enum SystemActor {
     /// Webhook delivery: fans outbox events out into deliveries and records
     /// attempts (bookkeeping of already-audited events, never audited itself).
     Webhooks,
+    /// Escalation chains (a duty): opens, resolves and steps escalations.
+    Escalations,
+    /// Email delivery: fans outbox events out to contacts and records
+    /// attempts (bookkeeping, never audited itself).
+    Email,
 }
 
 impl SystemActor {
@@ -54,6 +59,8 @@ impl SystemActor {
             SystemActor::RolloutDriver => "system:rollout-driver",
             SystemActor::Heartbeats => "system:heartbeats",
             SystemActor::Webhooks => "system:webhooks",
+            SystemActor::Escalations => "system:escalations",
+            SystemActor::Email => "system:email",
         }
     }
 
@@ -85,6 +92,8 @@ mod tests {
             SystemActor::RolloutDriver,
             SystemActor::Heartbeats,
             SystemActor::Webhooks,
+            SystemActor::Escalations,
+            SystemActor::Email,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|a| a.name()).collect();
         assert_eq!(names.len(), all.len());

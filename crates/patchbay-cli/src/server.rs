@@ -48,9 +48,25 @@ fn settings(a: &ServeArgs) -> anyhow::Result<Settings> {
                 validity: signed(a.agent_cert_validity, "--agent-cert-validity")?,
             },
             heartbeat_flush: a.heartbeat_flush,
+            smtp: smtp(a)?,
             ..AppConfig::default()
         },
     })
+}
+
+/// The SMTP server from `--smtp-url`, `--smtp-from` and `--smtp-ca-file`.
+fn smtp(a: &ServeArgs) -> anyhow::Result<Option<patchbay_app::email::SmtpConfig>> {
+    let Some(url) = &a.smtp_url else {
+        return Ok(None);
+    };
+    let from = a.smtp_from.as_deref().unwrap_or_default();
+    let mut c =
+        patchbay_app::email::SmtpConfig::from_url(url, from).map_err(|e| anyhow::anyhow!(e))?;
+    c.ca_file = a.smtp_ca_file.clone();
+    // Fail at start-up, not at the first email: the CA file is read now.
+    patchbay_app::email::Mailer::new(&c, std::time::Duration::from_secs(30))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Some(c))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

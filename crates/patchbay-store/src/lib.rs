@@ -94,6 +94,8 @@ pub trait Tx:
     + EventStore
     + RolloutStore
     + WebhookStore
+    + ContactStore
+    + EscalationStore
     + Send
 {
     /// Commits.
