@@ -280,7 +280,7 @@ impl Mailer {
     }
 
     /// Sends one message to `to`.
-    async fn send(&self, to: &str, message_id: &str, email: &Email) -> Result<(), String> {
+    pub async fn send(&self, to: &str, message_id: &str, email: &Email) -> Result<(), String> {
         let to: Mailbox = to.parse().map_err(|e| format!("address {to:?}: {e}"))?;
         let text = email.text().map_err(|e| e.to_string())?;
         let html = email.html().map_err(|e| e.to_string())?;
