@@ -42,6 +42,8 @@
 //! - [`reports`]: compliance, time-to-patch, SLA and coverage reports as of a
 //!   date, as data (rendered by `patchbay-render`).
 //! - [`schedule`]: maintenance windows, blackouts, the plan preview, the calendar.
+//! - [`sla`]: the SLA watch (`sla.at_risk`, `sla.breached`, once per finding)
+//!   and the weekly exception review event.
 #![forbid(unsafe_code)]
 
 pub mod agent_ca;
@@ -66,6 +68,7 @@ pub mod prioritise;
 mod ranking;
 pub mod reports;
 pub mod schedule;
+pub mod sla;
 mod snapshot;
 pub mod system;
 pub mod tokens;

@@ -42,6 +42,8 @@ pub enum SystemActor {
     /// Email delivery: fans outbox events out to contacts and records
     /// attempts (bookkeeping, never audited itself).
     Email,
+    /// The SLA watch (a duty): raises `sla.at_risk` and `sla.breached`.
+    SlaWatch,
 }
 
 impl SystemActor {
@@ -61,6 +63,7 @@ impl SystemActor {
             SystemActor::Webhooks => "system:webhooks",
             SystemActor::Escalations => "system:escalations",
             SystemActor::Email => "system:email",
+            SystemActor::SlaWatch => "system:sla-watch",
         }
     }
 
@@ -94,6 +97,7 @@ mod tests {
             SystemActor::Webhooks,
             SystemActor::Escalations,
             SystemActor::Email,
+            SystemActor::SlaWatch,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|a| a.name()).collect();
         assert_eq!(names.len(), all.len());

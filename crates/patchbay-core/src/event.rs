@@ -72,11 +72,15 @@ pub enum Kind {
     EscalationAcknowledged,
     /// The weekly exception review (`exception.review`).
     ExceptionReview,
+    /// A finding's SLA due date is near (`sla.at_risk`).
+    SlaAtRisk,
+    /// A finding is past its SLA due date (`sla.breached`).
+    SlaBreached,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 23] = [
         Kind::DeploymentCreated,
         Kind::DeploymentStarted,
         Kind::DeploymentRingPassed,
@@ -98,15 +102,15 @@ impl Kind {
         Kind::EscalationNotified,
         Kind::EscalationAcknowledged,
         Kind::ExceptionReview,
+        Kind::SlaAtRisk,
+        Kind::SlaBreached,
     ];
 
     /// The kinds the issue lists that no part of Patchbay raises yet (they
     /// are reserved names: a subscription may name them and will receive
     /// them once their source exists).
-    pub const RESERVED: [&'static str; 9] = [
+    pub const RESERVED: [&'static str; 7] = [
         "finding.p0",
-        "sla.at_risk",
-        "sla.breached",
         "feed.stale",
         "agent.stale",
         "asset.shadow_found",
@@ -139,6 +143,8 @@ impl Kind {
             Kind::EscalationNotified => "escalation.notified",
             Kind::EscalationAcknowledged => "escalation.acknowledged",
             Kind::ExceptionReview => "exception.review",
+            Kind::SlaAtRisk => "sla.at_risk",
+            Kind::SlaBreached => "sla.breached",
         }
     }
 
@@ -167,6 +173,8 @@ impl Kind {
             "escalation.notify" => Kind::EscalationNotified,
             "escalation.ack" => Kind::EscalationAcknowledged,
             "exception.review" => Kind::ExceptionReview,
+            "sla.at_risk" => Kind::SlaAtRisk,
+            "sla.breached" => Kind::SlaBreached,
             _ => Kind::AuditRecorded,
         }
     }

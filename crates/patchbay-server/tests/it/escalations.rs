@@ -357,3 +357,113 @@ async fn a_chain_escalates_step_by_step_and_stops_when_acknowledged_sqlite() {
 async fn a_chain_escalates_step_by_step_and_stops_when_acknowledged_postgres() {
     chain_escalates_step_by_step_and_stops("postgres").await;
 }
+
+/// Findings past their SLA: the SLA watch (a duty) raises `sla.breached`
+/// once per finding, and a chain `--on sla` escalates each until
+/// acknowledged.
+async fn sla_breaches_escalate(backend: &str) {
+    let s = InProcess::on(backend).await;
+    let ops = token(&s, "operator").await;
+    let mut runner = Runner::new(s.app.clone(), "test-replica");
+    crate::support::fleet(&s, 2, 0x5a00).await;
+    crate::support::import_pb_demo_advisory(&s).await;
+    s.ok_json(
+        "POST",
+        "/api/v1/contacts",
+        &ops,
+        json!({"name": "oncall", "email": "oncall@example.net"}),
+    )
+    .await;
+    s.ok_json(
+        "POST",
+        "/api/v1/escalations",
+        &ops,
+        json!({"name": "sla", "trigger": "sla", "steps": ["email:oncall", "email:oncall:4h"]}),
+    )
+    .await;
+    let wl = s
+        .ok_json("GET", "/api/v1/worklist", &s.admin, json!(null))
+        .await;
+    let items = wl["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{wl}");
+    let due: Timestamp = items[0]["due"].as_str().unwrap().parse().unwrap();
+    // Well before the due date: nothing.
+    runner.tick().await;
+    assert!(events(&s, "sla.breached").await.is_empty());
+    assert!(events(&s, "sla.at_risk").await.is_empty());
+    // Within a day of it: at risk (an `sla` chain starts on at-risk and
+    // breached findings alike).
+    s.clock.set(due - SignedDuration::from_hours(2));
+    runner.tick().await;
+    assert_eq!(events(&s, "sla.at_risk").await.len(), 2);
+    // Past it: breached, once per finding however often the watch runs.
+    s.clock.set(due + SignedDuration::from_secs(1));
+    runner.tick().await;
+    s.clock.set(due + SignedDuration::from_mins(10));
+    runner.tick().await;
+    let b = events(&s, "sla.breached").await;
+    assert_eq!(b.len(), 2, "{b:?}");
+    assert!(
+        b.iter()
+            .all(|e| e["tier"].is_string() && e["asset"].is_string())
+    );
+    assert_eq!(events(&s, "sla.at_risk").await.len(), 2);
+    let c = chain(&s, "sla").await;
+    // Four escalations (two findings × at risk, breached), each with its
+    // first step fired.
+    let list = c["escalations"].as_array().unwrap();
+    assert_eq!(list.len(), 4, "{c}");
+    assert!(
+        list.iter()
+            .all(|e| e["steps"].as_array().unwrap().len() == 1)
+    );
+    // Acknowledge one; four hours on, only the other three send step two.
+    let id = list[0]["id"].as_str().unwrap();
+    s.ok_json(
+        "POST",
+        "/api/v1/escalations/sla/ack",
+        &ops,
+        json!({"id": id, "comment": "patching tonight"}),
+    )
+    .await;
+    s.clock.set(due + SignedDuration::from_hours(5));
+    runner.tick().await;
+    let c = chain(&s, "sla").await;
+    let steps: Vec<(String, usize)> = c["escalations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["state"].as_str().unwrap().to_string(),
+                e["steps"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps
+            .iter()
+            .filter(|(st, n)| st == "exhausted" && *n == 2)
+            .count(),
+        3,
+        "{steps:?}"
+    );
+    assert_eq!(
+        steps
+            .iter()
+            .filter(|(st, n)| st == "acknowledged" && *n == 1)
+            .count(),
+        1,
+        "{steps:?}"
+    );
+}
+
+#[tokio::test]
+async fn sla_breaches_escalate_until_acknowledged_sqlite() {
+    sla_breaches_escalate("sqlite").await;
+}
+
+#[tokio::test]
+async fn sla_breaches_escalate_until_acknowledged_postgres() {
+    sla_breaches_escalate("postgres").await;
+}

@@ -61,3 +61,11 @@ CREATE TABLE escalations (
     UNIQUE (chain_id, event_id)
 );
 CREATE INDEX escalations_open ON escalations (state, next_at);
+-- Things raised once: an SLA state of a finding (sla.at_risk, sla.breached),
+-- a week's exception review. The insert that succeeds raises the event.
+CREATE TABLE notices (
+    subject TEXT NOT NULL,
+    state   TEXT NOT NULL,
+    at      BIGINT NOT NULL,
+    PRIMARY KEY (subject, state)
+);

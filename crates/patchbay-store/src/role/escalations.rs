@@ -107,6 +107,9 @@ pub trait EscalationStore {
     /// Stores an escalation's state, steps fired, next time, history and
     /// closing.
     async fn update_escalation(&mut self, e: &EscalationRow) -> Result<()>;
+    /// Records that `state` of `key` was raised at `at` (table `notices`);
+    /// `false` if it was already (the caller raises nothing then).
+    async fn note_once(&mut self, key: &str, state: &str, at: Timestamp) -> Result<bool>;
 }
 
 macro_rules! esc_cols {
@@ -306,5 +309,18 @@ impl<DB: Engine> EscalationStore for SqlTx<DB> {
         .exec(self.conn())
         .await?;
         Ok(())
+    }
+
+    async fn note_once(&mut self, key: &str, state: &str, at: Timestamp) -> Result<bool> {
+        let d = sqlx::query::<DB>(
+            "INSERT INTO notices (subject, state, at) VALUES ($1, $2, $3) \
+             ON CONFLICT (subject, state) DO NOTHING",
+        )
+        .arg(key)
+        .arg(state)
+        .arg(to_millis(at))
+        .exec(self.conn())
+        .await?;
+        Ok(d.rows_affected() > 0)
     }
 }
