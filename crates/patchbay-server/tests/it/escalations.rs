@@ -265,6 +265,13 @@ async fn chain_escalates_step_by_step_and_stops(backend: &str) {
     runner.tick().await;
     let slow = chain(&s, "slow").await;
     assert_eq!(slow["escalations"][0]["state"], "resolved", "{slow}");
+    // By the approval itself (the deployment then completing would resolve
+    // it too, but the approval came first).
+    let by = slow["escalations"][0]["closed_by"].as_str().unwrap();
+    assert!(
+        by.contains("deployment.approve") && by.contains("approver"),
+        "{by}"
+    );
     assert!(fired(&slow).is_empty(), "{slow}");
 
     // Every step is audited and is an event naming channel and recipient,
