@@ -413,6 +413,34 @@ pub fn compose(e: &Event) -> Email {
     }
 }
 
+/// Per ring, its hosts' job outcomes (`canary: 2 succeeded, 1 rolled_back`):
+/// the deployment summary's facts.
+pub fn rollout_facts(r: &patchbay_core::rollout::Rollout) -> Vec<(String, String)> {
+    r.rings
+        .iter()
+        .map(|ring| {
+            let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+            for j in &ring.jobs {
+                let st = serde_json::to_value(j.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| format!("{:?}", j.state));
+                *counts.entry(st).or_default() += 1;
+            }
+            let text = if counts.is_empty() {
+                "no hosts".to_string()
+            } else {
+                counts
+                    .iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            (format!("Ring {}", ring.spec.name), text)
+        })
+        .collect()
+}
+
 fn email_out(contact: &str, d: &EmailRow) -> EmailOut {
     EmailOut {
         contact: contact.to_string(),
@@ -519,7 +547,26 @@ impl App {
             };
             let e = &row.event;
             let ev = Event::from_outbox(row.id, e.at, &e.kind, &e.actor, &e.subject, &e.payload);
-            let email = compose(&ev);
+            let mut email = compose(&ev);
+            if matches!(
+                ev.kind,
+                Kind::DeploymentCompleted
+                    | Kind::DeploymentHalted
+                    | Kind::DeploymentAborted
+                    | Kind::DeploymentRolledBack
+                    | Kind::DeploymentRollbackFailed
+            ) && let Some(dep) = &ev.deployment
+            {
+                // The summary: each ring's outcomes as they are now.
+                let caller = SystemActor::Email.caller();
+                if let Ok(d) = self
+                    .deploy_show(&caller, dep, &crate::RequestCtx::default())
+                    .await
+                    && let Some(r) = &d.rollout
+                {
+                    email.facts.splice(2..2, rollout_facts(r));
+                }
+            }
             let r = mailer.send(&c.contact.email, &d.message_id, &email).await;
             let at = self.now();
             let n = d.attempts.max(0) as u32 + 1;

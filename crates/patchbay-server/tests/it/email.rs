@@ -187,6 +187,39 @@ async fn approval_email_reaches_its_recipient_once(backend: &str) {
         body.contains(&format!("patchbay deploy approve {id} --ring only")),
         "{body}"
     );
+    // The ring approved, the deployment completes: bob (deployment.completed)
+    // gets its summary with each ring's outcomes; nobody else gets anything.
+    let approver = token(&s, "approver").await;
+    s.ok_json(
+        "POST",
+        &format!("/api/v1/deployments/{id}/approvals"),
+        &approver,
+        json!({"approve": true, "comment": "fine"}),
+    )
+    .await;
+    runner.tick().await;
+    assert_eq!(s.app.emails_fan_out().await.unwrap(), 1);
+    assert_eq!(s.app.emails_deliver(&up).await.unwrap().sent, 1);
+    // A restarted server (a new service over the same database, nothing in
+    // memory) sends nothing again.
+    let again = patchbay_app::App::new(
+        s.app.store().clone(),
+        s.clock.clone(),
+        patchbay_app::AppConfig::default(),
+    );
+    assert_eq!(again.emails_fan_out().await.unwrap(), 0);
+    assert_eq!(again.emails_deliver(&up).await.unwrap().sent, 0);
+    let got = sink.messages();
+    assert_eq!(got.len(), 2);
+    let (h, body) = got
+        .iter()
+        .find(|(h, _)| one(h, "x-rcptto") == "bob@example.net")
+        .expect("bob's summary");
+    assert_eq!(
+        one(h, "subject"),
+        format!("[Patchbay] Deployment {id} completed")
+    );
+    assert!(body.contains("Ring only: 1 succeeded"), "{body}");
     let log = s
         .ok_json("GET", "/api/v1/contacts", &ops, json!(null))
         .await;
