@@ -200,7 +200,12 @@ pub struct ServeArgs {
     /// smtps://… (implicit TLS, 465) or smtp+plain://… (no TLS: loopback
     /// hosts only). USER and PASS percent-encoded. Without it, emails wait in
     /// the outbox (docs/notifications.md).
-    #[arg(long, env = "PATCHBAY_SMTP_URL", requires = "smtp_from")]
+    #[arg(
+        long,
+        env = "PATCHBAY_SMTP_URL",
+        hide_env_values = true,
+        requires = "smtp_from"
+    )]
     pub smtp_url: Option<String>,
     /// The From: address of notification emails (with --smtp-url).
     #[arg(long, env = "PATCHBAY_SMTP_FROM")]
