@@ -338,3 +338,67 @@ async fn starttls_and_implicit_tls_verify_the_server_and_values_add_no_header() 
         assert!(body.contains("MAIL FROM:<evil@example.org>"), "{body}");
     }
 }
+
+/// The weekly exception review: raised once per ISO week while there is
+/// something to review, emailed to the contact that lists it.
+#[tokio::test]
+async fn the_weekly_exception_review_is_emailed_once_a_week() {
+    let s = InProcess::new().await;
+    let ops = token(&s, "operator").await;
+    let approver = token(&s, "approver").await;
+    let mut runner = Runner::new(s.app.clone(), "test-replica");
+    s.ok_json(
+        "POST",
+        "/api/v1/contacts",
+        &ops,
+        json!({"name": "risk", "email": "risk@example.net", "events": ["exception.review"]}),
+    )
+    .await;
+    // Nothing to review: no event.
+    runner.tick().await;
+    assert!(
+        crate::escalations::events(&s, "exception.review")
+            .await
+            .is_empty()
+    );
+    crate::support::fleet(&s, 1, 0x7e00).await;
+    crate::support::import_pb_demo_advisory(&s).await;
+    let e = s
+        .ok_json(
+            "POST",
+            "/api/v1/exceptions",
+            &approver,
+            json!({"advisory": "DSA-9999-1", "asset": "h1", "owner": "web-team",
+                   "reason": "vendor build <pending>", "compensating_control": "WAF", "expires": "3d"}),
+        )
+        .await;
+    let exc = e["id"].as_str().unwrap().to_string();
+    // The duty checks hourly; the week's review is raised once.
+    s.clock.advance(SignedDuration::from_hours(2));
+    runner.tick().await;
+    s.clock.advance(SignedDuration::from_hours(2));
+    runner.tick().await;
+    let r = crate::escalations::events(&s, "exception.review").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0]["expiring"][0]["id"], exc.as_str());
+    let sink = Sink::start(&[]);
+    let up = Mailer::new(&plain(sink.port), Duration::from_secs(10)).unwrap();
+    s.app.emails_fan_out().await.unwrap();
+    assert_eq!(s.app.emails_deliver(&up).await.unwrap().sent, 1);
+    let got = sink.messages();
+    assert_eq!(got.len(), 1);
+    let (h, body) = &got[0];
+    assert_eq!(one(h, "x-rcptto"), "risk@example.net");
+    assert_eq!(one(h, "subject"), "[Patchbay] Weekly exception review");
+    assert!(body.contains(&exc) && body.contains("web-team"), "{body}");
+    // A week later (the exception now expired: still something to review):
+    // the next week's review.
+    s.clock.advance(SignedDuration::from_hours(24 * 7));
+    runner.tick().await;
+    assert_eq!(
+        crate::escalations::events(&s, "exception.review")
+            .await
+            .len(),
+        2
+    );
+}
