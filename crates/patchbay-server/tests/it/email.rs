@@ -278,7 +278,7 @@ fn hostile() -> patchbay_render::Email {
     patchbay_render::Email {
         subject: "Approval needed\r\nBcc: victim@example.org\r\nX-Injected: yes".into(),
         heading: "h".into(),
-        paragraphs: vec!["line one\r\n.\r\nMAIL FROM:<evil@example.org>".into()],
+        paragraphs: vec!["line one\n.\nMAIL FROM:<evil@example.org>".into()],
         facts: vec![],
         action: None,
         footer: "test".into(),
