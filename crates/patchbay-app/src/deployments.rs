@@ -1163,11 +1163,37 @@ impl App {
             json!({"comment": comment, "observation": obs}),
         )
         .await?;
+        let before = stored.rollout.clone();
         let cmds = step(&mut stored.rollout, &[obs], now);
         self.carry_out(&mut tx, &stored, &cmds, now).await?;
+        self.request_approvals(&mut tx, &before, &stored.rollout)
+            .await?;
         tx.put_rollout(&rollout_row(&stored, now)?).await?;
         tx.commit().await?;
         self.job_bell.notify_waiters();
+        Ok(())
+    }
+
+    /// Raises `approval.requested` (audited, in the step's change) for each
+    /// ring that started waiting for a human approval in this step.
+    async fn request_approvals(
+        &self,
+        tx: &mut crate::change::Change<'_>,
+        before: &patchbay_core::rollout::Rollout,
+        after: &patchbay_core::rollout::Rollout,
+    ) -> Result<(), AppError> {
+        for ring in crate::escalations::rings_awaiting_approval(before, after) {
+            let id = &after.id;
+            tx.audit(
+                "approval.requested",
+                &format!("deployment:{id}"),
+                json!({
+                    "ring": ring,
+                    "message": format!("{id}: ring {ring} waits for approval"),
+                }),
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -1461,6 +1487,8 @@ impl App {
         let cmds = step(&mut stored.rollout, &obs, now);
         tx.mark_consumed(&consumed, now).await?;
         self.carry_out(&mut tx, &stored, &cmds, now).await?;
+        self.request_approvals(&mut tx, &before, &stored.rollout)
+            .await?;
         self.ask_control(&mut tx, &mut stored, now).await?;
         if stored.rollout != before || stored.control_asked != asked_before {
             tx.put_rollout(&rollout_row(&stored, now)?).await?;

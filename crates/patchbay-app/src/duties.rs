@@ -1,7 +1,8 @@
 //! The duties runner: the one owner of background work.
 //!
-//! Background duties (today the exception-expiry sweep; later feed sync and
-//! the rollout driver) run here and nowhere else, and so does each replica's
+//! Background duties (the exception-expiry sweep, the rollout driver, the
+//! SLA watch, the weekly exception review, escalation chains; later feed
+//! sync) run here and nowhere else, and so does each replica's
 //! own housekeeping (recording its suppressed refusal counts), which runs on
 //! every replica whether it leads or not. Several server replicas may
 //! share one PostgreSQL database, and a duty must run on exactly one of them,
@@ -59,17 +60,37 @@ pub enum Duty {
     ExceptionExpiry,
     /// Step every moving deployment (`deployments::drive_rollouts`).
     Rollouts,
+    /// Open, resolve and step escalation chains
+    /// (`escalations::run_escalations`).
+    Escalations,
+    /// Raise `sla.at_risk` / `sla.breached` once per finding
+    /// (`sla::watch_sla`).
+    SlaWatch,
+    /// Raise this week's `exception.review` once
+    /// (`sla::review_exceptions_weekly`).
+    ExceptionReview,
 }
 
 impl Duty {
     /// Every duty.
-    pub const ALL: [Duty; 2] = [Duty::ExceptionExpiry, Duty::Rollouts];
+    pub const ALL: [Duty; 5] = [
+        Duty::ExceptionExpiry,
+        Duty::Rollouts,
+        // Before the escalations, so a chain starts in the tick its event
+        // is raised.
+        Duty::SlaWatch,
+        Duty::ExceptionReview,
+        Duty::Escalations,
+    ];
 
     /// Its name in logs and reports.
     pub fn name(self) -> &'static str {
         match self {
             Duty::ExceptionExpiry => "exception-expiry",
             Duty::Rollouts => "rollouts",
+            Duty::Escalations => "escalations",
+            Duty::SlaWatch => "sla-watch",
+            Duty::ExceptionReview => "exception-review",
         }
     }
 
@@ -78,6 +99,10 @@ impl Duty {
             Duty::ExceptionExpiry => c.exception_sweep_every,
             // Every tick: results and leases should not wait.
             Duty::Rollouts => SignedDuration::ZERO,
+            // Every tick: a step is due to the tick.
+            Duty::Escalations => SignedDuration::ZERO,
+            Duty::SlaWatch => crate::sla::WATCH_EVERY,
+            Duty::ExceptionReview => crate::sla::REVIEW_CHECK_EVERY,
         }
     }
 
@@ -85,6 +110,9 @@ impl Duty {
         match self {
             Duty::ExceptionExpiry => app.sweep_exceptions().await.map(|v| v.len()),
             Duty::Rollouts => app.drive_rollouts().await,
+            Duty::Escalations => app.run_escalations().await,
+            Duty::SlaWatch => app.watch_sla().await,
+            Duty::ExceptionReview => app.review_exceptions_weekly().await,
         }
     }
 }

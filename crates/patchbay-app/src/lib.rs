@@ -17,6 +17,9 @@
 //! - [`deployments`]: server-driven rollouts: preview, create, operator
 //!   actions and approvals, the rollout driver, the job half of check-ins.
 //! - [`duties`]: the duties runner: background work under a leader lease.
+//! - [`email`]: email over SMTP (lettre), sent from the outbox per contact.
+//! - [`escalations`]: notification contacts, escalation chains and their
+//!   duty (steps fired as audited events), acknowledgement.
 //! - [`error`]: [`AppError`], a stable code plus a human message.
 //! - [`auth`]: callers, token authentication (expiry), role and scope
 //!   checks, bootstrap token.
@@ -39,6 +42,8 @@
 //! - [`reports`]: compliance, time-to-patch, SLA and coverage reports as of a
 //!   date, as data (rendered by `patchbay-render`).
 //! - [`schedule`]: maintenance windows, blackouts, the plan preview, the calendar.
+//! - [`sla`]: the SLA watch (`sla.at_risk`, `sla.breached`, once per finding)
+//!   and the weekly exception review event.
 #![forbid(unsafe_code)]
 
 pub mod agent_ca;
@@ -51,7 +56,9 @@ pub mod change;
 pub mod changes;
 pub mod deployments;
 pub mod duties;
+pub mod email;
 pub mod error;
+pub mod escalations;
 pub mod evidence;
 pub mod exceptions;
 pub mod feeds;
@@ -62,6 +69,7 @@ mod ranking;
 pub mod reports;
 pub mod schedule;
 pub mod siem;
+pub mod sla;
 mod snapshot;
 pub mod system;
 pub mod tokens;
@@ -138,6 +146,10 @@ pub struct AppConfig {
     pub heartbeat_flush: std::time::Duration,
     /// Webhook delivery (retries, timeouts, concurrency).
     pub webhooks: webhooks::WebhookConfig,
+    /// The SMTP server emails go through (none: emails wait in the outbox).
+    pub smtp: Option<email::SmtpConfig>,
+    /// Email delivery (retries, timeout, batch).
+    pub email: email::EmailConfig,
 }
 
 impl Default for AppConfig {
@@ -150,6 +162,8 @@ impl Default for AppConfig {
             agent_mtls: agent_ca::AgentMtls::default(),
             heartbeat_flush: heartbeats::DEFAULT_HEARTBEAT_FLUSH,
             webhooks: webhooks::WebhookConfig::default(),
+            smtp: None,
+            email: email::EmailConfig::default(),
         }
     }
 }

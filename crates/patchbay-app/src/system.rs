@@ -40,6 +40,13 @@ pub enum SystemActor {
     /// SIEM forwarding: stores each sink's cursor into the audit log
     /// (bookkeeping of already-audited entries, never audited itself).
     Siem,
+    /// Escalation chains (a duty): opens, resolves and steps escalations.
+    Escalations,
+    /// Email delivery: fans outbox events out to contacts and records
+    /// attempts (bookkeeping, never audited itself).
+    Email,
+    /// The SLA watch (a duty): raises `sla.at_risk` and `sla.breached`.
+    SlaWatch,
 }
 
 impl SystemActor {
@@ -58,6 +65,9 @@ impl SystemActor {
             SystemActor::Heartbeats => "system:heartbeats",
             SystemActor::Webhooks => "system:webhooks",
             SystemActor::Siem => "system:siem",
+            SystemActor::Escalations => "system:escalations",
+            SystemActor::Email => "system:email",
+            SystemActor::SlaWatch => "system:sla-watch",
         }
     }
 
@@ -90,6 +100,9 @@ mod tests {
             SystemActor::Heartbeats,
             SystemActor::Webhooks,
             SystemActor::Siem,
+            SystemActor::Escalations,
+            SystemActor::Email,
+            SystemActor::SlaWatch,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|a| a.name()).collect();
         assert_eq!(names.len(), all.len());

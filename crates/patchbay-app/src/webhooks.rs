@@ -28,6 +28,7 @@
 use crate::{App, AppError, Caller, RequestCtx, SystemActor};
 use jiff::{SignedDuration, Timestamp};
 use patchbay_core::auth::Action;
+use patchbay_core::escalation;
 use patchbay_core::event::{Event, Kind};
 use patchbay_core::webhook::{
     self, DELIVERY_HEADER, EVENT_HEADER, Filter, SIGNATURE_HEADER, Template, TemplateOptions,
@@ -443,6 +444,11 @@ impl App {
                     Event::from_outbox(row.id, e.at, &e.kind, &e.actor, &e.subject, &e.payload);
                 let wanted = if ev.kind == Kind::WebhookTest {
                     ev.subject == format!("webhook:{}", s.sub.name)
+                } else if ev.kind == Kind::EscalationNotified {
+                    // A step is addressed to one subscription; `*`
+                    // subscribers see the others' too.
+                    escalation::addressed_to(&ev, escalation::Channel::Webhook, &s.sub.name)
+                        || filter.matches(&ev)
                 } else {
                     filter.matches(&ev)
                 };

@@ -10,6 +10,7 @@
 //! - [`evidence`]: offline `audit verify`, `evidence export|verify`.
 //! - [`deploy`]: `deploy preview|create|list|show|start|…|approve|reject` (rollouts).
 //! - [`exceptions`]: the exception register.
+//! - [`escalations`]: notification contacts and escalation chains.
 //! - [`webhooks`]: webhook subscriptions, deliveries, replays.
 //! - [`reports`]: `report compliance|ttp|sla|coverage|deployments`.
 //! - [`output`]: table and JSON rendering.
@@ -45,6 +46,7 @@ pub mod changes;
 pub mod client;
 pub mod conn;
 pub mod deploy;
+pub mod escalations;
 pub mod evidence;
 pub mod exceptions;
 pub mod feeds;
@@ -199,6 +201,23 @@ pub struct ServeArgs {
     /// closes idle keep-alive connections), e.g. 30s, 2m.
     #[arg(long, default_value = "30s", value_parser = patchbay_core::when::flag_interval)]
     pub header_read_timeout: std::time::Duration,
+    /// The SMTP server notification emails go through:
+    /// smtp://[USER[:PASS]@]HOST[:PORT] (STARTTLS required, port 587),
+    /// smtps://… (implicit TLS, 465) or smtp+plain://… (no TLS: loopback
+    /// hosts only). USER and PASS percent-encoded. Without it, emails wait in
+    /// the outbox (docs/notifications.md).
+    /// To keep a password off the command line, use the configuration file's
+    /// [smtp] section and PATCHBAY_SMTP_PASSWORD instead (docs/configuration.md);
+    /// this flag wins over the file.
+    #[arg(long, requires = "smtp_from")]
+    pub smtp_url: Option<String>,
+    /// The From: address of notification emails (with --smtp-url).
+    #[arg(long)]
+    pub smtp_from: Option<String>,
+    /// Extra CA certificates (PEM) to trust for the SMTP server's
+    /// certificate (a private CA), beside the web PKI roots.
+    #[arg(long)]
+    pub smtp_ca_file: Option<std::path::PathBuf>,
 }
 
 /// Commands.
@@ -290,6 +309,13 @@ pub enum Command {
     /// Webhooks: signed event deliveries to receivers (Slack, Teams, PagerDuty, …).
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCmd),
+    /// Notification contacts: email addresses and the events emailed to them.
+    #[command(subcommand)]
+    Contacts(escalations::ContactsCmd),
+    /// Escalation chains: who is told, how and when, until someone
+    /// acknowledges a pending approval or an SLA finding.
+    #[command(subcommand)]
+    Escalations(escalations::EscalationsCmd),
     /// Maintenance windows: preview a definition (no server), add, list, remove.
     #[command(subcommand)]
     Windows(schedule::WindowsCmd),
@@ -403,6 +429,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(a) => reports::run(&conn::connect(&cli.url, cli.token)?, a),
         Command::Exceptions(c) => exceptions::run(&conn::connect(&cli.url, cli.token)?, c),
         Command::Webhooks(c) => webhooks::run(&conn::connect(&cli.url, cli.token)?, c),
+        Command::Contacts(c) => escalations::run_contacts(&conn::connect(&cli.url, cli.token)?, c),
+        Command::Escalations(c) => escalations::run(&conn::connect(&cli.url, cli.token)?, c),
         Command::Windows(c) => schedule::windows(&cli.url, cli.token, c),
         Command::Blackouts(c) => schedule::blackouts(&conn::connect(&cli.url, cli.token)?, c),
         Command::Plan(c) => schedule::plan(&conn::connect(&cli.url, cli.token)?, c),

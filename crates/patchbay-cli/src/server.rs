@@ -48,9 +48,25 @@ fn settings(a: &ServeArgs) -> anyhow::Result<Settings> {
                 validity: signed(a.agent_cert_validity, "--agent-cert-validity")?,
             },
             heartbeat_flush: a.heartbeat_flush,
+            smtp: smtp(a)?,
             ..AppConfig::default()
         },
     })
+}
+
+/// The SMTP server from `--smtp-url`, `--smtp-from` and `--smtp-ca-file`.
+fn smtp(a: &ServeArgs) -> anyhow::Result<Option<patchbay_app::email::SmtpConfig>> {
+    let Some(url) = &a.smtp_url else {
+        return Ok(None);
+    };
+    let from = a.smtp_from.as_deref().unwrap_or_default();
+    let mut c =
+        patchbay_app::email::SmtpConfig::from_url(url, from).map_err(|e| anyhow::anyhow!(e))?;
+    c.ca_file = a.smtp_ca_file.clone();
+    // Fail at start-up, not at the first email: the CA file is read now.
+    patchbay_app::email::Mailer::new(&c, std::time::Duration::from_secs(30))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Some(c))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -79,7 +95,7 @@ async fn shutdown_signal() {
 
 /// `patchbay serve`
 pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    let s = settings(&a)?;
+    let mut s = settings(&a)?;
     // The configuration file (and its PATCHBAY_… overrides): errors name
     // the file, line and key, and stop the start.
     // (vars_os: a variable that is not UTF-8 is not ours, and must not panic.)
@@ -94,10 +110,27 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    if let Some(m) = &file.smtp {
-        // Parsed and validated; email delivery uses it (the password is
-        // never logged).
-        tracing::info!(host = %m.host.0, port = m.port(), tls = ?m.tls, "SMTP relay configured");
+    // The file's [smtp] sends the email unless --smtp-url is given (flags win).
+    if let (None, Some(m)) = (&s.app.smtp, &file.smtp) {
+        use patchbay_server::config::SmtpTls as FileTls;
+        let c = patchbay_app::email::SmtpConfig {
+            host: m.host.0.clone(),
+            port: m.port(),
+            tls: match m.tls {
+                FileTls::Starttls => patchbay_app::email::SmtpTls::Starttls,
+                FileTls::Implicit => patchbay_app::email::SmtpTls::Implicit,
+                FileTls::None => patchbay_app::email::SmtpTls::None,
+            },
+            username: m.username.clone(),
+            password: m.password.as_ref().map(|p| p.expose().to_string()),
+            from: m.from.0.clone(),
+            ca_file: a.smtp_ca_file.clone(),
+        };
+        // Fail at start-up, not at the first email (the password is never logged).
+        patchbay_app::email::Mailer::new(&c, std::time::Duration::from_secs(30))
+            .map_err(|e| anyhow::anyhow!("configuration: [smtp]: {e}"))?;
+        tracing::info!(host = %c.host, port = c.port, tls = ?m.tls, "SMTP relay configured");
+        s.app.smtp = Some(c);
     }
     runtime()?.block_on(async move {
         // Load the certificate before anything else, so a bad file fails fast.

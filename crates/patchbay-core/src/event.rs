@@ -61,11 +61,26 @@ pub enum Kind {
     AuditRecorded,
     /// A test delivery (`webhook.test`, `patchbay webhooks test`).
     WebhookTest,
+    /// A deployment ring waits for a human approval (`approval.requested`).
+    ApprovalRequested,
+    /// A step of an escalation chain told someone
+    /// (`escalation.notified`; addressed: only the named contact or
+    /// webhook subscription receives it).
+    EscalationNotified,
+    /// An escalation was acknowledged: its chain stops
+    /// (`escalation.acknowledged`).
+    EscalationAcknowledged,
+    /// The weekly exception review (`exception.review`).
+    ExceptionReview,
+    /// A finding's SLA due date is near (`sla.at_risk`).
+    SlaAtRisk,
+    /// A finding is past its SLA due date (`sla.breached`).
+    SlaBreached,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 23] = [
         Kind::DeploymentCreated,
         Kind::DeploymentStarted,
         Kind::DeploymentRingPassed,
@@ -83,19 +98,22 @@ impl Kind {
         Kind::FeedImported,
         Kind::AuditRecorded,
         Kind::WebhookTest,
+        Kind::ApprovalRequested,
+        Kind::EscalationNotified,
+        Kind::EscalationAcknowledged,
+        Kind::ExceptionReview,
+        Kind::SlaAtRisk,
+        Kind::SlaBreached,
     ];
 
     /// The kinds the issue lists that no part of Patchbay raises yet (they
     /// are reserved names: a subscription may name them and will receive
     /// them once their source exists).
-    pub const RESERVED: [&'static str; 10] = [
+    pub const RESERVED: [&'static str; 7] = [
         "finding.p0",
-        "sla.at_risk",
-        "sla.breached",
         "feed.stale",
         "agent.stale",
         "asset.shadow_found",
-        "approval.requested",
         "approval.rejected",
         "exception.expiring",
         "audit.verify_failed",
@@ -121,6 +139,12 @@ impl Kind {
             Kind::FeedImported => "feed.imported",
             Kind::AuditRecorded => "audit.recorded",
             Kind::WebhookTest => "webhook.test",
+            Kind::ApprovalRequested => "approval.requested",
+            Kind::EscalationNotified => "escalation.notified",
+            Kind::EscalationAcknowledged => "escalation.acknowledged",
+            Kind::ExceptionReview => "exception.review",
+            Kind::SlaAtRisk => "sla.at_risk",
+            Kind::SlaBreached => "sla.breached",
         }
     }
 
@@ -145,6 +169,12 @@ impl Kind {
             "exception.expired" => Kind::ExceptionExpired,
             "feed.import" => Kind::FeedImported,
             "webhook.test" => Kind::WebhookTest,
+            "approval.requested" => Kind::ApprovalRequested,
+            "escalation.notify" => Kind::EscalationNotified,
+            "escalation.ack" => Kind::EscalationAcknowledged,
+            "exception.review" => Kind::ExceptionReview,
+            "sla.at_risk" => Kind::SlaAtRisk,
+            "sla.breached" => Kind::SlaBreached,
             _ => Kind::AuditRecorded,
         }
     }

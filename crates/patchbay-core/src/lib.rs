@@ -49,6 +49,7 @@ pub mod audit;
 pub mod auth;
 pub mod canary;
 pub mod compiled;
+pub mod escalation;
 pub mod event;
 pub mod exception;
 pub mod inventory;

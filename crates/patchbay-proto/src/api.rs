@@ -1296,3 +1296,154 @@ pub struct WebhookTestOut {
     /// The test event queued (`evt_<n>`); it is delivered like any other.
     pub event_id: String,
 }
+
+/// `POST /api/v1/contacts`: a notification contact (an email recipient).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactSpec {
+    /// Unique name (letters, digits, `-`, `_`, `.`; at most 64): what
+    /// escalation steps name.
+    pub name: String,
+    /// The address (`local@domain`).
+    pub email: String,
+    /// Event kinds emailed to it (`approval.requested`,
+    /// `deployment.completed`, `exception.review`, …); empty: only the
+    /// escalation steps addressed to it.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+/// A contact with its delivery counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactOut {
+    /// Name.
+    pub name: String,
+    /// Address.
+    pub email: String,
+    /// Event kinds emailed to it.
+    pub events: Vec<String>,
+    /// Emails waiting (or retrying).
+    pub pending: u64,
+    /// Emails sent.
+    pub sent: u64,
+    /// Emails whose attempts ran out.
+    pub dead: u64,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// By whom.
+    pub created_by: String,
+}
+
+/// One email delivery (the delivery log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailOut {
+    /// The contact.
+    pub contact: String,
+    /// The outbox event (`evt_…`).
+    pub event_id: String,
+    /// Its `Message-ID`.
+    pub message_id: String,
+    /// `pending`, `sent`, `dead`.
+    pub state: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When due (pending) or last changed.
+    pub next_at: String,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// When the SMTP server accepted it.
+    pub delivered_at: Option<String>,
+}
+
+/// `POST /api/v1/escalations`: an escalation chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationSpec {
+    /// Unique name.
+    pub name: String,
+    /// `approval` (deployment rings waiting for approval) or `sla` (findings
+    /// at risk of or past their SLA).
+    pub trigger: String,
+    /// The steps in order, each `CHANNEL:NAME[:WAIT]` (`email:alice`,
+    /// `webhook:noc:30m`); WAIT is after the previous step.
+    pub steps: Vec<String>,
+}
+
+/// A chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationChainOut {
+    /// Name.
+    pub name: String,
+    /// `approval` or `sla`.
+    pub trigger: String,
+    /// Steps, `CHANNEL:NAME:WAITs`.
+    pub steps: Vec<String>,
+    /// Escalations still open.
+    pub open: u64,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// By whom.
+    pub created_by: String,
+}
+
+/// One fired step of an escalation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationStepOut {
+    /// Its index in the chain (0-based).
+    pub step: u32,
+    /// `email` or `webhook`.
+    pub channel: String,
+    /// The contact or subscription.
+    pub to: String,
+    /// When it was due (RFC 3339).
+    pub due_at: String,
+    /// When it fired (RFC 3339).
+    pub at: String,
+}
+
+/// One escalation: a chain running for one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationOut {
+    /// `ESC-<n>`.
+    pub id: String,
+    /// The chain.
+    pub chain: String,
+    /// What it is about (`deployment:DEP-…`, `finding:…`).
+    pub subject: String,
+    /// The starting event's summary.
+    pub summary: String,
+    /// `open`, `acknowledged`, `resolved`, `exhausted`.
+    pub state: String,
+    /// Started (RFC 3339).
+    pub started_at: String,
+    /// The next step's due time, while open.
+    pub next_at: Option<String>,
+    /// The steps fired so far.
+    pub steps: Vec<EscalationStepOut>,
+    /// When it was closed.
+    pub closed_at: Option<String>,
+    /// By whom (acknowledged) or what (resolved).
+    pub closed_by: Option<String>,
+    /// The acknowledgement's comment.
+    pub comment: Option<String>,
+}
+
+/// `GET /api/v1/escalations/{name}`: a chain and its escalations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationChainDetail {
+    /// The chain.
+    pub chain: EscalationChainOut,
+    /// Its escalations, newest first (at most 200).
+    pub escalations: Vec<EscalationOut>,
+}
+
+/// `POST /api/v1/escalations/{name}/ack`: acknowledge an open escalation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationAckIn {
+    /// `ESC-<n>` (or `<n>`).
+    pub id: String,
+    /// Who is on it and what happens next.
+    #[serde(default)]
+    pub comment: Option<String>,
+}

@@ -29,10 +29,12 @@
 //! [pulldown-cmark]: https://docs.rs/pulldown-cmark
 #![forbid(unsafe_code)]
 
+pub mod email;
 pub mod markdown;
 pub mod report;
 pub mod runbook;
 
+pub use email::Email;
 pub use report::{Format, csv_safe};
 pub use runbook::Runbook;
 

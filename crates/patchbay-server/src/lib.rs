@@ -24,6 +24,7 @@ pub mod delivery;
 pub mod errors;
 pub mod extract;
 pub(crate) mod handlers;
+pub mod mail;
 pub mod metrics;
 pub mod router;
 pub mod setup;

@@ -61,6 +61,18 @@ pub struct Metrics {
     pub siem_queue_depth: Gauge,
     /// 1 while the SIEM receiver is connected, else 0.
     pub siem_connected: Gauge,
+    /// Emails the SMTP server accepted.
+    pub email_sent: Counter,
+    /// Email attempts that failed (retried or dead).
+    pub email_failed: Counter,
+    /// Failed emails scheduled for another try.
+    pub email_retried: Counter,
+    /// Emails whose attempts ran out.
+    pub email_dead: Counter,
+    /// Pending emails.
+    pub email_queue_depth: Gauge,
+    /// Age of the oldest pending email, seconds.
+    pub email_oldest_pending_age: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Metrics {
@@ -151,8 +163,50 @@ impl Metrics {
             "1 while the SIEM receiver is connected",
             siem_connected.clone(),
         );
+        let email_sent = Counter::default();
+        let email_failed = Counter::default();
+        let email_retried = Counter::default();
+        let email_dead = Counter::default();
+        let email_queue_depth = Gauge::default();
+        let email_oldest_pending_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "emails_sent",
+            "Emails the SMTP server accepted",
+            email_sent.clone(),
+        );
+        registry.register(
+            "emails_failed",
+            "Email attempts that failed",
+            email_failed.clone(),
+        );
+        registry.register(
+            "emails_retried",
+            "Failed emails scheduled for another try",
+            email_retried.clone(),
+        );
+        registry.register(
+            "emails_dead",
+            "Emails whose attempts ran out",
+            email_dead.clone(),
+        );
+        registry.register(
+            "email_queue_depth",
+            "Pending emails",
+            email_queue_depth.clone(),
+        );
+        registry.register(
+            "email_oldest_pending_age_seconds",
+            "Age of the oldest pending email",
+            email_oldest_pending_age.clone(),
+        );
         Arc::new(Self {
             registry,
+            email_sent,
+            email_failed,
+            email_retried,
+            email_dead,
+            email_queue_depth,
+            email_oldest_pending_age,
             http_requests,
             http_duration,
             checkins,

@@ -17,8 +17,8 @@
 use crate::errors::ApiError;
 use crate::extract::{Authed, request_ctx};
 use crate::handlers::{
-    agent, assets, audit, changes, deployments, exceptions, findings, ops, prioritise, reports,
-    schedule, tokens, webhooks,
+    agent, assets, audit, changes, deployments, escalations, exceptions, findings, ops, prioritise,
+    reports, schedule, tokens, webhooks,
 };
 use crate::metrics::{HttpLabels, Metrics};
 use crate::{MAX_AGENT_BODY, MAX_API_BODY};
@@ -155,6 +155,15 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     GET "/webhooks/{name}/deliveries" => webhooks::deliveries, Api(Some(WriteAssets));
     POST "/webhooks/{name}/replay" => webhooks::replay, Api(Some(WriteAssets));
     POST "/webhooks/{name}/test" => webhooks::test, Api(Some(WriteAssets));
+    GET "/contacts" => escalations::contacts, Api(Some(WriteAssets));
+    POST "/contacts" => escalations::add_contact, Api(Some(WriteAssets));
+    GET "/contacts/deliveries" => escalations::emails, Api(Some(WriteAssets));
+    DELETE "/contacts/{name}" => escalations::remove_contact, Api(Some(WriteAssets));
+    GET "/escalations" => escalations::list, Api(Some(WriteAssets));
+    POST "/escalations" => escalations::add, Api(Some(WriteAssets));
+    GET "/escalations/{name}" => escalations::show, Api(Some(WriteAssets));
+    DELETE "/escalations/{name}" => escalations::remove, Api(Some(WriteAssets));
+    POST "/escalations/{name}/ack" => escalations::ack, Api(Some(WriteAssets));
 });
 
 routes!(ENROL_ROUTES, enrol_routes, "/agent/v1", {

@@ -337,15 +337,25 @@ where
                 srx,
             ))
         });
+        // Email delivery too (when an SMTP server is configured).
+        let (mtx, mrx) = tokio::sync::oneshot::channel::<()>();
+        let mail = tokio::spawn(crate::mail::run(
+            prepared.app.clone(),
+            prepared.metrics.clone(),
+            runner.leading(),
+            mrx,
+        ));
         let duties = tokio::spawn(run_duties(runner, rx));
         let both = tokio::spawn(async move {
             let _ = duties.await;
             let _ = wtx.send(());
             let _ = stx.send(());
+            let _ = mtx.send(());
             let _ = webhooks.await;
             if let Some(s) = siem {
                 let _ = s.await;
             }
+            let _ = mail.await;
         });
         (Some(tx), Some(both))
     } else {

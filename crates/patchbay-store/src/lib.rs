@@ -95,6 +95,8 @@ pub trait Tx:
     + RolloutStore
     + WebhookStore
     + SiemStore
+    + ContactStore
+    + EscalationStore
     + Send
 {
     /// Commits.

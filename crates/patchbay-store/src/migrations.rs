@@ -115,10 +115,18 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0041_siem_cursors.sql"),
         include_str!("../migrations/postgres/0041_siem_cursors.sql"),
     ),
+    (
+        45,
+        "escalations",
+        include_str!("../migrations/sqlite/0045_escalations.sql"),
+        include_str!("../migrations/postgres/0045_escalations.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
-pub const MIGRATION_VERSIONS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41];
+pub const MIGRATION_VERSIONS: &[i64] = &[
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41, 45,
+];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
     let list = MIGRATIONS

@@ -14,6 +14,7 @@ mod crash;
 mod delta;
 mod dev;
 mod duties;
+mod escalations;
 mod exceptions;
 mod heartbeats;
 mod identity;

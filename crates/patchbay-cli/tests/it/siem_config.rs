@@ -153,6 +153,13 @@ fn a_bad_config_file_stops_the_start_naming_file_line_and_key() {
         "{e}"
     );
     assert!(!e.contains("hunter2-pw"), "{e}");
+    // The file's [smtp] becomes the mailer: plain SMTP to a host that is not
+    // loopback is refused at start, naming the section.
+    let e = run(
+        "[smtp]\nhost = \"mail.example.net\"\ntls = \"none\"\nfrom = \"a@example.net\"\n",
+        &[],
+    );
+    assert!(e.contains("configuration: [smtp]:"), "{e}");
     let e = run(
         "",
         &[

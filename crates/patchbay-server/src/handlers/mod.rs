@@ -15,6 +15,8 @@
 //! - [`exceptions`]: the exception register.
 //! - [`reports`]: reports and the evidence bundle.
 //! - [`changes`]: change records, runbooks, lessons.
+//! - [`escalations`]: notification contacts, the email log, escalation
+//!   chains and acknowledgement.
 //! - [`webhooks`]: webhook subscriptions, deliveries, replays, tests.
 
 pub mod agent;
@@ -22,6 +24,7 @@ pub mod assets;
 pub mod audit;
 pub mod changes;
 pub mod deployments;
+pub mod escalations;
 pub mod exceptions;
 pub mod findings;
 pub mod ops;

@@ -13,11 +13,11 @@ use patchbay_core::job::{AgentView, JobKind, SignedJob, admit};
 use patchbay_proto::agent::{CheckinRequest, InventoryPayload};
 use serde_json::{Value, json};
 
-async fn fleet(s: &InProcess, n: usize) -> Vec<Host> {
+pub(crate) async fn fleet(s: &InProcess, n: usize) -> Vec<Host> {
     crate::support::fleet(s, n, 0xabc0).await
 }
 
-async fn token(s: &InProcess, role: &str) -> String {
+pub(crate) async fn token(s: &InProcess, role: &str) -> String {
     s.ok_json(
         "POST",
         "/api/v1/tokens",
@@ -31,7 +31,11 @@ async fn token(s: &InProcess, role: &str) -> String {
 }
 
 /// An unchanged check-in carrying `results`; returns (jobs, acked).
-async fn checkin(s: &InProcess, h: &Host, results: Value) -> (Vec<SignedJob>, Vec<String>) {
+pub(crate) async fn checkin(
+    s: &InProcess,
+    h: &Host,
+    results: Value,
+) -> (Vec<SignedJob>, Vec<String>) {
     let hash = {
         // An unchanged check-in names the hash the server holds.
         let a = s
@@ -66,7 +70,7 @@ fn unchanged(hash: String, results: Value, wait_secs: Option<u32>) -> Value {
     .unwrap()
 }
 
-fn result(key: &str, host: &str, ok: bool) -> Value {
+pub(crate) fn result(key: &str, host: &str, ok: bool) -> Value {
     json!({"key": key, "outcome": if ok {"succeeded"} else {"failed"},
            "step": if ok { Value::Null } else { json!("verify.health") },
            "message": if ok { Value::Null } else { json!("web: expected 200, got 500") },

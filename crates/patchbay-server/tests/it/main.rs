@@ -4,6 +4,8 @@
 //! `crates/patchbay-cli/tests/it`).
 
 mod deploy;
+mod email;
+mod escalations;
 mod hardening;
 mod heartbeats;
 mod matrix;

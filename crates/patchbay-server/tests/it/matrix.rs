@@ -167,6 +167,27 @@ const EXPECTED: &[(&str, &str, Who)] = &[
         "/api/v1/webhooks/{name}/test",
         Who::Roles(OPERATORS),
     ),
+    // Contacts (email addresses) and escalation chains send data out of
+    // Patchbay like webhooks: the operators who run integrations. An
+    // approver answers an approval escalation by deciding the approval,
+    // which resolves it; acknowledging is the operators'.
+    ("GET", "/api/v1/contacts", Who::Roles(OPERATORS)),
+    ("POST", "/api/v1/contacts", Who::Roles(OPERATORS)),
+    ("GET", "/api/v1/contacts/deliveries", Who::Roles(OPERATORS)),
+    ("DELETE", "/api/v1/contacts/{name}", Who::Roles(OPERATORS)),
+    ("GET", "/api/v1/escalations", Who::Roles(OPERATORS)),
+    ("POST", "/api/v1/escalations", Who::Roles(OPERATORS)),
+    ("GET", "/api/v1/escalations/{name}", Who::Roles(OPERATORS)),
+    (
+        "DELETE",
+        "/api/v1/escalations/{name}",
+        Who::Roles(OPERATORS),
+    ),
+    (
+        "POST",
+        "/api/v1/escalations/{name}/ack",
+        Who::Roles(OPERATORS),
+    ),
 ];
 
 /// A caller of the matrix.

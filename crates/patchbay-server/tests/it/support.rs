@@ -172,6 +172,7 @@ impl InProcess {
 }
 
 /// An enrolled test host: its asset name, machine id and agent secret.
+#[derive(Clone)]
 pub struct Host {
     pub name: String,
     pub mid: String,

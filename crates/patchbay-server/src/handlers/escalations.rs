@@ -1,0 +1,128 @@
+//! Notification contacts, their email log, and escalation chains with
+//! acknowledgement.
+
+use crate::extract::{ApiResult, Authed, json_body, query};
+use crate::router::AppState;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use patchbay_proto::api::{ContactSpec, EscalationAckIn, EscalationSpec, List};
+use serde::Deserialize;
+
+/// `GET /api/v1/contacts`.
+pub async fn contacts(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
+    Ok(Json(List {
+        items: st.app.contacts(&a.caller, &a.ctx).await?,
+    }))
+}
+
+/// `POST /api/v1/contacts`.
+pub async fn add_contact(
+    State(st): State<AppState>,
+    a: Authed,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let spec: ContactSpec = json_body(body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.app.add_contact(&a.caller, &spec, &a.ctx).await?),
+    ))
+}
+
+/// `DELETE /api/v1/contacts/{name}`.
+pub async fn remove_contact(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    st.app.remove_contact(&a.caller, &name, &a.ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EmailsQuery {
+    #[serde(default)]
+    contact: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/contacts/deliveries?contact=&limit=`: the email log.
+pub async fn emails(
+    State(st): State<AppState>,
+    a: Authed,
+    q: Result<Query<EmailsQuery>, QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let q = query(q)?;
+    Ok(Json(List {
+        items: st
+            .app
+            .email_deliveries(
+                &a.caller,
+                q.contact.as_deref(),
+                q.limit.unwrap_or(100),
+                &a.ctx,
+            )
+            .await?,
+    }))
+}
+
+/// `GET /api/v1/escalations`.
+pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
+    Ok(Json(List {
+        items: st.app.escalations(&a.caller, &a.ctx).await?,
+    }))
+}
+
+/// `POST /api/v1/escalations`.
+pub async fn add(
+    State(st): State<AppState>,
+    a: Authed,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let spec: EscalationSpec = json_body(body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(st.app.add_escalation(&a.caller, &spec, &a.ctx).await?),
+    ))
+}
+
+/// `GET /api/v1/escalations/{name}`.
+pub async fn show(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        st.app.escalation_chain(&a.caller, &name, &a.ctx).await?,
+    ))
+}
+
+/// `DELETE /api/v1/escalations/{name}`.
+pub async fn remove(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    st.app.remove_escalation(&a.caller, &name, &a.ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/escalations/{name}/ack`.
+pub async fn ack(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let input: EscalationAckIn = json_body(body)?;
+    Ok(Json(
+        st.app
+            .ack_escalation(&a.caller, &name, &input, &a.ctx)
+            .await?,
+    ))
+}
