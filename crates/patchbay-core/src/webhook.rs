@@ -18,7 +18,8 @@
 //! JSON, Slack Block Kit, a Microsoft Teams Adaptive Card (Workflows
 //! webhook), PagerDuty Events v2, a Jira issue and a ServiceNow change
 //! request; [`render`] returns `None` for an event a template does not carry
-//! (PagerDuty only pages on a halt and resolves on completion or rollback).
+//! (PagerDuty only pages on a halt or an SLA breach and resolves on
+//! completion or rollback).
 
 use crate::event::{Event, Kind};
 use hmac::{Hmac, KeyInit, Mac};
@@ -314,6 +315,9 @@ pub fn render(template: Template, e: &Event, opts: &TemplateOptions) -> Option<V
             }]
         })),
         Template::Pagerduty => {
+            if e.kind == Kind::SlaBreached {
+                return Some(pagerduty_sla_breach(e, opts));
+            }
             let action = match e.kind {
                 Kind::DeploymentHalted | Kind::DeploymentRollbackFailed => "trigger",
                 Kind::DeploymentCompleted | Kind::DeploymentRolledBack => "resolve",
@@ -323,7 +327,7 @@ pub fn render(template: Template, e: &Event, opts: &TemplateOptions) -> Option<V
             let mut body = json!({
                 "routing_key": opts.routing_key.clone().unwrap_or_default(),
                 "event_action": action,
-                "dedup_key": format!("patchbay-deployment-{dep}"),
+                "dedup_key": clip(&format!("patchbay-deployment-{dep}"), 255),
             });
             if action == "trigger" {
                 body["payload"] = json!({
@@ -365,6 +369,41 @@ pub fn render(template: Template, e: &Event, opts: &TemplateOptions) -> Option<V
             }))
         }
     }
+}
+
+/// PagerDuty for `sla.breached`: a breach concerns a finding, not a
+/// deployment, so it pages under its own `dedup_key`,
+/// `patchbay-sla-<finding id>` (one incident per finding, however often the
+/// event is sent again); severity `critical` for a P0 finding, else `error`.
+/// Nothing resolves it from Patchbay yet (no event marks a finding fixed):
+/// it is resolved in PagerDuty, or by its auto-resolve timeout.
+fn pagerduty_sla_breach(e: &Event, opts: &TemplateOptions) -> Value {
+    let finding = e.subject.strip_prefix("finding:").unwrap_or(&e.subject);
+    let severity = if e.tier.as_deref() == Some("P0") {
+        "critical"
+    } else {
+        "error"
+    };
+    let mut payload = json!({
+        "summary": clip(&e.summary, 1024),
+        "source": "patchbay",
+        "severity": severity,
+        "timestamp": e.at.to_string(),
+        "class": e.kind.as_str(),
+        "custom_details": e.data,
+    });
+    if let Some(asset) = e.data.get("asset").and_then(Value::as_str) {
+        payload["component"] = json!(asset);
+    }
+    if let Some(g) = &e.group {
+        payload["group"] = json!(g);
+    }
+    json!({
+        "routing_key": opts.routing_key.clone().unwrap_or_default(),
+        "event_action": "trigger",
+        "dedup_key": clip(&format!("patchbay-sla-{finding}"), 255),
+        "payload": payload,
+    })
 }
 
 #[cfg(test)]
@@ -454,5 +493,33 @@ mod tests {
         assert_eq!(r["event_action"], "resolve");
         assert_eq!(t["dedup_key"], r["dedup_key"]);
         assert!(render(Template::Pagerduty, &ev("deployment.started"), &o).is_none());
+    }
+
+    #[test]
+    fn pagerduty_triggers_on_an_sla_breach_under_the_findings_own_dedup_key() {
+        let at = "2026-12-06T00:00:00Z".parse().unwrap();
+        let o = TemplateOptions::default();
+        let breach = |f: &str, tier: &str| {
+            Event::from_outbox(
+                2,
+                at,
+                "sla.breached",
+                "system:sla-watch",
+                &format!("finding:{f}"),
+                &json!({"asset": "web-1", "tier": tier, "group": "web", "message": "SLA breached"}),
+            )
+        };
+        let b = render(Template::Pagerduty, &breach("F-7", "P0"), &o).unwrap();
+        assert_eq!(b["event_action"], "trigger");
+        assert_eq!(b["dedup_key"], "patchbay-sla-F-7");
+        assert_eq!(b["payload"]["severity"], "critical");
+        assert_eq!(b["payload"]["component"], "web-1");
+        assert_eq!(b["payload"]["group"], "web");
+        let other = render(Template::Pagerduty, &breach("F-8", "P2"), &o).unwrap();
+        assert_eq!(other["dedup_key"], "patchbay-sla-F-8");
+        assert_eq!(other["payload"]["severity"], "error");
+        // At risk is not a page.
+        let risk = Event::from_outbox(3, at, "sla.at_risk", "s", "finding:F-7", &json!({}));
+        assert!(render(Template::Pagerduty, &risk, &o).is_none());
     }
 }

@@ -56,12 +56,24 @@ fn events() -> Vec<Event> {
         ),
         ("exception.expired", json!({"owner": "db"})),
         ("window.add", json!({"n": 1})),
+        (
+            "sla.breached",
+            json!({"asset": "web-1", "advisory": "DSA-1", "package": "openssl",
+                   "tier": "P0", "due": "2026-12-01T00:00:00Z", "group": "web",
+                   "owner": null, "message": "SLA breached: DSA-1 on web-1"}),
+        ),
+        (
+            "sla.at_risk",
+            json!({"asset": "web-1", "tier": "P1", "group": null, "message": "SLA at risk"}),
+        ),
     ]
     .into_iter()
     .enumerate()
     {
         let subject = if action.starts_with("deployment") {
             "deployment:DEP-2026-0001".to_string()
+        } else if action.starts_with("sla.") {
+            "finding:FND-00000000000000000000000000000001".to_string()
         } else {
             "exception:EXC-2026-0001".to_string()
         };
@@ -102,12 +114,13 @@ fn every_template_matches_its_services_documented_schema() {
             }
         }
     }
-    // Each template rendered something (PagerDuty: 2 triggers, 2 resolves).
-    assert_eq!(rendered.get("pagerduty"), Some(&4), "{rendered:?}");
+    // Each template rendered something (PagerDuty: 2 deployment triggers,
+    // 2 resolves, 1 SLA-breach trigger).
+    assert_eq!(rendered.get("pagerduty"), Some(&5), "{rendered:?}");
     assert_eq!(rendered.get("jira"), Some(&1));
     assert_eq!(rendered.get("servicenow"), Some(&1));
-    assert_eq!(rendered.get("slack"), Some(&9));
-    assert_eq!(rendered.get("teams"), Some(&9));
+    assert_eq!(rendered.get("slack"), Some(&11));
+    assert_eq!(rendered.get("teams"), Some(&11));
     let mut child = Command::new("python3")
         .args(["-c", VALIDATE])
         .stdin(Stdio::piped())
