@@ -20,6 +20,14 @@
 //! makes dead letters pending again. The server runs one task per
 //! subscription, so a slow or hanging receiver only delays itself.
 //!
+//! **Pacing**: a template with a rate limit ([`Template::min_interval`]:
+//! Slack, one message per second) is sent one delivery per round, and the
+//! [`Sender`] holds the subscription until the interval has passed after
+//! the answer (time from the app's clock). A `429` or `503` answer with
+//! `Retry-After` ([`webhook::retry_after`]) holds the subscription, whatever
+//! its template, and schedules the retry no earlier than it says (the later
+//! of that and the backoff); it still counts as a failed attempt.
+//!
 //! The secret is stored as is, not hashed: the server must compute an HMAC
 //! with it for every delivery, which a hash would not allow (encryption at
 //! rest is out of scope; the database is as sensitive as the signing key
@@ -92,14 +100,22 @@ pub struct DeliverReport {
     pub dead: u64,
     /// When the subscription next has a delivery due, if any.
     pub next_due: Option<Timestamp>,
+    /// Nothing was sent: the subscription is held (paced, or asked to wait
+    /// by `Retry-After`) until then.
+    pub held_until: Option<Timestamp>,
 }
 
 /// A shared, pooling HTTP client for deliveries (blocking ureq, run on the
 /// blocking pool: a hanging receiver holds one thread of its own
 /// subscription until the timeout, nothing else).
+///
+/// It also keeps, per subscription, the time before which nothing more is
+/// sent to it (pacing and `Retry-After`): in memory, on the replica that
+/// delivers (a failover forgets at most one interval).
 #[derive(Clone)]
 pub struct Sender {
     agent: ureq::Agent,
+    hold: Arc<std::sync::Mutex<std::collections::HashMap<i64, Timestamp>>>,
 }
 
 impl Sender {
@@ -112,15 +128,37 @@ impl Sender {
             .user_agent("patchbay-webhooks")
             .build()
             .into();
-        Self { agent }
+        Self {
+            agent,
+            hold: Arc::default(),
+        }
+    }
+
+    /// Until when subscription `sub` is held, if it is after `now`.
+    fn held(&self, sub: i64, now: Timestamp) -> Option<Timestamp> {
+        let hold = self.hold.lock().unwrap_or_else(|p| p.into_inner());
+        hold.get(&sub).copied().filter(|t| *t > now)
+    }
+
+    /// Holds `sub` until `until` (never shortens a hold).
+    fn hold(&self, sub: i64, until: Timestamp) {
+        let mut hold = self.hold.lock().unwrap_or_else(|p| p.into_inner());
+        let t = hold.entry(sub).or_insert(until);
+        *t = (*t).max(until);
     }
 
     /// POSTs `body` with no Patchbay headers (the benchmark's ceiling).
     pub fn post_plain(&self, url: &str, body: Vec<u8>) -> Result<u16, String> {
-        self.post(url, &[], body)
+        self.post(url, &[], body).map(|(status, _)| status)
     }
 
-    fn post(&self, url: &str, headers: &[(&str, String)], body: Vec<u8>) -> Result<u16, String> {
+    /// POSTs; the answer's status and its `Retry-After` header, if any.
+    fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<(u16, Option<String>), String> {
         let mut req = self
             .agent
             .post(url)
@@ -131,13 +169,18 @@ impl Sender {
         match req.send(&body[..]) {
             Ok(resp) => {
                 let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 // Read (and drop) the answer so the connection is reused.
                 let _ = resp
                     .into_body()
                     .with_config()
                     .limit(64 * 1024)
                     .read_to_vec();
-                Ok(status)
+                Ok((status, retry_after))
             }
             Err(e) => Err(e.to_string()),
         }
@@ -521,15 +564,28 @@ impl App {
     ) -> Result<DeliverReport, AppError> {
         let cfg = self.config().webhooks.clone();
         let now = self.now();
-        let (s, due) = {
+        if let Some(until) = sender.held(sub, now) {
+            return Ok(DeliverReport {
+                held_until: Some(until),
+                next_due: Some(until),
+                ..DeliverReport::default()
+            });
+        }
+        let (s, template, due) = {
             let mut r = self.store.read().await?;
             let Some(s) = r.subscriptions().await?.into_iter().find(|s| s.id == sub) else {
                 return Ok(DeliverReport::default());
             };
-            let due = r.due_deliveries(sub, now, cfg.batch.max(1)).await?;
-            (s, due)
+            let template = Template::parse(&s.sub.template).map_err(AppError::invalid)?;
+            // A paced template sends one delivery per round.
+            let limit = if template.min_interval().is_some() {
+                1
+            } else {
+                cfg.batch.max(1)
+            };
+            let due = r.due_deliveries(sub, now, limit).await?;
+            (s, template, due)
         };
-        let template = Template::parse(&s.sub.template).map_err(AppError::invalid)?;
         let opts: TemplateOptions =
             serde_json::from_value(s.sub.options.clone()).unwrap_or_default();
         let secret = Arc::new(s.sub.secret.clone());
@@ -566,9 +622,23 @@ impl App {
         while let Some(done) = set.join_next().await {
             let Ok((d, r)) = done else { continue };
             let at = self.now();
+            if let Some(gap) = template.min_interval() {
+                sender.hold(sub, at + gap);
+            }
+            // 429 / 503 with Retry-After: nothing to this subscription, and
+            // no retry of this delivery, before it says.
+            let mut wait = None;
             let (status, error) = match r {
-                Ok(code) if (200..300).contains(&code) => (Some(code as i64), None),
-                Ok(code) => (Some(code as i64), Some(format!("HTTP {code}"))),
+                Ok((code, _)) if (200..300).contains(&code) => (Some(code as i64), None),
+                Ok((code, ra)) => {
+                    if code == 429 || code == 503 {
+                        wait = ra.as_deref().and_then(|v| webhook::retry_after(v, at));
+                        if let Some(w) = wait {
+                            sender.hold(sub, at + w);
+                        }
+                    }
+                    (Some(code as i64), Some(format!("HTTP {code}")))
+                }
                 Err(e) => (None, Some(e)),
             };
             let n = d.attempts.max(0) as u32 + 1;
@@ -583,9 +653,10 @@ impl App {
                 rep.failed += 1;
                 rep.retried += 1;
                 let unit: f64 = rand::random();
+                let backoff = backoff_delay(n, cfg.backoff_base, cfg.backoff_max, unit);
                 (
                     state::PENDING,
-                    at + backoff_delay(n, cfg.backoff_base, cfg.backoff_max, unit),
+                    at + wait.map_or(backoff, |w| w.max(backoff)),
                 )
             };
             if let Some(err) = &error {

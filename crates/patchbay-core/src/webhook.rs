@@ -262,6 +262,44 @@ pub struct TemplateOptions {
     pub project: Option<String>,
 }
 
+impl Template {
+    /// The least spacing between two requests of one subscription of this
+    /// template: Slack allows one message per second per incoming webhook
+    /// (<https://api.slack.com/docs/rate-limits>, "Incoming webhooks");
+    /// the others are not paced.
+    pub fn min_interval(self) -> Option<SignedDuration> {
+        match self {
+            Template::Slack => Some(SLACK_MIN_INTERVAL),
+            _ => None,
+        }
+    }
+}
+
+/// Slack's rate limit for an incoming webhook: one message per second.
+pub const SLACK_MIN_INTERVAL: SignedDuration = SignedDuration::from_secs(1);
+
+/// The longest `Retry-After` honoured (a longer one is cut to this).
+pub const RETRY_AFTER_MAX: SignedDuration = SignedDuration::from_hours(24);
+
+/// The wait a `Retry-After` header asks for at `now` (RFC 9110 §10.2.3):
+/// delay-seconds (`120`) or an HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`,
+/// a date in the past is no wait). `None` for anything else; at most
+/// [`RETRY_AFTER_MAX`]. Never panics.
+pub fn retry_after(value: &str, now: jiff::Timestamp) -> Option<SignedDuration> {
+    let v = value.trim();
+    let d = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        SignedDuration::from_secs(
+            v.parse::<i64>()
+                .unwrap_or(i64::MAX)
+                .min(RETRY_AFTER_MAX.as_secs()),
+        )
+    } else {
+        let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+        at.duration_since(now).max(SignedDuration::ZERO)
+    };
+    Some(d.min(RETRY_AFTER_MAX))
+}
+
 /// Slack's limit of blocks per message, and of a section's text.
 pub const SLACK_MAX_BLOCKS: usize = 50;
 /// Slack's limit of a section block's text.
@@ -521,5 +559,34 @@ mod tests {
         // At risk is not a page.
         let risk = Event::from_outbox(3, at, "sla.at_risk", "s", "finding:F-7", &json!({}));
         assert!(render(Template::Pagerduty, &risk, &o).is_none());
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now: jiff::Timestamp = "1994-11-06T08:49:00Z".parse().unwrap();
+        assert_eq!(
+            retry_after("120", now),
+            Some(SignedDuration::from_secs(120))
+        );
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(SignedDuration::from_secs(37))
+        );
+        // In the past: no wait; absurdly far: capped; garbage: none.
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(SignedDuration::ZERO)
+        );
+        assert_eq!(
+            retry_after("99999999999999999999999", now),
+            Some(RETRY_AFTER_MAX)
+        );
+        assert_eq!(retry_after("-5", now), None);
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(
+            Template::Slack.min_interval(),
+            Some(SignedDuration::from_secs(1))
+        );
+        assert_eq!(Template::Generic.min_interval(), None);
     }
 }
