@@ -590,3 +590,48 @@ async fn slack_is_paced_and_retry_after_is_honoured_postgres() {
     }
     slack_pacing_and_retry_after("postgres").await;
 }
+
+/// The server's delivery loop keeps a Slack subscription's pace: with the
+/// (manual) clock standing still, one message goes and the rest wait; each
+/// second the clock moves lets exactly one more through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delivery_loop_sends_a_slack_subscription_one_message_per_second() {
+    let mut cfg = config();
+    cfg.webhooks.poll = Duration::from_millis(100);
+    let s = InProcess::with_config(cfg).await;
+    let rx = Receiver::start(clock_secs(&s.clock)).await;
+    add(&s, &rx, "chat", json!({"template": "slack"})).await;
+    let leading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let metrics = patchbay_server::metrics::Metrics::new();
+    let task = tokio::spawn(patchbay_server::delivery::run(
+        s.app.clone(),
+        metrics,
+        leading,
+        stopped,
+    ));
+    for _ in 0..3 {
+        s.ok_json("POST", "/api/v1/webhooks/chat/test", &s.admin, json!(null))
+            .await;
+    }
+    let accepted = || rx.seen(|x| x.by_path.get("chat").map_or(0, Vec::len));
+    let wait_for = |n: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while accepted() < n {
+            assert!(Instant::now() < deadline, "message {n} not received in 5 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    wait_for(1).await;
+    for n in 2..=3 {
+        // The clock stands still: the loop, woken by its poll, sends nothing.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(accepted(), n - 1, "sent within the same second");
+        s.clock.advance(SignedDuration::from_secs(1));
+        wait_for(n).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(accepted(), 3);
+    let _ = stop.send(());
+    let _ = task.await;
+}
