@@ -381,32 +381,152 @@ pub fn render(template: Template, e: &Event, opts: &TemplateOptions) -> Option<V
             Some(body)
         }
         Template::Jira => {
-            if e.kind != Kind::DeploymentCreated {
-                return None;
-            }
             let dep = e.deployment.clone().unwrap_or_default();
-            Some(json!({"fields": {
-                "project": {"key": opts.project.clone().unwrap_or_else(|| "OPS".into())},
-                "summary": clip(&format!("Patch deployment {dep}"), 255),
-                "description": format!("{}\n\nCreated by {} at {}.", e.summary, e.actor, e.at),
-                "issuetype": {"name": "Task"},
-                "labels": ["patchbay", format!("patchbay-{dep}")],
-            }}))
+            if e.kind == Kind::DeploymentCreated {
+                return Some(json!({"fields": {
+                    "project": {"key": opts.project.clone().unwrap_or_else(|| "OPS".into())},
+                    "summary": clip(&format!("Patch deployment {dep}"), 255),
+                    "description": format!("{}\n\nCreated by {} at {}.", e.summary, e.actor, e.at),
+                    "issuetype": {"name": "Task"},
+                    "labels": ["patchbay", format!("patchbay-{dep}")],
+                }}));
+            }
+            lifecycle_step(e.kind)?;
+            // A comment on the deployment's issue (POST …/issue/{key}/comment).
+            Some(
+                json!({"body": clip(&format!("{}: {} ({}, {})", e.kind, e.summary, e.actor, e.at), 32_000)}),
+            )
         }
         Template::Servicenow => {
-            if e.kind != Kind::DeploymentCreated {
-                return None;
-            }
             let dep = e.deployment.clone().unwrap_or_default();
-            Some(json!({
-                "short_description": clip(&format!("Patch deployment {dep}"), 160),
-                "description": e.summary,
-                "correlation_id": format!("patchbay-{dep}"),
-                "correlation_display": "Patchbay",
-                "category": "Software",
-            }))
+            if e.kind == Kind::DeploymentCreated {
+                return Some(json!({
+                    "short_description": clip(&format!("Patch deployment {dep}"), 160),
+                    "description": e.summary,
+                    "correlation_id": format!("patchbay-{dep}"),
+                    "correlation_display": "Patchbay",
+                    "category": "Software",
+                }));
+            }
+            let note = format!("{}: {} ({}, {})", e.kind, e.summary, e.actor, e.at);
+            // PATCH …/change/{sys_id}: states of a normal change: -1
+            // Implement, 3 Closed.
+            Some(match lifecycle_step(e.kind)? {
+                Step::Progress => json!({"state": "-1", "work_notes": note}),
+                Step::Completed => json!({"state": "3", "close_code": "successful",
+                    "close_notes": note, "work_notes": note}),
+                Step::RolledBack => json!({"state": "3", "close_code": "unsuccessful",
+                    "close_notes": format!("Rolled back. {note}"), "work_notes": note}),
+            })
         }
     }
+}
+
+/// Where a lifecycle event leaves a deployment's ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Progress,
+    Completed,
+    RolledBack,
+}
+
+fn lifecycle_step(k: Kind) -> Option<Step> {
+    match k {
+        Kind::DeploymentRingPassed | Kind::DeploymentHalted => Some(Step::Progress),
+        Kind::DeploymentCompleted => Some(Step::Completed),
+        Kind::DeploymentRolledBack => Some(Step::RolledBack),
+        _ => None,
+    }
+}
+
+/// How a ticketing template's body is sent: the method and the path under
+/// the subscription's URL (the instance's base URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// `POST` or `PATCH`.
+    pub method: &'static str,
+    /// Appended to the subscription's URL.
+    pub path: String,
+    /// The deployment whose ticket this is, and whether this request
+    /// creates it (its answer carries the id to keep).
+    pub deployment: String,
+    /// This request creates the ticket.
+    pub creates: bool,
+}
+
+/// The route of a Jira / ServiceNow request for `e` (other templates POST
+/// to the URL as is: `None`). `external` is the id kept from the create
+/// call's answer; a follow-up without it is an error (retried: the create
+/// may not be delivered yet). Jira: `POST /rest/api/2/issue`, then `POST
+/// /rest/api/2/issue/{key}/comment`; ServiceNow: `POST
+/// /api/sn_chg_rest/change/normal`, then `PATCH
+/// /api/sn_chg_rest/change/{sys_id}`.
+pub fn route(
+    template: Template,
+    e: &Event,
+    external: Option<&str>,
+) -> Option<Result<Route, String>> {
+    let (create, follow) = match template {
+        Template::Jira => ("/rest/api/2/issue", "/rest/api/2/issue/{}/comment"),
+        Template::Servicenow => (
+            "/api/sn_chg_rest/change/normal",
+            "/api/sn_chg_rest/change/{}",
+        ),
+        _ => return None,
+    };
+    let deployment = e.deployment.clone().unwrap_or_default();
+    if e.kind == Kind::DeploymentCreated {
+        return Some(Ok(Route {
+            method: "POST",
+            path: create.into(),
+            deployment,
+            creates: true,
+        }));
+    }
+    let Some(id) = external else {
+        return Some(Err(format!(
+            "no {} record created yet for deployment {deployment:?}",
+            template.as_str()
+        )));
+    };
+    // The id came from the receiver: escape it into the path.
+    let id: String = url_escape(id);
+    let method = if template == Template::Jira {
+        "POST"
+    } else {
+        "PATCH"
+    };
+    Some(Ok(Route {
+        method,
+        path: follow.replace("{}", &id),
+        deployment,
+        creates: false,
+    }))
+}
+
+/// Percent-escapes all but `A–Z a–z 0–9 - _ ~` (dots too: `..` must not
+/// become a path segment).
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The id to keep from a create call's answer: Jira's `key`, ServiceNow's
+/// `result.sys_id` (a string, or `{"value": …}` with display values on).
+pub fn external_id(template: Template, answer: &Value) -> Option<String> {
+    let v = match template {
+        Template::Jira => answer.get("key")?,
+        Template::Servicenow => answer.get("result")?.get("sys_id")?,
+        _ => return None,
+    };
+    let v = v.get("value").unwrap_or(v);
+    v.as_str()
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .map(str::to_string)
 }
 
 /// PagerDuty for `sla.breached`: a breach concerns a finding, not a
@@ -588,5 +708,68 @@ mod tests {
             Some(SignedDuration::from_secs(1))
         );
         assert_eq!(Template::Generic.min_interval(), None);
+    }
+
+    #[test]
+    fn ticketing_routes_keep_the_created_id_and_escape_it() {
+        let at = "2026-12-06T00:00:00Z".parse().unwrap();
+        let ev = |a: &str| Event::from_outbox(1, at, a, "ops", "deployment:DEP-1", &json!({}));
+        let c = route(Template::Jira, &ev("deployment.created"), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str(), c.creates),
+            ("POST", "/rest/api/2/issue", true)
+        );
+        assert!(
+            route(Template::Jira, &ev("deployment.completed"), None)
+                .unwrap()
+                .is_err()
+        );
+        let f = route(
+            Template::Jira,
+            &ev("deployment.completed"),
+            Some("OPS/../1"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.path, "/rest/api/2/issue/OPS%2F%2E%2E%2F1/comment");
+        let p = route(
+            Template::Servicenow,
+            &ev("deployment.rollback"),
+            Some("abc"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (p.method, p.path.as_str()),
+            ("PATCH", "/api/sn_chg_rest/change/abc")
+        );
+        assert!(route(Template::Slack, &ev("deployment.created"), None).is_none());
+        assert_eq!(
+            external_id(Template::Jira, &json!({"id": "1", "key": "OPS-7"})),
+            Some("OPS-7".into())
+        );
+        assert_eq!(
+            external_id(
+                Template::Servicenow,
+                &json!({"result": {"sys_id": {"value": "s1"}}})
+            ),
+            Some("s1".into())
+        );
+        assert_eq!(
+            external_id(Template::Servicenow, &json!({"result": {}})),
+            None
+        );
+        let rb = render(
+            Template::Servicenow,
+            &ev("deployment.rollback"),
+            &TemplateOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (rb["state"].as_str(), rb["close_code"].as_str()),
+            (Some("3"), Some("unsuccessful"))
+        );
     }
 }
