@@ -20,6 +20,14 @@
 //! makes dead letters pending again. The server runs one task per
 //! subscription, so a slow or hanging receiver only delays itself.
 //!
+//! **Pacing**: a template with a rate limit ([`Template::min_interval`]:
+//! Slack, one message per second) is sent one delivery per round, and the
+//! [`Sender`] holds the subscription until the interval has passed after
+//! the answer (time from the app's clock). A `429` or `503` answer with
+//! `Retry-After` ([`webhook::retry_after`]) holds the subscription, whatever
+//! its template, and schedules the retry no earlier than it says (the later
+//! of that and the backoff); it still counts as a failed attempt.
+//!
 //! The secret is stored as is, not hashed: the server must compute an HMAC
 //! with it for every delivery, which a hash would not allow (encryption at
 //! rest is out of scope; the database is as sensitive as the signing key
@@ -92,14 +100,22 @@ pub struct DeliverReport {
     pub dead: u64,
     /// When the subscription next has a delivery due, if any.
     pub next_due: Option<Timestamp>,
+    /// Nothing was sent: the subscription is held (paced, or asked to wait
+    /// by `Retry-After`) until then.
+    pub held_until: Option<Timestamp>,
 }
 
 /// A shared, pooling HTTP client for deliveries (blocking ureq, run on the
 /// blocking pool: a hanging receiver holds one thread of its own
 /// subscription until the timeout, nothing else).
+///
+/// It also keeps, per subscription, the time before which nothing more is
+/// sent to it (pacing and `Retry-After`): in memory, on the replica that
+/// delivers (a failover forgets at most one interval).
 #[derive(Clone)]
 pub struct Sender {
     agent: ureq::Agent,
+    hold: Arc<std::sync::Mutex<std::collections::HashMap<i64, Timestamp>>>,
 }
 
 impl Sender {
@@ -112,32 +128,65 @@ impl Sender {
             .user_agent("patchbay-webhooks")
             .build()
             .into();
-        Self { agent }
+        Self {
+            agent,
+            hold: Arc::default(),
+        }
+    }
+
+    /// Until when subscription `sub` is held, if it is after `now`.
+    fn held(&self, sub: i64, now: Timestamp) -> Option<Timestamp> {
+        let hold = self.hold.lock().unwrap_or_else(|p| p.into_inner());
+        hold.get(&sub).copied().filter(|t| *t > now)
+    }
+
+    /// Holds `sub` until `until` (never shortens a hold).
+    fn hold(&self, sub: i64, until: Timestamp) {
+        let mut hold = self.hold.lock().unwrap_or_else(|p| p.into_inner());
+        let t = hold.entry(sub).or_insert(until);
+        *t = (*t).max(until);
     }
 
     /// POSTs `body` with no Patchbay headers (the benchmark's ceiling).
     pub fn post_plain(&self, url: &str, body: Vec<u8>) -> Result<u16, String> {
-        self.post(url, &[], body)
+        self.post("POST", url, &[], body)
+            .map(|(status, _, _)| status)
     }
 
-    fn post(&self, url: &str, headers: &[(&str, String)], body: Vec<u8>) -> Result<u16, String> {
-        let mut req = self
-            .agent
-            .post(url)
-            .header("Content-Type", "application/json");
+    /// POSTs (or PATCHes); the answer's status, its `Retry-After` header,
+    /// if any, and its body (at most 64 KiB).
+    fn post(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<(u16, Option<String>, Vec<u8>), String> {
+        let req = if method == "PATCH" {
+            self.agent.patch(url)
+        } else {
+            self.agent.post(url)
+        };
+        let mut req = req.header("Content-Type", "application/json");
         for (k, v) in headers {
             req = req.header(*k, v);
         }
         match req.send(&body[..]) {
             Ok(resp) => {
                 let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 // Read (and drop) the answer so the connection is reused.
-                let _ = resp
+                let answer = resp
                     .into_body()
                     .with_config()
                     .limit(64 * 1024)
-                    .read_to_vec();
-                Ok(status)
+                    .read_to_vec()
+                    .unwrap_or_default();
+                Ok((status, retry_after, answer))
             }
             Err(e) => Err(e.to_string()),
         }
@@ -521,24 +570,61 @@ impl App {
     ) -> Result<DeliverReport, AppError> {
         let cfg = self.config().webhooks.clone();
         let now = self.now();
-        let (s, due) = {
+        if let Some(until) = sender.held(sub, now) {
+            return Ok(DeliverReport {
+                held_until: Some(until),
+                next_due: Some(until),
+                ..DeliverReport::default()
+            });
+        }
+        let (s, template, due) = {
             let mut r = self.store.read().await?;
             let Some(s) = r.subscriptions().await?.into_iter().find(|s| s.id == sub) else {
                 return Ok(DeliverReport::default());
             };
-            let due = r.due_deliveries(sub, now, cfg.batch.max(1)).await?;
-            (s, due)
+            let template = Template::parse(&s.sub.template).map_err(AppError::invalid)?;
+            // A paced template sends one delivery per round; so does a
+            // ticketing one (a comment must follow its issue's creation).
+            let ticketing = matches!(template, Template::Jira | Template::Servicenow);
+            let limit = if template.min_interval().is_some() || ticketing {
+                1
+            } else {
+                cfg.batch.max(1)
+            };
+            let mut due = Vec::new();
+            for (d, row) in r.due_deliveries(sub, now, limit).await? {
+                let e = &row.event;
+                let ev =
+                    Event::from_outbox(row.id, e.at, &e.kind, &e.actor, &e.subject, &e.payload);
+                let ext = match &ev.deployment {
+                    Some(dep) if ticketing => r.webhook_link(sub, dep).await?,
+                    _ => None,
+                };
+                let route = webhook::route(template, &ev, ext.as_deref());
+                due.push((d, ev, route));
+            }
+            (s, template, due)
         };
-        let template = Template::parse(&s.sub.template).map_err(AppError::invalid)?;
         let opts: TemplateOptions =
             serde_json::from_value(s.sub.options.clone()).unwrap_or_default();
         let secret = Arc::new(s.sub.secret.clone());
         let url = Arc::new(s.sub.url.clone());
         let sem = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency.max(1)));
         let mut set = tokio::task::JoinSet::new();
-        for (d, row) in due {
-            let e = &row.event;
-            let ev = Event::from_outbox(row.id, e.at, &e.kind, &e.actor, &e.subject, &e.payload);
+        for (d, ev, route) in due {
+            // Ticketing templates: the method and path under the base URL.
+            let (method, url, link) = match route {
+                None => ("POST", url.clone(), None),
+                Some(Ok(r)) => (
+                    r.method,
+                    Arc::new(format!("{}{}", url.trim_end_matches('/'), r.path)),
+                    r.creates.then_some(r.deployment),
+                ),
+                Some(Err(e)) => {
+                    set.spawn(async move { (d, Err(e), None) });
+                    continue;
+                }
+            };
             let body = webhook::render(template, &ev, &opts)
                 .map(|v| v.to_string().into_bytes())
                 .unwrap_or_default();
@@ -548,27 +634,55 @@ impl App {
                 (DELIVERY_HEADER, d.delivery_id.clone()),
                 (EVENT_HEADER, ev.kind.as_str().to_string()),
             ];
-            let (sender, url, sem) = (sender.clone(), url.clone(), sem.clone());
+            let (sender, sem) = (sender.clone(), sem.clone());
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                let r = tokio::task::spawn_blocking(move || sender.post(&url, &headers, body))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("sender task failed: {e}")));
-                (d, r)
+                let r =
+                    tokio::task::spawn_blocking(move || sender.post(method, &url, &headers, body))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("sender task failed: {e}")));
+                (d, r, link)
             });
         }
         let mut attempts = Vec::new();
+        let mut links: Vec<(String, String)> = Vec::new();
         let mut rep = DeliverReport::default();
         // Outcomes are stored in small batches as they come (not at the end of
         // the round): after a crash, only the last few accepted deliveries are
         // sent again, and a hanging request does not hold the others' results.
         let flush_every = cfg.concurrency.max(1);
         while let Some(done) = set.join_next().await {
-            let Ok((d, r)) = done else { continue };
+            let Ok((d, r, link)) = done else { continue };
             let at = self.now();
+            if let Some(gap) = template.min_interval() {
+                sender.hold(sub, at + gap);
+            }
+            // 429 / 503 with Retry-After: nothing to this subscription, and
+            // no retry of this delivery, before it says.
+            let mut wait = None;
             let (status, error) = match r {
-                Ok(code) if (200..300).contains(&code) => (Some(code as i64), None),
-                Ok(code) => (Some(code as i64), Some(format!("HTTP {code}"))),
+                Ok((code, _, answer)) if (200..300).contains(&code) => {
+                    // A create call: keep the id its answer carries.
+                    if let Some(dep) = link {
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&answer).unwrap_or_default();
+                        match webhook::external_id(template, &v) {
+                            Some(id) => links.push((dep, id)),
+                            None => tracing::warn!(webhook = %s.sub.name, deployment = %dep,
+                                "the create call's answer carries no id: later updates of this deployment will fail"),
+                        }
+                    }
+                    (Some(code as i64), None)
+                }
+                Ok((code, ra, _)) => {
+                    if code == 429 || code == 503 {
+                        wait = ra.as_deref().and_then(|v| webhook::retry_after(v, at));
+                        if let Some(w) = wait {
+                            sender.hold(sub, at + w);
+                        }
+                    }
+                    (Some(code as i64), Some(format!("HTTP {code}")))
+                }
                 Err(e) => (None, Some(e)),
             };
             let n = d.attempts.max(0) as u32 + 1;
@@ -583,9 +697,10 @@ impl App {
                 rep.failed += 1;
                 rep.retried += 1;
                 let unit: f64 = rand::random();
+                let backoff = backoff_delay(n, cfg.backoff_base, cfg.backoff_max, unit);
                 (
                     state::PENDING,
-                    at + backoff_delay(n, cfg.backoff_base, cfg.backoff_max, unit),
+                    at + wait.map_or(backoff, |w| w.max(backoff)),
                 )
             };
             if let Some(err) = &error {
@@ -600,10 +715,15 @@ impl App {
                 error: error.map(|e| e.chars().take(500).collect()),
             });
             if attempts.len() >= flush_every {
-                self.record_attempts(&std::mem::take(&mut attempts)).await?;
+                self.record_attempts(
+                    sub,
+                    &std::mem::take(&mut attempts),
+                    &std::mem::take(&mut links),
+                )
+                .await?;
             }
         }
-        self.record_attempts(&attempts).await?;
+        self.record_attempts(sub, &attempts, &links).await?;
         rep.next_due = self.store.read().await?.next_due(sub).await?;
         if rep.dead > 0 {
             tracing::warn!(webhook = %s.sub.name, dead = rep.dead, "webhook deliveries dead-lettered; replay with `patchbay webhooks replay`");
@@ -613,13 +733,24 @@ impl App {
 
     /// Stores delivery attempts (the delivery log; bookkeeping of events
     /// already audited, so not audited itself).
-    async fn record_attempts(&self, attempts: &[Attempt]) -> Result<(), AppError> {
+    /// With them, the ids the create calls' answers carried (a ticket's
+    /// id is kept in the transaction that marks its creation delivered).
+    async fn record_attempts(
+        &self,
+        sub: i64,
+        attempts: &[Attempt],
+        links: &[(String, String)],
+    ) -> Result<(), AppError> {
         if attempts.is_empty() {
             return Ok(());
         }
+        let at = self.now();
         let mut tx = self.change_by_system(SystemActor::Webhooks).await?;
         for a in attempts {
             tx.record_attempt(a).await?;
+        }
+        for (dep, id) in links {
+            tx.set_webhook_link(sub, dep, id, at).await?;
         }
         tx.commit_unaudited("webhook delivery attempts (the delivery log)")
             .await

@@ -21,7 +21,8 @@ pub enum WebhooksCmd {
     Add {
         /// A name for the subscription (letters, digits, '-', '_', '.').
         name: String,
-        /// The receiver (http:// or https://).
+        /// The receiver (http:// or https://); for jira and servicenow the
+        /// instance's base URL (the API paths are appended).
         #[arg(long)]
         url: String,
         /// generic, slack, teams, pagerduty, jira or servicenow.

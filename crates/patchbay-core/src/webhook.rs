@@ -18,7 +18,8 @@
 //! JSON, Slack Block Kit, a Microsoft Teams Adaptive Card (Workflows
 //! webhook), PagerDuty Events v2, a Jira issue and a ServiceNow change
 //! request; [`render`] returns `None` for an event a template does not carry
-//! (PagerDuty only pages on a halt and resolves on completion or rollback).
+//! (PagerDuty only pages on a halt or an SLA breach and resolves on
+//! completion or rollback).
 
 use crate::event::{Event, Kind};
 use hmac::{Hmac, KeyInit, Mac};
@@ -261,6 +262,44 @@ pub struct TemplateOptions {
     pub project: Option<String>,
 }
 
+impl Template {
+    /// The least spacing between two requests of one subscription of this
+    /// template: Slack allows one message per second per incoming webhook
+    /// (<https://api.slack.com/docs/rate-limits>, "Incoming webhooks");
+    /// the others are not paced.
+    pub fn min_interval(self) -> Option<SignedDuration> {
+        match self {
+            Template::Slack => Some(SLACK_MIN_INTERVAL),
+            _ => None,
+        }
+    }
+}
+
+/// Slack's rate limit for an incoming webhook: one message per second.
+pub const SLACK_MIN_INTERVAL: SignedDuration = SignedDuration::from_secs(1);
+
+/// The longest `Retry-After` honoured (a longer one is cut to this).
+pub const RETRY_AFTER_MAX: SignedDuration = SignedDuration::from_hours(24);
+
+/// The wait a `Retry-After` header asks for at `now` (RFC 9110 §10.2.3):
+/// delay-seconds (`120`) or an HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`,
+/// a date in the past is no wait). `None` for anything else; at most
+/// [`RETRY_AFTER_MAX`]. Never panics.
+pub fn retry_after(value: &str, now: jiff::Timestamp) -> Option<SignedDuration> {
+    let v = value.trim();
+    let d = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        SignedDuration::from_secs(
+            v.parse::<i64>()
+                .unwrap_or(i64::MAX)
+                .min(RETRY_AFTER_MAX.as_secs()),
+        )
+    } else {
+        let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+        at.duration_since(now).max(SignedDuration::ZERO)
+    };
+    Some(d.min(RETRY_AFTER_MAX))
+}
+
 /// Slack's limit of blocks per message, and of a section's text.
 pub const SLACK_MAX_BLOCKS: usize = 50;
 /// Slack's limit of a section block's text.
@@ -314,6 +353,9 @@ pub fn render(template: Template, e: &Event, opts: &TemplateOptions) -> Option<V
             }]
         })),
         Template::Pagerduty => {
+            if e.kind == Kind::SlaBreached {
+                return Some(pagerduty_sla_breach(e, opts));
+            }
             let action = match e.kind {
                 Kind::DeploymentHalted | Kind::DeploymentRollbackFailed => "trigger",
                 Kind::DeploymentCompleted | Kind::DeploymentRolledBack => "resolve",
@@ -323,7 +365,7 @@ pub fn render(template: Template, e: &Event, opts: &TemplateOptions) -> Option<V
             let mut body = json!({
                 "routing_key": opts.routing_key.clone().unwrap_or_default(),
                 "event_action": action,
-                "dedup_key": format!("patchbay-deployment-{dep}"),
+                "dedup_key": clip(&format!("patchbay-deployment-{dep}"), 255),
             });
             if action == "trigger" {
                 body["payload"] = json!({
@@ -339,32 +381,187 @@ pub fn render(template: Template, e: &Event, opts: &TemplateOptions) -> Option<V
             Some(body)
         }
         Template::Jira => {
-            if e.kind != Kind::DeploymentCreated {
-                return None;
-            }
             let dep = e.deployment.clone().unwrap_or_default();
-            Some(json!({"fields": {
-                "project": {"key": opts.project.clone().unwrap_or_else(|| "OPS".into())},
-                "summary": clip(&format!("Patch deployment {dep}"), 255),
-                "description": format!("{}\n\nCreated by {} at {}.", e.summary, e.actor, e.at),
-                "issuetype": {"name": "Task"},
-                "labels": ["patchbay", format!("patchbay-{dep}")],
-            }}))
+            if e.kind == Kind::DeploymentCreated {
+                return Some(json!({"fields": {
+                    "project": {"key": opts.project.clone().unwrap_or_else(|| "OPS".into())},
+                    "summary": clip(&format!("Patch deployment {dep}"), 255),
+                    "description": format!("{}\n\nCreated by {} at {}.", e.summary, e.actor, e.at),
+                    "issuetype": {"name": "Task"},
+                    "labels": ["patchbay", format!("patchbay-{dep}")],
+                }}));
+            }
+            lifecycle_step(e.kind)?;
+            // A comment on the deployment's issue (POST …/issue/{key}/comment).
+            Some(
+                json!({"body": clip(&format!("{}: {} ({}, {})", e.kind, e.summary, e.actor, e.at), 32_000)}),
+            )
         }
         Template::Servicenow => {
-            if e.kind != Kind::DeploymentCreated {
-                return None;
-            }
             let dep = e.deployment.clone().unwrap_or_default();
-            Some(json!({
-                "short_description": clip(&format!("Patch deployment {dep}"), 160),
-                "description": e.summary,
-                "correlation_id": format!("patchbay-{dep}"),
-                "correlation_display": "Patchbay",
-                "category": "Software",
-            }))
+            if e.kind == Kind::DeploymentCreated {
+                return Some(json!({
+                    "short_description": clip(&format!("Patch deployment {dep}"), 160),
+                    "description": e.summary,
+                    "correlation_id": format!("patchbay-{dep}"),
+                    "correlation_display": "Patchbay",
+                    "category": "Software",
+                }));
+            }
+            let note = format!("{}: {} ({}, {})", e.kind, e.summary, e.actor, e.at);
+            // PATCH …/change/{sys_id}: states of a normal change: -1
+            // Implement, 3 Closed.
+            Some(match lifecycle_step(e.kind)? {
+                Step::Progress => json!({"state": "-1", "work_notes": note}),
+                Step::Completed => json!({"state": "3", "close_code": "successful",
+                    "close_notes": note, "work_notes": note}),
+                Step::RolledBack => json!({"state": "3", "close_code": "unsuccessful",
+                    "close_notes": format!("Rolled back. {note}"), "work_notes": note}),
+            })
         }
     }
+}
+
+/// Where a lifecycle event leaves a deployment's ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Progress,
+    Completed,
+    RolledBack,
+}
+
+fn lifecycle_step(k: Kind) -> Option<Step> {
+    match k {
+        Kind::DeploymentRingPassed | Kind::DeploymentHalted => Some(Step::Progress),
+        Kind::DeploymentCompleted => Some(Step::Completed),
+        Kind::DeploymentRolledBack => Some(Step::RolledBack),
+        _ => None,
+    }
+}
+
+/// How a ticketing template's body is sent: the method and the path under
+/// the subscription's URL (the instance's base URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// `POST` or `PATCH`.
+    pub method: &'static str,
+    /// Appended to the subscription's URL.
+    pub path: String,
+    /// The deployment whose ticket this is, and whether this request
+    /// creates it (its answer carries the id to keep).
+    pub deployment: String,
+    /// This request creates the ticket.
+    pub creates: bool,
+}
+
+/// The route of a Jira / ServiceNow request for `e` (other templates POST
+/// to the URL as is: `None`). `external` is the id kept from the create
+/// call's answer; a follow-up without it is an error (retried: the create
+/// may not be delivered yet). Jira: `POST /rest/api/2/issue`, then `POST
+/// /rest/api/2/issue/{key}/comment`; ServiceNow: `POST
+/// /api/sn_chg_rest/change/normal`, then `PATCH
+/// /api/sn_chg_rest/change/{sys_id}`.
+pub fn route(
+    template: Template,
+    e: &Event,
+    external: Option<&str>,
+) -> Option<Result<Route, String>> {
+    let (create, follow) = match template {
+        Template::Jira => ("/rest/api/2/issue", "/rest/api/2/issue/{}/comment"),
+        Template::Servicenow => (
+            "/api/sn_chg_rest/change/normal",
+            "/api/sn_chg_rest/change/{}",
+        ),
+        _ => return None,
+    };
+    let deployment = e.deployment.clone().unwrap_or_default();
+    if e.kind == Kind::DeploymentCreated {
+        return Some(Ok(Route {
+            method: "POST",
+            path: create.into(),
+            deployment,
+            creates: true,
+        }));
+    }
+    let Some(id) = external else {
+        return Some(Err(format!(
+            "no {} record created yet for deployment {deployment:?}",
+            template.as_str()
+        )));
+    };
+    // The id came from the receiver: escape it into the path.
+    let id: String = url_escape(id);
+    let method = if template == Template::Jira {
+        "POST"
+    } else {
+        "PATCH"
+    };
+    Some(Ok(Route {
+        method,
+        path: follow.replace("{}", &id),
+        deployment,
+        creates: false,
+    }))
+}
+
+/// Percent-escapes all but `A–Z a–z 0–9 - _ ~` (dots too: `..` must not
+/// become a path segment).
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The id to keep from a create call's answer: Jira's `key`, ServiceNow's
+/// `result.sys_id` (a string, or `{"value": …}` with display values on).
+pub fn external_id(template: Template, answer: &Value) -> Option<String> {
+    let v = match template {
+        Template::Jira => answer.get("key")?,
+        Template::Servicenow => answer.get("result")?.get("sys_id")?,
+        _ => return None,
+    };
+    let v = v.get("value").unwrap_or(v);
+    v.as_str()
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .map(str::to_string)
+}
+
+/// PagerDuty for `sla.breached`: a breach concerns a finding, not a
+/// deployment, so it pages under its own `dedup_key`,
+/// `patchbay-sla-<finding id>` (one incident per finding, however often the
+/// event is sent again); severity `critical` for a P0 finding, else `error`.
+/// Nothing resolves it from Patchbay yet (no event marks a finding fixed):
+/// it is resolved in PagerDuty, or by its auto-resolve timeout.
+fn pagerduty_sla_breach(e: &Event, opts: &TemplateOptions) -> Value {
+    let finding = e.subject.strip_prefix("finding:").unwrap_or(&e.subject);
+    let severity = if e.tier.as_deref() == Some("P0") {
+        "critical"
+    } else {
+        "error"
+    };
+    let mut payload = json!({
+        "summary": clip(&e.summary, 1024),
+        "source": "patchbay",
+        "severity": severity,
+        "timestamp": e.at.to_string(),
+        "class": e.kind.as_str(),
+        "custom_details": e.data,
+    });
+    if let Some(asset) = e.data.get("asset").and_then(Value::as_str) {
+        payload["component"] = json!(asset);
+    }
+    if let Some(g) = &e.group {
+        payload["group"] = json!(g);
+    }
+    json!({
+        "routing_key": opts.routing_key.clone().unwrap_or_default(),
+        "event_action": "trigger",
+        "dedup_key": clip(&format!("patchbay-sla-{finding}"), 255),
+        "payload": payload,
+    })
 }
 
 #[cfg(test)]
@@ -454,5 +651,125 @@ mod tests {
         assert_eq!(r["event_action"], "resolve");
         assert_eq!(t["dedup_key"], r["dedup_key"]);
         assert!(render(Template::Pagerduty, &ev("deployment.started"), &o).is_none());
+    }
+
+    #[test]
+    fn pagerduty_triggers_on_an_sla_breach_under_the_findings_own_dedup_key() {
+        let at = "2026-12-06T00:00:00Z".parse().unwrap();
+        let o = TemplateOptions::default();
+        let breach = |f: &str, tier: &str| {
+            Event::from_outbox(
+                2,
+                at,
+                "sla.breached",
+                "system:sla-watch",
+                &format!("finding:{f}"),
+                &json!({"asset": "web-1", "tier": tier, "group": "web", "message": "SLA breached"}),
+            )
+        };
+        let b = render(Template::Pagerduty, &breach("F-7", "P0"), &o).unwrap();
+        assert_eq!(b["event_action"], "trigger");
+        assert_eq!(b["dedup_key"], "patchbay-sla-F-7");
+        assert_eq!(b["payload"]["severity"], "critical");
+        assert_eq!(b["payload"]["component"], "web-1");
+        assert_eq!(b["payload"]["group"], "web");
+        let other = render(Template::Pagerduty, &breach("F-8", "P2"), &o).unwrap();
+        assert_eq!(other["dedup_key"], "patchbay-sla-F-8");
+        assert_eq!(other["payload"]["severity"], "error");
+        // At risk is not a page.
+        let risk = Event::from_outbox(3, at, "sla.at_risk", "s", "finding:F-7", &json!({}));
+        assert!(render(Template::Pagerduty, &risk, &o).is_none());
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now: jiff::Timestamp = "1994-11-06T08:49:00Z".parse().unwrap();
+        assert_eq!(
+            retry_after("120", now),
+            Some(SignedDuration::from_secs(120))
+        );
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(SignedDuration::from_secs(37))
+        );
+        // In the past: no wait; absurdly far: capped; garbage: none.
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(SignedDuration::ZERO)
+        );
+        assert_eq!(
+            retry_after("99999999999999999999999", now),
+            Some(RETRY_AFTER_MAX)
+        );
+        assert_eq!(retry_after("-5", now), None);
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(
+            Template::Slack.min_interval(),
+            Some(SignedDuration::from_secs(1))
+        );
+        assert_eq!(Template::Generic.min_interval(), None);
+    }
+
+    #[test]
+    fn ticketing_routes_keep_the_created_id_and_escape_it() {
+        let at = "2026-12-06T00:00:00Z".parse().unwrap();
+        let ev = |a: &str| Event::from_outbox(1, at, a, "ops", "deployment:DEP-1", &json!({}));
+        let c = route(Template::Jira, &ev("deployment.created"), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.method, c.path.as_str(), c.creates),
+            ("POST", "/rest/api/2/issue", true)
+        );
+        assert!(
+            route(Template::Jira, &ev("deployment.completed"), None)
+                .unwrap()
+                .is_err()
+        );
+        let f = route(
+            Template::Jira,
+            &ev("deployment.completed"),
+            Some("OPS/../1"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.path, "/rest/api/2/issue/OPS%2F%2E%2E%2F1/comment");
+        let p = route(
+            Template::Servicenow,
+            &ev("deployment.rollback"),
+            Some("abc"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (p.method, p.path.as_str()),
+            ("PATCH", "/api/sn_chg_rest/change/abc")
+        );
+        assert!(route(Template::Slack, &ev("deployment.created"), None).is_none());
+        assert_eq!(
+            external_id(Template::Jira, &json!({"id": "1", "key": "OPS-7"})),
+            Some("OPS-7".into())
+        );
+        assert_eq!(
+            external_id(
+                Template::Servicenow,
+                &json!({"result": {"sys_id": {"value": "s1"}}})
+            ),
+            Some("s1".into())
+        );
+        assert_eq!(
+            external_id(Template::Servicenow, &json!({"result": {}})),
+            None
+        );
+        let rb = render(
+            Template::Servicenow,
+            &ev("deployment.rollback"),
+            &TemplateOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (rb["state"].as_str(), rb["close_code"].as_str()),
+            (Some("3"), Some("unsuccessful"))
+        );
     }
 }

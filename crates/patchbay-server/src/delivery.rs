@@ -5,7 +5,9 @@
 //! ([`App::webhooks_deliver`]), so a slow or hanging receiver delays only
 //! its own subscription; the loop wakes when a change commits events (the
 //! app's outbox bell) and every [`WebhookConfig::poll`] for retries that
-//! came due. Counts go to the Prometheus metrics (sent, failed, retried,
+//! came due. A Slack subscription is paced to one message a second and
+//! a `Retry-After` holds a subscription (see [`patchbay_app::webhooks`]).
+//! Counts go to the Prometheus metrics (sent, failed, retried,
 //! dead-lettered; queue depth and the oldest pending delivery's age).
 //!
 //! [`WebhookConfig::poll`]: patchbay_app::webhooks::WebhookConfig::poll
@@ -16,6 +18,12 @@ use patchbay_app::webhooks::Sender;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// A held subscription's task waits this long at most for its hold to end
+/// (a Slack subscription's next second); a longer hold (`Retry-After`) is
+/// left to a later round.
+const HOLD_WAIT_MAX: Duration = Duration::from_secs(2);
 
 /// Runs until `stop` resolves. `leading`: whether this replica holds the
 /// duties lease (only the leader delivers).
@@ -102,7 +110,15 @@ async fn deliver_all(app: &App, metrics: &Metrics, sender: &Sender, id: i64) {
                 metrics.webhook_retried.inc_by(r.retried);
                 metrics.webhook_dead_lettered.inc_by(r.dead);
                 if r.sent + r.failed == 0 {
-                    return;
+                    // Paced (Slack) or told to wait (Retry-After): wait here
+                    // when it is soon, else let a later round pick it up.
+                    let Some(until) = r.held_until else { return };
+                    let wait = until.duration_since(app.now());
+                    match Duration::try_from(wait) {
+                        Ok(w) if w <= HOLD_WAIT_MAX => tokio::time::sleep(w).await,
+                        Ok(_) => return,
+                        Err(_) => {}
+                    }
                 }
             }
             Err(e) => {

@@ -13,4 +13,5 @@ mod outcomes;
 mod rotation;
 mod siem;
 mod support;
+mod webhook_lifecycle;
 mod webhooks;

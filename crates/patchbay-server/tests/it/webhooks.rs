@@ -34,6 +34,8 @@ pub struct Seen {
     pub duplicates: u32,
     /// Requests answered with a planned failure.
     pub failed: u32,
+    /// Requests answered 429 (rate limited).
+    pub limited: u32,
     /// Raw requests kept for replay checks: (headers, body).
     pub last: Option<(HeaderMap, Bytes)>,
 }
@@ -42,6 +44,8 @@ struct RxState {
     secrets: Mutex<HashMap<String, String>>,
     fail_first: Mutex<HashMap<String, u32>>,
     hang: Mutex<HashMap<String, Duration>>,
+    /// Path → (requests left to answer 429, their `Retry-After` value).
+    limit: Mutex<HashMap<String, (u32, String)>>,
     now: Arc<dyn Fn() -> i64 + Send + Sync>,
     seen: Mutex<Seen>,
 }
@@ -77,7 +81,26 @@ async fn receive(
     Path(path): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    {
+        let mut limit = st.limit.lock().unwrap();
+        if let Some((n, after)) = limit.get_mut(&path)
+            && *n > 0
+        {
+            *n -= 1;
+            st.seen.lock().unwrap().limited += 1;
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", after.clone())],
+            )
+                .into_response();
+        }
+    }
+    check(st, path, headers, body).await.into_response()
+}
+
+async fn check(st: Arc<RxState>, path: String, headers: HeaderMap, body: Bytes) -> StatusCode {
     let hang = st.hang.lock().unwrap().get(&path).copied();
     if let Some(d) = hang {
         tokio::time::sleep(d).await;
@@ -132,6 +155,7 @@ impl Receiver {
             secrets: Mutex::default(),
             fail_first: Mutex::default(),
             hang: Mutex::default(),
+            limit: Mutex::default(),
             now,
             seen: Mutex::default(),
         });
@@ -156,6 +180,14 @@ impl Receiver {
     }
     pub fn fail_first(&self, path: &str, n: u32) {
         self.st.fail_first.lock().unwrap().insert(path.into(), n);
+    }
+    /// Answers the next `n` requests of `path` with 429 and `Retry-After: after`.
+    pub fn rate_limit(&self, path: &str, n: u32, after: &str) {
+        self.st
+            .limit
+            .lock()
+            .unwrap()
+            .insert(path.into(), (n, after.into()));
     }
     pub fn hang(&self, path: &str, d: Duration) {
         self.st.hang.lock().unwrap().insert(path.into(), d);
@@ -446,6 +478,160 @@ async fn a_hanging_receiver_does_not_delay_another() {
         m.contains("patchbay_webhook_deliveries_sent_total 5"),
         "{m}"
     );
+    let _ = stop.send(());
+    let _ = task.await;
+}
+
+/// A `slack` subscription is paced to one message per second (time
+/// injected: the manual clock), a generic one is not; a 429 with
+/// `Retry-After` holds the subscription and its retry until then, for
+/// seconds and HTTP-date forms alike.
+async fn slack_pacing_and_retry_after(backend: &str) {
+    let s = InProcess::on_with(backend, config()).await;
+    let rx = Receiver::start(clock_secs(&s.clock)).await;
+    let sender = Sender::new(Duration::from_secs(5));
+    add(&s, &rx, "chat", json!({"template": "slack"})).await;
+    add(&s, &rx, "plain", json!({})).await;
+    let (chat, plain) = (id_of(&s, "chat").await, id_of(&s, "plain").await);
+    for _ in 0..3 {
+        for name in ["chat", "plain"] {
+            s.ok_json(
+                "POST",
+                &format!("/api/v1/webhooks/{name}/test"),
+                &s.admin,
+                json!(null),
+            )
+            .await;
+        }
+    }
+    assert_eq!(s.app.webhooks_fan_out().await.unwrap(), 6);
+    let accepted = |p: &str| rx.seen(|x| x.by_path.get(p).map_or(0, Vec::len));
+    // Generic: all three in one round.
+    let r = s.app.webhooks_deliver(plain, &sender).await.unwrap();
+    assert_eq!(r.sent, 3);
+    // Slack: one, then held for a second of the (manual) clock.
+    let r = s.app.webhooks_deliver(chat, &sender).await.unwrap();
+    assert_eq!((r.sent, r.held_until), (1, None));
+    let t1 = patchbay_app::Clock::now(s.clock.as_ref());
+    let r = s.app.webhooks_deliver(chat, &sender).await.unwrap();
+    assert_eq!(r.sent + r.failed, 0, "a second message within the second");
+    assert_eq!(r.held_until, Some(t1 + SignedDuration::from_secs(1)));
+    s.clock.advance(SignedDuration::from_millis(999));
+    let r = s.app.webhooks_deliver(chat, &sender).await.unwrap();
+    assert_eq!(r.sent + r.failed, 0, "sent 999 ms after the last");
+    assert_eq!(accepted("chat"), 1);
+    s.clock.advance(SignedDuration::from_millis(1));
+    assert_eq!(s.app.webhooks_deliver(chat, &sender).await.unwrap().sent, 1);
+    s.clock.advance(SignedDuration::from_secs(1));
+    assert_eq!(s.app.webhooks_deliver(chat, &sender).await.unwrap().sent, 1);
+    assert_eq!(accepted("chat"), 3);
+
+    // 429, Retry-After in seconds (longer than the 10 s backoff).
+    rx.rate_limit("plain", 1, "120");
+    s.ok_json("POST", "/api/v1/webhooks/plain/test", &s.admin, json!(null))
+        .await;
+    s.app.webhooks_fan_out().await.unwrap();
+    let t0 = patchbay_app::Clock::now(s.clock.as_ref());
+    let r = s.app.webhooks_deliver(plain, &sender).await.unwrap();
+    assert_eq!((r.failed, r.retried), (1, 1));
+    let d = &deliveries(&s, "plain").await[0];
+    assert_eq!(d["last_status"], 429);
+    let next: jiff::Timestamp = d["next_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(next.duration_since(t0), SignedDuration::from_secs(120));
+    // Another event meanwhile is held too: the limit is the receiver's.
+    s.ok_json("POST", "/api/v1/webhooks/plain/test", &s.admin, json!(null))
+        .await;
+    s.app.webhooks_fan_out().await.unwrap();
+    s.clock.advance(SignedDuration::from_secs(119));
+    let r = s.app.webhooks_deliver(plain, &sender).await.unwrap();
+    assert_eq!(r.sent + r.failed, 0, "sent before Retry-After ran out");
+    assert_eq!(r.held_until, Some(t0 + SignedDuration::from_secs(120)));
+    s.clock.advance(SignedDuration::from_secs(1));
+    let r = s.app.webhooks_deliver(plain, &sender).await.unwrap();
+    assert_eq!(r.sent, 2, "the limited one and the one held behind it");
+
+    // 429, Retry-After as an HTTP-date 300 s ahead, on the Slack template.
+    let now = patchbay_app::Clock::now(s.clock.as_ref());
+    let date = jiff::fmt::rfc2822::to_string(
+        &(now + SignedDuration::from_secs(300)).to_zoned(jiff::tz::TimeZone::UTC),
+    )
+    .unwrap()
+    .replace("+0000", "GMT");
+    rx.rate_limit("chat", 1, &date);
+    s.ok_json("POST", "/api/v1/webhooks/chat/test", &s.admin, json!(null))
+        .await;
+    s.app.webhooks_fan_out().await.unwrap();
+    let r = s.app.webhooks_deliver(chat, &sender).await.unwrap();
+    assert_eq!(r.failed, 1);
+    s.clock.advance(SignedDuration::from_secs(299));
+    let r = s.app.webhooks_deliver(chat, &sender).await.unwrap();
+    assert_eq!(r.sent + r.failed, 0, "sent before the Retry-After date");
+    s.clock.advance(SignedDuration::from_secs(1));
+    assert_eq!(s.app.webhooks_deliver(chat, &sender).await.unwrap().sent, 1);
+    rx.seen(|x| {
+        assert_eq!(x.limited, 2);
+        assert_eq!(x.rejected, 0);
+        assert!(x.accepted.values().all(|n| *n == 1), "{:?}", x.accepted);
+    });
+    assert_eq!(accepted("chat"), 4);
+    assert_eq!(accepted("plain"), 5);
+}
+
+#[tokio::test]
+async fn slack_is_paced_and_retry_after_is_honoured_sqlite() {
+    slack_pacing_and_retry_after("sqlite").await;
+}
+
+#[tokio::test]
+async fn slack_is_paced_and_retry_after_is_honoured_postgres() {
+    if std::env::var("PATCHBAY_TEST_PG_URL").is_err() {
+        eprintln!("PATCHBAY_TEST_PG_URL unset: run under scripts/with-postgres");
+        return;
+    }
+    slack_pacing_and_retry_after("postgres").await;
+}
+
+/// The server's delivery loop keeps a Slack subscription's pace: with the
+/// (manual) clock standing still, one message goes and the rest wait; each
+/// second the clock moves lets exactly one more through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delivery_loop_sends_a_slack_subscription_one_message_per_second() {
+    let mut cfg = config();
+    cfg.webhooks.poll = Duration::from_millis(100);
+    let s = InProcess::with_config(cfg).await;
+    let rx = Receiver::start(clock_secs(&s.clock)).await;
+    add(&s, &rx, "chat", json!({"template": "slack"})).await;
+    let leading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let metrics = patchbay_server::metrics::Metrics::new();
+    let task = tokio::spawn(patchbay_server::delivery::run(
+        s.app.clone(),
+        metrics,
+        leading,
+        stopped,
+    ));
+    for _ in 0..3 {
+        s.ok_json("POST", "/api/v1/webhooks/chat/test", &s.admin, json!(null))
+            .await;
+    }
+    let accepted = || rx.seen(|x| x.by_path.get("chat").map_or(0, Vec::len));
+    let wait_for = |n: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while accepted() < n {
+            assert!(Instant::now() < deadline, "message {n} not received in 5 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    wait_for(1).await;
+    for n in 2..=3 {
+        // The clock stands still: the loop, woken by its poll, sends nothing.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(accepted(), n - 1, "sent within the same second");
+        s.clock.advance(SignedDuration::from_secs(1));
+        wait_for(n).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(accepted(), 3);
     let _ = stop.send(());
     let _ = task.await;
 }

@@ -165,6 +165,17 @@ pub trait WebhookStore {
     async fn next_due(&mut self, sub: i64) -> Result<Option<Timestamp>>;
     /// Records an attempt.
     async fn record_attempt(&mut self, a: &Attempt) -> Result<()>;
+    /// The external id (Jira issue key, ServiceNow sys_id) subscription
+    /// `sub` stored for `deployment` (table `webhook_links`, 0046).
+    async fn webhook_link(&mut self, sub: i64, deployment: &str) -> Result<Option<String>>;
+    /// Stores it (the first one stays: a create sent twice links once).
+    async fn set_webhook_link(
+        &mut self,
+        sub: i64,
+        deployment: &str,
+        external_id: &str,
+        at: Timestamp,
+    ) -> Result<()>;
     /// A subscription's deliveries, newest first, optionally of one state.
     async fn deliveries(
         &mut self,
@@ -378,6 +389,37 @@ impl<DB: Engine> WebhookStore for SqlTx<DB> {
         .one(self.conn())
         .await?;
         opt_ts(r.col("n")?)
+    }
+
+    async fn webhook_link(&mut self, sub: i64, deployment: &str) -> Result<Option<String>> {
+        let r = sqlx::query::<DB>(
+            "SELECT external_id FROM webhook_links WHERE subscription_id = $1 AND deployment = $2",
+        )
+        .arg(sub)
+        .arg(deployment)
+        .opt(self.conn())
+        .await?;
+        r.map(|r| r.col("external_id")).transpose()
+    }
+
+    async fn set_webhook_link(
+        &mut self,
+        sub: i64,
+        deployment: &str,
+        external_id: &str,
+        at: Timestamp,
+    ) -> Result<()> {
+        sqlx::query::<DB>(
+            "INSERT INTO webhook_links (subscription_id, deployment, external_id, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (subscription_id, deployment) DO NOTHING",
+        )
+        .arg(sub)
+        .arg(deployment)
+        .arg(external_id)
+        .arg(to_millis(at))
+        .exec(self.conn())
+        .await?;
+        Ok(())
     }
 
     async fn record_attempt(&mut self, a: &Attempt) -> Result<()> {
