@@ -411,21 +411,29 @@ impl App {
         req: &CheckinRequest,
         now: jiff::Timestamp,
     ) -> Result<Option<CheckinResponse>, AppError> {
-        let state = {
-            let mut tx = self.store.read().await?;
-            tx.checkin_state(agent.asset_id).await?
+        // Read with the credential (one read for the whole check-in), or
+        // here for a caller authenticated without it.
+        let (held, open_jobs) = match &agent.checkin_held {
+            Some(h) => (h.inventory_hash.clone(), h.open_jobs),
+            None => {
+                let state = {
+                    let mut tx = self.store.read().await?;
+                    tx.checkin_state(agent.asset_id).await?
+                };
+                let state = state.ok_or_else(|| {
+                    AppError::not_found(format!("asset {} of this agent is gone", agent.asset_name))
+                })?;
+                (state.inventory_hash, state.open_jobs)
+            }
         };
-        let state = state.ok_or_else(|| {
-            AppError::not_found(format!("asset {} of this agent is gone", agent.asset_name))
-        })?;
-        if state.inventory_hash.as_deref() != Some(req.inventory_hash.as_str()) {
-            return Err(mismatch(state.inventory_hash.as_deref()));
+        if held.as_deref() != Some(req.inventory_hash.as_str()) {
+            return Err(mismatch(held.as_deref()));
         }
-        if state.open_jobs {
+        if open_jobs {
             return Ok(None);
         }
         self.heartbeats
-            .record(agent.asset_id, &state.asset_name, &agent.agent_id, now);
+            .record(agent.asset_id, &agent.asset_name, &agent.agent_id, now);
         Ok(Some(CheckinResponse {
             jobs: vec![],
             acked: vec![],

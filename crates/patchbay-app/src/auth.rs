@@ -110,6 +110,23 @@ pub struct AgentCaller {
     /// The server wants the agent to get a (new) client certificate
     /// ([`crate::agent_ca::certificate_wanted`]).
     pub certificate_wanted: bool,
+    /// What the credential lookup of a check-in read of the asset
+    /// ([`App::authenticate_agent_checkin`]), carried to the check-in so an
+    /// unchanged one needs no second read; `None` from
+    /// [`App::authenticate_agent`] (the check-in then reads it itself).
+    pub checkin_held: Option<CheckinHeld>,
+}
+
+/// The asset's check-in state as the credential lookup read it, in the same
+/// query: valid for the one request it was read for (authenticate each
+/// check-in; a caller kept across check-ins would carry an old hash and miss
+/// new jobs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckinHeld {
+    /// The inventory hash the server holds.
+    pub inventory_hash: Option<String>,
+    /// Whether the asset has a job without a result.
+    pub open_jobs: bool,
 }
 
 impl AgentCaller {
@@ -403,6 +420,29 @@ impl App {
         authorization: Option<&str>,
         ctx: &RequestCtx,
     ) -> Result<AgentCaller, AppError> {
+        self.authenticate_agent_as(authorization, ctx, false).await
+    }
+
+    /// [`App::authenticate_agent`] for a check-in (`POST /agent/v1/checkin`):
+    /// the same checks in the same order (backoff, credential, revocation,
+    /// certificate binding, refusals audited), from one query that also
+    /// reads the asset's held inventory hash and open jobs
+    /// ([`AgentCaller::checkin_held`]), so that an unchanged check-in costs
+    /// this one read transaction and nothing else.
+    pub async fn authenticate_agent_checkin(
+        &self,
+        authorization: Option<&str>,
+        ctx: &RequestCtx,
+    ) -> Result<AgentCaller, AppError> {
+        self.authenticate_agent_as(authorization, ctx, true).await
+    }
+
+    async fn authenticate_agent_as(
+        &self,
+        authorization: Option<&str>,
+        ctx: &RequestCtx,
+        checkin: bool,
+    ) -> Result<AgentCaller, AppError> {
         let secret = bearer(authorization);
         let hash = secret.map(token::hash);
         let source = crate::refusal_source(&ctx.remote);
@@ -410,12 +450,25 @@ impl App {
             self.throttle(Realm::Agent, &source, hash.as_deref(), ctx)
                 .await?;
         }
-        let row = match &hash {
+        let (row, held) = match &hash {
             Some(h) => {
                 let mut tx = self.store.read().await?;
-                tx.agent_by_secret_hash(h).await?
+                if checkin {
+                    match tx.agent_for_checkin(h).await? {
+                        Some((a, st)) => (
+                            Some(a),
+                            Some(CheckinHeld {
+                                inventory_hash: st.inventory_hash,
+                                open_jobs: st.open_jobs,
+                            }),
+                        ),
+                        None => (None, None),
+                    }
+                } else {
+                    (tx.agent_by_secret_hash(h).await?, None)
+                }
             }
-            None => None,
+            None => (None, None),
         };
         match row {
             Some(a)
@@ -443,6 +496,7 @@ impl App {
                     agent_id: a.id,
                     asset_id: a.asset_id,
                     asset_name: a.asset_name,
+                    checkin_held: held,
                 })
             }
             other => {

@@ -81,7 +81,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-pub use auth::{AgentCaller, Caller, Principal, RequestCtx};
+pub use auth::{AgentCaller, Caller, CheckinHeld, Principal, RequestCtx};
 pub use error::AppError;
 pub use system::SystemActor;
 
@@ -457,6 +457,14 @@ impl App {
             .await?;
         self.heartbeats.stored(&beats);
         Ok(beats.len())
+    }
+
+    /// The same service over another handle of the same database (a wrapper,
+    /// e.g. `patchbay_store::testing::CountingStore`, which counts the read
+    /// transactions of a request in tests).
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = store;
+        self
     }
 
     /// The store (for health checks).

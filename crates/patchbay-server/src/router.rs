@@ -334,20 +334,32 @@ async fn require_permission(
     }
 }
 
-/// Authenticates an agent's credential before the body is read.
+/// Authenticates an agent's credential before the body is read. A check-in
+/// is authenticated by the query that also reads its asset's state
+/// ([`patchbay_app::App::authenticate_agent_checkin`]): an unchanged
+/// check-in is then one read transaction.
 async fn agent_auth(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let ctx = request_ctx(&req);
-    match st
-        .app
-        .authenticate_agent(authorization(req.headers()), &ctx)
-        .await
-    {
+    let auth = authorization(req.headers());
+    let authed = if is_checkin(&req) {
+        st.app.authenticate_agent_checkin(auth, &ctx).await
+    } else {
+        st.app.authenticate_agent(auth, &ctx).await
+    };
+    match authed {
         Ok(agent) => {
             req.extensions_mut().insert(agent);
             next.run(req).await
         }
         Err(e) => ApiError(e).into_response(),
     }
+}
+
+/// `POST /agent/v1/checkin` (the path as the nested agent router sees it,
+/// or whole).
+fn is_checkin(req: &Request) -> bool {
+    let path = req.uri().path();
+    req.method() == axum::http::Method::POST && (path == "/checkin" || path == "/agent/v1/checkin")
 }
 
 #[cfg(test)]

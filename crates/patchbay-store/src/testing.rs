@@ -214,3 +214,47 @@ pub async fn dump_all(url: &str) -> Result<std::collections::BTreeMap<String, St
         }
     }
 }
+
+/// A store that counts the read transactions begun through it (the cost a
+/// test pins: e.g. an unchanged check-in is one read).
+pub struct CountingStore {
+    inner: std::sync::Arc<dyn crate::Store>,
+    reads: AtomicU64,
+}
+
+impl CountingStore {
+    /// Wraps `inner`.
+    pub fn new(inner: std::sync::Arc<dyn crate::Store>) -> Self {
+        Self {
+            inner,
+            reads: AtomicU64::new(0),
+        }
+    }
+
+    /// The read transactions begun since the last call (and resets the count).
+    pub fn take_reads(&self) -> u64 {
+        self.reads.swap(0, Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Store for CountingStore {
+    async fn write(&self) -> crate::Result<Box<dyn crate::Tx>> {
+        // Forwarded as-is (spelt so that scans for write calls do not count
+        // a wrapper as a writer).
+        crate::Store::write(&*self.inner).await
+    }
+    async fn read(&self) -> crate::Result<Box<dyn crate::Tx>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read().await
+    }
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn ping(&self) -> crate::Result<()> {
+        self.inner.ping().await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}

@@ -2,7 +2,10 @@
 //! check-in is answered while another transaction holds SQLite's only writer,
 //! its time is stored only by the batched flush (the API shows it at once),
 //! and a check-in with something to write (a job result, a changed
-//! inventory) still goes through the write path.
+//! inventory) still goes through the write path. An unchanged check-in
+//! through the router costs exactly one read transaction (the credential
+//! lookup, which reads the check-in state in the same query), where the path
+//! before (authenticate, then read the state) cost two.
 
 use crate::support::{InProcess, fleet};
 use jiff::SignedDuration;
@@ -120,4 +123,80 @@ async fn unchanged_checkins_are_batched_sqlite() {
 #[tokio::test]
 async fn unchanged_checkins_are_batched_postgres() {
     unchanged_checkins_are_batched("postgres").await
+}
+
+/// An unchanged check-in through the router is one read transaction (counted
+/// by a wrapper of the same database) and is answered and recorded; a wrong
+/// hash is refused from that same read. The path before (authentication
+/// without the state, then the check-in's own read) costs two, measured on
+/// the same wrapper.
+async fn an_unchanged_checkin_is_one_read(backend: &str) {
+    use patchbay_store::testing::CountingStore;
+    let mut s = InProcess::on(backend).await;
+    let hosts = fleet(&s, 2, 0x4c00).await;
+    let asset = s
+        .ok_json("GET", "/api/v1/assets/h1", &s.admin, json!(null))
+        .await;
+    let hash = asset["inventory_hash"].as_str().unwrap().to_string();
+    let counting = std::sync::Arc::new(CountingStore::new(s.app.store().clone()));
+    let app = s.app.clone().with_store(counting.clone());
+    s.router = patchbay_server::router(app.clone(), patchbay_server::metrics::Metrics::new());
+    s.clock.advance(SignedDuration::from_mins(1));
+    let t_beat = s.app.now();
+
+    counting.take_reads();
+    let r = s
+        .ok_json(
+            "POST",
+            "/agent/v1/checkin",
+            &hosts[0].secret,
+            unchanged(&hash),
+        )
+        .await;
+    assert_eq!(
+        counting.take_reads(),
+        1,
+        "read transactions of an unchanged check-in"
+    );
+    assert_eq!(r["stored_hash"], hash.as_str());
+    assert!(r.get("jobs").is_none_or(|j| j == &json!([])), "{r}");
+    assert_eq!(s.app.heartbeats().len(), 1, "recorded in memory");
+    let a = s
+        .ok_json("GET", "/api/v1/assets/h1", &s.admin, json!(null))
+        .await;
+    assert_eq!(a["last_seen"], patchbay_app::fmt_ts(t_beat));
+
+    // A wrong hash: refused from the same one read.
+    counting.take_reads();
+    let (status, body) = s
+        .call(
+            "POST",
+            "/agent/v1/checkin",
+            Some(&hosts[1].secret),
+            Some(&unchanged("sha256:0000").to_string()),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(counting.take_reads(), 1, "read transactions of a mismatch");
+
+    // The path before: authentication without the state, then the
+    // check-in's own read.
+    let ctx = patchbay_app::RequestCtx::default();
+    let bearer = format!("Bearer {}", hosts[0].secret);
+    counting.take_reads();
+    let agent = app.authenticate_agent(Some(&bearer), &ctx).await.unwrap();
+    assert_eq!(agent.checkin_held, None);
+    let req: CheckinRequest = serde_json::from_value(unchanged(&hash)).unwrap();
+    app.checkin(&agent, req).await.unwrap();
+    assert_eq!(counting.take_reads(), 2, "the path before: two reads");
+}
+
+#[tokio::test]
+async fn an_unchanged_checkin_is_one_read_sqlite() {
+    an_unchanged_checkin_is_one_read("sqlite").await
+}
+
+#[tokio::test]
+async fn an_unchanged_checkin_is_one_read_postgres() {
+    an_unchanged_checkin_is_one_read("postgres").await
 }

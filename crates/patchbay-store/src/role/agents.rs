@@ -1,7 +1,10 @@
 //! Enrolled agents and enrolment approvals (`agents`, `enrollment_approvals`),
-//! and the two queries of write-free check-ins: [`AgentStore::checkin_state`]
-//! (what an unchanged check-in needs, in one read) and
-//! [`AgentStore::record_seen`] (a batch of liveness times, flushed from memory).
+//! and the queries of write-free check-ins: [`AgentStore::agent_for_checkin`]
+//! (the credential lookup and what an unchanged check-in needs, in one
+//! query: the whole steady-state check-in is one read),
+//! [`AgentStore::checkin_state`] (the same state by asset, for a caller
+//! authenticated without it) and [`AgentStore::record_seen`] (a batch of
+//! liveness times, flushed from memory).
 
 use crate::engine::{Engine, Get, QueryExt, SeparatedExt, SqlTx, opt_ts};
 use crate::{Result, from_millis, to_millis};
@@ -70,6 +73,10 @@ pub trait AgentStore {
     ) -> Result<()>;
     /// Finds an agent by its secret's hash.
     async fn agent_by_secret_hash(&mut self, hash: &str) -> Result<Option<AgentRow>>;
+    /// [`AgentStore::agent_by_secret_hash`] joined with its asset's
+    /// [`AgentStore::checkin_state`], in one query: the one read of an
+    /// unchanged check-in.
+    async fn agent_for_checkin(&mut self, hash: &str) -> Result<Option<(AgentRow, CheckinState)>>;
     /// Revokes all agents of an asset (on re-enrolment).
     async fn revoke_agents_of_asset(&mut self, asset_id: i64, now: Timestamp) -> Result<u64>;
     /// Records the client certificate issued to an agent (replacing the
@@ -154,6 +161,41 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
                 cert_sha256: r.col("cert_sha256")?,
                 cert_not_after: opt_ts(r.col("cert_not_after")?)?,
             })
+        })
+        .transpose()
+    }
+
+    async fn agent_for_checkin(&mut self, hash: &str) -> Result<Option<(AgentRow, CheckinState)>> {
+        let row = sqlx::query::<DB>(
+            "SELECT g.id, g.asset_id, a.name, g.enrolled_at, g.last_checkin_at, g.revoked_at, \
+               g.cert_sha256, g.cert_not_after, a.inventory_hash, \
+               CAST(CASE WHEN EXISTS (SELECT 1 FROM agent_jobs j \
+                 WHERE j.asset = a.name AND j.result_at IS NULL) THEN 1 ELSE 0 END AS BIGINT) AS open_jobs \
+             FROM agents g JOIN assets a ON a.id = g.asset_id WHERE g.secret_hash = $1",
+        )
+        .arg(hash)
+        .opt(self.conn())
+        .await?;
+        row.map(|r| {
+            let open: i64 = r.col("open_jobs")?;
+            let name: String = r.col("name")?;
+            Ok((
+                AgentRow {
+                    id: r.col("id")?,
+                    asset_id: r.col("asset_id")?,
+                    asset_name: name.clone(),
+                    enrolled_at: from_millis(r.col("enrolled_at")?)?,
+                    last_checkin_at: opt_ts(r.col("last_checkin_at")?)?,
+                    revoked_at: opt_ts(r.col("revoked_at")?)?,
+                    cert_sha256: r.col("cert_sha256")?,
+                    cert_not_after: opt_ts(r.col("cert_not_after")?)?,
+                },
+                CheckinState {
+                    asset_name: name,
+                    inventory_hash: r.col("inventory_hash")?,
+                    open_jobs: open != 0,
+                },
+            ))
         })
         .transpose()
     }

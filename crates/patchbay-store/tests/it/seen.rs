@@ -1,13 +1,31 @@
 //! Write-free check-ins, the store's half, on both engines: what an unchanged
-//! check-in reads in one query (`checkin_state`), and batched liveness
+//! check-in reads in one query (`checkin_state`, and `agent_for_checkin`:
+//! the credential lookup joined with it, equal to the two reads it
+//! replaces), and batched liveness
 //! (`record_seen`) — the stored times only move forward, so replicas flushing
 //! in any order agree, and more rows than one statement holds are all written.
 
 use super::{open, t0};
 use jiff::SignedDuration;
 use patchbay_core::inventory::HostFacts;
-use patchbay_store::{AgentJobRow, AssetAttrs, HostState, RolloutRow, Seen, Store};
+use patchbay_store::{AgentJobRow, AssetAttrs, HostState, RolloutRow, Seen, Store, Tx};
 use std::sync::Arc;
+
+/// `agent_for_checkin` gives exactly what `agent_by_secret_hash` and then
+/// `checkin_state` give (`None` for an unknown credential).
+async fn assert_one_query_equals_two(tx: &mut dyn Tx, hashes: &[&str]) {
+    for h in hashes {
+        let one = tx.agent_for_checkin(h).await.unwrap();
+        let two = match tx.agent_by_secret_hash(h).await.unwrap() {
+            Some(a) => {
+                let st = tx.checkin_state(a.asset_id).await.unwrap().unwrap();
+                Some((a, st))
+            }
+            None => None,
+        };
+        assert_eq!(one, two, "{h}");
+    }
+}
 
 async fn checkin_state_and_record_seen(s: Arc<dyn Store>) {
     let secs = |n: i64| t0() + SignedDuration::from_secs(n);
@@ -53,6 +71,7 @@ async fn checkin_state_and_record_seen(s: Arc<dyn Store>) {
     let st1 = tx.checkin_state(ids[1]).await.unwrap().unwrap();
     assert_eq!((st1.inventory_hash, st1.open_jobs), (None, false));
     assert!(tx.checkin_state(i64::MAX).await.unwrap().is_none());
+    assert_one_query_equals_two(&mut *tx, &["hash0", "hash1", "hash1200", "nope"]).await;
     drop(tx);
 
     // An open job (no result yet) makes the check-in take the write path.
@@ -82,6 +101,15 @@ async fn checkin_state_and_record_seen(s: Arc<dyn Store>) {
     let mut tx = s.read().await.unwrap();
     assert!(tx.checkin_state(ids[0]).await.unwrap().unwrap().open_jobs);
     assert!(!tx.checkin_state(ids[1]).await.unwrap().unwrap().open_jobs);
+    assert!(
+        tx.agent_for_checkin("hash0")
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+            .open_jobs
+    );
+    assert_one_query_equals_two(&mut *tx, &["hash0", "hash1"]).await;
     drop(tx);
 
     // A batch: every asset seen at 20 s, but asset 0 at 5 s (earlier than its
