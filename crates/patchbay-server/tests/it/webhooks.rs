@@ -473,7 +473,14 @@ async fn a_hanging_receiver_does_not_delay_another() {
     rx.seen(|x| assert!(!x.by_path.contains_key("stuck"), "stuck answered early"));
     let stuck = deliveries(&s, "stuck").await;
     assert_eq!(stuck[0]["state"], "pending", "still in flight");
-    let m = metrics.encode();
+    // The counter moves when an outcome is stored, just after the receiver
+    // has answered: wait for it (bounded) rather than race it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut m = metrics.encode();
+    while !m.contains("patchbay_webhook_deliveries_sent_total 5") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        m = metrics.encode();
+    }
     assert!(
         m.contains("patchbay_webhook_deliveries_sent_total 5"),
         "{m}"
