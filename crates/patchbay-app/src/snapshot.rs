@@ -407,48 +407,17 @@ impl Snapshot<'_> {
 #[cfg(test)]
 mod tests {
     use crate::{App, AppConfig, Caller, ManualClock, RequestCtx};
-    use async_trait::async_trait;
     use patchbay_core::auth::Role;
-    use patchbay_store::{Store, Tx};
+    use patchbay_store::testing::CountingStore;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A store that counts the read transactions opened through it.
-    struct Counting {
-        inner: Arc<dyn Store>,
-        reads: AtomicUsize,
-    }
-
-    #[async_trait]
-    impl Store for Counting {
-        async fn write(&self) -> patchbay_store::Result<Box<dyn Tx>> {
-            // Forwarded as-is (spelt so the change-path scan, which looks
-            // for write calls, does not count a wrapper as a writer).
-            Store::write(&*self.inner).await
-        }
-        async fn read(&self) -> patchbay_store::Result<Box<dyn Tx>> {
-            self.reads.fetch_add(1, Ordering::SeqCst);
-            self.inner.read().await
-        }
-        fn backend(&self) -> &'static str {
-            self.inner.backend()
-        }
-        async fn ping(&self) -> patchbay_store::Result<()> {
-            self.inner.ping().await
-        }
-        async fn close(&self) {
-            self.inner.close().await
-        }
-    }
 
     /// Each consistent answer is computed from exactly one read transaction.
     #[tokio::test]
     async fn the_worklist_reads_one_snapshot() {
         let url = patchbay_store::testing::fresh_sqlite_url();
-        let store = Arc::new(Counting {
-            inner: patchbay_store::open(&url).await.unwrap(),
-            reads: AtomicUsize::new(0),
-        });
+        let store = Arc::new(CountingStore::new(
+            patchbay_store::open(&url).await.unwrap(),
+        ));
         let t0 = "2026-12-04T00:00:00Z".parse().unwrap();
         let app = App::new(
             store.clone(),
@@ -464,11 +433,11 @@ mod tests {
             scopes: patchbay_core::auth::Scopes::UNRESTRICTED,
         };
         let ctx = RequestCtx::default();
-        let reads = |what: &str, n: usize| {
-            let got = store.reads.swap(0, Ordering::SeqCst);
+        let reads = |what: &str, n: u64| {
+            let got = store.take_reads();
             assert_eq!(got, n, "{what}: {got} read transactions");
         };
-        store.reads.store(0, Ordering::SeqCst); // App::new and setup
+        store.take_reads(); // App::new and setup
         app.worklist(&who, &Default::default(), &ctx).await.unwrap();
         reads("worklist", 1);
         app.triage(&who, "CVE-2024-0001", &ctx).await.unwrap();
