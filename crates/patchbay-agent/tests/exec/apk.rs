@@ -17,7 +17,8 @@
 //! tests' HTTP server ([`serve_dir`]).
 
 use crate::support::{
-    agent, agent_command, cache_dir, ensure_tools, journal, kill_tree, run, serve_dir, wait_for,
+    RootClone, agent, agent_command, cache_dir, ensure_tools, journal, kill_tree, run, serve_dir,
+    wait_for,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -403,6 +404,8 @@ struct AlpineRoot {
     path: PathBuf,
     state: PathBuf,
     scratch: PathBuf,
+    // Before the directory, so the overlay is unmounted before its layers go.
+    _clone: RootClone,
     _dir: tempfile::TempDir,
 }
 
@@ -414,18 +417,15 @@ fn alpine_root(initial: &[&str]) -> AlpineRoot {
         .prefix("pb-exec-apk-")
         .tempdir()
         .unwrap();
-    let path = dir.path().join("root");
-    std::fs::create_dir(&path).unwrap();
-    run(Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", base.display()))
-        .arg(&path));
+    let clone = RootClone::of(base, dir.path());
+    let path = clone.path().to_path_buf();
     std::fs::write(path.join("etc/apk/repositories"), format!("{}\n", repo.url)).unwrap();
     std::fs::copy(&repo.public_key, path.join("etc/apk/keys/pbtest.rsa.pub")).unwrap();
     let root = AlpineRoot {
         state: dir.path().join("state"),
         scratch: dir.path().to_path_buf(),
         path,
+        _clone: clone,
         _dir: dir,
     };
     root.apk(&["update"]);
