@@ -219,11 +219,15 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
     let agent = enrol_routes(&state)
         .layer(DefaultBodyLimit::max(64 * 1024))
         .merge(agent_authed);
-    let mut router = root_routes(&state)
+    let router = root_routes(&state)
         .nest("/api/v1", api)
         .nest("/agent/v1", agent)
-        .fallback(ops::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), track));
+        .fallback(ops::not_found);
+    // A panicking handler answers 500 and is logged, instead of dropping the
+    // connection with nothing said (a client saw "peer disconnected"). Inside
+    // `track`, so the 500 is counted in the request metrics.
+    let mut router =
+        catch_panics(router).layer(middleware::from_fn_with_state(state.clone(), track));
     for (name, value) in SECURITY_HEADERS {
         router = router.layer(
             tower_http::set_header::SetResponseHeaderLayer::if_not_present(
@@ -241,6 +245,28 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
             }),
         )
         .with_state(state)
+}
+
+/// Wraps `router` so that a handler's panic becomes a logged `500` with a
+/// generic JSON error body (the panic message is logged, never sent: it may
+/// name internals) instead of a dropped connection.
+pub fn catch_panics<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        |panic: Box<dyn std::any::Any + Send + 'static>| {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(a panic without a message)");
+            tracing::error!(panic = %message, "a request handler panicked; answered 500");
+            let body = r#"{"error":{"code":"internal","message":"internal server error (see the server log)"}}"#;
+            axum::http::Response::builder()
+                .status(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(body))
+                .expect("a static response is valid")
+        },
+    ))
 }
 
 /// Headers on every response: nothing is sniffed, framed, cached or sent on as
@@ -380,5 +406,34 @@ mod tests {
             assert!(r.path.starts_with('/'), "{}", r.path);
         }
         assert!(seen.len() > 40, "{}", seen.len());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_without_its_message() {
+        use tower::ServiceExt;
+        let r: Router = catch_panics(Router::new().route(
+            "/boom",
+            axum::routing::get(|| async {
+                panic!("secret detail {}", 42);
+                #[allow(unreachable_code)]
+                ""
+            }),
+        ));
+        let res = r
+            .oneshot(
+                Request::builder()
+                    .uri("/boom")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("internal server error"), "{body}");
+        assert!(!body.contains("secret detail"), "{body}");
     }
 }
