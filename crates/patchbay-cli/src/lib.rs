@@ -42,6 +42,7 @@ macro_rules! println {
 }
 
 pub mod advisory_index;
+pub mod backup;
 pub mod changes;
 pub mod client;
 pub mod conn;
@@ -250,6 +251,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Back up the server: the database (an online, consistent copy; for
+    /// PostgreSQL through pg_dump) and the data directory's keys, in one
+    /// .tar.gz with a manifest of SHA-256s (docs/operations.md).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a data directory (and database), check every
+    /// file against the manifest, migrate forward and verify the audit log.
+    /// Stop the server first.
+    Restore(backup::RestoreArgs),
     /// Fleet simulator: enrol N virtual agents with realistic inventories.
     Sim(sim::SimArgs),
     /// Advisory feeds: import (next to the database) and list.
@@ -391,6 +400,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(client::AuditCmd::Verify(a)) => evidence::verify(a),
         Command::Audit(c) => client::audit(&conn::connect(&cli.url, cli.token)?, c),
         Command::Keys(c) => client::keys(&conn::connect(&cli.url, cli.token)?, c),
+        Command::Backup(a) => backup::backup(a),
+        Command::Restore(a) => backup::restore(a),
         Command::Sim(a) => sim::run(&cli.url, cli.token, a),
         Command::Feeds(FeedsCmd::Import(a)) => feeds::import(a),
         Command::Feeds(FeedsCmd::List { format }) => {

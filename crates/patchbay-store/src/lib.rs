@@ -132,13 +132,43 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     }
 }
 
+/// Writes a consistent copy of the SQLite database `url` names to `dest`
+/// with `VACUUM INTO` (an online backup: it reads one snapshot while the
+/// server goes on writing, and the copy is compacted). `dest` must not exist.
+pub async fn sqlite_snapshot(url: &str, dest: &std::path::Path) -> Result<()> {
+    use sqlx::Connection;
+    let path = sqlite_path(url);
+    if !std::path::Path::new(path).is_file() {
+        return Err(StoreError::NotFound(format!(
+            "no SQLite database at {path}"
+        )));
+    }
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .busy_timeout(std::time::Duration::from_secs(30));
+    let mut c = sqlx::SqliteConnection::connect_with(&opts)
+        .await
+        .map_err(map_err)?;
+    let dest = dest
+        .to_str()
+        .ok_or_else(|| StoreError::Other(format!("{}: not UTF-8", dest.display())))?;
+    sqlx::query("VACUUM INTO ?")
+        .bind(dest)
+        .execute(&mut c)
+        .await
+        .map_err(map_err)?;
+    c.close().await.map_err(map_err)?;
+    Ok(())
+}
+
 /// Whether `url` names a PostgreSQL database (else it names a SQLite file).
-fn is_postgres_url(url: &str) -> bool {
+pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The file of a SQLite URL: `sqlite://PATH`, `sqlite:PATH` or a bare path.
-fn sqlite_path(url: &str) -> &str {
+pub fn sqlite_path(url: &str) -> &str {
     url.strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url)

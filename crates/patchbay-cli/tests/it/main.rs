@@ -7,6 +7,7 @@ mod agent;
 mod assess;
 mod audit_chain;
 mod auth;
+mod backup;
 mod changes;
 mod checkin;
 mod cli;
