@@ -32,6 +32,7 @@ mod scan_index;
 mod schedule;
 mod siem_config;
 mod tls;
+mod upgrade;
 mod webhooks;
 
 /// Runs each named test function once per backend.
