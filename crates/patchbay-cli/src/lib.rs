@@ -52,6 +52,7 @@ pub mod evidence;
 pub mod exceptions;
 pub mod feeds;
 pub mod findings;
+pub mod manual;
 pub mod output;
 pub mod prioritise;
 pub mod reports;
@@ -251,6 +252,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Write manual pages (roff) for patchbay and patchbay-agent, one per
+    /// command and subcommand, into a directory.
+    Man(manual::ManArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell),
+    /// e.g. `patchbay completions bash > /etc/bash_completion.d/patchbay`.
+    Completions(manual::CompletionsArgs),
     /// Back up the server: the database (an online, consistent copy; for
     /// PostgreSQL through pg_dump) and the data directory's keys, in one
     /// .tar.gz with a manifest of SHA-256s (docs/operations.md).
@@ -400,6 +407,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(client::AuditCmd::Verify(a)) => evidence::verify(a),
         Command::Audit(c) => client::audit(&conn::connect(&cli.url, cli.token)?, c),
         Command::Keys(c) => client::keys(&conn::connect(&cli.url, cli.token)?, c),
+        Command::Man(a) => manual::man(a),
+        Command::Completions(a) => manual::completions(a),
         Command::Backup(a) => backup::backup(a),
         Command::Restore(a) => backup::restore(a),
         Command::Sim(a) => sim::run(&cli.url, cli.token, a),
