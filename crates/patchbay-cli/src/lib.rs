@@ -222,6 +222,24 @@ pub struct ServeArgs {
     pub smtp_ca_file: Option<std::path::PathBuf>,
 }
 
+/// `patchbay config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Check a configuration file as `serve --config` would read it (with
+    /// the PATCHBAY_SYSLOG_* / PATCHBAY_SMTP_* overrides of this
+    /// environment): prints what it sets, never a secret, or the first error
+    /// naming file, line and key; exit 1 on an error.
+    Check {
+        /// The file (default: PATCHBAY_CONFIG, else /etc/patchbay/server.toml).
+        #[arg(env = "PATCHBAY_CONFIG")]
+        file: Option<PathBuf>,
+        /// Extra CA certificates (PEM) for the SMTP server's certificate, as
+        /// `serve --smtp-ca-file`.
+        #[arg(long)]
+        smtp_ca_file: Option<PathBuf>,
+    },
+}
+
 /// Commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -252,6 +270,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// The server configuration file.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Write manual pages (roff) for patchbay and patchbay-agent, one per
     /// command and subcommand, into a directory.
     Man(manual::ManArgs),
@@ -407,6 +428,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(client::AuditCmd::Verify(a)) => evidence::verify(a),
         Command::Audit(c) => client::audit(&conn::connect(&cli.url, cli.token)?, c),
         Command::Keys(c) => client::keys(&conn::connect(&cli.url, cli.token)?, c),
+        Command::Config(ConfigCmd::Check { file, smtp_ca_file }) => {
+            server::config_check(file, smtp_ca_file)
+        }
         Command::Man(a) => manual::man(a),
         Command::Completions(a) => manual::completions(a),
         Command::Backup(a) => backup::backup(a),

@@ -93,43 +93,117 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// What the configuration file (with its `PATCHBAY_…` overrides) sets,
+/// checked as far as it can be without starting: the SIEM sink (its CA file
+/// read) and the mail relay (its settings built into a mailer). Errors name
+/// the file, line and key, or the environment variable.
+pub struct FileSettings {
+    /// The file as parsed.
+    pub file: patchbay_server::config::ServerConfig,
+    /// The SIEM sink of `[syslog]`.
+    pub siem: Option<patchbay_server::siem::SinkConfig>,
+    /// The relay of `[smtp]`.
+    pub smtp: Option<patchbay_app::email::SmtpConfig>,
+}
+
+impl FileSettings {
+    /// Loads `path` (none: no file, the environment only).
+    pub fn load(
+        path: Option<&std::path::Path>,
+        smtp_ca_file: Option<PathBuf>,
+    ) -> anyhow::Result<FileSettings> {
+        // (vars_os: a variable that is not UTF-8 is not ours, and must not panic.)
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        let file = patchbay_server::config::load(path, env)
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        let siem = match &file.syslog {
+            Some(c) => Some(
+                c.sink()
+                    .map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
+            ),
+            None => None,
+        };
+        let smtp = match &file.smtp {
+            Some(m) => {
+                use patchbay_server::config::SmtpTls as FileTls;
+                let c = patchbay_app::email::SmtpConfig {
+                    host: m.host.0.clone(),
+                    port: m.port(),
+                    tls: match m.tls {
+                        FileTls::Starttls => patchbay_app::email::SmtpTls::Starttls,
+                        FileTls::Implicit => patchbay_app::email::SmtpTls::Implicit,
+                        FileTls::None => patchbay_app::email::SmtpTls::None,
+                    },
+                    username: m.username.clone(),
+                    password: m.password.as_ref().map(|p| p.expose().to_string()),
+                    from: m.from.0.clone(),
+                    ca_file: smtp_ca_file,
+                };
+                // Fail at start-up, not at the first email (the password is never logged).
+                patchbay_app::email::Mailer::new(&c, std::time::Duration::from_secs(30))
+                    .map_err(|e| anyhow::anyhow!("configuration: [smtp]: {e}"))?;
+                Some(c)
+            }
+            None => None,
+        };
+        Ok(FileSettings { file, siem, smtp })
+    }
+}
+
+/// Where `patchbay config check` looks without a FILE or PATCHBAY_CONFIG
+/// (the packaged unit's `--config`).
+pub const DEFAULT_CONFIG: &str = "/etc/patchbay/server.toml";
+
+/// `patchbay config check [FILE]`: loads the file as `serve` would (with the
+/// environment's overrides), and prints what it sets — never a secret — or
+/// the first error, naming file, line and key.
+pub fn config_check(file: Option<PathBuf>, smtp_ca_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let path = file.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    if !path.exists() {
+        anyhow::bail!(
+            "{}: no such file (give the file to check, or set PATCHBAY_CONFIG)",
+            path.display()
+        );
+    }
+    let f = FileSettings::load(Some(&path), smtp_ca_file)?;
+    println!("{}: OK", path.display());
+    match (&f.file.syslog, &f.siem) {
+        (Some(c), Some(sink)) => println!(
+            "  [syslog] {} to {}:{}, {} messages, queue {}",
+            c.transport.0.as_str(),
+            crate::output::clean(&sink.host),
+            sink.port,
+            c.format.0.as_str(),
+            sink.queue
+        ),
+        _ => println!("  [syslog] not set: nothing is forwarded to a SIEM"),
+    }
+    match &f.smtp {
+        Some(c) => println!(
+            "  [smtp] {}:{} ({}), from {}, {}",
+            crate::output::clean(&c.host),
+            c.port,
+            format!("{:?}", c.tls).to_ascii_lowercase(),
+            crate::output::clean(&c.from),
+            match &c.username {
+                Some(u) => format!("as {} with a password (not shown)", crate::output::clean(u)),
+                None => "no authentication".to_string(),
+            }
+        ),
+        None => println!("  [smtp] not set: emails wait in the outbox"),
+    }
+    Ok(())
+}
+
 /// `patchbay serve`
 pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let mut s = settings(&a)?;
-    // The configuration file (and its PATCHBAY_… overrides): errors name
-    // the file, line and key, and stop the start.
-    // (vars_os: a variable that is not UTF-8 is not ours, and must not panic.)
-    let env = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-    let file = patchbay_server::config::load(a.config.as_deref(), env)
-        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-    let siem = match &file.syslog {
-        Some(c) => Some(
-            c.sink()
-                .map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
-        ),
-        None => None,
-    };
+    let file = FileSettings::load(a.config.as_deref(), a.smtp_ca_file.clone())?;
+    let siem = file.siem;
     // The file's [smtp] sends the email unless --smtp-url is given (flags win).
-    if let (None, Some(m)) = (&s.app.smtp, &file.smtp) {
-        use patchbay_server::config::SmtpTls as FileTls;
-        let c = patchbay_app::email::SmtpConfig {
-            host: m.host.0.clone(),
-            port: m.port(),
-            tls: match m.tls {
-                FileTls::Starttls => patchbay_app::email::SmtpTls::Starttls,
-                FileTls::Implicit => patchbay_app::email::SmtpTls::Implicit,
-                FileTls::None => patchbay_app::email::SmtpTls::None,
-            },
-            username: m.username.clone(),
-            password: m.password.as_ref().map(|p| p.expose().to_string()),
-            from: m.from.0.clone(),
-            ca_file: a.smtp_ca_file.clone(),
-        };
-        // Fail at start-up, not at the first email (the password is never logged).
-        patchbay_app::email::Mailer::new(&c, std::time::Duration::from_secs(30))
-            .map_err(|e| anyhow::anyhow!("configuration: [smtp]: {e}"))?;
-        tracing::info!(host = %c.host, port = c.port, tls = ?m.tls, "SMTP relay configured");
+    if let (None, Some(c)) = (&s.app.smtp, file.smtp) {
+        tracing::info!(host = %c.host, port = c.port, tls = ?c.tls, "SMTP relay configured");
         s.app.smtp = Some(c);
     }
     runtime()?.block_on(async move {

@@ -11,6 +11,7 @@ mod backup;
 mod changes;
 mod checkin;
 mod cli;
+mod config_check;
 mod crash;
 mod delta;
 mod dev;
