@@ -385,3 +385,27 @@ mod tests {
         assert!(e.to_string().contains("use s, m, h or d"), "{e}");
     }
 }
+
+/// Whether log lines on stderr may carry ANSI colours: only on a terminal,
+/// and never when `NO_COLOR` is set to a non-empty value (no-color.org).
+/// Shared by both binaries (`patchbay` too).
+pub fn log_colors(no_color: Option<&std::ffi::OsStr>, stderr_is_terminal: bool) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod color_tests {
+    use super::log_colors;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn no_color_and_pipes_turn_colours_off() {
+        assert!(log_colors(None, true));
+        assert!(!log_colors(Some(OsStr::new("1")), true));
+        assert!(
+            log_colors(Some(OsStr::new("")), true),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!log_colors(None, false), "not on a pipe or a file");
+    }
+}

@@ -22,6 +22,10 @@ fn main() -> std::process::ExitCode {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_ansi(patchbay_agent::cli::log_colors(
+                std::env::var_os("NO_COLOR").as_deref(),
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            ))
             .init();
     }
     std::process::ExitCode::from(patchbay_agent::cli::main_entry(args) as u8)

@@ -71,7 +71,15 @@ use std::path::PathBuf;
 /// token from --token / PATCHBAY_TOKEN (falling back to ./patchbay-data/admin.token,
 /// which `patchbay dev` and a first `patchbay serve` write).
 #[derive(Debug, Parser)]
-#[command(name = "patchbay", version, propagate_version = true)]
+#[command(
+    name = "patchbay",
+    version,
+    propagate_version = true,
+    after_help = "Exit codes: 0 success; 1 an error (stderr names what and where) or a check that failed \
+(audit verify, evidence verify, config check, restore); 2 bad usage (an unknown flag, a missing argument).\n\
+Log lines go to stderr, coloured only on a terminal and never with NO_COLOR set; results go to stdout \
+(--format json on listings)."
+)]
 pub struct Cli {
     /// Server URL for client commands.
     #[arg(
@@ -410,7 +418,12 @@ pub fn init_logging(cli: &Cli) {
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => b.json().init(),
-        LogFormat::Text => b.init(),
+        LogFormat::Text => b
+            .with_ansi(patchbay_agent::cli::log_colors(
+                std::env::var_os("NO_COLOR").as_deref(),
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            ))
+            .init(),
     }
 }
 
