@@ -61,6 +61,7 @@ pub mod error;
 pub mod escalations;
 pub mod evidence;
 pub mod exceptions;
+pub mod feed_sync;
 pub mod feeds;
 pub mod heartbeats;
 pub mod keys;
@@ -150,6 +151,8 @@ pub struct AppConfig {
     pub smtp: Option<email::SmtpConfig>,
     /// Email delivery (retries, timeout, batch).
     pub email: email::EmailConfig,
+    /// Feed sync sources and feed uploads.
+    pub feeds: feed_sync::FeedSyncConfig,
 }
 
 impl Default for AppConfig {
@@ -164,6 +167,7 @@ impl Default for AppConfig {
             webhooks: webhooks::WebhookConfig::default(),
             smtp: None,
             email: email::EmailConfig::default(),
+            feeds: feed_sync::FeedSyncConfig::default(),
         }
     }
 }
