@@ -110,6 +110,13 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    // The file's [feeds] and [[feed_source]]s: the feed-sync duty.
+    s.app.feeds = file
+        .feed_sync()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    for src in &s.app.feeds.sources {
+        tracing::info!(feed = %src.name, kind = src.kind.as_str(), origin = %src.origin.describe(), every = %src.every, "feed source configured");
+    }
     // The file's [smtp] sends the email unless --smtp-url is given (flags win).
     if let (None, Some(m)) = (&s.app.smtp, &file.smtp) {
         use patchbay_server::config::SmtpTls as FileTls;
