@@ -194,8 +194,15 @@ pub enum SyncError {
     Failed(String),
 }
 
+impl std::fmt::Display for SyncError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
 impl SyncError {
-    fn message(&self) -> &str {
+    /// What went wrong, naming the source or file.
+    pub fn message(&self) -> &str {
         match self {
             SyncError::Refused(m) | SyncError::Failed(m) => m,
         }
@@ -241,16 +248,23 @@ pub struct Validators {
 
 /// Copies `from` into `to`, at most `max` bytes (one more is an error), and
 /// hashes it on the way; never holds more than a buffer in memory.
-fn copy_limited(from: &mut dyn Read, to: &Path, max: u64, what: &str) -> Result<Fetched, SyncError> {
+fn copy_limited(
+    from: &mut dyn Read,
+    to: &Path,
+    max: u64,
+    what: &str,
+) -> Result<Fetched, SyncError> {
     let mut out = std::fs::File::create(to)
         .map_err(|e| SyncError::Failed(format!("{}: {e}", to.display())))?;
     let mut hash = Sha256::new();
     let mut size: u64 = 0;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = from
-            .read(&mut buf)
-            .map_err(|e| SyncError::Refused(format!("{what}: download cut short after {size} bytes: {e}")))?;
+        let n = from.read(&mut buf).map_err(|e| {
+            SyncError::Refused(format!(
+                "{what}: download cut short after {size} bytes: {e}"
+            ))
+        })?;
         if n == 0 {
             break;
         }
@@ -392,8 +406,12 @@ pub fn read_manifest(dir: &Path, key: &VerifyingKey) -> Result<Manifest, SyncErr
     let spath = dir.join(MANIFEST_SIG);
     let bytes = std::fs::read(&mpath)
         .map_err(|e| SyncError::Failed(format!("{}: {e}", mpath.display())))?;
-    let sig = std::fs::read_to_string(&spath)
-        .map_err(|e| SyncError::Refused(format!("{}: {e} (the manifest is unsigned)", spath.display())))?;
+    let sig = std::fs::read_to_string(&spath).map_err(|e| {
+        SyncError::Refused(format!(
+            "{}: {e} (the manifest is unsigned)",
+            spath.display()
+        ))
+    })?;
     if !patchbay_core::audit::verify_bytes(key, &bytes, &sig) {
         return Err(SyncError::Refused(format!(
             "{}: the signature does not match the configured mirror key (tampered, or signed by another key)",
@@ -703,61 +721,72 @@ impl App {
             },
             _ => Validators::default(),
         };
-        let prev_sha = prev.as_ref().filter(|_| have_good).and_then(|r| r.sha256.clone());
+        let prev_sha = prev
+            .as_ref()
+            .filter(|_| have_good)
+            .and_then(|r| r.sha256.clone());
         let s = src.clone();
         let (d, t) = (dir.clone(), tmp.clone());
-        let fetched = tokio::task::spawn_blocking(move || -> Result<Option<(Fetched, Parsed)>, SyncError> {
-            std::fs::create_dir_all(&d)
-                .map_err(|e| SyncError::Failed(format!("{}: {e}", d.display())))?;
-            let r = fetch(&s, &validators, &t);
-            let f = match r {
-                Ok(FetchOutcome::NotModified) => return Ok(None),
-                Ok(FetchOutcome::Fetched(f)) => f,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&t);
-                    return Err(e);
-                }
-            };
-            let checked = (|| {
-                if let Some(want) = &s.sha256
-                    && !want.eq_ignore_ascii_case(&f.sha256)
-                {
-                    return Err(SyncError::Refused(format!(
-                        "{}: SHA-256 {} is not the configured {want}",
-                        s.origin.describe(),
-                        f.sha256
-                    )));
-                }
-                if prev_sha.as_deref() == Some(f.sha256.as_str()) {
-                    // The same bytes as the last good copy: nothing to import.
-                    return Ok(None);
-                }
-                let parsed = parse_path(&t).map_err(|e| {
-                    SyncError::Refused(e.replace(&t.display().to_string(), &s.origin.describe()))
-                })?;
-                check_parsed(&parsed, s.kind, &s.origin.describe()).map_err(SyncError::Refused)?;
-                Ok(Some(parsed))
-            })();
-            match checked {
-                Ok(Some(parsed)) => {
-                    // The atomic swap: the checked file becomes the last good copy.
-                    std::fs::rename(&t, &good).map_err(|e| {
-                        SyncError::Failed(format!("{}: {e}", good.display()))
+        let fetched =
+            tokio::task::spawn_blocking(move || -> Result<Option<(Fetched, Parsed)>, SyncError> {
+                std::fs::create_dir_all(&d)
+                    .map_err(|e| SyncError::Failed(format!("{}: {e}", d.display())))?;
+                let r = fetch(&s, &validators, &t);
+                let f = match r {
+                    Ok(FetchOutcome::NotModified) => return Ok(None),
+                    Ok(FetchOutcome::Fetched(f)) => f,
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&t);
+                        return Err(e);
+                    }
+                };
+                let checked = (|| {
+                    if let Some(want) = &s.sha256
+                        && !want.eq_ignore_ascii_case(&f.sha256)
+                    {
+                        return Err(SyncError::Refused(format!(
+                            "{}: SHA-256 {} is not the configured {want}",
+                            s.origin.describe(),
+                            f.sha256
+                        )));
+                    }
+                    if prev_sha.as_deref() == Some(f.sha256.as_str()) {
+                        // The same bytes as the last good copy: nothing to import.
+                        return Ok(None);
+                    }
+                    let parsed = parse_path(&t).map_err(|e| {
+                        SyncError::Refused(
+                            e.replace(&t.display().to_string(), &s.origin.describe()),
+                        )
                     })?;
-                    Ok(Some((f, parsed)))
+                    check_parsed(&parsed, s.kind, &s.origin.describe())
+                        .map_err(SyncError::Refused)?;
+                    Ok(Some(parsed))
+                })();
+                match checked {
+                    Ok(Some(parsed)) => {
+                        // The atomic swap: the checked file becomes the last good copy.
+                        std::fs::rename(&t, &good)
+                            .map_err(|e| SyncError::Failed(format!("{}: {e}", good.display())))?;
+                        Ok(Some((f, parsed)))
+                    }
+                    Ok(None) => {
+                        let _ = std::fs::remove_file(&t);
+                        Ok(None)
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&t);
+                        Err(e)
+                    }
                 }
-                Ok(None) => {
-                    let _ = std::fs::remove_file(&t);
-                    Ok(None)
-                }
-                Err(e) => {
-                    let _ = std::fs::remove_file(&t);
-                    Err(e)
-                }
-            }
-        })
-        .await
-        .map_err(|e| AppError::new(patchbay_proto::error::ErrorCode::Internal, format!("feed sync of {}: {e}", src.name)))?;
+            })
+            .await
+            .map_err(|e| {
+                AppError::new(
+                    patchbay_proto::error::ErrorCode::Internal,
+                    format!("feed sync of {}: {e}", src.name),
+                )
+            })?;
         let mut row = prev.clone().unwrap_or_else(|| FeedSyncRow {
             name: src.name.clone(),
             kind: src.kind.as_str().into(),

@@ -101,7 +101,6 @@ pub struct FeedSourceConfig {
     pub timeout: Option<Interval>,
 }
 
-
 impl ServerConfig {
     /// The feed sync settings of the file (`[feeds]`, `[[feed_source]]`),
     /// checked: each error names the source.
@@ -118,9 +117,7 @@ impl ServerConfig {
         for s in &self.feed_source {
             let at = |m: String| ConfigError(format!("[[feed_source]] {:?}: {m}", s.name));
             if !valid_source_name(&s.name) {
-                return Err(at(
-                    "name: expected 1–64 letters, digits, '-' or '_'".into(),
-                ));
+                return Err(at("name: expected 1–64 letters, digits, '-' or '_'".into()));
             }
             if !seen.insert(s.name.clone()) {
                 return Err(at("name: used by another [[feed_source]]".into()));
@@ -153,8 +150,8 @@ impl ServerConfig {
             }
             let mut src = FeedSource::new(&s.name, s.kind.0, origin);
             if let Some(e) = s.every {
-                src.every = jiff::SignedDuration::try_from(e.0)
-                    .map_err(|e| at(format!("every: {e}")))?;
+                src.every =
+                    jiff::SignedDuration::try_from(e.0).map_err(|e| at(format!("every: {e}")))?;
             }
             if let Some(m) = s.max_bytes {
                 if m == 0 {

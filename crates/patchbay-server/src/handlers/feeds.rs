@@ -94,7 +94,8 @@ pub async fn import(
         .clone()
         .unwrap_or_else(|| PathBuf::from("./patchbay-data/feeds"))
         .join("uploads");
-    let internal = |e: std::io::Error| ApiError::new(ErrorCode::Internal, format!("storing the upload: {e}"));
+    let internal =
+        |e: std::io::Error| ApiError::new(ErrorCode::Internal, format!("storing the upload: {e}"));
     tokio::fs::create_dir_all(&dir).await.map_err(internal)?;
     let r: [u8; 8] = rand::random();
     let path = dir.join(format!("{}-{name}", hex::encode(r)));

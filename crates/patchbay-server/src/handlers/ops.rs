@@ -41,7 +41,10 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
                     .feed_last_attempt
                     .get_or_create(&l)
                     .set(f.last_attempt.as_millisecond() as f64 / 1000.0);
-                st.metrics.feed_stale.get_or_create(&l).set(i64::from(f.stale));
+                st.metrics
+                    .feed_stale
+                    .get_or_create(&l)
+                    .set(i64::from(f.stale));
             }
         }
         Err(e) => tracing::warn!(error = %e.message, "metrics: feed freshness unavailable"),
