@@ -489,6 +489,102 @@ pub fn fetch(src: &FeedSource, prev: &Validators, to: &Path) -> Result<FetchOutc
     }
 }
 
+/// Writes an air-gap mirror (`patchbay feeds mirror`): fetches every url
+/// or path source into `dir` (a mirror source is skipped), checks each
+/// parses as its kind, and writes `manifest.json` with its Ed25519
+/// signature `manifest.json.sig` (`signer`, fetched at `now`). `log` gets
+/// one line per file. Errors name the source.
+pub fn write_mirror(
+    dir: &Path,
+    sources: &[FeedSource],
+    signer: &patchbay_core::audit::Signer,
+    now: Timestamp,
+    log: &mut dyn FnMut(String),
+) -> Result<Manifest, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut files = Vec::new();
+    for src in sources {
+        let base = match &src.origin {
+            Origin::Url(u) => u
+                .split(['?', '#'])
+                .next()
+                .and_then(|u| u.rsplit('/').next())
+                .unwrap_or("")
+                .to_string(),
+            Origin::Path(p) => p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            Origin::Mirror { .. } => {
+                log(format!("{}: a mirror source itself; skipped", src.name));
+                continue;
+            }
+        };
+        let base: String = base
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            .collect();
+        let file = if base.is_empty() {
+            format!("{}.feed", src.name)
+        } else {
+            format!("{}-{base}", src.name)
+        };
+        let tmp = dir.join(format!(".{}.part", src.name));
+        let fetched = match fetch(src, &Validators::default(), &tmp) {
+            Ok(FetchOutcome::Fetched(f)) => f,
+            Ok(FetchOutcome::NotModified) => return Err(format!("{}: unexpected 304", src.name)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(format!("{}: {e}", src.name));
+            }
+        };
+        let checked =
+            parse_path(&tmp).and_then(|p| check_parsed(&p, src.kind, &src.origin.describe()));
+        if let Err(e) = checked {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(format!("{}: not mirrored: {e}", src.name));
+        }
+        let to = dir.join(&file);
+        std::fs::rename(&tmp, &to).map_err(|e| format!("{}: {e}", to.display()))?;
+        log(format!(
+            "{}: {file} ({} bytes, SHA-256 {})",
+            src.name, fetched.size, fetched.sha256
+        ));
+        files.push(ManifestEntry {
+            name: src.name.clone(),
+            kind: src.kind,
+            file,
+            size: fetched.size,
+            sha256: fetched.sha256,
+            fetched_at: now.to_string(),
+            source: src.origin.describe(),
+        });
+    }
+    if files.is_empty() {
+        return Err("no source with url or path to mirror".into());
+    }
+    let manifest = Manifest {
+        version: 1,
+        created_at: now.to_string(),
+        public_key: signer.public_hex(),
+        files,
+    };
+    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
+    let sig = signer.sign_bytes(&bytes);
+    // Each file replaced by rename; the signature first, so a reader sees
+    // either the old pair, or a new signature with the old manifest (and
+    // refuses it until the manifest follows).
+    let write = |name: &str, data: &[u8]| -> Result<(), String> {
+        let tmp = dir.join(format!(".{name}.part"));
+        std::fs::write(&tmp, data).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.join(name))
+            .map_err(|e| format!("{}: {e}", dir.join(name).display()))
+    };
+    write(MANIFEST_SIG, format!("{sig}\n").as_bytes())?;
+    write(MANIFEST, &bytes)?;
+    Ok(manifest)
+}
+
 /// Feed files read and checked: what [`App::import_collected`] stores.
 #[derive(Debug, Default)]
 pub struct Parsed {

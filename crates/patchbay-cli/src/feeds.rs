@@ -583,10 +583,6 @@ pub struct MirrorArgs {
 /// into DIR, checks each parses as its kind, and writes the signed manifest
 /// (`manifest.json`, `manifest.json.sig`).
 pub fn mirror(a: MirrorArgs) -> anyhow::Result<()> {
-    use patchbay_app::feed_sync::{
-        FetchOutcome, MANIFEST, MANIFEST_SIG, Manifest, ManifestEntry, Origin, Validators,
-        check_parsed, fetch, parse_path,
-    };
     let env = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
     let file = patchbay_server::config::load(Some(&a.config), env)
@@ -603,92 +599,18 @@ pub fn mirror(a: MirrorArgs) -> anyhow::Result<()> {
         eprintln!("created the mirror key {}", a.key.display());
         patchbay_core::audit::Signer::from_seed(&seed)
     };
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
-    let mut files = Vec::new();
-    for src in &cfg.sources {
-        let base = match &src.origin {
-            Origin::Url(u) => u
-                .split(['?', '#'])
-                .next()
-                .and_then(|u| u.rsplit('/').next())
-                .unwrap_or("")
-                .to_string(),
-            Origin::Path(p) => p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            Origin::Mirror { .. } => {
-                eprintln!("{}: a mirror source itself; skipped", src.name);
-                continue;
-            }
-        };
-        let base: String = base
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-            .collect();
-        let file_name = if base.is_empty() {
-            format!("{}.feed", src.name)
-        } else {
-            format!("{}-{base}", src.name)
-        };
-        let tmp = a.dir.join(format!(".{}.part", src.name));
-        let fetched = match fetch(src, &Validators::default(), &tmp) {
-            Ok(FetchOutcome::Fetched(f)) => f,
-            Ok(FetchOutcome::NotModified) => bail!("{}: unexpected 304", src.name),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                bail!("{}: {e}", src.name);
-            }
-        };
-        let checked =
-            parse_path(&tmp).and_then(|p| check_parsed(&p, src.kind, &src.origin.describe()));
-        if let Err(e) = checked {
-            let _ = std::fs::remove_file(&tmp);
-            bail!("{}: not mirrored: {e}", src.name);
-        }
-        let to = a.dir.join(&file_name);
-        std::fs::rename(&tmp, &to).with_context(|| format!("writing {}", to.display()))?;
-        println!(
-            "{}: {} ({} bytes, SHA-256 {})",
-            src.name, file_name, fetched.size, fetched.sha256
-        );
-        files.push(ManifestEntry {
-            name: src.name.clone(),
-            kind: src.kind,
-            file: file_name,
-            size: fetched.size,
-            sha256: fetched.sha256,
-            fetched_at: jiff::Timestamp::now().to_string(),
-            source: src.origin.describe(),
-        });
-    }
-    if files.is_empty() {
-        bail!(
-            "{}: no [[feed_source]] with url or path to mirror",
-            a.config.display()
-        );
-    }
-    let manifest = Manifest {
-        version: 1,
-        created_at: jiff::Timestamp::now().to_string(),
-        public_key: signer.public_hex(),
-        files,
-    };
-    let bytes = serde_json::to_vec_pretty(&manifest)?;
-    let sig = signer.sign_bytes(&bytes);
-    // The signature first, then the manifest: a reader never sees a new
-    // manifest with an old signature for long, and refuses it if it does.
-    let write = |name: &str, data: &[u8]| -> anyhow::Result<()> {
-        let tmp = a.dir.join(format!(".{name}.part"));
-        std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, a.dir.join(name))
-            .with_context(|| format!("writing {}", a.dir.join(name).display()))
-    };
-    write(MANIFEST_SIG, format!("{sig}\n").as_bytes())?;
-    write(MANIFEST, &bytes)?;
+    let manifest = patchbay_app::feed_sync::write_mirror(
+        &a.dir,
+        &cfg.sources,
+        &signer,
+        jiff::Timestamp::now(),
+        &mut |line| println!("{line}"),
+    )
+    .map_err(anyhow::Error::msg)?;
     println!(
-        "wrote {} (signed); mirror public key (the server's mirror_key): {}",
-        a.dir.join(MANIFEST).display(),
+        "wrote {} ({} files, signed); mirror public key (the server's mirror_key): {}",
+        a.dir.join(patchbay_app::feed_sync::MANIFEST).display(),
+        manifest.files.len(),
         signer.public_hex()
     );
     Ok(())
