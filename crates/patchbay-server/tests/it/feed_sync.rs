@@ -107,9 +107,7 @@ impl Origin_ {
                         ),
                         Some(s) => {
                             let mut out = match s.mode {
-                                Mode::Chunked => format!(
-                                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                                ),
+                                Mode::Chunked => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_string(),
                                 _ => format!(
                                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: {}\r\nConnection: close\r\n\r\n",
                                     s.body.len(),
@@ -369,8 +367,16 @@ async fn sync_against_a_loopback_origin(backend: &str) {
             assert_eq!(r.sha256, good.sha256, "{why}");
             assert_eq!(r.last_good_at, good.last_good_at, "{why}");
             assert_eq!(std::fs::read(&kept).unwrap(), kept_bytes, "{why}");
-            assert_eq!(kev_imports(s).await, vec!["2026.08.07".to_string()], "{why}");
-            assert_eq!(actions(s, "feed.import").await.len(), 4, "{why}: imported anyway");
+            assert_eq!(
+                kev_imports(s).await,
+                vec!["2026.08.07".to_string()],
+                "{why}"
+            );
+            assert_eq!(
+                actions(s, "feed.import").await.len(),
+                4,
+                "{why}: imported anyway"
+            );
             let wl = get(s, "/api/v1/worklist").await;
             assert_eq!(wl["items"][0]["tier"], "P0", "{why}");
             err
