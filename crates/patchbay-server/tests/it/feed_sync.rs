@@ -474,3 +474,258 @@ async fn sync_imports_skips_unchanged_drives_the_zero_day_lane_and_refuses_bad_d
     }
     sync_against_a_loopback_origin("postgres").await;
 }
+
+/// Acceptance (issue 16, item 1, air gap): the server syncs from a mirror
+/// directory written by `write_mirror` (what `patchbay feeds mirror` runs),
+/// checking the manifest's signature and each file's size and SHA-256; a
+/// tampered, missing or re-listed file is refused naming the file, and the
+/// last good data stays.
+async fn sync_from_a_signed_mirror(backend: &str) {
+    let origin = Origin_::default();
+    let base = origin.start().await;
+    origin.put(
+        "/kev.json.gz",
+        std::fs::read(fixture(KEV_OLD)).unwrap(),
+        Mode::Normal,
+    );
+    let mirror = tempfile::tempdir().unwrap();
+    let signer = patchbay_core::audit::Signer::from_seed(&[7u8; 32]);
+    let upstream = source("kev", FeedKind::Kev, format!("{base}/kev.json.gz"));
+    let now: jiff::Timestamp = "2026-12-08T21:00:00Z".parse().unwrap();
+    let mut lines = Vec::new();
+    let manifest = patchbay_app::feed_sync::write_mirror(
+        mirror.path(),
+        std::slice::from_ref(&upstream),
+        &signer,
+        now,
+        &mut |l| lines.push(l),
+    )
+    .unwrap();
+    assert_eq!(manifest.files.len(), 1);
+    let entry = manifest.files[0].clone();
+    assert_eq!(entry.file, "kev-kev.json.gz");
+    assert_eq!(entry.source, format!("{base}/kev.json.gz"));
+    assert_eq!(entry.fetched_at, now.to_string());
+    let file = mirror.path().join(&entry.file);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        std::fs::read(fixture(KEV_OLD)).unwrap()
+    );
+
+    let mut src = FeedSource::new(
+        "kev",
+        FeedKind::Kev,
+        Origin::Mirror {
+            dir: mirror.path().to_path_buf(),
+            key: signer.verifying_key(),
+        },
+    );
+    src.every = SignedDuration::from_hours(1);
+    let config = AppConfig {
+        feeds: FeedSyncConfig {
+            sources: vec![src],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = InProcess::on_with(backend, config).await;
+    let mut runner = Runner::new(s.app.clone(), "test-replica");
+    tick(&s, &mut runner).await;
+    assert_eq!(state(&s, "kev").await.last_result, "imported");
+    assert_eq!(kev_imports(&s).await, vec!["2025.08.25".to_string()]);
+    // Unchanged mirror: nothing imported again.
+    tick(&s, &mut runner).await;
+    assert_eq!(state(&s, "kev").await.last_result, "unchanged");
+    assert_eq!(actions(&s, "feed.import").await.len(), 1);
+
+    let refused = |what: &'static str| {
+        let s = &s;
+        async move {
+            let r = state(s, "kev").await;
+            assert_eq!(r.last_result, "refused", "{what}: {r:?}");
+            assert_eq!(
+                kev_imports(s).await,
+                vec!["2025.08.25".to_string()],
+                "{what}"
+            );
+            assert_eq!(actions(s, "feed.import").await.len(), 1, "{what}");
+            r.last_error.unwrap()
+        }
+    };
+    // A tampered file (another valid catalog in its place).
+    std::fs::write(&file, std::fs::read(fixture(KEV_NEW)).unwrap()).unwrap();
+    tick(&s, &mut runner).await;
+    let err = refused("tampered").await;
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(err.contains("does not match the signed manifest"), "{err}");
+    // Same size, one byte flipped.
+    let mut bytes = std::fs::read(fixture(KEV_OLD)).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&file, &bytes).unwrap();
+    tick(&s, &mut runner).await;
+    let err = refused("flipped byte").await;
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    // A missing file.
+    std::fs::remove_file(&file).unwrap();
+    tick(&s, &mut runner).await;
+    let err = refused("missing").await;
+    assert!(
+        err.contains(&file.display().to_string()) && err.contains("missing"),
+        "{err}"
+    );
+    // The manifest re-listed for another file: its signature no longer holds.
+    std::fs::write(&file, std::fs::read(fixture(KEV_NEW)).unwrap()).unwrap();
+    let (sha, size) = patchbay_app::feed_sync::hash_file(&file).unwrap();
+    let mpath = mirror.path().join("manifest.json");
+    let text = std::fs::read_to_string(&mpath)
+        .unwrap()
+        .replace(&entry.sha256, &sha)
+        .replace(
+            &format!("\"size\": {}", entry.size),
+            &format!("\"size\": {size}"),
+        );
+    std::fs::write(&mpath, text).unwrap();
+    tick(&s, &mut runner).await;
+    let err = refused("re-listed").await;
+    assert!(
+        err.contains(&mpath.display().to_string()) && err.contains("signature"),
+        "{err}"
+    );
+    // A new mirror, properly signed, of the newer catalog: imported.
+    origin.put(
+        "/kev.json.gz",
+        std::fs::read(fixture(KEV_NEW)).unwrap(),
+        Mode::Normal,
+    );
+    patchbay_app::feed_sync::write_mirror(
+        mirror.path(),
+        std::slice::from_ref(&upstream),
+        &signer,
+        now,
+        &mut |_| {},
+    )
+    .unwrap();
+    tick(&s, &mut runner).await;
+    assert_eq!(state(&s, "kev").await.last_result, "imported");
+    assert_eq!(kev_imports(&s).await, vec!["2026.08.07".to_string()]);
+    // Signed by another key: refused.
+    let other = patchbay_core::audit::Signer::from_seed(&[8u8; 32]);
+    origin.put(
+        "/kev.json.gz",
+        std::fs::read(fixture(KEV_OLD)).unwrap(),
+        Mode::Normal,
+    );
+    patchbay_app::feed_sync::write_mirror(
+        mirror.path(),
+        std::slice::from_ref(&upstream),
+        &other,
+        now,
+        &mut |_| {},
+    )
+    .unwrap();
+    tick(&s, &mut runner).await;
+    let r = state(&s, "kev").await;
+    assert_eq!(r.last_result, "refused");
+    assert!(r.last_error.unwrap().contains("signature"));
+    assert_eq!(kev_imports(&s).await, vec!["2026.08.07".to_string()]);
+}
+
+// write_mirror blocks (as the CLI does) while the origin answers on another worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_mirror_is_refused_naming_the_file_sqlite() {
+    sync_from_a_signed_mirror("sqlite").await;
+}
+
+// write_mirror blocks (as the CLI does) while the origin answers on another worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_mirror_is_refused_naming_the_file_postgres() {
+    if std::env::var("PATCHBAY_TEST_PG_URL").is_err() {
+        eprintln!("PATCHBAY_TEST_PG_URL unset: run under scripts/with-postgres");
+        return;
+    }
+    sync_from_a_signed_mirror("postgres").await;
+}
+
+/// `POST /api/v1/feeds/import`: past `[feeds] max_upload` the answer is a
+/// clear 413 and nothing is stored; within it, the file is imported.
+async fn upload_limit(backend: &str) {
+    let kev = std::fs::read(fixture(KEV_OLD)).unwrap();
+    let config = AppConfig {
+        feeds: FeedSyncConfig {
+            max_upload: kev.len() as u64 - 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = InProcess::on_with(backend, config).await;
+    let send = |len: Option<usize>, body: Vec<u8>| {
+        let s = &s;
+        async move {
+            let mut req = axum::http::Request::builder()
+                .method("POST")
+                .uri("/api/v1/feeds/import?name=kev.json.gz")
+                .header("authorization", format!("Bearer {}", s.admin));
+            if let Some(n) = len {
+                req = req.header("content-length", n);
+            }
+            let req = req.body(axum::body::Body::from(body)).unwrap();
+            let resp = tower::ServiceExt::oneshot(s.router.clone(), req)
+                .await
+                .unwrap();
+            let st = resp.status();
+            let b = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (st, String::from_utf8_lossy(&b).into_owned())
+        }
+    };
+    // Announced: refused before the body is read.
+    let (st, text) = send(Some(kev.len()), kev.clone()).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert!(
+        text.contains("max_upload") && text.contains(&(kev.len() - 1).to_string()),
+        "{text}"
+    );
+    // Not announced: cut off while streaming.
+    let (st, text) = send(None, kev.clone()).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert!(kev_imports(&s).await.is_empty());
+    assert!(actions(&s, "feed.import").await.is_empty());
+    // Within the limit: imported, and audited as the caller.
+    let mut small = gunzip(KEV_OLD);
+    let v: Value = serde_json::from_slice(&small).unwrap();
+    let mut v2 = v.clone();
+    v2["vulnerabilities"] = Value::Array(v["vulnerabilities"].as_array().unwrap()[..10].to_vec());
+    small = serde_json::to_vec(&v2).unwrap();
+    let (st, text) = send(Some(small.len()), small).await;
+    assert_eq!(st, StatusCode::OK, "{text}");
+    let out: patchbay_proto::api::FeedImportOut = serde_json::from_str(&text).unwrap();
+    assert_eq!(out.source, "upload:kev.json.gz");
+    assert_eq!(out.imported[0].records, 10);
+    assert_eq!(kev_imports(&s).await, vec!["2025.08.25".to_string()]);
+    let a = actions(&s, "feed.import").await;
+    assert_eq!(a.len(), 1);
+    assert_ne!(a[0]["actor"], "system:feed-sync");
+    // Not a feed: a clear 400 naming the upload, nothing stored.
+    let (st, text) = send(None, b"hello".to_vec()).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("kev.json.gz"), "{text}");
+    // The upload directory is left empty.
+    let uploads = s.app.config().feeds.dir.clone().unwrap().join("uploads");
+    assert_eq!(std::fs::read_dir(uploads).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn an_upload_past_the_limit_is_413_sqlite() {
+    upload_limit("sqlite").await;
+}
+
+#[tokio::test]
+async fn an_upload_past_the_limit_is_413_postgres() {
+    if std::env::var("PATCHBAY_TEST_PG_URL").is_err() {
+        eprintln!("PATCHBAY_TEST_PG_URL unset: run under scripts/with-postgres");
+        return;
+    }
+    upload_limit("postgres").await;
+}
