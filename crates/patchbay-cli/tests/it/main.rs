@@ -16,6 +16,7 @@ mod dev;
 mod duties;
 mod escalations;
 mod exceptions;
+mod feeds_upload;
 mod heartbeats;
 mod identity;
 mod injection;
