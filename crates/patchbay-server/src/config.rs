@@ -842,6 +842,78 @@ from = "Patchbay <patchbay@example.net>"
     }
 
     #[test]
+    fn feed_sources_are_read_and_checked() {
+        let key = patchbay_core::audit::Signer::from_seed(&[1u8; 32]).public_hex();
+        let text = format!(
+            "[feeds]\nmax_upload = 1000\n\n[[feed_source]]\nname = \"kev\"\nkind = \"kev\"\n\
+             url = \"https://example.net/kev.json\"\nevery = \"1h\"\nstale_after = \"1d\"\n\
+             max_bytes = 5000\n\n[[feed_source]]\nname = \"osv\"\nkind = \"osv\"\n\
+             mirror = \"/srv/m\"\nmirror_key = \"{key}\"\n"
+        );
+        let f = p(&text).unwrap().feed_sync().unwrap();
+        assert_eq!(f.max_upload, 1000);
+        assert_eq!(f.sources.len(), 2);
+        let k = &f.sources[0];
+        assert_eq!(
+            k.origin,
+            patchbay_app::feed_sync::Origin::Url("https://example.net/kev.json".into())
+        );
+        assert_eq!(k.every, jiff::SignedDuration::from_hours(1));
+        assert_eq!(k.stale_after, jiff::SignedDuration::from_hours(24));
+        assert_eq!(k.max_bytes, 5000);
+        assert!(matches!(
+            f.sources[1].origin,
+            patchbay_app::feed_sync::Origin::Mirror { .. }
+        ));
+        let bad = |body: &str, want: &str| {
+            let e = p(&format!("\n[[feed_source]]\n{body}")).unwrap_err();
+            assert!(e.0.contains(want), "{want}: {e}");
+            e
+        };
+        let e = bad(
+            "name = \"kev\"\nkind = \"kev\"\n",
+            "give exactly one of url, path or mirror",
+        );
+        assert!(e.0.starts_with("pb.toml:3: [[feed_source]] \"kev\""), "{e}");
+        bad(
+            "name = \"kev\"\nkind = \"rss\"\npath = \"/x\"\n",
+            "osv, kev or epss",
+        );
+        bad(
+            "name = \"../x\"\nkind = \"kev\"\npath = \"/x\"\n",
+            "name: expected",
+        );
+        bad(
+            "name = \"k\"\nkind = \"kev\"\nurl = \"ftp://x\"\n",
+            "expected http:// or https://",
+        );
+        bad(
+            "name = \"k\"\nkind = \"kev\"\nmirror = \"/m\"\n",
+            "mirror needs mirror_key",
+        );
+        bad(
+            "name = \"k\"\nkind = \"kev\"\nmirror = \"/m\"\nmirror_key = \"zz\"\n",
+            "mirror_key: ",
+        );
+        bad(
+            "name = \"k\"\nkind = \"kev\"\npath = \"/x\"\nsha256 = \"abc\"\n",
+            "64 hex digits",
+        );
+        bad(
+            "name = \"k\"\nkind = \"kev\"\npath = \"/x\"\nevery = \"soon\"\n",
+            "an interval",
+        );
+        bad(
+            "name = \"k\"\nkind = \"kev\"\npath = \"/x\"\nurl2 = \"x\"\n",
+            "unknown field",
+        );
+        bad(
+            "name = \"k\"\nkind = \"kev\"\npath = \"/x\"\n[[feed_source]]\nname = \"k\"\nkind = \"kev\"\npath = \"/y\"\n",
+            "used by another",
+        );
+    }
+
+    #[test]
     fn the_ca_file_is_checked() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("ca.pem");
