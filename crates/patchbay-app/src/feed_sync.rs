@@ -399,11 +399,22 @@ pub struct ManifestEntry {
 pub const MANIFEST: &str = "manifest.json";
 /// The signature's file name.
 pub const MANIFEST_SIG: &str = "manifest.json.sig";
+/// The largest manifest read (it lists a few files).
+const MAX_MANIFEST: u64 = 1 << 20;
 
 /// Reads and verifies a mirror's manifest with `key`.
 pub fn read_manifest(dir: &Path, key: &VerifyingKey) -> Result<Manifest, SyncError> {
     let mpath = dir.join(MANIFEST);
     let spath = dir.join(MANIFEST_SIG);
+    let len = std::fs::metadata(&mpath)
+        .map_err(|e| SyncError::Failed(format!("{}: {e}", mpath.display())))?
+        .len();
+    if len > MAX_MANIFEST {
+        return Err(SyncError::Refused(format!(
+            "{}: {len} bytes, larger than a manifest may be ({MAX_MANIFEST})",
+            mpath.display()
+        )));
+    }
     let bytes = std::fs::read(&mpath)
         .map_err(|e| SyncError::Failed(format!("{}: {e}", mpath.display())))?;
     let sig = std::fs::read_to_string(&spath).map_err(|e| {
