@@ -416,6 +416,35 @@ async fn sync_against_a_loopback_origin(backend: &str) {
     );
     let refusals = actions(&s, "feed.sync_refused").await;
     assert_eq!(refusals.len(), 4, "every refusal is audited");
+    // A gzip stream cut short: the rows before the cut parse, the stream's
+    // end does not; the whole file is refused, not imported in part.
+    let epss_before = state(&s, "epss").await;
+    // (KEV back to its last good bytes: fetched, found the same, unchanged.)
+    origin.put(
+        "/kev.json.gz",
+        std::fs::read(fixture(KEV_NEW)).unwrap(),
+        Mode::Normal,
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(
+        &mut gz,
+        &std::fs::read(fixture("feeds/epss/epss_kev_nvd-2026-08-22.head100.csv")).unwrap(),
+    )
+    .unwrap();
+    let mut gz = gz.finish().unwrap();
+    gz.truncate(gz.len() / 2);
+    origin.put("/epss.csv", gz, Mode::Normal);
+    tick(&s, &mut runner).await;
+    let r = state(&s, "epss").await;
+    assert_eq!(r.last_result, "refused", "{r:?}");
+    assert_eq!(r.sha256, epss_before.sha256);
+    assert_eq!(actions(&s, "feed.sync_refused").await.len(), 5);
+    assert_eq!(state(&s, "kev").await.last_result, "unchanged");
+    assert_eq!(
+        actions(&s, "feed.import").await.len(),
+        4,
+        "a truncated stream is not imported in part"
+    );
 
     // 5. The unreachable source: failed at every attempt; stale once its
     //    threshold (2h since the first attempt) passed, raised once.
@@ -447,12 +476,13 @@ async fn sync_against_a_loopback_origin(backend: &str) {
         "{metrics}"
     );
     assert!(
-        metrics.contains("patchbay_feed_last_attempt_ok{feed=\"epss\"} 1"),
+        metrics.contains("patchbay_feed_last_attempt_ok{feed=\"kev\"} 1")
+            && metrics.contains("patchbay_feed_last_attempt_ok{feed=\"epss\"} 0"),
         "{metrics}"
     );
-    // The age of the failing feed counts from its first attempt (7 ticks ago).
+    // The age of the failing feed counts from its first attempt (8 ticks ago).
     assert!(
-        metrics.contains("patchbay_feed_age_seconds{feed=\"gone\"} 25200.0"),
+        metrics.contains("patchbay_feed_age_seconds{feed=\"gone\"} 28800.0"),
         "{metrics}"
     );
     // The event is in the outbox, for webhooks and the SIEM.
