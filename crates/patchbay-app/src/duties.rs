@@ -69,8 +69,9 @@ pub enum Duty {
     /// (`sla::review_exceptions_weekly`).
     ExceptionReview,
     /// Fetch the configured feed sources that are due, import what changed,
-    /// raise `feed.stale` (`feed_sync::sync_feeds`; each source keeps its own
-    /// schedule, so the duty itself runs every tick).
+    /// raise `feed.stale` (`feed_sync::sync_feeds`, started in the background
+    /// by `start_feed_sync` unless one is still running; each source keeps its
+    /// own schedule, so the duty itself runs every tick).
     FeedSync,
 }
 
@@ -121,7 +122,8 @@ impl Duty {
             Duty::Escalations => app.run_escalations().await,
             Duty::SlaWatch => app.watch_sla().await,
             Duty::ExceptionReview => app.review_exceptions_weekly().await,
-            Duty::FeedSync => app.sync_feeds().await,
+            // In the background: a download must not hold up the tick.
+            Duty::FeedSync => Ok(app.start_feed_sync().await),
         }
     }
 }

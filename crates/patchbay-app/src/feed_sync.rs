@@ -655,6 +655,9 @@ pub struct Freshness {
     pub last_attempt: Timestamp,
 }
 
+/// The slot of the feed sync running in the background.
+pub type Task = std::sync::Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>;
+
 fn age(row: &FeedSyncRow, now: Timestamp) -> SignedDuration {
     now.duration_since(row.last_good_at.unwrap_or(row.first_attempt_at))
 }
@@ -779,6 +782,36 @@ impl App {
                 })
             })
             .collect())
+    }
+
+    /// The feed-sync duty's step: starts [`App::sync_feeds`] in the
+    /// background unless a sync is still running, and returns at once (1 if
+    /// it started one). A download may take minutes; run inline, it would
+    /// hold up the other duties and the renewal of the leader lease.
+    pub async fn start_feed_sync(&self) -> usize {
+        if self.config().feeds.sources.is_empty() {
+            return 0;
+        }
+        let mut slot = self.feed_sync_task.lock().await;
+        if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+            return 0;
+        }
+        let app = self.clone();
+        *slot = Some(tokio::spawn(async move {
+            if let Err(e) = app.sync_feeds().await {
+                tracing::warn!(error = %e.message, "feed sync: stopped");
+            }
+        }));
+        1
+    }
+
+    /// Waits for the background feed sync, if one is running (tests, and a
+    /// graceful shutdown).
+    pub async fn wait_feed_sync(&self) {
+        let h = self.feed_sync_task.lock().await.take();
+        if let Some(h) = h {
+            let _ = h.await;
+        }
     }
 
     /// The feed-sync duty: attempts every source that is due, then raises

@@ -204,6 +204,9 @@ pub struct App {
     agent_ca: Option<Arc<agent_ca::AgentCa>>,
     /// Check-in times of unchanged check-ins not yet stored.
     heartbeats: Arc<heartbeats::Heartbeats>,
+    /// The feed sync running beside the duties runner, if any
+    /// ([`App::start_feed_sync`]).
+    feed_sync_task: feed_sync::Task,
 }
 
 /// Refusal entries one source (client IP address) may add to the audit log per
@@ -347,6 +350,7 @@ impl App {
             backoff: Arc::new(Mutex::new(backoff::AuthBackoff::new(
                 config.auth_backoff.clone(),
             ))),
+            feed_sync_task: Arc::default(),
             keyring: patchbay_core::audit::Keyring::default(),
             key_file: None,
             announcements: Arc::default(),

@@ -223,8 +223,9 @@ async fn state(s: &InProcess, name: &str) -> patchbay_store::FeedSyncRow {
         .unwrap()
 }
 
-/// One tick of the duties runner, one hour later; the feed-sync duty's
-/// result.
+/// One tick of the duties runner, one hour later, and the feed sync it
+/// started in the background, to its end; the number of sources attempted
+/// (those whose stored last attempt is now).
 async fn tick(s: &InProcess, runner: &mut Runner) -> usize {
     s.clock.advance(SignedDuration::from_hours(1));
     let r = runner.tick().await;
@@ -235,7 +236,16 @@ async fn tick(s: &InProcess, runner: &mut Runner) -> usize {
         .find(|(d, _)| *d == Duty::FeedSync)
         .expect("the feed-sync duty runs every tick")
         .clone();
-    res.unwrap()
+    assert_eq!(res.unwrap(), 1, "a feed sync started");
+    s.app.wait_feed_sync().await;
+    let now = s.app.now();
+    s.app
+        .feed_sync_state()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.last_attempt_at == now)
+        .count()
 }
 
 /// Acceptance (issue 16, item 1): first sync imports; an unchanged second
