@@ -213,22 +213,20 @@ fn import_local(a: ImportArgs) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("./patchbay-data"));
-    if a.db.is_none() {
-        let db = data_dir.join("patchbay.db");
-        if !db.exists() {
-            bail!(
-                "{} does not exist: no server has initialised {} (start `patchbay serve --data-dir {}` \
-                 once first, or point --data-dir at the server's data directory)",
-                db.display(),
-                data_dir.display(),
-                data_dir.display()
-            );
-        }
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        let url =
+            a.db.clone()
+                .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("patchbay.db").display()));
+        if !patchbay_store::initialised(&url).await? {
+            bail!(
+                "{}: no server has initialised this database (start `patchbay serve` on it once \
+                 first, or point --db / --data-dir at the server's)",
+                patchbay_store::redact_url(&url)
+            );
+        }
         let settings = patchbay_server::Settings {
             db_url: a.db.clone(),
             data_dir,

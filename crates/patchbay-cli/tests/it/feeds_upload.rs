@@ -98,7 +98,10 @@ fn import_uploads_to_the_server(backend: &str) {
     assert!(err.contains("403") || err.contains("forbidden"), "{err}");
 }
 
-crate::both_backends!(import_uploads_to_the_server);
+crate::both_backends!(
+    import_uploads_to_the_server,
+    local_mode_refuses_an_uninitialised_database
+);
 
 /// Acceptance: with no server (`PATCHBAY_URL` / `--url`) and no `--db` /
 /// `--data-dir`, it fails naming both, and creates nothing; in local mode
@@ -132,6 +135,35 @@ fn import_without_a_server_or_a_database_names_both() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no server has initialised"), "{err}");
     assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
+}
+
+/// Local mode refuses a database no server has initialised (an empty
+/// PostgreSQL database, a SQLite file that is not there) and leaves it as
+/// it was.
+fn local_mode_refuses_an_uninitialised_database(backend: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = rt.block_on(patchbay_store::testing::fresh_url(backend));
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(PATCHBAY)
+        .env_remove("PATCHBAY_URL")
+        .args(["feeds", "import", "--db", &url, "--data-dir"])
+        .arg(dir.path())
+        .arg(fixtures().join(KEV_OLD))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no server has initialised this database"),
+        "{err}"
+    );
+    assert!(
+        !rt.block_on(patchbay_store::initialised(&url)).unwrap(),
+        "left uninitialised"
+    );
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
