@@ -257,7 +257,7 @@ pub enum Command {
     },
     /// Fleet simulator: enrol N virtual agents with realistic inventories.
     Sim(sim::SimArgs),
-    /// Advisory feeds: import (next to the database) and list.
+    /// Advisory feeds: import (uploaded to the server, or next to the database), air-gap mirrors, list.
     #[command(subcommand)]
     Feeds(FeedsCmd),
     /// Findings: vulnerable packages per asset.
@@ -359,9 +359,11 @@ pub enum FeedsCmd {
     /// neither it fails. Malformed records are reported with file and record id
     /// and skipped alone; re-importing the same files changes nothing.
     Import(feeds::ImportArgs),
-    /// Write an air-gap mirror: fetch the configured [[feed_source]]s into DIR
+    /// Write an air-gap mirror of the configured feed sources into DIR.
+    ///
+    /// Fetches each [[feed_source]] with a url or path of --config into DIR,
     /// with a manifest (file, size, SHA-256, fetched-at, source) signed with
-    /// an Ed25519 key. Copy DIR to the air-gapped server and configure its
+    /// the Ed25519 key --key (created if missing). Copy DIR to the air-gapped server and configure its
     /// sources with `mirror = "DIR"` and the printed `mirror_key`.
     Mirror(feeds::MirrorArgs),
     /// List imported feeds (source, version/date, records) via the API.

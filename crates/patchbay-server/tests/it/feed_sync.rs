@@ -30,6 +30,8 @@ enum Mode {
     Cut,
     /// Chunked, no `Content-Length`.
     Chunked,
+    /// `Last-Modified` instead of `ETag` (answers `If-Modified-Since`).
+    LastModified,
 }
 
 #[derive(Clone)]
@@ -37,6 +39,18 @@ struct Served {
     body: Arc<Vec<u8>>,
     etag: String,
     mode: Mode,
+}
+
+impl Served {
+    /// A `Last-Modified` value that changes with each version.
+    fn last_modified(&self) -> String {
+        let v: u64 = self
+            .etag
+            .trim_matches(|c| c == '"' || c == 'v')
+            .parse()
+            .unwrap();
+        format!("Tue, 01 Dec 2026 00:{:02}:{:02} GMT", v / 60, v % 60)
+    }
 }
 
 /// The loopback HTTP server.
@@ -97,10 +111,19 @@ impl Origin_ {
                         k.eq_ignore_ascii_case("if-none-match")
                             .then(|| v.trim().to_string())
                     });
+                    let ims = head.lines().find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("if-modified-since")
+                            .then(|| v.trim().to_string())
+                    });
                     let served = me.files.lock().unwrap().get(&path).cloned();
                     let (status, out): (u16, Vec<u8>) = match served {
                         None => (404, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()),
-                        Some(s) if inm.as_deref() == Some(s.etag.as_str()) => (
+                        Some(s) if s.mode == Mode::LastModified && ims.as_deref() == Some(s.last_modified().as_str()) => (
+                            304,
+                            b"HTTP/1.1 304 Not Modified\r\nConnection: close\r\n\r\n".to_vec(),
+                        ),
+                        Some(s) if s.mode != Mode::LastModified && inm.as_deref() == Some(s.etag.as_str()) => (
                             304,
                             format!("HTTP/1.1 304 Not Modified\r\nETag: {}\r\nConnection: close\r\n\r\n", s.etag)
                                 .into_bytes(),
@@ -108,6 +131,11 @@ impl Origin_ {
                         Some(s) => {
                             let mut out = match s.mode {
                                 Mode::Chunked => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_string(),
+                                Mode::LastModified => format!(
+                                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: {}\r\nConnection: close\r\n\r\n",
+                                    s.body.len(),
+                                    s.last_modified()
+                                ),
                                 _ => format!(
                                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: {}\r\nConnection: close\r\n\r\n",
                                     s.body.len(),
@@ -116,7 +144,7 @@ impl Origin_ {
                             }
                             .into_bytes();
                             match s.mode {
-                                Mode::Normal => out.extend_from_slice(&s.body),
+                                Mode::Normal | Mode::LastModified => out.extend_from_slice(&s.body),
                                 Mode::Cut => out.extend_from_slice(&s.body[..s.body.len() / 2]),
                                 Mode::Chunked => {
                                     for c in s.body.chunks(16 * 1024) {
@@ -759,4 +787,63 @@ async fn an_upload_past_the_limit_is_413_sqlite() {
 async fn an_upload_past_the_limit_is_413_postgres() {
     // Never skipped: without PATCHBAY_TEST_PG_URL (scripts/with-postgres) it fails.
     upload_limit("postgres").await;
+}
+
+/// A source without `ETag` but with `Last-Modified`: the second attempt
+/// sends `If-Modified-Since` and the origin answers 304 (its log); a new
+/// version is fetched again.
+async fn if_modified_since(backend: &str) {
+    let origin = Origin_::default();
+    let base = origin.start().await;
+    origin.put(
+        "/kev.json.gz",
+        std::fs::read(fixture(KEV_OLD)).unwrap(),
+        Mode::LastModified,
+    );
+    let config = AppConfig {
+        feeds: FeedSyncConfig {
+            sources: vec![source("kev", FeedKind::Kev, format!("{base}/kev.json.gz"))],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = InProcess::on_with(backend, config).await;
+    let mut runner = Runner::new(s.app.clone(), "test-replica");
+    tick(&s, &mut runner).await;
+    let r = state(&s, "kev").await;
+    assert_eq!(r.last_result, "imported");
+    assert_eq!(r.etag, None);
+    assert_eq!(
+        r.last_modified.as_deref(),
+        Some("Tue, 01 Dec 2026 00:00:01 GMT")
+    );
+    tick(&s, &mut runner).await;
+    assert_eq!(state(&s, "kev").await.last_result, "unchanged");
+    assert_eq!(
+        (
+            origin.count("/kev.json.gz", 200),
+            origin.count("/kev.json.gz", 304)
+        ),
+        (1, 1)
+    );
+    origin.put(
+        "/kev.json.gz",
+        std::fs::read(fixture(KEV_NEW)).unwrap(),
+        Mode::LastModified,
+    );
+    tick(&s, &mut runner).await;
+    assert_eq!(state(&s, "kev").await.last_result, "imported");
+    assert_eq!(origin.count("/kev.json.gz", 200), 2);
+    assert_eq!(kev_imports(&s).await, vec!["2026.08.07".to_string()]);
+}
+
+#[tokio::test]
+async fn if_modified_since_is_sent_when_there_is_no_etag_sqlite() {
+    if_modified_since("sqlite").await;
+}
+
+#[tokio::test]
+async fn if_modified_since_is_sent_when_there_is_no_etag_postgres() {
+    // Never skipped: without PATCHBAY_TEST_PG_URL (scripts/with-postgres) it fails.
+    if_modified_since("postgres").await;
 }
