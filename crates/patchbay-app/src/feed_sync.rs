@@ -655,6 +655,20 @@ pub struct Freshness {
     pub last_attempt: Timestamp,
 }
 
+/// How soon a source that could not be reached is tried again (at most its
+/// own interval): an outage should not leave a 6-hourly feed without data
+/// for six more hours.
+pub const RETRY_FAILED_AFTER: SignedDuration = SignedDuration::from_mins(15);
+
+/// How long after its last attempt a source is due again.
+pub fn wait_after(src: &FeedSource, last_result: &str) -> SignedDuration {
+    if last_result == "failed" {
+        src.every.min(RETRY_FAILED_AFTER)
+    } else {
+        src.every
+    }
+}
+
 /// The slot of the feed sync running in the background.
 pub type Task = std::sync::Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>;
 
@@ -827,7 +841,7 @@ impl App {
             };
             let due = prev
                 .as_ref()
-                .is_none_or(|r| now >= r.last_attempt_at + src.every);
+                .is_none_or(|r| now >= r.last_attempt_at + wait_after(&src, &r.last_result));
             let row = if due {
                 attempted += 1;
                 self.sync_source(&src, prev, now).await?
@@ -1053,6 +1067,16 @@ mod tests {
         assert!(!valid_source_name("../x"));
         assert!(!valid_source_name("a b"));
         assert!(!valid_source_name(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn a_failed_source_is_retried_sooner() {
+        let mut s = FeedSource::new("kev", FeedKind::Kev, Origin::Url("http://x/".into()));
+        assert_eq!(wait_after(&s, "imported"), DEFAULT_EVERY);
+        assert_eq!(wait_after(&s, "refused"), DEFAULT_EVERY);
+        assert_eq!(wait_after(&s, "failed"), RETRY_FAILED_AFTER);
+        s.every = SignedDuration::from_mins(5);
+        assert_eq!(wait_after(&s, "failed"), SignedDuration::from_mins(5));
     }
 
     #[test]
