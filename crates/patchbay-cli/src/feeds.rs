@@ -173,22 +173,25 @@ fn upload(client: &patchbay_client::Client, path: &Path) -> anyhow::Result<()> {
 }
 
 /// Prints what an import stored (one line per feed, the re-assessment,
-/// the zero-day lane); every value comes from the server and is printed
-/// as data.
+/// the zero-day lane); text of the server's (or the feed's) making goes
+/// through [`crate::output::clean`], so it cannot drive the terminal.
 pub fn print_import(o: &patchbay_proto::api::FeedImportOut) {
+    use crate::output::clean;
+    let source = clean(&o.source);
     for f in &o.imported {
+        let version = clean(&f.version);
         match f.kind.as_str() {
             "kev" => println!(
                 "{}: KEV catalog {}: {} entries, {} newly in KEV",
-                o.source, f.version, f.records, f.kev_added
+                source, version, f.records, f.kev_added
             ),
             "epss" => println!(
                 "{}: EPSS {}: {} scores, {} skipped",
-                o.source, f.version, f.records, f.skipped
+                source, version, f.records, f.skipped
             ),
             _ => println!(
                 "{}: OSV: {} advisories stored, {} skipped",
-                o.source, f.records, f.skipped
+                source, f.records, f.skipped
             ),
         }
     }
@@ -201,7 +204,7 @@ pub fn print_import(o: &patchbay_proto::api::FeedImportOut) {
             "zero-day lane: {} finding(s) raised to P0 by {} CVE(s) newly in KEV; proposed out-of-band deployment {}",
             z.findings,
             z.cves.len(),
-            z.deployment.as_deref().unwrap_or("-")
+            clean(z.deployment.as_deref().unwrap_or("-"))
         );
     }
 }
