@@ -523,7 +523,22 @@ async fn sync_against_a_loopback_origin(backend: &str) {
         metrics.contains("patchbay_feed_age_seconds{feed=\"gone\"} 28800.0"),
         "{metrics}"
     );
-    // The event is in the outbox, for webhooks and the SIEM.
+    // The event is in the outbox, for webhooks and the SIEM, typed.
+    let ev = crate::escalations::events(&s, "feed.stale").await;
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["_subject"], "feed:gone");
+    assert_eq!(ev[0]["feed"], "gone");
+    assert_eq!(ev[0]["last_result"], "failed");
+    assert!(
+        ev[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("feed gone is stale")
+    );
+    assert_eq!(
+        patchbay_core::event::Kind::from_action("feed.stale"),
+        patchbay_core::event::Kind::FeedStale
+    );
     let (st, _) = s.call("GET", "/healthz", None, None).await;
     assert_eq!(st, StatusCode::OK, "the server keeps serving");
 }
