@@ -686,8 +686,9 @@ impl App {
     }
 
     /// Stores parsed feed files (OSV, KEV, EPSS) as `caller`, then runs the
-    /// delta re-assessment and the zero-day lane: the one path of `patchbay
-    /// feeds import` (local and uploaded) and of feed sync.
+    /// delta re-assessment and the zero-day lane: the path of feed sync and
+    /// of uploads (`patchbay feeds import` against a server; its local mode
+    /// makes the same calls with progress output).
     pub async fn import_collected(
         &self,
         source: &str,
