@@ -515,7 +515,7 @@ impl App {
     /// matching.
     pub async fn assess_pending(
         &self,
-        progress: &dyn Fn(usize, usize),
+        progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<DeltaAssessment, AppError> {
         let (upto, entries) = {
             let mut tx = self.store.read().await?;

@@ -1,8 +1,7 @@
 //! The duties runner: the one owner of background work.
 //!
 //! Background duties (the exception-expiry sweep, the rollout driver, the
-//! SLA watch, the weekly exception review, escalation chains; later feed
-//! sync) run here and nowhere else, and so does each replica's
+//! SLA watch, the weekly exception review, escalation chains, feed sync) run here and nowhere else, and so does each replica's
 //! own housekeeping (recording its suppressed refusal counts), which runs on
 //! every replica whether it leads or not. Several server replicas may
 //! share one PostgreSQL database, and a duty must run on exactly one of them,
@@ -69,12 +68,19 @@ pub enum Duty {
     /// Raise this week's `exception.review` once
     /// (`sla::review_exceptions_weekly`).
     ExceptionReview,
+    /// Fetch the configured feed sources that are due, import what changed,
+    /// raise `feed.stale` (`feed_sync::sync_feeds`, started in the background
+    /// by `start_feed_sync` unless one is still running; each source keeps its
+    /// own schedule, so the duty itself runs every tick).
+    FeedSync,
 }
 
 impl Duty {
     /// Every duty.
-    pub const ALL: [Duty; 5] = [
+    pub const ALL: [Duty; 6] = [
         Duty::ExceptionExpiry,
+        // Before the SLA watch: a KEV update raises its findings first.
+        Duty::FeedSync,
         Duty::Rollouts,
         // Before the escalations, so a chain starts in the tick its event
         // is raised.
@@ -91,6 +97,7 @@ impl Duty {
             Duty::Escalations => "escalations",
             Duty::SlaWatch => "sla-watch",
             Duty::ExceptionReview => "exception-review",
+            Duty::FeedSync => "feed-sync",
         }
     }
 
@@ -103,6 +110,8 @@ impl Duty {
             Duty::Escalations => SignedDuration::ZERO,
             Duty::SlaWatch => crate::sla::WATCH_EVERY,
             Duty::ExceptionReview => crate::sla::REVIEW_CHECK_EVERY,
+            // Every tick: each source's own `every` decides.
+            Duty::FeedSync => SignedDuration::ZERO,
         }
     }
 
@@ -113,6 +122,8 @@ impl Duty {
             Duty::Escalations => app.run_escalations().await,
             Duty::SlaWatch => app.watch_sla().await,
             Duty::ExceptionReview => app.review_exceptions_weekly().await,
+            // In the background: a download must not hold up the tick.
+            Duty::FeedSync => Ok(app.start_feed_sync().await),
         }
     }
 }

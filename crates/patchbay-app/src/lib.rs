@@ -61,6 +61,7 @@ pub mod error;
 pub mod escalations;
 pub mod evidence;
 pub mod exceptions;
+pub mod feed_sync;
 pub mod feeds;
 pub mod heartbeats;
 pub mod keys;
@@ -150,6 +151,8 @@ pub struct AppConfig {
     pub smtp: Option<email::SmtpConfig>,
     /// Email delivery (retries, timeout, batch).
     pub email: email::EmailConfig,
+    /// Feed sync sources and feed uploads.
+    pub feeds: feed_sync::FeedSyncConfig,
 }
 
 impl Default for AppConfig {
@@ -164,6 +167,7 @@ impl Default for AppConfig {
             webhooks: webhooks::WebhookConfig::default(),
             smtp: None,
             email: email::EmailConfig::default(),
+            feeds: feed_sync::FeedSyncConfig::default(),
         }
     }
 }
@@ -200,6 +204,9 @@ pub struct App {
     agent_ca: Option<Arc<agent_ca::AgentCa>>,
     /// Check-in times of unchanged check-ins not yet stored.
     heartbeats: Arc<heartbeats::Heartbeats>,
+    /// The feed sync running beside the duties runner, if any
+    /// ([`App::start_feed_sync`]).
+    feed_sync_task: feed_sync::Task,
 }
 
 /// Refusal entries one source (client IP address) may add to the audit log per
@@ -343,6 +350,7 @@ impl App {
             backoff: Arc::new(Mutex::new(backoff::AuthBackoff::new(
                 config.auth_backoff.clone(),
             ))),
+            feed_sync_task: Arc::default(),
             keyring: patchbay_core::audit::Keyring::default(),
             key_file: None,
             announcements: Arc::default(),

@@ -47,6 +47,9 @@ pub enum SystemActor {
     Email,
     /// The SLA watch (a duty): raises `sla.at_risk` and `sla.breached`.
     SlaWatch,
+    /// Feed sync (a duty): fetches the configured feed sources, imports
+    /// what changed, raises `feed.stale`.
+    FeedSync,
 }
 
 impl SystemActor {
@@ -68,6 +71,7 @@ impl SystemActor {
             SystemActor::Escalations => "system:escalations",
             SystemActor::Email => "system:email",
             SystemActor::SlaWatch => "system:sla-watch",
+            SystemActor::FeedSync => "system:feed-sync",
         }
     }
 
@@ -103,6 +107,7 @@ mod tests {
             SystemActor::Escalations,
             SystemActor::Email,
             SystemActor::SlaWatch,
+            SystemActor::FeedSync,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|a| a.name()).collect();
         assert_eq!(names.len(), all.len());

@@ -96,26 +96,143 @@ fn read_feeds(path: &Path, show: bool) -> anyhow::Result<(Progress, ImportSummar
 /// `patchbay feeds import` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ImportArgs {
-    /// Feed files or directories: OSV JSON / JSONL / zip, CISA KEV JSON, FIRST EPSS CSV (.gz).
+    /// Feed files: OSV JSON / JSONL / zip, CISA KEV JSON, FIRST EPSS CSV (.gz);
+    /// directories too with --db/--data-dir.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Database URL (default: SQLite in DATA_DIR).
-    #[arg(long, env = "PATCHBAY_DB")]
+    /// Local mode: write into this database directly (default with
+    /// --data-dir: SQLite in DATA_DIR) instead of uploading to PATCHBAY_URL.
+    #[arg(long)]
     pub db: Option<String>,
-    /// Data directory of the server.
-    #[arg(long, default_value = "./patchbay-data")]
-    pub data_dir: PathBuf,
+    /// Local mode: the server's data directory (its signing key, and its
+    /// SQLite database unless --db).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
-/// `patchbay feeds import`: reads feeds, stores them, re-assesses the fleet.
-pub fn import(a: ImportArgs) -> anyhow::Result<()> {
+/// `patchbay feeds import`: uploads each file to the server at `url` when
+/// it was given (`--url` / `PATCHBAY_URL`); with `--db` / `--data-dir`,
+/// stores them next to the database instead. With neither it fails, naming
+/// both.
+pub fn import(a: ImportArgs, url: Option<&str>, token: Option<String>) -> anyhow::Result<()> {
+    if a.db.is_some() || a.data_dir.is_some() {
+        return import_local(a);
+    }
+    let Some(url) = url else {
+        bail!(
+            "no server and no database: set PATCHBAY_URL (or --url) to upload the feeds to a \
+             server, or give --db / --data-dir to write into a server's database directly"
+        );
+    };
+    let client = crate::conn::connect(url, token)?;
+    for path in &a.paths {
+        upload(&client, path)?;
+    }
+    Ok(())
+}
+
+/// Uploads one feed file (`POST /api/v1/feeds/import`), with a progress bar
+/// on a terminal; prints what the server imported.
+fn upload(client: &patchbay_client::Client, path: &Path) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if meta.is_dir() {
+        bail!(
+            "{}: is a directory; upload its files one by one (or a zip of them), or import it \
+             locally with --data-dir",
+            path.display()
+        );
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "upload".into());
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bar = if tty {
+        ProgressBar::new(meta.len())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("uploading {name}"));
+    let mut reader = bar.wrap_read(file);
+    let out: patchbay_proto::api::FeedImportOut = client
+        .post_stream(
+            &format!("/api/v1/feeds/import?name={}", crate::conn::enc(&name)),
+            "application/octet-stream",
+            &mut reader,
+            Some(meta.len()),
+        )
+        .with_context(|| format!("uploading {}", path.display()))?;
+    bar.finish_and_clear();
+    print_import(&out);
+    Ok(())
+}
+
+/// Prints what an import stored (one line per feed, the re-assessment,
+/// the zero-day lane); text of the server's (or the feed's) making goes
+/// through [`crate::output::clean`], so it cannot drive the terminal.
+pub fn print_import(o: &patchbay_proto::api::FeedImportOut) {
+    use crate::output::clean;
+    let source = clean(&o.source);
+    for f in &o.imported {
+        let version = clean(&f.version);
+        match f.kind.as_str() {
+            "kev" => println!(
+                "{}: KEV catalog {}: {} entries, {} newly in KEV",
+                source, version, f.records, f.kev_added
+            ),
+            "epss" => println!(
+                "{}: EPSS {}: {} scores, {} skipped",
+                source, version, f.records, f.skipped
+            ),
+            _ => println!(
+                "{}: OSV: {} advisories stored, {} skipped",
+                source, f.records, f.skipped
+            ),
+        }
+    }
+    println!(
+        "assessed the fleet: {} findings opened, {} reopened, {} resolved",
+        o.findings_opened, o.findings_reopened, o.findings_resolved
+    );
+    if let Some(z) = &o.zero_day {
+        println!(
+            "zero-day lane: {} finding(s) raised to P0 by {} CVE(s) newly in KEV; proposed out-of-band deployment {}",
+            z.findings,
+            z.cves.len(),
+            clean(z.deployment.as_deref().unwrap_or("-"))
+        );
+    }
+}
+
+/// Local mode: reads feeds, stores them next to the database, re-assesses
+/// the fleet. Refuses a database no server has initialised.
+fn import_local(a: ImportArgs) -> anyhow::Result<()> {
+    let data_dir = a
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./patchbay-data"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        let url =
+            a.db.clone()
+                .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("patchbay.db").display()));
+        if !patchbay_store::initialised(&url).await? {
+            bail!(
+                "{}: no server has initialised this database (start `patchbay serve` on it once \
+                 first, or point --db / --data-dir at the server's)",
+                patchbay_store::redact_url(&url)
+            );
+        }
         let settings = patchbay_server::Settings {
             db_url: a.db.clone(),
-            data_dir: a.data_dir.clone(),
+            data_dir,
             app: patchbay_app::AppConfig::default(),
         };
         let prepared = patchbay_server::setup::prepare_tool(&settings).await?;
@@ -445,5 +562,57 @@ pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
             eprintln!("{} findings in {n} packages", findings.len());
         }
     }
+    Ok(())
+}
+
+/// `patchbay feeds mirror` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MirrorArgs {
+    /// The mirror directory (created if missing).
+    pub dir: PathBuf,
+    /// The server configuration file whose [[feed_source]]s (url or path)
+    /// are mirrored.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The mirror's Ed25519 signing key (hex seed, mode 0600); created if it
+    /// does not exist. Its public key is printed: the server's `mirror_key`.
+    #[arg(long)]
+    pub key: PathBuf,
+}
+
+/// `patchbay feeds mirror DIR`: fetches every configured url/path source
+/// into DIR, checks each parses as its kind, and writes the signed manifest
+/// (`manifest.json`, `manifest.json.sig`).
+pub fn mirror(a: MirrorArgs) -> anyhow::Result<()> {
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let file = patchbay_server::config::load(Some(&a.config), env)
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let cfg = file
+        .feed_sync()
+        .map_err(|e| anyhow::anyhow!("configuration: {}: {e}", a.config.display()))?;
+    let signer = if a.key.exists() {
+        patchbay_app::keys::read_key_file(&a.key).map_err(anyhow::Error::msg)?
+    } else {
+        let seed = patchbay_app::new_signing_seed();
+        patchbay_app::keys::write_key_file(&a.key, &seed)
+            .with_context(|| format!("writing {}", a.key.display()))?;
+        eprintln!("created the mirror key {}", a.key.display());
+        patchbay_core::audit::Signer::from_seed(&seed)
+    };
+    let manifest = patchbay_app::feed_sync::write_mirror(
+        &a.dir,
+        &cfg.sources,
+        &signer,
+        jiff::Timestamp::now(),
+        &mut |line| println!("{line}"),
+    )
+    .map_err(anyhow::Error::msg)?;
+    println!(
+        "wrote {} ({} files, signed); mirror public key (the server's mirror_key): {}",
+        a.dir.join(patchbay_app::feed_sync::MANIFEST).display(),
+        manifest.files.len(),
+        signer.public_hex()
+    );
     Ok(())
 }

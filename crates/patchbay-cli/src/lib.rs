@@ -99,6 +99,11 @@ pub struct Cli {
     /// Log format of server commands.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Whether the server URL was given (`--url` or `PATCHBAY_URL`) rather
+    /// than defaulted: `feeds import` uploads only then. Set by
+    /// [`Cli::parse_env`].
+    #[arg(skip)]
+    pub url_given: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -297,7 +302,7 @@ pub enum Command {
     Restore(backup::RestoreArgs),
     /// Fleet simulator: enrol N virtual agents with realistic inventories.
     Sim(sim::SimArgs),
-    /// Advisory feeds: import (next to the database) and list.
+    /// Advisory feeds: import (uploaded to the server, or next to the database), air-gap mirrors, list.
     #[command(subcommand)]
     Feeds(FeedsCmd),
     /// Findings: vulnerable packages per asset.
@@ -390,18 +395,53 @@ pub enum Command {
 /// `patchbay feeds …`
 #[derive(Debug, Subcommand)]
 pub enum FeedsCmd {
-    /// Import feed files or directories into the database and re-assess the fleet.
+    /// Import feed files into the server and re-assess the fleet.
     ///
-    /// Runs next to the database (like `serve`): --db or --data-dir. Never fetches
-    /// from the network. Malformed records are reported with file and record id and
-    /// skipped alone; re-importing the same files changes nothing.
+    /// Uploads each file to the server at --url / PATCHBAY_URL (an operator or
+    /// admin token; a progress bar on a terminal). With --db or --data-dir it
+    /// writes into that server's database directly instead (files and
+    /// directories; the database must have been initialised by a server). With
+    /// neither it fails. Malformed records are reported with file and record id
+    /// and skipped alone; re-importing the same files changes nothing.
     Import(feeds::ImportArgs),
+    /// Write an air-gap mirror of the configured feed sources into DIR.
+    ///
+    /// Fetches each [[feed_source]] with a url or path of --config into DIR,
+    /// with a manifest (file, size, SHA-256, fetched-at, source) signed with
+    /// the Ed25519 key --key (created if missing). Copy DIR to the air-gapped server and configure its
+    /// sources with `mirror = "DIR"` and the printed `mirror_key`.
+    Mirror(feeds::MirrorArgs),
     /// List imported feeds (source, version/date, records) via the API.
     List {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+impl Cli {
+    /// Parses the process's arguments (and environment), recording whether
+    /// the server URL was given.
+    pub fn parse_env() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().get_matches();
+        let given = |m: &clap::ArgMatches| {
+            matches!(
+                m.value_source("url"),
+                Some(
+                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
+                )
+            )
+        };
+        let url_given = given(&matches)
+            || matches
+                .subcommand()
+                .and_then(|(_, m)| m.subcommand().map(|(_, m2)| given(m) || given(m2)))
+                .unwrap_or(false);
+        let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        cli.url_given = url_given;
+        cli
+    }
 }
 
 /// Sets up tracing: server commands log at info, client commands only warnings.
@@ -449,7 +489,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(a) => backup::backup(a),
         Command::Restore(a) => backup::restore(a),
         Command::Sim(a) => sim::run(&cli.url, cli.token, a),
-        Command::Feeds(FeedsCmd::Import(a)) => feeds::import(a),
+        Command::Feeds(FeedsCmd::Import(a)) => {
+            feeds::import(a, cli.url_given.then_some(cli.url.as_str()), cli.token)
+        }
+        Command::Feeds(FeedsCmd::Mirror(a)) => feeds::mirror(a),
         Command::Feeds(FeedsCmd::List { format }) => {
             findings::feeds_list(&conn::connect(&cli.url, cli.token)?, format)
         }

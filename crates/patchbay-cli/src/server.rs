@@ -104,6 +104,8 @@ pub struct FileSettings {
     pub siem: Option<patchbay_server::siem::SinkConfig>,
     /// The relay of `[smtp]`.
     pub smtp: Option<patchbay_app::email::SmtpConfig>,
+    /// `[feeds]` and the `[[feed_source]]`s: the feed-sync duty.
+    pub feeds: patchbay_app::feed_sync::FeedSyncConfig,
 }
 
 impl FileSettings {
@@ -124,6 +126,9 @@ impl FileSettings {
             ),
             None => None,
         };
+        let feeds = file
+            .feed_sync()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         let smtp = match &file.smtp {
             Some(m) => {
                 use patchbay_server::config::SmtpTls as FileTls;
@@ -147,7 +152,12 @@ impl FileSettings {
             }
             None => None,
         };
-        Ok(FileSettings { file, siem, smtp })
+        Ok(FileSettings {
+            file,
+            siem,
+            smtp,
+            feeds,
+        })
     }
 }
 
@@ -193,6 +203,18 @@ pub fn config_check(file: Option<PathBuf>, smtp_ca_file: Option<PathBuf>) -> any
         ),
         None => println!("  [smtp] not set: emails wait in the outbox"),
     }
+    if f.feeds.sources.is_empty() {
+        println!("  [[feed_source]] none: feeds are imported by hand (patchbay feeds import)");
+    }
+    for src in &f.feeds.sources {
+        println!(
+            "  [[feed_source]] {} ({}) from {}, every {}",
+            crate::output::clean(&src.name),
+            src.kind.as_str(),
+            crate::output::clean(&src.origin.describe()),
+            src.every
+        );
+    }
     Ok(())
 }
 
@@ -201,6 +223,11 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let mut s = settings(&a)?;
     let file = FileSettings::load(a.config.as_deref(), a.smtp_ca_file.clone())?;
     let siem = file.siem;
+    // The file's [feeds] and [[feed_source]]s: the feed-sync duty.
+    s.app.feeds = file.feeds;
+    for src in &s.app.feeds.sources {
+        tracing::info!(feed = %src.name, kind = src.kind.as_str(), origin = %src.origin.describe(), every = %src.every, "feed source configured");
+    }
     // The file's [smtp] sends the email unless --smtp-url is given (flags win).
     if let (None, Some(c)) = (&s.app.smtp, file.smtp) {
         tracing::info!(host = %c.host, port = c.port, tls = ?c.tls, "SMTP relay configured");

@@ -260,6 +260,32 @@ impl Client {
         self.finish(&format!("POST {path}"), req.send(body))
     }
 
+    /// POSTs a body streamed from `body` (a feed file upload): never read
+    /// into memory; `len`, when known, is sent as `Content-Length` so the
+    /// server can refuse an oversized body before it is sent.
+    pub fn post_stream<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &mut dyn std::io::Read,
+        len: Option<u64>,
+    ) -> Result<T, HttpError> {
+        let mut req = self
+            .agent
+            .post(self.url(path))
+            .header("Content-Type", content_type);
+        if let Some(n) = len {
+            req = req.header("Content-Length", n.to_string());
+        }
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(
+            &format!("POST {path}"),
+            req.send(ureq::SendBody::from_reader(body)),
+        )
+    }
+
     /// GET a text document (e.g. `text/calendar`).
     pub fn get_text(&self, path: &str) -> Result<String, HttpError> {
         let bytes = self.get_bytes(path)?;

@@ -76,11 +76,14 @@ pub enum Kind {
     SlaAtRisk,
     /// A finding is past its SLA due date (`sla.breached`).
     SlaBreached,
+    /// A synced feed's data is older than its threshold (`feed.stale`, the
+    /// feed-sync duty; once per staleness episode).
+    FeedStale,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 24] = [
         Kind::DeploymentCreated,
         Kind::DeploymentStarted,
         Kind::DeploymentRingPassed,
@@ -104,14 +107,14 @@ impl Kind {
         Kind::ExceptionReview,
         Kind::SlaAtRisk,
         Kind::SlaBreached,
+        Kind::FeedStale,
     ];
 
     /// The kinds the issue lists that no part of Patchbay raises yet (they
     /// are reserved names: a subscription may name them and will receive
     /// them once their source exists).
-    pub const RESERVED: [&'static str; 7] = [
+    pub const RESERVED: [&'static str; 6] = [
         "finding.p0",
-        "feed.stale",
         "agent.stale",
         "asset.shadow_found",
         "approval.rejected",
@@ -145,6 +148,7 @@ impl Kind {
             Kind::ExceptionReview => "exception.review",
             Kind::SlaAtRisk => "sla.at_risk",
             Kind::SlaBreached => "sla.breached",
+            Kind::FeedStale => "feed.stale",
         }
     }
 
@@ -175,6 +179,7 @@ impl Kind {
             "exception.review" => Kind::ExceptionReview,
             "sla.at_risk" => Kind::SlaAtRisk,
             "sla.breached" => Kind::SlaBreached,
+            "feed.stale" => Kind::FeedStale,
             _ => Kind::AuditRecorded,
         }
     }

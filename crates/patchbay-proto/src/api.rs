@@ -313,6 +313,52 @@ pub struct FeedOut {
     pub imported_by: String,
 }
 
+/// What one feed file imported (`POST /api/v1/feeds/import`, and each
+/// import of the feed-sync duty).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeedImportOut {
+    /// The source recorded for the import (the uploaded file's name, or the
+    /// synced source's URL, path or mirror file).
+    pub source: String,
+    /// One entry per feed found in the file.
+    pub imported: Vec<ImportedFeedOut>,
+    /// Findings opened by the delta re-assessment that followed.
+    pub findings_opened: u64,
+    /// Findings reopened.
+    pub findings_reopened: u64,
+    /// Findings resolved.
+    pub findings_resolved: u64,
+    /// The zero-day lane, when CVEs newly in KEV raised findings to P0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero_day: Option<ZeroDayOut>,
+}
+
+/// One feed stored from a file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImportedFeedOut {
+    /// `osv`, `kev` or `epss`.
+    pub kind: String,
+    /// Its version or date.
+    pub version: String,
+    /// Records stored.
+    pub records: u64,
+    /// Malformed records skipped.
+    pub skipped: u64,
+    /// CVEs that entered KEV with it (KEV only).
+    pub kev_added: u64,
+}
+
+/// What the zero-day lane did after an import.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZeroDayOut {
+    /// Findings raised to P0.
+    pub findings: i64,
+    /// The CVEs newly in KEV that raised them.
+    pub cves: Vec<String>,
+    /// The proposed out-of-band deployment.
+    pub deployment: Option<String>,
+}
+
 /// One line of the worklist: a finding with its risk tier, due date and reasons.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkItem {

@@ -53,6 +53,129 @@ pub struct ServerConfig {
     pub syslog: Option<SyslogConfig>,
     /// The mail relay.
     pub smtp: Option<SmtpConfig>,
+    /// Feed settings (`[feeds]`).
+    pub feeds: Option<FeedsConfig>,
+    /// Feed sync sources (`[[feed_source]]`, one table per source).
+    #[serde(default)]
+    pub feed_source: Vec<FeedSourceConfig>,
+}
+
+/// `[feeds]`: where synced feeds are kept, and the upload limit.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedsConfig {
+    /// Directory of the last good copies (default: DATA_DIR/feeds).
+    pub dir: Option<PathBuf>,
+    /// The largest file `POST /api/v1/feeds/import` accepts, bytes
+    /// (default 1 GiB).
+    pub max_upload: Option<u64>,
+}
+
+/// `[[feed_source]]`: one feed source the feed-sync duty fetches.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedSourceConfig {
+    /// Its name: letters, digits, `-`, `_` (the metrics label, the mirror
+    /// entry, the last good copy's file name).
+    pub name: String,
+    /// `osv`, `kev` or `epss`.
+    pub kind: FeedKindName,
+    /// Fetch from this `http://` or `https://` URL (conditional GET) …
+    pub url: Option<String>,
+    /// … or read this local file …
+    pub path: Option<PathBuf>,
+    /// … or take the entry `name` of this air-gap mirror directory
+    /// (`patchbay feeds mirror`), checked with `mirror_key`.
+    pub mirror: Option<PathBuf>,
+    /// The mirror's Ed25519 public key (hex; printed by `patchbay feeds mirror`).
+    pub mirror_key: Option<String>,
+    /// How often (default 6h).
+    pub every: Option<Interval>,
+    /// Largest download, bytes (default 1 GiB).
+    pub max_bytes: Option<u64>,
+    /// The SHA-256 (hex) the file must have (pins one file).
+    pub sha256: Option<String>,
+    /// `feed.stale` past this long without current data (default 2d).
+    pub stale_after: Option<Interval>,
+    /// Download timeout (default 10m).
+    pub timeout: Option<Interval>,
+}
+
+impl ServerConfig {
+    /// The feed sync settings of the file (`[feeds]`, `[[feed_source]]`),
+    /// checked: each error names the source.
+    pub fn feed_sync(&self) -> Result<patchbay_app::feed_sync::FeedSyncConfig, ConfigError> {
+        use patchbay_app::feed_sync::{FeedSource, FeedSyncConfig, Origin, valid_source_name};
+        let mut out = FeedSyncConfig::default();
+        if let Some(f) = &self.feeds {
+            out.dir = f.dir.clone();
+            if let Some(m) = f.max_upload {
+                out.max_upload = m;
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.feed_source {
+            let at = |m: String| ConfigError(format!("[[feed_source]] {:?}: {m}", s.name));
+            if !valid_source_name(&s.name) {
+                return Err(at("name: expected 1–64 letters, digits, '-' or '_'".into()));
+            }
+            if !seen.insert(s.name.clone()) {
+                return Err(at("name: used by another [[feed_source]]".into()));
+            }
+            let origin = match (&s.url, &s.path, &s.mirror) {
+                (Some(u), None, None) => {
+                    if !(u.starts_with("http://") || u.starts_with("https://")) {
+                        return Err(at(format!("url {u:?}: expected http:// or https://")));
+                    }
+                    Origin::Url(u.clone())
+                }
+                (None, Some(p), None) => Origin::Path(p.clone()),
+                (None, None, Some(d)) => {
+                    let Some(k) = &s.mirror_key else {
+                        return Err(at(
+                            "mirror needs mirror_key (the public key `patchbay feeds mirror` prints)".into(),
+                        ));
+                    };
+                    let key = patchbay_core::audit::public_key(k)
+                        .map_err(|e| at(format!("mirror_key: {e}")))?;
+                    Origin::Mirror {
+                        dir: d.clone(),
+                        key,
+                    }
+                }
+                _ => return Err(at("give exactly one of url, path or mirror".into())),
+            };
+            if s.mirror_key.is_some() && s.mirror.is_none() {
+                return Err(at("mirror_key goes with mirror".into()));
+            }
+            let mut src = FeedSource::new(&s.name, s.kind.0, origin);
+            if let Some(e) = s.every {
+                src.every =
+                    jiff::SignedDuration::try_from(e.0).map_err(|e| at(format!("every: {e}")))?;
+            }
+            if let Some(m) = s.max_bytes {
+                if m == 0 {
+                    return Err(at("max_bytes: must be positive".into()));
+                }
+                src.max_bytes = m;
+            }
+            if let Some(h) = &s.sha256 {
+                if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(at(format!("sha256 {h:?}: expected 64 hex digits")));
+                }
+                src.sha256 = Some(h.to_ascii_lowercase());
+            }
+            if let Some(e) = s.stale_after {
+                src.stale_after = jiff::SignedDuration::try_from(e.0)
+                    .map_err(|e| at(format!("stale_after: {e}")))?;
+            }
+            if let Some(t) = s.timeout {
+                src.timeout = t.0;
+            }
+            out.sources.push(src);
+        }
+        Ok(out)
+    }
 }
 
 /// `[syslog]`: the SIEM sink.
@@ -166,6 +289,10 @@ parsed!(
 Interval(Duration), "an interval such as 500ms, 30s or 5m", |s| {
     patchbay_core::when::fine_interval("", s).ok().filter(|d| !d.is_zero())
 });
+
+parsed!(
+/// `osv`, `kev` or `epss`.
+FeedKindName(patchbay_app::feed_sync::FeedKind), "osv, kev or epss", patchbay_app::feed_sync::FeedKind::parse);
 
 impl Default for FormatName {
     fn default() -> Self {
@@ -455,6 +582,23 @@ pub fn parse(
 
 /// Checks across keys.
 fn validate(file: &str, text: &str, cfg: &ServerConfig) -> Result<(), ConfigError> {
+    if let Err(e) = cfg.feed_sync() {
+        let line = cfg
+            .feed_source
+            .iter()
+            .find(|s| e.0.contains(&format!("{:?}", s.name)))
+            .and_then(|s| {
+                text.lines()
+                    .position(|l| {
+                        l.split_once('=').is_some_and(|(k, v)| {
+                            k.trim() == "name" && v.trim().trim_matches('"') == s.name
+                        })
+                    })
+                    .map(|i| format!(":{}", i + 1))
+            })
+            .unwrap_or_default();
+        return Err(ConfigError(format!("{file}{line}: {}", e.0)));
+    }
     if let Some(s) = &cfg.syslog {
         let at = || format!("{file}{}: [syslog]", section_line(text, "syslog"));
         if s.transport.0 == Transport::Tls && s.ca.is_none() {
@@ -695,6 +839,78 @@ from = "Patchbay <patchbay@example.net>"
             let _ = p(t);
         }
         assert_eq!(boundary("aé", 2), 1);
+    }
+
+    #[test]
+    fn feed_sources_are_read_and_checked() {
+        let key = patchbay_core::audit::Signer::from_seed(&[1u8; 32]).public_hex();
+        let text = format!(
+            "[feeds]\nmax_upload = 1000\n\n[[feed_source]]\nname = \"kev\"\nkind = \"kev\"\n\
+             url = \"https://example.net/kev.json\"\nevery = \"1h\"\nstale_after = \"1d\"\n\
+             max_bytes = 5000\n\n[[feed_source]]\nname = \"osv\"\nkind = \"osv\"\n\
+             mirror = \"/srv/m\"\nmirror_key = \"{key}\"\n"
+        );
+        let f = p(&text).unwrap().feed_sync().unwrap();
+        assert_eq!(f.max_upload, 1000);
+        assert_eq!(f.sources.len(), 2);
+        let k = &f.sources[0];
+        assert_eq!(
+            k.origin,
+            patchbay_app::feed_sync::Origin::Url("https://example.net/kev.json".into())
+        );
+        assert_eq!(k.every, jiff::SignedDuration::from_hours(1));
+        assert_eq!(k.stale_after, jiff::SignedDuration::from_hours(24));
+        assert_eq!(k.max_bytes, 5000);
+        assert!(matches!(
+            f.sources[1].origin,
+            patchbay_app::feed_sync::Origin::Mirror { .. }
+        ));
+        let bad = |body: &str, want: &str| {
+            let e = p(&format!("\n[[feed_source]]\n{body}")).unwrap_err();
+            assert!(e.0.contains(want), "{want}: {e}");
+            e
+        };
+        let e = bad(
+            "name = \"kev\"\nkind = \"kev\"\n",
+            "give exactly one of url, path or mirror",
+        );
+        assert!(e.0.starts_with("pb.toml:3: [[feed_source]] \"kev\""), "{e}");
+        bad(
+            "name = \"kev\"\nkind = \"rss\"\npath = \"/x\"\n",
+            "osv, kev or epss",
+        );
+        bad(
+            "name = \"../x\"\nkind = \"kev\"\npath = \"/x\"\n",
+            "name: expected",
+        );
+        bad(
+            "name = \"k\"\nkind = \"kev\"\nurl = \"ftp://x\"\n",
+            "expected http:// or https://",
+        );
+        bad(
+            "name = \"k\"\nkind = \"kev\"\nmirror = \"/m\"\n",
+            "mirror needs mirror_key",
+        );
+        bad(
+            "name = \"k\"\nkind = \"kev\"\nmirror = \"/m\"\nmirror_key = \"zz\"\n",
+            "mirror_key: ",
+        );
+        bad(
+            "name = \"k\"\nkind = \"kev\"\npath = \"/x\"\nsha256 = \"abc\"\n",
+            "64 hex digits",
+        );
+        bad(
+            "name = \"k\"\nkind = \"kev\"\npath = \"/x\"\nevery = \"soon\"\n",
+            "an interval",
+        );
+        bad(
+            "name = \"k\"\nkind = \"kev\"\npath = \"/x\"\nurl2 = \"x\"\n",
+            "unknown field",
+        );
+        bad(
+            "name = \"k\"\nkind = \"kev\"\npath = \"/x\"\n[[feed_source]]\nname = \"k\"\nkind = \"kev\"\npath = \"/y\"\n",
+            "used by another",
+        );
     }
 
     #[test]

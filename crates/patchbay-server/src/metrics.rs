@@ -27,6 +27,16 @@ pub struct CheckinLabels {
     pub kind: String,
 }
 
+/// Labels of feed metrics: the configured source's name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedLabels {
+    /// `[[feed_source]]` name.
+    pub feed: String,
+}
+
+/// A gauge of seconds (or a Unix time).
+pub type Seconds = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -73,6 +83,14 @@ pub struct Metrics {
     pub email_queue_depth: Gauge,
     /// Age of the oldest pending email, seconds.
     pub email_oldest_pending_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Per synced feed: seconds since the server last held its current data.
+    pub feed_age: Family<FeedLabels, Seconds>,
+    /// Per synced feed: 1 if its last attempt imported or confirmed the data.
+    pub feed_last_attempt_ok: Family<FeedLabels, Gauge>,
+    /// Per synced feed: Unix time of its last attempt.
+    pub feed_last_attempt: Family<FeedLabels, Seconds>,
+    /// Per synced feed: 1 while its data is past the staleness threshold.
+    pub feed_stale: Family<FeedLabels, Gauge>,
 }
 
 impl Metrics {
@@ -199,7 +217,35 @@ impl Metrics {
             "Age of the oldest pending email",
             email_oldest_pending_age.clone(),
         );
+        let feed_age = Family::<FeedLabels, Seconds>::default();
+        let feed_last_attempt_ok = Family::<FeedLabels, Gauge>::default();
+        let feed_last_attempt = Family::<FeedLabels, Seconds>::default();
+        let feed_stale = Family::<FeedLabels, Gauge>::default();
+        registry.register(
+            "feed_age_seconds",
+            "Seconds since the server last held a synced feed's current data",
+            feed_age.clone(),
+        );
+        registry.register(
+            "feed_last_attempt_ok",
+            "1 if the feed's last sync attempt imported or confirmed its data, else 0",
+            feed_last_attempt_ok.clone(),
+        );
+        registry.register(
+            "feed_last_attempt_timestamp_seconds",
+            "Unix time of the feed's last sync attempt",
+            feed_last_attempt.clone(),
+        );
+        registry.register(
+            "feed_stale",
+            "1 while the feed is past its staleness threshold",
+            feed_stale.clone(),
+        );
         Arc::new(Self {
+            feed_age,
+            feed_last_attempt_ok,
+            feed_last_attempt,
+            feed_stale,
             registry,
             email_sent,
             email_failed,

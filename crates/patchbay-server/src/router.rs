@@ -17,8 +17,8 @@
 use crate::errors::ApiError;
 use crate::extract::{Authed, request_ctx};
 use crate::handlers::{
-    agent, assets, audit, changes, deployments, escalations, exceptions, findings, ops, prioritise,
-    reports, schedule, tokens, webhooks,
+    agent, assets, audit, changes, deployments, escalations, exceptions, feeds, findings, ops,
+    prioritise, reports, schedule, tokens, webhooks,
 };
 use crate::metrics::{HttpLabels, Metrics};
 use crate::{MAX_AGENT_BODY, MAX_API_BODY};
@@ -90,8 +90,8 @@ macro_rules! routes {
 
 use Access::{Agent, Api, CalendarToken, Enrol, Public};
 use Action::{
-    Approve, CreateEnrollToken, ImportAssets, ManageTokens, ReadAudit, ReadCalendar, ReadInventory,
-    ReadTokens, WriteAssets,
+    Approve, CreateEnrollToken, ImportAssets, ImportFeeds, ManageTokens, ReadAudit, ReadCalendar,
+    ReadInventory, ReadTokens, WriteAssets,
 };
 
 routes!(API_ROUTES, api_routes, "/api/v1", {
@@ -110,6 +110,7 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     POST "/keys/rotate" => audit::rotate_key, Api(Some(ManageTokens));
     GET "/findings" => findings::list, Api(Some(ReadInventory));
     GET "/feeds" => findings::feeds, Api(Some(ReadInventory));
+    POST "/feeds/import" => feeds::import, Api(Some(ImportFeeds));
     GET "/worklist" => prioritise::worklist, Api(Some(ReadInventory));
     GET "/policy" => prioritise::get_policy, Api(Some(ReadInventory));
     POST "/policy" => prioritise::apply_policy, Api(Some(WriteAssets));

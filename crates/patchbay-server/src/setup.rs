@@ -205,7 +205,13 @@ async fn prepare_inner(
     {
         tracing::warn!(%public_key, "installed the signing key of a rotation interrupted before its key file was replaced");
     }
-    let mut app = App::new(store, clock, settings.app.clone()).with_key_file(key_file);
+    let mut config = settings.app.clone();
+    // Synced feeds' last good copies and uploads in progress live in the
+    // data directory unless the configuration file says otherwise.
+    if config.feeds.dir.is_none() {
+        config.feeds.dir = Some(settings.data_dir.join("feeds"));
+    }
+    let mut app = App::new(store, clock, config).with_key_file(key_file);
     if let Some(signer) = load_signing_key(&settings.data_dir, create_key)? {
         app = app.with_signer(signer);
     }

@@ -162,6 +162,31 @@ pub async fn sqlite_snapshot(url: &str, dest: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether a server has initialised the database at `url` (its migrations
+/// have run), without creating or changing anything: tools that write next
+/// to the database (`feeds import --db`) refuse one that no server made.
+pub async fn initialised(url: &str) -> Result<bool> {
+    if is_postgres_url(url) {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot connect to {}: {e}", redact_url(url)))
+            })?;
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+        pool.close().await;
+        Ok(found.is_some())
+    } else {
+        Ok(std::path::Path::new(sqlite_path(url)).exists())
+    }
+}
+
 /// Whether `url` names a PostgreSQL database (else it names a SQLite file).
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")

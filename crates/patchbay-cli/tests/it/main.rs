@@ -18,6 +18,7 @@ mod dev;
 mod duties;
 mod escalations;
 mod exceptions;
+mod feeds_upload;
 mod heartbeats;
 mod identity;
 mod injection;

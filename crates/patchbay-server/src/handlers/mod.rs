@@ -9,6 +9,7 @@
 //! - [`tokens`]: API and enrolment tokens.
 //! - [`audit`]: the audit log and its export.
 //! - [`findings`]: findings and imported feeds.
+//! - [`feeds`]: feed uploads (`patchbay feeds import` against a server).
 //! - [`prioritise`]: worklist, policy, triage, patches, deployments.
 //! - [`schedule`]: windows, blackouts, the plan preview, the calendar.
 //! - [`deployments`]: deployments and their rollouts.
@@ -26,6 +27,7 @@ pub mod changes;
 pub mod deployments;
 pub mod escalations;
 pub mod exceptions;
+pub mod feeds;
 pub mod findings;
 pub mod ops;
 pub mod prioritise;

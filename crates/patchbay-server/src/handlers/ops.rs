@@ -25,8 +25,30 @@ pub async fn healthz(State(st): State<AppState>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus metrics (OpenMetrics text).
+/// `GET /metrics`: Prometheus metrics (OpenMetrics text). Feed freshness
+/// is read from the database at each scrape (every replica answers the same).
 pub async fn metrics(State(st): State<AppState>) -> Response {
+    match st.app.feed_freshness().await {
+        Ok(feeds) => {
+            for f in feeds {
+                let l = crate::metrics::FeedLabels { feed: f.name };
+                st.metrics.feed_age.get_or_create(&l).set(f.age_secs);
+                st.metrics
+                    .feed_last_attempt_ok
+                    .get_or_create(&l)
+                    .set(i64::from(f.last_ok));
+                st.metrics
+                    .feed_last_attempt
+                    .get_or_create(&l)
+                    .set(f.last_attempt.as_millisecond() as f64 / 1000.0);
+                st.metrics
+                    .feed_stale
+                    .get_or_create(&l)
+                    .set(i64::from(f.stale));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e.message, "metrics: feed freshness unavailable"),
+    }
     (
         [(
             header::CONTENT_TYPE,

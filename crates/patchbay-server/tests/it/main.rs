@@ -6,6 +6,7 @@
 mod deploy;
 mod email;
 mod escalations;
+mod feed_sync;
 mod hardening;
 mod heartbeats;
 mod matrix;

@@ -72,6 +72,7 @@ const EXPECTED: &[(&str, &str, Who)] = &[
     ("POST", "/api/v1/keys/rotate", Who::Roles(ADMINS)),
     ("GET", "/api/v1/findings", Who::Roles(READERS)),
     ("GET", "/api/v1/feeds", Who::Roles(READERS)),
+    ("POST", "/api/v1/feeds/import", Who::Roles(OPERATORS)),
     ("GET", "/api/v1/worklist", Who::Roles(READERS)),
     ("GET", "/api/v1/policy", Who::Roles(READERS)),
     ("POST", "/api/v1/policy", Who::Roles(OPERATORS)),

@@ -27,6 +27,37 @@ pub struct FeedRow {
     pub imported_by: String,
 }
 
+/// The state of one configured feed source (`feed_sync`, migration 0055):
+/// the validators of its last good copy, its last attempt and freshness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedSyncRow {
+    /// The source's configured name (`[feeds.<name>]`).
+    pub name: String,
+    /// `osv`, `kev` or `epss`.
+    pub kind: String,
+    /// Where it is fetched from (URL, path or mirror directory).
+    pub origin: String,
+    /// The ETag of the last good copy (sent as `If-None-Match`).
+    pub etag: Option<String>,
+    /// The Last-Modified of the last good copy (sent as `If-Modified-Since`).
+    pub last_modified: Option<String>,
+    /// SHA-256 (hex) of the last good copy.
+    pub sha256: Option<String>,
+    /// The first attempt ever (staleness counts from it until a first success).
+    pub first_attempt_at: Timestamp,
+    /// The last attempt.
+    pub last_attempt_at: Timestamp,
+    /// `imported`, `unchanged`, `refused` or `failed`.
+    pub last_result: String,
+    /// Why the last attempt was refused or failed.
+    pub last_error: Option<String>,
+    /// When the server last held the source's current data (imported, or
+    /// confirmed unchanged).
+    pub last_good_at: Option<Timestamp>,
+    /// When data from it was last imported.
+    pub last_changed_at: Option<Timestamp>,
+}
+
 /// A stored advisory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdvisoryRow {
@@ -126,6 +157,32 @@ pub trait FeedStore {
     async fn upsert_epss(&mut self, rows: &[EpssRow]) -> Result<u64>;
     /// EPSS scores of the given CVEs.
     async fn epss_for(&mut self, cves: &[String]) -> Result<Vec<EpssRow>>;
+    /// The sync state of feed source `name`.
+    async fn feed_sync(&mut self, name: &str) -> Result<Option<FeedSyncRow>>;
+    /// Every feed source's sync state, by name.
+    async fn all_feed_sync(&mut self) -> Result<Vec<FeedSyncRow>>;
+    /// Stores a feed source's sync state (insert or replace).
+    async fn put_feed_sync(&mut self, row: &FeedSyncRow) -> Result<()>;
+}
+
+const FEED_SYNC_COLS: &str = "name, kind, origin, etag, last_modified, sha256, first_attempt_at, \
+     last_attempt_at, last_result, last_error, last_good_at, last_changed_at";
+
+fn row_to_feed_sync<DB: Engine>(r: &DB::Row) -> Result<FeedSyncRow> {
+    Ok(FeedSyncRow {
+        name: r.col("name")?,
+        kind: r.col("kind")?,
+        origin: r.col("origin")?,
+        etag: r.col("etag")?,
+        last_modified: r.col("last_modified")?,
+        sha256: r.col("sha256")?,
+        first_attempt_at: from_millis(r.col("first_attempt_at")?)?,
+        last_attempt_at: from_millis(r.col("last_attempt_at")?)?,
+        last_result: r.col("last_result")?,
+        last_error: r.col("last_error")?,
+        last_good_at: opt_ts(r.col("last_good_at")?)?,
+        last_changed_at: opt_ts(r.col("last_changed_at")?)?,
+    })
 }
 
 const ADVISORY_COLS: &str =
@@ -433,5 +490,50 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
             }
         }
         Ok(out)
+    }
+    async fn feed_sync(&mut self, name: &str) -> Result<Option<FeedSyncRow>> {
+        let r = sqlx::query::<DB>(sqlx::AssertSqlSafe(format!(
+            "SELECT {FEED_SYNC_COLS} FROM feed_sync WHERE name = $1"
+        )))
+        .arg(name)
+        .opt(self.conn())
+        .await?;
+        r.as_ref().map(row_to_feed_sync::<DB>).transpose()
+    }
+
+    async fn all_feed_sync(&mut self) -> Result<Vec<FeedSyncRow>> {
+        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(format!(
+            "SELECT {FEED_SYNC_COLS} FROM feed_sync ORDER BY name"
+        )))
+        .all(self.conn())
+        .await?;
+        rows.iter().map(row_to_feed_sync::<DB>).collect()
+    }
+
+    async fn put_feed_sync(&mut self, f: &FeedSyncRow) -> Result<()> {
+        sqlx::query::<DB>(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO feed_sync ({FEED_SYNC_COLS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, origin = excluded.origin, \
+             etag = excluded.etag, last_modified = excluded.last_modified, sha256 = excluded.sha256, \
+             first_attempt_at = excluded.first_attempt_at, last_attempt_at = excluded.last_attempt_at, \
+             last_result = excluded.last_result, last_error = excluded.last_error, \
+             last_good_at = excluded.last_good_at, last_changed_at = excluded.last_changed_at"
+        )))
+        .arg(&f.name)
+        .arg(&f.kind)
+        .arg(&f.origin)
+        .arg(&f.etag)
+        .arg(&f.last_modified)
+        .arg(&f.sha256)
+        .arg(to_millis(f.first_attempt_at))
+        .arg(to_millis(f.last_attempt_at))
+        .arg(&f.last_result)
+        .arg(&f.last_error)
+        .arg(f.last_good_at.map(to_millis))
+        .arg(f.last_changed_at.map(to_millis))
+        .exec(self.conn())
+        .await?;
+        Ok(())
     }
 }
