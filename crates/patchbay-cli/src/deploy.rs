@@ -1255,7 +1255,10 @@ mod tests {
         ])
         .unwrap();
         match cli.command {
-            crate::Command::Deploy(DeployCmd::Create { spec, .. }) => {
+            crate::Command::Deploy {
+                cmd: DeployCmd::Create { spec, .. },
+                ..
+            } => {
                 assert_eq!(spec.packages, vec!["a=1", "b=2"]);
                 assert_eq!(spec.rings, vec!["r0", "r1:max=2"]);
             }

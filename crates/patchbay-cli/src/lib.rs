@@ -81,32 +81,41 @@ Log lines go to stderr, coloured only on a terminal and never with NO_COLOR set;
 (--format json on listings)."
 )]
 pub struct Cli {
-    /// Server URL for client commands.
-    #[arg(
-        long,
-        global = true,
-        env = "PATCHBAY_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub url: String,
-    /// API token for client commands.
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the server is and how to reach it: the flags of the commands that
+/// talk to a server (and only of those).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Remote {
+    /// Server URL (default http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "PATCHBAY_URL")]
+    pub url: Option<String>,
+    /// API token (default: ./patchbay-data/admin.token, which `patchbay dev`
+    /// and a first `patchbay serve` write).
     #[arg(long, global = true, env = "PATCHBAY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// CA certificate (PEM) to trust for an https:// server (a private CA or the
     /// server's self-signed certificate); default: the public web roots.
     #[arg(long, global = true, env = "PATCHBAY_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
-    /// Log format of server commands.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// Whether the server URL was given (`--url` or `PATCHBAY_URL`) rather
-    /// than defaulted: `feeds import` uploads only then. Set by
-    /// [`Cli::parse_env`].
-    #[arg(skip)]
-    pub url_given: bool,
-    /// The command.
-    #[command(subcommand)]
-    pub command: Command,
+}
+
+/// The server URL when none is given.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
+impl Remote {
+    /// The server URL.
+    pub fn url(&self) -> &str {
+        self.url.as_deref().unwrap_or(DEFAULT_URL)
+    }
+
+    /// A client for the server, with the token and the CA.
+    pub fn connect(&self) -> anyhow::Result<patchbay_client::Client> {
+        conn::connect(self.url(), self.token.clone())
+    }
 }
 
 /// Log formats.
@@ -151,6 +160,10 @@ impl From<AgentMtlsArg> for patchbay_app::agent_ca::MtlsMode {
 /// Server options shared by `serve` and `dev`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
+    /// Log format: one human-readable line, or one JSON object, per event
+    /// (on stderr).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// The server configuration file (TOML): the SIEM sink (`[syslog]`) and
     /// the mail relay (`[smtp]`); see docs/configuration.md. Each key can
     /// also be set, or overridden, by PATCHBAY_<SECTION>_<KEY> (e.g.
@@ -262,23 +275,57 @@ pub enum Command {
     /// agent for this machine.
     Dev(server::DevArgs),
     /// Manage assets.
-    #[command(subcommand)]
-    Assets(client::AssetsCmd),
+    Assets {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: client::AssetsCmd,
+    },
     /// Manage API tokens (admin).
-    #[command(subcommand)]
-    Tokens(client::TokensCmd),
+    Tokens {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: client::TokensCmd,
+    },
     /// Manage agent enrolment tokens.
-    #[command(name = "enroll-token", subcommand)]
-    EnrollToken(client::EnrollTokenCmd),
+    #[command(name = "enroll-token")]
+    EnrollToken {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: client::EnrollTokenCmd,
+    },
     /// Read the audit log.
-    #[command(subcommand)]
-    Audit(client::AuditCmd),
+    Audit {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: client::AuditCmd,
+    },
     /// The server's signing key (admin).
-    #[command(subcommand)]
-    Keys(client::KeysCmd),
+    Keys {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: client::KeysCmd,
+    },
     /// Who the token is (name, role), and the server's public signing key to
     /// pin in `audit verify --public-key` and `evidence verify --public-key`.
     Whoami {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -301,22 +348,57 @@ pub enum Command {
     /// Stop the server first.
     Restore(backup::RestoreArgs),
     /// Fleet simulator: enrol N virtual agents with realistic inventories.
-    Sim(sim::SimArgs),
+    Sim {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The command's own flags.
+        #[command(flatten)]
+        args: sim::SimArgs,
+    },
     /// Advisory feeds: import (uploaded to the server, or next to the database), air-gap mirrors, list.
-    #[command(subcommand)]
-    Feeds(FeedsCmd),
+    Feeds {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: FeedsCmd,
+    },
     /// Findings: vulnerable packages per asset.
-    #[command(subcommand)]
-    Findings(findings::FindingsCmd),
+    Findings {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: findings::FindingsCmd,
+    },
     /// Offline scan of one host's package list against feed files (no server).
     Scan(feeds::ScanArgs),
     /// What to patch next: ranked findings, overdue first, with due dates and reasons.
-    Worklist(prioritise::WorklistArgs),
+    Worklist {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The command's own flags.
+        #[command(flatten)]
+        args: prioritise::WorklistArgs,
+    },
     /// Policy as code: check (locally), preview and apply.
-    #[command(subcommand)]
-    Policy(prioritise::PolicyCmd),
+    Policy {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: prioritise::PolicyCmd,
+    },
     /// The patch catalog: findings grouped into patches with standard names.
     Patches {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -329,16 +411,28 @@ pub enum Command {
     /// failure over the budget halts everything and rolls back per the ring's
     /// policy). Hosts offline before their job is leased are skipped, not
     /// counted. Approvals need four eyes: not the creator or the starter.
-    #[command(subcommand)]
-    Deploy(deploy::DeployCmd),
+    Deploy {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: deploy::DeployCmd,
+    },
     /// Deployments, including out-of-band ones proposed by the zero-day lane.
     Deployments {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
     /// One screen on one CVE: affected assets, versions, fixes, due dates.
     Triage {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
         /// The CVE id.
         cve: String,
         /// Output format.
@@ -346,41 +440,109 @@ pub enum Command {
         format: Format,
     },
     /// Change records (CHG-…), runbooks and the lessons-learned log.
-    #[command(subcommand)]
-    Changes(changes::ChangesCmd),
+    Changes {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: changes::ChangesCmd,
+    },
     /// The signed evidence bundle: export (from the server) and verify (offline).
-    #[command(subcommand)]
-    Evidence(evidence::EvidenceCmd),
+    Evidence {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: evidence::EvidenceCmd,
+    },
     /// Reports as of a date: compliance, time to patch, SLA adherence, coverage.
-    Report(reports::ReportArgs),
+    Report {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The command's own flags.
+        #[command(flatten)]
+        args: reports::ReportArgs,
+    },
     /// The exception register: defer findings with owner, reason, control, expiry.
-    #[command(subcommand)]
-    Exceptions(exceptions::ExceptionsCmd),
+    Exceptions {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: exceptions::ExceptionsCmd,
+    },
     /// Webhooks: signed event deliveries to receivers (Slack, Teams, PagerDuty, …).
-    #[command(subcommand)]
-    Webhooks(webhooks::WebhooksCmd),
+    Webhooks {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: webhooks::WebhooksCmd,
+    },
     /// Notification contacts: email addresses and the events emailed to them.
-    #[command(subcommand)]
-    Contacts(escalations::ContactsCmd),
+    Contacts {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: escalations::ContactsCmd,
+    },
     /// Escalation chains: who is told, how and when, until someone
     /// acknowledges a pending approval or an SLA finding.
-    #[command(subcommand)]
-    Escalations(escalations::EscalationsCmd),
+    Escalations {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: escalations::EscalationsCmd,
+    },
     /// Maintenance windows: preview a definition (no server), add, list, remove.
-    #[command(subcommand)]
-    Windows(schedule::WindowsCmd),
+    Windows {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: schedule::WindowsCmd,
+    },
     /// Blackouts (change freezes): add, list, remove, approve out-of-band entry.
-    #[command(subcommand)]
-    Blackouts(schedule::BlackoutsCmd),
+    Blackouts {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: schedule::BlackoutsCmd,
+    },
     /// Schedule planning: when will each asset be patched, which SLAs are at risk.
-    #[command(subcommand)]
-    Plan(schedule::PlanCmd),
+    Plan {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: schedule::PlanCmd,
+    },
     /// The maintenance calendar (windows and blackouts) as iCalendar (.ics).
     ///
     /// Calendar applications can subscribe to GET /calendar.ics?token=… on the
     /// server with a calendar token (`patchbay tokens create --name NAME --role
     /// calendar`; it opens nothing else), optionally with &group=NAME.
-    Calendar(schedule::CalendarArgs),
+    Calendar {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The command's own flags.
+        #[command(flatten)]
+        args: schedule::CalendarArgs,
+    },
     /// Compare two versions: prints <, = or >.
     Vercmp {
         /// Scheme: deb, rpm, apk or semver.
@@ -419,28 +581,45 @@ pub enum FeedsCmd {
     },
 }
 
+impl Command {
+    /// The server flags of a command that talks to a server.
+    pub fn remote(&self) -> Option<&Remote> {
+        match self {
+            Command::Assets { remote, .. }
+            | Command::Tokens { remote, .. }
+            | Command::EnrollToken { remote, .. }
+            | Command::Audit { remote, .. }
+            | Command::Keys { remote, .. }
+            | Command::Feeds { remote, .. }
+            | Command::Findings { remote, .. }
+            | Command::Policy { remote, .. }
+            | Command::Deploy { remote, .. }
+            | Command::Changes { remote, .. }
+            | Command::Evidence { remote, .. }
+            | Command::Exceptions { remote, .. }
+            | Command::Webhooks { remote, .. }
+            | Command::Contacts { remote, .. }
+            | Command::Escalations { remote, .. }
+            | Command::Windows { remote, .. }
+            | Command::Blackouts { remote, .. }
+            | Command::Plan { remote, .. }
+            | Command::Sim { remote, .. }
+            | Command::Worklist { remote, .. }
+            | Command::Report { remote, .. }
+            | Command::Calendar { remote, .. }
+            | Command::Whoami { remote, .. }
+            | Command::Patches { remote, .. }
+            | Command::Deployments { remote, .. }
+            | Command::Triage { remote, .. } => Some(remote),
+            _ => None,
+        }
+    }
+}
+
 impl Cli {
-    /// Parses the process's arguments (and environment), recording whether
-    /// the server URL was given.
+    /// Parses the process's arguments (and environment).
     pub fn parse_env() -> Self {
-        use clap::{CommandFactory, FromArgMatches};
-        let matches = Self::command().get_matches();
-        let given = |m: &clap::ArgMatches| {
-            matches!(
-                m.value_source("url"),
-                Some(
-                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
-                )
-            )
-        };
-        let url_given = given(&matches)
-            || matches
-                .subcommand()
-                .and_then(|(_, m)| m.subcommand().map(|(_, m2)| given(m) || given(m2)))
-                .unwrap_or(false);
-        let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-        cli.url_given = url_given;
-        cli
+        <Self as clap::Parser>::parse()
     }
 }
 
@@ -448,7 +627,10 @@ impl Cli {
 pub fn init_logging(cli: &Cli) {
     let default = match cli.command {
         Command::Serve(_) | Command::Dev(_) => "info,tower_http=warn,sqlx=warn",
-        Command::Feeds(FeedsCmd::Import(_)) => "warn",
+        Command::Feeds {
+            cmd: FeedsCmd::Import(_),
+            ..
+        } => "warn",
         _ => "warn",
     };
     let filter =
@@ -456,7 +638,12 @@ pub fn init_logging(cli: &Cli) {
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match cli.log_format {
+    let log_format = match &cli.command {
+        Command::Serve(a) => a.log_format,
+        Command::Dev(a) => a.log_format,
+        _ => LogFormat::Text,
+    };
+    match log_format {
         LogFormat::Json => b.json().init(),
         LogFormat::Text => b
             .with_ansi(patchbay_agent::cli::log_colors(
@@ -469,18 +656,21 @@ pub fn init_logging(cli: &Cli) {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Some(ca) = &cli.ca_cert {
-        let _ = conn::CA_CERT.set(ca.clone());
+    if let Some(ca) = cli.command.remote().and_then(|r| r.ca_cert.clone()) {
+        let _ = conn::CA_CERT.set(ca);
     }
     match cli.command {
         Command::Serve(a) => server::serve(a),
         Command::Dev(a) => server::dev(a),
-        Command::Assets(c) => client::assets(&conn::connect(&cli.url, cli.token)?, c),
-        Command::Tokens(c) => client::tokens(&conn::connect(&cli.url, cli.token)?, c),
-        Command::EnrollToken(c) => client::enroll_token(&conn::connect(&cli.url, cli.token)?, c),
-        Command::Audit(client::AuditCmd::Verify(a)) => evidence::verify(a),
-        Command::Audit(c) => client::audit(&conn::connect(&cli.url, cli.token)?, c),
-        Command::Keys(c) => client::keys(&conn::connect(&cli.url, cli.token)?, c),
+        Command::Assets { remote, cmd: c } => client::assets(&remote.connect()?, c),
+        Command::Tokens { remote, cmd: c } => client::tokens(&remote.connect()?, c),
+        Command::EnrollToken { remote, cmd: c } => client::enroll_token(&remote.connect()?, c),
+        Command::Audit {
+            cmd: client::AuditCmd::Verify(a),
+            ..
+        } => evidence::verify(a),
+        Command::Audit { remote, cmd: c } => client::audit(&remote.connect()?, c),
+        Command::Keys { remote, cmd: c } => client::keys(&remote.connect()?, c),
         Command::Config(ConfigCmd::Check { file, smtp_ca_file }) => {
             server::config_check(file, smtp_ca_file)
         }
@@ -488,21 +678,27 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions(a) => manual::completions(a),
         Command::Backup(a) => backup::backup(a),
         Command::Restore(a) => backup::restore(a),
-        Command::Sim(a) => sim::run(&cli.url, cli.token, a),
-        Command::Feeds(FeedsCmd::Import(a)) => {
-            feeds::import(a, cli.url_given.then_some(cli.url.as_str()), cli.token)
-        }
-        Command::Feeds(FeedsCmd::Mirror(a)) => feeds::mirror(a),
-        Command::Feeds(FeedsCmd::List { format }) => {
-            findings::feeds_list(&conn::connect(&cli.url, cli.token)?, format)
-        }
-        Command::Findings(c) => findings::findings(&conn::connect(&cli.url, cli.token)?, c),
+        Command::Sim { remote, args: a } => sim::run(remote.url(), remote.token.clone(), a),
+        Command::Feeds {
+            remote,
+            cmd: FeedsCmd::Import(a),
+        } => feeds::import(a, remote.url.as_deref(), remote.token),
+        Command::Feeds {
+            cmd: FeedsCmd::Mirror(a),
+            ..
+        } => feeds::mirror(a),
+        Command::Feeds {
+            remote,
+            cmd: FeedsCmd::List { format },
+        } => findings::feeds_list(&remote.connect()?, format),
+        Command::Findings { remote, cmd: c } => findings::findings(&remote.connect()?, c),
         Command::Scan(a) => feeds::scan(a),
-        Command::Worklist(a) => prioritise::worklist(&conn::connect(&cli.url, cli.token)?, a),
-        Command::Policy(c) => prioritise::policy(&cli.url, cli.token, c),
-        Command::Whoami { format } => {
-            let who: serde_json::Value =
-                conn::connect(&cli.url, cli.token)?.get("/api/v1/whoami")?;
+        Command::Worklist { remote, args: a } => prioritise::worklist(&remote.connect()?, a),
+        Command::Policy { remote, cmd: c } => {
+            prioritise::policy(remote.url(), remote.token.clone(), c)
+        }
+        Command::Whoami { remote, format } => {
+            let who: serde_json::Value = remote.connect()?.get("/api/v1/whoami")?;
             match format {
                 Format::Json => output::json(&who),
                 Format::Table => {
@@ -514,27 +710,101 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Patches { format } => {
-            prioritise::patches(&conn::connect(&cli.url, cli.token)?, format)
+        Command::Patches { remote, format } => prioritise::patches(&remote.connect()?, format),
+        Command::Deployments { remote, format } => {
+            prioritise::deployments(&remote.connect()?, format)
         }
-        Command::Deployments { format } => {
-            prioritise::deployments(&conn::connect(&cli.url, cli.token)?, format)
+        Command::Deploy { remote, cmd: c } => deploy::run(remote.url(), remote.token.clone(), c),
+        Command::Triage {
+            remote,
+            cve,
+            format,
+        } => prioritise::triage(&remote.connect()?, &cve, format),
+        Command::Changes { remote, cmd: c } => changes::run(&remote.connect()?, c),
+        Command::Evidence { remote, cmd: c } => {
+            evidence::evidence(remote.url(), remote.token.clone(), c)
         }
-        Command::Deploy(c) => deploy::run(&cli.url, cli.token, c),
-        Command::Triage { cve, format } => {
-            prioritise::triage(&conn::connect(&cli.url, cli.token)?, &cve, format)
+        Command::Report { remote, args: a } => reports::run(&remote.connect()?, a),
+        Command::Exceptions { remote, cmd: c } => exceptions::run(&remote.connect()?, c),
+        Command::Webhooks { remote, cmd: c } => webhooks::run(&remote.connect()?, c),
+        Command::Contacts { remote, cmd: c } => escalations::run_contacts(&remote.connect()?, c),
+        Command::Escalations { remote, cmd: c } => escalations::run(&remote.connect()?, c),
+        Command::Windows { remote, cmd: c } => {
+            schedule::windows(remote.url(), remote.token.clone(), c)
         }
-        Command::Changes(c) => changes::run(&conn::connect(&cli.url, cli.token)?, c),
-        Command::Evidence(c) => evidence::evidence(&cli.url, cli.token, c),
-        Command::Report(a) => reports::run(&conn::connect(&cli.url, cli.token)?, a),
-        Command::Exceptions(c) => exceptions::run(&conn::connect(&cli.url, cli.token)?, c),
-        Command::Webhooks(c) => webhooks::run(&conn::connect(&cli.url, cli.token)?, c),
-        Command::Contacts(c) => escalations::run_contacts(&conn::connect(&cli.url, cli.token)?, c),
-        Command::Escalations(c) => escalations::run(&conn::connect(&cli.url, cli.token)?, c),
-        Command::Windows(c) => schedule::windows(&cli.url, cli.token, c),
-        Command::Blackouts(c) => schedule::blackouts(&conn::connect(&cli.url, cli.token)?, c),
-        Command::Plan(c) => schedule::plan(&conn::connect(&cli.url, cli.token)?, c),
-        Command::Calendar(a) => schedule::calendar(&conn::connect(&cli.url, cli.token)?, a),
+        Command::Blackouts { remote, cmd: c } => schedule::blackouts(&remote.connect()?, c),
+        Command::Plan { remote, cmd: c } => schedule::plan(&remote.connect()?, c),
+        Command::Calendar { remote, args: a } => schedule::calendar(&remote.connect()?, a),
         Command::Vercmp { scheme, a, b } => findings::vercmp(&scheme, &a, &b),
+    }
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use super::Cli;
+    use clap::{CommandFactory, Parser};
+
+    /// Commands that never talk to a server.
+    const LOCAL: &[&str] = &[
+        "serve",
+        "dev",
+        "scan",
+        "backup",
+        "restore",
+        "config",
+        "man",
+        "completions",
+        "vercmp",
+    ];
+
+    fn has(c: &clap::Command, id: &str) -> bool {
+        c.get_arguments().any(|a| a.get_id() == id)
+    }
+
+    /// Client flags (--url, --token, --ca-cert) are on every command that
+    /// talks to a server, and on no other; --log-format only on the two
+    /// server commands.
+    #[test]
+    fn client_flags_only_where_a_server_is_talked_to() {
+        let root = Cli::command();
+        root.clone().debug_assert();
+        for id in ["url", "token", "ca_cert", "log_format"] {
+            assert!(!has(&root, id), "--{id} is a flag of patchbay itself");
+        }
+        let mut clients = 0;
+        for c in root.get_subcommands() {
+            let name = c.get_name();
+            if name == "help" {
+                continue;
+            }
+            let local = LOCAL.contains(&name);
+            for id in ["url", "token", "ca_cert"] {
+                assert_eq!(has(c, id), !local, "patchbay {name}: --{id}");
+            }
+            clients += usize::from(!local);
+            assert_eq!(
+                has(c, "log_format"),
+                matches!(name, "serve" | "dev"),
+                "patchbay {name}: --log-format"
+            );
+        }
+        assert!(clients > 20, "{clients}");
+        // Given after the subcommand's name, and deeper.
+        let cli = Cli::try_parse_from([
+            "patchbay",
+            "assets",
+            "list",
+            "--url",
+            "http://x:1",
+            "--token",
+            "t",
+        ])
+        .unwrap();
+        let r = cli.command.remote().unwrap();
+        assert_eq!((r.url(), r.token.as_deref()), ("http://x:1", Some("t")));
+        assert!(
+            Cli::try_parse_from(["patchbay", "--url", "http://x:1", "assets", "list"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["patchbay", "backup", "--out", "f", "--url", "u"]).is_err());
     }
 }

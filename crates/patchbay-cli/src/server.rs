@@ -279,6 +279,10 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
 /// `patchbay dev` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevArgs {
+    /// Log format: one human-readable line, or one JSON object, per event
+    /// (on stderr).
+    #[arg(long, value_enum, default_value_t = crate::LogFormat::Text)]
+    pub log_format: crate::LogFormat,
     /// Data directory (SQLite database, admin.token, the local agent's state).
     #[arg(long, default_value = "./patchbay-data")]
     pub data_dir: PathBuf,

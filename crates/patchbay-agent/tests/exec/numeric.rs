@@ -212,9 +212,9 @@ fn measured_values_reach_the_health_gate(engine: Engine) {
     let bin = Path::new(AGENT).with_file_name("patchbay");
     let token = std::fs::read_to_string(server.dir.path().join("data/admin.token")).unwrap();
     let out = Command::new(&bin)
+        .args(["deploy", "show", &id, "--format", "json"])
         .args(["--url", &format!("http://{}", server.addr)])
         .args(["--token", token.trim()])
-        .args(["deploy", "show", &id, "--format", "json"])
         .stdin(Stdio::null())
         .output()
         .unwrap();

@@ -328,9 +328,9 @@ fn deploy_show(s: &Server, id: &str, json_out: bool) -> String {
     let bin = Path::new(AGENT).with_file_name("patchbay");
     let token = std::fs::read_to_string(s.dir.path().join("data/admin.token")).unwrap();
     let mut c = Command::new(&bin);
-    c.args(["--url", &format!("http://{}", s.addr)])
+    c.args(["deploy", "show", id])
+        .args(["--url", &format!("http://{}", s.addr)])
         .args(["--token", token.trim()])
-        .args(["deploy", "show", id])
         .env_remove("PATCHBAY_URL")
         .env_remove("PATCHBAY_TOKEN")
         .stdin(Stdio::null());

@@ -247,17 +247,8 @@ fn sim_load_runs_without_errors_and_advances_last_seen(backend: &str) {
         .to_string();
     let started = now_ms();
     let out = ok(&std::process::Command::new(PATCHBAY)
-        .args(["--url", &server.url, "--token", &token])
-        .args([
-            "sim",
-            "load",
-            "--agents",
-            "200",
-            "--interval",
-            "1s",
-            "--duration",
-            "4s",
-        ])
+        .args(["sim", "load", "--url", &server.url, "--token", &token])
+        .args(["--agents", "200", "--interval", "1s", "--duration", "4s"])
         .args([
             "--packages",
             "20",

@@ -326,7 +326,7 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
-    /// Starts `patchbay --log-format json serve --listen 127.0.0.1:0
+    /// Starts `patchbay serve --log-format json --listen 127.0.0.1:0
     /// --data-dir DIR EXTRA…` (SQLite in DIR unless EXTRA has `--db`) with
     /// `RUST_LOG=rust_log`; returns once it has announced its address.
     pub fn start(data_dir: &Path, extra: &[&str], rust_log: &str) -> Self {
@@ -343,9 +343,9 @@ impl ServeProcess {
         use std::io::BufRead;
         let mut child = Command::new(PATCHBAY)
             .args([
+                "serve",
                 "--log-format",
                 "json",
-                "serve",
                 "--listen",
                 "127.0.0.1:0",
                 "--data-dir",

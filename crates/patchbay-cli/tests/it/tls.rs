@@ -187,7 +187,7 @@ fn https_server_agent_and_cli() {
     // The CLI trusts the server only with the CA.
     let cli = |extra: &[&str]| {
         let mut c = Command::new(PATCHBAY);
-        c.args(["--url", &url, "--token", &admin]).args(extra);
+        c.args(extra).args(["--url", &url, "--token", &admin]);
         c.env_remove("PATCHBAY_CA_CERT").output().unwrap()
     };
     let out = cli(&["assets", "list"]);
@@ -197,7 +197,7 @@ fn https_server_agent_and_cli() {
         err.contains("certificate") || err.contains("issuer"),
         "{err}"
     );
-    ok(&cli(&["--ca-cert", ca.to_str().unwrap(), "assets", "list"]));
+    ok(&cli(&["assets", "list", "--ca-cert", ca.to_str().unwrap()]));
 
     // The agent enrols and checks in over HTTPS with the CA.
     let admin_client = Client::new(&url, Some(admin.clone()), Duration::from_secs(10))
