@@ -32,6 +32,9 @@
 //! with it for every delivery, which a hash would not allow (encryption at
 //! rest is out of scope; the database is as sensitive as the signing key
 //! beside it). It is shown once, at creation, and never printed by `Debug`.
+//! The auth headers (the receiver's credential: Jira, ServiceNow) are kept
+//! the same way and sent with every request; only their names are ever
+//! answered or audited ([`App::set_webhook_auth`] rotates them).
 
 use crate::{App, AppError, Caller, RequestCtx, SystemActor};
 use jiff::{SignedDuration, Timestamp};
@@ -159,7 +162,7 @@ impl Sender {
         &self,
         method: &str,
         url: &str,
-        headers: &[(&str, String)],
+        headers: &[(String, String)],
         body: Vec<u8>,
     ) -> Result<(u16, Option<String>, Vec<u8>), String> {
         let req = if method == "PATCH" {
@@ -169,7 +172,7 @@ impl Sender {
         };
         let mut req = req.header("Content-Type", "application/json");
         for (k, v) in headers {
-            req = req.header(*k, v);
+            req = req.header(k.as_str(), v.as_str());
         }
         match req.send(&body[..]) {
             Ok(resp) => {
@@ -225,7 +228,20 @@ fn out(s: &SubscriptionRow, pending: u64, dead: u64) -> WebhookOut {
         created_by: s.sub.created_by.clone(),
         pending,
         dead,
+        auth_headers: s.sub.auth_header_names(),
     }
+}
+
+/// A spec's auth headers as (name, value), checked.
+fn auth_headers_of(
+    spec: &[patchbay_proto::api::AuthHeader],
+) -> Result<Vec<(String, String)>, AppError> {
+    let h: Vec<(String, String)> = spec
+        .iter()
+        .map(|h| (h.name.trim().to_string(), h.value.clone()))
+        .collect();
+    webhook::validate_auth_headers(&h).map_err(AppError::invalid)?;
+    Ok(h)
 }
 
 fn delivery_out(d: &DeliveryRow) -> DeliveryOut {
@@ -292,6 +308,7 @@ impl App {
                 "max_attempts {max_attempts}: must be 1–50"
             )));
         }
+        let auth_headers = auth_headers_of(&spec.auth_headers)?;
         let secret = format!("whsec_{}", hex::encode(crate::random32()));
         let now = self.now();
         let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
@@ -308,6 +325,7 @@ impl App {
             cursor,
             created_at: now,
             created_by: tx.actor().to_string(),
+            auth_headers,
         };
         let Some(id) = tx.add_subscription(&new).await? else {
             return Err(AppError::new(
@@ -318,7 +336,9 @@ impl App {
         tx.audit(
             "webhook.add",
             &format!("webhook:{}", spec.name),
-            json!({"url": new.url, "template": new.template, "filter": new.filter}),
+            // The auth headers' names only: their values are secrets.
+            json!({"url": new.url, "template": new.template, "filter": new.filter,
+                   "auth_headers": new.auth_header_names()}),
         )
         .await?;
         // From now on: its own creation included, nothing earlier.
@@ -372,6 +392,34 @@ impl App {
     ) -> Result<WebhookOut, AppError> {
         self.require(caller, Action::WriteAssets, ctx).await?;
         let s = self.webhook_row(name).await?;
+        let (p, d) = self.counts(s.id).await?;
+        Ok(out(&s, p, d))
+    }
+
+    /// Replaces a subscription's auth headers (rotating a credential keeps
+    /// its deliveries and the records it created); audited with the
+    /// headers' names only.
+    pub async fn set_webhook_auth(
+        &self,
+        caller: &Caller,
+        name: &str,
+        spec: &patchbay_proto::api::WebhookAuthSpec,
+        ctx: &RequestCtx,
+    ) -> Result<WebhookOut, AppError> {
+        let headers = auth_headers_of(&spec.auth_headers)?;
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
+        let Some(mut s) = tx.subscription(name).await? else {
+            return Err(AppError::not_found(format!("no webhook named {name:?}")));
+        };
+        tx.set_auth_headers(s.id, &headers).await?;
+        s.sub.auth_headers = headers;
+        tx.audit(
+            "webhook.auth",
+            &format!("webhook:{name}"),
+            json!({"auth_headers": s.sub.auth_header_names()}),
+        )
+        .await?;
+        tx.commit().await?;
         let (p, d) = self.counts(s.id).await?;
         Ok(out(&s, p, d))
     }
@@ -629,11 +677,16 @@ impl App {
                 .map(|v| v.to_string().into_bytes())
                 .unwrap_or_default();
             let t = self.now().as_second();
-            let headers = vec![
-                (SIGNATURE_HEADER, webhook::sign(secret.as_bytes(), t, &body)),
-                (DELIVERY_HEADER, d.delivery_id.clone()),
-                (EVENT_HEADER, ev.kind.as_str().to_string()),
+            let mut headers = vec![
+                (
+                    SIGNATURE_HEADER.to_string(),
+                    webhook::sign(secret.as_bytes(), t, &body),
+                ),
+                (DELIVERY_HEADER.to_string(), d.delivery_id.clone()),
+                (EVENT_HEADER.to_string(), ev.kind.as_str().to_string()),
             ];
+            // The receiver's credential (Jira, ServiceNow, …).
+            headers.extend(s.sub.auth_headers.iter().cloned());
             let (sender, sem) = (sender.clone(), sem.clone());
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;

@@ -249,9 +249,69 @@ impl Template {
     }
 }
 
+/// Most auth headers a subscription may carry (a credential takes one or
+/// two; the bound keeps a stored row small).
+pub const AUTH_HEADERS_MAX: usize = 8;
+/// The longest auth header value (a JWT bearer token fits comfortably).
+pub const AUTH_HEADER_VALUE_MAX: usize = 8192;
+
+/// Checks a subscription's auth headers (name, value): at most
+/// [`AUTH_HEADERS_MAX`], each name an HTTP token (RFC 9110 §5.6.2) given
+/// once, not one Patchbay sets itself (`Patchbay-*`, `Content-Type`, …),
+/// each value 1–[`AUTH_HEADER_VALUE_MAX`] visible ASCII characters or
+/// spaces (no CR or LF: nothing can be smuggled into the request). An
+/// error names the header, never its value (a secret).
+pub fn validate_auth_headers(headers: &[(String, String)]) -> Result<(), String> {
+    if headers.len() > AUTH_HEADERS_MAX {
+        return Err(format!(
+            "{} auth headers: at most {AUTH_HEADERS_MAX}",
+            headers.len()
+        ));
+    }
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, value) in headers {
+        if name.is_empty() || name.len() > 64 || !name.chars().all(tchar) {
+            return Err(format!(
+                "auth header name {name:?}: must be 1–64 characters of an HTTP header name"
+            ));
+        }
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("patchbay-")
+            || [
+                "content-type",
+                "content-length",
+                "transfer-encoding",
+                "host",
+                "connection",
+                "te",
+                "upgrade",
+            ]
+            .contains(&lower.as_str())
+        {
+            return Err(format!(
+                "auth header {name:?}: Patchbay sets this header itself"
+            ));
+        }
+        if !seen.insert(lower) {
+            return Err(format!("auth header {name:?}: given twice"));
+        }
+        if value.is_empty()
+            || value.len() > AUTH_HEADER_VALUE_MAX
+            || !value.chars().all(|c| c == ' ' || c.is_ascii_graphic())
+        {
+            return Err(format!(
+                "auth header {name:?}: the value must be 1–{AUTH_HEADER_VALUE_MAX} visible \
+                 ASCII characters or spaces (value not shown: it is a secret)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Per-subscription template settings (the PagerDuty routing key, the Jira
 /// project).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateOptions {
     /// PagerDuty integration (routing) key.
@@ -260,6 +320,19 @@ pub struct TemplateOptions {
     /// Jira project key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+}
+
+impl std::fmt::Debug for TemplateOptions {
+    // The routing key is PagerDuty's credential: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemplateOptions")
+            .field(
+                "routing_key",
+                &self.routing_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("project", &self.project)
+            .finish()
+    }
 }
 
 impl Template {
@@ -566,6 +639,52 @@ fn pagerduty_sla_breach(e: &Event, opts: &TemplateOptions) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn auth_headers_are_checked_without_echoing_the_value() {
+        let h = |n: &str, v: &str| vec![(n.to_string(), v.to_string())];
+        assert!(super::validate_auth_headers(&h("Authorization", "Basic dTpw")).is_ok());
+        assert!(super::validate_auth_headers(&[]).is_ok());
+        for (name, value, want) in [
+            (
+                "Authorization",
+                "Basic s3cr3t\r\nX-Evil: 1",
+                "visible ASCII",
+            ),
+            ("Authorization", "", "visible ASCII"),
+            ("Bad Name", "s3cr3t", "HTTP header name"),
+            ("", "s3cr3t", "HTTP header name"),
+            ("Patchbay-Signature", "s3cr3t", "sets this header itself"),
+            ("content-type", "s3cr3t", "sets this header itself"),
+        ] {
+            let e = super::validate_auth_headers(&h(name, value)).unwrap_err();
+            assert!(e.contains(want), "{name:?}: {e}");
+            assert!(!e.contains("s3cr3t"), "the value is echoed: {e}");
+        }
+        let twice = vec![
+            ("Authorization".to_string(), "a".to_string()),
+            ("authorization".to_string(), "b".to_string()),
+        ];
+        assert!(
+            super::validate_auth_headers(&twice)
+                .unwrap_err()
+                .contains("twice")
+        );
+        let many: Vec<_> = (0..9)
+            .map(|i| (format!("X-{i}"), "v".to_string()))
+            .collect();
+        assert!(super::validate_auth_headers(&many).is_err());
+    }
+
+    #[test]
+    fn template_options_debug_redacts_the_routing_key() {
+        let o = super::TemplateOptions {
+            routing_key: Some("R0UT1NGKEY".into()),
+            project: Some("OPS".into()),
+        };
+        let d = format!("{o:?}");
+        assert!(!d.contains("R0UT1NGKEY") && d.contains("OPS"), "{d}");
+    }
+
     use super::*;
     use proptest::prelude::*;
 

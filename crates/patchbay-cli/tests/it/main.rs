@@ -31,6 +31,7 @@ mod scan_index;
 mod schedule;
 mod siem_config;
 mod tls;
+mod webhook_auth;
 mod webhooks;
 
 /// Runs each named test function once per backend.
