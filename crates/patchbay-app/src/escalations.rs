@@ -491,9 +491,12 @@ impl App {
                         .await?;
                         recorded = true;
                     }
-                } else if trigger == Trigger::Approval
-                    && DECIDES_APPROVAL.contains(&ev.kind.as_str())
+                } else if (trigger == Trigger::Approval
+                    && DECIDES_APPROVAL.contains(&ev.kind.as_str()))
+                    || (trigger == Trigger::Sla && ev.kind == "sla.resolved")
                 {
+                    // The approval was decided, or the finding's breach
+                    // ended (fixed, excepted): nobody needs paging about it.
                     for mut e in tx.open_escalations_about(&ev.subject).await? {
                         if e.chain_id != c.id {
                             continue;

@@ -44,6 +44,8 @@
 //! - [`schedule`]: maintenance windows, blackouts, the plan preview, the calendar.
 //! - [`sla`]: the SLA watch (`sla.at_risk`, `sla.breached`, once per finding)
 //!   and the weekly exception review event.
+//! - `breaches`: the end of an SLA breach (`sla.resolved`, in the fixing
+//!   change's transaction).
 #![forbid(unsafe_code)]
 
 pub mod agent_ca;
@@ -52,6 +54,7 @@ pub mod assess;
 pub mod assets;
 pub mod auth;
 pub mod backoff;
+mod breaches;
 pub mod change;
 pub mod changes;
 pub mod deployments;

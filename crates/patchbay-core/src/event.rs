@@ -76,11 +76,14 @@ pub enum Kind {
     SlaAtRisk,
     /// A finding is past its SLA due date (`sla.breached`).
     SlaBreached,
+    /// A breached finding's breach ended: it was fixed, or an exception now
+    /// covers it (`sla.resolved`, in the same transaction as that change).
+    SlaResolved,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 24] = [
         Kind::DeploymentCreated,
         Kind::DeploymentStarted,
         Kind::DeploymentRingPassed,
@@ -104,6 +107,7 @@ impl Kind {
         Kind::ExceptionReview,
         Kind::SlaAtRisk,
         Kind::SlaBreached,
+        Kind::SlaResolved,
     ];
 
     /// The kinds the issue lists that no part of Patchbay raises yet (they
@@ -145,6 +149,7 @@ impl Kind {
             Kind::ExceptionReview => "exception.review",
             Kind::SlaAtRisk => "sla.at_risk",
             Kind::SlaBreached => "sla.breached",
+            Kind::SlaResolved => "sla.resolved",
         }
     }
 
@@ -175,6 +180,7 @@ impl Kind {
             "exception.review" => Kind::ExceptionReview,
             "sla.at_risk" => Kind::SlaAtRisk,
             "sla.breached" => Kind::SlaBreached,
+            "sla.resolved" => Kind::SlaResolved,
             _ => Kind::AuditRecorded,
         }
     }

@@ -123,6 +123,7 @@ pub const SIGNATURES: &[(&str, u32, u8)] = &[
     ("exception.review", 119, 3),
     ("sla.at_risk", 120, 6),
     ("sla.breached", 121, 8),
+    ("sla.resolved", 122, 3),
     ("request.denied", 200, 5),
     ("request.denied.suppressed", 201, 6),
     ("request.throttled", 202, 6),

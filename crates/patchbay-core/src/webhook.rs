@@ -429,6 +429,9 @@ pub fn render(template: Template, e: &Event, opts: &TemplateOptions) -> Option<V
             if e.kind == Kind::SlaBreached {
                 return Some(pagerduty_sla_breach(e, opts));
             }
+            if e.kind == Kind::SlaResolved {
+                return Some(pagerduty_sla_resolve(e, opts));
+            }
             let action = match e.kind {
                 Kind::DeploymentHalted | Kind::DeploymentRollbackFailed => "trigger",
                 Kind::DeploymentCompleted | Kind::DeploymentRolledBack => "resolve",
@@ -606,10 +609,9 @@ pub fn external_id(template: Template, answer: &Value) -> Option<String> {
 /// deployment, so it pages under its own `dedup_key`,
 /// `patchbay-sla-<finding id>` (one incident per finding, however often the
 /// event is sent again); severity `critical` for a P0 finding, else `error`.
-/// Nothing resolves it from Patchbay yet (no event marks a finding fixed):
-/// it is resolved in PagerDuty, or by its auto-resolve timeout.
+/// `sla.resolved` (the finding fixed, or an exception granted) resolves it
+/// ([`pagerduty_sla_resolve`]).
 fn pagerduty_sla_breach(e: &Event, opts: &TemplateOptions) -> Value {
-    let finding = e.subject.strip_prefix("finding:").unwrap_or(&e.subject);
     let severity = if e.tier.as_deref() == Some("P0") {
         "critical"
     } else {
@@ -632,8 +634,24 @@ fn pagerduty_sla_breach(e: &Event, opts: &TemplateOptions) -> Value {
     json!({
         "routing_key": opts.routing_key.clone().unwrap_or_default(),
         "event_action": "trigger",
-        "dedup_key": clip(&format!("patchbay-sla-{finding}"), 255),
+        "dedup_key": sla_dedup_key(e),
         "payload": payload,
+    })
+}
+
+/// The `dedup_key` of a finding's SLA incident: `patchbay-sla-<finding id>`.
+fn sla_dedup_key(e: &Event) -> String {
+    let finding = e.subject.strip_prefix("finding:").unwrap_or(&e.subject);
+    clip(&format!("patchbay-sla-{finding}"), 255)
+}
+
+/// PagerDuty for `sla.resolved`: resolves the incident `sla.breached`
+/// triggered (the same `dedup_key`; a resolve carries no payload).
+fn pagerduty_sla_resolve(e: &Event, opts: &TemplateOptions) -> Value {
+    json!({
+        "routing_key": opts.routing_key.clone().unwrap_or_default(),
+        "event_action": "resolve",
+        "dedup_key": sla_dedup_key(e),
     })
 }
 
@@ -798,6 +816,12 @@ mod tests {
         // At risk is not a page.
         let risk = Event::from_outbox(3, at, "sla.at_risk", "s", "finding:F-7", &json!({}));
         assert!(render(Template::Pagerduty, &risk, &o).is_none());
+        // The breach ending resolves the same incident.
+        let end = Event::from_outbox(4, at, "sla.resolved", "s", "finding:F-7", &json!({}));
+        let r = render(Template::Pagerduty, &end, &o).unwrap();
+        assert_eq!(r["event_action"], "resolve");
+        assert_eq!(r["dedup_key"], b["dedup_key"]);
+        assert!(r.get("payload").is_none(), "{r}");
     }
 
     #[test]

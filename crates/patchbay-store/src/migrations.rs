@@ -133,11 +133,17 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0050_webhook_auth_headers.sql"),
         include_str!("../migrations/postgres/0050_webhook_auth_headers.sql"),
     ),
+    (
+        51,
+        "notice detail",
+        include_str!("../migrations/sqlite/0051_notice_detail.sql"),
+        include_str!("../migrations/postgres/0051_notice_detail.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
 pub const MIGRATION_VERSIONS: &[i64] = &[
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41, 45, 46, 50,
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41, 45, 46, 50, 51,
 ];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {
