@@ -30,6 +30,7 @@ mod scan;
 mod scan_index;
 mod schedule;
 mod siem_config;
+mod smtp_config;
 mod tls;
 mod webhook_auth;
 mod webhooks;
