@@ -19,6 +19,7 @@ mod exceptions;
 mod heartbeats;
 mod identity;
 mod injection;
+mod keep_alive;
 mod key_rotation;
 mod lifecycle;
 mod limits;

@@ -61,6 +61,7 @@ pub async fn remove(
     State(st): State<AppState>,
     a: Authed,
     Path(name): Path<String>,
+    _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     st.app.remove_webhook(&a.caller, &name, &a.ctx).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -102,6 +103,7 @@ pub async fn replay(
     State(st): State<AppState>,
     a: Authed,
     Path(name): Path<String>,
+    _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.replay_webhook(&a.caller, &name, &a.ctx).await?))
 }
@@ -111,6 +113,7 @@ pub async fn test(
     State(st): State<AppState>,
     a: Authed,
     Path(name): Path<String>,
+    _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     Ok((
         StatusCode::ACCEPTED,
