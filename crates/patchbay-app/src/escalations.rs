@@ -22,6 +22,7 @@
 //! subscription — exactly once per recipient. Acknowledging (API, CLI)
 //! closes an escalation: nothing fires after it.
 
+use crate::outbox::{self, Consumer};
 use crate::{App, AppError, Caller, RequestCtx, SystemActor};
 use jiff::Timestamp;
 use patchbay_core::auth::Action;
@@ -452,21 +453,12 @@ impl App {
                 continue;
             };
             let steps = steps_of(c)?;
-            let events = tx.events_after(c.chain.cursor, BATCH).await?;
-            let Some(last) = events.last().map(|e| e.id) else {
-                continue;
-            };
-            for row in &events {
+            let pending =
+                outbox::Pending::read(&mut tx, Consumer::Chain(c.id), c.chain.cursor, BATCH)
+                    .await?;
+            for (row, typed) in pending.events() {
                 let ev = &row.event;
                 if trigger.starts_on(&ev.kind) {
-                    let typed = patchbay_core::event::Event::from_outbox(
-                        row.id,
-                        ev.at,
-                        &ev.kind,
-                        &ev.actor,
-                        &ev.subject,
-                        &ev.payload,
-                    );
                     let e = EscalationRow {
                         id: 0,
                         chain_id: c.id,
@@ -516,7 +508,7 @@ impl App {
                     }
                 }
             }
-            tx.set_chain_cursor(c.id, last).await?;
+            pending.advance(&mut tx).await?;
         }
         // Fire what is due.
         let mut fired = 0;

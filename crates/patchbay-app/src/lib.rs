@@ -35,6 +35,8 @@
 //! - [`evidence`]: verifying and exporting the hash-chained audit trail.
 //! - [`exceptions`]: the exception register (EXC-…), review and expiry events.
 //! - [`feeds`]: storing imported advisory, KEV and EPSS feeds.
+//! - `outbox`: reading the events outbox from a consumer's stored cursor and moving
+//!   it in the same transaction (webhooks, contacts, escalation chains).
 //! - [`prioritise`]: risk tiers, the worklist, policy preview/apply, triage.
 //! - `ranking`: the one ranking of findings (tier, due date, groups, exclusion,
 //!   exception) that prioritise, schedule, exceptions and reports share.
@@ -67,6 +69,7 @@ pub mod exceptions;
 pub mod feeds;
 pub mod heartbeats;
 pub mod keys;
+mod outbox;
 pub mod prioritise;
 mod ranking;
 pub mod reports;

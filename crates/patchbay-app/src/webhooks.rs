@@ -36,6 +36,7 @@
 //! the same way and sent with every request; only their names are ever
 //! answered or audited ([`App::set_webhook_auth`] rotates them).
 
+use crate::outbox::{self, Consumer};
 use crate::{App, AppError, Caller, RequestCtx, SystemActor};
 use jiff::{SignedDuration, Timestamp};
 use patchbay_core::auth::Action;
@@ -531,28 +532,24 @@ impl App {
             let template = Template::parse(&s.sub.template).map_err(AppError::invalid)?;
             let opts: TemplateOptions =
                 serde_json::from_value(s.sub.options.clone()).unwrap_or_default();
-            let events = tx.events_after(s.sub.cursor, batch).await?;
-            let Some(last) = events.last().map(|e| e.id) else {
-                continue;
-            };
-            for row in &events {
-                let e = &row.event;
-                let ev =
-                    Event::from_outbox(row.id, e.at, &e.kind, &e.actor, &e.subject, &e.payload);
+            let pending =
+                outbox::Pending::read(&mut tx, Consumer::Webhook(s.id), s.sub.cursor, batch)
+                    .await?;
+            for (row, ev) in pending.events() {
                 let wanted = if ev.kind == Kind::WebhookTest {
                     ev.subject == format!("webhook:{}", s.sub.name)
                 } else if ev.kind == Kind::EscalationNotified {
                     // A step is addressed to one subscription; `*`
                     // subscribers see the others' too.
-                    escalation::addressed_to(&ev, escalation::Channel::Webhook, &s.sub.name)
-                        || filter.matches(&ev)
+                    escalation::addressed_to(ev, escalation::Channel::Webhook, &s.sub.name)
+                        || filter.matches(ev)
                 } else {
-                    filter.matches(&ev)
+                    filter.matches(ev)
                 };
                 if !wanted {
                     continue;
                 }
-                let st = if webhook::render(template, &ev, &opts).is_some() {
+                let st = if webhook::render(template, ev, &opts).is_some() {
                     state::PENDING
                 } else {
                     state::SKIPPED
@@ -575,8 +572,7 @@ impl App {
                     created += 1;
                 }
             }
-            tx.set_cursor(s.id, last).await?;
-            moved = true;
+            moved |= pending.advance(&mut tx).await?;
         }
         if moved {
             tx.commit_unaudited("webhook fan-out: delivery bookkeeping of audited events")
