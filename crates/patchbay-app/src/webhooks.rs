@@ -11,7 +11,8 @@
 //! **Delivery** ([`App::webhooks_deliver`]): one subscription's due deliveries
 //! are sent (at most [`WebhookConfig::concurrency`] at once, each bounded by
 //! [`WebhookConfig::timeout`]), signed per [`patchbay_core::webhook`]; the
-//! results are stored in one transaction afterwards. A delivery is marked
+//! results are stored as they come, one transaction for all those ready at
+//! once (at most [`FLUSH_MAX`]). A delivery is marked
 //! delivered only after a 2xx, so a crash between the receiver's 2xx and the
 //! commit sends it again *with the same delivery id*: receivers deduplicate
 //! on it (at-least-once on the wire, exactly once accepted). A failure is
@@ -55,6 +56,10 @@ use patchbay_store::{
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Most delivery outcomes stored in one transaction (the results ready
+/// when the round looks; a bound on what a crash sends again).
+pub const FLUSH_MAX: usize = 256;
 
 /// Delivery settings.
 #[derive(Debug, Clone)]
@@ -696,83 +701,91 @@ impl App {
         let mut attempts = Vec::new();
         let mut links: Vec<(String, String)> = Vec::new();
         let mut rep = DeliverReport::default();
-        // Outcomes are stored in small batches as they come (not at the end of
-        // the round): after a crash, only the last few accepted deliveries are
-        // sent again, and a hanging request does not hold the others' results.
-        let flush_every = cfg.concurrency.max(1);
-        while let Some(done) = set.join_next().await {
-            let Ok((d, r, link)) = done else { continue };
-            let at = self.now();
-            if let Some(gap) = template.min_interval() {
-                sender.hold(sub, at + gap);
+        // Outcomes are stored as they come (not at the end of the round), one
+        // transaction per wake-up holding every result that is ready then (at
+        // most FLUSH_MAX): a busy round writes few, larger transactions (the
+        // results that finished while the last one was written), a quiet one
+        // each result at once. After a crash, only the last batch's accepted
+        // deliveries are sent again, and a hanging request does not hold the
+        // others' results.
+        while let Some(first) = set.join_next().await {
+            let mut ready = vec![first];
+            while ready.len() < FLUSH_MAX
+                && let Some(more) = set.try_join_next()
+            {
+                ready.push(more);
             }
-            // 429 / 503 with Retry-After: nothing to this subscription, and
-            // no retry of this delivery, before it says.
-            let mut wait = None;
-            let (status, error) = match r {
-                Ok((code, _, answer)) if (200..300).contains(&code) => {
-                    // A create call: keep the id its answer carries.
-                    if let Some(dep) = link {
-                        let v: serde_json::Value =
-                            serde_json::from_slice(&answer).unwrap_or_default();
-                        match webhook::external_id(template, &v) {
-                            Some(id) => links.push((dep, id)),
-                            None => tracing::warn!(webhook = %s.sub.name, deployment = %dep,
+            for done in ready {
+                let Ok((d, r, link)) = done else { continue };
+                let at = self.now();
+                if let Some(gap) = template.min_interval() {
+                    sender.hold(sub, at + gap);
+                }
+                // 429 / 503 with Retry-After: nothing to this subscription, and
+                // no retry of this delivery, before it says.
+                let mut wait = None;
+                let (status, error) = match r {
+                    Ok((code, _, answer)) if (200..300).contains(&code) => {
+                        // A create call: keep the id its answer carries.
+                        if let Some(dep) = link {
+                            let v: serde_json::Value =
+                                serde_json::from_slice(&answer).unwrap_or_default();
+                            match webhook::external_id(template, &v) {
+                                Some(id) => links.push((dep, id)),
+                                None => tracing::warn!(webhook = %s.sub.name, deployment = %dep,
                                 "the create call's answer carries no id: later updates of this deployment will fail"),
+                            }
                         }
+                        (Some(code as i64), None)
                     }
-                    (Some(code as i64), None)
-                }
-                Ok((code, ra, _)) => {
-                    if code == 429 || code == 503 {
-                        wait = ra.as_deref().and_then(|v| webhook::retry_after(v, at));
-                        if let Some(w) = wait {
-                            sender.hold(sub, at + w);
+                    Ok((code, ra, _)) => {
+                        if code == 429 || code == 503 {
+                            wait = ra.as_deref().and_then(|v| webhook::retry_after(v, at));
+                            if let Some(w) = wait {
+                                sender.hold(sub, at + w);
+                            }
                         }
+                        (Some(code as i64), Some(format!("HTTP {code}")))
                     }
-                    (Some(code as i64), Some(format!("HTTP {code}")))
+                    Err(e) => (None, Some(e)),
+                };
+                let n = d.attempts.max(0) as u32 + 1;
+                let (st, next_at) = if error.is_none() {
+                    rep.sent += 1;
+                    (state::DELIVERED, at)
+                } else if n >= s.sub.max_attempts.max(1) as u32 {
+                    rep.failed += 1;
+                    rep.dead += 1;
+                    (state::DEAD, at)
+                } else {
+                    rep.failed += 1;
+                    rep.retried += 1;
+                    let unit: f64 = rand::random();
+                    let backoff = backoff_delay(n, cfg.backoff_base, cfg.backoff_max, unit);
+                    (
+                        state::PENDING,
+                        at + wait.map_or(backoff, |w| w.max(backoff)),
+                    )
+                };
+                if let Some(err) = &error {
+                    tracing::debug!(webhook = %s.sub.name, delivery = %d.delivery_id, attempt = n, error = %err, "webhook delivery failed");
                 }
-                Err(e) => (None, Some(e)),
-            };
-            let n = d.attempts.max(0) as u32 + 1;
-            let (st, next_at) = if error.is_none() {
-                rep.sent += 1;
-                (state::DELIVERED, at)
-            } else if n >= s.sub.max_attempts.max(1) as u32 {
-                rep.failed += 1;
-                rep.dead += 1;
-                (state::DEAD, at)
-            } else {
-                rep.failed += 1;
-                rep.retried += 1;
-                let unit: f64 = rand::random();
-                let backoff = backoff_delay(n, cfg.backoff_base, cfg.backoff_max, unit);
-                (
-                    state::PENDING,
-                    at + wait.map_or(backoff, |w| w.max(backoff)),
-                )
-            };
-            if let Some(err) = &error {
-                tracing::debug!(webhook = %s.sub.name, delivery = %d.delivery_id, attempt = n, error = %err, "webhook delivery failed");
+                attempts.push(Attempt {
+                    id: d.id,
+                    at,
+                    state: st.to_string(),
+                    next_at,
+                    status,
+                    error: error.map(|e| e.chars().take(500).collect()),
+                });
             }
-            attempts.push(Attempt {
-                id: d.id,
-                at,
-                state: st.to_string(),
-                next_at,
-                status,
-                error: error.map(|e| e.chars().take(500).collect()),
-            });
-            if attempts.len() >= flush_every {
-                self.record_attempts(
-                    sub,
-                    &std::mem::take(&mut attempts),
-                    &std::mem::take(&mut links),
-                )
-                .await?;
-            }
+            self.record_attempts(
+                sub,
+                &std::mem::take(&mut attempts),
+                &std::mem::take(&mut links),
+            )
+            .await?;
         }
-        self.record_attempts(sub, &attempts, &links).await?;
         rep.next_due = self.store.read().await?.next_due(sub).await?;
         if rep.dead > 0 {
             tracing::warn!(webhook = %s.sub.name, dead = rep.dead, "webhook deliveries dead-lettered; replay with `patchbay webhooks replay`");
