@@ -9,7 +9,7 @@
 //! Excluded findings and findings an active exception covers raise nothing.
 //! Escalation chains with `--on sla` start on these events.
 //!
-//! [`crate::breaches::end_breaches`] raises `sla.resolved` when a raised breach ends — the
+//! `crate::breaches::end_breaches` raises `sla.resolved` when a raised breach ends — the
 //! finding fixed (the assessment that resolves it) or an exception granted
 //! that covers it — in the transaction of that change, once per finding,
 //! with the breach's group and tier (kept with its notice) so it reaches
