@@ -22,6 +22,7 @@
 //! Matching itself is the pure [`patchbay_core::assess`]; this module loads,
 //! diffs and stores.
 
+use crate::change::Change;
 use crate::{App, AppError};
 use patchbay_core::assess::{
     AdvisoryInfo, Assessor, Finding, Index, Target, match_key, target_for,
@@ -233,6 +234,9 @@ struct FindingsDiff {
     refresh: Vec<(i64, NewFinding)>,
     /// Open findings no longer matched, by id.
     gone: Vec<i64>,
+    /// The same, by name (`F-<asset>-<advisory>-<package>`): an open SLA
+    /// breach among them ends (`sla.resolved`).
+    gone_names: HashSet<String>,
     stats: SyncStats,
 }
 
@@ -253,6 +257,10 @@ impl FindingsDiff {
             for r in existing {
                 if r.resolved_at.is_none() && !seen.contains(&key(&r.finding)) {
                     self.gone.push(r.id);
+                    self.gone_names.insert(format!(
+                        "F-{}-{}-{}",
+                        r.asset_name, r.finding.advisory_id, r.finding.package
+                    ));
                     self.stats.resolved += 1;
                 }
             }
@@ -278,22 +286,22 @@ impl FindingsDiff {
     }
 
     /// Writes the difference (inside `tx`): multi-row inserts, one statement per
-    /// 250 refreshes or reopens, one per 500 resolves.
-    async fn apply(
-        self,
-        tx: &mut Box<dyn Tx>,
-        now: jiff::Timestamp,
-    ) -> Result<SyncStats, AppError> {
+    /// 250 refreshes or reopens, one per 500 resolves. A resolved finding
+    /// whose SLA breach was raised ends it: `sla.resolved`, in this
+    /// transaction ([`crate::breaches::end_breaches`]).
+    async fn apply(self, tx: &mut Change<'_>, now: jiff::Timestamp) -> Result<SyncStats, AppError> {
         tx.insert_findings_of_assets(&self.fresh, now).await?;
         tx.refresh_findings(&self.refresh, now).await?;
         tx.resolve_findings(&self.gone, now).await?;
+        crate::breaches::end_breaches(tx, &self.gone_names, &crate::breaches::Ended::Fixed, now)
+            .await?;
         Ok(self.stats)
     }
 }
 
 /// Brings the stored findings of one asset in line with `current` (inside `tx`).
 pub(crate) async fn sync_findings(
-    tx: &mut Box<dyn Tx>,
+    tx: &mut Change<'_>,
     asset_id: i64,
     existing: Vec<FindingRow>,
     current: &[Finding],
@@ -387,7 +395,7 @@ impl App {
     /// Re-assesses one asset inside `tx` (check-ins, imports, feed changes).
     pub(crate) async fn assess_in(
         &self,
-        tx: &mut Box<dyn Tx>,
+        tx: &mut Change<'_>,
         asset: &AssetRow,
     ) -> Result<SyncStats, AppError> {
         let Ok(target) = target_for(&asset.facts.os) else {
@@ -406,7 +414,7 @@ impl App {
     /// (`assess_pending`).
     pub(crate) async fn assess_changed(
         &self,
-        tx: &mut Box<dyn Tx>,
+        tx: &mut Change<'_>,
         asset: &AssetRow,
         new_packages: &[patchbay_core::inventory::Package],
         delta: &patchbay_core::inventory::PackageDelta,

@@ -211,8 +211,15 @@ impl Change<'_> {
 
     /// Commits a write that is deliberately not audited; `why` names the kind
     /// (a heartbeat, a lease renewal, a last-use stamp, …).
+    /// Whatever it did record (a bulk re-assessment ending an SLA breach)
+    /// is announced like any commit's.
     pub(crate) async fn commit_unaudited(self, why: &'static str) -> Result<(), AppError> {
+        let announced = self.audited > self.refusals;
+        let bell = self.app.outbox_bell.clone();
         self.tx.commit().await?;
+        if announced {
+            bell.notify_one();
+        }
         tracing::trace!(why, "committed a deliberately unaudited write");
         Ok(())
     }

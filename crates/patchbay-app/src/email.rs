@@ -18,6 +18,7 @@
 //! the server's acceptance and the commit sends that email again with the
 //! same `Message-ID`.
 
+use crate::outbox::{self, Consumer};
 use crate::{App, AppError, SystemActor};
 use jiff::{SignedDuration, Timestamp};
 use lettre::message::{Mailbox, MultiPart};
@@ -477,15 +478,11 @@ impl App {
         let contacts = tx.contacts().await?;
         let (mut created, mut moved) = (0, false);
         for c in &contacts {
-            let events = tx.events_after(c.contact.cursor, batch).await?;
-            let Some(last) = events.last().map(|e| e.id) else {
-                continue;
-            };
-            for row in &events {
-                let e = &row.event;
-                let ev =
-                    Event::from_outbox(row.id, e.at, &e.kind, &e.actor, &e.subject, &e.payload);
-                let wanted = escalation::addressed_to(&ev, Channel::Email, &c.contact.name)
+            let pending =
+                outbox::Pending::read(&mut tx, Consumer::Contact(c.id), c.contact.cursor, batch)
+                    .await?;
+            for (row, ev) in pending.events() {
+                let wanted = escalation::addressed_to(ev, Channel::Email, &c.contact.name)
                     || c.contact.events.iter().any(|k| {
                         k == ev.kind.as_str() || (k == "*" && ev.kind != Kind::EscalationNotified)
                     });
@@ -519,8 +516,7 @@ impl App {
                     created += 1;
                 }
             }
-            tx.set_contact_cursor(c.id, last).await?;
-            moved = true;
+            moved |= pending.advance(&mut tx).await?;
         }
         if moved {
             tx.commit_unaudited("email fan-out: delivery bookkeeping of audited events")

@@ -22,6 +22,7 @@
 //! subscription — exactly once per recipient. Acknowledging (API, CLI)
 //! closes an escalation: nothing fires after it.
 
+use crate::outbox::{self, Consumer};
 use crate::{App, AppError, Caller, RequestCtx, SystemActor};
 use jiff::Timestamp;
 use patchbay_core::auth::Action;
@@ -452,21 +453,12 @@ impl App {
                 continue;
             };
             let steps = steps_of(c)?;
-            let events = tx.events_after(c.chain.cursor, BATCH).await?;
-            let Some(last) = events.last().map(|e| e.id) else {
-                continue;
-            };
-            for row in &events {
+            let pending =
+                outbox::Pending::read(&mut tx, Consumer::Chain(c.id), c.chain.cursor, BATCH)
+                    .await?;
+            for (row, typed) in pending.events() {
                 let ev = &row.event;
                 if trigger.starts_on(&ev.kind) {
-                    let typed = patchbay_core::event::Event::from_outbox(
-                        row.id,
-                        ev.at,
-                        &ev.kind,
-                        &ev.actor,
-                        &ev.subject,
-                        &ev.payload,
-                    );
                     let e = EscalationRow {
                         id: 0,
                         chain_id: c.id,
@@ -491,9 +483,12 @@ impl App {
                         .await?;
                         recorded = true;
                     }
-                } else if trigger == Trigger::Approval
-                    && DECIDES_APPROVAL.contains(&ev.kind.as_str())
+                } else if (trigger == Trigger::Approval
+                    && DECIDES_APPROVAL.contains(&ev.kind.as_str()))
+                    || (trigger == Trigger::Sla && ev.kind == "sla.resolved")
                 {
+                    // The approval was decided, or the finding's breach
+                    // ended (fixed, excepted): nobody needs paging about it.
                     for mut e in tx.open_escalations_about(&ev.subject).await? {
                         if e.chain_id != c.id {
                             continue;
@@ -513,7 +508,7 @@ impl App {
                     }
                 }
             }
-            tx.set_chain_cursor(c.id, last).await?;
+            pending.advance(&mut tx).await?;
         }
         // Fire what is due.
         let mut fired = 0;

@@ -133,6 +133,21 @@ impl App {
         exception::check_expiry(now, expires_at).map_err(AppError::invalid)?;
         let year = now.to_zoned(jiff::tz::TimeZone::UTC).year();
         let prefix = format!("EXC-{year:04}-");
+        // Open SLA breaches end when the exception covers their finding: the
+        // findings are ranked (a read of its own, before the write opens)
+        // only when a breach is open.
+        let breached = !self
+            .store
+            .read()
+            .await?
+            .noted_without("sla.breached", "sla.resolved")
+            .await?
+            .is_empty();
+        let open = if breached {
+            ranked_open(&mut self.snapshot().await?).await?
+        } else {
+            Vec::new()
+        };
         let mut tx = self.change(caller, Action::Approve, ctx).await?;
         let seq = tx
             .list_exceptions()
@@ -172,6 +187,19 @@ impl App {
                    "group": row.group, "owner": row.owner, "reason": row.reason,
                    "compensating_control": row.compensating_control,
                    "expires_at": fmt_ts(row.expires_at)}),
+        )
+        .await?;
+        let granted = [core_of(&row)];
+        let covered: std::collections::HashSet<String> = open
+            .iter()
+            .filter(|r| exception::excepting(&granted, &facts_of(r), now).is_some())
+            .map(|r| r.item.finding.id.clone())
+            .collect();
+        crate::breaches::end_breaches(
+            &mut tx,
+            &covered,
+            &crate::breaches::Ended::Exception(row.id.clone()),
+            now,
         )
         .await?;
         tx.commit().await?;

@@ -35,6 +35,8 @@
 //! - [`evidence`]: verifying and exporting the hash-chained audit trail.
 //! - [`exceptions`]: the exception register (EXC-…), review and expiry events.
 //! - [`feeds`]: storing imported advisory, KEV and EPSS feeds.
+//! - `outbox`: reading the events outbox from a consumer's stored cursor and moving
+//!   it in the same transaction (webhooks, contacts, escalation chains).
 //! - [`prioritise`]: risk tiers, the worklist, policy preview/apply, triage.
 //! - `ranking`: the one ranking of findings (tier, due date, groups, exclusion,
 //!   exception) that prioritise, schedule, exceptions and reports share.
@@ -44,6 +46,8 @@
 //! - [`schedule`]: maintenance windows, blackouts, the plan preview, the calendar.
 //! - [`sla`]: the SLA watch (`sla.at_risk`, `sla.breached`, once per finding)
 //!   and the weekly exception review event.
+//! - `breaches`: the end of an SLA breach (`sla.resolved`, in the fixing
+//!   change's transaction).
 #![forbid(unsafe_code)]
 
 pub mod agent_ca;
@@ -52,6 +56,7 @@ pub mod assess;
 pub mod assets;
 pub mod auth;
 pub mod backoff;
+mod breaches;
 pub mod change;
 pub mod changes;
 pub mod deployments;
@@ -65,6 +70,7 @@ pub mod feed_sync;
 pub mod feeds;
 pub mod heartbeats;
 pub mod keys;
+mod outbox;
 pub mod prioritise;
 mod ranking;
 pub mod reports;

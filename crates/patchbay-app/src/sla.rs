@@ -9,6 +9,12 @@
 //! Excluded findings and findings an active exception covers raise nothing.
 //! Escalation chains with `--on sla` start on these events.
 //!
+//! `crate::breaches::end_breaches` raises `sla.resolved` when a raised breach ends — the
+//! finding fixed (the assessment that resolves it) or an exception granted
+//! that covers it — in the transaction of that change, once per finding,
+//! with the breach's group and tier (kept with its notice) so it reaches
+//! every subscription the breach reached (PagerDuty resolves the incident).
+//!
 //! [`App::review_exceptions_weekly`] raises `exception.review` once per ISO
 //! week with the exceptions expiring within 7 days, the expired and the
 //! ownerless ones (the same review as `patchbay exceptions review`) — when
@@ -102,7 +108,14 @@ impl App {
                 if raised >= MAX_PER_RUN {
                     break;
                 }
-                if tx.note_once(&format!("finding:{id}"), st, now).await? {
+                // The breach's filterable fields, for its `sla.resolved`.
+                let keep = json!({"group": payload["group"], "tier": payload["tier"],
+                                  "asset": payload["asset"], "advisory": payload["advisory"],
+                                  "package": payload["package"]});
+                if tx
+                    .note_once_with(&format!("finding:{id}"), st, now, &keep)
+                    .await?
+                {
                     tx.audit(st, &format!("finding:{id}"), payload.clone())
                         .await?;
                     raised += 1;

@@ -11,7 +11,8 @@
 //! **Delivery** ([`App::webhooks_deliver`]): one subscription's due deliveries
 //! are sent (at most [`WebhookConfig::concurrency`] at once, each bounded by
 //! [`WebhookConfig::timeout`]), signed per [`patchbay_core::webhook`]; the
-//! results are stored in one transaction afterwards. A delivery is marked
+//! results are stored as they come, one transaction for all those ready at
+//! once (at most [`FLUSH_MAX`]). A delivery is marked
 //! delivered only after a 2xx, so a crash between the receiver's 2xx and the
 //! commit sends it again *with the same delivery id*: receivers deduplicate
 //! on it (at-least-once on the wire, exactly once accepted). A failure is
@@ -32,7 +33,11 @@
 //! with it for every delivery, which a hash would not allow (encryption at
 //! rest is out of scope; the database is as sensitive as the signing key
 //! beside it). It is shown once, at creation, and never printed by `Debug`.
+//! The auth headers (the receiver's credential: Jira, ServiceNow) are kept
+//! the same way and sent with every request; only their names are ever
+//! answered or audited ([`App::set_webhook_auth`] rotates them).
 
+use crate::outbox::{self, Consumer};
 use crate::{App, AppError, Caller, RequestCtx, SystemActor};
 use jiff::{SignedDuration, Timestamp};
 use patchbay_core::auth::Action;
@@ -51,6 +56,10 @@ use patchbay_store::{
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Most delivery outcomes stored in one transaction (the results ready
+/// when the round looks; a bound on what a crash sends again).
+pub const FLUSH_MAX: usize = 256;
 
 /// Delivery settings.
 #[derive(Debug, Clone)]
@@ -159,7 +168,7 @@ impl Sender {
         &self,
         method: &str,
         url: &str,
-        headers: &[(&str, String)],
+        headers: &[(String, String)],
         body: Vec<u8>,
     ) -> Result<(u16, Option<String>, Vec<u8>), String> {
         let req = if method == "PATCH" {
@@ -169,7 +178,7 @@ impl Sender {
         };
         let mut req = req.header("Content-Type", "application/json");
         for (k, v) in headers {
-            req = req.header(*k, v);
+            req = req.header(k.as_str(), v.as_str());
         }
         match req.send(&body[..]) {
             Ok(resp) => {
@@ -225,7 +234,20 @@ fn out(s: &SubscriptionRow, pending: u64, dead: u64) -> WebhookOut {
         created_by: s.sub.created_by.clone(),
         pending,
         dead,
+        auth_headers: s.sub.auth_header_names(),
     }
+}
+
+/// A spec's auth headers as (name, value), checked.
+fn auth_headers_of(
+    spec: &[patchbay_proto::api::AuthHeader],
+) -> Result<Vec<(String, String)>, AppError> {
+    let h: Vec<(String, String)> = spec
+        .iter()
+        .map(|h| (h.name.trim().to_string(), h.value.clone()))
+        .collect();
+    webhook::validate_auth_headers(&h).map_err(AppError::invalid)?;
+    Ok(h)
 }
 
 fn delivery_out(d: &DeliveryRow) -> DeliveryOut {
@@ -292,6 +314,7 @@ impl App {
                 "max_attempts {max_attempts}: must be 1–50"
             )));
         }
+        let auth_headers = auth_headers_of(&spec.auth_headers)?;
         let secret = format!("whsec_{}", hex::encode(crate::random32()));
         let now = self.now();
         let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
@@ -308,6 +331,7 @@ impl App {
             cursor,
             created_at: now,
             created_by: tx.actor().to_string(),
+            auth_headers,
         };
         let Some(id) = tx.add_subscription(&new).await? else {
             return Err(AppError::new(
@@ -318,7 +342,9 @@ impl App {
         tx.audit(
             "webhook.add",
             &format!("webhook:{}", spec.name),
-            json!({"url": new.url, "template": new.template, "filter": new.filter}),
+            // The auth headers' names only: their values are secrets.
+            json!({"url": new.url, "template": new.template, "filter": new.filter,
+                   "auth_headers": new.auth_header_names()}),
         )
         .await?;
         // From now on: its own creation included, nothing earlier.
@@ -372,6 +398,34 @@ impl App {
     ) -> Result<WebhookOut, AppError> {
         self.require(caller, Action::WriteAssets, ctx).await?;
         let s = self.webhook_row(name).await?;
+        let (p, d) = self.counts(s.id).await?;
+        Ok(out(&s, p, d))
+    }
+
+    /// Replaces a subscription's auth headers (rotating a credential keeps
+    /// its deliveries and the records it created); audited with the
+    /// headers' names only.
+    pub async fn set_webhook_auth(
+        &self,
+        caller: &Caller,
+        name: &str,
+        spec: &patchbay_proto::api::WebhookAuthSpec,
+        ctx: &RequestCtx,
+    ) -> Result<WebhookOut, AppError> {
+        let headers = auth_headers_of(&spec.auth_headers)?;
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
+        let Some(mut s) = tx.subscription(name).await? else {
+            return Err(AppError::not_found(format!("no webhook named {name:?}")));
+        };
+        tx.set_auth_headers(s.id, &headers).await?;
+        s.sub.auth_headers = headers;
+        tx.audit(
+            "webhook.auth",
+            &format!("webhook:{name}"),
+            json!({"auth_headers": s.sub.auth_header_names()}),
+        )
+        .await?;
+        tx.commit().await?;
         let (p, d) = self.counts(s.id).await?;
         Ok(out(&s, p, d))
     }
@@ -483,28 +537,24 @@ impl App {
             let template = Template::parse(&s.sub.template).map_err(AppError::invalid)?;
             let opts: TemplateOptions =
                 serde_json::from_value(s.sub.options.clone()).unwrap_or_default();
-            let events = tx.events_after(s.sub.cursor, batch).await?;
-            let Some(last) = events.last().map(|e| e.id) else {
-                continue;
-            };
-            for row in &events {
-                let e = &row.event;
-                let ev =
-                    Event::from_outbox(row.id, e.at, &e.kind, &e.actor, &e.subject, &e.payload);
+            let pending =
+                outbox::Pending::read(&mut tx, Consumer::Webhook(s.id), s.sub.cursor, batch)
+                    .await?;
+            for (row, ev) in pending.events() {
                 let wanted = if ev.kind == Kind::WebhookTest {
                     ev.subject == format!("webhook:{}", s.sub.name)
                 } else if ev.kind == Kind::EscalationNotified {
                     // A step is addressed to one subscription; `*`
                     // subscribers see the others' too.
-                    escalation::addressed_to(&ev, escalation::Channel::Webhook, &s.sub.name)
-                        || filter.matches(&ev)
+                    escalation::addressed_to(ev, escalation::Channel::Webhook, &s.sub.name)
+                        || filter.matches(ev)
                 } else {
-                    filter.matches(&ev)
+                    filter.matches(ev)
                 };
                 if !wanted {
                     continue;
                 }
-                let st = if webhook::render(template, &ev, &opts).is_some() {
+                let st = if webhook::render(template, ev, &opts).is_some() {
                     state::PENDING
                 } else {
                     state::SKIPPED
@@ -527,8 +577,7 @@ impl App {
                     created += 1;
                 }
             }
-            tx.set_cursor(s.id, last).await?;
-            moved = true;
+            moved |= pending.advance(&mut tx).await?;
         }
         if moved {
             tx.commit_unaudited("webhook fan-out: delivery bookkeeping of audited events")
@@ -629,11 +678,16 @@ impl App {
                 .map(|v| v.to_string().into_bytes())
                 .unwrap_or_default();
             let t = self.now().as_second();
-            let headers = vec![
-                (SIGNATURE_HEADER, webhook::sign(secret.as_bytes(), t, &body)),
-                (DELIVERY_HEADER, d.delivery_id.clone()),
-                (EVENT_HEADER, ev.kind.as_str().to_string()),
+            let mut headers = vec![
+                (
+                    SIGNATURE_HEADER.to_string(),
+                    webhook::sign(secret.as_bytes(), t, &body),
+                ),
+                (DELIVERY_HEADER.to_string(), d.delivery_id.clone()),
+                (EVENT_HEADER.to_string(), ev.kind.as_str().to_string()),
             ];
+            // The receiver's credential (Jira, ServiceNow, …).
+            headers.extend(s.sub.auth_headers.iter().cloned());
             let (sender, sem) = (sender.clone(), sem.clone());
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
@@ -647,83 +701,91 @@ impl App {
         let mut attempts = Vec::new();
         let mut links: Vec<(String, String)> = Vec::new();
         let mut rep = DeliverReport::default();
-        // Outcomes are stored in small batches as they come (not at the end of
-        // the round): after a crash, only the last few accepted deliveries are
-        // sent again, and a hanging request does not hold the others' results.
-        let flush_every = cfg.concurrency.max(1);
-        while let Some(done) = set.join_next().await {
-            let Ok((d, r, link)) = done else { continue };
-            let at = self.now();
-            if let Some(gap) = template.min_interval() {
-                sender.hold(sub, at + gap);
+        // Outcomes are stored as they come (not at the end of the round), one
+        // transaction per wake-up holding every result that is ready then (at
+        // most FLUSH_MAX): a busy round writes few, larger transactions (the
+        // results that finished while the last one was written), a quiet one
+        // each result at once. After a crash, only the last batch's accepted
+        // deliveries are sent again, and a hanging request does not hold the
+        // others' results.
+        while let Some(first) = set.join_next().await {
+            let mut ready = vec![first];
+            while ready.len() < FLUSH_MAX
+                && let Some(more) = set.try_join_next()
+            {
+                ready.push(more);
             }
-            // 429 / 503 with Retry-After: nothing to this subscription, and
-            // no retry of this delivery, before it says.
-            let mut wait = None;
-            let (status, error) = match r {
-                Ok((code, _, answer)) if (200..300).contains(&code) => {
-                    // A create call: keep the id its answer carries.
-                    if let Some(dep) = link {
-                        let v: serde_json::Value =
-                            serde_json::from_slice(&answer).unwrap_or_default();
-                        match webhook::external_id(template, &v) {
-                            Some(id) => links.push((dep, id)),
-                            None => tracing::warn!(webhook = %s.sub.name, deployment = %dep,
+            for done in ready {
+                let Ok((d, r, link)) = done else { continue };
+                let at = self.now();
+                if let Some(gap) = template.min_interval() {
+                    sender.hold(sub, at + gap);
+                }
+                // 429 / 503 with Retry-After: nothing to this subscription, and
+                // no retry of this delivery, before it says.
+                let mut wait = None;
+                let (status, error) = match r {
+                    Ok((code, _, answer)) if (200..300).contains(&code) => {
+                        // A create call: keep the id its answer carries.
+                        if let Some(dep) = link {
+                            let v: serde_json::Value =
+                                serde_json::from_slice(&answer).unwrap_or_default();
+                            match webhook::external_id(template, &v) {
+                                Some(id) => links.push((dep, id)),
+                                None => tracing::warn!(webhook = %s.sub.name, deployment = %dep,
                                 "the create call's answer carries no id: later updates of this deployment will fail"),
+                            }
                         }
+                        (Some(code as i64), None)
                     }
-                    (Some(code as i64), None)
-                }
-                Ok((code, ra, _)) => {
-                    if code == 429 || code == 503 {
-                        wait = ra.as_deref().and_then(|v| webhook::retry_after(v, at));
-                        if let Some(w) = wait {
-                            sender.hold(sub, at + w);
+                    Ok((code, ra, _)) => {
+                        if code == 429 || code == 503 {
+                            wait = ra.as_deref().and_then(|v| webhook::retry_after(v, at));
+                            if let Some(w) = wait {
+                                sender.hold(sub, at + w);
+                            }
                         }
+                        (Some(code as i64), Some(format!("HTTP {code}")))
                     }
-                    (Some(code as i64), Some(format!("HTTP {code}")))
+                    Err(e) => (None, Some(e)),
+                };
+                let n = d.attempts.max(0) as u32 + 1;
+                let (st, next_at) = if error.is_none() {
+                    rep.sent += 1;
+                    (state::DELIVERED, at)
+                } else if n >= s.sub.max_attempts.max(1) as u32 {
+                    rep.failed += 1;
+                    rep.dead += 1;
+                    (state::DEAD, at)
+                } else {
+                    rep.failed += 1;
+                    rep.retried += 1;
+                    let unit: f64 = rand::random();
+                    let backoff = backoff_delay(n, cfg.backoff_base, cfg.backoff_max, unit);
+                    (
+                        state::PENDING,
+                        at + wait.map_or(backoff, |w| w.max(backoff)),
+                    )
+                };
+                if let Some(err) = &error {
+                    tracing::debug!(webhook = %s.sub.name, delivery = %d.delivery_id, attempt = n, error = %err, "webhook delivery failed");
                 }
-                Err(e) => (None, Some(e)),
-            };
-            let n = d.attempts.max(0) as u32 + 1;
-            let (st, next_at) = if error.is_none() {
-                rep.sent += 1;
-                (state::DELIVERED, at)
-            } else if n >= s.sub.max_attempts.max(1) as u32 {
-                rep.failed += 1;
-                rep.dead += 1;
-                (state::DEAD, at)
-            } else {
-                rep.failed += 1;
-                rep.retried += 1;
-                let unit: f64 = rand::random();
-                let backoff = backoff_delay(n, cfg.backoff_base, cfg.backoff_max, unit);
-                (
-                    state::PENDING,
-                    at + wait.map_or(backoff, |w| w.max(backoff)),
-                )
-            };
-            if let Some(err) = &error {
-                tracing::debug!(webhook = %s.sub.name, delivery = %d.delivery_id, attempt = n, error = %err, "webhook delivery failed");
+                attempts.push(Attempt {
+                    id: d.id,
+                    at,
+                    state: st.to_string(),
+                    next_at,
+                    status,
+                    error: error.map(|e| e.chars().take(500).collect()),
+                });
             }
-            attempts.push(Attempt {
-                id: d.id,
-                at,
-                state: st.to_string(),
-                next_at,
-                status,
-                error: error.map(|e| e.chars().take(500).collect()),
-            });
-            if attempts.len() >= flush_every {
-                self.record_attempts(
-                    sub,
-                    &std::mem::take(&mut attempts),
-                    &std::mem::take(&mut links),
-                )
-                .await?;
-            }
+            self.record_attempts(
+                sub,
+                &std::mem::take(&mut attempts),
+                &std::mem::take(&mut links),
+            )
+            .await?;
         }
-        self.record_attempts(sub, &attempts, &links).await?;
         rep.next_due = self.store.read().await?.next_due(sub).await?;
         if rep.dead > 0 {
             tracing::warn!(webhook = %s.sub.name, dead = rep.dead, "webhook deliveries dead-lettered; replay with `patchbay webhooks replay`");

@@ -79,11 +79,14 @@ pub enum Kind {
     /// A synced feed's data is older than its threshold (`feed.stale`, the
     /// feed-sync duty; once per staleness episode).
     FeedStale,
+    /// A breached finding's breach ended: it was fixed, or an exception now
+    /// covers it (`sla.resolved`, in the same transaction as that change).
+    SlaResolved,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 24] = [
+    pub const ALL: [Kind; 25] = [
         Kind::DeploymentCreated,
         Kind::DeploymentStarted,
         Kind::DeploymentRingPassed,
@@ -108,6 +111,7 @@ impl Kind {
         Kind::SlaAtRisk,
         Kind::SlaBreached,
         Kind::FeedStale,
+        Kind::SlaResolved,
     ];
 
     /// The kinds the issue lists that no part of Patchbay raises yet (they
@@ -149,6 +153,7 @@ impl Kind {
             Kind::SlaAtRisk => "sla.at_risk",
             Kind::SlaBreached => "sla.breached",
             Kind::FeedStale => "feed.stale",
+            Kind::SlaResolved => "sla.resolved",
         }
     }
 
@@ -180,6 +185,7 @@ impl Kind {
             "sla.at_risk" => Kind::SlaAtRisk,
             "sla.breached" => Kind::SlaBreached,
             "feed.stale" => Kind::FeedStale,
+            "sla.resolved" => Kind::SlaResolved,
             _ => Kind::AuditRecorded,
         }
     }

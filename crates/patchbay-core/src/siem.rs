@@ -124,6 +124,7 @@ pub const SIGNATURES: &[(&str, u32, u8)] = &[
     ("sla.at_risk", 120, 6),
     ("sla.breached", 121, 8),
     ("feed.stale", 122, 6),
+    ("sla.resolved", 123, 3),
     ("request.denied", 200, 5),
     ("request.denied.suppressed", 201, 6),
     ("request.throttled", 202, 6),

@@ -249,9 +249,69 @@ impl Template {
     }
 }
 
+/// Most auth headers a subscription may carry (a credential takes one or
+/// two; the bound keeps a stored row small).
+pub const AUTH_HEADERS_MAX: usize = 8;
+/// The longest auth header value (a JWT bearer token fits comfortably).
+pub const AUTH_HEADER_VALUE_MAX: usize = 8192;
+
+/// Checks a subscription's auth headers (name, value): at most
+/// [`AUTH_HEADERS_MAX`], each name an HTTP token (RFC 9110 §5.6.2) given
+/// once, not one Patchbay sets itself (`Patchbay-*`, `Content-Type`, …),
+/// each value 1–[`AUTH_HEADER_VALUE_MAX`] visible ASCII characters or
+/// spaces (no CR or LF: nothing can be smuggled into the request). An
+/// error names the header, never its value (a secret).
+pub fn validate_auth_headers(headers: &[(String, String)]) -> Result<(), String> {
+    if headers.len() > AUTH_HEADERS_MAX {
+        return Err(format!(
+            "{} auth headers: at most {AUTH_HEADERS_MAX}",
+            headers.len()
+        ));
+    }
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, value) in headers {
+        if name.is_empty() || name.len() > 64 || !name.chars().all(tchar) {
+            return Err(format!(
+                "auth header name {name:?}: must be 1–64 characters of an HTTP header name"
+            ));
+        }
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("patchbay-")
+            || [
+                "content-type",
+                "content-length",
+                "transfer-encoding",
+                "host",
+                "connection",
+                "te",
+                "upgrade",
+            ]
+            .contains(&lower.as_str())
+        {
+            return Err(format!(
+                "auth header {name:?}: Patchbay sets this header itself"
+            ));
+        }
+        if !seen.insert(lower) {
+            return Err(format!("auth header {name:?}: given twice"));
+        }
+        if value.is_empty()
+            || value.len() > AUTH_HEADER_VALUE_MAX
+            || !value.chars().all(|c| c == ' ' || c.is_ascii_graphic())
+        {
+            return Err(format!(
+                "auth header {name:?}: the value must be 1–{AUTH_HEADER_VALUE_MAX} visible \
+                 ASCII characters or spaces (value not shown: it is a secret)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Per-subscription template settings (the PagerDuty routing key, the Jira
 /// project).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateOptions {
     /// PagerDuty integration (routing) key.
@@ -260,6 +320,19 @@ pub struct TemplateOptions {
     /// Jira project key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+}
+
+impl std::fmt::Debug for TemplateOptions {
+    // The routing key is PagerDuty's credential: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemplateOptions")
+            .field(
+                "routing_key",
+                &self.routing_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("project", &self.project)
+            .finish()
+    }
 }
 
 impl Template {
@@ -355,6 +428,9 @@ pub fn render(template: Template, e: &Event, opts: &TemplateOptions) -> Option<V
         Template::Pagerduty => {
             if e.kind == Kind::SlaBreached {
                 return Some(pagerduty_sla_breach(e, opts));
+            }
+            if e.kind == Kind::SlaResolved {
+                return Some(pagerduty_sla_resolve(e, opts));
             }
             let action = match e.kind {
                 Kind::DeploymentHalted | Kind::DeploymentRollbackFailed => "trigger",
@@ -533,10 +609,9 @@ pub fn external_id(template: Template, answer: &Value) -> Option<String> {
 /// deployment, so it pages under its own `dedup_key`,
 /// `patchbay-sla-<finding id>` (one incident per finding, however often the
 /// event is sent again); severity `critical` for a P0 finding, else `error`.
-/// Nothing resolves it from Patchbay yet (no event marks a finding fixed):
-/// it is resolved in PagerDuty, or by its auto-resolve timeout.
+/// `sla.resolved` (the finding fixed, or an exception granted) resolves it
+/// ([`pagerduty_sla_resolve`]).
 fn pagerduty_sla_breach(e: &Event, opts: &TemplateOptions) -> Value {
-    let finding = e.subject.strip_prefix("finding:").unwrap_or(&e.subject);
     let severity = if e.tier.as_deref() == Some("P0") {
         "critical"
     } else {
@@ -559,13 +634,75 @@ fn pagerduty_sla_breach(e: &Event, opts: &TemplateOptions) -> Value {
     json!({
         "routing_key": opts.routing_key.clone().unwrap_or_default(),
         "event_action": "trigger",
-        "dedup_key": clip(&format!("patchbay-sla-{finding}"), 255),
+        "dedup_key": sla_dedup_key(e),
         "payload": payload,
+    })
+}
+
+/// The `dedup_key` of a finding's SLA incident: `patchbay-sla-<finding id>`.
+fn sla_dedup_key(e: &Event) -> String {
+    let finding = e.subject.strip_prefix("finding:").unwrap_or(&e.subject);
+    clip(&format!("patchbay-sla-{finding}"), 255)
+}
+
+/// PagerDuty for `sla.resolved`: resolves the incident `sla.breached`
+/// triggered (the same `dedup_key`; a resolve carries no payload).
+fn pagerduty_sla_resolve(e: &Event, opts: &TemplateOptions) -> Value {
+    json!({
+        "routing_key": opts.routing_key.clone().unwrap_or_default(),
+        "event_action": "resolve",
+        "dedup_key": sla_dedup_key(e),
     })
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn auth_headers_are_checked_without_echoing_the_value() {
+        let h = |n: &str, v: &str| vec![(n.to_string(), v.to_string())];
+        assert!(super::validate_auth_headers(&h("Authorization", "Basic dTpw")).is_ok());
+        assert!(super::validate_auth_headers(&[]).is_ok());
+        for (name, value, want) in [
+            (
+                "Authorization",
+                "Basic s3cr3t\r\nX-Evil: 1",
+                "visible ASCII",
+            ),
+            ("Authorization", "", "visible ASCII"),
+            ("Bad Name", "s3cr3t", "HTTP header name"),
+            ("", "s3cr3t", "HTTP header name"),
+            ("Patchbay-Signature", "s3cr3t", "sets this header itself"),
+            ("content-type", "s3cr3t", "sets this header itself"),
+        ] {
+            let e = super::validate_auth_headers(&h(name, value)).unwrap_err();
+            assert!(e.contains(want), "{name:?}: {e}");
+            assert!(!e.contains("s3cr3t"), "the value is echoed: {e}");
+        }
+        let twice = vec![
+            ("Authorization".to_string(), "a".to_string()),
+            ("authorization".to_string(), "b".to_string()),
+        ];
+        assert!(
+            super::validate_auth_headers(&twice)
+                .unwrap_err()
+                .contains("twice")
+        );
+        let many: Vec<_> = (0..9)
+            .map(|i| (format!("X-{i}"), "v".to_string()))
+            .collect();
+        assert!(super::validate_auth_headers(&many).is_err());
+    }
+
+    #[test]
+    fn template_options_debug_redacts_the_routing_key() {
+        let o = super::TemplateOptions {
+            routing_key: Some("R0UT1NGKEY".into()),
+            project: Some("OPS".into()),
+        };
+        let d = format!("{o:?}");
+        assert!(!d.contains("R0UT1NGKEY") && d.contains("OPS"), "{d}");
+    }
+
     use super::*;
     use proptest::prelude::*;
 
@@ -679,6 +816,12 @@ mod tests {
         // At risk is not a page.
         let risk = Event::from_outbox(3, at, "sla.at_risk", "s", "finding:F-7", &json!({}));
         assert!(render(Template::Pagerduty, &risk, &o).is_none());
+        // The breach ending resolves the same incident.
+        let end = Event::from_outbox(4, at, "sla.resolved", "s", "finding:F-7", &json!({}));
+        let r = render(Template::Pagerduty, &end, &o).unwrap();
+        assert_eq!(r["event_action"], "resolve");
+        assert_eq!(r["dedup_key"], b["dedup_key"]);
+        assert!(r.get("payload").is_none(), "{r}");
     }
 
     #[test]

@@ -1222,8 +1222,40 @@ pub struct EnrollmentApprovalOut {
     pub note: String,
 }
 
-/// `POST /api/v1/webhooks`: a new subscription.
+/// A header sent with every request of a subscription, carrying the
+/// receiver's credential (`Authorization: Basic …` for Jira or ServiceNow).
+/// Its value is never printed: `Debug` redacts it and no answer carries it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthHeader {
+    /// The header's name (`Authorization`, `X-Api-Key`, …).
+    pub name: String,
+    /// Its value (a secret).
+    pub value: String,
+}
+
+impl std::fmt::Debug for AuthHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthHeader")
+            .field("name", &self.name)
+            .field("value", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `POST /api/v1/webhooks/{name}/auth`: replaces a subscription's auth
+/// headers (an empty list removes them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookAuthSpec {
+    /// The headers.
+    #[serde(default)]
+    pub auth_headers: Vec<AuthHeader>,
+}
+
+/// `POST /api/v1/webhooks`: a new subscription. `Debug` redacts the
+/// PagerDuty routing key and the auth headers' values.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
     /// Unique name (letters, digits, `-`, `_`, `.`; at most 64).
@@ -1254,6 +1286,30 @@ pub struct WebhookSpec {
     /// Attempts before dead-lettering (1–50; default 10).
     #[serde(default)]
     pub max_attempts: Option<u32>,
+    /// Headers sent with every request (the receiver's credential).
+    #[serde(default)]
+    pub auth_headers: Vec<AuthHeader>,
+}
+
+impl std::fmt::Debug for WebhookSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSpec")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("template", &self.template)
+            .field("events", &self.events)
+            .field("deployment", &self.deployment)
+            .field("group", &self.group)
+            .field("tier", &self.tier)
+            .field(
+                "routing_key",
+                &self.routing_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("project", &self.project)
+            .field("max_attempts", &self.max_attempts)
+            .field("auth_headers", &self.auth_headers)
+            .finish()
+    }
 }
 
 /// A subscription (never its secret).
@@ -1290,6 +1346,9 @@ pub struct WebhookOut {
     /// Dead letters.
     #[serde(default)]
     pub dead: u64,
+    /// The names of the auth headers it sends (never their values).
+    #[serde(default)]
+    pub auth_headers: Vec<String>,
 }
 
 /// `POST /api/v1/webhooks` answer: the subscription and its secret, shown

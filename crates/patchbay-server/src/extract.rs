@@ -9,7 +9,7 @@
 use crate::errors::ApiError;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Query, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{Extensions, Method, StatusCode, Uri};
 use patchbay_app::{Caller, RequestCtx};
@@ -125,4 +125,29 @@ pub(crate) fn raw_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> 
 pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
     q.map(|Query(q)| q)
         .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))
+}
+
+/// A request body the handler has no use for, read to its end anyway (up to
+/// the router's body limit) and dropped.
+///
+/// Why: hyper keeps an HTTP/1.1 connection alive after the answer only if
+/// the request body was read. A handler that ignores it drops it unread,
+/// and when its bytes have not arrived yet (a client writing the head and
+/// the body separately, a loaded machine), hyper closes the connection
+/// after answering. The client put the connection back in its pool when
+/// the answer came; its next request on it races the close and fails with
+/// "Peer disconnected" — a POST that may not be retried. Seen as an
+/// intermittent failure of the kill -9 webhook test under load (issue 15);
+/// `keep_alive::a_body_a_handler_ignores_does_not_close_the_connection` in
+/// crates/patchbay-cli/tests/it guards it.
+pub struct Drained;
+
+impl<S: Send + Sync> FromRequest<S> for Drained {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // Too large or cut off: nothing to keep the connection for.
+        let _ = Bytes::from_request(req, state).await;
+        Ok(Drained)
+    }
 }

@@ -156,6 +156,7 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     GET "/webhooks/{name}/deliveries" => webhooks::deliveries, Api(Some(WriteAssets));
     POST "/webhooks/{name}/replay" => webhooks::replay, Api(Some(WriteAssets));
     POST "/webhooks/{name}/test" => webhooks::test, Api(Some(WriteAssets));
+    POST "/webhooks/{name}/auth" => webhooks::set_auth, Api(Some(WriteAssets));
     GET "/contacts" => escalations::contacts, Api(Some(WriteAssets));
     POST "/contacts" => escalations::add_contact, Api(Some(WriteAssets));
     GET "/contacts/deliveries" => escalations::emails, Api(Some(WriteAssets));

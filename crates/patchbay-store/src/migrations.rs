@@ -128,6 +128,18 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/postgres/0046_webhook_links.sql"),
     ),
     (
+        50,
+        "webhook auth headers",
+        include_str!("../migrations/sqlite/0050_webhook_auth_headers.sql"),
+        include_str!("../migrations/postgres/0050_webhook_auth_headers.sql"),
+    ),
+    (
+        51,
+        "notice detail",
+        include_str!("../migrations/sqlite/0051_notice_detail.sql"),
+        include_str!("../migrations/postgres/0051_notice_detail.sql"),
+    ),
+    (
         55,
         "feed sync",
         include_str!("../migrations/sqlite/0055_feed_sync.sql"),
@@ -137,7 +149,7 @@ const MIGRATIONS: &[Entry] = &[
 
 /// The versions of all migrations.
 pub const MIGRATION_VERSIONS: &[i64] = &[
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41, 45, 46, 55,
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41, 45, 46, 50, 51, 55,
 ];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {

@@ -22,6 +22,7 @@ mod feeds_upload;
 mod heartbeats;
 mod identity;
 mod injection;
+mod keep_alive;
 mod key_rotation;
 mod lifecycle;
 mod limits;
@@ -33,8 +34,10 @@ mod scan;
 mod scan_index;
 mod schedule;
 mod siem_config;
+mod smtp_config;
 mod tls;
 mod upgrade;
+mod webhook_auth;
 mod webhooks;
 
 /// Runs each named test function once per backend.

@@ -3,9 +3,11 @@ over "{t}.{body}", |now - t| <= 300 s), deduplicates by Patchbay-Delivery,
 and counts. Written against docs/webhooks.md, independently of Patchbay's
 code. Prints its port on the first line of stdout.
 
-POST /config {"secret": "...", "delay_ms": N}  sets the secret and a delay
-before each answer; GET /stats answers the counts; anything else POSTed is a
-delivery.
+POST /config {"secret": "...", "delay_ms": N, "auth": "..."}  sets the
+secret, a delay before each answer and (optionally) the Authorization header
+a delivery must carry, else it is refused with 401 (counted in
+"unauthorized", as Jira or ServiceNow would refuse it); GET /stats answers
+the counts; anything else POSTed is a delivery.
 """
 import hashlib
 import hmac
@@ -16,10 +18,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 lock = threading.Lock()
-state = {"secret": None, "delay_ms": 0}
+state = {"secret": None, "delay_ms": 0, "auth": None}
 accepted = {}  # delivery id -> 1 (processed once; re-sends are counted in duplicates)
 events = {}  # event id -> set of delivery ids accepted for it
-stats = {"rejected": 0, "duplicates": 0}
+stats = {"rejected": 0, "duplicates": 0, "unauthorized": 0}
 
 
 def verify(secret, header, body):
@@ -67,6 +69,11 @@ class H(BaseHTTPRequestHandler):
         sig = self.headers.get("Patchbay-Signature", "")
         did = self.headers.get("Patchbay-Delivery", "")
         with lock:
+            want = state["auth"]
+            got = self.headers.get("Authorization")
+            if want is not None and (got is None or not hmac.compare_digest(got, want)):
+                stats["unauthorized"] += 1
+                return self.answer(401, {"errorMessages": ["not authenticated"]})
             if not state["secret"] or not did or not verify(state["secret"], sig, body):
                 stats["rejected"] += 1
                 return self.answer(401)

@@ -66,6 +66,11 @@ fn events() -> Vec<Event> {
             "sla.at_risk",
             json!({"asset": "web-1", "tier": "P1", "group": null, "message": "SLA at risk"}),
         ),
+        (
+            "sla.resolved",
+            json!({"asset": "web-1", "advisory": "DSA-1", "package": "openssl", "tier": "P0",
+                   "group": "web", "reason": "fixed", "message": "SLA breach ended: fixed"}),
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -123,14 +128,14 @@ fn every_template_matches_its_services_documented_schema() {
         }
     }
     // Each template rendered something (PagerDuty: 2 deployment triggers,
-    // 2 resolves, 1 SLA-breach trigger).
-    assert_eq!(rendered.get("pagerduty"), Some(&5), "{rendered:?}");
+    // 2 resolves, 1 SLA-breach trigger, 1 SLA resolve).
+    assert_eq!(rendered.get("pagerduty"), Some(&6), "{rendered:?}");
     // Jira / ServiceNow: the create, then ring passed, halted, completed,
     // rolled back.
     assert_eq!(rendered.get("jira"), Some(&5));
     assert_eq!(rendered.get("servicenow"), Some(&5));
-    assert_eq!(rendered.get("slack"), Some(&11));
-    assert_eq!(rendered.get("teams"), Some(&11));
+    assert_eq!(rendered.get("slack"), Some(&12));
+    assert_eq!(rendered.get("teams"), Some(&12));
     let mut child = Command::new("python3")
         .args(["-c", VALIDATE])
         .stdin(Stdio::piped())

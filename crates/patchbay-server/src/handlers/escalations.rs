@@ -37,6 +37,7 @@ pub async fn remove_contact(
     State(st): State<AppState>,
     a: Authed,
     Path(name): Path<String>,
+    _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     st.app.remove_contact(&a.caller, &name, &a.ctx).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -107,6 +108,7 @@ pub async fn remove(
     State(st): State<AppState>,
     a: Authed,
     Path(name): Path<String>,
+    _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     st.app.remove_escalation(&a.caller, &name, &a.ctx).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -37,6 +37,7 @@ pub async fn remove_window(
     State(st): State<AppState>,
     a: Authed,
     Path(name): Path<String>,
+    _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     st.app.remove_window(&a.caller, &name, &a.ctx).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -67,6 +68,7 @@ pub async fn remove_blackout(
     State(st): State<AppState>,
     a: Authed,
     Path(name): Path<String>,
+    _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     st.app.remove_blackout(&a.caller, &name, &a.ctx).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -37,6 +37,7 @@ pub async fn revoke(
     State(st): State<AppState>,
     a: Authed,
     Path(id): Path<String>,
+    _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     let id: i64 = id.parse().map_err(|_| {
         ApiError::new(

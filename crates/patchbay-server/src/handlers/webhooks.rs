@@ -8,7 +8,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use patchbay_proto::api::{List, WebhookSpec};
+use patchbay_proto::api::{List, WebhookAuthSpec, WebhookSpec};
 use serde::Deserialize;
 
 /// `GET /api/v1/webhooks`.
@@ -40,11 +40,28 @@ pub async fn show(
     Ok(Json(st.app.webhook(&a.caller, &name, &a.ctx).await?))
 }
 
+/// `POST /api/v1/webhooks/{name}/auth`: replaces the auth headers (their
+/// values never come back).
+pub async fn set_auth(
+    State(st): State<AppState>,
+    a: Authed,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let spec: WebhookAuthSpec = json_body(body)?;
+    Ok(Json(
+        st.app
+            .set_webhook_auth(&a.caller, &name, &spec, &a.ctx)
+            .await?,
+    ))
+}
+
 /// `DELETE /api/v1/webhooks/{name}`.
 pub async fn remove(
     State(st): State<AppState>,
     a: Authed,
     Path(name): Path<String>,
+    _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     st.app.remove_webhook(&a.caller, &name, &a.ctx).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -86,6 +103,7 @@ pub async fn replay(
     State(st): State<AppState>,
     a: Authed,
     Path(name): Path<String>,
+    _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.replay_webhook(&a.caller, &name, &a.ctx).await?))
 }
@@ -95,6 +113,7 @@ pub async fn test(
     State(st): State<AppState>,
     a: Authed,
     Path(name): Path<String>,
+    _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     Ok((
         StatusCode::ACCEPTED,

@@ -13,6 +13,7 @@ mod matrix;
 mod outcomes;
 mod rotation;
 mod siem;
+mod sla_resolve;
 mod support;
 mod webhook_lifecycle;
 mod webhooks;

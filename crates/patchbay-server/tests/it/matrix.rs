@@ -168,6 +168,11 @@ const EXPECTED: &[(&str, &str, Who)] = &[
         "/api/v1/webhooks/{name}/test",
         Who::Roles(OPERATORS),
     ),
+    (
+        "POST",
+        "/api/v1/webhooks/{name}/auth",
+        Who::Roles(OPERATORS),
+    ),
     // Contacts (email addresses) and escalation chains send data out of
     // Patchbay like webhooks: the operators who run integrations. An
     // approver answers an approval escalation by deciding the approval,

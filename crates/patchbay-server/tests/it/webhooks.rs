@@ -425,13 +425,13 @@ async fn retries_back_off_dead_letter_and_replay_delivers_once_postgres() {
 
 /// A receiver that hangs for 60 s does not delay another subscription's
 /// deliveries: each of the other's events is accepted within a second of
-/// its change committing, while the hanging one is still held.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hanging_receiver_does_not_delay_another() {
+/// its change committing, while the hanging one is still held. On SQLite
+/// and PostgreSQL.
+async fn a_hanging_receiver_does_not_delay_another(backend: &str) {
     let mut cfg = config();
     cfg.webhooks.timeout = Duration::from_secs(90);
     cfg.webhooks.poll = Duration::from_millis(100);
-    let s = InProcess::with_config(cfg).await;
+    let s = InProcess::on_with(backend, cfg).await;
     let rx = Receiver::start(clock_secs(&s.clock)).await;
     add(&s, &rx, "stuck", json!({})).await;
     add(&s, &rx, "quick", json!({"events": ["webhook.test"]})).await;
@@ -487,6 +487,20 @@ async fn a_hanging_receiver_does_not_delay_another() {
     );
     let _ = stop.send(());
     let _ = task.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_does_not_delay_another_sqlite() {
+    a_hanging_receiver_does_not_delay_another("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_does_not_delay_another_postgres() {
+    if std::env::var("PATCHBAY_TEST_PG_URL").is_err() {
+        eprintln!("PATCHBAY_TEST_PG_URL unset: run under scripts/with-postgres");
+        return;
+    }
+    a_hanging_receiver_does_not_delay_another("postgres").await;
 }
 
 /// A `slack` subscription is paced to one message per second (time

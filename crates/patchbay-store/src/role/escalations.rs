@@ -110,6 +110,22 @@ pub trait EscalationStore {
     /// Records that `state` of `key` was raised at `at` (table `notices`);
     /// `false` if it was already (the caller raises nothing then).
     async fn note_once(&mut self, key: &str, state: &str, at: Timestamp) -> Result<bool>;
+    /// [`Self::note_once`], keeping `detail` with the notice (migration 0051).
+    async fn note_once_with(
+        &mut self,
+        key: &str,
+        state: &str,
+        at: Timestamp,
+        detail: &serde_json::Value,
+    ) -> Result<bool>;
+    /// The keys noted with state `raised` and not (yet) with `ended`
+    /// (`sla.breached` without `sla.resolved`: the breaches still open),
+    /// each with the detail kept with it (null if none).
+    async fn noted_without(
+        &mut self,
+        raised: &str,
+        ended: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>>;
 }
 
 macro_rules! esc_cols {
@@ -322,5 +338,50 @@ impl<DB: Engine> EscalationStore for SqlTx<DB> {
         .exec(self.conn())
         .await?;
         Ok(d.rows_affected() > 0)
+    }
+
+    async fn note_once_with(
+        &mut self,
+        key: &str,
+        state: &str,
+        at: Timestamp,
+        detail: &serde_json::Value,
+    ) -> Result<bool> {
+        let d = sqlx::query::<DB>(
+            "INSERT INTO notices (subject, state, at, detail) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (subject, state) DO NOTHING",
+        )
+        .arg(key)
+        .arg(state)
+        .arg(to_millis(at))
+        .arg(detail.to_string())
+        .exec(self.conn())
+        .await?;
+        Ok(d.rows_affected() > 0)
+    }
+
+    async fn noted_without(
+        &mut self,
+        raised: &str,
+        ended: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        let rows = sqlx::query::<DB>(
+            "SELECT n.subject, n.detail FROM notices n WHERE n.state = $1 AND NOT EXISTS \
+             (SELECT 1 FROM notices e WHERE e.subject = n.subject AND e.state = $2) \
+             ORDER BY n.subject",
+        )
+        .arg(raised)
+        .arg(ended)
+        .all(self.conn())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: Option<String> = r.col("detail")?;
+                let detail = detail
+                    .and_then(|d| serde_json::from_str(&d).ok())
+                    .unwrap_or(serde_json::Value::Null);
+                Ok((r.col("subject")?, detail))
+            })
+            .collect()
     }
 }

@@ -35,16 +35,30 @@ pub struct NewSubscription {
     pub created_at: Timestamp,
     /// By whom.
     pub created_by: String,
+    /// Headers sent with every request, carrying the receiver's credential
+    /// (`Authorization: Basic …`): (name, value), kept as is (migration
+    /// 0050). Only the names are ever shown.
+    pub auth_headers: Vec<(String, String)>,
+}
+
+impl NewSubscription {
+    /// The auth headers' names (what may be shown of them).
+    pub fn auth_header_names(&self) -> Vec<String> {
+        self.auth_headers.iter().map(|(n, _)| n.clone()).collect()
+    }
 }
 
 impl std::fmt::Debug for NewSubscription {
-    // The secret is never printed.
+    // The secret, the auth headers' values and the template options (a
+    // PagerDuty routing key) are never printed.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewSubscription")
             .field("name", &self.name)
             .field("url", &self.url)
             .field("template", &self.template)
             .field("secret", &"<redacted>")
+            .field("auth_headers", &self.auth_header_names())
+            .field("options", &"<redacted>")
             .finish_non_exhaustive()
     }
 }
@@ -147,6 +161,8 @@ pub trait WebhookStore {
     async fn subscription(&mut self, name: &str) -> Result<Option<SubscriptionRow>>;
     /// Removes one (and its deliveries); whether it existed.
     async fn remove_subscription(&mut self, name: &str) -> Result<bool>;
+    /// Replaces a subscription's auth headers.
+    async fn set_auth_headers(&mut self, id: i64, headers: &[(String, String)]) -> Result<()>;
     /// Moves a subscription's cursor.
     async fn set_cursor(&mut self, id: i64, cursor: i64) -> Result<()>;
     /// Inserts a delivery (nothing if one exists for the same event).
@@ -192,7 +208,7 @@ pub trait WebhookStore {
 
 macro_rules! sub_cols {
     () => {
-        "id, name, url, template, filter, options, secret, max_attempts, cursor, created_at, created_by"
+        "id, name, url, template, filter, options, secret, max_attempts, cursor, created_at, created_by, auth_headers"
     };
 }
 macro_rules! del_cols {
@@ -203,6 +219,10 @@ macro_rules! del_cols {
 
 fn json(text: String, what: &str) -> Result<serde_json::Value> {
     serde_json::from_str(&text).map_err(|e| StoreError::Other(format!("bad webhook {what}: {e}")))
+}
+
+fn headers_json(h: &[(String, String)]) -> String {
+    serde_json::to_string(h).unwrap_or_else(|_| "[]".into())
 }
 
 fn sub_row<R>(r: &R) -> Result<SubscriptionRow>
@@ -222,6 +242,8 @@ where
             cursor: r.col("cursor")?,
             created_at: from_millis(r.col("created_at")?)?,
             created_by: r.col("created_by")?,
+            auth_headers: serde_json::from_str(&Get::<String>::col(r, "auth_headers")?)
+                .map_err(|e| StoreError::Other(format!("bad webhook auth headers: {e}")))?,
         },
     })
 }
@@ -251,8 +273,8 @@ impl<DB: Engine> WebhookStore for SqlTx<DB> {
     async fn add_subscription(&mut self, s: &NewSubscription) -> Result<Option<i64>> {
         let r = sqlx::query::<DB>(
             "INSERT INTO webhook_subscriptions (name, url, template, filter, options, secret, \
-             max_attempts, cursor, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (name) DO NOTHING RETURNING id",
+             max_attempts, cursor, created_at, created_by, auth_headers) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (name) DO NOTHING RETURNING id",
         )
         .arg(&s.name)
         .arg(&s.url)
@@ -264,6 +286,7 @@ impl<DB: Engine> WebhookStore for SqlTx<DB> {
         .arg(s.cursor)
         .arg(to_millis(s.created_at))
         .arg(&s.created_by)
+        .arg(headers_json(&s.auth_headers))
         .opt(self.conn())
         .await?;
         r.map(|r| r.col("id")).transpose()
@@ -305,6 +328,15 @@ impl<DB: Engine> WebhookStore for SqlTx<DB> {
             .exec(self.conn())
             .await?;
         Ok(d.rows_affected() > 0)
+    }
+
+    async fn set_auth_headers(&mut self, id: i64, headers: &[(String, String)]) -> Result<()> {
+        sqlx::query::<DB>("UPDATE webhook_subscriptions SET auth_headers = $1 WHERE id = $2")
+            .arg(headers_json(headers))
+            .arg(id)
+            .exec(self.conn())
+            .await?;
+        Ok(())
     }
 
     async fn set_cursor(&mut self, id: i64, cursor: i64) -> Result<()> {
@@ -486,5 +518,30 @@ impl<DB: Engine> WebhookStore for SqlTx<DB> {
             oldest_pending: opt_ts(r.col("oldest")?)?,
             dead: r.col("dead")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debug_shows_no_secret_header_value_or_routing_key() {
+        let s = super::NewSubscription {
+            name: "jira".into(),
+            url: "https://example.atlassian.net".into(),
+            template: "jira".into(),
+            filter: serde_json::json!({}),
+            options: serde_json::json!({"routing_key": "R0UTING-KEY"}),
+            secret: "whsec_S1GNING".into(),
+            max_attempts: 10,
+            cursor: 0,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            created_by: "test".into(),
+            auth_headers: vec![("Authorization".into(), "Basic QVVUSC1WQUxVRQ==".into())],
+        };
+        let d = format!("{:?}", super::SubscriptionRow { id: 1, sub: s });
+        for secret in ["R0UTING-KEY", "whsec_S1GNING", "QVVUSC1WQUxVRQ"] {
+            assert!(!d.contains(secret), "{d}");
+        }
+        assert!(d.contains("Authorization"), "{d}");
     }
 }
