@@ -161,9 +161,5 @@ fn kill_9_with_events_in_the_outbox_delivers_each_exactly_once_sqlite() {
 
 #[test]
 fn kill_9_with_events_in_the_outbox_delivers_each_exactly_once_postgres() {
-    if std::env::var("PATCHBAY_TEST_PG_URL").is_err() {
-        eprintln!("PATCHBAY_TEST_PG_URL unset: run under scripts/with-postgres");
-        return;
-    }
     kill_9_then_exactly_once("postgres");
 }

@@ -207,9 +207,5 @@ async fn a_breach_ending_resolves_its_pagerduty_incident_sqlite() {
 
 #[tokio::test]
 async fn a_breach_ending_resolves_its_pagerduty_incident_postgres() {
-    if std::env::var("PATCHBAY_TEST_PG_URL").is_err() {
-        eprintln!("PATCHBAY_TEST_PG_URL unset: run under scripts/with-postgres");
-        return;
-    }
     sla_incidents_resolve("postgres").await;
 }

@@ -423,9 +423,5 @@ async fn jira_and_servicenow_follow_a_deployment_with_the_kept_id_sqlite() {
 
 #[tokio::test]
 async fn jira_and_servicenow_follow_a_deployment_with_the_kept_id_postgres() {
-    if std::env::var("PATCHBAY_TEST_PG_URL").is_err() {
-        eprintln!("PATCHBAY_TEST_PG_URL unset: run under scripts/with-postgres");
-        return;
-    }
     lifecycle("postgres").await;
 }

@@ -416,10 +416,6 @@ async fn retries_back_off_dead_letter_and_replay_delivers_once_sqlite() {
 
 #[tokio::test]
 async fn retries_back_off_dead_letter_and_replay_delivers_once_postgres() {
-    if std::env::var("PATCHBAY_TEST_PG_URL").is_err() {
-        eprintln!("PATCHBAY_TEST_PG_URL unset: run under scripts/with-postgres");
-        return;
-    }
     retries_dead_letters_and_replay("postgres").await;
 }
 
@@ -496,10 +492,6 @@ async fn a_hanging_receiver_does_not_delay_another_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_receiver_does_not_delay_another_postgres() {
-    if std::env::var("PATCHBAY_TEST_PG_URL").is_err() {
-        eprintln!("PATCHBAY_TEST_PG_URL unset: run under scripts/with-postgres");
-        return;
-    }
     a_hanging_receiver_does_not_delay_another("postgres").await;
 }
 
@@ -605,10 +597,6 @@ async fn slack_is_paced_and_retry_after_is_honoured_sqlite() {
 
 #[tokio::test]
 async fn slack_is_paced_and_retry_after_is_honoured_postgres() {
-    if std::env::var("PATCHBAY_TEST_PG_URL").is_err() {
-        eprintln!("PATCHBAY_TEST_PG_URL unset: run under scripts/with-postgres");
-        return;
-    }
     slack_pacing_and_retry_after("postgres").await;
 }
 
