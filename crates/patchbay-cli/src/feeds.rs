@@ -462,6 +462,29 @@ pub fn scan_findings(a: &ScanArgs) -> anyhow::Result<(Vec<ScanFinding>, usize)> 
         Some(p) => p.clone(),
         None => crate::advisory_index::default_path(&a.feeds)?,
     };
+    // An index inside the feeds would be read as a feed and change the key it
+    // is checked against: it would be rebuilt on every run.
+    // (Hidden files and directories are not read as feeds, so an index
+    // under a dot-name there is fine. The index's own directory may not
+    // exist yet: its nearest existing ancestor is resolved.)
+    let resolved = std::path::absolute(&index_path).ok().and_then(|p| {
+        p.ancestors().skip(1).find_map(|d| {
+            let rest = p.strip_prefix(d).ok()?;
+            Some(std::fs::canonicalize(d).ok()?.join(rest))
+        })
+    });
+    if let (Some(index_abs), Ok(feeds)) = (resolved, std::fs::canonicalize(&a.feeds))
+        && let Ok(rel) = index_abs.strip_prefix(&feeds)
+        && !rel
+            .components()
+            .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
+    {
+        bail!(
+            "--index {} is inside --feeds {}: put the index elsewhere (by default it lives in $XDG_CACHE_HOME/patchbay)",
+            index_path.display(),
+            a.feeds.display()
+        );
+    }
     let (compiled, _) =
         crate::advisory_index::load_or_build(&index_path, &a.feeds, |key, note| {
             // Each record goes into the index as it is read (none is kept).

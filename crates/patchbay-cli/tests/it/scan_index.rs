@@ -441,3 +441,29 @@ fn the_index_lives_in_the_cache_directory_by_default() {
     assert_eq!(ok(&out), ok(&first));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not saved"));
 }
+
+/// An index inside the feeds directory is refused with a clear message (it
+/// would be read as a feed, change its own key, and be rebuilt every run).
+#[test]
+fn an_index_inside_the_feeds_is_refused() {
+    let feeds = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures().join("feeds/osv/Debian-12-derived.subset.osv.zip"),
+        feeds.path().join("debian.zip"),
+    )
+    .unwrap();
+    let host = fixtures().join("inventories/debian12/host-ci-image.dpkg-status");
+    let out = Command::new(PATCHBAY)
+        .args(["scan", "--os", "debian:12", "--dpkg-status"])
+        .arg(&host)
+        .arg("--feeds")
+        .arg(feeds.path())
+        .arg("--index")
+        .arg(feeds.path().join("sub/idx.pbidx"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is inside --feeds"), "{err}");
+    assert!(!feeds.path().join("sub").exists());
+}
