@@ -807,4 +807,54 @@ mod flag_tests {
         );
         assert!(Cli::try_parse_from(["patchbay", "backup", "--out", "f", "--url", "u"]).is_err());
     }
+
+    /// Every listing (and every `show`) has `--format json`.
+    #[test]
+    fn every_listing_has_format_json() {
+        fn walk(c: &clap::Command, path: &str, found: &mut usize) {
+            let path = format!("{path} {}", c.get_name());
+            let mut subs = c
+                .get_subcommands()
+                .filter(|s| s.get_name() != "help")
+                .peekable();
+            if subs.peek().is_none() {
+                let name = c.get_name();
+                let listing = name.contains("list")
+                    || matches!(
+                        name,
+                        "show"
+                            | "deliveries"
+                            | "review"
+                            | "worklist"
+                            | "patches"
+                            | "deployments"
+                            | "whoami"
+                            | "triage"
+                            | "feeds"
+                    );
+                if listing {
+                    *found += 1;
+                    let format = c.get_arguments().find(|a| a.get_id() == "format");
+                    let values: Vec<String> = format
+                        .map(|a| {
+                            a.get_possible_values()
+                                .iter()
+                                .map(|v| v.get_name().to_string())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    assert!(
+                        values.iter().any(|v| v == "json"),
+                        "{path}: no --format json"
+                    );
+                }
+            }
+            for s in subs {
+                walk(s, &path, found);
+            }
+        }
+        let mut found = 0;
+        walk(&Cli::command(), "", &mut found);
+        assert!(found > 20, "{found} listings");
+    }
 }
