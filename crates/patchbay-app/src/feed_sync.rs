@@ -605,6 +605,15 @@ pub struct Parsed {
     pub summary: ImportSummary,
 }
 
+/// What [`App::store_collected`] stored.
+#[derive(Debug, Clone, Default)]
+pub struct StoredFeeds {
+    /// One entry per feed stored.
+    pub imported: Vec<ImportedFeedOut>,
+    /// The CVEs that entered KEV.
+    pub kev_added: std::collections::BTreeSet<String>,
+}
+
 /// Reads a feed file or directory (blocking).
 pub fn parse_path(path: &Path) -> Result<Parsed, String> {
     let mut records = Collect::default();
@@ -685,22 +694,18 @@ impl App {
             .unwrap_or_else(|| PathBuf::from("./patchbay-data/feeds"))
     }
 
-    /// Stores parsed feed files (OSV, KEV, EPSS) as `caller`, then runs the
-    /// delta re-assessment and the zero-day lane: the path of feed sync and
-    /// of uploads (`patchbay feeds import` against a server; its local mode
-    /// makes the same calls with progress output).
-    pub async fn import_collected(
+    /// Stores parsed feed records (OSV, KEV, EPSS) as `caller`: one line per
+    /// feed stored, and the CVEs that entered KEV. No re-assessment: the
+    /// caller runs it once after all its files ([`App::import_collected`];
+    /// `patchbay feeds import --db` with its progress bar).
+    pub async fn store_collected(
         &self,
         source: &str,
-        parsed: &Parsed,
+        p: &Collect,
+        summary: &ImportSummary,
         caller: &crate::Caller,
-    ) -> Result<FeedImportOut, AppError> {
-        let (p, summary) = (&parsed.records, &parsed.summary);
-        let mut out = FeedImportOut {
-            source: source.into(),
-            ..Default::default()
-        };
-        let mut kev_added = std::collections::BTreeSet::new();
+    ) -> Result<StoredFeeds, AppError> {
+        let mut out = StoredFeeds::default();
         if summary.osv.files > 0 {
             let o = self
                 .import_advisories(source, &p.advisories, summary.osv.skipped, caller)
@@ -724,7 +729,7 @@ impl App {
             let o = self
                 .import_kev(source, c, summary.kev.skipped, caller)
                 .await?;
-            kev_added.extend(o.kev_added.iter().cloned());
+            out.kev_added.extend(o.kev_added.iter().cloned());
             out.imported.push(ImportedFeedOut {
                 kind: "kev".into(),
                 version: c.version.clone(),
@@ -752,6 +757,27 @@ impl App {
                 kev_added: 0,
             });
         }
+        Ok(out)
+    }
+
+    /// Stores parsed feed files (OSV, KEV, EPSS) as `caller`, then runs the
+    /// delta re-assessment and the zero-day lane: the path of feed sync and
+    /// of uploads.
+    pub async fn import_collected(
+        &self,
+        source: &str,
+        parsed: &Parsed,
+        caller: &crate::Caller,
+    ) -> Result<FeedImportOut, AppError> {
+        let stored = self
+            .store_collected(source, &parsed.records, &parsed.summary, caller)
+            .await?;
+        let mut out = FeedImportOut {
+            source: source.into(),
+            imported: stored.imported,
+            ..Default::default()
+        };
+        let kev_added = stored.kev_added;
         let d = self.assess_pending(&|_, _| {}).await?;
         out.findings_opened = d.stats.opened as u64;
         out.findings_reopened = d.stats.reopened as u64;

@@ -11,18 +11,14 @@ use patchbay_feeds::RecordError;
 use patchbay_feeds::epss::{EpssMeta, EpssScore};
 use patchbay_feeds::kev::Catalog;
 use patchbay_feeds::osv::Advisory;
-use patchbay_feeds::source::{FeedSink, ImportSummary, read_path};
+use patchbay_feeds::source::{Collect, FeedSink, ImportSummary, read_path};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Collects records with a progress spinner; errors are printed as they come.
 struct Progress {
     bar: ProgressBar,
-    advisories: Vec<Advisory>,
-    kev: Vec<Catalog>,
-    epss_meta: Vec<EpssMeta>,
-    epss: Vec<EpssScore>,
-    errors: Vec<RecordError>,
+    c: Collect,
     quiet_errors: bool,
 }
 
@@ -39,24 +35,21 @@ impl Progress {
         );
         Self {
             bar,
-            advisories: vec![],
-            kev: vec![],
-            epss_meta: vec![],
-            epss: vec![],
-            errors: vec![],
+            c: Collect::default(),
             quiet_errors: !show,
         }
     }
 
     fn tick(&self) {
-        let n = self.advisories.len() + self.epss.len();
+        let c = &self.c;
+        let n = c.advisories.len() + c.epss.len();
         if n.is_multiple_of(1000) {
             self.bar.set_message(format!(
                 "{} advisories, {} KEV catalogs, {} EPSS scores, {} skipped",
-                self.advisories.len(),
-                self.kev.len(),
-                self.epss.len(),
-                self.errors.len()
+                c.advisories.len(),
+                c.kev.len(),
+                c.epss.len(),
+                c.errors.len()
             ));
         }
     }
@@ -64,33 +57,33 @@ impl Progress {
 
 impl FeedSink for Progress {
     fn on_advisory(&mut self, a: Advisory) {
-        self.advisories.push(a);
+        self.c.on_advisory(a);
         self.tick();
     }
     fn on_kev(&mut self, c: Catalog) {
-        self.kev.push(c);
+        self.c.on_kev(c);
     }
     fn on_epss_meta(&mut self, m: &EpssMeta) {
-        self.epss_meta.push(m.clone());
+        self.c.on_epss_meta(m);
     }
     fn on_epss(&mut self, s: EpssScore) {
-        self.epss.push(s);
+        self.c.on_epss(s);
         self.tick();
     }
     fn on_error(&mut self, e: RecordError) {
         if !self.quiet_errors {
             self.bar.println(format!("skipped: {e}"));
         }
-        self.errors.push(e);
+        self.c.on_error(e);
     }
 }
 
-fn read_feeds(path: &Path, show: bool) -> anyhow::Result<(Progress, ImportSummary)> {
+fn read_feeds(path: &Path, show: bool) -> anyhow::Result<(Collect, ImportSummary)> {
     let mut p = Progress::new(show);
     let summary = read_path(path, &mut p)
         .with_context(|| format!("reading feeds from {}", path.display()))?;
     p.bar.finish_and_clear();
-    Ok((p, summary))
+    Ok((p.c, summary))
 }
 
 /// `patchbay feeds import` flags.
@@ -266,46 +259,27 @@ pub async fn import_with(
                 eprintln!("skipped: {e}");
             }
         }
-        if summary.osv.files > 0 {
-            let o = app
-                .import_advisories(&source, &p.advisories, summary.osv.skipped, by)
-                .await
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-            println!(
-                "{source}: OSV: {} advisories stored, {} skipped",
-                o.records, o.skipped
-            );
+        let stored = app
+            .store_collected(&source, &p, &summary, by)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        for f in &stored.imported {
+            match f.kind.as_str() {
+                "osv" => println!(
+                    "{source}: OSV: {} advisories stored, {} skipped",
+                    f.records, f.skipped
+                ),
+                "kev" => println!(
+                    "{source}: KEV catalog {}: {} entries, {} newly in KEV",
+                    f.version, f.records, f.kev_added
+                ),
+                _ => println!(
+                    "{source}: EPSS {}: {} scores, {} skipped",
+                    f.version, f.records, f.skipped
+                ),
+            }
         }
-        for c in &p.kev {
-            let o = app
-                .import_kev(&source, c, summary.kev.skipped, by)
-                .await
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-            kev_added.extend(o.kev_added.iter().cloned());
-            println!(
-                "{source}: KEV catalog {}: {} entries, {} newly in KEV",
-                c.version,
-                o.records,
-                o.kev_added.len()
-            );
-        }
-        if summary.epss.files > 0 {
-            let date = p
-                .epss_meta
-                .iter()
-                .filter_map(|m| m.score_date)
-                .max()
-                .map(|d| d.strftime("%Y-%m-%d").to_string())
-                .unwrap_or_default();
-            let o = app
-                .import_epss(&source, &date, &p.epss, summary.epss.skipped, by)
-                .await
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-            println!(
-                "{source}: EPSS {date}: {} scores, {} skipped",
-                o.records, o.skipped
-            );
-        }
+        kev_added.extend(stored.kev_added);
         if summary.osv.files + summary.kev.files + summary.epss.files == 0 {
             bail!(
                 "{}: no feed files found (OSV JSON/JSONL/zip, KEV JSON, EPSS CSV)",
