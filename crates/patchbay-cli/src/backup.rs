@@ -125,22 +125,6 @@ fn db_url(db: &Option<String>, data_dir: &Path) -> String {
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join(SQLITE_DB).display()))
 }
 
-fn sha256_file(path: &Path) -> anyhow::Result<(u64, String)> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((n, hex::encode(h.finalize())))
-}
-
 /// A PostgreSQL URL without its password, and the password (decoded), so
 /// PostgreSQL's tools get it through `PGPASSWORD` rather than on a command
 /// line every local user can read in `ps`.
@@ -264,7 +248,8 @@ pub fn backup(a: BackupArgs) -> anyhow::Result<()> {
     }
     let mut files = Vec::new();
     for (name, path) in &members {
-        let (size, sha256) = sha256_file(path)?;
+        let (sha256, size) = patchbay_app::feed_sync::hash_file(path)
+            .with_context(|| format!("reading {}", path.display()))?;
         files.push(FileEntry {
             name: name.clone(),
             size,
