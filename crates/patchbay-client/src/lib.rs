@@ -261,8 +261,15 @@ impl Client {
     }
 
     /// POSTs a body streamed from `body` (a feed file upload): never read
-    /// into memory; `len`, when known, is sent as `Content-Length` so the
-    /// server can refuse an oversized body before it is sent.
+    /// into memory; `len`, when known, is sent as `Content-Length`.
+    ///
+    /// The request says `Expect: 100-continue` and the body goes only after
+    /// the server's `100 Continue`: a server that refuses the upload (a role
+    /// without the permission, a body over its limit) answers before reading
+    /// it, and closes the connection with the body unread. Without the wait,
+    /// a body larger than the socket buffers met that close mid-write, and the
+    /// caller saw "Broken pipe" instead of the server's 403 or 413 (found by
+    /// CI, whose buffers were smaller than a 137 KB KEV file).
     pub fn post_stream<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -273,7 +280,8 @@ impl Client {
         let mut req = self
             .agent
             .post(self.url(path))
-            .header("Content-Type", content_type);
+            .header("Content-Type", content_type)
+            .header("Expect", "100-continue");
         if let Some(n) = len {
             req = req.header("Content-Length", n.to_string());
         }

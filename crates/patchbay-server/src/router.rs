@@ -12,7 +12,9 @@
 //! before the body is read) → the handler, which decodes and calls one [`App`]
 //! method (which checks the role again: the service layer is the authority,
 //! the route layer answers early so a refused caller never gets its body
-//! parsed or validated).
+//! parsed or validated). A refused request's body is read and dropped,
+//! bounded in bytes and time, before the answer goes, so that a client
+//! writing a large body sees its 401/403 rather than a reset ([`refuse`]).
 
 use crate::errors::ApiError;
 use crate::extract::{Authed, request_ctx};
@@ -342,8 +344,62 @@ async fn api_auth(State(st): State<AppState>, mut req: Request, next: Next) -> R
             req.extensions_mut().insert(Authed { caller, ctx });
             next.run(req).await
         }
-        Err(e) => ApiError(e).into_response(),
+        Err(e) => refuse(req, ApiError(e)).await,
     }
+}
+
+/// The most of a refused request's body read (and dropped) before the
+/// refusal is sent — the API's body limit: see [`refuse`].
+pub const REFUSED_BODY_DRAIN: usize = MAX_API_BODY;
+
+/// How long a refused request's body is read for, at most.
+const REFUSED_BODY_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Answers a request refused before its handler (no or a bad credential, a
+/// role without the permission) — after reading and dropping up to
+/// [`REFUSED_BODY_DRAIN`] bytes of its body, for at most two seconds (a
+/// client that sends more, or slower, is cut off: an unauthenticated caller
+/// cannot hold the server longer than that).
+///
+/// Why: the server closes a connection whose request body was not read,
+/// and a close with unread bytes in the socket makes the kernel reset it.
+/// A client that writes its whole body before reading the answer (most do:
+/// ureq, the agent, scripts) then fails mid-write with "Broken pipe" or
+/// "Connection reset", and never sees the 401 or 403 that says what is
+/// wrong — an agent whose credential was revoked could not tell it from a
+/// network fault. The body is never decoded or kept; a body larger than the
+/// bound, or slower than the time, is cut off as before. A client that sent
+/// `Expect: 100-continue` has not sent its body: nothing is read (reading it
+/// would invite it), and the answer goes at once.
+/// `keep_alive::a_refused_body_gets_its_answer_not_a_reset` in
+/// crates/patchbay-cli/tests/it guards it.
+async fn refuse(req: Request, e: ApiError) -> Response {
+    let expects_continue = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let too_long = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .is_some_and(|n| n > REFUSED_BODY_DRAIN);
+    if !expects_continue && !too_long {
+        let body = req.into_body();
+        let drain = async {
+            let mut body = body;
+            let mut read = 0usize;
+            while let Some(Ok(frame)) = http_body_util::BodyExt::frame(&mut body).await {
+                if let Some(data) = frame.data_ref() {
+                    read += data.len();
+                }
+                if read > REFUSED_BODY_DRAIN {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(REFUSED_BODY_DRAIN_TIME, drain).await;
+    }
+    e.into_response()
 }
 
 /// The route's permission, checked (and a refusal recorded) before the body is
@@ -358,7 +414,7 @@ async fn require_permission(
     };
     match st.app.require(&authed.caller, action, &authed.ctx).await {
         Ok(()) => next.run(req).await,
-        Err(e) => ApiError(e).into_response(),
+        Err(e) => refuse(req, ApiError(e)).await,
     }
 }
 
@@ -379,7 +435,7 @@ async fn agent_auth(State(st): State<AppState>, mut req: Request, next: Next) ->
             req.extensions_mut().insert(agent);
             next.run(req).await
         }
-        Err(e) => ApiError(e).into_response(),
+        Err(e) => refuse(req, ApiError(e)).await,
     }
 }
 

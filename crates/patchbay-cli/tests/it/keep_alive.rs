@@ -77,3 +77,66 @@ fn a_body_a_handler_ignores_does_not_close_the_connection(backend: &str) {
 }
 
 crate::both_backends!(a_body_a_handler_ignores_does_not_close_the_connection);
+
+/// Regression (CI, issue 16): a request refused before its handler (no
+/// credential, a role without the permission, a revoked agent) must get its
+/// 401 or 403 even when the client writes a large body before reading the
+/// answer. The server used to answer and close with the body unread; the
+/// kernel then reset the connection, and the client's write failed with
+/// "Broken pipe" (an auditor's `patchbay feeds import` of a 137 KB KEV file
+/// on CI). Here a raw socket writes the head and a 6,000,000-byte body
+/// (more than loopback's socket buffers hold) in full, then reads; and a client that sends `Expect: 100-continue` gets
+/// the refusal without sending its body at all.
+#[test]
+fn a_refused_body_gets_its_answer_not_a_reset() {
+    let server = Server::start("sqlite");
+    let t: patchbay_proto::api::TokenCreated = server
+        .admin()
+        .send(
+            "POST",
+            "/api/v1/tokens",
+            &serde_json::json!({"name": "aud", "role": "auditor"}),
+        )
+        .unwrap();
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let body = vec![b'x'; 6_000_000];
+    let cases = [
+        ("/api/v1/feeds/import?name=kev.json", None, 401),
+        (
+            "/api/v1/feeds/import?name=kev.json",
+            Some(t.token.as_str()),
+            403,
+        ),
+        ("/agent/v1/checkin", Some("not-a-credential"), 401),
+    ];
+    for (path, token, want) in cases {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/octet-stream\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let sent = s
+            .write_all(head.as_bytes())
+            .and_then(|()| s.write_all(&body));
+        assert!(
+            sent.is_ok(),
+            "{path}: the body could not be written: {sent:?}"
+        );
+        assert_eq!(response(&mut s), Some(want), "{path}");
+    }
+    // With `Expect: 100-continue` the refusal comes before any body.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "POST /api/v1/feeds/import?name=kev.json HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {}\r\nExpect: 100-continue\r\nContent-Length: 50000000\r\n\r\n",
+        t.token
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    assert_eq!(response(&mut s), Some(403), "refused before the body");
+}
