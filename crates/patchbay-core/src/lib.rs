@@ -41,6 +41,9 @@
 //! - [`webhook`]: webhook signatures, retry backoff, filters and templates.
 //! - [`canary`]: canary analysis of a ring's health checks (Fisher exact,
 //!   Mann-Whitney U with a tolerance; inconclusive when data is thin).
+//! - [`discovery`]: machines seen by scans, DHCP leases, cloud inventories
+//!   and agents' neighbour tables (parsers), reconciled with the registry into
+//!   shadow, ghost, duplicate and conflict.
 #![forbid(unsafe_code)]
 
 pub mod assess;
@@ -49,6 +52,7 @@ pub mod audit;
 pub mod auth;
 pub mod canary;
 pub mod compiled;
+pub mod discovery;
 pub mod escalation;
 pub mod event;
 pub mod exception;
