@@ -66,7 +66,7 @@ fn text_field(field: &str, v: &str) -> Result<String, AppError> {
 }
 
 /// Applies a patch to attributes, validating every field.
-fn apply_patch(mut attrs: AssetAttrs, p: &AssetPatch) -> Result<AssetAttrs, AppError> {
+pub(crate) fn apply_patch(mut attrs: AssetAttrs, p: &AssetPatch) -> Result<AssetAttrs, AppError> {
     if let Some(k) = &p.kind {
         attrs.kind = k
             .parse::<AssetKind>()

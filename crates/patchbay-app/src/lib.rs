@@ -60,6 +60,7 @@ mod breaches;
 pub mod change;
 pub mod changes;
 pub mod deployments;
+pub mod discovery;
 pub mod duties;
 pub mod email;
 pub mod error;
@@ -159,6 +160,9 @@ pub struct AppConfig {
     pub email: email::EmailConfig,
     /// Feed sync sources and feed uploads.
     pub feeds: feed_sync::FeedSyncConfig,
+    /// An asset no source (check-in, discovery) attested for this long is a
+    /// ghost ([`discovery`]).
+    pub ghost_after: SignedDuration,
 }
 
 impl Default for AppConfig {
@@ -174,6 +178,7 @@ impl Default for AppConfig {
             smtp: None,
             email: email::EmailConfig::default(),
             feeds: feed_sync::FeedSyncConfig::default(),
+            ghost_after: patchbay_core::discovery::DEFAULT_GHOST_AFTER,
         }
     }
 }

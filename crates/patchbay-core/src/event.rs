@@ -82,11 +82,17 @@ pub enum Kind {
     /// A breached finding's breach ended: it was fixed, or an exception now
     /// covers it (`sla.resolved`, in the same transaction as that change).
     SlaResolved,
+    /// A discovery import saw a machine no asset stands for, for the first
+    /// time (`asset.shadow_found`; once per shadow candidate).
+    AssetShadowFound,
+    /// An asset nothing attested for longer than the ghost threshold
+    /// (`asset.ghost`, found by a discovery import; once per asset).
+    AssetGhost,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 27] = [
         Kind::DeploymentCreated,
         Kind::DeploymentStarted,
         Kind::DeploymentRingPassed,
@@ -112,15 +118,16 @@ impl Kind {
         Kind::SlaBreached,
         Kind::FeedStale,
         Kind::SlaResolved,
+        Kind::AssetShadowFound,
+        Kind::AssetGhost,
     ];
 
     /// The kinds the issue lists that no part of Patchbay raises yet (they
     /// are reserved names: a subscription may name them and will receive
     /// them once their source exists).
-    pub const RESERVED: [&'static str; 6] = [
+    pub const RESERVED: [&'static str; 5] = [
         "finding.p0",
         "agent.stale",
-        "asset.shadow_found",
         "approval.rejected",
         "exception.expiring",
         "audit.verify_failed",
@@ -154,6 +161,8 @@ impl Kind {
             Kind::SlaBreached => "sla.breached",
             Kind::FeedStale => "feed.stale",
             Kind::SlaResolved => "sla.resolved",
+            Kind::AssetShadowFound => "asset.shadow_found",
+            Kind::AssetGhost => "asset.ghost",
         }
     }
 
@@ -186,6 +195,8 @@ impl Kind {
             "sla.breached" => Kind::SlaBreached,
             "feed.stale" => Kind::FeedStale,
             "sla.resolved" => Kind::SlaResolved,
+            "asset.shadow_found" => Kind::AssetShadowFound,
+            "asset.ghost" => Kind::AssetGhost,
             _ => Kind::AuditRecorded,
         }
     }

@@ -125,6 +125,8 @@ pub const SIGNATURES: &[(&str, u32, u8)] = &[
     ("sla.breached", 121, 8),
     ("feed.stale", 122, 6),
     ("sla.resolved", 123, 3),
+    ("asset.shadow_found", 124, 5),
+    ("asset.ghost", 125, 4),
     ("request.denied", 200, 5),
     ("request.denied.suppressed", 201, 6),
     ("request.throttled", 202, 6),

@@ -8,10 +8,13 @@
 //! - [`error`]: the error body and its stable machine-readable codes.
 //! - [`agent`]: enrolment and check-in messages.
 //! - [`api`]: assets, tokens, enrolment tokens, audit events.
+//! - [`discovery`]: discovery imports and the reconciliation (shadow, ghost,
+//!   duplicate, conflict).
 #![forbid(unsafe_code)]
 
 pub mod agent;
 pub mod api;
+pub mod discovery;
 pub mod error;
 
 /// Agent protocol version spoken by this build.

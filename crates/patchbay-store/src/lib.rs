@@ -97,6 +97,7 @@ pub trait Tx:
     + SiemStore
     + ContactStore
     + EscalationStore
+    + DiscoveryStore
     + Send
 {
     /// Commits.

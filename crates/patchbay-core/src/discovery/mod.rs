@@ -23,6 +23,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
+/// An asset nothing attested for this long is a ghost, by default (two
+/// weeks: longer than a holiday, shorter than a quarter's audit).
+pub const DEFAULT_GHOST_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 14);
+
 /// The most observations one imported file may carry.
 pub const MAX_OBSERVATIONS: usize = 200_000;
 

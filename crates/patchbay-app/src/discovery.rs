@@ -1,0 +1,456 @@
+//! Discovery: imports of network scans, DHCP leases and cloud inventories,
+//! and the reconciliation of what they saw with the asset registry (issue
+//! 19). The parsing and the reconciliation are pure
+//! ([`patchbay_core::discovery`]); this module stores, audits and answers.
+//!
+//! - An import (`discovery.import`, audited) replaces its source's
+//!   observations — a re-scan is idempotent — records the last sighting of
+//!   each matched asset (for ghost detection), and raises
+//!   `asset.shadow_found` once per new shadow candidate and `asset.ghost`
+//!   once per ghost (the `notices` table keeps them raised once).
+//! - The view ([`App::discovery`]) reconciles the current observations with
+//!   the registry as of now.
+//! - Adopting a candidate (`discovery.adopt`) creates an agentless asset and
+//!   records the candidate's MACs, addresses and cloud ids as its
+//!   identifiers, so the next reconciliation matches it; dismissing one
+//!   (`discovery.dismiss`) keeps it out of the shadows, with the reason.
+//!
+//! Permissions: importing and adopting need `ImportAssets`, dismissing
+//! `WriteAssets`, reading `ReadInventory` (the same as the registry's).
+
+use crate::assets::apply_patch;
+use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
+use patchbay_core::auth::Action;
+use patchbay_core::discovery::{
+    self as core_disc, Known, Mac, Observation, Reconciliation, Seen, Shadow, SourceKind,
+};
+use patchbay_core::names::AssetName;
+use patchbay_proto::api::AssetPatch;
+use patchbay_proto::discovery::{
+    AdoptShadow, ConflictOut, DiscoveryImportOut, DiscoveryOut, DismissShadow, DuplicateOut,
+    GhostOut, MatchOut, PortOut, ShadowOut,
+};
+use patchbay_store::{AssetAttrs, DismissalRow, IdentifierRow, NewDiscoveryImport, Tx};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A known asset's name and the view's inputs, read in one transaction.
+struct Inputs {
+    seen: Vec<Seen>,
+    known: Vec<Known>,
+    names: BTreeMap<i64, String>,
+    dismissals: BTreeMap<String, DismissalRow>,
+}
+
+async fn inputs(tx: &mut Box<dyn Tx>) -> Result<Inputs, AppError> {
+    let mut seen = Vec::new();
+    for r in tx.observations().await? {
+        let obs: Observation = serde_json::from_str(&r.body).map_err(|e| {
+            AppError::new(
+                patchbay_proto::error::ErrorCode::Internal,
+                format!("stored observation {} is unreadable: {e}", r.id),
+            )
+        })?;
+        let kind = r.kind.parse::<SourceKind>().map_err(AppError::invalid)?;
+        seen.push(Seen {
+            id: r.id,
+            kind,
+            source: r.source,
+            at: r.seen_at,
+            obs,
+        });
+    }
+    let sightings: BTreeMap<i64, jiff::Timestamp> = tx.sightings().await?.into_iter().collect();
+    let mut ids: BTreeMap<i64, Vec<IdentifierRow>> = BTreeMap::new();
+    for i in tx.identifiers().await? {
+        ids.entry(i.asset_id).or_default().push(i);
+    }
+    let mut known = Vec::new();
+    let mut names = BTreeMap::new();
+    for a in tx.list_assets().await? {
+        let mut k = Known {
+            id: a.id,
+            name: a.name.clone(),
+            machine_id: Some(a.facts.machine_id.clone()).filter(|m| !m.is_empty()),
+            ips: a
+                .facts
+                .ip_addresses
+                .iter()
+                .filter_map(|s| s.split('/').next()?.parse().ok())
+                .collect(),
+            last_checkin: a.last_seen_at,
+            last_sighting: sightings.get(&a.id).copied(),
+            created_at: a.created_at,
+            ..Default::default()
+        };
+        for i in ids.remove(&a.id).unwrap_or_default() {
+            match i.kind.as_str() {
+                "mac" => k.macs.extend(i.value.parse::<Mac>().ok()),
+                "ip" => k.ips.extend(i.value.parse::<std::net::IpAddr>().ok()),
+                "cloud" => k.cloud_ids.push(i.value),
+                _ => {}
+            }
+        }
+        names.insert(a.id, a.name);
+        known.push(k);
+    }
+    let dismissals = tx
+        .dismissals()
+        .await?
+        .into_iter()
+        .map(|d| (d.key.clone(), d))
+        .collect();
+    Ok(Inputs {
+        seen,
+        known,
+        names,
+        dismissals,
+    })
+}
+
+impl Inputs {
+    fn reconcile(&self, app: &App) -> Reconciliation {
+        let dismissed: BTreeSet<String> = self.dismissals.keys().cloned().collect();
+        core_disc::reconcile(
+            &self.seen,
+            &self.known,
+            &dismissed,
+            app.now(),
+            app.config.ghost_after,
+        )
+    }
+
+    fn name(&self, id: i64) -> String {
+        self.names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"))
+    }
+}
+
+fn shadow_out(s: &Shadow, dismissed: Option<&DismissalRow>) -> ShadowOut {
+    ShadowOut {
+        key: s.key.clone(),
+        macs: s.macs.iter().map(Mac::to_string).collect(),
+        ips: s.ips.iter().map(ToString::to_string).collect(),
+        host_names: s.host_names.clone(),
+        cloud_ids: s.cloud_ids.clone(),
+        ports: s
+            .ports
+            .iter()
+            .map(|p| PortOut {
+                proto: p.proto.clone(),
+                port: p.port,
+                service: p.service.clone(),
+            })
+            .collect(),
+        os_guess: s.os_guess.clone(),
+        sources: s.sources.clone(),
+        first_seen: fmt_ts(s.first_seen),
+        last_seen: fmt_ts(s.last_seen),
+        dismissed: dismissed.map(|d| {
+            format!(
+                "{} (by {} at {})",
+                d.reason,
+                d.dismissed_by,
+                fmt_ts(d.dismissed_at)
+            )
+        }),
+    }
+}
+
+/// A source name as given: at most 100 characters, no control characters.
+fn source_name(kind: SourceKind, given: Option<&str>) -> Result<String, AppError> {
+    let s = given.map(str::trim).filter(|s| !s.is_empty());
+    let name = match s {
+        Some(s) if s.starts_with(&format!("{kind}:")) => s.to_string(),
+        Some(s) => format!("{kind}:{s}"),
+        None => kind.to_string(),
+    };
+    if name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "source: at most 100 characters, no control characters",
+        ));
+    }
+    Ok(name)
+}
+
+impl App {
+    /// Imports one discovery file of `kind` as source `source` (replacing
+    /// that source's earlier observations). `file` names the file in
+    /// errors. A file that does not parse is refused whole, naming the
+    /// position; nothing is stored.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn import_discovery(
+        &self,
+        caller: &Caller,
+        kind: SourceKind,
+        source: Option<&str>,
+        external: bool,
+        file: &str,
+        text: &str,
+        ctx: &RequestCtx,
+    ) -> Result<DiscoveryImportOut, AppError> {
+        self.require(caller, Action::ImportAssets, ctx).await?;
+        let source = source_name(kind, source)?;
+        let observations = core_disc::parse(kind, text)
+            .map_err(|e| AppError::invalid(format!("{file}: {e}")))?;
+        let now = self.now();
+        let rows: Vec<(jiff::Timestamp, String)> = observations
+            .iter()
+            .map(|o| {
+                let at = o.seen_at.unwrap_or(now).min(now);
+                (at, serde_json::to_string(o).expect("observations serialize"))
+            })
+            .collect();
+        let mut tx = self.change(caller, Action::ImportAssets, ctx).await?;
+        tx.replace_observations(
+            &NewDiscoveryImport {
+                source: source.clone(),
+                kind: kind.to_string(),
+                external,
+                imported_at: now,
+                imported_by: caller.actor(),
+            },
+            &rows,
+        )
+        .await?;
+        let inputs = inputs(&mut tx).await?;
+        let r = inputs.reconcile(self);
+        let by_id: BTreeMap<i64, &Seen> = inputs.seen.iter().map(|s| (s.id, s)).collect();
+        let mut sightings = Vec::new();
+        let mut matched = 0u64;
+        for m in &r.matched {
+            let s = by_id[&m.observation];
+            if s.source == source {
+                matched += 1;
+            }
+            sightings.push((m.asset, s.at, s.source.clone(), m.rule.as_str().to_string()));
+        }
+        tx.record_sightings(&sightings).await?;
+        tx.audit(
+            "discovery.import",
+            &format!("discovery:{source}"),
+            json!({"source": source, "kind": kind.as_str(), "external": external,
+                   "file": file, "observations": observations.len(), "matched": matched}),
+        )
+        .await?;
+        let mut new_shadows = Vec::new();
+        for s in &r.shadows {
+            if tx.note_once(&s.key, "shadow_found", now).await? {
+                let out = shadow_out(s, None);
+                tx.audit(
+                    "asset.shadow_found",
+                    &format!("shadow:{}", s.key),
+                    serde_json::to_value(&out).unwrap_or_default(),
+                )
+                .await?;
+                new_shadows.push(s.key.clone());
+            }
+        }
+        for g in &r.ghosts {
+            let name = inputs.name(g.asset);
+            if tx
+                .note_once(&format!("asset:{name}"), "ghost", now)
+                .await?
+            {
+                tx.audit(
+                    "asset.ghost",
+                    &format!("asset:{name}"),
+                    json!({"asset": name, "last_evidence": fmt_ts(g.last_evidence),
+                           "threshold_hours": self.config.ghost_after.as_hours()}),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(DiscoveryImportOut {
+            source,
+            kind: kind.to_string(),
+            external,
+            observations: observations.len() as u64,
+            matched,
+            new_shadows,
+            shadows: r.shadows.len() as u64,
+        })
+    }
+
+    /// The reconciliation as of now.
+    pub async fn discovery(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<DiscoveryOut, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut tx = self.store.read().await?;
+        let inputs = inputs(&mut tx).await?;
+        drop(tx);
+        let r = inputs.reconcile(self);
+        let by_id: BTreeMap<i64, &Seen> = inputs.seen.iter().map(|s| (s.id, s)).collect();
+        Ok(DiscoveryOut {
+            shadows: r.shadows.iter().map(|s| shadow_out(s, None)).collect(),
+            dismissed: r
+                .dismissed
+                .iter()
+                .map(|s| shadow_out(s, inputs.dismissals.get(&s.key)))
+                .collect(),
+            ghosts: r
+                .ghosts
+                .iter()
+                .map(|g| GhostOut {
+                    asset: inputs.name(g.asset),
+                    last_evidence: fmt_ts(g.last_evidence),
+                })
+                .collect(),
+            duplicates: r
+                .duplicates
+                .iter()
+                .map(|d| DuplicateOut {
+                    assets: d.assets.iter().map(|a| inputs.name(*a)).collect(),
+                    by: d.by.clone(),
+                })
+                .collect(),
+            conflicts: r
+                .conflicts
+                .iter()
+                .map(|c| ConflictOut {
+                    ip: c.ip.to_string(),
+                    macs: c.macs.iter().map(Mac::to_string).collect(),
+                    sources: c.sources.clone(),
+                })
+                .collect(),
+            matched: r
+                .matched
+                .iter()
+                .map(|m| {
+                    let s = by_id[&m.observation];
+                    MatchOut {
+                        source: s.source.clone(),
+                        asset: inputs.name(m.asset),
+                        rule: m.rule.as_str().to_string(),
+                        ips: s.obs.ips().map(|i| i.to_string()).collect(),
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    /// Adopts shadow candidate `a.key` as an agentless asset; its name.
+    pub async fn adopt_shadow(
+        &self,
+        caller: &Caller,
+        a: &AdoptShadow,
+        ctx: &RequestCtx,
+    ) -> Result<String, AppError> {
+        self.require(caller, Action::ImportAssets, ctx).await?;
+        let patch = AssetPatch {
+            kind: Some(a.kind.clone().unwrap_or_else(|| "server".into())),
+            owner: a.owner.clone(),
+            business_impact: a.business_impact.clone(),
+            exposure: a.exposure.clone(),
+            environment: a.environment.clone(),
+            tags: Some(a.tags.clone()),
+        };
+        let attrs = apply_patch(AssetAttrs::default(), &patch)?;
+        let mut tx = self.change(caller, Action::ImportAssets, ctx).await?;
+        let inputs = inputs(&mut tx).await?;
+        let r = inputs.reconcile(self);
+        let Some(s) = r.shadows.iter().find(|s| s.key == a.key) else {
+            return Err(AppError::not_found(format!(
+                "no shadow candidate {:?} (see `patchbay discovery list`)",
+                a.key
+            )));
+        };
+        let default_name = s.host_names.first().cloned().unwrap_or_else(|| {
+            format!(
+                "shadow-{}",
+                a.key
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect::<String>()
+            )
+        });
+        let name = AssetName::parse(a.name.as_deref().unwrap_or(&default_name))
+            .map_err(|e| AppError::invalid(format!("name: {e}")))?;
+        if tx.asset_by_name(name.as_str()).await?.is_some() {
+            return Err(AppError::new(
+                patchbay_proto::error::ErrorCode::Conflict,
+                format!("an asset named {} exists; give another --name", name.as_str()),
+            ));
+        }
+        let now = self.now();
+        let id = tx.insert_asset(name.as_str(), &attrs, false, now).await?;
+        let source = format!("adopted:{}", s.key);
+        let mut idents: Vec<IdentifierRow> = Vec::new();
+        let mut push = |kind: &str, value: String| {
+            idents.push(IdentifierRow {
+                asset_id: id,
+                kind: kind.to_string(),
+                value,
+                source: source.clone(),
+                recorded_at: now,
+            })
+        };
+        for m in &s.macs {
+            push("mac", m.to_string());
+        }
+        for ip in &s.ips {
+            push("ip", ip.to_string());
+        }
+        for c in &s.cloud_ids {
+            push("cloud", c.clone());
+        }
+        tx.add_identifiers(&idents).await?;
+        tx.record_sightings(&[(id, s.last_seen, s.sources.join(","), "adopted".into())])
+            .await?;
+        tx.audit(
+            "discovery.adopt",
+            &format!("asset:{}", name.as_str()),
+            json!({"key": s.key, "asset": name.as_str(), "kind": attrs.kind, "owner": attrs.owner,
+                   "macs": s.macs.iter().map(Mac::to_string).collect::<Vec<_>>(),
+                   "ips": s.ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                   "cloud_ids": s.cloud_ids}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(name.as_str().to_string())
+    }
+
+    /// Dismisses shadow candidate `d.key`, with the reason.
+    pub async fn dismiss_shadow(
+        &self,
+        caller: &Caller,
+        d: &DismissShadow,
+        ctx: &RequestCtx,
+    ) -> Result<(), AppError> {
+        self.require(caller, Action::WriteAssets, ctx).await?;
+        let reason = d.reason.trim();
+        if reason.is_empty() || reason.len() > 500 || reason.chars().any(char::is_control) {
+            return Err(AppError::invalid(
+                "reason: required, at most 500 characters, no control characters",
+            ));
+        }
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
+        let inputs = inputs(&mut tx).await?;
+        let r = inputs.reconcile(self);
+        if !r.shadows.iter().any(|s| s.key == d.key) {
+            return Err(AppError::not_found(format!(
+                "no shadow candidate {:?} (see `patchbay discovery list`)",
+                d.key
+            )));
+        }
+        let actor = tx.actor().to_string();
+        tx.dismiss(&DismissalRow {
+            key: d.key.clone(),
+            reason: reason.to_string(),
+            dismissed_by: actor,
+            dismissed_at: self.now(),
+        })
+        .await?;
+        tx.audit(
+            "discovery.dismiss",
+            &format!("shadow:{}", d.key),
+            json!({"key": d.key, "reason": reason}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
