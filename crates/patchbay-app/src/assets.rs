@@ -119,6 +119,9 @@ pub fn parse_import_csv(text: &str) -> Result<Vec<ImportAsset>, AppError> {
         "tags",
         "os",
         "packages",
+        "macs",
+        "ips",
+        "cloud_id",
     ];
     for h in headers.iter() {
         if !known.contains(&h) {
@@ -159,7 +162,21 @@ pub fn parse_import_csv(text: &str) -> Result<Vec<ImportAsset>, AppError> {
                 });
             }
         }
+        let list = |col: &str| -> Vec<String> {
+            get(col)
+                .map(|v| {
+                    v.split(';')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         out.push(ImportAsset {
+            macs: list("macs"),
+            ips: list("ips"),
+            cloud_id: get("cloud_id"),
             name: get("name")
                 .ok_or_else(|| AppError::invalid(format!("CSV line {line}: name is empty")))?,
             kind: get("kind"),
@@ -183,6 +200,8 @@ struct ValidImport {
     patch: AssetPatch,
     os: Option<OsRelease>,
     packages: Vec<Package>,
+    /// (kind, value): `mac`, `ip`, `cloud`, normalised.
+    identifiers: Vec<(&'static str, String)>,
 }
 
 fn validate_import(i: usize, a: &ImportAsset) -> Result<ValidImport, AppError> {
@@ -252,11 +271,38 @@ fn validate_import(i: usize, a: &ImportAsset) -> Result<ValidImport, AppError> {
         });
     }
     packages.sort();
+    let mut identifiers = Vec::new();
+    for m in &a.macs {
+        let mac: patchbay_core::discovery::Mac =
+            m.parse().map_err(|e: String| at(format!("macs: {e}")))?;
+        identifiers.push(("mac", mac.to_string()));
+    }
+    for ip in &a.ips {
+        let ip: std::net::IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| at(format!("ips: {ip:?} is not an IP address")))?;
+        identifiers.push(("ip", ip.to_string()));
+    }
+    if let Some(c) = a
+        .cloud_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        if c.len() > 128 || c.chars().any(|ch| ch.is_control() || ch.is_whitespace()) {
+            return Err(at(format!(
+                "cloud_id {c:?}: at most 128 characters, no spaces or control characters"
+            )));
+        }
+        identifiers.push(("cloud", c.to_string()));
+    }
     Ok(ValidImport {
         name,
         patch,
         os,
         packages,
+        identifiers,
     })
 }
 
@@ -401,6 +447,20 @@ impl App {
                     )
                 }
             };
+            if !v.identifiers.is_empty() {
+                let rows: Vec<patchbay_store::IdentifierRow> = v
+                    .identifiers
+                    .iter()
+                    .map(|(kind, value)| patchbay_store::IdentifierRow {
+                        asset_id: id,
+                        kind: (*kind).to_string(),
+                        value: value.clone(),
+                        source: "import".into(),
+                        recorded_at: now,
+                    })
+                    .collect();
+                tx.add_identifiers(&rows).await?;
+            }
             // An agent's inventory is the truth for a managed asset: an import
             // only sets attributes there.
             if !managed && (v.os.is_some() || !v.packages.is_empty()) {

@@ -121,7 +121,10 @@ impl Inputs {
     }
 
     fn name(&self, id: i64) -> String {
-        self.names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"))
+        self.names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("#{id}"))
     }
 }
 
@@ -190,14 +193,17 @@ impl App {
     ) -> Result<DiscoveryImportOut, AppError> {
         self.require(caller, Action::ImportAssets, ctx).await?;
         let source = source_name(kind, source)?;
-        let observations = core_disc::parse(kind, text)
-            .map_err(|e| AppError::invalid(format!("{file}: {e}")))?;
+        let observations =
+            core_disc::parse(kind, text).map_err(|e| AppError::invalid(format!("{file}: {e}")))?;
         let now = self.now();
         let rows: Vec<(jiff::Timestamp, String)> = observations
             .iter()
             .map(|o| {
                 let at = o.seen_at.unwrap_or(now).min(now);
-                (at, serde_json::to_string(o).expect("observations serialize"))
+                (
+                    at,
+                    serde_json::to_string(o).expect("observations serialize"),
+                )
             })
             .collect();
         let mut tx = self.change(caller, Action::ImportAssets, ctx).await?;
@@ -247,10 +253,7 @@ impl App {
         }
         for g in &r.ghosts {
             let name = inputs.name(g.asset);
-            if tx
-                .note_once(&format!("asset:{name}"), "ghost", now)
-                .await?
-            {
+            if tx.note_once(&format!("asset:{name}"), "ghost", now).await? {
                 tx.audit(
                     "asset.ghost",
                     &format!("asset:{name}"),
@@ -372,7 +375,10 @@ impl App {
         if tx.asset_by_name(name.as_str()).await?.is_some() {
             return Err(AppError::new(
                 patchbay_proto::error::ErrorCode::Conflict,
-                format!("an asset named {} exists; give another --name", name.as_str()),
+                format!(
+                    "an asset named {} exists; give another --name",
+                    name.as_str()
+                ),
             ));
         }
         let now = self.now();

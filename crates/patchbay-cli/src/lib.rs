@@ -47,6 +47,7 @@ pub mod changes;
 pub mod client;
 pub mod conn;
 pub mod deploy;
+pub mod discovery;
 pub mod escalations;
 pub mod evidence;
 pub mod exceptions;
@@ -466,6 +467,16 @@ pub enum Command {
         #[command(flatten)]
         args: reports::ReportArgs,
     },
+    /// Discovery: machines seen by scans, DHCP leases and cloud inventories —
+    /// shadow, ghost, duplicate and conflicting records.
+    Discovery {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: discovery::DiscoveryCmd,
+    },
     /// The exception register: defer findings with owner, reason, control, expiry.
     Exceptions {
         /// The server to talk to.
@@ -597,6 +608,7 @@ impl Command {
             | Command::Changes { remote, .. }
             | Command::Evidence { remote, .. }
             | Command::Exceptions { remote, .. }
+            | Command::Discovery { remote, .. }
             | Command::Webhooks { remote, .. }
             | Command::Contacts { remote, .. }
             | Command::Escalations { remote, .. }
@@ -726,6 +738,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Report { remote, args: a } => reports::run(&remote.connect()?, a),
         Command::Exceptions { remote, cmd: c } => exceptions::run(&remote.connect()?, c),
+        Command::Discovery { remote, cmd: c } => discovery::run(&remote.connect()?, c),
         Command::Webhooks { remote, cmd: c } => webhooks::run(&remote.connect()?, c),
         Command::Contacts { remote, cmd: c } => escalations::run_contacts(&remote.connect()?, c),
         Command::Escalations { remote, cmd: c } => escalations::run(&remote.connect()?, c),

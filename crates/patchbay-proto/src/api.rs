@@ -128,6 +128,16 @@ pub struct ImportAsset {
     /// Software with versions (firmware, applications).
     #[serde(default)]
     pub packages: Vec<ImportPackage>,
+    /// MAC addresses (a CMDB's record of the machine): discovery matches
+    /// scans and leases to the asset by them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub macs: Vec<String>,
+    /// IP addresses, for the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ips: Vec<String>,
+    /// A cloud instance id (AWS `i-…`, Azure `vmId`, GCP `id`), for the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_id: Option<String>,
 }
 
 /// A versioned component of an agentless asset.

@@ -19,8 +19,8 @@
 use crate::errors::ApiError;
 use crate::extract::{Authed, request_ctx};
 use crate::handlers::{
-    agent, assets, audit, changes, deployments, escalations, exceptions, feeds, findings, ops,
-    prioritise, reports, schedule, tokens, webhooks,
+    agent, assets, audit, changes, deployments, discovery, escalations, exceptions, feeds,
+    findings, ops, prioritise, reports, schedule, tokens, webhooks,
 };
 use crate::metrics::{HttpLabels, Metrics};
 use crate::{MAX_AGENT_BODY, MAX_API_BODY};
@@ -103,6 +103,10 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     GET "/assets/{name}" => assets::show, Api(Some(ReadInventory));
     PATCH "/assets/{name}" => assets::update, Api(Some(WriteAssets));
     POST "/assets/{name}/enrollment-approvals" => assets::approve_enrollment, Api(Some(WriteAssets));
+    GET "/discovery" => discovery::show, Api(Some(ReadInventory));
+    POST "/discovery/import" => discovery::import, Api(Some(ImportAssets));
+    POST "/discovery/adopt" => discovery::adopt, Api(Some(ImportAssets));
+    POST "/discovery/dismiss" => discovery::dismiss, Api(Some(WriteAssets));
     GET "/tokens" => tokens::list, Api(Some(ReadTokens));
     POST "/tokens" => tokens::create, Api(Some(ManageTokens));
     DELETE "/tokens/{id}" => tokens::revoke, Api(Some(ManageTokens));

@@ -15,6 +15,7 @@ mod config_check;
 mod crash;
 mod delta;
 mod dev;
+mod discovery;
 mod duties;
 mod escalations;
 mod exceptions;

@@ -6,6 +6,8 @@
 //! - [`ops`]: health, metrics, the 404 answer, `whoami`.
 //! - [`agent`]: the agent protocol (enrolment, check-in).
 //! - [`assets`]: the asset registry, imports, enrolment approvals.
+//! - [`discovery`]: scans, leases and cloud inventories; shadow, ghost,
+//!   duplicate and conflict; adopt and dismiss.
 //! - [`tokens`]: API and enrolment tokens.
 //! - [`audit`]: the audit log and its export.
 //! - [`findings`]: findings and imported feeds.
@@ -25,6 +27,7 @@ pub mod assets;
 pub mod audit;
 pub mod changes;
 pub mod deployments;
+pub mod discovery;
 pub mod escalations;
 pub mod exceptions;
 pub mod feeds;

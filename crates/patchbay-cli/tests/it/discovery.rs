@@ -1,0 +1,496 @@
+//! Discovery end to end (issue 19): real test hosts in network namespaces
+//! on one bridge, a real `nmap` scan of them, a real `dnsmasq` handing
+//! leases to a real `dhclient`, imported through the real CLI into a real
+//! server; and the cloud-inventory fixtures.
+//!
+//! The oracle is the topology the test builds (which MACs and addresses it
+//! gave which namespace, which ones run a service, which records it made),
+//! not our parsers.
+
+use crate::support::{Server, ok};
+use jiff::SignedDuration;
+use patchbay_app::Clock as _;
+use patchbay_proto::discovery::DiscoveryOut;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A bridge in its own namespace ("lab", where dnsmasq and nmap run) and
+/// hosts in theirs, each with a veth into the bridge. Removed on drop.
+struct Lab {
+    lab: String,
+    hosts: Vec<String>,
+    children: Vec<Child>,
+}
+
+impl Lab {
+    fn new(tag: &str, subnet: u8, macs: &[(u8, &str)]) -> Lab {
+        let lab = format!("pbd{tag}lab");
+        let _ = Command::new("ip").args(["netns", "del", &lab]).output();
+        ip(&["netns", "add", &lab]);
+        let mut me = Lab {
+            lab: lab.clone(),
+            hosts: Vec::new(),
+            children: Vec::new(),
+        };
+        me.lab_ip(&["link", "add", "br0", "type", "bridge"]);
+        me.lab_ip(&["addr", "add", &format!("10.78.{subnet}.1/24"), "dev", "br0"]);
+        me.lab_ip(&["link", "set", "br0", "up"]);
+        me.lab_ip(&["link", "set", "lo", "up"]);
+        for (n, mac) in macs {
+            let host = format!("pbd{tag}h{n}");
+            let _ = Command::new("ip").args(["netns", "del", &host]).output();
+            ip(&["netns", "add", &host]);
+            me.hosts.push(host.clone());
+            let outer = format!("pbd{tag}v{n}");
+            ip(&[
+                "link", "add", &outer, "netns", &lab, "type", "veth", "peer", "name", "eth0",
+                "netns", &host,
+            ]);
+            me.lab_ip(&["link", "set", &outer, "master", "br0"]);
+            me.lab_ip(&["link", "set", &outer, "up"]);
+            let inside = |args: &[&str]| {
+                let mut all = vec!["netns", "exec", host.as_str(), "ip"];
+                all.extend(args);
+                ip(&all);
+            };
+            inside(&["link", "set", "eth0", "address", mac]);
+            inside(&[
+                "addr",
+                "add",
+                &format!("10.78.{subnet}.1{n}/24"),
+                "dev",
+                "eth0",
+            ]);
+            inside(&["link", "set", "eth0", "up"]);
+            inside(&["link", "set", "lo", "up"]);
+        }
+        me
+    }
+
+    fn lab_ip(&self, args: &[&str]) {
+        let mut all = vec!["netns", "exec", self.lab.as_str(), "ip"];
+        all.extend(args);
+        ip(&all);
+    }
+
+    fn exec(&self, ns: &str, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, program]);
+        c
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for h in &self.hosts {
+            let _ = Command::new("ip").args(["netns", "del", h]).output();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.lab])
+            .output();
+    }
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn discovery(s: &Server) -> DiscoveryOut {
+    s.admin().get("/api/v1/discovery").unwrap()
+}
+
+fn import(s: &Server, kind: &str, file: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["discovery", "import", "--kind", kind];
+    args.extend(extra);
+    let f = file.to_str().unwrap();
+    args.push(f);
+    ok(&s.cli(&args))
+}
+
+/// Acceptance: three managed hosts (CMDB records with their MACs and
+/// addresses), two unmanaged ones (one running a TCP service), and a
+/// leftover record with no host. A real nmap scan of the subnet plus
+/// dnsmasq's real lease file yield exactly the two unmanaged hosts as
+/// shadows (with MACs and the open port), no false shadow, the leftover
+/// record as a ghost only after the threshold (injected clock); a re-scan
+/// is idempotent; adopting one and dismissing the other empties the list.
+fn scan_and_leases_find_the_unmanaged_hosts(backend: &str) {
+    let subnet: u8 =
+        20 + (std::process::id() % 100) as u8 + if backend == "sqlite" { 0 } else { 100 };
+    let tag = format!("{}{}", &backend[..1], std::process::id() % 10000);
+    let macs = [
+        (1, "52:54:00:78:00:01"),
+        (2, "52:54:00:78:00:02"),
+        (3, "52:54:00:78:00:03"),
+        (4, "52:54:00:78:00:04"),
+        (5, "52:54:00:78:00:05"),
+    ];
+    let mut lab = Lab::new(&tag, subnet, &macs);
+    let dir = tempfile::tempdir().unwrap();
+    let addr = |n: u8| format!("10.78.{subnet}.1{n}");
+
+    // The server's clock starts 15 days ago: the records are made then.
+    let s = Server::start(backend);
+    let start = s.clock.now();
+    s.clock.set(start - SignedDuration::from_hours(24 * 15));
+    let cmdb: Vec<serde_json::Value> = (1..=3u8)
+        .map(|n| {
+            serde_json::json!({"name": format!("web-0{n}"), "kind": "server",
+                "macs": [macs[usize::from(n) - 1].1], "ips": [addr(n)]})
+        })
+        .chain(std::iter::once(
+            serde_json::json!({"name": "old-db", "kind": "server",
+            "ips": ["10.78.250.9"]}),
+        ))
+        .collect();
+    let _: serde_json::Value = s
+        .admin()
+        .send("POST", "/api/v1/assets/import", &cmdb)
+        .unwrap();
+
+    // h5 runs a TCP service.
+    lab.children.push(
+        lab.exec(&lab.hosts[4], "python3")
+            .args(["-m", "http.server", "8080", "--bind", &addr(5)])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // dnsmasq serves DHCP on the bridge (no DNS), reserving each MAC its address.
+    let leases = dir.path().join("dnsmasq.leases");
+    let mut dnsmasq = lab.exec(&lab.lab, "dnsmasq");
+    dnsmasq.args([
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--port=0",
+        "--interface=br0",
+        "--bind-interfaces",
+    ]);
+    dnsmasq.args([
+        format!("--dhcp-range=10.78.{subnet}.10,10.78.{subnet}.99,12h"),
+        format!("--dhcp-leasefile={}", leases.display()),
+        format!("--pid-file={}", dir.path().join("dnsmasq.pid").display()),
+    ]);
+    for (n, mac) in &macs[3..] {
+        dnsmasq.arg(format!("--dhcp-host={mac},{}", addr(*n)));
+    }
+    lab.children.push(
+        dnsmasq
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (dnsmasq-base)"),
+    );
+    // The unmanaged hosts ask for a lease (the script does nothing: the
+    // namespace's addresses stay as they are).
+    for n in [4usize, 5] {
+        let host = lab.hosts[n - 1].clone();
+        let lf = dir.path().join(format!("dhclient{n}.leases"));
+        let cf = dir.path().join(format!("dhclient{n}.conf"));
+        std::fs::write(&cf, format!("send host-name \"kiosk-{n}\";\n")).unwrap();
+        let out = lab
+            .exec(&host, "dhclient")
+            .args(["-1", "-sf", "/bin/true", "-lf"])
+            .arg(&lf)
+            .arg("-pf")
+            .arg(dir.path().join(format!("dhclient{n}.pid")))
+            .arg("-cf")
+            .arg(&cf)
+            .arg("eth0")
+            .output()
+            .expect("dhclient (isc-dhcp-client)");
+        assert!(
+            out.status.success(),
+            "dhclient: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Ok(pid) = std::fs::read_to_string(dir.path().join(format!("dhclient{n}.pid"))) {
+            let _ = Command::new("kill").args(["-9", pid.trim()]).output();
+        }
+    }
+    wait_for("two leases in dnsmasq's file", || {
+        std::fs::read_to_string(&leases).is_ok_and(|t| t.lines().count() >= 2)
+    });
+
+    // A real scan of the hosts' addresses, from the bridge.
+    let scan = |name: &str| -> PathBuf {
+        let xml = dir.path().join(name);
+        let out = lab
+            .exec(&lab.lab, "nmap")
+            .args(["-n", "-T4", "-p", "22,80,443,8080", "-oX"])
+            .arg(&xml)
+            .arg(format!("10.78.{subnet}.10-20"))
+            .output()
+            .expect("nmap");
+        assert!(
+            out.status.success(),
+            "nmap: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        xml
+    };
+    let xml = scan("scan1.xml");
+    let text = import(&s, "nmap", &xml, &["--source", "lan"]);
+    assert!(
+        text.contains("5 machines, 3 matched to assets, 2 shadow candidates (2 new)"),
+        "{text}"
+    );
+    let text = import(&s, "dnsmasq", &leases, &[]);
+    assert!(text.contains("2 machines, 0 matched"), "{text}");
+
+    let v = discovery(&s);
+    let keys: Vec<&str> = v.shadows.iter().map(|x| x.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec!["mac:52:54:00:78:00:04", "mac:52:54:00:78:00:05"],
+        "{v:#?}"
+    );
+    let h5 = &v.shadows[1];
+    assert_eq!(h5.ips, vec![addr(5)]);
+    assert_eq!(
+        h5.ports.iter().map(|p| p.port).collect::<Vec<_>>(),
+        vec![8080]
+    );
+    assert_eq!(h5.host_names, vec!["kiosk-5"]);
+    assert_eq!(h5.sources, vec!["dnsmasq:dnsmasq.leases", "nmap:lan"]);
+    assert!(
+        v.shadows[0].ports.is_empty(),
+        "h4 runs nothing: {:?}",
+        v.shadows[0].ports
+    );
+    let mut matched: Vec<(String, String)> = v
+        .matched
+        .iter()
+        .map(|m| (m.asset.clone(), m.rule.clone()))
+        .collect();
+    matched.sort();
+    assert_eq!(
+        matched,
+        vec![
+            ("web-01".into(), "mac".into()),
+            ("web-02".into(), "mac".into()),
+            ("web-03".into(), "mac".into())
+        ]
+    );
+    assert!(
+        v.ghosts.is_empty(),
+        "nothing is older than the threshold yet: {:?}",
+        v.ghosts
+    );
+    assert!(v.duplicates.is_empty() && v.conflicts.is_empty(), "{v:#?}");
+
+    // Fifteen days on, a re-scan: the same view, nothing raised again, and
+    // the leftover record is a ghost.
+    s.clock.set(start);
+    let xml = scan("scan2.xml");
+    let text = import(&s, "nmap", &xml, &["--source", "lan"]);
+    assert!(
+        text.contains("5 machines, 3 matched to assets, 2 shadow candidates (0 new)"),
+        "{text}"
+    );
+    let v2 = discovery(&s);
+    assert_eq!(
+        v2.shadows
+            .iter()
+            .map(|x| x.key.as_str())
+            .collect::<Vec<_>>(),
+        keys
+    );
+    assert_eq!(
+        v2.ghosts
+            .iter()
+            .map(|g| g.asset.as_str())
+            .collect::<Vec<_>>(),
+        vec!["old-db"]
+    );
+    // Stored, not counted: the observations table holds the latest scan once.
+    let audit: patchbay_proto::api::List<serde_json::Value> =
+        s.admin().get("/api/v1/audit?limit=500").unwrap();
+    let actions: Vec<&str> = audit
+        .items
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == "asset.shadow_found")
+            .count(),
+        2
+    );
+    assert_eq!(actions.iter().filter(|a| **a == "asset.ghost").count(), 1);
+    assert_eq!(
+        actions.iter().filter(|a| **a == "discovery.import").count(),
+        3
+    );
+
+    // Adopt h5, dismiss h4: nothing left, and the next scan matches h5's record.
+    ok(&s.cli(&[
+        "discovery",
+        "adopt",
+        "mac:52:54:00:78:00:05",
+        "--owner",
+        "facilities",
+    ]));
+    let out = s.cli(&["discovery", "dismiss", "mac:52:54:00:78:00:04"]);
+    assert!(!out.status.success(), "a dismissal needs a reason");
+    ok(&s.cli(&[
+        "discovery",
+        "dismiss",
+        "mac:52:54:00:78:00:04",
+        "--reason",
+        "lab printer, vendor-managed",
+    ]));
+    let v3 = discovery(&s);
+    assert!(v3.shadows.is_empty(), "{:?}", v3.shadows);
+    assert_eq!(v3.dismissed.len(), 1);
+    assert!(
+        v3.dismissed[0]
+            .dismissed
+            .as_deref()
+            .unwrap_or("")
+            .contains("vendor-managed")
+    );
+    let m: Vec<(&str, &str)> = v3
+        .matched
+        .iter()
+        .map(|m| (m.asset.as_str(), m.rule.as_str()))
+        .collect();
+    assert!(m.contains(&("kiosk-5", "mac")), "{m:?}");
+    // A malformed file is refused naming the file and the position; nothing stored.
+    let bad = dir.path().join("bad.xml");
+    std::fs::write(
+        &bad,
+        "<nmaprun>\n<host><address addr=\"10.0.0.999\" addrtype=\"ipv4\"/></host></nmaprun>",
+    )
+    .unwrap();
+    let out = s.cli(&[
+        "discovery",
+        "import",
+        "--kind",
+        "nmap",
+        "--source",
+        "lan",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.xml") && err.contains("line 2, column 1"),
+        "{err}"
+    );
+    assert_eq!(
+        discovery(&s).matched.len(),
+        v3.matched.len(),
+        "the refused file replaced nothing"
+    );
+}
+
+/// Acceptance: the cloud inventories and lease fixtures (in the providers'
+/// documented formats; provenance in fixtures/discovery/README.md)
+/// reconcile with the expected matches, a duplicate (one MAC on two
+/// records) and a conflict (one address, two MACs).
+fn cloud_and_lease_fixtures_reconcile(backend: &str) {
+    let s = Server::start(backend);
+    let fx = crate::support::fixtures().join("discovery");
+    let cmdb = serde_json::json!([
+        {"name": "billing-api", "kind": "cloud-instance", "cloud_id": "i-0abcd1234ef567890"},
+        {"name": "billing-api-old", "kind": "cloud-instance", "macs": ["0e:1a:2b:3c:4d:5e"]},
+        {"name": "reporting", "kind": "cloud-instance", "cloud_id": "1f6a3c2e-8d4b-4e6f-9a7b-2c5d8e1f0a3b"},
+        {"name": "etl-worker", "kind": "cloud-instance", "cloud_id": "6218317862513456789"},
+    ]);
+    let _: serde_json::Value = s
+        .admin()
+        .send("POST", "/api/v1/assets/import", &cmdb)
+        .unwrap();
+    for (kind, file) in [
+        ("aws", "aws-ec2-describe-instances.json"),
+        ("azure", "azure-vm-list-d.json"),
+        ("gcp", "gcloud-compute-instances-list.json"),
+        ("dhcpd", "dhcpd.leases"),
+        ("dnsmasq", "dnsmasq.leases"),
+    ] {
+        import(&s, kind, &fx.join(file), &[]);
+    }
+    let v = discovery(&s);
+    let mut matched: Vec<(String, String, String)> = v
+        .matched
+        .iter()
+        .map(|m| (m.asset.clone(), m.rule.clone(), m.source.clone()))
+        .collect();
+    matched.sort();
+    assert_eq!(
+        matched,
+        vec![
+            (
+                "billing-api".into(),
+                "cloud-id".into(),
+                "aws:aws-ec2-describe-instances.json".into()
+            ),
+            (
+                "etl-worker".into(),
+                "cloud-id".into(),
+                "gcp:gcloud-compute-instances-list.json".into()
+            ),
+            (
+                "reporting".into(),
+                "cloud-id".into(),
+                "azure:azure-vm-list-d.json".into()
+            ),
+        ],
+        "{v:#?}"
+    );
+    // billing-api (by its instance id) and billing-api-old (by the MAC
+    // the same instance reports): two records, one machine.
+    assert_eq!(v.duplicates.len(), 1, "{:?}", v.duplicates);
+    assert_eq!(
+        v.duplicates[0].assets,
+        vec!["billing-api", "billing-api-old"]
+    );
+    assert_eq!(v.duplicates[0].by, "mac 0e:1a:2b:3c:4d:5e");
+    // 192.168.10.23: dhcpd leased it to one MAC, dnsmasq to another.
+    assert_eq!(v.conflicts.len(), 1, "{:?}", v.conflicts);
+    assert_eq!(v.conflicts[0].ip, "192.168.10.23");
+    assert_eq!(
+        v.conflicts[0].macs,
+        vec!["00:16:3e:5a:01:23", "00:16:3e:5a:09:99"]
+    );
+    // The stopped AWS instance and the deallocated Azure VM are not seen;
+    // the other machines are shadows.
+    let keys: Vec<&str> = v.shadows.iter().map(|x| x.key.as_str()).collect();
+    assert!(!keys.iter().any(|k| k.contains("i-0deadbeef")), "{keys:?}");
+    assert!(keys.contains(&"mac:00:16:3e:5a:01:23"), "{keys:?}");
+    assert!(keys.contains(&"mac:00:16:3e:5a:09:99"), "{keys:?}");
+}
+
+crate::both_backends!(
+    scan_and_leases_find_the_unmanaged_hosts,
+    cloud_and_lease_fixtures_reconcile
+);
