@@ -27,8 +27,8 @@ use patchbay_core::discovery::{
 use patchbay_core::names::AssetName;
 use patchbay_proto::api::AssetPatch;
 use patchbay_proto::discovery::{
-    AdoptShadow, ConflictOut, DiscoveryImportOut, DiscoveryOut, DismissShadow, DuplicateOut,
-    GhostOut, MatchOut, PortOut, ShadowOut,
+    AcceptExposure, AdoptShadow, ConflictOut, DiscoveryImportOut, DiscoveryOut, DismissShadow,
+    DuplicateOut, ExposureMismatchOut, GhostOut, MatchOut, PortOut, ShadowOut,
 };
 use patchbay_store::{AssetAttrs, DismissalRow, IdentifierRow, NewDiscoveryImport, Tx};
 use serde_json::json;
@@ -39,6 +39,8 @@ struct Inputs {
     seen: Vec<Seen>,
     known: Vec<Known>,
     names: BTreeMap<i64, String>,
+    exposures: BTreeMap<i64, String>,
+    external: BTreeSet<String>,
     dismissals: BTreeMap<String, DismissalRow>,
 }
 
@@ -67,7 +69,9 @@ async fn inputs(tx: &mut Box<dyn Tx>) -> Result<Inputs, AppError> {
     }
     let mut known = Vec::new();
     let mut names = BTreeMap::new();
+    let mut exposures = BTreeMap::new();
     for a in tx.list_assets().await? {
+        exposures.insert(a.id, a.attrs.exposure.clone());
         let mut k = Known {
             id: a.id,
             name: a.name.clone(),
@@ -100,10 +104,13 @@ async fn inputs(tx: &mut Box<dyn Tx>) -> Result<Inputs, AppError> {
         .into_iter()
         .map(|d| (d.key.clone(), d))
         .collect();
+    let external = tx.external_sources().await?.into_iter().collect();
     Ok(Inputs {
         seen,
         known,
         names,
+        exposures,
+        external,
         dismissals,
     })
 }
@@ -118,6 +125,42 @@ impl Inputs {
             app.now(),
             app.config.ghost_after,
         )
+    }
+
+    /// Assets an external source reached on open ports that are not
+    /// recorded as internet-facing, by name.
+    fn exposure_mismatches(&self, r: &Reconciliation) -> Vec<ExposureMismatchOut> {
+        let by_id: BTreeMap<i64, &Seen> = self.seen.iter().map(|s| (s.id, s)).collect();
+        let mut out: BTreeMap<i64, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+        for m in &r.matched {
+            let s = by_id[&m.observation];
+            if !self.external.contains(&s.source) || s.obs.ports.is_empty() {
+                continue;
+            }
+            if self.exposures.get(&m.asset).map(String::as_str) == Some("internet-facing") {
+                continue;
+            }
+            let e = out.entry(m.asset).or_default();
+            e.0.extend(
+                s.obs
+                    .ports
+                    .iter()
+                    .map(|p| format!("{}/{}", p.port, p.proto)),
+            );
+            e.1.insert(s.source.clone());
+        }
+        let mut list: Vec<ExposureMismatchOut> = out
+            .into_iter()
+            .map(|(id, (ports, sources))| ExposureMismatchOut {
+                asset: self.name(id),
+                recorded: self.exposures.get(&id).cloned().unwrap_or_default(),
+                suggested: "internet-facing".into(),
+                ports: ports.into_iter().collect(),
+                sources: sources.into_iter().collect(),
+            })
+            .collect();
+        list.sort_by(|a, b| a.asset.cmp(&b.asset));
+        list
     }
 
     fn name(&self, id: i64) -> String {
@@ -288,6 +331,7 @@ impl App {
         let r = inputs.reconcile(self);
         let by_id: BTreeMap<i64, &Seen> = inputs.seen.iter().map(|s| (s.id, s)).collect();
         Ok(DiscoveryOut {
+            exposure: inputs.exposure_mismatches(&r),
             shadows: r.shadows.iter().map(|s| shadow_out(s, None)).collect(),
             dismissed: r
                 .dismissed
@@ -454,6 +498,49 @@ impl App {
             "discovery.dismiss",
             &format!("shadow:{}", d.key),
             json!({"key": d.key, "reason": reason}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Accepts the exposure an external scan found for `a.asset`: its
+    /// exposure becomes `internet-facing` (the risk model then ranks its
+    /// findings accordingly), audited with the ports and scans as the reason.
+    pub async fn accept_exposure(
+        &self,
+        caller: &Caller,
+        a: &AcceptExposure,
+        ctx: &RequestCtx,
+    ) -> Result<(), AppError> {
+        self.require(caller, Action::WriteAssets, ctx).await?;
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
+        let inputs = inputs(&mut tx).await?;
+        let r = inputs.reconcile(self);
+        let name = a.asset.to_ascii_lowercase();
+        let Some(m) = inputs
+            .exposure_mismatches(&r)
+            .into_iter()
+            .find(|m| m.asset == name)
+        else {
+            return Err(AppError::not_found(format!(
+                "no exposure evidence for {:?}: no external scan reached an open port on it \
+                 (or it is internet-facing already)",
+                a.asset
+            )));
+        };
+        let row = tx
+            .asset_by_name(&name)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("no asset named {:?}", a.asset)))?;
+        let mut attrs = row.attrs.clone();
+        attrs.exposure = m.suggested.clone();
+        tx.update_asset_attrs(row.id, &attrs, self.now()).await?;
+        tx.audit(
+            "discovery.exposure_accept",
+            &format!("asset:{name}"),
+            json!({"asset": name, "before": m.recorded, "after": m.suggested,
+                   "ports": m.ports, "sources": m.sources}),
         )
         .await?;
         tx.commit().await?;

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use patchbay_client::Client;
 use patchbay_proto::discovery::{
-    AdoptShadow, DiscoveryImportOut, DiscoveryOut, DismissShadow, ShadowOut,
+    AcceptExposure, AdoptShadow, DiscoveryImportOut, DiscoveryOut, DismissShadow, ShadowOut,
 };
 use std::path::PathBuf;
 
@@ -107,6 +107,12 @@ pub enum DiscoveryCmd {
         #[arg(long = "tag")]
         tags: Vec<String>,
     },
+    /// Accept what an external scan found: ASSET becomes internet-facing
+    /// (operator or admin; audited with the ports and scans as the reason).
+    AcceptExposure {
+        /// The asset `list` shows under "Exposure evidence".
+        asset: String,
+    },
     /// Dismiss a shadow candidate, with why (operator or admin; audited).
     Dismiss {
         /// The candidate's key.
@@ -171,6 +177,17 @@ fn print_view(v: &DiscoveryOut, matched: bool, dismissed: bool) {
             clean(&c.ip),
             clean(&c.macs.join(", ")),
             clean(&c.sources.join(", "))
+        );
+    }
+    println!("Exposure evidence: {}", v.exposure.len());
+    for e in &v.exposure {
+        println!(
+            "  {} is recorded {} but {} reached {} (accept: patchbay discovery accept-exposure {})",
+            clean(&e.asset),
+            clean(&e.recorded),
+            clean(&e.sources.join(", ")),
+            clean(&e.ports.join(", ")),
+            clean(&e.asset)
         );
     }
     if dismissed {
@@ -293,6 +310,17 @@ pub fn run(c: &Client, cmd: DiscoveryCmd) -> anyhow::Result<()> {
                 clean(&key),
                 clean(out["asset"].as_str().unwrap_or("?"))
             );
+            Ok(())
+        }
+        DiscoveryCmd::AcceptExposure { asset } => {
+            let _: serde_json::Value = c.send(
+                "POST",
+                "/api/v1/discovery/exposure",
+                &AcceptExposure {
+                    asset: asset.clone(),
+                },
+            )?;
+            println!("{} is now internet-facing", clean(&asset));
             Ok(())
         }
         DiscoveryCmd::Dismiss { key, reason } => {

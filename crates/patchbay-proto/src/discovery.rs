@@ -106,6 +106,30 @@ pub struct MatchOut {
     pub ips: Vec<String>,
 }
 
+/// An external scan reached open ports on an asset not recorded as
+/// internet-facing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExposureMismatchOut {
+    /// The asset.
+    pub asset: String,
+    /// Its recorded exposure.
+    pub recorded: String,
+    /// What the evidence suggests (`internet-facing`).
+    pub suggested: String,
+    /// The ports reached (`443/tcp`).
+    pub ports: Vec<String>,
+    /// The external sources that reached them.
+    pub sources: Vec<String>,
+}
+
+/// Accepts the exposure an external scan found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptExposure {
+    /// The asset.
+    pub asset: String,
+}
+
 /// The reconciliation as of now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscoveryOut {
@@ -121,6 +145,9 @@ pub struct DiscoveryOut {
     pub conflicts: Vec<ConflictOut>,
     /// Matched observations.
     pub matched: Vec<MatchOut>,
+    /// Assets an external scan reached that are not recorded as internet-facing.
+    #[serde(default)]
+    pub exposure: Vec<ExposureMismatchOut>,
 }
 
 /// Adopts a shadow candidate as an agentless asset.

@@ -107,6 +107,7 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     POST "/discovery/import" => discovery::import, Api(Some(ImportAssets));
     POST "/discovery/adopt" => discovery::adopt, Api(Some(ImportAssets));
     POST "/discovery/dismiss" => discovery::dismiss, Api(Some(WriteAssets));
+    POST "/discovery/exposure" => discovery::accept_exposure, Api(Some(WriteAssets));
     GET "/tokens" => tokens::list, Api(Some(ReadTokens));
     POST "/tokens" => tokens::create, Api(Some(ManageTokens));
     DELETE "/tokens/{id}" => tokens::revoke, Api(Some(ManageTokens));

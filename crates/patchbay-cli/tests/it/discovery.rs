@@ -492,5 +492,106 @@ fn cloud_and_lease_fixtures_reconcile(backend: &str) {
 
 crate::both_backends!(
     scan_and_leases_find_the_unmanaged_hosts,
-    cloud_and_lease_fixtures_reconcile
+    cloud_and_lease_fixtures_reconcile,
+    external_scan_evidence_re_tiers_the_asset
 );
+
+/// Acceptance: a scan marked external that reaches a port on an asset
+/// recorded as `internal` raises an exposure mismatch naming the port;
+/// accepting it re-tiers that asset's findings. The oracle is the risk
+/// model's documented table (docs: "CVSS ≥ p0_cvss_internet on an
+/// internet-facing asset → P0", "CVSS ≥ p2_cvss → P2") and its rank
+/// formula (exposure weighs 4 when internal, 10 when internet-facing: every
+/// score rises by exactly 6).
+fn external_scan_evidence_re_tiers_the_asset(backend: &str) {
+    let s = Server::start(backend);
+    let _root = s.host_with(&crate::support::minbase_before());
+    s.import_feeds(&["feeds/osv/Debian-12-derived.osv.zip"]);
+    // Debian's records carry no CVSS: every finding is "assumed 7.0". A
+    // policy whose internet-facing P0 threshold is 7.0 makes exposure decide.
+    let policy = "version = 1\n[tiers]\np0_cvss_internet = 7.0\n";
+    let _: serde_json::Value = s
+        .admin()
+        .post_raw("/api/v1/policy", "application/toml", policy.as_bytes())
+        .unwrap();
+    let assets: patchbay_proto::api::List<patchbay_proto::api::AssetSummary> =
+        s.admin().get("/api/v1/assets").unwrap();
+    let host = assets.items[0].name.clone();
+    assert_eq!(assets.items[0].exposure, "internal");
+    // The CMDB knows its public address.
+    let cmdb = serde_json::json!([{"name": host, "kind": "server", "ips": ["198.51.100.20"]}]);
+    let _: serde_json::Value = s
+        .admin()
+        .send("POST", "/api/v1/assets/import", &cmdb)
+        .unwrap();
+    let worklist = |s: &Server| -> Vec<patchbay_proto::api::WorkItem> {
+        let l: patchbay_proto::api::List<patchbay_proto::api::WorkItem> =
+            s.admin().get("/api/v1/worklist?limit=10000").unwrap();
+        l.items
+    };
+    let before = worklist(&s);
+    assert!(!before.is_empty());
+    assert!(
+        before.iter().all(|w| w.tier == "P2"),
+        "{:?}",
+        before.iter().map(|w| &w.tier).collect::<Vec<_>>()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("outside.xml");
+    std::fs::write(
+        &xml,
+        r#"<?xml version="1.0"?><!DOCTYPE nmaprun><nmaprun scanner="nmap" start="1765000000">
+<host><status state="up" reason="syn-ack"/><address addr="198.51.100.20" addrtype="ipv4"/>
+<ports><port protocol="tcp" portid="443"><state state="open" reason="syn-ack"/><service name="https"/></port>
+<port protocol="tcp" portid="22"><state state="filtered" reason="no-response"/></port></ports></host>
+</nmaprun>"#,
+    )
+    .unwrap();
+    // The same scan not marked external is no evidence.
+    import(&s, "nmap", &xml, &["--source", "outside"]);
+    assert!(discovery(&s).exposure.is_empty());
+    import(&s, "nmap", &xml, &["--source", "outside", "--external"]);
+    let v = discovery(&s);
+    assert_eq!(v.exposure.len(), 1, "{v:#?}");
+    assert_eq!(v.exposure[0].asset, host);
+    assert_eq!(v.exposure[0].recorded, "internal");
+    assert_eq!(v.exposure[0].ports, vec!["443/tcp"]);
+    let text = ok(&s.cli(&["discovery", "list"]));
+    assert!(text.contains("reached 443/tcp"), "{text}");
+    // Findings are unchanged until someone accepts the evidence.
+    assert_eq!(
+        worklist(&s).iter().map(|w| w.score).collect::<Vec<_>>(),
+        before.iter().map(|w| w.score).collect::<Vec<_>>()
+    );
+
+    ok(&s.cli(&["discovery", "accept-exposure", &host]));
+    let after = worklist(&s);
+    assert_eq!(after.len(), before.len());
+    let before_by: std::collections::BTreeMap<String, f64> = before
+        .iter()
+        .map(|w| (w.finding.id.clone(), w.score))
+        .collect();
+    for w in &after {
+        assert_eq!(w.tier, "P0", "{:?}", w.reasons);
+        let b = before_by[&w.finding.id];
+        assert!(
+            (w.score - b - 6.0).abs() < 0.011,
+            "score {} after {b}",
+            w.score
+        );
+    }
+    assert!(
+        discovery(&s).exposure.is_empty(),
+        "accepted: no mismatch left"
+    );
+    let asset: patchbay_proto::api::AssetDetail =
+        s.admin().get(&format!("/api/v1/assets/{host}")).unwrap();
+    assert_eq!(asset.summary.exposure, "internet-facing");
+    // A second accept has nothing to accept.
+    assert!(
+        !s.cli(&["discovery", "accept-exposure", &host])
+            .status
+            .success()
+    );
+}

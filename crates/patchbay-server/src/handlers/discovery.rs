@@ -11,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use patchbay_core::discovery::SourceKind;
-use patchbay_proto::discovery::{AdoptShadow, DismissShadow};
+use patchbay_proto::discovery::{AcceptExposure, AdoptShadow, DismissShadow};
 use patchbay_proto::error::ErrorCode;
 use serde::Deserialize;
 
@@ -90,5 +90,17 @@ pub async fn dismiss(
 ) -> ApiResult<impl IntoResponse> {
     let input: DismissShadow = json_body(body)?;
     st.app.dismiss_shadow(&a.caller, &input, &a.ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/discovery/exposure`: accept an external scan's evidence
+/// (the asset becomes internet-facing).
+pub async fn accept_exposure(
+    State(st): State<AppState>,
+    a: Authed,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let input: AcceptExposure = json_body(body)?;
+    st.app.accept_exposure(&a.caller, &input, &a.ctx).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -67,6 +67,7 @@ const EXPECTED: &[(&str, &str, Who)] = &[
     ("POST", "/api/v1/discovery/import", Who::Roles(OPERATORS)),
     ("POST", "/api/v1/discovery/adopt", Who::Roles(OPERATORS)),
     ("POST", "/api/v1/discovery/dismiss", Who::Roles(OPERATORS)),
+    ("POST", "/api/v1/discovery/exposure", Who::Roles(OPERATORS)),
     ("GET", "/api/v1/tokens", Who::Roles(READERS)),
     ("POST", "/api/v1/tokens", Who::Roles(ADMINS)),
     ("DELETE", "/api/v1/tokens/{id}", Who::Roles(ADMINS)),
