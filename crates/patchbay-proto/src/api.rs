@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// One asset in a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssetSummary {
     /// Unique standard name.
     pub name: String,
@@ -32,6 +33,7 @@ pub struct AssetSummary {
 
 /// A package as shown by the API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackageOut {
     /// Binary package name.
     pub name: String,
@@ -47,6 +49,7 @@ pub struct PackageOut {
 
 /// One asset with everything known about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssetDetail {
     /// Summary fields.
     #[serde(flatten)]
@@ -81,6 +84,7 @@ pub struct AssetDetail {
 
 /// `PATCH /api/v1/assets/{name}`: fields to change (absent fields stay).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AssetPatch {
     /// New kind.
@@ -100,6 +104,7 @@ pub struct AssetPatch {
 /// One agentless asset in an import (JSON form; CSV columns have the same names,
 /// with `tags` separated by `;` and `packages` as `name=version;name=version`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ImportAsset {
     /// Unique name.
@@ -132,6 +137,7 @@ pub struct ImportAsset {
 
 /// A versioned component of an agentless asset.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ImportPackage {
     /// Name.
@@ -142,6 +148,7 @@ pub struct ImportPackage {
 
 /// Result of an import.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportResult {
     /// Assets created.
     pub created: u64,
@@ -151,6 +158,7 @@ pub struct ImportResult {
 
 /// `POST /api/v1/tokens`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// A label (who or what uses it).
@@ -168,6 +176,7 @@ pub struct CreateToken {
 
 /// A token as listed (never the secret).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     /// Id.
     pub id: i64,
@@ -195,6 +204,7 @@ pub struct TokenInfo {
 
 /// A freshly created token: the only time the secret is shown.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenCreated {
     /// Token metadata.
     #[serde(flatten)]
@@ -205,6 +215,7 @@ pub struct TokenCreated {
 
 /// `POST /api/v1/enroll-tokens`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnrollToken {
     /// Label.
@@ -220,6 +231,7 @@ pub struct CreateEnrollToken {
 
 /// A created enrolment token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollTokenCreated {
     /// Id.
     pub id: i64,
@@ -233,6 +245,7 @@ pub struct EnrollTokenCreated {
 
 /// One audit event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEventOut {
     /// Sequence number (gap-free, increasing).
     pub seq: i64,
@@ -252,6 +265,7 @@ pub struct AuditEventOut {
 
 /// A list answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct List<T> {
     /// Items.
     pub items: Vec<T>,
@@ -259,6 +273,7 @@ pub struct List<T> {
 
 /// A finding: asset × advisory × installed package.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FindingOut {
     /// Standard name `F-<asset>-<advisory>-<package>`.
     pub id: String,
@@ -296,6 +311,7 @@ pub struct FindingOut {
 
 /// A recorded feed import.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeedOut {
     /// `osv`, `kev` or `epss`.
     pub kind: String,
@@ -316,6 +332,7 @@ pub struct FeedOut {
 /// What one feed file imported (`POST /api/v1/feeds/import`, and each
 /// import of the feed-sync duty).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeedImportOut {
     /// The source recorded for the import (the uploaded file's name, or the
     /// synced source's URL, path or mirror file).
@@ -335,6 +352,7 @@ pub struct FeedImportOut {
 
 /// One feed stored from a file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportedFeedOut {
     /// `osv`, `kev` or `epss`.
     pub kind: String,
@@ -350,6 +368,7 @@ pub struct ImportedFeedOut {
 
 /// What the zero-day lane did after an import.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ZeroDayOut {
     /// Findings raised to P0.
     pub findings: i64,
@@ -361,6 +380,7 @@ pub struct ZeroDayOut {
 
 /// One line of the worklist: a finding with its risk tier, due date and reasons.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkItem {
     /// The finding.
     #[serde(flatten)]
@@ -388,6 +408,7 @@ pub struct WorkItem {
 
 /// The policy in force (`GET /api/v1/policy`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyOut {
     /// Canonical fingerprint of the policy.
     pub fingerprint: String,
@@ -401,6 +422,7 @@ pub struct PolicyOut {
 
 /// What applying a policy changes (the preview equals the apply).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyEffect {
     /// Canonical fingerprint of the policy.
     pub fingerprint: String,
@@ -422,6 +444,7 @@ pub struct PolicyEffect {
 
 /// `patchbay triage CVE`: one screen on one CVE.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Triage {
     /// The CVE.
     pub cve: String,
@@ -441,6 +464,7 @@ pub struct Triage {
 
 /// A patch: one package → fixed version for one OS release, with what it closes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PatchOut {
     /// Standard name `PB-<yyyy>-<mm>-<os>-<package>-<version>`.
     pub name: String,
@@ -473,6 +497,7 @@ pub struct PatchOut {
 
 /// A zero-day lane event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OobEventOut {
     /// Time (RFC 3339).
     pub at: String,
@@ -488,6 +513,7 @@ pub struct OobEventOut {
 
 /// A deployment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentOut {
     /// `DEP-<yyyy>-<mm>-<seq>` or `DEP-OOB-<yyyy>-<mm>-<seq>`.
     pub id: String,
@@ -509,6 +535,7 @@ pub struct DeploymentOut {
 
 /// A ring of a new deployment (`POST /api/v1/deployments`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RingIn {
     /// Name (`ring0-canary`).
@@ -542,6 +569,7 @@ pub struct RingIn {
 
 /// A new deployment (`POST /api/v1/deployments`, and its preview).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentSpec {
     /// Exact versions to install (with or instead of `patches`/`tier`).
@@ -594,6 +622,7 @@ pub struct DeploymentSpec {
 
 /// One host in a deployment preview.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewHost {
     /// Asset.
     pub asset: String,
@@ -609,6 +638,7 @@ pub struct PreviewHost {
 
 /// A package change in a preview.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewPackage {
     /// Name.
     pub name: String,
@@ -625,6 +655,7 @@ pub struct PreviewPackage {
 
 /// A target that will not be touched, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewSkip {
     /// Asset.
     pub asset: String,
@@ -634,6 +665,7 @@ pub struct PreviewSkip {
 
 /// What a deployment would do (`POST /api/v1/deployments/preview`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentPreview {
     /// Hosts and what each gets, ring by ring.
     pub hosts: Vec<PreviewHost>,
@@ -645,10 +677,14 @@ pub struct DeploymentPreview {
 
 /// A deployment with its rollout (`GET /api/v1/deployments/{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentDetail {
     /// The deployment.
     pub deployment: DeploymentOut,
     /// Its rollout: state, rings with gate verdicts, each host's job.
+    /// (Documented as a free-form object: the state machine's own type,
+    /// `patchbay_core::rollout::Rollout`, serialised as it is.)
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub rollout: Option<patchbay_core::rollout::Rollout>,
     /// Each job's last result as the agent reported it.
     #[serde(default)]
@@ -657,6 +693,7 @@ pub struct DeploymentDetail {
 
 /// An approval or rejection of a deployment's ring.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeployApprovalIn {
     /// The ring (name); default: the ring waiting for approval.
@@ -670,6 +707,7 @@ pub struct DeployApprovalIn {
 
 /// A maintenance window definition (`POST /api/v1/windows`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WindowSpec {
     /// Unique name (letters, digits, `.`, `_`, `-`).
@@ -701,6 +739,7 @@ pub struct WindowSpec {
 
 /// One occurrence of a window (`[start, end)`, RFC 3339 UTC).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OccurrenceOut {
     /// Opens.
     pub start: String,
@@ -710,6 +749,7 @@ pub struct OccurrenceOut {
 
 /// A stored window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WindowOut {
     /// The definition.
     #[serde(flatten)]
@@ -724,6 +764,7 @@ pub struct WindowOut {
 
 /// A blackout (change freeze) definition (`POST /api/v1/blackouts`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BlackoutSpec {
     /// Unique name.
@@ -749,6 +790,7 @@ pub struct BlackoutSpec {
 
 /// A stored blackout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlackoutOut {
     /// Name.
     pub name: String,
@@ -775,6 +817,7 @@ pub struct BlackoutOut {
 /// `POST /api/v1/blackouts/{name}/approvals`: let an out-of-band deployment
 /// enter the blackout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BlackoutApprovalIn {
     /// The out-of-band deployment (`DEP-OOB-…`).
@@ -785,6 +828,7 @@ pub struct BlackoutApprovalIn {
 
 /// A recorded approval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlackoutApprovalOut {
     /// The deployment.
     pub deployment: String,
@@ -798,6 +842,7 @@ pub struct BlackoutApprovalOut {
 
 /// `POST /api/v1/plan/preview`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PlanRequest {
     /// Plan this deployment's assets (default: every asset with open findings).
@@ -819,6 +864,7 @@ pub struct PlanRequest {
 
 /// One ring's forecast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RingPlanOut {
     /// Ring name.
     pub ring: String,
@@ -838,6 +884,7 @@ pub struct RingPlanOut {
 
 /// One asset's forecast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssetPlanOut {
     /// Asset name.
     pub asset: String,
@@ -859,6 +906,7 @@ pub struct AssetPlanOut {
 
 /// A finding forecast to miss its SLA.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AtRiskOut {
     /// Asset.
     pub asset: String,
@@ -878,6 +926,7 @@ pub struct AtRiskOut {
 
 /// The answer of a plan preview.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanOut {
     /// Planned from.
     pub from: String,
@@ -899,6 +948,7 @@ pub struct PlanOut {
 
 /// `POST /api/v1/exceptions`: defer findings on purpose.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExceptionSpec {
     /// Advisory or CVE id (with or instead of `package`).
@@ -925,6 +975,7 @@ pub struct ExceptionSpec {
 
 /// An exception.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExceptionOut {
     /// `EXC-<yyyy>-<nnnn>`.
     pub id: String,
@@ -962,6 +1013,7 @@ pub struct ExceptionOut {
 
 /// `POST /api/v1/exceptions/{id}/revoke`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RevokeIn {
     /// Why (required).
@@ -970,6 +1022,7 @@ pub struct RevokeIn {
 
 /// `GET /api/v1/exceptions/review`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExceptionReviewOut {
     /// In force, expiring within 7 days.
     pub expiring: Vec<ExceptionOut>,
@@ -981,6 +1034,7 @@ pub struct ExceptionReviewOut {
 
 /// A change record in a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangeSummaryOut {
     /// `CHG-<nnnn>`.
     pub id: String,
@@ -1002,6 +1056,7 @@ pub struct ChangeSummaryOut {
 
 /// A patch in a change's scope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangePatch {
     /// Standard name (`PB-…`).
     pub name: String,
@@ -1017,6 +1072,7 @@ pub struct ChangePatch {
 
 /// One back-out step: return a package on an asset to its recorded version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BackOutStep {
     /// Asset.
     pub asset: String,
@@ -1033,6 +1089,7 @@ pub struct BackOutStep {
 
 /// An approval recorded for a change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangeApproval {
     /// What was approved (`blackout:<name>`, …).
     pub subject: String,
@@ -1046,6 +1103,7 @@ pub struct ChangeApproval {
 
 /// A lessons-learned entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LessonOut {
     /// Id.
     pub id: i64,
@@ -1061,6 +1119,7 @@ pub struct LessonOut {
 
 /// `POST /api/v1/changes/{id}/lessons`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LessonIn {
     /// The lesson (required).
@@ -1070,6 +1129,7 @@ pub struct LessonIn {
 /// A change record: scope, risk, windows, back-out plan, approvals, outcome
 /// and lessons learned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangeRecordOut {
     /// `CHG-<nnnn>`.
     pub id: String,
@@ -1119,6 +1179,7 @@ pub struct ChangeRecordOut {
 
 /// One host's job in a change record: its state, error and versions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostOutcome {
     /// The host (asset name).
     pub host: String,
@@ -1142,6 +1203,7 @@ pub struct HostOutcome {
 
 /// One package of a host's job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackageOutcome {
     /// Package name.
     pub name: String,
@@ -1157,6 +1219,7 @@ pub struct PackageOutcome {
 
 /// What a deployment's rollout did, for its change record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RolloutSummary {
     /// `running`, `completed`, `halted`, …
     pub status: String,
@@ -1168,6 +1231,7 @@ pub struct RolloutSummary {
 
 /// One ring of a rollout summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RingSummary {
     /// Name.
     pub name: String,
@@ -1192,6 +1256,7 @@ pub struct RingSummary {
 /// active, without its old credential) or adopt it (an imported asset whose
 /// name a new host's name matches). One use, then it is spent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrollmentApprovalIn {
     /// How long the approval stays usable, in seconds (default 3600, at most
@@ -1205,6 +1270,7 @@ pub struct EnrollmentApprovalIn {
 
 /// A recorded enrolment approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollmentApprovalOut {
     /// Its id.
     pub id: i64,
@@ -1226,6 +1292,7 @@ pub struct EnrollmentApprovalOut {
 /// receiver's credential (`Authorization: Basic …` for Jira or ServiceNow).
 /// Its value is never printed: `Debug` redacts it and no answer carries it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuthHeader {
     /// The header's name (`Authorization`, `X-Api-Key`, …).
@@ -1246,6 +1313,7 @@ impl std::fmt::Debug for AuthHeader {
 /// `POST /api/v1/webhooks/{name}/auth`: replaces a subscription's auth
 /// headers (an empty list removes them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookAuthSpec {
     /// The headers.
@@ -1256,6 +1324,7 @@ pub struct WebhookAuthSpec {
 /// `POST /api/v1/webhooks`: a new subscription. `Debug` redacts the
 /// PagerDuty routing key and the auth headers' values.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
     /// Unique name (letters, digits, `-`, `_`, `.`; at most 64).
@@ -1314,6 +1383,7 @@ impl std::fmt::Debug for WebhookSpec {
 
 /// A subscription (never its secret).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookOut {
     /// Name.
     pub name: String,
@@ -1354,6 +1424,7 @@ pub struct WebhookOut {
 /// `POST /api/v1/webhooks` answer: the subscription and its secret, shown
 /// this once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookCreated {
     /// The subscription.
     pub webhook: WebhookOut,
@@ -1363,6 +1434,7 @@ pub struct WebhookCreated {
 
 /// One delivery in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryOut {
     /// The `Patchbay-Delivery` id.
     pub delivery_id: String,
@@ -1390,6 +1462,7 @@ pub struct DeliveryOut {
 
 /// `POST /api/v1/webhooks/{name}/replay` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplayOut {
     /// Dead letters made pending again.
     pub replayed: u64,
@@ -1397,6 +1470,7 @@ pub struct ReplayOut {
 
 /// `POST /api/v1/webhooks/{name}/test` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookTestOut {
     /// The test event queued (`evt_<n>`); it is delivered like any other.
     pub event_id: String,
@@ -1404,6 +1478,7 @@ pub struct WebhookTestOut {
 
 /// `POST /api/v1/contacts`: a notification contact (an email recipient).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ContactSpec {
     /// Unique name (letters, digits, `-`, `_`, `.`; at most 64): what
@@ -1420,6 +1495,7 @@ pub struct ContactSpec {
 
 /// A contact with its delivery counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactOut {
     /// Name.
     pub name: String,
@@ -1441,6 +1517,7 @@ pub struct ContactOut {
 
 /// One email delivery (the delivery log).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmailOut {
     /// The contact.
     pub contact: String,
@@ -1462,6 +1539,7 @@ pub struct EmailOut {
 
 /// `POST /api/v1/escalations`: an escalation chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EscalationSpec {
     /// Unique name.
@@ -1476,6 +1554,7 @@ pub struct EscalationSpec {
 
 /// A chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EscalationChainOut {
     /// Name.
     pub name: String,
@@ -1493,6 +1572,7 @@ pub struct EscalationChainOut {
 
 /// One fired step of an escalation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EscalationStepOut {
     /// Its index in the chain (0-based).
     pub step: u32,
@@ -1508,6 +1588,7 @@ pub struct EscalationStepOut {
 
 /// One escalation: a chain running for one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EscalationOut {
     /// `ESC-<n>`.
     pub id: String,
@@ -1535,6 +1616,7 @@ pub struct EscalationOut {
 
 /// `GET /api/v1/escalations/{name}`: a chain and its escalations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EscalationChainDetail {
     /// The chain.
     pub chain: EscalationChainOut,
@@ -1544,6 +1626,7 @@ pub struct EscalationChainDetail {
 
 /// `POST /api/v1/escalations/{name}/ack`: acknowledge an open escalation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EscalationAckIn {
     /// `ESC-<n>` (or `<n>`).
@@ -1551,4 +1634,38 @@ pub struct EscalationAckIn {
     /// Who is on it and what happens next.
     #[serde(default)]
     pub comment: Option<String>,
+}
+
+/// What `POST /api/v1/keys/rotate` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyRotated {
+    /// The announcement written into the audit log.
+    pub announcement: patchbay_core::audit::KeyAnnouncement,
+}
+
+/// What `GET /api/v1/whoami` answers: the caller, and the server's public
+/// signing key (for pinning in `audit verify` and `evidence verify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WhoAmI {
+    /// The token's id (absent for a caller that is not a token).
+    pub token_id: Option<i64>,
+    /// The token's name.
+    pub name: Option<String>,
+    /// The token's role.
+    pub role: Role,
+    /// The scopes the token is restricted to; `null`: unrestricted.
+    pub scopes: Option<Vec<patchbay_core::auth::Scope>>,
+    /// The server's audit signing key (hex), when it signs.
+    pub server_public_key: Option<String>,
+}
+
+/// A policy sent as JSON to `POST /api/v1/policy` or `/policy/preview`
+/// (the TOML text may also be sent as it is, `application/toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PolicyTextIn {
+    /// The policy's TOML text.
+    pub text: String,
 }

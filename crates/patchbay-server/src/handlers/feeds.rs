@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use tokio::io::AsyncWriteExt;
 
 /// Query of the upload.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// The uploaded file's name (recorded as its source; `.jsonl` tells
     /// JSON Lines).
@@ -69,6 +70,7 @@ fn too_large(max: u64) -> ApiError {
 }
 
 /// `POST /api/v1/feeds/import?name=FILE`: imports one uploaded feed file.
+#[utoipa::path(post, path = "/api/v1/feeds/import", params(ImportQuery), request_body(description = "The feed file as it is: OSV JSON or JSON Lines, a zip of OSV records, the KEV catalog JSON, the EPSS CSV (gzip or not)", content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = FeedImportOut), (status = 400, response = crate::openapi::Error)))]
 pub async fn import(
     State(st): State<AppState>,
     a: Authed,
