@@ -57,7 +57,7 @@ pub(crate) struct EmailsQuery {
 }
 
 /// `GET /api/v1/contacts/deliveries?contact=&limit=`: the email log.
-#[utoipa::path(get, path = "/api/v1/contacts/deliveries", params(EmailsQuery), responses((status = 200, body = List<EmailOut>), (status = 400, response = crate::openapi::Error)))]
+#[utoipa::path(get, path = "/api/v1/contacts/deliveries", params(EmailsQuery), responses((status = 200, body = List<EmailOut>), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error)))]
 pub async fn emails(
     State(st): State<AppState>,
     a: Authed,
