@@ -308,16 +308,38 @@ pub fn open_flattened(doc: &mut serde_json::Value) {
             (format!("{PREFIX}{name}"), open)
         })
         .collect();
-    for schema in schemas.values_mut() {
-        let Some(all_of) = schema.get_mut("allOf").and_then(|a| a.as_array_mut()) else {
-            continue;
-        };
-        for member in all_of {
-            let target = member.get("$ref").and_then(|r| r.as_str()).map(str::to_string);
-            if let Some(open) = target.and_then(|t| closed.get(&t)) {
-                *member = open.clone();
+    if closed.is_empty() {
+        return;
+    }
+    // Everywhere: generic answers (`List<WindowOut>`) inline their item's
+    // schema, `allOf` and all.
+    open_all_of(doc, &closed);
+}
+
+fn open_all_of(
+    value: &mut serde_json::Value,
+    closed: &std::collections::BTreeMap<String, serde_json::Value>,
+) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Array(members)) = map.get_mut("allOf") {
+                for member in members.iter_mut() {
+                    let target = member.get("$ref").and_then(|r| r.as_str());
+                    if let Some(open) = target.and_then(|t| closed.get(t)) {
+                        *member = open.clone();
+                    }
+                }
+            }
+            for v in map.values_mut() {
+                open_all_of(v, closed);
             }
         }
+        serde_json::Value::Array(items) => {
+            for v in items {
+                open_all_of(v, closed);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -385,7 +407,10 @@ mod tests {
                 }
             }
         }
-        for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        let mut all_ofs = Vec::new();
+        collect_all_ofs(&doc, "", &mut all_ofs);
+        assert!(!all_ofs.is_empty());
+        for (name, schema) in all_ofs {
             for member in schema["allOf"].as_array().into_iter().flatten() {
                 assert_ne!(
                     member.get("additionalProperties"),
@@ -401,6 +426,29 @@ mod tests {
         }
         let window = &doc["components"]["schemas"]["WindowOut"]["allOf"][0];
         assert_eq!(window["properties"]["rrule"]["type"], "string", "{window}");
+    }
+
+    fn collect_all_ofs<'v>(
+        v: &'v serde_json::Value,
+        at: &str,
+        out: &mut Vec<(String, &'v serde_json::Value)>,
+    ) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if m.contains_key("allOf") {
+                    out.push((at.to_string(), v));
+                }
+                for (k, x) in m {
+                    collect_all_ofs(x, &format!("{at}/{k}"), out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    collect_all_ofs(x, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Every route of the one route table is in the document (the agent
