@@ -389,7 +389,10 @@ mod tests {
         assert_eq!(doc["openapi"], "3.1.0");
         assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
         assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
-        assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
         let mut ids = BTreeSet::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
@@ -417,11 +420,14 @@ mod tests {
                     Some(&serde_json::Value::Bool(false)),
                     "{name}: a closed schema inside allOf"
                 );
-                assert!(member.get("$ref").is_none() || {
-                    let target = member["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
-                    doc["components"]["schemas"][target]["additionalProperties"]
-                        != serde_json::Value::Bool(false)
-                }, "{name}: refers to a closed schema inside allOf");
+                assert!(
+                    member.get("$ref").is_none() || {
+                        let target = member["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
+                        doc["components"]["schemas"][target]["additionalProperties"]
+                            != serde_json::Value::Bool(false)
+                    },
+                    "{name}: refers to a closed schema inside allOf"
+                );
             }
         }
         let window = &doc["components"]["schemas"]["WindowOut"]["allOf"][0];
@@ -490,6 +496,9 @@ mod tests {
             .intersection(&documented)
             .map(|(m, p)| format!("{m} {p}"))
             .collect();
-        assert!(overlap.is_empty(), "UNDOCUMENTED yet documented: {overlap:?}");
+        assert!(
+            overlap.is_empty(),
+            "UNDOCUMENTED yet documented: {overlap:?}"
+        );
     }
 }

@@ -1,15 +1,18 @@
 //! The asset registry: list, show, edit, import, enrolment approvals.
 
 use crate::errors::ApiError;
-use crate::extract::{ApiResult, Authed, json_body, raw_body};
+use crate::extract::{ApiPath, ApiResult, Authed, json_body, raw_body};
 use crate::router::AppState;
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use patchbay_proto::api::{AssetDetail, AssetPatch, AssetSummary, EnrollmentApprovalIn, EnrollmentApprovalOut, ImportAsset, ImportResult, List};
+use patchbay_proto::api::{
+    AssetDetail, AssetPatch, AssetSummary, EnrollmentApprovalIn, EnrollmentApprovalOut,
+    ImportAsset, ImportResult, List,
+};
 use patchbay_proto::error::ErrorCode;
 use serde::Deserialize;
 
@@ -26,7 +29,7 @@ pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoR
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.show_asset(&a.caller, &name, &a.ctx).await?))
 }
@@ -36,7 +39,7 @@ pub async fn show(
 pub async fn update(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let patch: AssetPatch = json_body(body)?;
@@ -50,7 +53,7 @@ pub async fn update(
 pub async fn approve_enrollment(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let input: EnrollmentApprovalIn = json_body(body)?;

@@ -2,12 +2,12 @@
 //! `patchbay-render`), and the lessons-learned log.
 
 use crate::errors::ApiError;
-use crate::extract::{ApiResult, Authed, json_body, query};
+use crate::extract::{ApiPath, ApiResult, Authed, json_body, query};
 use crate::router::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use patchbay_app::AppError;
@@ -28,7 +28,7 @@ pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoR
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.change_record(&a.caller, &id, &a.ctx).await?))
 }
@@ -45,7 +45,7 @@ pub(crate) struct RunbookQuery {
 pub async fn runbook(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     q: Result<Query<RunbookQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let q = query(q)?;
@@ -78,7 +78,7 @@ pub async fn runbook(
 pub async fn add_lesson(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let input: LessonIn = json_body(body)?;

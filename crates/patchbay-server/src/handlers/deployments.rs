@@ -1,11 +1,11 @@
 //! Deployments: preview, create, show, operator actions, approvals.
 
-use crate::extract::{ApiResult, Authed, json_body};
+use crate::extract::{ApiPath, ApiResult, Authed, json_body};
 use crate::router::AppState;
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use patchbay_proto::api::{DeployApprovalIn, DeploymentDetail, DeploymentPreview, DeploymentSpec};
@@ -41,7 +41,7 @@ pub async fn create(
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.deploy_show(&a.caller, &id, &a.ctx).await?))
 }
@@ -77,7 +77,7 @@ async fn act(
 pub async fn start(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     act(st, a, id, "start", body).await
@@ -88,7 +88,7 @@ pub async fn start(
 pub async fn pause(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     act(st, a, id, "pause", body).await
@@ -99,7 +99,7 @@ pub async fn pause(
 pub async fn resume(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     act(st, a, id, "resume", body).await
@@ -110,7 +110,7 @@ pub async fn resume(
 pub async fn abort(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     act(st, a, id, "abort", body).await
@@ -121,7 +121,7 @@ pub async fn abort(
 pub async fn rollback(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     act(st, a, id, "rollback", body).await
@@ -132,7 +132,7 @@ pub async fn rollback(
 pub async fn approval(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let input: DeployApprovalIn = json_body(body)?;

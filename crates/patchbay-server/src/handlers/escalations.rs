@@ -1,15 +1,18 @@
 //! Notification contacts, their email log, and escalation chains with
 //! acknowledgement.
 
-use crate::extract::{ApiResult, Authed, json_body, query};
+use crate::extract::{ApiPath, ApiResult, Authed, json_body, query};
 use crate::router::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use patchbay_proto::api::{ContactOut, ContactSpec, EmailOut, EscalationAckIn, EscalationChainDetail, EscalationChainOut, EscalationOut, EscalationSpec, List};
+use patchbay_proto::api::{
+    ContactOut, ContactSpec, EmailOut, EscalationAckIn, EscalationChainDetail, EscalationChainOut,
+    EscalationOut, EscalationSpec, List,
+};
 use serde::Deserialize;
 
 /// `GET /api/v1/contacts`.
@@ -39,7 +42,7 @@ pub async fn add_contact(
 pub async fn remove_contact(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     st.app.remove_contact(&a.caller, &name, &a.ctx).await?;
@@ -104,7 +107,7 @@ pub async fn add(
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(
         st.app.escalation_chain(&a.caller, &name, &a.ctx).await?,
@@ -116,7 +119,7 @@ pub async fn show(
 pub async fn remove(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     st.app.remove_escalation(&a.caller, &name, &a.ctx).await?;
@@ -128,7 +131,7 @@ pub async fn remove(
 pub async fn ack(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let input: EscalationAckIn = json_body(body)?;

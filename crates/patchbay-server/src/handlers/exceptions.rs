@@ -1,11 +1,11 @@
 //! The exception register (EXC-…).
 
-use crate::extract::{ApiResult, Authed, json_body, query};
+use crate::extract::{ApiPath, ApiResult, Authed, json_body, query};
 use crate::router::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use patchbay_proto::api::{ExceptionOut, ExceptionReviewOut, ExceptionSpec, List, RevokeIn};
@@ -51,7 +51,7 @@ pub async fn add(
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.exception(&a.caller, &id, &a.ctx).await?))
 }
@@ -61,7 +61,7 @@ pub async fn show(
 pub async fn revoke(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let input: RevokeIn = json_body(body)?;

@@ -74,10 +74,13 @@ fn too_large(max: u64) -> ApiError {
 pub async fn import(
     State(st): State<AppState>,
     a: Authed,
-    Query(q): Query<ImportQuery>,
+    q: Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<FeedImportOut>, ApiError> {
+    // Through `query`: a bad query string is the API's error body, not
+    // axum's plain text (`?name=a&name=b`).
+    let q = crate::extract::query(q)?;
     let max = st.app.config().feeds.max_upload;
     if let Some(len) = headers
         .get(axum::http::header::CONTENT_LENGTH)

@@ -3,11 +3,11 @@
 use crate::errors::ApiError;
 use crate::extract::Authed;
 use crate::router::AppState;
-use patchbay_proto::api::WhoAmI;
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use patchbay_proto::api::WhoAmI;
 use patchbay_proto::error::ErrorCode;
 
 /// `GET /healthz`: 200 when the database answers, 503 naming why otherwise.

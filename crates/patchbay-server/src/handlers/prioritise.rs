@@ -1,15 +1,18 @@
 //! Prioritisation: the worklist, the policy, triage, patches, deployments.
 
 use crate::errors::ApiError;
-use crate::extract::{ApiResult, Authed, json_body, query, raw_body};
+use crate::extract::{ApiPath, ApiResult, Authed, json_body, query, raw_body};
 use crate::router::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
-use patchbay_proto::api::{DeploymentOut, List, OobEventOut, PatchOut, PolicyEffect, PolicyOut, PolicyTextIn, Triage, WorkItem};
+use patchbay_proto::api::{
+    DeploymentOut, List, OobEventOut, PatchOut, PolicyEffect, PolicyOut, PolicyTextIn, Triage,
+    WorkItem,
+};
 use patchbay_proto::error::ErrorCode;
 use serde::Deserialize;
 
@@ -51,7 +54,8 @@ pub async fn worklist(
 }
 
 /// What a policy body may be (the OpenAPI request body's description).
-const POLICY_BODY: &str = "The policy's TOML text (`application/toml` or `text/plain`), or JSON `{\"text\": \"…\"}`";
+const POLICY_BODY: &str =
+    "The policy's TOML text (`application/toml` or `text/plain`), or JSON `{\"text\": \"…\"}`";
 
 /// A policy body: the TOML text, sent as `text/plain`/`application/toml`, or JSON
 /// `{"text": "..."}`.
@@ -107,7 +111,7 @@ pub async fn apply_policy(
 pub async fn triage(
     State(st): State<AppState>,
     a: Authed,
-    Path(cve): Path<String>,
+    ApiPath(cve): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.triage(&a.caller, &cve, &a.ctx).await?))
 }

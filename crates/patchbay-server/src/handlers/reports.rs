@@ -2,10 +2,10 @@
 //! and the signed evidence bundle.
 
 use crate::errors::ApiError;
-use crate::extract::{ApiResult, Authed, query};
+use crate::extract::{ApiPath, ApiResult, Authed, query};
 use crate::router::AppState;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use patchbay_app::AppError;
@@ -26,7 +26,7 @@ pub(crate) struct ReportQuery {
 pub async fn report(
     State(st): State<AppState>,
     a: Authed,
-    Path(kind): Path<String>,
+    ApiPath(kind): ApiPath<String>,
     q: Result<Query<ReportQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let q = query(q)?;

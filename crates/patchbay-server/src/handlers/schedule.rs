@@ -1,15 +1,18 @@
 //! Maintenance windows, blackouts, the plan preview and the calendar.
 
-use crate::extract::{ApiResult, Authed, Ctx, json_body, query};
+use crate::extract::{ApiPath, ApiResult, Authed, Ctx, json_body, query};
 use crate::router::{AppState, authorization};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use patchbay_app::{Caller, RequestCtx};
-use patchbay_proto::api::{BlackoutApprovalIn, BlackoutApprovalOut, BlackoutOut, BlackoutSpec, List, PlanOut, PlanRequest, WindowOut, WindowSpec};
+use patchbay_proto::api::{
+    BlackoutApprovalIn, BlackoutApprovalOut, BlackoutOut, BlackoutSpec, List, PlanOut, PlanRequest,
+    WindowOut, WindowSpec,
+};
 use serde::Deserialize;
 
 /// `GET /api/v1/windows`.
@@ -39,7 +42,7 @@ pub async fn add_window(
 pub async fn remove_window(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     st.app.remove_window(&a.caller, &name, &a.ctx).await?;
@@ -73,7 +76,7 @@ pub async fn add_blackout(
 pub async fn remove_blackout(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     st.app.remove_blackout(&a.caller, &name, &a.ctx).await?;
@@ -86,7 +89,7 @@ pub async fn remove_blackout(
 pub async fn approve_blackout(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let input: BlackoutApprovalIn = json_body(body)?;

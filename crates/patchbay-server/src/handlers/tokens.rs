@@ -1,15 +1,17 @@
 //! API tokens and agent enrolment tokens.
 
 use crate::errors::ApiError;
-use crate::extract::{ApiResult, Authed, json_body};
+use crate::extract::{ApiPath, ApiResult, Authed, json_body};
 use crate::router::AppState;
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use patchbay_proto::api::{CreateEnrollToken, CreateToken, EnrollTokenCreated, List, TokenCreated, TokenInfo};
+use patchbay_proto::api::{
+    CreateEnrollToken, CreateToken, EnrollTokenCreated, List, TokenCreated, TokenInfo,
+};
 use patchbay_proto::error::ErrorCode;
 
 /// `GET /api/v1/tokens`: never their secrets.
@@ -39,7 +41,7 @@ pub async fn create(
 pub async fn revoke(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     let id: i64 = id.parse().map_err(|_| {

@@ -1,14 +1,17 @@
 //! Webhook subscriptions, their delivery log, replays and test deliveries.
 
-use crate::extract::{ApiResult, Authed, json_body, query};
+use crate::extract::{ApiPath, ApiResult, Authed, json_body, query};
 use crate::router::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use patchbay_proto::api::{DeliveryOut, List, ReplayOut, WebhookAuthSpec, WebhookCreated, WebhookOut, WebhookSpec, WebhookTestOut};
+use patchbay_proto::api::{
+    DeliveryOut, List, ReplayOut, WebhookAuthSpec, WebhookCreated, WebhookOut, WebhookSpec,
+    WebhookTestOut,
+};
 use serde::Deserialize;
 
 /// `GET /api/v1/webhooks`.
@@ -38,7 +41,7 @@ pub async fn add(
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.webhook(&a.caller, &name, &a.ctx).await?))
 }
@@ -49,7 +52,7 @@ pub async fn show(
 pub async fn set_auth(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let spec: WebhookAuthSpec = json_body(body)?;
@@ -65,7 +68,7 @@ pub async fn set_auth(
 pub async fn remove(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     st.app.remove_webhook(&a.caller, &name, &a.ctx).await?;
@@ -87,7 +90,7 @@ pub(crate) struct DeliveriesQuery {
 pub async fn deliveries(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     q: Result<Query<DeliveriesQuery>, QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let q = query(q)?;
@@ -110,7 +113,7 @@ pub async fn deliveries(
 pub async fn replay(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.replay_webhook(&a.caller, &name, &a.ctx).await?))
@@ -121,7 +124,7 @@ pub async fn replay(
 pub async fn test(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     Ok((
