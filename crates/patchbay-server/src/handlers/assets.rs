@@ -17,7 +17,11 @@ use patchbay_proto::error::ErrorCode;
 use serde::Deserialize;
 
 /// `GET /api/v1/assets`.
-#[utoipa::path(get, path = "/api/v1/assets", responses((status = 200, body = List<AssetSummary>)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/assets",
+    responses((status = 200, body = List<AssetSummary>))
+)]
 pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(List {
         items: st.app.list_assets(&a.caller, &a.ctx).await?,
@@ -25,7 +29,15 @@ pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoR
 }
 
 /// `GET /api/v1/assets/{name}`: with its packages.
-#[utoipa::path(get, path = "/api/v1/assets/{name}", params(("name" = String, Path, description = "The asset’s name")), responses((status = 200, body = AssetDetail), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/assets/{name}",
+    params(("name" = String, Path, description = "The asset’s name")),
+    responses(
+        (status = 200, body = AssetDetail),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
@@ -35,7 +47,17 @@ pub async fn show(
 }
 
 /// `PATCH /api/v1/assets/{name}`: owner, impact, exposure, environment, tags.
-#[utoipa::path(patch, path = "/api/v1/assets/{name}", params(("name" = String, Path, description = "The asset’s name")), request_body = AssetPatch, responses((status = 200, body = AssetDetail), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/assets/{name}",
+    params(("name" = String, Path, description = "The asset’s name")),
+    request_body = AssetPatch,
+    responses(
+        (status = 200, body = AssetDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn update(
     State(st): State<AppState>,
     a: Authed,
@@ -49,7 +71,17 @@ pub async fn update(
 }
 
 /// `POST /api/v1/assets/{name}/enrollment-approvals`: one use, time-limited.
-#[utoipa::path(post, path = "/api/v1/assets/{name}/enrollment-approvals", params(("name" = String, Path, description = "The asset’s name")), request_body = EnrollmentApprovalIn, responses((status = 201, body = EnrollmentApprovalOut), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/assets/{name}/enrollment-approvals",
+    params(("name" = String, Path, description = "The asset’s name")),
+    request_body = EnrollmentApprovalIn,
+    responses(
+        (status = 201, body = EnrollmentApprovalOut),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn approve_enrollment(
     State(st): State<AppState>,
     a: Authed,
@@ -75,7 +107,16 @@ enum ImportBody {
 }
 
 /// `POST /api/v1/assets/import`: CSV (`text/csv`) or JSON, validated whole.
-#[utoipa::path(post, path = "/api/v1/assets/import", request_body(description = "A JSON array of assets, `{\"assets\": [...]}`, or CSV with a header row (`text/csv`)", content((Vec<ImportAsset> = "application/json"), (String = "text/csv"))), responses((status = 200, body = ImportResult), (status = 400, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/assets/import",
+    request_body(description = "A JSON array of assets, `{\"assets\": [...]}`, or CSV with a header row (`text/csv`)", content((Vec<ImportAsset> = "application/json"), (String = "text/csv"))),
+    responses(
+        (status = 200, body = ImportResult),
+        (status = 400, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn import(
     State(st): State<AppState>,
     a: Authed,

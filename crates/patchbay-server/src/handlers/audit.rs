@@ -25,7 +25,15 @@ fn default_limit() -> i64 {
 }
 
 /// `GET /api/v1/audit?after=&limit=`.
-#[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses((status = 200, body = List<AuditEventOut>), (status = 400, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, body = List<AuditEventOut>),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
 pub async fn list(
     State(st): State<AppState>,
     a: Authed,
@@ -49,7 +57,15 @@ pub(crate) struct ExportQuery {
 }
 
 /// `GET /api/v1/audit/export?from=&to=`: JSON Lines with hashes and signatures.
-#[utoipa::path(get, path = "/api/v1/audit/export", params(ExportQuery), responses((status = 200, description = "JSON Lines: one audit entry with its hash and signature per line", content_type = "application/x-ndjson", body = String), (status = 400, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/export",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "JSON Lines: one audit entry with its hash and signature per line", content_type = "application/x-ndjson", body = String),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
 pub async fn export(
     State(st): State<AppState>,
     a: Authed,
@@ -77,7 +93,16 @@ pub(crate) struct RotateKey {}
 /// `POST /api/v1/keys/rotate` (admin), body `{}`: a new signing key,
 /// announced in the audit log under the old one; answers with the
 /// announcement.
-#[utoipa::path(post, path = "/api/v1/keys/rotate", request_body(description = "`{}` (nothing else: a stray POST rotates nothing)", content = inline(Object)), responses((status = 201, body = KeyRotated), (status = 400, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/rotate",
+    request_body(description = "`{}` (nothing else: a stray POST rotates nothing)", content = inline(Object)),
+    responses(
+        (status = 201, body = KeyRotated),
+        (status = 400, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn rotate_key(
     State(st): State<AppState>,
     a: Authed,

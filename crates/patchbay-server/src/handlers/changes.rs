@@ -16,7 +16,11 @@ use patchbay_proto::error::ErrorCode;
 use serde::Deserialize;
 
 /// `GET /api/v1/changes`.
-#[utoipa::path(get, path = "/api/v1/changes", responses((status = 200, body = List<ChangeSummaryOut>)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/changes",
+    responses((status = 200, body = List<ChangeSummaryOut>))
+)]
 pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(List {
         items: st.app.change_records(&a.caller, &a.ctx).await?,
@@ -24,7 +28,17 @@ pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoR
 }
 
 /// `GET /api/v1/changes/{id}`.
-#[utoipa::path(get, path = "/api/v1/changes/{id}", params(("id" = String, Path, description = "The change record’s id (`CHG-…`)")), responses((status = 200, body = ChangeRecordOut), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/changes/{id}",
+    params(
+        ("id" = String, Path, description = "The change record’s id (`CHG-…`)"),
+    ),
+    responses(
+        (status = 200, body = ChangeRecordOut),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
@@ -41,7 +55,19 @@ pub(crate) struct RunbookQuery {
 }
 
 /// `GET /api/v1/changes/{id}/runbook?format=md|html`.
-#[utoipa::path(get, path = "/api/v1/changes/{id}/runbook", params(("id" = String, Path, description = "The change record’s id (`CHG-…`)"), RunbookQuery), responses((status = 200, description = "The runbook, as Markdown (`format=md`, the default) or an HTML page (`format=html`)", content((String = "text/markdown"), (String = "text/html"))), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/changes/{id}/runbook",
+    params(
+        ("id" = String, Path, description = "The change record’s id (`CHG-…`)"),
+        RunbookQuery,
+    ),
+    responses(
+        (status = 200, description = "The runbook, as Markdown (`format=md`, the default) or an HTML page (`format=html`)", content((String = "text/markdown"), (String = "text/html"))),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn runbook(
     State(st): State<AppState>,
     a: Authed,
@@ -74,7 +100,19 @@ pub async fn runbook(
 }
 
 /// `POST /api/v1/changes/{id}/lessons`.
-#[utoipa::path(post, path = "/api/v1/changes/{id}/lessons", params(("id" = String, Path, description = "The change record’s id (`CHG-…`)")), request_body = LessonIn, responses((status = 201, body = LessonOut), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/changes/{id}/lessons",
+    params(
+        ("id" = String, Path, description = "The change record’s id (`CHG-…`)"),
+    ),
+    request_body = LessonIn,
+    responses(
+        (status = 201, body = LessonOut),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn add_lesson(
     State(st): State<AppState>,
     a: Authed,
@@ -100,7 +138,15 @@ pub(crate) struct LessonQuery {
 }
 
 /// `GET /api/v1/lessons?q=`.
-#[utoipa::path(get, path = "/api/v1/lessons", params(LessonQuery), responses((status = 200, body = List<LessonOut>), (status = 400, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/lessons",
+    params(LessonQuery),
+    responses(
+        (status = 200, body = List<LessonOut>),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
 pub async fn search_lessons(
     State(st): State<AppState>,
     a: Authed,

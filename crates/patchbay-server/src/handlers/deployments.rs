@@ -12,7 +12,16 @@ use patchbay_proto::api::{DeployApprovalIn, DeploymentDetail, DeploymentPreview,
 use serde::Deserialize;
 
 /// `POST /api/v1/deployments/preview`: what a deployment would do.
-#[utoipa::path(post, path = "/api/v1/deployments/preview", request_body = DeploymentSpec, responses((status = 200, body = DeploymentPreview), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/preview",
+    request_body = DeploymentSpec,
+    responses(
+        (status = 200, body = DeploymentPreview),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn preview(
     State(st): State<AppState>,
     a: Authed,
@@ -23,7 +32,17 @@ pub async fn preview(
 }
 
 /// `POST /api/v1/deployments`: a new deployment (draft) and its change record.
-#[utoipa::path(post, path = "/api/v1/deployments", request_body = DeploymentSpec, responses((status = 201, body = DeploymentDetail), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments",
+    request_body = DeploymentSpec,
+    responses(
+        (status = 201, body = DeploymentDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn create(
     State(st): State<AppState>,
     a: Authed,
@@ -37,7 +56,15 @@ pub async fn create(
 }
 
 /// `GET /api/v1/deployments/{id}`: state, rings and gate verdicts, jobs.
-#[utoipa::path(get, path = "/api/v1/deployments/{id}", params(("id" = String, Path, description = "The deployment’s id")), responses((status = 200, body = DeploymentDetail), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments/{id}",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
@@ -73,7 +100,18 @@ async fn act(
 }
 
 /// `POST /api/v1/deployments/{id}/start`.
-#[utoipa::path(post, path = "/api/v1/deployments/{id}/start", params(("id" = String, Path, description = "The deployment’s id")), request_body(description = "Empty, or `{\"comment\": \"…\"}`", content = ActionIn), responses((status = 200, body = DeploymentDetail), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/start",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    request_body(description = "Empty, or `{\"comment\": \"…\"}`", content = ActionIn),
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn start(
     State(st): State<AppState>,
     a: Authed,
@@ -84,7 +122,18 @@ pub async fn start(
 }
 
 /// `POST /api/v1/deployments/{id}/pause`.
-#[utoipa::path(post, path = "/api/v1/deployments/{id}/pause", params(("id" = String, Path, description = "The deployment’s id")), request_body(description = "Empty, or `{\"comment\": \"…\"}`", content = ActionIn), responses((status = 200, body = DeploymentDetail), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/pause",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    request_body(description = "Empty, or `{\"comment\": \"…\"}`", content = ActionIn),
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn pause(
     State(st): State<AppState>,
     a: Authed,
@@ -95,7 +144,18 @@ pub async fn pause(
 }
 
 /// `POST /api/v1/deployments/{id}/resume`.
-#[utoipa::path(post, path = "/api/v1/deployments/{id}/resume", params(("id" = String, Path, description = "The deployment’s id")), request_body(description = "Empty, or `{\"comment\": \"…\"}`", content = ActionIn), responses((status = 200, body = DeploymentDetail), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/resume",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    request_body(description = "Empty, or `{\"comment\": \"…\"}`", content = ActionIn),
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn resume(
     State(st): State<AppState>,
     a: Authed,
@@ -106,7 +166,18 @@ pub async fn resume(
 }
 
 /// `POST /api/v1/deployments/{id}/abort` (a comment is required).
-#[utoipa::path(post, path = "/api/v1/deployments/{id}/abort", params(("id" = String, Path, description = "The deployment’s id")), request_body(description = "`{\"comment\": \"…\"}` (required)", content = ActionIn), responses((status = 200, body = DeploymentDetail), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/abort",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    request_body(description = "`{\"comment\": \"…\"}` (required)", content = ActionIn),
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn abort(
     State(st): State<AppState>,
     a: Authed,
@@ -117,7 +188,18 @@ pub async fn abort(
 }
 
 /// `POST /api/v1/deployments/{id}/rollback` (a comment is required).
-#[utoipa::path(post, path = "/api/v1/deployments/{id}/rollback", params(("id" = String, Path, description = "The deployment’s id")), request_body(description = "`{\"comment\": \"…\"}` (required)", content = ActionIn), responses((status = 200, body = DeploymentDetail), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/rollback",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    request_body(description = "`{\"comment\": \"…\"}` (required)", content = ActionIn),
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn rollback(
     State(st): State<AppState>,
     a: Authed,
@@ -128,7 +210,18 @@ pub async fn rollback(
 }
 
 /// `POST /api/v1/deployments/{id}/approvals`: approve a ring, or reject.
-#[utoipa::path(post, path = "/api/v1/deployments/{id}/approvals", params(("id" = String, Path, description = "The deployment’s id")), request_body = DeployApprovalIn, responses((status = 200, body = DeploymentDetail), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/approvals",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    request_body = DeployApprovalIn,
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn approval(
     State(st): State<AppState>,
     a: Authed,

@@ -16,7 +16,11 @@ use patchbay_proto::api::{
 use serde::Deserialize;
 
 /// `GET /api/v1/contacts`.
-#[utoipa::path(get, path = "/api/v1/contacts", responses((status = 200, body = List<ContactOut>)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts",
+    responses((status = 200, body = List<ContactOut>))
+)]
 pub async fn contacts(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(List {
         items: st.app.contacts(&a.caller, &a.ctx).await?,
@@ -24,7 +28,16 @@ pub async fn contacts(State(st): State<AppState>, a: Authed) -> ApiResult<impl I
 }
 
 /// `POST /api/v1/contacts`.
-#[utoipa::path(post, path = "/api/v1/contacts", request_body = ContactSpec, responses((status = 201, body = ContactOut), (status = 400, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/contacts",
+    request_body = ContactSpec,
+    responses(
+        (status = 201, body = ContactOut),
+        (status = 400, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn add_contact(
     State(st): State<AppState>,
     a: Authed,
@@ -38,7 +51,16 @@ pub async fn add_contact(
 }
 
 /// `DELETE /api/v1/contacts/{name}`.
-#[utoipa::path(delete, path = "/api/v1/contacts/{name}", params(("name" = String, Path, description = "The contact’s name")), responses((status = 204, description = "Removed"), (status = 404, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/contacts/{name}",
+    params(("name" = String, Path, description = "The contact’s name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn remove_contact(
     State(st): State<AppState>,
     a: Authed,
@@ -60,7 +82,16 @@ pub(crate) struct EmailsQuery {
 }
 
 /// `GET /api/v1/contacts/deliveries?contact=&limit=`: the email log.
-#[utoipa::path(get, path = "/api/v1/contacts/deliveries", params(EmailsQuery), responses((status = 200, body = List<EmailOut>), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts/deliveries",
+    params(EmailsQuery),
+    responses(
+        (status = 200, body = List<EmailOut>),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn emails(
     State(st): State<AppState>,
     a: Authed,
@@ -81,7 +112,11 @@ pub async fn emails(
 }
 
 /// `GET /api/v1/escalations`.
-#[utoipa::path(get, path = "/api/v1/escalations", responses((status = 200, body = List<EscalationChainOut>)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/escalations",
+    responses((status = 200, body = List<EscalationChainOut>))
+)]
 pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(List {
         items: st.app.escalations(&a.caller, &a.ctx).await?,
@@ -89,7 +124,17 @@ pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoR
 }
 
 /// `POST /api/v1/escalations`.
-#[utoipa::path(post, path = "/api/v1/escalations", request_body = EscalationSpec, responses((status = 201, body = EscalationChainOut), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/escalations",
+    request_body = EscalationSpec,
+    responses(
+        (status = 201, body = EscalationChainOut),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn add(
     State(st): State<AppState>,
     a: Authed,
@@ -103,7 +148,15 @@ pub async fn add(
 }
 
 /// `GET /api/v1/escalations/{name}`.
-#[utoipa::path(get, path = "/api/v1/escalations/{name}", params(("name" = String, Path, description = "The chain’s name")), responses((status = 200, body = EscalationChainDetail), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/escalations/{name}",
+    params(("name" = String, Path, description = "The chain’s name")),
+    responses(
+        (status = 200, body = EscalationChainDetail),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
@@ -115,7 +168,15 @@ pub async fn show(
 }
 
 /// `DELETE /api/v1/escalations/{name}`.
-#[utoipa::path(delete, path = "/api/v1/escalations/{name}", params(("name" = String, Path, description = "The chain’s name")), responses((status = 204, description = "Removed"), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/escalations/{name}",
+    params(("name" = String, Path, description = "The chain’s name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn remove(
     State(st): State<AppState>,
     a: Authed,
@@ -127,7 +188,18 @@ pub async fn remove(
 }
 
 /// `POST /api/v1/escalations/{name}/ack`.
-#[utoipa::path(post, path = "/api/v1/escalations/{name}/ack", params(("name" = String, Path, description = "The escalation’s id")), request_body = EscalationAckIn, responses((status = 200, body = EscalationOut), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/escalations/{name}/ack",
+    params(("name" = String, Path, description = "The escalation’s id")),
+    request_body = EscalationAckIn,
+    responses(
+        (status = 200, body = EscalationOut),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn ack(
     State(st): State<AppState>,
     a: Authed,

@@ -20,7 +20,15 @@ pub(crate) struct ExceptionsQuery {
 }
 
 /// `GET /api/v1/exceptions?all=`.
-#[utoipa::path(get, path = "/api/v1/exceptions", params(ExceptionsQuery), responses((status = 200, body = List<ExceptionOut>), (status = 400, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/exceptions",
+    params(ExceptionsQuery),
+    responses(
+        (status = 200, body = List<ExceptionOut>),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
 pub async fn list(
     State(st): State<AppState>,
     a: Authed,
@@ -33,7 +41,17 @@ pub async fn list(
 }
 
 /// `POST /api/v1/exceptions`: the caller is the approver.
-#[utoipa::path(post, path = "/api/v1/exceptions", request_body = ExceptionSpec, responses((status = 201, body = ExceptionOut), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/exceptions",
+    request_body = ExceptionSpec,
+    responses(
+        (status = 201, body = ExceptionOut),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn add(
     State(st): State<AppState>,
     a: Authed,
@@ -47,7 +65,17 @@ pub async fn add(
 }
 
 /// `GET /api/v1/exceptions/{id}`.
-#[utoipa::path(get, path = "/api/v1/exceptions/{id}", params(("id" = String, Path, description = "The exception’s id (`EXC-…`)")), responses((status = 200, body = ExceptionOut), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/exceptions/{id}",
+    params(
+        ("id" = String, Path, description = "The exception’s id (`EXC-…`)"),
+    ),
+    responses(
+        (status = 200, body = ExceptionOut),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
@@ -57,7 +85,20 @@ pub async fn show(
 }
 
 /// `POST /api/v1/exceptions/{id}/revoke`.
-#[utoipa::path(post, path = "/api/v1/exceptions/{id}/revoke", params(("id" = String, Path, description = "The exception’s id (`EXC-…`)")), request_body = RevokeIn, responses((status = 200, body = ExceptionOut), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/exceptions/{id}/revoke",
+    params(
+        ("id" = String, Path, description = "The exception’s id (`EXC-…`)"),
+    ),
+    request_body = RevokeIn,
+    responses(
+        (status = 200, body = ExceptionOut),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn revoke(
     State(st): State<AppState>,
     a: Authed,
@@ -73,7 +114,11 @@ pub async fn revoke(
 }
 
 /// `GET /api/v1/exceptions/review`: expiring, expired and ownerless (reads only).
-#[utoipa::path(get, path = "/api/v1/exceptions/review", responses((status = 200, body = ExceptionReviewOut)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/exceptions/review",
+    responses((status = 200, body = ExceptionReviewOut))
+)]
 pub async fn review(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.review_exceptions(&a.caller, &a.ctx).await?))
 }

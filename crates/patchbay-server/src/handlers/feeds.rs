@@ -70,7 +70,16 @@ fn too_large(max: u64) -> ApiError {
 }
 
 /// `POST /api/v1/feeds/import?name=FILE`: imports one uploaded feed file.
-#[utoipa::path(post, path = "/api/v1/feeds/import", params(ImportQuery), request_body(description = "The feed file as it is: OSV JSON or JSON Lines, a zip of OSV records, the KEV catalog JSON, the EPSS CSV (gzip or not)", content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = FeedImportOut), (status = 400, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/feeds/import",
+    params(ImportQuery),
+    request_body(description = "The feed file as it is: OSV JSON or JSON Lines, a zip of OSV records, the KEV catalog JSON, the EPSS CSV (gzip or not)", content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, body = FeedImportOut),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
 pub async fn import(
     State(st): State<AppState>,
     a: Authed,

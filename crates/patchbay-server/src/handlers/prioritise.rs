@@ -27,7 +27,16 @@ pub(crate) struct WorkQuery {
 }
 
 /// `GET /api/v1/worklist?asset=&owner=&group=&tier=&limit=`.
-#[utoipa::path(get, path = "/api/v1/worklist", params(WorkQuery), responses((status = 200, body = List<WorkItem>), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/worklist",
+    params(WorkQuery),
+    responses(
+        (status = 200, body = List<WorkItem>),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn worklist(
     State(st): State<AppState>,
     a: Authed,
@@ -77,13 +86,25 @@ fn policy_text(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiR
 }
 
 /// `GET /api/v1/policy`: the policy in force, its fingerprint, who applied it.
-#[utoipa::path(get, path = "/api/v1/policy", responses((status = 200, body = PolicyOut)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/policy",
+    responses((status = 200, body = PolicyOut))
+)]
 pub async fn get_policy(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.policy(&a.caller, &a.ctx).await?))
 }
 
 /// `POST /api/v1/policy/preview`: what applying the policy would change.
-#[utoipa::path(post, path = "/api/v1/policy/preview", request_body(description = POLICY_BODY, content((String = "application/toml"), (String = "text/plain"), (PolicyTextIn = "application/json"))), responses((status = 200, body = PolicyEffect), (status = 400, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/policy/preview",
+    request_body(description = POLICY_BODY, content((String = "application/toml"), (String = "text/plain"), (PolicyTextIn = "application/json"))),
+    responses(
+        (status = 200, body = PolicyEffect),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
 pub async fn preview_policy(
     State(st): State<AppState>,
     a: Authed,
@@ -95,7 +116,15 @@ pub async fn preview_policy(
 }
 
 /// `POST /api/v1/policy`: applies a policy (a no-op when it is in force).
-#[utoipa::path(post, path = "/api/v1/policy", request_body(description = POLICY_BODY, content((String = "application/toml"), (String = "text/plain"), (PolicyTextIn = "application/json"))), responses((status = 200, body = PolicyEffect), (status = 400, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/policy",
+    request_body(description = POLICY_BODY, content((String = "application/toml"), (String = "text/plain"), (PolicyTextIn = "application/json"))),
+    responses(
+        (status = 200, body = PolicyEffect),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
 pub async fn apply_policy(
     State(st): State<AppState>,
     a: Authed,
@@ -107,7 +136,18 @@ pub async fn apply_policy(
 }
 
 /// `GET /api/v1/triage/{cve}`: affected assets, versions, fixes, due dates.
-#[utoipa::path(get, path = "/api/v1/triage/{cve}", params(("cve" = String, Path, description = "A vulnerability id (CVE, GHSA, DSA…)")), responses((status = 200, body = Triage), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/triage/{cve}",
+    params(
+        ("cve" = String, Path, description = "A vulnerability id (CVE, GHSA, DSA…)"),
+    ),
+    responses(
+        (status = 200, body = Triage),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn triage(
     State(st): State<AppState>,
     a: Authed,
@@ -117,7 +157,11 @@ pub async fn triage(
 }
 
 /// `GET /api/v1/patches`: the patch catalog, approved or not, and why.
-#[utoipa::path(get, path = "/api/v1/patches", responses((status = 200, body = List<PatchOut>)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/patches",
+    responses((status = 200, body = List<PatchOut>))
+)]
 pub async fn patches(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(List {
         items: st.app.patches(&a.caller, &a.ctx).await?,
@@ -125,7 +169,11 @@ pub async fn patches(State(st): State<AppState>, a: Authed) -> ApiResult<impl In
 }
 
 /// `GET /api/v1/oob-events`: the zero-day lane's out-of-band events.
-#[utoipa::path(get, path = "/api/v1/oob-events", responses((status = 200, body = List<OobEventOut>)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/oob-events",
+    responses((status = 200, body = List<OobEventOut>))
+)]
 pub async fn oob_events(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(List {
         items: st.app.oob_events(&a.caller, &a.ctx).await?,
@@ -133,7 +181,11 @@ pub async fn oob_events(State(st): State<AppState>, a: Authed) -> ApiResult<impl
 }
 
 /// `GET /api/v1/deployments`.
-#[utoipa::path(get, path = "/api/v1/deployments", responses((status = 200, body = List<DeploymentOut>)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments",
+    responses((status = 200, body = List<DeploymentOut>))
+)]
 pub async fn deployments(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(List {
         items: st.app.deployments(&a.caller, &a.ctx).await?,

@@ -22,7 +22,19 @@ pub(crate) struct ReportQuery {
 }
 
 /// `GET /api/v1/reports/{kind}?as_of=&format=json|csv|html`.
-#[utoipa::path(get, path = "/api/v1/reports/{kind}", params(("kind" = String, Path, description = "compliance, time-to-patch, sla, coverage or deployments"), ReportQuery), responses((status = 200, description = "The report: JSON (the default), CSV or a printable HTML page", content((Object = "application/json"), (String = "text/csv"), (String = "text/html"))), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/{kind}",
+    params(
+        ("kind" = String, Path, description = "compliance, time-to-patch, sla, coverage or deployments"),
+        ReportQuery,
+    ),
+    responses(
+        (status = 200, description = "The report: JSON (the default), CSV or a printable HTML page", content((Object = "application/json"), (String = "text/csv"), (String = "text/html"))),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn report(
     State(st): State<AppState>,
     a: Authed,
@@ -54,7 +66,15 @@ pub(crate) struct EvidenceQuery {
 }
 
 /// `GET /api/v1/evidence?as_of=`: the signed evidence bundle (zip).
-#[utoipa::path(get, path = "/api/v1/evidence", params(EvidenceQuery), responses((status = 200, description = "The signed evidence bundle (zip)", body = Vec<u8>, content_type = "application/zip"), (status = 400, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/evidence",
+    params(EvidenceQuery),
+    responses(
+        (status = 200, description = "The signed evidence bundle (zip)", body = Vec<u8>, content_type = "application/zip"),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
 pub async fn evidence(
     State(st): State<AppState>,
     a: Authed,

@@ -15,7 +15,11 @@ use patchbay_proto::api::{
 use serde::Deserialize;
 
 /// `GET /api/v1/webhooks`.
-#[utoipa::path(get, path = "/api/v1/webhooks", responses((status = 200, body = List<WebhookOut>)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks",
+    responses((status = 200, body = List<WebhookOut>))
+)]
 pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(List {
         items: st.app.webhooks(&a.caller, &a.ctx).await?,
@@ -23,7 +27,16 @@ pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoR
 }
 
 /// `POST /api/v1/webhooks`: answers the subscription and its secret (once).
-#[utoipa::path(post, path = "/api/v1/webhooks", request_body = WebhookSpec, responses((status = 201, body = WebhookCreated), (status = 400, response = crate::openapi::Error), (status = 409, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks",
+    request_body = WebhookSpec,
+    responses(
+        (status = 201, body = WebhookCreated),
+        (status = 400, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn add(
     State(st): State<AppState>,
     a: Authed,
@@ -37,7 +50,17 @@ pub async fn add(
 }
 
 /// `GET /api/v1/webhooks/{name}`.
-#[utoipa::path(get, path = "/api/v1/webhooks/{name}", params(("name" = String, Path, description = "The subscription’s name")), responses((status = 200, body = WebhookOut), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{name}",
+    params(
+        ("name" = String, Path, description = "The subscription’s name"),
+    ),
+    responses(
+        (status = 200, body = WebhookOut),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
@@ -48,7 +71,19 @@ pub async fn show(
 
 /// `POST /api/v1/webhooks/{name}/auth`: replaces the auth headers (their
 /// values never come back).
-#[utoipa::path(post, path = "/api/v1/webhooks/{name}/auth", params(("name" = String, Path, description = "The subscription’s name")), request_body = WebhookAuthSpec, responses((status = 200, body = WebhookOut), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{name}/auth",
+    params(
+        ("name" = String, Path, description = "The subscription’s name"),
+    ),
+    request_body = WebhookAuthSpec,
+    responses(
+        (status = 200, body = WebhookOut),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn set_auth(
     State(st): State<AppState>,
     a: Authed,
@@ -64,7 +99,17 @@ pub async fn set_auth(
 }
 
 /// `DELETE /api/v1/webhooks/{name}`.
-#[utoipa::path(delete, path = "/api/v1/webhooks/{name}", params(("name" = String, Path, description = "The subscription’s name")), responses((status = 204, description = "Removed"), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhooks/{name}",
+    params(
+        ("name" = String, Path, description = "The subscription’s name"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn remove(
     State(st): State<AppState>,
     a: Authed,
@@ -86,7 +131,19 @@ pub(crate) struct DeliveriesQuery {
 }
 
 /// `GET /api/v1/webhooks/{name}/deliveries?state=&limit=`.
-#[utoipa::path(get, path = "/api/v1/webhooks/{name}/deliveries", params(("name" = String, Path, description = "The subscription’s name"), DeliveriesQuery), responses((status = 200, body = List<DeliveryOut>), (status = 400, response = crate::openapi::Error), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{name}/deliveries",
+    params(
+        ("name" = String, Path, description = "The subscription’s name"),
+        DeliveriesQuery,
+    ),
+    responses(
+        (status = 200, body = List<DeliveryOut>),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn deliveries(
     State(st): State<AppState>,
     a: Authed,
@@ -109,7 +166,17 @@ pub async fn deliveries(
 }
 
 /// `POST /api/v1/webhooks/{name}/replay`: dead letters become pending.
-#[utoipa::path(post, path = "/api/v1/webhooks/{name}/replay", params(("name" = String, Path, description = "The subscription’s name")), responses((status = 200, body = ReplayOut), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{name}/replay",
+    params(
+        ("name" = String, Path, description = "The subscription’s name"),
+    ),
+    responses(
+        (status = 200, body = ReplayOut),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn replay(
     State(st): State<AppState>,
     a: Authed,
@@ -120,7 +187,17 @@ pub async fn replay(
 }
 
 /// `POST /api/v1/webhooks/{name}/test`: queues a `webhook.test` event.
-#[utoipa::path(post, path = "/api/v1/webhooks/{name}/test", params(("name" = String, Path, description = "The subscription’s name")), responses((status = 202, body = WebhookTestOut), (status = 404, response = crate::openapi::Error)))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{name}/test",
+    params(
+        ("name" = String, Path, description = "The subscription’s name"),
+    ),
+    responses(
+        (status = 202, body = WebhookTestOut),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn test(
     State(st): State<AppState>,
     a: Authed,
