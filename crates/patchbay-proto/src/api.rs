@@ -85,6 +85,7 @@ pub struct AssetDetail {
 /// `PATCH /api/v1/assets/{name}`: fields to change (absent fields stay).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"owner": "team-web", "environment": "prod", "tags": ["web"]})))]
 #[serde(deny_unknown_fields)]
 pub struct AssetPatch {
     /// New kind.
@@ -159,6 +160,7 @@ pub struct ImportResult {
 /// `POST /api/v1/tokens`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "reporting", "role": "auditor", "ttl_secs": 86400, "scopes": ["read"]})))]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// A label (who or what uses it).
@@ -216,6 +218,7 @@ pub struct TokenCreated {
 /// `POST /api/v1/enroll-tokens`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "rack-7", "uses": 5, "ttl_secs": 3600})))]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnrollToken {
     /// Label.
@@ -570,6 +573,7 @@ pub struct RingIn {
 /// A new deployment (`POST /api/v1/deployments`, and its preview).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"packages": [{"name": "curl", "version": "7.88.1-10+deb12u8"}], "assets": ["web-01"]})))]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentSpec {
     /// Exact versions to install (with or instead of `patches`/`tier`).
@@ -708,6 +712,7 @@ pub struct DeployApprovalIn {
 /// A maintenance window definition (`POST /api/v1/windows`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "sat-night", "rrule": "FREQ=WEEKLY;BYDAY=SA", "dtstart": "2026-01-03T02:00:00", "tz": "Europe/Berlin", "duration": "4h", "groups": ["web-prod"]})))]
 #[serde(deny_unknown_fields)]
 pub struct WindowSpec {
     /// Unique name (letters, digits, `.`, `_`, `-`).
@@ -765,6 +770,7 @@ pub struct WindowOut {
 /// A blackout (change freeze) definition (`POST /api/v1/blackouts`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "year-end", "start": "2026-12-20T00:00", "end": "2027-01-02T00:00", "tz": "Europe/Berlin", "reason": "change freeze", "owner": "cab", "groups": ["web-prod"]})))]
 #[serde(deny_unknown_fields)]
 pub struct BlackoutSpec {
     /// Unique name.
@@ -843,6 +849,7 @@ pub struct BlackoutApprovalOut {
 /// `POST /api/v1/plan/preview`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"group": "web-prod", "days": 14})))]
 #[serde(deny_unknown_fields)]
 pub struct PlanRequest {
     /// Plan this deployment's assets (default: every asset with open findings).
@@ -949,6 +956,7 @@ pub struct PlanOut {
 /// `POST /api/v1/exceptions`: defer findings on purpose.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"advisory": "CVE-2024-2961", "asset": "web-01", "owner": "team-web", "reason": "vendor build pending", "compensating_control": "WAF rule 942100", "expires": "30d"})))]
 #[serde(deny_unknown_fields)]
 pub struct ExceptionSpec {
     /// Advisory or CVE id (with or instead of `package`).
@@ -1120,6 +1128,7 @@ pub struct LessonOut {
 /// `POST /api/v1/changes/{id}/lessons`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"text": "Stage the openssl update on one canary first."})))]
 #[serde(deny_unknown_fields)]
 pub struct LessonIn {
     /// The lesson (required).
@@ -1325,6 +1334,7 @@ pub struct WebhookAuthSpec {
 /// PagerDuty routing key and the auth headers' values.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "chatops", "url": "http://127.0.0.1:9/hook", "events": ["finding.*"]})))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
     /// Unique name (letters, digits, `-`, `_`, `.`; at most 64).
@@ -1479,6 +1489,7 @@ pub struct WebhookTestOut {
 /// `POST /api/v1/contacts`: a notification contact (an email recipient).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "cab", "email": "cab@example.com", "events": ["deployment.*"]})))]
 #[serde(deny_unknown_fields)]
 pub struct ContactSpec {
     /// Unique name (letters, digits, `-`, `_`, `.`; at most 64): what
@@ -1540,6 +1551,7 @@ pub struct EmailOut {
 /// `POST /api/v1/escalations`: an escalation chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "approvals", "trigger": "approval", "steps": ["email:cab", "email:cab:1h"]})))]
 #[serde(deny_unknown_fields)]
 pub struct EscalationSpec {
     /// Unique name.
