@@ -168,7 +168,8 @@ pub const UNDOCUMENTED: &[(&str, &str)] = &[
 
 /// Builds the document: the handlers' operations, then what the router
 /// adds to each route (see the module documentation), then the security
-/// schemes.
+/// schemes. What is served is [`json`]: this, with [`open_flattened`]
+/// applied.
 pub fn document() -> OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
