@@ -25,12 +25,8 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// What a rotation answers.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KeyRotated {
-    /// The announcement written into the audit log.
-    pub announcement: KeyAnnouncement,
-}
+/// What a rotation answers (a wire type: `patchbay_proto::api::KeyRotated`).
+pub use patchbay_proto::api::KeyRotated;
 
 /// Where a rotation stores the new key before the audit entry commits.
 pub fn pending_key_path(key_file: &Path) -> PathBuf {

@@ -60,6 +60,7 @@ pub const ROTATE_ACTION: &str = "server_key.rotate";
 /// [`ROTATE_ACTION`] entry) and handed to agents at check-in, so whoever pins
 /// the old key can follow to the new one.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyAnnouncement {
     /// The retired key (hex).
     pub old_public_key: String,

@@ -14,6 +14,7 @@ use std::str::FromStr;
 
 /// A role carried by an API token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including token management.
@@ -153,6 +154,7 @@ impl Action {
 
 /// A family of actions an API token can be restricted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Every read: inventory, findings, reports, tokens list, audit, calendar.

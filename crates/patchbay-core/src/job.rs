@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 /// One exact package version a job installs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackagePin {
     /// Package name (validated by the ecosystem's rules before signing).
     pub name: String,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// One asset in a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssetSummary {
     /// Unique standard name.
     pub name: String,
@@ -32,6 +33,7 @@ pub struct AssetSummary {
 
 /// A package as shown by the API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackageOut {
     /// Binary package name.
     pub name: String,
@@ -47,6 +49,7 @@ pub struct PackageOut {
 
 /// One asset with everything known about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssetDetail {
     /// Summary fields.
     #[serde(flatten)]
@@ -81,6 +84,8 @@ pub struct AssetDetail {
 
 /// `PATCH /api/v1/assets/{name}`: fields to change (absent fields stay).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"owner": "team-web", "environment": "prod", "tags": ["web"]})))]
 #[serde(deny_unknown_fields)]
 pub struct AssetPatch {
     /// New kind.
@@ -100,6 +105,7 @@ pub struct AssetPatch {
 /// One agentless asset in an import (JSON form; CSV columns have the same names,
 /// with `tags` separated by `;` and `packages` as `name=version;name=version`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ImportAsset {
     /// Unique name.
@@ -142,6 +148,7 @@ pub struct ImportAsset {
 
 /// A versioned component of an agentless asset.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ImportPackage {
     /// Name.
@@ -152,6 +159,7 @@ pub struct ImportPackage {
 
 /// Result of an import.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportResult {
     /// Assets created.
     pub created: u64,
@@ -161,6 +169,8 @@ pub struct ImportResult {
 
 /// `POST /api/v1/tokens`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "reporting", "role": "auditor", "ttl_secs": 86400, "scopes": ["read"]})))]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// A label (who or what uses it).
@@ -178,6 +188,7 @@ pub struct CreateToken {
 
 /// A token as listed (never the secret).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     /// Id.
     pub id: i64,
@@ -205,6 +216,7 @@ pub struct TokenInfo {
 
 /// A freshly created token: the only time the secret is shown.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenCreated {
     /// Token metadata.
     #[serde(flatten)]
@@ -215,6 +227,8 @@ pub struct TokenCreated {
 
 /// `POST /api/v1/enroll-tokens`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "rack-7", "uses": 5, "ttl_secs": 3600})))]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnrollToken {
     /// Label.
@@ -230,6 +244,7 @@ pub struct CreateEnrollToken {
 
 /// A created enrolment token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollTokenCreated {
     /// Id.
     pub id: i64,
@@ -243,6 +258,7 @@ pub struct EnrollTokenCreated {
 
 /// One audit event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEventOut {
     /// Sequence number (gap-free, increasing).
     pub seq: i64,
@@ -262,6 +278,7 @@ pub struct AuditEventOut {
 
 /// A list answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct List<T> {
     /// Items.
     pub items: Vec<T>,
@@ -269,6 +286,7 @@ pub struct List<T> {
 
 /// A finding: asset × advisory × installed package.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FindingOut {
     /// Standard name `F-<asset>-<advisory>-<package>`.
     pub id: String,
@@ -306,6 +324,7 @@ pub struct FindingOut {
 
 /// A recorded feed import.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeedOut {
     /// `osv`, `kev` or `epss`.
     pub kind: String,
@@ -326,6 +345,7 @@ pub struct FeedOut {
 /// What one feed file imported (`POST /api/v1/feeds/import`, and each
 /// import of the feed-sync duty).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeedImportOut {
     /// The source recorded for the import (the uploaded file's name, or the
     /// synced source's URL, path or mirror file).
@@ -345,6 +365,7 @@ pub struct FeedImportOut {
 
 /// One feed stored from a file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportedFeedOut {
     /// `osv`, `kev` or `epss`.
     pub kind: String,
@@ -360,6 +381,7 @@ pub struct ImportedFeedOut {
 
 /// What the zero-day lane did after an import.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ZeroDayOut {
     /// Findings raised to P0.
     pub findings: i64,
@@ -371,6 +393,7 @@ pub struct ZeroDayOut {
 
 /// One line of the worklist: a finding with its risk tier, due date and reasons.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkItem {
     /// The finding.
     #[serde(flatten)]
@@ -398,6 +421,7 @@ pub struct WorkItem {
 
 /// The policy in force (`GET /api/v1/policy`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyOut {
     /// Canonical fingerprint of the policy.
     pub fingerprint: String,
@@ -411,6 +435,7 @@ pub struct PolicyOut {
 
 /// What applying a policy changes (the preview equals the apply).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyEffect {
     /// Canonical fingerprint of the policy.
     pub fingerprint: String,
@@ -432,6 +457,7 @@ pub struct PolicyEffect {
 
 /// `patchbay triage CVE`: one screen on one CVE.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Triage {
     /// The CVE.
     pub cve: String,
@@ -451,6 +477,7 @@ pub struct Triage {
 
 /// A patch: one package → fixed version for one OS release, with what it closes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PatchOut {
     /// Standard name `PB-<yyyy>-<mm>-<os>-<package>-<version>`.
     pub name: String,
@@ -483,6 +510,7 @@ pub struct PatchOut {
 
 /// A zero-day lane event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OobEventOut {
     /// Time (RFC 3339).
     pub at: String,
@@ -498,6 +526,7 @@ pub struct OobEventOut {
 
 /// A deployment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentOut {
     /// `DEP-<yyyy>-<mm>-<seq>` or `DEP-OOB-<yyyy>-<mm>-<seq>`.
     pub id: String,
@@ -519,6 +548,7 @@ pub struct DeploymentOut {
 
 /// A ring of a new deployment (`POST /api/v1/deployments`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RingIn {
     /// Name (`ring0-canary`).
@@ -552,6 +582,8 @@ pub struct RingIn {
 
 /// A new deployment (`POST /api/v1/deployments`, and its preview).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"packages": [{"name": "curl", "version": "7.88.1-10+deb12u8"}], "assets": ["web-01"]})))]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentSpec {
     /// Exact versions to install (with or instead of `patches`/`tier`).
@@ -604,6 +636,7 @@ pub struct DeploymentSpec {
 
 /// One host in a deployment preview.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewHost {
     /// Asset.
     pub asset: String,
@@ -619,6 +652,7 @@ pub struct PreviewHost {
 
 /// A package change in a preview.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewPackage {
     /// Name.
     pub name: String,
@@ -635,6 +669,7 @@ pub struct PreviewPackage {
 
 /// A target that will not be touched, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewSkip {
     /// Asset.
     pub asset: String,
@@ -644,6 +679,7 @@ pub struct PreviewSkip {
 
 /// What a deployment would do (`POST /api/v1/deployments/preview`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentPreview {
     /// Hosts and what each gets, ring by ring.
     pub hosts: Vec<PreviewHost>,
@@ -655,10 +691,14 @@ pub struct DeploymentPreview {
 
 /// A deployment with its rollout (`GET /api/v1/deployments/{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentDetail {
     /// The deployment.
     pub deployment: DeploymentOut,
     /// Its rollout: state, rings with gate verdicts, each host's job.
+    /// (Documented as a free-form object: the state machine's own type,
+    /// `patchbay_core::rollout::Rollout`, serialised as it is.)
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub rollout: Option<patchbay_core::rollout::Rollout>,
     /// Each job's last result as the agent reported it.
     #[serde(default)]
@@ -667,6 +707,7 @@ pub struct DeploymentDetail {
 
 /// An approval or rejection of a deployment's ring.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeployApprovalIn {
     /// The ring (name); default: the ring waiting for approval.
@@ -680,6 +721,8 @@ pub struct DeployApprovalIn {
 
 /// A maintenance window definition (`POST /api/v1/windows`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "sat-night", "rrule": "FREQ=WEEKLY;BYDAY=SA", "dtstart": "2026-01-03T02:00:00", "tz": "Europe/Berlin", "duration": "4h", "groups": ["web-prod"]})))]
 #[serde(deny_unknown_fields)]
 pub struct WindowSpec {
     /// Unique name (letters, digits, `.`, `_`, `-`).
@@ -711,6 +754,7 @@ pub struct WindowSpec {
 
 /// One occurrence of a window (`[start, end)`, RFC 3339 UTC).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OccurrenceOut {
     /// Opens.
     pub start: String,
@@ -720,6 +764,7 @@ pub struct OccurrenceOut {
 
 /// A stored window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WindowOut {
     /// The definition.
     #[serde(flatten)]
@@ -734,6 +779,8 @@ pub struct WindowOut {
 
 /// A blackout (change freeze) definition (`POST /api/v1/blackouts`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "year-end", "start": "2026-12-20T00:00", "end": "2027-01-02T00:00", "tz": "Europe/Berlin", "reason": "change freeze", "owner": "cab", "groups": ["web-prod"]})))]
 #[serde(deny_unknown_fields)]
 pub struct BlackoutSpec {
     /// Unique name.
@@ -759,6 +806,7 @@ pub struct BlackoutSpec {
 
 /// A stored blackout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlackoutOut {
     /// Name.
     pub name: String,
@@ -785,6 +833,7 @@ pub struct BlackoutOut {
 /// `POST /api/v1/blackouts/{name}/approvals`: let an out-of-band deployment
 /// enter the blackout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BlackoutApprovalIn {
     /// The out-of-band deployment (`DEP-OOB-…`).
@@ -795,6 +844,7 @@ pub struct BlackoutApprovalIn {
 
 /// A recorded approval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlackoutApprovalOut {
     /// The deployment.
     pub deployment: String,
@@ -808,6 +858,8 @@ pub struct BlackoutApprovalOut {
 
 /// `POST /api/v1/plan/preview`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"group": "web-prod", "days": 14})))]
 #[serde(deny_unknown_fields)]
 pub struct PlanRequest {
     /// Plan this deployment's assets (default: every asset with open findings).
@@ -829,6 +881,7 @@ pub struct PlanRequest {
 
 /// One ring's forecast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RingPlanOut {
     /// Ring name.
     pub ring: String,
@@ -848,6 +901,7 @@ pub struct RingPlanOut {
 
 /// One asset's forecast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssetPlanOut {
     /// Asset name.
     pub asset: String,
@@ -869,6 +923,7 @@ pub struct AssetPlanOut {
 
 /// A finding forecast to miss its SLA.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AtRiskOut {
     /// Asset.
     pub asset: String,
@@ -888,6 +943,7 @@ pub struct AtRiskOut {
 
 /// The answer of a plan preview.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanOut {
     /// Planned from.
     pub from: String,
@@ -909,6 +965,8 @@ pub struct PlanOut {
 
 /// `POST /api/v1/exceptions`: defer findings on purpose.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"advisory": "CVE-2024-2961", "asset": "web-01", "owner": "team-web", "reason": "vendor build pending", "compensating_control": "WAF rule 942100", "expires": "30d"})))]
 #[serde(deny_unknown_fields)]
 pub struct ExceptionSpec {
     /// Advisory or CVE id (with or instead of `package`).
@@ -935,6 +993,7 @@ pub struct ExceptionSpec {
 
 /// An exception.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExceptionOut {
     /// `EXC-<yyyy>-<nnnn>`.
     pub id: String,
@@ -972,6 +1031,7 @@ pub struct ExceptionOut {
 
 /// `POST /api/v1/exceptions/{id}/revoke`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RevokeIn {
     /// Why (required).
@@ -980,6 +1040,7 @@ pub struct RevokeIn {
 
 /// `GET /api/v1/exceptions/review`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExceptionReviewOut {
     /// In force, expiring within 7 days.
     pub expiring: Vec<ExceptionOut>,
@@ -991,6 +1052,7 @@ pub struct ExceptionReviewOut {
 
 /// A change record in a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangeSummaryOut {
     /// `CHG-<nnnn>`.
     pub id: String,
@@ -1012,6 +1074,7 @@ pub struct ChangeSummaryOut {
 
 /// A patch in a change's scope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangePatch {
     /// Standard name (`PB-…`).
     pub name: String,
@@ -1027,6 +1090,7 @@ pub struct ChangePatch {
 
 /// One back-out step: return a package on an asset to its recorded version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BackOutStep {
     /// Asset.
     pub asset: String,
@@ -1043,6 +1107,7 @@ pub struct BackOutStep {
 
 /// An approval recorded for a change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangeApproval {
     /// What was approved (`blackout:<name>`, …).
     pub subject: String,
@@ -1056,6 +1121,7 @@ pub struct ChangeApproval {
 
 /// A lessons-learned entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LessonOut {
     /// Id.
     pub id: i64,
@@ -1071,6 +1137,8 @@ pub struct LessonOut {
 
 /// `POST /api/v1/changes/{id}/lessons`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"text": "Stage the openssl update on one canary first."})))]
 #[serde(deny_unknown_fields)]
 pub struct LessonIn {
     /// The lesson (required).
@@ -1080,6 +1148,7 @@ pub struct LessonIn {
 /// A change record: scope, risk, windows, back-out plan, approvals, outcome
 /// and lessons learned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangeRecordOut {
     /// `CHG-<nnnn>`.
     pub id: String,
@@ -1129,6 +1198,7 @@ pub struct ChangeRecordOut {
 
 /// One host's job in a change record: its state, error and versions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostOutcome {
     /// The host (asset name).
     pub host: String,
@@ -1152,6 +1222,7 @@ pub struct HostOutcome {
 
 /// One package of a host's job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackageOutcome {
     /// Package name.
     pub name: String,
@@ -1167,6 +1238,7 @@ pub struct PackageOutcome {
 
 /// What a deployment's rollout did, for its change record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RolloutSummary {
     /// `running`, `completed`, `halted`, …
     pub status: String,
@@ -1178,6 +1250,7 @@ pub struct RolloutSummary {
 
 /// One ring of a rollout summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RingSummary {
     /// Name.
     pub name: String,
@@ -1202,6 +1275,7 @@ pub struct RingSummary {
 /// active, without its old credential) or adopt it (an imported asset whose
 /// name a new host's name matches). One use, then it is spent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrollmentApprovalIn {
     /// How long the approval stays usable, in seconds (default 3600, at most
@@ -1215,6 +1289,7 @@ pub struct EnrollmentApprovalIn {
 
 /// A recorded enrolment approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollmentApprovalOut {
     /// Its id.
     pub id: i64,
@@ -1236,6 +1311,7 @@ pub struct EnrollmentApprovalOut {
 /// receiver's credential (`Authorization: Basic …` for Jira or ServiceNow).
 /// Its value is never printed: `Debug` redacts it and no answer carries it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuthHeader {
     /// The header's name (`Authorization`, `X-Api-Key`, …).
@@ -1256,6 +1332,7 @@ impl std::fmt::Debug for AuthHeader {
 /// `POST /api/v1/webhooks/{name}/auth`: replaces a subscription's auth
 /// headers (an empty list removes them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookAuthSpec {
     /// The headers.
@@ -1266,6 +1343,8 @@ pub struct WebhookAuthSpec {
 /// `POST /api/v1/webhooks`: a new subscription. `Debug` redacts the
 /// PagerDuty routing key and the auth headers' values.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "chatops", "url": "http://127.0.0.1:9/hook", "events": ["finding.*"]})))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
     /// Unique name (letters, digits, `-`, `_`, `.`; at most 64).
@@ -1324,6 +1403,7 @@ impl std::fmt::Debug for WebhookSpec {
 
 /// A subscription (never its secret).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookOut {
     /// Name.
     pub name: String,
@@ -1364,6 +1444,7 @@ pub struct WebhookOut {
 /// `POST /api/v1/webhooks` answer: the subscription and its secret, shown
 /// this once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookCreated {
     /// The subscription.
     pub webhook: WebhookOut,
@@ -1373,6 +1454,7 @@ pub struct WebhookCreated {
 
 /// One delivery in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryOut {
     /// The `Patchbay-Delivery` id.
     pub delivery_id: String,
@@ -1400,6 +1482,7 @@ pub struct DeliveryOut {
 
 /// `POST /api/v1/webhooks/{name}/replay` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplayOut {
     /// Dead letters made pending again.
     pub replayed: u64,
@@ -1407,6 +1490,7 @@ pub struct ReplayOut {
 
 /// `POST /api/v1/webhooks/{name}/test` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookTestOut {
     /// The test event queued (`evt_<n>`); it is delivered like any other.
     pub event_id: String,
@@ -1414,6 +1498,8 @@ pub struct WebhookTestOut {
 
 /// `POST /api/v1/contacts`: a notification contact (an email recipient).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "cab", "email": "cab@example.com", "events": ["deployment.*"]})))]
 #[serde(deny_unknown_fields)]
 pub struct ContactSpec {
     /// Unique name (letters, digits, `-`, `_`, `.`; at most 64): what
@@ -1430,6 +1516,7 @@ pub struct ContactSpec {
 
 /// A contact with its delivery counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactOut {
     /// Name.
     pub name: String,
@@ -1451,6 +1538,7 @@ pub struct ContactOut {
 
 /// One email delivery (the delivery log).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmailOut {
     /// The contact.
     pub contact: String,
@@ -1472,6 +1560,8 @@ pub struct EmailOut {
 
 /// `POST /api/v1/escalations`: an escalation chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "approvals", "trigger": "approval", "steps": ["email:cab", "email:cab:1h"]})))]
 #[serde(deny_unknown_fields)]
 pub struct EscalationSpec {
     /// Unique name.
@@ -1486,6 +1576,7 @@ pub struct EscalationSpec {
 
 /// A chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EscalationChainOut {
     /// Name.
     pub name: String,
@@ -1503,6 +1594,7 @@ pub struct EscalationChainOut {
 
 /// One fired step of an escalation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EscalationStepOut {
     /// Its index in the chain (0-based).
     pub step: u32,
@@ -1518,6 +1610,7 @@ pub struct EscalationStepOut {
 
 /// One escalation: a chain running for one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EscalationOut {
     /// `ESC-<n>`.
     pub id: String,
@@ -1545,6 +1638,7 @@ pub struct EscalationOut {
 
 /// `GET /api/v1/escalations/{name}`: a chain and its escalations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EscalationChainDetail {
     /// The chain.
     pub chain: EscalationChainOut,
@@ -1554,6 +1648,7 @@ pub struct EscalationChainDetail {
 
 /// `POST /api/v1/escalations/{name}/ack`: acknowledge an open escalation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EscalationAckIn {
     /// `ESC-<n>` (or `<n>`).
@@ -1561,4 +1656,38 @@ pub struct EscalationAckIn {
     /// Who is on it and what happens next.
     #[serde(default)]
     pub comment: Option<String>,
+}
+
+/// What `POST /api/v1/keys/rotate` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyRotated {
+    /// The announcement written into the audit log.
+    pub announcement: patchbay_core::audit::KeyAnnouncement,
+}
+
+/// What `GET /api/v1/whoami` answers: the caller, and the server's public
+/// signing key (for pinning in `audit verify` and `evidence verify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WhoAmI {
+    /// The token's id (absent for a caller that is not a token).
+    pub token_id: Option<i64>,
+    /// The token's name.
+    pub name: Option<String>,
+    /// The token's role.
+    pub role: Role,
+    /// The scopes the token is restricted to; `null`: unrestricted.
+    pub scopes: Option<Vec<patchbay_core::auth::Scope>>,
+    /// The server's audit signing key (hex), when it signs.
+    pub server_public_key: Option<String>,
+}
+
+/// A policy sent as JSON to `POST /api/v1/policy` or `/policy/preview`
+/// (the TOML text may also be sent as it is, `application/toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PolicyTextIn {
+    /// The policy's TOML text.
+    pub text: String,
 }

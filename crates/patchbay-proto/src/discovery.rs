@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// What an import stored and found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiscoveryImportOut {
     /// The source's name (its earlier observations were replaced).
     pub source: String,
@@ -25,6 +26,7 @@ pub struct DiscoveryImportOut {
 
 /// An open port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PortOut {
     /// `tcp`, `udp` or `sctp`.
     pub proto: String,
@@ -37,6 +39,7 @@ pub struct PortOut {
 
 /// A machine seen that no asset stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShadowOut {
     /// Its stable key (`mac:…`, `cloud:…`, `ip:…`): what adopt and dismiss name.
     pub key: String,
@@ -66,6 +69,7 @@ pub struct ShadowOut {
 
 /// An asset no source has attested for longer than the threshold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GhostOut {
     /// The asset.
     pub asset: String,
@@ -75,6 +79,7 @@ pub struct GhostOut {
 
 /// Several records for one machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DuplicateOut {
     /// The records.
     pub assets: Vec<String>,
@@ -84,6 +89,7 @@ pub struct DuplicateOut {
 
 /// One address with several MACs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConflictOut {
     /// The address.
     pub ip: String,
@@ -95,6 +101,7 @@ pub struct ConflictOut {
 
 /// An observation matched to an asset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MatchOut {
     /// The source.
     pub source: String,
@@ -109,6 +116,7 @@ pub struct MatchOut {
 /// An external scan reached open ports on an asset not recorded as
 /// internet-facing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExposureMismatchOut {
     /// The asset.
     pub asset: String,
@@ -124,6 +132,7 @@ pub struct ExposureMismatchOut {
 
 /// Accepts the exposure an external scan found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AcceptExposure {
     /// The asset.
@@ -132,6 +141,7 @@ pub struct AcceptExposure {
 
 /// The reconciliation as of now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiscoveryOut {
     /// Shadow candidates (not dismissed).
     pub shadows: Vec<ShadowOut>,
@@ -152,6 +162,7 @@ pub struct DiscoveryOut {
 
 /// Adopts a shadow candidate as an agentless asset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AdoptShadow {
     /// The candidate's key.
@@ -181,6 +192,7 @@ pub struct AdoptShadow {
 
 /// Dismisses a shadow candidate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DismissShadow {
     /// The candidate's key.

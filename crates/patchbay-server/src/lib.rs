@@ -11,6 +11,8 @@
 //! - [`extract`]: the [`Authed`] caller extractor, body and query decoding.
 //! - [`errors`]: [`ApiError`], mapping service errors to HTTP answers.
 //! - [`metrics`]: Prometheus registry and counters.
+//! - [`openapi`]: the OpenAPI 3.1 document (`GET /api/v1/openapi.json`),
+//!   generated from the handlers' annotations and the route table.
 //! - [`setup`]: opening the store, first-start admin token, listener.
 //! - [`tls`]: serving HTTPS (rustls) from PEM files.
 //! - [`delivery`]: the webhook delivery loop (leader only, a task per
@@ -26,6 +28,7 @@ pub mod extract;
 pub(crate) mod handlers;
 pub mod mail;
 pub mod metrics;
+pub mod openapi;
 pub mod router;
 pub mod setup;
 pub mod siem;

@@ -98,6 +98,7 @@ use Action::{
 
 routes!(API_ROUTES, api_routes, "/api/v1", {
     GET "/whoami" => ops::whoami, Api(None);
+    GET "/openapi.json" => crate::openapi::openapi_json, Api(None);
     GET "/assets" => assets::list, Api(Some(ReadInventory));
     POST "/assets/import" => assets::import, Api(Some(ImportAssets));
     GET "/assets/{name}" => assets::show, Api(Some(ReadInventory));

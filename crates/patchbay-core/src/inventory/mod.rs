@@ -73,6 +73,7 @@ impl Package {
 
 /// A pending update reported by the host's package manager.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PendingUpdate {
     /// Package name.
     pub name: String,

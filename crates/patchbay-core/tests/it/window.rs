@@ -673,3 +673,26 @@ fn impossible_daily_rule_terminates() {
     );
     assert!(w.occurrences(ts("2025-01-01T00:00:00Z"), 3).is_empty());
 }
+
+/// An offset out of range is an error naming the field, at the extremes of
+/// `i32` too (`i32::MIN.abs()` overflowed: a 500 on `POST /api/v1/windows`,
+/// found by schemathesis).
+#[test]
+fn offsets_out_of_range_are_refused_at_the_extremes() {
+    let w = || {
+        Window::new(
+            "FREQ=WEEKLY;BYDAY=SA".parse().unwrap(),
+            "2026-01-03T02:00:00".parse().unwrap(),
+            TimeZone::UTC,
+            SignedDuration::from_hours(4),
+        )
+        .unwrap()
+    };
+    for days in [i32::MIN, i32::MIN + 1, -3661, 3661, i32::MAX] {
+        let err = w().with_offset_days(days).unwrap_err();
+        assert!(err.to_string().contains("offset_days"), "{days}: {err}");
+    }
+    for days in [-3660, 0, 3660] {
+        assert_eq!(w().with_offset_days(days).unwrap().offset_days(), days);
+    }
+}

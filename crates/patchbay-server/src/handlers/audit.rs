@@ -8,10 +8,11 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use patchbay_proto::api::List;
+use patchbay_proto::api::{AuditEventOut, KeyRotated, List};
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditQuery {
     #[serde(default)]
     after: i64,
@@ -24,6 +25,15 @@ fn default_limit() -> i64 {
 }
 
 /// `GET /api/v1/audit?after=&limit=`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    params(AuditQuery),
+    responses(
+        (status = 200, body = List<AuditEventOut>),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
 pub async fn list(
     State(st): State<AppState>,
     a: Authed,
@@ -38,7 +48,8 @@ pub async fn list(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExportQuery {
     from: String,
@@ -46,6 +57,15 @@ pub(crate) struct ExportQuery {
 }
 
 /// `GET /api/v1/audit/export?from=&to=`: JSON Lines with hashes and signatures.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/export",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "JSON Lines: one audit entry with its hash and signature per line", content_type = "application/x-ndjson", body = String),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
 pub async fn export(
     State(st): State<AppState>,
     a: Authed,
@@ -73,6 +93,16 @@ pub(crate) struct RotateKey {}
 /// `POST /api/v1/keys/rotate` (admin), body `{}`: a new signing key,
 /// announced in the audit log under the old one; answers with the
 /// announcement.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/rotate",
+    request_body(description = "`{}` (nothing else: a stray POST rotates nothing)", content = inline(Object)),
+    responses(
+        (status = 201, body = KeyRotated),
+        (status = 400, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn rotate_key(
     State(st): State<AppState>,
     a: Authed,

@@ -2,20 +2,25 @@
 //! `patchbay-render`), and the lessons-learned log.
 
 use crate::errors::ApiError;
-use crate::extract::{ApiResult, Authed, json_body, query};
+use crate::extract::{ApiPath, ApiResult, Authed, json_body, query};
 use crate::router::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use patchbay_app::AppError;
-use patchbay_proto::api::{LessonIn, List};
+use patchbay_proto::api::{ChangeRecordOut, ChangeSummaryOut, LessonIn, LessonOut, List};
 use patchbay_proto::error::ErrorCode;
 use serde::Deserialize;
 
 /// `GET /api/v1/changes`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/changes",
+    responses((status = 200, body = List<ChangeSummaryOut>))
+)]
 pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(List {
         items: st.app.change_records(&a.caller, &a.ctx).await?,
@@ -23,25 +28,50 @@ pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoR
 }
 
 /// `GET /api/v1/changes/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/changes/{id}",
+    params(
+        ("id" = String, Path, description = "The change record’s id (`CHG-…`)"),
+    ),
+    responses(
+        (status = 200, body = ChangeRecordOut),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.change_record(&a.caller, &id, &a.ctx).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RunbookQuery {
     format: Option<String>,
 }
 
 /// `GET /api/v1/changes/{id}/runbook?format=md|html`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/changes/{id}/runbook",
+    params(
+        ("id" = String, Path, description = "The change record’s id (`CHG-…`)"),
+        RunbookQuery,
+    ),
+    responses(
+        (status = 200, description = "The runbook, as Markdown (`format=md`, the default) or an HTML page (`format=html`)", content((String = "text/markdown"), (String = "text/html"))),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn runbook(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     q: Result<Query<RunbookQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let q = query(q)?;
@@ -70,10 +100,23 @@ pub async fn runbook(
 }
 
 /// `POST /api/v1/changes/{id}/lessons`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/changes/{id}/lessons",
+    params(
+        ("id" = String, Path, description = "The change record’s id (`CHG-…`)"),
+    ),
+    request_body = LessonIn,
+    responses(
+        (status = 201, body = LessonOut),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn add_lesson(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let input: LessonIn = json_body(body)?;
@@ -87,13 +130,23 @@ pub async fn add_lesson(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LessonQuery {
     q: Option<String>,
 }
 
 /// `GET /api/v1/lessons?q=`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/lessons",
+    params(LessonQuery),
+    responses(
+        (status = 200, body = List<LessonOut>),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
 pub async fn search_lessons(
     State(st): State<AppState>,
     a: Authed,

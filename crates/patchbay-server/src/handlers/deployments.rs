@@ -1,17 +1,27 @@
 //! Deployments: preview, create, show, operator actions, approvals.
 
-use crate::extract::{ApiResult, Authed, json_body};
+use crate::extract::{ApiPath, ApiResult, Authed, json_body};
 use crate::router::AppState;
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use patchbay_proto::api::{DeployApprovalIn, DeploymentSpec};
+use patchbay_proto::api::{DeployApprovalIn, DeploymentDetail, DeploymentPreview, DeploymentSpec};
 use serde::Deserialize;
 
 /// `POST /api/v1/deployments/preview`: what a deployment would do.
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/preview",
+    request_body = DeploymentSpec,
+    responses(
+        (status = 200, body = DeploymentPreview),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn preview(
     State(st): State<AppState>,
     a: Authed,
@@ -22,6 +32,17 @@ pub async fn preview(
 }
 
 /// `POST /api/v1/deployments`: a new deployment (draft) and its change record.
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments",
+    request_body = DeploymentSpec,
+    responses(
+        (status = 201, body = DeploymentDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn create(
     State(st): State<AppState>,
     a: Authed,
@@ -35,16 +56,25 @@ pub async fn create(
 }
 
 /// `GET /api/v1/deployments/{id}`: state, rings and gate verdicts, jobs.
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments/{id}",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(st.app.deploy_show(&a.caller, &id, &a.ctx).await?))
 }
 
 /// The body of an operator action.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ActionIn {
     #[serde(default)]
@@ -70,60 +100,132 @@ async fn act(
 }
 
 /// `POST /api/v1/deployments/{id}/start`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/start",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    request_body(description = "Empty, or `{\"comment\": \"…\"}`", content = ActionIn),
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn start(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     act(st, a, id, "start", body).await
 }
 
 /// `POST /api/v1/deployments/{id}/pause`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/pause",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    request_body(description = "Empty, or `{\"comment\": \"…\"}`", content = ActionIn),
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn pause(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     act(st, a, id, "pause", body).await
 }
 
 /// `POST /api/v1/deployments/{id}/resume`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/resume",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    request_body(description = "Empty, or `{\"comment\": \"…\"}`", content = ActionIn),
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn resume(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     act(st, a, id, "resume", body).await
 }
 
 /// `POST /api/v1/deployments/{id}/abort` (a comment is required).
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/abort",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    request_body(description = "`{\"comment\": \"…\"}` (required)", content = ActionIn),
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn abort(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     act(st, a, id, "abort", body).await
 }
 
 /// `POST /api/v1/deployments/{id}/rollback` (a comment is required).
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/rollback",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    request_body(description = "`{\"comment\": \"…\"}` (required)", content = ActionIn),
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn rollback(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     act(st, a, id, "rollback", body).await
 }
 
 /// `POST /api/v1/deployments/{id}/approvals`: approve a ring, or reject.
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/approvals",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    request_body = DeployApprovalIn,
+    responses(
+        (status = 200, body = DeploymentDetail),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn approval(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let input: DeployApprovalIn = json_body(body)?;

@@ -1,18 +1,26 @@
 //! Notification contacts, their email log, and escalation chains with
 //! acknowledgement.
 
-use crate::extract::{ApiResult, Authed, json_body, query};
+use crate::extract::{ApiPath, ApiResult, Authed, json_body, query};
 use crate::router::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use patchbay_proto::api::{ContactSpec, EscalationAckIn, EscalationSpec, List};
+use patchbay_proto::api::{
+    ContactOut, ContactSpec, EmailOut, EscalationAckIn, EscalationChainDetail, EscalationChainOut,
+    EscalationOut, EscalationSpec, List,
+};
 use serde::Deserialize;
 
 /// `GET /api/v1/contacts`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts",
+    responses((status = 200, body = List<ContactOut>))
+)]
 pub async fn contacts(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(List {
         items: st.app.contacts(&a.caller, &a.ctx).await?,
@@ -20,6 +28,16 @@ pub async fn contacts(State(st): State<AppState>, a: Authed) -> ApiResult<impl I
 }
 
 /// `POST /api/v1/contacts`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/contacts",
+    request_body = ContactSpec,
+    responses(
+        (status = 201, body = ContactOut),
+        (status = 400, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn add_contact(
     State(st): State<AppState>,
     a: Authed,
@@ -33,17 +51,28 @@ pub async fn add_contact(
 }
 
 /// `DELETE /api/v1/contacts/{name}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/contacts/{name}",
+    params(("name" = String, Path, description = "The contact’s name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn remove_contact(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     st.app.remove_contact(&a.caller, &name, &a.ctx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EmailsQuery {
     #[serde(default)]
@@ -53,6 +82,16 @@ pub(crate) struct EmailsQuery {
 }
 
 /// `GET /api/v1/contacts/deliveries?contact=&limit=`: the email log.
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts/deliveries",
+    params(EmailsQuery),
+    responses(
+        (status = 200, body = List<EmailOut>),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn emails(
     State(st): State<AppState>,
     a: Authed,
@@ -73,6 +112,11 @@ pub async fn emails(
 }
 
 /// `GET /api/v1/escalations`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/escalations",
+    responses((status = 200, body = List<EscalationChainOut>))
+)]
 pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(List {
         items: st.app.escalations(&a.caller, &a.ctx).await?,
@@ -80,6 +124,17 @@ pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoR
 }
 
 /// `POST /api/v1/escalations`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/escalations",
+    request_body = EscalationSpec,
+    responses(
+        (status = 201, body = EscalationChainOut),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn add(
     State(st): State<AppState>,
     a: Authed,
@@ -93,10 +148,19 @@ pub async fn add(
 }
 
 /// `GET /api/v1/escalations/{name}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/escalations/{name}",
+    params(("name" = String, Path, description = "The chain’s name")),
+    responses(
+        (status = 200, body = EscalationChainDetail),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn show(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(
         st.app.escalation_chain(&a.caller, &name, &a.ctx).await?,
@@ -104,10 +168,19 @@ pub async fn show(
 }
 
 /// `DELETE /api/v1/escalations/{name}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/escalations/{name}",
+    params(("name" = String, Path, description = "The chain’s name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn remove(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     st.app.remove_escalation(&a.caller, &name, &a.ctx).await?;
@@ -115,10 +188,22 @@ pub async fn remove(
 }
 
 /// `POST /api/v1/escalations/{name}/ack`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/escalations/{name}/ack",
+    params(("name" = String, Path, description = "The escalation’s id")),
+    request_body = EscalationAckIn,
+    responses(
+        (status = 200, body = EscalationOut),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn ack(
     State(st): State<AppState>,
     a: Authed,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let input: EscalationAckIn = json_body(body)?;

@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use tokio::io::AsyncWriteExt;
 
 /// Query of the upload.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// The uploaded file's name (recorded as its source; `.jsonl` tells
     /// JSON Lines).
@@ -69,13 +70,26 @@ fn too_large(max: u64) -> ApiError {
 }
 
 /// `POST /api/v1/feeds/import?name=FILE`: imports one uploaded feed file.
+#[utoipa::path(
+    post,
+    path = "/api/v1/feeds/import",
+    params(ImportQuery),
+    request_body(description = "The feed file as it is: OSV JSON or JSON Lines, a zip of OSV records, the KEV catalog JSON, the EPSS CSV (gzip or not)", content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, body = FeedImportOut),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
 pub async fn import(
     State(st): State<AppState>,
     a: Authed,
-    Query(q): Query<ImportQuery>,
+    q: Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<FeedImportOut>, ApiError> {
+    // Through `query`: a bad query string is the API's error body, not
+    // axum's plain text (`?name=a&name=b`).
+    let q = crate::extract::query(q)?;
     let max = st.app.config().feeds.max_upload;
     if let Some(len) = headers
         .get(axum::http::header::CONTENT_LENGTH)

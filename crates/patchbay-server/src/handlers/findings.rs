@@ -6,10 +6,11 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
-use patchbay_proto::api::List;
+use patchbay_proto::api::{FeedOut, FindingOut, List};
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct FindingsQuery {
     asset: Option<String>,
     #[serde(default)]
@@ -17,6 +18,16 @@ pub(crate) struct FindingsQuery {
 }
 
 /// `GET /api/v1/findings?asset=&all=`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/findings",
+    params(FindingsQuery),
+    responses(
+        (status = 200, body = List<FindingOut>),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn list(
     State(st): State<AppState>,
     a: Authed,
@@ -32,6 +43,11 @@ pub async fn list(
 }
 
 /// `GET /api/v1/feeds`: each imported feed's source, version and record count.
+#[utoipa::path(
+    get,
+    path = "/api/v1/feeds",
+    responses((status = 200, body = List<FeedOut>))
+)]
 pub async fn feeds(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(List {
         items: st.app.list_feeds(&a.caller, &a.ctx).await?,

@@ -7,9 +7,19 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use patchbay_proto::api::WhoAmI;
 use patchbay_proto::error::ErrorCode;
 
 /// `GET /healthz`: 200 when the database answers, 503 naming why otherwise.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    security(()),
+    responses(
+        (status = 200, description = "The database answers", body = String, content_type = "text/plain"),
+        (status = 503, description = "The database does not answer (the text says why)", body = String, content_type = "text/plain"),
+    )
+)]
 pub async fn healthz(State(st): State<AppState>) -> Response {
     match st.app.store().ping().await {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
@@ -27,6 +37,14 @@ pub async fn healthz(State(st): State<AppState>) -> Response {
 
 /// `GET /metrics`: Prometheus metrics (OpenMetrics text). Feed freshness
 /// is read from the database at each scrape (every replica answers the same).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    security(()),
+    responses(
+        (status = 200, description = "Prometheus metrics (OpenMetrics text)", body = String, content_type = "application/openmetrics-text"),
+    )
+)]
 pub async fn metrics(State(st): State<AppState>) -> Response {
     match st.app.feed_freshness().await {
         Ok(feeds) => {
@@ -69,10 +87,17 @@ pub async fn not_found(req: Request) -> ApiError {
 
 /// `GET /api/v1/whoami`: the caller, and the server's public signing key
 /// (for pinning in `audit verify` and `evidence verify`).
-pub async fn whoami(State(st): State<AppState>, a: Authed) -> Json<serde_json::Value> {
-    Json(
-        serde_json::json!({"token_id": a.caller.token().map(|t| t.0), "name": a.caller.token().map(|t| t.1), "role": a.caller.role,
-        "scopes": a.caller.scopes.list(),
-        "server_public_key": st.app.signer().map(|s| s.public_hex())}),
-    )
+#[utoipa::path(
+    get,
+    path = "/api/v1/whoami",
+    responses((status = 200, body = WhoAmI))
+)]
+pub async fn whoami(State(st): State<AppState>, a: Authed) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        token_id: a.caller.token().map(|t| t.0),
+        name: a.caller.token().map(|t| t.1.to_string()),
+        role: a.caller.role,
+        scopes: a.caller.scopes.list(),
+        server_public_key: st.app.signer().map(|s| s.public_hex()),
+    })
 }

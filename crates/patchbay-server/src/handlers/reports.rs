@@ -2,10 +2,10 @@
 //! and the signed evidence bundle.
 
 use crate::errors::ApiError;
-use crate::extract::{ApiResult, Authed, query};
+use crate::extract::{ApiPath, ApiResult, Authed, query};
 use crate::router::AppState;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use patchbay_app::AppError;
@@ -13,7 +13,8 @@ use patchbay_proto::error::ErrorCode;
 use patchbay_render::Format;
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReportQuery {
     as_of: Option<String>,
@@ -21,10 +22,23 @@ pub(crate) struct ReportQuery {
 }
 
 /// `GET /api/v1/reports/{kind}?as_of=&format=json|csv|html`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/{kind}",
+    params(
+        ("kind" = String, Path, description = "compliance, time-to-patch, sla, coverage or deployments"),
+        ReportQuery,
+    ),
+    responses(
+        (status = 200, description = "The report: JSON (the default), CSV or a printable HTML page", content((Object = "application/json"), (String = "text/csv"), (String = "text/html"))),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn report(
     State(st): State<AppState>,
     a: Authed,
-    Path(kind): Path<String>,
+    ApiPath(kind): ApiPath<String>,
     q: Result<Query<ReportQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let q = query(q)?;
@@ -44,13 +58,23 @@ pub async fn report(
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EvidenceQuery {
     as_of: Option<String>,
 }
 
 /// `GET /api/v1/evidence?as_of=`: the signed evidence bundle (zip).
+#[utoipa::path(
+    get,
+    path = "/api/v1/evidence",
+    params(EvidenceQuery),
+    responses(
+        (status = 200, description = "The signed evidence bundle (zip)", body = Vec<u8>, content_type = "application/zip"),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
 pub async fn evidence(
     State(st): State<AppState>,
     a: Authed,

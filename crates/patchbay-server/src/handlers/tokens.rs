@@ -1,18 +1,25 @@
 //! API tokens and agent enrolment tokens.
 
 use crate::errors::ApiError;
-use crate::extract::{ApiResult, Authed, json_body};
+use crate::extract::{ApiPath, ApiResult, Authed, json_body};
 use crate::router::AppState;
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use patchbay_proto::api::{CreateEnrollToken, CreateToken, List};
+use patchbay_proto::api::{
+    CreateEnrollToken, CreateToken, EnrollTokenCreated, List, TokenCreated, TokenInfo,
+};
 use patchbay_proto::error::ErrorCode;
 
 /// `GET /api/v1/tokens`: never their secrets.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    responses((status = 200, body = List<TokenInfo>))
+)]
 pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoResponse> {
     Ok(Json(List {
         items: st.app.list_tokens(&a.caller, &a.ctx).await?,
@@ -20,6 +27,16 @@ pub async fn list(State(st): State<AppState>, a: Authed) -> ApiResult<impl IntoR
 }
 
 /// `POST /api/v1/tokens`: the secret is in the answer, once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    request_body = CreateToken,
+    responses(
+        (status = 201, body = TokenCreated),
+        (status = 400, response = crate::openapi::Error),
+        (status = 409, response = crate::openapi::Error),
+    )
+)]
 pub async fn create(
     State(st): State<AppState>,
     a: Authed,
@@ -33,10 +50,20 @@ pub async fn create(
 }
 
 /// `DELETE /api/v1/tokens/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    params(("id" = i64, Path, description = "The token’s id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
 pub async fn revoke(
     State(st): State<AppState>,
     a: Authed,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     _body: crate::extract::Drained,
 ) -> ApiResult<impl IntoResponse> {
     let id: i64 = id.parse().map_err(|_| {
@@ -50,6 +77,15 @@ pub async fn revoke(
 }
 
 /// `POST /api/v1/enroll-tokens`: N uses, a lifetime.
+#[utoipa::path(
+    post,
+    path = "/api/v1/enroll-tokens",
+    request_body = CreateEnrollToken,
+    responses(
+        (status = 201, body = EnrollTokenCreated),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
 pub async fn create_enroll_token(
     State(st): State<AppState>,
     a: Authed,

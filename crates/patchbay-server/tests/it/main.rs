@@ -10,6 +10,7 @@ mod feed_sync;
 mod hardening;
 mod heartbeats;
 mod matrix;
+mod openapi;
 mod outcomes;
 mod rotation;
 mod siem;

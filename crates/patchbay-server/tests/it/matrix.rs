@@ -54,6 +54,8 @@ const EXPECTED: &[(&str, &str, Who)] = &[
     ("POST", "/agent/v1/checkin", Who::Agent),
     ("POST", "/agent/v1/certificate", Who::Agent),
     ("GET", "/api/v1/whoami", Who::Roles(EVERY_ROLE)),
+    // The API's description: no secret, any API token (ADR 0012).
+    ("GET", "/api/v1/openapi.json", Who::Roles(EVERY_ROLE)),
     ("GET", "/api/v1/assets", Who::Roles(READERS)),
     ("POST", "/api/v1/assets/import", Who::Roles(OPERATORS)),
     ("GET", "/api/v1/assets/{name}", Who::Roles(READERS)),
@@ -240,10 +242,12 @@ fn expected(who: Who, template: &str, p: &Principal) -> Expect {
         (Who::Roles(roles), Principal::Scoped(Scope::Read, _)) if roles.contains(&Auditor) => {
             Expect::Permitted
         }
-        // Approve-scoped admin: the approvals, and whoami (which needs no
-        // permission at all).
+        // Approve-scoped admin: the approvals, and whoami and the OpenAPI
+        // document (which need no permission at all).
         (Who::Roles(roles), Principal::Scoped(Scope::Approve, _))
-            if roles == APPROVERS || template == "/api/v1/whoami" =>
+            if roles == APPROVERS
+                || template == "/api/v1/whoami"
+                || template == "/api/v1/openapi.json" =>
         {
             Expect::Permitted
         }
