@@ -60,6 +60,11 @@ pub struct Args {
     /// Do not run the package manager's update simulation.
     #[arg(long)]
     pub no_pending_updates: bool,
+    /// With --root: still report this network namespace's addresses, MACs
+    /// and neighbour table (an agent in a container or namespace with its
+    /// own root). Without --root they are always reported.
+    #[arg(long)]
+    pub host_network: bool,
     /// Long-poll: ask the server to hold each check-in up to SECS seconds until
     /// it has a job for this agent (0: no long-poll; check in every --interval)
     /// [default: 25; with --once: 0].
@@ -158,6 +163,7 @@ impl Args {
             root: self.root.clone(),
             interval: self.interval,
             pending_updates: !self.no_pending_updates,
+            host_network: self.host_network,
             timeout: Duration::from_secs(120),
             ca_cert: self.ca_cert.clone(),
             re_enroll: self.re_enroll,

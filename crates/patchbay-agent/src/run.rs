@@ -39,6 +39,9 @@ pub struct AgentOptions {
     pub interval: Duration,
     /// Collect pending updates (apt/dnf/apk simulation).
     pub pending_updates: bool,
+    /// Report the network namespace's addresses, MACs and neighbours even
+    /// with another root (`--host-network`).
+    pub host_network: bool,
     /// HTTP timeout.
     pub timeout: Duration,
     /// CA certificate (PEM) to trust for an HTTPS server, instead of the
@@ -313,6 +316,7 @@ pub fn collect_inventory(opts: &AgentOptions) -> anyhow::Result<Inventory> {
     collect(&CollectOptions {
         root: opts.root.clone(),
         pending_updates: opts.pending_updates,
+        host_network: opts.host_network,
         ..Default::default()
     })
     .with_context(|| format!("collecting the inventory of {}", opts.root.display()))
@@ -574,6 +578,7 @@ mod tests {
             root: "/".into(),
             interval: Duration::from_secs(600),
             pending_updates: false,
+            host_network: false,
             timeout: Duration::from_secs(10),
             ca_cert: None,
             re_enroll: false,

@@ -69,6 +69,9 @@ async fn inputs(tx: &mut Box<dyn Tx>) -> Result<Inputs, AppError> {
     }
     let mut known = Vec::new();
     let mut names = BTreeMap::new();
+    // Neighbour tables reported by agents: one source per asset, as of its
+    // last check-in (ids below zero: they are not stored observations).
+    let mut next_neighbour_id = -1i64;
     let mut exposures = BTreeMap::new();
     for a in tx.list_assets().await? {
         exposures.insert(a.id, a.attrs.exposure.clone());
@@ -87,6 +90,30 @@ async fn inputs(tx: &mut Box<dyn Tx>) -> Result<Inputs, AppError> {
             created_at: a.created_at,
             ..Default::default()
         };
+        k.macs
+            .extend(a.facts.macs.iter().filter_map(|m| m.parse::<Mac>().ok()));
+        if let Some(at) = a.last_seen_at {
+            for n in &a.facts.neighbours {
+                let (Ok(ip), Ok(mac)) = (n.ip.parse::<std::net::IpAddr>(), n.mac.parse::<Mac>())
+                else {
+                    continue;
+                };
+                seen.push(Seen {
+                    id: next_neighbour_id,
+                    kind: SourceKind::Neighbour,
+                    source: format!("neighbour:{}", a.name),
+                    at,
+                    obs: Observation {
+                        interfaces: vec![core_disc::Interface {
+                            mac: Some(mac),
+                            ips: vec![ip],
+                        }],
+                        ..Default::default()
+                    },
+                });
+                next_neighbour_id -= 1;
+            }
+        }
         for i in ids.remove(&a.id).unwrap_or_default() {
             match i.kind.as_str() {
                 "mac" => k.macs.extend(i.value.parse::<Mac>().ok()),

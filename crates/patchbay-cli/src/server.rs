@@ -423,6 +423,7 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
             root: "/".into(),
             interval: a.interval,
             pending_updates: true,
+            host_network: false,
             timeout: Duration::from_secs(120),
             ca_cert: None,
             re_enroll: false,

@@ -151,11 +151,17 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0070_discovery.sql"),
         include_str!("../migrations/postgres/0070_discovery.sql"),
     ),
+    (
+        71,
+        "asset network facts",
+        include_str!("../migrations/sqlite/0071_asset_network.sql"),
+        include_str!("../migrations/postgres/0071_asset_network.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
 pub const MIGRATION_VERSIONS: &[i64] = &[
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41, 45, 46, 50, 51, 55, 70,
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41, 45, 46, 50, 51, 55, 70, 71,
 ];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {

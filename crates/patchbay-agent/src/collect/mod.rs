@@ -44,6 +44,10 @@ pub struct CollectOptions {
     pub pending_updates: bool,
     /// Limit for each external command; a command that takes longer is killed.
     pub command_timeout: Duration,
+    /// Report this network namespace's addresses, MACs and neighbour table
+    /// even when `root` is not `/` (an agent in a container or namespace
+    /// with its own root); with `root` = `/` they are always reported.
+    pub host_network: bool,
 }
 
 impl Default for CollectOptions {
@@ -52,6 +56,7 @@ impl Default for CollectOptions {
             root: PathBuf::from("/"),
             pending_updates: true,
             command_timeout: Duration::from_secs(120),
+            host_network: false,
         }
     }
 }
@@ -93,7 +98,7 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<Inventory> {
             String::new()
         },
         arch: std::env::consts::ARCH.to_owned(),
-        ip_addresses: if host {
+        ip_addresses: if host || opts.host_network {
             ip_addresses(opts.command_timeout)
         } else {
             Vec::new()
@@ -101,6 +106,20 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<Inventory> {
         reboot_required: reboot_required(&fsroot, format, &packages, opts.command_timeout),
         services_needing_restart: if host {
             services_needing_restart(Path::new("/proc"))
+        } else {
+            Vec::new()
+        },
+        macs: if host || opts.host_network {
+            ip_json(&["-j", "link", "show"], opts.command_timeout)
+                .map(|v| parse::link_macs(&v))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        },
+        neighbours: if host || opts.host_network {
+            ip_json(&["-j", "neigh", "show"], opts.command_timeout)
+                .map(|v| parse::neighbours(&v))
+                .unwrap_or_default()
         } else {
             Vec::new()
         },
@@ -353,6 +372,28 @@ fn reboot_required(
         _ => ["run/reboot-required", "var/run/reboot-required"]
             .iter()
             .any(|p| fsroot.path(p).exists()),
+    }
+}
+
+/// `ip ARGS` (iproute2's JSON output), or `None` (logged) when `ip` is
+/// missing, fails or prints something else.
+fn ip_json(args: &[&str], timeout: Duration) -> Option<serde_json::Value> {
+    match run_command(Command::new("ip").args(args), timeout) {
+        Ok(out) if out.status.success() => match serde_json::from_slice(&out.stdout) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "ip {}: not JSON; not reported", args.join(" "));
+                None
+            }
+        },
+        Ok(out) => {
+            tracing::warn!(status = %out.status, "ip {} failed; not reported", args.join(" "));
+            None
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "ip {}: not run; not reported", args.join(" "));
+            None
+        }
     }
 }
 

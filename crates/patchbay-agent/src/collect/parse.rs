@@ -200,6 +200,65 @@ pub fn ip_addr(text: &str) -> Vec<String> {
     out
 }
 
+/// The MACs of the interfaces in `ip -j link show` output: Ethernet links
+/// (`link_type` `ether`) with a real address, lower case, sorted, without
+/// duplicates (a bridge repeats its port's).
+///
+/// ```text
+/// [{"ifindex":2,"ifname":"eth0","link_type":"ether","address":"52:54:00:12:34:56",…}]
+/// ```
+pub fn link_macs(v: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["link_type"].as_str() == Some("ether"))
+        .filter_map(|l| l["address"].as_str())
+        .filter_map(|a| a.parse::<patchbay_core::discovery::Mac>().ok())
+        .filter(|m| !m.is_placeholder())
+        .map(|m| m.to_string())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The neighbour table in `ip -j neigh show` output: entries that resolved
+/// to a MAC (`lladdr`), whatever their state but `FAILED`/`INCOMPLETE`,
+/// sorted, without duplicates; loopback and link-local IPv6 addresses are
+/// skipped (every host has them).
+///
+/// ```text
+/// [{"dst":"10.0.0.1","dev":"eth0","lladdr":"52:54:00:aa:bb:cc","state":["REACHABLE"]}]
+/// ```
+pub fn neighbours(v: &serde_json::Value) -> Vec<patchbay_core::inventory::Neighbour> {
+    let mut out: Vec<patchbay_core::inventory::Neighbour> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| {
+            !n["state"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|x| matches!(x.as_str(), Some("FAILED" | "INCOMPLETE")))
+            })
+        })
+        .filter_map(|n| {
+            let ip: IpAddr = n["dst"].as_str()?.parse().ok()?;
+            let mac: patchbay_core::discovery::Mac = n["lladdr"].as_str()?.parse().ok()?;
+            let link_local = matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+            (!ip.is_loopback() && !link_local && !mac.is_placeholder()).then(|| {
+                patchbay_core::inventory::Neighbour {
+                    ip: ip.to_string(),
+                    mac: mac.to_string(),
+                }
+            })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Parses `/proc/net/fib_trie` into the host's local IPv4 addresses (leaves
 /// marked `host LOCAL`), skipping loopback.
 ///
@@ -328,6 +387,35 @@ fn service_in_path(path: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn ip_json_link_and_neigh() {
+        // `ip -j link show` and `ip -j neigh show` of iproute2 6.1 (Debian 12).
+        let link: serde_json::Value = serde_json::from_str(r#"[
+            {"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP"],"mtu":65536,"link_type":"loopback","address":"00:00:00:00:00:00","broadcast":"00:00:00:00:00:00"},
+            {"ifindex":2,"ifname":"eth0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"link_type":"ether","address":"52:54:00:78:00:02","broadcast":"ff:ff:ff:ff:ff:ff"},
+            {"ifindex":3,"ifname":"br0","link_type":"ether","address":"52:54:00:78:00:02"},
+            {"ifindex":4,"ifname":"wg0","link_type":"none"}]"#).unwrap();
+        assert_eq!(link_macs(&link), vec!["52:54:00:78:00:02"]);
+        let neigh: serde_json::Value = serde_json::from_str(r#"[
+            {"dst":"10.78.20.1","dev":"eth0","lladdr":"8a:1c:2e:00:00:01","state":["REACHABLE"]},
+            {"dst":"10.78.20.14","dev":"eth0","lladdr":"52:54:00:78:00:04","state":["STALE"]},
+            {"dst":"10.78.20.99","dev":"eth0","state":["FAILED"]},
+            {"dst":"10.78.20.98","dev":"eth0","lladdr":"52:54:00:78:00:98","state":["INCOMPLETE"]},
+            {"dst":"fe80::1","dev":"eth0","lladdr":"8a:1c:2e:00:00:01","router":null,"state":["STALE"]},
+            {"dst":"10.78.20.14","dev":"eth1","lladdr":"52:54:00:78:00:04","state":["DELAY"]}]"#).unwrap();
+        let n = neighbours(&neigh);
+        assert_eq!(
+            n.iter()
+                .map(|n| (n.ip.as_str(), n.mac.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("10.78.20.1", "8a:1c:2e:00:00:01"),
+                ("10.78.20.14", "52:54:00:78:00:04")
+            ]
+        );
+        assert!(neighbours(&serde_json::json!({"not": "a list"})).is_empty());
+    }
     use super::*;
 
     /// Real `apt-get -s -o Debug::NoLocking=1 dist-upgrade` output captured on the

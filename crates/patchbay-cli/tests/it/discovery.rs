@@ -490,7 +490,267 @@ fn cloud_and_lease_fixtures_reconcile(backend: &str) {
     assert!(keys.contains(&"mac:00:16:3e:5a:09:99"), "{keys:?}");
 }
 
+/// Acceptance (passive discovery): the server runs on the bridge's host with
+/// an agent of its own, three hosts run real agents (`--host-network`: a
+/// fake root, the namespace's own network), two run none; managed hosts
+/// talk to the unmanaged ones (a ping, a DHCP lease from the server's
+/// host). With no scan at all, the agents' neighbour tables yield exactly
+/// the two unmanaged hosts as shadows, every managed host matched by MAC
+/// and no false shadow; a real nmap scan then adds the open port to the
+/// same candidate.
+fn neighbour_tables_reveal_the_unmanaged_hosts(backend: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(patchbay_store::testing::fresh_url(backend));
+    let subnet: u8 =
+        20 + (std::process::id() % 100) as u8 + if backend == "sqlite" { 50 } else { 130 } % 200;
+    let tag = format!("n{}{}", &backend[..1], std::process::id() % 1000);
+    let macs = [
+        (1, "52:54:00:79:00:01"),
+        (2, "52:54:00:79:00:02"),
+        (3, "52:54:00:79:00:03"),
+        (4, "52:54:00:79:00:04"),
+        (5, "52:54:00:79:00:05"),
+    ];
+    let mut lab = Lab::new(&tag, subnet, &macs);
+    let addr = |n: u8| format!("10.78.{subnet}.1{n}");
+    let data = tempfile::tempdir().unwrap();
+    let server = crate::support::ServeProcess::start_in(
+        Some(&lab.lab),
+        &format!("10.78.{subnet}.1:0"),
+        data.path(),
+        &["--db", &db],
+        "info",
+        &[],
+    );
+    let admin = std::fs::read_to_string(data.path().join("admin.token")).unwrap();
+    let admin = admin.trim().to_string();
+    let labns = lab.lab.clone();
+    let cli = |args: &[&str]| -> String {
+        ok(&Command::new("ip")
+            .args(["netns", "exec", &labns, crate::support::PATCHBAY])
+            .args(args)
+            .env("PATCHBAY_URL", &server.url)
+            .env("PATCHBAY_TOKEN", &admin)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap())
+    };
+    let token = cli(&["enroll-token", "create", "--uses", "10"]);
+    let token = token
+        .split_whitespace()
+        .find(|w| w.starts_with("pbe_"))
+        .expect("an enrolment token")
+        .to_string();
+    // h5 serves TCP; dnsmasq on the server's host leases h4 and h5 an address.
+    let dir = tempfile::tempdir().unwrap();
+    lab.children.push(
+        lab.exec(&lab.hosts[4], "python3")
+            .args(["-m", "http.server", "8080", "--bind", &addr(5)])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    lab.children.push(
+        lab.exec(&lab.lab, "dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--port=0",
+                "--interface=br0",
+                "--bind-interfaces",
+            ])
+            .arg(format!(
+                "--dhcp-range=10.78.{subnet}.10,10.78.{subnet}.99,12h"
+            ))
+            .arg(format!(
+                "--dhcp-leasefile={}",
+                dir.path().join("leases").display()
+            ))
+            .arg(format!("--dhcp-host={},{}", macs[3].1, addr(4)))
+            .arg(format!("--dhcp-host={},{}", macs[4].1, addr(5)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq"),
+    );
+    for n in [4usize, 5] {
+        let out = lab
+            .exec(&lab.hosts[n - 1], "dhclient")
+            .args(["-1", "-sf", "/bin/true", "-lf"])
+            .arg(dir.path().join(format!("dh{n}.leases")))
+            .arg("-pf")
+            .arg(dir.path().join(format!("dh{n}.pid")))
+            .arg("eth0")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "dhclient: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Ok(pid) = std::fs::read_to_string(dir.path().join(format!("dh{n}.pid"))) {
+            let _ = Command::new("kill").args(["-9", pid.trim()]).output();
+        }
+    }
+    // h1 talks to h4 and h5 (a TCP connection attempt each: h5 accepts,
+    // h4 refuses; either way their MACs land in h1's neighbour table).
+    for n in [4u8, 5] {
+        let out = lab
+            .exec(&lab.hosts[0], "python3")
+            .args([
+                "-c",
+                &format!(
+                    "import socket\ntry:\n socket.create_connection(('{}', 8080), 5).close()\nexcept ConnectionRefusedError:\n pass",
+                    addr(n)
+                ),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "connecting to {}: {}",
+            addr(n),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Agents: the server's host (br0's MAC) and h1..h3, each with a root of its own.
+    let mut roots = Vec::new();
+    let agent_in = |ns: &str, name: &str, roots: &mut Vec<tempfile::TempDir>| {
+        let root = crate::support::deb_root(&crate::support::minbase_before());
+        std::fs::write(root.path().join("etc/hostname"), format!("{name}\n")).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let out = lab
+            .exec(ns, crate::support::agent().to_str().unwrap())
+            .arg("--server")
+            .arg(&server.url)
+            .arg("--state-dir")
+            .arg(state.path())
+            .args([
+                "--once",
+                "--no-pending-updates",
+                "--host-network",
+                "--enroll-token",
+                &token,
+                "--root",
+            ])
+            .arg(root.path())
+            .env_remove("PATCHBAY_ENROLL_TOKEN")
+            .output()
+            .unwrap();
+        ok(&out);
+        roots.push(root);
+        roots.push(state);
+    };
+    // The hosts' agents first (their traffic fills the server host's
+    // table), then the server host's, then each host's second check-in
+    // (its table now holds the server host it talked to).
+    for n in 1..=3usize {
+        agent_in(&lab.hosts[n - 1].clone(), &format!("agent-{n}"), &mut roots);
+    }
+    agent_in(&lab.lab.clone(), "patchbay-host", &mut roots);
+    for n in 1..=3usize {
+        let state = &roots[2 * (n - 1) + 1];
+        let root = &roots[2 * (n - 1)];
+        ok(&lab
+            .exec(&lab.hosts[n - 1], crate::support::agent().to_str().unwrap())
+            .arg("--server")
+            .arg(&server.url)
+            .arg("--state-dir")
+            .arg(state.path())
+            .args(["--once", "--no-pending-updates", "--host-network", "--root"])
+            .arg(root.path())
+            .output()
+            .unwrap());
+    }
+    let v: DiscoveryOut = serde_json::from_str(&cli(&[
+        "discovery",
+        "list",
+        "--matched",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let keys: Vec<&str> = v.shadows.iter().map(|x| x.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec!["mac:52:54:00:79:00:04", "mac:52:54:00:79:00:05"],
+        "{v:#?}"
+    );
+    assert!(
+        v.shadows[0]
+            .sources
+            .contains(&"neighbour:agent-1".to_string()),
+        "{:?}",
+        v.shadows[0].sources
+    );
+    assert!(
+        v.shadows[1]
+            .sources
+            .contains(&"neighbour:patchbay-host".to_string()),
+        "{:?}",
+        v.shadows[1].sources
+    );
+    assert_eq!(v.shadows[1].ips, vec![addr(5)]);
+    // Every managed host another one saw is matched to its asset by MAC.
+    let mut matched: Vec<&str> = v
+        .matched
+        .iter()
+        .filter(|m| m.rule == "mac")
+        .map(|m| m.asset.as_str())
+        .collect();
+    matched.sort();
+    matched.dedup();
+    assert_eq!(
+        matched,
+        vec!["agent-1", "agent-2", "agent-3", "patchbay-host"],
+        "{v:#?}"
+    );
+    assert!(v.duplicates.is_empty() && v.conflicts.is_empty(), "{v:#?}");
+    // A real scan adds the open port to the same candidate.
+    let xml = dir.path().join("scan.xml");
+    let out = lab
+        .exec(&lab.lab, "nmap")
+        .args(["-n", "-T4", "-p", "22,8080", "-oX"])
+        .arg(&xml)
+        .arg(format!("10.78.{subnet}.10-20"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nmap: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cli(&[
+        "discovery",
+        "import",
+        "--kind",
+        "nmap",
+        "--source",
+        "lan",
+        xml.to_str().unwrap(),
+    ]);
+    let v: DiscoveryOut =
+        serde_json::from_str(&cli(&["discovery", "list", "--format", "json"])).unwrap();
+    assert_eq!(
+        v.shadows.iter().map(|x| x.key.as_str()).collect::<Vec<_>>(),
+        keys
+    );
+    assert_eq!(
+        v.shadows[1]
+            .ports
+            .iter()
+            .map(|p| p.port)
+            .collect::<Vec<_>>(),
+        vec![8080]
+    );
+    assert!(v.shadows[1].sources.contains(&"nmap:lan".to_string()));
+    drop(server);
+}
+
 crate::both_backends!(
+    neighbour_tables_reveal_the_unmanaged_hosts,
     scan_and_leases_find_the_unmanaged_hosts,
     cloud_and_lease_fixtures_reconcile,
     external_scan_evidence_re_tiers_the_asset

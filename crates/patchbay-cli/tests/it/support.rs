@@ -340,14 +340,35 @@ impl ServeProcess {
         rust_log: &str,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_in(None, "127.0.0.1:0", data_dir, extra, rust_log, env)
+    }
+
+    /// [`ServeProcess::start_env`] inside network namespace `netns` (when
+    /// given), listening on `listen`.
+    pub fn start_in(
+        netns: Option<&str>,
+        listen: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        rust_log: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         use std::io::BufRead;
-        let mut child = Command::new(PATCHBAY)
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, PATCHBAY]);
+                c
+            }
+            None => Command::new(PATCHBAY),
+        };
+        let mut child = cmd
             .args([
                 "serve",
                 "--log-format",
                 "json",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--data-dir",
             ])
             .arg(data_dir)

@@ -106,6 +106,23 @@ pub struct HostFacts {
     pub reboot_required: bool,
     /// Services that still map deleted libraries (need a restart), sorted.
     pub services_needing_restart: Vec<String>,
+    /// MAC addresses of the host's interfaces (not loopback), sorted
+    /// (discovery matches scans and leases to the asset by them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub macs: Vec<String>,
+    /// The host's neighbour table (`ip neigh`: the machines it talked to on
+    /// its links), sorted: passive discovery of the devices on its segments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neighbours: Vec<Neighbour>,
+}
+
+/// One entry of a host's neighbour table: an address and the MAC it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct Neighbour {
+    /// The address.
+    pub ip: String,
+    /// Its MAC.
+    pub mac: String,
 }
 
 /// A full inventory as the agent sees it.
@@ -166,6 +183,20 @@ impl Inventory {
         put(&f.services_needing_restart.len().to_string());
         for s in &f.services_needing_restart {
             put(s);
+        }
+        // Network facts count only when reported, so an agent that does not
+        // report them keeps the hash it had.
+        if !f.macs.is_empty() || !f.neighbours.is_empty() {
+            put("network");
+            put(&f.macs.len().to_string());
+            for m in &f.macs {
+                put(m);
+            }
+            put(&f.neighbours.len().to_string());
+            for n in &f.neighbours {
+                put(&n.ip);
+                put(&n.mac);
+            }
         }
         put(self.format.map(|f| f.as_str()).unwrap_or(""));
         put(&self.packages.len().to_string());

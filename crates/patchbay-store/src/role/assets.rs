@@ -108,10 +108,22 @@ pub trait AssetStore {
 const ASSET_COLS: &str = "id, name, kind, owner, business_impact, exposure, environment, tags, \
     has_agent, created_at, updated_at, last_seen_at, hostname, machine_id, os_id, os_version_id, \
     os_codename, os_pretty_name, os_id_like, kernel, arch, ip_addresses, reboot_required, \
-    services_restart, package_format, inventory_hash, pending_updates, package_count";
+    services_restart, package_format, inventory_hash, pending_updates, package_count, network";
+
+/// The `network` column: an agent's MACs and neighbour table.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct NetworkFacts {
+    #[serde(default)]
+    pub(crate) macs: Vec<String>,
+    #[serde(default)]
+    pub(crate) neighbours: Vec<patchbay_core::inventory::Neighbour>,
+}
 
 fn row_to_asset<DB: Engine>(r: &DB::Row) -> Result<AssetRow> {
     let pending: String = r.col("pending_updates")?;
+    let network: String = r.col("network")?;
+    let network: NetworkFacts = serde_json::from_str(&network)
+        .map_err(|e| StoreError::Other(format!("bad network facts: {e}")))?;
     Ok(AssetRow {
         id: r.col("id")?,
         name: r.col("name")?,
@@ -142,6 +154,8 @@ fn row_to_asset<DB: Engine>(r: &DB::Row) -> Result<AssetRow> {
             ip_addresses: json_list(r.col("ip_addresses")?)?,
             reboot_required: r.col("reboot_required")?,
             services_needing_restart: json_list(r.col("services_restart")?)?,
+            macs: network.macs,
+            neighbours: network.neighbours,
         },
         package_format: r.col("package_format")?,
         inventory_hash: r.col("inventory_hash")?,

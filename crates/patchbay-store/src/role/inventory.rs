@@ -215,7 +215,7 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
              os_codename = $6, os_pretty_name = $7, os_id_like = $8, kernel = $9, arch = $10, \
              ip_addresses = $11, reboot_required = $12, services_restart = $13, package_format = $14, \
              inventory_hash = $15, pending_updates = $16, last_seen_at = COALESCE($17, last_seen_at), \
-             updated_at = $18 \
+             updated_at = $18, network = $19 \
              WHERE id = $1",
         )
         .arg(asset_id)
@@ -236,6 +236,10 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
         .arg(to_json(&s.pending_updates))
         .arg(s.seen_at.map(to_millis))
         .arg(to_millis(s.now))
+        .arg(to_json(&crate::role::assets::NetworkFacts {
+            macs: f.macs.clone(),
+            neighbours: f.neighbours.clone(),
+        }))
         .exec(self.conn())
         .await?;
         Ok(())
