@@ -630,6 +630,7 @@ mod tests {
             root: root.to_owned(),
             pending_updates: pending,
             command_timeout: Duration::from_secs(60),
+            host_network: false,
         }
     }
 
