@@ -19,7 +19,9 @@ const FIRST_SEEN: &str = "2026-11-20T10:00:00Z";
 fn input() -> RiskInput {
     RiskInput {
         cvss: None,
+        cvss_source: None,
         severity_hint: None,
+        severity_source: None,
         epss: None,
         kev: None,
         business_impact: BusinessImpact::Medium,
@@ -956,7 +958,9 @@ proptest! {
         let base = date(2026, 6, 1);
         let i = RiskInput {
             cvss,
+            cvss_source: None,
             severity_hint: hint,
+            severity_source: None,
             epss,
             kev: kev_day.map(|d| KevInfo {
                 due_date: base.checked_add(jiff::Span::new().days(d)).unwrap(),
@@ -1009,7 +1013,9 @@ mod classify_agrees_with_assess {
             }
             let input = RiskInput {
                 cvss,
+                cvss_source: None,
                 severity_hint: hint.map(str::to_string),
+                severity_source: None,
                 epss,
                 kev: kev.map(|d| KevInfo { due_date: "2026-01-01".parse::<jiff::civil::Date>().unwrap() + jiff::Span::new().days(d) }),
                 business_impact: impact,
