@@ -16,6 +16,7 @@ mod crash;
 mod delta;
 mod dev;
 mod duties;
+mod enrichment;
 mod escalations;
 mod exceptions;
 mod feeds_upload;
