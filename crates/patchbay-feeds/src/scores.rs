@@ -149,8 +149,10 @@ pub fn shape(bytes: &[u8]) -> Option<Shape> {
 /// document is not JSON or of none of the shapes.
 pub fn parse(bytes: &[u8]) -> Result<(Vec<CveScores>, Vec<RecordError>), FeedError> {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| FeedError::malformed(format!("invalid CVE record JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        FeedError::malformed(format!("invalid CVE record JSON: {e}"))
+            .with_record(id_in_text(bytes))
+    })?;
     let keys = Keys::deserialize(&value).unwrap_or_default();
     let mut errors = Vec::new();
     let mut out = Vec::new();
@@ -194,6 +196,19 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<CveScores>, Vec<RecordError>), FeedErr
         }
     }
     Ok((out, errors))
+}
+
+/// The CVE id a document that is not valid JSON names first (`"id"` or
+/// `"cveId"`), so the error can name the record.
+fn id_in_text(bytes: &[u8]) -> Option<String> {
+    let head = &bytes[..bytes.len().min(4096)];
+    let text = String::from_utf8_lossy(head);
+    ["\"id\"", "\"cveId\""].iter().find_map(|key| {
+        let rest = &text[text.find(key)? + key.len()..];
+        let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+        let rest = rest.strip_prefix('"')?;
+        cve::normalize(&rest[..rest.find('"')?])
+    })
 }
 
 fn str_at<'v>(v: &'v Value, key: &str) -> Option<&'v str> {

@@ -451,8 +451,14 @@ impl<'s> Importer<'s> {
             // Not valid JSON: let the parser of the likelier kind say why.
             _ => {
                 let head = &bytes[..bytes.len().min(SNIFF)];
-                if head.windows(16).any(|w| w == b"\"catalogVersion\"") {
+                let has = |key: &[u8]| head.windows(key.len()).any(|w| w == key);
+                if has(b"\"catalogVersion\"") {
                     self.kev(name, bytes);
+                } else if has(b"\"sourceIdentifier\"")
+                    || has(b"\"cveMetadata\"")
+                    || has(b"\"NVD_CVE\"")
+                {
+                    self.scores(name, bytes);
                 } else {
                     self.osv_document(name, bytes);
                 }

@@ -82,7 +82,17 @@ fn enrichment_spreads_the_worklist(backend: &str) {
         zip.reasons
     );
 
-    // The NVD records, imported like any feed: the findings re-tier.
+    // A CVE JSON 5 record uploaded through the API (`feeds import` with
+    // PATCHBAY_URL): the CNA's v4.0 score is the only one, so it is used.
+    let cve5 = fixtures().join("feeds/cvss/cve5/CVE-2025-13836.json");
+    let up = crate::support::ok(&s.cli(&["feeds", "import", cve5.to_str().unwrap()]));
+    assert!(up.contains("CVSS: scores of 1 CVEs stored"), "{up}");
+    let py = line(&worklist(&s), "CVE-2025-13836", "libpython3.11-stdlib").clone();
+    assert_eq!(py.reasons[0], "CVSS 6.3 (CNA PSF, v4.0) >= 4.0");
+    assert_eq!(py.tier, "P3");
+
+    // The NVD records, imported like any feed: the findings re-tier (and
+    // CVE-2025-13836's stored scores are replaced by NVD's record's).
     let out = s.import_feeds(&["feeds/cvss/nvd"]);
     assert!(out.contains("CVSS: scores of 10 CVEs stored"), "{out}");
     let items = worklist(&s);
