@@ -273,6 +273,63 @@ mod tests {
         );
     }
 
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 3] = ["nvd@nist.gov", "CISA-ADP", "x"];
+    const VERSIONS: [&str; 5] = ["2.0", "3.0", "3.1", "4.0", "5.0"];
+
+    fn any_candidate() -> impl Strategy<Value = Candidate<'static>> {
+        (0..5usize, 0..3usize, 0..5usize, -1.0f64..11.0).prop_map(|(s, n, v, base)| Candidate {
+            source: [
+                Source::Record,
+                Source::Nvd,
+                Source::Cna,
+                Source::Adp,
+                Source::Other,
+            ][s],
+            name: NAMES[n],
+            version: VERSIONS[v],
+            base: (base * 10.0).round() / 10.0,
+        })
+    }
+
+    proptest! {
+        /// For one CVE: the chosen score is a usable candidate's, of the best
+        /// version class present, from the best source within it, and no
+        /// candidate of that class and source scores higher. Never panics.
+        #[test]
+        fn one_cve_follows_the_rules(cs in proptest::collection::vec(any_candidate(), 0..8)) {
+            let usable: Vec<_> = cs.iter().filter(|c| c.usable()).copied().collect();
+            let got = choose(None, &[("CVE-1", cs.clone())]);
+            match usable.iter().map(|c| version_class(c.version)).max() {
+                None => prop_assert!(got.is_none()),
+                Some(class) => {
+                    let got = got.unwrap();
+                    let top: Vec<_> = usable.iter().filter(|c| version_class(c.version) == class).collect();
+                    let source = top.iter().map(|c| c.source).min().unwrap();
+                    let best = top.iter().filter(|c| c.source == source).map(|c| c.base).fold(f64::MIN, f64::max);
+                    prop_assert_eq!(got.base, best);
+                    let label = top.iter().find(|c| c.source == source && c.base == best).unwrap().label();
+                    prop_assert!(got.source.starts_with(&label), "{} / {}", got.source, label);
+                }
+            }
+        }
+
+        /// Across CVEs: the highest of each CVE's own choice.
+        #[test]
+        fn several_cves_take_the_highest(
+            a in proptest::collection::vec(any_candidate(), 0..5),
+            b in proptest::collection::vec(any_candidate(), 0..5),
+        ) {
+            let each: Vec<f64> = [&a, &b]
+                .iter()
+                .filter_map(|cs| choose(None, &[("CVE-1", (*cs).clone())]).map(|c| c.base))
+                .collect();
+            let got = choose(None, &[("CVE-1", a.clone()), ("CVE-2", b.clone())]);
+            prop_assert_eq!(got.map(|c| c.base), each.iter().copied().reduce(f64::max));
+        }
+    }
+
     #[test]
     fn unusable_candidates_are_ignored() {
         let got = choose(

@@ -150,8 +150,7 @@ pub fn shape(bytes: &[u8]) -> Option<Shape> {
 pub fn parse(bytes: &[u8]) -> Result<(Vec<CveScores>, Vec<RecordError>), FeedError> {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        FeedError::malformed(format!("invalid CVE record JSON: {e}"))
-            .with_record(id_in_text(bytes))
+        FeedError::malformed(format!("invalid CVE record JSON: {e}")).with_record(id_in_text(bytes))
     })?;
     let keys = Keys::deserialize(&value).unwrap_or_default();
     let mut errors = Vec::new();

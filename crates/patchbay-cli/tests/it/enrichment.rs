@@ -43,7 +43,11 @@ fn enrichment_spreads_the_worklist(backend: &str) {
         .iter()
         .copied()
         .partition(|f| f.starts_with("cvss/"));
-    assert_eq!(scores, ["cvss/nvd"], "the sample feeds carry the NVD records");
+    assert_eq!(
+        scores,
+        ["cvss/nvd"],
+        "the sample feeds carry the NVD records"
+    );
     let rest: Vec<String> = rest.iter().map(|f| format!("feeds/{f}")).collect();
     s.import_feeds(&rest.iter().map(String::as_str).collect::<Vec<_>>());
 
@@ -109,9 +113,10 @@ fn enrichment_spreads_the_worklist(backend: &str) {
     for w in &items {
         let named = match (&w.finding.cvss, &w.finding.cvss_source) {
             (Some(_), Some(src)) => w.reasons[0].contains(&format!("({src})")),
-            (None, None) => w.reasons.iter().any(|r| {
-                r.contains("Debian urgency") || r.contains("unknown severity assumed")
-            }),
+            (None, None) => w
+                .reasons
+                .iter()
+                .any(|r| r.contains("Debian urgency") || r.contains("unknown severity assumed")),
             _ => false,
         };
         assert!(named, "{}: {:?}", w.finding.id, w.reasons);
@@ -127,7 +132,12 @@ fn enrichment_spreads_the_worklist(backend: &str) {
             "P1",
             "CVSS 9.1 (NVD, v3.1) >= 9.0",
         ),
-        ("CVE-2023-31484", "perl", "P2", "CVSS 8.1 (NVD, v3.1) >= 7.0"),
+        (
+            "CVE-2023-31484",
+            "perl",
+            "P2",
+            "CVSS 8.1 (NVD, v3.1) >= 7.0",
+        ),
         (
             "CVE-2025-8194",
             "libpython3.11-stdlib",

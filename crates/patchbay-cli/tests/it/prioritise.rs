@@ -82,14 +82,19 @@ fn worklist_policy_and_triage(backend: &str) {
     // (ADR 0013: the Debian urgency of the record, mapped through
     // severity_cvss) and says so.
     assert!(
-        items.iter().all(|w| ["P2", "P3", "P4"].contains(&w.tier.as_str())),
+        items
+            .iter()
+            .all(|w| ["P2", "P3", "P4"].contains(&w.tier.as_str())),
         "{:?}",
         items.iter().map(|w| &w.tier).collect::<Vec<_>>()
     );
     assert!(
-        items.iter().all(|w| w.reasons[0].starts_with("assumed CVSS")
-            && w.reasons.iter().any(|r| r.contains("Debian urgency")
-                || r.contains("unknown severity assumed"))),
+        items
+            .iter()
+            .all(|w| w.reasons[0].starts_with("assumed CVSS")
+                && w.reasons.iter().any(
+                    |r| r.contains("Debian urgency") || r.contains("unknown severity assumed")
+                )),
         "{:?}",
         items[0].reasons
     );

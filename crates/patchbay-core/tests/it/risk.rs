@@ -562,6 +562,43 @@ fn missing_cvss_rules() {
     }
 }
 
+/// Reasons name where the severity came from (ADR 0013): a measured score its
+/// source and version, an assumed one whose severity it was.
+#[test]
+fn reasons_name_the_source() {
+    let model = RiskModel::default();
+    let mut i = input();
+    i.cvss = Some(9.8);
+    i.cvss_source = Some("NVD, v3.1".into());
+    let a = model.assess(&i);
+    assert_eq!(a.reasons[0], "CVSS 9.8 (NVD, v3.1) >= 9.0");
+    i.cvss = Some(3.6);
+    i.cvss_source = Some("CNA cve@mitre.org, v3.1".into());
+    assert_eq!(
+        model.assess(&i).reasons[0],
+        "CVSS 3.6 (CNA cve@mitre.org, v3.1) < 4.0"
+    );
+    i.cvss = None;
+    i.cvss_source = None;
+    i.severity_hint = Some("medium".into());
+    i.severity_source = Some("Debian urgency".into());
+    let a = model.assess(&i);
+    assert_eq!(a.tier, Tier::P3);
+    assert_eq!(a.reasons[0], "assumed CVSS 5.0 >= 4.0");
+    assert!(
+        a.reasons
+            .contains(&"no CVSS score; Debian urgency \"medium\" taken as CVSS 5.0".to_string())
+    );
+    i.severity_hint = None;
+    assert!(
+        model
+            .assess(&i)
+            .reasons
+            .iter()
+            .any(|r| r.contains("unknown severity assumed high (CVSS 7.0)"))
+    );
+}
+
 #[test]
 fn a_measured_cvss_wins_over_the_severity_hint() {
     let mut i = input();

@@ -35,7 +35,11 @@ fn staged_nvd_records() {
     let mut c = Collect::default();
     let summary = read_path(&fixture_path("cvss/nvd"), &mut c).unwrap();
     assert_eq!(
-        (summary.cvss.files, summary.cvss.records, summary.cvss.skipped),
+        (
+            summary.cvss.files,
+            summary.cvss.records,
+            summary.cvss.skipped
+        ),
         (10, 10, 0)
     );
     assert!(c.errors.is_empty(), "{:?}", c.errors);
@@ -95,8 +99,11 @@ fn zip_gzip_and_an_nvd_page_read_the_same() {
         .collect();
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, bytes) in &files {
-        zip.start_file(format!("nvd/{name}"), zip::write::SimpleFileOptions::default())
-            .unwrap();
+        zip.start_file(
+            format!("nvd/{name}"),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
         zip.write_all(bytes).unwrap();
     }
     let zip = zip.finish().unwrap().into_inner();
