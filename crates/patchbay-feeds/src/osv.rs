@@ -89,7 +89,17 @@ impl Advisory {
     pub fn distro_severity(&self) -> Option<DistroSeverity> {
         let mut found: Vec<DistroSeverity> = Vec::new();
         let mut push = |source: &str, level: &str| {
-            let level = level.trim().to_lowercase();
+            // Of the feed's making, shown in reasons: no control characters,
+            // one short word or phrase.
+            let level: String = level
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+                .trim()
+                .to_lowercase()
+                .chars()
+                .take(40)
+                .collect();
             if !level.is_empty() {
                 found.push(DistroSeverity {
                     source: source.to_owned(),

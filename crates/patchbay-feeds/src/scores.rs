@@ -210,6 +210,23 @@ fn id_in_text(bytes: &[u8]) -> Option<String> {
     })
 }
 
+/// The longest source name kept (characters); CNA e-mails and short names
+/// are far shorter.
+const MAX_NAME: usize = 100;
+
+/// A source name as stored and shown: control characters dropped, trimmed, at
+/// most [`MAX_NAME`] characters — the name is of the feed's making and ends
+/// up in reasons, tables and pages.
+pub fn clean_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(MAX_NAME)
+        .collect()
+}
+
 fn str_at<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
     v.get(key).and_then(Value::as_str)
 }
@@ -320,7 +337,7 @@ fn nvd_record(v: &Value, at: Option<&str>, errors: &mut Vec<RecordError>) -> Opt
             };
             scores.push(SourcedScore {
                 kind,
-                source: name.to_owned(),
+                source: clean_name(name),
                 score,
             });
         }
@@ -367,7 +384,7 @@ fn container_metrics(
                 if let Some(score) = scored(Some(data), cve, &path, errors) {
                     out.push(SourcedScore {
                         kind,
-                        source: name.to_owned(),
+                        source: clean_name(name),
                         score,
                     });
                 }
@@ -526,6 +543,14 @@ mod tests {
                 (SourceKind::Adp, "CISA-ADP", 7.5)
             ]
         );
+    }
+
+    #[test]
+    fn source_names_lose_control_characters() {
+        let nvd = NVD.replace("psirt@example.com", "evil\\u001b[31m\\r\\nX");
+        let (s, _) = parse(nvd.as_bytes()).unwrap();
+        assert_eq!(s[0].scores[0].source, "evil[31mX");
+        assert_eq!(clean_name(&"a".repeat(500)).len(), 100);
     }
 
     #[test]

@@ -119,7 +119,7 @@ fn zip_gzip_and_an_nvd_page_read_the_same() {
             .join(","),
         n = files.len()
     );
-    let mut sorted = |mut c: Collect| {
+    let sorted = |mut c: Collect| {
         c.scores.sort_by(|a, b| a.cve.cmp(&b.cve));
         c.scores
     };
@@ -180,4 +180,44 @@ fn malformed_records_name_file_and_record() {
         "{}",
         c.errors[0]
     );
+}
+
+/// The distribution's own severity of real records (ADR 0013): Ubuntu's
+/// priority (a `severity` of type `Ubuntu`, or `ubuntu_priority`), Debian's
+/// urgency, Red Hat's errata severity in AlmaLinux summaries.
+#[test]
+fn distribution_severities_of_real_records() {
+    let sev = |a: &patchbay_feeds::osv::Advisory| a.distro_severity().map(|d| (d.source, d.level));
+    let pair = |s: &str, l: &str| Some((s.to_string(), l.to_string()));
+    let u = patchbay_feeds::osv::parse(&fixture("osv/ubuntu/UBUNTU-CVE-2025-32463.json")).unwrap();
+    assert_eq!(sev(&u), pair("Ubuntu priority", "high"));
+    let u = patchbay_feeds::osv::parse(&fixture("osv/ubuntu/UBUNTU-CVE-2023-4911.json")).unwrap();
+    assert_eq!(sev(&u), pair("Ubuntu priority", "high"));
+    let mut c = Collect::default();
+    read_path(
+        &fixture_path("osv/Debian-12-derived.subset.osv.zip"),
+        &mut c,
+    )
+    .unwrap();
+    assert!(!c.advisories.is_empty());
+    assert!(
+        c.advisories
+            .iter()
+            .all(|a| sev(a).is_some_and(|(s, l)| s == "Debian urgency" && !l.is_empty()))
+    );
+    let mut c = Collect::default();
+    read_path(&fixture_path("osv/almalinux9.osv.jsonl.gz"), &mut c).unwrap();
+    let alba = c
+        .advisories
+        .iter()
+        .find(|a| a.id == "ALBA-2022:8256")
+        .unwrap();
+    assert_eq!(sev(alba), pair("Red Hat severity", "important"));
+    // "None: kernel bug fix…" is no severity.
+    let none = c
+        .advisories
+        .iter()
+        .find(|a| a.id == "ALBA-2026:39332")
+        .unwrap();
+    assert_eq!(sev(none), None);
 }
