@@ -98,7 +98,7 @@ fn enrichment_spreads_the_worklist(backend: &str) {
     // The NVD records, imported like any feed: the findings re-tier (and
     // CVE-2025-13836's stored scores are replaced by NVD's record's).
     let out = s.import_feeds(&["feeds/cvss/nvd"]);
-    assert!(out.contains("CVSS: scores of 10 CVEs stored"), "{out}");
+    assert!(out.contains("CVSS: scores of 18 CVEs stored"), "{out}");
     let items = worklist(&s);
     assert_eq!(items.len(), flat.len(), "scores change tiers, not findings");
     let t = tiers(&items);
@@ -161,6 +161,14 @@ fn enrichment_spreads_the_worklist(backend: &str) {
         assert_eq!(w.tier, tier, "{cve}: {:?}", w.reasons);
         assert_eq!(w.reasons[0], reason, "{cve}");
     }
+    // A record NVD has not analysed yet (no metrics): the Debian urgency stays.
+    let k = line(&items, "CVE-2025-21635", "linux-libc-dev");
+    assert_eq!(k.finding.cvss, None);
+    assert!(
+        k.reasons.iter().any(|r| r.contains("Debian urgency")),
+        "{:?}",
+        k.reasons
+    );
     let py = line(&items, "CVE-2025-13836", "libpython3.11-stdlib");
     assert_eq!(
         (py.finding.cvss, py.finding.cvss_source.as_deref()),
@@ -173,7 +181,7 @@ fn enrichment_spreads_the_worklist(backend: &str) {
             .as_array()
             .unwrap()
             .iter()
-            .any(|f| f["kind"] == "cvss" && f["records"] == 10),
+            .any(|f| f["kind"] == "cvss" && f["records"] == 18),
         "{feeds}"
     );
     let audit: serde_json::Value = s.admin().get("/api/v1/audit?limit=1000").unwrap();
