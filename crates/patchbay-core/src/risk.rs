@@ -516,7 +516,12 @@ impl RiskModel {
             )
         };
 
+        // A measured score the rule did not mention (KEV, EPSS) is still named
+        // with its source: the reasons always say where the severity came from.
+        let unnamed = (!cvss.assumed && !cvss.source.is_empty() && !rule.contains("CVSS"))
+            .then(|| format!("CVSS {}{}", num(cvss.value), cvss.source));
         let mut reasons = vec![rule];
+        reasons.extend(unnamed);
         if internet {
             reasons.push("asset internet-facing".to_owned());
         }

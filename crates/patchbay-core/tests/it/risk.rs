@@ -572,6 +572,13 @@ fn reasons_name_the_source() {
     i.cvss_source = Some("NVD, v3.1".into());
     let a = model.assess(&i);
     assert_eq!(a.reasons[0], "CVSS 9.8 (NVD, v3.1) >= 9.0");
+    i.kev = Some(KevInfo {
+        due_date: date(2026, 12, 1),
+    });
+    let a = model.assess(&i);
+    assert_eq!(a.reasons[0], "in CISA KEV (due 2026-12-01)");
+    assert_eq!(a.reasons[1], "CVSS 9.8 (NVD, v3.1)");
+    i.kev = None;
     i.cvss = Some(3.6);
     i.cvss_source = Some("CNA cve@mitre.org, v3.1".into());
     assert_eq!(
