@@ -98,7 +98,7 @@ fn enrichment_spreads_the_worklist(backend: &str) {
     // The NVD records, imported like any feed: the findings re-tier (and
     // CVE-2025-13836's stored scores are replaced by NVD's record's).
     let out = s.import_feeds(&["feeds/cvss/nvd"]);
-    assert!(out.contains("CVSS: scores of 18 CVEs stored"), "{out}");
+    assert!(out.contains("CVSS: scores of 24 CVEs stored"), "{out}");
     let items = worklist(&s);
     assert_eq!(items.len(), flat.len(), "scores change tiers, not findings");
     let t = tiers(&items);
@@ -137,6 +137,20 @@ fn enrichment_spreads_the_worklist(backend: &str) {
             "perl",
             "P2",
             "CVSS 8.1 (NVD, v3.1) >= 7.0",
+        ),
+        // Only a v4.0 score: it is used.
+        (
+            "CVE-2025-4516",
+            "libpython3.11-stdlib",
+            "P3",
+            "CVSS 5.9 (CNA cna@python.org, v4.0) >= 4.0",
+        ),
+        // v4.0 (CNA, 2.1) and v3.1 (NVD, 5.5): the v3.1 score.
+        (
+            "CVE-2025-13837",
+            "libpython3.11-stdlib",
+            "P3",
+            "CVSS 5.5 (NVD, v3.1) >= 4.0",
         ),
         (
             "CVE-2025-8194",
@@ -181,7 +195,7 @@ fn enrichment_spreads_the_worklist(backend: &str) {
             .as_array()
             .unwrap()
             .iter()
-            .any(|f| f["kind"] == "cvss" && f["records"] == 18),
+            .any(|f| f["kind"] == "cvss" && f["records"] == 24),
         "{feeds}"
     );
     let audit: serde_json::Value = s.admin().get("/api/v1/audit?limit=1000").unwrap();

@@ -40,7 +40,7 @@ fn staged_nvd_records() {
             summary.cvss.records,
             summary.cvss.skipped
         ),
-        (18, 18, 0)
+        (24, 24, 0)
     );
     assert!(c.errors.is_empty(), "{:?}", c.errors);
     assert_eq!(summary.osv.files, 0, "NVD records are not OSV records");
@@ -139,7 +139,7 @@ fn zip_gzip_and_an_nvd_page_read_the_same() {
     ] {
         let mut c = Collect::default();
         let s = read_bytes(name, &bytes, &mut c).unwrap();
-        assert_eq!(s.cvss.records, 18, "{name}");
+        assert_eq!(s.cvss.records, 24, "{name}");
         assert!(c.errors.is_empty(), "{name}: {:?}", c.errors);
         assert_eq!(sorted(c), reference, "{name}");
     }
