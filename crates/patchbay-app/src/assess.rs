@@ -160,6 +160,7 @@ fn add_row(idx: &mut Index, r: &AdvisoryRow) {
             cvss_vector: r.cvss_vector.clone(),
             summary: r.summary.clone(),
             published: r.published,
+            distro_severity: r.severity_source.clone().zip(r.severity.clone()),
         },
         affected
             .into_iter()

@@ -53,24 +53,29 @@ pub enum FeedKind {
     Kev,
     /// FIRST EPSS scores (CSV, or `.csv.gz`).
     Epss,
+    /// CVSS scores per CVE: NVD API 2.0 / CVE JSON 5 records (a zip of them,
+    /// or an NVD API page).
+    Cvss,
 }
 
 impl FeedKind {
-    /// `osv`, `kev` or `epss`.
+    /// `osv`, `kev`, `epss` or `cvss`.
     pub fn as_str(self) -> &'static str {
         match self {
             FeedKind::Osv => "osv",
             FeedKind::Kev => "kev",
             FeedKind::Epss => "epss",
+            FeedKind::Cvss => "cvss",
         }
     }
 
-    /// Parses `osv`, `kev` or `epss`.
+    /// Parses `osv`, `kev`, `epss` or `cvss`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "osv" => Some(FeedKind::Osv),
             "kev" => Some(FeedKind::Kev),
             "epss" => Some(FeedKind::Epss),
+            "cvss" => Some(FeedKind::Cvss),
             _ => None,
         }
     }
@@ -618,9 +623,9 @@ pub struct StoredFeeds {
 pub fn parse_path(path: &Path) -> Result<Parsed, String> {
     let mut records = Collect::default();
     let summary = read_path(path, &mut records).map_err(|e| e.to_string())?;
-    if summary.osv.files + summary.kev.files + summary.epss.files == 0 {
+    if summary.osv.files + summary.kev.files + summary.epss.files + summary.cvss.files == 0 {
         return Err(format!(
-            "{}: no feed files found (OSV JSON/JSONL/zip, KEV JSON, EPSS CSV)",
+            "{}: no feed files found (OSV JSON/JSONL/zip, KEV JSON, EPSS CSV, NVD / CVE JSON 5 records)",
             path.display()
         ));
     }
@@ -638,6 +643,7 @@ pub fn check_parsed(p: &Parsed, kind: FeedKind, what: &str) -> Result<(), String
         FeedKind::Osv => p.summary.osv.records,
         FeedKind::Kev => p.summary.kev.records,
         FeedKind::Epss => p.summary.epss.records,
+        FeedKind::Cvss => p.summary.cvss.records,
     };
     if records == 0 {
         return Err(format!(
@@ -694,7 +700,7 @@ impl App {
             .unwrap_or_else(|| PathBuf::from("./patchbay-data/feeds"))
     }
 
-    /// Stores parsed feed records (OSV, KEV, EPSS) as `caller`: one line per
+    /// Stores parsed feed records (OSV, KEV, EPSS, CVSS) as `caller`: one line per
     /// feed stored, and the CVEs that entered KEV. No re-assessment: the
     /// caller runs it once after all its files ([`App::import_collected`];
     /// `patchbay feeds import --db` with its progress bar).
@@ -757,10 +763,28 @@ impl App {
                 kev_added: 0,
             });
         }
+        if summary.cvss.files > 0 {
+            let o = self
+                .import_cvss(source, &p.scores, summary.cvss.skipped, caller)
+                .await?;
+            let version = p
+                .scores
+                .iter()
+                .filter_map(|s| s.modified.clone())
+                .max()
+                .unwrap_or_default();
+            out.imported.push(ImportedFeedOut {
+                kind: "cvss".into(),
+                version,
+                records: o.records,
+                skipped: o.skipped,
+                kev_added: 0,
+            });
+        }
         Ok(out)
     }
 
-    /// Stores parsed feed files (OSV, KEV, EPSS) as `caller`, then runs the
+    /// Stores parsed feed files (OSV, KEV, EPSS, CVSS) as `caller`, then runs the
     /// delta re-assessment and the zero-day lane: the path of feed sync and
     /// of uploads.
     pub async fn import_collected(

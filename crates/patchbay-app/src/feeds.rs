@@ -1,4 +1,5 @@
-//! Storing imported feeds: OSV advisories, CISA KEV, FIRST EPSS.
+//! Storing imported feeds: OSV advisories, CISA KEV, FIRST EPSS, and CVSS
+//! scores per CVE with their source (NVD and CVE JSON 5 records, ADR 0013).
 //!
 //! Reading files is the caller's business (`patchbay feeds import` uses
 //! `patchbay_feeds`); this module stores parsed records idempotently, records the
@@ -11,13 +12,14 @@ use patchbay_core::auth::Action;
 use patchbay_feeds::epss::EpssScore;
 use patchbay_feeds::kev::Catalog;
 use patchbay_feeds::osv::{Advisory, Event, RangeKind};
+use patchbay_feeds::scores::CveScores;
 use patchbay_proto::api::FeedOut;
-use patchbay_store::{AdvisoryRow, EpssRow, FeedRow, KevRow};
+use patchbay_store::{AdvisoryRow, CvssScoreRow, EpssRow, FeedRow, KevRow};
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Feed kinds.
-pub const KINDS: [&str; 3] = ["osv", "kev", "epss"];
+pub const KINDS: [&str; 4] = ["osv", "kev", "epss", "cvss"];
 
 /// Converts a parsed OSV record to its stored form. A withdrawn advisory is
 /// stored without affected packages, so it stops matching.
@@ -60,7 +62,10 @@ pub fn advisory_row(a: &Advisory) -> AdvisoryRow {
             .collect()
     };
     let ecosystems: BTreeSet<&str> = a.affected.iter().map(|x| x.ecosystem.as_str()).collect();
+    let distro = a.distro_severity();
     AdvisoryRow {
+        severity: distro.as_ref().map(|d| d.level.clone()),
+        severity_source: distro.map(|d| d.source),
         id: a.id.clone(),
         summary: a.summary.clone().unwrap_or_default(),
         cves: a.cves.clone(),
@@ -125,6 +130,7 @@ pub fn index_advisory(idx: &mut patchbay_core::assess::Index, a: &Advisory) {
             cvss_vector: a.cvss.as_ref().map(|c| c.vector.clone()),
             summary: a.summary.clone().unwrap_or_default(),
             published: a.published,
+            distro_severity: a.distro_severity().map(|d| (d.source, d.level)),
         },
         affected,
     );
@@ -170,6 +176,10 @@ pub fn merge_rows(rows: impl IntoIterator<Item = AdvisoryRow>) -> Vec<AdvisoryRo
                 if m.cvss_score.is_none() {
                     m.cvss_score = r.cvss_score;
                     m.cvss_vector = r.cvss_vector;
+                }
+                if m.severity.is_none() {
+                    m.severity = r.severity;
+                    m.severity_source = r.severity_source;
                 }
             }
         }
@@ -332,6 +342,75 @@ impl App {
             pairs_changed: 0,
         };
         self.record_import(&mut tx, "epss", source, score_date, &outcome)
+            .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Stores CVSS scores per CVE (NVD / CVE JSON 5 records): every stored
+    /// score of the CVEs in `records` is replaced by theirs (a CVE given twice:
+    /// the last record wins), in one audited transaction. Nothing is
+    /// re-matched: tiers are derived when findings are read, so the next
+    /// worklist ranks with the new scores.
+    pub async fn import_cvss(
+        &self,
+        source: &str,
+        records: &[CveScores],
+        skipped: u64,
+        caller: &Caller,
+    ) -> Result<ImportOutcome, AppError> {
+        let mut last: HashMap<&str, &CveScores> = HashMap::new();
+        for r in records {
+            last.insert(r.cve.as_str(), r);
+        }
+        let mut cves: Vec<String> = last.keys().map(|c| (*c).to_owned()).collect();
+        cves.sort();
+        // One row per (cve, source kind, source, version): the highest score
+        // when a record gives several (CVE 5 scenarios).
+        let mut rows: BTreeMap<(String, String, String, String), CvssScoreRow> = BTreeMap::new();
+        for r in last.values() {
+            for s in &r.scores {
+                let row = CvssScoreRow {
+                    cve: r.cve.clone(),
+                    source_kind: s.kind.as_str().to_owned(),
+                    source: s.source.clone(),
+                    version: s.score.version.as_str().to_owned(),
+                    vector: s.score.vector.clone(),
+                    base_score: s.score.base_score,
+                    modified: r.modified.clone().unwrap_or_default(),
+                };
+                let key = (
+                    row.cve.clone(),
+                    row.source_kind.clone(),
+                    row.source.clone(),
+                    row.version.clone(),
+                );
+                match rows.get(&key) {
+                    Some(old) if old.base_score >= row.base_score => {}
+                    _ => {
+                        rows.insert(key, row);
+                    }
+                }
+            }
+        }
+        let rows: Vec<CvssScoreRow> = rows.into_values().collect();
+        let version = records
+            .iter()
+            .filter_map(|r| r.modified.as_deref())
+            .max()
+            .unwrap_or_default()
+            .to_owned();
+        let mut tx = self
+            .change(caller, Action::ImportFeeds, &RequestCtx::default())
+            .await?;
+        tx.replace_cvss_scores(&cves, &rows).await?;
+        let outcome = ImportOutcome {
+            records: cves.len() as u64,
+            skipped,
+            kev_added: vec![],
+            pairs_changed: 0,
+        };
+        self.record_import(&mut tx, "cvss", source, &version, &outcome)
             .await?;
         tx.commit().await?;
         Ok(outcome)

@@ -110,7 +110,9 @@ pub(crate) fn rank(
         let first_seen: Timestamp = f.first_seen.parse().unwrap_or(now);
         let input = RiskInput {
             cvss: f.cvss,
-            severity_hint: None,
+            cvss_source: f.cvss_source.clone(),
+            severity_hint: f.severity.clone(),
+            severity_source: f.severity_source.clone(),
             epss: f.epss,
             kev: f
                 .due_date
@@ -167,6 +169,11 @@ pub(crate) fn rank(
 pub(crate) struct AdvisoryFacts<'a> {
     pub(crate) cves: &'a [String],
     pub(crate) cvss: Option<f64>,
+    /// Where `cvss` comes from (`NVD, v3.1`; ADR 0013).
+    pub(crate) cvss_source: Option<String>,
+    /// The distribution's severity (`high`) and whose it is (`Debian urgency`).
+    pub(crate) severity: Option<String>,
+    pub(crate) severity_source: Option<String>,
     pub(crate) published: Option<Timestamp>,
     pub(crate) kev_due: Option<String>,
     pub(crate) epss: Option<f64>,
@@ -218,7 +225,9 @@ pub(crate) fn rank_rows<'r, 'e>(
             .or_insert_with(|| advisory(&r.finding.advisory_id));
         let input = RiskInput {
             cvss: adv.cvss,
-            severity_hint: None,
+            cvss_source: adv.cvss_source.clone(),
+            severity_hint: adv.severity.clone(),
+            severity_source: adv.severity_source.clone(),
             epss: adv.epss,
             kev: adv
                 .kev_due

@@ -20,6 +20,7 @@ use patchbay_core::assess::Index;
 use patchbay_core::auth::Action;
 use patchbay_core::exception::Exception;
 use patchbay_core::policy::{self, Policy};
+use patchbay_core::severity;
 use patchbay_proto::api::FindingOut;
 use patchbay_store::{AssetRow, PolicyRow, Tx};
 use std::collections::HashMap;
@@ -52,12 +53,14 @@ pub(crate) async fn policy_in(
     Ok((parse_policy(text)?, row))
 }
 
-/// What a stored finding is enriched with: its advisory (CVEs, CVSS), KEV
-/// due dates and EPSS scores — read through the snapshot's transaction.
+/// What a stored finding is enriched with: its advisory (CVEs, CVSS, the
+/// distribution's severity), KEV due dates, EPSS scores and the CVEs' imported
+/// CVSS scores — read through the snapshot's transaction.
 pub(crate) struct Enrichment {
     pub(crate) index: Arc<Index>,
     kev: HashMap<String, patchbay_store::KevRow>,
     epss: HashMap<String, f64>,
+    cvss: HashMap<String, Vec<patchbay_store::CvssScoreRow>>,
 }
 
 impl Enrichment {
@@ -88,16 +91,74 @@ impl Enrichment {
             .into_iter()
             .map(|e| (e.cve, e.epss))
             .collect();
-        Ok(Enrichment { index, kev, epss })
+        let mut cvss: HashMap<String, Vec<patchbay_store::CvssScoreRow>> = HashMap::new();
+        for r in tx.cvss_for(&all_cves).await? {
+            cvss.entry(r.cve.clone()).or_default().push(r);
+        }
+        Ok(Enrichment {
+            index,
+            kev,
+            epss,
+            cvss,
+        })
+    }
+
+    /// The advisory's CVSS score and its source, by the preference of ADR 0013
+    /// (`patchbay_core::severity`): its own vector and its CVEs' imported scores.
+    fn chosen_cvss(&self, a: &patchbay_core::assess::AdvisoryInfo) -> Option<severity::Chosen> {
+        let version = |vector: &str| {
+            let v = vector.trim();
+            match v.get(..9) {
+                Some(p) if p.eq_ignore_ascii_case("CVSS:3.1/") => "3.1",
+                Some(p) if p.eq_ignore_ascii_case("CVSS:3.0/") => "3.0",
+                Some(p) if p.eq_ignore_ascii_case("CVSS:4.0/") => "4.0",
+                _ => "2.0",
+            }
+        };
+        let record = a.cvss.map(|base| severity::Candidate {
+            source: severity::Source::Record,
+            name: &a.id,
+            version: a.cvss_vector.as_deref().map(version).unwrap_or("3.1"),
+            base,
+        });
+        let cves: Vec<(&str, Vec<severity::Candidate<'_>>)> = a
+            .cves
+            .iter()
+            .map(|c| {
+                let scores = self
+                    .cvss
+                    .get(c)
+                    .map(|rows| {
+                        rows.iter()
+                            .filter_map(|r| {
+                                Some(severity::Candidate {
+                                    source: severity::Source::parse(&r.source_kind)?,
+                                    name: &r.source,
+                                    version: &r.version,
+                                    base: r.base_score,
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (c.as_str(), scores)
+            })
+            .collect();
+        severity::choose(record, &cves)
     }
 
     /// The CVEs, CVSS score, highest EPSS and earliest KEV due date of an advisory.
     pub(crate) fn advisory(&self, id: &str) -> ranking::AdvisoryFacts<'_> {
         let a = self.index.by_id(id);
         let cves: &[String] = a.map(|a| a.cves.as_slice()).unwrap_or(&[]);
+        let chosen = a.and_then(|a| self.chosen_cvss(a));
+        let distro = a.and_then(|a| a.distro_severity.as_ref());
         ranking::AdvisoryFacts {
             cves,
-            cvss: a.and_then(|a| a.cvss),
+            cvss: chosen.as_ref().map(|c| c.base),
+            cvss_source: chosen.map(|c| c.source),
+            severity: distro.map(|(_, level)| level.clone()),
+            severity_source: distro.map(|(whose, _)| whose.clone()),
             published: a.and_then(|a| a.published),
             kev_due: cves
                 .iter()
@@ -122,6 +183,9 @@ impl Enrichment {
             ),
             cves: a.cves.to_vec(),
             cvss: a.cvss,
+            cvss_source: a.cvss_source.clone(),
+            severity: a.severity.clone(),
+            severity_source: a.severity_source.clone(),
             epss: a.epss,
             kev: a.kev_due.is_some(),
             due_date: a.kev_due,

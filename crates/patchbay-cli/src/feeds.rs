@@ -70,6 +70,9 @@ impl FeedSink for Progress {
         self.c.on_epss(s);
         self.tick();
     }
+    fn on_cve_scores(&mut self, s: patchbay_feeds::scores::CveScores) {
+        self.c.on_cve_scores(s);
+    }
     fn on_error(&mut self, e: RecordError) {
         if !self.quiet_errors {
             self.bar.println(format!("skipped: {e}"));
@@ -89,8 +92,10 @@ fn read_feeds(path: &Path, show: bool) -> anyhow::Result<(Collect, ImportSummary
 /// `patchbay feeds import` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ImportArgs {
-    /// Feed files: OSV JSON / JSONL / zip, CISA KEV JSON, FIRST EPSS CSV (.gz);
-    /// directories too with --db/--data-dir.
+    /// Feed files: OSV JSON / JSONL / zip, CISA KEV JSON, FIRST EPSS CSV,
+    /// NVD API 2.0 CVE records or pages and CVE JSON 5 records (CVSS scores
+    /// with their source), each also as zip or gzip; directories too with
+    /// --db/--data-dir.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Local mode: write into this database directly (default with
@@ -181,6 +186,10 @@ pub fn print_import(o: &patchbay_proto::api::FeedImportOut) {
             "epss" => println!(
                 "{}: EPSS {}: {} scores, {} skipped",
                 source, version, f.records, f.skipped
+            ),
+            "cvss" => println!(
+                "{}: CVSS: scores of {} CVEs stored, {} skipped",
+                source, f.records, f.skipped
             ),
             _ => println!(
                 "{}: OSV: {} advisories stored, {} skipped",
@@ -273,6 +282,10 @@ pub async fn import_with(
                     "{source}: KEV catalog {}: {} entries, {} newly in KEV",
                     f.version, f.records, f.kev_added
                 ),
+                "cvss" => println!(
+                    "{source}: CVSS: scores of {} CVEs stored, {} skipped",
+                    f.records, f.skipped
+                ),
                 _ => println!(
                     "{source}: EPSS {}: {} scores, {} skipped",
                     f.version, f.records, f.skipped
@@ -280,9 +293,9 @@ pub async fn import_with(
             }
         }
         kev_added.extend(stored.kev_added);
-        if summary.osv.files + summary.kev.files + summary.epss.files == 0 {
+        if summary.osv.files + summary.kev.files + summary.epss.files + summary.cvss.files == 0 {
             bail!(
-                "{}: no feed files found (OSV JSON/JSONL/zip, KEV JSON, EPSS CSV)",
+                "{}: no feed files found (OSV JSON/JSONL/zip, KEV JSON, EPSS CSV, NVD / CVE JSON 5 records)",
                 path.display()
             );
         }

@@ -296,7 +296,8 @@ pub struct DevArgs {
     #[arg(long)]
     pub no_agent: bool,
     /// Sample feeds imported on first start (the repository's fixtures/feeds:
-    /// Debian 12, Alpine 3.10 and AlmaLinux 9 OSV data, CISA KEV, FIRST EPSS).
+    /// Debian 12, Alpine 3.10 and AlmaLinux 9 OSV data, CISA KEV, FIRST EPSS,
+    /// NVD CVE records with CVSS scores).
     /// Default: ./fixtures/feeds, else the source tree's.
     #[arg(long)]
     pub feeds: Option<PathBuf>,
@@ -306,12 +307,15 @@ pub struct DevArgs {
 }
 
 /// The bundled sample feeds under a `fixtures/feeds` directory, in import order.
-pub const SAMPLE_FEEDS: [&str; 5] = [
+pub const SAMPLE_FEEDS: [&str; 6] = [
     "osv/Debian-12-derived.osv.zip",
     "osv/Alpine-v3.10-derived.osv.zip",
     "osv/almalinux9.osv.jsonl.gz",
     "kev/known_exploited_vulnerabilities-2026.08.07.json.gz",
     "epss/epss_scores-2026-09-29-head40.csv",
+    // Real NVD API 2.0 records (CVSS with its source) of CVEs this kind of
+    // Debian 12 machine has findings for: fixtures/feeds/cvss/README.md.
+    "cvss/nvd",
 ];
 
 fn sample_feeds_dir(given: Option<&PathBuf>) -> Option<PathBuf> {

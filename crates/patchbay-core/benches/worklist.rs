@@ -55,7 +55,9 @@ fn main() {
                 cvss: rng
                     .random_bool(0.8)
                     .then(|| (rng.random_range(0..=100) as f64) / 10.0),
+                cvss_source: None,
                 severity_hint: rng.random_bool(0.1).then(|| "high".to_string()),
+                severity_source: None,
                 epss: rng.random_bool(0.7).then(|| rng.random::<f64>()),
                 kev: rng
                     .random_bool(0.01)

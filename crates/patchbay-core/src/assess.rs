@@ -128,6 +128,10 @@ pub struct AdvisoryInfo {
     pub summary: String,
     /// Publication time (the SLA clock starts no earlier).
     pub published: Option<jiff::Timestamp>,
+    /// The distribution's own severity, as (whose, level): (`Debian urgency`,
+    /// `high`). Used when no CVSS score is known (ADR 0013). Not kept in the
+    /// compiled index ([`crate::compiled`]): the offline scan ranks nothing.
+    pub distro_severity: Option<(String, String)>,
 }
 
 /// One affected-package entry of an advisory.
@@ -447,6 +451,7 @@ mod tests {
     #[test]
     fn split_advisories_merge_and_are_found_by_id() {
         let info = |id: &str| AdvisoryInfo {
+            distro_severity: None,
             id: id.into(),
             cves: vec![],
             cvss: None,

@@ -502,6 +502,7 @@ impl CompiledIndex {
             _ => return Err(r.bad("published")),
         };
         Ok(AdvisoryInfo {
+            distro_severity: None,
             id,
             cves,
             cvss,
@@ -715,6 +716,7 @@ mod tests {
 
     fn sample() -> Index {
         let info = |id: &str, cvss, published| AdvisoryInfo {
+            distro_severity: None,
             id: id.into(),
             cves: vec![format!("CVE-{id}")],
             cvss,

@@ -21,6 +21,8 @@
 //!   once in a versioned, checksummed binary form, decoded on demand.
 //! - [`report`]: compliance, time-to-patch, SLA adherence and coverage as of any
 //!   date, and the controls each evidences.
+//! - [`severity`]: which CVSS score a finding uses when it has several (source
+//!   and version preference, ADR 0013).
 //! - [`risk`]: the risk model: tiers P0–P4, rank score, SLA due dates (KEV due
 //!   dates honoured), and the reasons for each decision.
 //! - [`rank`]: findings ranked under a policy (tier, due date, score,
@@ -65,6 +67,7 @@ pub mod rank;
 pub mod report;
 pub mod risk;
 pub mod rollout;
+pub mod severity;
 pub mod siem;
 pub mod token;
 pub mod webhook;

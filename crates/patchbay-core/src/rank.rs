@@ -94,7 +94,9 @@ mod tests {
     fn input(cvss: f64, first_seen: Timestamp) -> RiskInput {
         RiskInput {
             cvss: Some(cvss),
+            cvss_source: None,
             severity_hint: None,
+            severity_source: None,
             epss: None,
             kev: None,
             business_impact: BusinessImpact::Medium,

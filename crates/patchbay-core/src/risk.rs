@@ -181,9 +181,15 @@ pub struct KevInfo {
 pub struct RiskInput {
     /// CVSS base score (0–10), when the advisory has one.
     pub cvss: Option<f64>,
+    /// Where `cvss` comes from, for the reasons (`NVD, v3.1`; see
+    /// [`crate::severity`]).
+    pub cvss_source: Option<String>,
     /// The distribution's own severity or urgency (`high`, `important`, …), used
     /// when there is no CVSS score.
     pub severity_hint: Option<String>,
+    /// Whose severity `severity_hint` is (`Debian urgency`, `Ubuntu priority`,
+    /// `Red Hat severity`), for the reasons.
+    pub severity_source: Option<String>,
     /// FIRST EPSS probability (0–1), when known.
     pub epss: Option<f64>,
     /// The CISA KEV entry, when the vulnerability is in the catalog.
@@ -372,10 +378,13 @@ pub fn kev_due_instant(date: Date) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
-/// The effective CVSS and whether it was assumed (and from what).
+/// The effective CVSS, whether it was assumed, and where it came from.
 struct Cvss {
     value: f64,
     assumed: bool,
+    /// ` (NVD, v3.1)` for a measured score; empty when assumed (the note
+    /// says from what).
+    source: String,
 }
 
 impl RiskModel {
@@ -391,6 +400,11 @@ impl RiskModel {
                 return Cvss {
                     value: c,
                     assumed: false,
+                    source: input
+                        .cvss_source
+                        .as_deref()
+                        .map(|s| format!(" ({s})"))
+                        .unwrap_or_default(),
                 };
             }
             Some(c) => prefix = format!("CVSS {} out of range 0-10, ignored", num(c)),
@@ -401,19 +415,23 @@ impl RiskModel {
             .as_deref()
             .map(|h| h.trim().trim_end_matches('*').trim().to_lowercase())
             .filter(|h| !h.is_empty());
+        let whose = input
+            .severity_source
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or("distro severity");
         if self.missing_cvss == MissingCvss::DistroSeverity {
             if let Some(h) = &hint {
                 if let Some(&v) = self.severity_cvss.get(h) {
-                    notes.push(format!(
-                        "{prefix}; distro severity {h:?} taken as CVSS {}",
-                        num(v)
-                    ));
+                    notes.push(format!("{prefix}; {whose} {h:?} taken as CVSS {}", num(v)));
                     return Cvss {
                         value: v,
                         assumed: true,
+                        // The note names it; the rule line stays short.
+                        source: String::new(),
                     };
                 }
-                prefix = format!("{prefix}; distro severity {h:?} not recognised");
+                prefix = format!("{prefix}; {whose} {h:?} not recognised");
             } else {
                 prefix = format!("{prefix} and no distro severity");
             }
@@ -427,6 +445,7 @@ impl RiskModel {
         Cvss {
             value: v,
             assumed: true,
+            source: String::new(),
         }
     }
 
@@ -448,7 +467,12 @@ impl RiskModel {
         let internet = input.exposure == Exposure::InternetFacing;
         let cv = |threshold: f64| {
             let label = if cvss.assumed { "assumed CVSS" } else { "CVSS" };
-            format!("{label} {} >= {}", num(cvss.value), num(threshold))
+            format!(
+                "{label} {}{} >= {}",
+                num(cvss.value),
+                cvss.source,
+                num(threshold)
+            )
         };
 
         let (base, rule) = if let (true, Some(k)) = (self.kev_is_p0, input.kev) {
@@ -483,11 +507,21 @@ impl RiskModel {
             let label = if cvss.assumed { "assumed CVSS" } else { "CVSS" };
             (
                 Tier::P4,
-                format!("{label} {} < {}", num(cvss.value), num(self.p3_cvss)),
+                format!(
+                    "{label} {}{} < {}",
+                    num(cvss.value),
+                    cvss.source,
+                    num(self.p3_cvss)
+                ),
             )
         };
 
+        // A measured score the rule did not mention (KEV, EPSS) is still named
+        // with its source: the reasons always say where the severity came from.
+        let unnamed = (!cvss.assumed && !cvss.source.is_empty() && !rule.contains("CVSS"))
+            .then(|| format!("CVSS {}{}", num(cvss.value), cvss.source));
         let mut reasons = vec![rule];
+        reasons.extend(unnamed);
         if internet {
             reasons.push("asset internet-facing".to_owned());
         }

@@ -1,9 +1,10 @@
 //! Advisory feed readers for assessment: OSV advisories, CISA's KEV catalog, FIRST
-//! EPSS scores, and CVSS base scores — read from local files only. Patchbay never
+//! EPSS scores, CVSS base scores, and CVSS scores per CVE with their source (NVD
+//! and CVE JSON 5 records) — read from local files only. Patchbay never
 //! fetches a feed from the network; air-gapped sites copy the files in.
 //!
 //! # Layout
-//! - [`osv`], [`kev`], [`epss`], [`cvss`]: **pure** parsers over bytes (EPSS over a
+//! - [`osv`], [`kev`], [`epss`], [`cvss`], [`scores`]: **pure** parsers over bytes (EPSS over a
 //!   `Read` stream). Each reads `Raw*` serde structs and builds validated domain
 //!   types ("parse, don't validate"); none does IO of its own or panics on any
 //!   input (property tests).
@@ -25,6 +26,7 @@ pub mod epss;
 mod error;
 pub mod kev;
 pub mod osv;
+pub mod scores;
 pub mod source;
 
 pub use error::{FeedError, FeedErrorKind, RecordError};

@@ -73,6 +73,106 @@ impl Advisory {
     pub fn is_withdrawn(&self) -> bool {
         self.withdrawn.is_some()
     }
+
+    /// The distribution's own severity of this record, where the feed gives one
+    /// (ADR 0013):
+    /// - **Ubuntu** priority: a `severity` entry of type `Ubuntu` (top-level or
+    ///   in `affected[]`), or `affected[].ecosystem_specific.ubuntu_priority`;
+    /// - **Debian** urgency: `affected[].ecosystem_specific.urgency` of a
+    ///   `Debian…` ecosystem (the changelog or security-tracker urgency);
+    /// - **Red Hat** family severity: the `Critical:`/`Important:`/`Moderate:`/
+    ///   `Low:` prefix of the summary of an `AlmaLinux…`/`Rocky…`/`Red Hat…`
+    ///   record (Red Hat's errata severity, which AlmaLinux and Rocky copy).
+    ///
+    /// The level is lower case, as written otherwise (`high`, `not yet
+    /// assigned`); several entries: the most severe known level, else the first.
+    pub fn distro_severity(&self) -> Option<DistroSeverity> {
+        let mut found: Vec<DistroSeverity> = Vec::new();
+        let mut push = |source: &str, level: &str| {
+            // Of the feed's making, shown in reasons: no control characters,
+            // one short word or phrase.
+            let level: String = level
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+                .trim()
+                .to_lowercase()
+                .chars()
+                .take(40)
+                .collect();
+            if !level.is_empty() {
+                found.push(DistroSeverity {
+                    source: source.to_owned(),
+                    level,
+                });
+            }
+        };
+        let ubuntu = |s: &Severity| s.kind.eq_ignore_ascii_case("ubuntu");
+        for s in self.severity.iter().filter(|s| ubuntu(s)) {
+            push("Ubuntu priority", &s.score);
+        }
+        for a in &self.affected {
+            for s in a.severity.iter().filter(|s| ubuntu(s)) {
+                push("Ubuntu priority", &s.score);
+            }
+            let specific = |key: &str| {
+                a.ecosystem_specific
+                    .as_ref()
+                    .and_then(|e| e.get(key))
+                    .and_then(|v| v.as_str())
+            };
+            if let Some(p) = specific("ubuntu_priority") {
+                push("Ubuntu priority", p);
+            }
+            if a.ecosystem.starts_with("Debian")
+                && let Some(u) = specific("urgency")
+            {
+                push("Debian urgency", u);
+            }
+        }
+        let redhat = self.affected.iter().any(|a| {
+            ["AlmaLinux", "Rocky", "Red Hat"]
+                .iter()
+                .any(|p| a.ecosystem.starts_with(p))
+        });
+        if redhat && let Some((level, _)) = self.summary.as_deref().and_then(|s| s.split_once(':'))
+        {
+            let level = level.trim();
+            if ["critical", "important", "moderate", "low"]
+                .iter()
+                .any(|l| level.eq_ignore_ascii_case(l))
+            {
+                push("Red Hat severity", level);
+            }
+        }
+        const ORDER: [&str; 8] = [
+            "critical",
+            "high",
+            "important",
+            "medium",
+            "moderate",
+            "low",
+            "negligible",
+            "unimportant",
+        ];
+        let rank = |d: &DistroSeverity| ORDER.iter().position(|l| *l == d.level);
+        let best = found
+            .iter()
+            .filter(|d| rank(d).is_some())
+            .min_by_key(|d| rank(d))
+            .cloned();
+        best.or_else(|| found.into_iter().next())
+    }
+}
+
+/// A distribution's own severity of an advisory (see
+/// [`Advisory::distro_severity`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct DistroSeverity {
+    /// `Debian urgency`, `Ubuntu priority` or `Red Hat severity`.
+    pub source: String,
+    /// The level, lower case (`high`, `medium`, `important`, …).
+    pub level: String,
 }
 
 /// A `severity` entry: a type and a score string.

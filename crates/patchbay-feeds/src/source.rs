@@ -13,6 +13,10 @@
 //! - a **KEV catalog** (`known_exploited_vulnerabilities.json`): a JSON object with
 //!   `catalogVersion`, or with `vulnerabilities` and `dateReleased`;
 //! - an **EPSS CSV** (official, or the KEV_EPSS layout), recognised by its first line;
+//! - **CVSS scores** ([`crate::scores`]): an NVD API 2.0 CVE record (one per file,
+//!   as in `fkie-cad/nvd-json-data-feeds`), an NVD API 2.0 page
+//!   (`{"format":"NVD_CVE","vulnerabilities":[{"cve":…}]}`) or a CVE JSON 5
+//!   record (`"dataType":"CVE_RECORD"`);
 //! - any of these **gzip**-compressed.
 //!
 //! Kinds are decided by content (magic bytes, the first JSON object's keys, the CSV
@@ -32,6 +36,7 @@ use crate::epss::{self, EpssMeta, EpssScore};
 use crate::error::{FeedError, FeedErrorKind, RecordError};
 use crate::kev::{self, Catalog};
 use crate::osv::{self, Advisory};
+use crate::scores::{self, CveScores};
 use flate2::read::MultiGzDecoder;
 use serde::Serialize;
 use serde::de::IgnoredAny;
@@ -61,6 +66,10 @@ pub trait FeedSink {
     fn on_epss(&mut self, score: EpssScore) {
         let _ = score;
     }
+    /// The CVSS scores of one CVE (an NVD or CVE JSON 5 record).
+    fn on_cve_scores(&mut self, scores: CveScores) {
+        let _ = scores;
+    }
     /// A record or file that was skipped.
     fn on_error(&mut self, error: RecordError);
 }
@@ -76,6 +85,8 @@ pub struct Collect {
     pub epss_meta: Vec<EpssMeta>,
     /// EPSS rows.
     pub epss: Vec<EpssScore>,
+    /// CVSS scores per CVE.
+    pub scores: Vec<CveScores>,
     /// Skipped records and files.
     pub errors: Vec<RecordError>,
 }
@@ -92,6 +103,9 @@ impl FeedSink for Collect {
     }
     fn on_epss(&mut self, score: EpssScore) {
         self.epss.push(score);
+    }
+    fn on_cve_scores(&mut self, scores: CveScores) {
+        self.scores.push(scores);
     }
     fn on_error(&mut self, error: RecordError) {
         self.errors.push(error);
@@ -118,6 +132,8 @@ pub struct ImportSummary {
     pub kev: Counts,
     /// EPSS files (records = rows).
     pub epss: Counts,
+    /// NVD / CVE JSON 5 records (records = CVEs).
+    pub cvss: Counts,
     /// Files inside the imported directories or archives that are not feeds.
     pub ignored: Vec<String>,
     /// Calls of [`FeedSink::on_error`].
@@ -126,7 +142,12 @@ pub struct ImportSummary {
 
 impl fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (name, c) in [("OSV", self.osv), ("KEV", self.kev), ("EPSS", self.epss)] {
+        for (name, c) in [
+            ("OSV", self.osv),
+            ("KEV", self.kev),
+            ("EPSS", self.epss),
+            ("CVSS", self.cvss),
+        ] {
             write!(
                 f,
                 "{name}: {} files, {} records, {} skipped; ",
@@ -234,6 +255,7 @@ struct Probe {
 enum JsonKind {
     Kev,
     Osv,
+    Scores,
     Other,
 }
 
@@ -390,7 +412,7 @@ impl<'s> Importer<'s> {
             }
             Sniffed::Unknown if top => Err(FeedError::unknown_format(
                 name,
-                "not a feed this importer reads (OSV JSON or JSONL, KEV catalog JSON, EPSS CSV, or a zip or gzip of those)",
+                "not a feed this importer reads (OSV JSON or JSONL, KEV catalog JSON, EPSS CSV, NVD or CVE JSON 5 records, or a zip or gzip of those)",
             )),
             Sniffed::Unknown => {
                 self.summary.ignored.push(name.to_owned());
@@ -409,13 +431,18 @@ impl<'s> Importer<'s> {
                     self.jsonl_bytes(name, bytes);
                     return Ok(());
                 }
-                match probe.kind() {
+                let kind = match serde_json::from_slice::<scores::Keys>(bytes) {
+                    Ok(keys) if keys.shape().is_some() => JsonKind::Scores,
+                    _ => probe.kind(),
+                };
+                match kind {
+                    JsonKind::Scores => self.scores(name, bytes),
                     JsonKind::Kev => self.kev(name, bytes),
                     JsonKind::Osv => self.osv_document(name, bytes),
                     JsonKind::Other if top => {
                         return Err(FeedError::unknown_format(
                             name,
-                            "a JSON document that is neither an OSV record nor a KEV catalog",
+                            "a JSON document that is neither an OSV record, a KEV catalog, an NVD CVE record nor a CVE JSON 5 record",
                         ));
                     }
                     JsonKind::Other => self.summary.ignored.push(name.to_owned()),
@@ -424,8 +451,14 @@ impl<'s> Importer<'s> {
             // Not valid JSON: let the parser of the likelier kind say why.
             _ => {
                 let head = &bytes[..bytes.len().min(SNIFF)];
-                if head.windows(16).any(|w| w == b"\"catalogVersion\"") {
+                let has = |key: &[u8]| head.windows(key.len()).any(|w| w == key);
+                if has(b"\"catalogVersion\"") {
                     self.kev(name, bytes);
+                } else if has(b"\"sourceIdentifier\"")
+                    || has(b"\"cveMetadata\"")
+                    || has(b"\"NVD_CVE\"")
+                {
+                    self.scores(name, bytes);
                 } else {
                     self.osv_document(name, bytes);
                 }
@@ -484,6 +517,26 @@ impl<'s> Importer<'s> {
                     self.failed(name, FeedError::io(name, e).at_line(number + 1));
                     break;
                 }
+            }
+        }
+    }
+
+    fn scores(&mut self, name: &str, bytes: &[u8]) {
+        self.summary.cvss.files += 1;
+        match scores::parse(bytes) {
+            Ok((records, errors)) => {
+                for e in errors {
+                    self.summary.cvss.skipped += 1;
+                    self.error(e.in_file(name));
+                }
+                for r in records {
+                    self.summary.cvss.records += 1;
+                    self.sink.on_cve_scores(r);
+                }
+            }
+            Err(e) => {
+                self.summary.cvss.skipped += 1;
+                self.failed(name, e);
             }
         }
     }

@@ -306,8 +306,19 @@ pub struct FindingOut {
     pub advisory: String,
     /// CVE aliases.
     pub cves: Vec<String>,
-    /// CVSS base score (from the advisory), if known.
+    /// CVSS base score, if known: the one ADR 0013's preference picks from the
+    /// advisory's own vector and its CVEs' imported NVD / CVE 5 scores.
     pub cvss: Option<f64>,
+    /// Where `cvss` comes from: `NVD, v3.1`, `CNA secalert@redhat.com, v3.1`,
+    /// `CISA-ADP, v3.1`, `advisory ALSA-2023:5453, v3.1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cvss_source: Option<String>,
+    /// The distribution's own severity of the advisory (`high`, `important`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    /// Whose severity it is: `Debian urgency`, `Ubuntu priority`, `Red Hat severity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_source: Option<String>,
     /// Highest EPSS score of its CVEs, if known.
     pub epss: Option<f64>,
     /// Whether one of its CVEs is in CISA KEV.

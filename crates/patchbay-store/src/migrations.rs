@@ -146,6 +146,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/postgres/0055_feed_sync.sql"),
     ),
     (
+        65,
+        "cvss scores",
+        include_str!("../migrations/sqlite/0065_cvss_scores.sql"),
+        include_str!("../migrations/postgres/0065_cvss_scores.sql"),
+    ),
+    (
         70,
         "discovery",
         include_str!("../migrations/sqlite/0070_discovery.sql"),
@@ -161,7 +167,7 @@ const MIGRATIONS: &[Entry] = &[
 
 /// The versions of all migrations.
 pub const MIGRATION_VERSIONS: &[i64] = &[
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41, 45, 46, 50, 51, 55, 70, 71,
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41, 45, 46, 50, 51, 55, 65, 70, 71,
 ];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {

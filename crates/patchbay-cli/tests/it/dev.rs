@@ -3,7 +3,7 @@
 
 use crate::support::{PATCHBAY, dpkg_query};
 use patchbay_client::Client;
-use patchbay_proto::api::{AssetSummary, List};
+use patchbay_proto::api::{AssetSummary, List, WorkItem};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
@@ -100,9 +100,27 @@ fn dev_mode_serves_and_inventories_this_machine() {
         "{kinds:?}"
     );
     assert!(
-        kinds.contains(&"kev") && kinds.contains(&"epss"),
+        kinds.contains(&"kev") && kinds.contains(&"epss") && kinds.contains(&"cvss"),
         "{kinds:?}"
     );
+    // Issue 16, item 7: with the staged CVSS records and the Debian urgencies,
+    // this machine's worklist spreads over at least three tiers, and every
+    // line's reasons name where its severity came from.
+    let items: List<WorkItem> = c.get("/api/v1/worklist?limit=10000").unwrap();
+    let tiers: std::collections::BTreeSet<&str> =
+        items.items.iter().map(|w| w.tier.as_str()).collect();
+    eprintln!("dev worklist: {} lines, tiers {tiers:?}", items.items.len());
+    assert!(tiers.len() >= 3, "{tiers:?}");
+    for w in &items.items {
+        let named = match &w.finding.cvss_source {
+            Some(src) => w.reasons.iter().any(|r| r.contains(&format!("({src})"))),
+            None => w
+                .reasons
+                .iter()
+                .any(|r| r.contains("Debian urgency") || r.contains("unknown severity assumed")),
+        };
+        assert!(named, "{}: {:?}", w.finding.id, w.reasons);
+    }
     // SIGTERM stops it cleanly.
     Command::new("kill")
         .arg("-TERM")

@@ -17,6 +17,7 @@ mod delta;
 mod dev;
 mod discovery;
 mod duties;
+mod enrichment;
 mod escalations;
 mod exceptions;
 mod feeds_upload;

@@ -19,7 +19,9 @@ const FIRST_SEEN: &str = "2026-11-20T10:00:00Z";
 fn input() -> RiskInput {
     RiskInput {
         cvss: None,
+        cvss_source: None,
         severity_hint: None,
+        severity_source: None,
         epss: None,
         kev: None,
         business_impact: BusinessImpact::Medium,
@@ -560,6 +562,50 @@ fn missing_cvss_rules() {
     }
 }
 
+/// Reasons name where the severity came from (ADR 0013): a measured score its
+/// source and version, an assumed one whose severity it was.
+#[test]
+fn reasons_name_the_source() {
+    let model = RiskModel::default();
+    let mut i = input();
+    i.cvss = Some(9.8);
+    i.cvss_source = Some("NVD, v3.1".into());
+    let a = model.assess(&i);
+    assert_eq!(a.reasons[0], "CVSS 9.8 (NVD, v3.1) >= 9.0");
+    i.kev = Some(KevInfo {
+        due_date: date(2026, 12, 1),
+    });
+    let a = model.assess(&i);
+    assert_eq!(a.reasons[0], "in CISA KEV (due 2026-12-01)");
+    assert_eq!(a.reasons[1], "CVSS 9.8 (NVD, v3.1)");
+    i.kev = None;
+    i.cvss = Some(3.6);
+    i.cvss_source = Some("CNA cve@mitre.org, v3.1".into());
+    assert_eq!(
+        model.assess(&i).reasons[0],
+        "CVSS 3.6 (CNA cve@mitre.org, v3.1) < 4.0"
+    );
+    i.cvss = None;
+    i.cvss_source = None;
+    i.severity_hint = Some("medium".into());
+    i.severity_source = Some("Debian urgency".into());
+    let a = model.assess(&i);
+    assert_eq!(a.tier, Tier::P3);
+    assert_eq!(a.reasons[0], "assumed CVSS 5.0 >= 4.0");
+    assert!(
+        a.reasons
+            .contains(&"no CVSS score; Debian urgency \"medium\" taken as CVSS 5.0".to_string())
+    );
+    i.severity_hint = None;
+    assert!(
+        model
+            .assess(&i)
+            .reasons
+            .iter()
+            .any(|r| r.contains("unknown severity assumed high (CVSS 7.0)"))
+    );
+}
+
 #[test]
 fn a_measured_cvss_wins_over_the_severity_hint() {
     let mut i = input();
@@ -956,7 +1002,9 @@ proptest! {
         let base = date(2026, 6, 1);
         let i = RiskInput {
             cvss,
+            cvss_source: None,
             severity_hint: hint,
+            severity_source: None,
             epss,
             kev: kev_day.map(|d| KevInfo {
                 due_date: base.checked_add(jiff::Span::new().days(d)).unwrap(),
@@ -1009,7 +1057,9 @@ mod classify_agrees_with_assess {
             }
             let input = RiskInput {
                 cvss,
+                cvss_source: None,
                 severity_hint: hint.map(str::to_string),
+                severity_source: None,
                 epss,
                 kev: kev.map(|d| KevInfo { due_date: "2026-01-01".parse::<jiff::civil::Date>().unwrap() + jiff::Span::new().days(d) }),
                 business_impact: impact,

@@ -15,4 +15,5 @@ mod full_data;
 mod kev;
 mod osv;
 mod props;
+mod scores;
 mod source;

@@ -2,7 +2,7 @@
 //! not either.
 
 use patchbay_feeds::source::Collect;
-use patchbay_feeds::{cvss, epss, kev, osv};
+use patchbay_feeds::{cvss, epss, kev, osv, scores};
 use proptest::prelude::*;
 
 /// Bytes that are often almost-JSON, almost-CSV or almost-CVSS.
@@ -14,6 +14,21 @@ fn feedish() -> impl Strategy<Value = Vec<u8>> {
             .prop_map(String::into_bytes),
         "CVSS:[0-9.]{1,4}(/[A-Za-z]{1,3}:[A-Za-z]{1,3}){0,14}".prop_map(String::into_bytes),
     ]
+}
+
+/// A real NVD record (with a v4.0 and a v3.1 score) cut or with a byte changed.
+fn mutated_nvd() -> impl Strategy<Value = Vec<u8>> {
+    let base = crate::common::fixture("cvss/nvd/CVE-2025-13836.json");
+    let len = base.len();
+    (0..len, any::<u8>(), any::<bool>()).prop_map(move |(at, byte, cut)| {
+        let mut b = base.clone();
+        if cut {
+            b.truncate(at);
+        } else {
+            b[at] = byte;
+        }
+        b
+    })
 }
 
 /// A real record cut or with a byte changed.
@@ -37,6 +52,27 @@ proptest! {
     #[test]
     fn osv_parse_never_panics(bytes in feedish()) {
         let _ = osv::parse(&bytes);
+    }
+
+    #[test]
+    fn scores_parse_never_panics(bytes in feedish()) {
+        let _ = scores::parse(&bytes);
+    }
+
+    /// A real NVD record cut or with a byte changed: never a panic, and every
+    /// score that comes out is one computed from a vector (0–10).
+    #[test]
+    fn mutated_nvd_record(bytes in mutated_nvd()) {
+        if let Ok((records, _)) = scores::parse(&bytes) {
+            for r in records {
+                for s in r.scores {
+                    prop_assert!((0.0..=10.0).contains(&s.score.base_score));
+                    prop_assert_eq!(cvss::score(&s.score.vector).unwrap().base_score, s.score.base_score);
+                }
+            }
+        }
+        let mut c = patchbay_feeds::source::Collect::default();
+        let _ = patchbay_feeds::read_bytes("nvd.json", &bytes, &mut c);
     }
 
     #[test]

@@ -145,12 +145,22 @@ fn whole_fixture_tree() {
         .map(|e| e.unwrap().path())
         .collect();
     children.sort();
-    let (mut osv, mut kev, mut epss) = (Counts::default(), Counts::default(), Counts::default());
+    let (mut osv, mut kev, mut epss, mut cvss) = (
+        Counts::default(),
+        Counts::default(),
+        Counts::default(),
+        Counts::default(),
+    );
     let mut ignored = Vec::new();
     let mut errors = Vec::new();
     for child in children {
         let (s, c) = import_path(&child);
-        for (sum, part) in [(&mut osv, s.osv), (&mut kev, s.kev), (&mut epss, s.epss)] {
+        for (sum, part) in [
+            (&mut osv, s.osv),
+            (&mut kev, s.kev),
+            (&mut epss, s.epss),
+            (&mut cvss, s.cvss),
+        ] {
             sum.files += part.files;
             sum.records += part.records;
             sum.skipped += part.skipped;
@@ -158,7 +168,11 @@ fn whole_fixture_tree() {
         ignored.extend(s.ignored);
         errors.extend(c.errors);
     }
-    assert_eq!((summary.osv, summary.kev, summary.epss), (osv, kev, epss));
+    assert_eq!(
+        (summary.osv, summary.kev, summary.epss, summary.cvss),
+        (osv, kev, epss, cvss)
+    );
+    assert_eq!(sink.scores.len() as u64, cvss.records);
     assert_eq!(sink.advisories.len() as u64, osv.records);
     assert_eq!(
         sink.kev.iter().map(|c| c.entries.len() as u64).sum::<u64>(),
@@ -170,6 +184,7 @@ fn whole_fixture_tree() {
     assert_eq!(sink.errors.len(), errors.len());
 
     // At least the files this crate put there (fixtures/README.md).
+    assert_eq!((cvss.files, cvss.records, cvss.skipped), (25, 25, 0));
     assert!(osv.records >= 1783 + 1723 + 610 + 215 + 3 + 2);
     assert_eq!(
         (kev.files, kev.records, kev.skipped),
@@ -187,6 +202,7 @@ fn whole_fixture_tree() {
     assert_eq!(
         ignored,
         [
+            "README.md",
             "cvss-vectors-from-staged-advisories.tsv",
             "known_exploited_vulnerabilities_schema.json"
         ]

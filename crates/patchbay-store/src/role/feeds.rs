@@ -79,6 +79,29 @@ pub struct AdvisoryRow {
     pub affected: serde_json::Value,
     /// Ecosystems, space-separated.
     pub ecosystems: String,
+    /// The distribution's own severity (`high`, `important`; migration 0065).
+    pub severity: Option<String>,
+    /// Whose severity it is (`Debian urgency`, `Ubuntu priority`, `Red Hat severity`).
+    pub severity_source: Option<String>,
+}
+
+/// A CVSS score of a CVE with its source (`cvss_scores`, migration 0065).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CvssScoreRow {
+    /// CVE id.
+    pub cve: String,
+    /// `nvd`, `cna`, `adp` or `other`.
+    pub source_kind: String,
+    /// The source's name (`nvd@nist.gov`, the CNA, `CISA-ADP`).
+    pub source: String,
+    /// CVSS version (`2.0`, `3.0`, `3.1`, `4.0`).
+    pub version: String,
+    /// The vector.
+    pub vector: String,
+    /// The base score computed from the vector.
+    pub base_score: f64,
+    /// The record's last modification, as written.
+    pub modified: String,
 }
 
 /// A CISA KEV entry.
@@ -157,6 +180,11 @@ pub trait FeedStore {
     async fn upsert_epss(&mut self, rows: &[EpssRow]) -> Result<u64>;
     /// EPSS scores of the given CVEs.
     async fn epss_for(&mut self, cves: &[String]) -> Result<Vec<EpssRow>>;
+    /// Replaces every stored CVSS score of `cves` by `rows` (which must be of
+    /// those CVEs); returns rows written.
+    async fn replace_cvss_scores(&mut self, cves: &[String], rows: &[CvssScoreRow]) -> Result<u64>;
+    /// The CVSS scores of the given CVEs.
+    async fn cvss_for(&mut self, cves: &[String]) -> Result<Vec<CvssScoreRow>>;
     /// The sync state of feed source `name`.
     async fn feed_sync(&mut self, name: &str) -> Result<Option<FeedSyncRow>>;
     /// Every feed source's sync state, by name.
@@ -185,8 +213,8 @@ fn row_to_feed_sync<DB: Engine>(r: &DB::Row) -> Result<FeedSyncRow> {
     })
 }
 
-const ADVISORY_COLS: &str =
-    "id, summary, cves, cvss_score, cvss_vector, published, modified, affected, ecosystems";
+const ADVISORY_COLS: &str = "id, summary, cves, cvss_score, cvss_vector, published, modified, \
+     affected, ecosystems, severity, severity_source";
 
 fn row_to_advisory<DB: Engine>(r: &DB::Row) -> Result<AdvisoryRow> {
     let cves: String = r.col("cves")?;
@@ -204,6 +232,8 @@ fn row_to_advisory<DB: Engine>(r: &DB::Row) -> Result<AdvisoryRow> {
         published: opt_ts(r.col("published")?)?,
         modified: opt_ts(r.col("modified")?)?,
         ecosystems: r.col("ecosystems")?,
+        severity: r.col("severity")?,
+        severity_source: r.col("severity_source")?,
     })
 }
 
@@ -264,11 +294,11 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
 
     async fn upsert_advisories(&mut self, rows: &[AdvisoryRow]) -> Result<u64> {
         let mut written = 0;
-        // 9 parameters per row.
+        // 11 parameters per row.
         for chunk in rows.chunks(200) {
             let mut qb = QueryBuilder::<DB>::new(
                 "INSERT INTO advisories (id, summary, cves, cvss_score, cvss_vector, published, modified, \
-                 affected, ecosystems) ",
+                 affected, ecosystems, severity, severity_source) ",
             );
             qb.push_values(chunk, |mut b, a| {
                 b.push_arg(a.id.clone())
@@ -279,13 +309,16 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
                     .push_arg(a.published.map(to_millis))
                     .push_arg(a.modified.map(to_millis))
                     .push_arg(a.affected.to_string())
-                    .push_arg(a.ecosystems.clone());
+                    .push_arg(a.ecosystems.clone())
+                    .push_arg(a.severity.clone())
+                    .push_arg(a.severity_source.clone());
             });
             qb.push(
                 " ON CONFLICT (id) DO UPDATE SET summary = excluded.summary, cves = excluded.cves, \
                  cvss_score = excluded.cvss_score, cvss_vector = excluded.cvss_vector, \
                  published = excluded.published, modified = excluded.modified, \
-                 affected = excluded.affected, ecosystems = excluded.ecosystems",
+                 affected = excluded.affected, ecosystems = excluded.ecosystems, \
+                 severity = excluded.severity, severity_source = excluded.severity_source",
             );
             written += qb.build().exec(self.conn()).await?.rows_affected();
         }
@@ -491,6 +524,67 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
         }
         Ok(out)
     }
+    async fn replace_cvss_scores(&mut self, cves: &[String], rows: &[CvssScoreRow]) -> Result<u64> {
+        for chunk in cves.chunks(BATCH_ROWS) {
+            let mut qb = QueryBuilder::<DB>::new("DELETE FROM cvss_scores WHERE cve IN (");
+            let mut sep = qb.separated(", ");
+            for c in chunk {
+                sep.push_arg(c.clone());
+            }
+            qb.push(")");
+            qb.build().exec(self.conn()).await?;
+        }
+        let mut written = 0;
+        // 7 parameters per row.
+        for chunk in rows.chunks(500) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "INSERT INTO cvss_scores (cve, source_kind, source, version, vector, base_score, modified) ",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_arg(r.cve.clone())
+                    .push_arg(r.source_kind.clone())
+                    .push_arg(r.source.clone())
+                    .push_arg(r.version.clone())
+                    .push_arg(r.vector.clone())
+                    .push_arg(r.base_score)
+                    .push_arg(r.modified.clone());
+            });
+            qb.push(
+                " ON CONFLICT (cve, source_kind, source, version) DO UPDATE SET \
+                 vector = excluded.vector, base_score = excluded.base_score, modified = excluded.modified",
+            );
+            written += qb.build().exec(self.conn()).await?.rows_affected();
+        }
+        Ok(written)
+    }
+
+    async fn cvss_for(&mut self, cves: &[String]) -> Result<Vec<CvssScoreRow>> {
+        let mut out = Vec::new();
+        for chunk in cves.chunks(BATCH_ROWS) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "SELECT cve, source_kind, source, version, vector, base_score, modified \
+                 FROM cvss_scores WHERE cve IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for c in chunk {
+                sep.push_arg(c.clone());
+            }
+            qb.push(") ORDER BY cve, source_kind, source, version");
+            for r in qb.build().all(self.conn()).await? {
+                out.push(CvssScoreRow {
+                    cve: r.col("cve")?,
+                    source_kind: r.col("source_kind")?,
+                    source: r.col("source")?,
+                    version: r.col("version")?,
+                    vector: r.col("vector")?,
+                    base_score: r.col("base_score")?,
+                    modified: r.col("modified")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     async fn feed_sync(&mut self, name: &str) -> Result<Option<FeedSyncRow>> {
         let r = sqlx::query::<DB>(sqlx::AssertSqlSafe(format!(
             "SELECT {FEED_SYNC_COLS} FROM feed_sync WHERE name = $1"

@@ -8,7 +8,7 @@ use patchbay_store::{
     AdvisoryRow, AssetAttrs, AuditRecord, DeploymentRow, EpssRow, FeedRow, HostState, KevRow,
     NewApiToken, NewEnrollToken, NewFinding, OobEventRow, PolicyRow, Store, StoreError,
 };
-use patchbay_store::{AgentJobRow, RolloutRow};
+use patchbay_store::{AgentJobRow, CvssScoreRow, RolloutRow};
 use patchbay_store::{BlackoutApprovalRow, BlackoutRow, ExceptionRow, LeaseOutcome, WindowRow};
 use std::sync::Arc;
 
@@ -52,6 +52,7 @@ both!(
     uncommitted_transactions_leave_nothing,
     feeds_story,
     advisory_pages_walk_every_row_once,
+    cvss_scores_are_replaced_per_cve,
     findings_story,
     plan_story,
     schedule_story,
@@ -809,6 +810,8 @@ async fn feeds_story(s: Arc<dyn Store>) {
         modified: None,
         affected: serde_json::json!([{"ecosystem": "Debian:12", "package": "glibc"}]),
         ecosystems: "Debian:12".into(),
+        severity: Some("high".into()),
+        severity_source: Some("Debian urgency".into()),
     };
     tx.upsert_advisories(std::slice::from_ref(&adv))
         .await
@@ -843,6 +846,13 @@ async fn feeds_story(s: Arc<dyn Store>) {
     assert_eq!(all[0].affected, adv.affected);
     assert_eq!(all[0].cvss_score, Some(7.8));
     assert_eq!(
+        (
+            all[0].severity.as_deref(),
+            all[0].severity_source.as_deref()
+        ),
+        (Some("high"), Some("Debian urgency"))
+    );
+    assert_eq!(
         tx.all_kev()
             .await
             .unwrap()
@@ -860,6 +870,44 @@ async fn feeds_story(s: Arc<dyn Store>) {
     assert_eq!(e[0].epss, 0.5);
 }
 
+/// An import of CVSS scores replaces every stored score of the CVEs it
+/// carries (a score withdrawn upstream goes away) and leaves other CVEs' alone.
+async fn cvss_scores_are_replaced_per_cve(s: Arc<dyn Store>) {
+    let row = |cve: &str, kind: &str, version: &str, base: f64| CvssScoreRow {
+        cve: cve.into(),
+        source_kind: kind.into(),
+        source: if kind == "nvd" {
+            "nvd@nist.gov"
+        } else {
+            "CISA-ADP"
+        }
+        .into(),
+        version: version.into(),
+        vector: format!("CVSS:{version}/…"),
+        base_score: base,
+        modified: "2026-01-01T00:00:00.000".into(),
+    };
+    let mut tx = s.write().await.unwrap();
+    let first = [
+        row("CVE-2024-1", "nvd", "3.1", 9.8),
+        row("CVE-2024-1", "adp", "3.1", 7.5),
+        row("CVE-2024-2", "nvd", "3.1", 5.5),
+    ];
+    let cves = ["CVE-2024-1".to_string(), "CVE-2024-2".to_string()];
+    assert_eq!(tx.replace_cvss_scores(&cves, &first).await.unwrap(), 3);
+    tx.commit().await.unwrap();
+    let mut tx = s.write().await.unwrap();
+    let second = [row("CVE-2024-1", "nvd", "4.0", 8.7)];
+    tx.replace_cvss_scores(&cves[..1], &second).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.read().await.unwrap();
+    let got = tx
+        .cvss_for(&[cves[0].clone(), cves[1].clone(), "CVE-1999-1".into()])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![second[0].clone(), first[2].clone()]);
+}
+
 /// `advisories_after` pages through every advisory once, in id order, whatever
 /// the page size (the server builds its index this way).
 async fn advisory_pages_walk_every_row_once(s: Arc<dyn Store>) {
@@ -874,6 +922,8 @@ async fn advisory_pages_walk_every_row_once(s: Arc<dyn Store>) {
             modified: None,
             affected: serde_json::json!([{"ecosystem": "Debian:12", "package": format!("p{i}")}]),
             ecosystems: "Debian:12".into(),
+            severity: None,
+            severity_source: None,
         })
         .collect();
     let mut tx = s.write().await.unwrap();
