@@ -774,9 +774,10 @@ fn external_scan_evidence_re_tiers_the_asset(backend: &str) {
     let s = Server::start(backend);
     let _root = s.host_with(&crate::support::minbase_before());
     s.import_feeds(&["feeds/osv/Debian-12-derived.osv.zip"]);
-    // Debian's records carry no CVSS: every finding is "assumed 7.0". A
-    // policy whose internet-facing P0 threshold is 7.0 makes exposure decide.
-    let policy = "version = 1\n[tiers]\np0_cvss_internet = 7.0\n";
+    // Debian's records carry no CVSS: with `missing_cvss = "assume"` every
+    // finding is "assumed 7.0" (no distribution severity). A policy whose
+    // internet-facing P0 threshold is 7.0 makes exposure decide.
+    let policy = "version = 1\n[tiers]\np0_cvss_internet = 7.0\nmissing_cvss = \"assume\"\n";
     let _: serde_json::Value = s
         .admin()
         .post_raw("/api/v1/policy", "application/toml", policy.as_bytes())
