@@ -345,6 +345,19 @@ impl App {
         })
     }
 
+    /// Shadow candidates (not dismissed) and ghost assets (by name) as of
+    /// now, for the coverage report (its caller is authorised already).
+    pub(crate) async fn discovery_counts(&self) -> Result<(u64, Vec<String>), AppError> {
+        let mut tx = self.store.read().await?;
+        let inputs = inputs(&mut tx).await?;
+        drop(tx);
+        let r = inputs.reconcile(self);
+        Ok((
+            r.shadows.len() as u64,
+            r.ghosts.iter().map(|g| inputs.name(g.asset)).collect(),
+        ))
+    }
+
     /// The reconciliation as of now.
     pub async fn discovery(
         &self,

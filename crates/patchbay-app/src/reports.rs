@@ -70,9 +70,19 @@ impl App {
             return Err(unknown());
         }
         let h = self.history(caller, ctx).await?;
+        let now = as_of.is_none();
         let as_of = as_of.unwrap_or_else(|| self.now());
-        Report::compute(kind, &h, as_of.round(jiff::Unit::Second).unwrap_or(as_of))
-            .ok_or_else(unknown)
+        let report = Report::compute(kind, &h, as_of.round(jiff::Unit::Second).unwrap_or(as_of))
+            .ok_or_else(unknown)?;
+        // Coverage as of now counts what discovery sees (shadows, ghosts);
+        // the past is not kept (each re-scan replaces its source's view).
+        Ok(match report {
+            Report::Coverage(c) if now => {
+                let (shadows, ghosts) = self.discovery_counts().await?;
+                Report::Coverage(c.with_discovery(shadows, ghosts))
+            }
+            r => r,
+        })
     }
 }
 

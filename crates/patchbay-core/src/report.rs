@@ -486,6 +486,30 @@ pub struct Coverage {
     pub seen_24h_pct: f64,
     /// Managed assets not seen in 24 h (stale), by name.
     pub stale: Vec<String>,
+    /// Machines discovery saw that no asset stands for (shadow candidates
+    /// not dismissed). Only in a report as of now: each re-scan replaces
+    /// its source's observations, so the past is not kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadows: Option<u64>,
+    /// Ghost assets (nothing attested them for the ghost threshold), by
+    /// name; as of now only, like `shadows`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ghosts: Option<Vec<String>>,
+    /// `seen_24h / (known + shadows)` in percent: a fleet with unmanaged
+    /// machines is not fully covered, whatever its known assets do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seen_24h_pct_of_all: Option<f64>,
+}
+
+impl Coverage {
+    /// Adds what discovery sees now: `shadows` machines without a record
+    /// and the `ghosts` records nothing attests.
+    pub fn with_discovery(mut self, shadows: u64, ghosts: Vec<String>) -> Self {
+        self.seen_24h_pct_of_all = Some(pct(self.seen_24h, self.known + shadows));
+        self.shadows = Some(shadows);
+        self.ghosts = Some(ghosts);
+        self
+    }
 }
 
 /// Coverage at `as_of`.

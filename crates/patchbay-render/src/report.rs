@@ -169,13 +169,16 @@ const SLA_HEADER: [&str; 7] = [
     "open_overdue",
     "excepted",
 ];
-const COVERAGE_HEADER: [&str; 6] = [
+const COVERAGE_HEADER: [&str; 9] = [
     "known",
     "managed",
     "unmanaged",
     "seen_24h",
     "seen_24h_pct",
     "stale",
+    "shadows",
+    "ghosts",
+    "seen_24h_pct_of_all",
 ];
 
 const DEPLOYMENTS_HEADER: [&str; 23] = [
@@ -351,6 +354,11 @@ fn table(r: &Report) -> (&'static [&'static str], Vec<Vec<String>>) {
                 r.seen_24h.to_string(),
                 r.seen_24h_pct.to_string(),
                 r.stale.join(" "),
+                r.shadows.map(|n| n.to_string()).unwrap_or_default(),
+                r.ghosts.as_ref().map(|g| g.join(" ")).unwrap_or_default(),
+                r.seen_24h_pct_of_all
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
             ]],
         ),
         Report::Deployments(r) => (&DEPLOYMENTS_HEADER, deployment_rows(r)),
@@ -473,10 +481,23 @@ pub fn html(r: &Report) -> Result<String, crate::Error> {
             "Inventory coverage",
             &c.as_of,
             "Coverage",
-            format!(
-                "{} of {} known assets ({} %) were seen in the 24 hours before the date.",
-                c.seen_24h, c.known, c.seen_24h_pct
-            ),
+            match (c.shadows, &c.ghosts, c.seen_24h_pct_of_all) {
+                (Some(shadows), Some(ghosts), Some(all)) => format!(
+                    "{} of {} known assets ({} %) were seen in the 24 hours before the date. \
+                     Discovery sees {} machine(s) with no record (shadow) and {} record(s) \
+                     nothing attests (ghost): {} % of all the machines known or seen.",
+                    c.seen_24h,
+                    c.known,
+                    c.seen_24h_pct,
+                    shadows,
+                    ghosts.len(),
+                    all
+                ),
+                _ => format!(
+                    "{} of {} known assets ({} %) were seen in the 24 hours before the date.",
+                    c.seen_24h, c.known, c.seen_24h_pct
+                ),
+            },
             vec![chart(
                 "Assets",
                 "",
@@ -485,8 +506,10 @@ pub fn html(r: &Report) -> Result<String, crate::Error> {
                     ("managed".into(), c.managed as f64),
                     ("unmanaged".into(), c.unmanaged as f64),
                     ("seen in 24 h".into(), c.seen_24h as f64),
+                    ("shadow".into(), c.shadows.unwrap_or(0) as f64),
+                    ("ghost".into(), c.ghosts.as_ref().map_or(0, Vec::len) as f64),
                 ],
-                c.known as f64,
+                (c.known + c.shadows.unwrap_or(0)) as f64,
             )],
         ),
         Report::Deployments(d) => (

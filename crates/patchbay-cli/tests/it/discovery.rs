@@ -351,6 +351,26 @@ fn scan_and_leases_find_the_unmanaged_hosts(backend: &str) {
         3
     );
 
+    // The coverage report counts them: 4 records (none seen by an agent in
+    // 24 h: they are agentless), 2 shadows, 1 ghost; 0 of 6 machines.
+    let c: serde_json::Value = s.admin().get("/api/v1/reports/coverage").unwrap();
+    assert_eq!(c["known"], 4, "{c}");
+    assert_eq!(c["shadows"], 2, "{c}");
+    assert_eq!(c["ghosts"], serde_json::json!(["old-db"]), "{c}");
+    assert_eq!(c["seen_24h_pct_of_all"], 0.0, "{c}");
+    let html = ok(&s.cli(&["report", "coverage", "--format", "html"]));
+    assert!(
+        html.contains("2 machine(s) with no record (shadow) and 1 record(s)"),
+        "{html}"
+    );
+    // As of a past date there is no discovery count (not kept).
+    let past = (start - SignedDuration::from_hours(1)).to_string();
+    let c: serde_json::Value = s
+        .admin()
+        .get(&format!("/api/v1/reports/coverage?as_of={past}"))
+        .unwrap();
+    assert!(c.get("shadows").is_none(), "{c}");
+
     // Adopt h5, dismiss h4: nothing left, and the next scan matches h5's record.
     ok(&s.cli(&[
         "discovery",
