@@ -15,11 +15,33 @@ use patchbay_proto::api::{
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// `assets list --liveness`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LivenessFilter {
+    /// An agent checks in.
+    Managed,
+    /// An agent missed its check-ins.
+    Stale,
+    /// Imported, no agent.
+    Unmanaged,
+    /// Nothing attested it (no check-in, no discovery source) for the ghost threshold.
+    Ghost,
+    /// Another record claims the same machine (MAC, machine id, cloud id).
+    Duplicate,
+    /// Seen by discovery, no record (not an asset: the candidates are listed).
+    Shadow,
+}
+
 /// `patchbay assets …`
 #[derive(Debug, Subcommand)]
 pub enum AssetsCmd {
     /// List assets with liveness (managed, stale, unmanaged).
     List {
+        /// Only these: `managed`, `stale`, `unmanaged`; `ghost` or
+        /// `duplicate` (from discovery's reconciliation); `shadow` lists the
+        /// machines discovery saw that no asset stands for.
+        #[arg(long, value_enum)]
+        liveness: Option<LivenessFilter>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -232,8 +254,53 @@ pub enum AuditCmd {
 /// Runs an `assets` command.
 pub fn assets(c: &Client, cmd: AssetsCmd) -> anyhow::Result<()> {
     match cmd {
-        AssetsCmd::List { format } => {
-            let l: List<AssetSummary> = c.get("/api/v1/assets")?;
+        AssetsCmd::List { liveness, format } => {
+            let mut l: List<AssetSummary> = c.get("/api/v1/assets")?;
+            if let Some(f) = liveness {
+                let keep: Option<std::collections::BTreeSet<String>> = match f {
+                    LivenessFilter::Managed | LivenessFilter::Stale | LivenessFilter::Unmanaged => {
+                        None
+                    }
+                    LivenessFilter::Ghost | LivenessFilter::Duplicate | LivenessFilter::Shadow => {
+                        let v: patchbay_proto::discovery::DiscoveryOut =
+                            c.get("/api/v1/discovery")?;
+                        match f {
+                            LivenessFilter::Shadow => {
+                                return crate::output::emit(format, &v.shadows, |s| {
+                                    crate::output::table(
+                                        &["KEY", "ADDRESSES", "NAMES", "SOURCES", "LAST SEEN"],
+                                        &s.iter()
+                                            .map(|x| {
+                                                vec![
+                                                    x.key.clone(),
+                                                    x.ips.join(","),
+                                                    x.host_names.join(","),
+                                                    x.sources.join(","),
+                                                    x.last_seen.clone(),
+                                                ]
+                                            })
+                                            .collect::<Vec<_>>(),
+                                    )
+                                });
+                            }
+                            LivenessFilter::Ghost => {
+                                Some(v.ghosts.into_iter().map(|g| g.asset).collect())
+                            }
+                            _ => Some(v.duplicates.into_iter().flat_map(|d| d.assets).collect()),
+                        }
+                    }
+                };
+                let want = match f {
+                    LivenessFilter::Managed => "managed",
+                    LivenessFilter::Stale => "stale",
+                    LivenessFilter::Unmanaged => "unmanaged",
+                    _ => "",
+                };
+                l.items.retain(|a| match &keep {
+                    Some(names) => names.contains(&a.name),
+                    None => a.liveness == want,
+                });
+            }
             match format {
                 Format::Json => json(&l.items)?,
                 Format::Table => {

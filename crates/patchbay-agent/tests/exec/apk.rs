@@ -926,6 +926,7 @@ fn inventory_of_the_root_lists_packages_and_pending_updates() {
         root: root.path.clone(),
         pending_updates: true,
         command_timeout: Duration::from_secs(60),
+        host_network: false,
     })
     .unwrap();
     assert_eq!(inv.facts.os.id, "alpine");

@@ -330,6 +330,17 @@ fn scan_and_leases_find_the_unmanaged_hosts(backend: &str) {
             .collect::<Vec<_>>(),
         vec!["old-db"]
     );
+    let l: Vec<serde_json::Value> = serde_json::from_str(&ok(&s.cli(&[
+        "assets",
+        "list",
+        "--liveness",
+        "ghost",
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0]["name"], "old-db");
     // Stored, not counted: the observations table holds the latest scan once.
     let audit: patchbay_proto::api::List<serde_json::Value> =
         s.admin().get("/api/v1/audit?limit=500").unwrap();
@@ -502,6 +513,28 @@ fn cloud_and_lease_fixtures_reconcile(backend: &str) {
         v.conflicts[0].macs,
         vec!["00:16:3e:5a:01:23", "00:16:3e:5a:09:99"]
     );
+    // `assets list --liveness duplicate|shadow` says the same.
+    let l: Vec<serde_json::Value> = serde_json::from_str(&ok(&s.cli(&[
+        "assets",
+        "list",
+        "--liveness",
+        "duplicate",
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    let names: Vec<&str> = l.iter().filter_map(|a| a["name"].as_str()).collect();
+    assert_eq!(names, vec!["billing-api", "billing-api-old"]);
+    let l: Vec<serde_json::Value> = serde_json::from_str(&ok(&s.cli(&[
+        "assets",
+        "list",
+        "--liveness",
+        "shadow",
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    assert_eq!(l.len(), v.shadows.len());
     // The stopped AWS instance and the deallocated Azure VM are not seen;
     // the other machines are shadows.
     let keys: Vec<&str> = v.shadows.iter().map(|x| x.key.as_str()).collect();
