@@ -106,6 +106,11 @@ pub enum DiscoveryCmd {
         /// A tag (repeat for more).
         #[arg(long = "tag")]
         tags: Vec<String>,
+        /// Also make it an enrolment task: approve the enrolment of a host
+        /// of that name into the new asset (24 h) and create a one-use
+        /// enrolment token for it; prints the agent's command line.
+        #[arg(long)]
+        enroll: bool,
     },
     /// Accept what an external scan found: ASSET becomes internet-facing
     /// (operator or admin; audited with the ports and scans as the reason).
@@ -290,6 +295,7 @@ pub fn run(c: &Client, cmd: DiscoveryCmd) -> anyhow::Result<()> {
             exposure,
             environment,
             tags,
+            enroll,
         } => {
             let out: serde_json::Value = c.send(
                 "POST",
@@ -305,11 +311,37 @@ pub fn run(c: &Client, cmd: DiscoveryCmd) -> anyhow::Result<()> {
                     tags,
                 },
             )?;
-            println!(
-                "adopted {} as asset {}",
-                clean(&key),
-                clean(out["asset"].as_str().unwrap_or("?"))
-            );
+            let asset = out["asset"].as_str().unwrap_or("?").to_string();
+            println!("adopted {} as asset {}", clean(&key), clean(&asset));
+            if enroll {
+                let _: serde_json::Value = c.send(
+                    "POST",
+                    &format!("/api/v1/assets/{}/enrollment-approvals", enc(&asset)),
+                    &patchbay_proto::api::EnrollmentApprovalIn {
+                        ttl_secs: Some(86_400),
+                        note: Some(format!("enrolment task from discovery {key}")),
+                    },
+                )?;
+                let t: patchbay_proto::api::EnrollTokenCreated = c.send(
+                    "POST",
+                    "/api/v1/enroll-tokens",
+                    &patchbay_proto::api::CreateEnrollToken {
+                        name: Some(format!("discovery:{asset}")),
+                        uses: Some(1),
+                        ttl_secs: Some(86_400),
+                    },
+                )?;
+                println!(
+                    "enrolment task: on {} (host name {}), within 24 h run:",
+                    clean(&asset),
+                    clean(&asset)
+                );
+                println!(
+                    "  patchbay-agent --server {} --enroll-token {} --once",
+                    clean(c.base()),
+                    t.token
+                );
+            }
             Ok(())
         }
         DiscoveryCmd::AcceptExposure { asset } => {

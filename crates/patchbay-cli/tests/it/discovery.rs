@@ -383,13 +383,28 @@ fn scan_and_leases_find_the_unmanaged_hosts(backend: &str) {
     assert!(c.get("shadows").is_none(), "{c}");
 
     // Adopt h5, dismiss h4: nothing left, and the next scan matches h5's record.
-    ok(&s.cli(&[
+    let text = ok(&s.cli(&[
         "discovery",
         "adopt",
         "mac:52:54:00:78:00:05",
         "--owner",
         "facilities",
+        "--enroll",
     ]));
+    assert!(
+        text.contains("adopted mac:52:54:00:78:00:05 as asset kiosk-5"),
+        "{text}"
+    );
+    assert!(text.contains("--enroll-token pbe_"), "{text}");
+    let audit: patchbay_proto::api::List<serde_json::Value> =
+        s.admin().get("/api/v1/audit?limit=500").unwrap();
+    assert!(
+        audit
+            .items
+            .iter()
+            .any(|e| e["action"] == "asset.approve_enrollment" && e["target"] == "asset:kiosk-5"),
+        "the enrolment task approves kiosk-5's enrolment"
+    );
     let out = s.cli(&["discovery", "dismiss", "mac:52:54:00:78:00:04"]);
     assert!(!out.status.success(), "a dismissal needs a reason");
     ok(&s.cli(&[
