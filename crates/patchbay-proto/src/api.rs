@@ -68,6 +68,15 @@ pub struct AssetDetail {
     pub arch: String,
     /// IP addresses.
     pub ip_addresses: Vec<String>,
+    /// MAC addresses of its interfaces (agents reporting network facts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub macs: Vec<String>,
+    /// Its listening sockets not bound to loopback (`tcp/22`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listening: Vec<String>,
+    /// Its neighbour table (`ip`, `mac`): the devices it talked to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neighbours: Vec<patchbay_core::inventory::Neighbour>,
     /// Reboot required.
     pub reboot_required: bool,
     /// Services still running deleted libraries.

@@ -123,6 +123,11 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<Inventory> {
         } else {
             Vec::new()
         },
+        listening: if host || opts.host_network {
+            listening_sockets()
+        } else {
+            Vec::new()
+        },
     };
 
     let pending_updates = if opts.pending_updates {
@@ -373,6 +378,26 @@ fn reboot_required(
             .iter()
             .any(|p| fsroot.path(p).exists()),
     }
+}
+
+/// This network namespace's listening sockets not bound to loopback, from
+/// `/proc/net/{tcp,tcp6,udp,udp6}` (`tcp/22`, `udp/53`), sorted.
+fn listening_sockets() -> Vec<String> {
+    let mut out = Vec::new();
+    for (proto, file) in [
+        ("tcp", "tcp"),
+        ("tcp", "tcp6"),
+        ("udp", "udp"),
+        ("udp", "udp6"),
+    ] {
+        match fs::read_to_string(Path::new("/proc/net").join(file)) {
+            Ok(t) => out.extend(parse::proc_net_listening(&t, proto)),
+            Err(e) => tracing::debug!(error = %e, "cannot read /proc/net/{file}"),
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// `ip ARGS` (iproute2's JSON output), or `None` (logged) when `ip` is

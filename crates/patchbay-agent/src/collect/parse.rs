@@ -259,6 +259,41 @@ pub fn neighbours(v: &serde_json::Value) -> Vec<patchbay_core::inventory::Neighb
     out
 }
 
+/// The listening sockets in a `/proc/net/tcp`-style table (`tcp6`, `udp`,
+/// `udp6` alike): TCP in state `0A` (LISTEN), UDP in state `07` with no
+/// remote end; sockets bound to loopback are skipped. `proto/port` each.
+///
+/// ```text
+///   sl  local_address rem_address   st tx_queue rx_queue …
+///    0: 00000000:0016 00000000:0000 0A 00000000:00000000 …
+/// ```
+pub fn proc_net_listening(text: &str, proto: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(remote), Some(state)) = (f.get(1), f.get(2), f.get(3)) else {
+            continue;
+        };
+        let listening = match proto {
+            "tcp" => *state == "0A",
+            _ => *state == "07" && remote.split(':').nth(1) == Some("0000"),
+        };
+        let Some((addr, port)) = local.split_once(':') else {
+            continue;
+        };
+        let Ok(port) = u16::from_str_radix(port, 16) else {
+            continue;
+        };
+        // Loopback: 127.x.x.x (little-endian hex ends in 7F), ::1.
+        let loopback =
+            (addr.len() == 8 && addr.ends_with("7F")) || addr == "00000000000000000000000001000000";
+        if listening && !loopback && port != 0 {
+            out.push(format!("{proto}/{port}"));
+        }
+    }
+    out
+}
+
 /// Parses `/proc/net/fib_trie` into the host's local IPv4 addresses (leaves
 /// marked `host LOCAL`), skipping loopback.
 ///
@@ -387,6 +422,24 @@ fn service_in_path(path: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn proc_net_listening_sockets() {
+        // /proc/net/tcp of a host with sshd on *:22, a service on 127.0.0.1:631
+        // and an established connection; /proc/net/udp6 with *:53.
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 20519 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:0277 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 20520 1 0000000000000000 100 0 0 10 0
+   2: 0B4E500A:0016 0E4E500A:C0A2 01 00000000:00000000 02:0009F4E3 00000000     0        0 22130 4 0000000000000000 20 4 31 10 -1
+";
+        assert_eq!(proc_net_listening(tcp, "tcp"), vec!["tcp/22"]);
+        let udp6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  1: 00000000000000000000000000000000:0035 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 30144 2 0000000000000000 0
+  2: 00000000000000000000000001000000:0277 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 30145 2 0000000000000000 0
+";
+        assert_eq!(proc_net_listening(udp6, "udp"), vec!["udp/53"]);
+        assert!(proc_net_listening("garbage\n1: x y z\n", "tcp").is_empty());
+    }
 
     #[test]
     fn ip_json_link_and_neigh() {

@@ -683,6 +683,26 @@ fn neighbour_tables_reveal_the_unmanaged_hosts(backend: &str) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // h2 offers a service on every address, and one on loopback only.
+    for bind in ["0.0.0.0", "127.0.0.1"] {
+        let port = if bind == "0.0.0.0" { "9090" } else { "9091" };
+        lab.children.push(
+            lab.exec(&lab.hosts[1], "python3")
+                .args(["-m", "http.server", port, "--bind", bind])
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let h2 = lab.hosts[1].clone();
+    wait_for("h2's listener", || {
+        lab.exec(&h2, "cat")
+            .arg("/proc/net/tcp")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(":2382 00000000:0000 0A"))
+    });
     // Agents: the server's host (br0's MAC) and h1..h3, each with a root of its own.
     let mut roots = Vec::new();
     let agent_in = |ns: &str, name: &str, roots: &mut Vec<tempfile::TempDir>| {
@@ -776,6 +796,11 @@ fn neighbour_tables_reveal_the_unmanaged_hosts(backend: &str) {
         "{v:#?}"
     );
     assert!(v.duplicates.is_empty() && v.conflicts.is_empty(), "{v:#?}");
+    // agent-2 reports its listening socket (not the loopback-only one) and its MAC.
+    let d: serde_json::Value =
+        serde_json::from_str(&cli(&["assets", "show", "agent-2", "--format", "json"])).unwrap();
+    assert_eq!(d["listening"], serde_json::json!(["tcp/9090"]), "{d}");
+    assert_eq!(d["macs"], serde_json::json!([macs[1].1]), "{d}");
     // A real scan adds the open port to the same candidate.
     let xml = dir.path().join("scan.xml");
     let out = lab

@@ -114,10 +114,15 @@ pub struct HostFacts {
     /// its links), sorted: passive discovery of the devices on its segments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub neighbours: Vec<Neighbour>,
+    /// Sockets listening on addresses other than loopback (`tcp/22`,
+    /// `udp/53`), sorted: the services the host offers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listening: Vec<String>,
 }
 
 /// One entry of a host's neighbour table: an address and the MAC it resolved to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Neighbour {
     /// The address.
     pub ip: String,
@@ -186,7 +191,7 @@ impl Inventory {
         }
         // Network facts count only when reported, so an agent that does not
         // report them keeps the hash it had.
-        if !f.macs.is_empty() || !f.neighbours.is_empty() {
+        if !f.macs.is_empty() || !f.neighbours.is_empty() || !f.listening.is_empty() {
             put("network");
             put(&f.macs.len().to_string());
             for m in &f.macs {
@@ -196,6 +201,10 @@ impl Inventory {
             for n in &f.neighbours {
                 put(&n.ip);
                 put(&n.mac);
+            }
+            put(&f.listening.len().to_string());
+            for l in &f.listening {
+                put(l);
             }
         }
         put(self.format.map(|f| f.as_str()).unwrap_or(""));

@@ -117,6 +117,8 @@ pub(crate) struct NetworkFacts {
     pub(crate) macs: Vec<String>,
     #[serde(default)]
     pub(crate) neighbours: Vec<patchbay_core::inventory::Neighbour>,
+    #[serde(default)]
+    pub(crate) listening: Vec<String>,
 }
 
 fn row_to_asset<DB: Engine>(r: &DB::Row) -> Result<AssetRow> {
@@ -156,6 +158,7 @@ fn row_to_asset<DB: Engine>(r: &DB::Row) -> Result<AssetRow> {
             services_needing_restart: json_list(r.col("services_restart")?)?,
             macs: network.macs,
             neighbours: network.neighbours,
+            listening: network.listening,
         },
         package_format: r.col("package_format")?,
         inventory_hash: r.col("inventory_hash")?,

@@ -239,6 +239,7 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
         .arg(to_json(&crate::role::assets::NetworkFacts {
             macs: f.macs.clone(),
             neighbours: f.neighbours.clone(),
+            listening: f.listening.clone(),
         }))
         .exec(self.conn())
         .await?;
