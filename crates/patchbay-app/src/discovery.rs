@@ -265,6 +265,22 @@ impl App {
         let source = source_name(kind, source)?;
         let observations =
             core_disc::parse(kind, text).map_err(|e| AppError::invalid(format!("{file}: {e}")))?;
+        let tx = self.change(caller, Action::ImportAssets, ctx).await?;
+        self.store_discovery(tx, kind, source, external, file, observations)
+            .await
+    }
+
+    /// Stores parsed observations as `source`'s current view, in `tx`, and
+    /// raises what is new (the body of every import, by a person or a scan).
+    async fn store_discovery(
+        &self,
+        mut tx: crate::change::Change<'_>,
+        kind: SourceKind,
+        source: String,
+        external: bool,
+        file: &str,
+        observations: Vec<Observation>,
+    ) -> Result<DiscoveryImportOut, AppError> {
         let now = self.now();
         let rows: Vec<(jiff::Timestamp, String)> = observations
             .iter()
@@ -276,14 +292,14 @@ impl App {
                 )
             })
             .collect();
-        let mut tx = self.change(caller, Action::ImportAssets, ctx).await?;
+        let imported_by = tx.actor().to_string();
         tx.replace_observations(
             &NewDiscoveryImport {
                 source: source.clone(),
                 kind: kind.to_string(),
                 external,
                 imported_at: now,
-                imported_by: caller.actor(),
+                imported_by,
             },
             &rows,
         )
@@ -586,4 +602,187 @@ impl App {
         tx.commit().await?;
         Ok(())
     }
+
+    /// The discovery-scan duty: runs each configured scan that is due
+    /// (`nmap` over its ranges, never by default: only `[[discovery_scan]]`
+    /// tables configure one) in the background and imports its XML as the
+    /// source `nmap:NAME` (`system:discovery-scan`). Returns how many it
+    /// started (0 while a previous run is still going).
+    pub async fn start_discovery_scans(&self) -> usize {
+        if self.config.discovery_scans.is_empty() {
+            return 0;
+        }
+        let mut slot = self.discovery_scan_task.lock().await;
+        if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+            return 0;
+        }
+        let app = self.clone();
+        *slot = Some(tokio::spawn(async move {
+            app.run_discovery_scans().await;
+        }));
+        1
+    }
+
+    /// Waits for the background scans, if running (tests, shutdown).
+    pub async fn wait_discovery_scans(&self) {
+        let h = self.discovery_scan_task.lock().await.take();
+        if let Some(h) = h {
+            let _ = h.await;
+        }
+    }
+
+    async fn run_discovery_scans(&self) {
+        for scan in &self.config.discovery_scans {
+            let source = format!("nmap:{}", scan.name);
+            let last = match self.store.read().await {
+                Ok(mut tx) => tx
+                    .discovery_imports(1000)
+                    .await
+                    .ok()
+                    .and_then(|l| l.into_iter().find(|i| i.import.source == source))
+                    .map(|i| i.import.imported_at),
+                Err(_) => None,
+            };
+            if last.is_some_and(|t| self.now().duration_since(t) < scan.every) {
+                continue;
+            }
+            let result = run_nmap(scan).await;
+            let outcome = match result {
+                Ok(xml) => match core_disc::parse(SourceKind::Nmap, &xml) {
+                    Ok(obs) => match self
+                        .change_by_system(crate::system::SystemActor::DiscoveryScan)
+                        .await
+                    {
+                        Ok(tx) => self
+                            .store_discovery(
+                                tx,
+                                SourceKind::Nmap,
+                                source.clone(),
+                                scan.external,
+                                &format!("nmap scan {}", scan.name),
+                                obs,
+                            )
+                            .await
+                            .map(|_| ()),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(AppError::invalid(format!("the scan's XML: {e}"))),
+                },
+                Err(e) => Err(AppError::invalid(e)),
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(scan = %scan.name, error = %e.message, "discovery scan failed");
+                if let Ok(mut tx) = self
+                    .change_by_system(crate::system::SystemActor::DiscoveryScan)
+                    .await
+                {
+                    let recorded = tx
+                        .audit(
+                            "discovery.scan_failed",
+                            &format!("discovery:{source}"),
+                            json!({"scan": scan.name, "error": e.message}),
+                        )
+                        .await;
+                    if recorded.is_ok() {
+                        let _ = tx.commit().await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A scan the discovery-scan duty runs (`[[discovery_scan]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanConfig {
+    /// Its name: the source is `nmap:NAME`.
+    pub name: String,
+    /// Addresses and CIDR ranges (checked: never an nmap option).
+    pub ranges: Vec<String>,
+    /// nmap's `-p` port list (digits, `,` and `-`), or its default ports.
+    pub ports: Option<String>,
+    /// How often.
+    pub every: jiff::SignedDuration,
+    /// Taken from outside the network (exposure evidence).
+    pub external: bool,
+    /// The nmap program.
+    pub nmap: std::path::PathBuf,
+    /// The longest a scan may run; it is killed after.
+    pub timeout: std::time::Duration,
+}
+
+/// Checks a scan's name, ranges and ports; the error names what.
+pub fn check_scan(s: &ScanConfig) -> Result<(), String> {
+    if s.name.is_empty()
+        || s.name.len() > 64
+        || !s
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err("name: expected 1–64 letters, digits, '-' or '_'".into());
+    }
+    if s.ranges.is_empty() {
+        return Err("ranges: at least one address or CIDR range".into());
+    }
+    for r in &s.ranges {
+        let (ip, prefix) = match r.split_once('/') {
+            Some((ip, p)) => (ip, Some(p)),
+            None => (r.as_str(), None),
+        };
+        let ip: std::net::IpAddr = ip
+            .parse()
+            .map_err(|_| format!("ranges: {r:?} is not an address or CIDR range"))?;
+        if let Some(p) = prefix {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            match p.parse::<u8>() {
+                Ok(n) if n <= max => {}
+                _ => return Err(format!("ranges: {r:?}: prefix must be 0–{max}")),
+            }
+        }
+    }
+    if let Some(p) = &s.ports
+        && (p.is_empty()
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ',' || c == '-'))
+    {
+        return Err(format!(
+            "ports: {p:?}: digits, ',' and '-' only (e.g. 22,80,8000-8100)"
+        ));
+    }
+    if s.every < jiff::SignedDuration::from_mins(1) {
+        return Err("every: at least 1m".into());
+    }
+    Ok(())
+}
+
+/// Runs nmap for `scan` (argv, never a shell) and returns its XML.
+async fn run_nmap(scan: &ScanConfig) -> Result<String, String> {
+    check_scan(scan)?;
+    let mut cmd = tokio::process::Command::new(&scan.nmap);
+    cmd.args(["-oX", "-", "-n", "--noninteractive"]);
+    if let Some(p) = &scan.ports {
+        cmd.args(["-p", p]);
+    }
+    cmd.arg("--").args(&scan.ranges);
+    cmd.kill_on_drop(true)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = tokio::time::timeout(scan.timeout, cmd.output())
+        .await
+        .map_err(|_| format!("nmap ran longer than {:?}; killed", scan.timeout))?
+        .map_err(|e| format!("running {}: {e}", scan.nmap.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "nmap exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .chars()
+                .take(500)
+                .collect::<String>()
+        ));
+    }
+    String::from_utf8(out.stdout).map_err(|e| format!("nmap's output is not UTF-8: {e}"))
 }

@@ -73,11 +73,15 @@ pub enum Duty {
     /// by `start_feed_sync` unless one is still running; each source keeps its
     /// own schedule, so the duty itself runs every tick).
     FeedSync,
+    /// Run the configured nmap scans that are due and import them
+    /// (`discovery::start_discovery_scans`, in the background like feed sync;
+    /// none unless configured).
+    DiscoveryScan,
 }
 
 impl Duty {
     /// Every duty.
-    pub const ALL: [Duty; 6] = [
+    pub const ALL: [Duty; 7] = [
         Duty::ExceptionExpiry,
         // Before the SLA watch: a KEV update raises its findings first.
         Duty::FeedSync,
@@ -87,6 +91,7 @@ impl Duty {
         Duty::SlaWatch,
         Duty::ExceptionReview,
         Duty::Escalations,
+        Duty::DiscoveryScan,
     ];
 
     /// Its name in logs and reports.
@@ -98,6 +103,7 @@ impl Duty {
             Duty::SlaWatch => "sla-watch",
             Duty::ExceptionReview => "exception-review",
             Duty::FeedSync => "feed-sync",
+            Duty::DiscoveryScan => "discovery-scan",
         }
     }
 
@@ -112,6 +118,8 @@ impl Duty {
             Duty::ExceptionReview => crate::sla::REVIEW_CHECK_EVERY,
             // Every tick: each source's own `every` decides.
             Duty::FeedSync => SignedDuration::ZERO,
+            // Every tick: each scan's own `every` decides.
+            Duty::DiscoveryScan => SignedDuration::ZERO,
         }
     }
 
@@ -124,6 +132,7 @@ impl Duty {
             Duty::ExceptionReview => app.review_exceptions_weekly().await,
             // In the background: a download must not hold up the tick.
             Duty::FeedSync => Ok(app.start_feed_sync().await),
+            Duty::DiscoveryScan => Ok(app.start_discovery_scans().await),
         }
     }
 }

@@ -163,6 +163,8 @@ pub struct AppConfig {
     /// An asset no source (check-in, discovery) attested for this long is a
     /// ghost ([`discovery`]).
     pub ghost_after: SignedDuration,
+    /// Scans the discovery-scan duty runs (none by default).
+    pub discovery_scans: Vec<discovery::ScanConfig>,
 }
 
 impl Default for AppConfig {
@@ -179,6 +181,7 @@ impl Default for AppConfig {
             email: email::EmailConfig::default(),
             feeds: feed_sync::FeedSyncConfig::default(),
             ghost_after: patchbay_core::discovery::DEFAULT_GHOST_AFTER,
+            discovery_scans: Vec::new(),
         }
     }
 }
@@ -218,6 +221,7 @@ pub struct App {
     /// The feed sync running beside the duties runner, if any
     /// ([`App::start_feed_sync`]).
     feed_sync_task: feed_sync::Task,
+    discovery_scan_task: feed_sync::Task,
 }
 
 /// Refusal entries one source (client IP address) may add to the audit log per
@@ -362,6 +366,7 @@ impl App {
                 config.auth_backoff.clone(),
             ))),
             feed_sync_task: Arc::default(),
+            discovery_scan_task: Arc::default(),
             keyring: patchbay_core::audit::Keyring::default(),
             key_file: None,
             announcements: Arc::default(),

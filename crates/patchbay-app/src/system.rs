@@ -50,6 +50,8 @@ pub enum SystemActor {
     /// Feed sync (a duty): fetches the configured feed sources, imports
     /// what changed, raises `feed.stale`.
     FeedSync,
+    /// The discovery-scan duty: runs the configured nmap scans and imports them.
+    DiscoveryScan,
 }
 
 impl SystemActor {
@@ -72,6 +74,7 @@ impl SystemActor {
             SystemActor::Email => "system:email",
             SystemActor::SlaWatch => "system:sla-watch",
             SystemActor::FeedSync => "system:feed-sync",
+            SystemActor::DiscoveryScan => "system:discovery-scan",
         }
     }
 
@@ -108,6 +111,7 @@ mod tests {
             SystemActor::Email,
             SystemActor::SlaWatch,
             SystemActor::FeedSync,
+            SystemActor::DiscoveryScan,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|a| a.name()).collect();
         assert_eq!(names.len(), all.len());

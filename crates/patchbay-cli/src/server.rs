@@ -106,6 +106,8 @@ pub struct FileSettings {
     pub smtp: Option<patchbay_app::email::SmtpConfig>,
     /// `[feeds]` and the `[[feed_source]]`s: the feed-sync duty.
     pub feeds: patchbay_app::feed_sync::FeedSyncConfig,
+    /// The `[[discovery_scan]]`s: the discovery-scan duty.
+    pub discovery_scans: Vec<patchbay_app::discovery::ScanConfig>,
 }
 
 impl FileSettings {
@@ -152,11 +154,15 @@ impl FileSettings {
             }
             None => None,
         };
+        let discovery_scans = file
+            .discovery_scans()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         Ok(FileSettings {
             file,
             siem,
             smtp,
             feeds,
+            discovery_scans,
         })
     }
 }
@@ -225,6 +231,11 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let siem = file.siem;
     // The file's [feeds] and [[feed_source]]s: the feed-sync duty.
     s.app.feeds = file.feeds;
+    // The file's [[discovery_scan]]s: the discovery-scan duty (none by default).
+    s.app.discovery_scans = file.discovery_scans;
+    for d in &s.app.discovery_scans {
+        tracing::info!(scan = %d.name, ranges = %d.ranges.join(" "), every = %d.every, "discovery scan configured");
+    }
     for src in &s.app.feeds.sources {
         tracing::info!(feed = %src.name, kind = src.kind.as_str(), origin = %src.origin.describe(), every = %src.every, "feed source configured");
     }

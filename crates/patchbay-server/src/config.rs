@@ -58,6 +58,32 @@ pub struct ServerConfig {
     /// Feed sync sources (`[[feed_source]]`, one table per source).
     #[serde(default)]
     pub feed_source: Vec<FeedSourceConfig>,
+    /// Network scans the discovery-scan duty runs (`[[discovery_scan]]`;
+    /// none by default).
+    #[serde(default)]
+    pub discovery_scan: Vec<DiscoveryScanConfig>,
+}
+
+/// `[[discovery_scan]]`: an nmap scan Patchbay runs from the server's host
+/// and imports as the discovery source `nmap:NAME`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryScanConfig {
+    /// Its name: letters, digits, `-`, `_`.
+    pub name: String,
+    /// Addresses and CIDR ranges (`10.0.0.0/24`).
+    pub ranges: Vec<String>,
+    /// nmap's `-p` list (`22,80,443,8000-8100`; default: nmap's top ports).
+    pub ports: Option<String>,
+    /// How often (default 1d).
+    pub every: Option<Interval>,
+    /// Taken from outside the network: its open ports are exposure evidence.
+    #[serde(default)]
+    pub external: bool,
+    /// The nmap program (default `nmap` on the PATH).
+    pub nmap: Option<PathBuf>,
+    /// The longest one scan may run (default 1h).
+    pub timeout: Option<Interval>,
 }
 
 /// `[feeds]`: where synced feeds are kept, and the upload limit.
@@ -102,6 +128,39 @@ pub struct FeedSourceConfig {
 }
 
 impl ServerConfig {
+    /// The `[[discovery_scan]]`s, checked: each error names the scan.
+    pub fn discovery_scans(&self) -> Result<Vec<patchbay_app::discovery::ScanConfig>, ConfigError> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for d in &self.discovery_scan {
+            let at = |m: String| ConfigError(format!("[[discovery_scan]] {:?}: {m}", d.name));
+            if !seen.insert(d.name.clone()) {
+                return Err(at("name: used by another [[discovery_scan]]".into()));
+            }
+            let every = match &d.every {
+                Some(e) => {
+                    jiff::SignedDuration::try_from(e.0).map_err(|e| at(format!("every: {e}")))?
+                }
+                None => jiff::SignedDuration::from_hours(24),
+            };
+            let scan = patchbay_app::discovery::ScanConfig {
+                name: d.name.clone(),
+                ranges: d.ranges.clone(),
+                ports: d.ports.clone(),
+                every,
+                external: d.external,
+                nmap: d.nmap.clone().unwrap_or_else(|| PathBuf::from("nmap")),
+                timeout: d
+                    .timeout
+                    .as_ref()
+                    .map_or(Duration::from_secs(3600), |t| t.0),
+            };
+            patchbay_app::discovery::check_scan(&scan).map_err(at)?;
+            out.push(scan);
+        }
+        Ok(out)
+    }
+
     /// The feed sync settings of the file (`[feeds]`, `[[feed_source]]`),
     /// checked: each error names the source.
     pub fn feed_sync(&self) -> Result<patchbay_app::feed_sync::FeedSyncConfig, ConfigError> {
@@ -582,6 +641,23 @@ pub fn parse(
 
 /// Checks across keys.
 fn validate(file: &str, text: &str, cfg: &ServerConfig) -> Result<(), ConfigError> {
+    if let Err(e) = cfg.discovery_scans() {
+        let line = cfg
+            .discovery_scan
+            .iter()
+            .find(|s| e.0.contains(&format!("{:?}", s.name)))
+            .and_then(|s| {
+                text.lines()
+                    .position(|l| {
+                        l.split_once('=').is_some_and(|(k, v)| {
+                            k.trim() == "name" && v.trim().trim_matches('"') == s.name
+                        })
+                    })
+                    .map(|i| format!(":{}", i + 1))
+            })
+            .unwrap_or_default();
+        return Err(ConfigError(format!("{file}{line}: {}", e.0)));
+    }
     if let Err(e) = cfg.feed_sync() {
         let line = cfg
             .feed_source
@@ -839,6 +915,56 @@ from = "Patchbay <patchbay@example.net>"
             let _ = p(t);
         }
         assert_eq!(boundary("aé", 2), 1);
+    }
+
+    #[test]
+    fn discovery_scans_are_read_and_checked() {
+        let f = p(
+            "[[discovery_scan]]\nname = \"lan\"\nranges = [\"10.0.0.0/24\", \"192.0.2.7\"]\n\
+                   ports = \"22,80,8000-8100\"\nevery = \"6h\"\nexternal = true\n",
+        )
+        .unwrap()
+        .discovery_scans()
+        .unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].every, jiff::SignedDuration::from_hours(6));
+        assert!(f[0].external);
+        assert_eq!(f[0].nmap, PathBuf::from("nmap"));
+        assert!(
+            p("").unwrap().discovery_scans().unwrap().is_empty(),
+            "none by default"
+        );
+        let bad = |body: &str, want: &str| {
+            let e = p(&format!("\n[[discovery_scan]]\n{body}")).unwrap_err();
+            assert!(e.0.contains(want), "{want}: {e}");
+            e
+        };
+        // An option where a range goes: refused, never passed to nmap.
+        let e = bad(
+            "name = \"lan\"\nranges = [\"-oN/tmp/x\"]\n",
+            "not an address or CIDR range",
+        );
+        assert!(
+            e.0.starts_with("pb.toml:3: [[discovery_scan]] \"lan\""),
+            "{e}"
+        );
+        bad(
+            "name = \"lan\"\nranges = [\"10.0.0.0/33\"]\n",
+            "prefix must be 0–32",
+        );
+        bad("name = \"lan\"\nranges = []\n", "at least one");
+        bad(
+            "name = \"lan\"\nranges = [\"10.0.0.1\"]\nports = \"22;rm\"\n",
+            "digits, ',' and '-' only",
+        );
+        bad(
+            "name = \"a b\"\nranges = [\"10.0.0.1\"]\n",
+            "name: expected",
+        );
+        bad(
+            "name = \"lan\"\nranges = [\"10.0.0.1\"]\nevery = \"10s\"\n",
+            "at least 1m",
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `crates/patchbay-cli/tests/it`).
 
 mod deploy;
+mod discovery_scan;
 mod email;
 mod escalations;
 mod feed_sync;
