@@ -221,6 +221,24 @@ pub fn config_check(file: Option<PathBuf>, smtp_ca_file: Option<PathBuf>) -> any
             src.every
         );
     }
+    if f.discovery_scans.is_empty() {
+        println!(
+            "  [[discovery_scan]] none: Patchbay runs no network scan (import scans with patchbay discovery import)"
+        );
+    }
+    for d in &f.discovery_scans {
+        println!(
+            "  [[discovery_scan]] {} over {}{}, every {:#}{}",
+            crate::output::clean(&d.name),
+            crate::output::clean(&d.ranges.join(" ")),
+            d.ports
+                .as_deref()
+                .map(|p| format!(" ports {}", crate::output::clean(p)))
+                .unwrap_or_default(),
+            d.every,
+            if d.external { " (external)" } else { "" }
+        );
+    }
     Ok(())
 }
 

@@ -80,3 +80,36 @@ fn config_check_names_the_error_and_never_prints_the_secret() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `[[discovery_scan]]`: summarised when valid; a range that is an nmap
+/// option is refused naming the file, the line and the scan.
+#[test]
+fn config_check_reads_discovery_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("scan.toml");
+    std::fs::write(
+        &good,
+        "[[discovery_scan]]\nname = \"dc1\"\nranges = [\"10.20.0.0/22\"]\nports = \"22,443\"\nevery = \"6h\"\n",
+    )
+    .unwrap();
+    let out = check(&good, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("[[discovery_scan]] dc1 over 10.20.0.0/22 ports 22,443, every 6h"),
+        "{stdout}"
+    );
+    let bad = dir.path().join("bad-scan.toml");
+    std::fs::write(
+        &bad,
+        "\n[[discovery_scan]]\nname = \"dc1\"\nranges = [\"--script=evil\"]\n",
+    )
+    .unwrap();
+    let out = check(&bad, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("bad-scan.toml:3: [[discovery_scan]] \"dc1\": ranges:"),
+        "{stderr}"
+    );
+}
