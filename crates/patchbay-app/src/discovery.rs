@@ -635,12 +635,7 @@ impl App {
         for scan in &self.config.discovery_scans {
             let source = format!("nmap:{}", scan.name);
             let last = match self.store.read().await {
-                Ok(mut tx) => tx
-                    .discovery_imports(1000)
-                    .await
-                    .ok()
-                    .and_then(|l| l.into_iter().find(|i| i.import.source == source))
-                    .map(|i| i.import.imported_at),
+                Ok(mut tx) => tx.last_discovery_import(&source).await.ok().flatten(),
                 Err(_) => None,
             };
             if last.is_some_and(|t| self.now().duration_since(t) < scan.every) {

@@ -97,7 +97,9 @@ pub trait DiscoveryStore {
     async fn observations(&mut self) -> Result<Vec<ObservationRow>>;
     /// The imports, newest first (at most `limit`).
     async fn discovery_imports(&mut self, limit: i64) -> Result<Vec<DiscoveryImportRow>>;
-    /// Whether the source's latest import was external.
+    /// When `source` was last imported, if ever.
+    async fn last_discovery_import(&mut self, source: &str) -> Result<Option<Timestamp>>;
+    /// The sources whose latest import was external.
     async fn external_sources(&mut self) -> Result<Vec<String>>;
     /// Records (or moves forward) the last sighting of each asset.
     async fn record_sightings(&mut self, rows: &[(i64, Timestamp, String, String)]) -> Result<()>;
@@ -196,6 +198,17 @@ impl<DB: Engine> DiscoveryStore for SqlTx<DB> {
                 })
             })
             .collect()
+    }
+
+    async fn last_discovery_import(&mut self, source: &str) -> Result<Option<Timestamp>> {
+        let r = sqlx::query::<DB>(
+            "SELECT MAX(imported_at) AS at FROM discovery_imports WHERE source = $1",
+        )
+        .arg(source)
+        .one(self.conn())
+        .await?;
+        let at: Option<i64> = r.col("at")?;
+        at.map(from_millis).transpose()
     }
 
     async fn external_sources(&mut self) -> Result<Vec<String>> {
