@@ -639,40 +639,31 @@ pub fn parse(
     Ok(cfg)
 }
 
+/// `:LINE` of the `name = "…"` line of the table (`[[feed_source]]`,
+/// `[[discovery_scan]]`) error `e` names, or nothing when it names none.
+fn name_line<'a>(text: &str, mut names: impl Iterator<Item = &'a str>, e: &ConfigError) -> String {
+    names
+        .find(|n| e.0.contains(&format!("{n:?}")))
+        .and_then(|n| {
+            text.lines().position(|l| {
+                l.split_once('=')
+                    .is_some_and(|(k, v)| k.trim() == "name" && v.trim().trim_matches('"') == n)
+            })
+        })
+        .map(|i| format!(":{}", i + 1))
+        .unwrap_or_default()
+}
+
 /// Checks across keys.
 fn validate(file: &str, text: &str, cfg: &ServerConfig) -> Result<(), ConfigError> {
     if let Err(e) = cfg.discovery_scans() {
-        let line = cfg
-            .discovery_scan
-            .iter()
-            .find(|s| e.0.contains(&format!("{:?}", s.name)))
-            .and_then(|s| {
-                text.lines()
-                    .position(|l| {
-                        l.split_once('=').is_some_and(|(k, v)| {
-                            k.trim() == "name" && v.trim().trim_matches('"') == s.name
-                        })
-                    })
-                    .map(|i| format!(":{}", i + 1))
-            })
-            .unwrap_or_default();
+        let names = cfg.discovery_scan.iter().map(|s| s.name.as_str());
+        let line = name_line(text, names, &e);
         return Err(ConfigError(format!("{file}{line}: {}", e.0)));
     }
     if let Err(e) = cfg.feed_sync() {
-        let line = cfg
-            .feed_source
-            .iter()
-            .find(|s| e.0.contains(&format!("{:?}", s.name)))
-            .and_then(|s| {
-                text.lines()
-                    .position(|l| {
-                        l.split_once('=').is_some_and(|(k, v)| {
-                            k.trim() == "name" && v.trim().trim_matches('"') == s.name
-                        })
-                    })
-                    .map(|i| format!(":{}", i + 1))
-            })
-            .unwrap_or_default();
+        let names = cfg.feed_source.iter().map(|s| s.name.as_str());
+        let line = name_line(text, names, &e);
         return Err(ConfigError(format!("{file}{line}: {}", e.0)));
     }
     if let Some(s) = &cfg.syslog {

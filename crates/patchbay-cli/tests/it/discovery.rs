@@ -92,6 +92,73 @@ impl Lab {
         c.args(["netns", "exec", ns, program]);
         c
     }
+
+    /// A small HTTP server (python's) in namespace `ns` on `bind:port`.
+    fn serve_http(&mut self, ns: &str, bind: &str, port: u16, dir: &Path) {
+        let child = self
+            .exec(ns, "python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", bind])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+    }
+
+    /// dnsmasq serving DHCP (no DNS) on the lab's bridge into `leases`,
+    /// reserving each `(mac, address)`.
+    fn dhcp_server(&mut self, subnet: u8, leases: &Path, reserved: &[(&str, String)]) {
+        let mut c = self.exec(&self.lab, "dnsmasq");
+        c.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--port=0",
+            "--interface=br0",
+            "--bind-interfaces",
+        ])
+        .arg(format!(
+            "--dhcp-range=10.78.{subnet}.10,10.78.{subnet}.99,12h"
+        ))
+        .arg(format!("--dhcp-leasefile={}", leases.display()));
+        for (mac, addr) in reserved {
+            c.arg(format!("--dhcp-host={mac},{addr}"));
+        }
+        let child = c
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (dnsmasq-base)");
+        self.children.push(child);
+    }
+
+    /// Host `n` (1-based) asks for a lease with a real dhclient, sending
+    /// host name `name`; its script does nothing (the namespace's addresses
+    /// stay as they are), and it is killed once leased (no release).
+    fn lease(&self, n: usize, name: &str, dir: &Path) {
+        let cf = dir.join(format!("dhclient{n}.conf"));
+        let pf = dir.join(format!("dhclient{n}.pid"));
+        std::fs::write(&cf, format!("send host-name \"{name}\";\n")).unwrap();
+        let out = self
+            .exec(&self.hosts[n - 1], "dhclient")
+            .args(["-1", "-sf", "/bin/true", "-lf"])
+            .arg(dir.join(format!("dhclient{n}.leases")))
+            .arg("-pf")
+            .arg(&pf)
+            .arg("-cf")
+            .arg(&cf)
+            .arg("eth0")
+            .output()
+            .expect("dhclient (isc-dhcp-client)");
+        assert!(
+            out.status.success(),
+            "dhclient: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Ok(pid) = std::fs::read_to_string(&pf) {
+            let _ = Command::new("kill").args(["-9", pid.trim()]).output();
+        }
+    }
 }
 
 impl Drop for Lab {
@@ -173,67 +240,13 @@ fn scan_and_leases_find_the_unmanaged_hosts(backend: &str) {
         .send("POST", "/api/v1/assets/import", &cmdb)
         .unwrap();
 
-    // h5 runs a TCP service.
-    lab.children.push(
-        lab.exec(&lab.hosts[4], "python3")
-            .args(["-m", "http.server", "8080", "--bind", &addr(5)])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    // dnsmasq serves DHCP on the bridge (no DNS), reserving each MAC its address.
+    // h5 runs a TCP service; dnsmasq leases h4 and h5 their addresses.
+    lab.serve_http(&lab.hosts[4].clone(), &addr(5), 8080, dir.path());
     let leases = dir.path().join("dnsmasq.leases");
-    let mut dnsmasq = lab.exec(&lab.lab, "dnsmasq");
-    dnsmasq.args([
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--port=0",
-        "--interface=br0",
-        "--bind-interfaces",
-    ]);
-    dnsmasq.args([
-        format!("--dhcp-range=10.78.{subnet}.10,10.78.{subnet}.99,12h"),
-        format!("--dhcp-leasefile={}", leases.display()),
-        format!("--pid-file={}", dir.path().join("dnsmasq.pid").display()),
-    ]);
-    for (n, mac) in &macs[3..] {
-        dnsmasq.arg(format!("--dhcp-host={mac},{}", addr(*n)));
-    }
-    lab.children.push(
-        dnsmasq
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq (dnsmasq-base)"),
-    );
-    // The unmanaged hosts ask for a lease (the script does nothing: the
-    // namespace's addresses stay as they are).
+    let reserved: Vec<(&str, String)> = macs[3..].iter().map(|(n, m)| (*m, addr(*n))).collect();
+    lab.dhcp_server(subnet, &leases, &reserved);
     for n in [4usize, 5] {
-        let host = lab.hosts[n - 1].clone();
-        let lf = dir.path().join(format!("dhclient{n}.leases"));
-        let cf = dir.path().join(format!("dhclient{n}.conf"));
-        std::fs::write(&cf, format!("send host-name \"kiosk-{n}\";\n")).unwrap();
-        let out = lab
-            .exec(&host, "dhclient")
-            .args(["-1", "-sf", "/bin/true", "-lf"])
-            .arg(&lf)
-            .arg("-pf")
-            .arg(dir.path().join(format!("dhclient{n}.pid")))
-            .arg("-cf")
-            .arg(&cf)
-            .arg("eth0")
-            .output()
-            .expect("dhclient (isc-dhcp-client)");
-        assert!(
-            out.status.success(),
-            "dhclient: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if let Ok(pid) = std::fs::read_to_string(dir.path().join(format!("dhclient{n}.pid"))) {
-            let _ = Command::new("kill").args(["-9", pid.trim()]).output();
-        }
+        lab.lease(n, &format!("kiosk-{n}"), dir.path());
     }
     wait_for("two leases in dnsmasq's file", || {
         std::fs::read_to_string(&leases).is_ok_and(|t| t.lines().count() >= 2)
@@ -611,56 +624,11 @@ fn neighbour_tables_reveal_the_unmanaged_hosts(backend: &str) {
         .to_string();
     // h5 serves TCP; dnsmasq on the server's host leases h4 and h5 an address.
     let dir = tempfile::tempdir().unwrap();
-    lab.children.push(
-        lab.exec(&lab.hosts[4], "python3")
-            .args(["-m", "http.server", "8080", "--bind", &addr(5)])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    lab.children.push(
-        lab.exec(&lab.lab, "dnsmasq")
-            .args([
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--port=0",
-                "--interface=br0",
-                "--bind-interfaces",
-            ])
-            .arg(format!(
-                "--dhcp-range=10.78.{subnet}.10,10.78.{subnet}.99,12h"
-            ))
-            .arg(format!(
-                "--dhcp-leasefile={}",
-                dir.path().join("leases").display()
-            ))
-            .arg(format!("--dhcp-host={},{}", macs[3].1, addr(4)))
-            .arg(format!("--dhcp-host={},{}", macs[4].1, addr(5)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq"),
-    );
+    lab.serve_http(&lab.hosts[4].clone(), &addr(5), 8080, dir.path());
+    let reserved: Vec<(&str, String)> = macs[3..].iter().map(|(n, m)| (*m, addr(*n))).collect();
+    lab.dhcp_server(subnet, &dir.path().join("leases"), &reserved);
     for n in [4usize, 5] {
-        let out = lab
-            .exec(&lab.hosts[n - 1], "dhclient")
-            .args(["-1", "-sf", "/bin/true", "-lf"])
-            .arg(dir.path().join(format!("dh{n}.leases")))
-            .arg("-pf")
-            .arg(dir.path().join(format!("dh{n}.pid")))
-            .arg("eth0")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "dhclient: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if let Ok(pid) = std::fs::read_to_string(dir.path().join(format!("dh{n}.pid"))) {
-            let _ = Command::new("kill").args(["-9", pid.trim()]).output();
-        }
+        lab.lease(n, &format!("kiosk-{n}"), dir.path());
     }
     // h1 talks to h4 and h5 (a TCP connection attempt each: h5 accepts,
     // h4 refuses; either way their MACs land in h1's neighbour table).
@@ -684,19 +652,9 @@ fn neighbour_tables_reveal_the_unmanaged_hosts(backend: &str) {
         );
     }
     // h2 offers a service on every address, and one on loopback only.
-    for bind in ["0.0.0.0", "127.0.0.1"] {
-        let port = if bind == "0.0.0.0" { "9090" } else { "9091" };
-        lab.children.push(
-            lab.exec(&lab.hosts[1], "python3")
-                .args(["-m", "http.server", port, "--bind", bind])
-                .current_dir(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-    }
     let h2 = lab.hosts[1].clone();
+    lab.serve_http(&h2, "0.0.0.0", 9090, dir.path());
+    lab.serve_http(&h2, "127.0.0.1", 9091, dir.path());
     wait_for("h2's listener", || {
         lab.exec(&h2, "cat")
             .arg("/proc/net/tcp")
