@@ -47,6 +47,13 @@ pub enum Principal {
     },
     /// Patchbay's own work ([`crate::system`]).
     System(crate::system::SystemActor),
+    /// A person signed in to the dashboard ([`crate::users`]).
+    User {
+        /// User id.
+        id: i64,
+        /// Sign-in name.
+        name: String,
+    },
 }
 
 impl crate::system::SystemActor {
@@ -68,6 +75,7 @@ impl Caller {
             Principal::Token { id, name } => format!("token:{id}:{name}"),
             Principal::Local { user } => format!("local:{user}"),
             Principal::System(a) => a.name().to_string(),
+            Principal::User { id, name } => format!("user:{id}:{name}"),
         }
     }
 
@@ -153,7 +161,7 @@ pub struct RequestCtx {
 impl RequestCtx {
     /// The detail of a refusal. The path is the entry's target (bounded), not
     /// repeated here: an unbounded path must not be stored twice.
-    fn detail(&self, reason: &str) -> serde_json::Value {
+    pub(crate) fn detail(&self, reason: &str) -> serde_json::Value {
         json!({"method": crate::bounded_text(&self.method), "remote": crate::bounded_text(&self.remote), "reason": reason})
     }
 }
@@ -303,14 +311,14 @@ impl App {
         })
     }
 
-    fn backoff_lock(&self) -> std::sync::MutexGuard<'_, crate::backoff::AuthBackoff> {
+    pub(crate) fn backoff_lock(&self) -> std::sync::MutexGuard<'_, crate::backoff::AuthBackoff> {
         self.backoff.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Answers 429 (recorded like other refusals, so bounded per source) when
     /// the source or the presented credential is locked by the backoff table;
     /// nothing is looked up.
-    async fn throttle(
+    pub(crate) async fn throttle(
         &self,
         realm: Realm,
         source: &str,

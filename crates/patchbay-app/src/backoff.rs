@@ -84,6 +84,8 @@ impl BackoffConfig {
 pub(crate) enum Realm {
     Api,
     Agent,
+    /// Dashboard sign-ins and session cookies.
+    Login,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

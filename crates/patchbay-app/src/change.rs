@@ -86,7 +86,7 @@ impl App {
         self.open_change("anonymous".to_string()).await
     }
 
-    async fn open_change(&self, actor: String) -> Result<Change<'_>, AppError> {
+    pub(crate) async fn open_change(&self, actor: String) -> Result<Change<'_>, AppError> {
         Ok(Change {
             app: self,
             tx: self.store.write().await?,

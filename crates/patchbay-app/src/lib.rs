@@ -59,6 +59,7 @@ pub mod backoff;
 mod breaches;
 pub mod change;
 pub mod changes;
+pub mod dashboard;
 pub mod deployments;
 pub mod discovery;
 pub mod duties;
@@ -81,6 +82,7 @@ pub mod sla;
 mod snapshot;
 pub mod system;
 pub mod tokens;
+pub mod users;
 pub mod webhooks;
 
 use jiff::{SignedDuration, Timestamp};

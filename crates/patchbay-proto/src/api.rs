@@ -1711,3 +1711,99 @@ pub struct PolicyTextIn {
     /// The policy's TOML text.
     pub text: String,
 }
+
+/// `POST /api/v1/users`: a person who signs in to the dashboard. `Debug`
+/// hides the password.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AddUser {
+    /// Sign-in name: 1–64 of `A-Z a-z 0-9 . _ @ -`.
+    pub name: String,
+    /// Role (the same roles as API tokens; not `calendar`).
+    pub role: Role,
+    /// Password: 12–1024 characters. Stored only as an argon2id hash.
+    pub password: String,
+}
+
+/// `POST /api/v1/users/{name}/password`. `Debug` hides the password.
+#[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    /// The new password: 12–1024 characters.
+    pub password: String,
+}
+
+/// `POST /api/v1/users/{name}/disabled`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetUserDisabled {
+    /// `true` disables the user and ends its sessions; `false` enables it again.
+    pub disabled: bool,
+}
+
+/// A user as listed (never the password or its hash).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserInfo {
+    /// Sign-in name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Who created it.
+    pub created_by: String,
+    /// Last password change (RFC 3339).
+    pub password_changed_at: String,
+    /// When it was disabled (RFC 3339); absent: enabled.
+    pub disabled_at: Option<String>,
+    /// Last successful sign-in (RFC 3339).
+    pub last_login_at: Option<String>,
+    /// Failed sign-ins since the last success.
+    pub failed_logins: i64,
+    /// Sign-ins are refused until then (RFC 3339).
+    pub locked_until: Option<String>,
+}
+
+/// A dashboard session as listed (never its secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionInfo {
+    /// Id (to revoke it).
+    pub id: i64,
+    /// Whose.
+    pub user: String,
+    /// Sign-in time (RFC 3339).
+    pub created_at: String,
+    /// Last request (RFC 3339, one-minute resolution).
+    pub last_seen_at: String,
+    /// Absolute end (RFC 3339).
+    pub expires_at: String,
+    /// When it was ended (RFC 3339).
+    pub revoked_at: Option<String>,
+    /// Peer address at sign-in.
+    pub remote: String,
+    /// The browser's `User-Agent` at sign-in.
+    pub user_agent: String,
+}
+
+impl std::fmt::Debug for AddUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddUser")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SetPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetPassword")
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}

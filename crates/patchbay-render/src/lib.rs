@@ -29,6 +29,7 @@
 //! [pulldown-cmark]: https://docs.rs/pulldown-cmark
 #![forbid(unsafe_code)]
 
+pub mod dashboard;
 pub mod email;
 pub mod markdown;
 pub mod report;

@@ -81,20 +81,20 @@ fn csv(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// A horizontal bar chart, drawn by `templates/chart.html`.
-struct Chart {
-    title: String,
-    height: usize,
-    bars: Vec<Bar>,
+pub(crate) struct Chart {
+    pub(crate) title: String,
+    pub(crate) height: usize,
+    pub(crate) bars: Vec<Bar>,
 }
 
 /// One bar, its geometry worked out here so the template only places it.
-struct Bar {
-    label: String,
-    y: usize,
-    text_y: usize,
-    width: String,
-    value_x: String,
-    value: String,
+pub(crate) struct Bar {
+    pub(crate) label: String,
+    pub(crate) y: usize,
+    pub(crate) text_y: usize,
+    pub(crate) width: String,
+    pub(crate) value_x: String,
+    pub(crate) value: String,
 }
 
 const ROW: usize = 22;
@@ -102,7 +102,7 @@ const BAR_MAX: f64 = 380.0;
 
 /// A chart of `(label, value)` scaled to `max`; labels are cut to 24
 /// characters.
-fn chart(title: &str, unit: &str, items: &[(String, f64)], max: f64) -> Chart {
+pub(crate) fn chart(title: &str, unit: &str, items: &[(String, f64)], max: f64) -> Chart {
     let max = if max > 0.0 { max } else { 1.0 };
     Chart {
         title: title.to_string(),

@@ -20,7 +20,7 @@ use crate::errors::ApiError;
 use crate::extract::{Authed, request_ctx};
 use crate::handlers::{
     agent, assets, audit, changes, deployments, discovery, escalations, exceptions, feeds,
-    findings, ops, prioritise, reports, schedule, tokens, webhooks,
+    findings, ops, prioritise, reports, schedule, tokens, ui, users, webhooks,
 };
 use crate::metrics::{HttpLabels, Metrics};
 use crate::{MAX_AGENT_BODY, MAX_API_BODY};
@@ -57,6 +57,13 @@ pub enum Access {
     CalendarToken,
     /// An API token whose role permits the action; `None`: any API token.
     Api(Option<Action>),
+    /// A dashboard page or form anyone may load (sign-in, the stylesheet).
+    Page,
+    /// A dashboard page or form for a signed-in person (session cookie;
+    /// forms also need the session's CSRF token) whose role permits the
+    /// action; `None`: anyone signed in. Checked by the handler's
+    /// `UiUser`/`UiForm` extractor and the service layer.
+    Session(Option<Action>),
 }
 
 /// One route: method, full path template, access.
@@ -90,7 +97,7 @@ macro_rules! routes {
     };
 }
 
-use Access::{Agent, Api, CalendarToken, Enrol, Public};
+use Access::{Agent, Api, CalendarToken, Enrol, Page, Public, Session};
 use Action::{
     Approve, CreateEnrollToken, ImportAssets, ImportFeeds, ManageTokens, ReadAudit, ReadCalendar,
     ReadInventory, ReadTokens, WriteAssets,
@@ -113,6 +120,12 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     POST "/tokens" => tokens::create, Api(Some(ManageTokens));
     DELETE "/tokens/{id}" => tokens::revoke, Api(Some(ManageTokens));
     POST "/enroll-tokens" => tokens::create_enroll_token, Api(Some(CreateEnrollToken));
+    GET "/users" => users::list, Api(Some(ReadTokens));
+    POST "/users" => users::add, Api(Some(ManageTokens));
+    POST "/users/{name}/password" => users::password, Api(Some(ManageTokens));
+    POST "/users/{name}/disabled" => users::disabled, Api(Some(ManageTokens));
+    GET "/sessions" => users::sessions, Api(Some(ReadTokens));
+    DELETE "/sessions/{id}" => users::revoke_session, Api(Some(ManageTokens));
     GET "/audit" => audit::list, Api(Some(ReadAudit));
     GET "/audit/export" => audit::export, Api(Some(ReadAudit));
     POST "/keys/rotate" => audit::rotate_key, Api(Some(ManageTokens));
@@ -185,6 +198,21 @@ routes!(AGENT_ROUTES, agent_routes, "/agent/v1", {
     POST "/certificate" => agent::certificate, Agent;
 });
 
+routes!(UI_ROUTES, ui_routes, "", {
+    GET "/" => ui::root, Page;
+    GET "/ui/login" => ui::login_form, Page;
+    POST "/ui/login" => ui::login, Page;
+    GET "/ui/static/app.css" => ui::stylesheet, Page;
+    POST "/ui/logout" => ui::logout, Session(None);
+    GET "/ui/" => ui::overview, Session(Some(ReadInventory));
+    GET "/ui/assets" => ui::assets, Session(Some(ReadInventory));
+    GET "/ui/assets/{name}" => ui::asset, Session(Some(ReadInventory));
+    GET "/ui/worklist" => ui::worklist, Session(Some(ReadInventory));
+    GET "/ui/audit" => ui::audit, Session(Some(ReadAudit));
+    GET "/ui/sessions" => ui::sessions, Session(None);
+    POST "/ui/sessions/revoke" => ui::revoke_session, Session(None);
+});
+
 routes!(ROOT_ROUTES, root_routes, "", {
     GET "/healthz" => ops::healthz, Public;
     GET "/metrics" => ops::metrics, Public;
@@ -192,7 +220,13 @@ routes!(ROOT_ROUTES, root_routes, "", {
 });
 
 /// Every route the server answers, with who may call it.
-pub const ROUTES: &[&[RouteSpec]] = &[ROOT_ROUTES, ENROL_ROUTES, AGENT_ROUTES, API_ROUTES];
+pub const ROUTES: &[&[RouteSpec]] = &[
+    ROOT_ROUTES,
+    UI_ROUTES,
+    ENROL_ROUTES,
+    AGENT_ROUTES,
+    API_ROUTES,
+];
 
 /// Every route, flattened.
 pub fn routes() -> impl Iterator<Item = &'static RouteSpec> {
@@ -229,7 +263,9 @@ pub fn router(app: App, metrics: Arc<Metrics>) -> Router {
     let agent = enrol_routes(&state)
         .layer(DefaultBodyLimit::max(64 * 1024))
         .merge(agent_authed);
+    let ui = ui_routes(&state).layer(DefaultBodyLimit::max(64 * 1024));
     let router = root_routes(&state)
+        .merge(ui)
         .nest("/api/v1", api)
         .nest("/agent/v1", agent)
         .fallback(ops::not_found);

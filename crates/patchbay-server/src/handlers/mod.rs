@@ -21,6 +21,8 @@
 //! - [`escalations`]: notification contacts, the email log, escalation
 //!   chains and acknowledgement.
 //! - [`webhooks`]: webhook subscriptions, deliveries, replays, tests.
+//! - [`users`]: dashboard users and their sessions (the API side).
+//! - [`ui`]: the NOC dashboard's pages and forms (session cookie, CSRF).
 
 pub mod agent;
 pub mod assets;
@@ -37,4 +39,6 @@ pub mod prioritise;
 pub mod reports;
 pub mod schedule;
 pub mod tokens;
+pub mod ui;
+pub mod users;
 pub mod webhooks;

@@ -36,6 +36,11 @@ enum Who {
     CalendarOnly,
     /// API tokens of these roles.
     Roles(&'static [Role]),
+    /// A dashboard page anyone loads: this status whatever the credential.
+    Page(StatusCode),
+    /// A dashboard page for a signed-in person: no API token opens it (a
+    /// request without a session cookie is sent to the sign-in page).
+    SignedIn,
 }
 
 const EVERY_ROLE: &[Role] = &[Admin, Operator, Approver, Auditor, Calendar];
@@ -48,6 +53,19 @@ const ADMINS: &[Role] = &[Admin];
 /// The expected matrix: (method, path template, who).
 const EXPECTED: &[(&str, &str, Who)] = &[
     ("GET", "/healthz", Who::Public),
+    ("GET", "/", Who::Page(StatusCode::SEE_OTHER)),
+    ("GET", "/ui/login", Who::Page(StatusCode::OK)),
+    // The body names no user: a failed sign-in, whoever sends it.
+    ("POST", "/ui/login", Who::Page(StatusCode::UNAUTHORIZED)),
+    ("GET", "/ui/static/app.css", Who::Page(StatusCode::OK)),
+    ("POST", "/ui/logout", Who::SignedIn),
+    ("GET", "/ui/", Who::SignedIn),
+    ("GET", "/ui/assets", Who::SignedIn),
+    ("GET", "/ui/assets/{name}", Who::SignedIn),
+    ("GET", "/ui/worklist", Who::SignedIn),
+    ("GET", "/ui/audit", Who::SignedIn),
+    ("GET", "/ui/sessions", Who::SignedIn),
+    ("POST", "/ui/sessions/revoke", Who::SignedIn),
     ("GET", "/metrics", Who::Public),
     ("GET", "/calendar.ics", Who::CalendarOnly),
     ("POST", "/agent/v1/enroll", Who::Enrol),
@@ -74,6 +92,12 @@ const EXPECTED: &[(&str, &str, Who)] = &[
     ("POST", "/api/v1/tokens", Who::Roles(ADMINS)),
     ("DELETE", "/api/v1/tokens/{id}", Who::Roles(ADMINS)),
     ("POST", "/api/v1/enroll-tokens", Who::Roles(OPERATORS)),
+    ("GET", "/api/v1/users", Who::Roles(READERS)),
+    ("POST", "/api/v1/users", Who::Roles(ADMINS)),
+    ("POST", "/api/v1/users/{name}/password", Who::Roles(ADMINS)),
+    ("POST", "/api/v1/users/{name}/disabled", Who::Roles(ADMINS)),
+    ("GET", "/api/v1/sessions", Who::Roles(READERS)),
+    ("DELETE", "/api/v1/sessions/{id}", Who::Roles(ADMINS)),
     ("GET", "/api/v1/audit", Who::Roles(AUDIT_READERS)),
     ("GET", "/api/v1/audit/export", Who::Roles(AUDIT_READERS)),
     ("POST", "/api/v1/keys/rotate", Who::Roles(ADMINS)),
@@ -238,6 +262,8 @@ fn concrete(template: &str) -> String {
 /// The outcome a principal must get.
 fn expected(who: Who, template: &str, p: &Principal) -> Expect {
     match (who, p) {
+        (Who::Page(status), _) => Expect::Status(status),
+        (Who::SignedIn, _) => Expect::Status(StatusCode::SEE_OTHER),
         // Read-scoped admin: exactly what the read-only auditor may do.
         (Who::Roles(roles), Principal::Scoped(Scope::Read, _)) if roles.contains(&Auditor) => {
             Expect::Permitted
@@ -376,7 +402,9 @@ async fn every_route_has_a_row_and_every_row_a_route() {
             (Who::Public, Access::Public)
             | (Who::Enrol, Access::Enrol)
             | (Who::Agent, Access::Agent)
-            | (Who::CalendarOnly, Access::CalendarToken) => true,
+            | (Who::CalendarOnly, Access::CalendarToken)
+            | (Who::Page(_), Access::Page)
+            | (Who::SignedIn, Access::Session(_)) => true,
             (Who::Roles(roles), Access::Api(action)) => Role::ALL
                 .iter()
                 .all(|role| roles.contains(role) == action.is_none_or(|a| role.permits(a))),

@@ -20,6 +20,7 @@ mod rollouts;
 mod schedule;
 mod siem;
 mod tokens;
+mod users;
 mod webhooks;
 
 pub use agents::*;
@@ -40,4 +41,5 @@ pub use rollouts::*;
 pub use schedule::*;
 pub use siem::*;
 pub use tokens::*;
+pub use users::*;
 pub use webhooks::*;

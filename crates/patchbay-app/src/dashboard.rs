@@ -1,0 +1,264 @@
+//! The data behind the dashboard's pages (issue 17): the same service-layer
+//! reads the API makes, shaped into `patchbay_render::dashboard` view models.
+//!
+//! The overview's coverage buckets are the dashboard's promise: a host
+//! counts as **patched** only when its inventory is fresh (checked in within
+//! the stale threshold), it has an inventory at all, advisories have been
+//! imported, and it has no open, non-excepted finding. Hosts with no
+//! inventory are **unknown**; managed hosts that stopped checking in are
+//! **stale** whatever their last findings said. Every number names the age
+//! of the data behind it.
+
+use crate::prioritise::{MAX_WORKLIST_LIMIT, WorkFilter};
+use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
+use jiff::Timestamp;
+use patchbay_core::report::Report;
+use patchbay_render::dashboard::{Bucket, DeploymentLine, FeedLine, Overview, age};
+use std::collections::{BTreeMap, HashMap};
+
+/// A feed import older than this is shown as stale.
+pub const FEED_STALE_SECS: i64 = 72 * 3600;
+
+fn ts(s: &str) -> Option<i64> {
+    s.parse::<Timestamp>().ok().map(|t| t.as_second())
+}
+
+/// "data from 2 min ago to 3 h ago" over check-in times (seconds).
+fn age_range(now: i64, times: &[i64]) -> String {
+    match (times.iter().max(), times.iter().min()) {
+        (Some(&newest), Some(&oldest)) if newest == oldest => {
+            format!("check-in {}", age(now, newest))
+        }
+        (Some(&newest), Some(&oldest)) => {
+            format!("check-ins {} to {}", age(now, newest), age(now, oldest))
+        }
+        _ => "no data".to_string(),
+    }
+}
+
+impl App {
+    /// The overview page's data, as `caller` may see it.
+    pub async fn dashboard_overview(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<Overview, AppError> {
+        let now = self.now();
+        let now_s = now.as_second();
+        let assets = self.list_assets(caller, ctx).await?;
+        let feeds = self.list_feeds(caller, ctx).await?;
+        let compliance = match self.report(caller, "compliance", None, ctx).await? {
+            Report::Compliance(c) => c,
+            _ => return Err(AppError::invalid("compliance report expected")),
+        };
+        let shadows = match self.report(caller, "coverage", None, ctx).await? {
+            Report::Coverage(c) => c.shadows,
+            _ => None,
+        };
+        let open: HashMap<&str, u64> = compliance
+            .by_asset
+            .iter()
+            .map(|l| {
+                (
+                    l.name.as_str(),
+                    l.findings.within_sla + l.findings.overdue,
+                )
+            })
+            .collect();
+        let have_feeds = feeds.iter().any(|f| f.kind == "osv");
+        let mut groups: BTreeMap<&'static str, Vec<i64>> = BTreeMap::new();
+        let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for a in &assets {
+            let seen = a.last_seen.as_deref().and_then(ts);
+            let key = if a.liveness == "stale" {
+                "stale"
+            } else if a.package_count == 0 || !have_feeds {
+                "unknown"
+            } else if open.get(a.name.as_str()).copied().unwrap_or(0) > 0 {
+                "exposed"
+            } else {
+                "patched"
+            };
+            *counts.entry(key).or_default() += 1;
+            if let Some(s) = seen {
+                groups.entry(key).or_default().push(s);
+            }
+        }
+        let bucket = |key: &'static str, label: &'static str, class: &'static str| {
+            let times = groups.get(key).map(Vec::as_slice).unwrap_or(&[]);
+            let n = counts.get(key).copied().unwrap_or(0);
+            let age = match key {
+                "unknown" if !have_feeds => {
+                    "no advisories imported, or no inventory".to_string()
+                }
+                "unknown" => "no inventory reported".to_string(),
+                _ if n == 0 => "—".to_string(),
+                _ => age_range(now_s, times),
+            };
+            Bucket {
+                key,
+                label,
+                count: n,
+                age,
+                class,
+            }
+        };
+        let buckets = vec![
+            bucket("patched", "Patched (fresh data, nothing open)", "good"),
+            bucket("exposed", "Exposed (open findings)", "bad"),
+            bucket("stale", "Stale (no check-in in 24 h)", "warn"),
+            bucket("unknown", "Unknown (no data)", "warn"),
+        ];
+        let all_seen: Vec<i64> = assets
+            .iter()
+            .filter_map(|a| a.last_seen.as_deref().and_then(ts))
+            .collect();
+        let inventory_age = format!(
+            "Inventory behind these numbers: {}.",
+            age_range(now_s, &all_seen)
+        );
+
+        // Exposure by tier: the worklist (open, not excepted, not excluded).
+        let work = self
+            .worklist(
+                caller,
+                &WorkFilter {
+                    limit: Some(MAX_WORKLIST_LIMIT),
+                    ..WorkFilter::default()
+                },
+                ctx,
+            )
+            .await?;
+        let mut tiers: BTreeMap<String, u64> = ["P0", "P1", "P2", "P3", "P4"]
+            .into_iter()
+            .map(|t| (t.to_string(), 0))
+            .collect();
+        for w in &work {
+            *tiers.entry(w.tier.clone()).or_default() += 1;
+        }
+        let truncated = work.len() >= MAX_WORKLIST_LIMIT;
+        let mut newest_feed: BTreeMap<String, &patchbay_proto::api::FeedOut> = BTreeMap::new();
+        for f in &feeds {
+            let newer = newest_feed
+                .get(&f.kind)
+                .is_none_or(|g| ts(&g.imported_at) < ts(&f.imported_at));
+            if newer {
+                newest_feed.insert(f.kind.clone(), f);
+            }
+        }
+        let feed_ages: Vec<String> = newest_feed
+            .values()
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    f.kind,
+                    ts(&f.imported_at)
+                        .map(|t| age(now_s, t))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        let exposure_age = if feed_ages.is_empty() {
+            "No advisories imported: exposure unknown.".to_string()
+        } else {
+            format!(
+                "Assessed now from advisories imported: {}; inventory {}.{}",
+                feed_ages.join(", "),
+                age_range(now_s, &all_seen),
+                if truncated {
+                    format!(" Counts cut at the first {MAX_WORKLIST_LIMIT} findings.")
+                } else {
+                    String::new()
+                }
+            )
+        };
+        let overdue = compliance.total.findings.overdue;
+        let overdue_age = format!("as of {}, from the same data", fmt_ts(now));
+
+        let mut windows: Vec<(String, String, String)> = self
+            .windows(caller, ctx)
+            .await?
+            .into_iter()
+            .filter_map(|w| {
+                w.next
+                    .first()
+                    .map(|o| (w.spec.name.clone(), o.start.clone(), o.end.clone()))
+            })
+            .collect();
+        windows.sort_by(|a, b| ts(&a.1).cmp(&ts(&b.1)));
+        windows.truncate(8);
+
+        let deployments = self
+            .deployments(caller, ctx)
+            .await?
+            .into_iter()
+            .filter(|d| !matches!(d.status.as_str(), "completed" | "aborted" | "rolled_back"))
+            .take(20)
+            .map(|d| DeploymentLine {
+                created: format!(
+                    "{} ({})",
+                    d.created_at,
+                    ts(&d.created_at).map(|t| age(now_s, t)).unwrap_or_default()
+                ),
+                hosts: d.assets.len(),
+                id: d.id,
+                kind: d.kind,
+                status: d.status,
+            })
+            .collect();
+        let feeds = newest_feed
+            .values()
+            .map(|f| {
+                let t = ts(&f.imported_at);
+                FeedLine {
+                    kind: f.kind.clone(),
+                    version: f.version.clone(),
+                    records: f.records,
+                    age: format!(
+                        "{} ({})",
+                        f.imported_at,
+                        t.map(|t| age(now_s, t)).unwrap_or_default()
+                    ),
+                    stale: t.is_none_or(|t| now_s - t > FEED_STALE_SECS),
+                }
+            })
+            .collect();
+        Ok(Overview {
+            fleet: assets.len() as u64,
+            managed: assets.iter().filter(|a| a.liveness != "unmanaged").count() as u64,
+            unmanaged: assets.iter().filter(|a| a.liveness == "unmanaged").count() as u64,
+            shadows,
+            buckets,
+            inventory_age,
+            tiers: tiers.into_iter().map(|(t, n)| (t, n as f64)).collect(),
+            exposure_age,
+            overdue,
+            overdue_age,
+            windows,
+            deployments,
+            feeds,
+        })
+    }
+}
+
+impl App {
+    /// The newest `limit` audit entries, newest first (the audit page).
+    pub async fn recent_audit(
+        &self,
+        caller: &Caller,
+        limit: i64,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<patchbay_proto::api::AuditEventOut>, AppError> {
+        self.require(caller, patchbay_core::auth::Action::ReadAudit, ctx)
+            .await?;
+        let (head, _) = {
+            let mut tx = self.store.read().await?;
+            tx.audit_head().await?
+        };
+        let mut out = self
+            .list_audit(caller, (head - limit).max(0), limit, ctx)
+            .await?;
+        out.reverse();
+        Ok(out)
+    }
+}

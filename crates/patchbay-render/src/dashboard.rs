@@ -1,0 +1,396 @@
+//! The NOC dashboard's pages (issue 17), as HTML from plain view models.
+//!
+//! Every page is an askama template under `templates/ui/`, so every value is
+//! escaped unless a template says otherwise (none does). Pages are
+//! self-contained: one stylesheet served by the server itself
+//! ([`STYLESHEET`]), no script, no third-party CDN; charts are server-side
+//! SVG ([`crate::report`]'s bar chart). A page knows the time it shows
+//! ([`Page::now`]) and every number carries the age of the data behind it
+//! (the view models hold the age texts, made by [`age`]).
+
+use askama::Template;
+
+/// The dashboard's stylesheet (served at `/ui/static/app.css`).
+pub const STYLESHEET: &str = include_str!("../templates/ui/app.css");
+
+/// One entry of the navigation bar.
+#[derive(Debug, Clone)]
+pub struct NavItem {
+    /// Link.
+    pub href: &'static str,
+    /// Text.
+    pub label: &'static str,
+    /// Whether it is the page shown.
+    pub current: bool,
+}
+
+/// The navigation bar: `current` is the `href` of the page shown.
+pub fn nav(current: &str) -> Vec<NavItem> {
+    [
+        ("/ui/", "Overview"),
+        ("/ui/assets", "Assets"),
+        ("/ui/worklist", "Worklist"),
+        ("/ui/audit", "Audit log"),
+        ("/ui/sessions", "Sessions"),
+    ]
+    .into_iter()
+    .map(|(href, label)| NavItem {
+        href,
+        label,
+        current: href == current,
+    })
+    .collect()
+}
+
+/// What every signed-in page shows around its content.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The page's title.
+    pub title: String,
+    /// The signed-in user.
+    pub user: String,
+    /// That user's role.
+    pub role: String,
+    /// The session's CSRF token, put in every form.
+    pub csrf: String,
+    /// The time the page shows (RFC 3339).
+    pub now: String,
+    /// Wall-screen mode: large type, dark theme, refresh every 30 s.
+    pub wall: bool,
+    /// The navigation bar.
+    pub nav: Vec<NavItem>,
+}
+
+/// "3 min ago"-style age of `then` at `now` (both seconds since the epoch);
+/// "in the future" when clocks disagree.
+pub fn age(now: i64, then: i64) -> String {
+    let d = now - then;
+    if d < 0 {
+        return "in the future (clock skew?)".to_string();
+    }
+    match d {
+        0..60 => format!("{d} s ago"),
+        60..3600 => format!("{} min ago", d / 60),
+        3600..86_400 => format!("{} h ago", d / 3600),
+        _ => format!("{} d ago", d / 86_400),
+    }
+}
+
+/// One coverage bucket of the overview.
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    /// Stable key (`patched`, `exposed`, `stale`, `unknown`), for tests and styles.
+    pub key: &'static str,
+    /// Text.
+    pub label: &'static str,
+    /// Hosts in it.
+    pub count: u64,
+    /// The age of the data behind the number.
+    pub age: String,
+    /// Style: `good`, `bad` or `warn`.
+    pub class: &'static str,
+}
+
+/// A deployment line of the overview.
+#[derive(Debug, Clone)]
+pub struct DeploymentLine {
+    /// Id.
+    pub id: String,
+    /// Kind.
+    pub kind: String,
+    /// Status.
+    pub status: String,
+    /// Hosts targeted.
+    pub hosts: usize,
+    /// Creation, with its age.
+    pub created: String,
+}
+
+/// A feed line of the overview.
+#[derive(Debug, Clone)]
+pub struct FeedLine {
+    /// Kind (`osv`, `kev`, …).
+    pub kind: String,
+    /// The feed's version or date.
+    pub version: String,
+    /// Records.
+    pub records: i64,
+    /// Import time with its age.
+    pub age: String,
+    /// Older than the staleness threshold.
+    pub stale: bool,
+}
+
+/// The overview's data.
+#[derive(Debug, Clone, Default)]
+pub struct Overview {
+    /// Assets known.
+    pub fleet: u64,
+    /// With an agent.
+    pub managed: u64,
+    /// Imported without one.
+    pub unmanaged: u64,
+    /// Shadow machines (discovery), when known.
+    pub shadows: Option<u64>,
+    /// Coverage buckets: patched, exposed, stale, unknown.
+    pub buckets: Vec<Bucket>,
+    /// The inventory data's age range.
+    pub inventory_age: String,
+    /// Open findings by tier (P0 first), for the chart.
+    pub tiers: Vec<(String, f64)>,
+    /// The advisory data's age.
+    pub exposure_age: String,
+    /// Findings past due.
+    pub overdue: u64,
+    /// The age of the overdue count's data.
+    pub overdue_age: String,
+    /// The next window occurrences: name, start, end.
+    pub windows: Vec<(String, String, String)>,
+    /// Deployments not yet finished.
+    pub deployments: Vec<DeploymentLine>,
+    /// Feeds, newest import per kind.
+    pub feeds: Vec<FeedLine>,
+}
+
+#[derive(Template)]
+#[template(path = "ui/overview.html")]
+struct OverviewPage<'a> {
+    page: &'a Page,
+    o: &'a Overview,
+    tier_chart: crate::report::Chart,
+}
+
+/// The overview page.
+pub fn overview(page: &Page, o: &Overview) -> Result<String, crate::Error> {
+    let max = o.tiers.iter().map(|t| t.1).fold(0.0, f64::max);
+    let tier_chart = crate::report::chart("Open findings by tier", "", &o.tiers, max);
+    Ok(OverviewPage {
+        page,
+        o,
+        tier_chart,
+    }
+    .render()?)
+}
+
+#[derive(Template)]
+#[template(path = "ui/login.html")]
+struct LoginPage<'a> {
+    error: &'a str,
+    name: &'a str,
+    next: &'a str,
+}
+
+/// The sign-in page; `error` is shown above the form, `name` refilled.
+pub fn login(error: &str, name: &str, next: &str) -> Result<String, crate::Error> {
+    Ok(LoginPage { error, name, next }.render()?)
+}
+
+#[derive(Template)]
+#[template(path = "ui/message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    message: &'a str,
+    back: &'a str,
+}
+
+/// A page with one message (an error a person must read).
+pub fn message(title: &str, message: &str, back: &str) -> Result<String, crate::Error> {
+    Ok(MessagePage {
+        title,
+        message,
+        back,
+    }
+    .render()?)
+}
+
+/// An asset line of the assets page.
+#[derive(Debug, Clone)]
+pub struct AssetLine {
+    /// Name.
+    pub name: String,
+    /// The name, percent-encoded for the link.
+    pub href: String,
+    /// Kind.
+    pub kind: String,
+    /// OS.
+    pub os: String,
+    /// Owner.
+    pub owner: String,
+    /// `managed`, `stale`, `unmanaged`.
+    pub liveness: String,
+    /// Last check-in with its age.
+    pub last_seen: String,
+    /// Packages known.
+    pub packages: u64,
+}
+
+#[derive(Template)]
+#[template(path = "ui/assets.html")]
+struct AssetsPage<'a> {
+    page: &'a Page,
+    q: &'a str,
+    liveness_options: Vec<(&'static str, bool)>,
+    rows: &'a [AssetLine],
+    shown: usize,
+    total: usize,
+}
+
+/// The assets page: the lines already filtered; `total` before filtering.
+pub fn assets(
+    page: &Page,
+    q: &str,
+    liveness: &str,
+    rows: &[AssetLine],
+    total: usize,
+) -> Result<String, crate::Error> {
+    let liveness_options = ["any", "managed", "stale", "unmanaged"]
+        .into_iter()
+        .map(|o| (o, o == liveness))
+        .collect();
+    Ok(AssetsPage {
+        page,
+        q,
+        liveness_options,
+        rows,
+        shown: rows.len(),
+        total,
+    }
+    .render()?)
+}
+
+/// A table cell: text, and a link when it has one.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// Text.
+    pub text: String,
+    /// Link (a path of this server).
+    pub href: Option<String>,
+}
+
+impl From<String> for Cell {
+    fn from(text: String) -> Self {
+        Cell { text, href: None }
+    }
+}
+
+impl From<&str> for Cell {
+    fn from(text: &str) -> Self {
+        Cell {
+            text: text.to_string(),
+            href: None,
+        }
+    }
+}
+
+/// A table of a generic page.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    /// Heading above it (may be empty).
+    pub caption: String,
+    /// Column heads.
+    pub head: Vec<&'static str>,
+    /// Rows.
+    pub rows: Vec<Vec<Cell>>,
+    /// Text when there are no rows.
+    pub empty: String,
+}
+
+/// A one-button form of a generic page (with the CSRF token).
+#[derive(Debug, Clone)]
+pub struct Action {
+    /// Where it posts.
+    pub action: String,
+    /// The button's text.
+    pub label: String,
+    /// Hidden fields.
+    pub hidden: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "ui/table.html")]
+struct TablePage<'a> {
+    page: &'a Page,
+    intro: &'a str,
+    tables: &'a [Table],
+    forms: &'a [Action],
+}
+
+/// A page of tables (asset detail, worklist, audit log, sessions).
+pub fn tables(
+    page: &Page,
+    intro: &str,
+    tables: &[Table],
+    forms: &[Action],
+) -> Result<String, crate::Error> {
+    Ok(TablePage {
+        page,
+        intro,
+        tables,
+        forms,
+    }
+    .render()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page() -> Page {
+        Page {
+            title: "Overview".into(),
+            user: "<b>eve</b>".into(),
+            role: "admin".into(),
+            csrf: "c0ffee".into(),
+            now: "2026-12-07T00:00:00Z".into(),
+            wall: false,
+            nav: nav("/ui/"),
+        }
+    }
+
+    #[test]
+    fn values_are_escaped() {
+        let html = tables(
+            &page(),
+            "<script>alert(1)</script>",
+            &[Table {
+                caption: "x".into(),
+                head: vec!["a"],
+                rows: vec![vec![Cell {
+                    text: "\"><img src=x onerror=alert(1)>".into(),
+                    href: Some("/ui/assets/a\"b".into()),
+                }]],
+                empty: String::new(),
+            }],
+            &[],
+        )
+        .unwrap();
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(!html.contains("<img src=x"), "{html}");
+        assert!(!html.contains("<b>eve</b>"), "{html}");
+        assert!(html.contains("&#60;b&#62;eve&#60;/b&#62;"), "{html}");
+        assert!(html.contains(r#"name="csrf" value="c0ffee""#), "{html}");
+    }
+
+    #[test]
+    fn ages_read_as_people_say_them() {
+        assert_eq!(age(100, 100), "0 s ago");
+        assert_eq!(age(200, 100), "1 min ago");
+        assert_eq!(age(100 + 7200, 100), "2 h ago");
+        assert_eq!(age(100 + 3 * 86_400, 100), "3 d ago");
+        assert!(age(0, 100).contains("future"));
+    }
+
+    #[test]
+    fn wall_mode_refreshes_and_the_laptop_layout_does_not() {
+        let mut p = page();
+        let o = Overview::default();
+        let laptop = overview(&p, &o).unwrap();
+        assert!(!laptop.contains("http-equiv=\"refresh\""));
+        p.wall = true;
+        let wall = overview(&p, &o).unwrap();
+        assert!(wall.contains("http-equiv=\"refresh\""));
+        assert!(wall.contains("class=\"wall\""));
+        // No feed imported: exposure is unknown, said so.
+        assert!(wall.contains("No advisory feed has been imported"));
+    }
+}

@@ -1,0 +1,674 @@
+//! The NOC dashboard (issue 17): server-rendered pages for people signed in
+//! with a user name and password (`patchbay users add`), never an API token.
+//!
+//! - **Sessions**: the cookie `pb_session` (`HttpOnly; Secure;
+//!   SameSite=Strict; Path=/`) holds the session secret; the server keeps its
+//!   hash ([`patchbay_app::users`]). Browsers keep `Secure` cookies over
+//!   HTTPS and on `localhost`/`127.0.0.1` only, so the dashboard is for a
+//!   server with `--tls-cert`, behind a TLS-terminating proxy, or on this
+//!   machine.
+//! - **CSRF**: every form carries the session's CSRF token ([`UiForm`]
+//!   refuses a POST without the right one), and a POST whose `Origin` is
+//!   another site, or that the browser marks `Sec-Fetch-Site: cross-site`,
+//!   is refused before anything else ([`same_origin`]) — the sign-in form
+//!   included (login CSRF).
+//! - **Headers**: every page is sent with a content security policy that
+//!   allows only this server's stylesheet and forms posting to this server
+//!   ([`UI_CSP`]); no script runs, nothing comes from a CDN.
+//! - A signed-out visitor asking for a page is sent to the sign-in page, and
+//!   back to the page after signing in (only a local path is followed).
+
+use crate::extract::Ctx;
+use crate::router::AppState;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use patchbay_app::users::{SessionCaller, csrf_ok, csrf_token};
+use patchbay_app::{AppError, RequestCtx};
+use patchbay_render::dashboard::{self as view, Cell, Page, Table};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "pb_session";
+
+/// The content security policy of dashboard pages: this server's
+/// stylesheet, forms to this server, nothing else.
+pub const UI_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Largest form body read (a sign-in or a one-button form).
+const MAX_FORM: usize = 16 * 1024;
+
+fn session_cookie(secret: &str, max_age: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={secret}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("pb_session=; Path=/; Max-Age=0"))
+}
+
+fn cookie_secret(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| v.starts_with("pbs_") && v.len() < 200)
+}
+
+/// A page answer: HTML with the dashboard's headers.
+fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, Html(body)).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(UI_CSP),
+    );
+    r
+}
+
+fn message(status: StatusCode, title: &str, text: &str, back: &str) -> Response {
+    match view::message(title, text, back) {
+        Ok(b) => html(status, b),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// An error of the service layer as a page a person reads.
+fn app_error(e: AppError) -> Response {
+    let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let title = match status {
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
+        s if s.is_client_error() => "Cannot do that",
+        _ => "Something went wrong",
+    };
+    message(status, title, &e.message, "/ui/")
+}
+
+fn render(r: Result<String, patchbay_render::Error>) -> Response {
+    match r {
+        Ok(b) => html(StatusCode::OK, b),
+        Err(e) => message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            &e.to_string(),
+            "/ui/",
+        ),
+    }
+}
+
+/// Refuses a cross-site POST: an `Origin` that is not this host, or
+/// `Sec-Fetch-Site: cross-site`.
+fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
+    let cross = || {
+        Err(message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "This form was sent from another site.",
+            "/ui/",
+        ))
+    };
+    if headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site")
+    {
+        return cross();
+    }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or("");
+        if origin == "null" || origin_host != host {
+            return cross();
+        }
+    }
+    Ok(())
+}
+
+/// A local path to return to after signing in (never another site).
+fn local_next(next: &str) -> &str {
+    let ok = next.starts_with("/ui/")
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(|c| c.is_control());
+    if ok { next } else { "/ui/" }
+}
+
+/// The signed-in person making the request, with the request's facts. A
+/// request without a live session is sent to the sign-in page.
+pub struct UiUser {
+    /// Who.
+    pub who: SessionCaller,
+    /// The request, for the audit trail.
+    pub ctx: RequestCtx,
+    /// The session secret (to check forms' CSRF tokens).
+    secret: String,
+    /// Wall-screen mode asked for (`?wall=1`).
+    wall: bool,
+}
+
+impl UiUser {
+    fn page(&self, title: &str, nav: &str, now: &str) -> Page {
+        Page {
+            title: title.to_string(),
+            user: self.who.user.clone(),
+            role: self.who.caller.role.to_string(),
+            csrf: csrf_token(&self.secret),
+            now: now.to_string(),
+            wall: self.wall,
+            nav: view::nav(nav),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for UiUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Response> {
+        let Ctx(ctx) = Ctx::from_request_parts(parts, st)
+            .await
+            .map_err(|e| match e {})?;
+        let to_login = || {
+            let next = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/ui/");
+            let target = format!(
+                "/ui/login?next={}",
+                percent_encoding::utf8_percent_encode(local_next(next), percent_encoding::NON_ALPHANUMERIC)
+            );
+            Redirect::to(&target).into_response()
+        };
+        let Some(secret) = cookie_secret(&parts.headers) else {
+            return Err(to_login());
+        };
+        match st.app.authenticate_session(&secret, &ctx).await {
+            Ok(who) => Ok(UiUser {
+                who,
+                ctx,
+                secret,
+                wall: parts
+                    .uri
+                    .query()
+                    .is_some_and(|q| q.split('&').any(|kv| kv == "wall=1")),
+            }),
+            Err(e) if e.code.http_status() == 401 => Err(to_login()),
+            Err(e) => Err(app_error(e)),
+        }
+    }
+}
+
+/// A form posted by a signed-in person: same origin, the session's CSRF
+/// token in its `csrf` field, at most 16 KiB.
+pub struct UiForm {
+    /// The person.
+    pub user: UiUser,
+    /// The form's fields (the last value of each name).
+    pub fields: HashMap<String, String>,
+}
+
+fn parse_form(body: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+impl FromRequest<AppState> for UiForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, st: &AppState) -> Result<Self, Response> {
+        same_origin(req.headers())?;
+        let (mut parts, body) = req.into_parts();
+        let user = UiUser::from_request_parts(&mut parts, st).await?;
+        let req = Request::from_parts(parts, body);
+        let bytes = Bytes::from_request(req, st).await.map_err(|e| {
+            message(
+                StatusCode::BAD_REQUEST,
+                "Cannot read the form",
+                &e.body_text(),
+                "/ui/",
+            )
+        })?;
+        if bytes.len() > MAX_FORM {
+            return Err(message(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Form too large",
+                "The form is larger than 16 KiB.",
+                "/ui/",
+            ));
+        }
+        let fields = parse_form(&bytes);
+        let offered = fields.get("csrf").map(String::as_str).unwrap_or("");
+        if !csrf_ok(&user.secret, offered) {
+            return Err(message(
+                StatusCode::FORBIDDEN,
+                "Refused",
+                "This form is out of date or was not sent from this dashboard: reload the page and try again.",
+                "/ui/",
+            ));
+        }
+        Ok(UiForm { user, fields })
+    }
+}
+
+/// `GET /`: to the dashboard.
+pub async fn root() -> Response {
+    Redirect::to("/ui/").into_response()
+}
+
+/// `GET /ui/static/app.css`.
+pub async fn stylesheet() -> Response {
+    let mut r = (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        view::STYLESHEET,
+    )
+        .into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
+}
+
+/// Query of the sign-in page.
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    /// Where to go after signing in.
+    #[serde(default)]
+    next: String,
+}
+
+/// `GET /ui/login`.
+pub async fn login_form(q: Result<Query<LoginQuery>, QueryRejection>) -> Response {
+    let next = q.map(|Query(q)| q.next).unwrap_or_default();
+    render(view::login("", "", local_next(&next)))
+}
+
+/// `POST /ui/login`: name, password, next.
+pub async fn login(
+    State(st): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Err(r) = same_origin(&headers) {
+        return r;
+    }
+    let Ok(body) = body else {
+        return message(StatusCode::BAD_REQUEST, "Cannot read the form", "", "/ui/login");
+    };
+    if body.len() > MAX_FORM {
+        return message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Form too large",
+            "The form is larger than 16 KiB.",
+            "/ui/login",
+        );
+    }
+    let f = parse_form(&body);
+    let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
+    let next = local_next(get("next")).to_string();
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match st.app.login(get("name"), get("password"), agent, &ctx).await {
+        Ok(s) => {
+            let max_age = (s.expires_at.as_second() - st.app.now().as_second()).max(0);
+            let mut r = Redirect::to(&next).into_response();
+            r.headers_mut()
+                .insert(header::SET_COOKIE, session_cookie(&s.secret, max_age));
+            r
+        }
+        Err(e) => {
+            let status = StatusCode::from_u16(e.code.http_status())
+                .unwrap_or(StatusCode::UNAUTHORIZED);
+            let mut r = match view::login(&e.message, get("name"), &next) {
+                Ok(b) => html(status, b),
+                Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+            };
+            if let Some(s) = e.retry_after {
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+            }
+            r
+        }
+    }
+}
+
+/// `POST /ui/logout`.
+pub async fn logout(State(st): State<AppState>, form: UiForm) -> Response {
+    if let Err(e) = st.app.logout(&form.user.secret).await {
+        return app_error(e);
+    }
+    let mut r = Redirect::to("/ui/login").into_response();
+    r.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie("", 0));
+    r
+}
+
+fn now_text(st: &AppState) -> String {
+    patchbay_app::fmt_ts(st.app.now())
+}
+
+/// `GET /ui/`: the overview.
+pub async fn overview(State(st): State<AppState>, u: UiUser) -> Response {
+    match st.app.dashboard_overview(&u.who.caller, &u.ctx).await {
+        Ok(o) => render(view::overview(&u.page("Overview", "/ui/", &now_text(&st)), &o)),
+        Err(e) => app_error(e),
+    }
+}
+
+/// Filters of the assets page.
+#[derive(Debug, Default, Deserialize)]
+pub struct AssetsQuery {
+    /// Text searched in name, owner, OS, kind and tags.
+    #[serde(default)]
+    q: String,
+    /// `any`, `managed`, `stale` or `unmanaged`.
+    #[serde(default)]
+    liveness: String,
+}
+
+/// `GET /ui/assets`.
+pub async fn assets(
+    State(st): State<AppState>,
+    u: UiUser,
+    q: Result<Query<AssetsQuery>, QueryRejection>,
+) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let list = match st.app.list_assets(&u.who.caller, &u.ctx).await {
+        Ok(l) => l,
+        Err(e) => return app_error(e),
+    };
+    let now = st.app.now().as_second();
+    let needle = q.q.to_lowercase();
+    let liveness = if q.liveness.is_empty() { "any" } else { q.liveness.as_str() };
+    let rows: Vec<view::AssetLine> = list
+        .iter()
+        .filter(|a| liveness == "any" || a.liveness == liveness)
+        .filter(|a| {
+            needle.is_empty()
+                || [&a.name, &a.owner, &a.os, &a.kind]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(&needle))
+                || a.tags.iter().any(|t| t.to_lowercase().contains(&needle))
+        })
+        .map(|a| view::AssetLine {
+            href: percent_encoding::utf8_percent_encode(&a.name, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+            name: a.name.clone(),
+            kind: a.kind.clone(),
+            os: a.os.clone(),
+            owner: a.owner.clone(),
+            liveness: a.liveness.clone(),
+            last_seen: a
+                .last_seen
+                .as_deref()
+                .map(|s| {
+                    let ago = s
+                        .parse::<jiff::Timestamp>()
+                        .map(|t| view::age(now, t.as_second()))
+                        .unwrap_or_default();
+                    format!("{s} ({ago})")
+                })
+                .unwrap_or_else(|| "never".into()),
+            packages: a.package_count,
+        })
+        .collect();
+    render(view::assets(
+        &u.page("Assets", "/ui/assets", &now_text(&st)),
+        &q.q,
+        liveness,
+        &rows,
+        list.len(),
+    ))
+}
+
+/// `GET /ui/assets/{name}`: facts, findings, packages.
+pub async fn asset(State(st): State<AppState>, u: UiUser, Path(name): Path<String>) -> Response {
+    let detail = match st.app.show_asset(&u.who.caller, &name, &u.ctx).await {
+        Ok(d) => d,
+        Err(e) => return app_error(e),
+    };
+    let work = match st
+        .app
+        .worklist(
+            &u.who.caller,
+            &patchbay_app::prioritise::WorkFilter {
+                asset: Some(name.clone()),
+                limit: Some(patchbay_app::prioritise::MAX_WORKLIST_LIMIT),
+                ..Default::default()
+            },
+            &u.ctx,
+        )
+        .await
+    {
+        Ok(w) => w,
+        Err(e) => return app_error(e),
+    };
+    let s = &detail.summary;
+    let facts = Table {
+        caption: "Facts".into(),
+        head: vec!["Fact", "Value"],
+        rows: [
+            ("Kind", s.kind.clone()),
+            ("Owner", s.owner.clone()),
+            ("Environment", s.environment.clone()),
+            ("Business impact", s.business_impact.clone()),
+            ("Exposure", s.exposure.clone()),
+            ("Liveness", s.liveness.clone()),
+            ("Last seen", s.last_seen.clone().unwrap_or_else(|| "never".into())),
+            ("OS", detail.os_pretty_name.clone()),
+            ("Kernel", detail.kernel.clone()),
+            ("Host name", detail.hostname.clone()),
+            ("Addresses", detail.ip_addresses.join(", ")),
+            ("Tags", s.tags.join(", ")),
+            ("Reboot required", if detail.reboot_required { "yes".into() } else { "no".into() }),
+        ]
+        .into_iter()
+        .map(|(k, v)| vec![Cell::from(k), Cell::from(v)])
+        .collect(),
+        empty: String::new(),
+    };
+    let findings = work_table("Open findings", &work, false);
+    let packages = Table {
+        caption: format!("Packages ({})", detail.packages.len()),
+        head: vec!["Package", "Version", "Architecture", "Source"],
+        rows: detail
+            .packages
+            .iter()
+            .map(|p| {
+                vec![
+                    Cell::from(p.name.as_str()),
+                    Cell::from(p.version.as_str()),
+                    Cell::from(p.arch.as_str()),
+                    Cell::from(p.source.clone().unwrap_or_default()),
+                ]
+            })
+            .collect(),
+        empty: "No inventory reported.".into(),
+    };
+    render(view::tables(
+        &u.page(&format!("Asset {name}"), "/ui/assets", &now_text(&st)),
+        "",
+        &[facts, findings, packages],
+        &[],
+    ))
+}
+
+fn work_table(caption: &str, work: &[patchbay_proto::api::WorkItem], with_asset: bool) -> Table {
+    let mut head = vec!["Tier", "Due", "Advisory", "Package", "Fixed in", "Reasons"];
+    if with_asset {
+        head.insert(0, "Asset");
+    }
+    Table {
+        caption: format!("{caption} ({})", work.len()),
+        head,
+        rows: work
+            .iter()
+            .map(|w| {
+                let f = &w.finding;
+                let mut row = vec![
+                    Cell::from(w.tier.as_str()),
+                    Cell::from(if w.overdue {
+                        format!("{} (overdue)", w.due)
+                    } else {
+                        w.due.clone()
+                    }),
+                    Cell::from(format!("{} {}", f.advisory, f.cves.join(" "))),
+                    Cell::from(format!("{} {}", f.package, f.installed_version)),
+                    Cell::from(f.fixed_version.clone().unwrap_or_else(|| "no fix".into())),
+                    Cell::from(w.reasons.join("; ")),
+                ];
+                if with_asset {
+                    row.insert(
+                        0,
+                        Cell {
+                            text: f.asset.clone(),
+                            href: Some(format!(
+                                "/ui/assets/{}",
+                                percent_encoding::utf8_percent_encode(
+                                    &f.asset,
+                                    percent_encoding::NON_ALPHANUMERIC
+                                )
+                            )),
+                        },
+                    );
+                }
+                row
+            })
+            .collect(),
+        empty: "Nothing to patch.".into(),
+    }
+}
+
+/// `GET /ui/worklist`: what to patch next (the first 500).
+pub async fn worklist(State(st): State<AppState>, u: UiUser) -> Response {
+    let work = match st
+        .app
+        .worklist(
+            &u.who.caller,
+            &patchbay_app::prioritise::WorkFilter {
+                limit: Some(500),
+                ..Default::default()
+            },
+            &u.ctx,
+        )
+        .await
+    {
+        Ok(w) => w,
+        Err(e) => return app_error(e),
+    };
+    render(view::tables(
+        &u.page("Worklist", "/ui/worklist", &now_text(&st)),
+        "Open findings that are neither excepted nor excluded by the policy: overdue first, then by tier, due date and score.",
+        &[work_table("Findings", &work, true)],
+        &[],
+    ))
+}
+
+/// `GET /ui/audit`: the newest 200 entries.
+pub async fn audit(State(st): State<AppState>, u: UiUser) -> Response {
+    let entries = match st.app.recent_audit(&u.who.caller, 200, &u.ctx).await {
+        Ok(e) => e,
+        Err(e) => return app_error(e),
+    };
+    let t = Table {
+        caption: "Newest entries".into(),
+        head: vec!["#", "At", "Actor", "Action", "Target", "Outcome"],
+        rows: entries
+            .iter()
+            .map(|e| {
+                vec![
+                    Cell::from(e.seq.to_string()),
+                    Cell::from(e.at.as_str()),
+                    Cell::from(e.actor.as_str()),
+                    Cell::from(e.action.as_str()),
+                    Cell::from(e.target.as_str()),
+                    Cell::from(e.outcome.as_str()),
+                ]
+            })
+            .collect(),
+        empty: "The audit log is empty.".into(),
+    };
+    render(view::tables(
+        &u.page("Audit log", "/ui/audit", &now_text(&st)),
+        "Every state change, sign-in and refusal, hash-chained and signed; verify the whole chain with `patchbay audit verify`.",
+        &[t],
+        &[],
+    ))
+}
+
+/// `GET /ui/sessions`: the user's own open sessions (everyone's for admins
+/// and auditors), each with a button to end it.
+pub async fn sessions(State(st): State<AppState>, u: UiUser) -> Response {
+    let list = match st
+        .app
+        .list_sessions(&u.who.caller, None, false, &u.ctx)
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return app_error(e),
+    };
+    let t = Table {
+        caption: "Open sessions".into(),
+        head: vec!["Id", "User", "Signed in", "Last request", "Ends", "From", "Browser"],
+        rows: list
+            .iter()
+            .map(|s| {
+                let mut id = s.id.to_string();
+                if s.id == u.who.session_id {
+                    id.push_str(" (this one)");
+                }
+                vec![
+                    Cell::from(id),
+                    Cell::from(s.user.as_str()),
+                    Cell::from(s.created_at.as_str()),
+                    Cell::from(s.last_seen_at.as_str()),
+                    Cell::from(s.expires_at.as_str()),
+                    Cell::from(s.remote.as_str()),
+                    Cell::from(s.user_agent.as_str()),
+                ]
+            })
+            .collect(),
+        empty: "No open session.".into(),
+    };
+    let forms: Vec<view::Action> = list
+        .iter()
+        .map(|s| view::Action {
+            action: "/ui/sessions/revoke".into(),
+            label: format!("End session {} ({})", s.id, s.user),
+            hidden: vec![("id".into(), s.id.to_string())],
+        })
+        .collect();
+    render(view::tables(
+        &u.page("Sessions", "/ui/sessions", &now_text(&st)),
+        "",
+        &[t],
+        &forms,
+    ))
+}
+
+/// `POST /ui/sessions/revoke`: ends one session.
+pub async fn revoke_session(State(st): State<AppState>, form: UiForm) -> Response {
+    let Some(id) = form.fields.get("id").and_then(|v| v.parse::<i64>().ok()) else {
+        return message(StatusCode::BAD_REQUEST, "Cannot do that", "id: a session id is needed", "/ui/sessions");
+    };
+    match st
+        .app
+        .revoke_session(&form.user.who.caller, id, &form.user.ctx)
+        .await
+    {
+        Ok(()) => Redirect::to("/ui/sessions").into_response(),
+        Err(e) => app_error(e),
+    }
+}
