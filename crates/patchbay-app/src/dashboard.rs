@@ -58,12 +58,7 @@ impl App {
         let open: HashMap<&str, u64> = compliance
             .by_asset
             .iter()
-            .map(|l| {
-                (
-                    l.name.as_str(),
-                    l.findings.within_sla + l.findings.overdue,
-                )
-            })
+            .map(|l| (l.name.as_str(), l.findings.within_sla + l.findings.overdue))
             .collect();
         let have_feeds = feeds.iter().any(|f| f.kind == "osv");
         let mut groups: BTreeMap<&'static str, Vec<i64>> = BTreeMap::new();
@@ -88,9 +83,7 @@ impl App {
             let times = groups.get(key).map(Vec::as_slice).unwrap_or(&[]);
             let n = counts.get(key).copied().unwrap_or(0);
             let age = match key {
-                "unknown" if !have_feeds => {
-                    "no advisories imported, or no inventory".to_string()
-                }
+                "unknown" if !have_feeds => "no advisories imported, or no inventory".to_string(),
                 "unknown" => "no inventory reported".to_string(),
                 _ if n == 0 => "—".to_string(),
                 _ => age_range(now_s, times),

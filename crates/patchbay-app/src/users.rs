@@ -297,7 +297,8 @@ impl App {
         password: &str,
         ctx: &RequestCtx,
     ) -> Result<u64, AppError> {
-        let own = matches!(&caller.principal, crate::auth::Principal::User { name: n, .. } if n == name);
+        let own =
+            matches!(&caller.principal, crate::auth::Principal::User { name: n, .. } if n == name);
         if !own {
             self.require(caller, Action::ManageTokens, ctx).await?;
         }
@@ -352,7 +353,11 @@ impl App {
             0
         };
         tx.audit(
-            if disabled { "user.disable" } else { "user.enable" },
+            if disabled {
+                "user.disable"
+            } else {
+                "user.enable"
+            },
             &format!("user:{}", user.name),
             json!({"sessions_ended": ended}),
         )
@@ -457,12 +462,7 @@ impl App {
         } else {
             None
         };
-        let bad = || {
-            AppError::new(
-                ErrorCode::Unauthenticated,
-                "wrong user name or password",
-            )
-        };
+        let bad = || AppError::new(ErrorCode::Unauthenticated, "wrong user name or password");
         let Some(user) = row else {
             // Same work as for a known name.
             let _ = verify_password(dummy_hash(), password);

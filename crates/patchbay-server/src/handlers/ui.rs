@@ -81,7 +81,8 @@ fn message(status: StatusCode, title: &str, text: &str, back: &str) -> Response 
 
 /// An error of the service layer as a page a person reads.
 fn app_error(e: AppError) -> Response {
-    let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let title = match status {
         StatusCode::FORBIDDEN => "Not allowed",
         StatusCode::NOT_FOUND => "Not found",
@@ -186,7 +187,10 @@ impl FromRequestParts<AppState> for UiUser {
                 .unwrap_or("/ui/");
             let target = format!(
                 "/ui/login?next={}",
-                percent_encoding::utf8_percent_encode(local_next(next), percent_encoding::NON_ALPHANUMERIC)
+                percent_encoding::utf8_percent_encode(
+                    local_next(next),
+                    percent_encoding::NON_ALPHANUMERIC
+                )
             );
             Redirect::to(&target).into_response()
         };
@@ -304,7 +308,12 @@ pub async fn login(
         return r;
     }
     let Ok(body) = body else {
-        return message(StatusCode::BAD_REQUEST, "Cannot read the form", "", "/ui/login");
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Cannot read the form",
+            "",
+            "/ui/login",
+        );
     };
     if body.len() > MAX_FORM {
         return message(
@@ -321,7 +330,11 @@ pub async fn login(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    match st.app.login(get("name"), get("password"), agent, &ctx).await {
+    match st
+        .app
+        .login(get("name"), get("password"), agent, &ctx)
+        .await
+    {
         Ok(s) => {
             let max_age = (s.expires_at.as_second() - st.app.now().as_second()).max(0);
             let mut r = Redirect::to(&next).into_response();
@@ -330,14 +343,15 @@ pub async fn login(
             r
         }
         Err(e) => {
-            let status = StatusCode::from_u16(e.code.http_status())
-                .unwrap_or(StatusCode::UNAUTHORIZED);
+            let status =
+                StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
             let mut r = match view::login(&e.message, get("name"), &next) {
                 Ok(b) => html(status, b),
                 Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
             };
             if let Some(s) = e.retry_after {
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(s));
             }
             r
         }
@@ -362,7 +376,10 @@ fn now_text(st: &AppState) -> String {
 /// `GET /ui/`: the overview.
 pub async fn overview(State(st): State<AppState>, u: UiUser) -> Response {
     match st.app.dashboard_overview(&u.who.caller, &u.ctx).await {
-        Ok(o) => render(view::overview(&u.page("Overview", "/ui/", &now_text(&st)), &o)),
+        Ok(o) => render(view::overview(
+            &u.page("Overview", "/ui/", &now_text(&st)),
+            &o,
+        )),
         Err(e) => app_error(e),
     }
 }
@@ -391,7 +408,11 @@ pub async fn assets(
     };
     let now = st.app.now().as_second();
     let needle = q.q.to_lowercase();
-    let liveness = if q.liveness.is_empty() { "any" } else { q.liveness.as_str() };
+    let liveness = if q.liveness.is_empty() {
+        "any"
+    } else {
+        q.liveness.as_str()
+    };
     let rows: Vec<view::AssetLine> = list
         .iter()
         .filter(|a| liveness == "any" || a.liveness == liveness)
@@ -403,8 +424,11 @@ pub async fn assets(
                 || a.tags.iter().any(|t| t.to_lowercase().contains(&needle))
         })
         .map(|a| view::AssetLine {
-            href: percent_encoding::utf8_percent_encode(&a.name, percent_encoding::NON_ALPHANUMERIC)
-                .to_string(),
+            href: percent_encoding::utf8_percent_encode(
+                &a.name,
+                percent_encoding::NON_ALPHANUMERIC,
+            )
+            .to_string(),
             name: a.name.clone(),
             kind: a.kind.clone(),
             os: a.os.clone(),
@@ -466,13 +490,23 @@ pub async fn asset(State(st): State<AppState>, u: UiUser, Path(name): Path<Strin
             ("Business impact", s.business_impact.clone()),
             ("Exposure", s.exposure.clone()),
             ("Liveness", s.liveness.clone()),
-            ("Last seen", s.last_seen.clone().unwrap_or_else(|| "never".into())),
+            (
+                "Last seen",
+                s.last_seen.clone().unwrap_or_else(|| "never".into()),
+            ),
             ("OS", detail.os_pretty_name.clone()),
             ("Kernel", detail.kernel.clone()),
             ("Host name", detail.hostname.clone()),
             ("Addresses", detail.ip_addresses.join(", ")),
             ("Tags", s.tags.join(", ")),
-            ("Reboot required", if detail.reboot_required { "yes".into() } else { "no".into() }),
+            (
+                "Reboot required",
+                if detail.reboot_required {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+            ),
         ]
         .into_iter()
         .map(|(k, v)| vec![Cell::from(k), Cell::from(v)])
@@ -621,7 +655,15 @@ pub async fn sessions(State(st): State<AppState>, u: UiUser) -> Response {
     };
     let t = Table {
         caption: "Open sessions".into(),
-        head: vec!["Id", "User", "Signed in", "Last request", "Ends", "From", "Browser"],
+        head: vec![
+            "Id",
+            "User",
+            "Signed in",
+            "Last request",
+            "Ends",
+            "From",
+            "Browser",
+        ],
         rows: list
             .iter()
             .map(|s| {
@@ -661,7 +703,12 @@ pub async fn sessions(State(st): State<AppState>, u: UiUser) -> Response {
 /// `POST /ui/sessions/revoke`: ends one session.
 pub async fn revoke_session(State(st): State<AppState>, form: UiForm) -> Response {
     let Some(id) = form.fields.get("id").and_then(|v| v.parse::<i64>().ok()) else {
-        return message(StatusCode::BAD_REQUEST, "Cannot do that", "id: a session id is needed", "/ui/sessions");
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Cannot do that",
+            "id: a session id is needed",
+            "/ui/sessions",
+        );
     };
     match st
         .app

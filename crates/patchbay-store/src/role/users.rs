@@ -210,17 +210,25 @@ impl<DB: Engine> UserStore for SqlTx<DB> {
     }
 
     async fn user_by_name(&mut self, name: &str) -> Result<Option<UserRow>> {
-        let row = sqlx::query::<DB>(concat!("SELECT ", user_cols!(), " FROM users u WHERE u.name = $1"))
-            .arg(name)
-            .opt(self.conn())
-            .await?;
+        let row = sqlx::query::<DB>(concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM users u WHERE u.name = $1"
+        ))
+        .arg(name)
+        .opt(self.conn())
+        .await?;
         row.as_ref().map(row_to_user::<DB>).transpose()
     }
 
     async fn list_users(&mut self) -> Result<Vec<UserRow>> {
-        let rows = sqlx::query::<DB>(concat!("SELECT ", user_cols!(), " FROM users u ORDER BY u.name"))
-            .all(self.conn())
-            .await?;
+        let rows = sqlx::query::<DB>(concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM users u ORDER BY u.name"
+        ))
+        .all(self.conn())
+        .await?;
         rows.iter().map(row_to_user::<DB>).collect()
     }
 

@@ -1,0 +1,563 @@
+//! The dashboard over HTTP (issue 17), both engines: sign-in, the session
+//! cookie's attributes, CSRF and cross-site refusals, lockout, the ways a
+//! session ends, and an overview that never counts a host without fresh
+//! data as patched. Assertions read the stored sessions and the audit log
+//! through the API, not the pages' own claims. The real-browser test is
+//! `patchbay-cli`'s `dashboard_browser`.
+
+use crate::support::{InProcess, fleet, full_checkin, import_pb_demo_advisory, pb_demo_inventory};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use jiff::SignedDuration;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A browser's request: optional cookie, optional form body, extra headers.
+async fn browse(
+    s: &InProcess,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+    extra: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, "127.0.0.1:8080");
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, format!("pb_session={c}"));
+    }
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let req = match form {
+        Some(f) => req
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(f.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    let resp = s.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+fn form(fields: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish()
+}
+
+async fn add_user(s: &InProcess, name: &str, role: &str) {
+    s.ok_json(
+        "POST",
+        "/api/v1/users",
+        &s.admin,
+        json!({"name": name, "role": role, "password": PASSWORD}),
+    )
+    .await;
+}
+
+/// Signs in; returns the cookie's value.
+async fn sign_in(s: &InProcess, name: &str) -> String {
+    let (status, headers, body) = browse(
+        s,
+        "POST",
+        "/ui/login",
+        None,
+        Some(&form(&[
+            ("name", name),
+            ("password", PASSWORD),
+            ("next", "/ui/assets"),
+        ])),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(headers[header::LOCATION], "/ui/assets");
+    let cookie = headers[header::SET_COOKIE].to_str().unwrap().to_string();
+    cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("pb_session=")
+        .unwrap()
+        .to_string()
+}
+
+/// The CSRF token a page put in its forms.
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find(r#"name="csrf" value=""#)
+        .expect("a form with a CSRF token")
+        + 19;
+    page[at..at + 32].to_string()
+}
+
+async fn sessions(s: &InProcess, all: bool) -> Vec<Value> {
+    let path = if all {
+        "/api/v1/sessions?all=true"
+    } else {
+        "/api/v1/sessions"
+    };
+    let (status, text) = s.call("GET", path, Some(&s.admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    serde_json::from_str::<Value>(&text).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn audit_actions(s: &InProcess) -> Vec<(String, String, String)> {
+    let (_, text) = s
+        .call("GET", "/api/v1/audit?limit=10000", Some(&s.admin), None)
+        .await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["actor"].as_str().unwrap().to_string(),
+                e["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn sign_in_sessions_and_csrf(backend: &str) {
+    let s = InProcess::on(backend).await;
+    // Users are checked before anything is stored.
+    for (body, needle) in [
+        (
+            json!({"name": "bob", "role": "operator", "password": "short"}),
+            "password: must be at least 12",
+        ),
+        (
+            json!({"name": "bob", "role": "calendar", "password": PASSWORD}),
+            "role: 'calendar'",
+        ),
+        (
+            json!({"name": "b\u{1b}[31m", "role": "operator", "password": PASSWORD}),
+            "name: may hold only",
+        ),
+    ] {
+        let (status, text) = s
+            .call(
+                "POST",
+                "/api/v1/users",
+                Some(&s.admin),
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert!(text.contains(needle), "{text}");
+    }
+    add_user(&s, "alice", "operator").await;
+    let (_, text) = s.call("GET", "/api/v1/users", Some(&s.admin), None).await;
+    assert!(
+        !text.contains(PASSWORD) && !text.contains("argon2"),
+        "{text}"
+    );
+
+    // Signed out: sent to the sign-in page, with the way back.
+    let (status, headers, _) = browse(&s, "GET", "/ui/worklist", None, None, &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/ui/login?next=%2Fui%2Fworklist");
+    // An API token opens no page.
+    let (status, _, _) = browse(
+        &s,
+        "GET",
+        "/ui/",
+        None,
+        None,
+        &[("authorization", &format!("Bearer {}", s.admin))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    // A wrong password: the same answer as an unknown user, audited.
+    for name in ["alice", "nobody"] {
+        let (status, _, body) = browse(
+            &s,
+            "POST",
+            "/ui/login",
+            None,
+            Some(&form(&[("name", name), ("password", "not the password")])),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.contains("wrong user name or password"), "{body}");
+    }
+    // The way back after signing in never leaves the dashboard.
+    let (status, headers, _) = browse(
+        &s,
+        "POST",
+        "/ui/login",
+        None,
+        Some(&form(&[
+            ("name", "alice"),
+            ("password", PASSWORD),
+            ("next", "//evil.example/"),
+        ])),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/ui/");
+    let set = headers[header::SET_COOKIE].to_str().unwrap();
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "cookie without {attr}: {set}");
+    }
+    let first = set
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("pb_session=")
+        .unwrap()
+        .to_string();
+
+    let cookie = sign_in(&s, "alice").await;
+    let open = sessions(&s, false).await;
+    assert_eq!(open.len(), 2, "{open:?}");
+    assert!(open.iter().all(|x| x["user"] == "alice"));
+    // The secret is not what the server keeps or shows.
+    assert!(!serde_json::to_string(&open).unwrap().contains(&cookie));
+
+    let (status, headers, page) = browse(&s, "GET", "/ui/sessions", Some(&cookie), None, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(
+        csp.contains("form-action 'self'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    assert!(!page.contains("<script"), "no script on a page");
+    let csrf = csrf_of(&page);
+    let first_id = open
+        .iter()
+        .map(|x| x["id"].as_i64().unwrap())
+        .min()
+        .unwrap();
+
+    // A form without the token, with another session's token, or from another site changes nothing.
+    let other_csrf = patchbay_app::users::csrf_token(&first);
+    for (fields, extra) in [
+        (form(&[("id", &first_id.to_string())]), vec![]),
+        (
+            form(&[("id", &first_id.to_string()), ("csrf", &other_csrf)]),
+            vec![],
+        ),
+        (
+            form(&[("id", &first_id.to_string()), ("csrf", &csrf)]),
+            vec![("origin", "http://evil.example")],
+        ),
+        (
+            form(&[("id", &first_id.to_string()), ("csrf", &csrf)]),
+            vec![("sec-fetch-site", "cross-site")],
+        ),
+    ] {
+        let (status, _, body) = browse(
+            &s,
+            "POST",
+            "/ui/sessions/revoke",
+            Some(&cookie),
+            Some(&fields),
+            &extra,
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(
+            sessions(&s, false).await.len(),
+            2,
+            "a refused form ended a session"
+        );
+    }
+    // A sign-in from another site is refused too (login CSRF).
+    let (status, _, _) = browse(
+        &s,
+        "POST",
+        "/ui/login",
+        None,
+        Some(&form(&[("name", "alice"), ("password", PASSWORD)])),
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(sessions(&s, false).await.len(), 2);
+
+    // With the token: the first session ends, and its cookie opens nothing.
+    let (status, _, body) = browse(
+        &s,
+        "POST",
+        "/ui/sessions/revoke",
+        Some(&cookie),
+        Some(&form(&[("id", &first_id.to_string()), ("csrf", &csrf)])),
+        &[("origin", "http://127.0.0.1:8080")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(sessions(&s, false).await.len(), 1);
+    let (status, _, _) = browse(&s, "GET", "/ui/", Some(&first), None, &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    // Signing out ends this one.
+    let (status, headers, _) = browse(
+        &s,
+        "POST",
+        "/ui/logout",
+        Some(&cookie),
+        Some(&form(&[("csrf", &csrf)])),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        headers[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert!(sessions(&s, false).await.is_empty());
+    let all = sessions(&s, true).await;
+    assert!(all.iter().all(|x| !x["revoked_at"].is_null()), "{all:?}");
+    let (status, _, _) = browse(&s, "GET", "/ui/", Some(&cookie), None, &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    let audit = audit_actions(&s).await;
+    let has = |action: &str, actor_prefix: &str| {
+        audit
+            .iter()
+            .any(|(a, who, _)| a == action && who.starts_with(actor_prefix))
+    };
+    assert!(has("user.add", "token:"), "{audit:?}");
+    assert!(has("login.failed", "user:alice"), "{audit:?}");
+    assert!(has("login.failed", "user:nobody"), "{audit:?}");
+    assert!(has("user.login", "user:"), "{audit:?}");
+    assert!(has("session.revoke", "user:"), "{audit:?}");
+    assert!(has("user.logout", "user:"), "{audit:?}");
+}
+
+async fn set_password(s: &InProcess, password: &str) {
+    let (status, text) = s
+        .call(
+            "POST",
+            "/api/v1/users/carol/password",
+            Some(&s.admin),
+            Some(&json!({ "password": password }).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+}
+
+async fn lockout_and_session_ends(backend: &str) {
+    let s = InProcess::on(backend).await;
+    add_user(&s, "carol", "approver").await;
+    for _ in 0..5 {
+        let (status, _, _) = browse(
+            &s,
+            "POST",
+            "/ui/login",
+            None,
+            Some(&form(&[
+                ("name", "carol"),
+                ("password", "guess guess guess"),
+            ])),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // Locked: even the right password is refused, with the wait.
+    let (status, headers, body) = browse(
+        &s,
+        "POST",
+        "/ui/login",
+        None,
+        Some(&form(&[("name", "carol"), ("password", PASSWORD)])),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(headers[header::RETRY_AFTER], "30");
+    let (_, text) = s.call("GET", "/api/v1/users", Some(&s.admin), None).await;
+    let users: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(users["items"][0]["failed_logins"], 5);
+    assert!(!users["items"][0]["locked_until"].is_null());
+    assert!(
+        audit_actions(&s)
+            .await
+            .iter()
+            .any(|(a, _, _)| a == "login.locked")
+    );
+    s.clock.advance(SignedDuration::from_secs(31));
+    let cookie = sign_in(&s, "carol").await;
+    let (_, text) = s.call("GET", "/api/v1/users", Some(&s.admin), None).await;
+    let users: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(users["items"][0]["failed_logins"], 0);
+
+    // Idle for two hours: the session has ended.
+    let (status, _, _) = browse(&s, "GET", "/ui/", Some(&cookie), None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    s.clock.advance(SignedDuration::from_hours(2));
+    let (status, _, _) = browse(&s, "GET", "/ui/", Some(&cookie), None, &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    // A password change ends every session of the user.
+    let cookie = sign_in(&s, "carol").await;
+    set_password(&s, "a brand new passphrase").await;
+    let (status, _, _) = browse(&s, "GET", "/ui/", Some(&cookie), None, &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = browse(
+        &s,
+        "POST",
+        "/ui/login",
+        None,
+        Some(&form(&[("name", "carol"), ("password", PASSWORD)])),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the old password still works"
+    );
+
+    // Disabling a user ends its sessions and refuses its sign-ins.
+    set_password(&s, PASSWORD).await;
+    let cookie = sign_in(&s, "carol").await;
+    s.ok_json(
+        "POST",
+        "/api/v1/users/carol/disabled",
+        &s.admin,
+        json!({"disabled": true}),
+    )
+    .await;
+    let (status, _, _) = browse(&s, "GET", "/ui/", Some(&cookie), None, &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = browse(
+        &s,
+        "POST",
+        "/ui/login",
+        None,
+        Some(&form(&[("name", "carol"), ("password", PASSWORD)])),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(sessions(&s, false).await.is_empty());
+}
+
+/// The number on the overview card of `bucket`.
+fn card(page: &str, bucket: &str) -> u64 {
+    let at = page
+        .find(&format!(r#"data-bucket="{bucket}""#))
+        .unwrap_or_else(|| panic!("no {bucket} card in {page}"));
+    let rest = &page[at..];
+    let num = rest.find(r#"class="num">"#).unwrap() + 12;
+    rest[num..num + rest[num..].find('<').unwrap()]
+        .parse()
+        .unwrap()
+}
+
+async fn overview_counts_no_host_without_fresh_data_as_patched(backend: &str) {
+    let s = InProcess::on(backend).await;
+    add_user(&s, "dana", "auditor").await;
+    let hosts = fleet(&s, 3, 0x0d50).await;
+    let cookie = sign_in(&s, "dana").await;
+    let overview = |c: String| {
+        let s = &s;
+        async move {
+            let (status, _, page) = browse(s, "GET", "/ui/", Some(&c), None, &[]).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            page
+        }
+    };
+    // No advisories yet: nobody is patched, everybody is unknown.
+    let page = overview(cookie.clone()).await;
+    assert_eq!(card(&page, "patched"), 0);
+    assert_eq!(card(&page, "unknown"), 3);
+    assert!(page.contains("No advisory feed has been imported"));
+
+    import_pb_demo_advisory(&s).await;
+    // h1 upgrades: patched. A day later h1 and h2 check in, h3 is silent.
+    let checkin = |h: &crate::support::Host, v: &str| {
+        full_checkin(pb_demo_inventory(&h.name, &h.mid, v), json!([]))
+    };
+    s.ok_json(
+        "POST",
+        "/agent/v1/checkin",
+        &hosts[0].secret,
+        checkin(&hosts[0], "1.1"),
+    )
+    .await;
+    s.clock.advance(SignedDuration::from_hours(25));
+    s.ok_json(
+        "POST",
+        "/agent/v1/checkin",
+        &hosts[0].secret,
+        checkin(&hosts[0], "1.1"),
+    )
+    .await;
+    s.ok_json(
+        "POST",
+        "/agent/v1/checkin",
+        &hosts[1].secret,
+        checkin(&hosts[1], "1.0"),
+    )
+    .await;
+    // An appliance imported without any inventory.
+    s.ok_json(
+        "POST",
+        "/api/v1/assets/import",
+        &s.admin,
+        json!([{"name": "fw-1", "kind": "network-device"}]),
+    )
+    .await;
+    let cookie = sign_in(&s, "dana").await;
+    let page = overview(cookie).await;
+    assert_eq!(card(&page, "patched"), 1, "{page}");
+    assert_eq!(card(&page, "exposed"), 1, "{page}");
+    // h3's last data said "exposed", but it is a day old: stale, not counted either way.
+    assert_eq!(card(&page, "stale"), 1, "{page}");
+    assert_eq!(card(&page, "unknown"), 1, "{page}");
+    // Every number names the age of its data.
+    assert!(page.contains("check-in 0 s ago"), "{page}");
+    assert!(page.contains("check-in 1 d ago"), "{page}");
+    assert!(
+        page.contains("Assessed now from advisories imported: osv"),
+        "{page}"
+    );
+    // The tier chart is server-side SVG, and no host name reaches a page unescaped.
+    assert!(page.contains("<svg"), "{page}");
+}
+
+macro_rules! both {
+    ($($name:ident),*) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { super::$name("sqlite").await } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $name() { super::$name("postgres").await } )*
+        }
+    };
+}
+
+both!(
+    sign_in_sessions_and_csrf,
+    lockout_and_session_ends,
+    overview_counts_no_host_without_fresh_data_as_patched
+);
