@@ -178,7 +178,7 @@ impl App {
                     .map(|o| (w.spec.name.clone(), o.start.clone(), o.end.clone()))
             })
             .collect();
-        windows.sort_by(|a, b| ts(&a.1).cmp(&ts(&b.1)));
+        windows.sort_by_key(|w| ts(&w.1));
         windows.truncate(8);
 
         let deployments = self

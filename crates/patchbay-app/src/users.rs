@@ -532,7 +532,7 @@ impl App {
                 token_hash: session_hash(&secret),
                 created_at: now,
                 expires_at,
-                remote: ctx.remote.clone(),
+                remote: crate::refusal_source(&ctx.remote),
                 user_agent: bounded(user_agent, MAX_USER_AGENT),
             })
             .await?;

@@ -60,6 +60,7 @@ pub mod reports;
 pub mod schedule;
 pub mod server;
 pub mod sim;
+pub mod users;
 pub mod webhooks;
 
 use clap::{Parser, Subcommand};
@@ -292,6 +293,16 @@ pub enum Command {
         /// The subcommand.
         #[command(subcommand)]
         cmd: client::TokensCmd,
+    },
+    /// Manage the people who sign in to the dashboard, and their sessions
+    /// (admin; listing: any reader).
+    Users {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: users::UsersCmd,
     },
     /// Manage agent enrolment tokens.
     #[command(name = "enroll-token")]
@@ -598,6 +609,7 @@ impl Command {
         match self {
             Command::Assets { remote, .. }
             | Command::Tokens { remote, .. }
+            | Command::Users { remote, .. }
             | Command::EnrollToken { remote, .. }
             | Command::Audit { remote, .. }
             | Command::Keys { remote, .. }
@@ -739,6 +751,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report { remote, args: a } => reports::run(&remote.connect()?, a),
         Command::Exceptions { remote, cmd: c } => exceptions::run(&remote.connect()?, c),
         Command::Discovery { remote, cmd: c } => discovery::run(&remote.connect()?, c),
+        Command::Users { remote, cmd: c } => users::run(&remote.connect()?, c),
         Command::Webhooks { remote, cmd: c } => webhooks::run(&remote.connect()?, c),
         Command::Contacts { remote, cmd: c } => escalations::run_contacts(&remote.connect()?, c),
         Command::Escalations { remote, cmd: c } => escalations::run(&remote.connect()?, c),

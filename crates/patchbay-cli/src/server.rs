@@ -360,6 +360,42 @@ fn sample_feeds_dir(given: Option<&PathBuf>) -> Option<PathBuf> {
     .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
 }
 
+/// The dashboard's `dev` user (admin), with a fresh random password at every
+/// start of `patchbay dev` (its earlier sessions end); returns the password.
+fn dev_dashboard_user(url: &str, token_path: &std::path::Path) -> anyhow::Result<String> {
+    use patchbay_proto::api::{AddUser, SetPassword, UserInfo};
+    use rand::RngCore;
+    let mut seed = [0u8; 12];
+    rand::rng().fill_bytes(&mut seed);
+    let password = hex::encode(seed);
+    let admin = std::fs::read_to_string(token_path)
+        .with_context(|| format!("reading {}", token_path.display()))?;
+    let c = Client::new(url, Some(admin.trim().to_string()), Duration::from_secs(30));
+    let added: Result<UserInfo, _> = c.send(
+        "POST",
+        "/api/v1/users",
+        &AddUser {
+            name: "dev".into(),
+            role: patchbay_core::auth::Role::Admin,
+            password: password.clone(),
+        },
+    );
+    match added {
+        Ok(_) => {}
+        Err(e) if e.code() == Some("conflict") => {
+            let () = c.send(
+                "POST",
+                "/api/v1/users/dev/password",
+                &SetPassword {
+                    password: password.clone(),
+                },
+            )?;
+        }
+        Err(e) => return Err(anyhow::anyhow!("creating the dashboard user: {e}")),
+    }
+    Ok(password)
+}
+
 /// `patchbay dev`: the server on SQLite plus a read-only agent for this machine.
 pub fn dev(a: DevArgs) -> anyhow::Result<()> {
     let s = Settings {
@@ -419,6 +455,7 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
         serve_http(&prepared, listener, shutdown).await
     });
 
+    let dashboard_password = dev_dashboard_user(&url, &token_path)?;
     let stop = Arc::new(AtomicBool::new(false));
     let agent_thread = if a.no_agent {
         None
@@ -473,6 +510,10 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
 
     println!("Patchbay dev mode");
     println!("  API:          {url}/api/v1   (health: {url}/healthz, metrics: {url}/metrics)");
+    println!("  Dashboard:    {url}/ui/");
+    println!(
+        "                sign in as \"dev\" with password {dashboard_password} (a new one at every start)"
+    );
     println!("  Admin token:  {}", token_path.display());
     println!("  Database:     SQLite in {}", a.data_dir.display());
     println!("  Feeds:        {feeds_note}");

@@ -3,7 +3,8 @@
 //! Every page is an askama template under `templates/ui/`, so every value is
 //! escaped unless a template says otherwise (none does). Pages are
 //! self-contained: one stylesheet served by the server itself
-//! ([`STYLESHEET`]), no script, no third-party CDN; charts are server-side
+//! ([`STYLESHEET`]), no script but wall-screen mode's pausable refresh
+//! ([`WALL_SCRIPT`]), no third-party CDN; charts are server-side
 //! SVG ([`crate::report`]'s bar chart). A page knows the time it shows
 //! ([`Page::now`]) and every number carries the age of the data behind it
 //! (the view models hold the age texts, made by [`age`]).
@@ -12,6 +13,10 @@ use askama::Template;
 
 /// The dashboard's stylesheet (served at `/ui/static/app.css`).
 pub const STYLESHEET: &str = include_str!("../templates/ui/app.css");
+
+/// The wall-screen mode's refresh script (served at `/ui/static/wall.js`):
+/// the only script of the dashboard, with a pause button.
+pub const WALL_SCRIPT: &str = include_str!("../templates/ui/wall.js");
 
 /// One entry of the navigation bar.
 #[derive(Debug, Clone)]
@@ -55,7 +60,7 @@ pub struct Page {
     pub csrf: String,
     /// The time the page shows (RFC 3339).
     pub now: String,
-    /// Wall-screen mode: large type, dark theme, refresh every 30 s.
+    /// Wall-screen mode: large type, dark theme, a (pausable) refresh every 30 s.
     pub wall: bool,
     /// The navigation bar.
     pub nav: Vec<NavItem>,
@@ -385,10 +390,11 @@ mod tests {
         let mut p = page();
         let o = Overview::default();
         let laptop = overview(&p, &o).unwrap();
-        assert!(!laptop.contains("http-equiv=\"refresh\""));
+        assert!(!laptop.contains("wall.js"));
         p.wall = true;
         let wall = overview(&p, &o).unwrap();
-        assert!(wall.contains("http-equiv=\"refresh\""));
+        assert!(wall.contains(r#"<script src="/ui/static/wall.js" defer></script>"#));
+        assert!(wall.contains("Pause refresh"));
         assert!(wall.contains("class=\"wall\""));
         // No feed imported: exposure is unknown, said so.
         assert!(wall.contains("No advisory feed has been imported"));

@@ -203,6 +203,7 @@ routes!(UI_ROUTES, ui_routes, "", {
     GET "/ui/login" => ui::login_form, Page;
     POST "/ui/login" => ui::login, Page;
     GET "/ui/static/app.css" => ui::stylesheet, Page;
+    GET "/ui/static/wall.js" => ui::wall_script, Page;
     POST "/ui/logout" => ui::logout, Session(None);
     GET "/ui/" => ui::overview, Session(Some(ReadInventory));
     GET "/ui/assets" => ui::assets, Session(Some(ReadInventory));

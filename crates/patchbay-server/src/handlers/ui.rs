@@ -13,8 +13,9 @@
 //!   is refused before anything else ([`same_origin`]) — the sign-in form
 //!   included (login CSRF).
 //! - **Headers**: every page is sent with a content security policy that
-//!   allows only this server's stylesheet and forms posting to this server
-//!   ([`UI_CSP`]); no script runs, nothing comes from a CDN.
+//!   allows only this server's stylesheet and script and forms posting to
+//!   this server ([`UI_CSP`]); the one script is wall-screen mode's pausable
+//!   refresh; nothing comes from a CDN.
 //! - A signed-out visitor asking for a page is sent to the sign-in page, and
 //!   back to the page after signing in (only a local path is followed).
 
@@ -37,8 +38,8 @@ pub const COOKIE: &str = "pb_session";
 
 /// The content security policy of dashboard pages: this server's
 /// stylesheet, forms to this server, nothing else.
-pub const UI_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Largest form body read (a sign-in or a one-button form).
 const MAX_FORM: usize = 16 * 1024;
@@ -68,6 +69,12 @@ fn html(status: StatusCode, body: String) -> Response {
     r.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(UI_CSP),
+    );
+    // `no-referrer` (the API's) makes browsers send `Origin: null` on the
+    // forms' POSTs; `same-origin` still tells no other site anything.
+    r.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
     );
     r
 }
@@ -105,35 +112,36 @@ fn render(r: Result<String, patchbay_render::Error>) -> Response {
     }
 }
 
-/// Refuses a cross-site POST: an `Origin` that is not this host, or
-/// `Sec-Fetch-Site: cross-site`.
-fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
-    let cross = || {
-        Err(message(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "This form was sent from another site.",
-            "/ui/",
-        ))
-    };
-    if headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "cross-site")
-    {
-        return cross();
+/// Refuses a cross-site POST: `Sec-Fetch-Site` other than `same-origin` or
+/// `none` (a person typing), or an `Origin` that is not this host. An
+/// `Origin: null` (sent under a strict referrer policy, or from a sandboxed
+/// frame) is accepted only with `Sec-Fetch-Site: same-origin`.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetch_site.is_some_and(|v| v != "same-origin" && v != "none") {
+        return false;
     }
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or("");
-        if origin == "null" || origin_host != host {
-            return cross();
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some("null") => fetch_site == Some("same-origin"),
+        Some(origin) => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            origin.split_once("://").map(|(_, h)| h) == Some(host)
         }
     }
-    Ok(())
+}
+
+/// The answer to a cross-site POST.
+fn cross_site() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "Refused",
+        "This form was sent from another site.",
+        "/ui/",
+    )
 }
 
 /// A local path to return to after signing in (never another site).
@@ -230,7 +238,9 @@ impl FromRequest<AppState> for UiForm {
     type Rejection = Response;
 
     async fn from_request(req: Request, st: &AppState) -> Result<Self, Response> {
-        same_origin(req.headers())?;
+        if !same_origin(req.headers()) {
+            return Err(cross_site());
+        }
         let (mut parts, body) = req.into_parts();
         let user = UiUser::from_request_parts(&mut parts, st).await?;
         let req = Request::from_parts(parts, body);
@@ -283,6 +293,20 @@ pub async fn stylesheet() -> Response {
     r
 }
 
+/// `GET /ui/static/wall.js`.
+pub async fn wall_script() -> Response {
+    let mut r = (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        view::WALL_SCRIPT,
+    )
+        .into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
+}
+
 /// Query of the sign-in page.
 #[derive(Debug, Default, Deserialize)]
 pub struct LoginQuery {
@@ -304,8 +328,8 @@ pub async fn login(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(r) = same_origin(&headers) {
-        return r;
+    if !same_origin(&headers) {
+        return cross_site();
     }
     let Ok(body) = body else {
         return message(

@@ -298,6 +298,51 @@ async fn sign_in_sessions_and_csrf(backend: &str) {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(sessions(&s, false).await.len(), 2);
+    // `Origin: null` (a strict referrer policy) is trusted only with the
+    // browser's own `Sec-Fetch-Site: same-origin`.
+    let creds = form(&[("name", "alice"), ("password", PASSWORD)]);
+    let (status, _, _) = browse(
+        &s,
+        "POST",
+        "/ui/login",
+        None,
+        Some(&creds),
+        &[("origin", "null")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(sessions(&s, false).await.len(), 2);
+    let (status, headers, _) = browse(
+        &s,
+        "POST",
+        "/ui/login",
+        None,
+        Some(&creds),
+        &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let third = headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("pb_session=")
+        .unwrap()
+        .to_string();
+    assert_eq!(sessions(&s, false).await.len(), 3);
+    let (status, _, _) = browse(
+        &s,
+        "POST",
+        "/ui/logout",
+        Some(&third),
+        Some(&form(&[("csrf", &patchbay_app::users::csrf_token(&third))])),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(sessions(&s, false).await.len(), 2);
 
     // With the token: the first session ends, and its cookie opens nothing.
     let (status, _, body) = browse(

@@ -58,6 +58,7 @@ const EXPECTED: &[(&str, &str, Who)] = &[
     // The body names no user: a failed sign-in, whoever sends it.
     ("POST", "/ui/login", Who::Page(StatusCode::UNAUTHORIZED)),
     ("GET", "/ui/static/app.css", Who::Page(StatusCode::OK)),
+    ("GET", "/ui/static/wall.js", Who::Page(StatusCode::OK)),
     ("POST", "/ui/logout", Who::SignedIn),
     ("GET", "/ui/", Who::SignedIn),
     ("GET", "/ui/assets", Who::SignedIn),

@@ -1,0 +1,194 @@
+//! The dashboard in a real browser (issue 17): `patchbay dev` (the main job)
+//! prints the dashboard's URL and a fresh password; Debian's chromium,
+//! driven by playwright-core (`tests/browser/dashboard.mjs`), signs in with
+//! the keyboard, reads the overview, visits every page with an axe-core
+//! accessibility check, tampers with a form and signs out. This test judges
+//! what the browser saw against the API (the oracle), not the page's claims.
+//!
+//! Needs `/usr/bin/chromium` and `tests/browser/node_modules` (`npm ci`),
+//! which `scripts/test` installs; it fails, naming them, when they are
+//! missing.
+
+use crate::support::PATCHBAY;
+use patchbay_client::Client;
+use patchbay_proto::api::{AssetSummary, List, WorkItem};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_dashboard_in_a_real_browser() {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: run `npm ci` in {} (scripts/test does)",
+        browser_dir.display()
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").is_file(),
+        "/usr/bin/chromium is missing: apt-get install chromium (scripts/test does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(PATCHBAY)
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "1h",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut banner = String::new();
+    let (mut url, mut password) = (None, None);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("Dashboard:") {
+            url = Some(rest.trim().trim_end_matches("/ui/").to_string());
+        }
+        if let Some(rest) = t.strip_prefix("sign in as \"dev\" with password ") {
+            password = rest.split_whitespace().next().map(str::to_string);
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    let url = url.unwrap_or_else(|| panic!("no Dashboard line in:\n{banner}"));
+    let password = password.unwrap_or_else(|| panic!("no password in:\n{banner}"));
+    let token = std::fs::read_to_string(data.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let c = Client::new(&url, Some(token), Duration::from_secs(30));
+    // Wait for the local agent's inventory and its assessment.
+    let start = Instant::now();
+    let asset = loop {
+        let l: List<AssetSummary> = c.get("/api/v1/assets").unwrap();
+        if let Some(a) = l.items.first().filter(|a| a.package_count > 0) {
+            break a.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the local agent did not report"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let work: List<WorkItem> = c
+        .get(&format!("/api/v1/worklist?asset={}&limit=10", asset.name))
+        .unwrap();
+
+    let run = Command::new("node")
+        .arg(browser_dir.join("dashboard.mjs"))
+        .env("PB_URL", &url)
+        .env("PB_USER", "dev")
+        .env("PB_PASSWORD", &password)
+        .output()
+        .unwrap();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    assert!(
+        run.status.success(),
+        "the browser run failed: {}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let saw: Value = serde_json::from_slice(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&run.stdout)));
+    eprintln!("browser saw: {saw:#}");
+
+    // Signed out → the sign-in page; keyboard-only sign-in lands on the overview.
+    assert_eq!(saw["redirectedTo"], "/ui/login");
+    assert_eq!(saw["focusedAtStart"], "name");
+    assert_eq!(saw["focusedAfterTab"], "password");
+    assert_eq!(saw["afterLogin"], "/ui/");
+    assert_eq!(saw["firstTab"], "Skip to content");
+    // The cookie: HttpOnly (no script sees it), Secure, SameSite=Strict.
+    assert_eq!(saw["cookie"]["httpOnly"], true);
+    assert_eq!(saw["cookie"]["secure"], true);
+    assert_eq!(saw["cookie"]["sameSite"], "Strict");
+    assert_eq!(saw["cookieVisibleToScript"], false);
+
+    // The overview's buckets against the API: this one machine, fresh, is
+    // exposed exactly when its worklist has lines; nothing is unknown or stale.
+    let count = |b: &str| saw["cards"][b]["count"].as_u64().unwrap();
+    let exposed = !work.items.is_empty();
+    assert_eq!(count("exposed"), u64::from(exposed), "{}", saw["cards"]);
+    assert_eq!(count("patched"), u64::from(!exposed), "{}", saw["cards"]);
+    assert_eq!(count("stale"), 0);
+    assert_eq!(count("unknown"), 0);
+    let bucket = if exposed { "exposed" } else { "patched" };
+    assert!(
+        saw["cards"][bucket]["age"]
+            .as_str()
+            .unwrap()
+            .contains("s ago"),
+        "{}",
+        saw["cards"]
+    );
+    assert_eq!(saw["overviewHasSvg"], true);
+    let text = saw["overviewText"].as_str().unwrap();
+    assert!(
+        text.contains("Assessed now from advisories imported"),
+        "{text}"
+    );
+
+    // Every page: 200, and no accessibility violation axe-core knows of.
+    for (path, page) in saw["pages"].as_object().unwrap() {
+        assert_eq!(page["status"], 200, "{path}: {page}");
+        assert_eq!(
+            page["axe"],
+            serde_json::json!([]),
+            "{path}: accessibility: {page}"
+        );
+    }
+    assert_eq!(saw["pages"].as_object().unwrap().len(), 6);
+    assert_eq!(
+        saw["assetPage"]["path"],
+        format!("/ui/assets/{}", asset.name),
+        "{}",
+        saw["assetPage"]
+    );
+    assert!(
+        saw["assetPage"]["packagesHeading"]
+            .as_str()
+            .unwrap()
+            .contains(&asset.package_count.to_string()),
+        "{}",
+        saw["assetPage"]
+    );
+    // No script error, no content-security-policy violation, on any page.
+    assert_eq!(
+        saw["consoleBeforeTamper"],
+        serde_json::json!([]),
+        "{}",
+        saw["console"]
+    );
+
+    // Wall screen: refreshing (and pausable), dark, large type.
+    assert_eq!(saw["wall"]["state"], "refreshes every 30 s");
+    assert_eq!(saw["wall"]["reloaded"], true);
+    assert_eq!(saw["wall"]["paused"], "refresh paused");
+    assert_eq!(saw["wall"]["background"], "rgb(11, 15, 20)");
+    assert_eq!(saw["wall"]["fontSize"], "22px");
+
+    // A tampered CSRF token: refused, and no session ended.
+    assert_eq!(saw["tamperedStatus"], 403);
+    assert_eq!(saw["sessionsAfter"], saw["sessionsBefore"]);
+    // Signing out closes the dashboard again.
+    assert_eq!(saw["afterLogout"], "/ui/login");
+    assert_eq!(saw["afterLogoutVisit"], "/ui/login");
+}
