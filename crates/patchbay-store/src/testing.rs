@@ -48,8 +48,40 @@ pub async fn fresh_postgres_url() -> String {
     format!("{base}/{name}")
 }
 
+/// Removes the SQLite test directories of test processes that have ended
+/// (`patchbay-test-{pid}_…` whose pid is gone): each test process leaves
+/// its databases behind (tens of MB a test binary), and a suite run makes
+/// hundreds. Once per process, on Linux (`/proc`).
+fn sweep_dead_processes_dirs() {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| {
+        if !std::path::Path::new("/proc/self").exists() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("patchbay-test-"))
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    });
+}
+
 /// A URL for a fresh SQLite file in the temporary directory.
 pub fn fresh_sqlite_url() -> String {
+    sweep_dead_processes_dirs();
     let dir = std::env::temp_dir().join(format!("patchbay-test-{}", unique()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     format!("sqlite://{}", dir.join("patchbay.db").display())
