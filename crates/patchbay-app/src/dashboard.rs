@@ -255,3 +255,154 @@ impl App {
         Ok(out)
     }
 }
+
+/// One event of the dashboard's live stream: the outbox row's id (the
+/// stream's cursor) and the typed event.
+#[derive(Debug, Clone)]
+pub struct LiveEvent {
+    /// Outbox id: the SSE `id:` a reconnecting browser resumes after.
+    pub id: i64,
+    /// The event.
+    pub event: patchbay_core::event::Event,
+}
+
+/// Most events one read of the live stream returns.
+pub const LIVE_BATCH: i64 = 200;
+
+impl App {
+    /// Events after outbox id `after` (oldest first, at most [`LIVE_BATCH`]),
+    /// for the dashboard's live stream; anyone who may read the inventory.
+    pub async fn live_events(
+        &self,
+        caller: &Caller,
+        after: i64,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<LiveEvent>, AppError> {
+        self.require(caller, patchbay_core::auth::Action::ReadInventory, ctx)
+            .await?;
+        let mut tx = self.store.read().await?;
+        Ok(tx
+            .events_after(after.max(0), LIVE_BATCH)
+            .await?
+            .into_iter()
+            .map(|r| LiveEvent {
+                id: r.id,
+                event: patchbay_core::event::Event::from_outbox(
+                    r.id,
+                    r.event.at,
+                    &r.event.kind,
+                    &r.event.actor,
+                    &r.event.subject,
+                    &r.event.payload,
+                ),
+            })
+            .collect())
+    }
+
+    /// The newest outbox id (where a page's live stream starts).
+    pub async fn live_cursor(&self) -> Result<i64, AppError> {
+        let mut tx = self.store.read().await?;
+        Ok(tx.last_event_id().await?)
+    }
+}
+
+fn snake<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+impl App {
+    /// A deployment's rollout board, as `caller` may see it.
+    pub async fn dashboard_board(
+        &self,
+        caller: &Caller,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> Result<patchbay_render::dashboard::Board, AppError> {
+        use patchbay_core::rollout::{DeploymentState, JobState, RingState};
+        use patchbay_render::dashboard::{Board, HostBoard, RingBoard};
+        let cursor = self.live_cursor().await?;
+        let d = self.deploy_show(caller, id, ctx).await?;
+        let now_s = self.now().as_second();
+        let dep = &d.deployment;
+        let mut rings = Vec::new();
+        let mut awaiting = Vec::new();
+        if let Some(r) = &d.rollout {
+            for ring in &r.rings {
+                let count =
+                    |f: &dyn Fn(JobState) -> bool| ring.jobs.iter().filter(|j| f(j.state)).count();
+                let failures = ring.failures();
+                let budget = ring.spec.error_budget;
+                if ring.state == RingState::AwaitingApproval {
+                    awaiting.push(ring.spec.name.clone());
+                }
+                rings.push(RingBoard {
+                    name: ring.spec.name.clone(),
+                    state: snake(&ring.state),
+                    pending: count(&|s| s == JobState::Pending),
+                    in_flight: count(&|s| s.in_flight()),
+                    succeeded: count(&|s| s == JobState::Succeeded),
+                    failed: count(&|s| matches!(s, JobState::Failed | JobState::RollbackFailed)),
+                    unreachable: ring
+                        .jobs
+                        .iter()
+                        .filter(|j| !j.online && !j.state.is_terminal())
+                        .count(),
+                    rolled_back: count(&|s| s == JobState::RolledBack),
+                    budget: format!("{} of {budget} left", budget.saturating_sub(failures)),
+                    gate: ring
+                        .gates
+                        .last()
+                        .map(|g| format!("{} {}: {}", g.gate, snake(&g.verdict), g.reason))
+                        .unwrap_or_else(|| "no decision yet".into()),
+                    approved_by: ring.approved_by.clone().unwrap_or_default(),
+                    hosts: ring
+                        .jobs
+                        .iter()
+                        .map(|j| HostBoard {
+                            host: j.spec.host.clone(),
+                            state: snake(&j.state),
+                            online: j.online,
+                            note: j
+                                .error
+                                .clone()
+                                .or_else(|| j.note.clone())
+                                .unwrap_or_default(),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        let state = d.rollout.as_ref().map(|r| r.state);
+        let actions: Vec<&'static str> = match state {
+            None | Some(DeploymentState::Draft) => vec!["start"],
+            Some(DeploymentState::Running) => vec!["pause", "abort", "rollback"],
+            Some(DeploymentState::Paused) => vec!["resume", "abort", "rollback"],
+            Some(DeploymentState::Halted) => vec!["rollback", "abort"],
+            Some(DeploymentState::Completed) => vec!["rollback"],
+            Some(DeploymentState::Aborted) => vec![],
+        };
+        let created = format!(
+            "{} by {} ({})",
+            dep.created_at,
+            dep.created_by,
+            ts(&dep.created_at)
+                .map(|t| age(now_s, t))
+                .unwrap_or_default()
+        );
+        Ok(Board {
+            id: dep.id.clone(),
+            kind: dep.kind.clone(),
+            status: dep.status.clone(),
+            reason: dep.reason.clone(),
+            patches: dep.patches.join(", "),
+            created,
+            rings,
+            actions,
+            awaiting,
+            cursor,
+        })
+    }
+}

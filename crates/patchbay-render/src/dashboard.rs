@@ -3,8 +3,9 @@
 //! Every page is an askama template under `templates/ui/`, so every value is
 //! escaped unless a template says otherwise (none does). Pages are
 //! self-contained: one stylesheet served by the server itself
-//! ([`STYLESHEET`]), no script but wall-screen mode's pausable refresh
-//! ([`WALL_SCRIPT`]), no third-party CDN; charts are server-side
+//! ([`STYLESHEET`]), two small scripts of ours (wall-screen mode's pausable
+//! refresh, [`WALL_SCRIPT`]; the rollout board's live updates,
+//! [`LIVE_SCRIPT`]), no third-party CDN; charts are server-side
 //! SVG ([`crate::report`]'s bar chart). A page knows the time it shows
 //! ([`Page::now`]) and every number carries the age of the data behind it
 //! (the view models hold the age texts, made by [`age`]).
@@ -17,6 +18,10 @@ pub const STYLESHEET: &str = include_str!("../templates/ui/app.css");
 /// The wall-screen mode's refresh script (served at `/ui/static/wall.js`):
 /// the only script of the dashboard, with a pause button.
 pub const WALL_SCRIPT: &str = include_str!("../templates/ui/wall.js");
+
+/// The rollout board's live-update script (served at `/ui/static/live.js`):
+/// server-sent events, then the board fetched again and swapped in place.
+pub const LIVE_SCRIPT: &str = include_str!("../templates/ui/live.js");
 
 /// One entry of the navigation bar.
 #[derive(Debug, Clone)]
@@ -35,6 +40,7 @@ pub fn nav(current: &str) -> Vec<NavItem> {
         ("/ui/", "Overview"),
         ("/ui/assets", "Assets"),
         ("/ui/worklist", "Worklist"),
+        ("/ui/deployments", "Deployments"),
         ("/ui/audit", "Audit log"),
         ("/ui/sessions", "Sessions"),
     ]
@@ -334,6 +340,85 @@ pub fn tables(
         forms,
     }
     .render()?)
+}
+
+/// One host on the rollout board.
+#[derive(Debug, Clone)]
+pub struct HostBoard {
+    /// Host.
+    pub host: String,
+    /// Job state (`pending`, `applying`, `succeeded`, …).
+    pub state: String,
+    /// Whether its agent was reachable when last observed.
+    pub online: bool,
+    /// Error or note.
+    pub note: String,
+}
+
+/// One ring on the rollout board.
+#[derive(Debug, Clone)]
+pub struct RingBoard {
+    /// Name.
+    pub name: String,
+    /// State (`pending`, `running`, `awaiting_approval`, …).
+    pub state: String,
+    /// Jobs not leased yet.
+    pub pending: usize,
+    /// Jobs leased and not reported.
+    pub in_flight: usize,
+    /// Jobs that succeeded.
+    pub succeeded: usize,
+    /// Jobs that failed (rollback failures included).
+    pub failed: usize,
+    /// Hosts whose agent is unreachable, with a job not ended.
+    pub unreachable: usize,
+    /// Jobs rolled back.
+    pub rolled_back: usize,
+    /// "N of M left" of the error budget.
+    pub budget: String,
+    /// The newest gate decision: verdict and reason.
+    pub gate: String,
+    /// Who approved the ring.
+    pub approved_by: String,
+    /// Its hosts.
+    pub hosts: Vec<HostBoard>,
+}
+
+/// A deployment's live rollout board.
+#[derive(Debug, Clone)]
+pub struct Board {
+    /// Id.
+    pub id: String,
+    /// Kind.
+    pub kind: String,
+    /// Status.
+    pub status: String,
+    /// Why it exists.
+    pub reason: String,
+    /// Patches.
+    pub patches: String,
+    /// Created, by whom, with its age.
+    pub created: String,
+    /// Rings (empty before it is started).
+    pub rings: Vec<RingBoard>,
+    /// The operator actions offered now (`start`, `pause`, …).
+    pub actions: Vec<&'static str>,
+    /// Rings awaiting an approval.
+    pub awaiting: Vec<String>,
+    /// The live stream's cursor when the page was made.
+    pub cursor: i64,
+}
+
+#[derive(Template)]
+#[template(path = "ui/deployment.html")]
+struct BoardPage<'a> {
+    page: &'a Page,
+    b: &'a Board,
+}
+
+/// A deployment's page: the rollout board, its actions and approvals.
+pub fn board(page: &Page, b: &Board) -> Result<String, crate::Error> {
+    Ok(BoardPage { page, b }.render()?)
 }
 
 #[cfg(test)]

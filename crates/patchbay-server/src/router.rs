@@ -204,12 +204,18 @@ routes!(UI_ROUTES, ui_routes, "", {
     POST "/ui/login" => ui::login, Page;
     GET "/ui/static/app.css" => ui::stylesheet, Page;
     GET "/ui/static/wall.js" => ui::wall_script, Page;
+    GET "/ui/static/live.js" => ui::live_script, Page;
     POST "/ui/logout" => ui::logout, Session(None);
     GET "/ui/" => ui::overview, Session(Some(ReadInventory));
     GET "/ui/assets" => ui::assets, Session(Some(ReadInventory));
     GET "/ui/assets/{name}" => ui::asset, Session(Some(ReadInventory));
     GET "/ui/worklist" => ui::worklist, Session(Some(ReadInventory));
     GET "/ui/audit" => ui::audit, Session(Some(ReadAudit));
+    GET "/ui/deployments" => ui::deployments, Session(Some(ReadInventory));
+    GET "/ui/deployments/{id}" => ui::deployment, Session(Some(ReadInventory));
+    POST "/ui/deployments/{id}/action" => ui::deployment_action, Session(Some(WriteAssets));
+    POST "/ui/deployments/{id}/approval" => ui::deployment_approval, Session(Some(Approve));
+    GET "/ui/events" => ui::events, Session(Some(ReadInventory));
     GET "/ui/sessions" => ui::sessions, Session(None);
     POST "/ui/sessions/revoke" => ui::revoke_session, Session(None);
 });

@@ -39,7 +39,23 @@ pub const COOKIE: &str = "pb_session";
 /// The content security policy of dashboard pages: this server's
 /// stylesheet, forms to this server, nothing else.
 pub const UI_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+     img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
+
+/// What a path segment of a dashboard link escapes (RFC 3986: everything
+/// but unreserved characters and a few sub-delimiters).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'@')
+    .remove(b':');
+
+/// `s` as one path segment of a link.
+fn seg(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
 
 /// Largest form body read (a sign-in or a one-button form).
 const MAX_FORM: usize = 16 * 1024;
@@ -293,6 +309,20 @@ pub async fn stylesheet() -> Response {
     r
 }
 
+/// `GET /ui/static/live.js`.
+pub async fn live_script() -> Response {
+    let mut r = (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        view::LIVE_SCRIPT,
+    )
+        .into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
+}
+
 /// `GET /ui/static/wall.js`.
 pub async fn wall_script() -> Response {
     let mut r = (
@@ -448,11 +478,7 @@ pub async fn assets(
                 || a.tags.iter().any(|t| t.to_lowercase().contains(&needle))
         })
         .map(|a| view::AssetLine {
-            href: percent_encoding::utf8_percent_encode(
-                &a.name,
-                percent_encoding::NON_ALPHANUMERIC,
-            )
-            .to_string(),
+            href: seg(&a.name),
             name: a.name.clone(),
             kind: a.kind.clone(),
             os: a.os.clone(),
@@ -592,13 +618,7 @@ fn work_table(caption: &str, work: &[patchbay_proto::api::WorkItem], with_asset:
                         0,
                         Cell {
                             text: f.asset.clone(),
-                            href: Some(format!(
-                                "/ui/assets/{}",
-                                percent_encoding::utf8_percent_encode(
-                                    &f.asset,
-                                    percent_encoding::NON_ALPHANUMERIC
-                                )
-                            )),
+                            href: Some(format!("/ui/assets/{}", seg(&f.asset))),
                         },
                     );
                 }
@@ -742,4 +762,185 @@ pub async fn revoke_session(State(st): State<AppState>, form: UiForm) -> Respons
         Ok(()) => Redirect::to("/ui/sessions").into_response(),
         Err(e) => app_error(e),
     }
+}
+
+/// `GET /ui/deployments`: newest first.
+pub async fn deployments(State(st): State<AppState>, u: UiUser) -> Response {
+    let list = match st.app.deployments(&u.who.caller, &u.ctx).await {
+        Ok(l) => l,
+        Err(e) => return app_error(e),
+    };
+    let t = Table {
+        caption: String::new(),
+        head: vec![
+            "Deployment",
+            "Kind",
+            "Status",
+            "Hosts",
+            "Patches",
+            "Created",
+            "By",
+        ],
+        rows: list
+            .iter()
+            .map(|d| {
+                vec![
+                    Cell {
+                        text: d.id.clone(),
+                        href: Some(format!("/ui/deployments/{}", seg(&d.id))),
+                    },
+                    Cell::from(d.kind.as_str()),
+                    Cell::from(d.status.as_str()),
+                    Cell::from(d.assets.len().to_string()),
+                    Cell::from(d.patches.join(", ")),
+                    Cell::from(d.created_at.as_str()),
+                    Cell::from(d.created_by.as_str()),
+                ]
+            })
+            .collect(),
+        empty: "No deployment yet: preview and create one with `patchbay deploy`.".into(),
+    };
+    render(view::tables(
+        &u.page("Deployments", "/ui/deployments", &now_text(&st)),
+        "",
+        &[t],
+        &[],
+    ))
+}
+
+/// `GET /ui/deployments/{id}`: the live rollout board.
+pub async fn deployment(State(st): State<AppState>, u: UiUser, Path(id): Path<String>) -> Response {
+    match st.app.dashboard_board(&u.who.caller, &id, &u.ctx).await {
+        Ok(b) => render(view::board(
+            &u.page(
+                &format!("Deployment {id}"),
+                "/ui/deployments",
+                &now_text(&st),
+            ),
+            &b,
+        )),
+        Err(e) => app_error(e),
+    }
+}
+
+fn back_to(id: &str) -> String {
+    format!("/ui/deployments/{}", seg(id))
+}
+
+/// `POST /ui/deployments/{id}/action`: start, pause, resume, abort,
+/// rollback (the last two with a comment).
+pub async fn deployment_action(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    form: UiForm,
+) -> Response {
+    let action = form.fields.get("action").map(String::as_str).unwrap_or("");
+    let comment = form.fields.get("comment").map(String::as_str);
+    match st
+        .app
+        .deploy_action(&form.user.who.caller, &id, action, comment, &form.user.ctx)
+        .await
+    {
+        Ok(_) => Redirect::to(&back_to(&id)).into_response(),
+        Err(e) => app_error(e),
+    }
+}
+
+/// `POST /ui/deployments/{id}/approval`: approve or reject a ring (four
+/// eyes: never by the deployment's creator or starter).
+pub async fn deployment_approval(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    form: UiForm,
+) -> Response {
+    let get = |k: &str| form.fields.get(k).cloned().unwrap_or_default();
+    let input = patchbay_proto::api::DeployApprovalIn {
+        ring: Some(get("ring")).filter(|r| !r.is_empty()),
+        approve: get("approve") == "true",
+        comment: get("comment"),
+    };
+    match st
+        .app
+        .deploy_approval(&form.user.who.caller, &id, &input, &form.user.ctx)
+        .await
+    {
+        Ok(_) => Redirect::to(&back_to(&id)).into_response(),
+        Err(e) => app_error(e),
+    }
+}
+
+/// Query of the live stream.
+#[derive(Debug, Default, Deserialize)]
+pub struct EventsQuery {
+    /// Resume after this outbox id (a page's cursor); `Last-Event-ID` wins.
+    #[serde(default)]
+    after: i64,
+}
+
+/// How often the live stream looks for new events.
+const LIVE_POLL: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// `GET /ui/events`: server-sent events, one per outbox event after the
+/// cursor (`Last-Event-ID` when the browser reconnects, else `?after=`),
+/// oldest first, each with its outbox id as the SSE id. A read every 400 ms
+/// (new events reach a screen within a second); a comment every 15 s keeps
+/// proxies from closing the stream. The session is checked again at every
+/// read: a stream ends when its session does.
+pub async fn events(
+    State(st): State<AppState>,
+    u: UiUser,
+    headers: HeaderMap,
+    q: Result<Query<EventsQuery>, QueryRejection>,
+) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or_else(|| q.map(|Query(q)| q.after).unwrap_or(0));
+    let state = (
+        st,
+        u.secret.clone(),
+        u.ctx.clone(),
+        after,
+        Vec::<Event>::new(),
+    );
+    let stream = futures_util::stream::unfold(
+        state,
+        |(st, secret, ctx, mut after, mut queue)| async move {
+            loop {
+                if let Some(e) = queue.pop() {
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(e),
+                        (st, secret, ctx, after, queue),
+                    ));
+                }
+                let who = st.app.authenticate_session(&secret, &ctx).await.ok()?;
+                match st.app.live_events(&who.caller, after, &ctx).await {
+                    Ok(batch) if !batch.is_empty() => {
+                        after = batch.last().map(|e| e.id).unwrap_or(after);
+                        queue = batch
+                            .iter()
+                            .rev()
+                            .map(|e| {
+                                Event::default()
+                                    .id(e.id.to_string())
+                                    .data(serde_json::to_string(&e.event).unwrap_or_default())
+                            })
+                            .collect();
+                    }
+                    Ok(_) => tokio::time::sleep(LIVE_POLL).await,
+                    Err(_) => return None,
+                }
+            }
+        },
+    );
+    let mut r = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response();
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(UI_CSP),
+    );
+    r
 }

@@ -604,5 +604,225 @@ macro_rules! both {
 both!(
     sign_in_sessions_and_csrf,
     lockout_and_session_ends,
-    overview_counts_no_host_without_fresh_data_as_patched
+    overview_counts_no_host_without_fresh_data_as_patched,
+    rollout_board_and_live_stream
 );
+
+/// The live rollout board and its event stream: the board's counts equal
+/// the rollout the API shows; a ring awaiting approval is approved through
+/// the dashboard by a different user (four eyes: the creator cannot); the
+/// stream carries the deployment's events with their ids, and a browser
+/// reconnecting with `Last-Event-ID` gets exactly the events after it.
+async fn rollout_board_and_live_stream(backend: &str) {
+    use crate::deploy::{checkin, result, token};
+    use http_body_util::BodyExt;
+    let s = InProcess::on(backend).await;
+    let hosts = fleet(&s, 3, 0x0b0a).await;
+    import_pb_demo_advisory(&s).await;
+    add_user(&s, "olga", "operator").await;
+    add_user(&s, "abe", "approver").await;
+    let ops = token(&s, "operator").await;
+    let spec = json!({"packages": [{"name": "pb-demo", "version": "1.1"}],
+    "rings": [
+        {"name": "canary", "assets": ["h1"], "approval": true},
+        {"name": "rest", "max_concurrent": "100%", "error_budget": "1"}
+    ]});
+    let d = s.ok_json("POST", "/api/v1/deployments", &ops, spec).await;
+    let id = d["deployment"]["id"].as_str().unwrap().to_string();
+
+    let olga = sign_in(&s, "olga").await;
+    let page_of = |c: String| {
+        let s = &s;
+        let path = format!("/ui/deployments/{id}");
+        async move {
+            let (status, _, page) = browse(s, "GET", &path, Some(&c), None, &[]).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            page
+        }
+    };
+    // The list links to it; a draft offers "start".
+    let (_, _, list) = browse(&s, "GET", "/ui/deployments", Some(&olga), None, &[]).await;
+    assert!(list.contains(&format!("/ui/deployments/{id}")), "{list}");
+    let page = page_of(olga.clone()).await;
+    assert!(page.contains(r#"name="action" value="start""#), "{page}");
+    let cursor: i64 = {
+        let at = page.find("data-cursor=\"").unwrap() + 13;
+        page[at..at + page[at..].find('"').unwrap()]
+            .parse()
+            .unwrap()
+    };
+
+    // The live stream from the page's cursor.
+    let req = Request::builder()
+        .uri(format!("/ui/events?after={cursor}"))
+        .header(header::COOKIE, format!("pb_session={olga}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = s.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut stream = resp.into_body();
+
+    // Start through the dashboard's form.
+    let csrf = csrf_of(&page);
+    let (status, _, body) = browse(
+        &s,
+        "POST",
+        &format!("/ui/deployments/{id}/action"),
+        Some(&olga),
+        Some(&form(&[("csrf", &csrf), ("action", "start")])),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    // The canary runs and succeeds.
+    s.app.drive_rollouts().await.unwrap();
+    let (jobs, _) = checkin(&s, &hosts[0], json!([])).await;
+    assert_eq!(jobs.len(), 1);
+    checkin(&s, &hosts[0], json!([result(&jobs[0].job.key, "h1", true)])).await;
+    s.app.drive_rollouts().await.unwrap();
+
+    // Within a second, the stream carries the deployment's events, in order, with ids.
+    let mut seen: Vec<(i64, Value)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut text = String::new();
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(std::time::Duration::from_millis(1500), stream.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    text.push_str(&String::from_utf8_lossy(&data));
+                }
+            }
+            _ => break,
+        }
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let mut ev_id = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    ev_id = v.trim().parse::<i64>().ok();
+                }
+                if let Some(v) = line.strip_prefix("data:") {
+                    data = serde_json::from_str::<Value>(v.trim()).ok();
+                }
+            }
+            if let (Some(i), Some(d)) = (ev_id, data) {
+                seen.push((i, d));
+            }
+        }
+    }
+    assert!(!seen.is_empty(), "no event on the stream");
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "ids not increasing: {seen:?}"
+    );
+    assert!(seen.iter().all(|(i, _)| *i > cursor));
+    let ours: Vec<&str> = seen
+        .iter()
+        .filter(|(_, d)| d["deployment"] == id.as_str())
+        .map(|(_, d)| d["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert!(ours.contains(&"deployment.started"), "{ours:?}");
+
+    // The board equals the rollout the API shows.
+    let api = s
+        .ok_json(
+            "GET",
+            &format!("/api/v1/deployments/{id}"),
+            &ops,
+            json!(null),
+        )
+        .await;
+    let page = page_of(olga.clone()).await;
+    let canary = &api["rollout"]["rings"][0];
+    assert_eq!(canary["state"], "awaiting_approval", "{api}");
+    assert!(
+        page.contains(r#"<span data-ring-state>awaiting_approval</span>"#),
+        "{page}"
+    );
+    let section = &page[page.find(r#"data-ring="canary""#).unwrap()..];
+    assert!(
+        section.contains(r#"data-count="succeeded">1<"#),
+        "{section}"
+    );
+    assert!(section.contains(r#"data-count="failed">0<"#), "{section}");
+    assert!(section.contains(r#"data-budget>"#), "{section}");
+
+    // Four eyes: approving needs the approve permission (olga, an operator,
+    // has none) and never the creator; abe approves through the form.
+    let approve = |c: &str, p: &str| {
+        form(&[
+            ("csrf", &csrf_of(p)),
+            ("ring", "canary"),
+            ("approve", "true"),
+            ("comment", c),
+        ])
+    };
+    let (status, _, _) = browse(
+        &s,
+        "POST",
+        &format!("/ui/deployments/{id}/approval"),
+        Some(&olga),
+        Some(&approve("mine", &page)),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let abe = sign_in(&s, "abe").await;
+    let abe_page = page_of(abe.clone()).await;
+    assert!(abe_page.contains("Approval of ring canary"), "{abe_page}");
+    let (status, _, body) = browse(
+        &s,
+        "POST",
+        &format!("/ui/deployments/{id}/approval"),
+        Some(&abe),
+        Some(&approve("canary healthy", &abe_page)),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let api = s
+        .ok_json(
+            "GET",
+            &format!("/api/v1/deployments/{id}"),
+            &ops,
+            json!(null),
+        )
+        .await;
+    assert!(
+        api["rollout"]["rings"][0]["approved_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("user:"),
+        "{api}"
+    );
+
+    // Reconnecting with Last-Event-ID: exactly the events after it.
+    let resume_after = seen[0].0;
+    let req = Request::builder()
+        .uri(format!("/ui/events?after={cursor}"))
+        .header(header::COOKIE, format!("pb_session={abe}"))
+        .header("last-event-id", resume_after.to_string())
+        .body(Body::empty())
+        .unwrap();
+    let resp = s.router.clone().oneshot(req).await.unwrap();
+    let mut stream = resp.into_body();
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(3), stream.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let first = String::from_utf8_lossy(&frame.into_data().unwrap()).into_owned();
+    let first_id: i64 = first
+        .lines()
+        .find_map(|l| l.strip_prefix("id:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(first_id, seen[1].0, "{first}");
+    // A stream without a session is no stream.
+    let (status, _, _) = browse(&s, "GET", "/ui/events", None, None, &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}

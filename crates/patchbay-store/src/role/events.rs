@@ -40,6 +40,8 @@ pub trait EventStore {
     async fn enqueue_event(&mut self, e: &NewEvent) -> Result<i64>;
     /// Events with id > `after`, oldest first, at most `limit`.
     async fn events_after(&mut self, after: i64, limit: i64) -> Result<Vec<EventRow>>;
+    /// The newest event's id (0 when there is none).
+    async fn last_event_id(&mut self) -> Result<i64>;
 }
 
 #[async_trait]
@@ -58,6 +60,13 @@ impl<DB: Engine> EventStore for SqlTx<DB> {
         .arg(e.audit_seq)
         .one(self.conn())
         .await?;
+        r.col("id")
+    }
+
+    async fn last_event_id(&mut self) -> Result<i64> {
+        let r = sqlx::query::<DB>("SELECT COALESCE(MAX(id), 0) AS id FROM events")
+            .one(self.conn())
+            .await?;
         r.col("id")
     }
 
