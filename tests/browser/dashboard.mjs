@@ -77,7 +77,7 @@ try {
   const axeContext = await browser.newContext({ bypassCSP: true });
   await axeContext.addCookies(cookies);
   const axePage = await axeContext.newPage();
-  for (const path of ['/ui/', '/ui/assets', '/ui/worklist', '/ui/audit', '/ui/sessions', '/ui/?wall=1']) {
+  for (const path of ['/ui/', '/ui/assets', '/ui/worklist', '/ui/deployments', '/ui/audit', '/ui/sessions', '/ui/?wall=1']) {
     const r = await page.goto(`${base}${path}`);
     const entry = { status: r.status(), title: await page.title() };
     await axePage.goto(`${base}${path}`);
@@ -112,6 +112,37 @@ try {
   out.wall.reloaded = true;
   await page.click('#refresh-toggle');
   out.wall.paused = await page.textContent('#refresh-state');
+
+  // The live rollout board: an operator elsewhere pauses the deployment
+  // through the API; the open page shows it without being reloaded.
+  if (process.env.PB_DEPLOYMENT) {
+    const dep = process.env.PB_DEPLOYMENT;
+    await page.goto(`${base}/ui/deployments/${encodeURIComponent(dep)}`);
+    await page.evaluate(() => { window.__notReloaded = true; });
+    await page.waitForFunction(() => document.getElementById('live-state').textContent === 'live: connected',
+      null, { timeout: 10000 });
+    const board = { before: await page.textContent('[data-status]') };
+    const t0 = Date.now();
+    const r = await fetch(`${base}/api/v1/deployments/${encodeURIComponent(dep)}/pause`, {
+      method: 'POST', headers: { authorization: `Bearer ${process.env.PB_TOKEN}`, 'content-type': 'application/json' }, body: '{}',
+    });
+    board.apiStatus = r.status;
+    await page.waitForFunction(() => document.querySelector('[data-status]').textContent === 'paused',
+      null, { timeout: 10000 });
+    board.msToShow = Date.now() - t0;
+    board.notReloaded = await page.evaluate(() => window.__notReloaded === true);
+    board.liveState = await page.textContent('#live-state');
+    board.after = await page.textContent('[data-status]');
+    // Resume from the board's own form.
+    await Promise.all([page.waitForNavigation(), page.click('form[action$="/action"] button:text("resume")')]);
+    board.afterResume = await page.textContent('[data-status]');
+    const axeBoard = await axePage.goto(`${base}/ui/deployments/${encodeURIComponent(dep)}`);
+    board.axeStatus = axeBoard.status();
+    await axePage.addScriptTag({ content: axeSource });
+    board.axe = (await axePage.evaluate(async () => await axe.run(document, { resultTypes: ['violations'] })))
+      .violations.map((v) => ({ id: v.id, impact: v.impact, target: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+    out.board = board;
+  }
 
   // What the console said before the test provoked errors on purpose.
   out.consoleBeforeTamper = [...out.console];

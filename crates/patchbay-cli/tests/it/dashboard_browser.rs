@@ -87,14 +87,48 @@ fn the_dashboard_in_a_real_browser() {
     let work: List<WorkItem> = c
         .get(&format!("/api/v1/worklist?asset={}&limit=10", asset.name))
         .unwrap();
+    // A started deployment of one of this machine's fixes, for the live
+    // board (the read-only agent will never run it: it stays running).
+    let fix = work
+        .items
+        .iter()
+        .find(|w| w.finding.fixed_version.is_some())
+        .expect("a finding with a fixed version on this machine");
+    let d: serde_json::Value = c
+        .send(
+            "POST",
+            "/api/v1/deployments",
+            &serde_json::json!({
+                "packages": [{"name": fix.finding.package, "version": fix.finding.fixed_version}],
+                "rings": [{"name": "all", "assets": [asset.name]}]
+            }),
+        )
+        .unwrap();
+    let dep = d["deployment"]["id"].as_str().unwrap().to_string();
+    let _: serde_json::Value = c
+        .send(
+            "POST",
+            &format!("/api/v1/deployments/{dep}/start"),
+            &serde_json::json!({}),
+        )
+        .unwrap();
 
     let run = Command::new("node")
         .arg(browser_dir.join("dashboard.mjs"))
         .env("PB_URL", &url)
         .env("PB_USER", "dev")
         .env("PB_PASSWORD", &password)
+        .env("PB_DEPLOYMENT", &dep)
+        .env(
+            "PB_TOKEN",
+            std::fs::read_to_string(data.join("admin.token"))
+                .unwrap()
+                .trim(),
+        )
         .output()
         .unwrap();
+    // What the server holds once the browser is done (the oracle for the board).
+    let api_after: serde_json::Value = c.get(&format!("/api/v1/deployments/{dep}")).unwrap();
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -155,7 +189,26 @@ fn the_dashboard_in_a_real_browser() {
             "{path}: accessibility: {page}"
         );
     }
-    assert_eq!(saw["pages"].as_object().unwrap().len(), 6);
+    assert_eq!(saw["pages"].as_object().unwrap().len(), 7);
+    // The live rollout board: paused elsewhere, shown within a second or two
+    // without a reload; resumed from its own form.
+    let b = &saw["board"];
+    assert_eq!(b["before"], "running", "{b}");
+    assert_eq!(b["apiStatus"], 200, "{b}");
+    assert_eq!(b["after"], "paused", "{b}");
+    assert_eq!(b["notReloaded"], true, "{b}");
+    assert!(b["msToShow"].as_u64().unwrap() < 3000, "{b}");
+    assert!(
+        b["liveState"]
+            .as_str()
+            .unwrap()
+            .starts_with("live: updated"),
+        "{b}"
+    );
+    assert_eq!(b["afterResume"], "running", "{b}");
+    assert_eq!(b["axeStatus"], 200, "{b}");
+    assert_eq!(b["axe"], serde_json::json!([]), "{b}");
+    assert_eq!(api_after["deployment"]["status"], "running", "{api_after}");
     assert_eq!(
         saw["assetPage"]["path"],
         format!("/ui/assets/{}", asset.name),
