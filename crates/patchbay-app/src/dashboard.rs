@@ -47,10 +47,31 @@ impl App {
         let now_s = now.as_second();
         let assets = self.list_assets(caller, ctx).await?;
         let feeds = self.list_feeds(caller, ctx).await?;
-        let compliance = match self.report(caller, "compliance", None, ctx).await? {
-            Report::Compliance(c) => c,
-            _ => return Err(AppError::invalid("compliance report expected")),
-        };
+        // One read of the history for the compliance numbers and the charts.
+        let history = self.history(caller, ctx).await?;
+        let as_of_now = now.round(jiff::Unit::Second).unwrap_or(now);
+        let compliance = patchbay_core::report::compliance(&history, as_of_now);
+        // SLA adherence over the last 8 weeks (resolved within SLA, %), oldest first.
+        let sla_trend: Vec<(String, f64)> = (0..8)
+            .rev()
+            .map(|w| {
+                let at = as_of_now - jiff::SignedDuration::from_hours(24 * 7 * w);
+                let a = patchbay_core::report::sla_adherence(&history, at);
+                let label = at.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
+                (label, a.all.resolved_in_sla_pct)
+            })
+            .collect();
+        let ttp = patchbay_core::report::time_to_patch(&history, as_of_now);
+        let ttp_median: Vec<(String, f64)> = ttp
+            .by_tier
+            .iter()
+            .map(|(t, s)| {
+                (
+                    format!("{t} ({} closed)", s.count),
+                    (s.median_hours * 10.0).round() / 10.0,
+                )
+            })
+            .collect();
         let shadows = match self.report(caller, "coverage", None, ctx).await? {
             Report::Coverage(c) => c.shadows,
             _ => None,
@@ -230,6 +251,8 @@ impl App {
             windows,
             deployments,
             feeds,
+            sla_trend,
+            ttp_median,
         })
     }
 }

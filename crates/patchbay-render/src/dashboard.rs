@@ -41,6 +41,11 @@ pub fn nav(current: &str) -> Vec<NavItem> {
         ("/ui/assets", "Assets"),
         ("/ui/worklist", "Worklist"),
         ("/ui/deployments", "Deployments"),
+        ("/ui/triage", "Triage"),
+        ("/ui/exceptions", "Exceptions"),
+        ("/ui/reports", "Reports"),
+        ("/ui/changes", "Changes"),
+        ("/ui/feeds", "Feeds"),
         ("/ui/audit", "Audit log"),
         ("/ui/sessions", "Sessions"),
     ]
@@ -161,6 +166,11 @@ pub struct Overview {
     pub deployments: Vec<DeploymentLine>,
     /// Feeds, newest import per kind.
     pub feeds: Vec<FeedLine>,
+    /// Findings resolved within their SLA, %, as of each of the last weeks
+    /// (date label, percent), oldest first.
+    pub sla_trend: Vec<(String, f64)>,
+    /// Median hours from first seen to fixed, per tier (label, hours).
+    pub ttp_median: Vec<(String, f64)>,
 }
 
 #[derive(Template)]
@@ -169,16 +179,29 @@ struct OverviewPage<'a> {
     page: &'a Page,
     o: &'a Overview,
     tier_chart: crate::report::Chart,
+    sla_chart: crate::report::Chart,
+    ttp_chart: crate::report::Chart,
 }
 
 /// The overview page.
 pub fn overview(page: &Page, o: &Overview) -> Result<String, crate::Error> {
     let max = o.tiers.iter().map(|t| t.1).fold(0.0, f64::max);
     let tier_chart = crate::report::chart("Open findings by tier", "", &o.tiers, max);
+    let sla_chart = crate::report::chart(
+        "Resolved within SLA, by week (as of)",
+        "%",
+        &o.sla_trend,
+        100.0,
+    );
+    let ttp_max = o.ttp_median.iter().map(|t| t.1).fold(0.0, f64::max);
+    let ttp_chart =
+        crate::report::chart("Median time to patch, by tier", "h", &o.ttp_median, ttp_max);
     Ok(OverviewPage {
         page,
         o,
         tier_chart,
+        sla_chart,
+        ttp_chart,
     }
     .render()?)
 }
@@ -324,6 +347,7 @@ struct TablePage<'a> {
     intro: &'a str,
     tables: &'a [Table],
     forms: &'a [Action],
+    search: Option<(&'a str, &'a str, &'a str, &'a str)>,
 }
 
 /// A page of tables (asset detail, worklist, audit log, sessions).
@@ -338,6 +362,37 @@ pub fn tables(
         intro,
         tables,
         forms,
+        search: None,
+    }
+    .render()?)
+}
+
+/// A search form (action, label, field name, current value) above tables.
+#[derive(Debug, Clone, Copy)]
+pub struct Search<'a> {
+    /// Where the form goes (GET).
+    pub action: &'a str,
+    /// The field's label.
+    pub label: &'a str,
+    /// The field's name.
+    pub field: &'a str,
+    /// Its current value.
+    pub value: &'a str,
+}
+
+/// [`tables`] with a search form above them.
+pub fn search_tables(
+    page: &Page,
+    search: Search<'_>,
+    intro: &str,
+    tables: &[Table],
+) -> Result<String, crate::Error> {
+    Ok(TablePage {
+        page,
+        intro,
+        tables,
+        forms: &[],
+        search: Some((search.action, search.label, search.field, search.value)),
     }
     .render()?)
 }

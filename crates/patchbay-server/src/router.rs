@@ -216,6 +216,14 @@ routes!(UI_ROUTES, ui_routes, "", {
     POST "/ui/deployments/{id}/action" => ui::deployment_action, Session(Some(WriteAssets));
     POST "/ui/deployments/{id}/approval" => ui::deployment_approval, Session(Some(Approve));
     GET "/ui/events" => ui::events, Session(Some(ReadInventory));
+    GET "/ui/triage" => ui::triage, Session(Some(ReadInventory));
+    GET "/ui/exceptions" => ui::exceptions, Session(Some(ReadInventory));
+    GET "/ui/changes" => ui::changes, Session(Some(ReadInventory));
+    GET "/ui/changes/{id}" => ui::change, Session(Some(ReadInventory));
+    GET "/ui/feeds" => ui::feeds, Session(Some(ReadInventory));
+    GET "/ui/lessons" => ui::lessons, Session(Some(ReadInventory));
+    GET "/ui/reports" => ui::reports, Session(Some(ReadInventory));
+    GET "/ui/reports/{kind}" => ui::report, Session(Some(ReadInventory));
     GET "/ui/sessions" => ui::sessions, Session(None);
     POST "/ui/sessions/revoke" => ui::revoke_session, Session(None);
 });

@@ -944,3 +944,375 @@ pub async fn events(
     );
     r
 }
+
+/// Query of the triage page.
+#[derive(Debug, Default, Deserialize)]
+pub struct TriageQuery {
+    /// A CVE id.
+    #[serde(default)]
+    cve: String,
+}
+
+/// `GET /ui/triage?cve=…`: is the fleet affected, where, and what fixes it.
+pub async fn triage(
+    State(st): State<AppState>,
+    u: UiUser,
+    q: Result<Query<TriageQuery>, QueryRejection>,
+) -> Response {
+    let cve = q.map(|Query(q)| q.cve).unwrap_or_default();
+    let page = u.page("Triage", "/ui/triage", &now_text(&st));
+    let search = view::Search {
+        action: "/ui/triage",
+        label: "CVE",
+        field: "cve",
+        value: &cve,
+    };
+    if cve.trim().is_empty() {
+        return render(view::search_tables(
+            &page,
+            search,
+            "Search a CVE (CVE-2024-3094) to see whether any asset is affected.",
+            &[],
+        ));
+    }
+    let t = match st.app.triage(&u.who.caller, &cve, &u.ctx).await {
+        Ok(t) => t,
+        Err(e) => return app_error(e),
+    };
+    let intro = format!(
+        "{}: {}. Advisories: {}. KEV due date: {}. EPSS: {}. Fixes: {}.",
+        t.cve,
+        if t.affected {
+            "the fleet is affected"
+        } else {
+            "no asset is affected"
+        },
+        if t.advisories.is_empty() {
+            "none known".to_string()
+        } else {
+            t.advisories.join(", ")
+        },
+        t.kev_due_date
+            .clone()
+            .unwrap_or_else(|| "not in KEV".into()),
+        t.epss
+            .map(|e| format!("{e:.3}"))
+            .unwrap_or_else(|| "unknown".into()),
+        if t.fixes.is_empty() {
+            "none known".to_string()
+        } else {
+            t.fixes.join(", ")
+        },
+    );
+    render(view::search_tables(
+        &page,
+        search,
+        &intro,
+        &[work_table("Affected", &t.items, true)],
+    ))
+}
+
+/// `GET /ui/exceptions`: the register (in force).
+pub async fn exceptions(State(st): State<AppState>, u: UiUser) -> Response {
+    let list = match st.app.exceptions(&u.who.caller, false, &u.ctx).await {
+        Ok(l) => l,
+        Err(e) => return app_error(e),
+    };
+    let t = Table {
+        caption: "In force".into(),
+        head: vec![
+            "Id",
+            "Scope",
+            "Owner",
+            "Reason",
+            "Compensating control",
+            "Approver",
+            "Expires",
+        ],
+        rows: list
+            .iter()
+            .map(|x| {
+                let scope = [&x.advisory, &x.package, &x.asset, &x.group]
+                    .iter()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" / ");
+                vec![
+                    Cell::from(x.id.as_str()),
+                    Cell::from(scope),
+                    Cell::from(x.owner.as_str()),
+                    Cell::from(x.reason.as_str()),
+                    Cell::from(x.compensating_control.as_str()),
+                    Cell::from(x.approver.as_str()),
+                    Cell::from(x.expires_at.as_str()),
+                ]
+            })
+            .collect(),
+        empty: "No exception is in force.".into(),
+    };
+    render(view::tables(
+        &u.page("Exceptions", "/ui/exceptions", &now_text(&st)),
+        "Deferred findings with an owner, a reason, a compensating control and an expiry (add them with `patchbay exceptions add`).",
+        &[t],
+        &[],
+    ))
+}
+
+/// `GET /ui/changes`: change records.
+pub async fn changes(State(st): State<AppState>, u: UiUser) -> Response {
+    let list = match st.app.change_records(&u.who.caller, &u.ctx).await {
+        Ok(l) => l,
+        Err(e) => return app_error(e),
+    };
+    let t = Table {
+        caption: String::new(),
+        head: vec![
+            "Change",
+            "Deployment",
+            "Kind",
+            "Status",
+            "Highest tier",
+            "Assets",
+            "Created",
+        ],
+        rows: list
+            .iter()
+            .map(|c| {
+                vec![
+                    Cell {
+                        text: c.id.clone(),
+                        href: Some(format!("/ui/changes/{}", seg(&c.id))),
+                    },
+                    Cell {
+                        text: c.deployment.clone(),
+                        href: Some(format!("/ui/deployments/{}", seg(&c.deployment))),
+                    },
+                    Cell::from(c.kind.as_str()),
+                    Cell::from(c.status.as_str()),
+                    Cell::from(c.highest_tier.as_str()),
+                    Cell::from(c.assets.to_string()),
+                    Cell::from(c.created_at.as_str()),
+                ]
+            })
+            .collect(),
+        empty: "No change record yet: each deployment makes one.".into(),
+    };
+    render(view::tables(
+        &u.page("Change records", "/ui/changes", &now_text(&st)),
+        "Each change's runbook: roles, timeline, steps, gates, back-out, approvals, lessons learned.",
+        &[t],
+        &[],
+    ))
+}
+
+/// `GET /ui/changes/{id}`: the runbook, as its printable page.
+pub async fn change(State(st): State<AppState>, u: UiUser, Path(id): Path<String>) -> Response {
+    let runbook = match st.app.runbook(&u.who.caller, &id, &u.ctx).await {
+        Ok(r) => r,
+        Err(e) => return app_error(e),
+    };
+    // The printable runbook page (inline styles, no form, no script): sent
+    // with the API's content security policy, not the dashboard's.
+    match patchbay_render::runbook::html(&runbook) {
+        Ok(b) => Html(b).into_response(),
+        Err(e) => message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            &e.to_string(),
+            "/ui/changes",
+        ),
+    }
+}
+
+/// `GET /ui/feeds`: every import, newest first.
+pub async fn feeds(State(st): State<AppState>, u: UiUser) -> Response {
+    let mut list = match st.app.list_feeds(&u.who.caller, &u.ctx).await {
+        Ok(l) => l,
+        Err(e) => return app_error(e),
+    };
+    list.reverse();
+    let now = st.app.now().as_second();
+    let t = Table {
+        caption: String::new(),
+        head: vec![
+            "Kind", "Version", "Records", "Skipped", "Imported", "By", "Source",
+        ],
+        rows: list
+            .iter()
+            .map(|f| {
+                let ago = f
+                    .imported_at
+                    .parse::<jiff::Timestamp>()
+                    .map(|t| view::age(now, t.as_second()))
+                    .unwrap_or_default();
+                vec![
+                    Cell::from(f.kind.as_str()),
+                    Cell::from(f.version.as_str()),
+                    Cell::from(f.records.to_string()),
+                    Cell::from(f.skipped.to_string()),
+                    Cell::from(format!("{} ({ago})", f.imported_at)),
+                    Cell::from(f.imported_by.as_str()),
+                    Cell::from(f.source.as_str()),
+                ]
+            })
+            .collect(),
+        empty: "No feed has been imported: every host's exposure is unknown.".into(),
+    };
+    render(view::tables(
+        &u.page("Feeds", "/ui/feeds", &now_text(&st)),
+        "Advisory imports (OSV, KEV, EPSS, CVSS), newest first, with the malformed records each skipped.",
+        &[t],
+        &[],
+    ))
+}
+
+/// `GET /ui/lessons?q=…`: lessons learned, searched by words.
+pub async fn lessons(
+    State(st): State<AppState>,
+    u: UiUser,
+    q: Result<Query<AssetsQuery>, QueryRejection>,
+) -> Response {
+    let q = q.map(|Query(q)| q.q).unwrap_or_default();
+    let list = match st.app.search_lessons(&u.who.caller, &q, &u.ctx).await {
+        Ok(l) => l,
+        Err(e) => return app_error(e),
+    };
+    let t = Table {
+        caption: String::new(),
+        head: vec!["Change", "At", "Author", "Lesson"],
+        rows: list
+            .iter()
+            .map(|l| {
+                vec![
+                    Cell {
+                        text: l.change_id.clone(),
+                        href: Some(format!("/ui/changes/{}", seg(&l.change_id))),
+                    },
+                    Cell::from(l.at.as_str()),
+                    Cell::from(l.author.as_str()),
+                    Cell::from(l.text.as_str()),
+                ]
+            })
+            .collect(),
+        empty: "No lesson matches.".into(),
+    };
+    render(view::search_tables(
+        &u.page("Lessons learned", "/ui/changes", &now_text(&st)),
+        view::Search {
+            action: "/ui/lessons",
+            label: "Words",
+            field: "q",
+            value: &q,
+        },
+        "",
+        &[t],
+    ))
+}
+
+/// The reports the dashboard offers, with what each answers.
+const REPORTS: &[(&str, &str)] = &[
+    (
+        "compliance",
+        "Compliance: assets without overdue findings, by owner, group and asset",
+    ),
+    (
+        "ttp",
+        "Time to patch: hours from first seen to fixed, by tier",
+    ),
+    (
+        "sla",
+        "SLA adherence: findings resolved within their SLA, by tier",
+    ),
+    ("coverage", "Coverage: assets seen, stale, shadow and ghost"),
+    (
+        "deployments",
+        "Deployments: outcomes, rollback and success rates, by week",
+    ),
+];
+
+/// `GET /ui/reports`: every report, to view or download.
+pub async fn reports(State(st): State<AppState>, u: UiUser) -> Response {
+    let t = Table {
+        caption: String::new(),
+        head: vec!["Report", "View", "Download"],
+        rows: REPORTS
+            .iter()
+            .map(|(kind, what)| {
+                vec![
+                    Cell::from(*what),
+                    Cell {
+                        text: "HTML".into(),
+                        href: Some(format!("/ui/reports/{kind}?format=html")),
+                    },
+                    Cell {
+                        text: "CSV".into(),
+                        href: Some(format!("/ui/reports/{kind}?format=csv")),
+                    },
+                ]
+            })
+            .collect(),
+        empty: String::new(),
+    };
+    render(view::tables(
+        &u.page("Reports", "/ui/reports", &now_text(&st)),
+        "Reports as of now, each naming the controls it evidences. `patchbay report KIND --as-of DATE` gives them as of any date; `patchbay evidence export` the signed evidence bundle.",
+        &[t],
+        &[],
+    ))
+}
+
+/// Query of a report download.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReportFormat {
+    /// `html` (the default), `csv` or `json`.
+    #[serde(default)]
+    format: String,
+}
+
+/// `GET /ui/reports/{kind}?format=html|csv|json`.
+pub async fn report(
+    State(st): State<AppState>,
+    u: UiUser,
+    Path(kind): Path<String>,
+    q: Result<Query<ReportFormat>, QueryRejection>,
+) -> Response {
+    let format = q.map(|Query(q)| q.format).unwrap_or_default();
+    let format: patchbay_render::Format =
+        match if format.is_empty() { "html" } else { &format }.parse() {
+            Ok(f) => f,
+            Err(m) => return message(StatusCode::BAD_REQUEST, "Cannot do that", &m, "/ui/reports"),
+        };
+    let report = match st.app.report(&u.who.caller, &kind, None, &u.ctx).await {
+        Ok(r) => r,
+        Err(e) => return app_error(e),
+    };
+    let body = match patchbay_render::report::render(&report, format) {
+        Ok(b) => b,
+        Err(e) => {
+            return message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                &e.to_string(),
+                "/ui/reports",
+            );
+        }
+    };
+    // The printable HTML report (inline styles, no form, no script) keeps the
+    // API's content security policy; CSV and JSON are downloads.
+    let mut r = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
+    let download = match format.content_type() {
+        t if t.starts_with("text/csv") => Some("csv"),
+        t if t.starts_with("application/json") => Some("json"),
+        _ => None,
+    };
+    if let Some(ext) = download
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "attachment; filename=\"patchbay-{}.{ext}\"",
+            report.kind()
+        ))
+    {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}

@@ -605,7 +605,8 @@ both!(
     sign_in_sessions_and_csrf,
     lockout_and_session_ends,
     overview_counts_no_host_without_fresh_data_as_patched,
-    rollout_board_and_live_stream
+    rollout_board_and_live_stream,
+    every_page_answers_a_signed_in_reader
 );
 
 /// The live rollout board and its event stream: the board's counts equal
@@ -825,4 +826,121 @@ async fn rollout_board_and_live_stream(backend: &str) {
     // A stream without a session is no stream.
     let (status, _, _) = browse(&s, "GET", "/ui/events", None, None, &[]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+/// Every dashboard page (every `Session` GET route of the route table, so a
+/// new page is covered when it is added) answers a signed-in auditor with a
+/// page of its own, on a fleet with findings, a deployment and its change
+/// record; report downloads come as their formats.
+async fn every_page_answers_a_signed_in_reader(backend: &str) {
+    use crate::deploy::token;
+    let s = InProcess::on(backend).await;
+    fleet(&s, 2, 0x0e0e).await;
+    import_pb_demo_advisory(&s).await;
+    let ops = token(&s, "operator").await;
+    let d = s
+        .ok_json(
+            "POST",
+            "/api/v1/deployments",
+            &ops,
+            json!({"packages": [{"name": "pb-demo", "version": "1.1"}],
+                   "rings": [{"name": "all", "assets": ["h1", "h2"]}]}),
+        )
+        .await;
+    let dep = d["deployment"]["id"].as_str().unwrap().to_string();
+    let changes = s.ok_json("GET", "/api/v1/changes", &ops, json!(null)).await;
+    let change = changes["items"][0]["id"].as_str().unwrap().to_string();
+    add_user(&s, "ava", "auditor").await;
+    let cookie = sign_in(&s, "ava").await;
+    let mut checked = 0;
+    for r in patchbay_server::routes() {
+        if r.method != "GET"
+            || !matches!(r.access, patchbay_server::Access::Session(_))
+            || r.path == "/ui/events"
+        {
+            continue;
+        }
+        let path = r
+            .path
+            .replace("{name}", "h1")
+            .replace(
+                "{id}",
+                if r.path.starts_with("/ui/changes") {
+                    &change
+                } else {
+                    &dep
+                },
+            )
+            .replace("{kind}", "compliance");
+        let path = if path == "/ui/triage" {
+            "/ui/triage?cve=CVE-2026-99999".to_string()
+        } else {
+            path
+        };
+        let (status, headers, page) = browse(&s, "GET", &path, Some(&cookie), None, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {page}");
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        assert!(page.contains("</html>"), "{path}");
+        checked += 1;
+    }
+    assert!(checked >= 15, "{checked} pages");
+    // Triage names the affected assets; the overview draws its charts.
+    let (_, _, page) = browse(
+        &s,
+        "GET",
+        "/ui/triage?cve=CVE-2026-99999",
+        Some(&cookie),
+        None,
+        &[],
+    )
+    .await;
+    assert!(
+        page.contains("the fleet is affected") && page.contains(">h1<") && page.contains(">h2<"),
+        "{page}"
+    );
+    let (_, _, page) = browse(&s, "GET", "/ui/", Some(&cookie), None, &[]).await;
+    for title in [
+        "Open findings by tier",
+        "Resolved within SLA, by week",
+        "Median time to patch, by tier",
+    ] {
+        assert!(
+            page.contains(&format!(r#"aria-label="{title}"#)),
+            "{title}: {page}"
+        );
+    }
+    // Downloads.
+    for (format, ctype) in [
+        ("csv", "text/csv"),
+        ("json", "application/json"),
+        ("html", "text/html"),
+    ] {
+        for kind in ["compliance", "ttp", "sla", "coverage", "deployments"] {
+            let path = format!("/ui/reports/{kind}?format={format}");
+            let (status, headers, body) = browse(&s, "GET", &path, Some(&cookie), None, &[]).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            assert!(
+                headers[header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .starts_with(ctype),
+                "{path}"
+            );
+            if format != "html" {
+                let cd = headers[header::CONTENT_DISPOSITION].to_str().unwrap();
+                assert!(
+                    cd.starts_with("attachment;") && cd.contains(&format!(".{format}")),
+                    "{cd}"
+                );
+            }
+        }
+    }
+    let (status, _, _) = browse(&s, "GET", "/ui/reports/nope", Some(&cookie), None, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
