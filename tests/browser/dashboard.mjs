@@ -77,7 +77,7 @@ try {
   const axeContext = await browser.newContext({ bypassCSP: true });
   await axeContext.addCookies(cookies);
   const axePage = await axeContext.newPage();
-  for (const path of ['/ui/', '/ui/assets', '/ui/worklist', '/ui/deployments', '/ui/triage?cve=CVE-2023-4911',
+  for (const path of ['/ui/', '/ui/assets', '/ui/worklist', '/ui/deployments', '/ui/triage?cve=CVE-2023-4911', '/ui/catalog', '/ui/calendar',
     '/ui/exceptions', '/ui/reports', '/ui/changes', '/ui/feeds', '/ui/lessons', '/ui/audit', '/ui/sessions', '/ui/?wall=1']) {
     const r = await page.goto(`${base}${path}`);
     const entry = { status: r.status(), title: await page.title() };

@@ -429,3 +429,36 @@ impl App {
         })
     }
 }
+
+impl App {
+    /// The audit chain verified from its first entry against this server's
+    /// signing key (following its announced rotations): a line for the audit
+    /// page. Costs a read of the whole log, so the page runs it on request.
+    pub async fn audit_verify_line(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<String, AppError> {
+        self.require(caller, patchbay_core::auth::Action::ReadAudit, ctx)
+            .await?;
+        let Some(signer) = self.signer() else {
+            return Ok("not verified: this server holds no signing key".into());
+        };
+        let key =
+            patchbay_core::audit::public_key(&signer.public_hex()).map_err(AppError::invalid)?;
+        Ok(
+            match crate::evidence::verify_audit(self.store.as_ref(), vec![key], 1024, 0, |_| {})
+                .await?
+            {
+                Ok(s) => format!(
+                    "intact: {} entries up to #{}, {} signatures checked against this server's key {}",
+                    s.entries,
+                    s.last_seq,
+                    s.signatures_checked,
+                    &signer.public_hex()[..16]
+                ),
+                Err(b) => format!("BROKEN: {b}"),
+            },
+        )
+    }
+}

@@ -910,6 +910,22 @@ impl App {
                 )));
             }
         }
+        let events = self.calendar_events(group, from, to).await?;
+        let name = match group {
+            Some(g) => format!("Patchbay maintenance calendar ({g})"),
+            None => "Patchbay maintenance calendar".to_string(),
+        };
+        Ok(render_ics(&name, &events, now))
+    }
+
+    /// Windows' occurrences and blackouts in `[from, to)` (only those that
+    /// apply to `group` when given, fleet-wide ones included), by start.
+    async fn calendar_events(
+        &self,
+        group: Option<&str>,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<CalEvent>, AppError> {
         let (windows, blackouts) = {
             let mut tx = self.store.read().await?;
             (tx.list_windows().await?, tx.list_blackouts().await?)
@@ -970,11 +986,31 @@ impl App {
             });
         }
         events.sort_by(|a, b| (a.start, &a.uid).cmp(&(b.start, &b.uid)));
-        let name = match group {
-            Some(g) => format!("Patchbay maintenance calendar ({g})"),
-            None => "Patchbay maintenance calendar".to_string(),
-        };
-        Ok(render_ics(&name, &events, now))
+        Ok(events)
+    }
+
+    /// The dashboard's calendar: windows' occurrences and blackouts in
+    /// `[from, to)` (at most 62 days), by start: (summary, start, end,
+    /// `MAINTENANCE-WINDOW` or `BLACKOUT`).
+    pub async fn calendar_entries(
+        &self,
+        caller: &Caller,
+        from: Timestamp,
+        to: Timestamp,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<(String, Timestamp, Timestamp, &'static str)>, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        if to <= from || to.duration_since(from) > SignedDuration::from_hours(24 * 62) {
+            return Err(AppError::invalid(
+                "the calendar shows 1 to 62 days at a time",
+            ));
+        }
+        Ok(self
+            .calendar_events(None, from, to)
+            .await?
+            .into_iter()
+            .map(|e| (e.summary, e.start, e.end, e.category))
+            .collect())
     }
 }
 

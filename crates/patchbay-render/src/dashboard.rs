@@ -42,6 +42,8 @@ pub fn nav(current: &str) -> Vec<NavItem> {
         ("/ui/worklist", "Worklist"),
         ("/ui/deployments", "Deployments"),
         ("/ui/triage", "Triage"),
+        ("/ui/catalog", "Catalog"),
+        ("/ui/calendar", "Calendar"),
         ("/ui/exceptions", "Exceptions"),
         ("/ui/reports", "Reports"),
         ("/ui/changes", "Changes"),

@@ -217,6 +217,8 @@ routes!(UI_ROUTES, ui_routes, "", {
     POST "/ui/deployments/{id}/approval" => ui::deployment_approval, Session(Some(Approve));
     GET "/ui/events" => ui::events, Session(Some(ReadInventory));
     GET "/ui/triage" => ui::triage, Session(Some(ReadInventory));
+    GET "/ui/catalog" => ui::catalog, Session(Some(ReadInventory));
+    GET "/ui/calendar" => ui::calendar, Session(Some(ReadInventory));
     GET "/ui/exceptions" => ui::exceptions, Session(Some(ReadInventory));
     GET "/ui/changes" => ui::changes, Session(Some(ReadInventory));
     GET "/ui/changes/{id}" => ui::change, Session(Some(ReadInventory));

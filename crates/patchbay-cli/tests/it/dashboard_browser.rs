@@ -189,7 +189,7 @@ fn the_dashboard_in_a_real_browser() {
             "{path}: accessibility: {page}"
         );
     }
-    assert_eq!(saw["pages"].as_object().unwrap().len(), 13);
+    assert_eq!(saw["pages"].as_object().unwrap().len(), 15);
     // The live rollout board: paused elsewhere, shown within a second or two
     // without a reload; resumed from its own form.
     let b = &saw["board"];

@@ -654,11 +654,33 @@ pub async fn worklist(State(st): State<AppState>, u: UiUser) -> Response {
     ))
 }
 
-/// `GET /ui/audit`: the newest 200 entries.
-pub async fn audit(State(st): State<AppState>, u: UiUser) -> Response {
+/// Query of the audit page.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditQuery {
+    /// `1`: verify the whole chain first.
+    #[serde(default)]
+    verify: String,
+}
+
+/// `GET /ui/audit`: the newest 200 entries; `?verify=1` verifies the whole
+/// chain against this server's key first.
+pub async fn audit(
+    State(st): State<AppState>,
+    u: UiUser,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> Response {
+    let verify = q.is_ok_and(|Query(q)| q.verify == "1");
     let entries = match st.app.recent_audit(&u.who.caller, 200, &u.ctx).await {
         Ok(e) => e,
         Err(e) => return app_error(e),
+    };
+    let status = if verify {
+        match st.app.audit_verify_line(&u.who.caller, &u.ctx).await {
+            Ok(l) => format!("Chain verified now: {l}."),
+            Err(e) => return app_error(e),
+        }
+    } else {
+        "Not verified on this page load: follow \"Verify the chain\" (reads the whole log).".into()
     };
     let t = Table {
         caption: "Newest entries".into(),
@@ -678,10 +700,22 @@ pub async fn audit(State(st): State<AppState>, u: UiUser) -> Response {
             .collect(),
         empty: "The audit log is empty.".into(),
     };
+    let verify_link = Table {
+        caption: "Verification".into(),
+        head: vec!["Status", "Action"],
+        rows: vec![vec![
+            Cell::from(status),
+            Cell {
+                text: "Verify the chain".into(),
+                href: Some("/ui/audit?verify=1".into()),
+            },
+        ]],
+        empty: String::new(),
+    };
     render(view::tables(
         &u.page("Audit log", "/ui/audit", &now_text(&st)),
-        "Every state change, sign-in and refusal, hash-chained and signed; verify the whole chain with `patchbay audit verify`.",
-        &[t],
+        "Every state change, sign-in and refusal, hash-chained and signed. An auditor pins the key: `patchbay audit verify --public-key KEY`.",
+        &[verify_link, t],
         &[],
     ))
 }
@@ -1315,4 +1349,142 @@ pub async fn report(
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     r
+}
+
+/// `GET /ui/catalog`: the patch catalog (open findings grouped into
+/// patches), most urgent first.
+pub async fn catalog(State(st): State<AppState>, u: UiUser) -> Response {
+    let list = match st.app.patches(&u.who.caller, &u.ctx).await {
+        Ok(l) => l,
+        Err(e) => return app_error(e),
+    };
+    let t = Table {
+        caption: String::new(),
+        head: vec![
+            "Patch",
+            "Family",
+            "OS",
+            "Package",
+            "Fixed in",
+            "Highest tier",
+            "Assets",
+            "Findings",
+        ],
+        rows: list
+            .iter()
+            .map(|p| {
+                vec![
+                    Cell::from(p.name.as_str()),
+                    Cell::from(p.family.as_str()),
+                    Cell::from(p.os.as_str()),
+                    Cell::from(p.package.as_str()),
+                    Cell::from(p.fixed_version.as_str()),
+                    Cell::from(p.highest_tier.as_str()),
+                    Cell::from(p.assets.len().to_string()),
+                    Cell::from(p.findings.to_string()),
+                ]
+            })
+            .collect(),
+        empty: "Nothing to patch.".into(),
+    };
+    render(view::tables(
+        &u.page("Patch catalog", "/ui/catalog", &now_text(&st)),
+        "Open findings grouped into patches (a package's fixed version per OS release).",
+        &[t],
+        &[],
+    ))
+}
+
+/// Query of the calendar page.
+#[derive(Debug, Default, Deserialize)]
+pub struct CalendarQuery {
+    /// `YYYY-MM` (UTC); the current month when absent.
+    #[serde(default)]
+    month: String,
+}
+
+/// `GET /ui/calendar?month=YYYY-MM`: the month's window occurrences and
+/// blackouts (UTC), with links to the months around it.
+pub async fn calendar(
+    State(st): State<AppState>,
+    u: UiUser,
+    q: Result<Query<CalendarQuery>, QueryRejection>,
+) -> Response {
+    use jiff::civil::Date;
+    let month = q.map(|Query(q)| q.month).unwrap_or_default();
+    let today = st.app.now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let first = if month.is_empty() {
+        today.first_of_month()
+    } else {
+        match format!("{month}-01").parse::<Date>() {
+            Ok(d) => d,
+            Err(_) => {
+                return message(
+                    StatusCode::BAD_REQUEST,
+                    "Cannot do that",
+                    &format!("month: {month:?} is not YYYY-MM"),
+                    "/ui/calendar",
+                );
+            }
+        }
+    };
+    let next = first.last_of_month().tomorrow().unwrap_or(first);
+    let prev = first
+        .yesterday()
+        .map(|d| d.first_of_month())
+        .unwrap_or(first);
+    let at = |d: Date| {
+        d.to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .unwrap_or_default()
+    };
+    let entries = match st
+        .app
+        .calendar_entries(&u.who.caller, at(first), at(next), &u.ctx)
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => return app_error(e),
+    };
+    let t = Table {
+        caption: format!("{} (UTC)", first.strftime("%B %Y")),
+        head: vec!["Starts", "Ends", "Kind", "What"],
+        rows: entries
+            .iter()
+            .map(|(what, start, end, kind)| {
+                vec![
+                    Cell::from(patchbay_app::fmt_ts(*start)),
+                    Cell::from(patchbay_app::fmt_ts(*end)),
+                    Cell::from(if *kind == "BLACKOUT" {
+                        "blackout"
+                    } else {
+                        "window"
+                    }),
+                    Cell::from(what.as_str()),
+                ]
+            })
+            .collect(),
+        empty: "No window occurs and no blackout holds this month.".into(),
+    };
+    let nav = Table {
+        caption: String::new(),
+        head: vec!["Earlier", "Later"],
+        rows: vec![vec![
+            Cell {
+                text: prev.strftime("%B %Y").to_string(),
+                href: Some(format!("/ui/calendar?month={}", prev.strftime("%Y-%m"))),
+            },
+            Cell {
+                text: next.strftime("%B %Y").to_string(),
+                href: Some(format!("/ui/calendar?month={}", next.strftime("%Y-%m"))),
+            },
+        ]],
+        empty: String::new(),
+    };
+    render(view::tables(
+        &u.page("Calendar", "/ui/calendar", &now_text(&st)),
+        "Maintenance windows and blackouts (change freezes); subscribe to them with a calendar token: `patchbay calendar url`.",
+        &[t, nav],
+        &[],
+    ))
 }

@@ -943,4 +943,70 @@ async fn every_page_answers_a_signed_in_reader(backend: &str) {
     }
     let (status, _, _) = browse(&s, "GET", "/ui/reports/nope", Some(&cookie), None, &[]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The calendar: December 2026 holds the Saturday window's occurrences
+    // (the clock is 2026-12-08), in UTC; a bad month is refused.
+    s.ok_json(
+        "POST",
+        "/api/v1/windows",
+        &s.admin,
+        json!({"name": "sat-night", "rrule": "FREQ=WEEKLY;BYDAY=SA", "dtstart": "2026-01-03T02:00:00",
+               "tz": "Europe/Berlin", "duration": "4h"}),
+    )
+    .await;
+    let (_, _, page) = browse(&s, "GET", "/ui/calendar", Some(&cookie), None, &[]).await;
+    assert!(page.contains("December 2026 (UTC)"), "{page}");
+    // Saturdays of December 2026 at 02:00 Berlin = 01:00 UTC.
+    for day in ["05", "12", "19", "26"] {
+        assert!(
+            page.contains(&format!("2026-12-{day}T01:00:00Z")),
+            "{day}: {page}"
+        );
+    }
+    assert!(
+        page.contains("?month=2027-01") && page.contains("?month=2026-11"),
+        "{page}"
+    );
+    let (_, _, page) = browse(
+        &s,
+        "GET",
+        "/ui/calendar?month=2027-01",
+        Some(&cookie),
+        None,
+        &[],
+    )
+    .await;
+    assert!(
+        page.contains("2027-01-02T01:00:00Z") && !page.contains("2026-12-26T01"),
+        "{page}"
+    );
+    let (status, _, _) = browse(
+        &s,
+        "GET",
+        "/ui/calendar?month=2026-13",
+        Some(&cookie),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The catalog lists the patch; the audit page verifies the chain on request.
+    let (_, _, page) = browse(&s, "GET", "/ui/catalog", Some(&cookie), None, &[]).await;
+    assert!(
+        page.contains("<td>pb-demo</td>") && page.contains("<td>1.1</td>"),
+        "{page}"
+    );
+    let (_, _, page) = browse(&s, "GET", "/ui/audit", Some(&cookie), None, &[]).await;
+    assert!(page.contains("Not verified on this page load"), "{page}");
+    let (_, _, page) = browse(&s, "GET", "/ui/audit?verify=1", Some(&cookie), None, &[]).await;
+    assert!(page.contains("Chain verified now: intact:"), "{page}");
+    // An entry edited in the database: the page says where the chain breaks.
+    patchbay_store::testing::execute_raw(
+        &s.db_url,
+        "UPDATE audit_events SET actor = 'mallory' WHERE seq = 3",
+    )
+    .await
+    .unwrap();
+    let (_, _, page) = browse(&s, "GET", "/ui/audit?verify=1", Some(&cookie), None, &[]).await;
+    assert!(page.contains("Chain verified now: BROKEN:"), "{page}");
 }

@@ -66,6 +66,8 @@ const EXPECTED: &[(&str, &str, Who)] = &[
     ("POST", "/ui/deployments/{id}/approval", Who::SignedIn),
     ("GET", "/ui/events", Who::SignedIn),
     ("GET", "/ui/triage", Who::SignedIn),
+    ("GET", "/ui/catalog", Who::SignedIn),
+    ("GET", "/ui/calendar", Who::SignedIn),
     ("GET", "/ui/exceptions", Who::SignedIn),
     ("GET", "/ui/changes", Who::SignedIn),
     ("GET", "/ui/changes/{id}", Who::SignedIn),

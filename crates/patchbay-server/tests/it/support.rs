@@ -17,6 +17,9 @@ pub struct InProcess {
     pub admin: String,
     pub app: App,
     pub clock: Arc<ManualClock>,
+    /// The database (for tests that reach past the service, as an attacker
+    /// with the database file would).
+    pub db_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -47,6 +50,12 @@ impl InProcess {
 
     async fn with(db_url: Option<String>, app: patchbay_app::AppConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let url = db_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                dir.path().join("data").join("patchbay.db").display()
+            )
+        });
         let settings = Settings {
             db_url,
             data_dir: dir.path().join("data"),
@@ -64,6 +73,7 @@ impl InProcess {
             admin,
             app: prepared.app,
             clock,
+            db_url: url,
             _dir: dir,
         }
     }
