@@ -333,6 +333,11 @@ pub struct DevArgs {
     /// Do not import the sample feeds.
     #[arg(long)]
     pub no_feeds: bool,
+    /// Also enrol a simulated fleet of N virtual hosts (`sim-00000`…) built
+    /// from real inventories (as `patchbay sim --agents N`), on the first
+    /// start only, so the dashboard has a fleet to show.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub sim: usize,
 }
 
 /// The bundled sample feeds under a `fixtures/feeds` directory, in import order.
@@ -396,6 +401,43 @@ fn dev_dashboard_user(url: &str, token_path: &std::path::Path) -> anyhow::Result
     Ok(password)
 }
 
+/// `--sim N`: enrols N virtual hosts once (skipped when `sim-00000` exists).
+fn dev_sim_fleet(
+    url: &str,
+    token_path: &std::path::Path,
+    n: usize,
+) -> anyhow::Result<Option<String>> {
+    if n == 0 {
+        return Ok(None);
+    }
+    let admin = std::fs::read_to_string(token_path)
+        .with_context(|| format!("reading {}", token_path.display()))?
+        .trim()
+        .to_string();
+    let c = Client::new(url, Some(admin.clone()), Duration::from_secs(30));
+    let have: Result<serde_json::Value, _> = c.get("/api/v1/assets/sim-00000");
+    if have.is_ok() {
+        return Ok(Some(
+            "a simulated fleet is already enrolled (sim-*)".to_string(),
+        ));
+    }
+    println!("Enrolling {n} simulated hosts …");
+    crate::sim::run(
+        url,
+        Some(admin),
+        crate::sim::SimArgs {
+            mode: None,
+            agents: n,
+            concurrency: 4,
+            prefix: "sim".into(),
+            seed: 1,
+        },
+    )?;
+    Ok(Some(format!(
+        "{n} virtual hosts (sim-00000…) from real Debian 12, Ubuntu 24.04 and Alpine 3.23 inventories"
+    )))
+}
+
 /// `patchbay dev`: the server on SQLite plus a read-only agent for this machine.
 pub fn dev(a: DevArgs) -> anyhow::Result<()> {
     let s = Settings {
@@ -456,6 +498,7 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
     });
 
     let dashboard_password = dev_dashboard_user(&url, &token_path)?;
+    let sim_note = dev_sim_fleet(&url, &token_path, a.sim)?;
     let stop = Arc::new(AtomicBool::new(false));
     let agent_thread = if a.no_agent {
         None
@@ -517,6 +560,9 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
     println!("  Admin token:  {}", token_path.display());
     println!("  Database:     SQLite in {}", a.data_dir.display());
     println!("  Feeds:        {feeds_note}");
+    if let Some(note) = &sim_note {
+        println!("  Simulated:    {note}");
+    }
     if a.no_agent {
         println!("  Local agent:  not started (--no-agent)");
     } else {

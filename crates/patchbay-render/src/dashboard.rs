@@ -466,16 +466,38 @@ pub struct Board {
     pub cursor: i64,
 }
 
+impl Board {
+    /// Per ring, the share of its jobs that succeeded, in percent.
+    fn progress(&self) -> Vec<(String, f64)> {
+        self.rings
+            .iter()
+            .map(|r| {
+                let total = r.pending + r.in_flight + r.succeeded + r.failed + r.rolled_back;
+                let pct = if total == 0 {
+                    0.0
+                } else {
+                    (r.succeeded as f64 * 1000.0 / total as f64).round() / 10.0
+                };
+                (r.name.clone(), pct)
+            })
+            .collect()
+    }
+}
+
 #[derive(Template)]
 #[template(path = "ui/deployment.html")]
 struct BoardPage<'a> {
     page: &'a Page,
     b: &'a Board,
+    progress: crate::report::Chart,
 }
 
-/// A deployment's page: the rollout board, its actions and approvals.
+/// A deployment's page: the rollout board (with a ring-progress chart), its
+/// actions and approvals.
 pub fn board(page: &Page, b: &Board) -> Result<String, crate::Error> {
-    Ok(BoardPage { page, b }.render()?)
+    let progress =
+        crate::report::chart("Ring progress (jobs succeeded)", "%", &b.progress(), 100.0);
+    Ok(BoardPage { page, b, progress }.render()?)
 }
 
 #[cfg(test)]

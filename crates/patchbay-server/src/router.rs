@@ -226,6 +226,7 @@ routes!(UI_ROUTES, ui_routes, "", {
     GET "/ui/lessons" => ui::lessons, Session(Some(ReadInventory));
     GET "/ui/reports" => ui::reports, Session(Some(ReadInventory));
     GET "/ui/reports/{kind}" => ui::report, Session(Some(ReadInventory));
+    GET "/ui/evidence" => ui::evidence, Session(Some(ReadAudit));
     GET "/ui/sessions" => ui::sessions, Session(None);
     POST "/ui/sessions/revoke" => ui::revoke_session, Session(None);
 });

@@ -132,3 +132,114 @@ fn dev_mode_serves_and_inventories_this_machine() {
     assert!(data.join("patchbay.db").exists());
     assert!(data.join("agent/identity.json").exists());
 }
+
+/// `patchbay dev --sim N`: a simulated fleet of N hosts with real
+/// inventories is enrolled on the first start (assessed: the worklist has
+/// lines on them), and not again on the next start.
+#[test]
+fn dev_mode_enrols_a_simulated_fleet_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let start = |data: &std::path::Path| {
+        let mut child = Command::new(PATCHBAY)
+            .args([
+                "dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-agent",
+                "--sim",
+                "12",
+                "--data-dir",
+            ])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut banner = String::new();
+        let mut url = None;
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            banner.push_str(&line);
+            banner.push('\n');
+            if let Some(rest) = line.trim().strip_prefix("API:") {
+                url = Some(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap()
+                        .trim_end_matches("/api/v1")
+                        .to_string(),
+                );
+            }
+            if line.starts_with("Press Ctrl-C") {
+                break;
+            }
+        }
+        (child, url.unwrap_or_else(|| panic!("{banner}")), banner)
+    };
+    let (mut child, url, banner) = start(&data);
+    assert!(
+        banner.contains("Simulated:    12 virtual hosts"),
+        "{banner}"
+    );
+    let token = std::fs::read_to_string(data.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let c = Client::new(&url, Some(token), Duration::from_secs(30));
+    let assets: List<AssetSummary> = c.get("/api/v1/assets").unwrap();
+    let sims: Vec<&AssetSummary> = assets
+        .items
+        .iter()
+        .filter(|a| a.name.starts_with("sim-"))
+        .collect();
+    assert_eq!(
+        sims.len(),
+        12,
+        "{:?}",
+        assets.items.iter().map(|a| &a.name).collect::<Vec<_>>()
+    );
+    assert!(
+        sims.iter()
+            .all(|a| a.package_count > 0 && a.liveness == "managed")
+    );
+    let work: List<WorkItem> = c.get("/api/v1/worklist?limit=10000").unwrap();
+    assert!(
+        work.items
+            .iter()
+            .any(|w| w.finding.asset.starts_with("sim-")),
+        "no finding on the simulated fleet"
+    );
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    // The second start finds the fleet and enrols nobody.
+    let (mut child, url, banner) = start(&data);
+    assert!(
+        banner.contains("a simulated fleet is already enrolled"),
+        "{banner}"
+    );
+    let token = std::fs::read_to_string(data.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let c = Client::new(&url, Some(token), Duration::from_secs(30));
+    let assets: List<AssetSummary> = c.get("/api/v1/assets").unwrap();
+    assert_eq!(
+        assets
+            .items
+            .iter()
+            .filter(|a| a.name.starts_with("sim-"))
+            .count(),
+        12
+    );
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}

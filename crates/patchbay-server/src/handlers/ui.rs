@@ -1285,6 +1285,14 @@ pub async fn reports(State(st): State<AppState>, u: UiUser) -> Response {
                     },
                 ]
             })
+            .chain(std::iter::once(vec![
+                Cell::from("Evidence bundle: every report, the exception register, change records, the audit segment and its verification, signed"),
+                Cell::from("—"),
+                Cell {
+                    text: "zip".into(),
+                    href: Some("/ui/evidence".into()),
+                },
+            ]))
             .collect(),
         empty: String::new(),
     };
@@ -1487,4 +1495,27 @@ pub async fn calendar(
         &[t, nav],
         &[],
     ))
+}
+
+/// `GET /ui/evidence`: the signed evidence bundle as of now (a zip; the
+/// export itself is recorded in the audit log, as through the API).
+pub async fn evidence(State(st): State<AppState>, u: UiUser) -> Response {
+    match st
+        .app
+        .evidence_bundle(&u.who.caller, st.app.now(), &u.ctx)
+        .await
+    {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "application/zip"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"patchbay-evidence.zip\"",
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => app_error(e),
+    }
 }

@@ -749,6 +749,13 @@ async fn rollout_board_and_live_stream(backend: &str) {
     );
     assert!(section.contains(r#"data-count="failed">0<"#), "{section}");
     assert!(section.contains(r#"data-budget>"#), "{section}");
+    // The ring-progress chart: the canary's one job succeeded, the rest has not run.
+    assert!(
+        page.contains(r#"aria-label="Ring progress (jobs succeeded)""#),
+        "{page}"
+    );
+    assert!(page.contains(">100 %<"), "{page}");
+    assert!(page.contains(">0 %<"), "{page}");
 
     // Four eyes: approving needs the approve permission (olga, an operator,
     // has none) and never the creator; abe approves through the form.
@@ -857,6 +864,7 @@ async fn every_page_answers_a_signed_in_reader(backend: &str) {
         if r.method != "GET"
             || !matches!(r.access, patchbay_server::Access::Session(_))
             || r.path == "/ui/events"
+            || r.path == "/ui/evidence"
         {
             continue;
         }
@@ -943,6 +951,20 @@ async fn every_page_answers_a_signed_in_reader(backend: &str) {
     }
     let (status, _, _) = browse(&s, "GET", "/ui/reports/nope", Some(&cookie), None, &[]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The evidence bundle: a zip, and its export is in the audit log as the user's.
+    let (status, headers, body) = browse(&s, "GET", "/ui/evidence", Some(&cookie), None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/zip");
+    assert!(body.as_bytes().starts_with(b"PK"), "not a zip");
+    assert!(
+        audit_actions(&s)
+            .await
+            .iter()
+            .any(|(a, who, _)| a == "evidence.export"
+                && who.starts_with("user:")
+                && who.ends_with(":ava")),
+        "the export is not recorded as ava's"
+    );
 
     // The calendar: December 2026 holds the Saturday window's occurrences
     // (the clock is 2026-12-08), in UTC; a bad month is refused.

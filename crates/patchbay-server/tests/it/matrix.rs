@@ -75,6 +75,7 @@ const EXPECTED: &[(&str, &str, Who)] = &[
     ("GET", "/ui/lessons", Who::SignedIn),
     ("GET", "/ui/reports", Who::SignedIn),
     ("GET", "/ui/reports/{kind}", Who::SignedIn),
+    ("GET", "/ui/evidence", Who::SignedIn),
     ("POST", "/ui/logout", Who::SignedIn),
     ("GET", "/ui/", Who::SignedIn),
     ("GET", "/ui/assets", Who::SignedIn),
