@@ -192,6 +192,8 @@ impl Enrichment {
             asset: r.asset_name,
             package: r.finding.package,
             source_package: r.finding.source_package,
+            unmanaged_path: patchbay_core::assess::unmanaged_path(&r.finding.arch)
+                .map(str::to_owned),
             arch: r.finding.arch,
             installed_version: r.finding.installed_version,
             fixed_version: r.finding.fixed_version,

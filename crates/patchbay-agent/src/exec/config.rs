@@ -94,6 +94,10 @@ pub struct Config {
     /// Health checks, in order.
     #[serde(default, rename = "check")]
     pub checks: Vec<Check>,
+    /// Where to look for software installed outside the package manager
+    /// (`[unmanaged]`; `crate::collect::unmanaged`).
+    #[serde(default)]
+    pub unmanaged: crate::collect::unmanaged::Settings,
 }
 
 /// `[jobs]`: whether the check-in loop runs server-signed jobs.
