@@ -443,3 +443,262 @@ pub fn scan(
     out.truncate(unmanaged::limits::MAX_ITEMS);
     (out, stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::process::Command;
+
+    /// Debian's Go toolchain binary: a real Go ELF with build information.
+    const HOST_GO: &str = "/usr/lib/go-1.19/bin/go";
+
+    fn write(root: &Path, rel: &str, body: &[u8]) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, body).unwrap();
+    }
+
+    fn metadata(name: &str, version: &str) -> Vec<u8> {
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nlong text\n")
+            .into_bytes()
+    }
+
+    fn scan_of(root: &Path, settings: &Settings) -> (Vec<Unmanaged>, ScanStats) {
+        scan(root, &|rel: &Path| root.join(rel), settings)
+    }
+
+    fn keys(items: &[Unmanaged]) -> Vec<(String, String, String, String)> {
+        items
+            .iter()
+            .map(|u| {
+                (
+                    u.ecosystem.osv().to_owned(),
+                    u.name.clone(),
+                    u.version.clone(),
+                    u.path.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// A file system tree with every kind of unmanaged software, real ELF
+    /// binaries (Debian's Go toolchain; `/bin/true` given a `.dep-v0`
+    /// section by objcopy, as `cargo auditable`'s linker step does), a file
+    /// dpkg owns, links out of the root, and hostile files.
+    #[test]
+    fn every_kind_is_found_with_its_path_and_nothing_else() {
+        assert!(
+            Path::new(HOST_GO).is_file(),
+            "{HOST_GO} is missing: apt-get install golang-go (scripts/test does; this test does not skip)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let py = "usr/local/lib/python3.11/dist-packages";
+        write(
+            root,
+            &format!("{py}/urllib3-1.26.4.dist-info/METADATA"),
+            &metadata("urllib3", "1.26.4"),
+        );
+        write(
+            root,
+            &format!("{py}/Old_Thing-0.9.egg-info/PKG-INFO"),
+            &metadata("Old_Thing", "0.9"),
+        );
+        // dpkg owns this one: not unmanaged.
+        write(
+            root,
+            &format!("{py}/debpkg-1.0.dist-info/METADATA"),
+            &metadata("debpkg", "1.0"),
+        );
+        write(
+            root,
+            "var/lib/dpkg/info/python3-debpkg.list",
+            format!("/.\n/usr\n/{py}/debpkg-1.0.dist-info/METADATA\n").as_bytes(),
+        );
+        // Hostile: headers that never end, and binary junk.
+        let mut endless = b"Name: x\nVersion: 1\n".to_vec();
+        endless.extend(std::iter::repeat_n(b'a', 200_000));
+        write(
+            root,
+            &format!("{py}/endless-1.dist-info/METADATA"),
+            &endless,
+        );
+        write(
+            root,
+            &format!("{py}/junk-1.dist-info/METADATA"),
+            &[0xff, 0, 0xfe, b'\n', b':'],
+        );
+        // A virtualenv under a directory of virtualenvs.
+        write(root, "srv/venvs/app/pyvenv.cfg", b"home = /usr/bin\n");
+        write(
+            root,
+            "srv/venvs/app/lib/python3.11/site-packages/Django-3.2.dist-info/METADATA",
+            &metadata("Django", "3.2"),
+        );
+        // npm, plain and scoped; one package.json is not JSON.
+        let nm = "usr/local/lib/node_modules";
+        write(
+            root,
+            &format!("{nm}/left-pad/package.json"),
+            br#"{"name":"left-pad","version":"1.2.0"}"#,
+        );
+        write(
+            root,
+            &format!("{nm}/@scope/tool/package.json"),
+            br#"{"name":"@scope/tool","version":"0.1.0"}"#,
+        );
+        write(root, &format!("{nm}/broken/package.json"), b"{not json");
+        // Binaries: a real Go binary two levels under /opt, a Rust one.
+        let gobin = root.join("opt/vendor/bin/gotool");
+        fs::create_dir_all(gobin.parent().unwrap()).unwrap();
+        fs::copy(HOST_GO, &gobin).unwrap();
+        let dep = dir.path().join("dep-v0");
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(
+            br#"{"packages":[{"name":"tool","version":"0.1.0","source":"local","dependencies":[1],"root":true},{"name":"smallvec","version":"1.6.0","source":"crates.io"}]}"#,
+        )
+        .unwrap();
+        fs::write(&dep, z.finish().unwrap()).unwrap();
+        let rustbin = root.join("usr/local/bin/rusttool");
+        fs::create_dir_all(rustbin.parent().unwrap()).unwrap();
+        let o = Command::new("objcopy")
+            .arg("--add-section")
+            .arg(format!(".dep-v0={}", dep.display()))
+            .arg("/bin/true")
+            .arg(&rustbin)
+            .output()
+            .expect("objcopy (binutils)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // A script and a link to the host's Go: neither is reported.
+        write(root, "usr/local/bin/script.sh", b"#!/bin/sh\necho hi\n");
+        std::os::unix::fs::symlink(HOST_GO, root.join("usr/local/bin/go-link")).unwrap();
+        std::os::unix::fs::symlink("/usr/lib", root.join("usr/local/lib/python3.12")).unwrap();
+
+        let settings = Settings {
+            virtualenvs: vec!["/srv/venvs".into()],
+            ..Settings::default()
+        };
+        let (items, stats) = scan_of(root, &settings);
+        let k = keys(&items);
+        let has = |eco: &str, name: &str, version: &str, path: &str| {
+            k.contains(&(eco.into(), name.into(), version.into(), path.into()))
+        };
+        assert!(
+            has(
+                "PyPI",
+                "urllib3",
+                "1.26.4",
+                &format!("/{py}/urllib3-1.26.4.dist-info")
+            ),
+            "{k:?}"
+        );
+        assert!(has(
+            "PyPI",
+            "Old_Thing",
+            "0.9",
+            &format!("/{py}/Old_Thing-0.9.egg-info")
+        ));
+        assert!(has(
+            "PyPI",
+            "Django",
+            "3.2",
+            "/srv/venvs/app/lib/python3.11/site-packages/Django-3.2.dist-info"
+        ));
+        assert!(has(
+            "npm",
+            "left-pad",
+            "1.2.0",
+            &format!("/{nm}/left-pad/package.json")
+        ));
+        assert!(has(
+            "npm",
+            "@scope/tool",
+            "0.1.0",
+            &format!("/{nm}/@scope/tool/package.json")
+        ));
+        assert!(
+            has("Go", "stdlib", "go1.19.8", "/opt/vendor/bin/gotool"),
+            "{k:?}"
+        );
+        assert!(has(
+            "crates.io",
+            "smallvec",
+            "1.6.0",
+            "/usr/local/bin/rusttool"
+        ));
+        assert!(!k.iter().any(|i| i.1 == "debpkg"), "dpkg owns it");
+        assert!(
+            !k.iter()
+                .any(|i| i.3.contains("go-link") || i.3.contains("python3.12")),
+            "links are not followed: {k:?}"
+        );
+        assert!(
+            !k.iter()
+                .any(|i| i.1 == "tool" || i.1 == "x" || i.1 == "broken")
+        );
+        assert_eq!(
+            stats.skipped, 3,
+            "endless, junk and broken are skipped: {stats:?}"
+        );
+        assert!(!stats.truncated);
+        assert!(patchbay_core::inventory::unmanaged::check(&items).is_ok());
+
+        // The bounds: too few entries stops the scan (and says so); a binary
+        // above the size limit is skipped; disabled finds nothing.
+        let (few, st) = scan_of(
+            root,
+            &Settings {
+                max_entries: 3,
+                ..settings.clone()
+            },
+        );
+        assert!(
+            st.truncated && st.entries == 3 && few.len() < items.len(),
+            "{st:?}"
+        );
+        let (small, st) = scan_of(
+            root,
+            &Settings {
+                max_binary_bytes: 1024 * 1024,
+                ..settings.clone()
+            },
+        );
+        assert!(!small.iter().any(|u| u.path == "/opt/vendor/bin/gotool"));
+        assert_eq!(st.skipped, 4);
+        let (none, _) = scan_of(
+            root,
+            &Settings {
+                enabled: false,
+                ..settings.clone()
+            },
+        );
+        assert!(none.is_empty());
+        // Depth: /opt/vendor/bin/gotool is 3 levels down.
+        let (shallow, _) = scan_of(
+            root,
+            &Settings {
+                max_depth: 2,
+                ..settings
+            },
+        );
+        assert!(!shallow.iter().any(|u| u.path == "/opt/vendor/bin/gotool"));
+    }
+
+    #[test]
+    fn settings_parse_from_agent_toml() {
+        let c = crate::exec::config::Config::parse(
+            "[unmanaged]\nvirtualenvs = [\"/srv/venvs\"]\nmax_entries = 10\n",
+        )
+        .unwrap();
+        assert_eq!(c.unmanaged.virtualenvs, vec![PathBuf::from("/srv/venvs")]);
+        assert_eq!(c.unmanaged.max_entries, 10);
+        assert_eq!(c.unmanaged.npm, default_npm());
+        let e = crate::exec::config::Config::parse("[unmanaged]\nvirtualenv = []\n").unwrap_err();
+        assert!(format!("{e:#}").contains("virtualenv"), "{e:#}");
+        assert_eq!(
+            crate::exec::config::Config::default().unmanaged,
+            Settings::default()
+        );
+    }
+}
