@@ -302,3 +302,29 @@ fn unmanaged_items_match_in_their_ecosystems() {
     assert_eq!(unmanaged_arch("/x"), "unmanaged:/x");
     assert_eq!(unmanaged_path("amd64"), None);
 }
+
+fn fixture(rel: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/unmanaged")
+        .join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Real files: the `.go.buildinfo` section of a program built here with
+/// Debian 12's Go 1.19.8 (`objcopy -O binary --only-section`), and the
+/// METADATA pip installed for urllib3 1.26.4 (43 KB: its long description
+/// follows the headers).
+#[test]
+fn real_files_read() {
+    let info = go_buildinfo(&fixture("go1.19.8-hello.go.buildinfo")).unwrap();
+    assert_eq!(info.go_version, "go1.19.8");
+    assert_eq!(info.path.as_deref(), Some("command-line-arguments"));
+    assert_eq!(info.main, None);
+    assert!(info.deps.is_empty());
+    let items = go_items(&info, "/usr/local/bin/hello");
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        dist_metadata(&fixture("urllib3-1.26.4.METADATA")).unwrap(),
+        ("urllib3".to_owned(), "1.26.4".to_owned())
+    );
+}
