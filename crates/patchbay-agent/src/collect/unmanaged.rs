@@ -322,7 +322,6 @@ fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
 /// The Go and `cargo auditable` items of one file: nothing for a file that is
 /// not ELF or has neither section; an error for one too large or malformed.
 fn binary_items(path: &Path, max_bytes: u64) -> Result<Vec<Unmanaged>, String> {
-    use object::{Object, ObjectSection};
     let meta = fs::symlink_metadata(path).map_err(|e| e.to_string())?;
     let mut file = fs::File::open(path).map_err(|e| e.to_string())?;
     let mut magic = [0u8; 4];
@@ -333,23 +332,22 @@ fn binary_items(path: &Path, max_bytes: u64) -> Result<Vec<Unmanaged>, String> {
         return Err(format!("larger than {max_bytes} bytes"));
     }
     let cache = object::read::ReadCache::new(file);
-    let obj = object::File::parse(&cache).map_err(|e| format!("ELF: {e}"))?;
-    let mut out = Vec::new();
-    let section = |name: &str, max: usize| -> Result<Option<&[u8]>, String> {
-        let Some(s) = obj.section_by_name(name) else {
-            return Ok(None);
-        };
-        if s.size() > max as u64 {
-            return Err(format!("{name} is larger than {max} bytes"));
+    let (go, dep) = match object::FileKind::parse(&cache).map_err(|e| format!("ELF: {e}"))? {
+        object::FileKind::Elf32 => {
+            elf_sections::<object::elf::FileHeader32<object::Endianness>>(&cache)?
         }
-        s.data().map(Some).map_err(|e| format!("{name}: {e}"))
+        object::FileKind::Elf64 => {
+            elf_sections::<object::elf::FileHeader64<object::Endianness>>(&cache)?
+        }
+        _ => return Ok(Vec::new()),
     };
-    if let Some(b) = section(".go.buildinfo", unmanaged::limits::MAX_GO_BUILDINFO)? {
-        let info = go_buildinfo(b).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    if let Some(b) = go {
+        let info = go_buildinfo(&b).map_err(|e| e.to_string())?;
         out.extend(go_items(&info, "/"));
     }
-    if let Some(b) = section(".dep-v0", unmanaged::limits::MAX_AUDITABLE_COMPRESSED)? {
-        for (name, version) in auditable_deps(b).map_err(|e| e.to_string())? {
+    if let Some(b) = dep {
+        for (name, version) in auditable_deps(&b).map_err(|e| e.to_string())? {
             out.push(Unmanaged {
                 ecosystem: Ecosystem::CratesIo,
                 name,
@@ -359,6 +357,39 @@ fn binary_items(path: &Path, max_bytes: u64) -> Result<Vec<Unmanaged>, String> {
         }
     }
     Ok(out)
+}
+
+/// The `.go.buildinfo` and `.dep-v0` sections of an ELF file, read through
+/// its section headers only (never its symbol tables, which are megabytes in
+/// a large Go binary), each at most its parser's bound.
+fn elf_sections<'a, H>(
+    data: &'a object::read::ReadCache<fs::File>,
+) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), String>
+where
+    H: object::read::elf::FileHeader<Endian = object::Endianness>,
+{
+    use object::read::elf::SectionHeader;
+    let header = H::parse(data).map_err(|e| format!("ELF header: {e}"))?;
+    let endian = header.endian().map_err(|e| format!("ELF header: {e}"))?;
+    let sections = header
+        .sections(endian, data)
+        .map_err(|e| format!("ELF sections: {e}"))?;
+    let get = |name: &str, max: usize| -> Result<Option<Vec<u8>>, String> {
+        let Some((_, s)) = sections.section_by_name(endian, name.as_bytes()) else {
+            return Ok(None);
+        };
+        let size: u64 = s.sh_size(endian).into();
+        if size > max as u64 {
+            return Err(format!("{name} is larger than {max} bytes"));
+        }
+        s.data(endian, data)
+            .map(|b| Some(b.to_vec()))
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    Ok((
+        get(".go.buildinfo", unmanaged::limits::MAX_GO_BUILDINFO)?,
+        get(".dep-v0", unmanaged::limits::MAX_AUDITABLE_COMPRESSED)?,
+    ))
 }
 
 /// The paths dpkg owns, among `candidates` (paths inside the root): read from
