@@ -468,6 +468,16 @@ pub fn scan(
         .into_iter()
         .filter(|(p, _)| !owned.contains(p))
         .map(|(_, u)| u)
+        // An item the server would refuse (a path over 512 bytes, one with a
+        // control character) is dropped here, logged: one odd file must not
+        // get the whole check-in refused.
+        .filter(|u| match unmanaged::check(std::slice::from_ref(u)) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(path = %u.path.escape_debug(), %e, "unmanaged software: item left out");
+                false
+            }
+        })
         .collect();
     out.sort();
     out.dedup();
@@ -603,6 +613,13 @@ mod tests {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         // A script and a link to the host's Go: neither is reported.
         write(root, "usr/local/bin/script.sh", b"#!/bin/sh\necho hi\n");
+        // A path the server would refuse (a newline in it): left out, the rest
+        // still reported.
+        write(
+            root,
+            &format!("{nm}/odd\nname/package.json"),
+            br#"{"name":"odd","version":"1.0.0"}"#,
+        );
         std::os::unix::fs::symlink(HOST_GO, root.join("usr/local/bin/go-link")).unwrap();
         std::os::unix::fs::symlink("/usr/lib", root.join("usr/local/lib/python3.12")).unwrap();
 

@@ -319,6 +319,9 @@ pub fn go_buildinfo(bytes: &[u8]) -> Result<GoBuildInfo, UnmanagedError> {
             "path" => info.path = Some(path.to_owned()).filter(|p| !p.is_empty()),
             "mod" => {
                 field_ok("main module path", path)?;
+                if !version.is_empty() {
+                    field_ok("main module version", version)?;
+                }
                 info.main = Some((path.to_owned(), version.to_owned()));
                 last_dep = None;
             }
