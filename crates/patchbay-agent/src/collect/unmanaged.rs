@@ -362,8 +362,8 @@ fn binary_items(path: &Path, max_bytes: u64) -> Result<Vec<Unmanaged>, String> {
 /// The `.go.buildinfo` and `.dep-v0` sections of an ELF file, read through
 /// its section headers only (never its symbol tables, which are megabytes in
 /// a large Go binary), each at most its parser's bound.
-fn elf_sections<'a, H>(
-    data: &'a object::read::ReadCache<fs::File>,
+fn elf_sections<H>(
+    data: &object::read::ReadCache<fs::File>,
 ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), String>
 where
     H: object::read::elf::FileHeader<Endian = object::Endianness>,
