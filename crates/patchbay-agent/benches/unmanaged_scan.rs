@@ -11,7 +11,7 @@
 //! The latest figures are in `docs/benchmarks.md`.
 
 use patchbay_agent::collect::unmanaged::{Settings, scan};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -31,7 +31,7 @@ fn main() {
     if let Ok(rd) = std::fs::read_dir("/usr/lib") {
         for e in rd.flatten() {
             if e.file_name().to_string_lossy().starts_with("go-") {
-                wide.binaries.push(PathBuf::from(e.path()).join("bin"));
+                wide.binaries.push(e.path().join("bin"));
             }
         }
     }

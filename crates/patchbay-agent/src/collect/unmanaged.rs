@@ -359,12 +359,14 @@ fn binary_items(path: &Path, max_bytes: u64) -> Result<Vec<Unmanaged>, String> {
     Ok(out)
 }
 
+/// The bytes of a binary's `.go.buildinfo` and `.dep-v0` sections, when it
+/// has them.
+type BuildInfoSections = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// The `.go.buildinfo` and `.dep-v0` sections of an ELF file, read through
 /// its section headers only (never its symbol tables, which are megabytes in
 /// a large Go binary), each at most its parser's bound.
-fn elf_sections<H>(
-    data: &object::read::ReadCache<fs::File>,
-) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), String>
+fn elf_sections<H>(data: &object::read::ReadCache<fs::File>) -> Result<BuildInfoSections, String>
 where
     H: object::read::elf::FileHeader<Endian = object::Endianness>,
 {
