@@ -362,6 +362,25 @@ fn pip_distribution_and_go_binary(engine: Engine) {
         .filter(|w| w["unmanaged_path"].as_str() == Some(DIST))
         .count();
     assert_eq!(in_worklist, 3, "urllib3's three findings in the worklist");
+    // People see where it is in the CLI's tables.
+    let cell = format!("urllib3 (unmanaged: {DIST})");
+    for args in [
+        vec!["worklist"],
+        vec!["findings", "list", "--asset", name.as_str()],
+    ] {
+        let out = run(Command::new(patchbay_bin()).args(&args).args([
+            "--url",
+            &url,
+            "--token",
+            token.trim(),
+        ]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.matches(&cell).count(), 3, "patchbay {args:?}:\n{text}");
+        assert!(
+            text.contains(&format!("stdlib (unmanaged: {BINARY})")),
+            "{text}"
+        );
+    }
 
     // The binary goes: the next check-in resolves its findings (and only
     // those).
