@@ -236,7 +236,7 @@ struct FindingsDiff {
     refresh: Vec<(i64, NewFinding)>,
     /// Open findings no longer matched, by id.
     gone: Vec<i64>,
-    /// The same, by name (`F-<asset>-<advisory>-<package>`): an open SLA
+    /// The same, by name (`patchbay_core::assess::finding_name`): an open SLA
     /// breach among them ends (`sla.resolved`).
     gone_names: HashSet<String>,
     stats: SyncStats,
@@ -259,9 +259,11 @@ impl FindingsDiff {
             for r in existing {
                 if r.resolved_at.is_none() && !seen.contains(&key(&r.finding)) {
                     self.gone.push(r.id);
-                    self.gone_names.insert(format!(
-                        "F-{}-{}-{}",
-                        r.asset_name, r.finding.advisory_id, r.finding.package
+                    self.gone_names.insert(patchbay_core::assess::finding_name(
+                        &r.asset_name,
+                        &r.finding.advisory_id,
+                        &r.finding.package,
+                        &r.finding.arch,
                     ));
                     self.stats.resolved += 1;
                 }

@@ -454,6 +454,17 @@ pub fn unmanaged_arch(path: &str) -> String {
     format!("{UNMANAGED_ARCH_PREFIX}{path}")
 }
 
+/// A finding's name: `F-<asset>-<advisory>-<package>`, and for unmanaged
+/// software `F-<asset>-<advisory>-<package>@<path>` (the same distribution in
+/// two virtualenvs is two findings, so two names: an SLA breach or a
+/// notification names the one it is about).
+pub fn finding_name(asset: &str, advisory: &str, package: &str, arch: &str) -> String {
+    match unmanaged_path(arch) {
+        Some(path) => format!("F-{asset}-{advisory}-{package}@{path}"),
+        None => format!("F-{asset}-{advisory}-{package}"),
+    }
+}
+
 /// The path of a finding of unmanaged software (its `arch`), `None` for a
 /// package's finding.
 pub fn unmanaged_path(arch: &str) -> Option<&str> {

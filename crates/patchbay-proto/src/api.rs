@@ -302,7 +302,8 @@ pub struct List<T> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FindingOut {
-    /// Standard name `F-<asset>-<advisory>-<package>`.
+    /// Standard name `F-<asset>-<advisory>-<package>` (software installed
+    /// outside the package manager: `…-<package>@<path>`).
     pub id: String,
     /// Asset name.
     pub asset: String,

@@ -335,6 +335,17 @@ fn pip_distribution_and_go_binary(engine: Engine) {
                     format!("unmanaged:{}", s("unmanaged_path")),
                     "marked unmanaged with its path: {f}"
                 );
+                assert_eq!(
+                    s("id"),
+                    format!(
+                        "F-{}-{}-{}@{}",
+                        s("asset"),
+                        s("advisory"),
+                        s("package"),
+                        s("unmanaged_path")
+                    ),
+                    "named with its path"
+                );
                 (
                     s("advisory"),
                     s("package"),

@@ -5,7 +5,9 @@
 
 use std::io::Write;
 
-use patchbay_core::assess::{AdvisoryInfo, Assessor, Index, unmanaged_arch, unmanaged_path};
+use patchbay_core::assess::{
+    AdvisoryInfo, Assessor, Index, finding_name, unmanaged_arch, unmanaged_path,
+};
 use patchbay_core::inventory::unmanaged::{
     Ecosystem, GO_BUILDINFO_MAGIC, Unmanaged, auditable_deps, check, dist_metadata, go_buildinfo,
     go_items, npm_package,
@@ -300,6 +302,14 @@ fn unmanaged_items_match_in_their_ecosystems() {
     );
     assert!(f.iter().all(|f| f.arch.starts_with("unmanaged:")));
     assert_eq!(unmanaged_arch("/x"), "unmanaged:/x");
+    assert_eq!(
+        finding_name("h", "GO-1", "stdlib", "unmanaged:/usr/local/bin/a"),
+        "F-h-GO-1-stdlib@/usr/local/bin/a"
+    );
+    assert_eq!(
+        finding_name("h", "DSA-1", "openssl", "amd64"),
+        "F-h-DSA-1-openssl"
+    );
     assert_eq!(unmanaged_path("amd64"), None);
 }
 
