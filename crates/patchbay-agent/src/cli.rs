@@ -73,7 +73,8 @@ pub struct Args {
     /// Log as JSON lines.
     #[arg(long, global = true)]
     pub log_json: bool,
-    /// Local configuration (health checks, hooks, pre-flight limits)
+    /// Local configuration (health checks, hooks, pre-flight limits, where to
+    /// look for software installed outside the package manager: [unmanaged])
     /// [default: /etc/patchbay-agent/agent.toml when it exists].
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,

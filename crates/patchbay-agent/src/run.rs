@@ -317,6 +317,7 @@ pub fn collect_inventory(opts: &AgentOptions) -> anyhow::Result<Inventory> {
         root: opts.root.clone(),
         pending_updates: opts.pending_updates,
         host_network: opts.host_network,
+        unmanaged: opts.config.unmanaged.clone(),
         ..Default::default()
     })
     .with_context(|| format!("collecting the inventory of {}", opts.root.display()))

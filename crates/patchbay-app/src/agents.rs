@@ -622,8 +622,14 @@ impl App {
         // Only what changed is re-matched; an OS change (or the first inventory,
         // whose delta is everything) re-assesses the whole asset.
         let findings = if asset.facts.os == inv.facts.os && asset.inventory_hash.is_some() {
-            self.assess_changed(&mut tx, &stored, &inv.packages, &delta)
-                .await?
+            let mut stats = self
+                .assess_changed(&mut tx, &stored, &inv.packages, &delta)
+                .await?;
+            // Unmanaged software is matched on its own: only when it changed.
+            if asset.facts.unmanaged != inv.facts.unmanaged {
+                stats += self.assess_unmanaged_in(&mut tx, &stored).await?;
+            }
+            stats
         } else {
             self.assess_in(&mut tx, &stored).await?
         };

@@ -25,9 +25,10 @@
 use crate::change::Change;
 use crate::{App, AppError};
 use patchbay_core::assess::{
-    AdvisoryInfo, Assessor, Finding, Index, Target, match_key, target_for,
+    AdvisoryInfo, Assessor, Finding, Index, Target, match_key, target_for, unmanaged_path,
 };
 use patchbay_core::inventory::Package;
+use patchbay_core::inventory::unmanaged::{Ecosystem, Unmanaged};
 use patchbay_store::{
     AdvisoryRow, AssetRow, FindingRow, MAX_ADVISORY_FILTER, NewFinding, Reassess, Tx,
 };
@@ -235,7 +236,7 @@ struct FindingsDiff {
     refresh: Vec<(i64, NewFinding)>,
     /// Open findings no longer matched, by id.
     gone: Vec<i64>,
-    /// The same, by name (`F-<asset>-<advisory>-<package>`): an open SLA
+    /// The same, by name (`patchbay_core::assess::finding_name`): an open SLA
     /// breach among them ends (`sla.resolved`).
     gone_names: HashSet<String>,
     stats: SyncStats,
@@ -258,9 +259,11 @@ impl FindingsDiff {
             for r in existing {
                 if r.resolved_at.is_none() && !seen.contains(&key(&r.finding)) {
                     self.gone.push(r.id);
-                    self.gone_names.insert(format!(
-                        "F-{}-{}-{}",
-                        r.asset_name, r.finding.advisory_id, r.finding.package
+                    self.gone_names.insert(patchbay_core::assess::finding_name(
+                        &r.asset_name,
+                        &r.finding.advisory_id,
+                        &r.finding.package,
+                        &r.finding.arch,
                     ));
                     self.stats.resolved += 1;
                 }
@@ -393,19 +396,64 @@ impl App {
         findings
     }
 
-    /// Re-assesses one asset inside `tx` (check-ins, imports, feed changes).
+    /// Matches software installed outside the package manager (each item in
+    /// its own language ecosystem) with the shared matcher.
+    fn match_unmanaged(&self, items: &[Unmanaged]) -> Vec<Finding> {
+        if items.is_empty() {
+            return Vec::new();
+        }
+        let mut c = self.index_cache.lock().unwrap_or_else(|e| e.into_inner());
+        let index = c.index.clone();
+        let (findings, problems) = c.assessor.assess_unmanaged(&index, items);
+        for p in problems {
+            tracing::debug!(advisory = %p.advisory, problem = %p.message, "advisory skipped while matching unmanaged software");
+        }
+        findings
+    }
+
+    /// Re-assesses one asset inside `tx` (check-ins, imports, feed changes):
+    /// its packages when its OS has an advisory ecosystem, and its unmanaged
+    /// software whatever the OS.
     pub(crate) async fn assess_in(
         &self,
         tx: &mut Change<'_>,
         asset: &AssetRow,
     ) -> Result<SyncStats, AppError> {
-        let Ok(target) = target_for(&asset.facts.os) else {
+        let target = target_for(&asset.facts.os).ok();
+        if target.is_none() && asset.facts.unmanaged.is_empty() {
             return Ok(SyncStats::default());
-        };
+        }
         self.index_in(tx).await?;
-        let packages = tx.packages(asset.id).await?;
-        let findings = self.match_packages(&target, &packages);
-        let existing = tx.findings_of_asset(asset.id).await?;
+        let mut findings = match &target {
+            Some(target) => {
+                let packages = tx.packages(asset.id).await?;
+                self.match_packages(target, &packages)
+            }
+            None => Vec::new(),
+        };
+        findings.extend(self.match_unmanaged(&asset.facts.unmanaged));
+        let mut existing = tx.findings_of_asset(asset.id).await?;
+        if target.is_none() {
+            // Without an ecosystem for its OS, the packages' findings stay as
+            // they are; only the unmanaged software's are brought in line.
+            existing.retain(|f| unmanaged_path(&f.finding.arch).is_some());
+        }
+        sync_findings(tx, asset.id, existing, &findings, self.now()).await
+    }
+
+    /// Re-assesses only an asset's unmanaged software (inside `tx`): a
+    /// check-in that changed it, or a feed import that changed a language
+    /// ecosystem's advisories. Its findings are those whose `arch` is
+    /// `unmanaged:<path>`; the packages' findings are not touched.
+    pub(crate) async fn assess_unmanaged_in(
+        &self,
+        tx: &mut Change<'_>,
+        asset: &AssetRow,
+    ) -> Result<SyncStats, AppError> {
+        self.index_in(tx).await?;
+        let findings = self.match_unmanaged(&asset.facts.unmanaged);
+        let mut existing = tx.findings_of_asset(asset.id).await?;
+        existing.retain(|f| unmanaged_path(&f.finding.arch).is_some());
         sync_findings(tx, asset.id, existing, &findings, self.now()).await
     }
 
@@ -482,13 +530,23 @@ impl App {
                 }
                 let mut diff = FindingsDiff::default();
                 for a in group {
-                    let Ok(target) = target_for(&a.facts.os) else {
+                    let target = target_for(&a.facts.os).ok();
+                    if target.is_none() && a.facts.unmanaged.is_empty() {
                         continue;
+                    }
+                    let mut found = match &target {
+                        Some(target) => {
+                            let mut pkgs = packages.remove(&a.id).unwrap_or_default();
+                            pkgs.sort();
+                            self.match_packages(target, &pkgs)
+                        }
+                        None => Vec::new(),
                     };
-                    let mut pkgs = packages.remove(&a.id).unwrap_or_default();
-                    pkgs.sort();
-                    let found = self.match_packages(&target, &pkgs);
-                    let old = existing.remove(&a.id).unwrap_or_default();
+                    found.extend(self.match_unmanaged(&a.facts.unmanaged));
+                    let mut old = existing.remove(&a.id).unwrap_or_default();
+                    if target.is_none() {
+                        old.retain(|f| unmanaged_path(&f.finding.arch).is_some());
+                    }
                     diff.add(
                         a.id,
                         &old.iter().collect::<Vec<_>>(),
@@ -690,6 +748,35 @@ impl App {
                 .await?;
             done += chunk.len();
             progress(done, candidates.len());
+        }
+        // Unmanaged software is not in `asset_packages`: when an import changed
+        // a language ecosystem's advisories, every asset that reports
+        // unmanaged software has it re-matched (its findings of those items
+        // only).
+        if changed
+            .keys()
+            .any(|(eco, _)| Ecosystem::from_osv(eco).is_some())
+        {
+            let with: Vec<AssetRow> = {
+                let mut tx = self.store.read().await?;
+                tx.list_assets()
+                    .await?
+                    .into_iter()
+                    .filter(|a| !a.facts.unmanaged.is_empty())
+                    .collect()
+            };
+            for chunk in with.chunks(CHUNK_ASSETS) {
+                let mut tx = self
+                    .change_by_system(crate::system::SystemActor::Assessor)
+                    .await?;
+                for a in chunk {
+                    out.assets += 1;
+                    out.packages += a.facts.unmanaged.len() as u64;
+                    out.stats += self.assess_unmanaged_in(&mut tx, a).await?;
+                }
+                tx.commit_unaudited("unmanaged software re-assessed after a feed import")
+                    .await?;
+            }
         }
         let mut tx = self
             .change_by_system(crate::system::SystemActor::Assessor)

@@ -349,6 +349,7 @@ impl App {
             macs: a.facts.macs.clone(),
             listening: a.facts.listening.clone(),
             neighbours: a.facts.neighbours.clone(),
+            unmanaged: a.facts.unmanaged.clone(),
             reboot_required: a.facts.reboot_required,
             services_needing_restart: a.facts.services_needing_restart.clone(),
             package_format: a.package_format.clone(),

@@ -177,9 +177,11 @@ impl Enrichment {
     pub(crate) fn finding_out(&self, r: patchbay_store::FindingRow) -> FindingOut {
         let a = self.advisory(&r.finding.advisory_id);
         FindingOut {
-            id: format!(
-                "F-{}-{}-{}",
-                r.asset_name, r.finding.advisory_id, r.finding.package
+            id: patchbay_core::assess::finding_name(
+                &r.asset_name,
+                &r.finding.advisory_id,
+                &r.finding.package,
+                &r.finding.arch,
             ),
             cves: a.cves.to_vec(),
             cvss: a.cvss,
@@ -192,6 +194,8 @@ impl Enrichment {
             asset: r.asset_name,
             package: r.finding.package,
             source_package: r.finding.source_package,
+            unmanaged_path: patchbay_core::assess::unmanaged_path(&r.finding.arch)
+                .map(str::to_owned),
             arch: r.finding.arch,
             installed_version: r.finding.installed_version,
             fixed_version: r.finding.fixed_version,
@@ -419,9 +423,11 @@ impl Snapshot<'_> {
                 if excepting(&exceptions, &facts, now).is_some() {
                     return;
                 }
-                let id = format!(
-                    "F-{}-{}-{}",
-                    r.asset_name, r.finding.advisory_id, r.finding.package
+                let id = patchbay_core::assess::finding_name(
+                    &r.asset_name,
+                    &r.finding.advisory_id,
+                    &r.finding.package,
+                    &r.finding.arch,
                 );
                 lines.push((rank, id, i));
             },

@@ -480,6 +480,27 @@ fn print_asset(a: &AssetDetail) {
             table(&["PENDING", "INSTALLED", "AVAILABLE", "ORIGIN"], &rows)
         );
     }
+    if !a.unmanaged.is_empty() {
+        // Software installed outside the package manager (pip, npm -g, Go
+        // and cargo-auditable binaries), with where it is.
+        println!();
+        let rows: Vec<Vec<String>> = a
+            .unmanaged
+            .iter()
+            .map(|u| {
+                vec![
+                    u.ecosystem.osv().to_owned(),
+                    u.name.clone(),
+                    u.version.clone(),
+                    u.path.clone(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(&["UNMANAGED", "NAME", "VERSION", "PATH"], &rows)
+        );
+    }
 }
 
 /// Runs a `tokens` command.

@@ -53,7 +53,7 @@ fn print_findings(items: &[FindingOut]) {
         .map(|f| {
             vec![
                 f.asset.clone(),
-                f.package.clone(),
+                crate::output::package_cell(&f.package, f.unmanaged_path.as_deref()),
                 f.installed_version.clone(),
                 f.fixed_version.clone().unwrap_or_else(|| "-".into()),
                 f.advisory.clone(),

@@ -567,7 +567,8 @@ pub enum Command {
     },
     /// Compare two versions: prints <, = or >.
     Vercmp {
-        /// Scheme: deb, rpm, apk or semver.
+        /// Scheme: deb, rpm, apk, semver (also npm and crates.io), pypi (PEP 440) or go
+        /// (module versions v1.2.3 and toolchains go1.21.3).
         scheme: String,
         /// First version.
         a: String,

@@ -78,6 +78,16 @@ pub fn emit<T: Serialize>(
     }
 }
 
+/// A table's package cell: the package, or for software installed outside the
+/// package manager the package and where it is (`urllib3 (unmanaged:
+/// /usr/local/lib/python3.11/dist-packages/urllib3-1.26.4.dist-info)`).
+pub fn package_cell(package: &str, unmanaged_path: Option<&str>) -> String {
+    match unmanaged_path {
+        Some(p) => format!("{package} (unmanaged: {p})"),
+        None => package.to_owned(),
+    }
+}
+
 /// Renders rows as left-aligned columns under a header; every cell goes
 /// through [`clean`].
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {

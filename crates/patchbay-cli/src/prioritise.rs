@@ -83,7 +83,7 @@ pub fn worklist(c: &Client, a: WorklistArgs) -> anyhow::Result<()> {
             },
             f.asset.clone(),
             w.owner.clone(),
-            f.package.clone(),
+            crate::output::package_cell(&f.package, f.unmanaged_path.as_deref()),
             f.installed_version.clone(),
             f.fixed_version.clone().unwrap_or_else(|| "-".into()),
             f.advisory.clone(),

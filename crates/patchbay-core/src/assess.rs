@@ -11,6 +11,7 @@
 //! [`Assessor`] caches each triple's matches and a 10,000-host fleet costs little more
 //! than its distinct set.
 
+use crate::inventory::unmanaged::{Ecosystem, Unmanaged};
 use crate::inventory::{OsRelease, Package};
 use patchbay_version::Scheme;
 use patchbay_version::osv::{Range, evaluate};
@@ -196,6 +197,12 @@ impl Index {
             }
         };
         for (eco, pkg, ranges, versions) in affected {
+            // PyPI names are matched PEP 503-normalised on both sides
+            // (`Foo_Bar` and `foo-bar` are one project).
+            let pkg = match Ecosystem::from_osv(&eco) {
+                Some(e @ Ecosystem::Pypi) => e.key_name(&pkg),
+                _ => pkg,
+            };
             let entries = self.by_key.entry((eco, pkg)).or_default();
             let e = AffectedEntry {
                 advisory: idx,
@@ -431,6 +438,101 @@ impl Assessor {
         }
         findings.sort_by(|a, b| {
             (&a.package, &a.arch, &a.advisory).cmp(&(&b.package, &b.arch, &b.advisory))
+        });
+        (findings, problems)
+    }
+}
+
+/// The `arch` of a finding of unmanaged software: `unmanaged:<path>`. Findings
+/// are keyed by (advisory, package, arch), so the same distribution in two
+/// virtualenvs is two findings, and none can collide with a package's (no
+/// package architecture contains `:`).
+pub const UNMANAGED_ARCH_PREFIX: &str = "unmanaged:";
+
+/// The finding `arch` of unmanaged software at `path`.
+pub fn unmanaged_arch(path: &str) -> String {
+    format!("{UNMANAGED_ARCH_PREFIX}{path}")
+}
+
+/// A finding's name: `F-<asset>-<advisory>-<package>`, and for unmanaged
+/// software `F-<asset>-<advisory>-<package>@<path>` (the same distribution in
+/// two virtualenvs is two findings, so two names: an SLA breach or a
+/// notification names the one it is about).
+pub fn finding_name(asset: &str, advisory: &str, package: &str, arch: &str) -> String {
+    match unmanaged_path(arch) {
+        Some(path) => format!("F-{asset}-{advisory}-{package}@{path}"),
+        None => format!("F-{asset}-{advisory}-{package}"),
+    }
+}
+
+/// The path of a finding of unmanaged software (its `arch`), `None` for a
+/// package's finding.
+pub fn unmanaged_path(arch: &str) -> Option<&str> {
+    arch.strip_prefix(UNMANAGED_ARCH_PREFIX)
+}
+
+impl Assessor {
+    /// The findings of software installed outside the package manager: each
+    /// item matched in its own OSV ecosystem (`PyPI`, `npm`, `Go`,
+    /// `crates.io`) with that ecosystem's version order, whatever the host's
+    /// OS. A finding's `arch` is [`unmanaged_arch`] of the item's path, its
+    /// `source_package` the name advisories key it under. An item whose
+    /// version is not valid in its ecosystem (a Go main module at `(devel)`,
+    /// a legacy Python version) matches nothing and is reported as a problem
+    /// by the advisories it could not be compared with.
+    pub fn assess_unmanaged(
+        &mut self,
+        index: &Index,
+        items: &[Unmanaged],
+    ) -> (Vec<Finding>, Vec<Problem>) {
+        let mut findings = Vec::new();
+        let mut problems = Vec::new();
+        for u in items {
+            let eco = u.ecosystem.osv();
+            let Some(scheme) = Scheme::for_osv_ecosystem(eco) else {
+                continue;
+            };
+            let name = u.ecosystem.key_name(&u.name);
+            let key = (eco.to_owned(), name.clone(), u.version.clone());
+            let res = match self.cache.get(&key) {
+                Some(r) => {
+                    self.reused += 1;
+                    r.clone()
+                }
+                None => {
+                    self.evaluated += 1;
+                    let r = Arc::new(index.match_version(scheme, eco, &name, &u.version));
+                    self.cache.insert(key, r.clone());
+                    r
+                }
+            };
+            for m in &res.0 {
+                let a = index.advisory(m.advisory);
+                findings.push(Finding {
+                    package: u.name.clone(),
+                    source_package: name.clone(),
+                    arch: unmanaged_arch(&u.path),
+                    installed_version: u.version.clone(),
+                    compared_version: u.version.clone(),
+                    fixed_version: m.fixed.clone(),
+                    advisory: a.id.clone(),
+                    cves: a.cves.clone(),
+                    cvss: a.cvss,
+                });
+            }
+            for pr in &res.1 {
+                if !problems.contains(pr) {
+                    problems.push(pr.clone());
+                }
+            }
+        }
+        findings.sort_by(|a, b| {
+            (&a.package, &a.arch, &a.advisory).cmp(&(&b.package, &b.arch, &b.advisory))
+        });
+        // One binary may name a module twice (a dep and its replacement's
+        // target): one finding per key.
+        findings.dedup_by(|a, b| {
+            (&a.package, &a.arch, &a.advisory) == (&b.package, &b.arch, &b.advisory)
         });
         (findings, problems)
     }

@@ -77,6 +77,11 @@ pub struct AssetDetail {
     /// Its neighbour table (`ip`, `mac`): the devices it talked to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub neighbours: Vec<patchbay_core::inventory::Neighbour>,
+    /// Software installed outside the package manager (Python distributions,
+    /// global npm modules, Go and `cargo auditable` binaries), each with its
+    /// ecosystem, version and path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmanaged: Vec<patchbay_core::inventory::unmanaged::Unmanaged>,
     /// Reboot required.
     pub reboot_required: bool,
     /// Services still running deleted libraries.
@@ -297,7 +302,8 @@ pub struct List<T> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FindingOut {
-    /// Standard name `F-<asset>-<advisory>-<package>`.
+    /// Standard name `F-<asset>-<advisory>-<package>` (software installed
+    /// outside the package manager: `…-<package>@<path>`).
     pub id: String,
     /// Asset name.
     pub asset: String,
@@ -305,8 +311,14 @@ pub struct FindingOut {
     pub package: String,
     /// Source package the advisory is keyed by.
     pub source_package: String,
-    /// Architecture.
+    /// Architecture; for software installed outside the package manager,
+    /// `unmanaged:<path>`.
     pub arch: String,
+    /// Where the software is, when it was installed outside the package
+    /// manager (`pip`, `npm -g`, a Go or Rust binary): its `.dist-info`,
+    /// `package.json` or binary. Absent for a package's finding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmanaged_path: Option<String>,
     /// Installed version.
     pub installed_version: String,
     /// Version that fixes it, if known.

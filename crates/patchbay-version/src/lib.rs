@@ -9,7 +9,9 @@
 //! | [`Scheme::Deb`] | [`deb`] | dpkg `lib/dpkg/version.c` (`verrevcmp`), `lib/dpkg/parsehelp.c` (`parseversion`) |
 //! | [`Scheme::Rpm`] | [`rpm`] | rpm `rpmio/rpmvercmp.c` (`rpmvercmp`), EVR parsing and `labelCompare` |
 //! | [`Scheme::Apk`] | [`apk`] | apk-tools 3 `src/version.c` (`apk_version_validate`, `apk_version_compare`) |
-//! | [`Scheme::Semver`] | (the `semver` crate) | SemVer 2.0.0 precedence (section 11; build metadata ignored) |
+//! | [`Scheme::Semver`] | (the `semver` crate) | SemVer 2.0.0 precedence (section 11; build metadata ignored); also npm and crates.io |
+//! | [`Scheme::Pypi`] | [`pypi`] (the `pep440_rs` crate) | PEP 440, as `packaging.version` orders it |
+//! | [`Scheme::Go`] | [`go`] | the Go vulnerability database: module versions `v1.2.3` and toolchains `go1.21.3` as SemVer |
 //!
 //! [`osv`] evaluates OSV `affected[].ranges` / `versions` against an installed version.
 //!
@@ -24,11 +26,15 @@
 //! assert_eq!(compare(Scheme::Rpm, "1:1.0-1.el9", "2.0-1.el9").unwrap(), Ordering::Greater);
 //! assert_eq!(compare(Scheme::Apk, "1.0_rc1-r0", "1.0-r0").unwrap(), Ordering::Less);
 //! assert!(compare(Scheme::Apk, "1.0bc", "1.0").is_err());
+//! assert_eq!(compare(Scheme::Pypi, "2.0rc1", "2.0.post1").unwrap(), Ordering::Less);
+//! assert_eq!(compare(Scheme::Go, "go1.21.3", "1.21.4").unwrap(), Ordering::Less);
 //! ```
 
 pub mod apk;
 pub mod deb;
+pub mod go;
 pub mod osv;
+pub mod pypi;
 pub mod rpm;
 
 use std::cmp::Ordering;
@@ -52,28 +58,44 @@ pub enum Scheme {
     /// Alpine packages, ordered as apk-tools 3 orders them.
     #[serde(alias = "alpine")]
     Apk,
-    /// Semantic Versioning 2.0.0 (OSV `SEMVER` ranges).
+    /// Semantic Versioning 2.0.0 (OSV `SEMVER` ranges; the npm and crates.io
+    /// ecosystems).
     Semver,
+    /// PEP 440 (the PyPI ecosystem).
+    #[serde(alias = "pep440")]
+    Pypi,
+    /// Go modules and toolchains (the Go ecosystem: `v1.2.3`, `go1.21.3`).
+    Go,
 }
 
 impl Scheme {
     /// All schemes, in declaration order.
-    pub const ALL: [Scheme; 4] = [Scheme::Deb, Scheme::Rpm, Scheme::Apk, Scheme::Semver];
+    pub const ALL: [Scheme; 6] = [
+        Scheme::Deb,
+        Scheme::Rpm,
+        Scheme::Apk,
+        Scheme::Semver,
+        Scheme::Pypi,
+        Scheme::Go,
+    ];
 
-    /// The canonical lower-case name: `deb`, `rpm`, `apk` or `semver`.
+    /// The canonical lower-case name: `deb`, `rpm`, `apk`, `semver`, `pypi` or `go`.
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::Deb => "deb",
             Scheme::Rpm => "rpm",
             Scheme::Apk => "apk",
             Scheme::Semver => "semver",
+            Scheme::Pypi => "pypi",
+            Scheme::Go => "go",
         }
     }
 
     /// The scheme of an OSV `affected[].package.ecosystem` string, for the
     /// ecosystems whose version ordering is one of ours. The `:<release>` suffix is
     /// ignored (`"Debian:12"`, `"AlmaLinux:9"`, `"Alpine:v3.20"`,
-    /// `"Ubuntu:Pro:18.04:LTS"`). Returns `None` for any other ecosystem: the caller
+    /// `"Ubuntu:Pro:18.04:LTS"`). The language ecosystems: `PyPI` (PEP 440),
+    /// `Go` (module and toolchain versions), `npm` and `crates.io` (SemVer). Returns `None` for any other ecosystem: the caller
     /// must not guess an ordering.
     pub fn for_osv_ecosystem(ecosystem: &str) -> Option<Scheme> {
         let base = ecosystem.split(':').next().unwrap_or("");
@@ -81,6 +103,9 @@ impl Scheme {
             "Debian" | "Ubuntu" => Some(Scheme::Deb),
             "AlmaLinux" | "Rocky Linux" | "Red Hat" => Some(Scheme::Rpm),
             "Alpine" => Some(Scheme::Apk),
+            "PyPI" => Some(Scheme::Pypi),
+            "Go" => Some(Scheme::Go),
+            "npm" | "crates.io" => Some(Scheme::Semver),
             _ => None,
         }
     }
@@ -94,13 +119,16 @@ impl fmt::Display for Scheme {
 
 /// The error of [`Scheme::from_str`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown version scheme {0:?} (expected deb, dpkg, debian, rpm, apk, alpine or semver)")]
+#[error(
+    "unknown version scheme {0:?} (expected deb, dpkg, debian, rpm, apk, alpine, semver, pypi, pep440 or go)"
+)]
 pub struct UnknownScheme(pub String);
 
 impl FromStr for Scheme {
     type Err = UnknownScheme;
 
-    /// Accepts `deb`, `dpkg`, `debian`, `rpm`, `apk`, `alpine` and `semver`,
+    /// Accepts `deb`, `dpkg`, `debian`, `rpm`, `apk`, `alpine`, `semver`,
+    /// `pypi`, `pep440` and `go`,
     /// ignoring ASCII case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
@@ -108,6 +136,8 @@ impl FromStr for Scheme {
             "rpm" => Ok(Scheme::Rpm),
             "apk" | "alpine" => Ok(Scheme::Apk),
             "semver" => Ok(Scheme::Semver),
+            "pypi" | "pep440" => Ok(Scheme::Pypi),
+            "go" => Ok(Scheme::Go),
             _ => Err(UnknownScheme(s.to_owned())),
         }
     }
@@ -150,6 +180,10 @@ pub enum SchemeVersion {
     Apk(apk::Version),
     /// A SemVer 2.0.0 version.
     Semver(semver::Version),
+    /// A PEP 440 version.
+    Pypi(pypi::Version),
+    /// A Go module or toolchain version.
+    Go(go::Version),
 }
 
 impl SchemeVersion {
@@ -160,6 +194,8 @@ impl SchemeVersion {
             Scheme::Rpm => SchemeVersion::Rpm(s.parse()?),
             Scheme::Apk => SchemeVersion::Apk(s.parse()?),
             Scheme::Semver => SchemeVersion::Semver(parse_semver(s)?),
+            Scheme::Pypi => SchemeVersion::Pypi(s.parse()?),
+            Scheme::Go => SchemeVersion::Go(s.parse()?),
         })
     }
 
@@ -170,6 +206,8 @@ impl SchemeVersion {
             SchemeVersion::Rpm(_) => Scheme::Rpm,
             SchemeVersion::Apk(_) => Scheme::Apk,
             SchemeVersion::Semver(_) => Scheme::Semver,
+            SchemeVersion::Pypi(_) => Scheme::Pypi,
+            SchemeVersion::Go(_) => Scheme::Go,
         }
     }
 }
@@ -187,6 +225,8 @@ impl PartialOrd for SchemeVersion {
             (SchemeVersion::Rpm(a), SchemeVersion::Rpm(b)) => Some(a.cmp(b)),
             (SchemeVersion::Apk(a), SchemeVersion::Apk(b)) => Some(a.cmp(b)),
             (SchemeVersion::Semver(a), SchemeVersion::Semver(b)) => Some(a.cmp_precedence(b)),
+            (SchemeVersion::Pypi(a), SchemeVersion::Pypi(b)) => Some(a.cmp(b)),
+            (SchemeVersion::Go(a), SchemeVersion::Go(b)) => Some(a.cmp(b)),
             _ => None,
         }
     }
@@ -199,6 +239,8 @@ impl fmt::Display for SchemeVersion {
             SchemeVersion::Rpm(v) => v.fmt(f),
             SchemeVersion::Apk(v) => v.fmt(f),
             SchemeVersion::Semver(v) => v.fmt(f),
+            SchemeVersion::Pypi(v) => v.fmt(f),
+            SchemeVersion::Go(v) => v.fmt(f),
         }
     }
 }
@@ -219,6 +261,8 @@ pub fn compare(scheme: Scheme, a: &str, b: &str) -> Result<Ordering, VersionErro
         Scheme::Rpm => a.parse::<rpm::Evr>()?.cmp(&b.parse()?),
         Scheme::Apk => a.parse::<apk::Version>()?.cmp(&b.parse()?),
         Scheme::Semver => parse_semver(a)?.cmp_precedence(&parse_semver(b)?),
+        Scheme::Pypi => a.parse::<pypi::Version>()?.cmp(&b.parse()?),
+        Scheme::Go => a.parse::<go::Version>()?.cmp(&b.parse()?),
     })
 }
 

@@ -15,7 +15,8 @@
 //! * If a range has `limit` events, v must be below at least one of them; a limit
 //!   containing `*` is infinity. Without limits there is no cap.
 //! * `ECOSYSTEM` ranges are ordered by the package's [`Scheme`], `SEMVER` ranges by
-//!   SemVer 2.0.0 precedence (strict: no leading `v`), and `GIT` ranges are skipped:
+//!   SemVer 2.0.0 precedence (strict: no leading `v`; in the Go scheme, after its
+//!   mapping of `v1.2.3` and `go1.21.3` to SemVer), and `GIT` ranges are skipped:
 //!   they cannot be evaluated without the repository (records that have only `GIT`
 //!   ranges should carry a `versions` list).
 //!
@@ -200,12 +201,15 @@ pub fn evaluate(
     installed: &str,
 ) -> Result<Verdict, VersionError> {
     let inst = SchemeVersion::parse(scheme, installed)?;
-    let inst_semver =
-        if scheme != Scheme::Semver && ranges.iter().any(|r| r.kind == RangeKind::Semver) {
-            Some(SchemeVersion::parse(Scheme::Semver, installed)?)
-        } else {
-            None
-        };
+    // Go's versions are SemVer once mapped (`v1.2.3`, `go1.21.3`): its records'
+    // `SEMVER` ranges are evaluated in the Go scheme, which does that mapping.
+    let inst_semver = if !matches!(scheme, Scheme::Semver | Scheme::Go)
+        && ranges.iter().any(|r| r.kind == RangeKind::Semver)
+    {
+        Some(SchemeVersion::parse(Scheme::Semver, installed)?)
+    } else {
+        None
+    };
 
     let mut parsed_ranges = Vec::with_capacity(ranges.len());
     for range in ranges {

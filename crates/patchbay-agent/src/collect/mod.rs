@@ -19,6 +19,7 @@
 
 mod command;
 pub mod parse;
+pub mod unmanaged;
 
 pub use command::{CommandError, run_command};
 
@@ -48,6 +49,9 @@ pub struct CollectOptions {
     /// even when `root` is not `/` (an agent in a container or namespace
     /// with its own root); with `root` = `/` they are always reported.
     pub host_network: bool,
+    /// Where to look for software installed outside the package manager
+    /// (`[unmanaged]` of `agent.toml`; [`unmanaged`]).
+    pub unmanaged: unmanaged::Settings,
 }
 
 impl Default for CollectOptions {
@@ -57,6 +61,7 @@ impl Default for CollectOptions {
             pending_updates: true,
             command_timeout: Duration::from_secs(120),
             host_network: false,
+            unmanaged: unmanaged::Settings::default(),
         }
     }
 }
@@ -127,6 +132,20 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<Inventory> {
             listening_sockets()
         } else {
             Vec::new()
+        },
+        unmanaged: {
+            let (items, stats) = unmanaged::scan(
+                &fsroot.root,
+                &|rel: &Path| fsroot.path(&rel.to_string_lossy()),
+                &opts.unmanaged,
+            );
+            if stats.truncated {
+                tracing::warn!(
+                    entries = stats.entries,
+                    "unmanaged software: the scan stopped at [unmanaged] max_entries"
+                );
+            }
+            items
         },
     };
 
@@ -656,6 +675,7 @@ mod tests {
             pending_updates: pending,
             command_timeout: Duration::from_secs(60),
             host_network: false,
+            unmanaged: Default::default(),
         }
     }
 

@@ -22,6 +22,10 @@
 //! reboot_command = ["systemctl", "reboot"]  # argv of a `reboot` job, when one is required
 //! critical_checks = ["web"] # reported critical: failing after a change fails the ring
 //!
+//! [unmanaged]              # software outside the package manager (crate::collect::unmanaged)
+//! virtualenvs = ["/srv/venvs"]
+//! binaries = ["/usr/local/bin", "/usr/local/sbin", "/opt"]
+//!
 //! [[check]]
 //! name = "web"
 //! kind = "http"
@@ -94,6 +98,10 @@ pub struct Config {
     /// Health checks, in order.
     #[serde(default, rename = "check")]
     pub checks: Vec<Check>,
+    /// Where to look for software installed outside the package manager
+    /// (`[unmanaged]`; `crate::collect::unmanaged`).
+    #[serde(default)]
+    pub unmanaged: crate::collect::unmanaged::Settings,
 }
 
 /// `[jobs]`: whether the check-in loop runs server-signed jobs.
@@ -400,6 +408,7 @@ mod tests {
         assert_eq!(c.checks[3].timeout(), Duration::from_secs(10));
         assert!(c.hooks.snapshot.is_some());
         assert!(!c.jobs.enabled);
+        assert_eq!(c.unmanaged.virtualenvs, vec![PathBuf::from("/srv/venvs")]);
         assert_eq!(c.jobs.reboot_command, ["systemctl", "reboot"]);
         assert!(!Config::default().jobs.enabled, "jobs are off by default");
         let c = Config::parse("[jobs]\nenabled = true\n").unwrap();

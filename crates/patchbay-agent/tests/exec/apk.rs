@@ -927,6 +927,7 @@ fn inventory_of_the_root_lists_packages_and_pending_updates() {
         pending_updates: true,
         command_timeout: Duration::from_secs(60),
         host_network: false,
+        unmanaged: Default::default(),
     })
     .unwrap();
     assert_eq!(inv.facts.os.id, "alpine");

@@ -34,6 +34,7 @@ mod replicas;
 mod rollout;
 mod rpm;
 mod support;
+mod unmanaged;
 
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -55,6 +56,7 @@ fn tests() -> Vec<Test> {
     t.extend(crash::TESTS);
     t.extend(replicas::TESTS);
     t.extend(chaos::TESTS);
+    t.extend(unmanaged::TESTS);
     t
 }
 

@@ -12,14 +12,17 @@
 //!   it was, and still re-tiers (the worklist shows the KEV reason).
 //!
 //! The hosts are the simulator's realistic inventories (`patchbay_cli::sim`:
-//! the real Debian 12 host and minbase, Ubuntu 24.04, Alpine), the advisories
-//! the real `Debian-12-derived.osv.zip`.
+//! the real Debian 12 host and minbase, Ubuntu 24.04, Alpine), some with
+//! unmanaged software (urllib3 from pip and in a virtualenv, a Go 1.19.8
+//! binary), the advisories the real `Debian-12-derived.osv.zip` and the staged
+//! PyPA urllib3 and Go standard-library records (`fixtures/feeds/unmanaged/`).
 
 use crate::support::fixtures;
 use patchbay_app::{App, AppConfig, Caller, RequestCtx};
 use patchbay_cli::sim::Templates;
 use patchbay_core::assess::{Assessor, target_for};
 use patchbay_core::inventory::Inventory;
+use patchbay_core::inventory::unmanaged::{Ecosystem, Unmanaged};
 use patchbay_feeds::kev::{Catalog, KevEntry};
 use patchbay_feeds::osv::{Advisory, Event};
 use patchbay_feeds::source::{Collect, read_path};
@@ -39,9 +42,43 @@ fn pool() -> &'static (Vec<Inventory>, Vec<Advisory>, usize) {
     static POOL: OnceLock<(Vec<Inventory>, Vec<Advisory>, usize)> = OnceLock::new();
     POOL.get_or_init(|| {
         let t = Templates::load().expect("simulator templates");
-        let hosts: Vec<Inventory> = (0..HOSTS)
+        let mut hosts: Vec<Inventory> = (0..HOSTS)
             .map(|i| t.host(i, 7, &format!("delta-{i}")))
             .collect();
+        // Unmanaged software on some hosts (issue 20, item 5): urllib3 from
+        // pip, an old one in a virtualenv (spelled as its METADATA may), and a
+        // Go 1.19.8 binary — matched in PyPI and Go, by the same queue.
+        for (i, h) in hosts.iter_mut().enumerate() {
+            let item = |ecosystem, name: &str, version: &str, path: String| Unmanaged {
+                ecosystem,
+                name: name.into(),
+                version: version.into(),
+                path,
+            };
+            if i % 2 == 0 {
+                h.facts.unmanaged.push(item(
+                    Ecosystem::Pypi,
+                    "urllib3",
+                    "1.26.4",
+                    "/usr/local/lib/python3.11/dist-packages/urllib3-1.26.4.dist-info".into(),
+                ));
+            }
+            if i % 3 == 0 {
+                h.facts.unmanaged.push(item(
+                    Ecosystem::Pypi,
+                    "URLLib3",
+                    "1.24.1",
+                    format!("/srv/venv{i}/lib/python3.11/site-packages/URLLib3-1.24.1.dist-info"),
+                ));
+                h.facts.unmanaged.push(item(
+                    Ecosystem::Go,
+                    "stdlib",
+                    "go1.19.8",
+                    format!("/usr/local/bin/tool-{i}"),
+                ));
+            }
+            h.normalize();
+        }
         let mut names = BTreeSet::new();
         for h in &hosts {
             for p in &h.packages {
@@ -54,11 +91,19 @@ fn pool() -> &'static (Vec<Inventory>, Vec<Advisory>, usize) {
             &mut c,
         )
         .expect("reading the Debian 12 OSV zip");
-        let advisories: Vec<Advisory> = c
+        let mut advisories: Vec<Advisory> = c
             .advisories
             .into_iter()
             .filter(|a| a.affected.iter().any(|x| names.contains(&x.package)))
             .collect();
+        for f in [
+            "feeds/unmanaged/pypa-urllib3.osv.jsonl",
+            "feeds/unmanaged/go-vulndb-stdlib.osv.jsonl.gz",
+        ] {
+            let mut c = Collect::default();
+            read_path(&fixtures().join(f), &mut c).expect("reading the unmanaged fixtures");
+            advisories.extend(c.advisories);
+        }
         let rows = patchbay_app::feeds::merge_rows(
             advisories.iter().map(patchbay_app::feeds::advisory_row),
         );
@@ -69,6 +114,12 @@ fn pool() -> &'static (Vec<Inventory>, Vec<Advisory>, usize) {
                 for f in Assessor::new().assess(&index, &t, &h.packages).0 {
                     matching.insert(f.advisory);
                 }
+            }
+            for f in Assessor::new()
+                .assess_unmanaged(&index, &h.facts.unmanaged)
+                .0
+            {
+                matching.insert(f.advisory);
             }
         }
         let (mut first, rest): (Vec<Advisory>, Vec<Advisory>) = advisories
@@ -189,6 +240,12 @@ async fn expected_open(f: &Fleet) -> BTreeSet<(String, String, String, String)> 
     let index = f.app.index().await.unwrap();
     let mut out = BTreeSet::new();
     for h in &f.hosts {
+        for x in Assessor::new()
+            .assess_unmanaged(&index, &h.facts.unmanaged)
+            .0
+        {
+            out.insert((h.facts.hostname.clone(), x.advisory, x.package, x.arch));
+        }
         let Ok(t) = target_for(&h.facts.os) else {
             continue;
         };

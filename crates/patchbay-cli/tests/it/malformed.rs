@@ -136,6 +136,42 @@ fn malformed_input_is_refused_and_changes_nothing(backend: &str) {
     let msg = body["error"]["message"].as_str().unwrap();
     assert!(msg.contains("unknown OS") && msg.contains("plan9"), "{msg}");
 
+    // Unmanaged software (issue 20, item 5) is held to its rules too: a
+    // relative path, or a name with a newline, is refused naming the item.
+    for (bad, want) in [
+        (
+            ("urllib3", "1.26.4", "usr/local/lib/x.dist-info"),
+            "path is not absolute",
+        ),
+        (("evil\nname", "1", "/usr/local/bin/x"), "unmanaged item #0"),
+    ] {
+        let mut inv = patchbay_core::inventory::Inventory {
+            facts: patchbay_core::inventory::HostFacts {
+                os: patchbay_core::inventory::OsRelease {
+                    id: "debian".into(),
+                    version_id: "12".into(),
+                    ..Default::default()
+                },
+                unmanaged: vec![patchbay_core::inventory::unmanaged::Unmanaged {
+                    ecosystem: patchbay_core::inventory::unmanaged::Ecosystem::Pypi,
+                    name: bad.0.into(),
+                    version: bad.1.into(),
+                    path: bad.2.into(),
+                }],
+                ..Default::default()
+            },
+            format: Some(patchbay_core::inventory::PackageFormat::Deb),
+            packages: vec![],
+            pending_updates: vec![],
+        };
+        inv.normalize();
+        let req = serde_json::json!({"protocol": 1, "inventory_hash": inv.content_hash(), "inventory": {"kind": "full", "inventory": inv}});
+        let (st, body) = raw_post(&checkin, &secret, req.to_string().as_bytes());
+        assert_eq!(st, 400, "{body}");
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(want) && msg.contains("unmanaged"), "{msg}");
+    }
+
     // Wrong field types, unknown protocol, a duplicate package.
     let (st, body) = raw_post(&checkin, &secret, br#"{"protocol": "one"}"#);
     assert_eq!(st, 400, "{body}");

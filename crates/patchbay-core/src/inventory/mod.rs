@@ -11,6 +11,7 @@ pub mod dpkg;
 pub mod os_release;
 pub mod rpm;
 pub mod rules;
+pub mod unmanaged;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -118,6 +119,12 @@ pub struct HostFacts {
     /// `udp/53`), sorted: the services the host offers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listening: Vec<String>,
+    /// Software installed outside the package manager (Python distributions,
+    /// global npm modules, Go and `cargo auditable` binaries), each with its
+    /// path, sorted (issue 20, item 5; [`unmanaged`]). Absent from agents that
+    /// do not look.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmanaged: Vec<unmanaged::Unmanaged>,
 }
 
 /// One entry of a host's neighbour table: an address and the MAC it resolved to.
@@ -154,6 +161,8 @@ impl Inventory {
         self.facts.ip_addresses.dedup();
         self.facts.services_needing_restart.sort();
         self.facts.services_needing_restart.dedup();
+        self.facts.unmanaged.sort();
+        self.facts.unmanaged.dedup();
     }
 
     /// A SHA-256 over an explicit, length-prefixed encoding of the normalized
@@ -205,6 +214,18 @@ impl Inventory {
             put(&f.listening.len().to_string());
             for l in &f.listening {
                 put(l);
+            }
+        }
+        // Unmanaged software counts only when reported, so an agent that does
+        // not look keeps the hash it had.
+        if !f.unmanaged.is_empty() {
+            put("unmanaged");
+            put(&f.unmanaged.len().to_string());
+            for u in &f.unmanaged {
+                put(u.ecosystem.osv());
+                put(&u.name);
+                put(&u.version);
+                put(&u.path);
             }
         }
         put(self.format.map(|f| f.as_str()).unwrap_or(""));
@@ -506,6 +527,7 @@ pub fn validate(inv: &Inventory) -> Result<OsFamily, String> {
             limits::MAX_PACKAGES
         ));
     }
+    unmanaged::check(&inv.facts.unmanaged)?;
     if inv.pending_updates.len() > limits::MAX_PENDING {
         return Err(format!(
             "inventory lists {} pending updates; the limit is {}",

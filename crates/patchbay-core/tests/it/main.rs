@@ -20,5 +20,6 @@ mod rollout;
 mod rpm;
 mod rules;
 mod siem;
+mod unmanaged;
 mod webhook_templates;
 mod window;

@@ -108,7 +108,8 @@ pub trait AssetStore {
 const ASSET_COLS: &str = "id, name, kind, owner, business_impact, exposure, environment, tags, \
     has_agent, created_at, updated_at, last_seen_at, hostname, machine_id, os_id, os_version_id, \
     os_codename, os_pretty_name, os_id_like, kernel, arch, ip_addresses, reboot_required, \
-    services_restart, package_format, inventory_hash, pending_updates, package_count, network";
+    services_restart, package_format, inventory_hash, pending_updates, package_count, network, \
+    unmanaged";
 
 /// The `network` column: an agent's MACs and neighbour table.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
@@ -126,6 +127,9 @@ fn row_to_asset<DB: Engine>(r: &DB::Row) -> Result<AssetRow> {
     let network: String = r.col("network")?;
     let network: NetworkFacts = serde_json::from_str(&network)
         .map_err(|e| StoreError::Other(format!("bad network facts: {e}")))?;
+    let unmanaged: String = r.col("unmanaged")?;
+    let unmanaged = serde_json::from_str(&unmanaged)
+        .map_err(|e| StoreError::Other(format!("bad unmanaged software: {e}")))?;
     Ok(AssetRow {
         id: r.col("id")?,
         name: r.col("name")?,
@@ -159,6 +163,7 @@ fn row_to_asset<DB: Engine>(r: &DB::Row) -> Result<AssetRow> {
             macs: network.macs,
             neighbours: network.neighbours,
             listening: network.listening,
+            unmanaged,
         },
         package_format: r.col("package_format")?,
         inventory_hash: r.col("inventory_hash")?,

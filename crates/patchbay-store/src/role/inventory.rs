@@ -215,7 +215,7 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
              os_codename = $6, os_pretty_name = $7, os_id_like = $8, kernel = $9, arch = $10, \
              ip_addresses = $11, reboot_required = $12, services_restart = $13, package_format = $14, \
              inventory_hash = $15, pending_updates = $16, last_seen_at = COALESCE($17, last_seen_at), \
-             updated_at = $18, network = $19 \
+             updated_at = $18, network = $19, unmanaged = $20 \
              WHERE id = $1",
         )
         .arg(asset_id)
@@ -241,6 +241,7 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
             neighbours: f.neighbours.clone(),
             listening: f.listening.clone(),
         }))
+        .arg(to_json(&f.unmanaged))
         .exec(self.conn())
         .await?;
         Ok(())

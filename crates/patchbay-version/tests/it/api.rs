@@ -15,10 +15,13 @@ fn scheme_names() {
         ("alpine", Scheme::Apk),
         ("semver", Scheme::Semver),
         ("Debian", Scheme::Deb),
+        ("pypi", Scheme::Pypi),
+        ("pep440", Scheme::Pypi),
+        ("go", Scheme::Go),
     ] {
         assert_eq!(s.parse::<Scheme>().unwrap(), want, "{s}");
     }
-    assert!("pypi".parse::<Scheme>().is_err());
+    assert!("npm".parse::<Scheme>().is_err());
     for s in Scheme::ALL {
         assert_eq!(s.as_str().parse::<Scheme>().unwrap(), s);
         assert_eq!(s.to_string(), s.as_str());
@@ -45,8 +48,12 @@ fn osv_ecosystems() {
         Some(Scheme::Rpm)
     );
     assert_eq!(Scheme::for_osv_ecosystem("Alpine:v3.20"), Some(Scheme::Apk));
-    assert_eq!(Scheme::for_osv_ecosystem("PyPI"), None);
-    assert_eq!(Scheme::for_osv_ecosystem("crates.io"), None);
+    assert_eq!(Scheme::for_osv_ecosystem("PyPI"), Some(Scheme::Pypi));
+    assert_eq!(Scheme::for_osv_ecosystem("Go"), Some(Scheme::Go));
+    assert_eq!(Scheme::for_osv_ecosystem("npm"), Some(Scheme::Semver));
+    assert_eq!(Scheme::for_osv_ecosystem("crates.io"), Some(Scheme::Semver));
+    assert_eq!(Scheme::for_osv_ecosystem("Packagist"), None);
+    assert_eq!(Scheme::for_osv_ecosystem("pypi"), None);
 }
 
 /// `compare` on an invalid version is an error naming it (the first invalid one),

@@ -6,6 +6,7 @@ mod api;
 mod apk_vectors;
 mod common;
 mod deb_vectors;
+mod lang;
 mod oracle_dpkg;
 mod oracle_rpm;
 mod osv;

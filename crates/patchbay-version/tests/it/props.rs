@@ -86,6 +86,36 @@ fn apk_version() -> impl Strategy<Value = String> {
         })
 }
 
+/// PEP 440 versions over every segment kind (epoch, release, pre, post, dev,
+/// local) and their alternative spellings.
+fn pypi_version() -> impl Strategy<Value = String> {
+    (
+        proptest::option::of(0u32..3),
+        "(0|[1-9])(\\.(0|[1-9])){0,3}",
+        proptest::option::of("(a|b|rc|c|alpha|beta|pre)[0-2]?"),
+        proptest::option::of("(\\.post|-|\\.rev)[0-2]"),
+        proptest::option::of("\\.dev[0-2]?"),
+        proptest::option::of("\\+[a-c0-2]{1,2}(\\.[a-c0-2]{1,2})?"),
+    )
+        .prop_map(|(epoch, release, pre, post, dev, local)| {
+            let mut s = epoch.map(|e| format!("{e}!")).unwrap_or_default();
+            s += &release;
+            for part in [pre, post, dev, local].into_iter().flatten() {
+                s += &part;
+            }
+            s
+        })
+}
+
+/// Go versions: module versions with and without `v`, pseudo-versions and
+/// toolchain tags.
+fn go_version() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "v?(0|1)\\.(0|[1-9]|1[0-9])\\.(0|[1-9])(-(rc|beta|0)\\.[0-2])?(\\+incompatible)?",
+        "go1\\.(1[0-9]|2[0-3])(\\.[0-9])?((rc|beta)[1-3])?",
+    ]
+}
+
 fn semver_version() -> impl Strategy<Value = String> {
     (
         "(0|[1-9][0-9]{0,2})\\.(0|[1-9])\\.(0|[1-9])",
@@ -155,6 +185,16 @@ proptest! {
     #[test]
     fn apk_total_order(a in apk_version(), b in apk_version(), c in apk_version()) {
         check_total_order(Scheme::Apk, &a, &b, &c);
+    }
+
+    #[test]
+    fn pypi_total_order(a in pypi_version(), b in pypi_version(), c in pypi_version()) {
+        check_total_order(Scheme::Pypi, &a, &b, &c);
+    }
+
+    #[test]
+    fn go_total_order(a in go_version(), b in go_version(), c in go_version()) {
+        check_total_order(Scheme::Go, &a, &b, &c);
     }
 
     #[test]
