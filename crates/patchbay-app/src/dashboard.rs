@@ -399,7 +399,14 @@ impl App {
             }
         }
         let state = d.rollout.as_ref().map(|r| r.state);
+        // Only what this caller may do is offered (an auditor sees no button;
+        // the service refuses a direct post anyway).
+        if !caller.permits(patchbay_core::auth::Action::Approve) {
+            awaiting.clear();
+        }
+        let may_act = caller.permits(patchbay_core::auth::Action::WriteAssets);
         let actions: Vec<&'static str> = match state {
+            _ if !may_act => vec![],
             None | Some(DeploymentState::Draft) => vec!["start"],
             Some(DeploymentState::Running) => vec!["pause", "abort", "rollback"],
             Some(DeploymentState::Paused) => vec!["resume", "abort", "rollback"],

@@ -806,6 +806,53 @@ async fn rollout_board_and_live_stream(backend: &str) {
         "{api}"
     );
 
+    // An auditor sees the board but no button, and every action posted
+    // directly is refused (403) and changes nothing.
+    add_user(&s, "aud", "auditor").await;
+    let aud = sign_in(&s, "aud").await;
+    let aud_page = page_of(aud.clone()).await;
+    assert!(aud_page.contains("data-ring=\"canary\""), "{aud_page}");
+    assert!(!aud_page.contains("/action\""), "{aud_page}");
+    assert!(!aud_page.contains("/approval\""), "{aud_page}");
+    assert!(!aud_page.contains("Approval of ring"), "{aud_page}");
+    let aud_csrf = csrf_of(&aud_page);
+    let before = s
+        .ok_json(
+            "GET",
+            &format!("/api/v1/deployments/{id}"),
+            &ops,
+            json!(null),
+        )
+        .await;
+    for action in ["start", "pause", "resume", "abort", "rollback"] {
+        let (status, _, _) = browse(
+            &s,
+            "POST",
+            &format!("/ui/deployments/{id}/action"),
+            Some(&aud),
+            Some(&form(&[
+                ("csrf", &aud_csrf),
+                ("action", action),
+                ("comment", "x"),
+            ])),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{action}");
+    }
+    let after = s
+        .ok_json(
+            "GET",
+            &format!("/api/v1/deployments/{id}"),
+            &ops,
+            json!(null),
+        )
+        .await;
+    assert_eq!(
+        before["rollout"], after["rollout"],
+        "an auditor's post changed the rollout"
+    );
+
     // Reconnecting with Last-Event-ID: exactly the events after it.
     let resume_after = seen[0].0;
     let req = Request::builder()
