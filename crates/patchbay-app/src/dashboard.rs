@@ -79,7 +79,8 @@ impl App {
         let open: HashMap<&str, u64> = compliance
             .by_asset
             .iter()
-            .map(|l| (l.name.as_str(), l.findings.within_sla + l.findings.overdue))
+            // Excepted findings are open too: an excepted host is not patched.
+            .map(|l| (l.name.as_str(), l.findings.open()))
             .collect();
         let have_feeds = feeds.iter().any(|f| f.kind == "osv");
         let mut groups: BTreeMap<&'static str, Vec<i64>> = BTreeMap::new();
@@ -253,6 +254,18 @@ impl App {
             feeds,
             sla_trend,
             ttp_median,
+            compliance: format!(
+                "{} of {} assets fully patched ({} %: fresh data, no open finding); {} % within SLA \
+                 (no overdue finding outside an exception — not the same as patched); {} overdue, \
+                 {} covered only by exceptions, {} unknown or stale.",
+                compliance.total.status.fully_patched,
+                compliance.total.assets,
+                compliance.total.fully_patched_pct,
+                compliance.total.compliant_pct,
+                compliance.total.status.overdue,
+                compliance.total.status.excepted,
+                compliance.total.status.unknown,
+            ),
         })
     }
 }

@@ -232,6 +232,75 @@ impl Counts {
     }
 }
 
+/// What an asset's data says at a date: each asset is in exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetStatus {
+    /// Fresh data and no open finding at all (excepted ones included).
+    FullyPatched,
+    /// Open findings, all within their SLA.
+    MissingWithinSla,
+    /// At least one finding past due and not excepted (stale data or not:
+    /// the violation stands until data shows it fixed).
+    Overdue,
+    /// Open findings, every one covered by an exception.
+    Excepted,
+    /// No data to tell: an agent that has not checked in within
+    /// [`crate::asset::DEFAULT_STALE_AFTER`] (or never), or an imported asset
+    /// nothing was ever found on. Never counted as patched.
+    Unknown,
+}
+
+impl AssetStatus {
+    /// The status of an asset from its findings' counts and its data.
+    pub fn of(a: &AssetRecord, c: &Counts, ever_assessed: bool, as_of: Timestamp) -> Self {
+        let fresh = a.last_seen.is_some_and(|t| {
+            t <= as_of && as_of.duration_since(t) < crate::asset::DEFAULT_STALE_AFTER
+        });
+        let known = if a.managed { fresh } else { ever_assessed };
+        // An overdue finding is a known violation until data shows it fixed,
+        // stale or not; short of that, stale data proves nothing.
+        if c.overdue > 0 {
+            AssetStatus::Overdue
+        } else if !known {
+            AssetStatus::Unknown
+        } else if c.within_sla > 0 {
+            AssetStatus::MissingWithinSla
+        } else if c.excepted > 0 {
+            AssetStatus::Excepted
+        } else {
+            AssetStatus::FullyPatched
+        }
+    }
+}
+
+/// Assets by [`AssetStatus`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    /// Fresh data, nothing open.
+    pub fully_patched: u64,
+    /// Open findings, all within SLA.
+    pub missing_within_sla: u64,
+    /// Something overdue.
+    pub overdue: u64,
+    /// Open findings, all excepted.
+    pub excepted: u64,
+    /// Stale or no data.
+    pub unknown: u64,
+}
+
+impl StatusCounts {
+    fn add(&mut self, s: AssetStatus) {
+        match s {
+            AssetStatus::FullyPatched => self.fully_patched += 1,
+            AssetStatus::MissingWithinSla => self.missing_within_sla += 1,
+            AssetStatus::Overdue => self.overdue += 1,
+            AssetStatus::Excepted => self.excepted += 1,
+            AssetStatus::Unknown => self.unknown += 1,
+        }
+    }
+}
+
 /// One line of the compliance report (an asset, owner or group).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ComplianceLine {
@@ -239,10 +308,17 @@ pub struct ComplianceLine {
     pub name: String,
     /// Assets in it.
     pub assets: u64,
-    /// Of which compliant (no overdue, non-excepted finding).
+    /// Of which compliant in the SLA sense: no overdue, non-excepted finding
+    /// (findings within their SLA are allowed; this is not "patched").
     pub compliant_assets: u64,
-    /// `compliant_assets / assets` in percent (100 when there are none).
+    /// `compliant_assets / assets` in percent (100 when there are none): SLA
+    /// adherence of the assets.
     pub compliant_pct: f64,
+    /// Assets by what their data says (fully patched, missing patches within
+    /// SLA, overdue, excepted, unknown or stale).
+    pub status: StatusCounts,
+    /// `status.fully_patched / assets` in percent (0 when there are none).
+    pub fully_patched_pct: f64,
     /// Findings by state.
     pub findings: Counts,
 }
@@ -279,6 +355,15 @@ pub fn compliance(h: &History, as_of: Timestamp) -> Compliance {
         per_asset[f.asset].add(state_with(&active, h, f, as_of));
     }
     let known: Vec<bool> = h.assets.iter().map(|a| a.created_at <= as_of).collect();
+    let mut assessed = vec![false; n];
+    for f in &h.findings {
+        if f.first_seen <= as_of {
+            assessed[f.asset] = true;
+        }
+    }
+    let status: Vec<AssetStatus> = (0..n)
+        .map(|i| AssetStatus::of(&h.assets[i], &per_asset[i], assessed[i], as_of))
+        .collect();
     let line = |name: String, members: &mut dyn Iterator<Item = usize>| {
         let mut l = ComplianceLine {
             name,
@@ -293,12 +378,18 @@ pub fn compliance(h: &History, as_of: Timestamp) -> Compliance {
             if c.overdue == 0 {
                 l.compliant_assets += 1;
             }
+            l.status.add(status[i]);
             l.findings.within_sla += c.within_sla;
             l.findings.overdue += c.overdue;
             l.findings.excepted += c.excepted;
             l.findings.patched += c.patched;
         }
         l.compliant_pct = pct(l.compliant_assets, l.assets);
+        l.fully_patched_pct = if l.assets == 0 {
+            0.0
+        } else {
+            pct(l.status.fully_patched, l.assets)
+        };
         l
     };
     let mut owners: BTreeMap<&str, Vec<usize>> = BTreeMap::new();

@@ -173,6 +173,9 @@ pub struct Overview {
     pub sla_trend: Vec<(String, f64)>,
     /// Median hours from first seen to fixed, per tier (label, hours).
     pub ttp_median: Vec<(String, f64)>,
+    /// The compliance headline: fully patched and within-SLA shares, each
+    /// named for what it means.
+    pub compliance: String,
 }
 
 #[derive(Template)]

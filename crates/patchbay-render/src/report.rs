@@ -148,7 +148,7 @@ struct Page<'a> {
     controls: &'static [Control],
 }
 
-const COMPLIANCE_HEADER: [&str; 9] = [
+const COMPLIANCE_HEADER: [&str; 15] = [
     "scope",
     "name",
     "assets",
@@ -158,6 +158,12 @@ const COMPLIANCE_HEADER: [&str; 9] = [
     "overdue",
     "excepted",
     "patched",
+    "assets_fully_patched",
+    "assets_missing_within_sla",
+    "assets_overdue",
+    "assets_excepted",
+    "assets_unknown",
+    "fully_patched_pct",
 ];
 const TTP_HEADER: [&str; 5] = ["tier", "patched", "mean_hours", "median_hours", "p90_hours"];
 const SLA_HEADER: [&str; 7] = [
@@ -307,6 +313,12 @@ fn table(r: &Report) -> (&'static [&'static str], Vec<Vec<String>>) {
                     l.findings.overdue.to_string(),
                     l.findings.excepted.to_string(),
                     l.findings.patched.to_string(),
+                    l.status.fully_patched.to_string(),
+                    l.status.missing_within_sla.to_string(),
+                    l.status.overdue.to_string(),
+                    l.status.excepted.to_string(),
+                    l.status.unknown.to_string(),
+                    l.fully_patched_pct.to_string(),
                 ]
             };
             let mut rows = vec![line("fleet", &r.total)];
@@ -452,12 +464,23 @@ pub fn html(r: &Report) -> Result<String, crate::Error> {
             &c.as_of,
             "Compliance",
             format!(
-                "{} of {} assets compliant ({} %): no overdue finding outside an exception.",
-                c.total.compliant_assets, c.total.assets, c.total.compliant_pct
+                "{} of {} assets fully patched ({} %: fresh data, no open finding). {} % within SLA \
+                 ({} assets with no overdue finding outside an exception; {} of them still miss \
+                 patches within their SLA). {} overdue, {} covered only by exceptions, {} unknown or \
+                 stale (never counted as patched).",
+                c.total.status.fully_patched,
+                c.total.assets,
+                c.total.fully_patched_pct,
+                c.total.compliant_pct,
+                c.total.compliant_assets,
+                c.total.status.missing_within_sla,
+                c.total.status.overdue,
+                c.total.status.excepted,
+                c.total.status.unknown
             ),
             vec![
-                by_name("Compliant assets by owner", &c.by_owner),
-                by_name("Compliant assets by group", &c.by_group),
+                by_name("Assets within SLA by owner", &c.by_owner),
+                by_name("Assets within SLA by group", &c.by_group),
             ],
         ),
         Report::TimeToPatch(t) => (
@@ -586,6 +609,14 @@ mod tests {
             assets,
             compliant_assets: compliant,
             compliant_pct: (compliant * 100 / assets.max(1)) as f64,
+            status: patchbay_core::report::StatusCounts {
+                fully_patched: 0,
+                missing_within_sla: compliant,
+                overdue: assets - compliant,
+                excepted: 0,
+                unknown: 0,
+            },
+            fully_patched_pct: 0.0,
             findings: Counts {
                 within_sla: 1,
                 overdue: assets - compliant,
@@ -622,13 +653,13 @@ mod tests {
         assert!(html.contains("<title>Patch compliance</title>"));
         assert!(html.contains("<h1>Patch compliance</h1><p>As of 2026-11-24T00:00:00Z."));
         assert!(html.contains(
-            "<h2>Compliance</h2><p>3 of 4 assets compliant (75 %): no overdue finding outside an exception.</p>"
+            "<h2>Compliance</h2><p>0 of 4 assets fully patched (0 %: fresh data, no open finding). 75 % within SLA (3 assets with no overdue finding outside an exception; 3 of them still miss patches within their SLA). 1 overdue, 0 covered only by exceptions, 0 unknown or stale (never counted as patched).</p>"
         ));
         // Two SVG charts, one bar per owner and per group.
         assert_eq!(html.matches("<svg ").count(), 2);
         assert_eq!(html.matches("</svg>").count(), 2);
         assert_eq!(html.matches("<rect ").count(), 3);
-        assert!(html.contains("aria-label=\"Compliant assets by owner\""));
+        assert!(html.contains("aria-label=\"Assets within SLA by owner\""));
         assert!(html.contains(
             "<rect x=\"170\" y=\"28\" width=\"380.0\" height=\"16\" fill=\"#3b6ea8\"/><text x=\"555.0\" y=\"41\" font-size=\"12\">100 %</text>"
         ), "{html}");
@@ -665,11 +696,11 @@ mod tests {
         assert_eq!(
             lines.next(),
             Some(
-                "scope,name,assets,compliant_assets,compliant_pct,within_sla,overdue,excepted,patched"
+                "scope,name,assets,compliant_assets,compliant_pct,within_sla,overdue,excepted,patched,assets_fully_patched,assets_missing_within_sla,assets_overdue,assets_excepted,assets_unknown,fully_patched_pct"
             )
         );
         assert!(
-            text.contains("group,\"'=HYPERLINK(\"\"x\"\")\",4,3,75,1,1,0,2"),
+            text.contains("group,\"'=HYPERLINK(\"\"x\"\")\",4,3,75,1,1,0,2,0,3,1,0,0,0"),
             "{text}"
         );
         let v: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();

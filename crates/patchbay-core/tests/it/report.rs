@@ -274,6 +274,95 @@ fn compliance_by_hand() {
     // On 2026-05-09, CVE-2 (due 05-08) was open on web-1: not compliant then.
     let early = compliance(&history(), ts("2026-05-09"));
     assert_eq!(by(&early.by_asset, "web-1").compliant_assets, 0);
+    // What each asset's data says: web-1 (fresh, CVE-6 open within SLA)
+    // misses a patch; db-1 (stale, CVE-5 overdue) is overdue; sw-1 (imported,
+    // nothing ever found) is unknown; nobody is fully patched.
+    let s = r.total.status;
+    assert_eq!(
+        (
+            s.fully_patched,
+            s.missing_within_sla,
+            s.overdue,
+            s.excepted,
+            s.unknown
+        ),
+        (0, 1, 1, 0, 1)
+    );
+    assert_eq!(r.total.fully_patched_pct, 0.0);
+    assert_eq!(by(&r.by_asset, "sw-1").status.unknown, 1);
+}
+
+/// Compliance honesty (issue 17): open findings none of which is overdue
+/// give 0 % fully patched and 100 % within SLA; a host that stopped
+/// reporting is unknown, not patched; one with fresh data and nothing open is
+/// fully patched; one whose only open finding is excepted is "excepted".
+#[test]
+fn compliance_says_what_is_patched_and_what_is_not() {
+    let as_of = ts(AS_OF);
+    let seen = |h: i64| Some(as_of - jiff::SignedDuration::from_hours(h));
+    let asset = |name: &str, seen: Option<Timestamp>| AssetRecord {
+        name: name.into(),
+        owner: "noc".into(),
+        groups: vec![],
+        managed: true,
+        created_at: ts("2026-01-01"),
+        last_seen: seen,
+    };
+    let open = |a: usize, cve: &str, due: &str| FindingRecord {
+        asset: a,
+        advisory: format!("DSA-{cve}"),
+        cves: vec![cve.to_string()],
+        package: "pkg".into(),
+        source_package: "pkg".into(),
+        tier: Tier::P2,
+        first_seen: ts("2026-05-25"),
+        resolved_at: None,
+        due: ts(due),
+    };
+    let mut h = History {
+        assets: vec![asset("a", seen(1)), asset("b", seen(2))],
+        findings: vec![
+            open(0, "CVE-10", "2026-06-08"),
+            open(1, "CVE-11", "2026-06-09"),
+        ],
+        exceptions: vec![],
+        deployments: vec![],
+    };
+    let r = compliance(&h, as_of);
+    assert_eq!(r.total.fully_patched_pct, 0.0);
+    assert_eq!(r.total.compliant_pct, 100.0);
+    assert_eq!(r.total.status.missing_within_sla, 2);
+    // A silent host (last seen 2 days ago) with nothing open is not patched.
+    h.assets.push(asset("silent", seen(48)));
+    // A fresh host with nothing open is; one whose only finding is excepted is not.
+    h.assets.push(asset("clean", seen(1)));
+    h.assets.push(asset("waived", seen(1)));
+    let mut waived = open(4, "CVE-12", "2026-05-30");
+    waived.first_seen = ts("2026-05-20");
+    h.findings.push(waived);
+    h.exceptions.push(Exception {
+        id: "EXC-2026-0002".into(),
+        advisory: "CVE-12".into(),
+        package: String::new(),
+        scope: Scope::Asset("waived".into()),
+        created_at: ts("2026-05-21"),
+        expires_at: ts("2026-07-01"),
+        revoked_at: None,
+    });
+    let r = compliance(&h, as_of);
+    let s = r.total.status;
+    assert_eq!(
+        (
+            s.fully_patched,
+            s.missing_within_sla,
+            s.overdue,
+            s.excepted,
+            s.unknown
+        ),
+        (1, 2, 0, 1, 1)
+    );
+    assert_eq!(r.total.fully_patched_pct, 20.0);
+    assert_eq!(r.total.compliant_pct, 100.0);
 }
 
 #[test]

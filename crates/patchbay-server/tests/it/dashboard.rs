@@ -538,6 +538,14 @@ async fn overview_counts_no_host_without_fresh_data_as_patched(backend: &str) {
     assert!(page.contains("No advisory feed has been imported"));
 
     import_pb_demo_advisory(&s).await;
+    // Compliance honesty: every host has an open finding, none overdue.
+    let page = overview(cookie.clone()).await;
+    assert!(
+        page.contains("0 of 3 assets fully patched (0 %") && page.contains("100 % within SLA"),
+        "{page}"
+    );
+    assert_eq!(card(&page, "exposed"), 3);
+    assert_eq!(card(&page, "patched"), 0);
     // h1 upgrades: patched. A day later h1 and h2 check in, h3 is silent.
     let checkin = |h: &crate::support::Host, v: &str| {
         full_checkin(pb_demo_inventory(&h.name, &h.mid, v), json!([]))
