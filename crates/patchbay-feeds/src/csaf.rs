@@ -559,7 +559,11 @@ fn strip_position(s: &str) -> String {
 }
 
 fn shown_path(p: &str) -> &str {
-    if p.is_empty() || p == "." { "(document)" } else { p }
+    if p.is_empty() || p == "." {
+        "(document)"
+    } else {
+        p
+    }
 }
 
 fn bad(path: impl AsRef<str>, msg: impl AsRef<str>) -> FeedError {
@@ -741,14 +745,14 @@ fn build(raw: RawDoc) -> Result<Document, FeedError> {
         .map(|p| (p.id.clone(), p.clone()))
         .collect();
     for p in &mut ctx.products {
-        if let Some(r) = &p.relationship {
-            if let Some(c) = snapshot.get(&r.component) {
-                p.version = p.version.take().or_else(|| c.version.clone());
-                p.product = p.product.take().or_else(|| c.product.clone());
-                p.vendor = p.vendor.take().or_else(|| c.vendor.clone());
-                p.arch = p.arch.take().or_else(|| c.arch.clone());
-                p.purl = p.purl.take().or_else(|| c.purl.clone());
-            }
+        if let Some(r) = &p.relationship
+            && let Some(c) = snapshot.get(&r.component)
+        {
+            p.version = p.version.take().or_else(|| c.version.clone());
+            p.product = p.product.take().or_else(|| c.product.clone());
+            p.vendor = p.vendor.take().or_else(|| c.vendor.clone());
+            p.arch = p.arch.take().or_else(|| c.arch.clone());
+            p.purl = p.purl.take().or_else(|| c.purl.clone());
         }
     }
     let mut groups: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -765,38 +769,37 @@ fn build(raw: RawDoc) -> Result<Document, FeedError> {
         }
         groups.insert(g.group_id, set);
     }
-    let expand = |ids: Vec<String>,
-                  gids: Vec<String>,
-                  path: &str|
-     -> Result<BTreeSet<String>, FeedError> {
-        let mut out = BTreeSet::new();
-        for (j, id) in ids.into_iter().enumerate() {
-            if !ctx.defined.contains_key(&id) {
-                return Err(undefined(&format!("{path}.product_ids[{j}]"), &id));
+    let expand =
+        |ids: Vec<String>, gids: Vec<String>, path: &str| -> Result<BTreeSet<String>, FeedError> {
+            let mut out = BTreeSet::new();
+            for (j, id) in ids.into_iter().enumerate() {
+                if !ctx.defined.contains_key(&id) {
+                    return Err(undefined(&format!("{path}.product_ids[{j}]"), &id));
+                }
+                out.insert(id);
             }
-            out.insert(id);
-        }
-        for (j, g) in gids.into_iter().enumerate() {
-            match groups.get(&g) {
-                Some(set) => out.extend(set.iter().cloned()),
-                None => {
-                    return Err(bad(
-                        format!("{path}.group_ids[{j}]"),
-                        format!("group id {g:?} is not defined in product_tree.product_groups"),
-                    ));
+            for (j, g) in gids.into_iter().enumerate() {
+                match groups.get(&g) {
+                    Some(set) => out.extend(set.iter().cloned()),
+                    None => {
+                        return Err(bad(
+                            format!("{path}.group_ids[{j}]"),
+                            format!("group id {g:?} is not defined in product_tree.product_groups"),
+                        ));
+                    }
                 }
             }
-        }
-        Ok(out)
-    };
+            Ok(out)
+        };
     let mut vulns = Vec::with_capacity(raw.vulnerabilities.len());
     for (i, v) in raw.vulnerabilities.into_iter().enumerate() {
         let vp = format!("vulnerabilities[{i}]");
         let cve = match v.cve {
             None => None,
-            Some(c) => Some(cve::normalize(c.trim()).ok_or_else(|| {
-                bad(format!("{vp}.cve"), format!("{c:?} is not a CVE id"))
-            })?),
+            Some(c) => Some(
+                cve::normalize(c.trim())
+                    .ok_or_else(|| bad(format!("{vp}.cve"), format!("{c:?} is not a CVE id")))?,
+            ),
         };
         let mut status: BTreeMap<Status, BTreeSet<String>> = BTreeMap::new();
         let s = v.product_status.unwrap_or_default();
@@ -806,7 +809,11 @@ fn build(raw: RawDoc) -> Result<Document, FeedError> {
             ("last_affected", Status::Affected, s.last_affected),
             ("first_fixed", Status::Fixed, s.first_fixed),
             ("fixed", Status::Fixed, s.fixed),
-            ("known_not_affected", Status::NotAffected, s.known_not_affected),
+            (
+                "known_not_affected",
+                Status::NotAffected,
+                s.known_not_affected,
+            ),
             (
                 "under_investigation",
                 Status::UnderInvestigation,
@@ -820,10 +827,12 @@ fn build(raw: RawDoc) -> Result<Document, FeedError> {
                     return Err(undefined(&path, &id));
                 }
                 // CSAF test 6.1.6: one product, contradicting statuses.
-                if let Some((other, _)) = status
-                    .iter()
-                    .find(|(o, set)| **o != st && *o != &Status::Recommended && st != Status::Recommended && set.contains(&id))
-                {
+                if let Some((other, _)) = status.iter().find(|(o, set)| {
+                    **o != st
+                        && *o != &Status::Recommended
+                        && st != Status::Recommended
+                        && set.contains(&id)
+                }) {
                     return Err(bad(
                         &path,
                         format!(
@@ -880,9 +889,8 @@ fn build(raw: RawDoc) -> Result<Document, FeedError> {
             let products = expand(sc.products, vec![], &sp)?;
             for (key, c) in [("cvss_v3", sc.cvss_v3), ("cvss_v4", sc.cvss_v4)] {
                 if let Some(c) = c {
-                    let s = cvss::score(&c.vector_string).map_err(|e| {
-                        bad(format!("{sp}.{key}.vectorString"), e.message())
-                    })?;
+                    let s = cvss::score(&c.vector_string)
+                        .map_err(|e| bad(format!("{sp}.{key}.vectorString"), e.message()))?;
                     scores.push(Score {
                         vector: s.vector,
                         base_score: s.base_score,
@@ -976,11 +984,15 @@ mod tests {
 
     #[test]
     fn an_undefined_product_is_refused_with_its_path() {
-        let doc = MIN.replace(r#""known_not_affected":["P1"]"#, r#""known_not_affected":["P1","P9"]"#);
+        let doc = MIN.replace(
+            r#""known_not_affected":["P1"]"#,
+            r#""known_not_affected":["P1","P9"]"#,
+        );
         let e = parse(doc.as_bytes()).unwrap_err();
         assert!(
-            e.message()
-                .starts_with("vulnerabilities[0].product_status.known_not_affected[1]: product id \"P9\""),
+            e.message().starts_with(
+                "vulnerabilities[0].product_status.known_not_affected[1]: product id \"P9\""
+            ),
             "{e}"
         );
         assert_eq!(e.record(), Some("EX-1"));
@@ -988,12 +1000,23 @@ mod tests {
 
     #[test]
     fn a_shape_error_names_the_json_path() {
-        let doc = MIN.replace(r#""label":"component_not_present""#, r#""label":"not_a_label""#);
+        let doc = MIN.replace(
+            r#""label":"component_not_present""#,
+            r#""label":"not_a_label""#,
+        );
         let e = parse(doc.as_bytes()).unwrap_err();
-        assert!(e.message().starts_with("vulnerabilities[0].flags[0].label: unknown variant"), "{e}");
+        assert!(
+            e.message()
+                .starts_with("vulnerabilities[0].flags[0].label: unknown variant"),
+            "{e}"
+        );
         let doc = MIN.replace(r#""csaf_version":"2.0","#, "");
         let e = parse(doc.as_bytes()).unwrap_err();
-        assert!(e.message().contains("document: missing field `csaf_version`"), "{e}");
+        assert!(
+            e.message()
+                .contains("document: missing field `csaf_version`"),
+            "{e}"
+        );
     }
 
     #[test]

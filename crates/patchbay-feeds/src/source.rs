@@ -282,7 +282,9 @@ enum JsonKind {
 
 impl Probe {
     fn kind(&self) -> JsonKind {
-        if self.document.is_some() && (self.product_tree.is_some() || self.vulnerabilities.is_some() || self.id.is_none()) {
+        if self.document.is_some()
+            && (self.product_tree.is_some() || self.vulnerabilities.is_some() || self.id.is_none())
+        {
             JsonKind::Csaf
         } else if self.catalog_version.is_some()
             || (self.vulnerabilities.is_some() && self.date_released.is_some())

@@ -153,6 +153,27 @@ pub struct ImportAsset {
     /// A cloud instance id (AWS `i-…`, Azure `vmId`, GCP `id`), for the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_id: Option<String>,
+    /// Vendor products with versions (firmware, appliance software,
+    /// applications), matched against CSAF advisories (docs/csaf.md). CSV:
+    /// the columns `vendor`, `product`, `version`, `cpe` give one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub products: Vec<ImportProduct>,
+}
+
+/// A vendor product of an agentless asset.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ImportProduct {
+    /// Vendor, e.g. `Cisco`.
+    pub vendor: String,
+    /// Product, e.g. `IOS`.
+    pub product: String,
+    /// Exact version, e.g. `15.2(4)E`.
+    pub version: String,
+    /// CPE 2.3 formatted string (or 2.2 URI), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpe: Option<String>,
 }
 
 /// A versioned component of an agentless asset.
@@ -1710,4 +1731,37 @@ pub struct WhoAmI {
 pub struct PolicyTextIn {
     /// The policy's TOML text.
     pub text: String,
+}
+
+/// A CSAF remediation of a matched product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CsafRemediationOut {
+    /// `vendor_fix`, `workaround`, `mitigation`, `none_available`, `no_fix_planned`.
+    pub category: String,
+    /// The vendor's text.
+    pub details: String,
+    /// Where to read more or download the fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// `GET /api/v1/csaf/matches/{asset}`: one product of the asset under one CSAF
+/// document, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CsafMatchOut {
+    /// The document's tracking id (the finding's advisory).
+    pub document: String,
+    /// CVEs of the vulnerabilities that affect the product.
+    pub cves: Vec<String>,
+    /// `vendor product`.
+    pub package: String,
+    /// Installed version.
+    pub installed: String,
+    /// The lowest fixed release above it the document lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<String>,
+    /// Remediations naming the matched products.
+    pub remediations: Vec<CsafRemediationOut>,
 }

@@ -134,19 +134,30 @@ fn a_malformed_document_is_refused_naming_file_and_json_path() {
     assert!(c.csaf.is_empty());
     // Inside a directory: skipped whole, reported with the same path; the
     // good document beside it is read.
-    std::fs::copy(fixture_path("csaf/bsi-2022-0001.json"), dir.path().join("bsi.json")).unwrap();
+    std::fs::copy(
+        fixture_path("csaf/bsi-2022-0001.json"),
+        dir.path().join("bsi.json"),
+    )
+    .unwrap();
     let mut c = Collect::default();
     let s = read_path(dir.path(), &mut c).unwrap();
     assert_eq!((s.csaf.records, s.csaf.skipped), (1, 1));
     assert_eq!(c.csaf.len(), 1);
     assert!(c.errors[0].file.ends_with("cisco-broken.json"));
-    assert!(c.errors[0].message.starts_with("vulnerabilities[0].product_status"), "{}", c.errors[0]);
+    assert!(
+        c.errors[0]
+            .message
+            .starts_with("vulnerabilities[0].product_status"),
+        "{}",
+        c.errors[0]
+    );
     // A shape error: the JSON path from serde.
     let shape = text.replacen("\"category\": \"workaround\"", "\"category\": \"magic\"", 1);
     std::fs::write(&path, &shape).unwrap();
     let e = read_path(&path, &mut Collect::default()).unwrap_err();
     assert!(
-        e.to_string().contains("vulnerabilities[0].remediations[0].category: unknown variant `magic`"),
+        e.to_string()
+            .contains("vulnerabilities[0].remediations[0].category: unknown variant `magic`"),
         "{e}"
     );
 }

@@ -1,0 +1,598 @@
+//! CSAF 2.0 advisories: storing documents and matching the products of
+//! agentless assets (network devices, appliances, applications) against
+//! them (issue 20; docs/csaf.md, ADR 0015).
+//!
+//! # Matching
+//! An asset product (vendor, product, version, CPE where known) matches a
+//! CSAF product when
+//! - both have a CPE and the CPEs name the same part, vendor and product
+//!   (case-insensitive; 2.3 formatted strings and 2.2 URIs alike), or the
+//!   vendor and product *names* are equal (case-insensitive, trimmed); and
+//! - the CSAF product's version equals the asset's (case-insensitive), or
+//!   its version range (`vers:<scheme>/…`, or a comparator form such as
+//!   `<=1.14.0`) contains it. `vers:rpm` / `vers:deb` / `vers:semver`
+//!   compare with those schemes; anything else with rpm's `rpmvercmp`, the
+//!   segment-wise order that also orders vendor firmware trains such as
+//!   IOS `15.2(4)E6` < `15.2(4)E10`. A CSAF product without version or
+//!   range (a product family) matches no asset: a finding needs a version.
+//!
+//! A vulnerability gives an asset product a finding when a matching product
+//! is `known_affected` (or first/last affected) and no exactly-matching
+//! product of it is `fixed` or `known_not_affected`. The finding's fixed
+//! release is the lowest version among the vulnerability's `fixed` products
+//! of the same vendor/product that is above the installed one (none when
+//! the document lists none — never a guess). One finding per (document,
+//! asset product): its advisory is the document's tracking id, its package
+//! `vendor product`, its arch [`CSAF_ARCH`] (so OSV re-assessment leaves it
+//! alone), and the document's CVEs, score and remediations (vendor fix with
+//! URL, workaround, mitigation, none available) are read with it.
+//!
+//! The pure part ([`match_products`], [`in_range`], [`cpe_parts`]) takes
+//! everything as arguments; [`App::import_csaf`] stores and re-assesses in
+//! one audited transaction.
+
+use crate::assess::FindingsDiff;
+use crate::change::Change;
+use crate::feeds::ImportOutcome;
+use crate::{App, AppError, Caller, RequestCtx};
+use patchbay_core::auth::Action;
+use patchbay_feeds::csaf::{Document, Product, Status};
+use patchbay_store::{AdvisoryRow, AssetProductRow, CsafDocumentRow, FindingRow, NewFinding};
+use patchbay_version::Scheme;
+use serde::Serialize;
+use serde_json::json;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The `arch` of a CSAF finding: the component is a vendor product, not a
+/// package build, and OSV re-assessment never touches these rows.
+pub const CSAF_ARCH: &str = "csaf";
+
+/// One finding of an asset product under a CSAF document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CsafMatch {
+    /// The document's tracking id.
+    pub document: String,
+    /// The CVEs of the vulnerabilities that affect it.
+    pub cves: Vec<String>,
+    /// `vendor product` of the asset.
+    pub package: String,
+    /// The installed version.
+    pub installed: String,
+    /// The lowest fixed release above it that the document lists.
+    pub fixed: Option<String>,
+    /// Remediations that name the matched CSAF products: (category, details, url).
+    pub remediations: Vec<(String, String, Option<String>)>,
+}
+
+fn norm(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+/// (part, vendor, product, version) of a CPE 2.3 formatted string
+/// (`cpe:2.3:o:cisco:ios:15.2\(4\)e:*:…`) or a 2.2 URI (`cpe:/o:cisco:ios:15.2`),
+/// lower-case with CPE escapes removed; `None` when it is neither.
+pub fn cpe_parts(cpe: &str) -> Option<(String, String, String, String)> {
+    let c = cpe.trim();
+    let fields: Vec<String> = if let Some(rest) = c.strip_prefix("cpe:2.3:") {
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        let mut esc = false;
+        for ch in rest.chars() {
+            if esc {
+                cur.push(ch);
+                esc = false;
+            } else if ch == '\\' {
+                esc = true;
+            } else if ch == ':' {
+                out.push(std::mem::take(&mut cur));
+            } else {
+                cur.push(ch);
+            }
+        }
+        out.push(cur);
+        out
+    } else if let Some(rest) = c.strip_prefix("cpe:/") {
+        rest.split(':').map(str::to_owned).collect()
+    } else {
+        return None;
+    };
+    let f = |i: usize| fields.get(i).map(|s| norm(s)).unwrap_or_default();
+    let (part, vendor, product) = (f(0), f(1), f(2));
+    if part.is_empty() || vendor.is_empty() || product.is_empty() {
+        return None;
+    }
+    Some((part, vendor, product, f(3)))
+}
+
+fn cmp_in(scheme: Option<Scheme>, a: &str, b: &str) -> Option<Ordering> {
+    match scheme {
+        Some(s) => patchbay_version::compare(s, a, b).ok(),
+        None => Some(patchbay_version::rpm::rpmvercmp(a, b)),
+    }
+}
+
+/// Whether `version` is inside `range`: a `vers:<scheme>/<constraints>`
+/// range (constraints `|`-separated, comparators `=`, `!=`, `<`, `<=`, `>`,
+/// `>=`, or `*`), evaluated as the vers specification says, or the same
+/// constraints without the `vers:` prefix (`<=1.14.0`). `None` when the range
+/// cannot be read or a version cannot be compared under its scheme.
+pub fn in_range(range: &str, version: &str) -> Option<bool> {
+    let r = range.trim();
+    let (scheme, body) = match r.strip_prefix("vers:") {
+        Some(rest) => {
+            let (s, b) = rest.split_once('/')?;
+            let scheme = match s.to_ascii_lowercase().as_str() {
+                "rpm" => Some(Scheme::Rpm),
+                "deb" => Some(Scheme::Deb),
+                "semver" | "npm" | "cargo" => Some(Scheme::Semver),
+                "apk" | "alpine" => Some(Scheme::Apk),
+                _ => None,
+            };
+            (scheme, b)
+        }
+        None => (None, r),
+    };
+    if body.trim() == "*" {
+        return Some(true);
+    }
+    let mut cons: Vec<(&str, String)> = Vec::new();
+    for c in body.split('|') {
+        let c = c.trim();
+        let (op, v) = ["<=", ">=", "!=", "<", ">", "="]
+            .iter()
+            .find_map(|op| c.strip_prefix(op).map(|v| (*op, v.trim())))
+            .unwrap_or(("=", c));
+        if v.is_empty() {
+            return None;
+        }
+        // An unprefixed range must look like one (a comparator), or it is
+        // free text this matcher does not read.
+        if !r.starts_with("vers:") && !c.starts_with(['<', '>', '=', '!']) {
+            return None;
+        }
+        cons.push((op, v.to_owned()));
+    }
+    for (op, v) in &cons {
+        if matches!(*op, "=" | "!=") && cmp_in(scheme, version, v)? == Ordering::Equal {
+            return Some(*op == "=");
+        }
+    }
+    let mut ord: Vec<(&str, String)> = cons
+        .into_iter()
+        .filter(|(op, _)| !matches!(*op, "=" | "!="))
+        .collect();
+    if ord.is_empty() {
+        return Some(false);
+    }
+    let mut bad = false;
+    ord.sort_by(|a, b| {
+        cmp_in(scheme, &a.1, &b.1).unwrap_or_else(|| {
+            bad = true;
+            Ordering::Equal
+        })
+    });
+    if bad {
+        return None;
+    }
+    let sat = |op: &str, v: &str| -> Option<bool> {
+        let o = cmp_in(scheme, version, v)?;
+        Some(match op {
+            "<" => o == Ordering::Less,
+            "<=" => o != Ordering::Greater,
+            ">" => o == Ordering::Greater,
+            ">=" => o != Ordering::Less,
+            _ => false,
+        })
+    };
+    let (first, last) = (&ord[0], &ord[ord.len() - 1]);
+    if matches!(first.0, "<" | "<=") && sat(first.0, &first.1)? {
+        return Some(true);
+    }
+    if matches!(last.0, ">" | ">=") && sat(last.0, &last.1)? {
+        return Some(true);
+    }
+    for w in ord.windows(2) {
+        if matches!(w[0].0, ">" | ">=")
+            && matches!(w[1].0, "<" | "<=")
+            && sat(w[0].0, &w[0].1)?
+            && sat(w[1].0, &w[1].1)?
+        {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+/// Whether the CSAF product names the asset product (CPE or names).
+fn names_match(p: &Product, a: &AssetProductRow) -> bool {
+    if let (Some(pc), false) = (&p.cpe, a.cpe.trim().is_empty())
+        && let (Some(x), Some(y)) = (cpe_parts(pc), cpe_parts(&a.cpe))
+        && x.0 == y.0
+        && x.1 == y.1
+        && x.2 == y.2
+    {
+        return true;
+    }
+    match (&p.vendor, &p.product) {
+        (Some(v), Some(n)) => norm(v) == norm(&a.vendor) && norm(n) == norm(&a.product),
+        _ => false,
+    }
+}
+
+/// The version a CSAF product states: its branch version, else its CPE's.
+fn product_version(p: &Product) -> Option<String> {
+    p.version.clone().or_else(|| {
+        p.cpe
+            .as_deref()
+            .and_then(cpe_parts)
+            .map(|c| c.3)
+            .filter(|v| !v.is_empty() && v != "*" && v != "-")
+    })
+}
+
+/// How a CSAF product relates to an asset product's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hit {
+    /// Same version.
+    Exact,
+    /// Inside its range.
+    Range,
+}
+
+fn hit(p: &Product, a: &AssetProductRow) -> Option<Hit> {
+    if !names_match(p, a) {
+        return None;
+    }
+    if let Some(v) = product_version(p) {
+        return (norm(&v) == norm(&a.version)).then_some(Hit::Exact);
+    }
+    match p.range.as_deref().map(|r| in_range(r, &a.version)) {
+        Some(Some(true)) => Some(Hit::Range),
+        _ => None,
+    }
+}
+
+/// The findings of `products` (one asset's, or many) under `doc` (pure).
+pub fn match_products(doc: &Document, products: &[AssetProductRow]) -> Vec<(i64, CsafMatch)> {
+    let mut out: BTreeMap<(i64, String, String), CsafMatch> = BTreeMap::new();
+    for a in products {
+        for v in &doc.vulnerabilities {
+            let mut affected = false;
+            let mut cleared = false;
+            let mut matched_ids: BTreeSet<&str> = BTreeSet::new();
+            for (status, ids) in &v.status {
+                for id in ids {
+                    let Some(p) = doc.product(id) else { continue };
+                    match (status, hit(p, a)) {
+                        (Status::Affected, Some(_)) => {
+                            affected = true;
+                            matched_ids.insert(id);
+                        }
+                        (Status::Fixed | Status::NotAffected, Some(Hit::Exact)) => cleared = true,
+                        _ => {}
+                    }
+                }
+            }
+            if !affected || cleared {
+                continue;
+            }
+            // The lowest listed fixed release above the installed one.
+            let mut fixed: Option<String> = None;
+            for id in v.status.get(&Status::Fixed).into_iter().flatten() {
+                let Some(p) = doc.product(id) else { continue };
+                if !names_match(p, a) {
+                    continue;
+                }
+                let Some(fv) = product_version(p) else {
+                    continue;
+                };
+                if patchbay_version::rpm::rpmvercmp(&fv, &a.version) != Ordering::Greater {
+                    continue;
+                }
+                fixed = match fixed {
+                    Some(f) if patchbay_version::rpm::rpmvercmp(&f, &fv) != Ordering::Greater => {
+                        Some(f)
+                    }
+                    _ => Some(fv),
+                };
+            }
+            let package = format!("{} {}", a.vendor, a.product);
+            let m = out
+                .entry((a.asset_id, package.clone(), a.version.clone()))
+                .or_insert_with(|| CsafMatch {
+                    document: doc.id.clone(),
+                    cves: vec![],
+                    package,
+                    installed: a.version.clone(),
+                    fixed: None,
+                    remediations: vec![],
+                });
+            if let Some(c) = &v.cve
+                && !m.cves.contains(c)
+            {
+                m.cves.push(c.clone());
+            }
+            m.fixed = match (m.fixed.take(), fixed) {
+                (Some(x), Some(y)) => {
+                    // Several vulnerabilities: the release that fixes them all.
+                    if patchbay_version::rpm::rpmvercmp(&x, &y) == Ordering::Less {
+                        Some(y)
+                    } else {
+                        Some(x)
+                    }
+                }
+                (x, y) => x.or(y),
+            };
+            for r in &v.remediations {
+                if r.products.iter().any(|p| matched_ids.contains(p.as_str())) {
+                    let t = (r.category.clone(), r.details.clone(), r.url.clone());
+                    if !m.remediations.contains(&t) {
+                        m.remediations.push(t);
+                    }
+                }
+            }
+        }
+    }
+    out.into_iter().map(|((id, _, _), m)| (id, m)).collect()
+}
+
+/// The stored advisory of a document: its CVEs, best score and title, no
+/// OSV affected entries (CSAF findings come from [`match_products`]).
+fn advisory_row(d: &Document) -> AdvisoryRow {
+    let best = d.best_score();
+    let parse = |s: &str| s.parse::<jiff::Timestamp>().ok();
+    AdvisoryRow {
+        id: d.id.clone(),
+        summary: d.title.clone(),
+        cves: d.cves(),
+        cvss_score: best.as_ref().map(|b| b.0),
+        cvss_vector: best.map(|b| b.1),
+        published: parse(&d.initial_release_date),
+        modified: parse(&d.current_release_date),
+        affected: serde_json::Value::Array(vec![]),
+        ecosystems: "CSAF".into(),
+        severity: d.severity.clone(),
+        severity_source: d
+            .severity
+            .as_ref()
+            .map(|_| format!("{} (CSAF)", d.publisher)),
+    }
+}
+
+impl App {
+    /// Stores CSAF documents read from `source` (each replaces the stored
+    /// document with its tracking id), then re-matches every asset product
+    /// against all stored documents — one audited transaction.
+    pub async fn import_csaf(
+        &self,
+        source: &str,
+        docs: &[Document],
+        skipped: u64,
+        caller: &Caller,
+    ) -> Result<ImportOutcome, AppError> {
+        let mut tx = self
+            .change(caller, Action::ImportFeeds, &RequestCtx::default())
+            .await?;
+        let by = tx.actor().to_string();
+        let now = self.now();
+        let mut rows = Vec::new();
+        for d in docs {
+            let body = serde_json::to_string(d)
+                .map_err(|e| AppError::invalid(format!("encoding CSAF {}: {e}", d.id)))?;
+            tx.upsert_csaf_document(&CsafDocumentRow {
+                id: d.id.clone(),
+                publisher: d.publisher.clone(),
+                title: d.title.clone(),
+                category: d.category.clone(),
+                version: d.version.clone(),
+                source: source.to_owned(),
+                body,
+                imported_at: now,
+                imported_by: by.clone(),
+            })
+            .await?;
+            rows.push(advisory_row(d));
+        }
+        tx.upsert_advisories(&rows).await?;
+        let stats = self.assess_csaf_in(&mut tx, None).await?;
+        let version = docs
+            .iter()
+            .map(|d| d.current_release_date.as_str())
+            .max()
+            .unwrap_or_default()
+            .to_owned();
+        let outcome = ImportOutcome {
+            records: docs.len() as u64,
+            skipped,
+            kev_added: vec![],
+            pairs_changed: 0,
+        };
+        tx.record_feed(&patchbay_store::FeedRow {
+            id: 0,
+            kind: "csaf".into(),
+            source: source.into(),
+            version: version.clone(),
+            records: outcome.records as i64,
+            skipped: outcome.skipped as i64,
+            imported_at: now,
+            imported_by: by,
+        })
+        .await?;
+        tx.audit(
+            "feed.import",
+            &format!("feed:csaf:{source}"),
+            json!({"version": version, "records": outcome.records, "skipped": outcome.skipped,
+                   "documents": docs.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+                   "findings_opened": stats.opened, "findings_resolved": stats.resolved}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Every stored CSAF document, decoded (inside `tx`).
+    pub(crate) async fn csaf_documents_in(
+        &self,
+        tx: &mut Change<'_>,
+    ) -> Result<Vec<Document>, AppError> {
+        let mut out = Vec::new();
+        for r in tx.csaf_documents().await? {
+            match serde_json::from_str::<Document>(&r.body) {
+                Ok(d) => out.push(d),
+                Err(e) => {
+                    tracing::warn!(document = %r.id, error = %e, "stored CSAF document unreadable; skipped")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Re-matches asset products (all assets, or one) against every stored
+    /// CSAF document and brings their CSAF findings in line (inside `tx`).
+    pub(crate) async fn assess_csaf_in(
+        &self,
+        tx: &mut Change<'_>,
+        only: Option<i64>,
+    ) -> Result<crate::assess::SyncStats, AppError> {
+        let docs = self.csaf_documents_in(tx).await?;
+        let products: Vec<AssetProductRow> = tx
+            .asset_products()
+            .await?
+            .into_iter()
+            .filter(|p| only.is_none_or(|id| p.asset_id == id))
+            .collect();
+        let mut assets: BTreeSet<i64> = products.iter().map(|p| p.asset_id).collect();
+        let mut current: BTreeMap<i64, Vec<NewFinding>> = BTreeMap::new();
+        for d in &docs {
+            for (asset, m) in match_products(d, &products) {
+                current.entry(asset).or_default().push(NewFinding {
+                    advisory_id: m.document,
+                    package: m.package,
+                    arch: CSAF_ARCH.into(),
+                    source_package: String::new(),
+                    installed_version: m.installed,
+                    fixed_version: m.fixed,
+                });
+            }
+        }
+        // Assets that had CSAF findings but no products any more.
+        let existing: Vec<FindingRow> = match only {
+            Some(id) => {
+                assets.insert(id);
+                tx.findings_of_asset(id).await?
+            }
+            None => {
+                let all = tx.list_findings(None, true).await?;
+                assets.extend(
+                    all.iter()
+                        .filter(|r| r.finding.arch == CSAF_ARCH)
+                        .map(|r| r.asset_id),
+                );
+                all
+            }
+        };
+        let mut diff = FindingsDiff::csaf();
+        for a in assets {
+            let mine: Vec<&FindingRow> = existing.iter().filter(|r| r.asset_id == a).collect();
+            diff.add(a, &mine, current.remove(&a).unwrap_or_default());
+        }
+        diff.apply(tx, self.now()).await
+    }
+
+    /// The remediations and CVEs the stored CSAF documents give one asset's
+    /// products (for `patchbay csaf matches` and the API).
+    pub async fn csaf_matches(
+        &self,
+        caller: &Caller,
+        asset: &str,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<patchbay_proto::api::CsafMatchOut>, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut tx = self.store.read().await?;
+        let a = tx
+            .asset_by_name(&asset.to_ascii_lowercase())
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("no asset named {asset:?}")))?;
+        let products: Vec<AssetProductRow> = tx
+            .asset_products()
+            .await?
+            .into_iter()
+            .filter(|p| p.asset_id == a.id)
+            .collect();
+        let mut out = Vec::new();
+        for r in tx.csaf_documents().await? {
+            if let Ok(d) = serde_json::from_str::<Document>(&r.body) {
+                out.extend(match_products(&d, &products).into_iter().map(|(_, m)| {
+                    patchbay_proto::api::CsafMatchOut {
+                        document: m.document,
+                        cves: m.cves,
+                        package: m.package,
+                        installed: m.installed,
+                        fixed: m.fixed,
+                        remediations: m
+                            .remediations
+                            .into_iter()
+                            .map(|(category, details, url)| {
+                                patchbay_proto::api::CsafRemediationOut {
+                                    category,
+                                    details,
+                                    url,
+                                }
+                            })
+                            .collect(),
+                    }
+                }));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vers_ranges_follow_the_spec() {
+        assert_eq!(in_range("vers:generic/>=1.0|<2.0", "1.5"), Some(true));
+        assert_eq!(in_range("vers:generic/>=1.0|<2.0", "2.0"), Some(false));
+        assert_eq!(in_range("vers:generic/<1.0|>=2.0", "2.5"), Some(true));
+        assert_eq!(in_range("vers:generic/<1.0|>=2.0", "1.5"), Some(false));
+        assert_eq!(in_range("vers:generic/=1.5|=1.7", "1.7"), Some(true));
+        assert_eq!(in_range("vers:generic/>=1.0|!=1.5", "1.5"), Some(false));
+        assert_eq!(in_range("vers:semver/>=1.2.0|<1.3.0", "1.2.9"), Some(true));
+        assert_eq!(in_range("vers:semver/>=1.2.0|<1.3.0", "not-semver"), None);
+        assert_eq!(in_range("vers:rpm/<1:1.0-1", "0:9.9-1"), Some(true));
+        assert_eq!(in_range("<=1.14.0", "1.14.0"), Some(true));
+        assert_eq!(in_range("<=1.14.0", "1.15.0"), Some(false));
+        assert_eq!(in_range("all versions", "1.0"), None);
+        assert_eq!(in_range("vers:generic/*", "anything"), Some(true));
+    }
+
+    #[test]
+    fn cpes_of_both_forms_read() {
+        assert_eq!(
+            cpe_parts("cpe:2.3:o:cisco:ios:15.2\\(4\\)e:*:*:*:*:*:*:*"),
+            Some(("o".into(), "cisco".into(), "ios".into(), "15.2(4)e".into()))
+        );
+        assert_eq!(
+            cpe_parts("cpe:/a:csaf-tools:cvrf-csaf-converter:1.0.0-rc2"),
+            Some((
+                "a".into(),
+                "csaf-tools".into(),
+                "cvrf-csaf-converter".into(),
+                "1.0.0-rc2".into()
+            ))
+        );
+        assert_eq!(cpe_parts("not a cpe"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ranges_never_panic(r in "\\PC{0,40}", v in "\\PC{0,20}") {
+            let _ = in_range(&r, &v);
+            let _ = cpe_parts(&r);
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Acceptance (issue 20, items 1–2): CSAF 2.0 documents import through
+//! `patchbay feeds import` (local and upload) and agentless assets with
+//! vendor products are matched against them, on both engines.
+//!
+//! Real data: the OASIS examples in `fixtures/feeds/csaf/` (provenance in its
+//! README). The Cisco document lists 259 affected IOS / IOS XE releases and a
+//! workaround, but no fixed release; the fixed-release case is the same real
+//! document with one release added to its tree as `fixed` and a `vendor_fix`
+//! remediation (built in [`cisco_with_fix`], said so there), and the BSI
+//! example, which has a real `fixed` release and `vendor_fix` URL.
+
+use crate::support::{Server, db_text, fixtures, ok};
+use patchbay_proto::api::{FindingOut, List};
+use serde_json::{Value, json};
+
+fn findings(s: &Server, asset: &str) -> Vec<FindingOut> {
+    let l: List<FindingOut> = s
+        .admin()
+        .get(&format!("/api/v1/findings?asset={asset}"))
+        .unwrap();
+    l.items
+}
+
+fn import_assets(s: &Server, body: Value) {
+    let _: Value = s
+        .admin()
+        .send("POST", "/api/v1/assets/import", &body)
+        .unwrap();
+}
+
+/// Every `service_pack` / `product_version` leaf name under vendor Cisco,
+/// product IOS, read from the raw JSON (independently of the parser), with
+/// the status lists of vulnerability 0.
+fn ios_releases(doc: &Value) -> (Vec<(String, String)>, Vec<String>) {
+    fn walk(b: &Value, ios: bool, out: &mut Vec<(String, String)>) {
+        for x in b.as_array().into_iter().flatten() {
+            let here = ios || (x["category"] == "product_name" && x["name"] == "IOS");
+            if here && let Some(id) = x["product"]["product_id"].as_str() {
+                out.push((x["name"].as_str().unwrap().to_owned(), id.to_owned()));
+            }
+            walk(&x["branches"], here, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&doc["product_tree"]["branches"], false, &mut out);
+    let affected = doc["vulnerabilities"][0]["product_status"]["known_affected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    (out, affected)
+}
+
+/// The real Cisco document plus release `15.2(7)E` of train `15.2E` as
+/// `fixed`, and a `vendor_fix` remediation naming every affected release
+/// (derived for this test: the published document has no fixed release).
+fn cisco_with_fix(doc: &Value) -> Value {
+    let mut d = doc.clone();
+    let ios = d["product_tree"]["branches"][0]["branches"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|b| b["name"] == "IOS")
+        .unwrap();
+    let train = ios["branches"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|b| b["name"] == "15.2E")
+        .unwrap();
+    train["branches"].as_array_mut().unwrap().push(json!({
+        "category": "service_pack", "name": "15.2(7)E",
+        "product": {"name": "Cisco IOS 15.2(7)E", "product_id": "TEST-FIXED-1527E"}
+    }));
+    let v = &mut d["vulnerabilities"][0];
+    v["product_status"]["fixed"] = json!(["TEST-FIXED-1527E"]);
+    let affected = v["product_status"]["known_affected"].clone();
+    v["remediations"].as_array_mut().unwrap().push(json!({
+        "category": "vendor_fix",
+        "details": "Upgrade to a fixed release.",
+        "url": "https://tools.cisco.com/security/center/content/CiscoSecurityAdvisory/cisco-sa-20180328-smi2",
+        "product_ids": affected
+    }));
+    d["document"]["tracking"]["version"] = json!("3.0.1-test");
+    d
+}
+
+fn agentless_cisco_devices_are_matched(backend: &str) {
+    let s = Server::start(backend);
+    let path = fixtures().join("feeds/csaf/cisco-sa-20180328-smi2.json");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let (releases, affected) = ios_releases(&doc);
+    let id_of = |r: &str| {
+        releases
+            .iter()
+            .find(|(n, _)| n == r)
+            .map(|(_, i)| i.clone())
+    };
+    // Independent facts about the real document.
+    let vulnerable = "15.2(4)E";
+    assert!(affected.contains(&id_of(vulnerable).unwrap()));
+    let unlisted = "15.2(7)E";
+    assert_eq!(id_of(unlisted), None, "15.2(7)E is not in the document");
+
+    import_assets(
+        &s,
+        json!([
+            {"name": "sw-access-1", "kind": "network-device",
+             "products": [{"vendor": "Cisco", "product": "IOS", "version": vulnerable}]},
+            {"name": "sw-access-2", "kind": "network-device",
+             "products": [{"vendor": "cisco", "product": "ios", "version": unlisted}]},
+            {"name": "conv-app", "kind": "application",
+             "products": [{"vendor": "CSAF Tools", "product": "CVRF-CSAF-Converter", "version": "1.0.0-dev1",
+                           "cpe": "cpe:2.3:a:csaf-tools:cvrf-csaf-converter:1.0.0-dev1:*:*:*:*:*:*:*"}]},
+            {"name": "conv-app-fixed", "kind": "application",
+             "products": [{"vendor": "CSAF Tools", "product": "CVRF-CSAF-Converter", "version": "1.0.0-rc2"}]}
+        ]),
+    );
+    assert!(
+        findings(&s, "sw-access-1").is_empty(),
+        "nothing before the import"
+    );
+
+    // Local import of the real documents.
+    let out = s.import_feeds(&[
+        "feeds/csaf/cisco-sa-20180328-smi2.json",
+        "feeds/csaf/bsi-2022-0001.json",
+    ]);
+    assert!(out.contains("CSAF: 1 documents stored"), "{out}");
+    let f = findings(&s, "sw-access-1");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].advisory, "cisco-sa-20180328-smi2");
+    assert_eq!(f[0].package, "Cisco IOS");
+    assert_eq!(f[0].installed_version, vulnerable);
+    assert_eq!(f[0].cves, ["CVE-2018-0171"]);
+    assert_eq!(f[0].cvss, Some(9.8));
+    assert_eq!(
+        f[0].fixed_version, None,
+        "the published document lists no fixed release"
+    );
+    assert!(findings(&s, "sw-access-2").is_empty());
+    // The remediation: the real document's workaround.
+    let m: Value = s.admin().get("/api/v1/csaf/matches/sw-access-1").unwrap();
+    assert_eq!(
+        m["items"][0]["remediations"][0]["category"], "workaround",
+        "{m}"
+    );
+    assert!(
+        m["items"][0]["remediations"][0]["details"]
+            .as_str()
+            .unwrap()
+            .contains("no vstack")
+    );
+
+    // BSI: a real fixed release with its vendor-fix URL, matched by CPE.
+    let f = findings(&s, "conv-app");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].fixed_version.as_deref(), Some("1.0.0-rc2"));
+    assert!(findings(&s, "conv-app-fixed").is_empty());
+    let m: Value = s.admin().get("/api/v1/csaf/matches/conv-app").unwrap();
+    let rem = &m["items"][0]["remediations"][0];
+    assert_eq!(rem["category"], "vendor_fix");
+    assert_eq!(
+        rem["url"],
+        "https://github.com/csaf-tools/CVRF-CSAF-Converter/releases/tag/1.0.0-rc2"
+    );
+
+    // The worklist carries it like any other finding.
+    let w: Value = s.admin().get("/api/v1/worklist?limit=100").unwrap();
+    let line = w["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["asset"] == "sw-access-1")
+        .unwrap_or_else(|| panic!("{w}"));
+    assert_eq!(line["advisory"], "cisco-sa-20180328-smi2");
+    assert_eq!(line["tier"], "P1", "CVSS 9.8 from the document: {line}");
+
+    // A new version of the document (uploaded through the API) with a fixed
+    // release: the finding now carries it; the device moved to it has none.
+    let dir = tempfile::tempdir().unwrap();
+    let fixed = dir.path().join("cisco-sa-20180328-smi2-fix.json");
+    std::fs::write(&fixed, serde_json::to_vec(&cisco_with_fix(&doc)).unwrap()).unwrap();
+    let out = ok(&s.cli(&["feeds", "import", fixed.to_str().unwrap()]));
+    assert!(out.contains("CSAF: 1 documents stored"), "{out}");
+    let f = findings(&s, "sw-access-1");
+    assert_eq!(f[0].fixed_version.as_deref(), Some("15.2(7)E"), "{f:?}");
+    import_assets(
+        &s,
+        json!([{"name": "sw-access-1", "kind": "network-device",
+                "products": [{"vendor": "Cisco", "product": "IOS", "version": "15.2(7)E"}]}]),
+    );
+    let all: List<FindingOut> = s
+        .admin()
+        .get("/api/v1/findings?asset=sw-access-1&all=true")
+        .unwrap();
+    assert_eq!(all.items.len(), 1);
+    assert!(
+        findings(&s, "sw-access-1").is_empty(),
+        "upgraded to the fixed release: resolved"
+    );
+
+    // A malformed document: refused naming the file and the JSON path;
+    // nothing of it stored.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let broken = dir.path().join("cisco-broken.json");
+    std::fs::write(
+        &broken,
+        text.replacen(
+            "\"known_affected\": [",
+            "\"known_affected\": [\"NOPE-1\",",
+            1,
+        )
+        .replace("cisco-sa-20180328-smi2", "cisco-sa-broken"),
+    )
+    .unwrap();
+    let before = db_text(&s.db_url, "SELECT id FROM csaf_documents ORDER BY id");
+    let feeds_before = db_text(&s.db_url, "SELECT source FROM feeds");
+    for out in [
+        s.cli(&["feeds", "import", broken.to_str().unwrap()]),
+        std::process::Command::new(env!("CARGO_BIN_EXE_patchbay"))
+            .args(["feeds", "import", "--db", &s.db_url, "--data-dir"])
+            .arg(&s.data_dir)
+            .arg(&broken)
+            .output()
+            .unwrap(),
+    ] {
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cisco-broken.json"), "{err}");
+        assert!(
+            err.contains("vulnerabilities[0].product_status.known_affected[0]"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        db_text(&s.db_url, "SELECT id FROM csaf_documents ORDER BY id"),
+        before
+    );
+    assert_eq!(db_text(&s.db_url, "SELECT source FROM feeds"), feeds_before);
+}
+
+crate::both_backends!(agentless_cisco_devices_are_matched);
