@@ -37,6 +37,11 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+/// The `arch` of a CSAF finding (`crate::csaf`): the component is a vendor
+/// product, not a package build, and OSV re-assessment never touches these
+/// rows (nor CSAF matching the others).
+pub const CSAF_ARCH: &str = "csaf";
+
 /// Assets per write transaction in fleet-wide re-assessments: large enough that
 /// the batched statements are full, small enough that SQLite's one writer is
 /// not held for long (check-ins queue behind it).
@@ -230,7 +235,7 @@ fn to_new(f: &Finding) -> NewFinding {
 #[derive(Debug, Default)]
 pub(crate) struct FindingsDiff {
     /// Which findings this diff owns: CSAF findings (arch
-    /// [`crate::csaf::CSAF_ARCH`]) or the OSV ones; the other kind in
+    /// [`CSAF_ARCH`]) or the OSV ones; the other kind in
     /// `existing` is left alone.
     csaf: bool,
     /// New findings, with their asset.
@@ -269,7 +274,7 @@ impl FindingsDiff {
         let existing: Vec<&FindingRow> = existing
             .iter()
             .copied()
-            .filter(|r| (r.finding.arch == crate::csaf::CSAF_ARCH) == csaf)
+            .filter(|r| (r.finding.arch == CSAF_ARCH) == csaf)
             .collect();
         let existing = existing.as_slice();
         fn key(f: &NewFinding) -> Key<'_> {

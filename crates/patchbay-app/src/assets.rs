@@ -474,6 +474,7 @@ impl App {
         let now = self.now();
         let (mut created, mut updated) = (0u64, 0u64);
         let mut tx = self.change(caller, Action::ImportAssets, ctx).await?;
+        let mut vex_changed = false;
         for v in &valid {
             let existing = tx.asset_by_name(v.name.as_str()).await?;
             let (id, managed) = match &existing {
@@ -519,6 +520,7 @@ impl App {
                     .collect();
                 tx.replace_asset_products(id, &rows).await?;
                 self.assess_csaf_in(&mut tx, Some(id)).await?;
+                vex_changed = true;
             }
             // An agent's inventory is the truth for a managed asset: an import
             // only sets attributes there.
@@ -555,6 +557,10 @@ impl App {
                     self.assess_in(&mut tx, &row).await?;
                 }
             }
+        }
+        // VEX statements follow the products the assets run now.
+        if vex_changed {
+            self.reconcile_vex(&mut tx).await?;
         }
         tx.audit(
             "asset.import",

@@ -44,9 +44,12 @@ use serde_json::json;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The `arch` of a CSAF finding: the component is a vendor product, not a
-/// package build, and OSV re-assessment never touches these rows.
-pub const CSAF_ARCH: &str = "csaf";
+pub use crate::assess::CSAF_ARCH;
+
+/// A VEX statement wanted: (origin, asset, CVE).
+type VexKey = (String, String, String);
+/// What it says: (justification, reason, publisher, document version).
+type VexStatement = (String, String, String, String);
 
 /// One finding of an asset product under a CSAF document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -396,6 +399,7 @@ impl App {
         }
         tx.upsert_advisories(&rows).await?;
         let stats = self.assess_csaf_in(&mut tx, None).await?;
+        let (vex_added, vex_revoked) = self.reconcile_vex(&mut tx).await?;
         let version = docs
             .iter()
             .map(|d| d.current_release_date.as_str())
@@ -424,11 +428,147 @@ impl App {
             &format!("feed:csaf:{source}"),
             json!({"version": version, "records": outcome.records, "skipped": outcome.skipped,
                    "documents": docs.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
-                   "findings_opened": stats.opened, "findings_resolved": stats.resolved}),
+                   "findings_opened": stats.opened, "findings_resolved": stats.resolved,
+                   "vex_exceptions_added": vex_added, "vex_exceptions_revoked": vex_revoked}),
         )
         .await?;
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// Brings the VEX exceptions in line with the stored documents (inside
+    /// `tx`): every `known_not_affected` statement about a product an asset
+    /// runs is an exception of kind `not_affected` for that asset and CVE
+    /// (origin `csaf:<tracking id>`, owner the publisher, justification the
+    /// statement's flag label, reason its impact statement), created and
+    /// audited as the caller's decision; one whose statement is gone (a
+    /// re-import without it, the asset's product changed) is revoked, audited.
+    /// One an operator revoked is not created again. Returns (created,
+    /// revoked).
+    pub(crate) async fn reconcile_vex(&self, tx: &mut Change<'_>) -> Result<(u64, u64), AppError> {
+        use crate::exceptions::{NOT_AFFECTED, insert_numbered};
+        let now = self.now();
+        let actor = tx.actor().to_string();
+        let docs = self.csaf_documents_in(tx).await?;
+        let products = tx.asset_products().await?;
+        let names: BTreeMap<i64, String> = tx
+            .list_assets()
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a.name))
+            .collect();
+        // (origin, asset, cve) -> (justification, reason, owner, version)
+        let mut desired: BTreeMap<VexKey, VexStatement> = BTreeMap::new();
+        for d in &docs {
+            for v in &d.vulnerabilities {
+                let Some(cve) = &v.cve else { continue };
+                for id in v.status.get(&Status::NotAffected).into_iter().flatten() {
+                    let Some(p) = d.product(id) else { continue };
+                    let justification = v
+                        .flags
+                        .iter()
+                        .find(|f| f.products.contains(id))
+                        .map(|f| f.label.clone())
+                        .unwrap_or_default();
+                    let reason = v
+                        .threats
+                        .iter()
+                        .find(|t| {
+                            t.category == "impact"
+                                && (t.products.is_empty() || t.products.contains(id))
+                        })
+                        .map(|t| t.details.clone())
+                        .unwrap_or_else(|| {
+                            format!("{} states {} not affected", d.publisher, p.name)
+                        });
+                    for a in products.iter().filter(|a| hit(p, a).is_some()) {
+                        let Some(name) = names.get(&a.asset_id) else {
+                            continue;
+                        };
+                        desired
+                            .entry((format!("csaf:{}", d.id), name.clone(), cve.clone()))
+                            .or_insert((
+                                justification.clone(),
+                                reason.clone(),
+                                d.publisher.clone(),
+                                d.version.clone(),
+                            ));
+                    }
+                }
+            }
+        }
+        let rows = tx.list_exceptions().await?;
+        let key = |r: &patchbay_store::ExceptionRow| {
+            (r.origin.clone(), r.asset.clone(), r.advisory.clone())
+        };
+        let (mut created, mut revoked) = (0, 0);
+        for r in rows.iter().filter(|r| r.origin.starts_with("csaf:")) {
+            if !desired.contains_key(&key(r)) && crate::ranking::core_of(r).active_at(now) {
+                let reason = format!(
+                    "csaf: {} no longer states {} not affected on this asset's products",
+                    &r.origin[5..],
+                    r.advisory
+                );
+                if tx.revoke_exception(&r.id, now, &actor, &reason).await? {
+                    tx.audit(
+                        "exception.revoke",
+                        &format!("exception:{}", r.id),
+                        json!({"reason": reason, "origin": r.origin, "kind": r.kind}),
+                    )
+                    .await?;
+                    revoked += 1;
+                }
+            }
+        }
+        for ((origin, asset, cve), (justification, reason, owner, version)) in desired {
+            let k = (origin.clone(), asset.clone(), cve.clone());
+            let stands = rows.iter().filter(|r| key(r) == k).any(|r| {
+                let core = crate::ranking::core_of(r);
+                core.active_at(now)
+                    // An operator's revocation sticks.
+                    || (r.revoked_at.is_some()
+                        && !r
+                            .revoke_reason
+                            .as_deref()
+                            .is_some_and(|x| x.starts_with("csaf:")))
+            });
+            if stands {
+                continue;
+            }
+            let row = patchbay_store::ExceptionRow {
+                id: String::new(),
+                advisory: cve,
+                package: String::new(),
+                asset,
+                group: String::new(),
+                owner,
+                reason: reason.chars().take(2000).collect(),
+                compensating_control: String::new(),
+                approver: actor.clone(),
+                created_at: now,
+                created_by: actor.clone(),
+                expires_at: now + patchbay_core::exception::MAX_DURATION,
+                revoked_at: None,
+                revoked_by: None,
+                revoke_reason: None,
+                expired_noted_at: None,
+                kind: NOT_AFFECTED.into(),
+                justification,
+                origin,
+            };
+            let row = insert_numbered(tx, row, now).await?;
+            tx.audit(
+                "exception.add",
+                &format!("exception:{}", row.id),
+                json!({"advisory": row.advisory, "asset": row.asset, "owner": row.owner,
+                       "reason": row.reason, "kind": row.kind, "justification": row.justification,
+                       "origin": row.origin, "document_version": version,
+                       "expires_at": crate::fmt_ts(row.expires_at)}),
+            )
+            .await?;
+            created += 1;
+        }
+        Ok((created, revoked))
     }
 
     /// Every stored CSAF document, decoded (inside `tx`).

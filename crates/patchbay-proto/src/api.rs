@@ -458,6 +458,10 @@ pub struct WorkItem {
     /// The exception (`EXC-…`) in force for this finding, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exception: Option<String>,
+    /// When that exception is a VEX statement (`not_affected`): its
+    /// justification, statement and who made it (triage shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vex: Option<String>,
 }
 
 /// The policy in force (`GET /api/v1/policy`).
@@ -1030,6 +1034,17 @@ pub struct ExceptionSpec {
     pub compensating_control: String,
     /// Expiry: RFC 3339, `YYYY-MM-DD` (UTC), or a duration from now (`30d`, `72h`).
     pub expires: String,
+    /// `deferred` (the default: the risk is accepted for a while) or
+    /// `not_affected` (an operator's VEX statement: the finding does not
+    /// apply; needs `justification`, no compensating control).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// For `not_affected`: `component_not_present`,
+    /// `vulnerable_code_not_present`, `vulnerable_code_not_in_execute_path`,
+    /// `vulnerable_code_cannot_be_controlled_by_adversary` or
+    /// `inline_mitigations_already_exist` (the CSAF / VEX labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
 }
 
 /// An exception.
@@ -1068,6 +1083,15 @@ pub struct ExceptionOut {
     pub revoke_reason: Option<String>,
     /// Open findings it covers now (`asset package advisory`).
     pub covers: Vec<String>,
+    /// `deferred` or `not_affected` (VEX).
+    #[serde(default)]
+    pub kind: String,
+    /// For `not_affected`: the VEX justification label.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub justification: String,
+    /// Empty for an operator's; `csaf:<tracking id>` for a CSAF VEX statement.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub origin: String,
 }
 
 /// `POST /api/v1/exceptions/{id}/revoke`.

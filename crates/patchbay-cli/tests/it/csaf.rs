@@ -241,4 +241,258 @@ fn agentless_cisco_devices_are_matched(backend: &str) {
     assert_eq!(db_text(&s.db_url, "SELECT source FROM feeds"), feeds_before);
 }
 
-crate::both_backends!(agentless_cisco_devices_are_matched);
+fn worklist_assets(s: &Server) -> Vec<String> {
+    let w: Value = s.admin().get("/api/v1/worklist?limit=1000").unwrap();
+    let mut out: Vec<String> = w["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["asset"].as_str().unwrap().to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The real VEX use-case document for DEF 1.0 (`known_affected`), turned
+/// into a coordinator's statement about ABC 4.0 to 4.2 (derived for this
+/// test: product renamed to ABC, its version a `vers` range, a new tracking
+/// id), so that ABC devices have a finding the vendor's VEX then answers.
+fn coordinator_abc(a001: &Value) -> Value {
+    let mut d = a001.clone();
+    d["document"]["tracking"]["id"] = json!("TEST-COORD-ABC-LOG4J");
+    let name = &mut d["product_tree"]["branches"][0]["branches"][0];
+    name["name"] = json!("ABC");
+    let leaf = &mut name["branches"][0];
+    leaf["category"] = json!("product_version_range");
+    leaf["name"] = json!("vers:generic/>=4.0|<=4.2");
+    leaf["product"]["name"] = json!("Example Company ABC 4.0 - 4.2");
+    d
+}
+
+fn exceptions(s: &Server) -> Vec<Value> {
+    let l: Value = s.admin().get("/api/v1/exceptions?all=true").unwrap();
+    l["items"].as_array().unwrap().clone()
+}
+
+/// Acceptance (issue 20, item 3): a CSAF `known_not_affected` statement
+/// removes exactly the findings of its product and CVE, as an audited
+/// `not_affected` exception shown in triage, the audit log and the evidence
+/// bundle; a re-import without it, or an operator's revocation, brings them
+/// back; an operator VEX needs the approve permission and a justification.
+fn vex_statements_suppress_exactly_their_findings(backend: &str) {
+    let s = Server::start(backend);
+    let read = |p: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(fixtures().join(p)).unwrap()).unwrap()
+    };
+    let a001 = read("feeds/csaf/vex/2022-evd-uc-01-a-001.json");
+    let na001 = read("feeds/csaf/vex/2022-evd-uc-01-na-001.json");
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, v: &Value| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, serde_json::to_vec(v).unwrap()).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let coord = write("coord.json", &coordinator_abc(&a001));
+    import_assets(
+        &s,
+        json!([
+            {"name": "abc-42", "products": [{"vendor": "Example Company", "product": "ABC", "version": "4.2"}]},
+            {"name": "abc-41", "products": [{"vendor": "Example Company", "product": "ABC", "version": "4.1"}]},
+            {"name": "def-10", "products": [{"vendor": "Example Company", "product": "DEF", "version": "1.0"}]}
+        ]),
+    );
+    ok(&s.cli(&["feeds", "import", &coord]));
+    // Uploaded (the server's clock decides when an exception starts).
+    let upload =
+        |rel: &str| ok(&s.cli(&["feeds", "import", fixtures().join(rel).to_str().unwrap()]));
+    upload("feeds/csaf/vex/2022-evd-uc-01-a-001.json");
+    assert_eq!(worklist_assets(&s), ["abc-41", "abc-42", "def-10"]);
+
+    // The vendor's VEX: ABC 4.2 is not affected.
+    let out = upload("feeds/csaf/vex/2022-evd-uc-01-na-001.json");
+    assert!(out.contains("CSAF: 1 documents stored"), "{out}");
+    assert_eq!(
+        worklist_assets(&s),
+        ["abc-41", "def-10"],
+        "exactly abc-42's"
+    );
+    let ex = exceptions(&s);
+    assert_eq!(ex.len(), 1, "{ex:?}");
+    let e = &ex[0];
+    assert_eq!(e["kind"], "not_affected");
+    assert_eq!(e["origin"], "csaf:2022-EVD-UC-01-NA-001");
+    assert_eq!(e["asset"], "abc-42");
+    assert_eq!(e["advisory"], "CVE-2021-44228");
+    assert_eq!(e["owner"], "Example Company ProductCERT");
+    assert_eq!(
+        e["reason"],
+        "Class with vulnerable code was removed before shipping."
+    );
+    assert_eq!(e["covers"].as_array().unwrap().len(), 1, "{e}");
+    let id = e["id"].as_str().unwrap().to_owned();
+    // Triage shows it, with the statement and who made it.
+    let t: Value = s.admin().get("/api/v1/triage/CVE-2021-44228").unwrap();
+    let line = t["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["asset"] == "abc-42")
+        .unwrap_or_else(|| panic!("{t}"));
+    assert_eq!(line["exception"], id.as_str());
+    let vex = line["vex"].as_str().unwrap();
+    assert!(vex.starts_with("not affected"), "{vex}");
+    assert!(
+        vex.contains("Class with vulnerable code was removed"),
+        "{vex}"
+    );
+    assert!(vex.contains("csaf:2022-EVD-UC-01-NA-001"), "{vex}");
+    let text = ok(&s.cli(&["triage", "CVE-2021-44228"]));
+    assert!(text.contains("not affected"), "{text}");
+    // The audit log: the decision, attributed.
+    let audit = ok(&s.cli(&["audit", "list", "--limit", "10000", "--format", "json"]));
+    let audit: Value = serde_json::from_str(&audit).unwrap();
+    let add = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "exception.add")
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(
+        add["detail"]["origin"], "csaf:2022-EVD-UC-01-NA-001",
+        "{add}"
+    );
+    assert_eq!(add["detail"]["kind"], "not_affected");
+    assert!(
+        add["actor"].as_str().unwrap().starts_with("token:"),
+        "attributed to the importer: {add}"
+    );
+    // The evidence bundle's exception register.
+    let zip_path = dir.path().join("evidence.zip");
+    ok(&s.cli(&["evidence", "export", "--out", zip_path.to_str().unwrap()]));
+    let mut z = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut reg = String::new();
+    std::io::Read::read_to_string(&mut z.by_name("exceptions.json").unwrap(), &mut reg).unwrap();
+    assert!(
+        reg.contains("\"not_affected\"") && reg.contains(&id),
+        "{reg}"
+    );
+
+    // A new version of the VEX document without the statement (ABC 4.2 now
+    // under investigation): the exception is revoked, the finding is back.
+    let mut v2 = na001.clone();
+    v2["document"]["tracking"]["version"] = json!("2");
+    let st = &mut v2["vulnerabilities"][0]["product_status"];
+    st["under_investigation"] = st["known_not_affected"].take();
+    st.as_object_mut().unwrap().remove("known_not_affected");
+    v2["vulnerabilities"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("threats");
+    let v2 = write("na-v2.json", &v2);
+    ok(&s.cli(&["feeds", "import", &v2]));
+    assert_eq!(worklist_assets(&s), ["abc-41", "abc-42", "def-10"]);
+    let e = exceptions(&s)
+        .into_iter()
+        .find(|e| e["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(e["status"], "revoked");
+    assert!(
+        e["revoke_reason"].as_str().unwrap().starts_with("csaf:"),
+        "{e}"
+    );
+
+    // Stated again: a new exception; an operator revokes it: back, and a
+    // re-import does not override the operator.
+    upload("feeds/csaf/vex/2022-evd-uc-01-na-001.json");
+    assert_eq!(worklist_assets(&s), ["abc-41", "def-10"]);
+    let again = exceptions(&s)
+        .into_iter()
+        .find(|e| e["status"] == "active")
+        .unwrap();
+    let again = again["id"].as_str().unwrap().to_owned();
+    assert_ne!(again, id);
+    ok(&s.cli(&[
+        "exceptions",
+        "revoke",
+        &again,
+        "--reason",
+        "we ship log4j in 4.2 after all",
+    ]));
+    assert_eq!(worklist_assets(&s), ["abc-41", "abc-42", "def-10"]);
+    upload("feeds/csaf/vex/2022-evd-uc-01-na-001.json");
+    assert_eq!(
+        worklist_assets(&s),
+        ["abc-41", "abc-42", "def-10"],
+        "the operator's revocation stands"
+    );
+
+    // An operator's VEX: not_affected with a justification, approve permission.
+    let add = |token: &str, kind: &str, justification: Option<&str>| {
+        s.client(Some(token)).send::<_, Value>(
+            "POST",
+            "/api/v1/exceptions",
+            &json!({"advisory": "CVE-2021-44228", "asset": "abc-41", "owner": "ops",
+                    "reason": "log4j removed from our 4.1 build", "expires": "90d",
+                    "compensating_control": "", "kind": kind, "justification": justification}),
+        )
+    };
+    let operator: Value = s
+        .admin()
+        .send(
+            "POST",
+            "/api/v1/tokens",
+            &json!({"name": "ops", "role": "operator"}),
+        )
+        .unwrap();
+    let operator = operator["token"].as_str().unwrap().to_owned();
+    match add(&operator, "not_affected", Some("component_not_present")) {
+        Err(patchbay_client::HttpError::Api { status, .. }) => assert_eq!(status, 403),
+        other => panic!("an operator may not state VEX alone: {other:?}"),
+    }
+    match add(&s.admin, "not_affected", Some("because")) {
+        Err(patchbay_client::HttpError::Api {
+            status, message, ..
+        }) => {
+            assert_eq!(status, 400);
+            assert!(message.starts_with("justification:"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match add(&s.admin, "deferred", None) {
+        Err(patchbay_client::HttpError::Api {
+            status, message, ..
+        }) => {
+            assert_eq!(status, 400);
+            assert!(message.starts_with("compensating_control:"), "{message}");
+        }
+        other => panic!("a deferral still needs its control: {other:?}"),
+    }
+    let e = add(&s.admin, "not_affected", Some("component_not_present")).unwrap();
+    assert_eq!(e["kind"], "not_affected");
+    assert_eq!(e["justification"], "component_not_present");
+    assert_eq!(
+        e["origin"].as_str().unwrap_or(""),
+        "",
+        "an operator's: no origin"
+    );
+    assert_eq!(worklist_assets(&s), ["abc-42", "def-10"]);
+    let t: Value = s.admin().get("/api/v1/triage/CVE-2021-44228").unwrap();
+    let line = t["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["asset"] == "abc-41")
+        .unwrap();
+    assert!(
+        line["vex"]
+            .as_str()
+            .unwrap()
+            .starts_with("not affected (component_not_present): log4j removed"),
+        "{line}"
+    );
+}
+
+crate::both_backends!(
+    agentless_cisco_devices_are_matched,
+    vex_statements_suppress_exactly_their_findings
+);
