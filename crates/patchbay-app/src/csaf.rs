@@ -340,6 +340,170 @@ pub fn match_products(doc: &Document, products: &[AssetProductRow]) -> Vec<(i64,
     out.into_iter().map(|((id, _, _), m)| (id, m)).collect()
 }
 
+/// OS ids whose hosts are matched against Red Hat's CSAF advisories (RHSA):
+/// RHEL and its rebuilds, which ship the same package builds.
+pub const RPM_FAMILY: [&str; 4] = ["rhel", "almalinux", "rocky", "centos"];
+
+/// Known rpm architectures (the last `.`-segment of a NEVRA).
+const RPM_ARCHES: [&str; 10] = [
+    "x86_64", "noarch", "aarch64", "ppc64le", "s390x", "i686", "i386", "src", "ppc64", "s390",
+];
+
+/// (name, `epoch:version-release`, arch) of an rpm NEVRA such as
+/// `telnet-1:0.17-65.el7_6.x86_64` or `zlib-0:1.2.11-40.el9.x86_64`
+/// (epoch `0` when absent), or of a purl `pkg:rpm/redhat/telnet@0.17-65.el7_6?arch=x86_64&epoch=1`.
+pub fn nevra(s: &str) -> Option<(String, String, String)> {
+    if let Some(p) = s.strip_prefix("pkg:rpm/") {
+        let (path, query) = p.split_once('?').unwrap_or((p, ""));
+        let (name, vr) = path
+            .rsplit_once('/')
+            .map(|x| x.1)
+            .unwrap_or(path)
+            .split_once('@')?;
+        let mut arch = String::new();
+        let mut epoch = "0".to_owned();
+        for kv in query.split('&') {
+            match kv.split_once('=') {
+                Some(("arch", a)) => arch = a.to_owned(),
+                Some(("epoch", e)) => epoch = e.to_owned(),
+                _ => {}
+            }
+        }
+        if name.is_empty() || !vr.contains('-') {
+            return None;
+        }
+        return Some((name.to_owned(), format!("{epoch}:{vr}"), arch));
+    }
+    let (rest, arch) = s.rsplit_once('.')?;
+    if !RPM_ARCHES.contains(&arch) {
+        return None;
+    }
+    let (rest, release) = rest.rsplit_once('-')?;
+    let (name, version) = rest.rsplit_once('-')?;
+    if name.is_empty() || version.is_empty() || release.is_empty() {
+        return None;
+    }
+    let evr = if version.contains(':') {
+        format!("{version}-{release}")
+    } else {
+        format!("0:{version}-{release}")
+    };
+    Some((name.to_owned(), evr, arch.to_owned()))
+}
+
+/// Whether a Red Hat platform CPE (`cpe:/o:redhat:enterprise_linux:8`,
+/// `cpe:/a:redhat:enterprise_linux:8::appstream`,
+/// `cpe:/o:redhat:rhel_aus:7.6::server`) is a stream of the host's release:
+/// the main stream of its major version (`enterprise_linux:<major>`), or an
+/// extended stream (EUS, AUS, E4S, TUS) of its exact minor release.
+pub fn platform_matches(cpe: &str, version_id: &str) -> bool {
+    let Some((_, vendor, product, version)) = cpe_parts(cpe) else {
+        return false;
+    };
+    let major = version_id.split('.').next().unwrap_or("");
+    let minor: String = version_id.split('.').take(2).collect::<Vec<_>>().join(".");
+    vendor == "redhat"
+        && !major.is_empty()
+        && match product.as_str() {
+            "enterprise_linux" => version == major || version == minor,
+            "rhel_eus" | "rhel_aus" | "rhel_e4s" | "rhel_tus" => version == minor,
+            _ => false,
+        }
+}
+
+/// The findings of an rpm host (`os`: RHEL, AlmaLinux, Rocky, CentOS) under
+/// a Red Hat CSAF document (pure): every `fixed` product that is a
+/// component (NEVRA) of a platform of the host's release
+/// ([`platform_matches`]) and names an installed package of the same name
+/// and architecture whose version is lower in rpm order — the fixed version
+/// is the lowest such NEVRA's EVR above the installed one.
+pub fn match_rpm_host(
+    doc: &Document,
+    os: &patchbay_core::inventory::OsRelease,
+    packages: &[patchbay_core::inventory::Package],
+) -> Vec<CsafMatch> {
+    if !RPM_FAMILY.contains(&os.id.as_str()) {
+        return vec![];
+    }
+    // (name, arch) -> [(fixed evr, cve)]
+    type Fixes = BTreeMap<(String, String), Vec<(String, Option<String>)>>;
+    let mut fixes: Fixes = BTreeMap::new();
+    for v in &doc.vulnerabilities {
+        for id in v.status.get(&Status::Fixed).into_iter().flatten() {
+            let Some(p) = doc.product(id) else { continue };
+            let Some(r) = &p.relationship else { continue };
+            let on_host = doc
+                .product(&r.platform)
+                .and_then(|pl| pl.cpe.as_deref())
+                .is_some_and(|c| platform_matches(c, &os.version_id));
+            if !on_host {
+                continue;
+            }
+            let comp = doc.product(&r.component);
+            let parsed = comp
+                .and_then(|c| c.purl.as_deref())
+                .and_then(nevra)
+                .or_else(|| nevra(&r.component));
+            let Some((name, evr, arch)) = parsed else {
+                continue;
+            };
+            if arch == "src" {
+                continue;
+            }
+            fixes
+                .entry((name, arch))
+                .or_default()
+                .push((evr, v.cve.clone()));
+        }
+    }
+    let mut out: BTreeMap<(String, String), CsafMatch> = BTreeMap::new();
+    for pkg in packages {
+        let installed = if pkg.version.contains(':') {
+            pkg.version.clone()
+        } else {
+            format!("0:{}", pkg.version)
+        };
+        for arch in [pkg.arch.as_str(), "noarch"] {
+            let Some(list) = fixes.get(&(pkg.name.clone(), arch.to_owned())) else {
+                continue;
+            };
+            for (evr, cve) in list {
+                let below = patchbay_version::compare(Scheme::Rpm, &installed, evr)
+                    .is_ok_and(|o| o == Ordering::Less);
+                if !below {
+                    continue;
+                }
+                let m = out
+                    .entry((pkg.name.clone(), pkg.arch.clone()))
+                    .or_insert_with(|| CsafMatch {
+                        document: doc.id.clone(),
+                        cves: vec![],
+                        // `name.arch`: one finding per installed build.
+                        package: format!("{}.{}", pkg.name, pkg.arch),
+                        installed: pkg.version.clone(),
+                        fixed: None,
+                        remediations: vec![],
+                    });
+                if let Some(c) = cve
+                    && !m.cves.contains(c)
+                {
+                    m.cves.push(c.clone());
+                }
+                m.fixed = match m.fixed.take() {
+                    Some(f)
+                        if patchbay_version::compare(Scheme::Rpm, &f, evr)
+                            .is_ok_and(|o| o != Ordering::Greater) =>
+                    {
+                        Some(f)
+                    }
+                    _ => Some(evr.clone()),
+                };
+            }
+        }
+    }
+    out.into_values().collect()
+}
+
 /// The stored advisory of a document: its CVEs, best score and title, no
 /// OSV affected entries (CSAF findings come from [`match_products`]).
 fn advisory_row(d: &Document) -> AdvisoryRow {
@@ -604,6 +768,41 @@ impl App {
             .collect();
         let mut assets: BTreeSet<i64> = products.iter().map(|p| p.asset_id).collect();
         let mut current: BTreeMap<i64, Vec<NewFinding>> = BTreeMap::new();
+        // rpm hosts of the RHEL family, matched against Red Hat's documents.
+        let redhat: Vec<&Document> = docs
+            .iter()
+            .filter(|d| {
+                d.products.iter().any(|p| {
+                    p.cpe
+                        .as_deref()
+                        .and_then(cpe_parts)
+                        .is_some_and(|c| c.1 == "redhat")
+                })
+            })
+            .collect();
+        if !redhat.is_empty() {
+            for a in tx.list_assets().await? {
+                if only.is_some_and(|id| id != a.id)
+                    || !RPM_FAMILY.contains(&a.facts.os.id.as_str())
+                {
+                    continue;
+                }
+                assets.insert(a.id);
+                let pkgs = tx.packages(a.id).await?;
+                for d in &redhat {
+                    for m in match_rpm_host(d, &a.facts.os, &pkgs) {
+                        current.entry(a.id).or_default().push(NewFinding {
+                            advisory_id: m.document,
+                            package: m.package,
+                            arch: CSAF_ARCH.into(),
+                            source_package: String::new(),
+                            installed_version: m.installed,
+                            fixed_version: m.fixed,
+                        });
+                    }
+                }
+            }
+        }
         for d in &docs {
             for (asset, m) in match_products(d, &products) {
                 current.entry(asset).or_default().push(NewFinding {

@@ -494,5 +494,165 @@ fn vex_statements_suppress_exactly_their_findings(backend: &str) {
 
 crate::both_backends!(
     agentless_cisco_devices_are_matched,
-    vex_statements_suppress_exactly_their_findings
+    vex_statements_suppress_exactly_their_findings,
+    rhsa_matches_rpm_hosts_as_librpm_does
 );
+
+/// Enrols an agent for `host` and checks in `packages` (from an `rpm -qa`
+/// style list) on os-release `rhel` `version_id`.
+fn rpm_host(
+    s: &Server,
+    host: &str,
+    version_id: &str,
+    list: &str,
+) -> (patchbay_client::Client, patchbay_core::inventory::Inventory) {
+    use patchbay_core::inventory::{HostFacts, Inventory, OsRelease, Package, PackageFormat};
+    let t: Value = s
+        .admin()
+        .send("POST", "/api/v1/enroll-tokens", &json!({"uses": 1}))
+        .unwrap();
+    let machine_id = format!(
+        "{:032x}",
+        host.bytes()
+            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+    );
+    let e: Value = s
+        .client(None)
+        .send(
+            "POST",
+            "/agent/v1/enroll",
+            &json!({"protocol": 1, "enroll_token": t["token"], "hostname": host, "machine_id": machine_id}),
+        )
+        .unwrap();
+    let agent = s.client(Some(e["agent_secret"].as_str().unwrap()));
+    let mut packages: Vec<Package> = list
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            Package {
+                name: f[0].into(),
+                version: f[1].into(),
+                arch: f[2].into(),
+                source: f.get(3).map(|s| s.trim_end_matches(".src.rpm").to_string()),
+                source_version: None,
+            }
+        })
+        .collect();
+    packages.sort();
+    let inv = Inventory {
+        facts: HostFacts {
+            hostname: host.into(),
+            machine_id,
+            os: OsRelease {
+                id: "rhel".into(),
+                version_id: version_id.into(),
+                ..Default::default()
+            },
+            arch: "x86_64".into(),
+            ..Default::default()
+        },
+        format: Some(PackageFormat::Rpm),
+        packages,
+        pending_updates: vec![],
+    };
+    crate::support::full_checkin(&agent, &inv).unwrap();
+    (agent, inv)
+}
+
+/// Acceptance (issue 20, item 4): an rpm host's packages matched through a
+/// Red Hat CSAF advisory (RHSA-2022:0011, the OASIS example: telnet for RHEL
+/// 7.6 AUS / E4S / TUS) agree with an independent computation
+/// (`csaf_rhsa.py`: the json module and librpm's `rpm.labelCompare`).
+///
+/// The rpm list is the repository's real UBI 7 list
+/// (`fixtures/inventories/rhel-family/ubi-7.rpm-qa.txt`, 162 packages, no
+/// telnet) plus three lines this test adds so that the advisory applies:
+/// telnet one release below the fix (affected), telnet-server at the fixed
+/// build and telnet-debuginfo above it (neither affected). A 7.6 host is on
+/// the advisory's streams; a 7.9 host is not (no finding), and the findings
+/// follow the host's inventory (an update resolves them).
+fn rhsa_matches_rpm_hosts_as_librpm_does(backend: &str) {
+    let s = Server::start(backend);
+    let real = std::fs::read_to_string(fixtures().join("inventories/rhel-family/ubi-7.rpm-qa.txt"))
+        .unwrap();
+    let added = "telnet\t1:0.17-64.el7\tx86_64\ttelnet-0.17-64.el7.src.rpm\n\
+                 telnet-server\t1:0.17-65.el7_6\tx86_64\ttelnet-0.17-65.el7_6.src.rpm\n\
+                 telnet-debuginfo\t1:0.17-66.el7\tx86_64\ttelnet-0.17-66.el7.src.rpm\n";
+    let list = format!("{real}{added}");
+    let (agent, mut inv) = rpm_host(&s, "rhel76-a", "7.6", &list);
+    rpm_host(&s, "rhel79-a", "7.9", &list);
+    rpm_host(&s, "rhel76-real", "7.6", &real);
+    let doc = fixtures().join("feeds/csaf/rhsa-2022_0011.json");
+    ok(&s.cli(&["feeds", "import", doc.to_str().unwrap()]));
+
+    let dir = tempfile::tempdir().unwrap();
+    let oracle = |list: &str, version: &str| -> Vec<(String, String, String)> {
+        let p = dir.path().join("list.txt");
+        std::fs::write(&p, list).unwrap();
+        let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/csaf_rhsa.py");
+        let out = std::process::Command::new("/usr/bin/python3")
+            .arg(&here)
+            .arg(&doc)
+            .arg(&p)
+            .arg(version)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "reference failed (needs python3-rpm — scripts/test installs it):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let ours = |host: &str| -> Vec<(String, String, String)> {
+        let mut v: Vec<(String, String, String)> = findings(&s, host)
+            .into_iter()
+            .filter(|f| f.advisory == "RHSA-2022:0011")
+            .map(|f| {
+                (
+                    f.package,
+                    f.installed_version,
+                    f.fixed_version.unwrap_or_default(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let expected = oracle(&list, "7.6");
+    assert_eq!(
+        expected,
+        [(
+            "telnet.x86_64".to_string(),
+            "1:0.17-64.el7".to_string(),
+            "1:0.17-65.el7_6".to_string()
+        )],
+        "the reference itself"
+    );
+    assert_eq!(ours("rhel76-a"), expected);
+    assert_eq!(ours("rhel79-a"), oracle(&list, "7.9"));
+    assert!(ours("rhel79-a").is_empty());
+    assert_eq!(ours("rhel76-real"), oracle(&real, "7.6"));
+    let f = findings(&s, "rhel76-a");
+    let f = f.iter().find(|f| f.advisory == "RHSA-2022:0011").unwrap();
+    assert_eq!(f.cves, ["CVE-2020-10188"]);
+    // The host installs the fix: the next check-in resolves the finding.
+    let telnet = inv
+        .packages
+        .iter_mut()
+        .find(|p| p.name == "telnet")
+        .unwrap();
+    telnet.version = "1:0.17-65.el7_6".into();
+    crate::support::full_checkin(&agent, &inv).unwrap();
+    assert!(ours("rhel76-a").is_empty());
+    let all: List<FindingOut> = s
+        .admin()
+        .get("/api/v1/findings?asset=rhel76-a&all=true")
+        .unwrap();
+    assert!(
+        all.items
+            .iter()
+            .any(|f| f.advisory == "RHSA-2022:0011" && f.resolved_at.is_some())
+    );
+}
