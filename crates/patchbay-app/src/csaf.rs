@@ -927,11 +927,175 @@ mod tests {
         assert_eq!(cpe_parts("not a cpe"), None);
     }
 
+    fn doc(name: &str) -> Document {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/feeds/csaf")
+            .join(name);
+        patchbay_feeds::csaf::parse(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn product(vendor: &str, product: &str, version: &str, cpe: &str) -> AssetProductRow {
+        AssetProductRow {
+            asset_id: 1,
+            vendor: vendor.into(),
+            product: product.into(),
+            version: version.into(),
+            cpe: cpe.into(),
+        }
+    }
+
+    #[test]
+    fn products_match_by_name_or_cpe_and_exact_version() {
+        let d = doc("bsi-2022-0001.json");
+        // By names, any case.
+        let m = match_products(
+            &d,
+            &[product(
+                "csaf tools",
+                "cvrf-csaf-converter",
+                "1.0.0-dev2",
+                "",
+            )],
+        );
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].1.fixed.as_deref(), Some("1.0.0-rc2"));
+        assert_eq!(m[0].1.remediations[0].0, "vendor_fix");
+        // By CPE alone (names differ), 2.3 against the document's 2.2 URI.
+        let m = match_products(
+            &d,
+            &[product(
+                "x",
+                "y",
+                "1.0.0-alpha",
+                "cpe:2.3:a:csaf-tools:cvrf-csaf-converter:1.0.0-alpha:*:*:*:*:*:*:*",
+            )],
+        );
+        assert_eq!(m.len(), 1);
+        // The fixed version and an unlisted one: nothing.
+        for v in ["1.0.0-rc2", "0.9"] {
+            assert!(
+                match_products(&d, &[product("CSAF Tools", "CVRF-CSAF-Converter", v, "")])
+                    .is_empty(),
+                "{v}"
+            );
+        }
+        // Another product of the vendor: nothing.
+        assert!(match_products(&d, &[product("CSAF Tools", "Other", "1.0.0-dev2", "")]).is_empty());
+    }
+
+    #[test]
+    fn cisco_releases_match_exactly() {
+        let d = doc("cisco-sa-20180328-smi2.json");
+        let m = match_products(&d, &[product("Cisco", "IOS", "15.2(4)E", "")]);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].1.cves, ["CVE-2018-0171"]);
+        assert_eq!(m[0].1.fixed, None);
+        // A prefix or a neighbour is not the release.
+        for v in ["15.2(4)", "15.2(4)E99", "15.2"] {
+            assert!(
+                match_products(&d, &[product("Cisco", "IOS", v, "")]).is_empty(),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn rpm_hosts_match_their_streams_only() {
+        use patchbay_core::inventory::{OsRelease, Package};
+        let d = doc("rhsa-2022_0011.json");
+        let os = |id: &str, v: &str| OsRelease {
+            id: id.into(),
+            version_id: v.into(),
+            ..Default::default()
+        };
+        let pkg = |name: &str, version: &str, arch: &str| Package {
+            name: name.into(),
+            version: version.into(),
+            arch: arch.into(),
+            source: None,
+            source_version: None,
+        };
+        let pkgs = [
+            pkg("telnet", "1:0.17-64.el7", "x86_64"),
+            pkg("telnet-server", "1:0.17-65.el7_6", "x86_64"),
+            pkg("telnet-debuginfo", "1:0.17-64.el7", "ppc64le"),
+        ];
+        let m = match_rpm_host(&d, &os("rhel", "7.6"), &pkgs);
+        let got: Vec<(&str, &str)> = m
+            .iter()
+            .map(|m| (m.package.as_str(), m.fixed.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("telnet.x86_64", "1:0.17-65.el7_6"),
+                ("telnet-debuginfo.ppc64le", "1:0.17-65.el7_6")
+            ]
+        );
+        assert!(match_rpm_host(&d, &os("rhel", "7.9"), &pkgs).is_empty());
+        assert!(match_rpm_host(&d, &os("debian", "7.6"), &pkgs).is_empty());
+        // An epoch decides: 0:0.18 is older than 1:0.17.
+        let m = match_rpm_host(
+            &d,
+            &os("rocky", "7.6"),
+            &[pkg("telnet", "0:0.18-1.el7", "x86_64")],
+        );
+        assert_eq!(m.len(), 1);
+        // The wrong arch: nothing.
+        assert!(
+            match_rpm_host(
+                &d,
+                &os("rhel", "7.6"),
+                &[pkg("telnet", "1:0.17-64.el7", "aarch64")]
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn nevras_and_platforms_read() {
+        assert_eq!(
+            nevra("telnet-1:0.17-65.el7_6.x86_64"),
+            Some(("telnet".into(), "1:0.17-65.el7_6".into(), "x86_64".into()))
+        );
+        assert_eq!(
+            nevra("python3-libs-3.6.8-45.el8.noarch"),
+            Some((
+                "python3-libs".into(),
+                "0:3.6.8-45.el8".into(),
+                "noarch".into()
+            ))
+        );
+        assert_eq!(
+            nevra("pkg:rpm/redhat/telnet@0.17-65.el7_6?arch=x86_64&epoch=1"),
+            Some(("telnet".into(), "1:0.17-65.el7_6".into(), "x86_64".into()))
+        );
+        assert_eq!(nevra("telnet"), None);
+        assert_eq!(nevra("telnet-0.17.weird"), None);
+        assert!(platform_matches("cpe:/o:redhat:enterprise_linux:8", "8.6"));
+        assert!(platform_matches(
+            "cpe:/a:redhat:enterprise_linux:8::appstream",
+            "8.10"
+        ));
+        assert!(platform_matches(
+            "cpe:/o:redhat:rhel_eus:8.6::baseos",
+            "8.6"
+        ));
+        assert!(!platform_matches(
+            "cpe:/o:redhat:rhel_eus:8.6::baseos",
+            "8.8"
+        ));
+        assert!(!platform_matches("cpe:/o:redhat:enterprise_linux:9", "8.6"));
+        assert!(!platform_matches("cpe:/o:redhat:openshift:4.13", "4.13"));
+    }
+
     proptest::proptest! {
         #[test]
         fn ranges_never_panic(r in "\\PC{0,40}", v in "\\PC{0,20}") {
             let _ = in_range(&r, &v);
             let _ = cpe_parts(&r);
+            let _ = nevra(&r);
+            let _ = platform_matches(&r, &v);
         }
     }
 }
