@@ -166,6 +166,17 @@ fn agentless_cisco_devices_are_matched(backend: &str) {
         "https://github.com/csaf-tools/CVRF-CSAF-Converter/releases/tag/1.0.0-rc2"
     );
 
+    // An appliance with an OS and packages too: its OSV assessment (on
+    // every import) leaves the CSAF finding alone, and vice versa.
+    let appliance = json!([{"name": "fw-debian", "os": "debian:12",
+        "packages": [{"name": "zlib1g", "version": "1:1.2.13.dfsg-1"}],
+        "products": [{"vendor": "Cisco", "product": "IOS", "version": vulnerable}]}]);
+    import_assets(&s, appliance.clone());
+    import_assets(&s, appliance);
+    let f = findings(&s, "fw-debian");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].advisory, "cisco-sa-20180328-smi2");
+
     // The worklist carries it like any other finding.
     let w: Value = s.admin().get("/api/v1/worklist?limit=100").unwrap();
     let line = w["items"]
