@@ -504,6 +504,54 @@ pub fn match_rpm_host(
     out.into_values().collect()
 }
 
+/// CISA KEV entries whose `vendorProject` and `product` name one of the asset
+/// products (case-insensitive) and whose CVE no stored CSAF document
+/// addresses for that product (pure). KEV has no versions, so these are not
+/// findings: they are listed as *unassessed* exploited vulnerabilities (import
+/// the vendor's advisory to decide), with the KEV name and due date.
+pub fn kev_unassessed(
+    kev: &[patchbay_store::KevRow],
+    docs: &[Document],
+    products: &[AssetProductRow],
+) -> Vec<CsafMatch> {
+    let mut out = Vec::new();
+    for a in products {
+        for k in kev {
+            if norm(&k.vendor) != norm(&a.vendor) || norm(&k.product) != norm(&a.product) {
+                continue;
+            }
+            let addressed = docs.iter().any(|d| {
+                d.vulnerabilities.iter().any(|v| {
+                    v.cve.as_deref() == Some(k.cve.as_str())
+                        && v.status
+                            .values()
+                            .flatten()
+                            .any(|id| d.product(id).is_some_and(|p| names_match(p, a)))
+                })
+            });
+            if addressed {
+                continue;
+            }
+            out.push(CsafMatch {
+                document: "CISA KEV".into(),
+                cves: vec![k.cve.clone()],
+                package: format!("{} {}", a.vendor, a.product),
+                installed: a.version.clone(),
+                fixed: None,
+                remediations: vec![(
+                    "unassessed".into(),
+                    format!(
+                        "CISA KEV: {} (due {}); no imported advisory says whether {} is affected: import the vendor's CSAF advisory",
+                        k.name, k.due_date, a.version
+                    ),
+                    None,
+                )],
+            });
+        }
+    }
+    out
+}
+
 /// The stored advisory of a document: its CVEs, best score and title, no
 /// OSV affected entries (CSAF findings come from [`match_products`]).
 fn advisory_row(d: &Document) -> AdvisoryRow {
@@ -839,8 +887,10 @@ impl App {
         diff.apply(tx, self.now()).await
     }
 
-    /// The remediations and CVEs the stored CSAF documents give one asset's
-    /// products (for `patchbay csaf matches` and the API).
+    /// What the stored CSAF documents say about one asset's products (CVEs,
+    /// fixed release, remediations), and the CISA KEV entries of its products
+    /// that no document assesses ([`kev_unassessed`]); for
+    /// `GET /api/v1/csaf/matches/{asset}`.
     pub async fn csaf_matches(
         &self,
         caller: &Caller,
@@ -859,32 +909,39 @@ impl App {
             .into_iter()
             .filter(|p| p.asset_id == a.id)
             .collect();
-        let mut out = Vec::new();
-        for r in tx.csaf_documents().await? {
-            if let Ok(d) = serde_json::from_str::<Document>(&r.body) {
-                out.extend(match_products(&d, &products).into_iter().map(|(_, m)| {
-                    patchbay_proto::api::CsafMatchOut {
-                        document: m.document,
-                        cves: m.cves,
-                        package: m.package,
-                        installed: m.installed,
-                        fixed: m.fixed,
-                        remediations: m
-                            .remediations
-                            .into_iter()
-                            .map(|(category, details, url)| {
-                                patchbay_proto::api::CsafRemediationOut {
-                                    category,
-                                    details,
-                                    url,
-                                }
-                            })
-                            .collect(),
-                    }
-                }));
-            }
-        }
-        Ok(out)
+        let docs: Vec<Document> = tx
+            .csaf_documents()
+            .await?
+            .iter()
+            .filter_map(|r| serde_json::from_str::<Document>(&r.body).ok())
+            .collect();
+        let kev = tx.all_kev().await?;
+        let mut matches: Vec<CsafMatch> = docs
+            .iter()
+            .flat_map(|d| match_products(d, &products).into_iter().map(|(_, m)| m))
+            .collect();
+        matches.extend(kev_unassessed(&kev, &docs, &products));
+        Ok(matches
+            .into_iter()
+            .map(|m| patchbay_proto::api::CsafMatchOut {
+                document: m.document,
+                cves: m.cves,
+                package: m.package,
+                installed: m.installed,
+                fixed: m.fixed,
+                remediations: m
+                    .remediations
+                    .into_iter()
+                    .map(
+                        |(category, details, url)| patchbay_proto::api::CsafRemediationOut {
+                            category,
+                            details,
+                            url,
+                        },
+                    )
+                    .collect(),
+            })
+            .collect())
     }
 }
 

@@ -153,6 +153,50 @@ fn agentless_cisco_devices_are_matched(backend: &str) {
             .contains("no vstack")
     );
 
+    // KEV's vendor/product entries: exploited vulnerabilities of "Cisco IOS"
+    // that no imported advisory assesses are listed (KEV has no versions, so
+    // they are not findings). Expected set read from the raw catalog.
+    let kev_rel = "feeds/kev/known_exploited_vulnerabilities-2026.08.07.json.gz";
+    s.import_feeds(&[kev_rel]);
+    let raw: Value = {
+        let gz = std::fs::read(fixtures().join(kev_rel)).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text)
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let mut want: Vec<String> = raw["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| {
+            v["vendorProject"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case("cisco")
+                && v["product"].as_str().unwrap().eq_ignore_ascii_case("ios")
+                && v["cveID"] != "CVE-2018-0171"
+        })
+        .map(|v| v["cveID"].as_str().unwrap().to_owned())
+        .collect();
+    want.sort();
+    assert!(!want.is_empty());
+    let m: Value = s.admin().get("/api/v1/csaf/matches/sw-access-1").unwrap();
+    let mut got: Vec<String> = m["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["document"] == "CISA KEV")
+        .map(|i| i["cves"][0].as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(
+        findings(&s, "sw-access-1").len(),
+        1,
+        "KEV entries are not findings"
+    );
+
     // BSI: a real fixed release with its vendor-fix URL, matched by CPE.
     let f = findings(&s, "conv-app");
     assert_eq!(f.len(), 1, "{f:?}");
@@ -186,7 +230,10 @@ fn agentless_cisco_devices_are_matched(backend: &str) {
         .find(|l| l["asset"] == "sw-access-1")
         .unwrap_or_else(|| panic!("{w}"));
     assert_eq!(line["advisory"], "cisco-sa-20180328-smi2");
-    assert_eq!(line["tier"], "P1", "CVSS 9.8 from the document: {line}");
+    // CVE-2018-0171 is in KEV: the CSAF finding is P0 like any other.
+    assert_eq!(line["tier"], "P0", "{line}");
+    assert_eq!(line["kev"], true);
+    assert_eq!(line["cvss_source"], "advisory cisco-sa-20180328-smi2, v3.0");
 
     // A new version of the document (uploaded through the API) with a fixed
     // release: the finding now carries it; the device moved to it has none.
