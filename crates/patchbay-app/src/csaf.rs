@@ -42,7 +42,7 @@ use patchbay_version::Scheme;
 use serde::Serialize;
 use serde_json::json;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use crate::assess::CSAF_ARCH;
 
@@ -257,16 +257,46 @@ fn hit(p: &Product, a: &AssetProductRow) -> Option<Hit> {
 }
 
 /// The findings of `products` (one asset's, or many) under `doc` (pure).
+///
+/// Fleets share products: each distinct (vendor, product, version, CPE) is
+/// matched once, and product ids are looked up in a map.
 pub fn match_products(doc: &Document, products: &[AssetProductRow]) -> Vec<(i64, CsafMatch)> {
-    let mut out: BTreeMap<(i64, String, String), CsafMatch> = BTreeMap::new();
+    let by_id: HashMap<&str, &Product> = doc.products.iter().map(|p| (p.id.as_str(), p)).collect();
+    type Key<'a> = (&'a str, &'a str, &'a str, &'a str);
+    let mut memo: HashMap<Key<'_>, Option<CsafMatch>> = HashMap::new();
+    let mut out = Vec::new();
     for a in products {
+        let key = (
+            a.vendor.as_str(),
+            a.product.as_str(),
+            a.version.as_str(),
+            a.cpe.as_str(),
+        );
+        let m = memo.entry(key).or_insert_with(|| match_one(doc, &by_id, a));
+        if let Some(m) = m {
+            out.push((a.asset_id, m.clone()));
+        }
+    }
+    out
+}
+
+/// The finding of one asset product under `doc`, if any.
+fn match_one(
+    doc: &Document,
+    by_id: &HashMap<&str, &Product>,
+    a: &AssetProductRow,
+) -> Option<CsafMatch> {
+    let mut out: Option<CsafMatch> = None;
+    {
         for v in &doc.vulnerabilities {
             let mut affected = false;
             let mut cleared = false;
             let mut matched_ids: BTreeSet<&str> = BTreeSet::new();
             for (status, ids) in &v.status {
                 for id in ids {
-                    let Some(p) = doc.product(id) else { continue };
+                    let Some(p) = by_id.get(id.as_str()).copied() else {
+                        continue;
+                    };
                     match (status, hit(p, a)) {
                         (Status::Affected, Some(_)) => {
                             affected = true;
@@ -283,7 +313,9 @@ pub fn match_products(doc: &Document, products: &[AssetProductRow]) -> Vec<(i64,
             // The lowest listed fixed release above the installed one.
             let mut fixed: Option<String> = None;
             for id in v.status.get(&Status::Fixed).into_iter().flatten() {
-                let Some(p) = doc.product(id) else { continue };
+                let Some(p) = by_id.get(id.as_str()).copied() else {
+                    continue;
+                };
                 if !names_match(p, a) {
                     continue;
                 }
@@ -300,17 +332,14 @@ pub fn match_products(doc: &Document, products: &[AssetProductRow]) -> Vec<(i64,
                     _ => Some(fv),
                 };
             }
-            let package = format!("{} {}", a.vendor, a.product);
-            let m = out
-                .entry((a.asset_id, package.clone(), a.version.clone()))
-                .or_insert_with(|| CsafMatch {
-                    document: doc.id.clone(),
-                    cves: vec![],
-                    package,
-                    installed: a.version.clone(),
-                    fixed: None,
-                    remediations: vec![],
-                });
+            let m = out.get_or_insert_with(|| CsafMatch {
+                document: doc.id.clone(),
+                cves: vec![],
+                package: format!("{} {}", a.vendor, a.product),
+                installed: a.version.clone(),
+                fixed: None,
+                remediations: vec![],
+            });
             if let Some(c) = &v.cve
                 && !m.cves.contains(c)
             {
@@ -337,7 +366,7 @@ pub fn match_products(doc: &Document, products: &[AssetProductRow]) -> Vec<(i64,
             }
         }
     }
-    out.into_iter().map(|((id, _, _), m)| (id, m)).collect()
+    out
 }
 
 /// OS ids whose hosts are matched against Red Hat's CSAF advisories (RHSA):
@@ -422,25 +451,41 @@ pub fn match_rpm_host(
     os: &patchbay_core::inventory::OsRelease,
     packages: &[patchbay_core::inventory::Package],
 ) -> Vec<CsafMatch> {
-    if !RPM_FAMILY.contains(&os.id.as_str()) {
-        return vec![];
-    }
-    // (name, arch) -> [(fixed evr, cve)]
-    type Fixes = BTreeMap<(String, String), Vec<(String, Option<String>)>>;
-    let mut fixes: Fixes = BTreeMap::new();
+    match_rpm_fixes(&doc.id, &rpm_fixes(doc), os, packages)
+}
+
+/// One fixed build of a Red Hat document: on the platform with this CPE,
+/// package `name` of `arch` is fixed in `evr` (for `cve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpmFix {
+    /// The platform's CPE.
+    pub platform_cpe: String,
+    /// Package name.
+    pub name: String,
+    /// Architecture.
+    pub arch: String,
+    /// `epoch:version-release` of the fixed build.
+    pub evr: String,
+    /// The vulnerability's CVE.
+    pub cve: Option<String>,
+}
+
+/// The fixed builds a Red Hat document lists (pure; computed once per
+/// document, then matched against every host).
+pub fn rpm_fixes(doc: &Document) -> Vec<RpmFix> {
+    let by_id: HashMap<&str, &Product> = doc.products.iter().map(|p| (p.id.as_str(), p)).collect();
+    let mut out = Vec::new();
     for v in &doc.vulnerabilities {
         for id in v.status.get(&Status::Fixed).into_iter().flatten() {
-            let Some(p) = doc.product(id) else { continue };
-            let Some(r) = &p.relationship else { continue };
-            let on_host = doc
-                .product(&r.platform)
-                .and_then(|pl| pl.cpe.as_deref())
-                .is_some_and(|c| platform_matches(c, &os.version_id));
-            if !on_host {
+            let Some(p) = by_id.get(id.as_str()) else {
                 continue;
-            }
-            let comp = doc.product(&r.component);
-            let parsed = comp
+            };
+            let Some(r) = &p.relationship else { continue };
+            let Some(cpe) = by_id.get(r.platform.as_str()).and_then(|pl| pl.cpe.clone()) else {
+                continue;
+            };
+            let parsed = by_id
+                .get(r.component.as_str())
                 .and_then(|c| c.purl.as_deref())
                 .and_then(nevra)
                 .or_else(|| nevra(&r.component));
@@ -450,11 +495,41 @@ pub fn match_rpm_host(
             if arch == "src" {
                 continue;
             }
-            fixes
-                .entry((name, arch))
-                .or_default()
-                .push((evr, v.cve.clone()));
+            out.push(RpmFix {
+                platform_cpe: cpe,
+                name,
+                arch,
+                evr,
+                cve: v.cve.clone(),
+            });
         }
+    }
+    out
+}
+
+/// [`match_rpm_host`] over a document's precomputed [`rpm_fixes`].
+pub fn match_rpm_fixes(
+    document: &str,
+    all: &[RpmFix],
+    os: &patchbay_core::inventory::OsRelease,
+    packages: &[patchbay_core::inventory::Package],
+) -> Vec<CsafMatch> {
+    if !RPM_FAMILY.contains(&os.id.as_str()) {
+        return vec![];
+    }
+    // (name, arch) -> [(fixed evr, cve)] of the host's streams.
+    type Fixes<'a> = HashMap<(&'a str, &'a str), Vec<(&'a String, &'a Option<String>)>>;
+    let mut fixes: Fixes<'_> = HashMap::new();
+    for f in all {
+        if platform_matches(&f.platform_cpe, &os.version_id) {
+            fixes
+                .entry((f.name.as_str(), f.arch.as_str()))
+                .or_default()
+                .push((&f.evr, &f.cve));
+        }
+    }
+    if fixes.is_empty() {
+        return vec![];
     }
     let mut out: BTreeMap<(String, String), CsafMatch> = BTreeMap::new();
     for pkg in packages {
@@ -464,7 +539,7 @@ pub fn match_rpm_host(
             format!("0:{}", pkg.version)
         };
         for arch in [pkg.arch.as_str(), "noarch"] {
-            let Some(list) = fixes.get(&(pkg.name.clone(), arch.to_owned())) else {
+            let Some(list) = fixes.get(&(pkg.name.as_str(), arch)) else {
                 continue;
             };
             for (evr, cve) in list {
@@ -476,7 +551,7 @@ pub fn match_rpm_host(
                 let m = out
                     .entry((pkg.name.clone(), pkg.arch.clone()))
                     .or_insert_with(|| CsafMatch {
-                        document: doc.id.clone(),
+                        document: document.to_owned(),
                         cves: vec![],
                         // `name.arch`: one finding per installed build.
                         package: format!("{}.{}", pkg.name, pkg.arch),
@@ -496,7 +571,7 @@ pub fn match_rpm_host(
                     {
                         Some(f)
                     }
-                    _ => Some(evr.clone()),
+                    _ => Some((*evr).clone()),
                 };
             }
         }
@@ -817,15 +892,12 @@ impl App {
         let mut assets: BTreeSet<i64> = products.iter().map(|p| p.asset_id).collect();
         let mut current: BTreeMap<i64, Vec<NewFinding>> = BTreeMap::new();
         // rpm hosts of the RHEL family, matched against Red Hat's documents.
-        let redhat: Vec<&Document> = docs
+        let redhat: Vec<(&str, Vec<RpmFix>)> = docs
             .iter()
-            .filter(|d| {
-                d.products.iter().any(|p| {
-                    p.cpe
-                        .as_deref()
-                        .and_then(cpe_parts)
-                        .is_some_and(|c| c.1 == "redhat")
-                })
+            .map(|d| (d.id.as_str(), rpm_fixes(d)))
+            .filter(|(_, f)| {
+                f.iter()
+                    .any(|f| cpe_parts(&f.platform_cpe).is_some_and(|c| c.1 == "redhat"))
             })
             .collect();
         if !redhat.is_empty() {
@@ -837,8 +909,8 @@ impl App {
                 }
                 assets.insert(a.id);
                 let pkgs = tx.packages(a.id).await?;
-                for d in &redhat {
-                    for m in match_rpm_host(d, &a.facts.os, &pkgs) {
+                for (id, fixes) in &redhat {
+                    for m in match_rpm_fixes(id, fixes, &a.facts.os, &pkgs) {
                         current.entry(a.id).or_default().push(NewFinding {
                             advisory_id: m.document,
                             package: m.package,
