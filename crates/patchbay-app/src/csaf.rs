@@ -844,6 +844,41 @@ impl App {
                 origin,
             };
             let row = insert_numbered(tx, row, now).await?;
+            // Open SLA breaches of the findings it covers end, as when an
+            // operator grants an exception.
+            if let Some((&asset_id, _)) = names.iter().find(|(_, n)| **n == row.asset) {
+                let open: Vec<FindingRow> = tx
+                    .findings_of_asset(asset_id)
+                    .await?
+                    .into_iter()
+                    .filter(|f| f.resolved_at.is_none())
+                    .collect();
+                let ids: Vec<String> = open.iter().map(|f| f.finding.advisory_id.clone()).collect();
+                let advisories = tx.advisories_by_ids(&ids).await?;
+                let covered: std::collections::HashSet<String> = open
+                    .iter()
+                    .filter(|f| {
+                        f.finding.advisory_id.eq_ignore_ascii_case(&row.advisory)
+                            || advisories.iter().any(|a| {
+                                a.id == f.finding.advisory_id
+                                    && a.cves.iter().any(|c| c.eq_ignore_ascii_case(&row.advisory))
+                            })
+                    })
+                    .map(|f| {
+                        format!(
+                            "F-{}-{}-{}",
+                            f.asset_name, f.finding.advisory_id, f.finding.package
+                        )
+                    })
+                    .collect();
+                crate::breaches::end_breaches(
+                    tx,
+                    &covered,
+                    &crate::breaches::Ended::Exception(row.id.clone()),
+                    now,
+                )
+                .await?;
+            }
             tx.audit(
                 "exception.add",
                 &format!("exception:{}", row.id),

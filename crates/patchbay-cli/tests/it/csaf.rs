@@ -366,6 +366,27 @@ fn vex_statements_suppress_exactly_their_findings(backend: &str) {
     upload("feeds/csaf/vex/2022-evd-uc-01-a-001.json");
     assert_eq!(worklist_assets(&s), ["abc-41", "abc-42", "def-10"]);
 
+    // The three findings pass their SLA: breaches raised by the SLA watch.
+    let audit_of = |action: &str| -> Vec<Value> {
+        let a = ok(&s.cli(&["audit", "list", "--limit", "10000", "--format", "json"]));
+        let a: Value = serde_json::from_str(&a).unwrap();
+        a.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action)
+            .cloned()
+            .collect()
+    };
+    s.clock.advance(jiff::SignedDuration::from_hours(24 * 60));
+    s.run_duties();
+    assert_eq!(
+        audit_of("sla.breached").len(),
+        3,
+        "{:?}",
+        audit_of("sla.breached")
+    );
+    assert!(audit_of("sla.resolved").is_empty());
+
     // The vendor's VEX: ABC 4.2 is not affected.
     let out = upload("feeds/csaf/vex/2022-evd-uc-01-na-001.json");
     assert!(out.contains("CSAF: 1 documents stored"), "{out}");
@@ -388,6 +409,18 @@ fn vex_statements_suppress_exactly_their_findings(backend: &str) {
     );
     assert_eq!(e["covers"].as_array().unwrap().len(), 1, "{e}");
     let id = e["id"].as_str().unwrap().to_owned();
+    // abc-42's breach ends with it, in the import's transaction; the others stay.
+    let resolved = audit_of("sla.resolved");
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    assert!(
+        resolved[0]["target"].as_str().unwrap().contains("abc-42"),
+        "{resolved:?}"
+    );
+    assert_eq!(
+        resolved[0]["detail"]["exception"],
+        id.as_str(),
+        "{resolved:?}"
+    );
     // Triage shows it, with the statement and who made it.
     let t: Value = s.admin().get("/api/v1/triage/CVE-2021-44228").unwrap();
     let line = t["items"]
