@@ -197,6 +197,17 @@ fn agentless_cisco_devices_are_matched(backend: &str) {
         "KEV entries are not findings"
     );
 
+    // The same through the CLI, as a table.
+    let text = ok(&s.cli(&["csaf", "matches", "sw-access-1"]));
+    assert!(
+        text.contains("cisco-sa-20180328-smi2") && text.contains("workaround: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("CISA KEV") && text.contains("unassessed: "),
+        "{text}"
+    );
+
     // BSI: a real fixed release with its vendor-fix URL, matched by CPE.
     let f = findings(&s, "conv-app");
     assert_eq!(f.len(), 1, "{f:?}");
