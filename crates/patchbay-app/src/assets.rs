@@ -122,6 +122,11 @@ pub fn parse_import_csv(text: &str) -> Result<Vec<ImportAsset>, AppError> {
         "macs",
         "ips",
         "cloud_id",
+        // One vendor product (CSAF matching, docs/csaf.md).
+        "vendor",
+        "product",
+        "version",
+        "cpe",
     ];
     for h in headers.iter() {
         if !known.contains(&h) {

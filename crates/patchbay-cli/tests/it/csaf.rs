@@ -221,6 +221,16 @@ fn agentless_cisco_devices_are_matched(backend: &str) {
         "https://github.com/csaf-tools/CVRF-CSAF-Converter/releases/tag/1.0.0-rc2"
     );
 
+    // The CSV form of an asset import: the vendor/product/version/cpe columns.
+    let csv = "name,kind,vendor,product,version,cpe\nsw-csv,network-device,Cisco,IOS,15.2(4)E,\n";
+    let _: Value = s
+        .admin()
+        .post_raw("/api/v1/assets/import", "text/csv", csv.as_bytes())
+        .unwrap();
+    let f = findings(&s, "sw-csv");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].advisory, "cisco-sa-20180328-smi2");
+
     // An appliance with an OS and packages too: its OSV assessment (on
     // every import) leaves the CSAF finding alone, and vice versa.
     let appliance = json!([{"name": "fw-debian", "os": "debian:12",
