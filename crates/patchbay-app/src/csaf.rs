@@ -948,9 +948,14 @@ impl App {
                     for m in match_rpm_fixes(id, fixes, &a.facts.os, &pkgs) {
                         current.entry(a.id).or_default().push(NewFinding {
                             advisory_id: m.document,
+                            // The rpm name (`name.arch` without its arch).
+                            source_package: m
+                                .package
+                                .rsplit_once('.')
+                                .map_or(m.package.as_str(), |x| x.0)
+                                .to_owned(),
                             package: m.package,
                             arch: CSAF_ARCH.into(),
-                            source_package: String::new(),
                             installed_version: m.installed,
                             fixed_version: m.fixed,
                         });
@@ -962,9 +967,10 @@ impl App {
             for (asset, m) in match_products(d, &products) {
                 current.entry(asset).or_default().push(NewFinding {
                     advisory_id: m.document,
+                    // The patch catalog groups by it: `vendor product`.
+                    source_package: m.package.clone(),
                     package: m.package,
                     arch: CSAF_ARCH.into(),
-                    source_package: String::new(),
                     installed_version: m.installed,
                     fixed_version: m.fixed,
                 });

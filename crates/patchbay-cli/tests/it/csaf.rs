@@ -265,6 +265,23 @@ fn agentless_cisco_devices_are_matched(backend: &str) {
     assert!(out.contains("CSAF: 1 documents stored"), "{out}");
     let f = findings(&s, "sw-access-1");
     assert_eq!(f[0].fixed_version.as_deref(), Some("15.2(7)E"), "{f:?}");
+    // The patch catalog: a network-device patch to the fixed release.
+    let p: Value = s.admin().get("/api/v1/patches").unwrap();
+    let patch = p["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["package"] == "Cisco IOS")
+        .unwrap_or_else(|| panic!("{p}"));
+    assert_eq!(patch["family"], "network-device", "{patch}");
+    assert_eq!(patch["fixed_version"], "15.2(7)E");
+    assert!(
+        patch["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "sw-access-1")
+    );
     import_assets(
         &s,
         json!([{"name": "sw-access-1", "kind": "network-device",
