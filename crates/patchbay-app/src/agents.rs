@@ -633,6 +633,11 @@ impl App {
         } else {
             self.assess_in(&mut tx, &stored).await?
         };
+        // RHEL-family hosts are matched against Red Hat's CSAF documents too
+        // (only when their packages changed).
+        if !delta.is_empty() && crate::csaf::RPM_FAMILY.contains(&inv.facts.os.id.as_str()) {
+            self.assess_csaf_in(&mut tx, Some(stored.id)).await?;
+        }
         let mut detail = json!({"kind": format!("{kind:?}").to_lowercase(), "added": delta.added.len(),
                    "removed": delta.removed.len(), "packages": inv.packages.len(), "hash": hash,
                    "findings": findings});

@@ -38,6 +38,11 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+/// The `arch` of a CSAF finding (`crate::csaf`): the component is a vendor
+/// product, not a package build, and OSV re-assessment never touches these
+/// rows (nor CSAF matching the others).
+pub const CSAF_ARCH: &str = "csaf";
+
 /// Assets per write transaction in fleet-wide re-assessments: large enough that
 /// the batched statements are full, small enough that SQLite's one writer is
 /// not held for long (check-ins queue behind it).
@@ -229,7 +234,11 @@ fn to_new(f: &Finding) -> NewFinding {
 
 /// What must be written to bring stored findings in line with new matches.
 #[derive(Debug, Default)]
-struct FindingsDiff {
+pub(crate) struct FindingsDiff {
+    /// Which findings this diff owns: CSAF findings (arch
+    /// [`CSAF_ARCH`]) or the OSV ones; the other kind in
+    /// `existing` is left alone.
+    csaf: bool,
     /// New findings, with their asset.
     fresh: Vec<(i64, NewFinding)>,
     /// Findings to refresh (new versions) or reopen, by id.
@@ -247,8 +256,28 @@ impl FindingsDiff {
     /// the packages that were matched (all of them, or a subset), `current` the
     /// matches of those same packages. Unchanged open findings cost nothing, so
     /// the writes follow what changed, not what is open.
-    fn add(&mut self, asset_id: i64, existing: &[&FindingRow], current: Vec<NewFinding>) {
+    /// A diff of CSAF findings.
+    pub(crate) fn csaf() -> Self {
+        Self {
+            csaf: true,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn add(
+        &mut self,
+        asset_id: i64,
+        existing: &[&FindingRow],
+        current: Vec<NewFinding>,
+    ) {
         type Key<'a> = (&'a str, &'a str, &'a str);
+        let csaf = self.csaf;
+        let existing: Vec<&FindingRow> = existing
+            .iter()
+            .copied()
+            .filter(|r| (r.finding.arch == CSAF_ARCH) == csaf)
+            .collect();
+        let existing = existing.as_slice();
         fn key(f: &NewFinding) -> Key<'_> {
             (&f.advisory_id, &f.package, &f.arch)
         }
@@ -293,7 +322,11 @@ impl FindingsDiff {
     /// 250 refreshes or reopens, one per 500 resolves. A resolved finding
     /// whose SLA breach was raised ends it: `sla.resolved`, in this
     /// transaction ([`crate::breaches::end_breaches`]).
-    async fn apply(self, tx: &mut Change<'_>, now: jiff::Timestamp) -> Result<SyncStats, AppError> {
+    pub(crate) async fn apply(
+        self,
+        tx: &mut Change<'_>,
+        now: jiff::Timestamp,
+    ) -> Result<SyncStats, AppError> {
         tx.insert_findings_of_assets(&self.fresh, now).await?;
         tx.refresh_findings(&self.refresh, now).await?;
         tx.resolve_findings(&self.gone, now).await?;

@@ -122,6 +122,11 @@ pub fn parse_import_csv(text: &str) -> Result<Vec<ImportAsset>, AppError> {
         "macs",
         "ips",
         "cloud_id",
+        // One vendor product (CSAF matching, docs/csaf.md).
+        "vendor",
+        "product",
+        "version",
+        "cpe",
     ];
     for h in headers.iter() {
         if !known.contains(&h) {
@@ -189,6 +194,15 @@ pub fn parse_import_csv(text: &str) -> Result<Vec<ImportAsset>, AppError> {
                 .unwrap_or_default(),
             os: get("os"),
             packages,
+            products: match get("product") {
+                Some(product) => vec![patchbay_proto::api::ImportProduct {
+                    vendor: get("vendor").unwrap_or_default(),
+                    product,
+                    version: get("version").unwrap_or_default(),
+                    cpe: get("cpe"),
+                }],
+                None => vec![],
+            },
         });
     }
     Ok(out)
@@ -202,6 +216,8 @@ struct ValidImport {
     packages: Vec<Package>,
     /// (kind, value): `mac`, `ip`, `cloud`, normalised.
     identifiers: Vec<(&'static str, String)>,
+    /// Vendor products (asset id 0: filled in when stored).
+    products: Option<Vec<patchbay_store::AssetProductRow>>,
 }
 
 fn validate_import(i: usize, a: &ImportAsset) -> Result<ValidImport, AppError> {
@@ -297,12 +313,45 @@ fn validate_import(i: usize, a: &ImportAsset) -> Result<ValidImport, AppError> {
         }
         identifiers.push(("cloud", c.to_string()));
     }
+    let mut products = Vec::new();
+    for (j, p) in a.products.iter().enumerate() {
+        let (vendor, product, version) = (p.vendor.trim(), p.product.trim(), p.version.trim());
+        if vendor.is_empty() || product.is_empty() || version.is_empty() {
+            return Err(at(format!(
+                "products[{j}]: vendor, product and version are required"
+            )));
+        }
+        let cpe = p.cpe.as_deref().map(str::trim).unwrap_or_default();
+        if [vendor, product, version, cpe]
+            .iter()
+            .any(|s| s.len() > 512 || s.chars().any(char::is_control))
+        {
+            return Err(at(format!(
+                "products[{j}]: values of at most 512 bytes without control characters"
+            )));
+        }
+        if !cpe.is_empty() && crate::csaf::cpe_parts(cpe).is_none() {
+            return Err(at(format!(
+                "products[{j}]: cpe {cpe:?} is neither a CPE 2.3 formatted string (cpe:2.3:part:vendor:product:…) nor a 2.2 URI (cpe:/part:vendor:product:…)"
+            )));
+        }
+        products.push(patchbay_store::AssetProductRow {
+            asset_id: 0,
+            vendor: vendor.into(),
+            product: product.into(),
+            version: version.into(),
+            cpe: cpe.into(),
+        });
+    }
+    products.sort();
+    products.dedup();
     Ok(ValidImport {
         name,
         patch,
         os,
         packages,
         identifiers,
+        products: (!a.products.is_empty()).then_some(products),
     })
 }
 
@@ -431,6 +480,7 @@ impl App {
         let now = self.now();
         let (mut created, mut updated) = (0u64, 0u64);
         let mut tx = self.change(caller, Action::ImportAssets, ctx).await?;
+        let mut vex_changed = false;
         for v in &valid {
             let existing = tx.asset_by_name(v.name.as_str()).await?;
             let (id, managed) = match &existing {
@@ -464,6 +514,19 @@ impl App {
                     })
                     .collect();
                 tx.add_identifiers(&rows).await?;
+            }
+            // Vendor products (CSAF matching): replaced whole when given.
+            if let Some(products) = &v.products {
+                let rows: Vec<patchbay_store::AssetProductRow> = products
+                    .iter()
+                    .map(|p| patchbay_store::AssetProductRow {
+                        asset_id: id,
+                        ..p.clone()
+                    })
+                    .collect();
+                tx.replace_asset_products(id, &rows).await?;
+                self.assess_csaf_in(&mut tx, Some(id)).await?;
+                vex_changed = true;
             }
             // An agent's inventory is the truth for a managed asset: an import
             // only sets attributes there.
@@ -500,6 +563,10 @@ impl App {
                     self.assess_in(&mut tx, &row).await?;
                 }
             }
+        }
+        // VEX statements follow the products the assets run now.
+        if vex_changed {
+            self.reconcile_vex(&mut tx).await?;
         }
         tx.audit(
             "asset.import",

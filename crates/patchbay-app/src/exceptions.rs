@@ -58,7 +58,48 @@ fn out(r: &ExceptionRow, now: Timestamp, ranked: &[Ranked]) -> ExceptionOut {
         revoked_by: r.revoked_by.clone(),
         revoke_reason: r.revoke_reason.clone(),
         covers,
+        kind: r.kind.clone(),
+        justification: r.justification.clone(),
+        origin: r.origin.clone(),
     }
+}
+
+pub use crate::ranking::{DEFERRED, NOT_AFFECTED};
+
+/// The VEX justifications (CSAF 2.0 flag labels, the same as CISA's VEX
+/// status justifications).
+pub const JUSTIFICATIONS: [&str; 5] = [
+    "component_not_present",
+    "vulnerable_code_not_present",
+    "vulnerable_code_not_in_execute_path",
+    "vulnerable_code_cannot_be_controlled_by_adversary",
+    "inline_mitigations_already_exist",
+];
+
+/// Inserts `row` under the next free `EXC-<yyyy>-<nnnn>` id of `now`'s year
+/// (inside `tx`); returns the id.
+pub(crate) async fn insert_numbered(
+    tx: &mut crate::change::Change<'_>,
+    mut row: ExceptionRow,
+    now: Timestamp,
+) -> Result<ExceptionRow, AppError> {
+    let year = now.to_zoned(jiff::tz::TimeZone::UTC).year();
+    let prefix = format!("EXC-{year:04}-");
+    let seq = tx
+        .list_exceptions()
+        .await?
+        .iter()
+        .filter(|e| e.id.starts_with(&prefix))
+        .count()
+        + 1;
+    row.id = format!("{prefix}{seq:04}");
+    if !tx.insert_exception(&row).await? {
+        return Err(AppError::new(
+            patchbay_proto::error::ErrorCode::Conflict,
+            format!("{} exists; retry", row.id),
+        ));
+    }
+    Ok(row)
 }
 
 fn required<'a>(field: &str, v: &'a str) -> Result<&'a str, AppError> {
@@ -128,11 +169,45 @@ impl App {
         };
         let owner = required("owner", &spec.owner)?.to_string();
         let reason = required("reason", &spec.reason)?.to_string();
-        let control = required("compensating_control", &spec.compensating_control)?.to_string();
+        let kind = spec
+            .kind
+            .as_deref()
+            .map(|k| k.trim().replace('-', "_"))
+            .unwrap_or_else(|| DEFERRED.into());
+        let (kind, justification, control) = match kind.as_str() {
+            DEFERRED => {
+                if spec.justification.is_some() {
+                    return Err(AppError::invalid(
+                        "justification: only a not_affected (VEX) exception has one",
+                    ));
+                }
+                let control =
+                    required("compensating_control", &spec.compensating_control)?.to_string();
+                (DEFERRED, String::new(), control)
+            }
+            NOT_AFFECTED => {
+                let j = spec.justification.as_deref().unwrap_or("").trim();
+                if !JUSTIFICATIONS.contains(&j) {
+                    return Err(AppError::invalid(format!(
+                        "justification: a not_affected (VEX) exception needs one of {}; got {j:?}",
+                        JUSTIFICATIONS.join(", ")
+                    )));
+                }
+                // Not affected: nothing to compensate for; kept if given.
+                let control = spec.compensating_control.trim();
+                if !control.is_empty() {
+                    required("compensating_control", control)?;
+                }
+                (NOT_AFFECTED, j.to_string(), control.to_string())
+            }
+            other => {
+                return Err(AppError::invalid(format!(
+                    "kind: {other:?} is not deferred or not_affected"
+                )));
+            }
+        };
         let expires_at = patchbay_core::when::expiry("expires", &spec.expires, now)?;
         exception::check_expiry(now, expires_at).map_err(AppError::invalid)?;
-        let year = now.to_zoned(jiff::tz::TimeZone::UTC).year();
-        let prefix = format!("EXC-{year:04}-");
         // Open SLA breaches end when the exception covers their finding: the
         // findings are ranked (a read of its own, before the write opens)
         // only when a breach is open.
@@ -149,15 +224,8 @@ impl App {
             Vec::new()
         };
         let mut tx = self.change(caller, Action::Approve, ctx).await?;
-        let seq = tx
-            .list_exceptions()
-            .await?
-            .iter()
-            .filter(|e| e.id.starts_with(&prefix))
-            .count()
-            + 1;
         let row = ExceptionRow {
-            id: format!("{prefix}{seq:04}"),
+            id: String::new(),
             advisory,
             package,
             asset,
@@ -173,20 +241,19 @@ impl App {
             revoked_by: None,
             revoke_reason: None,
             expired_noted_at: None,
+            kind: kind.into(),
+            justification,
+            origin: String::new(),
         };
-        if !tx.insert_exception(&row).await? {
-            return Err(AppError::new(
-                patchbay_proto::error::ErrorCode::Conflict,
-                format!("{} exists; retry", row.id),
-            ));
-        }
+        let row = insert_numbered(&mut tx, row, now).await?;
         tx.audit(
             "exception.add",
             &format!("exception:{}", row.id),
             json!({"advisory": row.advisory, "package": row.package, "asset": row.asset,
                    "group": row.group, "owner": row.owner, "reason": row.reason,
                    "compensating_control": row.compensating_control,
-                   "expires_at": fmt_ts(row.expires_at)}),
+                   "expires_at": fmt_ts(row.expires_at),
+                   "kind": row.kind, "justification": row.justification}),
         )
         .await?;
         let granted = [core_of(&row)];

@@ -56,26 +56,30 @@ pub enum FeedKind {
     /// CVSS scores per CVE: NVD API 2.0 / CVE JSON 5 records (a zip of them,
     /// or an NVD API page).
     Cvss,
+    /// CSAF 2.0 advisories / VEX documents (one document, or a zip of them).
+    Csaf,
 }
 
 impl FeedKind {
-    /// `osv`, `kev`, `epss` or `cvss`.
+    /// `osv`, `kev`, `epss`, `cvss` or `csaf`.
     pub fn as_str(self) -> &'static str {
         match self {
             FeedKind::Osv => "osv",
             FeedKind::Kev => "kev",
             FeedKind::Epss => "epss",
             FeedKind::Cvss => "cvss",
+            FeedKind::Csaf => "csaf",
         }
     }
 
-    /// Parses `osv`, `kev`, `epss` or `cvss`.
+    /// Parses `osv`, `kev`, `epss`, `cvss` or `csaf`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "osv" => Some(FeedKind::Osv),
             "kev" => Some(FeedKind::Kev),
             "epss" => Some(FeedKind::Epss),
             "cvss" => Some(FeedKind::Cvss),
+            "csaf" => Some(FeedKind::Csaf),
             _ => None,
         }
     }
@@ -623,9 +627,15 @@ pub struct StoredFeeds {
 pub fn parse_path(path: &Path) -> Result<Parsed, String> {
     let mut records = Collect::default();
     let summary = read_path(path, &mut records).map_err(|e| e.to_string())?;
-    if summary.osv.files + summary.kev.files + summary.epss.files + summary.cvss.files == 0 {
+    if summary.osv.files
+        + summary.kev.files
+        + summary.epss.files
+        + summary.cvss.files
+        + summary.csaf.files
+        == 0
+    {
         return Err(format!(
-            "{}: no feed files found (OSV JSON/JSONL/zip, KEV JSON, EPSS CSV, NVD / CVE JSON 5 records)",
+            "{}: no feed files found (OSV JSON/JSONL/zip, KEV JSON, EPSS CSV, NVD / CVE JSON 5 records, CSAF 2.0 documents)",
             path.display()
         ));
     }
@@ -644,6 +654,7 @@ pub fn check_parsed(p: &Parsed, kind: FeedKind, what: &str) -> Result<(), String
         FeedKind::Kev => p.summary.kev.records,
         FeedKind::Epss => p.summary.epss.records,
         FeedKind::Cvss => p.summary.cvss.records,
+        FeedKind::Csaf => p.summary.csaf.records,
     };
     if records == 0 {
         return Err(format!(
@@ -758,6 +769,23 @@ impl App {
             out.imported.push(ImportedFeedOut {
                 kind: "epss".into(),
                 version: date,
+                records: o.records,
+                skipped: o.skipped,
+                kev_added: 0,
+            });
+        }
+        if summary.csaf.files > 0 && !p.csaf.is_empty() {
+            let o = self
+                .import_csaf(source, &p.csaf, summary.csaf.skipped, caller)
+                .await?;
+            out.imported.push(ImportedFeedOut {
+                kind: "csaf".into(),
+                version: p
+                    .csaf
+                    .iter()
+                    .map(|d| d.current_release_date.clone())
+                    .max()
+                    .unwrap_or_default(),
                 records: o.records,
                 skipped: o.skipped,
                 kev_added: 0,

@@ -19,7 +19,7 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Feed kinds.
-pub const KINDS: [&str; 4] = ["osv", "kev", "epss", "cvss"];
+pub const KINDS: [&str; 5] = ["osv", "kev", "epss", "cvss", "csaf"];
 
 /// Converts a parsed OSV record to its stored form. A withdrawn advisory is
 /// stored without affected packages, so it stops matching.

@@ -59,6 +59,7 @@ pub mod backoff;
 mod breaches;
 pub mod change;
 pub mod changes;
+pub mod csaf;
 pub mod dashboard;
 pub mod deployments;
 pub mod discovery;

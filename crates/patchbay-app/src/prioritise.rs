@@ -347,6 +347,18 @@ impl App {
         let mut ranked = snap.rank(&policy, findings).await?;
         let exceptions = snap.exceptions().await?;
         crate::ranking::mark(&mut ranked, &exceptions, self.now());
+        // A VEX exception shows its justification and who stated it.
+        if ranked.iter().any(|r| r.item.exception.is_some()) {
+            let rows = snap.tx().list_exceptions().await?;
+            for r in &mut ranked {
+                if let Some(id) = &r.item.exception {
+                    r.item.vex = rows
+                        .iter()
+                        .find(|e| &e.id == id)
+                        .and_then(crate::ranking::vex_note);
+                }
+            }
+        }
         ranked.sort_by(|a, b| {
             (a.tier, a.due)
                 .cmp(&(b.tier, b.due))

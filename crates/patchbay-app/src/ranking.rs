@@ -159,6 +159,7 @@ pub(crate) fn rank(
                 groups,
                 finding: f,
                 exception: None,
+                vex: None,
             },
         });
     }
@@ -291,6 +292,32 @@ pub(crate) fn explain(policy: &Policy, ranked: &mut [Ranked]) {
         r.item.summary = summary(&a);
         r.item.reasons = a.reasons;
     }
+}
+
+/// The kinds of exception.
+pub const DEFERRED: &str = "deferred";
+/// A VEX statement: the finding does not apply.
+pub const NOT_AFFECTED: &str = "not_affected";
+
+/// What triage shows of a VEX exception.
+pub(crate) fn vex_note(r: &ExceptionRow) -> Option<String> {
+    (r.kind == NOT_AFFECTED).then(|| {
+        let by = if r.origin.is_empty() {
+            format!("operator VEX approved by {}", r.approver)
+        } else {
+            format!("{} by {} (imported by {})", r.origin, r.owner, r.created_by)
+        };
+        format!(
+            "not affected ({}): {} [{}, {by}]",
+            if r.justification.is_empty() {
+                "no justification label"
+            } else {
+                &r.justification
+            },
+            r.reason,
+            r.id
+        )
+    })
 }
 
 /// The domain exception of a stored row.

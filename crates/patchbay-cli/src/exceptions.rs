@@ -10,12 +10,17 @@ use patchbay_proto::api::{ExceptionOut, ExceptionReviewOut, ExceptionSpec, List,
 /// `patchbay exceptions …`
 #[derive(Debug, Subcommand)]
 pub enum ExceptionsCmd {
-    /// Defer findings on purpose (admin or approver; you are the approver).
+    /// Defer findings on purpose, or state that they do not apply (VEX
+    /// `--kind not-affected`); admin or approver, you are the approver.
     ///
     /// Name what (--advisory and/or --package) and where (--asset or --group).
     /// Excepted findings leave the worklist and the plan but stay in reports as
     /// excepted; when the exception expires or is revoked they come back with
-    /// their original SLA clock.
+    /// their original SLA clock. A not-affected exception needs
+    /// --justification (component_not_present, vulnerable_code_not_present,
+    /// vulnerable_code_not_in_execute_path,
+    /// vulnerable_code_cannot_be_controlled_by_adversary,
+    /// inline_mitigations_already_exist) and no --control.
     Add {
         /// Advisory or CVE id.
         #[arg(long)]
@@ -35,9 +40,16 @@ pub enum ExceptionsCmd {
         /// Why it is deferred.
         #[arg(long)]
         reason: String,
-        /// What mitigates the risk meanwhile.
-        #[arg(long = "control")]
+        /// What mitigates the risk meanwhile (required for deferred).
+        #[arg(long = "control", default_value = "")]
         compensating_control: String,
+        /// `deferred` (the risk is accepted for a while) or `not-affected`
+        /// (VEX: the finding does not apply).
+        #[arg(long, default_value = "deferred")]
+        kind: String,
+        /// The VEX justification of a not-affected exception.
+        #[arg(long)]
+        justification: Option<String>,
         /// Expiry: a duration (30d, 72h), a date (YYYY-MM-DD, UTC) or RFC 3339.
         #[arg(long)]
         expires: String,
@@ -113,7 +125,19 @@ fn rows(list: &[ExceptionOut]) -> String {
 }
 
 fn show(e: &ExceptionOut) {
+    use crate::output::clean;
     print!("{}", rows(std::slice::from_ref(e)));
+    if e.kind == "not_affected" {
+        println!(
+            "kind: not affected (VEX), justification {}{}",
+            clean(&e.justification),
+            if e.origin.is_empty() {
+                String::new()
+            } else {
+                format!(", from {}", clean(&e.origin))
+            }
+        );
+    }
     println!("compensating control: {}", e.compensating_control);
     println!("approved by {} at {}", e.approver, e.created_at);
     if let (Some(at), Some(by)) = (&e.revoked_at, &e.revoked_by) {
@@ -138,6 +162,8 @@ pub fn run(c: &Client, cmd: ExceptionsCmd) -> anyhow::Result<()> {
             owner,
             reason,
             compensating_control,
+            kind,
+            justification,
             expires,
             format,
         } => {
@@ -153,6 +179,8 @@ pub fn run(c: &Client, cmd: ExceptionsCmd) -> anyhow::Result<()> {
                     reason,
                     compensating_control,
                     expires,
+                    kind: Some(kind),
+                    justification,
                 },
             )?;
             match format {

@@ -73,6 +73,9 @@ impl FeedSink for Progress {
     fn on_cve_scores(&mut self, s: patchbay_feeds::scores::CveScores) {
         self.c.on_cve_scores(s);
     }
+    fn on_csaf(&mut self, d: patchbay_feeds::csaf::Document) {
+        self.c.on_csaf(d);
+    }
     fn on_error(&mut self, e: RecordError) {
         if !self.quiet_errors {
             self.bar.println(format!("skipped: {e}"));
@@ -94,7 +97,8 @@ fn read_feeds(path: &Path, show: bool) -> anyhow::Result<(Collect, ImportSummary
 pub struct ImportArgs {
     /// Feed files: OSV JSON / JSONL / zip, CISA KEV JSON, FIRST EPSS CSV,
     /// NVD API 2.0 CVE records or pages and CVE JSON 5 records (CVSS scores
-    /// with their source), each also as zip or gzip; directories too with
+    /// with their source), CSAF 2.0 advisories and VEX documents, each also
+    /// as zip or gzip; directories too with
     /// --db/--data-dir.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
@@ -189,6 +193,10 @@ pub fn print_import(o: &patchbay_proto::api::FeedImportOut) {
             ),
             "cvss" => println!(
                 "{}: CVSS: scores of {} CVEs stored, {} skipped",
+                source, f.records, f.skipped
+            ),
+            "csaf" => println!(
+                "{}: CSAF: {} documents stored, {} refused",
                 source, f.records, f.skipped
             ),
             _ => println!(
@@ -286,6 +294,10 @@ pub async fn import_with(
                     "{source}: CVSS: scores of {} CVEs stored, {} skipped",
                     f.records, f.skipped
                 ),
+                "csaf" => println!(
+                    "{source}: CSAF: {} documents stored, {} refused",
+                    f.records, f.skipped
+                ),
                 _ => println!(
                     "{source}: EPSS {}: {} scores, {} skipped",
                     f.version, f.records, f.skipped
@@ -293,9 +305,15 @@ pub async fn import_with(
             }
         }
         kev_added.extend(stored.kev_added);
-        if summary.osv.files + summary.kev.files + summary.epss.files + summary.cvss.files == 0 {
+        if summary.osv.files
+            + summary.kev.files
+            + summary.epss.files
+            + summary.cvss.files
+            + summary.csaf.files
+            == 0
+        {
             bail!(
-                "{}: no feed files found (OSV JSON/JSONL/zip, KEV JSON, EPSS CSV, NVD / CVE JSON 5 records)",
+                "{}: no feed files found (OSV JSON/JSONL/zip, KEV JSON, EPSS CSV, NVD / CVE JSON 5 records, CSAF 2.0 documents)",
                 path.display()
             );
         }

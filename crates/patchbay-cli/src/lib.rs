@@ -46,6 +46,7 @@ pub mod backup;
 pub mod changes;
 pub mod client;
 pub mod conn;
+pub mod csaf;
 pub mod deploy;
 pub mod discovery;
 pub mod escalations;
@@ -451,6 +452,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// What CSAF advisories say about an asset's products (fixed release,
+    /// vendor fix, workaround; docs/csaf.md).
+    Csaf {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The subcommand.
+        #[command(subcommand)]
+        cmd: csaf::CsafCmd,
+    },
     /// Change records (CHG-…), runbooks and the lessons-learned log.
     Changes {
         /// The server to talk to.
@@ -619,6 +630,7 @@ impl Command {
             | Command::Policy { remote, .. }
             | Command::Deploy { remote, .. }
             | Command::Changes { remote, .. }
+            | Command::Csaf { remote, .. }
             | Command::Evidence { remote, .. }
             | Command::Exceptions { remote, .. }
             | Command::Discovery { remote, .. }
@@ -746,6 +758,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             format,
         } => prioritise::triage(&remote.connect()?, &cve, format),
         Command::Changes { remote, cmd: c } => changes::run(&remote.connect()?, c),
+        Command::Csaf { remote, cmd: c } => csaf::run(&remote.connect()?, c),
         Command::Evidence { remote, cmd: c } => {
             evidence::evidence(remote.url(), remote.token.clone(), c)
         }

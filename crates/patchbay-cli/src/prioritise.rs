@@ -241,7 +241,8 @@ pub fn triage(c: &Client, cve: &str, format: crate::Format) -> anyhow::Result<()
                         .fixed_version
                         .clone()
                         .unwrap_or_else(|| "-".into()),
-                    w.summary.clone(),
+                    // A VEX statement shows why the finding does not apply.
+                    w.vex.clone().unwrap_or_else(|| w.summary.clone()),
                 ]
             })
             .collect();

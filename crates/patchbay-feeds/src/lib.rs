@@ -12,6 +12,8 @@
 //!   zip or gzip, detects each file's kind by content, and hands records to a
 //!   [`source::FeedSink`]. A malformed record is reported with its file and record
 //!   id and skipped alone.
+//! - [`csaf`]: CSAF 2.0 advisories and VEX documents, validated whole (a bad
+//!   document is refused naming its JSON path).
 //! - [`cve`]: CVE id checks shared by the parsers.
 //! - [`FeedError`] (an input that cannot be read) and [`RecordError`] (one skipped
 //!   record).
@@ -20,6 +22,7 @@
 //! and versions as strings; comparing them is the matcher's job.
 #![forbid(unsafe_code)]
 
+pub mod csaf;
 pub mod cve;
 pub mod cvss;
 pub mod epss;

@@ -17,6 +17,10 @@
 //!   as in `fkie-cad/nvd-json-data-feeds`), an NVD API 2.0 page
 //!   (`{"format":"NVD_CVE","vulnerabilities":[{"cve":…}]}`) or a CVE JSON 5
 //!   record (`"dataType":"CVE_RECORD"`);
+//! - a **CSAF 2.0** document ([`crate::csaf`]: a JSON object whose `document`
+//!   has `csaf_version`); named directly, a malformed one fails the import
+//!   (nothing of it is delivered), inside a directory or archive it is skipped
+//!   whole and reported with its JSON path;
 //! - any of these **gzip**-compressed.
 //!
 //! Kinds are decided by content (magic bytes, the first JSON object's keys, the CSV
@@ -70,6 +74,10 @@ pub trait FeedSink {
     fn on_cve_scores(&mut self, scores: CveScores) {
         let _ = scores;
     }
+    /// One valid CSAF document.
+    fn on_csaf(&mut self, document: crate::csaf::Document) {
+        let _ = document;
+    }
     /// A record or file that was skipped.
     fn on_error(&mut self, error: RecordError);
 }
@@ -87,6 +95,8 @@ pub struct Collect {
     pub epss: Vec<EpssScore>,
     /// CVSS scores per CVE.
     pub scores: Vec<CveScores>,
+    /// CSAF documents.
+    pub csaf: Vec<crate::csaf::Document>,
     /// Skipped records and files.
     pub errors: Vec<RecordError>,
 }
@@ -106,6 +116,9 @@ impl FeedSink for Collect {
     }
     fn on_cve_scores(&mut self, scores: CveScores) {
         self.scores.push(scores);
+    }
+    fn on_csaf(&mut self, document: crate::csaf::Document) {
+        self.csaf.push(document);
     }
     fn on_error(&mut self, error: RecordError) {
         self.errors.push(error);
@@ -134,6 +147,8 @@ pub struct ImportSummary {
     pub epss: Counts,
     /// NVD / CVE JSON 5 records (records = CVEs).
     pub cvss: Counts,
+    /// CSAF documents (records = documents; a refused document is skipped whole).
+    pub csaf: Counts,
     /// Files inside the imported directories or archives that are not feeds.
     pub ignored: Vec<String>,
     /// Calls of [`FeedSink::on_error`].
@@ -147,6 +162,7 @@ impl fmt::Display for ImportSummary {
             ("KEV", self.kev),
             ("EPSS", self.epss),
             ("CVSS", self.cvss),
+            ("CSAF", self.csaf),
         ] {
             write!(
                 f,
@@ -250,9 +266,14 @@ struct Probe {
     published: Option<IgnoredAny>,
     #[serde(default)]
     withdrawn: Option<IgnoredAny>,
+    #[serde(default)]
+    document: Option<IgnoredAny>,
+    #[serde(default)]
+    product_tree: Option<IgnoredAny>,
 }
 
 enum JsonKind {
+    Csaf,
     Kev,
     Osv,
     Scores,
@@ -261,7 +282,11 @@ enum JsonKind {
 
 impl Probe {
     fn kind(&self) -> JsonKind {
-        if self.catalog_version.is_some()
+        if self.document.is_some()
+            && (self.product_tree.is_some() || self.vulnerabilities.is_some() || self.id.is_none())
+        {
+            JsonKind::Csaf
+        } else if self.catalog_version.is_some()
             || (self.vulnerabilities.is_some() && self.date_released.is_some())
         {
             JsonKind::Kev
@@ -436,6 +461,7 @@ impl<'s> Importer<'s> {
                     _ => probe.kind(),
                 };
                 match kind {
+                    JsonKind::Csaf => self.csaf(name, bytes, top)?,
                     JsonKind::Scores => self.scores(name, bytes),
                     JsonKind::Kev => self.kev(name, bytes),
                     JsonKind::Osv => self.osv_document(name, bytes),
@@ -454,6 +480,8 @@ impl<'s> Importer<'s> {
                 let has = |key: &[u8]| head.windows(key.len()).any(|w| w == key);
                 if has(b"\"catalogVersion\"") {
                     self.kev(name, bytes);
+                } else if has(b"\"csaf_version\"") {
+                    self.csaf(name, bytes, top)?;
                 } else if has(b"\"sourceIdentifier\"")
                     || has(b"\"cveMetadata\"")
                     || has(b"\"NVD_CVE\"")
@@ -465,6 +493,25 @@ impl<'s> Importer<'s> {
             }
         }
         Ok(())
+    }
+
+    /// One CSAF document: delivered whole or not at all. Named directly
+    /// (`top`), a refused document fails the import.
+    fn csaf(&mut self, name: &str, bytes: &[u8], top: bool) -> Result<(), FeedError> {
+        self.summary.csaf.files += 1;
+        match crate::csaf::parse(bytes) {
+            Ok(doc) => {
+                self.summary.csaf.records += 1;
+                self.sink.on_csaf(doc);
+                Ok(())
+            }
+            Err(e) if top => Err(e.in_file(name)),
+            Err(e) => {
+                self.summary.csaf.skipped += 1;
+                self.failed(name, e);
+                Ok(())
+            }
+        }
     }
 
     fn osv_document(&mut self, name: &str, bytes: &[u8]) {

@@ -158,6 +158,27 @@ pub struct ImportAsset {
     /// A cloud instance id (AWS `i-…`, Azure `vmId`, GCP `id`), for the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_id: Option<String>,
+    /// Vendor products with versions (firmware, appliance software,
+    /// applications), matched against CSAF advisories (docs/csaf.md). CSV:
+    /// the columns `vendor`, `product`, `version`, `cpe` give one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub products: Vec<ImportProduct>,
+}
+
+/// A vendor product of an agentless asset.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ImportProduct {
+    /// Vendor, e.g. `Cisco`.
+    pub vendor: String,
+    /// Product, e.g. `IOS`.
+    pub product: String,
+    /// Exact version, e.g. `15.2(4)E`.
+    pub version: String,
+    /// CPE 2.3 formatted string (or 2.2 URI), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpe: Option<String>,
 }
 
 /// A versioned component of an agentless asset.
@@ -449,6 +470,10 @@ pub struct WorkItem {
     /// The exception (`EXC-…`) in force for this finding, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exception: Option<String>,
+    /// When that exception is a VEX statement (`not_affected`): its
+    /// justification, statement and who made it (triage shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vex: Option<String>,
 }
 
 /// The policy in force (`GET /api/v1/policy`).
@@ -1021,6 +1046,17 @@ pub struct ExceptionSpec {
     pub compensating_control: String,
     /// Expiry: RFC 3339, `YYYY-MM-DD` (UTC), or a duration from now (`30d`, `72h`).
     pub expires: String,
+    /// `deferred` (the default: the risk is accepted for a while) or
+    /// `not_affected` (an operator's VEX statement: the finding does not
+    /// apply; needs `justification`, no compensating control).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// For `not_affected`: `component_not_present`,
+    /// `vulnerable_code_not_present`, `vulnerable_code_not_in_execute_path`,
+    /// `vulnerable_code_cannot_be_controlled_by_adversary` or
+    /// `inline_mitigations_already_exist` (the CSAF / VEX labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
 }
 
 /// An exception.
@@ -1059,6 +1095,15 @@ pub struct ExceptionOut {
     pub revoke_reason: Option<String>,
     /// Open findings it covers now (`asset package advisory`).
     pub covers: Vec<String>,
+    /// `deferred` or `not_affected` (VEX).
+    #[serde(default)]
+    pub kind: String,
+    /// For `not_affected`: the VEX justification label.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub justification: String,
+    /// Empty for an operator's; `csaf:<tracking id>` for a CSAF VEX statement.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub origin: String,
 }
 
 /// `POST /api/v1/exceptions/{id}/revoke`.
@@ -1818,4 +1863,37 @@ impl std::fmt::Debug for SetPassword {
             .field("password", &"<redacted>")
             .finish()
     }
+}
+
+/// A CSAF remediation of a matched product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CsafRemediationOut {
+    /// `vendor_fix`, `workaround`, `mitigation`, `none_available`, `no_fix_planned`.
+    pub category: String,
+    /// The vendor's text.
+    pub details: String,
+    /// Where to read more or download the fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// `GET /api/v1/csaf/matches/{asset}`: one product of the asset under one CSAF
+/// document, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CsafMatchOut {
+    /// The document's tracking id (the finding's advisory).
+    pub document: String,
+    /// CVEs of the vulnerabilities that affect the product.
+    pub cves: Vec<String>,
+    /// `vendor product`.
+    pub package: String,
+    /// Installed version.
+    pub installed: String,
+    /// The lowest fixed release above it the document lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<String>,
+    /// Remediations naming the matched products.
+    pub remediations: Vec<CsafRemediationOut>,
 }

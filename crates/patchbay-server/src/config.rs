@@ -350,8 +350,8 @@ Interval(Duration), "an interval such as 500ms, 30s or 5m", |s| {
 });
 
 parsed!(
-/// `osv`, `kev`, `epss` or `cvss`.
-FeedKindName(patchbay_app::feed_sync::FeedKind), "osv, kev, epss or cvss", patchbay_app::feed_sync::FeedKind::parse);
+/// `osv`, `kev`, `epss`, `cvss` or `csaf`.
+FeedKindName(patchbay_app::feed_sync::FeedKind), "osv, kev, epss, cvss or csaf", patchbay_app::feed_sync::FeedKind::parse);
 
 impl Default for FormatName {
     fn default() -> Self {
@@ -994,7 +994,7 @@ from = "Patchbay <patchbay@example.net>"
         assert!(e.0.starts_with("pb.toml:3: [[feed_source]] \"kev\""), "{e}");
         bad(
             "name = \"kev\"\nkind = \"rss\"\npath = \"/x\"\n",
-            "osv, kev, epss or cvss",
+            "osv, kev, epss, cvss or csaf",
         );
         bad(
             "name = \"../x\"\nkind = \"kev\"\npath = \"/x\"\n",

@@ -108,6 +108,7 @@ impl<'s> utoipa::ToResponse<'s> for Error {
         crate::handlers::findings::list,
         crate::handlers::findings::feeds,
         crate::handlers::feeds::import,
+        crate::handlers::csaf::matches,
         crate::handlers::prioritise::worklist,
         crate::handlers::prioritise::get_policy,
         crate::handlers::prioritise::apply_policy,

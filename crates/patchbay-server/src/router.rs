@@ -19,7 +19,7 @@
 use crate::errors::ApiError;
 use crate::extract::{Authed, request_ctx};
 use crate::handlers::{
-    agent, assets, audit, changes, deployments, discovery, escalations, exceptions, feeds,
+    agent, assets, audit, changes, csaf, deployments, discovery, escalations, exceptions, feeds,
     findings, ops, prioritise, reports, schedule, tokens, ui, users, webhooks,
 };
 use crate::metrics::{HttpLabels, Metrics};
@@ -132,6 +132,7 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     GET "/findings" => findings::list, Api(Some(ReadInventory));
     GET "/feeds" => findings::feeds, Api(Some(ReadInventory));
     POST "/feeds/import" => feeds::import, Api(Some(ImportFeeds));
+    GET "/csaf/matches/{asset}" => csaf::matches, Api(Some(ReadInventory));
     GET "/worklist" => prioritise::worklist, Api(Some(ReadInventory));
     GET "/policy" => prioritise::get_policy, Api(Some(ReadInventory));
     POST "/policy" => prioritise::apply_policy, Api(Some(WriteAssets));

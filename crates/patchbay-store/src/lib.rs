@@ -98,6 +98,7 @@ pub trait Tx:
     + ContactStore
     + EscalationStore
     + DiscoveryStore
+    + CsafStore
     + UserStore
     + Send
 {

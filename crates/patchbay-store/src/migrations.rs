@@ -164,6 +164,18 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/postgres/0071_asset_network.sql"),
     ),
     (
+        75,
+        "csaf documents and asset products",
+        include_str!("../migrations/sqlite/0075_csaf.sql"),
+        include_str!("../migrations/postgres/0075_csaf.sql"),
+    ),
+    (
+        76,
+        "exception kind (VEX)",
+        include_str!("../migrations/sqlite/0076_exception_kind.sql"),
+        include_str!("../migrations/postgres/0076_exception_kind.sql"),
+    ),
+    (
         80,
         "asset unmanaged software",
         include_str!("../migrations/sqlite/0080_asset_unmanaged.sql"),
@@ -179,8 +191,8 @@ const MIGRATIONS: &[Entry] = &[
 
 /// The versions of all migrations.
 pub const MIGRATION_VERSIONS: &[i64] = &[
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41, 45, 46, 50, 51, 55, 65, 70, 71, 80,
-    90,
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41, 45, 46, 50, 51, 55, 65, 70, 71, 75,
+    76, 80, 90,
 ];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {

@@ -13,6 +13,7 @@ mod checkin;
 mod cli;
 mod config_check;
 mod crash;
+mod csaf;
 mod dashboard_browser;
 mod delta;
 mod dev;

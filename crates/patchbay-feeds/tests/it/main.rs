@@ -9,6 +9,7 @@
 //! patchbay-feeds -- --ignored`).
 
 mod common;
+mod csaf;
 mod cvss;
 mod epss;
 mod full_data;

@@ -145,7 +145,8 @@ fn whole_fixture_tree() {
         .map(|e| e.unwrap().path())
         .collect();
     children.sort();
-    let (mut osv, mut kev, mut epss, mut cvss) = (
+    let (mut osv, mut kev, mut epss, mut cvss, mut csaf) = (
+        Counts::default(),
         Counts::default(),
         Counts::default(),
         Counts::default(),
@@ -160,6 +161,7 @@ fn whole_fixture_tree() {
             (&mut kev, s.kev),
             (&mut epss, s.epss),
             (&mut cvss, s.cvss),
+            (&mut csaf, s.csaf),
         ] {
             sum.files += part.files;
             sum.records += part.records;
@@ -169,9 +171,16 @@ fn whole_fixture_tree() {
         errors.extend(c.errors);
     }
     assert_eq!(
-        (summary.osv, summary.kev, summary.epss, summary.cvss),
-        (osv, kev, epss, cvss)
+        (
+            summary.osv,
+            summary.kev,
+            summary.epss,
+            summary.cvss,
+            summary.csaf
+        ),
+        (osv, kev, epss, cvss, csaf)
     );
+    assert_eq!(sink.csaf.len() as u64, csaf.records);
     assert_eq!(sink.scores.len() as u64, cvss.records);
     assert_eq!(sink.advisories.len() as u64, osv.records);
     assert_eq!(
@@ -185,6 +194,9 @@ fn whole_fixture_tree() {
 
     // At least the files this crate put there (fixtures/README.md).
     assert_eq!((cvss.files, cvss.records, cvss.skipped), (25, 25, 0));
+    // The OASIS CSAF examples (feeds/csaf/README.md): 10 documents; its
+    // README, provider metadata and ROLIE feed are not advisories.
+    assert_eq!((csaf.files, csaf.records, csaf.skipped), (10, 10, 0));
     assert!(osv.records >= 1783 + 1723 + 610 + 215 + 3 + 2);
     assert_eq!(
         (kev.files, kev.records, kev.skipped),
@@ -202,6 +214,9 @@ fn whole_fixture_tree() {
     assert_eq!(
         ignored,
         [
+            "README.md",
+            "example-01-provider-metadata.json",
+            "example-01-feed-tlp-white.json",
             "README.md",
             "cvss-vectors-from-staged-advisories.tsv",
             "known_exploited_vulnerabilities_schema.json"

@@ -11,6 +11,7 @@
 //! - [`tokens`]: API and enrolment tokens.
 //! - [`audit`]: the audit log and its export.
 //! - [`findings`]: findings and imported feeds.
+//! - [`csaf`]: what CSAF documents say about an asset's products.
 //! - [`feeds`]: feed uploads (`patchbay feeds import` against a server).
 //! - [`prioritise`]: worklist, policy, triage, patches, deployments.
 //! - [`schedule`]: windows, blackouts, the plan preview, the calendar.
@@ -28,6 +29,7 @@ pub mod agent;
 pub mod assets;
 pub mod audit;
 pub mod changes;
+pub mod csaf;
 pub mod deployments;
 pub mod discovery;
 pub mod escalations;

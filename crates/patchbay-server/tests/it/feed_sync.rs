@@ -862,3 +862,61 @@ async fn if_modified_since_is_sent_when_there_is_no_etag_postgres() {
     // Never skipped: without PATCHBAY_TEST_PG_URL (scripts/with-postgres) it fails.
     if_modified_since("postgres").await;
 }
+
+/// Issue 20: a `[[feed_source]]` of kind `csaf` (here a local file, the
+/// OASIS Cisco example) is synced and stored like an import; a source of
+/// kind `csaf` that holds no CSAF document (the KEV catalog) is refused and
+/// stores nothing.
+async fn csaf_source(backend: &str) {
+    let mut cisco = FeedSource::new(
+        "cisco-smi2",
+        FeedKind::Csaf,
+        Origin::Path(fixture("feeds/csaf/cisco-sa-20180328-smi2.json")),
+    );
+    cisco.every = SignedDuration::from_hours(1);
+    let mut wrong = FeedSource::new("not-csaf", FeedKind::Csaf, Origin::Path(fixture(KEV_OLD)));
+    wrong.every = SignedDuration::from_hours(1);
+    let config = AppConfig {
+        feeds: FeedSyncConfig {
+            sources: vec![cisco, wrong],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = InProcess::on_with(backend, config).await;
+    let mut runner = Runner::new(s.app.clone(), "test-replica");
+    assert_eq!(tick(&s, &mut runner).await, 2);
+    let feeds = get(&s, "/api/v1/feeds").await;
+    let csaf: Vec<&Value> = feeds["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "csaf")
+        .collect();
+    assert_eq!(csaf.len(), 1, "{feeds}");
+    assert_eq!(csaf[0]["records"], 1);
+    let mut tx = s.app.store().read().await.unwrap();
+    let docs = tx.csaf_documents().await.unwrap();
+    assert_eq!(
+        docs.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["cisco-sa-20180328-smi2"]
+    );
+    drop(tx);
+    let bad = state(&s, "not-csaf").await;
+    assert_eq!(bad.last_result, "refused", "{bad:?}");
+    assert!(
+        bad.last_error.as_deref().unwrap_or("").contains("CSAF"),
+        "{bad:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_csaf_source_is_synced_sqlite() {
+    csaf_source("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_csaf_source_is_synced_postgres() {
+    // Never skipped: without PATCHBAY_TEST_PG_URL (scripts/with-postgres) it fails.
+    csaf_source("postgres").await;
+}

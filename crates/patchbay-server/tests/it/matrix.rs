@@ -95,6 +95,7 @@ const EXPECTED: &[(&str, &str, Who)] = &[
     ("GET", "/api/v1/assets", Who::Roles(READERS)),
     ("POST", "/api/v1/assets/import", Who::Roles(OPERATORS)),
     ("GET", "/api/v1/assets/{name}", Who::Roles(READERS)),
+    ("GET", "/api/v1/csaf/matches/{asset}", Who::Roles(READERS)),
     ("PATCH", "/api/v1/assets/{name}", Who::Roles(OPERATORS)),
     (
         "POST",

@@ -40,6 +40,12 @@ pub struct ExceptionRow {
     pub revoke_reason: Option<String>,
     /// When the expiry event was raised.
     pub expired_noted_at: Option<Timestamp>,
+    /// `deferred` or `not_affected` (VEX), migration 0076.
+    pub kind: String,
+    /// For `not_affected`: the VEX justification label.
+    pub justification: String,
+    /// Empty (an operator's), or `csaf:<tracking id>`.
+    pub origin: String,
 }
 
 /// The exception register.
@@ -66,7 +72,8 @@ impl<DB: Engine> ExceptionStore for SqlTx<DB> {
     async fn insert_exception(&mut self, e: &ExceptionRow) -> Result<bool> {
         let r = sqlx::query::<DB>(
             "INSERT INTO exceptions (id, advisory, package, asset, group_name, owner, reason, compensating_control, \
-             approver, created_at, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             approver, created_at, created_by, expires_at, kind, justification, origin) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (id) DO NOTHING",
         )
         .arg(&e.id)
@@ -81,6 +88,9 @@ impl<DB: Engine> ExceptionStore for SqlTx<DB> {
         .arg(to_millis(e.created_at))
         .arg(&e.created_by)
         .arg(to_millis(e.expires_at))
+        .arg(&e.kind)
+        .arg(&e.justification)
+        .arg(&e.origin)
         .exec(self.conn())
         .await?;
         Ok(r.rows_affected() == 1)
@@ -89,8 +99,8 @@ impl<DB: Engine> ExceptionStore for SqlTx<DB> {
     async fn list_exceptions(&mut self) -> Result<Vec<ExceptionRow>> {
         let rows = sqlx::query::<DB>(
             "SELECT id, advisory, package, asset, group_name, owner, reason, compensating_control, approver, \
-             created_at, created_by, expires_at, revoked_at, revoked_by, revoke_reason, expired_noted_at \
-             FROM exceptions ORDER BY id",
+             created_at, created_by, expires_at, revoked_at, revoked_by, revoke_reason, expired_noted_at, \
+             kind, justification, origin FROM exceptions ORDER BY id",
         )
         .all(self.conn())
         .await?;
@@ -113,6 +123,9 @@ impl<DB: Engine> ExceptionStore for SqlTx<DB> {
                     revoked_by: r.col("revoked_by")?,
                     revoke_reason: r.col("revoke_reason")?,
                     expired_noted_at: opt_ts(r.col("expired_noted_at")?)?,
+                    kind: r.col("kind")?,
+                    justification: r.col("justification")?,
+                    origin: r.col("origin")?,
                 })
             })
             .collect()

@@ -347,7 +347,7 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
 
     async fn advisories_generation(&mut self) -> Result<i64> {
         let r = sqlx::query::<DB>(
-            "SELECT COALESCE(MAX(imported_at), 0) AS g, COUNT(*) AS n FROM feeds WHERE kind = 'osv'",
+            "SELECT COALESCE(MAX(imported_at), 0) AS g, COUNT(*) AS n FROM feeds WHERE kind IN ('osv', 'csaf')",
         )
         .one(self.conn())
         .await?;

@@ -1289,6 +1289,11 @@ async fn exceptions_story(s: Arc<dyn Store>) {
         revoked_by: None,
         revoke_reason: None,
         expired_noted_at: None,
+        // Migration 0076: a VEX statement's kind, justification and origin
+        // round-trip.
+        kind: "not_affected".into(),
+        justification: "component_not_present".into(),
+        origin: "csaf:EX-1".into(),
     };
     let mut tx = s.write().await.unwrap();
     assert!(tx.insert_exception(&e).await.unwrap());
