@@ -494,10 +494,170 @@ pub fn fetch_mirror(
     Ok(FetchOutcome::Fetched(got))
 }
 
+/// Most CSAF documents one provider-metadata or ROLIE walk fetches.
+pub const MAX_ROLIE_DOCUMENTS: usize = 10_000;
+/// Most ROLIE feeds one provider-metadata walk reads.
+const MAX_ROLIE_FEEDS: usize = 100;
+/// The largest provider-metadata or ROLIE feed document read as an index.
+const MAX_CSAF_INDEX: u64 = 64 << 20;
+
+/// What a fetched `csaf` file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CsafIndex {
+    /// A CSAF provider's `provider-metadata.json`: its ROLIE feeds' URLs.
+    ProviderMetadata(Vec<String>),
+    /// A ROLIE feed: its entries' document URLs.
+    Rolie(Vec<String>),
+}
+
+/// Reads `bytes` as a CSAF provider-metadata document (CSAF 2.0 §7.1.7:
+/// `distributions[].rolie.feeds[].url`) or a ROLIE feed (§7.1.20:
+/// `feed.entry[].content.src`, else the entry's `link` with `rel: self`);
+/// `None` for anything else (a CSAF document, a zip). Links are resolved
+/// against `base`; only `http` and `https` links are kept, each once.
+pub fn csaf_index(bytes: &[u8], base: &str) -> Option<CsafIndex> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let base = url::Url::parse(base).ok();
+    let resolve = |href: &str| -> Option<String> {
+        let u = match &base {
+            Some(b) => b.join(href).ok()?,
+            None => url::Url::parse(href).ok()?,
+        };
+        matches!(u.scheme(), "http" | "https").then(|| u.to_string())
+    };
+    let dedup = |mut l: Vec<String>| {
+        let mut seen = std::collections::HashSet::new();
+        l.retain(|u| seen.insert(u.clone()));
+        l
+    };
+    if let Some(entries) = v.pointer("/feed/entry").and_then(|e| e.as_array()) {
+        let urls = entries
+            .iter()
+            .filter_map(|e| {
+                e.pointer("/content/src")
+                    .and_then(|s| s.as_str())
+                    .or_else(|| {
+                        e.get("link")?.as_array()?.iter().find_map(|l| {
+                            (l.get("rel")?.as_str()? == "self").then(|| l.get("href")?.as_str())?
+                        })
+                    })
+                    .and_then(resolve)
+            })
+            .collect();
+        return Some(CsafIndex::Rolie(dedup(urls)));
+    }
+    if let Some(dists) = v.get("distributions").and_then(|d| d.as_array()) {
+        let urls = dists
+            .iter()
+            .filter_map(|d| d.pointer("/rolie/feeds").and_then(|f| f.as_array()))
+            .flatten()
+            .filter_map(|f| f.get("url").and_then(|u| u.as_str()).and_then(resolve))
+            .collect();
+        return Some(CsafIndex::ProviderMetadata(dedup(urls)));
+    }
+    None
+}
+
+/// When the `csaf` file fetched from `url` into `to` is a provider-metadata
+/// document or a ROLIE feed, fetches the documents it lists (every one must
+/// answer; each and all together within the source's size limit; at most
+/// [`MAX_ROLIE_DOCUMENTS`]) and replaces `to` with a zip of them, which the
+/// import reads like any zip of CSAF documents. Returns how many documents,
+/// or `None` when the file is a document itself.
+fn expand_csaf_index(url: &str, to: &Path, src: &FeedSource) -> Result<Option<usize>, SyncError> {
+    if std::fs::metadata(to).map(|m| m.len()).unwrap_or(0) > MAX_CSAF_INDEX {
+        return Ok(None);
+    }
+    let bytes =
+        std::fs::read(to).map_err(|e| SyncError::Failed(format!("{}: {e}", to.display())))?;
+    let Some(index) = csaf_index(&bytes, url) else {
+        return Ok(None);
+    };
+    let scratch = tempfile_dir(to)?;
+    let get = |u: &str, name: &str| -> Result<Vec<u8>, SyncError> {
+        let path = scratch.join(name);
+        fetch_url(u, &Validators::default(), &path, src.max_bytes, src.timeout)?;
+        std::fs::read(&path).map_err(|e| SyncError::Failed(format!("{}: {e}", path.display())))
+    };
+    let documents = match index {
+        CsafIndex::Rolie(docs) => docs,
+        CsafIndex::ProviderMetadata(feeds) => {
+            if feeds.is_empty() {
+                return Err(SyncError::Refused(format!(
+                    "{url}: the provider metadata lists no ROLIE feed (directory-based distributions are not read)"
+                )));
+            }
+            let mut docs = Vec::new();
+            for (i, f) in feeds.iter().take(MAX_ROLIE_FEEDS).enumerate() {
+                let body = get(f, &format!("feed-{i}.json"))?;
+                match csaf_index(&body, f) {
+                    Some(CsafIndex::Rolie(d)) => docs.extend(d),
+                    _ => {
+                        return Err(SyncError::Refused(format!("{f}: not a ROLIE feed")));
+                    }
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            docs.retain(|u| seen.insert(u.clone()));
+            docs
+        }
+    };
+    if documents.len() > MAX_ROLIE_DOCUMENTS {
+        return Err(SyncError::Refused(format!(
+            "{url}: lists {} documents, more than the {MAX_ROLIE_DOCUMENTS} one sync reads",
+            documents.len()
+        )));
+    }
+    let zip_path = scratch.join("documents.zip");
+    let file = std::fs::File::create(&zip_path)
+        .map_err(|e| SyncError::Failed(format!("{}: {e}", zip_path.display())))?;
+    let mut z = zip::ZipWriter::new(file);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let zerr = |e: zip::result::ZipError| SyncError::Failed(format!("writing the CSAF zip: {e}"));
+    let mut total: u64 = 0;
+    for (i, d) in documents.iter().enumerate() {
+        let body = get(d, "document.json")?;
+        total += body.len() as u64;
+        if total > src.max_bytes {
+            return Err(SyncError::Refused(format!(
+                "{url}: its documents together are larger than the limit of {} bytes (refused)",
+                src.max_bytes
+            )));
+        }
+        z.start_file(format!("{i:05}.json"), opts).map_err(zerr)?;
+        z.write_all(&body)
+            .map_err(|e| SyncError::Failed(format!("writing the CSAF zip: {e}")))?;
+    }
+    z.finish().map_err(zerr)?;
+    std::fs::rename(&zip_path, to)
+        .map_err(|e| SyncError::Failed(format!("{}: {e}", to.display())))?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(Some(documents.len()))
+}
+
+/// A scratch directory next to `to` (same file system, for the rename).
+fn tempfile_dir(to: &Path) -> Result<PathBuf, SyncError> {
+    let dir = to.with_extension(format!("rolie-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| SyncError::Failed(format!("{}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
 /// Fetches `src` into `to` (blocking): the one place the network or the
-/// source files are read.
+/// source files are read. A `csaf` URL source may name a provider's
+/// `provider-metadata.json` or a ROLIE feed: the documents they list are
+/// fetched too ([`csaf_index`]). Validators, size and hash are the index's.
 pub fn fetch(src: &FeedSource, prev: &Validators, to: &Path) -> Result<FetchOutcome, SyncError> {
     match &src.origin {
+        Origin::Url(u) if src.kind == FeedKind::Csaf => {
+            let out = fetch_url(u, prev, to, src.max_bytes, src.timeout)?;
+            if matches!(out, FetchOutcome::Fetched(_)) {
+                expand_csaf_index(u, to, src)?;
+            }
+            Ok(out)
+        }
         Origin::Url(u) => fetch_url(u, prev, to, src.max_bytes, src.timeout),
         Origin::Path(p) => {
             let mut f = std::fs::File::open(p)
@@ -1156,6 +1316,53 @@ mod tests {
         assert_eq!(wait_after(&s, "failed"), RETRY_FAILED_AFTER);
         s.every = SignedDuration::from_mins(5);
         assert_eq!(wait_after(&s, "failed"), SignedDuration::from_mins(5));
+    }
+
+    #[test]
+    fn csaf_index_reads_the_oasis_provider_metadata_and_rolie_examples() {
+        let fixture = |p: &str| {
+            std::fs::read(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../fixtures/feeds/csaf")
+                    .join(p),
+            )
+            .unwrap()
+        };
+        let pm = fixture("provider-metadata/example-01-provider-metadata.json");
+        assert_eq!(
+            csaf_index(
+                &pm,
+                "https://www.example.com/.well-known/csaf/provider-metadata.json"
+            ),
+            Some(CsafIndex::ProviderMetadata(vec![
+                "https://www.example.com/.well-known/csaf/feed-tlp-white.json".into()
+            ]))
+        );
+        let feed = fixture("rolie/example-01-feed-tlp-white.json");
+        let Some(CsafIndex::Rolie(docs)) = csaf_index(&feed, "https://psirt.domain.tld/feed.json")
+        else {
+            panic!("not read as a ROLIE feed")
+        };
+        assert_eq!(
+            docs[0],
+            "https://psirt.domain.tld/advisories/csaf/2020/2020-ESA-001.json"
+        );
+        assert!(docs.iter().all(|d| d.ends_with(".json")), "{docs:?}");
+        // A CSAF document is neither; relative links resolve, other schemes are dropped.
+        assert_eq!(
+            csaf_index(&fixture("bsi-2022-0001.json"), "https://x/"),
+            None
+        );
+        let rel = br#"{"feed": {"entry": [{"content": {"src": "a/1.json"}},
+            {"link": [{"rel": "self", "href": "/b/2.json"}]}, {"content": {"src": "file:///etc/passwd"}},
+            {"content": {"src": "a/1.json"}}]}}"#;
+        assert_eq!(
+            csaf_index(rel, "http://127.0.0.1:9/csaf/feed.json"),
+            Some(CsafIndex::Rolie(vec![
+                "http://127.0.0.1:9/csaf/a/1.json".into(),
+                "http://127.0.0.1:9/b/2.json".into()
+            ]))
+        );
     }
 
     #[test]

@@ -920,3 +920,139 @@ async fn a_csaf_source_is_synced_postgres() {
     // Never skipped: without PATCHBAY_TEST_PG_URL (scripts/with-postgres) it fails.
     csaf_source("postgres").await;
 }
+
+/// A CSAF provider as a sync source (issue 20): the source names the
+/// provider's `provider-metadata.json`; its ROLIE feed and the documents the
+/// feed lists (relative links) are fetched and imported; the next sync gets
+/// 304 for the metadata and fetches nothing else; a feed listing a document
+/// that does not answer fails the sync and keeps the last good data.
+async fn csaf_provider(backend: &str) {
+    let origin = Origin_::default();
+    let base = origin.start().await;
+    let meta = "/.well-known/csaf/provider-metadata.json";
+    origin.put(
+        meta,
+        serde_json::to_vec(&serde_json::json!({
+            "canonical_url": format!("{base}{meta}"),
+            "distributions": [{"rolie": {"feeds": [{"summary": "all", "tlp_label": "WHITE",
+                "url": format!("{base}/csaf/feed-tlp-white.json")}]}}],
+            "metadata_version": "2.0", "role": "csaf_provider", "list_on_CSAF_aggregators": false,
+            "mirror_on_CSAF_aggregators": false, "last_updated": "2026-12-01T00:00:00Z",
+            "publisher": {"category": "vendor", "name": "Test", "namespace": "https://example.com"}
+        }))
+        .unwrap(),
+        Mode::Normal,
+    );
+    let feed = |docs: &[&str]| {
+        serde_json::to_vec(
+            &serde_json::json!({"feed": {"id": "t", "title": "t", "updated": "2026-12-01T00:00:00Z",
+            "entry": docs.iter().map(|d| serde_json::json!({"id": d, "title": d,
+                "content": {"type": "application/json", "src": d}})).collect::<Vec<_>>()}}),
+        )
+        .unwrap()
+    };
+    origin.put(
+        "/csaf/feed-tlp-white.json",
+        feed(&[
+            "2022/bsi-2022-0001.json",
+            "2018/cisco-sa-20180328-smi2.json",
+        ]),
+        Mode::Normal,
+    );
+    for (path, file) in [
+        (
+            "/csaf/2022/bsi-2022-0001.json",
+            "feeds/csaf/bsi-2022-0001.json",
+        ),
+        (
+            "/csaf/2018/cisco-sa-20180328-smi2.json",
+            "feeds/csaf/cisco-sa-20180328-smi2.json",
+        ),
+    ] {
+        origin.put(path, std::fs::read(fixture(file)).unwrap(), Mode::Normal);
+    }
+    let mut src = FeedSource::new(
+        "psirt",
+        FeedKind::Csaf,
+        Origin::Url(format!("{base}{meta}")),
+    );
+    src.every = SignedDuration::from_hours(1);
+    let config = AppConfig {
+        feeds: FeedSyncConfig {
+            sources: vec![src],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = InProcess::on_with(backend, config).await;
+    let mut runner = Runner::new(s.app.clone(), "test-replica");
+    let docs = |s: &InProcess| {
+        let app = s.app.clone();
+        async move {
+            let mut tx = app.store().read().await.unwrap();
+            let mut ids: Vec<String> = tx
+                .csaf_documents()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(tick(&s, &mut runner).await, 1);
+    assert_eq!(
+        state(&s, "psirt").await.last_result,
+        "imported",
+        "{:?}",
+        state(&s, "psirt").await
+    );
+    let ids = docs(&s).await;
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.iter().any(|i| i == "cisco-sa-20180328-smi2"), "{ids:?}");
+    assert_eq!(origin.count("/csaf/2022/bsi-2022-0001.json", 200), 1);
+    // Next sync: the metadata is unchanged (304); nothing else is fetched.
+    tick(&s, &mut runner).await;
+    assert_eq!(origin.count(meta, 304), 1);
+    assert_eq!(origin.count("/csaf/feed-tlp-white.json", 200), 1);
+    assert_eq!(origin.count("/csaf/2022/bsi-2022-0001.json", 200), 1);
+    // The feed now lists a document that is not there, and the metadata changed:
+    // the sync fails naming it, and the two documents stay.
+    origin.put(
+        "/csaf/feed-tlp-white.json",
+        feed(&["2022/bsi-2022-0001.json", "2023/gone.json"]),
+        Mode::Normal,
+    );
+    let body = origin
+        .files
+        .lock()
+        .unwrap()
+        .get(meta)
+        .unwrap()
+        .body
+        .to_vec();
+    origin.put(meta, body, Mode::Normal);
+    tick(&s, &mut runner).await;
+    let st = state(&s, "psirt").await;
+    assert_ne!(st.last_result, "imported", "{st:?}");
+    assert!(
+        st.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("/csaf/2023/gone.json"),
+        "{st:?}"
+    );
+    assert_eq!(docs(&s).await, ids);
+}
+
+#[tokio::test]
+async fn a_csaf_provider_is_synced_through_its_rolie_feed_sqlite() {
+    csaf_provider("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_csaf_provider_is_synced_through_its_rolie_feed_postgres() {
+    // Never skipped: without PATCHBAY_TEST_PG_URL (scripts/with-postgres) it fails.
+    csaf_provider("postgres").await;
+}
