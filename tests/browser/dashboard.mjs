@@ -77,10 +77,25 @@ try {
   const axeContext = await browser.newContext({ bypassCSP: true });
   await axeContext.addCookies(cookies);
   const axePage = await axeContext.newPage();
+  const shots = process.env.PB_ARTIFACTS;
+  const checkedLinks = new Set();
   for (const path of ['/ui/', '/ui/assets', '/ui/worklist', '/ui/deployments', '/ui/triage?cve=CVE-2023-4911', '/ui/catalog', '/ui/calendar',
     '/ui/exceptions', '/ui/reports', '/ui/changes', '/ui/feeds', '/ui/lessons', '/ui/audit', '/ui/sessions', '/ui/?wall=1']) {
     const r = await page.goto(`${base}${path}`);
     const entry = { status: r.status(), title: await page.title() };
+    if (shots) {
+      const file = path.replace(/[^a-z0-9]+/gi, '_').replace(/^_|_$/g, '') || 'overview';
+      await page.screenshot({ path: `${shots}/${file}.png`, fullPage: true });
+    }
+    // Every link on the page answers (no broken link), this server's only.
+    entry.brokenLinks = [];
+    for (const href of await page.$$eval('a[href]', (as) => as.map((a) => a.href))) {
+      const u = new URL(href);
+      if (u.origin !== new URL(base).origin || u.hash || checkedLinks.has(href)) continue;
+      checkedLinks.add(href);
+      const resp = await page.request.get(href, { maxRedirects: 0 });
+      if (resp.status() >= 400) entry.brokenLinks.push(`${href}: ${resp.status()}`);
+    }
     await axePage.goto(`${base}${path}`);
     await axePage.addScriptTag({ content: axeSource });
     const result = await axePage.evaluate(async () =>
@@ -90,9 +105,15 @@ try {
       target: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
     out.pages[path] = entry;
   }
+  // A value of someone else's making with markup renders as text.
+  await page.goto(`${base}/ui/assets`);
+  out.linksChecked = checkedLinks.size;
+  out.xss = await page.evaluate(() => ({ ran: window.__xss !== undefined,
+    shown: document.querySelector('main').textContent.includes('<script>window.__xss=1</script>') }));
   // An asset's page, from the assets list's first link.
   await page.goto(`${base}/ui/assets`);
-  const link = await page.$('main table a');
+  const link = await page.$(`main table a[href="/ui/assets/${encodeURIComponent(process.env.PB_ASSET || '')}"]`)
+    || await page.$('main table a');
   if (link) {
     await Promise.all([page.waitForNavigation(), link.click()]);
     out.assetPage = { path: new URL(page.url()).pathname, title: await page.title(),

@@ -113,12 +113,26 @@ fn the_dashboard_in_a_real_browser() {
         )
         .unwrap();
 
+    // An appliance whose owner is markup (imported, no inventory: unknown).
+    let _: serde_json::Value = c
+        .send(
+            "POST",
+            "/api/v1/assets/import",
+            &serde_json::json!([{"name": "fw-xss", "kind": "network-device",
+                "owner": "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\">"}]),
+        )
+        .unwrap();
+    // Screenshots of every page, kept under target/ (a CI artifact).
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../browser-artifacts");
+    std::fs::create_dir_all(&shots).unwrap();
     let run = Command::new("node")
         .arg(browser_dir.join("dashboard.mjs"))
         .env("PB_URL", &url)
         .env("PB_USER", "dev")
         .env("PB_PASSWORD", &password)
         .env("PB_DEPLOYMENT", &dep)
+        .env("PB_ARTIFACTS", &shots)
+        .env("PB_ASSET", &asset.name)
         .env(
             "PB_TOKEN",
             std::fs::read_to_string(data.join("admin.token"))
@@ -163,7 +177,11 @@ fn the_dashboard_in_a_real_browser() {
     assert_eq!(count("exposed"), u64::from(exposed), "{}", saw["cards"]);
     assert_eq!(count("patched"), u64::from(!exposed), "{}", saw["cards"]);
     assert_eq!(count("stale"), 0);
-    assert_eq!(count("unknown"), 0);
+    // fw-xss: imported, no inventory.
+    assert_eq!(count("unknown"), 1);
+    // Its markup owner is shown as text and never runs.
+    assert_eq!(saw["xss"]["ran"], false, "{}", saw["xss"]);
+    assert_eq!(saw["xss"]["shown"], true, "{}", saw["xss"]);
     let bucket = if exposed { "exposed" } else { "patched" };
     assert!(
         saw["cards"][bucket]["age"]
@@ -190,6 +208,7 @@ fn the_dashboard_in_a_real_browser() {
         );
     }
     assert_eq!(saw["pages"].as_object().unwrap().len(), 15);
+    assert!(saw["linksChecked"].as_u64().unwrap() >= 15, "{}", saw["linksChecked"]);
     // The live rollout board: paused elsewhere, shown within a second or two
     // without a reload; resumed from its own form.
     let b = &saw["board"];
