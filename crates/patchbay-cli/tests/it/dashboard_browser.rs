@@ -208,7 +208,11 @@ fn the_dashboard_in_a_real_browser() {
         );
     }
     assert_eq!(saw["pages"].as_object().unwrap().len(), 15);
-    assert!(saw["linksChecked"].as_u64().unwrap() >= 15, "{}", saw["linksChecked"]);
+    assert!(
+        saw["linksChecked"].as_u64().unwrap() >= 15,
+        "{}",
+        saw["linksChecked"]
+    );
     // The live rollout board: paused elsewhere, shown within a second or two
     // without a reload; resumed from its own form.
     let b = &saw["board"];
