@@ -12,7 +12,6 @@
 use crate::prioritise::{MAX_WORKLIST_LIMIT, WorkFilter};
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
 use jiff::Timestamp;
-use patchbay_core::report::Report;
 use patchbay_render::dashboard::{Bucket, DeploymentLine, FeedLine, Overview, age};
 use std::collections::{BTreeMap, HashMap};
 
@@ -72,10 +71,8 @@ impl App {
                 )
             })
             .collect();
-        let shadows = match self.report(caller, "coverage", None, ctx).await? {
-            Report::Coverage(c) => c.shadows,
-            _ => None,
-        };
+        // Only discovery's shadow count: the history read above serves the rest.
+        let shadows = Some(self.discovery_counts().await?.0);
         let open: HashMap<&str, u64> = compliance
             .by_asset
             .iter()
