@@ -297,44 +297,29 @@ pub async fn root() -> Response {
 
 /// `GET /ui/static/app.css`.
 pub async fn stylesheet() -> Response {
-    let mut r = (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        view::STYLESHEET,
+    static_file("text/css; charset=utf-8", view::STYLESHEET)
+}
+
+/// One of the dashboard's static files (compiled in), cacheable for an hour.
+fn static_file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
     )
-        .into_response();
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
-    r
+        .into_response()
 }
 
 /// `GET /ui/static/live.js`.
 pub async fn live_script() -> Response {
-    let mut r = (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        view::LIVE_SCRIPT,
-    )
-        .into_response();
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
-    r
+    static_file("text/javascript; charset=utf-8", view::LIVE_SCRIPT)
 }
 
 /// `GET /ui/static/wall.js`.
 pub async fn wall_script() -> Response {
-    let mut r = (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        view::WALL_SCRIPT,
-    )
-        .into_response();
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
-    r
+    static_file("text/javascript; charset=utf-8", view::WALL_SCRIPT)
 }
 
 /// Query of the sign-in page.
