@@ -9,13 +9,11 @@
 //! which `scripts/test` installs; it fails, naming them, when they are
 //! missing.
 
-use crate::support::PATCHBAY;
 use patchbay_client::Client;
 use patchbay_proto::api::{AssetSummary, List, WorkItem};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -32,40 +30,12 @@ fn the_dashboard_in_a_real_browser() {
     );
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(PATCHBAY)
-        .args([
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--interval",
-            "1h",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut banner = String::new();
-    let (mut url, mut password) = (None, None);
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        banner.push_str(&line);
-        banner.push('\n');
-        let t = line.trim();
-        if let Some(rest) = t.strip_prefix("Dashboard:") {
-            url = Some(rest.trim().trim_end_matches("/ui/").to_string());
-        }
-        if let Some(rest) = t.strip_prefix("sign in as \"dev\" with password ") {
-            password = rest.split_whitespace().next().map(str::to_string);
-        }
-        if line.starts_with("Press Ctrl-C") {
-            break;
-        }
-    }
-    let url = url.unwrap_or_else(|| panic!("no Dashboard line in:\n{banner}"));
-    let password = password.unwrap_or_else(|| panic!("no password in:\n{banner}"));
+    let (mut child, banner, _) = crate::support::start_dev(&data, &["--interval", "1h"]);
+    let url = crate::support::banner_value(&banner, "Dashboard:")
+        .map(|u| u.trim_end_matches("/ui/").to_string())
+        .unwrap_or_else(|| panic!("no Dashboard line in:\n{banner}"));
+    let password = crate::support::banner_value(&banner, "sign in as \"dev\" with password")
+        .unwrap_or_else(|| panic!("no password in:\n{banner}"));
     let token = std::fs::read_to_string(data.join("admin.token"))
         .unwrap()
         .trim()

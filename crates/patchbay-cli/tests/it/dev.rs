@@ -1,54 +1,18 @@
 //! The main job: `patchbay dev` starts the server on SQLite, enrols a read-only
 //! local agent, and prints where to find the API and the admin token.
 
-use crate::support::{PATCHBAY, dpkg_query};
+use crate::support::dpkg_query;
 use patchbay_client::Client;
 use patchbay_proto::api::{AssetSummary, List, WorkItem};
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[test]
 fn dev_mode_serves_and_inventories_this_machine() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(PATCHBAY)
-        .args([
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--interval",
-            "1h",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut url = None;
-    let mut banner = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        banner.push_str(&line);
-        banner.push('\n');
-        if let Some(rest) = line.trim().strip_prefix("API:") {
-            url = Some(
-                rest.split_whitespace()
-                    .next()
-                    .unwrap()
-                    .trim_end_matches("/api/v1")
-                    .to_string(),
-            );
-        }
-        if line.starts_with("Press Ctrl-C") {
-            break;
-        }
-    }
-    let url = url.unwrap_or_else(|| panic!("no API line in:\n{banner}"));
+    let (mut child, banner, url) = crate::support::start_dev(&data, &["--interval", "1h"]);
     assert!(banner.contains("admin.token"), "{banner}");
     assert!(banner.contains("sample feeds: imported from"), "{banner}");
 
@@ -141,41 +105,8 @@ fn dev_mode_enrols_a_simulated_fleet_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let start = |data: &std::path::Path| {
-        let mut child = Command::new(PATCHBAY)
-            .args([
-                "dev",
-                "--listen",
-                "127.0.0.1:0",
-                "--no-agent",
-                "--sim",
-                "12",
-                "--data-dir",
-            ])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut banner = String::new();
-        let mut url = None;
-        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            banner.push_str(&line);
-            banner.push('\n');
-            if let Some(rest) = line.trim().strip_prefix("API:") {
-                url = Some(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap()
-                        .trim_end_matches("/api/v1")
-                        .to_string(),
-                );
-            }
-            if line.starts_with("Press Ctrl-C") {
-                break;
-            }
-        }
-        (child, url.unwrap_or_else(|| panic!("{banner}")), banner)
+        let (child, banner, url) = crate::support::start_dev(data, &["--no-agent", "--sim", "12"]);
+        (child, url, banner)
     };
     let (mut child, url, banner) = start(&data);
     assert!(

@@ -482,3 +482,42 @@ pub fn full_checkin(
         },
     )
 }
+
+/// Starts `patchbay dev --listen 127.0.0.1:0 --data-dir DATA EXTRA…` and
+/// reads its banner up to "Press Ctrl-C"; returns the process, the banner
+/// and the server's base URL (from the "API:" line).
+pub fn start_dev(data: &Path, extra: &[&str]) -> (std::process::Child, String, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(PATCHBAY)
+        .args(["dev", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    let url = banner_value(&banner, "API:")
+        .map(|u| u.trim_end_matches("/api/v1").to_string())
+        .unwrap_or_else(|| panic!("no API line in:\n{banner}"));
+    (child, banner, url)
+}
+
+/// The first word after `prefix` on a (trimmed) banner line.
+pub fn banner_value(banner: &str, prefix: &str) -> Option<String> {
+    banner.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_string)
+    })
+}
