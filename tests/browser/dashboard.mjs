@@ -180,6 +180,129 @@ try {
   await page.goto(`${base}/ui/sessions`);
   out.sessionsAfter = await page.$$eval('main table tbody tr', (rows) => rows.length);
 
+  // A deployment on the simulated fleet, from the form to done, watched
+  // live: preview, create, start; the creator's own approval is refused
+  // (four eyes); a second user approves; an auditor sees no button and
+  // every action URL posted directly answers 403; a post without a CSRF
+  // token is refused. PB_SIM_* come from the Rust test (the API is its
+  // oracle for what should happen).
+  if (process.env.PB_SIM_PACKAGE) {
+    const flow = { console: [] };
+    page.on('console', (m) => {
+      if ((m.type() === 'error' || m.type() === 'warning') && !/status of 40[39]/.test(m.text())) flow.console.push(m.text());
+    });
+    await page.goto(`${base}/ui/deployments`);
+    await Promise.all([page.waitForNavigation(), page.click('a:text("New deployment")')]);
+    flow.formPath = new URL(page.url()).pathname;
+    await page.fill('#new-packages', `${process.env.PB_SIM_PACKAGE}=${process.env.PB_SIM_VERSION}`);
+    await page.fill('#new-assets', process.env.PB_SIM_TARGETS);
+    await page.fill('#new-canary', process.env.PB_SIM_CANARY);
+    await page.check('#new-approval');
+    await page.fill('#new-max_concurrent', '100%');
+    await Promise.all([page.waitForNavigation(), page.click('#new button[type=submit]')]);
+    flow.previewTitle = await page.title();
+    flow.previewHosts = await page.$$eval('main table:first-of-type tbody tr', (rows) => rows.map((r) => r.cells[1].textContent));
+    if (shots) await page.screenshot({ path: `${shots}/deployment_preview.png`, fullPage: true });
+    await Promise.all([page.waitForNavigation(), page.click('#create button[type=submit]')]);
+    const boardPath = new URL(page.url()).pathname;
+    flow.boardPath = boardPath;
+    flow.created = await page.textContent('[data-status]');
+    await Promise.all([page.waitForNavigation(), page.click('form[action$="/action"] button:text("start")')]);
+    await page.evaluate(() => { window.__notReloaded = true; });
+    // Watch the canary ring's counters change in place.
+    await page.waitForFunction(() => document.getElementById('live-state').textContent !== 'live updates: connecting…',
+      null, { timeout: 10000 });
+    const t0 = Date.now();
+    await page.waitForFunction(() => {
+      const n = document.querySelector('[data-ring="canary"] [data-count="succeeded"]');
+      return n && n.textContent === '1';
+    }, null, { timeout: 60000 });
+    flow.canaryMs = Date.now() - t0;
+    await page.waitForFunction(() => document.querySelector('form[action$="/approval"]'), null, { timeout: 60000 });
+    flow.canaryNotReloaded = await page.evaluate(() => window.__notReloaded === true);
+    flow.awaiting = await page.textContent('[data-ring="rest"] [data-ring-state]');
+    if (shots) await page.screenshot({ path: `${shots}/deployment_awaiting_approval.png`, fullPage: true });
+    // The creator approves its own deployment: refused.
+    await page.fill('form[action$="/approval"] input[name=comment]', 'looks good to me');
+    const [own] = await Promise.all([page.waitForNavigation(), page.click('form[action$="/approval"] button[value=true]')]);
+    flow.ownApprovalStatus = own.status();
+    flow.ownApprovalText = await page.textContent('main');
+    // A post without a CSRF token: refused, nothing changes.
+    flow.noCsrfStatus = await page.evaluate(async (path) => (await fetch(`${path}/action`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'action=abort&comment=x',
+    })).status, boardPath);
+
+    // A second person approves, in a browser of their own.
+    const abeContext = await browser.newContext();
+    const abe = await abeContext.newPage();
+    abe.on('console', (m) => { if (m.type() === 'error' && !/status of 40[39]/.test(m.text())) flow.console.push(`abe: ${m.text()}`); });
+    await abe.goto(`${base}/ui/login`);
+    await abe.fill('#name', process.env.PB_APPROVER);
+    await abe.fill('#password', process.env.PB_APPROVER_PASSWORD);
+    await Promise.all([abe.waitForNavigation(), abe.press('#password', 'Enter')]);
+    await abe.goto(`${base}${boardPath}`);
+    await abe.evaluate(() => { window.__notReloaded = true; });
+    await abe.fill('form[action$="/approval"] input[name=comment]', 'canary clean, approved');
+    const tApprove = Date.now();
+    const [approved] = await Promise.all([abe.waitForNavigation(), abe.click('form[action$="/approval"] button[value=true]')]);
+    flow.approvalMs = Date.now() - tApprove;
+    flow.approvalStatus = approved.status();
+    flow.afterApproval = await abe.evaluate(() => [...document.querySelectorAll('[data-ring="rest"] [data-count]')]
+      .map((c) => `${c.dataset.count}=${c.textContent}`).join(' '));
+    await abe.evaluate(() => { window.__notReloaded = true; });
+    const t1 = Date.now();
+    await abe.waitForFunction(() => document.querySelector('[data-status]').textContent === 'completed',
+      null, { timeout: 90000 });
+    flow.restMs = Date.now() - t1;
+    flow.restNotReloaded = await abe.evaluate(() => window.__notReloaded === true);
+    flow.final = await abe.evaluate(() => Object.fromEntries([...document.querySelectorAll('[data-ring]')].map((r) => [
+      r.dataset.ring, Object.fromEntries([...r.querySelectorAll('[data-count]')].map((c) => [c.dataset.count, Number(c.textContent)]))])));
+    flow.approvedBy = await abe.textContent('[data-ring="rest"] p');
+    if (shots) await abe.screenshot({ path: `${shots}/deployment_completed.png`, fullPage: true });
+    await abeContext.close();
+
+    // An auditor: the board without a button, and 403 for every action posted directly.
+    const audContext = await browser.newContext();
+    const aud = await audContext.newPage();
+    await aud.goto(`${base}/ui/login`);
+    await aud.fill('#name', process.env.PB_AUDITOR);
+    await aud.fill('#password', process.env.PB_AUDITOR_PASSWORD);
+    await Promise.all([aud.waitForNavigation(), aud.press('#password', 'Enter')]);
+    await aud.goto(`${base}${boardPath}`);
+    flow.auditor = {
+      buttons: await aud.$$eval('main form button', (b) => b.length),
+      newLink: (await aud.goto(`${base}/ui/deployments`), await aud.$('a[href="/ui/deployments/new"]')) !== null,
+      exceptionForms: (await aud.goto(`${base}/ui/exceptions`), await aud.$$eval('main form', (f) => f.length)),
+    };
+    flow.auditor.posts = await aud.evaluate(async (path) => {
+      const csrf = document.querySelector('form.signout input[name=csrf]').value;
+      const post = async (url, fields) => (await fetch(url, { method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ csrf, ...fields }).toString() })).status;
+      const out = {};
+      for (const a of ['start', 'pause', 'resume', 'abort', 'rollback']) out[`action:${a}`] = await post(`${path}/action`, { action: a, comment: 'x' });
+      out.approval = await post(`${path}/approval`, { approve: 'true', comment: 'x' });
+      out.create = await post('/ui/deployments/create', { packages: 'x=1' });
+      out.preview = await post('/ui/deployments/preview', { packages: 'x=1' });
+      out.exception = await post('/ui/exceptions', { advisory: 'CVE-2026-1', owner: 'o', reason: 'r', compensating_control: 'c', expires: '1d' });
+      out.revoke = await post('/ui/exceptions/revoke', { id: 'EXC-1', reason: 'r' });
+      return out;
+    }, boardPath);
+    await audContext.close();
+
+    // Download a report from the reports page.
+    await page.goto(`${base}/ui/reports`);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.click('a[href="/ui/reports/compliance?format=csv"]'),
+    ]);
+    flow.download = { name: download.suggestedFilename() };
+    const chunks = [];
+    for await (const c of await download.createReadStream()) chunks.push(c);
+    flow.download.text = Buffer.concat(chunks).toString('utf8');
+    out.flow = flow;
+  }
+
   // Sign out: back at the sign-in page; the dashboard is closed again.
   await Promise.all([page.waitForNavigation(), page.click('form.signout button')]);
   out.afterLogout = new URL(page.url()).pathname;

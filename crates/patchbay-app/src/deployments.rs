@@ -1134,10 +1134,26 @@ impl App {
             .await?
             .ok_or_else(|| AppError::not_found(format!("no deployment {id}")))?;
         let mut stored = stored_of(&row)?;
-        stored
-            .rollout
-            .check(&obs)
-            .map_err(|r| AppError::new(patchbay_proto::error::ErrorCode::Conflict, r.0))?;
+        if let Err(r) = stored.rollout.check(&obs) {
+            // Refused by the rollout's own rules (four eyes, a state that
+            // does not allow it): nothing changes, and the attempt is on the
+            // record, in its own transaction once this one is given up.
+            drop(tx);
+            let mut detail = ctx.detail(&r.0);
+            detail["observation"] = json!(obs);
+            self.audit_refusal(
+                &caller.actor(),
+                observation_kind(&obs),
+                &format!("deployment:{id}"),
+                &ctx.remote,
+                detail,
+            )
+            .await;
+            return Err(AppError::new(
+                patchbay_proto::error::ErrorCode::Conflict,
+                r.0,
+            ));
+        }
         if matches!(obs, Observation::Start { .. }) {
             // The immediate window opens at the start.
             for ring in &mut stored.rollout.rings {
@@ -1148,15 +1164,7 @@ impl App {
                 }
             }
         }
-        let kind = match &obs {
-            Observation::Start { .. } => "deployment.start",
-            Observation::Pause { .. } => "deployment.pause",
-            Observation::Resume { .. } => "deployment.resume",
-            Observation::Abort { .. } => "deployment.abort",
-            Observation::RollbackAll { .. } => "deployment.rollback",
-            Observation::Approve { .. } => "deployment.approve",
-            _ => "deployment.observe",
-        };
+        let kind = observation_kind(&obs);
         tx.audit(
             kind,
             &format!("deployment:{id}"),
@@ -1813,5 +1821,18 @@ mod settled_tests {
                 assert_eq!(settled_in(&v), d.is_final() && js.is_terminal());
             }
         }
+    }
+}
+
+/// The audit action of an operator's observation of a rollout.
+fn observation_kind(obs: &Observation) -> &'static str {
+    match obs {
+        Observation::Start { .. } => "deployment.start",
+        Observation::Pause { .. } => "deployment.pause",
+        Observation::Resume { .. } => "deployment.resume",
+        Observation::Abort { .. } => "deployment.abort",
+        Observation::RollbackAll { .. } => "deployment.rollback",
+        Observation::Approve { .. } => "deployment.approve",
+        _ => "deployment.observe",
     }
 }

@@ -335,9 +335,17 @@ pub struct DevArgs {
     pub no_feeds: bool,
     /// Also enrol a simulated fleet of N virtual hosts (`sim-00000`…) built
     /// from real inventories (as `patchbay sim --agents N`), on the first
-    /// start only, so the dashboard has a fleet to show.
+    /// start only, so the dashboard has a fleet to show. The virtual hosts
+    /// keep checking in and run the jobs they are leased on their simulated
+    /// inventories (nothing is installed anywhere), so a deployment started
+    /// on the dashboard moves through its rings; their credentials are kept
+    /// in `sim-fleet.json` in the data directory.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub sim: usize,
+    /// How often each simulated host checks in (and so how long a simulated
+    /// job is in flight).
+    #[arg(long, default_value = "5s", value_parser = patchbay_core::when::flag_interval)]
+    pub sim_interval: Duration,
 }
 
 /// The bundled sample feeds under a `fixtures/feeds` directory, in import order.
@@ -401,12 +409,24 @@ fn dev_dashboard_user(url: &str, token_path: &std::path::Path) -> anyhow::Result
     Ok(password)
 }
 
-/// `--sim N`: enrols N virtual hosts once (skipped when `sim-00000` exists).
+/// `--sim N`: enrols N virtual hosts once (their credentials saved in
+/// `sim-fleet.json`), or loads the ones enrolled at an earlier start.
 fn dev_sim_fleet(
     url: &str,
     token_path: &std::path::Path,
+    fleet_file: &std::path::Path,
     n: usize,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<Option<(String, Vec<crate::sim::fleet::SimHost>)>> {
+    if fleet_file.exists() {
+        let hosts = crate::sim::fleet::load(fleet_file)?;
+        return Ok(Some((
+            format!(
+                "{} virtual hosts enrolled at an earlier start (sim-*), running their jobs",
+                hosts.len()
+            ),
+            hosts,
+        )));
+    }
     if n == 0 {
         return Ok(None);
     }
@@ -417,15 +437,19 @@ fn dev_sim_fleet(
     let c = Client::new(url, Some(admin.clone()), Duration::from_secs(30));
     let have: Result<serde_json::Value, _> = c.get("/api/v1/assets/sim-00000");
     if have.is_ok() {
-        return Ok(Some(
-            "a simulated fleet is already enrolled (sim-*)".to_string(),
-        ));
+        return Ok(Some((
+            format!(
+                "a simulated fleet is enrolled (sim-*) but {} is missing: its hosts only show their last inventory",
+                fleet_file.display()
+            ),
+            vec![],
+        )));
     }
     println!("Enrolling {n} simulated hosts …");
-    crate::sim::run(
+    let hosts = crate::sim::enrol_fleet(
         url,
         Some(admin),
-        crate::sim::SimArgs {
+        &crate::sim::SimArgs {
             mode: None,
             agents: n,
             concurrency: 4,
@@ -433,8 +457,12 @@ fn dev_sim_fleet(
             seed: 1,
         },
     )?;
-    Ok(Some(format!(
-        "{n} virtual hosts (sim-00000…) from real Debian 12, Ubuntu 24.04 and Alpine 3.23 inventories"
+    crate::sim::fleet::save(fleet_file, &hosts)?;
+    Ok(Some((
+        format!(
+            "{n} virtual hosts (sim-00000…) from real Debian 12, Ubuntu 24.04 and Alpine 3.23 inventories, running their jobs"
+        ),
+        hosts,
     )))
 }
 
@@ -498,8 +526,19 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
     });
 
     let dashboard_password = dev_dashboard_user(&url, &token_path)?;
-    let sim_note = dev_sim_fleet(&url, &token_path, a.sim)?;
+    let fleet_file = a.data_dir.join("sim-fleet.json");
+    let sim = dev_sim_fleet(&url, &token_path, &fleet_file, a.sim)?;
     let stop = Arc::new(AtomicBool::new(false));
+    let sim_note = sim.as_ref().map(|(note, _)| note.clone());
+    let sim_thread = match sim {
+        Some((_, hosts)) if !hosts.is_empty() => {
+            let (url, stop, every) = (url.clone(), stop.clone(), a.sim_interval);
+            Some(std::thread::spawn(move || {
+                crate::sim::fleet::drive(&url, hosts, every, &fleet_file, &stop)
+            }))
+        }
+        _ => None,
+    };
     let agent_thread = if a.no_agent {
         None
     } else {
@@ -589,6 +628,9 @@ pub fn dev(a: DevArgs) -> anyhow::Result<()> {
     stop.store(true, Ordering::Relaxed);
     let _ = stop_tx;
     if let Some(t) = agent_thread {
+        let _ = t.join();
+    }
+    if let Some(t) = sim_thread {
         let _ = t.join();
     }
     result

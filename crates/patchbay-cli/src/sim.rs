@@ -3,6 +3,7 @@
 //! with a progress bar. For demos and benchmarks. `patchbay sim load` ([`load`])
 //! keeps a simulated fleet checking in at an interval and measures the server.
 
+pub mod fleet;
 pub mod load;
 
 use anyhow::{Context, bail};
@@ -158,6 +159,16 @@ impl Templates {
 
 /// Enrols and checks in one virtual agent; returns package rows written.
 pub fn enrol_and_checkin(server: &str, enroll_token: &str, inv: &Inventory) -> anyhow::Result<u64> {
+    enrol(server, enroll_token, inv).map(|(_, rows)| rows)
+}
+
+/// Enrols and checks in one virtual agent; returns it as a [`fleet::SimHost`]
+/// (its credential and pinned key) and the package rows written.
+pub fn enrol(
+    server: &str,
+    enroll_token: &str,
+    inv: &Inventory,
+) -> anyhow::Result<(fleet::SimHost, u64)> {
     let c = Client::new(server, None, Duration::from_secs(120));
     let e: EnrollResponse = c.send(
         "POST",
@@ -171,7 +182,11 @@ pub fn enrol_and_checkin(server: &str, enroll_token: &str, inv: &Inventory) -> a
             csr: None,
         },
     )?;
-    let c = Client::new(server, Some(e.agent_secret), Duration::from_secs(120));
+    let c = Client::new(
+        server,
+        Some(e.agent_secret.clone()),
+        Duration::from_secs(120),
+    );
     let r: CheckinResponse = c.send(
         "POST",
         "/agent/v1/checkin",
@@ -186,7 +201,17 @@ pub fn enrol_and_checkin(server: &str, enroll_token: &str, inv: &Inventory) -> a
             },
         },
     )?;
-    Ok(r.package_rows_written)
+    let host = fleet::SimHost {
+        name: e.asset_name,
+        secret: e.agent_secret,
+        server_key: e.server_public_key,
+        inventory: inv.clone(),
+        results: vec![],
+        waiting: vec![],
+        journal: Default::default(),
+        synced: r.stored_hash == inv.content_hash(),
+    };
+    Ok((host, r.package_rows_written))
 }
 
 /// `patchbay sim`
@@ -194,6 +219,16 @@ pub fn run(url: &str, token: Option<String>, a: SimArgs) -> anyhow::Result<()> {
     if let Some(SimMode::Load(l)) = a.mode {
         return load::run(url, token, l);
     }
+    enrol_fleet(url, token, &a).map(|_| ())
+}
+
+/// Enrols `a.agents` virtual agents (each checks in once) with a progress
+/// bar; returns them, in name order.
+pub fn enrol_fleet(
+    url: &str,
+    token: Option<String>,
+    a: &SimArgs,
+) -> anyhow::Result<Vec<fleet::SimHost>> {
     if a.agents == 0 || a.concurrency == 0 {
         bail!("--agents and --concurrency must be positive");
     }
@@ -215,6 +250,7 @@ pub fn run(url: &str, token: Option<String>, a: SimArgs) -> anyhow::Result<()> {
     );
     let next = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
+    let enrolled = std::sync::Mutex::new(Vec::with_capacity(a.agents));
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..a.concurrency {
@@ -226,9 +262,16 @@ pub fn run(url: &str, token: Option<String>, a: SimArgs) -> anyhow::Result<()> {
                     }
                     let name = format!("{}-{i:05}", a.prefix);
                     let inv = templates.host(i, a.seed, &name);
-                    if let Err(e) = enrol_and_checkin(url, &t.token, &inv) {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        bar.println(format!("{name}: {e:#}"));
+                    match enrol(url, &t.token, &inv) {
+                        Ok((host, _)) => {
+                            if let Ok(mut v) = enrolled.lock() {
+                                v.push(host);
+                            }
+                        }
+                        Err(e) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            bar.println(format!("{name}: {e:#}"));
+                        }
                     }
                     bar.inc(1);
                 }
@@ -246,5 +289,7 @@ pub fn run(url: &str, token: Option<String>, a: SimArgs) -> anyhow::Result<()> {
     if failed > 0 {
         bail!("{failed} virtual agents failed");
     }
-    Ok(())
+    let mut hosts = enrolled.into_inner().unwrap_or_default();
+    hosts.sort_by(|x, y| x.name.cmp(&y.name));
+    Ok(hosts)
 }

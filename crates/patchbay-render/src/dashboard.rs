@@ -353,6 +353,7 @@ struct TablePage<'a> {
     tables: &'a [Table],
     forms: &'a [Action],
     search: Option<(&'a str, &'a str, &'a str, &'a str)>,
+    link: Option<(&'a str, &'a str)>,
 }
 
 /// A page of tables (asset detail, worklist, audit log, sessions).
@@ -368,6 +369,26 @@ pub fn tables(
         tables,
         forms,
         search: None,
+        link: None,
+    }
+    .render()?)
+}
+
+/// [`tables`] with a link above them (href, text), e.g. "New deployment"
+/// for those who may create one.
+pub fn tables_with_link(
+    page: &Page,
+    intro: &str,
+    link: Option<(&str, &str)>,
+    tables: &[Table],
+) -> Result<String, crate::Error> {
+    Ok(TablePage {
+        page,
+        intro,
+        tables,
+        forms: &[],
+        search: None,
+        link,
     }
     .render()?)
 }
@@ -398,6 +419,7 @@ pub fn search_tables(
         tables,
         forms: &[],
         search: Some((search.action, search.label, search.field, search.value)),
+        link: None,
     }
     .render()?)
 }
@@ -566,4 +588,90 @@ mod tests {
         // No feed imported: exposure is unknown, said so.
         assert!(wall.contains("No advisory feed has been imported"));
     }
+}
+
+/// One field of a [`Form`].
+#[derive(Debug, Clone, Default)]
+pub struct Field {
+    /// The field's name.
+    pub name: String,
+    /// Its label.
+    pub label: String,
+    /// `text`, `textarea`, `select`, `checkbox` or `hidden`.
+    pub kind: &'static str,
+    /// Its value (for a checkbox: non-empty when checked; for a select: the
+    /// selected option's value).
+    pub value: String,
+    /// A line of help under it.
+    pub help: String,
+    /// Whether it must be filled.
+    pub required: bool,
+    /// A select's options: value, text.
+    pub options: Vec<(String, String)>,
+}
+
+impl Field {
+    /// A field of `kind`.
+    pub fn new(kind: &'static str, name: &str, label: &str, value: &str) -> Self {
+        Field {
+            name: name.into(),
+            label: label.into(),
+            kind,
+            value: value.into(),
+            ..Default::default()
+        }
+    }
+
+    /// With a line of help.
+    pub fn help(mut self, help: &str) -> Self {
+        self.help = help.into();
+        self
+    }
+
+    /// Required.
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+}
+
+/// A form of a form page (the CSRF token is added).
+#[derive(Debug, Clone, Default)]
+pub struct Form {
+    /// Its id (unique on the page; field ids derive from it).
+    pub id: String,
+    /// Heading above it (may be empty).
+    pub heading: String,
+    /// Where it posts.
+    pub action: String,
+    /// The submit button's text.
+    pub submit: String,
+    /// Its fields.
+    pub fields: Vec<Field>,
+}
+
+#[derive(Template)]
+#[template(path = "ui/form.html")]
+struct FormPage<'a> {
+    page: &'a Page,
+    intro: &'a str,
+    tables: &'a [Table],
+    forms: &'a [Form],
+}
+
+/// A page of tables followed by forms (new deployment, its preview,
+/// exceptions).
+pub fn form_page(
+    page: &Page,
+    intro: &str,
+    tables: &[Table],
+    forms: &[Form],
+) -> Result<String, crate::Error> {
+    Ok(FormPage {
+        page,
+        intro,
+        tables,
+        forms,
+    }
+    .render()?)
 }

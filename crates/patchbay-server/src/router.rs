@@ -20,7 +20,7 @@ use crate::errors::ApiError;
 use crate::extract::{Authed, request_ctx};
 use crate::handlers::{
     agent, assets, audit, changes, csaf, deployments, discovery, escalations, exceptions, feeds,
-    findings, ops, prioritise, reports, schedule, tokens, ui, users, webhooks,
+    findings, ops, prioritise, reports, schedule, tokens, ui, ui_act, users, webhooks,
 };
 use crate::metrics::{HttpLabels, Metrics};
 use crate::{MAX_AGENT_BODY, MAX_API_BODY};
@@ -213,6 +213,9 @@ routes!(UI_ROUTES, ui_routes, "", {
     GET "/ui/worklist" => ui::worklist, Session(Some(ReadInventory));
     GET "/ui/audit" => ui::audit, Session(Some(ReadAudit));
     GET "/ui/deployments" => ui::deployments, Session(Some(ReadInventory));
+    GET "/ui/deployments/new" => ui_act::new_deployment, Session(Some(WriteAssets));
+    POST "/ui/deployments/preview" => ui_act::preview_deployment, Session(Some(WriteAssets));
+    POST "/ui/deployments/create" => ui_act::create_deployment, Session(Some(WriteAssets));
     GET "/ui/deployments/{id}" => ui::deployment, Session(Some(ReadInventory));
     POST "/ui/deployments/{id}/action" => ui::deployment_action, Session(Some(WriteAssets));
     POST "/ui/deployments/{id}/approval" => ui::deployment_approval, Session(Some(Approve));
@@ -221,6 +224,8 @@ routes!(UI_ROUTES, ui_routes, "", {
     GET "/ui/catalog" => ui::catalog, Session(Some(ReadInventory));
     GET "/ui/calendar" => ui::calendar, Session(Some(ReadInventory));
     GET "/ui/exceptions" => ui::exceptions, Session(Some(ReadInventory));
+    POST "/ui/exceptions" => ui_act::add_exception, Session(Some(Approve));
+    POST "/ui/exceptions/revoke" => ui_act::revoke_exception, Session(Some(Approve));
     GET "/ui/changes" => ui::changes, Session(Some(ReadInventory));
     GET "/ui/changes/{id}" => ui::change, Session(Some(ReadInventory));
     GET "/ui/feeds" => ui::feeds, Session(Some(ReadInventory));
@@ -264,6 +269,10 @@ fn with_access(
         Access::Api(Some(action)) => method_router.route_layer(from_fn_with_state(
             (state.clone(), action),
             require_permission,
+        )),
+        Access::Session(Some(action)) => method_router.route_layer(from_fn_with_state(
+            (state.clone(), action),
+            crate::handlers::ui::require_session_permission,
         )),
         _ => method_router,
     }

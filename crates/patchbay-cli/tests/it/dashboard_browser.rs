@@ -30,7 +30,12 @@ fn the_dashboard_in_a_real_browser() {
     );
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (mut child, banner, _) = crate::support::start_dev(&data, &["--interval", "1h"]);
+    // This machine's read-only agent, and a simulated fleet of four that runs
+    // the jobs it is leased (checking in every second).
+    let (mut child, banner, _) = crate::support::start_dev(
+        &data,
+        &["--interval", "1h", "--sim", "4", "--sim-interval", "1s"],
+    );
     let url = crate::support::banner_value(&banner, "Dashboard:")
         .map(|u| u.trim_end_matches("/ui/").to_string())
         .unwrap_or_else(|| panic!("no Dashboard line in:\n{banner}"));
@@ -45,7 +50,11 @@ fn the_dashboard_in_a_real_browser() {
     let start = Instant::now();
     let asset = loop {
         let l: List<AssetSummary> = c.get("/api/v1/assets").unwrap();
-        if let Some(a) = l.items.first().filter(|a| a.package_count > 0) {
+        if let Some(a) = l
+            .items
+            .iter()
+            .find(|a| !a.name.starts_with("sim-") && a.package_count > 0)
+        {
             break a.clone();
         }
         assert!(
@@ -83,6 +92,68 @@ fn the_dashboard_in_a_real_browser() {
         )
         .unwrap();
 
+    // The simulated fleet's deployment, made in the browser: a fix that the
+    // canary and at least one other virtual host need, as the
+    // API's own preview says (the oracle for the page's preview).
+    let sims: Vec<String> = (0..4).map(|i| format!("sim-{i:05}")).collect();
+    // The canary: the first virtual host with something to fix (the
+    // fleet's Ubuntu and Alpine hosts have no advisories in the sample feeds).
+    let (canary, sim_work) = sims
+        .iter()
+        .find_map(|h| {
+            let w: List<WorkItem> = c
+                .get(&format!("/api/v1/worklist?asset={h}&limit=500"))
+                .unwrap();
+            (!w.items.is_empty()).then(|| (h.clone(), w))
+        })
+        .expect("a virtual host with findings");
+    let (sim_package, sim_version, sim_hosts) = sim_work
+        .items
+        .iter()
+        .filter_map(|w| Some((w.finding.package.clone(), w.finding.fixed_version.clone()?)))
+        .find_map(|(p, v)| {
+            let preview: serde_json::Value = c
+                .send(
+                    "POST",
+                    "/api/v1/deployments/preview",
+                    &serde_json::json!({"packages": [{"name": p, "version": v}], "assets": sims}),
+                )
+                .ok()?;
+            let mut hosts: Vec<String> = preview["hosts"]
+                .as_array()?
+                .iter()
+                .map(|h| h["asset"].as_str().unwrap().to_string())
+                .collect();
+            hosts.sort();
+            (hosts.len() >= 2 && hosts.contains(&canary)).then_some((p, v, hosts))
+        })
+        .expect("a fix that the canary and another virtual host need");
+    for (name, role) in [("abe", "approver"), ("aud", "auditor")] {
+        let _: serde_json::Value = c
+            .send(
+                "POST",
+                "/api/v1/users",
+                &serde_json::json!({"name": name, "role": role, "password": "a long enough password"}),
+            )
+            .unwrap();
+    }
+    let expected_buckets = {
+        let assets: List<AssetSummary> = c.get("/api/v1/assets").unwrap();
+        let mut exposed = 0u64;
+        let mut patched = 0u64;
+        for a in assets.items.iter().filter(|a| a.package_count > 0) {
+            let w: List<WorkItem> = c
+                .get(&format!("/api/v1/worklist?asset={}&limit=1", a.name))
+                .unwrap();
+            if w.items.is_empty() {
+                patched += 1;
+            } else {
+                exposed += 1;
+            }
+        }
+        (exposed, patched)
+    };
+
     // An appliance whose owner is markup (imported, no inventory: unknown).
     let _: serde_json::Value = c
         .send(
@@ -103,6 +174,14 @@ fn the_dashboard_in_a_real_browser() {
         .env("PB_DEPLOYMENT", &dep)
         .env("PB_ARTIFACTS", &shots)
         .env("PB_ASSET", &asset.name)
+        .env("PB_SIM_PACKAGE", &sim_package)
+        .env("PB_SIM_VERSION", &sim_version)
+        .env("PB_SIM_TARGETS", sims.join(" "))
+        .env("PB_SIM_CANARY", &canary)
+        .env("PB_APPROVER", "abe")
+        .env("PB_APPROVER_PASSWORD", "a long enough password")
+        .env("PB_AUDITOR", "aud")
+        .env("PB_AUDITOR_PASSWORD", "a long enough password")
         .env(
             "PB_TOKEN",
             std::fs::read_to_string(data.join("admin.token"))
@@ -113,6 +192,34 @@ fn the_dashboard_in_a_real_browser() {
         .unwrap();
     // What the server holds once the browser is done (the oracle for the board).
     let api_after: serde_json::Value = c.get(&format!("/api/v1/deployments/{dep}")).unwrap();
+    let deployments: serde_json::Value = c.get("/api/v1/deployments").unwrap();
+    let made_in_browser: Vec<serde_json::Value> = deployments["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["id"] != dep.as_str())
+        .cloned()
+        .collect();
+    let sim_dep: Option<serde_json::Value> = made_in_browser.first().map(|d| {
+        c.get(&format!(
+            "/api/v1/deployments/{}",
+            d["id"].as_str().unwrap()
+        ))
+        .unwrap()
+    });
+    let sim_versions: Vec<Option<String>> = sim_hosts
+        .iter()
+        .map(|h| {
+            let d: serde_json::Value = c.get(&format!("/api/v1/assets/{h}")).unwrap();
+            d["packages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == sim_package.as_str())
+                .and_then(|p| p["version"].as_str().map(str::to_string))
+        })
+        .collect();
+    let audit: serde_json::Value = c.get("/api/v1/audit?limit=10000").unwrap();
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -144,8 +251,13 @@ fn the_dashboard_in_a_real_browser() {
     // exposed exactly when its worklist has lines; nothing is unknown or stale.
     let count = |b: &str| saw["cards"][b]["count"].as_u64().unwrap();
     let exposed = !work.items.is_empty();
-    assert_eq!(count("exposed"), u64::from(exposed), "{}", saw["cards"]);
-    assert_eq!(count("patched"), u64::from(!exposed), "{}", saw["cards"]);
+    assert_eq!(count("exposed"), expected_buckets.0, "{}", saw["cards"]);
+    assert_eq!(count("patched"), expected_buckets.1, "{}", saw["cards"]);
+    assert_eq!(
+        expected_buckets.0 + expected_buckets.1,
+        5,
+        "this machine and four virtual hosts"
+    );
     assert_eq!(count("stale"), 0);
     // fw-xss: imported, no inventory.
     assert_eq!(count("unknown"), 1);
@@ -234,6 +346,85 @@ fn the_dashboard_in_a_real_browser() {
     // A tampered CSRF token: refused, and no session ended.
     assert_eq!(saw["tamperedStatus"], 403);
     assert_eq!(saw["sessionsAfter"], saw["sessionsBefore"]);
+    // The simulated fleet's deployment, from the form to done, watched live.
+    let f = &saw["flow"];
+    assert_eq!(f["formPath"], "/ui/deployments/new", "{f}");
+    let mut previewed: Vec<String> = serde_json::from_value(f["previewHosts"].clone()).unwrap();
+    previewed.sort();
+    assert_eq!(previewed, sim_hosts, "the page's preview is the API's");
+    assert_eq!(made_in_browser.len(), 1, "{deployments}");
+    let sim_dep = sim_dep.unwrap();
+    assert!(
+        sim_dep["deployment"]["created_by"]
+            .as_str()
+            .unwrap()
+            .ends_with(":dev"),
+        "{sim_dep}"
+    );
+    assert_eq!(f["created"], "draft", "{f}");
+    assert_eq!(f["canaryNotReloaded"], true, "{f}");
+    assert!(f["awaiting"].as_str().unwrap().contains("approval"), "{f}");
+    // Four eyes: the creator's own approval refused, and a token-less post too.
+    assert_eq!(f["ownApprovalStatus"], 409, "{f}");
+    assert!(
+        f["ownApprovalText"].as_str().unwrap().contains("four eyes"),
+        "{f}"
+    );
+    assert_eq!(f["noCsrfStatus"], 403, "{f}");
+    assert_eq!(f["approvalStatus"], 200, "{f}");
+    assert_eq!(f["restNotReloaded"], true, "{f}");
+    assert!(f["approvedBy"].as_str().unwrap().contains("abe"), "{f}");
+    // The board's last counts are the stored rollout's: every host succeeded.
+    assert_eq!(sim_dep["deployment"]["status"], "completed", "{sim_dep}");
+    let rings = sim_dep["rollout"]["rings"].as_array().unwrap();
+    for r in rings {
+        let name = r["spec"]["name"].as_str().unwrap();
+        let jobs = r["jobs"].as_array().unwrap();
+        let ok = jobs.iter().filter(|j| j["state"] == "succeeded").count();
+        assert_eq!(ok, jobs.len(), "{name}: {sim_dep}");
+        assert_eq!(f["final"][name]["succeeded"], ok as u64, "{name}: {f}");
+        assert_eq!(f["final"][name]["failed"], 0, "{name}: {f}");
+    }
+    assert_eq!(rings[0]["jobs"][0]["spec"]["host"], canary.as_str());
+    assert!(
+        rings[1]["approved_by"].as_str().unwrap().ends_with(":abe"),
+        "{sim_dep}"
+    );
+    // The virtual hosts run what they were leased: each now has the version.
+    for (h, v) in sim_hosts.iter().zip(&sim_versions) {
+        assert_eq!(v.as_deref(), Some(sim_version.as_str()), "{h}");
+    }
+    // The refused approval is in the audit trail as denied.
+    assert!(
+        audit["items"].as_array().unwrap().iter().any(|e| e["actor"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(":dev")
+            && e["outcome"] == "denied"
+            && e["action"].as_str().unwrap_or("").contains("approv")),
+        "no denied approval by dev in the audit log"
+    );
+    // An auditor: no button, no form, and every action URL refused.
+    let a = &f["auditor"];
+    assert_eq!(a["buttons"], 0, "{a}");
+    assert_eq!(a["newLink"], false, "{a}");
+    assert_eq!(a["exceptionForms"], 0, "{a}");
+    let posts = a["posts"].as_object().unwrap();
+    assert_eq!(posts.len(), 10, "{a}");
+    for (what, status) in posts {
+        assert_eq!(status, 403, "auditor {what}: {a}");
+    }
+    // The downloaded report: the CSV the API serves for the same report.
+    assert_eq!(f["download"]["name"], "patchbay-compliance.csv", "{f}");
+    let csv = f["download"]["text"].as_str().unwrap();
+    for h in &sims {
+        assert!(
+            csv.contains(h.as_str()),
+            "{h} missing from the downloaded report"
+        );
+    }
+    assert_eq!(f["console"], serde_json::json!([]), "{f}");
+
     // Signing out closes the dashboard again.
     assert_eq!(saw["afterLogout"], "/ui/login");
     assert_eq!(saw["afterLogoutVisit"], "/ui/login");

@@ -24,6 +24,7 @@
 //! - [`webhooks`]: webhook subscriptions, deliveries, replays, tests.
 //! - [`users`]: dashboard users and their sessions (the API side).
 //! - [`ui`]: the NOC dashboard's pages and forms (session cookie, CSRF).
+//! - [`ui_act`]: the dashboard's new-deployment and exception forms.
 
 pub mod agent;
 pub mod assets;
@@ -42,5 +43,6 @@ pub mod reports;
 pub mod schedule;
 pub mod tokens;
 pub mod ui;
+pub mod ui_act;
 pub mod users;
 pub mod webhooks;

@@ -53,7 +53,7 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b':');
 
 /// `s` as one path segment of a link.
-fn seg(s: &str) -> String {
+pub(crate) fn seg(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
@@ -95,7 +95,7 @@ fn html(status: StatusCode, body: String) -> Response {
     r
 }
 
-fn message(status: StatusCode, title: &str, text: &str, back: &str) -> Response {
+pub(crate) fn message(status: StatusCode, title: &str, text: &str, back: &str) -> Response {
     match view::message(title, text, back) {
         Ok(b) => html(status, b),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
@@ -103,7 +103,7 @@ fn message(status: StatusCode, title: &str, text: &str, back: &str) -> Response 
 }
 
 /// An error of the service layer as a page a person reads.
-fn app_error(e: AppError) -> Response {
+pub(crate) fn app_error(e: AppError) -> Response {
     let status =
         StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let title = match status {
@@ -116,7 +116,7 @@ fn app_error(e: AppError) -> Response {
     message(status, title, &e.message, "/ui/")
 }
 
-fn render(r: Result<String, patchbay_render::Error>) -> Response {
+pub(crate) fn render(r: Result<String, patchbay_render::Error>) -> Response {
     match r {
         Ok(b) => html(StatusCode::OK, b),
         Err(e) => message(
@@ -183,7 +183,7 @@ pub struct UiUser {
 }
 
 impl UiUser {
-    fn page(&self, title: &str, nav: &str, now: &str) -> Page {
+    pub(crate) fn page(&self, title: &str, nav: &str, now: &str) -> Page {
         Page {
             title: title.to_string(),
             user: self.who.user.clone(),
@@ -193,6 +193,33 @@ impl UiUser {
             wall: self.wall,
             nav: view::nav(nav),
         }
+    }
+}
+
+/// A dashboard route's declared permission ([`crate::router::Access::Session`]),
+/// checked before the handler runs: a signed-in person without it gets a
+/// 403 page (the refusal is audited by the service layer), whatever the
+/// handler would do — a form page with no service call behind it included.
+/// The session found is handed to [`UiUser`] so it is read once. Without a
+/// live session the request goes on, and [`UiUser`] sends it to sign in.
+pub(crate) async fn require_session_permission(
+    State((st, action)): State<(AppState, patchbay_core::auth::Action)>,
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(secret) = cookie_secret(req.headers()) else {
+        return next.run(req).await;
+    };
+    let ctx = crate::extract::request_ctx(&req);
+    match st.app.authenticate_session(&secret, &ctx).await {
+        Ok(who) => {
+            if let Err(e) = st.app.require(&who.caller, action, &ctx).await {
+                return app_error(e);
+            }
+            req.extensions_mut().insert(who);
+            next.run(req).await
+        }
+        Err(_) => next.run(req).await,
     }
 }
 
@@ -221,7 +248,12 @@ impl FromRequestParts<AppState> for UiUser {
         let Some(secret) = cookie_secret(&parts.headers) else {
             return Err(to_login());
         };
-        match st.app.authenticate_session(&secret, &ctx).await {
+        let checked = parts.extensions.get::<SessionCaller>().cloned();
+        let who = match checked {
+            Some(who) => Ok(who),
+            None => st.app.authenticate_session(&secret, &ctx).await,
+        };
+        match who {
             Ok(who) => Ok(UiUser {
                 who,
                 ctx,
@@ -817,13 +849,16 @@ pub async fn deployments(State(st): State<AppState>, u: UiUser) -> Response {
                 ]
             })
             .collect(),
-        empty: "No deployment yet: preview and create one with `patchbay deploy`.".into(),
+        empty: "No deployment yet.".into(),
     };
-    render(view::tables(
+    render(view::tables_with_link(
         &u.page("Deployments", "/ui/deployments", &now_text(&st)),
-        "",
+        "Newest first.",
+        u.who
+            .caller
+            .permits(patchbay_core::auth::Action::WriteAssets)
+            .then_some(("/ui/deployments/new", "New deployment")),
         &[t],
-        &[],
     ))
 }
 
@@ -1031,50 +1066,96 @@ pub async fn triage(
     ))
 }
 
-/// `GET /ui/exceptions`: the register (in force).
+fn exception_rows(list: &[patchbay_proto::api::ExceptionOut]) -> Vec<Vec<Cell>> {
+    list.iter()
+        .map(|x| {
+            let scope = [&x.advisory, &x.package, &x.asset, &x.group]
+                .iter()
+                .filter(|v| !v.is_empty())
+                .map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(" / ");
+            let why = if x.justification.is_empty() {
+                x.reason.clone()
+            } else {
+                format!("{} ({})", x.reason, x.justification.replace('_', " "))
+            };
+            vec![
+                Cell::from(x.id.as_str()),
+                Cell::from(x.kind.as_str()),
+                Cell::from(scope),
+                Cell::from(x.owner.as_str()),
+                Cell::from(why),
+                Cell::from(x.compensating_control.as_str()),
+                Cell::from(x.approver.as_str()),
+                Cell::from(x.expires_at.as_str()),
+                Cell::from(x.covers.len().to_string()),
+            ]
+        })
+        .collect()
+}
+
+const EXCEPTION_HEAD: [&str; 9] = [
+    "Id",
+    "Kind",
+    "Scope",
+    "Owner",
+    "Reason",
+    "Compensating control",
+    "Approver",
+    "Expires",
+    "Findings covered",
+];
+
+/// `GET /ui/exceptions`: the register in force, what needs a review
+/// (expiring within 7 days, expired, owner gone), and — for approvers — the
+/// forms to add and revoke.
 pub async fn exceptions(State(st): State<AppState>, u: UiUser) -> Response {
     let list = match st.app.exceptions(&u.who.caller, false, &u.ctx).await {
         Ok(l) => l,
         Err(e) => return app_error(e),
     };
-    let t = Table {
-        caption: "In force".into(),
-        head: vec![
-            "Id",
-            "Scope",
-            "Owner",
-            "Reason",
-            "Compensating control",
-            "Approver",
-            "Expires",
-        ],
-        rows: list
-            .iter()
-            .map(|x| {
-                let scope = [&x.advisory, &x.package, &x.asset, &x.group]
-                    .iter()
-                    .filter(|v| !v.is_empty())
-                    .map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" / ");
-                vec![
-                    Cell::from(x.id.as_str()),
-                    Cell::from(scope),
-                    Cell::from(x.owner.as_str()),
-                    Cell::from(x.reason.as_str()),
-                    Cell::from(x.compensating_control.as_str()),
-                    Cell::from(x.approver.as_str()),
-                    Cell::from(x.expires_at.as_str()),
-                ]
-            })
-            .collect(),
-        empty: "No exception is in force.".into(),
+    let review = match st.app.review_exceptions(&u.who.caller, &u.ctx).await {
+        Ok(r) => r,
+        Err(e) => return app_error(e),
     };
-    render(view::tables(
+    let table = |caption: &str, l: &[patchbay_proto::api::ExceptionOut], empty: &str| Table {
+        caption: caption.into(),
+        head: EXCEPTION_HEAD.to_vec(),
+        rows: exception_rows(l),
+        empty: empty.into(),
+    };
+    let tables = [
+        table("In force", &list, "No exception is in force."),
+        table(
+            "Review: expiring within 7 days",
+            &review.expiring,
+            "None expires within 7 days.",
+        ),
+        table(
+            "Review: expired (their findings are open again)",
+            &review.expired,
+            "None has expired.",
+        ),
+        table(
+            "Review: the owner owns none of the assets any more",
+            &review.ownerless,
+            "Every owner still owns an asset in scope.",
+        ),
+    ];
+    let mut forms = Vec::new();
+    if u.who.caller.permits(patchbay_core::auth::Action::Approve) {
+        forms.push(crate::handlers::ui_act::exception_form());
+        let ids: Vec<String> = list.iter().map(|x| x.id.clone()).collect();
+        if !ids.is_empty() {
+            forms.push(crate::handlers::ui_act::revoke_form(&ids));
+        }
+    }
+    render(view::form_page(
         &u.page("Exceptions", "/ui/exceptions", &now_text(&st)),
-        "Deferred findings with an owner, a reason, a compensating control and an expiry (add them with `patchbay exceptions add`).",
-        &[t],
-        &[],
+        "Deferred findings with an owner, a reason, a compensating control and an expiry, and operators' not-affected (VEX) statements.",
+        &tables,
+        &forms,
     ))
 }
 

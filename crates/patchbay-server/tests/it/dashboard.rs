@@ -614,8 +614,273 @@ both!(
     lockout_and_session_ends,
     overview_counts_no_host_without_fresh_data_as_patched,
     rollout_board_and_live_stream,
-    every_page_answers_a_signed_in_reader
+    every_page_answers_a_signed_in_reader,
+    forms_create_deployments_and_keep_the_exception_register
 );
+
+async fn count_deployments(s: &InProcess, token: &str) -> usize {
+    s.ok_json("GET", "/api/v1/deployments", token, json!(null))
+        .await["items"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+/// The value of a hidden field on a page.
+fn hidden_of(page: &str, name: &str) -> Option<String> {
+    let key = format!(r#"<input type="hidden" name="{name}" value=""#);
+    let at = page.find(&key)? + key.len();
+    let raw = &page[at..at + page[at..].find('"')?];
+    Some(
+        raw.replace("&#10;", "\n")
+            .replace("&#13;", "")
+            .replace("&#x2b;", "+")
+            .replace("&#43;", "+")
+            .replace("&#61;", "=")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// The dashboard's forms change things only through the service layer:
+/// a deployment previewed (nothing created), then created from the
+/// preview's own hidden fields, exactly as the form said; a bad line is
+/// named; an exception added and revoked by an approver and shown in the
+/// register; an auditor sees neither form nor link and is refused (403)
+/// when posting them directly, and an operator cannot add an exception.
+async fn forms_create_deployments_and_keep_the_exception_register(backend: &str) {
+    use crate::deploy::token;
+    let s = InProcess::on(backend).await;
+    fleet(&s, 2, 0x0f0f).await;
+    import_pb_demo_advisory(&s).await;
+    let ops = token(&s, "operator").await;
+    add_user(&s, "olga", "operator").await;
+    add_user(&s, "abe", "approver").await;
+    add_user(&s, "aud", "auditor").await;
+    let olga = sign_in(&s, "olga").await;
+    let abe = sign_in(&s, "abe").await;
+    let aud = sign_in(&s, "aud").await;
+
+    // The list links to the form for an operator, not for an auditor.
+    let (_, _, list) = browse(&s, "GET", "/ui/deployments", Some(&olga), None, &[]).await;
+    assert!(list.contains(r#"href="/ui/deployments/new""#), "{list}");
+    let (_, _, list) = browse(&s, "GET", "/ui/deployments", Some(&aud), None, &[]).await;
+    assert!(!list.contains("/ui/deployments/new"), "{list}");
+    let (status, _, _) = browse(&s, "GET", "/ui/deployments/new", Some(&aud), None, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, _, page) = browse(
+        &s,
+        "GET",
+        "/ui/deployments/new?packages=pb-demo%3D1.1",
+        Some(&olga),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(">pb-demo=1.1</textarea>"), "{page}");
+    let csrf = csrf_of(&page);
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("packages", "pb-demo=1.1"),
+        ("assets", "h1 h2"),
+        ("canary", "h1"),
+        ("approval", "on"),
+        ("max_concurrent", "100%"),
+    ];
+    let (status, _, preview) = browse(
+        &s,
+        "POST",
+        "/ui/deployments/preview",
+        Some(&olga),
+        Some(&form(&fields)),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert!(preview.contains("pb-demo 1.0 → 1.1"), "{preview}");
+    assert!(preview.contains("Hosts (2)"), "{preview}");
+    assert_eq!(
+        count_deployments(&s, &ops).await,
+        0,
+        "a preview created something"
+    );
+    // Create from the preview's own hidden fields.
+    let mut create: Vec<(String, String)> = vec![("csrf".into(), csrf.clone())];
+    for k in ["packages", "assets", "canary", "approval", "max_concurrent"] {
+        create.push((k.into(), hidden_of(&preview, k).unwrap_or_default()));
+    }
+    let pairs: Vec<(&str, &str)> = create
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (status, headers, body) = browse(
+        &s,
+        "POST",
+        "/ui/deployments/create",
+        Some(&olga),
+        Some(&form(&pairs)),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let location = headers[header::LOCATION].to_str().unwrap().to_string();
+    let id = location
+        .strip_prefix("/ui/deployments/")
+        .unwrap()
+        .to_string();
+    let d = s
+        .ok_json(
+            "GET",
+            &format!("/api/v1/deployments/{id}"),
+            &ops,
+            json!(null),
+        )
+        .await;
+    assert_eq!(d["deployment"]["status"], "draft", "{d}");
+    assert!(
+        d["deployment"]["created_by"]
+            .as_str()
+            .unwrap()
+            .ends_with(":olga"),
+        "{d}"
+    );
+    let mut assets: Vec<String> =
+        serde_json::from_value(d["deployment"]["assets"].clone()).unwrap();
+    assets.sort();
+    assert_eq!(assets, ["h1", "h2"]);
+    let (status, _, board) = browse(&s, "GET", &location, Some(&olga), None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(board.contains(r#"name="action" value="start""#), "{board}");
+    // The rings as the form said: a canary, then "rest" needing an approval.
+    let rings = d["rollout"]["rings"].as_array().unwrap();
+    assert_eq!(rings.len(), 2, "{d}");
+    assert_eq!(rings[0]["spec"]["name"], "canary");
+    assert_eq!(rings[0]["jobs"][0]["spec"]["host"], "h1");
+    assert_eq!(rings[1]["spec"]["name"], "rest");
+    assert_eq!(rings[1]["spec"]["approval"], true, "{d}");
+    assert_eq!(rings[0]["spec"]["approval"], false, "{d}");
+    assert_eq!(count_deployments(&s, &ops).await, 1);
+
+    // A bad line is named, and nothing is created.
+    let (status, _, page) = browse(
+        &s,
+        "POST",
+        "/ui/deployments/create",
+        Some(&olga),
+        Some(&form(&[("csrf", &csrf), ("packages", "pb-demo=1.1\njunk")])),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("line 2"), "{page}");
+    assert_eq!(count_deployments(&s, &ops).await, 1);
+
+    // An auditor posting the forms directly: refused, nothing created.
+    let aud_csrf = {
+        let (_, _, p) = browse(&s, "GET", "/ui/exceptions", Some(&aud), None, &[]).await;
+        assert!(!p.contains(r#"action="/ui/exceptions""#), "{p}");
+        assert!(!p.contains("/ui/exceptions/revoke"), "{p}");
+        csrf_of(&p)
+    };
+    for path in ["/ui/deployments/preview", "/ui/deployments/create"] {
+        let (status, _, _) = browse(
+            &s,
+            "POST",
+            path,
+            Some(&aud),
+            Some(&form(&[("csrf", &aud_csrf), ("packages", "pb-demo=1.1")])),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert_eq!(count_deployments(&s, &ops).await, 1);
+
+    // Exceptions: an approver adds one through the form …
+    let (_, _, page) = browse(&s, "GET", "/ui/exceptions", Some(&abe), None, &[]).await;
+    assert!(page.contains(r#"action="/ui/exceptions""#), "{page}");
+    let abe_csrf = csrf_of(&page);
+    let exception = [
+        ("advisory", "CVE-2026-99999"),
+        ("asset", "h2"),
+        ("owner", "team-web"),
+        ("reason", "vendor build pending"),
+        ("compensating_control", "WAF rule 942100"),
+        ("expires", "30d"),
+        ("kind", "deferred"),
+        ("justification", ""),
+    ];
+    for who in [(&aud, &aud_csrf), (&olga, &csrf)] {
+        let mut f = vec![("csrf", who.1.as_str())];
+        f.extend(exception);
+        let (status, _, _) = browse(
+            &s,
+            "POST",
+            "/ui/exceptions",
+            Some(who.0),
+            Some(&form(&f)),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let none = s
+        .ok_json("GET", "/api/v1/exceptions", &ops, json!(null))
+        .await;
+    assert_eq!(none["items"].as_array().unwrap().len(), 0, "{none}");
+    let mut f = vec![("csrf", abe_csrf.as_str())];
+    f.extend(exception);
+    let (status, _, body) = browse(
+        &s,
+        "POST",
+        "/ui/exceptions",
+        Some(&abe),
+        Some(&form(&f)),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let list = s
+        .ok_json("GET", "/api/v1/exceptions", &ops, json!(null))
+        .await;
+    let x = &list["items"][0];
+    assert!(x["approver"].as_str().unwrap().ends_with(":abe"), "{list}");
+    assert_eq!(x["asset"], "h2");
+    assert_eq!(x["covers"].as_array().unwrap().len(), 1, "{x}");
+    let xid = x["id"].as_str().unwrap().to_string();
+    let (_, _, page) = browse(&s, "GET", "/ui/exceptions", Some(&abe), None, &[]).await;
+    assert!(
+        page.contains(&xid) && page.contains("WAF rule 942100"),
+        "{page}"
+    );
+    // … and revokes it, with a reason.
+    let (status, _, body) = browse(
+        &s,
+        "POST",
+        "/ui/exceptions/revoke",
+        Some(&abe),
+        Some(&form(&[
+            ("csrf", &abe_csrf),
+            ("id", &xid),
+            ("reason", "fixed build shipped"),
+        ])),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let x = s
+        .ok_json(
+            "GET",
+            &format!("/api/v1/exceptions/{xid}"),
+            &ops,
+            json!(null),
+        )
+        .await;
+    assert_eq!(x["status"], "revoked", "{x}");
+    assert!(x["revoked_by"].as_str().unwrap().ends_with(":abe"), "{x}");
+    assert_eq!(x["revoke_reason"], "fixed build shipped", "{x}");
+}
 
 /// The live rollout board and its event stream: the board's counts equal
 /// the rollout the API shows; a ring awaiting approval is approved through
@@ -941,6 +1206,11 @@ async fn every_page_answers_a_signed_in_reader(backend: &str) {
             path
         };
         let (status, headers, page) = browse(&s, "GET", &path, Some(&cookie), None, &[]).await;
+        if path == "/ui/deployments/new" {
+            // A form for those who may create deployments only.
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {page}");
+            continue;
+        }
         assert_eq!(status, StatusCode::OK, "{path}: {page}");
         assert!(
             headers[header::CONTENT_TYPE]
