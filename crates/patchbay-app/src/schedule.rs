@@ -354,6 +354,53 @@ impl App {
             .collect()
     }
 
+    /// One asset's schedule: the policy groups it is in, the maintenance
+    /// windows that cover it (with their next occurrences) and the
+    /// blackouts that cover it — what the dashboard's asset page shows.
+    pub async fn asset_schedule(
+        &self,
+        caller: &Caller,
+        name: &str,
+        ctx: &RequestCtx,
+    ) -> Result<AssetSchedule, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut snap = self.snapshot().await?;
+        let (policy, _) = snap.policy_in_force().await?;
+        let tx = snap.tx();
+        let asset = tx
+            .asset_by_name(name)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("no asset {name:?}")))?;
+        let (groups, _) = groups_and_ring(&policy, &asset);
+        let windows = tx.list_windows().await?;
+        let blackouts = tx.list_blackouts().await?;
+        let approvals = tx.list_blackout_approvals().await?;
+        let now = self.now();
+        let windows = windows
+            .into_iter()
+            .filter(|r| covers(&r.groups, &r.assets, &asset.name, &groups))
+            .map(|r| {
+                let w = window_from_row(&r)?;
+                Ok(WindowOut {
+                    spec: spec_of(&r),
+                    next: occurrences_out(&w, now, 3),
+                    created_at: fmt_ts(r.created_at),
+                    created_by: r.created_by,
+                })
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
+        let blackouts = blackouts
+            .into_iter()
+            .filter(|b| covers(&b.groups, &b.assets, &asset.name, &groups))
+            .map(|b| blackout_out(b, &approvals))
+            .collect();
+        Ok(AssetSchedule {
+            groups,
+            windows,
+            blackouts,
+        })
+    }
+
     /// Removes a window (admin, operator).
     pub async fn remove_window(
         &self,
@@ -1096,4 +1143,15 @@ mod tests {
         assert_eq!(when::span("d", "1h 30m").unwrap().as_secs(), 5400);
         assert_eq!(when::span("d", "PT4H").unwrap().as_secs(), 14400);
     }
+}
+
+/// One asset's schedule ([`App::asset_schedule`]).
+#[derive(Debug, Clone)]
+pub struct AssetSchedule {
+    /// The policy groups the asset is in.
+    pub groups: Vec<String>,
+    /// The maintenance windows covering it.
+    pub windows: Vec<WindowOut>,
+    /// The blackouts covering it.
+    pub blackouts: Vec<patchbay_proto::api::BlackoutOut>,
 }

@@ -546,6 +546,26 @@ pub async fn asset(State(st): State<AppState>, u: UiUser, Path(name): Path<Strin
         Ok(w) => w,
         Err(e) => return app_error(e),
     };
+    let schedule = match st.app.asset_schedule(&u.who.caller, &name, &u.ctx).await {
+        Ok(x) => x,
+        Err(e) => return app_error(e),
+    };
+    let deployments = match st.app.deployments(&u.who.caller, &u.ctx).await {
+        Ok(l) => l,
+        Err(e) => return app_error(e),
+    };
+    let resolved = match st
+        .app
+        .list_findings(&u.who.caller, Some(&name), true, &u.ctx)
+        .await
+    {
+        Ok(mut l) => {
+            l.retain(|f| f.resolved_at.is_some());
+            l.sort_by(|a, b| b.resolved_at.cmp(&a.resolved_at));
+            l
+        }
+        Err(e) => return app_error(e),
+    };
     let s = &detail.summary;
     let facts = Table {
         caption: "Facts".into(),
@@ -566,6 +586,7 @@ pub async fn asset(State(st): State<AppState>, u: UiUser, Path(name): Path<Strin
             ("Host name", detail.hostname.clone()),
             ("Addresses", detail.ip_addresses.join(", ")),
             ("Tags", s.tags.join(", ")),
+            ("Policy groups", schedule.groups.join(", ")),
             (
                 "Reboot required",
                 if detail.reboot_required {
@@ -598,10 +619,102 @@ pub async fn asset(State(st): State<AppState>, u: UiUser, Path(name): Path<Strin
             .collect(),
         empty: "No inventory reported.".into(),
     };
+    let windows = Table {
+        caption: format!("Maintenance windows ({})", schedule.windows.len()),
+        head: vec!["Window", "Rule", "Time zone", "Length", "Next openings (UTC)"],
+        rows: schedule
+            .windows
+            .iter()
+            .map(|w| {
+                vec![
+                    Cell::from(w.spec.name.as_str()),
+                    Cell::from(w.spec.rrule.as_str()),
+                    Cell::from(w.spec.tz.as_str()),
+                    Cell::from(w.spec.duration.as_str()),
+                    Cell::from(
+                        w.next
+                            .iter()
+                            .map(|o| o.start.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                ]
+            })
+            .collect(),
+        empty: "No maintenance window covers this asset: its jobs may run any time before a deployment's deadline.".into(),
+    };
+    let blackouts = Table {
+        caption: format!("Blackouts ({})", schedule.blackouts.len()),
+        head: vec!["Blackout", "From", "Until", "Why", "Owner"],
+        rows: schedule
+            .blackouts
+            .iter()
+            .map(|b| {
+                vec![
+                    Cell::from(b.name.as_str()),
+                    Cell::from(b.start.as_str()),
+                    Cell::from(b.end.as_str()),
+                    Cell::from(b.reason.as_str()),
+                    Cell::from(b.owner.as_str()),
+                ]
+            })
+            .collect(),
+        empty: "No blackout covers this asset.".into(),
+    };
+    let history = Table {
+        caption: "History: deployments".into(),
+        head: vec!["Deployment", "Status", "Patches", "Created", "By"],
+        rows: deployments
+            .iter()
+            .filter(|d| d.assets.iter().any(|a| a == &name))
+            .map(|d| {
+                vec![
+                    Cell {
+                        text: d.id.clone(),
+                        href: Some(format!("/ui/deployments/{}", seg(&d.id))),
+                    },
+                    Cell::from(d.status.as_str()),
+                    Cell::from(d.patches.join(", ")),
+                    Cell::from(d.created_at.as_str()),
+                    Cell::from(d.created_by.as_str()),
+                ]
+            })
+            .collect(),
+        empty: "No deployment has targeted this asset.".into(),
+    };
+    const SHOWN_RESOLVED: usize = 100;
+    let closed = Table {
+        caption: format!(
+            "History: resolved findings ({}{})",
+            resolved.len(),
+            if resolved.len() > SHOWN_RESOLVED {
+                format!(", the newest {SHOWN_RESOLVED} shown")
+            } else {
+                String::new()
+            }
+        ),
+        head: vec!["Resolved", "Advisory", "Package", "Was", "First seen"],
+        rows: resolved
+            .iter()
+            .take(SHOWN_RESOLVED)
+            .map(|f| {
+                vec![
+                    Cell::from(f.resolved_at.clone().unwrap_or_default()),
+                    Cell::from(f.advisory.as_str()),
+                    Cell::from(f.package.as_str()),
+                    Cell::from(f.installed_version.as_str()),
+                    Cell::from(f.first_seen.as_str()),
+                ]
+            })
+            .collect(),
+        empty: "No finding of this asset has been resolved yet.".into(),
+    };
     render(view::tables(
         &u.page(&format!("Asset {name}"), "/ui/assets", &now_text(&st)),
         "",
-        &[facts, findings, packages],
+        &[
+            facts, findings, packages, windows, blackouts, history, closed,
+        ],
         &[],
     ))
 }

@@ -650,7 +650,7 @@ fn hidden_of(page: &str, name: &str) -> Option<String> {
 async fn forms_create_deployments_and_keep_the_exception_register(backend: &str) {
     use crate::deploy::token;
     let s = InProcess::on(backend).await;
-    fleet(&s, 2, 0x0f0f).await;
+    let hosts = fleet(&s, 2, 0x0f0f).await;
     import_pb_demo_advisory(&s).await;
     let ops = token(&s, "operator").await;
     add_user(&s, "olga", "operator").await;
@@ -880,6 +880,51 @@ async fn forms_create_deployments_and_keep_the_exception_register(backend: &str)
     assert_eq!(x["status"], "revoked", "{x}");
     assert!(x["revoked_by"].as_str().unwrap().ends_with(":abe"), "{x}");
     assert_eq!(x["revoke_reason"], "fixed build shipped", "{x}");
+
+    // The asset page: the windows and blackouts that cover it, the
+    // deployments that targeted it, and its resolved findings.
+    s.ok_json(
+        "POST",
+        "/api/v1/windows",
+        &s.admin,
+        json!({"name": "h2-nights", "rrule": "FREQ=DAILY", "dtstart": "2026-01-01T02:00",
+               "tz": "Europe/Berlin", "duration": "2h", "assets": ["h2"]}),
+    )
+    .await;
+    s.ok_json(
+        "POST",
+        "/api/v1/windows",
+        &s.admin,
+        json!({"name": "h1-only", "rrule": "FREQ=DAILY", "dtstart": "2026-01-01T02:00",
+               "tz": "UTC", "duration": "1h", "assets": ["h1"]}),
+    )
+    .await;
+    s.ok_json(
+        "POST",
+        "/agent/v1/checkin",
+        &hosts[1].secret,
+        full_checkin(pb_demo_inventory("h2", &hosts[1].mid, "1.1"), json!([])),
+    )
+    .await;
+    let (status, _, page) = browse(&s, "GET", "/ui/assets/h2", Some(&aud), None, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Maintenance windows (1)"), "{page}");
+    assert!(
+        page.contains("h2-nights") && !page.contains("h1-only"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(r#"href="/ui/deployments/{id}""#)),
+        "{page}"
+    );
+    assert!(page.contains("History: resolved findings (1)"), "{page}");
+    assert!(page.contains("DSA-9999-1"), "{page}");
+    let (_, _, page) = browse(&s, "GET", "/ui/assets/h1", Some(&aud), None, &[]).await;
+    assert!(
+        page.contains("h1-only") && !page.contains("h2-nights"),
+        "{page}"
+    );
+    assert!(page.contains("History: resolved findings (0)"), "{page}");
 }
 
 /// The live rollout board and its event stream: the board's counts equal
