@@ -207,8 +207,21 @@ try {
     const boardPath = new URL(page.url()).pathname;
     flow.boardPath = boardPath;
     flow.created = await page.textContent('[data-status]');
+    // The overview, open in another tab, lists new events as they happen.
+    const overview = await context.newPage();
+    await overview.goto(`${base}/ui/`);
+    await overview.evaluate(() => { window.__notReloaded = true; });
+    await overview.waitForFunction(() => document.getElementById('events-state').textContent === 'live: connected',
+      null, { timeout: 10000 });
     await Promise.all([page.waitForNavigation(), page.click('form[action$="/action"] button:text("start")')]);
     await page.evaluate(() => { window.__notReloaded = true; });
+    const tStarted = Date.now();
+    await overview.waitForFunction(() => [...document.querySelectorAll('#events li')]
+      .some((li) => li.textContent.includes('deployment.started')), null, { timeout: 10000 });
+    flow.overviewLive = { msToShow: Date.now() - tStarted,
+      notReloaded: await overview.evaluate(() => window.__notReloaded === true),
+      first: await overview.textContent('#events li') };
+    await overview.close();
     // Watch the canary ring's counters change in place.
     await page.waitForFunction(() => document.getElementById('live-state').textContent !== 'live updates: connecting…',
       null, { timeout: 10000 });

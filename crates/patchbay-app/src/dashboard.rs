@@ -235,7 +235,24 @@ impl App {
                 }
             })
             .collect();
+        // The newest events (outbox ids are sequential), newest first.
+        let cursor = self.live_cursor().await?;
+        let mut events: Vec<(String, String, String)> = self
+            .live_events(caller, (cursor - OVERVIEW_EVENTS).max(0), ctx)
+            .await?
+            .into_iter()
+            .map(|e| {
+                (
+                    crate::fmt_ts(e.event.at),
+                    e.event.kind.as_str().to_string(),
+                    e.event.summary,
+                )
+            })
+            .collect();
+        events.reverse();
         Ok(Overview {
+            events,
+            cursor,
             fleet: assets.len() as u64,
             managed: assets.iter().filter(|a| a.liveness != "unmanaged").count() as u64,
             unmanaged: assets.iter().filter(|a| a.liveness == "unmanaged").count() as u64,
@@ -298,6 +315,9 @@ pub struct LiveEvent {
     /// The event.
     pub event: patchbay_core::event::Event,
 }
+
+/// Events the overview lists when it is made.
+const OVERVIEW_EVENTS: i64 = 10;
 
 /// Most events one read of the live stream returns.
 pub const LIVE_BATCH: i64 = 200;

@@ -176,6 +176,11 @@ pub struct Overview {
     /// The compliance headline: fully patched and within-SLA shares, each
     /// named for what it means.
     pub compliance: String,
+    /// The newest events (time, kind, summary), newest first; the live
+    /// stream adds later ones above them.
+    pub events: Vec<(String, String, String)>,
+    /// The live stream's cursor when the page was made.
+    pub cursor: i64,
 }
 
 #[derive(Template)]

@@ -32,10 +32,12 @@ fn the_dashboard_in_a_real_browser() {
     let data = dir.path().join("data");
     // This machine's read-only agent, and a simulated fleet of four that runs
     // the jobs it is leased (checking in every second).
-    let (mut child, banner, _) = crate::support::start_dev(
+    let (child, banner, _) = crate::support::start_dev(
         &data,
         &["--interval", "1h", "--sim", "4", "--sim-interval", "1s"],
     );
+    // Stopped (SIGTERM, then waited for) however the test ends, a panic included.
+    let child = Stop(child);
     let url = crate::support::banner_value(&banner, "Dashboard:")
         .map(|u| u.trim_end_matches("/ui/").to_string())
         .unwrap_or_else(|| panic!("no Dashboard line in:\n{banner}"));
@@ -220,11 +222,7 @@ fn the_dashboard_in_a_real_browser() {
         })
         .collect();
     let audit: serde_json::Value = c.get("/api/v1/audit?limit=10000").unwrap();
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let _ = child.wait();
+    drop(child);
     assert!(
         run.status.success(),
         "the browser run failed: {}\n{}",
@@ -363,6 +361,12 @@ fn the_dashboard_in_a_real_browser() {
     );
     assert_eq!(f["created"], "draft", "{f}");
     assert_eq!(f["canaryNotReloaded"], true, "{f}");
+    // The overview open in another tab listed the start without a reload.
+    assert_eq!(f["overviewLive"]["notReloaded"], true, "{f}");
+    assert!(
+        f["overviewLive"]["msToShow"].as_u64().unwrap() < 3000,
+        "{f}"
+    );
     assert!(f["awaiting"].as_str().unwrap().contains("approval"), "{f}");
     // Four eyes: the creator's own approval refused, and a token-less post too.
     assert_eq!(f["ownApprovalStatus"], 409, "{f}");
@@ -428,4 +432,17 @@ fn the_dashboard_in_a_real_browser() {
     // Signing out closes the dashboard again.
     assert_eq!(saw["afterLogout"], "/ui/login");
     assert_eq!(saw["afterLogoutVisit"], "/ui/login");
+}
+
+/// A `patchbay dev` process stopped when dropped.
+struct Stop(std::process::Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
 }

@@ -40,3 +40,33 @@
     } catch (err) { /* not ours */ }
   };
 })();
+
+// The overview's latest events: new ones from the same stream are added at
+// the top of the list (as text: nothing from an event is read as markup),
+// keeping the newest 50.
+(function () {
+  var list = document.getElementById('events');
+  var state = document.getElementById('events-state');
+  if (!list || !window.EventSource) return;
+  var source = new EventSource('/ui/events?after=' + encodeURIComponent(list.getAttribute('data-cursor')));
+  source.onopen = function () { state.textContent = 'live: connected'; };
+  source.onerror = function () { state.textContent = 'live: reconnecting…'; };
+  source.onmessage = function (m) {
+    var e;
+    try { e = JSON.parse(m.data); } catch (err) { return; }
+    var li = document.createElement('li');
+    var time = document.createElement('time');
+    time.textContent = e.at;
+    var kind = document.createElement('code');
+    kind.textContent = e.kind;
+    li.appendChild(time);
+    li.appendChild(document.createTextNode(' '));
+    li.appendChild(kind);
+    li.appendChild(document.createTextNode(' ' + (e.summary || '')));
+    list.insertBefore(li, list.firstChild);
+    while (list.children.length > 50) list.removeChild(list.lastChild);
+    var none = document.getElementById('no-events');
+    if (none) none.remove();
+    state.textContent = 'live: updated ' + new Date().toLocaleTimeString();
+  };
+})();
