@@ -10,10 +10,14 @@
 //! of the data behind it.
 
 use crate::prioritise::{MAX_WORKLIST_LIMIT, WorkFilter};
+use crate::rollup::{Rolled, Rollup};
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
 use jiff::Timestamp;
+use patchbay_core::report::Report;
+use patchbay_proto::api::{PatchOut, WorkItem};
 use patchbay_render::dashboard::{Bucket, DeploymentLine, FeedLine, Overview, age};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// A feed import older than this is shown as stale.
 pub const FEED_STALE_SECS: i64 = 72 * 3600;
@@ -35,13 +39,168 @@ fn age_range(now: i64, times: &[i64]) -> String {
     }
 }
 
+/// The dashboard's rolled-up values (see [`crate::rollup`]): the overview,
+/// the worklist page's lines, the catalog, and each report.
+#[derive(Default)]
+pub struct Rollups {
+    overview: Arc<Rollup<Overview>>,
+    worklist: Arc<Rollup<Vec<WorkItem>>>,
+    patches: Arc<Rollup<Vec<PatchOut>>>,
+    reports: Mutex<HashMap<String, Arc<Rollup<Report>>>>,
+}
+
+/// Lines of the worklist page.
+pub const WORKLIST_PAGE_LINES: usize = 500;
+
+/// What a page says about a value served from an earlier computation
+/// (empty when it was computed for this request).
+pub fn rolled_note(stored: Option<(Timestamp, std::time::Duration)>, now: Timestamp) -> String {
+    match stored {
+        None => String::new(),
+        Some((at, took)) => format!(
+            "Computed {} (it takes {:.1} s on this fleet, so pages show the last computation and it is redone in the background every {} s).",
+            age(now.as_second(), at.as_second()),
+            took.as_secs_f64(),
+            crate::rollup::REFRESH_AFTER.as_secs()
+        ),
+    }
+}
+
 impl App {
-    /// The overview page's data, as `caller` may see it.
+    /// A rolled-up value: `compute` runs as the dashboard itself (the
+    /// caller's permission was checked before).
+    async fn rolled<T, F, Fut>(
+        &self,
+        slot: Arc<Rollup<T>>,
+        compute: F,
+    ) -> Result<Rolled<T>, AppError>
+    where
+        T: Send + Sync + 'static,
+        F: Fn(App) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<T, AppError>> + Send + 'static,
+    {
+        let clock = self.clone();
+        let app = self.clone();
+        slot.get(move || clock.now(), move || compute(app.clone()))
+            .await
+    }
+
+    /// The overview page's data: computed live on a fleet where that is
+    /// cheap, else the last computation (its age in `computed`), with the
+    /// newest events read now.
     pub async fn dashboard_overview(
         &self,
         caller: &Caller,
         ctx: &RequestCtx,
     ) -> Result<Overview, AppError> {
+        self.require(caller, patchbay_core::auth::Action::ReadInventory, ctx)
+            .await?;
+        let slot = self.rollups.overview.clone();
+        let r = self
+            .rolled(slot, |app| async move { app.overview_now().await })
+            .await?;
+        let mut o = (*r.value).clone();
+        o.computed = rolled_note(r.stored, self.now());
+        // The newest events (outbox ids are sequential), newest first.
+        let cursor = self.live_cursor().await?;
+        let mut events: Vec<(String, String, String)> = self
+            .live_events(caller, (cursor - OVERVIEW_EVENTS).max(0), ctx)
+            .await?
+            .into_iter()
+            .map(|e| {
+                (
+                    crate::fmt_ts(e.event.at),
+                    e.event.kind.as_str().to_string(),
+                    e.event.summary,
+                )
+            })
+            .collect();
+        events.reverse();
+        o.events = events;
+        o.cursor = cursor;
+        Ok(o)
+    }
+
+    /// The worklist page's lines (the first [`WORKLIST_PAGE_LINES`]).
+    pub async fn dashboard_worklist(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<Rolled<Vec<WorkItem>>, AppError> {
+        self.require(caller, patchbay_core::auth::Action::ReadInventory, ctx)
+            .await?;
+        let slot = self.rollups.worklist.clone();
+        self.rolled(slot, |app| async move {
+            app.worklist(
+                &Caller::local("dashboard"),
+                &WorkFilter {
+                    limit: Some(WORKLIST_PAGE_LINES),
+                    ..Default::default()
+                },
+                &RequestCtx::default(),
+            )
+            .await
+        })
+        .await
+    }
+
+    /// The catalog page's patches.
+    pub async fn dashboard_patches(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<Rolled<Vec<PatchOut>>, AppError> {
+        self.require(caller, patchbay_core::auth::Action::ReadInventory, ctx)
+            .await?;
+        let slot = self.rollups.patches.clone();
+        self.rolled(slot, |app| async move {
+            app.patches(&Caller::local("dashboard"), &RequestCtx::default())
+                .await
+        })
+        .await
+    }
+
+    /// A report as of now, for its page and downloads.
+    pub async fn dashboard_report(
+        &self,
+        caller: &Caller,
+        kind: &str,
+        ctx: &RequestCtx,
+    ) -> Result<Rolled<Report>, AppError> {
+        self.require(caller, patchbay_core::auth::Action::ReadInventory, ctx)
+            .await?;
+        if !patchbay_core::report::KINDS.contains(&kind) {
+            // The service's own message for an unknown kind.
+            self.report(caller, kind, None, ctx).await?;
+        }
+        let slot = self
+            .rollups
+            .reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(kind.to_string())
+            .or_default()
+            .clone();
+        let kind = kind.to_string();
+        self.rolled(slot, move |app| {
+            let kind = kind.clone();
+            async move {
+                app.report(
+                    &Caller::local("dashboard"),
+                    &kind,
+                    None,
+                    &RequestCtx::default(),
+                )
+                .await
+            }
+        })
+        .await
+    }
+
+    /// The overview's data computed now (as the dashboard itself).
+    async fn overview_now(&self) -> Result<Overview, AppError> {
+        let caller = &Caller::local("dashboard");
+        let ctx = &RequestCtx::default();
         let now = self.now();
         let now_s = now.as_second();
         let assets = self.list_assets(caller, ctx).await?;
@@ -235,24 +394,10 @@ impl App {
                 }
             })
             .collect();
-        // The newest events (outbox ids are sequential), newest first.
-        let cursor = self.live_cursor().await?;
-        let mut events: Vec<(String, String, String)> = self
-            .live_events(caller, (cursor - OVERVIEW_EVENTS).max(0), ctx)
-            .await?
-            .into_iter()
-            .map(|e| {
-                (
-                    crate::fmt_ts(e.event.at),
-                    e.event.kind.as_str().to_string(),
-                    e.event.summary,
-                )
-            })
-            .collect();
-        events.reverse();
         Ok(Overview {
-            events,
-            cursor,
+            events: vec![],
+            cursor: 0,
+            computed: String::new(),
             fleet: assets.len() as u64,
             managed: assets.iter().filter(|a| a.liveness != "unmanaged").count() as u64,
             unmanaged: assets.iter().filter(|a| a.liveness == "unmanaged").count() as u64,

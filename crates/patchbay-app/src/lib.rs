@@ -77,6 +77,7 @@ mod outbox;
 pub mod prioritise;
 mod ranking;
 pub mod reports;
+pub mod rollup;
 pub mod schedule;
 pub mod siem;
 pub mod sla;
@@ -225,6 +226,8 @@ pub struct App {
     /// ([`App::start_feed_sync`]).
     feed_sync_task: feed_sync::Task,
     discovery_scan_task: feed_sync::Task,
+    /// The dashboard's rolled-up values ([`rollup`]).
+    rollups: Arc<dashboard::Rollups>,
 }
 
 /// Refusal entries one source (client IP address) may add to the audit log per
@@ -370,6 +373,7 @@ impl App {
             ))),
             feed_sync_task: Arc::default(),
             discovery_scan_task: Arc::default(),
+            rollups: Arc::default(),
             keyring: patchbay_core::audit::Keyring::default(),
             key_file: None,
             announcements: Arc::default(),

@@ -390,7 +390,14 @@ impl Snapshot<'_> {
     ) -> Result<Vec<Ranked>, AppError> {
         use patchbay_core::exception::{FindingFacts, excepting};
         use patchbay_core::rank::worklist_order;
-        let rows = self.tx.list_findings(None, false).await?;
+        // One asset's lines: read only its findings (found by name; a name
+        // the store does not know as spelt falls back to reading every
+        // finding and filtering, as `wanted` compares names in any case).
+        let asset_id = match wanted.asset {
+            Some(name) => self.tx.asset_by_name(name).await?.map(|a| a.id),
+            None => None,
+        };
+        let rows = self.tx.list_findings(asset_id, false).await?;
         let e = Enrichment::read(self.app, &mut self.tx, &rows).await?;
         let assets: HashMap<String, AssetRow> = self
             .assets()

@@ -181,6 +181,9 @@ pub struct Overview {
     pub events: Vec<(String, String, String)>,
     /// The live stream's cursor when the page was made.
     pub cursor: i64,
+    /// When the numbers were computed, if not for this request (a large
+    /// fleet's overview is served from its last computation).
+    pub computed: String,
 }
 
 #[derive(Template)]

@@ -761,25 +761,18 @@ fn work_table(caption: &str, work: &[patchbay_proto::api::WorkItem], with_asset:
 
 /// `GET /ui/worklist`: what to patch next (the first 500).
 pub async fn worklist(State(st): State<AppState>, u: UiUser) -> Response {
-    let work = match st
-        .app
-        .worklist(
-            &u.who.caller,
-            &patchbay_app::prioritise::WorkFilter {
-                limit: Some(500),
-                ..Default::default()
-            },
-            &u.ctx,
-        )
-        .await
-    {
+    let work = match st.app.dashboard_worklist(&u.who.caller, &u.ctx).await {
         Ok(w) => w,
         Err(e) => return app_error(e),
     };
+    let intro = format!(
+        "Open findings that are neither excepted nor excluded by the policy: overdue first, then by tier, due date and score. {}",
+        patchbay_app::dashboard::rolled_note(work.stored, st.app.now())
+    );
     render(view::tables(
         &u.page("Worklist", "/ui/worklist", &now_text(&st)),
-        "Open findings that are neither excepted nor excluded by the policy: overdue first, then by tier, due date and score.",
-        &[work_table("Findings", &work, true)],
+        intro.trim_end(),
+        &[work_table("Findings", &work.value, true)],
         &[],
     ))
 }
@@ -1504,8 +1497,10 @@ pub async fn report(
             Ok(f) => f,
             Err(m) => return message(StatusCode::BAD_REQUEST, "Cannot do that", &m, "/ui/reports"),
         };
-    let report = match st.app.report(&u.who.caller, &kind, None, &u.ctx).await {
-        Ok(r) => r,
+    // A report states its own as-of time; on a large fleet it is the last
+    // computation's (see `patchbay_app::rollup`).
+    let report = match st.app.dashboard_report(&u.who.caller, &kind, &u.ctx).await {
+        Ok(r) => r.value,
         Err(e) => return app_error(e),
     };
     let body = match patchbay_render::report::render(&report, format) {
@@ -1541,10 +1536,12 @@ pub async fn report(
 /// `GET /ui/catalog`: the patch catalog (open findings grouped into
 /// patches), most urgent first.
 pub async fn catalog(State(st): State<AppState>, u: UiUser) -> Response {
-    let list = match st.app.patches(&u.who.caller, &u.ctx).await {
+    let rolled = match st.app.dashboard_patches(&u.who.caller, &u.ctx).await {
         Ok(l) => l,
         Err(e) => return app_error(e),
     };
+    let note = patchbay_app::dashboard::rolled_note(rolled.stored, st.app.now());
+    let list = &*rolled.value;
     let t = Table {
         caption: String::new(),
         head: vec![
@@ -1576,7 +1573,10 @@ pub async fn catalog(State(st): State<AppState>, u: UiUser) -> Response {
     };
     render(view::tables(
         &u.page("Patch catalog", "/ui/catalog", &now_text(&st)),
-        "Open findings grouped into patches (a package's fixed version per OS release).",
+        format!(
+            "Open findings grouped into patches (a package's fixed version per OS release). {note}"
+        )
+        .trim_end(),
         &[t],
         &[],
     ))

@@ -332,16 +332,34 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
         asset_id: Option<i64>,
         include_resolved: bool,
     ) -> Result<Vec<FindingRow>> {
-        let sql = format!(
-            "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id \
-             WHERE ($1 IS NULL OR f.asset_id = $1) AND ($2 OR f.resolved_at IS NULL) \
-             ORDER BY a.name, f.package, f.arch, f.advisory_id"
-        );
-        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
-            .arg(asset_id)
-            .arg(include_resolved)
-            .all(self.conn())
-            .await?;
+        // Two statements, not `($1 IS NULL OR f.asset_id = $1)`: a planner
+        // cannot use the asset index through that `OR`, and one asset's
+        // findings would cost a scan of the whole fleet's.
+        let rows = match asset_id {
+            Some(id) => {
+                let sql = format!(
+                    "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id \
+                     WHERE f.asset_id = $1 AND ($2 OR f.resolved_at IS NULL) \
+                     ORDER BY a.name, f.package, f.arch, f.advisory_id"
+                );
+                sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+                    .arg(id)
+                    .arg(include_resolved)
+                    .all(self.conn())
+                    .await?
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id \
+                     WHERE ($1 OR f.resolved_at IS NULL) \
+                     ORDER BY a.name, f.package, f.arch, f.advisory_id"
+                );
+                sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+                    .arg(include_resolved)
+                    .all(self.conn())
+                    .await?
+            }
+        };
         rows.iter().map(row_to_finding::<DB>).collect()
     }
 }
