@@ -345,6 +345,21 @@ impl App {
     /// asset the finding's package at the patch's fixed version.
     async fn select_patches(&self, spec: &DeploymentSpec) -> Result<Selection, AppError> {
         use patchbay_core::risk::Tier;
+        if let Some(group) = spec.converge.as_deref() {
+            if !spec.patches.is_empty() || spec.tier.is_some() {
+                return Err(AppError::invalid(
+                    "converge: a convergence deployment selects its own versions; leave patches and tier out",
+                ));
+            }
+            let mut snap = self.snapshot().await?;
+            let (policy, _) = snap.policy_in_force().await?;
+            let pins = crate::drift::converge_pins(snap.tx(), &policy, group).await?;
+            return Ok(Selection {
+                given: true,
+                names: vec![format!("converge:{group}")],
+                pins,
+            });
+        }
         if spec.patches.is_empty() && spec.tier.is_none() {
             return Ok(Selection::default());
         }

@@ -16,6 +16,8 @@
 //!   `patchbay-render`), the lessons-learned log.
 //! - [`deployments`]: server-driven rollouts: preview, create, operator
 //!   actions and approvals, the rollout driver, the job half of check-ins.
+//! - [`drift`]: configuration drift per policy group (baseline, per-host
+//!   differences), its metric, and the pins of a "converge" deployment.
 //! - [`duties`]: the duties runner: background work under a leader lease.
 //! - [`email`]: email over SMTP (lettre), sent from the outbox per contact.
 //! - [`escalations`]: notification contacts, escalation chains and their
@@ -63,6 +65,7 @@ pub mod csaf;
 pub mod dashboard;
 pub mod deployments;
 pub mod discovery;
+pub mod drift;
 pub mod duties;
 pub mod email;
 pub mod error;

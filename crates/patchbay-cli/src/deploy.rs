@@ -65,7 +65,7 @@ Example:
 #[derive(Debug, Clone, clap::Args)]
 pub struct SpecArgs {
     /// Exact version to install: NAME=VERSION (repeatable).
-    #[arg(long = "package", value_name = "NAME=VERSION", num_args = 1.., required_unless_present_any = ["patches", "tier"])]
+    #[arg(long = "package", value_name = "NAME=VERSION", num_args = 1.., required_unless_present_any = ["patches", "tier", "converge"])]
     pub packages: Vec<String>,
     /// A patch of the catalog (`patchbay patches`), approved by the policy:
     /// each asset with an open finding it fixes gets the finding's package at
@@ -76,6 +76,11 @@ pub struct SpecArgs {
     /// this tier or a more urgent one (P0…P4).
     #[arg(long, value_name = "TIER")]
     pub tier: Option<String>,
+    /// Converge this policy group to its modal baseline (`patchbay drift
+    /// GROUP`): each member's older packages pinned to the baseline's
+    /// versions; newer, missing and extra packages are never touched.
+    #[arg(long, value_name = "GROUP", conflicts_with_all = ["patches", "tier"])]
+    pub converge: Option<String>,
     /// Target asset (repeatable; with neither --asset nor --group: every managed
     /// asset that has one of the packages installed).
     #[arg(long = "asset", value_name = "ASSET", num_args = 1..)]
@@ -454,6 +459,7 @@ impl SpecArgs {
             job_timeout,
             windows: self.windows.map(|m| m.as_str().to_string()),
             reboot: self.reboot.map(|m| m.as_str().to_string()),
+            converge: self.converge.clone(),
         })
     }
 }
@@ -1016,6 +1022,7 @@ mod tests {
             packages: vec!["pb-demo=1.1".into()],
             patches: vec![],
             tier: Some("P1".into()),
+            converge: None,
             assets: vec![],
             groups: vec!["web".into()],
             rings: vec!["canary:assets=h1".into(), "rest:budget=10%".into()],

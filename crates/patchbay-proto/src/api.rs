@@ -689,6 +689,12 @@ pub struct DeploymentSpec {
     /// when the reboot reports) or `never` (the need is noted).
     #[serde(default)]
     pub reboot: Option<String>,
+    /// Converge this policy group to its modal baseline (docs/drift.md, ADR
+    /// 0019): each member gets exact pins at the baseline's version for the
+    /// packages it has older; newer, missing and extra packages are reported
+    /// by `GET /api/v1/drift`, never downgraded, installed or removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converge: Option<String>,
 }
 
 /// One host in a deployment preview.
@@ -1896,4 +1902,93 @@ pub struct CsafMatchOut {
     pub fixed: Option<String>,
     /// Remediations naming the matched products.
     pub remediations: Vec<CsafRemediationOut>,
+}
+
+/// `GET /api/v1/drift`: configuration drift per policy group (issue 18,
+/// item 4; docs/drift.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DriftOut {
+    /// One line per group asked for, by name.
+    pub groups: Vec<GroupDriftOut>,
+}
+
+/// One group's baseline and its hosts' drift.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupDriftOut {
+    /// Policy group.
+    pub group: String,
+    /// `modal` or `golden`.
+    pub baseline_source: String,
+    /// The golden host, when the baseline is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub golden: Option<String>,
+    /// Package format compared (`deb`, `rpm`, `apk`): the group's most common.
+    pub format: String,
+    /// Hosts the baseline was computed over.
+    pub hosts: usize,
+    /// The baseline: one version per (name, arch).
+    pub baseline: Vec<BaselinePackageOut>,
+    /// Drifted packages over the group's hosts (the metric's value).
+    pub drifted_packages: usize,
+    /// Per host (asked for), its differences.
+    pub assets: Vec<HostDriftOut>,
+    /// Members left out, with why (no agent, another package format).
+    #[serde(default)]
+    pub skipped: Vec<PreviewSkip>,
+}
+
+/// One package of a baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BaselinePackageOut {
+    /// Name.
+    pub name: String,
+    /// Architecture.
+    pub arch: String,
+    /// Baseline version.
+    pub version: String,
+    /// Hosts that have the package.
+    pub hosts_with: usize,
+    /// Hosts at the baseline version.
+    pub hosts_at: usize,
+}
+
+/// One host's drift from its group's baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostDriftOut {
+    /// Asset.
+    pub asset: String,
+    /// Newer than the baseline.
+    pub newer: usize,
+    /// Older than the baseline.
+    pub older: usize,
+    /// Versions that cannot be ordered.
+    pub differs: usize,
+    /// In the baseline, not installed.
+    pub missing: usize,
+    /// Installed, not in the baseline.
+    pub extra: usize,
+    /// Each difference, by (name, arch).
+    pub differences: Vec<DriftDifferenceOut>,
+}
+
+/// One package where a host differs from the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DriftDifferenceOut {
+    /// Name.
+    pub name: String,
+    /// Architecture.
+    pub arch: String,
+    /// `newer`, `older`, `differs`, `missing` or `extra`.
+    pub kind: String,
+    /// The baseline's version (none: extra).
+    #[serde(default)]
+    pub baseline: Option<String>,
+    /// The host's version (none: missing).
+    #[serde(default)]
+    pub installed: Option<String>,
 }

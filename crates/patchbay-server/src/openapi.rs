@@ -136,6 +136,7 @@ impl<'s> utoipa::ToResponse<'s> for Error {
         crate::handlers::schedule::plan_preview,
         crate::handlers::schedule::calendar_authed,
         crate::handlers::reports::report,
+        crate::handlers::drift::drift,
         crate::handlers::reports::evidence,
         crate::handlers::changes::list,
         crate::handlers::changes::show,

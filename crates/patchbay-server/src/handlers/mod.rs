@@ -9,6 +9,7 @@
 //! - [`discovery`]: scans, leases and cloud inventories; shadow, ghost,
 //!   duplicate and conflict; adopt and dismiss.
 //! - [`tokens`]: API and enrolment tokens.
+//! - [`drift`]: configuration drift per policy group.
 //! - [`audit`]: the audit log and its export.
 //! - [`findings`]: findings and imported feeds.
 //! - [`csaf`]: what CSAF documents say about an asset's products.
@@ -32,6 +33,7 @@ pub mod changes;
 pub mod csaf;
 pub mod deployments;
 pub mod discovery;
+pub mod drift;
 pub mod escalations;
 pub mod exceptions;
 pub mod feeds;

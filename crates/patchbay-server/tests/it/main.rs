@@ -6,6 +6,7 @@
 mod dashboard;
 mod deploy;
 mod discovery_scan;
+mod drift;
 mod email;
 mod escalations;
 mod feed_sync;

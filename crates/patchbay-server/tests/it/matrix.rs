@@ -178,6 +178,7 @@ const EXPECTED: &[(&str, &str, Who)] = &[
     ("POST", "/api/v1/plan/preview", Who::Roles(READERS)),
     ("GET", "/api/v1/calendar.ics", Who::Roles(EVERY_ROLE)),
     ("GET", "/api/v1/reports/{kind}", Who::Roles(READERS)),
+    ("GET", "/api/v1/drift", Who::Roles(READERS)),
     ("GET", "/api/v1/evidence", Who::Roles(AUDIT_READERS)),
     ("GET", "/api/v1/changes", Who::Roles(READERS)),
     ("GET", "/api/v1/changes/{id}", Who::Roles(READERS)),

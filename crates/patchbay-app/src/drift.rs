@@ -1,0 +1,288 @@
+//! Configuration drift per policy group (issue 18, item 4; ADR 0019): each
+//! group's baseline (modal, or a golden host) and each member's difference
+//! from it, read in one snapshot; the per-group totals the `/metrics` scrape
+//! reports; and the per-host pins a "converge" deployment gets.
+//!
+//! The rules themselves (majority, tie-break, kinds of difference, what
+//! converging installs) are `patchbay_core::drift`; this module reads the
+//! inventories and carries the wire lines.
+
+use crate::{App, AppError, Caller, RequestCtx};
+use patchbay_core::auth::Action;
+use patchbay_core::drift::{self, Difference, Host, Pkg};
+use patchbay_core::job::PackagePin;
+use patchbay_core::policy::Policy;
+use patchbay_proto::api::{
+    BaselinePackageOut, DriftDifferenceOut, DriftOut, GroupDriftOut, HostDriftOut, PreviewSkip,
+};
+use patchbay_store::{AssetRow, Tx};
+use patchbay_version::Scheme;
+use std::collections::BTreeMap;
+
+/// One group's drift as computed: the wire line and, per member, the core
+/// differences (for converging).
+pub(crate) struct Computed {
+    pub(crate) out: GroupDriftOut,
+    pub(crate) scheme: Scheme,
+    pub(crate) hosts: Vec<(String, Vec<Difference>)>,
+}
+
+fn format_of(a: &AssetRow) -> Option<(&'static str, Scheme)> {
+    match a.package_format.as_deref() {
+        Some("rpm") => Some(("rpm", Scheme::Rpm)),
+        Some("apk") => Some(("apk", Scheme::Apk)),
+        Some("other") => None,
+        _ => Some(("deb", Scheme::Deb)),
+    }
+}
+
+/// The drift of `groups` (names of the policy), each over its members among
+/// `assets`; the baseline is `golden`'s packages when given, else modal.
+pub(crate) async fn compute(
+    tx: &mut Box<dyn Tx>,
+    policy: &Policy,
+    assets: &[AssetRow],
+    groups: &[String],
+    golden: Option<&str>,
+) -> Result<Vec<Computed>, AppError> {
+    let golden_row = match golden {
+        None => None,
+        Some(g) => {
+            let a = assets
+                .iter()
+                .find(|a| a.name == g)
+                .ok_or_else(|| AppError::not_found(format!("golden: no asset named {g:?}")))?;
+            if !a.has_agent {
+                return Err(AppError::invalid(format!(
+                    "golden: {g} has no agent, so no inventory to be a baseline"
+                )));
+            }
+            Some(a)
+        }
+    };
+    let members: Vec<(&AssetRow, Vec<String>)> = assets
+        .iter()
+        .map(|a| (a, crate::ranking::groups_of(policy, a)))
+        .collect();
+    // Read the packages of every asset concerned, once.
+    let mut ids: Vec<i64> = members
+        .iter()
+        .filter(|(a, gs)| a.has_agent && gs.iter().any(|g| groups.contains(g)))
+        .map(|(a, _)| a.id)
+        .chain(golden_row.map(|a| a.id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut pkgs: BTreeMap<i64, Vec<Pkg>> = BTreeMap::new();
+    for (id, p) in tx.packages_of_assets(&ids).await? {
+        pkgs.entry(id).or_default().push(Pkg {
+            name: p.name,
+            arch: p.arch,
+            version: p.version,
+        });
+    }
+    let host_of = |a: &AssetRow| Host {
+        asset: a.name.clone(),
+        packages: pkgs.get(&a.id).cloned().unwrap_or_default(),
+    };
+    let mut out = Vec::new();
+    for g in groups {
+        let mut skipped = Vec::new();
+        let mut in_group: Vec<&AssetRow> = Vec::new();
+        for (a, gs) in &members {
+            if !gs.contains(g) {
+                continue;
+            }
+            if !a.has_agent {
+                skipped.push(PreviewSkip {
+                    asset: a.name.clone(),
+                    reason: "no agent (imported asset): no inventory to compare".into(),
+                });
+            } else {
+                in_group.push(a);
+            }
+        }
+        // The group's most common package format; ties: deb, rpm, apk.
+        let mut by_format: BTreeMap<&str, usize> = BTreeMap::new();
+        for a in &in_group {
+            if let Some((f, _)) = format_of(a) {
+                *by_format.entry(f).or_default() += 1;
+            }
+        }
+        let (format, scheme) = [
+            ("deb", Scheme::Deb),
+            ("rpm", Scheme::Rpm),
+            ("apk", Scheme::Apk),
+        ]
+        .into_iter()
+        .max_by_key(|(f, _)| {
+            // max_by_key keeps the last maximum: rank earlier formats higher on ties.
+            let rank = match *f {
+                "deb" => 2,
+                "rpm" => 1,
+                _ => 0,
+            };
+            (by_format.get(f).copied().unwrap_or(0), rank)
+        })
+        .unwrap_or(("deb", Scheme::Deb));
+        let mut hosts = Vec::new();
+        for a in in_group {
+            match format_of(a) {
+                Some((f, _)) if f == format => hosts.push(host_of(a)),
+                other => skipped.push(PreviewSkip {
+                    asset: a.name.clone(),
+                    reason: format!(
+                        "package format {} differs from the group's {format}",
+                        other.map(|(f, _)| f).unwrap_or("other")
+                    ),
+                }),
+            }
+        }
+        let baseline = match golden_row {
+            Some(gr) => drift::golden(scheme, &host_of(gr)),
+            None => drift::modal(scheme, &hosts),
+        };
+        let mut lines = Vec::new();
+        let mut diffs = Vec::new();
+        let mut drifted = 0;
+        for h in &hosts {
+            let d = drift::diff(scheme, &baseline, h);
+            let c = drift::Counts::of(&d);
+            drifted += c.total();
+            lines.push(HostDriftOut {
+                asset: h.asset.clone(),
+                newer: c.newer,
+                older: c.older,
+                differs: c.differs,
+                missing: c.missing,
+                extra: c.extra,
+                differences: d
+                    .iter()
+                    .map(|d| DriftDifferenceOut {
+                        name: d.name.clone(),
+                        arch: d.arch.clone(),
+                        kind: d.kind.as_str().into(),
+                        baseline: d.baseline.clone(),
+                        installed: d.installed.clone(),
+                    })
+                    .collect(),
+            });
+            diffs.push((h.asset.clone(), d));
+        }
+        out.push(Computed {
+            out: GroupDriftOut {
+                group: g.clone(),
+                baseline_source: match &baseline.source {
+                    drift::Source::Modal => "modal".into(),
+                    drift::Source::Golden { .. } => "golden".into(),
+                },
+                golden: golden.map(str::to_owned),
+                format: format.into(),
+                hosts: baseline.hosts.max(hosts.len()),
+                baseline: baseline
+                    .entries
+                    .iter()
+                    .map(|e| BaselinePackageOut {
+                        name: e.name.clone(),
+                        arch: e.arch.clone(),
+                        version: e.version.clone(),
+                        hosts_with: e.hosts_with,
+                        hosts_at: e.hosts_at,
+                    })
+                    .collect(),
+                drifted_packages: drifted,
+                assets: lines,
+                skipped,
+            },
+            scheme,
+            hosts: diffs,
+        });
+    }
+    Ok(out)
+}
+
+/// Per host of `group`: the exact pins that bring its `older` packages to
+/// the baseline (`patchbay_core::drift::converge_pins`); hosts with nothing
+/// to install are absent.
+pub(crate) async fn converge_pins(
+    tx: &mut Box<dyn Tx>,
+    policy: &Policy,
+    group: &str,
+) -> Result<BTreeMap<String, Vec<PackagePin>>, AppError> {
+    if !policy.groups.iter().any(|g| g.name == group) {
+        return Err(AppError::invalid(format!(
+            "converge: no policy group named {group:?}"
+        )));
+    }
+    let assets = tx.list_assets().await?;
+    let computed = compute(tx, policy, &assets, &[group.to_owned()], None).await?;
+    let mut out = BTreeMap::new();
+    for c in computed {
+        for (asset, d) in c.hosts {
+            let pins: Vec<PackagePin> = drift::converge_pins(c.scheme, &d)
+                .into_iter()
+                .map(|(name, version)| PackagePin { name, version })
+                .collect();
+            if !pins.is_empty() {
+                out.insert(asset, pins);
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl App {
+    /// Drift per policy group (`target`: a group, or an asset — its groups,
+    /// with only its own line —, or every group), against the modal baseline
+    /// or `golden`'s packages.
+    pub async fn drift(
+        &self,
+        caller: &Caller,
+        target: Option<&str>,
+        golden: Option<&str>,
+        ctx: &RequestCtx,
+    ) -> Result<DriftOut, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut snap = self.snapshot().await?;
+        let (policy, _) = snap.policy_in_force().await?;
+        let assets = snap.assets().await?;
+        let (groups, only): (Vec<String>, Option<&str>) = match target {
+            None => (policy.groups.iter().map(|g| g.name.clone()).collect(), None),
+            Some(t) if policy.groups.iter().any(|g| g.name == t) => (vec![t.to_owned()], None),
+            Some(t) => {
+                let a = assets.iter().find(|a| a.name == t).ok_or_else(|| {
+                    AppError::not_found(format!("target: no policy group or asset named {t:?}"))
+                })?;
+                (crate::ranking::groups_of(&policy, a), Some(t))
+            }
+        };
+        let computed = compute(snap.tx(), &policy, &assets, &groups, golden).await?;
+        Ok(DriftOut {
+            groups: computed
+                .into_iter()
+                .map(|mut c| {
+                    if let Some(a) = only {
+                        c.out.assets.retain(|h| h.asset == a);
+                        c.out.skipped.retain(|s| s.asset == a);
+                    }
+                    c.out
+                })
+                .collect(),
+        })
+    }
+
+    /// Drifted packages per policy group against the modal baseline, for the
+    /// `/metrics` scrape (a system read: the endpoint is unauthenticated and
+    /// says only counts).
+    pub async fn drift_counts(&self) -> Result<Vec<(String, usize)>, AppError> {
+        let mut snap = self.snapshot().await?;
+        let (policy, _) = snap.policy_in_force().await?;
+        let assets = snap.assets().await?;
+        let groups: Vec<String> = policy.groups.iter().map(|g| g.name.clone()).collect();
+        let computed = compute(snap.tx(), &policy, &assets, &groups, None).await?;
+        Ok(computed
+            .into_iter()
+            .map(|c| (c.out.group, c.out.drifted_packages))
+            .collect())
+    }
+}
