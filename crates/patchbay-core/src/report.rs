@@ -81,6 +81,9 @@ pub struct FindingRecord {
     pub resolved_at: Option<Timestamp>,
     /// SLA due date.
     pub due: Timestamp,
+    /// Whether the advisory names a fixed version for it (a job can only
+    /// close a finding that has a fix: the re-test targets those).
+    pub fixable: bool,
 }
 
 /// Everything the reports read.

@@ -1301,6 +1301,32 @@ pub struct HostOutcome {
     /// What the rollback job reported, if one ran: `rolled_back` or
     /// `rollback_failed`, with the agent's message.
     pub rollback: Option<String>,
+    /// Re-test: per CVE the job targeted on this host (open findings of the
+    /// packages it pins when it was leased), whether it is closed now
+    /// (docs/reports.md, "Re-test").
+    #[serde(default)]
+    pub retest: Vec<RetestOut>,
+    /// The job reported success but a targeted CVE is still open: not
+    /// remediated (reports count it so, not as a success).
+    #[serde(default)]
+    pub not_remediated: bool,
+}
+
+/// One CVE a job targeted, after the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RetestOut {
+    /// The CVE (the advisory id when the advisory names none).
+    pub cve: String,
+    /// Advisories naming it.
+    pub advisories: Vec<String>,
+    /// Binary packages whose findings name it.
+    pub packages: Vec<String>,
+    /// Every targeted finding naming it is resolved.
+    pub closed: bool,
+    /// When the last of them was resolved (RFC 3339).
+    #[serde(default)]
+    pub closed_at: Option<String>,
 }
 
 /// One package of a host's job.

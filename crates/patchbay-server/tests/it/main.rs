@@ -15,6 +15,7 @@ mod heartbeats;
 mod matrix;
 mod openapi;
 mod outcomes;
+mod retest;
 mod rotation;
 mod siem;
 mod sla_resolve;
