@@ -36,6 +36,8 @@
 //! - [`assess`]: findings kept in step with inventories and feeds.
 //! - [`evidence`]: verifying and exporting the hash-chained audit trail.
 //! - [`exceptions`]: the exception register (EXC-…), review and expiry events.
+//! - [`governance`]: the governance review report (risk removed against
+//!   effort spent) over a period.
 //! - [`feeds`]: storing imported advisory, KEV and EPSS feeds.
 //! - `outbox`: reading the events outbox from a consumer's stored cursor and moving
 //!   it in the same transaction (webhooks, contacts, escalation chains).
@@ -74,6 +76,7 @@ pub mod evidence;
 pub mod exceptions;
 pub mod feed_sync;
 pub mod feeds;
+pub mod governance;
 pub mod heartbeats;
 pub mod keys;
 mod outbox;

@@ -137,6 +137,7 @@ impl<'s> utoipa::ToResponse<'s> for Error {
         crate::handlers::schedule::calendar_authed,
         crate::handlers::reports::report,
         crate::handlers::drift::drift,
+        crate::handlers::governance::governance,
         crate::handlers::reports::evidence,
         crate::handlers::changes::list,
         crate::handlers::changes::show,

@@ -20,7 +20,7 @@ use crate::errors::ApiError;
 use crate::extract::{Authed, request_ctx};
 use crate::handlers::{
     agent, assets, audit, changes, csaf, deployments, discovery, drift, escalations, exceptions,
-    feeds, findings, ops, prioritise, reports, schedule, tokens, ui, users, webhooks,
+    feeds, findings, governance, ops, prioritise, reports, schedule, tokens, ui, users, webhooks,
 };
 use crate::metrics::{HttpLabels, Metrics};
 use crate::{MAX_AGENT_BODY, MAX_API_BODY};
@@ -161,6 +161,7 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     GET "/calendar.ics" => schedule::calendar_authed, Api(Some(ReadCalendar));
     GET "/reports/{kind}" => reports::report, Api(Some(ReadInventory));
     GET "/drift" => drift::drift, Api(Some(ReadInventory));
+    GET "/governance" => governance::governance, Api(Some(ReadInventory));
     GET "/evidence" => reports::evidence, Api(Some(ReadAudit));
     GET "/changes" => changes::list, Api(Some(ReadInventory));
     GET "/changes/{id}" => changes::show, Api(Some(ReadInventory));

@@ -19,6 +19,7 @@
 //! - [`deployments`]: deployments and their rollouts.
 //! - [`exceptions`]: the exception register.
 //! - [`reports`]: reports and the evidence bundle.
+//! - [`governance`]: the governance review report over a period.
 //! - [`changes`]: change records, runbooks, lessons.
 //! - [`escalations`]: notification contacts, the email log, escalation
 //!   chains and acknowledgement.
@@ -38,6 +39,7 @@ pub mod escalations;
 pub mod exceptions;
 pub mod feeds;
 pub mod findings;
+pub mod governance;
 pub mod ops;
 pub mod prioritise;
 pub mod reports;
