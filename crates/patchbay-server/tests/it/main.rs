@@ -10,6 +10,7 @@ mod drift;
 mod email;
 mod escalations;
 mod feed_sync;
+mod governance;
 mod hardening;
 mod heartbeats;
 mod matrix;
