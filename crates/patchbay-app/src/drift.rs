@@ -286,3 +286,116 @@ impl App {
             .collect())
     }
 }
+
+/// Most differing packages a fidelity record lists (the count is exact).
+const MAX_LISTED: usize = 100;
+
+/// For each ring of `spec` that stands for a production group: its hosts
+/// (`planned`, by ring name) compared with that group's modal baseline, at
+/// `now`. Read through the change's transaction `tx`.
+pub(crate) async fn staging_fidelity(
+    tx: &mut Box<dyn Tx>,
+    spec: &patchbay_proto::api::DeploymentSpec,
+    planned: &[(patchbay_core::rollout::RingSpec, Vec<String>)],
+    now: jiff::Timestamp,
+) -> Result<Vec<patchbay_proto::api::RingFidelityOut>, AppError> {
+    let staging: Vec<&patchbay_proto::api::RingIn> = spec
+        .rings
+        .iter()
+        .filter(|r| r.stands_for.is_some())
+        .collect();
+    if staging.is_empty() {
+        return Ok(vec![]);
+    }
+    let (policy, _) = crate::snapshot::policy_in(tx).await?;
+    let assets = tx.list_assets().await?;
+    let mut out = Vec::new();
+    for r in staging {
+        let group = r.stands_for.as_deref().unwrap_or_default();
+        if !policy.groups.iter().any(|g| g.name == group) {
+            return Err(AppError::invalid(format!(
+                "rings: ring {}: stands_for: no policy group named {group:?}",
+                r.name
+            )));
+        }
+        let Some(c) = compute(tx, &policy, &assets, &[group.to_owned()], None)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            continue;
+        };
+        let baseline = drift::Baseline {
+            source: drift::Source::Modal,
+            hosts: c.out.hosts,
+            entries: c
+                .out
+                .baseline
+                .iter()
+                .map(|e| drift::Entry {
+                    name: e.name.clone(),
+                    arch: e.arch.clone(),
+                    version: e.version.clone(),
+                    hosts_with: e.hosts_with,
+                    hosts_at: e.hosts_at,
+                })
+                .collect(),
+        };
+        let hosts: Vec<&String> = planned
+            .iter()
+            .filter(|(s, _)| s.name == r.name)
+            .flat_map(|(_, h)| h)
+            .collect();
+        let ids: Vec<i64> = assets
+            .iter()
+            .filter(|a| hosts.contains(&&a.name))
+            .map(|a| a.id)
+            .collect();
+        let mut pkgs: BTreeMap<i64, Vec<Pkg>> = BTreeMap::new();
+        for (id, p) in tx.packages_of_assets(&ids).await? {
+            pkgs.entry(id).or_default().push(Pkg {
+                name: p.name,
+                arch: p.arch,
+                version: p.version,
+            });
+        }
+        // (name, arch) → the kinds seen on the ring's hosts.
+        let mut differing: BTreeMap<(String, String), std::collections::BTreeSet<&str>> =
+            BTreeMap::new();
+        for a in assets.iter().filter(|a| ids.contains(&a.id)) {
+            let h = Host {
+                asset: a.name.clone(),
+                packages: pkgs.remove(&a.id).unwrap_or_default(),
+            };
+            for d in drift::diff(c.scheme, &baseline, &h) {
+                differing
+                    .entry((d.name, d.arch))
+                    .or_default()
+                    .insert(d.kind.as_str());
+            }
+        }
+        let n = differing.len();
+        let tolerance = r.drift_tolerance.unwrap_or(0);
+        let beyond = n > tolerance as usize;
+        out.push(patchbay_proto::api::RingFidelityOut {
+            ring: r.name.clone(),
+            stands_for: group.to_owned(),
+            differing_packages: n,
+            tolerance,
+            beyond_tolerance: beyond,
+            note: beyond.then(|| format!("staging differs from production: {n} packages")),
+            packages: differing
+                .into_iter()
+                .take(MAX_LISTED)
+                .map(|((name, arch), kinds)| {
+                    format!(
+                        "{name}:{arch} ({})",
+                        kinds.into_iter().collect::<Vec<_>>().join(", ")
+                    )
+                })
+                .collect(),
+            compared_at: crate::fmt_ts(now),
+        });
+    }
+    Ok(out)
+}

@@ -333,6 +333,8 @@ fn parse_ring_parts(spec: &str) -> Result<RingIn, String> {
         success_threshold: None,
         soak: None,
         approval: false,
+        stands_for: None,
+        drift_tolerance: None,
         rollback: None,
     };
     let Some(rest) = rest else {
@@ -391,10 +393,20 @@ fn parse_ring_parts(spec: &str) -> Result<RingIn, String> {
                 }
                 ring.rollback = Some(v.to_string());
             }
+            "stands-for" => ring.stands_for = Some(need()?.to_string()),
+            "tolerance" => {
+                let v = need()?;
+                ring.drift_tolerance = Some(v.parse().map_err(|_| {
+                    format!(
+                        "tolerance must be a number of packages, not {:?}",
+                        crate::output::clean(v)
+                    )
+                })?);
+            }
             other => {
                 return Err(format!(
                     "unknown key {:?} (known: assets, size, max, budget, threshold, soak, \
-                     approval, rollback)",
+                     approval, rollback, stands-for, tolerance)",
                     crate::output::clean(other)
                 ));
             }
@@ -686,6 +698,19 @@ fn detail_text(d: &DeploymentDetail) -> String {
     if let Some(by) = &r.started_by {
         out.push_str(&format!("started by: {}\n", crate::output::clean(by)));
     }
+    for f in &d.fidelity {
+        out.push_str(&format!(
+            "staging:    ring {} stands for {}: {} package(s) differ (tolerance {}){}\n",
+            crate::output::clean(&f.ring),
+            crate::output::clean(&f.stands_for),
+            f.differing_packages,
+            f.tolerance,
+            f.note
+                .as_deref()
+                .map(|n| format!(" — {}", crate::output::clean(n)))
+                .unwrap_or_default()
+        ));
+    }
     out.push_str(&rings_text(r, &d.results));
     out
 }
@@ -909,6 +934,8 @@ mod tests {
                 soak: Some("1h30m".into()),
                 approval: true,
                 rollback: Some("ring".into()),
+                stands_for: None,
+                drift_tolerance: None,
             }
         );
         let r = parse_ring("canary:assets=web-1+web-2, budget=0%, rollback=none").unwrap();

@@ -635,6 +635,16 @@ pub struct RingIn {
     /// `failed-hosts` (default), `ring` or `none`.
     #[serde(default)]
     pub rollback: Option<String>,
+    /// A staging ring: the production policy group it stands for. When the
+    /// deployment is created its hosts are compared with that group's modal
+    /// baseline (docs/drift.md); beyond `drift_tolerance` differing packages
+    /// the ring's results are marked "staging differs from production".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stands_for: Option<String>,
+    /// Differing packages a staging ring may have before its results are
+    /// marked (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_tolerance: Option<u32>,
 }
 
 /// A new deployment (`POST /api/v1/deployments`, and its preview).
@@ -766,6 +776,34 @@ pub struct DeploymentDetail {
     /// Each job's last result as the agent reported it.
     #[serde(default)]
     pub results: Vec<serde_json::Value>,
+    /// Per staging ring (`stands_for`): how far its hosts were from the
+    /// production group they stand for when the deployment was created.
+    #[serde(default)]
+    pub fidelity: Vec<RingFidelityOut>,
+}
+
+/// A staging ring compared with the production group it stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RingFidelityOut {
+    /// The ring.
+    pub ring: String,
+    /// The production policy group.
+    pub stands_for: String,
+    /// Packages (name:arch) where any of the ring's hosts differs from the
+    /// group's modal baseline (newer, older, differs, missing or extra).
+    pub differing_packages: usize,
+    /// The tolerance.
+    pub tolerance: u32,
+    /// `differing_packages > tolerance`.
+    pub beyond_tolerance: bool,
+    /// "staging differs from production: N packages" when beyond.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The differing packages, `name:arch (kind)`, sorted (at most 100).
+    pub packages: Vec<String>,
+    /// When compared (RFC 3339).
+    pub compared_at: String,
 }
 
 /// An approval or rejection of a deployment's ring.

@@ -19,6 +19,10 @@
 //! missing, `openssl` older and `pb-demo` newer — 6 drifted packages.
 //! Converging installs exactly the older ones: `curl` 7.88.1-10 on h2 and
 //! `openssl` 3.0.11-1 on h3, nothing on h1.
+//!
+//! h4, alone in the group `stage`, stands for `web` in a staging ring: it has
+//! `curl` 7.88.1-9 (older), `nginx` (extra) and no `libfoo` (missing) against
+//! `web`'s baseline — 3 packages, beyond a tolerance of 2.
 
 use crate::support::{Host, InProcess, full_checkin};
 use patchbay_core::job::{JobKind, SignedJob};
@@ -65,6 +69,12 @@ const H2: &[(&str, &str)] = &[
     ("openssl", "3.0.11-1"),
     ("pb-demo", "1.0"),
 ];
+const H4: &[(&str, &str)] = &[
+    ("curl", "7.88.1-9"),
+    ("nginx", "1.22"),
+    ("openssl", "3.0.11-1"),
+    ("pb-demo", "1.0"),
+];
 const H3: &[(&str, &str)] = &[
     ("curl", "7.88.1-10"),
     ("openssl", "3.0.9-1"),
@@ -98,8 +108,10 @@ fn t(a: &str, p: &str, k: &str, i: &str, b: &str) -> (String, String, String, St
 
 async fn drift_and_converge(backend: &str) {
     let s = InProcess::on(backend).await;
-    let hosts = crate::support::fleet(&s, 3, 0xd1f0).await;
-    let policy = "version = 1\n[[groups]]\nname = \"web\"\nmatch = { name = [\"h*\"] }\n";
+    let mut hosts = crate::support::fleet(&s, 4, 0xd1f0).await;
+    let h4 = hosts.pop().unwrap();
+    let policy = "version = 1\n[[groups]]\nname = \"web\"\nmatch = { name = [\"h1\", \"h2\", \"h3\"] }\n\
+                  [[groups]]\nname = \"stage\"\nmatch = { name = [\"h4\"] }\n";
     let (st, text) = s
         .call_typed(
             "POST",
@@ -113,6 +125,7 @@ async fn drift_and_converge(backend: &str) {
     for (h, p) in hosts.iter().zip([H1, H2, H3]) {
         checkin(&s, h, p, json!([])).await;
     }
+    checkin(&s, &h4, H4, json!([])).await;
 
     let d = s
         .ok_json("GET", "/api/v1/drift?target=web", &s.admin, json!(null))
@@ -341,6 +354,51 @@ async fn drift_and_converge(backend: &str) {
             .all(|h| h["older"] == 0),
         "{d}"
     );
+
+    // A staging ring standing for `web`: compared at creation, stored, shown
+    // on the deployment.
+    let spec = json!({"packages": [{"name": "pb-demo", "version": "1.1"}],
+        "rings": [
+            {"name": "staging", "assets": ["h4"], "stands_for": "web", "drift_tolerance": 2},
+            {"name": "prod", "assets": ["h1"]}]});
+    let d = s
+        .ok_json("POST", "/api/v1/deployments", &s.admin, spec)
+        .await;
+    let id = d["deployment"]["id"].as_str().unwrap().to_string();
+    let shown = s
+        .ok_json(
+            "GET",
+            &format!("/api/v1/deployments/{id}"),
+            &s.admin,
+            json!(null),
+        )
+        .await;
+    let f = &shown["fidelity"][0];
+    assert_eq!(f["ring"], "staging", "{shown}");
+    assert_eq!(f["stands_for"], "web");
+    assert_eq!(f["differing_packages"], 3);
+    assert_eq!(f["beyond_tolerance"], true);
+    assert_eq!(f["note"], "staging differs from production: 3 packages");
+    assert_eq!(
+        f["packages"],
+        json!([
+            "curl:amd64 (older)",
+            "libfoo:amd64 (missing)",
+            "nginx:amd64 (extra)"
+        ])
+    );
+    assert_eq!(shown["fidelity"].as_array().unwrap().len(), 1);
+    // An unknown production group is refused naming it.
+    let (st, body) = s
+        .call(
+            "POST",
+            "/api/v1/deployments",
+            Some(&s.admin),
+            Some(r#"{"packages": [{"name": "pb-demo", "version": "1.1"}], "rings": [{"name": "staging", "assets": ["h4"], "stands_for": "nope"}]}"#),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 400, "{body}");
+    assert!(body.contains("nope"), "{body}");
 }
 
 #[tokio::test]
