@@ -994,7 +994,16 @@ mod tests {
         assert_eq!(
             err("r:colour=red"),
             "--ring r:colour=red: unknown key \"colour\" (known: assets, size, max, budget, \
-             threshold, soak, approval, rollback)"
+             threshold, soak, approval, rollback, stands-for, tolerance)"
+        );
+        let r = parse_ring("staging:assets=s1,stands-for=web,tolerance=3").unwrap();
+        assert_eq!(
+            (r.stands_for.as_deref(), r.drift_tolerance),
+            (Some("web"), Some(3))
+        );
+        assert_eq!(
+            err("r:tolerance=many"),
+            "--ring r:tolerance=many: tolerance must be a number of packages, not \"many\""
         );
         assert_eq!(err("r:size"), "--ring r:size: size needs a value (size=…)");
         assert_eq!(
