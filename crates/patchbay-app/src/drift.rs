@@ -36,8 +36,25 @@ fn format_of(a: &AssetRow) -> Option<(&'static str, Scheme)> {
     }
 }
 
+/// The asset row of golden host `g`: it must exist and have an agent.
+fn golden_asset<'a>(assets: &'a [AssetRow], g: &str) -> Result<&'a AssetRow, AppError> {
+    let a = assets
+        .iter()
+        .find(|a| a.name == g)
+        .ok_or_else(|| AppError::not_found(format!("golden: no asset named {g:?}")))?;
+    if !a.has_agent {
+        return Err(AppError::invalid(format!(
+            "golden: {g} has no agent, so no inventory to be a baseline"
+        )));
+    }
+    Ok(a)
+}
+
 /// The drift of `groups` (names of the policy), each over its members among
-/// `assets`; the baseline is `golden`'s packages when given, else modal.
+/// `assets`; the baseline is `golden`'s packages when given, else the
+/// group's pinned golden host (`PUT /api/v1/drift/{group}/golden`), else
+/// modal. A pinned golden host that is gone or lost its agent falls back to
+/// the modal baseline (the answer says which it used).
 pub(crate) async fn compute(
     tx: &mut Box<dyn Tx>,
     policy: &Policy,
@@ -45,21 +62,13 @@ pub(crate) async fn compute(
     groups: &[String],
     golden: Option<&str>,
 ) -> Result<Vec<Computed>, AppError> {
-    let golden_row = match golden {
-        None => None,
-        Some(g) => {
-            let a = assets
-                .iter()
-                .find(|a| a.name == g)
-                .ok_or_else(|| AppError::not_found(format!("golden: no asset named {g:?}")))?;
-            if !a.has_agent {
-                return Err(AppError::invalid(format!(
-                    "golden: {g} has no agent, so no inventory to be a baseline"
-                )));
-            }
-            Some(a)
-        }
-    };
+    let asked = golden.map(|g| golden_asset(assets, g)).transpose()?;
+    let pinned: BTreeMap<String, &AssetRow> = tx
+        .golden_hosts()
+        .await?
+        .into_iter()
+        .filter_map(|r| Some((r.group, golden_asset(assets, &r.asset).ok()?)))
+        .collect();
     let members: Vec<(&AssetRow, Vec<String>)> = assets
         .iter()
         .map(|a| (a, crate::ranking::groups_of(policy, a)))
@@ -69,7 +78,8 @@ pub(crate) async fn compute(
         .iter()
         .filter(|(a, gs)| a.has_agent && gs.iter().any(|g| groups.contains(g)))
         .map(|(a, _)| a.id)
-        .chain(golden_row.map(|a| a.id))
+        .chain(asked.map(|a| a.id))
+        .chain(pinned.values().map(|a| a.id))
         .collect();
     ids.sort_unstable();
     ids.dedup();
@@ -138,6 +148,7 @@ pub(crate) async fn compute(
                 }),
             }
         }
+        let golden_row = asked.or_else(|| pinned.get(g).copied());
         let baseline = match golden_row {
             Some(gr) => drift::golden(scheme, &host_of(gr)),
             None => drift::modal(scheme, &hosts),
@@ -176,7 +187,7 @@ pub(crate) async fn compute(
                     drift::Source::Modal => "modal".into(),
                     drift::Source::Golden { .. } => "golden".into(),
                 },
-                golden: golden.map(str::to_owned),
+                golden: golden_row.map(|a| a.name.clone()),
                 format: format.into(),
                 hosts: baseline.hosts.max(hosts.len()),
                 baseline: baseline
@@ -232,6 +243,60 @@ pub(crate) async fn converge_pins(
 }
 
 impl App {
+    /// Pins `asset` as `group`'s golden host (its packages become the
+    /// group's drift baseline, for `GET /api/v1/drift`, the metric and
+    /// converging), or unpins it (`None`: back to the modal baseline).
+    pub async fn set_golden_host(
+        &self,
+        caller: &Caller,
+        group: &str,
+        asset: Option<&str>,
+        ctx: &RequestCtx,
+    ) -> Result<Option<String>, AppError> {
+        self.require(caller, Action::WriteAssets, ctx).await?;
+        let mut tx = self.change(caller, Action::WriteAssets, ctx).await?;
+        let (policy, _) = crate::snapshot::policy_in(&mut tx).await?;
+        if !policy.groups.iter().any(|g| g.name == group) {
+            return Err(AppError::not_found(format!(
+                "group: no policy group named {group:?}"
+            )));
+        }
+        match asset {
+            Some(a) => {
+                let assets = tx.list_assets().await?;
+                golden_asset(&assets, a)?;
+                tx.set_golden_host(&patchbay_store::GoldenRow {
+                    group: group.to_owned(),
+                    asset: a.to_owned(),
+                    set_by: caller.actor(),
+                    set_at: self.now(),
+                })
+                .await?;
+                tx.audit(
+                    "drift.golden_set",
+                    &format!("group:{group}"),
+                    serde_json::json!({"group": group, "asset": a}),
+                )
+                .await?;
+            }
+            None => {
+                if !tx.clear_golden_host(group).await? {
+                    return Err(AppError::not_found(format!(
+                        "group: {group} has no golden host pinned"
+                    )));
+                }
+                tx.audit(
+                    "drift.golden_cleared",
+                    &format!("group:{group}"),
+                    serde_json::json!({"group": group}),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(asset.map(str::to_owned))
+    }
+
     /// Drift per policy group (`target`: a group, or an asset — its groups,
     /// with only its own line —, or every group), against the modal baseline
     /// or `golden`'s packages.

@@ -18,6 +18,15 @@ pub struct DriftArgs {
     /// version per package.
     #[arg(long, value_name = "ASSET")]
     pub golden: Option<String>,
+    /// Pin this asset as GROUP's golden host (stored and audited; its
+    /// packages become the group's baseline for drift, the metric and
+    /// --converge), then show the drift.
+    #[arg(long, value_name = "ASSET", conflicts_with_all = ["unpin_golden", "golden"])]
+    pub pin_golden: Option<String>,
+    /// Unpin GROUP's golden host (back to the modal baseline), then show the
+    /// drift.
+    #[arg(long, conflicts_with = "golden")]
+    pub unpin_golden: bool,
     /// Print the JSON answer (baselines and every difference).
     #[arg(long)]
     pub json: bool,
@@ -28,6 +37,24 @@ pub struct DriftArgs {
 
 /// Runs `patchbay drift`.
 pub fn drift(c: &Client, a: DriftArgs) -> anyhow::Result<()> {
+    if a.pin_golden.is_some() || a.unpin_golden {
+        let Some(group) = &a.target else {
+            anyhow::bail!("--pin-golden / --unpin-golden need the GROUP");
+        };
+        let path = format!("/api/v1/drift/{}/golden", enc(group));
+        match &a.pin_golden {
+            Some(asset) => {
+                let _: serde_json::Value = c.send(
+                    "PUT",
+                    &path,
+                    &patchbay_proto::api::GoldenIn {
+                        asset: asset.clone(),
+                    },
+                )?;
+            }
+            None => c.delete(&path)?,
+        }
+    }
     let mut q = Vec::new();
     if let Some(t) = &a.target {
         q.push(format!("target={}", enc(t)));

@@ -2056,3 +2056,13 @@ pub struct DriftDifferenceOut {
     #[serde(default)]
     pub installed: Option<String>,
 }
+
+/// `PUT /api/v1/drift/{group}/golden`: pin a golden host as a policy
+/// group's drift baseline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GoldenIn {
+    /// The golden host (an asset with an agent).
+    pub asset: String,
+}

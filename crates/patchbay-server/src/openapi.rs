@@ -137,6 +137,8 @@ impl<'s> utoipa::ToResponse<'s> for Error {
         crate::handlers::schedule::calendar_authed,
         crate::handlers::reports::report,
         crate::handlers::drift::drift,
+        crate::handlers::drift::set_golden,
+        crate::handlers::drift::clear_golden,
         crate::handlers::governance::governance,
         crate::handlers::reports::evidence,
         crate::handlers::changes::list,

@@ -161,6 +161,8 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     GET "/calendar.ics" => schedule::calendar_authed, Api(Some(ReadCalendar));
     GET "/reports/{kind}" => reports::report, Api(Some(ReadInventory));
     GET "/drift" => drift::drift, Api(Some(ReadInventory));
+    PUT "/drift/{name}/golden" => drift::set_golden, Api(Some(WriteAssets));
+    DELETE "/drift/{name}/golden" => drift::clear_golden, Api(Some(WriteAssets));
     GET "/governance" => governance::governance, Api(Some(ReadInventory));
     GET "/evidence" => reports::evidence, Api(Some(ReadAudit));
     GET "/changes" => changes::list, Api(Some(ReadInventory));

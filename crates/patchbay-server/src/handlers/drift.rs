@@ -44,3 +44,51 @@ pub async fn drift(
             .await?,
     ))
 }
+
+/// `PUT /api/v1/drift/{name}/golden`: pins a golden host as the group's
+/// baseline (audited `drift.golden_set`).
+#[utoipa::path(
+    put,
+    path = "/api/v1/drift/{name}/golden",
+    params(("name" = String, Path, description = "policy group")),
+    request_body = patchbay_proto::api::GoldenIn,
+    responses(
+        (status = 204, description = "pinned"),
+        (status = 400, response = crate::openapi::Error),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
+pub async fn set_golden(
+    State(st): State<AppState>,
+    a: Authed,
+    crate::extract::ApiPath(group): crate::extract::ApiPath<String>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<axum::http::StatusCode> {
+    let g: patchbay_proto::api::GoldenIn = crate::extract::json_body(body)?;
+    st.app
+        .set_golden_host(&a.caller, &group, Some(&g.asset), &a.ctx)
+        .await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/v1/drift/{name}/golden`: back to the modal baseline
+/// (audited `drift.golden_cleared`).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/drift/{name}/golden",
+    params(("name" = String, Path, description = "policy group")),
+    responses(
+        (status = 204, description = "unpinned"),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
+pub async fn clear_golden(
+    State(st): State<AppState>,
+    a: Authed,
+    crate::extract::ApiPath(group): crate::extract::ApiPath<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    st.app
+        .set_golden_host(&a.caller, &group, None, &a.ctx)
+        .await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

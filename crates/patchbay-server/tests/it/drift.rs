@@ -190,6 +190,53 @@ async fn drift_and_converge(backend: &str) {
         .unwrap()
         .clone();
     assert_eq!(h3["differences"], json!([]));
+    // Pinned as the group's golden host (stored, audited), the same answer
+    // without asking; unpinned, the modal baseline again.
+    let (st, body) = s
+        .call(
+            "PUT",
+            "/api/v1/drift/web/golden",
+            Some(&s.admin),
+            Some(r#"{"asset": "h3"}"#),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 204, "{body}");
+    let pinned = s
+        .ok_json("GET", "/api/v1/drift?target=web", &s.admin, json!(null))
+        .await;
+    assert_eq!(pinned["groups"][0]["baseline_source"], "golden");
+    assert_eq!(pinned["groups"][0]["golden"], "h3");
+    assert_eq!(
+        pinned["groups"][0]["baseline"],
+        golden["groups"][0]["baseline"]
+    );
+    let audit = s
+        .ok_json("GET", "/api/v1/audit?limit=1000", &s.admin, json!(null))
+        .await
+        .to_string();
+    assert!(audit.contains("drift.golden_set"), "{audit}");
+    let (st, body) = s
+        .call("DELETE", "/api/v1/drift/web/golden", Some(&s.admin), None)
+        .await;
+    assert_eq!(st.as_u16(), 204, "{body}");
+    let (st, _) = s
+        .call("DELETE", "/api/v1/drift/web/golden", Some(&s.admin), None)
+        .await;
+    assert_eq!(st.as_u16(), 404);
+    let (st, body) = s
+        .call(
+            "PUT",
+            "/api/v1/drift/web/golden",
+            Some(&s.admin),
+            Some(r#"{"asset": "nope"}"#),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 404, "{body}");
+    assert!(body.contains("nope"), "{body}");
+    let modal = s
+        .ok_json("GET", "/api/v1/drift?target=web", &s.admin, json!(null))
+        .await;
+    assert_eq!(modal["groups"][0]["baseline_source"], "modal");
     // Unknown names are refused naming what.
     let (st, body) = s
         .call("GET", "/api/v1/drift?target=nope", Some(&s.admin), None)

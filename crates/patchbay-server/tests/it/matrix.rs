@@ -179,6 +179,12 @@ const EXPECTED: &[(&str, &str, Who)] = &[
     ("GET", "/api/v1/calendar.ics", Who::Roles(EVERY_ROLE)),
     ("GET", "/api/v1/reports/{kind}", Who::Roles(READERS)),
     ("GET", "/api/v1/drift", Who::Roles(READERS)),
+    ("PUT", "/api/v1/drift/{name}/golden", Who::Roles(OPERATORS)),
+    (
+        "DELETE",
+        "/api/v1/drift/{name}/golden",
+        Who::Roles(OPERATORS),
+    ),
     ("GET", "/api/v1/governance", Who::Roles(READERS)),
     ("GET", "/api/v1/evidence", Who::Roles(AUDIT_READERS)),
     ("GET", "/api/v1/changes", Who::Roles(READERS)),
