@@ -224,6 +224,9 @@ impl App {
             .into_iter()
             .filter(|f| scope.contains(f.asset.as_str()))
             .collect();
+        let now = self.now();
+        let mut hosts = hosts;
+        retest_hosts(&mut hosts, &on_scope, now);
         let ranked = snap.rank(&policy, on_scope.clone()).await?;
         drop(snap);
         let catalog = self.patches_from(&policy, &ranked).await;
@@ -562,6 +565,8 @@ pub fn host_outcomes(
                 finished_at: j.finished_at.map(fmt_ts),
                 error: j.error.clone(),
                 packages,
+                retest: vec![],
+                not_remediated: false,
                 rollback: rollback.map(|r| {
                     let outcome = serde_json::to_value(r.outcome)
                         .ok()
@@ -576,6 +581,53 @@ pub fn host_outcomes(
         }
     }
     Ok(out)
+}
+
+/// Fills each host's re-test (`patchbay_core::report::deployments::retest`)
+/// from its host's findings, open and resolved, at `now`; a succeeded job
+/// with a targeted CVE still open is `not_remediated`.
+pub(crate) fn retest_hosts(
+    hosts: &mut [HostOutcome],
+    findings: &[patchbay_proto::api::FindingOut],
+    now: jiff::Timestamp,
+) {
+    use patchbay_core::report::deployments::{Target, retest};
+    let parse = |s: &str| s.parse::<jiff::Timestamp>().ok();
+    for h in hosts.iter_mut() {
+        let pins: Vec<String> = h
+            .packages
+            .iter()
+            .filter(|p| p.target.is_some())
+            .map(|p| p.name.clone())
+            .collect();
+        let mine: Vec<Target<'_>> = findings
+            .iter()
+            .filter(|f| f.asset == h.host)
+            .filter_map(|f| {
+                Some(Target {
+                    advisory: &f.advisory,
+                    cves: &f.cves,
+                    package: &f.package,
+                    first_seen: parse(&f.first_seen)?,
+                    resolved_at: f.resolved_at.as_deref().and_then(parse),
+                    fixable: f.fixed_version.is_some(),
+                })
+            })
+            .collect();
+        let leased = h.leased_at.as_deref().and_then(parse);
+        let verdicts = retest(&pins, leased, &mine, now);
+        h.not_remediated = h.state == "succeeded" && verdicts.iter().any(|v| !v.closed);
+        h.retest = verdicts
+            .into_iter()
+            .map(|v| patchbay_proto::api::RetestOut {
+                cve: v.cve,
+                advisories: v.advisories,
+                packages: v.packages,
+                closed: v.closed,
+                closed_at: v.closed_at.map(fmt_ts),
+            })
+            .collect();
+    }
 }
 
 #[cfg(test)]

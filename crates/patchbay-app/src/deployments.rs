@@ -69,6 +69,10 @@ pub struct StoredRollout {
     pub control_asked: BTreeSet<usize>,
     /// When it was created.
     pub created_at: Timestamp,
+    /// Staging rings compared with the production group they stand for, at
+    /// creation (issue 18, item 4).
+    #[serde(default)]
+    pub fidelity: Vec<patchbay_proto::api::RingFidelityOut>,
 }
 
 impl StoredRollout {
@@ -345,6 +349,21 @@ impl App {
     /// asset the finding's package at the patch's fixed version.
     async fn select_patches(&self, spec: &DeploymentSpec) -> Result<Selection, AppError> {
         use patchbay_core::risk::Tier;
+        if let Some(group) = spec.converge.as_deref() {
+            if !spec.patches.is_empty() || spec.tier.is_some() {
+                return Err(AppError::invalid(
+                    "converge: a convergence deployment selects its own versions; leave patches and tier out",
+                ));
+            }
+            let mut snap = self.snapshot().await?;
+            let (policy, _) = snap.policy_in_force().await?;
+            let pins = crate::drift::converge_pins(snap.tx(), &policy, group).await?;
+            return Ok(Selection {
+                given: true,
+                names: vec![format!("converge:{group}")],
+                pins,
+            });
+        }
         if spec.patches.is_empty() && spec.tier.is_none() {
             return Ok(Selection::default());
         }
@@ -942,6 +961,7 @@ impl App {
             ring_checks: planned.ring_checks.clone(),
             control_asked: BTreeSet::new(),
             created_at: now,
+            fidelity: crate::drift::staging_fidelity(&mut tx, spec, &planned.rings, now).await?,
         };
         let row = DeploymentRow {
             id: id.clone(),
@@ -1018,6 +1038,10 @@ impl App {
                 created_at: fmt_ts(d.created_at),
                 created_by: d.created_by,
             },
+            fidelity: stored
+                .as_ref()
+                .map(|s| s.fidelity.clone())
+                .unwrap_or_default(),
             rollout: stored.map(|s| s.rollout),
             results,
         })
@@ -1815,6 +1839,7 @@ mod settled_tests {
                     ring_checks: vec![],
                     control_asked: BTreeSet::new(),
                     created_at: t,
+                    fidelity: vec![],
                 };
                 let v = serde_json::to_value(&stored).unwrap();
                 assert_eq!(settled_in(&v), stored.rollout.is_settled(), "{d:?} {js:?}");

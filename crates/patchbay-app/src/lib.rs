@@ -16,6 +16,8 @@
 //!   `patchbay-render`), the lessons-learned log.
 //! - [`deployments`]: server-driven rollouts: preview, create, operator
 //!   actions and approvals, the rollout driver, the job half of check-ins.
+//! - [`drift`]: configuration drift per policy group (baseline, per-host
+//!   differences), its metric, and the pins of a "converge" deployment.
 //! - [`duties`]: the duties runner: background work under a leader lease.
 //! - [`email`]: email over SMTP (lettre), sent from the outbox per contact.
 //! - [`escalations`]: notification contacts, escalation chains and their
@@ -34,6 +36,8 @@
 //! - [`assess`]: findings kept in step with inventories and feeds.
 //! - [`evidence`]: verifying and exporting the hash-chained audit trail.
 //! - [`exceptions`]: the exception register (EXC-…), review and expiry events.
+//! - [`governance`]: the governance review report (risk removed against
+//!   effort spent) over a period.
 //! - [`feeds`]: storing imported advisory, KEV and EPSS feeds.
 //! - `outbox`: reading the events outbox from a consumer's stored cursor and moving
 //!   it in the same transaction (webhooks, contacts, escalation chains).
@@ -63,6 +67,7 @@ pub mod csaf;
 pub mod dashboard;
 pub mod deployments;
 pub mod discovery;
+pub mod drift;
 pub mod duties;
 pub mod email;
 pub mod error;
@@ -71,6 +76,7 @@ pub mod evidence;
 pub mod exceptions;
 pub mod feed_sync;
 pub mod feeds;
+pub mod governance;
 pub mod heartbeats;
 pub mod keys;
 mod outbox;

@@ -364,6 +364,7 @@ impl Snapshot<'_> {
                     first_seen: second(r.first_seen),
                     resolved_at: r.resolved_at.map(second),
                     due: rank.due,
+                    fixable: r.finding.fixed_version.is_some(),
                 });
             },
         );

@@ -128,6 +128,27 @@ pub fn run(c: &Client, cmd: ChangesCmd) -> anyhow::Result<()> {
                             p.name, p.package, p.fixed_version, p.highest_tier
                         ));
                     }
+                    for h in &r.hosts {
+                        if h.not_remediated {
+                            lines.push(format!(
+                                "NOT REMEDIATED: {} reported success, a targeted CVE is still open",
+                                h.host
+                            ));
+                        }
+                        for v in &h.retest {
+                            lines.push(format!(
+                                "re-test: {} {} ({}) {}",
+                                h.host,
+                                v.cve,
+                                v.packages.join(", "),
+                                if v.closed {
+                                    format!("closed {}", v.closed_at.as_deref().unwrap_or(""))
+                                } else {
+                                    "OPEN".into()
+                                }
+                            ));
+                        }
+                    }
                     for w in &r.windows {
                         lines.push(format!(
                             "window: {} {} {}",

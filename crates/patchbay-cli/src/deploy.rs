@@ -65,7 +65,7 @@ Example:
 #[derive(Debug, Clone, clap::Args)]
 pub struct SpecArgs {
     /// Exact version to install: NAME=VERSION (repeatable).
-    #[arg(long = "package", value_name = "NAME=VERSION", num_args = 1.., required_unless_present_any = ["patches", "tier"])]
+    #[arg(long = "package", value_name = "NAME=VERSION", num_args = 1.., required_unless_present_any = ["patches", "tier", "converge"])]
     pub packages: Vec<String>,
     /// A patch of the catalog (`patchbay patches`), approved by the policy:
     /// each asset with an open finding it fixes gets the finding's package at
@@ -76,6 +76,11 @@ pub struct SpecArgs {
     /// this tier or a more urgent one (P0…P4).
     #[arg(long, value_name = "TIER")]
     pub tier: Option<String>,
+    /// Converge this policy group to its modal baseline (`patchbay drift
+    /// GROUP`): each member's older packages pinned to the baseline's
+    /// versions; newer, missing and extra packages are never touched.
+    #[arg(long, value_name = "GROUP", conflicts_with_all = ["patches", "tier"])]
+    pub converge: Option<String>,
     /// Target asset (repeatable; with neither --asset nor --group: every managed
     /// asset that has one of the packages installed).
     #[arg(long = "asset", value_name = "ASSET", num_args = 1..)]
@@ -328,6 +333,8 @@ fn parse_ring_parts(spec: &str) -> Result<RingIn, String> {
         success_threshold: None,
         soak: None,
         approval: false,
+        stands_for: None,
+        drift_tolerance: None,
         rollback: None,
     };
     let Some(rest) = rest else {
@@ -386,10 +393,20 @@ fn parse_ring_parts(spec: &str) -> Result<RingIn, String> {
                 }
                 ring.rollback = Some(v.to_string());
             }
+            "stands-for" => ring.stands_for = Some(need()?.to_string()),
+            "tolerance" => {
+                let v = need()?;
+                ring.drift_tolerance = Some(v.parse().map_err(|_| {
+                    format!(
+                        "tolerance must be a number of packages, not {:?}",
+                        crate::output::clean(v)
+                    )
+                })?);
+            }
             other => {
                 return Err(format!(
                     "unknown key {:?} (known: assets, size, max, budget, threshold, soak, \
-                     approval, rollback)",
+                     approval, rollback, stands-for, tolerance)",
                     crate::output::clean(other)
                 ));
             }
@@ -454,6 +471,7 @@ impl SpecArgs {
             job_timeout,
             windows: self.windows.map(|m| m.as_str().to_string()),
             reboot: self.reboot.map(|m| m.as_str().to_string()),
+            converge: self.converge.clone(),
         })
     }
 }
@@ -680,6 +698,19 @@ fn detail_text(d: &DeploymentDetail) -> String {
     if let Some(by) = &r.started_by {
         out.push_str(&format!("started by: {}\n", crate::output::clean(by)));
     }
+    for f in &d.fidelity {
+        out.push_str(&format!(
+            "staging:    ring {} stands for {}: {} package(s) differ (tolerance {}){}\n",
+            crate::output::clean(&f.ring),
+            crate::output::clean(&f.stands_for),
+            f.differing_packages,
+            f.tolerance,
+            f.note
+                .as_deref()
+                .map(|n| format!(" — {}", crate::output::clean(n)))
+                .unwrap_or_default()
+        ));
+    }
     out.push_str(&rings_text(r, &d.results));
     out
 }
@@ -903,6 +934,8 @@ mod tests {
                 soak: Some("1h30m".into()),
                 approval: true,
                 rollback: Some("ring".into()),
+                stands_for: None,
+                drift_tolerance: None,
             }
         );
         let r = parse_ring("canary:assets=web-1+web-2, budget=0%, rollback=none").unwrap();
@@ -961,7 +994,16 @@ mod tests {
         assert_eq!(
             err("r:colour=red"),
             "--ring r:colour=red: unknown key \"colour\" (known: assets, size, max, budget, \
-             threshold, soak, approval, rollback)"
+             threshold, soak, approval, rollback, stands-for, tolerance)"
+        );
+        let r = parse_ring("staging:assets=s1,stands-for=web,tolerance=3").unwrap();
+        assert_eq!(
+            (r.stands_for.as_deref(), r.drift_tolerance),
+            (Some("web"), Some(3))
+        );
+        assert_eq!(
+            err("r:tolerance=many"),
+            "--ring r:tolerance=many: tolerance must be a number of packages, not \"many\""
         );
         assert_eq!(err("r:size"), "--ring r:size: size needs a value (size=…)");
         assert_eq!(
@@ -1016,6 +1058,7 @@ mod tests {
             packages: vec!["pb-demo=1.1".into()],
             patches: vec![],
             tier: Some("P1".into()),
+            converge: None,
             assets: vec![],
             groups: vec!["web".into()],
             rings: vec!["canary:assets=h1".into(), "rest:budget=10%".into()],

@@ -49,6 +49,7 @@ pub mod conn;
 pub mod csaf;
 pub mod deploy;
 pub mod discovery;
+pub mod drift;
 pub mod escalations;
 pub mod evidence;
 pub mod exceptions;
@@ -387,6 +388,17 @@ pub enum Command {
         #[command(subcommand)]
         cmd: findings::FindingsCmd,
     },
+    /// Configuration drift: per policy group its baseline (modal version per
+    /// package, or --golden ASSET) and each host's newer, older, missing and
+    /// extra packages.
+    Drift {
+        /// The server to talk to.
+        #[command(flatten)]
+        remote: Remote,
+        /// The command's own flags.
+        #[command(flatten)]
+        args: drift::DriftArgs,
+    },
     /// Offline scan of one host's package list against feed files (no server).
     Scan(feeds::ScanArgs),
     /// What to patch next: ranked findings, overdue first, with due dates and reasons.
@@ -627,6 +639,7 @@ impl Command {
             | Command::Keys { remote, .. }
             | Command::Feeds { remote, .. }
             | Command::Findings { remote, .. }
+            | Command::Drift { remote, .. }
             | Command::Policy { remote, .. }
             | Command::Deploy { remote, .. }
             | Command::Changes { remote, .. }
@@ -729,6 +742,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             cmd: FeedsCmd::List { format },
         } => findings::feeds_list(&remote.connect()?, format),
         Command::Findings { remote, cmd: c } => findings::findings(&remote.connect()?, c),
+        Command::Drift { remote, args: a } => drift::drift(&remote.connect()?, a),
         Command::Scan(a) => feeds::scan(a),
         Command::Worklist { remote, args: a } => prioritise::worklist(&remote.connect()?, a),
         Command::Policy { remote, cmd: c } => {

@@ -1,4 +1,5 @@
-//! `patchbay report compliance|ttp|sla|coverage|deployments`.
+//! `patchbay report compliance|ttp|sla|coverage|deployments`, and
+//! `patchbay report governance --from --to`.
 
 use crate::conn::enc;
 use anyhow::Context;
@@ -20,6 +21,11 @@ pub enum Kind {
     /// failed, rolled back; success and rollback rates; job durations; time
     /// to patch through jobs.
     Deployments,
+    /// Governance review over --from/--to: findings closed by tier and
+    /// exposure-days avoided against their SLA, against window hours, jobs,
+    /// rollbacks and approvals (with their wait), per group and owner, and
+    /// the period's wins (docs/governance.md).
+    Governance,
 }
 
 impl Kind {
@@ -30,6 +36,7 @@ impl Kind {
             Kind::Sla => "sla",
             Kind::Coverage => "coverage",
             Kind::Deployments => "deployments",
+            Kind::Governance => "governance",
         }
     }
 }
@@ -54,6 +61,13 @@ pub struct ReportArgs {
     /// As of: a date (YYYY-MM-DD: the end of that day, UTC) or RFC 3339; default now.
     #[arg(long)]
     pub as_of: Option<String>,
+    /// governance: period start (a date: its midnight, UTC; or RFC 3339).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// governance: period end, excluded (a date: the end of that day, UTC;
+    /// or RFC 3339).
+    #[arg(long)]
+    pub to: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
     pub format: ReportFormat,
@@ -69,10 +83,30 @@ pub fn run(c: &Client, a: ReportArgs) -> anyhow::Result<()> {
         ReportFormat::Csv => "csv",
         ReportFormat::Html => "html",
     };
-    let mut path = format!("/api/v1/reports/{}?format={format}", a.kind.as_str());
-    if let Some(t) = &a.as_of {
-        path.push_str(&format!("&as_of={}", enc(t)));
-    }
+    let path = if a.kind == Kind::Governance {
+        let (Some(from), Some(to)) = (&a.from, &a.to) else {
+            anyhow::bail!("report governance needs --from and --to (the period)");
+        };
+        if a.as_of.is_some() {
+            anyhow::bail!("report governance takes --from and --to, not --as-of");
+        }
+        format!(
+            "/api/v1/governance?from={}&to={}&format={format}",
+            enc(from),
+            enc(to)
+        )
+    } else {
+        if a.from.is_some() || a.to.is_some() {
+            anyhow::bail!(
+                "--from and --to are for `report governance`; other reports take --as-of"
+            );
+        }
+        let mut path = format!("/api/v1/reports/{}?format={format}", a.kind.as_str());
+        if let Some(t) = &a.as_of {
+            path.push_str(&format!("&as_of={}", enc(t)));
+        }
+        path
+    };
     let body = c.get_text(&path)?;
     match a.out {
         Some(p) => {

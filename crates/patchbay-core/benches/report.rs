@@ -73,6 +73,7 @@ fn main() {
                 first_seen: first,
                 resolved_at: resolved,
                 due: first + SignedDuration::from_hours(24 * [3, 7, 14, 30, 90][tier.index()]),
+                fixable: true,
             });
         }
     }

@@ -7,6 +7,8 @@
 //!
 //! # Layout
 //! - [`audit`]: the audit trail's hash chain, head signatures and verifier.
+//! - [`drift`]: a group's baseline (modal version per package, or a golden
+//!   host) and each host's drift from it; what converging installs.
 //! - [`exception`]: the exception register's matching, lifetimes and review.
 //! - [`names`]: validated newtypes for asset names and other identifiers.
 //! - [`auth`]: roles, actions, and the single role → permission table.
@@ -55,6 +57,7 @@ pub mod auth;
 pub mod canary;
 pub mod compiled;
 pub mod discovery;
+pub mod drift;
 pub mod escalation;
 pub mod event;
 pub mod exception;

@@ -41,6 +41,7 @@ use crate::exception::{Exception, FindingFacts, excepting};
 use crate::risk::Tier;
 
 pub mod deployments;
+pub mod governance;
 pub use deployments::{DeploymentRecord, Deployments, JobRecord, deployments};
 
 /// An asset in the history.
@@ -81,6 +82,9 @@ pub struct FindingRecord {
     pub resolved_at: Option<Timestamp>,
     /// SLA due date.
     pub due: Timestamp,
+    /// Whether the advisory names a fixed version for it (a job can only
+    /// close a finding that has a fix: the re-test targets those).
+    pub fixable: bool,
 }
 
 /// Everything the reports read.
@@ -770,6 +774,7 @@ pub fn controls(report: &str) -> &'static [Control] {
         "exceptions" => &[SI2, CIS72, ISO88, CC71],
         "audit" => &[ISO832, CC81, CC71],
         "changes" => &[ISO832, CC81, SI2],
+        "governance" => &[SI2, CIS72, CIS77, ISO88, ISO832, CC81, PCI, BOD],
         _ => &[],
     }
 }

@@ -635,6 +635,16 @@ pub struct RingIn {
     /// `failed-hosts` (default), `ring` or `none`.
     #[serde(default)]
     pub rollback: Option<String>,
+    /// A staging ring: the production policy group it stands for. When the
+    /// deployment is created its hosts are compared with that group's modal
+    /// baseline (docs/drift.md); beyond `drift_tolerance` differing packages
+    /// the ring's results are marked "staging differs from production".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stands_for: Option<String>,
+    /// Differing packages a staging ring may have before its results are
+    /// marked (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_tolerance: Option<u32>,
 }
 
 /// A new deployment (`POST /api/v1/deployments`, and its preview).
@@ -689,6 +699,12 @@ pub struct DeploymentSpec {
     /// when the reboot reports) or `never` (the need is noted).
     #[serde(default)]
     pub reboot: Option<String>,
+    /// Converge this policy group to its modal baseline (docs/drift.md, ADR
+    /// 0019): each member gets exact pins at the baseline's version for the
+    /// packages it has older; newer, missing and extra packages are reported
+    /// by `GET /api/v1/drift`, never downgraded, installed or removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converge: Option<String>,
 }
 
 /// One host in a deployment preview.
@@ -760,6 +776,34 @@ pub struct DeploymentDetail {
     /// Each job's last result as the agent reported it.
     #[serde(default)]
     pub results: Vec<serde_json::Value>,
+    /// Per staging ring (`stands_for`): how far its hosts were from the
+    /// production group they stand for when the deployment was created.
+    #[serde(default)]
+    pub fidelity: Vec<RingFidelityOut>,
+}
+
+/// A staging ring compared with the production group it stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RingFidelityOut {
+    /// The ring.
+    pub ring: String,
+    /// The production policy group.
+    pub stands_for: String,
+    /// Packages (name:arch) where any of the ring's hosts differs from the
+    /// group's modal baseline (newer, older, differs, missing or extra).
+    pub differing_packages: usize,
+    /// The tolerance.
+    pub tolerance: u32,
+    /// `differing_packages > tolerance`.
+    pub beyond_tolerance: bool,
+    /// "staging differs from production: N packages" when beyond.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The differing packages, `name:arch (kind)`, sorted (at most 100).
+    pub packages: Vec<String>,
+    /// When compared (RFC 3339).
+    pub compared_at: String,
 }
 
 /// An approval or rejection of a deployment's ring.
@@ -1295,6 +1339,32 @@ pub struct HostOutcome {
     /// What the rollback job reported, if one ran: `rolled_back` or
     /// `rollback_failed`, with the agent's message.
     pub rollback: Option<String>,
+    /// Re-test: per CVE the job targeted on this host (open findings of the
+    /// packages it pins when it was leased), whether it is closed now
+    /// (docs/reports.md, "Re-test").
+    #[serde(default)]
+    pub retest: Vec<RetestOut>,
+    /// The job reported success but a targeted CVE is still open: not
+    /// remediated (reports count it so, not as a success).
+    #[serde(default)]
+    pub not_remediated: bool,
+}
+
+/// One CVE a job targeted, after the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RetestOut {
+    /// The CVE (the advisory id when the advisory names none).
+    pub cve: String,
+    /// Advisories naming it.
+    pub advisories: Vec<String>,
+    /// Binary packages whose findings name it.
+    pub packages: Vec<String>,
+    /// Every targeted finding naming it is resolved.
+    pub closed: bool,
+    /// When the last of them was resolved (RFC 3339).
+    #[serde(default)]
+    pub closed_at: Option<String>,
 }
 
 /// One package of a host's job.
@@ -1896,4 +1966,103 @@ pub struct CsafMatchOut {
     pub fixed: Option<String>,
     /// Remediations naming the matched products.
     pub remediations: Vec<CsafRemediationOut>,
+}
+
+/// `GET /api/v1/drift`: configuration drift per policy group (issue 18,
+/// item 4; docs/drift.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DriftOut {
+    /// One line per group asked for, by name.
+    pub groups: Vec<GroupDriftOut>,
+}
+
+/// One group's baseline and its hosts' drift.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupDriftOut {
+    /// Policy group.
+    pub group: String,
+    /// `modal` or `golden`.
+    pub baseline_source: String,
+    /// The golden host, when the baseline is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub golden: Option<String>,
+    /// Package format compared (`deb`, `rpm`, `apk`): the group's most common.
+    pub format: String,
+    /// Hosts the baseline was computed over.
+    pub hosts: usize,
+    /// The baseline: one version per (name, arch).
+    pub baseline: Vec<BaselinePackageOut>,
+    /// Drifted packages over the group's hosts (the metric's value).
+    pub drifted_packages: usize,
+    /// Per host (asked for), its differences.
+    pub assets: Vec<HostDriftOut>,
+    /// Members left out, with why (no agent, another package format).
+    #[serde(default)]
+    pub skipped: Vec<PreviewSkip>,
+}
+
+/// One package of a baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BaselinePackageOut {
+    /// Name.
+    pub name: String,
+    /// Architecture.
+    pub arch: String,
+    /// Baseline version.
+    pub version: String,
+    /// Hosts that have the package.
+    pub hosts_with: usize,
+    /// Hosts at the baseline version.
+    pub hosts_at: usize,
+}
+
+/// One host's drift from its group's baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostDriftOut {
+    /// Asset.
+    pub asset: String,
+    /// Newer than the baseline.
+    pub newer: usize,
+    /// Older than the baseline.
+    pub older: usize,
+    /// Versions that cannot be ordered.
+    pub differs: usize,
+    /// In the baseline, not installed.
+    pub missing: usize,
+    /// Installed, not in the baseline.
+    pub extra: usize,
+    /// Each difference, by (name, arch).
+    pub differences: Vec<DriftDifferenceOut>,
+}
+
+/// One package where a host differs from the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DriftDifferenceOut {
+    /// Name.
+    pub name: String,
+    /// Architecture.
+    pub arch: String,
+    /// `newer`, `older`, `differs`, `missing` or `extra`.
+    pub kind: String,
+    /// The baseline's version (none: extra).
+    #[serde(default)]
+    pub baseline: Option<String>,
+    /// The host's version (none: missing).
+    #[serde(default)]
+    pub installed: Option<String>,
+}
+
+/// `PUT /api/v1/drift/{group}/golden`: pin a golden host as a policy
+/// group's drift baseline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GoldenIn {
+    /// The golden host (an asset with an agent).
+    pub asset: String,
 }

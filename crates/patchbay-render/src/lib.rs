@@ -14,6 +14,8 @@
 //!   [`csv_safe`]) and printable, self-contained HTML with inline SVG bar
 //!   charts (`templates/report.html`, `templates/chart.html`), each naming the
 //!   controls it evidences.
+//! - [`governance`]: the governance review report (risk removed against
+//!   effort spent) as JSON, CSV and HTML with SVG charts.
 //! - [`runbook`]: a change's runbook as Markdown (roles, timeline by window,
 //!   steps, gates, escalation chain, back-out, approvals, lessons learned) and
 //!   as HTML (`templates/runbook.html`).
@@ -31,6 +33,7 @@
 
 pub mod dashboard;
 pub mod email;
+pub mod governance;
 pub mod markdown;
 pub mod report;
 pub mod runbook;

@@ -187,7 +187,7 @@ const COVERAGE_HEADER: [&str; 9] = [
     "seen_24h_pct_of_all",
 ];
 
-const DEPLOYMENTS_HEADER: [&str; 23] = [
+const DEPLOYMENTS_HEADER: [&str; 24] = [
     "scope",
     "name",
     "kind",
@@ -211,6 +211,7 @@ const DEPLOYMENTS_HEADER: [&str; 23] = [
     "patched_findings",
     "ttp_median_hours",
     "ttp_p90_hours",
+    "not_remediated",
 ];
 
 /// A rate as a cell: empty when there was nothing to divide by.
@@ -249,6 +250,9 @@ fn deployment_rows(r: &Deployments) -> Vec<Vec<String>> {
                 ]),
                 None => v.extend([String::new(), String::new(), String::new()]),
             }
+            // Last: added after the other columns (issue 18), so readers
+            // of the earlier columns by position are unaffected.
+            v.push(o.not_remediated.to_string());
             v
         };
     let blank = String::new;
@@ -540,7 +544,7 @@ pub fn html(r: &Report) -> Result<String, crate::Error> {
             &d.as_of,
             "Deployments",
             format!(
-                "{} deployment(s), {} job(s), {} ran: {} succeeded ({}), {} rolled back ({}), {} rollback(s) failed, {} skipped, {} without an outcome yet; {} finding(s) patched through jobs, median {} h from detection to the job's success.",
+                "{} deployment(s), {} job(s), {} ran: {} succeeded ({}), {} not remediated, {} rolled back ({}), {} rollback(s) failed, {} skipped, {} without an outcome yet; {} finding(s) patched through jobs, median {} h from detection to the job's success.",
                 d.deployments.len(),
                 d.all.jobs,
                 d.all.ran,
@@ -549,6 +553,7 @@ pub fn html(r: &Report) -> Result<String, crate::Error> {
                     .success_pct
                     .map(|p| format!("{p} %"))
                     .unwrap_or_else(|| "-".into()),
+                d.all.not_remediated,
                 d.all.rolled_back,
                 d.all
                     .rollback_pct
@@ -808,7 +813,9 @@ mod tests {
         // without a rate has no bar in either week chart.
         assert_eq!(html.matches("<svg ").count(), 3);
         assert_eq!(html.matches("<rect ").count(), 1, "{html}");
-        assert!(html.contains("4 job(s), 3 ran: 2 succeeded (66.7 %), 1 rolled back (33.3 %)"));
+        assert!(html.contains(
+            "4 job(s), 3 ran: 2 succeeded (66.7 %), 0 not remediated, 1 rolled back (33.3 %)"
+        ));
         let v: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
         assert_eq!(v["deployments"][0]["success_pct"], 66.7);
         assert!(v["by_week"][0]["success_pct"].is_null());

@@ -275,6 +275,43 @@ fn rollout_outcome(s: &mut String, c: &ChangeRecordOut) {
         }
     }
     s.push('\n');
+    // Re-test: per host and targeted CVE, closed or still open.
+    let lines: Vec<_> = c
+        .hosts
+        .iter()
+        .flat_map(|h| h.retest.iter().map(move |v| (h, v)))
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    s.push_str(
+        "### Re-test
+
+",
+    );
+    for h in c.hosts.iter().filter(|h| h.not_remediated) {
+        let _ = writeln!(
+            s,
+            "**Not remediated:** {} reported success, but a targeted CVE is still open.\n",
+            md_text(&h.host)
+        );
+    }
+    s.push_str("| Host | CVE | Packages | Advisories | Closed |\n|---|---|---|---|---|\n");
+    for (h, v) in lines {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            md_text(&h.host),
+            md_text(&v.cve),
+            md_text(&v.packages.join(", ")),
+            md_text(&v.advisories.join(", ")),
+            match &v.closed_at {
+                Some(at) if v.closed => format!("closed {}", md_text(at)),
+                _ => "**open**".into(),
+            }
+        );
+    }
+    s.push('\n');
 }
 
 #[cfg(test)]
@@ -483,6 +520,14 @@ mod tests {
                     after: Some("140.0-1".into()),
                 }],
                 rollback: None,
+                retest: vec![patchbay_proto::api::RetestOut {
+                    cve: "CVE-2026-1".into(),
+                    advisories: vec!["DSA-1".into()],
+                    packages: vec!["chromium".into()],
+                    closed: false,
+                    closed_at: None,
+                }],
+                not_remediated: true,
             },
             HostOutcome {
                 host: format!("evil {HOSTILE}"),
@@ -493,6 +538,8 @@ mod tests {
                 error: Some("verify.health: <b>500</b> | boom".into()),
                 packages: vec![],
                 rollback: Some("rolled_back".into()),
+                retest: vec![],
+                not_remediated: false,
             },
         ];
         let md = markdown(&r);
@@ -530,6 +577,14 @@ mod tests {
         for row in rows {
             assert_eq!(unescaped(row), 11, "{row}");
         }
+        assert!(
+            md.contains("**Not remediated:** web-1 reported success"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| web-1 | CVE-2026-1 | chromium | DSA-1 | **open** |"),
+            "{md}"
+        );
         let html = html(&r).unwrap();
         assert!(
             !html.contains("<script>") && !html.contains("<b>500"),

@@ -34,6 +34,13 @@ pub struct FeedLabels {
     pub feed: String,
 }
 
+/// Labels of drift metrics: the policy group's name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    /// Policy group.
+    pub group: String,
+}
+
 /// A gauge of seconds (or a Unix time).
 pub type Seconds = Gauge<f64, std::sync::atomic::AtomicU64>;
 
@@ -91,6 +98,9 @@ pub struct Metrics {
     pub feed_last_attempt: Family<FeedLabels, Seconds>,
     /// Per synced feed: 1 while its data is past the staleness threshold.
     pub feed_stale: Family<FeedLabels, Gauge>,
+    /// Per policy group: packages where members differ from the group's
+    /// modal baseline (newer, older, differs, missing, extra; docs/drift.md).
+    pub drifted_packages: Family<GroupLabels, Gauge>,
 }
 
 impl Metrics {
@@ -241,7 +251,14 @@ impl Metrics {
             "1 while the feed is past its staleness threshold",
             feed_stale.clone(),
         );
+        let drifted_packages = Family::<GroupLabels, Gauge>::default();
+        registry.register(
+            "drifted_packages",
+            "Packages where a policy group's members differ from its modal baseline",
+            drifted_packages.clone(),
+        );
         Arc::new(Self {
+            drifted_packages,
             feed_age,
             feed_last_attempt_ok,
             feed_last_attempt,

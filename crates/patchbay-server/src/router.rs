@@ -19,8 +19,9 @@
 use crate::errors::ApiError;
 use crate::extract::{Authed, request_ctx};
 use crate::handlers::{
-    agent, assets, audit, changes, csaf, deployments, discovery, escalations, exceptions, feeds,
-    findings, ops, prioritise, reports, schedule, tokens, ui, ui_act, users, webhooks,
+    agent, assets, audit, changes, csaf, deployments, discovery, drift, escalations, exceptions,
+    feeds, findings, governance, ops, prioritise, reports, schedule, tokens, ui, ui_act, users,
+    webhooks,
 };
 use crate::metrics::{HttpLabels, Metrics};
 use crate::{MAX_AGENT_BODY, MAX_API_BODY};
@@ -160,6 +161,10 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     POST "/plan/preview" => schedule::plan_preview, Api(Some(ReadInventory));
     GET "/calendar.ics" => schedule::calendar_authed, Api(Some(ReadCalendar));
     GET "/reports/{kind}" => reports::report, Api(Some(ReadInventory));
+    GET "/drift" => drift::drift, Api(Some(ReadInventory));
+    PUT "/drift/{name}/golden" => drift::set_golden, Api(Some(WriteAssets));
+    DELETE "/drift/{name}/golden" => drift::clear_golden, Api(Some(WriteAssets));
+    GET "/governance" => governance::governance, Api(Some(ReadInventory));
     GET "/evidence" => reports::evidence, Api(Some(ReadAudit));
     GET "/changes" => changes::list, Api(Some(ReadInventory));
     GET "/changes/{id}" => changes::show, Api(Some(ReadInventory));

@@ -100,6 +100,7 @@ pub trait Tx:
     + DiscoveryStore
     + CsafStore
     + UserStore
+    + DriftStore
     + Send
 {
     /// Commits.

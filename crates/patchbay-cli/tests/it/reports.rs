@@ -159,6 +159,52 @@ fn reports_agree_with_the_findings(backend: &str) {
     let text = report(&s, "deployments", &["--format", "csv"]);
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.starts_with("scope,name,kind,state,"), "{text}");
+    // Governance review over a period holding everything (issue 18, item 9):
+    // the findings the real upgrade closed, all within SLA; no job ran.
+    let v: serde_json::Value = serde_json::from_str(&report(
+        &s,
+        "governance",
+        &["--from", "2000-01-01", "--to", "2099-12-31"],
+    ))
+    .unwrap();
+    assert_eq!(v["risk"]["closed"], resolved, "{v}");
+    assert_eq!(v["risk"]["closed_in_sla"], resolved, "{v}");
+    assert_eq!(v["effort"]["jobs"], 0, "{v}");
+    assert_eq!(v["by_owner"][0]["name"], "=HYPERLINK(\"x\")", "{v}");
+    let text = report(
+        &s,
+        "governance",
+        &[
+            "--from",
+            "2000-01-01",
+            "--to",
+            "2099-12-31",
+            "--format",
+            "csv",
+        ],
+    );
+    // The owner cell is quoted (it holds quotes) and defused with a `'`.
+    assert!(text.contains("owner,\"'=HYPERLINK(\"\"x\"\")\""), "{text}");
+    let html = report(
+        &s,
+        "governance",
+        &[
+            "--from",
+            "2000-01-01",
+            "--to",
+            "2099-12-31",
+            "--format",
+            "html",
+        ],
+    );
+    assert!(html.contains("<svg") && html.contains("=HYPERLINK(&#34;x&#34;)"));
+    let out = s.cli(&["report", "governance", "--from", "2000-01-01"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--to"));
+    // Drift of the host: the default policy has no groups, so none.
+    let d = ok(&s.cli(&["drift", "chroot-host", "--json"]));
+    let d: serde_json::Value = serde_json::from_str(&d).unwrap();
+    assert_eq!(d["groups"], serde_json::json!([]), "{d}");
     // Unknown kinds and formats are refused.
     let out = s.cli(&["report", "nope"]);
     assert!(!out.status.success());

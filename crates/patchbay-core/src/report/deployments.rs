@@ -43,6 +43,18 @@
 //! closed it). Its time to patch is `result_at − first_seen`: detection to the
 //! job's success. A job that was later rolled back fixes nothing.
 //!
+//! **Re-test** ([`retest`], issue 18, item 3): a job's **targeted**
+//! findings are those of its host whose binary package it pins and whose
+//! advisory names a fixed version (nothing a job installs closes one that
+//! has none), detected by the job's lease and still open then (`first_seen ≤ leased_at`, not
+//! resolved before it; a job not leased yet: open at `t`). A targeted CVE
+//! (the advisory id when it names none) is **closed** at `t` when every
+//! targeted finding naming it was resolved by `t` — the agent sends its new
+//! inventory with the job's result, and the check-in re-assesses the host in
+//! the same transaction. A job whose outcome is `succeeded` while a targeted
+//! CVE is still open is **not remediated**: counted in `not_remediated`, not
+//! in `succeeded` (so not in `success_pct`), though it `ran`.
+//!
 //! The **state** shown is the stored one when the rollout was last written by
 //! `t`; before that, `running` once a job was leased, else `draft` (past
 //! states in between are not kept).
@@ -169,8 +181,11 @@ pub struct Outcomes {
     pub jobs: u64,
     /// Jobs that ran (an outcome other than skipped).
     pub ran: u64,
-    /// Succeeded.
+    /// Succeeded, and every finding it targeted closed.
     pub succeeded: u64,
+    /// Reported success, but a targeted finding is still open (see the
+    /// module docs): not a success.
+    pub not_remediated: u64,
     /// Failed, not rolled back (also while a rollback is out).
     pub failed: u64,
     /// Rolled back.
@@ -206,13 +221,14 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, j: &JobRecord, t: Timestamp) {
+    fn add(&mut self, j: &JobRecord, t: Timestamp, not_remediated: bool) {
         let o = &mut self.o;
         o.jobs += 1;
         let out = outcome(j, t);
         match out {
             Outcome::InProgress => o.in_progress += 1,
             Outcome::Skipped => o.skipped += 1,
+            Outcome::Succeeded if not_remediated => o.not_remediated += 1,
             Outcome::Succeeded => o.succeeded += 1,
             Outcome::Failed => o.failed += 1,
             Outcome::RolledBack => o.rolled_back += 1,
@@ -343,10 +359,27 @@ pub fn deployments(h: &History, as_of: Timestamp) -> Deployments {
         // A finding is counted once per deployment even if two jobs qualify.
         let mut counted = BTreeSet::new();
         for j in &d.jobs {
-            tally.add(j, as_of);
-            all.add(j, as_of);
+            let nr = outcome(j, as_of) == Outcome::Succeeded
+                && asset_ix.get(j.host.as_str()).is_some_and(|&a| {
+                    let mine: Vec<Target<'_>> = j
+                        .packages
+                        .iter()
+                        .flat_map(|p| {
+                            by_host_pkg
+                                .get(&(a, p.as_str()))
+                                .map(Vec::as_slice)
+                                .unwrap_or_default()
+                        })
+                        .map(|&i| Target::of(&h.findings[i]))
+                        .collect();
+                    retest(&j.packages, j.leased_at, &mine, as_of)
+                        .iter()
+                        .any(|v| !v.closed)
+                });
+            tally.add(j, as_of, nr);
+            all.add(j, as_of, nr);
             if let Some(f) = j.finished_at.filter(|f| *f <= as_of) {
-                weeks.entry(iso_week(f)).or_default().add(j, as_of);
+                weeks.entry(iso_week(f)).or_default().add(j, as_of, nr);
             }
             if outcome(j, as_of) != Outcome::Succeeded {
                 continue;
@@ -431,5 +464,192 @@ pub fn deployments(h: &History, as_of: Timestamp) -> Deployments {
                 outcomes: t.finish(),
             })
             .collect(),
+    }
+}
+
+/// A finding as the re-test sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Advisory id.
+    pub advisory: &'a str,
+    /// Its CVEs.
+    pub cves: &'a [String],
+    /// Binary package.
+    pub package: &'a str,
+    /// First detected.
+    pub first_seen: Timestamp,
+    /// Resolved, if it was.
+    pub resolved_at: Option<Timestamp>,
+    /// The advisory names a fixed version (only those are targeted).
+    pub fixable: bool,
+}
+
+impl<'a> Target<'a> {
+    /// From a report finding.
+    pub fn of(f: &'a super::FindingRecord) -> Self {
+        Target {
+            advisory: &f.advisory,
+            cves: &f.cves,
+            package: &f.package,
+            first_seen: f.first_seen,
+            resolved_at: f.resolved_at,
+            fixable: f.fixable,
+        }
+    }
+}
+
+/// One targeted CVE of a job and whether it is closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CveVerdict {
+    /// The CVE (the advisory id when the advisory names none).
+    pub cve: String,
+    /// Advisories naming it among the targeted findings.
+    pub advisories: Vec<String>,
+    /// Binary packages of those findings.
+    pub packages: Vec<String>,
+    /// Every targeted finding naming it was resolved by the date.
+    pub closed: bool,
+    /// When the last of them was resolved (closed only).
+    pub closed_at: Option<Timestamp>,
+}
+
+/// The re-test of a job pinning `pins`, leased at `leased_at`, over its
+/// host's findings (any of them: the targeted ones are chosen here), at `t`;
+/// sorted by CVE. See the module docs for the rules.
+pub fn retest(
+    pins: &[String],
+    leased_at: Option<Timestamp>,
+    findings: &[Target<'_>],
+    t: Timestamp,
+) -> Vec<CveVerdict> {
+    let at = leased_at.unwrap_or(t);
+    let mut by_cve: BTreeMap<String, CveVerdict> = BTreeMap::new();
+    for f in findings {
+        let targeted = f.fixable
+            && pins.iter().any(|p| p == f.package)
+            && f.first_seen <= at
+            && f.resolved_at.is_none_or(|r| r >= at);
+        if !targeted {
+            continue;
+        }
+        let closed_at = f.resolved_at.filter(|r| *r <= t);
+        let own = [f.advisory.to_owned()];
+        let names: &[String] = if f.cves.is_empty() { &own } else { f.cves };
+        for c in names {
+            let v = by_cve.entry(c.clone()).or_insert_with(|| CveVerdict {
+                cve: c.clone(),
+                advisories: vec![],
+                packages: vec![],
+                closed: true,
+                closed_at: None,
+            });
+            if !v.advisories.iter().any(|a| a == f.advisory) {
+                v.advisories.push(f.advisory.to_owned());
+                v.advisories.sort();
+            }
+            if !v.packages.iter().any(|p| p == f.package) {
+                v.packages.push(f.package.to_owned());
+                v.packages.sort();
+            }
+            match closed_at {
+                Some(r) if v.closed => v.closed_at = Some(v.closed_at.map_or(r, |x| x.max(r))),
+                Some(_) => {}
+                None => {
+                    v.closed = false;
+                    v.closed_at = None;
+                }
+            }
+        }
+    }
+    by_cve.into_values().collect()
+}
+
+#[cfg(test)]
+mod retest_tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn targeted_cves_are_closed_only_when_every_finding_naming_them_is() {
+        let cves_a = vec!["CVE-1".to_string(), "CVE-2".to_string()];
+        let cves_b = vec!["CVE-2".to_string()];
+        let f = [
+            // Pinned, open at the lease, resolved after: closed.
+            Target {
+                advisory: "A",
+                cves: &cves_a,
+                package: "libssl3",
+                first_seen: ts("2026-01-01T00:00:00Z"),
+                resolved_at: Some(ts("2026-01-02T01:00:00Z")),
+                fixable: true,
+            },
+            // Pinned, still open: CVE-2 stays open.
+            Target {
+                advisory: "B",
+                cves: &cves_b,
+                package: "openssl",
+                first_seen: ts("2026-01-01T00:00:00Z"),
+                resolved_at: None,
+                fixable: true,
+            },
+            // Not pinned: not targeted.
+            Target {
+                advisory: "C",
+                cves: &[],
+                package: "curl",
+                first_seen: ts("2026-01-01T00:00:00Z"),
+                resolved_at: None,
+                fixable: true,
+            },
+            // Pinned but resolved before the lease: not targeted.
+            Target {
+                advisory: "D",
+                cves: &[],
+                package: "libssl3",
+                first_seen: ts("2026-01-01T00:00:00Z"),
+                resolved_at: Some(ts("2026-01-01T12:00:00Z")),
+                fixable: true,
+            },
+            // Pinned but first seen after the lease: not targeted.
+            Target {
+                advisory: "E",
+                cves: &[],
+                package: "libssl3",
+                first_seen: ts("2026-01-03T00:00:00Z"),
+                resolved_at: None,
+                fixable: true,
+            },
+            // Pinned, open, but its advisory names no fix: not targeted.
+            Target {
+                advisory: "F",
+                cves: &[],
+                package: "openssl",
+                first_seen: ts("2026-01-01T00:00:00Z"),
+                resolved_at: None,
+                fixable: false,
+            },
+        ];
+        let pins = vec!["libssl3".to_string(), "openssl".to_string()];
+        let v = retest(
+            &pins,
+            Some(ts("2026-01-02T00:00:00Z")),
+            &f,
+            ts("2026-01-05T00:00:00Z"),
+        );
+        let got: Vec<(&str, bool)> = v.iter().map(|v| (v.cve.as_str(), v.closed)).collect();
+        assert_eq!(got, vec![("CVE-1", true), ("CVE-2", false)]);
+        assert_eq!(v[0].closed_at, Some(ts("2026-01-02T01:00:00Z")));
+        assert_eq!(v[1].advisories, vec!["A", "B"]);
+        // Before the resolution, CVE-1 is open too.
+        let early = retest(
+            &pins,
+            Some(ts("2026-01-02T00:00:00Z")),
+            &f,
+            ts("2026-01-02T00:30:00Z"),
+        );
+        assert!(early.iter().all(|v| !v.closed));
     }
 }

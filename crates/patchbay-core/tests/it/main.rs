@@ -15,6 +15,7 @@ mod plan;
 mod policy;
 mod report;
 mod report_deployments;
+mod report_governance;
 mod risk;
 mod rollout;
 mod rpm;

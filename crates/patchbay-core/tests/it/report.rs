@@ -130,6 +130,7 @@ fn history() -> History {
             first_seen: ts(first),
             resolved_at: res.map(ts),
             due: ts(due),
+            fixable: true,
         })
         .collect();
     let exceptions = vec![Exception {
@@ -318,6 +319,7 @@ fn compliance_says_what_is_patched_and_what_is_not() {
         first_seen: ts("2026-05-25"),
         resolved_at: None,
         due: ts(due),
+        fixable: true,
     };
     let mut h = History {
         assets: vec![asset("a", seen(1)), asset("b", seen(2))],

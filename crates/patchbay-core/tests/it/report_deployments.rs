@@ -38,6 +38,7 @@ fn finding(asset: usize, package: &str, first: &str, resolved: Option<&str>) -> 
         first_seen: t(first),
         resolved_at: resolved.map(t),
         due: t("2027-01-01T00:00:00Z"),
+        fixable: true,
     }
 }
 
@@ -351,11 +352,15 @@ fn as_of_an_earlier_date_counts_what_had_happened() {
             o.rolled_back,
             o.in_progress
         ),
-        (5, 3, 2, 1, 0, 2)
+        (5, 3, 1, 1, 0, 2)
     );
+    // web-2's job reported success at 10:10, but its finding F1 was only
+    // resolved at 11:00: at 10:30 the re-test still sees it open, so the job
+    // is not remediated (issue 18, item 3) — not a success: 1/3 = 33.3 %.
+    assert_eq!(o.not_remediated, 1);
     assert_eq!(
         (o.success_pct, o.rollback_pct, o.failures_rolled_back_pct),
-        (Some(66.7), Some(0.0), Some(0.0))
+        (Some(33.3), Some(0.0), Some(0.0))
     );
     assert_eq!(a.state, "running");
     assert_eq!(a.finished_at, None);

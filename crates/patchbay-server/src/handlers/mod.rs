@@ -9,6 +9,7 @@
 //! - [`discovery`]: scans, leases and cloud inventories; shadow, ghost,
 //!   duplicate and conflict; adopt and dismiss.
 //! - [`tokens`]: API and enrolment tokens.
+//! - [`drift`]: configuration drift per policy group.
 //! - [`audit`]: the audit log and its export.
 //! - [`findings`]: findings and imported feeds.
 //! - [`csaf`]: what CSAF documents say about an asset's products.
@@ -18,6 +19,7 @@
 //! - [`deployments`]: deployments and their rollouts.
 //! - [`exceptions`]: the exception register.
 //! - [`reports`]: reports and the evidence bundle.
+//! - [`governance`]: the governance review report over a period.
 //! - [`changes`]: change records, runbooks, lessons.
 //! - [`escalations`]: notification contacts, the email log, escalation
 //!   chains and acknowledgement.
@@ -33,10 +35,12 @@ pub mod changes;
 pub mod csaf;
 pub mod deployments;
 pub mod discovery;
+pub mod drift;
 pub mod escalations;
 pub mod exceptions;
 pub mod feeds;
 pub mod findings;
+pub mod governance;
 pub mod ops;
 pub mod prioritise;
 pub mod reports;

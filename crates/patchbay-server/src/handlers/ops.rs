@@ -36,7 +36,8 @@ pub async fn healthz(State(st): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: Prometheus metrics (OpenMetrics text). Feed freshness
-/// is read from the database at each scrape (every replica answers the same).
+/// and drift per group are read from the database at each scrape (every
+/// replica answers the same).
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -66,6 +67,19 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
             }
         }
         Err(e) => tracing::warn!(error = %e.message, "metrics: feed freshness unavailable"),
+    }
+    match st.app.drift_counts().await {
+        Ok(groups) => {
+            // A group no longer in the policy stops being reported.
+            st.metrics.drifted_packages.clear();
+            for (group, n) in groups {
+                st.metrics
+                    .drifted_packages
+                    .get_or_create(&crate::metrics::GroupLabels { group })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e.message, "metrics: drift unavailable"),
     }
     (
         [(

@@ -18,10 +18,11 @@ use patchbay_render::dashboard::{self as view, Cell, Field, Form, Table};
 use std::collections::HashMap;
 
 /// The fields of the new-deployment form, in order.
-const DEPLOY_FIELDS: [&str; 11] = [
+const DEPLOY_FIELDS: [&str; 12] = [
     "packages",
     "patches",
     "tier",
+    "converge",
     "assets",
     "groups",
     "canary",
@@ -82,6 +83,8 @@ pub fn spec_from_form(f: &HashMap<String, String>) -> Result<DeploymentSpec, Str
         soak: None,
         approval,
         rollback: None,
+        stands_for: None,
+        drift_tolerance: None,
     };
     let rings = if !canary.is_empty() {
         vec![
@@ -105,6 +108,7 @@ pub fn spec_from_form(f: &HashMap<String, String>) -> Result<DeploymentSpec, Str
         job_timeout: None,
         windows: None,
         reboot: None,
+        converge: opt("converge"),
     })
 }
 
@@ -139,6 +143,8 @@ fn deploy_form(values: &HashMap<String, String>) -> Form {
             Field::new("text", "patches", "Patches", &v("patches"))
                 .help("Patch names of the catalog (PB-…), separated by spaces or commas."),
             tier,
+            Field::new("text", "converge", "Converge a group to its baseline", &v("converge"))
+                .help("A policy group: each member gets the baseline's version of the packages it has older (docs/drift.md); nothing is downgraded or removed."),
             Field::new("text", "assets", "Target assets", &v("assets")).help(
                 "Asset names; with groups, or neither: every managed asset that has a package.",
             ),

@@ -6,14 +6,17 @@
 mod dashboard;
 mod deploy;
 mod discovery_scan;
+mod drift;
 mod email;
 mod escalations;
 mod feed_sync;
+mod governance;
 mod hardening;
 mod heartbeats;
 mod matrix;
 mod openapi;
 mod outcomes;
+mod retest;
 mod rotation;
 mod siem;
 mod sla_resolve;

@@ -344,7 +344,9 @@ async fn outcomes_are_reported(backend: &str) {
     let html = get_text(&s, "/api/v1/reports/deployments?format=html").await;
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert_eq!(html.matches("<svg ").count(), 3);
-    assert!(html.contains("10 job(s), 7 ran: 5 succeeded (71.4 %), 1 rolled back (14.3 %)"));
+    assert!(html.contains(
+        "10 job(s), 7 ran: 5 succeeded (71.4 %), 0 not remediated, 1 rolled back (14.3 %)"
+    ));
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
 
     // The change record: per host, the job's state, versions and error.
