@@ -173,6 +173,7 @@ fn main() {
                         baseline: vec![], after: vec![], changed: vec![],
                         reboot_required: false,
                         finished_at: "2026-12-08T22:05:00Z".into(),
+                        rehearsal: None,
                     });
                 }
             }
@@ -220,6 +221,7 @@ fn main() {
             baseline: vec![], after: vec![], changed: vec![],
             reboot_required: false,
             finished_at: "2026-12-08T22:05:00Z".into(),
+            rehearsal: None,
         }];
         let t0 = Instant::now();
         call(&router, "POST", "/agent/v1/checkin", &agents[first].secret, checkin_body(&agents[first])).await;

@@ -306,7 +306,7 @@ fn check_and_repair(
     Ok(check)
 }
 
-fn runner(config: &Config, state_dir: &Path, name: &str) -> Runner {
+pub(super) fn runner(config: &Config, state_dir: &Path, name: &str) -> Runner {
     let safe: String = name
         .chars()
         .map(|c| {
@@ -394,7 +394,7 @@ pub fn apply(env: &JobEnv, key: &str, wanted: &[Wanted]) -> anyhow::Result<JobOu
     run.finish(outcome)
 }
 
-fn validate_key(key: &str) -> anyhow::Result<()> {
+pub(super) fn validate_key(key: &str) -> anyhow::Result<()> {
     if key.is_empty() || key.len() > 200 || key.chars().any(|c| c.is_control()) {
         bail!("invalid job key {key:?}: 1-200 printable characters");
     }

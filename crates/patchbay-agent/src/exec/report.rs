@@ -23,13 +23,15 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// What a local command printed, one variant per shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum JobOutput {
     /// `apply` or `rollback` (run now, or replayed from the journal).
     Job(Box<JobReport>),
     /// A job recovery recorded as interrupted, replayed for its key.
     Interrupted(Box<InterruptedJob>),
+    /// `rehearse` (`super::rehearse`).
+    Rehearsal(Box<super::rehearse::RehearsalReport>),
     /// `recover`.
     Recover(RecoverReport),
     /// `updates`.
@@ -46,6 +48,7 @@ impl JobOutput {
         match self {
             JobOutput::Job(r) => r.ok,
             JobOutput::Interrupted(r) => r.ok,
+            JobOutput::Rehearsal(r) => r.ok,
             JobOutput::Recover(r) => r.ok,
             JobOutput::Updates(r) => r.ok,
             JobOutput::Check(r) => r.ok,
