@@ -67,6 +67,10 @@ pub struct StoredRollout {
     /// run on not-yet-patched hosts of later rings while the ring runs.
     #[serde(default)]
     pub control_asked: BTreeSet<usize>,
+    /// Rehearsals: which rings require one, their state per host, applies
+    /// held until they pass ([`crate::rehearsals`]).
+    #[serde(default)]
+    pub gate: crate::rehearsals::Gate,
     /// When it was created.
     pub created_at: Timestamp,
 }
@@ -143,6 +147,7 @@ struct RingReq {
     approval: bool,
     rollback: RollbackPolicy,
     checks: Vec<String>,
+    rehearse: bool,
 }
 
 impl RingReq {
@@ -164,6 +169,7 @@ impl RingReq {
             approval: r.approval,
             rollback: parse_policy(&field("rollback"), r.rollback.as_deref())?,
             checks: vec![],
+            rehearse: r.require_rehearsal,
         })
     }
 
@@ -179,6 +185,7 @@ impl RingReq {
             approval: r.approval,
             rollback: r.rollback,
             checks: r.health_checks.clone(),
+            rehearse: false,
         }
     }
 
@@ -194,6 +201,7 @@ impl RingReq {
             approval: false,
             rollback: RollbackPolicy::FailedHosts,
             checks: vec![],
+            rehearse: false,
         }
     }
 }
@@ -331,6 +339,8 @@ struct Planned {
     rings: Vec<(RingSpec, Vec<String>)>,
     /// Per ring: the policy ring's own health checks.
     ring_checks: Vec<Vec<String>>,
+    /// Rings (by index) that require a passing rehearsal.
+    rehearse_rings: BTreeSet<usize>,
     pins: BTreeMap<String, Vec<PackagePin>>,
     /// Per host: when its job may start (empty: any time before the deadline).
     slots: BTreeMap<String, Vec<patchbay_core::rollout::Slot>>,
@@ -787,6 +797,7 @@ impl App {
         }
         let mut rings = Vec::new();
         let mut ring_checks = Vec::new();
+        let mut rehearse_rings = BTreeSet::new();
         let mut hosts = Vec::new();
         for (r, members) in ring_ins.iter().zip(assigned) {
             let n = members.len();
@@ -829,6 +840,9 @@ impl App {
                     window: window_of.get(m).cloned().unwrap_or_default(),
                 });
             }
+            if r.rehearse {
+                rehearse_rings.insert(rings.len());
+            }
             rings.push((spec, members));
             ring_checks.push(r.checks.clone());
         }
@@ -839,9 +853,10 @@ impl App {
         }
         let rules = rings
             .iter()
-            .map(|(s, m)| {
+            .enumerate()
+            .map(|(i, (s, m))| {
                 format!(
-                    "{}: {} host(s), at most {} at a time; {} failure(s) tolerated, and failures plus jobs in flight never exceed {} (the next failure halts everything); success ≥ {:.0} %; soak {:#}; {}; rollback {}",
+                    "{}: {} host(s), at most {} at a time; {} failure(s) tolerated, and failures plus jobs in flight never exceed {} (the next failure halts everything); success ≥ {:.0} %; soak {:#}; {}; rollback {}{}",
                     s.name,
                     m.len(),
                     s.max_concurrent,
@@ -850,7 +865,12 @@ impl App {
                     s.success_threshold * 100.0,
                     s.soak,
                     if s.approval { "human approval (not the creator or starter)" } else { "no approval" },
-                    s.rollback.as_str()
+                    s.rollback.as_str(),
+                    if rehearse_rings.contains(&i) {
+                        "; every host rehearses first (no apply before all rehearsals reported; a failed rehearsal fails its host's job, which never gets the apply)"
+                    } else {
+                        ""
+                    }
                 )
             })
             .chain([
@@ -866,6 +886,7 @@ impl App {
             },
             rings,
             ring_checks,
+            rehearse_rings,
             pins,
             slots,
             deadline,
@@ -941,6 +962,7 @@ impl App {
             checks: spec.checks.clone(),
             ring_checks: planned.ring_checks.clone(),
             control_asked: BTreeSet::new(),
+            gate: crate::rehearsals::Gate::new(planned.rehearse_rings.clone()),
             created_at: now,
         };
         let row = DeploymentRow {
@@ -1165,7 +1187,8 @@ impl App {
         .await?;
         let before = stored.rollout.clone();
         let cmds = step(&mut stored.rollout, &[obs], now);
-        self.carry_out(&mut tx, &stored, &cmds, now).await?;
+        self.carry_out(&mut tx, &mut stored, &cmds, now).await?;
+        self.rehearsal_gate(&mut tx, &mut stored, now).await?;
         self.request_approvals(&mut tx, &before, &stored.rollout)
             .await?;
         tx.put_rollout(&rollout_row(&stored, now)?).await?;
@@ -1203,15 +1226,30 @@ impl App {
     async fn carry_out(
         &self,
         tx: &mut crate::change::Change<'_>,
-        stored: &StoredRollout,
+        stored: &mut StoredRollout,
         cmds: &[Command],
         now: Timestamp,
     ) -> Result<(), AppError> {
-        let id = &stored.rollout.id;
+        let id = &stored.rollout.id.clone();
         for c in cmds {
             // Each job command is one signed job row; only its key, kind and
             // deadline differ.
             let (ring, host, key, kind, deadline) = match c {
+                Command::Lease {
+                    host,
+                    key,
+                    deadline,
+                    ring,
+                } if stored.gate.requires(*ring) => {
+                    // Held until the ring's rehearsals reported
+                    // (`crate::rehearsals`).
+                    stored.gate.hold(key, *ring, host, *deadline);
+                    continue;
+                }
+                Command::Rollback { key, .. } if stored.gate.absorb_rollback(key) => {
+                    // Never applied (its rehearsal failed): nothing to undo.
+                    continue;
+                }
                 Command::Lease {
                     host,
                     key,
@@ -1319,7 +1357,7 @@ impl App {
         Ok(())
     }
 
-    async fn lease_job(
+    pub(crate) async fn lease_job(
         &self,
         tx: &mut crate::change::Change<'_>,
         job: Job,
@@ -1399,6 +1437,7 @@ impl App {
             return Ok(false);
         };
         let mut stored = stored_of(&row)?;
+        let snapshot = stored.clone();
         let results = tx.unconsumed_results(id).await?;
         if stored.rollout.is_settled() && results.is_empty() {
             tx.commit_unaudited("settled rollout: nothing to do")
@@ -1442,6 +1481,11 @@ impl App {
         let mut control: BTreeMap<usize, Vec<patchbay_core::canary::CheckSample>> = BTreeMap::new();
         for r in &results {
             consumed.push(r.key.clone());
+            if crate::rehearsals::is_rehearsal(&r.key) {
+                self.take_rehearsal(&mut tx, &mut stored, &r.key, &r.asset, r.result.as_ref())
+                    .await?;
+                continue;
+            }
             let Some(v) = &r.result else { continue };
             let res = JobResult::deserialize(v);
             if let Some(ring) = control_ring(&r.key) {
@@ -1482,15 +1526,18 @@ impl App {
                 obs.insert(0, Observation::Control { ring, samples: all });
             }
         }
+        // What the rehearsal gate decided since the last step (failed jobs,
+        // rollbacks with nothing to undo).
+        obs.append(&mut stored.gate.pending);
         let before = stored.rollout.clone();
-        let asked_before = stored.control_asked.clone();
         let cmds = step(&mut stored.rollout, &obs, now);
         tx.mark_consumed(&consumed, now).await?;
-        self.carry_out(&mut tx, &stored, &cmds, now).await?;
+        self.carry_out(&mut tx, &mut stored, &cmds, now).await?;
+        self.rehearsal_gate(&mut tx, &mut stored, now).await?;
         self.request_approvals(&mut tx, &before, &stored.rollout)
             .await?;
         self.ask_control(&mut tx, &mut stored, now).await?;
-        if stored.rollout != before || stored.control_asked != asked_before {
+        if stored != snapshot {
             tx.put_rollout(&rollout_row(&stored, now)?).await?;
         }
         // Leases and state changes are recorded as their notifications and
@@ -1705,7 +1752,7 @@ fn settled_in(v: &serde_json::Value) -> bool {
         })
 }
 
-fn stored_of(r: &RolloutRow) -> Result<StoredRollout, AppError> {
+pub(crate) fn stored_of(r: &RolloutRow) -> Result<StoredRollout, AppError> {
     serde_json::from_value(r.state.clone()).map_err(|e| {
         AppError::new(
             patchbay_proto::error::ErrorCode::Internal,
@@ -1714,7 +1761,7 @@ fn stored_of(r: &RolloutRow) -> Result<StoredRollout, AppError> {
     })
 }
 
-fn rollout_row(s: &StoredRollout, now: Timestamp) -> Result<RolloutRow, AppError> {
+pub(crate) fn rollout_row(s: &StoredRollout, now: Timestamp) -> Result<RolloutRow, AppError> {
     Ok(RolloutRow {
         deployment: s.rollout.id.clone(),
         state: serde_json::to_value(s).map_err(|e| {
@@ -1806,6 +1853,7 @@ mod settled_tests {
                     checks: vec![],
                     ring_checks: vec![],
                     control_asked: BTreeSet::new(),
+                    gate: Default::default(),
                     created_at: t,
                 };
                 let v = serde_json::to_value(&stored).unwrap();
