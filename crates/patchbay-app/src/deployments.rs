@@ -68,9 +68,9 @@ pub struct StoredRollout {
     #[serde(default)]
     pub control_asked: BTreeSet<usize>,
     /// Rehearsals: which rings require one, their state per host, applies
-    /// held until they pass ([`crate::rehearsals`]).
+    /// held until they pass ([`crate::rehearsal_gate`]).
     #[serde(default)]
-    pub gate: crate::rehearsals::Gate,
+    pub gate: crate::rehearsal_gate::Gate,
     /// When it was created.
     pub created_at: Timestamp,
 }
@@ -962,7 +962,7 @@ impl App {
             checks: spec.checks.clone(),
             ring_checks: planned.ring_checks.clone(),
             control_asked: BTreeSet::new(),
-            gate: crate::rehearsals::Gate::new(planned.rehearse_rings.clone()),
+            gate: crate::rehearsal_gate::Gate::new(planned.rehearse_rings.clone()),
             created_at: now,
         };
         let row = DeploymentRow {
@@ -1481,7 +1481,7 @@ impl App {
         let mut control: BTreeMap<usize, Vec<patchbay_core::canary::CheckSample>> = BTreeMap::new();
         for r in &results {
             consumed.push(r.key.clone());
-            if crate::rehearsals::is_rehearsal(&r.key) {
+            if crate::rehearsal_gate::is_rehearsal(&r.key) {
                 self.take_rehearsal(&mut tx, &mut stored, &r.key, &r.asset, r.result.as_ref())
                     .await?;
                 continue;
@@ -1647,6 +1647,120 @@ impl App {
                 _ = drain => {}
             }
         }
+    }
+}
+
+/// The rehearsal gate's effects (its rules: [`crate::rehearsal_gate`] and
+/// `crate::rehearsals`), here because the driver step calls them.
+impl App {
+    /// The gate's part of a driver step (or of an operator's action), after
+    /// the state machine's commands were carried out: asks the rehearsals
+    /// gated rings need, and leases the held applies that may go.
+    pub(crate) async fn rehearsal_gate(
+        &self,
+        tx: &mut crate::change::Change<'_>,
+        stored: &mut StoredRollout,
+        now: Timestamp,
+    ) -> Result<(), AppError> {
+        if stored.gate.rings.is_empty() {
+            return Ok(());
+        }
+        let id = stored.rollout.id.clone();
+        for (ring, host) in stored.gate.to_ask(&stored.rollout) {
+            let timeout = stored.rollout.rings[ring]
+                .jobs
+                .iter()
+                .find(|j| j.spec.host == host)
+                .map_or(DEFAULT_JOB_TIMEOUT, |j| j.spec.run_timeout);
+            let job = Job {
+                deployment: id.clone(),
+                key: crate::rehearsal_gate::gate_key(&id, &host),
+                asset: host.clone(),
+                not_before: now,
+                deadline: now + timeout,
+                kind: JobKind::Rehearse {
+                    packages: stored.pins.get(&host).cloned().unwrap_or_default(),
+                },
+                checks: vec![],
+            };
+            self.lease_job(tx, job, now).await?;
+            stored.gate.asked(&host);
+        }
+        let release = stored.gate.release(&stored.rollout);
+        for (key, h) in release {
+            let job = Job {
+                deployment: id.clone(),
+                key,
+                asset: h.host.clone(),
+                not_before: now,
+                deadline: h.deadline,
+                kind: JobKind::Apply {
+                    packages: stored.pins.get(&h.host).cloned().unwrap_or_default(),
+                },
+                checks: stored.checks_of(h.ring),
+            };
+            self.lease_job(tx, job, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes in a gate rehearsal's stored result (in the driver's step):
+    /// records the verdict and audits it (`deployment.rehearsal_passed` /
+    /// `deployment.rehearsal_failed`).
+    pub(crate) async fn take_rehearsal(
+        &self,
+        tx: &mut crate::change::Change<'_>,
+        stored: &mut StoredRollout,
+        key: &str,
+        asset: &str,
+        result: Option<&serde_json::Value>,
+    ) -> Result<(), AppError> {
+        let id = stored.rollout.id.clone();
+        if key != crate::rehearsal_gate::gate_key(&id, asset) {
+            // An on-demand rehearsal: read by `deploy_rehearsals`, nothing to decide.
+            return Ok(());
+        }
+        let res = result.and_then(|v| JobResult::deserialize(v).ok());
+        let res = res.unwrap_or_else(|| JobResult {
+            key: key.to_owned(),
+            outcome: JobOutcome::Failed,
+            step: Some("server".into()),
+            message: Some("the agent's rehearsal result could not be read".into()),
+            refusal: None,
+            baseline: vec![],
+            after: vec![],
+            changed: vec![],
+            reboot_required: false,
+            finished_at: String::new(),
+            rehearsal: None,
+        });
+        if let Some(v) = stored.gate.take_result(asset, &res) {
+            let (action, reason) = match &v {
+                crate::rehearsal_gate::Verdict::Failed { reason } => {
+                    ("deployment.rehearsal_failed", Some(reason.clone()))
+                }
+                _ => ("deployment.rehearsal_passed", None),
+            };
+            let r = res.rehearsal.as_ref();
+            tx.audit(
+                action,
+                &format!("deployment:{id}"),
+                json!({
+                    "host": asset,
+                    "key": key,
+                    "message": match &reason {
+                        Some(why) => format!("{id}: rehearsal on {asset} failed: {why}"),
+                        None => format!("{id}: rehearsal on {asset} passed"),
+                    },
+                    "mode": r.map(|r| r.mode.as_str()),
+                    "scripts": r.map(|r| r.scripts.len()).unwrap_or(0),
+                    "conflicts": r.map(|r| r.conflicts.len()).unwrap_or(0),
+                    "privilege": r.map(|r| r.privilege.len()).unwrap_or(0),
+                }),
+            )
+            .await?;
+        }
+        Ok(())
     }
 }
 

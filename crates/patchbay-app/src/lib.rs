@@ -76,6 +76,7 @@ pub mod keys;
 mod outbox;
 pub mod prioritise;
 mod ranking;
+pub mod rehearsal_gate;
 pub mod rehearsals;
 pub mod reports;
 pub mod schedule;
