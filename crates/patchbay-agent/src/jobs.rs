@@ -296,6 +296,7 @@ fn refused(key: &str, code: &str, message: String) -> JobResult {
         reboot_required: false,
         finished_at: now_rfc3339(),
         rehearsal: None,
+        privilege: vec![],
     }
 }
 
@@ -312,6 +313,7 @@ fn result(key: &str, outcome: JobOutcome) -> JobResult {
         reboot_required: false,
         finished_at: now_rfc3339(),
         rehearsal: None,
+        privilege: vec![],
     }
 }
 
@@ -690,6 +692,7 @@ fn from_output(
                     failed
                 },
             );
+            r.privilege = rep.privilege.clone().unwrap_or_default();
             if let Some(e) = &rep.error {
                 r.step = Some(e.step.clone());
                 r.message = Some(e.message.clone());

@@ -1733,6 +1733,7 @@ impl App {
             reboot_required: false,
             finished_at: String::new(),
             rehearsal: None,
+            privilege: vec![],
         });
         if let Some(v) = stored.gate.take_result(asset, &res) {
             let (action, reason) = match &v {

@@ -276,6 +276,7 @@ mod tests {
             reboot_required: false,
             finished_at: String::new(),
             rehearsal: None,
+            privilege: vec![],
         }
     }
 

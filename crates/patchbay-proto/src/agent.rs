@@ -188,6 +188,10 @@ pub struct JobResult {
     /// agents that predate rehearsals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rehearsal: Option<Rehearsal>,
+    /// Privilege changes an apply made (new setuid/setgid files, changed
+    /// modes and owners of its packages' files; apt hosts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub privilege: Vec<PrivilegeFinding>,
 }
 
 /// Where a rehearsal ran (`docs/rehearsal.md`, ADR 0018).

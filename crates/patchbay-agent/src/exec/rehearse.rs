@@ -942,6 +942,70 @@ fn file_owners(merged: &Path, packages: &[String]) -> BTreeMap<String, String> {
     map
 }
 
+/// Mode, uid and gid of one path.
+type Meta = (u32, u32, u32);
+
+/// Mode and owner of every path in the file lists of `packages` installed in
+/// `root` now (before an apply), by path.
+pub fn snapshot(root: &Path, packages: &[String]) -> BTreeMap<String, Meta> {
+    file_owners(root, packages)
+        .into_keys()
+        .filter_map(|p| {
+            let m = std::fs::symlink_metadata(root.join(p.trim_start_matches('/'))).ok()?;
+            (!m.file_type().is_symlink()).then(|| (p, (m.mode() & 0o7777, m.uid(), m.gid())))
+        })
+        .collect()
+}
+
+/// After an apply: every path of the touched packages' file lists compared
+/// with [`snapshot`]: new setuid/setgid files (also new paths), changed modes
+/// and owners of paths that were there. At most [`MAX_FINDINGS`]; returns
+/// how many more there were.
+pub fn compare_snapshot(
+    root: &Path,
+    before: &BTreeMap<String, Meta>,
+    packages: &[String],
+) -> (Vec<PrivilegeFinding>, usize) {
+    let show = |(mode, uid, gid): Meta| format!("{mode:04o} {uid}:{gid}");
+    let mut out = Vec::new();
+    let mut more = 0;
+    for (path, package) in file_owners(root, packages) {
+        let Ok(m) = std::fs::symlink_metadata(root.join(path.trim_start_matches('/'))) else {
+            continue;
+        };
+        if m.file_type().is_symlink() {
+            continue;
+        }
+        let now: Meta = (m.mode() & 0o7777, m.uid(), m.gid());
+        let old = before.get(&path).copied();
+        let had = |bit: u32| old.is_some_and(|o| o.0 & bit != 0);
+        let finding = if now.0 & 0o4000 != 0 && !had(0o4000) {
+            "new_setuid"
+        } else if now.0 & 0o2000 != 0 && !had(0o2000) && !m.is_dir() {
+            "new_setgid"
+        } else if old.is_some_and(|o| o.0 != now.0) {
+            "mode_changed"
+        } else if old.is_some_and(|o| (o.1, o.2) != (now.1, now.2)) {
+            "owner_changed"
+        } else {
+            continue;
+        };
+        if out.len() >= MAX_FINDINGS {
+            more += 1;
+            continue;
+        }
+        out.push(PrivilegeFinding {
+            path,
+            package: Some(package),
+            finding: finding.to_owned(),
+            before: old.map(show),
+            after: show(now),
+        });
+    }
+    out.sort();
+    (out, more)
+}
+
 fn mode_owner(m: &std::fs::Metadata) -> String {
     format!("{:04o} {}:{}", m.mode() & 0o7777, m.uid(), m.gid())
 }

@@ -196,6 +196,13 @@ pub struct JobReport {
     /// Health after the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_after: Option<Vec<CheckResult>>,
+    /// Privilege changes of an apply (apt): new setuid/setgid files, changed
+    /// modes and owners among the touched packages' files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privilege: Option<Vec<patchbay_proto::agent::PrivilegeFinding>>,
+    /// `dpkg --verify` lines of the touched packages after an apply (apt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Vec<String>>,
     /// A rollback with nothing to do (`true` only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub noop: bool,
@@ -234,6 +241,8 @@ impl JobReport {
             reboot_required: None,
             services_needing_restart: None,
             health_after: None,
+            privilege: None,
+            verify: None,
             noop: false,
             note: None,
         }

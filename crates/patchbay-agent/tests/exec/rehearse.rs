@@ -26,6 +26,10 @@ pub const TESTS: &[(&str, fn())] = &[
         "rehearse::a_separate_file_system_falls_back_to_simulation",
         a_separate_file_system_falls_back_to_simulation,
     ),
+    (
+        "rehearse::a_real_apply_reports_a_new_setuid_file",
+        a_real_apply_reports_a_new_setuid_file,
+    ),
 ];
 
 /// Every path below `root` → sha256 of (type, mode, uid, gid, content or link
@@ -317,4 +321,41 @@ fn a_separate_file_system_falls_back_to_simulation() {
     if let Err(e) = res {
         std::panic::resume_unwind(e);
     }
+}
+
+/// Item 3 "after a real apply": the apply's `verify.privilege` step reports
+/// the setuid file pb-suid ships, with its package, and `dpkg --verify` of
+/// what it touched; an apply of a plain package reports none.
+fn a_real_apply_reports_a_new_setuid_file() {
+    let root = debian_root(&["pb-demo=1.0"]);
+    let a = root.agent("apply", &["--job-key", "a-suid", "pb-suid=1.0"]);
+    let j = &a.json;
+    assert_eq!(a.code, 0, "{j:#}\n{}", a.stderr);
+    assert!(
+        j["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["step"] == "verify.privilege"),
+        "{j:#}"
+    );
+    assert_eq!(
+        j["privilege"],
+        serde_json::json!([{
+            "path": "/usr/bin/pb-suid-helper",
+            "package": "pb-suid",
+            "finding": "new_setuid",
+            "after": "4755 0:0"
+        }]),
+        "{j:#}"
+    );
+    assert_eq!(j["verify"], serde_json::json!([]), "{j:#}");
+    let mode = std::fs::metadata(root.path.join("usr/bin/pb-suid-helper"))
+        .unwrap()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o4755);
+    // An upgrade of a plain package: nothing to report.
+    let b = root.agent("apply", &["--job-key", "a-plain", "pb-demo=1.1"]);
+    assert_eq!(b.code, 0, "{:#}", b.json);
+    assert_eq!(b.json["privilege"], serde_json::json!([]), "{:#}", b.json);
 }
