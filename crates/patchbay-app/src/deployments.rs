@@ -71,6 +71,9 @@ pub struct StoredRollout {
     /// held until they pass ([`crate::rehearsal_gate`]).
     #[serde(default)]
     pub gate: crate::rehearsal_gate::Gate,
+    /// Signatures of the jobs that failed ([`crate::signatures`]).
+    #[serde(default)]
+    pub signatures: Vec<crate::signatures::FailureSignature>,
     /// When it was created.
     pub created_at: Timestamp,
 }
@@ -878,11 +881,41 @@ impl App {
                 "a host offline until its window closes is skipped: reported, not counted against the budget".to_string(),
             ])
             .collect();
+        // Known failure signatures (every deployment's): a host about to get
+        // a version that failed on the same OS release and architecture is
+        // named (`crate::signatures`).
+        let mut known = Vec::new();
+        for r in tx.list_rollouts().await? {
+            if let Ok(s) = stored_of(&r) {
+                known.extend(s.signatures);
+            }
+        }
+        let mut warnings = Vec::new();
+        for h in &hosts {
+            let Some(a) = by_name.get(h.asset.as_str()) else {
+                continue;
+            };
+            let os = crate::signatures::os_of(&a.facts);
+            let pins: Vec<PackagePin> = h
+                .packages
+                .iter()
+                .map(|p| PackagePin {
+                    name: p.name.clone(),
+                    version: p.to.clone(),
+                })
+                .collect();
+            for sig in &known {
+                if crate::signatures::matches(sig, &os, &a.facts.arch, &pins) {
+                    warnings.push(crate::signatures::warning(&h.asset, sig));
+                }
+            }
+        }
         Ok(Planned {
             preview: DeploymentPreview {
                 hosts,
                 skipped,
                 rules,
+                warnings,
             },
             rings,
             ring_checks,
@@ -963,6 +996,7 @@ impl App {
             ring_checks: planned.ring_checks.clone(),
             control_asked: BTreeSet::new(),
             gate: crate::rehearsal_gate::Gate::new(planned.rehearse_rings.clone()),
+            signatures: vec![],
             created_at: now,
         };
         let row = DeploymentRow {
@@ -1534,6 +1568,8 @@ impl App {
         tx.mark_consumed(&consumed, now).await?;
         self.carry_out(&mut tx, &mut stored, &cmds, now).await?;
         self.rehearsal_gate(&mut tx, &mut stored, now).await?;
+        self.record_signatures(&mut tx, &mut stored, &before, now)
+            .await?;
         self.request_approvals(&mut tx, &before, &stored.rollout)
             .await?;
         self.ask_control(&mut tx, &mut stored, now).await?;
@@ -1653,6 +1689,67 @@ impl App {
 /// The rehearsal gate's effects (its rules: [`crate::rehearsal_gate`] and
 /// `crate::rehearsals`), here because the driver step calls them.
 impl App {
+    /// Records the signature of every job that failed in this step (its
+    /// pins, step, error, the host's OS release and architecture now), audits
+    /// it (`deployment.failure_signature`) and adds a lessons-learned entry
+    /// naming it to the deployment's change record.
+    async fn record_signatures(
+        &self,
+        tx: &mut crate::change::Change<'_>,
+        stored: &mut StoredRollout,
+        before: &Rollout,
+        now: Timestamp,
+    ) -> Result<(), AppError> {
+        let was_failed: BTreeSet<&str> = before
+            .rings
+            .iter()
+            .flat_map(|r| r.jobs.iter())
+            .filter(|j| j.failed)
+            .map(|j| j.spec.key.as_str())
+            .collect();
+        let new: Vec<(String, String)> = stored
+            .rollout
+            .rings
+            .iter()
+            .flat_map(|r| r.jobs.iter())
+            .filter(|j| j.failed && !was_failed.contains(j.spec.key.as_str()))
+            .map(|j| (j.spec.host.clone(), j.error.clone().unwrap_or_default()))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let id = stored.rollout.id.clone();
+        let actor = crate::system::SystemActor::RolloutDriver.name();
+        for (host, error) in new {
+            let facts = tx.asset_by_name(&host).await?.map(|a| a.facts);
+            let sig = crate::signatures::signature_of(
+                &id,
+                &host,
+                stored.pins.get(&host).map(Vec::as_slice).unwrap_or(&[]),
+                &error,
+                &facts
+                    .as_ref()
+                    .map(crate::signatures::os_of)
+                    .unwrap_or_default(),
+                &facts.map(|f| f.arch).unwrap_or_default(),
+                now,
+            );
+            let (change, _) = tx.ensure_change_record(&id, now, actor).await?;
+            let lesson = tx
+                .add_lesson(&change.id, &crate::signatures::lesson(&sig), actor, now)
+                .await?;
+            tx.audit(
+                "deployment.failure_signature",
+                &format!("deployment:{id}"),
+                json!({"signature": sig, "change": change.id, "lesson": lesson}),
+            )
+            .await?;
+            stored.signatures.retain(|s| s.id != sig.id);
+            stored.signatures.push(sig);
+        }
+        Ok(())
+    }
+
     /// The gate's part of a driver step (or of an operator's action), after
     /// the state machine's commands were carried out: asks the rehearsals
     /// gated rings need, and leases the held applies that may go.
@@ -1969,6 +2066,7 @@ mod settled_tests {
                     ring_checks: vec![],
                     control_asked: BTreeSet::new(),
                     gate: Default::default(),
+                    signatures: vec![],
                     created_at: t,
                 };
                 let v = serde_json::to_value(&stored).unwrap();

@@ -81,6 +81,7 @@ pub mod rehearsals;
 pub mod reports;
 pub mod schedule;
 pub mod siem;
+pub mod signatures;
 pub mod sla;
 mod snapshot;
 pub mod system;

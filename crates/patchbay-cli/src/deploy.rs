@@ -549,6 +549,15 @@ fn preview_text(p: &DeploymentPreview) -> String {
             .collect();
         out.push_str(&table(&["ASSET", "REASON"], &rows));
     }
+    if !p.warnings.is_empty() {
+        out.push_str(&format!(
+            "\nWarnings: known failure signatures ({}):\n",
+            p.warnings.len()
+        ));
+        for w in &p.warnings {
+            out.push_str(&format!("! {}\n", crate::output::clean_text(w)));
+        }
+    }
     if !p.rules.is_empty() {
         out.push_str("\nRules:\n");
         for r in &p.rules {

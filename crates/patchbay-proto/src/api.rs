@@ -795,6 +795,11 @@ pub struct DeploymentPreview {
     pub skipped: Vec<PreviewSkip>,
     /// The rules, as they will apply (what counts against the budget).
     pub rules: Vec<String>,
+    /// Hosts that match a known failure signature: the same package version
+    /// failed on a host of the same OS release and architecture before
+    /// (`SIG-<deployment>/<host>`, its step and error).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A deployment with its rollout (`GET /api/v1/deployments/{id}`).

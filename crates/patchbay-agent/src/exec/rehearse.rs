@@ -450,7 +450,7 @@ fn overlay_steps(
                 s.package,
                 s.script,
                 s.exit.map_or("a signal".to_owned(), |c| c.to_string()),
-                s.output.lines().last().unwrap_or("")
+                said(&s.output)
             ),
         ));
     }
@@ -477,6 +477,21 @@ fn overlay_steps(
         ));
     }
     Ok(())
+}
+
+/// The last line a script printed itself (not dpkg's own report lines).
+fn said(output: &str) -> &str {
+    output
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| {
+            !l.is_empty()
+                && !l.starts_with("dpkg:")
+                && !l.starts_with("Setting up ")
+                && !l.contains("subprocess returned error exit status")
+        })
+        .unwrap_or("")
 }
 
 fn write_policy(path: &Path) -> anyhow::Result<()> {
@@ -1105,6 +1120,7 @@ mod tests {
             ("x", "preinst", Some(2))
         );
         assert!(script_failures("Setting up a (1) ...\n").is_empty());
+        assert_eq!(said(&f[0].output), "boom");
     }
 
     #[test]

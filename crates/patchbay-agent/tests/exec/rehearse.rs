@@ -132,6 +132,11 @@ fn a_failing_postinst_is_reported_and_the_root_is_untouched() {
     assert_eq!(j["ok"], false);
     assert_eq!(j["rehearsal"]["mode"], "overlay", "{j:#}");
     assert_eq!(j["error"]["step"], "rehearse.apply", "{j:#}");
+    assert_eq!(
+        j["error"]["message"],
+        "pb-demo postinst exited with 7: pb-demo: cannot migrate /var/lib/pb-demo (schema 3 expected)",
+        "{j:#}"
+    );
     let s = &j["rehearsal"]["scripts"][0];
     assert_eq!(s["package"], "pb-demo", "{j:#}");
     assert_eq!(s["script"], "postinst");

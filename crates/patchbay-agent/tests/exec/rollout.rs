@@ -1118,6 +1118,48 @@ pub(crate) fn five_hosts_in_namespaces_good_then_bad_with_a_cut_link(engine: Eng
             .count(),
         1
     );
+    // Item 5: the failure's signature (versions, step, OS release, arch) is
+    // recorded with a lesson naming it, and a later preview of the same
+    // version warns about every host that matches it (all five: one OS
+    // release, one architecture); 1.2's signature (scenario B) does not match.
+    let again = server.post(
+        "/api/v1/deployments/preview",
+        json!({"packages": [{"name": "pb-demo", "version": "1.2.1"}]}),
+    );
+    let warnings: Vec<&str> = again["warnings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no warnings: {again:#}"))
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(warnings.len(), HOSTS, "{warnings:#?}");
+    let sig = format!("SIG-{reh}/{canary}");
+    for w in &warnings {
+        assert!(
+            w.contains(&format!(
+                "matches failure signature {sig}: pb-demo=1.2.1 on debian 12"
+            )) && w.contains("failed at rehearse.apply"),
+            "{w}"
+        );
+    }
+    let ok = server.post(
+        "/api/v1/deployments/preview",
+        json!({"packages": [{"name": "pb-demo", "version": "1.3"}]}),
+    );
+    assert!(ok.get("warnings").is_none(), "{ok:#}");
+    let lessons = server.get(&format!("/api/v1/lessons?q={sig}"));
+    let texts: Vec<&str> = lessons["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{lessons:#}"))
+        .iter()
+        .map(|l| l["text"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(texts.len(), 1, "{lessons:#}");
+    assert!(
+        texts[0].contains("pb-demo=1.2.1") && texts[0].contains("rehearse.apply"),
+        "{}",
+        texts[0]
+    );
     // On demand: every host rehearses now; all fail the same way, none changes.
     let run = server.post(&format!("/api/v1/deployments/{reh}/rehearsals"), json!({}));
     assert_eq!(run["run"], 1, "{run:#}");
