@@ -1143,7 +1143,7 @@ mod tests {
         assert_eq!(
             err("r:colour=red"),
             "--ring r:colour=red: unknown key \"colour\" (known: assets, size, max, budget, \
-             threshold, soak, approval, rollback)"
+             threshold, soak, approval, rehearse, rollback)"
         );
         assert_eq!(err("r:size"), "--ring r:size: size needs a value (size=…)");
         assert_eq!(
