@@ -185,11 +185,15 @@ impl Gate {
                     self.held.remove(&key);
                 }
                 Some(Verdict::Passed) => {
+                    // Every host of the ring decided — or unreachable or
+                    // skipped: an offline host's rehearsal must not hold
+                    // the others' applies until their deadlines.
                     let ring_done = rollout.rings[h.ring].jobs.iter().all(|j| {
                         matches!(
                             self.hosts.get(&j.spec.host),
                             Some(Verdict::Passed | Verdict::Failed { .. })
-                        )
+                        ) || !j.online
+                            || j.state == JobState::Skipped
                     });
                     if ring_done {
                         self.held.remove(&key);
@@ -334,6 +338,27 @@ mod tests {
         // Its rollback has nothing to undo; a's would be sent.
         assert!(g.absorb_rollback("DEP-X/b"));
         assert!(!g.absorb_rollback("DEP-X/a"));
+    }
+
+    #[test]
+    fn an_offline_host_does_not_hold_the_ring() {
+        let t: Timestamp = "2026-12-08T22:10:00Z".parse().unwrap();
+        let mut s = stored(&["a", "b"]);
+        for j in &mut s.rollout.rings[0].jobs {
+            j.online = true;
+        }
+        let mut g = s.gate.clone();
+        g.asked("a");
+        g.asked("b");
+        s.rollout.rings[0].jobs[0].state = JobState::Leased;
+        g.hold("DEP-X/a", 0, "a", t);
+        g.take_result("a", &res(true));
+        assert!(
+            g.release(&s.rollout).is_empty(),
+            "b is online and has not reported"
+        );
+        s.rollout.rings[0].jobs[1].online = false;
+        assert_eq!(g.release(&s.rollout).len(), 1);
     }
 
     #[test]
