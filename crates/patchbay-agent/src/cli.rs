@@ -127,6 +127,34 @@ pub enum Command {
         #[arg(long, value_enum)]
         backend: Option<BackendKind>,
     },
+    /// Rehearse installing exact versions in a throwaway overlay of the root.
+    ///
+    /// Mounts an overlay (lower = the root, read-only; upper and work under the
+    /// state directory), runs the exact transaction of an apply in a chroot of
+    /// it with package scripts run and services not started (policy-rc.d 101),
+    /// reports the package diff, failing scripts with their output, conflicts,
+    /// held packages, privilege changes (new setuid/setgid files, changed modes
+    /// and owners) and the checks marked `rehearse = true`, then unmounts and
+    /// deletes the overlay. The root is never changed. Where an overlay is
+    /// impossible it uses the package manager's simulation and says why
+    /// (`"mode": "simulation"`, `"mode_reason"`).
+    #[command(
+        after_help = "Example: patchbay-agent rehearse --job-key deploy-42/host-7/rehearse openssl=3.0.15-1~deb12u1"
+    )]
+    Rehearse {
+        /// Key of the rehearsal (names its logs).
+        #[arg(long)]
+        job_key: String,
+        /// Packages with exact versions: PKG=VERSION.
+        #[arg(required = true, value_name = "PKG=VERSION", value_parser = parse_wanted)]
+        packages: Vec<Wanted>,
+        /// Do not refresh repository metadata first.
+        #[arg(long)]
+        no_refresh: bool,
+        /// Package manager (detected from the root by default).
+        #[arg(long, value_enum)]
+        backend: Option<BackendKind>,
+    },
     /// Run the health checks of the local configuration (all, or one by name).
     Check {
         /// Run only this check.
@@ -229,6 +257,7 @@ fn local_command(args: &Args, cmd: &Command) -> i32 {
         Command::Apply { .. } => "apply",
         Command::Rollback { .. } => "rollback",
         Command::Check { .. } => "check",
+        Command::Rehearse { .. } => "rehearse",
         Command::Updates { .. } => "updates",
         Command::Recover { .. } => "recover",
     };
@@ -274,6 +303,14 @@ fn run_local(args: &Args, cmd: &Command) -> anyhow::Result<JobOutput> {
             no_refresh,
             backend,
         } => job::rollback(&env(*backend, !no_refresh), job_key, *method),
+        Command::Rehearse {
+            job_key,
+            packages,
+            no_refresh,
+            backend,
+        } => {
+            crate::exec::rehearse::rehearse(&env(*backend, !no_refresh), job_key, packages, "local")
+        }
         Command::Check { name } => job::check(&config, name.as_deref()),
         Command::Updates {
             no_refresh,

@@ -13,6 +13,7 @@
 //! |---|---|
 //! | `apply` | [`crate::exec::job::apply`] with the job key as the journal key and the job's packages as exact versions |
 //! | `rollback` | [`crate::exec::job::rollback`] of the `of` key (recorded versions) |
+//! | `rehearse` | [`crate::exec::rehearse::rehearse`]: the packages' exact transaction in a throwaway overlay of the root (or the package manager's simulation), findings in the result's `rehearsal` |
 //! | `run_check` | the named check of the local configuration |
 //! | `inventory` | forgets the acknowledged inventory: the next check-in sends it whole |
 //! | `reboot` | the configured `[jobs] reboot_command`, only when the root reports a reboot is required; otherwise succeeds with a message |
@@ -294,6 +295,8 @@ fn refused(key: &str, code: &str, message: String) -> JobResult {
         changed: Vec::new(),
         reboot_required: false,
         finished_at: now_rfc3339(),
+        rehearsal: None,
+        privilege: vec![],
     }
 }
 
@@ -309,6 +312,8 @@ fn result(key: &str, outcome: JobOutcome) -> JobResult {
         changed: Vec::new(),
         reboot_required: false,
         finished_at: now_rfc3339(),
+        rehearsal: None,
+        privilege: vec![],
     }
 }
 
@@ -398,7 +403,7 @@ pub fn run_due(outbox: &mut Outbox, ctx: &JobContext<'_>) -> anyhow::Result<usiz
                 // A probe: the lock is released at once (`err()` drops it);
                 // the execution layer takes it for the job.
                 let busy = match signed.job.kind {
-                    JobKind::Apply { .. } | JobKind::Rollback { .. } => {
+                    JobKind::Apply { .. } | JobKind::Rollback { .. } | JobKind::Rehearse { .. } => {
                         exec_job::lock_state(ctx.state.path()).err()
                     }
                     _ => None,
@@ -489,6 +494,17 @@ fn run_one(ctx: &JobContext<'_>, signed: &SignedJob) -> JobResult {
         JobKind::Rollback { of } => {
             let out = exec_job::rollback(&env(ctx), of, RollbackMethod::Packages);
             from_output(ctx, signed, out, true)
+        }
+        JobKind::Rehearse { packages } => {
+            let wanted: Vec<Wanted> = packages
+                .iter()
+                .map(|p| Wanted {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                })
+                .collect();
+            let out = crate::exec::rehearse::rehearse(&env(ctx), &job.key, &wanted, ctx.asset);
+            from_rehearsal(signed, out)
         }
         JobKind::RunCheck { name } => {
             let baseline = run_checks(ctx, &job.checks);
@@ -607,6 +623,52 @@ fn run_reboot(outbox: &mut Outbox, ctx: &JobContext<'_>, signed: &SignedJob) -> 
     Ok(())
 }
 
+/// The protocol result of a rehearsal: `succeeded` when it passed, `failed`
+/// with the failing step otherwise; its findings in `rehearsal`.
+fn from_rehearsal(signed: &SignedJob, out: anyhow::Result<JobOutput>) -> JobResult {
+    let job = &signed.job;
+    match out {
+        Ok(JobOutput::Rehearsal(rep)) => {
+            let mut r = result(
+                &job.key,
+                if rep.ok {
+                    JobOutcome::Succeeded
+                } else {
+                    JobOutcome::Failed
+                },
+            );
+            if let Some(e) = &rep.error {
+                r.step = Some(e.step.clone());
+                r.message = Some(e.message.clone());
+            } else {
+                r.message = Some(format!(
+                    "rehearsal passed ({})",
+                    rep.rehearsal.mode.as_str()
+                ));
+            }
+            r.changed = rep.rehearsal.changed.clone();
+            r.after = rep.rehearsal.checks.clone();
+            r.rehearsal = Some(rep.rehearsal.clone());
+            r
+        }
+        Ok(other) => {
+            let mut r = result(&job.key, JobOutcome::Failed);
+            r.step = Some("agent".into());
+            r.message = Some(format!(
+                "unexpected output of a rehearsal: {}",
+                other.to_json().unwrap_or_default()
+            ));
+            r
+        }
+        Err(e) => {
+            let mut r = result(&job.key, JobOutcome::Failed);
+            r.step = Some("agent".into());
+            r.message = Some(format!("{e:#}"));
+            r
+        }
+    }
+}
+
 /// The protocol result of an apply or rollback run by the execution layer.
 fn from_output(
     ctx: &JobContext<'_>,
@@ -630,6 +692,7 @@ fn from_output(
                     failed
                 },
             );
+            r.privilege = rep.privilege.clone().unwrap_or_default();
             if let Some(e) = &rep.error {
                 r.step = Some(e.step.clone());
                 r.message = Some(e.message.clone());

@@ -67,6 +67,13 @@ pub struct StoredRollout {
     /// run on not-yet-patched hosts of later rings while the ring runs.
     #[serde(default)]
     pub control_asked: BTreeSet<usize>,
+    /// Rehearsals: which rings require one, their state per host, applies
+    /// held until they pass ([`crate::rehearsal_gate`]).
+    #[serde(default)]
+    pub gate: crate::rehearsal_gate::Gate,
+    /// Signatures of the jobs that failed ([`crate::signatures`]).
+    #[serde(default)]
+    pub signatures: Vec<crate::signatures::FailureSignature>,
     /// When it was created.
     pub created_at: Timestamp,
     /// Staging rings compared with the production group they stand for, at
@@ -147,6 +154,7 @@ struct RingReq {
     approval: bool,
     rollback: RollbackPolicy,
     checks: Vec<String>,
+    rehearse: bool,
 }
 
 impl RingReq {
@@ -168,6 +176,7 @@ impl RingReq {
             approval: r.approval,
             rollback: parse_policy(&field("rollback"), r.rollback.as_deref())?,
             checks: vec![],
+            rehearse: r.require_rehearsal,
         })
     }
 
@@ -183,6 +192,7 @@ impl RingReq {
             approval: r.approval,
             rollback: r.rollback,
             checks: r.health_checks.clone(),
+            rehearse: false,
         }
     }
 
@@ -198,6 +208,7 @@ impl RingReq {
             approval: false,
             rollback: RollbackPolicy::FailedHosts,
             checks: vec![],
+            rehearse: false,
         }
     }
 }
@@ -335,6 +346,8 @@ struct Planned {
     rings: Vec<(RingSpec, Vec<String>)>,
     /// Per ring: the policy ring's own health checks.
     ring_checks: Vec<Vec<String>>,
+    /// Rings (by index) that require a passing rehearsal.
+    rehearse_rings: BTreeSet<usize>,
     pins: BTreeMap<String, Vec<PackagePin>>,
     /// Per host: when its job may start (empty: any time before the deadline).
     slots: BTreeMap<String, Vec<patchbay_core::rollout::Slot>>,
@@ -806,6 +819,7 @@ impl App {
         }
         let mut rings = Vec::new();
         let mut ring_checks = Vec::new();
+        let mut rehearse_rings = BTreeSet::new();
         let mut hosts = Vec::new();
         for (r, members) in ring_ins.iter().zip(assigned) {
             let n = members.len();
@@ -848,6 +862,9 @@ impl App {
                     window: window_of.get(m).cloned().unwrap_or_default(),
                 });
             }
+            if r.rehearse {
+                rehearse_rings.insert(rings.len());
+            }
             rings.push((spec, members));
             ring_checks.push(r.checks.clone());
         }
@@ -858,9 +875,10 @@ impl App {
         }
         let rules = rings
             .iter()
-            .map(|(s, m)| {
+            .enumerate()
+            .map(|(i, (s, m))| {
                 format!(
-                    "{}: {} host(s), at most {} at a time; {} failure(s) tolerated, and failures plus jobs in flight never exceed {} (the next failure halts everything); success ≥ {:.0} %; soak {:#}; {}; rollback {}",
+                    "{}: {} host(s), at most {} at a time; {} failure(s) tolerated, and failures plus jobs in flight never exceed {} (the next failure halts everything); success ≥ {:.0} %; soak {:#}; {}; rollback {}{}",
                     s.name,
                     m.len(),
                     s.max_concurrent,
@@ -869,7 +887,12 @@ impl App {
                     s.success_threshold * 100.0,
                     s.soak,
                     if s.approval { "human approval (not the creator or starter)" } else { "no approval" },
-                    s.rollback.as_str()
+                    s.rollback.as_str(),
+                    if rehearse_rings.contains(&i) {
+                        "; every host rehearses first (no apply before all rehearsals reported; a failed rehearsal fails its host's job, which never gets the apply)"
+                    } else {
+                        ""
+                    }
                 )
             })
             .chain([
@@ -877,14 +900,45 @@ impl App {
                 "a host offline until its window closes is skipped: reported, not counted against the budget".to_string(),
             ])
             .collect();
+        // Known failure signatures (every deployment's): a host about to get
+        // a version that failed on the same OS release and architecture is
+        // named (`crate::signatures`).
+        let mut known = Vec::new();
+        for r in tx.list_rollouts().await? {
+            if let Ok(s) = stored_of(&r) {
+                known.extend(s.signatures);
+            }
+        }
+        let mut warnings = Vec::new();
+        for h in &hosts {
+            let Some(a) = by_name.get(h.asset.as_str()) else {
+                continue;
+            };
+            let os = crate::signatures::os_of(&a.facts);
+            let pins: Vec<PackagePin> = h
+                .packages
+                .iter()
+                .map(|p| PackagePin {
+                    name: p.name.clone(),
+                    version: p.to.clone(),
+                })
+                .collect();
+            for sig in &known {
+                if crate::signatures::matches(sig, &os, &a.facts.arch, &pins) {
+                    warnings.push(crate::signatures::warning(&h.asset, sig));
+                }
+            }
+        }
         Ok(Planned {
             preview: DeploymentPreview {
                 hosts,
                 skipped,
                 rules,
+                warnings,
             },
             rings,
             ring_checks,
+            rehearse_rings,
             pins,
             slots,
             deadline,
@@ -960,6 +1014,8 @@ impl App {
             checks: spec.checks.clone(),
             ring_checks: planned.ring_checks.clone(),
             control_asked: BTreeSet::new(),
+            gate: crate::rehearsal_gate::Gate::new(planned.rehearse_rings.clone()),
+            signatures: vec![],
             created_at: now,
             fidelity: crate::drift::staging_fidelity(&mut tx, spec, &planned.rings, now).await?,
         };
@@ -1197,7 +1253,8 @@ impl App {
         .await?;
         let before = stored.rollout.clone();
         let cmds = step(&mut stored.rollout, &[obs], now);
-        self.carry_out(&mut tx, &stored, &cmds, now).await?;
+        self.carry_out(&mut tx, &mut stored, &cmds, now).await?;
+        self.rehearsal_gate(&mut tx, &mut stored, now).await?;
         self.request_approvals(&mut tx, &before, &stored.rollout)
             .await?;
         tx.put_rollout(&rollout_row(&stored, now)?).await?;
@@ -1235,15 +1292,30 @@ impl App {
     async fn carry_out(
         &self,
         tx: &mut crate::change::Change<'_>,
-        stored: &StoredRollout,
+        stored: &mut StoredRollout,
         cmds: &[Command],
         now: Timestamp,
     ) -> Result<(), AppError> {
-        let id = &stored.rollout.id;
+        let id = &stored.rollout.id.clone();
         for c in cmds {
             // Each job command is one signed job row; only its key, kind and
             // deadline differ.
             let (ring, host, key, kind, deadline) = match c {
+                Command::Lease {
+                    host,
+                    key,
+                    deadline,
+                    ring,
+                } if stored.gate.requires(*ring) => {
+                    // Held until the ring's rehearsals reported
+                    // (`crate::rehearsals`).
+                    stored.gate.hold(key, *ring, host, *deadline);
+                    continue;
+                }
+                Command::Rollback { key, .. } if stored.gate.absorb_rollback(key) => {
+                    // Never applied (its rehearsal failed): nothing to undo.
+                    continue;
+                }
                 Command::Lease {
                     host,
                     key,
@@ -1351,7 +1423,7 @@ impl App {
         Ok(())
     }
 
-    async fn lease_job(
+    pub(crate) async fn lease_job(
         &self,
         tx: &mut crate::change::Change<'_>,
         job: Job,
@@ -1431,6 +1503,7 @@ impl App {
             return Ok(false);
         };
         let mut stored = stored_of(&row)?;
+        let snapshot = stored.clone();
         let results = tx.unconsumed_results(id).await?;
         if stored.rollout.is_settled() && results.is_empty() {
             tx.commit_unaudited("settled rollout: nothing to do")
@@ -1474,6 +1547,11 @@ impl App {
         let mut control: BTreeMap<usize, Vec<patchbay_core::canary::CheckSample>> = BTreeMap::new();
         for r in &results {
             consumed.push(r.key.clone());
+            if crate::rehearsal_gate::is_rehearsal(&r.key) {
+                self.take_rehearsal(&mut tx, &mut stored, &r.key, &r.asset, r.result.as_ref())
+                    .await?;
+                continue;
+            }
             let Some(v) = &r.result else { continue };
             let res = JobResult::deserialize(v);
             if let Some(ring) = control_ring(&r.key) {
@@ -1514,15 +1592,20 @@ impl App {
                 obs.insert(0, Observation::Control { ring, samples: all });
             }
         }
+        // What the rehearsal gate decided since the last step (failed jobs,
+        // rollbacks with nothing to undo).
+        obs.append(&mut stored.gate.pending);
         let before = stored.rollout.clone();
-        let asked_before = stored.control_asked.clone();
         let cmds = step(&mut stored.rollout, &obs, now);
         tx.mark_consumed(&consumed, now).await?;
-        self.carry_out(&mut tx, &stored, &cmds, now).await?;
+        self.carry_out(&mut tx, &mut stored, &cmds, now).await?;
+        self.rehearsal_gate(&mut tx, &mut stored, now).await?;
+        self.record_signatures(&mut tx, &mut stored, &before, now)
+            .await?;
         self.request_approvals(&mut tx, &before, &stored.rollout)
             .await?;
         self.ask_control(&mut tx, &mut stored, now).await?;
-        if stored.rollout != before || stored.control_asked != asked_before {
+        if stored != snapshot {
             tx.put_rollout(&rollout_row(&stored, now)?).await?;
         }
         // Leases and state changes are recorded as their notifications and
@@ -1635,6 +1718,182 @@ impl App {
     }
 }
 
+/// The rehearsal gate's effects (its rules: [`crate::rehearsal_gate`] and
+/// `crate::rehearsals`), here because the driver step calls them.
+impl App {
+    /// Records the signature of every job that failed in this step (its
+    /// pins, step, error, the host's OS release and architecture now), audits
+    /// it (`deployment.failure_signature`) and adds a lessons-learned entry
+    /// naming it to the deployment's change record.
+    async fn record_signatures(
+        &self,
+        tx: &mut crate::change::Change<'_>,
+        stored: &mut StoredRollout,
+        before: &Rollout,
+        now: Timestamp,
+    ) -> Result<(), AppError> {
+        let was_failed: BTreeSet<&str> = before
+            .rings
+            .iter()
+            .flat_map(|r| r.jobs.iter())
+            .filter(|j| j.failed)
+            .map(|j| j.spec.key.as_str())
+            .collect();
+        let new: Vec<(String, String)> = stored
+            .rollout
+            .rings
+            .iter()
+            .flat_map(|r| r.jobs.iter())
+            .filter(|j| j.failed && !was_failed.contains(j.spec.key.as_str()))
+            .map(|j| (j.spec.host.clone(), j.error.clone().unwrap_or_default()))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let id = stored.rollout.id.clone();
+        let actor = crate::system::SystemActor::RolloutDriver.name();
+        for (host, error) in new {
+            let facts = tx.asset_by_name(&host).await?.map(|a| a.facts);
+            let sig = crate::signatures::signature_of(
+                &id,
+                &host,
+                stored.pins.get(&host).map(Vec::as_slice).unwrap_or(&[]),
+                &error,
+                &facts
+                    .as_ref()
+                    .map(crate::signatures::os_of)
+                    .unwrap_or_default(),
+                &facts.map(|f| f.arch).unwrap_or_default(),
+                now,
+            );
+            let (change, _) = tx.ensure_change_record(&id, now, actor).await?;
+            let lesson = tx
+                .add_lesson(&change.id, &crate::signatures::lesson(&sig), actor, now)
+                .await?;
+            tx.audit(
+                "deployment.failure_signature",
+                &format!("deployment:{id}"),
+                json!({"signature": sig, "change": change.id, "lesson": lesson}),
+            )
+            .await?;
+            stored.signatures.retain(|s| s.id != sig.id);
+            stored.signatures.push(sig);
+        }
+        Ok(())
+    }
+
+    /// The gate's part of a driver step (or of an operator's action), after
+    /// the state machine's commands were carried out: asks the rehearsals
+    /// gated rings need, and leases the held applies that may go.
+    pub(crate) async fn rehearsal_gate(
+        &self,
+        tx: &mut crate::change::Change<'_>,
+        stored: &mut StoredRollout,
+        now: Timestamp,
+    ) -> Result<(), AppError> {
+        if stored.gate.rings.is_empty() {
+            return Ok(());
+        }
+        let id = stored.rollout.id.clone();
+        for (ring, host) in stored.gate.to_ask(&stored.rollout) {
+            let timeout = stored.rollout.rings[ring]
+                .jobs
+                .iter()
+                .find(|j| j.spec.host == host)
+                .map_or(DEFAULT_JOB_TIMEOUT, |j| j.spec.run_timeout);
+            let job = Job {
+                deployment: id.clone(),
+                key: crate::rehearsal_gate::gate_key(&id, &host),
+                asset: host.clone(),
+                not_before: now,
+                deadline: now + timeout,
+                kind: JobKind::Rehearse {
+                    packages: stored.pins.get(&host).cloned().unwrap_or_default(),
+                },
+                checks: vec![],
+            };
+            self.lease_job(tx, job, now).await?;
+            stored.gate.asked(&host);
+        }
+        let release = stored.gate.release(&stored.rollout);
+        for (key, h) in release {
+            let job = Job {
+                deployment: id.clone(),
+                key,
+                asset: h.host.clone(),
+                not_before: now,
+                deadline: h.deadline,
+                kind: JobKind::Apply {
+                    packages: stored.pins.get(&h.host).cloned().unwrap_or_default(),
+                },
+                checks: stored.checks_of(h.ring),
+            };
+            self.lease_job(tx, job, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes in a gate rehearsal's stored result (in the driver's step):
+    /// records the verdict and audits it (`deployment.rehearsal_passed` /
+    /// `deployment.rehearsal_failed`).
+    pub(crate) async fn take_rehearsal(
+        &self,
+        tx: &mut crate::change::Change<'_>,
+        stored: &mut StoredRollout,
+        key: &str,
+        asset: &str,
+        result: Option<&serde_json::Value>,
+    ) -> Result<(), AppError> {
+        let id = stored.rollout.id.clone();
+        if key != crate::rehearsal_gate::gate_key(&id, asset) {
+            // An on-demand rehearsal: read by `deploy_rehearsals`, nothing to decide.
+            return Ok(());
+        }
+        let res = result.and_then(|v| JobResult::deserialize(v).ok());
+        let res = res.unwrap_or_else(|| JobResult {
+            key: key.to_owned(),
+            outcome: JobOutcome::Failed,
+            step: Some("server".into()),
+            message: Some("the agent's rehearsal result could not be read".into()),
+            refusal: None,
+            baseline: vec![],
+            after: vec![],
+            changed: vec![],
+            reboot_required: false,
+            finished_at: String::new(),
+            rehearsal: None,
+            privilege: vec![],
+        });
+        if let Some(v) = stored.gate.take_result(asset, &res) {
+            let (action, reason) = match &v {
+                crate::rehearsal_gate::Verdict::Failed { reason } => {
+                    ("deployment.rehearsal_failed", Some(reason.clone()))
+                }
+                _ => ("deployment.rehearsal_passed", None),
+            };
+            let r = res.rehearsal.as_ref();
+            tx.audit(
+                action,
+                &format!("deployment:{id}"),
+                json!({
+                    "host": asset,
+                    "key": key,
+                    "message": match &reason {
+                        Some(why) => format!("{id}: rehearsal on {asset} failed: {why}"),
+                        None => format!("{id}: rehearsal on {asset} passed"),
+                    },
+                    "mode": r.map(|r| r.mode.as_str()),
+                    "scripts": r.map(|r| r.scripts.len()).unwrap_or(0),
+                    "conflicts": r.map(|r| r.conflicts.len()).unwrap_or(0),
+                    "privilege": r.map(|r| r.privilege.len()).unwrap_or(0),
+                }),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 /// An agent's result as an observation of the state machine.
 pub fn observation_of(key: &str, r: JobResult) -> Observation {
     let error = match (&r.refusal, &r.step, &r.message) {
@@ -1737,7 +1996,7 @@ fn settled_in(v: &serde_json::Value) -> bool {
         })
 }
 
-fn stored_of(r: &RolloutRow) -> Result<StoredRollout, AppError> {
+pub(crate) fn stored_of(r: &RolloutRow) -> Result<StoredRollout, AppError> {
     serde_json::from_value(r.state.clone()).map_err(|e| {
         AppError::new(
             patchbay_proto::error::ErrorCode::Internal,
@@ -1746,7 +2005,7 @@ fn stored_of(r: &RolloutRow) -> Result<StoredRollout, AppError> {
     })
 }
 
-fn rollout_row(s: &StoredRollout, now: Timestamp) -> Result<RolloutRow, AppError> {
+pub(crate) fn rollout_row(s: &StoredRollout, now: Timestamp) -> Result<RolloutRow, AppError> {
     Ok(RolloutRow {
         deployment: s.rollout.id.clone(),
         state: serde_json::to_value(s).map_err(|e| {
@@ -1838,6 +2097,8 @@ mod settled_tests {
                     checks: vec![],
                     ring_checks: vec![],
                     control_asked: BTreeSet::new(),
+                    gate: Default::default(),
+                    signatures: vec![],
                     created_at: t,
                     fidelity: vec![],
                 };

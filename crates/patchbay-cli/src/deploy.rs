@@ -11,7 +11,7 @@ use patchbay_client::Client;
 use patchbay_core::job::PackagePin;
 use patchbay_core::rollout::{Job, Ring, Rollout};
 use patchbay_proto::api::{
-    DeployApprovalIn, DeploymentDetail, DeploymentPreview, DeploymentSpec, RingIn,
+    DeployApprovalIn, DeploymentDetail, DeploymentPreview, DeploymentSpec, RehearsalsOut, RingIn,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -54,6 +54,9 @@ the last ring takes the rest)
   soak=DURATION    wait after the ring's last job before the next ring (30m, 24h, 1h30m)
   approval         a human must approve the ring (four eyes)
   rollback=failed-hosts|ring|none   what a failed ring rolls back (default failed-hosts)
+  rehearse         every host rehearses its job first, in an overlay of its own root; no
+                   apply before all reported, and a host whose rehearsal fails never gets
+                   its apply (its job fails, counted against the budget)
 
 Example:
   patchbay deploy create --package openssl=3.0.15-1~deb12u1 --group web-prod \\
@@ -216,6 +219,32 @@ pub enum DeployCmd {
     /// Reject a ring waiting for approval, which aborts the deployment
     /// (approver or admin; not the creator or starter).
     Reject(ApprovalArgs),
+    /// Rehearse the deployment now on each of its hosts: the agent runs the
+    /// exact transaction in a throwaway overlay of the host's own root
+    /// (package scripts run, services not started) and reports failing
+    /// scripts, conflicts, privilege changes and the version diff; the host
+    /// is never changed. Waits for the results (`--wait`), then shows them.
+    #[command(
+        after_long_help = "Example:\n  patchbay deploy rehearse DEP-2026-12-004 --wait 10m\n\nEach row: host, run (gate: a ring's own rehearsal; N: on demand), status (pending, passed, failed), mode (overlay, or simulation when an overlay was impossible: then no script ran, and why is shown), and what was found. `--no-run` only shows the rehearsals so far."
+    )]
+    Rehearse {
+        /// The deployment, DEP-….
+        id: String,
+        /// How long to wait for every host's result (0: do not wait).
+        #[arg(long, default_value = "5m", value_parser = parse_wait)]
+        wait: std::time::Duration,
+        /// Do not start a rehearsal; show the ones so far.
+        #[arg(long)]
+        no_run: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    let d = patchbay_core::when::span("--wait", s).map_err(|e| e.to_string())?;
+    Ok(std::time::Duration::from_secs(d.as_secs().max(0) as u64))
 }
 
 /// `start`, `pause`, `resume`.
@@ -336,6 +365,7 @@ fn parse_ring_parts(spec: &str) -> Result<RingIn, String> {
         stands_for: None,
         drift_tolerance: None,
         rollback: None,
+        require_rehearsal: false,
     };
     let Some(rest) = rest else {
         return Ok(ring);
@@ -386,6 +416,11 @@ fn parse_ring_parts(spec: &str) -> Result<RingIn, String> {
                 Some("false" | "no") => ring.approval = false,
                 Some(_) => return Err("approval is a flag (approval, or approval=false)".into()),
             },
+            "rehearse" => match value {
+                None | Some("true" | "yes") => ring.require_rehearsal = true,
+                Some("false" | "no") => ring.require_rehearsal = false,
+                Some(_) => return Err("rehearse is a flag (rehearse, or rehearse=false)".into()),
+            },
             "rollback" => {
                 let v = need()?;
                 if !["failed-hosts", "ring", "none"].contains(&v) {
@@ -406,7 +441,7 @@ fn parse_ring_parts(spec: &str) -> Result<RingIn, String> {
             other => {
                 return Err(format!(
                     "unknown key {:?} (known: assets, size, max, budget, threshold, soak, \
-                     approval, rollback, stands-for, tolerance)",
+                     approval, rehearse, rollback, stands-for, tolerance)",
                     crate::output::clean(other)
                 ));
             }
@@ -531,6 +566,15 @@ fn preview_text(p: &DeploymentPreview) -> String {
             .map(|s| vec![s.asset.clone(), s.reason.clone()])
             .collect();
         out.push_str(&table(&["ASSET", "REASON"], &rows));
+    }
+    if !p.warnings.is_empty() {
+        out.push_str(&format!(
+            "\nWarnings: known failure signatures ({}):\n",
+            p.warnings.len()
+        ));
+        for w in &p.warnings {
+            out.push_str(&format!("! {}\n", crate::output::clean_text(w)));
+        }
     }
     if !p.rules.is_empty() {
         out.push_str("\nRules:\n");
@@ -896,7 +940,141 @@ pub fn run(url: &str, token: Option<String>, cmd: DeployCmd) -> anyhow::Result<(
         }
         DeployCmd::Approve(a) => after_action("approved", &approval(&connect, &a, true)?, a.format),
         DeployCmd::Reject(a) => after_action("rejected", &approval(&connect, &a, false)?, a.format),
+        DeployCmd::Rehearse {
+            id,
+            wait,
+            no_run,
+            format,
+        } => {
+            let c = connect()?;
+            let path = format!("/api/v1/deployments/{}/rehearsals", enc(&id));
+            let mut out: RehearsalsOut = if no_run {
+                c.get(&path)?
+            } else {
+                c.send("POST", &path, &serde_json::json!({}))?
+            };
+            let run = out.run.map(|n| n.to_string());
+            let until = std::time::Instant::now() + wait;
+            let pending = |o: &RehearsalsOut| {
+                o.rehearsals
+                    .iter()
+                    .any(|r| Some(&r.run) == run.as_ref() && r.status == "pending")
+            };
+            while run.is_some() && pending(&out) && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                out = c.get(&path)?;
+                out.run = run.as_deref().and_then(|r| r.parse().ok());
+            }
+            match format {
+                Format::Json => json(&out),
+                Format::Table => {
+                    print!("{}", rehearsals_text(&out));
+                    Ok(())
+                }
+            }
+        }
     }
+}
+
+/// The rehearsals as a table, then each failure's findings.
+pub fn rehearsals_text(o: &RehearsalsOut) -> String {
+    use crate::output::clean_text as c;
+    let mut s = String::new();
+    if let Some(n) = o.run {
+        s.push_str(&format!("{}: rehearsal run {n}\n", c(&o.deployment)));
+    }
+    if o.rehearsals.is_empty() {
+        s.push_str("no rehearsals yet\n");
+        return s;
+    }
+    let rows: Vec<Vec<String>> = o
+        .rehearsals
+        .iter()
+        .map(|r| {
+            let mode = r
+                .rehearsal
+                .as_ref()
+                .map_or("-".to_string(), |x| x.mode.as_str().to_string());
+            let found = r.rehearsal.as_ref().map_or(String::new(), |x| {
+                let mut f = Vec::new();
+                if !x.scripts.is_empty() {
+                    f.push(format!("{} script(s) failed", x.scripts.len()));
+                }
+                if !x.conflicts.is_empty() {
+                    f.push(format!("{} conflict(s)", x.conflicts.len()));
+                }
+                if !x.privilege.is_empty() {
+                    f.push(format!("{} privilege change(s)", x.privilege.len()));
+                }
+                if !x.refused.is_empty() {
+                    f.push(format!("{} refused change(s)", x.refused.len()));
+                }
+                f.join(", ")
+            });
+            vec![
+                c(&r.host),
+                c(&r.run),
+                c(&r.status),
+                mode,
+                match (&r.step, &r.message) {
+                    (Some(st), Some(m)) => c(&format!("{st}: {m}")),
+                    (None, Some(m)) => c(m),
+                    _ => String::new(),
+                },
+                found,
+            ]
+        })
+        .collect();
+    s.push_str(&crate::output::table(
+        &["HOST", "RUN", "STATUS", "MODE", "RESULT", "FOUND"],
+        &rows,
+    ));
+    for r in &o.rehearsals {
+        let Some(x) = &r.rehearsal else { continue };
+        let head = format!("{} (run {})", c(&r.host), c(&r.run));
+        if let Some(why) = &x.mode_reason {
+            s.push_str(&format!(
+                "{head}: simulation only, no script ran: {}\n",
+                c(why)
+            ));
+        }
+        for f in &x.scripts {
+            s.push_str(&format!(
+                "{head}: {} {} exited {}:\n",
+                c(&f.package),
+                c(&f.script),
+                f.exit.map_or("by a signal".into(), |e| e.to_string())
+            ));
+            for l in f.output.lines() {
+                s.push_str(&format!("    {}\n", c(l)));
+            }
+        }
+        for k in &x.conflicts {
+            s.push_str(&format!(
+                "{head}: {} {} {}\n",
+                c(&k.package),
+                c(&k.relation),
+                c(&k.with)
+            ));
+        }
+        for p in &x.refused {
+            s.push_str(&format!("{head}: refused: {}\n", c(p)));
+        }
+        for p in &x.privilege {
+            s.push_str(&format!(
+                "{head}: {} {}{}: {} -> {}\n",
+                c(&p.finding),
+                c(&p.path),
+                p.package
+                    .as_deref()
+                    .map(|k| format!(" ({})", c(k)))
+                    .unwrap_or_default(),
+                p.before.as_deref().map(c).unwrap_or_else(|| "new".into()),
+                c(&p.after)
+            ));
+        }
+    }
+    s
 }
 
 #[cfg(test)]
@@ -936,8 +1114,12 @@ mod tests {
                 rollback: Some("ring".into()),
                 stands_for: None,
                 drift_tolerance: None,
+                require_rehearsal: false,
             }
         );
+        assert!(parse_ring("canary:rehearse").unwrap().require_rehearsal);
+        assert!(!parse_ring("canary:rehearse=no").unwrap().require_rehearsal);
+        assert!(parse_ring("canary:rehearse=maybe").is_err());
         let r = parse_ring("canary:assets=web-1+web-2, budget=0%, rollback=none").unwrap();
         assert_eq!(r.assets, vec!["web-1", "web-2"]);
         assert_eq!(r.error_budget.as_deref(), Some("0%"));
@@ -994,7 +1176,7 @@ mod tests {
         assert_eq!(
             err("r:colour=red"),
             "--ring r:colour=red: unknown key \"colour\" (known: assets, size, max, budget, \
-             threshold, soak, approval, rollback, stands-for, tolerance)"
+             threshold, soak, approval, rehearse, rollback, stands-for, tolerance)"
         );
         let r = parse_ring("staging:assets=s1,stands-for=web,tolerance=3").unwrap();
         assert_eq!(

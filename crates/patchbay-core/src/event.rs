@@ -48,6 +48,9 @@ pub enum Kind {
     /// An approval was given: a deployment, an out-of-band blackout, an
     /// enrolment (`approval.granted`).
     ApprovalGranted,
+    /// A host's rehearsal for a ring that requires one failed: its apply is
+    /// never leased (`deployment.rehearsal_failed`).
+    DeploymentRehearsalFailed,
     /// An exception was added to the register (`exception.added`).
     ExceptionAdded,
     /// An exception was revoked (`exception.revoked`).
@@ -92,7 +95,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 27] = [
+    pub const ALL: [Kind; 28] = [
         Kind::DeploymentCreated,
         Kind::DeploymentStarted,
         Kind::DeploymentRingPassed,
@@ -120,6 +123,7 @@ impl Kind {
         Kind::SlaResolved,
         Kind::AssetShadowFound,
         Kind::AssetGhost,
+        Kind::DeploymentRehearsalFailed,
     ];
 
     /// The kinds the issue lists that no part of Patchbay raises yet (they
@@ -163,6 +167,7 @@ impl Kind {
             Kind::SlaResolved => "sla.resolved",
             Kind::AssetShadowFound => "asset.shadow_found",
             Kind::AssetGhost => "asset.ghost",
+            Kind::DeploymentRehearsalFailed => "deployment.rehearsal_failed",
         }
     }
 
@@ -197,6 +202,7 @@ impl Kind {
             "sla.resolved" => Kind::SlaResolved,
             "asset.shadow_found" => Kind::AssetShadowFound,
             "asset.ghost" => Kind::AssetGhost,
+            "deployment.rehearsal_failed" => Kind::DeploymentRehearsalFailed,
             _ => Kind::AuditRecorded,
         }
     }

@@ -49,6 +49,13 @@ pub enum JobKind {
     },
     /// Send a full inventory now.
     Inventory,
+    /// Rehearse installing exactly these versions in a throwaway overlay of
+    /// the host's root (package scripts run, services not started) and report
+    /// what would happen; the real root is never changed (ADR 0018).
+    Rehearse {
+        /// The packages and versions, as an apply job would name them.
+        packages: Vec<PackagePin>,
+    },
 }
 
 impl JobKind {
@@ -60,6 +67,7 @@ impl JobKind {
             JobKind::Reboot => "reboot",
             JobKind::RunCheck { .. } => "run_check",
             JobKind::Inventory => "inventory",
+            JobKind::Rehearse { .. } => "rehearse",
         }
     }
 }
@@ -113,7 +121,9 @@ pub fn encode(job: &Job) -> Vec<u8> {
     out.extend_from_slice(&job.deadline.as_millisecond().to_be_bytes());
     put(&mut out, job.kind.name().as_bytes());
     match &job.kind {
-        JobKind::Apply { packages } => {
+        // A rehearsal encodes its packages like an apply; the kind name
+        // (written above) keeps the two apart.
+        JobKind::Apply { packages } | JobKind::Rehearse { packages } => {
             out.extend_from_slice(&(packages.len() as u32).to_be_bytes());
             for p in packages {
                 put(&mut out, p.name.as_bytes());
@@ -233,11 +243,17 @@ pub fn admit(signed: &SignedJob, view: AgentView<'_>, now: Timestamp) -> Result<
             job.key
         )));
     }
-    if let JobKind::Apply { packages } = &job.kind {
+    if let JobKind::Apply { packages } | JobKind::Rehearse { packages } = &job.kind {
         if packages.is_empty() {
             return Err(Refusal::Malformed(format!(
-                "job {}: an apply job names no package",
-                job.key
+                "job {}: {} {} job names no package",
+                job.key,
+                if job.kind.name() == "apply" {
+                    "an"
+                } else {
+                    "a"
+                },
+                job.kind.name()
             )));
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -357,5 +373,34 @@ mod tests {
         };
         assert_ne!(encode(&a), encode(&c));
         assert!(encode(&a).starts_with(&[0, 0, 0, 15]));
+        // A rehearsal of the same packages is not the apply: the signature of
+        // one can never be replayed as the other.
+        let mut d = job();
+        d.kind = JobKind::Rehearse {
+            packages: vec![PackagePin {
+                name: "pb-demo".into(),
+                version: "1.1".into(),
+            }],
+        };
+        assert_ne!(encode(&a), encode(&d));
+        let signer = Signer::from_seed(&[7; 32]);
+        let mut forged = sign(a.clone(), &signer);
+        forged.job.kind = d.kind.clone();
+        let checks = vec!["web".to_string()];
+        let key = signer.public_hex();
+        let now: Timestamp = "2026-12-08T22:30:00Z".parse().unwrap();
+        assert_eq!(
+            admit(&forged, view(&key, &checks), now).unwrap_err().code(),
+            "bad_signature"
+        );
+        assert_eq!(admit(&sign(d, &signer), view(&key, &checks), now), Ok(()));
+        let mut empty = job();
+        empty.kind = JobKind::Rehearse { packages: vec![] };
+        assert_eq!(
+            admit(&sign(empty, &signer), view(&key, &checks), now)
+                .unwrap_err()
+                .code(),
+            "malformed"
+        );
     }
 }

@@ -184,6 +184,114 @@ pub struct JobResult {
     pub reboot_required: bool,
     /// When the job finished on the agent (RFC 3339).
     pub finished_at: String,
+    /// What a `rehearse` job found (absent for every other kind, and from
+    /// agents that predate rehearsals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehearsal: Option<Rehearsal>,
+    /// Privilege changes an apply made (new setuid/setgid files, changed
+    /// modes and owners of its packages' files; apt hosts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub privilege: Vec<PrivilegeFinding>,
+}
+
+/// Where a rehearsal ran (`docs/rehearsal.md`, ADR 0018).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RehearsalMode {
+    /// In a throwaway overlay of the host's root: package scripts ran.
+    Overlay,
+    /// The package manager's simulation only (`apt-get -s`, `dnf --assumeno`):
+    /// no script ran; `mode_reason` says why the overlay was impossible.
+    Simulation,
+}
+
+impl RehearsalMode {
+    /// `overlay` or `simulation`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RehearsalMode::Overlay => "overlay",
+            RehearsalMode::Simulation => "simulation",
+        }
+    }
+}
+
+/// A package script (or dpkg itself) that failed in a rehearsal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptFailure {
+    /// The package.
+    pub package: String,
+    /// `postinst`, `preinst`, `prerm`, `postrm` (or `dpkg`).
+    pub script: String,
+    /// Its exit status.
+    pub exit: Option<i32>,
+    /// The end of its output (at most 4 KB).
+    pub output: String,
+}
+
+/// Two packages that cannot be installed together.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Conflict {
+    /// The package the job installs.
+    pub package: String,
+    /// The installed package it conflicts with (or breaks).
+    pub with: String,
+    /// `conflicts` or `breaks` (or `unmet` for a dependency apt cannot satisfy).
+    pub relation: String,
+}
+
+/// A change of file privileges the transaction made.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PrivilegeFinding {
+    /// Path inside the root.
+    pub path: String,
+    /// The package whose file list names it, when one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// `new_setuid`, `new_setgid`, `mode_changed` or `owner_changed`.
+    pub finding: String,
+    /// Mode (octal) and owner before (`None`: the path is new).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// Mode (octal) and owner after.
+    pub after: String,
+}
+
+/// What a rehearsal found, sent with its job result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rehearsal {
+    /// Overlay or simulation.
+    pub mode: RehearsalMode,
+    /// Why the overlay was impossible (simulation only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode_reason: Option<String>,
+    /// Package versions before and after (in the overlay; simulation: as announced).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<VersionChange>,
+    /// The transaction's exit status (overlay only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<i32>,
+    /// Failed package scripts, with their output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scripts: Vec<ScriptFailure>,
+    /// Dependency conflicts, naming both packages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<Conflict>,
+    /// Held packages the job names or the transaction would change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
+    /// Packages the job does not name that the transaction would remove or
+    /// change, each with the reason (the job is refused for them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
+    /// Privilege changes (new setuid/setgid files, changed modes or owners).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub privilege: Vec<PrivilegeFinding>,
+    /// `dpkg --verify` / `rpm -V` lines for the packages touched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<String>,
+    /// The local checks marked safe for rehearsal, run in the overlay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckSample>,
 }
 
 /// Answer to a check-in.

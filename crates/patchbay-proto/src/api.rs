@@ -645,6 +645,57 @@ pub struct RingIn {
     /// marked (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift_tolerance: Option<u32>,
+    /// Every host of the ring rehearses its job first (in an overlay of its
+    /// own root, `docs/rehearsal.md`); no apply of the ring is leased before
+    /// all of them reported, and a host whose rehearsal failed never gets
+    /// its apply: its job counts as failed (default `false`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_rehearsal: bool,
+}
+
+/// One rehearsal of a deployment on one host (`GET
+/// /api/v1/deployments/{id}/rehearsals`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RehearsalOut {
+    /// Job key (`DEP/rehearse/gate/HOST` for a ring's gate, `DEP/rehearse/N/HOST` on demand).
+    pub key: String,
+    /// The host.
+    pub host: String,
+    /// `gate` or the on-demand run number.
+    pub run: String,
+    /// The exact versions rehearsed.
+    pub packages: Vec<patchbay_core::job::PackagePin>,
+    /// `pending`, `passed` or `failed`.
+    pub status: String,
+    /// When it was leased (RFC 3339).
+    pub leased_at: String,
+    /// When its result arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_at: Option<String>,
+    /// The failing step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The agent's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// What the agent found (mode, diff, scripts, conflicts, privileges).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub rehearsal: Option<crate::agent::Rehearsal>,
+}
+
+/// A deployment's rehearsals (`GET`, and `POST` to run one now).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RehearsalsOut {
+    /// The deployment.
+    pub deployment: String,
+    /// The run just started (`POST` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u32>,
+    /// Newest run first, by host.
+    pub rehearsals: Vec<RehearsalOut>,
 }
 
 /// A new deployment (`POST /api/v1/deployments`, and its preview).
@@ -760,6 +811,11 @@ pub struct DeploymentPreview {
     pub skipped: Vec<PreviewSkip>,
     /// The rules, as they will apply (what counts against the budget).
     pub rules: Vec<String>,
+    /// Hosts that match a known failure signature: the same package version
+    /// failed on a host of the same OS release and architecture before
+    /// (`SIG-<deployment>/<host>`, its step and error).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A deployment with its rollout (`GET /api/v1/deployments/{id}`).

@@ -173,6 +173,8 @@ fn main() {
                         baseline: vec![], after: vec![], changed: vec![],
                         reboot_required: false,
                         finished_at: "2026-12-08T22:05:00Z".into(),
+                        rehearsal: None,
+                        privilege: vec![],
                     });
                 }
             }
@@ -220,6 +222,8 @@ fn main() {
             baseline: vec![], after: vec![], changed: vec![],
             reboot_required: false,
             finished_at: "2026-12-08T22:05:00Z".into(),
+            rehearsal: None,
+            privilege: vec![],
         }];
         let t0 = Instant::now();
         call(&router, "POST", "/agent/v1/checkin", &agents[first].secret, checkin_body(&agents[first])).await;

@@ -126,6 +126,8 @@ impl<'s> utoipa::ToResponse<'s> for Error {
         crate::handlers::deployments::abort,
         crate::handlers::deployments::rollback,
         crate::handlers::deployments::approval,
+        crate::handlers::deployments::rehearsals,
+        crate::handlers::deployments::rehearse,
         crate::handlers::schedule::list_windows,
         crate::handlers::schedule::add_window,
         crate::handlers::schedule::remove_window,

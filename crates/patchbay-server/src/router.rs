@@ -151,6 +151,8 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     POST "/deployments/{id}/abort" => deployments::abort, Api(Some(WriteAssets));
     POST "/deployments/{id}/rollback" => deployments::rollback, Api(Some(WriteAssets));
     POST "/deployments/{id}/approvals" => deployments::approval, Api(Some(Approve));
+    GET "/deployments/{id}/rehearsals" => deployments::rehearsals, Api(Some(ReadInventory));
+    POST "/deployments/{id}/rehearsals" => deployments::rehearse, Api(Some(WriteAssets));
     GET "/windows" => schedule::list_windows, Api(Some(ReadInventory));
     POST "/windows" => schedule::add_window, Api(Some(WriteAssets));
     DELETE "/windows/{name}" => schedule::remove_window, Api(Some(WriteAssets));

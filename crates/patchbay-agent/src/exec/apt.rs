@@ -73,6 +73,81 @@ impl Apt {
     }
 }
 
+impl Apt {
+    /// The transaction of [`Backend::apply`] with stderr merged into stdout
+    /// (`sh -c 'exec "$@" 2>&1'` on the host around the same command), so a
+    /// rehearsal can tell which package script printed what before it failed.
+    pub(crate) fn install_merged_output(&self, changes: &[Change]) -> Command {
+        let inner = {
+            let mut c = self.apt_get();
+            c.args(Self::install_args(changes));
+            c
+        };
+        let mut c = Command::new("sh");
+        c.args(["-c", "exec \"$@\" 2>&1", "sh"])
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+
+    /// Packages marked held (`apt-mark showhold`).
+    pub(crate) fn held(&self, r: &Runner) -> anyhow::Result<Vec<String>> {
+        let (out, _) = r.run_ok(
+            "apt-mark-showhold",
+            self.cmd("apt-mark").arg("showhold"),
+            r.query_timeout,
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+
+    /// The `Conflicts` and `Breaks` fields of exact versions
+    /// (`apt-cache show PKG=VER…`): `(package, relation, field value)`.
+    pub(crate) fn relations(
+        &self,
+        r: &Runner,
+        wanted: &[(String, String)],
+    ) -> anyhow::Result<Vec<(String, String, String)>> {
+        let args: Vec<String> = wanted.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let (out, _) = r.run_ok(
+            "apt-cache-show-relations",
+            self.cmd("apt-cache")
+                .args(["show", "--no-all-versions"])
+                .args(&args),
+            r.query_timeout,
+        )?;
+        Ok(super::rehearse::deb822_relations(&String::from_utf8_lossy(
+            &out.stdout,
+        )))
+    }
+
+    /// `dpkg --verify PKG…` lines (problems only; empty when all verify).
+    pub(crate) fn verify(&self, r: &Runner, packages: &[String]) -> anyhow::Result<Vec<String>> {
+        if packages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (out, _) = r.run(
+            "dpkg-verify",
+            self.cmd("dpkg").arg("--verify").args(packages),
+            r.query_timeout,
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim_end().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+}
+
 impl Backend for Apt {
     fn name(&self) -> &'static str {
         "apt"

@@ -48,6 +48,7 @@
 //! kind = "command"
 //! command = ["/usr/local/bin/app", "--self-test"]
 //! timeout_secs = 10
+//! rehearse = true          # also run in rehearsals, chrooted in the overlay (default: no)
 //!
 //! [[check]]
 //! name = "p99-ms"          # a measurement: stdout is the value (higher is worse)
@@ -280,6 +281,13 @@ pub enum Check {
         /// pass/fail verdict is still the exit status.
         #[serde(default)]
         metric: bool,
+        /// Safe to run in a rehearsal (default `false`): the command is run
+        /// inside the chroot of the rehearsal's overlay (`chroot MERGED
+        /// COMMAND…`), so it must only read files and must not need running
+        /// services (none are started there). Only command checks can be
+        /// marked: systemd, TCP and HTTP checks would probe the real host.
+        #[serde(default)]
+        rehearse: bool,
     },
 }
 
@@ -288,6 +296,11 @@ fn default_status() -> u16 {
 }
 
 impl Check {
+    /// Marked safe for rehearsal (`rehearse = true`, command checks only).
+    pub fn rehearse(&self) -> bool {
+        matches!(self, Check::Command { rehearse: true, .. })
+    }
+
     /// The check's name.
     pub fn name(&self) -> &str {
         match self {
@@ -402,6 +415,7 @@ mod tests {
         assert_eq!(c.checks.len(), 5);
         assert!(matches!(&c.checks[3], Check::Command { metric: false, .. }));
         assert!(matches!(&c.checks[4], Check::Command { metric: true, .. }));
+        assert!(c.checks[3].rehearse() && !c.checks[4].rehearse() && !c.checks[0].rehearse());
         assert_eq!(c.preflight.min_free_mb, 100);
         assert_eq!(c.checks[0].kind(), "http");
         assert!(matches!(&c.checks[0], Check::Http { status: 200, .. }));

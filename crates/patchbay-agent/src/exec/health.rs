@@ -317,6 +317,7 @@ mod tests {
             command: argv.iter().map(|s| s.to_string()).collect(),
             timeout_secs: t,
             metric: false,
+            rehearse: false,
         }
     }
 
@@ -326,6 +327,7 @@ mod tests {
             command: vec!["sh".into(), "-c".into(), script.into()],
             timeout_secs: Some(5),
             metric: true,
+            rehearse: false,
         })
     }
 
@@ -400,6 +402,7 @@ mod tests {
             command: vec!["sleep".into(), "30".into()],
             timeout_secs: Some(1),
             metric: true,
+            rehearse: false,
         });
         assert!(!r.ok && r.value.is_none(), "{r:?}");
         assert!(

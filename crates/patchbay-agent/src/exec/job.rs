@@ -306,7 +306,7 @@ fn check_and_repair(
     Ok(check)
 }
 
-fn runner(config: &Config, state_dir: &Path, name: &str) -> Runner {
+pub(super) fn runner(config: &Config, state_dir: &Path, name: &str) -> Runner {
     let safe: String = name
         .chars()
         .map(|c| {
@@ -394,7 +394,7 @@ pub fn apply(env: &JobEnv, key: &str, wanted: &[Wanted]) -> anyhow::Result<JobOu
     run.finish(outcome)
 }
 
-fn validate_key(key: &str) -> anyhow::Result<()> {
+pub(super) fn validate_key(key: &str) -> anyhow::Result<()> {
     if key.is_empty() || key.len() > 200 || key.chars().any(|c| c.is_control()) {
         bail!("invalid job key {key:?}: 1-200 printable characters");
     }
@@ -686,7 +686,30 @@ fn apply_steps(
         run.res.changed = Some(Vec::new());
         return verify_after(env, run, b, r, changes, &before, &base);
     }
+    // The privilege check after a real apply (apt): modes and owners of the
+    // touched packages' files before, compared after.
+    let touched: Vec<String> = actions
+        .iter()
+        .filter(|a| a.to.is_some())
+        .map(|a| a.name.clone())
+        .collect();
+    let snap = (b.name() == "apt").then(|| super::rehearse::snapshot(b.root(), &touched));
     transact(run, b, r, changes, "apply")?;
+    if let Some(snap) = snap {
+        let t = Instant::now();
+        let (found, more) = super::rehearse::compare_snapshot(b.root(), &snap, &touched);
+        let verify = super::apt::Apt::new(b.root().to_owned())
+            .verify(r, &touched)
+            .unwrap_or_else(|e| vec![format!("dpkg --verify could not run: {e:#}")]);
+        run.step(
+            "verify.privilege",
+            true,
+            t,
+            json!({"privilege": found, "more": more, "verify": verify}),
+        )?;
+        run.res.privilege = Some(found);
+        run.res.verify = Some(verify);
+    }
     verify_after(env, run, b, r, changes, &before, &base)
 }
 

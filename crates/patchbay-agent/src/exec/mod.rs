@@ -40,6 +40,9 @@
 //! - [`lock`]: package-manager lock probes (`fcntl` locks, pid files).
 //! - [`journal`]: the crash-safe JSON-lines journal.
 //! - [`job`]: apply, rollback and recovery, journalled step by step.
+//! - [`rehearse`]: a job's exact transaction in a throwaway overlay of the
+//!   root (scripts run, services not started), or the package manager's
+//!   simulation where an overlay is impossible; conflict and privilege checks.
 //! - [`report`]: the typed results the local commands print (and the journal
 //!   keeps as a job's final record).
 
@@ -53,6 +56,7 @@ pub mod journal;
 pub mod lock;
 pub mod parse;
 pub mod plan;
+pub mod rehearse;
 pub mod report;
 pub mod zypper;
 

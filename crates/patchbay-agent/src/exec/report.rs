@@ -23,13 +23,15 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// What a local command printed, one variant per shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum JobOutput {
     /// `apply` or `rollback` (run now, or replayed from the journal).
     Job(Box<JobReport>),
     /// A job recovery recorded as interrupted, replayed for its key.
     Interrupted(Box<InterruptedJob>),
+    /// `rehearse` (`super::rehearse`).
+    Rehearsal(Box<super::rehearse::RehearsalReport>),
     /// `recover`.
     Recover(RecoverReport),
     /// `updates`.
@@ -46,6 +48,7 @@ impl JobOutput {
         match self {
             JobOutput::Job(r) => r.ok,
             JobOutput::Interrupted(r) => r.ok,
+            JobOutput::Rehearsal(r) => r.ok,
             JobOutput::Recover(r) => r.ok,
             JobOutput::Updates(r) => r.ok,
             JobOutput::Check(r) => r.ok,
@@ -193,6 +196,13 @@ pub struct JobReport {
     /// Health after the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_after: Option<Vec<CheckResult>>,
+    /// Privilege changes of an apply (apt): new setuid/setgid files, changed
+    /// modes and owners among the touched packages' files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privilege: Option<Vec<patchbay_proto::agent::PrivilegeFinding>>,
+    /// `dpkg --verify` lines of the touched packages after an apply (apt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Vec<String>>,
     /// A rollback with nothing to do (`true` only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub noop: bool,
@@ -231,6 +241,8 @@ impl JobReport {
             reboot_required: None,
             services_needing_restart: None,
             health_after: None,
+            privilege: None,
+            verify: None,
             noop: false,
             note: None,
         }

@@ -30,6 +30,7 @@ mod crash;
 mod jobs;
 mod numeric;
 mod refusals;
+mod rehearse;
 mod replicas;
 mod rollout;
 mod rpm;
@@ -57,6 +58,7 @@ fn tests() -> Vec<Test> {
     t.extend(replicas::TESTS);
     t.extend(chaos::TESTS);
     t.extend(unmanaged::TESTS);
+    t.extend(rehearse::TESTS);
     t
 }
 

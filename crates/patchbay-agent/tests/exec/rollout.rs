@@ -21,6 +21,10 @@
 //! - Rolling out 1.2 then halts in the canary ring within its budget, the
 //!   canary is rolled back to 1.1 (dpkg shows it, `web` passes again), and no
 //!   job of that deployment is ever leased to a later ring.
+//! - Rolling out 1.2.1 (its postinst fails) with rings that require a
+//!   rehearsal halts on the canary's failed rehearsal: no host is ever leased
+//!   the apply; an on-demand rehearsal of every host fails the same way and
+//!   changes nothing (issue 18).
 
 use crate::support::{
     AGENT, Root, deb_repo, debian_root, drop_in_parallel, ensure_tools, in_parallel, journal, run,
@@ -1035,6 +1039,172 @@ pub(crate) fn five_hosts_in_namespaces_good_then_bad_with_a_cut_link(engine: Eng
     }
     clock.phase(&format!(
         "{bad} halted in the canary: rolled back to 1.1, web passes, nothing leased to later rings"
+    ));
+
+    // ---- Scenario C (issue 18): every ring requires a rehearsal; 1.2.1's
+    // postinst fails. The canary's rehearsal (in an overlay of its own root)
+    // reports the script, its job fails without its apply ever being leased,
+    // the deployment halts; no host is ever handed 1.2.1 to install.
+    let reh_spec = json!({"packages": [{"name": "pb-demo", "version": "1.2.1"}],
+    "checks": ["web"],
+    "rings": [
+        {"name": "ring0-canary", "assets": [&canary], "require_rehearsal": true},
+        {"name": "ring1-rest", "max_concurrent": "100%", "error_budget": "1", "require_rehearsal": true}
+    ]});
+    let preview = server.post("/api/v1/deployments/preview", reh_spec.clone());
+    assert!(
+        preview["rules"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("every host rehearses first"),
+        "{preview:#}"
+    );
+    let d = server.post("/api/v1/deployments", reh_spec);
+    let reh = d["deployment"]["id"].as_str().unwrap().to_owned();
+    server.post(&format!("/api/v1/deployments/{reh}/start"), json!({}));
+    let d = wait_deployment(&server, &hosts, &reh, Duration::from_secs(120), |d| {
+        d["deployment"]["status"] != "running"
+            && matches!(
+                rings(d)[0]["jobs"][0]["state"].as_str(),
+                Some("rolled_back" | "rollback_failed" | "failed")
+            )
+    });
+    clock.phase(&format!(
+        "{reh}: {} ({:?}) — {}",
+        d["deployment"]["status"],
+        ring_states(&d),
+        d["rollout"]["reason"].as_str().unwrap_or("")
+    ));
+    assert_eq!(d["deployment"]["status"], "halted", "{:#}", d["rollout"]);
+    let cj = &rings(&d)[0]["jobs"][0];
+    assert!(cj["failed"].as_bool().unwrap(), "{cj:#}");
+    let err = cj["error"].as_str().unwrap_or("");
+    assert!(
+        err.contains("rehearsal failed: rehearse.apply: pb-demo postinst exited with 7"),
+        "{cj:#}"
+    );
+    // Its rollback had nothing to undo and was not sent.
+    assert_eq!(cj["state"], "rolled_back", "{cj:#}");
+    for j in rings(&d)[1]["jobs"].as_array().unwrap() {
+        assert_eq!(j["state"], "skipped", "{j:#}");
+    }
+    // Never leased: the only jobs of this deployment are the canary's
+    // rehearsal (and control samples); every stored result says so.
+    let keys: Vec<String> = d["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        keys.iter()
+            .filter(|k| !k.contains("/control/"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![format!("{reh}/rehearse/gate/{canary}")],
+        "{keys:#?}"
+    );
+    let shown = server.get(&format!("/api/v1/deployments/{reh}/rehearsals"));
+    let gate = &shown["rehearsals"][0];
+    assert_eq!(gate["status"], "failed", "{shown:#}");
+    assert_eq!(gate["rehearsal"]["mode"], "overlay", "{shown:#}");
+    assert_eq!(gate["rehearsal"]["scripts"][0]["package"], "pb-demo");
+    assert_eq!(gate["rehearsal"]["scripts"][0]["exit"], 7);
+    assert_eq!(
+        server
+            .audit("deployment.rehearsal_failed")
+            .iter()
+            .filter(|e| e["target"] == format!("deployment:{reh}"))
+            .count(),
+        1
+    );
+    // Item 5: the failure's signature (versions, step, OS release, arch) is
+    // recorded with a lesson naming it, and a later preview of the same
+    // version warns about every host that matches it (all five: one OS
+    // release, one architecture); 1.2's signature (scenario B) does not match.
+    let again = server.post(
+        "/api/v1/deployments/preview",
+        json!({"packages": [{"name": "pb-demo", "version": "1.2.1"}]}),
+    );
+    let warnings: Vec<&str> = again["warnings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no warnings: {again:#}"))
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(warnings.len(), HOSTS, "{warnings:#?}");
+    let sig = format!("SIG-{reh}/{canary}");
+    for w in &warnings {
+        assert!(
+            w.contains(&format!(
+                "matches failure signature {sig}: pb-demo=1.2.1 on debian 12"
+            )) && w.contains("failed at rehearse.apply"),
+            "{w}"
+        );
+    }
+    let ok = server.post(
+        "/api/v1/deployments/preview",
+        json!({"packages": [{"name": "pb-demo", "version": "1.3"}]}),
+    );
+    assert!(ok.get("warnings").is_none(), "{ok:#}");
+    let lessons = server.get(&format!("/api/v1/lessons?q={sig}"));
+    let texts: Vec<&str> = lessons["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{lessons:#}"))
+        .iter()
+        .map(|l| l["text"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(texts.len(), 1, "{lessons:#}");
+    assert!(
+        texts[0].contains("pb-demo=1.2.1") && texts[0].contains("rehearse.apply"),
+        "{}",
+        texts[0]
+    );
+    // On demand: every host rehearses now; all fail the same way, none changes.
+    let run = server.post(&format!("/api/v1/deployments/{reh}/rehearsals"), json!({}));
+    assert_eq!(run["run"], 1, "{run:#}");
+    let all = {
+        let start = Instant::now();
+        loop {
+            let o = server.get(&format!("/api/v1/deployments/{reh}/rehearsals"));
+            let mine: Vec<Value> = o["rehearsals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["run"] == "1")
+                .cloned()
+                .collect();
+            if mine.len() == HOSTS && mine.iter().all(|r| r["status"] != "pending") {
+                break mine;
+            }
+            assert!(start.elapsed() < Duration::from_secs(120), "{o:#}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    for r in &all {
+        assert_eq!(r["status"], "failed", "{r:#}");
+        assert_eq!(r["rehearsal"]["scripts"][0]["script"], "postinst", "{r:#}");
+    }
+    for h in &hosts {
+        let applied = if h.root.state.join("journal.jsonl").exists() {
+            journal(&h.root.state)
+                .into_iter()
+                .filter(|r| r["job_key"].as_str().unwrap_or("").starts_with(&reh))
+                .count()
+        } else {
+            0
+        };
+        assert_eq!(applied, 0, "{} journalled an apply of {reh}", h.name);
+        assert_eq!(
+            h.root.version("pb-demo").as_deref(),
+            Some("1.1"),
+            "{}",
+            h.name
+        );
+        assert!(!h.root.state.join("rehearse").exists(), "{}", h.name);
+    }
+    clock.phase(&format!(
+        "{reh} halted on the canary's failed rehearsal: 1.2.1 never leased; on demand all {HOSTS} hosts rehearsed, all failed, none changed"
     ));
     // Removing a fresh root is slow on some disks: all five at once.
     drop_in_parallel(hosts);

@@ -227,8 +227,9 @@ fn serve_one(stream: TcpStream, dir: &Path) -> std::io::Result<()> {
     out.flush()
 }
 
-/// The local apt repository: `pb-demo` 1.0–1.3, `pb-extra`, `pb-lib` 1.0/2.0,
-/// `pb-tool`; flat layout with a Release file (`Label: Patchbay-Security`,
+/// The local apt repository: `pb-demo` 1.0–1.3 (and 1.2.1, whose postinst
+/// fails), `pb-extra`, `pb-lib` 1.0/2.0, `pb-tool`, `pb-conflict` (conflicts
+/// with pb-extra), `pb-suid` (a setuid file), `pb-perms` (chmods /srv 0777); flat layout with a Release file (`Label: Patchbay-Security`,
 /// `Suite: bookworm-security`), served over HTTP.
 pub struct DebRepo {
     /// `deb [trusted=yes] URL ./` base.
@@ -242,6 +243,15 @@ struct DebSpec {
     depends: Option<&'static str>,
     postinst: Option<&'static str>,
 }
+
+/// The postinst of pb-demo 1.2.1: prints why and exits 7 (a rehearsal must
+/// report it with this output). Not 1.2: the rollout, jobs and apt tests
+/// install 1.2 successfully and rely on its failing only the `web` check.
+pub const FAILING_POSTINST: &str = "#!/bin/sh\nset -e\necho 'pb-demo: cannot migrate /var/lib/pb-demo (schema 3 expected)' >&2\nexit 7\n";
+
+/// pb-perms' postinst: makes `/srv` world-writable (a directory's mode change
+/// the privilege check must report).
+const PERMS_POSTINST: &str = "#!/bin/sh\nset -e\nchmod 0777 /srv\n";
 
 /// The postinst of pb-demo 1.3: on its first configure it leaves a marker and
 /// sleeps for a long time (the test SIGKILLs the agent then); later runs (the
@@ -265,6 +275,13 @@ pub fn deb_repo() -> &'static DebRepo {
             DebSpec { name: "pb-lib", version: "1.0", depends: None, postinst: None },
             DebSpec { name: "pb-lib", version: "2.0", depends: None, postinst: None },
             DebSpec { name: "pb-tool", version: "1.0", depends: Some("pb-lib (>= 2.0)"), postinst: None },
+            DebSpec { name: "pb-demo", version: "1.2.1", depends: Some("pb-extra"), postinst: Some(FAILING_POSTINST) },
+            // Conflicts: pb-extra (installed with pb-demo >= 1.1).
+            DebSpec { name: "pb-conflict", version: "1.0", depends: None, postinst: None },
+            // Ships /usr/bin/pb-suid-helper with mode 4755.
+            DebSpec { name: "pb-suid", version: "1.0", depends: None, postinst: None },
+            // Ships /srv/pb-perms/ and chmods /srv 0777.
+            DebSpec { name: "pb-perms", version: "1.0", depends: None, postinst: Some(PERMS_POSTINST) },
         ];
         for s in &specs {
             let b = dir.path().join(format!("build/{}-{}", s.name, s.version));
@@ -282,6 +299,18 @@ pub fn deb_repo() -> &'static DebRepo {
             );
             if let Some(d) = s.depends {
                 control.push_str(&format!("Depends: {d}\n"));
+            }
+            if s.name == "pb-conflict" {
+                control.push_str("Conflicts: pb-extra\n");
+            }
+            if s.name == "pb-suid" {
+                let helper = b.join("usr/bin/pb-suid-helper");
+                std::fs::write(&helper, "#!/bin/sh\nid -u\n").unwrap();
+                std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o4755)).unwrap();
+            }
+            if s.name == "pb-perms" {
+                std::fs::create_dir_all(b.join("srv/pb-perms")).unwrap();
+                std::fs::write(b.join("srv/pb-perms/data"), "data\n").unwrap();
             }
             control.push_str(&format!("Description: Patchbay test package {} {}\n", s.name, s.version));
             std::fs::write(b.join("DEBIAN/control"), control).unwrap();

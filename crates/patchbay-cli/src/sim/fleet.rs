@@ -13,6 +13,8 @@
 //!   pinned version ends in `~simfail` fails at `apply.install` instead (a
 //!   way to show a halt on a simulated fleet);
 //! - `rollback`: puts back the versions recorded before the job it undoes;
+//! - `rehearse`: reports a simulation (a virtual host has no root to
+//!   overlay) with what would change; `~simfail` fails it;
 //! - `reboot`, `run_check`: succeed; `inventory`: sends the full inventory.
 //!
 //! The virtual hosts' credentials live in `sim-fleet.json` in the data
@@ -102,6 +104,8 @@ pub fn run_job(host: &mut SimHost, job: &SignedJob, now: jiff::Timestamp) -> Job
         changed: vec![],
         reboot_required: false,
         finished_at: now.to_string(),
+        privilege: vec![],
+        rehearsal: None,
     };
     if let Err(r) = admit(
         job,
@@ -154,6 +158,46 @@ pub fn run_job(host: &mut SimHost, job: &SignedJob, now: jiff::Timestamp) -> Job
                 });
             }
             result.outcome = JobOutcome::RolledBack;
+        }
+        JobKind::Rehearse { packages } => {
+            // A virtual host has no root to overlay: it says so, and what
+            // the transaction would change (a `~simfail` pin fails it).
+            let failing = packages.iter().find(|p| p.version.ends_with("~simfail"));
+            let changed = packages
+                .iter()
+                .map(|p| VersionChange {
+                    name: p.name.clone(),
+                    before: host
+                        .inventory
+                        .packages
+                        .iter()
+                        .find(|x| x.name == p.name)
+                        .map(|x| x.version.clone()),
+                    after: Some(p.version.clone()),
+                })
+                .filter(|c| c.before != c.after)
+                .collect();
+            if let Some(p) = failing {
+                result.outcome = JobOutcome::Failed;
+                result.step = Some("rehearse.transaction".into());
+                result.message = Some(format!(
+                    "simulated failure installing {} {}",
+                    p.name, p.version
+                ));
+            }
+            result.rehearsal = Some(patchbay_proto::agent::Rehearsal {
+                mode: patchbay_proto::agent::RehearsalMode::Simulation,
+                mode_reason: Some("a simulated host (patchbay dev --sim) has no root".into()),
+                changed,
+                exit: Some(i32::from(failing.is_some())),
+                scripts: vec![],
+                conflicts: vec![],
+                held: vec![],
+                refused: vec![],
+                privilege: vec![],
+                verify: vec![],
+                checks: vec![],
+            });
         }
         JobKind::Reboot | JobKind::RunCheck { .. } => {}
         JobKind::Inventory => host.synced = false,

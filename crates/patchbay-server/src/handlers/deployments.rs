@@ -1,4 +1,5 @@
-//! Deployments: preview, create, show, operator actions, approvals.
+//! Deployments: preview, create, show, operator actions, approvals,
+//! rehearsals.
 
 use crate::extract::{ApiPath, ApiResult, Authed, json_body};
 use crate::router::AppState;
@@ -233,5 +234,49 @@ pub async fn approval(
         st.app
             .deploy_approval(&a.caller, &id, &input, &a.ctx)
             .await?,
+    ))
+}
+
+/// `GET /api/v1/deployments/{id}/rehearsals`: every rehearsal of the
+/// deployment (a ring's gate and on demand), newest run first, with what the
+/// agents found (`docs/rehearsal.md`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments/{id}/rehearsals",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    responses(
+        (status = 200, body = patchbay_proto::api::RehearsalsOut),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
+pub async fn rehearsals(
+    State(st): State<AppState>,
+    a: Authed,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        st.app.deploy_rehearsals(&a.caller, &id, &a.ctx).await?,
+    ))
+}
+
+/// `POST /api/v1/deployments/{id}/rehearsals`: rehearse now on every host of
+/// the deployment (read-only on the hosts; audited `deployment.rehearse`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/deployments/{id}/rehearsals",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    responses(
+        (status = 202, body = patchbay_proto::api::RehearsalsOut),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
+pub async fn rehearse(
+    State(st): State<AppState>,
+    a: Authed,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(st.app.deploy_rehearse(&a.caller, &id, &a.ctx).await?),
     ))
 }

@@ -18,7 +18,7 @@ use patchbay_render::dashboard::{self as view, Cell, Field, Form, Table};
 use std::collections::HashMap;
 
 /// The fields of the new-deployment form, in order.
-const DEPLOY_FIELDS: [&str; 12] = [
+const DEPLOY_FIELDS: [&str; 13] = [
     "packages",
     "patches",
     "tier",
@@ -27,6 +27,7 @@ const DEPLOY_FIELDS: [&str; 12] = [
     "groups",
     "canary",
     "approval",
+    "rehearse",
     "max_concurrent",
     "error_budget",
     "checks",
@@ -72,6 +73,7 @@ pub fn spec_from_form(f: &HashMap<String, String>) -> Result<DeploymentSpec, Str
     let tier = Some(get(f, "tier").to_string()).filter(|t| !t.is_empty());
     let opt = |k: &str| Some(get(f, k).to_string()).filter(|v| !v.is_empty());
     let approval = !get(f, "approval").is_empty();
+    let rehearse = !get(f, "rehearse").is_empty();
     let canary = words(get(f, "canary"));
     let ring = |name: &str, assets: Vec<String>, approval: bool| RingIn {
         name: name.into(),
@@ -85,13 +87,18 @@ pub fn spec_from_form(f: &HashMap<String, String>) -> Result<DeploymentSpec, Str
         rollback: None,
         stands_for: None,
         drift_tolerance: None,
+        require_rehearsal: rehearse,
     };
     let rings = if !canary.is_empty() {
         vec![
             ring("canary", canary, false),
             ring("rest", vec![], approval),
         ]
-    } else if approval || opt("max_concurrent").is_some() || opt("error_budget").is_some() {
+    } else if approval
+        || rehearse
+        || opt("max_concurrent").is_some()
+        || opt("error_budget").is_some()
+    {
         vec![ring("all", vec![], approval)]
     } else {
         vec![]
@@ -441,8 +448,10 @@ mod tests {
             ("approval", "on"),
             ("max_concurrent", "2"),
             ("tier", ""),
+            ("rehearse", "on"),
         ]))
         .unwrap();
+        assert!(s.rings.iter().all(|r| r.require_rehearsal));
         assert_eq!(s.packages.len(), 2);
         assert_eq!(s.packages[1].name, "libcurl4");
         assert_eq!(s.assets, ["web-01", "web-02", "db-01"]);

@@ -169,6 +169,16 @@ const EXPECTED: &[(&str, &str, Who)] = &[
         "/api/v1/deployments/{id}/approvals",
         Who::Roles(APPROVERS),
     ),
+    (
+        "GET",
+        "/api/v1/deployments/{id}/rehearsals",
+        Who::Roles(READERS),
+    ),
+    (
+        "POST",
+        "/api/v1/deployments/{id}/rehearsals",
+        Who::Roles(OPERATORS),
+    ),
     ("GET", "/api/v1/windows", Who::Roles(READERS)),
     ("POST", "/api/v1/windows", Who::Roles(OPERATORS)),
     ("DELETE", "/api/v1/windows/{name}", Who::Roles(OPERATORS)),
