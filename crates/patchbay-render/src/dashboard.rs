@@ -279,15 +279,18 @@ struct AssetsPage<'a> {
     liveness_options: Vec<(&'static str, bool)>,
     rows: &'a [AssetLine],
     shown: usize,
+    matched: usize,
     total: usize,
 }
 
-/// The assets page: the lines already filtered; `total` before filtering.
+/// The assets page: the lines already filtered (and cut to what one page
+/// shows); `matched` of `total` matched the filters.
 pub fn assets(
     page: &Page,
     q: &str,
     liveness: &str,
     rows: &[AssetLine],
+    matched: usize,
     total: usize,
 ) -> Result<String, crate::Error> {
     let liveness_options = ["any", "managed", "stale", "unmanaged"]
@@ -300,6 +303,7 @@ pub fn assets(
         liveness_options,
         rows,
         shown: rows.len(),
+        matched,
         total,
     }
     .render()?)

@@ -484,7 +484,7 @@ pub async fn assets(
     } else {
         q.liveness.as_str()
     };
-    let rows: Vec<view::AssetLine> = list
+    let matching: Vec<&patchbay_proto::api::AssetSummary> = list
         .iter()
         .filter(|a| liveness == "any" || a.liveness == liveness)
         .filter(|a| {
@@ -494,6 +494,10 @@ pub async fn assets(
                     .any(|f| f.to_lowercase().contains(&needle))
                 || a.tags.iter().any(|t| t.to_lowercase().contains(&needle))
         })
+        .collect();
+    let rows: Vec<view::AssetLine> = matching
+        .iter()
+        .take(ASSET_PAGE_ROWS)
         .map(|a| view::AssetLine {
             href: seg(&a.name),
             name: a.name.clone(),
@@ -520,9 +524,13 @@ pub async fn assets(
         &q.q,
         liveness,
         &rows,
+        matching.len(),
         list.len(),
     ))
 }
+
+/// Assets one page lists (a fleet of 50,000 is searched, not scrolled).
+const ASSET_PAGE_ROWS: usize = 1000;
 
 /// `GET /ui/assets/{name}`: facts, findings, packages.
 pub async fn asset(State(st): State<AppState>, u: UiUser, Path(name): Path<String>) -> Response {
