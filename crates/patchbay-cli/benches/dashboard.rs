@@ -10,6 +10,8 @@
 //! per asset, written with the store's batched insert (untimed). A dashboard
 //! user signs in over HTTP; an admin API token is the baseline's caller.
 //!
+//! Each page is requested once first (reported as "first request": it
+//! computes what the page rolls up, `patchbay_app::rollup`), then sampled.
 //! Each request is a fresh HTTP/1.1 connection from a blocking socket, timed
 //! to the **first byte** of the answer (the server renders a page whole
 //! before it answers, so the first byte is the server's time) and to the last.
@@ -295,11 +297,17 @@ fn run() -> anyhow::Result<()> {
             .join(" ")
     );
     println!(
-        "| page | samples | first byte p50 | p95 | size | baseline: JSON API | API p50 | API p95 | ratio (page p50 ÷ API p50) | goal p95 < {GOAL_P95_MS:.0} ms |"
+        "| page | first request | samples | first byte p50 | p95 | size | baseline: JSON API | API p50 | API p95 | ratio (page p50 ÷ API p50) | goal p95 < {GOAL_P95_MS:.0} ms |"
     );
-    println!("|---|---:|---:|---:|---:|---|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|");
     let mut met = 0;
     for (page, api) in &pairs {
+        // The first request after the start computes what a page rolls up
+        // (docs/dashboard.md, "Large fleets"); reported on its own.
+        let (status, first, _, _) = fetch(addr, page, &page_auth)?;
+        if status != 200 {
+            bail!("{page} answered {status}");
+        }
         let p = measure(addr, page, &page_auth, reps, budget)?;
         let (api_cells, ratio) = match api {
             Some(a) => {
@@ -319,7 +327,7 @@ fn run() -> anyhow::Result<()> {
         let ok = p95 < GOAL_P95_MS;
         met += usize::from(ok);
         println!(
-            "| `{page}` | {} | {:.0} ms | {:.0} ms | {} KB | {api_cells} | {ratio} | {} |",
+            "| `{page}` | {first:.0} ms | {} | {:.0} ms | {:.0} ms | {} KB | {api_cells} | {ratio} | {} |",
             p.ttfb.len(),
             pct(&p.ttfb, 50.0),
             p95,
