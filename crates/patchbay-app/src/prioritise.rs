@@ -338,8 +338,10 @@ impl App {
         self.require(caller, Action::ReadInventory, ctx).await?;
         let mut snap = self.snapshot().await?;
         let (policy, _) = snap.policy_in_force().await?;
+        // The advisories naming the CVE are found by the store; the filter
+        // below keeps the enriched CVE list the one authority.
         let findings: Vec<FindingOut> = snap
-            .open_findings()
+            .open_findings_naming(&cve)
             .await?
             .into_iter()
             .filter(|f| f.cves.contains(&cve))

@@ -280,6 +280,20 @@ impl Snapshot<'_> {
         self.findings(None, false).await
     }
 
+    /// The open findings of the advisories that are `cve` or name it,
+    /// enriched (read through the advisory index, not the whole fleet's).
+    pub(crate) async fn open_findings_naming(
+        &mut self,
+        cve: &str,
+    ) -> Result<Vec<FindingOut>, AppError> {
+        let app = self.app;
+        let tx = &mut self.tx;
+        let ids = tx.advisory_ids_naming(cve).await?;
+        let rows = tx.open_findings_of_advisories(&ids).await?;
+        let e = Enrichment::read(app, tx, &rows).await?;
+        Ok(rows.into_iter().map(|r| e.finding_out(r)).collect())
+    }
+
     /// Findings (of one asset, resolved too if asked), enriched with KEV and EPSS.
     pub(crate) async fn findings(
         &mut self,
@@ -395,7 +409,11 @@ impl Snapshot<'_> {
         // the store does not know as spelt falls back to reading every
         // finding and filtering, as `wanted` compares names in any case).
         let asset_id = match wanted.asset {
-            Some(name) => self.tx.asset_by_name(name).await?.map(|a| a.id),
+            Some(name) => self
+                .tx
+                .asset_by_name(&name.to_ascii_lowercase())
+                .await?
+                .map(|a| a.id),
             None => None,
         };
         let rows = self.tx.list_findings(asset_id, false).await?;

@@ -156,6 +156,9 @@ pub trait FeedStore {
     async fn advisories_generation(&mut self) -> Result<i64>;
     /// The stored advisories with the given ids (those that exist).
     async fn advisories_by_ids(&mut self, ids: &[String]) -> Result<Vec<AdvisoryRow>>;
+    /// The ids of the advisories that are `cve` or name it among their CVEs
+    /// (upper case, as stored).
+    async fn advisory_ids_naming(&mut self, cve: &str) -> Result<Vec<String>>;
     /// Queues (ecosystem, package, advisory id) entries that an import changed
     /// for re-assessment.
     async fn queue_reassessment(&mut self, entries: &[Reassess]) -> Result<()>;
@@ -354,6 +357,18 @@ impl<DB: Engine> FeedStore for SqlTx<DB> {
         let g: i64 = r.col("g")?;
         let n: i64 = r.col("n")?;
         Ok(g.wrapping_mul(31).wrapping_add(n))
+    }
+
+    async fn advisory_ids_naming(&mut self, cve: &str) -> Result<Vec<String>> {
+        // `cves` is a JSON array of strings: the quoted id is a whole element.
+        let rows = sqlx::query::<DB>(
+            "SELECT id FROM advisories WHERE id = $1 OR cves LIKE $2 ORDER BY id",
+        )
+        .arg(cve.to_string())
+        .arg(format!("%\"{}\"%", cve.replace(['%', '_', '"', '\\'], "")))
+        .all(self.conn())
+        .await?;
+        rows.iter().map(|r| r.col("id")).collect()
     }
 
     async fn advisories_by_ids(&mut self, ids: &[String]) -> Result<Vec<AdvisoryRow>> {

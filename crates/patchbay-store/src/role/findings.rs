@@ -59,6 +59,9 @@ pub trait FindingStore {
     ) -> Result<Vec<FindingRow>>;
     /// Every finding (open and resolved) of the given assets, in batched statements.
     async fn findings_of_assets(&mut self, asset_ids: &[i64]) -> Result<Vec<FindingRow>>;
+    /// The open findings of the given advisories, in batched statements
+    /// (served by the `findings_open_advisory` index).
+    async fn open_findings_of_advisories(&mut self, ids: &[String]) -> Result<Vec<FindingRow>>;
     /// The findings (open and resolved) of the given (asset, package, arch)
     /// triples, in batched statements (served by the `findings_package` index);
     /// only of the given advisories unless `advisories` is empty (at most
@@ -175,6 +178,39 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                 out.push(row_to_finding::<DB>(r)?);
             }
         }
+        Ok(out)
+    }
+
+    async fn open_findings_of_advisories(&mut self, ids: &[String]) -> Result<Vec<FindingRow>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(BATCH_ROWS) {
+            let mut qb = QueryBuilder::<DB>::new(format!(
+                "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id \
+                 WHERE f.resolved_at IS NULL AND f.advisory_id IN ("
+            ));
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_arg(id.clone());
+            }
+            qb.push(")");
+            for r in &qb.build().all(self.conn()).await? {
+                out.push(row_to_finding::<DB>(r)?);
+            }
+        }
+        out.sort_by(|a, b| {
+            (
+                &a.asset_name,
+                &a.finding.package,
+                &a.finding.arch,
+                &a.finding.advisory_id,
+            )
+                .cmp(&(
+                    &b.asset_name,
+                    &b.finding.package,
+                    &b.finding.arch,
+                    &b.finding.advisory_id,
+                ))
+        });
         Ok(out)
     }
 
