@@ -147,10 +147,19 @@ fn dev_mode_enrols_a_simulated_fleet_once() {
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+    // Its credentials are kept for the next start, readable by the owner only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(data.join("sim-fleet.json")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let saved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(data.join("sim-fleet.json")).unwrap()).unwrap();
+        assert_eq!(saved.as_array().unwrap().len(), 12);
+    }
     // The second start finds the fleet and enrols nobody.
     let (mut child, url, banner) = start(&data);
     assert!(
-        banner.contains("a simulated fleet is already enrolled"),
+        banner.contains("12 virtual hosts enrolled at an earlier start"),
         "{banner}"
     );
     let token = std::fs::read_to_string(data.join("admin.token"))
