@@ -408,22 +408,25 @@ impl Snapshot<'_> {
         // One asset's lines: read only its findings (found by name; a name
         // the store does not know as spelt falls back to reading every
         // finding and filtering, as `wanted` compares names in any case).
-        let asset_id = match wanted.asset {
-            Some(name) => self
-                .tx
-                .asset_by_name(&name.to_ascii_lowercase())
-                .await?
-                .map(|a| a.id),
+        let one = match wanted.asset {
+            Some(name) => self.tx.asset_by_name(&name.to_ascii_lowercase()).await?,
             None => None,
         };
-        let rows = self.tx.list_findings(asset_id, false).await?;
+        let rows = self
+            .tx
+            .list_findings(one.as_ref().map(|a| a.id), false)
+            .await?;
         let e = Enrichment::read(self.app, &mut self.tx, &rows).await?;
-        let assets: HashMap<String, AssetRow> = self
-            .assets()
-            .await?
-            .into_iter()
-            .map(|a| (a.name.clone(), a))
-            .collect();
+        let assets: HashMap<String, AssetRow> = match one {
+            // Only its row is needed (not the whole fleet's).
+            Some(a) => HashMap::from([(a.name.clone(), a)]),
+            None => self
+                .assets()
+                .await?
+                .into_iter()
+                .map(|a| (a.name.clone(), a))
+                .collect(),
+        };
         let exceptions = self.exceptions().await?;
         let now = self.app.now();
         let mut lines: Vec<(patchbay_core::rank::Rank, String, usize)> = Vec::new();
