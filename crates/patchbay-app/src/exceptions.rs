@@ -286,12 +286,16 @@ impl App {
         let mut snap = self.snapshot().await?;
         let rows = snap.tx().list_exceptions().await?;
         let now = self.now();
-        let ranked = ranked_open(&mut snap).await?;
-        Ok(rows
+        let shown: Vec<_> = rows
             .iter()
             .filter(|r| all || core_of(r).active_at(now))
-            .map(|r| out(r, now, &ranked))
-            .collect())
+            .collect();
+        if shown.is_empty() {
+            // Nothing to count findings for: no read of every open finding.
+            return Ok(vec![]);
+        }
+        let ranked = ranked_open(&mut snap).await?;
+        Ok(shown.into_iter().map(|r| out(r, now, &ranked)).collect())
     }
 
     /// One exception.
@@ -415,7 +419,12 @@ impl App {
             now,
             owners_in,
         );
-        let ranked = ranked_open(&mut snap).await?;
+        let ranked = if rows.is_empty() {
+            // Nothing to review: no read of every open finding.
+            vec![]
+        } else {
+            ranked_open(&mut snap).await?
+        };
         drop(snap);
         let pick = |ids: &[String]| -> Vec<ExceptionOut> {
             rows.iter()
