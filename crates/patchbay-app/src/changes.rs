@@ -131,6 +131,10 @@ impl App {
         self.require(caller, Action::ReadInventory, ctx).await?;
         let mut snap = self.snapshot().await?;
         let changes = snap.tx().list_change_records().await?;
+        if changes.is_empty() {
+            // No record: no catalog to read every finding for.
+            return Ok(vec![]);
+        }
         let deps = snap.tx().list_deployments().await?;
         // One patch catalog for all of them (not a full record each).
         let (policy, _) = snap.policy_in_force().await?;

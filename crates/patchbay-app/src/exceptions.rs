@@ -398,6 +398,14 @@ impl App {
         let now = self.now();
         let mut snap = self.snapshot().await?;
         let rows = snap.tx().list_exceptions().await?;
+        if rows.is_empty() {
+            // An empty register: nothing to review, nothing else to read.
+            return Ok(ExceptionReviewOut {
+                expiring: vec![],
+                expired: vec![],
+                ownerless: vec![],
+            });
+        }
         let assets = snap.assets().await?;
         let (policy, _) = snap.policy_in_force().await?;
         // Each asset's groups once, not once per exception.
@@ -419,12 +427,7 @@ impl App {
             now,
             owners_in,
         );
-        let ranked = if rows.is_empty() {
-            // Nothing to review: no read of every open finding.
-            vec![]
-        } else {
-            ranked_open(&mut snap).await?
-        };
+        let ranked = ranked_open(&mut snap).await?;
         drop(snap);
         let pick = |ids: &[String]| -> Vec<ExceptionOut> {
             rows.iter()

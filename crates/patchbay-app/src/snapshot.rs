@@ -241,6 +241,9 @@ impl App {
     }
 }
 
+/// Up to this many distinct assets, [`Snapshot::rank`] reads them by name.
+const FEW_ASSETS: usize = 5_000;
+
 impl Snapshot<'_> {
     /// The transaction, for reads of the answer not named here.
     pub(crate) fn tx(&mut self) -> &mut Box<dyn Tx> {
@@ -322,12 +325,18 @@ impl Snapshot<'_> {
         policy: &Policy,
         findings: Vec<FindingOut>,
     ) -> Result<Vec<Ranked>, AppError> {
-        let assets: HashMap<String, AssetRow> = self
-            .assets()
-            .await?
-            .into_iter()
-            .map(|a| (a.name.clone(), a))
-            .collect();
+        // Only the findings' assets (a triage of one CVE names a few
+        // thousand of a fleet of 50,000); every asset when they are many.
+        let mut names: Vec<String> = findings.iter().map(|f| f.asset.clone()).collect();
+        names.sort();
+        names.dedup();
+        let rows = if names.len() <= FEW_ASSETS {
+            self.tx.assets_by_names(&names).await?
+        } else {
+            self.assets().await?
+        };
+        let assets: HashMap<String, AssetRow> =
+            rows.into_iter().map(|a| (a.name.clone(), a)).collect();
         let index = self.index().await?;
         Ok(ranking::rank(
             policy,

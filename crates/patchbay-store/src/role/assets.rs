@@ -1,10 +1,13 @@
 //! Assets: the registry (`assets`).
 
-use crate::engine::{Engine, Get, QueryExt, SqlTx, json_list, opt_ts, to_json};
+use crate::engine::{
+    BATCH_ROWS, Engine, Get, QueryExt, SeparatedExt, SqlTx, json_list, opt_ts, to_json,
+};
 use crate::{Result, StoreError, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use patchbay_core::inventory::{HostFacts, OsRelease, PendingUpdate};
+use sqlx::QueryBuilder;
 
 /// Editable attributes of an asset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +77,9 @@ pub trait AssetStore {
     async fn asset_by_machine_id(&mut self, machine_id: &str) -> Result<Option<AssetRow>>;
     /// All assets, by name.
     async fn list_assets(&mut self) -> Result<Vec<AssetRow>>;
+    /// The assets of these (stored, lower-case) names, in batched
+    /// statements; names not stored are left out.
+    async fn assets_by_names(&mut self, names: &[String]) -> Result<Vec<AssetRow>>;
     /// Each asset's name and last check-in, by name: the narrow read the
     /// rollout driver needs every step (no facts, attributes or JSON).
     async fn asset_last_seen(&mut self) -> Result<Vec<(String, Option<Timestamp>)>>;
@@ -204,6 +210,23 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
             .all(self.conn())
             .await?;
         rows.iter().map(row_to_asset::<DB>).collect()
+    }
+
+    async fn assets_by_names(&mut self, names: &[String]) -> Result<Vec<AssetRow>> {
+        let mut out = Vec::new();
+        for chunk in names.chunks(BATCH_ROWS) {
+            let mut qb =
+                QueryBuilder::<DB>::new(format!("SELECT {ASSET_COLS} FROM assets WHERE name IN ("));
+            let mut sep = qb.separated(", ");
+            for n in chunk {
+                sep.push_arg(n.clone());
+            }
+            qb.push(")");
+            for r in &qb.build().all(self.conn()).await? {
+                out.push(row_to_asset::<DB>(r)?);
+            }
+        }
+        Ok(out)
     }
 
     async fn asset_last_seen(&mut self) -> Result<Vec<(String, Option<Timestamp>)>> {
