@@ -14,7 +14,7 @@
 //! computes what the page rolls up, `patchbay_app::rollup`), then sampled.
 //! Each request is a fresh HTTP/1.1 connection from a blocking socket, timed
 //! to the **first byte** of the answer (the server renders a page whole
-//! before it answers, so the first byte is the server's time) and to the last.
+//! before it answers, so the first byte is the server's time).
 //! Every request must answer 200. Samples per request: at least 3, at most
 //! `PATCHBAY_BENCH_DASH_REPS` (default 11), stopping early once a request
 //! has used `PATCHBAY_BENCH_DASH_BUDGET_S` seconds (default 60): the slow ones
@@ -72,8 +72,8 @@ fn pct(xs: &[f64], p: f64) -> f64 {
     v[rank.clamp(1, v.len()) - 1]
 }
 
-/// One timed request: (status, ms to the first byte, ms to the last, bytes).
-fn fetch(addr: SocketAddr, path: &str, auth: &str) -> anyhow::Result<(u16, f64, f64, usize)> {
+/// One timed request: (status, ms to the first byte, bytes).
+fn fetch(addr: SocketAddr, path: &str, auth: &str) -> anyhow::Result<(u16, f64, usize)> {
     let t = Instant::now();
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(600)))?;
@@ -86,19 +86,17 @@ fn fetch(addr: SocketAddr, path: &str, auth: &str) -> anyhow::Result<(u16, f64, 
     let ttfb = t.elapsed().as_secs_f64() * 1000.0;
     let mut rest = Vec::new();
     s.read_to_end(&mut rest)?;
-    let total = t.elapsed().as_secs_f64() * 1000.0;
     let head = String::from_utf8_lossy(&rest[..rest.len().min(16)]).into_owned();
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| anyhow!("{path}: no status line"))?;
-    Ok((status, ttfb, total, rest.len() + 1))
+    Ok((status, ttfb, rest.len() + 1))
 }
 
 struct Timing {
     ttfb: Vec<f64>,
-    total: Vec<f64>,
     bytes: usize,
 }
 
@@ -112,16 +110,14 @@ fn measure(
     let start = Instant::now();
     let mut t = Timing {
         ttfb: vec![],
-        total: vec![],
         bytes: 0,
     };
     while t.ttfb.len() < reps && (t.ttfb.len() < 3 || start.elapsed() < budget) {
-        let (status, ttfb, total, bytes) = fetch(addr, path, auth)?;
+        let (status, ttfb, bytes) = fetch(addr, path, auth)?;
         if status != 200 {
             bail!("{path} answered {status}");
         }
         t.ttfb.push(ttfb);
-        t.total.push(total);
         t.bytes = bytes;
     }
     Ok(t)
@@ -304,7 +300,7 @@ fn run() -> anyhow::Result<()> {
     for (page, api) in &pairs {
         // The first request after the start computes what a page rolls up
         // (docs/dashboard.md, "Large fleets"); reported on its own.
-        let (status, first, _, _) = fetch(addr, page, &page_auth)?;
+        let (status, first, _) = fetch(addr, page, &page_auth)?;
         if status != 200 {
             bail!("{page} answered {status}");
         }
@@ -334,7 +330,6 @@ fn run() -> anyhow::Result<()> {
             p.bytes / 1024,
             if ok { "met" } else { "**not met**" }
         );
-        let _ = &p.total;
     }
     println!(
         "\n{met} of {} pages meet p95 < {GOAL_P95_MS:.0} ms.",

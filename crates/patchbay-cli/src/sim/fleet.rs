@@ -234,7 +234,9 @@ fn set_version(inv: &mut Inventory, name: &str, version: Option<&str>) -> Option
 /// One check-in of a virtual host: sends its inventory when the server does
 /// not hold it and its pending results, takes the acknowledgements, and
 /// runs the jobs it was leased (their results go out at the next check-in).
-pub fn checkin(url: &str, host: &mut SimHost) -> anyhow::Result<()> {
+/// Returns whether the host's saved state changed (a job leased or run, a
+/// result acknowledged, the inventory stored).
+pub fn checkin(url: &str, host: &mut SimHost) -> anyhow::Result<bool> {
     let c = Client::new(url, Some(host.secret.clone()), Duration::from_secs(30));
     let inventory = if host.synced {
         InventoryPayload::Unchanged
@@ -255,24 +257,30 @@ pub fn checkin(url: &str, host: &mut SimHost) -> anyhow::Result<()> {
             key_refusals: vec![],
         },
     )?;
-    host.synced = r.stored_hash == host.inventory.content_hash();
+    let synced = r.stored_hash == host.inventory.content_hash();
+    let results_before = host.results.len();
+    let mut changed = synced != host.synced || !r.jobs.is_empty();
+    host.synced = synced;
     host.results.retain(|res| !r.acked.contains(&res.key));
+    changed |= host.results.len() != results_before;
     host.waiting.extend(r.jobs);
     let now = jiff::Timestamp::now();
     let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut host.waiting)
         .into_iter()
         .partition(|j| j.job.not_before <= now);
     host.waiting = later;
+    changed |= !due.is_empty();
     for job in due {
         let res = run_job(host, &job, now);
         host.results.push(res);
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Drives the fleet until `stop`: every `interval`, each host checks in once
 /// (errors are printed once per host and retried at the next round). The
-/// fleet is saved to `save_to` after every round that changed something.
+/// fleet is saved to `save_to` after a round in which a check-in changed a
+/// host (an idle fleet is not re-serialised every round).
 pub fn drive(
     url: &str,
     mut hosts: Vec<SimHost>,
@@ -282,13 +290,14 @@ pub fn drive(
 ) {
     let mut failing: std::collections::BTreeSet<String> = Default::default();
     while !stop.load(Ordering::Relaxed) {
-        let before = serde_json::to_vec(&hosts).unwrap_or_default();
+        let mut changed = false;
         for h in hosts.iter_mut() {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
             match checkin(url, h) {
-                Ok(()) => {
+                Ok(c) => {
+                    changed |= c;
                     failing.remove(&h.name);
                 }
                 Err(e) => {
@@ -298,9 +307,7 @@ pub fn drive(
                 }
             }
         }
-        if serde_json::to_vec(&hosts).unwrap_or_default() != before
-            && let Err(e) = save(save_to, &hosts)
-        {
+        if changed && let Err(e) = save(save_to, &hosts) {
             eprintln!("simulated fleet: {e:#}");
         }
         let mut slept = Duration::ZERO;

@@ -440,7 +440,7 @@ pub async fn logout(State(st): State<AppState>, form: UiForm) -> Response {
     r
 }
 
-fn now_text(st: &AppState) -> String {
+pub(crate) fn now_text(st: &AppState) -> String {
     patchbay_app::fmt_ts(st.app.now())
 }
 

@@ -6,7 +6,7 @@
 //! may post it is declared in [`crate::router`], and the service layer
 //! checks it again.
 
-use super::ui::{UiForm, UiUser, app_error, message, render, seg};
+use super::ui::{UiForm, UiUser, app_error, message, now_text, render, seg};
 use crate::router::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -184,10 +184,6 @@ fn deploy_form(values: &HashMap<String, String>) -> Form {
                 .help("For example 4h (default 24h)."),
         ],
     }
-}
-
-fn now_text(st: &AppState) -> String {
-    patchbay_app::fmt_ts(st.app.now())
 }
 
 /// `GET /ui/deployments/new`: the form (query parameters fill it, so the
