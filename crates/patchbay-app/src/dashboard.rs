@@ -10,7 +10,7 @@
 //! of the data behind it.
 
 use crate::prioritise::{MAX_WORKLIST_LIMIT, WorkFilter};
-use crate::rollup::{Rolled, Rollup};
+use crate::rollup::{Got, PAGE_WAIT, Rolled, Rollup};
 use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
 use jiff::Timestamp;
 use patchbay_core::report::Report;
@@ -66,14 +66,35 @@ pub fn rolled_note(stored: Option<(Timestamp, std::time::Duration)>, now: Timest
     }
 }
 
+/// What a page says while its figures are being computed.
+pub fn pending_note(
+    since: Timestamp,
+    last_took: Option<std::time::Duration>,
+    now: Timestamp,
+) -> String {
+    let mut s = format!(
+        "The figures of this page are being computed for the whole fleet (started {}).",
+        age(now.as_second(), since.as_second())
+    );
+    if let Some(t) = last_took {
+        s.push_str(&format!(
+            " The last computation took {:.1} s.",
+            t.as_secs_f64()
+        ));
+    }
+    s
+}
+
 impl App {
     /// A rolled-up value: `compute` runs as the dashboard itself (the
-    /// caller's permission was checked before).
+    /// caller's permission was checked before); waits up to `wait` for a
+    /// value being computed (`None`: as long as it takes).
     async fn rolled<T, F, Fut>(
         &self,
         slot: Arc<Rollup<T>>,
+        wait: Option<std::time::Duration>,
         compute: F,
-    ) -> Result<Rolled<T>, AppError>
+    ) -> Result<Got<T>, AppError>
     where
         T: Send + Sync + 'static,
         F: Fn(App) -> Fut + Send + Sync + 'static,
@@ -81,7 +102,7 @@ impl App {
     {
         let clock = self.clone();
         let app = self.clone();
-        slot.get(move || clock.now(), move || compute(app.clone()))
+        slot.get(move || clock.now(), move || compute(app.clone()), wait)
             .await
     }
 
@@ -92,13 +113,19 @@ impl App {
         &self,
         caller: &Caller,
         ctx: &RequestCtx,
-    ) -> Result<Overview, AppError> {
+    ) -> Result<Got<Overview>, AppError> {
         self.require(caller, patchbay_core::auth::Action::ReadInventory, ctx)
             .await?;
         let slot = self.rollups.overview.clone();
-        let r = self
-            .rolled(slot, |app| async move { app.overview_now().await })
-            .await?;
+        let r = match self
+            .rolled(slot, Some(PAGE_WAIT), |app| async move {
+                app.overview_now().await
+            })
+            .await?
+        {
+            Got::Ready(r) => r,
+            Got::Pending { since, last_took } => return Ok(Got::Pending { since, last_took }),
+        };
         let mut o = (*r.value).clone();
         o.computed = rolled_note(r.stored, self.now());
         // The newest events (outbox ids are sequential), newest first.
@@ -118,7 +145,10 @@ impl App {
         events.reverse();
         o.events = events;
         o.cursor = cursor;
-        Ok(o)
+        Ok(Got::Ready(Rolled {
+            value: Arc::new(o),
+            stored: r.stored,
+        }))
     }
 
     /// The worklist page's lines (the first [`WORKLIST_PAGE_LINES`]).
@@ -126,11 +156,11 @@ impl App {
         &self,
         caller: &Caller,
         ctx: &RequestCtx,
-    ) -> Result<Rolled<Vec<WorkItem>>, AppError> {
+    ) -> Result<Got<Vec<WorkItem>>, AppError> {
         self.require(caller, patchbay_core::auth::Action::ReadInventory, ctx)
             .await?;
         let slot = self.rollups.worklist.clone();
-        self.rolled(slot, |app| async move {
+        self.rolled(slot, Some(PAGE_WAIT), |app| async move {
             app.worklist(
                 &Caller::local("dashboard"),
                 &WorkFilter {
@@ -149,24 +179,26 @@ impl App {
         &self,
         caller: &Caller,
         ctx: &RequestCtx,
-    ) -> Result<Rolled<Vec<PatchOut>>, AppError> {
+    ) -> Result<Got<Vec<PatchOut>>, AppError> {
         self.require(caller, patchbay_core::auth::Action::ReadInventory, ctx)
             .await?;
         let slot = self.rollups.patches.clone();
-        self.rolled(slot, |app| async move {
+        self.rolled(slot, Some(PAGE_WAIT), |app| async move {
             app.patches(&Caller::local("dashboard"), &RequestCtx::default())
                 .await
         })
         .await
     }
 
-    /// A report as of now, for its page and downloads.
+    /// A report as of now, for its page (`wait`: [`PAGE_WAIT`]) and
+    /// downloads (`None`: they wait for it).
     pub async fn dashboard_report(
         &self,
         caller: &Caller,
         kind: &str,
+        wait: Option<std::time::Duration>,
         ctx: &RequestCtx,
-    ) -> Result<Rolled<Report>, AppError> {
+    ) -> Result<Got<Report>, AppError> {
         self.require(caller, patchbay_core::auth::Action::ReadInventory, ctx)
             .await?;
         if !patchbay_core::report::KINDS.contains(&kind) {
@@ -182,7 +214,7 @@ impl App {
             .or_default()
             .clone();
         let kind = kind.to_string();
-        self.rolled(slot, move |app| {
+        self.rolled(slot, wait, move |app| {
             let kind = kind.clone();
             async move {
                 app.report(

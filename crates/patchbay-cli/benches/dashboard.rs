@@ -10,8 +10,11 @@
 //! per asset, written with the store's batched insert (untimed). A dashboard
 //! user signs in over HTTP; an admin API token is the baseline's caller.
 //!
-//! Each page is requested once first (reported as "first request": it
-//! computes what the page rolls up, `patchbay_app::rollup`), then sampled.
+//! Each page is requested once first ("first request": on a large fleet it
+//! starts computing what the page rolls up, `patchbay_app::rollup`, and
+//! answers at once that it is doing so), then again every 0.5 s until it
+//! shows the figures ("figures ready after", from the first request), then
+//! sampled (a sample that says "being computed" fails the run).
 //! Each request is a fresh HTTP/1.1 connection from a blocking socket, timed
 //! to the **first byte** of the answer (the server renders a page whole
 //! before it answers, so the first byte is the server's time).
@@ -73,7 +76,14 @@ fn pct(xs: &[f64], p: f64) -> f64 {
 }
 
 /// One timed request: (status, ms to the first byte, bytes).
-fn fetch(addr: SocketAddr, path: &str, auth: &str) -> anyhow::Result<(u16, f64, usize)> {
+/// A page that says its figures are still being computed (`patchbay_app::rollup`).
+const PENDING_MARK: &[u8] = br#"id="pending""#;
+
+fn is_pending(body: &[u8]) -> bool {
+    body.windows(PENDING_MARK.len()).any(|w| w == PENDING_MARK)
+}
+
+fn fetch_body(addr: SocketAddr, path: &str, auth: &str) -> anyhow::Result<(u16, f64, Vec<u8>)> {
     let t = Instant::now();
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(600)))?;
@@ -84,7 +94,7 @@ fn fetch(addr: SocketAddr, path: &str, auth: &str) -> anyhow::Result<(u16, f64, 
     let mut first = [0u8; 1];
     s.read_exact(&mut first)?;
     let ttfb = t.elapsed().as_secs_f64() * 1000.0;
-    let mut rest = Vec::new();
+    let mut rest = vec![first[0]];
     s.read_to_end(&mut rest)?;
     let head = String::from_utf8_lossy(&rest[..rest.len().min(16)]).into_owned();
     let status = head
@@ -92,7 +102,7 @@ fn fetch(addr: SocketAddr, path: &str, auth: &str) -> anyhow::Result<(u16, f64, 
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| anyhow!("{path}: no status line"))?;
-    Ok((status, ttfb, rest.len() + 1))
+    Ok((status, ttfb, rest))
 }
 
 struct Timing {
@@ -113,12 +123,15 @@ fn measure(
         bytes: 0,
     };
     while t.ttfb.len() < reps && (t.ttfb.len() < 3 || start.elapsed() < budget) {
-        let (status, ttfb, bytes) = fetch(addr, path, auth)?;
+        let (status, ttfb, body) = fetch_body(addr, path, auth)?;
         if status != 200 {
             bail!("{path} answered {status}");
         }
+        if is_pending(&body) {
+            bail!("{path} said its figures were being computed after they were ready");
+        }
         t.ttfb.push(ttfb);
-        t.bytes = bytes;
+        t.bytes = body.len();
     }
     Ok(t)
 }
@@ -293,17 +306,29 @@ fn run() -> anyhow::Result<()> {
             .join(" ")
     );
     println!(
-        "| page | first request | samples | first byte p50 | p95 | size | baseline: JSON API | API p50 | API p95 | ratio (page p50 ÷ API p50) | goal p95 < {GOAL_P95_MS:.0} ms |"
+        "| page | first request | figures ready after | samples | first byte p50 | p95 | size | baseline: JSON API | API p50 | API p95 | ratio (page p50 ÷ API p50) | goal p95 < {GOAL_P95_MS:.0} ms |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|");
     let mut met = 0;
     for (page, api) in &pairs {
-        // The first request after the start computes what a page rolls up
-        // (docs/dashboard.md, "Large fleets"); reported on its own.
-        let (status, first, _) = fetch(addr, page, &page_auth)?;
+        // The first request after the start begins computing what a page
+        // rolls up (docs/dashboard.md, "Large fleets"): it answers at once
+        // with a page saying so, which a browser loads again until the
+        // figures are there. Both times reported on their own.
+        let started = Instant::now();
+        let (status, first, mut body) = fetch_body(addr, page, &page_auth)?;
         if status != 200 {
             bail!("{page} answered {status}");
         }
+        while is_pending(&body) {
+            std::thread::sleep(Duration::from_millis(500));
+            let (status, _, b) = fetch_body(addr, page, &page_auth)?;
+            if status != 200 {
+                bail!("{page} answered {status}");
+            }
+            body = b;
+        }
+        let ready = started.elapsed().as_secs_f64() * 1000.0;
         let p = measure(addr, page, &page_auth, reps, budget)?;
         let (api_cells, ratio) = match api {
             Some(a) => {
@@ -323,7 +348,7 @@ fn run() -> anyhow::Result<()> {
         let ok = p95 < GOAL_P95_MS;
         met += usize::from(ok);
         println!(
-            "| `{page}` | {first:.0} ms | {} | {:.0} ms | {:.0} ms | {} KB | {api_cells} | {ratio} | {} |",
+            "| `{page}` | {first:.0} ms | {ready:.0} ms | {} | {:.0} ms | {:.0} ms | {} KB | {api_cells} | {ratio} | {} |",
             p.ttfb.len(),
             pct(&p.ttfb, 50.0),
             p95,

@@ -250,6 +250,20 @@ pub fn message(title: &str, message: &str, back: &str) -> Result<String, crate::
     .render()?)
 }
 
+#[derive(Template)]
+#[template(path = "ui/pending.html")]
+struct PendingPage<'a> {
+    page: &'a Page,
+    text: &'a str,
+    retry: u64,
+}
+
+/// A page whose figures are still being computed: says so (`text`, from the
+/// caller: what and since when) and loads again every `retry` seconds.
+pub fn pending(page: &Page, text: &str, retry: u64) -> Result<String, crate::Error> {
+    Ok(PendingPage { page, text, retry }.render()?)
+}
+
 /// An asset line of the assets page.
 #[derive(Debug, Clone)]
 pub struct AssetLine {
@@ -584,6 +598,18 @@ mod tests {
         assert_eq!(age(100 + 7200, 100), "2 h ago");
         assert_eq!(age(100 + 3 * 86_400, 100), "3 d ago");
         assert!(age(0, 100).contains("future"));
+    }
+
+    #[test]
+    fn a_pending_page_says_so_and_loads_again() {
+        let html = pending(&page(), "computing <b>the fleet</b>", 5).unwrap();
+        assert!(
+            html.contains(r#"id="pending" role="status" data-retry="5""#),
+            "{html}"
+        );
+        assert!(html.contains("computing &#60;b&#62;the fleet"), "{html}");
+        assert!(html.contains(r#"<script src="/ui/static/live.js" defer></script>"#));
+        assert!(LIVE_SCRIPT.contains("getElementById('pending')"));
     }
 
     #[test]

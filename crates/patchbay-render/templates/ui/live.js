@@ -70,3 +70,13 @@
     state.textContent = 'live: updated ' + new Date().toLocaleTimeString();
   };
 })();
+
+// A page whose figures are still being computed (a large fleet's first
+// rollup, see patchbay_app::rollup): load it again every few seconds until
+// the server has them.
+(function () {
+  var p = document.getElementById('pending');
+  if (!p) return;
+  var every = parseInt(p.getAttribute('data-retry'), 10) || 5;
+  setTimeout(function () { location.reload(); }, every * 1000);
+})();

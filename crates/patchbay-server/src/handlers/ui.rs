@@ -27,6 +27,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use patchbay_app::rollup::Got;
 use patchbay_app::users::{SessionCaller, csrf_ok, csrf_token};
 use patchbay_app::{AppError, RequestCtx};
 use patchbay_render::dashboard::{self as view, Cell, Page, Table};
@@ -446,13 +447,26 @@ pub(crate) fn now_text(st: &AppState) -> String {
 
 /// `GET /ui/`: the overview.
 pub async fn overview(State(st): State<AppState>, u: UiUser) -> Response {
+    let page = u.page("Overview", "/ui/", &now_text(&st));
     match st.app.dashboard_overview(&u.who.caller, &u.ctx).await {
-        Ok(o) => render(view::overview(
-            &u.page("Overview", "/ui/", &now_text(&st)),
-            &o,
-        )),
+        Ok(Got::Ready(o)) => render(view::overview(&page, &o.value)),
+        Ok(Got::Pending { since, last_took }) => pending(&st, &page, since, last_took),
         Err(e) => app_error(e),
     }
+}
+
+/// Seconds between loads of a page whose figures are being computed.
+const PENDING_RETRY_S: u64 = 5;
+
+/// The page that says its figures are being computed, and since when.
+fn pending(
+    st: &AppState,
+    page: &view::Page,
+    since: jiff::Timestamp,
+    last_took: Option<std::time::Duration>,
+) -> Response {
+    let text = patchbay_app::dashboard::pending_note(since, last_took, st.app.now());
+    render(view::pending(page, &text, PENDING_RETRY_S))
 }
 
 /// Filters of the assets page.
@@ -769,8 +783,10 @@ fn work_table(caption: &str, work: &[patchbay_proto::api::WorkItem], with_asset:
 
 /// `GET /ui/worklist`: what to patch next (the first 500).
 pub async fn worklist(State(st): State<AppState>, u: UiUser) -> Response {
+    let page = u.page("Worklist", "/ui/worklist", &now_text(&st));
     let work = match st.app.dashboard_worklist(&u.who.caller, &u.ctx).await {
-        Ok(w) => w,
+        Ok(Got::Ready(w)) => w,
+        Ok(Got::Pending { since, last_took }) => return pending(&st, &page, since, last_took),
         Err(e) => return app_error(e),
     };
     let intro = format!(
@@ -778,7 +794,7 @@ pub async fn worklist(State(st): State<AppState>, u: UiUser) -> Response {
         patchbay_app::dashboard::rolled_note(work.stored, st.app.now())
     );
     render(view::tables(
-        &u.page("Worklist", "/ui/worklist", &now_text(&st)),
+        &page,
         intro.trim_end(),
         &[work_table("Findings", &work.value, true)],
         &[],
@@ -1507,8 +1523,20 @@ pub async fn report(
         };
     // A report states its own as-of time; on a large fleet it is the last
     // computation's (see `patchbay_app::rollup`).
-    let report = match st.app.dashboard_report(&u.who.caller, &kind, &u.ctx).await {
-        Ok(r) => r.value,
+    // The HTML page says when the report is still being computed; a
+    // download (CSV, JSON) waits for it.
+    let wait =
+        (format.content_type().starts_with("text/html")).then_some(patchbay_app::rollup::PAGE_WAIT);
+    let report = match st
+        .app
+        .dashboard_report(&u.who.caller, &kind, wait, &u.ctx)
+        .await
+    {
+        Ok(Got::Ready(r)) => r.value,
+        Ok(Got::Pending { since, last_took }) => {
+            let page = u.page(&format!("Report: {kind}"), "/ui/reports", &now_text(&st));
+            return pending(&st, &page, since, last_took);
+        }
         Err(e) => return app_error(e),
     };
     let body = match patchbay_render::report::render(&report, format) {
@@ -1545,7 +1573,11 @@ pub async fn report(
 /// patches), most urgent first.
 pub async fn catalog(State(st): State<AppState>, u: UiUser) -> Response {
     let rolled = match st.app.dashboard_patches(&u.who.caller, &u.ctx).await {
-        Ok(l) => l,
+        Ok(Got::Ready(l)) => l,
+        Ok(Got::Pending { since, last_took }) => {
+            let page = u.page("Patch catalog", "/ui/catalog", &now_text(&st));
+            return pending(&st, &page, since, last_took);
+        }
         Err(e) => return app_error(e),
     };
     let note = patchbay_app::dashboard::rolled_note(rolled.stored, st.app.now());

@@ -68,6 +68,29 @@ pub struct AssetRow {
     pub package_count: i64,
 }
 
+/// An asset as a list shows it: its attributes and liveness inputs, without
+/// the facts, network, pending updates or unmanaged software that
+/// [`AssetRow`] parses (a fleet-wide list reads 50,000 of these).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssetListRow {
+    /// Row id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Editable attributes.
+    pub attrs: AssetAttrs,
+    /// Whether an agent is enrolled for it.
+    pub has_agent: bool,
+    /// Last agent check-in.
+    pub last_seen_at: Option<Timestamp>,
+    /// `os-release` `ID` of the stored inventory.
+    pub os_id: String,
+    /// `os-release` `VERSION_ID` of the stored inventory.
+    pub os_version_id: String,
+    /// Number of package rows.
+    pub package_count: i64,
+}
+
 /// Assets: the registry.
 #[async_trait]
 pub trait AssetStore {
@@ -77,6 +100,9 @@ pub trait AssetStore {
     async fn asset_by_machine_id(&mut self, machine_id: &str) -> Result<Option<AssetRow>>;
     /// All assets, by name.
     async fn list_assets(&mut self) -> Result<Vec<AssetRow>>;
+    /// All assets, by name, with only what a list shows (see
+    /// [`AssetListRow`]).
+    async fn list_asset_rows(&mut self) -> Result<Vec<AssetListRow>>;
     /// The assets of these (stored, lower-case) names, in batched
     /// statements; names not stored are left out.
     async fn assets_by_names(&mut self, names: &[String]) -> Result<Vec<AssetRow>>;
@@ -210,6 +236,37 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
             .all(self.conn())
             .await?;
         rows.iter().map(row_to_asset::<DB>).collect()
+    }
+
+    async fn list_asset_rows(&mut self) -> Result<Vec<AssetListRow>> {
+        let rows = sqlx::query::<DB>(
+            "SELECT id, name, kind, owner, business_impact, exposure, environment, tags, \
+             has_agent, last_seen_at, os_id, os_version_id, package_count \
+             FROM assets ORDER BY name",
+        )
+        .all(self.conn())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AssetListRow {
+                    id: r.col("id")?,
+                    name: r.col("name")?,
+                    attrs: AssetAttrs {
+                        kind: r.col("kind")?,
+                        owner: r.col("owner")?,
+                        business_impact: r.col("business_impact")?,
+                        exposure: r.col("exposure")?,
+                        environment: r.col("environment")?,
+                        tags: json_list(r.col("tags")?)?,
+                    },
+                    has_agent: r.col("has_agent")?,
+                    last_seen_at: opt_ts(r.col("last_seen_at")?)?,
+                    os_id: r.col("os_id")?,
+                    os_version_id: r.col("os_version_id")?,
+                    package_count: r.col("package_count")?,
+                })
+            })
+            .collect()
     }
 
     async fn assets_by_names(&mut self, names: &[String]) -> Result<Vec<AssetRow>> {

@@ -8,7 +8,7 @@ use patchbay_store::{
     AdvisoryRow, AssetAttrs, AuditRecord, DeploymentRow, EpssRow, FeedRow, HostState, KevRow,
     NewApiToken, NewEnrollToken, NewFinding, OobEventRow, PolicyRow, Store, StoreError,
 };
-use patchbay_store::{AgentJobRow, CvssScoreRow, RolloutRow};
+use patchbay_store::{AgentJobRow, AssetListRow, CvssScoreRow, RolloutRow};
 use patchbay_store::{BlackoutApprovalRow, BlackoutRow, ExceptionRow, LeaseOutcome, WindowRow};
 use std::sync::Arc;
 
@@ -267,6 +267,29 @@ async fn assets_story(s: Arc<dyn Store>) {
             ("core-sw-01".to_string(), None),
             ("prod-web-01".to_string(), Some(t0()))
         ]
+    );
+    // So does the list read: exactly the full rows' listed columns.
+    let full = tx.list_assets().await.unwrap();
+    let listed = tx.list_asset_rows().await.unwrap();
+    assert_eq!(
+        listed,
+        full.iter()
+            .map(|a| AssetListRow {
+                id: a.id,
+                name: a.name.clone(),
+                attrs: a.attrs.clone(),
+                has_agent: a.has_agent,
+                last_seen_at: a.last_seen_at,
+                os_id: a.facts.os.id.clone(),
+                os_version_id: a.facts.os.version_id.clone(),
+                package_count: a.package_count,
+            })
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(listed[1].attrs.tags, vec!["dc1"]);
+    assert_eq!(
+        (listed[1].os_id.as_str(), listed[1].os_version_id.as_str()),
+        ("debian", "12")
     );
     drop(tx);
 
