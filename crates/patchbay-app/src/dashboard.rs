@@ -47,6 +47,7 @@ pub struct Rollups {
     worklist: Arc<Rollup<Vec<WorkItem>>>,
     patches: Arc<Rollup<Vec<PatchOut>>>,
     reports: Mutex<HashMap<String, Arc<Rollup<Report>>>>,
+    drift: Mutex<HashMap<String, Arc<Rollup<patchbay_proto::api::GroupDriftOut>>>>,
 }
 
 /// Lines of the worklist page.
@@ -186,6 +187,44 @@ impl App {
         self.rolled(slot, Some(PAGE_WAIT), |app| async move {
             app.patches(&Caller::local("dashboard"), &RequestCtx::default())
                 .await
+        })
+        .await
+    }
+
+    /// A policy group's drift from its baseline, every member's line, for
+    /// the asset page (which shows its asset's line).
+    pub async fn dashboard_group_drift(
+        &self,
+        caller: &Caller,
+        group: &str,
+        ctx: &RequestCtx,
+    ) -> Result<Got<patchbay_proto::api::GroupDriftOut>, AppError> {
+        self.require(caller, patchbay_core::auth::Action::ReadInventory, ctx)
+            .await?;
+        let slot = self
+            .rollups
+            .drift
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(group.to_string())
+            .or_default()
+            .clone();
+        let group = group.to_string();
+        self.rolled(slot, Some(PAGE_WAIT), move |app| {
+            let group = group.clone();
+            async move {
+                app.drift(
+                    &Caller::local("dashboard"),
+                    Some(&group),
+                    None,
+                    &RequestCtx::default(),
+                )
+                .await?
+                .groups
+                .into_iter()
+                .next()
+                .ok_or_else(|| AppError::not_found(format!("no policy group named {group:?}")))
+            }
         })
         .await
     }

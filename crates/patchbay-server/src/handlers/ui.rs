@@ -588,6 +588,14 @@ pub async fn asset(State(st): State<AppState>, u: UiUser, Path(name): Path<Strin
         }
         Err(e) => return app_error(e),
     };
+    // Drift from each of its policy groups' baseline (issue 18's drift).
+    let mut drift = Vec::new();
+    for g in &schedule.groups {
+        match st.app.dashboard_group_drift(&u.who.caller, g, &u.ctx).await {
+            Ok(got) => drift.push(drift_table(&st, g, &name, got)),
+            Err(e) => return app_error(e),
+        }
+    }
     let s = &detail.summary;
     let facts = Table {
         caption: "Facts".into(),
@@ -736,9 +744,89 @@ pub async fn asset(State(st): State<AppState>, u: UiUser, Path(name): Path<Strin
         "",
         &[
             facts, findings, packages, windows, blackouts, history, closed,
-        ],
+        ]
+        .into_iter()
+        .chain(drift)
+        .collect::<Vec<_>>(),
         &[],
     ))
+}
+
+/// The asset page's table of its drift from a policy group's baseline.
+fn drift_table(
+    st: &AppState,
+    group: &str,
+    asset: &str,
+    got: Got<patchbay_proto::api::GroupDriftOut>,
+) -> Table {
+    let head = vec![
+        "Package",
+        "Architecture",
+        "Difference",
+        "Baseline",
+        "Installed",
+    ];
+    let r = match got {
+        Got::Pending { since, last_took } => {
+            return Table {
+                caption: format!("Drift from group {group}'s baseline"),
+                head,
+                rows: vec![],
+                empty: patchbay_app::dashboard::pending_note(since, last_took, st.app.now()),
+            };
+        }
+        Got::Ready(r) => r,
+    };
+    let g = &*r.value;
+    let basis = match &g.golden {
+        Some(h) => format!("golden host {h}"),
+        None => format!("the modal version over {} hosts", g.hosts),
+    };
+    let note = patchbay_app::dashboard::rolled_note(r.stored, st.app.now());
+    let (caption, rows, empty) = match g.assets.iter().find(|h| h.asset == asset) {
+        Some(h) => (
+            format!(
+                "Drift from group {group}'s baseline ({basis}): {} newer, {} older, {} differ, {} missing, {} extra",
+                h.newer, h.older, h.differs, h.missing, h.extra
+            ),
+            h.differences
+                .iter()
+                .map(|d| {
+                    vec![
+                        Cell::from(d.name.as_str()),
+                        Cell::from(d.arch.as_str()),
+                        Cell::from(d.kind.as_str()),
+                        Cell::from(d.baseline.clone().unwrap_or_default()),
+                        Cell::from(d.installed.clone().unwrap_or_default()),
+                    ]
+                })
+                .collect(),
+            "No drift: every package is at the baseline.".to_string(),
+        ),
+        None => {
+            let why = g
+                .skipped
+                .iter()
+                .find(|s| s.asset == asset)
+                .map(|s| s.reason.clone())
+                .unwrap_or_else(|| "it has no inventory yet".into());
+            (
+                format!("Drift from group {group}'s baseline ({basis})"),
+                vec![],
+                format!("Not compared: {why}."),
+            )
+        }
+    };
+    Table {
+        caption: if note.is_empty() {
+            caption
+        } else {
+            format!("{caption}. {note}")
+        },
+        head,
+        rows,
+        empty,
+    }
 }
 
 fn work_table(caption: &str, work: &[patchbay_proto::api::WorkItem], with_asset: bool) -> Table {

@@ -161,6 +161,26 @@ async fn drift_and_converge(backend: &str) {
     );
     assert_eq!(g["drifted_packages"], 6);
 
+    // The asset page shows the asset's own differences from its group.
+    crate::dashboard::add_user(&s, "noc", "auditor").await;
+    let cookie = crate::dashboard::sign_in(&s, "noc").await;
+    let (status, _, page) =
+        crate::dashboard::browse(&s, "GET", "/ui/assets/h3", Some(&cookie), None, &[]).await;
+    assert_eq!(status.as_u16(), 200, "{page}");
+    assert!(
+        page.contains("Drift from group web&#39;s baseline (the modal version over 3 hosts): 1 newer, 1 older, 0 differ, 1 missing, 0 extra"),
+        "{page}"
+    );
+    let drift_part = &page[page.find("Drift from group").unwrap()..];
+    for row in [
+        "<td>libfoo</td><td>amd64</td><td>missing</td><td>1.0</td><td></td>",
+        "<td>openssl</td><td>amd64</td><td>older</td><td>3.0.11-1</td><td>3.0.9-1</td>",
+        "<td>pb-demo</td><td>amd64</td><td>newer</td><td>1.0</td><td>1.1</td>",
+    ] {
+        assert!(drift_part.contains(row), "{row} in {drift_part}");
+    }
+    assert!(!drift_part.contains("<td>curl</td>"), "{drift_part}");
+
     // One asset: its own line only.
     let one = s
         .ok_json("GET", "/api/v1/drift?target=h2", &s.admin, json!(null))
