@@ -136,41 +136,81 @@ impl App {
             return Ok(vec![]);
         }
         let deps = snap.tx().list_deployments().await?;
-        // One patch catalog for all of them (not a full record each).
+        drop(snap);
+        let tiers = self.patch_tiers().await?;
+        Ok(change_summaries(&changes, &deps, &tiers))
+    }
+
+    /// Each patch's highest tier over every finding, resolved ones too (one
+    /// patch catalog for all change records, not a full record each).
+    pub(crate) async fn patch_tiers(&self) -> Result<BTreeMap<String, String>, AppError> {
+        let mut snap = self.snapshot().await?;
         let (policy, _) = snap.policy_in_force().await?;
         let all = snap.findings(None, true).await?;
         let ranked = snap.rank(&policy, all).await?;
         drop(snap);
-        let catalog = self.patches_from(&policy, &ranked).await;
-        let tier_of: BTreeMap<&str, &str> = catalog
-            .iter()
-            .map(|p| (p.name.as_str(), p.highest_tier.as_str()))
-            .collect();
-        Ok(changes
-            .iter()
-            .rev()
-            .filter_map(|c| {
-                let d = deps.iter().find(|d| d.id == c.deployment)?;
-                Some(ChangeSummaryOut {
-                    id: c.id.clone(),
-                    deployment: d.id.clone(),
-                    kind: d.kind.clone(),
-                    status: d.status.clone(),
-                    highest_tier: d
-                        .patches
-                        .iter()
-                        .filter_map(|p| tier_of.get(p.as_str()).copied())
-                        .min()
-                        .unwrap_or("-")
-                        .to_string(),
-                    assets: d.assets.len(),
-                    patches: d.patches.len(),
-                    created_at: fmt_ts(c.created_at),
-                })
-            })
+        Ok(self
+            .patches_from(&policy, &ranked)
+            .await
+            .into_iter()
+            .map(|p| (p.name, p.highest_tier))
             .collect())
     }
 
+    /// The change records and their deployments as stored, read now.
+    pub(crate) async fn change_rows(
+        &self,
+    ) -> Result<
+        (
+            Vec<patchbay_store::ChangeRow>,
+            Vec<patchbay_store::DeploymentRow>,
+        ),
+        AppError,
+    > {
+        let mut tx = self.store.read().await?;
+        let changes = tx.list_change_records().await?;
+        let deps = if changes.is_empty() {
+            vec![]
+        } else {
+            tx.list_deployments().await?
+        };
+        Ok((changes, deps))
+    }
+}
+
+/// The change list, newest first; `tiers` gives each patch's highest tier
+/// (a patch it does not name shows `-`).
+pub(crate) fn change_summaries(
+    changes: &[patchbay_store::ChangeRow],
+    deps: &[patchbay_store::DeploymentRow],
+    tiers: &BTreeMap<String, String>,
+) -> Vec<ChangeSummaryOut> {
+    changes
+        .iter()
+        .rev()
+        .filter_map(|c| {
+            let d = deps.iter().find(|d| d.id == c.deployment)?;
+            Some(ChangeSummaryOut {
+                id: c.id.clone(),
+                deployment: d.id.clone(),
+                kind: d.kind.clone(),
+                status: d.status.clone(),
+                highest_tier: d
+                    .patches
+                    .iter()
+                    .filter_map(|p| tiers.get(p.as_str()).map(String::as_str))
+                    .min()
+                    .unwrap_or("-")
+                    .to_string(),
+                assets: d.assets.len(),
+                patches: d.patches.len(),
+                created_at: fmt_ts(c.created_at),
+            })
+        })
+        .collect()
+}
+
+impl App {
     /// One change record with everything it shows.
     pub async fn change_record(
         &self,
@@ -202,12 +242,13 @@ impl App {
                 Some(_) => tx.jobs_of(&change.deployment).await?,
                 None => vec![],
             };
+            let assets = tx.assets_by_names(&dep.assets).await?;
             (
                 change,
                 dep,
                 tx.list_blackout_approvals().await?,
                 tx.list_lessons().await?,
-                tx.list_assets().await?,
+                assets,
                 tx.all_kev().await?,
                 rollout,
                 jobs,
@@ -221,13 +262,9 @@ impl App {
             .map(|r| crate::deployments::summary_of(&r))
             .transpose()?;
         let (policy, _) = snap.policy_in_force().await?;
-        // Every finding (open or resolved) on the deployment's assets.
-        let all = snap.findings(None, true).await?;
-        let scope: BTreeSet<&str> = dep.assets.iter().map(String::as_str).collect();
-        let on_scope: Vec<_> = all
-            .into_iter()
-            .filter(|f| scope.contains(f.asset.as_str()))
-            .collect();
+        // Every finding (open or resolved) on the deployment's assets (read
+        // for those assets only).
+        let on_scope = snap.findings_of_assets(&dep.assets).await?;
         let now = self.now();
         let mut hosts = hosts;
         retest_hosts(&mut hosts, &on_scope, now);

@@ -720,6 +720,9 @@ impl App {
         )
         .await?;
         tx.commit().await?;
+        if vex_added + vex_revoked > 0 {
+            self.rollups.exceptions_changed();
+        }
         Ok(outcome)
     }
 

@@ -48,6 +48,39 @@ pub struct Rollups {
     patches: Arc<Rollup<Vec<PatchOut>>>,
     reports: Mutex<HashMap<String, Arc<Rollup<Report>>>>,
     drift: Mutex<HashMap<String, Arc<Rollup<patchbay_proto::api::GroupDriftOut>>>>,
+    exceptions: Arc<Rollup<ExceptionFigures>>,
+    patch_tiers: Arc<Rollup<BTreeMap<String, String>>>,
+}
+
+impl Rollups {
+    /// An exception was added or revoked here: the exceptions page's counts
+    /// and review lists are computed again for the next page.
+    pub fn exceptions_changed(&self) {
+        self.exceptions.clear();
+    }
+}
+
+/// What the exceptions page rolls up: the findings each exception covers,
+/// counted, and the review lists.
+#[derive(Debug, Clone)]
+pub struct ExceptionFigures {
+    /// Findings covered, by exception id.
+    pub covers: HashMap<String, usize>,
+    /// Expiring, expired, ownerless.
+    pub review: patchbay_proto::api::ExceptionReviewOut,
+}
+
+/// The exceptions page: the register in force read now, with the counts and
+/// review lists of the last computation (`None` while being computed).
+#[derive(Debug, Clone)]
+pub struct ExceptionsPage {
+    /// In force, each with the findings it covers when counted.
+    pub in_force: Vec<(patchbay_proto::api::ExceptionOut, Option<usize>)>,
+    /// The review lists, when computed.
+    pub review: Option<patchbay_proto::api::ExceptionReviewOut>,
+    /// What the page says about the figures' age (or that they are being
+    /// computed); empty when computed for this page.
+    pub note: String,
 }
 
 /// Lines of the worklist page.
@@ -227,6 +260,89 @@ impl App {
             }
         })
         .await
+    }
+
+    /// The exceptions page: the register read now; counts and review
+    /// lists rolled up (cleared when an exception is added or revoked here).
+    pub async fn dashboard_exceptions(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<ExceptionsPage, AppError> {
+        self.require(caller, patchbay_core::auth::Action::ReadInventory, ctx)
+            .await?;
+        let live = self.exceptions_in_force_uncounted().await?;
+        let slot = self.rollups.exceptions.clone();
+        let got = self
+            .rolled(slot, Some(PAGE_WAIT), |app| async move {
+                let local = Caller::local("dashboard");
+                let ctx = RequestCtx::default();
+                let all = app.exceptions(&local, true, &ctx).await?;
+                let review = app.review_exceptions(&local, &ctx).await?;
+                Ok(ExceptionFigures {
+                    covers: all.into_iter().map(|e| (e.id, e.covers.len())).collect(),
+                    review,
+                })
+            })
+            .await?;
+        Ok(match got {
+            Got::Ready(r) => ExceptionsPage {
+                in_force: live
+                    .into_iter()
+                    .map(|e| {
+                        let n = r.value.covers.get(&e.id).copied();
+                        (e, n)
+                    })
+                    .collect(),
+                review: Some(r.value.review.clone()),
+                note: rolled_note(r.stored, self.now()),
+            },
+            Got::Pending { since, last_took } => ExceptionsPage {
+                in_force: live.into_iter().map(|e| (e, None)).collect(),
+                review: None,
+                note: pending_note(since, last_took, self.now()),
+            },
+        })
+    }
+
+    /// The change records page: the list read now; each change's highest
+    /// tier from the rolled patch tiers (with their age in the note).
+    pub async fn dashboard_changes(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<(Vec<patchbay_proto::api::ChangeSummaryOut>, String), AppError> {
+        self.require(caller, patchbay_core::auth::Action::ReadInventory, ctx)
+            .await?;
+        let (changes, deps) = self.change_rows().await?;
+        if changes.is_empty() {
+            return Ok((vec![], String::new()));
+        }
+        let slot = self.rollups.patch_tiers.clone();
+        let got = self
+            .rolled(slot, Some(PAGE_WAIT), |app| async move {
+                app.patch_tiers().await
+            })
+            .await?;
+        Ok(match got {
+            Got::Ready(r) => (
+                crate::changes::change_summaries(&changes, &deps, &r.value),
+                rolled_note(r.stored, self.now()),
+            ),
+            Got::Pending { since, last_took } => (
+                crate::changes::change_summaries(&changes, &deps, &BTreeMap::new())
+                    .into_iter()
+                    .map(|mut c| {
+                        c.highest_tier = "being computed".into();
+                        c
+                    })
+                    .collect(),
+                format!(
+                    "Highest tiers: {}",
+                    pending_note(since, last_took, self.now())
+                ),
+            ),
+        })
     }
 
     /// A report as of now, for its page (`wait`: [`PAGE_WAIT`]) and

@@ -270,6 +270,7 @@ impl App {
         )
         .await?;
         tx.commit().await?;
+        self.rollups.exceptions_changed();
         self.require(caller, Action::ReadInventory, ctx).await?;
         let ranked = ranked_open(&mut self.snapshot().await?).await?;
         Ok(out(&row, self.now(), &ranked))
@@ -296,6 +297,22 @@ impl App {
         }
         let ranked = ranked_open(&mut snap).await?;
         Ok(shown.into_iter().map(|r| out(r, now, &ranked)).collect())
+    }
+
+    /// The exceptions in force as stored, read now, without the findings
+    /// each covers (`covers` empty): the dashboard's live list, whose counts
+    /// come from a rollup ([`crate::dashboard`]).
+    pub(crate) async fn exceptions_in_force_uncounted(
+        &self,
+    ) -> Result<Vec<ExceptionOut>, AppError> {
+        let mut tx = self.store.read().await?;
+        let rows = tx.list_exceptions().await?;
+        let now = self.now();
+        Ok(rows
+            .iter()
+            .filter(|r| core_of(r).active_at(now))
+            .map(|r| out(r, now, &[]))
+            .collect())
     }
 
     /// One exception.
@@ -346,6 +363,7 @@ impl App {
         )
         .await?;
         tx.commit().await?;
+        self.rollups.exceptions_changed();
         self.exception(caller, &id, ctx).await
     }
 

@@ -18,8 +18,9 @@
 //!   ([`Got::Pending`]) instead of holding the browser (and any proxy in
 //!   front) for a minute; a download passes none and waits.
 //!
-//! Computations run in their own task, so a request that stops waiting
-//! does not cancel one. Ages are measured on the app's clock, so tests
+//! Computations run in their own task — on the blocking pool, so their long
+//! stretches of ranking never hold a runtime worker that requests wait
+//! on —, and a request that stops waiting does not cancel one. Ages are measured on the app's clock, so tests
 //! control them. Each replica keeps its own rollups (in memory: nothing here
 //! is state of record).
 
@@ -36,8 +37,13 @@ pub const LIVE_BUDGET: Duration = Duration::from_millis(150);
 pub const REFRESH_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 /// A stored value older than this is not served (the page waits for a new one).
 pub const MAX_AGE: jiff::SignedDuration = jiff::SignedDuration::from_secs(15 * 60);
-/// How long a page waits for a value being computed before it says so.
+/// How long a page waits for a value being computed before it says so,
+/// once a computation of it is known to take longer than [`FIRST_WAIT`].
 pub const PAGE_WAIT: Duration = Duration::from_millis(250);
+/// How long a page waits for a value whose cost is not known yet (the first
+/// after a start) or was under this: a small fleet's pages never say
+/// "being computed", a large fleet's first page says it after this long.
+pub const FIRST_WAIT: Duration = Duration::from_secs(5);
 
 /// What a page got: the value, and — when it was not computed for this
 /// request — when it was computed and how long that took.
@@ -83,8 +89,9 @@ struct Entry<T> {
 /// The computation in flight and the outcome of the last one.
 #[derive(Default)]
 struct Flight {
-    /// When the running computation began (`None`: none running).
-    since: Option<Timestamp>,
+    /// When the running computation began (`None`: none running), on the
+    /// app's clock and on the monotonic one.
+    since: Option<(Timestamp, Instant)>,
     /// Finished computations, counted (waiters watch it change).
     finished: u64,
     /// The last computation's error, cleared by a success.
@@ -96,18 +103,24 @@ struct Flight {
 /// One rolled-up value.
 pub struct Rollup<T> {
     slot: Mutex<Option<Entry<T>>>,
+    /// Bumped by [`Rollup::clear`]: a computation begun under an older
+    /// generation does not store its (possibly stale) value.
+    generation: std::sync::atomic::AtomicU64,
     running: AtomicBool,
     flight: Mutex<Flight>,
     done: tokio::sync::Notify,
+    first_wait: Duration,
 }
 
 impl<T> Default for Rollup<T> {
     fn default() -> Self {
         Self {
             slot: Mutex::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
             running: AtomicBool::new(false),
             flight: Mutex::new(Flight::default()),
             done: tokio::sync::Notify::new(),
+            first_wait: FIRST_WAIT,
         }
     }
 }
@@ -117,6 +130,15 @@ fn lock<V>(m: &Mutex<V>) -> std::sync::MutexGuard<'_, V> {
 }
 
 impl<T: Send + Sync + 'static> Rollup<T> {
+    /// A rollup whose pages wait `first_wait` for a value of unknown or
+    /// moderate cost (instead of [`FIRST_WAIT`]).
+    pub fn with_first_wait(first_wait: Duration) -> Self {
+        Self {
+            first_wait,
+            ..Self::default()
+        }
+    }
+
     fn peek(&self) -> Option<(Arc<T>, Timestamp, Duration)> {
         lock(&self.slot)
             .as_ref()
@@ -125,6 +147,14 @@ impl<T: Send + Sync + 'static> Rollup<T> {
 
     fn put(&self, value: Arc<T>, at: Timestamp, took: Duration) {
         *lock(&self.slot) = Some(Entry { value, at, took });
+    }
+
+    /// Forgets the value (what it rolls up has changed here): the next
+    /// page computes a new one, and one being computed is not stored.
+    pub fn clear(&self) {
+        let mut slot = lock(&self.slot);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        *slot = None;
     }
 
     /// Starts a computation in its own task unless one is running; returns
@@ -140,20 +170,32 @@ impl<T: Send + Sync + 'static> Rollup<T> {
     {
         let mut flight = lock(&self.flight);
         if self.running.swap(true, Ordering::AcqRel) {
-            return flight.since.unwrap_or_else(|| now());
+            return flight.since.map_or_else(|| now(), |(t, _)| t);
         }
         let begun = now();
-        flight.since = Some(begun);
+        flight.since = Some((begun, Instant::now()));
         drop(flight);
         let (me, compute) = (self.clone(), compute.clone());
-        tokio::spawn(async move {
+        let generation = self.generation.load(Ordering::Acquire);
+        // On a blocking-pool thread, not a runtime worker: a computation
+        // ranks millions of findings between its awaits, and a worker it
+        // held would hold back the requests queued on it.
+        let handle = tokio::runtime::Handle::current();
+        let compute_there = async move {
             let start = Instant::now();
             let result = compute().await;
             let took = start.elapsed();
             let mut flight = lock(&me.flight);
             match result {
                 Ok(v) => {
-                    me.put(Arc::new(v), begun, took);
+                    let mut slot = lock(&me.slot);
+                    if me.generation.load(Ordering::Acquire) == generation {
+                        *slot = Some(Entry {
+                            value: Arc::new(v),
+                            at: begun,
+                            took,
+                        });
+                    }
                     flight.error = None;
                 }
                 Err(e) => flight.error = Some(e),
@@ -164,7 +206,8 @@ impl<T: Send + Sync + 'static> Rollup<T> {
             me.running.store(false, Ordering::Release);
             drop(flight);
             me.done.notify_waiters();
-        });
+        };
+        tokio::task::spawn_blocking(move || handle.block_on(compute_there));
         begun
     }
 
@@ -211,7 +254,18 @@ impl<T: Send + Sync + 'static> Rollup<T> {
             // None yet, or too old: computed (or joined), waited for.
             _ => {}
         }
-        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+        // A page waits briefly only for a value known to be dear: the last
+        // computation took longer than `first_wait`, or the running one has
+        // run that long already. Else up to `first_wait` from its start.
+        let deadline = wait.map(|w| {
+            let flight = lock(&self.flight);
+            let soon = tokio::time::Instant::now() + w;
+            match (flight.last_took, flight.since) {
+                (Some(t), _) if t > self.first_wait => soon,
+                (_, Some((_, started))) => soon.max((started + self.first_wait).into()),
+                _ => soon.max(tokio::time::Instant::now() + self.first_wait),
+            }
+        });
         loop {
             // Registered before looking, so a finish in between is not missed.
             let notified = self.done.notified();
@@ -355,7 +409,7 @@ mod tests {
         let now = Arc::new(Mutex::new(t0));
         let calls = Arc::new(AtomicU32::new(0));
         let fail = Arc::new(AtomicBool::new(false));
-        let r: Arc<Rollup<u32>> = Arc::default();
+        let r: Arc<Rollup<u32>> = Arc::new(Rollup::with_first_wait(Duration::from_millis(30)));
         let compute = {
             let (calls, fail) = (calls.clone(), fail.clone());
             move || {
@@ -408,5 +462,80 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("the store is down"), "{err}");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_first_value_of_unknown_cost_is_waited_for_up_to_the_first_wait() {
+        let t0: Timestamp = "2026-12-07T00:00:00Z".parse().unwrap();
+        let now = Arc::new(Mutex::new(t0));
+        let r: Arc<Rollup<u32>> = Arc::new(Rollup::with_first_wait(Duration::from_millis(600)));
+        let compute = || async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(7)
+        };
+        // Unknown cost: a page asking for 10 ms still waits (up to 600 ms).
+        let got = r
+            .get(clock(now.clone()), compute, Some(Duration::from_millis(10)))
+            .await
+            .unwrap();
+        assert_eq!(*got.ready().expect("waited for, not pending").value, 7);
+    }
+
+    #[tokio::test]
+    async fn a_cleared_value_is_computed_again_and_a_stale_computation_is_not_kept() {
+        let t0: Timestamp = "2026-12-07T00:00:00Z".parse().unwrap();
+        let now = Arc::new(Mutex::new(t0));
+        let value = Arc::new(AtomicU32::new(1));
+        let r: Arc<Rollup<u32>> = Arc::new(Rollup::with_first_wait(Duration::from_millis(30)));
+        let compute = {
+            let value = value.clone();
+            move || {
+                let value = value.clone();
+                async move {
+                    let v = value.load(Ordering::SeqCst);
+                    tokio::time::sleep(LIVE_BUDGET + Duration::from_millis(100)).await;
+                    Ok(v)
+                }
+            }
+        };
+        let got = r
+            .get(clock(now.clone()), compute.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(*got.ready().unwrap().value, 1);
+        // Served while young; cleared, the next call sees the new value.
+        value.store(2, Ordering::SeqCst);
+        let got = r
+            .get(clock(now.clone()), compute.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(*got.ready().unwrap().value, 1);
+        r.clear();
+        let got = r
+            .get(clock(now.clone()), compute.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(*got.ready().unwrap().value, 2);
+        // A computation that began before a clear does not store its value.
+        r.clear();
+        value.store(3, Ordering::SeqCst);
+        let short = Some(Duration::from_millis(10));
+        assert!(matches!(
+            r.get(clock(now.clone()), compute.clone(), short)
+                .await
+                .unwrap(),
+            Got::Pending { .. }
+        ));
+        r.clear();
+        value.store(4, Ordering::SeqCst);
+        let got = r
+            .get(clock(now.clone()), compute.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            *got.ready().unwrap().value,
+            4,
+            "not the value read before the clear"
+        );
     }
 }

@@ -669,10 +669,24 @@ impl App {
                 tx.list_blackouts().await?,
                 tx.list_blackout_approvals().await?,
                 deployment,
-                tx.list_assets().await?,
+                // A deployment's plan reads its assets only, not the fleet's.
+                match &req.deployment {
+                    Some(_) => vec![],
+                    None => tx.list_assets().await?,
+                },
             )
         };
-        let findings = snap.open_findings().await?;
+        let (assets, findings) = match &deployment {
+            Some(d) => (
+                snap.tx().assets_by_names(&d.assets).await?,
+                snap.findings_of_assets(&d.assets)
+                    .await?
+                    .into_iter()
+                    .filter(|f| f.resolved_at.is_none())
+                    .collect(),
+            ),
+            None => (assets, snap.open_findings().await?),
+        };
         let mut ranked: Vec<Ranked> = snap.rank(&policy, findings).await?;
         let exceptions = snap.exceptions().await?;
         drop(snap);

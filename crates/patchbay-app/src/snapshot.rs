@@ -319,6 +319,26 @@ impl Snapshot<'_> {
         Ok(rows.into_iter().map(|r| e.finding_out(r)).collect())
     }
 
+    /// Every finding (open and resolved) of the named assets (stored,
+    /// lower-case names; unknown names are left out), enriched — a read of
+    /// those assets' rows only, not of the fleet's.
+    pub(crate) async fn findings_of_assets(
+        &mut self,
+        names: &[String],
+    ) -> Result<Vec<FindingOut>, AppError> {
+        let app = self.app;
+        let tx = &mut self.tx;
+        let ids: Vec<i64> = tx
+            .assets_by_names(names)
+            .await?
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        let rows = tx.findings_of_assets(&ids).await?;
+        let e = Enrichment::read(app, tx, &rows).await?;
+        Ok(rows.into_iter().map(|r| e.finding_out(r)).collect())
+    }
+
     /// Ranks `findings` under `policy` (see [`ranking::rank`]).
     pub(crate) async fn rank(
         &mut self,

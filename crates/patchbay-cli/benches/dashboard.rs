@@ -7,7 +7,8 @@
 //! × `PATCHBAY_BENCH_DASH_FINDINGS` (default 40) open findings = 2,000,000
 //! findings: real (advisory, package) pairs of the Debian 12 host template
 //! against the repository's OSV data (`fixtures/feeds/osv`), a different slice
-//! per asset, written with the store's batched insert (untimed). A dashboard
+//! per asset, written with the store's batched insert (untimed); 25
+//! exceptions and 50 completed deployments with their change records. A dashboard
 //! user signs in over HTTP; an admin API token is the baseline's caller.
 //!
 //! Each page is requested once first ("first request": on a large fleet it
@@ -34,7 +35,7 @@ use patchbay_core::assess::{Assessor, target_for};
 use patchbay_feeds::source::{Collect, read_path};
 use patchbay_proto::api::AddUser;
 use patchbay_server::Settings;
-use patchbay_store::{AssetAttrs, NewFinding};
+use patchbay_store::{AssetAttrs, DeploymentRow, ExceptionRow, NewFinding};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -43,6 +44,10 @@ use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "bench password, long enough";
 const GOAL_P95_MS: f64 = 300.0;
+/// Exceptions in the register (each on one asset and advisory).
+const EXCEPTIONS: usize = 25;
+/// Completed deployments (100 assets each), each with its change record.
+const DEPLOYMENTS: usize = 50;
 
 fn main() -> ExitCode {
     match run() {
@@ -76,11 +81,15 @@ fn pct(xs: &[f64], p: f64) -> f64 {
 }
 
 /// One timed request: (status, ms to the first byte, bytes).
-/// A page that says its figures are still being computed (`patchbay_app::rollup`).
-const PENDING_MARK: &[u8] = br#"id="pending""#;
+/// What a page says while its figures are still being computed
+/// (`patchbay_app::rollup`): the whole page, or some of its figures (the
+/// exceptions' counts, the change records' tiers).
+const PENDING_MARKS: [&[u8]; 3] = [br#"id="pending""#, b"being computed", b"being counted"];
 
 fn is_pending(body: &[u8]) -> bool {
-    body.windows(PENDING_MARK.len()).any(|w| w == PENDING_MARK)
+    PENDING_MARKS
+        .iter()
+        .any(|m| body.windows(m.len()).any(|w| w == *m))
 }
 
 fn fetch_body(addr: SocketAddr, path: &str, auth: &str) -> anyhow::Result<(u16, f64, Vec<u8>)> {
@@ -208,6 +217,51 @@ fn run() -> anyhow::Result<()> {
             tx.insert_findings_of_assets(&batch, now).await?;
             tx.commit().await?;
         }
+        // An exception register and change records, so their pages count
+        // findings against them (written as rows, untimed).
+        let mut tx = app.store().write().await?;
+        for k in 0..EXCEPTIONS {
+            let f = &found[(k * 37) % (found.len() - per_asset)];
+            tx.insert_exception(&ExceptionRow {
+                id: format!("EXC-2026-{:04}", k + 1),
+                advisory: f.advisory.clone(),
+                package: String::new(),
+                asset: format!("wl-{k:05}"),
+                group: String::new(),
+                owner: "team-web".into(),
+                reason: "vendor build pending".into(),
+                compensating_control: "WAF rule".into(),
+                approver: "local:bench".into(),
+                created_at: now,
+                created_by: "local:bench".into(),
+                expires_at: now + jiff::SignedDuration::from_hours(24 * (k as i64 + 2)),
+                revoked_at: None,
+                revoked_by: None,
+                revoke_reason: None,
+                expired_noted_at: None,
+                kind: "deferred".into(),
+                justification: String::new(),
+                origin: "manual".into(),
+            })
+            .await?;
+        }
+        for k in 0..DEPLOYMENTS {
+            tx.insert_deployment(&DeploymentRow {
+                id: format!("DEP-{:04}", k + 1),
+                kind: "baseline".into(),
+                status: "completed".into(),
+                reason: String::new(),
+                patches: found[k..k + 5].iter().map(|f| f.package.clone()).collect(),
+                assets: (0..100).map(|i| format!("wl-{:05}", k * 100 + i)).collect(),
+                created_at: now,
+                created_by: "local:bench".into(),
+            })
+            .await?;
+        }
+        tx.commit().await?;
+        app.init_change_records()
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
         app.add_user(
             &local,
             AddUser {
@@ -292,6 +346,14 @@ fn run() -> anyhow::Result<()> {
             Some("/api/v1/reports/compliance".into()),
         ),
         ("/ui/changes".into(), Some("/api/v1/changes".into())),
+        (
+            "/ui/changes/CHG-0001".into(),
+            Some("/api/v1/changes/CHG-0001".into()),
+        ),
+        (
+            "/ui/deployments/DEP-0001".into(),
+            Some("/api/v1/deployments/DEP-0001".into()),
+        ),
         ("/ui/feeds".into(), Some("/api/v1/feeds".into())),
         ("/ui/lessons".into(), Some("/api/v1/lessons".into())),
         ("/ui/audit".into(), Some("/api/v1/audit?limit=200".into())),

@@ -1329,36 +1329,60 @@ const EXCEPTION_HEAD: [&str; 9] = [
 /// (expiring within 7 days, expired, owner gone), and — for approvers — the
 /// forms to add and revoke.
 pub async fn exceptions(State(st): State<AppState>, u: UiUser) -> Response {
-    let list = match st.app.exceptions(&u.who.caller, false, &u.ctx).await {
-        Ok(l) => l,
+    let page = match st.app.dashboard_exceptions(&u.who.caller, &u.ctx).await {
+        Ok(p) => p,
         Err(e) => return app_error(e),
     };
-    let review = match st.app.review_exceptions(&u.who.caller, &u.ctx).await {
-        Ok(r) => r,
-        Err(e) => return app_error(e),
-    };
+    let list: Vec<patchbay_proto::api::ExceptionOut> =
+        page.in_force.iter().map(|(e, _)| e.clone()).collect();
+    let mut in_force = exception_rows(&list);
+    for (row, (_, n)) in in_force.iter_mut().zip(&page.in_force) {
+        if let Some(last) = row.last_mut() {
+            *last = Cell::from(n.map_or_else(|| "being counted".to_string(), |n| n.to_string()));
+        }
+    }
     let table = |caption: &str, l: &[patchbay_proto::api::ExceptionOut], empty: &str| Table {
         caption: caption.into(),
         head: EXCEPTION_HEAD.to_vec(),
         rows: exception_rows(l),
         empty: empty.into(),
     };
+    let pending = page.review.is_none();
+    let review = page
+        .review
+        .unwrap_or(patchbay_proto::api::ExceptionReviewOut {
+            expiring: vec![],
+            expired: vec![],
+            ownerless: vec![],
+        });
+    let or_pending = |empty: &str| {
+        if pending {
+            page.note.clone()
+        } else {
+            empty.to_string()
+        }
+    };
     let tables = [
-        table("In force", &list, "No exception is in force."),
+        Table {
+            caption: "In force".into(),
+            head: EXCEPTION_HEAD.to_vec(),
+            rows: in_force,
+            empty: "No exception is in force.".into(),
+        },
         table(
             "Review: expiring within 7 days",
             &review.expiring,
-            "None expires within 7 days.",
+            &or_pending("None expires within 7 days."),
         ),
         table(
             "Review: expired (their findings are open again)",
             &review.expired,
-            "None has expired.",
+            &or_pending("None has expired."),
         ),
         table(
             "Review: the owner owns none of the assets any more",
             &review.ownerless,
-            "Every owner still owns an asset in scope.",
+            &or_pending("Every owner still owns an asset in scope."),
         ),
     ];
     let mut forms = Vec::new();
@@ -1369,9 +1393,13 @@ pub async fn exceptions(State(st): State<AppState>, u: UiUser) -> Response {
             forms.push(crate::handlers::ui_act::revoke_form(&ids));
         }
     }
+    let intro = format!(
+        "Deferred findings with an owner, a reason, a compensating control and an expiry, and operators' not-affected (VEX) statements. {}",
+        if pending { "" } else { page.note.as_str() }
+    );
     render(view::form_page(
         &u.page("Exceptions", "/ui/exceptions", &now_text(&st)),
-        "Deferred findings with an owner, a reason, a compensating control and an expiry, and operators' not-affected (VEX) statements.",
+        intro.trim_end(),
         &tables,
         &forms,
     ))
@@ -1379,7 +1407,7 @@ pub async fn exceptions(State(st): State<AppState>, u: UiUser) -> Response {
 
 /// `GET /ui/changes`: change records.
 pub async fn changes(State(st): State<AppState>, u: UiUser) -> Response {
-    let list = match st.app.change_records(&u.who.caller, &u.ctx).await {
+    let (list, note) = match st.app.dashboard_changes(&u.who.caller, &u.ctx).await {
         Ok(l) => l,
         Err(e) => return app_error(e),
     };
@@ -1418,7 +1446,10 @@ pub async fn changes(State(st): State<AppState>, u: UiUser) -> Response {
     };
     render(view::tables(
         &u.page("Change records", "/ui/changes", &now_text(&st)),
-        "Each change's runbook: roles, timeline, steps, gates, back-out, approvals, lessons learned.",
+        format!(
+            "Each change's runbook: roles, timeline, steps, gates, back-out, approvals, lessons learned. {note}"
+        )
+        .trim_end(),
         &[t],
         &[],
     ))

@@ -854,6 +854,12 @@ async fn forms_create_deployments_and_keep_the_exception_register(backend: &str)
         page.contains(&xid) && page.contains("WAF rule 942100"),
         "{page}"
     );
+    // Its row counts the one finding it covers.
+    let in_force = &page[page.find("In force").unwrap()..page.find("Review: expiring").unwrap()];
+    assert!(
+        in_force.contains("<td>WAF rule 942100</td>") && in_force.contains("<td>1</td></tr>"),
+        "{in_force}"
+    );
     // … and revokes it, with a reason.
     let (status, _, body) = browse(
         &s,
