@@ -240,6 +240,21 @@ pub enum DeployCmd {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// The expected impact per owner: per asset its window (local and UTC),
+    /// the packages that change, which services restart (known only from a
+    /// rehearsal in an overlay), whether a reboot is needed and why, and the
+    /// expected interruption (an estimate, with its basis); then the notices
+    /// and summaries sent to the owners so far.
+    #[command(
+        after_long_help = "Example:\n  patchbay deploy impact DEP-2026-12-004\n  patchbay deploy impact DEP-2026-12-004 --json\n\nOwners are the assets' `owner` attribute; hosts without one are listed as (unowned). Each owner's notice is emailed to the contact of the same name (`unowned` for hosts without owner) and sent to webhooks as `deployment.impact_notice`, a lead time before the owner's first window (`patchbay serve --impact-lead`, default 24h); a summary follows the deployment's end (`deployment.impact_summary`). docs/impact-notices.md."
+    )]
+    Impact {
+        /// The deployment, DEP-….
+        id: String,
+        /// Print the JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
@@ -940,6 +955,16 @@ pub fn run(url: &str, token: Option<String>, cmd: DeployCmd) -> anyhow::Result<(
         }
         DeployCmd::Approve(a) => after_action("approved", &approval(&connect, &a, true)?, a.format),
         DeployCmd::Reject(a) => after_action("rejected", &approval(&connect, &a, false)?, a.format),
+        DeployCmd::Impact { id, json: as_json } => {
+            let o: patchbay_proto::api::DeploymentImpactOut =
+                connect()?.get(&format!("/api/v1/deployments/{}/impact", enc(&id)))?;
+            if as_json {
+                json(&o)
+            } else {
+                print!("{}", impact_text(&o));
+                Ok(())
+            }
+        }
         DeployCmd::Rehearse {
             id,
             wait,
@@ -974,6 +999,85 @@ pub fn run(url: &str, token: Option<String>, cmd: DeployCmd) -> anyhow::Result<(
             }
         }
     }
+}
+
+/// The impact per owner as text, then the notices raised.
+pub fn impact_text(o: &patchbay_proto::api::DeploymentImpactOut) -> String {
+    use crate::output::clean_text as c;
+    let mut s = format!(
+        "{} ({}): expected impact as of {}\n",
+        c(&o.deployment),
+        c(&o.status),
+        c(&o.computed_at)
+    );
+    if o.owners.is_empty() {
+        s.push_str("no hosts\n");
+    }
+    for w in &o.owners {
+        s.push_str(&format!(
+            "\nOwner {}: {} host(s), first window {}, {} reboot(s), ≈{} s interruption (estimate)\n",
+            c(&w.owner),
+            w.assets.len(),
+            c(&w.first_window),
+            w.reboots,
+            w.interruption_seconds
+        ));
+        for a in &w.assets {
+            let pk: Vec<String> = a
+                .packages
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {} → {}",
+                        c(&p.name),
+                        c(p.from.as_deref().unwrap_or("(none)")),
+                        c(p.to.as_deref().unwrap_or("(removed)"))
+                    )
+                })
+                .collect();
+            s.push_str(&format!(
+                "  {} (ring {})\n    window:   {} {} – {} ({}; UTC {} – {})\n    packages: {} [{}]\n    services: {}\n    reboot:   {} ({})\n    interruption: ≈{} s (estimate: {})\n",
+                c(&a.asset),
+                c(&a.ring),
+                c(a.window.name.as_deref().unwrap_or("any time")),
+                c(&a.window.opens_local),
+                c(&a.window.closes_local),
+                c(&a.window.zone),
+                c(&a.window.opens_utc),
+                c(&a.window.closes_utc),
+                pk.join(", "),
+                c(&a.packages_source),
+                if a.services.known {
+                    if a.services.names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        c(&a.services.names.join(", "))
+                    }
+                } else {
+                    c(&a.services.source)
+                },
+                if a.reboot.needed { "yes" } else { "no" },
+                c(&a.reboot.source),
+                a.interruption.seconds,
+                c(&a.interruption.basis),
+            ));
+        }
+    }
+    s.push_str("\nNotices:\n");
+    if o.notices.is_empty() {
+        s.push_str("  none yet\n");
+    }
+    for n in &o.notices {
+        s.push_str(&format!(
+            "  {} {} to contact {} at {} ({})\n",
+            c(&n.kind),
+            c(&n.owner),
+            c(&n.contact),
+            c(&n.at),
+            c(&n.assets.join(", "))
+        ));
+    }
+    s
 }
 
 /// The rehearsals as a table, then each failure's findings.

@@ -152,6 +152,7 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     POST "/deployments/{id}/rollback" => deployments::rollback, Api(Some(WriteAssets));
     POST "/deployments/{id}/approvals" => deployments::approval, Api(Some(Approve));
     GET "/deployments/{id}/rehearsals" => deployments::rehearsals, Api(Some(ReadInventory));
+    GET "/deployments/{id}/impact" => deployments::impact, Api(Some(ReadInventory));
     POST "/deployments/{id}/rehearsals" => deployments::rehearse, Api(Some(WriteAssets));
     GET "/windows" => schedule::list_windows, Api(Some(ReadInventory));
     POST "/windows" => schedule::add_window, Api(Some(WriteAssets));

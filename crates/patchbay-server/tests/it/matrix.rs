@@ -179,6 +179,11 @@ const EXPECTED: &[(&str, &str, Who)] = &[
         "/api/v1/deployments/{id}/rehearsals",
         Who::Roles(OPERATORS),
     ),
+    (
+        "GET",
+        "/api/v1/deployments/{id}/impact",
+        Who::Roles(READERS),
+    ),
     ("GET", "/api/v1/windows", Who::Roles(READERS)),
     ("POST", "/api/v1/windows", Who::Roles(OPERATORS)),
     ("DELETE", "/api/v1/windows/{name}", Who::Roles(OPERATORS)),
