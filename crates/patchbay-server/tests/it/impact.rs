@@ -28,6 +28,13 @@ use std::time::Duration;
 
 const HOSTILE: &str = "db <script>alert(1)</script> & co";
 
+/// A decoded email: headers, text part, HTML part.
+type Mail = (
+    std::collections::BTreeMap<String, Vec<String>>,
+    String,
+    String,
+);
+
 type Bodies = Arc<Mutex<Vec<(String, Value)>>>;
 
 /// An HTTP receiver on loopback that keeps every body, by path.
@@ -387,11 +394,7 @@ async fn impact_notices_and_summaries(backend: &str) {
     assert_eq!(s.app.emails_fan_out().await.unwrap(), 0);
     assert_eq!(s.app.emails_deliver(&mailer).await.unwrap().sent, 0);
     let got = sink.decoded();
-    let to = |who: &str| -> Vec<&(
-        std::collections::BTreeMap<String, Vec<String>>,
-        String,
-        String,
-    )> {
+    let to = |who: &str| -> Vec<&Mail> {
         got.iter()
             .filter(|(h, _, _)| one(h, "x-rcptto") == format!("{who}@example.net"))
             .filter(|(h, _, _)| {
