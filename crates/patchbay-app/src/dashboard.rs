@@ -608,6 +608,7 @@ impl App {
             actions,
             awaiting,
             cursor,
+            impact: Vec::new(),
         })
     }
 }

@@ -225,6 +225,7 @@ routes!(UI_ROUTES, ui_routes, "", {
     POST "/ui/deployments/preview" => ui_act::preview_deployment, Session(Some(WriteAssets));
     POST "/ui/deployments/create" => ui_act::create_deployment, Session(Some(WriteAssets));
     GET "/ui/deployments/{id}" => ui::deployment, Session(Some(ReadInventory));
+    GET "/ui/deployments/{id}/impact" => ui::deployment_impact, Session(Some(ReadInventory));
     POST "/ui/deployments/{id}/action" => ui::deployment_action, Session(Some(WriteAssets));
     POST "/ui/deployments/{id}/approval" => ui::deployment_approval, Session(Some(Approve));
     GET "/ui/events" => ui::events, Session(Some(ReadInventory));

@@ -314,6 +314,47 @@ async fn impact_notices_and_summaries(backend: &str) {
     let again = s.reopen().await;
     assert_eq!(again.run_impact_notices().await.unwrap(), 0);
 
+    // The dashboard: the board's per-owner lines and the owner-facing page,
+    // with when each notice was sent; the hostile owner escaped.
+    crate::dashboard::add_user(&s, "viewer", "auditor").await;
+    let cookie = crate::dashboard::sign_in(&s, "viewer").await;
+    let (st, _, board) = crate::dashboard::browse(
+        &s,
+        "GET",
+        &format!("/ui/deployments/{id}"),
+        Some(&cookie),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{board}");
+    assert!(board.contains("Expected impact per owner"), "{board}");
+    assert!(
+        board.contains("2 host(s), first window 2026-12-12T22:00:00Z, 1 reboot(s), ≈300 s interruption (estimate); notice: sent 2026-12-11T22:00:00Z (contact web); summary: not yet"),
+        "{board}"
+    );
+    let (st, _, page) = crate::dashboard::browse(
+        &s,
+        "GET",
+        &format!("/ui/deployments/{id}/impact"),
+        Some(&cookie),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    for want in [
+        "Owner web — notice sent 2026-12-11T22:00:00Z (contact web); summary not yet",
+        "maint-sat: 2026-12-12T23:00:00+01:00[Europe/Berlin]",
+        "linux-image-amd64 6.1.1 → 6.1.2",
+        "yes: kernel/microcode package linux-image-amd64 changes (plan)",
+        "unknown until rehearsed",
+    ] {
+        assert!(page.contains(want), "{want:?} not on the page:\n{page}");
+    }
+    assert!(!page.contains("<script>alert") && !board.contains("<script>alert"));
+    assert!(page.contains("&#60;script&#62;alert(1)"), "{page}");
+
     let notices = crate::escalations::events(&s, "deployment.impact_notice").await;
     let by: Vec<&str> = notices
         .iter()

@@ -65,6 +65,7 @@ const EXPECTED: &[(&str, &str, Who)] = &[
     ("POST", "/ui/deployments/preview", Who::SignedIn),
     ("POST", "/ui/deployments/create", Who::SignedIn),
     ("GET", "/ui/deployments/{id}", Who::SignedIn),
+    ("GET", "/ui/deployments/{id}/impact", Who::SignedIn),
     ("POST", "/ui/deployments/{id}/action", Who::SignedIn),
     ("POST", "/ui/deployments/{id}/approval", Who::SignedIn),
     ("GET", "/ui/events", Who::SignedIn),
