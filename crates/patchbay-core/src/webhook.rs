@@ -799,6 +799,49 @@ fn pagerduty_sla_resolve(e: &Event, opts: &TemplateOptions) -> Value {
 
 #[cfg(test)]
 mod tests {
+    /// An impact notice's host lines reach Slack escaped (a service name is
+    /// the agent's word) and Teams as text blocks; other kinds get none.
+    #[test]
+    fn impact_notices_render_their_hosts_escaped() {
+        use super::*;
+        let e = Event::from_outbox(
+            3,
+            "2026-12-08T22:00:00Z".parse().unwrap(),
+            "deployment.impact_notice",
+            "system:duties",
+            "deployment:DEP-1",
+            &json!({"message": "DEP-1: expected impact on web <@U1>",
+                    "owner": "web", "contact": "web",
+                    "assets": [{"asset": "h1", "window": {"opens_local": "2026-12-12T23:00:00+01:00[Europe/Berlin]", "zone": "Europe/Berlin"},
+                                "packages": [{"name": "nginx", "from": "1.22", "to": "1.24"}],
+                                "services": {"known": true, "names": ["<!channel>"]},
+                                "reboot": {"needed": false}, "interruption": {"seconds": 10}}]}),
+        );
+        let lines = impact_lines(&e);
+        assert_eq!(
+            lines,
+            [
+                "h1: 2026-12-12T23:00:00+01:00[Europe/Berlin] (Europe/Berlin) · packages: nginx 1.22 → 1.24 · services: <!channel> · reboot: no · ≈10 s (estimate)"
+            ]
+        );
+        let slack = render(Template::Slack, &e, &TemplateOptions::default()).unwrap();
+        let text = slack["blocks"].to_string();
+        assert!(text.contains("services: &lt;!channel&gt;"), "{text}");
+        assert!(text.contains("web &lt;@U1&gt;"), "{text}");
+        assert!(
+            !text.contains("<!channel>") && !text.contains("<@U1>"),
+            "{text}"
+        );
+        let teams = render(Template::Teams, &e, &TemplateOptions::default()).unwrap();
+        let body = &teams["attachments"][0]["content"]["body"];
+        assert_eq!(body[2]["text"], lines[0].as_str());
+        let other = Event {
+            kind: Kind::DeploymentCompleted,
+            ..e
+        };
+        assert!(impact_lines(&other).is_empty());
+    }
+
     #[test]
     fn auth_headers_are_checked_without_echoing_the_value() {
         let h = |n: &str, v: &str| vec![(n.to_string(), v.to_string())];
