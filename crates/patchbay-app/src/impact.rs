@@ -206,6 +206,7 @@ impl App {
                     },
                 };
                 let inst = a.and_then(|a| installed.get(&a.id));
+                // A package already at its pin (its job ran) changes no more.
                 let planned = stored
                     .pins
                     .get(host)
@@ -216,6 +217,7 @@ impl App {
                         from: inst.and_then(|i| i.get(&p.name).cloned()),
                         to: Some(p.version.clone()),
                     })
+                    .filter(|c| c.from != c.to)
                     .collect();
                 let rehearsal = rehearsals.get(host).and_then(|(_, r)| {
                     r.rehearsal.as_ref().map(|x| RehearsalIn {

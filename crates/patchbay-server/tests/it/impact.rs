@@ -112,6 +112,8 @@ async fn drive(s: &InProcess, runner: &mut Runner, hosts: &[Host], id: &str, unt
                 r["reboot_required"] = json!(reboot);
                 if key.ends_with("/reboot") {
                     r["changed"] = json!([]);
+                    // The reboot takes 90 s (measured: lease to result).
+                    s.clock.advance(SignedDuration::from_secs(90));
                 }
                 let kernel = (h.name == "h2").then_some("6.1.2");
                 s.ok_json(
@@ -313,6 +315,14 @@ async fn impact_notices_and_summaries(backend: &str) {
     // nothing again.
     let again = s.reopen().await;
     assert_eq!(again.run_impact_notices().await.unwrap(), 0);
+    // An owner that appears later (h1 handed to web2) gets its own notice;
+    // web, notified already, gets nothing new. h1 goes back to web before
+    // the rollout, so web2 has no host left to summarise.
+    assert_eq!(set_owner(&s, "h1", "web2").await, StatusCode::OK);
+    assert_eq!(s.app.run_impact_notices().await.unwrap(), 1);
+    assert_eq!(s.app.run_impact_notices().await.unwrap(), 0);
+    assert_eq!(set_owner(&s, "h1", "web").await, StatusCode::OK);
+    assert_eq!(s.app.run_impact_notices().await.unwrap(), 0);
 
     // The dashboard: the board's per-owner lines and the owner-facing page,
     // with when each notice was sent; the hostile owner escaped.
@@ -360,7 +370,12 @@ async fn impact_notices_and_summaries(backend: &str) {
         .iter()
         .map(|n| n["owner"].as_str().unwrap())
         .collect();
-    assert_eq!(by, [HOSTILE, "(unowned)", "web"]);
+    assert_eq!(by, [HOSTILE, "(unowned)", "web", "web2"]);
+    assert_eq!(
+        notices[3]["assets"].as_array().map(|a| a.len()),
+        Some(1),
+        "web2's notice covers h1 only"
+    );
     let imp = s
         .ok_json(
             "GET",
@@ -444,7 +459,7 @@ async fn impact_notices_and_summaries(backend: &str) {
             .collect()
     };
     assert_eq!(to("bystander").len(), 0);
-    assert_eq!(to("ops").len(), 3);
+    assert_eq!(to("ops").len(), 4);
     let web_mail = to("web");
     assert_eq!(web_mail.len(), 2, "one notice, one summary");
     let (h, text, _) = web_mail
@@ -515,8 +530,8 @@ async fn impact_notices_and_summaries(backend: &str) {
         .collect();
     assert_eq!(
         (chat.len(), plain_.len()),
-        (6, 6),
-        "3 notices + 3 summaries each"
+        (7, 7),
+        "4 notices + 3 summaries each"
     );
     let web_chat = chat
         .iter()
@@ -556,6 +571,43 @@ async fn impact_notices_and_summaries(backend: &str) {
     assert_eq!(env["deployment"], id.as_str());
     assert_eq!(env["data"]["contact"], "web");
     assert_eq!(env["data"]["assets"].as_array().unwrap().len(), 2);
+
+    // A later kernel update of h2: its reboot is now estimated at the 90 s
+    // its last reboot job took (lease to result), not the default; the
+    // packages already at their pins are not listed as changing.
+    let d2 = s
+        .ok_json(
+            "POST",
+            "/api/v1/deployments",
+            &ops,
+            json!({"packages": [{"name": "linux-image-amd64", "version": "6.1.3"},
+                                {"name": "pb-demo", "version": "1.1"}],
+                   "assets": ["h2"], "window": "168h"}),
+        )
+        .await;
+    let id2 = d2["deployment"]["id"].as_str().unwrap().to_string();
+    let imp2 = s
+        .ok_json(
+            "GET",
+            &format!("/api/v1/deployments/{id2}/impact"),
+            &ops,
+            json!(null),
+        )
+        .await;
+    let a = &imp2["owners"][0]["assets"][0];
+    assert_eq!(a["asset"], "h2", "{imp2:#}");
+    assert_eq!(
+        a["packages"],
+        json!([{"name": "linux-image-amd64", "from": "6.1.2", "to": "6.1.3"}])
+    );
+    assert_eq!(a["interruption"]["seconds"], 90, "{a}");
+    assert!(
+        a["interruption"]["basis"]
+            .as_str()
+            .unwrap()
+            .contains("reboot ≈ 90 s (this host's measured reboot)"),
+        "{a}"
+    );
 }
 
 async fn drive_once(s: &InProcess, runner: &mut Runner, hosts: &[Host]) {
