@@ -1185,6 +1185,63 @@ pub fn rehearsals_text(o: &RehearsalsOut) -> String {
 mod tests {
     use super::*;
 
+    /// The impact text prints every value the server sent through
+    /// `clean_text` (an owner or a service name is someone else's word).
+    #[test]
+    fn impact_text_escapes_terminal_controls_and_labels_estimates() {
+        use patchbay_core::impact::{Estimates, HostIn, PackageChange, SlotIn, impact};
+        let t: jiff::Timestamp = "2026-12-12T22:00:00Z".parse().unwrap();
+        let owners = impact(
+            &[HostIn {
+                asset: "h1".into(),
+                owner: "web\u{1b}[31m".into(),
+                ring: "all".into(),
+                planned: vec![PackageChange {
+                    name: "linux-image-amd64".into(),
+                    from: Some("6.1.1".into()),
+                    to: Some("6.1.2".into()),
+                }],
+                slot: SlotIn {
+                    window: Some("sat".into()),
+                    zone: Some("Europe/Berlin".into()),
+                    opens: t,
+                    closes: t,
+                },
+                rehearsal: None,
+                reboot_pending: false,
+                ring_reboots: true,
+                measured_reboot: None,
+            }],
+            &Estimates::default(),
+        );
+        let o = patchbay_proto::api::DeploymentImpactOut {
+            deployment: "DEP-1".into(),
+            status: "draft".into(),
+            computed_at: "2026-12-08T22:00:00Z".into(),
+            lead_secs: 86400,
+            owners,
+            notices: vec![],
+        };
+        let text = impact_text(&o);
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("Owner web\\x1b[31m: 1 host(s)"), "{text}");
+        assert!(
+            text.contains("linux-image-amd64 6.1.1 → 6.1.2 [plan]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("reboot:   yes (kernel/microcode package linux-image-amd64"),
+            "{text}"
+        );
+        assert!(text.contains("interruption: ≈300 s (estimate:"), "{text}");
+        assert!(text.contains("services: unknown until rehearsed"), "{text}");
+        assert!(
+            text.contains("window:   sat 2026-12-12T23:00:00+01:00[Europe/Berlin]"),
+            "{text}"
+        );
+        assert!(text.contains("none yet"), "{text}");
+    }
+
     fn err(spec: &str) -> String {
         parse_ring(spec).unwrap_err().to_string()
     }
