@@ -608,6 +608,57 @@ async fn impact_notices_and_summaries(backend: &str) {
             .contains("reboot ≈ 90 s (this host's measured reboot)"),
         "{a}"
     );
+    assert_eq!(a["services"]["known"], false);
+
+    // A rehearsal in an overlay: its own diff (with a new dependency) and
+    // the services its package scripts asked to restart replace the plan.
+    s.ok_json(
+        "POST",
+        &format!("/api/v1/deployments/{id2}/rehearsals"),
+        &ops,
+        json!({}),
+    )
+    .await;
+    let (jobs, _) = crate::deploy::checkin(&s, &hosts[1], json!([])).await;
+    let key = jobs
+        .iter()
+        .find(|j| j.job.key.contains("/rehearse/"))
+        .expect("a rehearse job for h2")
+        .job
+        .key
+        .clone();
+    let res = json!({"key": key, "outcome": "succeeded", "finished_at": "2026-12-12T23:00:00Z",
+        "rehearsal": {"mode": "overlay",
+            "changed": [{"name": "linux-image-amd64", "before": "6.1.2", "after": "6.1.3"},
+                        {"name": "linux-image-6.1.3-amd64", "after": "6.1.3"}],
+            "services": ["nginx", "ssh"]}});
+    crate::deploy::checkin(&s, &hosts[1], json!([res])).await;
+    let imp3 = s
+        .ok_json(
+            "GET",
+            &format!("/api/v1/deployments/{id2}/impact"),
+            &ops,
+            json!(null),
+        )
+        .await;
+    let a = &imp3["owners"][0]["assets"][0];
+    assert_eq!(a["packages_source"], "rehearsal", "{a}");
+    assert_eq!(
+        a["packages"],
+        json!([{"name": "linux-image-amd64", "from": "6.1.2", "to": "6.1.3"},
+               {"name": "linux-image-6.1.3-amd64", "from": null, "to": "6.1.3"}])
+    );
+    assert_eq!(a["services"]["known"], true);
+    assert_eq!(a["services"]["names"], json!(["nginx", "ssh"]));
+    assert!(
+        a["reboot"]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("changes (rehearsal)"),
+        "{a}"
+    );
+    // 2 restarts × 10 s + the measured 90 s reboot.
+    assert_eq!(a["interruption"]["seconds"], 110, "{a}");
 }
 
 async fn drive_once(s: &InProcess, runner: &mut Runner, hosts: &[Host]) {
