@@ -506,8 +506,8 @@ const SERVICES_LOG: &str = "run/patchbay-rehearsal-services";
 
 /// The services a rehearsal's package scripts asked to start, restart or
 /// reload: one `policy-rc.d [--quiet] [--list] ID ACTIONS [RUNLEVEL]` call
-/// per line (invoke-rc.d, deb-systemd-invoke); `stop`-only calls are not a
-/// restart. Sorted, each once; `.service` suffixes dropped.
+/// per line (invoke-rc.d, deb-systemd-invoke; an action may be in
+/// parentheses); `stop`-only calls are not a restart. Sorted, each once; `.service` suffixes dropped.
 pub fn requested_services(log: &str) -> Vec<String> {
     let mut out = std::collections::BTreeSet::new();
     for line in log.lines() {
@@ -519,9 +519,12 @@ pub fn requested_services(log: &str) -> Vec<String> {
             continue;
         };
         let actions = rest.first().copied().unwrap_or("");
+        // invoke-rc.d puts an action in parentheses when the service has no
+        // start link in the current runlevel — which a chroot does not know:
+        // counted too (the host may well run it).
         let restarts = actions
-            .split_whitespace()
-            .chain(actions.split(','))
+            .split([' ', ','])
+            .map(|a| a.trim_matches(['(', ')']))
             .any(|a| {
                 matches!(
                     a,
@@ -1146,9 +1149,8 @@ mod tests {
 
     #[test]
     fn the_services_scripts_asked_to_restart_are_read_from_the_policy_log() {
-        let log =
-            "nginx restart\n--quiet php8.2-fpm.service try-restart\nold stop\n\nnginx start\n";
-        assert_eq!(requested_services(log), ["nginx", "php8.2-fpm"]);
+        let log = "nginx restart\n--quiet php8.2-fpm.service try-restart\nold stop\n\nnginx start\n--quiet pb-svc (restart)\n";
+        assert_eq!(requested_services(log), ["nginx", "pb-svc", "php8.2-fpm"]);
         assert!(requested_services("").is_empty());
     }
 
