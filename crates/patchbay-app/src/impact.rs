@@ -123,6 +123,7 @@ impl App {
         tx: &mut Box<dyn Tx>,
         id: &str,
         now: Timestamp,
+        measured: Option<&BTreeMap<String, SignedDuration>>,
     ) -> Result<Option<Gathered>, AppError> {
         let Some(row) = tx.rollout(id).await? else {
             return Ok(None);
@@ -145,7 +146,14 @@ impl App {
         let window_rows = tx.list_windows().await?;
         let (policy, _) = crate::snapshot::policy_in(tx).await?;
         let jobs = tx.jobs_of(id).await?;
-        let measured = measured_reboots(&tx.agent_job_times().await?);
+        let read;
+        let measured = match measured {
+            Some(m) => m,
+            None => {
+                read = measured_reboots(&tx.agent_job_times().await?);
+                &read
+            }
+        };
         // The latest reported rehearsal per host.
         let mut rehearsals: BTreeMap<String, (Timestamp, JobResult)> = BTreeMap::new();
         for j in &jobs {
@@ -256,7 +264,7 @@ impl App {
         let now = self.now();
         let mut tx = self.store.read().await?;
         let g = self
-            .gather_impact(&mut tx, id, now)
+            .gather_impact(&mut tx, id, now, None)
             .await?
             .ok_or_else(|| AppError::not_found(format!("no deployment {id}")))?;
         let notices = tx
@@ -301,12 +309,23 @@ impl App {
                 .collect()
         };
         let mut raised = 0;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // Every host's measured reboot, read once for the run.
+        let measured = {
+            let mut r = self.store.read().await?;
+            measured_reboots(&r.agent_job_times().await?)
+        };
         for id in ids {
             // Decide in a read; write only what is due (the insert decides
             // the race: a row already there raises nothing).
             let (g, already, jobs) = {
                 let mut r = self.store.read().await?;
-                let Some(g) = self.gather_impact(&mut r, &id, now).await? else {
+                let Some(g) = self
+                    .gather_impact(&mut r, &id, now, Some(&measured))
+                    .await?
+                else {
                     continue;
                 };
                 let already: Vec<(String, String)> = r
