@@ -795,6 +795,7 @@ impl App {
             actions,
             awaiting,
             cursor,
+            impact: Vec::new(),
         })
     }
 }

@@ -106,7 +106,7 @@ impl StoredRollout {
     }
 }
 
-fn status_name(s: DeploymentState) -> &'static str {
+pub(crate) fn status_name(s: DeploymentState) -> &'static str {
     match s {
         DeploymentState::Draft => "draft",
         DeploymentState::Running => "running",

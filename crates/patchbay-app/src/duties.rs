@@ -1,7 +1,8 @@
 //! The duties runner: the one owner of background work.
 //!
 //! Background duties (the exception-expiry sweep, the rollout driver, the
-//! SLA watch, the weekly exception review, escalation chains, feed sync) run here and nowhere else, and so does each replica's
+//! SLA watch, the weekly exception review, escalation chains, feed sync,
+//! expected-impact notices) run here and nowhere else, and so does each replica's
 //! own housekeeping (recording its suppressed refusal counts), which runs on
 //! every replica whether it leads or not. Several server replicas may
 //! share one PostgreSQL database, and a duty must run on exactly one of them,
@@ -77,15 +78,21 @@ pub enum Duty {
     /// (`discovery::start_discovery_scans`, in the background like feed sync;
     /// none unless configured).
     DiscoveryScan,
+    /// Raise each owner's expected-impact notice before a deployment's
+    /// window and its summary after, once each (`impact::run_impact_notices`).
+    ImpactNotices,
 }
 
 impl Duty {
     /// Every duty.
-    pub const ALL: [Duty; 7] = [
+    pub const ALL: [Duty; 8] = [
         Duty::ExceptionExpiry,
         // Before the SLA watch: a KEV update raises its findings first.
         Duty::FeedSync,
         Duty::Rollouts,
+        // After the rollouts: a deployment finished in this tick gets its
+        // summaries at once.
+        Duty::ImpactNotices,
         // Before the escalations, so a chain starts in the tick its event
         // is raised.
         Duty::SlaWatch,
@@ -104,6 +111,7 @@ impl Duty {
             Duty::ExceptionReview => "exception-review",
             Duty::FeedSync => "feed-sync",
             Duty::DiscoveryScan => "discovery-scan",
+            Duty::ImpactNotices => "impact-notices",
         }
     }
 
@@ -120,6 +128,7 @@ impl Duty {
             Duty::FeedSync => SignedDuration::ZERO,
             // Every tick: each scan's own `every` decides.
             Duty::DiscoveryScan => SignedDuration::ZERO,
+            Duty::ImpactNotices => crate::impact::CHECK_EVERY,
         }
     }
 
@@ -133,6 +142,7 @@ impl Duty {
             // In the background: a download must not hold up the tick.
             Duty::FeedSync => Ok(app.start_feed_sync().await),
             Duty::DiscoveryScan => Ok(app.start_discovery_scans().await),
+            Duty::ImpactNotices => app.run_impact_notices().await,
         }
     }
 }

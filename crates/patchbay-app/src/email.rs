@@ -403,6 +403,9 @@ pub fn compose(e: &Event) -> Email {
                 footer,
             }
         }
+        Kind::DeploymentImpactNotice | Kind::DeploymentImpactSummary => {
+            crate::impact::compose_email(e, facts, footer)
+        }
         _ => Email {
             subject: format!("[Patchbay] {}: {}", e.kind, e.summary),
             heading: e.summary.clone(),
@@ -483,6 +486,7 @@ impl App {
                     .await?;
             for (row, ev) in pending.events() {
                 let wanted = escalation::addressed_to(ev, Channel::Email, &c.contact.name)
+                    || crate::impact::addressed_to(ev, &c.contact.name)
                     || c.contact.events.iter().any(|k| {
                         k == ev.kind.as_str() || (k == "*" && ev.kind != Kind::EscalationNotified)
                     });

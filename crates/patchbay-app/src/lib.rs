@@ -29,6 +29,8 @@
 //!   secret is looked up), per source and per credential, bounded memory.
 //! - [`assets`]: registry queries, edits and agentless imports.
 //! - [`agents`]: enrolment and check-in (inventory deltas).
+//! - [`impact`]: expected-impact notices before a deployment's window and
+//!   a summary after it, per owner (a duty), and the impact API.
 //! - [`heartbeats`]: liveness of unchanged check-ins, in memory, flushed in
 //!   batches (no write transaction per steady check-in).
 //! - [`system`]: the named system callers (duties, start-up, zero-day lane, …).
@@ -78,6 +80,7 @@ pub mod feed_sync;
 pub mod feeds;
 pub mod governance;
 pub mod heartbeats;
+pub mod impact;
 pub mod keys;
 mod outbox;
 pub mod prioritise;
@@ -178,6 +181,9 @@ pub struct AppConfig {
     pub ghost_after: SignedDuration,
     /// Scans the discovery-scan duty runs (none by default).
     pub discovery_scans: Vec<discovery::ScanConfig>,
+    /// Expected-impact notices: lead time and interruption estimates
+    /// ([`impact`]).
+    pub impact: impact::ImpactConfig,
 }
 
 impl Default for AppConfig {
@@ -195,6 +201,7 @@ impl Default for AppConfig {
             feeds: feed_sync::FeedSyncConfig::default(),
             ghost_after: patchbay_core::discovery::DEFAULT_GHOST_AFTER,
             discovery_scans: Vec::new(),
+            impact: impact::ImpactConfig::default(),
         }
     }
 }

@@ -240,6 +240,21 @@ pub enum DeployCmd {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// The expected impact per owner: per asset its window (local and UTC),
+    /// the packages that change, which services restart (known only from a
+    /// rehearsal in an overlay), whether a reboot is needed and why, and the
+    /// expected interruption (an estimate, with its basis); then the notices
+    /// and summaries sent to the owners so far.
+    #[command(
+        after_long_help = "Example:\n  patchbay deploy impact DEP-2026-12-004\n  patchbay deploy impact DEP-2026-12-004 --json\n\nOwners are the assets' `owner` attribute; hosts without one are listed as (unowned). Each owner's notice is emailed to the contact of the same name (`unowned` for hosts without owner) and sent to webhooks as `deployment.impact_notice`, a lead time before the owner's first window (`patchbay serve --impact-lead`, default 24h); a summary follows the deployment's end (`deployment.impact_summary`). docs/impact-notices.md."
+    )]
+    Impact {
+        /// The deployment, DEP-….
+        id: String,
+        /// Print the JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
@@ -940,6 +955,16 @@ pub fn run(url: &str, token: Option<String>, cmd: DeployCmd) -> anyhow::Result<(
         }
         DeployCmd::Approve(a) => after_action("approved", &approval(&connect, &a, true)?, a.format),
         DeployCmd::Reject(a) => after_action("rejected", &approval(&connect, &a, false)?, a.format),
+        DeployCmd::Impact { id, json: as_json } => {
+            let o: patchbay_proto::api::DeploymentImpactOut =
+                connect()?.get(&format!("/api/v1/deployments/{}/impact", enc(&id)))?;
+            if as_json {
+                json(&o)
+            } else {
+                print!("{}", impact_text(&o));
+                Ok(())
+            }
+        }
         DeployCmd::Rehearse {
             id,
             wait,
@@ -974,6 +999,85 @@ pub fn run(url: &str, token: Option<String>, cmd: DeployCmd) -> anyhow::Result<(
             }
         }
     }
+}
+
+/// The impact per owner as text, then the notices raised.
+pub fn impact_text(o: &patchbay_proto::api::DeploymentImpactOut) -> String {
+    use crate::output::clean_text as c;
+    let mut s = format!(
+        "{} ({}): expected impact as of {}\n",
+        c(&o.deployment),
+        c(&o.status),
+        c(&o.computed_at)
+    );
+    if o.owners.is_empty() {
+        s.push_str("no hosts\n");
+    }
+    for w in &o.owners {
+        s.push_str(&format!(
+            "\nOwner {}: {} host(s), first window {}, {} reboot(s), ≈{} s interruption (estimate)\n",
+            c(&w.owner),
+            w.assets.len(),
+            c(&w.first_window),
+            w.reboots,
+            w.interruption_seconds
+        ));
+        for a in &w.assets {
+            let pk: Vec<String> = a
+                .packages
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {} → {}",
+                        c(&p.name),
+                        c(p.from.as_deref().unwrap_or("(none)")),
+                        c(p.to.as_deref().unwrap_or("(removed)"))
+                    )
+                })
+                .collect();
+            s.push_str(&format!(
+                "  {} (ring {})\n    window:   {} {} – {} ({}; UTC {} – {})\n    packages: {} [{}]\n    services: {}\n    reboot:   {} ({})\n    interruption: ≈{} s (estimate: {})\n",
+                c(&a.asset),
+                c(&a.ring),
+                c(a.window.name.as_deref().unwrap_or("any time")),
+                c(&a.window.opens_local),
+                c(&a.window.closes_local),
+                c(&a.window.zone),
+                c(&a.window.opens_utc),
+                c(&a.window.closes_utc),
+                pk.join(", "),
+                c(&a.packages_source),
+                if a.services.known {
+                    if a.services.names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        c(&a.services.names.join(", "))
+                    }
+                } else {
+                    c(&a.services.source)
+                },
+                if a.reboot.needed { "yes" } else { "no" },
+                c(&a.reboot.source),
+                a.interruption.seconds,
+                c(&a.interruption.basis),
+            ));
+        }
+    }
+    s.push_str("\nNotices:\n");
+    if o.notices.is_empty() {
+        s.push_str("  none yet\n");
+    }
+    for n in &o.notices {
+        s.push_str(&format!(
+            "  {} {} to contact {} at {} ({})\n",
+            c(&n.kind),
+            c(&n.owner),
+            c(&n.contact),
+            c(&n.at),
+            c(&n.assets.join(", "))
+        ));
+    }
+    s
 }
 
 /// The rehearsals as a table, then each failure's findings.
@@ -1080,6 +1184,63 @@ pub fn rehearsals_text(o: &RehearsalsOut) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The impact text prints every value the server sent through
+    /// `clean_text` (an owner or a service name is someone else's word).
+    #[test]
+    fn impact_text_escapes_terminal_controls_and_labels_estimates() {
+        use patchbay_core::impact::{Estimates, HostIn, PackageChange, SlotIn, impact};
+        let t: jiff::Timestamp = "2026-12-12T22:00:00Z".parse().unwrap();
+        let owners = impact(
+            &[HostIn {
+                asset: "h1".into(),
+                owner: "web\u{1b}[31m".into(),
+                ring: "all".into(),
+                planned: vec![PackageChange {
+                    name: "linux-image-amd64".into(),
+                    from: Some("6.1.1".into()),
+                    to: Some("6.1.2".into()),
+                }],
+                slot: SlotIn {
+                    window: Some("sat".into()),
+                    zone: Some("Europe/Berlin".into()),
+                    opens: t,
+                    closes: t,
+                },
+                rehearsal: None,
+                reboot_pending: false,
+                ring_reboots: true,
+                measured_reboot: None,
+            }],
+            &Estimates::default(),
+        );
+        let o = patchbay_proto::api::DeploymentImpactOut {
+            deployment: "DEP-1".into(),
+            status: "draft".into(),
+            computed_at: "2026-12-08T22:00:00Z".into(),
+            lead_secs: 86400,
+            owners,
+            notices: vec![],
+        };
+        let text = impact_text(&o);
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("Owner web\\x1b[31m: 1 host(s)"), "{text}");
+        assert!(
+            text.contains("linux-image-amd64 6.1.1 → 6.1.2 [plan]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("reboot:   yes (kernel/microcode package linux-image-amd64"),
+            "{text}"
+        );
+        assert!(text.contains("interruption: ≈300 s (estimate:"), "{text}");
+        assert!(text.contains("services: unknown until rehearsed"), "{text}");
+        assert!(
+            text.contains("window:   sat 2026-12-12T23:00:00+01:00[Europe/Berlin]"),
+            "{text}"
+        );
+        assert!(text.contains("none yet"), "{text}");
+    }
 
     fn err(spec: &str) -> String {
         parse_ring(spec).unwrap_err().to_string()

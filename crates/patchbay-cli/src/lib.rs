@@ -225,6 +225,20 @@ pub struct ServeArgs {
     /// (docs/resilience.md). Must be shorter than --stale-after.
     #[arg(long, default_value = "5s", value_parser = patchbay_core::when::flag_fine_interval)]
     pub heartbeat_flush: std::time::Duration,
+    /// How long before an owner's first maintenance window of a deployment
+    /// its expected-impact notice is sent (email to the contact named like
+    /// the owner, webhooks: `deployment.impact_notice`; at once when the
+    /// window is sooner). docs/impact-notices.md.
+    #[arg(long, default_value = "24h", value_parser = patchbay_core::when::flag_interval)]
+    pub impact_lead: std::time::Duration,
+    /// The interruption a reboot is estimated at in impact notices when the
+    /// host has no measured reboot time (its last reboot job).
+    #[arg(long, default_value = "5m", value_parser = patchbay_core::when::flag_interval)]
+    pub impact_reboot_estimate: std::time::Duration,
+    /// The interruption one service restart is estimated at in impact
+    /// notices.
+    #[arg(long, default_value = "10s", value_parser = patchbay_core::when::flag_interval)]
+    pub impact_restart_estimate: std::time::Duration,
     /// How often the leader raises the expiry events of exceptions that ran out.
     #[arg(long, default_value = "60s", value_parser = patchbay_core::when::flag_interval)]
     pub exception_sweep_every: std::time::Duration,

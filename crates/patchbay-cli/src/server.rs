@@ -49,6 +49,16 @@ fn settings(a: &ServeArgs) -> anyhow::Result<Settings> {
             },
             heartbeat_flush: a.heartbeat_flush,
             smtp: smtp(a)?,
+            impact: patchbay_app::impact::ImpactConfig {
+                lead: signed(a.impact_lead, "--impact-lead")?,
+                estimates: patchbay_core::impact::Estimates {
+                    service_restart: signed(
+                        a.impact_restart_estimate,
+                        "--impact-restart-estimate",
+                    )?,
+                    reboot: signed(a.impact_reboot_estimate, "--impact-reboot-estimate")?,
+                },
+            },
             ..AppConfig::default()
         },
     })

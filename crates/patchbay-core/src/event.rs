@@ -91,11 +91,17 @@ pub enum Kind {
     /// An asset nothing attested for longer than the ghost threshold
     /// (`asset.ghost`, found by a discovery import; once per asset).
     AssetGhost,
+    /// An owner's expected-impact notice before a deployment's window
+    /// (`deployment.impact_notice`; once per owner per deployment).
+    DeploymentImpactNotice,
+    /// An owner's summary after a deployment finished
+    /// (`deployment.impact_summary`; once per owner per deployment).
+    DeploymentImpactSummary,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 28] = [
+    pub const ALL: [Kind; 30] = [
         Kind::DeploymentCreated,
         Kind::DeploymentStarted,
         Kind::DeploymentRingPassed,
@@ -124,6 +130,8 @@ impl Kind {
         Kind::AssetShadowFound,
         Kind::AssetGhost,
         Kind::DeploymentRehearsalFailed,
+        Kind::DeploymentImpactNotice,
+        Kind::DeploymentImpactSummary,
     ];
 
     /// The kinds the issue lists that no part of Patchbay raises yet (they
@@ -168,6 +176,8 @@ impl Kind {
             Kind::AssetShadowFound => "asset.shadow_found",
             Kind::AssetGhost => "asset.ghost",
             Kind::DeploymentRehearsalFailed => "deployment.rehearsal_failed",
+            Kind::DeploymentImpactNotice => "deployment.impact_notice",
+            Kind::DeploymentImpactSummary => "deployment.impact_summary",
         }
     }
 
@@ -203,6 +213,8 @@ impl Kind {
             "asset.shadow_found" => Kind::AssetShadowFound,
             "asset.ghost" => Kind::AssetGhost,
             "deployment.rehearsal_failed" => Kind::DeploymentRehearsalFailed,
+            "deployment.impact_notice" => Kind::DeploymentImpactNotice,
+            "deployment.impact_summary" => Kind::DeploymentImpactSummary,
             _ => Kind::AuditRecorded,
         }
     }

@@ -61,6 +61,7 @@ pub mod drift;
 pub mod escalation;
 pub mod event;
 pub mod exception;
+pub mod impact;
 pub mod inventory;
 pub mod job;
 pub mod names;

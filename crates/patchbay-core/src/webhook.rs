@@ -387,6 +387,127 @@ fn clip(s: &str, max: usize) -> String {
     out
 }
 
+/// Slack mrkdwn's escaping: `&`, `<` and `>` (what else would start a
+/// link, a mention or an entity; <https://api.slack.com/reference/surfaces/formatting#escaping>).
+pub fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn s_of(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(x) => x.to_string(),
+    }
+}
+
+fn pkg_changes(v: Option<&Value>) -> String {
+    let parts: Vec<String> = v
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            format!(
+                "{} {} → {}",
+                s_of(p, "name"),
+                p.get("from").and_then(Value::as_str).unwrap_or("(none)"),
+                p.get("to").and_then(Value::as_str).unwrap_or("(removed)")
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        "nothing".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Per host, one plain-text line of an impact notice
+/// (`deployment.impact_notice`: window, packages, services, reboot,
+/// interruption estimate) or summary (`deployment.impact_summary`: state,
+/// changes, rollback, reboot, CVEs closed); empty for other kinds.
+pub fn impact_lines(e: &Event) -> Vec<String> {
+    let assets = e.data.get("assets").and_then(Value::as_array);
+    let Some(assets) = assets else { return vec![] };
+    match e.kind {
+        Kind::DeploymentImpactNotice => assets
+            .iter()
+            .map(|a| {
+                let w = a.get("window").cloned().unwrap_or_default();
+                let sv = a.get("services").cloned().unwrap_or_default();
+                let services = if sv["known"].as_bool() == Some(true) {
+                    let n: Vec<&str> = sv["names"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    if n.is_empty() {
+                        "none".to_string()
+                    } else {
+                        n.join(", ")
+                    }
+                } else {
+                    "unknown until rehearsed".to_string()
+                };
+                let rb = a.get("reboot").cloned().unwrap_or_default();
+                let int = a.get("interruption").cloned().unwrap_or_default();
+                format!(
+                    "{}: {} ({}) · packages: {} · services: {} · reboot: {} · ≈{} s (estimate)",
+                    s_of(a, "asset"),
+                    s_of(&w, "opens_local"),
+                    s_of(&w, "zone"),
+                    pkg_changes(a.get("packages")),
+                    services,
+                    if rb["needed"].as_bool() == Some(true) {
+                        format!("yes ({})", s_of(&rb, "source"))
+                    } else {
+                        "no".into()
+                    },
+                    s_of(&int, "seconds"),
+                )
+            })
+            .collect(),
+        Kind::DeploymentImpactSummary => assets
+            .iter()
+            .map(|a| {
+                let closed: Vec<&str> = a["closed"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let mut l = format!(
+                    "{}: {} · changed: {} · rebooted: {} · closed: {}",
+                    s_of(a, "asset"),
+                    s_of(a, "state"),
+                    pkg_changes(a.get("changed")),
+                    if a["rebooted"].as_bool() == Some(true) {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    if closed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        closed.join(", ")
+                    },
+                );
+                if let Some(r) = a.get("rollback").and_then(Value::as_str) {
+                    l.push_str(&format!(" · rollback: {r}"));
+                }
+                if let Some(r) = a.get("error").and_then(Value::as_str) {
+                    l.push_str(&format!(" · failure: {r}"));
+                }
+                l
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
 /// The body `template` makes of `e`, or `None` when the template carries no
 /// such event.
 pub fn render(template: Template, e: &Event, opts: &TemplateOptions) -> Option<Value> {
@@ -394,17 +515,45 @@ pub fn render(template: Template, e: &Event, opts: &TemplateOptions) -> Option<V
     match template {
         Template::Generic => Some(serde_json::to_value(e).unwrap_or(Value::Null)),
         Template::Slack => {
-            let blocks = vec![
+            let mut blocks = vec![
                 json!({"type": "header", "text": {"type": "plain_text", "text": clip(&title, 150)}}),
-                json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&e.summary, SLACK_MAX_SECTION_TEXT)}}),
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&slack_escape(&e.summary), SLACK_MAX_SECTION_TEXT)}}),
                 json!({"type": "context", "elements": [
                     {"type": "mrkdwn", "text": clip(&format!("{} · {} · {}", e.subject, e.actor, e.at), SLACK_MAX_SECTION_TEXT)}
                 ]}),
             ];
+            // Impact notices and summaries: one section per host (at most
+            // what Slack allows), values escaped for mrkdwn.
+            let lines = impact_lines(e);
+            let room = SLACK_MAX_BLOCKS - blocks.len();
+            for (i, l) in lines.iter().enumerate().take(room) {
+                let text = if i + 1 == room && lines.len() > room {
+                    format!("… and {} more host(s)", lines.len() - i)
+                } else {
+                    slack_escape(l)
+                };
+                blocks.insert(
+                    2 + i,
+                    json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&text, SLACK_MAX_SECTION_TEXT)}}),
+                );
+            }
             debug_assert!(blocks.len() <= SLACK_MAX_BLOCKS);
             Some(json!({"text": clip(&e.summary, 3000), "blocks": blocks}))
         }
-        Template::Teams => Some(json!({
+        Template::Teams => {
+            let mut body = vec![
+                json!({"type": "TextBlock", "size": "Medium", "weight": "Bolder", "text": title, "wrap": true}),
+                json!({"type": "TextBlock", "text": e.summary, "wrap": true}),
+            ];
+            for l in impact_lines(e) {
+                body.push(json!({"type": "TextBlock", "text": l, "wrap": true}));
+            }
+            body.push(json!({"type": "FactSet", "facts": [
+                {"title": "Subject", "value": e.subject},
+                {"title": "Actor", "value": e.actor},
+                {"title": "At", "value": e.at.to_string()},
+            ]}));
+            Some(json!({
             "type": "message",
             "attachments": [{
                 "contentType": "application/vnd.microsoft.card.adaptive",
@@ -413,18 +562,11 @@ pub fn render(template: Template, e: &Event, opts: &TemplateOptions) -> Option<V
                     "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
                     "type": "AdaptiveCard",
                     "version": "1.4",
-                    "body": [
-                        {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "text": title, "wrap": true},
-                        {"type": "TextBlock", "text": e.summary, "wrap": true},
-                        {"type": "FactSet", "facts": [
-                            {"title": "Subject", "value": e.subject},
-                            {"title": "Actor", "value": e.actor},
-                            {"title": "At", "value": e.at.to_string()},
-                        ]}
-                    ]
+                    "body": body
                 }
             }]
-        })),
+            }))
+        }
         Template::Pagerduty => {
             if e.kind == Kind::SlaBreached {
                 return Some(pagerduty_sla_breach(e, opts));
@@ -657,6 +799,49 @@ fn pagerduty_sla_resolve(e: &Event, opts: &TemplateOptions) -> Value {
 
 #[cfg(test)]
 mod tests {
+    /// An impact notice's host lines reach Slack escaped (a service name is
+    /// the agent's word) and Teams as text blocks; other kinds get none.
+    #[test]
+    fn impact_notices_render_their_hosts_escaped() {
+        use super::*;
+        let e = Event::from_outbox(
+            3,
+            "2026-12-08T22:00:00Z".parse().unwrap(),
+            "deployment.impact_notice",
+            "system:duties",
+            "deployment:DEP-1",
+            &json!({"message": "DEP-1: expected impact on web <@U1>",
+                    "owner": "web", "contact": "web",
+                    "assets": [{"asset": "h1", "window": {"opens_local": "2026-12-12T23:00:00+01:00[Europe/Berlin]", "zone": "Europe/Berlin"},
+                                "packages": [{"name": "nginx", "from": "1.22", "to": "1.24"}],
+                                "services": {"known": true, "names": ["<!channel>"]},
+                                "reboot": {"needed": false}, "interruption": {"seconds": 10}}]}),
+        );
+        let lines = impact_lines(&e);
+        assert_eq!(
+            lines,
+            [
+                "h1: 2026-12-12T23:00:00+01:00[Europe/Berlin] (Europe/Berlin) · packages: nginx 1.22 → 1.24 · services: <!channel> · reboot: no · ≈10 s (estimate)"
+            ]
+        );
+        let slack = render(Template::Slack, &e, &TemplateOptions::default()).unwrap();
+        let text = slack["blocks"].to_string();
+        assert!(text.contains("services: &lt;!channel&gt;"), "{text}");
+        assert!(text.contains("web &lt;@U1&gt;"), "{text}");
+        assert!(
+            !text.contains("<!channel>") && !text.contains("<@U1>"),
+            "{text}"
+        );
+        let teams = render(Template::Teams, &e, &TemplateOptions::default()).unwrap();
+        let body = &teams["attachments"][0]["content"]["body"];
+        assert_eq!(body[2]["text"], lines[0].as_str());
+        let other = Event {
+            kind: Kind::DeploymentCompleted,
+            ..e
+        };
+        assert!(impact_lines(&other).is_empty());
+    }
+
     #[test]
     fn auth_headers_are_checked_without_echoing_the_value() {
         let h = |n: &str, v: &str| vec![(n.to_string(), v.to_string())];

@@ -292,6 +292,11 @@ pub struct Rehearsal {
     /// The local checks marked safe for rehearsal, run in the overlay.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckSample>,
+    /// The services the packages' scripts asked to restart, start or reload
+    /// (recorded by the rehearsal's `policy-rc.d`, which refuses them all);
+    /// overlay only, `None` from agents that do not record them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<Vec<String>>,
 }
 
 /// Answer to a check-in.

@@ -2122,3 +2122,43 @@ pub struct GoldenIn {
     /// The golden host (an asset with an agent).
     pub asset: String,
 }
+
+/// A deployment's expected impact per owner (`GET
+/// /api/v1/deployments/{id}/impact`; issue 18, item 8, ADR 0021).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeploymentImpactOut {
+    /// The deployment.
+    pub deployment: String,
+    /// Its state (`draft`, `running`, …).
+    pub status: String,
+    /// When this was computed (RFC 3339).
+    pub computed_at: String,
+    /// How long before an owner's first window its notice is raised
+    /// (seconds).
+    pub lead_secs: i64,
+    /// Per owner (`patchbay_core::impact::OwnerImpact`: owner, unowned,
+    /// first_window, assets with window, packages, services, reboot and the
+    /// interruption estimate with its basis).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub owners: Vec<patchbay_core::impact::OwnerImpact>,
+    /// The notices and summaries raised so far.
+    pub notices: Vec<ImpactNoticeOut>,
+}
+
+/// An impact notice or summary raised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImpactNoticeOut {
+    /// The owner.
+    pub owner: String,
+    /// `notice` or `summary`.
+    pub kind: String,
+    /// When it was raised (RFC 3339).
+    pub at: String,
+    /// The contact its email goes to (a contact of that name, if one
+    /// exists).
+    pub contact: String,
+    /// The owner's assets it covered.
+    pub assets: Vec<String>,
+}

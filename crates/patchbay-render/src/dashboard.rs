@@ -515,6 +515,10 @@ pub struct Board {
     pub awaiting: Vec<String>,
     /// The live stream's cursor when the page was made.
     pub cursor: i64,
+    /// Per owner of its hosts: the expected impact in one line and whether
+    /// (when) the notice and the summary were sent (`/ui/deployments/{id}/impact`
+    /// has the detail).
+    pub impact: Vec<(String, String)>,
 }
 
 impl Board {

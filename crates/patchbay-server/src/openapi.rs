@@ -127,6 +127,7 @@ impl<'s> utoipa::ToResponse<'s> for Error {
         crate::handlers::deployments::rollback,
         crate::handlers::deployments::approval,
         crate::handlers::deployments::rehearsals,
+        crate::handlers::deployments::impact,
         crate::handlers::deployments::rehearse,
         crate::handlers::schedule::list_windows,
         crate::handlers::schedule::add_window,

@@ -152,6 +152,7 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     POST "/deployments/{id}/rollback" => deployments::rollback, Api(Some(WriteAssets));
     POST "/deployments/{id}/approvals" => deployments::approval, Api(Some(Approve));
     GET "/deployments/{id}/rehearsals" => deployments::rehearsals, Api(Some(ReadInventory));
+    GET "/deployments/{id}/impact" => deployments::impact, Api(Some(ReadInventory));
     POST "/deployments/{id}/rehearsals" => deployments::rehearse, Api(Some(WriteAssets));
     GET "/windows" => schedule::list_windows, Api(Some(ReadInventory));
     POST "/windows" => schedule::add_window, Api(Some(WriteAssets));
@@ -224,6 +225,7 @@ routes!(UI_ROUTES, ui_routes, "", {
     POST "/ui/deployments/preview" => ui_act::preview_deployment, Session(Some(WriteAssets));
     POST "/ui/deployments/create" => ui_act::create_deployment, Session(Some(WriteAssets));
     GET "/ui/deployments/{id}" => ui::deployment, Session(Some(ReadInventory));
+    GET "/ui/deployments/{id}/impact" => ui::deployment_impact, Session(Some(ReadInventory));
     POST "/ui/deployments/{id}/action" => ui::deployment_action, Session(Some(WriteAssets));
     POST "/ui/deployments/{id}/approval" => ui::deployment_approval, Session(Some(Approve));
     GET "/ui/events" => ui::events, Session(Some(ReadInventory));

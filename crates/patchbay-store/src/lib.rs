@@ -101,6 +101,7 @@ pub trait Tx:
     + CsafStore
     + UserStore
     + DriftStore
+    + ImpactStore
     + Send
 {
     /// Commits.

@@ -161,6 +161,7 @@ pub fn rehearse(
                 privilege: Vec::new(),
                 verify: Vec::new(),
                 checks: Vec::new(),
+                services: None,
             },
             cleaned_up: false,
         },
@@ -381,6 +382,9 @@ fn overlay_steps(
     }
     let applied = log.success();
     run.rep.log = Some(log);
+    run.rep.rehearsal.services = Some(requested_services(
+        &std::fs::read_to_string(merged.join(SERVICES_LOG)).unwrap_or_default(),
+    ));
     run.step("rehearse.apply", applied, t);
 
     let after = installed(run, &apt, r, "inventory.after")?;
@@ -403,7 +407,9 @@ fn overlay_steps(
     let owners = file_owners(merged, &touched);
     let upper = merged.parent().map(|d| d.join("upper")).unwrap_or_default();
     let (mut findings, more) = privilege_scan(&upper, root, &owners);
-    findings.retain(|f| f.path != "/usr/sbin/policy-rc.d");
+    findings.retain(|f| {
+        f.path != "/usr/sbin/policy-rc.d" && f.path != "/run/patchbay-rehearsal-services"
+    });
     if more > 0 {
         tracing::warn!(
             more,
@@ -494,6 +500,49 @@ fn said(output: &str) -> &str {
         .unwrap_or("")
 }
 
+/// Where the rehearsal's `policy-rc.d` records the calls it refused
+/// (relative to the merged tree).
+const SERVICES_LOG: &str = "run/patchbay-rehearsal-services";
+
+/// The services a rehearsal's package scripts asked to start, restart or
+/// reload: one `policy-rc.d [--quiet] [--list] ID ACTIONS [RUNLEVEL]` call
+/// per line (invoke-rc.d, deb-systemd-invoke; an action may be in
+/// parentheses); `stop`-only calls are not a restart. Sorted, each once; `.service` suffixes dropped.
+pub fn requested_services(log: &str) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for line in log.lines() {
+        let words: Vec<&str> = line
+            .split_whitespace()
+            .filter(|w| !w.starts_with("--"))
+            .collect();
+        let Some((id, rest)) = words.split_first() else {
+            continue;
+        };
+        let actions = rest.first().copied().unwrap_or("");
+        // invoke-rc.d puts an action in parentheses when the service has no
+        // start link in the current runlevel — which a chroot does not know:
+        // counted too (the host may well run it).
+        let restarts = actions
+            .split([' ', ','])
+            .map(|a| a.trim_matches(['(', ')']))
+            .any(|a| {
+                matches!(
+                    a,
+                    "start"
+                        | "restart"
+                        | "try-restart"
+                        | "reload"
+                        | "force-reload"
+                        | "reload-or-restart"
+                )
+            });
+        if restarts && !id.is_empty() && id.len() <= 128 {
+            out.insert(id.trim_end_matches(".service").to_string());
+        }
+    }
+    out.into_iter().collect()
+}
+
 fn write_policy(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(d) = path.parent() {
@@ -503,7 +552,7 @@ fn write_policy(path: &Path) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(path);
     std::fs::write(
         path,
-        "#!/bin/sh\n# patchbay rehearsal: no service is started, stopped or restarted\nexit 101\n",
+        "#!/bin/sh\n# patchbay rehearsal: no service is started, stopped or restarted;\n# what the package scripts asked for is recorded for the impact notice\necho \"$*\" >> /run/patchbay-rehearsal-services 2>/dev/null\nexit 101\n",
     )
     .with_context(|| format!("writing {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
@@ -1097,6 +1146,13 @@ pub fn privilege_scan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_services_scripts_asked_to_restart_are_read_from_the_policy_log() {
+        let log = "nginx restart\n--quiet php8.2-fpm.service try-restart\nold stop\n\nnginx start\n--quiet pb-svc (restart)\n";
+        assert_eq!(requested_services(log), ["nginx", "pb-svc", "php8.2-fpm"]);
+        assert!(requested_services("").is_empty());
+    }
 
     #[test]
     fn a_failing_postinst_is_named_with_its_output() {

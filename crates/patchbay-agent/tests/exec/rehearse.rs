@@ -30,7 +30,52 @@ pub const TESTS: &[(&str, fn())] = &[
         "rehearse::a_real_apply_reports_a_new_setuid_file",
         a_real_apply_reports_a_new_setuid_file,
     ),
+    (
+        "rehearse::the_services_the_scripts_restart_are_reported",
+        the_services_the_scripts_restart_are_reported,
+    ),
 ];
+
+/// pb-svc 1.1's postinst restarts its service through invoke-rc.d: the
+/// rehearsal's policy-rc.d refuses (the service never runs: its init script
+/// would write /var/log/pb-svc.log) and records it, and the result names it
+/// (`rehearsal.services`, the expected-impact notices' source); a package
+/// whose scripts restart nothing reports an empty list; the root is
+/// unchanged.
+fn the_services_the_scripts_restart_are_reported() {
+    let root = debian_root(&["pb-svc=1.0", "pb-demo=1.0"]);
+    let cfg = root.config("");
+    let hashes = tree_hash(&root.path);
+    let r = root.agent(
+        "rehearse",
+        &["--config", &cfg, "--job-key", "r-svc", "pb-svc=1.1"],
+    );
+    let j = &r.json;
+    assert_eq!(r.code, 0, "{j:#}\n{}", r.stderr);
+    assert_eq!(j["rehearsal"]["mode"], "overlay", "{j:#}");
+    assert_eq!(
+        j["rehearsal"]["services"],
+        serde_json::json!(["pb-svc"]),
+        "{j:#}"
+    );
+    let quiet = root.agent(
+        "rehearse",
+        &["--config", &cfg, "--job-key", "r-quiet", "pb-demo=1.1"],
+    );
+    assert_eq!(quiet.code, 0, "{:#}\n{}", quiet.json, quiet.stderr);
+    assert_eq!(
+        quiet.json["rehearsal"]["services"],
+        serde_json::json!([]),
+        "{:#}",
+        quiet.json
+    );
+    assert!(
+        !root.path.join("var/log/pb-svc.log").exists(),
+        "the service ran"
+    );
+    let d = differences(&hashes, &tree_hash(&root.path));
+    assert!(d.is_empty(), "the root changed: {d:?}");
+}
 
 /// Every path below `root` → sha256 of (type, mode, uid, gid, content or link
 /// target). Directories are walked without following links.

@@ -253,6 +253,11 @@ pub const FAILING_POSTINST: &str = "#!/bin/sh\nset -e\necho 'pb-demo: cannot mig
 /// the privilege check must report).
 const PERMS_POSTINST: &str = "#!/bin/sh\nset -e\nchmod 0777 /srv\n";
 
+/// pb-svc's postinst: restarts its service through invoke-rc.d, as
+/// debhelper's generated scripts do (a rehearsal's policy-rc.d refuses and
+/// records it).
+const SVC_POSTINST: &str = "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  invoke-rc.d pb-svc restart || true\nfi\n";
+
 /// The postinst of pb-demo 1.3: on its first configure it leaves a marker and
 /// sleeps for a long time (the test SIGKILLs the agent then); later runs (the
 /// repair) finish at once.
@@ -282,6 +287,9 @@ pub fn deb_repo() -> &'static DebRepo {
             DebSpec { name: "pb-suid", version: "1.0", depends: None, postinst: None },
             // Ships /srv/pb-perms/ and chmods /srv 0777.
             DebSpec { name: "pb-perms", version: "1.0", depends: None, postinst: Some(PERMS_POSTINST) },
+            // Ships /etc/init.d/pb-svc; its postinst restarts it (invoke-rc.d).
+            DebSpec { name: "pb-svc", version: "1.0", depends: None, postinst: None },
+            DebSpec { name: "pb-svc", version: "1.1", depends: None, postinst: Some(SVC_POSTINST) },
         ];
         for s in &specs {
             let b = dir.path().join(format!("build/{}-{}", s.name, s.version));
@@ -307,6 +315,12 @@ pub fn deb_repo() -> &'static DebRepo {
                 let helper = b.join("usr/bin/pb-suid-helper");
                 std::fs::write(&helper, "#!/bin/sh\nid -u\n").unwrap();
                 std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o4755)).unwrap();
+            }
+            if s.name == "pb-svc" {
+                std::fs::create_dir_all(b.join("etc/init.d")).unwrap();
+                let init = b.join("etc/init.d/pb-svc");
+                std::fs::write(&init, "#!/bin/sh\n# pb-svc test service\necho \"pb-svc $1\" >> /var/log/pb-svc.log\n").unwrap();
+                std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
             }
             if s.name == "pb-perms" {
                 std::fs::create_dir_all(b.join("srv/pb-perms")).unwrap();

@@ -197,6 +197,7 @@ pub fn run_job(host: &mut SimHost, job: &SignedJob, now: jiff::Timestamp) -> Job
                 privilege: vec![],
                 verify: vec![],
                 checks: vec![],
+                services: None,
             });
         }
         JobKind::Reboot | JobKind::RunCheck { .. } => {}

@@ -259,6 +259,26 @@ pub async fn rehearsals(
     ))
 }
 
+/// `GET /api/v1/deployments/{id}/impact`: the expected impact per owner
+/// (window, packages, services, reboot, interruption estimate) and the
+/// notices raised (`docs/impact-notices.md`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments/{id}/impact",
+    params(("id" = String, Path, description = "The deployment’s id")),
+    responses(
+        (status = 200, body = patchbay_proto::api::DeploymentImpactOut),
+        (status = 404, response = crate::openapi::Error),
+    )
+)]
+pub async fn impact(
+    State(st): State<AppState>,
+    a: Authed,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(st.app.deploy_impact(&a.caller, &id, &a.ctx).await?))
+}
+
 /// `POST /api/v1/deployments/{id}/rehearsals`: rehearse now on every host of
 /// the deployment (read-only on the hosts; audited `deployment.rehearse`).
 #[utoipa::path(

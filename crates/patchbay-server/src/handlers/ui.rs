@@ -1083,16 +1083,172 @@ pub async fn deployments(State(st): State<AppState>, u: UiUser) -> Response {
 /// `GET /ui/deployments/{id}`: the live rollout board.
 pub async fn deployment(State(st): State<AppState>, u: UiUser, Path(id): Path<String>) -> Response {
     match st.app.dashboard_board(&u.who.caller, &id, &u.ctx).await {
-        Ok(b) => render(view::board(
-            &u.page(
-                &format!("Deployment {id}"),
-                "/ui/deployments",
-                &now_text(&st),
-            ),
-            &b,
-        )),
+        Ok(mut b) => {
+            if let Ok(i) = st.app.deploy_impact(&u.who.caller, &id, &u.ctx).await {
+                b.impact = impact_lines(&i);
+            }
+            render(view::board(
+                &u.page(
+                    &format!("Deployment {id}"),
+                    "/ui/deployments",
+                    &now_text(&st),
+                ),
+                &b,
+            ))
+        }
         Err(e) => app_error(e),
     }
+}
+
+/// When an owner's notice or summary was sent, or "not yet".
+fn sent_at(i: &patchbay_proto::api::DeploymentImpactOut, owner: &str, kind: &str) -> String {
+    i.notices
+        .iter()
+        .find(|n| n.owner == owner && n.kind == kind)
+        .map_or("not yet".to_string(), |n| {
+            format!("sent {} (contact {})", n.at, n.contact)
+        })
+}
+
+/// Per owner, one line: hosts, first window, reboots, the interruption
+/// estimate, and the notice and summary sent.
+fn impact_lines(i: &patchbay_proto::api::DeploymentImpactOut) -> Vec<(String, String)> {
+    i.owners
+        .iter()
+        .map(|o| {
+            (
+                o.owner.clone(),
+                format!(
+                    "{} host(s), first window {}, {} reboot(s), ≈{} s interruption (estimate); notice: {}; summary: {}",
+                    o.assets.len(),
+                    o.first_window,
+                    o.reboots,
+                    o.interruption_seconds,
+                    sent_at(i, &o.owner, "notice"),
+                    sent_at(i, &o.owner, "summary"),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// `GET /ui/deployments/{id}/impact`: the expected impact per owner — per
+/// asset its window (local and UTC), packages, services, reboot and the
+/// interruption estimate — and the notices sent.
+pub async fn deployment_impact(
+    State(st): State<AppState>,
+    u: UiUser,
+    Path(id): Path<String>,
+) -> Response {
+    let i = match st.app.deploy_impact(&u.who.caller, &id, &u.ctx).await {
+        Ok(i) => i,
+        Err(e) => return app_error(e),
+    };
+    let mut tables: Vec<Table> = i
+        .owners
+        .iter()
+        .map(|o| Table {
+            caption: format!(
+                "Owner {} — notice {}; summary {}",
+                o.owner,
+                sent_at(&i, &o.owner, "notice"),
+                sent_at(&i, &o.owner, "summary")
+            ),
+            head: vec![
+                "Asset",
+                "Ring",
+                "Window (local)",
+                "Window (UTC)",
+                "Packages",
+                "Services restarting",
+                "Reboot",
+                "Interruption (estimate)",
+            ],
+            rows: o
+                .assets
+                .iter()
+                .map(|a| {
+                    let pk: Vec<String> = a
+                        .packages
+                        .iter()
+                        .map(|p| {
+                            format!(
+                                "{} {} → {}",
+                                p.name,
+                                p.from.as_deref().unwrap_or("(none)"),
+                                p.to.as_deref().unwrap_or("(removed)")
+                            )
+                        })
+                        .collect();
+                    vec![
+                        Cell {
+                            text: a.asset.clone(),
+                            href: Some(format!("/ui/assets/{}", seg(&a.asset))),
+                        },
+                        Cell::from(a.ring.as_str()),
+                        Cell::from(format!(
+                            "{}: {} – {}",
+                            a.window.name.as_deref().unwrap_or("any time"),
+                            a.window.opens_local,
+                            a.window.closes_local
+                        )),
+                        Cell::from(format!("{} – {}", a.window.opens_utc, a.window.closes_utc)),
+                        Cell::from(format!("{} ({})", pk.join(", "), a.packages_source)),
+                        Cell::from(if a.services.known {
+                            if a.services.names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                a.services.names.join(", ")
+                            }
+                        } else {
+                            a.services.source.clone()
+                        }),
+                        Cell::from(format!(
+                            "{}: {}",
+                            if a.reboot.needed { "yes" } else { "no" },
+                            a.reboot.source
+                        )),
+                        Cell::from(format!(
+                            "≈{} s ({})",
+                            a.interruption.seconds, a.interruption.basis
+                        )),
+                    ]
+                })
+                .collect(),
+            empty: "No host.".into(),
+        })
+        .collect();
+    tables.push(Table {
+        caption: "Notices sent".into(),
+        head: vec!["Owner", "Kind", "At", "Contact", "Assets"],
+        rows: i
+            .notices
+            .iter()
+            .map(|n| {
+                vec![
+                    Cell::from(n.owner.as_str()),
+                    Cell::from(n.kind.as_str()),
+                    Cell::from(n.at.as_str()),
+                    Cell::from(n.contact.as_str()),
+                    Cell::from(n.assets.join(", ")),
+                ]
+            })
+            .collect(),
+        empty: "None yet.".into(),
+    });
+    render(view::tables(
+        &u.page(
+            &format!("Deployment {id}: expected impact"),
+            "/ui/deployments",
+            &now_text(&st),
+        ),
+        &format!(
+            "Each owner is notified {} h before their first window (email to the contact named like the owner, `unowned` for hosts without one; chat through webhooks), and gets a summary once the deployment is over. Interruptions are estimates, with their basis.",
+            i.lead_secs / 3600
+        ),
+        &tables,
+        &[],
+    ))
 }
 
 fn back_to(id: &str) -> String {

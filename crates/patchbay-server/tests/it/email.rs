@@ -20,9 +20,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// aiosmtpd on 127.0.0.1, writing to a Maildir.
-struct Sink {
+pub(crate) struct Sink {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     dir: tempfile::TempDir,
 }
 
@@ -33,7 +33,7 @@ impl Drop for Sink {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -44,7 +44,7 @@ fn free_port() -> u16 {
 impl Sink {
     /// `tls`: extra flags (`--tlscert C --tlskey K` for STARTTLS,
     /// `--smtpscert C --smtpskey K` for implicit TLS).
-    fn start(tls: &[&str]) -> Sink {
+    pub(crate) fn start(tls: &[&str]) -> Sink {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let child = Command::new("python3")
@@ -69,9 +69,40 @@ impl Sink {
         Sink { child, port, dir }
     }
 
+    /// The messages received, each decoded by Python's `email` package (not
+    /// Patchbay's code): its headers (as `messages`), its text/plain and its
+    /// text/html part.
+    pub(crate) fn decoded(&self) -> Vec<(BTreeMap<String, Vec<String>>, String, String)> {
+        let new = self.dir.path().join("maildir").join("new");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&new)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .map(|f| {
+                let (h, _) = parse(f);
+                let part = |kind: &str| {
+                    let out = Command::new("python3")
+                        .args([
+                            "-c",
+                            "import email,sys\nm=email.message_from_binary_file(open(sys.argv[1],'rb'))\nfor p in m.walk():\n    if p.get_content_type()==sys.argv[2]:\n        sys.stdout.write(p.get_payload(decode=True).decode(p.get_content_charset() or 'utf-8'))",
+                        ])
+                        .arg(f)
+                        .arg(kind)
+                        .output()
+                        .expect("python3");
+                    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                    String::from_utf8(out.stdout).unwrap()
+                };
+                (h, part("text/plain"), part("text/html"))
+            })
+            .collect()
+    }
+
     /// The messages received: headers (unfolded, by lower-case name, all
     /// values) and body.
-    fn messages(&self) -> Vec<(BTreeMap<String, Vec<String>>, String)> {
+    pub(crate) fn messages(&self) -> Vec<(BTreeMap<String, Vec<String>>, String)> {
         let new = self.dir.path().join("maildir").join("new");
         let mut files: Vec<PathBuf> = std::fs::read_dir(&new)
             .map(|d| d.map(|e| e.unwrap().path()).collect())
@@ -104,13 +135,13 @@ fn parse(f: &Path) -> (BTreeMap<String, Vec<String>>, String) {
     (h, body.to_string())
 }
 
-fn one(h: &BTreeMap<String, Vec<String>>, k: &str) -> String {
+pub(crate) fn one(h: &BTreeMap<String, Vec<String>>, k: &str) -> String {
     let v = h.get(k).unwrap_or_else(|| panic!("no {k} header in {h:?}"));
     assert_eq!(v.len(), 1, "{k}: {v:?}");
     v[0].clone()
 }
 
-fn plain(port: u16) -> SmtpConfig {
+pub(crate) fn plain(port: u16) -> SmtpConfig {
     SmtpConfig {
         host: "127.0.0.1".into(),
         port,

@@ -13,6 +13,7 @@ mod feed_sync;
 mod governance;
 mod hardening;
 mod heartbeats;
+mod impact;
 mod matrix;
 mod openapi;
 mod outcomes;

@@ -78,6 +78,20 @@ impl InProcess {
         }
     }
 
+    /// A second service over the same database and data directory, on the
+    /// same clock: what a restarted server sees.
+    pub async fn reopen(&self) -> App {
+        let settings = Settings {
+            db_url: Some(self.db_url.clone()),
+            data_dir: self._dir.path().join("data"),
+            app: Default::default(),
+        };
+        prepare_with_clock(&settings, self.clock.clone())
+            .await
+            .unwrap()
+            .app
+    }
+
     /// Sends one request; returns the status and the body as text.
     pub async fn call(
         &self,

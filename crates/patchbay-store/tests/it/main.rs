@@ -63,7 +63,58 @@ both!(
     rollouts_story,
     rollout_rows_are_claimed_by_one_writer,
     delta_assessment_story,
+    impact_notices_story,
 );
+
+/// Impact notices (migration 0120): one per deployment, owner and kind; a
+/// second insert of the same is refused whatever its other fields; a
+/// deployment's notices read back by time, then owner; a rolled-back insert
+/// leaves nothing.
+async fn impact_notices_story(s: Arc<dyn Store>) {
+    use patchbay_store::ImpactNoticeRow;
+    let row = |owner: &str, kind: &str, secs: i64| ImpactNoticeRow {
+        deployment: "DEP-1".into(),
+        owner: owner.into(),
+        kind: kind.into(),
+        at: t0() + SignedDuration::from_secs(secs),
+        contact: owner.into(),
+        assets: vec!["h1".into(), "h2".into()],
+    };
+    let mut tx = s.write().await.unwrap();
+    assert!(tx.note_impact(&row("web", "notice", 5)).await.unwrap());
+    assert!(tx.note_impact(&row("db", "notice", 5)).await.unwrap());
+    assert!(tx.note_impact(&row("web", "summary", 9)).await.unwrap());
+    assert!(
+        !tx.note_impact(&row("web", "notice", 7)).await.unwrap(),
+        "once"
+    );
+    tx.commit().await.unwrap();
+    let mut tx = s.write().await.unwrap();
+    assert!(tx.note_impact(&row("ops", "notice", 1)).await.unwrap());
+    drop(tx);
+    let mut r = s.read().await.unwrap();
+    let got = r.impact_notices("DEP-1").await.unwrap();
+    let keys: Vec<(&str, &str, i64)> = got
+        .iter()
+        .map(|n| {
+            (
+                n.owner.as_str(),
+                n.kind.as_str(),
+                n.at.as_second() - t0().as_second(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("db", "notice", 5),
+            ("web", "notice", 5),
+            ("web", "summary", 9)
+        ]
+    );
+    assert_eq!(got[0].assets, ["h1", "h2"]);
+    assert!(r.impact_notices("DEP-2").await.unwrap().is_empty());
+}
 
 /// The store side of delta re-assessment: the queue keeps what was queued after
 /// a read, packages are found by binary or source name (of all assets or some),
