@@ -8,7 +8,7 @@ use patchbay_core::names::AssetName;
 use patchbay_proto::api::{
     AssetDetail, AssetPatch, AssetSummary, ImportAsset, ImportPackage, ImportResult, PackageOut,
 };
-use patchbay_store::{AssetAttrs, AssetListRow, AssetRow, HostState};
+use patchbay_store::{AssetAttrs, AssetListQuery, AssetListRow, AssetRow, HostState, ListLiveness};
 use serde_json::json;
 use std::collections::BTreeSet;
 
@@ -406,6 +406,48 @@ impl App {
             .iter()
             .map(|a| list_summary(self, a))
             .collect())
+    }
+
+    /// One page of the assets list, filtered and limited in the database:
+    /// the first `limit` assets by name whose name, owner, kind, OS or tags
+    /// contain `text` (case-insensitively) and whose liveness is `liveness`
+    /// (`any`, `managed`, `stale`, `unmanaged`), with how many match and how
+    /// many there are. Liveness is judged on the stored check-in times (a
+    /// check-in this replica has not flushed yet counts from the next flush).
+    pub async fn asset_list_page(
+        &self,
+        caller: &Caller,
+        text: &str,
+        liveness: &str,
+        limit: usize,
+        ctx: &RequestCtx,
+    ) -> Result<(Vec<AssetSummary>, u64, u64), AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let cut = self.now() - self.config.stale_after;
+        let liveness = match liveness {
+            "" | "any" => None,
+            "managed" => Some(ListLiveness::Managed(cut)),
+            "stale" => Some(ListLiveness::Stale(cut)),
+            "unmanaged" => Some(ListLiveness::Unmanaged),
+            other => {
+                return Err(AppError::invalid(format!(
+                    "liveness: {other:?} is not one of any, managed, stale, unmanaged"
+                )));
+            }
+        };
+        let mut tx = self.store.read().await?;
+        let page = tx
+            .asset_list_page(&AssetListQuery {
+                text: text.to_string(),
+                liveness,
+                limit,
+            })
+            .await?;
+        Ok((
+            page.rows.iter().map(|a| list_summary(self, a)).collect(),
+            page.matching,
+            page.total,
+        ))
     }
 
     /// Shows one asset with its packages.

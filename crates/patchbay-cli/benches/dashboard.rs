@@ -25,7 +25,8 @@
 //! get fewer samples, and the table says how many.
 //!
 //! Run it: `cargo bench -p patchbay --bench dashboard`
-//! (`PATCHBAY_BENCH_DASH_ASSETS=5000` for a quick run). The figures are in
+//! (`PATCHBAY_BENCH_DASH_ASSETS=5000` for a quick run;
+//! `PATCHBAY_BENCH_DASH_PAGES=/ui/assets,/ui/` for only those pages). The figures are in
 //! `docs/benchmarks.md`.
 
 use anyhow::{Context, anyhow, bail};
@@ -359,6 +360,14 @@ fn run() -> anyhow::Result<()> {
         ("/ui/audit".into(), Some("/api/v1/audit?limit=200".into())),
         ("/ui/sessions".into(), Some("/api/v1/sessions".into())),
     ];
+    // `PATCHBAY_BENCH_DASH_PAGES=/ui/assets,/ui/` measures only those pages.
+    let only: Vec<String> = std::env::var("PATCHBAY_BENCH_DASH_PAGES")
+        .map(|v| v.split(',').map(|p| p.trim().to_string()).collect())
+        .unwrap_or_default();
+    let pairs: Vec<(String, Option<String>)> = pairs
+        .into_iter()
+        .filter(|(page, _)| only.is_empty() || only.contains(page))
+        .collect();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "\n## Dashboard pages at {n_assets} assets × {per_asset} = {written} open findings (SQLite; load average {})",

@@ -487,31 +487,22 @@ pub async fn assets(
     q: Result<Query<AssetsQuery>, QueryRejection>,
 ) -> Response {
     let q = q.map(|Query(q)| q).unwrap_or_default();
-    let list = match st.app.list_assets(&u.who.caller, &u.ctx).await {
-        Ok(l) => l,
-        Err(e) => return app_error(e),
-    };
     let now = st.app.now().as_second();
-    let needle = q.q.to_lowercase();
     let liveness = if q.liveness.is_empty() {
         "any"
     } else {
         q.liveness.as_str()
     };
-    let matching: Vec<&patchbay_proto::api::AssetSummary> = list
-        .iter()
-        .filter(|a| liveness == "any" || a.liveness == liveness)
-        .filter(|a| {
-            needle.is_empty()
-                || [&a.name, &a.owner, &a.os, &a.kind]
-                    .iter()
-                    .any(|f| f.to_lowercase().contains(&needle))
-                || a.tags.iter().any(|t| t.to_lowercase().contains(&needle))
-        })
-        .collect();
+    let (matching, n_matching, n_total) = match st
+        .app
+        .asset_list_page(&u.who.caller, &q.q, liveness, ASSET_PAGE_ROWS, &u.ctx)
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return app_error(e),
+    };
     let rows: Vec<view::AssetLine> = matching
         .iter()
-        .take(ASSET_PAGE_ROWS)
         .map(|a| view::AssetLine {
             href: seg(&a.name),
             name: a.name.clone(),
@@ -538,8 +529,8 @@ pub async fn assets(
         &q.q,
         liveness,
         &rows,
-        matching.len(),
-        list.len(),
+        usize::try_from(n_matching).unwrap_or(usize::MAX),
+        usize::try_from(n_total).unwrap_or(usize::MAX),
     ))
 }
 

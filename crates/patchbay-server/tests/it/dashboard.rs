@@ -596,6 +596,45 @@ async fn overview_counts_no_host_without_fresh_data_as_patched(backend: &str) {
     );
     // The tier chart is server-side SVG, and no host name reaches a page unescaped.
     assert!(page.contains("<svg"), "{page}");
+
+    // The assets list, filtered in the database: by liveness and by text.
+    let cookie = sign_in(&s, "dana").await;
+    let listed = |path: &'static str| {
+        let (s, c) = (&s, cookie.clone());
+        async move {
+            let (status, _, page) = browse(s, "GET", path, Some(&c), None, &[]).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let names: Vec<String> = page
+                .match_indices(r#"<a href="/ui/assets/"#)
+                .map(|(i, m)| {
+                    let rest = &page[i + m.len()..];
+                    rest[..rest.find('"').unwrap()].to_string()
+                })
+                .collect();
+            (names, page)
+        }
+    };
+    let (names, page) = listed("/ui/assets").await;
+    assert_eq!(names, ["fw-1", "h1", "h2", "h3"], "{page}");
+    assert!(page.contains("4 of 4 assets."), "{page}");
+    let (names, page) = listed("/ui/assets?liveness=stale").await;
+    assert_eq!(names, ["h3"], "{page}");
+    assert!(page.contains("1 of 4 assets."), "{page}");
+    assert_eq!(listed("/ui/assets?liveness=managed").await.0, ["h1", "h2"]);
+    assert_eq!(listed("/ui/assets?liveness=unmanaged").await.0, ["fw-1"]);
+    assert_eq!(listed("/ui/assets?q=NETWORK").await.0, ["fw-1"]);
+    assert_eq!(listed("/ui/assets?q=h2&liveness=managed").await.0, ["h2"]);
+    let (status, _, page) = browse(
+        &s,
+        "GET",
+        "/ui/assets?liveness=dead",
+        Some(&cookie),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("dead"), "{page}");
 }
 
 macro_rules! both {

@@ -1,7 +1,7 @@
 //! Assets: the registry (`assets`).
 
 use crate::engine::{
-    BATCH_ROWS, Engine, Get, QueryExt, SeparatedExt, SqlTx, json_list, opt_ts, to_json,
+    BATCH_ROWS, BuilderExt, Engine, Get, QueryExt, SeparatedExt, SqlTx, json_list, opt_ts, to_json,
 };
 use crate::{Result, StoreError, from_millis, to_millis};
 use async_trait::async_trait;
@@ -91,6 +91,40 @@ pub struct AssetListRow {
     pub package_count: i64,
 }
 
+/// Which assets a list shows ([`AssetStore::asset_list_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssetListQuery {
+    /// Text looked for (case-insensitively) in the name, owner, kind,
+    /// `os_id:os_version_id` and tags; empty: every asset.
+    pub text: String,
+    /// Only this liveness, judged at `stale_before`.
+    pub liveness: Option<ListLiveness>,
+    /// At most this many rows (by name).
+    pub limit: usize,
+}
+
+/// A liveness filter: agents seen at or after the cut-off are managed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListLiveness {
+    /// An agent seen at or after the cut-off.
+    Managed(Timestamp),
+    /// An agent not seen since before the cut-off (or never).
+    Stale(Timestamp),
+    /// No agent.
+    Unmanaged,
+}
+
+/// One page of a list: its rows, how many match, how many there are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssetListPage {
+    /// The first `limit` matches, by name.
+    pub rows: Vec<AssetListRow>,
+    /// Assets that match.
+    pub matching: u64,
+    /// Assets stored.
+    pub total: u64,
+}
+
 /// Assets: the registry.
 #[async_trait]
 pub trait AssetStore {
@@ -103,6 +137,10 @@ pub trait AssetStore {
     /// All assets, by name, with only what a list shows (see
     /// [`AssetListRow`]).
     async fn list_asset_rows(&mut self) -> Result<Vec<AssetListRow>>;
+    /// The first matches of `q` by name with the counts, filtered and
+    /// limited in the database (a 50,000-asset fleet's list page reads
+    /// the rows it shows).
+    async fn asset_list_page(&mut self, q: &AssetListQuery) -> Result<AssetListPage>;
     /// The assets of these (stored, lower-case) names, in batched
     /// statements; names not stored are left out.
     async fn assets_by_names(&mut self, names: &[String]) -> Result<Vec<AssetRow>>;
@@ -239,34 +277,84 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
     }
 
     async fn list_asset_rows(&mut self) -> Result<Vec<AssetListRow>> {
-        let rows = sqlx::query::<DB>(
-            "SELECT id, name, kind, owner, business_impact, exposure, environment, tags, \
-             has_agent, last_seen_at, os_id, os_version_id, package_count \
-             FROM assets ORDER BY name",
-        )
+        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(format!(
+            "SELECT {LIST_COLS} FROM assets ORDER BY name"
+        )))
         .all(self.conn())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AssetListRow {
-                    id: r.col("id")?,
-                    name: r.col("name")?,
-                    attrs: AssetAttrs {
-                        kind: r.col("kind")?,
-                        owner: r.col("owner")?,
-                        business_impact: r.col("business_impact")?,
-                        exposure: r.col("exposure")?,
-                        environment: r.col("environment")?,
-                        tags: json_list(r.col("tags")?)?,
-                    },
-                    has_agent: r.col("has_agent")?,
-                    last_seen_at: opt_ts(r.col("last_seen_at")?)?,
-                    os_id: r.col("os_id")?,
-                    os_version_id: r.col("os_version_id")?,
-                    package_count: r.col("package_count")?,
-                })
-            })
-            .collect()
+        rows.iter().map(row_to_list_row::<DB>).collect()
+    }
+
+    async fn asset_list_page(&mut self, q: &AssetListQuery) -> Result<AssetListPage> {
+        let total: i64 = sqlx::query::<DB>("SELECT COUNT(*) AS n FROM assets")
+            .one(self.conn())
+            .await?
+            .col("n")?;
+        let filter = |qb: &mut QueryBuilder<DB>| {
+            qb.push(" WHERE 1 = 1");
+            let text = q.text.trim().to_lowercase();
+            if !text.is_empty() {
+                let pattern = format!(
+                    "%{}%",
+                    text.replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                );
+                qb.push(" AND (");
+                for (i, col) in [
+                    "lower(name)",
+                    "lower(owner)",
+                    "lower(kind)",
+                    "lower(os_id || ':' || os_version_id)",
+                    "lower(tags)",
+                ]
+                .iter()
+                .enumerate()
+                {
+                    if i > 0 {
+                        qb.push(" OR ");
+                    }
+                    qb.push(format!("{col} LIKE "));
+                    qb.push_arg(pattern.clone());
+                    qb.push(" ESCAPE '\\'");
+                }
+                qb.push(")");
+            }
+            match q.liveness {
+                None => {}
+                Some(ListLiveness::Unmanaged) => {
+                    qb.push(" AND has_agent = FALSE");
+                }
+                Some(ListLiveness::Managed(cut)) => {
+                    qb.push(" AND has_agent = TRUE AND last_seen_at >= ");
+                    qb.push_arg(to_millis(cut));
+                }
+                Some(ListLiveness::Stale(cut)) => {
+                    qb.push(" AND has_agent = TRUE AND (last_seen_at IS NULL OR last_seen_at < ");
+                    qb.push_arg(to_millis(cut));
+                    qb.push(")");
+                }
+            }
+        };
+        let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) AS n FROM assets");
+        filter(&mut count);
+        let matching: i64 = count.build().one(self.conn()).await?.col("n")?;
+        let mut page = QueryBuilder::<DB>::new(format!("SELECT {LIST_COLS} FROM assets"));
+        filter(&mut page);
+        page.push(" ORDER BY name LIMIT ");
+        page.push_arg(i64::try_from(q.limit).unwrap_or(i64::MAX));
+        let rows = page
+            .build()
+            .all(self.conn())
+            .await?
+            .iter()
+            .map(row_to_list_row::<DB>)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(AssetListPage {
+            rows,
+            matching: matching.max(0) as u64,
+            total: total.max(0) as u64,
+        })
     }
 
     async fn assets_by_names(&mut self, names: &[String]) -> Result<Vec<AssetRow>> {
@@ -380,4 +468,28 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
             .await?;
         Ok(())
     }
+}
+
+/// The columns of an [`AssetListRow`].
+const LIST_COLS: &str = "id, name, kind, owner, business_impact, exposure, environment, tags, \
+    has_agent, last_seen_at, os_id, os_version_id, package_count";
+
+fn row_to_list_row<DB: Engine>(r: &DB::Row) -> Result<AssetListRow> {
+    Ok(AssetListRow {
+        id: r.col("id")?,
+        name: r.col("name")?,
+        attrs: AssetAttrs {
+            kind: r.col("kind")?,
+            owner: r.col("owner")?,
+            business_impact: r.col("business_impact")?,
+            exposure: r.col("exposure")?,
+            environment: r.col("environment")?,
+            tags: json_list(r.col("tags")?)?,
+        },
+        has_agent: r.col("has_agent")?,
+        last_seen_at: opt_ts(r.col("last_seen_at")?)?,
+        os_id: r.col("os_id")?,
+        os_version_id: r.col("os_version_id")?,
+        package_count: r.col("package_count")?,
+    })
 }

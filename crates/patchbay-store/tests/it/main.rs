@@ -8,7 +8,10 @@ use patchbay_store::{
     AdvisoryRow, AssetAttrs, AuditRecord, DeploymentRow, EpssRow, FeedRow, HostState, KevRow,
     NewApiToken, NewEnrollToken, NewFinding, OobEventRow, PolicyRow, Store, StoreError,
 };
-use patchbay_store::{AgentJobRow, AssetListRow, CvssScoreRow, RolloutRow};
+use patchbay_store::{
+    AgentJobRow, AssetListPage, AssetListQuery, AssetListRow, CvssScoreRow, ListLiveness,
+    RolloutRow,
+};
 use patchbay_store::{BlackoutApprovalRow, BlackoutRow, ExceptionRow, LeaseOutcome, WindowRow};
 use std::sync::Arc;
 
@@ -338,6 +341,52 @@ async fn assets_story(s: Arc<dyn Store>) {
             .collect::<Vec<_>>()
     );
     assert_eq!(listed[1].attrs.tags, vec!["dc1"]);
+    // A list page filtered and limited in the database.
+    let page = |text: &str, liveness: Option<ListLiveness>, limit: usize| AssetListQuery {
+        text: text.into(),
+        liveness,
+        limit,
+    };
+    let names = |p: &AssetListPage| p.rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    let all = tx.asset_list_page(&page("", None, 10)).await.unwrap();
+    assert_eq!((all.matching, all.total), (2, 2));
+    assert_eq!(all.rows, listed);
+    let first = tx.asset_list_page(&page("", None, 1)).await.unwrap();
+    assert_eq!(
+        (names(&first), first.matching),
+        (vec!["core-sw-01".to_string()], 2)
+    );
+    for (text, want) in [
+        ("WEB-TEAM", vec!["prod-web-01"]), // owner, any case
+        ("dc1", vec!["prod-web-01"]),      // a tag
+        ("debian:12", vec!["prod-web-01"]),
+        ("server", vec!["core-sw-01", "prod-web-01"]), // kind
+        ("sw-", vec!["core-sw-01"]),
+        ("%", vec![]), // LIKE's wildcards are literal
+        ("_", vec![]),
+        ("nothing", vec![]),
+    ] {
+        let p = tx.asset_list_page(&page(text, None, 10)).await.unwrap();
+        assert_eq!(names(&p), want, "{text}");
+        assert_eq!(p.matching as usize, want.len(), "{text}");
+        assert_eq!(p.total, 2);
+    }
+    let cut_before = t0() - jiff::SignedDuration::from_secs(1);
+    let cut_after = t0() + jiff::SignedDuration::from_secs(1);
+    for (liveness, want) in [
+        (ListLiveness::Unmanaged, vec!["core-sw-01"]),
+        (ListLiveness::Managed(cut_before), vec!["prod-web-01"]),
+        (ListLiveness::Managed(t0()), vec!["prod-web-01"]),
+        (ListLiveness::Managed(cut_after), vec![]),
+        (ListLiveness::Stale(cut_after), vec!["prod-web-01"]),
+        (ListLiveness::Stale(t0()), vec![]),
+    ] {
+        let p = tx
+            .asset_list_page(&page("", Some(liveness), 10))
+            .await
+            .unwrap();
+        assert_eq!(names(&p), want, "{liveness:?}");
+    }
     assert_eq!(
         (listed[1].os_id.as_str(), listed[1].os_version_id.as_str()),
         ("debian", "12")
