@@ -508,11 +508,12 @@ impl App {
     /// The runbook of a record already computed.
     pub(crate) async fn runbook_of(&self, change: ChangeRecordOut) -> Result<Runbook, AppError> {
         let mut tx = self.store.read().await?;
+        // The change's assets only (not the fleet's).
         let owners: BTreeSet<String> = tx
-            .list_assets()
+            .assets_by_names(&change.assets)
             .await?
             .into_iter()
-            .filter(|a| change.assets.contains(&a.name) && !a.attrs.owner.is_empty())
+            .filter(|a| !a.attrs.owner.is_empty())
             .map(|a| a.attrs.owner)
             .collect();
         let approvers: BTreeSet<String> = tx
