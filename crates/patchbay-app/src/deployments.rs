@@ -1257,6 +1257,8 @@ impl App {
         self.rehearsal_gate(&mut tx, &mut stored, now).await?;
         self.request_approvals(&mut tx, &before, &stored.rollout)
             .await?;
+        self.announce_test_report(&mut tx, &before, &stored, now)
+            .await?;
         tx.put_rollout(&rollout_row(&stored, now)?).await?;
         tx.commit().await?;
         self.job_bell.notify_waiters();
@@ -1603,6 +1605,8 @@ impl App {
         self.record_signatures(&mut tx, &mut stored, &before, now)
             .await?;
         self.request_approvals(&mut tx, &before, &stored.rollout)
+            .await?;
+        self.announce_test_report(&mut tx, &before, &stored, now)
             .await?;
         self.ask_control(&mut tx, &mut stored, now).await?;
         if stored != snapshot {

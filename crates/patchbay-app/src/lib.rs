@@ -92,6 +92,7 @@ pub mod signatures;
 pub mod sla;
 mod snapshot;
 pub mod system;
+pub mod test_report;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;

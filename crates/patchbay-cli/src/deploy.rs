@@ -240,6 +240,34 @@ pub enum DeployCmd {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// The deployment's test report: each ring's gate verdicts, each host's
+    /// rehearsal, apply, privilege check after the apply, re-test of the
+    /// targeted CVEs and backup verifications, as test cases.
+    #[command(
+        name = "test-report",
+        after_long_help = "Examples:\n  patchbay deploy test-report DEP-2026-12-004 --format junit -o dep-004.xml\n  patchbay deploy test-report DEP-2026-12-004 --format html -o dep-004.html\n\nJUnit XML: one testsuite per kind of check (gates, rehearsal, apply, privilege, retest, backup), one testcase per host (or ring x gate); a failure carries its message and the failing tool's output, a skipped case did not run. docs/test-results.md."
+    )]
+    TestReport {
+        /// The deployment, DEP-….
+        id: String,
+        /// junit (JUnit XML), html or json.
+        #[arg(long, value_enum, default_value_t = TestReportFormat::Json)]
+        format: TestReportFormat,
+        /// Write here instead of standard output.
+        #[arg(short = 'o', long = "out")]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+/// The test report's formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TestReportFormat {
+    /// JUnit XML.
+    Junit,
+    /// A printable HTML page.
+    Html,
+    /// JSON.
+    Json,
 }
 
 fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
@@ -972,6 +1000,27 @@ pub fn run(url: &str, token: Option<String>, cmd: DeployCmd) -> anyhow::Result<(
                     Ok(())
                 }
             }
+        }
+        DeployCmd::TestReport { id, format, out } => {
+            let f = match format {
+                TestReportFormat::Junit => "junit",
+                TestReportFormat::Html => "html",
+                TestReportFormat::Json => "json",
+            };
+            let body = connect()?.get_text(&format!(
+                "/api/v1/deployments/{}/test-report?format={f}",
+                enc(&id)
+            ))?;
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, body)
+                        .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+                    eprintln!("wrote {}", p.display());
+                }
+                // XML, HTML or JSON for machines and browsers: exact.
+                None => print!("{body}"),
+            }
+            Ok(())
         }
     }
 }

@@ -51,6 +51,10 @@ pub enum Kind {
     /// A host's rehearsal for a ring that requires one failed: its apply is
     /// never leased (`deployment.rehearsal_failed`).
     DeploymentRehearsalFailed,
+    /// A deployment finished (completed, halted, aborted; its jobs all
+    /// ended): its test report's counts and where to read it
+    /// (`deployment.test_report`).
+    DeploymentTestReport,
     /// An exception was added to the register (`exception.added`).
     ExceptionAdded,
     /// An exception was revoked (`exception.revoked`).
@@ -95,7 +99,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 28] = [
+    pub const ALL: [Kind; 29] = [
         Kind::DeploymentCreated,
         Kind::DeploymentStarted,
         Kind::DeploymentRingPassed,
@@ -124,6 +128,7 @@ impl Kind {
         Kind::AssetShadowFound,
         Kind::AssetGhost,
         Kind::DeploymentRehearsalFailed,
+        Kind::DeploymentTestReport,
     ];
 
     /// The kinds the issue lists that no part of Patchbay raises yet (they
@@ -168,6 +173,7 @@ impl Kind {
             Kind::AssetShadowFound => "asset.shadow_found",
             Kind::AssetGhost => "asset.ghost",
             Kind::DeploymentRehearsalFailed => "deployment.rehearsal_failed",
+            Kind::DeploymentTestReport => "deployment.test_report",
         }
     }
 
@@ -203,6 +209,7 @@ impl Kind {
             "asset.shadow_found" => Kind::AssetShadowFound,
             "asset.ghost" => Kind::AssetGhost,
             "deployment.rehearsal_failed" => Kind::DeploymentRehearsalFailed,
+            "deployment.test_report" => Kind::DeploymentTestReport,
             _ => Kind::AuditRecorded,
         }
     }

@@ -128,6 +128,7 @@ pub const SIGNATURES: &[(&str, u32, u8)] = &[
     ("asset.shadow_found", 124, 5),
     ("asset.ghost", 125, 4),
     ("deployment.rehearsal_failed", 130, 6),
+    ("deployment.test_report", 131, 3),
     ("request.denied", 200, 5),
     ("request.denied.suppressed", 201, 6),
     ("request.throttled", 202, 6),

@@ -21,5 +21,6 @@ mod rotation;
 mod siem;
 mod sla_resolve;
 mod support;
+mod test_report;
 mod webhook_lifecycle;
 mod webhooks;

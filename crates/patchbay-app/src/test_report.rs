@@ -1,0 +1,246 @@
+//! A deployment's published test report (issue 18, item 7;
+//! docs/test-results.md): the stored rollout (gate decisions, each host's
+//! job), its rehearsals, its apply results (privilege checks after the real
+//! apply), the re-test of its hosts' targeted findings and the backup
+//! verifications of its snapshots, handed to the pure
+//! `patchbay_core::report::test_report::build` with the time passed in.
+//! Rendering (JUnit XML, HTML, JSON) is `patchbay-render`'s.
+
+use crate::{App, AppError, Caller, RequestCtx};
+use patchbay_core::auth::Action;
+use patchbay_core::report::test_report::{
+    BackupIn, GateIn, HostIn, Input, RehearsalIn, ScriptIn, TestReport, build,
+};
+use patchbay_proto::agent::{JobResult, PrivilegeFinding};
+use patchbay_proto::error::ErrorCode;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// `PATH: FINDING BEFORE -> AFTER (PACKAGE)`.
+pub fn privilege_line(p: &PrivilegeFinding) -> String {
+    format!(
+        "{}: {} {} -> {}{}",
+        p.path,
+        p.finding,
+        p.before.as_deref().unwrap_or("(new)"),
+        p.after,
+        p.package
+            .as_deref()
+            .map(|k| format!(" ({k})"))
+            .unwrap_or_default()
+    )
+}
+
+impl App {
+    /// The test report of deployment `id`, as at now.
+    pub async fn test_report(
+        &self,
+        caller: &Caller,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> Result<TestReport, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut tx = self.store.read().await?;
+        self.test_report_in(&mut tx, id.trim(), None, self.now())
+            .await
+    }
+
+    /// The test report of deployment `id` read through `tx` (a read, or the
+    /// rollout driver's step before it commits: then `stored` is the state
+    /// the step is about to store).
+    pub(crate) async fn test_report_in(
+        &self,
+        tx: &mut Box<dyn patchbay_store::Tx>,
+        id: &str,
+        stored: Option<&crate::deployments::StoredRollout>,
+        now: jiff::Timestamp,
+    ) -> Result<TestReport, AppError> {
+        let dep = tx
+            .list_deployments()
+            .await?
+            .into_iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| AppError::not_found(format!("no deployment {id}")))?;
+        let row = match stored {
+            Some(s) => crate::deployments::rollout_row(s, now)?,
+            None => tx
+                .rollout(id)
+                .await?
+                .ok_or_else(|| AppError::not_found(format!("deployment {id} has no rollout")))?,
+        };
+        let jobs = tx.jobs_of(id).await?;
+        let scope: BTreeSet<&str> = dep.assets.iter().map(String::as_str).collect();
+        let rows: Vec<_> = tx
+            .list_findings(None, true)
+            .await?
+            .into_iter()
+            .filter(|f| scope.contains(f.asset_name.as_str()))
+            .collect();
+        let e = crate::snapshot::Enrichment::read(self, tx, &rows).await?;
+        let findings: Vec<_> = rows.into_iter().map(|r| e.finding_out(r)).collect();
+        let mut outcomes = crate::changes::host_outcomes(&row, &jobs)?;
+        crate::changes::retest_hosts(&mut outcomes, &findings, now);
+        let stored: crate::deployments::StoredRollout = serde_json::from_value(row.state.clone())
+            .map_err(|e| {
+            AppError::new(
+                ErrorCode::Internal,
+                format!("stored rollout {id} does not decode: {e}"),
+            )
+        })?;
+        let rehearsals = crate::rehearsals::rehearsals_of(jobs.clone());
+        let results: BTreeMap<&str, JobResult> = jobs
+            .iter()
+            .filter_map(|j| {
+                let r = j.result.clone()?;
+                Some((j.key.as_str(), serde_json::from_value(r).ok()?))
+            })
+            .collect();
+        // The newest rehearsal of each host (the list is newest run first).
+        let mut latest: BTreeMap<&str, &patchbay_proto::api::RehearsalOut> = BTreeMap::new();
+        for r in &rehearsals {
+            latest.entry(r.host.as_str()).or_insert(r);
+        }
+        let staging: BTreeMap<&str, &str> = stored
+            .fidelity
+            .iter()
+            .filter_map(|f| Some((f.ring.as_str(), f.note.as_deref()?)))
+            .collect();
+        let mut gates = Vec::new();
+        let mut hosts = Vec::new();
+        for ring in &stored.rollout.rings {
+            for g in &ring.gates {
+                gates.push(GateIn {
+                    ring: ring.spec.name.clone(),
+                    gate: g.gate.clone(),
+                    verdict: g.verdict,
+                    reason: g.reason.clone(),
+                });
+            }
+            for j in &ring.jobs {
+                let host = j.spec.host.as_str();
+                let retest = outcomes
+                    .iter()
+                    .find(|o| o.host == host && o.ring == ring.spec.name)
+                    .map(|o| o.retest.iter().map(|v| (v.cve.clone(), v.closed)).collect())
+                    .unwrap_or_default();
+                let rehearsal = latest.get(host).map(|r| {
+                    let found = r.rehearsal.as_ref();
+                    RehearsalIn {
+                        passed: match r.status.as_str() {
+                            "passed" => Some(true),
+                            "failed" => Some(false),
+                            _ => None,
+                        },
+                        mode: found
+                            .map(|f| f.mode.as_str().to_owned())
+                            .unwrap_or_default(),
+                        mode_reason: found.and_then(|f| f.mode_reason.clone()),
+                        step: r.step.clone(),
+                        message: r.message.clone(),
+                        scripts: found
+                            .map(|f| {
+                                f.scripts
+                                    .iter()
+                                    .map(|s| ScriptIn {
+                                        package: s.package.clone(),
+                                        script: s.script.clone(),
+                                        exit: s.exit,
+                                        output: s.output.clone(),
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        conflicts: found
+                            .map(|f| {
+                                f.conflicts
+                                    .iter()
+                                    .map(|c| format!("{} {} {}", c.package, c.relation, c.with))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        refused: found.map(|f| f.refused.clone()).unwrap_or_default(),
+                        privilege: found
+                            .map(|f| f.privilege.iter().map(privilege_line).collect())
+                            .unwrap_or_default(),
+                    }
+                });
+                hosts.push(HostIn {
+                    host: host.to_owned(),
+                    ring: ring.spec.name.clone(),
+                    state: j.state,
+                    error: j.error.clone(),
+                    privilege: results
+                        .get(j.spec.key.as_str())
+                        .map(|r| r.privilege.iter().map(privilege_line).collect())
+                        .unwrap_or_default(),
+                    rehearsal,
+                    staging: staging.get(ring.spec.name.as_str()).map(|s| s.to_string()),
+                    retest,
+                    backups: Vec::<BackupIn>::new(),
+                });
+            }
+        }
+        let state = serde_json::to_value(stored.rollout.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Ok(build(
+            &Input {
+                deployment: id.to_owned(),
+                state,
+                rings: stored
+                    .rollout
+                    .rings
+                    .iter()
+                    .map(|r| r.spec.name.clone())
+                    .collect(),
+                gates,
+                hosts,
+            },
+            now,
+        ))
+    }
+}
+
+impl App {
+    /// In a rollout step's change: when this step settled the deployment
+    /// (final state, every job ended), raises `deployment.test_report` —
+    /// the report's counts, its failed cases (at most 20) and its API path,
+    /// not the report — audited with the step, so webhooks, the SIEM sink
+    /// and email contacts get it through the outbox like every event.
+    pub(crate) async fn announce_test_report(
+        &self,
+        tx: &mut crate::change::Change<'_>,
+        before: &patchbay_core::rollout::Rollout,
+        stored: &crate::deployments::StoredRollout,
+        now: jiff::Timestamp,
+    ) -> Result<(), AppError> {
+        if before.is_settled() || !stored.rollout.is_settled() {
+            return Ok(());
+        }
+        let id = stored.rollout.id.clone();
+        let r = self
+            .test_report_in(tx, &id, Some(stored), now)
+            .await?;
+        let failed: Vec<String> = r.failures().into_iter().take(20).collect();
+        let s = r.summary;
+        tx.audit(
+            "deployment.test_report",
+            &format!("deployment:{id}"),
+            serde_json::json!({
+                "message": format!(
+                    "{id} {}: test report: {} test(s), {} passed, {} failed, {} not run",
+                    r.state, s.tests, s.passed, s.failures, s.skipped
+                ),
+                "state": r.state,
+                "tests": s.tests,
+                "passed": s.passed,
+                "failures": s.failures,
+                "skipped": s.skipped,
+                "failed": failed,
+                "report": format!("/api/v1/deployments/{id}/test-report"),
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+}
