@@ -233,6 +233,12 @@ impl App {
         retest_hosts(&mut hosts, &on_scope, now);
         let ranked = snap.rank(&policy, on_scope.clone()).await?;
         drop(snap);
+        let test_report = match &rollout {
+            Some(_) => Some(crate::test_report::summary_of(
+                &self.test_report(caller, &dep.id, ctx).await?,
+            )),
+            None => None,
+        };
         let catalog = self.patches_from(&policy, &ranked).await;
         let patches: Vec<ChangePatch> = dep
             .patches
@@ -371,6 +377,7 @@ impl App {
             },
             rollout,
             hosts,
+            test_report,
             lessons: lessons
                 .iter()
                 .filter(|l| l.change_id == change.id)

@@ -358,7 +358,7 @@ impl App {
     /// Builds the signed evidence bundle as of a date: the five reports
     /// (compliance, time to patch, SLA, coverage, rollout outcomes) in
     /// JSON, CSV and HTML, the exception register, the deployments with their
-    /// change records and runbooks, the
+    /// change records, runbooks and test reports (JUnit XML and HTML), the
     /// audit-log segment up to the date with its verification, and the control
     /// mapping (auditor and up).
     pub async fn evidence_bundle(
@@ -401,6 +401,24 @@ impl App {
                 format!("changes/{}.json", c.id),
                 serde_json::to_vec_pretty(&record).unwrap_or_default(),
             ));
+            // The deployment's published test report (issue 18, item 7),
+            // once its rollout has started.
+            if record.rollout.is_some() {
+                let report = self.test_report(caller, &record.deployment, ctx).await?;
+                for fmt in [
+                    patchbay_render::test_report::Format::Junit,
+                    patchbay_render::test_report::Format::Html,
+                ] {
+                    files.push((
+                        format!(
+                            "deployments/{}/test-report.{}",
+                            record.deployment,
+                            fmt.extension()
+                        ),
+                        patchbay_render::test_report::render(&report, fmt)?.into_bytes(),
+                    ));
+                }
+            }
             let runbook = self.runbook_of(record).await?;
             files.push((
                 format!("changes/{}-runbook.md", c.id),

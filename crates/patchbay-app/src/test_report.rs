@@ -30,6 +30,19 @@ pub fn privilege_line(p: &PrivilegeFinding) -> String {
     )
 }
 
+/// The report's counts and links, for the change record.
+pub fn summary_of(r: &TestReport) -> patchbay_proto::api::TestReportSummary {
+    patchbay_proto::api::TestReportSummary {
+        tests: r.summary.tests,
+        passed: r.summary.passed,
+        failures: r.summary.failures,
+        skipped: r.summary.skipped,
+        failed: r.failures(),
+        api: format!("/api/v1/deployments/{}/test-report", r.deployment),
+        page: format!("/ui/deployments/{}/test-report", r.deployment),
+    }
+}
+
 impl App {
     /// The test report of deployment `id`, as at now.
     pub async fn test_report(
@@ -218,9 +231,7 @@ impl App {
             return Ok(());
         }
         let id = stored.rollout.id.clone();
-        let r = self
-            .test_report_in(tx, &id, Some(stored), now)
-            .await?;
+        let r = self.test_report_in(tx, &id, Some(stored), now).await?;
         let failed: Vec<String> = r.failures().into_iter().take(20).collect();
         let s = r.summary;
         tx.audit(

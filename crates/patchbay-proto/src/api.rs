@@ -1371,6 +1371,31 @@ pub struct ChangeRecordOut {
     /// Per host, what its job did (none before the rollout starts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostOutcome>,
+    /// The deployment's test report: its counts and where to read it (none
+    /// before the rollout starts; docs/test-results.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_report: Option<TestReportSummary>,
+}
+
+/// A deployment's test report in brief, with its links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TestReportSummary {
+    /// Every test case.
+    pub tests: usize,
+    /// Passed.
+    pub passed: usize,
+    /// Failed.
+    pub failures: usize,
+    /// Not run.
+    pub skipped: usize,
+    /// The failed cases, `SUITE CASE`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+    /// The report in the API (`?format=junit|html|json`).
+    pub api: String,
+    /// The report's page on the dashboard.
+    pub page: String,
 }
 
 /// One host's job in a change record: its state, error and versions.

@@ -15,7 +15,7 @@ use tower::ServiceExt;
 const PASSWORD: &str = "correct horse battery staple";
 
 /// A browser's request: optional cookie, optional form body, extra headers.
-async fn browse(
+pub(crate) async fn browse(
     s: &InProcess,
     method: &str,
     path: &str,
@@ -59,7 +59,7 @@ fn form(fields: &[(&str, &str)]) -> String {
         .finish()
 }
 
-async fn add_user(s: &InProcess, name: &str, role: &str) {
+pub(crate) async fn add_user(s: &InProcess, name: &str, role: &str) {
     s.ok_json(
         "POST",
         "/api/v1/users",
@@ -70,7 +70,7 @@ async fn add_user(s: &InProcess, name: &str, role: &str) {
 }
 
 /// Signs in; returns the cookie's value.
-async fn sign_in(s: &InProcess, name: &str) -> String {
+pub(crate) async fn sign_in(s: &InProcess, name: &str) -> String {
     let (status, headers, body) = browse(
         s,
         "POST",

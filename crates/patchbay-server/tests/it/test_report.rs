@@ -267,6 +267,110 @@ async fn report(backend: &str) {
     assert_eq!(st, 400, "{body}");
     assert!(body.contains("format"), "{body}");
 
+    // Attached to the change record: its counts and links, and its runbook
+    // (the dashboard's change page) says so.
+    let chg = s
+        .ok_json(
+            "GET",
+            &format!("/api/v1/changes/{id}"),
+            &s.admin,
+            json!(null),
+        )
+        .await;
+    let t = &chg["test_report"];
+    assert_eq!(t["failures"], 3, "{chg}");
+    assert_eq!(t["skipped"], 2, "{chg}");
+    assert_eq!(t["tests"], g + 12, "{chg}");
+    assert_eq!(t["api"], format!("/api/v1/deployments/{id}/test-report"));
+    assert_eq!(t["page"], format!("/ui/deployments/{id}/test-report"));
+    let (_, md) = s
+        .call(
+            "GET",
+            &format!("/api/v1/changes/{id}/runbook?format=md"),
+            Some(&s.admin),
+            None,
+        )
+        .await;
+    assert!(md.contains("## Test report"), "{md}");
+    assert!(
+        md.contains(&format!(
+            "{} test(s): {} passed, 3 failed, 2 not run",
+            g + 12,
+            g + 7
+        )),
+        "{md}"
+    );
+    assert!(md.contains("- failed: retest h3"), "{md}");
+
+    // On the dashboard: the deployment's board links the report's page.
+    crate::dashboard::add_user(&s, "noc", "auditor").await;
+    let cookie = crate::dashboard::sign_in(&s, "noc").await;
+    let (st, _, board) = crate::dashboard::browse(
+        &s,
+        "GET",
+        &format!("/ui/deployments/{id}"),
+        Some(&cookie),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(st, 200);
+    let link = format!("href=\"/ui/deployments/{id}/test-report\"");
+    assert!(board.contains(&link), "{board}");
+    let (st, _, page) = crate::dashboard::browse(
+        &s,
+        "GET",
+        &format!("/ui/deployments/{id}/test-report"),
+        Some(&cookie),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(st, 200, "{page}");
+    assert!(page.contains("pb-demo postinst exited 1"), "{page}");
+    assert!(!page.contains("<script>"), "{page}");
+
+    // In the evidence bundle, which still verifies.
+    let (st, bytes) = {
+        let req = axum::http::Request::builder()
+            .method("GET")
+            .uri("/api/v1/evidence")
+            .header("authorization", format!("Bearer {}", s.admin))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = tower::ServiceExt::oneshot(s.router.clone(), req)
+            .await
+            .unwrap();
+        (
+            resp.status(),
+            axum::body::to_bytes(resp.into_body(), 64 << 20)
+                .await
+                .unwrap(),
+        )
+    };
+    assert!(st.is_success(), "{st}");
+    let m = patchbay_app::evidence::verify_bundle(
+        &bytes,
+        patchbay_app::evidence::BundleKey::TrustEmbedded,
+    )
+    .expect("the bundle verifies")
+    .manifest;
+    for ext in ["xml", "html"] {
+        let p = format!("deployments/{id}/test-report.{ext}");
+        assert!(m.files.iter().any(|f| f.path == p), "{p} in the bundle");
+    }
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut bundled = String::new();
+    std::io::Read::read_to_string(
+        &mut z
+            .by_name(&format!("deployments/{id}/test-report.xml"))
+            .unwrap(),
+        &mut bundled,
+    )
+    .unwrap();
+    let bundled_doc = roxmltree::Document::parse(&bundled).unwrap();
+    assert_eq!(bundled_doc.root_element().attribute("failures"), Some("3"));
+
     // The event, through the outbox to a real receiver.
     let subs = s.app.webhook_ids().await.unwrap();
     assert_eq!(
