@@ -1867,6 +1867,7 @@ impl App {
             finished_at: String::new(),
             rehearsal: None,
             privilege: vec![],
+            snapshot: None,
         });
         if let Some(v) = stored.gate.take_result(asset, &res) {
             let (action, reason) = match &v {

@@ -281,6 +281,7 @@ mod tests {
             finished_at: String::new(),
             rehearsal: None,
             privilege: vec![],
+            snapshot: None,
         }
     }
 
