@@ -234,9 +234,7 @@ impl App {
         let ranked = snap.rank(&policy, on_scope.clone()).await?;
         drop(snap);
         let test_report = match &rollout {
-            Some(_) => Some(crate::test_report::summary_of(
-                &self.test_report(caller, &dep.id, ctx).await?,
-            )),
+            Some(_) => Some(self.test_report_summary(caller, &dep.id, ctx).await?),
             None => None,
         };
         let catalog = self.patches_from(&policy, &ranked).await;

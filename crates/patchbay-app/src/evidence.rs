@@ -425,6 +425,20 @@ impl App {
                 patchbay_render::runbook::markdown(&runbook).into_bytes(),
             ));
         }
+        // Every backup verification asked up to the date (issue 18, item 6).
+        let backups = self
+            .backup_verifications(
+                caller,
+                Timestamp::UNIX_EPOCH,
+                // Up to and including the date (the period's end is excluded).
+                as_of + jiff::SignedDuration::from_millis(1),
+                ctx,
+            )
+            .await?;
+        files.push((
+            "backup-verifications.json".into(),
+            serde_json::to_vec_pretty(&backups).unwrap_or_default(),
+        ));
         let segment = self
             .audit_export(caller, Timestamp::UNIX_EPOCH, as_of, ctx)
             .await?;

@@ -60,6 +60,7 @@ pub mod assess;
 pub mod assets;
 pub mod auth;
 pub mod backoff;
+pub mod backups;
 mod breaches;
 pub mod change;
 pub mod changes;

@@ -44,6 +44,17 @@ pub fn summary_of(r: &TestReport) -> patchbay_proto::api::TestReportSummary {
 }
 
 impl App {
+    /// The counts and links of deployment `id`'s test report (the change
+    /// record shows them).
+    pub async fn test_report_summary(
+        &self,
+        caller: &Caller,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> Result<patchbay_proto::api::TestReportSummary, AppError> {
+        Ok(summary_of(&self.test_report(caller, id, ctx).await?))
+    }
+
     /// The test report of deployment `id`, as at now.
     pub async fn test_report(
         &self,
@@ -58,13 +69,13 @@ impl App {
     }
 
     /// The test report of deployment `id` read through `tx` (a read, or the
-    /// rollout driver's step before it commits: then `stored` is the state
-    /// the step is about to store).
+    /// rollout driver's step before it commits: then `state` is the stored
+    /// rollout the step is about to store).
     pub(crate) async fn test_report_in(
         &self,
         tx: &mut Box<dyn patchbay_store::Tx>,
         id: &str,
-        stored: Option<&crate::deployments::StoredRollout>,
+        state: Option<&serde_json::Value>,
         now: jiff::Timestamp,
     ) -> Result<TestReport, AppError> {
         let dep = tx
@@ -73,14 +84,23 @@ impl App {
             .into_iter()
             .find(|d| d.id == id)
             .ok_or_else(|| AppError::not_found(format!("no deployment {id}")))?;
-        let row = match stored {
-            Some(s) => crate::deployments::rollout_row(s, now)?,
-            None => tx
-                .rollout(id)
-                .await?
-                .ok_or_else(|| AppError::not_found(format!("deployment {id} has no rollout")))?,
+        let state = match state {
+            Some(s) => s.clone(),
+            None => {
+                tx.rollout(id)
+                    .await?
+                    .ok_or_else(|| AppError::not_found(format!("deployment {id} has no rollout")))?
+                    .state
+            }
         };
+        let stored: StoredView = serde_json::from_value(state).map_err(|e| {
+            AppError::new(
+                ErrorCode::Internal,
+                format!("stored rollout {id} does not decode: {e}"),
+            )
+        })?;
         let jobs = tx.jobs_of(id).await?;
+        let backups = tx.backup_verifications_of(id).await?;
         let scope: BTreeSet<&str> = dep.assets.iter().map(String::as_str).collect();
         let rows: Vec<_> = tx
             .list_findings(None, true)
@@ -90,16 +110,9 @@ impl App {
             .collect();
         let e = crate::snapshot::Enrichment::read(self, tx, &rows).await?;
         let findings: Vec<_> = rows.into_iter().map(|r| e.finding_out(r)).collect();
-        let mut outcomes = crate::changes::host_outcomes(&row, &jobs)?;
-        crate::changes::retest_hosts(&mut outcomes, &findings, now);
-        let stored: crate::deployments::StoredRollout = serde_json::from_value(row.state.clone())
-            .map_err(|e| {
-            AppError::new(
-                ErrorCode::Internal,
-                format!("stored rollout {id} does not decode: {e}"),
-            )
-        })?;
-        let rehearsals = crate::rehearsals::rehearsals_of(jobs.clone());
+        let rehearsals = crate::rehearsal_gate::rehearsals_of(jobs.clone());
+        let leased: BTreeMap<&str, jiff::Timestamp> =
+            jobs.iter().map(|j| (j.key.as_str(), j.leased_at)).collect();
         let results: BTreeMap<&str, JobResult> = jobs
             .iter()
             .filter_map(|j| {
@@ -130,11 +143,20 @@ impl App {
             }
             for j in &ring.jobs {
                 let host = j.spec.host.as_str();
-                let retest = outcomes
-                    .iter()
-                    .find(|o| o.host == host && o.ring == ring.spec.name)
-                    .map(|o| o.retest.iter().map(|v| (v.cve.clone(), v.closed)).collect())
-                    .unwrap_or_default();
+                let pins: Vec<String> = stored
+                    .pins
+                    .get(host)
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p.name.clone())
+                    .collect();
+                let retest = retest_of(
+                    host,
+                    &pins,
+                    leased.get(j.spec.key.as_str()).copied(),
+                    &findings,
+                    now,
+                );
                 let rehearsal = latest.get(host).map(|r| {
                     let found = r.rehearsal.as_ref();
                     RehearsalIn {
@@ -188,7 +210,15 @@ impl App {
                     rehearsal,
                     staging: staging.get(ring.spec.name.as_str()).map(|s| s.to_string()),
                     retest,
-                    backups: Vec::<BackupIn>::new(),
+                    backups: backups
+                        .iter()
+                        .filter(|b| b.host == host && b.ring == ring.spec.name)
+                        .map(|b| BackupIn {
+                            snapshot: b.snapshot.clone(),
+                            verdict: b.verdict.clone(),
+                            excerpt: b.excerpt.clone(),
+                        })
+                        .collect(),
                 });
             }
         }
@@ -215,23 +245,19 @@ impl App {
 }
 
 impl App {
-    /// In a rollout step's change: when this step settled the deployment
-    /// (final state, every job ended), raises `deployment.test_report` —
+    /// In a rollout step's change that settled the deployment (final
+    /// state, every job ended; `state`: the stored rollout it stores), raises `deployment.test_report` —
     /// the report's counts, its failed cases (at most 20) and its API path,
     /// not the report — audited with the step, so webhooks, the SIEM sink
     /// and email contacts get it through the outbox like every event.
     pub(crate) async fn announce_test_report(
         &self,
         tx: &mut crate::change::Change<'_>,
-        before: &patchbay_core::rollout::Rollout,
-        stored: &crate::deployments::StoredRollout,
+        id: &str,
+        state: &serde_json::Value,
         now: jiff::Timestamp,
     ) -> Result<(), AppError> {
-        if before.is_settled() || !stored.rollout.is_settled() {
-            return Ok(());
-        }
-        let id = stored.rollout.id.clone();
-        let r = self.test_report_in(tx, &id, Some(stored), now).await?;
+        let r = self.test_report_in(tx, id, Some(state), now).await?;
         let failed: Vec<String> = r.failures().into_iter().take(20).collect();
         let s = r.summary;
         tx.audit(
@@ -254,4 +280,46 @@ impl App {
         .await?;
         Ok(())
     }
+}
+
+/// What the report reads of a stored rollout (the rest is ignored).
+#[derive(serde::Deserialize)]
+struct StoredView {
+    rollout: patchbay_core::rollout::Rollout,
+    #[serde(default)]
+    pins: BTreeMap<String, Vec<patchbay_core::job::PackagePin>>,
+    #[serde(default)]
+    fidelity: Vec<patchbay_proto::api::RingFidelityOut>,
+}
+
+/// The re-test of `host` (`patchbay_core::report::deployments::retest`,
+/// as the change record computes it): each targeted CVE and whether it is
+/// closed.
+fn retest_of(
+    host: &str,
+    pins: &[String],
+    leased: Option<jiff::Timestamp>,
+    findings: &[patchbay_proto::api::FindingOut],
+    now: jiff::Timestamp,
+) -> Vec<(String, bool)> {
+    use patchbay_core::report::deployments::{Target, retest};
+    let parse = |s: &str| s.parse::<jiff::Timestamp>().ok();
+    let mine: Vec<Target<'_>> = findings
+        .iter()
+        .filter(|f| f.asset == host)
+        .filter_map(|f| {
+            Some(Target {
+                advisory: &f.advisory,
+                cves: &f.cves,
+                package: &f.package,
+                first_seen: parse(&f.first_seen)?,
+                resolved_at: f.resolved_at.as_deref().and_then(parse),
+                fixable: f.fixed_version.is_some(),
+            })
+        })
+        .collect();
+    retest(pins, leased, &mine, now)
+        .into_iter()
+        .map(|v| (v.cve, v.closed))
+        .collect()
 }

@@ -57,6 +57,9 @@ the last ring takes the rest)
   rehearse         every host rehearses its job first, in an overlay of its own root; no
                    apply before all reported, and a host whose rehearsal fails never gets
                    its apply (its job fails, counted against the budget)
+  verify=N|N%      once the ring's jobs ended, N (or N%) of its hosts whose snapshot was
+                   taken verify it with their own hooks.snapshot_verify (restore to
+                   scratch, check); deterministic sample; default none
 
 Example:
   patchbay deploy create --package openssl=3.0.15-1~deb12u1 --group web-prod \\
@@ -394,6 +397,7 @@ fn parse_ring_parts(spec: &str) -> Result<RingIn, String> {
         drift_tolerance: None,
         rollback: None,
         require_rehearsal: false,
+        verify_snapshots: None,
     };
     let Some(rest) = rest else {
         return Ok(ring);
@@ -456,6 +460,7 @@ fn parse_ring_parts(spec: &str) -> Result<RingIn, String> {
                 }
                 ring.rollback = Some(v.to_string());
             }
+            "verify" => ring.verify_snapshots = Some(count_or_percent(key, need()?, 0)?),
             "stands-for" => ring.stands_for = Some(need()?.to_string()),
             "tolerance" => {
                 let v = need()?;
@@ -469,7 +474,7 @@ fn parse_ring_parts(spec: &str) -> Result<RingIn, String> {
             other => {
                 return Err(format!(
                     "unknown key {:?} (known: assets, size, max, budget, threshold, soak, \
-                     approval, rehearse, rollback, stands-for, tolerance)",
+                     approval, rehearse, rollback, verify, stands-for, tolerance)",
                     crate::output::clean(other)
                 ));
             }
@@ -1164,6 +1169,7 @@ mod tests {
                 stands_for: None,
                 drift_tolerance: None,
                 require_rehearsal: false,
+                verify_snapshots: None,
             }
         );
         assert!(parse_ring("canary:rehearse").unwrap().require_rehearsal);
@@ -1225,7 +1231,7 @@ mod tests {
         assert_eq!(
             err("r:colour=red"),
             "--ring r:colour=red: unknown key \"colour\" (known: assets, size, max, budget, \
-             threshold, soak, approval, rehearse, rollback, stands-for, tolerance)"
+             threshold, soak, approval, rehearse, rollback, verify, stands-for, tolerance)"
         );
         let r = parse_ring("staging:assets=s1,stands-for=web,tolerance=3").unwrap();
         assert_eq!(

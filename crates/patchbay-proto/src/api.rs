@@ -651,6 +651,11 @@ pub struct RingIn {
     /// its apply: its job counts as failed (default `false`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_rehearsal: bool,
+    /// Backup verification: `N` of the ring's hosts whose snapshot was
+    /// taken, or `N%` of them, verify it once the ring's jobs ended (their
+    /// agent's own `hooks.snapshot_verify`); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_snapshots: Option<String>,
 }
 
 /// One rehearsal of a deployment on one host (`GET
@@ -1375,6 +1380,29 @@ pub struct ChangeRecordOut {
     /// before the rollout starts; docs/test-results.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_report: Option<TestReportSummary>,
+}
+
+/// A backup verification (docs/backup-verification.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupVerificationOut {
+    /// The deployment.
+    pub deployment: String,
+    /// The host's ring.
+    pub ring: String,
+    /// The host.
+    pub host: String,
+    /// The snapshot's identity, as the host's `hooks.snapshot` printed it.
+    pub snapshot: String,
+    /// When it was asked for (RFC 3339).
+    pub requested_at: String,
+    /// `pending`, `verified` or `failed`.
+    pub verdict: String,
+    /// The hook's exit status and output excerpt.
+    pub excerpt: String,
+    /// When the agent's verdict arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_at: Option<String>,
 }
 
 /// A deployment's test report in brief, with its links.

@@ -154,6 +154,7 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     GET "/deployments/{id}/rehearsals" => deployments::rehearsals, Api(Some(ReadInventory));
     POST "/deployments/{id}/rehearsals" => deployments::rehearse, Api(Some(WriteAssets));
     GET "/deployments/{id}/test-report" => test_report::test_report, Api(Some(ReadInventory));
+    GET "/backup-verifications" => test_report::backup_verifications, Api(Some(ReadInventory));
     GET "/windows" => schedule::list_windows, Api(Some(ReadInventory));
     POST "/windows" => schedule::add_window, Api(Some(WriteAssets));
     DELETE "/windows/{name}" => schedule::remove_window, Api(Some(WriteAssets));

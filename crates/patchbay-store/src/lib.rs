@@ -101,6 +101,7 @@ pub trait Tx:
     + CsafStore
     + UserStore
     + DriftStore
+    + BackupStore
     + Send
 {
     /// Commits.

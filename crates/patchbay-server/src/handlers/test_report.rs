@@ -71,3 +71,46 @@ pub async fn ui_test_report(
         Err(e) => app_error(e),
     }
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PeriodQuery {
+    /// Asked at or after: RFC 3339, or a date (its midnight, UTC). Default: the beginning.
+    from: Option<String>,
+    /// Asked before: RFC 3339, or a date (the end of that day, UTC). Default: no end.
+    to: Option<String>,
+}
+
+/// `GET /api/v1/backup-verifications?from=&to=`: the snapshot
+/// verifications asked in the period, oldest first, with their verdicts
+/// (docs/backup-verification.md).
+#[utoipa::path(
+    get,
+    path = "/api/v1/backup-verifications",
+    params(PeriodQuery),
+    responses(
+        (status = 200, body = Vec<patchbay_proto::api::BackupVerificationOut>),
+        (status = 400, response = crate::openapi::Error),
+    )
+)]
+pub async fn backup_verifications(
+    State(st): State<AppState>,
+    a: Authed,
+    q: Result<Query<PeriodQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let q = query(q)?;
+    let from = match &q.from {
+        Some(f) => patchbay_core::when::instant("from", f, &jiff::tz::TimeZone::UTC)?,
+        None => jiff::Timestamp::UNIX_EPOCH,
+    };
+    let to = match &q.to {
+        Some(t) => patchbay_core::when::as_of("to", t)?,
+        None => jiff::Timestamp::MAX,
+    };
+    let list = st
+        .app
+        .backup_verifications(&a.caller, from, to, &a.ctx)
+        .await?;
+    Ok(axum::Json(list).into_response())
+}

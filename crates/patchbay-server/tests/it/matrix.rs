@@ -185,6 +185,7 @@ const EXPECTED: &[(&str, &str, Who)] = &[
         "/api/v1/deployments/{id}/test-report",
         Who::Roles(READERS),
     ),
+    ("GET", "/api/v1/backup-verifications", Who::Roles(READERS)),
     ("GET", "/api/v1/windows", Who::Roles(READERS)),
     ("POST", "/api/v1/windows", Who::Roles(OPERATORS)),
     ("DELETE", "/api/v1/windows/{name}", Who::Roles(OPERATORS)),
