@@ -11,15 +11,21 @@ use crate::support::debian_root;
 use std::path::Path;
 
 /// The tests of this module.
-pub const TESTS: &[(&str, fn())] = &[(
-    "backup::a_tar_snapshot_verifies_and_a_truncated_one_fails_with_the_tool_error",
-    a_tar_snapshot_verifies_and_a_truncated_one_fails_with_the_tool_error,
-)];
+pub const TESTS: &[(&str, fn())] = &[
+    (
+        "backup::a_tar_snapshot_verifies_and_a_truncated_one_fails_with_the_tool_error",
+        a_tar_snapshot_verifies_and_a_truncated_one_fails_with_the_tool_error,
+    ),
+    (
+        "backup::signed_jobs_take_a_snapshot_and_verify_it_through_the_check_in",
+        signed_jobs_take_a_snapshot_and_verify_it_through_the_check_in,
+    ),
+];
 
 const SNAPSHOT: &str = r#"set -eu
 dir="$1"
 id="$dir/$PATCHBAY_JOB_KEY.tar"
-mkdir -p "$dir"
+mkdir -p "$(dirname "$id")"
 cd "$PATCHBAY_ROOT"
 find etc var/lib/dpkg -type f -print0 | sort -z | xargs -0 sha256sum > "$id.sha256"
 tar -cf "$id" etc var/lib/dpkg
@@ -169,5 +175,101 @@ fn run(cmd: &mut std::process::Command) {
         out.status.success(),
         "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The same hooks driven by signed jobs through the agent's check-in (a
+/// scripted peer plays the server): the apply's result names the snapshot
+/// its hook took; a `verify_snapshot` job naming it is verified; one naming
+/// a truncated copy fails with tar's error in the result's message.
+fn signed_jobs_take_a_snapshot_and_verify_it_through_the_check_in() {
+    use crate::jobs::{ENABLED, Peer, apply_kind, job, once, result_for, server_key};
+    use patchbay_core::job::{JobKind, sign};
+    let root = debian_root(&["pb-demo=1.0"]);
+    let snaps = root.scratch.join("snapshots");
+    std::fs::write(root.scratch.join("snapshot.sh"), SNAPSHOT).unwrap();
+    std::fs::write(root.scratch.join("verify.sh"), VERIFY).unwrap();
+    let config = root.config(&format!(
+        "{ENABLED}\n[hooks]\nsnapshot = [\"sh\", {}, {}]\nsnapshot_verify = [\"sh\", {}]\n",
+        toml(&root.scratch.join("snapshot.sh")),
+        toml(&snaps),
+        toml(&root.scratch.join("verify.sh")),
+    ));
+    let id = snaps.join("A/web-1.tar");
+    let bad = root.scratch.join("cut.tar");
+    let signer = server_key();
+    let apply = sign(
+        job("A/web-1", apply_kind(&[("pb-demo", "1.1")]), &[]),
+        &signer,
+    );
+    let verify = |key: &str, snapshot: &Path| {
+        sign(
+            job(
+                key,
+                JobKind::VerifySnapshot {
+                    snapshot: snapshot.display().to_string(),
+                },
+                &[],
+            ),
+            &signer,
+        )
+    };
+    let good = verify("A/verify/web-1", &id);
+    let cut = verify("B/verify/web-1", &bad);
+    let peer = Peer::start(
+        signer.public_hex(),
+        Box::new(move |n, body| {
+            let acked: Vec<String> = crate::jobs::results(body)
+                .iter()
+                .map(|r| r["key"].as_str().unwrap().to_owned())
+                .collect();
+            let jobs = match n {
+                0 => vec![apply.clone()],
+                1 => vec![good.clone()],
+                2 => vec![cut.clone()],
+                _ => vec![],
+            };
+            Some((jobs, acked))
+        }),
+    );
+    once(&root, &peer, &config, &[]);
+    assert_eq!(root.version("pb-demo").as_deref(), Some("1.1"));
+    once(&root, &peer, &config, &[]);
+    // A truncated copy of the snapshot for the third job.
+    let bytes = std::fs::read(&id).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::copy(
+        format!("{}.sha256", id.display()),
+        format!("{}.sha256", bad.display()),
+    )
+    .unwrap();
+    once(&root, &peer, &config, &[]);
+    once(&root, &peer, &config, &[]);
+    let c = peer.checkins();
+    let r = result_for(&c[1], "A/web-1");
+    assert_eq!(r["outcome"], "succeeded", "{r:#}");
+    assert_eq!(r["snapshot"], id.display().to_string(), "{r:#}");
+    let r = result_for(&c[2], "A/verify/web-1");
+    assert_eq!(r["outcome"], "succeeded", "{r:#}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("exit 0\nverified "),
+        "{r:#}"
+    );
+    let r = result_for(&c[3], "B/verify/web-1");
+    assert_eq!(r["outcome"], "failed", "{r:#}");
+    assert_eq!(r["step"], "verify_snapshot");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("tar: Unexpected EOF in archive"),
+        "{r:#}"
+    );
+    assert!(
+        !root.state.join("verify-snapshot").exists(),
+        "scratch deleted"
     );
 }
