@@ -1084,6 +1084,12 @@ impl App {
             .into_iter()
             .filter_map(|j| j.result)
             .collect();
+        let backup_verifications = tx
+            .backup_verifications_of(id)
+            .await?
+            .into_iter()
+            .map(crate::backups::out)
+            .collect();
         let status = stored
             .as_ref()
             .map(|s| status_name(s.rollout.state).to_string())
@@ -1105,6 +1111,7 @@ impl App {
                 .unwrap_or_default(),
             rollout: stored.map(|s| s.rollout),
             results,
+            backup_verifications,
         })
     }
 

@@ -789,6 +789,24 @@ fn detail_text(d: &DeploymentDetail) -> String {
         ));
     }
     out.push_str(&rings_text(r, &d.results));
+    if !d.backup_verifications.is_empty() {
+        out.push_str("\nbackup verifications:\n");
+        for b in &d.backup_verifications {
+            let first = b.excerpt.lines().last().unwrap_or("");
+            out.push_str(&format!(
+                "  {} {} {}: {}{}\n",
+                crate::output::clean(&b.ring),
+                crate::output::clean(&b.host),
+                crate::output::clean(&b.snapshot),
+                crate::output::clean(&b.verdict),
+                if first.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", crate::output::clean(first))
+                }
+            ));
+        }
+    }
     out
 }
 

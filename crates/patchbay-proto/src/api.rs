@@ -841,6 +841,9 @@ pub struct DeploymentDetail {
     /// production group they stand for when the deployment was created.
     #[serde(default)]
     pub fidelity: Vec<RingFidelityOut>,
+    /// Its backup verifications (docs/backup-verification.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup_verifications: Vec<BackupVerificationOut>,
 }
 
 /// A staging ring compared with the production group it stands for.

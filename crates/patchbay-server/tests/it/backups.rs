@@ -163,6 +163,17 @@ async fn verification(backend: &str) {
         }
         assert!(r["result_at"].is_string());
     }
+    // Shown on the deployment.
+    let shown = s
+        .ok_json(
+            "GET",
+            &format!("/api/v1/deployments/{id}"),
+            &s.admin,
+            json!(null),
+        )
+        .await;
+    assert_eq!(shown["backup_verifications"], list, "{shown}");
+
     // A period before they were asked lists none; a bad one is refused.
     let none = s
         .ok_json(
