@@ -155,6 +155,22 @@ pub enum Command {
         #[arg(long, value_enum)]
         backend: Option<BackendKind>,
     },
+    /// Verify a snapshot: run `hooks.snapshot_verify` of the local
+    /// configuration with PATCHBAY_SNAPSHOT_ID and an empty scratch directory
+    /// (PATCHBAY_SCRATCH, deleted afterwards); the hook restores the snapshot
+    /// there and checks it. Prints one JSON object; exit 0 = verified, 1 = not.
+    #[command(
+        name = "verify-snapshot",
+        after_help = "Example: patchbay-agent verify-snapshot --job-key try-1 --snapshot /var/backups/pb/DEP-1-h1.tar"
+    )]
+    VerifySnapshot {
+        /// Key of the verification (names it in the hook's environment).
+        #[arg(long)]
+        job_key: String,
+        /// The snapshot's identity, as `hooks.snapshot` printed it.
+        #[arg(long)]
+        snapshot: String,
+    },
     /// Run the health checks of the local configuration (all, or one by name).
     Check {
         /// Run only this check.
@@ -205,6 +221,9 @@ impl Args {
 /// The binary's entry point; returns the process exit code.
 pub fn main_entry(args: Args) -> i32 {
     match &args.command {
+        Some(Command::VerifySnapshot { job_key, snapshot }) => {
+            verify_snapshot_command(&args, job_key, snapshot)
+        }
         Some(cmd) => local_command(&args, cmd),
         None => checkin_mode(&args),
     }
@@ -251,12 +270,34 @@ fn checkin_mode(args: &Args) -> i32 {
     }
 }
 
+/// `verify-snapshot`: prints the verification's JSON; 0 verified, 1 not, 3
+/// when the configuration cannot be read.
+fn verify_snapshot_command(args: &Args, job_key: &str, snapshot: &str) -> i32 {
+    let config = match Config::load(args.config.as_deref()) {
+        Ok((c, _)) => c,
+        Err(e) => {
+            eprintln!("patchbay-agent verify-snapshot: {e:#}");
+            return 3;
+        }
+    };
+    let v = crate::exec::verify_snapshot::verify(
+        &config,
+        &args.state_dir,
+        &args.root,
+        job_key,
+        snapshot,
+    );
+    println!("{}", serde_json::to_string(&v).unwrap_or_default());
+    if v.verified { 0 } else { 1 }
+}
+
 /// Runs a local command and prints its JSON; returns the exit code.
 fn local_command(args: &Args, cmd: &Command) -> i32 {
     let name = match cmd {
         Command::Apply { .. } => "apply",
         Command::Rollback { .. } => "rollback",
         Command::Check { .. } => "check",
+        Command::VerifySnapshot { .. } => "verify-snapshot",
         Command::Rehearse { .. } => "rehearse",
         Command::Updates { .. } => "updates",
         Command::Recover { .. } => "recover",
@@ -312,6 +353,9 @@ fn run_local(args: &Args, cmd: &Command) -> anyhow::Result<JobOutput> {
             crate::exec::rehearse::rehearse(&env(*backend, !no_refresh), job_key, packages, "local")
         }
         Command::Check { name } => job::check(&config, name.as_deref()),
+        Command::VerifySnapshot { .. } => {
+            anyhow::bail!("verify-snapshot prints its own result (main_entry runs it)")
+        }
         Command::Updates {
             no_refresh,
             backend,

@@ -297,6 +297,7 @@ fn refused(key: &str, code: &str, message: String) -> JobResult {
         finished_at: now_rfc3339(),
         rehearsal: None,
         privilege: vec![],
+        snapshot: None,
     }
 }
 
@@ -314,6 +315,7 @@ fn result(key: &str, outcome: JobOutcome) -> JobResult {
         finished_at: now_rfc3339(),
         rehearsal: None,
         privilege: vec![],
+        snapshot: None,
     }
 }
 
@@ -506,6 +508,45 @@ fn run_one(ctx: &JobContext<'_>, signed: &SignedJob) -> JobResult {
             let out = crate::exec::rehearse::rehearse(&env(ctx), &job.key, &wanted, ctx.asset);
             from_rehearsal(signed, out)
         }
+        JobKind::VerifySnapshot { snapshot } => {
+            let v = crate::exec::verify_snapshot::verify(
+                ctx.config,
+                ctx.state.path(),
+                &ctx.root,
+                &job.key,
+                snapshot,
+            );
+            tracing::info!(job = %job.key, verified = v.verified, "snapshot verification");
+            let mut r = result(
+                &job.key,
+                if v.verified {
+                    JobOutcome::Succeeded
+                } else {
+                    JobOutcome::Failed
+                },
+            );
+            if !v.verified {
+                r.step = Some("verify_snapshot".into());
+            }
+            // The message carries the verdict and the hook's excerpt.
+            r.message = Some(match (&v.error, v.exit) {
+                (Some(e), _) => format!("{e}\n{}", v.excerpt),
+                (None, Some(c)) => format!("exit {c}\n{}", v.excerpt),
+                (None, None) => v.excerpt.clone(),
+            });
+            r
+        }
+        JobKind::Unsupported => {
+            // admit() refuses it first; never run.
+            refused(
+                &job.key,
+                "unsupported_kind",
+                format!(
+                    "job {}: its kind is not one this agent version knows",
+                    job.key
+                ),
+            )
+        }
         JobKind::RunCheck { name } => {
             let baseline = run_checks(ctx, &job.checks);
             let Some(check) = ctx.config.check(name) else {
@@ -693,6 +734,11 @@ fn from_output(
                 },
             );
             r.privilege = rep.privilege.clone().unwrap_or_default();
+            r.snapshot = rep
+                .snapshot
+                .as_ref()
+                .filter(|h| h.ok)
+                .and_then(|h| h.id.clone());
             if let Some(e) = &rep.error {
                 r.step = Some(e.step.clone());
                 r.message = Some(e.message.clone());

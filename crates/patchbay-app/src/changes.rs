@@ -270,6 +270,10 @@ impl App {
         retest_hosts(&mut hosts, &on_scope, now);
         let ranked = snap.rank(&policy, on_scope.clone()).await?;
         drop(snap);
+        let test_report = match &rollout {
+            Some(_) => Some(self.test_report_summary(caller, &dep.id, ctx).await?),
+            None => None,
+        };
         let catalog = self.patches_from(&policy, &ranked).await;
         let patches: Vec<ChangePatch> = dep
             .patches
@@ -408,6 +412,7 @@ impl App {
             },
             rollout,
             hosts,
+            test_report,
             lessons: lessons
                 .iter()
                 .filter(|l| l.change_id == change.id)

@@ -80,6 +80,10 @@ pub struct StoredRollout {
     /// creation (issue 18, item 4).
     #[serde(default)]
     pub fidelity: Vec<patchbay_proto::api::RingFidelityOut>,
+    /// Backup verification: per ring, how many hosts verify their snapshot,
+    /// and the rings sampled ([`crate::backups`]).
+    #[serde(default)]
+    pub backup: crate::backups::Policy,
 }
 
 impl StoredRollout {
@@ -1018,6 +1022,7 @@ impl App {
             signatures: vec![],
             created_at: now,
             fidelity: crate::drift::staging_fidelity(&mut tx, spec, &planned.rings, now).await?,
+            backup: crate::backups::policy_of(spec)?,
         };
         let row = DeploymentRow {
             id: id.clone(),
@@ -1079,6 +1084,12 @@ impl App {
             .into_iter()
             .filter_map(|j| j.result)
             .collect();
+        let backup_verifications = tx
+            .backup_verifications_of(id)
+            .await?
+            .into_iter()
+            .map(crate::backups::out)
+            .collect();
         let status = stored
             .as_ref()
             .map(|s| status_name(s.rollout.state).to_string())
@@ -1100,6 +1111,7 @@ impl App {
                 .unwrap_or_default(),
             rollout: stored.map(|s| s.rollout),
             results,
+            backup_verifications,
         })
     }
 
@@ -1257,6 +1269,13 @@ impl App {
         self.rehearsal_gate(&mut tx, &mut stored, now).await?;
         self.request_approvals(&mut tx, &before, &stored.rollout)
             .await?;
+        if !before.is_settled() && stored.rollout.is_settled() {
+            let state = serde_json::to_value(&stored).map_err(|e| {
+                AppError::new(patchbay_proto::error::ErrorCode::Internal, e.to_string())
+            })?;
+            self.announce_test_report(&mut tx, &stored.rollout.id, &state, now)
+                .await?;
+        }
         tx.put_rollout(&rollout_row(&stored, now)?).await?;
         tx.commit().await?;
         self.job_bell.notify_waiters();
@@ -1602,8 +1621,16 @@ impl App {
         self.rehearsal_gate(&mut tx, &mut stored, now).await?;
         self.record_signatures(&mut tx, &mut stored, &before, now)
             .await?;
+        self.sample_backups(&mut tx, &mut stored, now).await?;
         self.request_approvals(&mut tx, &before, &stored.rollout)
             .await?;
+        if !before.is_settled() && stored.rollout.is_settled() {
+            let state = serde_json::to_value(&stored).map_err(|e| {
+                AppError::new(patchbay_proto::error::ErrorCode::Internal, e.to_string())
+            })?;
+            self.announce_test_report(&mut tx, &stored.rollout.id, &state, now)
+                .await?;
+        }
         self.ask_control(&mut tx, &mut stored, now).await?;
         if stored != snapshot {
             tx.put_rollout(&rollout_row(&stored, now)?).await?;
@@ -1639,6 +1666,7 @@ impl App {
                     )
                     .await?;
                     acked.push(r.key.clone());
+                    crate::backups::take_result(tx, r, now).await?;
                     // Wake the rollout driver (after this commits, it reads
                     // the result; a permit is kept if it is busy).
                     self.driver_bell.notify_one();
@@ -1833,6 +1861,46 @@ impl App {
         Ok(())
     }
 
+    /// In the driver's step: asks the snapshot verifications now due
+    /// ([`crate::backups::due`]): a pending row and a signed
+    /// `verify_snapshot` job (`DEP/verify/HOST`) each.
+    async fn sample_backups(
+        &self,
+        tx: &mut crate::change::Change<'_>,
+        stored: &mut StoredRollout,
+        now: Timestamp,
+    ) -> Result<(), AppError> {
+        if stored.backup.rings.is_empty() {
+            return Ok(());
+        }
+        let id = stored.rollout.id.clone();
+        let results: BTreeMap<String, JobResult> = tx
+            .jobs_of(&id)
+            .await?
+            .into_iter()
+            .filter_map(|j| Some((j.key, serde_json::from_value(j.result?).ok()?)))
+            .collect();
+        for d in crate::backups::due(&stored.rollout, &mut stored.backup, &results) {
+            let row = crate::backups::pending_row(&id, &d, now);
+            if !tx.add_backup_verification(&row).await? {
+                continue;
+            }
+            let job = Job {
+                deployment: id.clone(),
+                key: row.key,
+                asset: d.host,
+                not_before: now,
+                deadline: now + d.timeout,
+                kind: JobKind::VerifySnapshot {
+                    snapshot: d.snapshot,
+                },
+                checks: vec![],
+            };
+            self.lease_job(tx, job, now).await?;
+        }
+        Ok(())
+    }
+
     /// Takes in a gate rehearsal's stored result (in the driver's step):
     /// records the verdict and audits it (`deployment.rehearsal_passed` /
     /// `deployment.rehearsal_failed`).
@@ -1863,6 +1931,7 @@ impl App {
             finished_at: String::new(),
             rehearsal: None,
             privilege: vec![],
+            snapshot: None,
         });
         if let Some(v) = stored.gate.take_result(asset, &res) {
             let (action, reason) = match &v {
@@ -2101,6 +2170,7 @@ mod settled_tests {
                     signatures: vec![],
                     created_at: t,
                     fidelity: vec![],
+                    backup: Default::default(),
                 };
                 let v = serde_json::to_value(&stored).unwrap();
                 assert_eq!(settled_in(&v), stored.rollout.is_settled(), "{d:?} {js:?}");

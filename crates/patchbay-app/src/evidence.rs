@@ -358,7 +358,7 @@ impl App {
     /// Builds the signed evidence bundle as of a date: the five reports
     /// (compliance, time to patch, SLA, coverage, rollout outcomes) in
     /// JSON, CSV and HTML, the exception register, the deployments with their
-    /// change records and runbooks, the
+    /// change records, runbooks and test reports (JUnit XML and HTML), the
     /// audit-log segment up to the date with its verification, and the control
     /// mapping (auditor and up).
     pub async fn evidence_bundle(
@@ -401,12 +401,44 @@ impl App {
                 format!("changes/{}.json", c.id),
                 serde_json::to_vec_pretty(&record).unwrap_or_default(),
             ));
+            // The deployment's published test report (issue 18, item 7),
+            // once its rollout has started.
+            if record.rollout.is_some() {
+                let report = self.test_report(caller, &record.deployment, ctx).await?;
+                for fmt in [
+                    patchbay_render::test_report::Format::Junit,
+                    patchbay_render::test_report::Format::Html,
+                ] {
+                    files.push((
+                        format!(
+                            "deployments/{}/test-report.{}",
+                            record.deployment,
+                            fmt.extension()
+                        ),
+                        patchbay_render::test_report::render(&report, fmt)?.into_bytes(),
+                    ));
+                }
+            }
             let runbook = self.runbook_of(record).await?;
             files.push((
                 format!("changes/{}-runbook.md", c.id),
                 patchbay_render::runbook::markdown(&runbook).into_bytes(),
             ));
         }
+        // Every backup verification asked up to the date (issue 18, item 6).
+        let backups = self
+            .backup_verifications(
+                caller,
+                Timestamp::UNIX_EPOCH,
+                // Up to and including the date (the period's end is excluded).
+                as_of + jiff::SignedDuration::from_millis(1),
+                ctx,
+            )
+            .await?;
+        files.push((
+            "backup-verifications.json".into(),
+            serde_json::to_vec_pretty(&backups).unwrap_or_default(),
+        ));
         let segment = self
             .audit_export(caller, Timestamp::UNIX_EPOCH, as_of, ctx)
             .await?;

@@ -222,6 +222,59 @@ pub fn verdict_of(r: &JobResult) -> Verdict {
     Verdict::Failed { reason }
 }
 
+/// The rehearsals among a deployment's job rows, newest run first (then by
+/// host), each with its result when reported.
+pub(crate) fn rehearsals_of(
+    jobs: Vec<patchbay_store::AgentJobRow>,
+) -> Vec<patchbay_proto::api::RehearsalOut> {
+    use patchbay_core::job::JobKind;
+    use patchbay_proto::agent::{JobOutcome, JobResult};
+    use patchbay_proto::api::RehearsalOut;
+    use serde::Deserialize;
+    let mut rehearsals: Vec<RehearsalOut> = jobs
+        .into_iter()
+        .filter(|j| is_rehearsal(&j.key))
+        .map(|j| {
+            let run = j
+                .key
+                .rsplit_once('/')
+                .and_then(|(head, _)| head.rsplit_once('/'))
+                .map(|(_, r)| r.to_owned())
+                .unwrap_or_default();
+            let packages = serde_json::from_value::<patchbay_core::job::SignedJob>(j.job)
+                .ok()
+                .and_then(|s| match s.job.kind {
+                    JobKind::Rehearse { packages } => Some(packages),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let result = j.result.and_then(|v| JobResult::deserialize(&v).ok());
+            let status = match &result {
+                None => "pending",
+                Some(r) if r.outcome == JobOutcome::Succeeded => "passed",
+                Some(_) => "failed",
+            };
+            RehearsalOut {
+                key: j.key,
+                host: j.asset,
+                run,
+                packages,
+                status: status.into(),
+                leased_at: crate::fmt_ts(j.leased_at),
+                result_at: j.result_at.map(crate::fmt_ts),
+                step: result.as_ref().and_then(|r| r.step.clone()),
+                message: result.as_ref().and_then(|r| r.message.clone()),
+                rehearsal: result.and_then(|r| r.rehearsal),
+            }
+        })
+        .collect();
+    rehearsals.sort_by(|a, b| {
+        let n = |r: &RehearsalOut| r.run.parse::<u32>().unwrap_or(0);
+        n(b).cmp(&n(a)).then(a.host.cmp(&b.host))
+    });
+    rehearsals
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +334,7 @@ mod tests {
             finished_at: String::new(),
             rehearsal: None,
             privilege: vec![],
+            snapshot: None,
         }
     }
 

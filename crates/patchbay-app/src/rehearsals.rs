@@ -24,13 +24,11 @@
 //! rehearsals' results are agent job rows like every other job's, per host
 //! per deployment.
 
-use crate::rehearsal_gate::{is_rehearsal, run_key};
-use crate::{App, AppError, Caller, RequestCtx, fmt_ts};
+use crate::rehearsal_gate::run_key;
+use crate::{App, AppError, Caller, RequestCtx};
 use patchbay_core::auth::Action;
 use patchbay_core::job::{Job, JobKind};
-use patchbay_proto::agent::{JobOutcome, JobResult};
-use patchbay_proto::api::{RehearsalOut, RehearsalsOut};
-use serde::Deserialize;
+use patchbay_proto::api::RehearsalsOut;
 use serde_json::json;
 
 impl App {
@@ -99,49 +97,7 @@ impl App {
         if tx.rollout(id).await?.is_none() {
             return Err(AppError::not_found(format!("no deployment {id}")));
         }
-        let mut rehearsals: Vec<RehearsalOut> = tx
-            .jobs_of(id)
-            .await?
-            .into_iter()
-            .filter(|j| is_rehearsal(&j.key))
-            .map(|j| {
-                let run = j
-                    .key
-                    .rsplit_once('/')
-                    .and_then(|(head, _)| head.rsplit_once('/'))
-                    .map(|(_, r)| r.to_owned())
-                    .unwrap_or_default();
-                let packages = serde_json::from_value::<patchbay_core::job::SignedJob>(j.job)
-                    .ok()
-                    .and_then(|s| match s.job.kind {
-                        JobKind::Rehearse { packages } => Some(packages),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
-                let result = j.result.and_then(|v| JobResult::deserialize(&v).ok());
-                let status = match &result {
-                    None => "pending",
-                    Some(r) if r.outcome == JobOutcome::Succeeded => "passed",
-                    Some(_) => "failed",
-                };
-                RehearsalOut {
-                    key: j.key,
-                    host: j.asset,
-                    run,
-                    packages,
-                    status: status.into(),
-                    leased_at: fmt_ts(j.leased_at),
-                    result_at: j.result_at.map(fmt_ts),
-                    step: result.as_ref().and_then(|r| r.step.clone()),
-                    message: result.as_ref().and_then(|r| r.message.clone()),
-                    rehearsal: result.and_then(|r| r.rehearsal),
-                }
-            })
-            .collect();
-        rehearsals.sort_by(|a, b| {
-            let n = |r: &RehearsalOut| r.run.parse::<u32>().unwrap_or(0);
-            n(b).cmp(&n(a)).then(a.host.cmp(&b.host))
-        });
+        let rehearsals = crate::rehearsal_gate::rehearsals_of(tx.jobs_of(id).await?);
         Ok(RehearsalsOut {
             deployment: id.to_owned(),
             run: None,

@@ -65,7 +65,7 @@ pub(crate) struct Enrichment {
 
 impl Enrichment {
     /// Reads what `rows` need.
-    async fn read(
+    pub(crate) async fn read(
         app: &App,
         tx: &mut Box<dyn Tx>,
         rows: &[patchbay_store::FindingRow],

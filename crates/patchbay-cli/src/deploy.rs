@@ -57,6 +57,9 @@ the last ring takes the rest)
   rehearse         every host rehearses its job first, in an overlay of its own root; no
                    apply before all reported, and a host whose rehearsal fails never gets
                    its apply (its job fails, counted against the budget)
+  verify=N|N%      once the ring's jobs ended, N (or N%) of its hosts whose snapshot was
+                   taken verify it with their own hooks.snapshot_verify (restore to
+                   scratch, check); deterministic sample; default none
 
 Example:
   patchbay deploy create --package openssl=3.0.15-1~deb12u1 --group web-prod \\
@@ -255,6 +258,34 @@ pub enum DeployCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The deployment's test report: each ring's gate verdicts, each host's
+    /// rehearsal, apply, privilege check after the apply, re-test of the
+    /// targeted CVEs and backup verifications, as test cases.
+    #[command(
+        name = "test-report",
+        after_long_help = "Examples:\n  patchbay deploy test-report DEP-2026-12-004 --format junit -o dep-004.xml\n  patchbay deploy test-report DEP-2026-12-004 --format html -o dep-004.html\n\nJUnit XML: one testsuite per kind of check (gates, rehearsal, apply, privilege, retest, backup), one testcase per host (or ring x gate); a failure carries its message and the failing tool's output, a skipped case did not run. docs/test-results.md."
+    )]
+    TestReport {
+        /// The deployment, DEP-….
+        id: String,
+        /// junit (JUnit XML), html or json.
+        #[arg(long, value_enum, default_value_t = TestReportFormat::Json)]
+        format: TestReportFormat,
+        /// Write here instead of standard output.
+        #[arg(short = 'o', long = "out")]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+/// The test report's formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TestReportFormat {
+    /// JUnit XML.
+    Junit,
+    /// A printable HTML page.
+    Html,
+    /// JSON.
+    Json,
 }
 
 fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
@@ -381,6 +412,7 @@ fn parse_ring_parts(spec: &str) -> Result<RingIn, String> {
         drift_tolerance: None,
         rollback: None,
         require_rehearsal: false,
+        verify_snapshots: None,
     };
     let Some(rest) = rest else {
         return Ok(ring);
@@ -443,6 +475,7 @@ fn parse_ring_parts(spec: &str) -> Result<RingIn, String> {
                 }
                 ring.rollback = Some(v.to_string());
             }
+            "verify" => ring.verify_snapshots = Some(count_or_percent(key, need()?, 0)?),
             "stands-for" => ring.stands_for = Some(need()?.to_string()),
             "tolerance" => {
                 let v = need()?;
@@ -456,7 +489,7 @@ fn parse_ring_parts(spec: &str) -> Result<RingIn, String> {
             other => {
                 return Err(format!(
                     "unknown key {:?} (known: assets, size, max, budget, threshold, soak, \
-                     approval, rehearse, rollback, stands-for, tolerance)",
+                     approval, rehearse, rollback, verify, stands-for, tolerance)",
                     crate::output::clean(other)
                 ));
             }
@@ -771,6 +804,24 @@ fn detail_text(d: &DeploymentDetail) -> String {
         ));
     }
     out.push_str(&rings_text(r, &d.results));
+    if !d.backup_verifications.is_empty() {
+        out.push_str("\nbackup verifications:\n");
+        for b in &d.backup_verifications {
+            let first = b.excerpt.lines().last().unwrap_or("");
+            out.push_str(&format!(
+                "  {} {} {}: {}{}\n",
+                crate::output::clean(&b.ring),
+                crate::output::clean(&b.host),
+                crate::output::clean(&b.snapshot),
+                crate::output::clean(&b.verdict),
+                if first.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", crate::output::clean(first))
+                }
+            ));
+        }
+    }
     out
 }
 
@@ -997,6 +1048,27 @@ pub fn run(url: &str, token: Option<String>, cmd: DeployCmd) -> anyhow::Result<(
                     Ok(())
                 }
             }
+        }
+        DeployCmd::TestReport { id, format, out } => {
+            let f = match format {
+                TestReportFormat::Junit => "junit",
+                TestReportFormat::Html => "html",
+                TestReportFormat::Json => "json",
+            };
+            let body = connect()?.get_text(&format!(
+                "/api/v1/deployments/{}/test-report?format={f}",
+                enc(&id)
+            ))?;
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, body)
+                        .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+                    eprintln!("wrote {}", p.display());
+                }
+                // XML, HTML or JSON for machines and browsers: exact.
+                None => print!("{body}"),
+            }
+            Ok(())
         }
     }
 }
@@ -1276,6 +1348,7 @@ mod tests {
                 stands_for: None,
                 drift_tolerance: None,
                 require_rehearsal: false,
+                verify_snapshots: None,
             }
         );
         assert!(parse_ring("canary:rehearse").unwrap().require_rehearsal);
@@ -1337,7 +1410,7 @@ mod tests {
         assert_eq!(
             err("r:colour=red"),
             "--ring r:colour=red: unknown key \"colour\" (known: assets, size, max, budget, \
-             threshold, soak, approval, rehearse, rollback, stands-for, tolerance)"
+             threshold, soak, approval, rehearse, rollback, verify, stands-for, tolerance)"
         );
         let r = parse_ring("staging:assets=s1,stands-for=web,tolerance=3").unwrap();
         assert_eq!(

@@ -26,6 +26,10 @@ pub enum Kind {
     /// rollbacks and approvals (with their wait), per group and owner, and
     /// the period's wins (docs/governance.md).
     Governance,
+    /// Snapshot verifications asked in --from/--to (both optional): host,
+    /// snapshot, when, verdict, the hook's excerpt
+    /// (docs/backup-verification.md). JSON only.
+    BackupVerifications,
 }
 
 impl Kind {
@@ -37,6 +41,7 @@ impl Kind {
             Kind::Coverage => "coverage",
             Kind::Deployments => "deployments",
             Kind::Governance => "governance",
+            Kind::BackupVerifications => "backup-verifications",
         }
     }
 }
@@ -83,7 +88,22 @@ pub fn run(c: &Client, a: ReportArgs) -> anyhow::Result<()> {
         ReportFormat::Csv => "csv",
         ReportFormat::Html => "html",
     };
-    let path = if a.kind == Kind::Governance {
+    let path = if a.kind == Kind::BackupVerifications {
+        if a.format != ReportFormat::Json {
+            anyhow::bail!("report backup-verifications is JSON only (--format json)");
+        }
+        if a.as_of.is_some() {
+            anyhow::bail!("report backup-verifications takes --from and --to, not --as-of");
+        }
+        let mut q = Vec::new();
+        if let Some(f) = &a.from {
+            q.push(format!("from={}", enc(f)));
+        }
+        if let Some(t) = &a.to {
+            q.push(format!("to={}", enc(t)));
+        }
+        format!("/api/v1/backup-verifications?{}", q.join("&"))
+    } else if a.kind == Kind::Governance {
         let (Some(from), Some(to)) = (&a.from, &a.to) else {
             anyhow::bail!("report governance needs --from and --to (the period)");
         };

@@ -51,6 +51,10 @@ pub enum Kind {
     /// A host's rehearsal for a ring that requires one failed: its apply is
     /// never leased (`deployment.rehearsal_failed`).
     DeploymentRehearsalFailed,
+    /// A deployment finished (completed, halted, aborted; its jobs all
+    /// ended): its test report's counts and where to read it
+    /// (`deployment.test_report`).
+    DeploymentTestReport,
     /// An exception was added to the register (`exception.added`).
     ExceptionAdded,
     /// An exception was revoked (`exception.revoked`).
@@ -101,7 +105,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 30] = [
+    pub const ALL: [Kind; 31] = [
         Kind::DeploymentCreated,
         Kind::DeploymentStarted,
         Kind::DeploymentRingPassed,
@@ -132,6 +136,7 @@ impl Kind {
         Kind::DeploymentRehearsalFailed,
         Kind::DeploymentImpactNotice,
         Kind::DeploymentImpactSummary,
+        Kind::DeploymentTestReport,
     ];
 
     /// The kinds the issue lists that no part of Patchbay raises yet (they
@@ -178,6 +183,7 @@ impl Kind {
             Kind::DeploymentRehearsalFailed => "deployment.rehearsal_failed",
             Kind::DeploymentImpactNotice => "deployment.impact_notice",
             Kind::DeploymentImpactSummary => "deployment.impact_summary",
+            Kind::DeploymentTestReport => "deployment.test_report",
         }
     }
 
@@ -215,6 +221,7 @@ impl Kind {
             "deployment.rehearsal_failed" => Kind::DeploymentRehearsalFailed,
             "deployment.impact_notice" => Kind::DeploymentImpactNotice,
             "deployment.impact_summary" => Kind::DeploymentImpactSummary,
+            "deployment.test_report" => Kind::DeploymentTestReport,
             _ => Kind::AuditRecorded,
         }
     }

@@ -56,6 +56,18 @@ pub enum JobKind {
         /// The packages and versions, as an apply job would name them.
         packages: Vec<PackagePin>,
     },
+    /// Verify a snapshot an apply took: the agent runs its own
+    /// `hooks.snapshot_verify` (restore to a scratch directory and check)
+    /// with the snapshot's identity; exit 0 = verified (ADR 0020).
+    VerifySnapshot {
+        /// The snapshot's identity, as the apply's `hooks.snapshot` printed it.
+        snapshot: String,
+    },
+    /// A kind this agent does not know (a newer server's): decoded so the
+    /// job list still reads, and refused by [`admit`] naming the kind's
+    /// absence (`unsupported_kind`), never run.
+    #[serde(other)]
+    Unsupported,
 }
 
 impl JobKind {
@@ -68,6 +80,8 @@ impl JobKind {
             JobKind::RunCheck { .. } => "run_check",
             JobKind::Inventory => "inventory",
             JobKind::Rehearse { .. } => "rehearse",
+            JobKind::VerifySnapshot { .. } => "verify_snapshot",
+            JobKind::Unsupported => "unsupported",
         }
     }
 }
@@ -132,7 +146,9 @@ pub fn encode(job: &Job) -> Vec<u8> {
         }
         JobKind::Rollback { of } => put(&mut out, of.as_bytes()),
         JobKind::RunCheck { name } => put(&mut out, name.as_bytes()),
-        JobKind::Reboot | JobKind::Inventory => {}
+        JobKind::VerifySnapshot { snapshot } => put(&mut out, snapshot.as_bytes()),
+        // Never signed by this version; refused before its signature is read.
+        JobKind::Reboot | JobKind::Inventory | JobKind::Unsupported => {}
     }
     out.extend_from_slice(&(job.checks.len() as u32).to_be_bytes());
     for c in &job.checks {
@@ -172,6 +188,9 @@ pub enum Refusal {
     /// An apply job with nothing in it, or a package named twice.
     #[error("{0}")]
     Malformed(String),
+    /// A job kind this agent version does not know.
+    #[error("{0}")]
+    UnsupportedKind(String),
 }
 
 impl Refusal {
@@ -185,6 +204,7 @@ impl Refusal {
             Refusal::UnknownCheck(_) => "unknown_check",
             Refusal::Expired(_) => "expired",
             Refusal::Malformed(_) => "malformed",
+            Refusal::UnsupportedKind(_) => "unsupported_kind",
         }
     }
 }
@@ -210,6 +230,14 @@ pub struct AgentView<'a> {
 pub fn admit(signed: &SignedJob, view: AgentView<'_>, now: Timestamp) -> Result<(), Refusal> {
     if !view.jobs_enabled {
         return Err(Refusal::JobsDisabled);
+    }
+    if signed.job.kind == JobKind::Unsupported {
+        // Before the signature: the job cannot be re-encoded as signed, and
+        // it is never run whoever signed it.
+        return Err(Refusal::UnsupportedKind(format!(
+            "job {}: its kind is not one this agent version knows; upgrade the agent",
+            signed.job.key
+        )));
     }
     let key_hex = view.pinned_key.ok_or(Refusal::NoPinnedKey)?;
     let key = public_key(key_hex)
@@ -240,6 +268,14 @@ pub fn admit(signed: &SignedJob, view: AgentView<'_>, now: Timestamp) -> Result<
     if let Some(unknown) = names.iter().find(|n| !view.checks.contains(n)) {
         return Err(Refusal::UnknownCheck(format!(
             "job {}: check {unknown:?} is not defined in this agent's configuration",
+            job.key
+        )));
+    }
+    if let JobKind::VerifySnapshot { snapshot } = &job.kind
+        && (snapshot.trim().is_empty() || snapshot.len() > 512 || snapshot.contains(['\n', '\0']))
+    {
+        return Err(Refusal::Malformed(format!(
+            "job {}: a verify_snapshot job needs one snapshot identity (one line, at most 512 bytes)",
             job.key
         )));
     }
@@ -295,6 +331,51 @@ mod tests {
             asset: "web-1",
             checks,
         }
+    }
+
+    /// A kind this version does not know (a newer server's) still decodes,
+    /// so the rest of the job list reads, and is refused naming why — never
+    /// run; a verify_snapshot job is signed over its snapshot and admitted.
+    #[test]
+    fn an_unknown_kind_is_refused_clearly_and_verify_snapshot_is_signed() {
+        let server = Signer::from_seed(&[7; 32]);
+        let key = server.public_hex();
+        let checks = vec!["web".to_string()];
+        let now: Timestamp = "2026-12-08T22:30:00Z".parse().unwrap();
+        let mut v = serde_json::to_value(sign(job(), &server)).unwrap();
+        v["job"]["kind"] = serde_json::json!({"type": "launch_rockets", "count": 3});
+        let list: Vec<SignedJob> =
+            serde_json::from_value(serde_json::json!([v, sign(job(), &server)])).unwrap();
+        assert_eq!(list[0].job.kind, JobKind::Unsupported);
+        let r = admit(&list[0], view(&key, &checks), now).unwrap_err();
+        assert_eq!(r.code(), "unsupported_kind");
+        assert!(r.to_string().contains("upgrade the agent"), "{r}");
+        assert_eq!(admit(&list[1], view(&key, &checks), now), Ok(()));
+
+        let mut j = job();
+        j.kind = JobKind::VerifySnapshot {
+            snapshot: "/var/backups/a.tar".into(),
+        };
+        let s = sign(j.clone(), &server);
+        assert_eq!(admit(&s, view(&key, &checks), now), Ok(()));
+        // The snapshot is signed: another one under the same signature fails.
+        let mut forged = s.clone();
+        forged.job.kind = JobKind::VerifySnapshot {
+            snapshot: "/etc/shadow".into(),
+        };
+        assert_eq!(
+            admit(&forged, view(&key, &checks), now).unwrap_err().code(),
+            "bad_signature"
+        );
+        j.kind = JobKind::VerifySnapshot {
+            snapshot: "a\nb".into(),
+        };
+        assert_eq!(
+            admit(&sign(j, &server), view(&key, &checks), now)
+                .unwrap_err()
+                .code(),
+            "malformed"
+        );
     }
 
     #[test]

@@ -42,6 +42,7 @@ use crate::risk::Tier;
 
 pub mod deployments;
 pub mod governance;
+pub mod test_report;
 pub use deployments::{DeploymentRecord, Deployments, JobRecord, deployments};
 
 /// An asset in the history.

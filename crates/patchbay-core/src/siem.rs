@@ -130,6 +130,7 @@ pub const SIGNATURES: &[(&str, u32, u8)] = &[
     ("deployment.rehearsal_failed", 130, 6),
     ("deployment.impact_notice", 135, 2),
     ("deployment.impact_summary", 136, 2),
+    ("deployment.test_report", 131, 3),
     ("request.denied", 200, 5),
     ("request.denied.suppressed", 201, 6),
     ("request.throttled", 202, 6),

@@ -192,6 +192,11 @@ pub struct JobResult {
     /// modes and owners of its packages' files; apt hosts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub privilege: Vec<PrivilegeFinding>,
+    /// The snapshot an apply's `hooks.snapshot` took: the last line it
+    /// printed (absent without the hook, and from older agents). A
+    /// `verify_snapshot` job names it (docs/backup-verification.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 /// Where a rehearsal ran (`docs/rehearsal.md`, ADR 0018).

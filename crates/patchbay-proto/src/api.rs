@@ -651,6 +651,11 @@ pub struct RingIn {
     /// its apply: its job counts as failed (default `false`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_rehearsal: bool,
+    /// Backup verification: `N` of the ring's hosts whose snapshot was
+    /// taken, or `N%` of them, verify it once the ring's jobs ended (their
+    /// agent's own `hooks.snapshot_verify`); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_snapshots: Option<String>,
 }
 
 /// One rehearsal of a deployment on one host (`GET
@@ -836,6 +841,9 @@ pub struct DeploymentDetail {
     /// production group they stand for when the deployment was created.
     #[serde(default)]
     pub fidelity: Vec<RingFidelityOut>,
+    /// Its backup verifications (docs/backup-verification.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup_verifications: Vec<BackupVerificationOut>,
 }
 
 /// A staging ring compared with the production group it stands for.
@@ -1371,6 +1379,54 @@ pub struct ChangeRecordOut {
     /// Per host, what its job did (none before the rollout starts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostOutcome>,
+    /// The deployment's test report: its counts and where to read it (none
+    /// before the rollout starts; docs/test-results.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_report: Option<TestReportSummary>,
+}
+
+/// A backup verification (docs/backup-verification.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackupVerificationOut {
+    /// The deployment.
+    pub deployment: String,
+    /// The host's ring.
+    pub ring: String,
+    /// The host.
+    pub host: String,
+    /// The snapshot's identity, as the host's `hooks.snapshot` printed it.
+    pub snapshot: String,
+    /// When it was asked for (RFC 3339).
+    pub requested_at: String,
+    /// `pending`, `verified` or `failed`.
+    pub verdict: String,
+    /// The hook's exit status and output excerpt.
+    pub excerpt: String,
+    /// When the agent's verdict arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_at: Option<String>,
+}
+
+/// A deployment's test report in brief, with its links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TestReportSummary {
+    /// Every test case.
+    pub tests: usize,
+    /// Passed.
+    pub passed: usize,
+    /// Failed.
+    pub failures: usize,
+    /// Not run.
+    pub skipped: usize,
+    /// The failed cases, `SUITE CASE`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+    /// The report in the API (`?format=junit|html|json`).
+    pub api: String,
+    /// The report's page on the dashboard.
+    pub page: String,
 }
 
 /// One host's job in a change record: its state, error and versions.

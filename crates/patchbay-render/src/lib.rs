@@ -19,6 +19,7 @@
 //! - [`runbook`]: a change's runbook as Markdown (roles, timeline by window,
 //!   steps, gates, escalation chain, back-out, approvals, lessons learned) and
 //!   as HTML (`templates/runbook.html`).
+//! - [`test_report`]: a deployment's test report as JUnit XML, HTML and JSON.
 //! - [`markdown`]: values of someone else's making as Markdown text that stays
 //!   text ([`markdown::md_text`], [`markdown::md_lesson`]), and Markdown → HTML.
 //! - `templates/base.html`: the printable page every HTML document extends.
@@ -37,6 +38,7 @@ pub mod governance;
 pub mod markdown;
 pub mod report;
 pub mod runbook;
+pub mod test_report;
 
 pub use email::Email;
 pub use report::{Format, csv_safe};

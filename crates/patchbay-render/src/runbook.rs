@@ -192,6 +192,30 @@ pub fn markdown(r: &Runbook) -> String {
 
     rollout_outcome(&mut s, c);
 
+    if let Some(t) = &c.test_report {
+        s.push_str(
+            "## Test report
+
+",
+        );
+        let _ = writeln!(
+            s,
+            "{} test(s): {} passed, {} failed, {} not run. JUnit XML: `{}?format=junit`; page: {}.\n",
+            t.tests,
+            t.passed,
+            t.failures,
+            t.skipped,
+            md_code(&t.api),
+            md_text(&t.page)
+        );
+        for f in &t.failed {
+            let _ = writeln!(s, "- failed: {}", md_text(f));
+        }
+        if !t.failed.is_empty() {
+            s.push('\n');
+        }
+    }
+
     s.push_str("## Lessons learned\n\n");
     if c.lessons.is_empty() {
         s.push_str("None yet.\n");
@@ -329,6 +353,7 @@ mod tests {
             change: ChangeRecordOut {
                 rollout: None,
                 hosts: vec![],
+                test_report: None,
                 id: "CHG-0001".into(),
                 deployment: "DEP-0001".into(),
                 kind: "oob".into(),

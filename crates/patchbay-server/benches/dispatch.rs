@@ -175,6 +175,7 @@ fn main() {
                         finished_at: "2026-12-08T22:05:00Z".into(),
                         rehearsal: None,
                         privilege: vec![],
+                        snapshot: None,
                     });
                 }
             }
@@ -224,6 +225,7 @@ fn main() {
             finished_at: "2026-12-08T22:05:00Z".into(),
             rehearsal: None,
             privilege: vec![],
+            snapshot: None,
         }];
         let t0 = Instant::now();
         call(&router, "POST", "/agent/v1/checkin", &agents[first].secret, checkin_body(&agents[first])).await;

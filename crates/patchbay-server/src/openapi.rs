@@ -129,6 +129,8 @@ impl<'s> utoipa::ToResponse<'s> for Error {
         crate::handlers::deployments::rehearsals,
         crate::handlers::deployments::impact,
         crate::handlers::deployments::rehearse,
+        crate::handlers::test_report::test_report,
+        crate::handlers::test_report::backup_verifications,
         crate::handlers::schedule::list_windows,
         crate::handlers::schedule::add_window,
         crate::handlers::schedule::remove_window,

@@ -20,8 +20,8 @@ use crate::errors::ApiError;
 use crate::extract::{Authed, request_ctx};
 use crate::handlers::{
     agent, assets, audit, changes, csaf, deployments, discovery, drift, escalations, exceptions,
-    feeds, findings, governance, ops, prioritise, reports, schedule, tokens, ui, ui_act, users,
-    webhooks,
+    feeds, findings, governance, ops, prioritise, reports, schedule, test_report, tokens, ui,
+    ui_act, users, webhooks,
 };
 use crate::metrics::{HttpLabels, Metrics};
 use crate::{MAX_AGENT_BODY, MAX_API_BODY};
@@ -154,6 +154,8 @@ routes!(API_ROUTES, api_routes, "/api/v1", {
     GET "/deployments/{id}/rehearsals" => deployments::rehearsals, Api(Some(ReadInventory));
     GET "/deployments/{id}/impact" => deployments::impact, Api(Some(ReadInventory));
     POST "/deployments/{id}/rehearsals" => deployments::rehearse, Api(Some(WriteAssets));
+    GET "/deployments/{id}/test-report" => test_report::test_report, Api(Some(ReadInventory));
+    GET "/backup-verifications" => test_report::backup_verifications, Api(Some(ReadInventory));
     GET "/windows" => schedule::list_windows, Api(Some(ReadInventory));
     POST "/windows" => schedule::add_window, Api(Some(WriteAssets));
     DELETE "/windows/{name}" => schedule::remove_window, Api(Some(WriteAssets));
@@ -226,6 +228,7 @@ routes!(UI_ROUTES, ui_routes, "", {
     POST "/ui/deployments/create" => ui_act::create_deployment, Session(Some(WriteAssets));
     GET "/ui/deployments/{id}" => ui::deployment, Session(Some(ReadInventory));
     GET "/ui/deployments/{id}/impact" => ui::deployment_impact, Session(Some(ReadInventory));
+    GET "/ui/deployments/{id}/test-report" => test_report::ui_test_report, Session(Some(ReadInventory));
     POST "/ui/deployments/{id}/action" => ui::deployment_action, Session(Some(WriteAssets));
     POST "/ui/deployments/{id}/approval" => ui::deployment_approval, Session(Some(Approve));
     GET "/ui/events" => ui::events, Session(Some(ReadInventory));

@@ -102,6 +102,7 @@ pub trait Tx:
     + UserStore
     + DriftStore
     + ImpactStore
+    + BackupStore
     + Send
 {
     /// Commits.

@@ -200,6 +200,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/postgres/0110_findings_by_advisory.sql"),
     ),
     (
+        115,
+        "backup verifications",
+        include_str!("../migrations/sqlite/0115_backup_verifications.sql"),
+        include_str!("../migrations/postgres/0115_backup_verifications.sql"),
+    ),
+    (
         120,
         "impact notices",
         include_str!("../migrations/sqlite/0120_impact_notices.sql"),
@@ -210,7 +216,7 @@ const MIGRATIONS: &[Entry] = &[
 /// The versions of all migrations.
 pub const MIGRATION_VERSIONS: &[i64] = &[
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41, 45, 46, 50, 51, 55, 65, 70, 71, 75,
-    76, 80, 90, 105, 110, 120,
+    76, 80, 90, 105, 110, 115, 120,
 ];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {

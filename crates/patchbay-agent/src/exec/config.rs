@@ -15,6 +15,7 @@
 //! [hooks]
 //! snapshot = ["/usr/local/sbin/snapshot", "create"]          # exit 0 = taken
 //! snapshot_restore = ["/usr/local/sbin/snapshot", "restore"] # `rollback --method snapshot`
+//! snapshot_verify = ["/usr/local/sbin/snapshot", "verify"]   # restore to $PATCHBAY_SCRATCH, check; exit 0 = verified
 //! timeout_secs = 600
 //!
 //! [jobs]
@@ -204,6 +205,11 @@ pub struct Hooks {
     /// Run by `rollback --method snapshot`.
     #[serde(default)]
     pub snapshot_restore: Option<Vec<String>>,
+    /// Run by a `verify_snapshot` job (and `patchbay-agent verify-snapshot`):
+    /// restores the snapshot `PATCHBAY_SNAPSHOT_ID` into the empty directory
+    /// `PATCHBAY_SCRATCH` and checks it; exit 0 = verified.
+    #[serde(default)]
+    pub snapshot_verify: Option<Vec<String>>,
     /// Limit for each hook, seconds.
     #[serde(default = "default_hook_secs")]
     pub timeout_secs: u64,
@@ -218,6 +224,7 @@ impl Default for Hooks {
         Hooks {
             snapshot: None,
             snapshot_restore: None,
+            snapshot_verify: None,
             timeout_secs: default_hook_secs(),
         }
     }
@@ -360,6 +367,7 @@ impl Config {
         for (what, h) in [
             ("snapshot", &c.hooks.snapshot),
             ("snapshot_restore", &c.hooks.snapshot_restore),
+            ("snapshot_verify", &c.hooks.snapshot_verify),
         ] {
             if h.as_ref().is_some_and(Vec::is_empty) {
                 bail!("hooks.{what} is empty");

@@ -263,6 +263,10 @@ pub struct HookResult {
     pub detail: String,
     /// Wall time.
     pub duration_ms: u64,
+    /// The last non-empty line it printed on stdout (at most 512 bytes): a
+    /// snapshot hook's identity of the snapshot it took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// Runs a hook with `PATCHBAY_JOB_KEY` and `PATCHBAY_ROOT` set; success is exit 0.
@@ -273,6 +277,7 @@ pub fn run_hook(
     timeout: Duration,
 ) -> HookResult {
     let start = Instant::now();
+    let mut id = None;
     let (ok, detail) = match argv.split_first() {
         None => (false, "empty hook".to_owned()),
         Some((prog, args)) => {
@@ -291,6 +296,11 @@ pub fn run_hook(
                         d.push_str(": ");
                         d.push_str(err.trim());
                     }
+                    id = String::from_utf8_lossy(&out.stdout)
+                        .lines()
+                        .map(str::trim)
+                        .rfind(|l| !l.is_empty() && l.len() <= 512 && !l.contains('\0'))
+                        .map(str::to_owned);
                     (out.status.success(), d)
                 }
                 Err(e) => (false, e.to_string()),
@@ -302,6 +312,7 @@ pub fn run_hook(
         ok,
         detail,
         duration_ms: start.elapsed().as_millis() as u64,
+        id,
     }
 }
 

@@ -58,6 +58,7 @@ pub mod parse;
 pub mod plan;
 pub mod rehearse;
 pub mod report;
+pub mod verify_snapshot;
 pub mod zypper;
 
 use crate::collect::{CommandError, run_command};

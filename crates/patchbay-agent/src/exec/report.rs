@@ -485,6 +485,7 @@ mod tests {
             ok: true,
             detail: "exit 0".into(),
             duration_ms: 2,
+            id: None,
         });
         r.health_baseline = Some(vec![check("web", true)]);
         r.log = Some(log("apt-get install"));

@@ -43,7 +43,8 @@ const ASSET: &str = "web-1";
 
 /// What the scripted server answers to the n-th check-in (0-based): the jobs
 /// and the acknowledged keys; `None` holds the request open (never answers).
-type Script = Box<dyn FnMut(usize, &Value) -> Option<(Vec<SignedJob>, Vec<String>)> + Send>;
+pub(crate) type Script =
+    Box<dyn FnMut(usize, &Value) -> Option<(Vec<SignedJob>, Vec<String>)> + Send>;
 
 struct PeerState {
     checkins: Vec<Value>,
@@ -53,13 +54,13 @@ struct PeerState {
 }
 
 /// A tiny HTTP/1.1 peer playing the Patchbay server's agent API.
-struct Peer {
+pub(crate) struct Peer {
     url: String,
     state: Arc<Mutex<PeerState>>,
 }
 
 impl Peer {
-    fn start(public_key: String, script: Script) -> Peer {
+    pub(crate) fn start(public_key: String, script: Script) -> Peer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(PeerState {
@@ -80,7 +81,7 @@ impl Peer {
         Peer { url, state }
     }
 
-    fn checkins(&self) -> Vec<Value> {
+    pub(crate) fn checkins(&self) -> Vec<Value> {
         self.state.lock().unwrap().checkins.clone()
     }
 
@@ -169,11 +170,11 @@ fn serve(mut stream: TcpStream, st: &Mutex<PeerState>, key: &str) -> std::io::Re
     stream.flush()
 }
 
-fn server_key() -> Signer {
+pub(crate) fn server_key() -> Signer {
     Signer::from_seed(&[42; 32])
 }
 
-fn job(key: &str, kind: JobKind, checks: &[&str]) -> Job {
+pub(crate) fn job(key: &str, kind: JobKind, checks: &[&str]) -> Job {
     let now = Timestamp::now();
     Job {
         deployment: "DEP-2026-12-001".into(),
@@ -186,7 +187,7 @@ fn job(key: &str, kind: JobKind, checks: &[&str]) -> Job {
     }
 }
 
-fn apply_kind(pins: &[(&str, &str)]) -> JobKind {
+pub(crate) fn apply_kind(pins: &[(&str, &str)]) -> JobKind {
     JobKind::Apply {
         packages: pins
             .iter()
@@ -205,11 +206,11 @@ fn enabled_with_reboot(marker: &std::path::Path) -> String {
     )
 }
 
-const ENABLED: &str = "[jobs]\nenabled = true\nreboot_command = [\"/bin/false\"]\n\n[[check]]\nname = \"alive\"\nkind = \"command\"\ncommand = [\"true\"]\n";
+pub(crate) const ENABLED: &str = "[jobs]\nenabled = true\nreboot_command = [\"/bin/false\"]\n\n[[check]]\nname = \"alive\"\nkind = \"command\"\ncommand = [\"true\"]\n";
 
 /// One `--once` check-in of the real agent against `peer` (`--long-poll 0`
 /// unless `extra` gives one).
-fn once(root: &Root, peer: &Peer, config: &str, extra: &[&str]) -> Output {
+pub(crate) fn once(root: &Root, peer: &Peer, config: &str, extra: &[&str]) -> Output {
     let poll: &[&str] = if extra.contains(&"--long-poll") {
         &[]
     } else {
@@ -241,11 +242,11 @@ fn once(root: &Root, peer: &Peer, config: &str, extra: &[&str]) -> Output {
     out
 }
 
-fn results(checkin: &Value) -> Vec<Value> {
+pub(crate) fn results(checkin: &Value) -> Vec<Value> {
     checkin["results"].as_array().cloned().unwrap_or_default()
 }
 
-fn result_for<'a>(checkin: &'a Value, key: &str) -> &'a Value {
+pub(crate) fn result_for<'a>(checkin: &'a Value, key: &str) -> &'a Value {
     checkin["results"]
         .as_array()
         .and_then(|rs| rs.iter().find(|r| r["key"] == key))

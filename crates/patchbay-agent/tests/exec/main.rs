@@ -25,6 +25,7 @@
 
 mod apk;
 mod apt;
+mod backup;
 mod chaos;
 mod crash;
 mod jobs;
@@ -59,6 +60,7 @@ fn tests() -> Vec<Test> {
     t.extend(chaos::TESTS);
     t.extend(unmanaged::TESTS);
     t.extend(rehearse::TESTS);
+    t.extend(backup::TESTS);
     t
 }
 

@@ -105,6 +105,7 @@ pub fn run_job(host: &mut SimHost, job: &SignedJob, now: jiff::Timestamp) -> Job
         reboot_required: false,
         finished_at: now.to_string(),
         privilege: vec![],
+        snapshot: None,
         rehearsal: None,
     };
     if let Err(r) = admit(
@@ -200,7 +201,10 @@ pub fn run_job(host: &mut SimHost, job: &SignedJob, now: jiff::Timestamp) -> Job
                 services: None,
             });
         }
-        JobKind::Reboot | JobKind::RunCheck { .. } => {}
+        JobKind::Reboot
+        | JobKind::RunCheck { .. }
+        | JobKind::VerifySnapshot { .. }
+        | JobKind::Unsupported => {}
         JobKind::Inventory => host.synced = false,
     }
     if !result.changed.is_empty() {

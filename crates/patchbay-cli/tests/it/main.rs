@@ -39,6 +39,7 @@ mod scan_index;
 mod schedule;
 mod siem_config;
 mod smtp_config;
+mod test_results;
 mod tls;
 mod upgrade;
 mod webhook_auth;

@@ -21,6 +21,7 @@
 //! - [`reports`]: reports and the evidence bundle.
 //! - [`governance`]: the governance review report over a period.
 //! - [`changes`]: change records, runbooks, lessons.
+//! - [`test_report`]: a deployment's published test report (API and dashboard).
 //! - [`escalations`]: notification contacts, the email log, escalation
 //!   chains and acknowledgement.
 //! - [`webhooks`]: webhook subscriptions, deliveries, replays, tests.
@@ -45,6 +46,7 @@ pub mod ops;
 pub mod prioritise;
 pub mod reports;
 pub mod schedule;
+pub mod test_report;
 pub mod tokens;
 pub mod ui;
 pub mod ui_act;

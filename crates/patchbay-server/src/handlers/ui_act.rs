@@ -88,6 +88,7 @@ pub fn spec_from_form(f: &HashMap<String, String>) -> Result<DeploymentSpec, Str
         stands_for: None,
         drift_tolerance: None,
         require_rehearsal: rehearse,
+        verify_snapshots: None,
     };
     let rings = if !canary.is_empty() {
         vec![

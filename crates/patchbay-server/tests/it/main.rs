@@ -3,6 +3,7 @@
 //! boundary between the unit tests and the end-to-end tests in
 //! `crates/patchbay-cli/tests/it`).
 
+mod backups;
 mod dashboard;
 mod deploy;
 mod discovery_scan;
@@ -22,5 +23,6 @@ mod rotation;
 mod siem;
 mod sla_resolve;
 mod support;
+mod test_report;
 mod webhook_lifecycle;
 mod webhooks;

@@ -5,6 +5,7 @@
 mod agents;
 mod assets;
 mod audit;
+mod backups;
 mod changes;
 mod contacts;
 mod csaf;
@@ -29,6 +30,7 @@ mod webhooks;
 pub use agents::*;
 pub use assets::*;
 pub use audit::*;
+pub use backups::*;
 pub use changes::*;
 pub use contacts::*;
 pub use csaf::*;
