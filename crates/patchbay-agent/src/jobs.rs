@@ -509,6 +509,26 @@ fn run_one(ctx: &JobContext<'_>, signed: &SignedJob) -> JobResult {
             from_rehearsal(signed, out)
         }
         JobKind::VerifySnapshot { snapshot } => {
+            match crate::exec::verify_snapshot::taken_here(ctx.state.path(), snapshot) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return refused(
+                        &job.key,
+                        "snapshot_not_taken_here",
+                        format!(
+                            "job {}: this agent's journal has no snapshot {snapshot:?} taken by its hooks.snapshot",
+                            job.key
+                        ),
+                    );
+                }
+                Err(e) => {
+                    return refused(
+                        &job.key,
+                        "journal_unreadable",
+                        format!("job {}: reading the journal: {e:#}", job.key),
+                    );
+                }
+            }
             let v = crate::exec::verify_snapshot::verify(
                 ctx.config,
                 ctx.state.path(),

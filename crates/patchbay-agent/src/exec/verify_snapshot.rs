@@ -62,6 +62,21 @@ fn tail(s: &str, n: usize) -> String {
     format!("…{}", &s[i..])
 }
 
+/// Whether this agent's own journal records `snapshot` as the identity its
+/// `hooks.snapshot` printed in a pre-flight step that succeeded. A
+/// server-sent `verify_snapshot` job runs only for such a snapshot: the
+/// identity is a claim of the server's, proven against what this host did
+/// (`patchbay-agent verify-snapshot`, run by a person on the host, may
+/// name any).
+pub fn taken_here(state_dir: &Path, snapshot: &str) -> anyhow::Result<bool> {
+    let (journal, _) = super::journal::Journal::open(state_dir)?;
+    Ok(journal.records().iter().any(|r| {
+        r.step.as_deref() == Some("preflight.snapshot")
+            && r.ok == Some(true)
+            && r.data.get("id").and_then(|v| v.as_str()) == Some(snapshot)
+    }))
+}
+
 /// Runs `hooks.snapshot_verify` for `snapshot`.
 pub fn verify(
     config: &Config,

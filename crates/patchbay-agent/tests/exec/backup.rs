@@ -196,7 +196,7 @@ fn signed_jobs_take_a_snapshot_and_verify_it_through_the_check_in() {
         toml(&root.scratch.join("verify.sh")),
     ));
     let id = snaps.join("A/web-1.tar");
-    let bad = root.scratch.join("cut.tar");
+    let stranger = root.scratch.join("not-mine.tar");
     let signer = server_key();
     let apply = sign(
         job("A/web-1", apply_kind(&[("pb-demo", "1.1")]), &[]),
@@ -215,7 +215,9 @@ fn signed_jobs_take_a_snapshot_and_verify_it_through_the_check_in() {
         )
     };
     let good = verify("A/verify/web-1", &id);
-    let cut = verify("B/verify/web-1", &bad);
+    let cut = verify("B/verify/web-1", &id);
+    // A snapshot this host never took: refused, the hook never runs.
+    let not_mine = verify("C/verify/web-1", &stranger);
     let peer = Peer::start(
         signer.public_hex(),
         Box::new(move |n, body| {
@@ -227,6 +229,7 @@ fn signed_jobs_take_a_snapshot_and_verify_it_through_the_check_in() {
                 0 => vec![apply.clone()],
                 1 => vec![good.clone()],
                 2 => vec![cut.clone()],
+                3 => vec![not_mine.clone()],
                 _ => vec![],
             };
             Some((jobs, acked))
@@ -235,12 +238,15 @@ fn signed_jobs_take_a_snapshot_and_verify_it_through_the_check_in() {
     once(&root, &peer, &config, &[]);
     assert_eq!(root.version("pb-demo").as_deref(), Some("1.1"));
     once(&root, &peer, &config, &[]);
-    // A truncated copy of the snapshot for the third job.
+    // The snapshot truncated (damaged in storage) for the third job.
     let bytes = std::fs::read(&id).unwrap();
-    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(&id, &bytes[..bytes.len() / 2]).unwrap();
+    once(&root, &peer, &config, &[]);
+    // The fourth: an archive that verifies, but this host never took it.
+    std::fs::write(&stranger, &bytes).unwrap();
     std::fs::copy(
         format!("{}.sha256", id.display()),
-        format!("{}.sha256", bad.display()),
+        format!("{}.sha256", stranger.display()),
     )
     .unwrap();
     once(&root, &peer, &config, &[]);
@@ -268,6 +274,9 @@ fn signed_jobs_take_a_snapshot_and_verify_it_through_the_check_in() {
             .contains("tar: Unexpected EOF in archive"),
         "{r:#}"
     );
+    let r = result_for(&c[4], "C/verify/web-1");
+    assert_eq!(r["outcome"], "refused", "{r:#}");
+    assert_eq!(r["refusal"], "snapshot_not_taken_here", "{r:#}");
     assert!(
         !root.state.join("verify-snapshot").exists(),
         "scratch deleted"
