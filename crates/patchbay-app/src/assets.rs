@@ -16,61 +16,29 @@ use std::collections::BTreeSet;
 pub const MAX_IMPORT: usize = 100_000;
 
 fn summary(app: &App, a: &AssetRow) -> AssetSummary {
-    summary_of(
-        app,
-        a.id,
-        &a.name,
-        &a.attrs,
-        a.has_agent,
-        a.last_seen_at,
-        (&a.facts.os.id, &a.facts.os.version_id),
-        a.package_count,
-    )
+    list_summary(app, &AssetListRow::from(a))
 }
 
 fn list_summary(app: &App, a: &AssetListRow) -> AssetSummary {
-    summary_of(
-        app,
-        a.id,
-        &a.name,
-        &a.attrs,
-        a.has_agent,
-        a.last_seen_at,
-        (&a.os_id, &a.os_version_id),
-        a.package_count,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn summary_of(
-    app: &App,
-    id: i64,
-    name: &str,
-    attrs: &AssetAttrs,
-    has_agent: bool,
-    last_seen_at: Option<jiff::Timestamp>,
-    (os_id, os_version_id): (&str, &str),
-    package_count: i64,
-) -> AssetSummary {
-    let os = if os_id.is_empty() {
+    let os = if a.os_id.is_empty() {
         String::new()
     } else {
-        format!("{os_id}:{os_version_id}")
+        format!("{}:{}", a.os_id, a.os_version_id)
     };
     // The stored time, or this replica's later one not yet stored.
-    let last_seen = app.last_seen(id, last_seen_at);
+    let last_seen = app.last_seen(a.id, a.last_seen_at);
     AssetSummary {
-        name: name.to_string(),
-        kind: attrs.kind.clone(),
-        owner: attrs.owner.clone(),
-        business_impact: attrs.business_impact.clone(),
-        exposure: attrs.exposure.clone(),
-        environment: attrs.environment.clone(),
-        tags: attrs.tags.clone(),
-        liveness: liveness(has_agent, last_seen, app.now(), app.config.stale_after).to_string(),
+        name: a.name.clone(),
+        kind: a.attrs.kind.clone(),
+        owner: a.attrs.owner.clone(),
+        business_impact: a.attrs.business_impact.clone(),
+        exposure: a.attrs.exposure.clone(),
+        environment: a.attrs.environment.clone(),
+        tags: a.attrs.tags.clone(),
+        liveness: liveness(a.has_agent, last_seen, app.now(), app.config.stale_after).to_string(),
         last_seen: last_seen.map(fmt_ts),
         os,
-        package_count: package_count.max(0) as u64,
+        package_count: a.package_count.max(0) as u64,
     }
 }
 

@@ -129,14 +129,11 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<Vec<ChangeSummaryOut>, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
-        let mut snap = self.snapshot().await?;
-        let changes = snap.tx().list_change_records().await?;
+        let (changes, deps) = self.change_rows().await?;
         if changes.is_empty() {
             // No record: no catalog to read every finding for.
             return Ok(vec![]);
         }
-        let deps = snap.tx().list_deployments().await?;
-        drop(snap);
         let tiers = self.patch_tiers().await?;
         Ok(change_summaries(&changes, &deps, &tiers))
     }

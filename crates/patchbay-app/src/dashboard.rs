@@ -275,10 +275,7 @@ impl App {
         let slot = self.rollups.exceptions.clone();
         let got = self
             .rolled(slot, Some(PAGE_WAIT), |app| async move {
-                let local = Caller::local("dashboard");
-                let ctx = RequestCtx::default();
-                let all = app.exceptions(&local, true, &ctx).await?;
-                let review = app.review_exceptions(&local, &ctx).await?;
+                let (all, review) = app.exception_register().await?;
                 Ok(ExceptionFigures {
                     covers: all.into_iter().map(|e| (e.id, e.covers.len())).collect(),
                     review,

@@ -413,16 +413,28 @@ impl App {
         ctx: &RequestCtx,
     ) -> Result<ExceptionReviewOut, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
+        Ok(self.exception_register().await?.1)
+    }
+
+    /// Every exception (with the findings it covers) and the review lists,
+    /// from one read of the open findings (the dashboard's rollup asks for
+    /// both; two reads cost twice at fleet scale).
+    pub(crate) async fn exception_register(
+        &self,
+    ) -> Result<(Vec<ExceptionOut>, ExceptionReviewOut), AppError> {
         let now = self.now();
         let mut snap = self.snapshot().await?;
         let rows = snap.tx().list_exceptions().await?;
         if rows.is_empty() {
             // An empty register: nothing to review, nothing else to read.
-            return Ok(ExceptionReviewOut {
-                expiring: vec![],
-                expired: vec![],
-                ownerless: vec![],
-            });
+            return Ok((
+                vec![],
+                ExceptionReviewOut {
+                    expiring: vec![],
+                    expired: vec![],
+                    ownerless: vec![],
+                },
+            ));
         }
         let assets = snap.assets().await?;
         let (policy, _) = snap.policy_in_force().await?;
@@ -447,17 +459,19 @@ impl App {
         );
         let ranked = ranked_open(&mut snap).await?;
         drop(snap);
+        let all: Vec<ExceptionOut> = rows.iter().map(|r| out(r, now, &ranked)).collect();
         let pick = |ids: &[String]| -> Vec<ExceptionOut> {
-            rows.iter()
-                .filter(|r| ids.contains(&r.id))
-                .map(|r| out(r, now, &ranked))
+            all.iter()
+                .filter(|e| ids.contains(&e.id))
+                .cloned()
                 .collect()
         };
-        Ok(ExceptionReviewOut {
+        let review = ExceptionReviewOut {
             expiring: pick(&r.expiring),
             expired: pick(&r.expired),
             ownerless: pick(&r.ownerless),
-        })
+        };
+        Ok((all, review))
     }
 }
 

@@ -91,6 +91,21 @@ pub struct AssetListRow {
     pub package_count: i64,
 }
 
+impl From<&AssetRow> for AssetListRow {
+    fn from(a: &AssetRow) -> Self {
+        AssetListRow {
+            id: a.id,
+            name: a.name.clone(),
+            attrs: a.attrs.clone(),
+            has_agent: a.has_agent,
+            last_seen_at: a.last_seen_at,
+            os_id: a.facts.os.id.clone(),
+            os_version_id: a.facts.os.version_id.clone(),
+            package_count: a.package_count,
+        }
+    }
+}
+
 /// Which assets a list shows ([`AssetStore::asset_list_page`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AssetListQuery {
@@ -203,14 +218,7 @@ fn row_to_asset<DB: Engine>(r: &DB::Row) -> Result<AssetRow> {
     Ok(AssetRow {
         id: r.col("id")?,
         name: r.col("name")?,
-        attrs: AssetAttrs {
-            kind: r.col("kind")?,
-            owner: r.col("owner")?,
-            business_impact: r.col("business_impact")?,
-            exposure: r.col("exposure")?,
-            environment: r.col("environment")?,
-            tags: json_list(r.col("tags")?)?,
-        },
+        attrs: attrs_of::<DB>(r)?,
         has_agent: r.col("has_agent")?,
         created_at: from_millis(r.col("created_at")?)?,
         updated_at: from_millis(r.col("updated_at")?)?,
@@ -474,18 +482,23 @@ impl<DB: Engine> AssetStore for SqlTx<DB> {
 const LIST_COLS: &str = "id, name, kind, owner, business_impact, exposure, environment, tags, \
     has_agent, last_seen_at, os_id, os_version_id, package_count";
 
+/// The editable attributes' columns of an asset row.
+fn attrs_of<DB: Engine>(r: &DB::Row) -> Result<AssetAttrs> {
+    Ok(AssetAttrs {
+        kind: r.col("kind")?,
+        owner: r.col("owner")?,
+        business_impact: r.col("business_impact")?,
+        exposure: r.col("exposure")?,
+        environment: r.col("environment")?,
+        tags: json_list(r.col("tags")?)?,
+    })
+}
+
 fn row_to_list_row<DB: Engine>(r: &DB::Row) -> Result<AssetListRow> {
     Ok(AssetListRow {
         id: r.col("id")?,
         name: r.col("name")?,
-        attrs: AssetAttrs {
-            kind: r.col("kind")?,
-            owner: r.col("owner")?,
-            business_impact: r.col("business_impact")?,
-            exposure: r.col("exposure")?,
-            environment: r.col("environment")?,
-            tags: json_list(r.col("tags")?)?,
-        },
+        attrs: attrs_of::<DB>(r)?,
         has_agent: r.col("has_agent")?,
         last_seen_at: opt_ts(r.col("last_seen_at")?)?,
         os_id: r.col("os_id")?,

@@ -327,18 +327,7 @@ async fn assets_story(s: Arc<dyn Store>) {
     let listed = tx.list_asset_rows().await.unwrap();
     assert_eq!(
         listed,
-        full.iter()
-            .map(|a| AssetListRow {
-                id: a.id,
-                name: a.name.clone(),
-                attrs: a.attrs.clone(),
-                has_agent: a.has_agent,
-                last_seen_at: a.last_seen_at,
-                os_id: a.facts.os.id.clone(),
-                os_version_id: a.facts.os.version_id.clone(),
-                package_count: a.package_count,
-            })
-            .collect::<Vec<_>>()
+        full.iter().map(AssetListRow::from).collect::<Vec<_>>()
     );
     assert_eq!(listed[1].attrs.tags, vec!["dc1"]);
     // A list page filtered and limited in the database.
