@@ -13,11 +13,7 @@ use patchbay_core::report::test_report::{
 };
 use patchbay_proto::agent::{JobResult, PrivilegeFinding};
 use patchbay_proto::error::ErrorCode;
-use std::collections::{BTreeMap, BTreeSet};
-
-/// Up to this many hosts, a report reads each host's findings instead of
-/// the fleet's.
-const FEW_ASSETS: usize = 64;
+use std::collections::BTreeMap;
 
 /// `PATH: FINDING BEFORE -> AFTER (PACKAGE)`.
 pub fn privilege_line(p: &PrivilegeFinding) -> String {
@@ -105,24 +101,15 @@ impl App {
         })?;
         let jobs = tx.jobs_of(id).await?;
         let backups = tx.backup_verifications_of(id).await?;
-        let scope: BTreeSet<&str> = dep.assets.iter().map(String::as_str).collect();
-        // A deployment of a few hosts reads their findings only (the driver
-        // computes this in its step); a large one reads the fleet's once.
-        let rows: Vec<_> = if dep.assets.len() <= FEW_ASSETS {
-            let mut rows = Vec::new();
-            for name in &dep.assets {
-                if let Some(a) = tx.asset_by_name(name).await? {
-                    rows.extend(tx.list_findings(Some(a.id), true).await?);
-                }
-            }
-            rows
-        } else {
-            tx.list_findings(None, true)
-                .await?
-                .into_iter()
-                .filter(|f| scope.contains(f.asset_name.as_str()))
-                .collect()
-        };
+        // The deployment's hosts' findings only, in batched reads (the
+        // driver computes this in its step: never the fleet's).
+        let ids: Vec<i64> = tx
+            .assets_by_names(&dep.assets)
+            .await?
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        let rows = tx.findings_of_assets(&ids).await?;
         let e = crate::snapshot::Enrichment::read(self, tx, &rows).await?;
         let findings: Vec<_> = rows.into_iter().map(|r| e.finding_out(r)).collect();
         let rehearsals = crate::rehearsal_gate::rehearsals_of(jobs.clone());
