@@ -288,42 +288,53 @@ impl Index {
         package: &str,
         version: &str,
     ) -> (Vec<Match>, Vec<Problem>) {
-        let mut matches = Vec::new();
-        let mut problems = Vec::new();
-        for e in self.entries(ecosystem, package) {
-            match evaluate(scheme, &e.ranges, &e.versions, version) {
-                Ok(v) if v.affected => {
-                    // One advisory may list a package twice (two ranges entries):
-                    // keep one match, with a fixed version if any says so.
-                    // keep one match, with the lowest fixed version any of them names
-                    // (the nearest upgrade that closes it).
-                    if let Some(m) = matches
-                        .iter_mut()
-                        .find(|m: &&mut Match| m.advisory == e.advisory)
-                    {
-                        m.fixed = match (m.fixed.take(), v.fixed) {
-                            (Some(a), Some(b)) => match patchbay_version::compare(scheme, &b, &a) {
-                                Ok(std::cmp::Ordering::Less) => Some(b),
-                                _ => Some(a),
-                            },
-                            (a, b) => a.or(b),
-                        };
-                    } else {
-                        matches.push(Match {
-                            advisory: e.advisory,
-                            fixed: v.fixed,
-                        });
-                    }
-                }
-                Ok(_) => {}
-                Err(err) => problems.push(Problem {
-                    advisory: self.advisories[e.advisory].id.clone(),
-                    message: err.to_string(),
-                }),
-            }
-        }
-        (matches, problems)
+        match_entries(scheme, self.entries(ecosystem, package), version, |i| {
+            self.advisories[i].id.clone()
+        })
     }
+}
+
+/// The advisories among `entries` (one package's, from an [`Index`] or the
+/// compiled index) that affect `version`: one [`Match`] per advisory, with
+/// the lowest fixed version any of its entries names; an entry that cannot be
+/// evaluated is a [`Problem`] naming its advisory (`advisory_id`).
+pub fn match_entries(
+    scheme: Scheme,
+    entries: &[AffectedEntry],
+    version: &str,
+    advisory_id: impl Fn(usize) -> String,
+) -> (Vec<Match>, Vec<Problem>) {
+    let mut matches: Vec<Match> = Vec::new();
+    let mut problems = Vec::new();
+    for e in entries {
+        match evaluate(scheme, &e.ranges, &e.versions, version) {
+            Ok(v) if v.affected => {
+                // One advisory may list a package twice (two ranges entries):
+                // keep one match, with the lowest fixed version any of them names
+                // (the nearest upgrade that closes it).
+                if let Some(m) = matches.iter_mut().find(|m| m.advisory == e.advisory) {
+                    m.fixed = match (m.fixed.take(), v.fixed) {
+                        (Some(a), Some(b)) => match patchbay_version::compare(scheme, &b, &a) {
+                            Ok(std::cmp::Ordering::Less) => Some(b),
+                            _ => Some(a),
+                        },
+                        (a, b) => a.or(b),
+                    };
+                } else {
+                    matches.push(Match {
+                        advisory: e.advisory,
+                        fixed: v.fixed,
+                    });
+                }
+            }
+            Ok(_) => {}
+            Err(err) => problems.push(Problem {
+                advisory: advisory_id(e.advisory),
+                message: err.to_string(),
+            }),
+        }
+    }
+    (matches, problems)
 }
 
 /// A vulnerable installed package: asset × advisory × package.

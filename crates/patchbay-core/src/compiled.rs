@@ -13,7 +13,7 @@
 //!  16  key              [u8; 32]       what it was built from (the caller's hash of
 //!                                      its inputs, format version and crate version)
 //!  48  payload length   u64
-//!  56  checksum         [u8; 32]       SHA-256 of header[0..56] ‖ payload
+//!  56  checksum         [u8; 32]       CRC-32 of header[0..56] ‖ payload (u32), then 28 zero bytes
 //! payload
 //!   counts              u32 × 5        advisories, keys, KEV CVEs, EPSS scores, notes (1)
 //!   tables              u32 × counts   offsets (into the payload) of each record;
@@ -32,9 +32,12 @@
 //! another format version is an [`IndexError`], never a panic — and the key when
 //! the caller expects one. Records are decoded on demand by bounds-checked
 //! readers (a record that does not decode is an error too, so even a file with a
-//! forged checksum cannot panic the reader). [`CompiledIndex::subset`] hands back
-//! an ordinary [`Index`] of the keys asked for, so matching is the same code
-//! ([`crate::assess::Assessor`]) whichever way the advisories were read.
+//! forged checksum cannot panic the reader). The checksum detects damage, not
+//! forgery: whoever can write the file can write any checksum (ADR 0009).
+//! [`CompiledIndex::entries`] hands back one package's entries for
+//! [`crate::assess::match_entries`], and [`CompiledIndex::subset`] an ordinary
+//! [`Index`] of the keys asked for, so matching is the same code whichever way
+//! the advisories were read.
 //!
 //! Pure: bytes in, bytes out; the caller reads and writes the file.
 
@@ -44,7 +47,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// The layout version written in the header; bump it with any layout change.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The first eight bytes of every index file.
 pub const MAGIC: [u8; 8] = *b"PBAIDX\r\n";
 /// Header length in bytes.
@@ -275,11 +278,15 @@ pub fn seal(key: [u8; 32], payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The checksum field: CRC-32 of header and payload, little-endian, then 28
+/// zero bytes (format 1 held a SHA-256 here; ADR 0009 says why it changed).
 fn checksum(head: &[u8], payload: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
+    let mut h = crc32fast::Hasher::new();
     h.update(head);
     h.update(payload);
-    h.finalize().into()
+    let mut out = [0u8; 32];
+    out[..4].copy_from_slice(&h.finalize().to_le_bytes());
+    out
 }
 
 // ---- reading ----------------------------------------------------------------
@@ -512,6 +519,17 @@ impl CompiledIndex {
         })
     }
 
+    /// The id of advisory number `i` (nothing else of it decoded).
+    pub fn advisory_id(&self, i: usize) -> Result<&str, IndexError> {
+        if i >= self.counts[ADV] {
+            return Err(IndexError::Malformed {
+                offset: 0,
+                what: "advisory number out of range",
+            });
+        }
+        self.reader(self.record(ADV, i)?).str("advisory id")
+    }
+
     /// The (ecosystem, package) of key record `i`, and a reader after them.
     fn key_at(&self, i: usize) -> Result<(&str, &str, Reader<'_>), IndexError> {
         let mut r = self.reader(self.record(KEY, i)?);
@@ -608,9 +626,10 @@ impl CompiledIndex {
         let mut by_key: HashMap<(String, String), Vec<AffectedEntry>> = HashMap::new();
         let mut remap: HashMap<usize, usize> = HashMap::new();
         let mut advisories = Vec::new();
+        // The binary packages of one source name it once each: looked up once.
+        let mut looked_up: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for p in packages {
-            let key = (ecosystem.to_string(), p.to_string());
-            if by_key.contains_key(&key) {
+            if !looked_up.insert(p) {
                 continue;
             }
             let mut entries = self.entries(ecosystem, p)?;
@@ -629,7 +648,7 @@ impl CompiledIndex {
                 };
                 e.advisory = n;
             }
-            by_key.insert(key, entries);
+            by_key.insert((ecosystem.to_string(), p.to_string()), entries);
         }
         Index::from_parts(advisories, by_key).map_err(|_| IndexError::Malformed {
             offset: 0,
@@ -872,17 +891,24 @@ mod tests {
             CompiledIndex::open(long, None).unwrap_err(),
             IndexError::Trailing { extra: 1 }
         );
-        let mut v2 = good.clone();
-        v2[8..12].copy_from_slice(&2u32.to_le_bytes());
-        let e = CompiledIndex::open(v2, None).unwrap_err();
-        assert_eq!(
-            e,
-            IndexError::Version {
-                found: 2,
-                expected: 1
-            }
-        );
-        assert!(e.to_string().contains("format version 2"), "{e}");
+        // A later format, and format 1 (SHA-256 checksum) left by an older
+        // patchbay: both named and rejected before the checksum is looked at.
+        for other in [FORMAT_VERSION + 1, 1] {
+            let mut v = good.clone();
+            v[8..12].copy_from_slice(&other.to_le_bytes());
+            let e = CompiledIndex::open(v, None).unwrap_err();
+            assert_eq!(
+                e,
+                IndexError::Version {
+                    found: other,
+                    expected: FORMAT_VERSION
+                }
+            );
+            assert!(
+                e.to_string().contains(&format!("format version {other}")),
+                "{e}"
+            );
+        }
         let e = CompiledIndex::open(good.clone(), Some(&[8; 32])).unwrap_err();
         assert!(matches!(e, IndexError::Stale { .. }), "{e}");
         assert!(CompiledIndex::open(good, None).is_ok());
