@@ -51,6 +51,9 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Rows a page of the first build reads.
+const COLD_PAGE: i64 = 50_000;
+
 /// One open finding as the projection keeps it (40 bytes).
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -219,17 +222,25 @@ impl OpenFindings {
         // (applying a row's state twice is harmless).
         let n = tx.findings_seq().await?;
         if !self.built {
-            let keys = tx.open_finding_keys().await?;
             *self = OpenFindings::default();
-            self.entries.reserve(keys.len());
-            self.pos.reserve(keys.len());
-            for k in &keys {
-                self.upsert(k)?;
+            // Page by page (by id, in this snapshot): the rows' strings are
+            // interned as they come, never all held at once.
+            let mut after = i64::MIN;
+            loop {
+                let keys = tx.open_finding_keys(after, COLD_PAGE).await?;
+                for k in &keys {
+                    self.upsert(k)?;
+                }
+                match keys.last() {
+                    Some(k) if keys.len() as i64 == COLD_PAGE => after = k.id,
+                    _ => break,
+                }
             }
+            self.entries.shrink_to_fit();
             self.built = true;
             self.seen = n;
             return Ok(Refreshed {
-                rows: keys.len(),
+                rows: self.entries.len(),
                 cold: true,
             });
         }
@@ -437,9 +448,9 @@ impl OpenFindings {
             .collect();
         let rows: Vec<patchbay_store::FindingRow> =
             ids.iter().filter_map(|id| rows.remove(id)).collect();
-        let e = snap
-            .enrichment_of(rows.iter().map(|r| r.finding.advisory_id.as_str()))
-            .await?;
+        // The selected lines' advisories are among those enriched above.
+        drop(facts);
+        let e = enrichment;
         let chosen: Vec<_> = rows.into_iter().map(|r| e.finding_out(r)).collect();
         let by_name: HashMap<String, AssetRow> = chosen
             .iter()

@@ -68,7 +68,7 @@ const POLICIES: [&str; 3] = [
     "version = 1\n",
     "version = 1\n[[groups]]\nname = \"web\"\nmatch = { tags_any = [\"web\"] }\n\
      [[exclusions]]\npackage = \"perl\"\ngroup = \"web\"\nreason = \"vendor\"\n",
-    "version = 1\n[sla]\nP1 = \"2d\"\nP2 = \"9d\"\n[[groups]]\nname = \"web\"\n\
+    "version = 1\n[sla]\nP0 = \"1d\"\nP1 = \"2d\"\nP2 = \"9d\"\n[[groups]]\nname = \"web\"\n\
      match = { tags_any = [\"web\"] }\n[[exclusions]]\npackage = \"linux\"\nreason = \"kernel team\"\n",
 ];
 
@@ -143,6 +143,8 @@ fn projection_equals_reference(backend: &str) {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 4,
         failure_persistence: None,
+        // Each case builds a fleet: a failure is reported after a bounded shrink.
+        max_shrink_iters: 24,
         ..ProptestConfig::default()
     });
     runner

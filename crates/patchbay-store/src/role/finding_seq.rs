@@ -46,8 +46,9 @@ pub struct FindingKey {
 pub trait FindingSeqStore {
     /// The counter: the highest sequence any committed findings write took.
     async fn findings_seq(&mut self) -> Result<i64>;
-    /// Every open finding's key (the projection's first build).
-    async fn open_finding_keys(&mut self) -> Result<Vec<FindingKey>>;
+    /// The keys of at most `limit` open findings with ids above `after`, by
+    /// id (the projection's first build reads them page by page).
+    async fn open_finding_keys(&mut self, after: i64, limit: i64) -> Result<Vec<FindingKey>>;
     /// The keys of the findings (open or resolved) stamped after `seq`
     /// (served by `findings_seq_idx`).
     async fn findings_changed_since(&mut self, seq: i64) -> Result<Vec<FindingKey>>;
@@ -91,9 +92,14 @@ impl<DB: Engine> FindingSeqStore for SqlTx<DB> {
         r.col("n")
     }
 
-    async fn open_finding_keys(&mut self) -> Result<Vec<FindingKey>> {
-        let sql = format!("SELECT {KEY_COLS} FROM findings WHERE resolved_at IS NULL");
+    async fn open_finding_keys(&mut self, after: i64, limit: i64) -> Result<Vec<FindingKey>> {
+        let sql = format!(
+            "SELECT {KEY_COLS} FROM findings WHERE resolved_at IS NULL AND id > $1 \
+             ORDER BY id LIMIT $2"
+        );
         let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+            .arg(after)
+            .arg(limit)
             .all(self.conn())
             .await?;
         rows.iter().map(row_to_key::<DB>).collect()
