@@ -347,7 +347,13 @@ fn run() -> anyhow::Result<()> {
         }
         if want("worklist") {
             rt.block_on(worklist(
-                b, wl_assets, wl_reps, wl_ref_reps, &all, &templates, &mut goals,
+                b,
+                wl_assets,
+                wl_reps,
+                wl_ref_reps,
+                &all,
+                &templates,
+                &mut goals,
             ))
             .with_context(|| format!("{}: worklist", b.name()))?;
         }

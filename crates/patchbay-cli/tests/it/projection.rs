@@ -72,6 +72,9 @@ const POLICIES: [&str; 3] = [
      match = { tags_any = [\"web\"] }\n[[exclusions]]\npackage = \"linux\"\nreason = \"kernel team\"\n",
 ];
 
+const IMPACTS: [&str; 4] = ["critical", "high", "medium", "low"];
+const EXPOSURES: [&str; 4] = ["internet-facing", "privileged-data", "internal", "isolated"];
+
 /// The filters compared after each step.
 fn filters(asset: &str) -> Vec<WorkFilter> {
     let f = |limit: Option<usize>| WorkFilter {
@@ -178,6 +181,24 @@ fn projection_equals_reference(backend: &str) {
                         .map(|a| a.name)
                         .collect()
                 };
+                // Assets of every impact and exposure, several of one impact
+                // with different exposures (findings of one advisory fall in
+                // different classes).
+                for (k, name) in assets.iter().enumerate() {
+                    app.update_asset(
+                        &admin,
+                        name,
+                        AssetPatch {
+                            business_impact: Some(IMPACTS[k % 4].into()),
+                            exposure: Some(EXPOSURES[(k / 2 + k) % 4].into()),
+                            owner: Some(if k % 2 == 0 { "team-a" } else { "team-b" }.into()),
+                            ..Default::default()
+                        },
+                        &ctx,
+                    )
+                    .await
+                    .unwrap();
+                }
                 // Both projections built before the changes (so they are
                 // followed incrementally, not rebuilt).
                 same(app, "primary", &assets[0], 0).await?;
@@ -340,15 +361,12 @@ fn projection_equals_reference(backend: &str) {
                         }
                         Step::Asset(k, impact, exposure, web) => {
                             let name = &assets[k.index(assets.len())];
-                            let impacts = ["critical", "high", "medium", "low"];
-                            let exposures =
-                                ["internet-facing", "privileged-data", "internal", "isolated"];
                             app.update_asset(
                                 &admin,
                                 name,
                                 AssetPatch {
-                                    business_impact: Some(impacts[*impact as usize].into()),
-                                    exposure: Some(exposures[*exposure as usize].into()),
+                                    business_impact: Some(IMPACTS[*impact as usize].into()),
+                                    exposure: Some(EXPOSURES[*exposure as usize].into()),
                                     owner: Some(if *web { "team-a" } else { "team-b" }.into()),
                                     tags: Some(if *web { vec!["web".into()] } else { vec![] }),
                                     ..Default::default()
