@@ -85,6 +85,7 @@ pub mod impact;
 pub mod keys;
 mod outbox;
 pub mod prioritise;
+pub mod projection;
 mod ranking;
 pub mod rehearsal_gate;
 pub mod rehearsals;
@@ -246,6 +247,8 @@ pub struct App {
     discovery_scan_task: feed_sync::Task,
     /// The dashboard's rolled-up values ([`rollup`]).
     rollups: Arc<dashboard::Rollups>,
+    /// The ranked projection of open findings the worklist reads ([`projection`]).
+    open_findings: Arc<tokio::sync::Mutex<projection::OpenFindings>>,
 }
 
 /// Refusal entries one source (client IP address) may add to the audit log per
@@ -401,6 +404,7 @@ impl App {
             draining: Arc::default(),
             agent_ca: None,
             heartbeats: Arc::default(),
+            open_findings: Arc::default(),
         }
     }
 

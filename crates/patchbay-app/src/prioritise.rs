@@ -90,6 +90,38 @@ impl App {
             check_limit(l as u64, MAX_WORKLIST_LIMIT as u64)?;
         }
         self.require(caller, Action::ReadInventory, ctx).await?;
+        // The projection's lock before the snapshot (see `projection`).
+        let mut open = self.open_findings.lock().await;
+        let mut snap = self.snapshot().await?;
+        let (policy, _) = snap.policy_in_force().await?;
+        let limit = filter.limit.unwrap_or(DEFAULT_WORKLIST_LIMIT);
+        let wanted = crate::ranking::Wanted {
+            asset: filter.asset.as_deref(),
+            owner: filter.owner.as_deref(),
+            group: filter.group.as_deref(),
+            tier: filter.tier,
+        };
+        let mut ranked = open.top_open(&mut snap, &policy, &wanted, limit).await?;
+        drop(snap);
+        drop(open);
+        explain(&policy, &mut ranked);
+        Ok(ranked.into_iter().map(|r| r.item).collect())
+    }
+
+    /// The worklist as [`App::worklist`] gives it, computed the reference
+    /// way: every open finding read and ranked (`Snapshot::top_open`), not
+    /// through the projection — for the test that compares the two and the
+    /// bench's baseline. Same permission and filters.
+    pub async fn worklist_reference(
+        &self,
+        caller: &Caller,
+        filter: &WorkFilter,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<WorkItem>, AppError> {
+        if let Some(l) = filter.limit {
+            check_limit(l as u64, MAX_WORKLIST_LIMIT as u64)?;
+        }
+        self.require(caller, Action::ReadInventory, ctx).await?;
         let mut snap = self.snapshot().await?;
         let (policy, _) = snap.policy_in_force().await?;
         let limit = filter.limit.unwrap_or(DEFAULT_WORKLIST_LIMIT);
@@ -103,6 +135,13 @@ impl App {
         drop(snap);
         explain(&policy, &mut ranked);
         Ok(ranked.into_iter().map(|r| r.item).collect())
+    }
+
+    /// The open findings the worklist's projection holds and an estimate of
+    /// its resident bytes (for the bench and operations).
+    pub async fn worklist_projection_size(&self) -> (usize, usize) {
+        let p = self.open_findings.lock().await;
+        (p.len(), p.resident_bytes())
     }
 
     fn effect_of(

@@ -70,6 +70,15 @@ impl Enrichment {
         tx: &mut Box<dyn Tx>,
         rows: &[patchbay_store::FindingRow],
     ) -> Result<Self, AppError> {
+        Self::of_advisories(app, tx, rows.iter().map(|r| r.finding.advisory_id.as_str())).await
+    }
+
+    /// Reads what findings of the advisories `ids` need.
+    pub(crate) async fn of_advisories<'i>(
+        app: &App,
+        tx: &mut Box<dyn Tx>,
+        ids: impl Iterator<Item = &'i str>,
+    ) -> Result<Self, AppError> {
         // Through this transaction: a second connection here deadlocks the pool.
         let index = app.index_in(tx).await?;
         let kev: HashMap<String, patchbay_store::KevRow> = tx
@@ -78,9 +87,8 @@ impl Enrichment {
             .into_iter()
             .map(|k| (k.cve.clone(), k))
             .collect();
-        let mut all_cves: Vec<String> = rows
-            .iter()
-            .filter_map(|r| index.by_id(&r.finding.advisory_id))
+        let mut all_cves: Vec<String> = ids
+            .filter_map(|id| index.by_id(id))
             .flat_map(|a| a.cves.iter().cloned())
             .collect();
         all_cves.sort();
@@ -245,6 +253,19 @@ impl App {
 const FEW_ASSETS: usize = 5_000;
 
 impl Snapshot<'_> {
+    /// The time answers are computed at.
+    pub(crate) fn now(&self) -> jiff::Timestamp {
+        self.app.now()
+    }
+
+    /// The enrichment of findings of the advisories `ids`.
+    pub(crate) async fn enrichment_of<'i>(
+        &mut self,
+        ids: impl Iterator<Item = &'i str>,
+    ) -> Result<Enrichment, AppError> {
+        Enrichment::of_advisories(self.app, &mut self.tx, ids).await
+    }
+
     /// The transaction, for reads of the answer not named here.
     pub(crate) fn tx(&mut self) -> &mut Box<dyn Tx> {
         &mut self.tx

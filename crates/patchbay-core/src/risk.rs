@@ -670,14 +670,7 @@ impl RiskModel {
             (false, true) => base.lowered(),
             _ => base,
         };
-        let sla_start = match input.published {
-            Some(p) if p > input.first_seen => p,
-            _ => input.first_seen,
-        };
-        let mut due = add(sla_start, self.sla_for(tier));
-        if let Some(k) = input.kev {
-            due = due.min(kev_due_instant(k.due_date));
-        }
+        let due = self.due_of(tier, input.published, input.first_seen, input.kev);
         let impact = match input.business_impact {
             BusinessImpact::Critical => 10.0,
             BusinessImpact::High => 7.0,
@@ -699,6 +692,29 @@ impl RiskModel {
             0.0
         };
         Classified { tier, score, due }
+    }
+
+    /// The due time [`RiskModel::classify`] gives a finding of `tier`: the SLA
+    /// from the later of publication and first detection, capped by the KEV
+    /// due date. The only part of a classification that depends on the
+    /// finding's first-seen time, so a ranking of many findings of the same
+    /// advisory and asset class classifies once and calls this per finding.
+    pub fn due_of(
+        &self,
+        tier: Tier,
+        published: Option<Timestamp>,
+        first_seen: Timestamp,
+        kev: Option<KevInfo>,
+    ) -> Timestamp {
+        let sla_start = match published {
+            Some(p) if p > first_seen => p,
+            _ => first_seen,
+        };
+        let mut due = add(sla_start, self.sla_for(tier));
+        if let Some(k) = kev {
+            due = due.min(kev_due_instant(k.due_date));
+        }
+        due
     }
 }
 

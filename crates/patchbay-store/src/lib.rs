@@ -86,6 +86,7 @@ pub trait Tx:
     + AuditStore
     + FeedStore
     + FindingStore
+    + FindingSeqStore
     + PlanStore
     + ScheduleStore
     + ExceptionStore

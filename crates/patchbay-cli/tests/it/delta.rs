@@ -38,7 +38,7 @@ const HOSTS: usize = 6;
 
 /// The test hosts, and the Debian 12 advisories naming a source package one of
 /// them has, those that match one of them first (`.2` of them match).
-fn pool() -> &'static (Vec<Inventory>, Vec<Advisory>, usize) {
+pub(crate) fn pool() -> &'static (Vec<Inventory>, Vec<Advisory>, usize) {
     static POOL: OnceLock<(Vec<Inventory>, Vec<Advisory>, usize)> = OnceLock::new();
     POOL.get_or_init(|| {
         let t = Templates::load().expect("simulator templates");
@@ -131,16 +131,19 @@ fn pool() -> &'static (Vec<Inventory>, Vec<Advisory>, usize) {
     })
 }
 
-struct Fleet {
-    app: App,
+pub(crate) struct Fleet {
+    pub(crate) app: App,
     hosts: Vec<Inventory>,
-    _dir: tempfile::TempDir,
+    pub(crate) _dir: tempfile::TempDir,
+    /// The database's URL (a second `App` on it is another replica).
+    pub(crate) url: String,
 }
 
-async fn fleet(backend: &str, base: &[Advisory]) -> Fleet {
+pub(crate) async fn fleet(backend: &str, base: &[Advisory]) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
+    let url = patchbay_store::testing::fresh_url(backend).await;
     let prepared = patchbay_server::prepare(&patchbay_server::Settings {
-        db_url: Some(patchbay_store::testing::fresh_url(backend).await),
+        db_url: Some(url.clone()),
         data_dir: dir.path().to_path_buf(),
         app: AppConfig::default(),
     })
@@ -204,6 +207,7 @@ async fn fleet(backend: &str, base: &[Advisory]) -> Fleet {
         app,
         hosts,
         _dir: dir,
+        url,
     }
 }
 

@@ -33,6 +33,7 @@ mod limits;
 mod malformed;
 mod mtls;
 mod prioritise;
+mod projection;
 mod reports;
 mod scan;
 mod scan_index;

@@ -1,6 +1,7 @@
 //! Findings and their lifecycle (`findings`).
 
 use crate::engine::{BATCH_ROWS, BuilderExt, Engine, Get, QueryExt, SeparatedExt, SqlTx, opt_ts};
+use crate::role::finding_seq::next_findings_seq;
 use crate::{Result, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -98,10 +99,10 @@ pub trait FindingStore {
     ) -> Result<Vec<FindingRow>>;
 }
 
-const FINDING_COLS: &str = "f.id, f.asset_id, a.name AS asset_name, f.advisory_id, f.package, f.arch, \
+pub(crate) const FINDING_COLS: &str = "f.id, f.asset_id, a.name AS asset_name, f.advisory_id, f.package, f.arch, \
     f.source_package, f.installed_version, f.fixed_version, f.first_seen, f.last_seen, f.resolved_at";
 
-fn row_to_finding<DB: Engine>(r: &DB::Row) -> Result<FindingRow> {
+pub(crate) fn row_to_finding<DB: Engine>(r: &DB::Row) -> Result<FindingRow> {
     Ok(FindingRow {
         id: r.col("id")?,
         asset_id: r.col("asset_id")?,
@@ -264,11 +265,15 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
         now: Timestamp,
     ) -> Result<()> {
         let now = to_millis(now);
-        // 9 parameters per row.
+        if fs.is_empty() {
+            return Ok(());
+        }
+        let seq = next_findings_seq(self).await?;
+        // 10 parameters per row.
         for chunk in fs.chunks(400) {
             let mut qb = QueryBuilder::<DB>::new(
                 "INSERT INTO findings (asset_id, advisory_id, package, arch, source_package, \
-                 installed_version, fixed_version, first_seen, last_seen) ",
+                 installed_version, fixed_version, first_seen, last_seen, seq) ",
             );
             qb.push_values(chunk, |mut b, (asset_id, f)| {
                 b.push_arg(*asset_id)
@@ -279,7 +284,8 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                     .push_arg(f.installed_version.clone())
                     .push_arg(f.fixed_version.clone())
                     .push_arg(now)
-                    .push_arg(now);
+                    .push_arg(now)
+                    .push_arg(seq);
             });
             qb.build().exec(self.conn()).await?;
         }
@@ -293,11 +299,15 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
         now: Timestamp,
     ) -> Result<()> {
         let now = to_millis(now);
-        // 9 parameters per row.
+        if fs.is_empty() {
+            return Ok(());
+        }
+        let seq = next_findings_seq(self).await?;
+        // 10 parameters per row.
         for chunk in fs.chunks(400) {
             let mut qb = QueryBuilder::<DB>::new(
                 "INSERT INTO findings (asset_id, advisory_id, package, arch, source_package, \
-                 installed_version, fixed_version, first_seen, last_seen) ",
+                 installed_version, fixed_version, first_seen, last_seen, seq) ",
             );
             qb.push_values(chunk, |mut b, f| {
                 b.push_arg(asset_id)
@@ -308,7 +318,8 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                     .push_arg(f.installed_version.clone())
                     .push_arg(f.fixed_version.clone())
                     .push_arg(now)
-                    .push_arg(now);
+                    .push_arg(now)
+                    .push_arg(seq);
             });
             qb.build().exec(self.conn()).await?;
         }
@@ -323,6 +334,10 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
         // One statement per chunk: UPDATE … FROM (VALUES …) joins the new
         // values by id (both engines; casts keep PostgreSQL's types exact).
         // 4 binds per row keeps a chunk under SQLite's bind limit.
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let seq = next_findings_seq(self).await?;
         for chunk in batch.chunks(BATCH_ROWS / 2) {
             let mut qb = QueryBuilder::<DB>::new("WITH v(id, iv, fv, sp) AS (VALUES ");
             let mut sep = qb.separated(", ");
@@ -342,6 +357,8 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                  source_package = v.sp, resolved_at = NULL, last_seen = ",
             );
             qb.push_arg(to_millis(now));
+            qb.push(", seq = ");
+            qb.push_arg(seq);
             qb.push(" FROM v WHERE findings.id = v.id");
             qb.build().exec(self.conn()).await?;
         }
@@ -349,9 +366,15 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
     }
 
     async fn resolve_findings(&mut self, ids: &[i64], now: Timestamp) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let seq = next_findings_seq(self).await?;
         for chunk in ids.chunks(BATCH_ROWS) {
             let mut qb = QueryBuilder::<DB>::new("UPDATE findings SET resolved_at = ");
             qb.push_arg(to_millis(now));
+            qb.push(", seq = ");
+            qb.push_arg(seq);
             qb.push(" WHERE resolved_at IS NULL AND id IN (");
             let mut sep = qb.separated(", ");
             for id in chunk {
