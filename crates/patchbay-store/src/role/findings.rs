@@ -11,15 +11,6 @@ use std::collections::{HashMap, HashSet};
 /// (binds stay far below both engines' limits next to a chunk of keys).
 pub const MAX_ADVISORY_FILTER: usize = 1_000;
 
-/// Rows per upsert of [`FindingStore::sync_package_findings`]: 9 binds per row
-/// stays under SQLite's 32,766 bound parameters (PostgreSQL allows 65,535).
-pub const SYNC_UPSERT_ROWS: usize = 3_600;
-
-/// Binds one resolve statement of [`FindingStore::sync_package_findings`] may
-/// use (2 per package, 3 per finding still matched, and 2 more), under
-/// SQLite's 32,766.
-const SYNC_RESOLVE_BINDS: usize = 32_000;
-
 /// What [`FindingStore::sync_package_findings`] changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PackageSync {
@@ -117,13 +108,14 @@ pub trait FindingStore {
     async fn resolve_findings(&mut self, ids: &[i64], now: Timestamp) -> Result<()>;
     /// Brings the findings of an asset's given (package, arch) pairs in line
     /// with `current` (what matches those packages now) in set-based
-    /// statements, without reading the findings back: open findings of the
-    /// packages that `current` no longer names are resolved (one `UPDATE …
-    /// WHERE (package, arch) IN (…) AND NOT EXISTS (…)` per chunk), and
-    /// `current` is upserted (one multi-row `INSERT … ON CONFLICT DO UPDATE`
-    /// per [`SYNC_UPSERT_ROWS`] rows) that opens what is new, reopens what was
-    /// resolved (keeping its `first_seen`) and rewrites an open finding only
-    /// when its versions changed. The counts come from the statements'
+    /// statements, without reading the findings back: one `UPDATE … WHERE
+    /// (package, arch) IN (…) AND (advisory_id, package, arch) NOT IN (the
+    /// matches)` resolves the open findings that `current` no longer names,
+    /// and one `INSERT … SELECT … ON CONFLICT DO UPDATE` of `current` opens
+    /// what is new, reopens what was resolved (keeping its `first_seen`) and
+    /// rewrites an open finding only when its versions changed. The lists go
+    /// to the engine as one JSON array parameter each ([`Engine::JSON_ROWS`]),
+    /// not one bound value per field. The counts come from the statements'
     /// affected rows and two counts of the packages' findings. With
     /// `want_resolved`, the keys of the findings resolved are returned
     /// (`RETURNING`). Every finding of `current` must be of one of
@@ -418,167 +410,113 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
         want_resolved: bool,
     ) -> Result<PackageSync> {
         let at = to_millis(now);
-        // The matches by package, each key once (the last wins).
-        let mut by_package: HashMap<(&str, &str), HashMap<&str, &NewFinding>> = HashMap::new();
+        // The matches by key, each once (the last wins).
+        let mut matches: HashMap<(&str, &str, &str), &NewFinding> = HashMap::new();
         for f in current {
-            by_package
-                .entry((f.package.as_str(), f.arch.as_str()))
-                .or_default()
-                .insert(f.advisory_id.as_str(), f);
+            matches.insert((&f.advisory_id, &f.package, &f.arch), f);
         }
         let wanted: HashSet<(&str, &str)> = packages
             .iter()
             .map(|(n, a)| (n.as_str(), a.as_str()))
             .collect();
-        if let Some((p, a)) = by_package.keys().find(|k| !wanted.contains(*k)) {
+        if let Some((_, p, a)) = matches.keys().find(|k| !wanted.contains(&(k.1, k.2))) {
             return Err(crate::StoreError::Other(format!(
                 "sync_package_findings: a finding of package {p} ({a}), which is not among the packages synced"
             )));
         }
         let mut out = PackageSync::default();
+        if wanted.is_empty() {
+            return Ok(out);
+        }
+        let pkgs = to_json(&wanted.iter().map(|(p, a)| [*p, *a]).collect::<Vec<_>>())?;
+        let keys = to_json(
+            &matches
+                .keys()
+                .map(|(v, p, a)| [*v, *p, *a])
+                .collect::<Vec<_>>(),
+        )?;
+        let of = |n: u32| DB::JSON_ROWS.replace("{}", &format!("${n}"));
 
-        // 1. Resolve the open findings of the packages that no match names;
-        // packages chunked so that a statement's binds stay under the limit
-        // (a package whose matches alone exceed it is resolved by id).
-        let mut chunks: Vec<Vec<(&str, &str)>> = Vec::new();
-        let mut alone: Vec<(&str, &str)> = Vec::new();
-        let (mut chunk, mut binds) = (Vec::new(), 2);
-        for k in wanted.iter().copied() {
-            let cost = 2 + 3 * by_package.get(&k).map_or(0, HashMap::len);
-            if 2 + cost > SYNC_RESOLVE_BINDS {
-                alone.push(k);
-                continue;
-            }
-            if binds + cost > SYNC_RESOLVE_BINDS {
-                chunks.push(std::mem::take(&mut chunk));
-                binds = 2;
-            }
-            chunk.push(k);
-            binds += cost;
+        // 1. Resolve the open findings of the packages that no match names.
+        let mut sql = format!(
+            "UPDATE findings SET resolved_at = $3 WHERE asset_id = $4 AND resolved_at IS NULL \
+             AND (package, arch) IN (SELECT j.value ->> 0, j.value ->> 1 FROM {}) \
+             AND (advisory_id, package, arch) NOT IN \
+             (SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM {})",
+            of(1),
+            of(2)
+        );
+        if want_resolved {
+            sql.push_str(" RETURNING advisory_id, package, arch");
         }
-        if !chunk.is_empty() {
-            chunks.push(chunk);
-        }
-        for chunk in &chunks {
-            let kept: Vec<(&str, &str, &str)> = chunk
-                .iter()
-                .filter_map(|k| by_package.get(k).map(|m| (k, m)))
-                .flat_map(|(k, m)| m.keys().map(move |adv| (*adv, k.0, k.1)))
-                .collect();
-            let mut qb = QueryBuilder::<DB>::new("WITH ");
-            push_packages(&mut qb, chunk);
-            if !kept.is_empty() {
-                qb.push(", m(a, p, r) AS (VALUES ");
-                let mut sep = qb.separated(", ");
-                for (adv, p, a) in &kept {
-                    sep.push("(CAST(");
-                    sep.push_arg_unseparated(*adv);
-                    sep.push_unseparated(" AS TEXT), CAST(");
-                    sep.push_arg_unseparated(*p);
-                    sep.push_unseparated(" AS TEXT), CAST(");
-                    sep.push_arg_unseparated(*a);
-                    sep.push_unseparated(" AS TEXT))");
-                }
-                qb.push(")");
+        let q = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+            .arg(pkgs.clone())
+            .arg(keys)
+            .arg(at)
+            .arg(asset_id);
+        if want_resolved {
+            for r in &q.all(self.conn()).await? {
+                out.resolved_keys
+                    .push((r.col("advisory_id")?, r.col("package")?, r.col("arch")?));
             }
-            qb.push(" UPDATE findings SET resolved_at = ");
-            qb.push_arg(at);
-            qb.push(" WHERE asset_id = ");
-            qb.push_arg(asset_id);
-            qb.push(" AND resolved_at IS NULL AND (package, arch) IN (SELECT p, r FROM k)");
-            if !kept.is_empty() {
-                // An uncorrelated NOT IN: both engines build the set once
-                // (SQLite an ephemeral index, PostgreSQL a hashed subplan).
-                qb.push(" AND (advisory_id, package, arch) NOT IN (SELECT a, p, r FROM m)");
-            }
-            if want_resolved {
-                qb.push(" RETURNING advisory_id, package, arch");
-                for r in &qb.build().all(self.conn()).await? {
-                    out.resolved_keys.push((
-                        r.col("advisory_id")?,
-                        r.col("package")?,
-                        r.col("arch")?,
-                    ));
-                    out.resolved += 1;
-                }
-            } else {
-                out.resolved += qb.build().exec(self.conn()).await?.rows_affected();
-            }
-        }
-        for (p, a) in alone {
-            let rows = sqlx::query::<DB>(
-                "SELECT id, advisory_id FROM findings WHERE asset_id = $1 AND package = $2 \
-                 AND arch = $3 AND resolved_at IS NULL",
-            )
-            .arg(asset_id)
-            .arg(p)
-            .arg(a)
-            .all(self.conn())
-            .await?;
-            let kept = &by_package[&(p, a)];
-            let mut ids = Vec::new();
-            for r in &rows {
-                let adv: String = r.col("advisory_id")?;
-                if !kept.contains_key(adv.as_str()) {
-                    ids.push(r.col("id")?);
-                    if want_resolved {
-                        out.resolved_keys.push((adv, p.to_string(), a.to_string()));
-                    }
-                }
-            }
-            out.resolved += ids.len() as u64;
-            self.resolve_findings(&ids, now).await?;
+            out.resolved = out.resolved_keys.len() as u64;
+        } else {
+            out.resolved = q.exec(self.conn()).await?.rows_affected();
         }
 
         // 2. Upsert the matches, counting the packages' findings before and
         // after: the rows added are the ones opened, the resolved ones fewer
         // by the ones reopened.
-        if by_package.is_empty() {
+        if matches.is_empty() {
             return Ok(out);
         }
-        let matched: Vec<(&str, &str)> = by_package.keys().copied().collect();
-        let (n0, closed0) = self.count_package_findings(asset_id, &matched).await?;
-        let rows: Vec<&NewFinding> = by_package
-            .values()
-            .flat_map(|m| m.values().copied())
-            .collect();
-        for chunk in rows.chunks(SYNC_UPSERT_ROWS) {
-            let mut qb = QueryBuilder::<DB>::new(
-                "INSERT INTO findings (asset_id, advisory_id, package, arch, source_package, \
-                 installed_version, fixed_version, first_seen, last_seen) ",
-            );
-            qb.push_values(chunk, |mut b, f| {
-                b.push_arg(asset_id)
-                    .push_arg(f.advisory_id.as_str())
-                    .push_arg(f.package.as_str())
-                    .push_arg(f.arch.as_str())
-                    .push_arg(f.source_package.as_str())
-                    .push_arg(f.installed_version.as_str())
-                    .push_arg(&f.fixed_version)
-                    .push_arg(at)
-                    .push_arg(at);
-            });
-            // A still-open finding whose versions are the same is not written
-            // (its last_seen stays); the NULL-safe comparison of
-            // fixed_version is spelled out for both engines.
-            qb.push(
-                " ON CONFLICT (asset_id, advisory_id, package, arch) DO UPDATE SET \
-                 source_package = excluded.source_package, \
-                 installed_version = excluded.installed_version, \
-                 fixed_version = excluded.fixed_version, \
-                 last_seen = excluded.last_seen, resolved_at = NULL \
-                 WHERE findings.resolved_at IS NOT NULL \
-                 OR findings.source_package <> excluded.source_package \
-                 OR findings.installed_version <> excluded.installed_version \
-                 OR findings.fixed_version <> excluded.fixed_version \
-                 OR (findings.fixed_version IS NULL) <> (excluded.fixed_version IS NULL)",
-            );
-            qb.build().exec(self.conn()).await?;
-        }
-        let (n1, closed1) = self.count_package_findings(asset_id, &matched).await?;
+        let (n0, closed0) = self.count_package_findings(asset_id, &pkgs).await?;
+        let rows = to_json(
+            &matches
+                .values()
+                .map(|f| {
+                    (
+                        &f.advisory_id,
+                        &f.package,
+                        &f.arch,
+                        &f.source_package,
+                        &f.installed_version,
+                        &f.fixed_version,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        // A still-open finding whose versions are the same is not written
+        // (its last_seen stays); the NULL-safe comparison of fixed_version is
+        // spelled out for both engines. `WHERE true` lets SQLite parse the
+        // upsert after a SELECT.
+        let sql = format!(
+            "INSERT INTO findings (asset_id, advisory_id, package, arch, source_package, \
+             installed_version, fixed_version, first_seen, last_seen) \
+             SELECT $2, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, \
+             j.value ->> 4, j.value ->> 5, $3, $3 FROM {} WHERE true \
+             ON CONFLICT (asset_id, advisory_id, package, arch) DO UPDATE SET \
+             source_package = excluded.source_package, \
+             installed_version = excluded.installed_version, \
+             fixed_version = excluded.fixed_version, \
+             last_seen = excluded.last_seen, resolved_at = NULL \
+             WHERE findings.resolved_at IS NOT NULL \
+             OR findings.source_package <> excluded.source_package \
+             OR findings.installed_version <> excluded.installed_version \
+             OR findings.fixed_version <> excluded.fixed_version \
+             OR (findings.fixed_version IS NULL) <> (excluded.fixed_version IS NULL)",
+            of(1)
+        );
+        sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+            .arg(rows)
+            .arg(asset_id)
+            .arg(at)
+            .exec(self.conn())
+            .await?;
+        let (n1, closed1) = self.count_package_findings(asset_id, &pkgs).await?;
         out.opened = n1.saturating_sub(n0);
         out.reopened = closed0.saturating_sub(closed1);
-        out.still_open = (rows.len() as u64).saturating_sub(out.opened + out.reopened);
+        out.still_open = (matches.len() as u64).saturating_sub(out.opened + out.reopened);
         Ok(out)
     }
 
@@ -619,45 +557,31 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
     }
 }
 
-/// `k(p, r) AS (VALUES …)`: (package, arch) pairs as a CTE, which both
-/// engines join through the `findings_package` index (a row-value `IN` list
-/// only narrows SQLite's search to the asset).
-fn push_packages<DB: Engine>(qb: &mut QueryBuilder<DB>, packages: &[(&str, &str)]) {
-    qb.push("k(p, r) AS (VALUES ");
-    let mut sep = qb.separated(", ");
-    for (p, a) in packages {
-        sep.push("(CAST(");
-        sep.push_arg_unseparated(*p);
-        sep.push_unseparated(" AS TEXT), CAST(");
-        sep.push_arg_unseparated(*a);
-        sep.push_unseparated(" AS TEXT))");
-    }
-    qb.push(")");
+/// `v` as JSON: the parameter of an [`Engine::JSON_ROWS`].
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v)
+        .map_err(|e| crate::StoreError::Other(format!("encoding a JSON parameter: {e}")))
 }
 
 impl<DB: Engine> SqlTx<DB> {
-    /// How many findings an asset's given (package, arch) pairs have, and how
-    /// many of them are resolved.
+    /// How many findings an asset's (package, arch) pairs (`packages`, a JSON
+    /// array of pairs) have, and how many of them are resolved.
     async fn count_package_findings(
         &mut self,
         asset_id: i64,
-        packages: &[(&str, &str)],
+        packages: &str,
     ) -> Result<(u64, u64)> {
-        let (mut n, mut closed) = (0, 0);
-        for chunk in packages.chunks(BATCH_ROWS) {
-            let mut qb = QueryBuilder::<DB>::new("WITH ");
-            push_packages(&mut qb, chunk);
-            qb.push(
-                " SELECT COUNT(*) AS n, COUNT(resolved_at) AS closed FROM findings \
-                 WHERE asset_id = ",
-            );
-            qb.push_arg(asset_id);
-            qb.push(" AND (package, arch) IN (SELECT p, r FROM k)");
-            let r = qb.build().one(self.conn()).await?;
-            let (a, b): (i64, i64) = (r.col("n")?, r.col("closed")?);
-            n += a.max(0) as u64;
-            closed += b.max(0) as u64;
-        }
-        Ok((n, closed))
+        let sql = format!(
+            "SELECT COUNT(*) AS n, COUNT(resolved_at) AS closed FROM findings WHERE asset_id = $2 \
+             AND (package, arch) IN (SELECT j.value ->> 0, j.value ->> 1 FROM {})",
+            DB::JSON_ROWS.replace("{}", "$1")
+        );
+        let r = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+            .arg(packages)
+            .arg(asset_id)
+            .one(self.conn())
+            .await?;
+        let (n, closed): (i64, i64) = (r.col("n")?, r.col("closed")?);
+        Ok((n.max(0) as u64, closed.max(0) as u64))
     }
 }

@@ -1,9 +1,10 @@
 //! `FindingStore::sync_package_findings` (issue 14, deliverable 5): a
 //! check-in's changed packages' findings written in set-based statements
 //! without reading them back — what it opens, resolves, reopens and leaves
-//! alone, the counts it returns, the keys it returns only when asked, its
-//! by-id path for a package with more matches than one statement can bind,
-//! and its refusal of a finding outside the packages synced.
+//! alone, the counts it returns, the keys it returns only when asked, a
+//! package with more matches than one statement could bind as values (its
+//! lists go as one JSON parameter), and its refusal of a finding outside the
+//! packages synced.
 
 use super::{open, t0};
 use jiff::{SignedDuration, Timestamp};
@@ -185,8 +186,8 @@ async fn story(s: Arc<dyn Store>) {
         assert!(e.to_string().contains("zlib1g"), "{e}");
     }
 
-    // A package with more matches than one statement can bind (3 per match
-    // under SQLite's 32,766): resolved by id, the same outcome.
+    // A package with more matches than one statement could bind as values
+    // (SQLite allows 32,766: 11,000 × 3 for the resolve, × 6 for the upsert).
     let many: Vec<NewFinding> = (0..11_000)
         .map(|i| f(&format!("CVE-{i}"), "linux-big", "6.1", Some("6.2")))
         .collect();
