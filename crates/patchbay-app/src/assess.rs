@@ -520,9 +520,35 @@ impl App {
             .cloned()
             .collect();
         let findings = self.match_packages(&target, &subset);
-        let keys: Vec<(String, String)> = changed.into_iter().collect();
-        let existing = tx.findings_of_packages(asset.id, &keys).await?;
-        sync_findings(tx, asset.id, existing, &findings, self.now()).await
+        let current: Vec<NewFinding> = findings.iter().map(to_new).collect();
+        let packages: Vec<(String, String)> = changed.into_iter().collect();
+        let now = self.now();
+        // Only an asset with an SLA breach still open needs the names of the
+        // findings resolved (to end the breach: `sla.resolved`).
+        let breached = tx
+            .any_noted_without(
+                "sla.breached",
+                "sla.resolved",
+                &format!("finding:F-{}-", asset.name),
+            )
+            .await?;
+        let s = tx
+            .sync_package_findings(asset.id, &packages, &current, now, breached)
+            .await?;
+        if !s.resolved_keys.is_empty() {
+            let names: HashSet<String> = s
+                .resolved_keys
+                .iter()
+                .map(|(adv, p, a)| patchbay_core::assess::finding_name(&asset.name, adv, p, a))
+                .collect();
+            crate::breaches::end_breaches(tx, &names, &crate::breaches::Ended::Fixed, now).await?;
+        }
+        Ok(SyncStats {
+            opened: s.opened,
+            reopened: s.reopened,
+            resolved: s.resolved,
+            still_open: s.still_open,
+        })
     }
 
     /// Re-assesses every asset against the current feeds, [`CHUNK_ASSETS`]

@@ -77,6 +77,12 @@ pub(crate) trait Engine:
     /// until commit, waiting for another holder (`FOR UPDATE`; nothing on
     /// SQLite).
     const LOCK: &'static str;
+    /// A `FROM` item over the elements of a JSON array bound as the
+    /// parameter written `{}`, each element as column `value` of alias `j`
+    /// (`j.value ->> 0` its first item as text, on both engines): one bound
+    /// string instead of a value per field for lists of thousands of rows
+    /// (`json_each`, `jsonb_array_elements`).
+    const JSON_ROWS: &'static str;
 }
 
 /// How many rows a statement changed (sqlx has no trait for it).

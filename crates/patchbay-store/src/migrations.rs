@@ -212,6 +212,12 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/postgres/0120_impact_notices.sql"),
     ),
     (
+        125,
+        "findings flips: advisory index without predicate",
+        include_str!("../migrations/sqlite/0125_findings_flips.sql"),
+        include_str!("../migrations/postgres/0125_findings_flips.sql"),
+    ),
+    (
         130,
         "findings change sequence",
         include_str!("../migrations/sqlite/0130_findings_seq.sql"),
@@ -222,7 +228,7 @@ const MIGRATIONS: &[Entry] = &[
 /// The versions of all migrations.
 pub const MIGRATION_VERSIONS: &[i64] = &[
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41, 45, 46, 50, 51, 55, 65, 70, 71, 75,
-    76, 80, 90, 105, 110, 115, 120, 130,
+    76, 80, 90, 105, 110, 115, 120, 125, 130,
 ];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {

@@ -17,6 +17,7 @@ impl Engine for Postgres {
          FROM (SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2) AS p";
     const LOCK_SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const LOCK: &'static str = " FOR UPDATE";
+    const JSON_ROWS: &'static str = "jsonb_array_elements(CAST({} AS jsonb)) AS j(value)";
 }
 
 impl Affected for PgQueryResult {

@@ -22,6 +22,7 @@ impl Engine for Sqlite {
     // transaction is already the writer's alone.
     const LOCK_SKIP_LOCKED: &'static str = "";
     const LOCK: &'static str = "";
+    const JSON_ROWS: &'static str = "json_each({}) AS j";
 }
 
 impl Affected for SqliteQueryResult {

@@ -23,6 +23,7 @@ mod enrichment;
 mod escalations;
 mod exceptions;
 mod feeds_upload;
+mod flips;
 mod heartbeats;
 mod identity;
 mod injection;

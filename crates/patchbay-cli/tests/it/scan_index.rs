@@ -316,18 +316,24 @@ fn a_damaged_index_is_rejected_with_its_reason_and_rebuilt() {
             "byte {at}: rebuilt from the same feeds"
         );
     }
-    // Truncated, empty, and written by another format version.
+    // Truncated, empty, and written by another format version: a later one,
+    // and format 1 (SHA-256 checksum), which earlier releases wrote.
+    let current = patchbay_core::compiled::FORMAT_VERSION;
+    let version = |v: u32| {
+        let mut bytes = b.bytes.clone();
+        bytes[8..12].copy_from_slice(&v.to_le_bytes());
+        (
+            bytes,
+            format!("format version {v}, this patchbay reads version {current}"),
+        )
+    };
+    let (later, later_why) = version(current + 1);
+    let (v1, v1_why) = version(1);
     for (bad, why) in [
         (b.bytes[..n - 10].to_vec(), "truncated"),
         (Vec::new(), "not a patchbay advisory index"),
-        (
-            {
-                let mut v = b.bytes.clone();
-                v[8..12].copy_from_slice(&2u32.to_le_bytes());
-                v
-            },
-            "format version 2, this patchbay reads version 1",
-        ),
+        (later, later_why.as_str()),
+        (v1, v1_why.as_str()),
     ] {
         std::fs::write(&b.index, &bad).unwrap();
         let (got, err) = b.scan();

@@ -126,6 +126,10 @@ pub trait EscalationStore {
         raised: &str,
         ended: &str,
     ) -> Result<Vec<(String, serde_json::Value)>>;
+    /// Whether any key starting with `prefix` is noted with `raised` and not
+    /// with `ended` (e.g. an open SLA breach of one asset's findings:
+    /// `finding:F-<asset>-`), without reading the notes.
+    async fn any_noted_without(&mut self, raised: &str, ended: &str, prefix: &str) -> Result<bool>;
 }
 
 macro_rules! esc_cols {
@@ -383,5 +387,20 @@ impl<DB: Engine> EscalationStore for SqlTx<DB> {
                 Ok((r.col("subject")?, detail))
             })
             .collect()
+    }
+
+    async fn any_noted_without(&mut self, raised: &str, ended: &str, prefix: &str) -> Result<bool> {
+        let row = sqlx::query::<DB>(
+            "SELECT 1 AS one FROM notices n WHERE n.state = $1 \
+             AND substr(n.subject, 1, CAST($3 AS INTEGER)) = $4 AND NOT EXISTS \
+             (SELECT 1 FROM notices e WHERE e.subject = n.subject AND e.state = $2) LIMIT 1",
+        )
+        .arg(raised)
+        .arg(ended)
+        .arg(prefix.chars().count() as i64)
+        .arg(prefix)
+        .opt(self.conn())
+        .await?;
+        Ok(row.is_some())
     }
 }

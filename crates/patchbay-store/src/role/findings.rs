@@ -6,10 +6,26 @@ use crate::{Result, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use sqlx::QueryBuilder;
+use std::collections::{HashMap, HashSet};
 
 /// Most advisory ids [`FindingStore::findings_of_asset_packages`] filters by
 /// (binds stay far below both engines' limits next to a chunk of keys).
 pub const MAX_ADVISORY_FILTER: usize = 1_000;
+
+/// What [`FindingStore::sync_package_findings`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageSync {
+    /// New findings.
+    pub opened: u64,
+    /// Resolved findings matched again.
+    pub reopened: u64,
+    /// Open findings no longer matched.
+    pub resolved: u64,
+    /// Open findings still matched.
+    pub still_open: u64,
+    /// (advisory, package, arch) of the resolved findings, when asked for.
+    pub resolved_keys: Vec<(String, String, String)>,
+}
 
 /// A finding as computed by an assessment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +77,7 @@ pub trait FindingStore {
     /// Every finding (open and resolved) of the given assets, in batched statements.
     async fn findings_of_assets(&mut self, asset_ids: &[i64]) -> Result<Vec<FindingRow>>;
     /// The open findings of the given advisories, in batched statements
-    /// (served by the `findings_open_advisory` index).
+    /// (served by the `findings_advisory` index, migration 0125).
     async fn open_findings_of_advisories(&mut self, ids: &[String]) -> Result<Vec<FindingRow>>;
     /// The findings (open and resolved) of the given (asset, package, arch)
     /// triples, in batched statements (served by the `findings_package` index);
@@ -91,6 +107,28 @@ pub trait FindingStore {
     -> Result<()>;
     /// Resolves findings.
     async fn resolve_findings(&mut self, ids: &[i64], now: Timestamp) -> Result<()>;
+    /// Brings the findings of an asset's given (package, arch) pairs in line
+    /// with `current` (what matches those packages now) in set-based
+    /// statements, without reading the findings back: one `UPDATE … WHERE
+    /// (package, arch) IN (…) AND (advisory_id, package, arch) NOT IN (the
+    /// matches)` resolves the open findings that `current` no longer names,
+    /// and one `INSERT … SELECT … ON CONFLICT DO UPDATE` of `current` opens
+    /// what is new, reopens what was resolved (keeping its `first_seen`) and
+    /// rewrites an open finding only when its versions changed. The lists go
+    /// to the engine as one JSON array parameter each ([`Engine::JSON_ROWS`]),
+    /// not one bound value per field. The counts come from the statements'
+    /// affected rows and two counts of the packages' findings. With
+    /// `want_resolved`, the keys of the findings resolved are returned
+    /// (`RETURNING`). Every finding of `current` must be of one of
+    /// `packages`; a key named twice counts once (the last wins).
+    async fn sync_package_findings(
+        &mut self,
+        asset_id: i64,
+        packages: &[(String, String)],
+        current: &[NewFinding],
+        now: Timestamp,
+        want_resolved: bool,
+    ) -> Result<PackageSync>;
     /// Findings of all assets or one, open only or all, ordered by asset, package, advisory.
     async fn list_findings(
         &mut self,
@@ -386,6 +424,130 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
         Ok(())
     }
 
+    async fn sync_package_findings(
+        &mut self,
+        asset_id: i64,
+        packages: &[(String, String)],
+        current: &[NewFinding],
+        now: Timestamp,
+        want_resolved: bool,
+    ) -> Result<PackageSync> {
+        let at = to_millis(now);
+        // The matches by key, each once (the last wins).
+        let mut matches: HashMap<(&str, &str, &str), &NewFinding> = HashMap::new();
+        for f in current {
+            matches.insert((&f.advisory_id, &f.package, &f.arch), f);
+        }
+        let wanted: HashSet<(&str, &str)> = packages
+            .iter()
+            .map(|(n, a)| (n.as_str(), a.as_str()))
+            .collect();
+        if let Some((_, p, a)) = matches.keys().find(|k| !wanted.contains(&(k.1, k.2))) {
+            return Err(crate::StoreError::Other(format!(
+                "sync_package_findings: a finding of package {p} ({a}), which is not among the packages synced"
+            )));
+        }
+        let mut out = PackageSync::default();
+        if wanted.is_empty() {
+            return Ok(out);
+        }
+        let pkgs = to_json(&wanted.iter().map(|(p, a)| [*p, *a]).collect::<Vec<_>>())?;
+        let keys = to_json(
+            &matches
+                .keys()
+                .map(|(v, p, a)| [*v, *p, *a])
+                .collect::<Vec<_>>(),
+        )?;
+        let of = |n: u32| DB::JSON_ROWS.replace("{}", &format!("${n}"));
+        // Every row written below is stamped with this change number (the
+        // ranked projection reads what changed since it last looked, ADR 0023).
+        let seq = next_findings_seq(self).await?;
+
+        // 1. Resolve the open findings of the packages that no match names.
+        let mut sql = format!(
+            "UPDATE findings SET resolved_at = $3, seq = $5 WHERE asset_id = $4 AND resolved_at IS NULL \
+             AND (package, arch) IN (SELECT j.value ->> 0, j.value ->> 1 FROM {}) \
+             AND (advisory_id, package, arch) NOT IN \
+             (SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM {})",
+            of(1),
+            of(2)
+        );
+        if want_resolved {
+            sql.push_str(" RETURNING advisory_id, package, arch");
+        }
+        let q = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+            .arg(pkgs.clone())
+            .arg(keys)
+            .arg(at)
+            .arg(asset_id)
+            .arg(seq);
+        if want_resolved {
+            for r in &q.all(self.conn()).await? {
+                out.resolved_keys
+                    .push((r.col("advisory_id")?, r.col("package")?, r.col("arch")?));
+            }
+            out.resolved = out.resolved_keys.len() as u64;
+        } else {
+            out.resolved = q.exec(self.conn()).await?.rows_affected();
+        }
+
+        // 2. Upsert the matches, counting the packages' findings before and
+        // after: the rows added are the ones opened, the resolved ones fewer
+        // by the ones reopened.
+        if matches.is_empty() {
+            return Ok(out);
+        }
+        let (n0, closed0) = self.count_package_findings(asset_id, &pkgs).await?;
+        let rows = to_json(
+            &matches
+                .values()
+                .map(|f| {
+                    (
+                        &f.advisory_id,
+                        &f.package,
+                        &f.arch,
+                        &f.source_package,
+                        &f.installed_version,
+                        &f.fixed_version,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        // A still-open finding whose versions are the same is not written
+        // (its last_seen stays); the NULL-safe comparison of fixed_version is
+        // spelled out for both engines. `WHERE true` lets SQLite parse the
+        // upsert after a SELECT.
+        let sql = format!(
+            "INSERT INTO findings (asset_id, advisory_id, package, arch, source_package, \
+             installed_version, fixed_version, first_seen, last_seen, seq) \
+             SELECT $2, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, \
+             j.value ->> 4, j.value ->> 5, $3, $3, $4 FROM {} WHERE true \
+             ON CONFLICT (asset_id, advisory_id, package, arch) DO UPDATE SET \
+             source_package = excluded.source_package, \
+             installed_version = excluded.installed_version, \
+             fixed_version = excluded.fixed_version, \
+             last_seen = excluded.last_seen, resolved_at = NULL, seq = excluded.seq \
+             WHERE findings.resolved_at IS NOT NULL \
+             OR findings.source_package <> excluded.source_package \
+             OR findings.installed_version <> excluded.installed_version \
+             OR findings.fixed_version <> excluded.fixed_version \
+             OR (findings.fixed_version IS NULL) <> (excluded.fixed_version IS NULL)",
+            of(1)
+        );
+        sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+            .arg(rows)
+            .arg(asset_id)
+            .arg(at)
+            .arg(seq)
+            .exec(self.conn())
+            .await?;
+        let (n1, closed1) = self.count_package_findings(asset_id, &pkgs).await?;
+        out.opened = n1.saturating_sub(n0);
+        out.reopened = closed0.saturating_sub(closed1);
+        out.still_open = (matches.len() as u64).saturating_sub(out.opened + out.reopened);
+        Ok(out)
+    }
+
     async fn list_findings(
         &mut self,
         asset_id: Option<i64>,
@@ -420,5 +582,34 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
             }
         };
         rows.iter().map(row_to_finding::<DB>).collect()
+    }
+}
+
+/// `v` as JSON: the parameter of an [`Engine::JSON_ROWS`].
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v)
+        .map_err(|e| crate::StoreError::Other(format!("encoding a JSON parameter: {e}")))
+}
+
+impl<DB: Engine> SqlTx<DB> {
+    /// How many findings an asset's (package, arch) pairs (`packages`, a JSON
+    /// array of pairs) have, and how many of them are resolved.
+    async fn count_package_findings(
+        &mut self,
+        asset_id: i64,
+        packages: &str,
+    ) -> Result<(u64, u64)> {
+        let sql = format!(
+            "SELECT COUNT(*) AS n, COUNT(resolved_at) AS closed FROM findings WHERE asset_id = $2 \
+             AND (package, arch) IN (SELECT j.value ->> 0, j.value ->> 1 FROM {})",
+            DB::JSON_ROWS.replace("{}", "$1")
+        );
+        let r = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+            .arg(packages)
+            .arg(asset_id)
+            .one(self.conn())
+            .await?;
+        let (n, closed): (i64, i64) = (r.col("n")?, r.col("closed")?);
+        Ok((n.max(0) as u64, closed.max(0) as u64))
     }
 }

@@ -15,6 +15,7 @@ use patchbay_store::{
 use patchbay_store::{BlackoutApprovalRow, BlackoutRow, ExceptionRow, LeaseOutcome, WindowRow};
 use std::sync::Arc;
 
+mod flips;
 mod seen;
 
 fn t0() -> Timestamp {
