@@ -35,6 +35,18 @@ pub struct WorkFilter {
     pub limit: Option<usize>,
 }
 
+impl WorkFilter {
+    /// The filter as the one ranking applies it.
+    fn wanted(&self) -> crate::ranking::Wanted<'_> {
+        crate::ranking::Wanted {
+            asset: self.asset.as_deref(),
+            owner: self.owner.as_deref(),
+            group: self.group.as_deref(),
+            tier: self.tier,
+        }
+    }
+}
+
 /// Lines a worklist returns unless asked otherwise: what a team can act on; the
 /// ranking itself always covers every finding.
 pub const DEFAULT_WORKLIST_LIMIT: usize = 1000;
@@ -95,12 +107,7 @@ impl App {
         let mut snap = self.snapshot().await?;
         let (policy, _) = snap.policy_in_force().await?;
         let limit = filter.limit.unwrap_or(DEFAULT_WORKLIST_LIMIT);
-        let wanted = crate::ranking::Wanted {
-            asset: filter.asset.as_deref(),
-            owner: filter.owner.as_deref(),
-            group: filter.group.as_deref(),
-            tier: filter.tier,
-        };
+        let wanted = filter.wanted();
         let mut ranked = open.top_open(&mut snap, &policy, &wanted, limit).await?;
         drop(snap);
         drop(open);
@@ -125,12 +132,7 @@ impl App {
         let mut snap = self.snapshot().await?;
         let (policy, _) = snap.policy_in_force().await?;
         let limit = filter.limit.unwrap_or(DEFAULT_WORKLIST_LIMIT);
-        let wanted = crate::ranking::Wanted {
-            asset: filter.asset.as_deref(),
-            owner: filter.owner.as_deref(),
-            group: filter.group.as_deref(),
-            tier: filter.tier,
-        };
+        let wanted = filter.wanted();
         let mut ranked = snap.top_open(&policy, &wanted, limit).await?;
         drop(snap);
         explain(&policy, &mut ranked);

@@ -45,7 +45,6 @@ use patchbay_core::asset::{BusinessImpact, Exposure};
 use patchbay_core::exception::{FindingFacts, excepting};
 use patchbay_core::policy::Policy;
 use patchbay_core::rank::{Class, Rank, Ranker, rank_order, worklist_order};
-use patchbay_core::risk::{KevInfo, RiskInput};
 use patchbay_store::{AssetRow, FindingKey};
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -361,24 +360,8 @@ impl OpenFindings {
             };
             let slot =
                 e.advisory as usize * 16 + impact_ix(pa.impact) * 4 + exposure_ix(pa.exposure);
-            let class = *classes[slot].get_or_insert_with(|| {
-                ranker.class(&RiskInput {
-                    cvss: adv.cvss,
-                    cvss_source: adv.cvss_source.clone(),
-                    severity_hint: adv.severity.clone(),
-                    severity_source: adv.severity_source.clone(),
-                    epss: adv.epss,
-                    kev: adv
-                        .kev_due
-                        .as_deref()
-                        .and_then(|d| d.parse().ok())
-                        .map(|due_date| KevInfo { due_date }),
-                    business_impact: pa.impact,
-                    exposure: pa.exposure,
-                    first_seen: now,
-                    published: adv.published,
-                })
-            });
+            let class = *classes[slot]
+                .get_or_insert_with(|| ranker.class(&adv.risk_input(pa.impact, pa.exposure, now)));
             let a = &assets[ai];
             let package = self.strings.name(e.package);
             let source_package = self.strings.name(e.source_package);

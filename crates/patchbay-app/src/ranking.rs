@@ -180,6 +180,34 @@ pub(crate) struct AdvisoryFacts<'a> {
     pub(crate) epss: Option<f64>,
 }
 
+impl AdvisoryFacts<'_> {
+    /// What the risk model looks at for a finding of this advisory on an
+    /// asset of `impact` and `exposure`, first seen at `first_seen`.
+    pub(crate) fn risk_input(
+        &self,
+        impact: BusinessImpact,
+        exposure: Exposure,
+        first_seen: Timestamp,
+    ) -> RiskInput {
+        RiskInput {
+            cvss: self.cvss,
+            cvss_source: self.cvss_source.clone(),
+            severity_hint: self.severity.clone(),
+            severity_source: self.severity_source.clone(),
+            epss: self.epss,
+            kev: self
+                .kev_due
+                .as_deref()
+                .and_then(|d| d.parse().ok())
+                .map(|due_date| KevInfo { due_date }),
+            business_impact: impact,
+            exposure,
+            first_seen,
+            published: self.published,
+        }
+    }
+}
+
 /// Ranks stored findings from borrowed data, computing each asset's facts
 /// and groups once and each advisory's facts once (`advisory`), as [`rank`]
 /// ranks their wire lines: `each(i, row, rank, groups, advisory)` is called
@@ -224,25 +252,13 @@ pub(crate) fn rank_rows<'r, 'e>(
         let adv = per_advisory
             .entry(r.finding.advisory_id.as_str())
             .or_insert_with(|| advisory(&r.finding.advisory_id));
-        let input = RiskInput {
-            cvss: adv.cvss,
-            cvss_source: adv.cvss_source.clone(),
-            severity_hint: adv.severity.clone(),
-            severity_source: adv.severity_source.clone(),
-            epss: adv.epss,
-            kev: adv
-                .kev_due
-                .as_deref()
-                .and_then(|d| d.parse().ok())
-                .map(|due_date| KevInfo { due_date }),
-            business_impact: pa.impact,
-            exposure: pa.exposure,
-            first_seen: r
-                .first_seen
+        let input = adv.risk_input(
+            pa.impact,
+            pa.exposure,
+            r.first_seen
                 .round(jiff::Unit::Second)
                 .unwrap_or(r.first_seen),
-            published: adv.published,
-        };
+        );
         let rank = ranker.rank(
             &Candidate {
                 asset: &a.name,

@@ -443,21 +443,6 @@ pub struct ScanFinding {
 /// A parser of one package-database format.
 type PackageParser = fn(&str) -> Result<Vec<Package>, patchbay_core::inventory::ParseError>;
 
-/// Scans one host's package list against feeds, without a server: its
-/// findings (ordered by package, architecture and advisory) and the number of
-/// packages read.
-pub fn scan_findings(a: &ScanArgs) -> anyhow::Result<(Vec<ScanFinding>, usize)> {
-    let s = scan_parts(a, false)?;
-    let n = s.packages.len();
-    let mut slots: Vec<Option<ScanFinding>> = s.findings.into_iter().map(Some).collect();
-    let findings = s
-        .order
-        .iter()
-        .filter_map(|&k| slots[k as usize].take())
-        .collect();
-    Ok((findings, n))
-}
-
 /// What a scan computed.
 struct Scanned {
     /// The findings, in the order they were found.
@@ -477,10 +462,10 @@ impl Scanned {
     }
 }
 
-/// The scan; with `leak`, what it decoded on the way is not freed (tens of
-/// thousands of allocations, a tenth of a warm scan's time): for `patchbay
-/// scan`, whose process ends after printing.
-fn scan_parts(a: &ScanArgs, leak: bool) -> anyhow::Result<Scanned> {
+/// Scans one host's package list against feeds, without a server. What it
+/// decoded on the way is not freed (tens of thousands of allocations, a tenth
+/// of a warm scan's time): `patchbay scan`'s process ends after printing.
+fn scan_parts(a: &ScanArgs) -> anyhow::Result<Scanned> {
     let (path, parse): (&PathBuf, PackageParser) =
         match (&a.dpkg_status, &a.apk_installed, &a.rpm_list) {
             (Some(p), _, _) => (p, dpkg::parse_status),
@@ -632,15 +617,10 @@ fn scan_parts(a: &ScanArgs, leak: bool) -> anyhow::Result<Scanned> {
         ))
     });
     let order = order.into_iter().map(|(_, k)| k).collect();
-    if leak {
-        std::mem::forget(matched);
-        std::mem::forget(entries);
-        std::mem::forget(advisories);
-        std::mem::forget(compiled);
-    } else {
-        drop(matched);
-        drop(entries);
-    }
+    std::mem::forget(matched);
+    std::mem::forget(entries);
+    std::mem::forget(advisories);
+    std::mem::forget(compiled);
     Ok(Scanned {
         findings: out,
         order,
@@ -650,7 +630,7 @@ fn scan_parts(a: &ScanArgs, leak: bool) -> anyhow::Result<Scanned> {
 
 /// `patchbay scan`
 pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
-    let scanned = scan_parts(&a, true)?;
+    let scanned = scan_parts(&a)?;
     let (findings, n) = (scanned.ordered(), scanned.packages.len());
     match a.format {
         Format::Json => json(&findings)?,

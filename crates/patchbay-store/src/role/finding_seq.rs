@@ -11,11 +11,10 @@
 //! with their asset (`ON DELETE CASCADE`), and assets are never deleted; the
 //! projection still drops the entries of assets it no longer finds.
 
-use crate::engine::{BATCH_ROWS, Engine, Get, QueryExt, SeparatedExt, SqlTx, opt_ts};
-use crate::role::findings::{FINDING_COLS, row_to_finding};
+use crate::engine::{Engine, Get, QueryExt, SqlTx, opt_ts};
+use crate::role::findings::findings_where_in;
 use crate::{FindingRow, Result};
 use async_trait::async_trait;
-use sqlx::QueryBuilder;
 
 /// What the projection keeps of a finding: its identity and rank inputs, not
 /// its versions (those are read for the lines returned).
@@ -115,21 +114,6 @@ impl<DB: Engine> FindingSeqStore for SqlTx<DB> {
     }
 
     async fn findings_by_ids(&mut self, ids: &[i64]) -> Result<Vec<FindingRow>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH_ROWS) {
-            let mut qb = QueryBuilder::<DB>::new(format!(
-                "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id \
-                 WHERE f.id IN ("
-            ));
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_arg(*id);
-            }
-            qb.push(")");
-            for r in &qb.build().all(self.conn()).await? {
-                out.push(row_to_finding::<DB>(r)?);
-            }
-        }
-        Ok(out)
+        findings_where_in(self, "f.id", ids).await
     }
 }

@@ -137,10 +137,10 @@ pub trait FindingStore {
     ) -> Result<Vec<FindingRow>>;
 }
 
-pub(crate) const FINDING_COLS: &str = "f.id, f.asset_id, a.name AS asset_name, f.advisory_id, f.package, f.arch, \
+const FINDING_COLS: &str = "f.id, f.asset_id, a.name AS asset_name, f.advisory_id, f.package, f.arch, \
     f.source_package, f.installed_version, f.fixed_version, f.first_seen, f.last_seen, f.resolved_at";
 
-pub(crate) fn row_to_finding<DB: Engine>(r: &DB::Row) -> Result<FindingRow> {
+fn row_to_finding<DB: Engine>(r: &DB::Row) -> Result<FindingRow> {
     Ok(FindingRow {
         id: r.col("id")?,
         asset_id: r.col("asset_id")?,
@@ -203,21 +203,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
     }
 
     async fn findings_of_assets(&mut self, asset_ids: &[i64]) -> Result<Vec<FindingRow>> {
-        let mut out = Vec::new();
-        for chunk in asset_ids.chunks(BATCH_ROWS) {
-            let mut qb = QueryBuilder::<DB>::new(format!(
-                "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id WHERE f.asset_id IN ("
-            ));
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_arg(*id);
-            }
-            qb.push(")");
-            for r in &qb.build().all(self.conn()).await? {
-                out.push(row_to_finding::<DB>(r)?);
-            }
-        }
-        Ok(out)
+        findings_where_in(self, "f.asset_id", asset_ids).await
     }
 
     async fn open_findings_of_advisories(&mut self, ids: &[String]) -> Result<Vec<FindingRow>> {
@@ -612,4 +598,28 @@ impl<DB: Engine> SqlTx<DB> {
         let (n, closed): (i64, i64) = (r.col("n")?, r.col("closed")?);
         Ok((n.max(0) as u64, closed.max(0) as u64))
     }
+}
+
+/// The findings (with their asset's name) whose `column` (`f.id`,
+/// `f.asset_id`) is one of `ids`, read [`BATCH_ROWS`] ids per statement.
+pub(crate) async fn findings_where_in<DB: Engine>(
+    this: &mut SqlTx<DB>,
+    column: &'static str,
+    ids: &[i64],
+) -> Result<Vec<FindingRow>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(BATCH_ROWS) {
+        let mut qb = QueryBuilder::<DB>::new(format!(
+            "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id WHERE {column} IN ("
+        ));
+        let mut sep = qb.separated(", ");
+        for id in chunk {
+            sep.push_arg(*id);
+        }
+        qb.push(")");
+        for r in &qb.build().all(this.conn()).await? {
+            out.push(row_to_finding::<DB>(r)?);
+        }
+    }
+    Ok(out)
 }
