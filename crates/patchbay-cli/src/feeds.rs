@@ -443,28 +443,46 @@ pub struct ScanFinding {
 /// A parser of one package-database format.
 type PackageParser = fn(&str) -> Result<Vec<Package>, patchbay_core::inventory::ParseError>;
 
+/// One finding of an offline scan as it is printed: a [`ScanFinding`]
+/// (same fields, same order, same JSON) borrowing what the scan decoded
+/// instead of copying five strings and a list per finding.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Found<'a> {
+    package: &'a str,
+    source_package: &'a str,
+    installed_version: &'a str,
+    fixed_version: Option<&'a str>,
+    advisory: &'a str,
+    cves: &'a [String],
+    cvss: Option<f64>,
+    epss: Option<f64>,
+    kev: bool,
+}
+
 /// What a scan computed.
 struct Scanned {
     /// The findings, in the order they were found.
-    findings: Vec<ScanFinding>,
+    findings: Vec<Found<'static>>,
     /// Positions in `findings`, in the printed order.
     order: Vec<u32>,
-    packages: Vec<Package>,
+    /// Packages read from the inventory.
+    packages: usize,
 }
 
 impl Scanned {
     /// The findings in the printed order (package, architecture, advisory).
-    fn ordered(&self) -> Vec<&ScanFinding> {
+    fn ordered(&self) -> Vec<Found<'static>> {
         self.order
             .iter()
-            .map(|&k| &self.findings[k as usize])
+            .map(|&k| self.findings[k as usize])
             .collect()
     }
 }
 
 /// Scans one host's package list against feeds, without a server. What it
-/// decoded on the way is not freed (tens of thousands of allocations, a tenth
-/// of a warm scan's time): `patchbay scan`'s process ends after printing.
+/// reads and decodes is leaked, never freed (tens of thousands of
+/// allocations, a tenth of a warm scan's time), and the findings borrow it:
+/// `patchbay scan` calls this once and its process ends after printing.
 fn scan_parts(a: &ScanArgs) -> anyhow::Result<Scanned> {
     let (path, parse): (&PathBuf, PackageParser) =
         match (&a.dpkg_status, &a.apk_installed, &a.rpm_list) {
@@ -475,7 +493,9 @@ fn scan_parts(a: &ScanArgs) -> anyhow::Result<Scanned> {
         };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let packages = parse(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let packages: &'static [Package] = parse(&text)
+        .with_context(|| format!("parsing {}", path.display()))?
+        .leak();
     let (id, version) = a.os.split_once(':').ok_or_else(|| {
         anyhow::anyhow!("--os must be ID:VERSION, e.g. debian:12 (got {:?})", a.os)
     })?;
@@ -537,22 +557,23 @@ fn scan_parts(a: &ScanArgs) -> anyhow::Result<Scanned> {
     // `Index::match_version` runs) once per (source package, version) — the
     // binary packages of one source share it — and only the advisories that
     // match decoded, with their KEV and EPSS looked up once.
+    // (Both maps' values are leaked: the findings borrow them.)
     type Matched = (
         Vec<patchbay_core::assess::Match>,
         Vec<patchbay_core::assess::Problem>,
     );
+    type Facts = (patchbay_core::assess::AdvisoryInfo, bool, Option<f64>);
     let mut entries: HashMap<&str, Vec<patchbay_core::assess::AffectedEntry>> = HashMap::new();
-    let mut matched: HashMap<(&str, &str), Matched> = HashMap::new();
+    let mut matched: HashMap<(&str, &str), &'static Matched> = HashMap::new();
     // Decoded advisories with their KEV flag and EPSS, by compiled number.
-    let mut advisory_at: HashMap<usize, usize> = HashMap::new();
-    let mut advisories: Vec<(patchbay_core::assess::AdvisoryInfo, bool, Option<f64>)> = Vec::new();
+    let mut advisories: HashMap<usize, &'static Facts> = HashMap::new();
     let mut problems: Vec<patchbay_core::assess::Problem> = Vec::new();
-    let mut out: Vec<ScanFinding> = Vec::with_capacity(packages.len() * 8);
+    let mut out: Vec<Found<'static>> = Vec::with_capacity(packages.len() * 8);
     let mut order: Vec<(u32, u32)> = Vec::with_capacity(packages.len() * 8);
     for (i, p) in packages.iter().enumerate() {
         let (name, version) = match_key(p, target.key_by);
         let (ms, ps) = match matched.entry((name, version)) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Occupied(o) => *o.get(),
             std::collections::hash_map::Entry::Vacant(v) => {
                 let es = match entries.entry(name) {
                     std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
@@ -560,11 +581,12 @@ fn scan_parts(a: &ScanArgs) -> anyhow::Result<Scanned> {
                         v.insert(compiled.entries(&target.ecosystem, name).map_err(corrupt)?)
                     }
                 };
-                v.insert(match_entries(target.scheme, es, version, |a| {
+                let m = match_entries(target.scheme, es, version, |a| {
                     compiled
                         .advisory_id(a)
                         .map_or_else(|_| format!("#{a}"), str::to_string)
-                }))
+                });
+                *v.insert(Box::leak(Box::new(m)))
             }
         };
         for pr in ps.iter() {
@@ -573,7 +595,7 @@ fn scan_parts(a: &ScanArgs) -> anyhow::Result<Scanned> {
             }
         }
         for m in ms.iter() {
-            let at = match advisory_at.entry(m.advisory) {
+            let (adv, kev, epss) = match advisories.entry(m.advisory) {
                 std::collections::hash_map::Entry::Occupied(o) => *o.get(),
                 std::collections::hash_map::Entry::Vacant(v) => {
                     let adv = compiled.advisory(m.advisory).map_err(corrupt)?;
@@ -585,21 +607,19 @@ fn scan_parts(a: &ScanArgs) -> anyhow::Result<Scanned> {
                             epss = Some(epss.map_or(s, |e| e.max(s)));
                         }
                     }
-                    advisories.push((adv, kev, epss));
-                    *v.insert(advisories.len() - 1)
+                    *v.insert(Box::leak(Box::new((adv, kev, epss))))
                 }
             };
-            let (adv, kev, epss) = &advisories[at];
             order.push((i as u32, out.len() as u32));
-            out.push(ScanFinding {
+            out.push(Found {
                 kev: *kev,
                 epss: *epss,
-                package: p.name.clone(),
-                source_package: name.to_string(),
-                installed_version: p.version.clone(),
-                fixed_version: m.fixed.clone(),
-                advisory: adv.id.clone(),
-                cves: adv.cves.clone(),
+                package: &p.name,
+                source_package: name,
+                installed_version: &p.version,
+                fixed_version: m.fixed.as_deref(),
+                advisory: &adv.id,
+                cves: &adv.cves,
                 cvss: adv.cvss,
             });
         }
@@ -610,10 +630,10 @@ fn scan_parts(a: &ScanArgs) -> anyhow::Result<Scanned> {
     // The order the server's assessment gives: package, architecture, advisory.
     order.sort_by(|&(i, a), &(j, b)| {
         let (p, q) = (&packages[i as usize], &packages[j as usize]);
-        (&p.name, &p.arch, &out[a as usize].advisory).cmp(&(
+        (&p.name, &p.arch, out[a as usize].advisory).cmp(&(
             &q.name,
             &q.arch,
-            &out[b as usize].advisory,
+            out[b as usize].advisory,
         ))
     });
     let order = order.into_iter().map(|(_, k)| k).collect();
@@ -624,14 +644,14 @@ fn scan_parts(a: &ScanArgs) -> anyhow::Result<Scanned> {
     Ok(Scanned {
         findings: out,
         order,
-        packages,
+        packages: packages.len(),
     })
 }
 
 /// `patchbay scan`
 pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
     let scanned = scan_parts(&a)?;
-    let (findings, n) = (scanned.ordered(), scanned.packages.len());
+    let (findings, n) = (scanned.ordered(), scanned.packages);
     match a.format {
         Format::Json => json(&findings)?,
         Format::Table => {
@@ -639,10 +659,10 @@ pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|f| {
                     vec![
-                        f.package.clone(),
-                        f.installed_version.clone(),
-                        f.fixed_version.clone().unwrap_or_else(|| "-".into()),
-                        f.advisory.clone(),
+                        f.package.to_string(),
+                        f.installed_version.to_string(),
+                        f.fixed_version.unwrap_or("-").to_string(),
+                        f.advisory.to_string(),
                         f.cves.join(","),
                         f.cvss
                             .map(|c| format!("{c:.1}"))

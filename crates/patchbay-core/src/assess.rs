@@ -14,7 +14,7 @@
 use crate::inventory::unmanaged::{Ecosystem, Unmanaged};
 use crate::inventory::{OsRelease, Package};
 use patchbay_version::Scheme;
-use patchbay_version::osv::{Range, evaluate};
+use patchbay_version::osv::{Range, evaluate_at};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -305,14 +305,25 @@ pub fn match_entries(
     advisory_id: impl Fn(usize) -> String,
 ) -> (Vec<Match>, Vec<Problem>) {
     let mut matches: Vec<Match> = Vec::new();
+    // Advisory → its position in `matches` (the kernel's source package
+    // alone matches thousands of advisories: no linear search per entry).
+    let mut at: HashMap<usize, usize> = HashMap::new();
     let mut problems = Vec::new();
+    // The installed version is parsed once, not once per entry; when it is
+    // invalid, every entry reports that, as `evaluate` would.
+    let inst = patchbay_version::SchemeVersion::parse(scheme, version);
     for e in entries {
-        match evaluate(scheme, &e.ranges, &e.versions, version) {
+        let verdict = match &inst {
+            Ok(inst) => evaluate_at(scheme, &e.ranges, &e.versions, version, inst),
+            Err(err) => Err(err.clone()),
+        };
+        match verdict {
             Ok(v) if v.affected => {
                 // One advisory may list a package twice (two ranges entries):
                 // keep one match, with the lowest fixed version any of them names
                 // (the nearest upgrade that closes it).
-                if let Some(m) = matches.iter_mut().find(|m| m.advisory == e.advisory) {
+                if let Some(&k) = at.get(&e.advisory) {
+                    let m = &mut matches[k];
                     m.fixed = match (m.fixed.take(), v.fixed) {
                         (Some(a), Some(b)) => match patchbay_version::compare(scheme, &b, &a) {
                             Ok(std::cmp::Ordering::Less) => Some(b),
@@ -321,6 +332,7 @@ pub fn match_entries(
                         (a, b) => a.or(b),
                     };
                 } else {
+                    at.insert(e.advisory, matches.len());
                     matches.push(Match {
                         advisory: e.advisory,
                         fixed: v.fixed,
@@ -552,6 +564,44 @@ impl Assessor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `match_entries` keeps one match per advisory, with the lowest fixed
+    /// version its entries name, in first-seen order; an invalid installed
+    /// version is reported once per entry (the installed version is parsed
+    /// once, not per entry).
+    #[test]
+    fn match_entries_merges_an_advisorys_entries_and_reports_bad_versions() {
+        use patchbay_version::osv::{Event, RangeKind};
+        let entry = |advisory: usize, fixed: &str| AffectedEntry {
+            advisory,
+            ranges: vec![Range {
+                kind: RangeKind::Ecosystem,
+                events: vec![Event::Introduced("0".into()), Event::Fixed(fixed.into())],
+            }],
+            versions: vec![],
+        };
+        let entries = [
+            entry(7, "2.0-1"),
+            entry(3, "1.9-1"),
+            entry(7, "1.5-1"),
+            entry(9, "1.0-1"), // not affected at 1.2-1
+            entry(7, "1.8-1"),
+            entry(3, "1.10-1"), // later than 1.9-1 by dpkg, earlier as text
+        ];
+        let (ms, ps) = match_entries(Scheme::Deb, &entries, "1.2-1", |a| format!("A{a}"));
+        assert!(ps.is_empty(), "{ps:?}");
+        let got: Vec<(usize, Option<&str>)> = ms
+            .iter()
+            .map(|m| (m.advisory, m.fixed.as_deref()))
+            .collect();
+        assert_eq!(got, [(7, Some("1.5-1")), (3, Some("1.9-1"))]);
+
+        let (ms, ps) = match_entries(Scheme::Deb, &entries, "1.2 -1", |a| format!("A{a}"));
+        assert!(ms.is_empty());
+        assert_eq!(ps.len(), entries.len());
+        assert_eq!(ps[0].advisory, "A7");
+        assert!(ps[0].message.contains("1.2 -1"), "{}", ps[0].message);
+    }
 
     fn os(id: &str, v: &str) -> OsRelease {
         OsRelease {

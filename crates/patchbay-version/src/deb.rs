@@ -37,8 +37,11 @@ use crate::{Scheme, VersionError};
 #[derive(Debug, Clone)]
 pub struct Version {
     epoch: u32,
-    upstream: String,
-    revision: String,
+    /// The upstream version followed by the revision, in one allocation
+    /// (versions are parsed by the thousand when a host is matched).
+    parts: String,
+    /// Where the revision starts in `parts`.
+    split: usize,
 }
 
 impl Version {
@@ -56,12 +59,12 @@ impl Version {
 
     /// The upstream version.
     pub fn upstream(&self) -> &str {
-        &self.upstream
+        &self.parts[..self.split]
     }
 
     /// The Debian revision (empty when absent).
     pub fn revision(&self) -> &str {
-        &self.revision
+        &self.parts[self.split..]
     }
 }
 
@@ -161,21 +164,24 @@ fn parse(s: &str, strict: bool) -> Result<Version, VersionError> {
             return Err(err("invalid character in revision number"));
         }
     }
+    let mut parts = String::with_capacity(upstream.len() + revision.len());
+    parts.push_str(upstream);
+    parts.push_str(revision);
     Ok(Version {
         epoch,
-        upstream: upstream.to_owned(),
-        revision: revision.to_owned(),
+        parts,
+        split: upstream.len(),
     })
 }
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.epoch != 0 || self.upstream.contains(':') || self.revision.contains(':') {
+        if self.epoch != 0 || self.parts.contains(':') {
             write!(f, "{}:", self.epoch)?;
         }
-        f.write_str(&self.upstream)?;
-        if !self.revision.is_empty() {
-            write!(f, "-{}", self.revision)?;
+        f.write_str(self.upstream())?;
+        if !self.revision().is_empty() {
+            write!(f, "-{}", self.revision())?;
         }
         Ok(())
     }
@@ -186,8 +192,8 @@ impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
         self.epoch
             .cmp(&other.epoch)
-            .then_with(|| verrevcmp(&self.upstream, &other.upstream))
-            .then_with(|| verrevcmp(&self.revision, &other.revision))
+            .then_with(|| verrevcmp(self.upstream(), other.upstream()))
+            .then_with(|| verrevcmp(self.revision(), other.revision()))
     }
 }
 

@@ -143,24 +143,42 @@ enum InRange<'a> {
     Inside(Option<(&'a SchemeVersion, &'a str)>),
 }
 
+/// Where version `v` is relative to bound `b` (`cmp_bound(&Bound::At(v), b)`,
+/// without copying `v`).
+fn cmp_at(v: &SchemeVersion, b: &Bound) -> Ordering {
+    match b {
+        Bound::Bottom => Ordering::Greater,
+        Bound::Top => Ordering::Less,
+        // Parsed in the range's scheme, as `v` is: always `Some`.
+        Bound::At(y) => v.partial_cmp(y).unwrap_or(Ordering::Equal),
+    }
+}
+
+/// Sorts one range's events by the range's version order. Stable: events at
+/// equal versions keep the record's order (as the reference implementation's
+/// Python `sorted` does). A stable sort of all events, `limit`s included,
+/// orders the others exactly as sorting them alone would.
+fn sort_events(events: &mut [Parsed<'_>]) {
+    events.sort_by(|x, y| cmp_bound(&x.bound, &y.bound));
+}
+
+/// Where `v` is relative to one range whose `events` are sorted by
+/// [`cmp_bound`], stably (see [`sort_events`]); `limit` events are skipped
+/// in the walk, so sorting them along changes nothing.
 fn eval_range<'a>(v: &SchemeVersion, events: &'a [Parsed<'a>]) -> InRange<'a> {
-    let at = Bound::At(v.clone());
-    let limits: Vec<&Parsed<'_>> = events.iter().filter(|e| e.kind == Kind::Limit).collect();
-    if !limits.is_empty()
-        && !limits
-            .iter()
-            .any(|l| cmp_bound(&at, &l.bound) == Ordering::Less)
-    {
+    let mut limits = events.iter().filter(|e| e.kind == Kind::Limit).peekable();
+    if limits.peek().is_some() && !limits.any(|l| cmp_at(v, &l.bound) == Ordering::Less) {
         return InRange::Outside;
     }
-    let mut sorted: Vec<&Parsed<'_>> = events.iter().filter(|e| e.kind != Kind::Limit).collect();
-    // Stable: events at equal versions keep the record's order.
-    sorted.sort_by(|x, y| cmp_bound(&x.bound, &y.bound));
+    let sorted = events;
 
     let mut vulnerable = false;
     let mut opened_at = 0usize;
     for (i, e) in sorted.iter().enumerate() {
-        let c = cmp_bound(&at, &e.bound);
+        if e.kind == Kind::Limit {
+            continue;
+        }
+        let c = cmp_at(v, &e.bound);
         match e.kind {
             Kind::Introduced if c != Ordering::Less => {
                 vulnerable = true;
@@ -201,6 +219,21 @@ pub fn evaluate(
     installed: &str,
 ) -> Result<Verdict, VersionError> {
     let inst = SchemeVersion::parse(scheme, installed)?;
+    evaluate_at(scheme, ranges, versions, installed, &inst)
+}
+
+/// [`evaluate`] with the installed version already parsed: `inst` must be
+/// `SchemeVersion::parse(scheme, installed)`. For evaluating many entries at
+/// one version (a package against every advisory of its name) without parsing
+/// it again for each.
+pub fn evaluate_at(
+    scheme: Scheme,
+    ranges: &[Range],
+    versions: &[String],
+    installed: &str,
+    inst: &SchemeVersion,
+) -> Result<Verdict, VersionError> {
+    debug_assert_eq!(inst.scheme(), scheme);
     // Go's versions are SemVer once mapped (`v1.2.3`, `go1.21.3`): its records'
     // `SEMVER` ranges are evaluated in the Go scheme, which does that mapping.
     let inst_semver = if !matches!(scheme, Scheme::Semver | Scheme::Go)
@@ -215,14 +248,15 @@ pub fn evaluate(
     for range in ranges {
         let (range_scheme, v) = match (range.kind, &inst_semver) {
             (RangeKind::Git, _) => continue,
-            (RangeKind::Ecosystem, _) | (RangeKind::Semver, None) => (scheme, &inst),
+            (RangeKind::Ecosystem, _) | (RangeKind::Semver, None) => (scheme, inst),
             (RangeKind::Semver, Some(sv)) => (Scheme::Semver, sv),
         };
-        let events = range
+        let mut events = range
             .events
             .iter()
             .map(|e| parse_event(range_scheme, e))
             .collect::<Result<Vec<_>, _>>()?;
+        sort_events(&mut events);
         parsed_ranges.push((v, events));
     }
 
@@ -235,7 +269,7 @@ pub fn evaluate(
 
     let listed = versions
         .iter()
-        .any(|s| s == installed || SchemeVersion::parse(scheme, s).is_ok_and(|p| p == inst));
+        .any(|s| s == installed || SchemeVersion::parse(scheme, s).is_ok_and(|p| p == *inst));
 
     let fixed = if containing.is_empty() {
         None
