@@ -459,23 +459,22 @@ impl App {
                 .await?;
         }
         let (row, held) = match &hash {
-            Some(h) => {
-                let mut tx = self.store.read().await?;
-                if checkin {
-                    match tx.agent_for_checkin(h).await? {
-                        Some((a, st)) => (
-                            Some(a),
-                            Some(CheckinHeld {
-                                inventory_hash: st.inventory_hash,
-                                open_jobs: st.open_jobs,
-                            }),
-                        ),
-                        None => (None, None),
-                    }
-                } else {
-                    (tx.agent_by_secret_hash(h).await?, None)
-                }
-            }
+            // A check-in's lookup is one statement outside a transaction
+            // (`Store::agent_for_checkin`): the steady check-in's only read.
+            Some(h) if checkin => match self.store.agent_for_checkin(h).await? {
+                Some((a, st)) => (
+                    Some(a),
+                    Some(CheckinHeld {
+                        inventory_hash: st.inventory_hash,
+                        open_jobs: st.open_jobs,
+                    }),
+                ),
+                None => (None, None),
+            },
+            Some(h) => (
+                self.store.read().await?.agent_by_secret_hash(h).await?,
+                None,
+            ),
             None => (None, None),
         };
         match row {

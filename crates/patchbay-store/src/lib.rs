@@ -117,6 +117,16 @@ pub trait Store: Send + Sync + 'static {
     async fn write(&self) -> Result<Box<dyn Tx>>;
     /// Begins a read transaction (a consistent snapshot).
     async fn read(&self) -> Result<Box<dyn Tx>>;
+    /// A check-in's credential lookup ([`AgentStore::agent_for_checkin`]) as
+    /// one statement on a pooled connection, outside any transaction: the
+    /// hot path of every steady check-in. One statement reads one consistent
+    /// snapshot on both engines, so nothing is lost against a read
+    /// transaction, and on PostgreSQL it is one round trip instead of three
+    /// (`BEGIN`, the query, the `ROLLBACK` of dropping the transaction).
+    /// The default runs it in a read transaction.
+    async fn agent_for_checkin(&self, hash: &str) -> Result<Option<(AgentRow, CheckinState)>> {
+        self.read().await?.agent_for_checkin(hash).await
+    }
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Whether the database answers.

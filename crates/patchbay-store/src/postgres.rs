@@ -75,6 +75,14 @@ impl Store for PgStore {
         Ok(Box::new(SqlTx::<Postgres> { tx }))
     }
 
+    async fn agent_for_checkin(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(crate::AgentRow, crate::CheckinState)>> {
+        let mut c = self.pool.acquire().await.map_err(map_err)?;
+        crate::role::agent_for_checkin_query::<Postgres>(&mut c, hash).await
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

@@ -149,6 +149,14 @@ impl Store for SqliteStore {
         Ok(Box::new(SqlTx::<Sqlite> { tx }))
     }
 
+    async fn agent_for_checkin(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(crate::AgentRow, crate::CheckinState)>> {
+        let mut c = self.reader.acquire().await.map_err(map_err)?;
+        crate::role::agent_for_checkin_query::<Sqlite>(&mut c, hash).await
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }

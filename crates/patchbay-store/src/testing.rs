@@ -247,11 +247,13 @@ pub async fn dump_all(url: &str) -> Result<std::collections::BTreeMap<String, St
     }
 }
 
-/// A store that counts the read transactions begun through it (the cost a
-/// test pins: e.g. an unchanged check-in is one read).
+/// A store that counts the read transactions begun through it and the reads
+/// run as one statement outside a transaction (the cost a test pins: e.g. an
+/// unchanged check-in is one statement and no transaction).
 pub struct CountingStore {
     inner: std::sync::Arc<dyn crate::Store>,
     reads: AtomicU64,
+    statements: AtomicU64,
 }
 
 impl CountingStore {
@@ -260,12 +262,20 @@ impl CountingStore {
         Self {
             inner,
             reads: AtomicU64::new(0),
+            statements: AtomicU64::new(0),
         }
     }
 
     /// The read transactions begun since the last call (and resets the count).
     pub fn take_reads(&self) -> u64 {
         self.reads.swap(0, Ordering::SeqCst)
+    }
+
+    /// The reads run as one statement outside a transaction
+    /// ([`crate::Store::agent_for_checkin`]) since the last call (and resets
+    /// the count).
+    pub fn take_statements(&self) -> u64 {
+        self.statements.swap(0, Ordering::SeqCst)
     }
 }
 
@@ -279,6 +289,13 @@ impl crate::Store for CountingStore {
     async fn read(&self) -> crate::Result<Box<dyn crate::Tx>> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.read().await
+    }
+    async fn agent_for_checkin(
+        &self,
+        hash: &str,
+    ) -> crate::Result<Option<(crate::AgentRow, crate::CheckinState)>> {
+        self.statements.fetch_add(1, Ordering::SeqCst);
+        self.inner.agent_for_checkin(hash).await
     }
     fn backend(&self) -> &'static str {
         self.inner.backend()

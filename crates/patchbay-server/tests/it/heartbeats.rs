@@ -125,8 +125,9 @@ async fn unchanged_checkins_are_batched_postgres() {
     unchanged_checkins_are_batched("postgres").await
 }
 
-/// An unchanged check-in through the router is one read transaction (counted
-/// by a wrapper of the same database) and is answered and recorded; a wrong
+/// An unchanged check-in through the router is one read statement outside
+/// any transaction (`Store::agent_for_checkin`, counted by a wrapper of the
+/// same database: no read transaction) and is answered and recorded; a wrong
 /// hash is refused from that same read. The path before (authentication
 /// without the state, then the check-in's own read) costs two, measured on
 /// the same wrapper.
@@ -145,6 +146,7 @@ async fn an_unchanged_checkin_is_one_read(backend: &str) {
     let t_beat = s.app.now();
 
     counting.take_reads();
+    counting.take_statements();
     let r = s
         .ok_json(
             "POST",
@@ -154,9 +156,9 @@ async fn an_unchanged_checkin_is_one_read(backend: &str) {
         )
         .await;
     assert_eq!(
-        counting.take_reads(),
-        1,
-        "read transactions of an unchanged check-in"
+        (counting.take_reads(), counting.take_statements()),
+        (0, 1),
+        "(read transactions, statements outside one) of an unchanged check-in"
     );
     assert_eq!(r["stored_hash"], hash.as_str());
     assert!(r.get("jobs").is_none_or(|j| j == &json!([])), "{r}");
@@ -177,7 +179,11 @@ async fn an_unchanged_checkin_is_one_read(backend: &str) {
         )
         .await;
     assert_eq!(status, 409, "{body}");
-    assert_eq!(counting.take_reads(), 1, "read transactions of a mismatch");
+    assert_eq!(
+        (counting.take_reads(), counting.take_statements()),
+        (0, 1),
+        "(read transactions, statements outside one) of a mismatch"
+    );
 
     // The path before: authentication without the state, then the
     // check-in's own read.
@@ -188,7 +194,11 @@ async fn an_unchanged_checkin_is_one_read(backend: &str) {
     assert_eq!(agent.checkin_held, None);
     let req: CheckinRequest = serde_json::from_value(unchanged(&hash)).unwrap();
     app.checkin(&agent, req).await.unwrap();
-    assert_eq!(counting.take_reads(), 2, "the path before: two reads");
+    assert_eq!(
+        (counting.take_reads(), counting.take_statements()),
+        (2, 0),
+        "the path before: two reads"
+    );
 }
 
 #[tokio::test]

@@ -166,38 +166,7 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
     }
 
     async fn agent_for_checkin(&mut self, hash: &str) -> Result<Option<(AgentRow, CheckinState)>> {
-        let row = sqlx::query::<DB>(
-            "SELECT g.id, g.asset_id, a.name, g.enrolled_at, g.last_checkin_at, g.revoked_at, \
-               g.cert_sha256, g.cert_not_after, a.inventory_hash, \
-               CAST(CASE WHEN EXISTS (SELECT 1 FROM agent_jobs j \
-                 WHERE j.asset = a.name AND j.result_at IS NULL) THEN 1 ELSE 0 END AS BIGINT) AS open_jobs \
-             FROM agents g JOIN assets a ON a.id = g.asset_id WHERE g.secret_hash = $1",
-        )
-        .arg(hash)
-        .opt(self.conn())
-        .await?;
-        row.map(|r| {
-            let open: i64 = r.col("open_jobs")?;
-            let name: String = r.col("name")?;
-            Ok((
-                AgentRow {
-                    id: r.col("id")?,
-                    asset_id: r.col("asset_id")?,
-                    asset_name: name.clone(),
-                    enrolled_at: from_millis(r.col("enrolled_at")?)?,
-                    last_checkin_at: opt_ts(r.col("last_checkin_at")?)?,
-                    revoked_at: opt_ts(r.col("revoked_at")?)?,
-                    cert_sha256: r.col("cert_sha256")?,
-                    cert_not_after: opt_ts(r.col("cert_not_after")?)?,
-                },
-                CheckinState {
-                    asset_name: name,
-                    inventory_hash: r.col("inventory_hash")?,
-                    open_jobs: open != 0,
-                },
-            ))
-        })
-        .transpose()
+        agent_for_checkin_query::<DB>(self.conn(), hash).await
     }
 
     async fn revoke_agents_of_asset(&mut self, asset_id: i64, now: Timestamp) -> Result<u64> {
@@ -338,4 +307,46 @@ impl<DB: Engine> AgentStore for SqlTx<DB> {
         row.map(|r| Ok((r.col("id")?, r.col("approved_by")?)))
             .transpose()
     }
+}
+
+/// The query of [`AgentStore::agent_for_checkin`] on any connection: in a
+/// read transaction, or alone on a pooled connection
+/// ([`crate::Store::agent_for_checkin`]) — one statement reads one
+/// consistent snapshot either way.
+pub(crate) async fn agent_for_checkin_query<DB: Engine>(
+    c: &mut DB::Connection,
+    hash: &str,
+) -> Result<Option<(AgentRow, CheckinState)>> {
+    let row = sqlx::query::<DB>(
+        "SELECT g.id, g.asset_id, a.name, g.enrolled_at, g.last_checkin_at, g.revoked_at, \
+           g.cert_sha256, g.cert_not_after, a.inventory_hash, \
+           CAST(CASE WHEN EXISTS (SELECT 1 FROM agent_jobs j \
+             WHERE j.asset = a.name AND j.result_at IS NULL) THEN 1 ELSE 0 END AS BIGINT) AS open_jobs \
+         FROM agents g JOIN assets a ON a.id = g.asset_id WHERE g.secret_hash = $1",
+    )
+    .arg(hash)
+    .opt(c)
+    .await?;
+    row.map(|r| {
+        let open: i64 = r.col("open_jobs")?;
+        let name: String = r.col("name")?;
+        Ok((
+            AgentRow {
+                id: r.col("id")?,
+                asset_id: r.col("asset_id")?,
+                asset_name: name.clone(),
+                enrolled_at: from_millis(r.col("enrolled_at")?)?,
+                last_checkin_at: opt_ts(r.col("last_checkin_at")?)?,
+                revoked_at: opt_ts(r.col("revoked_at")?)?,
+                cert_sha256: r.col("cert_sha256")?,
+                cert_not_after: opt_ts(r.col("cert_not_after")?)?,
+            },
+            CheckinState {
+                asset_name: name,
+                inventory_hash: r.col("inventory_hash")?,
+                open_jobs: open != 0,
+            },
+        ))
+    })
+    .transpose()
 }
