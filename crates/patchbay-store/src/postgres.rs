@@ -26,12 +26,22 @@ impl Affected for PgQueryResult {
     }
 }
 
+/// Connections of the check-in pool ([`PgStore`]'s `checkin`), besides the
+/// main pool's 16.
+const CHECKIN_CONNECTIONS: u32 = 4;
+
 /// How long `ping` (`/healthz`) waits for the database.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The PostgreSQL store.
 pub struct PgStore {
     pool: PgPool,
+    /// A few connections for the check-ins' credential lookup
+    /// ([`Store::agent_for_checkin`]), lent without sqlx's ping (the main
+    /// pool pings before lending: a second round trip on every steady
+    /// check-in). A connection that died while idle fails its lookup, which
+    /// is then run once more on the main pool.
+    checkin: PgPool,
 }
 
 impl PgStore {
@@ -55,7 +65,18 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migrating {}: {e}", crate::redact_url(url))))?;
-        Ok(Self { pool })
+        let checkin = PgPoolOptions::new()
+            .max_connections(CHECKIN_CONNECTIONS)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy(url)
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot connect to {}: {e}",
+                    crate::redact_url(url)
+                ))
+            })?;
+        Ok(Self { pool, checkin })
     }
 }
 
@@ -79,8 +100,21 @@ impl Store for PgStore {
         &self,
         hash: &str,
     ) -> Result<Option<(crate::AgentRow, crate::CheckinState)>> {
-        let mut c = self.pool.acquire().await.map_err(map_err)?;
-        crate::role::agent_for_checkin_query::<Postgres>(&mut c, hash).await
+        let first = async {
+            let mut c = self.checkin.acquire().await.map_err(map_err)?;
+            crate::role::agent_for_checkin_query::<Postgres>(&mut c, hash).await
+        }
+        .await;
+        match first {
+            // A connection lost while idle (a restarted server): sqlx drops
+            // it; once more on the main pool, which checks before lending.
+            Err(StoreError::Unavailable(e)) => {
+                tracing::debug!(error = %e, "check-in lookup retried on the main pool");
+                let mut c = self.pool.acquire().await.map_err(map_err)?;
+                crate::role::agent_for_checkin_query::<Postgres>(&mut c, hash).await
+            }
+            r => r,
+        }
     }
 
     fn backend(&self) -> &'static str {
@@ -104,6 +138,7 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
+        self.checkin.close().await;
         self.pool.close().await;
     }
 }

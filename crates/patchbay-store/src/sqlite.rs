@@ -94,8 +94,13 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // No ping before lending a connection (sqlx's `test_before_acquire`):
+        // a SQLite connection is a file handle on its own worker thread, with
+        // nothing that can go stale, and the ping is one more round trip to
+        // that thread on every use (a steady check-in's only read among them).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts.clone())
             .await
@@ -111,6 +116,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Other(format!("migrating {}: {e}", path.display())))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(opts.read_only(true))
             .await
             .map_err(map_err)?;

@@ -72,6 +72,15 @@ async fn checkin_state_and_record_seen(s: Arc<dyn Store>) {
     assert_eq!((st1.inventory_hash, st1.open_jobs), (None, false));
     assert!(tx.checkin_state(i64::MAX).await.unwrap().is_none());
     assert_one_query_equals_two(&mut *tx, &["hash0", "hash1", "hash1200", "nope"]).await;
+    // The store's own lookup (one statement outside a transaction, what a
+    // check-in runs) reads the same.
+    for h in ["hash0", "hash1", "hash1200", "nope"] {
+        assert_eq!(
+            s.agent_for_checkin(h).await.unwrap(),
+            tx.agent_for_checkin(h).await.unwrap(),
+            "{h}"
+        );
+    }
     drop(tx);
 
     // An open job (no result yet) makes the check-in take the write path.
@@ -166,5 +175,45 @@ mod postgres {
     #[tokio::test]
     async fn checkin_state_and_record_seen() {
         super::checkin_state_and_record_seen(super::open("postgres").await).await
+    }
+
+    /// The check-in lookup's connections are lent without a ping: when the
+    /// server has closed them (a restart), the lookup still answers (it is
+    /// run once more on the main pool, which checks before lending), and
+    /// the next one too.
+    #[tokio::test]
+    async fn checkin_lookup_survives_closed_connections() {
+        use patchbay_store::AssetAttrs;
+        use sqlx::Connection;
+        let url = patchbay_store::testing::fresh_url("postgres").await;
+        let s = patchbay_store::open(&url).await.unwrap();
+        let mut tx = s.write().await.unwrap();
+        let id = tx
+            .insert_asset("h", &AssetAttrs::default(), true, super::t0())
+            .await
+            .unwrap();
+        tx.insert_agent("agt_1", id, "hash-1", None, super::t0())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let want = s.agent_for_checkin("hash-1").await.unwrap();
+        assert_eq!(want.as_ref().map(|(a, _)| a.id.as_str()), Some("agt_1"));
+        // Every other session of this database goes: the pools' idle
+        // connections among them.
+        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+        let killed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()) t",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert!(
+            killed >= 2,
+            "the lookup pool's and the main pool's sessions: {killed}"
+        );
+        for _ in 0..3 {
+            assert_eq!(s.agent_for_checkin("hash-1").await.unwrap(), want);
+        }
     }
 }
