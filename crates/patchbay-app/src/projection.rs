@@ -569,18 +569,27 @@ impl OpenFindings {
             }
             // The stream's next entry: merged right away while it comes
             // first (a run of one stream costs no heap operation).
+            let seen_at = e.first_seen;
             let next = (s.at as usize + 1..list.len())
                 .find(|&i| kept_slot(&list[i]) == Some(s.slot as usize));
             cur = match next {
                 Some(i) => {
                     s.at = i as u32;
                     let n = Next {
-                        rank: ranker.rank_in(
-                            &classes[stream as usize],
-                            first_seen(&list[i]),
-                            false,
-                            now,
-                        ),
+                        // The same first-seen second: the same rank.
+                        rank: if list[i].first_seen == seen_at {
+                            Rank {
+                                excluded: false,
+                                ..rank
+                            }
+                        } else {
+                            ranker.rank_in(
+                                &classes[stream as usize],
+                                first_seen(&list[i]),
+                                false,
+                                now,
+                            )
+                        },
                         stream,
                     };
                     match heap.peek_mut() {
@@ -611,20 +620,58 @@ impl OpenFindings {
         if let Some(&(_, from)) = runs.last()
             && lines.len() > limit
         {
+            // Two names of different assets, neither of whose names is a
+            // prefix of another asset's, are in the order of the asset names
+            // (they differ within them): the assets' byte order decides,
+            // and the names are compared in pieces only otherwise.
+            let mut by_name: Vec<u32> = (0..assets.len() as u32).collect();
+            by_name.sort_unstable_by(|&x, &y| {
+                assets[x as usize]
+                    .name
+                    .as_bytes()
+                    .cmp(assets[y as usize].name.as_bytes())
+            });
+            let mut order = vec![0u32; assets.len()];
+            let mut prefix = vec![false; assets.len()];
+            for (k, w) in by_name.iter().enumerate() {
+                order[*w as usize] = k as u32;
+                // A name that is a prefix of others is followed by one of
+                // them in byte order.
+                prefix[*w as usize] = by_name.get(k + 1).is_some_and(|&n| {
+                    assets[n as usize]
+                        .name
+                        .as_bytes()
+                        .starts_with(assets[*w as usize].name.as_bytes())
+                });
+            }
+            let asset_of = |l: &(u32, u32)| {
+                let e = &self.lists[l.0 as usize][l.1 as usize];
+                asset_at(e.asset).unwrap_or_default()
+            };
             let k = limit - from;
             let tail = &mut lines[from..];
-            let mut parts: Vec<(NameParts<'_>, (u32, u32))> =
-                tail.iter().map(|l| (name_parts(l), *l)).collect();
-            parts.select_nth_unstable_by(k - 1, |a, b| a.0.cmp(&b.0));
-            parts.truncate(k);
-            for (slot, (_, l)) in tail.iter_mut().zip(parts) {
+            let mut keyed: Vec<(u32, (u32, u32))> =
+                tail.iter().map(|l| (asset_of(l) as u32, *l)).collect();
+            keyed.select_nth_unstable_by(k - 1, |(x, a), (y, b)| {
+                let (x, y) = (*x as usize, *y as usize);
+                if x != y && !prefix[x] && !prefix[y] {
+                    order[x].cmp(&order[y])
+                } else {
+                    name_parts(a).cmp(&name_parts(b))
+                }
+            });
+            keyed.truncate(k);
+            for (slot, (_, l)) in tail.iter_mut().zip(keyed) {
                 *slot = l;
             }
             lines.truncate(limit);
         }
         let mut named: Vec<(Rank, NameParts<'_>, i64)> = Vec::with_capacity(lines.len());
         for (k, &(rank, from)) in runs.iter().enumerate() {
-            let to = runs.get(k + 1).map_or(lines.len(), |r| r.1).min(lines.len());
+            let to = runs
+                .get(k + 1)
+                .map_or(lines.len(), |r| r.1)
+                .min(lines.len());
             for l in lines.get(from..to).unwrap_or_default() {
                 let e = &self.lists[l.0 as usize][l.1 as usize];
                 named.push((rank, name_parts(l), e.id));
@@ -929,7 +976,10 @@ mod tests {
                 .collect();
             for k in &keys {
                 if k.open {
-                    model.insert(k.id, (k.advisory_id.clone(), k.asset_id, k.first_seen_ms / 1000));
+                    model.insert(
+                        k.id,
+                        (k.advisory_id.clone(), k.asset_id, k.first_seen_ms / 1000),
+                    );
                 } else {
                     model.remove(&k.id);
                 }
@@ -938,7 +988,10 @@ mod tests {
             changed += keys.len();
             let mut held = std::collections::BTreeMap::new();
             for (a, list) in p.lists.iter().enumerate() {
-                assert!(list.is_sorted_by_key(by_first_seen), "advisory {a} out of order");
+                assert!(
+                    list.is_sorted_by_key(by_first_seen),
+                    "advisory {a} out of order"
+                );
                 for e in list {
                     let adv = p.advisories.name(a as u32).to_string();
                     assert_eq!(p.advisory_of.get(&e.id), Some(&(a as u32)));
