@@ -1006,7 +1006,7 @@ mod tests {
             }
             assert_eq!(p.per_asset, counts);
         }
-        assert!(changed > 10_000);
+        assert!(changed > 5_000, "{changed} rows applied");
     }
 
     #[test]
