@@ -1,29 +1,42 @@
 //! The ranked projection of open findings (issue 14, item 6; ADR 0023): the
 //! worklist at 10,000 assets × 200 open findings without reading 2,000,000
-//! rows per request.
+//! rows per request, nor ranking them.
 //!
 //! [`OpenFindings`] keeps, in process, a compact entry per open finding (its
-//! id, asset id, first-seen second and interned advisory, package, source
-//! package and architecture: 40 bytes, plus ~16 bytes of index) — not its
-//! versions, not its rank. Each request, inside its one read snapshot:
+//! id, asset id, first-seen second and interned package, source package and
+//! architecture: 40 bytes, plus ~16 bytes of index), grouped per advisory and
+//! kept ordered by first-seen time within each advisory — not its versions,
+//! not its rank. Each request, inside its one read snapshot:
 //!
 //! 1. reads the findings change sequence (migration 0130; every findings
 //!    write in `patchbay_store`'s `role/findings.rs` stamps the rows it
 //!    touches) and, when it moved, only the rows stamped after what the
 //!    projection has seen (one indexed query) — inserts, refreshes, resolves
-//!    and reopens; the first request after a start reads every open finding's
-//!    key once (the cold cost, see docs/benchmarks.md);
+//!    and reopens — and re-orders only the advisories they touch; the first
+//!    request after a start reads every open finding's key once (the cold
+//!    cost, see docs/benchmarks.md);
 //! 2. reads the small facts it ranks with, current, through the same
 //!    snapshot: the assets (groups, impact, exposure, owner), the advisories'
 //!    CVSS/KEV/EPSS (`Enrichment`), the exceptions and the policy — nothing of
 //!    these is cached here, so an import, an exception, an asset's attributes
 //!    or a policy change shows on the next request, on any replica;
-//! 3. classifies once per (advisory, business impact, exposure) class
-//!    ([`Ranker::class`]), then ranks each entry ([`Ranker::rank_in`]: the due
-//!    date from its first-seen time), filters as `Snapshot::top_open` does,
-//!    selects the `limit` first by [`rank_order`] in linear time and orders
-//!    them (and those tied with the last) by [`worklist_order`];
-//! 4. reads the selected findings' rows by id and builds their wire lines
+//! 3. splits each advisory's findings into *streams*, one per (business
+//!    impact, exposure) of the kept assets: every finding of a stream has the
+//!    same class ([`Ranker::class`], classified once per stream), so its rank
+//!    ([`Ranker::rank_in`]) only moves with its due date, which never falls
+//!    as its first-seen time grows (`RiskModel::due_of`: the later of
+//!    publication and first sight plus the tier's SLA, capped by the KEV due
+//!    date) — a stream in first-seen order is in [`rank_order`];
+//! 4. merges the streams with a heap in [`rank_order`], applying the
+//!    per-finding filters (the policy's exclusions, the exceptions, `wanted`)
+//!    to the findings it visits, until `limit` lines are kept and the next
+//!    finding ranks after the last of them; streams of a tier the filter does
+//!    not want are never entered. A request thus visits about `limit`
+//!    findings (plus those tied with the last, plus those filtered out on the
+//!    way), not every open finding; the lines tied with the last are ordered
+//!    by [`worklist_order`] (the finding id breaks ties), their names
+//!    compared in pieces, not built;
+//! 5. reads the selected findings' rows by id and builds their wire lines
 //!    through [`ranking::rank`], the one ranking every answer uses.
 //!
 //! The result is that of `Snapshot::top_open` (the reference, kept:
@@ -35,7 +48,14 @@
 //! is used with — a request takes the projection's lock *before* it opens its
 //! snapshot and holds it until its lines are built, so concurrent requests
 //! queue and the second finds the projection current (one refresh, shared).
-//! Entries of assets the snapshot no longer lists are dropped.
+//! Each advisory's entries are in (first-seen, id) order whenever the lock is
+//! released. Entries of assets the snapshot no longer lists are dropped.
+//!
+//! `PATCHBAY_WORKLIST_PHASES` (any value) prints each request's time per
+//! phase to stderr (for the fleet bench's profile).
+//!
+//! [`App::worklist_reference`]: crate::App::worklist_reference
+//! [`worklist_order`]: patchbay_core::rank::worklist_order
 
 use crate::AppError;
 use crate::ranking::{self, Ranked, Wanted};
@@ -44,23 +64,27 @@ use jiff::Timestamp;
 use patchbay_core::asset::{BusinessImpact, Exposure};
 use patchbay_core::exception::{FindingFacts, excepting};
 use patchbay_core::policy::Policy;
-use patchbay_core::rank::{Class, Rank, Ranker, rank_order, worklist_order};
+use patchbay_core::rank::{Class, Rank, Ranker, rank_order};
 use patchbay_store::{AssetRow, FindingKey};
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 /// Rows a page of the first build reads.
 const COLD_PAGE: i64 = 50_000;
 
-/// One open finding as the projection keeps it (40 bytes).
+/// Up to this many changes to one advisory's entries are applied by a linear
+/// search each; more, by one pass over its entries with a map.
+const FEW_CHANGES: usize = 32;
+
+/// One open finding as the projection keeps it (40 bytes), in its advisory's
+/// list.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     id: i64,
     asset: i64,
     /// First seen, rounded to the second as the wire line carries it.
     first_seen: i64,
-    advisory: u32,
     package: u32,
     source_package: u32,
     arch: u32,
@@ -96,9 +120,10 @@ pub struct OpenFindings {
     built: bool,
     /// The findings change sequence the entries reflect.
     seen: i64,
-    entries: Vec<Entry>,
-    /// Finding id → position in `entries`.
-    pos: HashMap<i64, u32>,
+    /// Per interned advisory: its open findings, in (first-seen, id) order.
+    lists: Vec<Vec<Entry>>,
+    /// Finding id → its advisory (the list it is in).
+    advisory_of: HashMap<i64, u32>,
     /// Entries per asset id.
     per_asset: HashMap<i64, u32>,
     /// Advisory ids (their own table: per-advisory facts are indexed by it).
@@ -116,23 +141,45 @@ pub struct Refreshed {
     pub cold: bool,
 }
 
+/// The order of an advisory's entries.
+fn by_first_seen(e: &Entry) -> (i64, i64) {
+    (e.first_seen, e.id)
+}
+
+fn inc(per_asset: &mut HashMap<i64, u32>, asset: i64) {
+    *per_asset.entry(asset).or_default() += 1;
+}
+
+fn dec(per_asset: &mut HashMap<i64, u32>, asset: i64) {
+    if let Some(n) = per_asset.get_mut(&asset) {
+        *n -= 1;
+        if *n == 0 {
+            per_asset.remove(&asset);
+        }
+    }
+}
+
 impl OpenFindings {
     /// Open findings held.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.advisory_of.len()
     }
 
     /// Whether none are held.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.advisory_of.is_empty()
     }
 
     /// An estimate of the resident bytes of the projection (entries, the id
     /// index, the per-asset counts and the interned strings).
     pub fn resident_bytes(&self) -> usize {
         let map = |cap: usize, item: usize| cap * (item + 1) * 8 / 7;
-        self.entries.capacity() * std::mem::size_of::<Entry>()
-            + map(self.pos.capacity(), 12)
+        self.lists
+            .iter()
+            .map(|l| l.capacity() * std::mem::size_of::<Entry>())
+            .sum::<usize>()
+            + self.lists.capacity() * std::mem::size_of::<Vec<Entry>>()
+            + map(self.advisory_of.capacity(), 12)
             + map(self.per_asset.capacity(), 12)
             + [&self.advisories, &self.strings]
                 .iter()
@@ -144,57 +191,107 @@ impl OpenFindings {
                 .sum::<usize>()
     }
 
-    fn upsert(&mut self, k: &FindingKey) -> Result<(), AppError> {
+    /// The entry of a key and the advisory (list) it belongs in.
+    fn entry_of(&mut self, k: &FindingKey) -> Result<(u32, Entry), AppError> {
         let first_seen = patchbay_store::from_millis(k.first_seen_ms)?;
         let first_seen = first_seen
             .round(jiff::Unit::Second)
             .unwrap_or(first_seen)
             .as_second();
-        let e = Entry {
-            id: k.id,
-            asset: k.asset_id,
-            first_seen,
-            advisory: self.advisories.id(&k.advisory_id),
-            package: self.strings.id(&k.package),
-            source_package: self.strings.id(&k.source_package),
-            arch: self.strings.id(&k.arch),
-        };
-        match self.pos.get(&k.id) {
-            Some(&i) => {
-                let old = std::mem::replace(&mut self.entries[i as usize], e);
-                if old.asset != e.asset {
-                    // Never happens (a finding keeps its asset); kept exact anyway.
-                    self.dec_asset(old.asset);
-                    *self.per_asset.entry(e.asset).or_default() += 1;
+        let advisory = self.advisories.id(&k.advisory_id);
+        if self.lists.len() <= advisory as usize {
+            self.lists.resize_with(advisory as usize + 1, Vec::new);
+        }
+        Ok((
+            advisory,
+            Entry {
+                id: k.id,
+                asset: k.asset_id,
+                first_seen,
+                package: self.strings.id(&k.package),
+                source_package: self.strings.id(&k.source_package),
+                arch: self.strings.id(&k.arch),
+            },
+        ))
+    }
+
+    /// Applies changed rows: open ones are inserted or replaced, resolved
+    /// ones leave; each touched advisory's list is put back in order.
+    fn apply(&mut self, keys: &[FindingKey]) -> Result<(), AppError> {
+        // (advisory, finding id, its entry there or `None`: leaves it).
+        let mut ops: Vec<(u32, i64, Option<Entry>)> = Vec::with_capacity(keys.len());
+        for k in keys {
+            let old = self.advisory_of.get(&k.id).copied();
+            if k.open {
+                let (a, e) = self.entry_of(k)?;
+                if let Some(o) = old
+                    && o != a
+                {
+                    // Never happens (a finding keeps its advisory); kept exact anyway.
+                    ops.push((o, k.id, None));
+                }
+                ops.push((a, k.id, Some(e)));
+                self.advisory_of.insert(k.id, a);
+            } else if let Some(o) = old {
+                ops.push((o, k.id, None));
+                self.advisory_of.remove(&k.id);
+            }
+        }
+        ops.sort_by_key(|o| o.0);
+        let per_asset = &mut self.per_asset;
+        for group in ops.chunk_by(|x, y| x.0 == y.0) {
+            let list = &mut self.lists[group[0].0 as usize];
+            if group.len() <= FEW_CHANGES {
+                for &(_, id, new) in group {
+                    match (list.iter().position(|e| e.id == id), new) {
+                        (Some(i), Some(n)) => {
+                            let old = std::mem::replace(&mut list[i], n);
+                            if old.asset != n.asset {
+                                dec(per_asset, old.asset);
+                                inc(per_asset, n.asset);
+                            }
+                        }
+                        (Some(i), None) => {
+                            let old = list.swap_remove(i);
+                            dec(per_asset, old.asset);
+                        }
+                        (None, Some(n)) => {
+                            list.push(n);
+                            inc(per_asset, n.asset);
+                        }
+                        (None, None) => {}
+                    }
+                }
+            } else {
+                let mut by_id: HashMap<i64, Option<Entry>> =
+                    group.iter().map(|&(_, id, new)| (id, new)).collect();
+                list.retain_mut(|e| match by_id.remove(&e.id) {
+                    None => true,
+                    Some(Some(n)) => {
+                        if e.asset != n.asset {
+                            dec(per_asset, e.asset);
+                            inc(per_asset, n.asset);
+                        }
+                        *e = n;
+                        true
+                    }
+                    Some(None) => {
+                        dec(per_asset, e.asset);
+                        false
+                    }
+                });
+                // Ids in the same order as `group` (deterministic).
+                for &(_, id, _) in group {
+                    if let Some(Some(n)) = by_id.remove(&id) {
+                        list.push(n);
+                        inc(per_asset, n.asset);
+                    }
                 }
             }
-            None => {
-                self.pos.insert(k.id, self.entries.len() as u32);
-                self.entries.push(e);
-                *self.per_asset.entry(e.asset).or_default() += 1;
-            }
+            // Nearly in order already: a stable sort is linear on that.
+            list.sort_by_key(by_first_seen);
         }
         Ok(())
-    }
-
-    fn dec_asset(&mut self, asset: i64) {
-        if let Some(n) = self.per_asset.get_mut(&asset) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_asset.remove(&asset);
-            }
-        }
-    }
-
-    fn remove(&mut self, id: i64) {
-        let Some(i) = self.pos.remove(&id) else {
-            return;
-        };
-        let gone = self.entries.swap_remove(i as usize);
-        if let Some(moved) = self.entries.get(i as usize) {
-            self.pos.insert(moved.id, i);
-        }
-        self.dec_asset(gone.asset);
     }
 
     /// Drops the entries of assets not in `present`.
@@ -202,13 +299,15 @@ impl OpenFindings {
         if self.per_asset.keys().all(|a| present.contains_key(a)) {
             return;
         }
-        self.entries.retain(|e| present.contains_key(&e.asset));
+        for l in &mut self.lists {
+            l.retain(|e| present.contains_key(&e.asset));
+        }
         self.per_asset.retain(|a, _| present.contains_key(a));
-        self.pos = self
-            .entries
+        self.advisory_of = self
+            .lists
             .iter()
             .enumerate()
-            .map(|(i, e)| (e.id, i as u32))
+            .flat_map(|(a, l)| l.iter().map(move |e| (e.id, a as u32)))
             .collect();
     }
 
@@ -228,18 +327,29 @@ impl OpenFindings {
             loop {
                 let keys = tx.open_finding_keys(after, COLD_PAGE).await?;
                 for k in &keys {
-                    self.upsert(k)?;
+                    if self.advisory_of.contains_key(&k.id) {
+                        // Never happens (ids are read once each); kept exact anyway.
+                        self.apply(std::slice::from_ref(k))?;
+                        continue;
+                    }
+                    let (a, e) = self.entry_of(k)?;
+                    self.advisory_of.insert(k.id, a);
+                    self.lists[a as usize].push(e);
+                    inc(&mut self.per_asset, e.asset);
                 }
                 match keys.last() {
                     Some(k) if keys.len() as i64 == COLD_PAGE => after = k.id,
                     _ => break,
                 }
             }
-            self.entries.shrink_to_fit();
+            for l in &mut self.lists {
+                l.sort_unstable_by_key(by_first_seen);
+                l.shrink_to_fit();
+            }
             self.built = true;
             self.seen = n;
             return Ok(Refreshed {
-                rows: self.entries.len(),
+                rows: self.len(),
                 cold: true,
             });
         }
@@ -247,13 +357,7 @@ impl OpenFindings {
             return Ok(Refreshed::default());
         }
         let keys = tx.findings_changed_since(self.seen).await?;
-        for k in &keys {
-            if k.open {
-                self.upsert(k)?;
-            } else {
-                self.remove(k.id);
-            }
-        }
+        self.apply(&keys)?;
         self.seen = n;
         Ok(Refreshed {
             rows: keys.len(),
@@ -272,19 +376,23 @@ impl OpenFindings {
         wanted: &Wanted<'_>,
         limit: usize,
     ) -> Result<Vec<Ranked>, AppError> {
+        let mut phases = Phases::new();
         self.refresh(snap).await?;
+        phases.mark("refresh");
         let now = snap.now();
         let assets = snap.assets().await?;
+        phases.mark("assets");
         let asset_pos: HashMap<i64, usize> =
             assets.iter().enumerate().map(|(i, a)| (a.id, i)).collect();
         self.drop_assets_not_in(&asset_pos);
         let exceptions = snap.exceptions().await?;
+        phases.mark("exceptions");
         let ranker = Ranker::new(policy);
 
         struct PerAsset {
             groups: Vec<String>,
-            impact: BusinessImpact,
-            exposure: Exposure,
+            /// Its (business impact, exposure): [`class_slot`].
+            slot: usize,
             kept: bool,
         }
         let per_asset: Vec<PerAsset> = assets
@@ -295,8 +403,7 @@ impl OpenFindings {
                 PerAsset {
                     kept: wanted.asset(&a.name, &a.attrs.owner, &groups),
                     groups,
-                    impact,
-                    exposure,
+                    slot: class_slot(impact, exposure),
                 }
             })
             .collect();
@@ -319,22 +426,57 @@ impl OpenFindings {
                 None => asset_pos.get(&id).copied(),
             }
         };
+        // The slot of a kept asset's entry (`None`: not ranked).
+        let kept_slot = |e: &Entry| -> Option<usize> {
+            let pa = &per_asset[asset_at(e.asset)?];
+            pa.kept.then_some(pa.slot)
+        };
+        phases.mark("per-asset");
 
-        // The advisories' facts, for the advisories of kept assets' entries.
+        // Each advisory's streams: the first entry of each class slot among
+        // kept assets (an advisory's walk stops once it met every slot the
+        // kept assets have).
+        let mut present = [false; SLOTS];
+        for pa in per_asset.iter().filter(|pa| pa.kept) {
+            present[pa.slot] = true;
+        }
+        let n_present = present.iter().filter(|&&p| p).count();
         let n_adv = self.advisories.names.len();
+        let mut heads: Vec<Stream> = Vec::new();
         let mut wanted_adv = vec![false; n_adv];
-        for e in &self.entries {
-            if let Some(a) = asset_at(e.asset)
-                && per_asset[a].kept
-            {
-                wanted_adv[e.advisory as usize] = true;
+        if n_present > 0 {
+            for (a, list) in self.lists.iter().enumerate() {
+                let mut found = [false; SLOTS];
+                let mut n_found = 0;
+                for (i, e) in list.iter().enumerate() {
+                    let Some(slot) = kept_slot(e) else {
+                        continue;
+                    };
+                    if !found[slot] {
+                        found[slot] = true;
+                        n_found += 1;
+                        heads.push(Stream {
+                            advisory: a as u32,
+                            slot: slot as u8,
+                            at: i as u32,
+                        });
+                        if n_found == n_present {
+                            break;
+                        }
+                    }
+                }
+                wanted_adv[a] = n_found > 0;
             }
         }
+        phases.mark("streams");
+
+        // The advisories' facts, for the advisories of kept assets' entries.
         let adv_ids: Vec<&str> = (0..n_adv)
             .filter(|&i| wanted_adv[i])
             .map(|i| self.advisories.name(i as u32))
             .collect();
         let enrichment = snap.enrichment_of(adv_ids.iter().copied()).await?;
+        phases.mark("enrichment");
         let facts: Vec<Option<ranking::AdvisoryFacts<'_>>> = (0..n_adv)
             .map(|i| wanted_adv[i].then(|| enrichment.advisory(self.advisories.name(i as u32))))
             .collect();
@@ -343,77 +485,201 @@ impl OpenFindings {
             .into_iter()
             .filter(|e| e.active_at(now))
             .collect();
+        let first_seen = |e: &Entry| Timestamp::from_second(e.first_seen).unwrap_or(now);
 
-        // Classes: (advisory, impact, exposure), classified once each.
-        let mut classes: Vec<Option<Class>> = vec![None; n_adv * 16];
-        let mut lines: Vec<(Rank, u32)> = Vec::new();
-        for (i, e) in self.entries.iter().enumerate() {
-            let Some(ai) = asset_at(e.asset) else {
-                continue;
-            };
-            let pa = &per_asset[ai];
-            if !pa.kept {
-                continue;
+        // Each stream's class, and the heap of the streams' next entries.
+        let classes: Vec<Class> = heads
+            .iter()
+            .map(|s| {
+                let adv = facts[s.advisory as usize]
+                    .as_ref()
+                    .expect("a stream's advisory has facts");
+                let (impact, exposure) = slot_facts(s.slot as usize);
+                ranker.class(&adv.risk_input(impact, exposure, now))
+            })
+            .collect();
+        let mut heap: BinaryHeap<Next> = BinaryHeap::with_capacity(heads.len());
+        if limit > 0 {
+            for (k, s) in heads.iter().enumerate() {
+                // `wanted.line` looks at a line's tier only: a stream of
+                // another tier has no line to give.
+                if !wanted.tier(classes[k].tier) {
+                    continue;
+                }
+                let e = &self.lists[s.advisory as usize][s.at as usize];
+                heap.push(Next {
+                    rank: ranker.rank_in(&classes[k], first_seen(e), false, now),
+                    stream: k as u32,
+                });
             }
-            let Some(adv) = &facts[e.advisory as usize] else {
-                continue;
-            };
-            let slot =
-                e.advisory as usize * 16 + impact_ix(pa.impact) * 4 + exposure_ix(pa.exposure);
-            let class = *classes[slot]
-                .get_or_insert_with(|| ranker.class(&adv.risk_input(pa.impact, pa.exposure, now)));
-            let a = &assets[ai];
+        }
+
+        // Merge in rank order: keep lines until `limit` are kept, then every
+        // line tied with the last of them (the id decides among those). Kept
+        // lines come in rank order, so equal ranks are runs: `runs` holds
+        // each run's rank and first line.
+        let mut lines: Vec<(u32, u32)> = Vec::new();
+        let mut runs: Vec<(Rank, usize)> = Vec::new();
+        let mut last: Option<Rank> = None;
+        let mut visited = 0usize;
+        let mut cur = heap.pop();
+        while let Some(Next { rank, stream }) = cur {
+            if let Some(l) = &last
+                && rank_order(&rank, l) == Ordering::Greater
+            {
+                break;
+            }
+            visited += 1;
+            let s = &mut heads[stream as usize];
+            let list = &self.lists[s.advisory as usize];
+            let e = &list[s.at as usize];
+            let ai = asset_at(e.asset).expect("a stream's entry has an asset");
+            let (a, pa) = (&assets[ai], &per_asset[ai]);
             let package = self.strings.name(e.package);
             let source_package = self.strings.name(e.source_package);
             let excluded =
                 excludes && ranker.excluded(&a.name, &pa.groups, package, source_package);
-            let first_seen = Timestamp::from_second(e.first_seen).unwrap_or(now);
-            let rank = ranker.rank_in(&class, first_seen, excluded, now);
-            if rank.excluded || !wanted.line(&rank) {
-                continue;
-            }
-            if !active.is_empty() {
+            let rank = Rank { excluded, ..rank };
+            let mut keep = !rank.excluded && wanted.line(&rank);
+            if keep && !active.is_empty() {
+                let adv = facts[s.advisory as usize]
+                    .as_ref()
+                    .expect("a stream's advisory has facts");
                 let f = FindingFacts {
                     asset: &a.name,
                     groups: &pa.groups,
-                    advisory: self.advisories.name(e.advisory),
+                    advisory: self.advisories.name(s.advisory),
                     cves: adv.cves,
                     package,
                     source_package,
                 };
-                if excepting(&active, &f, now).is_some() {
-                    continue;
+                keep = excepting(&active, &f, now).is_none();
+            }
+            if keep {
+                if runs
+                    .last()
+                    .is_none_or(|r| rank_order(&r.0, &rank) != Ordering::Equal)
+                {
+                    runs.push((rank, lines.len()));
+                }
+                lines.push((s.advisory, s.at));
+                if lines.len() == limit {
+                    last = Some(rank);
                 }
             }
-            lines.push((rank, i as u32));
+            // The stream's next entry: merged right away while it comes
+            // first (a run of one stream costs no heap operation).
+            let seen_at = e.first_seen;
+            let next = (s.at as usize + 1..list.len())
+                .find(|&i| kept_slot(&list[i]) == Some(s.slot as usize));
+            cur = match next {
+                Some(i) => {
+                    s.at = i as u32;
+                    let n = Next {
+                        // The same first-seen second: the same rank.
+                        rank: if list[i].first_seen == seen_at {
+                            Rank {
+                                excluded: false,
+                                ..rank
+                            }
+                        } else {
+                            ranker.rank_in(
+                                &classes[stream as usize],
+                                first_seen(&list[i]),
+                                false,
+                                now,
+                            )
+                        },
+                        stream,
+                    };
+                    match heap.peek_mut() {
+                        Some(mut top) if *top > n => Some(std::mem::replace(&mut *top, n)),
+                        _ => Some(n),
+                    }
+                }
+                None => heap.pop(),
+            };
         }
+        drop(heap);
+        phases.mark("merge");
 
-        // The `limit` first by rank in linear time, and every line tied with
-        // the last of them (the id decides among those).
-        if limit == 0 {
-            lines.clear();
-        } else if lines.len() > limit {
-            let by_rank = |a: &(Rank, u32), b: &(Rank, u32)| rank_order(&a.0, &b.0);
-            lines.select_nth_unstable_by(limit - 1, by_rank);
-            let last = lines[limit - 1].0;
-            lines.retain(|l| rank_order(&l.0, &last) != Ordering::Greater);
-        }
-        let name_of = |i: u32| {
-            let e = &self.entries[i as usize];
+        // The name of a line, in pieces: its order is that of the name
+        // (`finding_name`), compared without building it.
+        let name_parts = |&(adv, at): &(u32, u32)| -> NameParts<'_> {
+            let e = &self.lists[adv as usize][at as usize];
             let a = &assets[asset_at(e.asset).unwrap_or_default()];
-            patchbay_core::assess::finding_name(
+            NameParts::of(
                 &a.name,
-                self.advisories.name(e.advisory),
+                self.advisories.name(adv),
                 self.strings.name(e.package),
                 self.strings.name(e.arch),
             )
         };
-        let mut named: Vec<(Rank, String, i64)> = lines
-            .into_iter()
-            .map(|(r, i)| (r, name_of(i), self.entries[i as usize].id))
-            .collect();
-        named.sort_by(|a, b| worklist_order(&a.0, &a.1, &b.0, &b.1));
+        // Of the last run (tied with the `limit`-th line), only the first by
+        // name are kept; the runs before it are kept whole.
+        if let Some(&(_, from)) = runs.last()
+            && lines.len() > limit
+        {
+            // Two names of different assets, neither of whose names is a
+            // prefix of another asset's, are in the order of the asset names
+            // (they differ within them): the assets' byte order decides,
+            // and the names are compared in pieces only otherwise.
+            let mut by_name: Vec<u32> = (0..assets.len() as u32).collect();
+            by_name.sort_unstable_by(|&x, &y| {
+                assets[x as usize]
+                    .name
+                    .as_bytes()
+                    .cmp(assets[y as usize].name.as_bytes())
+            });
+            let mut order = vec![0u32; assets.len()];
+            let mut prefix = vec![false; assets.len()];
+            for (k, w) in by_name.iter().enumerate() {
+                order[*w as usize] = k as u32;
+                // A name that is a prefix of others is followed by one of
+                // them in byte order.
+                prefix[*w as usize] = by_name.get(k + 1).is_some_and(|&n| {
+                    assets[n as usize]
+                        .name
+                        .as_bytes()
+                        .starts_with(assets[*w as usize].name.as_bytes())
+                });
+            }
+            let asset_of = |l: &(u32, u32)| {
+                let e = &self.lists[l.0 as usize][l.1 as usize];
+                asset_at(e.asset).unwrap_or_default()
+            };
+            let k = limit - from;
+            let tail = &mut lines[from..];
+            let mut keyed: Vec<(u32, (u32, u32))> =
+                tail.iter().map(|l| (asset_of(l) as u32, *l)).collect();
+            keyed.select_nth_unstable_by(k - 1, |(x, a), (y, b)| {
+                let (x, y) = (*x as usize, *y as usize);
+                if x != y && !prefix[x] && !prefix[y] {
+                    order[x].cmp(&order[y])
+                } else {
+                    name_parts(a).cmp(&name_parts(b))
+                }
+            });
+            keyed.truncate(k);
+            for (slot, (_, l)) in tail.iter_mut().zip(keyed) {
+                *slot = l;
+            }
+            lines.truncate(limit);
+        }
+        let mut named: Vec<(Rank, NameParts<'_>, i64)> = Vec::with_capacity(lines.len());
+        for (k, &(rank, from)) in runs.iter().enumerate() {
+            let to = runs
+                .get(k + 1)
+                .map_or(lines.len(), |r| r.1)
+                .min(lines.len());
+            for l in lines.get(from..to).unwrap_or_default() {
+                let e = &self.lists[l.0 as usize][l.1 as usize];
+                named.push((rank, name_parts(l), e.id));
+            }
+        }
+        named.sort_by(|a, b| rank_order(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
         named.truncate(limit);
+        phases.mark("order");
 
         // The wire lines of the selected findings, read by id.
         let asset_by_name: HashMap<&str, usize> = assets
@@ -431,6 +697,7 @@ impl OpenFindings {
             .collect();
         let rows: Vec<patchbay_store::FindingRow> =
             ids.iter().filter_map(|id| rows.remove(id)).collect();
+        phases.mark("rows-by-id");
         // The selected lines' advisories are among those enriched above.
         drop(facts);
         let e = enrichment;
@@ -444,6 +711,8 @@ impl OpenFindings {
             .collect();
         let mut ranked = ranking::rank(policy, &by_name, &e.index, chosen, now);
         ranking::mark(&mut ranked, &active, now);
+        phases.mark("lines");
+        phases.report(visited, self.len());
         debug_assert!(
             ranked.len() == named.len()
                 && ranked
@@ -456,20 +725,300 @@ impl OpenFindings {
     }
 }
 
-fn impact_ix(i: BusinessImpact) -> usize {
-    match i {
+/// A finding's name (`patchbay_core::assess::finding_name`: `F-<asset>-
+/// <advisory>-<package>`, `@<path>` for unmanaged software) as the pieces it
+/// is made of; ordered as the name would be (byte-wise), without building it.
+#[derive(Debug, Clone, Copy)]
+struct NameParts<'a> {
+    pieces: [&'a [u8]; 7],
+}
+
+impl<'a> NameParts<'a> {
+    fn of(asset: &'a str, advisory: &'a str, package: &'a str, arch: &'a str) -> Self {
+        let (at, path): (&[u8], &[u8]) = match patchbay_core::assess::unmanaged_path(arch) {
+            Some(p) => (b"@", p.as_bytes()),
+            None => (b"", b""),
+        };
+        NameParts {
+            pieces: [
+                asset.as_bytes(),
+                b"-",
+                advisory.as_bytes(),
+                b"-",
+                package.as_bytes(),
+                at,
+                path,
+            ],
+        }
+    }
+
+    /// The order of the concatenations (the common `F-` left out).
+    fn cmp(&self, other: &Self) -> Ordering {
+        let (a, b) = (&self.pieces, &other.pieces);
+        let (mut i, mut x, mut j, mut y) = (0, 0, 0, 0);
+        loop {
+            while i < a.len() && x == a[i].len() {
+                i += 1;
+                x = 0;
+            }
+            while j < b.len() && y == b[j].len() {
+                j += 1;
+                y = 0;
+            }
+            let (sa, sb) = match (a.get(i), b.get(j)) {
+                (None, None) => return Ordering::Equal,
+                (None, Some(_)) => return Ordering::Less,
+                (Some(_), None) => return Ordering::Greater,
+                (Some(sa), Some(sb)) => (&sa[x..], &sb[y..]),
+            };
+            let n = sa.len().min(sb.len());
+            match sa[..n].cmp(&sb[..n]) {
+                Ordering::Equal => {
+                    x += n;
+                    y += n;
+                }
+                o => return o,
+            }
+        }
+    }
+}
+
+/// One advisory's entries on assets of one (business impact, exposure): the
+/// position of the next entry to merge.
+struct Stream {
+    advisory: u32,
+    slot: u8,
+    at: u32,
+}
+
+/// A stream's next entry in the merge's heap: the first in [`rank_order`]
+/// on top (then the lower stream, for a deterministic walk).
+struct Next {
+    rank: Rank,
+    stream: u32,
+}
+
+impl Ord for Next {
+    fn cmp(&self, other: &Self) -> Ordering {
+        rank_order(&other.rank, &self.rank).then(other.stream.cmp(&self.stream))
+    }
+}
+
+impl PartialOrd for Next {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Next {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Next {}
+
+/// Per-phase timings of one request, printed to stderr when
+/// `PATCHBAY_WORKLIST_PHASES` is set (for the bench's profile).
+struct Phases {
+    on: bool,
+    t: std::time::Instant,
+    done: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    fn new() -> Self {
+        Phases {
+            on: std::env::var_os("PATCHBAY_WORKLIST_PHASES").is_some(),
+            t: std::time::Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, what: &'static str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            self.done
+                .push((what, now.duration_since(self.t).as_secs_f64() * 1e3));
+            self.t = now;
+        }
+    }
+
+    fn report(&self, visited: usize, held: usize) {
+        if self.on {
+            let parts: Vec<String> = self
+                .done
+                .iter()
+                .map(|(w, ms)| format!("{w} {ms:.1}"))
+                .collect();
+            eprintln!(
+                "worklist phases (ms): {}; {visited} of {held} entries visited",
+                parts.join(", ")
+            );
+        }
+    }
+}
+
+const IMPACTS: [BusinessImpact; 4] = [
+    BusinessImpact::Critical,
+    BusinessImpact::High,
+    BusinessImpact::Medium,
+    BusinessImpact::Low,
+];
+
+const EXPOSURES: [Exposure; 4] = [
+    Exposure::InternetFacing,
+    Exposure::PrivilegedData,
+    Exposure::Internal,
+    Exposure::Isolated,
+];
+
+/// (business impact, exposure) pairs.
+const SLOTS: usize = IMPACTS.len() * EXPOSURES.len();
+
+fn class_slot(i: BusinessImpact, e: Exposure) -> usize {
+    let i = match i {
         BusinessImpact::Critical => 0,
         BusinessImpact::High => 1,
         BusinessImpact::Medium => 2,
         BusinessImpact::Low => 3,
-    }
-}
-
-fn exposure_ix(e: Exposure) -> usize {
-    match e {
+    };
+    let e = match e {
         Exposure::InternetFacing => 0,
         Exposure::PrivilegedData => 1,
         Exposure::Internal => 2,
         Exposure::Isolated => 3,
+    };
+    i * EXPOSURES.len() + e
+}
+
+/// The (business impact, exposure) of a slot: [`class_slot`]'s inverse.
+fn slot_facts(slot: usize) -> (BusinessImpact, Exposure) {
+    (
+        IMPACTS[slot / EXPOSURES.len()],
+        EXPOSURES[slot % EXPOSURES.len()],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names compared in pieces are ordered as the built names, also when an
+    /// asset's or advisory's name is a prefix of another's (the hyphens).
+    #[test]
+    fn names_in_pieces_order_as_names() {
+        let assets = ["web", "web-1", "web-", "we", "a", "web1", ""];
+        let advisories = ["DSA-1", "DSA-1-1", "CVE-2024-1", "1", "-"];
+        let packages = ["bash", "bash-doc", "b", ""];
+        let arches = ["amd64", "all", "unmanaged:/opt/x", "unmanaged:/opt"];
+        let mut all = Vec::new();
+        for a in assets {
+            for v in advisories {
+                for p in packages {
+                    for r in arches {
+                        all.push((a, v, p, r));
+                    }
+                }
+            }
+        }
+        let name = |&(a, v, p, r): &(&str, &str, &str, &str)| {
+            patchbay_core::assess::finding_name(a, v, p, r)
+        };
+        for x in &all {
+            for y in &all {
+                let px = NameParts::of(x.0, x.1, x.2, x.3);
+                let py = NameParts::of(y.0, y.1, y.2, y.3);
+                assert_eq!(px.cmp(&py), name(x).cmp(&name(y)), "{x:?} {y:?}");
+            }
+        }
+    }
+
+    /// Random batches of changed rows (inserts, refreshes, resolves, repeats,
+    /// batches on both sides of `FEW_CHANGES`, even a finding moving to
+    /// another advisory) leave exactly the open findings of a model, each
+    /// advisory's list in (first-seen, id) order, and exact per-asset counts.
+    #[test]
+    fn apply_keeps_the_open_findings_in_order() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut p = OpenFindings {
+            built: true,
+            ..Default::default()
+        };
+        // id → (advisory, asset, first seen in seconds)
+        let mut model: std::collections::BTreeMap<i64, (String, i64, i64)> = Default::default();
+        let mut changed = 0;
+        for _ in 0..300 {
+            let batch = [1, 5, FEW_CHANGES, FEW_CHANGES + 1, 120][next(5) as usize];
+            let keys: Vec<FindingKey> = (0..batch)
+                .map(|_| {
+                    let id = next(400) as i64;
+                    let advisory = format!("ADV-{}", next(4));
+                    let open = next(3) != 0;
+                    FindingKey {
+                        id,
+                        asset_id: next(9) as i64,
+                        advisory_id: advisory,
+                        package: format!("p{}", next(3)),
+                        arch: "amd64".into(),
+                        source_package: "src".into(),
+                        first_seen_ms: next(30) as i64 * 1000 + 400,
+                        open,
+                        seq: 0,
+                    }
+                })
+                .collect();
+            for k in &keys {
+                if k.open {
+                    model.insert(
+                        k.id,
+                        (k.advisory_id.clone(), k.asset_id, k.first_seen_ms / 1000),
+                    );
+                } else {
+                    model.remove(&k.id);
+                }
+            }
+            p.apply(&keys).unwrap();
+            changed += keys.len();
+            let mut held = std::collections::BTreeMap::new();
+            for (a, list) in p.lists.iter().enumerate() {
+                assert!(
+                    list.is_sorted_by_key(by_first_seen),
+                    "advisory {a} out of order"
+                );
+                for e in list {
+                    let adv = p.advisories.name(a as u32).to_string();
+                    assert_eq!(p.advisory_of.get(&e.id), Some(&(a as u32)));
+                    assert!(held.insert(e.id, (adv, e.asset, e.first_seen)).is_none());
+                }
+            }
+            assert_eq!(held, model);
+            assert_eq!(p.len(), model.len());
+            let mut counts: HashMap<i64, u32> = HashMap::new();
+            for (_, asset, _) in model.values() {
+                *counts.entry(*asset).or_default() += 1;
+            }
+            assert_eq!(p.per_asset, counts);
+        }
+        assert!(changed > 5_000, "{changed} rows applied");
+    }
+
+    #[test]
+    fn slots_round_trip() {
+        let mut seen = [false; SLOTS];
+        for i in IMPACTS {
+            for e in EXPOSURES {
+                let s = class_slot(i, e);
+                assert!(!seen[s]);
+                seen[s] = true;
+                assert_eq!(slot_facts(s), (i, e));
+            }
+        }
     }
 }

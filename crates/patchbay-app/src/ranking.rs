@@ -294,9 +294,15 @@ impl Wanted<'_> {
             && self.group.is_none_or(|g| groups.iter().any(|x| x == g))
     }
 
-    /// Whether a line of a kept asset is kept.
+    /// Whether a line of a kept asset is kept: by its tier only
+    /// ([`Wanted::tier`]; the projection skips whole classes of another tier).
     pub(crate) fn line(&self, r: &Rank) -> bool {
-        self.tier.is_none_or(|t| r.tier == t)
+        self.tier(r.tier)
+    }
+
+    /// Whether lines of this tier are kept.
+    pub(crate) fn tier(&self, tier: Tier) -> bool {
+        self.tier.is_none_or(|t| tier == t)
     }
 }
 
