@@ -98,21 +98,7 @@ impl App {
         filter: &WorkFilter,
         ctx: &RequestCtx,
     ) -> Result<Vec<WorkItem>, AppError> {
-        if let Some(l) = filter.limit {
-            check_limit(l as u64, MAX_WORKLIST_LIMIT as u64)?;
-        }
-        self.require(caller, Action::ReadInventory, ctx).await?;
-        // The projection's lock before the snapshot (see `projection`).
-        let mut open = self.open_findings.lock().await;
-        let mut snap = self.snapshot().await?;
-        let (policy, _) = snap.policy_in_force().await?;
-        let limit = filter.limit.unwrap_or(DEFAULT_WORKLIST_LIMIT);
-        let wanted = filter.wanted();
-        let mut ranked = open.top_open(&mut snap, &policy, &wanted, limit).await?;
-        drop(snap);
-        drop(open);
-        explain(&policy, &mut ranked);
-        Ok(ranked.into_iter().map(|r| r.item).collect())
+        self.worklist_by(caller, filter, ctx, true).await
     }
 
     /// The worklist as [`App::worklist`] gives it, computed the reference
@@ -125,16 +111,38 @@ impl App {
         filter: &WorkFilter,
         ctx: &RequestCtx,
     ) -> Result<Vec<WorkItem>, AppError> {
+        self.worklist_by(caller, filter, ctx, false).await
+    }
+
+    /// The worklist through the projection or the reference way (the same
+    /// checks, filters and explanations either way).
+    async fn worklist_by(
+        &self,
+        caller: &Caller,
+        filter: &WorkFilter,
+        ctx: &RequestCtx,
+        projection: bool,
+    ) -> Result<Vec<WorkItem>, AppError> {
         if let Some(l) = filter.limit {
             check_limit(l as u64, MAX_WORKLIST_LIMIT as u64)?;
         }
         self.require(caller, Action::ReadInventory, ctx).await?;
+        // The projection's lock before the snapshot (see `projection`).
+        let mut open = if projection {
+            Some(self.open_findings.lock().await)
+        } else {
+            None
+        };
         let mut snap = self.snapshot().await?;
         let (policy, _) = snap.policy_in_force().await?;
         let limit = filter.limit.unwrap_or(DEFAULT_WORKLIST_LIMIT);
         let wanted = filter.wanted();
-        let mut ranked = snap.top_open(&policy, &wanted, limit).await?;
+        let mut ranked = match open.as_mut() {
+            Some(open) => open.top_open(&mut snap, &policy, &wanted, limit).await?,
+            None => snap.top_open(&policy, &wanted, limit).await?,
+        };
         drop(snap);
+        drop(open);
         explain(&policy, &mut ranked);
         Ok(ranked.into_iter().map(|r| r.item).collect())
     }

@@ -818,6 +818,11 @@ impl PartialEq for Next {
 
 impl Eq for Next {}
 
+/// Whether `PATCHBAY_WORKLIST_PHASES` is set: read once per process, not
+/// per request.
+static PHASES_ON: std::sync::LazyLock<bool> =
+    std::sync::LazyLock::new(|| std::env::var_os("PATCHBAY_WORKLIST_PHASES").is_some());
+
 /// Per-phase timings of one request, printed to stderr when
 /// `PATCHBAY_WORKLIST_PHASES` is set (for the bench's profile).
 struct Phases {
@@ -829,7 +834,7 @@ struct Phases {
 impl Phases {
     fn new() -> Self {
         Phases {
-            on: std::env::var_os("PATCHBAY_WORKLIST_PHASES").is_some(),
+            on: *PHASES_ON,
             t: std::time::Instant::now(),
             done: Vec::new(),
         }
@@ -859,44 +864,20 @@ impl Phases {
     }
 }
 
-const IMPACTS: [BusinessImpact; 4] = [
-    BusinessImpact::Critical,
-    BusinessImpact::High,
-    BusinessImpact::Medium,
-    BusinessImpact::Low,
-];
-
-const EXPOSURES: [Exposure; 4] = [
-    Exposure::InternetFacing,
-    Exposure::PrivilegedData,
-    Exposure::Internal,
-    Exposure::Isolated,
-];
-
 /// (business impact, exposure) pairs.
-const SLOTS: usize = IMPACTS.len() * EXPOSURES.len();
+const SLOTS: usize = BusinessImpact::ALL.len() * Exposure::ALL.len();
 
+/// The slot of a (business impact, exposure) pair: their positions in
+/// `ALL`, which are the variants' declaration order.
 fn class_slot(i: BusinessImpact, e: Exposure) -> usize {
-    let i = match i {
-        BusinessImpact::Critical => 0,
-        BusinessImpact::High => 1,
-        BusinessImpact::Medium => 2,
-        BusinessImpact::Low => 3,
-    };
-    let e = match e {
-        Exposure::InternetFacing => 0,
-        Exposure::PrivilegedData => 1,
-        Exposure::Internal => 2,
-        Exposure::Isolated => 3,
-    };
-    i * EXPOSURES.len() + e
+    i as usize * Exposure::ALL.len() + e as usize
 }
 
 /// The (business impact, exposure) of a slot: [`class_slot`]'s inverse.
 fn slot_facts(slot: usize) -> (BusinessImpact, Exposure) {
     (
-        IMPACTS[slot / EXPOSURES.len()],
-        EXPOSURES[slot % EXPOSURES.len()],
+        BusinessImpact::ALL[slot / Exposure::ALL.len()],
+        Exposure::ALL[slot % Exposure::ALL.len()],
     )
 }
 
@@ -1012,8 +993,8 @@ mod tests {
     #[test]
     fn slots_round_trip() {
         let mut seen = [false; SLOTS];
-        for i in IMPACTS {
-            for e in EXPOSURES {
+        for &i in BusinessImpact::ALL {
+            for &e in Exposure::ALL {
                 let s = class_slot(i, e);
                 assert!(!seen[s]);
                 seen[s] = true;

@@ -232,18 +232,6 @@ mod tests {
         .unwrap();
         let r = Ranker::new(&policy);
         let now: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
-        let impacts = [
-            BusinessImpact::Critical,
-            BusinessImpact::High,
-            BusinessImpact::Medium,
-            BusinessImpact::Low,
-        ];
-        let exposures = [
-            Exposure::InternetFacing,
-            Exposure::PrivilegedData,
-            Exposure::Internal,
-            Exposure::Isolated,
-        ];
         let mut n = 0;
         for (i, cvss) in [None, Some(2.0), Some(5.5), Some(7.5), Some(9.8)]
             .into_iter()
@@ -255,8 +243,8 @@ mod tests {
                     Some("2025-01-01T00:00:00Z"),
                     Some("2026-11-30T00:00:00Z"),
                 ] {
-                    for impact in impacts {
-                        for exposure in exposures {
+                    for &impact in BusinessImpact::ALL {
+                        for &exposure in Exposure::ALL {
                             for first_seen in ["2026-01-01T00:00:00Z", "2026-11-29T12:00:00Z"] {
                                 let mut input =
                                     input(cvss.unwrap_or(0.0), first_seen.parse().unwrap());

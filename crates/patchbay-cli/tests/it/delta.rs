@@ -23,7 +23,6 @@ use patchbay_cli::sim::Templates;
 use patchbay_core::assess::{Assessor, target_for};
 use patchbay_core::inventory::Inventory;
 use patchbay_core::inventory::unmanaged::{Ecosystem, Unmanaged};
-use patchbay_feeds::kev::{Catalog, KevEntry};
 use patchbay_feeds::osv::{Advisory, Event};
 use patchbay_feeds::source::{Collect, read_path};
 use patchbay_proto::AGENT_PROTOCOL_VERSION;
@@ -530,28 +529,10 @@ fn kev_retiers_without_rematching(backend: &str) {
         let before_items = f.app.worklist(&admin, &filter, &ctx).await.unwrap();
         assert_eq!(kev_lines(&before_items), 0);
         let before = dump(&f.app).await;
-        let day = jiff::civil::date(2026, 1, 5);
         f.app
             .import_kev(
                 "kev",
-                &Catalog {
-                    version: "2026.01.05".into(),
-                    released: "2026-01-05T00:00:00Z".parse().unwrap(),
-                    title: None,
-                    entries: vec![KevEntry {
-                        cve: cve.clone(),
-                        vendor: "v".into(),
-                        product: "p".into(),
-                        name: "n".into(),
-                        date_added: day,
-                        due_date: day,
-                        known_ransomware: false,
-                        description: String::new(),
-                        required_action: String::new(),
-                        notes: String::new(),
-                        cwes: vec![],
-                    }],
-                },
+                &crate::support::kev_catalog("2026.01.05", cve.clone()),
                 0,
                 &admin,
             )

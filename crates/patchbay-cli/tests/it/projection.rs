@@ -18,7 +18,6 @@ use crate::delta::{fleet, pool};
 use patchbay_app::prioritise::WorkFilter;
 use patchbay_app::{App, Caller, RequestCtx};
 use patchbay_core::risk::Tier;
-use patchbay_feeds::kev::{Catalog, KevEntry};
 use patchbay_proto::api::{AssetPatch, ExceptionSpec, WorkItem};
 use patchbay_store::NewFinding;
 use proptest::prelude::*;
@@ -330,27 +329,12 @@ fn projection_equals_reference(backend: &str) {
                                     .await
                                     .unwrap();
                                 } else {
-                                    let day = jiff::civil::date(2026, 1, 5);
                                     app.import_kev(
                                         "kev",
-                                        &Catalog {
-                                            version: format!("2026.01.{i:02}"),
-                                            released: "2026-01-05T00:00:00Z".parse().unwrap(),
-                                            title: None,
-                                            entries: vec![KevEntry {
-                                                cve,
-                                                vendor: "v".into(),
-                                                product: "p".into(),
-                                                name: "n".into(),
-                                                date_added: day,
-                                                due_date: day,
-                                                known_ransomware: false,
-                                                description: String::new(),
-                                                required_action: String::new(),
-                                                notes: String::new(),
-                                                cwes: vec![],
-                                            }],
-                                        },
+                                        &crate::support::kev_catalog(
+                                            &format!("2026.01.{i:02}"),
+                                            cve,
+                                        ),
                                         0,
                                         &admin,
                                     )

@@ -521,3 +521,27 @@ pub fn banner_value(banner: &str, prefix: &str) -> Option<String> {
             .map(str::to_string)
     })
 }
+
+/// A KEV catalog of one entry: `cve`, added and due on 2026-01-05, with
+/// catalog version `version` (tests that put a CVE into KEV).
+pub fn kev_catalog(version: &str, cve: String) -> patchbay_feeds::kev::Catalog {
+    let day = jiff::civil::date(2026, 1, 5);
+    patchbay_feeds::kev::Catalog {
+        version: version.into(),
+        released: "2026-01-05T00:00:00Z".parse().unwrap(),
+        title: None,
+        entries: vec![patchbay_feeds::kev::KevEntry {
+            cve,
+            vendor: "v".into(),
+            product: "p".into(),
+            name: "n".into(),
+            date_added: day,
+            due_date: day,
+            known_ransomware: false,
+            description: String::new(),
+            required_action: String::new(),
+            notes: String::new(),
+            cwes: vec![],
+        }],
+    }
+}
