@@ -122,20 +122,44 @@ pub struct OpenFindings {
     seen: i64,
     /// Per interned advisory: its open findings, in (first-seen, id) order.
     lists: Vec<Vec<Entry>>,
-    /// Finding id → its advisory (the list it is in).
-    advisory_of: HashMap<i64, u32>,
-    /// Entries per asset id.
-    per_asset: HashMap<i64, u32>,
+    /// Finding id → where it is and what of it can change while it stays
+    /// open.
+    held: HashMap<i64, Held>,
+    /// Asset id → the ids of its open findings held.
+    per_asset: HashMap<i64, Vec<i64>>,
     /// Advisory ids (their own table: per-advisory facts are indexed by it).
     advisories: Interner,
     /// Packages, source packages and architectures.
     strings: Interner,
 }
 
+/// What the projection knows of a held finding without finding its entry:
+/// its advisory (the list it is in) and the entry's fields a re-read could
+/// show changed. A finding's id, asset, advisory, package and architecture
+/// are its identity (no write changes them) — so an entry re-read with the
+/// same `Held` is the same entry, and is not touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Held {
+    advisory: u32,
+    source_package: u32,
+    first_seen: i64,
+}
+
+impl Held {
+    fn of(advisory: u32, e: &Entry) -> Self {
+        Held {
+            advisory,
+            source_package: e.source_package,
+            first_seen: e.first_seen,
+        }
+    }
+}
+
 /// What [`OpenFindings::refresh`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Refreshed {
-    /// Rows read (every open finding on the first build; changed rows after).
+    /// Rows read (every open finding on the first build; the changed
+    /// assets' open findings after).
     pub rows: usize,
     /// Whether this was the first build.
     pub cold: bool,
@@ -146,32 +170,19 @@ fn by_first_seen(e: &Entry) -> (i64, i64) {
     (e.first_seen, e.id)
 }
 
-fn inc(per_asset: &mut HashMap<i64, u32>, asset: i64) {
-    *per_asset.entry(asset).or_default() += 1;
-}
-
-fn dec(per_asset: &mut HashMap<i64, u32>, asset: i64) {
-    if let Some(n) = per_asset.get_mut(&asset) {
-        *n -= 1;
-        if *n == 0 {
-            per_asset.remove(&asset);
-        }
-    }
-}
-
 impl OpenFindings {
     /// Open findings held.
     pub fn len(&self) -> usize {
-        self.advisory_of.len()
+        self.held.len()
     }
 
     /// Whether none are held.
     pub fn is_empty(&self) -> bool {
-        self.advisory_of.is_empty()
+        self.held.is_empty()
     }
 
     /// An estimate of the resident bytes of the projection (entries, the id
-    /// index, the per-asset counts and the interned strings).
+    /// index, the per-asset ids and the interned strings).
     pub fn resident_bytes(&self) -> usize {
         let map = |cap: usize, item: usize| cap * (item + 1) * 8 / 7;
         self.lists
@@ -179,8 +190,16 @@ impl OpenFindings {
             .map(|l| l.capacity() * std::mem::size_of::<Entry>())
             .sum::<usize>()
             + self.lists.capacity() * std::mem::size_of::<Vec<Entry>>()
-            + map(self.advisory_of.capacity(), 12)
-            + map(self.per_asset.capacity(), 12)
+            + map(self.held.capacity(), 8 + std::mem::size_of::<Held>())
+            + map(
+                self.per_asset.capacity(),
+                8 + std::mem::size_of::<Vec<i64>>(),
+            )
+            + self
+                .per_asset
+                .values()
+                .map(|v| v.capacity() * 8)
+                .sum::<usize>()
             + [&self.advisories, &self.strings]
                 .iter()
                 .map(|i| {
@@ -215,50 +234,65 @@ impl OpenFindings {
         ))
     }
 
-    /// Applies changed rows: open ones are inserted or replaced, resolved
-    /// ones leave; each touched advisory's list is put back in order.
-    fn apply(&mut self, keys: &[FindingKey]) -> Result<(), AppError> {
+    /// Replaces what is held of the `changed` assets by their open findings
+    /// as re-read (`keys`: every open finding of those assets, no other):
+    /// findings no longer listed leave, new ones enter, re-read ones whose
+    /// entry differs are replaced, and the others are not touched; each
+    /// touched advisory's list is put back in order.
+    fn replace_assets(&mut self, changed: &[i64], keys: &[FindingKey]) -> Result<(), AppError> {
+        let open = || keys.iter().filter(|k| k.open);
+        let listed: std::collections::HashSet<i64> = open().map(|k| k.id).collect();
+        let mut ids: HashMap<i64, Vec<i64>> = changed.iter().map(|&a| (a, Vec::new())).collect();
+        for k in open() {
+            ids.entry(k.asset_id).or_default().push(k.id);
+        }
         // (advisory, finding id, its entry there or `None`: leaves it).
-        let mut ops: Vec<(u32, i64, Option<Entry>)> = Vec::with_capacity(keys.len());
-        for k in keys {
-            let old = self.advisory_of.get(&k.id).copied();
-            if k.open {
-                let (a, e) = self.entry_of(k)?;
-                if let Some(o) = old
-                    && o != a
+        let mut ops: Vec<(u32, i64, Option<Entry>)> = Vec::new();
+        for asset in ids.keys() {
+            for id in self.per_asset.remove(asset).unwrap_or_default() {
+                if !listed.contains(&id)
+                    && let Some(h) = self.held.remove(&id)
                 {
-                    // Never happens (a finding keeps its advisory); kept exact anyway.
-                    ops.push((o, k.id, None));
+                    ops.push((h.advisory, id, None));
                 }
-                ops.push((a, k.id, Some(e)));
-                self.advisory_of.insert(k.id, a);
-            } else if let Some(o) = old {
-                ops.push((o, k.id, None));
-                self.advisory_of.remove(&k.id);
             }
         }
+        for k in open() {
+            let (a, e) = self.entry_of(k)?;
+            let new = Held::of(a, &e);
+            match self.held.insert(k.id, new) {
+                Some(old) if old == new => {}
+                Some(old) => {
+                    if old.advisory != a {
+                        // Never happens (a finding keeps its advisory); kept exact anyway.
+                        ops.push((old.advisory, k.id, None));
+                    }
+                    ops.push((a, k.id, Some(e)));
+                }
+                None => ops.push((a, k.id, Some(e))),
+            }
+        }
+        self.per_asset
+            .extend(ids.into_iter().filter(|(_, v)| !v.is_empty()));
+        self.apply(ops);
+        Ok(())
+    }
+
+    /// Applies entry changes to the advisories' lists: `Some` inserts or
+    /// replaces the finding's entry, `None` removes it; each touched list is
+    /// put back in order.
+    fn apply(&mut self, mut ops: Vec<(u32, i64, Option<Entry>)>) {
         ops.sort_by_key(|o| o.0);
-        let per_asset = &mut self.per_asset;
         for group in ops.chunk_by(|x, y| x.0 == y.0) {
             let list = &mut self.lists[group[0].0 as usize];
             if group.len() <= FEW_CHANGES {
                 for &(_, id, new) in group {
                     match (list.iter().position(|e| e.id == id), new) {
-                        (Some(i), Some(n)) => {
-                            let old = std::mem::replace(&mut list[i], n);
-                            if old.asset != n.asset {
-                                dec(per_asset, old.asset);
-                                inc(per_asset, n.asset);
-                            }
-                        }
+                        (Some(i), Some(n)) => list[i] = n,
                         (Some(i), None) => {
-                            let old = list.swap_remove(i);
-                            dec(per_asset, old.asset);
+                            list.swap_remove(i);
                         }
-                        (None, Some(n)) => {
-                            list.push(n);
-                            inc(per_asset, n.asset);
-                        }
+                        (None, Some(n)) => list.push(n),
                         (None, None) => {}
                     }
                 }
@@ -268,30 +302,21 @@ impl OpenFindings {
                 list.retain_mut(|e| match by_id.remove(&e.id) {
                     None => true,
                     Some(Some(n)) => {
-                        if e.asset != n.asset {
-                            dec(per_asset, e.asset);
-                            inc(per_asset, n.asset);
-                        }
                         *e = n;
                         true
                     }
-                    Some(None) => {
-                        dec(per_asset, e.asset);
-                        false
-                    }
+                    Some(None) => false,
                 });
                 // Ids in the same order as `group` (deterministic).
                 for &(_, id, _) in group {
                     if let Some(Some(n)) = by_id.remove(&id) {
                         list.push(n);
-                        inc(per_asset, n.asset);
                     }
                 }
             }
             // Nearly in order already: a stable sort is linear on that.
             list.sort_by_key(by_first_seen);
         }
-        Ok(())
     }
 
     /// Drops the entries of assets not in `present`.
@@ -303,21 +328,21 @@ impl OpenFindings {
             l.retain(|e| present.contains_key(&e.asset));
         }
         self.per_asset.retain(|a, _| present.contains_key(a));
-        self.advisory_of = self
+        self.held = self
             .lists
             .iter()
             .enumerate()
-            .flat_map(|(a, l)| l.iter().map(move |e| (e.id, a as u32)))
+            .flat_map(|(a, l)| l.iter().map(move |e| (e.id, Held::of(a as u32, e))))
             .collect();
     }
 
     /// Brings the projection to the state of `snap`'s transaction: every
-    /// open finding on the first call, the rows stamped after the last seen
-    /// sequence afterwards.
+    /// open finding on the first call; afterwards, the open findings of the
+    /// assets stamped after the last seen sequence.
     pub(crate) async fn refresh(&mut self, snap: &mut Snapshot<'_>) -> Result<Refreshed, AppError> {
         let tx = snap.tx();
-        // The counter first: rows stamped later are read again next time
-        // (applying a row's state twice is harmless).
+        // The counter first: assets stamped later are read again next time
+        // (re-reading an asset's open findings twice is harmless).
         let n = tx.findings_seq().await?;
         if !self.built {
             *self = OpenFindings::default();
@@ -326,16 +351,15 @@ impl OpenFindings {
             let mut after = i64::MIN;
             loop {
                 let keys = tx.open_finding_keys(after, COLD_PAGE).await?;
-                for k in &keys {
-                    if self.advisory_of.contains_key(&k.id) {
-                        // Never happens (ids are read once each); kept exact anyway.
-                        self.apply(std::slice::from_ref(k))?;
-                        continue;
-                    }
+                for k in keys.iter().filter(|k| k.open) {
                     let (a, e) = self.entry_of(k)?;
-                    self.advisory_of.insert(k.id, a);
+                    if let Some(old) = self.held.insert(k.id, Held::of(a, &e)) {
+                        // Never happens (ids are read once each); kept exact anyway.
+                        self.lists[old.advisory as usize].retain(|x| x.id != k.id);
+                    } else {
+                        self.per_asset.entry(e.asset).or_default().push(k.id);
+                    }
                     self.lists[a as usize].push(e);
-                    inc(&mut self.per_asset, e.asset);
                 }
                 match keys.last() {
                     Some(k) if keys.len() as i64 == COLD_PAGE => after = k.id,
@@ -356,8 +380,9 @@ impl OpenFindings {
         if n == self.seen {
             return Ok(Refreshed::default());
         }
-        let keys = tx.findings_changed_since(self.seen).await?;
-        self.apply(&keys)?;
+        let changed = tx.assets_changed_since(self.seen).await?;
+        let keys = tx.open_finding_keys_of_assets(&changed).await?;
+        self.replace_assets(&changed, &keys)?;
         self.seen = n;
         Ok(Refreshed {
             rows: keys.len(),
@@ -915,12 +940,13 @@ mod tests {
         }
     }
 
-    /// Random batches of changed rows (inserts, refreshes, resolves, repeats,
-    /// batches on both sides of `FEW_CHANGES`, even a finding moving to
-    /// another advisory) leave exactly the open findings of a model, each
-    /// advisory's list in (first-seen, id) order, and exact per-asset counts.
+    /// Random re-reads of changed assets (findings opened, resolved,
+    /// unchanged, a source package or first-seen time changed, even a
+    /// finding moving to another advisory; batches on both sides of
+    /// `FEW_CHANGES`) leave exactly the open findings of a model, each
+    /// advisory's list in (first-seen, id) order, and exact per-asset ids.
     #[test]
-    fn apply_keeps_the_open_findings_in_order() {
+    fn replace_assets_keeps_the_open_findings_in_order() {
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move |n: u64| {
             seed ^= seed << 13;
@@ -932,42 +958,65 @@ mod tests {
             built: true,
             ..Default::default()
         };
-        // id → (advisory, asset, first seen in seconds)
-        let mut model: std::collections::BTreeMap<i64, (String, i64, i64)> = Default::default();
-        let mut changed = 0;
+        // id → (advisory, asset, first seen in seconds, source package)
+        type Model = std::collections::BTreeMap<i64, (String, i64, i64, String)>;
+        let mut model: Model = Default::default();
+        let (mut changed, mut untouched) = (0, 0);
         for _ in 0..300 {
-            let batch = [1, 5, FEW_CHANGES, FEW_CHANGES + 1, 120][next(5) as usize];
-            let keys: Vec<FindingKey> = (0..batch)
-                .map(|_| {
-                    let id = next(400) as i64;
-                    let advisory = format!("ADV-{}", next(4));
-                    let open = next(3) != 0;
-                    FindingKey {
-                        id,
-                        asset_id: next(9) as i64,
-                        advisory_id: advisory,
-                        package: format!("p{}", next(3)),
-                        arch: "amd64".into(),
-                        source_package: "src".into(),
-                        first_seen_ms: next(30) as i64 * 1000 + 400,
-                        open,
-                        seq: 0,
+            // 1–3 assets re-read; each asset owns ids asset * 100 .. + 100.
+            let assets: Vec<i64> = (0..1 + next(3)).map(|_| next(9) as i64).collect();
+            let mut assets_once = assets.clone();
+            assets_once.sort_unstable();
+            assets_once.dedup();
+            let mut keys = Vec::new();
+            for &asset in &assets_once {
+                model.retain(|_, v| v.1 != asset);
+                let density = [2, 10, 60, 100][next(4) as usize];
+                for k in 0..100 {
+                    if next(100) >= density {
+                        continue;
                     }
-                })
-                .collect();
-            for k in &keys {
-                if k.open {
+                    let id = asset * 100 + k;
+                    let advisory = if next(20) == 0 {
+                        format!("ADV-{}", next(4))
+                    } else {
+                        format!("ADV-{}", id % 4)
+                    };
+                    let first_seen_ms = if next(20) == 0 {
+                        next(30) as i64 * 1000 + 400
+                    } else {
+                        (id % 30) * 1000 + 400
+                    };
+                    let source_package = format!("src{}", u64::from(next(10) == 0));
                     model.insert(
-                        k.id,
-                        (k.advisory_id.clone(), k.asset_id, k.first_seen_ms / 1000),
+                        id,
+                        (
+                            advisory.clone(),
+                            asset,
+                            first_seen_ms / 1000,
+                            source_package.clone(),
+                        ),
                     );
-                } else {
-                    model.remove(&k.id);
+                    keys.push(FindingKey {
+                        id,
+                        asset_id: asset,
+                        advisory_id: advisory,
+                        package: format!("p{}", id % 3),
+                        arch: "amd64".into(),
+                        source_package,
+                        first_seen_ms,
+                        open: true,
+                    });
                 }
             }
-            p.apply(&keys).unwrap();
+            let before: HashMap<i64, Held> = p.held.clone();
+            p.replace_assets(&assets, &keys).unwrap();
             changed += keys.len();
-            let mut held = std::collections::BTreeMap::new();
+            untouched += keys
+                .iter()
+                .filter(|k| before.get(&k.id) == p.held.get(&k.id))
+                .count();
+            let mut held = Model::new();
             for (a, list) in p.lists.iter().enumerate() {
                 assert!(
                     list.is_sorted_by_key(by_first_seen),
@@ -975,19 +1024,26 @@ mod tests {
                 );
                 for e in list {
                     let adv = p.advisories.name(a as u32).to_string();
-                    assert_eq!(p.advisory_of.get(&e.id), Some(&(a as u32)));
-                    assert!(held.insert(e.id, (adv, e.asset, e.first_seen)).is_none());
+                    assert_eq!(p.held.get(&e.id), Some(&Held::of(a as u32, e)));
+                    let src = p.strings.name(e.source_package).to_string();
+                    assert!(
+                        held.insert(e.id, (adv, e.asset, e.first_seen, src))
+                            .is_none()
+                    );
                 }
             }
             assert_eq!(held, model);
             assert_eq!(p.len(), model.len());
-            let mut counts: HashMap<i64, u32> = HashMap::new();
-            for (_, asset, _) in model.values() {
-                *counts.entry(*asset).or_default() += 1;
+            let mut ids: HashMap<i64, Vec<i64>> = HashMap::new();
+            for (id, (_, asset, _, _)) in &model {
+                ids.entry(*asset).or_default().push(*id);
             }
-            assert_eq!(p.per_asset, counts);
+            let mut got = p.per_asset.clone();
+            got.values_mut().for_each(|v| v.sort_unstable());
+            assert_eq!(got, ids);
         }
         assert!(changed > 5_000, "{changed} rows applied");
+        assert!(untouched > 1_000, "{untouched} rows re-read unchanged");
     }
 
     #[test]

@@ -223,12 +223,18 @@ const MIGRATIONS: &[Entry] = &[
         include_str!("../migrations/sqlite/0130_findings_seq.sql"),
         include_str!("../migrations/postgres/0130_findings_seq.sql"),
     ),
+    (
+        135,
+        "findings change stamps per asset",
+        include_str!("../migrations/sqlite/0135_findings_asset_seq.sql"),
+        include_str!("../migrations/postgres/0135_findings_asset_seq.sql"),
+    ),
 ];
 
 /// The versions of all migrations.
 pub const MIGRATION_VERSIONS: &[i64] = &[
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20, 21, 30, 40, 41, 45, 46, 50, 51, 55, 65, 70, 71, 75,
-    76, 80, 90, 105, 110, 115, 120, 125, 130,
+    76, 80, 90, 105, 110, 115, 120, 125, 130, 135,
 ];
 
 fn build(pick: fn(&Entry) -> &'static str) -> Migrator {

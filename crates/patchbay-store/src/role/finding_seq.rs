@@ -1,20 +1,26 @@
-//! The findings change sequence (migration 0130, ADR 0023): what the service
-//! layer's ranked projection of open findings reads to stay current.
+//! The findings change sequence (migrations 0130 and 0135, ADR 0023): what
+//! the service layer's ranked projection of open findings reads to stay
+//! current.
 //!
 //! Every statement of `role/findings.rs` that inserts, refreshes or resolves
-//! findings stamps the rows it touches with [`next_findings_seq`] — a new
-//! value of the one counter row, taken in the writer's transaction. On
-//! PostgreSQL the counter row's lock orders writers in commit order (a second
-//! writer waits at the `UPDATE` until the first commits), on SQLite there is
-//! one writer; so a reader that sees counter value N sees every row stamped
-//! ≤ N and, later, only rows stamped > N. Findings are never deleted except
-//! with their asset (`ON DELETE CASCADE`), and assets are never deleted; the
-//! projection still drops the entries of assets it no longer finds.
+//! findings stamps the *assets* whose findings it changed ([`stamp_assets`]:
+//! one `findings_asset_seq` row per asset) with [`next_findings_seq`] — a new
+//! value of the one counter row, taken in the writer's transaction. The
+//! findings themselves carry no stamp: a resolve or reopen changes no indexed
+//! column of `findings` (a HOT update on PostgreSQL, no index entry rewritten
+//! on SQLite). On PostgreSQL the counter row's lock orders writers in commit
+//! order (a second writer waits at the `UPDATE` until the first commits), on
+//! SQLite there is one writer; so a reader that sees counter value N sees
+//! every asset stamped ≤ N and, later, only assets stamped > N — and re-reads
+//! those assets' open findings. Findings are never deleted except with their
+//! asset (`ON DELETE CASCADE`), and assets are never deleted; the projection
+//! still drops the entries of assets it no longer finds.
 
-use crate::engine::{Engine, Get, QueryExt, SqlTx, opt_ts};
+use crate::engine::{BATCH_ROWS, Engine, Get, QueryExt, SeparatedExt, SqlTx, opt_ts};
 use crate::role::findings::findings_where_in;
 use crate::{FindingRow, Result};
 use async_trait::async_trait;
+use sqlx::QueryBuilder;
 
 /// What the projection keeps of a finding: its identity and rank inputs, not
 /// its versions (those are read for the lines returned).
@@ -36,8 +42,6 @@ pub struct FindingKey {
     pub first_seen_ms: i64,
     /// Open (not resolved).
     pub open: bool,
-    /// The change sequence the row was last stamped with.
-    pub seq: i64,
 }
 
 /// Reads of the findings change sequence.
@@ -48,9 +52,12 @@ pub trait FindingSeqStore {
     /// The keys of at most `limit` open findings with ids above `after`, by
     /// id (the projection's first build reads them page by page).
     async fn open_finding_keys(&mut self, after: i64, limit: i64) -> Result<Vec<FindingKey>>;
-    /// The keys of the findings (open or resolved) stamped after `seq`
-    /// (served by `findings_seq_idx`).
-    async fn findings_changed_since(&mut self, seq: i64) -> Result<Vec<FindingKey>>;
+    /// The assets whose findings changed after `seq` (stamped later; served
+    /// by `findings_asset_seq_seq`), by id.
+    async fn assets_changed_since(&mut self, seq: i64) -> Result<Vec<i64>>;
+    /// The keys of every open finding of these assets (batched statements,
+    /// through the findings' unique key, which leads with the asset).
+    async fn open_finding_keys_of_assets(&mut self, assets: &[i64]) -> Result<Vec<FindingKey>>;
     /// The findings with these ids (any state), in batched statements; ids
     /// not found are left out.
     async fn findings_by_ids(&mut self, ids: &[i64]) -> Result<Vec<FindingRow>>;
@@ -65,8 +72,29 @@ pub(crate) async fn next_findings_seq<DB: Engine>(tx: &mut SqlTx<DB>) -> Result<
     r.col("n")
 }
 
+/// Stamps `assets` (their findings changed in this transaction) with `seq`,
+/// taken from [`next_findings_seq`] in the same transaction.
+pub(crate) async fn stamp_assets<DB: Engine>(
+    tx: &mut SqlTx<DB>,
+    seq: i64,
+    assets: impl IntoIterator<Item = i64>,
+) -> Result<()> {
+    let mut assets: Vec<i64> = assets.into_iter().collect();
+    assets.sort_unstable();
+    assets.dedup();
+    for chunk in assets.chunks(BATCH_ROWS / 2) {
+        let mut qb = QueryBuilder::<DB>::new("INSERT INTO findings_asset_seq (asset_id, seq) ");
+        qb.push_values(chunk, |mut b, a| {
+            b.push_arg(*a).push_arg(seq);
+        });
+        qb.push(" ON CONFLICT (asset_id) DO UPDATE SET seq = excluded.seq");
+        qb.build().exec(tx.conn()).await?;
+    }
+    Ok(())
+}
+
 const KEY_COLS: &str = "id, asset_id, advisory_id, package, arch, source_package, first_seen, \
-    resolved_at, seq";
+    resolved_at";
 
 fn row_to_key<DB: Engine>(r: &DB::Row) -> Result<FindingKey> {
     Ok(FindingKey {
@@ -78,7 +106,6 @@ fn row_to_key<DB: Engine>(r: &DB::Row) -> Result<FindingKey> {
         source_package: r.col("source_package")?,
         first_seen_ms: r.col("first_seen")?,
         open: opt_ts(r.col("resolved_at")?)?.is_none(),
-        seq: r.col("seq")?,
     })
 }
 
@@ -104,13 +131,32 @@ impl<DB: Engine> FindingSeqStore for SqlTx<DB> {
         rows.iter().map(row_to_key::<DB>).collect()
     }
 
-    async fn findings_changed_since(&mut self, seq: i64) -> Result<Vec<FindingKey>> {
-        let sql = format!("SELECT {KEY_COLS} FROM findings WHERE seq > $1");
-        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
-            .arg(seq)
-            .all(self.conn())
-            .await?;
-        rows.iter().map(row_to_key::<DB>).collect()
+    async fn assets_changed_since(&mut self, seq: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query::<DB>(
+            "SELECT asset_id FROM findings_asset_seq WHERE seq > $1 ORDER BY asset_id",
+        )
+        .arg(seq)
+        .all(self.conn())
+        .await?;
+        rows.iter().map(|r| r.col("asset_id")).collect()
+    }
+
+    async fn open_finding_keys_of_assets(&mut self, assets: &[i64]) -> Result<Vec<FindingKey>> {
+        let mut out = Vec::new();
+        for chunk in assets.chunks(BATCH_ROWS) {
+            let mut qb = QueryBuilder::<DB>::new(format!(
+                "SELECT {KEY_COLS} FROM findings WHERE resolved_at IS NULL AND asset_id IN ("
+            ));
+            let mut sep = qb.separated(", ");
+            for a in chunk {
+                sep.push_arg(*a);
+            }
+            qb.push(")");
+            for r in &qb.build().all(self.conn()).await? {
+                out.push(row_to_key::<DB>(r)?);
+            }
+        }
+        Ok(out)
     }
 
     async fn findings_by_ids(&mut self, ids: &[i64]) -> Result<Vec<FindingRow>> {

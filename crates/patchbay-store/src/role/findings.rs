@@ -1,7 +1,7 @@
 //! Findings and their lifecycle (`findings`).
 
 use crate::engine::{BATCH_ROWS, BuilderExt, Engine, Get, QueryExt, SeparatedExt, SqlTx, opt_ts};
-use crate::role::finding_seq::next_findings_seq;
+use crate::role::finding_seq::{next_findings_seq, stamp_assets};
 use crate::{Result, from_millis, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -293,11 +293,11 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
             return Ok(());
         }
         let seq = next_findings_seq(self).await?;
-        // 10 parameters per row.
+        // 9 parameters per row.
         for chunk in fs.chunks(400) {
             let mut qb = QueryBuilder::<DB>::new(
                 "INSERT INTO findings (asset_id, advisory_id, package, arch, source_package, \
-                 installed_version, fixed_version, first_seen, last_seen, seq) ",
+                 installed_version, fixed_version, first_seen, last_seen) ",
             );
             qb.push_values(chunk, |mut b, (asset_id, f)| {
                 b.push_arg(*asset_id)
@@ -308,12 +308,11 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                     .push_arg(f.installed_version.clone())
                     .push_arg(f.fixed_version.clone())
                     .push_arg(now)
-                    .push_arg(now)
-                    .push_arg(seq);
+                    .push_arg(now);
             });
             qb.build().exec(self.conn()).await?;
         }
-        Ok(())
+        stamp_assets(self, seq, fs.iter().map(|(a, _)| *a)).await
     }
 
     async fn insert_findings(
@@ -327,11 +326,11 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
             return Ok(());
         }
         let seq = next_findings_seq(self).await?;
-        // 10 parameters per row.
+        // 9 parameters per row.
         for chunk in fs.chunks(400) {
             let mut qb = QueryBuilder::<DB>::new(
                 "INSERT INTO findings (asset_id, advisory_id, package, arch, source_package, \
-                 installed_version, fixed_version, first_seen, last_seen, seq) ",
+                 installed_version, fixed_version, first_seen, last_seen) ",
             );
             qb.push_values(chunk, |mut b, f| {
                 b.push_arg(asset_id)
@@ -342,12 +341,11 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                     .push_arg(f.installed_version.clone())
                     .push_arg(f.fixed_version.clone())
                     .push_arg(now)
-                    .push_arg(now)
-                    .push_arg(seq);
+                    .push_arg(now);
             });
             qb.build().exec(self.conn()).await?;
         }
-        Ok(())
+        stamp_assets(self, seq, [asset_id]).await
     }
 
     async fn refresh_findings(
@@ -362,6 +360,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
             return Ok(());
         }
         let seq = next_findings_seq(self).await?;
+        let mut assets = HashSet::new();
         for chunk in batch.chunks(BATCH_ROWS / 2) {
             let mut qb = QueryBuilder::<DB>::new("WITH v(id, iv, fv, sp) AS (VALUES ");
             let mut sep = qb.separated(", ");
@@ -381,12 +380,12 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                  source_package = v.sp, resolved_at = NULL, last_seen = ",
             );
             qb.push_arg(to_millis(now));
-            qb.push(", seq = ");
-            qb.push_arg(seq);
-            qb.push(" FROM v WHERE findings.id = v.id");
-            qb.build().exec(self.conn()).await?;
+            qb.push(" FROM v WHERE findings.id = v.id RETURNING findings.asset_id");
+            for r in &qb.build().all(self.conn()).await? {
+                assets.insert(Get::<i64>::col(r, "asset_id")?);
+            }
         }
-        Ok(())
+        stamp_assets(self, seq, assets).await
     }
 
     async fn resolve_findings(&mut self, ids: &[i64], now: Timestamp) -> Result<()> {
@@ -394,20 +393,21 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
             return Ok(());
         }
         let seq = next_findings_seq(self).await?;
+        let mut assets = HashSet::new();
         for chunk in ids.chunks(BATCH_ROWS) {
             let mut qb = QueryBuilder::<DB>::new("UPDATE findings SET resolved_at = ");
             qb.push_arg(to_millis(now));
-            qb.push(", seq = ");
-            qb.push_arg(seq);
             qb.push(" WHERE resolved_at IS NULL AND id IN (");
             let mut sep = qb.separated(", ");
             for id in chunk {
                 sep.push_arg(*id);
             }
-            qb.push(")");
-            qb.build().exec(self.conn()).await?;
+            qb.push(") RETURNING asset_id");
+            for r in &qb.build().all(self.conn()).await? {
+                assets.insert(Get::<i64>::col(r, "asset_id")?);
+            }
         }
-        Ok(())
+        stamp_assets(self, seq, assets).await
     }
 
     async fn sync_package_findings(
@@ -445,13 +445,14 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
                 .collect::<Vec<_>>(),
         )?;
         let of = |n: u32| DB::JSON_ROWS.replace("{}", &format!("${n}"));
-        // Every row written below is stamped with this change number (the
-        // ranked projection reads what changed since it last looked, ADR 0023).
+        // The asset is stamped with this change number when a row changes
+        // (the ranked projection re-reads what changed since it last looked,
+        // ADR 0023).
         let seq = next_findings_seq(self).await?;
 
         // 1. Resolve the open findings of the packages that no match names.
         let mut sql = format!(
-            "UPDATE findings SET resolved_at = $3, seq = $5 WHERE asset_id = $4 AND resolved_at IS NULL \
+            "UPDATE findings SET resolved_at = $3 WHERE asset_id = $4 AND resolved_at IS NULL \
              AND (package, arch) IN (SELECT j.value ->> 0, j.value ->> 1 FROM {}) \
              AND (advisory_id, package, arch) NOT IN \
              (SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM {})",
@@ -465,8 +466,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
             .arg(pkgs.clone())
             .arg(keys)
             .arg(at)
-            .arg(asset_id)
-            .arg(seq);
+            .arg(asset_id);
         if want_resolved {
             for r in &q.all(self.conn()).await? {
                 out.resolved_keys
@@ -481,6 +481,9 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
         // after: the rows added are the ones opened, the resolved ones fewer
         // by the ones reopened.
         if matches.is_empty() {
+            if out.resolved > 0 {
+                stamp_assets(self, seq, [asset_id]).await?;
+            }
             return Ok(out);
         }
         let (n0, closed0) = self.count_package_findings(asset_id, &pkgs).await?;
@@ -505,14 +508,14 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
         // upsert after a SELECT.
         let sql = format!(
             "INSERT INTO findings (asset_id, advisory_id, package, arch, source_package, \
-             installed_version, fixed_version, first_seen, last_seen, seq) \
+             installed_version, fixed_version, first_seen, last_seen) \
              SELECT $2, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, \
-             j.value ->> 4, j.value ->> 5, $3, $3, $4 FROM {} WHERE true \
+             j.value ->> 4, j.value ->> 5, $3, $3 FROM {} WHERE true \
              ON CONFLICT (asset_id, advisory_id, package, arch) DO UPDATE SET \
              source_package = excluded.source_package, \
              installed_version = excluded.installed_version, \
              fixed_version = excluded.fixed_version, \
-             last_seen = excluded.last_seen, resolved_at = NULL, seq = excluded.seq \
+             last_seen = excluded.last_seen, resolved_at = NULL \
              WHERE findings.resolved_at IS NOT NULL \
              OR findings.source_package <> excluded.source_package \
              OR findings.installed_version <> excluded.installed_version \
@@ -520,13 +523,16 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
              OR (findings.fixed_version IS NULL) <> (excluded.fixed_version IS NULL)",
             of(1)
         );
-        sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+        let written = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
             .arg(rows)
             .arg(asset_id)
             .arg(at)
-            .arg(seq)
             .exec(self.conn())
-            .await?;
+            .await?
+            .rows_affected();
+        if out.resolved > 0 || written > 0 {
+            stamp_assets(self, seq, [asset_id]).await?;
+        }
         let (n1, closed1) = self.count_package_findings(asset_id, &pkgs).await?;
         out.opened = n1.saturating_sub(n0);
         out.reopened = closed0.saturating_sub(closed1);

@@ -1,0 +1,19 @@
+-- 0135 findings change stamps per asset (issue 14, items 5 and 6; ADR 0023):
+-- 0130 stamped every finding a write touched with the change sequence, in an
+-- indexed column (findings.seq), so every resolve and reopen also rewrote an
+-- entry of findings_seq_idx — and on PostgreSQL was never a HOT update (a
+-- kernel upgrade flipping 4,000 findings wrote 4,000 new entries into each of
+-- the table's indexes). Now a findings write stamps the *assets* whose findings
+-- it changed, one row each here, with a new value of the same counter
+-- (findings_seq, unchanged); the ranked projection re-reads the open findings
+-- of the assets stamped since it last looked. A flip then changes no indexed
+-- column of findings.
+CREATE TABLE findings_asset_seq (
+    asset_id  INTEGER NOT NULL PRIMARY KEY REFERENCES assets (id) ON DELETE CASCADE,
+    seq       BIGINT NOT NULL
+);
+INSERT INTO findings_asset_seq (asset_id, seq)
+    SELECT asset_id, MAX(seq) FROM findings GROUP BY asset_id;
+CREATE INDEX findings_asset_seq_seq ON findings_asset_seq (seq);
+DROP INDEX findings_seq_idx;
+ALTER TABLE findings DROP COLUMN seq;
