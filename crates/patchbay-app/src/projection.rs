@@ -8,11 +8,12 @@
 //! kept ordered by first-seen time within each advisory — not its versions,
 //! not its rank. Each request, inside its one read snapshot:
 //!
-//! 1. reads the findings change sequence (migration 0130; every findings
-//!    write in `patchbay_store`'s `role/findings.rs` stamps the rows it
-//!    touches) and, when it moved, only the rows stamped after what the
-//!    projection has seen (one indexed query) — inserts, refreshes, resolves
-//!    and reopens — and re-orders only the advisories they touch; the first
+//! 1. reads the findings change sequence (migrations 0130 and 0135: every
+//!    findings write in `patchbay_store`'s `role/findings.rs` stamps the
+//!    assets whose findings it changed) and, when it moved, re-reads the open
+//!    findings of the assets stamped after what the projection has seen,
+//!    replaces what it holds of them (entries that did not change are not
+//!    touched) and re-orders only the advisories that changed; the first
 //!    request after a start reads every open finding's key once (the cold
 //!    cost, see docs/benchmarks.md);
 //! 2. reads the small facts it ranks with, current, through the same

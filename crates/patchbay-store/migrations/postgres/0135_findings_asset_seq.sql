@@ -17,3 +17,8 @@ INSERT INTO findings_asset_seq (asset_id, seq)
 CREATE INDEX findings_asset_seq_seq ON findings_asset_seq (seq);
 DROP INDEX findings_seq_idx;
 ALTER TABLE findings DROP COLUMN seq;
+-- A flip is now a HOT update when the row's page has room for its new version:
+-- leave a fifth of each page free (new pages only; existing pages keep their
+-- fill until the table is rewritten, e.g. by VACUUM FULL). Measured on 2,500
+-- rows of one asset: a resolve 30–34 ms at the default fill, 16–21 ms at 80.
+ALTER TABLE findings SET (fillfactor = 80);
