@@ -83,11 +83,6 @@ pub(crate) trait Engine:
     /// string instead of a value per field for lists of thousands of rows
     /// (`json_each`, `jsonb_array_elements`).
     const JSON_ROWS: &'static str;
-    /// A `FROM` item over the elements of a JSON array of strings bound as
-    /// the parameter written `{}`, each element as text in column `value` of
-    /// alias `j` — no per-field extraction (`json_each`,
-    /// `jsonb_array_elements_text`).
-    const JSON_TEXTS: &'static str;
 }
 
 /// How many rows a statement changed (sqlx has no trait for it).

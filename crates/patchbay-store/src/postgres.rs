@@ -18,7 +18,6 @@ impl Engine for Postgres {
     const LOCK_SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const LOCK: &'static str = " FOR UPDATE";
     const JSON_ROWS: &'static str = "jsonb_array_elements(CAST({} AS jsonb)) AS j(value)";
-    const JSON_TEXTS: &'static str = "jsonb_array_elements_text(CAST({} AS jsonb)) AS j(value)";
 }
 
 impl Affected for PgQueryResult {

@@ -23,7 +23,6 @@ impl Engine for Sqlite {
     const LOCK_SKIP_LOCKED: &'static str = "";
     const LOCK: &'static str = "";
     const JSON_ROWS: &'static str = "json_each({}) AS j";
-    const JSON_TEXTS: &'static str = "json_each({}) AS j";
 }
 
 impl Affected for SqliteQueryResult {

@@ -438,16 +438,13 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
             return Ok(out);
         }
         let pkgs = to_json(&wanted.iter().map(|(p, a)| [*p, *a]).collect::<Vec<_>>())?;
-        // Each match's key as one string (no per-field JSON extraction for
-        // the engine: that was half the cost of a 4,000-finding reopen).
         let keys = to_json(
             &matches
                 .keys()
-                .map(|(v, p, a)| joined(&[v, p, a]))
+                .map(|(v, p, a)| [*v, *p, *a])
                 .collect::<Vec<_>>(),
         )?;
         let of = |n: u32| DB::JSON_ROWS.replace("{}", &format!("${n}"));
-        let texts = |n: u32| DB::JSON_TEXTS.replace("{}", &format!("${n}"));
         // The asset is stamped with this change number when a row changes
         // (the ranked projection re-reads what changed since it last looked,
         // ADR 0023).
@@ -457,20 +454,19 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
         let mut sql = format!(
             "UPDATE findings SET resolved_at = $3 WHERE asset_id = $4 AND resolved_at IS NULL \
              AND (package, arch) IN (SELECT j.value ->> 0, j.value ->> 1 FROM {}) \
-             AND advisory_id || CAST($5 AS TEXT) || package || CAST($5 AS TEXT) || arch \
-             NOT IN (SELECT j.value FROM {})",
+             AND (advisory_id, package, arch) NOT IN \
+             (SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM {})",
             of(1),
-            texts(2)
+            of(2)
         );
         if want_resolved {
             sql.push_str(" RETURNING advisory_id, package, arch");
         }
         let q = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
             .arg(pkgs.clone())
-            .arg(keys.clone())
+            .arg(keys)
             .arg(at)
-            .arg(asset_id)
-            .arg(SEP);
+            .arg(asset_id);
         if want_resolved {
             for r in &q.all(self.conn()).await? {
                 out.resolved_keys
@@ -491,54 +487,6 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
             return Ok(out);
         }
         let (n0, closed0) = self.count_package_findings(asset_id, &pkgs).await?;
-        // 2a. In place: per package, the stored findings that the matches
-        // name with the same fixed version are reopened or given the
-        // package's new versions by a plain UPDATE; when that leaves every
-        // match open, the upsert below (the slow, general path: new findings,
-        // fixed versions that moved) is not needed.
-        let mut written = 0;
-        if let Some(n) = self.sync_in_place(asset_id, &matches, at).await? {
-            written += n;
-            let sql = format!(
-                "SELECT COUNT(*) AS n FROM findings WHERE asset_id = $2 AND resolved_at IS NULL \
-                 AND (package, arch) IN (SELECT j.value ->> 0, j.value ->> 1 FROM {}) \
-                 AND advisory_id || CAST($4 AS TEXT) || package || CAST($4 AS TEXT) || arch \
-                 || CAST($4 AS TEXT) || COALESCE(fixed_version, CAST($5 AS TEXT)) \
-                 IN (SELECT j.value FROM {})",
-                of(1),
-                texts(3)
-            );
-            let full = to_json(
-                &matches
-                    .values()
-                    .map(|f| {
-                        joined(&[
-                            &f.advisory_id,
-                            &f.package,
-                            &f.arch,
-                            f.fixed_version.as_deref().unwrap_or(NO_FIX),
-                        ])
-                    })
-                    .collect::<Vec<_>>(),
-            )?;
-            let r = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
-                .arg(pkgs.clone())
-                .arg(asset_id)
-                .arg(full)
-                .arg(SEP)
-                .arg(NO_FIX)
-                .one(self.conn())
-                .await?;
-            let n: i64 = r.col("n")?;
-            if n as usize == matches.len() {
-                stamp_assets(self, seq, [asset_id]).await?;
-                let (n1, closed1) = (n0, n0.saturating_sub(matches.len() as u64));
-                out.opened = n1.saturating_sub(n0);
-                out.reopened = closed0.saturating_sub(closed1);
-                out.still_open = (matches.len() as u64).saturating_sub(out.opened + out.reopened);
-                return Ok(out);
-            }
-        }
         let rows = to_json(
             &matches
                 .values()
@@ -575,7 +523,7 @@ impl<DB: Engine> FindingStore for SqlTx<DB> {
              OR (findings.fixed_version IS NULL) <> (excluded.fixed_version IS NULL)",
             of(1)
         );
-        written += sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+        let written = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
             .arg(rows)
             .arg(asset_id)
             .arg(at)
@@ -635,73 +583,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
         .map_err(|e| crate::StoreError::Other(format!("encoding a JSON parameter: {e}")))
 }
 
-/// Separates the fields of a key joined into one string (no field holds it:
-/// advisory ids, package names, architectures and versions are printable).
-const SEP: &str = "\u{1f}";
-/// Stands for "no fixed version" in a joined key.
-const NO_FIX: &str = "\u{1e}";
-
-/// Fields joined with [`SEP`], as the SQL `a || SEP || b …` spells them.
-fn joined(fields: &[&str]) -> String {
-    fields.join(SEP)
-}
-
 impl<DB: Engine> SqlTx<DB> {
-    /// Step 2a of `sync_package_findings`: per (package, arch) of the
-    /// matches, one `UPDATE` reopens (or refreshes the versions of) the
-    /// stored findings whose (advisory, fixed version) a match names, when
-    /// they are resolved or their versions differ. `None` (nothing written)
-    /// when a package's matches do not share one installed version and
-    /// source package — the general upsert handles that. Rows written.
-    async fn sync_in_place(
-        &mut self,
-        asset_id: i64,
-        matches: &HashMap<(&str, &str, &str), &NewFinding>,
-        at: i64,
-    ) -> Result<Option<u64>> {
-        // (package, arch) → (source package, installed version, keys).
-        let mut per: HashMap<(&str, &str), (&str, &str, Vec<String>)> = HashMap::new();
-        for f in matches.values() {
-            let e = per.entry((f.package.as_str(), f.arch.as_str())).or_insert((
-                &f.source_package,
-                &f.installed_version,
-                Vec::new(),
-            ));
-            if (e.0, e.1) != (f.source_package.as_str(), f.installed_version.as_str()) {
-                return Ok(None);
-            }
-            e.2.push(joined(&[
-                &f.advisory_id,
-                f.fixed_version.as_deref().unwrap_or(NO_FIX),
-            ]));
-        }
-        let sql = format!(
-            "UPDATE findings SET resolved_at = NULL, last_seen = $1, source_package = $2, \
-             installed_version = $3 WHERE asset_id = $4 AND package = $5 AND arch = $6 \
-             AND advisory_id || CAST($7 AS TEXT) || COALESCE(fixed_version, CAST($8 AS TEXT)) \
-             IN (SELECT j.value FROM {}) \
-             AND (resolved_at IS NOT NULL OR source_package <> $2 OR installed_version <> $3)",
-            DB::JSON_TEXTS.replace("{}", "$9")
-        );
-        let mut written = 0;
-        for ((package, arch), (source, installed, keys)) in per {
-            written += sqlx::query::<DB>(sqlx::AssertSqlSafe(sql.clone()))
-                .arg(at)
-                .arg(source)
-                .arg(installed)
-                .arg(asset_id)
-                .arg(package)
-                .arg(arch)
-                .arg(SEP)
-                .arg(NO_FIX)
-                .arg(to_json(&keys)?)
-                .exec(self.conn())
-                .await?
-                .rows_affected();
-        }
-        Ok(Some(written))
-    }
-
     /// How many findings an asset's (package, arch) pairs (`packages`, a JSON
     /// array of pairs) have, and how many of them are resolved.
     async fn count_package_findings(
