@@ -45,6 +45,15 @@
 //! tests compares the two after random changes, on both engines and across
 //! two `App`s sharing a database.
 //!
+//! The compliance report as of now is counted from the same projection
+//! ([`OpenFindings::compliance_counts`], ADR 0023's amendment), under the
+//! same lock and through the request's snapshot: every held entry is put in
+//! its state at `as_of` (excluded, excepted, overdue or within SLA: one class
+//! per advisory and (impact, exposure), a due date per entry), and the
+//! resolved findings come from one aggregate of the store — not a read of
+//! every finding. `App::compliance_reference` keeps the history's way; the
+//! same test compares the two.
+//!
 //! Invariants: the projection is never newer nor older than the snapshot it
 //! is used with — a request takes the projection's lock *before* it opens its
 //! snapshot and holds it until its lines are built, so concurrent requests
@@ -66,6 +75,7 @@ use patchbay_core::asset::{BusinessImpact, Exposure};
 use patchbay_core::exception::{FindingFacts, excepting};
 use patchbay_core::policy::Policy;
 use patchbay_core::rank::{Class, Rank, Ranker, rank_order};
+use patchbay_core::report::{Counts, State};
 use patchbay_store::{AssetRow, FindingKey};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -748,6 +758,166 @@ impl OpenFindings {
             "the projection ranked a line differently from the full ranking"
         );
         Ok(ranked)
+    }
+}
+
+/// One asset of the compliance report as of now: its row and policy groups.
+pub(crate) struct ReportAsset<'a> {
+    pub(crate) row: &'a AssetRow,
+    pub(crate) groups: &'a [String],
+}
+
+impl OpenFindings {
+    /// The compliance report's counts as of `as_of` (a whole second), per
+    /// asset of `assets` (by position) — what `patchbay_core::report::
+    /// compliance` counts from a full history, without reading it: the open
+    /// findings from the projection (refreshed through `snap` first, as for
+    /// the worklist), each within SLA, overdue or excepted at `as_of` by its
+    /// due date ([`Ranker::rank_in`], one class per advisory and (impact,
+    /// exposure)) and the exceptions in force then; the patched ones from
+    /// one aggregate of the stored resolved findings
+    /// (`resolved_finding_counts`, per package when the policy excludes
+    /// anything). Findings the policy excludes are not counted, as
+    /// `Snapshot::finding_records` drops them; nor are findings first seen
+    /// after `as_of` (rounded to the second, as the history rounds them).
+    ///
+    /// Not counted as the history would: a finding whose stored resolution
+    /// is later than `as_of` (only when the clock went back) — the history
+    /// counts it open, this leaves it out.
+    pub(crate) async fn compliance_counts(
+        &mut self,
+        snap: &mut Snapshot<'_>,
+        policy: &Policy,
+        assets: &[ReportAsset<'_>],
+        as_of: Timestamp,
+    ) -> Result<Vec<Counts>, AppError> {
+        let mut phases = Phases::new();
+        self.refresh(snap).await?;
+        phases.mark("refresh");
+        let asset_pos: HashMap<i64, usize> = assets
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.row.id, i))
+            .collect();
+        self.drop_assets_not_in(&asset_pos);
+        let active: Vec<patchbay_core::exception::Exception> = snap
+            .exceptions()
+            .await?
+            .into_iter()
+            .filter(|e| e.active_at(as_of))
+            .collect();
+        phases.mark("exceptions");
+        let ranker = Ranker::new(policy);
+        let excludes = ranker.excludes_anything();
+        let slots: Vec<usize> = assets
+            .iter()
+            .map(|a| {
+                let (_, _, impact, exposure) = ranking::facts(a.row);
+                class_slot(impact, exposure)
+            })
+            .collect();
+        // Asset id → position: a vector when ids are dense (they are row ids).
+        let max_id = assets.iter().map(|a| a.row.id).max().unwrap_or(0);
+        let dense: Option<Vec<u32>> = (max_id >= 0 && (max_id as usize) <= 4 * assets.len() + 1024)
+            .then(|| {
+                let mut v = vec![u32::MAX; max_id as usize + 1];
+                for (i, a) in assets.iter().enumerate() {
+                    v[a.row.id as usize] = i as u32;
+                }
+                v
+            });
+        let asset_at = |id: i64| -> Option<usize> {
+            match &dense {
+                Some(v) => v
+                    .get(usize::try_from(id).ok()?)
+                    .filter(|&&i| i != u32::MAX)
+                    .map(|&i| i as usize),
+                None => asset_pos.get(&id).copied(),
+            }
+        };
+        let enrichment = snap
+            .enrichment_of(
+                self.lists
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| !l.is_empty())
+                    .map(|(a, _)| self.advisories.name(a as u32)),
+            )
+            .await?;
+        phases.mark("enrichment");
+
+        let mut counts = vec![Counts::default(); assets.len()];
+        let as_of_second = as_of.as_second();
+        let mut visited = 0usize;
+        for (adv, list) in self.lists.iter().enumerate() {
+            if list.is_empty() {
+                continue;
+            }
+            let advisory = self.advisories.name(adv as u32);
+            let facts = enrichment.advisory(advisory);
+            let mut classes: [Option<Class>; SLOTS] = [None; SLOTS];
+            for e in list {
+                let Some(ai) = asset_at(e.asset) else {
+                    continue;
+                };
+                // Not yet detected at `as_of`.
+                if e.first_seen > as_of_second {
+                    continue;
+                }
+                visited += 1;
+                let a = &assets[ai];
+                let package = self.strings.name(e.package);
+                let source_package = self.strings.name(e.source_package);
+                if excludes && ranker.excluded(&a.row.name, a.groups, package, source_package) {
+                    continue;
+                }
+                if !active.is_empty() {
+                    let f = FindingFacts {
+                        asset: &a.row.name,
+                        groups: a.groups,
+                        advisory,
+                        cves: facts.cves,
+                        package,
+                        source_package,
+                    };
+                    if excepting(&active, &f, as_of).is_some() {
+                        counts[ai].add(State::Excepted);
+                        continue;
+                    }
+                }
+                let slot = slots[ai];
+                let class = classes[slot].get_or_insert_with(|| {
+                    let (impact, exposure) = slot_facts(slot);
+                    ranker.class(&facts.risk_input(impact, exposure, as_of))
+                });
+                let first_seen = Timestamp::from_second(e.first_seen).unwrap_or(as_of);
+                let due = ranker.rank_in(class, first_seen, false, as_of).due;
+                counts[ai].add(if due < as_of {
+                    State::Overdue
+                } else {
+                    State::WithinSla
+                });
+            }
+        }
+        phases.mark("open");
+
+        // The resolved findings: first seen and resolved by `as_of` as the
+        // history rounds them (to the second, half up: before `as_of` +
+        // 500 ms, the times being stored in milliseconds).
+        let before = as_of + jiff::SignedDuration::from_millis(500);
+        for r in snap.tx().resolved_finding_counts(before, excludes).await? {
+            let Some(ai) = asset_at(r.asset_id) else {
+                continue;
+            };
+            let a = &assets[ai];
+            if excludes && ranker.excluded(&a.row.name, a.groups, &r.package, &r.source_package) {
+                continue;
+            }
+            counts[ai].patched += u64::try_from(r.count).unwrap_or(0);
+        }
+        phases.mark("resolved");
+        phases.report(visited, self.len());
+        Ok(counts)
     }
 }
 

@@ -1,7 +1,11 @@
 //! Reports as of a date, as data: [`App::history`] gathers what they are
 //! recomputed from (assets, findings, exceptions, and the deployments with
 //! their jobs' outcomes from the `rollouts` and `agent_jobs` tables),
-//! [`App::report`] computes one (`patchbay_core::report`).
+//! [`App::report`] computes one (`patchbay_core::report`) — except the
+//! compliance report as of now, counted from the projection of open findings
+//! and one aggregate of the resolved ones (`crate::projection`, ADR 0023;
+//! [`App::compliance_reference`] computes it from the history, for the test
+//! that compares the two and the bench).
 //! Rendering them (JSON, CSV, HTML with SVG charts) is `patchbay-render`'s
 //! work, called by the server's report endpoint and the evidence bundle.
 
@@ -15,32 +19,40 @@ use std::collections::HashMap;
 pub use patchbay_core::report::KINDS;
 
 impl App {
+    /// The assets as the reports read them, with their policy groups.
+    fn asset_records(
+        &self,
+        policy: &patchbay_core::policy::Policy,
+        rows: &[patchbay_store::AssetRow],
+    ) -> Vec<AssetRecord> {
+        rows.iter()
+            .map(|a| AssetRecord {
+                name: a.name.clone(),
+                owner: a.attrs.owner.clone(),
+                groups: crate::ranking::groups_of(policy, a),
+                managed: a.has_agent,
+                created_at: a.created_at,
+                // The stored time, or this replica's later one not yet stored.
+                last_seen: if a.has_agent {
+                    self.last_seen(a.id, a.last_seen_at)
+                } else {
+                    Some(self.last_seen(a.id, a.last_seen_at).unwrap_or(a.updated_at))
+                },
+            })
+            .collect()
+    }
+
     /// The history the reports recompute from.
     pub async fn history(&self, caller: &Caller, ctx: &RequestCtx) -> Result<History, AppError> {
         self.require(caller, Action::ReadInventory, ctx).await?;
         let mut snap = self.snapshot().await?;
         let (policy, _) = snap.policy_in_force().await?;
         let rows = snap.assets().await?;
-        let mut index = std::collections::HashMap::new();
-        let assets: Vec<AssetRecord> = rows
+        let assets = self.asset_records(&policy, &rows);
+        let index: HashMap<String, usize> = rows
             .iter()
             .enumerate()
-            .map(|(i, a)| {
-                index.insert(a.name.clone(), i);
-                AssetRecord {
-                    name: a.name.clone(),
-                    owner: a.attrs.owner.clone(),
-                    groups: crate::ranking::groups_of(&policy, a),
-                    managed: a.has_agent,
-                    created_at: a.created_at,
-                    // The stored time, or this replica's later one not yet stored.
-                    last_seen: if a.has_agent {
-                        self.last_seen(a.id, a.last_seen_at)
-                    } else {
-                        Some(self.last_seen(a.id, a.last_seen_at).unwrap_or(a.updated_at))
-                    },
-                }
-            })
+            .map(|(i, a)| (a.name.clone(), i))
             .collect();
         let findings = snap.finding_records(&policy, &rows, &index).await?;
         let exceptions = snap.exceptions().await?;
@@ -54,12 +66,39 @@ impl App {
     }
 
     /// One report as of a date (now by default, to the second), as data.
+    /// The compliance report as of now is counted from the projection of
+    /// open findings and one aggregate of the resolved ones
+    /// ([`crate::projection`], issue 14, item 6), not from a full history;
+    /// the same as [`App::compliance_reference`] gives.
     pub async fn report(
         &self,
         caller: &Caller,
         kind: &str,
         as_of: Option<Timestamp>,
         ctx: &RequestCtx,
+    ) -> Result<Report, AppError> {
+        self.report_by(caller, kind, as_of, ctx, true).await
+    }
+
+    /// The compliance report as of now computed from a full history (every
+    /// finding, open and resolved, read and ranked: `App::history`), as
+    /// [`App::report`] computes it for a past date — for the test that
+    /// compares it with the projection's and the bench's baseline.
+    pub async fn compliance_reference(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<Report, AppError> {
+        self.report_by(caller, "compliance", None, ctx, false).await
+    }
+
+    async fn report_by(
+        &self,
+        caller: &Caller,
+        kind: &str,
+        as_of: Option<Timestamp>,
+        ctx: &RequestCtx,
+        projection: bool,
     ) -> Result<Report, AppError> {
         let unknown = || {
             AppError::invalid(format!(
@@ -68,6 +107,9 @@ impl App {
         };
         if !KINDS.contains(&kind) {
             return Err(unknown());
+        }
+        if projection && kind == "compliance" && as_of.is_none() {
+            return Ok(Report::Compliance(self.compliance_now(caller, ctx).await?));
         }
         let h = self.history(caller, ctx).await?;
         let now = as_of.is_none();
@@ -83,6 +125,43 @@ impl App {
             }
             r => r,
         })
+    }
+
+    /// The compliance report as of now through the projection of open
+    /// findings (its lock taken before the snapshot is opened, as for the
+    /// worklist): per asset, [`crate::projection::OpenFindings::
+    /// compliance_counts`], aggregated by `patchbay_core::report::
+    /// compliance_of` as the history's report is.
+    async fn compliance_now(
+        &self,
+        caller: &Caller,
+        ctx: &RequestCtx,
+    ) -> Result<patchbay_core::report::Compliance, AppError> {
+        self.require(caller, Action::ReadInventory, ctx).await?;
+        let mut open = self.open_findings.lock().await;
+        let mut snap = self.snapshot().await?;
+        let now = self.now();
+        let as_of = now.round(jiff::Unit::Second).unwrap_or(now);
+        let (policy, _) = snap.policy_in_force().await?;
+        let rows = snap.assets().await?;
+        let assets = self.asset_records(&policy, &rows);
+        let report_assets: Vec<crate::projection::ReportAsset<'_>> = rows
+            .iter()
+            .zip(&assets)
+            .map(|(row, a)| crate::projection::ReportAsset {
+                row,
+                groups: &a.groups,
+            })
+            .collect();
+        let counts = open
+            .compliance_counts(&mut snap, &policy, &report_assets, as_of)
+            .await?;
+        drop(snap);
+        drop(open);
+        let assessed: Vec<bool> = counts.iter().map(|c| c.open() + c.patched > 0).collect();
+        Ok(patchbay_core::report::compliance_of(
+            &assets, &counts, &assessed, as_of,
+        ))
     }
 }
 

@@ -6,6 +6,9 @@
 //! - [`compliance`]: per asset, owner and group — open findings within SLA,
 //!   overdue, excepted, patched; an asset is *compliant* when it has no overdue,
 //!   non-excepted finding;
+//!   [`compliance_of`] is its aggregation from per-asset counts, however
+//!   they were counted (the server counts "now" from its projection of open
+//!   findings);
 //! - [`time_to_patch`]: per tier, mean, median and p90 of resolved − first
 //!   seen, over findings resolved by `as_of`;
 //! - [`sla_adherence`]: per tier, the share of findings resolved by their due
@@ -222,7 +225,8 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, s: State) {
+    /// Counts one finding in state `s` ([`State::Unknown`]: not counted).
+    pub fn add(&mut self, s: State) {
         match s {
             State::WithinSla => self.within_sla += 1,
             State::Overdue => self.overdue += 1,
@@ -351,7 +355,9 @@ fn pct(num: u64, den: u64) -> f64 {
     }
 }
 
-/// The compliance report at `as_of`.
+/// The compliance report at `as_of`: per asset, its findings' states
+/// ([`state`]) and whether anything was ever found on it by then, aggregated
+/// by [`compliance_of`].
 pub fn compliance(h: &History, as_of: Timestamp) -> Compliance {
     let n = h.assets.len();
     let mut per_asset = vec![Counts::default(); n];
@@ -359,15 +365,40 @@ pub fn compliance(h: &History, as_of: Timestamp) -> Compliance {
     for f in &h.findings {
         per_asset[f.asset].add(state_with(&active, h, f, as_of));
     }
-    let known: Vec<bool> = h.assets.iter().map(|a| a.created_at <= as_of).collect();
     let mut assessed = vec![false; n];
     for f in &h.findings {
         if f.first_seen <= as_of {
             assessed[f.asset] = true;
         }
     }
+    compliance_of(&h.assets, &per_asset, &assessed, as_of)
+}
+
+/// The compliance report at `as_of` from what each asset's findings are at
+/// that date — `per_asset[i]`, the counts of `assets[i]`'s findings by
+/// [`State`], and `assessed[i]`, whether any finding of it was first seen by
+/// then — however they were counted: [`compliance`] counts them from a
+/// [`History`]; the server counts the report as of now from its projection
+/// of open findings and the stored resolved ones (`patchbay_app::projection`).
+/// The one aggregation into asset, owner, group and fleet lines.
+///
+/// # Panics
+///
+/// When `per_asset` or `assessed` is not as long as `assets`.
+pub fn compliance_of(
+    assets: &[AssetRecord],
+    per_asset: &[Counts],
+    assessed: &[bool],
+    as_of: Timestamp,
+) -> Compliance {
+    let n = assets.len();
+    assert!(
+        per_asset.len() == n && assessed.len() == n,
+        "one count and one assessed flag per asset"
+    );
+    let known: Vec<bool> = assets.iter().map(|a| a.created_at <= as_of).collect();
     let status: Vec<AssetStatus> = (0..n)
-        .map(|i| AssetStatus::of(&h.assets[i], &per_asset[i], assessed[i], as_of))
+        .map(|i| AssetStatus::of(&assets[i], &per_asset[i], assessed[i], as_of))
         .collect();
     let line = |name: String, members: &mut dyn Iterator<Item = usize>| {
         let mut l = ComplianceLine {
@@ -399,7 +430,7 @@ pub fn compliance(h: &History, as_of: Timestamp) -> Compliance {
     };
     let mut owners: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, a) in h.assets.iter().enumerate() {
+    for (i, a) in assets.iter().enumerate() {
         let o = if a.owner.is_empty() {
             "(no owner)"
         } else {
@@ -423,7 +454,7 @@ pub fn compliance(h: &History, as_of: Timestamp) -> Compliance {
             .collect(),
         by_asset: (0..n)
             .filter(|&i| known[i])
-            .map(|i| line(h.assets[i].name.clone(), &mut std::iter::once(i)))
+            .map(|i| line(assets[i].name.clone(), &mut std::iter::once(i)))
             .collect(),
     }
 }

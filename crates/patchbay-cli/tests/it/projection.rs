@@ -10,13 +10,23 @@
 //! - an asset's business impact, exposure, owner and tags changed;
 //! - a policy applied (groups by tag, a package exclusion, other SLAs);
 //!
+//! - an asset added with findings first seen days ago (some overdue, one
+//!   resolved since): unmanaged (imported) or managed but never checked in
+//!   (stale), known since then;
+//!
 //! each compared on the `App` that made the change and on a second `App` on
 //! the same database (another replica, whose projection learns the changes
-//! only from the database), for every filter and several limits.
+//! only from the database), for every filter and several limits. The
+//! compliance report as of now, counted from the same projection
+//! (`App::report`), is compared likewise with the one computed from a full
+//! history (`App::compliance_reference`) after every step: exceptions,
+//! policy exclusions and groups, resolved findings, unmanaged and stale
+//! assets and overdue findings included.
 
 use crate::delta::{fleet, pool};
 use patchbay_app::prioritise::WorkFilter;
 use patchbay_app::{App, Caller, RequestCtx};
+use patchbay_core::report::{ComplianceLine, Report};
 use patchbay_core::risk::Tier;
 use patchbay_proto::api::{AssetPatch, ExceptionSpec, WorkItem};
 use patchbay_store::NewFinding;
@@ -45,21 +55,26 @@ enum Step {
     Asset(prop::sample::Index, u8, u8, bool),
     /// Apply one of the policies.
     Policy(u8),
+    /// A new asset (unmanaged, or managed and never seen: stale) known for
+    /// `days`, with findings first seen then, one or all of them resolved
+    /// since — or with none (never assessed).
+    Past(prop::sample::Index, bool, u8),
 }
 
 fn step() -> impl Strategy<Value = Step> {
     let ix = any::<prop::sample::Index>;
     prop_oneof![
-        ix().prop_map(Step::Feed),
-        (ix(), 1usize..400).prop_map(|(i, n)| Step::Resolve(i, n)),
-        (ix(), 1usize..400).prop_map(|(i, n)| Step::Reopen(i, n)),
-        ix().prop_map(Step::Insert),
-        (ix(), any::<bool>()).prop_map(|(i, g)| Step::Except(i, g)),
-        Just(Step::Revoke),
-        ix().prop_map(Step::Kev),
-        (ix(), any::<u8>()).prop_map(|(i, e)| Step::Epss(i, e)),
-        (ix(), 0u8..4, 0u8..4, any::<bool>()).prop_map(|(i, a, b, t)| Step::Asset(i, a, b, t)),
-        (0u8..3).prop_map(Step::Policy),
+        1 => ix().prop_map(Step::Feed),
+        1 => (ix(), 1usize..400).prop_map(|(i, n)| Step::Resolve(i, n)),
+        1 => (ix(), 1usize..400).prop_map(|(i, n)| Step::Reopen(i, n)),
+        1 => ix().prop_map(Step::Insert),
+        1 => (ix(), any::<bool>()).prop_map(|(i, g)| Step::Except(i, g)),
+        1 => Just(Step::Revoke),
+        1 => ix().prop_map(Step::Kev),
+        1 => (ix(), any::<u8>()).prop_map(|(i, e)| Step::Epss(i, e)),
+        1 => (ix(), 0u8..4, 0u8..4, any::<bool>()).prop_map(|(i, a, b, t)| Step::Asset(i, a, b, t)),
+        1 => (0u8..3).prop_map(Step::Policy),
+        3 => (ix(), any::<bool>(), 1u8..120).prop_map(|(i, m, d)| Step::Past(i, m, d)),
     ]
 }
 
@@ -124,7 +139,66 @@ async fn same(app: &App, who: &str, asset: &str, step: usize) -> Result<usize, T
             got.iter().zip(&want).position(|(a, b)| a != b)
         );
     }
-    Ok(lines)
+    Ok(lines + same_compliance(app, who, step).await?)
+}
+
+thread_local! {
+    /// Overdue, excepted and patched findings, unknown (stale or never
+    /// assessed) and fully patched assets in the reports compared, per test
+    /// thread (one per engine).
+    static REPORTED: [std::cell::Cell<u64>; 5] = Default::default();
+}
+
+/// The compliance report as of now through the projection equals the one
+/// from a full history; returns the findings it counted (open and patched).
+async fn same_compliance(app: &App, who: &str, step: usize) -> Result<usize, TestCaseError> {
+    let admin = Caller::local("test");
+    let ctx = RequestCtx::default();
+    // Both as of the same second (the clock is the system's): again when a
+    // second boundary fell between them.
+    for _ in 0..5 {
+        let got = app.report(&admin, "compliance", None, &ctx).await.unwrap();
+        let want = app.compliance_reference(&admin, &ctx).await.unwrap();
+        let (Report::Compliance(got), Report::Compliance(want)) = (got, want) else {
+            panic!("not compliance reports");
+        };
+        if got.as_of != want.as_of {
+            continue;
+        }
+        let differs = |g: &[ComplianceLine], w: &[ComplianceLine]| {
+            (g.len() != w.len()).then_some(usize::MAX).or_else(|| {
+                g.iter().zip(w).find(|(a, b)| a != b).map(|(a, b)| {
+                    eprintln!("got  {a:?}\nwant {b:?}");
+                    0
+                })
+            })
+        };
+        prop_assert!(
+            got == want,
+            "{who}, after step {step}: the compliance report differs (fleet {:?} vs {:?}; by asset {:?}, owner {:?}, group {:?})",
+            got.total,
+            want.total,
+            differs(&got.by_asset, &want.by_asset),
+            differs(&got.by_owner, &want.by_owner),
+            differs(&got.by_group, &want.by_group),
+        );
+        let c = want.total.findings;
+        let st = want.total.status;
+        for (k, n) in [
+            c.overdue,
+            c.excepted,
+            c.patched,
+            st.unknown,
+            st.fully_patched,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            REPORTED.with(|r| r[k].set(r[k].get() + n));
+        }
+        return Ok((c.open() + c.patched) as usize);
+    }
+    Err(TestCaseError::fail("no two reports as of the same second"))
 }
 
 /// Open (`true`) or resolved findings' (id, asset id, finding), by id.
@@ -365,10 +439,98 @@ fn projection_equals_reference(backend: &str) {
                                 .await
                                 .unwrap();
                         }
+                        Step::Past(k, managed, days) => {
+                            let open = findings(app, true).await;
+                            if !open.is_empty() {
+                                let then =
+                                    now - jiff::SignedDuration::from_hours(24 * *days as i64);
+                                let mut protos: Vec<NewFinding> = (0..4)
+                                    .map(|j| open[(k.index(open.len()) + j) % open.len()].2.clone())
+                                    .collect();
+                                // One finding per (advisory, package, arch).
+                                protos.sort_by(|a, b| {
+                                    (&a.advisory_id, &a.package, &a.arch).cmp(&(
+                                        &b.advisory_id,
+                                        &b.package,
+                                        &b.arch,
+                                    ))
+                                });
+                                protos.dedup_by(|a, b| {
+                                    (&a.advisory_id, &a.package, &a.arch)
+                                        == (&b.advisory_id, &b.package, &b.arch)
+                                });
+                                let mut tx = app.store().write().await.unwrap();
+                                let attrs = patchbay_store::AssetAttrs {
+                                    owner: if *managed { "team-a" } else { "" }.into(),
+                                    tags: if days % 2 == 0 {
+                                        vec!["web".into()]
+                                    } else {
+                                        vec![]
+                                    },
+                                    ..Default::default()
+                                };
+                                let id = tx
+                                    .insert_asset(&format!("past-{i}"), &attrs, *managed, then)
+                                    .await
+                                    .unwrap();
+                                // Some never assessed: nothing found on them.
+                                if days % 4 == 1 {
+                                    protos.clear();
+                                }
+                                tx.insert_findings(id, &protos, then).await.unwrap();
+                                let rows = tx.findings_of_asset(id).await.unwrap();
+                                let halfway =
+                                    then + jiff::SignedDuration::from_hours(12 * *days as i64);
+                                // One resolved since, or all of them (fully patched).
+                                let resolved: Vec<i64> = if days % 3 == 0 {
+                                    rows.iter().map(|r| r.id).collect()
+                                } else {
+                                    rows.iter().take(1).map(|r| r.id).collect()
+                                };
+                                tx.resolve_findings(&resolved, halfway).await.unwrap();
+                                tx.commit().await.unwrap();
+                            }
+                        }
                     }
                     let a = same(app, "primary", &assets[i % assets.len()], i + 1).await?;
                     let b = same(&replica, "replica", &assets[i % assets.len()], i + 1).await?;
                     compared.fetch_add((a + b) as u64, Ordering::Relaxed);
+                }
+                // Last, an exception in force on an open finding's advisory
+                // on its asset (whatever the steps drew): the reports count
+                // excepted findings too.
+                let open = findings(app, true).await;
+                // Not of a package a policy excludes (those are not counted).
+                let kept = open.iter().find(|f| {
+                    ![&f.2.package, &f.2.source_package]
+                        .iter()
+                        .any(|p| *p == "perl" || *p == "linux")
+                });
+                if let Some((_, asset_id, fnd)) = kept {
+                    let asset = {
+                        let mut tx = app.store().read().await.unwrap();
+                        tx.list_assets()
+                            .await
+                            .unwrap()
+                            .into_iter()
+                            .find(|a| a.id == *asset_id)
+                            .unwrap()
+                            .name
+                    };
+                    let spec = ExceptionSpec {
+                        advisory: Some(fnd.advisory_id.clone()),
+                        asset: Some(asset),
+                        owner: "team-a".into(),
+                        reason: "vendor build pending".into(),
+                        compensating_control: "WAF rule".into(),
+                        expires: "30d".into(),
+                        ..Default::default()
+                    };
+                    // (Refused only when the same one is in force already.)
+                    let _ = app.add_exception(&admin, &spec, &ctx).await;
+                    let last = steps.len() + 1;
+                    same(app, "primary", &assets[0], last).await?;
+                    same(&replica, "replica", &assets[0], last).await?;
                 }
                 replica.store().close().await;
                 app.store().close().await;
@@ -380,6 +542,13 @@ fn projection_equals_reference(backend: &str) {
     let n = compared.load(Ordering::Relaxed);
     eprintln!("{backend}: {n} worklist lines compared");
     assert!(n > 10_000, "{n} lines compared");
+    // Not vacuous either: every state the report counts was compared.
+    let r: Vec<u64> = REPORTED.with(|r| r.iter().map(|x| x.get()).collect());
+    eprintln!(
+        "{backend}: compliance reports compared with {} overdue, {} excepted, {} patched findings, {} unknown and {} fully patched assets",
+        r[0], r[1], r[2], r[3], r[4]
+    );
+    assert!(r.iter().all(|&x| x > 0), "{r:?}");
 }
 
 crate::both_backends!(projection_equals_reference);

@@ -63,9 +63,32 @@ pub struct FindingRow {
     pub resolved_at: Option<Timestamp>,
 }
 
+/// Resolved findings counted by [`FindingStore::resolved_finding_counts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedCount {
+    /// Asset id.
+    pub asset_id: i64,
+    /// Their package ("" unless counted per package).
+    pub package: String,
+    /// Their source package ("" unless counted per package).
+    pub source_package: String,
+    /// How many.
+    pub count: i64,
+}
+
 /// Findings and their lifecycle.
 #[async_trait]
 pub trait FindingStore {
+    /// The resolved findings first seen and resolved before `before`,
+    /// counted per asset — per (asset, package, source package) with
+    /// `by_package` (what a policy's exclusions look at) — for the
+    /// compliance report as of now (`patchbay_app::projection`): one
+    /// aggregate, whatever the number of findings.
+    async fn resolved_finding_counts(
+        &mut self,
+        before: Timestamp,
+        by_package: bool,
+    ) -> Result<Vec<ResolvedCount>>;
     /// Every finding of an asset, open and resolved.
     async fn findings_of_asset(&mut self, asset_id: i64) -> Result<Vec<FindingRow>>;
     /// The findings (open and resolved) of an asset's given (package, arch) pairs.
@@ -161,6 +184,45 @@ fn row_to_finding<DB: Engine>(r: &DB::Row) -> Result<FindingRow> {
 
 #[async_trait]
 impl<DB: Engine> FindingStore for SqlTx<DB> {
+    async fn resolved_finding_counts(
+        &mut self,
+        before: Timestamp,
+        by_package: bool,
+    ) -> Result<Vec<ResolvedCount>> {
+        let keys = if by_package {
+            "asset_id, package, source_package"
+        } else {
+            "asset_id"
+        };
+        let sql = format!(
+            "SELECT {keys}, COUNT(*) AS n FROM findings \
+             WHERE resolved_at IS NOT NULL AND resolved_at < $1 AND first_seen < $1 \
+             GROUP BY {keys}"
+        );
+        let rows = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+            .arg(to_millis(before))
+            .all(self.conn())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ResolvedCount {
+                    asset_id: r.col("asset_id")?,
+                    package: if by_package {
+                        r.col("package")?
+                    } else {
+                        String::new()
+                    },
+                    source_package: if by_package {
+                        r.col("source_package")?
+                    } else {
+                        String::new()
+                    },
+                    count: r.col("n")?,
+                })
+            })
+            .collect()
+    }
+
     async fn findings_of_asset(&mut self, asset_id: i64) -> Result<Vec<FindingRow>> {
         let sql = format!(
             "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id WHERE f.asset_id = $1 \
