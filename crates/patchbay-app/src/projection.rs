@@ -418,9 +418,8 @@ impl OpenFindings {
         let now = snap.now();
         let assets = snap.assets().await?;
         phases.mark("assets");
-        let asset_pos: HashMap<i64, usize> =
-            assets.iter().enumerate().map(|(i, a)| (a.id, i)).collect();
-        self.drop_assets_not_in(&asset_pos);
+        let index = AssetIndex::new(assets.iter().map(|a| a.id));
+        self.drop_assets_not_in(&index.by_id);
         let exceptions = snap.exceptions().await?;
         phases.mark("exceptions");
         let ranker = Ranker::new(policy);
@@ -443,25 +442,7 @@ impl OpenFindings {
                 }
             })
             .collect();
-        // Asset id → position: a vector when ids are dense (they are row ids).
-        let max_id = assets.iter().map(|a| a.id).max().unwrap_or(0);
-        let dense: Option<Vec<u32>> = (max_id >= 0 && (max_id as usize) <= 4 * assets.len() + 1024)
-            .then(|| {
-                let mut v = vec![u32::MAX; max_id as usize + 1];
-                for (i, a) in assets.iter().enumerate() {
-                    v[a.id as usize] = i as u32;
-                }
-                v
-            });
-        let asset_at = |id: i64| -> Option<usize> {
-            match &dense {
-                Some(v) => v
-                    .get(usize::try_from(id).ok()?)
-                    .filter(|&&i| i != u32::MAX)
-                    .map(|&i| i as usize),
-                None => asset_pos.get(&id).copied(),
-            }
-        };
+        let asset_at = |id: i64| index.at(id);
         // The slot of a kept asset's entry (`None`: not ranked).
         let kept_slot = |e: &Entry| -> Option<usize> {
             let pa = &per_asset[asset_at(e.asset)?];
@@ -761,6 +742,39 @@ impl OpenFindings {
     }
 }
 
+/// Asset id → position in a request's list of assets: a vector when the ids
+/// are dense (they are row ids), else the map.
+struct AssetIndex {
+    by_id: HashMap<i64, usize>,
+    dense: Option<Vec<u32>>,
+}
+
+impl AssetIndex {
+    fn new(ids: impl Iterator<Item = i64>) -> Self {
+        let by_id: HashMap<i64, usize> = ids.enumerate().map(|(i, id)| (id, i)).collect();
+        let max_id = by_id.keys().copied().max().unwrap_or(0);
+        let min_id = by_id.keys().copied().min().unwrap_or(0);
+        let dense = (min_id >= 0 && (max_id as usize) <= 4 * by_id.len() + 1024).then(|| {
+            let mut v = vec![u32::MAX; max_id as usize + 1];
+            for (&id, &i) in &by_id {
+                v[id as usize] = i as u32;
+            }
+            v
+        });
+        AssetIndex { by_id, dense }
+    }
+
+    fn at(&self, id: i64) -> Option<usize> {
+        match &self.dense {
+            Some(v) => v
+                .get(usize::try_from(id).ok()?)
+                .filter(|&&i| i != u32::MAX)
+                .map(|&i| i as usize),
+            None => self.by_id.get(&id).copied(),
+        }
+    }
+}
+
 /// One asset of the compliance report as of now: its row and policy groups.
 pub(crate) struct ReportAsset<'a> {
     pub(crate) row: &'a AssetRow,
@@ -794,12 +808,8 @@ impl OpenFindings {
         let mut phases = Phases::new();
         self.refresh(snap).await?;
         phases.mark("refresh");
-        let asset_pos: HashMap<i64, usize> = assets
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.row.id, i))
-            .collect();
-        self.drop_assets_not_in(&asset_pos);
+        let index = AssetIndex::new(assets.iter().map(|a| a.row.id));
+        self.drop_assets_not_in(&index.by_id);
         let active: Vec<patchbay_core::exception::Exception> = snap
             .exceptions()
             .await?
@@ -816,25 +826,7 @@ impl OpenFindings {
                 class_slot(impact, exposure)
             })
             .collect();
-        // Asset id → position: a vector when ids are dense (they are row ids).
-        let max_id = assets.iter().map(|a| a.row.id).max().unwrap_or(0);
-        let dense: Option<Vec<u32>> = (max_id >= 0 && (max_id as usize) <= 4 * assets.len() + 1024)
-            .then(|| {
-                let mut v = vec![u32::MAX; max_id as usize + 1];
-                for (i, a) in assets.iter().enumerate() {
-                    v[a.row.id as usize] = i as u32;
-                }
-                v
-            });
-        let asset_at = |id: i64| -> Option<usize> {
-            match &dense {
-                Some(v) => v
-                    .get(usize::try_from(id).ok()?)
-                    .filter(|&&i| i != u32::MAX)
-                    .map(|&i| i as usize),
-                None => asset_pos.get(&id).copied(),
-            }
-        };
+        let asset_at = |id: i64| index.at(id);
         let enrichment = snap
             .enrichment_of(
                 self.lists
