@@ -412,7 +412,7 @@ impl OpenFindings {
         wanted: &Wanted<'_>,
         limit: usize,
     ) -> Result<Vec<Ranked>, AppError> {
-        let mut phases = Phases::new();
+        let mut phases = Phases::new("worklist");
         self.refresh(snap).await?;
         phases.mark("refresh");
         let now = snap.now();
@@ -805,7 +805,7 @@ impl OpenFindings {
         assets: &[ReportAsset<'_>],
         as_of: Timestamp,
     ) -> Result<Vec<Counts>, AppError> {
-        let mut phases = Phases::new();
+        let mut phases = Phases::new("compliance report");
         self.refresh(snap).await?;
         phases.mark("refresh");
         let index = AssetIndex::new(assets.iter().map(|a| a.row.id));
@@ -1014,25 +1014,28 @@ static PHASES_ON: std::sync::LazyLock<bool> =
 /// Per-phase timings of one request, printed to stderr when
 /// `PATCHBAY_WORKLIST_PHASES` is set (for the bench's profile).
 struct Phases {
+    /// What is timed ("worklist", "compliance report").
+    what: &'static str,
     on: bool,
     t: std::time::Instant,
     done: Vec<(&'static str, f64)>,
 }
 
 impl Phases {
-    fn new() -> Self {
+    fn new(what: &'static str) -> Self {
         Phases {
+            what,
             on: *PHASES_ON,
             t: std::time::Instant::now(),
             done: Vec::new(),
         }
     }
 
-    fn mark(&mut self, what: &'static str) {
+    fn mark(&mut self, phase: &'static str) {
         if self.on {
             let now = std::time::Instant::now();
             self.done
-                .push((what, now.duration_since(self.t).as_secs_f64() * 1e3));
+                .push((phase, now.duration_since(self.t).as_secs_f64() * 1e3));
             self.t = now;
         }
     }
@@ -1045,7 +1048,8 @@ impl Phases {
                 .map(|(w, ms)| format!("{w} {ms:.1}"))
                 .collect();
             eprintln!(
-                "worklist phases (ms): {}; {visited} of {held} entries visited",
+                "{} phases (ms): {}; {visited} of {held} entries visited",
+                self.what,
                 parts.join(", ")
             );
         }
