@@ -249,8 +249,10 @@ impl OpenFindings {
     /// as re-read (`keys`: every open finding of those assets, no other):
     /// findings no longer listed leave, new ones enter, re-read ones whose
     /// entry differs are replaced, and the others are not touched; each
-    /// touched advisory's list is put back in order.
-    fn replace_assets(&mut self, changed: &[i64], keys: &[FindingKey]) -> Result<(), AppError> {
+    /// touched advisory's list is put back in order. Returns the entry
+    /// changes applied to the lists (a removal or an insertion each; a
+    /// replaced entry is one).
+    fn replace_assets(&mut self, changed: &[i64], keys: &[FindingKey]) -> Result<usize, AppError> {
         let open = || keys.iter().filter(|k| k.open);
         let listed: std::collections::HashSet<i64> = open().map(|k| k.id).collect();
         let mut ids: HashMap<i64, Vec<i64>> = changed.iter().map(|&a| (a, Vec::new())).collect();
@@ -285,8 +287,9 @@ impl OpenFindings {
         }
         self.per_asset
             .extend(ids.into_iter().filter(|(_, v)| !v.is_empty()));
+        let n = ops.len();
         self.apply(ops);
-        Ok(())
+        Ok(n)
     }
 
     /// Applies entry changes to the advisories' lists: `Some` inserts or
@@ -393,7 +396,7 @@ impl OpenFindings {
         }
         let changed = tx.assets_changed_since(self.seen).await?;
         let keys = tx.open_finding_keys_of_assets(&changed).await?;
-        self.replace_assets(&changed, &keys)?;
+        let _ = self.replace_assets(&changed, &keys)?;
         self.seen = n;
         Ok(Refreshed {
             rows: keys.len(),
@@ -1136,6 +1139,7 @@ mod tests {
             assets_once.sort_unstable();
             assets_once.dedup();
             let mut keys = Vec::new();
+            let before_model = model.clone();
             for &asset in &assets_once {
                 model.retain(|_, v| v.1 != asset);
                 let density = [2, 10, 60, 100][next(4) as usize];
@@ -1176,13 +1180,25 @@ mod tests {
                     });
                 }
             }
-            let before: HashMap<i64, Held> = p.held.clone();
-            p.replace_assets(&assets, &keys).unwrap();
-            changed += keys.len();
-            untouched += keys
-                .iter()
-                .filter(|k| before.get(&k.id) == p.held.get(&k.id))
+            // The changes the lists must see, from the model alone: a finding
+            // gone or new is one; one whose entry differs is one (two when it
+            // moved to another advisory's list); an unchanged one is none.
+            let mut want = 0;
+            for (id, b) in &before_model {
+                match model.get(id) {
+                    None => want += 1,
+                    Some(a) if a.0 != b.0 => want += 2,
+                    Some(a) if a != b => want += 1,
+                    Some(_) => untouched += 1,
+                }
+            }
+            want += model
+                .keys()
+                .filter(|id| !before_model.contains_key(id))
                 .count();
+            let applied = p.replace_assets(&assets, &keys).unwrap();
+            assert_eq!(applied, want, "entry changes applied to the lists");
+            changed += keys.len();
             let mut held = Model::new();
             for (a, list) in p.lists.iter().enumerate() {
                 assert!(

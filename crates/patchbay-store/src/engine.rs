@@ -337,6 +337,26 @@ impl<DB: Engine> SqlTx<DB> {
     }
 }
 
+/// Every row of `{head} IN (…ids…)`, [`BATCH_ROWS`] ids per statement: the
+/// store's reads of rows by a list of row ids (findings, asset packages).
+pub(crate) async fn all_with_ids_in<DB: Engine>(
+    tx: &mut SqlTx<DB>,
+    head: &str,
+    ids: &[i64],
+) -> Result<Vec<DB::Row>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(BATCH_ROWS) {
+        let mut qb = QueryBuilder::<DB>::new(format!("{head} IN ("));
+        let mut sep = qb.separated(", ");
+        for id in chunk {
+            sep.push_arg(*id);
+        }
+        qb.push(")");
+        out.extend(qb.build().all(tx.conn()).await?);
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl<DB: Engine> Tx for SqlTx<DB> {
     async fn commit(self: Box<Self>) -> Result<()> {

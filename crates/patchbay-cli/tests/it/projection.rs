@@ -201,6 +201,32 @@ async fn same_compliance(app: &App, who: &str, step: usize) -> Result<usize, Tes
     Err(TestCaseError::fail("no two reports as of the same second"))
 }
 
+/// The name of the asset with this id.
+async fn asset_name(app: &App, id: i64) -> String {
+    let mut tx = app.store().read().await.unwrap();
+    tx.list_assets()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.id == id)
+        .unwrap()
+        .name
+}
+
+/// An exception of an advisory on one asset, or on the group "web".
+fn exception_on(advisory: &str, asset: Option<String>, group: bool) -> ExceptionSpec {
+    ExceptionSpec {
+        advisory: Some(advisory.to_string()),
+        asset,
+        group: group.then(|| "web".to_string()),
+        owner: "team-a".into(),
+        reason: "vendor build pending".into(),
+        compensating_control: "WAF rule".into(),
+        expires: "30d".into(),
+        ..Default::default()
+    }
+}
+
 /// Open (`true`) or resolved findings' (id, asset id, finding), by id.
 async fn findings(app: &App, open: bool) -> Vec<(i64, i64, NewFinding)> {
     let mut tx = app.store().read().await.unwrap();
@@ -335,26 +361,11 @@ fn projection_equals_reference(backend: &str) {
                             let open = findings(app, true).await;
                             if !open.is_empty() {
                                 let (_, asset_id, fnd) = &open[k.index(open.len())];
-                                let asset = {
-                                    let mut tx = app.store().read().await.unwrap();
-                                    tx.list_assets()
-                                        .await
-                                        .unwrap()
-                                        .into_iter()
-                                        .find(|a| a.id == *asset_id)
-                                        .unwrap()
-                                        .name
-                                };
-                                let spec = ExceptionSpec {
-                                    advisory: Some(fnd.advisory_id.clone()),
-                                    asset: (!group).then(|| asset.clone()),
-                                    group: group.then(|| "web".to_string()),
-                                    owner: "team-a".into(),
-                                    reason: "vendor build pending".into(),
-                                    compensating_control: "WAF rule".into(),
-                                    expires: "30d".into(),
-                                    ..Default::default()
-                                };
+                                let spec = exception_on(
+                                    &fnd.advisory_id,
+                                    (!*group).then_some(asset_name(app, *asset_id).await),
+                                    *group,
+                                );
                                 // A group exception needs the group in the policy.
                                 if let Ok(e) = app.add_exception(&admin, &spec, &ctx).await {
                                     exceptions.push(e.id);
@@ -507,25 +518,11 @@ fn projection_equals_reference(backend: &str) {
                         .any(|p| *p == "perl" || *p == "linux")
                 });
                 if let Some((_, asset_id, fnd)) = kept {
-                    let asset = {
-                        let mut tx = app.store().read().await.unwrap();
-                        tx.list_assets()
-                            .await
-                            .unwrap()
-                            .into_iter()
-                            .find(|a| a.id == *asset_id)
-                            .unwrap()
-                            .name
-                    };
-                    let spec = ExceptionSpec {
-                        advisory: Some(fnd.advisory_id.clone()),
-                        asset: Some(asset),
-                        owner: "team-a".into(),
-                        reason: "vendor build pending".into(),
-                        compensating_control: "WAF rule".into(),
-                        expires: "30d".into(),
-                        ..Default::default()
-                    };
+                    let spec = exception_on(
+                        &fnd.advisory_id,
+                        Some(asset_name(app, *asset_id).await),
+                        false,
+                    );
                     // (Refused only when the same one is in force already.)
                     let _ = app.add_exception(&admin, &spec, &ctx).await;
                     let last = steps.len() + 1;

@@ -16,7 +16,9 @@
 //! asset (`ON DELETE CASCADE`), and assets are never deleted; the projection
 //! still drops the entries of assets it no longer finds.
 
-use crate::engine::{BATCH_ROWS, Engine, Get, QueryExt, SeparatedExt, SqlTx, opt_ts};
+use crate::engine::{
+    BATCH_ROWS, Engine, Get, QueryExt, SeparatedExt, SqlTx, all_with_ids_in, opt_ts,
+};
 use crate::role::findings::findings_where_in;
 use crate::{FindingRow, Result};
 use async_trait::async_trait;
@@ -142,21 +144,13 @@ impl<DB: Engine> FindingSeqStore for SqlTx<DB> {
     }
 
     async fn open_finding_keys_of_assets(&mut self, assets: &[i64]) -> Result<Vec<FindingKey>> {
-        let mut out = Vec::new();
-        for chunk in assets.chunks(BATCH_ROWS) {
-            let mut qb = QueryBuilder::<DB>::new(format!(
-                "SELECT {KEY_COLS} FROM findings WHERE resolved_at IS NULL AND asset_id IN ("
-            ));
-            let mut sep = qb.separated(", ");
-            for a in chunk {
-                sep.push_arg(*a);
-            }
-            qb.push(")");
-            for r in &qb.build().all(self.conn()).await? {
-                out.push(row_to_key::<DB>(r)?);
-            }
-        }
-        Ok(out)
+        let head =
+            format!("SELECT {KEY_COLS} FROM findings WHERE resolved_at IS NULL AND asset_id");
+        all_with_ids_in(self, &head, assets)
+            .await?
+            .iter()
+            .map(row_to_key::<DB>)
+            .collect()
     }
 
     async fn findings_by_ids(&mut self, ids: &[i64]) -> Result<Vec<FindingRow>> {

@@ -1,6 +1,8 @@
 //! Findings and their lifecycle (`findings`).
 
-use crate::engine::{BATCH_ROWS, BuilderExt, Engine, Get, QueryExt, SeparatedExt, SqlTx, opt_ts};
+use crate::engine::{
+    BATCH_ROWS, BuilderExt, Engine, Get, QueryExt, SeparatedExt, SqlTx, all_with_ids_in, opt_ts,
+};
 use crate::role::finding_seq::{next_findings_seq, stamp_assets};
 use crate::{Result, from_millis, to_millis};
 use async_trait::async_trait;
@@ -675,19 +677,12 @@ pub(crate) async fn findings_where_in<DB: Engine>(
     column: &'static str,
     ids: &[i64],
 ) -> Result<Vec<FindingRow>> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(BATCH_ROWS) {
-        let mut qb = QueryBuilder::<DB>::new(format!(
-            "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id WHERE {column} IN ("
-        ));
-        let mut sep = qb.separated(", ");
-        for id in chunk {
-            sep.push_arg(*id);
-        }
-        qb.push(")");
-        for r in &qb.build().all(this.conn()).await? {
-            out.push(row_to_finding::<DB>(r)?);
-        }
-    }
-    Ok(out)
+    let head = format!(
+        "SELECT {FINDING_COLS} FROM findings f JOIN assets a ON a.id = f.asset_id WHERE {column}"
+    );
+    all_with_ids_in(this, &head, ids)
+        .await?
+        .iter()
+        .map(row_to_finding::<DB>)
+        .collect()
 }

@@ -1,6 +1,8 @@
 //! Installed packages and host state (`asset_packages`, host columns of `assets`).
 
-use crate::engine::{BATCH_ROWS, BuilderExt, Engine, Get, QueryExt, SeparatedExt, SqlTx, to_json};
+use crate::engine::{
+    BATCH_ROWS, BuilderExt, Engine, Get, QueryExt, SeparatedExt, SqlTx, all_with_ids_in, to_json,
+};
 use crate::{Result, to_millis};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -89,22 +91,16 @@ impl<DB: Engine> InventoryStore for SqlTx<DB> {
     }
 
     async fn packages_of_assets(&mut self, asset_ids: &[i64]) -> Result<Vec<(i64, Package)>> {
-        let mut out = Vec::new();
-        for chunk in asset_ids.chunks(BATCH_ROWS) {
-            let mut qb = QueryBuilder::<DB>::new(
-                "SELECT asset_id, name, arch, version, source, source_version FROM asset_packages \
-                 WHERE asset_id IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_arg(*id);
-            }
-            qb.push(")");
-            for r in &qb.build().all(self.conn()).await? {
-                out.push(row_to_asset_package::<DB>(r)?);
-            }
-        }
-        Ok(out)
+        all_with_ids_in(
+            self,
+            "SELECT asset_id, name, arch, version, source, source_version FROM asset_packages \
+             WHERE asset_id",
+            asset_ids,
+        )
+        .await?
+        .iter()
+        .map(row_to_asset_package::<DB>)
+        .collect()
     }
 
     async fn packages_named(
