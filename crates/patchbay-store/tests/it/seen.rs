@@ -164,10 +164,66 @@ async fn checkin_state_and_record_seen(s: Arc<dyn Store>) {
     assert_eq!(a.last_checkin_at, Some(secs(20)));
 }
 
+/// Many check-in lookups at once, more than the lookup connections: each gets
+/// exactly what a lookup alone in a read transaction gets for its own hash —
+/// known, revoked and unknown credentials, the same hash asked by several at
+/// once (a guard for any sharing of connections or statements among them).
+async fn concurrent_lookups_get_their_own(s: Arc<dyn Store>) {
+    let mut tx = s.write().await.unwrap();
+    for i in 0..300 {
+        let id = tx
+            .insert_asset(&format!("c{i:03}"), &AssetAttrs::default(), true, t0())
+            .await
+            .unwrap();
+        tx.insert_agent(&format!("agt_c{i}"), id, &format!("chash{i}"), None, t0())
+            .await
+            .unwrap();
+        if i % 7 == 0 {
+            tx.revoke_agents_of_asset(id, t0()).await.unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+    // 300 known, 50 unknown, every third asked three times.
+    let hashes: Vec<String> = (0..350)
+        .flat_map(|i| {
+            let n = if i % 3 == 0 { 3 } else { 1 };
+            std::iter::repeat_n(format!("chash{i}"), n)
+        })
+        .collect();
+    let mut want = std::collections::HashMap::new();
+    let mut tx = s.read().await.unwrap();
+    for h in &hashes {
+        want.insert(h.clone(), tx.agent_for_checkin(h).await.unwrap());
+    }
+    drop(tx);
+    assert_eq!(want.values().filter(|v| v.is_none()).count(), 50);
+    assert!(want.values().flatten().any(|(a, _)| a.revoked_at.is_some()));
+    let tasks: Vec<_> = hashes
+        .iter()
+        .map(|h| {
+            let s = s.clone();
+            let h = h.clone();
+            tokio::spawn(async move {
+                let got = s.agent_for_checkin(&h).await.unwrap();
+                (h, got)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (h, got) = t.await.unwrap();
+        assert_eq!(got, want[&h], "{h}");
+    }
+}
+
 mod sqlite {
     #[tokio::test]
     async fn checkin_state_and_record_seen() {
         super::checkin_state_and_record_seen(super::open("sqlite").await).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_lookups_get_their_own() {
+        super::concurrent_lookups_get_their_own(super::open("sqlite").await).await
     }
 }
 
@@ -175,6 +231,11 @@ mod postgres {
     #[tokio::test]
     async fn checkin_state_and_record_seen() {
         super::checkin_state_and_record_seen(super::open("postgres").await).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_lookups_get_their_own() {
+        super::concurrent_lookups_get_their_own(super::open("postgres").await).await
     }
 
     /// The check-in lookup's connections are lent without a ping: when the
