@@ -43,10 +43,16 @@ use std::sync::Arc;
 /// rows (nor CSAF matching the others).
 pub const CSAF_ARCH: &str = "csaf";
 
-/// Assets per write transaction in fleet-wide re-assessments: large enough that
-/// the batched statements are full, small enough that SQLite's one writer is
-/// not held for long (check-ins queue behind it).
-pub const CHUNK_ASSETS: usize = 250;
+/// Assets per write transaction in fleet-wide re-assessments. SQLite has one
+/// writer and a write transaction holds it from its start, so every other
+/// write (a check-in that brings a changed inventory, an operator's action,
+/// the liveness flush) waits for the chunk under way: the chunk is sized so
+/// that wait stays short, not so that statements are as full as possible.
+/// Sixteen Debian hosts of ~3,000 findings each are about half a second of
+/// work on a 2-core machine (docs/benchmarks.md, "Fleet assessment on the
+/// store": the writer's wait during a first assessment, against 250 assets
+/// per transaction before).
+pub const CHUNK_ASSETS: usize = 16;
 
 /// Assets whose packages and findings are read (and whose difference is
 /// written) together inside a chunk's transaction.
@@ -560,6 +566,17 @@ impl App {
         &self,
         progress: &dyn Fn(usize, usize),
     ) -> Result<(SyncStats, u64, u64), AppError> {
+        self.assess_fleet_chunked(CHUNK_ASSETS, progress).await
+    }
+
+    /// [`App::assess_fleet`] with `chunk_assets` assets per write transaction
+    /// (the benchmarks compare chunk sizes in one run).
+    #[doc(hidden)]
+    pub async fn assess_fleet_chunked(
+        &self,
+        chunk_assets: usize,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<(SyncStats, u64, u64), AppError> {
         let (upto, assets) = {
             let mut tx = self.store.read().await?;
             let (upto, _) = tx.pending_reassessment().await?;
@@ -569,7 +586,7 @@ impl App {
         let (e0, r0) = self.matcher_counters();
         let mut total = SyncStats::default();
         let mut done = 0;
-        for chunk in assets.chunks(CHUNK_ASSETS) {
+        for chunk in assets.chunks(chunk_assets.max(1)) {
             let mut tx = self
                 .change_by_system(crate::system::SystemActor::Assessor)
                 .await?;
@@ -643,6 +660,17 @@ impl App {
         &self,
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<DeltaAssessment, AppError> {
+        self.assess_pending_chunked(CHUNK_ASSETS, progress).await
+    }
+
+    /// [`App::assess_pending`] with `chunk_assets` assets per write
+    /// transaction (the benchmarks compare chunk sizes in one run).
+    #[doc(hidden)]
+    pub async fn assess_pending_chunked(
+        &self,
+        chunk_assets: usize,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<DeltaAssessment, AppError> {
         let (upto, entries) = {
             let mut tx = self.store.read().await?;
             tx.pending_reassessment().await?
@@ -703,7 +731,7 @@ impl App {
         let mut memo: HashMap<(String, String, String), Arc<Vec<patchbay_core::assess::Match>>> =
             HashMap::new();
         let mut done = 0;
-        for chunk in candidates.chunks(CHUNK_ASSETS) {
+        for chunk in candidates.chunks(chunk_assets.max(1)) {
             let mut tx = self
                 .change_by_system(crate::system::SystemActor::Assessor)
                 .await?;
@@ -824,7 +852,7 @@ impl App {
                     .filter(|a| !a.facts.unmanaged.is_empty())
                     .collect()
             };
-            for chunk in with.chunks(CHUNK_ASSETS) {
+            for chunk in with.chunks(chunk_assets.max(1)) {
                 let mut tx = self
                     .change_by_system(crate::system::SystemActor::Assessor)
                     .await?;

@@ -11,10 +11,14 @@
 //!    (`fixtures/feeds/osv`) imported and the fleet assessed with its findings
 //!    persisted — *first* (every finding inserted) and *steady* (a full
 //!    re-assessment that changes nothing). New: [`App::assess_pending`] /
-//!    [`App::assess_fleet`] (chunks of 250 assets per transaction, batched
-//!    reads, in-memory diff, multi-row writes). Baseline: the previous
-//!    implementation, [`App::assess_fleet_per_asset`] (one transaction and its
-//!    own statements per asset), on a second database with the same hosts.
+//!    [`App::assess_fleet`] (chunks of `CHUNK_ASSETS` assets per write
+//!    transaction, batched reads, in-memory diff, multi-row writes). Baseline:
+//!    the previous implementation, [`App::assess_fleet_per_asset`] (one
+//!    transaction and its own statements per asset), on a second database with
+//!    the same hosts. The first assessment also runs on a third database with
+//!    the previous chunk of 250 assets per transaction, and during both a probe
+//!    takes an empty write transaction every 50 ms: its waits (p50, p99, max)
+//!    are how long a check-in that writes would wait for SQLite's one writer.
 //! 2. **Delta re-assessment** (deliverable 4). A 10-advisory update (10
 //!    advisories with findings on the fleet: five withdrawn, five with their
 //!    fixed versions moved past every installed version), then a KEV catalog
@@ -140,6 +144,39 @@ fn rss_mib() -> f64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Assets per write transaction of the fleet re-assessments before session 34
+/// (`patchbay_app::assess::CHUNK_ASSETS` then).
+const PREVIOUS_CHUNK_ASSETS: usize = 250;
+
+/// Runs `work` while another task takes an empty write transaction every
+/// 50 ms (on SQLite it waits for the one writer, as a check-in that writes
+/// would); returns `work`'s output and each of those waits (seconds).
+async fn with_write_probe<T>(
+    app: &App,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(T, Vec<f64>)> {
+    let store = app.store().clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut waits = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                let tx = store.write().await?;
+                tx.commit().await?;
+                waits.push(t.elapsed().as_secs_f64());
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            anyhow::Ok(waits)
+        }
+    });
+    let out = work.await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let waits = probe.await.context("the write probe")??;
+    Ok((out?, waits))
 }
 
 fn median(xs: &[f64]) -> f64 {
@@ -433,8 +470,10 @@ async fn fleet(
     println!("\n## {}: fleet of {n} hosts", b.name());
     let new = Db::new(b).await?;
     let old = Db::new(b).await?;
+    let wide = Db::new(b).await?;
     let pop_new = populate(&new, n, templates).await?;
     let pop_old = populate(&old, n, templates).await?;
+    populate(&wide, n, templates).await?;
     println!(
         "enrolled and checked in (no advisories): {:.1} s and {:.1} s ({:.1} ms per host)",
         pop_new,
@@ -445,14 +484,20 @@ async fn fleet(
     let pairs = new.import("fixtures/feeds/osv", all).await?;
     let import_secs = t.elapsed().as_secs_f64();
     old.import("fixtures/feeds/osv", all).await?;
+    wide.import("fixtures/feeds/osv", all).await?;
     println!(
         "imported {} advisories in {import_secs:.2} s ({pairs} (ecosystem, package) pairs queued)",
         all.len()
     );
 
-    // First assessment: every finding inserted.
+    // First assessment: every finding inserted; meanwhile another writer
+    // (as a check-in with a changed inventory would) takes a write
+    // transaction every 50 ms and records how long it waited.
     let t = Instant::now();
-    let d = new.app.assess_pending(&|_, _| {}).await.map_err(app_err)?;
+    let (d, waits_new) = with_write_probe(&new.app, async {
+        new.app.assess_pending(&|_, _| {}).await.map_err(app_err)
+    })
+    .await?;
     let first_new = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let (s_old, _, _) = old.app.assess_fleet_per_asset().await.map_err(app_err)?;
@@ -462,6 +507,54 @@ async fn fleet(
             "first assessment: {} findings opened by the new path, {} by the baseline",
             d.stats.opened,
             s_old.opened
+        );
+    }
+    // The same with the chunk of the previous implementation (250 assets
+    // per write transaction), the same-run baseline of the writer's wait.
+    let t = Instant::now();
+    let (d_wide, waits_wide) = with_write_probe(&wide.app, async {
+        wide.app
+            .assess_pending_chunked(PREVIOUS_CHUNK_ASSETS, &|_, _| {})
+            .await
+            .map_err(app_err)
+    })
+    .await?;
+    let first_wide = t.elapsed().as_secs_f64();
+    if d_wide.stats != d.stats {
+        bail!(
+            "first assessment: {:?} with {PREVIOUS_CHUNK_ASSETS} assets per transaction, {:?} with {}",
+            d_wide.stats,
+            d.stats,
+            patchbay_app::assess::CHUNK_ASSETS
+        );
+    }
+    drop(wide);
+    println!();
+    println!(
+        "| first assessment, another writer every 50 ms | assets per write transaction | seconds | hosts/s | writes | writer's wait p50 | p99 | max |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (what, chunk, secs, waits) in [
+        (
+            "new",
+            patchbay_app::assess::CHUNK_ASSETS,
+            first_new,
+            &waits_new,
+        ),
+        (
+            "previous chunk",
+            PREVIOUS_CHUNK_ASSETS,
+            first_wide,
+            &waits_wide,
+        ),
+    ] {
+        println!(
+            "| {what} | {chunk} | {secs:.2} | {:.0} | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+            n as f64 / secs,
+            waits.len(),
+            ms(pct(waits, 50.0)),
+            ms(pct(waits, 99.0)),
+            ms(pct(waits, 100.0)),
         );
     }
     // Steady: a full re-assessment that changes nothing.
@@ -619,7 +712,9 @@ async fn fleet(
         value: format!("{:.0} ms", ms(delta_only)),
         baseline: format!("{:.0} ms (full, incl. import and index)", ms(full_secs)),
         goal: "< 1 s (at 50,000 hosts)",
-        met: delta_only < 1.0,
+        // Under a second on a smaller fleet says nothing about 50,000 hosts:
+        // the delta's work grows with the hosts that have the packages.
+        met: delta_only < 1.0 && n >= 50_000,
     });
     goals.push(Goal {
         what: format!(
@@ -629,7 +724,7 @@ async fn fleet(
         value: format!("{:.0} ms", ms(delta_secs)),
         baseline: format!("{:.0} ms ({:.0}×)", ms(full_secs), full_secs / delta_secs),
         goal: "< 1 s (at 50,000 hosts)",
-        met: delta_secs < 1.0,
+        met: delta_secs < 1.0 && n >= 50_000,
     });
     goals.push(Goal {
         what: format!("{}: KEV update re-tiers without re-matching", b.name()),

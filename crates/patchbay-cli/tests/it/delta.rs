@@ -7,7 +7,8 @@
 //!   queued (ecosystem, package) pairs on the hosts that have them) are exactly
 //!   those of a full re-assessment: the full `App::assess_fleet` that follows
 //!   changes nothing, and the open findings equal a fresh matcher's on every
-//!   host;
+//!   host — with a random number of assets per write transaction, from one
+//!   (a transaction per host) to all in one;
 //! - a KEV import queues nothing, matches nothing, leaves the findings table as
 //!   it was, and still re-tiers (the worklist shows the KEV reason).
 //!
@@ -407,9 +408,12 @@ fn delta_equals_full(backend: &str) {
         prop::collection::vec(any::<prop::sample::Index>(), 10..30),
         prop::collection::vec(any::<prop::sample::Index>(), 10..30),
         prop::collection::vec(prop::collection::vec(edit(), 1..12), 1..4),
+        // Assets per write transaction of the rounds' delta re-assessments:
+        // from one per transaction to all in one.
+        1usize..=HOSTS + 1,
     );
     runner
-        .run(&strategy, |(matching, other, rounds)| {
+        .run(&strategy, |(matching, other, rounds, chunk)| {
             rt.block_on(async {
                 let (_, pool, n) = pool();
                 let mut current: BTreeMap<usize, Advisory> = BTreeMap::new();
@@ -440,7 +444,11 @@ fn delta_equals_full(backend: &str) {
                         .import_advisories("update", &changed, 0, &admin)
                         .await
                         .unwrap();
-                    let d = f.app.assess_pending(&|_, _| {}).await.unwrap();
+                    let d = f
+                        .app
+                        .assess_pending_chunked(chunk, &|_, _| {})
+                        .await
+                        .unwrap();
                     prop_assert_eq!(d.pairs, out.pairs_changed);
                     for (c, n) in
                         flips
