@@ -528,7 +528,7 @@ async fn fleet(
             patchbay_app::assess::CHUNK_ASSETS
         );
     }
-    drop(wide);
+    wide.close().await;
     println!();
     println!(
         "| first assessment, another writer every 50 ms | assets per write transaction | seconds | hosts/s | writes | writer's wait p50 | p99 | max |"
