@@ -453,8 +453,16 @@ fn projection_equals_reference(backend: &str) {
                         Step::Past(k, managed, days) => {
                             let open = findings(app, true).await;
                             if !open.is_empty() {
+                                // Whole days back and one hour more: with
+                                // whole days only, a finding whose SLA is
+                                // `days` (14 for P2) fell due at the step's
+                                // own instant (± the second it is rounded
+                                // to), so the projection's request and the
+                                // reference's, a few milliseconds apart,
+                                // could see it on either side of its due time
+                                // (overdue in one, not yet in the other).
                                 let then =
-                                    now - jiff::SignedDuration::from_hours(24 * *days as i64);
+                                    now - jiff::SignedDuration::from_hours(24 * *days as i64 + 1);
                                 let mut protos: Vec<NewFinding> = (0..4)
                                     .map(|j| open[(k.index(open.len()) + j) % open.len()].2.clone())
                                     .collect();
