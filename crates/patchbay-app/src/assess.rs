@@ -577,6 +577,7 @@ impl App {
         chunk_assets: usize,
         progress: &dyn Fn(usize, usize),
     ) -> Result<(SyncStats, u64, u64), AppError> {
+        let chunk_assets = chunk_assets.max(1);
         let (upto, assets) = {
             let mut tx = self.store.read().await?;
             let (upto, _) = tx.pending_reassessment().await?;
@@ -586,7 +587,7 @@ impl App {
         let (e0, r0) = self.matcher_counters();
         let mut total = SyncStats::default();
         let mut done = 0;
-        for chunk in assets.chunks(chunk_assets.max(1)) {
+        for chunk in assets.chunks(chunk_assets) {
             let mut tx = self
                 .change_by_system(crate::system::SystemActor::Assessor)
                 .await?;
@@ -671,6 +672,7 @@ impl App {
         chunk_assets: usize,
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<DeltaAssessment, AppError> {
+        let chunk_assets = chunk_assets.max(1);
         let (upto, entries) = {
             let mut tx = self.store.read().await?;
             tx.pending_reassessment().await?
@@ -731,7 +733,7 @@ impl App {
         let mut memo: HashMap<(String, String, String), Arc<Vec<patchbay_core::assess::Match>>> =
             HashMap::new();
         let mut done = 0;
-        for chunk in candidates.chunks(chunk_assets.max(1)) {
+        for chunk in candidates.chunks(chunk_assets) {
             let mut tx = self
                 .change_by_system(crate::system::SystemActor::Assessor)
                 .await?;
@@ -852,7 +854,7 @@ impl App {
                     .filter(|a| !a.facts.unmanaged.is_empty())
                     .collect()
             };
-            for chunk in with.chunks(chunk_assets.max(1)) {
+            for chunk in with.chunks(chunk_assets) {
                 let mut tx = self
                     .change_by_system(crate::system::SystemActor::Assessor)
                     .await?;
