@@ -55,6 +55,11 @@
 //! quick smoke run; `PATCHBAY_BENCH_REQUIRE_PG=1` makes a missing PostgreSQL an
 //! error instead of a loud skip. The latest figures are in `docs/benchmarks.md`.
 
+/// The allocator the `patchbay` binary ships with (ADR 0025), so that this
+/// measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, anyhow, bail};
 use patchbay_app::AgentCaller;
 use patchbay_app::assess::{StoredAffected, build_index};

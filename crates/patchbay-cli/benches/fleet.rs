@@ -60,6 +60,11 @@
 //! a loud skip; `PATCHBAY_BENCH_ONLY=fleet|flips|worklist` runs one scenario.
 //! The latest figures are in `docs/benchmarks.md`.
 
+/// The allocator the `patchbay` binary ships with (ADR 0025), so that this
+/// measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, anyhow, bail};
 use patchbay_app::prioritise::WorkFilter;
 use patchbay_app::{AgentCaller, App, AppConfig, AppError, Caller, RequestCtx};

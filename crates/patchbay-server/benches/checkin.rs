@@ -48,6 +48,11 @@
 //! a dev-dependency of this package (a cycle through dev-dependencies, which
 //! Cargo allows: the CLI links this very `patchbay-server`).
 
+/// The allocator the `patchbay` binary ships with (ADR 0025), so that this
+/// measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, anyhow, bail};
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
